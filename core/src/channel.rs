@@ -1,0 +1,702 @@
+//! The public handle: [`Channel`], its [`Options`], and [`Info`] about a channel.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::frame::{Meta, Tag};
+use crate::layout::*;
+use crate::name::Location;
+use crate::os;
+use crate::region::Region;
+use crate::snapshot::{SlotWriter, Snapshot, Timeouts};
+use crate::sync::Ordering;
+
+/// A named latest-value channel: writers publish values atomically, readers copy consistent
+/// snapshots of the newest one.
+///
+/// A `Channel` is `Send + Sync`; share it by reference or `Arc` between threads, or open the
+/// same name again in another process. Readers never block writers and a writer never waits for
+/// a reader (see the crate docs for the protocol).
+///
+/// ```
+/// use mmf_core::{Channel, Tag};
+/// # let name = format!("doc-channel-{}", std::process::id());
+/// let writer = Channel::create(&name, 1024)?;          // process A
+/// writer.publish(Tag::TEXT, b"Hello World!")?;
+///
+/// let reader = Channel::open(&name)?;                  // process B
+/// let (meta, bytes) = reader.read()?;
+/// assert_eq!(bytes, b"Hello World!");
+/// assert_eq!((meta.generation, meta.tag), (1, Tag::TEXT));
+///
+/// Channel::remove(&name)?;
+/// # Ok::<(), mmf_core::Error>(())
+/// ```
+pub struct Channel {
+    snap: Snapshot,
+    location: Location,
+    token: u64,
+    pin: Option<usize>,
+    pin_busy: AtomicBool,
+    timeouts: Timeouts,
+}
+
+/// How to create or open a channel: capacity, pinned readers, permissions, checksums, timeouts.
+///
+/// ```
+/// use mmf_core::{Location, Options};
+/// let ch = Options::new().capacity(64 * 1024).readers(2).anonymous()?;
+/// assert_eq!(ch.capacity(), 64 * 1024);
+/// # Ok::<(), mmf_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    capacity: usize,
+    readers: usize,
+    mode: u32,
+    checksum: bool,
+    read_only: bool,
+    timeouts: Timeouts,
+    init_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+impl Options {
+    /// Defaults: capacity 4 KiB, 4 pinned readers, mode 0600, no checksums, read-write.
+    pub fn new() -> Options {
+        Options {
+            capacity: 4096,
+            readers: 4,
+            mode: 0o600,
+            checksum: false,
+            read_only: false,
+            timeouts: Timeouts::default(),
+            init_timeout: Duration::from_millis(250),
+        }
+    }
+
+    /// Largest value, in bytes, the channel holds (used at creation).
+    pub fn capacity(&mut self, bytes: usize) -> &mut Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// How many readers can pin a slot at once (used at creation; default 4, at most 62). The
+    /// channel has `readers + 2` slots; further readers still read, by validation alone.
+    pub fn readers(&mut self, readers: usize) -> &mut Self {
+        self.readers = readers;
+        self
+    }
+
+    /// Permission bits of a new channel's file (default `0o600`: owner only).
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Whether a new channel stores a CRC-32 with every value, verified on every read.
+    pub fn checksum(&mut self, on: bool) -> &mut Self {
+        self.checksum = on;
+        self
+    }
+
+    /// Open without write access: reads only, by validation (no pin), on a `PROT_READ` mapping.
+    pub fn read_only(&mut self, on: bool) -> &mut Self {
+        self.read_only = on;
+        self
+    }
+
+    /// How long a publish waits for another writer's lock before `Contended` (default 5 s).
+    pub fn lock_timeout(&mut self, d: Duration) -> &mut Self {
+        self.timeouts.lock = d;
+        self
+    }
+
+    /// How long a read retries before `Contended` (default 1 s; reached only under abuse).
+    pub fn read_timeout(&mut self, d: Duration) -> &mut Self {
+        self.timeouts.read = d;
+        self
+    }
+
+    /// How long `open` waits for a creator that is still initialising (default 250 ms).
+    pub fn init_timeout(&mut self, d: Duration) -> &mut Self {
+        self.init_timeout = d;
+        self
+    }
+
+    /// Creates a new channel; fails with `AlreadyExists` if the name is taken.
+    pub fn create(&self, location: &Location) -> Result<Channel> {
+        let layout = Layout::new(self.capacity, self.readers)?;
+        let Some(path) = location.path() else {
+            return self.anonymous();
+        };
+        check_platform()?;
+        let name = location.to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.clone() },
+                _ => io_error(&name, &path, "creating", e),
+            })?;
+        // From here on a failure must not leave a half-made channel behind.
+        let cleanup = |err: Error| {
+            let _ = std::fs::remove_file(&path);
+            err
+        };
+        os::allocate(&file, layout.total_bytes as u64).map_err(|e| {
+            cleanup(if e.raw_os_error() == Some(libc::ENOSPC) {
+                Error::NoSpace {
+                    name: name.clone(),
+                    bytes: layout.total_bytes as u64,
+                    dir: path.parent().unwrap_or(Path::new("/")).to_owned(),
+                }
+            } else {
+                io_error(&name, &path, "allocating", e)
+            })
+        })?;
+        let map = memmap2::MmapOptions::new()
+            .len(layout.total_bytes)
+            .map_raw(&file)
+            .map_err(|e| cleanup(io_error(&name, &path, "mapping", e)))?;
+        let region = Region::from_map(map, true);
+        let snap = Snapshot {
+            region,
+            layout,
+            checksum: self.checksum,
+            name,
+        };
+        snap.init(
+            self.flags(),
+            incarnation(),
+            now_ns(),
+            u64::from(std::process::id()),
+        );
+        if self.mode != 0o600 {
+            // Widen permissions only once the header is complete (iceoryx2's creation order).
+            file.set_permissions(std::fs::Permissions::from_mode(self.mode))
+                .map_err(|e| cleanup(io_error(&snap.name, &path, "setting the mode of", e)))?;
+        }
+        Ok(self.finish(snap, location.clone()))
+    }
+
+    /// Opens an existing channel; fails with `NotFound` if there is none.
+    pub fn open(&self, location: &Location) -> Result<Channel> {
+        let Some(path) = location.path() else {
+            return Err(Error::NotFound {
+                name: location.to_string(),
+            });
+        };
+        check_platform()?;
+        let name = location.to_string();
+        let deadline = Instant::now() + self.init_timeout;
+        loop {
+            match self.try_open(location, &path, &name) {
+                Err(Error::NotInitialized { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open(&self, location: &Location, path: &Path, name: &str) -> Result<Channel> {
+        let mut oo = OpenOptions::new();
+        oo.read(true)
+            .write(!self.read_only)
+            .custom_flags(libc::O_CLOEXEC);
+        if matches!(location, Location::Shm(_)) {
+            oo.custom_flags(os::NOFOLLOW | libc::O_CLOEXEC);
+        }
+        let mut file = oo.open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                name: name.to_owned(),
+            },
+            _ => io_error(name, path, "opening", e),
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| io_error(name, path, "inspecting", e))?
+            .len();
+        let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
+        if len < min || len % 8 != 0 {
+            // Too small to map as a channel: tell "still being created" from "not a channel".
+            let mut head = [0u8; 8];
+            let got = file
+                .read(&mut head)
+                .map_err(|e| io_error(name, path, "reading", e))?;
+            let magic = u64::from_le_bytes(head);
+            return Err(if got == 0 || magic == 0 {
+                Error::NotInitialized {
+                    name: name.to_owned(),
+                }
+            } else if magic == MAGIC {
+                Error::Corrupt {
+                    name: name.to_owned(),
+                    what: format!("file is only {len} bytes"),
+                }
+            } else {
+                Error::WrongMagic {
+                    name: name.to_owned(),
+                    found: magic,
+                }
+            });
+        }
+        let map_len = usize::try_from(len).map_err(|_| Error::Corrupt {
+            name: name.to_owned(),
+            what: format!("file of {len} bytes cannot be mapped"),
+        })?;
+        let mut mo = memmap2::MmapOptions::new();
+        mo.len(map_len);
+        let map = if self.read_only {
+            mo.map_raw_read_only(&file)
+        } else {
+            mo.map_raw(&file)
+        }
+        .map_err(|e| io_error(name, path, "mapping", e))?;
+        let region = Region::from_map(map, !self.read_only);
+        let h = Snapshot::read_fields(&region);
+        if h.magic == 0 {
+            return Err(Error::NotInitialized {
+                name: name.to_owned(),
+            });
+        }
+        if h.magic != MAGIC {
+            return Err(Error::WrongMagic {
+                name: name.to_owned(),
+                found: h.magic,
+            });
+        }
+        if h.version != VERSION {
+            return Err(Error::UnsupportedVersion {
+                name: name.to_owned(),
+                found: h.version,
+                supported: VERSION,
+            });
+        }
+        if h.kind != KIND_SNAPSHOT {
+            return Err(Error::Corrupt {
+                name: name.to_owned(),
+                what: format!("channel kind {} is not a snapshot channel", h.kind),
+            });
+        }
+        let layout = Layout::from_header(&h, Some(len)).map_err(|what| Error::Corrupt {
+            name: name.to_owned(),
+            what,
+        })?;
+        let checksum = region.word(H_FLAGS).load(Ordering::Relaxed) & FLAG_CHECKSUM != 0;
+        let snap = Snapshot {
+            region,
+            layout,
+            checksum,
+            name: name.to_owned(),
+        };
+        Ok(self.finish(snap, location.clone()))
+    }
+
+    /// Opens the channel if it exists (whatever its capacity), else creates it.
+    pub fn open_or_create(&self, location: &Location) -> Result<Channel> {
+        loop {
+            match self.create(location) {
+                Err(Error::AlreadyExists { .. }) => match self.open(location) {
+                    // Removed between our create and open: try again.
+                    Err(Error::NotFound { .. }) => continue,
+                    other => return other,
+                },
+                other => return other,
+            }
+        }
+    }
+
+    /// Removes any channel under the name, then creates a new one. Handles to the old channel
+    /// keep working on the old memory; new opens see the new one (a new incarnation).
+    pub fn create_or_replace(&self, location: &Location) -> Result<Channel> {
+        match Channel::remove_location(location) {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.create(location)
+    }
+
+    /// A private channel in this process's memory (tests, benchmarks, threads of one process).
+    pub fn anonymous(&self) -> Result<Channel> {
+        let layout = Layout::new(self.capacity, self.readers)?;
+        let region = Region::anonymous(layout.total_bytes).map_err(|e| Error::Io {
+            op: "allocating",
+            path: PathBuf::from("(anonymous)"),
+            source: e,
+        })?;
+        let snap = Snapshot {
+            region,
+            layout,
+            checksum: self.checksum,
+            name: "(anonymous)".into(),
+        };
+        snap.init(
+            self.flags(),
+            incarnation(),
+            now_ns(),
+            u64::from(std::process::id()),
+        );
+        Ok(self.finish(snap, Location::Anonymous))
+    }
+
+    fn flags(&self) -> u64 {
+        if self.checksum {
+            FLAG_CHECKSUM
+        } else {
+            0
+        }
+    }
+
+    fn finish(&self, snap: Snapshot, location: Location) -> Channel {
+        let token = os::self_token();
+        let pin = snap.claim_pin(token);
+        Channel {
+            snap,
+            location,
+            token,
+            pin,
+            pin_busy: AtomicBool::new(false),
+            timeouts: self.timeouts,
+        }
+    }
+}
+
+impl Channel {
+    /// Creates a channel holding values of up to `capacity` bytes, with default [`Options`].
+    /// `name` is a shared-memory name, or a file path if it contains a `/`.
+    pub fn create(name: &str, capacity: usize) -> Result<Channel> {
+        Options::new()
+            .capacity(capacity)
+            .create(&Location::parse(name)?)
+    }
+
+    /// Opens an existing channel by shared-memory name or file path.
+    pub fn open(name: &str) -> Result<Channel> {
+        Options::new().open(&Location::parse(name)?)
+    }
+
+    /// Removes (unlinks) a channel by name or path. Open handles keep working on their memory
+    /// until they are dropped; the name is free at once. A file that is not an mmf channel is not
+    /// removed (`WrongMagic`).
+    pub fn remove(name: &str) -> Result<()> {
+        Channel::remove_location(&Location::parse(name)?)
+    }
+
+    /// [`Channel::remove`] for a parsed [`Location`].
+    pub fn remove_location(location: &Location) -> Result<()> {
+        let Some(path) = location.path() else {
+            return Ok(());
+        };
+        let name = location.to_string();
+        if let Location::File(_) = location {
+            // Never delete a file that is not a channel because of a typo.
+            let mut head = [0u8; 8];
+            let mut f = File::open(&path).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+                _ => io_error(&name, &path, "opening", e),
+            })?;
+            let got = f
+                .read(&mut head)
+                .map_err(|e| io_error(&name, &path, "reading", e))?;
+            let magic = u64::from_le_bytes(head);
+            if got == 8 && magic != MAGIC && magic != 0 {
+                return Err(Error::WrongMagic { name, found: magic });
+            }
+        }
+        std::fs::remove_file(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+            _ => io_error(&name, &path, "removing", e),
+        })
+    }
+
+    /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
+    pub fn anonymous(capacity: usize) -> Result<Channel> {
+        Options::new().capacity(capacity).anonymous()
+    }
+
+    /// Publishes `bytes` as the next value, tagged `tag`, and returns its generation.
+    ///
+    /// The value becomes visible to readers all at once. A value larger than the capacity is
+    /// refused with [`Error::TooLarge`] and the previous value stays the latest.
+    #[inline]
+    pub fn publish(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
+        if bytes.len() > self.snap.layout.capacity {
+            return Err(Error::TooLarge {
+                len: bytes.len(),
+                capacity: self.snap.layout.capacity,
+            });
+        }
+        self.snap
+            .publish(self.token, tag, &self.timeouts, |w| w.put(bytes))
+    }
+
+    /// Publishes the bytes that `fill` writes into a free slot (no intermediate buffer), tagged
+    /// `tag`. If `fill` fails, or writes more than the capacity, nothing is published.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use mmf_core::{Channel, Tag};
+    /// let ch = Channel::anonymous(64)?;
+    /// ch.publish_with(Tag::TEXT, |w| write!(w, "{} + {} = {}", 1, 2, 1 + 2))?;
+    /// assert_eq!(ch.read()?.1, b"1 + 2 = 3");
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn publish_with<F>(&self, tag: Tag, fill: F) -> Result<u64>
+    where
+        F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
+    {
+        self.snap.publish(self.token, tag, &self.timeouts, fill)
+    }
+
+    /// Copies the latest value into `buf` (replacing its contents, reusing its allocation) and
+    /// returns what it is. Never blocks a writer; never returns a torn value.
+    #[inline]
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Meta> {
+        // The pin entry belongs to the handle; a second thread reading through the same handle at
+        // the same moment reads by validation alone instead of sharing the pin.
+        let pinned = match self.pin {
+            Some(e)
+                if !self
+                    .pin_busy
+                    .swap(true, std::sync::atomic::Ordering::Acquire) =>
+            {
+                Some(e)
+            }
+            _ => None,
+        };
+        let result = self.snap.read(pinned, buf, &self.timeouts);
+        if pinned.is_some() {
+            self.pin_busy
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+        result
+    }
+
+    /// The latest value as an owned buffer, with what it is.
+    pub fn read(&self) -> Result<(Meta, Vec<u8>)> {
+        let mut buf = Vec::new();
+        let meta = self.read_into(&mut buf)?;
+        Ok((meta, buf))
+    }
+
+    /// Generation of the newest value (0 before the first publish): one atomic load, so
+    /// "has it changed since `g`?" costs nothing.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.snap.generation()
+    }
+
+    /// Largest value the channel holds, in bytes.
+    pub fn capacity(&self) -> usize {
+        self.snap.layout.capacity
+    }
+
+    /// Where the channel lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Random id chosen at creation: tells a channel from one removed and created again under
+    /// the same name.
+    pub fn incarnation(&self) -> u64 {
+        self.snap.header(H_INCARNATION)
+    }
+
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        !self.snap.region.writable()
+    }
+
+    /// Whether this handle holds a reader-pin entry (reads with guaranteed progress).
+    pub fn is_pinned(&self) -> bool {
+        self.pin.is_some()
+    }
+
+    /// Everything the header says about the channel and its current value.
+    pub fn info(&self) -> Info {
+        let s = &self.snap;
+        let created_ns = s.header(H_CREATED_NS);
+        let creator = s.header(H_CREATOR) as u32;
+        let last_writer = s.header(H_LAST_WRITER) as u32;
+        let (generation, tag, len) = s.peek();
+        Info {
+            location: self.location.clone(),
+            capacity: s.layout.capacity,
+            readers: s.layout.readers,
+            slots: s.layout.slots,
+            size_bytes: s.layout.total_bytes as u64,
+            generation,
+            tag,
+            len,
+            incarnation: s.header(H_INCARNATION),
+            created: UNIX_EPOCH + Duration::from_nanos(created_ns),
+            creator_pid: creator,
+            creator_alive: os::pid_exists(creator),
+            last_writer_pid: (last_writer != 0).then_some(last_writer),
+            checksum: s.checksum,
+            writer_recoveries: s.header(H_RECOVERIES),
+        }
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        if let Some(e) = self.pin {
+            self.snap.release_pin(e, self.token);
+        }
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("location", &self.location)
+            .field("capacity", &self.capacity())
+            .field("generation", &self.generation())
+            .field("read_only", &self.is_read_only())
+            .field("pinned", &self.is_pinned())
+            .finish()
+    }
+}
+
+/// What [`Channel::info`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Info {
+    /// Where the channel lives.
+    pub location: Location,
+    /// Largest value in bytes.
+    pub capacity: usize,
+    /// Reader-pin entries.
+    pub readers: usize,
+    /// Slots (`readers + 2`).
+    pub slots: usize,
+    /// Bytes of memory (or file) the channel occupies.
+    pub size_bytes: u64,
+    /// Generation of the current value (0: nothing published yet).
+    pub generation: u64,
+    /// Codec tag of the current value.
+    pub tag: Tag,
+    /// Length of the current value.
+    pub len: usize,
+    /// Random id of this incarnation of the name.
+    pub incarnation: u64,
+    /// When the channel was created.
+    pub created: SystemTime,
+    /// Pid of the creating process.
+    pub creator_pid: u32,
+    /// Whether that process is still running.
+    pub creator_alive: bool,
+    /// Pid of the process that published last, if any.
+    pub last_writer_pid: Option<u32>,
+    /// Whether values carry a CRC-32.
+    pub checksum: bool,
+    /// How many times a writer took the lock over from a writer that had died.
+    pub writer_recoveries: u64,
+}
+
+/// One entry of [`list`]: a channel's name and what opening it told.
+#[derive(Debug)]
+pub struct Listing {
+    /// Name of the channel (without the file prefix).
+    pub name: String,
+    /// Its header, or why it could not be read (e.g. corrupt, another user's).
+    pub info: Result<Info>,
+}
+
+/// Lists the shared-memory channels on this host (files `mmf.*` of the shared-memory directory),
+/// sorted by name. Each is opened read-only to read its header.
+pub fn list() -> Result<Vec<Listing>> {
+    check_platform()?;
+    let dir = os::shm_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
+        op: "listing",
+        path: dir.clone(),
+        source: e,
+    })?;
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(name) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(crate::name::SHM_PREFIX))
+        else {
+            continue;
+        };
+        let info = Location::shm(name).and_then(|loc| {
+            let mut o = Options::new();
+            o.read_only(true).init_timeout(Duration::ZERO);
+            o.open(&loc).map(|ch| ch.info())
+        });
+        out.push(Listing {
+            name: name.to_owned(),
+            info,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn check_platform() -> Result<()> {
+    if cfg!(unix) {
+        Ok(())
+    } else {
+        Err(Error::Unsupported)
+    }
+}
+
+fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        Error::PermissionDenied {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            source: e,
+        }
+    } else if e.raw_os_error() == Some(libc::ELOOP) {
+        Error::Io {
+            op,
+            path: path.to_owned(),
+            source: io::Error::new(
+                e.kind(),
+                "it is a symbolic link, which mmf never follows for a channel name",
+            ),
+        }
+    } else {
+        Error::Io {
+            op,
+            path: path.to_owned(),
+            source: e,
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A random 64-bit id, from the standard library's randomly keyed hasher (no extra dependency).
+fn incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_ns());
+    h.write_u32(std::process::id());
+    h.finish() | 1
+}

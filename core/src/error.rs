@@ -1,0 +1,136 @@
+//! The error type of every fallible operation in `mmf-core`.
+
+use std::path::PathBuf;
+
+/// What went wrong, and (in its `Display`) what to do about it.
+///
+/// Every variant is a condition a caller can meet in practice: bad input, a missing or existing
+/// channel, a full `/dev/shm`, or a mapping that another process corrupted. None of them leaves a
+/// channel changed: an operation that fails publishes nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A channel name that the OS cannot hold or that would escape the shared-memory directory.
+    #[error("invalid channel name {name:?}: {reason}; use 1 to {max} characters other than '/', NUL and control characters", max = crate::name::MAX_NAME_LEN)]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// `create` found a channel (or another file) under the name already.
+    #[error("a channel named '{name}' already exists; open it, or remove it first with `mmf remove {name}`")]
+    AlreadyExists {
+        /// The channel's name or path.
+        name: String,
+    },
+    /// `open` or `remove` found nothing under the name.
+    #[error("no channel named '{name}'; create it with `mmf new {name} --size 1KiB`")]
+    NotFound {
+        /// The channel's name or path.
+        name: String,
+    },
+    /// A value larger than the channel's capacity; nothing was published.
+    #[error("value of {len} bytes does not fit the channel's capacity of {capacity} bytes; nothing was published (create a larger channel)")]
+    TooLarge {
+        /// Length of the refused value.
+        len: usize,
+        /// The channel's capacity.
+        capacity: usize,
+    },
+    /// The closure that was filling a value failed (e.g. a serializer error); nothing was published.
+    #[error("could not encode the value for channel '{name}': {source}; nothing was published")]
+    Encode {
+        /// The channel's name or path.
+        name: String,
+        /// The closure's error.
+        source: std::io::Error,
+    },
+    /// A capacity or reader count outside what the layout supports.
+    #[error("invalid channel options: {0}")]
+    InvalidOptions(String),
+    /// The file exists but does not start with the mmf magic number.
+    #[error("'{name}' is not an mmf channel (magic {found:#018x}); check the name or path")]
+    WrongMagic {
+        /// The channel's name or path.
+        name: String,
+        /// The first 8 bytes found.
+        found: u64,
+    },
+    /// The channel was written by a layout version this build does not read.
+    #[error("channel '{name}' has layout version {found}, this build reads version {supported}; use a matching mmf")]
+    UnsupportedVersion {
+        /// The channel's name or path.
+        name: String,
+        /// Version in the header.
+        found: u64,
+        /// Version this build reads and writes.
+        supported: u64,
+    },
+    /// The creator has not finished initialising the header (or died before it could).
+    #[error("channel '{name}' is not initialised yet (its creator may still be starting, or died while creating it); retry, or remove it")]
+    NotInitialized {
+        /// The channel's name or path.
+        name: String,
+    },
+    /// The mapping holds values no correct writer produces.
+    #[error("channel '{name}' is corrupt: {what}; remove and recreate it")]
+    Corrupt {
+        /// The channel's name or path.
+        name: String,
+        /// What was found to be wrong.
+        what: String,
+    },
+    /// A bounded wait ran out: another writer held the lock, or a reader kept losing races.
+    #[error("channel '{name}' stayed busy for {waited_ms} ms ({what}); retry later")]
+    Contended {
+        /// The channel's name or path.
+        name: String,
+        /// What was waited for.
+        what: String,
+        /// How long it waited.
+        waited_ms: u64,
+    },
+    /// A write through a handle that was opened read-only.
+    #[error("channel '{name}' was opened read-only; open it read-write to publish")]
+    ReadOnly {
+        /// The channel's name or path.
+        name: String,
+    },
+    /// The file system (typically `/dev/shm`) has no room for the channel.
+    #[error("no space for channel '{name}' ({bytes} bytes) in {dir}: the file system is full; free space, pick a smaller size, or enlarge it (e.g. `mount -o remount,size=1G /dev/shm`)")]
+    NoSpace {
+        /// The channel's name or path.
+        name: String,
+        /// Bytes the mapping needs.
+        bytes: u64,
+        /// Directory that ran out of space.
+        dir: PathBuf,
+    },
+    /// The OS refused access (file mode, or another user's channel).
+    #[error("permission denied for channel '{name}': {source}; check its owner and mode (`ls -l {path}`)", path = path.display())]
+    PermissionDenied {
+        /// The channel's name or path.
+        name: String,
+        /// The file behind it.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Shared memory is not supported by this build on this platform.
+    #[error("named channels are not supported on this platform yet")]
+    Unsupported,
+    /// Any other OS error, with the operation and file it concerned.
+    #[error("{op} '{}': {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,64 @@
+//! What a frame says about its value: codec tag, length and generation.
+
+use std::fmt;
+
+/// The codec tag stored with every frame, telling readers how to interpret the bytes.
+///
+/// The core treats tags as opaque numbers; `mmf-codec` gives the known ones meaning. Tags 1-4 are
+/// reserved by mmf, 5-255 for future mmf codecs, 256 and above are free for applications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(pub u16);
+
+impl Tag {
+    /// No value has been published yet (generation 0).
+    pub const EMPTY: Tag = Tag(0);
+    /// Raw bytes.
+    pub const BYTES: Tag = Tag(1);
+    /// UTF-8 text.
+    pub const TEXT: Tag = Tag(2);
+    /// A MessagePack document (serde values, JSON transcoded by the CLI).
+    pub const MSGPACK: Tag = Tag(3);
+    /// A JSON document stored as UTF-8 text.
+    pub const JSON: Tag = Tag(4);
+
+    /// The tag's short name (`"text"`, `"msgpack"`, ...), or `None` for an application tag.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Tag::EMPTY => "empty",
+            Tag::BYTES => "bytes",
+            Tag::TEXT => "text",
+            Tag::MSGPACK => "msgpack",
+            Tag::JSON => "json",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "tag {}", self.0),
+        }
+    }
+}
+
+/// What a read returns beside the bytes: which value it was and how it is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// Generation of the value: 1 for the first publish, +1 per publish, 0 for "nothing yet".
+    pub generation: u64,
+    /// Codec tag of the value.
+    pub tag: Tag,
+    /// Length of the value in bytes.
+    pub len: usize,
+    /// How many times the read started over because a writer overtook it (0 almost always).
+    pub retries: u32,
+}
+
+impl Meta {
+    /// Whether nothing has been published to the channel yet.
+    pub fn is_empty(&self) -> bool {
+        self.generation == 0
+    }
+}

@@ -1,0 +1,259 @@
+//! The byte layout of a snapshot channel: header words, reader-pin entries and slots.
+//!
+//! `docs/FORMAT.md` is the prose twin of this file; the two must change together (the test at the
+//! bottom pins the numbers that document states). Every field is a little-endian `u64` at an
+//! 8-byte-aligned offset, accessed atomically; groups that different processes write are kept
+//! on separate 64-byte cache lines.
+
+use crate::error::{Error, Result};
+use crate::region::WORD;
+
+/// First 8 bytes of every mmf channel: `b"MMFCHAN\0"`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"MMFCHAN\0");
+/// Layout version this build reads and writes.
+pub const VERSION: u64 = 1;
+/// `kind` of a latest-value (snapshot) channel. A future ring/stream channel gets its own kind
+/// behind the same first 128 bytes.
+pub const KIND_SNAPSHOT: u64 = 1;
+/// Header flag: every frame carries a CRC-32 of its payload.
+pub const FLAG_CHECKSUM: u64 = 1;
+/// Largest number of pinned readers (so slots fit a 64-bit mask).
+pub const MAX_READERS: usize = 62;
+/// Largest capacity of one value (1 TiB), far above any sane channel, low enough that no size
+/// computation can overflow.
+pub const MAX_CAPACITY: usize = 1 << 40;
+/// Cache line size used for padding.
+pub const LINE: usize = 64;
+const LINE_WORDS: usize = LINE / WORD;
+
+// Line 0: identity and geometry, written once by the creator (magic last).
+pub(crate) const H_MAGIC: usize = 0;
+pub(crate) const H_VERSION: usize = 1;
+pub(crate) const H_HEADER_SIZE: usize = 2;
+pub(crate) const H_CAPACITY: usize = 3;
+pub(crate) const H_SLOT_COUNT: usize = 4;
+pub(crate) const H_SLOT_STRIDE: usize = 5;
+pub(crate) const H_READERS: usize = 6;
+pub(crate) const H_TOTAL_SIZE: usize = 7;
+// Line 1: more identity, written once.
+pub(crate) const H_INCARNATION: usize = 8;
+pub(crate) const H_CREATED_NS: usize = 9;
+pub(crate) const H_CREATOR: usize = 10;
+pub(crate) const H_FLAGS: usize = 11;
+pub(crate) const H_KIND: usize = 12;
+// Line 2: what the writer publishes.
+pub(crate) const H_LATEST: usize = 16;
+/// Reserved for blocking waits (count of parked readers); 0 in layout version 1.
+#[allow(dead_code)]
+pub(crate) const H_WAITERS: usize = 17;
+pub(crate) const H_LAST_WRITER: usize = 18;
+// Line 3: writer exclusion.
+pub(crate) const H_LOCK: usize = 24;
+pub(crate) const H_RECOVERIES: usize = 25;
+/// First word of the reader-pin table: one cache line per entry, `owner` then `pinned`.
+pub(crate) const H_PINS: usize = 32;
+pub(crate) const PIN_OWNER: usize = 0;
+pub(crate) const PIN_SLOT: usize = 1;
+
+// Frame header: the first line of every slot.
+pub(crate) const F_SEQ: usize = 0;
+pub(crate) const F_GEN: usize = 1;
+pub(crate) const F_LEN: usize = 2;
+pub(crate) const F_TAG: usize = 3;
+pub(crate) const F_CRC: usize = 4;
+/// Bit set in the CRC word when it holds a checksum (CRC-32 in the low 32 bits).
+pub(crate) const CRC_PRESENT: u64 = 1 << 32;
+/// Payload starts one line into the slot.
+pub(crate) const F_PAYLOAD: usize = LINE_WORDS;
+
+/// `latest` packs the generation (high 56 bits) and the slot holding it (low 8 bits).
+pub(crate) const SLOT_BITS: u32 = 8;
+
+/// Splits a `latest` word into (generation, slot).
+pub(crate) fn split_latest(latest: u64) -> (u64, usize) {
+    (
+        latest >> SLOT_BITS,
+        (latest & ((1 << SLOT_BITS) - 1)) as usize,
+    )
+}
+
+/// Packs a generation and a slot into a `latest` word.
+pub(crate) fn pack_latest(generation: u64, slot: usize) -> u64 {
+    (generation << SLOT_BITS) | slot as u64
+}
+
+/// Geometry of one channel, computed from its options or validated from its header. Every index
+/// the protocol uses is derived from a `Layout`, never read from shared memory directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub capacity: usize,
+    pub readers: usize,
+    pub slots: usize,
+    pub header_bytes: usize,
+    pub stride_bytes: usize,
+    pub total_bytes: usize,
+}
+
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+impl Layout {
+    /// The layout for a new channel.
+    pub(crate) fn new(capacity: usize, readers: usize) -> Result<Layout> {
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(Error::InvalidOptions(format!(
+                "capacity must be 1 byte to {MAX_CAPACITY} bytes, not {capacity}"
+            )));
+        }
+        if readers > MAX_READERS {
+            return Err(Error::InvalidOptions(format!(
+                "at most {MAX_READERS} pinned readers, not {readers}"
+            )));
+        }
+        let slots = readers + 2;
+        let header_bytes = (H_PINS + readers * LINE_WORDS) * WORD;
+        let stride_bytes = LINE + round_up(capacity, LINE);
+        let total_bytes = header_bytes + slots * stride_bytes;
+        Ok(Layout {
+            capacity,
+            readers,
+            slots,
+            header_bytes,
+            stride_bytes,
+            total_bytes,
+        })
+    }
+
+    /// Rebuilds the layout from header fields and checks that each one agrees with the others
+    /// and with the size of the file (`None` for anonymous memory).
+    pub(crate) fn from_header(h: &HeaderFields, file_len: Option<u64>) -> Result<Layout, String> {
+        let capacity = usize::try_from(h.capacity).map_err(|_| "capacity overflows")?;
+        let readers = usize::try_from(h.readers).map_err(|_| "reader count overflows")?;
+        let l = Layout::new(capacity, readers).map_err(|e| format!("header: {e}"))?;
+        let check = |what: &str, found: u64, want: usize| {
+            if found == want as u64 {
+                Ok(())
+            } else {
+                Err(format!("{what} is {found}, expected {want}"))
+            }
+        };
+        check("header size", h.header_size, l.header_bytes)?;
+        check("slot count", h.slot_count, l.slots)?;
+        check("slot stride", h.slot_stride, l.stride_bytes)?;
+        check("total size", h.total_size, l.total_bytes)?;
+        if let Some(len) = file_len {
+            if len != l.total_bytes as u64 {
+                return Err(format!(
+                    "file is {len} bytes but the header describes {} bytes (truncated or resized?)",
+                    l.total_bytes
+                ));
+            }
+        }
+        Ok(l)
+    }
+
+    /// Word index of reader entry `e`'s field.
+    pub(crate) fn pin(&self, e: usize, field: usize) -> usize {
+        debug_assert!(e < self.readers);
+        H_PINS + e * LINE_WORDS + field
+    }
+
+    /// Word index of slot `s`'s frame field (or, with `F_PAYLOAD`, its first payload word).
+    pub(crate) fn slot(&self, s: usize, field: usize) -> usize {
+        debug_assert!(s < self.slots);
+        (self.header_bytes + s * self.stride_bytes) / WORD + field
+    }
+}
+
+/// The geometry fields of a header, as read from (or to be written to) a mapping.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HeaderFields {
+    pub magic: u64,
+    pub version: u64,
+    pub header_size: u64,
+    pub capacity: u64,
+    pub slot_count: u64,
+    pub slot_stride: u64,
+    pub readers: u64,
+    pub total_size: u64,
+    pub kind: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// These numbers are stated in docs/FORMAT.md; change both together.
+    #[test]
+    fn layout_matches_format_md() {
+        assert_eq!(&MAGIC.to_le_bytes(), b"MMFCHAN\0");
+        let l = Layout::new(1000, 4).unwrap();
+        assert_eq!(l.header_bytes, 256 + 4 * 64);
+        assert_eq!(l.slots, 6);
+        assert_eq!(l.stride_bytes, 64 + 1024);
+        assert_eq!(l.total_bytes, 512 + 6 * 1088);
+        assert_eq!(l.slot(0, F_SEQ) * 8, 512);
+        assert_eq!(l.slot(1, F_PAYLOAD) * 8, 512 + 1088 + 64);
+        assert_eq!(l.pin(3, PIN_SLOT) * 8, 256 + 3 * 64 + 8);
+        assert_eq!(H_LATEST * 8, 128);
+        assert_eq!(H_LOCK * 8, 192);
+        assert_eq!(pack_latest(5, 3), (5 << 8) | 3);
+        assert_eq!(
+            split_latest(pack_latest(u64::MAX >> 8, 255)),
+            (u64::MAX >> 8, 255)
+        );
+    }
+
+    #[test]
+    fn bad_geometry_is_refused() {
+        assert!(Layout::new(0, 1).is_err());
+        assert!(Layout::new(MAX_CAPACITY + 1, 1).is_err());
+        assert!(Layout::new(8, MAX_READERS + 1).is_err());
+        let l = Layout::new(100, 2).unwrap();
+        let good = HeaderFields {
+            magic: MAGIC,
+            version: VERSION,
+            header_size: l.header_bytes as u64,
+            capacity: 100,
+            slot_count: 4,
+            slot_stride: l.stride_bytes as u64,
+            readers: 2,
+            total_size: l.total_bytes as u64,
+            kind: KIND_SNAPSHOT,
+        };
+        assert_eq!(
+            Layout::from_header(&good, Some(l.total_bytes as u64)).unwrap(),
+            l
+        );
+        assert!(Layout::from_header(&good, Some(l.total_bytes as u64 - 64)).is_err());
+        for bad in [
+            HeaderFields {
+                capacity: u64::MAX,
+                ..good
+            },
+            HeaderFields {
+                slot_count: 9,
+                ..good
+            },
+            HeaderFields {
+                header_size: 0,
+                ..good
+            },
+            HeaderFields {
+                slot_stride: 8,
+                ..good
+            },
+            HeaderFields {
+                total_size: 1 << 62,
+                ..good
+            },
+            HeaderFields {
+                readers: 1000,
+                ..good
+            },
+        ] {
+            assert!(Layout::from_header(&bad, None).is_err(), "{bad:?}");
+        }
+    }
+}

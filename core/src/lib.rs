@@ -1,0 +1,72 @@
+//! `mmf-core`: named shared-memory channels that hold the latest value.
+//!
+//! A [`Channel`] lives in OS shared memory under a plain name (`/dev/shm/mmf.NAME` on Linux),
+//! in a regular file (persisted), or in private memory. Writers [`publish`](Channel::publish)
+//! byte strings tagged with a codec [`Tag`]; readers [`read_into`](Channel::read_into) a
+//! consistent copy of the newest one together with its generation. A reader never sees half a
+//! value, never blocks a writer, and keeps making progress under a writer that publishes
+//! back-to-back.
+//!
+//! ```
+//! use mmf_core::{Channel, Tag};
+//! let ch = Channel::anonymous(1024)?;
+//! assert_eq!(ch.generation(), 0);
+//! ch.publish(Tag::TEXT, b"Hello World!")?;
+//! let mut buf = Vec::new();
+//! let meta = ch.read_into(&mut buf)?;
+//! assert_eq!((meta.generation, meta.tag, &buf[..]), (1, Tag::TEXT, &b"Hello World!"[..]));
+//! # Ok::<(), mmf_core::Error>(())
+//! ```
+//!
+//! # How it works
+//!
+//! The mapping starts with a header (magic, version, geometry, the `latest` word that packs the
+//! generation with the slot holding it, a writer-lock word and a table of reader pins), followed
+//! by `readers + 2` slots, each a seqlocked frame (stamp, generation, length, tag, checksum,
+//! payload). The writer fills a slot no reader has pinned and then flips `latest`; a reader pins
+//! the latest slot, checks that it is still latest, copies it and validates the copy. The
+//! protocol is in `snapshot.rs`, the stamp in `seqlock.rs`, the byte layout in `layout.rs` and in
+//! `docs/FORMAT.md`.
+//!
+//! # Safety and trust
+//!
+//! Shared memory is input from other processes, possibly buggy or hostile: every length, slot
+//! index and stamp read from it is checked before use, and a bad mapping gives an [`Error`], never
+//! a panic or an out-of-bounds access. `unsafe` lives in `region.rs` (the only code that touches
+//! mapped memory, and only through atomics) and `os/` (system calls). A mapped file that another
+//! process *truncates* cannot be defended against from inside the process (the kernel raises
+//! `SIGBUS` on access past the end); mmf checks the size at open, and channels in `/dev/shm` are
+//! created 0600 so only their owner can truncate them.
+//!
+//! All processes sharing a channel must share a PID namespace: a writer that dies holding the
+//! lock is recognised by its pid and start time.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+#![cfg_attr(loom, allow(dead_code))]
+
+// Under loom only the protocol is compiled: the handle maps real files, which loom cannot model.
+#[cfg(not(loom))]
+mod channel;
+mod error;
+mod frame;
+mod layout;
+mod lock;
+mod name;
+mod os;
+mod region;
+mod seqlock;
+mod snapshot;
+mod sync;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+#[cfg(not(loom))]
+pub use channel::{list, Channel, Info, Listing, Options};
+pub use error::{Error, Result};
+pub use frame::{Meta, Tag};
+pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
+pub use name::{validate_name, Location, MAX_NAME_LEN, SHM_PREFIX};
+pub use snapshot::SlotWriter;

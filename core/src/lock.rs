@@ -1,0 +1,81 @@
+//! Writer exclusion across processes, without a kernel lock on the fast path.
+//!
+//! The lock is one header word: 0 when free, else the owner's token (pid and start time, see
+//! `os::self_token`). Acquiring is one compare-and-swap. A writer that finds the word taken spins
+//! briefly, then yields, and from time to time asks the OS whether the owner is still alive: an
+//! owner that died (SIGKILL mid-publish) is detected by its missing pid or a different start time,
+//! and the waiter takes the lock over with a compare-and-swap from the dead token, so exactly one
+//! waiter recovers it. The dead writer was writing a slot that is neither the latest nor pinned,
+//! and left that slot's stamp odd, so the last committed value stays readable throughout.
+//!
+//! Limitation (documented in FORMAT.md): all processes sharing a channel must share a PID
+//! namespace, or a live writer in another namespace looks dead.
+
+use std::time::{Duration, Instant};
+
+use crate::os;
+use crate::sync::{spin_hint, AtomicU64, Ordering};
+
+/// Why the lock could not be had.
+#[derive(Debug)]
+pub(crate) struct Busy {
+    /// Token of the owner seen last.
+    pub owner: u64,
+    pub waited: Duration,
+}
+
+/// How often a waiting writer checks whether the owner is alive.
+const LIVENESS_EVERY: Duration = Duration::from_millis(1);
+
+/// Takes the writer lock for `token`, recovering it from a dead owner, or gives up after
+/// `timeout`. Returns whether the lock was taken over from a dead owner.
+pub(crate) fn acquire(word: &AtomicU64, token: u64, timeout: Duration) -> Result<bool, Busy> {
+    // SeqCst (a full barrier) so that the pin scan that follows is ordered after the previous
+    // writer's SeqCst store of `latest` (see snapshot.rs).
+    if word
+        .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
+        .is_ok()
+    {
+        return Ok(false);
+    }
+    let start = Instant::now();
+    let mut next_check = Duration::ZERO;
+    let mut round = 0u32;
+    loop {
+        let cur = word.load(Ordering::Relaxed);
+        if cur == 0 {
+            if word
+                .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(false);
+            }
+            continue;
+        }
+        if round >= 32 {
+            let waited = start.elapsed();
+            if waited >= next_check {
+                next_check = waited + LIVENESS_EVERY;
+                if cur != token && !os::token_alive(cur) {
+                    if word
+                        .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return Ok(true);
+                    }
+                    continue;
+                }
+                if waited >= timeout {
+                    return Err(Busy { owner: cur, waited });
+                }
+            }
+        }
+        spin_hint(round);
+        round = round.saturating_add(1);
+    }
+}
+
+/// Releases the lock (only ever called by its owner).
+pub(crate) fn release(word: &AtomicU64) {
+    word.store(0, Ordering::Release);
+}

@@ -1,0 +1,159 @@
+//! Channel names and where a channel lives.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Prefix of every shared-memory channel's file in the shared-memory directory, so that
+/// `mmf list` never mistakes another program's segment for a channel.
+pub const SHM_PREFIX: &str = "mmf.";
+
+/// Longest accepted name: `NAME_MAX` (255) less the prefix.
+pub const MAX_NAME_LEN: usize = 255 - SHM_PREFIX.len();
+
+/// Where a channel's bytes live.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Location {
+    /// OS shared memory under a plain name (on Linux `/dev/shm/mmf.NAME`): fast, not persisted,
+    /// gone after `remove` or a reboot.
+    Shm(String),
+    /// A regular file at a path: persisted across restarts.
+    File(PathBuf),
+    /// Private memory of this process (tests, benchmarks, single-process use).
+    Anonymous,
+}
+
+impl Location {
+    /// Reads a user's channel argument: anything containing a `/` is a file path, anything else
+    /// a shared-memory name (validated with [`validate_name`]).
+    ///
+    /// ```
+    /// use mmf_core::Location;
+    /// assert_eq!(Location::parse("Test")?, Location::Shm("Test".into()));
+    /// assert_eq!(Location::parse("./data/t.mmf")?, Location::File("./data/t.mmf".into()));
+    /// assert!(Location::parse("").is_err());
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn parse(arg: &str) -> Result<Location> {
+        if arg.contains('/') {
+            if arg.contains('\0') {
+                return Err(Error::InvalidName {
+                    name: arg.into(),
+                    reason: "it contains NUL",
+                });
+            }
+            Ok(Location::File(PathBuf::from(arg)))
+        } else {
+            validate_name(arg)?;
+            Ok(Location::Shm(arg.to_owned()))
+        }
+    }
+
+    /// A shared-memory location, with the name validated.
+    pub fn shm(name: &str) -> Result<Location> {
+        validate_name(name)?;
+        Ok(Location::Shm(name.to_owned()))
+    }
+
+    /// A file location.
+    pub fn file(path: impl AsRef<Path>) -> Location {
+        Location::File(path.as_ref().to_owned())
+    }
+
+    /// The file behind the location (`None` for [`Location::Anonymous`]).
+    pub fn path(&self) -> Option<PathBuf> {
+        match self {
+            Location::Shm(name) => Some(crate::os::shm_dir().join(format!("{SHM_PREFIX}{name}"))),
+            Location::File(p) => Some(p.clone()),
+            Location::Anonymous => None,
+        }
+    }
+
+    /// Whether the channel survives a reboot.
+    pub fn is_persistent(&self) -> bool {
+        matches!(self, Location::File(_))
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Shm(name) => f.write_str(name),
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Anonymous => f.write_str("(anonymous)"),
+        }
+    }
+}
+
+/// Checks a shared-memory channel name: 1 to [`MAX_NAME_LEN`] bytes, no `/`, no NUL, no control
+/// characters, and not `.` or `..`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("it is too long");
+    }
+    if name.contains('/') {
+        return bad("it contains '/'");
+    }
+    if name.contains('\0') {
+        return bad("it contains NUL");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("it contains a control character");
+    }
+    if name == "." || name == ".." {
+        return bad("it is a directory name");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in [
+            "Test",
+            "a",
+            "my-chan_1.v2",
+            "ünïcødé",
+            &"x".repeat(MAX_NAME_LEN),
+        ] {
+            validate_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "a/b",
+            "/abs",
+            "nul\0",
+            "tab\t",
+            ".",
+            "..",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
+            let err = validate_name(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidName { .. }), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn parse_splits_names_and_paths() {
+        assert_eq!(Location::parse("T").unwrap(), Location::Shm("T".into()));
+        assert_eq!(
+            Location::parse("/tmp/x").unwrap(),
+            Location::File("/tmp/x".into())
+        );
+        assert!(Location::parse("/tmp/\0x").is_err());
+    }
+}

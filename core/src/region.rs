@@ -1,0 +1,239 @@
+//! Mapped memory, seen only as an array of `AtomicU64` words.
+//!
+//! This is one of the few modules of `mmf-core` that holds `unsafe` code. Everything another
+//! process can change under us lives in a [`Region`], and a `Region` hands out nothing but
+//! `&AtomicU64` (whose `UnsafeCell` says "may change behind your back") and owned copies. It never
+//! forms a `&[u8]` or `&mut [u8]` into the mapping, so no Rust reference ever promises the
+//! compiler that shared memory is frozen or exclusively ours.
+//!
+//! # Why the payload copy is sound under Rust's memory model
+//!
+//! A reader may copy a slot at the very moment a (buggy, hostile, or simply stale-seen) writer
+//! rewrites it. If either side used plain `memcpy`, that overlap would be a data race, which is
+//! undefined behaviour even when the reader later throws the bytes away (the seqlock "read, then
+//! validate" pattern does exactly that). So both sides move payload bytes with `Relaxed` atomic
+//! 8-byte loads and stores ([`Region::copy_out`], [`Region::copy_in_words`]): concurrent atomic
+//! accesses of the same size are never a data race, a torn *value* is possible but a torn *word*
+//! is not, and the seqlock's fences (see `seqlock.rs`) decide whether the copied value is kept.
+//! This is the "byte-wise atomic memcpy" of the C++ proposal P1478, at word granularity; on x86-64
+//! and AArch64 a relaxed 8-byte load or store is an ordinary `mov`/`ldr`, so the cost against
+//! `memcpy` is the loss of SIMD width, which `benches/` measures.
+//!
+//! Relaxed loads of at most pointer width are also allowed on read-only memory (std's
+//! "Atomic accesses to read-only memory"), which is how a reader that mapped a channel
+//! `PROT_READ` reads it; such a reader never calls a store or a read-modify-write.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Bytes in one word of a region.
+pub(crate) const WORD: usize = 8;
+
+/// Mapped (or, in tests and under loom, heap) memory viewed as `words` atomic 64-bit words.
+pub(crate) struct Region {
+    #[cfg(not(loom))]
+    base: std::ptr::NonNull<AtomicU64>,
+    /// Keeps the mapping alive for as long as `base` is used.
+    #[cfg(not(loom))]
+    _map: memmap2::MmapRaw,
+    #[cfg(loom)]
+    cells: Box<[AtomicU64]>,
+    words: usize,
+    writable: bool,
+}
+
+// SAFETY: a `Region` only exposes atomics (which are `Sync`) and owned copies; the raw base
+// pointer is never handed out, and the mapping it points into lives as long as the `Region`.
+#[cfg(not(loom))]
+unsafe impl Send for Region {}
+// SAFETY: see `Send` above: every access through `&Region` is an atomic operation.
+#[cfg(not(loom))]
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Wraps a mapping. `writable` says whether the mapping was made `PROT_WRITE`.
+    ///
+    /// The mapping's length must be a whole number of words (the caller's layout guarantees it
+    /// and this checks it); its start is page-aligned, so every word is aligned.
+    #[cfg(not(loom))]
+    pub(crate) fn from_map(map: memmap2::MmapRaw, writable: bool) -> Region {
+        let len = map.len();
+        assert!(
+            len % WORD == 0,
+            "mapping length {len} is not a whole number of words"
+        );
+        let ptr = map.as_mut_ptr();
+        assert!(
+            (ptr as usize) % std::mem::align_of::<AtomicU64>() == 0,
+            "mapping is not word-aligned"
+        );
+        let base = std::ptr::NonNull::new(ptr.cast::<AtomicU64>()).expect("mmap returned null");
+        Region {
+            base,
+            _map: map,
+            words: len / WORD,
+            writable,
+        }
+    }
+
+    /// A private, zeroed, writable region of `bytes` bytes (an anonymous mapping), for channels
+    /// that live inside one process: tests and benchmarks.
+    #[cfg(not(loom))]
+    pub(crate) fn anonymous(bytes: usize) -> std::io::Result<Region> {
+        let map = memmap2::MmapOptions::new().len(bytes).map_anon()?;
+        Ok(Region::from_map(memmap2::MmapRaw::from(map), true))
+    }
+
+    /// A zeroed heap region of `bytes` bytes made of loom atomics.
+    #[cfg(loom)]
+    pub(crate) fn anonymous(bytes: usize) -> std::io::Result<Region> {
+        assert!(bytes % WORD == 0);
+        let cells = (0..bytes / WORD).map(|_| AtomicU64::new(0)).collect();
+        Ok(Region {
+            cells,
+            words: bytes / WORD,
+            writable: true,
+        })
+    }
+
+    /// Whether stores are allowed (the mapping is `PROT_WRITE`).
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The word at index `i`.
+    ///
+    /// Indices come from a `Layout` that was checked against the mapping's length when the
+    /// channel was opened, never straight from shared memory; the assert guards against a bug in
+    /// this crate, not against a peer.
+    #[inline]
+    pub(crate) fn word(&self, i: usize) -> &AtomicU64 {
+        assert!(
+            i < self.words,
+            "word index {i} out of a region of {} words",
+            self.words
+        );
+        #[cfg(not(loom))]
+        {
+            // SAFETY: `i < words`, and `base` points at `words` aligned, initialised `u64`s of a
+            // mapping kept alive by `self._map`; `AtomicU64` has the size and alignment of `u64`,
+            // and its `UnsafeCell` makes a shared reference to memory others mutate legitimate.
+            unsafe { &*self.base.as_ptr().add(i) }
+        }
+        #[cfg(loom)]
+        {
+            &self.cells[i]
+        }
+    }
+
+    /// Replaces the contents of `dst` with the `len` bytes that start at word `first`, read with
+    /// `Relaxed` atomic word loads (see the module docs for why not `memcpy`).
+    ///
+    /// The caller has checked `len` against the slot's capacity; the assert repeats that check
+    /// against the region itself so that no untrusted length can ever read outside the mapping.
+    #[inline]
+    pub(crate) fn copy_out(&self, first: usize, len: usize, dst: &mut Vec<u8>) {
+        let full = len / WORD;
+        let tail = len % WORD;
+        let needed = full + usize::from(tail != 0);
+        assert!(
+            first <= self.words && needed <= self.words - first,
+            "copy of {len} bytes from word {first} leaves a region of {} words",
+            self.words
+        );
+        dst.clear();
+        dst.reserve(len);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: words `first .. first + needed` lie inside the mapping (asserted above);
+            // they are only ever read with atomic loads. `dst` has capacity for `len` bytes
+            // (reserved above), `out` is its start, and each write below stays below `len`.
+            unsafe {
+                let src = self.base.as_ptr().add(first);
+                let out = dst.as_mut_ptr();
+                for k in 0..full {
+                    let v = (*src.add(k)).load(Ordering::Relaxed);
+                    std::ptr::write_unaligned(out.add(k * WORD).cast::<u64>(), v);
+                }
+                if tail != 0 {
+                    let v = (*src.add(full)).load(Ordering::Relaxed).to_ne_bytes();
+                    std::ptr::copy_nonoverlapping(v.as_ptr(), out.add(full * WORD), tail);
+                }
+                dst.set_len(len);
+            }
+        }
+        #[cfg(loom)]
+        {
+            for k in 0..needed {
+                let v = self.word(first + k).load(Ordering::Relaxed).to_ne_bytes();
+                let take = if k == full { tail } else { WORD };
+                dst.extend_from_slice(&v[..take]);
+            }
+        }
+    }
+
+    /// Stores `src` at word `first` onward with `Relaxed` atomic word stores; a partial last word
+    /// is padded with zeros. Only called by the writer that holds the channel's writer lock, on a
+    /// slot no pinned reader uses.
+    #[inline]
+    pub(crate) fn copy_in_words(&self, first: usize, src: &[u8]) {
+        assert!(self.writable, "store into a read-only mapping");
+        let needed = src.len().div_ceil(WORD);
+        assert!(
+            first <= self.words && needed <= self.words - first,
+            "copy of {} bytes to word {first} leaves a region of {} words",
+            src.len(),
+            self.words
+        );
+        let mut chunks = src.chunks_exact(WORD);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: words `first .. first + needed` lie inside the mapping (asserted above),
+            // which is writable (asserted above); they are only ever accessed atomically.
+            let dst = unsafe { self.base.as_ptr().add(first) };
+            for (k, chunk) in (&mut chunks).enumerate() {
+                let v = u64::from_ne_bytes(chunk.try_into().expect("chunk of 8"));
+                // SAFETY: `k < needed`, so `dst + k` is inside the range checked above.
+                unsafe { (*dst.add(k)).store(v, Ordering::Relaxed) };
+            }
+        }
+        #[cfg(loom)]
+        {
+            for (k, chunk) in (&mut chunks).enumerate() {
+                let v = u64::from_ne_bytes(chunk.try_into().expect("chunk of 8"));
+                self.word(first + k).store(v, Ordering::Relaxed);
+            }
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; WORD];
+            last[..rest.len()].copy_from_slice(rest);
+            self.word(first + src.len() / WORD)
+                .store(u64::from_ne_bytes(last), Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_round_trips_every_tail_length() {
+        let r = Region::anonymous(4096).unwrap();
+        let mut out = Vec::new();
+        for len in 0..100usize {
+            let src: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            r.copy_in_words(3, &src);
+            r.copy_out(3, len, &mut out);
+            assert_eq!(out, src, "len {len}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "leaves a region")]
+    fn copy_out_past_the_end_is_refused() {
+        let r = Region::anonymous(64).unwrap();
+        let mut out = Vec::new();
+        r.copy_out(4, 40, &mut out);
+    }
+}

@@ -1,0 +1,553 @@
+//! The latest-value ("snapshot") protocol: reader-pinned slots over seqlocked frames.
+//!
+//! # Design
+//!
+//! A channel made for `R` pinned readers has `R + 2` slots. The header word `latest` names the
+//! slot that holds the newest committed frame together with its generation (one atomic word, so
+//! readers learn both at once). A writer, holding the writer lock, always writes a slot that is
+//! neither `latest` nor pinned by any reader, then publishes it by storing `latest`. Readers copy
+//! the slot `latest` names. With `R` readers pinning at most one slot each, at least one slot is
+//! always free, so a writer never waits for a reader, and a reader whose pin is in place can never
+//! be overwritten mid-copy, so it never starves under a back-to-back writer (the single-buffer
+//! seqlock does: its reader restarts whenever a write overlaps its copy).
+//!
+//! # Why a pin protects the copy (the Dekker argument)
+//!
+//! Pinned reader: `l = latest.load(SeqCst)`; `pin.store(slot(l), SeqCst)`;
+//! `latest.load(SeqCst) == l` else retry. Writer: `latest.store(SeqCst)` at the end of one
+//! publish; at the start of the next (after the lock's SeqCst compare-and-swap) it scans the pins
+//! with SeqCst loads. All of these are in the single total order of SeqCst operations. If the
+//! reader's second load still saw `l`, that load precedes the writer's store of the next
+//! `latest`, so the reader's pin store precedes every later pin scan, which therefore sees the pin
+//! and avoids the slot until the reader unpins. While `l` is latest no writer touches its slot
+//! either. If the second load saw a newer value the reader simply starts over: that costs one
+//! retry and only happens when a whole publish fits in the few nanoseconds between two loads.
+//!
+//! Every copy is still validated with the slot's seqlock stamp and the frame's generation
+//! (`seqlock.rs`): pinning makes retries rare, validation makes torn values impossible even when a
+//! peer ignores the protocol. A reader that cannot pin (a read-only mapping, or more readers than
+//! pin entries) reads by validation alone; because writers cycle through the free slots, the slot
+//! it copies is reused only after `R + 1` further publishes.
+//!
+//! Every bound is local: a reader gives up with `Contended` after a bounded time, every length is
+//! checked against the layout before it is used, and a slot index out of range is `Corrupt`.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::frame::{Meta, Tag};
+use crate::layout::*;
+use crate::lock;
+use crate::os;
+use crate::region::{Region, WORD};
+use crate::seqlock;
+use crate::sync::{spin_hint, Ordering};
+
+/// Knobs of the bounded waits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// How long a writer waits for another writer's lock.
+    pub lock: Duration,
+    /// How long a reader keeps retrying before `Contended`.
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            lock: Duration::from_secs(5),
+            read: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A mapped channel: its memory, its validated layout, and what the header said at open.
+pub(crate) struct Snapshot {
+    pub region: Region,
+    pub layout: Layout,
+    pub checksum: bool,
+    /// The channel's name, for error messages.
+    pub name: String,
+}
+
+/// Outcome of one attempt at copying a slot.
+enum Attempt {
+    Done(Meta),
+    Retry,
+    Corrupt(String),
+}
+
+impl Snapshot {
+    /// Writes a fresh header into zeroed memory: geometry and identity first, the version, then
+    /// the magic last (with Release), so an opener that sees the magic sees a complete header.
+    pub(crate) fn init(&self, flags: u64, incarnation: u64, created_ns: u64, creator: u64) {
+        let l = &self.layout;
+        let w = |i: usize, v: u64| self.region.word(i).store(v, Ordering::Relaxed);
+        w(H_HEADER_SIZE, l.header_bytes as u64);
+        w(H_CAPACITY, l.capacity as u64);
+        w(H_SLOT_COUNT, l.slots as u64);
+        w(H_SLOT_STRIDE, l.stride_bytes as u64);
+        w(H_READERS, l.readers as u64);
+        w(H_TOTAL_SIZE, l.total_bytes as u64);
+        w(H_INCARNATION, incarnation);
+        w(H_CREATED_NS, created_ns);
+        w(H_CREATOR, creator);
+        w(H_FLAGS, flags);
+        w(H_KIND, KIND_SNAPSHOT);
+        w(H_LATEST, pack_latest(0, 0));
+        w(H_VERSION, VERSION);
+        self.region.word(H_MAGIC).store(MAGIC, Ordering::Release);
+    }
+
+    /// Reads the geometry fields of a header (magic with Acquire, via a fence so that it works on
+    /// read-only mappings).
+    pub(crate) fn read_fields(region: &Region) -> HeaderFields {
+        let r = |i: usize| region.word(i).load(Ordering::Relaxed);
+        let magic = r(H_MAGIC);
+        crate::sync::fence(Ordering::Acquire);
+        HeaderFields {
+            magic,
+            version: r(H_VERSION),
+            header_size: r(H_HEADER_SIZE),
+            capacity: r(H_CAPACITY),
+            slot_count: r(H_SLOT_COUNT),
+            slot_stride: r(H_SLOT_STRIDE),
+            readers: r(H_READERS),
+            total_size: r(H_TOTAL_SIZE),
+            kind: r(H_KIND),
+        }
+    }
+
+    /// A header word (Relaxed).
+    pub(crate) fn header(&self, i: usize) -> u64 {
+        self.region.word(i).load(Ordering::Relaxed)
+    }
+
+    /// The generation of the newest value: one atomic load.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        let l = self.region.word(H_LATEST).load(Ordering::Relaxed);
+        crate::sync::fence(Ordering::Acquire);
+        split_latest(l).0
+    }
+
+    /// Generation, tag and length of the latest value, without copying it (for `info`).
+    pub(crate) fn peek(&self) -> (u64, Tag, usize) {
+        let l = &self.layout;
+        for _ in 0..1024 {
+            let (gen, slot) = split_latest(self.region.word(H_LATEST).load(Ordering::Relaxed));
+            crate::sync::fence(Ordering::Acquire);
+            if slot >= l.slots {
+                break;
+            }
+            let seq = self.region.word(l.slot(slot, F_SEQ));
+            let Some(s1) = seqlock::read_begin(seq) else {
+                continue;
+            };
+            let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
+            let (fgen, len, tag) = (field(F_GEN), field(F_LEN), field(F_TAG));
+            if seqlock::read_validate(seq, s1) && fgen == gen {
+                let len = len.min(l.capacity as u64) as usize;
+                return (gen, Tag(tag.min(u64::from(u16::MAX)) as u16), len);
+            }
+        }
+        (self.generation(), Tag::EMPTY, 0)
+    }
+
+    /// Claims a free reader-pin entry for `token`, taking over entries whose owner died.
+    pub(crate) fn claim_pin(&self, token: u64) -> Option<usize> {
+        if !self.region.writable() {
+            return None;
+        }
+        let owner = |e| self.region.word(self.layout.pin(e, PIN_OWNER));
+        for e in 0..self.layout.readers {
+            if owner(e)
+                .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.region
+                    .word(self.layout.pin(e, PIN_SLOT))
+                    .store(0, Ordering::SeqCst);
+                return Some(e);
+            }
+        }
+        for e in 0..self.layout.readers {
+            let cur = owner(e).load(Ordering::Relaxed);
+            if cur != 0
+                && !os::token_alive(cur)
+                && owner(e)
+                    .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.region
+                    .word(self.layout.pin(e, PIN_SLOT))
+                    .store(0, Ordering::SeqCst);
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Gives a pin entry back.
+    pub(crate) fn release_pin(&self, e: usize, token: u64) {
+        self.region
+            .word(self.layout.pin(e, PIN_SLOT))
+            .store(0, Ordering::Release);
+        let _ = self
+            .region
+            .word(self.layout.pin(e, PIN_OWNER))
+            .compare_exchange(token, 0, Ordering::Release, Ordering::Relaxed);
+    }
+
+    /// Publishes the bytes that `fill` writes as the next value, tagged `tag`.
+    ///
+    /// Nothing is visible to readers until `fill` has returned `Ok` and the frame is complete; if
+    /// `fill` fails or overflows the capacity, the previous value stays the latest.
+    pub(crate) fn publish<F>(&self, token: u64, tag: Tag, t: &Timeouts, fill: F) -> Result<u64>
+    where
+        F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
+    {
+        if !self.region.writable() {
+            return Err(Error::ReadOnly {
+                name: self.name.clone(),
+            });
+        }
+        let lock_word = self.region.word(H_LOCK);
+        match lock::acquire(lock_word, token, t.lock) {
+            Ok(false) => {}
+            Ok(true) => {
+                self.region
+                    .word(H_RECOVERIES)
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(busy) => {
+                return Err(Error::Contended {
+                    name: self.name.clone(),
+                    what: format!("writer lock held by pid {}", os::token_pid(busy.owner)),
+                    waited_ms: busy.waited.as_millis() as u64,
+                })
+            }
+        }
+        let result = self.publish_locked(tag, fill);
+        if result.is_ok() {
+            self.region
+                .word(H_LAST_WRITER)
+                .store(u64::from(os::token_pid(token)), Ordering::Relaxed);
+        }
+        lock::release(lock_word);
+        result
+    }
+
+    fn publish_locked<F>(&self, tag: Tag, fill: F) -> Result<u64>
+    where
+        F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
+    {
+        let l = &self.layout;
+        let latest_word = self.region.word(H_LATEST);
+        // We hold the lock, so this is the value the previous writer committed (its Release
+        // unlock synchronised with our lock).
+        let (gen, cur) = split_latest(latest_word.load(Ordering::Relaxed));
+        let mut busy: u64 = 0;
+        if cur < l.slots {
+            busy |= 1 << cur;
+        }
+        for e in 0..l.readers {
+            let p = self.region.word(l.pin(e, PIN_SLOT)).load(Ordering::SeqCst);
+            if (1..=l.slots as u64).contains(&p) {
+                busy |= 1 << (p - 1);
+            }
+        }
+        // Cycle through free slots starting after the current one: the one chosen is the least
+        // recently written, which gives readers without pins the longest window.
+        let start = if cur < l.slots { cur + 1 } else { 0 };
+        let slot = (0..l.slots)
+            .map(|k| (start + k) % l.slots)
+            .find(|&s| busy & (1 << s) == 0)
+            .ok_or_else(|| Error::Corrupt {
+                name: self.name.clone(),
+                what: "every slot is pinned, more pins than reader entries".into(),
+            })?;
+        let seq = self.region.word(l.slot(slot, F_SEQ));
+        let odd = seqlock::begin_write(seq);
+        let mut w = SlotWriter::new(
+            &self.region,
+            l.slot(slot, F_PAYLOAD),
+            l.capacity,
+            self.checksum,
+        );
+        let filled = fill(&mut w);
+        // On failure the stamp stays odd: the slot is not latest and now reads as "being written".
+        let (len, crc) = match (filled, w.finish()) {
+            (Ok(()), Ok(done)) => done,
+            (_, Err(too_large)) => return Err(too_large),
+            (Err(source), Ok(_)) => {
+                return Err(Error::Encode {
+                    name: self.name.clone(),
+                    source,
+                })
+            }
+        };
+        let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
+        let f = |i: usize, v: u64| {
+            self.region
+                .word(l.slot(slot, i))
+                .store(v, Ordering::Relaxed)
+        };
+        f(F_GEN, next);
+        f(F_LEN, len as u64);
+        f(F_TAG, u64::from(tag.0));
+        f(F_CRC, crc.map_or(0, |c| CRC_PRESENT | u64::from(c)));
+        seqlock::end_write(seq, odd);
+        latest_word.store(pack_latest(next, slot), Ordering::SeqCst);
+        Ok(next)
+    }
+
+    /// Copies the latest value into `buf` (replacing its contents). `pin` is this handle's pin
+    /// entry, if it has one; without one the read relies on validation alone.
+    pub(crate) fn read(&self, pin: Option<usize>, buf: &mut Vec<u8>, t: &Timeouts) -> Result<Meta> {
+        let latest_word = self.region.word(H_LATEST);
+        let pin_word = pin.map(|e| self.region.word(self.layout.pin(e, PIN_SLOT)));
+        let mut retries: u32 = 0;
+        let mut started: Option<Instant> = None;
+        let result = loop {
+            let attempt = match pin_word {
+                Some(pw) => {
+                    let l = latest_word.load(Ordering::SeqCst);
+                    let (gen, slot) = split_latest(l);
+                    if slot >= self.layout.slots {
+                        Attempt::Corrupt(format!(
+                            "latest names slot {slot} of {}",
+                            self.layout.slots
+                        ))
+                    } else {
+                        pw.store(slot as u64 + 1, Ordering::SeqCst);
+                        if latest_word.load(Ordering::SeqCst) != l {
+                            Attempt::Retry
+                        } else {
+                            self.copy_slot(slot, gen, buf)
+                        }
+                    }
+                }
+                None => {
+                    let l = latest_word.load(Ordering::Relaxed);
+                    crate::sync::fence(Ordering::Acquire);
+                    let (gen, slot) = split_latest(l);
+                    if slot >= self.layout.slots {
+                        Attempt::Corrupt(format!(
+                            "latest names slot {slot} of {}",
+                            self.layout.slots
+                        ))
+                    } else {
+                        self.copy_slot(slot, gen, buf)
+                    }
+                }
+            };
+            match attempt {
+                Attempt::Done(mut meta) => {
+                    meta.retries = retries;
+                    break Ok(meta);
+                }
+                Attempt::Corrupt(what) => {
+                    break Err(Error::Corrupt {
+                        name: self.name.clone(),
+                        what,
+                    })
+                }
+                Attempt::Retry => {}
+            }
+            retries = retries.saturating_add(1);
+            if retries % 64 == 0 {
+                let since = *started.get_or_insert_with(Instant::now);
+                if since.elapsed() >= t.read {
+                    break Err(Error::Contended {
+                        name: self.name.clone(),
+                        what: format!("no consistent snapshot after {retries} attempts"),
+                        waited_ms: since.elapsed().as_millis() as u64,
+                    });
+                }
+            }
+            spin_hint(retries);
+        };
+        if let Some(pw) = pin_word {
+            pw.store(0, Ordering::Release);
+        }
+        result
+    }
+
+    /// One validated copy of `slot`, expected to hold generation `gen`.
+    fn copy_slot(&self, slot: usize, gen: u64, buf: &mut Vec<u8>) -> Attempt {
+        let l = &self.layout;
+        let seq = self.region.word(l.slot(slot, F_SEQ));
+        let Some(s1) = seqlock::read_begin(seq) else {
+            return Attempt::Retry;
+        };
+        let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
+        let fgen = field(F_GEN);
+        let len = field(F_LEN);
+        let tag = field(F_TAG);
+        let crc = field(F_CRC);
+        if len > l.capacity as u64 || tag > u64::from(u16::MAX) {
+            // Only a complete frame that is itself wrong is corruption; a changing one is a race.
+            if seqlock::read_validate(seq, s1) && fgen == gen {
+                return Attempt::Corrupt(format!(
+                    "frame in slot {slot} claims {len} bytes (capacity {}) and tag {tag}",
+                    l.capacity
+                ));
+            }
+            return Attempt::Retry;
+        }
+        let len = len as usize;
+        self.region.copy_out(l.slot(slot, F_PAYLOAD), len, buf);
+        if !seqlock::read_validate(seq, s1) || fgen != gen {
+            return Attempt::Retry;
+        }
+        if crc & CRC_PRESENT != 0 && crc32fast::hash(buf) != crc as u32 {
+            return Attempt::Corrupt(format!(
+                "checksum mismatch in slot {slot}, generation {gen}"
+            ));
+        }
+        Attempt::Done(Meta {
+            generation: gen,
+            tag: Tag(tag as u16),
+            len,
+            retries: 0,
+        })
+    }
+}
+
+/// Marker carried inside the `io::Error` a [`SlotWriter`] returns when a value outgrows the slot:
+/// the length the value had reached.
+#[derive(Debug)]
+struct Overflow(usize);
+
+impl std::fmt::Display for Overflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "value exceeds the channel's capacity ({} bytes so far)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Overflow {}
+
+/// Writes a value straight into a free slot of the channel, as an [`io::Write`].
+///
+/// Handed to the closure of [`Channel::publish_with`](crate::Channel::publish_with). Bytes go into
+/// shared memory with atomic word stores (a `&mut [u8]` into the slot would not be sound while an
+/// unpinned reader may be validating a stale copy of it); writes past the capacity fail with an
+/// error and the publish is abandoned, leaving the previous value in place.
+pub struct SlotWriter<'a> {
+    region: &'a Region,
+    first: usize,
+    capacity: usize,
+    len: usize,
+    /// Bytes of the current, not yet stored, word.
+    pending: [u8; WORD],
+    crc: Option<crc32fast::Hasher>,
+    overflow: Option<usize>,
+}
+
+impl<'a> SlotWriter<'a> {
+    fn new(region: &'a Region, first: usize, capacity: usize, checksum: bool) -> Self {
+        SlotWriter {
+            region,
+            first,
+            capacity,
+            len: 0,
+            pending: [0; WORD],
+            crc: checksum.then(crc32fast::Hasher::new),
+            overflow: None,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes that can still be written.
+    pub fn remaining(&self) -> usize {
+        self.capacity - self.len
+    }
+
+    /// Appends bytes; fails (and poisons the writer) if they do not fit.
+    pub fn put(&mut self, mut src: &[u8]) -> io::Result<()> {
+        if self.overflow.is_some() || src.len() > self.remaining() {
+            let total = self.overflow.unwrap_or(self.len) + src.len();
+            self.overflow = Some(total);
+            return Err(io::Error::other(Overflow(total)));
+        }
+        if let Some(h) = &mut self.crc {
+            h.update(src);
+        }
+        let used = self.len % WORD;
+        if used != 0 {
+            let take = (WORD - used).min(src.len());
+            self.pending[used..used + take].copy_from_slice(&src[..take]);
+            self.len += take;
+            src = &src[take..];
+            if self.len % WORD == 0 {
+                let w = self.first + self.len / WORD - 1;
+                self.region
+                    .word(w)
+                    .store(u64::from_ne_bytes(self.pending), Ordering::Relaxed);
+            } else {
+                return Ok(());
+            }
+        }
+        let whole = src.len() / WORD * WORD;
+        if whole > 0 {
+            self.region
+                .copy_in_words(self.first + self.len / WORD, &src[..whole]);
+            self.len += whole;
+        }
+        let rest = &src[whole..];
+        self.pending = [0; WORD];
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.len += rest.len();
+        Ok(())
+    }
+
+    /// Stores the last partial word; returns the length and checksum, or `TooLarge`.
+    fn finish(self) -> Result<(usize, Option<u32>)> {
+        if let Some(len) = self.overflow {
+            return Err(Error::TooLarge {
+                len,
+                capacity: self.capacity,
+            });
+        }
+        let used = self.len % WORD;
+        if used != 0 {
+            let mut last = self.pending;
+            last[used..].fill(0);
+            let w = self.first + self.len / WORD;
+            self.region
+                .word(w)
+                .store(u64::from_ne_bytes(last), Ordering::Relaxed);
+        }
+        Ok((self.len, self.crc.map(crc32fast::Hasher::finalize)))
+    }
+}
+
+impl io::Write for SlotWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.put(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.put(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

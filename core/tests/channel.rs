@@ -1,0 +1,601 @@
+//! The channel's contract, run over every backing (private memory, shared memory, file), plus
+//! every error path of naming, opening and corrupt mappings.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mmf_core::{Channel, Error, Location, Options, Tag};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique location of each kind; removed again when dropped.
+struct Scratch {
+    location: Location,
+}
+
+impl Scratch {
+    fn new(kind: &str) -> Scratch {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let unique = format!("mmf-test-{}-{n}", std::process::id());
+        let location = match kind {
+            "shm" => Location::shm(&unique).unwrap(),
+            "file" => Location::file(std::env::temp_dir().join(format!("{unique}.mmf"))),
+            _ => Location::Anonymous,
+        };
+        Scratch { location }
+    }
+
+    fn name(&self) -> String {
+        self.location.to_string()
+    }
+
+    fn path(&self) -> PathBuf {
+        self.location.path().unwrap()
+    }
+
+    fn create(&self, capacity: usize) -> Channel {
+        Options::new()
+            .capacity(capacity)
+            .create(&self.location)
+            .unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Channel::remove_location(&self.location);
+    }
+}
+
+const BACKINGS: [&str; 3] = ["heap", "shm", "file"];
+
+/// Runs `test` once per backing with a fresh channel of `capacity` bytes.
+fn each_backing(capacity: usize, test: impl Fn(&str, &Channel)) {
+    for kind in BACKINGS {
+        let s = Scratch::new(kind);
+        let ch = s.create(capacity);
+        test(kind, &ch);
+    }
+}
+
+#[test]
+fn a_new_channel_is_empty() {
+    each_backing(64, |kind, ch| {
+        assert_eq!(ch.generation(), 0, "{kind}");
+        let (meta, bytes) = ch.read().unwrap();
+        assert!(meta.is_empty(), "{kind}");
+        assert_eq!((meta.tag, bytes.len()), (Tag::EMPTY, 0), "{kind}");
+    });
+}
+
+#[test]
+fn publish_then_read_round_trips_with_generations() {
+    each_backing(100, |kind, ch| {
+        let mut buf = Vec::new();
+        for (i, len) in [0usize, 1, 7, 8, 9, 63, 64, 65, 100]
+            .into_iter()
+            .enumerate()
+        {
+            let value: Vec<u8> = (0..len).map(|b| (b * 31 + i) as u8).collect();
+            let g = ch.publish(Tag(300 + i as u16), &value).unwrap();
+            assert_eq!(g, i as u64 + 1, "{kind}");
+            let meta = ch.read_into(&mut buf).unwrap();
+            assert_eq!(buf, value, "{kind} len {len}");
+            assert_eq!(
+                (meta.generation, meta.tag, meta.len),
+                (g, Tag(300 + i as u16), len),
+                "{kind}"
+            );
+            assert_eq!(ch.generation(), g, "{kind}");
+        }
+    });
+}
+
+#[test]
+fn a_shorter_value_never_shows_the_tail_of_a_longer_one() {
+    // The seed module's bug: writing "Hi" over "Hello World!" read back "Hillo World!".
+    each_backing(64, |kind, ch| {
+        for _ in 0..10 {
+            ch.publish(Tag::TEXT, b"Hello World!").unwrap();
+            ch.publish(Tag::TEXT, b"Hi").unwrap();
+            assert_eq!(ch.read().unwrap().1, b"Hi", "{kind}");
+        }
+    });
+}
+
+#[test]
+fn too_large_is_refused_and_the_previous_value_stays() {
+    each_backing(16, |kind, ch| {
+        ch.publish(Tag::TEXT, b"keep me").unwrap();
+        let err = ch.publish(Tag::TEXT, &[b'x'; 17]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    len: 17,
+                    capacity: 16
+                }
+            ),
+            "{kind}: {err}"
+        );
+        assert!(err.to_string().contains("nothing was published"), "{err}");
+        // The same through the streaming writer, which only finds out halfway.
+        let err = ch
+            .publish_with(Tag::TEXT, |w| {
+                w.put(b"0123456789")?;
+                w.put(b"0123456789")
+            })
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    len: 20,
+                    capacity: 16
+                }
+            ),
+            "{kind}: {err}"
+        );
+        // A fill closure that fails publishes nothing either.
+        let err = ch
+            .publish_with(Tag::TEXT, |w| {
+                w.put(b"partial")?;
+                Err(std::io::Error::other("serializer gave up"))
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Encode { .. }), "{kind}: {err}");
+        let (meta, bytes) = ch.read().unwrap();
+        assert_eq!(
+            (meta.generation, &bytes[..]),
+            (1, &b"keep me"[..]),
+            "{kind}"
+        );
+        // And the channel still works afterwards, over every slot.
+        for i in 0..20u8 {
+            ch.publish(Tag::BYTES, &[i; 16]).unwrap();
+            assert_eq!(ch.read().unwrap().1, [i; 16], "{kind}");
+        }
+    });
+}
+
+#[test]
+fn publish_with_streams_odd_sized_writes() {
+    each_backing(1000, |kind, ch| {
+        let mut expected = Vec::new();
+        ch.publish_with(Tag::BYTES, |w| {
+            for i in 0..40u8 {
+                let piece: Vec<u8> = (0..(i % 13)).map(|k| k ^ i).collect();
+                expected.extend_from_slice(&piece);
+                w.put(&piece)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ch.read().unwrap().1, expected, "{kind}");
+    });
+}
+
+#[test]
+fn threads_never_see_torn_values() {
+    // In-process stress over every backing: one writer, three readers (more than the default
+    // pins would matter only with >4), every value self-checking.
+    each_backing(4096, |kind, ch| {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut buf = Vec::new();
+                        let mut n = 0u64;
+                        while !done.load(Ordering::Relaxed) || n == 0 {
+                            let meta = ch.read_into(&mut buf).unwrap();
+                            if meta.generation > 0 {
+                                let fill = meta.generation as u8;
+                                assert_eq!(buf.len(), 64 + (meta.generation as usize * 97) % 4000);
+                                assert!(
+                                    buf.iter().all(|&b| b == fill),
+                                    "{kind}: torn at {}",
+                                    meta.generation
+                                );
+                            }
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            for g in 1..=3000u64 {
+                let len = 64 + (g as usize * 97) % 4000;
+                ch.publish(Tag::BYTES, &vec![g as u8; len]).unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            for r in readers {
+                assert!(r.join().unwrap() > 0);
+            }
+        });
+    });
+}
+
+#[test]
+fn a_second_handle_sees_the_same_channel() {
+    for kind in ["shm", "file"] {
+        let s = Scratch::new(kind);
+        let a = s.create(64);
+        a.publish(Tag::TEXT, b"from a").unwrap();
+        let b = Channel::open(&s.name()).unwrap();
+        assert_eq!(b.read().unwrap().1, b"from a");
+        b.publish(Tag::TEXT, b"from b").unwrap();
+        assert_eq!(a.read().unwrap().1, b"from b");
+        assert_eq!(a.incarnation(), b.incarnation());
+        assert!(a.is_pinned() && b.is_pinned());
+    }
+}
+
+#[test]
+fn info_describes_the_header_and_current_value() {
+    for kind in BACKINGS {
+        let s = Scratch::new(kind);
+        let ch = Options::new()
+            .capacity(1000)
+            .readers(3)
+            .checksum(true)
+            .create(&s.location)
+            .unwrap();
+        ch.publish(Tag::JSON, b"{\"a\":1}").unwrap();
+        let info = ch.info();
+        assert_eq!(info.capacity, 1000);
+        assert_eq!((info.readers, info.slots), (3, 5));
+        assert_eq!((info.generation, info.tag, info.len), (1, Tag::JSON, 7));
+        assert_eq!(info.creator_pid, std::process::id());
+        assert!(info.creator_alive);
+        assert_eq!(info.last_writer_pid, Some(std::process::id()));
+        assert!(info.checksum);
+        assert_eq!(info.size_bytes, (256 + 3 * 64 + 5 * (64 + 1024)) as u64);
+        if kind != "heap" {
+            assert_eq!(std::fs::metadata(s.path()).unwrap().len(), info.size_bytes);
+        }
+        assert_eq!(ch.read().unwrap().1, b"{\"a\":1}");
+    }
+}
+
+#[test]
+fn create_is_exclusive_open_needs_an_existing_channel() {
+    for kind in ["shm", "file"] {
+        let s = Scratch::new(kind);
+        let err = Channel::open(&s.name()).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&s.name()),
+            "message names the channel: {err}"
+        );
+        let _a = s.create(64);
+        let err = Options::new().create(&s.location).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+        Channel::remove(&s.name()).unwrap();
+        let err = Channel::remove(&s.name()).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    }
+}
+
+#[test]
+fn open_or_create_and_create_or_replace() {
+    let s = Scratch::new("shm");
+    let a = Options::new()
+        .capacity(32)
+        .open_or_create(&s.location)
+        .unwrap();
+    a.publish(Tag::TEXT, b"one").unwrap();
+    let b = Options::new()
+        .capacity(9999)
+        .open_or_create(&s.location)
+        .unwrap();
+    assert_eq!(
+        (b.capacity(), b.read().unwrap().1),
+        (32, b"one".to_vec()),
+        "opened, not recreated"
+    );
+    let c = Options::new()
+        .capacity(64)
+        .create_or_replace(&s.location)
+        .unwrap();
+    assert_ne!(
+        c.incarnation(),
+        a.incarnation(),
+        "a new incarnation under the same name"
+    );
+    assert_eq!((c.capacity(), c.generation()), (64, 0));
+    // The old handle still works on its own (now unlinked) memory.
+    assert_eq!(a.read().unwrap().1, b"one");
+}
+
+#[test]
+fn invalid_names_are_refused_before_touching_the_os() {
+    for bad in ["", "a/b", "x\0y", "..", &"n".repeat(300)] {
+        // A '/' makes it a path; "a/b" is then a file in a missing directory.
+        match Channel::create(bad, 8) {
+            Err(Error::InvalidName { .. }) => {}
+            Err(Error::Io { .. }) if bad.contains('/') => {}
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    let err = Channel::open("").unwrap_err();
+    assert!(err.to_string().contains("invalid channel name"), "{err}");
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let s = Scratch::new("shm");
+    for (cap, readers) in [
+        (0, 1),
+        (mmf_core::MAX_CAPACITY + 1, 1),
+        (8, mmf_core::MAX_READERS + 1),
+    ] {
+        let err = Options::new()
+            .capacity(cap)
+            .readers(readers)
+            .create(&s.location)
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
+    }
+    assert!(!s.path().exists(), "nothing was created");
+}
+
+#[test]
+fn permissions_default_to_owner_only() {
+    let s = Scratch::new("shm");
+    let _a = s.create(8);
+    let mode = std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let t = Scratch::new("file");
+    let _b = Options::new().mode(0o640).create(&t.location).unwrap();
+    let mode = std::fs::metadata(t.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+}
+
+#[test]
+fn a_symlink_planted_under_a_name_is_never_followed() {
+    let s = Scratch::new("shm");
+    let target = std::env::temp_dir().join(format!("mmf-victim-{}", std::process::id()));
+    std::fs::write(&target, b"precious").unwrap();
+    std::os::unix::fs::symlink(&target, s.path()).unwrap();
+    assert!(Options::new().create(&s.location).is_err());
+    assert!(Options::new().open(&s.location).is_err());
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    std::fs::remove_file(&target).unwrap();
+}
+
+#[test]
+fn read_only_handles_read_but_cannot_publish() {
+    let s = Scratch::new("file");
+    let w = s.create(32);
+    w.publish(Tag::TEXT, b"hello").unwrap();
+    let r = Options::new().read_only(true).open(&s.location).unwrap();
+    assert!(r.is_read_only() && !r.is_pinned());
+    assert_eq!(r.read().unwrap().1, b"hello");
+    let err = r.publish(Tag::TEXT, b"no").unwrap_err();
+    assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
+    // Unpinned reads keep up with a writer too.
+    for i in 0..100u8 {
+        w.publish(Tag::BYTES, &[i; 32]).unwrap();
+        assert_eq!(r.read().unwrap().1, [i; 32]);
+    }
+}
+
+#[test]
+fn a_removed_channel_is_listed_no_more() {
+    let s = Scratch::new("shm");
+    let name = match &s.location {
+        Location::Shm(n) => n.clone(),
+        _ => unreachable!(),
+    };
+    let ch = s.create(128);
+    ch.publish(Tag::TEXT, b"x").unwrap();
+    let listed = mmf_core::list().unwrap();
+    let me = listed.iter().find(|l| l.name == name).expect("listed");
+    let info = me.info.as_ref().unwrap();
+    assert_eq!((info.capacity, info.generation), (128, 1));
+    Channel::remove(&s.name()).unwrap();
+    assert!(mmf_core::list().unwrap().iter().all(|l| l.name != name));
+}
+
+// --- Corrupt and foreign mappings -------------------------------------------------------------
+
+/// Creates a file channel, lets `damage` edit its bytes, and returns what opening it gives.
+fn open_damaged(damage: impl FnOnce(&mut Vec<u8>)) -> Result<Channel, Error> {
+    let s = Scratch::new("file");
+    let ch = s.create(64);
+    ch.publish(Tag::TEXT, b"fine").unwrap();
+    drop(ch);
+    let mut bytes = std::fs::read(s.path()).unwrap();
+    damage(&mut bytes);
+    std::fs::write(s.path(), &bytes).unwrap();
+    let mut o = Options::new();
+    o.init_timeout(Duration::from_millis(20))
+        .read_timeout(Duration::from_millis(50));
+    o.open(&s.location)
+}
+
+fn put_u64(bytes: &mut [u8], offset: usize, v: u64) {
+    bytes[offset..offset + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn a_file_that_is_not_a_channel_is_wrong_magic_and_is_not_removed() {
+    let path = std::env::temp_dir().join(format!("mmf-not-a-channel-{}", std::process::id()));
+    std::fs::write(&path, vec![7u8; 4096]).unwrap();
+    let name = path.to_str().unwrap();
+    let err = Channel::open(name).unwrap_err();
+    assert!(matches!(err, Error::WrongMagic { .. }), "{err}");
+    let err = Channel::remove(name).unwrap_err();
+    assert!(matches!(err, Error::WrongMagic { .. }), "{err}");
+    assert!(path.exists());
+    std::fs::write(&path, b"tiny").unwrap();
+    assert!(matches!(
+        Channel::open(name).unwrap_err(),
+        Error::WrongMagic { .. }
+    ));
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn wrong_magic_version_or_geometry_is_refused_at_open() {
+    let err = open_damaged(|b| b[0] ^= 0xff).unwrap_err();
+    assert!(matches!(err, Error::WrongMagic { .. }), "{err}");
+    let err = open_damaged(|b| put_u64(b, 8, 99)).unwrap_err();
+    assert!(
+        matches!(err, Error::UnsupportedVersion { found: 99, .. }),
+        "{err}"
+    );
+    for (offset, what) in [
+        (16, "header size"),
+        (24, "capacity"),
+        (32, "slot count"),
+        (40, "slot stride"),
+        (48, "readers"),
+        (56, "total size"),
+        (96, "kind"),
+    ] {
+        let err = open_damaged(|b| put_u64(b, offset, u64::MAX - 3)).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{what}: {err}");
+    }
+}
+
+#[test]
+fn a_truncated_or_grown_file_is_refused_at_open() {
+    let err = open_damaged(|b| b.truncate(b.len() - 64)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+    let err = open_damaged(|b| b.truncate(100)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let err = open_damaged(|b| b.extend_from_slice(&[0; 64])).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn an_uninitialised_channel_is_reported_as_such() {
+    let err = open_damaged(|b| b.clear()).unwrap_err();
+    assert!(matches!(err, Error::NotInitialized { .. }), "{err}");
+    let err = open_damaged(|b| put_u64(b, 0, 0)).unwrap_err();
+    assert!(matches!(err, Error::NotInitialized { .. }), "{err}");
+}
+
+/// Offsets for a 64-byte channel with the default 4 readers (see docs/FORMAT.md).
+const LATEST: usize = 128;
+const SLOT0: usize = 256 + 4 * 64;
+
+#[test]
+fn corrupt_frames_are_errors_on_read_not_panics() {
+    // The value "fine" went to slot 1 (generation 1); break its frame in several ways.
+    let stride = 64 + 64;
+    let frame = SLOT0 + stride;
+    let ch = open_damaged(|b| put_u64(b, frame + 16, 1 << 40)).unwrap();
+    let err = ch.read().unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "length: {err}");
+    let ch = open_damaged(|b| put_u64(b, frame + 24, 1 << 20)).unwrap();
+    assert!(
+        matches!(ch.read().unwrap_err(), Error::Corrupt { .. }),
+        "tag"
+    );
+    let ch = open_damaged(|b| put_u64(b, LATEST, (1 << 8) | 200)).unwrap();
+    assert!(
+        matches!(ch.read().unwrap_err(), Error::Corrupt { .. }),
+        "slot index"
+    );
+    // A stamp stuck odd (a writer died mid-frame in the latest slot, which a correct writer never
+    // does) or a generation that never matches: bounded retries, then Contended.
+    let ch = open_damaged(|b| put_u64(b, frame, 3)).unwrap();
+    assert!(
+        matches!(ch.read().unwrap_err(), Error::Contended { .. }),
+        "odd stamp"
+    );
+    let ch = open_damaged(|b| put_u64(b, frame + 8, 77)).unwrap();
+    assert!(
+        matches!(ch.read().unwrap_err(), Error::Contended { .. }),
+        "generation"
+    );
+    // And a writer still publishes over the damage.
+    let ch = open_damaged(|b| put_u64(b, frame + 16, 1 << 40)).unwrap();
+    ch.publish(Tag::TEXT, b"repaired").unwrap();
+    assert_eq!(ch.read().unwrap().1, b"repaired");
+}
+
+#[test]
+fn garbage_pins_do_not_stop_writers() {
+    let ch = open_damaged(|b| {
+        for e in 0..4 {
+            put_u64(b, 256 + e * 64, u64::MAX); // owner: a pid that cannot exist
+            put_u64(b, 256 + e * 64 + 8, 1 + e as u64 % 3); // pins on slots
+        }
+    })
+    .unwrap();
+    assert!(ch.is_pinned(), "dead owners' entries are taken over");
+    for i in 0..20u8 {
+        ch.publish(Tag::BYTES, &[i; 64]).unwrap();
+        assert_eq!(ch.read().unwrap().1, [i; 64]);
+    }
+}
+
+#[test]
+fn a_checksum_mismatch_is_corrupt() {
+    let s = Scratch::new("file");
+    let ch = Options::new()
+        .capacity(64)
+        .checksum(true)
+        .create(&s.location)
+        .unwrap();
+    ch.publish(Tag::TEXT, b"checked").unwrap();
+    assert_eq!(ch.read().unwrap().1, b"checked");
+    drop(ch);
+    let mut bytes = std::fs::read(s.path()).unwrap();
+    let payload = SLOT0 + 128 + 64;
+    bytes[payload] ^= 1;
+    std::fs::write(s.path(), &bytes).unwrap();
+    let err = Channel::open(&s.name()).unwrap().read().unwrap_err();
+    assert!(
+        matches!(err, Error::Corrupt { .. }) && err.to_string().contains("checksum"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dead_writers_lock_is_recovered() {
+    let ch = open_damaged(|b| put_u64(b, 192, u64::from(u32::MAX - 7))).unwrap();
+    ch.publish(Tag::TEXT, b"after recovery").unwrap();
+    assert_eq!(ch.read().unwrap().1, b"after recovery");
+    assert_eq!(ch.info().writer_recoveries, 1);
+}
+
+#[test]
+fn a_live_lock_holder_makes_publish_contended_not_hung() {
+    let s = Scratch::new("file");
+    let ch = s.create(16);
+    drop(ch);
+    let mut bytes = std::fs::read(s.path()).unwrap();
+    // Our own pid and start time: alive, so it must not be stolen.
+    let me = std::process::id();
+    put_u64(&mut bytes, 192, u64::from(me) | (proc_start(me) << 32));
+    std::fs::write(s.path(), &bytes).unwrap();
+    let ch = Options::new()
+        .lock_timeout(Duration::from_millis(30))
+        .open(&s.location)
+        .unwrap();
+    let err = ch.publish(Tag::TEXT, b"x").unwrap_err();
+    assert!(matches!(err, Error::Contended { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&me.to_string()),
+        "names the holder: {err}"
+    );
+}
+
+fn proc_start(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        & 0xffff_ffff
+}
