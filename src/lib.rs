@@ -1,16 +1,49 @@
 //! # mmf: named shared-memory channels
 //!
-//! One `use` line for the whole library: [`Channel`] and its [`Options`] from `mmf-core`.
+//! Two processes on one host share the latest value of something (a config, a result, a
+//! status) through a named mapping in `/dev/shm` or a file. Writers publish atomically; readers
+//! copy consistent snapshots and never see half a value, never block a writer.
+//!
+//! This facade re-exports the workspace's crates so that one `use` line is enough:
 //!
 //! ```
-//! use mmf::{Channel, Tag};
-//! let ch = Channel::anonymous(64)?;
-//! ch.publish(Tag::TEXT, b"Hello World!")?;
-//! assert_eq!(ch.read()?.1, b"Hello World!");
+//! use mmf::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Status { step: u64, loss: f64 }
+//!
+//! # let name = format!("facade-doc-{}", std::process::id());
+//! let ch = Channel::create(&name, 4096)?;                  // process A
+//! ch.publish(&Status { step: 10, loss: 0.25 })?;
+//!
+//! let other = Channel::open(&name)?;                       // process B
+//! let s: Status = other.read()?;
+//! assert_eq!(s, Status { step: 10, loss: 0.25 });
+//! assert_eq!(other.read_json(false)?, r#"{"step":10,"loss":0.25}"#);
+//! Channel::remove(&name)?;
 //! # Ok::<(), mmf::Error>(())
 //! ```
+//!
+//! - [`Channel`], [`Options`], [`Location`], [`list`]: the channel itself (`mmf-core`).
+//! - [`ChannelExt`]: typed publish/read of serde values, text, bytes and JSON (`mmf-codec`).
+//! - [`Error`]: the codec's error, which wraps the channel's ([`core::Error`]) so `?` works on
+//!   both.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use mmf_core::*;
+pub use mmf_codec::{json, ChannelExt, Error, Result};
+pub use mmf_core::{
+    list, validate_name, Channel, Info, Listing, Location, Meta, Options, SlotWriter, Tag,
+};
+
+/// The channel layer, with its own error type.
+pub mod core {
+    pub use mmf_core::*;
+}
+
+/// Everything a typical user needs: `use mmf::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Channel, ChannelExt, Location, Options, Tag};
+}

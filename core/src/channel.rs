@@ -27,10 +27,10 @@ use crate::sync::Ordering;
 /// use mmf_core::{Channel, Tag};
 /// # let name = format!("doc-channel-{}", std::process::id());
 /// let writer = Channel::create(&name, 1024)?;          // process A
-/// writer.publish(Tag::TEXT, b"Hello World!")?;
+/// writer.publish_raw(Tag::TEXT, b"Hello World!")?;
 ///
 /// let reader = Channel::open(&name)?;                  // process B
-/// let (meta, bytes) = reader.read()?;
+/// let (meta, bytes) = reader.read_raw()?;
 /// assert_eq!(bytes, b"Hello World!");
 /// assert_eq!((meta.generation, meta.tag), (1, Tag::TEXT));
 ///
@@ -435,7 +435,7 @@ impl Channel {
     /// The value becomes visible to readers all at once. A value larger than the capacity is
     /// refused with [`Error::TooLarge`] and the previous value stays the latest.
     #[inline]
-    pub fn publish(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
+    pub fn publish_raw(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
         if bytes.len() > self.snap.layout.capacity {
             return Err(Error::TooLarge {
                 len: bytes.len(),
@@ -454,7 +454,7 @@ impl Channel {
     /// use mmf_core::{Channel, Tag};
     /// let ch = Channel::anonymous(64)?;
     /// ch.publish_with(Tag::TEXT, |w| write!(w, "{} + {} = {}", 1, 2, 1 + 2))?;
-    /// assert_eq!(ch.read()?.1, b"1 + 2 = 3");
+    /// assert_eq!(ch.read_raw()?.1, b"1 + 2 = 3");
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn publish_with<F>(&self, tag: Tag, fill: F) -> Result<u64>
@@ -489,7 +489,7 @@ impl Channel {
     }
 
     /// The latest value as an owned buffer, with what it is.
-    pub fn read(&self) -> Result<(Meta, Vec<u8>)> {
+    pub fn read_raw(&self) -> Result<(Meta, Vec<u8>)> {
         let mut buf = Vec::new();
         let meta = self.read_into(&mut buf)?;
         Ok((meta, buf))

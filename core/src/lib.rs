@@ -11,7 +11,7 @@
 //! use mmf_core::{Channel, Tag};
 //! let ch = Channel::anonymous(1024)?;
 //! assert_eq!(ch.generation(), 0);
-//! ch.publish(Tag::TEXT, b"Hello World!")?;
+//! ch.publish_raw(Tag::TEXT, b"Hello World!")?;
 //! let mut buf = Vec::new();
 //! let meta = ch.read_into(&mut buf)?;
 //! assert_eq!((meta.generation, meta.tag, &buf[..]), (1, Tag::TEXT, &b"Hello World!"[..]));

@@ -64,7 +64,7 @@ fn each_backing(capacity: usize, test: impl Fn(&str, &Channel)) {
 fn a_new_channel_is_empty() {
     each_backing(64, |kind, ch| {
         assert_eq!(ch.generation(), 0, "{kind}");
-        let (meta, bytes) = ch.read().unwrap();
+        let (meta, bytes) = ch.read_raw().unwrap();
         assert!(meta.is_empty(), "{kind}");
         assert_eq!((meta.tag, bytes.len()), (Tag::EMPTY, 0), "{kind}");
     });
@@ -79,7 +79,7 @@ fn publish_then_read_round_trips_with_generations() {
             .enumerate()
         {
             let value: Vec<u8> = (0..len).map(|b| (b * 31 + i) as u8).collect();
-            let g = ch.publish(Tag(300 + i as u16), &value).unwrap();
+            let g = ch.publish_raw(Tag(300 + i as u16), &value).unwrap();
             assert_eq!(g, i as u64 + 1, "{kind}");
             let meta = ch.read_into(&mut buf).unwrap();
             assert_eq!(buf, value, "{kind} len {len}");
@@ -98,9 +98,9 @@ fn a_shorter_value_never_shows_the_tail_of_a_longer_one() {
     // The seed module's bug: writing "Hi" over "Hello World!" read back "Hillo World!".
     each_backing(64, |kind, ch| {
         for _ in 0..10 {
-            ch.publish(Tag::TEXT, b"Hello World!").unwrap();
-            ch.publish(Tag::TEXT, b"Hi").unwrap();
-            assert_eq!(ch.read().unwrap().1, b"Hi", "{kind}");
+            ch.publish_raw(Tag::TEXT, b"Hello World!").unwrap();
+            ch.publish_raw(Tag::TEXT, b"Hi").unwrap();
+            assert_eq!(ch.read_raw().unwrap().1, b"Hi", "{kind}");
         }
     });
 }
@@ -108,8 +108,8 @@ fn a_shorter_value_never_shows_the_tail_of_a_longer_one() {
 #[test]
 fn too_large_is_refused_and_the_previous_value_stays() {
     each_backing(16, |kind, ch| {
-        ch.publish(Tag::TEXT, b"keep me").unwrap();
-        let err = ch.publish(Tag::TEXT, &[b'x'; 17]).unwrap_err();
+        ch.publish_raw(Tag::TEXT, b"keep me").unwrap();
+        let err = ch.publish_raw(Tag::TEXT, &[b'x'; 17]).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -146,7 +146,7 @@ fn too_large_is_refused_and_the_previous_value_stays() {
             })
             .unwrap_err();
         assert!(matches!(err, Error::Encode { .. }), "{kind}: {err}");
-        let (meta, bytes) = ch.read().unwrap();
+        let (meta, bytes) = ch.read_raw().unwrap();
         assert_eq!(
             (meta.generation, &bytes[..]),
             (1, &b"keep me"[..]),
@@ -154,8 +154,8 @@ fn too_large_is_refused_and_the_previous_value_stays() {
         );
         // And the channel still works afterwards, over every slot.
         for i in 0..20u8 {
-            ch.publish(Tag::BYTES, &[i; 16]).unwrap();
-            assert_eq!(ch.read().unwrap().1, [i; 16], "{kind}");
+            ch.publish_raw(Tag::BYTES, &[i; 16]).unwrap();
+            assert_eq!(ch.read_raw().unwrap().1, [i; 16], "{kind}");
         }
     });
 }
@@ -173,7 +173,7 @@ fn publish_with_streams_odd_sized_writes() {
             Ok(())
         })
         .unwrap();
-        assert_eq!(ch.read().unwrap().1, expected, "{kind}");
+        assert_eq!(ch.read_raw().unwrap().1, expected, "{kind}");
     });
 }
 
@@ -208,7 +208,7 @@ fn threads_never_see_torn_values() {
                 .collect();
             for g in 1..=3000u64 {
                 let len = 64 + (g as usize * 97) % 4000;
-                ch.publish(Tag::BYTES, &vec![g as u8; len]).unwrap();
+                ch.publish_raw(Tag::BYTES, &vec![g as u8; len]).unwrap();
             }
             done.store(true, Ordering::Relaxed);
             for r in readers {
@@ -223,11 +223,11 @@ fn a_second_handle_sees_the_same_channel() {
     for kind in ["shm", "file"] {
         let s = Scratch::new(kind);
         let a = s.create(64);
-        a.publish(Tag::TEXT, b"from a").unwrap();
+        a.publish_raw(Tag::TEXT, b"from a").unwrap();
         let b = Channel::open(&s.name()).unwrap();
-        assert_eq!(b.read().unwrap().1, b"from a");
-        b.publish(Tag::TEXT, b"from b").unwrap();
-        assert_eq!(a.read().unwrap().1, b"from b");
+        assert_eq!(b.read_raw().unwrap().1, b"from a");
+        b.publish_raw(Tag::TEXT, b"from b").unwrap();
+        assert_eq!(a.read_raw().unwrap().1, b"from b");
         assert_eq!(a.incarnation(), b.incarnation());
         assert!(a.is_pinned() && b.is_pinned());
     }
@@ -243,7 +243,7 @@ fn info_describes_the_header_and_current_value() {
             .checksum(true)
             .create(&s.location)
             .unwrap();
-        ch.publish(Tag::JSON, b"{\"a\":1}").unwrap();
+        ch.publish_raw(Tag::JSON, b"{\"a\":1}").unwrap();
         let info = ch.info();
         assert_eq!(info.capacity, 1000);
         assert_eq!((info.readers, info.slots), (3, 5));
@@ -256,7 +256,7 @@ fn info_describes_the_header_and_current_value() {
         if kind != "heap" {
             assert_eq!(std::fs::metadata(s.path()).unwrap().len(), info.size_bytes);
         }
-        assert_eq!(ch.read().unwrap().1, b"{\"a\":1}");
+        assert_eq!(ch.read_raw().unwrap().1, b"{\"a\":1}");
     }
 }
 
@@ -286,13 +286,13 @@ fn open_or_create_and_create_or_replace() {
         .capacity(32)
         .open_or_create(&s.location)
         .unwrap();
-    a.publish(Tag::TEXT, b"one").unwrap();
+    a.publish_raw(Tag::TEXT, b"one").unwrap();
     let b = Options::new()
         .capacity(9999)
         .open_or_create(&s.location)
         .unwrap();
     assert_eq!(
-        (b.capacity(), b.read().unwrap().1),
+        (b.capacity(), b.read_raw().unwrap().1),
         (32, b"one".to_vec()),
         "opened, not recreated"
     );
@@ -307,7 +307,7 @@ fn open_or_create_and_create_or_replace() {
     );
     assert_eq!((c.capacity(), c.generation()), (64, 0));
     // The old handle still works on its own (now unlinked) memory.
-    assert_eq!(a.read().unwrap().1, b"one");
+    assert_eq!(a.read_raw().unwrap().1, b"one");
 }
 
 #[test]
@@ -370,16 +370,16 @@ fn a_symlink_planted_under_a_name_is_never_followed() {
 fn read_only_handles_read_but_cannot_publish() {
     let s = Scratch::new("file");
     let w = s.create(32);
-    w.publish(Tag::TEXT, b"hello").unwrap();
+    w.publish_raw(Tag::TEXT, b"hello").unwrap();
     let r = Options::new().read_only(true).open(&s.location).unwrap();
     assert!(r.is_read_only() && !r.is_pinned());
-    assert_eq!(r.read().unwrap().1, b"hello");
-    let err = r.publish(Tag::TEXT, b"no").unwrap_err();
+    assert_eq!(r.read_raw().unwrap().1, b"hello");
+    let err = r.publish_raw(Tag::TEXT, b"no").unwrap_err();
     assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
     // Unpinned reads keep up with a writer too.
     for i in 0..100u8 {
-        w.publish(Tag::BYTES, &[i; 32]).unwrap();
-        assert_eq!(r.read().unwrap().1, [i; 32]);
+        w.publish_raw(Tag::BYTES, &[i; 32]).unwrap();
+        assert_eq!(r.read_raw().unwrap().1, [i; 32]);
     }
 }
 
@@ -391,7 +391,7 @@ fn a_removed_channel_is_listed_no_more() {
         _ => unreachable!(),
     };
     let ch = s.create(128);
-    ch.publish(Tag::TEXT, b"x").unwrap();
+    ch.publish_raw(Tag::TEXT, b"x").unwrap();
     let listed = mmf_core::list().unwrap();
     let me = listed.iter().find(|l| l.name == name).expect("listed");
     let info = me.info.as_ref().unwrap();
@@ -406,7 +406,7 @@ fn a_removed_channel_is_listed_no_more() {
 fn open_damaged(damage: impl FnOnce(&mut Vec<u8>)) -> Result<Channel, Error> {
     let s = Scratch::new("file");
     let ch = s.create(64);
-    ch.publish(Tag::TEXT, b"fine").unwrap();
+    ch.publish_raw(Tag::TEXT, b"fine").unwrap();
     drop(ch);
     let mut bytes = std::fs::read(s.path()).unwrap();
     damage(&mut bytes);
@@ -491,34 +491,34 @@ fn corrupt_frames_are_errors_on_read_not_panics() {
     let stride = 64 + 64;
     let frame = SLOT0 + stride;
     let ch = open_damaged(|b| put_u64(b, frame + 16, 1 << 40)).unwrap();
-    let err = ch.read().unwrap_err();
+    let err = ch.read_raw().unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "length: {err}");
     let ch = open_damaged(|b| put_u64(b, frame + 24, 1 << 20)).unwrap();
     assert!(
-        matches!(ch.read().unwrap_err(), Error::Corrupt { .. }),
+        matches!(ch.read_raw().unwrap_err(), Error::Corrupt { .. }),
         "tag"
     );
     let ch = open_damaged(|b| put_u64(b, LATEST, (1 << 8) | 200)).unwrap();
     assert!(
-        matches!(ch.read().unwrap_err(), Error::Corrupt { .. }),
+        matches!(ch.read_raw().unwrap_err(), Error::Corrupt { .. }),
         "slot index"
     );
     // A stamp stuck odd (a writer died mid-frame in the latest slot, which a correct writer never
     // does) or a generation that never matches: bounded retries, then Contended.
     let ch = open_damaged(|b| put_u64(b, frame, 3)).unwrap();
     assert!(
-        matches!(ch.read().unwrap_err(), Error::Contended { .. }),
+        matches!(ch.read_raw().unwrap_err(), Error::Contended { .. }),
         "odd stamp"
     );
     let ch = open_damaged(|b| put_u64(b, frame + 8, 77)).unwrap();
     assert!(
-        matches!(ch.read().unwrap_err(), Error::Contended { .. }),
+        matches!(ch.read_raw().unwrap_err(), Error::Contended { .. }),
         "generation"
     );
     // And a writer still publishes over the damage.
     let ch = open_damaged(|b| put_u64(b, frame + 16, 1 << 40)).unwrap();
-    ch.publish(Tag::TEXT, b"repaired").unwrap();
-    assert_eq!(ch.read().unwrap().1, b"repaired");
+    ch.publish_raw(Tag::TEXT, b"repaired").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"repaired");
 }
 
 #[test]
@@ -532,8 +532,8 @@ fn garbage_pins_do_not_stop_writers() {
     .unwrap();
     assert!(ch.is_pinned(), "dead owners' entries are taken over");
     for i in 0..20u8 {
-        ch.publish(Tag::BYTES, &[i; 64]).unwrap();
-        assert_eq!(ch.read().unwrap().1, [i; 64]);
+        ch.publish_raw(Tag::BYTES, &[i; 64]).unwrap();
+        assert_eq!(ch.read_raw().unwrap().1, [i; 64]);
     }
 }
 
@@ -545,14 +545,14 @@ fn a_checksum_mismatch_is_corrupt() {
         .checksum(true)
         .create(&s.location)
         .unwrap();
-    ch.publish(Tag::TEXT, b"checked").unwrap();
-    assert_eq!(ch.read().unwrap().1, b"checked");
+    ch.publish_raw(Tag::TEXT, b"checked").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"checked");
     drop(ch);
     let mut bytes = std::fs::read(s.path()).unwrap();
     let payload = SLOT0 + 128 + 64;
     bytes[payload] ^= 1;
     std::fs::write(s.path(), &bytes).unwrap();
-    let err = Channel::open(&s.name()).unwrap().read().unwrap_err();
+    let err = Channel::open(&s.name()).unwrap().read_raw().unwrap_err();
     assert!(
         matches!(err, Error::Corrupt { .. }) && err.to_string().contains("checksum"),
         "{err}"
@@ -562,8 +562,8 @@ fn a_checksum_mismatch_is_corrupt() {
 #[test]
 fn a_dead_writers_lock_is_recovered() {
     let ch = open_damaged(|b| put_u64(b, 192, u64::from(u32::MAX - 7))).unwrap();
-    ch.publish(Tag::TEXT, b"after recovery").unwrap();
-    assert_eq!(ch.read().unwrap().1, b"after recovery");
+    ch.publish_raw(Tag::TEXT, b"after recovery").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"after recovery");
     assert_eq!(ch.info().writer_recoveries, 1);
 }
 
@@ -581,7 +581,7 @@ fn a_live_lock_holder_makes_publish_contended_not_hung() {
         .lock_timeout(Duration::from_millis(30))
         .open(&s.location)
         .unwrap();
-    let err = ch.publish(Tag::TEXT, b"x").unwrap_err();
+    let err = ch.publish_raw(Tag::TEXT, b"x").unwrap_err();
     assert!(matches!(err, Error::Contended { .. }), "{err}");
     assert!(
         err.to_string().contains(&me.to_string()),

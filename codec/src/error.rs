@@ -1,0 +1,78 @@
+//! The error type of `mmf-codec`.
+
+use mmf_core::Tag;
+
+/// What went wrong encoding, decoding or transcoding a value.
+///
+/// A failed publish publishes nothing: the channel keeps its previous value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The channel itself failed (missing, too large, corrupt, ...).
+    #[error(transparent)]
+    Channel(#[from] mmf_core::Error),
+    /// The current value has another codec tag than the one asked for.
+    #[error("channel '{name}' holds a {found} value (generation {generation}), not {expected}; read it as {found}")]
+    WrongTag {
+        /// The channel.
+        name: String,
+        /// What the caller asked for.
+        expected: &'static str,
+        /// The tag found.
+        found: Tag,
+        /// Generation of the value found.
+        generation: u64,
+    },
+    /// Nothing has been published to the channel yet.
+    #[error("channel '{name}' holds no value yet (generation 0); publish one first")]
+    Empty {
+        /// The channel.
+        name: String,
+    },
+    /// Text that is not valid UTF-8.
+    #[error("value is not valid UTF-8: {0}")]
+    InvalidUtf8(#[from] std::str::Utf8Error),
+    /// Input that is not valid JSON; nothing was published.
+    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    InvalidJson {
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What the parser expected.
+        message: String,
+    },
+    /// Bytes that are not one valid MessagePack document.
+    #[error("invalid MessagePack: {0}")]
+    InvalidMsgpack(String),
+    /// A value serde could not encode (e.g. a map with non-string keys in JSON).
+    #[error("could not encode the value: {0}")]
+    Encode(String),
+    /// A value that does not decode into the requested type.
+    #[error("could not decode the value as {ty}: {message}")]
+    Decode {
+        /// The Rust type asked for.
+        ty: &'static str,
+        /// What did not match.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn json(e: &serde_json::Error) -> Error {
+        let message = e.to_string();
+        // serde_json appends " at line L column C"; keep only the description.
+        let message = match message.rfind(" at line ") {
+            Some(i) => message[..i].to_owned(),
+            None => message,
+        };
+        Error::InvalidJson {
+            line: e.line(),
+            column: e.column(),
+            message,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,212 @@
+//! `mmf-codec`: typed values for mmf channels.
+//!
+//! Every frame in a channel carries a codec [`Tag`]. This crate gives the tags meaning and adds
+//! typed publish and read methods to [`Channel`] through the [`ChannelExt`] trait:
+//!
+//! | method | tag written | reads accept |
+//! |---|---|---|
+//! | [`publish`](ChannelExt::publish) / [`read`](ChannelExt::read) | MessagePack (structs as maps with field names) | MessagePack, JSON |
+//! | [`publish_str`](ChannelExt::publish_str) / [`read_string`](ChannelExt::read_string) | text | text, JSON |
+//! | [`publish_bytes`](ChannelExt::publish_bytes) / [`read_bytes`](ChannelExt::read_bytes) | bytes | any |
+//! | [`publish_json`](ChannelExt::publish_json) / [`read_json`](ChannelExt::read_json) | MessagePack (from JSON text) | MessagePack, JSON |
+//!
+//! ```
+//! use mmf_codec::{Channel, ChannelExt};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, PartialEq, Debug)]
+//! struct Config { threads: u32, name: String }
+//!
+//! let ch = Channel::anonymous(1024)?;
+//! ch.publish(&Config { threads: 8, name: "bench".into() })?;
+//! let cfg: Config = ch.read()?;
+//! assert_eq!(cfg, Config { threads: 8, name: "bench".into() });
+//! // The same value as JSON, for a script:
+//! assert_eq!(ch.read_json(false)?, r#"{"threads":8,"name":"bench"}"#);
+//! # Ok::<(), mmf_codec::Error>(())
+//! ```
+//!
+//! Values are encoded straight into the channel's free slot through
+//! [`Channel::publish_with`]: no intermediate buffer on the publish path. A value that does not
+//! fit, or fails to encode, publishes nothing.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod json;
+
+use std::io;
+
+pub use error::{Error, Result};
+pub use mmf_core::{Channel, Meta, Tag};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Typed publish and read methods for [`Channel`]. `use mmf::prelude::*` brings it in scope.
+pub trait ChannelExt {
+    /// Publishes `value` as MessagePack (structs as maps with field names, so that MessagePack
+    /// readers in other languages see named fields). Returns the new generation.
+    fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64>;
+
+    /// Reads the current value into `T`, from a MessagePack or JSON frame.
+    fn read<T: DeserializeOwned>(&self) -> Result<T>;
+
+    /// Like [`read`](ChannelExt::read), but copies through the caller's buffer (no allocation
+    /// for the copy when it is large enough) and also returns the frame's [`Meta`].
+    fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)>;
+
+    /// Publishes UTF-8 text.
+    fn publish_str(&self, text: &str) -> Result<u64>;
+
+    /// Reads a text (or JSON) value as a `String`.
+    fn read_string(&self) -> Result<String>;
+
+    /// Publishes raw bytes.
+    fn publish_bytes(&self, bytes: &[u8]) -> Result<u64>;
+
+    /// Reads the current value's bytes, whatever its tag.
+    fn read_bytes(&self) -> Result<Vec<u8>>;
+
+    /// Checks that `json` is valid JSON and publishes it as MessagePack. Invalid JSON is an
+    /// [`Error::InvalidJson`] with its line and column, and nothing is published.
+    fn publish_json(&self, json: &str) -> Result<u64>;
+
+    /// Reads a MessagePack or JSON value as JSON text (see [`json`] for how MessagePack that JSON
+    /// cannot express is rendered).
+    fn read_json(&self, pretty: bool) -> Result<String>;
+}
+
+impl ChannelExt for Channel {
+    fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64> {
+        let mut encode_error = None;
+        let published = self.publish_with(Tag::MSGPACK, |w| {
+            let mut ser = rmp_serde::Serializer::new(w).with_struct_map();
+            value.serialize(&mut ser).map_err(|e| {
+                let message = e.to_string();
+                encode_error = Some(message.clone());
+                io::Error::other(message)
+            })
+        });
+        match published {
+            Err(mmf_core::Error::Encode { .. }) => {
+                Err(Error::Encode(encode_error.unwrap_or_default()))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    fn read<T: DeserializeOwned>(&self) -> Result<T> {
+        let mut buf = Vec::new();
+        Ok(self.read_with(&mut buf)?.1)
+    }
+
+    fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)> {
+        let meta = self.read_into(buf)?;
+        let ty = std::any::type_name::<T>();
+        let value = match meta.tag {
+            Tag::MSGPACK => decode_msgpack(buf, ty)?,
+            Tag::JSON => serde_json::from_slice(buf).map_err(|e| Error::Decode {
+                ty,
+                message: e.to_string(),
+            })?,
+            _ => return Err(wrong(self, meta, "a MessagePack or JSON value")),
+        };
+        Ok((meta, value))
+    }
+
+    fn publish_str(&self, text: &str) -> Result<u64> {
+        Ok(self.publish_raw(Tag::TEXT, text.as_bytes())?)
+    }
+
+    fn read_string(&self) -> Result<String> {
+        let (meta, bytes) = self.read_raw()?;
+        match meta.tag {
+            Tag::TEXT | Tag::JSON => {
+                String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8(e.utf8_error()))
+            }
+            _ => Err(wrong(self, meta, "a text value")),
+        }
+    }
+
+    fn publish_bytes(&self, bytes: &[u8]) -> Result<u64> {
+        Ok(self.publish_raw(Tag::BYTES, bytes)?)
+    }
+
+    fn read_bytes(&self) -> Result<Vec<u8>> {
+        let (meta, bytes) = self.read_raw()?;
+        if meta.is_empty() {
+            return Err(Error::Empty {
+                name: self.location().to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn publish_json(&self, json_text: &str) -> Result<u64> {
+        json::validate_json(json_text)?;
+        let mut encode_error = None;
+        let published = self.publish_with(Tag::MSGPACK, |w| {
+            json::write_json_as_msgpack(json_text, w).map_err(|e| {
+                let message = e.to_string();
+                encode_error = Some(message.clone());
+                io::Error::other(message)
+            })
+        });
+        match published {
+            Err(mmf_core::Error::Encode { .. }) => {
+                Err(Error::Encode(encode_error.unwrap_or_default()))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    fn read_json(&self, pretty: bool) -> Result<String> {
+        let (meta, bytes) = self.read_raw()?;
+        match meta.tag {
+            Tag::MSGPACK => json::msgpack_to_json(&bytes, pretty),
+            Tag::JSON => {
+                let text = std::str::from_utf8(&bytes)?;
+                if pretty {
+                    let v: serde_json::Value =
+                        serde_json::from_str(text).map_err(|e| Error::json(&e))?;
+                    serde_json::to_string_pretty(&v).map_err(|e| Error::Encode(e.to_string()))
+                } else {
+                    Ok(text.to_owned())
+                }
+            }
+            _ => Err(wrong(self, meta, "a MessagePack or JSON value")),
+        }
+    }
+}
+
+/// Decodes exactly one MessagePack document into `T`.
+fn decode_msgpack<T: DeserializeOwned>(bytes: &[u8], ty: &'static str) -> Result<T> {
+    let mut de = rmp_serde::Deserializer::new(bytes);
+    let value = T::deserialize(&mut de).map_err(|e| Error::Decode {
+        ty,
+        message: e.to_string(),
+    })?;
+    let rest = de.get_ref().len();
+    if rest != 0 {
+        return Err(Error::Decode {
+            ty,
+            message: format!("{rest} trailing bytes after the value"),
+        });
+    }
+    Ok(value)
+}
+
+fn wrong(ch: &Channel, meta: Meta, expected: &'static str) -> Error {
+    let name = ch.location().to_string();
+    if meta.is_empty() {
+        Error::Empty { name }
+    } else {
+        Error::WrongTag {
+            name,
+            expected,
+            found: meta.tag,
+            generation: meta.generation,
+        }
+    }
+}
