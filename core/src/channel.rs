@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
@@ -41,7 +42,9 @@ pub struct Channel {
     snap: Snapshot,
     location: Location,
     token: u64,
-    pin: Option<usize>,
+    /// This handle's reader-pin entry, claimed at its first read (so handles that only write
+    /// never take one): `None` inside when none was free or the mapping is read-only.
+    pin: OnceLock<Option<usize>>,
     pin_busy: AtomicBool,
     timeouts: Timeouts,
 }
@@ -364,13 +367,18 @@ impl Options {
     }
 
     fn finish(&self, snap: Snapshot, location: Location) -> Channel {
-        let token = os::self_token();
-        let pin = snap.claim_pin(token);
+        // A read-only handle neither locks nor pins, so it needs no identity (and skips the
+        // `/proc` read that computing one costs: `mmf read` in a shell loop notices).
+        let token = if snap.region.writable() {
+            os::self_token()
+        } else {
+            0
+        };
         Channel {
             snap,
             location,
             token,
-            pin,
+            pin: OnceLock::new(),
             pin_busy: AtomicBool::new(false),
             timeouts: self.timeouts,
         }
@@ -470,7 +478,8 @@ impl Channel {
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Meta> {
         // The pin entry belongs to the handle; a second thread reading through the same handle at
         // the same moment reads by validation alone instead of sharing the pin.
-        let pinned = match self.pin {
+        let pin = *self.pin.get_or_init(|| self.snap.claim_pin(self.token));
+        let pinned = match pin {
             Some(e)
                 if !self
                     .pin_busy
@@ -523,9 +532,10 @@ impl Channel {
         !self.snap.region.writable()
     }
 
-    /// Whether this handle holds a reader-pin entry (reads with guaranteed progress).
+    /// Whether this handle holds a reader-pin entry (reads with guaranteed progress). A handle
+    /// claims one at its first read; handles that only publish never do.
     pub fn is_pinned(&self) -> bool {
-        self.pin.is_some()
+        matches!(self.pin.get(), Some(Some(_)))
     }
 
     /// Everything the header says about the channel and its current value.
@@ -557,8 +567,8 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if let Some(e) = self.pin {
-            self.snap.release_pin(e, self.token);
+        if let Some(Some(e)) = self.pin.get() {
+            self.snap.release_pin(*e, self.token);
         }
     }
 }

@@ -27,7 +27,8 @@
 //! (`seqlock.rs`): pinning makes retries rare, validation makes torn values impossible even when a
 //! peer ignores the protocol. A reader that cannot pin (a read-only mapping, or more readers than
 //! pin entries) reads by validation alone; because writers cycle through the free slots, the slot
-//! it copies is reused only after `R + 1` further publishes.
+//! it copies is reused only after `R + 1` further publishes while no reader holds a pin, sooner
+//! when pinned slots are skipped (the copy is then retried).
 //!
 //! Every bound is local: a reader gives up with `Contended` after a bounded time, every length is
 //! checked against the layout before it is used, and a slot index out of range is `Corrupt`.
@@ -229,13 +230,14 @@ impl Snapshot {
                 })
             }
         }
+        // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
+        let _guard = LockGuard(lock_word);
         let result = self.publish_locked(tag, fill);
         if result.is_ok() {
             self.region
                 .word(H_LAST_WRITER)
                 .store(u64::from(os::token_pid(token)), Ordering::Relaxed);
         }
-        lock::release(lock_word);
         result
     }
 
@@ -413,6 +415,15 @@ impl Snapshot {
             len,
             retries: 0,
         })
+    }
+}
+
+/// Releases the writer lock when dropped.
+struct LockGuard<'a>(&'a crate::sync::AtomicU64);
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        lock::release(self.0);
     }
 }
 

@@ -530,6 +530,8 @@ fn garbage_pins_do_not_stop_writers() {
         }
     })
     .unwrap();
+    assert!(!ch.is_pinned(), "no pin before the first read");
+    assert_eq!(ch.read_raw().unwrap().1, b"fine");
     assert!(ch.is_pinned(), "dead owners' entries are taken over");
     for i in 0..20u8 {
         ch.publish_raw(Tag::BYTES, &[i; 64]).unwrap();
@@ -565,6 +567,39 @@ fn a_dead_writers_lock_is_recovered() {
     ch.publish_raw(Tag::TEXT, b"after recovery").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"after recovery");
     assert_eq!(ch.info().writer_recoveries, 1);
+}
+
+#[test]
+fn a_panicking_fill_releases_the_lock_and_keeps_the_value() {
+    let ch = Channel::anonymous(32).unwrap();
+    ch.publish_raw(Tag::TEXT, b"before").unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = ch.publish_with(Tag::TEXT, |w| {
+            w.put(b"half")?;
+            panic!("serializer bug");
+        });
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(ch.read_raw().unwrap().1, b"before");
+    ch.publish_raw(Tag::TEXT, b"after").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"after");
+}
+
+#[test]
+fn handles_that_only_write_take_no_pin() {
+    let s = Scratch::new("shm");
+    let ch = Options::new()
+        .capacity(8)
+        .readers(1)
+        .create(&s.location)
+        .unwrap();
+    let writers: Vec<Channel> = (0..3).map(|_| Channel::open(&s.name()).unwrap()).collect();
+    for w in &writers {
+        w.publish_raw(Tag::BYTES, b"x").unwrap();
+        assert!(!w.is_pinned());
+    }
+    ch.read_raw().unwrap();
+    assert!(ch.is_pinned(), "the one entry is still free for a reader");
 }
 
 #[test]

@@ -1,0 +1,235 @@
+//! The command line, as data: every verb, flag and example lives here.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Named shared-memory channels from any shell: one process writes a value, others read the
+/// latest one, never half of it.
+#[derive(Debug, Parser)]
+#[command(name = "mmf", version, about, long_about = None, after_help = TOP_EXAMPLES)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const TOP_EXAMPLES: &str = "\
+CHANNELS:
+  A NAME without '/' lives in shared memory (/dev/shm/mmf.NAME, gone after reboot);
+  a NAME with '/' (./state.mmf, /var/lib/app/state.mmf) is a file, persisted.
+
+EXAMPLES:
+  mmf new Test --size 1KiB
+  mmf out Test 'Hello World!'
+  mmf read Test
+  echo '{\"pid\": 42, \"name\": \"pwsh\"}' | mmf out Test --json
+  mmf read Test | jq .name
+  mmf remove Test
+
+EXIT CODES:
+  0 ok   1 error   2 usage   3 no such channel   4 value too large
+  5 invalid input   6 channel exists   7 no value yet   8 timed out";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a channel (New-MemoryMappedFile).
+    #[command(
+        after_help = "EXAMPLES:\n  mmf new Test --size 1KiB\n  mmf new ./state.mmf --size 4MB --mode 0644\n  mmf new Test --size 64KiB --force"
+    )]
+    New(NewArgs),
+    /// Show a channel's header and current value's metadata (Open-MemoryMappedFile).
+    #[command(
+        visible_alias = "open",
+        after_help = "EXAMPLES:\n  mmf info Test\n  mmf info Test --json | jq .generation"
+    )]
+    Info(InfoArgs),
+    /// Publish a value (Out-MemoryMappedFile).
+    #[command(
+        after_help = "EXAMPLES:\n  mmf out Test 'Hello World!'\n  echo '{\"a\": 1}' | mmf out Test --json\n  mmf out Test --bytes < image.png"
+    )]
+    Out(OutArgs),
+    /// Print the current value (Read-MemoryMappedFile).
+    #[command(
+        after_help = "EXAMPLES:\n  mmf read Test\n  mmf read Test --pretty | jq .\n  mmf read Test --format bytes > copy.bin"
+    )]
+    Read(ReadArgs),
+    /// List the shared-memory channels on this host.
+    #[command(
+        visible_alias = "ls",
+        after_help = "EXAMPLES:\n  mmf list\n  mmf list --json | jq -r '.[].name'"
+    )]
+    List(ListArgs),
+    /// Remove channels (Remove-MemoryMappedFile).
+    #[command(
+        visible_alias = "rm",
+        after_help = "EXAMPLES:\n  mmf remove Test\n  mmf remove ./state.mmf"
+    )]
+    Remove(RemoveArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "EXAMPLES:\n  mmf completions bash > ~/.local/share/bash-completion/completions/mmf\n  mmf completions powershell >> $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Channel name, or a file path (contains '/').
+    pub name: String,
+    /// Largest value the channel holds: 1024, 64KiB, 4MB, 1G.
+    #[arg(short, long, value_parser = crate::size::parse_size)]
+    pub size: usize,
+    /// Readers that may hold a slot at once (each costs one slot of SIZE).
+    #[arg(long, default_value_t = 4)]
+    pub readers: usize,
+    /// Permission bits, octal (default 0600: owner only).
+    #[arg(long, value_parser = parse_mode, default_value = "0600")]
+    pub mode: u32,
+    /// Store a CRC-32 with every value and verify it on every read.
+    #[arg(long)]
+    pub checksum: bool,
+    /// Remove an existing channel of that name first.
+    #[arg(long, conflicts_with = "exist_ok")]
+    pub force: bool,
+    /// Open an existing channel instead of failing (keeping its size).
+    #[arg(long)]
+    pub exist_ok: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Channel name or file path.
+    pub name: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `out` interprets its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InFormat {
+    /// UTF-8 text (checked).
+    Text,
+    /// JSON, checked and stored as MessagePack.
+    Json,
+    /// A MessagePack document, checked and stored as is.
+    Msgpack,
+    /// Raw bytes.
+    Bytes,
+}
+
+#[derive(Debug, Args)]
+pub struct OutArgs {
+    /// Channel name or file path.
+    pub name: String,
+    /// The value; read from standard input when absent or '-'.
+    pub value: Option<String>,
+    /// Input is JSON: validated, stored as MessagePack (read back as JSON).
+    #[arg(long, group = "informat")]
+    pub json: bool,
+    /// Input is a MessagePack document: validated, stored as is.
+    #[arg(long, group = "informat")]
+    pub msgpack: bool,
+    /// Input is raw bytes.
+    #[arg(long, group = "informat")]
+    pub bytes: bool,
+    /// Print the new generation on standard output.
+    #[arg(long)]
+    pub print_generation: bool,
+}
+
+impl OutArgs {
+    pub fn format(&self) -> InFormat {
+        if self.json {
+            InFormat::Json
+        } else if self.msgpack {
+            InFormat::Msgpack
+        } else if self.bytes {
+            InFormat::Bytes
+        } else {
+            InFormat::Text
+        }
+    }
+}
+
+/// How `read` prints a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutFormat {
+    /// By the value's tag: text as text, MessagePack and JSON as JSON, bytes raw.
+    Auto,
+    /// As text (text and JSON values).
+    Text,
+    /// As JSON (MessagePack and JSON values).
+    Json,
+    /// The stored MessagePack bytes.
+    Msgpack,
+    /// The stored bytes, whatever the tag.
+    Bytes,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Channel name or file path.
+    pub name: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutFormat::Auto)]
+    pub format: OutFormat,
+    /// Indent JSON output.
+    #[arg(long)]
+    pub pretty: bool,
+    /// Print text exactly as stored (no newline added).
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Channel names or file paths.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Succeed when a channel does not exist.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "mode {text:?} is not octal permission bits like 0600 or 0644"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0644"), Ok(0o644));
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0o640"), Ok(0o640));
+        assert!(parse_mode("0999").is_err());
+        assert!(parse_mode("01777").is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! `mmf info NAME`: the header and the current value's metadata.
+
+use mmf::{Location, Options};
+use serde_json::json;
+
+use crate::args::InfoArgs;
+use crate::size::format_size;
+use crate::time::rfc3339;
+
+pub fn run(a: InfoArgs) -> anyhow::Result<()> {
+    let location = Location::parse(&a.name)?;
+    // Read-only: read permission is enough to inspect a channel.
+    let info = Options::new().read_only(true).open(&location)?.info();
+    let (kind, path) = match &info.location {
+        Location::File(p) => ("file", p.display().to_string()),
+        other => (
+            "shm",
+            other
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+    };
+    if a.json {
+        return super::print_json(
+            &json!({
+                "name": location.to_string(),
+                "kind": kind,
+                "path": path,
+                "capacity": info.capacity,
+                "size": info.size_bytes,
+                "readers": info.readers,
+                "slots": info.slots,
+                "generation": info.generation,
+                "codec": info.tag.to_string(),
+                "tag": info.tag.0,
+                "len": info.len,
+                "last_writer_pid": info.last_writer_pid,
+                "creator_pid": info.creator_pid,
+                "creator_alive": info.creator_alive,
+                "created": rfc3339(info.created),
+                "incarnation": format!("{:016x}", info.incarnation),
+                "checksum": info.checksum,
+                "writer_recoveries": info.writer_recoveries,
+            }),
+            false,
+        );
+    }
+    let kind = match kind {
+        "file" => format!("file, persisted ({path})"),
+        _ => format!("shared memory ({path})"),
+    };
+    let value = if info.generation == 0 {
+        "none yet".to_owned()
+    } else {
+        format!("{}, {}", info.tag, format_size(info.len as u64))
+    };
+    let writer = info
+        .last_writer_pid
+        .map_or("none yet".to_owned(), |p| format!("pid {p}"));
+    let alive = if info.creator_alive {
+        "running"
+    } else {
+        "exited"
+    };
+    let text = format!(
+        "name:        {location}\n\
+         kind:        {kind}\n\
+         capacity:    {}\n\
+         size:        {}\n\
+         slots:       {} ({} pinned readers)\n\
+         generation:  {}\n\
+         value:       {value}\n\
+         last writer: {writer}\n\
+         created:     {} by pid {} ({alive})\n\
+         incarnation: {:016x}\n\
+         checksum:    {}\n\
+         recoveries:  {}\n",
+        format_size(info.capacity as u64),
+        format_size(info.size_bytes),
+        info.slots,
+        info.readers,
+        info.generation,
+        rfc3339(info.created),
+        info.creator_pid,
+        info.incarnation,
+        if info.checksum {
+            "crc32 on every value"
+        } else {
+            "off"
+        },
+        info.writer_recoveries,
+    );
+    super::print_bytes(text.as_bytes())
+}

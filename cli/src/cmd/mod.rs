@@ -1,0 +1,45 @@
+//! One module per verb; `run` dispatches.
+
+mod completions;
+mod info;
+mod list;
+mod new;
+mod out;
+mod read;
+mod remove;
+
+use std::io::Write;
+
+use crate::args::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::New(a) => new::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Out(a) => out::run(a),
+        Command::Read(a) => read::run(a),
+        Command::List(a) => list::run(a),
+        Command::Remove(a) => remove::run(a),
+        Command::Completions(a) => completions::run(a),
+    }
+}
+
+/// Writes `bytes` to standard output and flushes (a closed pipe surfaces as `BrokenPipe`).
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints a JSON value on one line, or indented.
+fn print_json(v: &serde_json::Value, pretty: bool) -> anyhow::Result<()> {
+    let mut text = if pretty {
+        serde_json::to_string_pretty(v)?
+    } else {
+        serde_json::to_string(v)?
+    };
+    text.push('\n');
+    print_bytes(text.as_bytes())
+}

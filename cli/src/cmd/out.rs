@@ -1,0 +1,45 @@
+//! `mmf out NAME [VALUE]`: publish a value from the argument or standard input.
+
+use std::io::Read;
+
+use anyhow::Context;
+use mmf::{Channel, ChannelExt, Location, Options, Tag};
+
+use crate::args::{InFormat, OutArgs};
+
+pub fn run(a: OutArgs) -> anyhow::Result<()> {
+    let location = Location::parse(&a.name)?;
+    let input: Vec<u8> = match a.value.as_deref() {
+        Some(v) if v != "-" => v.as_bytes().to_vec(),
+        _ => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("reading standard input")?;
+            buf
+        }
+    };
+    let ch = Options::new().open(&location)?;
+    let generation = publish(&ch, a.format(), &input)?;
+    if a.print_generation {
+        super::print_bytes(format!("{generation}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> {
+    Ok(match format {
+        InFormat::Text => ch.publish_str(std::str::from_utf8(input).map_err(mmf::Error::from)?)?,
+        InFormat::Json => {
+            let text = std::str::from_utf8(input).map_err(mmf::Error::from)?;
+            ch.publish_json(text)?
+        }
+        InFormat::Msgpack => {
+            // Check that it is one whole document before it reaches readers.
+            mmf::json::msgpack_to_value(input)?;
+            ch.publish_raw(Tag::MSGPACK, input)?
+        }
+        InFormat::Bytes => ch.publish_bytes(input)?,
+    })
+}

@@ -1,0 +1,34 @@
+//! `mmf remove NAME...`: unlink channels.
+
+use std::io::Write;
+
+use mmf::{Channel, Location};
+
+use crate::args::RemoveArgs;
+use crate::exit;
+
+pub fn run(a: RemoveArgs) -> anyhow::Result<()> {
+    let mut first_error: Option<anyhow::Error> = None;
+    for name in &a.names {
+        let result = Location::parse(name).and_then(|loc| Channel::remove_location(&loc));
+        match result {
+            Ok(()) => {}
+            Err(mmf::core::Error::NotFound { .. }) if a.force => {}
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                if a.names.len() > 1 {
+                    // Report each failure, carry on with the other names.
+                    let _ = writeln!(std::io::stderr(), "mmf: {}", exit::message(&e));
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) if a.names.len() > 1 => {
+            Err(exit::Coded(exit::code(&e), "some channels were not removed".into()).into())
+        }
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

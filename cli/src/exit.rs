@@ -1,0 +1,96 @@
+//! Exit codes (documented in `mmf --help` and the README) and error messages.
+
+use mmf::core::Error as CoreError;
+use mmf::Error as CodecError;
+
+/// Any error not listed below.
+pub const ERROR: u8 = 1;
+/// Bad flags or arguments (clap also exits with 2), or an invalid channel name.
+pub const USAGE: u8 = 2;
+/// No channel under that name.
+pub const NOT_FOUND: u8 = 3;
+/// The value does not fit the channel.
+pub const TOO_LARGE: u8 = 4;
+/// Invalid input: JSON, MessagePack or UTF-8 that does not parse, or a value of another format.
+pub const INVALID_INPUT: u8 = 5;
+/// `new` found a channel under the name already.
+pub const EXISTS: u8 = 6;
+/// The channel holds no value yet.
+pub const EMPTY: u8 = 7;
+/// A bounded wait ran out.
+pub const TIMEOUT: u8 = 8;
+
+fn core_error(err: &anyhow::Error) -> Option<&CoreError> {
+    err.chain().find_map(|e| {
+        e.downcast_ref::<CoreError>()
+            .or_else(|| match e.downcast_ref::<CodecError>() {
+                Some(CodecError::Channel(c)) => Some(c),
+                _ => None,
+            })
+    })
+}
+
+/// The exit code for an error.
+pub fn code(err: &anyhow::Error) -> u8 {
+    if let Some(c) = core_error(err) {
+        return match c {
+            CoreError::NotFound { .. } => NOT_FOUND,
+            CoreError::TooLarge { .. } => TOO_LARGE,
+            CoreError::AlreadyExists { .. } => EXISTS,
+            CoreError::InvalidName { .. } | CoreError::InvalidOptions(_) => USAGE,
+            CoreError::Contended { .. } => TIMEOUT,
+            _ => ERROR,
+        };
+    }
+    for e in err.chain() {
+        if let Some(c) = e.downcast_ref::<CodecError>() {
+            return match c {
+                CodecError::Empty { .. } => EMPTY,
+                CodecError::WrongTag { .. }
+                | CodecError::InvalidJson { .. }
+                | CodecError::InvalidMsgpack(_)
+                | CodecError::InvalidUtf8(_)
+                | CodecError::Decode { .. }
+                | CodecError::Encode(_) => INVALID_INPUT,
+                _ => ERROR,
+            };
+        }
+        if let Some(code) = e.downcast_ref::<Coded>() {
+            return code.0;
+        }
+    }
+    ERROR
+}
+
+/// The one-line message: the error and its causes, joined.
+pub fn message(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in err.chain() {
+        let s = e.to_string();
+        // thiserror's `transparent` and `#[source]` can repeat a message; say it once.
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Whether the error is a write to a closed pipe.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// An error that carries its own exit code (for conditions the library has no error for).
+#[derive(Debug)]
+pub struct Coded(pub u8, pub String);
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Coded {}

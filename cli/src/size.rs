@@ -1,0 +1,86 @@
+//! Human sizes: `1024`, `64KiB`, `4MB`, `1k`.
+
+/// Parses a size in bytes. Units: `B`; `KB`/`MB`/`GB` (powers of 1000); `KiB`/`MiB`/`GiB` and
+/// the shorthands `K`/`M`/`G` (powers of 1024). Case-insensitive, an optional space before the
+/// unit.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    if digits.is_empty() {
+        return Err(format!(
+            "size {text:?} does not start with a number (e.g. 1024, 64KiB, 4MB)"
+        ));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("size {text:?} is too large"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?}; use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// Formats bytes for people: `1024 B (1.0 KiB)`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{bytes} B ({v:.1} {unit})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (t, n) in [
+            ("1024", 1024),
+            ("64KiB", 65536),
+            ("4MB", 4_000_000),
+            ("1k", 1024),
+            ("2 MiB", 2 << 20),
+            ("1G", 1 << 30),
+            ("7b", 7),
+        ] {
+            assert_eq!(parse_size(t), Ok(n), "{t}");
+        }
+        for bad in [
+            "",
+            "KiB",
+            "12XB",
+            "-1",
+            "99999999999999999999",
+            "18446744073709551615GiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_size(1000), "1000 B");
+        assert_eq!(format_size(1536), "1536 B (1.5 KiB)");
+        assert_eq!(format_size(3 << 20), "3145728 B (3.0 MiB)");
+    }
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Independent decoder of an mmf channel, written only from docs/FORMAT.md.
+
+    python3 tests/decode_channel.py PATH
+
+Opens the channel file PATH read-only, validates its header (FORMAT.md section 9), reads the
+current value with the unpinned read protocol (section 10.1) and prints one JSON line:
+
+    {"generation": G, "tag": T, "len": N, "payload_hex": "..."}
+
+Exit status: 0 on success, 1 (with a message on stderr) if the file is not a valid channel, is
+corrupt, or no consistent value could be read; 2 on a usage error.
+
+Python has no atomic loads and no fences. Every 8-byte field is read with struct.unpack_from on the
+mmap, which hands struct a pointer straight into the mapping (no intermediate copy); on a
+little-endian host CPython's struct module swaps its native unpacker in for "<Q", which is a
+memcpy of 8 bytes, and for an 8-byte-aligned address that compiles to a single 64-bit load, so a
+field is not torn in practice. The language guarantees none of this, which is why the decoder
+relies on the seqlock validation (stamp re-read, generation check) to reject inconsistent copies.
+On x86-64 loads are not reordered with each other, so the program order of the loads below gives
+the Acquire ordering the protocol asks for; on weakly ordered CPUs (AArch64) this decoder is
+best-effort.
+"""
+
+import json
+import mmap
+import struct
+import sys
+import zlib
+
+# --- constants from FORMAT.md ------------------------------------------------------------------
+
+MAGIC = struct.unpack("<Q", b"MMFCHAN\0")[0]
+VERSION = 1
+KIND_SNAPSHOT = 1
+MAX_CAPACITY = 1 << 40
+MAX_READERS = 62
+LINE = 64
+MIN_FILE = 256  # four header lines
+
+# Header word offsets (bytes).
+H_MAGIC = 0
+H_VERSION = 8
+H_HEADER_SIZE = 16
+H_CAPACITY = 24
+H_SLOT_COUNT = 32
+H_SLOT_STRIDE = 40
+H_READERS = 48
+H_TOTAL_SIZE = 56
+H_KIND = 96
+H_LATEST = 128
+
+# Frame word offsets (bytes, relative to the slot).
+F_SEQ = 0
+F_GEN = 8
+F_LEN = 16
+F_TAG = 24
+F_CRC = 32
+F_PAYLOAD = 64
+
+CRC_PRESENT = 1 << 32
+MAX_TAG = 0xFFFF
+
+# Bound on read attempts (mmf itself bounds by time; any bound will do for a decoder).
+MAX_ATTEMPTS = 100_000
+
+
+class Invalid(Exception):
+    """The file is not a valid channel, is corrupt, or no consistent value could be read."""
+
+
+def u64(mm, off):
+    """One aligned 8-byte little-endian field (see the module docstring on atomicity)."""
+    return struct.unpack_from("<Q", mm, off)[0]
+
+
+def roundup(n, to):
+    return (n + to - 1) // to * to
+
+
+def validate(mm, file_size):
+    """Checks the header as FORMAT.md section 9 says; returns (capacity, slots, header, stride)."""
+    magic = u64(mm, H_MAGIC)
+    if magic == 0:
+        raise Invalid("channel is not initialised yet (magic is 0; still being created?)")
+    if magic != MAGIC:
+        raise Invalid(f"not an mmf channel (magic {magic:#018x})")
+    version = u64(mm, H_VERSION)
+    if version != VERSION:
+        raise Invalid(f"unsupported layout version {version} (this decoder reads {VERSION})")
+    kind = u64(mm, H_KIND)
+    if kind != KIND_SNAPSHOT:
+        raise Invalid(f"channel kind {kind} is not a snapshot channel")
+    capacity = u64(mm, H_CAPACITY)
+    readers = u64(mm, H_READERS)
+    if not 1 <= capacity <= MAX_CAPACITY:
+        raise Invalid(f"corrupt header: capacity {capacity} is outside 1..{MAX_CAPACITY}")
+    if readers > MAX_READERS:
+        raise Invalid(f"corrupt header: {readers} readers (at most {MAX_READERS})")
+    slots = readers + 2
+    header_size = 4 * LINE + LINE * readers
+    stride = LINE + roundup(capacity, LINE)
+    total = header_size + slots * stride
+    for name, off, want in (
+        ("header size", H_HEADER_SIZE, header_size),
+        ("slot count", H_SLOT_COUNT, slots),
+        ("slot stride", H_SLOT_STRIDE, stride),
+        ("total size", H_TOTAL_SIZE, total),
+    ):
+        found = u64(mm, off)
+        if found != want:
+            raise Invalid(f"corrupt header: {name} is {found}, expected {want}")
+    if file_size != total:
+        raise Invalid(
+            f"corrupt: file is {file_size} bytes but the header describes {total} bytes"
+        )
+    return capacity, slots, header_size, stride
+
+
+def read_unpinned(mm, capacity, slots, header_size, stride):
+    """The unpinned read protocol of FORMAT.md section 10.1."""
+    for _ in range(MAX_ATTEMPTS):
+        # 1. latest = generation << 8 | slot.
+        latest = u64(mm, H_LATEST)
+        gen, slot = latest >> 8, latest & 0xFF
+        # 2. A slot out of range is corruption, not a race.
+        if slot >= slots:
+            raise Invalid(f"corrupt: latest names slot {slot} of {slots}")
+        base = header_size + slot * stride
+        # 3. Even stamp, or a write is in progress.
+        s1 = u64(mm, base + F_SEQ)
+        if s1 % 2 == 1:
+            continue
+        # 4. Frame fields.
+        fgen = u64(mm, base + F_GEN)
+        length = u64(mm, base + F_LEN)
+        tag = u64(mm, base + F_TAG)
+        crc = u64(mm, base + F_CRC)
+        # 5. Never use an unchecked length; a bad but stable frame is corrupt.
+        if length > capacity or tag > MAX_TAG:
+            if u64(mm, base + F_SEQ) == s1 and fgen == gen:
+                raise Invalid(
+                    f"corrupt: frame in slot {slot} claims {length} bytes "
+                    f"(capacity {capacity}) and tag {tag}"
+                )
+            continue
+        # 6. Copy the payload (a slice of the mmap is a memcpy; tearing is caught by step 7).
+        start = base + F_PAYLOAD
+        payload = mm[start:start + length]
+        # 7. Keep the copy only if no write touched the slot and it holds the generation latest named.
+        if u64(mm, base + F_SEQ) != s1 or fgen != gen:
+            continue
+        # 8. Checksum, verified only on a copy that was stable.
+        if crc & CRC_PRESENT and zlib.crc32(payload) != crc & 0xFFFFFFFF:
+            raise Invalid(f"corrupt: checksum mismatch in slot {slot}, generation {gen}")
+        # 9. Done.
+        return gen, tag, payload
+    raise Invalid(
+        f"no consistent value after {MAX_ATTEMPTS} attempts (a writer overtook every read, "
+        "or the slot latest names is stuck mid-write)"
+    )
+
+
+def decode(path):
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        if size < MIN_FILE or size % 8 != 0:
+            f.seek(0)
+            head = f.read(8)
+            if len(head) < 8 or head == bytes(8):
+                raise Invalid(f"channel is not initialised yet ({size} bytes)")
+            if head == b"MMFCHAN\0":
+                raise Invalid(f"corrupt: file is only {size} bytes")
+            raise Invalid(f"not an mmf channel (first bytes {head.hex()})")
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        geometry = validate(mm, size)
+        gen, tag, payload = read_unpinned(mm, *geometry)
+    finally:
+        mm.close()
+    return {"generation": gen, "tag": tag, "len": len(payload), "payload_hex": payload.hex()}
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} PATH", file=sys.stderr)
+        return 2
+    try:
+        result = decode(argv[1])
+    except Invalid as e:
+        print(f"{argv[1]}: {e}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"{argv[1]}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
