@@ -1,0 +1,72 @@
+//! Helpers for tests that run real child processes: the test binary re-executes itself with
+//! `MMF_CHILD=<role>` and runs only the `child` test, which dispatches on the role.
+
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+
+/// Starts this test binary as a child playing `role`, with extra environment.
+pub fn spawn_child(role: &str, env: &[(&str, String)]) -> Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .env("MMF_CHILD", role)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
+/// Waits for a child, asserts it succeeded, and returns the JSON it printed after `STATS `.
+pub fn child_stats(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\n{stdout}",
+        out.status
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("STATS "))
+        .unwrap_or_else(|| panic!("no STATS in {stdout}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// Prints the line `child_stats` looks for.
+pub fn print_stats(v: &serde_json::Value) {
+    println!("STATS {v}");
+}
+
+/// A channel name unique to this process and `what`.
+pub fn unique(what: &str) -> String {
+    format!("mmf-xp-{}-{what}", std::process::id())
+}
+
+/// A self-checking value of `len` bytes (len >= 12) for sequence number `seq`: CRC-32 of the
+/// rest, then `seq`, then bytes derived from `seq`. A mix of two values fails the check.
+pub fn make_value(seq: u64, len: usize, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push(x as u8);
+    }
+    let crc = crc32fast::hash(&out[4..]);
+    out[..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The sequence number of a self-checking value, or `None` if it is torn or damaged.
+pub fn check_value(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < 12 {
+        return None;
+    }
+    let crc = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+    (crc32fast::hash(&bytes[4..]) == crc)
+        .then(|| u64::from_le_bytes(bytes[4..12].try_into().unwrap()))
+}

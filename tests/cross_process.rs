@@ -1,0 +1,204 @@
+//! Real processes sharing real mappings: a writer publishing back-to-back while two readers
+//! verify every snapshot they take (the torn-read test), and the seed's two-process scenario.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mmf::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Entry point of every child process (does nothing in a normal test run).
+#[test]
+fn child() {
+    let Ok(role) = std::env::var("MMF_CHILD") else {
+        return;
+    };
+    let name = std::env::var("MMF_NAME").unwrap();
+    match role.as_str() {
+        "writer" => writer(&name),
+        "reader" => reader(&name),
+        "seed-b" => seed_b(&name),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn env_u64(key: &str) -> u64 {
+    std::env::var(key).unwrap().parse().unwrap()
+}
+
+/// Publishes self-checking values of varying lengths (12 bytes up to the capacity) as fast as it
+/// can until the channel's `stop` companion appears.
+fn writer(name: &str) {
+    let ch = Channel::open(name).unwrap();
+    let stop = Channel::open(&format!("{name}-stop")).unwrap();
+    let cap = ch.capacity();
+    // Made up front, so that the writer spends its time publishing, not computing values.
+    let values: Vec<Vec<u8>> = (0..256u64)
+        .map(|seq| {
+            let mut v = Vec::new();
+            make_value(
+                seq,
+                12 + (seq.wrapping_mul(2_654_435_761) as usize) % (cap - 11),
+                &mut v,
+            );
+            v
+        })
+        .collect();
+    let mut published = 0u64;
+    while stop.generation() == 0 {
+        ch.publish_raw(Tag::BYTES, &values[published as usize % values.len()])
+            .unwrap();
+        published += 1;
+    }
+    print_stats(&json!({ "published": published }));
+}
+
+/// Takes `MMF_SNAPSHOTS` snapshots, verifying each; reports counts.
+fn reader(name: &str) {
+    let ch = Channel::open(name).unwrap();
+    let want = env_u64("MMF_SNAPSHOTS");
+    let mut buf = Vec::new();
+    let (mut torn, mut retries, mut distinct, mut last_gen) = (0u64, 0u64, 0u64, 0u64);
+    let started = Instant::now();
+    for _ in 0..want {
+        let meta = ch.read_into(&mut buf).unwrap();
+        retries += u64::from(meta.retries);
+        assert!(meta.generation >= last_gen, "generation went backwards");
+        if meta.generation == 0 {
+            continue;
+        }
+        match check_value(&buf) {
+            // The writer cycles through 256 values: generation g carries value (g - 1) % 256.
+            Some(seq) if seq == (meta.generation - 1) % 256 => {
+                if meta.generation != last_gen {
+                    distinct += 1;
+                }
+            }
+            _ => torn += 1,
+        }
+        last_gen = meta.generation;
+    }
+    print_stats(&json!({
+        "snapshots": want, "torn": torn, "retries": retries, "distinct": distinct,
+        "pinned": ch.is_pinned(), "seconds": started.elapsed().as_secs_f64(),
+    }));
+}
+
+/// Runs one writer and two readers over a fresh channel of `capacity` bytes.
+fn torn_read_run(what: &str, capacity: usize, pins: usize, snapshots_each: u64) -> (u64, u64, u64) {
+    let name = unique(what);
+    let ch = Options::new()
+        .capacity(capacity)
+        .readers(pins)
+        .create(&Location::shm(&name).unwrap())
+        .unwrap();
+    let stop = Channel::create(&format!("{name}-stop"), 8).unwrap();
+    let env = |extra: Option<u64>| {
+        let mut v = vec![("MMF_NAME", name.clone())];
+        if let Some(n) = extra {
+            v.push(("MMF_SNAPSHOTS", n.to_string()));
+        }
+        v
+    };
+    let writer = spawn_child("writer", &env(None));
+    // Let the writer get going so that readers race it from their first read.
+    let t0 = Instant::now();
+    while ch.generation() < 100 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::yield_now();
+    }
+    let readers: Vec<_> = (0..2)
+        .map(|_| spawn_child("reader", &env(Some(snapshots_each))))
+        .collect();
+    let stats: Vec<_> = readers.into_iter().map(child_stats).collect();
+    stop.publish_raw(Tag::BYTES, b"stop").unwrap();
+    let published = child_stats(writer)["published"].as_u64().unwrap();
+    Channel::remove(&name).unwrap();
+    Channel::remove(&format!("{name}-stop")).unwrap();
+    let total: u64 = stats.iter().map(|s| s["snapshots"].as_u64().unwrap()).sum();
+    let torn: u64 = stats.iter().map(|s| s["torn"].as_u64().unwrap()).sum();
+    let retries: u64 = stats.iter().map(|s| s["retries"].as_u64().unwrap()).sum();
+    eprintln!("{what}: {published} published, {total} snapshots verified, {torn} torn, {retries} retries, readers: {stats:?}");
+    for s in &stats {
+        assert_eq!(
+            s["pinned"].as_bool().unwrap(),
+            pins > 0,
+            "readers hold pins if there are any"
+        );
+        assert!(
+            s["distinct"].as_u64().unwrap() > 1,
+            "readers saw the value change: {s}"
+        );
+    }
+    (total, torn, published)
+}
+
+#[test]
+fn a_million_snapshots_under_a_back_to_back_writer_none_torn() {
+    let (total, torn, published) = torn_read_run("million", 4096, 4, 500_000);
+    assert!(total >= 1_000_000);
+    assert_eq!(torn, 0);
+    assert!(published > 1000, "the writer kept publishing");
+}
+
+#[test]
+fn large_values_under_a_back_to_back_writer_none_torn() {
+    let (_, torn, _) = torn_read_run("large", 256 * 1024, 4, 3_000);
+    assert_eq!(torn, 0);
+}
+
+#[test]
+fn readers_without_pins_rely_on_validation_and_see_none_torn() {
+    // No pin entries: two slots, so the writer keeps overwriting the slot a reader may be copying;
+    // only the seqlock validation stands between the readers and torn values.
+    let (total, torn, _) = torn_read_run("unpinned", 64 * 1024, 0, 20_000);
+    assert_eq!(total, 40_000);
+    assert_eq!(torn, 0);
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct ProcessInfo {
+    id: u32,
+    process_name: String,
+    handle_count: u32,
+    has_exited: bool,
+    modules: Vec<String>,
+}
+
+/// Process B of the seed: open, read, answer.
+fn seed_b(name: &str) {
+    let ch = Channel::open(name).unwrap();
+    assert_eq!(ch.read_string().unwrap(), "Hello World!");
+    ch.publish_str("Hello back!").unwrap();
+    // The seed's second example: a process description as an object.
+    let me = ProcessInfo {
+        id: std::process::id(),
+        process_name: "seed-b".into(),
+        handle_count: 784,
+        has_exited: false,
+        modules: vec!["PowerShell_ISE.exe".into()],
+    };
+    let obj = Channel::open(&format!("{name}-obj")).unwrap();
+    obj.publish(&me).unwrap();
+    print_stats(&json!({ "pid": me.id }));
+}
+
+#[test]
+fn the_seed_scenario_across_two_processes() {
+    let name = unique("seed");
+    let a = Channel::create(&name, 1024).unwrap();
+    let obj = Channel::create(&format!("{name}-obj"), 4096).unwrap();
+    a.publish_str("Hello World!").unwrap();
+    let b = spawn_child("seed-b", &[("MMF_NAME", name.clone())]);
+    let pid = child_stats(b)["pid"].as_u64().unwrap() as u32;
+    assert_eq!(a.read_string().unwrap(), "Hello back!");
+    let info: ProcessInfo = obj.read().unwrap();
+    assert_eq!((info.id, info.process_name.as_str()), (pid, "seed-b"));
+    let as_json: serde_json::Value = serde_json::from_str(&obj.read_json(false).unwrap()).unwrap();
+    assert_eq!(as_json["handle_count"], 784);
+    assert_eq!(a.info().last_writer_pid, Some(pid));
+    Channel::remove(&name).unwrap();
+    Channel::remove(&format!("{name}-obj")).unwrap();
+}

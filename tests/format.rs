@@ -1,0 +1,90 @@
+//! docs/FORMAT.md is complete: `tests/decode_channel.py`, written from the document alone in
+//! another language, decodes live channels that mmf wrote.
+
+use std::process::Command;
+
+use mmf::prelude::*;
+
+fn decode(path: &std::path::Path) -> (bool, serde_json::Value, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/decode_channel.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        v,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn an_independent_decoder_reads_what_mmf_wrote() {
+    let path = std::env::temp_dir().join(format!("mmf-format-{}.mmf", std::process::id()));
+    let loc = Location::file(&path);
+    for checksum in [false, true] {
+        let ch = Options::new()
+            .capacity(1000)
+            .readers(3)
+            .checksum(checksum)
+            .create(&loc)
+            .unwrap();
+        let (ok, v, err) = decode(&path);
+        assert!(ok, "{err}");
+        assert_eq!(
+            (
+                v["generation"].as_u64(),
+                v["tag"].as_u64(),
+                v["len"].as_u64()
+            ),
+            (Some(0), Some(0), Some(0))
+        );
+        ch.publish_str("Hello World!").unwrap();
+        let (ok, v, err) = decode(&path);
+        assert!(ok, "{err}");
+        assert_eq!(v["generation"], 1);
+        assert_eq!(v["tag"], 2);
+        assert_eq!(v["payload_hex"], "48656c6c6f20576f726c6421");
+        // A MessagePack value in another slot, then many more publishes cycling the slots.
+        for i in 0..25u32 {
+            ch.publish(&vec![i; 3]).unwrap();
+        }
+        let (ok, v, err) = decode(&path);
+        assert!(ok, "{err}");
+        assert_eq!(
+            (v["generation"].as_u64(), v["tag"].as_u64()),
+            (Some(26), Some(3))
+        );
+        assert_eq!(v["payload_hex"], "93181818", "fixarray of three 24s");
+        drop(ch);
+        Channel::remove_location(&loc).unwrap();
+    }
+}
+
+#[test]
+fn the_decoder_refuses_what_mmf_refuses() {
+    let path = std::env::temp_dir().join(format!("mmf-format-bad-{}.mmf", std::process::id()));
+    let ch = Options::new()
+        .capacity(64)
+        .create(&Location::file(&path))
+        .unwrap();
+    ch.publish_str("x").unwrap();
+    drop(ch);
+    let good = std::fs::read(&path).unwrap();
+    for (what, offset, value) in [
+        ("magic", 0usize, 1u64),
+        ("version", 8, 2),
+        ("capacity", 24, 65),
+    ] {
+        let mut bad = good.clone();
+        bad[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        let (ok, _, err) = decode(&path);
+        assert!(!ok && !err.is_empty(), "{what}");
+        assert!(Channel::open(path.to_str().unwrap()).is_err(), "{what}");
+    }
+    std::fs::remove_file(&path).unwrap();
+}
