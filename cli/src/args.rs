@@ -27,7 +27,7 @@ EXAMPLES:
 
 EXIT CODES:
   0 ok   1 error   2 usage   3 no such channel   4 value too large
-  5 invalid input   6 channel exists   7 no value yet   8 timed out";
+  5 invalid input   6 channel exists   7 no value yet   8 timed out   130 interrupted";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -49,9 +49,14 @@ pub enum Command {
     Out(OutArgs),
     /// Print the current value (Read-MemoryMappedFile).
     #[command(
-        after_help = "EXAMPLES:\n  mmf read Test\n  mmf read Test --pretty | jq .\n  mmf read Test --format bytes > copy.bin"
+        after_help = "EXAMPLES:\n  mmf read Test\n  mmf read Test --pretty | jq .\n  mmf read Test --format bytes > copy.bin\n  mmf read Test --wait --timeout 5s      # the next value\n  mmf read Test --after 41               # a value newer than generation 41"
     )]
     Read(ReadArgs),
+    /// Print every new value as it is published, one per line (JSON as NDJSON).
+    #[command(
+        after_help = "EXAMPLES:\n  mmf watch Test\n  mmf watch Test --count 10 --timeout 30s\n  mmf watch Status --meta | jq -c 'select(.value.loss < 0.1)'"
+    )]
+    Watch(WatchArgs),
     /// List the shared-memory channels on this host.
     #[command(
         visible_alias = "ls",
@@ -167,6 +172,7 @@ pub enum OutFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("waiting").args(["wait", "after"]).multiple(true))]
 pub struct ReadArgs {
     /// Channel name or file path.
     pub name: String,
@@ -179,6 +185,35 @@ pub struct ReadArgs {
     /// Print text exactly as stored (no newline added).
     #[arg(long)]
     pub raw: bool,
+    /// Wait for a value newer than the current one.
+    #[arg(long)]
+    pub wait: bool,
+    /// Wait for a value newer than generation GEN (implies --wait; returns at once if the
+    /// current value is newer already).
+    #[arg(long, value_name = "GEN")]
+    pub after: Option<u64>,
+    /// Give up waiting after DUR (500ms, 5s, 2m) and exit with code 8.
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, requires = "waiting")]
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Channel name or file path.
+    pub name: String,
+    /// Stop after printing N values.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Exit with code 8 when no new value comes for DUR (500ms, 5s, 2m).
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Only values published after the watch starts (not the current one).
+    #[arg(long)]
+    pub new_only: bool,
+    /// Print each value as a JSON object with its generation, codec and the number of
+    /// generations skipped before it: {"generation":..,"skipped":..,"codec":..,"value":..}.
+    #[arg(long)]
+    pub meta: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,9 @@
 
 mod args;
 mod cmd;
+mod duration;
 mod exit;
+mod interrupt;
 mod size;
 mod time;
 
@@ -23,8 +25,12 @@ fn main() -> ExitCode {
                 // The reader of our output went away (`mmf read T | head -c1`): not an error.
                 return ExitCode::SUCCESS;
             }
-            let _ = writeln!(std::io::stderr(), "mmf: {}", exit::message(&err));
-            ExitCode::from(exit::code(&err))
+            let code = exit::code(&err);
+            let message = exit::message(&err);
+            if !message.is_empty() && code != exit::INTERRUPTED {
+                let _ = writeln!(std::io::stderr(), "mmf: {message}");
+            }
+            ExitCode::from(code)
         }
     }
 }

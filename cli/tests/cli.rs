@@ -468,3 +468,203 @@ fn is_root() -> bool {
             .lines()
             .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
+
+// --- Waiting: read --wait, watch ------------------------------------------------------------
+
+/// Polls `child` until it exits or `secs` pass (then kills it and fails).
+fn finish(mut child: std::process::Child, secs: u64) -> Output {
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("child still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn background(e: &Env, args: &[&str]) -> std::process::Child {
+    e.cmd(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn read_wait_is_woken_by_another_process() {
+    let e = Env::new("readwait");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "old"]);
+    let child = background(&e, &["read", "T", "--wait", "--timeout", "20s"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    e.ok(&["out", "T", "new"]);
+    let out = finish(child, 20);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "new\n");
+}
+
+#[test]
+fn read_after_and_timeouts() {
+    let e = Env::new("readafter");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "one"]);
+    e.ok(&["out", "T", "two"]);
+    assert_eq!(
+        e.ok(&["read", "T", "--after", "1"]),
+        "two\n",
+        "newer already: no wait"
+    );
+    let t = std::time::Instant::now();
+    fails(
+        &e.run(&["read", "T", "--after", "2", "--timeout", "200ms"]),
+        8,
+        "newer than generation 2",
+    );
+    assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+    fails(
+        &e.run(&["read", "T", "--wait", "--timeout", "50ms"]),
+        8,
+        "within the timeout",
+    );
+    assert_eq!(
+        e.run(&["read", "T", "--timeout", "1s"]).status.code(),
+        Some(2),
+        "--timeout needs --wait"
+    );
+    e.ok(&["new", "E", "--size", "64"]);
+    let child = background(&e, &["read", "E", "--wait", "--timeout", "20s"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(e
+        .run_in(&["out", "E", "--json"], b"{\"first\": true}")
+        .status
+        .success());
+    assert_eq!(
+        String::from_utf8(finish(child, 20).stdout).unwrap(),
+        "{\"first\":true}\n"
+    );
+}
+
+#[test]
+fn watch_prints_each_new_value_as_ndjson() {
+    let e = Env::new("watch");
+    e.ok(&["new", "T", "--size", "256"]);
+    assert!(e
+        .run_in(&["out", "T", "--json"], b"{\"n\": 0}")
+        .status
+        .success());
+    let child = background(&e, &["watch", "T", "--count", "4", "--timeout", "20s"]);
+    for n in 1..=3 {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        assert!(e
+            .run_in(
+                &["out", "T", "--json"],
+                format!("{{\"n\": {n}}}").as_bytes()
+            )
+            .status
+            .success());
+    }
+    let out = finish(child, 20);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        (0..=3)
+            .map(|n| serde_json::json!({ "n": n }))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn watch_reports_skipped_generations() {
+    let e = Env::new("skip");
+    e.ok(&["new", "T", "--size", "64"]);
+    let child = background(
+        &e,
+        &[
+            "watch",
+            "T",
+            "--new-only",
+            "--meta",
+            "--count",
+            "2",
+            "--timeout",
+            "20s",
+        ],
+    );
+    let pid = child.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    e.ok(&["out", "T", "a"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Freeze the watcher while three values go by: it can only see the last of them.
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    for v in ["b", "c", "d"] {
+        e.ok(&["out", "T", v]);
+    }
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = finish(child, 20);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"generation": 1, "skipped": 0, "codec": "text", "value": "a"})
+    );
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"generation": 4, "skipped": 2, "codec": "text", "value": "d"})
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 2 generations"));
+}
+
+#[test]
+fn watch_timeout_and_interrupt() {
+    let e = Env::new("watchend");
+    e.ok(&["new", "T", "--size", "64"]);
+    fails(
+        &e.run(&["watch", "T", "--timeout", "100ms"]),
+        8,
+        "no new value",
+    );
+    let child = background(&e, &["watch", "T"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = finish(child, 10);
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_str(&e.ok(&["info", "T", "--json"])).unwrap();
+    assert_eq!(info["waiters"], 0, "the interrupted watcher unregistered");
+}

@@ -47,6 +47,7 @@ pub struct Channel {
     pin: OnceLock<Option<usize>>,
     pin_busy: AtomicBool,
     timeouts: Timeouts,
+    wait_spin: Duration,
 }
 
 /// How to create or open a channel: capacity, pinned readers, permissions, checksums, timeouts.
@@ -66,6 +67,7 @@ pub struct Options {
     read_only: bool,
     timeouts: Timeouts,
     init_timeout: Duration,
+    wait_spin: Duration,
 }
 
 impl Default for Options {
@@ -85,6 +87,7 @@ impl Options {
             read_only: false,
             timeouts: Timeouts::default(),
             init_timeout: Duration::from_millis(250),
+            wait_spin: Duration::ZERO,
         }
     }
 
@@ -134,6 +137,14 @@ impl Options {
     /// How long `open` waits for a creator that is still initialising (default 250 ms).
     pub fn init_timeout(&mut self, d: Duration) -> &mut Self {
         self.init_timeout = d;
+        self
+    }
+
+    /// How long `wait_for_change` spins re-checking the generation before it sleeps (default 0:
+    /// sleep at once). Spinning trades a core for a faster wake-up when values come in quick
+    /// succession.
+    pub fn wait_spin(&mut self, d: Duration) -> &mut Self {
+        self.wait_spin = d;
         self
     }
 
@@ -381,6 +392,7 @@ impl Options {
             pin: OnceLock::new(),
             pin_busy: AtomicBool::new(false),
             timeouts: self.timeouts,
+            wait_spin: self.wait_spin,
         }
     }
 }
@@ -478,8 +490,7 @@ impl Channel {
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Meta> {
         // The pin entry belongs to the handle; a second thread reading through the same handle at
         // the same moment reads by validation alone instead of sharing the pin.
-        let pin = *self.pin.get_or_init(|| self.snap.claim_pin(self.token));
-        let pinned = match pin {
+        let pinned = match self.pin_entry() {
             Some(e)
                 if !self
                     .pin_busy
@@ -509,6 +520,65 @@ impl Channel {
     #[inline]
     pub fn generation(&self) -> u64 {
         self.snap.generation()
+    }
+
+    /// Blocks until the generation moves past `since`, then returns the new generation; returns
+    /// `None` if `timeout` passes first. Does not burn a core: on Linux the thread sleeps on a
+    /// futex in the shared header until a writer in any process publishes (see `wait.rs`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_core::{Channel, Tag};
+    /// let ch = Channel::anonymous(64)?;
+    /// assert_eq!(ch.wait_for_change(0, Duration::from_millis(10)), None);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| ch.publish_raw(Tag::TEXT, b"next"));
+    ///     assert_eq!(ch.wait_for_change(0, Duration::from_secs(10)), Some(1));
+    /// });
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn wait_for_change(&self, since: u64, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.snap
+            .wait_for_change(self.pin_entry(), since, deadline, self.wait_spin)
+    }
+
+    /// Like [`wait_for_change`](Channel::wait_for_change) with "now" as `since`: blocks until the
+    /// next publish, then copies the new value into `buf`. `None` on timeout.
+    pub fn read_next_into(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Option<Meta>> {
+        let since = self.generation();
+        match self.wait_for_change(since, timeout) {
+            Some(_) => self.read_into(buf).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The header's `latest` word (the futex word of async waits).
+    #[cfg(feature = "async")]
+    pub(crate) fn latest_word(&self) -> &std::sync::atomic::AtomicU64 {
+        self.snap.region.word(H_LATEST)
+    }
+
+    /// Counts this handle as a waiter in the header and returns its pin entry, or `None` if it
+    /// cannot be counted (read-only, no free entry, no futex) and must poll instead.
+    #[cfg(feature = "async")]
+    pub(crate) fn waiter_enter(&self) -> Option<usize> {
+        let e = self
+            .pin_entry()
+            .filter(|_| os::FUTEX && self.snap.region.writable())?;
+        self.snap.enter_waiting(e);
+        Some(e)
+    }
+
+    /// Undoes a successful [`waiter_enter`](Channel::waiter_enter).
+    #[cfg(feature = "async")]
+    pub(crate) fn waiter_leave(&self, e: usize) {
+        self.snap.leave_waiting(e);
+    }
+
+    /// This handle's pin entry, claimed on first use.
+    fn pin_entry(&self) -> Option<usize> {
+        *self.pin.get_or_init(|| self.snap.claim_pin(self.token))
     }
 
     /// Largest value the channel holds, in bytes.
@@ -561,6 +631,7 @@ impl Channel {
             last_writer_pid: (last_writer != 0).then_some(last_writer),
             checksum: s.checksum,
             writer_recoveries: s.header(H_RECOVERIES),
+            waiters: s.header(H_WAITERS),
         }
     }
 }
@@ -619,6 +690,8 @@ pub struct Info {
     pub checksum: bool,
     /// How many times a writer took the lock over from a writer that had died.
     pub writer_recoveries: u64,
+    /// Handles blocked in `wait_for_change` right now (as counted in the header).
+    pub waiters: u64,
 }
 
 /// One entry of [`list`]: a channel's name and what opening it told.

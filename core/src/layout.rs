@@ -43,8 +43,8 @@ pub(crate) const H_FLAGS: usize = 11;
 pub(crate) const H_KIND: usize = 12;
 // Line 2: what the writer publishes.
 pub(crate) const H_LATEST: usize = 16;
-/// Reserved for blocking waits (count of parked readers); 0 in layout version 1.
-#[allow(dead_code)]
+/// Number of handles blocked in `wait_for_change`; a writer issues a futex wake only when it is
+/// not zero.
 pub(crate) const H_WAITERS: usize = 17;
 pub(crate) const H_LAST_WRITER: usize = 18;
 // Line 3: writer exclusion.
@@ -54,6 +54,9 @@ pub(crate) const H_RECOVERIES: usize = 25;
 pub(crate) const H_PINS: usize = 32;
 pub(crate) const PIN_OWNER: usize = 0;
 pub(crate) const PIN_SLOT: usize = 1;
+/// How many of the entry owner's threads are counted in `H_WAITERS` (so that the count can be
+/// repaired when the owner dies while waiting).
+pub(crate) const PIN_WAITING: usize = 2;
 
 // Frame header: the first line of every slot.
 pub(crate) const F_SEQ: usize = 0;

@@ -54,11 +54,15 @@ mod frame;
 mod layout;
 mod lock;
 mod name;
+#[cfg(all(feature = "async", not(loom)))]
+pub mod notify;
 mod os;
 mod region;
 mod seqlock;
 mod snapshot;
 mod sync;
+#[cfg(not(loom))]
+mod wait;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -69,4 +73,12 @@ pub use error::{Error, Result};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
 pub use name::{validate_name, Location, MAX_NAME_LEN, SHM_PREFIX};
+#[cfg(all(feature = "async", not(loom)))]
+pub use notify::Changed;
 pub use snapshot::SlotWriter;
+
+/// Internals exposed for the benchmarks only; not part of the API.
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::region::{atomic_load_bytes, atomic_store_bytes};
+}

@@ -125,50 +125,36 @@ impl Region {
         }
     }
 
-    /// Replaces the contents of `dst` with the `len` bytes that start at word `first`, read with
-    /// `Relaxed` atomic word loads (see the module docs for why not `memcpy`).
+    /// Words `first .. first + n` as a slice of atomics, or a panic if they leave the region.
     ///
-    /// The caller has checked `len` against the slot's capacity; the assert repeats that check
-    /// against the region itself so that no untrusted length can ever read outside the mapping.
+    /// Callers pass ranges computed from a validated `Layout` and a length already checked
+    /// against the slot's capacity; the assert repeats that check against the region itself, so
+    /// no length read from shared memory can ever reach outside the mapping.
     #[inline]
-    pub(crate) fn copy_out(&self, first: usize, len: usize, dst: &mut Vec<u8>) {
-        let full = len / WORD;
-        let tail = len % WORD;
-        let needed = full + usize::from(tail != 0);
+    pub(crate) fn words(&self, first: usize, n: usize) -> &[AtomicU64] {
         assert!(
-            first <= self.words && needed <= self.words - first,
-            "copy of {len} bytes from word {first} leaves a region of {} words",
+            first <= self.words && n <= self.words - first,
+            "words {first}..{first}+{n} leave a region of {} words",
             self.words
         );
-        dst.clear();
-        dst.reserve(len);
         #[cfg(not(loom))]
         {
-            // SAFETY: words `first .. first + needed` lie inside the mapping (asserted above);
-            // they are only ever read with atomic loads. `dst` has capacity for `len` bytes
-            // (reserved above), `out` is its start, and each write below stays below `len`.
-            unsafe {
-                let src = self.base.as_ptr().add(first);
-                let out = dst.as_mut_ptr();
-                for k in 0..full {
-                    let v = (*src.add(k)).load(Ordering::Relaxed);
-                    std::ptr::write_unaligned(out.add(k * WORD).cast::<u64>(), v);
-                }
-                if tail != 0 {
-                    let v = (*src.add(full)).load(Ordering::Relaxed).to_ne_bytes();
-                    std::ptr::copy_nonoverlapping(v.as_ptr(), out.add(full * WORD), tail);
-                }
-                dst.set_len(len);
-            }
+            // SAFETY: the range lies inside the mapping (asserted above), which `self._map` keeps
+            // alive; the words are aligned `u64`s viewed as `AtomicU64`s (same size and
+            // alignment), and a slice of atomics may alias memory other processes mutate.
+            unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(first), n) }
         }
         #[cfg(loom)]
         {
-            for k in 0..needed {
-                let v = self.word(first + k).load(Ordering::Relaxed).to_ne_bytes();
-                let take = if k == full { tail } else { WORD };
-                dst.extend_from_slice(&v[..take]);
-            }
+            &self.cells[first..first + n]
         }
+    }
+
+    /// Replaces the contents of `dst` with the `len` bytes that start at word `first`, read with
+    /// `Relaxed` atomic word loads (see the module docs for why not `memcpy`).
+    #[inline]
+    pub(crate) fn copy_out(&self, first: usize, len: usize, dst: &mut Vec<u8>) {
+        atomic_load_bytes(self.words(first, len.div_ceil(WORD)), len, dst);
     }
 
     /// Stores `src` at word `first` onward with `Relaxed` atomic word stores; a partial last word
@@ -177,39 +163,71 @@ impl Region {
     #[inline]
     pub(crate) fn copy_in_words(&self, first: usize, src: &[u8]) {
         assert!(self.writable, "store into a read-only mapping");
-        let needed = src.len().div_ceil(WORD);
-        assert!(
-            first <= self.words && needed <= self.words - first,
-            "copy of {} bytes to word {first} leaves a region of {} words",
-            src.len(),
-            self.words
+        atomic_store_bytes(self.words(first, src.len().div_ceil(WORD)), src);
+    }
+}
+
+/// Replaces the contents of `dst` with the first `len` bytes of `src`, each word read with one
+/// `Relaxed` atomic load: the copy a reader makes of a slot that a writer may be changing.
+///
+/// Public (hidden) so that the benchmarks can weigh it against `memcpy`.
+///
+/// # Panics
+/// If `src` holds fewer than `len` bytes.
+#[inline]
+pub fn atomic_load_bytes(src: &[AtomicU64], len: usize, dst: &mut Vec<u8>) {
+    let full = len / WORD;
+    let tail = len % WORD;
+    assert!(
+        src.len() >= full + usize::from(tail != 0),
+        "{len} bytes from {} words",
+        src.len()
+    );
+    dst.clear();
+    dst.reserve(len);
+    let out = dst.spare_capacity_mut();
+    for (chunk, word) in out[..full * WORD].chunks_exact_mut(WORD).zip(src) {
+        let bytes = word.load(Ordering::Relaxed).to_ne_bytes();
+        for (o, b) in chunk.iter_mut().zip(bytes) {
+            o.write(b);
+        }
+    }
+    if tail != 0 {
+        let bytes = src[full].load(Ordering::Relaxed).to_ne_bytes();
+        for (o, b) in out[full * WORD..len].iter_mut().zip(bytes) {
+            o.write(b);
+        }
+    }
+    // SAFETY: the loops above initialised every byte of `dst`'s spare capacity below `len`
+    // (`full` whole words, then `tail` bytes), and `len <= capacity` after `reserve(len)`.
+    unsafe { dst.set_len(len) };
+}
+
+/// Stores `src` into `dst` with one `Relaxed` atomic store per word, the last word zero-padded:
+/// the copy a writer makes into a slot that a stale reader may be validating.
+///
+/// # Panics
+/// If `dst` has fewer words than `src` needs.
+#[inline]
+pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
+    assert!(
+        dst.len() >= src.len().div_ceil(WORD),
+        "{} bytes into {} words",
+        src.len(),
+        dst.len()
+    );
+    let mut chunks = src.chunks_exact(WORD);
+    for (word, chunk) in dst.iter().zip(&mut chunks) {
+        word.store(
+            u64::from_ne_bytes(chunk.try_into().expect("8 bytes")),
+            Ordering::Relaxed,
         );
-        let mut chunks = src.chunks_exact(WORD);
-        #[cfg(not(loom))]
-        {
-            // SAFETY: words `first .. first + needed` lie inside the mapping (asserted above),
-            // which is writable (asserted above); they are only ever accessed atomically.
-            let dst = unsafe { self.base.as_ptr().add(first) };
-            for (k, chunk) in (&mut chunks).enumerate() {
-                let v = u64::from_ne_bytes(chunk.try_into().expect("chunk of 8"));
-                // SAFETY: `k < needed`, so `dst + k` is inside the range checked above.
-                unsafe { (*dst.add(k)).store(v, Ordering::Relaxed) };
-            }
-        }
-        #[cfg(loom)]
-        {
-            for (k, chunk) in (&mut chunks).enumerate() {
-                let v = u64::from_ne_bytes(chunk.try_into().expect("chunk of 8"));
-                self.word(first + k).store(v, Ordering::Relaxed);
-            }
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; WORD];
-            last[..rest.len()].copy_from_slice(rest);
-            self.word(first + src.len() / WORD)
-                .store(u64::from_ne_bytes(last), Ordering::Relaxed);
-        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; WORD];
+        last[..rest.len()].copy_from_slice(rest);
+        dst[src.len() / WORD].store(u64::from_ne_bytes(last), Ordering::Relaxed);
     }
 }
 
@@ -230,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "leaves a region")]
+    #[should_panic(expected = "leave a region")]
     fn copy_out_past_the_end_is_refused() {
         let r = Region::anonymous(64).unwrap();
         let mut out = Vec::new();

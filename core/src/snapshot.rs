@@ -184,10 +184,28 @@ impl Snapshot {
                 self.region
                     .word(self.layout.pin(e, PIN_SLOT))
                     .store(0, Ordering::SeqCst);
+                // The dead owner may have died while counted as a waiter: take it off the count.
+                let stale = self
+                    .region
+                    .word(self.layout.pin(e, PIN_WAITING))
+                    .swap(0, Ordering::SeqCst);
+                self.sub_waiters(stale);
                 return Some(e);
             }
         }
         None
+    }
+
+    /// Lowers the header's waiter count by `n`, never below zero (a peer may have written
+    /// anything there).
+    pub(crate) fn sub_waiters(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let w = self.region.word(H_WAITERS);
+        let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+            Some(v.saturating_sub(n))
+        });
     }
 
     /// Gives a pin entry back.
@@ -302,6 +320,13 @@ impl Snapshot {
         f(F_CRC, crc.map_or(0, |c| CRC_PRESENT | u64::from(c)));
         seqlock::end_write(seq, odd);
         latest_word.store(pack_latest(next, slot), Ordering::SeqCst);
+        // Waiters raise the count before they check `latest` and park; both sides are SeqCst, so
+        // either the waiter sees the new `latest` or this load sees the waiter (no lost wake-up).
+        // With nobody waiting, this load of a word on the line just written is the whole cost.
+        #[cfg(not(loom))]
+        if self.region.word(H_WAITERS).load(Ordering::SeqCst) != 0 {
+            os::wake_all(latest_word);
+        }
         Ok(next)
     }
 

@@ -42,6 +42,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
                 "incarnation": format!("{:016x}", info.incarnation),
                 "checksum": info.checksum,
                 "writer_recoveries": info.writer_recoveries,
+                "waiters": info.waiters,
             }),
             false,
         );
@@ -75,7 +76,8 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
          created:     {} by pid {} ({alive})\n\
          incarnation: {:016x}\n\
          checksum:    {}\n\
-         recoveries:  {}\n",
+         recoveries:  {}\n\
+         waiting:     {}\n",
         format_size(info.capacity as u64),
         format_size(info.size_bytes),
         info.slots,
@@ -90,6 +92,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
             "off"
         },
         info.writer_recoveries,
+        info.waiters,
     );
     super::print_bytes(text.as_bytes())
 }

@@ -7,6 +7,7 @@ mod new;
 mod out;
 mod read;
 mod remove;
+mod watch;
 
 use std::io::Write;
 
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Out(a) => out::run(a),
         Command::Read(a) => read::run(a),
+        Command::Watch(a) => watch::run(a),
         Command::List(a) => list::run(a),
         Command::Remove(a) => remove::run(a),
         Command::Completions(a) => completions::run(a),

@@ -1,44 +1,78 @@
-//! `mmf read NAME`: print the current value.
+//! `mmf read NAME`: print the current value, or wait for the next one.
 
-use mmf::{Location, Meta, Options, Tag};
+use mmf::{Channel, Location, Meta, Options, Tag};
 
 use crate::args::{OutFormat, ReadArgs};
-use crate::exit::{Coded, EMPTY, INVALID_INPUT};
+use crate::exit::{Coded, EMPTY, INTERRUPTED, INVALID_INPUT, TIMEOUT};
+use crate::interrupt::{self, Waited};
 
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
-    // Read-only and unpinned: the cheapest open there is, and read permission is enough.
-    let ch = Options::new().read_only(true).open(&location)?;
+    let waiting = a.wait || a.after.is_some();
+    // Plain reads open read-only and unpinned: the cheapest open there is, and read permission
+    // is enough. Waiting readers want a pin entry (to sleep on the futex instead of polling).
+    let ch = if waiting {
+        open_for_waiting(&location)?
+    } else {
+        Options::new().read_only(true).open(&location)?
+    };
+    if waiting {
+        let since = a.after.unwrap_or_else(|| ch.generation());
+        match interrupt::wait(&ch, since, a.timeout) {
+            Waited::Changed => {}
+            Waited::TimedOut => {
+                return Err(Coded(
+                    TIMEOUT,
+                    format!("no value newer than generation {since} of '{location}' came within the timeout"),
+                )
+                .into())
+            }
+            Waited::Interrupted => return Err(Coded(INTERRUPTED, "interrupted".into()).into()),
+        }
+    }
     let (meta, bytes) = ch.read_raw()?;
     if meta.is_empty() {
         return Err(Coded(
             EMPTY,
-            format!("channel '{location}' holds no value yet; publish one with `mmf out {location} VALUE`"),
+            format!("channel '{location}' holds no value yet; publish one with `mmf out {location} VALUE`, or wait with --wait"),
         )
         .into());
     }
-    let out = render(&location, meta, bytes, &a)?;
+    let out = render(&location, meta, bytes, a.format, a.pretty, a.raw)?;
     super::print_bytes(&out)
 }
 
+/// Opens read-write if allowed (a pin entry lets a waiter sleep on the futex), else read-only
+/// (which waits by polling).
+pub(super) fn open_for_waiting(location: &Location) -> anyhow::Result<Channel> {
+    match Options::new().open(location) {
+        Err(mmf::core::Error::PermissionDenied { .. }) => {
+            Ok(Options::new().read_only(true).open(location)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// The bytes to print for a value, by the requested format.
-fn render(
+pub(super) fn render(
     location: &Location,
     meta: Meta,
     bytes: Vec<u8>,
-    a: &ReadArgs,
+    format: OutFormat,
+    pretty: bool,
+    raw: bool,
 ) -> anyhow::Result<Vec<u8>> {
     let as_text = |bytes: Vec<u8>| -> anyhow::Result<Vec<u8>> {
-        if a.pretty && meta.tag == Tag::JSON {
+        if pretty && meta.tag == Tag::JSON {
             let v: serde_json::Value = serde_json::from_slice(&bytes)?;
             return Ok(line(serde_json::to_string_pretty(&v)?.into_bytes(), false));
         }
-        Ok(line(bytes, a.raw))
+        Ok(line(bytes, raw))
     };
     let as_json = |bytes: Vec<u8>| -> anyhow::Result<Vec<u8>> {
         Ok(line(
-            mmf::json::msgpack_to_json(&bytes, a.pretty)?.into_bytes(),
-            a.raw,
+            mmf::json::msgpack_to_json(&bytes, pretty)?.into_bytes(),
+            raw,
         ))
     };
     let mismatch = |wanted: &str| -> anyhow::Error {
@@ -51,7 +85,7 @@ fn render(
         )
         .into()
     };
-    match (a.format, meta.tag) {
+    match (format, meta.tag) {
         (OutFormat::Auto | OutFormat::Text, Tag::TEXT | Tag::JSON) => as_text(bytes),
         (OutFormat::Auto | OutFormat::Json, Tag::MSGPACK) => as_json(bytes),
         (OutFormat::Json, Tag::JSON) => as_text(bytes),

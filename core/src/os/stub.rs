@@ -21,3 +21,15 @@ pub(crate) fn pid_exists(_pid: u32) -> bool {
 pub(crate) fn process_start_time(_pid: u32) -> Option<u64> {
     None
 }
+
+pub(crate) const FUTEX: bool = false;
+
+pub(crate) fn wait_while(
+    _word: &std::sync::atomic::AtomicU64,
+    _expected: u32,
+    timeout: std::time::Duration,
+) {
+    std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+}
+
+pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) {}

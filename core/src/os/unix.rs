@@ -61,3 +61,140 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     // `rest` starts at field 3; field 22 is the 20th of them.
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
+
+/// Sleeps while the low 32 bits of `word` (its first four bytes: the format is little-endian)
+/// equal `expected`, for at most `timeout`; returns early on a wake-up, a signal, or a spurious
+/// wake. Callers re-check their condition in a loop.
+///
+/// On Linux this is `FUTEX_WAIT` on the shared mapping (not `FUTEX_PRIVATE_FLAG`, so a writer in
+/// another process can wake it); elsewhere a short sleep.
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+pub(crate) fn wait_while(
+    word: &std::sync::atomic::AtomicU64,
+    expected: u32,
+    timeout: std::time::Duration,
+) {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: the futex address is the first 4 bytes of a live, aligned `AtomicU64` (8-aligned,
+    // so 4-aligned), which the kernel only reads, atomically; `ts` outlives the call; the other
+    // arguments are ignored by FUTEX_WAIT. Errors (EAGAIN: value changed, EINTR, ETIMEDOUT) all
+    // mean "re-check", which every caller does.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            std::ptr::from_ref(word).cast::<u32>(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes every thread sleeping in [`wait_while`] on `word`, in any process.
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+pub(crate) fn wake_all(word: &std::sync::atomic::AtomicU64) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key (it does not dereference user memory
+    // beyond validating the mapping); the remaining arguments are ignored.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            std::ptr::from_ref(word).cast::<u32>(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Whether [`wait_while`] really sleeps until woken (a futex) rather than polling.
+pub(crate) const FUTEX: bool = cfg!(all(target_os = "linux", target_endian = "little"));
+
+#[cfg(not(all(target_os = "linux", target_endian = "little")))]
+pub(crate) fn wait_while(
+    _word: &std::sync::atomic::AtomicU64,
+    _expected: u32,
+    timeout: std::time::Duration,
+) {
+    std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+}
+
+#[cfg(not(all(target_os = "linux", target_endian = "little")))]
+pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) {}
+
+/// One entry of `futex_waitv(2)` (Linux 5.16+), as the kernel lays it out.
+#[cfg(target_os = "linux")]
+#[repr(C)]
+pub(crate) struct FutexWaitv {
+    pub val: u64,
+    pub uaddr: u64,
+    pub flags: u32,
+    pub reserved: u32,
+}
+
+/// `FUTEX2_SIZE_U32`: the futex is a 32-bit word.
+#[cfg(target_os = "linux")]
+pub(crate) const FUTEX2_SIZE_U32: u32 = 0x02;
+/// `FUTEX2_PRIVATE`: the futex is in memory private to this process.
+#[cfg(target_os = "linux")]
+pub(crate) const FUTEX2_PRIVATE: u32 = 128;
+
+/// Sleeps until any of `waiters` is woken or differs from its expected value, or `timeout`
+/// passes. Returns `false` if the kernel has no `futex_waitv` (before Linux 5.16).
+///
+/// # Safety
+/// Every `uaddr` must be the address of a 4-byte-aligned `u32` that stays mapped for the call
+/// (a shared mapping for entries without `FUTEX2_PRIVATE`).
+#[cfg(target_os = "linux")]
+pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Duration) -> bool {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let ns = i128::from(now.tv_nsec) + i128::from(timeout.subsec_nanos());
+    let abs = libc::timespec {
+        tv_sec: now
+            .tv_sec
+            .saturating_add(libc::time_t::try_from(timeout.as_secs()).unwrap_or(1 << 30))
+            + (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `waiters` is a live slice of correctly laid-out entries whose addresses the caller
+    // vouches for; `abs` outlives the call; the kernel only reads both.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            waiters.as_ptr(),
+            waiters.len() as libc::c_uint,
+            0 as libc::c_uint,
+            &abs as *const libc::timespec,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    !(rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+}
+
+/// Wakes every thread of this process sleeping on the private futex `word`.
+#[cfg(target_os = "linux")]
+pub(crate) fn wake_private(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: FUTEX_WAKE uses the address as a key only; the other arguments are ignored.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            std::ptr::from_ref(word),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}

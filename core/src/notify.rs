@@ -1,0 +1,239 @@
+//! `async` waits: [`Channel::changed`] returns a runtime-agnostic future.
+//!
+//! # Design and cost
+//!
+//! Parking a runtime thread per waiting channel would defeat the point of async, and polling
+//! would burn a core. Instead one background thread per process (started on first use, named
+//! `mmf-notify`) sleeps in `futex_waitv(2)` on the `latest` words of *every* channel that has a
+//! pending future, plus one private control word that registrations bump to make it re-arm. When
+//! a writer in any process publishes, the kernel wakes that thread, which wakes exactly the
+//! futures whose channel moved. A registered future counts as a waiter in the channel header
+//! (like a blocking waiter), so writers issue the wake only while someone waits.
+//!
+//! Cost: one thread and one syscall per wake-up for the whole process, however many channels
+//! are awaited, up to 127 at a time; beyond that, or on kernels before Linux 5.16 (no
+//! `futex_waitv`), or outside Linux, the thread re-checks pending channels every millisecond.
+//! Works with any executor (tokio, async-std, smol, a hand-rolled `block_on`): it only uses
+//! `std::task::Waker`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::channel::Channel;
+use crate::layout::split_latest;
+
+/// The future returned by [`Channel::changed`]: resolves to the new generation once the
+/// channel's generation exceeds the one it was created with.
+#[must_use = "futures do nothing unless polled"]
+pub struct Changed<'a> {
+    ch: &'a Channel,
+    since: u64,
+    /// Registration id, and the pin entry through which it is counted as a waiter.
+    reg: Option<(u64, Option<usize>)>,
+}
+
+struct Registration {
+    /// Address of the channel's `latest` word; valid while the registration exists, because
+    /// the future that made it borrows the channel and removes it (under the lock) when dropped.
+    word: usize,
+    expected: u32,
+    waker: Waker,
+    /// Whether writers know about this waiter (else it must be re-checked by polling).
+    counted: bool,
+}
+
+struct Notifier {
+    regs: Mutex<HashMap<u64, Registration>>,
+    next_id: AtomicU64,
+    control: AtomicU32,
+}
+
+fn notifier() -> &'static Notifier {
+    static N: OnceLock<&'static Notifier> = OnceLock::new();
+    N.get_or_init(|| {
+        let n: &'static Notifier = Box::leak(Box::new(Notifier {
+            regs: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            control: AtomicU32::new(0),
+        }));
+        std::thread::Builder::new()
+            .name("mmf-notify".into())
+            .spawn(move || n.run())
+            .expect("spawn the mmf-notify thread");
+        n
+    })
+}
+
+/// At most this many channels in one `futex_waitv` call (the kernel's limit is 128, one entry
+/// is the control word).
+const MAX_WAITV: usize = 127;
+
+impl Notifier {
+    fn run(&self) {
+        loop {
+            let control = self.control.load(Ordering::SeqCst);
+            let (words, overflow) = {
+                let regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
+                let words: Vec<(usize, u32)> = regs
+                    .values()
+                    .filter(|r| r.counted)
+                    .map(|r| (r.word, r.expected))
+                    .take(MAX_WAITV)
+                    .collect();
+                let uncounted = regs.values().any(|r| !r.counted);
+                (words, uncounted || regs.len() > MAX_WAITV)
+            };
+            let slept = self.sleep(control, &words, overflow);
+            if !slept {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.wake_moved();
+        }
+    }
+
+    /// One `futex_waitv`; false if the kernel lacks it (the caller then polls).
+    #[cfg(target_os = "linux")]
+    fn sleep(&self, control: u32, words: &[(usize, u32)], overflow: bool) -> bool {
+        use crate::os::{FutexWaitv, FUTEX2_PRIVATE, FUTEX2_SIZE_U32};
+        let mut entries = Vec::with_capacity(words.len() + 1);
+        entries.push(FutexWaitv {
+            val: u64::from(control),
+            uaddr: std::ptr::from_ref(&self.control) as u64,
+            flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+            reserved: 0,
+        });
+        for &(word, expected) in words {
+            entries.push(FutexWaitv {
+                val: u64::from(expected),
+                uaddr: word as u64,
+                flags: FUTEX2_SIZE_U32,
+                reserved: 0,
+            });
+        }
+        let timeout = if overflow {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_secs(1)
+        };
+        // SAFETY: the control word lives in a leaked, never-freed `Notifier`. Each channel word
+        // is the first half of a live `latest` word: a registration is removed (under the lock,
+        // bumping `control`) before its channel can be dropped, and if that happens after we
+        // copied its address, the bumped control word makes the call return at once; an
+        // address unmapped in between gives EFAULT, not undefined behaviour.
+        unsafe { crate::os::futex_waitv(&entries, timeout) }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn sleep(&self, _control: u32, _words: &[(usize, u32)], _overflow: bool) -> bool {
+        false
+    }
+
+    /// Wakes and drops every registration whose channel's `latest` moved.
+    fn wake_moved(&self) {
+        let mut regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
+        regs.retain(|_, r| {
+            // SAFETY: see `Registration::word`: we hold the lock, so the channel is alive.
+            let now = unsafe { &*(r.word as *const AtomicU64) }.load(Ordering::SeqCst);
+            if now as u32 != r.expected {
+                r.waker.wake_by_ref();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn rearm(&self) {
+        self.control.fetch_add(1, Ordering::SeqCst);
+        #[cfg(target_os = "linux")]
+        crate::os::wake_private(&self.control);
+    }
+}
+
+impl Channel {
+    /// A future that resolves to the new generation once the generation exceeds `since`.
+    ///
+    /// Executor-agnostic; see the [`notify`](self) module docs for how it waits (one shared
+    /// thread per process, no polling on Linux 5.16+).
+    ///
+    /// ```
+    /// use mmf_core::{Channel, Tag};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct W(std::thread::Thread);
+    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::sync::Arc::new(W(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    /// let ch = Channel::anonymous(64)?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| { std::thread::sleep(std::time::Duration::from_millis(20)); ch.publish_raw(Tag::TEXT, b"hi") });
+    ///     assert_eq!(block_on(ch.changed(0)), 1);     // or `ch.changed(0).await` in async code
+    /// });
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn changed(&self, since: u64) -> Changed<'_> {
+        Changed {
+            ch: self,
+            since,
+            reg: None,
+        }
+    }
+}
+
+impl Future for Changed<'_> {
+    type Output = u64;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        let latest = self.ch.latest_word().load(Ordering::SeqCst);
+        let g = split_latest(latest).0;
+        if g > self.since {
+            self.unregister();
+            return Poll::Ready(g);
+        }
+        let n = notifier();
+        let word = std::ptr::from_ref(self.ch.latest_word()) as usize;
+        let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
+        let ch = self.ch;
+        let (id, entry) = *self
+            .reg
+            .get_or_insert_with(|| (n.next_id.fetch_add(1, Ordering::Relaxed), ch.waiter_enter()));
+        regs.insert(
+            id,
+            Registration {
+                word,
+                expected: latest as u32,
+                waker: cx.waker().clone(),
+                counted: entry.is_some(),
+            },
+        );
+        drop(regs);
+        n.rearm();
+        Poll::Pending
+    }
+}
+
+impl Changed<'_> {
+    fn unregister(&mut self) {
+        if let Some((id, entry)) = self.reg.take() {
+            let n = notifier();
+            n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            n.rearm();
+            if let Some(e) = entry {
+                self.ch.waiter_leave(e);
+            }
+        }
+    }
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}

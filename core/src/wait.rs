@@ -1,0 +1,105 @@
+//! Blocking until the next value: a futex on the header's `latest` word.
+//!
+//! The futex word is the low 32 bits of `latest` (generation << 8 | slot), which every publish
+//! changes anyway, so a publish with nobody waiting pays one extra load (of `waiters`, on the
+//! cache line it has just written) and nothing else.
+//!
+//! Waiter: count itself in `waiters` (SeqCst), load `latest` (SeqCst); if the generation moved,
+//! done; else `FUTEX_WAIT(latest, low 32 bits seen)`, which sleeps only if the word still holds
+//! that value. Writer: store `latest` (SeqCst), then load `waiters` (SeqCst) and `FUTEX_WAKE` if it
+//! is not zero. In the single total order of SeqCst operations either the waiter's load follows
+//! the writer's store (it sees the new generation and does not sleep), or the writer's load
+//! follows the waiter's increment (it wakes); a wake that comes between the waiter's check and
+//! its `FUTEX_WAIT` makes the wait return at once because the word changed. Spurious wake-ups,
+//! signals and timeouts simply loop back to the check. So no wake-up is lost.
+//!
+//! A handle counts itself through its reader-pin entry (`PIN_WAITING`), so that when a waiting
+//! process dies, the process that later takes its entry over subtracts it from `waiters` again;
+//! until then writers merely make a few unneeded wake calls. Handles without an entry (read-only
+//! mappings, all entries taken) and platforms without futexes poll `latest` with a backoff that
+//! grows to 1 ms.
+
+use std::time::{Duration, Instant};
+
+use crate::layout::*;
+use crate::os;
+use crate::snapshot::Snapshot;
+use crate::sync::Ordering;
+
+impl Snapshot {
+    /// Blocks until the generation exceeds `since` (returning it) or `deadline` passes (`None`).
+    /// `pin` is the caller's reader-pin entry, if it has one; `spin` how long to spin first.
+    pub(crate) fn wait_for_change(
+        &self,
+        pin: Option<usize>,
+        since: u64,
+        deadline: Option<Instant>,
+        spin: Duration,
+    ) -> Option<u64> {
+        let latest = self.region.word(H_LATEST);
+        let moved = || {
+            let g = split_latest(latest.load(Ordering::SeqCst)).0;
+            (g > since).then_some(g)
+        };
+        if let Some(g) = moved() {
+            return Some(g);
+        }
+        if !spin.is_zero() {
+            let until = Instant::now() + spin;
+            while Instant::now() < until {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+                if let Some(g) = moved() {
+                    return Some(g);
+                }
+            }
+        }
+        let remaining = || match deadline {
+            None => Some(Duration::from_secs(3600)),
+            Some(d) => d
+                .checked_duration_since(Instant::now())
+                .filter(|r| !r.is_zero()),
+        };
+        let Some(e) = pin.filter(|_| os::FUTEX && self.region.writable()) else {
+            // Polling fallback.
+            let mut nap = Duration::from_micros(20);
+            loop {
+                if let Some(g) = moved() {
+                    return Some(g);
+                }
+                std::thread::sleep(nap.min(remaining()?));
+                nap = (nap * 2).min(Duration::from_millis(1));
+            }
+        };
+        self.enter_waiting(e);
+        let result = loop {
+            let l = latest.load(Ordering::SeqCst);
+            let g = split_latest(l).0;
+            if g > since {
+                break Some(g);
+            }
+            let Some(left) = remaining() else { break None };
+            os::wait_while(latest, l as u32, left);
+        };
+        self.leave_waiting(e);
+        result
+    }
+
+    /// Counts one waiter in the header, through pin entry `e` (so it can be repaired).
+    pub(crate) fn enter_waiting(&self, e: usize) {
+        self.region
+            .word(self.layout.pin(e, PIN_WAITING))
+            .fetch_add(1, Ordering::SeqCst);
+        self.region.word(H_WAITERS).fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Undoes [`enter_waiting`](Snapshot::enter_waiting).
+    pub(crate) fn leave_waiting(&self, e: usize) {
+        let mine = self.region.word(self.layout.pin(e, PIN_WAITING));
+        let _ = mine.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+            Some(v.saturating_sub(1))
+        });
+        self.sub_waiters(1);
+    }
+}

@@ -1,0 +1,231 @@
+//! Blocking waits across processes: woken by a writer in another process, timeouts honoured,
+//! no lost wake-up over thousands of rounds, no waiter stuck when the writer is killed, and the
+//! waiter count repaired when a waiter is killed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mmf::prelude::*;
+use serde_json::json;
+
+#[test]
+fn child() {
+    let Ok(role) = std::env::var("MMF_CHILD") else {
+        return;
+    };
+    let name = std::env::var("MMF_NAME").unwrap();
+    match role.as_str() {
+        "ponger" => ponger(&name),
+        "spammer" => {
+            let ch = Channel::open(&name).unwrap();
+            loop {
+                ch.publish_raw(Tag::BYTES, &[1; 64]).unwrap();
+            }
+        }
+        "sleeper" => {
+            let ch = Channel::open(&name).unwrap();
+            print_stats(&json!({ "ready": true }));
+            let _ = ch.wait_for_change(ch.generation(), Duration::from_secs(60));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Answers every ping (generation g on `NAME-ping`) with a pong of generation g.
+fn ponger(name: &str) {
+    let ping = Channel::open(&format!("{name}-ping")).unwrap();
+    let pong = Channel::open(&format!("{name}-pong")).unwrap();
+    let rounds: u64 = std::env::var("MMF_ROUNDS").unwrap().parse().unwrap();
+    let mut seen = 0;
+    let mut timeouts = 0u64;
+    while seen < rounds {
+        match ping.wait_for_change(seen, Duration::from_secs(5)) {
+            Some(g) => {
+                seen = g;
+                pong.publish_raw(Tag::BYTES, &g.to_le_bytes()).unwrap();
+            }
+            None => timeouts += 1,
+        }
+    }
+    print_stats(&json!({ "timeouts": timeouts }));
+}
+
+fn pair(what: &str) -> (String, Channel, Channel) {
+    let name = unique(what);
+    let ping = Channel::create(&format!("{name}-ping"), 64).unwrap();
+    let pong = Channel::create(&format!("{name}-pong"), 64).unwrap();
+    (name, ping, pong)
+}
+
+fn cleanup(name: &str) {
+    let _ = Channel::remove(&format!("{name}-ping"));
+    let _ = Channel::remove(&format!("{name}-pong"));
+    let _ = Channel::remove(name);
+}
+
+#[test]
+fn no_lost_wake_up_over_many_rounds() {
+    // Both sides block (no spinning): a lost wake-up would show as a 5 s timeout.
+    let rounds = 20_000u64;
+    let (name, ping, pong) = pair("rounds");
+    let child = spawn_child(
+        "ponger",
+        &[
+            ("MMF_NAME", name.clone()),
+            ("MMF_ROUNDS", rounds.to_string()),
+        ],
+    );
+    let started = Instant::now();
+    let mut timeouts = 0;
+    for g in 1..=rounds {
+        ping.publish_raw(Tag::BYTES, &g.to_le_bytes()).unwrap();
+        loop {
+            match pong.wait_for_change(g - 1, Duration::from_secs(5)) {
+                Some(got) => {
+                    assert_eq!(got, g);
+                    break;
+                }
+                None => timeouts += 1,
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let stats = child_stats(child);
+    cleanup(&name);
+    eprintln!(
+        "{rounds} blocking round trips in {elapsed:?} ({:?} each)",
+        elapsed / rounds as u32
+    );
+    assert_eq!(timeouts, 0, "a wake-up was lost");
+    assert_eq!(stats["timeouts"], 0, "a wake-up was lost in the child");
+    assert_eq!(pong.info().waiters, 0, "every waiter unregistered");
+}
+
+#[test]
+fn a_timeout_is_honoured() {
+    let ch = Channel::create(&unique("timeout"), 64).unwrap();
+    for ms in [0u64, 30, 120] {
+        let t = Instant::now();
+        assert_eq!(ch.wait_for_change(0, Duration::from_millis(ms)), None);
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(ms),
+            "{ms} ms: returned after {took:?}"
+        );
+        assert!(
+            took < Duration::from_millis(ms + 500),
+            "{ms} ms: returned after {took:?}"
+        );
+    }
+    ch.publish_raw(Tag::TEXT, b"x").unwrap();
+    assert_eq!(
+        ch.wait_for_change(0, Duration::ZERO),
+        Some(1),
+        "already moved: no wait"
+    );
+    Channel::remove(&ch.location().to_string()).unwrap();
+}
+
+#[test]
+fn a_writer_in_another_process_wakes_a_waiter() {
+    let (name, ping, pong) = pair("wake");
+    let child = spawn_child(
+        "ponger",
+        &[("MMF_NAME", name.clone()), ("MMF_ROUNDS", "1".into())],
+    );
+    std::thread::sleep(Duration::from_millis(100)); // let the child park
+    let t = Instant::now();
+    ping.publish_raw(Tag::BYTES, b"go").unwrap();
+    assert_eq!(pong.wait_for_change(0, Duration::from_secs(5)), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    child_stats(child);
+    cleanup(&name);
+}
+
+#[test]
+fn a_killed_writer_leaves_no_waiter_stuck() {
+    let name = unique("killed");
+    let ch = Channel::create(&name, 64).unwrap();
+    let mut writer = spawn_child("spammer", &[("MMF_NAME", name.clone())]);
+    while ch.generation() < 1000 {
+        std::thread::yield_now();
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    let g = ch.generation();
+    let t = Instant::now();
+    assert_eq!(ch.wait_for_change(g, Duration::from_millis(200)), None);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        t.elapsed()
+    );
+    // The last committed value is intact and a new writer (this process) publishes at once,
+    // taking the lock over if the writer died holding it.
+    assert_eq!(ch.read_raw().unwrap().1, [1; 64]);
+    let t = Instant::now();
+    ch.publish_raw(Tag::TEXT, b"after").unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "recovered in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(ch.read_raw().unwrap().1, b"after");
+    Channel::remove(&name).unwrap();
+}
+
+#[test]
+fn a_killed_waiter_is_taken_off_the_count() {
+    let name = unique("deadwaiter");
+    let ch = Options::new()
+        .capacity(64)
+        .readers(1)
+        .create(&Location::shm(&name).unwrap())
+        .unwrap();
+    let mut sleeper = spawn_child("sleeper", &[("MMF_NAME", name.clone())]);
+    let t = Instant::now();
+    while ch.info().waiters == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the child never waited"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_eq!(ch.info().waiters, 1, "a dead waiter stays counted...");
+    // ...until its pin entry (the only one) is taken over by the next reader.
+    ch.read_raw().unwrap();
+    assert!(ch.is_pinned());
+    assert_eq!(
+        ch.info().waiters,
+        0,
+        "...and is repaired when its entry is reclaimed"
+    );
+    Channel::remove(&name).unwrap();
+}
+
+#[test]
+fn read_only_handles_wait_by_polling() {
+    let name = unique("rowait");
+    let w = Channel::create(&name, 64).unwrap();
+    let r = Options::new()
+        .read_only(true)
+        .open(&Location::shm(&name).unwrap())
+        .unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            w.publish_raw(Tag::TEXT, b"hi").unwrap();
+        });
+        let mut buf = Vec::new();
+        let meta = r
+            .read_next_into(&mut buf, Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        assert_eq!((meta.generation, &buf[..]), (1, &b"hi"[..]));
+    });
+    Channel::remove(&name).unwrap();
+}
