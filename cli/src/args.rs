@@ -69,6 +69,16 @@ pub enum Command {
         after_help = "EXAMPLES:\n  mmf remove Test\n  mmf remove ./state.mmf"
     )]
     Remove(RemoveArgs),
+    /// Remove stale channels: no process maps them, their creator and last writer are gone.
+    #[command(
+        after_help = "A channel used only from the command line is stale between commands (no\nprocess keeps it mapped): prune removes it too. Use --older-than to spare recent ones.\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 1h"
+    )]
+    Prune(PruneArgs),
+    /// Check what commonly breaks shared memory on this host.
+    #[command(
+        after_help = "EXAMPLES:\n  mmf doctor\n  mmf doctor --json | jq '.[] | select(.ok | not)'"
+    )]
+    Doctor(DoctorArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "EXAMPLES:\n  mmf completions bash > ~/.local/share/bash-completion/completions/mmf\n  mmf completions powershell >> $PROFILE"
@@ -231,6 +241,23 @@ pub struct RemoveArgs {
     /// Succeed when a channel does not exist.
     #[arg(short, long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only print the stale channels' names.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only channels created longer ago than DUR (30s, 10m, 2h).
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

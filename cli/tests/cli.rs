@@ -668,3 +668,179 @@ fn watch_timeout_and_interrupt() {
     let info: serde_json::Value = serde_json::from_str(&e.ok(&["info", "T", "--json"])).unwrap();
     assert_eq!(info["waiters"], 0, "the interrupted watcher unregistered");
 }
+
+// --- Hosts, users, stale channels --------------------------------------------------------------
+
+/// Runs `mmf` as the unprivileged user `nobody` (with `setpriv`), or `None` where this machine
+/// cannot (not root, or no setpriv).
+fn as_nobody(e: &Env, args: &[&str]) -> Option<Output> {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        return None;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(args)
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Some(out)
+}
+
+#[test]
+fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
+    let e = Env::new("users");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    e.ok(&["new", "private", "--size", "64"]);
+    e.ok(&["out", "private", "secret"]);
+    e.ok(&["new", "shared", "--size", "64", "--mode", "0644"]);
+    e.ok(&["out", "shared", "for everyone to read"]);
+    let Some(out) = as_nobody(&e, &["read", "private"]) else {
+        eprintln!("SKIPPED: needs root and setpriv to act as a second user");
+        return;
+    };
+    fails(&out, 1, "permission denied for channel 'private'");
+    let out = as_nobody(&e, &["read", "shared"]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "for everyone to read\n"
+    );
+    as_nobody(&e, &["info", "shared"])
+        .unwrap()
+        .status
+        .success()
+        .then_some(())
+        .expect("info with read permission");
+    // A read-only consumer cannot write: the OS refuses a writable open.
+    fails(
+        &as_nobody(&e, &["out", "shared", "vandalism"]).unwrap(),
+        1,
+        "permission denied",
+    );
+    assert_eq!(e.ok(&["read", "shared"]), "for everyone to read\n");
+    // Nor can it create channels in another user's name or remove them.
+    fails(&as_nobody(&e, &["remove", "shared"]).unwrap(), 1, "");
+    assert!(e.dir.join("mmf.shared").exists());
+}
+
+#[test]
+fn a_full_shm_dir_is_a_clear_error() {
+    let e = Env::new("full");
+    if !is_root()
+        || !Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&e.dir)
+            .status()
+            .unwrap()
+            .success()
+    {
+        eprintln!("SKIPPED: cannot mount a small tmpfs here");
+        return;
+    }
+    fails(
+        &e.run(&["new", "big", "--size", "1MiB"]),
+        1,
+        "file system is full",
+    );
+    assert!(!e.dir.join("mmf.big").exists());
+    e.ok(&["new", "small", "--size", "16KiB"]);
+    let doctor = e.ok(&["doctor"]);
+    assert!(
+        doctor.contains("warn  shm-space") && doctor.contains("small"),
+        "{doctor}"
+    );
+    let _ = Command::new("umount").arg(&e.dir).status();
+}
+
+#[test]
+fn stale_channels_are_listed_and_pruned() {
+    let e = Env::new("prune");
+    // Created and written only by processes that have exited: stale.
+    e.ok(&["new", "old", "--size", "64"]);
+    e.ok(&["out", "old", "x"]);
+    // Held open by a running watcher: in use.
+    e.ok(&["new", "live", "--size", "64"]);
+    let watcher = e
+        .cmd(&["watch", "live", "--timeout", "30s"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let list: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    let by_name = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (
+            by_name("old")["in_use"].as_bool(),
+            by_name("old")["stale"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert_eq!(
+        (
+            by_name("live")["in_use"].as_bool(),
+            by_name("live")["stale"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    assert!(e.ok(&["list"]).contains("no (stale)"));
+    assert_eq!(
+        e.ok(&["prune", "--older-than", "1h"]),
+        "",
+        "nothing that old"
+    );
+    assert_eq!(e.ok(&["prune", "--dry-run"]), "old\n");
+    assert!(e.dir.join("mmf.old").exists(), "--dry-run removes nothing");
+    assert!(e.ok(&["doctor"]).contains("1 stale (old;"));
+    assert_eq!(e.ok(&["prune"]), "old\n");
+    assert!(!e.dir.join("mmf.old").exists());
+    assert!(
+        e.dir.join("mmf.live").exists(),
+        "a channel in use is never pruned"
+    );
+    let mut watcher = watcher;
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+    // Its only user was killed: now it is stale too, the kernel released the lock.
+    assert_eq!(e.ok(&["prune"]), "live\n");
+}
+
+#[test]
+fn doctor_reports_each_check() {
+    let e = Env::new("doctor");
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["doctor", "--json"])).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "shm-dir",
+            "shm-space",
+            "systemd-removeipc",
+            "channels",
+            "kernel"
+        ]
+    );
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"].is_boolean() && c["detail"].is_string()));
+}

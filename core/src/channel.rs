@@ -42,6 +42,9 @@ pub struct Channel {
     snap: Snapshot,
     location: Location,
     token: u64,
+    /// The backing file, kept open for `verify` (its size is checked against the mapping) and
+    /// for the shared `flock` that tells `mmf prune` the channel is in use.
+    file: Option<File>,
     /// This handle's reader-pin entry, claimed at its first read (so handles that only write
     /// never take one): `None` inside when none was free or the mapping is read-only.
     pin: OnceLock<Option<usize>>,
@@ -167,6 +170,9 @@ impl Options {
                 io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.clone() },
                 _ => io_error(&name, &path, "creating", e),
             })?;
+        // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
+        file.lock_shared()
+            .map_err(|e| io_error(&name, &path, "locking", e))?;
         // From here on a failure must not leave a half-made channel behind.
         let cleanup = |err: Error| {
             let _ = std::fs::remove_file(&path);
@@ -205,7 +211,7 @@ impl Options {
             file.set_permissions(std::fs::Permissions::from_mode(self.mode))
                 .map_err(|e| cleanup(io_error(&snap.name, &path, "setting the mode of", e)))?;
         }
-        Ok(self.finish(snap, location.clone()))
+        Ok(self.finish(snap, location.clone(), Some(file)))
     }
 
     /// Opens an existing channel; fails with `NotFound` if there is none.
@@ -242,6 +248,8 @@ impl Options {
             },
             _ => io_error(name, path, "opening", e),
         })?;
+        file.lock_shared()
+            .map_err(|e| io_error(name, path, "locking", e))?;
         let len = file
             .metadata()
             .map_err(|e| io_error(name, path, "inspecting", e))?
@@ -253,22 +261,7 @@ impl Options {
             let got = file
                 .read(&mut head)
                 .map_err(|e| io_error(name, path, "reading", e))?;
-            let magic = u64::from_le_bytes(head);
-            return Err(if got == 0 || magic == 0 {
-                Error::NotInitialized {
-                    name: name.to_owned(),
-                }
-            } else if magic == MAGIC {
-                Error::Corrupt {
-                    name: name.to_owned(),
-                    what: format!("file is only {len} bytes"),
-                }
-            } else {
-                Error::WrongMagic {
-                    name: name.to_owned(),
-                    found: magic,
-                }
-            });
+            return Err(small_image_error(&head[..got], len, name));
         }
         let map_len = usize::try_from(len).map_err(|_| Error::Corrupt {
             name: name.to_owned(),
@@ -283,43 +276,29 @@ impl Options {
         }
         .map_err(|e| io_error(name, path, "mapping", e))?;
         let region = Region::from_map(map, !self.read_only);
-        let h = Snapshot::read_fields(&region);
-        if h.magic == 0 {
-            return Err(Error::NotInitialized {
-                name: name.to_owned(),
-            });
+        let snap = validate(region, len, name)?;
+        Ok(self.finish(snap, location.clone(), Some(file)))
+    }
+
+    /// Opens a channel image held in memory (a copy of a channel's bytes) as a private channel,
+    /// validating it exactly as `open` validates a file. For fuzzing and property tests of the
+    /// untrusted-input paths; not part of the stable API.
+    #[doc(hidden)]
+    pub fn open_image(&self, bytes: &[u8]) -> Result<Channel> {
+        let name = "(image)";
+        let len = bytes.len() as u64;
+        let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
+        if len < min || !len.is_multiple_of(8) {
+            return Err(small_image_error(&bytes[..bytes.len().min(8)], len, name));
         }
-        if h.magic != MAGIC {
-            return Err(Error::WrongMagic {
-                name: name.to_owned(),
-                found: h.magic,
-            });
-        }
-        if h.version != VERSION {
-            return Err(Error::UnsupportedVersion {
-                name: name.to_owned(),
-                found: h.version,
-                supported: VERSION,
-            });
-        }
-        if h.kind != KIND_SNAPSHOT {
-            return Err(Error::Corrupt {
-                name: name.to_owned(),
-                what: format!("channel kind {} is not a snapshot channel", h.kind),
-            });
-        }
-        let layout = Layout::from_header(&h, Some(len)).map_err(|what| Error::Corrupt {
-            name: name.to_owned(),
-            what,
+        let region = Region::anonymous(bytes.len()).map_err(|e| Error::Io {
+            op: "allocating",
+            path: PathBuf::from(name),
+            source: e,
         })?;
-        let checksum = region.word(H_FLAGS).load(Ordering::Relaxed) & FLAG_CHECKSUM != 0;
-        let snap = Snapshot {
-            region,
-            layout,
-            checksum,
-            name: name.to_owned(),
-        };
-        Ok(self.finish(snap, location.clone()))
+        crate::region::atomic_store_bytes(region.words(0, bytes.len() / 8), bytes);
+        let snap = validate(region, len, name)?;
+        Ok(self.finish(snap, Location::Anonymous, None))
     }
 
     /// Opens the channel if it exists (whatever its capacity), else creates it.
@@ -366,7 +345,7 @@ impl Options {
             now_ns(),
             u64::from(std::process::id()),
         );
-        Ok(self.finish(snap, Location::Anonymous))
+        Ok(self.finish(snap, Location::Anonymous, None))
     }
 
     fn flags(&self) -> u64 {
@@ -377,7 +356,7 @@ impl Options {
         }
     }
 
-    fn finish(&self, snap: Snapshot, location: Location) -> Channel {
+    fn finish(&self, snap: Snapshot, location: Location, file: Option<File>) -> Channel {
         // A read-only handle neither locks nor pins, so it needs no identity (and skips the
         // `/proc` read that computing one costs: `mmf read` in a shell loop notices).
         let token = if snap.region.writable() {
@@ -389,6 +368,7 @@ impl Options {
             snap,
             location,
             token,
+            file,
             pin: OnceLock::new(),
             pin_busy: AtomicBool::new(false),
             timeouts: self.timeouts,
@@ -608,6 +588,59 @@ impl Channel {
         matches!(self.pin.get(), Some(Some(_)))
     }
 
+    /// Checks that the channel is still what it was when it was mapped: the backing file has
+    /// the same size (another process may have truncated it, and touching a mapped page past the
+    /// end of a file raises `SIGBUS`, which no library can catch), and the header still holds the
+    /// same magic, version and geometry. Cheap (one `fstat` and a few loads): call it now and then
+    /// in long-running services, or after an error.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("verify-doc-{}.mmf", std::process::id()));
+    /// let ch = mmf_core::Options::new().create(&mmf_core::Location::file(&path))?;
+    /// ch.verify()?;
+    /// std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(100).unwrap();
+    /// assert!(matches!(ch.verify(), Err(mmf_core::Error::Corrupt { .. })));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn verify(&self) -> Result<()> {
+        let s = &self.snap;
+        let corrupt = |what: String| {
+            Err(Error::Corrupt {
+                name: s.name.clone(),
+                what,
+            })
+        };
+        if let Some(f) = &self.file {
+            let len = f
+                .metadata()
+                .map_err(|e| Error::Io {
+                    op: "inspecting",
+                    path: self.location.path().unwrap_or_default(),
+                    source: e,
+                })?
+                .len();
+            if len != s.layout.total_bytes as u64 {
+                return corrupt(format!(
+                    "its file is now {len} bytes, not {}: someone truncated or resized it while it was mapped; stop using this handle (reading past the new end would crash the process with SIGBUS)",
+                    s.layout.total_bytes
+                ));
+            }
+        }
+        let h = Snapshot::read_fields(&s.region);
+        if h.magic != MAGIC || h.version != VERSION || h.kind != KIND_SNAPSHOT {
+            return corrupt(format!(
+                "its header was overwritten (magic {:#x}, version {}, kind {})",
+                h.magic, h.version, h.kind
+            ));
+        }
+        match Layout::from_header(&h, None) {
+            Ok(l) if l == s.layout => Ok(()),
+            Ok(_) => corrupt("its header now describes another geometry".into()),
+            Err(what) => corrupt(what),
+        }
+    }
+
     /// Everything the header says about the channel and its current value.
     pub fn info(&self) -> Info {
         let s = &self.snap;
@@ -734,6 +767,63 @@ pub fn list() -> Result<Vec<Listing>> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// Checks a mapped header (magic, version, kind, geometry against the mapping's `len`) and
+/// returns the channel it describes.
+fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
+    let h = Snapshot::read_fields(&region);
+    let name = name.to_owned();
+    if h.magic == 0 {
+        return Err(Error::NotInitialized { name });
+    }
+    if h.magic != MAGIC {
+        return Err(Error::WrongMagic {
+            name,
+            found: h.magic,
+        });
+    }
+    if h.version != VERSION {
+        return Err(Error::UnsupportedVersion {
+            name,
+            found: h.version,
+            supported: VERSION,
+        });
+    }
+    if h.kind != KIND_SNAPSHOT {
+        let what = format!("channel kind {} is not a snapshot channel", h.kind);
+        return Err(Error::Corrupt { name, what });
+    }
+    let layout = match Layout::from_header(&h, Some(len)) {
+        Ok(l) => l,
+        Err(what) => return Err(Error::Corrupt { name, what }),
+    };
+    let checksum = region.word(H_FLAGS).load(Ordering::Relaxed) & FLAG_CHECKSUM != 0;
+    Ok(Snapshot {
+        region,
+        layout,
+        checksum,
+        name,
+    })
+}
+
+/// The error for a file or image too small (or oddly sized) to be a channel, from its first
+/// bytes: nothing yet (being created), our magic (truncated), or something else.
+fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
+    let mut word = [0u8; 8];
+    word[..head.len()].copy_from_slice(head);
+    let magic = u64::from_le_bytes(word);
+    let name = name.to_owned();
+    if head.is_empty() || magic == 0 {
+        Error::NotInitialized { name }
+    } else if magic == MAGIC {
+        Error::Corrupt {
+            name,
+            what: format!("file is only {len} bytes"),
+        }
+    } else {
+        Error::WrongMagic { name, found: magic }
+    }
 }
 
 fn check_platform() -> Result<()> {

@@ -51,6 +51,8 @@
 mod channel;
 mod error;
 mod frame;
+#[cfg(not(loom))]
+pub mod host;
 mod layout;
 mod lock;
 mod name;

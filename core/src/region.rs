@@ -58,12 +58,12 @@ impl Region {
     pub(crate) fn from_map(map: memmap2::MmapRaw, writable: bool) -> Region {
         let len = map.len();
         assert!(
-            len % WORD == 0,
+            len.is_multiple_of(WORD),
             "mapping length {len} is not a whole number of words"
         );
         let ptr = map.as_mut_ptr();
         assert!(
-            (ptr as usize) % std::mem::align_of::<AtomicU64>() == 0,
+            (ptr as usize).is_multiple_of(std::mem::align_of::<AtomicU64>()),
             "mapping is not word-aligned"
         );
         let base = std::ptr::NonNull::new(ptr.cast::<AtomicU64>()).expect("mmap returned null");
@@ -86,7 +86,7 @@ impl Region {
     /// A zeroed heap region of `bytes` bytes made of loom atomics.
     #[cfg(loom)]
     pub(crate) fn anonymous(bytes: usize) -> std::io::Result<Region> {
-        assert!(bytes % WORD == 0);
+        assert!(bytes.is_multiple_of(WORD));
         let cells = (0..bytes / WORD).map(|_| AtomicU64::new(0)).collect();
         Ok(Region {
             cells,

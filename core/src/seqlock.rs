@@ -31,7 +31,7 @@ use crate::sync::{fence, AtomicU64, Ordering};
 #[inline]
 pub(crate) fn begin_write(seq: &AtomicU64) -> u64 {
     let s = seq.load(Ordering::Relaxed);
-    let odd = if s % 2 == 0 {
+    let odd = if s.is_multiple_of(2) {
         s.wrapping_add(1)
     } else {
         s.wrapping_add(2)
@@ -52,7 +52,7 @@ pub(crate) fn end_write(seq: &AtomicU64, odd: u64) {
 pub(crate) fn read_begin(seq: &AtomicU64) -> Option<u64> {
     let s = seq.load(Ordering::Relaxed);
     fence(Ordering::Acquire);
-    (s % 2 == 0).then_some(s)
+    s.is_multiple_of(2).then_some(s)
 }
 
 /// Ends an optimistic read: true if no write touched the slot since [`read_begin`] returned `s1`.

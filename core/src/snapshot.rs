@@ -384,7 +384,7 @@ impl Snapshot {
                 Attempt::Retry => {}
             }
             retries = retries.saturating_add(1);
-            if retries % 64 == 0 {
+            if retries.is_multiple_of(64) {
                 let since = *started.get_or_insert_with(Instant::now);
                 if since.elapsed() >= t.read {
                     break Err(Error::Contended {
@@ -530,7 +530,7 @@ impl<'a> SlotWriter<'a> {
             self.pending[used..used + take].copy_from_slice(&src[..take]);
             self.len += take;
             src = &src[take..];
-            if self.len % WORD == 0 {
+            if self.len.is_multiple_of(WORD) {
                 let w = self.first + self.len / WORD - 1;
                 self.region
                     .word(w)

@@ -1,16 +1,17 @@
-//! `mmf list`: the shared-memory channels on this host.
+//! `mmf list`: the shared-memory channels on this host, with who uses them.
 
+use mmf::core::host;
 use serde_json::json;
 
 use crate::args::ListArgs;
 use crate::time::rfc3339;
 
 pub fn run(a: ListArgs) -> anyhow::Result<()> {
-    let listings = mmf::list()?;
+    let listings = host::list_with_use()?;
     if a.json {
         let items: Vec<_> = listings
             .iter()
-            .map(|l| match &l.info {
+            .map(|(l, users)| match &l.info {
                 Ok(i) => json!({
                     "name": l.name,
                     "capacity": i.capacity,
@@ -21,15 +22,25 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                     "creator_pid": i.creator_pid,
                     "creator_alive": i.creator_alive,
                     "created": rfc3339(i.created),
+                    "in_use": users,
+                    "stale": users.is_some_and(|u| host::is_stale(i, u)),
                 }),
                 Err(e) => json!({ "name": l.name, "error": e.to_string() }),
             })
             .collect();
         return super::print_json(&serde_json::Value::Array(items), false);
     }
-    let mut rows =
-        vec![["NAME", "CAPACITY", "SIZE", "GENERATION", "VALUE", "CREATOR"].map(String::from)];
-    for l in &listings {
+    let mut rows = vec![[
+        "NAME",
+        "CAPACITY",
+        "SIZE",
+        "GENERATION",
+        "VALUE",
+        "IN USE",
+        "CREATOR",
+    ]
+    .map(String::from)];
+    for (l, users) in &listings {
         rows.push(match &l.info {
             Ok(i) => [
                 l.name.clone(),
@@ -41,27 +52,40 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 } else {
                     format!("{} {}B", i.tag, i.len)
                 },
+                use_cell(*users, users.is_some_and(|u| host::is_stale(i, u))),
                 format!(
                     "{} ({})",
                     i.creator_pid,
                     if i.creator_alive { "running" } else { "exited" }
                 ),
             ],
-            Err(e) => [
-                l.name.clone(),
-                "?".into(),
-                "?".into(),
-                "?".into(),
-                "?".into(),
-                format!("unreadable: {e}"),
-            ],
+            Err(e) => {
+                let mut r = ["?"; 7].map(String::from);
+                r[0] = l.name.clone();
+                r[6] = format!("unreadable: {e}");
+                r
+            }
         });
     }
-    let widths: Vec<usize> = (0..6)
+    super::print_bytes(table(&rows).as_bytes())
+}
+
+fn use_cell(in_use: Option<bool>, stale: bool) -> String {
+    match in_use {
+        None => "?".into(),
+        Some(true) => "yes".into(),
+        Some(false) if stale => "no (stale)".into(),
+        Some(false) => "no".into(),
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut text = String::new();
-    for r in &rows {
+    for r in rows {
         let cells: Vec<String> = r
             .iter()
             .zip(&widths)
@@ -70,5 +94,5 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
         text.push_str(cells.join("  ").trim_end());
         text.push('\n');
     }
-    super::print_bytes(text.as_bytes())
+    text
 }

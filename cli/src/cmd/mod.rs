@@ -1,10 +1,12 @@
 //! One module per verb; `run` dispatches.
 
 mod completions;
+mod doctor;
 mod info;
 mod list;
 mod new;
 mod out;
+mod prune;
 mod read;
 mod remove;
 mod watch;
@@ -24,6 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(a) => list::run(a),
         Command::Remove(a) => remove::run(a),
         Command::Completions(a) => completions::run(a),
+        Command::Prune(a) => prune::run(a),
+        Command::Doctor(a) => doctor::run(a),
     }
 }
 

@@ -33,3 +33,7 @@ pub(crate) fn wait_while(
 }
 
 pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) {}
+
+pub(crate) fn space(_dir: &std::path::Path) -> io::Result<(u64, u64)> {
+    Err(io::ErrorKind::Unsupported.into())
+}

@@ -129,7 +129,7 @@ pub(crate) fn wait_while(
 pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) {}
 
 /// One entry of `futex_waitv(2)` (Linux 5.16+), as the kernel lays it out.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "async"))]
 #[repr(C)]
 pub(crate) struct FutexWaitv {
     pub val: u64,
@@ -139,10 +139,10 @@ pub(crate) struct FutexWaitv {
 }
 
 /// `FUTEX2_SIZE_U32`: the futex is a 32-bit word.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "async"))]
 pub(crate) const FUTEX2_SIZE_U32: u32 = 0x02;
 /// `FUTEX2_PRIVATE`: the futex is in memory private to this process.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "async"))]
 pub(crate) const FUTEX2_PRIVATE: u32 = 128;
 
 /// Sleeps until any of `waiters` is woken or differs from its expected value, or `timeout`
@@ -151,7 +151,7 @@ pub(crate) const FUTEX2_PRIVATE: u32 = 128;
 /// # Safety
 /// Every `uaddr` must be the address of a 4-byte-aligned `u32` that stays mapped for the call
 /// (a shared mapping for entries without `FUTEX2_PRIVATE`).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "async"))]
 pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Duration) -> bool {
     let mut now = libc::timespec {
         tv_sec: 0,
@@ -183,7 +183,7 @@ pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Dur
 }
 
 /// Wakes every thread of this process sleeping on the private futex `word`.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "async"))]
 pub(crate) fn wake_private(word: &std::sync::atomic::AtomicU32) {
     // SAFETY: FUTEX_WAKE uses the address as a key only; the other arguments are ignored.
     unsafe {
@@ -197,4 +197,19 @@ pub(crate) fn wake_private(word: &std::sync::atomic::AtomicU32) {
             0u32,
         );
     }
+}
+
+/// Total and available bytes of the file system holding `dir` (`statvfs`).
+pub(crate) fn space(dir: &std::path::Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: an all-zero `statvfs` is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid, writable struct for the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let frag = st.f_frsize as u64;
+    Ok((st.f_blocks as u64 * frag, st.f_bavail as u64 * frag))
 }

@@ -1,0 +1,200 @@
+//! `mmf doctor`: what commonly breaks shared memory on this host.
+
+use std::path::Path;
+
+use mmf::core::host;
+use serde_json::json;
+
+use crate::args::DoctorArgs;
+use crate::size::format_size;
+
+/// One finding.
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
+    let dir = host::shm_dir();
+    let mut checks = vec![];
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = m.permissions().mode() & 0o7777;
+            let sticky_world = mode & 0o1777 == 0o1777;
+            checks.push(Check {
+                name: "shm-dir",
+                ok: sticky_world || std::env::var_os("MMF_SHM_DIR").is_some(),
+                detail: format!(
+                    "{} has mode {mode:04o}{}",
+                    dir.display(),
+                    if sticky_world { "" } else { "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely" }
+                ),
+            });
+        }
+        Ok(_) => checks.push(Check {
+            name: "shm-dir",
+            ok: false,
+            detail: format!("{} is not a directory", dir.display()),
+        }),
+        Err(e) => checks.push(Check {
+            name: "shm-dir",
+            ok: false,
+            detail: format!(
+                "{}: {e}; mount a tmpfs there or set MMF_SHM_DIR",
+                dir.display()
+            ),
+        }),
+    }
+    if let Ok((total, avail)) = host::space(&dir) {
+        let small = total < 256 << 20;
+        checks.push(Check {
+            name: "shm-space",
+            ok: !small,
+            detail: format!(
+                "{} total, {} free{}",
+                format_size(total),
+                format_size(avail),
+                if small {
+                    "; small (containers default to 64 MiB): channels larger than the free space fail at creation; raise it (docker --shm-size, or mount -o remount,size=1G /dev/shm)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    let remove_ipc = remove_ipc();
+    checks.push(Check {
+        name: "systemd-removeipc",
+        ok: remove_ipc != Some(true),
+        detail: match remove_ipc {
+            Some(true) => "systemd-logind has RemoveIPC=yes (its default): when a login user's last session ends, their /dev/shm files (channels) are deleted; run services as system users or set RemoveIPC=no in /etc/systemd/logind.conf".into(),
+            Some(false) => "systemd-logind has RemoveIPC=no: channels survive logouts".into(),
+            None => "no systemd-logind: channels are not removed at logout".into(),
+        },
+    });
+    match host::list_with_use() {
+        Ok(listings) => {
+            let stale: Vec<String> = listings
+                .iter()
+                .filter(|(l, u)| {
+                    l.info
+                        .as_ref()
+                        .is_ok_and(|i| u.is_some_and(|u| host::is_stale(i, u)))
+                })
+                .map(|(l, _)| l.name.clone())
+                .collect();
+            let broken: Vec<String> = listings
+                .iter()
+                .filter(|(l, _)| l.info.is_err())
+                .map(|(l, _)| l.name.clone())
+                .collect();
+            checks.push(Check {
+                name: "channels",
+                ok: broken.is_empty(),
+                detail: format!(
+                    "{} channels, {} stale{}{}",
+                    listings.len(),
+                    stale.len(),
+                    if stale.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({}; `mmf prune` removes them)", stale.join(", "))
+                    },
+                    if broken.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", unreadable: {} (see `mmf list`)", broken.join(", "))
+                    },
+                ),
+            });
+        }
+        Err(e) => checks.push(Check {
+            name: "channels",
+            ok: false,
+            detail: e.to_string(),
+        }),
+    }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let (major, minor) = kernel_version(&kernel);
+    checks.push(Check {
+        name: "kernel",
+        ok: (major, minor) >= (5, 16),
+        detail: format!(
+            "Linux {kernel}{}",
+            if (major, minor) >= (5, 16) {
+                ": futex waits and futex_waitv (async) available"
+            } else {
+                ": before 5.16, async waits poll every millisecond"
+            }
+        ),
+    });
+    if a.json {
+        let items: Vec<_> = checks
+            .iter()
+            .map(|c| json!({ "check": c.name, "ok": c.ok, "detail": c.detail }))
+            .collect();
+        return super::print_json(&serde_json::Value::Array(items), false);
+    }
+    let mut out = String::new();
+    for c in &checks {
+        out.push_str(&format!(
+            "{:<4}  {:<18} {}\n",
+            if c.ok { "ok" } else { "warn" },
+            c.name,
+            c.detail
+        ));
+    }
+    super::print_bytes(out.as_bytes())
+}
+
+/// `RemoveIPC` as systemd-logind will apply it: `None` without logind, else the last setting
+/// in its configuration files (default yes).
+fn remove_ipc() -> Option<bool> {
+    let logind = [
+        "/lib/systemd/systemd-logind",
+        "/usr/lib/systemd/systemd-logind",
+    ];
+    if !logind.iter().any(|p| Path::new(p).exists()) {
+        return None;
+    }
+    let mut files = vec![std::path::PathBuf::from("/etc/systemd/logind.conf")];
+    for dir in [
+        "/usr/lib/systemd/logind.conf.d",
+        "/etc/systemd/logind.conf.d",
+        "/run/systemd/logind.conf.d",
+    ] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut more: Vec<_> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect();
+            more.sort();
+            files.extend(more);
+        }
+    }
+    let mut value = true;
+    for f in files {
+        for line in std::fs::read_to_string(f).unwrap_or_default().lines() {
+            if let Some(v) = line.trim().strip_prefix("RemoveIPC=") {
+                value = matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "yes" | "true" | "1" | "on"
+                );
+            }
+        }
+    }
+    Some(value)
+}
+
+fn kernel_version(release: &str) -> (u32, u32) {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}

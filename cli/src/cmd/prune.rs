@@ -1,0 +1,34 @@
+//! `mmf prune`: remove stale shared-memory channels (no process maps them, creator and last
+//! writer gone), so that crashed services do not leak `/dev/shm` forever.
+
+use std::time::SystemTime;
+
+use mmf::core::host;
+use mmf::{Channel, Location};
+
+use crate::args::PruneArgs;
+
+pub fn run(a: PruneArgs) -> anyhow::Result<()> {
+    let mut out = String::new();
+    for (listing, in_use) in host::list_with_use()? {
+        let Ok(info) = &listing.info else { continue };
+        if !in_use.is_some_and(|u| host::is_stale(info, u)) {
+            continue;
+        }
+        let age = SystemTime::now()
+            .duration_since(info.created)
+            .unwrap_or_default();
+        if a.older_than.is_some_and(|min| age < min) {
+            continue;
+        }
+        if !a.dry_run {
+            match Channel::remove_location(&Location::shm(&listing.name)?) {
+                Ok(()) | Err(mmf::core::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out.push_str(&listing.name);
+        out.push('\n');
+    }
+    super::print_bytes(out.as_bytes())
+}

@@ -1,0 +1,78 @@
+//! Facts about this host that decide whether shared memory works well on it: where channels
+//! live, how much room there is, whether a channel is in use, and which channels are stale.
+//! Used by `mmf list`, `mmf prune` and `mmf doctor`.
+//!
+//! "In use" comes from advisory locks: every open handle holds a shared `flock` on its channel's
+//! file for as long as it lives (the kernel drops it when the process dies, however it dies), so
+//! a channel whose file can be locked exclusively has no live handle in any process, whichever
+//! user owns it. No `/proc` scanning, no privilege needed.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use crate::channel::{list, Info, Listing};
+use crate::error::{Error, Result};
+use crate::name::Location;
+use crate::os;
+
+/// The directory of shared-memory channels (`$MMF_SHM_DIR`, else `/dev/shm`).
+pub fn shm_dir() -> PathBuf {
+    os::shm_dir()
+}
+
+/// `(total, available)` bytes of the file system that holds `dir`.
+pub fn space(dir: &std::path::Path) -> Result<(u64, u64)> {
+    os::space(dir).map_err(|e| Error::Io {
+        op: "inspecting",
+        path: dir.to_owned(),
+        source: e,
+    })
+}
+
+/// Whether any process holds a handle to the channel at `location` right now.
+pub fn in_use(location: &Location) -> Result<bool> {
+    let Some(path) = location.path() else {
+        return Ok(true);
+    };
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            name: location.to_string(),
+        },
+        _ => Error::Io {
+            op: "opening",
+            path: path.clone(),
+            source: e,
+        },
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(false), // dropped with `file`, which unlocks
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Io {
+            op: "locking",
+            path,
+            source: e,
+        }),
+    }
+}
+
+/// Whether a channel looks abandoned: no live handle in any process, and neither its creator
+/// nor its last writer is running. A channel used only from the CLI (whose processes never
+/// outlive a command) is stale by this definition between commands, so `prune` is an explicit
+/// act.
+pub fn is_stale(info: &Info, in_use: bool) -> bool {
+    let writer_gone = info.last_writer_pid.is_none_or(|p| !os::pid_exists(p));
+    !in_use && !info.creator_alive && writer_gone
+}
+
+/// [`list`], with whether each channel is in use (`None` if that could not be found out).
+pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
+    Ok(list()?
+        .into_iter()
+        .map(|l| {
+            let used = Location::shm(&l.name)
+                .ok()
+                .and_then(|loc| in_use(&loc).ok());
+            (l, used)
+        })
+        .collect())
+}

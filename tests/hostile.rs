@@ -1,0 +1,144 @@
+//! The bounded, stable-toolchain twin of the fuzz targets in `fuzz/`: valid channel images with
+//! arbitrary words, bits and bytes overwritten (and plain random bytes), opened and used through
+//! every read path. Every outcome must be `Ok` or a typed error, within a bounded time.
+
+use std::time::{Duration, Instant};
+
+use mmf::prelude::*;
+use proptest::prelude::*;
+
+/// A channel image: a real file channel with a few values published, read back as bytes.
+fn image(capacity: usize, readers: usize, checksum: bool, publishes: u8) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!(
+        "mmf-hostile-img-{}-{:?}.mmf",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let loc = Location::file(&path);
+    let _ = Channel::remove_location(&loc);
+    let ch = Options::new()
+        .capacity(capacity)
+        .readers(readers)
+        .checksum(checksum)
+        .create(&loc)
+        .unwrap();
+    for i in 0..publishes {
+        let _ = match i % 3 {
+            0 => ch.publish_str(&"t".repeat(i as usize % (capacity + 1))),
+            1 => ch.publish(&vec![i; (i as usize) % (capacity / 2 + 1)]),
+            _ => ch.publish_json("{\"a\":[1,2,{\"b\":null}]}"),
+        };
+    }
+    drop(ch);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    bytes
+}
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Word { at: usize, value: u64 },
+    Bit { at: usize, bit: u8 },
+    Byte { at: usize, value: u8 },
+    Truncate { keep: usize },
+    Extend { by: usize },
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let interesting = prop_oneof![
+        any::<u64>(),
+        Just(0u64),
+        Just(u64::MAX),
+        (0u64..4096),
+        (0u64..64).prop_map(|s| s << 8 | (s & 7)), // plausible `latest` words
+    ];
+    prop_oneof![
+        4 => (0usize..4096, interesting).prop_map(|(at, value)| Edit::Word { at, value }),
+        2 => (0usize..32768, 0u8..8).prop_map(|(at, bit)| Edit::Bit { at, bit }),
+        2 => (0usize..32768, any::<u8>()).prop_map(|(at, value)| Edit::Byte { at, value }),
+        1 => (0usize..32768).prop_map(|keep| Edit::Truncate { keep }),
+        1 => (1usize..256).prop_map(|by| Edit::Extend { by }),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, e: &Edit) {
+    let n = bytes.len();
+    match *e {
+        Edit::Word { at, value } if n >= 8 => {
+            let at = (at * 8) % (n - 7) / 8 * 8;
+            bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        }
+        Edit::Bit { at, bit } if n > 0 => bytes[at % n] ^= 1 << bit,
+        Edit::Byte { at, value } if n > 0 => bytes[at % n] = value,
+        Edit::Truncate { keep } => bytes.truncate(keep),
+        Edit::Extend { by } => bytes.extend(std::iter::repeat_n(0xA5, by)),
+        _ => {}
+    }
+}
+
+/// Everything a reader (and a writer) does with a channel; nothing may panic or hang.
+fn exercise(bytes: &[u8]) {
+    let mut o = Options::new();
+    o.read_timeout(Duration::from_millis(5))
+        .lock_timeout(Duration::from_millis(5));
+    let started = Instant::now();
+    let Ok(ch) = o.open_image(bytes) else { return };
+    let mut buf = Vec::new();
+    if let Ok(meta) = ch.read_into(&mut buf) {
+        assert_eq!(meta.len, buf.len());
+        assert!(meta.len <= ch.capacity());
+    }
+    let _ = ch.read_json(false);
+    let _ = ch.read_json(true);
+    let _ = ch.read_string();
+    let _ = ch.read::<serde_json::Value>();
+    let _ = ch.info();
+    let _ = ch.verify();
+    let g = ch.generation();
+    let _ = ch.wait_for_change(g, Duration::ZERO);
+    let _ = ch.publish_raw(Tag::TEXT, b"after");
+    if let Ok((meta, v)) = ch.read_raw() {
+        assert!(meta.len <= ch.capacity() && v.len() == meta.len);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn damaged_images_give_errors_not_panics(
+        capacity in 1usize..300,
+        readers in 0usize..4,
+        checksum in any::<bool>(),
+        publishes in 0u8..8,
+        edits in prop::collection::vec(edit(), 1..16),
+    ) {
+        let mut bytes = image(capacity, readers, checksum, publishes);
+        for e in &edits {
+            apply(&mut bytes, e);
+        }
+        exercise(&bytes);
+    }
+
+    #[test]
+    fn random_bytes_give_errors_not_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        exercise(&bytes);
+    }
+
+    #[test]
+    fn random_bytes_behind_a_valid_header_give_errors_not_panics(
+        readers in 0usize..3,
+        tail in prop::collection::vec(any::<u8>(), 0..4096),
+    ) {
+        let mut bytes = image(64, readers, false, 0);
+        let header = 256 + 64 * readers;
+        let n = tail.len().min(bytes.len() - header);
+        bytes[header..header + n].copy_from_slice(&tail[..n]);
+        exercise(&bytes);
+    }
+}
