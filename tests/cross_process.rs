@@ -18,7 +18,7 @@ fn child() {
     };
     let name = std::env::var("MMF_NAME").unwrap();
     match role.as_str() {
-        "writer" => writer(&name),
+        "writer" => publish_until_stopped(&name, 256),
         "reader" => reader(&name),
         "seed-b" => seed_b(&name),
         other => panic!("unknown role {other}"),
@@ -27,33 +27,6 @@ fn child() {
 
 fn env_u64(key: &str) -> u64 {
     std::env::var(key).unwrap().parse().unwrap()
-}
-
-/// Publishes self-checking values of varying lengths (12 bytes up to the capacity) as fast as it
-/// can until the channel's `stop` companion appears.
-fn writer(name: &str) {
-    let ch = Channel::open(name).unwrap();
-    let stop = Channel::open(&format!("{name}-stop")).unwrap();
-    let cap = ch.capacity();
-    // Made up front, so that the writer spends its time publishing, not computing values.
-    let values: Vec<Vec<u8>> = (0..256u64)
-        .map(|seq| {
-            let mut v = Vec::new();
-            make_value(
-                seq,
-                12 + (seq.wrapping_mul(2_654_435_761) as usize) % (cap - 11),
-                &mut v,
-            );
-            v
-        })
-        .collect();
-    let mut published = 0u64;
-    while stop.generation() == 0 {
-        ch.publish_raw(Tag::BYTES, &values[published as usize % values.len()])
-            .unwrap();
-        published += 1;
-    }
-    print_stats(&json!({ "published": published }));
 }
 
 /// Takes `MMF_SNAPSHOTS` snapshots, verifying each; reports counts.

@@ -28,31 +28,10 @@ fn child() {
     };
     let name = std::env::var("MMF_NAME").unwrap();
     match role.as_str() {
-        "writer" => writer_forever(&name),
+        "writer" => publish_until_stopped(&name, 64),
         "verifier" => verifier(&name),
         other => panic!("unknown role {other}"),
     }
-}
-
-/// Publishes self-checking values back-to-back until killed (or the stop channel moves).
-fn writer_forever(name: &str) {
-    let ch = Channel::open(name).unwrap();
-    let stop = Channel::open(&format!("{name}-stop")).unwrap();
-    let cap = ch.capacity();
-    let values: Vec<Vec<u8>> = (0..64u64)
-        .map(|s| {
-            let mut v = Vec::new();
-            make_value(s, 12 + (s as usize * 7919) % (cap - 11), &mut v);
-            v
-        })
-        .collect();
-    let mut n = 0u64;
-    while stop.generation() == 0 {
-        ch.publish_raw(Tag::BYTES, &values[n as usize % values.len()])
-            .unwrap();
-        n += 1;
-    }
-    print_stats(&json!({ "published": n }));
 }
 
 /// Reads until the stop channel moves, checking every snapshot and timing every read.

@@ -79,21 +79,10 @@ pub trait ChannelExt {
 
 impl ChannelExt for Channel {
     fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64> {
-        let mut encode_error = None;
-        let published = self.publish_with(Tag::MSGPACK, |w| {
+        publish_msgpack(self, |w| {
             let mut ser = rmp_serde::Serializer::new(w).with_struct_map();
-            value.serialize(&mut ser).map_err(|e| {
-                let message = e.to_string();
-                encode_error = Some(message.clone());
-                io::Error::other(message)
-            })
-        });
-        match published {
-            Err(mmf_core::Error::Encode { .. }) => {
-                Err(Error::Encode(encode_error.unwrap_or_default()))
-            }
-            other => Ok(other?),
-        }
+            value.serialize(&mut ser).map_err(|e| e.to_string())
+        })
     }
 
     fn read<T: DeserializeOwned>(&self) -> Result<T> {
@@ -145,20 +134,9 @@ impl ChannelExt for Channel {
 
     fn publish_json(&self, json_text: &str) -> Result<u64> {
         json::validate_json(json_text)?;
-        let mut encode_error = None;
-        let published = self.publish_with(Tag::MSGPACK, |w| {
-            json::write_json_as_msgpack(json_text, w).map_err(|e| {
-                let message = e.to_string();
-                encode_error = Some(message.clone());
-                io::Error::other(message)
-            })
-        });
-        match published {
-            Err(mmf_core::Error::Encode { .. }) => {
-                Err(Error::Encode(encode_error.unwrap_or_default()))
-            }
-            other => Ok(other?),
-        }
+        publish_msgpack(self, |w| {
+            json::write_json_as_msgpack(json_text, w).map_err(|e| e.to_string())
+        })
     }
 
     fn read_json(&self, pretty: bool) -> Result<String> {
@@ -177,6 +155,26 @@ impl ChannelExt for Channel {
             }
             _ => Err(wrong(self, meta, "a MessagePack or JSON value")),
         }
+    }
+}
+
+/// Publishes the MessagePack that `encode` writes straight into the channel's free slot. An
+/// encoder failure becomes [`Error::Encode`] with the encoder's own message (the core only sees
+/// an `io::Error`), an overflow [`mmf_core::Error::TooLarge`]; either way nothing is published.
+fn publish_msgpack<F>(ch: &Channel, encode: F) -> Result<u64>
+where
+    F: FnOnce(&mut mmf_core::SlotWriter<'_>) -> std::result::Result<(), String>,
+{
+    let mut encode_error = None;
+    let published = ch.publish_with(Tag::MSGPACK, |w| {
+        encode(w).map_err(|message| {
+            encode_error = Some(message.clone());
+            io::Error::other(message)
+        })
+    });
+    match published {
+        Err(mmf_core::Error::Encode { .. }) => Err(Error::Encode(encode_error.unwrap_or_default())),
+        other => Ok(other?),
     }
 }
 

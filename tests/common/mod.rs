@@ -61,6 +61,35 @@ pub fn make_value(seq: u64, len: usize, out: &mut Vec<u8>) {
     out[..4].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Publishes `variants` self-checking values (value `s` has sequence number `s` and a length
+/// between 12 bytes and the capacity) in turn, back-to-back, until the channel `NAME-stop` moves;
+/// generation `g` therefore carries value `(g - 1) % variants`. Prints the number published.
+pub fn publish_until_stopped(name: &str, variants: u64) {
+    use mmf::prelude::*;
+    let ch = Channel::open(name).unwrap();
+    let stop = Channel::open(&format!("{name}-stop")).unwrap();
+    let cap = ch.capacity();
+    // Made up front, so that the writer spends its time publishing, not computing values.
+    let values: Vec<Vec<u8>> = (0..variants)
+        .map(|s| {
+            let mut v = Vec::new();
+            make_value(
+                s,
+                12 + (s.wrapping_mul(2_654_435_761) as usize) % (cap - 11),
+                &mut v,
+            );
+            v
+        })
+        .collect();
+    let mut published = 0u64;
+    while stop.generation() == 0 {
+        ch.publish_raw(Tag::BYTES, &values[(published % variants) as usize])
+            .unwrap();
+        published += 1;
+    }
+    print_stats(&serde_json::json!({ "published": published }));
+}
+
 /// The sequence number of a self-checking value, or `None` if it is torn or damaged.
 pub fn check_value(bytes: &[u8]) -> Option<u64> {
     if bytes.len() < 12 {
