@@ -844,3 +844,49 @@ fn doctor_reports_each_check() {
         .iter()
         .all(|c| c["ok"].is_boolean() && c["detail"].is_string()));
 }
+
+#[test]
+fn a_struct_published_by_the_library_reads_as_the_same_json() {
+    use mmf::prelude::*;
+    #[derive(serde::Serialize)]
+    struct Run {
+        name: String,
+        threads: u32,
+        ratios: Vec<f64>,
+        done: bool,
+        parent: Option<u64>,
+    }
+    let e = Env::new("libstruct");
+    let path = e.dir.join("run.mmf");
+    let ch = Channel::create(path.to_str().unwrap(), 4096).unwrap();
+    let run = Run {
+        name: "bench".into(),
+        threads: 8,
+        ratios: vec![1.05, 0.5],
+        done: false,
+        parent: None,
+    };
+    ch.publish(&run).unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&e.ok(&["read", "./run.mmf"])).unwrap();
+    assert_eq!(printed, serde_json::to_value(&run).unwrap());
+    // And back: JSON from the CLI is read by the library as a typed value.
+    assert!(e
+        .run_in(
+            &["out", "./run.mmf", "--json"],
+            br#"{"threads": 16, "name": "cli"}"#
+        )
+        .status
+        .success());
+    #[derive(serde::Deserialize, PartialEq, Debug)]
+    struct Partial {
+        name: String,
+        threads: u32,
+    }
+    assert_eq!(
+        ch.read::<Partial>().unwrap(),
+        Partial {
+            name: "cli".into(),
+            threads: 16
+        }
+    );
+}

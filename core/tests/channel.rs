@@ -311,6 +311,35 @@ fn open_or_create_and_create_or_replace() {
 }
 
 #[test]
+fn openers_racing_a_creator_never_see_a_half_made_channel() {
+    for _ in 0..30 {
+        let s = Scratch::new("shm");
+        std::thread::scope(|scope| {
+            let openers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| loop {
+                        match Options::new()
+                            .init_timeout(Duration::ZERO)
+                            .open(&s.location)
+                        {
+                            Ok(ch) => break ch.capacity(),
+                            Err(Error::NotFound { .. } | Error::NotInitialized { .. }) => {
+                                std::hint::spin_loop()
+                            }
+                            Err(other) => panic!("an opener saw a half-made channel: {other}"),
+                        }
+                    })
+                })
+                .collect();
+            let _ch = Options::new().capacity(4096).create(&s.location).unwrap();
+            for o in openers {
+                assert_eq!(o.join().unwrap(), 4096);
+            }
+        });
+    }
+}
+
+#[test]
 fn invalid_names_are_refused_before_touching_the_os() {
     for bad in ["", "a/b", "x\0y", "..", &"n".repeat(300)] {
         // A '/' makes it a path; "a/b" is then a file in a missing directory.
