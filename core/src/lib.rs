@@ -1,7 +1,7 @@
 //! `mmf-core`: named shared-memory channels that hold the latest value.
 //!
 //! A [`Channel`] lives in OS shared memory under a plain name (`/dev/shm/mmf.NAME` on Linux),
-//! in a regular file (persisted), or in private memory. Writers [`publish`](Channel::publish)
+//! in a regular file (persisted), or in private memory. Writers [`publish_raw`](Channel::publish_raw)
 //! byte strings tagged with a codec [`Tag`]; readers [`read_into`](Channel::read_into) a
 //! consistent copy of the newest one together with its generation. A reader never sees half a
 //! value, never blocks a writer, and keeps making progress under a writer that publishes
