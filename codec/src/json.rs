@@ -11,7 +11,7 @@
 //! |---|---|
 //! | binary, or a string that is not UTF-8 | `{"$bin": "<base64>"}` |
 //! | extension type `t` | `{"$ext": {"type": t, "data": "<base64>"}}` |
-//! | map key that is not a string | the key's compact JSON text (`1` → `"1"`) |
+//! | map key that is not a string | the key's compact JSON text (`1` → `"1"`), cut to [`MAX_KEY_TEXT`] bytes with a trailing `…` |
 //! | NaN, +inf, -inf | `"NaN"`, `"Infinity"`, `"-Infinity"` |
 //! | `f32` | the same number as `f64` |
 //!
@@ -26,6 +26,11 @@ use crate::error::{Error, Result};
 
 /// Deepest MessagePack nesting [`msgpack_to_json`] decodes.
 pub const MAX_DEPTH: usize = 512;
+
+/// Longest rendering of a non-string map key. Keys that are themselves maps with non-string
+/// keys would otherwise be escaped once more per level, doubling in size each time: 63 bytes of
+/// MessagePack could demand gigabytes of JSON. With the cap, output stays linear in the input.
+pub const MAX_KEY_TEXT: usize = 256;
 
 /// Checks that `json` is one valid JSON document, with the line and column of any error.
 pub fn validate_json(json: &str) -> Result<()> {
@@ -107,7 +112,7 @@ fn to_json(v: rmpv::Value) -> Json {
             for (k, v) in entries {
                 let key = match k {
                     Mp::String(s) if s.is_str() => s.into_str().unwrap_or_default(),
-                    other => to_json(other).to_string(),
+                    other => key_text(to_json(other).to_string()),
                 };
                 m.insert(key, to_json(v));
             }
@@ -120,6 +125,19 @@ fn to_json(v: rmpv::Value) -> Json {
             tagged("$ext", Json::Object(m))
         }
     }
+}
+
+/// A non-string key's JSON text, cut at a character boundary to [`MAX_KEY_TEXT`] bytes.
+fn key_text(mut text: String) -> String {
+    if text.len() > MAX_KEY_TEXT {
+        let mut cut = MAX_KEY_TEXT - '…'.len_utf8();
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// A float as a JSON number, or as the string JSON uses by convention for a non-finite one.
@@ -211,6 +229,38 @@ mod tests {
             msgpack_to_json(&[0xa2, 0xff, 0xfe], false).unwrap(),
             r#"{"$bin":"//4="}"#
         );
+    }
+
+    #[test]
+    fn maps_nested_as_keys_cannot_blow_up() {
+        // {{{…{nil: nil}…: nil}: nil}: nil}: 31 levels of maps as keys, 63 bytes. Each level used
+        // to escape the one below again, doubling the output: 2^32 bytes of JSON.
+        let mut bytes = vec![0x81; 31];
+        bytes.extend(std::iter::repeat_n(0xc0, 32));
+        let started = std::time::Instant::now();
+        let json = msgpack_to_json(&bytes, false).unwrap();
+        assert!(json.len() < 64 * MAX_KEY_TEXT, "{} bytes", json.len());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Also through the fuzz regression file, if present.
+        let reg = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/regressions/codec-nested-map-keys"
+        );
+        if let Ok(input) = std::fs::read(reg) {
+            let _ = msgpack_to_json(&input, true);
+        }
+        // A short non-string key keeps its full text.
+        let mut small = Vec::new();
+        let v = rmpv::Value::Map(vec![(
+            rmpv::Value::Array(vec![1.into(), "é".into()]),
+            true.into(),
+        )]);
+        rmpv::encode::write_value(&mut small, &v).unwrap();
+        assert_eq!(
+            msgpack_to_json(&small, false).unwrap(),
+            r#"{"[1,\"é\"]":true}"#
+        );
+        assert_eq!(key_text("é".repeat(200)).len(), MAX_KEY_TEXT - 1);
     }
 
     #[test]

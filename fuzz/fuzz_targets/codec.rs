@@ -1,0 +1,64 @@
+//! JSON <-> MessagePack transcoding (`mmf_codec::json`) on arbitrary bytes.
+//!
+//! Never a panic, a hang or a huge allocation; and the properties that must hold:
+//!
+//! * MessagePack side: compact and pretty renderings succeed or fail together; when they succeed,
+//!   both are valid JSON that parses back to exactly `msgpack_to_value(bytes)`, and that JSON
+//!   text transcodes back to MessagePack which renders to the same value again.
+//! * JSON side (input is UTF-8): if serde_json accepts the text as a `Value`, `json_to_msgpack`
+//!   must succeed, and `msgpack_to_json` of its output (compact and pretty) must parse back to an
+//!   equal `Value`.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mmf_codec::json::{json_to_msgpack, msgpack_to_json, msgpack_to_value};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Parses JSON text without serde_json's nesting limit of 128 (MessagePack allows 512 levels).
+fn parse_deep(text: &str) -> Value {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let v = Value::deserialize(&mut de).expect("msgpack_to_json produced invalid JSON");
+    de.end().expect("msgpack_to_json produced trailing text");
+    v
+}
+
+fuzz_target!(|data: &[u8]| {
+    // MessagePack -> JSON.
+    let compact = msgpack_to_json(data, false);
+    let pretty = msgpack_to_json(data, true);
+    let value = msgpack_to_value(data);
+    assert_eq!(compact.is_ok(), pretty.is_ok(), "compact vs pretty");
+    assert_eq!(compact.is_ok(), value.is_ok(), "text vs value");
+    if let (Ok(c), Ok(p), Ok(v)) = (&compact, &pretty, &value) {
+        let vc = parse_deep(c);
+        let vp = parse_deep(p);
+        assert_eq!(&vc, v, "compact JSON does not parse back to the value");
+        assert_eq!(&vp, v, "pretty JSON does not parse back to the value");
+        // JSON -> MessagePack -> JSON again (only within serde_json's default depth of 128,
+        // which json_to_msgpack keeps).
+        if let Ok(mp) = json_to_msgpack(c) {
+            let again = msgpack_to_value(&mp).expect("json_to_msgpack output must decode");
+            assert_eq!(&again, v, "msgpack -> JSON -> msgpack -> JSON changed the value");
+        }
+    }
+
+    // JSON -> MessagePack -> JSON.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let parsed = serde_json::from_str::<Value>(text);
+        let mp = json_to_msgpack(text);
+        if let Ok(v) = parsed {
+            let mp = match mp {
+                Ok(mp) => mp,
+                Err(e) => panic!("valid JSON refused by json_to_msgpack: {e}"),
+            };
+            for pretty in [false, true] {
+                let back = msgpack_to_json(&mp, pretty).expect("json_to_msgpack output must decode");
+                let v2: Value = serde_json::from_str(&back).expect("round-tripped JSON must parse");
+                assert_eq!(v, v2, "JSON -> MessagePack -> JSON changed the value (pretty {pretty})");
+            }
+        }
+    }
+});
