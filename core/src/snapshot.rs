@@ -250,16 +250,10 @@ impl Snapshot {
         }
         // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
         let _guard = LockGuard(lock_word);
-        let result = self.publish_locked(tag, fill);
-        if result.is_ok() {
-            self.region
-                .word(H_LAST_WRITER)
-                .store(u64::from(os::token_pid(token)), Ordering::Relaxed);
-        }
-        result
+        self.publish_locked(tag, u64::from(os::token_pid(token)), fill)
     }
 
-    fn publish_locked<F>(&self, tag: Tag, fill: F) -> Result<u64>
+    fn publish_locked<F>(&self, tag: Tag, pid: u64, fill: F) -> Result<u64>
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
@@ -319,6 +313,13 @@ impl Snapshot {
         f(F_TAG, u64::from(tag.0));
         f(F_CRC, crc.map_or(0, |c| CRC_PRESENT | u64::from(c)));
         seqlock::end_write(seq, odd);
+        // `last_writer` shares the cache line that readers spin on: write it only when it changes,
+        // and before `latest`, so that a reader that has just fetched the line for the new
+        // `latest` does not lose it again to a second store.
+        let last_writer = self.region.word(H_LAST_WRITER);
+        if last_writer.load(Ordering::Relaxed) != pid {
+            last_writer.store(pid, Ordering::Relaxed);
+        }
         latest_word.store(pack_latest(next, slot), Ordering::SeqCst);
         // Waiters raise the count before they check `latest` and park; both sides are SeqCst, so
         // either the waiter sees the new `latest` or this load sees the waiter (no lost wake-up).
@@ -337,7 +338,7 @@ impl Snapshot {
         let pin_word = pin.map(|e| self.region.word(self.layout.pin(e, PIN_SLOT)));
         let mut retries: u32 = 0;
         let mut started: Option<Instant> = None;
-        let result = loop {
+        loop {
             let attempt = match pin_word {
                 Some(pw) => {
                     let l = latest_word.load(Ordering::SeqCst);
@@ -348,7 +349,14 @@ impl Snapshot {
                             self.layout.slots
                         ))
                     } else {
-                        pw.store(slot as u64 + 1, Ordering::SeqCst);
+                        // The pin stays in place after a read (it costs the entry one slot, which the
+                        // R + 2 slots provide for), so a reader that finds the same latest slot again
+                        // writes nothing: no cache-line transfer to the writer's next pin scan.
+                        // Our own earlier SeqCst store of the same value still precedes the reload
+                        // below in the total order, which is all the argument above needs.
+                        if pw.load(Ordering::Relaxed) != slot as u64 + 1 {
+                            pw.store(slot as u64 + 1, Ordering::SeqCst);
+                        }
                         if latest_word.load(Ordering::SeqCst) != l {
                             Attempt::Retry
                         } else {
@@ -373,10 +381,10 @@ impl Snapshot {
             match attempt {
                 Attempt::Done(mut meta) => {
                     meta.retries = retries;
-                    break Ok(meta);
+                    return Ok(meta);
                 }
                 Attempt::Corrupt(what) => {
-                    break Err(Error::Corrupt {
+                    return Err(Error::Corrupt {
                         name: self.name.clone(),
                         what,
                     })
@@ -387,7 +395,7 @@ impl Snapshot {
             if retries.is_multiple_of(64) {
                 let since = *started.get_or_insert_with(Instant::now);
                 if since.elapsed() >= t.read {
-                    break Err(Error::Contended {
+                    return Err(Error::Contended {
                         name: self.name.clone(),
                         what: format!("no consistent snapshot after {retries} attempts"),
                         waited_ms: since.elapsed().as_millis() as u64,
@@ -395,11 +403,7 @@ impl Snapshot {
                 }
             }
             spin_hint(retries);
-        };
-        if let Some(pw) = pin_word {
-            pw.store(0, Ordering::Release);
         }
-        result
     }
 
     /// One validated copy of `slot`, expected to hold generation `gen`.
