@@ -13,15 +13,20 @@
 //!
 //! # Why a pin protects the copy (the Dekker argument)
 //!
-//! Pinned reader: `l = latest.load(SeqCst)`; `pin.store(slot(l), SeqCst)`;
-//! `latest.load(SeqCst) == l` else retry. Writer: `latest.store(SeqCst)` at the end of one
-//! publish; at the start of the next (after the lock's SeqCst compare-and-swap) it scans the pins
-//! with SeqCst loads. All of these are in the single total order of SeqCst operations. If the
-//! reader's second load still saw `l`, that load precedes the writer's store of the next
-//! `latest`, so the reader's pin store precedes every later pin scan, which therefore sees the pin
-//! and avoids the slot until the reader unpins. While `l` is latest no writer touches its slot
-//! either. If the second load saw a newer value the reader simply starts over: that costs one
-//! retry and only happens when a whole publish fits in the few nanoseconds between two loads.
+//! Pinned reader: `l = latest.load(SeqCst)`; `pin.store(slot(l), SeqCst)`; copy; validate.
+//! Writer: `latest.store(SeqCst)` at the end of one publish; at the start of the next (after the
+//! lock's SeqCst compare-and-swap) it scans the pins with SeqCst loads, and it never picks the
+//! slot `latest` names. All of these are in the single total order of SeqCst operations. A
+//! writer whose scan follows the pin store sees the pin and avoids the slot for as long as it is
+//! pinned. A writer whose scan precedes the pin store can only have picked the slot if `latest`
+//! had already moved away from it at that scan, that is, if a whole publish completed between
+//! the reader's load of `latest` and its pin store, a window of a few nanoseconds; validation
+//! then rejects the copy and the reader tries again. So a pinned reader is overtaken only by
+//! that race, never by the length of its own copy, and never starves.
+//!
+//! Reads are optimistic first: the first attempt copies and validates without pinning (a pin is
+//! a store the writer's next scan has to fetch from the reader's core); only a failed attempt
+//! pins. With nobody overtaking (request/reply, or a slower writer) reads cost no pin traffic.
 //!
 //! Every copy is still validated with the slot's seqlock stamp and the frame's generation
 //! (`seqlock.rs`): pinning makes retries rare, validation makes torn values impossible even when a
@@ -339,7 +344,11 @@ impl Snapshot {
         let mut retries: u32 = 0;
         let mut started: Option<Instant> = None;
         loop {
-            let attempt = match pin_word {
+            // The first attempt is optimistic and touches nothing but the slot: when no writer is
+            // overtaking us (the common case, e.g. a request/reply exchange) that saves the two
+            // cache-line transfers a pin costs (our store, the writer's next scan). Only after a
+            // failed attempt does the reader pin, which guarantees progress.
+            let attempt = match pin_word.filter(|_| retries > 0) {
                 Some(pw) => {
                     let l = latest_word.load(Ordering::SeqCst);
                     let (gen, slot) = split_latest(l);
@@ -357,11 +366,7 @@ impl Snapshot {
                         if pw.load(Ordering::Relaxed) != slot as u64 + 1 {
                             pw.store(slot as u64 + 1, Ordering::SeqCst);
                         }
-                        if latest_word.load(Ordering::SeqCst) != l {
-                            Attempt::Retry
-                        } else {
-                            self.copy_slot(slot, gen, buf)
-                        }
+                        self.copy_slot(slot, gen, buf)
                     }
                 }
                 None => {
