@@ -1,0 +1,165 @@
+//! The CLI from a shell's point of view: the wall time from spawning a command to its exit, for
+//! `mmf read` and `mmf out` of a small value against `cat` of a small file (and `true`, the
+//! cost of a spawn alone). The commands alternate (cat, read, out, true, cat, ...); each runs
+//! `plan.cli_n` times after a few unmeasured ones. Children inherit this process's pinning.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::stats::{percentile, spread_pct};
+use crate::Plan;
+
+/// The small value.
+pub const VALUE: &str = "Hello World!";
+
+/// The measured commands, in table order.
+pub const COMMANDS: [&str; 4] = ["cat FILE", "mmf read NAME", "mmf out NAME VALUE", "true"];
+
+/// The spawn-to-exit times of one command.
+pub struct CliMeasured {
+    /// One of [`COMMANDS`].
+    pub command: &'static str,
+    /// Sorted wall times in ns.
+    pub samples: Vec<u64>,
+}
+
+impl CliMeasured {
+    /// Median wall time.
+    pub fn p50(&self) -> f64 {
+        percentile(&self.samples, 0.5)
+    }
+
+    /// 99th percentile.
+    pub fn p99(&self) -> f64 {
+        percentile(&self.samples, 0.99)
+    }
+
+    /// Interquartile spread relative to the median, in percent (the samples are single spawns,
+    /// so the full range would mostly show the machine's noise).
+    pub fn spread(&self) -> f64 {
+        spread_pct(&[
+            percentile(&self.samples, 0.25),
+            self.p50(),
+            percentile(&self.samples, 0.75),
+        ])
+    }
+}
+
+/// Finds the `mmf` binary: `$MMF_BIN`, else next to this executable, else builds it with cargo
+/// (in the profile this executable was built with).
+pub fn locate_mmf() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("MMF_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable without a directory")?;
+    let candidate = dir.join("mmf");
+    if candidate.is_file() {
+        return Ok(candidate);
+    }
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    eprintln!(
+        "  building the mmf CLI (cargo build -p mmf-cli{})",
+        if release { " --release" } else { "" }
+    );
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&workspace)
+        .args(["build", "--quiet", "-p", "mmf-cli"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().context("running cargo")?;
+    if !status.success() || !candidate.is_file() {
+        bail!("could not build {} ({status})", candidate.display());
+    }
+    Ok(candidate)
+}
+
+/// Runs the comparison; the channel and the file live in a private directory under
+/// `/dev/shm` (`MMF_SHM_DIR` points the CLI there).
+pub fn run(plan: &Plan) -> Result<(PathBuf, Vec<CliMeasured>)> {
+    let mmf = locate_mmf()?;
+    let dir = crate::shm::unique_path("cli");
+    std::fs::create_dir(&dir)?;
+    let result = run_in(plan, &mmf, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map(|m| (mmf, m))
+}
+
+fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
+    let file = dir.join("value.txt");
+    std::fs::write(&file, VALUE)?;
+    let name = "bench-cli";
+    let mmf_cmd = |args: &[&str]| {
+        let mut c = Command::new(mmf);
+        c.env("MMF_SHM_DIR", dir).args(args);
+        c
+    };
+    let status = mmf_cmd(&["new", name, "--size", "4KiB"]).status()?;
+    if !status.success() {
+        bail!("mmf new failed: {status}");
+    }
+    let status = mmf_cmd(&["out", name, VALUE]).status()?;
+    if !status.success() {
+        bail!("mmf out failed: {status}");
+    }
+    let out = mmf_cmd(&["read", name]).output()?;
+    if String::from_utf8_lossy(&out.stdout).trim_end() != VALUE {
+        bail!(
+            "mmf read printed {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let file_arg = file.to_string_lossy().into_owned();
+    let make = |i: usize| -> Command {
+        match i {
+            0 => {
+                let mut c = Command::new("cat");
+                c.arg(&file_arg);
+                c
+            }
+            1 => mmf_cmd(&["read", name]),
+            2 => mmf_cmd(&["out", name, VALUE]),
+            _ => Command::new("true"),
+        }
+    };
+    let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(plan.cli_n); COMMANDS.len()];
+    let warmup = 3;
+    for round in 0..warmup + plan.cli_n {
+        let mut order: Vec<usize> = (0..COMMANDS.len()).collect();
+        order.rotate_left(round % COMMANDS.len());
+        for i in order {
+            let mut cmd = make(i);
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let t = Instant::now();
+            let status = cmd
+                .status()
+                .with_context(|| format!("running {}", COMMANDS[i]))?;
+            let dt = t.elapsed().as_nanos() as u64;
+            if !status.success() {
+                bail!("{} failed: {status}", COMMANDS[i]);
+            }
+            if round >= warmup {
+                samples[i].push(dt);
+            }
+        }
+    }
+    Ok(COMMANDS
+        .iter()
+        .zip(samples)
+        .map(|(&command, mut s)| {
+            s.sort_unstable();
+            CliMeasured {
+                command,
+                samples: s,
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,432 @@
+//! Cross-process round-trip latency: a ping-pong between this process (pinned to one CPU) and a
+//! child (pinned to another), over every transport, the payload copied in and out on both sides.
+//!
+//! Every transport implements [`Side`]. The parent [`ping`]s: stamps a sequence number into the
+//! first 8 bytes of its payload, sends it, waits for the reply and checks that the reply carries
+//! the same number; the child [`pong`]s: waits, copies the message out, answers with a payload of
+//! the same size. Only the parent's clock is read; one sample is one whole round trip.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::buf::Buf;
+use crate::proc::{Job, JobKind, Peer, Resources};
+use crate::stats::{fmt_ns, Runs, Sample};
+use crate::transports::{floor, mmf, stream};
+use crate::Plan;
+
+/// The sequence number that tells the child to exit.
+pub const STOP: u64 = u64::MAX;
+
+/// One end of a ping-pong.
+pub trait Side {
+    /// Sends a message of the benchmark's size carrying `seq` in its first 8 bytes.
+    fn send(&mut self, seq: u64) -> Result<()>;
+    /// Waits (at most `timeout`) for the peer's next message, copies it out, and returns the
+    /// sequence number it carries.
+    fn recv(&mut self, timeout: Duration) -> Result<u64>;
+}
+
+/// Spins (with `spin_loop`, the way a user spins on `Channel::generation`) until `poll` returns
+/// something; reads the clock only every 4096 polls, so that the fast path is the poll alone.
+#[inline(always)]
+pub fn spin_until<T>(timeout: Duration, mut poll: impl FnMut() -> Option<T>) -> Result<T> {
+    let mut n: u32 = 0;
+    let mut started: Option<Instant> = None;
+    loop {
+        if let Some(v) = poll() {
+            return Ok(v);
+        }
+        std::hint::spin_loop();
+        n = n.wrapping_add(1);
+        if n % 4096 == 0 && started.get_or_insert_with(Instant::now).elapsed() > timeout {
+            bail!("no message within {timeout:?}");
+        }
+    }
+}
+
+/// Writes `seq` into the first 8 bytes of a message (all messages are at least 8 bytes).
+#[inline(always)]
+pub fn stamp(msg: &mut [u8], seq: u64) {
+    msg[..8].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// The sequence number in the first 8 bytes of a message.
+#[inline(always)]
+pub fn seq_of(msg: &[u8]) -> u64 {
+    u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"))
+}
+
+/// A page-aligned payload of `len` bytes with a recognisable pattern (see `buf.rs` for why
+/// page-aligned).
+pub fn payload(len: usize) -> Buf {
+    Buf::pattern(len)
+}
+
+/// The transports of the latency benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Two atomics on two cache lines of a shared mapping, spinning: the bare coherence cost.
+    FloorLine,
+    /// F: memcpy into a shared buffer, Release-store a flag; the reader spins, copies out.
+    Floor,
+    /// mmf: a channel per direction, spinning on `generation()`, `read_into`, `publish_raw`.
+    Mmf,
+    /// mmf blocking in `Channel::wait_for_change` instead of spinning.
+    MmfWait,
+    /// Like F, but sleeping in `FUTEX_WAIT` and woken by `FUTEX_WAKE` (no spinning).
+    Futex,
+    /// A pipe per direction (`write_all` / `read_exact`).
+    Pipe,
+    /// A Unix domain stream socket pair.
+    Uds,
+    /// `shared_memory` + `raw_sync::BusyEvent` (auto-reset, spinning).
+    RawSyncBusy,
+    /// `shared_memory` + `raw_sync::Event` (auto-reset, process-shared mutex + condvar).
+    RawSyncEvent,
+    /// iceoryx2 blackboard: an entry per direction, spinning on `is_up_to_date`, `get`.
+    IoxBlackboard,
+    /// iceoryx2 publish-subscribe of `[u8]` slices, spinning on `receive`.
+    IoxPubSub,
+}
+
+impl Transport {
+    /// Every transport, in table order.
+    pub const ALL: [Transport; 11] = [
+        Transport::FloorLine,
+        Transport::Floor,
+        Transport::Mmf,
+        Transport::MmfWait,
+        Transport::Futex,
+        Transport::Pipe,
+        Transport::Uds,
+        Transport::RawSyncBusy,
+        Transport::RawSyncEvent,
+        Transport::IoxBlackboard,
+        Transport::IoxPubSub,
+    ];
+
+    /// The name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::FloorLine => "floor-line",
+            Transport::Floor => "floor",
+            Transport::Mmf => "mmf",
+            Transport::MmfWait => "mmf-wait",
+            Transport::Futex => "futex",
+            Transport::Pipe => "pipe",
+            Transport::Uds => "uds",
+            Transport::RawSyncBusy => "raw_sync-busy",
+            Transport::RawSyncEvent => "raw_sync-event",
+            Transport::IoxBlackboard => "iceoryx2-blackboard",
+            Transport::IoxPubSub => "iceoryx2-pubsub",
+        }
+    }
+
+    /// The transport of a name.
+    pub fn from_name(name: &str) -> Option<Transport> {
+        Transport::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Whether this is one of the peers a user would pick instead of mmf.
+    pub fn is_peer(self) -> bool {
+        !matches!(
+            self,
+            Transport::FloorLine | Transport::Floor | Transport::Mmf | Transport::MmfWait
+        )
+    }
+
+    /// Whether the receiver sleeps in the kernel instead of spinning.
+    pub fn blocks(self) -> bool {
+        matches!(
+            self,
+            Transport::MmfWait
+                | Transport::Futex
+                | Transport::Pipe
+                | Transport::Uds
+                | Transport::RawSyncEvent
+        )
+    }
+
+    /// Why the transport is not in this build, if it is not.
+    pub fn missing(self) -> Option<&'static str> {
+        match self {
+            Transport::MmfWait if !mmf::HAS_WAIT => {
+                Some("Channel::wait_for_change is not in mmf-core yet")
+            }
+            Transport::RawSyncBusy | Transport::RawSyncEvent if !cfg!(feature = "seed-peers") => {
+                Some("build with --features seed-peers")
+            }
+            Transport::IoxBlackboard | Transport::IoxPubSub if !cfg!(feature = "iceoryx2") => {
+                Some("build with --features iceoryx2")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The latency of one transport at one payload size, measured over several interleaved runs.
+pub struct Measured {
+    /// Which transport.
+    pub transport: Transport,
+    /// Payload bytes (8 for the cache line).
+    pub len: usize,
+    /// Per-run percentiles.
+    pub runs: Runs,
+}
+
+/// Runs the latency benchmark: for each payload size, `plan.runs` rounds of every transport,
+/// interleaved (A B C ... A B C ...; the order alternates between runs to cancel drift).
+pub fn run(plan: &Plan, transports: &[Transport]) -> Vec<Measured> {
+    let mut out = Vec::new();
+    for &len in &plan.sizes {
+        let here: Vec<Transport> = transports
+            .iter()
+            .copied()
+            .filter(|&t| t != Transport::FloorLine || len == plan.sizes[0])
+            .collect();
+        let mut runs: Vec<Runs> = here.iter().map(|_| Runs::default()).collect();
+        for r in 0..plan.runs {
+            let mut order: Vec<usize> = (0..here.len()).collect();
+            if r % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let t = here[i];
+                let msg_len = if t == Transport::FloorLine { 8 } else { len };
+                match round(t, msg_len, plan) {
+                    Ok(samples) => {
+                        let s = Sample::of(samples);
+                        if plan.verbose {
+                            eprintln!(
+                                "    run {} {} {}: p50 {} p99 {} p999 {} ({} samples)",
+                                r + 1,
+                                t.name(),
+                                fmt_len(msg_len),
+                                fmt_ns(s.p50),
+                                fmt_ns(s.p99),
+                                fmt_ns(s.p999),
+                                s.n
+                            );
+                        }
+                        runs[i].push(s);
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "  {} {}: run {} failed: {e:#}",
+                            t.name(),
+                            fmt_len(msg_len),
+                            r + 1
+                        );
+                        runs[i].failures += 1;
+                    }
+                }
+            }
+        }
+        for (t, runs) in here.into_iter().zip(runs) {
+            let msg_len = if t == Transport::FloorLine { 8 } else { len };
+            eprintln!(
+                "  {:<20} {:>8}  {}",
+                t.name(),
+                fmt_len(msg_len),
+                runs.brief()
+            );
+            out.push(Measured {
+                transport: t,
+                len: msg_len,
+                runs,
+            });
+        }
+    }
+    out
+}
+
+/// One round: sets the transport up, starts the child, pings, stops the child.
+pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Vec<u64>> {
+    match t {
+        Transport::FloorLine => {
+            let (side, res) = floor::Line::parent()?;
+            drive(side, res, t, len, plan)
+        }
+        Transport::Floor => {
+            let (side, res) = floor::Floor::parent(len)?;
+            drive(side, res, t, len, plan)
+        }
+        Transport::Futex => {
+            let (side, res) = floor::Futex::parent(len)?;
+            drive(side, res, t, len, plan)
+        }
+        Transport::Mmf | Transport::MmfWait => {
+            let (side, res) = mmf::Mmf::parent(len, t == Transport::MmfWait)?;
+            drive(side, res, t, len, plan)
+        }
+        Transport::Pipe => {
+            let (side, res) = stream::Stream::pipes(len)?;
+            drive(side, res, t, len, plan)
+        }
+        Transport::Uds => {
+            let (side, res) = stream::Stream::socket_pair(len)?;
+            drive(side, res, t, len, plan)
+        }
+        #[cfg(feature = "seed-peers")]
+        Transport::RawSyncBusy | Transport::RawSyncEvent => {
+            let busy = t == Transport::RawSyncBusy;
+            let (side, res) = crate::transports::seed::Seed::parent(len, busy)?;
+            drive(side, res, t, len, plan)
+        }
+        #[cfg(feature = "iceoryx2")]
+        Transport::IoxBlackboard => crate::transports::iox::blackboard_round(len, plan),
+        #[cfg(feature = "iceoryx2")]
+        Transport::IoxPubSub => {
+            let (side, res) = crate::transports::iox::PubSub::parent(len)?;
+            drive(side, res, t, len, plan)
+        }
+        #[allow(unreachable_patterns)]
+        _ => bail!("{} is not in this build", t.name()),
+    }
+}
+
+/// Starts the child for `t`, waits for it to be ready, pings, and lets it exit.
+pub fn drive<S: Side>(
+    mut side: S,
+    res: Resources,
+    t: Transport,
+    len: usize,
+    plan: &Plan,
+) -> Result<Vec<u64>> {
+    let peer = start(res, t, len, plan)?;
+    let samples = ping(&mut side, plan).with_context(|| format!("{} ping", t.name()))?;
+    peer.finish(Duration::from_secs(10))?;
+    Ok(samples)
+}
+
+/// Starts the child for `t` and waits until it is ready.
+pub fn start(mut res: Resources, t: Transport, len: usize, plan: &Plan) -> Result<Peer> {
+    let child_fds = std::mem::take(&mut res.child_fds);
+    let job = Job {
+        parent: std::process::id(),
+        cpu: Some(plan.cpus.1),
+        idle_ms: 20_000,
+        kind: JobKind::Pong {
+            transport: t.name().into(),
+            len,
+            res,
+        },
+    };
+    let limit = plan.lat_warmup + plan.lat_budget + Duration::from_secs(60);
+    let mut peer = Peer::spawn(&job, limit)?;
+    drop(child_fds);
+    peer.expect("ready", Duration::from_secs(20))?;
+    Ok(peer)
+}
+
+/// The parent's half: warm up, then time round trips until the budget or the sample cap is
+/// reached; then tell the child to stop.
+pub fn ping<S: Side>(side: &mut S, plan: &Plan) -> Result<Vec<u64>> {
+    let samples = ping_loop(plan, |seq| {
+        side.send(seq)?;
+        side.recv(RT_TIMEOUT)
+    })?;
+    side.send(STOP)?;
+    Ok(samples)
+}
+
+/// How long the parent waits for any one reply.
+pub const RT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The timing loop of [`ping`]: `round_trip(seq)` sends `seq` and returns the number in the reply.
+#[inline(always)]
+pub fn ping_loop(plan: &Plan, mut round_trip: impl FnMut(u64) -> Result<u64>) -> Result<Vec<u64>> {
+    let start = Instant::now();
+    let warm_until = start + plan.lat_warmup;
+    let end = warm_until + plan.lat_budget;
+    // At 1 MiB a round trip takes ~100 us and more; size for the fast ones, capped.
+    let mut samples = Vec::with_capacity(plan.lat_max_samples.min(1 << 18));
+    let mut seq = 0u64;
+    loop {
+        seq += 1;
+        let t0 = Instant::now();
+        let got = round_trip(seq)?;
+        let t1 = Instant::now();
+        ensure!(got == seq, "reply {got} to ping {seq}");
+        if t0 >= warm_until {
+            samples.push((t1 - t0).as_nanos() as u64);
+            if samples.len() >= plan.lat_max_samples || t1 >= end {
+                break;
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// The child's half: answer every message until [`STOP`].
+pub fn pong<S: Side>(side: &mut S, idle: Duration) -> Result<()> {
+    loop {
+        let seq = side.recv(idle)?;
+        if seq == STOP {
+            return Ok(());
+        }
+        side.send(seq)?;
+    }
+}
+
+/// The child's entry for a latency job: open the transport, say "ready", pong.
+pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Result<()> {
+    let t = Transport::from_name(transport).context("unknown transport")?;
+    let ready = || println!("ready");
+    match t {
+        Transport::FloorLine => {
+            let mut s = floor::Line::child(&res)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        Transport::Floor => {
+            let mut s = floor::Floor::child(len, &res)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        Transport::Futex => {
+            let mut s = floor::Futex::child(len, &res)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        Transport::Mmf | Transport::MmfWait => {
+            let mut s = mmf::Mmf::child(len, &res, t == Transport::MmfWait)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        Transport::Pipe | Transport::Uds => {
+            let mut s = stream::Stream::child(len, &res, t == Transport::Uds)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        #[cfg(feature = "seed-peers")]
+        Transport::RawSyncBusy | Transport::RawSyncEvent => {
+            let mut s = crate::transports::seed::Seed::child(len, &res)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        #[cfg(feature = "iceoryx2")]
+        Transport::IoxBlackboard => crate::transports::iox::blackboard_child(len, &res, idle),
+        #[cfg(feature = "iceoryx2")]
+        Transport::IoxPubSub => {
+            let mut s = crate::transports::iox::PubSub::child(len, &res)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        #[allow(unreachable_patterns)]
+        _ => bail!("{transport} is not in this build"),
+    }
+}
+
+/// `64 B`, `4 KiB`, `1 MiB`.
+pub fn fmt_len(len: usize) -> String {
+    if len >= 1 << 20 && len % (1 << 20) == 0 {
+        format!("{} MiB", len >> 20)
+    } else if len >= 1024 && len % 1024 == 0 {
+        format!("{} KiB", len >> 10)
+    } else {
+        format!("{len} B")
+    }
+}

@@ -1,0 +1,210 @@
+//! What machine the figures come from: CPU, cores, caches, kernel, clock, pinning, load.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::sys;
+
+/// The machine section of the report and of the JSON file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// `model name` of /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Online CPUs.
+    pub cores: usize,
+    /// CPUs this process was allowed to use before pinning itself.
+    pub cpus_allowed: Vec<usize>,
+    /// Whether the two benchmark CPUs are SMT siblings (one physical core), if known.
+    pub smt_siblings: Option<bool>,
+    /// Per-core and shared caches, from sysfs.
+    pub caches: String,
+    /// `cpu MHz` of /proc/cpuinfo (as the kernel reports it; a VM may report the host's).
+    pub cpu_mhz: Option<f64>,
+    /// Hypervisor, when the CPU flags say there is one.
+    pub virtualized: bool,
+    /// Kernel release.
+    pub kernel: String,
+    /// Current clock source (the cost and resolution of `Instant::now` depend on it).
+    pub clocksource: String,
+    /// Median cost of one `Instant::now()`, in ns (every latency sample includes about one).
+    pub timer_overhead_ns: f64,
+    /// How the processes were placed.
+    pub pinning: String,
+    /// Load average when the run started (the machine is shared).
+    pub load_average: String,
+    /// `quick` or `full`.
+    pub mode: String,
+    /// Cargo features of this build.
+    pub features: Vec<&'static str>,
+    /// Seconds since the epoch at the start of the run.
+    pub started_unix: u64,
+}
+
+impl Machine {
+    /// Inspects the machine. `cpus` are the two CPUs the harness pins to; `pinning` says
+    /// whether pinning worked.
+    pub fn probe(
+        cpus: (usize, usize),
+        allowed: Vec<usize>,
+        pinning: String,
+        quick: bool,
+    ) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let siblings = read(&format!(
+            "/sys/devices/system/cpu/cpu{}/topology/thread_siblings_list",
+            cpus.0
+        ));
+        let smt = (!siblings.is_empty()).then(|| cpus.0 != cpus.1 && list_has(&siblings, cpus.1));
+        let mut features = Vec::new();
+        if cfg!(feature = "seed-peers") {
+            features.push("seed-peers");
+        }
+        if cfg!(feature = "iceoryx2") {
+            features.push("iceoryx2");
+        }
+        Machine {
+            cpu_model: field("model name").unwrap_or_else(|| "unknown".into()),
+            cores: sys::online_cpus(),
+            cpus_allowed: allowed,
+            smt_siblings: smt,
+            caches: caches(cpus.0),
+            cpu_mhz: field("cpu MHz").and_then(|v| v.parse().ok()),
+            virtualized: field("flags").is_some_and(|f| f.split(' ').any(|x| x == "hypervisor")),
+            kernel: sys::kernel(),
+            clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            timer_overhead_ns: timer_overhead(),
+            pinning,
+            load_average: read("/proc/loadavg")
+                .split(' ')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+            mode: if quick { "quick" } else { "full" }.into(),
+            features,
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// The lines printed above the tables.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<11} {v}\n"));
+        line(
+            "cpu",
+            format!(
+                "{} ({} online{}{})",
+                self.cpu_model,
+                self.cores,
+                self.cpu_mhz
+                    .map_or(String::new(), |m| format!(", {m:.0} MHz")),
+                if self.virtualized {
+                    ", virtual machine"
+                } else {
+                    ""
+                }
+            ),
+        );
+        line("caches", self.caches.clone());
+        line("kernel", format!("Linux {}", self.kernel));
+        line(
+            "clock",
+            format!(
+                "{} (Instant::now costs ~{:.0} ns; each sample includes one)",
+                self.clocksource, self.timer_overhead_ns
+            ),
+        );
+        line("pinning", self.pinning.clone());
+        line(
+            "load",
+            format!("{} at start (shared machine)", self.load_average),
+        );
+        line(
+            "build",
+            format!(
+                "mmf-bench {}, features: {}",
+                self.mode,
+                if self.features.is_empty() {
+                    "none".into()
+                } else {
+                    self.features.join(", ")
+                }
+            ),
+        );
+        s
+    }
+}
+
+/// Whether a sysfs CPU list (`0-3,8`) contains `cpu`.
+fn list_has(list: &str, cpu: usize) -> bool {
+    list.split(',').any(|part| match part.split_once('-') {
+        Some((a, b)) => matches!((a.parse::<usize>(), b.parse::<usize>()), (Ok(a), Ok(b)) if (a..=b).contains(&cpu)),
+        None => part.parse() == Ok(cpu),
+    })
+}
+
+/// `L1d 32K, L2 512K, L3 32768K (shared by 0-1)` from sysfs.
+fn caches(cpu: usize) -> String {
+    let mut out = Vec::new();
+    for i in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu{cpu}/cache/index{i}");
+        let read =
+            |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).map(|s| s.trim().to_owned());
+        let (Ok(level), Ok(kind), Ok(size)) = (read("level"), read("type"), read("size")) else {
+            break;
+        };
+        if kind == "Instruction" {
+            continue;
+        }
+        let shared = read("shared_cpu_list").unwrap_or_default();
+        let name = if kind == "Data" {
+            format!("L{level}d")
+        } else {
+            format!("L{level}")
+        };
+        out.push(format!("{name} {size} (cpus {shared})"));
+    }
+    if out.is_empty() {
+        "unknown".into()
+    } else {
+        out.join(", ")
+    }
+}
+
+/// Median cost of `Instant::now()` over a few batches.
+fn timer_overhead() -> f64 {
+    let mut per = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        for _ in 0..1000 {
+            std::hint::black_box(Instant::now());
+        }
+        per.push(t.elapsed().as_nanos() as f64 / 1000.0);
+    }
+    crate::stats::median(&per)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_lists() {
+        assert!(super::list_has("0-3,8", 2));
+        assert!(super::list_has("0-3,8", 8));
+        assert!(!super::list_has("0-3,8", 5));
+        assert!(super::list_has("1", 1));
+    }
+}

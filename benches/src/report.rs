@@ -1,0 +1,599 @@
+//! The tables on standard output, the issue's bars as ratios, and the JSON file.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::clibench::CliMeasured;
+use crate::latency::{fmt_len, Measured, Transport};
+use crate::machine::Machine;
+use crate::stats::{fmt_ns, fmt_rate};
+use crate::throughput::{Target, TpMeasured};
+
+/// One entry of the JSON `results` (absent fields are omitted).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Row {
+    /// `mmf`, `floor`, `pipe`, ..., `seqlock-naive`, `cli`.
+    pub transport: String,
+    /// `round-trip`, `writer+1 reader`, `mmf read`, ...
+    pub case: String,
+    /// Payload size.
+    pub payload_bytes: usize,
+    /// Median (over runs) of the runs' p50, in ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ns: Option<f64>,
+    /// Median of the runs' p99.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_ns: Option<f64>,
+    /// Median of the runs' p99.9.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p999_ns: Option<f64>,
+    /// One-way latency (RT p50 / 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_way_p50_ns: Option<f64>,
+    /// Publishes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes_per_s: Option<f64>,
+    /// Consistent snapshots per second, per reader (median over runs and readers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_snapshots_per_s: Option<f64>,
+    /// Snapshots per second that carried a generation the reader had not seen before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_fresh_per_s: Option<f64>,
+    /// Share of the published generations a reader saw (0..1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generations_seen: Option<f64>,
+    /// Retries per completed snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries_per_snapshot: Option<f64>,
+    /// Reader snapshot rate times F's one-way time at this size (the issue's bar: >= 0.7).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_rate_vs_floor: Option<f64>,
+    /// The lowest p50 of any run (the machine's quietest moment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_run_p50_ns: Option<f64>,
+    /// This row's p50 over F's at this size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_floor: Option<f64>,
+    /// Spread of the runs (max - min over median of the runs' p50 or rates), in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread_pct: Option<f64>,
+    /// Successful runs (for the CLI: spawns).
+    pub runs: usize,
+    /// Failed runs, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_runs: Option<usize>,
+}
+
+/// One of the issue's bars, evaluated on this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bar {
+    /// What is compared.
+    pub what: String,
+    /// The measured ratio (absent when it could not be measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    /// The limit, as text (`<= 1.3`).
+    pub bar: String,
+    /// Met, missed, or not measured (absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub met: Option<bool>,
+    /// Why not measured, or what limits it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// Everything one run of the harness measured.
+pub struct Report<'a> {
+    /// The machine.
+    pub machine: &'a Machine,
+    /// Latency results.
+    pub lat: &'a [Measured],
+    /// Transports left out of this build, and why.
+    pub missing: Vec<(Transport, &'static str)>,
+    /// Throughput results.
+    pub tp: &'a [TpMeasured],
+    /// CLI results (with the binary used), or why there are none.
+    pub cli: Option<Result<(String, Vec<CliMeasured>), String>>,
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
+}
+
+fn opt(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+fn fmt_x(x: Option<f64>) -> String {
+    x.map_or("-".into(), |x| format!("{x:.2}"))
+}
+
+impl Report<'_> {
+    fn lat(&self, t: Transport, len: usize) -> Option<&Measured> {
+        self.lat
+            .iter()
+            .find(|m| m.transport == t && m.len == len && !m.runs.runs.is_empty())
+    }
+
+    /// F's RT p50 at `len`.
+    fn floor(&self, len: usize) -> Option<f64> {
+        self.lat(Transport::Floor, len).map(|m| m.runs.p50())
+    }
+
+    /// The fastest peer at `len` (p50), among blocking ones only if `blocking`.
+    fn best_peer(&self, len: usize, blocking: bool) -> Option<&Measured> {
+        self.lat
+            .iter()
+            .filter(|m| m.len == len && m.transport.is_peer() && !m.runs.runs.is_empty())
+            .filter(|m| !blocking || m.transport.blocks())
+            .min_by(|a, b| a.runs.p50().total_cmp(&b.runs.p50()))
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        let mut s: Vec<usize> = self
+            .lat
+            .iter()
+            .filter(|m| m.transport != Transport::FloorLine)
+            .map(|m| m.len)
+            .chain(self.tp.iter().map(|m| m.len))
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    }
+
+    /// The text tables.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        if !self.lat.is_empty() {
+            self.render_latency(&mut o);
+        }
+        if !self.tp.is_empty() {
+            self.render_throughput(&mut o);
+        }
+        if let Some(cli) = &self.cli {
+            self.render_cli(&mut o, cli);
+        }
+        let bars = self.bars();
+        if !bars.is_empty() {
+            let _ = writeln!(o, "\nThe issue's bars, as ratios from this run");
+            for b in &bars {
+                let mark = match b.met {
+                    Some(true) => "[ok]  ",
+                    Some(false) => "[MISS]",
+                    None => "[n/a] ",
+                };
+                let _ = writeln!(
+                    o,
+                    "  {mark} {:<58} {:>6}  (bar {}){}",
+                    b.what,
+                    b.ratio.map_or("-".into(), |x| format!("{x:.3}")),
+                    b.bar,
+                    if b.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", b.note)
+                    }
+                );
+            }
+        }
+        o
+    }
+
+    fn render_latency(&self, o: &mut String) {
+        let runs = self
+            .lat
+            .iter()
+            .map(|m| m.runs.runs.len())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "\nLatency: round trip (RT) between two pinned processes, payload copied in and out on \
+             both sides;\none-way = RT/2; medians over {runs} interleaved runs; ± = half the range \
+             of the runs' p50 in % of their median; best run = the lowest p50 of any run"
+        );
+        let _ = writeln!(
+            o,
+            "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9} {:>6}  mmf vs best peer",
+            "payload",
+            "transport",
+            "RT p50",
+            "RT p99",
+            "RT p999",
+            "one-way",
+            "±%",
+            "best run",
+            "x F",
+        );
+        let mut lens: Vec<usize> = self.lat.iter().map(|m| m.len).collect();
+        lens.dedup();
+        for len in lens {
+            let f = self
+                .floor(len)
+                .or_else(|| self.floor(self.sizes().first().copied()?));
+            for m in self.lat.iter().filter(|m| m.len == len) {
+                let r = &m.runs;
+                let name = if m.transport == Transport::Floor {
+                    "floor (F)".to_string()
+                } else {
+                    m.transport.name().to_string()
+                };
+                let versus = match m.transport {
+                    Transport::Mmf => self.best_peer(len, false).map(|b| {
+                        format!(
+                            "{} vs {}",
+                            fmt_x(ratio(r.p50(), b.runs.p50())),
+                            b.transport.name()
+                        )
+                    }),
+                    Transport::MmfWait => self.best_peer(len, true).map(|b| {
+                        format!(
+                            "{} vs {} (blocking)",
+                            fmt_x(ratio(r.p50(), b.runs.p50())),
+                            b.transport.name()
+                        )
+                    }),
+                    _ => None,
+                };
+                if r.runs.is_empty() {
+                    let _ = writeln!(
+                        o,
+                        "{:<8} {:<20} all {} runs failed",
+                        fmt_len(len),
+                        name,
+                        r.failures
+                    );
+                    continue;
+                }
+                let _ = writeln!(
+                    o,
+                    "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5.0} {:>9} {:>6}  {}{}",
+                    fmt_len(len),
+                    name,
+                    fmt_ns(r.p50()),
+                    fmt_ns(r.p99()),
+                    fmt_ns(r.p999()),
+                    fmt_ns(r.p50() / 2.0),
+                    r.spread() / 2.0,
+                    fmt_ns(r.best()),
+                    fmt_x(f.and_then(|f| ratio(r.p50(), f))),
+                    versus.unwrap_or_default(),
+                    if r.failures > 0 {
+                        format!(" ({} runs failed)", r.failures)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        for (t, why) in &self.missing {
+            let _ = writeln!(o, "  (not measured: {}: {why})", t.name());
+        }
+    }
+
+    fn render_throughput(&self, o: &mut String) {
+        let runs = self.tp.iter().map(|m| m.runs.len()).max().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "\nThroughput and reader progress: one writer publishing back-to-back (first CPU), \
+             readers copying\nsnapshots back-to-back (all on the second CPU); medians over {runs} \
+             interleaved runs; x 1/F = reader rate x F's one-way time"
+        );
+        let _ = writeln!(
+            o,
+            "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5} {:>10} {:>9} {:>12} {:>7}",
+            "payload",
+            "transport",
+            "readers",
+            "writes/s",
+            "snapshots/s per reader",
+            "±%",
+            "fresh/s",
+            "gens seen",
+            "retries/snap",
+            "x 1/F"
+        );
+        for m in self.tp {
+            if m.runs.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "{:<8} {:<14} {:>7} all {} runs failed",
+                    fmt_len(m.len),
+                    m.target.name(),
+                    m.readers,
+                    m.failures
+                );
+                continue;
+            }
+            let rates = m.reader_rates();
+            let rate_txt = if rates.is_empty() {
+                "-".to_string()
+            } else {
+                rates
+                    .iter()
+                    .map(|r| fmt_rate(*r))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            let vs = self.reader_vs_floor(m);
+            let _ = writeln!(
+                o,
+                "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5.0} {:>10} {:>9} {:>12} {:>7}",
+                fmt_len(m.len),
+                m.target.name(),
+                m.readers,
+                fmt_rate(m.writes_per_s()),
+                rate_txt,
+                m.spread() / 2.0,
+                if m.readers == 0 {
+                    "-".into()
+                } else {
+                    fmt_rate(m.fresh_rate())
+                },
+                if m.readers == 0 {
+                    "-".into()
+                } else {
+                    pct(m.seen())
+                },
+                if m.readers == 0 {
+                    "-".into()
+                } else {
+                    let r = m.retries_per_snapshot();
+                    if r.is_nan() {
+                        "no snapshot".into()
+                    } else {
+                        format!("{r:.3}")
+                    }
+                },
+                fmt_x(vs),
+            );
+        }
+    }
+
+    fn reader_vs_floor(&self, m: &TpMeasured) -> Option<f64> {
+        if m.readers == 0 {
+            return None;
+        }
+        let one_way_s = self.floor(m.len)? / 2.0 / 1e9;
+        opt(m.reader_rate() * one_way_s)
+    }
+
+    fn render_cli(&self, o: &mut String, cli: &Result<(String, Vec<CliMeasured>), String>) {
+        let (bin, ms) = match cli {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = writeln!(o, "\nCLI: not measured: {e}");
+                return;
+            }
+        };
+        let n = ms.first().map_or(0, |m| m.samples.len());
+        let _ = writeln!(
+            o,
+            "\nCLI: wall time from spawn to exit, {n} interleaved spawns each, value {:?} \
+             ({bin})",
+            crate::clibench::VALUE
+        );
+        let _ = writeln!(
+            o,
+            "{:<20} {:>9} {:>9} {:>5} {:>6}",
+            "command", "p50", "p99", "±%", "x cat"
+        );
+        let cat = ms
+            .iter()
+            .find(|m| m.command == "cat FILE")
+            .map(CliMeasured::p50);
+        for m in ms {
+            let _ = writeln!(
+                o,
+                "{:<20} {:>9} {:>9} {:>5.0} {:>6}",
+                m.command,
+                fmt_ns(m.p50()),
+                fmt_ns(m.p99()),
+                m.spread() / 2.0,
+                fmt_x(cat.and_then(|c| ratio(m.p50(), c)))
+            );
+        }
+    }
+
+    /// The issue's bars.
+    pub fn bars(&self) -> Vec<Bar> {
+        let mut bars = Vec::new();
+        // `limit` > 0: at most; < 0: at least -limit.
+        let mut bar = |what: String, ratio: Option<f64>, limit: f64, note: String| {
+            let (text, met) = if limit >= 0.0 {
+                (format!("<= {limit}"), ratio.map(|r| r <= limit))
+            } else {
+                (format!(">= {}", -limit), ratio.map(|r| r >= -limit))
+            };
+            bars.push(Bar {
+                what,
+                ratio,
+                bar: text,
+                met,
+                note,
+            })
+        };
+        let mmf = |len| self.lat(Transport::Mmf, len).map(|m| m.runs.p50());
+        if !self.lat.is_empty() {
+            for len in self.sizes() {
+                let limit = if len <= 64 { 1.3 } else { 1.2 };
+                bar(
+                    format!("{} RT: mmf / F", fmt_len(len)),
+                    mmf(len).zip(self.floor(len)).and_then(|(a, b)| ratio(a, b)),
+                    limit,
+                    String::new(),
+                );
+                if len <= 64 {
+                    let bb = self
+                        .lat(Transport::IoxBlackboard, len)
+                        .map(|m| m.runs.p50());
+                    bar(
+                        format!("{} RT: mmf / iceoryx2 blackboard", fmt_len(len)),
+                        mmf(len).zip(bb).and_then(|(a, b)| ratio(a, b)),
+                        0.6,
+                        if bb.is_none() {
+                            Transport::IoxBlackboard
+                                .missing()
+                                .unwrap_or("no result")
+                                .into()
+                        } else {
+                            String::new()
+                        },
+                    );
+                } else {
+                    let best = self.best_peer(len, false);
+                    bar(
+                        format!("{} RT: mmf / best peer (must be < 1)", fmt_len(len)),
+                        mmf(len)
+                            .zip(best.map(|b| b.runs.p50()))
+                            .and_then(|(a, b)| ratio(a, b)),
+                        1.0,
+                        best.map(|b| format!("best peer: {}", b.transport.name()))
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            let small = self.sizes().first().copied().unwrap_or(64);
+            let wait = self.lat(Transport::MmfWait, small).map(|m| m.runs.p50());
+            let futex = self.lat(Transport::Futex, small).map(|m| m.runs.p50());
+            bar(
+                format!("{} blocking RT: mmf-wait / futex", fmt_len(small)),
+                wait.zip(futex).and_then(|(a, b)| ratio(a, b)),
+                1.1,
+                Transport::MmfWait.missing().unwrap_or_default().into(),
+            );
+        }
+        for m in self
+            .tp
+            .iter()
+            .filter(|m| m.target == Target::Mmf && m.readers == 1)
+        {
+            bar(
+                format!("{} reader snapshots/s x F's one-way time", fmt_len(m.len)),
+                self.reader_vs_floor(m),
+                -0.7,
+                format!(
+                    "{} snapshots/s, 1/F = {}",
+                    fmt_rate(m.reader_rate()),
+                    self.floor(m.len).map_or("-".into(), |f| fmt_rate(2e9 / f))
+                ),
+            );
+            bar(
+                format!("{} reader retries per snapshot", fmt_len(m.len)),
+                opt(m.retries_per_snapshot()),
+                0.05,
+                String::new(),
+            );
+        }
+        if let Some(Ok((_, ms))) = &self.cli {
+            let p = |c: &str| ms.iter().find(|m| m.command == c).map(CliMeasured::p50);
+            bar(
+                "mmf read / cat of a small file (wall time)".into(),
+                p("mmf read NAME")
+                    .zip(p("cat FILE"))
+                    .and_then(|(a, b)| ratio(a, b)),
+                1.3,
+                String::new(),
+            );
+        }
+        if !self.lat.is_empty() {
+            bars.push(Bar {
+                what: "publish with no waiter / publish without notifications".into(),
+                ratio: None,
+                bar: "<= 1.05".into(),
+                met: None,
+                note: "needs an mmf-core built without notifications; not a cross-process figure"
+                    .into(),
+            });
+        }
+        bars
+    }
+
+    /// The JSON rows.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for m in self.lat {
+            let r = &m.runs;
+            let has = !r.runs.is_empty();
+            rows.push(Row {
+                transport: m.transport.name().into(),
+                case: "round-trip".into(),
+                payload_bytes: m.len,
+                p50_ns: has.then(|| r.p50()),
+                p99_ns: has.then(|| r.p99()),
+                p999_ns: has.then(|| r.p999()),
+                one_way_p50_ns: has.then(|| r.p50() / 2.0),
+                best_run_p50_ns: has.then(|| r.best()),
+                x_floor: self.floor(m.len).and_then(|f| ratio(r.p50(), f)),
+                spread_pct: has.then(|| r.spread()),
+                runs: r.runs.len(),
+                failed_runs: (r.failures > 0).then_some(r.failures),
+                ..Row::default()
+            });
+        }
+        for m in self.tp {
+            let readers = m.readers > 0 && !m.runs.is_empty();
+            rows.push(Row {
+                transport: m.target.name().into(),
+                case: match m.readers {
+                    0 => "writer alone".into(),
+                    1 => "writer+1 reader".into(),
+                    n => format!("writer+{n} readers"),
+                },
+                payload_bytes: m.len,
+                writes_per_s: opt(m.writes_per_s()),
+                reader_snapshots_per_s: readers.then(|| m.reader_rate()),
+                reader_fresh_per_s: readers.then(|| m.fresh_rate()),
+                generations_seen: if readers {
+                    opt(m.seen()).or(Some(0.0))
+                } else {
+                    None
+                },
+                retries_per_snapshot: if readers {
+                    opt(m.retries_per_snapshot())
+                } else {
+                    None
+                },
+                reader_rate_vs_floor: self.reader_vs_floor(m),
+                spread_pct: (!m.runs.is_empty()).then(|| m.spread()),
+                runs: m.runs.len(),
+                failed_runs: (m.failures > 0).then_some(m.failures),
+                ..Row::default()
+            });
+        }
+        if let Some(Ok((_, ms))) = &self.cli {
+            for m in ms {
+                rows.push(Row {
+                    transport: "cli".into(),
+                    case: m.command.into(),
+                    payload_bytes: crate::clibench::VALUE.len(),
+                    p50_ns: opt(m.p50()),
+                    p99_ns: opt(m.p99()),
+                    spread_pct: opt(m.spread()),
+                    runs: m.samples.len(),
+                    ..Row::default()
+                });
+            }
+        }
+        rows
+    }
+
+    /// The JSON document.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "machine": self.machine,
+            "results": self.rows(),
+            "bars": self.bars(),
+        })
+    }
+}
+
+fn pct(x: f64) -> String {
+    if x.is_nan() {
+        "-".into()
+    } else {
+        format!("{:.0}%", x * 100.0)
+    }
+}

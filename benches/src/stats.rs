@@ -1,0 +1,194 @@
+//! Percentiles of one run, and medians with their spread over several runs.
+
+/// The percentiles of one run's round-trip samples, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// How many samples.
+    pub n: usize,
+}
+
+impl Sample {
+    /// The percentiles of `samples` (nearest rank).
+    pub fn of(mut samples: Vec<u64>) -> Sample {
+        samples.sort_unstable();
+        Sample {
+            p50: percentile(&samples, 0.50),
+            p99: percentile(&samples, 0.99),
+            p999: percentile(&samples, 0.999),
+            n: samples.len(),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted samples; NaN when there are none.
+pub fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64
+}
+
+/// The median of some values (mean of the middle two for an even count); NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Spread of values around their median: (max - min) / median, in percent.
+pub fn spread_pct(values: &[f64]) -> f64 {
+    let m = median(values);
+    let v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.len() < 2 || m == 0.0 || m.is_nan() {
+        return 0.0;
+    }
+    let max = v.iter().copied().fold(f64::MIN, f64::max);
+    let min = v.iter().copied().fold(f64::MAX, f64::min);
+    (max - min) / m * 100.0
+}
+
+/// The runs of one latency measurement.
+#[derive(Debug, Clone, Default)]
+pub struct Runs {
+    /// One entry per successful run.
+    pub runs: Vec<Sample>,
+    /// Runs that failed (reported, not hidden).
+    pub failures: usize,
+}
+
+impl Runs {
+    /// Adds a run.
+    pub fn push(&mut self, s: Sample) {
+        self.runs.push(s);
+    }
+
+    /// Median over runs of each run's p50.
+    pub fn p50(&self) -> f64 {
+        median(&self.runs.iter().map(|s| s.p50).collect::<Vec<_>>())
+    }
+
+    /// Median over runs of each run's p99.
+    pub fn p99(&self) -> f64 {
+        median(&self.runs.iter().map(|s| s.p99).collect::<Vec<_>>())
+    }
+
+    /// Median over runs of each run's p99.9.
+    pub fn p999(&self) -> f64 {
+        median(&self.runs.iter().map(|s| s.p999).collect::<Vec<_>>())
+    }
+
+    /// The lowest p50 of any run: what the transport does when the machine leaves it alone.
+    pub fn best(&self) -> f64 {
+        self.runs
+            .iter()
+            .map(|s| s.p50)
+            .fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a })
+    }
+
+    /// Spread of the runs' p50s, in percent of their median.
+    pub fn spread(&self) -> f64 {
+        spread_pct(&self.runs.iter().map(|s| s.p50).collect::<Vec<_>>())
+    }
+
+    /// Median number of samples per run.
+    pub fn samples(&self) -> usize {
+        median(&self.runs.iter().map(|s| s.n as f64).collect::<Vec<_>>()) as usize
+    }
+
+    /// A one-line summary for progress output.
+    pub fn brief(&self) -> String {
+        if self.runs.is_empty() {
+            return format!("no successful run ({} failed)", self.failures);
+        }
+        format!(
+            "RT p50 {} p99 {} p999 {} (±{:.0}%, {} runs x ~{} samples{})",
+            fmt_ns(self.p50()),
+            fmt_ns(self.p99()),
+            fmt_ns(self.p999()),
+            self.spread() / 2.0,
+            self.runs.len(),
+            self.samples(),
+            if self.failures > 0 {
+                format!(", {} failed", self.failures)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// A duration in nanoseconds with a readable unit: `287 ns`, `1.48 us`, `134 us`, `1.2 ms`.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns.is_nan() {
+        "-".into()
+    } else if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 10_000.0 {
+        format!("{:.2} us", ns / 1e3)
+    } else if ns < 1_000_000.0 {
+        format!("{:.1} us", ns / 1e3)
+    } else if ns < 10_000_000.0 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.1} ms", ns / 1e6)
+    }
+}
+
+/// A rate with a readable unit: `12.3 M/s`, `456 k/s`.
+pub fn fmt_rate(per_s: f64) -> String {
+    if per_s.is_nan() {
+        "-".into()
+    } else if per_s >= 1e6 {
+        format!("{:.2} M/s", per_s / 1e6)
+    } else if per_s >= 1e3 {
+        format!("{:.1} k/s", per_s / 1e3)
+    } else {
+        format!("{per_s:.0} /s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let s: Vec<u64> = (1..=1000).collect();
+        assert_eq!(percentile(&s, 0.5), 500.0);
+        assert_eq!(percentile(&s, 0.99), 990.0);
+        assert_eq!(percentile(&s, 0.999), 999.0);
+        assert_eq!(percentile(&[7], 0.999), 7.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn median_and_spread() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(spread_pct(&[90.0, 100.0, 110.0]), 20.0);
+        assert_eq!(spread_pct(&[5.0]), 0.0);
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(fmt_ns(287.0), "287 ns");
+        assert_eq!(fmt_ns(1480.0), "1.48 us");
+        assert_eq!(fmt_ns(134_000.0), "134.0 us");
+        assert_eq!(fmt_rate(12_300_000.0), "12.30 M/s");
+    }
+}

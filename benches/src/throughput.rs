@@ -1,0 +1,421 @@
+//! Throughput and reader progress: this process publishes back-to-back (pinned to the first CPU)
+//! while 0, 1 or 2 reader processes (pinned to the second CPU) copy snapshots as fast as they
+//! can. Measured for mmf and, as the reference, for a naive single-buffer seqlock.
+//!
+//! Per reader: consistent snapshots per second, the share of the generations published during
+//! its run that it saw (distinct generations it copied / generations the writer published between
+//! the reader's start and stop), and retries per snapshot
+//! (`Meta::retries` for mmf, failed validations for the seqlock).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mmf_core::{Channel, Location, Options, Tag};
+use serde::{Deserialize, Serialize};
+
+use crate::latency::{fmt_len, payload};
+use crate::proc::{Job, JobKind, Peer, Resources};
+use crate::seqlock::NaiveSeqlock;
+use crate::shm::{SharedMap, LINE};
+use crate::stats::{fmt_rate, median, spread_pct};
+use crate::Plan;
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// An mmf channel (default options, capacity = payload).
+    Mmf,
+    /// The naive single-buffer seqlock.
+    Seqlock,
+}
+
+impl Target {
+    /// The name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Mmf => "mmf",
+            Target::Seqlock => "seqlock-naive",
+        }
+    }
+}
+
+/// What one reader reports.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ReaderStats {
+    /// Consistent snapshots completed.
+    pub snapshots: u64,
+    /// Distinct generations among them.
+    pub distinct: u64,
+    /// First generation seen.
+    pub first_gen: u64,
+    /// Last generation seen.
+    pub last_gen: u64,
+    /// The writer's generation when the reader started counting.
+    pub window_start: u64,
+    /// The writer's generation when the reader stopped.
+    pub window_end: u64,
+    /// Retries over all snapshots (and, for the seqlock, over the unfinished last attempt).
+    pub retries: u64,
+    /// How long the reader ran.
+    pub elapsed_ns: u64,
+}
+
+impl ReaderStats {
+    /// Snapshots per second.
+    pub fn rate(&self) -> f64 {
+        self.snapshots as f64 / (self.elapsed_ns.max(1) as f64 / 1e9)
+    }
+
+    /// Fresh snapshots (distinct generations) per second.
+    pub fn fresh_rate(&self) -> f64 {
+        self.distinct as f64 / (self.elapsed_ns.max(1) as f64 / 1e9)
+    }
+
+    /// Share of the generations published during the reader's run that it saw.
+    pub fn seen(&self) -> f64 {
+        let published = self.window_end.saturating_sub(self.window_start).max(1);
+        (self.distinct as f64 / published as f64).min(1.0)
+    }
+}
+
+/// One run: the writer's rate and each reader's report.
+#[derive(Debug, Clone)]
+pub struct TpRun {
+    /// Publishes per second.
+    pub writes_per_s: f64,
+    /// One entry per reader.
+    pub readers: Vec<ReaderStats>,
+}
+
+/// All runs of one (target, size, reader count).
+pub struct TpMeasured {
+    /// What was measured.
+    pub target: Target,
+    /// Payload bytes.
+    pub len: usize,
+    /// Concurrent readers.
+    pub readers: usize,
+    /// Successful runs.
+    pub runs: Vec<TpRun>,
+    /// Failed runs.
+    pub failures: usize,
+}
+
+impl TpMeasured {
+    /// Median writes per second over runs.
+    pub fn writes_per_s(&self) -> f64 {
+        median(&self.runs.iter().map(|r| r.writes_per_s).collect::<Vec<_>>())
+    }
+
+    fn per_reader(&self, f: impl Fn(&ReaderStats) -> f64) -> Vec<f64> {
+        self.runs
+            .iter()
+            .flat_map(|r| r.readers.iter().map(&f))
+            .collect()
+    }
+
+    /// Median over runs and readers of the snapshots per second.
+    pub fn reader_rate(&self) -> f64 {
+        median(&self.per_reader(ReaderStats::rate))
+    }
+
+    /// Median over runs and readers of the fresh snapshots (new generations) per second.
+    pub fn fresh_rate(&self) -> f64 {
+        median(&self.per_reader(ReaderStats::fresh_rate))
+    }
+
+    /// Spread of the reader rates (or of the write rates without readers), in percent.
+    pub fn spread(&self) -> f64 {
+        if self.readers == 0 {
+            spread_pct(&self.runs.iter().map(|r| r.writes_per_s).collect::<Vec<_>>())
+        } else {
+            spread_pct(&self.per_reader(ReaderStats::rate))
+        }
+    }
+
+    /// Median share of generations seen.
+    pub fn seen(&self) -> f64 {
+        median(&self.per_reader(ReaderStats::seen))
+    }
+
+    /// Retries per snapshot over all runs and readers (NaN when no snapshot completed).
+    pub fn retries_per_snapshot(&self) -> f64 {
+        let snaps: u64 = self
+            .runs
+            .iter()
+            .flat_map(|r| &r.readers)
+            .map(|s| s.snapshots)
+            .sum();
+        let retries: u64 = self
+            .runs
+            .iter()
+            .flat_map(|r| &r.readers)
+            .map(|s| s.retries)
+            .sum();
+        if snaps == 0 {
+            f64::NAN
+        } else {
+            retries as f64 / snaps as f64
+        }
+    }
+
+    /// Each reader's median rate, for the table ("r1 / r2").
+    pub fn reader_rates(&self) -> Vec<f64> {
+        (0..self.readers)
+            .map(|i| {
+                median(
+                    &self
+                        .runs
+                        .iter()
+                        .filter_map(|r| r.readers.get(i).map(ReaderStats::rate))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Runs every (target, reader count) for each size, interleaved over `plan.tp_runs` runs.
+pub fn run(plan: &Plan) -> Vec<TpMeasured> {
+    let mut out = Vec::new();
+    let cases: Vec<(Target, usize)> = [Target::Mmf, Target::Seqlock]
+        .into_iter()
+        .flat_map(|t| (0..=2).map(move |r| (t, r)))
+        .collect();
+    for &len in &plan.sizes {
+        let mut got: Vec<TpMeasured> = cases
+            .iter()
+            .map(|&(target, readers)| TpMeasured {
+                target,
+                len,
+                readers,
+                runs: Vec::new(),
+                failures: 0,
+            })
+            .collect();
+        for r in 0..plan.tp_runs {
+            let mut order: Vec<usize> = (0..cases.len()).collect();
+            if r % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (target, readers) = cases[i];
+                match round(target, len, readers, plan) {
+                    Ok(run) => got[i].runs.push(run),
+                    Err(e) => {
+                        eprintln!(
+                            "  {} {} {readers}r: run {} failed: {e:#}",
+                            target.name(),
+                            fmt_len(len),
+                            r + 1
+                        );
+                        got[i].failures += 1;
+                    }
+                }
+            }
+        }
+        for m in &got {
+            eprintln!(
+                "  {:<14} {:>8} {} readers: writes {} reader {} seen {:.0}% retries/snap {:.3}",
+                m.target.name(),
+                fmt_len(len),
+                m.readers,
+                fmt_rate(m.writes_per_s()),
+                fmt_rate(m.reader_rate()),
+                m.seen() * 100.0,
+                m.retries_per_snapshot()
+            );
+        }
+        out.extend(got);
+    }
+    out
+}
+
+/// The control words: "go" at 0, "stop" at [`LINE`].
+const GO: usize = 0;
+const STOP: usize = LINE;
+/// The naive seqlock's mapping: the stamp at 0, the payload from 4096.
+const SEQ_DATA: usize = 4096;
+
+enum Writer {
+    Mmf(Box<Channel>, String),
+    Seqlock(SharedMap),
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Writer::Mmf(_, name) = self {
+            let _ = Channel::remove(name);
+        }
+    }
+}
+
+/// One run: set up, start the readers, publish back-to-back for `plan.tp_duration`, stop.
+pub fn round(target: Target, len: usize, readers: usize, plan: &Plan) -> Result<TpRun> {
+    let ctl = SharedMap::create(4096)?;
+    let mut res = Resources {
+        paths: vec![ctl.path().to_owned()],
+        ..Resources::default()
+    };
+    let writer = match target {
+        Target::Mmf => {
+            let name = format!("bench-{}-{}-tp", std::process::id(), crate::shm::next_id());
+            let ch = Options::new()
+                .capacity(len)
+                .create(&Location::parse(&name)?)
+                .with_context(|| format!("creating {name}"))?;
+            res.names.push(name.clone());
+            Writer::Mmf(Box::new(ch), name)
+        }
+        Target::Seqlock => {
+            let map = SharedMap::create(SEQ_DATA + len.div_ceil(8) * 8)?;
+            res.paths.push(map.path().to_owned());
+            Writer::Seqlock(map)
+        }
+    };
+    let mut peers = Vec::new();
+    for _ in 0..readers {
+        let job = Job {
+            parent: std::process::id(),
+            cpu: Some(plan.cpus.1),
+            idle_ms: 30_000,
+            kind: JobKind::Reader {
+                target: target.name().into(),
+                len,
+                res: Resources {
+                    paths: res.paths.clone(),
+                    names: res.names.clone(),
+                    ..Resources::default()
+                },
+            },
+        };
+        let mut peer = Peer::spawn(&job, plan.tp_duration + Duration::from_secs(60))?;
+        peer.expect("ready", Duration::from_secs(20))?;
+        peers.push(peer);
+    }
+    let msg = payload(len);
+    ctl.u64_at(GO).store(1, Ordering::Release);
+    let start = Instant::now();
+    let mut writes = 0u64;
+    match &writer {
+        Writer::Mmf(ch, _) => loop {
+            ch.publish_raw(Tag::BYTES, msg.as_slice())?;
+            writes += 1;
+            if writes % 16 == 0 && start.elapsed() >= plan.tp_duration {
+                break;
+            }
+        },
+        Writer::Seqlock(map) => {
+            let lock = NaiveSeqlock::new(map.u64_at(0), map.words(SEQ_DATA, len.div_ceil(8)));
+            loop {
+                lock.write(msg.as_slice());
+                writes += 1;
+                if writes % 16 == 0 && start.elapsed() >= plan.tp_duration {
+                    break;
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    ctl.u64_at(STOP).store(1, Ordering::Release);
+    let mut stats = Vec::new();
+    for mut peer in peers {
+        let line = peer.expect("result", Duration::from_secs(20))?;
+        if plan.verbose {
+            eprintln!("    reader: {line}");
+        }
+        stats.push(serde_json::from_str::<ReaderStats>(&line)?);
+        peer.finish(Duration::from_secs(10))?;
+    }
+    drop(writer);
+    Ok(TpRun {
+        writes_per_s: writes as f64 / elapsed.as_secs_f64(),
+        readers: stats,
+    })
+}
+
+/// The reader child: open, say "ready", wait for "go", read until "stop", print the counts.
+pub fn child(target: &str, len: usize, res: &Resources, idle: Duration) -> Result<()> {
+    let Some(ctl_path) = res.paths.first() else {
+        bail!("no control mapping given");
+    };
+    let ctl = SharedMap::open(ctl_path)?;
+    let (go, stop) = (ctl.u64_at(GO), ctl.u64_at(STOP));
+    let stopped = || stop.load(Ordering::Relaxed) != 0;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut s = ReaderStats::default();
+    let see = |gen: u64, s: &mut ReaderStats| {
+        if gen != s.last_gen {
+            s.distinct += 1;
+            if s.first_gen == 0 {
+                s.first_gen = gen;
+            }
+            s.last_gen = gen;
+        }
+    };
+    let wait_go = || -> Result<Instant> {
+        let t = Instant::now();
+        while go.load(Ordering::Acquire) == 0 {
+            if t.elapsed() > idle {
+                bail!("no go within {idle:?}");
+            }
+            std::thread::yield_now();
+        }
+        Ok(Instant::now())
+    };
+    let t0;
+    match target {
+        "mmf" => {
+            let Some(name) = res.names.first() else {
+                bail!("no channel name given");
+            };
+            let ch = Channel::open(name)?;
+            println!("ready");
+            t0 = wait_go()?;
+            s.window_start = ch.generation();
+            while !stopped() {
+                let m = ch.read_into(&mut buf)?;
+                s.snapshots += 1;
+                s.retries += u64::from(m.retries);
+                see(m.generation, &mut s);
+            }
+            s.window_end = ch.generation();
+        }
+        "seqlock-naive" => {
+            let Some(path) = res.paths.get(1) else {
+                bail!("no seqlock mapping given");
+            };
+            let map = SharedMap::open(path)?;
+            let lock = NaiveSeqlock::new(map.u64_at(0), map.words(SEQ_DATA, len.div_ceil(8)));
+            println!("ready");
+            t0 = wait_go()?;
+            let stamp = map.u64_at(0);
+            s.window_start = stamp.load(Ordering::Relaxed) / 2;
+            let mut failed = 0u64;
+            while !stopped() {
+                let mut tries = 0u64;
+                let got = lock.read(len, &mut buf, || {
+                    tries += 1;
+                    stopped()
+                });
+                match got {
+                    Some((gen, retries)) => {
+                        s.snapshots += 1;
+                        s.retries += retries;
+                        see(gen, &mut s);
+                    }
+                    None => failed += tries,
+                }
+            }
+            s.window_end = stamp.load(Ordering::Relaxed) / 2;
+            // Attempts of the last, unfinished read count as retries too: a reader that never
+            // completes shows its futile work.
+            s.retries += failed;
+        }
+        other => bail!("unknown reader target {other}"),
+    }
+    s.elapsed_ns = t0.elapsed().as_nanos() as u64;
+    println!("result {}", serde_json::to_string(&s)?);
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! The reference transports over a plain shared mapping: the cache-line ping-pong, the floor F,
+//! and the bare futex ping-pong.
+//!
+//! Layout of the mapping: the A-to-B word at byte 0, the B-to-A word at [`LINE`], the A-to-B
+//! buffer at 4096 and the B-to-A buffer after it (page-aligned). The parent is A.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use crate::buf::Buf;
+use crate::latency::{payload, seq_of, spin_until, stamp, Side};
+use crate::proc::Resources;
+use crate::shm::{SharedMap, LINE};
+use crate::sys;
+
+const BUF: usize = 4096;
+
+fn buf_stride(len: usize) -> usize {
+    len.div_ceil(4096) * 4096
+}
+
+/// Offsets (tx word, rx word, tx buffer, rx buffer) for the parent (A) or the child (B).
+fn offsets(len: usize, parent: bool) -> (usize, usize, usize, usize) {
+    let (a, b) = (BUF, BUF + buf_stride(len));
+    if parent {
+        (0, LINE, a, b)
+    } else {
+        (LINE, 0, b, a)
+    }
+}
+
+fn create(len: usize) -> Result<(SharedMap, Resources)> {
+    let map = SharedMap::create(BUF + 2 * buf_stride(len))?;
+    let res = Resources {
+        paths: vec![map.path().to_owned()],
+        ..Resources::default()
+    };
+    Ok((map, res))
+}
+
+fn open(res: &Resources) -> Result<SharedMap> {
+    let Some(path) = res.paths.first() else {
+        bail!("no mapping given");
+    };
+    Ok(SharedMap::open(path)?)
+}
+
+/// The bare cache-line ping-pong: each side stores the sequence number into its own line and
+/// spins on the other's. No payload (8 bytes: the number itself).
+pub struct Line {
+    map: SharedMap,
+    tx: usize,
+    rx: usize,
+    last: u64,
+}
+
+impl Line {
+    /// The parent's side and what the child needs.
+    pub fn parent() -> Result<(Line, Resources)> {
+        let (map, res) = create(8)?;
+        Ok((
+            Line {
+                map,
+                tx: 0,
+                rx: LINE,
+                last: 0,
+            },
+            res,
+        ))
+    }
+
+    /// The child's side.
+    pub fn child(res: &Resources) -> Result<Line> {
+        Ok(Line {
+            map: open(res)?,
+            tx: LINE,
+            rx: 0,
+            last: 0,
+        })
+    }
+}
+
+impl Side for Line {
+    #[inline]
+    fn send(&mut self, seq: u64) -> Result<()> {
+        self.map.u64_at(self.tx).store(seq, Ordering::Release);
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, timeout: Duration) -> Result<u64> {
+        let word: &AtomicU64 = self.map.u64_at(self.rx);
+        let last = self.last;
+        let v = spin_until(timeout, || {
+            let v = word.load(Ordering::Acquire);
+            (v != last).then_some(v)
+        })?;
+        self.last = v;
+        Ok(v)
+    }
+}
+
+/// F: memcpy the payload into a shared buffer and Release-store a flag; the receiver spins on
+/// the flag (Acquire), copies the payload out and answers the same way. No consistency protocol:
+/// the flag hand-off is what keeps the two sides off the same buffer at the same time.
+pub struct Floor {
+    map: SharedMap,
+    len: usize,
+    off: (usize, usize, usize, usize),
+    out: Buf,
+    inb: Buf,
+    last: u64,
+}
+
+impl Floor {
+    /// The parent's side and what the child needs.
+    pub fn parent(len: usize) -> Result<(Floor, Resources)> {
+        let (map, res) = create(len)?;
+        Ok((Floor::new(map, len, true), res))
+    }
+
+    /// The child's side.
+    pub fn child(len: usize, res: &Resources) -> Result<Floor> {
+        Ok(Floor::new(open(res)?, len, false))
+    }
+
+    fn new(map: SharedMap, len: usize, parent: bool) -> Floor {
+        Floor {
+            map,
+            len,
+            off: offsets(len, parent),
+            out: payload(len),
+            inb: Buf::zeroed(len),
+            last: 0,
+        }
+    }
+}
+
+impl Side for Floor {
+    #[inline]
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(self.out.as_mut_slice(), seq);
+        let dst = self.map.bytes(self.off.2, self.len);
+        // SAFETY: `dst` holds `len` bytes of the mapping (checked by `bytes`) and `out` holds
+        // `len` bytes; they do not overlap. The peer reads this buffer only after it sees the
+        // Release store below, and has finished with its previous contents before it answered
+        // our previous message (which we saw with Acquire), so nobody else touches it now.
+        unsafe { std::ptr::copy_nonoverlapping(self.out.as_ptr(), dst, self.len) };
+        self.map.u64_at(self.off.0).store(seq, Ordering::Release);
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, timeout: Duration) -> Result<u64> {
+        let flag = self.map.u64_at(self.off.1);
+        let last = self.last;
+        let v = spin_until(timeout, || {
+            let v = flag.load(Ordering::Acquire);
+            (v != last).then_some(v)
+        })?;
+        self.last = v;
+        let src = self.map.bytes(self.off.3, self.len);
+        // SAFETY: `src` holds `len` bytes of the mapping, `inb` holds `len` bytes; the peer wrote
+        // the buffer before its Release store of the flag we loaded with Acquire, and does not
+        // write it again until we answer.
+        unsafe { std::ptr::copy_nonoverlapping(src, self.inb.as_mut_ptr(), self.len) };
+        Ok(seq_of(self.inb.as_slice()))
+    }
+}
+
+/// The bare futex ping-pong: like F, but the receiver sleeps in `FUTEX_WAIT` on a shared word and
+/// the sender bumps the word and calls `FUTEX_WAKE` every time (no spinning, no waiter count).
+pub struct Futex {
+    floor: Floor,
+    sent: u32,
+    seen: u32,
+}
+
+impl Futex {
+    /// The parent's side and what the child needs.
+    pub fn parent(len: usize) -> Result<(Futex, Resources)> {
+        let (floor, res) = Floor::parent(len)?;
+        Ok((
+            Futex {
+                floor,
+                sent: 0,
+                seen: 0,
+            },
+            res,
+        ))
+    }
+
+    /// The child's side.
+    pub fn child(len: usize, res: &Resources) -> Result<Futex> {
+        Ok(Futex {
+            floor: Floor::child(len, res)?,
+            sent: 0,
+            seen: 0,
+        })
+    }
+}
+
+impl Side for Futex {
+    #[inline]
+    fn send(&mut self, seq: u64) -> Result<()> {
+        let f = &mut self.floor;
+        stamp(f.out.as_mut_slice(), seq);
+        let dst = f.map.bytes(f.off.2, f.len);
+        // SAFETY: as in `Floor::send`: the hand-off through the futex word (Release here,
+        // Acquire in the peer) keeps the two sides off the buffer at the same time.
+        unsafe { std::ptr::copy_nonoverlapping(f.out.as_ptr(), dst, f.len) };
+        self.sent = self.sent.wrapping_add(1);
+        let word: &AtomicU32 = f.map.u32_at(f.off.0);
+        word.store(self.sent, Ordering::Release);
+        sys::futex_wake(word, 1);
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, timeout: Duration) -> Result<u64> {
+        let f = &mut self.floor;
+        let word: &AtomicU32 = f.map.u32_at(f.off.1);
+        let mut started: Option<Instant> = None;
+        loop {
+            let v = word.load(Ordering::Acquire);
+            if v != self.seen {
+                self.seen = v;
+                break;
+            }
+            sys::futex_wait(word, v, Duration::from_millis(100));
+            if started.get_or_insert_with(Instant::now).elapsed() > timeout {
+                bail!("no message within {timeout:?}");
+            }
+        }
+        let src = f.map.bytes(f.off.3, f.len);
+        // SAFETY: as in `Floor::recv`, with the futex word as the flag.
+        unsafe { std::ptr::copy_nonoverlapping(src, f.inb.as_mut_ptr(), f.len) };
+        Ok(seq_of(f.inb.as_slice()))
+    }
+}

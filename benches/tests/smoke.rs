@@ -1,0 +1,53 @@
+//! The harness still works end to end: a `--smoke` run (tiny samples) of the latency and
+//! throughput sections across real child processes, and its JSON.
+
+use std::process::Command;
+
+#[test]
+fn smoke_run_measures_every_default_transport() {
+    let json = std::env::temp_dir().join(format!("mmf-bench-smoke-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_mmf-bench"))
+        .args(["--smoke", "--only", "latency,throughput", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run mmf-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mmf-bench failed\n{stdout}\n{stderr}");
+    assert!(!stderr.contains("failed"), "a run failed:\n{stderr}");
+    let text = std::fs::read_to_string(&json).expect("json written");
+    let _ = std::fs::remove_file(&json);
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("valid json");
+    assert!(doc["machine"]["cpu_model"].is_string());
+    let results = doc["results"].as_array().expect("results");
+    let has = |transport: &str, case: &str, field: &str| {
+        results
+            .iter()
+            .any(|r| r["transport"] == transport && r["case"] == case && r[field].is_number())
+    };
+    for t in [
+        "floor-line",
+        "floor",
+        "mmf",
+        "mmf-wait",
+        "futex",
+        "pipe",
+        "uds",
+    ] {
+        assert!(
+            has(t, "round-trip", "p50_ns"),
+            "no latency for {t}:\n{stdout}"
+        );
+    }
+    for t in ["mmf", "seqlock-naive"] {
+        assert!(
+            has(t, "writer alone", "writes_per_s"),
+            "no writer-only run for {t}"
+        );
+        assert!(
+            has(t, "writer+1 reader", "reader_snapshots_per_s"),
+            "no reader run for {t}"
+        );
+    }
+    assert!(stdout.contains("The issue's bars"), "{stdout}");
+}
