@@ -43,10 +43,9 @@ fn block_on<F: Future>(f: F, timeout: Duration) -> Option<F::Output> {
 
 #[test]
 fn child() {
-    let Ok(role) = std::env::var("MMF_CHILD") else {
+    let Some((role, name)) = child_role() else {
         return;
     };
-    let name = std::env::var("MMF_NAME").unwrap();
     match role.as_str() {
         "publish-later" => {
             let ch = Channel::open(&name).unwrap();

@@ -13,10 +13,9 @@ use serde_json::json;
 /// Entry point of every child process (does nothing in a normal test run).
 #[test]
 fn child() {
-    let Ok(role) = std::env::var("MMF_CHILD") else {
+    let Some((role, name)) = child_role() else {
         return;
     };
-    let name = std::env::var("MMF_NAME").unwrap();
     match role.as_str() {
         "writer" => publish_until_stopped(&name, 256),
         "reader" => reader(&name),

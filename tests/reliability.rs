@@ -23,10 +23,9 @@ fn env_or(key: &str, default: u64) -> u64 {
 
 #[test]
 fn child() {
-    let Ok(role) = std::env::var("MMF_CHILD") else {
+    let Some((role, name)) = child_role() else {
         return;
     };
-    let name = std::env::var("MMF_NAME").unwrap();
     match role.as_str() {
         "writer" => publish_until_stopped(&name, 64),
         "verifier" => verifier(&name),

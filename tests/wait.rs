@@ -12,10 +12,9 @@ use serde_json::json;
 
 #[test]
 fn child() {
-    let Ok(role) = std::env::var("MMF_CHILD") else {
+    let Some((role, name)) = child_role() else {
         return;
     };
-    let name = std::env::var("MMF_NAME").unwrap();
     match role.as_str() {
         "ponger" => ponger(&name),
         "spammer" => {

@@ -18,6 +18,16 @@ pub fn spawn_child(role: &str, env: &[(&str, String)]) -> Child {
     c.spawn().unwrap()
 }
 
+/// In a child process, its role and channel name (`MMF_CHILD`, `MMF_NAME`); `None` in a normal
+/// test run, where the `child` test then does nothing.
+pub fn child_role() -> Option<(String, String)> {
+    let role = std::env::var("MMF_CHILD").ok()?;
+    Some((
+        role,
+        std::env::var("MMF_NAME").expect("MMF_NAME is set for children"),
+    ))
+}
+
 /// Waits for a child, asserts it succeeded, and returns the JSON it printed after `STATS `.
 pub fn child_stats(child: Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
