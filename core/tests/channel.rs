@@ -45,7 +45,10 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = Channel::remove_location(&self.location);
+        // Not `Channel::remove_location`: tests damage files until they are no channels at all.
+        if let Some(path) = self.location.path() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
