@@ -469,19 +469,20 @@ impl Channel {
     #[inline]
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Meta> {
         // The pin entry belongs to the handle; a second thread reading through the same handle at
-        // the same moment reads by validation alone instead of sharing the pin.
-        let pinned = match self.pin_entry() {
-            Some(e)
-                if !self
-                    .pin_busy
-                    .swap(true, std::sync::atomic::Ordering::Acquire) =>
-            {
-                Some(e)
-            }
-            _ => None,
+        // the same moment reads by validation alone instead of sharing the pin. The entry is
+        // claimed at the first read (once per handle); the per-read claim on it, an atomic swap,
+        // is only made after a failed optimistic attempt, so a plain read does no RMW at all.
+        let entry = self.pin_entry();
+        let mut pinned = false;
+        let take_pin = || {
+            let e = entry?;
+            pinned = !self
+                .pin_busy
+                .swap(true, std::sync::atomic::Ordering::Acquire);
+            pinned.then_some(e)
         };
-        let result = self.snap.read(pinned, buf, &self.timeouts);
-        if pinned.is_some() {
+        let result = self.snap.read(take_pin, buf, &self.timeouts);
+        if pinned {
             self.pin_busy
                 .store(false, std::sync::atomic::Ordering::Release);
         }

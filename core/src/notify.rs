@@ -204,7 +204,7 @@ impl Future for Changed<'_> {
         let (id, entry) = *self
             .reg
             .get_or_insert_with(|| (n.next_id.fetch_add(1, Ordering::Relaxed), ch.waiter_enter()));
-        regs.insert(
+        let previous = regs.insert(
             id,
             Registration {
                 word,
@@ -214,7 +214,12 @@ impl Future for Changed<'_> {
             },
         );
         drop(regs);
-        n.rearm();
+        // The notifier thread only needs to re-arm when its set of futex words or their
+        // expected values changed; a repeated poll that merely refreshes the waker costs no
+        // system call.
+        if previous.is_none_or(|p| p.expected != latest as u32) {
+            n.rearm();
+        }
         Poll::Pending
     }
 }

@@ -336,11 +336,18 @@ impl Snapshot {
         Ok(next)
     }
 
-    /// Copies the latest value into `buf` (replacing its contents). `pin` is this handle's pin
-    /// entry, if it has one; without one the read relies on validation alone.
-    pub(crate) fn read(&self, pin: Option<usize>, buf: &mut Vec<u8>, t: &Timeouts) -> Result<Meta> {
+    /// Copies the latest value into `buf` (replacing its contents). `pin` yields this handle's
+    /// pin entry, if it has one; without one the read relies on validation alone. It is asked for this handle's pin entry only if the first, optimistic attempt fails, so
+    /// the common read does no bookkeeping for it at all.
+    pub(crate) fn read(
+        &self,
+        pin: impl FnOnce() -> Option<usize>,
+        buf: &mut Vec<u8>,
+        t: &Timeouts,
+    ) -> Result<Meta> {
         let latest_word = self.region.word(H_LATEST);
-        let pin_word = pin.map(|e| self.region.word(self.layout.pin(e, PIN_SLOT)));
+        let mut pin = Some(pin);
+        let mut pin_word = None;
         let mut retries: u32 = 0;
         let mut started: Option<Instant> = None;
         loop {
@@ -348,7 +355,13 @@ impl Snapshot {
             // overtaking us (the common case, e.g. a request/reply exchange) that saves the two
             // cache-line transfers a pin costs (our store, the writer's next scan). Only after a
             // failed attempt does the reader pin, which guarantees progress.
-            let attempt = match pin_word.filter(|_| retries > 0) {
+            if retries == 1 {
+                pin_word = pin
+                    .take()
+                    .and_then(|p| p())
+                    .map(|e| self.region.word(self.layout.pin(e, PIN_SLOT)));
+            }
+            let attempt = match pin_word {
                 Some(pw) => {
                     let l = latest_word.load(Ordering::SeqCst);
                     let (gen, slot) = split_latest(l);
