@@ -24,8 +24,24 @@ pub fn requested() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
+/// [`wait`] for the CLI verbs: `Ok` once the channel moved; a timeout becomes exit code 8 with
+/// the message `timed_out` builds, an interrupt exit code 130 (printed without a message).
+pub fn wait_or_exit(
+    ch: &mmf::Channel,
+    since: u64,
+    timeout: Option<Duration>,
+    timed_out: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    use crate::exit::{Coded, INTERRUPTED, TIMEOUT};
+    match wait(ch, since, timeout) {
+        Waited::Changed => Ok(()),
+        Waited::TimedOut => Err(Coded(TIMEOUT, timed_out()).into()),
+        Waited::Interrupted => Err(Coded(INTERRUPTED, String::new()).into()),
+    }
+}
+
 /// How a wait ended.
-pub enum Waited {
+enum Waited {
     /// The generation moved past `since`.
     Changed,
     /// The timeout passed.
@@ -36,7 +52,7 @@ pub enum Waited {
 
 /// `Channel::wait_for_change` in slices of at most 100 ms, so that an interrupt is noticed
 /// promptly.
-pub fn wait(ch: &mmf::Channel, since: u64, timeout: Option<Duration>) -> Waited {
+fn wait(ch: &mmf::Channel, since: u64, timeout: Option<Duration>) -> Waited {
     install();
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {

@@ -3,8 +3,8 @@
 use mmf::{Channel, Location, Meta, Options, Tag};
 
 use crate::args::{OutFormat, ReadArgs};
-use crate::exit::{Coded, EMPTY, INTERRUPTED, INVALID_INPUT, TIMEOUT};
-use crate::interrupt::{self, Waited};
+use crate::exit::{Coded, EMPTY, INVALID_INPUT};
+use crate::interrupt;
 
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
@@ -18,17 +18,11 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     };
     if waiting {
         let since = a.after.unwrap_or_else(|| ch.generation());
-        match interrupt::wait(&ch, since, a.timeout) {
-            Waited::Changed => {}
-            Waited::TimedOut => {
-                return Err(Coded(
-                    TIMEOUT,
-                    format!("no value newer than generation {since} of '{location}' came within the timeout"),
-                )
-                .into())
-            }
-            Waited::Interrupted => return Err(Coded(INTERRUPTED, "interrupted".into()).into()),
-        }
+        interrupt::wait_or_exit(&ch, since, a.timeout, || {
+            format!(
+                "no value newer than generation {since} of '{location}' came within the timeout"
+            )
+        })?;
     }
     let (meta, bytes) = ch.read_raw()?;
     if meta.is_empty() {

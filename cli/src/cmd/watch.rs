@@ -6,8 +6,8 @@ use mmf::{Location, Tag};
 use serde_json::json;
 
 use crate::args::{OutFormat, WatchArgs};
-use crate::exit::{Coded, INTERRUPTED, TIMEOUT};
-use crate::interrupt::{self, Waited};
+use crate::exit::INTERRUPTED;
+use crate::interrupt;
 
 pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
@@ -21,16 +21,10 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
         }
-        match interrupt::wait(&ch, last, a.timeout) {
-            Waited::Changed => {}
-            Waited::TimedOut => {
-                break Err(Coded(
-                    TIMEOUT,
-                    format!("no new value on '{location}' within the timeout"),
-                )
-                .into())
-            }
-            Waited::Interrupted => break Err(Coded(INTERRUPTED, String::new()).into()),
+        if let Err(e) = interrupt::wait_or_exit(&ch, last, a.timeout, || {
+            format!("no new value on '{location}' within the timeout")
+        }) {
+            break Err(e);
         }
         let meta = ch.read_into(&mut buf)?;
         if meta.generation <= last {
