@@ -4,7 +4,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -49,9 +50,14 @@ pub struct Channel {
     /// never take one): `None` inside when none was free or the mapping is read-only.
     pin: OnceLock<Option<usize>>,
     pin_busy: AtomicBool,
+    /// How many more reads pin from their first attempt: set after a read that needed a retry.
+    eager_reads: AtomicU32,
     timeouts: Timeouts,
     wait_spin: Duration,
 }
+
+/// Reads that pin from their first attempt after one that had to retry.
+const EAGER_READS: u32 = 64;
 
 /// How to create or open a channel: capacity, pinned readers, permissions, checksums, timeouts.
 ///
@@ -371,6 +377,7 @@ impl Options {
             file,
             pin: OnceLock::new(),
             pin_busy: AtomicBool::new(false),
+            eager_reads: AtomicU32::new(0),
             timeouts: self.timeouts,
             wait_spin: self.wait_spin,
         }
@@ -481,10 +488,18 @@ impl Channel {
                 .swap(true, std::sync::atomic::Ordering::Acquire);
             pinned.then_some(e)
         };
-        let result = self.snap.read(take_pin, buf, &self.timeouts);
+        // After a read that had to retry (a writer overtook it), the next `EAGER_READS` reads pin
+        // at once instead of first losing an optimistic attempt; then optimism is tried again.
+        let eager = self.eager_reads.load(Relaxed);
+        let result = self.snap.read(take_pin, eager > 0, buf, &self.timeouts);
         if pinned {
             self.pin_busy
                 .store(false, std::sync::atomic::Ordering::Release);
+        }
+        match &result {
+            Ok(meta) if meta.retries > 0 => self.eager_reads.store(EAGER_READS, Relaxed),
+            _ if eager > 0 => self.eager_reads.store(eager - 1, Relaxed),
+            _ => {}
         }
         result
     }

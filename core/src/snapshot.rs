@@ -27,13 +27,16 @@
 //! Reads are optimistic first: the first attempt copies and validates without pinning (a pin is
 //! a store the writer's next scan has to fetch from the reader's core); only a failed attempt
 //! pins. With nobody overtaking (request/reply, or a slower writer) reads cost no pin traffic.
+//! A handle whose read needed a retry pins from the first attempt for its next reads
+//! (`Channel::read_into` keeps the count), so under a writer that publishes back-to-back a
+//! reader does not pay a failed optimistic attempt per snapshot.
 //!
 //! Every copy is still validated with the slot's seqlock stamp and the frame's generation
 //! (`seqlock.rs`): pinning makes retries rare, validation makes torn values impossible even when a
 //! peer ignores the protocol. A reader that cannot pin (a read-only mapping, or more readers than
-//! pin entries) reads by validation alone; because writers cycle through the free slots, the slot
-//! it copies is reused only after `R + 1` further publishes while no reader holds a pin, sooner
-//! when pinned slots are skipped (the copy is then retried).
+//! pin entries) reads by validation alone: writers take the lowest free slot, so the slot it
+//! copies can be rewritten from the second publish after the one that made it latest (the copy
+//! is then retried). That keeps the writer's footprint to two slots when nobody pins.
 //!
 //! Every bound is local: a reader gives up with `Contended` after a bounded time, every length is
 //! checked against the layout before it is used, and a slot index out of range is `Corrupt`.
@@ -277,11 +280,12 @@ impl Snapshot {
                 busy |= 1 << (p - 1);
             }
         }
-        // Cycle through free slots starting after the current one: the one chosen is the least
-        // recently written, which gives readers without pins the longest window.
-        let start = if cur < l.slots { cur + 1 } else { 0 };
+        // The lowest free slot: with nobody pinned, publishes alternate between slots 0 and 1, so
+        // the memory a writer fills is the memory its readers have just read (still in cache,
+        // like the single buffer of a plain hand-off) instead of cycling through all `R + 2`
+        // slots, whose footprint at 1 MiB values is 6 MiB a channel. The cost falls on unpinned
+        // copies, whose slot may now be reused by the next publish but one (see the module docs).
         let slot = (0..l.slots)
-            .map(|k| (start + k) % l.slots)
             .find(|&s| busy & (1 << s) == 0)
             .ok_or_else(|| Error::Corrupt {
                 name: self.name.clone(),
@@ -339,9 +343,12 @@ impl Snapshot {
     /// Copies the latest value into `buf` (replacing its contents). `pin` yields this handle's
     /// pin entry, if it has one; without one the read relies on validation alone. It is asked for this handle's pin entry only if the first, optimistic attempt fails, so
     /// the common read does no bookkeeping for it at all.
+    /// With `eager`, the pin is asked for before the first attempt (the caller has seen its
+    /// optimistic reads fail lately, under a writer that overtakes them).
     pub(crate) fn read(
         &self,
         pin: impl FnOnce() -> Option<usize>,
+        eager: bool,
         buf: &mut Vec<u8>,
         t: &Timeouts,
     ) -> Result<Meta> {
@@ -355,7 +362,7 @@ impl Snapshot {
             // overtaking us (the common case, e.g. a request/reply exchange) that saves the two
             // cache-line transfers a pin costs (our store, the writer's next scan). Only after a
             // failed attempt does the reader pin, which guarantees progress.
-            if retries == 1 {
+            if retries == u32::from(!eager) {
                 pin_word = pin
                     .take()
                     .and_then(|p| p())
