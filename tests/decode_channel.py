@@ -4,9 +4,11 @@
     python3 tests/decode_channel.py PATH
 
 Opens the channel file PATH read-only, validates its header (FORMAT.md section 9), reads the
-current value with the unpinned read protocol (section 10.1) and prints one JSON line:
+current value with the unpinned read protocol (section 10.1), and, when the header's inline area
+holds that value too (section 10.0), reads it from there as well and requires the two to agree.
+Prints one JSON line:
 
-    {"generation": G, "tag": T, "len": N, "payload_hex": "..."}
+    {"generation": G, "tag": T, "len": N, "payload_hex": "...", "inline": true|false}
 
 Exit status: 0 on success, 1 (with a message on stderr) if the file is not a valid channel, is
 corrupt, or no consistent value could be read; 2 on a usage error.
@@ -31,12 +33,12 @@ import zlib
 # --- constants from FORMAT.md ------------------------------------------------------------------
 
 MAGIC = struct.unpack("<Q", b"MMFCHAN\0")[0]
-VERSION = 1
+VERSION = 2
 KIND_SNAPSHOT = 1
 MAX_CAPACITY = 1 << 40
 MAX_READERS = 62
 LINE = 64
-MIN_FILE = 256  # four header lines
+MIN_FILE = 512  # eight header lines
 
 # Header word offsets (bytes).
 H_MAGIC = 0
@@ -48,7 +50,12 @@ H_SLOT_STRIDE = 40
 H_READERS = 48
 H_TOTAL_SIZE = 56
 H_KIND = 96
+H_FLAGS = 88
 H_LATEST = 128
+H_INLINE_DESC = 136  # buffer b: generation at 136 + 16 * b, length | tag << 32 after it
+H_INLINE_DATA = 192  # buffer b: data at 192 + 128 * b
+INLINE_CAPACITY = 128
+FLAG_CHECKSUM = 1
 
 # Frame word offsets (bytes, relative to the slot).
 F_SEQ = 0
@@ -98,7 +105,7 @@ def validate(mm, file_size):
     if readers > MAX_READERS:
         raise Invalid(f"corrupt header: {readers} readers (at most {MAX_READERS})")
     slots = readers + 2
-    header_size = 4 * LINE + LINE * readers
+    header_size = 8 * LINE + LINE * readers
     stride = LINE + roundup(capacity, LINE)
     total = header_size + slots * stride
     for name, off, want in (
@@ -161,6 +168,30 @@ def read_unpinned(mm, capacity, slots, header_size, stride):
     )
 
 
+def read_inline(mm, capacity, gen):
+    """The inline read of FORMAT.md section 10.0, for generation `gen`: (tag, payload), or None
+    when the inline buffer does not hold that generation's value."""
+    latest = u64(mm, H_LATEST)
+    if latest >> 8 != gen:
+        return None
+    # 2. Buffer gen % 2 must hold generation gen.
+    b = gen % 2
+    if u64(mm, H_INLINE_DESC + 16 * b) != gen:
+        return None
+    # 3. Length and tag, checked before use.
+    meta = u64(mm, H_INLINE_DESC + 16 * b + 8)
+    length, tag = meta & 0xFFFFFFFF, meta >> 32
+    if length > min(INLINE_CAPACITY, capacity) or tag > MAX_TAG:
+        return None
+    # 4. Copy.
+    start = H_INLINE_DATA + 128 * b
+    payload = mm[start:start + length]
+    # 5. Keep it only if latest did not move.
+    if u64(mm, H_LATEST) != latest:
+        return None
+    return tag, payload
+
+
 def decode(path):
     with open(path, "rb") as f:
         size = f.seek(0, 2)
@@ -176,9 +207,22 @@ def decode(path):
     try:
         geometry = validate(mm, size)
         gen, tag, payload = read_unpinned(mm, *geometry)
+        inline = False
+        if u64(mm, H_FLAGS) & FLAG_CHECKSUM == 0:
+            got = read_inline(mm, geometry[0], gen)
+            if got is not None:
+                if got != (tag, payload):
+                    raise Invalid(f"inline value {got} differs from the slot's {(tag, payload)}")
+                inline = True
     finally:
         mm.close()
-    return {"generation": gen, "tag": tag, "len": len(payload), "payload_hex": payload.hex()}
+    return {
+        "generation": gen,
+        "tag": tag,
+        "len": len(payload),
+        "payload_hex": payload.hex(),
+        "inline": inline,
+    }
 
 
 def main(argv):

@@ -48,6 +48,9 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
         assert_eq!(v["generation"], 1);
         assert_eq!(v["tag"], 2);
         assert_eq!(v["payload_hex"], "48656c6c6f20576f726c6421");
+        // Small values are inline too (the decoder checked both copies agree), except on
+        // checksummed channels, whose inline area is unused.
+        assert_eq!(v["inline"], !checksum);
         // A MessagePack value in another slot, then many more publishes cycling the slots.
         for i in 0..25u32 {
             ch.publish(&vec![i; 3]).unwrap();
@@ -59,6 +62,18 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
             (Some(26), Some(3))
         );
         assert_eq!(v["payload_hex"], "93181818", "fixarray of three 24s");
+        assert_eq!(v["inline"], !checksum);
+        // A value larger than the inline area is in its slot only.
+        let big = "y".repeat(200);
+        ch.publish_str(&big).unwrap();
+        let (ok, v, err) = decode(&path);
+        assert!(ok, "{err}");
+        assert_eq!(
+            (v["generation"].as_u64(), v["len"].as_u64()),
+            (Some(27), Some(200))
+        );
+        assert_eq!(v["payload_hex"], "79".repeat(200));
+        assert_eq!(v["inline"], false);
         drop(ch);
         Channel::remove_location(&loc).unwrap();
     }
@@ -76,7 +91,7 @@ fn the_decoder_refuses_what_mmf_refuses() {
     let good = std::fs::read(&path).unwrap();
     for (what, offset, value) in [
         ("magic", 0usize, 1u64),
-        ("version", 8, 2),
+        ("version", 8, 1),
         ("capacity", 24, 65),
     ] {
         let mut bad = good.clone();

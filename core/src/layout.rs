@@ -11,7 +11,7 @@ use crate::region::WORD;
 /// First 8 bytes of every mmf channel: `b"MMFCHAN\0"`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MMFCHAN\0");
 /// Layout version this build reads and writes.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 /// `kind` of a latest-value (snapshot) channel. A future ring/stream channel gets its own kind
 /// behind the same first 128 bytes.
 pub const KIND_SNAPSHOT: u64 = 1;
@@ -22,6 +22,9 @@ pub const MAX_READERS: usize = 62;
 /// Largest capacity of one value (1 TiB), far above any sane channel, low enough that no size
 /// computation can overflow.
 pub const MAX_CAPACITY: usize = 1 << 40;
+/// The bytes of slots a writer rotates through, at most (see `Layout::rotation`): about half of a
+/// typical L2 cache.
+pub(crate) const ROTATION_BYTES: usize = 256 * 1024;
 /// Cache line size used for padding.
 pub const LINE: usize = 64;
 const LINE_WORDS: usize = LINE / WORD;
@@ -41,17 +44,32 @@ pub(crate) const H_CREATED_NS: usize = 9;
 pub(crate) const H_CREATOR: usize = 10;
 pub(crate) const H_FLAGS: usize = 11;
 pub(crate) const H_KIND: usize = 12;
-// Line 2: what the writer publishes.
+// Line 2: `latest`, the word readers poll, and the inline buffers' descriptors; nothing else. A
+// writer stores to it only at the end of a publish (the descriptor, then `latest`) and never loads
+// from it, so a reader spinning on it takes the line from the writer once per publish.
 pub(crate) const H_LATEST: usize = 16;
+/// Inline buffer `b`'s descriptor: the generation whose value it holds (word
+/// `H_INLINE_GEN + 2 * b`) and that value's length (bits 0-31) and tag (bits 32-47) (the word
+/// after it).
+pub(crate) const H_INLINE_GEN: usize = 17;
+/// Lines 3-4 and 5-6: inline buffers 0 and 1, two lines each. Generation `g` goes to buffer
+/// `g % 2` when it is small enough.
+pub(crate) const H_INLINE_DATA: usize = 24;
+/// Values of up to this many bytes are also stored in the header, so that a reader that has seen
+/// `latest` change finds the value in one or two more lines instead of a frame line and payload.
+pub const INLINE_CAPACITY: usize = 2 * LINE;
+// Line 7: the writers' line: exclusion, and what only writers (and rare waiters) touch.
+pub(crate) const H_LOCK: usize = 56;
+pub(crate) const H_RECOVERIES: usize = 57;
+/// The writers' own copy of `latest`, stored right after it under the lock: the next writer reads
+/// this instead of `latest`, whose line is in the readers' caches.
+pub(crate) const H_WRITTEN: usize = 58;
+pub(crate) const H_LAST_WRITER: usize = 59;
 /// Number of handles blocked in `wait_for_change`; a writer issues a futex wake only when it is
 /// not zero.
-pub(crate) const H_WAITERS: usize = 17;
-pub(crate) const H_LAST_WRITER: usize = 18;
-// Line 3: writer exclusion.
-pub(crate) const H_LOCK: usize = 24;
-pub(crate) const H_RECOVERIES: usize = 25;
+pub(crate) const H_WAITERS: usize = 60;
 /// First word of the reader-pin table: one cache line per entry, `owner` then `pinned`.
-pub(crate) const H_PINS: usize = 32;
+pub(crate) const H_PINS: usize = 64;
 pub(crate) const PIN_OWNER: usize = 0;
 pub(crate) const PIN_SLOT: usize = 1;
 /// How many of the entry owner's threads are counted in `H_WAITERS` (so that the count can be
@@ -95,6 +113,11 @@ pub(crate) struct Layout {
     pub header_bytes: usize,
     pub stride_bytes: usize,
     pub total_bytes: usize,
+    /// How many slots a writer rotates through (the lowest ones not pinned): as many as fit in
+    /// [`ROTATION_BYTES`], at least 2, at most all. Correctness needs only that a writer never
+    /// picks `latest` or a pinned slot; this is a policy, trading an unpinned copy's window (it is
+    /// rewritten after `rotation - 1` publishes) against the cache footprint of the writes.
+    pub rotation: usize,
 }
 
 fn round_up(n: usize, to: usize) -> usize {
@@ -125,6 +148,7 @@ impl Layout {
             header_bytes,
             stride_bytes,
             total_bytes,
+            rotation: (ROTATION_BYTES / stride_bytes).clamp(2, slots),
         })
     }
 
@@ -154,6 +178,26 @@ impl Layout {
             }
         }
         Ok(l)
+    }
+
+    /// Largest value a writer also stores inline in the header (0 on checksummed channels, whose
+    /// inline area is unused: it has no room for the checksum).
+    pub(crate) fn inline_max(&self, checksum: bool) -> usize {
+        if checksum {
+            0
+        } else {
+            INLINE_CAPACITY.min(self.capacity)
+        }
+    }
+
+    /// Word index of inline buffer `b`'s descriptor (generation; the length and tag follow).
+    pub(crate) fn inline_desc(b: usize) -> usize {
+        H_INLINE_GEN + 2 * b
+    }
+
+    /// Word index of inline buffer `b`'s first data word.
+    pub(crate) fn inline_data(b: usize) -> usize {
+        H_INLINE_DATA + b * INLINE_CAPACITY / WORD
     }
 
     /// Word index of reader entry `e`'s field.
@@ -192,15 +236,27 @@ mod tests {
     fn layout_matches_format_md() {
         assert_eq!(&MAGIC.to_le_bytes(), b"MMFCHAN\0");
         let l = Layout::new(1000, 4).unwrap();
-        assert_eq!(l.header_bytes, 256 + 4 * 64);
+        assert_eq!(VERSION, 2);
+        assert_eq!(l.header_bytes, 512 + 4 * 64);
         assert_eq!(l.slots, 6);
         assert_eq!(l.stride_bytes, 64 + 1024);
-        assert_eq!(l.total_bytes, 512 + 6 * 1088);
-        assert_eq!(l.slot(0, F_SEQ) * 8, 512);
-        assert_eq!(l.slot(1, F_PAYLOAD) * 8, 512 + 1088 + 64);
-        assert_eq!(l.pin(3, PIN_SLOT) * 8, 256 + 3 * 64 + 8);
+        assert_eq!(l.total_bytes, 768 + 6 * 1088);
+        assert_eq!(l.slot(0, F_SEQ) * 8, 768);
+        assert_eq!(l.slot(1, F_PAYLOAD) * 8, 768 + 1088 + 64);
+        assert_eq!(l.pin(3, PIN_SLOT) * 8, 512 + 3 * 64 + 8);
         assert_eq!(H_LATEST * 8, 128);
-        assert_eq!(H_LOCK * 8, 192);
+        assert_eq!(Layout::inline_desc(0) * 8, 136);
+        assert_eq!(Layout::inline_desc(1) * 8, 152);
+        assert_eq!(Layout::inline_data(0) * 8, 192);
+        assert_eq!(Layout::inline_data(1) * 8, 320);
+        assert_eq!(INLINE_CAPACITY, 128);
+        assert_eq!(H_LOCK * 8, 448);
+        assert_eq!(H_WRITTEN * 8, 464);
+        assert_eq!(H_LAST_WRITER * 8, 472);
+        assert_eq!(H_WAITERS * 8, 480);
+        assert_eq!(l.inline_max(false), 128);
+        assert_eq!(l.inline_max(true), 0);
+        assert_eq!(Layout::new(40, 0).unwrap().inline_max(false), 40);
         assert_eq!(pack_latest(5, 3), (5 << 8) | 3);
         assert_eq!(
             split_latest(pack_latest(u64::MAX >> 8, 255)),

@@ -13,19 +13,25 @@ use crate::snapshot::{Snapshot, Timeouts};
 
 const WRITER: u64 = 1;
 const READER: u64 = 2;
-/// Two words, so a torn copy (one word old, one new) is observable.
+/// Two words, so a torn copy (one word old, one new) is observable. Small enough to be stored
+/// inline as well, so reads go through the inline copy first.
 const LEN: usize = 16;
 
 fn channel(readers: usize) -> Arc<Snapshot> {
+    channel_with(readers, false)
+}
+
+/// With `checksum`, the inline area is unused and every read copies a slot.
+fn channel_with(readers: usize, checksum: bool) -> Arc<Snapshot> {
     let layout = Layout::new(LEN, readers).unwrap();
     let region = Region::anonymous(layout.total_bytes).unwrap();
     let snap = Snapshot {
         region,
         layout,
-        checksum: false,
+        checksum,
         name: "loom".into(),
     };
-    snap.init(0, 1, 0, 0);
+    snap.init(u64::from(checksum), 1, 0, 0);
     Arc::new(snap)
 }
 
@@ -85,6 +91,25 @@ fn loom_unpinned_reader_sees_whole_values() {
         check(&s, None);
         t.join().unwrap();
     });
+}
+
+#[test]
+fn loom_slot_reads_see_whole_values() {
+    // The same two readers on a checksummed channel, whose values are never inline: the slot
+    // protocol alone, pinned and unpinned.
+    for pinned in [true, false] {
+        loom::model(move || {
+            let s = channel_with(usize::from(pinned), true);
+            let w = s.clone();
+            let t = thread::spawn(move || {
+                publish(&w, WRITER, 1);
+                publish(&w, WRITER, 2);
+            });
+            let pin = if pinned { s.claim_pin(READER) } else { None };
+            check(&s, pin);
+            t.join().unwrap();
+        });
+    }
 }
 
 #[test]

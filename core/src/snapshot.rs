@@ -34,9 +34,10 @@
 //! Every copy is still validated with the slot's seqlock stamp and the frame's generation
 //! (`seqlock.rs`): pinning makes retries rare, validation makes torn values impossible even when a
 //! peer ignores the protocol. A reader that cannot pin (a read-only mapping, or more readers than
-//! pin entries) reads by validation alone: writers take the lowest free slot, so the slot it
-//! copies can be rewritten from the second publish after the one that made it latest (the copy
-//! is then retried). That keeps the writer's footprint to two slots when nobody pins.
+//! pin entries) reads by validation alone: writers rotate through the lowest unpinned slots (all of
+//! them for small values, fewer for large ones, see `Layout::rotation`), so the slot it copies is
+//! reused only after `rotation - 1` further publishes, sooner when pinned slots are skipped (the
+//! copy is then retried).
 //!
 //! Every bound is local: a reader gives up with `Contended` after a bounded time, every length is
 //! checked against the layout before it is used, and a slot index out of range is `Corrupt`.
@@ -105,6 +106,7 @@ impl Snapshot {
         w(H_FLAGS, flags);
         w(H_KIND, KIND_SNAPSHOT);
         w(H_LATEST, pack_latest(0, 0));
+        w(H_WRITTEN, pack_latest(0, 0));
         w(H_VERSION, VERSION);
         self.region.word(H_MAGIC).store(MAGIC, Ordering::Release);
     }
@@ -241,12 +243,13 @@ impl Snapshot {
             });
         }
         let lock_word = self.region.word(H_LOCK);
-        match lock::acquire(lock_word, token, t.lock) {
-            Ok(false) => {}
+        let recovered = match lock::acquire(lock_word, token, t.lock) {
+            Ok(false) => false,
             Ok(true) => {
                 self.region
                     .word(H_RECOVERIES)
                     .fetch_add(1, Ordering::Relaxed);
+                true
             }
             Err(busy) => {
                 return Err(Error::Contended {
@@ -255,42 +258,42 @@ impl Snapshot {
                     waited_ms: busy.waited.as_millis() as u64,
                 })
             }
-        }
+        };
         // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
         let _guard = LockGuard(lock_word);
-        self.publish_locked(tag, u64::from(os::token_pid(token)), fill)
+        self.publish_locked(tag, u64::from(os::token_pid(token)), recovered, fill)
     }
 
-    fn publish_locked<F>(&self, tag: Tag, pid: u64, fill: F) -> Result<u64>
+    fn publish_locked<F>(&self, tag: Tag, pid: u64, recovered: bool, fill: F) -> Result<u64>
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
         let l = &self.layout;
         let latest_word = self.region.word(H_LATEST);
-        // We hold the lock, so this is the value the previous writer committed (its Release
-        // unlock synchronised with our lock).
-        let (gen, cur) = split_latest(latest_word.load(Ordering::Relaxed));
-        let mut busy: u64 = 0;
-        if cur < l.slots {
-            busy |= 1 << cur;
-        }
+        let written = self.region.word(H_WRITTEN);
+        // We hold the lock, so `written` is the `latest` the previous writer committed (both are
+        // stored under the lock, and its Release unlock synchronised with our lock). It lives on
+        // the writers' line, which readers never touch, so reading it costs no cache miss, where
+        // `latest` itself would have to come back from the readers polling it. A writer that died
+        // between the two stores left `written` behind `latest`; the lock was then recovered, and
+        // `latest` is read instead.
+        let prev = if recovered {
+            latest_word.load(Ordering::Relaxed)
+        } else {
+            written.load(Ordering::Relaxed)
+        };
+        let (gen, cur) = split_latest(prev);
+        let mut pinned: u64 = 0;
         for e in 0..l.readers {
             let p = self.region.word(l.pin(e, PIN_SLOT)).load(Ordering::SeqCst);
             if (1..=l.slots as u64).contains(&p) {
-                busy |= 1 << (p - 1);
+                pinned |= 1 << (p - 1);
             }
         }
-        // The lowest free slot: with nobody pinned, publishes alternate between slots 0 and 1, so
-        // the memory a writer fills is the memory its readers have just read (still in cache,
-        // like the single buffer of a plain hand-off) instead of cycling through all `R + 2`
-        // slots, whose footprint at 1 MiB values is 6 MiB a channel. The cost falls on unpinned
-        // copies, whose slot may now be reused by the next publish but one (see the module docs).
-        let slot = (0..l.slots)
-            .find(|&s| busy & (1 << s) == 0)
-            .ok_or_else(|| Error::Corrupt {
-                name: self.name.clone(),
-                what: "every slot is pinned, more pins than reader entries".into(),
-            })?;
+        let slot = choose_slot(l.slots, l.rotation, cur, pinned).ok_or_else(|| Error::Corrupt {
+            name: self.name.clone(),
+            what: "every slot is pinned, more pins than reader entries".into(),
+        })?;
         let seq = self.region.word(l.slot(slot, F_SEQ));
         let odd = seqlock::begin_write(seq);
         let mut w = SlotWriter::new(
@@ -322,22 +325,79 @@ impl Snapshot {
         f(F_TAG, u64::from(tag.0));
         f(F_CRC, crc.map_or(0, |c| CRC_PRESENT | u64::from(c)));
         seqlock::end_write(seq, odd);
-        // `last_writer` shares the cache line that readers spin on: write it only when it changes,
-        // and before `latest`, so that a reader that has just fetched the line for the new
-        // `latest` does not lose it again to a second store.
-        let last_writer = self.region.word(H_LAST_WRITER);
-        if last_writer.load(Ordering::Relaxed) != pid {
-            last_writer.store(pid, Ordering::Relaxed);
+        if len <= l.inline_max(self.checksum) {
+            self.store_inline(slot, next, len, tag);
         }
-        latest_word.store(pack_latest(next, slot), Ordering::SeqCst);
+        let latest = pack_latest(next, slot);
+        latest_word.store(latest, Ordering::SeqCst);
+        written.store(latest, Ordering::Relaxed);
+        self.region
+            .word(H_LAST_WRITER)
+            .store(pid, Ordering::Relaxed);
         // Waiters raise the count before they check `latest` and park; both sides are SeqCst, so
         // either the waiter sees the new `latest` or this load sees the waiter (no lost wake-up).
-        // With nobody waiting, this load of a word on the line just written is the whole cost.
+        // With nobody waiting, this load of a word on the writers' own line is the whole cost.
         #[cfg(not(loom))]
         if self.region.word(H_WAITERS).load(Ordering::SeqCst) != 0 {
             os::wake_all(latest_word);
         }
         Ok(next)
+    }
+
+    /// Copies the value just completed in `slot` (generation `gen`, `len <= INLINE_CAPACITY`
+    /// bytes) into inline buffer `gen % 2` and its descriptor, before `latest` names `gen`.
+    ///
+    /// Double buffering instead of a stamp: while `latest` is `g`, writers touch only buffer
+    /// `(g + 1) % 2`; the buffer of `g` is rewritten only by the publish of `g + 2`, which starts
+    /// after `latest` became `g + 1`. So a reader that copies buffer `g % 2` and then still finds
+    /// `latest == g` has a clean copy: if any of its loads had read a store of that later publish,
+    /// the Release fence below (which follows that publish's lock acquisition, hence the store of
+    /// `g + 1`) would synchronise with the reader's Acquire fence, and its reload of `latest`
+    /// would see `g + 1` or later. Neither side stores to the line readers spin on until the end.
+    fn store_inline(&self, slot: usize, gen: u64, len: usize, tag: Tag) {
+        crate::sync::fence(Ordering::Release);
+        let b = (gen % 2) as usize;
+        let from = self.layout.slot(slot, F_PAYLOAD);
+        let to = Layout::inline_data(b);
+        for i in 0..len.div_ceil(WORD) {
+            let v = self.region.word(from + i).load(Ordering::Relaxed);
+            self.region.word(to + i).store(v, Ordering::Relaxed);
+        }
+        let desc = Layout::inline_desc(b);
+        self.region.word(desc).store(gen, Ordering::Relaxed);
+        self.region
+            .word(desc + 1)
+            .store(len as u64 | u64::from(tag.0) << 32, Ordering::Relaxed);
+    }
+
+    /// One validated copy of generation `gen`'s value from its inline buffer (`latest` was
+    /// `latest` when the caller loaded it, with Acquire): `None` when the buffer holds another
+    /// generation (large values, checksummed channels) or `latest` moved on during the copy, in
+    /// which case the caller copies the slot instead.
+    fn copy_inline(&self, latest: u64, gen: u64, buf: &mut Vec<u8>) -> Option<Meta> {
+        let max = self.layout.inline_max(self.checksum);
+        if max == 0 {
+            return None;
+        }
+        let b = (gen % 2) as usize;
+        let desc = Layout::inline_desc(b);
+        if self.region.word(desc).load(Ordering::Relaxed) != gen {
+            return None;
+        }
+        let meta = self.region.word(desc + 1).load(Ordering::Relaxed);
+        let (len, tag) = ((meta & 0xffff_ffff) as usize, meta >> 32);
+        if len > max || tag > u64::from(u16::MAX) {
+            // Garbage or a mix of two publishes; the slot has the value (and its own checks).
+            return None;
+        }
+        self.region.copy_out(Layout::inline_data(b), len, buf);
+        crate::sync::fence(Ordering::Acquire);
+        (self.region.word(H_LATEST).load(Ordering::Relaxed) == latest).then_some(Meta {
+            generation: gen,
+            tag: Tag(tag as u16),
+            len,
+            retries: 0,
+        })
     }
 
     /// Copies the latest value into `buf` (replacing its contents). `pin` yields this handle's
@@ -378,15 +438,21 @@ impl Snapshot {
                             self.layout.slots
                         ))
                     } else {
-                        // The pin stays in place after a read (it costs the entry one slot, which the
-                        // R + 2 slots provide for), so a reader that finds the same latest slot again
-                        // writes nothing: no cache-line transfer to the writer's next pin scan.
-                        // Our own earlier SeqCst store of the same value still precedes the reload
-                        // below in the total order, which is all the argument above needs.
-                        if pw.load(Ordering::Relaxed) != slot as u64 + 1 {
-                            pw.store(slot as u64 + 1, Ordering::SeqCst);
+                        match self.first_try_inline(retries, l, buf) {
+                            Some(done) => done,
+                            None => {
+                                // The pin stays in place after a read (it costs the entry one
+                                // slot, which the R + 2 slots provide for), so a reader that finds
+                                // the same latest slot again writes nothing: no cache-line transfer
+                                // to the writer's next pin scan. Our own earlier SeqCst store of the
+                                // same value still precedes the reload below in the total order,
+                                // which is all the argument above needs.
+                                if pw.load(Ordering::Relaxed) != slot as u64 + 1 {
+                                    pw.store(slot as u64 + 1, Ordering::SeqCst);
+                                }
+                                self.copy_slot(slot, gen, buf)
+                            }
                         }
-                        self.copy_slot(slot, gen, buf)
                     }
                 }
                 None => {
@@ -399,7 +465,8 @@ impl Snapshot {
                             self.layout.slots
                         ))
                     } else {
-                        self.copy_slot(slot, gen, buf)
+                        self.first_try_inline(retries, l, buf)
+                            .unwrap_or_else(|| self.copy_slot(slot, gen, buf))
                     }
                 }
             };
@@ -429,6 +496,19 @@ impl Snapshot {
             }
             spin_hint(retries);
         }
+    }
+
+    /// The inline copy, tried once per read, on its first pass: a small value is then read from
+    /// the two header lines that also hold `latest`. When it is not there or was overtaken, the
+    /// read goes on to the slot with the same `latest` (still a value that was latest during the
+    /// read), so a failed inline copy costs no retry.
+    #[inline]
+    fn first_try_inline(&self, retries: u32, latest: u64, buf: &mut Vec<u8>) -> Option<Attempt> {
+        if retries != 0 {
+            return None;
+        }
+        self.copy_inline(latest, split_latest(latest).0, buf)
+            .map(Attempt::Done)
     }
 
     /// One validated copy of `slot`, expected to hold generation `gen`.
@@ -470,6 +550,45 @@ impl Snapshot {
             retries: 0,
         })
     }
+}
+
+/// The slot a writer fills next, given the current one (`cur`, possibly out of range in a damaged
+/// header) and the mask of pinned slots: never `cur`, never a pinned slot, `None` if every slot is
+/// one of those (impossible with at most `R` pins among `R + 2` slots).
+///
+/// It rotates through the lowest `rotation` slots that are not pinned, starting after `cur`. A
+/// wide rotation gives an unpinned copy the longest window before its slot is rewritten; a narrow
+/// one keeps the writer filling memory its readers have just read, still in cache.
+/// `Layout::rotation` sizes it to a cache budget: all slots for small values, two (alternating)
+/// for values of 128 KiB and more, whose six slots would otherwise make a working set of
+/// megabytes. Bit arithmetic only: this runs on every publish.
+#[inline]
+fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option<usize> {
+    let all = u64::MAX >> (64 - slots);
+    let cur_bit = if cur < slots { 1u64 << cur } else { 0 };
+    let busy = pinned | cur_bit;
+    // The rotation: the lowest `rotation` slots among the unpinned ones and `cur`.
+    let mut eligible = (all & !pinned) | cur_bit;
+    let mut members = 0u64;
+    for _ in 0..rotation {
+        let low = eligible & eligible.wrapping_neg();
+        members |= low;
+        eligible ^= low;
+    }
+    let free = members & !busy;
+    let upto_cur = if cur < slots {
+        (2u64 << cur).wrapping_sub(1)
+    } else {
+        0
+    };
+    let pick = if free & !upto_cur != 0 {
+        free & !upto_cur
+    } else if free != 0 {
+        free
+    } else {
+        all & !busy
+    };
+    (pick != 0).then(|| pick.trailing_zeros() as usize)
 }
 
 /// Releases the writer lock when dropped.
@@ -614,5 +733,55 @@ impl io::Write for SlotWriter<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::choose_slot;
+
+    #[test]
+    fn the_chosen_slot_is_never_current_or_pinned_and_exists_when_one_is_free() {
+        for slots in 2..=8usize {
+            for rotation in 2..=slots {
+                for cur in 0..slots + 2 {
+                    for pinned in 0..1u64 << slots {
+                        let busy = pinned | if cur < slots { 1 << cur } else { 0 };
+                        let got = choose_slot(slots, rotation, cur, pinned);
+                        match got {
+                            Some(s) => {
+                                assert!(s < slots && s != cur && pinned & (1 << s) == 0);
+                            }
+                            None => assert_eq!(busy.count_ones() as usize, slots),
+                        }
+                    }
+                }
+            }
+        }
+        let full = choose_slot(64, 64, 3, !(1 << 3));
+        assert_eq!(full, None, "64 slots, all busy");
+        assert_eq!(
+            choose_slot(64, 64, 63, 0),
+            Some(0),
+            "wraps from the last of 64"
+        );
+    }
+
+    #[test]
+    fn writers_rotate_through_the_lowest_unpinned_slots() {
+        let run = |slots, rotation, pinned, n| {
+            let mut cur = 0;
+            (0..n)
+                .map(|_| {
+                    cur = choose_slot(slots, rotation, cur, pinned).unwrap();
+                    cur
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(6, 6, 0, 7), [1, 2, 3, 4, 5, 0, 1]);
+        assert_eq!(run(6, 2, 0, 4), [1, 0, 1, 0]);
+        assert_eq!(run(6, 3, 0, 4), [1, 2, 0, 1]);
+        // Slot 1 pinned: the rotation of three is 0, 2, 3.
+        assert_eq!(run(6, 3, 0b10, 4), [2, 3, 0, 2]);
     }
 }

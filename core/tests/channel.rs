@@ -255,7 +255,7 @@ fn info_describes_the_header_and_current_value() {
         assert!(info.creator_alive);
         assert_eq!(info.last_writer_pid, Some(std::process::id()));
         assert!(info.checksum);
-        assert_eq!(info.size_bytes, (256 + 3 * 64 + 5 * (64 + 1024)) as u64);
+        assert_eq!(info.size_bytes, (512 + 3 * 64 + 5 * (64 + 1024)) as u64);
         if kind != "heap" {
             assert_eq!(std::fs::metadata(s.path()).unwrap().len(), info.size_bytes);
         }
@@ -515,40 +515,71 @@ fn an_uninitialised_channel_is_reported_as_such() {
 
 /// Offsets for a 64-byte channel with the default 4 readers (see docs/FORMAT.md).
 const LATEST: usize = 128;
-const SLOT0: usize = 256 + 4 * 64;
+const SLOT0: usize = 512 + 4 * 64;
+/// Inline buffer 1's descriptor: the generation it holds, then length and tag.
+const INLINE1: usize = 152;
+
+/// Opens the test channel (value "fine", generation 1) damaged by `f`, with generation 1's inline
+/// copy disowned, so that reads must go to the slot.
+fn open_damaged_slot(f: impl FnOnce(&mut Vec<u8>)) -> Result<Channel, Error> {
+    open_damaged(|b| {
+        put_u64(b, INLINE1, 0);
+        f(b)
+    })
+}
+
+#[test]
+fn a_damaged_inline_copy_is_ignored_for_the_slot() {
+    // The slot is authoritative; an inline descriptor that makes no sense sends reads there.
+    for (offset, v) in [
+        (INLINE1 + 8, 129 | 2 << 32), // length beyond the inline capacity
+        (INLINE1 + 8, 4 | 1 << 50),   // tag beyond 16 bits
+        (INLINE1, 77),                // another generation
+    ] {
+        let ch = open_damaged(|b| put_u64(b, offset, v)).unwrap();
+        assert_eq!(ch.read_raw().unwrap().1, b"fine", "{offset} {v:#x}");
+    }
+    // Damage the slot too and the read reports the slot's corruption.
+    let ch = open_damaged(|b| {
+        put_u64(b, INLINE1 + 8, 1 << 31);
+        put_u64(b, SLOT0 + 128 + 16, 1 << 40);
+    })
+    .unwrap();
+    assert!(matches!(ch.read_raw().unwrap_err(), Error::Corrupt { .. }));
+}
 
 #[test]
 fn corrupt_frames_are_errors_on_read_not_panics() {
     // The value "fine" went to slot 1 (generation 1); break its frame in several ways.
     let stride = 64 + 64;
     let frame = SLOT0 + stride;
-    let ch = open_damaged(|b| put_u64(b, frame + 16, 1 << 40)).unwrap();
+    let ch = open_damaged_slot(|b| put_u64(b, frame + 16, 1 << 40)).unwrap();
     let err = ch.read_raw().unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "length: {err}");
-    let ch = open_damaged(|b| put_u64(b, frame + 24, 1 << 20)).unwrap();
+    let ch = open_damaged_slot(|b| put_u64(b, frame + 24, 1 << 20)).unwrap();
     assert!(
         matches!(ch.read_raw().unwrap_err(), Error::Corrupt { .. }),
         "tag"
     );
-    let ch = open_damaged(|b| put_u64(b, LATEST, (1 << 8) | 200)).unwrap();
+    let ch = open_damaged_slot(|b| put_u64(b, LATEST, (1 << 8) | 200)).unwrap();
     assert!(
         matches!(ch.read_raw().unwrap_err(), Error::Corrupt { .. }),
         "slot index"
     );
     // A stamp stuck odd (a writer died mid-frame in the latest slot, which a correct writer never
     // does) or a generation that never matches: bounded retries, then Contended.
-    let ch = open_damaged(|b| put_u64(b, frame, 3)).unwrap();
+    let ch = open_damaged_slot(|b| put_u64(b, frame, 3)).unwrap();
     assert!(
         matches!(ch.read_raw().unwrap_err(), Error::Contended { .. }),
         "odd stamp"
     );
-    let ch = open_damaged(|b| put_u64(b, frame + 8, 77)).unwrap();
+    let ch = open_damaged_slot(|b| put_u64(b, frame + 8, 77)).unwrap();
     assert!(
         matches!(ch.read_raw().unwrap_err(), Error::Contended { .. }),
         "generation"
     );
     // And a writer still publishes over the damage.
-    let ch = open_damaged(|b| put_u64(b, frame + 16, 1 << 40)).unwrap();
+    let ch = open_damaged_slot(|b| put_u64(b, frame + 16, 1 << 40)).unwrap();
     ch.publish_raw(Tag::TEXT, b"repaired").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"repaired");
 }
@@ -557,8 +588,8 @@ fn corrupt_frames_are_errors_on_read_not_panics() {
 fn garbage_pins_do_not_stop_writers() {
     let ch = open_damaged(|b| {
         for e in 0..4 {
-            put_u64(b, 256 + e * 64, u64::MAX); // owner: a pid that cannot exist
-            put_u64(b, 256 + e * 64 + 8, 1 + e as u64 % 3); // pins on slots
+            put_u64(b, 512 + e * 64, u64::MAX); // owner: a pid that cannot exist
+            put_u64(b, 512 + e * 64 + 8, 1 + e as u64 % 3); // pins on slots
         }
     })
     .unwrap();
@@ -595,7 +626,7 @@ fn a_checksum_mismatch_is_corrupt() {
 
 #[test]
 fn a_dead_writers_lock_is_recovered() {
-    let ch = open_damaged(|b| put_u64(b, 192, u64::from(u32::MAX - 7))).unwrap();
+    let ch = open_damaged(|b| put_u64(b, 448, u64::from(u32::MAX - 7))).unwrap();
     ch.publish_raw(Tag::TEXT, b"after recovery").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"after recovery");
     assert_eq!(ch.info().writer_recoveries, 1);
@@ -642,7 +673,7 @@ fn a_live_lock_holder_makes_publish_contended_not_hung() {
     let mut bytes = std::fs::read(s.path()).unwrap();
     // Our own pid and start time: alive, so it must not be stolen.
     let me = std::process::id();
-    put_u64(&mut bytes, 192, u64::from(me) | (proc_start(me) << 32));
+    put_u64(&mut bytes, 448, u64::from(me) | (proc_start(me) << 32));
     std::fs::write(s.path(), &bytes).unwrap();
     let ch = Options::new()
         .lock_timeout(Duration::from_millis(30))
