@@ -208,6 +208,12 @@ def decode(path):
         geometry = validate(mm, size)
         gen, tag, payload = read_unpinned(mm, *geometry)
         inline = False
+        # The descriptor of the latest generation, when there is one, must agree with the slot.
+        desc = H_INLINE_DESC + 16 * (gen % 2)
+        if u64(mm, desc) == gen and u64(mm, H_LATEST) >> 8 == gen:
+            meta = u64(mm, desc + 8)
+            if (meta & 0xFFFFFFFF, meta >> 32) != (len(payload), tag):
+                raise Invalid(f"descriptor {meta:#x} disagrees with the slot ({len(payload)}, {tag})")
         if u64(mm, H_FLAGS) & FLAG_CHECKSUM == 0:
             got = read_inline(mm, geometry[0], gen)
             if got is not None:

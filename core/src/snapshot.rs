@@ -325,9 +325,7 @@ impl Snapshot {
         f(F_TAG, u64::from(tag.0));
         f(F_CRC, crc.map_or(0, |c| CRC_PRESENT | u64::from(c)));
         seqlock::end_write(seq, odd);
-        if len <= l.inline_max(self.checksum) {
-            self.store_inline(slot, next, len, tag);
-        }
+        self.store_descriptor(slot, next, len, tag);
         let latest = pack_latest(next, slot);
         latest_word.store(latest, Ordering::SeqCst);
         written.store(latest, Ordering::Relaxed);
@@ -344,24 +342,29 @@ impl Snapshot {
         Ok(next)
     }
 
-    /// Copies the value just completed in `slot` (generation `gen`, `len <= INLINE_CAPACITY`
-    /// bytes) into inline buffer `gen % 2` and its descriptor, before `latest` names `gen`.
+    /// Describes generation `gen` (just completed in `slot`) in descriptor `gen % 2` of the polled
+    /// line, and, if the value is small enough, copies it into inline buffer `gen % 2`, before
+    /// `latest` names `gen`. A reader then learns the value's length and tag from the line that
+    /// told it `latest`, and can start copying at once instead of first fetching the frame line.
     ///
-    /// Double buffering instead of a stamp: while `latest` is `g`, writers touch only buffer
-    /// `(g + 1) % 2`; the buffer of `g` is rewritten only by the publish of `g + 2`, which starts
-    /// after `latest` became `g + 1`. So a reader that copies buffer `g % 2` and then still finds
-    /// `latest == g` has a clean copy: if any of its loads had read a store of that later publish,
-    /// the Release fence below (which follows that publish's lock acquisition, hence the store of
-    /// `g + 1`) would synchronise with the reader's Acquire fence, and its reload of `latest`
-    /// would see `g + 1` or later. Neither side stores to the line readers spin on until the end.
-    fn store_inline(&self, slot: usize, gen: u64, len: usize, tag: Tag) {
+    /// Double buffering instead of a stamp: while `latest` is `g`, writers touch only descriptor
+    /// and buffer `(g + 1) % 2`; those of `g` are rewritten only by the publish of `g + 2`, which
+    /// starts after `latest` became `g + 1`. So a reader that copies buffer `g % 2` and then still
+    /// finds `latest == g` has a clean copy: if any of its loads had read a store of that later
+    /// publish, the Release fence below (which follows that publish's lock acquisition, hence the
+    /// store of `g + 1`) would synchronise with the reader's Acquire fence, and its reload of
+    /// `latest` would see `g + 1` or later. A descriptor used only as a length for a slot copy
+    /// needs no such argument: the slot's own frame, read under its stamp, must agree with it.
+    fn store_descriptor(&self, slot: usize, gen: u64, len: usize, tag: Tag) {
         crate::sync::fence(Ordering::Release);
         let b = (gen % 2) as usize;
-        let from = self.layout.slot(slot, F_PAYLOAD);
-        let to = Layout::inline_data(b);
-        for i in 0..len.div_ceil(WORD) {
-            let v = self.region.word(from + i).load(Ordering::Relaxed);
-            self.region.word(to + i).store(v, Ordering::Relaxed);
+        if len <= self.layout.inline_max(self.checksum) {
+            let from = self.layout.slot(slot, F_PAYLOAD);
+            let to = Layout::inline_data(b);
+            for i in 0..len.div_ceil(WORD) {
+                let v = self.region.word(from + i).load(Ordering::Relaxed);
+                self.region.word(to + i).store(v, Ordering::Relaxed);
+            }
         }
         let desc = Layout::inline_desc(b);
         self.region.word(desc).store(gen, Ordering::Relaxed);
@@ -370,31 +373,37 @@ impl Snapshot {
             .store(len as u64 | u64::from(tag.0) << 32, Ordering::Relaxed);
     }
 
-    /// One validated copy of generation `gen`'s value from its inline buffer (`latest` was
-    /// `latest` when the caller loaded it, with Acquire): `None` when the buffer holds another
-    /// generation (large values, checksummed channels) or `latest` moved on during the copy, in
-    /// which case the caller copies the slot instead.
-    fn copy_inline(&self, latest: u64, gen: u64, buf: &mut Vec<u8>) -> Option<Meta> {
-        let max = self.layout.inline_max(self.checksum);
-        if max == 0 {
-            return None;
-        }
-        let b = (gen % 2) as usize;
-        let desc = Layout::inline_desc(b);
+    /// Length and tag of generation `gen`'s value, as its descriptor on the polled line states
+    /// them, if that descriptor is `gen`'s and in range (a hint: callers validate it).
+    #[inline]
+    fn descriptor(&self, gen: u64) -> Option<(usize, Tag)> {
+        let desc = Layout::inline_desc((gen % 2) as usize);
         if self.region.word(desc).load(Ordering::Relaxed) != gen {
             return None;
         }
         let meta = self.region.word(desc + 1).load(Ordering::Relaxed);
         let (len, tag) = ((meta & 0xffff_ffff) as usize, meta >> 32);
-        if len > max || tag > u64::from(u16::MAX) {
-            // Garbage or a mix of two publishes; the slot has the value (and its own checks).
-            return None;
-        }
-        self.region.copy_out(Layout::inline_data(b), len, buf);
+        (len <= self.layout.capacity && tag <= u64::from(u16::MAX))
+            .then_some((len, Tag(tag as u16)))
+    }
+
+    /// One validated copy of generation `gen`'s value (`len` bytes, tagged `tag`, small enough to
+    /// be inline) from inline buffer `gen % 2`; `latest` is what the caller loaded, with Acquire.
+    /// `None` when `latest` moved on during the copy: the caller copies the slot instead.
+    fn copy_inline(
+        &self,
+        latest: u64,
+        gen: u64,
+        len: usize,
+        tag: Tag,
+        buf: &mut Vec<u8>,
+    ) -> Option<Meta> {
+        self.region
+            .copy_out(Layout::inline_data((gen % 2) as usize), len, buf);
         crate::sync::fence(Ordering::Acquire);
         (self.region.word(H_LATEST).load(Ordering::Relaxed) == latest).then_some(Meta {
             generation: gen,
-            tag: Tag(tag as u16),
+            tag,
             len,
             retries: 0,
         })
@@ -438,9 +447,9 @@ impl Snapshot {
                             self.layout.slots
                         ))
                     } else {
-                        match self.first_try_inline(retries, l, buf) {
-                            Some(done) => done,
-                            None => {
+                        match self.first_pass(retries, l, buf) {
+                            Ok(meta) => Attempt::Done(meta),
+                            Err(hint) => {
                                 // The pin stays in place after a read (it costs the entry one
                                 // slot, which the R + 2 slots provide for), so a reader that finds
                                 // the same latest slot again writes nothing: no cache-line transfer
@@ -450,7 +459,7 @@ impl Snapshot {
                                 if pw.load(Ordering::Relaxed) != slot as u64 + 1 {
                                     pw.store(slot as u64 + 1, Ordering::SeqCst);
                                 }
-                                self.copy_slot(slot, gen, buf)
+                                self.copy_slot(slot, gen, hint, buf)
                             }
                         }
                     }
@@ -465,8 +474,10 @@ impl Snapshot {
                             self.layout.slots
                         ))
                     } else {
-                        self.first_try_inline(retries, l, buf)
-                            .unwrap_or_else(|| self.copy_slot(slot, gen, buf))
+                        match self.first_pass(retries, l, buf) {
+                            Ok(meta) => Attempt::Done(meta),
+                            Err(hint) => self.copy_slot(slot, gen, hint, buf),
+                        }
                     }
                 }
             };
@@ -498,27 +509,63 @@ impl Snapshot {
         }
     }
 
-    /// The inline copy, tried once per read, on its first pass: a small value is then read from
-    /// the two header lines that also hold `latest`. When it is not there or was overtaken, the
-    /// read goes on to the slot with the same `latest` (still a value that was latest during the
-    /// read), so a failed inline copy costs no retry.
+    /// The first pass of a read: the descriptor of `latest`'s generation, and with it the inline
+    /// copy of a small value. Returns the finished read, or the length and tag to copy the slot
+    /// with (`None`: the descriptor was not usable, read the frame first). A failed inline copy
+    /// goes on to the slot with the same `latest` (still a value that was latest during the read),
+    /// so it costs no retry. Later passes use the slot alone.
     #[inline]
-    fn first_try_inline(&self, retries: u32, latest: u64, buf: &mut Vec<u8>) -> Option<Attempt> {
+    fn first_pass(
+        &self,
+        retries: u32,
+        latest: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<Meta, Option<(usize, Tag)>> {
         if retries != 0 {
-            return None;
+            return Err(None);
         }
-        self.copy_inline(latest, split_latest(latest).0, buf)
-            .map(Attempt::Done)
+        let gen = split_latest(latest).0;
+        let Some((len, tag)) = self.descriptor(gen) else {
+            return Err(None);
+        };
+        if len <= self.layout.inline_max(self.checksum) {
+            if let Some(meta) = self.copy_inline(latest, gen, len, tag, buf) {
+                return Ok(meta);
+            }
+        }
+        Err(Some((len, tag)))
     }
 
-    /// One validated copy of `slot`, expected to hold generation `gen`.
-    fn copy_slot(&self, slot: usize, gen: u64, buf: &mut Vec<u8>) -> Attempt {
+    /// One validated copy of `slot`, expected to hold generation `gen`. With `hint` (the length
+    /// and tag the descriptor states), the payload copy starts at once, in parallel with the
+    /// fetch of the frame line, and the frame must then agree with the hint (else: retry, and
+    /// the next attempt reads the frame first).
+    fn copy_slot(
+        &self,
+        slot: usize,
+        gen: u64,
+        hint: Option<(usize, Tag)>,
+        buf: &mut Vec<u8>,
+    ) -> Attempt {
         let l = &self.layout;
         let seq = self.region.word(l.slot(slot, F_SEQ));
         let Some(s1) = seqlock::read_begin(seq) else {
             return Attempt::Retry;
         };
         let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
+        if let Some((hlen, htag)) = hint {
+            // `hlen <= capacity` (checked by `descriptor`).
+            self.region.copy_out(l.slot(slot, F_PAYLOAD), hlen, buf);
+            let (fgen, len, tag, crc) = (field(F_GEN), field(F_LEN), field(F_TAG), field(F_CRC));
+            if !seqlock::read_validate(seq, s1)
+                || fgen != gen
+                || len != hlen as u64
+                || tag != u64::from(htag.0)
+            {
+                return Attempt::Retry;
+            }
+            return self.checked(slot, gen, crc, htag, buf);
+        }
         let fgen = field(F_GEN);
         let len = field(F_LEN);
         let tag = field(F_TAG);
@@ -538,6 +585,11 @@ impl Snapshot {
         if !seqlock::read_validate(seq, s1) || fgen != gen {
             return Attempt::Retry;
         }
+        self.checked(slot, gen, crc, Tag(tag as u16), buf)
+    }
+
+    /// The end of a validated slot copy: the checksum, if the frame has one.
+    fn checked(&self, slot: usize, gen: u64, crc: u64, tag: Tag, buf: &[u8]) -> Attempt {
         if crc & CRC_PRESENT != 0 && crc32fast::hash(buf) != crc as u32 {
             return Attempt::Corrupt(format!(
                 "checksum mismatch in slot {slot}, generation {gen}"
@@ -545,8 +597,8 @@ impl Snapshot {
         }
         Attempt::Done(Meta {
             generation: gen,
-            tag: Tag(tag as u16),
-            len,
+            tag,
+            len: buf.len(),
             retries: 0,
         })
     }
