@@ -52,6 +52,9 @@ pub struct Channel {
     pin_busy: AtomicBool,
     /// How many more reads pin from their first attempt: set after a read that needed a retry.
     eager_reads: AtomicU32,
+    /// How many more reads copy small values from their slot rather than from the header: set
+    /// after a read whose inline copy was overtaken.
+    slot_reads: AtomicU32,
     timeouts: Timeouts,
     wait_spin: Duration,
 }
@@ -378,6 +381,7 @@ impl Options {
             pin: OnceLock::new(),
             pin_busy: AtomicBool::new(false),
             eager_reads: AtomicU32::new(0),
+            slot_reads: AtomicU32::new(0),
             timeouts: self.timeouts,
             wait_spin: self.wait_spin,
         }
@@ -490,18 +494,29 @@ impl Channel {
         };
         // After a read that had to retry (a writer overtook it), the next `EAGER_READS` reads pin
         // at once instead of first losing an optimistic attempt; then optimism is tried again.
+        // Likewise, after an inline copy was overtaken, the next reads of small values go to the
+        // slot (see `Snapshot::read`). Both counts are per handle and only steer the fast path.
         let eager = self.eager_reads.load(Relaxed);
-        let result = self.snap.read(take_pin, eager > 0, buf, &self.timeouts);
+        let slot_only = self.slot_reads.load(Relaxed);
+        let result = self
+            .snap
+            .read(take_pin, eager > 0, slot_only == 0, buf, &self.timeouts);
         if pinned {
             self.pin_busy
                 .store(false, std::sync::atomic::Ordering::Release);
         }
-        match &result {
-            Ok(meta) if meta.retries > 0 => self.eager_reads.store(EAGER_READS, Relaxed),
-            _ if eager > 0 => self.eager_reads.store(eager - 1, Relaxed),
-            _ => {}
+        let (meta, overtaken) = result?;
+        if meta.retries > 0 {
+            self.eager_reads.store(EAGER_READS, Relaxed);
+        } else if eager > 0 {
+            self.eager_reads.store(eager - 1, Relaxed);
         }
-        result
+        if overtaken {
+            self.slot_reads.store(EAGER_READS, Relaxed);
+        } else if slot_only > 0 {
+            self.slot_reads.store(slot_only - 1, Relaxed);
+        }
+        Ok(meta)
     }
 
     /// The latest value as an owned buffer, with what it is.

@@ -45,8 +45,8 @@ fn publish(s: &Snapshot, token: u64, g: u8) {
 
 fn check(s: &Snapshot, pin: Option<usize>) {
     let mut buf = Vec::new();
-    let meta = s
-        .read(|| pin, false, &mut buf, &Timeouts::default())
+    let (meta, _) = s
+        .read(|| pin, false, true, &mut buf, &Timeouts::default())
         .unwrap();
     if meta.generation == 0 {
         assert!(buf.is_empty());
@@ -125,8 +125,8 @@ fn loom_two_writers_exclude_each_other() {
         tb.join().unwrap();
         assert_eq!(s.generation(), 2);
         let mut buf = Vec::new();
-        let meta = s
-            .read(|| None, false, &mut buf, &Timeouts::default())
+        let (meta, _) = s
+            .read(|| None, false, true, &mut buf, &Timeouts::default())
             .unwrap();
         assert_eq!((meta.generation, buf), (2, vec![1; LEN]));
     });

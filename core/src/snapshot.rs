@@ -16,7 +16,7 @@
 //! Pinned reader: `l = latest.load(SeqCst)`; `pin.store(slot(l), SeqCst)`; copy; validate.
 //! Writer: `latest.store(SeqCst)` at the end of one publish; at the start of the next (after the
 //! lock's SeqCst compare-and-swap) it scans the pins with SeqCst loads, and it never picks the
-//! slot `latest` names. All of these are in the single total order of SeqCst operations. A
+//! slot `latest` names (it knows it from `H_WRITTEN`, which holds the same value). All of these are in the single total order of SeqCst operations. A
 //! writer whose scan follows the pin store sees the pin and avoids the slot for as long as it is
 //! pinned. A writer whose scan precedes the pin store can only have picked the slot if `latest`
 //! had already moved away from it at that scan, that is, if a whole publish completed between
@@ -30,6 +30,18 @@
 //! A handle whose read needed a retry pins from the first attempt for its next reads
 //! (`Channel::read_into` keeps the count), so under a writer that publishes back-to-back a
 //! reader does not pay a failed optimistic attempt per snapshot.
+//!
+//! # The polled line
+//!
+//! Readers poll the cache line of `latest`, so every store a writer makes to it, and every load
+//! after a reader has taken it, moves the line between cores. The line therefore holds only
+//! `latest` and two descriptors (generation, length, tag) of the values of generations `g` and
+//! `g + 1`, which a writer stores right before `latest` (`store_descriptor`); what writers need
+//! to read, including their own copy of `latest` (`H_WRITTEN`, stored under the lock right after
+//! it, so the next writer picks its slot without touching the polled line), lives on the lock's
+//! line. A reader learns a value's length with `latest` and starts copying at once; a value of
+//! up to 128 bytes is also in an inline buffer of the header, double-buffered by generation and
+//! validated by re-reading `latest` (see `store_descriptor` for why that suffices).
 //!
 //! Every copy is still validated with the slot's seqlock stamp and the frame's generation
 //! (`seqlock.rs`): pinning makes retries rare, validation makes torn values impossible even when a
@@ -413,19 +425,25 @@ impl Snapshot {
     /// pin entry, if it has one; without one the read relies on validation alone. It is asked for this handle's pin entry only if the first, optimistic attempt fails, so
     /// the common read does no bookkeeping for it at all.
     /// With `eager`, the pin is asked for before the first attempt (the caller has seen its
-    /// optimistic reads fail lately, under a writer that overtakes them).
+    /// optimistic reads fail lately, under a writer that overtakes them). With `inline` false,
+    /// a small value is copied from its slot, not from the header (the caller has seen inline
+    /// copies overtaken lately: the header lines are then the ones a back-to-back writer keeps
+    /// rewriting, while a slot stays untouched for several publishes). Returns the value's meta
+    /// and whether an inline copy was overtaken.
     pub(crate) fn read(
         &self,
         pin: impl FnOnce() -> Option<usize>,
         eager: bool,
+        inline: bool,
         buf: &mut Vec<u8>,
         t: &Timeouts,
-    ) -> Result<Meta> {
+    ) -> Result<(Meta, bool)> {
         let latest_word = self.region.word(H_LATEST);
         let mut pin = Some(pin);
         let mut pin_word = None;
         let mut retries: u32 = 0;
         let mut started: Option<Instant> = None;
+        let mut overtaken = false;
         loop {
             // The first attempt is optimistic and touches nothing but the slot: when no writer is
             // overtaking us (the common case, e.g. a request/reply exchange) that saves the two
@@ -447,7 +465,7 @@ impl Snapshot {
                             self.layout.slots
                         ))
                     } else {
-                        match self.first_pass(retries, l, buf) {
+                        match self.first_pass(retries, l, inline, &mut overtaken, buf) {
                             Ok(meta) => Attempt::Done(meta),
                             Err(hint) => {
                                 // The pin stays in place after a read (it costs the entry one
@@ -474,7 +492,7 @@ impl Snapshot {
                             self.layout.slots
                         ))
                     } else {
-                        match self.first_pass(retries, l, buf) {
+                        match self.first_pass(retries, l, inline, &mut overtaken, buf) {
                             Ok(meta) => Attempt::Done(meta),
                             Err(hint) => self.copy_slot(slot, gen, hint, buf),
                         }
@@ -484,7 +502,7 @@ impl Snapshot {
             match attempt {
                 Attempt::Done(mut meta) => {
                     meta.retries = retries;
-                    return Ok(meta);
+                    return Ok((meta, overtaken));
                 }
                 Attempt::Corrupt(what) => {
                     return Err(Error::Corrupt {
@@ -519,6 +537,8 @@ impl Snapshot {
         &self,
         retries: u32,
         latest: u64,
+        inline: bool,
+        overtaken: &mut bool,
         buf: &mut Vec<u8>,
     ) -> Result<Meta, Option<(usize, Tag)>> {
         if retries != 0 {
@@ -528,10 +548,11 @@ impl Snapshot {
         let Some((len, tag)) = self.descriptor(gen) else {
             return Err(None);
         };
-        if len <= self.layout.inline_max(self.checksum) {
+        if inline && len <= self.layout.inline_max(self.checksum) {
             if let Some(meta) = self.copy_inline(latest, gen, len, tag, buf) {
                 return Ok(meta);
             }
+            *overtaken = true;
         }
         Err(Some((len, tag)))
     }
