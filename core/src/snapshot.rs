@@ -387,7 +387,7 @@ impl Snapshot {
 
     /// Length and tag of generation `gen`'s value, as its descriptor on the polled line states
     /// them, if that descriptor is `gen`'s and in range (a hint: callers validate it).
-    #[inline]
+    #[inline(always)]
     fn descriptor(&self, gen: u64) -> Option<(usize, Tag)> {
         let desc = Layout::inline_desc((gen % 2) as usize);
         if self.region.word(desc).load(Ordering::Relaxed) != gen {
@@ -402,6 +402,7 @@ impl Snapshot {
     /// One validated copy of generation `gen`'s value (`len` bytes, tagged `tag`, small enough to
     /// be inline) from inline buffer `gen % 2`; `latest` is what the caller loaded, with Acquire.
     /// `None` when `latest` moved on during the copy: the caller copies the slot instead.
+    #[inline(always)]
     fn copy_inline(
         &self,
         latest: u64,
@@ -532,7 +533,7 @@ impl Snapshot {
     /// with (`None`: the descriptor was not usable, read the frame first). A failed inline copy
     /// goes on to the slot with the same `latest` (still a value that was latest during the read),
     /// so it costs no retry. Later passes use the slot alone.
-    #[inline]
+    #[inline(always)]
     fn first_pass(
         &self,
         retries: u32,
@@ -642,12 +643,17 @@ fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option
     let busy = pinned | cur_bit;
     // The rotation: the lowest `rotation` slots among the unpinned ones and `cur`.
     let mut eligible = (all & !pinned) | cur_bit;
-    let mut members = 0u64;
-    for _ in 0..rotation {
-        let low = eligible & eligible.wrapping_neg();
-        members |= low;
-        eligible ^= low;
-    }
+    let members = if eligible.count_ones() as usize <= rotation {
+        eligible
+    } else {
+        let mut members = 0u64;
+        for _ in 0..rotation {
+            let low = eligible & eligible.wrapping_neg();
+            members |= low;
+            eligible ^= low;
+        }
+        members
+    };
     let free = members & !busy;
     let upto_cur = if cur < slots {
         (2u64 << cur).wrapping_sub(1)
