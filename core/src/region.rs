@@ -171,7 +171,7 @@ impl Region {
 /// `Relaxed` atomic load would read it: the copy a reader makes of a slot that a writer may be
 /// changing.
 ///
-/// Whole cache lines go through [`vector::load_lines`] where the target has it (see the module
+/// Whole cache lines go through `vector::load_lines` where the target has it (see the module
 /// docs for why that is the same thing to the memory model); the rest, word by word, through
 /// `AtomicU64::load`. Public (hidden) so that the benchmarks can weigh it against `memcpy`.
 ///
@@ -235,7 +235,7 @@ pub fn atomic_load_bytes(src: &[AtomicU64], len: usize, dst: &mut Vec<u8>) {
 /// Stores `src` into `dst` as one `Relaxed` atomic store per word would, the last word
 /// zero-padded: the copy a writer makes into a slot that a stale reader may be validating.
 ///
-/// Whole cache lines go through [`vector::store_lines`] where the target has it, the rest through
+/// Whole cache lines go through `vector::store_lines` where the target has it, the rest through
 /// `AtomicU64::store`.
 ///
 /// # Panics
