@@ -212,7 +212,9 @@ def decode(path):
         desc = H_INLINE_DESC + 16 * (gen % 2)
         if u64(mm, desc) == gen and u64(mm, H_LATEST) >> 8 == gen:
             meta = u64(mm, desc + 8)
-            if (meta & 0xFFFFFFFF, meta >> 32) != (len(payload), tag):
+            # Compare only if nothing moved meanwhile (a live writer may be rewriting it).
+            stable = u64(mm, desc) == gen and u64(mm, H_LATEST) >> 8 == gen
+            if stable and (meta & 0xFFFFFFFF, meta >> 32) != (len(payload), tag):
                 raise Invalid(f"descriptor {meta:#x} disagrees with the slot ({len(payload)}, {tag})")
         if u64(mm, H_FLAGS) & FLAG_CHECKSUM == 0:
             got = read_inline(mm, geometry[0], gen)

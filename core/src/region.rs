@@ -299,19 +299,25 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
 /// opaque to the compiler: it must assume the block reads and writes the memory it is given, in
 /// any way the hardware allows, and it cannot split, merge or elide those accesses (the Rust
 /// reference, "Inline assembly", rules). What matters to the memory model is therefore what the
-/// instructions do on the hardware. Every 16-byte access here to shared memory is 16-byte aligned,
-/// and an aligned SSE access is carried out as accesses that are each single-copy atomic for at
-/// least every aligned 8-byte half (Intel SDM vol. 3A, 9.1.1, which on processors with AVX makes
-/// the whole 16 bytes atomic; AMD APM vol. 2, 7.3.2). `rep movsq` moves quadword elements, and
-/// on the shared side each is an aligned 8-byte access, single-copy atomic (SDM 9.1.1); a
-/// fast-string operation may perform its element stores out of order among themselves, but not
-/// out of order with the stores of other instructions (SDM 9.2.4.2), so the stamp and frame
-/// stores that follow it stay after it. So each block behaves as a sequence of
-/// `Relaxed` `AtomicU64` loads (or stores) of the words it covers, in some order, which is exactly
-/// what the portable loop does: no data race, no torn word, and the seqlock's fences around the
-/// copy order it as they order the portable loop (the block is not `nomem`/`readonly`, so the
-/// compiler keeps every memory access on its side of it; x86-64 keeps loads ordered with loads and
-/// stores with stores).
+/// instructions do on the hardware:
+///
+/// * **Atomicity.** Every 16-byte access to shared memory here is 16-byte aligned, and the loops
+///   run only on processors with AVX, on which such an SSE access is single-copy atomic as a whole
+///   (Intel SDM vol. 3A, 9.1.1; AMD APM vol. 2, 7.3.2); older processors, for which the manuals
+///   promise nothing per 8-byte half of a wider access, take the word loop. `rep movsq` moves
+///   quadword elements; on the shared side each is an aligned 8-byte access, which is
+///   single-copy atomic on every x86-64 processor (SDM 9.1.1).
+/// * **Order.** The seqlock needs the payload loads to be done before the stamp is re-read, and
+///   the payload stores to be visible before the stamp is made even again. x86-64 orders plain
+///   loads with loads and stores with stores; a fast-string operation may reorder its own
+///   element accesses, so the string copy is followed by `lfence` (loads: every prior load has
+///   completed before a later one starts) or `sfence` (stores: every prior store is ordered before
+///   a later one) inside the same block.
+///
+/// So each block behaves as a sequence of `Relaxed` `AtomicU64` loads (or stores) of the words it
+/// covers, in some order, which is exactly what the portable loop does: no data race, no torn
+/// word, and the seqlock's fences around the copy order it as they order the portable loop (the
+/// block is not `nomem`/`readonly`, so the compiler keeps every memory access on its side of it).
 #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
 mod vector {
     use std::arch::asm;
@@ -321,9 +327,12 @@ mod vector {
 
     /// For a run of `words` words starting at address `at` (8-byte aligned): how many leading
     /// words to copy one by one until the address is 16-byte aligned, and how many whole lines
-    /// the vector loop can then copy.
+    /// the vector loop can then copy (none on a processor without AVX, see the module docs).
     #[inline]
     pub(super) fn split(at: usize, words: usize) -> (usize, usize) {
+        if !std::arch::is_x86_feature_detected!("avx") {
+            return (0, 0);
+        }
         let lead = usize::from(!at.is_multiple_of(16)).min(words);
         (lead, (words - lead) / LINE_WORDS)
     }
@@ -339,24 +348,40 @@ mod vector {
         lines >= 8 && !(1..64).contains(&skew)
     }
 
-    /// `rep movsq`: `words` quadwords from `src` to `dst`.
+    /// `rep movsq`: `words` quadwords from `src` to `dst`, then `lfence` when the shared side is
+    /// the source (`LOAD`), else `sfence` (see "Order" in the module docs).
     ///
     /// # Safety
     /// Both ranges valid for `words * 8` bytes (reads, writes), not overlapping; the shared side
     /// 8-byte aligned.
     #[inline]
-    unsafe fn movsq(src: *const u8, dst: *mut u8, words: usize) {
-        // SAFETY: the caller guarantees the ranges; the instruction moves `words` quadwords
-        // forward (the direction flag is clear on entry to an asm block), touches no stack and
-        // leaves the flags alone; rcx, rsi and rdi are declared clobbered.
-        unsafe {
-            asm!(
-                "rep movsq",
-                inout("rcx") words => _,
-                inout("rsi") src => _,
-                inout("rdi") dst => _,
-                options(nostack, preserves_flags),
-            );
+    unsafe fn movsq<const LOAD: bool>(src: *const u8, dst: *mut u8, words: usize) {
+        if LOAD {
+            // SAFETY: the caller guarantees the ranges; the instruction moves `words` quadwords
+            // forward (the direction flag is clear on entry to an asm block); neither it nor the
+            // fence touches the stack or the flags; rcx, rsi and rdi are declared clobbered.
+            unsafe {
+                asm!(
+                    "rep movsq",
+                    "lfence",
+                    inout("rcx") words => _,
+                    inout("rsi") src => _,
+                    inout("rdi") dst => _,
+                    options(nostack, preserves_flags),
+                );
+            }
+        } else {
+            // SAFETY: as above, with `sfence`.
+            unsafe {
+                asm!(
+                    "rep movsq",
+                    "sfence",
+                    inout("rcx") words => _,
+                    inout("rsi") src => _,
+                    inout("rdi") dst => _,
+                    options(nostack, preserves_flags),
+                );
+            }
         }
     }
 
@@ -373,7 +398,7 @@ mod vector {
             // SAFETY: the caller guarantees both ranges; `rep movsq` moves exactly `lines * 8`
             // quadwords forward (the direction flag is clear on entry to an asm block), from the
             // 16-byte (so 8-byte) aligned `src`, and clobbers only rcx, rsi and rdi, declared.
-            unsafe { movsq(src, dst, lines * LINE_WORDS) };
+            unsafe { movsq::<true>(src, dst, lines * LINE_WORDS) };
             return;
         }
         // SAFETY: the caller guarantees both ranges; the loop touches exactly `lines * 64` bytes of
@@ -417,7 +442,7 @@ mod vector {
         debug_assert!(lines > 0 && (dst as usize).is_multiple_of(16));
         if use_string_copy(src, dst, lines) {
             // SAFETY: as in `load_lines`, with the aligned side being the stores.
-            unsafe { movsq(src, dst, lines * LINE_WORDS) };
+            unsafe { movsq::<false>(src, dst, lines * LINE_WORDS) };
             return;
         }
         // SAFETY: as in `load_lines`, with the aligned side being the stores.

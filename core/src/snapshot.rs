@@ -290,7 +290,11 @@ impl Snapshot {
         // between the two stores left `written` behind `latest`; the lock was then recovered, and
         // `latest` is read instead.
         let prev = if recovered {
-            latest_word.load(Ordering::Relaxed)
+            // Resynchronise at once: if this publish fails, the next writer (which takes the
+            // lock normally) must still start from the real `latest`.
+            let l = latest_word.load(Ordering::Relaxed);
+            written.store(l, Ordering::Relaxed);
+            l
         } else {
             written.load(Ordering::Relaxed)
         };
@@ -382,7 +386,7 @@ impl Snapshot {
         self.region.word(desc).store(gen, Ordering::Relaxed);
         self.region
             .word(desc + 1)
-            .store(len as u64 | u64::from(tag.0) << 32, Ordering::Relaxed);
+            .store(descriptor_meta(len, tag), Ordering::Relaxed);
     }
 
     /// Length and tag of generation `gen`'s value, as its descriptor on the polled line states
@@ -549,7 +553,8 @@ impl Snapshot {
         let Some((len, tag)) = self.descriptor(gen) else {
             return Err(None);
         };
-        if inline && len <= self.layout.inline_max(self.checksum) {
+        let max = self.layout.inline_max(self.checksum);
+        if inline && max > 0 && len <= max {
             if let Some(meta) = self.copy_inline(latest, gen, len, tag, buf) {
                 return Ok(meta);
             }
@@ -623,6 +628,16 @@ impl Snapshot {
             len: buf.len(),
             retries: 0,
         })
+    }
+}
+
+/// A descriptor's second word: the length in bits 0-31 and the tag in bits 32-47, or all ones
+/// (which no reader accepts: its tag field is out of range) for a value of 4 GiB or more, whose
+/// length does not fit.
+fn descriptor_meta(len: usize, tag: Tag) -> u64 {
+    match u32::try_from(len) {
+        Ok(len) => u64::from(len) | u64::from(tag.0) << 32,
+        Err(_) => u64::MAX,
     }
 }
 
@@ -844,6 +859,17 @@ mod tests {
             Some(0),
             "wraps from the last of 64"
         );
+    }
+
+    #[test]
+    fn a_length_that_does_not_fit_32_bits_gives_a_descriptor_no_reader_accepts() {
+        use super::{descriptor_meta, Tag};
+        assert_eq!(descriptor_meta(10, Tag(2)), 0x2_0000_000A);
+        assert_eq!(descriptor_meta(u32::MAX as usize, Tag(7)), 0x7_FFFF_FFFF);
+        // 2^32 + 10 bytes must not read back as 10 bytes with tag 3.
+        let m = descriptor_meta((1 << 32) + 10, Tag(2));
+        assert_eq!(m, u64::MAX);
+        assert!(m >> 32 > u64::from(u16::MAX));
     }
 
     #[test]

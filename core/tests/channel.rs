@@ -1,6 +1,7 @@
 //! The channel's contract, run over every backing (private memory, shared memory, file), plus
 //! every error path of naming, opening and corrupt mappings.
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -622,6 +623,28 @@ fn a_checksum_mismatch_is_corrupt() {
         matches!(err, Error::Corrupt { .. }) && err.to_string().contains("checksum"),
         "{err}"
     );
+}
+
+#[test]
+fn a_failed_publish_after_a_lock_recovery_still_leaves_the_next_writer_in_step() {
+    // A writer died holding the lock after storing `latest` (generation 1) but before the
+    // writers' copy of it (offset 464, left at 0 here). The recovering writer's publish fails;
+    // the next one, which takes the lock normally, must still publish generation 2.
+    let ch = open_damaged(|b| {
+        put_u64(b, 448, u64::from(u32::MAX - 7)); // lock: a pid that cannot exist
+        put_u64(b, 464, 0); // written: behind latest
+    })
+    .unwrap();
+    assert_eq!(ch.generation(), 1);
+    let too_large = ch.publish_with(Tag::BYTES, |w| w.write_all(&[0; 65]));
+    assert!(
+        matches!(too_large, Err(Error::TooLarge { .. })),
+        "{too_large:?}"
+    );
+    assert_eq!(ch.generation(), 1, "a failed publish publishes nothing");
+    assert_eq!(ch.publish_raw(Tag::TEXT, b"next").unwrap(), 2);
+    let (meta, value) = ch.read_raw().unwrap();
+    assert_eq!((meta.generation, value), (2, b"next".to_vec()));
 }
 
 #[test]
