@@ -348,41 +348,50 @@ mod vector {
         lines >= 8 && !(1..64).contains(&skew)
     }
 
-    /// `rep movsq`: `words` quadwords from `src` to `dst`, then `lfence` when the shared side is
-    /// the source (`LOAD`), else `sfence` (see "Order" in the module docs).
-    ///
-    /// # Safety
-    /// Both ranges valid for `words * 8` bytes (reads, writes), not overlapping; the shared side
-    /// 8-byte aligned.
-    #[inline]
-    unsafe fn movsq<const LOAD: bool>(src: *const u8, dst: *mut u8, words: usize) {
-        if LOAD {
-            // SAFETY: the caller guarantees the ranges; the instruction moves `words` quadwords
-            // forward (the direction flag is clear on entry to an asm block); neither it nor the
-            // fence touches the stack or the flags; rcx, rsi and rdi are declared clobbered.
-            unsafe {
-                asm!(
-                    "rep movsq",
-                    "lfence",
-                    inout("rcx") words => _,
-                    inout("rsi") src => _,
-                    inout("rdi") dst => _,
-                    options(nostack, preserves_flags),
-                );
-            }
-        } else {
-            // SAFETY: as above, with `sfence`.
-            unsafe {
-                asm!(
-                    "rep movsq",
-                    "sfence",
-                    inout("rcx") words => _,
-                    inout("rsi") src => _,
-                    inout("rdi") dst => _,
-                    options(nostack, preserves_flags),
-                );
-            }
-        }
+    /// `rep movsq` of `$words` quadwords from `$src` to `$dst`, then the fence `$fence` (see
+    /// "Order" in the module docs). Expands to an `asm!` call: use it inside `unsafe`.
+    macro_rules! movsq_then {
+        ($fence:literal, $src:expr, $dst:expr, $words:expr) => {
+            asm!(
+                "rep movsq",
+                $fence,
+                inout("rcx") $words => _,
+                inout("rsi") $src => _,
+                inout("rdi") $dst => _,
+                options(nostack, preserves_flags),
+            )
+        };
+    }
+
+    /// One 64-byte line per round, `$lines` rounds: four 16-byte loads with `$load` from `$src`,
+    /// four stores with `$store` to `$dst` (`movdqa` on the aligned shared side, `movdqu` on the
+    /// private side). Expands to an `asm!` call: use it inside `unsafe`.
+    macro_rules! sse_lines {
+        ($load:literal, $store:literal, $src:expr, $dst:expr, $lines:expr) => {
+            asm!(
+                "2:",
+                concat!($load, " {a}, xmmword ptr [{src}]"),
+                concat!($load, " {b}, xmmword ptr [{src} + 16]"),
+                concat!($load, " {c}, xmmword ptr [{src} + 32]"),
+                concat!($load, " {d}, xmmword ptr [{src} + 48]"),
+                concat!($store, " xmmword ptr [{dst}], {a}"),
+                concat!($store, " xmmword ptr [{dst} + 16], {b}"),
+                concat!($store, " xmmword ptr [{dst} + 32], {c}"),
+                concat!($store, " xmmword ptr [{dst} + 48], {d}"),
+                "add {src}, 64",
+                "add {dst}, 64",
+                "dec {n}",
+                "jnz 2b",
+                src = inout(reg) $src => _,
+                dst = inout(reg) $dst => _,
+                n = inout(reg) $lines => _,
+                a = out(xmm_reg) _,
+                b = out(xmm_reg) _,
+                c = out(xmm_reg) _,
+                d = out(xmm_reg) _,
+                options(nostack),
+            )
+        };
     }
 
     /// Copies `lines` 64-byte lines from `src` (shared memory, 16-byte aligned) to `dst`
@@ -396,38 +405,16 @@ mod vector {
         debug_assert!(lines > 0 && (src as usize).is_multiple_of(16));
         if use_string_copy(src, dst, lines) {
             // SAFETY: the caller guarantees both ranges; `rep movsq` moves exactly `lines * 8`
-            // quadwords forward (the direction flag is clear on entry to an asm block), from the
-            // 16-byte (so 8-byte) aligned `src`, and clobbers only rcx, rsi and rdi, declared.
-            unsafe { movsq::<true>(src, dst, lines * LINE_WORDS) };
-            return;
-        }
-        // SAFETY: the caller guarantees both ranges; the loop touches exactly `lines * 64` bytes of
-        // each, with aligned loads (`movdqa` faults on misalignment, which the caller rules out)
-        // and unaligned stores; it uses no stack and clobbers only the registers it declares.
-        unsafe {
-            asm!(
-                "2:",
-                "movdqa {a}, xmmword ptr [{src}]",
-                "movdqa {b}, xmmword ptr [{src} + 16]",
-                "movdqa {c}, xmmword ptr [{src} + 32]",
-                "movdqa {d}, xmmword ptr [{src} + 48]",
-                "movdqu xmmword ptr [{dst}], {a}",
-                "movdqu xmmword ptr [{dst} + 16], {b}",
-                "movdqu xmmword ptr [{dst} + 32], {c}",
-                "movdqu xmmword ptr [{dst} + 48], {d}",
-                "add {src}, 64",
-                "add {dst}, 64",
-                "dec {n}",
-                "jnz 2b",
-                src = inout(reg) src => _,
-                dst = inout(reg) dst => _,
-                n = inout(reg) lines => _,
-                a = out(xmm_reg) _,
-                b = out(xmm_reg) _,
-                c = out(xmm_reg) _,
-                d = out(xmm_reg) _,
-                options(nostack),
-            );
+            // quadwords forward (the direction flag is clear on entry to an asm block) from the
+            // 16-byte (so 8-byte) aligned `src`; neither it nor `lfence` touches the stack or the
+            // flags; rcx, rsi and rdi are declared clobbered.
+            unsafe { movsq_then!("lfence", src, dst, lines * LINE_WORDS) };
+        } else {
+            // SAFETY: the caller guarantees both ranges; the loop touches exactly `lines * 64`
+            // bytes of each, with aligned loads (`movdqa` faults on misalignment, which the caller
+            // rules out) and unaligned stores; it uses no stack and clobbers only the registers
+            // it declares.
+            unsafe { sse_lines!("movdqa", "movdqu", src, dst, lines) };
         }
     }
 
@@ -441,35 +428,11 @@ mod vector {
     pub(super) unsafe fn store_lines(src: *const u8, dst: *mut u8, lines: usize) {
         debug_assert!(lines > 0 && (dst as usize).is_multiple_of(16));
         if use_string_copy(src, dst, lines) {
+            // SAFETY: as in `load_lines`, with the aligned side being the stores and `sfence`.
+            unsafe { movsq_then!("sfence", src, dst, lines * LINE_WORDS) };
+        } else {
             // SAFETY: as in `load_lines`, with the aligned side being the stores.
-            unsafe { movsq::<false>(src, dst, lines * LINE_WORDS) };
-            return;
-        }
-        // SAFETY: as in `load_lines`, with the aligned side being the stores.
-        unsafe {
-            asm!(
-                "2:",
-                "movdqu {a}, xmmword ptr [{src}]",
-                "movdqu {b}, xmmword ptr [{src} + 16]",
-                "movdqu {c}, xmmword ptr [{src} + 32]",
-                "movdqu {d}, xmmword ptr [{src} + 48]",
-                "movdqa xmmword ptr [{dst}], {a}",
-                "movdqa xmmword ptr [{dst} + 16], {b}",
-                "movdqa xmmword ptr [{dst} + 32], {c}",
-                "movdqa xmmword ptr [{dst} + 48], {d}",
-                "add {src}, 64",
-                "add {dst}, 64",
-                "dec {n}",
-                "jnz 2b",
-                src = inout(reg) src => _,
-                dst = inout(reg) dst => _,
-                n = inout(reg) lines => _,
-                a = out(xmm_reg) _,
-                b = out(xmm_reg) _,
-                c = out(xmm_reg) _,
-                d = out(xmm_reg) _,
-                options(nostack),
-            );
+            unsafe { sse_lines!("movdqu", "movdqa", src, dst, lines) };
         }
     }
 }
