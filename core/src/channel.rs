@@ -50,17 +50,39 @@ pub struct Channel {
     /// never take one): `None` inside when none was free or the mapping is read-only.
     pin: OnceLock<Option<usize>>,
     pin_busy: AtomicBool,
-    /// How many more reads pin from their first attempt: set after a read that needed a retry.
-    eager_reads: AtomicU32,
-    /// How many more reads copy small values from their slot rather than from the header: set
-    /// after a read whose inline copy was overtaken.
-    slot_reads: AtomicU32,
+    /// Reads that pin from their first attempt: started by a read that needed a retry.
+    eager_reads: Streak,
+    /// Reads that copy small values from their slot rather than from the header: started by a
+    /// read whose inline copy was overtaken.
+    slot_reads: Streak,
     timeouts: Timeouts,
     wait_spin: Duration,
 }
 
-/// Reads that pin from their first attempt after one that had to retry.
-const EAGER_READS: u32 = 64;
+/// A per-handle countdown of reads that take a slower but surer path after a writer overtook one:
+/// an event starts it at [`Streak::LENGTH`], each later read without the event counts it down, and
+/// at zero the fast path is tried again. Relaxed: it only steers the fast path, so a lost update
+/// between threads sharing the handle costs nothing but a detour.
+#[derive(Default)]
+struct Streak(AtomicU32);
+
+impl Streak {
+    const LENGTH: u32 = 64;
+
+    /// Reads left in the streak (0: none).
+    fn left(&self) -> u32 {
+        self.0.load(Relaxed)
+    }
+
+    /// After a read: restart on `event`, else count down from `left` (what `left()` said before).
+    fn after(&self, left: u32, event: bool) {
+        if event {
+            self.0.store(Self::LENGTH, Relaxed);
+        } else if left > 0 {
+            self.0.store(left - 1, Relaxed);
+        }
+    }
+}
 
 /// How to create or open a channel: capacity, pinned readers, permissions, checksums, timeouts.
 ///
@@ -380,8 +402,8 @@ impl Options {
             file,
             pin: OnceLock::new(),
             pin_busy: AtomicBool::new(false),
-            eager_reads: AtomicU32::new(0),
-            slot_reads: AtomicU32::new(0),
+            eager_reads: Streak::default(),
+            slot_reads: Streak::default(),
             timeouts: self.timeouts,
             wait_spin: self.wait_spin,
         }
@@ -492,12 +514,12 @@ impl Channel {
                 .swap(true, std::sync::atomic::Ordering::Acquire);
             pinned.then_some(e)
         };
-        // After a read that had to retry (a writer overtook it), the next `EAGER_READS` reads pin
+        // After a read that had to retry (a writer overtook it), the next `Streak::LENGTH` reads pin
         // at once instead of first losing an optimistic attempt; then optimism is tried again.
         // Likewise, after an inline copy was overtaken, the next reads of small values go to the
         // slot (see `Snapshot::read`). Both counts are per handle and only steer the fast path.
-        let eager = self.eager_reads.load(Relaxed);
-        let slot_only = self.slot_reads.load(Relaxed);
+        let eager = self.eager_reads.left();
+        let slot_only = self.slot_reads.left();
         let result = self
             .snap
             .read(take_pin, eager > 0, slot_only == 0, buf, &self.timeouts);
@@ -506,16 +528,8 @@ impl Channel {
                 .store(false, std::sync::atomic::Ordering::Release);
         }
         let (meta, overtaken) = result?;
-        if meta.retries > 0 {
-            self.eager_reads.store(EAGER_READS, Relaxed);
-        } else if eager > 0 {
-            self.eager_reads.store(eager - 1, Relaxed);
-        }
-        if overtaken {
-            self.slot_reads.store(EAGER_READS, Relaxed);
-        } else if slot_only > 0 {
-            self.slot_reads.store(slot_only - 1, Relaxed);
-        }
+        self.eager_reads.after(eager, meta.retries > 0);
+        self.slot_reads.after(slot_only, overtaken);
         Ok(meta)
     }
 
