@@ -375,11 +375,13 @@ impl Snapshot {
         crate::sync::fence(Ordering::Release);
         let b = (gen % 2) as usize;
         if len <= self.layout.inline_max(self.checksum) {
-            let from = self.layout.slot(slot, F_PAYLOAD);
-            let to = Layout::inline_data(b);
-            for i in 0..len.div_ceil(WORD) {
-                let v = self.region.word(from + i).load(Ordering::Relaxed);
-                self.region.word(to + i).store(v, Ordering::Relaxed);
+            // Word for word from the slot just written (still in this core's cache): the value
+            // came through `fill`, which may have streamed it, so there is no source buffer.
+            let n = len.div_ceil(WORD);
+            let from = self.region.words(self.layout.slot(slot, F_PAYLOAD), n);
+            let to = self.region.words(Layout::inline_data(b), n);
+            for (t, f) in to.iter().zip(from) {
+                t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
         let desc = Layout::inline_desc(b);
