@@ -172,18 +172,11 @@ fn a_dropped_future_unregisters() {
 
 #[test]
 fn read_only_handles_are_polled() {
-    let name = unique("async-ro");
-    let w = Channel::create(&name, 64).unwrap();
-    let r = Options::new()
-        .read_only(true)
-        .open(&Location::shm(&name).unwrap())
-        .unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
+    with_read_only_handle(
+        "async-ro",
+        |w| {
             w.publish_str("seen").unwrap();
-        });
-        assert_eq!(block_on(r.changed(0), Duration::from_secs(5)), Some(1));
-    });
-    Channel::remove(&name).unwrap();
+        },
+        |r| assert_eq!(block_on(r.changed(0), Duration::from_secs(5)), Some(1)),
+    );
 }

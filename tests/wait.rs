@@ -208,23 +208,18 @@ fn a_killed_waiter_is_taken_off_the_count() {
 
 #[test]
 fn read_only_handles_wait_by_polling() {
-    let name = unique("rowait");
-    let w = Channel::create(&name, 64).unwrap();
-    let r = Options::new()
-        .read_only(true)
-        .open(&Location::shm(&name).unwrap())
-        .unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
+    with_read_only_handle(
+        "rowait",
+        |w| {
             w.publish_raw(Tag::TEXT, b"hi").unwrap();
-        });
-        let mut buf = Vec::new();
-        let meta = r
-            .read_next_into(&mut buf, Duration::from_secs(5))
-            .unwrap()
-            .unwrap();
-        assert_eq!((meta.generation, &buf[..]), (1, &b"hi"[..]));
-    });
-    Channel::remove(&name).unwrap();
+        },
+        |r| {
+            let mut buf = Vec::new();
+            let meta = r
+                .read_next_into(&mut buf, Duration::from_secs(5))
+                .unwrap()
+                .unwrap();
+            assert_eq!((meta.generation, &buf[..]), (1, &b"hi"[..]));
+        },
+    );
 }

@@ -472,6 +472,14 @@ fn is_root() -> bool {
 // --- Waiting: read --wait, watch ------------------------------------------------------------
 
 /// Polls `child` until it exits or `secs` pass (then kills it and fails).
+/// Standard output read as NDJSON: one JSON value per line.
+fn ndjson(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 fn finish(mut child: std::process::Child, secs: u64) -> Output {
     let t = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -576,11 +584,7 @@ fn watch_prints_each_new_value_as_ndjson() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = ndjson(&out.stdout);
     assert_eq!(
         lines,
         (0..=3)
@@ -626,11 +630,7 @@ fn watch_reports_skipped_generations() {
         .success());
     let out = finish(child, 20);
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = ndjson(&out.stdout);
     assert_eq!(
         lines[0],
         serde_json::json!({"generation": 1, "skipped": 0, "codec": "text", "value": "a"})

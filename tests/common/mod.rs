@@ -109,3 +109,29 @@ pub fn check_value(bytes: &[u8]) -> Option<u64> {
     (crc32fast::hash(&bytes[4..]) == crc)
         .then(|| u64::from_le_bytes(bytes[4..12].try_into().unwrap()))
 }
+
+/// A fresh shared-memory channel named after `what`, a writer handle and a read-only handle on
+/// it; `publish` runs on another thread 50 ms after `wait` starts, and `wait` gets the read-only
+/// handle (whose waits poll, since it cannot register as a waiter). The channel is removed after.
+pub fn with_read_only_handle<T>(
+    what: &str,
+    publish: impl FnOnce(&mmf::prelude::Channel) + Send,
+    wait: impl FnOnce(&mmf::prelude::Channel) -> T,
+) -> T {
+    use mmf::prelude::*;
+    let name = unique(what);
+    let w = Channel::create(&name, 64).unwrap();
+    let r = Options::new()
+        .read_only(true)
+        .open(&Location::shm(&name).unwrap())
+        .unwrap();
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            publish(&w);
+        });
+        wait(&r)
+    });
+    Channel::remove(&name).unwrap();
+    out
+}
