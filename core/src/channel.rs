@@ -15,7 +15,7 @@ use crate::layout::*;
 use crate::name::Location;
 use crate::os;
 use crate::region::Region;
-use crate::snapshot::{SlotWriter, Snapshot, Timeouts};
+use crate::snapshot::{NoFill, SlotWriter, Snapshot, Source, Timeouts};
 use crate::sync::Ordering;
 
 /// A named latest-value channel: writers publish values atomically, readers copy consistent
@@ -475,8 +475,12 @@ impl Channel {
                 capacity: self.snap.layout.capacity,
             });
         }
-        self.snap
-            .publish(self.token, tag, &self.timeouts, |w| w.put(bytes))
+        self.snap.publish(
+            self.token,
+            tag,
+            &self.timeouts,
+            Source::<NoFill>::Bytes(bytes),
+        )
     }
 
     /// Publishes the bytes that `fill` writes into a free slot (no intermediate buffer), tagged
@@ -494,18 +498,45 @@ impl Channel {
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
-        self.snap.publish(self.token, tag, &self.timeouts, fill)
+        self.snap
+            .publish(self.token, tag, &self.timeouts, Source::Fill(fill))
     }
 
     /// Copies the latest value into `buf` (replacing its contents, reusing its allocation) and
     /// returns what it is. Never blocks a writer; never returns a torn value.
     #[inline]
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Meta> {
-        // The pin entry belongs to the handle; a second thread reading through the same handle at
-        // the same moment reads by validation alone instead of sharing the pin. The entry is
-        // claimed at the first read (once per handle); the per-read claim on it, an atomic swap,
-        // is only made after a failed optimistic attempt, so a plain read does no RMW at all.
+        // The pin entry belongs to the handle and is claimed at its first read (once per
+        // handle), even when the fast path below needs none.
         let entry = self.pin_entry();
+        let eager = self.eager_reads.left();
+        let slot_only = self.slot_reads.left();
+        // The common case first, apart from the general loop: a small value, copied from the
+        // header at the first attempt (see `Snapshot::read_inline`).
+        let mut inline = slot_only == 0;
+        if inline && eager == 0 {
+            match self.snap.read_inline(buf) {
+                Ok(meta) => return Ok(meta),
+                // Overtaken: the general read goes straight to the slot.
+                Err(true) => inline = false,
+                Err(false) => {}
+            }
+        }
+        self.read_general(buf, entry, eager, slot_only, inline)
+    }
+
+    /// `read_into` past its fast path: optimistic, then pinned attempts, slot copies.
+    fn read_general(
+        &self,
+        buf: &mut Vec<u8>,
+        entry: Option<usize>,
+        eager: u32,
+        slot_only: u32,
+        inline: bool,
+    ) -> Result<Meta> {
+        // A second thread reading through the same handle at the same moment reads by validation
+        // alone instead of sharing the pin. The per-read claim on the entry, an atomic swap, is
+        // only made after a failed optimistic attempt, so a plain read does no RMW at all.
         let mut pinned = false;
         let take_pin = || {
             let e = entry?;
@@ -518,18 +549,17 @@ impl Channel {
         // at once instead of first losing an optimistic attempt; then optimism is tried again.
         // Likewise, after an inline copy was overtaken, the next reads of small values go to the
         // slot (see `Snapshot::read`). Both counts are per handle and only steer the fast path.
-        let eager = self.eager_reads.left();
-        let slot_only = self.slot_reads.left();
         let result = self
             .snap
-            .read(take_pin, eager > 0, slot_only == 0, buf, &self.timeouts);
+            .read(take_pin, eager > 0, inline, buf, &self.timeouts);
         if pinned {
             self.pin_busy
                 .store(false, std::sync::atomic::Ordering::Release);
         }
         let (meta, overtaken) = result?;
         self.eager_reads.after(eager, meta.retries > 0);
-        self.slot_reads.after(slot_only, overtaken);
+        self.slot_reads
+            .after(slot_only, overtaken || (!inline && slot_only == 0));
         Ok(meta)
     }
 

@@ -9,7 +9,7 @@ use loom::thread;
 use crate::frame::Tag;
 use crate::layout::Layout;
 use crate::region::Region;
-use crate::snapshot::{Snapshot, Timeouts};
+use crate::snapshot::{SlotWriter, Snapshot, Source, Timeouts};
 
 const WRITER: u64 = 1;
 const READER: u64 = 2;
@@ -37,17 +37,35 @@ fn channel_with(readers: usize, checksum: bool) -> Arc<Snapshot> {
 
 /// Value `g` is `LEN` copies of the byte `g`: a mix of two values is detectable.
 fn publish(s: &Snapshot, token: u64, g: u8) {
-    s.publish(token, Tag::BYTES, &Timeouts::default(), |w| {
-        w.put(&[g; LEN])
-    })
-    .unwrap();
+    // Both ways in: the caller's slice (odd values) and a streaming closure (even ones), which
+    // take different routes to the inline buffer.
+    let value = [g; LEN];
+    let source = if g % 2 == 1 {
+        Source::Bytes(&value)
+    } else {
+        Source::Fill(|w: &mut SlotWriter<'_>| w.put(&value))
+    };
+    s.publish(token, Tag::BYTES, &Timeouts::default(), source)
+        .unwrap();
 }
 
-fn check(s: &Snapshot, pin: Option<usize>) {
+/// One read, checked. With `fast`, the way `Channel::read_into` reads: `read_inline` first, and
+/// the general read (straight to the slot if the inline copy was overtaken) only if that fails.
+fn check(s: &Snapshot, pin: Option<usize>, fast: bool) {
     let mut buf = Vec::new();
-    let (meta, _) = s
-        .read(|| pin, false, true, &mut buf, &Timeouts::default())
-        .unwrap();
+    let first = if fast {
+        s.read_inline(&mut buf)
+    } else {
+        Err(false)
+    };
+    let meta = match first {
+        Ok(meta) => meta,
+        Err(overtaken) => {
+            s.read(|| pin, false, !overtaken, &mut buf, &Timeouts::default())
+                .unwrap()
+                .0
+        }
+    };
     if meta.generation == 0 {
         assert!(buf.is_empty());
     } else {
@@ -71,8 +89,8 @@ fn loom_pinned_reader_sees_whole_values() {
         });
         let pin = s.claim_pin(READER);
         assert!(pin.is_some());
-        check(&s, pin);
-        check(&s, pin);
+        check(&s, pin, true);
+        check(&s, pin, false);
         t.join().unwrap();
     });
 }
@@ -80,17 +98,19 @@ fn loom_pinned_reader_sees_whole_values() {
 #[test]
 fn loom_unpinned_reader_sees_whole_values() {
     // No pin entries: two slots, so the second publish rewrites the slot of generation 0 while
-    // the reader may be copying it; validation alone must reject the mix.
-    loom::model(|| {
-        let s = channel(0);
-        let w = s.clone();
-        let t = thread::spawn(move || {
-            publish(&w, WRITER, 1);
-            publish(&w, WRITER, 2);
+    // the reader may be copying it; validation alone must reject the mix. Both read paths.
+    for fast in [true, false] {
+        loom::model(move || {
+            let s = channel(0);
+            let w = s.clone();
+            let t = thread::spawn(move || {
+                publish(&w, WRITER, 1);
+                publish(&w, WRITER, 2);
+            });
+            check(&s, None, fast);
+            t.join().unwrap();
         });
-        check(&s, None);
-        t.join().unwrap();
-    });
+    }
 }
 
 #[test]
@@ -106,7 +126,7 @@ fn loom_slot_reads_see_whole_values() {
                 publish(&w, WRITER, 2);
             });
             let pin = if pinned { s.claim_pin(READER) } else { None };
-            check(&s, pin);
+            check(&s, pin, true);
             t.join().unwrap();
         });
     }

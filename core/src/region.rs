@@ -150,6 +150,29 @@ impl Region {
         }
     }
 
+    /// Asks the CPU to start fetching the cache line of word `i` (a hint: no load happens, so
+    /// nothing is read, ordered or racing, and nothing faults). A reader calls it as soon as it
+    /// knows which line it will copy, so that the line's transfer from the writer's core
+    /// overlaps the checks it makes before the copy.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, i: usize) {
+        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+        if i < self.words {
+            // SAFETY: `i < words`, so the address lies inside the live mapping; `prefetcht0`
+            // only hints the cache: it reads no memory architecturally, cannot fault, and
+            // touches no register or flag.
+            unsafe {
+                std::arch::asm!(
+                    "prefetcht0 [{p}]",
+                    p = in(reg) self.base.as_ptr().add(i),
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+        let _ = i;
+    }
+
     /// Replaces the contents of `dst` with the `len` bytes that start at word `first`, read with
     /// `Relaxed` atomic word loads (see the module docs for why not `memcpy`).
     #[inline]

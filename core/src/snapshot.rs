@@ -245,7 +245,13 @@ impl Snapshot {
     ///
     /// Nothing is visible to readers until `fill` has returned `Ok` and the frame is complete; if
     /// `fill` fails or overflows the capacity, the previous value stays the latest.
-    pub(crate) fn publish<F>(&self, token: u64, tag: Tag, t: &Timeouts, fill: F) -> Result<u64>
+    pub(crate) fn publish<F>(
+        &self,
+        token: u64,
+        tag: Tag,
+        t: &Timeouts,
+        source: Source<'_, F>,
+    ) -> Result<u64>
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
@@ -273,10 +279,16 @@ impl Snapshot {
         };
         // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
         let _guard = LockGuard(lock_word);
-        self.publish_locked(tag, u64::from(os::token_pid(token)), recovered, fill)
+        self.publish_locked(tag, u64::from(os::token_pid(token)), recovered, source)
     }
 
-    fn publish_locked<F>(&self, tag: Tag, pid: u64, recovered: bool, fill: F) -> Result<u64>
+    fn publish_locked<F>(
+        &self,
+        tag: Tag,
+        pid: u64,
+        recovered: bool,
+        source: Source<'_, F>,
+    ) -> Result<u64>
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
@@ -312,22 +324,33 @@ impl Snapshot {
         })?;
         let seq = self.region.word(l.slot(slot, F_SEQ));
         let odd = seqlock::begin_write(seq);
-        let mut w = SlotWriter::new(
-            &self.region,
-            l.slot(slot, F_PAYLOAD),
-            l.capacity,
-            self.checksum,
-        );
-        let filled = fill(&mut w);
+        let first = l.slot(slot, F_PAYLOAD);
         // On failure the stamp stays odd: the slot is not latest and now reads as "being written".
-        let (len, crc) = match (filled, w.finish()) {
-            (Ok(()), Ok(done)) => done,
-            (_, Err(too_large)) => return Err(too_large),
-            (Err(source), Ok(_)) => {
-                return Err(Error::Encode {
-                    name: self.name.clone(),
-                    source,
-                })
+        let (len, crc, bytes) = match source {
+            Source::Bytes(bytes) => {
+                if bytes.len() > l.capacity {
+                    return Err(Error::TooLarge {
+                        len: bytes.len(),
+                        capacity: l.capacity,
+                    });
+                }
+                self.region.copy_in_words(first, bytes);
+                let crc = self.checksum.then(|| crc32fast::hash(bytes));
+                (bytes.len(), crc, Some(bytes))
+            }
+            Source::Fill(fill) => {
+                let mut w = SlotWriter::new(&self.region, first, l.capacity, self.checksum);
+                let filled = fill(&mut w);
+                match (filled, w.finish()) {
+                    (Ok(()), Ok((len, crc))) => (len, crc, None),
+                    (_, Err(too_large)) => return Err(too_large),
+                    (Err(source), Ok(_)) => {
+                        return Err(Error::Encode {
+                            name: self.name.clone(),
+                            source,
+                        })
+                    }
+                }
             }
         };
         let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
@@ -341,7 +364,7 @@ impl Snapshot {
         f(F_TAG, u64::from(tag.0));
         f(F_CRC, crc.map_or(0, |c| CRC_PRESENT | u64::from(c)));
         seqlock::end_write(seq, odd);
-        self.store_descriptor(slot, next, len, tag);
+        self.store_descriptor(slot, next, len, tag, bytes);
         let latest = pack_latest(next, slot);
         latest_word.store(latest, Ordering::SeqCst);
         written.store(latest, Ordering::Relaxed);
@@ -371,17 +394,23 @@ impl Snapshot {
     /// store of `g + 1`) would synchronise with the reader's Acquire fence, and its reload of
     /// `latest` would see `g + 1` or later. A descriptor used only as a length for a slot copy
     /// needs no such argument: the slot's own frame, read under its stamp, must agree with it.
-    fn store_descriptor(&self, slot: usize, gen: u64, len: usize, tag: Tag) {
+    /// `bytes` is the value when the caller had it as one slice (`publish_raw`); a value that
+    /// came through a `fill` closure is copied from the slot just written instead.
+    fn store_descriptor(&self, slot: usize, gen: u64, len: usize, tag: Tag, bytes: Option<&[u8]>) {
         crate::sync::fence(Ordering::Release);
         let b = (gen % 2) as usize;
         if len <= self.layout.inline_max(self.checksum) {
-            // Word for word from the slot just written (still in this core's cache): the value
-            // came through `fill`, which may have streamed it, so there is no source buffer.
-            let n = len.div_ceil(WORD);
-            let from = self.region.words(self.layout.slot(slot, F_PAYLOAD), n);
-            let to = self.region.words(Layout::inline_data(b), n);
-            for (t, f) in to.iter().zip(from) {
-                t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
+            match bytes {
+                Some(bytes) => self.region.copy_in_words(Layout::inline_data(b), bytes),
+                None => {
+                    // Word for word from the slot (still in this core's cache).
+                    let n = len.div_ceil(WORD);
+                    let from = self.region.words(self.layout.slot(slot, F_PAYLOAD), n);
+                    let to = self.region.words(Layout::inline_data(b), n);
+                    for (t, f) in to.iter().zip(from) {
+                        t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
+                    }
+                }
             }
         }
         let desc = Layout::inline_desc(b);
@@ -426,6 +455,32 @@ impl Snapshot {
             len,
             retries: 0,
         })
+    }
+
+    /// The first attempt of a read when the value is small: the descriptor of `latest`'s
+    /// generation and the validated copy of its inline buffer, nothing else. Kept apart from
+    /// [`read`](Self::read) so that the common read compiles to a short path; `Err(true)` when
+    /// the copy was overtaken by a publish (the caller then reads the slot), `Err(false)` when
+    /// the value is not one to read inline (too large, or a descriptor not yet or no longer
+    /// this generation's), for the general read to handle.
+    #[inline(always)]
+    pub(crate) fn read_inline(&self, buf: &mut Vec<u8>) -> Result<Meta, bool> {
+        let latest = self.region.word(H_LATEST).load(Ordering::Relaxed);
+        crate::sync::fence(Ordering::Acquire);
+        let (gen, slot) = split_latest(latest);
+        let max = self.layout.inline_max(self.checksum);
+        if max == 0 || slot >= self.layout.slots {
+            return Err(false);
+        }
+        // Start the buffer's transfer now; the checks below then overlap it.
+        self.region
+            .prefetch(Layout::inline_data((gen % 2) as usize));
+        match self.descriptor(gen) {
+            Some((len, tag)) if len <= max => {
+                self.copy_inline(latest, gen, len, tag, buf).ok_or(true)
+            }
+            _ => Err(false),
+        }
     }
 
     /// Copies the latest value into `buf` (replacing its contents). `pin` yields this handle's
@@ -686,6 +741,19 @@ fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option
     };
     (pick != 0).then(|| pick.trailing_zeros() as usize)
 }
+
+/// What a publish stores: a value the caller holds as one slice, or a closure that streams it
+/// into the slot.
+pub(crate) enum Source<'b, F> {
+    /// The whole value; copied straight into the slot and, if small, from the same slice into
+    /// the inline buffer.
+    Bytes(&'b [u8]),
+    /// Writes the value through a [`SlotWriter`].
+    Fill(F),
+}
+
+/// The `F` of a [`Source::Bytes`], which has no closure.
+pub(crate) type NoFill = fn(&mut SlotWriter<'_>) -> io::Result<()>;
 
 /// Releases the writer lock when dropped.
 struct LockGuard<'a>(&'a crate::sync::AtomicU64);
