@@ -222,7 +222,7 @@ pub fn atomic_load_bytes(src: &[AtomicU64], len: usize, dst: &mut Vec<u8>) {
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     let done = {
         let (lead, lines) = vector::split(src.as_ptr() as usize, full);
-        for (w, word) in src.iter().enumerate().take(lead) {
+        for (w, word) in src[..lead].iter().enumerate() {
             put(w, word.load(Ordering::Relaxed));
         }
         if lines > 0 {
@@ -240,8 +240,9 @@ pub fn atomic_load_bytes(src: &[AtomicU64], len: usize, dst: &mut Vec<u8>) {
         }
         lead + lines * vector::LINE_WORDS
     };
-    for (w, word) in src.iter().enumerate().take(full).skip(done) {
-        put(w, word.load(Ordering::Relaxed));
+    // Sub-slices, not `take`/`skip` adaptors: the loop compiles to a plain counted loop.
+    for (w, word) in src[done..full].iter().enumerate() {
+        put(done + w, word.load(Ordering::Relaxed));
     }
     if tail != 0 {
         let bytes = src[full].load(Ordering::Relaxed).to_ne_bytes();
@@ -279,7 +280,7 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     let done = {
         let (lead, lines) = vector::split(dst.as_ptr() as usize, full);
-        for (w, word) in dst.iter().enumerate().take(lead) {
+        for (w, word) in dst[..lead].iter().enumerate() {
             word.store(word_at(w), Ordering::Relaxed);
         }
         if lines > 0 {
@@ -297,8 +298,8 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
         }
         lead + lines * vector::LINE_WORDS
     };
-    for (w, word) in dst.iter().enumerate().take(full).skip(done) {
-        word.store(word_at(w), Ordering::Relaxed);
+    for (w, word) in dst[done..full].iter().enumerate() {
+        word.store(word_at(done + w), Ordering::Relaxed);
     }
     let rest = &src[full * WORD..];
     if !rest.is_empty() {

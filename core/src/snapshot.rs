@@ -322,7 +322,9 @@ impl Snapshot {
             name: self.name.clone(),
             what: "every slot is pinned, more pins than reader entries".into(),
         })?;
-        let seq = self.region.word(l.slot(slot, F_SEQ));
+        // The frame's fields as one slice of known length: one bounds check, not one a field.
+        let frame = self.region.words(l.slot(slot, 0), F_PAYLOAD);
+        let seq = &frame[F_SEQ];
         let odd = seqlock::begin_write(seq);
         let first = l.slot(slot, F_PAYLOAD);
         // On failure the stamp stays odd: the slot is not latest and now reads as "being written".
@@ -354,15 +356,11 @@ impl Snapshot {
             }
         };
         let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
-        let f = |i: usize, v: u64| {
-            self.region
-                .word(l.slot(slot, i))
-                .store(v, Ordering::Relaxed)
-        };
-        f(F_GEN, next);
-        f(F_LEN, len as u64);
-        f(F_TAG, u64::from(tag.0));
-        f(F_CRC, crc.map_or(0, |c| CRC_PRESENT | u64::from(c)));
+        frame[F_GEN].store(next, Ordering::Relaxed);
+        frame[F_LEN].store(len as u64, Ordering::Relaxed);
+        frame[F_TAG].store(u64::from(tag.0), Ordering::Relaxed);
+        let crc = crc.map_or(0, |c| CRC_PRESENT | u64::from(c));
+        frame[F_CRC].store(crc, Ordering::Relaxed);
         seqlock::end_write(seq, odd);
         self.store_descriptor(slot, next, len, tag, bytes);
         let latest = pack_latest(next, slot);
