@@ -71,6 +71,8 @@ pub enum Transport {
     FloorLine,
     /// F: memcpy into a shared buffer, Release-store a flag; the reader spins, copies out.
     Floor,
+    /// F made torn-free: double-buffered, validated by reloading the flag (a reference).
+    Validated,
     /// mmf: a channel per direction, spinning on `generation()`, `read_into`, `publish_raw`.
     Mmf,
     /// mmf blocking in `Channel::wait_for_change` instead of spinning.
@@ -93,9 +95,10 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 11] = [
+    pub const ALL: [Transport; 12] = [
         Transport::FloorLine,
         Transport::Floor,
+        Transport::Validated,
         Transport::Mmf,
         Transport::MmfWait,
         Transport::Futex,
@@ -112,6 +115,7 @@ impl Transport {
         match self {
             Transport::FloorLine => "floor-line",
             Transport::Floor => "floor",
+            Transport::Validated => "floor-validated",
             Transport::Mmf => "mmf",
             Transport::MmfWait => "mmf-wait",
             Transport::Futex => "futex",
@@ -133,7 +137,11 @@ impl Transport {
     pub fn is_peer(self) -> bool {
         !matches!(
             self,
-            Transport::FloorLine | Transport::Floor | Transport::Mmf | Transport::MmfWait
+            Transport::FloorLine
+                | Transport::Floor
+                | Transport::Validated
+                | Transport::Mmf
+                | Transport::MmfWait
         )
     }
 
@@ -251,6 +259,10 @@ pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Vec<u64>> {
         }
         Transport::Floor => {
             let (side, res) = floor::Floor::parent(len)?;
+            drive(side, res, t, len, plan)
+        }
+        Transport::Validated => {
+            let (side, res) = floor::Validated::parent(len)?;
             drive(side, res, t, len, plan)
         }
         Transport::Futex => {
@@ -383,6 +395,11 @@ pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Res
         }
         Transport::Floor => {
             let mut s = floor::Floor::child(len, &res)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        Transport::Validated => {
+            let mut s = floor::Validated::child(len, &res)?;
             ready();
             pong(&mut s, idle)
         }

@@ -28,6 +28,7 @@ fn smoke_run_measures_every_default_transport() {
     for t in [
         "floor-line",
         "floor",
+        "floor-validated",
         "mmf",
         "mmf-wait",
         "futex",

@@ -1,13 +1,14 @@
 //! The reference transports over a plain shared mapping: the cache-line ping-pong, the floor F,
-//! and the bare futex ping-pong.
+//! F made torn-free (double-buffered and validated), and the bare futex ping-pong.
 //!
 //! Layout of the mapping: the A-to-B word at byte 0, the B-to-A word at [`LINE`], the A-to-B
 //! buffer at 4096 and the B-to-A buffer after it (page-aligned). The parent is A.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use mmf_core::__bench::{atomic_load_bytes, atomic_store_bytes};
 
 use crate::buf::Buf;
 use crate::latency::{payload, seq_of, spin_until, stamp, Side};
@@ -167,6 +168,106 @@ impl Side for Floor {
         // write it again until we answer.
         unsafe { std::ptr::copy_nonoverlapping(src, self.inb.as_mut_ptr(), self.len) };
         Ok(seq_of(self.inb.as_slice()))
+    }
+}
+
+/// F made torn-free at the least cost we know: each direction has two buffers, the sender
+/// writes message `g` into buffer `g % 2` with atomic word stores (mmf's own copy routine) and
+/// Release-stores `g` into its flag; the receiver loads the flag, copies buffer `g % 2` with
+/// atomic word loads and keeps the copy only if the flag still says `g` (the sender rewrites that
+/// buffer only after it has moved the flag on). One store to the polled line per message, as in
+/// F; what it adds is the word-wise copies and one reload of the flag. A reference for what any
+/// protocol that never hands out a torn value must pay over F, not a peer: it has no writer
+/// exclusion, no slots a slow reader can hold, and a reader overtaken twice just retries.
+pub struct Validated {
+    map: SharedMap,
+    len: usize,
+    stride: usize,
+    off: (usize, usize, usize, usize),
+    out: Buf,
+    inb: Vec<u8>,
+    sent: u64,
+    last: u64,
+}
+
+impl Validated {
+    /// The parent's side and what the child needs.
+    pub fn parent(len: usize) -> Result<(Validated, Resources)> {
+        let map = SharedMap::create(BUF + 4 * buf_stride(len))?;
+        let res = Resources {
+            paths: vec![map.path().to_owned()],
+            ..Resources::default()
+        };
+        Ok((Validated::new(map, len, true), res))
+    }
+
+    /// The child's side.
+    pub fn child(len: usize, res: &Resources) -> Result<Validated> {
+        Ok(Validated::new(open(res)?, len, false))
+    }
+
+    fn new(map: SharedMap, len: usize, parent: bool) -> Validated {
+        let stride = buf_stride(len);
+        let (a, b) = (BUF, BUF + 2 * stride);
+        Validated {
+            map,
+            len,
+            stride,
+            off: if parent {
+                (0, LINE, a, b)
+            } else {
+                (LINE, 0, b, a)
+            },
+            out: payload(len),
+            inb: Vec::with_capacity(len),
+            sent: 0,
+            last: 0,
+        }
+    }
+
+    /// Byte offset of buffer `g % 2` of the pair at `base`.
+    fn at(&self, base: usize, g: u64) -> usize {
+        base + (g % 2) as usize * self.stride
+    }
+}
+
+impl Side for Validated {
+    #[inline]
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(self.out.as_mut_slice(), seq);
+        let g = self.sent + 1;
+        let words = self.map.words(self.at(self.off.2, g), self.len.div_ceil(8));
+        atomic_store_bytes(words, self.out.as_slice());
+        self.map.u64_at(self.off.0).store(g, Ordering::Release);
+        self.sent = g;
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, timeout: Duration) -> Result<u64> {
+        let flag = self.map.u64_at(self.off.1);
+        let last = self.last;
+        let mut g = spin_until(timeout, || {
+            let v = flag.load(Ordering::Acquire);
+            (v != last).then_some(v)
+        })?;
+        let start = Instant::now();
+        loop {
+            let at = self.at(self.off.3, g);
+            let words = self.map.words(at, self.len.div_ceil(8));
+            atomic_load_bytes(words, self.len, &mut self.inb);
+            fence(Ordering::Acquire);
+            let now = flag.load(Ordering::Relaxed);
+            if now == g {
+                break;
+            }
+            if start.elapsed() > timeout {
+                bail!("no consistent copy within {timeout:?}");
+            }
+            g = now;
+        }
+        self.last = g;
+        Ok(seq_of(&self.inb))
     }
 }
 
