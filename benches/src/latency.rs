@@ -218,7 +218,7 @@ pub fn run(plan: &Plan, transports: &[Transport]) -> Vec<Measured> {
                                 s.n
                             );
                         }
-                        runs[i].push(s);
+                        runs[i].push(r, s);
                     }
                     Err(e) => {
                         eprintln!(

@@ -55,6 +55,9 @@ pub struct Row {
     /// This row's p50 over F's at this size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x_floor: Option<f64>,
+    /// The median over rounds of this run's p50 over F's p50 in the same round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_floor_paired: Option<f64>,
     /// Spread of the runs (max - min over median of the runs' p50 or rates), in percent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spread_pct: Option<f64>,
@@ -119,6 +122,11 @@ impl Report<'_> {
     /// F's RT p50 at `len`.
     fn floor(&self, len: usize) -> Option<f64> {
         self.lat(Transport::Floor, len).map(|m| m.runs.p50())
+    }
+
+    /// `m` over F at the same size, round by round (see `Runs::paired`).
+    fn floor_paired(&self, m: &Measured) -> Option<f64> {
+        m.runs.paired(&self.lat(Transport::Floor, m.len)?.runs)
     }
 
     /// The fastest peer at `len` (p50), among blocking ones only if `blocking`.
@@ -192,11 +200,12 @@ impl Report<'_> {
             o,
             "\nLatency: round trip (RT) between two pinned processes, payload copied in and out on \
              both sides;\none-way = RT/2; medians over {runs} interleaved runs; ± = half the range \
-             of the runs' p50 in % of their median; best run = the lowest p50 of any run"
+             of the runs' p50 in % of their median; best run = the lowest p50 of any run;\n\
+             x F = median over F's median; x F/run = median over rounds of the ratio to F in the same round"
         );
         let _ = writeln!(
             o,
-            "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9} {:>6}  mmf vs best peer",
+            "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9} {:>6} {:>7}  mmf vs best peer",
             "payload",
             "transport",
             "RT p50",
@@ -206,6 +215,7 @@ impl Report<'_> {
             "±%",
             "best run",
             "x F",
+            "x F/run",
         );
         let mut lens: Vec<usize> = self.lat.iter().map(|m| m.len).collect();
         lens.dedup();
@@ -249,7 +259,7 @@ impl Report<'_> {
                 }
                 let _ = writeln!(
                     o,
-                    "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5.0} {:>9} {:>6}  {}{}",
+                    "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5.0} {:>9} {:>6} {:>7}  {}{}",
                     fmt_len(len),
                     name,
                     fmt_ns(r.p50()),
@@ -259,6 +269,7 @@ impl Report<'_> {
                     r.spread() / 2.0,
                     fmt_ns(r.best()),
                     fmt_x(f.and_then(|f| ratio(r.p50(), f))),
+                    fmt_x(self.floor_paired(m)),
                     versus.unwrap_or_default(),
                     if r.failures > 0 {
                         format!(" ({} runs failed)", r.failures)
@@ -416,6 +427,12 @@ impl Report<'_> {
             })
         };
         let mmf = |len| self.lat(Transport::Mmf, len).map(|m| m.runs.p50());
+        // The same ratio round by round (`Runs::paired`), shown beside each verdict.
+        let per_round = |len, other: Transport| {
+            let a = self.lat(Transport::Mmf, len)?;
+            let b = self.lat(other, len)?;
+            Some(format!("per round: {}", fmt_x(a.runs.paired(&b.runs))))
+        };
         if !self.lat.is_empty() {
             for len in self.sizes() {
                 let limit = if len <= 64 { 1.3 } else { 1.2 };
@@ -423,7 +440,7 @@ impl Report<'_> {
                     format!("{} RT: mmf / F", fmt_len(len)),
                     mmf(len).zip(self.floor(len)).and_then(|(a, b)| ratio(a, b)),
                     limit,
-                    String::new(),
+                    per_round(len, Transport::Floor).unwrap_or_default(),
                 );
                 if len <= 64 {
                     let bb = self
@@ -439,7 +456,7 @@ impl Report<'_> {
                                 .unwrap_or("no result")
                                 .into()
                         } else {
-                            String::new()
+                            per_round(len, Transport::IoxBlackboard).unwrap_or_default()
                         },
                     );
                 } else {
@@ -450,8 +467,14 @@ impl Report<'_> {
                             .zip(best.map(|b| b.runs.p50()))
                             .and_then(|(a, b)| ratio(a, b)),
                         1.0,
-                        best.map(|b| format!("best peer: {}", b.transport.name()))
-                            .unwrap_or_default(),
+                        best.map(|b| {
+                            format!(
+                                "best peer: {}, {}",
+                                b.transport.name(),
+                                per_round(len, b.transport).unwrap_or_default()
+                            )
+                        })
+                        .unwrap_or_default(),
                     );
                 }
             }
@@ -527,6 +550,7 @@ impl Report<'_> {
                 one_way_p50_ns: has.then(|| r.p50() / 2.0),
                 best_run_p50_ns: has.then(|| r.best()),
                 x_floor: self.floor(m.len).and_then(|f| ratio(r.p50(), f)),
+                x_floor_paired: self.floor_paired(m),
                 spread_pct: has.then(|| r.spread()),
                 runs: r.runs.len(),
                 failed_runs: (r.failures > 0).then_some(r.failures),

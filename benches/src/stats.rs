@@ -67,14 +67,36 @@ pub fn spread_pct(values: &[f64]) -> f64 {
 pub struct Runs {
     /// One entry per successful run.
     pub runs: Vec<Sample>,
+    /// The round each entry of `runs` was measured in (rounds interleave the transports).
+    pub rounds: Vec<usize>,
     /// Runs that failed (reported, not hidden).
     pub failures: usize,
 }
 
 impl Runs {
-    /// Adds a run.
-    pub fn push(&mut self, s: Sample) {
+    /// Adds the run of round `round`.
+    pub fn push(&mut self, round: usize, s: Sample) {
         self.runs.push(s);
+        self.rounds.push(round);
+    }
+
+    /// Median over the rounds both measured of this run's p50 over `base`'s p50 in the same
+    /// round. The host's fast and slow modes last seconds and hit every transport of a round
+    /// alike, so this ratio moves far less from one full run to the next than the ratio of the
+    /// two medians, which can pair a fast-mode median with a slow-mode one.
+    pub fn paired(&self, base: &Runs) -> Option<f64> {
+        let ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .zip(&self.runs)
+            .filter_map(|(r, s)| {
+                let b = base.rounds.iter().position(|x| x == r)?;
+                let d = base.runs[b].p50;
+                (d > 0.0).then(|| s.p50 / d)
+            })
+            .collect();
+        let m = median(&ratios);
+        m.is_finite().then_some(m)
     }
 
     /// Median over runs of each run's p50.
@@ -182,6 +204,28 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(spread_pct(&[90.0, 100.0, 110.0]), 20.0);
         assert_eq!(spread_pct(&[5.0]), 0.0);
+    }
+
+    #[test]
+    fn paired_ratios_match_rounds_and_skip_missing_ones() {
+        let s = |p50| Sample {
+            p50,
+            p99: p50,
+            p999: p50,
+            n: 1,
+        };
+        let mut f = Runs::default();
+        let mut m = Runs::default();
+        // Round 0 slow, 1 fast, 2 failed for F, 3 fast: the medians pair 100 with 400 (ratio
+        // 4.0 or 0.25 depending on the mix), the rounds give 2.0 every time.
+        for (r, v) in [(0, 400.0), (1, 100.0), (3, 100.0)] {
+            f.push(r, s(v));
+        }
+        for (r, v) in [(0, 800.0), (1, 200.0), (2, 150.0), (3, 200.0)] {
+            m.push(r, s(v));
+        }
+        assert_eq!(m.paired(&f), Some(2.0));
+        assert_eq!(Runs::default().paired(&f), None);
     }
 
     #[test]
