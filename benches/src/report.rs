@@ -290,7 +290,7 @@ impl Report<'_> {
             o,
             "\nThroughput and reader progress: one writer publishing back-to-back (first CPU), \
              readers copying\nsnapshots back-to-back (all on the second CPU); medians over {runs} \
-             interleaved runs; x 1/F = reader rate x F's one-way time"
+             interleaved runs; x 1/F = reader rate x F's one-way time, F measured in the same rounds"
         );
         let _ = writeln!(
             o,
@@ -363,12 +363,12 @@ impl Report<'_> {
         }
     }
 
+    /// A reader's rate times F's one-way time, F taken in the same rounds as the reader.
     fn reader_vs_floor(&self, m: &TpMeasured) -> Option<f64> {
         if m.readers == 0 {
             return None;
         }
-        let one_way_s = self.floor(m.len)? / 2.0 / 1e9;
-        opt(m.reader_rate() * one_way_s)
+        m.reader_vs_floor()
     }
 
     fn render_cli(&self, o: &mut String, cli: &Result<(String, Vec<CliMeasured>), String>) {
@@ -498,9 +498,9 @@ impl Report<'_> {
                 self.reader_vs_floor(m),
                 -0.7,
                 format!(
-                    "{} snapshots/s, 1/F = {}",
+                    "{} snapshots/s, 1/F = {} (F in the same rounds)",
                     fmt_rate(m.reader_rate()),
-                    self.floor(m.len).map_or("-".into(), |f| fmt_rate(2e9 / f))
+                    m.floor_rt_ns().map_or("-".into(), |f| fmt_rate(2e9 / f))
                 ),
             );
             bar(

@@ -14,11 +14,11 @@ use anyhow::{bail, Context, Result};
 use mmf_core::{Channel, Location, Options, Tag};
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{fmt_len, payload};
+use crate::latency::{self, fmt_len, payload, Transport};
 use crate::proc::{Job, JobKind, Peer, Resources};
 use crate::seqlock::NaiveSeqlock;
 use crate::shm::{SharedMap, LINE};
-use crate::stats::{fmt_rate, median, spread_pct};
+use crate::stats::{fmt_rate, median, spread_pct, Sample};
 use crate::Plan;
 
 /// What is measured.
@@ -86,6 +86,10 @@ pub struct TpRun {
     pub writes_per_s: f64,
     /// One entry per reader.
     pub readers: Vec<ReaderStats>,
+    /// F's round-trip p50 at this size, measured in the same round just before (the reference
+    /// for "x 1/F": the host's fast and slow modes last seconds, so a reference taken minutes
+    /// earlier in the latency section may come from the other mode).
+    pub floor_rt_ns: Option<f64>,
 }
 
 /// All runs of one (target, size, reader count).
@@ -118,6 +122,31 @@ impl TpMeasured {
     /// Median over runs and readers of the snapshots per second.
     pub fn reader_rate(&self) -> f64 {
         median(&self.per_reader(ReaderStats::rate))
+    }
+
+    /// Median over runs and readers of the reader's rate times F's one-way time in the same
+    /// round; `None` without readers or without F figures.
+    pub fn reader_vs_floor(&self) -> Option<f64> {
+        let v: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|r| Some((r, r.floor_rt_ns?)))
+            .flat_map(|(r, f)| r.readers.iter().map(move |s| s.rate() * f / 2.0 / 1e9))
+            .collect();
+        let m = median(&v);
+        m.is_finite().then_some(m)
+    }
+
+    /// F's median round trip over the rounds of this measurement.
+    pub fn floor_rt_ns(&self) -> Option<f64> {
+        let m = median(
+            &self
+                .runs
+                .iter()
+                .filter_map(|r| r.floor_rt_ns)
+                .collect::<Vec<_>>(),
+        );
+        m.is_finite().then_some(m)
     }
 
     /// Median over runs and readers of the fresh snapshots (new generations) per second.
@@ -195,6 +224,13 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
             })
             .collect();
         for r in 0..plan.tp_runs {
+            let floor_rt_ns = match latency::round(Transport::Floor, len, plan) {
+                Ok(samples) => Some(Sample::of(samples).p50),
+                Err(e) => {
+                    eprintln!("  floor {}: run {} failed: {e:#}", fmt_len(len), r + 1);
+                    None
+                }
+            };
             let mut order: Vec<usize> = (0..cases.len()).collect();
             if r % 2 == 1 {
                 order.reverse();
@@ -202,7 +238,7 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
             for i in order {
                 let (target, readers) = cases[i];
                 match round(target, len, readers, plan) {
-                    Ok(run) => got[i].runs.push(run),
+                    Ok(run) => got[i].runs.push(TpRun { floor_rt_ns, ..run }),
                     Err(e) => {
                         eprintln!(
                             "  {} {} {readers}r: run {} failed: {e:#}",
@@ -332,6 +368,7 @@ pub fn round(target: Target, len: usize, readers: usize, plan: &Plan) -> Result<
     Ok(TpRun {
         writes_per_s: writes as f64 / elapsed.as_secs_f64(),
         readers: stats,
+        floor_rt_ns: None,
     })
 }
 

@@ -50,5 +50,10 @@ fn smoke_run_measures_every_default_transport() {
             "no reader run for {t}"
         );
     }
+    // The reader-progress ratio uses F measured within the throughput rounds themselves.
+    assert!(
+        has("mmf", "writer+1 reader", "reader_rate_vs_floor"),
+        "no x 1/F for mmf's reader"
+    );
     assert!(stdout.contains("The issue's bars"), "{stdout}");
 }
