@@ -310,6 +310,15 @@ impl Snapshot {
         } else {
             written.load(Ordering::Relaxed)
         };
+        if let Source::Bytes(bytes) = &source {
+            // Before any slot is touched: a refused value leaves no odd stamp behind.
+            if bytes.len() > l.capacity {
+                return Err(Error::TooLarge {
+                    len: bytes.len(),
+                    capacity: l.capacity,
+                });
+            }
+        }
         let (gen, cur) = split_latest(prev);
         let mut pinned: u64 = 0;
         for e in 0..l.readers {
@@ -330,12 +339,7 @@ impl Snapshot {
         // On failure the stamp stays odd: the slot is not latest and now reads as "being written".
         let (len, crc, bytes) = match source {
             Source::Bytes(bytes) => {
-                if bytes.len() > l.capacity {
-                    return Err(Error::TooLarge {
-                        len: bytes.len(),
-                        capacity: l.capacity,
-                    });
-                }
+                // `bytes.len() <= capacity`: checked above.
                 self.region.copy_in_words(first, bytes);
                 let crc = self.checksum.then(|| crc32fast::hash(bytes));
                 (bytes.len(), crc, Some(bytes))
@@ -463,11 +467,14 @@ impl Snapshot {
     /// this generation's), for the general read to handle.
     #[inline(always)]
     pub(crate) fn read_inline(&self, buf: &mut Vec<u8>) -> Result<Meta, bool> {
+        let max = self.layout.inline_max(self.checksum);
+        if max == 0 {
+            return Err(false);
+        }
         let latest = self.region.word(H_LATEST).load(Ordering::Relaxed);
         crate::sync::fence(Ordering::Acquire);
         let (gen, slot) = split_latest(latest);
-        let max = self.layout.inline_max(self.checksum);
-        if max == 0 || slot >= self.layout.slots {
+        if slot >= self.layout.slots {
             return Err(false);
         }
         // Start the buffer's transfer now; the checks below then overlap it.

@@ -236,6 +236,9 @@ impl Side for Validated {
     fn send(&mut self, seq: u64) -> Result<()> {
         stamp(self.out.as_mut_slice(), seq);
         let g = self.sent + 1;
+        // Orders our earlier flag stores before the buffer stores below: a receiver whose copy
+        // reads any of them then also sees the flag moved past the `g` it is copying.
+        fence(Ordering::Release);
         let words = self.map.words(self.at(self.off.2, g), self.len.div_ceil(8));
         atomic_store_bytes(words, self.out.as_slice());
         self.map.u64_at(self.off.0).store(g, Ordering::Release);
