@@ -290,7 +290,7 @@ impl Report<'_> {
             o,
             "\nThroughput and reader progress: one writer publishing back-to-back (first CPU), \
              readers copying\nsnapshots back-to-back (all on the second CPU); medians over {runs} \
-             interleaved runs; x 1/F = reader rate x F's one-way time, F measured in the same rounds"
+             interleaved runs; x 1/F = reader rate x F's one-way time, F measured right before each run"
         );
         let _ = writeln!(
             o,
@@ -498,7 +498,7 @@ impl Report<'_> {
                 self.reader_vs_floor(m),
                 -0.7,
                 format!(
-                    "{} snapshots/s, 1/F = {} (F in the same rounds)",
+                    "{} snapshots/s, 1/F = {} (F right before each run)",
                     fmt_rate(m.reader_rate()),
                     m.floor_rt_ns().map_or("-".into(), |f| fmt_rate(2e9 / f))
                 ),

@@ -86,9 +86,9 @@ pub struct TpRun {
     pub writes_per_s: f64,
     /// One entry per reader.
     pub readers: Vec<ReaderStats>,
-    /// F's round-trip p50 at this size, measured in the same round just before (the reference
-    /// for "x 1/F": the host's fast and slow modes last seconds, so a reference taken minutes
-    /// earlier in the latency section may come from the other mode).
+    /// F's round-trip p50 at this size, measured right before this run (the reference for
+    /// "x 1/F": the host's fast and slow modes last seconds, so a reference taken minutes
+    /// earlier in the latency section may come from the other mode). `None` without readers.
     pub floor_rt_ns: Option<f64>,
 }
 
@@ -223,20 +223,31 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
                 failures: 0,
             })
             .collect();
+        // F for `x 1/F`: a short ping-pong right before every run with readers, so that the
+        // two figures share the host's mode (which lasts seconds).
+        let floor_plan = Plan {
+            lat_warmup: plan.lat_warmup.min(Duration::from_millis(10)),
+            lat_budget: plan.lat_budget.min(Duration::from_millis(60)),
+            ..plan.clone()
+        };
         for r in 0..plan.tp_runs {
-            let floor_rt_ns = match latency::round(Transport::Floor, len, plan) {
-                Ok(samples) => Some(Sample::of(samples).p50),
-                Err(e) => {
-                    eprintln!("  floor {}: run {} failed: {e:#}", fmt_len(len), r + 1);
-                    None
-                }
-            };
             let mut order: Vec<usize> = (0..cases.len()).collect();
             if r % 2 == 1 {
                 order.reverse();
             }
             for i in order {
                 let (target, readers) = cases[i];
+                let floor_rt_ns = if readers == 0 {
+                    None
+                } else {
+                    match latency::round(Transport::Floor, len, &floor_plan) {
+                        Ok(samples) => Some(Sample::of(samples).p50),
+                        Err(e) => {
+                            eprintln!("  floor {}: run {} failed: {e:#}", fmt_len(len), r + 1);
+                            None
+                        }
+                    }
+                };
                 match round(target, len, readers, plan) {
                     Ok(run) => got[i].runs.push(TpRun { floor_rt_ns, ..run }),
                     Err(e) => {
