@@ -78,58 +78,45 @@ fn check(s: &Snapshot, pin: Option<usize>, fast: bool) {
     }
 }
 
-#[test]
-fn loom_pinned_reader_sees_whole_values() {
-    loom::model(|| {
-        let s = channel(1);
+/// The model most tests share: a writer publishes generations 1 and 2 while this thread reads
+/// `reads` times (pinned if `pinned`, on the fast path first where `reads` says so).
+fn two_publishes_against(readers: usize, checksum: bool, pinned: bool, reads: &'static [bool]) {
+    loom::model(move || {
+        let s = channel_with(readers, checksum);
         let w = s.clone();
         let t = thread::spawn(move || {
             publish(&w, WRITER, 1);
             publish(&w, WRITER, 2);
         });
-        let pin = s.claim_pin(READER);
-        assert!(pin.is_some());
-        check(&s, pin, true);
-        check(&s, pin, false);
+        let pin = if pinned { s.claim_pin(READER) } else { None };
+        assert_eq!(pin.is_some(), pinned);
+        for &fast in reads {
+            check(&s, pin, fast);
+        }
         t.join().unwrap();
     });
+}
+
+#[test]
+fn loom_pinned_reader_sees_whole_values() {
+    // Two reads, the fast path's and the general loop's.
+    two_publishes_against(1, false, true, &[true, false]);
 }
 
 #[test]
 fn loom_unpinned_reader_sees_whole_values() {
     // No pin entries: two slots, so the second publish rewrites the slot of generation 0 while
     // the reader may be copying it; validation alone must reject the mix. Both read paths.
-    for fast in [true, false] {
-        loom::model(move || {
-            let s = channel(0);
-            let w = s.clone();
-            let t = thread::spawn(move || {
-                publish(&w, WRITER, 1);
-                publish(&w, WRITER, 2);
-            });
-            check(&s, None, fast);
-            t.join().unwrap();
-        });
-    }
+    two_publishes_against(0, false, false, &[true]);
+    two_publishes_against(0, false, false, &[false]);
 }
 
 #[test]
 fn loom_slot_reads_see_whole_values() {
     // The same two readers on a checksummed channel, whose values are never inline: the slot
     // protocol alone, pinned and unpinned.
-    for pinned in [true, false] {
-        loom::model(move || {
-            let s = channel_with(usize::from(pinned), true);
-            let w = s.clone();
-            let t = thread::spawn(move || {
-                publish(&w, WRITER, 1);
-                publish(&w, WRITER, 2);
-            });
-            let pin = if pinned { s.claim_pin(READER) } else { None };
-            check(&s, pin, true);
-            t.join().unwrap();
-        });
-    }
+    two_publishes_against(1, true, true, &[true]);
+    two_publishes_against(0, true, false, &[true]);
 }
 
 #[test]
