@@ -513,16 +513,15 @@ impl Channel {
         let slot_only = self.slot_reads.left();
         // The common case first, apart from the general loop: a small value, copied from the
         // header at the first attempt (see `Snapshot::read_inline`).
-        let mut inline = slot_only == 0;
-        if inline && eager == 0 {
+        let mut overtaken = false;
+        if slot_only == 0 && eager == 0 {
             match self.snap.read_inline(buf) {
                 Ok(meta) => return Ok(meta),
                 // Overtaken: the general read goes straight to the slot.
-                Err(true) => inline = false,
-                Err(false) => {}
+                Err(o) => overtaken = o,
             }
         }
-        self.read_general(buf, entry, eager, slot_only, inline)
+        self.read_general(buf, entry, eager, slot_only, overtaken)
     }
 
     /// `read_into` past its fast path: optimistic, then pinned attempts, slot copies.
@@ -532,7 +531,7 @@ impl Channel {
         entry: Option<usize>,
         eager: u32,
         slot_only: u32,
-        inline: bool,
+        fast_overtaken: bool,
     ) -> Result<Meta> {
         // A second thread reading through the same handle at the same moment reads by validation
         // alone instead of sharing the pin. The per-read claim on the entry, an atomic swap, is
@@ -549,6 +548,7 @@ impl Channel {
         // at once instead of first losing an optimistic attempt; then optimism is tried again.
         // Likewise, after an inline copy was overtaken, the next reads of small values go to the
         // slot (see `Snapshot::read`). Both counts are per handle and only steer the fast path.
+        let inline = slot_only == 0 && !fast_overtaken;
         let result = self
             .snap
             .read(take_pin, eager > 0, inline, buf, &self.timeouts);
@@ -559,7 +559,7 @@ impl Channel {
         let (meta, overtaken) = result?;
         self.eager_reads.after(eager, meta.retries > 0);
         self.slot_reads
-            .after(slot_only, overtaken || (!inline && slot_only == 0));
+            .after(slot_only, overtaken || fast_overtaken);
         Ok(meta)
     }
 

@@ -425,7 +425,7 @@ impl Snapshot {
     /// Length and tag of generation `gen`'s value, as its descriptor on the polled line states
     /// them, if that descriptor is `gen`'s and in range (a hint: callers validate it).
     #[inline(always)]
-    fn descriptor(&self, gen: u64) -> Option<(usize, Tag)> {
+    fn descriptor(&self, gen: u64) -> Hint {
         let desc = Layout::inline_desc((gen % 2) as usize);
         if self.region.word(desc).load(Ordering::Relaxed) != gen {
             return None;
@@ -480,11 +480,30 @@ impl Snapshot {
         // Start the buffer's transfer now; the checks below then overlap it.
         self.region
             .prefetch(Layout::inline_data((gen % 2) as usize));
-        match self.descriptor(gen) {
-            Some((len, tag)) if len <= max => {
-                self.copy_inline(latest, gen, len, tag, buf).ok_or(true)
-            }
-            _ => Err(false),
+        self.inline_attempt(latest, gen, max, buf)
+            .map_err(|(_, overtaken)| overtaken)
+    }
+
+    /// The descriptor of generation `gen` (which `latest` names) and, if the value has at most
+    /// `max` bytes (`max > 0`), its validated inline copy. On failure: the descriptor's length
+    /// and tag if it was usable (a hint for the slot copy), and whether the copy was overtaken.
+    #[inline(always)]
+    fn inline_attempt(
+        &self,
+        latest: u64,
+        gen: u64,
+        max: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<Meta, (Hint, bool)> {
+        let Some((len, tag)) = self.descriptor(gen) else {
+            return Err((None, false));
+        };
+        if len > max {
+            return Err((Some((len, tag)), false));
+        }
+        match self.copy_inline(latest, gen, len, tag, buf) {
+            Some(meta) => Ok(meta),
+            None => Err((Some((len, tag)), true)),
         }
     }
 
@@ -607,35 +626,27 @@ impl Snapshot {
         inline: bool,
         overtaken: &mut bool,
         buf: &mut Vec<u8>,
-    ) -> Result<Meta, Option<(usize, Tag)>> {
+    ) -> Result<Meta, Hint> {
         if retries != 0 {
             return Err(None);
         }
         let gen = split_latest(latest).0;
-        let Some((len, tag)) = self.descriptor(gen) else {
-            return Err(None);
-        };
         let max = self.layout.inline_max(self.checksum);
-        if inline && max > 0 && len <= max {
-            if let Some(meta) = self.copy_inline(latest, gen, len, tag, buf) {
-                return Ok(meta);
-            }
-            *overtaken = true;
+        if !inline || max == 0 {
+            return Err(self.descriptor(gen));
         }
-        Err(Some((len, tag)))
+        self.inline_attempt(latest, gen, max, buf)
+            .map_err(|(hint, o)| {
+                *overtaken = o;
+                hint
+            })
     }
 
     /// One validated copy of `slot`, expected to hold generation `gen`. With `hint` (the length
     /// and tag the descriptor states), the payload copy starts at once, in parallel with the
     /// fetch of the frame line, and the frame must then agree with the hint (else: retry, and
     /// the next attempt reads the frame first).
-    fn copy_slot(
-        &self,
-        slot: usize,
-        gen: u64,
-        hint: Option<(usize, Tag)>,
-        buf: &mut Vec<u8>,
-    ) -> Attempt {
+    fn copy_slot(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
         let l = &self.layout;
         let seq = self.region.word(l.slot(slot, F_SEQ));
         let Some(s1) = seqlock::read_begin(seq) else {
@@ -692,6 +703,10 @@ impl Snapshot {
         })
     }
 }
+
+/// What a descriptor says of a value, length and tag, when it is usable: a slot copy can start
+/// with it before the frame line arrives (the frame must then agree).
+type Hint = Option<(usize, Tag)>;
 
 /// A descriptor's second word: the length in bits 0-31 and the tag in bits 32-47, or all ones
 /// (which no reader accepts: its tag field is out of range) for a value of 4 GiB or more, whose
