@@ -22,9 +22,10 @@ fn buf_stride(len: usize) -> usize {
     len.div_ceil(4096) * 4096
 }
 
-/// Offsets (tx word, rx word, tx buffer, rx buffer) for the parent (A) or the child (B).
-fn offsets(len: usize, parent: bool) -> (usize, usize, usize, usize) {
-    let (a, b) = (BUF, BUF + buf_stride(len));
+/// Offsets (tx word, rx word, tx buffers, rx buffers) for the parent (A) or the child (B), with
+/// `per_side` buffers of `buf_stride(len)` bytes each way.
+fn offsets(len: usize, per_side: usize, parent: bool) -> (usize, usize, usize, usize) {
+    let (a, b) = (BUF, BUF + per_side * buf_stride(len));
     if parent {
         (0, LINE, a, b)
     } else {
@@ -32,8 +33,9 @@ fn offsets(len: usize, parent: bool) -> (usize, usize, usize, usize) {
     }
 }
 
-fn create(len: usize) -> Result<(SharedMap, Resources)> {
-    let map = SharedMap::create(BUF + 2 * buf_stride(len))?;
+/// A mapping with the two flag lines and `per_side` buffers each way.
+fn create(len: usize, per_side: usize) -> Result<(SharedMap, Resources)> {
+    let map = SharedMap::create(BUF + 2 * per_side * buf_stride(len))?;
     let res = Resources {
         paths: vec![map.path().to_owned()],
         ..Resources::default()
@@ -60,7 +62,7 @@ pub struct Line {
 impl Line {
     /// The parent's side and what the child needs.
     pub fn parent() -> Result<(Line, Resources)> {
-        let (map, res) = create(8)?;
+        let (map, res) = create(8, 1)?;
         Ok((
             Line {
                 map,
@@ -118,7 +120,7 @@ pub struct Floor {
 impl Floor {
     /// The parent's side and what the child needs.
     pub fn parent(len: usize) -> Result<(Floor, Resources)> {
-        let (map, res) = create(len)?;
+        let (map, res) = create(len, 1)?;
         Ok((Floor::new(map, len, true), res))
     }
 
@@ -131,7 +133,7 @@ impl Floor {
         Floor {
             map,
             len,
-            off: offsets(len, parent),
+            off: offsets(len, 1, parent),
             out: payload(len),
             inb: Buf::zeroed(len),
             last: 0,
@@ -193,11 +195,7 @@ pub struct Validated {
 impl Validated {
     /// The parent's side and what the child needs.
     pub fn parent(len: usize) -> Result<(Validated, Resources)> {
-        let map = SharedMap::create(BUF + 4 * buf_stride(len))?;
-        let res = Resources {
-            paths: vec![map.path().to_owned()],
-            ..Resources::default()
-        };
+        let (map, res) = create(len, 2)?;
         Ok((Validated::new(map, len, true), res))
     }
 
@@ -207,17 +205,11 @@ impl Validated {
     }
 
     fn new(map: SharedMap, len: usize, parent: bool) -> Validated {
-        let stride = buf_stride(len);
-        let (a, b) = (BUF, BUF + 2 * stride);
         Validated {
             map,
             len,
-            stride,
-            off: if parent {
-                (0, LINE, a, b)
-            } else {
-                (LINE, 0, b, a)
-            },
+            stride: buf_stride(len),
+            off: offsets(len, 2, parent),
             out: payload(len),
             inb: Vec::with_capacity(len),
             sent: 0,
