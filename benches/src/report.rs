@@ -201,7 +201,7 @@ impl Report<'_> {
             "\nLatency: round trip (RT) between two pinned processes, payload copied in and out on \
              both sides;\none-way = RT/2; medians over {runs} interleaved runs; ± = half the range \
              of the runs' p50 in % of their median; best run = the lowest p50 of any run;\n\
-             x F = median over F's median; x F/run = median over rounds of the ratio to F in the same round"
+             x F = the row's median over F's; x F/run = median over rounds of the ratio to F in the same round"
         );
         let _ = writeln!(
             o,
@@ -363,7 +363,7 @@ impl Report<'_> {
         }
     }
 
-    /// A reader's rate times F's one-way time, F taken in the same rounds as the reader.
+    /// A reader's rate times F's one-way time, F measured right before each of its runs.
     fn reader_vs_floor(&self, m: &TpMeasured) -> Option<f64> {
         if m.readers == 0 {
             return None;

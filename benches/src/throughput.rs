@@ -124,8 +124,8 @@ impl TpMeasured {
         median(&self.per_reader(ReaderStats::rate))
     }
 
-    /// Median over runs and readers of the reader's rate times F's one-way time in the same
-    /// round; `None` without readers or without F figures.
+    /// Median over runs and readers of the reader's rate times the one-way time of the F
+    /// measured right before that run; `None` without readers or without F figures.
     pub fn reader_vs_floor(&self) -> Option<f64> {
         let v: Vec<f64> = self
             .runs
@@ -137,7 +137,7 @@ impl TpMeasured {
         m.is_finite().then_some(m)
     }
 
-    /// F's median round trip over the rounds of this measurement.
+    /// F's median round trip over the F measurements that preceded this measurement's runs.
     pub fn floor_rt_ns(&self) -> Option<f64> {
         let m = median(
             &self
