@@ -92,7 +92,11 @@ struct Words {
 
 impl Words {
     fn new(n: usize, skew_words: usize, fill: u64) -> Words {
-        let buf: Vec<AtomicU64> = (0..n + 512).map(|_| AtomicU64::new(fill)).collect();
+        // Up to 511 words to the next page boundary (a large allocation is mmap'd and starts 16
+        // bytes into a page, so it needs 510), then the skew, then the `n` words.
+        let buf: Vec<AtomicU64> = (0..n + 512 + skew_words)
+            .map(|_| AtomicU64::new(fill))
+            .collect();
         let at = buf.as_ptr().align_offset(4096) + skew_words;
         Words { buf, at, n }
     }
