@@ -28,6 +28,15 @@ pub trait Side {
     fn recv(&mut self, timeout: Duration) -> Result<u64>;
 }
 
+/// A [`Side`] whose receive has two phases that can be timed apart (`breakdown.rs`): waiting
+/// until the peer's message is there, and copying it out. Its `recv` is the two in a row.
+pub trait Split: Side {
+    /// Spins (at most `timeout`) until the peer's next message has arrived; copies nothing.
+    fn arrived(&mut self, timeout: Duration) -> Result<()>;
+    /// Copies the message that [`arrived`](Split::arrived) saw out, and returns its number.
+    fn take(&mut self) -> Result<u64>;
+}
+
 /// Spins (with `spin_loop`, the way a user spins on `Channel::generation`) until `poll` returns
 /// something; reads the clock only every 4096 polls, so that the fast path is the poll alone.
 #[inline(always)]

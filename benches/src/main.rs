@@ -2,13 +2,15 @@
 //! processes, in one run (issue 7). `docs/BENCHMARKS.md` explains the figures.
 //!
 //! ```text
-//! cargo run --release -p mmf-bench -- [--quick] [--json FILE] [--only latency,throughput,cli]
+//! cargo run --release -p mmf-bench -- [--quick] [--json FILE]
+//!     [--only latency,breakdown,throughput,cli]
 //!     [--transports floor,mmf,...] [--sizes 64,4096] [--runs N]
 //! cargo run --release -p mmf-bench --features seed-peers,iceoryx2 -- ...   # every peer
 //! ```
 //!
 //! The harness re-executes itself (`--child JOB`) for the second process; see `proc.rs`.
 
+mod breakdown;
 mod buf;
 mod clibench;
 mod latency;
@@ -107,7 +109,7 @@ struct Args {
 }
 
 const USAGE: &str = "\
-usage: mmf-bench [--quick] [--json FILE] [--only latency,throughput,cli]
+usage: mmf-bench [--quick] [--json FILE] [--only latency,breakdown,throughput,cli]
                  [--transports floor,mmf,...] [--sizes 64,4096,...] [--runs N] [--verbose]
                  [--smoke]
 
@@ -252,6 +254,12 @@ fn run(args: Args) -> Result<()> {
     } else {
         Vec::new()
     };
+    let breakdown = if wants("breakdown") && cpus.0 != cpus.1 {
+        eprintln!("breakdown of a round trip (F and mmf, two threads)...");
+        Some(breakdown::run(&plan).map_err(|e| format!("{e:#}")))
+    } else {
+        None
+    };
     let tp = if wants("throughput") {
         eprintln!(
             "throughput and reader progress ({} runs each)...",
@@ -270,6 +278,7 @@ fn run(args: Args) -> Result<()> {
     let report = report::Report {
         machine: &machine,
         lat: &lat,
+        breakdown,
         missing,
         tp: &tp,
         cli,

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::breakdown::Breakdown;
 use crate::clibench::CliMeasured;
 use crate::latency::{fmt_len, Measured, Transport};
 use crate::machine::Machine;
@@ -93,6 +94,8 @@ pub struct Report<'a> {
     pub machine: &'a Machine,
     /// Latency results.
     pub lat: &'a [Measured],
+    /// Where a round trip's time goes (F and mmf), or why it could not be measured.
+    pub breakdown: Option<Result<Breakdown, String>>,
     /// Transports left out of this build, and why.
     pub missing: Vec<(Transport, &'static str)>,
     /// Throughput results.
@@ -157,6 +160,9 @@ impl Report<'_> {
         let mut o = String::new();
         if !self.lat.is_empty() {
             self.render_latency(&mut o);
+        }
+        if let Some(b) = &self.breakdown {
+            render_breakdown(&mut o, b);
         }
         if !self.tp.is_empty() {
             self.render_throughput(&mut o);
@@ -605,12 +611,53 @@ impl Report<'_> {
 
     /// The JSON document.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "machine": self.machine,
             "results": self.rows(),
             "bars": self.bars(),
-        })
+        });
+        if let Some(Ok(b)) = &self.breakdown {
+            v["breakdown"] = serde_json::json!(b);
+        }
+        v
     }
+}
+
+/// The breakdown section: F's and mmf's segments side by side, and their difference.
+fn render_breakdown(o: &mut String, b: &Result<Breakdown, String>) {
+    let b = match b {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = writeln!(o, "\nBreakdown of a round trip: failed: {e}");
+            return;
+        }
+    };
+    let _ = writeln!(
+        o,
+        "\nWhere a {} round trip goes: two threads of this process on the two CPUs, the same \
+         shared memory as above;\nmean of the fastest 90 % of {} round trips per segment, median \
+         of {} alternating rounds; each stamp (lfence + TSC) adds a few ns to both rows: read \
+         the differences",
+        fmt_len(b.payload_bytes),
+        b.round_trips,
+        b.rounds
+    );
+    let _ = writeln!(
+        o,
+        "transport       A send     to B   B read   B send     to A   A read       RT"
+    );
+    let row = |o: &mut String, name: &str, f: [f64; 7]| {
+        let cells: Vec<String> = f.iter().map(|x| format!("{x:>6.0} ns")).collect();
+        let _ = writeln!(o, "{name:<13} {}", cells.join(" "));
+    };
+    let (fl, mm) = (b.floor.fields(), b.mmf.fields());
+    row(o, "floor (F)", fl);
+    row(o, "mmf", mm);
+    let mut d = [0.0; 7];
+    for (i, x) in d.iter_mut().enumerate() {
+        *x = mm[i] - fl[i];
+    }
+    row(o, "mmf - F", d);
 }
 
 fn pct(x: f64) -> String {
@@ -684,6 +731,7 @@ mod tests {
         let report = Report {
             machine: &m,
             lat: &lat,
+            breakdown: None,
             missing: Vec::new(),
             tp: &[],
             cli: None,

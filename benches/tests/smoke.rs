@@ -1,5 +1,6 @@
-//! The harness still works end to end: a `--smoke` run (tiny samples) of the latency and
-//! throughput sections across real child processes, and its JSON.
+//! The harness still works end to end: a `--smoke` run (tiny samples) of the latency,
+//! breakdown and throughput sections across real child processes (and two threads), and its
+//! JSON.
 
 use std::process::Command;
 
@@ -7,7 +8,12 @@ use std::process::Command;
 fn smoke_run_measures_every_default_transport() {
     let json = std::env::temp_dir().join(format!("mmf-bench-smoke-{}.json", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_mmf-bench"))
-        .args(["--smoke", "--only", "latency,throughput", "--json"])
+        .args([
+            "--smoke",
+            "--only",
+            "latency,breakdown,throughput",
+            "--json",
+        ])
         .arg(&json)
         .output()
         .expect("run mmf-bench");
@@ -56,4 +62,24 @@ fn smoke_run_measures_every_default_transport() {
         "no x 1/F for mmf's reader"
     );
     assert!(stdout.contains("The issue's bars"), "{stdout}");
+    // The breakdown needs two CPUs; where there are two, both transports have every segment.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        for t in ["floor", "mmf"] {
+            let s = &doc["breakdown"][t];
+            for f in [
+                "a_send_ns",
+                "to_b_ns",
+                "b_read_ns",
+                "b_send_ns",
+                "to_a_ns",
+                "a_read_ns",
+            ] {
+                assert!(
+                    s[f].is_number(),
+                    "no {f} for {t} in the breakdown:\n{stdout}"
+                );
+            }
+            assert!(s["rt_ns"].as_f64().is_some_and(|rt| rt > 0.0), "{stdout}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use mmf_core::__bench::{atomic_load_bytes, atomic_store_bytes};
 
 use crate::buf::Buf;
-use crate::latency::{payload, seq_of, spin_until, stamp, Side};
+use crate::latency::{payload, seq_of, spin_until, stamp, Side, Split};
 use crate::proc::Resources;
 use crate::shm::{SharedMap, LINE};
 use crate::sys;
@@ -157,13 +157,25 @@ impl Side for Floor {
 
     #[inline]
     fn recv(&mut self, timeout: Duration) -> Result<u64> {
+        self.arrived(timeout)?;
+        self.take()
+    }
+}
+
+impl Split for Floor {
+    #[inline]
+    fn arrived(&mut self, timeout: Duration) -> Result<()> {
         let flag = self.map.u64_at(self.off.1);
         let last = self.last;
-        let v = spin_until(timeout, || {
+        self.last = spin_until(timeout, || {
             let v = flag.load(Ordering::Acquire);
             (v != last).then_some(v)
         })?;
-        self.last = v;
+        Ok(())
+    }
+
+    #[inline]
+    fn take(&mut self) -> Result<u64> {
         let src = self.map.bytes(self.off.3, self.len);
         // SAFETY: `src` holds `len` bytes of the mapping, `inb` holds `len` bytes; the peer wrote
         // the buffer before its Release store of the flag we loaded with Acquire, and does not

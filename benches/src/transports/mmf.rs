@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use mmf_core::{Channel, Location, Options, Tag};
 
 use crate::buf::Buf;
-use crate::latency::{payload, seq_of, spin_until, stamp, Side};
+use crate::latency::{payload, seq_of, spin_until, stamp, Side, Split};
 use crate::proc::Resources;
 
 /// Whether this mmf-core has `Channel::wait_for_change` (the `mmf-wait` case).
@@ -98,6 +98,14 @@ impl Side for Mmf {
 
     #[inline]
     fn recv(&mut self, timeout: Duration) -> Result<u64> {
+        self.arrived(timeout)?;
+        self.take()
+    }
+}
+
+impl Split for Mmf {
+    #[inline]
+    fn arrived(&mut self, timeout: Duration) -> Result<()> {
         let seen = self.seen;
         if self.wait {
             wait_for_change(&self.rx, seen, timeout)?;
@@ -105,6 +113,11 @@ impl Side for Mmf {
             let rx = &self.rx;
             spin_until(timeout, || (rx.generation() != seen).then_some(()))?;
         }
+        Ok(())
+    }
+
+    #[inline]
+    fn take(&mut self) -> Result<u64> {
         let meta = self.rx.read_into(&mut self.inb)?;
         self.seen = meta.generation;
         Ok(seq_of(&self.inb))
