@@ -27,7 +27,7 @@ pub const MAX_CAPACITY: usize = 1 << 40;
 pub(crate) const ROTATION_BYTES: usize = 256 * 1024;
 /// Cache line size used for padding.
 pub const LINE: usize = 64;
-const LINE_WORDS: usize = LINE / WORD;
+pub(crate) const LINE_WORDS: usize = LINE / WORD;
 
 // Line 0: identity and geometry, written once by the creator (magic last).
 pub(crate) const H_MAGIC: usize = 0;

@@ -150,6 +150,16 @@ impl Region {
         }
     }
 
+    /// Words `first .. first + N` as an array of atomics, or a panic if they leave the region:
+    /// one bounds check for the lot, after which constant indices into the array need none
+    /// (the header's fixed words are read and written this way on every publish and read).
+    #[inline]
+    pub(crate) fn array<const N: usize>(&self, first: usize) -> &[AtomicU64; N] {
+        self.words(first, N)
+            .try_into()
+            .expect("`words` returns exactly N words")
+    }
+
     /// Asks the CPU to start fetching the cache line of word `i` (a hint: no load happens, so
     /// nothing is read, ordered or racing, and nothing faults). A reader calls it as soon as it
     /// knows which line it will copy, so that the line's transfer from the writer's core

@@ -64,7 +64,7 @@ use crate::lock;
 use crate::os;
 use crate::region::{Region, WORD};
 use crate::seqlock;
-use crate::sync::{spin_hint, Ordering};
+use crate::sync::{spin_hint, AtomicU64, Ordering};
 
 /// Knobs of the bounded waits.
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +145,13 @@ impl Snapshot {
     /// A header word (Relaxed).
     pub(crate) fn header(&self, i: usize) -> u64 {
         self.region.word(i).load(Ordering::Relaxed)
+    }
+
+    /// The header's fixed words, before the pin table (a layout is never smaller): indexed with
+    /// the `H_*` constants, with no bounds check each.
+    #[inline(always)]
+    fn fixed(&self) -> &[AtomicU64; H_PINS] {
+        self.region.array(0)
     }
 
     /// The generation of the newest value: one atomic load.
@@ -260,13 +267,12 @@ impl Snapshot {
                 name: self.name.clone(),
             });
         }
-        let lock_word = self.region.word(H_LOCK);
+        let h = self.fixed();
+        let lock_word = &h[H_LOCK];
         let recovered = match lock::acquire(lock_word, token, t.lock) {
             Ok(false) => false,
             Ok(true) => {
-                self.region
-                    .word(H_RECOVERIES)
-                    .fetch_add(1, Ordering::Relaxed);
+                h[H_RECOVERIES].fetch_add(1, Ordering::Relaxed);
                 true
             }
             Err(busy) => {
@@ -293,8 +299,9 @@ impl Snapshot {
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
         let l = &self.layout;
-        let latest_word = self.region.word(H_LATEST);
-        let written = self.region.word(H_WRITTEN);
+        let h = self.fixed();
+        let latest_word = &h[H_LATEST];
+        let written = &h[H_WRITTEN];
         // We hold the lock, so `written` is the `latest` the previous writer committed (both are
         // stored under the lock, and its Release unlock synchronised with our lock). It lives on
         // the writers' line, which readers never touch, so reading it costs no cache miss, where
@@ -321,8 +328,10 @@ impl Snapshot {
         }
         let (gen, cur) = split_latest(prev);
         let mut pinned: u64 = 0;
-        for e in 0..l.readers {
-            let p = self.region.word(l.pin(e, PIN_SLOT)).load(Ordering::SeqCst);
+        // One line per entry (`Layout::pin`); one bounds check for the table.
+        let pins = self.region.words(H_PINS, l.readers * LINE_WORDS);
+        for entry in pins.chunks_exact(LINE_WORDS) {
+            let p = entry[PIN_SLOT].load(Ordering::SeqCst);
             if (1..=l.slots as u64).contains(&p) {
                 pinned |= 1 << (p - 1);
             }
@@ -370,14 +379,12 @@ impl Snapshot {
         let latest = pack_latest(next, slot);
         latest_word.store(latest, Ordering::SeqCst);
         written.store(latest, Ordering::Relaxed);
-        self.region
-            .word(H_LAST_WRITER)
-            .store(pid, Ordering::Relaxed);
+        h[H_LAST_WRITER].store(pid, Ordering::Relaxed);
         // Waiters raise the count before they check `latest` and park; both sides are SeqCst, so
         // either the waiter sees the new `latest` or this load sees the waiter (no lost wake-up).
         // With nobody waiting, this load of a word on the writers' own line is the whole cost.
         #[cfg(not(loom))]
-        if self.region.word(H_WAITERS).load(Ordering::SeqCst) != 0 {
+        if h[H_WAITERS].load(Ordering::SeqCst) != 0 {
             os::wake_all(latest_word);
         }
         Ok(next)
@@ -415,22 +422,20 @@ impl Snapshot {
                 }
             }
         }
-        let desc = Layout::inline_desc(b);
-        self.region.word(desc).store(gen, Ordering::Relaxed);
-        self.region
-            .word(desc + 1)
-            .store(descriptor_meta(len, tag), Ordering::Relaxed);
+        let (h, desc) = (self.fixed(), Layout::inline_desc(b));
+        h[desc].store(gen, Ordering::Relaxed);
+        h[desc + 1].store(descriptor_meta(len, tag), Ordering::Relaxed);
     }
 
     /// Length and tag of generation `gen`'s value, as its descriptor on the polled line states
     /// them, if that descriptor is `gen`'s and in range (a hint: callers validate it).
     #[inline(always)]
     fn descriptor(&self, gen: u64) -> Hint {
-        let desc = Layout::inline_desc((gen % 2) as usize);
-        if self.region.word(desc).load(Ordering::Relaxed) != gen {
+        let (h, desc) = (self.fixed(), Layout::inline_desc((gen % 2) as usize));
+        if h[desc].load(Ordering::Relaxed) != gen {
             return None;
         }
-        let meta = self.region.word(desc + 1).load(Ordering::Relaxed);
+        let meta = h[desc + 1].load(Ordering::Relaxed);
         let (len, tag) = ((meta & 0xffff_ffff) as usize, meta >> 32);
         (len <= self.layout.capacity && tag <= u64::from(u16::MAX))
             .then_some((len, Tag(tag as u16)))
@@ -451,7 +456,7 @@ impl Snapshot {
         self.region
             .copy_out(Layout::inline_data((gen % 2) as usize), len, buf);
         crate::sync::fence(Ordering::Acquire);
-        (self.region.word(H_LATEST).load(Ordering::Relaxed) == latest).then_some(Meta {
+        (self.fixed()[H_LATEST].load(Ordering::Relaxed) == latest).then_some(Meta {
             generation: gen,
             tag,
             len,
@@ -471,7 +476,7 @@ impl Snapshot {
         if max == 0 {
             return Err(false);
         }
-        let latest = self.region.word(H_LATEST).load(Ordering::Relaxed);
+        let latest = self.fixed()[H_LATEST].load(Ordering::Relaxed);
         crate::sync::fence(Ordering::Acquire);
         let (gen, slot) = split_latest(latest);
         if slot >= self.layout.slots {
