@@ -5,9 +5,10 @@
 //! The latency section measures whole round trips between two processes; this section says which
 //! part of mmf's round trip is longer than F's. The stamps (an `lfence` and a TSC read each) add
 //! the same few tens of nanoseconds to both transports' round trips, so read the differences,
-//! not the ratio; the ratio is the latency section's. Threads instead of processes change nothing that matters here: both
-//! transports go through the same named shared memory as in the latency section (the child side
-//! opens it by name), and the two threads run on the two CPUs the processes would.
+//! not the ratio; the ratio is the latency section's. Threads instead of processes change
+//! nothing that matters here: both transports go through the same named shared memory as in the
+//! latency section (the child side opens it by name), and the two threads run on the two CPUs
+//! the processes would.
 
 use std::time::Instant;
 

@@ -487,7 +487,7 @@ impl Snapshot {
         // not rewritten, so hinting it costs a local cache hit.
         let data = Layout::inline_data((gen % 2) as usize);
         self.region.prefetch(data);
-        self.region.prefetch(data + LINE / WORD);
+        self.region.prefetch(data + LINE_WORDS);
         self.inline_attempt(latest, gen, max, buf)
             .map_err(|(_, overtaken)| overtaken)
     }
