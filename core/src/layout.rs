@@ -70,6 +70,8 @@ pub(crate) const H_LAST_WRITER: usize = 59;
 pub(crate) const H_WAITERS: usize = 60;
 /// First word of the reader-pin table: one cache line per entry, `owner` then `pinned`.
 pub(crate) const H_PINS: usize = 64;
+/// Words per reader-pin entry (one cache line).
+pub(crate) const PIN_WORDS: usize = LINE_WORDS;
 pub(crate) const PIN_OWNER: usize = 0;
 pub(crate) const PIN_SLOT: usize = 1;
 /// How many of the entry owner's threads are counted in `H_WAITERS` (so that the count can be
@@ -138,7 +140,7 @@ impl Layout {
             )));
         }
         let slots = readers + 2;
-        let header_bytes = (H_PINS + readers * LINE_WORDS) * WORD;
+        let header_bytes = (H_PINS + readers * PIN_WORDS) * WORD;
         let stride_bytes = LINE + round_up(capacity, LINE);
         let total_bytes = header_bytes + slots * stride_bytes;
         Ok(Layout {
@@ -203,7 +205,13 @@ impl Layout {
     /// Word index of reader entry `e`'s field.
     pub(crate) fn pin(&self, e: usize, field: usize) -> usize {
         debug_assert!(e < self.readers);
-        H_PINS + e * LINE_WORDS + field
+        H_PINS + e * PIN_WORDS + field
+    }
+
+    /// The whole pin table as (first word, number of words): `readers` entries of [`PIN_WORDS`]
+    /// words, for a writer's scan of every entry.
+    pub(crate) fn pin_table(&self) -> (usize, usize) {
+        (H_PINS, self.readers * PIN_WORDS)
     }
 
     /// Word index of slot `s`'s frame field (or, with `F_PAYLOAD`, its first payload word).

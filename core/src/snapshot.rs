@@ -328,9 +328,9 @@ impl Snapshot {
         }
         let (gen, cur) = split_latest(prev);
         let mut pinned: u64 = 0;
-        // One line per entry (`Layout::pin`); one bounds check for the table.
-        let pins = self.region.words(H_PINS, l.readers * LINE_WORDS);
-        for entry in pins.chunks_exact(LINE_WORDS) {
+        // The table as one slice: one bounds check, not one per entry.
+        let (first, words) = l.pin_table();
+        for entry in self.region.words(first, words).chunks_exact(PIN_WORDS) {
             let p = entry[PIN_SLOT].load(Ordering::SeqCst);
             if (1..=l.slots as u64).contains(&p) {
                 pinned |= 1 << (p - 1);
