@@ -331,9 +331,11 @@ impl Snapshot {
         // The table as one slice: one bounds check, not one per entry.
         let (first, words) = l.pin_table();
         for entry in self.region.words(first, words).chunks_exact(PIN_WORDS) {
-            let p = entry[PIN_SLOT].load(Ordering::SeqCst);
-            if (1..=l.slots as u64).contains(&p) {
-                pinned |= 1 << (p - 1);
+            // `pinned` is `slot + 1`, and anything outside `1..=slots` means "nothing pinned":
+            // one unsigned compare of `pinned - 1` (0 wraps around) covers both ends.
+            let slot = entry[PIN_SLOT].load(Ordering::SeqCst).wrapping_sub(1);
+            if slot < l.slots as u64 {
+                pinned |= 1 << slot;
             }
         }
         let slot = choose_slot(l.slots, l.rotation, cur, pinned).ok_or_else(|| Error::Corrupt {
@@ -346,18 +348,29 @@ impl Snapshot {
         let odd = seqlock::begin_write(seq);
         let first = l.slot(slot, F_PAYLOAD);
         // On failure the stamp stays odd: the slot is not latest and now reads as "being written".
-        let (len, crc, bytes) = match source {
+        let (len, crc, inline) = match source {
+            Source::Bytes(bytes) if !self.checksum && bytes.len() <= l.inline_max(false) => {
+                // A small value goes into the slot and the inline buffer in one pass, each word
+                // loaded once. The inline stores follow `begin_write`'s Release fence, which
+                // follows our lock acquisition: the order `store_descriptor` explains.
+                let n = bytes.len().div_ceil(WORD);
+                let slot_words = self.region.words(first, n);
+                let b = ((gen + 1) % 2) as usize;
+                let inline_words = &self.fixed()[Layout::inline_data(b)..][..n];
+                store_words_twice(slot_words, inline_words, bytes);
+                (bytes.len(), None, Inline::Stored)
+            }
             Source::Bytes(bytes) => {
                 // `bytes.len() <= capacity`: checked above.
                 self.region.copy_in_words(first, bytes);
                 let crc = self.checksum.then(|| crc32fast::hash(bytes));
-                (bytes.len(), crc, Some(bytes))
+                (bytes.len(), crc, Inline::From(bytes))
             }
             Source::Fill(fill) => {
                 let mut w = SlotWriter::new(&self.region, first, l.capacity, self.checksum);
                 let filled = fill(&mut w);
                 match (filled, w.finish()) {
-                    (Ok(()), Ok((len, crc))) => (len, crc, None),
+                    (Ok(()), Ok((len, crc))) => (len, crc, Inline::FromSlot),
                     (_, Err(too_large)) => return Err(too_large),
                     (Err(source), Ok(_)) => {
                         return Err(Error::Encode {
@@ -375,7 +388,7 @@ impl Snapshot {
         let crc = crc.map_or(0, |c| CRC_PRESENT | u64::from(c));
         frame[F_CRC].store(crc, Ordering::Relaxed);
         seqlock::end_write(seq, odd);
-        self.store_descriptor(slot, next, len, tag, bytes);
+        self.store_descriptor(slot, next, len, tag, inline);
         let latest = pack_latest(next, slot);
         latest_word.store(latest, Ordering::SeqCst);
         written.store(latest, Ordering::Relaxed);
@@ -403,15 +416,15 @@ impl Snapshot {
     /// store of `g + 1`) would synchronise with the reader's Acquire fence, and its reload of
     /// `latest` would see `g + 1` or later. A descriptor used only as a length for a slot copy
     /// needs no such argument: the slot's own frame, read under its stamp, must agree with it.
-    /// `bytes` is the value when the caller had it as one slice (`publish_raw`); a value that
-    /// came through a `fill` closure is copied from the slot just written instead.
-    fn store_descriptor(&self, slot: usize, gen: u64, len: usize, tag: Tag, bytes: Option<&[u8]>) {
+    /// `inline` says where the inline copy comes from, if it was not stored already.
+    fn store_descriptor(&self, slot: usize, gen: u64, len: usize, tag: Tag, inline: Inline<'_>) {
         crate::sync::fence(Ordering::Release);
         let b = (gen % 2) as usize;
         if len <= self.layout.inline_max(self.checksum) {
-            match bytes {
-                Some(bytes) => self.region.copy_in_words(Layout::inline_data(b), bytes),
-                None => {
+            match inline {
+                Inline::Stored => {}
+                Inline::From(bytes) => self.region.copy_in_words(Layout::inline_data(b), bytes),
+                Inline::FromSlot => {
                     // Word for word from the slot (still in this core's cache).
                     let n = len.div_ceil(WORD);
                     let from = self.region.words(self.layout.slot(slot, F_PAYLOAD), n);
@@ -743,7 +756,7 @@ fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option
     let busy = pinned | cur_bit;
     // The rotation: the lowest `rotation` slots among the unpinned ones and `cur`.
     let mut eligible = (all & !pinned) | cur_bit;
-    let members = if eligible.count_ones() as usize <= rotation {
+    let members = if rotation >= slots || eligible.count_ones() as usize <= rotation {
         eligible
     } else {
         let mut members = 0u64;
@@ -768,6 +781,37 @@ fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option
         all & !busy
     };
     (pick != 0).then(|| pick.trailing_zeros() as usize)
+}
+
+/// Where the inline copy of a small value comes from (`Snapshot::store_descriptor`).
+enum Inline<'b> {
+    /// Already stored, together with the slot.
+    Stored,
+    /// The caller's slice.
+    From(&'b [u8]),
+    /// The slot just written (a value that came through a `fill` closure).
+    FromSlot,
+}
+
+/// Stores `src` as words into `a` and into `b` (each at least `src.len().div_ceil(8)` words
+/// long), the last partial word zero-padded: one load of each source word for both copies.
+#[inline(always)]
+fn store_words_twice(a: &[AtomicU64], b: &[AtomicU64], src: &[u8]) {
+    let mut chunks = src.chunks_exact(WORD);
+    for ((chunk, x), y) in (&mut chunks).zip(a).zip(b) {
+        let v = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+        x.store(v, Ordering::Relaxed);
+        y.store(v, Ordering::Relaxed);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; WORD];
+        last[..rest.len()].copy_from_slice(rest);
+        let v = u64::from_ne_bytes(last);
+        let i = src.len() / WORD;
+        a[i].store(v, Ordering::Relaxed);
+        b[i].store(v, Ordering::Relaxed);
+    }
 }
 
 /// What a publish stores: a value the caller holds as one slice, or a closure that streams it
