@@ -23,10 +23,20 @@
 //! "Atomic accesses to read-only memory"), which is how a reader that mapped a channel
 //! `PROT_READ` reads it; such a reader never calls a store or a read-modify-write.
 
+use crate::layout::LINE_WORDS;
 use crate::sync::{AtomicU64, Ordering};
 
 /// Bytes in one word of a region.
 pub(crate) const WORD: usize = 8;
+
+/// What a prefetch prepares a line for ([`Region::prefetch_lines`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// Reading: a shared copy.
+    Read,
+    /// Writing: the line taken from other cores' caches.
+    Write,
+}
 
 /// Mapped (or, in tests and under loom, heap) memory viewed as `words` atomic 64-bit words.
 pub(crate) struct Region {
@@ -166,45 +176,50 @@ impl Region {
     /// overlaps the checks it makes before the copy.
     #[inline(always)]
     pub(crate) fn prefetch(&self, i: usize) {
-        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-        if i < self.words {
-            // SAFETY: `i < words`, so the address lies inside the live mapping; `prefetcht0`
-            // only hints the cache: it reads no memory architecturally, cannot fault, and
-            // touches no register or flag.
-            unsafe {
-                std::arch::asm!(
-                    "prefetcht0 [{p}]",
-                    p = in(reg) self.base.as_ptr().add(i),
-                    options(nostack, preserves_flags, readonly)
-                );
-            }
-        }
-        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
-        let _ = i;
+        self.prefetch_lines(i, 1, Intent::Read);
     }
 
-    /// Asks the CPU to start taking the cache line of word `i` for writing (`prefetchw`), where
-    /// the processor has that instruction. A writer calls it for every line of the slot it is
-    /// about to fill, so that the lines come back from the readers' cores all at once, instead
-    /// of a few at a time as the stores reach them. Like [`prefetch`](Self::prefetch) a hint:
-    /// nothing is read or written, ordered or racing, and nothing faults.
+    /// [`prefetch`](Self::prefetch) for `lines` consecutive lines from word `first` on (those
+    /// inside the region; one bounds check for all of them), for reading or, with
+    /// [`Intent::Write`], for writing (`prefetchw`, where the processor has it: the lines are
+    /// taken from other cores' caches at once, before the stores that need them). A hint either
+    /// way: nothing is read or written, ordered or racing, and nothing faults.
     #[inline(always)]
-    pub(crate) fn prefetch_write(&self, i: usize) {
+    pub(crate) fn prefetch_lines(&self, first: usize, lines: usize, intent: Intent) {
         #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-        if i < self.words && vector::has_prefetchw() {
-            // SAFETY: `i < words`, so the address lies inside the live mapping; the processor
-            // has `prefetchw` (CPUID, checked above), which only hints the cache: it reads and
-            // writes no memory architecturally, cannot fault, and touches no register or flag.
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{p}]",
-                    p = in(reg) self.base.as_ptr().add(i),
-                    options(nostack, preserves_flags, readonly)
-                );
+        {
+            let lines = lines.min(self.words.saturating_sub(first).div_ceil(LINE_WORDS));
+            if lines == 0 || (intent == Intent::Write && !vector::has_prefetchw()) {
+                return;
+            }
+            // SAFETY: `first < words` (else `lines` is 0), so the pointer is inside the live
+            // mapping.
+            let mut p = unsafe { self.base.as_ptr().add(first) };
+            for _ in 0..lines {
+                // SAFETY: `p` starts inside the region and every line but the last one advanced
+                // past lies inside it (`lines` is clamped to the region's end), so each `p`
+                // used here points into the mapping; `prefetcht0` / `prefetchw` (present,
+                // checked above) only hint the cache: they read and write no memory
+                // architecturally, cannot fault, and touch no register or flag.
+                unsafe {
+                    match intent {
+                        Intent::Read => std::arch::asm!(
+                            "prefetcht0 [{p}]",
+                            p = in(reg) p,
+                            options(nostack, preserves_flags, readonly)
+                        ),
+                        Intent::Write => std::arch::asm!(
+                            "prefetchw [{p}]",
+                            p = in(reg) p,
+                            options(nostack, preserves_flags, readonly)
+                        ),
+                    }
+                }
+                p = p.wrapping_add(LINE_WORDS);
             }
         }
         #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
-        let _ = i;
+        let _ = (first, lines, intent);
     }
 
     /// Replaces the contents of `dst` with the `len` bytes that start at word `first`, read with
@@ -272,7 +287,7 @@ pub fn atomic_load_bytes(src: &[AtomicU64], len: usize, dst: &mut Vec<u8>) {
                 )
             };
         }
-        lead + lines * vector::LINE_WORDS
+        lead + lines * LINE_WORDS
     };
     // Sub-slices, not `take`/`skip` adaptors: the loop compiles to a plain counted loop.
     for (w, word) in src[done..full].iter().enumerate() {
@@ -330,7 +345,7 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
                 )
             };
         }
-        lead + lines * vector::LINE_WORDS
+        lead + lines * LINE_WORDS
     };
     for (w, word) in dst[done..full].iter().enumerate() {
         word.store(word_at(done + w), Ordering::Relaxed);
@@ -380,8 +395,7 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
 mod vector {
     use std::arch::asm;
 
-    /// Words in one cache line, the unit of the loops.
-    pub(super) const LINE_WORDS: usize = 8;
+    use super::LINE_WORDS;
 
     /// Copies of this many lines (2 KiB) and more use `rep movsq`. Below, its start-up cost (and
     /// the fence after it) outweighs what it saves. Measured on AMD Zen 3, best of 20 x 20,000
@@ -607,10 +621,14 @@ mod tests {
         let kernel = flags.split_whitespace().any(|f| f == "3dnowprefetch");
         assert_eq!(vector::has_prefetchw(), kernel);
         assert_eq!(vector::has_prefetchw(), kernel, "the cached answer");
-        // A hint for a word outside the region does nothing.
-        let r = Region::anonymous(64).unwrap();
-        r.prefetch_write(7);
-        r.prefetch_write(8);
+        // Hints for words outside the region do nothing.
+        let r = Region::anonymous(256).unwrap();
+        for intent in [Intent::Read, Intent::Write] {
+            r.prefetch_lines(0, 100, intent);
+            r.prefetch_lines(31, 2, intent);
+            r.prefetch_lines(32, 1, intent);
+            r.prefetch_lines(usize::MAX, 3, intent);
+        }
     }
 
     #[test]

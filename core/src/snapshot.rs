@@ -62,7 +62,7 @@ use crate::frame::{Meta, Tag};
 use crate::layout::*;
 use crate::lock;
 use crate::os;
-use crate::region::{Region, WORD};
+use crate::region::{Intent, Region, WORD};
 use crate::seqlock;
 use crate::sync::{spin_hint, AtomicU64, Ordering};
 
@@ -344,7 +344,10 @@ impl Snapshot {
         })?;
         if let Source::Bytes(bytes) = &source {
             if (l.inline_max(self.checksum) + 1..=PREFETCH_BYTES).contains(&bytes.len()) {
-                self.prefetch_slot_for_write(slot, bytes.len());
+                // The frame line and every payload line.
+                let lines = 1 + bytes.len().div_ceil(LINE);
+                self.region
+                    .prefetch_lines(l.slot(slot, 0), lines, Intent::Write);
             }
         }
         // The frame's fields as one slice of known length: one bounds check, not one a field.
@@ -406,23 +409,6 @@ impl Snapshot {
             os::wake_all(latest_word);
         }
         Ok(next)
-    }
-
-    /// Starts taking the frame line of `slot` and the payload lines of a `len`-byte value for
-    /// writing, before the copy gets to them. Readers copy a value of this size out of its
-    /// slot, so their cores hold the slot's lines; with the hint the writer claims them all at
-    /// once instead of a few at a time as its stores reach them. The caller gives it values
-    /// above the inline capacity (small ones are read from the inline buffer, so the slot stays
-    /// in the writer's cache) and up to [`PREFETCH_BYTES`] (larger ones are copied with
-    /// `rep movsq`, whose whole-line stores need no hint; the hint measured neutral to worse
-    /// there). A value that comes through a `fill` closure has no length up front and gets none.
-    #[inline(always)]
-    fn prefetch_slot_for_write(&self, slot: usize, len: usize) {
-        let frame = self.layout.slot(slot, 0);
-        self.region.prefetch_write(frame);
-        for line in 1..=len.div_ceil(LINE) {
-            self.region.prefetch_write(frame + line * LINE_WORDS);
-        }
     }
 
     /// Describes generation `gen` (just completed in `slot`) in descriptor `gen % 2` of the polled
@@ -540,11 +526,9 @@ impl Snapshot {
     /// that their transfers from the writer's core overlap each other and the code in between.
     #[inline(always)]
     fn prefetch_slot(&self, slot: usize, len: usize) {
-        let frame = self.layout.slot(slot, 0);
-        self.region.prefetch(frame);
-        for line in 1..=len.min(PREFETCH_BYTES).div_ceil(LINE) {
-            self.region.prefetch(frame + line * LINE_WORDS);
-        }
+        let lines = 1 + len.min(PREFETCH_BYTES).div_ceil(LINE);
+        self.region
+            .prefetch_lines(self.layout.slot(slot, 0), lines, Intent::Read);
     }
 
     /// The descriptor of generation `gen` (which `latest` names) and, if the value has at most
@@ -768,15 +752,20 @@ impl Snapshot {
 }
 
 /// How much of a slot value a read hints the CPU to fetch at once ([`Snapshot::prefetch_slot`]),
-/// and the largest value a publish takes the slot's lines for writing for
-/// ([`Snapshot::prefetch_slot_for_write`]). Beyond it the copy's own sequential accesses keep
-/// the hardware prefetchers busy. Measured between two processes (in-run A/Bs, mmf / F per
-/// round, with and without the hint). Read: 512 B 1.83-1.91 against 1.90-2.14, 1 KiB 1.87-2.21
-/// against 2.20-2.55, 2 KiB 1.19-1.45 against 1.37-1.55; 4 and 16 KiB unchanged within the
-/// noise. Write, on top: 1 KiB 1.62-2.00 against 1.85-2.07, 2 KiB 1.32-1.71 against 1.27-1.84,
-/// 4 KiB 0.89-1.28 against 0.87-1.40 (better in four rounds of six); 16 and 64 KiB (first 4 KiB
-/// hinted) no better or worse, so larger values get no write hint.
-const PREFETCH_BYTES: usize = 4096;
+/// and the largest value whose slot a publish takes for writing (`prefetchw`) right after
+/// choosing it: readers copy such values out of their slots, so their cores hold the slot's
+/// lines, and the hint has the writer claim them all at once instead of a few at a time as its
+/// stores reach them (small values are read from the inline buffer and leave the slot in the
+/// writer's cache). A value that comes through a `fill` closure has no length up front and gets
+/// no write hint. Measured between two processes (in-run A/Bs, mmf / F per round, with and
+/// without): the read hint took 512 B from 1.90-2.14 to 1.83-1.91, 1 KiB from 2.20-2.55 to
+/// 1.87-2.21, 2 KiB from 1.37-1.55 to 1.19-1.45; the write hint on top took 1 KiB from 1.85-2.07
+/// to 1.62-2.00 and 2 KiB from 1.27-1.84 to 1.32-1.71. At 4 KiB and above neither did better
+/// than the noise, while in one process (a hot cache, nothing to fetch) the write hint made a
+/// 4 KiB publish 60-150 ns slower, so the hints stop at 2 KiB. There the read hint costs a
+/// reader in the writer's own process 10-25 ns (best of 15 x 100,000 reads), less than it saves
+/// a reader in another process.
+const PREFETCH_BYTES: usize = 2048;
 
 /// What a descriptor says of a value, length and tag, when it is usable: a slot copy can start
 /// with it before the frame line arrives (the frame must then agree).
