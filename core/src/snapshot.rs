@@ -342,14 +342,6 @@ impl Snapshot {
             name: self.name.clone(),
             what: "every slot is pinned, more pins than reader entries".into(),
         })?;
-        if let Source::Bytes(bytes) = &source {
-            if (l.inline_max(self.checksum) + 1..=PREFETCH_BYTES).contains(&bytes.len()) {
-                // The frame line and every payload line.
-                let lines = 1 + bytes.len().div_ceil(LINE);
-                self.region
-                    .prefetch_lines(l.slot(slot, 0), lines, Intent::Write);
-            }
-        }
         // The frame's fields as one slice of known length: one bounds check, not one a field.
         let frame = self.region.words(l.slot(slot, 0), F_PAYLOAD);
         let seq = &frame[F_SEQ];
@@ -369,6 +361,12 @@ impl Snapshot {
                 (bytes.len(), None, Inline::Stored)
             }
             Source::Bytes(bytes) => {
+                if bytes.len() <= PREFETCH_BYTES {
+                    // Every payload line, and the frame line's remaining stores.
+                    let lines = 1 + bytes.len().div_ceil(LINE);
+                    self.region
+                        .prefetch_lines(l.slot(slot, 0), lines, Intent::Write);
+                }
                 // `bytes.len() <= capacity`: checked above.
                 self.region.copy_in_words(first, bytes);
                 let crc = self.checksum.then(|| crc32fast::hash(bytes));
@@ -752,8 +750,8 @@ impl Snapshot {
 }
 
 /// How much of a slot value a read hints the CPU to fetch at once ([`Snapshot::prefetch_slot`]),
-/// and the largest value whose slot a publish takes for writing (`prefetchw`) right after
-/// choosing it: readers copy such values out of their slots, so their cores hold the slot's
+/// and the largest value whose slot a publish takes for writing (`prefetchw`) before it copies
+/// the value in: readers copy such values out of their slots, so their cores hold the slot's
 /// lines, and the hint has the writer claim them all at once instead of a few at a time as its
 /// stores reach them (small values are read from the inline buffer and leave the slot in the
 /// writer's cache). A value that comes through a `fill` closure has no length up front and gets
