@@ -23,6 +23,7 @@
 //! "Atomic accesses to read-only memory"), which is how a reader that mapped a channel
 //! `PROT_READ` reads it; such a reader never calls a store or a read-modify-write.
 
+#[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
 use crate::layout::LINE_WORDS;
 use crate::sync::{AtomicU64, Ordering};
 
