@@ -171,20 +171,14 @@ impl Region {
             .expect("`words` returns exactly N words")
     }
 
-    /// Asks the CPU to start fetching the cache line of word `i` (a hint: no load happens, so
-    /// nothing is read, ordered or racing, and nothing faults). A reader calls it as soon as it
-    /// knows which line it will copy, so that the line's transfer from the writer's core
-    /// overlaps the checks it makes before the copy.
-    #[inline(always)]
-    pub(crate) fn prefetch(&self, i: usize) {
-        self.prefetch_lines(i, 1, Intent::Read);
-    }
-
-    /// [`prefetch`](Self::prefetch) for `lines` consecutive lines from word `first` on (those
-    /// inside the region; one bounds check for all of them), for reading or, with
+    /// Asks the CPU to start fetching `lines` consecutive cache lines from word `first` on (those
+    /// inside the region; one bounds check for all of them), for reading (`prefetcht0`) or, with
     /// [`Intent::Write`], for writing (`prefetchw`, where the processor has it: the lines are
-    /// taken from other cores' caches at once, before the stores that need them). A hint either
-    /// way: nothing is read or written, ordered or racing, and nothing faults.
+    /// taken from other cores' caches at once, before the stores that need them). A reader calls
+    /// it as soon as it knows which lines it will copy, so that their transfers from the writer's
+    /// core overlap each other and the checks it makes before the copy. A hint either way: no
+    /// load or store happens, so nothing is read or written, ordered or racing, and nothing
+    /// faults.
     #[inline(always)]
     pub(crate) fn prefetch_lines(&self, first: usize, lines: usize, intent: Intent) {
         #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]

@@ -348,7 +348,8 @@ impl Snapshot {
         let odd = seqlock::begin_write(seq);
         let first = l.slot(slot, F_PAYLOAD);
         // On failure the stamp stays odd: the slot is not latest and now reads as "being written".
-        let (len, crc, inline) = match source {
+        // `from_slot`: whether a small value's inline copy is still to be made, from the slot.
+        let (len, crc, from_slot) = match source {
             Source::Bytes(bytes) if !self.checksum && bytes.len() <= l.inline_max(false) => {
                 // A small value goes into the slot and the inline buffer in one pass, each word
                 // loaded once. The inline stores follow `begin_write`'s Release fence, which
@@ -358,7 +359,7 @@ impl Snapshot {
                 let b = ((gen + 1) % 2) as usize;
                 let inline_words = &self.fixed()[Layout::inline_data(b)..][..n];
                 store_words_twice(slot_words, inline_words, bytes);
-                (bytes.len(), None, Inline::Stored)
+                (bytes.len(), None, false)
             }
             Source::Bytes(bytes) => {
                 if bytes.len() <= PREFETCH_BYTES {
@@ -370,13 +371,15 @@ impl Snapshot {
                 // `bytes.len() <= capacity`: checked above.
                 self.region.copy_in_words(first, bytes);
                 let crc = self.checksum.then(|| crc32fast::hash(bytes));
-                (bytes.len(), crc, Inline::From(bytes))
+                // Not inline: too large, or a checksummed channel (whose inline buffers stay
+                // unused, so only an empty value "fits", with nothing to copy).
+                (bytes.len(), crc, false)
             }
             Source::Fill(fill) => {
                 let mut w = SlotWriter::new(&self.region, first, l.capacity, self.checksum);
                 let filled = fill(&mut w);
                 match (filled, w.finish()) {
-                    (Ok(()), Ok((len, crc))) => (len, crc, Inline::FromSlot),
+                    (Ok(()), Ok((len, crc))) => (len, crc, true),
                     (_, Err(too_large)) => return Err(too_large),
                     (Err(source), Ok(_)) => {
                         return Err(Error::Encode {
@@ -394,7 +397,7 @@ impl Snapshot {
         let crc = crc.map_or(0, |c| CRC_PRESENT | u64::from(c));
         frame[F_CRC].store(crc, Ordering::Relaxed);
         seqlock::end_write(seq, odd);
-        self.store_descriptor(slot, next, len, tag, inline);
+        self.store_descriptor(slot, next, len, tag, from_slot);
         let latest = pack_latest(next, slot);
         latest_word.store(latest, Ordering::SeqCst);
         written.store(latest, Ordering::Relaxed);
@@ -422,23 +425,19 @@ impl Snapshot {
     /// store of `g + 1`) would synchronise with the reader's Acquire fence, and its reload of
     /// `latest` would see `g + 1` or later. A descriptor used only as a length for a slot copy
     /// needs no such argument: the slot's own frame, read under its stamp, must agree with it.
-    /// `inline` says where the inline copy comes from, if it was not stored already.
-    fn store_descriptor(&self, slot: usize, gen: u64, len: usize, tag: Tag, inline: Inline<'_>) {
+    /// With `from_slot`, a small value's inline copy is made here, word for word from the slot
+    /// (a value that came through a `fill` closure); a value the caller gave as one slice was
+    /// stored into the inline buffer together with the slot.
+    fn store_descriptor(&self, slot: usize, gen: u64, len: usize, tag: Tag, from_slot: bool) {
         crate::sync::fence(Ordering::Release);
         let b = (gen % 2) as usize;
-        if len <= self.layout.inline_max(self.checksum) {
-            match inline {
-                Inline::Stored => {}
-                Inline::From(bytes) => self.region.copy_in_words(Layout::inline_data(b), bytes),
-                Inline::FromSlot => {
-                    // Word for word from the slot (still in this core's cache).
-                    let n = len.div_ceil(WORD);
-                    let from = self.region.words(self.layout.slot(slot, F_PAYLOAD), n);
-                    let to = self.region.words(Layout::inline_data(b), n);
-                    for (t, f) in to.iter().zip(from) {
-                        t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
-                    }
-                }
+        if from_slot && len <= self.layout.inline_max(self.checksum) {
+            // The slot is still in this core's cache.
+            let n = len.div_ceil(WORD);
+            let from = self.region.words(self.layout.slot(slot, F_PAYLOAD), n);
+            let to = self.region.words(Layout::inline_data(b), n);
+            for (t, f) in to.iter().zip(from) {
+                t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
         let (h, desc) = (self.fixed(), Layout::inline_desc(b));
@@ -504,8 +503,9 @@ impl Snapshot {
             // lines: the length is not known yet, and the second line of a value that fits the
             // first was not rewritten, so hinting it costs a local cache hit.
             let data = Layout::inline_data((gen % 2) as usize);
-            self.region.prefetch(data);
-            self.region.prefetch(data + LINE_WORDS);
+            self.region.prefetch_lines(data, 1, Intent::Read);
+            self.region
+                .prefetch_lines(data + LINE_WORDS, 1, Intent::Read);
         }
         match self.descriptor(gen) {
             Some((len, tag)) if max > 0 && len <= max => {
@@ -821,16 +821,6 @@ fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option
         all & !busy
     };
     (pick != 0).then(|| pick.trailing_zeros() as usize)
-}
-
-/// Where the inline copy of a small value comes from (`Snapshot::store_descriptor`).
-enum Inline<'b> {
-    /// Already stored, together with the slot.
-    Stored,
-    /// The caller's slice.
-    From(&'b [u8]),
-    /// The slot just written (a value that came through a `fill` closure).
-    FromSlot,
 }
 
 /// Stores `src` as words into `a` and into `b` (each at least `src.len().div_ceil(8)` words
