@@ -275,7 +275,7 @@ impl Cli {
     /// The two commands scripts run most, `mmf read NAME` and `mmf out NAME VALUE` with no
     /// flags, recognised without building clap's parser; `None` for anything else (any word
     /// that starts with `-`, any other verb or alias, any argument that is not UTF-8), which
-    /// clap then parses. Building clap's parser for the eleven verbs and their flags touches
+    /// clap then parses. Building clap's parser for the ten verbs and their flags touches
     /// about thirty pages of code and heap that these commands need nowhere else, and a page
     /// fault is a large part of a sub-millisecond command: `mmf read` went from 1.29x to 1.13x
     /// the wall time of `cat` in the harness. The test `plain_agrees_with_clap` holds this to
