@@ -347,10 +347,40 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
     }
     let rest = &src[full * WORD..];
     if !rest.is_empty() {
-        let mut last = [0u8; WORD];
-        last[..rest.len()].copy_from_slice(rest);
-        dst[full].store(u64::from_ne_bytes(last), Ordering::Relaxed);
+        dst[full].store(padded_word(rest), Ordering::Relaxed);
     }
+}
+
+/// [`atomic_store_bytes`] into two places at once, word by word, each source word loaded once:
+/// a small value (at most a few lines) goes into its slot and the header's inline buffer this
+/// way, where two general copies (alignment split, feature check, vector loop) would cost more
+/// than the copying itself.
+///
+/// # Panics
+/// If `a` or `b` has fewer words than `src` needs.
+#[inline(always)]
+pub(crate) fn atomic_store_bytes_twice(a: &[AtomicU64], b: &[AtomicU64], src: &[u8]) {
+    let full = src.len() / WORD;
+    let mut chunks = src.chunks_exact(WORD);
+    for ((chunk, x), y) in (&mut chunks).zip(&a[..full]).zip(&b[..full]) {
+        let v = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+        x.store(v, Ordering::Relaxed);
+        y.store(v, Ordering::Relaxed);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let v = padded_word(rest);
+        a[full].store(v, Ordering::Relaxed);
+        b[full].store(v, Ordering::Relaxed);
+    }
+}
+
+/// The last, partial word of a value (`rest` holds 1 to 7 bytes), zero-padded.
+#[inline(always)]
+fn padded_word(rest: &[u8]) -> u64 {
+    let mut last = [0u8; WORD];
+    last[..rest.len()].copy_from_slice(rest);
+    u64::from_ne_bytes(last)
 }
 
 /// Whole-line copies between shared and private memory: `rep movsq` from 2 KiB on, else SSE2

@@ -358,7 +358,7 @@ impl Snapshot {
                 let slot_words = self.region.words(first, n);
                 let b = ((gen + 1) % 2) as usize;
                 let inline_words = &self.fixed()[Layout::inline_data(b)..][..n];
-                store_words_twice(slot_words, inline_words, bytes);
+                crate::region::atomic_store_bytes_twice(slot_words, inline_words, bytes);
                 (bytes.len(), None, false)
             }
             Source::Bytes(bytes) => {
@@ -498,24 +498,28 @@ impl Snapshot {
             return Err(false);
         }
         let max = self.layout.inline_max(self.checksum);
-        if max > 0 {
-            // Start the buffer's transfer now; the checks below then overlap it. Both of its
-            // lines: the length is not known yet, and the second line of a value that fits the
-            // first was not rewritten, so hinting it costs a local cache hit.
-            let data = Layout::inline_data((gen % 2) as usize);
-            self.region.prefetch_lines(data, 1, Intent::Read);
-            self.region
-                .prefetch_lines(data + LINE_WORDS, 1, Intent::Read);
-        }
-        match self.descriptor(gen) {
-            Some((len, tag)) if max > 0 && len <= max => {
-                self.copy_inline(latest, gen, len, tag, buf).ok_or(true)
+        if max == 0 {
+            // A checksummed channel keeps no inline copies: only the slot's hint.
+            if let Some((len, _)) = self.descriptor(gen) {
+                self.prefetch_slot(slot, len);
             }
-            Some((len, _)) => {
+            return Err(false);
+        }
+        // Start the buffer's transfer now; the checks below then overlap it. Both of its lines:
+        // the length is not known yet, and the second line of a value that fits the first was
+        // not rewritten, so hinting it costs a local cache hit.
+        let data = Layout::inline_data((gen % 2) as usize);
+        self.region.prefetch_lines(data, 1, Intent::Read);
+        self.region
+            .prefetch_lines(data + LINE_WORDS, 1, Intent::Read);
+        match self.inline_attempt(latest, gen, max, buf) {
+            Ok(meta) => Ok(meta),
+            // A usable descriptor, not overtaken: a value too large to be inline.
+            Err((Some((len, _)), false)) => {
                 self.prefetch_slot(slot, len);
                 Err(false)
             }
-            None => Err(false),
+            Err((_, overtaken)) => Err(overtaken),
         }
     }
 
@@ -821,27 +825,6 @@ fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option
         all & !busy
     };
     (pick != 0).then(|| pick.trailing_zeros() as usize)
-}
-
-/// Stores `src` as words into `a` and into `b` (each at least `src.len().div_ceil(8)` words
-/// long), the last partial word zero-padded: one load of each source word for both copies.
-#[inline(always)]
-fn store_words_twice(a: &[AtomicU64], b: &[AtomicU64], src: &[u8]) {
-    let mut chunks = src.chunks_exact(WORD);
-    for ((chunk, x), y) in (&mut chunks).zip(a).zip(b) {
-        let v = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
-        x.store(v, Ordering::Relaxed);
-        y.store(v, Ordering::Relaxed);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut last = [0u8; WORD];
-        last[..rest.len()].copy_from_slice(rest);
-        let v = u64::from_ne_bytes(last);
-        let i = src.len() / WORD;
-        a[i].store(v, Ordering::Relaxed);
-        b[i].store(v, Ordering::Relaxed);
-    }
 }
 
 /// What a publish stores: a value the caller holds as one slice, or a closure that streams it
