@@ -469,13 +469,20 @@ impl Channel {
     /// refused with [`Error::TooLarge`] and the previous value stays the latest.
     #[inline]
     pub fn publish_raw(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
+        self.publish_raw_as::<true>(tag, bytes)
+    }
+
+    /// `publish_raw`, with or without the check for waiters (`Snapshot::publish_as`; `false`
+    /// is for the benchmarks only, through `__bench`).
+    #[inline(always)]
+    pub(crate) fn publish_raw_as<const WAKE: bool>(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
         if bytes.len() > self.snap.layout.capacity {
             return Err(Error::TooLarge {
                 len: bytes.len(),
                 capacity: self.snap.layout.capacity,
             });
         }
-        self.snap.publish(
+        self.snap.publish_as::<NoFill, WAKE>(
             self.token,
             tag,
             &self.timeouts,

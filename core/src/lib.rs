@@ -84,4 +84,18 @@ pub use snapshot::SlotWriter;
 #[doc(hidden)]
 pub mod __bench {
     pub use crate::region::{atomic_load_bytes, atomic_store_bytes};
+
+    /// [`Channel::publish_raw`](crate::Channel::publish_raw) compiled without the check for
+    /// waiters that follows the store of `latest`: what a publish would cost if mmf had no
+    /// notifications. It wakes nobody, so a thread blocked in `wait_for_change` misses the
+    /// value: for measuring that check only (`mmf-bench`'s publish-cost section).
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn publish_raw_without_wake(
+        ch: &crate::Channel,
+        tag: crate::Tag,
+        bytes: &[u8],
+    ) -> crate::Result<u64> {
+        ch.publish_raw_as::<false>(tag, bytes)
+    }
 }

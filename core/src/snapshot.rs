@@ -252,7 +252,26 @@ impl Snapshot {
     ///
     /// Nothing is visible to readers until `fill` has returned `Ok` and the frame is complete; if
     /// `fill` fails or overflows the capacity, the previous value stays the latest.
+    #[inline(always)]
     pub(crate) fn publish<F>(
+        &self,
+        token: u64,
+        tag: Tag,
+        t: &Timeouts,
+        source: Source<'_, F>,
+    ) -> Result<u64>
+    where
+        F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
+    {
+        self.publish_as::<F, true>(token, tag, t, source)
+    }
+
+    /// [`publish`](Self::publish), with (`WAKE`) or without the check for waiters after the
+    /// store of `latest`. Without it a publish wakes nobody, which breaks `wait_for_change`:
+    /// `false` exists only so that the benchmarks can measure what the check costs a publish
+    /// that finds nobody waiting (the "publish without the notification feature"),
+    /// in the same build and the same run as the real thing.
+    pub(crate) fn publish_as<F, const WAKE: bool>(
         &self,
         token: u64,
         tag: Tag,
@@ -285,10 +304,10 @@ impl Snapshot {
         };
         // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
         let _guard = LockGuard(lock_word);
-        self.publish_locked(tag, u64::from(os::token_pid(token)), recovered, source)
+        self.publish_locked::<F, WAKE>(tag, u64::from(os::token_pid(token)), recovered, source)
     }
 
-    fn publish_locked<F>(
+    fn publish_locked<F, const WAKE: bool>(
         &self,
         tag: Tag,
         pid: u64,
@@ -406,7 +425,7 @@ impl Snapshot {
         // either the waiter sees the new `latest` or this load sees the waiter (no lost wake-up).
         // With nobody waiting, this load of a word on the writers' own line is the whole cost.
         #[cfg(not(loom))]
-        if h[H_WAITERS].load(Ordering::SeqCst) != 0 {
+        if WAKE && h[H_WAITERS].load(Ordering::SeqCst) != 0 {
             os::wake_all(latest_word);
         }
         Ok(next)
