@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p mmf-bench -- [--quick] [--json FILE]
-//!     [--only latency,breakdown,throughput,cli]
+//!     [--only latency,breakdown,publish,throughput,cli]
 //!     [--transports floor,mmf,...] [--sizes 64,4096] [--runs N]
 //! cargo run --release -p mmf-bench --features seed-peers,iceoryx2 -- ...   # every peer
 //! ```
@@ -16,6 +16,7 @@ mod clibench;
 mod latency;
 mod machine;
 mod proc;
+mod publish_cost;
 mod report;
 mod seqlock;
 mod shm;
@@ -94,6 +95,9 @@ impl Plan {
     }
 }
 
+/// The sections `--only` can pick, in the order a run measures them.
+const SECTIONS: [&str; 5] = ["latency", "breakdown", "publish", "throughput", "cli"];
+
 /// Command-line options.
 #[derive(Debug, Default)]
 struct Args {
@@ -109,7 +113,7 @@ struct Args {
 }
 
 const USAGE: &str = "\
-usage: mmf-bench [--quick] [--json FILE] [--only latency,breakdown,throughput,cli]
+usage: mmf-bench [--quick] [--json FILE] [--only latency,breakdown,publish,throughput,cli]
                  [--transports floor,mmf,...] [--sizes 64,4096,...] [--runs N] [--verbose]
                  [--smoke]
 
@@ -221,6 +225,11 @@ fn run(args: Args) -> Result<()> {
     }
     let machine = machine::Machine::probe(cpus, allowed, pinning, args.quick);
     println!("mmf-bench: {} run\n{}", machine.mode, machine.describe());
+    if let Some(only) = &args.only {
+        if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+            bail!("unknown section {bad:?} (sections: {})", SECTIONS.join(","));
+        }
+    }
     let wants = |section: &str| {
         args.only
             .as_ref()
@@ -260,6 +269,13 @@ fn run(args: Args) -> Result<()> {
     } else {
         None
     };
+    let publish = wants("publish").then(|| {
+        eprintln!(
+            "publish cost with nobody waiting ({} rounds per size)...",
+            plan.runs
+        );
+        publish_cost::run(&plan).map_err(|e| format!("{e:#}"))
+    });
     let tp = if wants("throughput") {
         eprintln!(
             "throughput and reader progress ({} runs each)...",
@@ -279,6 +295,7 @@ fn run(args: Args) -> Result<()> {
         machine: &machine,
         lat: &lat,
         breakdown,
+        publish,
         missing,
         tp: &tp,
         cli,
@@ -308,5 +325,6 @@ fn child_main(spec: Option<String>) -> Result<()> {
             res,
         } => latency::child(&transport, len, res, idle),
         JobKind::Reader { target, len, res } => throughput::child(&target, len, &res, idle),
+        JobKind::Publishes { len, n, wake } => publish_cost::child(len, n, wake),
     }
 }

@@ -53,6 +53,16 @@ pub enum JobKind {
         /// Where the channel / seqlock and the control words are.
         res: Resources,
     },
+    /// Publish `n` values of `len` bytes on a private channel, with or without the check for
+    /// waiters, and exit (run under valgrind to count instructions; see `publish_cost`).
+    Publishes {
+        /// Payload bytes.
+        len: usize,
+        /// How many publishes.
+        n: u64,
+        /// `publish_raw` (true) or the same without the check for waiters (false).
+        wake: bool,
+    },
 }
 
 /// Names of the resources a transport set up in the parent, for the child to open.

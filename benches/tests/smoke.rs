@@ -1,5 +1,5 @@
 //! The harness still works end to end: a `--smoke` run (tiny samples) of the latency,
-//! breakdown and throughput sections across real child processes (and two threads), and its
+//! breakdown, publish-cost and throughput sections across real child processes (and two threads), and its
 //! JSON.
 
 use std::process::Command;
@@ -11,7 +11,7 @@ fn smoke_run_measures_every_default_transport() {
         .args([
             "--smoke",
             "--only",
-            "latency,breakdown,throughput",
+            "latency,breakdown,publish,throughput",
             "--json",
         ])
         .arg(&json)
@@ -61,6 +61,13 @@ fn smoke_run_measures_every_default_transport() {
         has("mmf", "writer+1 reader", "reader_rate_vs_floor"),
         "no x 1/F for mmf's reader"
     );
+    // The publish cost, timed in this process (instructions too where valgrind is installed).
+    for t in ["mmf", "mmf-without-waiter-check"] {
+        assert!(
+            has(t, "publish, nobody waiting", "p50_ns"),
+            "no publish cost for {t}:\n{stdout}"
+        );
+    }
     assert!(stdout.contains("The issue's bars"), "{stdout}");
     // The breakdown needs two CPUs; where there are two, both transports have every segment.
     if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
