@@ -810,8 +810,8 @@ fn descriptor_meta(len: usize, tag: Tag) -> u64 {
 /// wide rotation gives an unpinned copy the longest window before its slot is rewritten; a narrow
 /// one keeps the writer filling memory its readers have just read, still in cache.
 /// `Layout::rotation` sizes it to a cache budget: all slots for small values, two (alternating)
-/// for values of 128 KiB and more, whose six slots would otherwise make a working set of
-/// megabytes. Bit arithmetic only: this runs on every publish.
+/// from 4 KiB on, so that the slots a process writes and reads stay within its L1 cache (see
+/// `ROTATION_BYTES`). Bit arithmetic only: this runs on every publish.
 #[inline]
 fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option<usize> {
     let all = u64::MAX >> (64 - slots);
