@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use mmf_core::{Options, Tag};
+use mmf_core::{Channel, Options, Tag};
 
 use crate::latency::payload;
 use crate::proc::{Job, JobKind};
@@ -57,15 +57,18 @@ impl PublishCost {
         stats::median(&self.without_check_ns)
     }
 
-    /// The median over rounds of with / without in the same round.
-    pub fn paired(&self) -> f64 {
-        let r: Vec<f64> = self
-            .with_check_ns
+    /// With / without, round by round.
+    fn ratios(&self) -> Vec<f64> {
+        self.with_check_ns
             .iter()
             .zip(&self.without_check_ns)
             .map(|(a, b)| a / b)
-            .collect();
-        stats::median(&r)
+            .collect()
+    }
+
+    /// The median over rounds of with / without in the same round.
+    pub fn paired(&self) -> f64 {
+        stats::median(&self.ratios())
     }
 
     /// Instructions per publish, with over without the check.
@@ -76,13 +79,7 @@ impl PublishCost {
 
     /// Spread of the per-round ratios, in percent of their median.
     pub fn spread(&self) -> f64 {
-        let r: Vec<f64> = self
-            .with_check_ns
-            .iter()
-            .zip(&self.without_check_ns)
-            .map(|(a, b)| a / b)
-            .collect();
-        stats::spread_pct(&r)
+        stats::spread_pct(&self.ratios())
     }
 }
 
@@ -107,24 +104,11 @@ fn measure(plan: &Plan, len: usize) -> Result<PublishCost> {
         .with_context(|| format!("creating a {len}-byte channel"))?;
     let value = payload(len);
     let bytes = value.as_slice();
-    let with = |n: u64| -> Result<()> {
-        for _ in 0..n {
-            black_box(ch.publish_raw(Tag::BYTES, black_box(bytes))?);
-        }
-        Ok(())
-    };
-    let without = |n: u64| -> Result<()> {
-        for _ in 0..n {
-            black_box(mmf_core::__bench::publish_raw_without_wake(
-                &ch,
-                Tag::BYTES,
-                black_box(bytes),
-            )?);
-        }
-        Ok(())
-    };
+    // Two loops, each with its own copy of the publish inlined (`wake` is a constant in each).
+    let with = |n: u64| publishes(&ch, bytes, n, true);
+    let without = |n: u64| publishes(&ch, bytes, n, false);
     let (target, batches) = batch(plan);
-    // Calibrate: publishes per batch, from the slower of the two after a warm-up.
+    // Calibrate: publishes per batch, from both variants together, which also warms them up.
     let mut n: u64 = 64;
     loop {
         let t = Instant::now();
@@ -236,22 +220,25 @@ fn instructions(len: usize, n: u64, wake: bool) -> Result<u64> {
         .with_context(|| format!("no instruction count in valgrind's output: {}", text.trim()))
 }
 
+/// `n` publishes of `bytes` on `ch`: `publish_raw` if `wake`, else the same without the check for
+/// waiters.
+#[inline(always)]
+fn publishes(ch: &Channel, bytes: &[u8], n: u64, wake: bool) -> Result<()> {
+    for _ in 0..n {
+        let g = if wake {
+            ch.publish_raw(Tag::BYTES, black_box(bytes))
+        } else {
+            mmf_core::__bench::publish_raw_without_wake(ch, Tag::BYTES, black_box(bytes))
+        };
+        black_box(g?);
+    }
+    Ok(())
+}
+
 /// The counting child: `n` publishes of `len` bytes on a private channel, then exit.
 pub fn child(len: usize, n: u64, wake: bool) -> Result<()> {
     let ch = Options::new().capacity(len).anonymous()?;
-    let value = payload(len);
-    for _ in 0..n {
-        if wake {
-            black_box(ch.publish_raw(Tag::BYTES, black_box(value.as_slice()))?);
-        } else {
-            black_box(mmf_core::__bench::publish_raw_without_wake(
-                &ch,
-                Tag::BYTES,
-                black_box(value.as_slice()),
-            )?);
-        }
-    }
-    Ok(())
+    publishes(&ch, payload(len).as_slice(), n, wake)
 }
 
 #[cfg(test)]

@@ -472,7 +472,7 @@ impl Channel {
         self.publish_raw_as::<true>(tag, bytes)
     }
 
-    /// `publish_raw`, with or without the check for waiters (`Snapshot::publish_as`; `false`
+    /// `publish_raw`, with or without the check for waiters (`Snapshot::publish`; `false`
     /// is for the benchmarks only, through `__bench`).
     #[inline(always)]
     pub(crate) fn publish_raw_as<const WAKE: bool>(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
@@ -482,7 +482,7 @@ impl Channel {
                 capacity: self.snap.layout.capacity,
             });
         }
-        self.snap.publish_as::<NoFill, WAKE>(
+        self.snap.publish::<NoFill, WAKE>(
             self.token,
             tag,
             &self.timeouts,
@@ -506,7 +506,7 @@ impl Channel {
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
         self.snap
-            .publish(self.token, tag, &self.timeouts, Source::Fill(fill))
+            .publish::<F, true>(self.token, tag, &self.timeouts, Source::Fill(fill))
     }
 
     /// Copies the latest value into `buf` (replacing its contents, reusing its allocation) and

@@ -45,7 +45,7 @@ fn publish(s: &Snapshot, token: u64, g: u8) {
     } else {
         Source::Fill(|w: &mut SlotWriter<'_>| w.put(&value))
     };
-    s.publish(token, Tag::BYTES, &Timeouts::default(), source)
+    s.publish::<_, true>(token, Tag::BYTES, &Timeouts::default(), source)
         .unwrap();
 }
 

@@ -252,26 +252,13 @@ impl Snapshot {
     ///
     /// Nothing is visible to readers until `fill` has returned `Ok` and the frame is complete; if
     /// `fill` fails or overflows the capacity, the previous value stays the latest.
-    #[inline(always)]
-    pub(crate) fn publish<F>(
-        &self,
-        token: u64,
-        tag: Tag,
-        t: &Timeouts,
-        source: Source<'_, F>,
-    ) -> Result<u64>
-    where
-        F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
-    {
-        self.publish_as::<F, true>(token, tag, t, source)
-    }
-
-    /// [`publish`](Self::publish), with (`WAKE`) or without the check for waiters after the
-    /// store of `latest`. Without it a publish wakes nobody, which breaks `wait_for_change`:
-    /// `false` exists only so that the benchmarks can measure what the check costs a publish
-    /// that finds nobody waiting (the issue's "publish without the notification feature"),
-    /// in the same build and the same run as the real thing.
-    pub(crate) fn publish_as<F, const WAKE: bool>(
+    ///
+    /// `WAKE`: whether to check for waiters after the store of `latest` (and wake them). Every
+    /// real publish passes `true`; without the check a publish wakes nobody, which breaks
+    /// `wait_for_change`. `false` exists only so that the benchmarks can measure what the check
+    /// costs a publish that finds nobody waiting (the issue's "publish without the notification
+    /// feature"), in the same build and the same run as the real thing.
+    pub(crate) fn publish<F, const WAKE: bool>(
         &self,
         token: u64,
         tag: Tag,
