@@ -212,12 +212,16 @@ fn instructions(len: usize, n: u64, wake: bool) -> Result<u64> {
     if !status.success() {
         bail!("valgrind failed ({status}): {}", text.trim());
     }
-    text.lines()
-        .find_map(|l| {
-            let (_, n) = l.split_once("Collected :")?;
-            n.trim().parse().ok()
-        })
+    collected(&text)
         .with_context(|| format!("no instruction count in valgrind's output: {}", text.trim()))
+}
+
+/// The total callgrind reports on standard error (`==PID== Collected : N`).
+fn collected(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| {
+        let (_, n) = l.split_once("Collected :")?;
+        n.trim().parse().ok()
+    })
 }
 
 /// `n` publishes of `bytes` on `ch`: `publish_raw` if `wake`, else the same without the check for
@@ -244,6 +248,14 @@ pub fn child(len: usize, n: u64, wake: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_count_is_read_from_callgrinds_summary() {
+        let stderr = "==4501== \n==4501== Events    : Ir\n==4501== Collected : 126559\n\
+                      ==4501== \n==4501== I   refs:      126,559\n";
+        assert_eq!(collected(stderr), Some(126_559));
+        assert_eq!(collected("valgrind: command not found"), None);
+    }
 
     #[test]
     fn the_ratio_is_taken_within_each_round() {
