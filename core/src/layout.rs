@@ -22,15 +22,21 @@ pub const MAX_READERS: usize = 62;
 /// Largest capacity of one value (1 TiB), far above any sane channel, low enough that no size
 /// computation can overflow.
 pub const MAX_CAPACITY: usize = 1 << 40;
-/// The bytes of slots a writer rotates through, at most (see `Layout::rotation`): a quarter of a
-/// 32 KiB L1 data cache. A 4 KiB value's slot covers each of the 64 sets of such a cache (8 ways)
-/// once; a process that writes one channel and reads another (a request and its reply) while
-/// copying from and to buffers of its own keeps `2 * rotation + 2` lines in every set, which
-/// overflows the 8 ways from a rotation of three. Measured on AMD Zen 4 (round trips between two
-/// processes, mmf / F per round, 9 interleaved runs, twice): 4 KiB 1.78-1.79x with six slots,
-/// 1.17-1.33x with two; 3 KiB 1.75-1.79x against 1.29-1.34x; no change at 16 KiB and 64 KiB.
-/// Until then the budget was 256 KiB (half an L2), which gave values below 40 KiB all six slots.
-pub(crate) const ROTATION_BYTES: usize = 8 * 1024;
+/// The bytes of slots a writer rotates through, at most, for slots of up to this size (see
+/// `Layout::rotation`): a quarter of a 32 KiB L1 data cache. A 4 KiB value's slot covers each of
+/// the 64 sets of such a cache (8 ways) once; a process that writes one channel and reads another
+/// (a request and its reply) while copying from and to buffers of its own keeps
+/// `2 * rotation + 2` lines in every set, which overflows the 8 ways from a rotation of three.
+/// Measured on AMD Zen 4 (round trips between two processes, mmf / F per round, 9 interleaved
+/// runs, twice): 4 KiB 1.78-1.79x with six slots, 1.17-1.33x with two; 3 KiB 1.75-1.79x against
+/// 1.29-1.34x; no change at 16 KiB and 64 KiB, whose slots miss the L1 anyway.
+pub(crate) const ROTATION_L1_BYTES: usize = 8 * 1024;
+/// The same budget for larger slots, which do not fit an L1 however few they are: about half of
+/// a typical L2 cache, so that a 1 MiB channel does not spread its writes over megabytes. Wider
+/// than the L1 budget because a rotation of two leaves a reader that cannot pin (a read-only
+/// mapping) a window of one publish: under a back-to-back 64 KiB writer such readers retried
+/// 0.34 times per snapshot with two slots and never with six.
+pub(crate) const ROTATION_L2_BYTES: usize = 256 * 1024;
 /// Cache line size used for padding.
 pub const LINE: usize = 64;
 pub(crate) const LINE_WORDS: usize = LINE / WORD;
@@ -122,11 +128,23 @@ pub(crate) struct Layout {
     pub stride_bytes: usize,
     pub total_bytes: usize,
     /// How many slots a writer rotates through (the lowest ones not pinned): as many as fit in
-    /// [`ROTATION_BYTES`], at least 2, at most all. Correctness needs only that a writer never
+    /// [`ROTATION_L1_BYTES`] (slots of up to that size) or [`ROTATION_L2_BYTES`] (larger ones),
+    /// at least 2, at most all. Correctness needs only that a writer never
     /// picks `latest` or a pinned slot; this is a policy, trading an unpinned copy's window (it is
     /// rewritten after `rotation - 1` publishes) against the cache footprint of the writes: all
-    /// slots for values of up to 1 KiB (with the default four pins), two from 4 KiB on.
+    /// slots for values of up to 1 KiB (with the default four pins), two from 4 KiB to 8 KiB,
+    /// all again from 8 KiB to 40 KiB, then fewer, and two from 128 KiB on.
     pub rotation: usize,
+}
+
+/// How many slots a writer rotates through (see [`Layout::rotation`]).
+fn rotation(stride_bytes: usize, slots: usize) -> usize {
+    let budget = if stride_bytes <= ROTATION_L1_BYTES {
+        ROTATION_L1_BYTES
+    } else {
+        ROTATION_L2_BYTES
+    };
+    (budget / stride_bytes).clamp(2, slots)
 }
 
 fn round_up(n: usize, to: usize) -> usize {
@@ -157,7 +175,7 @@ impl Layout {
             header_bytes,
             stride_bytes,
             total_bytes,
-            rotation: (ROTATION_BYTES / stride_bytes).clamp(2, slots),
+            rotation: rotation(stride_bytes, slots),
         })
     }
 
@@ -246,15 +264,18 @@ pub(crate) struct HeaderFields {
 mod tests {
     use super::*;
 
-    /// The rotation FORMAT.md §11 states: every slot up to 1 KiB with four pins, two from 4 KiB.
+    /// The rotation FORMAT.md §11 states: an L1 budget up to 8 KiB slots, an L2 budget above.
     #[test]
-    fn writers_rotate_through_all_slots_for_small_values_and_two_from_4_kib() {
+    fn writers_rotate_within_an_l1_budget_for_small_slots_and_an_l2_budget_for_large_ones() {
         let rotation = |capacity, readers| Layout::new(capacity, readers).unwrap().rotation;
         assert_eq!(rotation(64, 4), 6);
         assert_eq!(rotation(1000, 4), 6);
         assert_eq!(rotation(1024, 4), 6);
         assert_eq!(rotation(2048, 4), 3);
         assert_eq!(rotation(4096, 4), 2);
+        assert_eq!(rotation(8192 - 64, 4), 2);
+        assert_eq!(rotation(8192, 4), 6);
+        assert_eq!(rotation(64 * 1024, 4), 3);
         assert_eq!(rotation(1 << 20, 4), 2);
         assert_eq!(rotation(64, 62), 64);
         assert_eq!(rotation(4096, 0), 2);
