@@ -11,6 +11,10 @@ use crate::sys;
 pub struct Machine {
     /// `model name` of /proc/cpuinfo.
     pub cpu_model: String,
+    /// `cpu family`, `model` and `stepping` of /proc/cpuinfo: the microarchitecture, which a VM's
+    /// model name hides (this project's machine moved from an AMD Zen 3 host, family 25 model 1,
+    /// to a Zen 4, model 17, under the same "AMD EPYC", and some ratios moved with it).
+    pub cpu_family_model: Option<String>,
     /// Online CPUs.
     pub cores: usize,
     /// CPUs this process was allowed to use before pinning itself.
@@ -54,8 +58,8 @@ impl Machine {
         let field = |name: &str| {
             cpuinfo
                 .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_once(':'))
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim() == name)
                 .map(|(_, v)| v.trim().to_owned())
         };
         let read = |p: &str| {
@@ -77,6 +81,11 @@ impl Machine {
         }
         Machine {
             cpu_model: field("model name").unwrap_or_else(|| "unknown".into()),
+            cpu_family_model: field("cpu family").zip(field("model")).map(|(f, m)| {
+                let stepping =
+                    field("stepping").map_or(String::new(), |s| format!(" stepping {s}"));
+                format!("family {f} model {m}{stepping}")
+            }),
             cores: sys::online_cpus(),
             cpus_allowed: allowed,
             smt_siblings: smt,
@@ -107,8 +116,11 @@ impl Machine {
         line(
             "cpu",
             format!(
-                "{} ({} online{}{})",
+                "{} ({}{} online{}{})",
                 self.cpu_model,
+                self.cpu_family_model
+                    .as_ref()
+                    .map_or(String::new(), |fm| format!("{fm}; ")),
                 self.cores,
                 self.cpu_mhz
                     .map_or(String::new(), |m| format!(", {m:.0} MHz")),

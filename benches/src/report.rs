@@ -788,6 +788,7 @@ mod tests {
     fn machine() -> Machine {
         Machine {
             cpu_model: "test".into(),
+            cpu_family_model: None,
             cores: 2,
             cpus_allowed: vec![0, 1],
             smt_siblings: None,
