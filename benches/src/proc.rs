@@ -92,16 +92,33 @@ pub struct Peer {
 impl Peer {
     /// Starts `job` in a new process of this binary; it is killed after `limit` at the latest.
     pub fn spawn(job: &Job, limit: Duration) -> Result<Peer> {
+        Peer::spawn_under(&[], job, limit)
+    }
+
+    /// [`spawn`](Peer::spawn), with the binary run by the command `wrapper` (its program and
+    /// arguments; empty: run it directly), such as valgrind.
+    pub fn spawn_under(wrapper: &[&str], job: &Job, limit: Duration) -> Result<Peer> {
         let exe = std::env::current_exe().context("locating this executable")?;
         let spec = serde_json::to_string(job)?;
-        let mut child = Command::new(exe)
+        let mut command = match wrapper {
+            [] => Command::new(&exe),
+            [program, args @ ..] => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&exe);
+                c
+            }
+        };
+        let mut child = command
             .arg("--child")
             .arg(spec)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("starting the child process")?;
+            .with_context(|| match wrapper.first() {
+                Some(w) => format!("starting the child process under {w}"),
+                None => "starting the child process".into(),
+            })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let pid = child.id();
         let (tx, rx) = mpsc::channel::<()>();

@@ -20,14 +20,13 @@
 //!   than the check costs, so it is shown, not judged.
 
 use std::hint::black_box;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mmf_core::{Channel, Options, Tag};
 
 use crate::latency::payload;
-use crate::proc::{Job, JobKind};
+use crate::proc::{Job, JobKind, Peer};
 use crate::{stats, Plan};
 
 /// The two publish counts of the instruction-counting children.
@@ -179,49 +178,25 @@ fn instructions(len: usize, n: u64, wake: bool) -> Result<u64> {
         idle_ms: 0,
         kind: JobKind::Publishes { len, n, wake },
     };
-    let exe = std::env::current_exe().context("locating mmf-bench")?;
-    let mut child = Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-        .arg(exe)
-        .arg("--child")
-        .arg(serde_json::to_string(&job)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running valgrind (apt-get install valgrind)")?;
-    let mut stderr = child.stderr.take().context("valgrind's stderr")?;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("valgrind did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = reader.join().unwrap_or_default();
-    if !status.success() {
-        bail!("valgrind failed ({status}): {}", text.trim());
-    }
-    collected(&text)
-        .with_context(|| format!("no instruction count in valgrind's output: {}", text.trim()))
+    let out = std::env::temp_dir().join(format!(
+        "mmf-bench-callgrind-{}-{len}-{n}-{wake}.out",
+        std::process::id()
+    ));
+    let out_arg = format!("--callgrind-out-file={}", out.display());
+    let wrapper = ["valgrind", "-q", "--tool=callgrind", &out_arg];
+    let run = Peer::spawn_under(&wrapper, &job, Duration::from_secs(120))
+        .context("running valgrind (apt-get install valgrind)")
+        .and_then(|peer| peer.finish(Duration::from_secs(120)));
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    run?;
+    summary(&text).context("no instruction total in callgrind's output file")
 }
 
-/// The total callgrind reports on standard error (`==PID== Collected : N`).
-fn collected(stderr: &str) -> Option<u64> {
-    stderr.lines().find_map(|l| {
-        let (_, n) = l.split_once("Collected :")?;
-        n.trim().parse().ok()
-    })
+/// The total of a callgrind output file (its `summary: N` line).
+fn summary(file: &str) -> Option<u64> {
+    file.lines()
+        .find_map(|l| l.strip_prefix("summary:")?.trim().parse().ok())
 }
 
 /// `n` publishes of `bytes` on `ch`: `publish_raw` if `wake`, else the same without the check for
@@ -251,10 +226,9 @@ mod tests {
 
     #[test]
     fn the_count_is_read_from_callgrinds_summary() {
-        let stderr = "==4501== \n==4501== Events    : Ir\n==4501== Collected : 126559\n\
-                      ==4501== \n==4501== I   refs:      126,559\n";
-        assert_eq!(collected(stderr), Some(126_559));
-        assert_eq!(collected("valgrind: command not found"), None);
+        let file = "# callgrind format\nversion: 1\nevents: Ir\nsummary: 126559\ntotals: 126559\n";
+        assert_eq!(summary(file), Some(126_559));
+        assert_eq!(summary(""), None);
     }
 
     #[test]
