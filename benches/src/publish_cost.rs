@@ -106,6 +106,8 @@ fn measure(plan: &Plan, len: usize) -> Result<PublishCost> {
     // Two loops, each with its own copy of the publish inlined (`wake` is a constant in each).
     let with = |n: u64| publishes(&ch, bytes, n, true);
     let without = |n: u64| publishes(&ch, bytes, n, false);
+    // Counted first: the calibration below then warms up both variants right before round 0.
+    let instructions = count(len).map_err(|e| format!("{e:#}"));
     let (target, batches) = batch(plan);
     // Calibrate: publishes per batch, from both variants together, which also warms them up.
     let mut n: u64 = 64;
@@ -130,7 +132,7 @@ fn measure(plan: &Plan, len: usize) -> Result<PublishCost> {
         len,
         with_check_ns: Vec::new(),
         without_check_ns: Vec::new(),
-        instructions: count(len).map_err(|e| format!("{e:#}")),
+        instructions,
     };
     for round in 0..plan.runs.max(1) {
         let (mut a, mut b) = (f64::INFINITY, f64::INFINITY);
@@ -178,10 +180,20 @@ fn instructions(len: usize, n: u64, wake: bool) -> Result<u64> {
         idle_ms: 0,
         kind: JobKind::Publishes { len, n, wake },
     };
+    // Created here, exclusively, so that valgrind writes into a file of ours (a name planted
+    // in the shared temporary directory fails the creation instead).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let out = std::env::temp_dir().join(format!(
-        "mmf-bench-callgrind-{}-{len}-{n}-{wake}.out",
+        "mmf-bench-callgrind-{}-{nanos}-{len}-{n}-{wake}.out",
         std::process::id()
     ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&out)
+        .with_context(|| format!("creating {}", out.display()))?;
     let out_arg = format!("--callgrind-out-file={}", out.display());
     let wrapper = ["valgrind", "-q", "--tool=callgrind", &out_arg];
     let run = Peer::spawn_under(&wrapper, &job, Duration::from_secs(120))

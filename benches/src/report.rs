@@ -555,7 +555,7 @@ impl Report<'_> {
                     };
                     bar(
                         format!(
-                            "{} publish, nobody waiting: with / without the waiter check",
+                            "{} publish, nobody waiting: with / without waiter check (instr.)",
                             fmt_len(c.len)
                         ),
                         r,
@@ -565,7 +565,7 @@ impl Report<'_> {
                 }
             }
             Some(Err(e)) => bar(
-                "publish, nobody waiting: with / without the waiter check".into(),
+                "publish, nobody waiting: with / without waiter check (instr.)".into(),
                 None,
                 1.05,
                 format!("not measured: {e}"),
@@ -730,7 +730,7 @@ fn render_publish(o: &mut String, p: &Result<Vec<PublishCost>, String>) {
             c.spread() / 2.0
         );
     }
-    if let Some(Err(e)) = costs.first().map(|c| &c.instructions) {
+    if let Some(e) = costs.iter().find_map(|c| c.instructions.as_ref().err()) {
         let _ = writeln!(o, "(instructions not counted: {e})");
     }
 }

@@ -88,8 +88,9 @@ pub mod __bench {
     /// [`Channel::publish_raw`](crate::Channel::publish_raw) compiled without the check for
     /// waiters that follows the store of `latest`: what a publish would cost if mmf had no
     /// notifications. It wakes nobody, so a thread blocked in `wait_for_change` misses the
-    /// value: for measuring that check only (`mmf-bench`'s publish-cost section).
-    #[cfg(not(loom))]
+    /// value: for measuring that check only (`mmf-bench`'s publish-cost section), hence behind
+    /// the `bench-internals` feature.
+    #[cfg(all(not(loom), feature = "bench-internals"))]
     #[inline]
     pub fn publish_raw_without_wake(
         ch: &crate::Channel,
