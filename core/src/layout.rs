@@ -26,7 +26,8 @@ pub const MAX_CAPACITY: usize = 1 << 40;
 /// `Layout::rotation`): a quarter of a 32 KiB L1 data cache. A 4 KiB value's slot covers each of
 /// the 64 sets of such a cache (8 ways) once; a process that writes one channel and reads another
 /// (a request and its reply) while copying from and to buffers of its own keeps
-/// `2 * rotation + 2` lines in every set, which overflows the 8 ways from a rotation of three.
+/// `2 * rotation + 2` lines in every set: 6 of the 8 ways with two slots, all 8 with three (none
+/// left for the stack, the header lines or the caller's data), 14 with six.
 /// Measured on AMD Zen 4 (round trips between two processes, mmf / F per round, 9 interleaved
 /// runs, twice): 4 KiB 1.78-1.79x with six slots, 1.17-1.33x with two; 3 KiB 1.75-1.79x against
 /// 1.29-1.34x; no change at 16 KiB and 64 KiB, whose slots miss the L1 anyway.
@@ -131,9 +132,10 @@ pub(crate) struct Layout {
     /// [`ROTATION_L1_BYTES`] (slots of up to that size) or [`ROTATION_L2_BYTES`] (larger ones),
     /// at least 2, at most all. Correctness needs only that a writer never
     /// picks `latest` or a pinned slot; this is a policy, trading an unpinned copy's window (it is
-    /// rewritten after `rotation - 1` publishes) against the cache footprint of the writes: all
-    /// slots for values of up to 1 KiB (with the default four pins), two from 4 KiB to 8 KiB,
-    /// all again from 8 KiB to 40 KiB, then fewer, and two from 128 KiB on.
+    /// rewritten after `rotation - 1` publishes) against the cache footprint of the writes. With
+    /// the default four pins (6 slots), by capacity: all slots up to 1280 B, then fewer, two from
+    /// 2625 B to 8128 B (the default capacity, 4 KiB, among them); all again from 8129 B to
+    /// 43584 B, then fewer, and two from 87297 B on (docs/FORMAT.md §11 step 2).
     pub rotation: usize,
 }
 

@@ -797,9 +797,9 @@ fn descriptor_meta(len: usize, tag: Tag) -> u64 {
 /// wide rotation gives an unpinned copy the longest window before its slot is rewritten; a narrow
 /// one keeps the writer filling memory its readers have just read, still in cache.
 /// `Layout::rotation` sizes it to a cache budget: a quarter of an L1 for slots of up to 8 KiB (all
-/// slots for small values, two from 4 KiB, so that the slots a process writes and reads stay in
-/// its L1), half an L2 for larger ones (two from 128 KiB). Bit arithmetic only: this runs on every
-/// publish.
+/// slots for small values, two from about 2.6 KiB, so that the slots a process writes and reads
+/// stay in its L1), half an L2 for larger ones (two from about 85 KiB). Bit arithmetic only: this
+/// runs on every publish.
 #[inline]
 fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option<usize> {
     let all = u64::MAX >> (64 - slots);
