@@ -180,15 +180,10 @@ fn instructions(len: usize, n: u64, wake: bool) -> Result<u64> {
         idle_ms: 0,
         kind: JobKind::Publishes { len, n, wake },
     };
-    // Created here, exclusively, so that valgrind writes into a file of ours (a name planted
-    // in the shared temporary directory fails the creation instead).
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let out = std::env::temp_dir().join(format!(
-        "mmf-bench-callgrind-{}-{nanos}-{len}-{n}-{wake}.out",
-        std::process::id()
-    ));
+    // One of the harness's own files (a killed run's is removed by the next one), created here,
+    // exclusively, so that valgrind writes into a file of ours: a name planted in the shared
+    // directory fails the creation instead.
+    let out = crate::shm::unique_path("callgrind");
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

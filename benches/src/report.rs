@@ -553,23 +553,10 @@ impl Report<'_> {
                         ),
                         Err(e) => (None, format!("instructions not counted: {e}")),
                     };
-                    bar(
-                        format!(
-                            "{} publish, nobody waiting: with / without waiter check (instr.)",
-                            fmt_len(c.len)
-                        ),
-                        r,
-                        1.05,
-                        note,
-                    );
+                    bar(format!("{} {PUBLISH_BAR}", fmt_len(c.len)), r, 1.05, note);
                 }
             }
-            Some(Err(e)) => bar(
-                "publish, nobody waiting: with / without waiter check (instr.)".into(),
-                None,
-                1.05,
-                format!("not measured: {e}"),
-            ),
+            Some(Err(e)) => bar(PUBLISH_BAR.into(), None, 1.05, format!("not measured: {e}")),
             None => {}
         }
         bars
@@ -682,6 +669,9 @@ impl Report<'_> {
         v
     }
 }
+
+/// The publish-cost bar, after the payload size: judged on instructions (see `publish_cost`).
+const PUBLISH_BAR: &str = "publish, nobody waiting: with / without waiter check (instr.)";
 
 /// The publish-cost section: `publish_raw` with and without the check for waiters.
 fn render_publish(o: &mut String, p: &Result<Vec<PublishCost>, String>) {

@@ -1,6 +1,6 @@
 //! The harness still works end to end: a `--smoke` run (tiny samples) of the latency,
-//! breakdown, publish-cost and throughput sections across real child processes (and two threads), and its
-//! JSON.
+//! breakdown, publish-cost and throughput sections across real child processes (and two
+//! threads), and its JSON.
 
 use std::process::Command;
 
