@@ -49,14 +49,26 @@ fn publish(s: &Snapshot, token: u64, g: u8) {
         .unwrap();
 }
 
-/// One read, checked. With `fast`, the way `Channel::read_into` reads: `read_inline` first, and
-/// the general read (straight to the slot if the inline copy was overtaken) only if that fails.
-fn check(s: &Snapshot, pin: Option<usize>, fast: bool) {
+/// How a checked read goes about it.
+#[derive(Clone, Copy)]
+enum Read {
+    /// The way `Channel::read_into` reads: `read_inline` first, and the general read (straight
+    /// to the slot if the inline copy was overtaken) only if that fails.
+    Fast,
+    /// The general read alone, inline copy first.
+    General,
+    /// The general read, straight to the slot (as after an overtaken inline copy, or for a value
+    /// too large to be inline): on a channel without checksums, a slot copy validated by `latest`.
+    Slot,
+}
+
+/// One read, checked.
+fn check(s: &Snapshot, pin: Option<usize>, how: Read) {
     let mut buf = Vec::new();
-    let first = if fast {
-        s.read_inline(&mut buf)
-    } else {
-        Err(false)
+    let first = match how {
+        Read::Fast => s.read_inline(&mut buf),
+        Read::General => Err(false),
+        Read::Slot => Err(true),
     };
     let meta = match first {
         Ok(meta) => meta,
@@ -80,18 +92,34 @@ fn check(s: &Snapshot, pin: Option<usize>, fast: bool) {
 
 /// The model most tests share: a writer publishes generations 1 and 2 while this thread reads
 /// `reads` times (pinned if `pinned`, on the fast path first where `reads` says so).
-fn two_publishes_against(readers: usize, checksum: bool, pinned: bool, reads: &'static [bool]) {
+fn two_publishes_against(readers: usize, checksum: bool, pinned: bool, reads: &'static [Read]) {
+    publishes_against(0, readers, checksum, pinned, reads);
+}
+
+/// The same after `before` values were published (generations `1..=before`): the writer then
+/// publishes the next two. With `before` 1 the value being read is no longer the empty
+/// generation 0, so a copy mixing it with its slot's rewrite can show.
+fn publishes_against(
+    before: u8,
+    readers: usize,
+    checksum: bool,
+    pinned: bool,
+    reads: &'static [Read],
+) {
     loom::model(move || {
         let s = channel_with(readers, checksum);
+        for g in 1..=before {
+            publish(&s, WRITER, g);
+        }
         let w = s.clone();
         let t = thread::spawn(move || {
-            publish(&w, WRITER, 1);
-            publish(&w, WRITER, 2);
+            publish(&w, WRITER, before + 1);
+            publish(&w, WRITER, before + 2);
         });
         let pin = if pinned { s.claim_pin(READER) } else { None };
         assert_eq!(pin.is_some(), pinned);
-        for &fast in reads {
-            check(&s, pin, fast);
+        for &how in reads {
+            check(&s, pin, how);
         }
         t.join().unwrap();
     });
@@ -100,23 +128,35 @@ fn two_publishes_against(readers: usize, checksum: bool, pinned: bool, reads: &'
 #[test]
 fn loom_pinned_reader_sees_whole_values() {
     // Two reads, the fast path's and the general loop's.
-    two_publishes_against(1, false, true, &[true, false]);
+    two_publishes_against(1, false, true, &[Read::Fast, Read::General]);
 }
 
 #[test]
 fn loom_unpinned_reader_sees_whole_values() {
     // No pin entries: two slots, so the second publish rewrites the slot of generation 0 while
     // the reader may be copying it; validation alone must reject the mix. Both read paths.
-    two_publishes_against(0, false, false, &[true]);
-    two_publishes_against(0, false, false, &[false]);
+    two_publishes_against(0, false, false, &[Read::Fast]);
+    two_publishes_against(0, false, false, &[Read::General]);
+}
+
+#[test]
+fn loom_slot_copies_validated_by_latest_see_whole_values() {
+    // Straight to the slot on a channel without checksums: the copy is validated by `latest`,
+    // and by the frame once `latest` has moved on. Unpinned (two slots, the second publish
+    // rewrites the one being copied) and pinned.
+    two_publishes_against(0, false, false, &[Read::Slot]);
+    two_publishes_against(1, false, true, &[Read::Slot]);
+    // Generation 1 in slot 1 while the publish of 3 rewrites that slot: the frame still states
+    // generation 1 until the rewrite ends, so only the odd stamp rejects a mixed copy.
+    publishes_against(1, 0, false, false, &[Read::Slot]);
 }
 
 #[test]
 fn loom_slot_reads_see_whole_values() {
     // The same two readers on a checksummed channel, whose values are never inline: the slot
     // protocol alone, pinned and unpinned.
-    two_publishes_against(1, true, true, &[true]);
-    two_publishes_against(0, true, false, &[true]);
+    two_publishes_against(1, true, true, &[Read::Fast]);
+    two_publishes_against(0, true, false, &[Read::Fast]);
 }
 
 #[test]
