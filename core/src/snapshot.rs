@@ -847,7 +847,8 @@ impl Snapshot {
 const PREFETCH_BYTES: usize = 2048;
 
 /// What a descriptor says of a value, length and tag, when it is usable: a slot copy can start
-/// with it before the frame line arrives (the frame must then agree).
+/// with it at once, validated by `latest` (`Snapshot::copy_slot_by_latest`), or on a channel with
+/// checksums while the frame line arrives (the frame must then agree).
 type Hint = Option<(usize, Tag)>;
 
 /// A descriptor's second word: the length in bits 0-31 and the tag in bits 32-47, or all ones
