@@ -46,12 +46,12 @@
 //! Every copy is still validated: pinning makes retries rare, validation makes torn values
 //! impossible even when a peer ignores the protocol. A slot copy whose descriptor gave its length
 //! is validated like an inline copy, by `latest` still naming its generation, and reads the
-//! frame line only when that fails (`copy_slot_by_latest`); otherwise by the slot's seqlock stamp
-//! and the frame's generation (`seqlock.rs`). A reader that cannot pin (a read-only mapping, or more readers than
-//! pin entries) reads by validation alone: writers rotate through the lowest unpinned slots (all of
-//! them for small values, fewer for large ones, see `Layout::rotation`), so the slot it copies is
-//! reused only after `rotation - 1` further publishes, sooner when pinned slots are skipped (the
-//! copy is then retried).
+//! frame line only when that fails (`copy_slot_by_latest`); other slot copies by the slot's
+//! seqlock stamp and the frame's generation (`seqlock.rs`). A reader that cannot pin (a
+//! read-only mapping, or more readers than pin entries) reads by validation alone: writers
+//! rotate through the lowest unpinned slots (all of them for small values, fewer for large ones,
+//! see `Layout::rotation`), so the slot it copies is reused only after `rotation - 1` further
+//! publishes, sooner when pinned slots are skipped (the copy is then retried).
 //!
 //! Every bound is local: a reader gives up with `Contended` after a bounded time, every length is
 //! checked against the layout before it is used, and a slot index out of range is `Corrupt`.
@@ -703,9 +703,10 @@ impl Snapshot {
 
     /// One validated copy of `slot`, expected to hold generation `gen`. With `hint` (the length
     /// and tag the descriptor states), the payload copy starts at once: on a channel without
-    /// checksums it is validated by `latest` alone ([`copy_slot_by_latest`](Self::copy_slot_by_latest)),
-    /// on one with checksums in parallel with the fetch of the frame line, which must then agree
-    /// with the hint (else: retry, and the next attempt reads the frame first).
+    /// checksums it is validated by `latest` alone
+    /// ([`copy_slot_by_latest`](Self::copy_slot_by_latest)), on one with checksums in parallel
+    /// with the fetch of the frame line, which must then agree with the hint (else: retry, and
+    /// the next attempt reads the frame first).
     fn copy_slot(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
         if let (Some(hint), false) = (hint, self.checksum) {
             return self.copy_slot_by_latest(slot, gen, hint, buf);
