@@ -13,16 +13,16 @@
 //!
 //! # Why a pin protects the copy (the Dekker argument)
 //!
-//! Pinned reader: `l = latest.load(SeqCst)`; `pin.store(slot(l), SeqCst)`; copy; validate.
-//! Writer: `latest.store(SeqCst)` at the end of one publish; at the start of the next (after the
-//! lock's SeqCst compare-and-swap) it scans the pins with SeqCst loads, and it never picks the
-//! slot `latest` names (it knows it from `H_WRITTEN`, which holds the same value). All of these are in the single total order of SeqCst operations. A
-//! writer whose scan follows the pin store sees the pin and avoids the slot for as long as it is
-//! pinned. A writer whose scan precedes the pin store can only have picked the slot if `latest`
-//! had already moved away from it at that scan, that is, if a whole publish completed between
-//! the reader's load of `latest` and its pin store, a window of a few nanoseconds; validation
-//! then rejects the copy and the reader tries again. So a pinned reader is overtaken only by
-//! that race, never by the length of its own copy, and never starves.
+//! Pinned reader: `l = latest.load(SeqCst)`; `pin.store(slot(l), SeqCst)`; copy; validate. Writer:
+//! `latest.store(SeqCst)` at the end of one publish; at the start of the next (after the lock's
+//! SeqCst compare-and-swap) it scans the pins with SeqCst loads, and it never picks the slot
+//! `latest` names (it knows it from `H_WRITTEN`, which holds the same value). All of these are in
+//! the single total order of SeqCst operations. A writer whose scan follows the pin store sees the
+//! pin and avoids the slot for as long as it is pinned. A writer whose scan precedes the pin store
+//! can only have picked the slot if `latest` had already moved away from it at that scan, that is,
+//! if a whole publish completed between the reader's load of `latest` and its pin store, a window
+//! of a few nanoseconds; validation then rejects the copy and the reader tries again. So a pinned
+//! reader is overtaken only by that race, never by the length of its own copy, and never starves.
 //!
 //! Reads are optimistic first: the first attempt copies and validates without pinning (a pin is
 //! a store the writer's next scan has to fetch from the reader's core); only a failed attempt
@@ -608,15 +608,15 @@ impl Snapshot {
         }
     }
 
-    /// Copies the latest value into `buf` (replacing its contents). `pin` yields this handle's
-    /// pin entry, if it has one; without one the read relies on validation alone. It is asked for this handle's pin entry only if the first, optimistic attempt fails, so
-    /// the common read does no bookkeeping for it at all.
-    /// With `eager`, the pin is asked for before the first attempt (the caller has seen its
-    /// optimistic reads fail lately, under a writer that overtakes them). With `inline` false,
-    /// a small value is copied from its slot, not from the header (the caller has seen inline
-    /// copies overtaken lately: the header lines are then the ones a back-to-back writer keeps
-    /// rewriting, while a slot stays untouched for several publishes). Returns the value's meta
-    /// and whether an inline copy was overtaken.
+    /// Copies the latest value into `buf` (replacing its contents). `pin` yields this handle's pin
+    /// entry, if it has one; without one the read relies on validation alone. It is asked for only
+    /// if the first, optimistic attempt fails, so the common read does no bookkeeping for it at
+    /// all. With `eager`, the pin is asked for before the first attempt (the caller has seen its
+    /// optimistic reads fail lately, under a writer that overtakes them). With `inline` false, a
+    /// small value is copied from its slot, not from the header (the caller has seen inline copies
+    /// overtaken lately: the header lines are then the ones a back-to-back writer keeps rewriting,
+    /// while a slot stays untouched for several publishes). Returns the value's meta and whether an
+    /// inline copy was overtaken.
     pub(crate) fn read(
         &self,
         pin: impl FnOnce() -> Option<usize>,
