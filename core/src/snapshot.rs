@@ -463,6 +463,11 @@ impl Snapshot {
     /// [`descriptor`](Self::descriptor) from descriptor `b`, which must be `gen % 2`.
     #[inline(always)]
     fn descriptor_in(&self, b: usize, gen: u64) -> Hint {
+        debug_assert_eq!(
+            b as u64,
+            gen % 2,
+            "descriptor {b} asked for generation {gen}"
+        );
         let (h, desc) = (self.fixed(), Layout::inline_desc(b));
         if h[desc].load(Ordering::Relaxed) != gen {
             return None;
@@ -837,11 +842,10 @@ impl Snapshot {
         crate::sync::fence(Ordering::Acquire);
         let now = self.region.word(H_LATEST).load(Ordering::Relaxed);
         if split_latest(now).0 != gen {
-            // Overtaken: the frame decides, read as one slice (one bounds check).
+            // Overtaken: the frame decides, read as one slice (one bounds check). The stamp is
+            // read as a seqlock read begins (Relaxed, then Acquire), here after the copy.
             let frame = self.region.words(l.slot(slot, 0), F_PAYLOAD);
-            let s2 = frame[F_SEQ].load(Ordering::Relaxed);
-            crate::sync::fence(Ordering::Acquire);
-            if !s2.is_multiple_of(2)
+            if seqlock::read_begin(&frame[F_SEQ]).is_none()
                 || frame[F_GEN].load(Ordering::Relaxed) != gen
                 || frame[F_LEN].load(Ordering::Relaxed) != len as u64
                 || frame[F_TAG].load(Ordering::Relaxed) != u64::from(tag.0)
