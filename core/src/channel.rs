@@ -70,11 +70,13 @@ impl Streak {
     const LENGTH: u32 = 64;
 
     /// Reads left in the streak (0: none).
+    #[inline]
     fn left(&self) -> u32 {
         self.0.load(Relaxed)
     }
 
     /// After a read: restart on `event`, else count down from `left` (what `left()` said before).
+    #[inline]
     fn after(&self, left: u32, event: bool) {
         if event {
             self.0.store(Self::LENGTH, Relaxed);
@@ -639,6 +641,13 @@ impl Channel {
     }
 
     /// This handle's pin entry, claimed on first use.
+    /// The snapshot under this handle, for the crate's own tests.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+
+    #[inline]
     fn pin_entry(&self) -> Option<usize> {
         *self.pin.get_or_init(|| self.snap.claim_pin(self.token))
     }

@@ -211,6 +211,7 @@ impl Layout {
 
     /// Largest value a writer also stores inline in the header (0 on checksummed channels, whose
     /// inline area is unused: it has no room for the checksum).
+    #[inline]
     pub(crate) fn inline_max(&self, checksum: bool) -> usize {
         if checksum {
             0

@@ -29,6 +29,9 @@ const LIVENESS_EVERY: Duration = Duration::from_millis(1);
 
 /// Takes the writer lock for `token`, recovering it from a dead owner, or gives up after
 /// `timeout`. Returns whether the lock was taken over from a dead owner.
+///
+/// The uncontended case, one compare-and-swap, is inlined into the publish; the wait is not.
+#[inline(always)]
 pub(crate) fn acquire(word: &AtomicU64, token: u64, timeout: Duration) -> Result<bool, Busy> {
     // SeqCst (a full barrier) so that the pin scan that follows is ordered after the previous
     // writer's SeqCst store of `latest` (see snapshot.rs).
@@ -38,6 +41,13 @@ pub(crate) fn acquire(word: &AtomicU64, token: u64, timeout: Duration) -> Result
     {
         return Ok(false);
     }
+    acquire_contended(word, token, timeout)
+}
+
+/// [`acquire`] after its first compare-and-swap failed: spin, yield, check the owner's liveness.
+#[cold]
+#[inline(never)]
+fn acquire_contended(word: &AtomicU64, token: u64, timeout: Duration) -> Result<bool, Busy> {
     let start = Instant::now();
     let mut next_check = Duration::ZERO;
     let mut round = 0u32;
@@ -76,6 +86,7 @@ pub(crate) fn acquire(word: &AtomicU64, token: u64, timeout: Duration) -> Result
 }
 
 /// Releases the lock (only ever called by its owner).
+#[inline]
 pub(crate) fn release(word: &AtomicU64) {
     word.store(0, Ordering::Release);
 }

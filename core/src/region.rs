@@ -224,6 +224,14 @@ impl Region {
         atomic_load_bytes(self.words(first, len.div_ceil(WORD)), len, dst);
     }
 
+    /// [`copy_out`](Self::copy_out) for a value of a few lines at most (an inline value),
+    /// compiled into the caller.
+    #[inline(always)]
+    pub(crate) fn copy_out_small(&self, first: usize, len: usize, dst: &mut Vec<u8>) {
+        debug_assert!(len <= crate::layout::INLINE_CAPACITY);
+        load_bytes::<true>(self.words(first, len.div_ceil(WORD)), len, dst);
+    }
+
     /// Stores `src` at word `first` onward with `Relaxed` atomic word stores; a partial last word
     /// is padded with zeros. Only called by the writer that holds the channel's writer lock, on a
     /// slot no pinned reader uses.
@@ -246,6 +254,15 @@ impl Region {
 /// If `src` holds fewer than `len` bytes.
 #[inline]
 pub fn atomic_load_bytes(src: &[AtomicU64], len: usize, dst: &mut Vec<u8>) {
+    load_bytes::<false>(src, len, dst);
+}
+
+/// [`atomic_load_bytes`], compiled for a copy of a few lines (`SMALL`: the header's inline
+/// values, at most [`INLINE_CAPACITY`](crate::layout::INLINE_CAPACITY) bytes) or for any length.
+/// A small copy never takes the string instruction (`vector::load_lines_sse`), so it inlines
+/// into its caller as a few vector moves instead of a call through the general copy's checks.
+#[inline(always)]
+fn load_bytes<const SMALL: bool>(src: &[AtomicU64], len: usize, dst: &mut Vec<u8>) {
     let full = len / WORD;
     let tail = len % WORD;
     assert!(
@@ -275,11 +292,12 @@ pub fn atomic_load_bytes(src: &[AtomicU64], len: usize, dst: &mut Vec<u8>) {
             // `lead * 8 ..` of the same length are inside `dst`'s spare capacity; a `Vec`'s buffer
             // never overlaps a slice of atomics we only borrow.
             unsafe {
-                vector::load_lines(
-                    src.as_ptr().add(lead).cast::<u8>(),
-                    out.add(lead * WORD),
-                    lines,
-                )
+                let (from, to) = (src.as_ptr().add(lead).cast::<u8>(), out.add(lead * WORD));
+                if SMALL {
+                    vector::load_lines_sse(from, to, lines)
+                } else {
+                    vector::load_lines(from, to, lines)
+                }
             };
         }
         lead + lines * LINE_WORDS
@@ -351,18 +369,43 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
     }
 }
 
-/// [`atomic_store_bytes`] into two places at once, word by word, each source word loaded once:
-/// a small value (at most a few lines) goes into its slot and the header's inline buffer this
-/// way, where two general copies (alignment split, feature check, vector loop) would cost more
-/// than the copying itself.
+/// [`atomic_store_bytes`] into two places at once, each source word loaded once: a small value
+/// (at most a few lines) goes into its slot and the header's inline buffer this way, where two
+/// general copies would cost more than the copying itself. Whole lines go through
+/// `vector::store_lines_twice` when both targets are 16-byte aligned, the rest word by word.
 ///
 /// # Panics
 /// If `a` or `b` has fewer words than `src` needs.
 #[inline(always)]
 pub(crate) fn atomic_store_bytes_twice(a: &[AtomicU64], b: &[AtomicU64], src: &[u8]) {
     let full = src.len() / WORD;
-    let mut chunks = src.chunks_exact(WORD);
-    for ((chunk, x), y) in (&mut chunks).zip(&a[..full]).zip(&b[..full]) {
+    let need = src.len().div_ceil(WORD);
+    let (a, b) = (&a[..need], &b[..need]);
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let done = 0;
+    // Whole lines with the vector loop, when both targets start 16-byte aligned (a slot's payload
+    // and the inline buffers start on a line) and the processor has AVX (`vector::split`).
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    let done = match vector::split(a.as_ptr() as usize | b.as_ptr() as usize, full) {
+        (0, lines) if lines > 0 => {
+            // SAFETY: `lines * 8 <= full` words of `a` and `b` and bytes of `src` (`a` and `b`
+            // hold at least `full` words: sliced above), both targets 16-byte aligned (`split`
+            // found no leading word to copy), and a `&[u8]` cannot overlap atomics being stored
+            // to; `a` and `b` are distinct places (a slot and the header) in the callers.
+            unsafe {
+                vector::store_lines_twice(
+                    src.as_ptr(),
+                    a.as_ptr().cast::<u8>().cast_mut(),
+                    b.as_ptr().cast::<u8>().cast_mut(),
+                    lines,
+                )
+            };
+            lines * LINE_WORDS
+        }
+        _ => 0,
+    };
+    let mut chunks = src[done * WORD..].chunks_exact(WORD);
+    for ((chunk, x), y) in (&mut chunks).zip(&a[done..full]).zip(&b[done..full]) {
         let v = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
         x.store(v, Ordering::Relaxed);
         y.store(v, Ordering::Relaxed);
@@ -546,6 +589,18 @@ mod vector {
         }
     }
 
+    /// [`load_lines`] through the SSE loop always: for copies of a few lines, too short for the
+    /// string instruction.
+    ///
+    /// # Safety
+    /// As for [`load_lines`].
+    #[inline(always)]
+    pub(super) unsafe fn load_lines_sse(src: *const u8, dst: *mut u8, lines: usize) {
+        debug_assert!(lines > 0 && (src as usize).is_multiple_of(16));
+        // SAFETY: as in `load_lines`'s SSE branch; the caller gives the same guarantees.
+        unsafe { sse_lines!("movdqa", "movdqu", src, dst, lines) };
+    }
+
     /// Copies `lines` 64-byte lines from `src` (private memory, any alignment) to `dst` (shared
     /// memory, 16-byte aligned).
     ///
@@ -562,6 +617,53 @@ mod vector {
             // SAFETY: as in `load_lines`, with the aligned side being the stores.
             unsafe { sse_lines!("movdqu", "movdqa", src, dst, lines) };
         }
+    }
+
+    /// Copies `lines` 64-byte lines from `src` (private memory, any alignment) to both `a` and
+    /// `b` (shared memory, 16-byte aligned), each source line loaded once: four 16-byte loads,
+    /// eight aligned stores.
+    ///
+    /// # Safety
+    /// `src` must be valid for reads, `a` and `b` valid for writes and 16-byte aligned, all three
+    /// for `lines * 64` bytes, none overlapping another; `lines > 0`.
+    #[inline]
+    pub(super) unsafe fn store_lines_twice(src: *const u8, a: *mut u8, b: *mut u8, lines: usize) {
+        debug_assert!(lines > 0 && (a as usize | b as usize).is_multiple_of(16));
+        // SAFETY: the caller guarantees the three ranges; the loop touches exactly `lines * 64`
+        // bytes of each, with unaligned loads and aligned stores (`movdqa` faults on misalignment,
+        // which the caller rules out); it uses no stack and clobbers only the registers it
+        // declares.
+        unsafe {
+            asm!(
+                "2:",
+                "movdqu {w}, xmmword ptr [{src}]",
+                "movdqu {x}, xmmword ptr [{src} + 16]",
+                "movdqu {y}, xmmword ptr [{src} + 32]",
+                "movdqu {z}, xmmword ptr [{src} + 48]",
+                "movdqa xmmword ptr [{a}], {w}",
+                "movdqa xmmword ptr [{a} + 16], {x}",
+                "movdqa xmmword ptr [{a} + 32], {y}",
+                "movdqa xmmword ptr [{a} + 48], {z}",
+                "movdqa xmmword ptr [{b}], {w}",
+                "movdqa xmmword ptr [{b} + 16], {x}",
+                "movdqa xmmword ptr [{b} + 32], {y}",
+                "movdqa xmmword ptr [{b} + 48], {z}",
+                "add {src}, 64",
+                "add {a}, 64",
+                "add {b}, 64",
+                "dec {n}",
+                "jnz 2b",
+                src = inout(reg) src => _,
+                a = inout(reg) a => _,
+                b = inout(reg) b => _,
+                n = inout(reg) lines => _,
+                w = out(xmm_reg) _,
+                x = out(xmm_reg) _,
+                y = out(xmm_reg) _,
+                z = out(xmm_reg) _,
+                options(nostack),
+            )
+        };
     }
 }
 
@@ -611,6 +713,40 @@ mod tests {
                 if len % WORD != 0 {
                     let last = r.word(end - 1).load(Ordering::Relaxed).to_ne_bytes();
                     assert!(last[len % WORD..].iter().all(|&b| b == 0), "{first}/{len}");
+                }
+            }
+        }
+    }
+
+    /// A small value's two-place store (slot and inline buffer) and the inline copy's small
+    /// load: every length an inline value can have, with each target line-aligned (the vector
+    /// loop) or not (the word loop), round-trips and leaves the words around it untouched.
+    #[test]
+    fn small_copies_round_trip_at_every_inline_length_and_alignment() {
+        use crate::layout::INLINE_CAPACITY;
+        let r = Region::anonymous(8192).unwrap();
+        let mut out = Vec::new();
+        for (a_first, b_first) in [(8, 40), (9, 40), (8, 41), (17, 57)] {
+            for len in 0..=INLINE_CAPACITY {
+                for w in 0..1024 {
+                    r.word(w).store(u64::MAX, Ordering::Relaxed);
+                }
+                let src: Vec<u8> = (0..len).map(|i| (i * 13 + len + a_first) as u8).collect();
+                let n = len.div_ceil(WORD);
+                atomic_store_bytes_twice(r.words(a_first, n), r.words(b_first, n), &src);
+                for first in [a_first, b_first] {
+                    r.copy_out_small(first, len, &mut out);
+                    assert_eq!(out, src, "at word {first}, len {len}");
+                    r.copy_out(first, len, &mut out);
+                    assert_eq!(out, src, "at word {first}, len {len}, general copy");
+                    let (before, after) = (first - 1, first + n);
+                    for w in [before, after] {
+                        assert_eq!(r.word(w).load(Ordering::Relaxed), u64::MAX, "{first}/{len}");
+                    }
+                    if len % WORD != 0 {
+                        let last = r.word(after - 1).load(Ordering::Relaxed).to_ne_bytes();
+                        assert!(last[len % WORD..].iter().all(|&b| b == 0), "{first}/{len}");
+                    }
                 }
             }
         }
