@@ -118,11 +118,9 @@ impl Region {
     /// this crate, not against a peer.
     #[inline]
     pub(crate) fn word(&self, i: usize) -> &AtomicU64 {
-        assert!(
-            i < self.words,
-            "word index {i} out of a region of {} words",
-            self.words
-        );
+        if i >= self.words {
+            out_of_region(i, 1, self.words);
+        }
         #[cfg(not(loom))]
         {
             // SAFETY: `i < words`, and `base` points at `words` aligned, initialised `u64`s of a
@@ -143,11 +141,9 @@ impl Region {
     /// no length read from shared memory can ever reach outside the mapping.
     #[inline]
     pub(crate) fn words(&self, first: usize, n: usize) -> &[AtomicU64] {
-        assert!(
-            first <= self.words && n <= self.words - first,
-            "words {first}..{first}+{n} leave a region of {} words",
-            self.words
-        );
+        if first > self.words || n > self.words - first {
+            out_of_region(first, n, self.words);
+        }
         #[cfg(not(loom))]
         {
             // SAFETY: the range lies inside the mapping (asserted above), which `self._map` keeps
@@ -240,6 +236,17 @@ impl Region {
         assert!(self.writable, "store into a read-only mapping");
         atomic_store_bytes(self.words(first, src.len().div_ceil(WORD)), src);
     }
+}
+
+/// The panic of [`Region::word`] and [`Region::words`] for a range outside the region (a bug: the
+/// ranges come from a validated layout, see `words`). Apart and cold so that the checks on the
+/// hot paths compile to a compare and a branch, without the message's arguments set up before
+/// every access.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn out_of_region(first: usize, n: usize, words: usize) -> ! {
+    panic!("words {first}..{first}+{n} leave a region of {words} words")
 }
 
 /// Replaces the contents of `dst` with the first `len` bytes of `src`, each word read as one
