@@ -314,11 +314,9 @@ fn load_bytes<const SMALL: bool>(src: &[AtomicU64], len: usize, dst: &mut Vec<u8
         put(done + w, word.load(Ordering::Relaxed));
     }
     if tail != 0 {
-        let bytes = src[full].load(Ordering::Relaxed).to_ne_bytes();
-        for (i, b) in bytes.into_iter().take(tail).enumerate() {
-            // SAFETY: `full * 8 + i < len`, inside the reserved spare capacity.
-            unsafe { out.add(full * WORD + i).write(b) };
-        }
+        let word = src[full].load(Ordering::Relaxed);
+        // SAFETY: bytes `full * 8 .. len` (`tail` of them) lie inside the reserved spare capacity.
+        unsafe { write_tail(out.add(full * WORD), word, tail) };
     }
     // SAFETY: every byte below `len` was written above (`full` whole words, then `tail` bytes),
     // and `len <= capacity` after `reserve(len)`.
@@ -425,12 +423,52 @@ pub(crate) fn atomic_store_bytes_twice(a: &[AtomicU64], b: &[AtomicU64], src: &[
     }
 }
 
-/// The last, partial word of a value (`rest` holds 1 to 7 bytes), zero-padded.
+/// The last, partial word of a value (`rest` holds 1 to 7 bytes), zero-padded: the word whose
+/// first `rest.len()` bytes in memory are `rest`.
+///
+/// On a little-endian target without a copy through a buffer (a call to `memcpy` for a length
+/// known only at run time): two loads of 4 (or 2) bytes, the second ending at the slice's end,
+/// overlap by the bytes they share, which are the same in both, so OR-ing them with the second
+/// shifted to its offset gives every byte once.
 #[inline(always)]
 fn padded_word(rest: &[u8]) -> u64 {
-    let mut last = [0u8; WORD];
-    last[..rest.len()].copy_from_slice(rest);
-    u64::from_ne_bytes(last)
+    let n = rest.len();
+    debug_assert!((1..WORD).contains(&n));
+    #[cfg(target_endian = "little")]
+    {
+        let le = |b: &[u8]| b.iter().rev().fold(0u64, |v, &x| v << 8 | u64::from(x));
+        match n {
+            4.. => le(&rest[..4]) | le(&rest[n - 4..]) << ((n - 4) * 8),
+            2.. => le(&rest[..2]) | le(&rest[n - 2..]) << ((n - 2) * 8),
+            _ => le(&rest[..1]),
+        }
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        let mut last = [0u8; WORD];
+        last[..n].copy_from_slice(rest);
+        u64::from_ne_bytes(last)
+    }
+}
+
+/// Writes the first `tail` bytes (1 to 7) of `word`'s memory representation to `to`: a 4-, a 2-
+/// and a 1-byte store as `tail`'s bits say, instead of a loop of single bytes.
+///
+/// # Safety
+/// `to` must be valid for writes of `tail` bytes.
+#[inline(always)]
+unsafe fn write_tail(to: *mut u8, word: u64, tail: usize) {
+    debug_assert!((1..WORD).contains(&tail));
+    let bytes = word.to_ne_bytes();
+    let mut at = 0;
+    for width in [4, 2, 1] {
+        if tail & width != 0 {
+            // SAFETY: `at + width <= tail` (the widths taken so far are `tail`'s higher bits),
+            // inside what the caller guarantees; `bytes[at..at + width]` is in the array.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr().add(at), to.add(at), width) };
+            at += width;
+        }
+    }
 }
 
 /// Whole-line copies between shared and private memory: `rep movsq` from 2 KiB on, else SSE2
