@@ -640,13 +640,13 @@ impl Channel {
         self.snap.leave_waiting(e);
     }
 
-    /// This handle's pin entry, claimed on first use.
     /// The snapshot under this handle, for the crate's own tests.
     #[cfg(test)]
     pub(crate) fn snapshot(&self) -> &Snapshot {
         &self.snap
     }
 
+    /// This handle's pin entry, claimed on first use.
     #[inline]
     fn pin_entry(&self) -> Option<usize> {
         *self.pin.get_or_init(|| self.snap.claim_pin(self.token))
