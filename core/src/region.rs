@@ -626,23 +626,22 @@ mod vector {
             // flags; rcx, rsi and rdi are declared clobbered.
             unsafe { movsq_then!("lfence", src, dst, lines * LINE_WORDS) };
         } else {
-            // SAFETY: the caller guarantees both ranges; the loop touches exactly `lines * 64`
-            // bytes of each, with aligned loads (`movdqa` faults on misalignment, which the caller
-            // rules out) and unaligned stores; it uses no stack and clobbers only the registers
-            // it declares.
-            unsafe { sse_lines!("movdqa", "movdqu", src, dst, lines) };
+            // SAFETY: the caller guarantees what `load_lines_sse` needs (the same as here).
+            unsafe { load_lines_sse(src, dst, lines) };
         }
     }
 
     /// [`load_lines`] through the SSE loop always: for copies of a few lines, too short for the
-    /// string instruction.
+    /// string instruction, and for the longer ones the string instruction would slow down.
     ///
     /// # Safety
     /// As for [`load_lines`].
     #[inline(always)]
     pub(super) unsafe fn load_lines_sse(src: *const u8, dst: *mut u8, lines: usize) {
         debug_assert!(lines > 0 && (src as usize).is_multiple_of(16));
-        // SAFETY: as in `load_lines`'s SSE branch; the caller gives the same guarantees.
+        // SAFETY: the caller guarantees both ranges; the loop touches exactly `lines * 64` bytes
+        // of each, with aligned loads (`movdqa` faults on misalignment, which the caller rules
+        // out) and unaligned stores; it uses no stack and clobbers only the registers it declares.
         unsafe { sse_lines!("movdqa", "movdqu", src, dst, lines) };
     }
 

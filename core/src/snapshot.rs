@@ -335,15 +335,11 @@ impl Snapshot {
             }
         }
         let (gen, cur) = split_latest(prev);
-        let slot = match self.pinned_slots() {
-            // The common case, nobody pinned: the next slot of the rotation, in a few
-            // instructions (what `choose_slot` computes for an empty mask).
-            0 if cur < l.slots => next_in_rotation(l.slots, l.rotation, cur),
-            pinned => choose_slot(l.slots, l.rotation, cur, pinned),
-        }
-        .ok_or_else(|| Error::Corrupt {
-            name: self.name.clone(),
-            what: "every slot is pinned, more pins than reader entries".into(),
+        let slot = choose_slot(l.slots, l.rotation, cur, self.pinned_slots()).ok_or_else(|| {
+            Error::Corrupt {
+                name: self.name.clone(),
+                what: "every slot is pinned, more pins than reader entries".into(),
+            }
         })?;
         // The frame's fields as one slice of known length: one bounds check, not one a field.
         let frame = self.region.words(l.slot(slot, 0), F_PAYLOAD);
@@ -942,10 +938,24 @@ fn descriptor_meta(len: usize, tag: Tag) -> u64 {
 /// one keeps the writer filling memory its readers have just read, still in cache.
 /// `Layout::rotation` sizes it to a cache budget: a quarter of an L1 for slots of up to 8 KiB (all
 /// slots for small values, two from about 2.6 KiB, so that the slots a process writes and reads
-/// stay in its L1), half an L2 for larger ones (two from about 85 KiB). Bit arithmetic only: this
-/// runs on every publish.
-#[inline]
+/// stay in its L1), half an L2 for larger ones (two from about 85 KiB). A shortcut when nothing is
+/// pinned, bit arithmetic otherwise: this runs on every publish.
+#[inline(always)]
 fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option<usize> {
+    if pinned == 0 && cur < slots {
+        // The common case, nobody pinned: the slot after `cur` within the lowest `rotation`
+        // slots, wrapping to slot 0, in a few instructions (what the bit arithmetic gives for an
+        // empty mask; never `cur`, as `rotation >= 2`, or `slots`, which is at least 2).
+        let next = cur + 1;
+        return Some(if next < rotation.min(slots) { next } else { 0 });
+    }
+    choose_slot_by_mask(slots, rotation, cur, pinned)
+}
+
+/// [`choose_slot`] for any mask, by bit arithmetic. Out of line: only a publish that finds a pin
+/// gets here, and the common publish stays short.
+#[inline(never)]
+fn choose_slot_by_mask(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option<usize> {
     let all = u64::MAX >> (64 - slots);
     let cur_bit = if cur < slots { 1u64 << cur } else { 0 };
     let busy = pinned | cur_bit;
@@ -976,15 +986,6 @@ fn choose_slot(slots: usize, rotation: usize, cur: usize, pinned: u64) -> Option
         all & !busy
     };
     (pick != 0).then(|| pick.trailing_zeros() as usize)
-}
-
-/// [`choose_slot`] with no slot pinned and `cur < slots`: the slot after `cur` within the
-/// lowest `rotation` slots, wrapping to slot 0 (never `cur`: `rotation >= 2`, or `slots`, which
-/// is at least 2). `Option` to match `choose_slot`; always `Some`.
-#[inline(always)]
-fn next_in_rotation(slots: usize, rotation: usize, cur: usize) -> Option<usize> {
-    let next = cur + 1;
-    Some(if next < rotation.min(slots) { next } else { 0 })
 }
 
 /// What a publish stores: a value the caller holds as one slice, or a closure that streams it
@@ -1148,7 +1149,7 @@ impl io::Write for SlotWriter<'_> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{choose_slot, next_in_rotation};
+    use super::{choose_slot, choose_slot_by_mask};
 
     /// A slot a reader has pinned is never rewritten, however many publishes follow, and the
     /// writer goes back to the whole rotation once the pin is released. (The pin is stored into
@@ -1193,15 +1194,15 @@ mod tests {
         }
     }
 
-    /// The publish's shortcut for an empty pin table picks what `choose_slot` picks.
+    /// `choose_slot`'s shortcut for an empty pin table picks what the bit arithmetic picks.
     #[test]
     fn the_rotation_shortcut_agrees_with_choose_slot_when_nothing_is_pinned() {
         for slots in 2..=64usize {
             for rotation in 2..=slots {
                 for cur in 0..slots {
                     assert_eq!(
-                        next_in_rotation(slots, rotation, cur),
                         choose_slot(slots, rotation, cur, 0),
+                        choose_slot_by_mask(slots, rotation, cur, 0),
                         "{slots} slots, rotation {rotation}, current {cur}"
                     );
                 }
