@@ -6,9 +6,11 @@
 Opens the channel file PATH read-only, validates its header (FORMAT.md section 9), reads the
 current value with the unpinned read protocol (section 10.1), and, when the header's inline area
 holds that value too (section 10.0), reads it from there as well and requires the two to agree.
-Prints one JSON line:
+A header-only value (latest names slot 0xff) is read from the inline area alone. Prints one JSON
+line:
 
-    {"generation": G, "tag": T, "len": N, "payload_hex": "...", "inline": true|false}
+    {"generation": G, "tag": T, "len": N, "payload_hex": "...", "inline": true|false,
+     "header_only": true|false}
 
 Exit status: 0 on success, 1 (with a message on stderr) if the file is not a valid channel, is
 corrupt, or no consistent value could be read; 2 on a usage error.
@@ -33,7 +35,8 @@ import zlib
 # --- constants from FORMAT.md ------------------------------------------------------------------
 
 MAGIC = struct.unpack("<Q", b"MMFCHAN\0")[0]
-VERSION = 2
+VERSION = 3
+NO_SLOT = 0xFF
 KIND_SNAPSHOT = 1
 MAX_CAPACITY = 1 << 40
 MAX_READERS = 62
@@ -130,7 +133,14 @@ def read_unpinned(mm, capacity, slots, header_size, stride):
         # 1. latest = generation << 8 | slot.
         latest = u64(mm, H_LATEST)
         gen, slot = latest >> 8, latest & 0xFF
-        # 2. A slot out of range is corruption, not a race.
+        # 2. Slot 0xff: the value is in the header only (section 10.0); any other slot out of
+        # range is corruption, not a race.
+        if slot == NO_SLOT:
+            got = read_inline(mm, capacity, gen, latest)
+            if got is None:
+                continue
+            tag, payload = got
+            return gen, tag, payload
         if slot >= slots:
             raise Invalid(f"corrupt: latest names slot {slot} of {slots}")
         base = header_size + slot * stride
@@ -168,21 +178,29 @@ def read_unpinned(mm, capacity, slots, header_size, stride):
     )
 
 
-def read_inline(mm, capacity, gen):
+def read_inline(mm, capacity, gen, header_only=None):
     """The inline read of FORMAT.md section 10.0, for generation `gen`: (tag, payload), or None
-    when the inline buffer does not hold that generation's value."""
+    when the inline buffer does not hold that generation's value. `header_only`: the `latest`
+    that named generation `gen` in no slot; a descriptor that does not describe the value while
+    `latest` stays put is then corruption, not a reason to go to the slot."""
     latest = u64(mm, H_LATEST)
     if latest >> 8 != gen:
         return None
+
+    def unusable(what):
+        if header_only is not None and u64(mm, H_LATEST) == header_only:
+            raise Invalid(f"corrupt: latest names generation {gen} in no slot, but {what}")
+        return None
+
     # 2. Buffer gen % 2 must hold generation gen.
     b = gen % 2
     if u64(mm, H_INLINE_DESC + 16 * b) != gen:
-        return None
+        return unusable(f"descriptor {b} is not that generation's")
     # 3. Length and tag, checked before use.
     meta = u64(mm, H_INLINE_DESC + 16 * b + 8)
     length, tag = meta & 0xFFFFFFFF, meta >> 32
     if length > min(INLINE_CAPACITY, capacity) or tag > MAX_TAG:
-        return None
+        return unusable(f"descriptor {b} says {length} bytes, tag {tag}")
     # 4. Copy.
     start = H_INLINE_DATA + 128 * b
     payload = mm[start:start + length]
@@ -207,6 +225,7 @@ def decode(path):
     try:
         geometry = validate(mm, size)
         gen, tag, payload = read_unpinned(mm, *geometry)
+        header_only = u64(mm, H_LATEST) == (gen << 8 | NO_SLOT)
         inline = False
         # The descriptor of the latest generation, when there is one, must agree with the slot.
         desc = H_INLINE_DESC + 16 * (gen % 2)
@@ -230,6 +249,7 @@ def decode(path):
         "len": len(payload),
         "payload_hex": payload.hex(),
         "inline": inline,
+        "header_only": header_only,
     }
 
 

@@ -48,9 +48,10 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
         assert_eq!(v["generation"], 1);
         assert_eq!(v["tag"], 2);
         assert_eq!(v["payload_hex"], "48656c6c6f20576f726c6421");
-        // Small values are inline too (the decoder checked both copies agree), except on
+        // With nobody reading through a pin, a small value is in the header only, except on
         // checksummed channels, whose inline area is unused.
         assert_eq!(v["inline"], !checksum);
+        assert_eq!(v["header_only"], !checksum);
         // A MessagePack value in another slot, then many more publishes cycling the slots.
         for i in 0..25u32 {
             ch.publish(&vec![i; 3]).unwrap();
@@ -63,6 +64,22 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
         );
         assert_eq!(v["payload_hex"], "93181818", "fixarray of three 24s");
         assert_eq!(v["inline"], !checksum);
+        assert_eq!(
+            v["header_only"], false,
+            "serde values are streamed into a slot"
+        );
+        // A reader that wants slots (pin entry 0, docs/FORMAT.md section 5): small values go
+        // into a slot and the inline buffer, and the decoder checks that the two agree.
+        poke(&path, 512 + 8, u64::MAX);
+        ch.publish_str("in a slot").unwrap();
+        let (ok, v, err) = decode(&path);
+        assert!(ok, "{err}");
+        assert_eq!(v["payload_hex"], "696e206120736c6f74");
+        assert_eq!(
+            (&v["inline"], &v["header_only"]),
+            (&(!checksum).into(), &false.into())
+        );
+        poke(&path, 512 + 8, 0);
         // A value larger than the inline area is in its slot only.
         let big = "y".repeat(200);
         ch.publish_str(&big).unwrap();
@@ -70,13 +87,20 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
         assert!(ok, "{err}");
         assert_eq!(
             (v["generation"].as_u64(), v["len"].as_u64()),
-            (Some(27), Some(200))
+            (Some(28), Some(200))
         );
         assert_eq!(v["payload_hex"], "79".repeat(200));
         assert_eq!(v["inline"], false);
         drop(ch);
         Channel::remove_location(&loc).unwrap();
     }
+}
+
+/// Stores `v` at `offset` of the (mapped) channel file at `path`, without truncating it.
+fn poke(path: &std::path::Path, offset: u64, v: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&v.to_le_bytes(), offset).unwrap();
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::layout::*;
 use crate::name::Location;
 use crate::os;
 use crate::region::Region;
-use crate::snapshot::{NoFill, SlotWriter, Snapshot, Source, Timeouts};
+use crate::snapshot::{SlotWriter, Snapshot, Source, Timeouts};
 use crate::sync::Ordering;
 
 /// A named latest-value channel: writers publish values atomically, readers copy consistent
@@ -55,20 +55,21 @@ pub struct Channel {
     /// Reads that copy small values from their slot rather than from the header: started by a
     /// read whose inline copy was overtaken.
     slot_reads: Streak,
+    /// Reads left before this handle takes its pin off (see `read_into`): started by every
+    /// pinned read.
+    pin_kept: Streak<PIN_KEPT_READS>,
     timeouts: Timeouts,
     wait_spin: Duration,
 }
 
 /// A per-handle countdown of reads that take a slower but surer path after a writer overtook one:
-/// an event starts it at [`Streak::LENGTH`], each later read without the event counts it down, and
-/// at zero the fast path is tried again. Relaxed: it only steers the fast path, so a lost update
-/// between threads sharing the handle costs nothing but a detour.
+/// an event starts it at `LENGTH`, each later read without the event counts it down, and at zero
+/// the fast path is tried again. Relaxed: it only steers the fast path, so a lost update between
+/// threads sharing the handle costs nothing but a detour.
 #[derive(Default)]
-struct Streak(AtomicU32);
+struct Streak<const LENGTH: u32 = 64>(AtomicU32);
 
-impl Streak {
-    const LENGTH: u32 = 64;
-
+impl<const LENGTH: u32> Streak<LENGTH> {
     /// Reads left in the streak (0: none).
     #[inline]
     fn left(&self) -> u32 {
@@ -79,12 +80,19 @@ impl Streak {
     #[inline]
     fn after(&self, left: u32, event: bool) {
         if event {
-            self.0.store(Self::LENGTH, Relaxed);
+            self.0.store(LENGTH, Relaxed);
         } else if left > 0 {
             self.0.store(left - 1, Relaxed);
         }
     }
 }
+
+/// How many reads in a row without a pin a handle makes before it takes its pin off
+/// (`Channel::pin_kept_one_read_less`). Long enough that a reader under a back-to-back writer,
+/// which pins again right after, pays for the round (a few retries while writers go back to
+/// slots) once in a thousand reads; short enough that a reader that was overtaken once gives
+/// writers their header-only publishes back within a fraction of a millisecond of reads.
+const PIN_KEPT_READS: u32 = 1024;
 
 /// How to create or open a channel: capacity, pinned readers, permissions, checksums, timeouts.
 ///
@@ -406,6 +414,7 @@ impl Options {
             pin_busy: AtomicBool::new(false),
             eager_reads: Streak::default(),
             slot_reads: Streak::default(),
+            pin_kept: Streak::default(),
             timeouts: self.timeouts,
             wait_spin: self.wait_spin,
         }
@@ -484,12 +493,8 @@ impl Channel {
                 capacity: self.snap.layout.capacity,
             });
         }
-        self.snap.publish::<NoFill, WAKE>(
-            self.token,
-            tag,
-            &self.timeouts,
-            Source::<NoFill>::Bytes(bytes),
-        )
+        self.snap
+            .publish_bytes::<WAKE>(self.token, tag, &self.timeouts, bytes)
     }
 
     /// Publishes the bytes that `fill` writes into a free slot (no intermediate buffer), tagged
@@ -525,7 +530,10 @@ impl Channel {
         let mut overtaken = false;
         if slot_only == 0 && eager == 0 {
             match self.snap.read_inline(buf) {
-                Ok(meta) => return Ok(meta),
+                Ok(meta) => {
+                    self.pin_kept_one_read_less(entry);
+                    return Ok(meta);
+                }
                 // Overtaken: the general read goes straight to the slot.
                 Err(o) => overtaken = o,
             }
@@ -564,12 +572,49 @@ impl Channel {
         if pinned {
             self.pin_busy
                 .store(false, std::sync::atomic::Ordering::Release);
+            self.pin_kept.after(0, true);
+        } else {
+            self.pin_kept_one_read_less(entry);
         }
         let (meta, overtaken) = result?;
         self.eager_reads.after(eager, meta.retries > 0);
         self.slot_reads
             .after(slot_only, overtaken || fast_overtaken);
         Ok(meta)
+    }
+
+    /// Counts a read that did not pin towards taking this handle's pin off. The pin (or the wish
+    /// for slots, when `latest` named none) stays after a pinned read, and while any pin entry is
+    /// set writers keep every value in a slot, giving up header-only publishes (`Snapshot`'s
+    /// `store_header_only`). So after [`PIN_KEPT_READS`] reads in a row that needed no pin, the
+    /// handle takes it off. A reader that a writer keeps overtaking pins again at once; one that
+    /// is not overtaken any more gives the writers their fast path back.
+    #[inline]
+    fn pin_kept_one_read_less(&self, entry: Option<usize>) {
+        let left = self.pin_kept.left();
+        if left > 0 {
+            self.pin_kept.after(left, false);
+            if left == 1 {
+                self.unpin(entry);
+            }
+        }
+    }
+
+    /// Takes this handle's pin off, unless another thread is reading through it right now (then
+    /// the next read tries again).
+    #[cold]
+    fn unpin(&self, entry: Option<usize>) {
+        let Some(e) = entry else { return };
+        if self
+            .pin_busy
+            .swap(true, std::sync::atomic::Ordering::Acquire)
+        {
+            self.pin_kept.0.store(1, Relaxed);
+            return;
+        }
+        self.snap.unpin(e);
+        self.pin_busy
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// The latest value as an owned buffer, with what it is.
@@ -963,4 +1008,42 @@ fn incarnation() -> u64 {
     h.write_u64(now_ns());
     h.write_u32(std::process::id());
     h.finish() | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{split_latest, NO_SLOT, PIN_SLOT, PIN_WANT_SLOTS};
+
+    /// A handle takes its pin off after `PIN_KEPT_READS` reads in a row that needed none, so
+    /// that writers go back to publishing small values in the header only.
+    #[test]
+    fn a_pin_is_taken_off_after_enough_reads_without_one() {
+        let ch = Channel::anonymous(64).unwrap();
+        let snap = ch.snapshot();
+        let slot_of_latest = || split_latest(snap.region.word(H_LATEST).load(Relaxed)).1;
+        ch.publish_raw(Tag::BYTES, b"one").unwrap();
+        assert_eq!(slot_of_latest(), NO_SLOT);
+        // As after a read that needed a retry: one pinned read to go.
+        ch.eager_reads.0.store(1, Relaxed);
+        assert_eq!(ch.read_raw().unwrap().1, b"one");
+        let e = ch.pin_entry().unwrap();
+        let pin = snap.region.word(snap.layout.pin(e, PIN_SLOT));
+        assert_eq!(
+            pin.load(Relaxed),
+            PIN_WANT_SLOTS,
+            "nothing to pin: wants slots"
+        );
+        ch.publish_raw(Tag::BYTES, b"two").unwrap();
+        let slot = slot_of_latest();
+        assert!(slot < snap.layout.slots, "a reader wants slots");
+        for i in 0..PIN_KEPT_READS {
+            assert_eq!(pin.load(Relaxed), PIN_WANT_SLOTS, "read {i}");
+            assert_eq!(ch.read_raw().unwrap().1, b"two");
+        }
+        assert_eq!(pin.load(Relaxed), 0, "taken off");
+        ch.publish_raw(Tag::BYTES, b"three").unwrap();
+        assert_eq!(slot_of_latest(), NO_SLOT);
+        assert_eq!(ch.read_raw().unwrap().1, b"three");
+    }
 }

@@ -11,7 +11,7 @@ use crate::region::WORD;
 /// First 8 bytes of every mmf channel: `b"MMFCHAN\0"`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MMFCHAN\0");
 /// Layout version this build reads and writes.
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 /// `kind` of a latest-value (snapshot) channel. A future ring/stream channel gets its own kind
 /// behind the same first 128 bytes.
 pub const KIND_SNAPSHOT: u64 = 1;
@@ -104,6 +104,16 @@ pub(crate) const F_PAYLOAD: usize = LINE_WORDS;
 
 /// `latest` packs the generation (high 56 bits) and the slot holding it (low 8 bits).
 pub(crate) const SLOT_BITS: u32 = 8;
+
+/// The slot field of a `latest` whose value is in the header only (inline buffer `g % 2`), in
+/// no slot: what a writer publishes for a small value while no reader pins (see
+/// `Snapshot::publish_locked`). Never a slot index: there are at most 64 slots.
+pub(crate) const NO_SLOT: usize = 0xff;
+
+/// A pin entry's `pinned` word that pins no slot but asks writers to keep every value in a slot
+/// (no [`NO_SLOT`] publishes) while it is set: what a reader stores when it must read from a
+/// slot and `latest` names none.
+pub(crate) const PIN_WANT_SLOTS: u64 = u64::MAX;
 
 /// Splits a `latest` word into (generation, slot).
 pub(crate) fn split_latest(latest: u64) -> (u64, usize) {
@@ -289,7 +299,9 @@ mod tests {
     fn layout_matches_format_md() {
         assert_eq!(&MAGIC.to_le_bytes(), b"MMFCHAN\0");
         let l = Layout::new(1000, 4).unwrap();
-        assert_eq!(VERSION, 2);
+        assert_eq!(VERSION, 3);
+        assert_eq!(NO_SLOT, 0xff);
+        assert_eq!(PIN_WANT_SLOTS, u64::MAX);
         assert_eq!(l.header_bytes, 512 + 4 * 64);
         assert_eq!(l.slots, 6);
         assert_eq!(l.stride_bytes, 64 + 1024);

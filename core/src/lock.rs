@@ -33,15 +33,19 @@ const LIVENESS_EVERY: Duration = Duration::from_millis(1);
 /// The uncontended case, one compare-and-swap, is inlined into the publish; the wait is not.
 #[inline(always)]
 pub(crate) fn acquire(word: &AtomicU64, token: u64, timeout: Duration) -> Result<bool, Busy> {
-    // SeqCst (a full barrier) so that the pin scan that follows is ordered after the previous
-    // writer's SeqCst store of `latest` (see snapshot.rs).
-    if word
-        .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
-        .is_ok()
-    {
+    if try_acquire(word, token) {
         return Ok(false);
     }
     acquire_contended(word, token, timeout)
+}
+
+/// Takes the writer lock for `token` if it is free: one compare-and-swap, no waiting.
+#[inline(always)]
+pub(crate) fn try_acquire(word: &AtomicU64, token: u64) -> bool {
+    // SeqCst (a full barrier) so that the pin scan that follows is ordered after the previous
+    // writer's SeqCst store of `latest` (see snapshot.rs).
+    word.compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
+        .is_ok()
 }
 
 /// [`acquire`] after its first compare-and-swap failed: spin, yield, check the owner's liveness.

@@ -160,6 +160,40 @@ fn loom_slot_reads_see_whole_values() {
 }
 
 #[test]
+fn loom_header_only_values_and_a_reader_that_wants_slots() {
+    // Small values given as slices, published while nobody pins, live in the header only; a
+    // pinned reader that finds one asks for slots, and the writer may switch to slots between
+    // its two publishes. Both read paths, pinned and unpinned.
+    for (pinned, reads) in [
+        (true, &[Read::General, Read::General][..]),
+        (true, &[Read::Fast, Read::Slot][..]),
+        (false, &[Read::General][..]),
+    ] {
+        loom::model(move || {
+            let s = channel(1);
+            publish_bytes(&s, 1);
+            let w = s.clone();
+            let t = thread::spawn(move || {
+                publish_bytes(&w, 2);
+                publish_bytes(&w, 3);
+            });
+            let pin = if pinned { s.claim_pin(READER) } else { None };
+            for &how in reads {
+                check(&s, pin, how);
+            }
+            t.join().unwrap();
+        });
+    }
+}
+
+/// Value `g` as a slice: in the header only unless a reader pins or wants slots.
+fn publish_bytes(s: &Snapshot, g: u8) {
+    // The path `Channel::publish_raw` takes.
+    s.publish_bytes::<true>(WRITER, Tag::BYTES, &Timeouts::default(), &[g; LEN])
+        .unwrap();
+}
+
+#[test]
 fn loom_two_writers_exclude_each_other() {
     loom::model(|| {
         let s = channel(1);

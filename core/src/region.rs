@@ -374,52 +374,55 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
     }
 }
 
-/// [`atomic_store_bytes`] into two places at once, each source word loaded once: a small value
-/// (at most a few lines) goes into its slot and the header's inline buffer this way, where two
-/// general copies would cost more than the copying itself. Whole lines go through
-/// `vector::store_lines_twice` when both targets are 16-byte aligned, the rest word by word.
+/// [`atomic_store_bytes`] for a small value (at most a few lines), inlined, into `N` places at
+/// once (one or two), each source word loaded once: a small value goes into its slot and the
+/// header's inline buffer this way, or into the inline buffer alone, where the general copy's
+/// call and set-up would cost more than the copying itself. Whole lines go through the SSE loop
+/// when every target starts 16-byte aligned (`vector::split`), the rest word by word.
 ///
 /// # Panics
-/// If `a` or `b` has fewer words than `src` needs.
+/// If a target has fewer words than `src` needs.
 #[inline(always)]
-pub(crate) fn atomic_store_bytes_twice(a: &[AtomicU64], b: &[AtomicU64], src: &[u8]) {
+pub(crate) fn atomic_store_small<const N: usize>(to: [&[AtomicU64]; N], src: &[u8]) {
     let full = src.len() / WORD;
     let need = src.len().div_ceil(WORD);
-    let (a, b) = (&a[..need], &b[..need]);
+    let to = to.map(|t| &t[..need]);
     #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
     let done = 0;
-    // Whole lines with the vector loop, when both targets start 16-byte aligned (a slot's payload
+    // Whole lines with the vector loop, when all targets start 16-byte aligned (a slot's payload
     // and the inline buffers start on a line) and the processor has AVX (`vector::split`).
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-    let done = match vector::split(a.as_ptr() as usize | b.as_ptr() as usize, full) {
+    let done = match vector::split(to.iter().fold(0, |a, t| a | t.as_ptr() as usize), full) {
         (0, lines) if lines > 0 => {
-            // SAFETY: `lines * 8 <= full` words of `a` and `b` and bytes of `src` (`a` and `b`
-            // hold at least `full` words: sliced above), both targets 16-byte aligned (`split`
+            let at = |t: &[AtomicU64]| t.as_ptr().cast::<u8>().cast_mut();
+            // SAFETY: `lines * 8 <= full` words of every target and bytes of `src` (every target
+            // holds at least `full` words: sliced above), all targets 16-byte aligned (`split`
             // found no leading word to copy), and a `&[u8]` cannot overlap atomics being stored
-            // to; `a` and `b` are distinct places (a slot and the header) in the callers.
+            // to; two targets are distinct places (a slot and the header) in the callers.
             unsafe {
-                vector::store_lines_twice(
-                    src.as_ptr(),
-                    a.as_ptr().cast::<u8>().cast_mut(),
-                    b.as_ptr().cast::<u8>().cast_mut(),
-                    lines,
-                )
+                match to.as_slice() {
+                    [a] => vector::store_lines_sse(src.as_ptr(), at(a), lines),
+                    [a, b] => vector::store_lines_twice(src.as_ptr(), at(a), at(b), lines),
+                    _ => unreachable!("one or two targets"),
+                }
             };
             lines * LINE_WORDS
         }
         _ => 0,
     };
     let mut chunks = src[done * WORD..].chunks_exact(WORD);
-    for ((chunk, x), y) in (&mut chunks).zip(&a[done..full]).zip(&b[done..full]) {
+    for (i, chunk) in (&mut chunks).enumerate() {
         let v = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
-        x.store(v, Ordering::Relaxed);
-        y.store(v, Ordering::Relaxed);
+        for t in &to {
+            t[done + i].store(v, Ordering::Relaxed);
+        }
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let v = padded_word(rest);
-        a[full].store(v, Ordering::Relaxed);
-        b[full].store(v, Ordering::Relaxed);
+        for t in &to {
+            t[full].store(v, Ordering::Relaxed);
+        }
     }
 }
 
@@ -658,9 +661,20 @@ mod vector {
             // SAFETY: as in `load_lines`, with the aligned side being the stores and `sfence`.
             unsafe { movsq_then!("sfence", src, dst, lines * LINE_WORDS) };
         } else {
-            // SAFETY: as in `load_lines`, with the aligned side being the stores.
-            unsafe { sse_lines!("movdqu", "movdqa", src, dst, lines) };
+            // SAFETY: the caller guarantees what `store_lines_sse` needs (the same as here).
+            unsafe { store_lines_sse(src, dst, lines) };
         }
+    }
+
+    /// [`store_lines`] through the SSE loop always: for copies of a few lines.
+    ///
+    /// # Safety
+    /// As for [`store_lines`].
+    #[inline(always)]
+    pub(super) unsafe fn store_lines_sse(src: *const u8, dst: *mut u8, lines: usize) {
+        debug_assert!(lines > 0 && (dst as usize).is_multiple_of(16));
+        // SAFETY: as in `load_lines_sse`, with the aligned side being the stores.
+        unsafe { sse_lines!("movdqu", "movdqa", src, dst, lines) };
     }
 
     /// Copies `lines` 64-byte lines from `src` (private memory, any alignment) to both `a` and
@@ -777,8 +791,11 @@ mod tests {
                 }
                 let src: Vec<u8> = (0..len).map(|i| (i * 13 + len + a_first) as u8).collect();
                 let n = len.div_ceil(WORD);
-                atomic_store_bytes_twice(r.words(a_first, n), r.words(b_first, n), &src);
-                for first in [a_first, b_first] {
+                // Two targets, then one more place alone.
+                atomic_store_small([r.words(a_first, n), r.words(b_first, n)], &src);
+                let c_first = b_first + 32;
+                atomic_store_small([r.words(c_first, n)], &src);
+                for first in [a_first, b_first, c_first] {
                     r.copy_out_small(first, len, &mut out);
                     assert_eq!(out, src, "at word {first}, len {len}");
                     r.copy_out(first, len, &mut out);

@@ -168,8 +168,22 @@ impl Snapshot {
     pub(crate) fn peek(&self) -> (u64, Tag, usize) {
         let l = &self.layout;
         for _ in 0..1024 {
-            let (gen, slot) = split_latest(self.region.word(H_LATEST).load(Ordering::Relaxed));
+            let latest = self.region.word(H_LATEST).load(Ordering::Relaxed);
             crate::sync::fence(Ordering::Acquire);
+            let (gen, slot) = split_latest(latest);
+            if slot == NO_SLOT {
+                // In the header only: its descriptor, if `latest` did not move meanwhile.
+                let hint = self.descriptor(gen);
+                crate::sync::fence(Ordering::Acquire);
+                match hint {
+                    Some((len, tag))
+                        if self.region.word(H_LATEST).load(Ordering::Relaxed) == latest =>
+                    {
+                        return (gen, tag, len);
+                    }
+                    _ => continue,
+                }
+            }
             if slot >= l.slots {
                 break;
             }
@@ -293,7 +307,58 @@ impl Snapshot {
         };
         // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
         let _guard = LockGuard(lock_word);
-        self.publish_locked::<F, WAKE>(tag, u64::from(os::token_pid(token)), recovered, source)
+        let pins = self.pin_scan();
+        self.publish_locked::<F, WAKE>(
+            tag,
+            u64::from(os::token_pid(token)),
+            recovered,
+            pins,
+            source,
+        )
+    }
+
+    /// [`publish`](Self::publish) of a value the caller holds as one slice (`bytes.len() <=
+    /// capacity`, checked by the caller), with the common case on a path of its own: a small
+    /// value while no reader reads from a slot, published into the header only
+    /// ([`store_header_only`](Self::store_header_only)), inlined into the caller: some 170
+    /// instructions for 64 bytes, lock and pin scan included, where the general path takes some
+    /// 290 (callgrind). Anything else (a checksummed channel, a larger value, a pin, a contended
+    /// lock) goes the general way.
+    #[inline(always)]
+    pub(crate) fn publish_bytes<const WAKE: bool>(
+        &self,
+        token: u64,
+        tag: Tag,
+        t: &Timeouts,
+        bytes: &[u8],
+    ) -> Result<u64> {
+        let h = self.fixed();
+        let lock_word = &h[H_LOCK];
+        if !self.checksum
+            && bytes.len() <= self.layout.inline_max(false)
+            && self.region.writable()
+            && lock::try_acquire(lock_word, token)
+        {
+            let _guard = LockGuard(lock_word);
+            let pid = u64::from(os::token_pid(token));
+            let pins = self.pin_scan();
+            if pins.is_none() {
+                // Not recovered (the lock was free), so `written` is the latest value.
+                let gen = split_latest(h[H_WRITTEN].load(Ordering::Relaxed)).0;
+                let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
+                self.store_header_only(next, tag, bytes);
+                self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid);
+                return Ok(next);
+            }
+            return self.publish_locked::<NoFill, WAKE>(
+                tag,
+                pid,
+                false,
+                pins,
+                Source::Bytes(bytes),
+            );
+        }
+        self.publish::<NoFill, WAKE>(token, tag, t, Source::Bytes(bytes))
     }
 
     fn publish_locked<F, const WAKE: bool>(
@@ -301,6 +366,7 @@ impl Snapshot {
         tag: Tag,
         pid: u64,
         recovered: bool,
+        pins: Option<u64>,
         source: Source<'_, F>,
     ) -> Result<u64>
     where
@@ -335,7 +401,16 @@ impl Snapshot {
             }
         }
         let (gen, cur) = split_latest(prev);
-        let slot = choose_slot(l.slots, l.rotation, cur, self.pinned_slots()).ok_or_else(|| {
+        let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
+        if let (None, Source::Bytes(bytes)) = (pins, &source) {
+            if !self.checksum && bytes.len() <= l.inline_max(false) {
+                // Nobody reads from a slot: the value goes into the header only.
+                self.store_header_only(next, tag, bytes);
+                self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid);
+                return Ok(next);
+            }
+        }
+        let slot = choose_slot(l.slots, l.rotation, cur, pins.unwrap_or(0)).ok_or_else(|| {
             Error::Corrupt {
                 name: self.name.clone(),
                 what: "every slot is pinned, more pins than reader entries".into(),
@@ -355,9 +430,9 @@ impl Snapshot {
                 // follows our lock acquisition: the order `store_descriptor` explains.
                 let n = bytes.len().div_ceil(WORD);
                 let slot_words = self.region.words(first, n);
-                let b = ((gen + 1) % 2) as usize;
+                let b = (next % 2) as usize;
                 let inline_words = &self.fixed()[Layout::inline_data(b)..][..n];
-                crate::region::atomic_store_bytes_twice(slot_words, inline_words, bytes);
+                crate::region::atomic_store_small([slot_words, inline_words], bytes);
                 (bytes.len(), None, false)
             }
             Source::Bytes(bytes) => {
@@ -389,7 +464,6 @@ impl Snapshot {
                 }
             }
         };
-        let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
         frame[F_GEN].store(next, Ordering::Relaxed);
         frame[F_LEN].store(len as u64, Ordering::Relaxed);
         frame[F_TAG].store(u64::from(tag.0), Ordering::Relaxed);
@@ -397,9 +471,18 @@ impl Snapshot {
         frame[F_CRC].store(crc, Ordering::Relaxed);
         seqlock::end_write(seq, odd);
         self.store_descriptor(slot, next, len, tag, from_slot);
-        let latest = pack_latest(next, slot);
+        self.commit::<WAKE>(pack_latest(next, slot), pid);
+        Ok(next)
+    }
+
+    /// The end of every successful publish: the value becomes current with the store of
+    /// `latest`, then the writers' copy of it, the writer's pid, and the wake-up of waiters.
+    #[inline(always)]
+    fn commit<const WAKE: bool>(&self, latest: u64, pid: u64) {
+        let h = self.fixed();
+        let latest_word = &h[H_LATEST];
         latest_word.store(latest, Ordering::SeqCst);
-        written.store(latest, Ordering::Relaxed);
+        h[H_WRITTEN].store(latest, Ordering::Relaxed);
         h[H_LAST_WRITER].store(pid, Ordering::Relaxed);
         // Waiters raise the count before they check `latest` and park; both sides are SeqCst, so
         // either the waiter sees the new `latest` or this load sees the waiter (no lost wake-up).
@@ -408,17 +491,54 @@ impl Snapshot {
         if WAKE && h[H_WAITERS].load(Ordering::SeqCst) != 0 {
             os::wake_all(latest_word);
         }
-        Ok(next)
     }
 
-    /// The mask of slots that readers have pinned (bit `s` for slot `s`), from the pin table.
-    /// SeqCst loads: see the pin protocol in `read`. An entry holds `slot + 1`, and anything
-    /// outside `1..=slots` means "nothing pinned". A table of zeros (nobody reading through a
-    /// pin, the common case) is told by OR-ing the entries, without the per-entry work; an entry
-    /// seen set is then read again, which is as good as reading it once: a pin it shows was
-    /// taken before this scan, and one it no longer shows was released.
+    /// Stores generation `gen`'s value (at most `inline_max` bytes, on a channel without
+    /// checksums) into inline buffer `gen % 2` and its descriptor, and nowhere else: the whole
+    /// publish of a small value while no reader reads from a slot (`pin_scan` found every
+    /// `pinned` word 0). `latest` then names [`NO_SLOT`].
+    ///
+    /// Why the header alone suffices: a reader copies the inline buffer and validates the copy by
+    /// `latest` still naming `gen`, as for any inline copy (`store_descriptor` has the argument;
+    /// the Release fence below plays the part of `begin_write`'s there). Keeping a slot as well
+    /// only helps a reader that a writer overtakes, and such a reader, if it has a pin entry,
+    /// says so ([`PIN_WANT_SLOTS`]), which every later `pin_scan` sees. What it saves: the slot
+    /// choice, the slot's stamp, payload and frame. Measured between two processes, with
+    /// [`publish_bytes`](Self::publish_bytes)' path (in-run A/Bs in one binary against channels
+    /// made to keep every value in a slot, mmf / F per round, six runs of 45 rounds, the two
+    /// kinds of channel taking turns in the first and second row): 64 B round trips 0.03-0.18
+    /// lower, 0.10 on average. The same header-only publish reached through the general path
+    /// measured only 0.00-0.06 lower (five runs): the short path counts as much as the slot.
     #[inline(always)]
-    fn pinned_slots(&self) -> u64 {
+    fn store_header_only(&self, gen: u64, tag: Tag, bytes: &[u8]) {
+        let h = self.fixed();
+        let b = (gen % 2) as usize;
+        crate::sync::fence(Ordering::Release);
+        let n = bytes.len().div_ceil(WORD);
+        crate::region::atomic_store_small([&h[Layout::inline_data(b)..][..n]], bytes);
+        let desc = Layout::inline_desc(b);
+        h[desc].store(gen, Ordering::Relaxed);
+        h[desc + 1].store(descriptor_meta(bytes.len(), tag), Ordering::Relaxed);
+    }
+
+    /// Takes this reader's pin off its slot (or its wish for slots): a handle's pinned reads have
+    /// ended, and writers may go back to publishing small values in the header only.
+    pub(crate) fn unpin(&self, e: usize) {
+        self.region
+            .word(self.layout.pin(e, PIN_SLOT))
+            .store(0, Ordering::Release);
+    }
+
+    /// The mask of slots that readers have pinned (bit `s` for slot `s`), from the pin table, or
+    /// `None` if every entry's `pinned` word is 0: no reader reads from a slot or wants to, so a
+    /// small value may be published in the header only. SeqCst loads: see the pin protocol in
+    /// `read`. An entry holds `slot + 1`, and anything else means "nothing pinned" (but not 0:
+    /// "wants slots", [`PIN_WANT_SLOTS`] among others). The common case, a table of zeros, is told
+    /// by OR-ing the entries, without the per-entry work; an entry seen set is then read again,
+    /// which is as good as reading it once: a pin it shows was taken before this scan, and one it
+    /// no longer shows was released.
+    #[inline(always)]
+    fn pin_scan(&self) -> Option<u64> {
         let l = &self.layout;
         // The table as one slice: one bounds check, not one per entry.
         let (first, words) = l.pin_table();
@@ -427,7 +547,7 @@ impl Snapshot {
             .clone()
             .fold(0, |any, e| any | e[PIN_SLOT].load(Ordering::SeqCst));
         if any == 0 {
-            return 0;
+            return None;
         }
         let mut pinned = 0;
         for e in entries {
@@ -437,7 +557,7 @@ impl Snapshot {
                 pinned |= 1 << slot;
             }
         }
-        pinned
+        Some(pinned)
     }
 
     /// Describes generation `gen` (just completed in `slot`) in descriptor `gen % 2` of the polled
@@ -534,13 +654,13 @@ impl Snapshot {
         let latest = self.fixed()[H_LATEST].load(Ordering::Relaxed);
         crate::sync::fence(Ordering::Acquire);
         let (gen, slot) = split_latest(latest);
-        if slot >= self.layout.slots {
+        if slot >= self.layout.slots && slot != NO_SLOT {
             return Err(false);
         }
         let max = self.layout.inline_max(self.checksum);
         if max == 0 {
             // A checksummed channel keeps no inline copies: only the slot's hint.
-            if let Some((len, _)) = self.descriptor(gen) {
+            if let (Some((len, _)), true) = (self.descriptor(gen), slot != NO_SLOT) {
                 self.prefetch_slot(slot, len);
             }
             return Err(false);
@@ -591,7 +711,9 @@ impl Snapshot {
             Ok(meta) => Ok(meta),
             // A usable descriptor, not overtaken: a value too large to be inline.
             Err((Some((len, _)), false)) => {
-                self.prefetch_slot(slot, len);
+                if slot != NO_SLOT {
+                    self.prefetch_slot(slot, len);
+                }
                 Err(false)
             }
             Err((_, overtaken)) => Err(overtaken),
@@ -672,7 +794,16 @@ impl Snapshot {
                 Some(pw) => {
                     let l = latest_word.load(Ordering::SeqCst);
                     let (gen, slot) = split_latest(l);
-                    if slot >= self.layout.slots {
+                    if slot == NO_SLOT {
+                        // No slot to pin: ask writers to keep values in slots (every pin scan
+                        // that follows this SeqCst store in the total order sees it, so at most
+                        // the publish already under way stays in the header only), and copy
+                        // the header meanwhile. The next attempt pins the slot `latest` names.
+                        if pw.load(Ordering::Relaxed) == 0 {
+                            pw.store(PIN_WANT_SLOTS, Ordering::SeqCst);
+                        }
+                        self.header_only(l, buf)
+                    } else if slot >= self.layout.slots {
                         Attempt::Corrupt(format!(
                             "latest names slot {slot} of {}",
                             self.layout.slots
@@ -699,7 +830,9 @@ impl Snapshot {
                     let l = latest_word.load(Ordering::Relaxed);
                     crate::sync::fence(Ordering::Acquire);
                     let (gen, slot) = split_latest(l);
-                    if slot >= self.layout.slots {
+                    if slot == NO_SLOT {
+                        self.header_only(l, buf)
+                    } else if slot >= self.layout.slots {
                         Attempt::Corrupt(format!(
                             "latest names slot {slot} of {}",
                             self.layout.slots
@@ -737,6 +870,32 @@ impl Snapshot {
                 }
             }
             spin_hint(retries);
+        }
+    }
+
+    /// One attempt at a value that `latest` (which the caller loaded, with Acquire or SeqCst)
+    /// keeps in the header only ([`NO_SLOT`]): the validated copy of its inline buffer, as in
+    /// [`read_inline`](Self::read_inline). `Retry` when a publish overtook the copy (there is no
+    /// slot to fall back on), `Corrupt` when `latest` stayed put while its descriptor did not
+    /// describe an inline value of its generation, which no writer leaves behind.
+    fn header_only(&self, latest: u64, buf: &mut Vec<u8>) -> Attempt {
+        let gen = split_latest(latest).0;
+        let b = (gen % 2) as usize;
+        let max = self.layout.inline_max(self.checksum);
+        match self.inline_attempt(b, latest, gen, max, buf) {
+            Ok(meta) => Attempt::Done(meta),
+            Err((_, true)) => Attempt::Retry,
+            Err((_, false)) => {
+                crate::sync::fence(Ordering::Acquire);
+                if self.fixed()[H_LATEST].load(Ordering::Relaxed) == latest {
+                    Attempt::Corrupt(format!(
+                        "latest names generation {gen} in no slot, but descriptor {b} does not \
+                         describe a value of that generation of at most {max} bytes"
+                    ))
+                } else {
+                    Attempt::Retry
+                }
+            }
         }
     }
 
@@ -1166,10 +1325,16 @@ mod tests {
                 .unwrap();
             let snap = ch.snapshot();
             let (l, r) = (&snap.layout, &snap.region);
-            ch.publish_raw(Tag::BYTES, b"pinned value").unwrap();
-            let (gen, slot) = split_latest(r.word(super::H_LATEST).load(Ordering::SeqCst));
             let entry = readers - 1;
             let pin = r.word(l.pin(entry, PIN_SLOT));
+            // A reader that wants slots: the value goes into one (not the header only).
+            pin.store(super::PIN_WANT_SLOTS, Ordering::SeqCst);
+            ch.publish_raw(Tag::BYTES, b"pinned value").unwrap();
+            let (gen, slot) = split_latest(r.word(super::H_LATEST).load(Ordering::SeqCst));
+            assert!(
+                slot < l.slots,
+                "{readers} readers: no slot while a reader wants one"
+            );
             pin.store(slot as u64 + 1, Ordering::SeqCst);
             let mut used = 0u64;
             for i in 0..4 * l.slots {
@@ -1183,7 +1348,8 @@ mod tests {
                 used |= 1 << s;
             }
             assert_eq!(r.word(l.slot(slot, F_GEN)).load(Ordering::SeqCst), gen);
-            pin.store(0, Ordering::SeqCst);
+            // Unpinned, but still wanting slots: the slot is back in the rotation.
+            pin.store(super::PIN_WANT_SLOTS, Ordering::SeqCst);
             for i in 0..l.slots {
                 ch.publish_raw(Tag::BYTES, format!("after {i}").as_bytes())
                     .unwrap();
@@ -1192,6 +1358,54 @@ mod tests {
             }
             assert_ne!(used & 1 << slot, 0, "the released slot is used again");
         }
+    }
+
+    /// Small values go into the header only while every pin entry is 0; a pinned reader that
+    /// finds such a value asks for slots, the next publish then uses one, and a reader that takes
+    /// its pin off gives the writers their header-only publishes back.
+    #[test]
+    fn a_reader_that_wants_slots_gets_them_and_gives_them_back() {
+        use super::{
+            split_latest, Ordering, Timeouts, H_LATEST, NO_SLOT, PIN_SLOT, PIN_WANT_SLOTS,
+        };
+        use crate::{Options, Tag};
+        let ch = Options::new().capacity(200).anonymous().unwrap();
+        let snap = ch.snapshot();
+        let slot_of_latest = || split_latest(snap.region.word(H_LATEST).load(Ordering::SeqCst)).1;
+        ch.publish_raw(Tag::BYTES, &[1; 128]).unwrap();
+        assert_eq!(slot_of_latest(), NO_SLOT);
+        // Larger than the inline buffers, or streamed: always a slot.
+        ch.publish_raw(Tag::BYTES, &[1; 129]).unwrap();
+        assert!(slot_of_latest() < snap.layout.slots);
+        ch.publish_with(Tag::BYTES, |w| w.put(b"streamed")).unwrap();
+        assert!(slot_of_latest() < snap.layout.slots);
+        ch.publish_raw(Tag::BYTES, b"two").unwrap();
+        assert_eq!(slot_of_latest(), NO_SLOT);
+        // A pinned read (as after an overtaken one) of a header-only value.
+        let e = snap.claim_pin(7).unwrap();
+        let pin = snap.region.word(snap.layout.pin(e, PIN_SLOT));
+        let mut buf = Vec::new();
+        let (meta, _) = snap
+            .read(|| Some(e), true, true, &mut buf, &Timeouts::default())
+            .unwrap();
+        assert_eq!((meta.generation, &buf[..]), (4, &b"two"[..]));
+        assert_eq!(pin.load(Ordering::SeqCst), PIN_WANT_SLOTS);
+        ch.publish_raw(Tag::BYTES, b"three").unwrap();
+        let slot = slot_of_latest();
+        assert!(slot < snap.layout.slots, "a reader wants slots");
+        // Its next pinned read pins that slot, and the writer keeps to slots.
+        snap.read(|| Some(e), true, false, &mut buf, &Timeouts::default())
+            .unwrap();
+        assert_eq!(
+            (&buf[..], pin.load(Ordering::SeqCst)),
+            (&b"three"[..], slot as u64 + 1)
+        );
+        ch.publish_raw(Tag::BYTES, b"four").unwrap();
+        assert!(slot_of_latest() < snap.layout.slots);
+        snap.unpin(e);
+        ch.publish_raw(Tag::BYTES, b"five").unwrap();
+        assert_eq!(slot_of_latest(), NO_SLOT);
+        assert_eq!(ch.read_raw().unwrap().1, b"five");
     }
 
     /// `choose_slot`'s shortcut for an empty pin table picks what the bit arithmetic picks.

@@ -437,11 +437,39 @@ fn a_removed_channel_is_listed_no_more() {
 
 /// Creates a file channel, lets `damage` edit its bytes, and returns what opening it gives.
 fn open_damaged(damage: impl FnOnce(&mut Vec<u8>)) -> Result<Channel, Error> {
+    open_damaged_as(true, damage)
+}
+
+/// Pin entry 0's `pinned` word (docs/FORMAT.md §5), for a channel with the default 4 readers.
+const PIN0: usize = 512 + 8;
+
+/// Stores `v` at `offset` of the file at `path`, which may be mapped (no truncation on the way).
+fn poke(path: &std::path::Path, offset: usize, v: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&v.to_le_bytes(), offset as u64).unwrap();
+}
+
+/// A 64-byte test channel holding the value "fine" (generation 1), damaged by `damage`, then
+/// opened. With `in_slot`, a reader wanted slots when "fine" was published (pin entry 0's
+/// `pinned` word set), so the value is in slot 1 and the inline buffer; else it is in the header
+/// only (`latest` names no slot).
+fn open_damaged_as(in_slot: bool, damage: impl FnOnce(&mut Vec<u8>)) -> Result<Channel, Error> {
     let s = Scratch::new("file");
     let ch = s.create(64);
+    if in_slot {
+        poke(&s.path(), PIN0, u64::MAX);
+    }
     ch.publish_raw(Tag::TEXT, b"fine").unwrap();
     drop(ch);
     let mut bytes = std::fs::read(s.path()).unwrap();
+    let latest = u64::from_le_bytes(bytes[LATEST..LATEST + 8].try_into().unwrap());
+    assert_eq!(
+        latest & 0xff,
+        if in_slot { 1 } else { 0xff },
+        "where the value went"
+    );
+    put_u64(&mut bytes, PIN0, 0);
     damage(&mut bytes);
     std::fs::write(s.path(), &bytes).unwrap();
     let mut o = Options::new();
@@ -547,6 +575,31 @@ fn a_damaged_inline_copy_is_ignored_for_the_slot() {
     })
     .unwrap();
     assert!(matches!(ch.read_raw().unwrap_err(), Error::Corrupt { .. }));
+}
+
+#[test]
+fn a_damaged_header_only_value_is_corrupt_not_a_panic() {
+    // Undamaged, the value is read from the header.
+    let ch = open_damaged_as(false, |_| {}).unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"fine");
+    assert_eq!((ch.info().len, ch.info().tag), (4, Tag::TEXT));
+    // With no slot behind it, a descriptor that makes no sense is corruption.
+    for (offset, v) in [
+        (INLINE1 + 8, 129 | 2 << 32), // length beyond the inline capacity
+        (INLINE1 + 8, 4 | 1 << 50),   // tag beyond 16 bits
+        (INLINE1, 77),                // another generation
+    ] {
+        let ch = open_damaged_as(false, |b| put_u64(b, offset, v)).unwrap();
+        let err = ch.read_raw().unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt { .. }) && err.to_string().contains("no slot"),
+            "{offset} {v:#x}: {err}"
+        );
+    }
+    // And a writer still publishes over the damage, into the header again.
+    let ch = open_damaged_as(false, |b| put_u64(b, INLINE1, 77)).unwrap();
+    ch.publish_raw(Tag::TEXT, b"repaired").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"repaired");
 }
 
 #[test]
@@ -721,10 +774,12 @@ fn proc_start(pid: u32) -> u64 {
         & 0xffff_ffff
 }
 
-/// Every length around the inline capacity, through both publish routes: the slot and (up to 128
-/// bytes) the inline buffer hold the value byte for byte, zero-padded to a whole word, and a read
-/// returns it. Checked in the file itself, at the offsets docs/FORMAT.md gives for a 200-byte
-/// channel with 4 readers.
+/// Every length around the inline capacity, through every publish route: the slot (for every
+/// value while a reader wants slots, and for streamed or larger values always) and the inline
+/// buffer (values of up to 128 bytes) hold the value byte for byte, zero-padded to a whole word,
+/// a small value given as a slice while nobody wants slots is in the header only (`latest` names
+/// slot 0xff), and a read returns the value. Checked in the file itself, at the offsets
+/// docs/FORMAT.md gives for a 200-byte channel with 4 readers.
 #[test]
 fn small_values_land_in_the_slot_and_the_inline_buffer_alike() {
     const HEADER: usize = 512 + 4 * 64;
@@ -733,35 +788,47 @@ fn small_values_land_in_the_slot_and_the_inline_buffer_alike() {
     let ch = s.create(200);
     let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
     let mut out = Vec::new();
-    for len in 0..=200usize {
-        let value: Vec<u8> = (0..len).map(|i| (i * 13 + len + 1) as u8).collect();
-        for streamed in [false, true] {
-            let gen = if streamed {
-                ch.publish_with(Tag::BYTES, |w| w.write_all(&value))
-            } else {
-                ch.publish_raw(Tag::BYTES, &value)
-            }
-            .unwrap();
-            let meta = ch.read_into(&mut out).unwrap();
-            assert_eq!((meta.generation, &out), (gen, &value), "len {len}");
-            let file = std::fs::read(s.path()).unwrap();
-            let latest = u64_at(&file, LATEST);
-            assert_eq!(latest >> 8, gen);
-            let padded = len.div_ceil(8) * 8;
-            let mut want = value.clone();
-            want.resize(padded, 0);
-            let payload = HEADER + (latest & 0xff) as usize * STRIDE + 64;
-            assert_eq!(
-                &file[payload..payload + padded],
-                &want[..],
-                "slot, len {len}"
-            );
-            let b = (gen % 2) as usize;
-            assert_eq!(u64_at(&file, 136 + 16 * b), gen, "descriptor, len {len}");
-            assert_eq!(u64_at(&file, 144 + 16 * b), len as u64 | 1 << 32);
-            if len <= 128 {
-                let data = 192 + 128 * b;
-                assert_eq!(&file[data..data + padded], &want[..], "inline, len {len}");
+    for wanted in [false, true] {
+        // Pin entry 0's `pinned` word: a reader that wants slots, or nobody.
+        poke(&s.path(), PIN0, if wanted { u64::MAX } else { 0 });
+        for len in 0..=200usize {
+            let value: Vec<u8> = (0..len).map(|i| (i * 13 + len + 1) as u8).collect();
+            for streamed in [false, true] {
+                let gen = if streamed {
+                    ch.publish_with(Tag::BYTES, |w| w.write_all(&value))
+                } else {
+                    ch.publish_raw(Tag::BYTES, &value)
+                }
+                .unwrap();
+                let file = std::fs::read(s.path()).unwrap();
+                let latest = u64_at(&file, LATEST);
+                assert_eq!(latest >> 8, gen);
+                let padded = len.div_ceil(8) * 8;
+                let mut want = value.clone();
+                want.resize(padded, 0);
+                let header_only = !wanted && !streamed && len <= 128;
+                let slot = (latest & 0xff) as usize;
+                if header_only {
+                    assert_eq!(slot, 0xff, "header only, len {len}");
+                } else {
+                    assert!(slot < 6, "slot {slot}, len {len}, wanted {wanted}");
+                    let payload = HEADER + slot * STRIDE + 64;
+                    assert_eq!(
+                        &file[payload..payload + padded],
+                        &want[..],
+                        "slot, len {len}"
+                    );
+                }
+                let b = (gen % 2) as usize;
+                assert_eq!(u64_at(&file, 136 + 16 * b), gen, "descriptor, len {len}");
+                assert_eq!(u64_at(&file, 144 + 16 * b), len as u64 | 1 << 32);
+                if len <= 128 {
+                    let data = 192 + 128 * b;
+                    assert_eq!(&file[data..data + padded], &want[..], "inline, len {len}");
+                }
+                // Read after the file was checked: a reader's pin is a store of its own.
+                let meta = ch.read_into(&mut out).unwrap();
+                assert_eq!((meta.generation, &out), (gen, &value), "len {len}");
             }
         }
     }
