@@ -43,6 +43,17 @@
 //! up to 128 bytes is also in an inline buffer of the header, double-buffered by generation and
 //! validated by re-reading `latest` (see `store_descriptor` for why that suffices).
 //!
+//! # Header-only values
+//!
+//! While every pin entry's `pinned` word is 0 (no reader copies from a slot or wants to), a value
+//! of up to 128 bytes given as one slice goes into the inline buffer alone, and `latest` names
+//! no slot ([`NO_SLOT`]): the slot, its stamp and its frame are only needed by a reader that a
+//! writer overtakes (`store_header_only`). Such a reader, pinned, stores [`PIN_WANT_SLOTS`] into
+//! its entry when `latest` names no slot; every later pin scan sees it, so writers keep values in
+//! slots again, which it then pins as above. A handle takes the wish (or its pin) off after
+//! `PIN_KEPT_READS` reads in a row that needed no pin (`Channel::read_into`). Readers without a
+//! pin entry cannot ask: against a back-to-back writer of small values they retry more.
+//!
 //! Every copy is still validated: pinning makes retries rare, validation makes torn values
 //! impossible even when a peer ignores the protocol. A slot copy whose descriptor gave its length
 //! is validated like an inline copy, by `latest` still naming its generation, and reads the
