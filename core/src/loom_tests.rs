@@ -30,6 +30,7 @@ fn channel_with(readers: usize, checksum: bool) -> Arc<Snapshot> {
         layout,
         checksum,
         name: "loom".into(),
+        header_only: true,
     };
     snap.init(u64::from(checksum), 1, 0, 0);
     Arc::new(snap)

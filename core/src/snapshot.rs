@@ -104,6 +104,9 @@ pub(crate) struct Snapshot {
     pub checksum: bool,
     /// The channel's name, for error messages.
     pub name: String,
+    /// Whether this handle may publish small values in the header only (`Options::header_only`;
+    /// set when the handle is finished, `true` until then).
+    pub header_only: bool,
 }
 
 /// Outcome of one attempt at copying a slot.
@@ -345,7 +348,8 @@ impl Snapshot {
     ) -> Result<u64> {
         let h = self.fixed();
         let lock_word = &h[H_LOCK];
-        if !self.checksum
+        if self.header_only
+            && !self.checksum
             && bytes.len() <= self.layout.inline_max(false)
             && self.region.writable()
             && lock::try_acquire(lock_word, token)
@@ -414,7 +418,7 @@ impl Snapshot {
         let (gen, cur) = split_latest(prev);
         let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
         if let (None, Source::Bytes(bytes)) = (pins, &source) {
-            if !self.checksum && bytes.len() <= l.inline_max(false) {
+            if self.header_only && !self.checksum && bytes.len() <= l.inline_max(false) {
                 // Nobody reads from a slot: the value goes into the header only.
                 self.store_header_only(next, tag, bytes);
                 self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid);
@@ -813,7 +817,7 @@ impl Snapshot {
                         if pw.load(Ordering::Relaxed) == 0 {
                             pw.store(PIN_WANT_SLOTS, Ordering::SeqCst);
                         }
-                        self.header_only(l, buf)
+                        self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
                         Attempt::Corrupt(format!(
                             "latest names slot {slot} of {}",
@@ -842,7 +846,7 @@ impl Snapshot {
                     crate::sync::fence(Ordering::Acquire);
                     let (gen, slot) = split_latest(l);
                     if slot == NO_SLOT {
-                        self.header_only(l, buf)
+                        self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
                         Attempt::Corrupt(format!(
                             "latest names slot {slot} of {}",
@@ -889,7 +893,7 @@ impl Snapshot {
     /// [`read_inline`](Self::read_inline). `Retry` when a publish overtook the copy (there is no
     /// slot to fall back on), `Corrupt` when `latest` stayed put while its descriptor did not
     /// describe an inline value of its generation, which no writer leaves behind.
-    fn header_only(&self, latest: u64, buf: &mut Vec<u8>) -> Attempt {
+    fn read_header_only(&self, latest: u64, buf: &mut Vec<u8>) -> Attempt {
         let gen = split_latest(latest).0;
         let b = (gen % 2) as usize;
         let max = self.layout.inline_max(self.checksum);
