@@ -196,11 +196,12 @@ impl Options {
 
     /// Whether this handle's publishes may keep a small value (up to 128 bytes, given as one
     /// slice) in the channel's header alone, with no slot, while no reader pins a slot (default:
-    /// yes; `docs/FORMAT.md` §4.1). That makes such a publish about a third cheaper. A reader
-    /// that a writer overtakes asks for slots again through its pin entry, but readers without
-    /// one (read-only mappings, more readers than the channel's pin entries) cannot: under a
-    /// writer that publishes small values back-to-back they retry several times per read. Turn
-    /// it off on the writer when such readers must keep up with it.
+    /// yes; `docs/FORMAT.md` §4.1): a third fewer instructions, and a shorter round trip between
+    /// processes (`docs/BENCHMARKS.md`). A reader that a writer overtakes asks for slots again
+    /// through its pin entry, but readers without one (read-only mappings, more readers than the
+    /// channel's pin entries) cannot: under a writer that publishes small values back-to-back
+    /// they retry several times per read. Turn it off on the writer when such readers must keep
+    /// up with it.
     ///
     /// ```
     /// use mmf_core::{Options, Tag};
