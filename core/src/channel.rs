@@ -598,6 +598,7 @@ impl Channel {
         if pinned {
             self.pin_busy
                 .store(false, std::sync::atomic::Ordering::Release);
+            // This read pinned: the count towards taking the pin off starts again.
             self.pin_kept.after(0, true);
         } else {
             self.pin_kept_one_read_less(entry);
