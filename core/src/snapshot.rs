@@ -365,17 +365,27 @@ impl Snapshot {
                 self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid);
                 return Ok(next);
             }
-            return self.publish_locked::<NoFill, WAKE>(
-                tag,
-                pid,
-                false,
-                pins,
-                Source::Bytes(bytes),
-            );
+            return self.publish_locked_out_of_line::<WAKE>(tag, pid, pins, bytes);
         }
         self.publish::<NoFill, WAKE>(token, tag, t, Source::Bytes(bytes))
     }
 
+    /// [`publish_locked`](Self::publish_locked) out of line, for [`publish_bytes`]
+    /// (Self::publish_bytes) when a reader pins or wants slots: [`publish`](Self::publish) keeps
+    /// its own inlined copy, so a larger value's publish makes one call, not two.
+    #[inline(never)]
+    fn publish_locked_out_of_line<const WAKE: bool>(
+        &self,
+        tag: Tag,
+        pid: u64,
+        pins: Option<u64>,
+        bytes: &[u8],
+    ) -> Result<u64> {
+        self.publish_locked::<NoFill, WAKE>(tag, pid, false, pins, Source::Bytes(bytes))
+    }
+
+    /// The publish under the writer lock, after the pin scan (`pins`).
+    #[inline(always)]
     fn publish_locked<F, const WAKE: bool>(
         &self,
         tag: Tag,
