@@ -107,7 +107,7 @@ pub(crate) const SLOT_BITS: u32 = 8;
 
 /// The slot field of a `latest` whose value is in the header only (inline buffer `g % 2`), in
 /// no slot: what a writer publishes for a small value while no reader pins (see
-/// `Snapshot::publish_locked`). Never a slot index: there are at most 64 slots.
+/// `Snapshot::store_header_only`). Never a slot index: there are at most 64 slots.
 pub(crate) const NO_SLOT: usize = 0xff;
 
 /// A pin entry's `pinned` word that pins no slot but asks writers to keep every value in a slot
