@@ -348,9 +348,7 @@ impl Snapshot {
     ) -> Result<u64> {
         let h = self.fixed();
         let lock_word = &h[H_LOCK];
-        if self.header_only
-            && !self.checksum
-            && bytes.len() <= self.layout.inline_max(false)
+        if self.may_be_header_only(bytes.len())
             && self.region.writable()
             && lock::try_acquire(lock_word, token)
         {
@@ -360,10 +358,7 @@ impl Snapshot {
             if pins.is_none() {
                 // Not recovered (the lock was free), so `written` is the latest value.
                 let gen = split_latest(h[H_WRITTEN].load(Ordering::Relaxed)).0;
-                let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
-                self.store_header_only(next, tag, bytes);
-                self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid);
-                return Ok(next);
+                return Ok(self.publish_header_only::<WAKE>(gen, tag, bytes, pid));
             }
             return self.publish_locked_out_of_line::<WAKE>(tag, pid, pins, bytes);
         }
@@ -426,15 +421,13 @@ impl Snapshot {
             }
         }
         let (gen, cur) = split_latest(prev);
-        let next = (gen + 1) & (u64::MAX >> SLOT_BITS);
         if let (None, Source::Bytes(bytes)) = (pins, &source) {
-            if self.header_only && !self.checksum && bytes.len() <= l.inline_max(false) {
+            if self.may_be_header_only(bytes.len()) {
                 // Nobody reads from a slot: the value goes into the header only.
-                self.store_header_only(next, tag, bytes);
-                self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid);
-                return Ok(next);
+                return Ok(self.publish_header_only::<WAKE>(gen, tag, bytes, pid));
             }
         }
+        let next = next_generation(gen);
         let slot = choose_slot(l.slots, l.rotation, cur, pins.unwrap_or(0)).ok_or_else(|| {
             Error::Corrupt {
                 name: self.name.clone(),
@@ -516,6 +509,31 @@ impl Snapshot {
         if WAKE && h[H_WAITERS].load(Ordering::SeqCst) != 0 {
             os::wake_all(latest_word);
         }
+    }
+
+    /// Whether a value of `len` bytes, given as one slice, may be published in the header only
+    /// (when `pin_scan` finds no pin): small enough for an inline buffer, on a channel without
+    /// checksums, by a handle that has not turned header-only publishes off.
+    #[inline(always)]
+    fn may_be_header_only(&self, len: usize) -> bool {
+        self.header_only && !self.checksum && len <= self.layout.inline_max(false)
+    }
+
+    /// The whole publish, under the lock, of a value that [`may_be_header_only`]
+    /// (Self::may_be_header_only) while `pin_scan` found no pin: the generation after `gen`, in
+    /// the header only. Returns that generation.
+    #[inline(always)]
+    fn publish_header_only<const WAKE: bool>(
+        &self,
+        gen: u64,
+        tag: Tag,
+        bytes: &[u8],
+        pid: u64,
+    ) -> u64 {
+        let next = next_generation(gen);
+        self.store_header_only(next, tag, bytes);
+        self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid);
+        next
     }
 
     /// Stores generation `gen`'s value (at most `inline_max` bytes, on a channel without
@@ -1102,6 +1120,12 @@ const PREFETCH_BYTES: usize = 2048;
 /// with it at once, validated by `latest` (`Snapshot::copy_slot_by_latest`), or on a channel with
 /// checksums while the frame line arrives (the frame must then agree).
 type Hint = Option<(usize, Tag)>;
+
+/// The generation after `gen`, wrapping within the 56 bits `latest` has for it.
+#[inline(always)]
+fn next_generation(gen: u64) -> u64 {
+    (gen + 1) & (u64::MAX >> SLOT_BITS)
+}
 
 /// A descriptor's second word: the length in bits 0-31 and the tag in bits 32-47, or all ones
 /// (which no reader accepts: its tag field is out of range) for a value of 4 GiB or more, whose
