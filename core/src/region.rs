@@ -374,11 +374,11 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
     }
 }
 
-/// [`atomic_store_bytes`] for a small value (at most a few lines), inlined, into `N` places at
-/// once (one or two), each source word loaded once: a small value goes into its slot and the
-/// header's inline buffer this way, or into the inline buffer alone, where the general copy's
-/// call and set-up would cost more than the copying itself. Whole lines go through the SSE loop
-/// when every target starts 16-byte aligned (`vector::split`), the rest word by word.
+/// [`atomic_store_bytes`] for a small value (at most a few lines), inlined, into `N` places (a
+/// slot and the header's inline buffer, or the inline buffer alone), where the general copy's
+/// call and set-up would cost more than the copying itself. Whole lines go through the SSE loop,
+/// once per target, when every target starts 16-byte aligned (`vector::split`); the rest word by
+/// word, each word loaded once.
 ///
 /// # Panics
 /// If a target has fewer words than `src` needs.
@@ -394,18 +394,15 @@ pub(crate) fn atomic_store_small<const N: usize>(to: [&[AtomicU64]; N], src: &[u
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     let done = match vector::split(to.iter().fold(0, |a, t| a | t.as_ptr() as usize), full) {
         (0, lines) if lines > 0 => {
-            let at = |t: &[AtomicU64]| t.as_ptr().cast::<u8>().cast_mut();
-            // SAFETY: `lines * 8 <= full` words of every target and bytes of `src` (every target
-            // holds at least `full` words: sliced above), all targets 16-byte aligned (`split`
-            // found no leading word to copy), and a `&[u8]` cannot overlap atomics being stored
-            // to; two targets are distinct places (a slot and the header) in the callers.
-            unsafe {
-                match to.as_slice() {
-                    [a] => vector::store_lines_sse(src.as_ptr(), at(a), lines),
-                    [a, b] => vector::store_lines_twice(src.as_ptr(), at(a), at(b), lines),
-                    _ => unreachable!("one or two targets"),
-                }
-            };
+            for t in &to {
+                // SAFETY: `lines * 8 <= full` words of the target and bytes of `src` (every
+                // target holds at least `full` words: sliced above), the target 16-byte aligned
+                // (`split` found no leading word to copy), and a `&[u8]` cannot overlap atomics
+                // being stored to.
+                unsafe {
+                    vector::store_lines_sse(src.as_ptr(), t.as_ptr().cast::<u8>().cast_mut(), lines)
+                };
+            }
             lines * LINE_WORDS
         }
         _ => 0,
@@ -675,53 +672,6 @@ mod vector {
         debug_assert!(lines > 0 && (dst as usize).is_multiple_of(16));
         // SAFETY: as in `load_lines_sse`, with the aligned side being the stores.
         unsafe { sse_lines!("movdqu", "movdqa", src, dst, lines) };
-    }
-
-    /// Copies `lines` 64-byte lines from `src` (private memory, any alignment) to both `a` and
-    /// `b` (shared memory, 16-byte aligned), each source line loaded once: four 16-byte loads,
-    /// eight aligned stores.
-    ///
-    /// # Safety
-    /// `src` must be valid for reads, `a` and `b` valid for writes and 16-byte aligned, all three
-    /// for `lines * 64` bytes, none overlapping another; `lines > 0`.
-    #[inline]
-    pub(super) unsafe fn store_lines_twice(src: *const u8, a: *mut u8, b: *mut u8, lines: usize) {
-        debug_assert!(lines > 0 && (a as usize | b as usize).is_multiple_of(16));
-        // SAFETY: the caller guarantees the three ranges; the loop touches exactly `lines * 64`
-        // bytes of each, with unaligned loads and aligned stores (`movdqa` faults on misalignment,
-        // which the caller rules out); it uses no stack and clobbers only the registers it
-        // declares.
-        unsafe {
-            asm!(
-                "2:",
-                "movdqu {w}, xmmword ptr [{src}]",
-                "movdqu {x}, xmmword ptr [{src} + 16]",
-                "movdqu {y}, xmmword ptr [{src} + 32]",
-                "movdqu {z}, xmmword ptr [{src} + 48]",
-                "movdqa xmmword ptr [{a}], {w}",
-                "movdqa xmmword ptr [{a} + 16], {x}",
-                "movdqa xmmword ptr [{a} + 32], {y}",
-                "movdqa xmmword ptr [{a} + 48], {z}",
-                "movdqa xmmword ptr [{b}], {w}",
-                "movdqa xmmword ptr [{b} + 16], {x}",
-                "movdqa xmmword ptr [{b} + 32], {y}",
-                "movdqa xmmword ptr [{b} + 48], {z}",
-                "add {src}, 64",
-                "add {a}, 64",
-                "add {b}, 64",
-                "dec {n}",
-                "jnz 2b",
-                src = inout(reg) src => _,
-                a = inout(reg) a => _,
-                b = inout(reg) b => _,
-                n = inout(reg) lines => _,
-                w = out(xmm_reg) _,
-                x = out(xmm_reg) _,
-                y = out(xmm_reg) _,
-                z = out(xmm_reg) _,
-                options(nostack),
-            )
-        };
     }
 }
 
