@@ -86,6 +86,24 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
+impl Command {
+    /// The verb, for error hints that depend on what was asked (`exit::hint`).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::New(_) => "new",
+            Command::Info(_) => "info",
+            Command::Out(_) => "out",
+            Command::Read(_) => "read",
+            Command::Watch(_) => "watch",
+            Command::List(_) => "list",
+            Command::Remove(_) => "remove",
+            Command::Prune(_) => "prune",
+            Command::Doctor(_) => "doctor",
+            Command::Completions(_) => "completions",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// Channel name, or a file path (contains '/').

@@ -77,6 +77,42 @@ pub fn message(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// What to do next, in the command line's own terms, for the library errors whose messages
+/// (written for any caller) cannot name `mmf`'s verbs and flags; `None` when the message says
+/// enough.
+pub fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
+    Some(match (core_error(err)?, verb) {
+        (CoreError::NotFound { .. }, "remove") => {
+            "nothing was removed; --force ignores names that do not exist".into()
+        }
+        (CoreError::NotFound { name }, _) => {
+            format!("create it with `mmf new {} --size 1KiB`", shell_word(name))
+        }
+        (CoreError::AlreadyExists { .. }, "new") => {
+            "--force replaces it, --exist-ok opens it as it is".into()
+        }
+        (CoreError::NotInitialized { name }, _) if !name.contains('/') => format!(
+            "if its creator died, `mmf remove {}` clears it",
+            shell_word(name)
+        ),
+        (CoreError::Corrupt { name, .. }, _) => format!(
+            "`mmf new {} --size SIZE --force` replaces it",
+            shell_word(name)
+        ),
+        _ => return None,
+    })
+}
+
+/// `word` as one shell word: as it is if it needs no quoting, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// Whether the error is a write to a closed pipe.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = args::Cli::from_env();
+    let verb = cli.command.verb();
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -24,7 +25,10 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let code = exit::code(&err);
-            let message = exit::message(&err);
+            let mut message = exit::message(&err);
+            if let Some(hint) = exit::hint(&err, verb) {
+                message = format!("{message} ({hint})");
+            }
             if !message.is_empty() && code != exit::INTERRUPTED {
                 let _ = writeln!(std::io::stderr(), "mmf: {message}");
             }

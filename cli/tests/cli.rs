@@ -97,7 +97,16 @@ fn the_seed_scenario_in_two_processes() {
     e.ok(&["out", "Test", "Hello back!"]);
     assert_eq!(e.ok(&["read", "Test"]), "Hello back!\n");
     e.ok(&["remove", "Test"]);
-    fails(&e.run(&["read", "Test"]), 3, "no channel named 'Test'");
+    fails(
+        &e.run(&["read", "Test"]),
+        3,
+        "no channel named 'Test'; check the name, or create the channel first (create it with `mmf new Test --size 1KiB`)",
+    );
+    fails(
+        &e.run(&["read", "it's"]),
+        3,
+        "(create it with `mmf new 'it'\\''s' --size 1KiB`)",
+    );
 }
 
 #[test]
@@ -247,9 +256,26 @@ fn new_exists_force_and_exist_ok() {
     let e = Env::new("new");
     e.ok(&["new", "T", "--size", "1KiB"]);
     e.ok(&["out", "T", "v1"]);
-    fails(&e.run(&["new", "T", "--size", "1KiB"]), 6, "already exists");
-    e.ok(&["new", "T", "--size", "4KiB", "--exist-ok"]);
+    fails(
+        &e.run(&["new", "T", "--size", "1KiB"]),
+        6,
+        "already exists; open it, or remove it first (--force replaces it, --exist-ok opens it as it is)",
+    );
+    e.ok(&["new", "T", "--size", "1KiB", "--exist-ok"]);
+    e.ok(&["new", "T", "--size", "100", "--exist-ok"]);
     assert_eq!(e.ok(&["read", "T"]), "v1\n", "--exist-ok keeps the channel");
+    // An existing channel too small for what the script asks for is an error now, not at the
+    // first large `out`; the channel and its value stay.
+    fails(
+        &e.run(&["new", "T", "--size", "4KiB", "--exist-ok"]),
+        6,
+        "exists with a capacity of 1024 bytes, less than the 4096 asked for; --force replaces it",
+    );
+    assert_eq!(e.ok(&["read", "T"]), "v1\n");
+    // Errors that are not about an existing channel carry no hint about --force.
+    let out = e.run(&["new", "U", "--size", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("--force"));
     e.ok(&["new", "T", "--size", "4KiB", "--force"]);
     let info: serde_json::Value = serde_json::from_str(&e.ok(&["info", "T", "--json"])).unwrap();
     assert_eq!(
@@ -371,8 +397,28 @@ fn remove_several_and_force() {
     e.ok(&["new", "a", "--size", "8"]);
     e.ok(&["new", "b", "--size", "8"]);
     e.ok(&["remove", "a", "b"]);
-    fails(&e.run(&["remove", "a"]), 3, "no channel named 'a'");
+    fails(
+        &e.run(&["remove", "a"]),
+        3,
+        "no channel named 'a'; check the name, or create the channel first (nothing was removed; --force ignores names that do not exist)",
+    );
     e.ok(&["remove", "--force", "a"]);
+    // A path that is not a channel is refused and kept, whatever it holds.
+    for (file, contents) in [
+        ("empty", &b""[..]),
+        ("todo", b"TODO\n"),
+        ("zeros", &[0u8; 4096]),
+    ] {
+        std::fs::write(e.dir.join(file), contents).unwrap();
+        let path = format!("./{file}");
+        fails(&e.run(&["remove", &path]), 1, "is not an mmf channel");
+        fails(
+            &e.run(&["remove", "--force", &path]),
+            1,
+            "so it was not removed",
+        );
+        assert_eq!(std::fs::read(e.dir.join(file)).unwrap(), contents);
+    }
     e.ok(&["new", "c", "--size", "8"]);
     let out = e.run(&["remove", "missing", "c"]);
     assert_eq!(out.status.code(), Some(3));

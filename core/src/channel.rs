@@ -462,8 +462,26 @@ impl Channel {
     }
 
     /// Removes (unlinks) a channel by name or path. Open handles keep working on their memory
-    /// until they are dropped; the name is free at once. A file that is not an mmf channel is not
-    /// removed (`WrongMagic`).
+    /// until they are dropped; the name is free at once.
+    ///
+    /// A file path is removed only if the file starts with the mmf magic number: any other file
+    /// (a typo, an empty or zero-filled file, a channel whose creator died before it finished)
+    /// is refused with [`Error::WrongMagic`] or [`Error::NotAChannel`] and left alone. A
+    /// shared-memory name is removed whatever it holds: `/dev/shm/mmf.NAME` is mmf's own
+    /// namespace, and this is how an unfinished channel there is cleared.
+    ///
+    /// ```
+    /// use mmf_core::{Channel, Error};
+    /// let dir = std::env::temp_dir().join(format!("mmf-remove-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let notes = dir.join("notes.txt");
+    /// std::fs::write(&notes, b"")?;
+    /// let err = Channel::remove(notes.to_str().unwrap()).unwrap_err();
+    /// assert!(matches!(err, Error::NotAChannel { .. }), "{err}");
+    /// assert!(notes.exists());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(name: &str) -> Result<()> {
         Channel::remove_location(&Location::parse(name)?)
     }
@@ -476,16 +494,27 @@ impl Channel {
         let name = location.to_string();
         if let Location::File(_) = location {
             // Never delete a file that is not a channel because of a typo.
-            let mut head = [0u8; 8];
-            let mut f = File::open(&path).map_err(|e| match e.kind() {
+            let f = File::open(&path).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
                 _ => io_error(&name, &path, "opening", e),
             })?;
-            let got = f
-                .read(&mut head)
+            let mut head = Vec::with_capacity(8);
+            f.take(8)
+                .read_to_end(&mut head)
                 .map_err(|e| io_error(&name, &path, "reading", e))?;
-            let magic = u64::from_le_bytes(head);
-            if got == 8 && magic != MAGIC && magic != 0 {
+            let what = match *head.as_slice() {
+                [] => Some("the file is empty".to_owned()),
+                [..] if head.len() < 8 => Some(format!("the file is only {} bytes", head.len())),
+                [0, 0, 0, 0, 0, 0, 0, 0] => Some("its first 8 bytes are zero".to_owned()),
+                _ => None,
+            };
+            if let Some(what) = what {
+                return Err(Error::NotAChannel { name, what });
+            }
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&head);
+            let magic = u64::from_le_bytes(word);
+            if magic != MAGIC {
                 return Err(Error::WrongMagic { name, found: magic });
             }
         }

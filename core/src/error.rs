@@ -19,13 +19,13 @@ pub enum Error {
         reason: &'static str,
     },
     /// `create` found a channel (or another file) under the name already.
-    #[error("a channel named '{name}' already exists; open it, or remove it first with `mmf remove {name}`")]
+    #[error("a channel named '{name}' already exists; open it, or remove it first")]
     AlreadyExists {
         /// The channel's name or path.
         name: String,
     },
     /// `open` or `remove` found nothing under the name.
-    #[error("no channel named '{name}'; create it with `mmf new {name} --size 1KiB`")]
+    #[error("no channel named '{name}'; check the name, or create the channel first")]
     NotFound {
         /// The channel's name or path.
         name: String,
@@ -57,6 +57,17 @@ pub enum Error {
         /// The first 8 bytes found.
         found: u64,
     },
+    /// `remove` was given a file path whose file does not start with the mmf magic number, and
+    /// not even with another: empty, shorter than 8 bytes, or zero-filled at the start. That is
+    /// any other file, or a channel whose creator died before it wrote the header; either way
+    /// mmf does not delete it.
+    #[error("'{name}' is not an mmf channel ({what}), so it was not removed; if it is what is left of a channel whose creation never finished, delete the file itself")]
+    NotAChannel {
+        /// The path as given.
+        name: String,
+        /// What the file holds instead.
+        what: String,
+    },
     /// The channel was written by a layout version this build does not read.
     #[error("channel '{name}' has layout version {found}, this build reads version {supported}; use a matching mmf")]
     UnsupportedVersion {
@@ -68,7 +79,7 @@ pub enum Error {
         supported: u64,
     },
     /// The creator has not finished initialising the header (or died before it could).
-    #[error("channel '{name}' is not initialised yet (its creator may still be starting, or died while creating it); retry, or remove it")]
+    #[error("channel '{name}' is not initialised yet: its creator may still be starting, or died while creating it; retry, or remove it if it stays so")]
     NotInitialized {
         /// The channel's name or path.
         name: String,

@@ -551,6 +551,55 @@ fn a_file_that_is_not_a_channel_is_wrong_magic_and_is_not_removed() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// `remove` of a path deletes a channel and nothing else: not an empty file, not one of a few
+/// bytes, not a zero-filled image (all three once went, as "unfinished channels").
+#[test]
+fn remove_of_a_path_deletes_only_files_that_start_with_the_magic() {
+    let dir = std::env::temp_dir().join(format!("mmf-remove-only-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("keep", Vec::new(), "empty"),
+        ("todo", b"TODO\n".to_vec(), "only 5 bytes"),
+        ("disk.img", vec![0u8; 1 << 20], "first 8 bytes are zero"),
+        (
+            "zeros-then-text",
+            [&[0u8; 8][..], b"notes"].concat(),
+            "first 8 bytes are zero",
+        ),
+    ];
+    for (file, contents, what) in &cases {
+        let path = dir.join(file);
+        std::fs::write(&path, contents).unwrap();
+        let err = Channel::remove(path.to_str().unwrap()).unwrap_err();
+        assert!(matches!(err, Error::NotAChannel { .. }), "{file}: {err}");
+        assert!(err.to_string().contains(what), "{file}: {err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            *contents,
+            "{file} was changed"
+        );
+    }
+    // A channel at a path is removed, and then is gone.
+    let channel = dir.join("real.mmf");
+    let name = channel.to_str().unwrap();
+    Channel::create(name, 64)
+        .unwrap()
+        .publish_raw(Tag::TEXT, b"x")
+        .unwrap();
+    Channel::remove(name).unwrap();
+    assert!(!channel.exists());
+    assert!(matches!(Channel::remove(name), Err(Error::NotFound { .. })));
+    // `create_or_replace` does not delete a file that is not a channel either.
+    let path = dir.join("todo");
+    let err = Options::new()
+        .capacity(64)
+        .create_or_replace(&Location::File(path.clone()))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotAChannel { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"TODO\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn wrong_magic_version_or_geometry_is_refused_at_open() {
     let err = open_damaged(|b| b[0] ^= 0xff).unwrap_err();

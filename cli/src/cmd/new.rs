@@ -4,6 +4,7 @@ use anyhow::Context;
 use mmf::{Location, Options};
 
 use crate::args::NewArgs;
+use crate::exit;
 
 pub fn run(a: NewArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
@@ -19,9 +20,19 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     } else {
         o.create(&location)
     };
-    result.with_context(|| match a.force || a.exist_ok {
-        true => format!("cannot create channel '{location}'"),
-        false => format!("cannot create channel '{location}' (--force recreates, --exist-ok opens an existing one)"),
-    })?;
+    let channel = result.with_context(|| format!("cannot create channel '{location}'"))?;
+    // `--exist-ok` keeps a channel as it is; one too small for the values the script is about to
+    // publish would only fail later, at the first large `out`, so say it now.
+    if channel.capacity() < a.size {
+        return Err(exit::Coded(
+            exit::EXISTS,
+            format!(
+                "channel '{location}' exists with a capacity of {} bytes, less than the {} asked for; --force replaces it",
+                channel.capacity(),
+                a.size
+            ),
+        )
+        .into());
+    }
     Ok(())
 }
