@@ -7,6 +7,7 @@ mod args;
 mod cmd;
 mod duration;
 mod exit;
+mod follow;
 mod interrupt;
 mod size;
 mod time;

@@ -564,6 +564,62 @@ fn read_wait_is_woken_by_another_process() {
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "new\n");
 }
 
+/// `read --wait` and `watch` follow the name: a channel that does not exist yet is waited for,
+/// and one removed and created again is followed to the new channel.
+#[test]
+fn waits_follow_the_name_across_creation_and_replacement() {
+    let e = Env::new("follow");
+    let ms = std::time::Duration::from_millis;
+    // Not there yet: created and written while the reader waits.
+    let child = background(&e, &["read", "T", "--wait", "--timeout", "20s"]);
+    std::thread::sleep(ms(300));
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "first"]);
+    let out = finish(child, 20);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "first\n");
+    fails(
+        &e.run(&["read", "Nope", "--wait", "--timeout", "200ms"]),
+        8,
+        "no channel named 'Nope' appeared within the timeout",
+    );
+    // Replaced under a waiting reader: its handle alone would wait on the old memory for ever.
+    let child = background(&e, &["read", "T", "--wait", "--timeout", "20s"]);
+    std::thread::sleep(ms(300));
+    e.ok(&["new", "T", "--size", "64", "--force"]);
+    e.ok(&["out", "T", "after-force"]);
+    let out = finish(child, 20);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "after-force\n");
+    // A watch sees the old channel's value, then every value of the new one.
+    let child = background(&e, &["watch", "T", "--count", "3", "--timeout", "20s"]);
+    std::thread::sleep(ms(300));
+    e.ok(&["remove", "T"]);
+    std::thread::sleep(ms(300));
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "second"]);
+    std::thread::sleep(ms(300));
+    e.ok(&["out", "T", "third"]);
+    let out = finish(child, 20);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "after-force\nsecond\nthird\n"
+    );
+}
+
 #[test]
 fn read_after_and_timeouts() {
     let e = Env::new("readafter");

@@ -769,6 +769,51 @@ impl Channel {
         self.snap.header(H_INCARNATION)
     }
 
+    /// Whether the channel's name (or path) still leads to this handle's channel: `false` once
+    /// any process removed it, or removed it and created another under the same name.
+    ///
+    /// A handle keeps working on its channel's memory either way (publishing and reading succeed),
+    /// but no process can open that channel any more, so a long-lived reader or writer that
+    /// follows the name should open it again (`mmf watch` and `mmf read --wait` do). Compares
+    /// the device and inode of the file the name leads to with the handle's: an `open` and two
+    /// `fstat`s. Always `true` for an anonymous channel or one opened from an image.
+    ///
+    /// ```
+    /// use mmf_core::Channel;
+    /// let name = format!("is-current-doc-{}", std::process::id());
+    /// let ch = Channel::create(&name, 64)?;
+    /// assert!(ch.is_current()?);
+    /// Channel::remove(&name)?;
+    /// assert!(!ch.is_current()?);
+    /// let again = Channel::create(&name, 64)?;
+    /// assert!(again.is_current()? && !ch.is_current()?);
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn is_current(&self) -> Result<bool> {
+        let (Some(file), Some(path)) = (&self.file, self.location.path()) else {
+            return Ok(true);
+        };
+        let name = self.location.to_string();
+        let mut oo = OpenOptions::new();
+        oo.read(true).custom_flags(libc::O_CLOEXEC);
+        if matches!(self.location, Location::Shm(_)) {
+            oo.custom_flags(os::NOFOLLOW | libc::O_CLOEXEC);
+        }
+        let now = match oo.open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_error(&name, &path, "opening", e)),
+        };
+        let meta = |f: &File| {
+            f.metadata()
+                .map_err(|e| io_error(&name, &path, "inspecting", e))
+        };
+        // Device and inode: a freed inode number cannot come back to another file meanwhile,
+        // because `file` keeps ours alive.
+        Ok(os::same_file(&meta(&now)?, &meta(file)?))
+    }
+
     /// Whether this handle was opened read-only.
     pub fn is_read_only(&self) -> bool {
         !self.snap.region.writable()

@@ -600,6 +600,36 @@ fn remove_of_a_path_deletes_only_files_that_start_with_the_magic() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `is_current` tells a handle whose name now leads elsewhere: removed, created again, or
+/// replaced by a byte-for-byte copy (the same incarnation in another file).
+#[test]
+fn is_current_sees_removal_re_creation_and_replacement_by_a_copy() {
+    let dir = std::env::temp_dir().join(format!("mmf-is-current-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.mmf");
+    let name = path.to_str().unwrap();
+    let old = Channel::create(name, 64).unwrap();
+    let reader = Channel::open(name).unwrap();
+    assert!(old.is_current().unwrap() && reader.is_current().unwrap());
+    Channel::remove(name).unwrap();
+    assert!(!old.is_current().unwrap() && !reader.is_current().unwrap());
+    let again = Channel::create(name, 64).unwrap();
+    assert!(again.is_current().unwrap() && !old.is_current().unwrap());
+    drop(again);
+    Channel::remove(name).unwrap();
+    let new = Channel::create(name, 64).unwrap();
+    let copy = dir.join("copy.mmf");
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::rename(&copy, &path).unwrap();
+    assert!(
+        !new.is_current().unwrap(),
+        "a copy is another channel's memory"
+    );
+    assert!(Channel::open(name).unwrap().is_current().unwrap());
+    assert!(Channel::anonymous(64).unwrap().is_current().unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn wrong_magic_version_or_geometry_is_refused_at_open() {
     let err = open_damaged(|b| b[0] ^= 0xff).unwrap_err();

@@ -1,30 +1,20 @@
 //! `mmf read NAME`: print the current value, or wait for the next one.
 
-use mmf::{Channel, Location, Meta, Options, Tag};
+use mmf::{Location, Meta, Options, Tag};
 
 use crate::args::{OutFormat, ReadArgs};
 use crate::exit::{Coded, EMPTY, INVALID_INPUT};
-use crate::interrupt;
+use crate::follow::{self, Followed, Waited};
 
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
-    let waiting = a.wait || a.after.is_some();
-    // Plain reads open read-only and unpinned: the cheapest open there is, and read permission
-    // is enough. Waiting readers want a pin entry (to sleep on the futex instead of polling).
-    let ch = if waiting {
-        open_for_waiting(&location)?
+    let (meta, bytes) = if a.wait || a.after.is_some() {
+        read_next(location.clone(), a.after, a.timeout)?
     } else {
-        Options::new().read_only(true).open(&location)?
+        // Plain reads open read-only and unpinned: the cheapest open there is, and read
+        // permission is enough.
+        Options::new().read_only(true).open(&location)?.read_raw()?
     };
-    if waiting {
-        let since = a.after.unwrap_or_else(|| ch.generation());
-        interrupt::wait_or_exit(&ch, since, a.timeout, || {
-            format!(
-                "no value newer than generation {since} of '{location}' came within the timeout"
-            )
-        })?;
-    }
-    let (meta, bytes) = ch.read_raw()?;
     if meta.is_empty() {
         return Err(Coded(
             EMPTY,
@@ -36,14 +26,32 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     super::print_bytes(&out)
 }
 
-/// Opens read-write if allowed (a pin entry lets a waiter sleep on the futex), else read-only
-/// (which waits by polling).
-pub(super) fn open_for_waiting(location: &Location) -> anyhow::Result<Channel> {
-    match Options::new().open(location) {
-        Err(mmf::core::Error::PermissionDenied { .. }) => {
-            Ok(Options::new().read_only(true).open(location)?)
+/// The first value newer than generation `after` (default: the current one), waiting for the
+/// channel to be created if it does not exist yet. If the channel is removed and created again
+/// meanwhile, the new channel's first value counts as newer, whatever its generation.
+fn read_next(
+    location: Location,
+    after: Option<u64>,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<(Meta, Vec<u8>)> {
+    let deadline = follow::deadline(timeout);
+    let mut followed = Followed::open(location.clone(), deadline)?;
+    let mut since = match after {
+        Some(after) => after,
+        // Every value of a channel that did not exist when the command started is new.
+        None if followed.created_meanwhile() => 0,
+        None => followed.channel().generation(),
+    };
+    loop {
+        let waited = followed.wait(since, deadline, || {
+            format!(
+                "no value newer than generation {since} of '{location}' came within the timeout"
+            )
+        })?;
+        match waited {
+            Waited::Changed => return Ok(followed.channel().read_raw()?),
+            Waited::Replaced => since = 0,
         }
-        other => Ok(other?),
     }
 }
 

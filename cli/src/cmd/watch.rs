@@ -7,26 +7,38 @@ use serde_json::json;
 
 use crate::args::{OutFormat, WatchArgs};
 use crate::exit::INTERRUPTED;
-use crate::interrupt;
+use crate::follow::{self, Followed, Waited};
 
 pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
-    let ch = super::read::open_for_waiting(&location)?;
+    let mut followed = Followed::open(location.clone(), follow::deadline(a.timeout))?;
     let mut buf = Vec::new();
-    // Generation of the last value printed; with --new-only, "now" counts as printed.
-    let mut last = if a.new_only { ch.generation() } else { 0 };
+    // Generation of the last value printed; with --new-only, "now" counts as printed (unless
+    // the channel did not exist yet when the watch began: then every value is new).
+    let mut last = if a.new_only && !followed.created_meanwhile() {
+        followed.channel().generation()
+    } else {
+        0
+    };
     let (mut printed, mut skipped_total) = (0u64, 0u64);
     let mut first = true;
     let outcome = loop {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
         }
-        if let Err(e) = interrupt::wait_or_exit(&ch, last, a.timeout, || {
+        let waited = followed.wait(last, follow::deadline(a.timeout), || {
             format!("no new value on '{location}' within the timeout")
-        }) {
-            break Err(e);
+        });
+        match waited {
+            Ok(Waited::Changed) => {}
+            // Removed and created again: every value of the new channel is new to this watch.
+            Ok(Waited::Replaced) => {
+                (last, first) = (0, true);
+                continue;
+            }
+            Err(e) => break Err(e),
         }
-        let meta = ch.read_into(&mut buf)?;
+        let meta = followed.channel().read_into(&mut buf)?;
         if meta.generation <= last {
             continue;
         }

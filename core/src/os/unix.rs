@@ -14,6 +14,12 @@ pub(crate) fn shm_dir() -> PathBuf {
     }
 }
 
+/// Whether two files' metadata describe the same file (device and inode).
+pub(crate) fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
 /// Extra `open(2)` flags: never follow a symlink planted under a channel's name.
 pub(crate) const NOFOLLOW: i32 = libc::O_NOFOLLOW;
 
