@@ -136,6 +136,15 @@ def read_unpinned(mm, capacity, slots, header_size, stride):
         # 2. Slot 0xff: the value is in the header only (section 10.0); any other slot out of
         # range is corruption, not a race.
         if slot == NO_SLOT:
+            # Never on a channel with checksums: its values are always in slots (the header
+            # has no room for their CRC), so one kept in the header only is corruption.
+            if u64(mm, H_FLAGS) & FLAG_CHECKSUM:
+                if u64(mm, H_LATEST) == latest:
+                    raise Invalid(
+                        f"corrupt: latest names generation {gen} in no slot, "
+                        "on a channel with checksums"
+                    )
+                continue
             got = read_inline(mm, capacity, gen, latest)
             if got is None:
                 continue
@@ -233,7 +242,9 @@ def decode(path):
             meta = u64(mm, desc + 8)
             # Compare only if nothing moved meanwhile (a live writer may be rewriting it).
             stable = u64(mm, desc) == gen and u64(mm, H_LATEST) >> 8 == gen
-            if stable and (meta & 0xFFFFFFFF, meta >> 32) != (len(payload), tag):
+            # All ones describes a value of 4 GiB or more, which readers do not use (section 4.1).
+            usable = meta != 0xFFFF_FFFF_FFFF_FFFF
+            if stable and usable and (meta & 0xFFFFFFFF, meta >> 32) != (len(payload), tag):
                 raise Invalid(f"descriptor {meta:#x} disagrees with the slot ({len(payload)}, {tag})")
         if u64(mm, H_FLAGS) & FLAG_CHECKSUM == 0:
             got = read_inline(mm, geometry[0], gen)

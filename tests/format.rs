@@ -125,5 +125,23 @@ fn the_decoder_refuses_what_mmf_refuses() {
         assert!(!ok && !err.is_empty(), "{what}");
         assert!(Channel::open(path.to_str().unwrap()).is_err(), "{what}");
     }
+    // Damage found at read time: the value "x" is header-only; with the checksum flag set, or a
+    // descriptor of another length, no reader may take it.
+    for (what, offset, value) in [
+        (
+            "a header-only value on a channel with checksums",
+            88usize,
+            1u64,
+        ),
+        ("a header-only value of 200 bytes", 152 + 8, 200 | 2 << 32),
+    ] {
+        let mut bad = good.clone();
+        bad[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        let (ok, _, err) = decode(&path);
+        assert!(!ok && err.contains("corrupt"), "{what}: {err}");
+        let ch = Channel::open(path.to_str().unwrap()).unwrap();
+        assert!(ch.read_raw().is_err(), "{what}");
+    }
     std::fs::remove_file(&path).unwrap();
 }

@@ -187,11 +187,16 @@ impl Snapshot {
             let (gen, slot) = split_latest(latest);
             if slot == NO_SLOT {
                 // In the header only: its descriptor, if `latest` did not move meanwhile.
+                // The same bounds as a read's (`read_header_only`): a checksummed channel has
+                // no header-only values (its `max` is 0), so `info` shows none either.
                 let hint = self.descriptor(gen);
+                let max = self.layout.inline_max(self.checksum);
                 crate::sync::fence(Ordering::Acquire);
                 match hint {
                     Some((len, tag))
-                        if self.region.word(H_LATEST).load(Ordering::Relaxed) == latest =>
+                        if max > 0
+                            && len <= max
+                            && self.region.word(H_LATEST).load(Ordering::Relaxed) == latest =>
                     {
                         return (gen, tag, len);
                     }
@@ -216,11 +221,19 @@ impl Snapshot {
     }
 
     /// Claims a free reader-pin entry for `token`, taking over entries whose owner died.
+    ///
+    /// A dead owner's entry is also cleared when a free one is found first: its `pinned` word
+    /// may hold a pin or a wish for slots (`PIN_WANT_SLOTS`), and every writer's `pin_scan` would
+    /// then keep small values out of the header for as long as the word stays, that is for good,
+    /// since nobody else ever looks at a dead owner's entry while free ones are left. This runs
+    /// once per handle, at its first read; it checks the liveness only of owners whose `pinned`
+    /// word is set.
     pub(crate) fn claim_pin(&self, token: u64) -> Option<usize> {
         if !self.region.writable() {
             return None;
         }
         let owner = |e| self.region.word(self.layout.pin(e, PIN_OWNER));
+        let mut claimed = None;
         for e in 0..self.layout.readers {
             if owner(e)
                 .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
@@ -229,30 +242,41 @@ impl Snapshot {
                 self.region
                     .word(self.layout.pin(e, PIN_SLOT))
                     .store(0, Ordering::SeqCst);
-                return Some(e);
+                claimed = Some(e);
+                break;
             }
         }
         for e in 0..self.layout.readers {
+            if Some(e) == claimed {
+                continue;
+            }
+            let pinned = self.region.word(self.layout.pin(e, PIN_SLOT));
+            if claimed.is_some() && pinned.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
             let cur = owner(e).load(Ordering::Relaxed);
             if cur != 0
+                && cur != token
                 && !os::token_alive(cur)
                 && owner(e)
                     .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
             {
-                self.region
-                    .word(self.layout.pin(e, PIN_SLOT))
-                    .store(0, Ordering::SeqCst);
+                pinned.store(0, Ordering::SeqCst);
                 // The dead owner may have died while counted as a waiter: take it off the count.
                 let stale = self
                     .region
                     .word(self.layout.pin(e, PIN_WAITING))
                     .swap(0, Ordering::SeqCst);
                 self.sub_waiters(stale);
-                return Some(e);
+                if claimed.is_none() {
+                    return Some(e);
+                }
+                // Cleared for the table's sake only: give it back.
+                self.release_pin(e, token);
             }
         }
-        None
+        claimed
     }
 
     /// Lowers the header's waiter count by `n`, never below zero (a peer may have written
@@ -612,9 +636,11 @@ impl Snapshot {
     /// and buffer `(g + 1) % 2`; those of `g` are rewritten only by the publish of `g + 2`, which
     /// starts after `latest` became `g + 1`. So a reader that copies buffer `g % 2` and then still
     /// finds `latest == g` has a clean copy: if any of its loads had read a store of that later
-    /// publish, the Release fence below (which follows that publish's lock acquisition, hence the
-    /// store of `g + 1`) would synchronise with the reader's Acquire fence, and its reload of
-    /// `latest` would see `g + 1` or later. A descriptor used only as a length for a slot copy
+    /// publish, the Release fence below would synchronise with the reader's Acquire fence, and
+    /// its reload of `latest` would see `g + 1` or later. That fence follows the store of `g + 1`
+    /// either through the lock (taken after the writer of `g + 1` released it) or, when the lock
+    /// was recovered from a dead writer (whose CAS synchronises with nothing), through this
+    /// writer's own load of a `latest` past `g`, made before the fence (read-read coherence). A descriptor used only as a length for a slot copy
     /// needs no such argument: the slot's own frame, read under its stamp, must agree with it.
     /// With `from_slot`, a small value's inline copy is made here, word for word from the slot
     /// (a value that came through a `fill` closure); a value the caller gave as one slice was
@@ -925,6 +951,19 @@ impl Snapshot {
         let gen = split_latest(latest).0;
         let b = (gen % 2) as usize;
         let max = self.layout.inline_max(self.checksum);
+        if max == 0 {
+            // A checksummed channel: no writer keeps a value in the header only there, since the
+            // header has no room for its checksum. Not even an empty one is accepted unchecked.
+            crate::sync::fence(Ordering::Acquire);
+            return if self.fixed()[H_LATEST].load(Ordering::Relaxed) == latest {
+                Attempt::Corrupt(format!(
+                    "latest names generation {gen} in no slot, on a channel with checksums, \
+                     whose values are always in slots"
+                ))
+            } else {
+                Attempt::Retry
+            };
+        }
         match self.inline_attempt(b, latest, gen, max, buf) {
             Ok(meta) => Attempt::Done(meta),
             Err((_, true)) => Attempt::Retry,

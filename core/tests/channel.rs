@@ -494,6 +494,15 @@ fn open_damaged(damage: impl FnOnce(&mut Vec<u8>)) -> Result<Channel, Error> {
 /// Pin entry 0's `pinned` word (docs/FORMAT.md §5), for a channel with the default 4 readers.
 const PIN0: usize = 512 + 8;
 
+/// The word at `offset` of the file at `path` (which may be mapped).
+fn peek(path: &std::path::Path, offset: usize) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut word = [0u8; 8];
+    let f = std::fs::File::open(path).unwrap();
+    f.read_exact_at(&mut word, offset as u64).unwrap();
+    u64::from_le_bytes(word)
+}
+
 /// Stores `v` at `offset` of the file at `path`, which may be mapped (no truncation on the way).
 fn poke(path: &std::path::Path, offset: usize, v: u64) {
     use std::os::unix::fs::FileExt;
@@ -726,6 +735,22 @@ fn a_damaged_header_only_value_is_corrupt_not_a_panic() {
             "{offset} {v:#x}: {err}"
         );
     }
+    // A channel with checksums keeps every value in a slot, where its CRC is: a header-only
+    // value there is corrupt whatever its length, an empty one included, and `info` does not
+    // report it either.
+    for len in [4, 0] {
+        let ch = open_damaged_as(false, |b| {
+            put_u64(b, 88, 1); // FLAG_CHECKSUM
+            put_u64(b, INLINE1 + 8, len | 2 << 32);
+        })
+        .unwrap();
+        let err = ch.read_raw().unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt { .. }) && err.to_string().contains("checksums"),
+            "len {len}: {err}"
+        );
+        assert_eq!((ch.info().len, ch.info().tag), (0, Tag::EMPTY), "len {len}");
+    }
     // And a writer still publishes over the damage, into the header again.
     let ch = open_damaged_as(false, |b| put_u64(b, INLINE1, 77)).unwrap();
     ch.publish_raw(Tag::TEXT, b"repaired").unwrap();
@@ -783,6 +808,41 @@ fn garbage_pins_do_not_stop_writers() {
     for i in 0..20u8 {
         ch.publish_raw(Tag::BYTES, &[i; 64]).unwrap();
         assert_eq!(ch.read_raw().unwrap().1, [i; 64]);
+    }
+}
+
+/// A reader that died with its entry asking for slots (or pinning one) must not keep small
+/// values out of the header for good: the next handle to claim an entry clears dead owners'
+/// entries, even when it finds a free one first.
+#[test]
+fn a_dead_readers_wish_for_slots_is_cleared_by_the_next_reader() {
+    let s = Scratch::new("file");
+    let in_header = || peek(&s.path(), 128) & 0xff == 0xff;
+    let w = Options::new().capacity(64).create(&s.location).unwrap();
+    w.publish_raw(Tag::BYTES, b"a").unwrap();
+    assert!(in_header(), "header-only while nobody pins");
+    // Entry 3: an owner that cannot be alive, asking for slots; entry 2: pinning slot 1.
+    poke(&s.path(), 512 + 3 * 64, 0x7fff_fff0 | 1 << 32);
+    poke(&s.path(), 512 + 3 * 64 + 8, u64::MAX);
+    poke(&s.path(), 512 + 2 * 64, 0x7fff_fff1 | 1 << 32);
+    poke(&s.path(), 512 + 2 * 64 + 8, 2);
+    w.publish_raw(Tag::BYTES, b"b").unwrap();
+    assert!(!in_header(), "a wish is honoured");
+    let r = Options::new().open(&s.location).unwrap();
+    assert_eq!(r.read_raw().unwrap().1, b"b");
+    assert!(r.is_pinned());
+    for i in 0..100u8 {
+        w.publish_raw(Tag::BYTES, &[i]).unwrap();
+    }
+    assert!(in_header(), "the dead entries were cleared");
+    assert_eq!(r.read_raw().unwrap().1, [99]);
+    // The cleared entries are free again: three more handles get one each.
+    let more: Vec<Channel> = (0..3)
+        .map(|_| Options::new().open(&s.location).unwrap())
+        .collect();
+    for h in &more {
+        h.read_raw().unwrap();
+        assert!(h.is_pinned());
     }
 }
 
