@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 use mmf::prelude::*;
 use proptest::prelude::*;
 
+/// The `open_read` fuzz target's body (`fuzz/` needs nightly and cargo-fuzz; this keeps its code
+/// compiling, and its images valid, on every change).
+#[path = "../fuzz/src/open_read.rs"]
+mod open_read;
+
 /// A channel image: a real file channel with a few values published, read back as bytes.
 fn image(capacity: usize, readers: usize, checksum: bool, publishes: u8) -> Vec<u8> {
     let path = std::env::temp_dir().join(format!(
@@ -51,6 +56,9 @@ fn edit() -> impl Strategy<Value = Edit> {
         Just(u64::MAX),
         (0u64..4096),
         (0u64..64).prop_map(|s| s << 8 | (s & 7)), // plausible `latest` words
+        (0u64..64).prop_map(|g| g << 8 | 0xff),    // ... naming a value in the header only
+        Just((u64::MAX >> 8) << 8 | 0xff),         // ... at the last generation
+        (0u64..=128, 0u64..6).prop_map(|(len, tag)| len | tag << 32), // descriptor `meta` words
     ];
     prop_oneof![
         4 => (0usize..4096, interesting).prop_map(|(at, value)| Edit::Word { at, value }),
@@ -143,4 +151,92 @@ proptest! {
         bytes[header..header + n].copy_from_slice(&tail[..n]);
         exercise(&bytes);
     }
+}
+
+/// The fuzz target builds its images by hand from docs/FORMAT.md. An unedited one must open and
+/// work: from layout version 2 until this test existed, every image it built was refused as
+/// "unsupported version", and the fuzzer never got past the header checks.
+#[test]
+fn the_fuzz_targets_unedited_images_are_valid_channels() {
+    for (capacity, readers, checksum) in [
+        (1, 0, false),
+        (64, 4, false),
+        (200, 2, true),
+        (256, 4, false),
+    ] {
+        let img = open_read::well_formed(capacity, readers, checksum);
+        let ch = Options::new().open_image(&img).unwrap();
+        assert_eq!(ch.capacity(), capacity);
+        assert_eq!(ch.generation(), 0);
+        let value = vec![7u8; capacity];
+        let g = ch.publish_raw(Tag::BYTES, &value).unwrap();
+        let (meta, bytes) = ch.read_raw().unwrap();
+        assert_eq!((meta.generation, meta.tag, bytes), (g, Tag::BYTES, value));
+    }
+}
+
+/// The fuzz target's body on its saved regression inputs, then on pseudo-random inputs for a
+/// few seconds (`MMF_FUZZ_SECS`, default 3; the seed is printed, `MMF_FUZZ_SEED` repeats it). Most
+/// structured inputs must get past the header checks, or the fuzzer would test nothing.
+#[test]
+fn the_open_read_fuzz_body_survives_its_regressions_and_random_inputs() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions");
+    let mut saved = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("open_read-")
+        {
+            open_read::run(&std::fs::read(&path).unwrap());
+            saved += 1;
+        }
+    }
+    assert!(saved > 0, "no regression inputs in {dir}");
+    let secs: u64 = std::env::var("MMF_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let seed: u64 = std::env::var("MMF_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("MMF_FUZZ_SEED={seed}");
+    let mut state = seed;
+    let mut next = move || {
+        // xorshift64
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (mut structured, mut opened) = (0u32, 0u32);
+    while Instant::now() < deadline {
+        let len = (next() % 700) as usize;
+        let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if let Some(mode) = data.first_mut() {
+            // Seven in eight build a valid image first (mode % 8 != 0), as in the fuzz target.
+            let structured_input = *mode % 8 != 0;
+            let got_in = open_read::run(&data);
+            if structured_input {
+                structured += 1;
+                opened += u32::from(got_in);
+            }
+        }
+    }
+    println!("{structured} structured inputs, {opened} opened");
+    assert!(structured >= 20, "too few inputs ran: {structured}");
+    assert!(
+        opened * 2 >= structured,
+        "only {opened} of {structured} structured images opened: the fuzz target's images no longer match the format"
+    );
 }
