@@ -81,6 +81,15 @@ pub fn message(err: &anyhow::Error) -> String {
 /// (written for any caller) cannot name `mmf`'s verbs and flags; `None` when the message says
 /// enough.
 pub fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
+    let invalid_utf8 = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<CodecError>(),
+            Some(CodecError::InvalidUtf8(_))
+        )
+    });
+    if invalid_utf8 && verb == "out" {
+        return Some("--bytes publishes it as raw bytes".into());
+    }
     Some(match (core_error(err)?, verb) {
         (CoreError::NotFound { .. }, "remove") => {
             "nothing was removed; --force ignores names that do not exist".into()

@@ -202,8 +202,24 @@ fn invalid_input_is_refused_and_the_previous_stays() {
         5,
         "invalid MessagePack",
     );
-    fails(&e.run_in(&["out", "T"], b"caf\xe9"), 5, "not valid UTF-8");
+    fails(
+        &e.run_in(&["out", "T"], b"caf\xe9"),
+        5,
+        "not valid UTF-8: incomplete utf-8 byte sequence from index 3 (--bytes publishes it as raw bytes)",
+    );
+    // Integers MessagePack cannot hold are refused, not silently made floats.
+    fails(
+        &e.run_in(&["out", "T", "--json"], b"{\"id\": 18446744073709551616}"),
+        5,
+        "the integer 18446744073709551616 does not fit in 64 bits",
+    );
     assert_eq!(e.ok(&["read", "T"]), "keep\n");
+    // A byte-order mark before JSON (PowerShell 5's UTF-8) is not part of the document.
+    assert!(e
+        .run_in(&["out", "T", "--json"], "\u{feff}{\"a\": 1}".as_bytes())
+        .status
+        .success());
+    assert_eq!(e.ok(&["read", "T"]), "{\"a\":1}\n");
 }
 
 #[test]

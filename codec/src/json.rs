@@ -33,11 +33,86 @@ pub const MAX_DEPTH: usize = 512;
 pub const MAX_KEY_TEXT: usize = 256;
 
 /// Checks that `json` is one valid JSON document, with the line and column of any error.
+///
+/// An integer outside the 64-bit range (below `i64::MIN` or above `u64::MAX`) is an error too:
+/// MessagePack has no larger integers, and the parser would silently make it a float, so that
+/// `18446744073709551616` came back as `1.8446744073709552e19`. Write such a number as a string,
+/// or with a fraction or exponent to ask for a float. So is a number beyond `f64`'s range
+/// (`1e400`).
+///
+/// ```
+/// use mmf_codec::{json::validate_json, Error};
+/// validate_json(r#"{"id": 18446744073709551615, "x": 1e300}"#)?;
+/// let err = validate_json(r#"{"id": 18446744073709551616}"#).unwrap_err();
+/// assert!(matches!(err, Error::InvalidJson { line: 1, column: 8, .. }), "{err}");
+/// # Ok::<(), mmf_codec::Error>(())
+/// ```
 pub fn validate_json(json: &str) -> Result<()> {
     let mut de = serde_json::Deserializer::from_str(json);
     <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de)
         .map_err(|e| Error::json(&e))?;
-    de.end().map_err(|e| Error::json(&e))
+    de.end().map_err(|e| Error::json(&e))?;
+    check_integers(json)
+}
+
+/// The integer-range check of [`validate_json`], on text already known to be valid JSON: every
+/// number token outside a string that has no fraction and no exponent must fit `i64` or `u64`.
+fn check_integers(json: &str) -> Result<()> {
+    let bytes = json.as_bytes();
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1, // the escaped byte cannot end the string
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let token = &json[start..i];
+                let message = if !token.contains(['.', 'e', 'E']) {
+                    (token.parse::<i64>().is_err() && token.parse::<u64>().is_err()).then(|| {
+                        format!(
+                            "the integer {token} does not fit in 64 bits (MessagePack has no larger integers); \
+                             write it as a string, or with a fraction or exponent for a float"
+                        )
+                    })
+                } else {
+                    // The validating pass skips numbers without converting them.
+                    token
+                        .parse::<f64>()
+                        .map_or(true, |f| f.is_infinite())
+                        .then(|| {
+                            format!("the number {token} is beyond the range of a 64-bit float")
+                        })
+                };
+                if let Some(message) = message {
+                    let line = json[..start].matches('\n').count() + 1;
+                    let column = start - json[..start].rfind('\n').map_or(0, |n| n + 1) + 1;
+                    return Err(Error::InvalidJson {
+                        line,
+                        column,
+                        message,
+                    });
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// Transcodes one JSON document into MessagePack written to `out`. Validate first with
@@ -194,6 +269,46 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(raw.as_bytes()), enc);
+        }
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_made_floats() {
+        for (json, line, column) in [
+            ("18446744073709551616", 1, 1),
+            ("[1, -9223372036854775809]", 1, 5),
+            ("{\n  \"id\": 123456789012345678901234567890\n}", 2, 9),
+            ("[1e400]", 1, 2),
+            ("[-1.5E+309]", 1, 2),
+        ] {
+            match json_to_msgpack(json) {
+                Err(Error::InvalidJson {
+                    line: l,
+                    column: c,
+                    message,
+                }) => {
+                    assert_eq!((l, c), (line, column), "{json}: {message}");
+                    assert!(
+                        message.contains("does not fit in 64 bits")
+                            || message.contains("beyond the range of a 64-bit float"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        // Digits in strings (escaped quotes included), floats and the 64-bit extremes pass.
+        for json in [
+            r#""123456789012345678901234567890""#,
+            r#"{"a\"99999999999999999999": "\\", "b": "x\"1"}"#,
+            "[18446744073709551615, -9223372036854775808, 1.8446744073709552e19, 1e300, -0, 0.5]",
+        ] {
+            let mp = json_to_msgpack(json).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Json>(&msgpack_to_json(&mp, false).unwrap()).unwrap(),
+                serde_json::from_str::<Json>(json).unwrap(),
+                "{json}"
+            );
         }
     }
 

@@ -33,7 +33,9 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
         InFormat::Text => ch.publish_str(std::str::from_utf8(input).map_err(mmf::Error::from)?)?,
         InFormat::Json => {
             let text = std::str::from_utf8(input).map_err(mmf::Error::from)?;
-            ch.publish_json(text)?
+            // RFC 8259 lets a parser ignore a byte-order mark; Windows tools (PowerShell 5's
+            // UTF-8 among them) write one.
+            ch.publish_json(text.strip_prefix('\u{feff}').unwrap_or(text))?
         }
         InFormat::Msgpack => {
             // Check that it is one whole document before it reaches readers.
