@@ -69,9 +69,10 @@ pub enum Command {
         after_help = "EXAMPLES:\n  mmf remove Test\n  mmf remove ./state.mmf"
     )]
     Remove(RemoveArgs),
-    /// Remove stale channels: no process maps them, their creator and last writer are gone.
+    /// Remove stale channels: no process maps them, their creator and last writer are gone, and
+    /// nobody created or wrote them with `mmf out` for an hour (--older-than).
     #[command(
-        after_help = "A channel used only from the command line is stale between commands (no\nprocess keeps it mapped): prune removes it too. Use --older-than to spare recent ones.\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 1h"
+        after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent"
     )]
     Prune(PruneArgs),
     /// Check what commonly breaks shared memory on this host.
@@ -266,9 +267,10 @@ pub struct PruneArgs {
     /// Only print the stale channels' names.
     #[arg(long)]
     pub dry_run: bool,
-    /// Only channels created longer ago than DUR (30s, 10m, 2h).
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration)]
-    pub older_than: Option<std::time::Duration>,
+    /// Only channels neither created nor written with `mmf out` for DUR (30s, 10m, 2h; 0s: every
+    /// stale channel).
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, default_value = "1h")]
+    pub older_than: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -814,6 +814,20 @@ impl Channel {
         Ok(os::same_file(&meta(&now)?, &meta(file)?))
     }
 
+    /// Marks the channel as used now: sets its file's modification time, which `mmf prune` and
+    /// `mmf doctor` (through [`host::last_touched`](crate::host::last_touched)) read as the
+    /// time of its last activity. Publishing does not do this by itself (a publish makes no
+    /// system call; and writes through a shared mapping leave the time of a `/dev/shm` file
+    /// alone), so a writer that does not keep a handle open, as the CLI's `out` does not, calls
+    /// this to keep `prune` from taking the channel for abandoned. A no-op for an anonymous
+    /// channel. Needs write access to the file, which a read-write handle has.
+    pub fn touch(&self) -> Result<()> {
+        let (Some(file), Some(path)) = (&self.file, self.location.path()) else {
+            return Ok(());
+        };
+        os::touch(file).map_err(|e| io_error(&self.location.to_string(), &path, "touching", e))
+    }
+
     /// Whether this handle was opened read-only.
     pub fn is_read_only(&self) -> bool {
         !self.snap.region.writable()

@@ -55,10 +55,32 @@ pub fn in_use(location: &Location) -> Result<bool> {
     }
 }
 
+/// When the channel at `location` was last created or touched ([`Channel::touch`], which the
+/// CLI's `out` calls): its file's modification time.
+///
+/// [`Channel::touch`]: crate::Channel::touch
+pub fn last_touched(location: &Location) -> Result<std::time::SystemTime> {
+    let Some(path) = location.path() else {
+        return Ok(std::time::SystemTime::now());
+    };
+    std::fs::symlink_metadata(&path)
+        .and_then(|m| m.modified())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                name: location.to_string(),
+            },
+            _ => Error::Io {
+                op: "inspecting",
+                path,
+                source: e,
+            },
+        })
+}
+
 /// Whether a channel looks abandoned: no live handle in any process, and neither its creator
 /// nor its last writer is running. A channel used only from the CLI (whose processes never
-/// outlive a command) is stale by this definition between commands, so `prune` is an explicit
-/// act.
+/// outlive a command) is stale by this definition between commands, which is why `prune` and
+/// `doctor` also ask how long ago it was last touched ([`last_touched`]).
 pub fn is_stale(info: &Info, in_use: bool) -> bool {
     let writer_gone = info.last_writer_pid.is_none_or(|p| !os::pid_exists(p));
     !in_use && !info.creator_alive && writer_gone

@@ -639,6 +639,33 @@ fn is_current_sees_removal_re_creation_and_replacement_by_a_copy() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `touch` is what tells `mmf prune` a channel is in use when no handle stays open: publishing
+/// alone leaves a shared-memory file's modification time where it was.
+#[test]
+fn touch_sets_the_time_that_prune_reads_and_a_publish_does_not() {
+    use std::time::{Duration, SystemTime};
+    let s = Scratch::new("shm");
+    let ch = s.create(64);
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    let f = std::fs::File::options().write(true).open(s.path()).unwrap();
+    f.set_modified(two_hours_ago).unwrap();
+    let touched = || mmf_core::host::last_touched(&s.location).unwrap();
+    assert_eq!(touched(), two_hours_ago);
+    for i in 0..10u8 {
+        ch.publish_raw(Tag::BYTES, &[i; 64]).unwrap();
+    }
+    if s.path().starts_with("/dev/shm") {
+        // tmpfs: writes through the mapping leave the time alone (a disk file system may not).
+        assert_eq!(touched(), two_hours_ago, "a publish made a system call?");
+    }
+    ch.touch().unwrap();
+    let age = SystemTime::now()
+        .duration_since(touched())
+        .unwrap_or_default();
+    assert!(age < Duration::from_secs(60), "touched {age:?} ago");
+    Channel::anonymous(64).unwrap().touch().unwrap();
+}
+
 #[test]
 fn wrong_magic_version_or_geometry_is_refused_at_open() {
     let err = open_damaged(|b| b[0] ^= 0xff).unwrap_err();

@@ -76,15 +76,27 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
     });
     match host::list_with_use() {
         Ok(listings) => {
-            let stale: Vec<String> = listings
+            // Stale, and untouched for as long as `mmf prune` waits by default: what it would
+            // remove. A stale channel touched more recently (every channel used only from the
+            // command line is stale between commands) is counted apart, not offered to prune.
+            let prune_after = std::time::Duration::from_secs(3600);
+            let (stale, recent): (Vec<_>, Vec<_>) = listings
                 .iter()
                 .filter(|(l, u)| {
                     l.info
                         .as_ref()
                         .is_ok_and(|i| u.is_some_and(|u| host::is_stale(i, u)))
                 })
-                .map(|(l, _)| l.name.clone())
-                .collect();
+                .map(|(l, _)| {
+                    let idle = mmf::Location::shm(&l.name)
+                        .ok()
+                        .and_then(|loc| host::last_touched(&loc).ok())
+                        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                        .unwrap_or_default();
+                    (l.name.clone(), idle >= prune_after)
+                })
+                .partition(|(_, old)| *old);
+            let stale: Vec<String> = stale.into_iter().map(|(n, _)| n).collect();
             let broken: Vec<String> = listings
                 .iter()
                 .filter(|(l, _)| l.info.is_err())
@@ -94,13 +106,24 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 name: "channels",
                 ok: broken.is_empty(),
                 detail: format!(
-                    "{} channels, {} stale{}{}",
+                    "{} channels, {} stale{}{}{}",
                     listings.len(),
                     stale.len(),
                     if stale.is_empty() {
                         String::new()
                     } else {
-                        format!(" ({}; `mmf prune` removes them)", stale.join(", "))
+                        format!(
+                            " ({}: nobody maps them, their creator and last writer are gone, untouched for an hour; `mmf prune` removes them)",
+                            stale.join(", ")
+                        )
+                    },
+                    if recent.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", {} more unmapped but touched within the hour (used from the command line, or recently abandoned; prune keeps them)",
+                            recent.len()
+                        )
                     },
                     if broken.is_empty() {
                         String::new()

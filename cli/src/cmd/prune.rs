@@ -1,5 +1,6 @@
 //! `mmf prune`: remove stale shared-memory channels (no process maps them, creator and last
-//! writer gone), so that crashed services do not leak `/dev/shm` forever.
+//! writer gone, neither created nor written from the command line for a while), so that crashed
+//! services do not leak `/dev/shm` forever.
 
 use std::time::SystemTime;
 
@@ -15,14 +16,18 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         if !in_use.is_some_and(|u| host::is_stale(info, u)) {
             continue;
         }
-        let age = SystemTime::now()
-            .duration_since(info.created)
+        let location = Location::shm(&listing.name)?;
+        let Ok(touched) = host::last_touched(&location) else {
+            continue;
+        };
+        let idle = SystemTime::now()
+            .duration_since(touched)
             .unwrap_or_default();
-        if a.older_than.is_some_and(|min| age < min) {
+        if idle < a.older_than {
             continue;
         }
         if !a.dry_run {
-            match Channel::remove_location(&Location::shm(&listing.name)?) {
+            match Channel::remove_location(&location) {
                 Ok(()) | Err(mmf::core::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -20,6 +20,29 @@ pub(crate) fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
+/// Sets `file`'s modification time to now, leaving its access time (`futimens` with
+/// `UTIME_NOW`, which needs only write access, not ownership as an explicit time would).
+pub(crate) fn touch(file: &File) -> io::Result<()> {
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+    ];
+    // SAFETY: `futimens` reads exactly two `timespec`s from the pointer, which points to an
+    // array of two that outlives the call; the descriptor is `file`'s, open for the call.
+    let rc = unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Extra `open(2)` flags: never follow a symlink planted under a channel's name.
 pub(crate) const NOFOLLOW: i32 = libc::O_NOFOLLOW;
 
