@@ -169,6 +169,10 @@ pub struct OutArgs {
     /// Print the new generation on standard output.
     #[arg(long)]
     pub print_generation: bool,
+    /// Wait until the value is on disk (msync) before exiting: for a channel in a file, it then
+    /// survives a power loss. Without it the kernel writes it back within about half a minute.
+    #[arg(long)]
+    pub sync: bool,
 }
 
 impl OutArgs {
@@ -328,6 +332,7 @@ impl Cli {
                     msgpack: false,
                     bytes: false,
                     print_generation: false,
+                    sync: false,
                 }),
                 _ => return None,
             },

@@ -239,6 +239,12 @@ fn standard_input_and_bytes() {
     assert!(e.run_in(&["out", "T", "--bytes"], &binary).status.success());
     assert_eq!(e.run(&["read", "T"]).stdout, binary, "bytes print raw");
     assert_eq!(e.run(&["read", "T", "--format", "bytes"]).stdout, binary);
+    // A persisted channel, flushed to its file before `out` exits.
+    e.ok(&["new", "./state.mmf", "--size", "64"]);
+    e.ok(&["out", "./state.mmf", "kept on disk", "--sync"]);
+    assert_eq!(e.ok(&["read", "./state.mmf"]), "kept on disk\n");
+    let file = std::fs::read(e.dir.join("state.mmf")).unwrap();
+    assert!(file.windows(12).any(|w| w == b"kept on disk"));
 }
 
 #[test]

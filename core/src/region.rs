@@ -106,6 +106,15 @@ impl Region {
         })
     }
 
+    /// Writes the mapping's dirty pages back to its file and waits for the device (`msync` with
+    /// `MS_SYNC`). Nothing to do for heap regions.
+    pub(crate) fn flush(&self) -> std::io::Result<()> {
+        #[cfg(not(loom))]
+        return self._map.flush();
+        #[cfg(loom)]
+        Ok(())
+    }
+
     /// Whether stores are allowed (the mapping is `PROT_WRITE`).
     pub(crate) fn writable(&self) -> bool {
         self.writable

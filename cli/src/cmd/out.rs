@@ -25,6 +25,9 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     // No handle outlives this command: tell `mmf prune` the channel is in use all the same. A
     // failure here takes nothing from the publish, which is done.
     let _ = ch.touch();
+    if a.sync {
+        ch.flush()?;
+    }
     if a.print_generation {
         super::print_bytes(format!("{generation}\n").as_bytes())?;
     }
