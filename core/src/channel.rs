@@ -23,7 +23,8 @@ use crate::sync::Ordering;
 ///
 /// A `Channel` is `Send + Sync`; share it by reference or `Arc` between threads, or open the
 /// same name again in another process. Readers never block writers and a writer never waits for
-/// a reader (see the crate docs for the protocol).
+/// a reader (the protocol, byte by byte: `docs/FORMAT.md` in the repository; why it is correct:
+/// the module docs of `mmf_core`'s `snapshot.rs`).
 ///
 /// ```
 /// use mmf_core::{Channel, Tag};
