@@ -39,7 +39,9 @@ pub fn code(err: &anyhow::Error) -> u8 {
             CoreError::NotFound { .. } => NOT_FOUND,
             CoreError::TooLarge { .. } => TOO_LARGE,
             CoreError::AlreadyExists { .. } => EXISTS,
-            CoreError::InvalidName { .. } | CoreError::InvalidOptions(_) => USAGE,
+            CoreError::InvalidName { .. }
+            | CoreError::InvalidOptions(_)
+            | CoreError::IsADirectory { .. } => USAGE,
             CoreError::Contended { .. } => TIMEOUT,
             _ => ERROR,
         };

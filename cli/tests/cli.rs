@@ -315,6 +315,17 @@ fn usage_errors_exit_2() {
         "invalid channel name",
     );
     fails(&e.run(&["read", "bad\u{7}name"]), 2, "control character");
+    for verb in [
+        &["new", "./", "--size", "1KiB"][..],
+        &["info", "/"],
+        &["out", "/tmp/", "x"],
+    ] {
+        fails(
+            &e.run(verb),
+            2,
+            "is a directory; a channel path names a file",
+        );
+    }
     let out = e.run(&["new", "T", "--size", "12 parsecs"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown size unit"));

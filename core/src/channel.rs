@@ -232,6 +232,7 @@ impl Options {
             .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists if path.is_dir() => directory(&name),
                 io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.clone() },
                 _ => io_error(&name, &path, "creating", e),
             })?;
@@ -309,6 +310,7 @@ impl Options {
             oo.custom_flags(os::NOFOLLOW | libc::O_CLOEXEC);
         }
         let mut file = oo.open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::IsADirectory => directory(name),
             io::ErrorKind::NotFound => Error::NotFound {
                 name: name.to_owned(),
             },
@@ -316,10 +318,13 @@ impl Options {
         })?;
         file.lock_shared()
             .map_err(|e| io_error(name, path, "locking", e))?;
-        let len = file
+        let meta = file
             .metadata()
-            .map_err(|e| io_error(name, path, "inspecting", e))?
-            .len();
+            .map_err(|e| io_error(name, path, "inspecting", e))?;
+        if meta.is_dir() {
+            return Err(directory(name));
+        }
+        let len = meta.len();
         let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
         if len < min || len % 8 != 0 {
             // Too small to map as a channel: tell "still being created" from "not a channel".
@@ -1101,6 +1106,13 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
         }
     } else {
         Error::WrongMagic { name, found: magic }
+    }
+}
+
+/// The error for a channel path that names a directory.
+fn directory(name: &str) -> Error {
+    Error::IsADirectory {
+        name: name.to_owned(),
     }
 }
 

@@ -18,6 +18,12 @@ pub enum Error {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// A channel path that names a directory.
+    #[error("'{name}' is a directory; a channel path names a file, such as '{name}/state.mmf'")]
+    IsADirectory {
+        /// The path as given.
+        name: String,
+    },
     /// `create` found a channel (or another file) under the name already.
     #[error("a channel named '{name}' already exists; open it, or remove it first")]
     AlreadyExists {

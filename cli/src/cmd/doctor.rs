@@ -65,10 +65,21 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
         });
     }
     let remove_ipc = remove_ipc();
+    // logind removes the IPC objects of regular users only: uids above SYS_UID_MAX (999 by
+    // default), so root and system users are not affected.
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").map(|m| m.uid()).ok()
+    };
+    let system_user = uid.is_some_and(|u| u < 1000);
     checks.push(Check {
         name: "systemd-removeipc",
-        ok: remove_ipc != Some(true),
+        ok: remove_ipc != Some(true) || system_user,
         detail: match remove_ipc {
+            Some(true) if system_user => format!(
+                "systemd-logind has RemoveIPC=yes, which spares system users: this one (uid {}) keeps its channels at logout; a regular user's would be deleted when their last session ends",
+                uid.unwrap_or_default()
+            ),
             Some(true) => "systemd-logind has RemoveIPC=yes (its default): when a login user's last session ends, their /dev/shm files (channels) are deleted; run services as system users or set RemoveIPC=no in /etc/systemd/logind.conf".into(),
             Some(false) => "systemd-logind has RemoveIPC=no: channels survive logouts".into(),
             None => "no systemd-logind: channels are not removed at logout".into(),
