@@ -580,6 +580,17 @@ fn background(e: &Env, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// [`finish`], expecting success: the child's standard output.
+fn finish_ok(child: std::process::Child, secs: u64) -> String {
+    let out = finish(child, secs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn read_wait_is_woken_by_another_process() {
     let e = Env::new("readwait");
@@ -588,13 +599,7 @@ fn read_wait_is_woken_by_another_process() {
     let child = background(&e, &["read", "T", "--wait", "--timeout", "20s"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     e.ok(&["out", "T", "new"]);
-    let out = finish(child, 20);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "new\n");
+    assert_eq!(finish_ok(child, 20), "new\n");
 }
 
 /// `read --wait` and `watch` follow the name: a channel that does not exist yet is waited for,
@@ -608,13 +613,7 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     std::thread::sleep(ms(300));
     e.ok(&["new", "T", "--size", "64"]);
     e.ok(&["out", "T", "first"]);
-    let out = finish(child, 20);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "first\n");
+    assert_eq!(finish_ok(child, 20), "first\n");
     fails(
         &e.run(&["read", "Nope", "--wait", "--timeout", "200ms"]),
         8,
@@ -625,13 +624,7 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     std::thread::sleep(ms(300));
     e.ok(&["new", "T", "--size", "64", "--force"]);
     e.ok(&["out", "T", "after-force"]);
-    let out = finish(child, 20);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "after-force\n");
+    assert_eq!(finish_ok(child, 20), "after-force\n");
     // A watch sees the old channel's value, then every value of the new one.
     let child = background(&e, &["watch", "T", "--count", "3", "--timeout", "20s"]);
     std::thread::sleep(ms(300));
@@ -641,16 +634,7 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     e.ok(&["out", "T", "second"]);
     std::thread::sleep(ms(300));
     e.ok(&["out", "T", "third"]);
-    let out = finish(child, 20);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "after-force\nsecond\nthird\n"
-    );
+    assert_eq!(finish_ok(child, 20), "after-force\nsecond\nthird\n");
 }
 
 #[test]
