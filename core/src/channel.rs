@@ -302,20 +302,15 @@ impl Options {
     }
 
     fn try_open(&self, location: &Location, path: &Path, name: &str) -> Result<Channel> {
-        let mut oo = OpenOptions::new();
-        oo.read(true)
-            .write(!self.read_only)
-            .custom_flags(libc::O_CLOEXEC);
-        if matches!(location, Location::Shm(_)) {
-            oo.custom_flags(os::NOFOLLOW | libc::O_CLOEXEC);
-        }
-        let mut file = oo.open(path).map_err(|e| match e.kind() {
-            io::ErrorKind::IsADirectory => directory(name),
-            io::ErrorKind::NotFound => Error::NotFound {
-                name: name.to_owned(),
-            },
-            _ => io_error(name, path, "opening", e),
-        })?;
+        let mut file = open_options(location, !self.read_only)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::IsADirectory => directory(name),
+                io::ErrorKind::NotFound => Error::NotFound {
+                    name: name.to_owned(),
+                },
+                _ => io_error(name, path, "opening", e),
+            })?;
         file.lock_shared()
             .map_err(|e| io_error(name, path, "locking", e))?;
         let meta = file
@@ -508,20 +503,18 @@ impl Channel {
             f.take(8)
                 .read_to_end(&mut head)
                 .map_err(|e| io_error(&name, &path, "reading", e))?;
-            let what = match *head.as_slice() {
-                [] => Some("the file is empty".to_owned()),
-                [..] if head.len() < 8 => Some(format!("the file is only {} bytes", head.len())),
-                [0, 0, 0, 0, 0, 0, 0, 0] => Some("its first 8 bytes are zero".to_owned()),
-                _ => None,
+            let not_a_channel = |what: String| {
+                Err(Error::NotAChannel {
+                    name: name.clone(),
+                    what,
+                })
             };
-            if let Some(what) = what {
-                return Err(Error::NotAChannel { name, what });
-            }
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&head);
-            let magic = u64::from_le_bytes(word);
-            if magic != MAGIC {
-                return Err(Error::WrongMagic { name, found: magic });
+            match <[u8; 8]>::try_from(head.as_slice()).map(u64::from_le_bytes) {
+                Ok(MAGIC) => {}
+                Ok(0) => return not_a_channel("its first 8 bytes are zero".into()),
+                Ok(found) => return Err(Error::WrongMagic { name, found }),
+                Err(_) if head.is_empty() => return not_a_channel("the file is empty".into()),
+                Err(_) => return not_a_channel(format!("the file is only {} bytes", head.len())),
             }
         }
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
@@ -801,12 +794,7 @@ impl Channel {
             return Ok(true);
         };
         let name = self.location.to_string();
-        let mut oo = OpenOptions::new();
-        oo.read(true).custom_flags(libc::O_CLOEXEC);
-        if matches!(self.location, Location::Shm(_)) {
-            oo.custom_flags(os::NOFOLLOW | libc::O_CLOEXEC);
-        }
-        let now = match oo.open(&path) {
+        let now = match open_options(&self.location, false).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_error(&name, &path, "opening", e)),
@@ -1107,6 +1095,18 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
     } else {
         Error::WrongMagic { name, found: magic }
     }
+}
+
+/// How an existing channel's file is opened: read-only or read-write, close-on-exec, and for a
+/// shared-memory name never through a symlink planted under it (a path the user gave may be a
+/// link on purpose).
+fn open_options(location: &Location, write: bool) -> OpenOptions {
+    let mut oo = OpenOptions::new();
+    oo.read(true).write(write).custom_flags(libc::O_CLOEXEC);
+    if matches!(location, Location::Shm(_)) {
+        oo.custom_flags(os::NOFOLLOW | libc::O_CLOEXEC);
+    }
+    oo
 }
 
 /// The error for a channel path that names a directory.

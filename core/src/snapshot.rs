@@ -640,8 +640,9 @@ impl Snapshot {
     /// its reload of `latest` would see `g + 1` or later. That fence follows the store of `g + 1`
     /// either through the lock (taken after the writer of `g + 1` released it) or, when the lock
     /// was recovered from a dead writer (whose CAS synchronises with nothing), through this
-    /// writer's own load of a `latest` past `g`, made before the fence (read-read coherence). A descriptor used only as a length for a slot copy
-    /// needs no such argument: the slot's own frame, read under its stamp, must agree with it.
+    /// writer's own load of a `latest` past `g`, made before the fence (read-read coherence). A
+    /// descriptor used only as a length for a slot copy needs no such argument: the slot's own
+    /// frame, read under its stamp, must agree with it.
     /// With `from_slot`, a small value's inline copy is made here, word for word from the slot
     /// (a value that came through a `fill` closure); a value the caller gave as one slice was
     /// stored into the inline buffer together with the slot.
@@ -951,33 +952,27 @@ impl Snapshot {
         let gen = split_latest(latest).0;
         let b = (gen % 2) as usize;
         let max = self.layout.inline_max(self.checksum);
-        if max == 0 {
+        let what = if max == 0 {
             // A checksummed channel: no writer keeps a value in the header only there, since the
             // header has no room for its checksum. Not even an empty one is accepted unchecked.
-            crate::sync::fence(Ordering::Acquire);
-            return if self.fixed()[H_LATEST].load(Ordering::Relaxed) == latest {
-                Attempt::Corrupt(format!(
-                    "latest names generation {gen} in no slot, on a channel with checksums, \
-                     whose values are always in slots"
-                ))
-            } else {
-                Attempt::Retry
-            };
-        }
-        match self.inline_attempt(b, latest, gen, max, buf) {
-            Ok(meta) => Attempt::Done(meta),
-            Err((_, true)) => Attempt::Retry,
-            Err((_, false)) => {
-                crate::sync::fence(Ordering::Acquire);
-                if self.fixed()[H_LATEST].load(Ordering::Relaxed) == latest {
-                    Attempt::Corrupt(format!(
-                        "latest names generation {gen} in no slot, but descriptor {b} does not \
-                         describe a value of that generation of at most {max} bytes"
-                    ))
-                } else {
-                    Attempt::Retry
-                }
+            "on a channel with checksums, whose values are always in slots".to_owned()
+        } else {
+            match self.inline_attempt(b, latest, gen, max, buf) {
+                Ok(meta) => return Attempt::Done(meta),
+                Err((_, true)) => return Attempt::Retry,
+                Err((_, false)) => format!(
+                    "but descriptor {b} does not describe a value of that generation of at most \
+                     {max} bytes"
+                ),
             }
+        };
+        // Damage, or a publish that moved `latest` on meanwhile: a writer stores the descriptor
+        // before `latest`, so only a `latest` that stayed put while it was wrong is corrupt.
+        crate::sync::fence(Ordering::Acquire);
+        if self.fixed()[H_LATEST].load(Ordering::Relaxed) == latest {
+            Attempt::Corrupt(format!("latest names generation {gen} in no slot, {what}"))
+        } else {
+            Attempt::Retry
         }
     }
 
