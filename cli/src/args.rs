@@ -218,7 +218,9 @@ pub struct ReadArgs {
     /// Print text exactly as stored (no newline added).
     #[arg(long)]
     pub raw: bool,
-    /// Wait for a value newer than the current one.
+    /// Wait for a value newer than the current one. A channel that does not exist yet is waited
+    /// for (a note on stderr says so); one removed and created again meanwhile is followed, and
+    /// its first value counts as newer.
     #[arg(long)]
     pub wait: bool,
     /// Wait for a value newer than generation GEN (implies --wait; returns at once if the

@@ -106,6 +106,11 @@ pub fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
             "if its creator died, `mmf remove {}` clears it",
             shell_word(name)
         ),
+        // mmf removes only files that start with its magic, which a half-made one does not.
+        (CoreError::NotInitialized { name }, _) => format!(
+            "if its creator died, delete the file: rm {}",
+            shell_word(name)
+        ),
         (CoreError::Corrupt { name, .. }, _) => format!(
             "`mmf new {} --size SIZE --force` replaces it",
             shell_word(name)

@@ -2,6 +2,8 @@
 //! yet is waited for, and one that is removed and created again is followed to the new channel
 //! (its handle alone would keep waiting on the old memory, which no writer can reach any more).
 
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mmf::{Channel, Location, Options};
@@ -47,7 +49,23 @@ impl Followed {
                     })
                 }
                 Err(e) if !absent(&e) => return Err(e),
-                Err(_) => created_meanwhile = true,
+                Err(e) => {
+                    if !created_meanwhile {
+                        // A typo would otherwise wait in silence: say so, once, on stderr. A
+                        // path whose directory does not exist cannot appear: report it now.
+                        if let Some(dir) = location.path().as_deref().and_then(Path::parent) {
+                            if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                                return Err(e);
+                            }
+                        }
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "mmf: no channel named '{location}' yet; waiting for it to be created{}",
+                            if deadline.is_some() { "" } else { " (--timeout bounds the wait)" }
+                        );
+                    }
+                    created_meanwhile = true;
+                }
             }
             if interrupt::requested() {
                 return Err(Coded(INTERRUPTED, String::new()).into());
@@ -130,12 +148,14 @@ pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
-/// Whether an open failed only because the channel is not there (yet).
+/// Whether an open failed only because the channel is not there (yet). A channel that is there
+/// but not initialised is not waited for: `Options::open` already gave its creator 250 ms, and
+/// one that stays so was left by a creator that died.
 fn absent(e: &anyhow::Error) -> bool {
     e.chain().any(|e| {
         matches!(
             e.downcast_ref::<mmf::core::Error>(),
-            Some(mmf::core::Error::NotFound { .. } | mmf::core::Error::NotInitialized { .. })
+            Some(mmf::core::Error::NotFound { .. })
         )
     })
 }

@@ -315,10 +315,14 @@ fn usage_errors_exit_2() {
         "invalid channel name",
     );
     fails(&e.run(&["read", "bad\u{7}name"]), 2, "control character");
+    std::fs::create_dir_all(e.dir.join("d")).unwrap();
     for verb in [
         &["new", "./", "--size", "1KiB"][..],
+        &["new", "./d/", "--size", "1KiB"],
+        &["new", "./d", "--size", "1KiB", "--force"],
         &["info", "/"],
         &["out", "/tmp/", "x"],
+        &["remove", "./d"],
     ] {
         fails(
             &e.run(verb),
@@ -614,10 +618,32 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     e.ok(&["new", "T", "--size", "64"]);
     e.ok(&["out", "T", "first"]);
     assert_eq!(finish_ok(child, 20), "first\n");
+    // A name that never comes: one note that the command waits, then the timeout.
+    let out = e.run(&["read", "Nope", "--wait", "--timeout", "200ms"]);
+    assert_eq!(out.status.code(), Some(8));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mmf: no channel named 'Nope' yet; waiting for it to be created\n\
+         mmf: no channel named 'Nope' appeared within the timeout\n"
+    );
+    // What cannot appear is reported at once: a path into a missing directory (exit 3), and a
+    // channel left half-made by a creator that died (not initialised, exit 1).
+    let t = std::time::Instant::now();
     fails(
-        &e.run(&["read", "Nope", "--wait", "--timeout", "200ms"]),
-        8,
-        "no channel named 'Nope' appeared within the timeout",
+        &e.run(&["watch", "./no/such/dir/x.mmf", "--timeout", "20s"]),
+        3,
+        "no channel named './no/such/dir/x.mmf'",
+    );
+    std::fs::write(e.dir.join("mmf.half"), [0u8; 4096]).unwrap();
+    fails(
+        &e.run(&["read", "half", "--wait", "--timeout", "20s"]),
+        1,
+        "is not initialised yet",
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
     );
     // Replaced under a waiting reader: its handle alone would wait on the old memory for ever.
     let child = background(&e, &["read", "T", "--wait", "--timeout", "20s"]);
@@ -847,6 +873,46 @@ fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
     // Nor can it create channels in another user's name or remove them.
     fails(&as_nobody(&e, &["remove", "shared"]).unwrap(), 1, "");
     assert!(e.dir.join("mmf.shared").exists());
+}
+
+/// Another user who may write a channel may also mark it as used: `out` touches it, and prune
+/// then keeps it. (On tmpfs, as in `/dev/shm`, where writes through the mapping leave the file's
+/// time alone; an earlier `touch` set only the modification time, which needs the owner.)
+#[test]
+fn another_users_out_keeps_a_shared_channel_from_prune() {
+    let dir =
+        std::path::Path::new("/dev/shm").join(format!("mmf-cli-{}-touch", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        eprintln!("SKIPPED: needs /dev/shm");
+        return;
+    }
+    let e = Env { dir };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    e.ok(&["new", "shared", "--size", "64", "--mode", "0666"]);
+    let file = e.dir.join("mmf.shared");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let set_back = || {
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap()
+    };
+    set_back();
+    assert_eq!(e.ok(&["prune", "--dry-run"]), "shared\n");
+    let Some(out) = as_nobody(&e, &["out", "shared", "fresh"]) else {
+        eprintln!("SKIPPED: needs root and setpriv to act as a second user");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.ok(&["read", "shared"]), "fresh\n");
+    assert_eq!(e.ok(&["prune", "--dry-run"]), "", "written a moment ago");
 }
 
 #[test]

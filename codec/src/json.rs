@@ -84,8 +84,8 @@ fn check_integers(json: &str) -> Result<()> {
                 let message = if !token.contains(['.', 'e', 'E']) {
                     (token.parse::<i64>().is_err() && token.parse::<u64>().is_err()).then(|| {
                         format!(
-                            "the integer {token} does not fit in 64 bits (MessagePack has no larger integers); \
-                             write it as a string, or with a fraction or exponent for a float"
+                            "the integer {token} does not fit in 64 bits, the largest integers MessagePack \
+                             holds (as a string, or with a fraction or exponent as a float, it would)"
                         )
                     })
                 } else {

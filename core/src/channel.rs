@@ -233,6 +233,7 @@ impl Options {
             .open(&path)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists if path.is_dir() => directory(&name),
+                io::ErrorKind::IsADirectory => directory(&name),
                 io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.clone() },
                 _ => io_error(&name, &path, "creating", e),
             })?;
@@ -499,6 +500,9 @@ impl Channel {
                 io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
                 _ => io_error(&name, &path, "opening", e),
             })?;
+            if f.metadata().is_ok_and(|m| m.is_dir()) {
+                return Err(directory(&name));
+            }
             let mut head = Vec::with_capacity(8);
             f.take(8)
                 .read_to_end(&mut head)
@@ -814,7 +818,8 @@ impl Channel {
     /// system call; and writes through a shared mapping leave the time of a `/dev/shm` file
     /// alone), so a writer that does not keep a handle open, as the CLI's `out` does not, calls
     /// this to keep `prune` from taking the channel for abandoned. A no-op for an anonymous
-    /// channel. Needs write access to the file, which a read-write handle has.
+    /// channel. Sets the access time too (the only form of the call that write access alone
+    /// allows, so that any process that may publish may also touch).
     pub fn touch(&self) -> Result<()> {
         let (Some(file), Some(path)) = (&self.file, self.location.path()) else {
             return Ok(());

@@ -85,7 +85,7 @@ pub enum Error {
         supported: u64,
     },
     /// The creator has not finished initialising the header (or died before it could).
-    #[error("channel '{name}' is not initialised yet: its creator may still be starting, or died while creating it; retry, or remove it if it stays so")]
+    #[error("channel '{name}' is not initialised yet: its creator may still be starting, or died while creating it; retry, and if it stays so, remove it (a file path: delete the file)")]
     NotInitialized {
         /// The channel's name or path.
         name: String,

@@ -31,9 +31,10 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         });
         match waited {
             Ok(Waited::Changed) => {}
-            // Removed and created again: every value of the new channel is new to this watch.
+            // Removed and created again: every value of the new channel is new to this watch,
+            // and one it does not print was skipped (all came after the watch began).
             Ok(Waited::Replaced) => {
-                (last, first) = (0, true);
+                (last, first) = (0, false);
                 continue;
             }
             Err(e) => break Err(e),

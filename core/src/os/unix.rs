@@ -20,22 +20,13 @@ pub(crate) fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
-/// Sets `file`'s modification time to now, leaving its access time (`futimens` with
-/// `UTIME_NOW`, which needs only write access, not ownership as an explicit time would).
+/// Sets `file`'s access and modification times to now (`futimens` with a null `times`). Only
+/// this form (or both times `UTIME_NOW`) needs no more than write access; any other, even
+/// `UTIME_OMIT` for one of the two, needs the file's owner.
 pub(crate) fn touch(file: &File) -> io::Result<()> {
-    let times = [
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_NOW,
-        },
-    ];
-    // SAFETY: `futimens` reads exactly two `timespec`s from the pointer, which points to an
-    // array of two that outlives the call; the descriptor is `file`'s, open for the call.
-    let rc = unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
+    // SAFETY: a null `times` means "both to now"; `futimens` reads nothing through it. The
+    // descriptor is `file`'s, open for the call.
+    let rc = unsafe { libc::futimens(file.as_raw_fd(), std::ptr::null()) };
     if rc == 0 {
         Ok(())
     } else {
