@@ -33,9 +33,10 @@ pub enum Waited {
 }
 
 impl Followed {
-    /// Opens the channel at `location`. If there is none yet (or its creator is still
-    /// initialising it), waits for it until `deadline` (`None`: for ever), and ends with exit
-    /// code 8 if it passes first.
+    /// Opens the channel at `location`. If there is none yet, says so once on stderr and waits
+    /// for it until `deadline` (`None`: for ever), ending with exit code 8 if it passes first.
+    /// What cannot appear by waiting is reported at once: a path whose directory is missing, and
+    /// a channel that is there but not initialised (see [`absent`]).
     pub fn open(location: Location, deadline: Option<Instant>) -> anyhow::Result<Followed> {
         interrupt::install();
         let mut created_meanwhile = false;
@@ -48,22 +49,16 @@ impl Followed {
                         created_meanwhile,
                     })
                 }
-                Err(e) if !absent(&e) => return Err(e),
-                Err(e) => {
-                    if !created_meanwhile {
-                        // A typo would otherwise wait in silence: say so, once, on stderr. A
-                        // path whose directory does not exist cannot appear: report it now.
-                        if let Some(dir) = location.path().as_deref().and_then(Path::parent) {
-                            if !dir.as_os_str().is_empty() && !dir.is_dir() {
-                                return Err(e);
-                            }
-                        }
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "mmf: no channel named '{location}' yet; waiting for it to be created{}",
-                            if deadline.is_some() { "" } else { " (--timeout bounds the wait)" }
-                        );
-                    }
+                Err(e) if !absent(&e) || !can_appear(&location) => return Err(e),
+                Err(_) if created_meanwhile => {}
+                Err(_) => {
+                    // A typo would otherwise wait in silence.
+                    let _ =
+                        writeln!(
+                        std::io::stderr(),
+                        "mmf: no channel named '{location}' yet; waiting for it to be created{}",
+                        if deadline.is_some() { "" } else { " (--timeout bounds the wait)" }
+                    );
                     created_meanwhile = true;
                 }
             }
@@ -146,6 +141,15 @@ fn left(deadline: Option<Instant>) -> Option<Duration> {
 /// The deadline `timeout` from now (`None`: no timeout, or one too far away to represent).
 pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// Whether a channel could be created at `location`: not under a path into a missing directory.
+fn can_appear(location: &Location) -> bool {
+    location
+        .path()
+        .as_deref()
+        .and_then(Path::parent)
+        .is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir())
 }
 
 /// Whether an open failed only because the channel is not there (yet). A channel that is there
