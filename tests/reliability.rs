@@ -29,6 +29,7 @@ fn child() {
     match role.as_str() {
         "writer" => publish_until_stopped(&name, 64),
         "verifier" => verifier(&name),
+        "lock-holder" => hold_lock(&name),
         other => panic!("unknown role {other}"),
     }
 }
@@ -257,6 +258,104 @@ fn a_hostile_peer_scribbling_on_a_live_mapping_causes_errors_not_crashes() {
     );
     assert!(oks + errs > 100, "the reader kept going");
     assert!(slowest < Duration::from_secs(1), "bounded: {slowest:?}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// Child role: publishes `held by <pid>` while holding the writer lock for `MMF_HOLD_MS`
+/// milliseconds; says `HOLDING` on stdout once it has the lock.
+fn hold_lock(name: &str) {
+    use std::io::Write;
+    let hold = Duration::from_millis(env_or("MMF_HOLD_MS", 1500));
+    let ch = Channel::open(name).unwrap();
+    ch.publish_with(Tag::TEXT, |w| {
+        println!("HOLDING");
+        std::io::stdout().flush()?;
+        std::thread::sleep(hold);
+        write!(w, "held by {}", std::process::id())
+    })
+    .unwrap();
+}
+
+/// The command that runs a program in a new PID namespace (with its own `/proc`), or `None`
+/// where this machine does not allow it: root can use `unshare --pid`, others need user
+/// namespaces.
+fn new_pid_namespace() -> Option<Vec<&'static str>> {
+    const BASE: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc"];
+    const USER: &[&str] = &[
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+    ];
+    [BASE, USER].into_iter().find_map(|cmd| {
+        let ok = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg("true")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| cmd.to_vec())
+    })
+}
+
+/// A writer in another PID namespace (another container sharing `/dev/shm`) holds the lock: its
+/// pid means nothing here (in a fresh namespace it is 1, which here is init, with another start
+/// time), so a writer here must not take it for dead and take the lock over, which would let
+/// two writers fill the same slot at once. It waits, and says why it gave up.
+#[test]
+fn a_writer_in_another_pid_namespace_keeps_its_lock() {
+    let Some(unshare) = new_pid_namespace() else {
+        eprintln!("SKIPPED: cannot create a PID namespace here (needs root or user namespaces)");
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("mmf-pidns-{}.mmf", std::process::id()));
+    let name = path.to_str().unwrap().to_owned();
+    let ch = Options::new()
+        .capacity(256)
+        .lock_timeout(Duration::from_millis(300))
+        .create(&Location::file(&path))
+        .unwrap();
+    ch.publish_str("before").unwrap();
+    let mut child = Command::new(unshare[0])
+        .args(&unshare[1..])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .env("MMF_CHILD", "lock-holder")
+        .env("MMF_NAME", &name)
+        .env("MMF_HOLD_MS", "1500")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The test harness prints lines of its own; the reader stays open until the child is done.
+    let mut out = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    assert!(
+        out.by_ref().map_while(Result::ok).any(|l| l == "HOLDING"),
+        "the child took the lock"
+    );
+
+    let err = ch
+        .publish_raw(Tag::TEXT, b"from this namespace")
+        .unwrap_err();
+    out.for_each(drop);
+    let status = child.wait().unwrap();
+    assert!(
+        matches!(err, mmf::core::Error::Contended { .. }),
+        "the lock was taken from a live writer: {err}"
+    );
+    assert!(err.to_string().contains("another PID namespace"), "{err}");
+    assert!(status.success(), "the lock holder finished its publish");
+    let held = ch.read_string().unwrap();
+    assert!(
+        held.starts_with("held by "),
+        "the holder's value is whole: {held:?}"
+    );
+    assert_eq!(ch.info().writer_recoveries, 0, "nobody recovered the lock");
+    // Released by its owner, the lock is free for everyone again.
+    ch.publish_str("after").unwrap();
+    assert_eq!(ch.read_string().unwrap(), "after");
+    drop(ch);
     std::fs::remove_file(&path).unwrap();
 }
 

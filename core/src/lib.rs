@@ -39,8 +39,11 @@
 //! `SIGBUS` on access past the end); mmf checks the size at open, and channels in `/dev/shm` are
 //! created 0600 so only their owner can truncate them.
 //!
-//! All processes sharing a channel must share a PID namespace: a writer that dies holding the
-//! lock is recognised by its pid and start time.
+//! Processes in different PID namespaces (containers sharing `/dev/shm`) can share a channel: a
+//! writer that dies holding the lock is recognised by its pid and start time, and a lock holder
+//! of another namespace, which cannot be checked, is never taken for dead. A writer that dies
+//! holding the lock there leaves it held for processes outside its namespace until the channel
+//! is re-created (docs/FORMAT.md §14).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -8,8 +8,9 @@
 //! waiter recovers it. The dead writer was writing a slot that is neither the latest nor pinned,
 //! and left that slot's stamp odd, so the last committed value stays readable throughout.
 //!
-//! Limitation (documented in FORMAT.md): all processes sharing a channel must share a PID
-//! namespace, or a live writer in another namespace looks dead.
+//! Owners are identified by tokens that carry their PID namespace (`os::token_alive`): an owner
+//! of another namespace cannot be checked from here, so it is never taken for dead, and only a
+//! waiter of its own namespace can recover the lock from it (FORMAT.md §5, §14).
 
 use std::time::{Duration, Instant};
 

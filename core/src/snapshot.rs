@@ -338,7 +338,7 @@ impl Snapshot {
             Err(busy) => {
                 return Err(Error::Contended {
                     name: self.name.clone(),
-                    what: format!("writer lock held by pid {}", os::token_pid(busy.owner)),
+                    what: lock_holder(busy.owner),
                     waited_ms: busy.waited.as_millis() as u64,
                 })
             }
@@ -1389,6 +1389,19 @@ impl io::Write for SlotWriter<'_> {
     }
 }
 
+/// What a writer that timed out waiting for the lock says of its holder.
+fn lock_holder(owner: u64) -> String {
+    let pid = os::token_pid(owner);
+    if os::token_foreign(owner) {
+        format!(
+            "writer lock held by pid {pid} of another PID namespace, which this process cannot \
+             check for liveness; if that writer has exited, only re-creating the channel frees \
+             the lock"
+        )
+    } else {
+        format!("writer lock held by pid {pid}")
+    }
+}
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::{choose_slot, choose_slot_by_mask};

@@ -538,6 +538,24 @@ fn open_damaged_as(in_slot: bool, damage: impl FnOnce(&mut Vec<u8>)) -> Result<C
     o.open(&s.location)
 }
 
+/// This process's PID-namespace tag as docs/FORMAT.md §5 defines it: the inode of
+/// `/proc/self/ns/pid` modulo 65535, plus 1; 0 without that file.
+fn namespace_tag() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() % 65_535 + 1)
+}
+
+/// The token of a process of this PID namespace with this pid (start time unknown), which no
+/// live process has when `pid` is beyond the largest pid Linux hands out (2^22).
+fn token_here(pid: u32) -> u64 {
+    u64::from(pid) | namespace_tag() << 32
+}
+
+/// The same pid's token in another PID namespace, whose liveness a process here cannot check.
+fn token_elsewhere(pid: u32) -> u64 {
+    u64::from(pid) | (namespace_tag() % 65_535 + 1) << 32
+}
+
 fn put_u64(bytes: &mut [u8], offset: usize, v: u64) {
     bytes[offset..offset + 8].copy_from_slice(&v.to_le_bytes());
 }
@@ -824,14 +842,16 @@ fn corrupt_frames_are_errors_on_read_not_panics() {
 fn garbage_pins_do_not_stop_writers() {
     let ch = open_damaged(|b| {
         for e in 0..4 {
-            put_u64(b, 512 + e * 64, u64::MAX); // owner: a pid that cannot exist
+            // Owners: garbage, then pids that cannot exist here and elsewhere.
+            let owner = [u64::MAX, token_elsewhere(u32::MAX), token_here(u32::MAX), 0][e];
+            put_u64(b, 512 + e * 64, owner);
             put_u64(b, 512 + e * 64 + 8, 1 + e as u64 % 3); // pins on slots
         }
     })
     .unwrap();
     assert!(!ch.is_pinned(), "no pin before the first read");
     assert_eq!(ch.read_raw().unwrap().1, b"fine");
-    assert!(ch.is_pinned(), "dead owners' entries are taken over");
+    assert!(ch.is_pinned(), "the free entry is claimed");
     for i in 0..20u8 {
         ch.publish_raw(Tag::BYTES, &[i; 64]).unwrap();
         assert_eq!(ch.read_raw().unwrap().1, [i; 64]);
@@ -849,9 +869,9 @@ fn a_dead_readers_wish_for_slots_is_cleared_by_the_next_reader() {
     w.publish_raw(Tag::BYTES, b"a").unwrap();
     assert!(in_header(), "header-only while nobody pins");
     // Entry 3: an owner that cannot be alive, asking for slots; entry 2: pinning slot 1.
-    poke(&s.path(), 512 + 3 * 64, 0x7fff_fff0 | 1 << 32);
+    poke(&s.path(), 512 + 3 * 64, token_here(0x7fff_fff0));
     poke(&s.path(), 512 + 3 * 64 + 8, u64::MAX);
-    poke(&s.path(), 512 + 2 * 64, 0x7fff_fff1 | 1 << 32);
+    poke(&s.path(), 512 + 2 * 64, token_here(0x7fff_fff1));
     poke(&s.path(), 512 + 2 * 64 + 8, 2);
     w.publish_raw(Tag::BYTES, b"b").unwrap();
     assert!(!in_header(), "a wish is honoured");
@@ -901,7 +921,7 @@ fn a_failed_publish_after_a_lock_recovery_still_leaves_the_next_writer_in_step()
     // writers' copy of it (offset 464, left at 0 here). The recovering writer's publish fails;
     // the next one, which takes the lock normally, must still publish generation 2.
     let ch = open_damaged(|b| {
-        put_u64(b, 448, u64::from(u32::MAX - 7)); // lock: a pid that cannot exist
+        put_u64(b, 448, token_here(u32::MAX - 7)); // lock: a pid that cannot exist
         put_u64(b, 464, 0); // written: behind latest
     })
     .unwrap();
@@ -919,9 +939,32 @@ fn a_failed_publish_after_a_lock_recovery_still_leaves_the_next_writer_in_step()
 
 #[test]
 fn a_dead_writers_lock_is_recovered() {
-    let ch = open_damaged(|b| put_u64(b, 448, u64::from(u32::MAX - 7))).unwrap();
+    let ch = open_damaged(|b| put_u64(b, 448, token_here(u32::MAX - 7))).unwrap();
     ch.publish_raw(Tag::TEXT, b"after recovery").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"after recovery");
+    assert_eq!(ch.info().writer_recoveries, 1);
+}
+
+/// A lock whose owner is of another PID namespace (docs/FORMAT.md §5) is never recovered from
+/// here, even when its pid does not exist here: the publish times out, says why, and the value
+/// stays. `tests/reliability.rs` does the same with a real process in a new namespace.
+#[test]
+fn a_lock_held_from_another_pid_namespace_is_not_taken() {
+    let s = Scratch::new("file");
+    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    poke(&s.path(), 448, token_elsewhere(u32::MAX - 7));
+    let ch = Options::new()
+        .lock_timeout(Duration::from_millis(30))
+        .open(&s.location)
+        .unwrap();
+    let err = ch.publish_raw(Tag::TEXT, b"lost").unwrap_err();
+    assert!(matches!(err, Error::Contended { .. }), "{err}");
+    assert!(err.to_string().contains("another PID namespace"), "{err}");
+    assert_eq!(ch.read_raw().unwrap().1, b"kept");
+    assert_eq!(ch.info().writer_recoveries, 0);
+    // Its own namespace's view: the same pid there is dead, so the lock is recovered.
+    poke(&s.path(), 448, token_here(u32::MAX - 7));
+    ch.publish_raw(Tag::TEXT, b"recovered").unwrap();
     assert_eq!(ch.info().writer_recoveries, 1);
 }
 

@@ -31,6 +31,10 @@ pub(crate) fn process_start_time(_pid: u32) -> Option<u64> {
     None
 }
 
+pub(crate) fn pid_namespace() -> Option<u64> {
+    None
+}
+
 pub(crate) const FUTEX: bool = false;
 
 pub(crate) fn wait_while(

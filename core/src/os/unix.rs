@@ -72,9 +72,21 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Identity of this process's PID namespace: the inode number of `/proc/self/ns/pid` (Linux), or
+/// `None` where there is no such file (no `/proc`, or a system without PID namespaces).
+pub(crate) fn pid_namespace() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+}
+
 /// Start time of a process in clock ticks since boot (field 22 of `/proc/PID/stat`), or `None`
-/// where `/proc` is not available.
+/// where `/proc` is not available, or is that of another PID namespace than this process's (a
+/// container that did not mount its own: `/proc/PID` would then be some other process).
 pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    let me = std::fs::read_link("/proc/self").ok()?;
+    if me.as_os_str().as_encoded_bytes() != std::process::id().to_string().as_bytes() {
+        return None;
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces: skip past the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
