@@ -206,6 +206,47 @@ fn a_killed_waiter_is_taken_off_the_count() {
     Channel::remove(&name).unwrap();
 }
 
+/// A spin longer than the wait (`Duration::MAX` included) ends at the deadline; it used to
+/// overflow `Instant` and panic.
+#[test]
+fn a_spin_never_outlasts_the_timeout() {
+    let name = unique("longspin");
+    let ch = Options::new()
+        .capacity(64)
+        .wait_spin(Duration::MAX)
+        .create(&Location::shm(&name).unwrap())
+        .unwrap();
+    let t = Instant::now();
+    assert_eq!(ch.wait_for_change(0, Duration::from_millis(30)), None);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    Channel::remove(&name).unwrap();
+}
+
+/// A free pin entry counts no waiter: a count left in one (by a peer, or a release cut short)
+/// is taken off `waiters` when the entry is claimed, or writers would wake nobody for good.
+#[test]
+fn claiming_a_free_entry_drops_a_stale_waiter_count() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("stalewait");
+    let ch = Options::new()
+        .capacity(64)
+        .readers(1)
+        .create(&Location::shm(&name).unwrap())
+        .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ch.location().path().unwrap())
+        .unwrap();
+    // FORMAT.md: `waiters` is header word 60; entry 0's `waiting` is at 512 + 16.
+    file.write_all_at(&3u64.to_le_bytes(), 480).unwrap();
+    file.write_all_at(&3u64.to_le_bytes(), 512 + 16).unwrap();
+    assert_eq!(ch.info().waiters, 3);
+    ch.read_raw().unwrap();
+    assert!(ch.is_pinned());
+    assert_eq!(ch.info().waiters, 0);
+    Channel::remove(&name).unwrap();
+}
+
 #[test]
 fn read_only_handles_wait_by_polling() {
     with_read_only_handle(

@@ -242,6 +242,9 @@ impl Snapshot {
                 self.region
                     .word(self.layout.pin(e, PIN_SLOT))
                     .store(0, Ordering::SeqCst);
+                // A free entry counts nobody; a count left in it (by a peer, or by a release
+                // that died half-way) would keep writers waking nobody.
+                self.take_waiting(e);
                 claimed = Some(e);
                 break;
             }
@@ -264,11 +267,7 @@ impl Snapshot {
             {
                 pinned.store(0, Ordering::SeqCst);
                 // The dead owner may have died while counted as a waiter: take it off the count.
-                let stale = self
-                    .region
-                    .word(self.layout.pin(e, PIN_WAITING))
-                    .swap(0, Ordering::SeqCst);
-                self.sub_waiters(stale);
+                self.take_waiting(e);
                 if claimed.is_none() {
                     return Some(e);
                 }
@@ -277,6 +276,15 @@ impl Snapshot {
             }
         }
         claimed
+    }
+
+    /// Sets entry `e`'s waiter count to 0 and takes what it held off the header's count.
+    fn take_waiting(&self, e: usize) {
+        let stale = self
+            .region
+            .word(self.layout.pin(e, PIN_WAITING))
+            .swap(0, Ordering::SeqCst);
+        self.sub_waiters(stale);
     }
 
     /// Lowers the header's waiter count by `n`, never below zero (a peer may have written
@@ -292,7 +300,12 @@ impl Snapshot {
     }
 
     /// Gives a pin entry back.
+    ///
+    /// Whatever the entry still counts as waiting is taken off `waiters` first: nothing of a
+    /// handle that is going away can still wait, but a future that was leaked (`mem::forget`)
+    /// while registered never unregistered, and would otherwise stay counted for good.
     pub(crate) fn release_pin(&self, e: usize, token: u64) {
+        self.take_waiting(e);
         self.region
             .word(self.layout.pin(e, PIN_SLOT))
             .store(0, Ordering::Release);

@@ -45,7 +45,13 @@ impl Snapshot {
             return Some(g);
         }
         if !spin.is_zero() {
-            let until = Instant::now() + spin;
+            // Never past the deadline, and no overflow for a spin of `Duration::MAX`.
+            let now = Instant::now();
+            let until = match (now.checked_add(spin), deadline) {
+                (Some(u), Some(d)) => u.min(d),
+                (Some(u), None) => u,
+                (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
+            };
             while Instant::now() < until {
                 for _ in 0..64 {
                     std::hint::spin_loop();
@@ -87,11 +93,17 @@ impl Snapshot {
     }
 
     /// Counts one waiter in the header, through pin entry `e` (so it can be repaired).
+    ///
+    /// The header's count goes up first and, in [`leave_waiting`](Snapshot::leave_waiting),
+    /// down last: a process that dies between the two adds then leaves `waiters` too high
+    /// (writers make a needless wake call) rather than too low. The other order could let the
+    /// repair of its entry subtract a count `waiters` never got, taking off another sleeper's,
+    /// whom writers would then stop waking.
     pub(crate) fn enter_waiting(&self, e: usize) {
+        self.region.word(H_WAITERS).fetch_add(1, Ordering::SeqCst);
         self.region
             .word(self.layout.pin(e, PIN_WAITING))
             .fetch_add(1, Ordering::SeqCst);
-        self.region.word(H_WAITERS).fetch_add(1, Ordering::SeqCst);
     }
 
     /// Undoes [`enter_waiting`](Snapshot::enter_waiting).
