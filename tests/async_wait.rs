@@ -53,6 +53,19 @@ fn child() {
             ch.publish_str("from another process").unwrap();
         }
         "many" => many_channels_one_thread(&name),
+        "abuse" => abuse_the_notifier(&name),
+        "wait-300ms" => {
+            let ch = Channel::create(&name, 64).unwrap();
+            let got = std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    ch.publish_str("late").unwrap();
+                });
+                block_on(ch.changed(0), Duration::from_secs(10))
+            });
+            Channel::remove(&name).unwrap();
+            print_stats(&json!({ "resolved": got }));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -178,5 +191,164 @@ fn read_only_handles_are_polled() {
             w.publish_str("seen").unwrap();
         },
         |r| assert_eq!(block_on(r.changed(0), Duration::from_secs(5)), Some(1)),
+    );
+}
+
+/// A waker that runs `on_wake` when woken (an inline executor's, say).
+struct OnWake(Box<dyn Fn() + Send + Sync>);
+
+impl Wake for OnWake {
+    fn wake(self: Arc<Self>) {
+        (self.0)();
+    }
+}
+
+/// Polls `f` once with `waker`, expecting it to be pending.
+fn poll_pending<F: Future + Unpin>(f: &mut F, waker: &Waker) {
+    let mut cx = Context::from_waker(waker);
+    assert!(Pin::new(f).poll(&mut cx).is_pending());
+}
+
+/// Child role: what safe code may do to the process-wide notifier, each followed by a check
+/// that the notifier still works; prints `STATS` only if it survived all of it.
+fn abuse_the_notifier(prefix: &str) {
+    let writer = Channel::create(&format!("{prefix}-w"), 64).unwrap();
+    // 1. A registered future leaked with `mem::forget`, then its channel dropped: the mapping
+    //    goes while the notifier still had its address, and the waiter count stayed up.
+    let leaked = Channel::open(&format!("{prefix}-w")).unwrap();
+    let mut f = leaked.changed(0);
+    poll_pending(&mut f, &waker());
+    assert_eq!(writer.info().waiters, 1);
+    std::mem::forget(f);
+    drop(leaked);
+    assert_eq!(
+        writer.info().waiters,
+        0,
+        "the closed handle's count went with it"
+    );
+    // Unrelated mappings may now take the old address; the notifier must not touch it.
+    let fillers: Vec<Channel> = (0..8).map(|_| Channel::anonymous(64).unwrap()).collect();
+    writer.publish_str("one").unwrap();
+    assert_eq!(block_on(writer.changed(0), Duration::from_secs(5)), Some(1));
+
+    // 2. A waker that drops a pending future of its own when woken: the drop unregisters, which
+    //    takes the notifier's lock, so the notifier must not hold it while waking.
+    let other: &'static Channel = Box::leak(Box::new(Channel::anonymous(64).unwrap()));
+    let slot: Arc<std::sync::Mutex<Option<mmf::core::Changed<'static>>>> = Arc::default();
+    let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w: Waker = Arc::new(OnWake({
+        let (slot, woken) = (slot.clone(), woken.clone());
+        Box::new(move || {
+            drop(slot.lock().unwrap().take());
+            woken.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    }))
+    .into();
+    let mut first = other.changed(0);
+    poll_pending(&mut first, &w);
+    let mut second = other.changed(0);
+    poll_pending(&mut second, &waker());
+    *slot.lock().unwrap() = Some(second);
+    other.publish_raw(Tag::TEXT, b"two").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !woken.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the waker never ran");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(first);
+    writer.publish_str("three").unwrap();
+    assert_eq!(
+        block_on(writer.changed(1), Duration::from_secs(5)),
+        Some(2),
+        "the notifier is not deadlocked"
+    );
+
+    // 3. A waker that panics must not stop the notifier thread. (Its panic message is
+    //    expected: kept off stderr, any other panic's is not.)
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"a buggy executor") {
+            hook(info);
+        }
+    }));
+    let panicky: Waker = Arc::new(OnWake(Box::new(|| panic!("a buggy executor")))).into();
+    let mut doomed = writer.changed(2);
+    poll_pending(&mut doomed, &panicky);
+    writer.publish_str("four").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(doomed);
+    writer.publish_str("five").unwrap();
+    assert_eq!(
+        block_on(writer.changed(3), Duration::from_secs(5)),
+        Some(4),
+        "the notifier survived a panicking waker"
+    );
+    drop(fillers);
+    Channel::remove(&format!("{prefix}-w")).unwrap();
+    print_stats(&json!({"survived": true}));
+}
+
+/// Leaking a registered future, a waker that drops another future, and a panicking waker, all
+/// in safe code: the notifier thread must neither touch unmapped memory, nor deadlock, nor die
+/// (each did before; the first killed the process with SIGSEGV). Run in a child process, with a
+/// watchdog, so that a failure is reported rather than taking the test binary down or hanging.
+#[test]
+fn the_notifier_survives_leaks_reentrant_and_panicking_wakers() {
+    let mut child = spawn_child("abuse", &[("MMF_NAME", unique("abuse"))]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the child hung (a deadlocked notifier)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = child_stats(child);
+    assert_eq!(stats["survived"], true);
+}
+
+/// Where `futex_waitv` fails for good (a seccomp filter answering `EPERM`, as Docker's and
+/// systemd's do for calls they do not know), the notifier thread must fall back to polling
+/// every millisecond, not call it again at once: it did, some 45,000 times a second, a core
+/// for as long as the process lived. `strace` injects the error; the count of calls it logs
+/// tells a poll from a spin.
+#[test]
+fn a_refused_futex_waitv_makes_the_notifier_poll_not_spin() {
+    let log = std::env::temp_dir().join(format!("mmf-strace-{}.log", std::process::id()));
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=futex_waitv", "-e"])
+        .arg("inject=futex_waitv:error=EPERM")
+        .arg("-o")
+        .arg(&log)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .env("MMF_CHILD", "wait-300ms")
+        .env("MMF_NAME", unique("eperm"))
+        .output();
+    let traced = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let Some(out) = out
+        .ok()
+        .filter(|o| o.status.success() || !traced.is_empty())
+    else {
+        eprintln!("SKIPPED: strace is not available or may not trace here");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    assert!(
+        stdout.contains(r#"STATS {"resolved":1}"#),
+        "the future resolved by polling: {stdout}"
+    );
+    let calls = traced
+        .lines()
+        .filter(|l| l.contains("futex_waitv("))
+        .count();
+    // Polling makes at most one call a millisecond: ~300 in ~300 ms. A spin makes as many as
+    // strace lets it (each traced call stops the process): ~2,000 here, tens of thousands
+    // untraced.
+    assert!(
+        calls < 600,
+        "{calls} futex_waitv calls in ~300 ms: the notifier spins"
     );
 }

@@ -946,6 +946,9 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
+        // Before the mapping goes: the notifier thread must not touch it afterwards.
+        #[cfg(feature = "async")]
+        crate::notify::forget_channel(std::ptr::from_ref(self.latest_word()) as usize);
         if let Some(Some(e)) = self.pin.get() {
             self.snap.release_pin(*e, self.token);
         }

@@ -38,8 +38,11 @@ pub struct Changed<'a> {
 }
 
 struct Registration {
-    /// Address of the channel's `latest` word; valid while the registration exists, because
-    /// the future that made it borrows the channel and removes it (under the lock) when dropped.
+    /// Address of the channel's `latest` word; valid while the registration exists. The future
+    /// that made it borrows the channel and removes it (under the lock) when dropped; a future
+    /// that is never dropped (`mem::forget`, which safe code may do) cannot, so the channel's own
+    /// `Drop` removes what is left of its registrations, under the same lock, before it unmaps
+    /// ([`forget_channel`]).
     word: usize,
     expected: u32,
     waker: Waker,
@@ -53,8 +56,10 @@ struct Notifier {
     control: AtomicU32,
 }
 
+/// The process's notifier, once started.
+static N: OnceLock<&'static Notifier> = OnceLock::new();
+
 fn notifier() -> &'static Notifier {
-    static N: OnceLock<&'static Notifier> = OnceLock::new();
     N.get_or_init(|| {
         let n: &'static Notifier = Box::leak(Box::new(Notifier {
             regs: Mutex::new(HashMap::new()),
@@ -90,13 +95,15 @@ impl Notifier {
             };
             let slept = self.sleep(control, &words, overflow);
             if !slept {
+                // No `futex_waitv` (an old kernel, a seccomp filter that refuses it) or a failed
+                // call: poll instead of spinning on the error.
                 std::thread::sleep(Duration::from_millis(1));
             }
             self.wake_moved();
         }
     }
 
-    /// One `futex_waitv`; false if the kernel lacks it (the caller then polls).
+    /// One `futex_waitv`; false if it could not sleep (the caller then polls).
     #[cfg(target_os = "linux")]
     fn sleep(&self, control: u32, words: &[(usize, u32)], overflow: bool) -> bool {
         use crate::os::{FutexWaitv, FUTEX2_PRIVATE, FUTEX2_SIZE_U32};
@@ -122,9 +129,10 @@ impl Notifier {
         };
         // SAFETY: the control word lives in a leaked, never-freed `Notifier`. Each channel word
         // is the first half of a live `latest` word: a registration is removed (under the lock,
-        // bumping `control`) before its channel can be dropped, and if that happens after we
-        // copied its address, the bumped control word makes the call return at once; an
-        // address unmapped in between gives EFAULT, not undefined behaviour.
+        // bumping `control`) before its channel is unmapped (by its future's drop, or else by
+        // the channel's, see `Registration::word`), and if that happens after we copied its
+        // address, the bumped control word makes the call return at once; an address unmapped
+        // in between gives EFAULT (then we poll), not undefined behaviour: the kernel only reads.
         unsafe { crate::os::futex_waitv(&entries, timeout) }
     }
 
@@ -134,18 +142,25 @@ impl Notifier {
     }
 
     /// Wakes and drops every registration whose channel's `latest` moved.
+    ///
+    /// The wakers run after the lock is released: a waker may poll or drop a `Changed` on the
+    /// spot (an inline executor, or the last reference to a task), which takes the same lock. A
+    /// waker that panics is contained here, so that it cannot stop this thread, and with it every
+    /// async wait of the process.
     fn wake_moved(&self) {
-        let mut regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
-        regs.retain(|_, r| {
-            // SAFETY: see `Registration::word`: we hold the lock, so the channel is alive.
-            let now = unsafe { &*(r.word as *const AtomicU64) }.load(Ordering::SeqCst);
-            if now as u32 != r.expected {
-                r.waker.wake_by_ref();
-                false
-            } else {
-                true
-            }
-        });
+        let moved: Vec<Registration> = {
+            let mut regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
+            regs.extract_if(|_, r| {
+                // SAFETY: see `Registration::word`: we hold the lock, so the channel is mapped.
+                let now = unsafe { &*(r.word as *const AtomicU64) }.load(Ordering::SeqCst);
+                now as u32 != r.expected
+            })
+            .map(|(_, r)| r)
+            .collect()
+        };
+        for r in moved {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.waker.wake()));
+        }
     }
 
     fn rearm(&self) {
@@ -153,6 +168,25 @@ impl Notifier {
         #[cfg(target_os = "linux")]
         crate::os::wake_private(&self.control);
     }
+}
+
+/// Removes the registrations left on the channel whose `latest` word is at `word`: called by
+/// the channel's `Drop`, before it unmaps. A live `Changed` borrows its channel, so the only
+/// registrations left then are those of futures that were leaked without being dropped; the
+/// channel's pin entry, released right after, takes their waiter counts with it.
+pub(crate) fn forget_channel(word: usize) {
+    let Some(n) = N.get() else { return };
+    let left: Vec<Registration> = {
+        let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
+        regs.extract_if(|_, r| r.word == word)
+            .map(|(_, r)| r)
+            .collect()
+    };
+    if !left.is_empty() {
+        n.rearm();
+    }
+    // Their wakers are dropped here, outside the lock (see `wake_moved`).
+    drop(left);
 }
 
 impl Channel {
@@ -199,11 +233,12 @@ impl Future for Changed<'_> {
         }
         let n = notifier();
         let word = std::ptr::from_ref(self.ch.latest_word()) as usize;
-        let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
         let ch = self.ch;
+        // Counted as a waiter (claiming a pin entry on a handle's first wait) outside the lock.
         let (id, entry) = *self
             .reg
             .get_or_insert_with(|| (n.next_id.fetch_add(1, Ordering::Relaxed), ch.waiter_enter()));
+        let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
         let previous = regs.insert(
             id,
             Registration {
@@ -214,6 +249,7 @@ impl Future for Changed<'_> {
             },
         );
         drop(regs);
+        // (`previous`, and the waker it holds, is dropped at the end, outside the lock.)
         // The notifier thread only needs to re-arm when its set of futex words or their
         // expected values changed; a repeated poll that merely refreshes the waker costs no
         // system call.
@@ -228,7 +264,9 @@ impl Changed<'_> {
     fn unregister(&mut self) {
         if let Some((id, entry)) = self.reg.take() {
             let n = notifier();
-            n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            let removed = n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            // Its waker is dropped outside the lock (see `wake_moved`).
+            drop(removed);
             n.rearm();
             if let Some(e) = entry {
                 self.ch.waiter_leave(e);

@@ -178,7 +178,9 @@ pub(crate) const FUTEX2_SIZE_U32: u32 = 0x02;
 pub(crate) const FUTEX2_PRIVATE: u32 = 128;
 
 /// Sleeps until any of `waiters` is woken or differs from its expected value, or `timeout`
-/// passes. Returns `false` if the kernel has no `futex_waitv` (before Linux 5.16).
+/// passes. Returns `false` if it could not sleep: the kernel has no `futex_waitv` (before Linux
+/// 5.16), a seccomp filter refuses it (`EPERM`), or the call failed (`EFAULT`, `EINVAL`,
+/// `ENOMEM`); the caller must then not call again at once, or it would spin.
 ///
 /// # Safety
 /// Every `uaddr` must be the address of a 4-byte-aligned `u32` that stays mapped for the call
@@ -211,7 +213,11 @@ pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Dur
             libc::CLOCK_MONOTONIC,
         )
     };
-    !(rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+    rc >= 0
+        || matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT)
+        )
 }
 
 /// Wakes every thread of this process sleeping on the private futex `word`.
