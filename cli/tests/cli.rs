@@ -388,6 +388,32 @@ fn file_backed_channels_persist_with_their_mode() {
     assert!(path.exists(), "a foreign file is never removed");
 }
 
+/// A channel of another layout version (from an older mmf) is refused with what to do, and
+/// `new --force` re-creates it.
+#[test]
+fn another_layout_version_is_refused_with_a_way_out() {
+    use std::os::unix::fs::FileExt;
+    let e = Env::new("oldlayout");
+    e.ok(&["new", "./old.mmf", "--size", "64"]);
+    e.ok(&["out", "./old.mmf", "kept"]);
+    let path = e.dir.join("old.mmf");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&3u64.to_le_bytes(), 8).unwrap(); // FORMAT.md §4: `version`
+    fails(
+        &e.run(&["read", "./old.mmf"]),
+        1,
+        "has layout version 3, this build reads version 4",
+    );
+    fails(
+        &e.run(&["out", "./old.mmf", "new"]),
+        1,
+        "`mmf new ./old.mmf --size SIZE --force` re-creates it",
+    );
+    e.ok(&["new", "./old.mmf", "--size", "64", "--force"]);
+    e.ok(&["out", "./old.mmf", "again"]);
+    assert_eq!(e.ok(&["read", "./old.mmf"]), "again\n");
+}
+
 #[test]
 fn info_and_list() {
     let e = Env::new("list");
