@@ -261,16 +261,15 @@ fn a_hostile_peer_scribbling_on_a_live_mapping_causes_errors_not_crashes() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// Child role: publishes `held by <pid>` while holding the writer lock for `MMF_HOLD_MS`
-/// milliseconds; says `HOLDING` on stdout once it has the lock.
+/// Child role: publishes `held by <pid>` while holding the writer lock until its standard
+/// input closes; says `HOLDING` on stdout once it has the lock.
 fn hold_lock(name: &str) {
-    use std::io::Write;
-    let hold = Duration::from_millis(env_or("MMF_HOLD_MS", 1500));
+    use std::io::{Read, Write};
     let ch = Channel::open(name).unwrap();
     ch.publish_with(Tag::TEXT, |w| {
         println!("HOLDING");
         std::io::stdout().flush()?;
-        std::thread::sleep(hold);
+        std::io::stdin().read_to_end(&mut Vec::new())?;
         write!(w, "held by {}", std::process::id())
     })
     .unwrap();
@@ -280,13 +279,15 @@ fn hold_lock(name: &str) {
 /// where this machine does not allow it: root can use `unshare --pid`, others need user
 /// namespaces.
 fn new_pid_namespace() -> Option<Vec<&'static str>> {
-    const BASE: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc"];
+    // `--kill-child`: killing `unshare` kills the namespace's first process, and with it all.
+    const BASE: &[&str] = &["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
     const USER: &[&str] = &[
         "unshare",
         "--user",
         "--map-root-user",
         "--pid",
         "--fork",
+        "--kill-child",
         "--mount-proc",
     ];
     [BASE, USER].into_iter().find_map(|cmd| {
@@ -300,12 +301,36 @@ fn new_pid_namespace() -> Option<Vec<&'static str>> {
     })
 }
 
+/// Starts a lock holder in a new PID namespace and waits until it holds the lock; its stdin is
+/// piped (closing it lets the holder finish) and its stdout drained in the background.
+fn lock_holder_elsewhere(unshare: &[&str], name: &str) -> std::process::Child {
+    let mut child = Command::new(unshare[0])
+        .args(&unshare[1..])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .env("MMF_CHILD", "lock-holder")
+        .env("MMF_NAME", name)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The test harness prints lines of its own.
+    let mut out = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    assert!(
+        out.by_ref().map_while(Result::ok).any(|l| l == "HOLDING"),
+        "the child took the lock"
+    );
+    std::thread::spawn(move || out.for_each(drop));
+    child
+}
+
 /// A writer in another PID namespace (another container sharing `/dev/shm`) holds the lock: its
 /// pid means nothing here (in a fresh namespace it is 1, which here is init, with another start
-/// time), so a writer here must not take it for dead and take the lock over, which would let
-/// two writers fill the same slot at once. It waits, and says why it gave up.
+/// time). A writer here must neither take the lock from it while it lives, which would let two
+/// writers fill the same slot at once, nor wait for good once it died: the kernel lock its token
+/// stands for tells the two apart across namespaces.
 #[test]
-fn a_writer_in_another_pid_namespace_keeps_its_lock() {
+fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
     let Some(unshare) = new_pid_namespace() else {
         eprintln!("SKIPPED: cannot create a PID namespace here (needs root or user namespaces)");
         return;
@@ -318,44 +343,42 @@ fn a_writer_in_another_pid_namespace_keeps_its_lock() {
         .create(&Location::file(&path))
         .unwrap();
     ch.publish_str("before").unwrap();
-    let mut child = Command::new(unshare[0])
-        .args(&unshare[1..])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-        .env("MMF_CHILD", "lock-holder")
-        .env("MMF_NAME", &name)
-        .env("MMF_HOLD_MS", "1500")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The test harness prints lines of its own; the reader stays open until the child is done.
-    let mut out = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    assert!(
-        out.by_ref().map_while(Result::ok).any(|l| l == "HOLDING"),
-        "the child took the lock"
-    );
 
-    let err = ch
-        .publish_raw(Tag::TEXT, b"from this namespace")
-        .unwrap_err();
-    out.for_each(drop);
-    let status = child.wait().unwrap();
+    // Alive: no takeover, however long the wait.
+    let mut child = lock_holder_elsewhere(&unshare, &name);
+    let err = ch.publish_raw(Tag::TEXT, b"too soon").unwrap_err();
     assert!(
         matches!(err, mmf::core::Error::Contended { .. }),
         "the lock was taken from a live writer: {err}"
     );
-    assert!(err.to_string().contains("another PID namespace"), "{err}");
-    assert!(status.success(), "the lock holder finished its publish");
+    assert!(err.to_string().contains("which is alive"), "{err}");
+    drop(child.stdin.take()); // let it finish its publish
+    assert!(child.wait().unwrap().success(), "the holder published");
     let held = ch.read_string().unwrap();
-    assert!(
-        held.starts_with("held by "),
-        "the holder's value is whole: {held:?}"
-    );
+    assert!(held.starts_with("held by "), "the holder's value: {held:?}");
     assert_eq!(ch.info().writer_recoveries, 0, "nobody recovered the lock");
-    // Released by its owner, the lock is free for everyone again.
-    ch.publish_str("after").unwrap();
+    ch.publish_str("between").unwrap();
+
+    // Killed while holding it: the next writer here recovers the lock, and the value it had
+    // published last stays readable throughout.
+    let mut child = lock_holder_elsewhere(&unshare, &name);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(ch.read_string().unwrap(), "between");
+    // (`unshare` may return before the namespace's processes are gone: a writer with time to
+    // wait sees the lock go with them.)
+    let patient = Options::new()
+        .lock_timeout(Duration::from_secs(20))
+        .open(&Location::file(&path))
+        .unwrap();
+    patient.publish_str("after").unwrap();
     assert_eq!(ch.read_string().unwrap(), "after");
-    drop(ch);
+    assert_eq!(
+        ch.info().writer_recoveries,
+        1,
+        "recovered from the dead holder"
+    );
+    drop((ch, patient));
     std::fs::remove_file(&path).unwrap();
 }
 

@@ -267,6 +267,7 @@ impl Options {
             checksum: self.checksum,
             name,
             header_only: true,
+            liveness: os::Liveness::default(),
         };
         snap.init(
             self.flags(),
@@ -406,6 +407,7 @@ impl Options {
             checksum: self.checksum,
             name: "(anonymous)".into(),
             header_only: true,
+            liveness: os::Liveness::default(),
         };
         snap.init(
             self.flags(),
@@ -427,9 +429,14 @@ impl Options {
     fn finish(&self, mut snap: Snapshot, location: Location, file: Option<File>) -> Channel {
         snap.header_only = self.header_only;
         // A read-only handle neither locks nor pins, so it needs no identity (and skips the
-        // `/proc` read that computing one costs: `mmf read` in a shell loop notices).
+        // `/proc` reads and the lock that computing one costs: `mmf read` in a shell loop
+        // notices). A read-write one on a file holds its token's kernel lock on it, and judges
+        // other owners through the same file (`os::Liveness`).
         let token = if snap.region.writable() {
-            os::self_token()
+            if let Some(f) = &file {
+                snap.liveness = os::Liveness::of(f.try_clone().ok());
+            }
+            os::claim_token(file.as_ref())
         } else {
             0
         };
@@ -1083,6 +1090,7 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         checksum,
         name,
         header_only: true,
+        liveness: os::Liveness::default(),
     })
 }
 

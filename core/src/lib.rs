@@ -39,11 +39,12 @@
 //! `SIGBUS` on access past the end); mmf checks the size at open, and channels in `/dev/shm` are
 //! created 0600 so only their owner can truncate them.
 //!
-//! Processes in different PID namespaces (containers sharing `/dev/shm`) can share a channel: a
-//! writer that dies holding the lock is recognised by its pid and start time, and a lock holder
-//! of another namespace, which cannot be checked, is never taken for dead. A writer that dies
-//! holding the lock there leaves it held for processes outside its namespace until the channel
-//! is re-created (docs/FORMAT.md §14).
+//! Processes in different PID namespaces (containers sharing `/dev/shm`) can share a channel:
+//! every read-write handle on a channel file holds a kernel lock (an open-file-description lock
+//! on a byte of the file) that says its process is alive, so a writer that dies holding the
+//! writer lock is recognised as dead, and a live one as alive, whatever namespaces the two are
+//! in. Where that lock is not available, liveness falls back to pids, and an owner of another
+//! PID namespace is then never taken for dead (docs/FORMAT.md §5, §14).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -1,16 +1,16 @@
 //! Writer exclusion across processes, without a kernel lock on the fast path.
 //!
-//! The lock is one header word: 0 when free, else the owner's token (pid and start time, see
-//! `os::self_token`). Acquiring is one compare-and-swap. A writer that finds the word taken spins
-//! briefly, then yields, and from time to time asks the OS whether the owner is still alive: an
-//! owner that died (SIGKILL mid-publish) is detected by its missing pid or a different start time,
-//! and the waiter takes the lock over with a compare-and-swap from the dead token, so exactly one
+//! The lock is one header word: 0 when free, else the owner's token (`os::token_pid`).
+//! Acquiring is one compare-and-swap. A writer that finds the word taken spins briefly, then
+//! yields, and from time to time asks the OS whether the owner is still alive: an owner that
+//! died (SIGKILL mid-publish) no longer holds its kernel lock on the channel file (or, judged by
+//! pid, has a missing pid or a different start time), and the waiter takes the lock over with a compare-and-swap from the dead token, so exactly one
 //! waiter recovers it. The dead writer was writing a slot that is neither the latest nor pinned,
 //! and left that slot's stamp odd, so the last committed value stays readable throughout.
 //!
-//! Owners are identified by tokens that carry their PID namespace (`os::token_alive`): an owner
-//! of another namespace cannot be checked from here, so it is never taken for dead, and only a
-//! waiter of its own namespace can recover the lock from it (FORMAT.md §5, §14).
+//! Whether an owner is alive is `os::Liveness`'s to say: by the kernel lock every read-write
+//! handle on a file holds (across PID namespaces), else by pid within one namespace; an owner
+//! that cannot be judged is never taken for dead (FORMAT.md §5, §14).
 
 use std::time::{Duration, Instant};
 
@@ -33,11 +33,16 @@ const LIVENESS_EVERY: Duration = Duration::from_millis(1);
 ///
 /// The uncontended case, one compare-and-swap, is inlined into the publish; the wait is not.
 #[inline(always)]
-pub(crate) fn acquire(word: &AtomicU64, token: u64, timeout: Duration) -> Result<bool, Busy> {
+pub(crate) fn acquire(
+    word: &AtomicU64,
+    token: u64,
+    timeout: Duration,
+    live: &os::Liveness,
+) -> Result<bool, Busy> {
     if try_acquire(word, token) {
         return Ok(false);
     }
-    acquire_contended(word, token, timeout)
+    acquire_contended(word, token, timeout, live)
 }
 
 /// Takes the writer lock for `token` if it is free: one compare-and-swap, no waiting.
@@ -52,7 +57,12 @@ pub(crate) fn try_acquire(word: &AtomicU64, token: u64) -> bool {
 /// [`acquire`] after its first compare-and-swap failed: spin, yield, check the owner's liveness.
 #[cold]
 #[inline(never)]
-fn acquire_contended(word: &AtomicU64, token: u64, timeout: Duration) -> Result<bool, Busy> {
+fn acquire_contended(
+    word: &AtomicU64,
+    token: u64,
+    timeout: Duration,
+    live: &os::Liveness,
+) -> Result<bool, Busy> {
     let start = Instant::now();
     let mut next_check = Duration::ZERO;
     let mut round = 0u32;
@@ -71,7 +81,7 @@ fn acquire_contended(word: &AtomicU64, token: u64, timeout: Duration) -> Result<
             let waited = start.elapsed();
             if waited >= next_check {
                 next_check = waited + LIVENESS_EVERY;
-                if cur != token && !os::token_alive(cur) {
+                if cur != token && !live.alive(cur) {
                     if word
                         .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
                         .is_ok()

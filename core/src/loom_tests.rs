@@ -31,6 +31,7 @@ fn channel_with(readers: usize, checksum: bool) -> Arc<Snapshot> {
         checksum,
         name: "loom".into(),
         header_only: true,
+        liveness: crate::os::Liveness::default(),
     };
     snap.init(u64::from(checksum), 1, 0, 0);
     Arc::new(snap)

@@ -107,6 +107,9 @@ pub(crate) struct Snapshot {
     /// Whether this handle may publish small values in the header only (`Options::header_only`;
     /// set when the handle is finished, `true` until then).
     pub header_only: bool,
+    /// How this handle tells whether a lock or pin owner is alive (set when a read-write handle
+    /// on a file is finished; checks by pid until then).
+    pub liveness: os::Liveness,
 }
 
 /// Outcome of one attempt at copying a slot.
@@ -260,7 +263,7 @@ impl Snapshot {
             let cur = owner(e).load(Ordering::Relaxed);
             if cur != 0
                 && cur != token
-                && !os::token_alive(cur)
+                && !self.liveness.alive(cur)
                 && owner(e)
                     .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
@@ -342,7 +345,7 @@ impl Snapshot {
         }
         let h = self.fixed();
         let lock_word = &h[H_LOCK];
-        let recovered = match lock::acquire(lock_word, token, t.lock) {
+        let recovered = match lock::acquire(lock_word, token, t.lock, &self.liveness) {
             Ok(false) => false,
             Ok(true) => {
                 h[H_RECOVERIES].fetch_add(1, Ordering::Relaxed);
@@ -1405,11 +1408,19 @@ impl io::Write for SlotWriter<'_> {
 /// What a writer that timed out waiting for the lock says of its holder.
 fn lock_holder(owner: u64) -> String {
     let pid = os::token_pid(owner);
-    if os::token_foreign(owner) {
+    let place = if os::token_foreign(owner) {
+        " of another PID namespace"
+    } else {
+        ""
+    };
+    if owner & os::KERNEL_HELD != 0 {
+        // The kernel vouches for it: the holder has the channel open and is alive.
+        format!("writer lock held by pid {pid}{place}, which is alive")
+    } else if os::token_foreign(owner) {
         format!(
-            "writer lock held by pid {pid} of another PID namespace, which this process cannot \
-             check for liveness; if that writer has exited, only re-creating the channel frees \
-             the lock"
+            "writer lock held by pid {pid}{place}, which cannot be checked for liveness from \
+             here; if it has exited, a writer of its namespace recovers the lock, or \
+             re-creating the channel frees it"
         )
     } else {
         format!("writer lock held by pid {pid}")

@@ -539,21 +539,46 @@ fn open_damaged_as(in_slot: bool, damage: impl FnOnce(&mut Vec<u8>)) -> Result<C
 }
 
 /// This process's PID-namespace tag as docs/FORMAT.md §5 defines it: the inode of
-/// `/proc/self/ns/pid` modulo 65535, plus 1; 0 without that file.
+/// `/proc/self/ns/pid` modulo 2^26 - 2, plus 1; 0 without that file.
 fn namespace_tag() -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() % 65_535 + 1)
+    const M: u64 = (1 << 26) - 2;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() % M + 1)
 }
 
-/// The token of a process of this PID namespace with this pid (start time unknown), which no
-/// live process has when `pid` is beyond the largest pid Linux hands out (2^22).
+/// The largest pid a token holds (22 bits), which no live process has in practice.
+const NO_PID: u32 = (1 << 22) - 1;
+
+/// A token judged by pid (no kernel lock, bit 63 clear, start time unknown) of a process of
+/// this PID namespace with this pid.
 fn token_here(pid: u32) -> u64 {
-    u64::from(pid) | namespace_tag() << 32
+    u64::from(pid) | namespace_tag() << 22
 }
 
 /// The same pid's token in another PID namespace, whose liveness a process here cannot check.
 fn token_elsewhere(pid: u32) -> u64 {
-    u64::from(pid) | (namespace_tag() % 65_535 + 1) << 32
+    u64::from(pid) | (namespace_tag() % ((1 << 26) - 2) + 1) << 22
+}
+
+/// Bit 63 of a token: its process holds a lock on the token's byte of the channel file.
+const KERNEL_HELD: u64 = 1 << 63;
+
+/// Takes a shared open-file-description lock on byte `offset` of the file at `path`, as the
+/// process of a kernel-held token does; held while the returned file stays open.
+fn hold_byte(path: &std::path::Path, offset: u64) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    let mut fl = libc::flock {
+        l_type: libc::F_RDLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: offset as libc::off_t,
+        l_len: 1,
+        l_pid: 0,
+    };
+    // SAFETY: a valid descriptor and a `flock` that outlives the call.
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    f
 }
 
 fn put_u64(bytes: &mut [u8], offset: usize, v: u64) {
@@ -843,7 +868,7 @@ fn garbage_pins_do_not_stop_writers() {
     let ch = open_damaged(|b| {
         for e in 0..4 {
             // Owners: garbage, then pids that cannot exist here and elsewhere.
-            let owner = [u64::MAX, token_elsewhere(u32::MAX), token_here(u32::MAX), 0][e];
+            let owner = [u64::MAX, token_elsewhere(NO_PID), token_here(NO_PID), 0][e];
             put_u64(b, 512 + e * 64, owner);
             put_u64(b, 512 + e * 64 + 8, 1 + e as u64 % 3); // pins on slots
         }
@@ -869,9 +894,9 @@ fn a_dead_readers_wish_for_slots_is_cleared_by_the_next_reader() {
     w.publish_raw(Tag::BYTES, b"a").unwrap();
     assert!(in_header(), "header-only while nobody pins");
     // Entry 3: an owner that cannot be alive, asking for slots; entry 2: pinning slot 1.
-    poke(&s.path(), 512 + 3 * 64, token_here(0x7fff_fff0));
+    poke(&s.path(), 512 + 3 * 64, token_here(NO_PID));
     poke(&s.path(), 512 + 3 * 64 + 8, u64::MAX);
-    poke(&s.path(), 512 + 2 * 64, token_here(0x7fff_fff1));
+    poke(&s.path(), 512 + 2 * 64, token_here(NO_PID - 1));
     poke(&s.path(), 512 + 2 * 64 + 8, 2);
     w.publish_raw(Tag::BYTES, b"b").unwrap();
     assert!(!in_header(), "a wish is honoured");
@@ -921,7 +946,7 @@ fn a_failed_publish_after_a_lock_recovery_still_leaves_the_next_writer_in_step()
     // writers' copy of it (offset 464, left at 0 here). The recovering writer's publish fails;
     // the next one, which takes the lock normally, must still publish generation 2.
     let ch = open_damaged(|b| {
-        put_u64(b, 448, token_here(u32::MAX - 7)); // lock: a pid that cannot exist
+        put_u64(b, 448, token_here(NO_PID - 7)); // lock: a pid that cannot exist
         put_u64(b, 464, 0); // written: behind latest
     })
     .unwrap();
@@ -939,7 +964,7 @@ fn a_failed_publish_after_a_lock_recovery_still_leaves_the_next_writer_in_step()
 
 #[test]
 fn a_dead_writers_lock_is_recovered() {
-    let ch = open_damaged(|b| put_u64(b, 448, token_here(u32::MAX - 7))).unwrap();
+    let ch = open_damaged(|b| put_u64(b, 448, token_here(NO_PID - 7))).unwrap();
     ch.publish_raw(Tag::TEXT, b"after recovery").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"after recovery");
     assert_eq!(ch.info().writer_recoveries, 1);
@@ -952,7 +977,7 @@ fn a_dead_writers_lock_is_recovered() {
 fn a_lock_held_from_another_pid_namespace_is_not_taken() {
     let s = Scratch::new("file");
     s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
-    poke(&s.path(), 448, token_elsewhere(u32::MAX - 7));
+    poke(&s.path(), 448, token_elsewhere(NO_PID - 7));
     let ch = Options::new()
         .lock_timeout(Duration::from_millis(30))
         .open(&s.location)
@@ -963,8 +988,32 @@ fn a_lock_held_from_another_pid_namespace_is_not_taken() {
     assert_eq!(ch.read_raw().unwrap().1, b"kept");
     assert_eq!(ch.info().writer_recoveries, 0);
     // Its own namespace's view: the same pid there is dead, so the lock is recovered.
-    poke(&s.path(), 448, token_here(u32::MAX - 7));
+    poke(&s.path(), 448, token_here(NO_PID - 7));
     ch.publish_raw(Tag::TEXT, b"recovered").unwrap();
+    assert_eq!(ch.info().writer_recoveries, 1);
+}
+
+/// A kernel-held token (bit 63) is judged by the lock on its byte of the file, whatever its pid
+/// and namespace say: alive while any open file description holds it, dead once none does.
+#[test]
+fn a_kernel_held_lock_lives_exactly_as_long_as_its_file_lock() {
+    let s = Scratch::new("file");
+    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    // Another namespace and a pid that does not exist: by pid this could not be judged at all.
+    let token = token_elsewhere(NO_PID - 3) | KERNEL_HELD;
+    let held = hold_byte(&s.path(), token & !KERNEL_HELD);
+    poke(&s.path(), 448, token);
+    let ch = Options::new()
+        .lock_timeout(Duration::from_millis(30))
+        .open(&s.location)
+        .unwrap();
+    let err = ch.publish_raw(Tag::TEXT, b"lost").unwrap_err();
+    assert!(matches!(err, Error::Contended { .. }), "{err}");
+    assert!(err.to_string().contains("which is alive"), "{err}");
+    assert_eq!(ch.read_raw().unwrap().1, b"kept");
+    drop(held); // the holder's process exits: the kernel drops its lock
+    ch.publish_raw(Tag::TEXT, b"recovered").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"recovered");
     assert_eq!(ch.info().writer_recoveries, 1);
 }
 

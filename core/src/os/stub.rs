@@ -35,6 +35,14 @@ pub(crate) fn pid_namespace() -> Option<u64> {
     None
 }
 
+pub(crate) fn lock_shared_byte(_file: &File, _offset: u64) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+pub(crate) fn byte_locked(_file: &File, _offset: u64) -> io::Result<bool> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 pub(crate) const FUTEX: bool = false;
 
 pub(crate) fn wait_while(

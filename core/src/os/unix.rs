@@ -72,19 +72,108 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Identity of this process's PID namespace: the inode number of `/proc/self/ns/pid` (Linux), or
-/// `None` where there is no such file (no `/proc`, or a system without PID namespaces).
+/// Identity of this process's PID namespace: the inode number of `/proc/self/ns/pid`, or `None`
+/// where there is no such file (no `/proc` mounted, a kernel without PID namespaces).
+#[cfg(target_os = "linux")]
 pub(crate) fn pid_namespace() -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
 }
 
+/// Systems without PID namespaces have one: every process is in it.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn pid_namespace() -> Option<u64> {
+    Some(0)
+}
+
+/// Whether `/proc/PID/stat` start times read here are comparable with those other processes of
+/// this PID namespace read: `/proc` must be this namespace's (in a container that did not mount
+/// its own, `/proc/PID` is some other process; then `NSpid` lists more than one pid), and this
+/// process must be in the initial time namespace (another one shifts every start time by its
+/// offset, so a process in the initial one would read different numbers).
+#[cfg(target_os = "linux")]
+fn start_times_comparable() -> bool {
+    const INITIAL_TIME_NS: u64 = 0xEFFF_FFFA;
+    use std::os::unix::fs::MetadataExt;
+    let own_proc = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .is_some_and(|pids| pids.split_ascii_whitespace().count() == 1)
+    });
+    let time_ns = std::fs::metadata("/proc/self/ns/time").map(|m| m.ino());
+    own_proc && time_ns.map_or(true, |ino| ino == INITIAL_TIME_NS)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_times_comparable() -> bool {
+    false
+}
+
+/// `fcntl` with an open-file-description lock request of `kind` on the byte at `offset`.
+#[cfg(target_os = "linux")]
+fn ofd_lock(
+    file: &File,
+    cmd: libc::c_int,
+    kind: libc::c_short,
+    offset: u64,
+) -> io::Result<libc::flock> {
+    let mut fl = libc::flock {
+        l_type: kind,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?,
+        l_len: 1,
+        l_pid: 0, // required for open-file-description locks
+    };
+    // SAFETY: `fcntl` with F_OFD_SETLK / F_OFD_GETLK reads (and for GETLK writes) the `flock`
+    // we pass, which lives for the call; the descriptor is open for as long as `file` is.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl as *mut libc::flock) };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(fl)
+    }
+}
+
+/// Takes a shared open-file-description lock on the byte at `offset` of `file`, held until the
+/// last descriptor of this open file description closes (when the process dies, at the latest).
+#[cfg(target_os = "linux")]
+pub(crate) fn lock_shared_byte(file: &File, offset: u64) -> io::Result<()> {
+    ofd_lock(
+        file,
+        libc::F_OFD_SETLK,
+        libc::F_RDLCK as libc::c_short,
+        offset,
+    )
+    .map(drop)
+}
+
+/// Whether an open file description other than `file`'s holds a lock on the byte at `offset`.
+#[cfg(target_os = "linux")]
+pub(crate) fn byte_locked(file: &File, offset: u64) -> io::Result<bool> {
+    let fl = ofd_lock(
+        file,
+        libc::F_OFD_GETLK,
+        libc::F_WRLCK as libc::c_short,
+        offset,
+    )?;
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn lock_shared_byte(_file: &File, _offset: u64) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn byte_locked(_file: &File, _offset: u64) -> io::Result<bool> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// Start time of a process in clock ticks since boot (field 22 of `/proc/PID/stat`), or `None`
-/// where `/proc` is not available, or is that of another PID namespace than this process's (a
-/// container that did not mount its own: `/proc/PID` would then be some other process).
+/// where `/proc` is not available or its start times are not comparable across the processes
+/// of this namespace ([`start_times_comparable`]).
 pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
-    let me = std::fs::read_link("/proc/self").ok()?;
-    if me.as_os_str().as_encoded_bytes() != std::process::id().to_string().as_bytes() {
+    if !start_times_comparable() {
         return None;
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
