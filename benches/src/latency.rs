@@ -80,6 +80,9 @@ pub enum Transport {
     FloorLine,
     /// F: memcpy into a shared buffer, Release-store a flag; the reader spins, copies out.
     Floor,
+    /// F with two buffers each way, used in turn (a reference: what the second buffer alone
+    /// costs, which every torn-free protocol that never makes a writer wait needs).
+    Floor2,
     /// F made torn-free: double-buffered, validated by reloading the flag (a reference).
     Validated,
     /// mmf: a channel per direction, spinning on `generation()`, `read_into`, `publish_raw`.
@@ -104,9 +107,10 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 12] = [
+    pub const ALL: [Transport; 13] = [
         Transport::FloorLine,
         Transport::Floor,
+        Transport::Floor2,
         Transport::Validated,
         Transport::Mmf,
         Transport::MmfWait,
@@ -124,6 +128,7 @@ impl Transport {
         match self {
             Transport::FloorLine => "floor-line",
             Transport::Floor => "floor",
+            Transport::Floor2 => "floor-2buf",
             Transport::Validated => "floor-validated",
             Transport::Mmf => "mmf",
             Transport::MmfWait => "mmf-wait",
@@ -148,6 +153,7 @@ impl Transport {
             self,
             Transport::FloorLine
                 | Transport::Floor
+                | Transport::Floor2
                 | Transport::Validated
                 | Transport::Mmf
                 | Transport::MmfWait
@@ -276,8 +282,9 @@ pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Vec<u64>> {
             let (side, res) = floor::Line::parent()?;
             drive(side, res, t, len, plan)
         }
-        Transport::Floor => {
-            let (side, res) = floor::Floor::parent(len)?;
+        Transport::Floor | Transport::Floor2 => {
+            let buffers = if t == Transport::Floor2 { 2 } else { 1 };
+            let (side, res) = floor::Floor::parent(len, buffers)?;
             drive(side, res, t, len, plan)
         }
         Transport::Validated => {
@@ -412,8 +419,9 @@ pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Res
             ready();
             pong(&mut s, idle)
         }
-        Transport::Floor => {
-            let mut s = floor::Floor::child(len, &res)?;
+        Transport::Floor | Transport::Floor2 => {
+            let buffers = if t == Transport::Floor2 { 2 } else { 1 };
+            let mut s = floor::Floor::child(len, buffers, &res)?;
             ready();
             pong(&mut s, idle)
         }
@@ -486,6 +494,7 @@ mod tests {
             [
                 "floor-line",
                 "floor",
+                "floor-2buf",
                 "floor-validated",
                 "mmf",
                 "raw_sync-busy",

@@ -1,5 +1,6 @@
 //! The reference transports over a plain shared mapping: the cache-line ping-pong, the floor F,
-//! F made torn-free (double-buffered and validated), and the bare futex ping-pong.
+//! F over two buffers each way, F made torn-free (double-buffered and validated), and the bare
+//! futex ping-pong.
 //!
 //! Layout of the mapping: the A-to-B word at byte 0, the B-to-A word at [`LINE`], the A-to-B
 //! buffer at 4096 and the B-to-A buffer after it (page-aligned). The parent is A.
@@ -108,9 +109,17 @@ impl Side for Line {
 /// F: memcpy the payload into a shared buffer and Release-store a flag; the receiver spins on
 /// the flag (Acquire), copies the payload out and answers the same way. No consistency protocol:
 /// the flag hand-off is what keeps the two sides off the same buffer at the same time.
+///
+/// With two `buffers` each way (`floor-2buf`), message `seq` goes through buffer `seq % 2`:
+/// everything else as F. A torn-free channel whose writer never waits for a reader cannot
+/// write the buffer the last value is in (a reader may be copying it), so it needs two at the
+/// least; this row is what that alone costs (on a 4 KiB payload, every buffer a core touches
+/// takes one of the eight ways of its 32 KiB L1 data cache).
 pub struct Floor {
     map: SharedMap,
     len: usize,
+    buffers: usize,
+    stride: usize,
     off: (usize, usize, usize, usize),
     out: Buf,
     inb: Buf,
@@ -119,21 +128,23 @@ pub struct Floor {
 
 impl Floor {
     /// The parent's side and what the child needs.
-    pub fn parent(len: usize) -> Result<(Floor, Resources)> {
-        let (map, res) = create(len, 1)?;
-        Ok((Floor::new(map, len, true), res))
+    pub fn parent(len: usize, buffers: usize) -> Result<(Floor, Resources)> {
+        let (map, res) = create(len, buffers)?;
+        Ok((Floor::new(map, len, buffers, true), res))
     }
 
     /// The child's side.
-    pub fn child(len: usize, res: &Resources) -> Result<Floor> {
-        Ok(Floor::new(open(res)?, len, false))
+    pub fn child(len: usize, buffers: usize, res: &Resources) -> Result<Floor> {
+        Ok(Floor::new(open(res)?, len, buffers, false))
     }
 
-    fn new(map: SharedMap, len: usize, parent: bool) -> Floor {
+    fn new(map: SharedMap, len: usize, buffers: usize, parent: bool) -> Floor {
         Floor {
             map,
             len,
-            off: offsets(len, 1, parent),
+            buffers,
+            stride: buf_stride(len),
+            off: offsets(len, buffers, parent),
             out: payload(len),
             inb: Buf::zeroed(len),
             last: 0,
@@ -141,11 +152,18 @@ impl Floor {
     }
 }
 
+impl Floor {
+    /// Byte offset of the buffer message `seq` goes through, of the ones at `base`.
+    fn at(&self, base: usize, seq: u64) -> usize {
+        base + (seq % self.buffers as u64) as usize * self.stride
+    }
+}
+
 impl Side for Floor {
     #[inline]
     fn send(&mut self, seq: u64) -> Result<()> {
         stamp(self.out.as_mut_slice(), seq);
-        let dst = self.map.bytes(self.off.2, self.len);
+        let dst = self.map.bytes(self.at(self.off.2, seq), self.len);
         // SAFETY: `dst` holds `len` bytes of the mapping (checked by `bytes`) and `out` holds
         // `len` bytes; they do not overlap. The peer reads this buffer only after it sees the
         // Release store below, and has finished with its previous contents before it answered
@@ -176,7 +194,7 @@ impl Split for Floor {
 
     #[inline]
     fn take(&mut self) -> Result<u64> {
-        let src = self.map.bytes(self.off.3, self.len);
+        let src = self.map.bytes(self.at(self.off.3, self.last), self.len);
         // SAFETY: `src` holds `len` bytes of the mapping, `inb` holds `len` bytes; the peer wrote
         // the buffer before its Release store of the flag we loaded with Acquire, and does not
         // write it again until we answer.
@@ -291,7 +309,7 @@ pub struct Futex {
 impl Futex {
     /// The parent's side and what the child needs.
     pub fn parent(len: usize) -> Result<(Futex, Resources)> {
-        let (floor, res) = Floor::parent(len)?;
+        let (floor, res) = Floor::parent(len, 1)?;
         Ok((
             Futex {
                 floor,
@@ -305,7 +323,7 @@ impl Futex {
     /// The child's side.
     pub fn child(len: usize, res: &Resources) -> Result<Futex> {
         Ok(Futex {
-            floor: Floor::child(len, res)?,
+            floor: Floor::child(len, 1, res)?,
             sent: 0,
             seen: 0,
         })
