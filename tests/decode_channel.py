@@ -35,9 +35,9 @@ import zlib
 # --- constants from FORMAT.md ------------------------------------------------------------------
 
 MAGIC = struct.unpack("<Q", b"MMFCHAN\0")[0]
-# Versions 3 and 4 differ only in what the lock and pin-owner tokens mean (§5), which a reader
-# that neither locks nor pins never looks at: this decoder reads both.
-VERSIONS = (3, 4)
+# Versions 3 to 5 differ only in what the lock and pin-owner tokens mean (§5), which a reader
+# that neither locks nor pins never looks at: this decoder reads all three.
+VERSIONS = (3, 4, 5)
 NO_SLOT = 0xFF
 KIND_SNAPSHOT = 1
 MAX_CAPACITY = 1 << 40
@@ -99,7 +99,7 @@ def validate(mm, file_size):
         raise Invalid(f"not an mmf channel (magic {magic:#018x})")
     version = u64(mm, H_VERSION)
     if version not in VERSIONS:
-        raise Invalid(f"unsupported layout version {version} (this decoder reads versions 3 and 4)")
+        raise Invalid(f"unsupported layout version {version} (this decoder reads versions 3 to 5)")
     kind = u64(mm, H_KIND)
     if kind != KIND_SNAPSHOT:
         raise Invalid(f"channel kind {kind} is not a snapshot channel")

@@ -362,6 +362,8 @@ fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
     // Killed while holding it: the next writer here recovers the lock, and the value it had
     // published last stays readable throughout.
     let mut child = lock_holder_elsewhere(&unshare, &name);
+    // Kept open: `wait` would close it first, and the holder would finish its publish.
+    let _stdin = child.stdin.take();
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(ch.read_string().unwrap(), "between");

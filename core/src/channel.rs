@@ -44,9 +44,6 @@ pub struct Channel {
     snap: Snapshot,
     location: Location,
     token: u64,
-    /// The backing file, kept open for `verify` (its size is checked against the mapping) and
-    /// for the shared `flock` that tells `mmf prune` the channel is in use.
-    file: Option<File>,
     /// This handle's reader-pin entry, claimed at its first read (so handles that only write
     /// never take one): `None` inside when none was free or the mapping is read-only.
     pin: OnceLock<Option<usize>>,
@@ -428,15 +425,13 @@ impl Options {
 
     fn finish(&self, mut snap: Snapshot, location: Location, file: Option<File>) -> Channel {
         snap.header_only = self.header_only;
-        // A read-only handle neither locks nor pins, so it needs no identity (and skips the
-        // `/proc` reads and the lock that computing one costs: `mmf read` in a shell loop
-        // notices). A read-write one on a file holds its token's kernel lock on it, and judges
-        // other owners through the same file (`os::Liveness`).
+        // The file lives in `snap.liveness` (its `flock` says "in use" to `mmf prune`). A
+        // read-only handle neither locks nor pins, so it needs no identity (and skips the lock
+        // that taking one costs: `mmf read` in a shell loop notices). A read-write one on a file
+        // holds its token's kernel lock on it, and judges other owners through it.
+        snap.liveness = os::Liveness::of(file);
         let token = if snap.region.writable() {
-            if let Some(f) = &file {
-                snap.liveness = os::Liveness::of(f.try_clone().ok());
-            }
-            os::claim_token(file.as_ref())
+            os::claim_token(snap.liveness.file())
         } else {
             0
         };
@@ -444,7 +439,6 @@ impl Options {
             snap,
             location,
             token,
-            file,
             pin: OnceLock::new(),
             pin_busy: AtomicBool::new(false),
             eager_reads: Streak::default(),
@@ -801,7 +795,7 @@ impl Channel {
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn is_current(&self) -> Result<bool> {
-        let (Some(file), Some(path)) = (&self.file, self.location.path()) else {
+        let (Some(file), Some(path)) = (self.snap.liveness.file(), self.location.path()) else {
             return Ok(true);
         };
         let name = self.location.to_string();
@@ -828,7 +822,7 @@ impl Channel {
     /// channel. Sets the access time too (the only form of the call that write access alone
     /// allows, so that any process that may publish may also touch).
     pub fn touch(&self) -> Result<()> {
-        let (Some(file), Some(path)) = (&self.file, self.location.path()) else {
+        let (Some(file), Some(path)) = (self.snap.liveness.file(), self.location.path()) else {
             return Ok(());
         };
         os::touch(file).map_err(|e| io_error(&self.location.to_string(), &path, "touching", e))
@@ -893,7 +887,7 @@ impl Channel {
                 what,
             })
         };
-        if let Some(f) = &self.file {
+        if let Some(f) = self.snap.liveness.file() {
             let len = f
                 .metadata()
                 .map_err(|e| Error::Io {

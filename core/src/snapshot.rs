@@ -107,8 +107,8 @@ pub(crate) struct Snapshot {
     /// Whether this handle may publish small values in the header only (`Options::header_only`;
     /// set when the handle is finished, `true` until then).
     pub header_only: bool,
-    /// How this handle tells whether a lock or pin owner is alive (set when a read-write handle
-    /// on a file is finished; checks by pid until then).
+    /// The channel's file, and how this handle tells whether a lock or pin owner is alive (set
+    /// when the handle is finished; no file, so checks by pid, until then).
     pub liveness: os::Liveness,
 }
 
@@ -354,7 +354,7 @@ impl Snapshot {
             Err(busy) => {
                 return Err(Error::Contended {
                     name: self.name.clone(),
-                    what: lock_holder(busy.owner),
+                    what: lock_holder(busy.owner, &self.liveness),
                     waited_ms: busy.waited.as_millis() as u64,
                 })
             }
@@ -1406,24 +1406,16 @@ impl io::Write for SlotWriter<'_> {
 }
 
 /// What a writer that timed out waiting for the lock says of its holder.
-fn lock_holder(owner: u64) -> String {
+fn lock_holder(owner: u64, live: &os::Liveness) -> String {
     let pid = os::token_pid(owner);
-    let place = if os::token_foreign(owner) {
-        " of another PID namespace"
-    } else {
-        ""
-    };
-    if owner & os::KERNEL_HELD != 0 {
-        // The kernel vouches for it: the holder has the channel open and is alive.
-        format!("writer lock held by pid {pid}{place}, which is alive")
-    } else if os::token_foreign(owner) {
-        format!(
-            "writer lock held by pid {pid}{place}, which cannot be checked for liveness from \
-             here; if it has exited, a writer of its namespace recovers the lock, or \
-             re-creating the channel frees it"
-        )
-    } else {
-        format!("writer lock held by pid {pid}")
+    match live.judge(owner) {
+        os::Owner::Unknown(why) => format!(
+            "writer lock held by pid {pid}, which may be alive: {why}; if it has exited, \
+             re-creating the channel frees the lock"
+        ),
+        os::Owner::Alive => format!("writer lock held by pid {pid}, which is alive"),
+        // It died after the last check; the next attempt takes the lock over.
+        os::Owner::Dead => format!("writer lock held by pid {pid}, which has just exited"),
     }
 }
 #[cfg(all(test, not(loom)))]

@@ -546,8 +546,18 @@ fn namespace_tag() -> u64 {
     std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() % M + 1)
 }
 
-/// The largest pid a token holds (22 bits), which no live process has in practice.
-const NO_PID: u32 = (1 << 22) - 1;
+/// The `n`-th pid (from 0) down from the largest a token holds (2^22 - 1) that no process has
+/// now (`kill(pid, 0)` fails with `ESRCH`): Linux may hand out pids that high.
+fn free_pid(n: usize) -> u32 {
+    // SAFETY: signal 0 sends nothing; `kill` only checks that the pid exists.
+    let exists = |p: u32| unsafe { libc::kill(p as libc::pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    (1..1u32 << 22)
+        .rev()
+        .filter(|&p| !exists(p))
+        .nth(n)
+        .unwrap()
+}
 
 /// A token judged by pid (no kernel lock, bit 63 clear, start time unknown) of a process of
 /// this PID namespace with this pid.
@@ -868,7 +878,12 @@ fn garbage_pins_do_not_stop_writers() {
     let ch = open_damaged(|b| {
         for e in 0..4 {
             // Owners: garbage, then pids that cannot exist here and elsewhere.
-            let owner = [u64::MAX, token_elsewhere(NO_PID), token_here(NO_PID), 0][e];
+            let owner = [
+                u64::MAX,
+                token_elsewhere(free_pid(0)),
+                token_here(free_pid(0)),
+                0,
+            ][e];
             put_u64(b, 512 + e * 64, owner);
             put_u64(b, 512 + e * 64 + 8, 1 + e as u64 % 3); // pins on slots
         }
@@ -894,9 +909,9 @@ fn a_dead_readers_wish_for_slots_is_cleared_by_the_next_reader() {
     w.publish_raw(Tag::BYTES, b"a").unwrap();
     assert!(in_header(), "header-only while nobody pins");
     // Entry 3: an owner that cannot be alive, asking for slots; entry 2: pinning slot 1.
-    poke(&s.path(), 512 + 3 * 64, token_here(NO_PID));
+    poke(&s.path(), 512 + 3 * 64, token_here(free_pid(0)));
     poke(&s.path(), 512 + 3 * 64 + 8, u64::MAX);
-    poke(&s.path(), 512 + 2 * 64, token_here(NO_PID - 1));
+    poke(&s.path(), 512 + 2 * 64, token_here(free_pid(1)));
     poke(&s.path(), 512 + 2 * 64 + 8, 2);
     w.publish_raw(Tag::BYTES, b"b").unwrap();
     assert!(!in_header(), "a wish is honoured");
@@ -946,7 +961,7 @@ fn a_failed_publish_after_a_lock_recovery_still_leaves_the_next_writer_in_step()
     // writers' copy of it (offset 464, left at 0 here). The recovering writer's publish fails;
     // the next one, which takes the lock normally, must still publish generation 2.
     let ch = open_damaged(|b| {
-        put_u64(b, 448, token_here(NO_PID - 7)); // lock: a pid that cannot exist
+        put_u64(b, 448, token_here(free_pid(7))); // lock: a pid that cannot exist
         put_u64(b, 464, 0); // written: behind latest
     })
     .unwrap();
@@ -964,7 +979,7 @@ fn a_failed_publish_after_a_lock_recovery_still_leaves_the_next_writer_in_step()
 
 #[test]
 fn a_dead_writers_lock_is_recovered() {
-    let ch = open_damaged(|b| put_u64(b, 448, token_here(NO_PID - 7))).unwrap();
+    let ch = open_damaged(|b| put_u64(b, 448, token_here(free_pid(7)))).unwrap();
     ch.publish_raw(Tag::TEXT, b"after recovery").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"after recovery");
     assert_eq!(ch.info().writer_recoveries, 1);
@@ -977,7 +992,7 @@ fn a_dead_writers_lock_is_recovered() {
 fn a_lock_held_from_another_pid_namespace_is_not_taken() {
     let s = Scratch::new("file");
     s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
-    poke(&s.path(), 448, token_elsewhere(NO_PID - 7));
+    poke(&s.path(), 448, token_elsewhere(free_pid(7)));
     let ch = Options::new()
         .lock_timeout(Duration::from_millis(30))
         .open(&s.location)
@@ -988,7 +1003,7 @@ fn a_lock_held_from_another_pid_namespace_is_not_taken() {
     assert_eq!(ch.read_raw().unwrap().1, b"kept");
     assert_eq!(ch.info().writer_recoveries, 0);
     // Its own namespace's view: the same pid there is dead, so the lock is recovered.
-    poke(&s.path(), 448, token_here(NO_PID - 7));
+    poke(&s.path(), 448, token_here(free_pid(7)));
     ch.publish_raw(Tag::TEXT, b"recovered").unwrap();
     assert_eq!(ch.info().writer_recoveries, 1);
 }
@@ -1000,7 +1015,7 @@ fn a_kernel_held_lock_lives_exactly_as_long_as_its_file_lock() {
     let s = Scratch::new("file");
     s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
     // Another namespace and a pid that does not exist: by pid this could not be judged at all.
-    let token = token_elsewhere(NO_PID - 3) | KERNEL_HELD;
+    let token = free_pid(3) as u64 | 0x5a5a_5a5a << 22 | 1 << 62 | KERNEL_HELD;
     let held = hold_byte(&s.path(), token & !KERNEL_HELD);
     poke(&s.path(), 448, token);
     let ch = Options::new()

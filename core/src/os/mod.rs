@@ -8,27 +8,31 @@ mod imp;
 
 pub(crate) use imp::*;
 
-/// Identity of a live process as stored in lock and pin-owner words (docs/FORMAT.md §5):
+/// Identity of a lock or pin owner as stored in lock and pin-owner words (docs/FORMAT.md §5).
+/// Bits 0-21 are always the pid (as the owner's own PID namespace numbers it; Linux pids are
+/// below 2^22), for messages; the rest depends on bit 63:
 ///
-/// | bits | what |
-/// |---|---|
-/// | 0-21 | the pid, as the process's own PID namespace numbers it (Linux pids are below 2^22) |
-/// | 22-47 | a tag of that PID namespace ([`namespace_tag`]; 0 = unknown) |
-/// | 48-62 | the low 15 bits of its start time in clock ticks since boot (0 = unknown) |
-/// | 63 | [`KERNEL_HELD`]: the process holds the kernel lock of [`lock_offset`] on the file |
+/// | bits | kernel-held (bit 63 set) | judged by pid (bit 63 clear) |
+/// |---|---|---|
+/// | 22-61 | random, drawn per handle | 22-47: PID-namespace tag ([`namespace_tag`]; 0 = unknown) |
+/// | 62 | 1 (puts the lock byte past 2^62) | 48-62: low 15 bits of the start time (0 = unknown) |
 ///
-/// A token with bit 63 is alive exactly while some open file description holds a lock on
-/// its byte of the channel's file, which the kernel drops when the last one closes, whatever
-/// namespaces the two processes are in ([`Liveness::alive`]). Without it (an anonymous channel,
-/// a platform or file system without open-file-description locks), liveness falls back to the
-/// pid, and then only within one PID namespace.
+/// A kernel-held token is alive exactly while some open file description holds a lock on its
+/// byte of the channel's file ([`lock_offset`]), which the kernel drops when the last one
+/// closes, whatever namespaces the processes are in ([`Liveness::alive`]). Without one (an
+/// anonymous channel, a platform or file system without open-file-description locks),
+/// liveness falls back to the pid, and then only within one PID namespace.
 pub(crate) fn token_pid(token: u64) -> u32 {
     (token & PID_MASK) as u32
 }
 
-/// Bit 63 of a token: its process holds a shared open-file-description lock on byte
-/// [`lock_offset`] of the channel's file for as long as it may own anything in the channel.
+/// Bit 63 of a token: its handle holds a shared open-file-description lock on byte
+/// [`lock_offset`] of the channel's file for as long as it lives.
 pub(crate) const KERNEL_HELD: u64 = 1 << 63;
+/// Bit 62 of a kernel-held token, always set: its lock byte lies past 2^62, beyond any file.
+const KERNEL_FAR: u64 = 1 << 62;
+/// The random bits of a kernel-held token (22-61): 40 of them.
+const KERNEL_RANDOM: u64 = ((1 << 40) - 1) << PID_BITS;
 
 const PID_BITS: u32 = 22;
 const PID_MASK: u64 = (1 << PID_BITS) - 1;
@@ -38,19 +42,18 @@ const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
 const TAG_UNJUDGEABLE: u64 = TAG_MASK;
 const START_MASK: u64 = (1 << 15) - 1;
 
-/// The byte of the channel's file whose lock says that the process of `token` is alive: the
-/// token without bit 63 (so below 2^63, a valid `off_t`). Far beyond the end of any channel:
-/// nothing else locks there.
+/// The byte of the channel's file whose lock says that the handle of a kernel-held `token` is
+/// alive: the token without bit 63 (so below 2^63, a valid `off_t`; from 2^62 on).
 pub(crate) fn lock_offset(token: u64) -> u64 {
     token & !KERNEL_HELD
 }
 
-/// The namespace tag of a token (bits 22-47).
+/// The namespace tag of a token judged by pid (bits 22-47).
 fn token_namespace(token: u64) -> u64 {
     (token >> PID_BITS) & TAG_MASK
 }
 
-/// The start-time bits of a token (bits 48-62).
+/// The start-time bits of a token judged by pid (bits 48-62).
 fn token_start(token: u64) -> u64 {
     (token >> 48) & START_MASK
 }
@@ -59,13 +62,12 @@ fn token_start(token: u64) -> u64 {
 /// namespace is unknown. Linux numbers these inodes from one counter it shares with other
 /// `/proc` entries (some hundred of them per network namespace), so live namespaces get
 /// distinct tags unless tens of millions of inodes lie between them. Asked anew each time (one
-/// `stat`): a process can move its children into a new namespace and fork without exec, and the
-/// rare callers (a handle's creation, a dead-owner check) can afford it.
+/// `stat`): a process can move its children into a new namespace and fork without exec.
 pub(crate) fn namespace_tag() -> u64 {
     pid_namespace().map_or(0, |ino| ino % (TAG_MASK - 1) + 1)
 }
 
-/// This process's token without [`KERNEL_HELD`] (see [`token_pid`]).
+/// This process's token judged by pid (bit 63 clear, see [`token_pid`]).
 pub(crate) fn self_token() -> u64 {
     let pid = std::process::id();
     let tag = if u64::from(pid) > PID_MASK {
@@ -77,73 +79,139 @@ pub(crate) fn self_token() -> u64 {
     u64::from(pid) & PID_MASK | tag << PID_BITS | start << 48
 }
 
-/// This process's token for a handle on `file` (`None`: an anonymous channel): with
-/// [`KERNEL_HELD`] if the lock of its byte could be taken on `file` (then held until the file
-/// is closed), else without. Computed once per read-write handle.
-pub(crate) fn claim_token(file: Option<&std::fs::File>) -> u64 {
-    let token = self_token();
-    match file {
-        Some(f) if lock_shared_byte(f, lock_offset(token)).is_ok() => token | KERNEL_HELD,
-        _ => token,
-    }
+/// 64 random bits (SipHash under the per-process random keys std draws from the OS, over the
+/// clock, the pid and a counter).
+fn random_bits() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
 }
 
-/// Whether a token without [`KERNEL_HELD`] names a process of another PID namespace than this
-/// one's, or one whose namespace is unknown on either side: its pid cannot be checked from here.
+/// The token of a new read-write handle on `file` (`None`: an anonymous channel). Kernel-held
+/// (random, and its lock taken on `file`, held until the file is closed) where the lock can be
+/// had, else judged by pid ([`self_token`]). Computed once per handle: no `/proc` read on the
+/// common path.
+pub(crate) fn claim_token(file: Option<&std::fs::File>) -> u64 {
+    if let Some(f) = file {
+        let pid = u64::from(std::process::id()) & PID_MASK;
+        let token = KERNEL_HELD | KERNEL_FAR | random_bits() & KERNEL_RANDOM | pid;
+        if lock_shared_byte(f, lock_offset(token)).is_ok() {
+            return token;
+        }
+    }
+    self_token()
+}
+
+/// Whether a token judged by pid names a process of another PID namespace than this one's, or
+/// one whose namespace is unknown on either side: its pid cannot be checked from here.
 pub(crate) fn token_foreign(token: u64) -> bool {
     let mine = namespace_tag();
     let theirs = token_namespace(token);
     mine == 0 || theirs == 0 || theirs != mine
 }
 
-/// How a handle tells whether the process of a token is alive: through the kernel locks on its
-/// channel's file (tokens with [`KERNEL_HELD`]), else by pid.
+/// What a handle can tell of a token's owner ([`Liveness::judge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// Known dead: its lock or entry may be taken over.
+    Dead,
+    /// Known alive: the kernel holds its lock, or its pid runs with its start time.
+    Alive,
+    /// Cannot be told; taken as alive (why, for messages).
+    Unknown(&'static str),
+}
+
+/// The channel's file as a handle keeps it (for its `flock`, and the kernel lock of its token),
+/// and how the handle tells whether the owner of a token is alive: through the kernel locks on
+/// that file (tokens with [`KERNEL_HELD`]), else by pid.
 #[derive(Debug, Default)]
 pub(crate) struct Liveness {
-    /// The channel's file (a duplicate of the handle's descriptor); `None` for an anonymous
-    /// channel or a read-only handle, which never judge an owner.
+    /// `None` for an anonymous channel or one opened from an image.
     file: Option<std::fs::File>,
 }
 
 impl Liveness {
-    /// Liveness checks through `file`.
+    /// Liveness checks through `file`, which this keeps open.
     pub(crate) fn of(file: Option<std::fs::File>) -> Liveness {
         Liveness { file }
     }
 
-    /// Whether the process of `token` may still be running: `false` only when it is known dead.
-    ///
-    /// * With [`KERNEL_HELD`]: alive while any open description of the file holds a lock on
-    ///   the token's byte ([`lock_offset`]). The kernel releases it when the process dies
-    ///   however it dies, so this holds across PID and time namespaces and needs no `/proc`.
-    ///   If the lock cannot be tested (no file here, an error), alive.
-    /// * Without: a token of another PID namespace, or of an unknown one ([`token_foreign`]), is
-    ///   alive: its pid may name an unrelated process here, or none, and taking a live writer's
-    ///   lock or a live reader's pin would let a reader accept a torn value. Otherwise a pid
-    ///   that does not exist, or exists with another start time (where both are known), is dead.
+    /// The channel's file.
+    pub(crate) fn file(&self) -> Option<&std::fs::File> {
+        self.file.as_ref()
+    }
+
+    /// Whether the owner of `token` may still be running: `false` only when it is known dead.
     pub(crate) fn alive(&self, token: u64) -> bool {
+        self.judge(token) != Owner::Dead
+    }
+
+    /// What can be told of the owner of `token`.
+    ///
+    /// * With [`KERNEL_HELD`]: alive while an open description of the file holds a lock on the
+    ///   token's byte ([`lock_offset`]), dead once none does. The kernel releases the lock when
+    ///   the process dies however it dies, so this holds across PID and time namespaces and
+    ///   needs no `/proc`. Unknown if the lock cannot be tested (no file here, an error) or
+    ///   another lock covers the byte (a whole-file `fcntl` lock, or `flock` on NFS, which the
+    ///   kernel emulates with one).
+    /// * Without: a token of another PID namespace, or of an unknown one ([`token_foreign`]),
+    ///   is unknown: its pid may name an unrelated process here, or none, and taking a live
+    ///   writer's lock or a live reader's pin would let a reader accept a torn value. Otherwise a
+    ///   pid that does not exist, or exists with another start time (where both are known), is
+    ///   dead.
+    pub(crate) fn judge(&self, token: u64) -> Owner {
         if token & KERNEL_HELD != 0 {
-            return match &self.file {
-                Some(f) => byte_locked(f, lock_offset(token)).unwrap_or(true),
-                None => true,
+            let Some(f) = &self.file else {
+                return Owner::Unknown("its lock cannot be tested without the channel's file");
+            };
+            return match byte_locked(f, lock_offset(token)) {
+                Ok(ByteLock::Exact) => Owner::Alive,
+                Ok(ByteLock::Free) => Owner::Dead,
+                Ok(ByteLock::Covered) => {
+                    Owner::Unknown("another lock on the channel file covers its liveness lock")
+                }
+                Err(_) => Owner::Unknown("its liveness lock cannot be tested on this file"),
             };
         }
         let pid = token_pid(token);
         if pid == 0 {
-            return false;
+            return Owner::Dead;
         }
         if token_foreign(token) {
-            return true;
+            return Owner::Unknown(
+                "it is of another PID namespace and holds no liveness lock, so it cannot be \
+                 checked from here",
+            );
         }
         if !pid_exists(pid) {
-            return false;
+            return Owner::Dead;
         }
         let want = token_start(token);
         match process_start_time(pid) {
-            Some(start) if want != 0 => start & START_MASK == want,
-            _ => true,
+            Some(start) if want != 0 && start & START_MASK != want => Owner::Dead,
+            _ => Owner::Alive,
         }
     }
+}
+
+/// What a test of a token's lock byte found ([`byte_locked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ByteLock {
+    /// No other open file description holds a lock on the byte.
+    Free,
+    /// Another holds a lock on exactly that byte: the token's owner.
+    Exact,
+    /// Another holds a lock that covers the byte and more: nothing can be told.
+    Covered,
 }
 
 #[cfg(test)]
@@ -193,6 +261,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_kernel_held_token_is_alive_while_its_lock_is_held() {
         let path = std::env::temp_dir().join(format!("mmf-liveness-{}", std::process::id()));
@@ -218,8 +287,40 @@ mod tests {
             0,
             "Linux has open-file-description locks"
         );
-        assert!(live.alive(token), "held through another description");
+        assert_eq!(
+            live.judge(token),
+            Owner::Alive,
+            "held through another description"
+        );
+        // A lock over the whole file (someone's `lockf`, or `flock` on NFS) covers the byte:
+        // nothing can be told, so alive.
+        let whole = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut fl = libc::flock {
+            l_type: libc::F_RDLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0, // to the end of the file, however far it grows
+            l_pid: 0,
+        };
+        // SAFETY: a valid descriptor and a `flock` that outlives the call.
+        let rc = unsafe {
+            libc::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&whole),
+                libc::F_OFD_SETLK,
+                &mut fl,
+            )
+        };
+        assert_eq!(rc, 0);
         drop(holder);
+        assert!(
+            matches!(live.judge(token), Owner::Unknown(_)),
+            "covered by another lock"
+        );
+        drop(whole);
         assert!(!live.alive(token), "released with the last descriptor");
         assert!(
             Liveness::default().alive(token),

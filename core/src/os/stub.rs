@@ -39,7 +39,7 @@ pub(crate) fn lock_shared_byte(_file: &File, _offset: u64) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
-pub(crate) fn byte_locked(_file: &File, _offset: u64) -> io::Result<bool> {
+pub(crate) fn byte_locked(_file: &File, _offset: u64) -> io::Result<super::ByteLock> {
     Err(io::ErrorKind::Unsupported.into())
 }
 

@@ -88,7 +88,8 @@ pub(crate) fn pid_namespace() -> Option<u64> {
 
 /// Whether `/proc/PID/stat` start times read here are comparable with those other processes of
 /// this PID namespace read: `/proc` must be this namespace's (in a container that did not mount
-/// its own, `/proc/PID` is some other process; then `NSpid` lists more than one pid), and this
+/// its own, `/proc/PID` is some other process; then `NSpid` lists more than one pid, and a
+/// kernel without the line (before 4.1) cannot tell, so that counts as another's), and this
 /// process must be in the initial time namespace (another one shifts every start time by its
 /// offset, so a process in the initial one would read different numbers).
 #[cfg(target_os = "linux")]
@@ -147,25 +148,27 @@ pub(crate) fn lock_shared_byte(file: &File, offset: u64) -> io::Result<()> {
     .map(drop)
 }
 
-/// Whether an open file description other than `file`'s holds a lock on the byte at `offset`.
+/// Whether an open file description other than `file`'s holds a lock on the byte at `offset`,
+/// and whether that lock is on exactly that byte (a token's liveness lock) or covers more.
 #[cfg(target_os = "linux")]
-pub(crate) fn byte_locked(file: &File, offset: u64) -> io::Result<bool> {
+pub(crate) fn byte_locked(file: &File, offset: u64) -> io::Result<super::ByteLock> {
     let fl = ofd_lock(
         file,
         libc::F_OFD_GETLK,
         libc::F_WRLCK as libc::c_short,
         offset,
     )?;
-    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+    Ok(if fl.l_type == libc::F_UNLCK as libc::c_short {
+        super::ByteLock::Free
+    } else if u64::try_from(fl.l_start) == Ok(offset) && fl.l_len == 1 {
+        super::ByteLock::Exact
+    } else {
+        super::ByteLock::Covered
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn lock_shared_byte(_file: &File, _offset: u64) -> io::Result<()> {
-    Err(io::ErrorKind::Unsupported.into())
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn byte_locked(_file: &File, _offset: u64) -> io::Result<bool> {
+pub(crate) fn byte_locked(_file: &File, _offset: u64) -> io::Result<super::ByteLock> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
