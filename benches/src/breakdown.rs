@@ -100,8 +100,8 @@ pub fn run(plan: &Plan) -> Result<Breakdown> {
     let mut floor = Vec::new();
     let mut mmf = Vec::new();
     for _ in 0..rounds {
-        let (a, res) = Floor::parent(len, 1)?;
-        let b = Floor::child(len, 1, &res)?;
+        let (a, res) = Floor::<1>::parent(len)?;
+        let b = Floor::<1>::child(len, &res)?;
         floor.push(trace(a, b, plan.cpus, trips)?);
         let (a, res) = Mmf::parent(len, false)?;
         let b = Mmf::child(len, &res, false)?;

@@ -282,9 +282,12 @@ pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Vec<u64>> {
             let (side, res) = floor::Line::parent()?;
             drive(side, res, t, len, plan)
         }
-        Transport::Floor | Transport::Floor2 => {
-            let buffers = if t == Transport::Floor2 { 2 } else { 1 };
-            let (side, res) = floor::Floor::parent(len, buffers)?;
+        Transport::Floor => {
+            let (side, res) = floor::Floor::<1>::parent(len)?;
+            drive(side, res, t, len, plan)
+        }
+        Transport::Floor2 => {
+            let (side, res) = floor::Floor::<2>::parent(len)?;
             drive(side, res, t, len, plan)
         }
         Transport::Validated => {
@@ -419,9 +422,13 @@ pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Res
             ready();
             pong(&mut s, idle)
         }
-        Transport::Floor | Transport::Floor2 => {
-            let buffers = if t == Transport::Floor2 { 2 } else { 1 };
-            let mut s = floor::Floor::child(len, buffers, &res)?;
+        Transport::Floor => {
+            let mut s = floor::Floor::<1>::child(len, &res)?;
+            ready();
+            pong(&mut s, idle)
+        }
+        Transport::Floor2 => {
+            let mut s = floor::Floor::<2>::child(len, &res)?;
             ready();
             pong(&mut s, idle)
         }
