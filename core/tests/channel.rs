@@ -985,22 +985,42 @@ fn a_dead_writers_lock_is_recovered() {
     assert_eq!(ch.info().writer_recoveries, 1);
 }
 
+/// A channel holding "kept" and what keeps its lock owner alive, if anything.
+struct Locked {
+    scratch: Scratch,
+    held: Option<std::fs::File>,
+}
+
+/// Creates a channel holding "kept", lets `hold` take whatever keeps `owner` alive (given the
+/// file's path), stores `owner` in the writer lock, and publishes through a handle that waits
+/// 30 ms for the lock: that must fail with `Contended` and leave "kept". Returns the channel,
+/// the handle and the error.
+fn publish_while_locked_by(
+    owner: u64,
+    hold: impl FnOnce(&std::path::Path) -> Option<std::fs::File>,
+) -> (Locked, Channel, Error) {
+    let scratch = Scratch::new("file");
+    scratch.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    let held = hold(&scratch.path());
+    poke(&scratch.path(), 448, owner);
+    let ch = Options::new()
+        .lock_timeout(Duration::from_millis(30))
+        .open(&scratch.location)
+        .unwrap();
+    let err = ch.publish_raw(Tag::TEXT, b"lost").unwrap_err();
+    assert!(matches!(err, Error::Contended { .. }), "{err}");
+    assert_eq!(ch.read_raw().unwrap().1, b"kept");
+    (Locked { scratch, held }, ch, err)
+}
+
 /// A lock whose owner is of another PID namespace (docs/FORMAT.md §5) is never recovered from
 /// here, even when its pid does not exist here: the publish times out, says why, and the value
 /// stays. `tests/reliability.rs` does the same with a real process in a new namespace.
 #[test]
 fn a_lock_held_from_another_pid_namespace_is_not_taken() {
-    let s = Scratch::new("file");
-    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
-    poke(&s.path(), 448, token_elsewhere(free_pid(7)));
-    let ch = Options::new()
-        .lock_timeout(Duration::from_millis(30))
-        .open(&s.location)
-        .unwrap();
-    let err = ch.publish_raw(Tag::TEXT, b"lost").unwrap_err();
-    assert!(matches!(err, Error::Contended { .. }), "{err}");
+    let (s, ch, err) = publish_while_locked_by(token_elsewhere(free_pid(7)), |_| None);
+    let s = s.scratch;
     assert!(err.to_string().contains("another PID namespace"), "{err}");
-    assert_eq!(ch.read_raw().unwrap().1, b"kept");
     assert_eq!(ch.info().writer_recoveries, 0);
     // Its own namespace's view: the same pid there is dead, so the lock is recovered.
     poke(&s.path(), 448, token_here(free_pid(7)));
@@ -1012,21 +1032,12 @@ fn a_lock_held_from_another_pid_namespace_is_not_taken() {
 /// and namespace say: alive while any open file description holds it, dead once none does.
 #[test]
 fn a_kernel_held_lock_lives_exactly_as_long_as_its_file_lock() {
-    let s = Scratch::new("file");
-    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
     // Another namespace and a pid that does not exist: by pid this could not be judged at all.
     let token = free_pid(3) as u64 | 0x5a5a_5a5a << 22 | 1 << 62 | KERNEL_HELD;
-    let held = hold_byte(&s.path(), token & !KERNEL_HELD);
-    poke(&s.path(), 448, token);
-    let ch = Options::new()
-        .lock_timeout(Duration::from_millis(30))
-        .open(&s.location)
-        .unwrap();
-    let err = ch.publish_raw(Tag::TEXT, b"lost").unwrap_err();
-    assert!(matches!(err, Error::Contended { .. }), "{err}");
+    let (s, ch, err) =
+        publish_while_locked_by(token, |path| Some(hold_byte(path, token & !KERNEL_HELD)));
     assert!(err.to_string().contains("which is alive"), "{err}");
-    assert_eq!(ch.read_raw().unwrap().1, b"kept");
-    drop(held); // the holder's process exits: the kernel drops its lock
+    drop(s.held); // the holder's process exits: the kernel drops its lock
     ch.publish_raw(Tag::TEXT, b"recovered").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"recovered");
     assert_eq!(ch.info().writer_recoveries, 1);
@@ -1071,9 +1082,10 @@ fn a_live_lock_holder_makes_publish_contended_not_hung() {
     let ch = s.create(16);
     drop(ch);
     let mut bytes = std::fs::read(s.path()).unwrap();
-    // Our own pid and start time: alive, so it must not be stolen.
+    // A token judged by pid (FORMAT.md §5) with our own pid, namespace and start time: alive,
+    // so it must not be stolen.
     let me = std::process::id();
-    put_u64(&mut bytes, 448, u64::from(me) | (proc_start(me) << 32));
+    put_u64(&mut bytes, 448, token_here(me) | (proc_start(me) & 0x7fff) << 48);
     std::fs::write(s.path(), &bytes).unwrap();
     let ch = Options::new()
         .lock_timeout(Duration::from_millis(30))
