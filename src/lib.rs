@@ -35,7 +35,8 @@
 
 pub use mmf_codec::{json, ChannelExt, Error, Result};
 pub use mmf_core::{
-    list, validate_name, Channel, Info, Listing, Location, Meta, Options, SlotWriter, Tag,
+    list, validate_name, Channel, Info, Listing, Location, LockOwner, Meta, Options, OwnerState,
+    SlotWriter, Tag,
 };
 
 /// The channel layer, with its own error type.

@@ -388,6 +388,41 @@ fn file_backed_channels_persist_with_their_mode() {
     assert!(path.exists(), "a foreign file is never removed");
 }
 
+/// A writer that died holding the lock: `info` says so, and the next `out` takes the lock over.
+#[test]
+fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
+    use std::os::unix::fs::FileExt;
+    let e = Env::new("deadlock");
+    e.ok(&["new", "c", "--size", "64"]);
+    e.ok(&["out", "c", "before"]);
+    // FORMAT.md §4-5: the `lock` word at 448; a kernel-held token (bits 63 and 62, pid 4242)
+    // whose liveness lock nobody holds, as a writer killed mid-publish leaves it.
+    let token: u64 = 1 << 63 | 1 << 62 | 0x1234 << 22 | 4242;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(e.dir.join("mmf.c"))
+        .unwrap();
+    file.write_all_at(&token.to_le_bytes(), 448).unwrap();
+    let info = e.ok(&["info", "c"]);
+    assert!(
+        info.contains(
+            "writer lock: held by pid 4242 (exited mid-publish; the next writer takes it over)"
+        ),
+        "{info}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "c", "--json"])).unwrap();
+    assert_eq!(json["writer_lock"]["pid"], 4242);
+    assert_eq!(json["writer_lock"]["state"], "dead");
+    assert_eq!(e.ok(&["read", "c"]), "before\n", "the value survived");
+    e.ok(&["out", "c", "after"]);
+    assert_eq!(e.ok(&["read", "c"]), "after\n");
+    let info = e.ok(&["info", "c"]);
+    assert!(
+        info.contains("writer lock: free") && info.contains("recoveries:  1"),
+        "{info}"
+    );
+}
+
 /// A channel of another layout version (from an older mmf) is refused with what to do, and
 /// `new --force` re-creates it.
 #[test]
@@ -428,9 +463,12 @@ fn info_and_list() {
         "generation:  1",
         "value:       text, 1 B",
         "last writer: pid ",
+        "writer lock: free",
     ] {
         assert!(info.contains(needle), "{needle:?} in {info}");
     }
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "b", "--json"])).unwrap();
+    assert_eq!(json["writer_lock"], serde_json::Value::Null);
     let table = e.ok(&["list"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");

@@ -941,6 +941,17 @@ impl Channel {
             checksum: s.checksum,
             writer_recoveries: s.header(H_RECOVERIES),
             waiters: s.header(H_WAITERS),
+            writer_lock: match s.header(H_LOCK) {
+                0 => None,
+                owner => Some(LockOwner {
+                    pid: os::token_pid(owner),
+                    state: match s.liveness.judge(owner) {
+                        os::Owner::Alive => OwnerState::Alive,
+                        os::Owner::Dead => OwnerState::Dead,
+                        os::Owner::Unknown(why) => OwnerState::Unknown(why),
+                    },
+                }),
+            },
         }
     }
 }
@@ -966,6 +977,28 @@ impl std::fmt::Debug for Channel {
             .field("pinned", &self.is_pinned())
             .finish()
     }
+}
+
+/// The holder of a channel's writer lock, as [`Channel::info`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockOwner {
+    /// Its pid, as its own PID namespace numbers it.
+    pub pid: u32,
+    /// Whether it is alive, as this handle can tell (docs/FORMAT.md §5).
+    pub state: OwnerState,
+}
+
+/// Whether the owner of a lock is alive, as a handle can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerState {
+    /// Alive (its kernel lock on the channel file is held, or its pid runs with its start
+    /// time): a writer waits for it.
+    Alive,
+    /// Dead: the next writer takes the lock over.
+    Dead,
+    /// Cannot be told from here (why): taken as alive, so writers wait for it, and if it has
+    /// exited only re-creating the channel frees the lock.
+    Unknown(&'static str),
 }
 
 /// What [`Channel::info`] reports.
@@ -1002,6 +1035,10 @@ pub struct Info {
     pub checksum: bool,
     /// How many times a writer took the lock over from a writer that had died.
     pub writer_recoveries: u64,
+    /// Who holds the writer lock right now: `None` when it is free (the usual case: a writer
+    /// holds it only while it publishes). A holder that stays, and is not alive, is what makes
+    /// publishes fail with [`Error::Contended`].
+    pub writer_lock: Option<LockOwner>,
     /// Handles blocked in `wait_for_change` right now (as counted in the header).
     pub waiters: u64,
 }

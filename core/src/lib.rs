@@ -75,7 +75,7 @@ mod wait;
 mod loom_tests;
 
 #[cfg(not(loom))]
-pub use channel::{list, Channel, Info, Listing, Options};
+pub use channel::{list, Channel, Info, Listing, LockOwner, Options, OwnerState};
 pub use error::{Error, Result};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};

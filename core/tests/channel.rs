@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mmf_core::{Channel, Error, Location, Options, Tag};
+use mmf_core::{Channel, Error, Location, LockOwner, Options, OwnerState, Tag};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -1022,6 +1022,9 @@ fn a_lock_held_from_another_pid_namespace_is_not_taken() {
     let s = s.scratch;
     assert!(err.to_string().contains("another PID namespace"), "{err}");
     assert_eq!(ch.info().writer_recoveries, 0);
+    let lock = ch.info().writer_lock.unwrap();
+    assert_eq!(lock.pid, free_pid(7));
+    assert!(matches!(lock.state, OwnerState::Unknown(why) if why.contains("PID namespace")));
     // Its own namespace's view: the same pid there is dead, so the lock is recovered.
     poke(&s.path(), 448, token_here(free_pid(7)));
     ch.publish_raw(Tag::TEXT, b"recovered").unwrap();
@@ -1037,10 +1040,19 @@ fn a_kernel_held_lock_lives_exactly_as_long_as_its_file_lock() {
     let (s, ch, err) =
         publish_while_locked_by(token, |path| Some(hold_byte(path, token & !KERNEL_HELD)));
     assert!(err.to_string().contains("which is alive"), "{err}");
+    let lock = |state| {
+        Some(LockOwner {
+            pid: free_pid(3),
+            state,
+        })
+    };
+    assert_eq!(ch.info().writer_lock, lock(OwnerState::Alive));
     drop(s.held); // the holder's process exits: the kernel drops its lock
+    assert_eq!(ch.info().writer_lock, lock(OwnerState::Dead));
     ch.publish_raw(Tag::TEXT, b"recovered").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"recovered");
     assert_eq!(ch.info().writer_recoveries, 1);
+    assert_eq!(ch.info().writer_lock, None, "released after the publish");
 }
 
 #[test]
@@ -1085,7 +1097,11 @@ fn a_live_lock_holder_makes_publish_contended_not_hung() {
     // A token judged by pid (FORMAT.md §5) with our own pid, namespace and start time: alive,
     // so it must not be stolen.
     let me = std::process::id();
-    put_u64(&mut bytes, 448, token_here(me) | (proc_start(me) & 0x7fff) << 48);
+    put_u64(
+        &mut bytes,
+        448,
+        token_here(me) | (proc_start(me) & 0x7fff) << 48,
+    );
     std::fs::write(s.path(), &bytes).unwrap();
     let ch = Options::new()
         .lock_timeout(Duration::from_millis(30))

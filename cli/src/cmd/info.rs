@@ -1,6 +1,6 @@
 //! `mmf info NAME`: the header and the current value's metadata.
 
-use mmf::{Location, Options};
+use mmf::{Location, LockOwner, Options, OwnerState};
 use serde_json::json;
 
 use crate::args::InfoArgs;
@@ -43,6 +43,14 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
                 "checksum": info.checksum,
                 "writer_recoveries": info.writer_recoveries,
                 "waiters": info.waiters,
+                "writer_lock": info.writer_lock.map(|l| {
+                    let (state, why) = match l.state {
+                        OwnerState::Alive => ("alive", None),
+                        OwnerState::Dead => ("dead", None),
+                        OwnerState::Unknown(why) => ("unknown", Some(why)),
+                    };
+                    json!({ "pid": l.pid, "state": state, "why": why })
+                }),
             }),
             false,
         );
@@ -77,6 +85,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
          incarnation: {:016x}\n\
          checksum:    {}\n\
          recoveries:  {}\n\
+         writer lock: {}\n\
          waiting:     {}\n",
         format_size(info.capacity as u64),
         format_size(info.size_bytes),
@@ -92,7 +101,26 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
             "off"
         },
         info.writer_recoveries,
+        lock_line(info.writer_lock),
         info.waiters,
     );
     super::print_bytes(text.as_bytes())
+}
+
+/// The `writer lock:` line: free, or who holds it and whether it is alive.
+fn lock_line(lock: Option<LockOwner>) -> String {
+    let Some(l) = lock else {
+        return "free".to_owned();
+    };
+    match l.state {
+        OwnerState::Alive => format!("held by pid {} (alive, publishing)", l.pid),
+        OwnerState::Dead => format!(
+            "held by pid {} (exited mid-publish; the next writer takes it over)",
+            l.pid
+        ),
+        OwnerState::Unknown(why) => format!(
+            "held by pid {} (may be alive: {why}; if it has exited, re-create the channel)",
+            l.pid
+        ),
+    }
 }
