@@ -945,10 +945,16 @@ impl Channel {
                 0 => None,
                 owner => Some(LockOwner {
                     pid: os::token_pid(owner),
-                    state: match s.liveness.judge(owner) {
-                        os::Owner::Alive => OwnerState::Alive,
-                        os::Owner::Dead => OwnerState::Dead,
-                        os::Owner::Unknown(why) => OwnerState::Unknown(why),
+                    state: if owner == self.token {
+                        // This handle's own lock (another of its threads is publishing), which
+                        // its own lock test cannot see.
+                        OwnerState::Alive
+                    } else {
+                        match s.liveness.judge(owner) {
+                            os::Owner::Alive => OwnerState::Alive,
+                            os::Owner::Dead => OwnerState::Dead,
+                            os::Owner::Unknown(why) => OwnerState::Unknown(why),
+                        }
                     },
                 }),
             },

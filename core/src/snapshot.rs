@@ -272,7 +272,9 @@ impl Snapshot {
                 // The dead owner may have died while counted as a waiter: take it off the count.
                 self.take_waiting(e);
                 if claimed.is_none() {
-                    return Some(e);
+                    // Ours; the loop goes on to clear the other dead entries that pin.
+                    claimed = Some(e);
+                    continue;
                 }
                 // Cleared for the table's sake only: give it back.
                 self.release_pin(e, token);
@@ -354,7 +356,7 @@ impl Snapshot {
             Err(busy) => {
                 return Err(Error::Contended {
                     name: self.name.clone(),
-                    what: lock_holder(busy.owner, &self.liveness),
+                    what: lock_holder(busy.owner, token, &self.liveness),
                     waited_ms: busy.waited.as_millis() as u64,
                 })
             }
@@ -1405,9 +1407,13 @@ impl io::Write for SlotWriter<'_> {
     }
 }
 
-/// What a writer that timed out waiting for the lock says of its holder.
-fn lock_holder(owner: u64, live: &os::Liveness) -> String {
+/// What a writer that timed out waiting for the lock says of its holder (`token`: its own).
+fn lock_holder(owner: u64, token: u64, live: &os::Liveness) -> String {
     let pid = os::token_pid(owner);
+    if owner == token {
+        // Its own lock test cannot see its own kernel lock: it would say "dead".
+        return format!("writer lock held by another thread of this handle (pid {pid})");
+    }
     match live.judge(owner) {
         os::Owner::Unknown(why) => format!(
             "writer lock held by pid {pid}, which may be alive: {why}; if it has exited, \

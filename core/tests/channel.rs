@@ -1013,6 +1013,68 @@ fn publish_while_locked_by(
     (Locked { scratch, held }, ch, err)
 }
 
+/// Another thread of the same handle holds the lock: its own lock test cannot see its own
+/// kernel lock, so the handle must know its token rather than judge it (it would say "dead").
+#[test]
+fn a_lock_held_by_another_thread_of_the_handle_is_named_as_such() {
+    let s = Scratch::new("file");
+    s.create(64);
+    let ch = Options::new()
+        .lock_timeout(Duration::from_millis(30))
+        .open(&s.location)
+        .unwrap();
+    let (held, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            ch.publish_with(Tag::TEXT, |w| {
+                held.wait();
+                release.wait();
+                w.write_all(b"first")
+            })
+            .unwrap()
+        });
+        held.wait();
+        let err = ch.publish_raw(Tag::TEXT, b"second");
+        let lock = ch.info().writer_lock;
+        release.wait(); // before any assertion, so that a failure cannot hang the test
+        let err = err.unwrap_err();
+        assert!(
+            err.to_string().contains("another thread of this handle"),
+            "{err}"
+        );
+        let lock = lock.unwrap();
+        assert_eq!(lock.state, OwnerState::Alive);
+        assert_eq!(lock.pid, std::process::id());
+    });
+    assert_eq!(ch.read_raw().unwrap().1, b"first");
+    assert_eq!(ch.info().writer_recoveries, 0);
+}
+
+/// A new reader that finds no free entry takes over the first dead one, and clears every other
+/// dead entry that still pins or asks for slots (they would keep values out of the header).
+#[test]
+fn a_reader_taking_a_dead_entry_clears_the_other_dead_ones() {
+    let s = Scratch::new("file");
+    let in_header = || peek(&s.path(), 128) & 0xff == 0xff;
+    let w = Options::new().capacity(64).create(&s.location).unwrap();
+    for e in 0..4 {
+        poke(&s.path(), 512 + e * 64, token_here(free_pid(e)));
+        poke(&s.path(), 512 + e * 64 + 8, u64::MAX);
+    }
+    w.publish_raw(Tag::BYTES, b"a").unwrap();
+    assert!(!in_header(), "the dead entries' wishes are honoured");
+    let r = Options::new().open(&s.location).unwrap();
+    assert_eq!(r.read_raw().unwrap().1, b"a");
+    drop(r); // released: no entry pins or asks for slots any more
+    for i in 0..100u8 {
+        w.publish_raw(Tag::BYTES, &[i]).unwrap();
+    }
+    assert!(
+        in_header(),
+        "all four dead entries were cleared, not just the one taken"
+    );
+}
+
 /// A lock whose owner is of another PID namespace (docs/FORMAT.md §5) is never recovered from
 /// here, even when its pid does not exist here: the publish times out, says why, and the value
 /// stays. `tests/reliability.rs` does the same with a real process in a new namespace.

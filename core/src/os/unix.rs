@@ -160,11 +160,19 @@ pub(crate) fn byte_locked(file: &File, offset: u64) -> io::Result<super::ByteLoc
     )?;
     Ok(if fl.l_type == libc::F_UNLCK as libc::c_short {
         super::ByteLock::Free
-    } else if u64::try_from(fl.l_start) == Ok(offset) && fl.l_len == 1 {
+    } else if u64::try_from(fl.l_start) == Ok(offset)
+        // A lock that reaches the largest offset is reported as running to the end (0).
+        && (fl.l_len == 1 || (fl.l_len == 0 && offset == i64::MAX as u64))
+    {
         super::ByteLock::Exact
     } else {
         super::ByteLock::Covered
     })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn lock_shared_byte(_file: &File, _offset: u64) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(not(target_os = "linux"))]
