@@ -421,6 +421,20 @@ fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
         info.contains("writer lock: free") && info.contains("recoveries:  1"),
         "{info}"
     );
+    assert!(e.ok(&["doctor"]).contains("ok    writer-locks"));
+    // A token judged by pid whose namespace is unknown (tag 0): nobody can tell whether it
+    // lives, so writers wait for it, and `doctor` points at it.
+    file.write_all_at(&4242u64.to_le_bytes(), 448).unwrap();
+    let info = e.ok(&["info", "c"]);
+    assert!(
+        info.contains("writer lock: held by pid 4242 (may be alive: "),
+        "{info}"
+    );
+    let doctor = e.ok(&["doctor"]);
+    assert!(
+        doctor.contains("warn  writer-locks") && doctor.contains("c (pid 4242: "),
+        "{doctor}"
+    );
 }
 
 /// A channel of another layout version (from an older mmf) is refused with what to do, and
@@ -1104,6 +1118,7 @@ fn doctor_reports_each_check() {
             "shm-space",
             "systemd-removeipc",
             "channels",
+            "writer-locks",
             "kernel"
         ]
     );

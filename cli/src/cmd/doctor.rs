@@ -113,6 +113,34 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 .filter(|(l, _)| l.info.is_err())
                 .map(|(l, _)| l.name.clone())
                 .collect();
+            // A writer lock held by an owner that cannot be judged (of another PID namespace,
+            // without a liveness lock, or behind another lock on the file) stays held if that
+            // owner has exited: every publish then times out.
+            let stuck: Vec<String> = listings
+                .iter()
+                .filter_map(|(l, _)| {
+                    let lock = l.info.as_ref().ok()?.writer_lock?;
+                    match lock.state {
+                        mmf::OwnerState::Unknown(why) => {
+                            Some(format!("{} (pid {}: {why})", l.name, lock.pid))
+                        }
+                        _ => None,
+                    }
+                })
+                .collect();
+            let locks = Check {
+                name: "writer-locks",
+                ok: stuck.is_empty(),
+                detail: if stuck.is_empty() {
+                    "no channel's writer lock is held by an owner whose liveness cannot be told"
+                        .into()
+                } else {
+                    format!(
+                        "held by owners that may be alive: {}; if they have exited, publishes time out until the channel is re-created (`mmf new NAME --size SIZE --force`)",
+                        stuck.join(", ")
+                    )
+                },
+            };
             checks.push(Check {
                 name: "channels",
                 ok: broken.is_empty(),
@@ -143,6 +171,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                     },
                 ),
             });
+            checks.push(locks);
         }
         Err(e) => checks.push(Check {
             name: "channels",
