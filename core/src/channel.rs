@@ -14,6 +14,7 @@ use crate::frame::{Meta, Tag};
 use crate::layout::*;
 use crate::name::Location;
 use crate::os;
+use crate::os::OwnerState;
 use crate::region::Region;
 use crate::snapshot::{SlotWriter, Snapshot, Source, Timeouts};
 use crate::sync::Ordering;
@@ -950,11 +951,7 @@ impl Channel {
                         // its own lock test cannot see.
                         OwnerState::Alive
                     } else {
-                        match s.liveness.judge(owner) {
-                            os::Owner::Alive => OwnerState::Alive,
-                            os::Owner::Dead => OwnerState::Dead,
-                            os::Owner::Unknown(why) => OwnerState::Unknown(why),
-                        }
+                        s.liveness.judge(owner)
                     },
                 }),
             },
@@ -992,19 +989,6 @@ pub struct LockOwner {
     pub pid: u32,
     /// Whether it is alive, as this handle can tell (docs/FORMAT.md §5).
     pub state: OwnerState,
-}
-
-/// Whether the owner of a lock is alive, as a handle can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnerState {
-    /// Alive (its kernel lock on the channel file is held, or its pid runs with its start
-    /// time): a writer waits for it.
-    Alive,
-    /// Dead: the next writer takes the lock over.
-    Dead,
-    /// Cannot be told from here (why): taken as alive, so writers wait for it, and if it has
-    /// exited only re-creating the channel frees the lock.
-    Unknown(&'static str),
 }
 
 /// What [`Channel::info`] reports.

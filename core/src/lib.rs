@@ -75,13 +75,14 @@ mod wait;
 mod loom_tests;
 
 #[cfg(not(loom))]
-pub use channel::{list, Channel, Info, Listing, LockOwner, Options, OwnerState};
+pub use channel::{list, Channel, Info, Listing, LockOwner, Options};
 pub use error::{Error, Result};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
 pub use name::{validate_name, Location, MAX_NAME_LEN, SHM_PREFIX};
 #[cfg(all(feature = "async", not(loom)))]
 pub use notify::Changed;
+pub use os::OwnerState;
 pub use snapshot::SlotWriter;
 
 /// Internals exposed for the benchmarks only; not part of the API.

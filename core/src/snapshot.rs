@@ -1415,13 +1415,13 @@ fn lock_holder(owner: u64, token: u64, live: &os::Liveness) -> String {
         return format!("writer lock held by another thread of this handle (pid {pid})");
     }
     match live.judge(owner) {
-        os::Owner::Unknown(why) => format!(
+        os::OwnerState::Unknown(why) => format!(
             "writer lock held by pid {pid}, which may be alive: {why}; if it has exited, \
              re-creating the channel frees the lock"
         ),
-        os::Owner::Alive => format!("writer lock held by pid {pid}, which is alive"),
+        os::OwnerState::Alive => format!("writer lock held by pid {pid}, which is alive"),
         // It died after the last check; the next attempt takes the lock over.
-        os::Owner::Dead => format!("writer lock held by pid {pid}, which has just exited"),
+        os::OwnerState::Dead => format!("writer lock held by pid {pid}, which has just exited"),
     }
 }
 #[cfg(all(test, not(loom)))]

@@ -119,14 +119,16 @@ pub(crate) fn token_foreign(token: u64) -> bool {
     mine == 0 || theirs == 0 || theirs != mine
 }
 
-/// What a handle can tell of a token's owner ([`Liveness::judge`]).
+/// Whether the owner of a lock or pin entry is alive, as a handle can tell (docs/FORMAT.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Owner {
-    /// Known dead: its lock or entry may be taken over.
-    Dead,
-    /// Known alive: the kernel holds its lock, or its pid runs with its start time.
+pub enum OwnerState {
+    /// Alive (its kernel lock on the channel file is held, or its pid runs with its start
+    /// time): a writer waits for it.
     Alive,
-    /// Cannot be told; taken as alive (why, for messages).
+    /// Dead: the next writer (or reader, for a pin entry) takes it over.
+    Dead,
+    /// Cannot be told from here (why): taken as alive, so writers wait for it, and if it has
+    /// exited only re-creating the channel frees the lock.
     Unknown(&'static str),
 }
 
@@ -152,7 +154,7 @@ impl Liveness {
 
     /// Whether the owner of `token` may still be running: `false` only when it is known dead.
     pub(crate) fn alive(&self, token: u64) -> bool {
-        self.judge(token) != Owner::Dead
+        self.judge(token) != OwnerState::Dead
     }
 
     /// What can be told of the owner of `token`.
@@ -168,37 +170,37 @@ impl Liveness {
     ///   writer's lock or a live reader's pin would let a reader accept a torn value. Otherwise a
     ///   pid that does not exist, or exists with another start time (where both are known), is
     ///   dead.
-    pub(crate) fn judge(&self, token: u64) -> Owner {
+    pub(crate) fn judge(&self, token: u64) -> OwnerState {
         if token & KERNEL_HELD != 0 {
             let Some(f) = &self.file else {
-                return Owner::Unknown("its lock cannot be tested without the channel's file");
+                return OwnerState::Unknown("its lock cannot be tested without the channel's file");
             };
             return match byte_locked(f, lock_offset(token)) {
-                Ok(ByteLock::Exact) => Owner::Alive,
-                Ok(ByteLock::Free) => Owner::Dead,
+                Ok(ByteLock::Exact) => OwnerState::Alive,
+                Ok(ByteLock::Free) => OwnerState::Dead,
                 Ok(ByteLock::Covered) => {
-                    Owner::Unknown("another lock on the channel file covers its liveness lock")
+                    OwnerState::Unknown("another lock on the channel file covers its liveness lock")
                 }
-                Err(_) => Owner::Unknown("its liveness lock cannot be tested on this file"),
+                Err(_) => OwnerState::Unknown("its liveness lock cannot be tested on this file"),
             };
         }
         let pid = token_pid(token);
         if pid == 0 {
-            return Owner::Dead;
+            return OwnerState::Dead;
         }
         if token_foreign(token) {
-            return Owner::Unknown(
+            return OwnerState::Unknown(
                 "it is of another PID namespace and holds no liveness lock, so it cannot be \
                  checked from here",
             );
         }
         if !pid_exists(pid) {
-            return Owner::Dead;
+            return OwnerState::Dead;
         }
         let want = token_start(token);
         match process_start_time(pid) {
-            Some(start) if want != 0 && start & START_MASK != want => Owner::Dead,
-            _ => Owner::Alive,
+            Some(start) if want != 0 && start & START_MASK != want => OwnerState::Dead,
+            _ => OwnerState::Alive,
         }
     }
 }
@@ -289,7 +291,7 @@ mod tests {
         );
         assert_eq!(
             live.judge(token),
-            Owner::Alive,
+            OwnerState::Alive,
             "held through another description"
         );
         // A lock over the whole file (someone's `lockf`, or `flock` on NFS) covers the byte:
@@ -317,7 +319,7 @@ mod tests {
         assert_eq!(rc, 0);
         drop(holder);
         assert!(
-            matches!(live.judge(token), Owner::Unknown(_)),
+            matches!(live.judge(token), OwnerState::Unknown(_)),
             "covered by another lock"
         );
         drop(whole);
