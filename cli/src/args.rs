@@ -116,15 +116,16 @@ pub struct NewArgs {
     #[arg(long, default_value_t = 4)]
     pub readers: usize,
     /// Permission bits, octal (default 0600: owner only).
-    #[arg(long, value_parser = parse_mode, default_value = "0600")]
-    pub mode: u32,
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<u32>,
     /// Store a CRC-32 with every value and verify it on every read.
     #[arg(long)]
     pub checksum: bool,
     /// Remove an existing channel of that name first.
     #[arg(long, conflicts_with = "exist_ok")]
     pub force: bool,
-    /// Open an existing channel instead of failing (keeping its size).
+    /// Open an existing channel instead of failing, as it is; one with a smaller SIZE, fewer
+    /// readers, no checksums where --checksum asks for them, or other --mode bits is exit 6.
     #[arg(long)]
     pub exist_ok: bool,
 }

@@ -294,6 +294,58 @@ fn new_exists_force_and_exist_ok() {
         "exists with a capacity of 1024 bytes, less than the 4096 asked for; --force replaces it",
     );
     assert_eq!(e.ok(&["read", "T"]), "v1\n");
+    // So is one with fewer reader entries, no checksums where they are asked for, or other
+    // permission bits; every shortfall is named at once.
+    fails(
+        &e.run(&[
+            "new",
+            "T",
+            "--size",
+            "1KiB",
+            "--readers",
+            "8",
+            "--checksum",
+            "--mode",
+            "0644",
+            "--exist-ok",
+        ]),
+        6,
+        "exists with 4 reader entries, fewer than the 8 asked for, no checksums, which --checksum \
+         asks for, mode 0600, not the 0644 asked for; --force replaces it",
+    );
+    e.ok(&[
+        "new",
+        "T",
+        "--size",
+        "1KiB",
+        "--readers",
+        "2",
+        "--mode",
+        "600",
+        "--exist-ok",
+    ]);
+    assert_eq!(e.ok(&["read", "T"]), "v1\n");
+    // A channel created by --exist-ok has what was asked for.
+    e.ok(&[
+        "new",
+        "C",
+        "--size",
+        "1KiB",
+        "--checksum",
+        "--mode",
+        "0640",
+        "--exist-ok",
+    ]);
+    e.ok(&[
+        "new",
+        "C",
+        "--size",
+        "1KiB",
+        "--checksum",
+        "--mode",
+        "0640",
+        "--exist-ok",
+    ]);
     // Errors that are not about an existing channel carry no hint about --force.
     let out = e.run(&["new", "U", "--size", "0"]);
     assert_eq!(out.status.code(), Some(2));
