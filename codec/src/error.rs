@@ -12,7 +12,7 @@ pub enum Error {
     #[error(transparent)]
     Channel(#[from] mmf_core::Error),
     /// The current value has another codec tag than the one asked for.
-    #[error("channel '{name}' holds a {found} value (generation {generation}), not {expected}; read it as {found}")]
+    #[error("channel '{name}' holds a {found} value (generation {generation}), not {expected}; {}", read_hint(*found))]
     WrongTag {
         /// The channel.
         name: String,
@@ -48,6 +48,9 @@ pub enum Error {
     /// A value serde could not encode (e.g. a map with non-string keys in JSON).
     #[error("could not encode the value: {0}")]
     Encode(String),
+    /// Writing transcoded text to its destination failed.
+    #[error("could not write the JSON text: {0}")]
+    Write(#[source] std::io::Error),
     /// A value that does not decode into the requested type.
     #[error("could not decode the value as {ty}: {message}")]
     Decode {
@@ -56,6 +59,20 @@ pub enum Error {
         /// What did not match.
         message: String,
     },
+}
+
+/// What to do with a value of tag `found`, for [`Error::WrongTag`].
+fn read_hint(found: Tag) -> String {
+    match found {
+        Tag::BYTES => "read it as bytes".into(),
+        Tag::TEXT => "read it as text".into(),
+        Tag::MSGPACK | Tag::JSON => format!("read it as {found}, or as JSON"),
+        // A writer should never publish tag 0 ("no value yet"); another implementation did.
+        Tag::EMPTY => "tag 0 means \"no value yet\" and is never published, so the writer is \
+                       broken; its bytes can still be read as bytes"
+            .into(),
+        Tag(n) => format!("tag {n} is not one of mmf's codecs; read its bytes"),
+    }
 }
 
 impl Error {

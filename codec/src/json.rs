@@ -1,31 +1,41 @@
 //! JSON <-> MessagePack without a Rust type, for the CLI and for scripts.
 //!
 //! JSON to MessagePack is streamed ([`serde_transcode`]): integers stay integers (every `i64` and
-//! `u64`), other numbers become `f64`, objects become maps with string keys, and nesting deeper
-//! than 128 levels is refused (serde_json's limit).
+//! `u64`; a larger one is refused rather than made a float), other numbers become `f64`, objects
+//! become maps with string keys (an object with a key twice is refused, as MessagePack to JSON
+//! would refuse the map), and 128 levels of nesting are refused (serde_json's limit, so at most
+//! 127 = [`MAX_DEPTH`]).
 //!
 //! MessagePack to JSON renders what JSON can express as itself, and the rest as follows
-//! (documented, lossless where JSON allows, never a panic):
+//! (documented, never a panic):
 //!
 //! | MessagePack | JSON |
 //! |---|---|
 //! | binary, or a string that is not UTF-8 | `{"$bin": "<base64>"}` |
-//! | extension type `t` | `{"$ext": {"type": t, "data": "<base64>"}}` |
+//! | extension type `t` (timestamps are type -1) | `{"$ext": {"type": t, "data": "<base64>"}}` |
 //! | map key that is not a string | the key's compact JSON text (`1` → `"1"`), cut to [`MAX_KEY_TEXT`] bytes with a trailing `…` |
+//! | two keys of one map that read the same (`1` and `"1"`, or a key twice) | an error: a JSON object holds a key once, and dropping one would lose data |
 //! | NaN, +inf, -inf | `"NaN"`, `"Infinity"`, `"-Infinity"` |
 //! | `f32` | the same number as `f64` |
+//! | an integer above 2^53 | the exact integer (JavaScript's `JSON.parse` rounds it; Python's does not) |
 //!
-//! Input is untrusted: lengths are bounded by the bytes present, nesting by [`MAX_DEPTH`], and
-//! trailing bytes after the document are an error.
+//! The renderings are not escaped: a map whose only key is `"$bin"` or `"$ext"`, or the string
+//! `"NaN"`, reads the same as what it stands for. Writers that must tell them apart avoid such
+//! values.
+//!
+//! Input is untrusted: it is checked whole before anything is written, without recursion (one
+//! document; no reserved marker `0xc1`; lengths within the bytes present; nesting no deeper than
+//! [`MAX_DEPTH`]; nothing after it), then written as it is read, so memory grows with the output
+//! and the map keys, not with a tree of the value.
 
 use std::io;
 
-use serde_json::{Map, Number, Value as Json};
+use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
+use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
-
-/// Deepest MessagePack nesting [`msgpack_to_json`] decodes.
-pub const MAX_DEPTH: usize = 512;
+pub use crate::msgpack::MAX_DEPTH;
+use crate::msgpack::{self, Head};
 
 /// Longest rendering of a non-string map key. Keys that are themselves maps with non-string
 /// keys would otherwise be escaped once more per level, doubling in size each time: 63 bytes of
@@ -38,7 +48,8 @@ pub const MAX_KEY_TEXT: usize = 256;
 /// MessagePack has no larger integers, and the parser would silently make it a float, so that
 /// `18446744073709551616` came back as `1.8446744073709552e19`. Write such a number as a string,
 /// or with a fraction or exponent to ask for a float. So is a number beyond `f64`'s range
-/// (`1e400`).
+/// (`1e400`), nesting of 128 levels or more, a `\u` escape that is half a surrogate pair, and an
+/// object with a key twice.
 ///
 /// ```
 /// use mmf_codec::{json::validate_json, Error};
@@ -48,11 +59,78 @@ pub const MAX_KEY_TEXT: usize = 256;
 /// # Ok::<(), mmf_codec::Error>(())
 /// ```
 pub fn validate_json(json: &str) -> Result<()> {
+    // Syntax first, so that the integer scan sees valid JSON; then numbers, with a message of
+    // their own at the number's start; then depth and escapes.
     let mut de = serde_json::Deserializer::from_str(json);
     <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de)
         .map_err(|e| Error::json(&e))?;
     de.end().map_err(|e| Error::json(&e))?;
-    check_integers(json)
+    check_integers(json)?;
+    let mut de = serde_json::Deserializer::from_str(json);
+    <Checked as serde::Deserialize>::deserialize(&mut de).map_err(|e| Error::json(&e))?;
+    Ok(())
+}
+
+/// Every part of a JSON document parsed and dropped: unlike `IgnoredAny`, which serde_json skips
+/// without counting depth or decoding escapes, this meets serde_json's nesting limit (128 levels)
+/// and its checks of `\u` escapes (a lone surrogate), as the transcoding after it will; and it
+/// refuses an object with a key twice.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(Checked)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Checked, A::Error> {
+        // A key given twice would reach MessagePack twice (the transcoding streams), where reading
+        // it back as JSON would have to drop one of them.
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<Checked>()?;
+            if let Some(key) = keys.replace(key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key:?} appears twice in one object"
+                )));
+            }
+        }
+        Ok(Checked)
+    }
 }
 
 /// The integer-range check of [`validate_json`], on text already known to be valid JSON: every
@@ -139,72 +217,198 @@ pub fn json_to_msgpack(json: &str) -> Result<Vec<u8>> {
 }
 
 /// A MessagePack document to JSON text (compact, or indented with `pretty`).
+///
+/// ```
+/// use mmf_codec::json::{json_to_msgpack, msgpack_to_json};
+/// let mp = json_to_msgpack(r#"{"step": 10, "tags": ["a", "b"]}"#)?;
+/// assert_eq!(msgpack_to_json(&mp, false)?, r#"{"step":10,"tags":["a","b"]}"#);
+/// // Two keys that would read the same in JSON ({1: .., "1": ..}) are an error, not a lost entry:
+/// assert!(msgpack_to_json(&[0x82, 0x01, 0xc0, 0xa1, b'1', 0xc0], false).is_err());
+/// # Ok::<(), mmf_codec::Error>(())
+/// ```
 pub fn msgpack_to_json(bytes: &[u8], pretty: bool) -> Result<String> {
-    let value = msgpack_to_value(bytes)?;
-    let text = if pretty {
-        serde_json::to_string_pretty(&value)
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(2).min(1 << 20));
+    write_msgpack_as_json(bytes, pretty, &mut out)?;
+    // Every byte written came from `str`s, the formatter's ASCII and base64.
+    String::from_utf8(out).map_err(|e| Error::Encode(e.to_string()))
+}
+
+/// Writes a MessagePack document as JSON text to `out` (compact, or indented with `pretty`), by
+/// the rules of the module docs, as it goes: the memory it takes beside `out` is the document's
+/// map keys (to refuse duplicates) and one entry per open container, not a tree of the value.
+///
+/// The document is checked whole before anything is written: invalid MessagePack writes nothing.
+/// A map with two keys that read the same in JSON is refused when the map ends, after the text
+/// before it was written.
+pub fn write_msgpack_as_json<W: io::Write>(bytes: &[u8], pretty: bool, mut out: W) -> Result<()> {
+    msgpack::check(bytes)?;
+    if pretty {
+        transcode(bytes, &mut PrettyFormatter::new(), &mut out, true)
     } else {
-        serde_json::to_string(&value)
-    };
-    text.map_err(|e| Error::Encode(e.to_string()))
+        transcode(bytes, &mut CompactFormatter, &mut out, true)
+    }
 }
 
 /// A MessagePack document to a `serde_json::Value`, by the rules of the module docs.
 pub fn msgpack_to_value(bytes: &[u8]) -> Result<Json> {
-    let mut rd = bytes;
-    let value = rmpv::decode::read_value_with_max_depth(&mut rd, MAX_DEPTH)
-        .map_err(|e| Error::InvalidMsgpack(e.to_string()))?;
-    if !rd.is_empty() {
-        return Err(Error::InvalidMsgpack(format!(
-            "{} trailing bytes after the document (at byte {})",
-            rd.len(),
-            bytes.len() - rd.len()
-        )));
-    }
-    Ok(to_json(value))
+    let text = msgpack_to_json(bytes, false)?;
+    // The text is no deeper than serde_json's limit (`MAX_DEPTH`) and its numbers are exact.
+    serde_json::from_str(&text).map_err(|e| Error::Encode(e.to_string()))
 }
 
-fn to_json(v: rmpv::Value) -> Json {
-    use rmpv::Value as Mp;
-    match v {
-        Mp::Nil => Json::Null,
-        Mp::Boolean(b) => Json::Bool(b),
-        Mp::Integer(i) => match (i.as_u64(), i.as_i64()) {
-            (Some(u), _) => Json::Number(u.into()),
-            (None, Some(s)) => Json::Number(s.into()),
-            // rmpv integers are always one of the two.
-            (None, None) => Json::Null,
-        },
-        Mp::F32(f) => float(f64::from(f)),
-        Mp::F64(f) => float(f),
-        // A MessagePack "string" that is not UTF-8 is rendered like binary, not dropped.
-        Mp::String(s) if s.is_str() => Json::String(s.into_str().unwrap_or_default()),
-        Mp::String(s) => tagged("$bin", Json::String(base64(&s.into_bytes()))),
-        Mp::Binary(b) => tagged("$bin", Json::String(base64(&b))),
-        Mp::Array(items) => Json::Array(items.into_iter().map(to_json).collect()),
-        Mp::Map(entries) => {
-            let mut m = Map::with_capacity(entries.len().min(1024));
-            for (k, v) in entries {
-                let key = match k {
-                    Mp::String(s) if s.is_str() => s.into_str().unwrap_or_default(),
-                    other => key_text(to_json(other).to_string()),
+/// An open array or map while transcoding.
+struct Open {
+    map: bool,
+    /// Byte offset of the container in the document, for messages.
+    at: usize,
+    /// Items written so far (a map's keys and values each count).
+    done: u64,
+    /// Items in all.
+    items: u64,
+    /// Index in `keys` of this map's first key.
+    keys_from: usize,
+}
+
+/// Transcodes one checked document. `dedup`: refuse maps with two keys of the same text (off
+/// when rendering a non-string key, whose text is only a label and may be cut).
+fn transcode<F: Formatter, W: io::Write + ?Sized>(
+    bytes: &[u8],
+    f: &mut F,
+    out: &mut W,
+    dedup: bool,
+) -> Result<()> {
+    let mut r = msgpack::Reader::new(bytes);
+    let mut stack: Vec<Open> = Vec::new();
+    // The text of every key of the open maps, and where each one is in it.
+    let mut key_text = String::new();
+    let mut keys: Vec<(usize, usize)> = Vec::new();
+    loop {
+        let at = r.pos();
+        let head = r.head()?;
+        if let Some(o) = stack.last() {
+            let first = o.done == 0;
+            if !o.map {
+                f.begin_array_value(out, first).map_err(Error::Write)?;
+            } else if o.done % 2 == 0 {
+                // A key: its text, written as a JSON string and kept to find duplicates.
+                let text = match head {
+                    Head::Str(s) if std::str::from_utf8(s).is_ok() => {
+                        String::from_utf8_lossy(s).into_owned()
+                    }
+                    _ => {
+                        // The whole key, whatever it is, rendered on its own.
+                        let len = msgpack::skip(&bytes[at..])?;
+                        r.seek(at + len);
+                        render_key(&bytes[at..at + len])?
+                    }
                 };
-                m.insert(key, to_json(v));
+                f.begin_object_key(out, first).map_err(Error::Write)?;
+                serde_json::to_writer(&mut *out, &text)
+                    .map_err(io::Error::from)
+                    .map_err(Error::Write)?;
+                f.end_object_key(out).map_err(Error::Write)?;
+                f.begin_object_value(out).map_err(Error::Write)?;
+                if dedup {
+                    let start = key_text.len();
+                    key_text.push_str(&text);
+                    keys.push((start, key_text.len()));
+                }
+                if let Some(o) = stack.last_mut() {
+                    o.done += 1;
+                }
+                continue;
             }
-            Json::Object(m)
         }
-        Mp::Ext(ty, data) => {
-            let mut m = Map::new();
-            m.insert("type".into(), Json::Number(ty.into()));
-            m.insert("data".into(), Json::String(base64(&data)));
-            tagged("$ext", Json::Object(m))
+        let items = match head {
+            Head::Array(n) => {
+                f.begin_array(out).map_err(Error::Write)?;
+                u64::from(n)
+            }
+            Head::Map(n) => {
+                f.begin_object(out).map_err(Error::Write)?;
+                2 * u64::from(n)
+            }
+            scalar => {
+                write_scalar(scalar, f, out)?;
+                0
+            }
+        };
+        if items > 0 {
+            stack.push(Open {
+                map: matches!(head, Head::Map(_)),
+                at,
+                done: 0,
+                items,
+                keys_from: keys.len(),
+            });
+            continue;
+        }
+        if let Head::Array(_) = head {
+            f.end_array(out).map_err(Error::Write)?;
+        } else if let Head::Map(_) = head {
+            f.end_object(out).map_err(Error::Write)?;
+        }
+        // An item is complete: end it in its container, and close every container it completes.
+        loop {
+            let Some(o) = stack.last_mut() else {
+                return Ok(());
+            };
+            if o.map {
+                f.end_object_value(out).map_err(Error::Write)?;
+            } else {
+                f.end_array_value(out).map_err(Error::Write)?;
+            }
+            o.done += 1;
+            if o.done < o.items {
+                break;
+            }
+            let (map, map_at, keys_from) = (o.map, o.at, o.keys_from);
+            stack.pop();
+            if map {
+                f.end_object(out).map_err(Error::Write)?;
+                check_keys(&mut keys[keys_from..], &key_text, map_at)?;
+                if let Some(&(start, _)) = keys.get(keys_from) {
+                    key_text.truncate(start);
+                }
+                keys.truncate(keys_from);
+            } else {
+                f.end_array(out).map_err(Error::Write)?;
+            }
         }
     }
 }
 
-/// A non-string key's JSON text, cut at a character boundary to [`MAX_KEY_TEXT`] bytes.
-fn key_text(mut text: String) -> String {
-    if text.len() > MAX_KEY_TEXT {
+/// Refuses two equal keys among one map's (`keys` are spans of `text`; their order is lost).
+fn check_keys(keys: &mut [(usize, usize)], text: &str, at: usize) -> Result<()> {
+    keys.sort_unstable_by(|a, b| text[a.0..a.1].cmp(&text[b.0..b.1]));
+    match keys
+        .windows(2)
+        .find(|w| text[w[0].0..w[0].1] == text[w[1].0..w[1].1])
+    {
+        None => Ok(()),
+        Some(w) => Err(Error::InvalidMsgpack(format!(
+            "the map at byte {at} has two keys that both read {:?} in JSON, where an object holds \
+             each key once; read the value's bytes to see both",
+            &text[w[0].0..w[0].1]
+        ))),
+    }
+}
+
+/// A non-string map key's compact JSON text, cut at a character boundary to [`MAX_KEY_TEXT`]
+/// bytes (only that much is kept while rendering it).
+fn render_key(bytes: &[u8]) -> Result<String> {
+    let mut capped = Capped {
+        buf: Vec::with_capacity(MAX_KEY_TEXT + 1),
+        total: 0,
+    };
+    transcode(bytes, &mut CompactFormatter, &mut capped, false)?;
+    let valid = match std::str::from_utf8(&capped.buf) {
+        Ok(s) => s,
+        // The cap can split a character; the part before it is what counts.
+        Err(e) => std::str::from_utf8(&capped.buf[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let mut text = valid.to_owned();
+    if capped.total > MAX_KEY_TEXT {
         let mut cut = MAX_KEY_TEXT - '…'.len_utf8();
         while !text.is_char_boundary(cut) {
             cut -= 1;
@@ -212,23 +416,110 @@ fn key_text(mut text: String) -> String {
         text.truncate(cut);
         text.push('…');
     }
-    text
+    Ok(text)
 }
 
-/// A float as a JSON number, or as the string JSON uses by convention for a non-finite one.
-fn float(f: f64) -> Json {
-    match Number::from_f64(f) {
-        Some(n) => Json::Number(n),
-        None if f.is_nan() => Json::String("NaN".into()),
-        None if f > 0.0 => Json::String("Infinity".into()),
-        None => Json::String("-Infinity".into()),
+/// A writer that keeps the first `MAX_KEY_TEXT + 1` bytes and counts the rest.
+struct Capped {
+    buf: Vec<u8>,
+    total: usize,
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = (MAX_KEY_TEXT + 1).saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&data[..data.len().min(room)]);
+        self.total = self.total.saturating_add(data.len());
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
-fn tagged(key: &str, v: Json) -> Json {
-    let mut m = Map::new();
-    m.insert(key.into(), v);
-    Json::Object(m)
+/// Writes a value that is not a container.
+fn write_scalar<F: Formatter, W: io::Write + ?Sized>(
+    head: Head<'_>,
+    f: &mut F,
+    out: &mut W,
+) -> Result<()> {
+    let r = match head {
+        Head::Nil => f.write_null(out),
+        Head::Bool(b) => f.write_bool(out, b),
+        Head::Uint(u) => f.write_u64(out, u),
+        Head::Int(i) => f.write_i64(out, i),
+        Head::F32(x) => return write_float(f64::from(x), f, out),
+        Head::F64(x) => return write_float(x, f, out),
+        // A MessagePack "string" that is not UTF-8 is rendered like binary, not dropped.
+        Head::Str(s) => match std::str::from_utf8(s) {
+            Ok(text) => return write_str(text, out),
+            Err(_) => return write_tagged("$bin", s, None, f, out),
+        },
+        Head::Bin(b) => return write_tagged("$bin", b, None, f, out),
+        Head::Ext(ty, data) => return write_tagged("$ext", data, Some(ty), f, out),
+        Head::Array(_) | Head::Map(_) => Ok(()),
+    };
+    r.map_err(Error::Write)
+}
+
+fn write_str<W: io::Write + ?Sized>(text: &str, out: &mut W) -> Result<()> {
+    serde_json::to_writer(&mut *out, text)
+        .map_err(io::Error::from)
+        .map_err(Error::Write)
+}
+
+/// A float as a JSON number, or as the string JSON uses by convention for a non-finite one.
+fn write_float<F: Formatter, W: io::Write + ?Sized>(x: f64, f: &mut F, out: &mut W) -> Result<()> {
+    if x.is_finite() {
+        return f.write_f64(out, x).map_err(Error::Write);
+    }
+    write_str(
+        if x.is_nan() {
+            "NaN"
+        } else if x > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        },
+        out,
+    )
+}
+
+/// `{"$bin": "<base64>"}`, or with `ext` `{"$ext": {"type": t, "data": "<base64>"}}`.
+fn write_tagged<F: Formatter, W: io::Write + ?Sized>(
+    tag: &str,
+    data: &[u8],
+    ext: Option<i8>,
+    f: &mut F,
+    out: &mut W,
+) -> Result<()> {
+    let w = |r: io::Result<()>| r.map_err(Error::Write);
+    w(f.begin_object(out))?;
+    w(f.begin_object_key(out, true))?;
+    write_str(tag, out)?;
+    w(f.end_object_key(out))?;
+    w(f.begin_object_value(out))?;
+    if let Some(ty) = ext {
+        w(f.begin_object(out))?;
+        w(f.begin_object_key(out, true))?;
+        write_str("type", out)?;
+        w(f.end_object_key(out))?;
+        w(f.begin_object_value(out))?;
+        w(f.write_i64(out, i64::from(ty)))?;
+        w(f.end_object_value(out))?;
+        w(f.begin_object_key(out, false))?;
+        write_str("data", out)?;
+        w(f.end_object_key(out))?;
+        w(f.begin_object_value(out))?;
+        write_str(&base64(data), out)?;
+        w(f.end_object_value(out))?;
+        w(f.end_object(out))?;
+    } else {
+        write_str(&base64(data), out)?;
+    }
+    w(f.end_object_value(out))?;
+    w(f.end_object(out))
 }
 
 /// Standard base64 with padding (RFC 4648), for the `$bin` and `$ext` renderings.
@@ -375,7 +666,13 @@ mod tests {
             msgpack_to_json(&small, false).unwrap(),
             r#"{"[1,\"é\"]":true}"#
         );
-        assert_eq!(key_text("é".repeat(200)).len(), MAX_KEY_TEXT - 1);
+        // A long key is cut at a character boundary: `["` and 125 two-byte characters, then `…`.
+        let mut long = Vec::new();
+        rmpv::encode::write_value(&mut long, &rmpv::Value::Array(vec!["é".repeat(200).into()]))
+            .unwrap();
+        let text = render_key(&long).unwrap();
+        assert_eq!(text.len(), MAX_KEY_TEXT - 1);
+        assert!(text.starts_with("[\"éé") && text.ends_with("é…"), "{text}");
     }
 
     #[test]

@@ -35,6 +35,7 @@
 
 mod error;
 pub mod json;
+mod msgpack;
 
 use std::io;
 
@@ -144,7 +145,11 @@ impl ChannelExt for Channel {
         match meta.tag {
             Tag::MSGPACK => json::msgpack_to_json(&bytes, pretty),
             Tag::JSON => {
+                // Text another process wrote: passed on only when it is one valid document, and
+                // compact or pretty alike (a pretty rendering of text with an integer beyond 64
+                // bits would silently make it a float).
                 let text = std::str::from_utf8(&bytes)?;
+                json::validate_json(text)?;
                 if pretty {
                     let v: serde_json::Value =
                         serde_json::from_str(text).map_err(|e| Error::json(&e))?;
@@ -178,8 +183,11 @@ where
     }
 }
 
-/// Decodes exactly one MessagePack document into `T`.
+/// Decodes exactly one MessagePack document into `T`. The document is checked first without
+/// recursion ([`msgpack::check`]): rmp-serde counts no depth for enum variants, so a deep enough
+/// recursive enum from another process would otherwise overflow the stack.
 fn decode_msgpack<T: DeserializeOwned>(bytes: &[u8], ty: &'static str) -> Result<T> {
+    msgpack::check(bytes)?;
     let mut de = rmp_serde::Deserializer::new(bytes);
     let value = T::deserialize(&mut de).map_err(|e| Error::Decode {
         ty,

@@ -170,6 +170,23 @@ fn reading_the_wrong_tag_names_both() {
         ch.read_json(false).unwrap_err(),
         Error::WrongTag { .. }
     ));
+    assert!(ch
+        .read::<u8>()
+        .unwrap_err()
+        .to_string()
+        .ends_with("; read it as bytes"));
+    // Tags the reader has no codec for: an application's, and 0 ("no value yet"), which a broken
+    // writer published.
+    ch.publish_raw(Tag(300), b"x").unwrap();
+    let err = ch.read_string().unwrap_err().to_string();
+    assert!(
+        err.contains("tag 300 is not one of mmf's codecs; read its bytes"),
+        "{err}"
+    );
+    ch.publish_raw(Tag::EMPTY, b"x").unwrap();
+    let err = ch.read_json(false).unwrap_err().to_string();
+    assert!(err.contains("tag 0 means \"no value yet\""), "{err}");
+    assert_eq!(ch.read_bytes().unwrap(), b"x");
 }
 
 #[test]
@@ -238,10 +255,14 @@ fn invalid_stored_values_are_errors_not_panics() {
         ch.read_json(false).unwrap_err(),
         Error::InvalidMsgpack(_)
     ));
-    assert!(matches!(
-        ch.read::<Vec<u8>>().unwrap_err(),
-        Error::Decode { .. }
-    ));
+    let err = ch.read::<Vec<u8>>().unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidMsgpack(m) if m.contains("the document ends at byte 2")),
+        "{err}"
+    );
+    ch.publish_raw(Tag::MSGPACK, &[]).unwrap();
+    let err = ch.read::<u8>().unwrap_err();
+    assert!(err.to_string().contains("the value is empty"), "{err}");
     ch.publish(&(1u8, 2u8)).unwrap();
     let err = ch.read::<String>().unwrap_err();
     assert!(
@@ -252,4 +273,124 @@ fn invalid_stored_values_are_errors_not_panics() {
     assert_eq!(ch.read::<BTreeMap<String, u8>>().unwrap()["a"], 1);
     assert_eq!(ch.read_json(false).unwrap(), "{\"a\": 1}");
     assert_eq!(ch.read_string().unwrap(), "{\"a\": 1}");
+}
+
+/// A value nested deeper than any reader should follow, from another process: an error on every
+/// read path, never a stack overflow (which aborts the reading process). rmp-serde counts no depth
+/// for enum variants, and 500 levels of `serde_json::Value` overflowed a 2 MiB thread's stack in a
+/// debug build; both are checked here on such a thread.
+#[test]
+fn deep_values_are_refused_not_a_stack_overflow() {
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    enum Tree {
+        Leaf,
+        Node(Box<Tree>),
+    }
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let ch = Channel::anonymous(1 << 20).unwrap();
+            // {"Node": {"Node": ... "Leaf"}}: 100 000 levels in 600 KB.
+            let mut tree = b"\x81\xa4Node".repeat(100_000);
+            tree.extend(b"\xa4Leaf");
+            ch.publish_raw(Tag::MSGPACK, &tree).unwrap();
+            for err in [
+                ch.read::<Tree>().unwrap_err(),
+                ch.read::<serde_json::Value>().unwrap_err(),
+                ch.read_json(false).unwrap_err(),
+            ] {
+                assert!(
+                    err.to_string().contains("deeper than the 127 levels"),
+                    "{err}"
+                );
+            }
+            let mut deep = vec![0x91; 500];
+            deep.push(0xc0);
+            ch.publish_raw(Tag::MSGPACK, &deep).unwrap();
+            let err = ch.read::<serde_json::Value>().unwrap_err();
+            assert!(err.to_string().contains("nested 128 deep"), "{err}");
+            // The deepest value accepted reads on every path, and as JSON publishes again.
+            let mut ok = vec![0x91; mmf_codec::json::MAX_DEPTH - 1];
+            ok.push(0x90);
+            ch.publish_raw(Tag::MSGPACK, &ok).unwrap();
+            let v: serde_json::Value = ch.read().unwrap();
+            let text = ch.read_json(false).unwrap();
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
+            ch.publish_json(&text).unwrap();
+            assert_eq!(ch.read_json(false).unwrap(), text);
+            let _ = ch.read_json(true).unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// JSON text that another process stored (tag JSON) is checked before it is passed on, compact or
+/// pretty; and MessagePack that JSON would have to render with a key twice is an error.
+#[test]
+fn stored_json_and_colliding_keys_are_checked() {
+    let ch = Channel::anonymous(1024).unwrap();
+    for (text, says) in [
+        (&b"{not json"[..], "key must be a string"),
+        (b"[1] [2]", "trailing characters"),
+        (b"{\"id\": 18446744073709551616}", "does not fit in 64 bits"),
+        (b"[\"\\ud800\"]", "hex escape"),
+    ] {
+        ch.publish_raw(Tag::JSON, text).unwrap();
+        for pretty in [false, true] {
+            let err = ch.read_json(pretty).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidJson { message, .. } if message.contains(says)),
+                "{}: {err}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+    let err = ch
+        .publish_json("{\"a\": 1,\n \"b\": {\"a\": 2}, \"a\": 3}")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidJson { line: 2, message, .. }
+            if message.contains("the key \"a\" appears twice in one object")),
+        "{err}"
+    );
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let err = ch.publish_json(&deep).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidJson { message, .. } if message.contains("recursion limit")),
+        "{err}"
+    );
+    assert_eq!(ch.generation(), 4, "a refused publish publishes nothing");
+
+    for (mp, key) in [
+        (&[0x82, 0x01, 0xc0, 0xa1, b'1', 0xc0][..], "1"), // {1: nil, "1": nil}
+        (
+            &[0x82, 0xc0, 0x01, 0xa4, b'n', b'u', b'l', b'l', 0x02],
+            "null",
+        ), // {nil: 1, "null": 2}
+        (&[0x83, 0xa1, b'a', 1, 0xa1, b'b', 2, 0xa1, b'a', 3], "a"), // {"a": 1, "b": 2, "a": 3}
+    ] {
+        ch.publish_raw(Tag::MSGPACK, mp).unwrap();
+        let err = ch.read_json(false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("two keys that both read {key:?} in JSON")),
+            "{err}"
+        );
+    }
+    // Equal keys in two different maps are fine.
+    ch.publish_raw(
+        Tag::MSGPACK,
+        &[0x92, 0x81, 0xa1, b'a', 1, 0x81, 0xa1, b'a', 2],
+    )
+    .unwrap();
+    assert_eq!(ch.read_json(false).unwrap(), r#"[{"a":1},{"a":2}]"#);
+    // The reserved marker 0xc1 is not nil.
+    ch.publish_raw(Tag::MSGPACK, &[0x92, 0xc1, 0xc1]).unwrap();
+    assert!(ch
+        .read_json(false)
+        .unwrap_err()
+        .to_string()
+        .contains("0xc1"));
 }

@@ -16,7 +16,8 @@ use mmf_codec::json::{json_to_msgpack, msgpack_to_json, msgpack_to_value};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Parses JSON text without serde_json's nesting limit of 128 (MessagePack allows 512 levels).
+/// Parses JSON text without serde_json's nesting limit (mmf reads MessagePack up to 127 levels,
+/// which is within it; the limit is lifted so that a deeper rendering would still be compared).
 fn parse_deep(text: &str) -> Value {
     let mut de = serde_json::Deserializer::from_str(text);
     de.disable_recursion_limit();
