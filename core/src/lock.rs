@@ -66,6 +66,7 @@ fn acquire_contended(
     let start = Instant::now();
     let mut next_check = Duration::ZERO;
     let mut round = 0u32;
+    let mut owner = word.load(Ordering::Relaxed);
     loop {
         let cur = word.load(Ordering::Relaxed);
         if cur == 0 {
@@ -75,24 +76,27 @@ fn acquire_contended(
             {
                 return Ok(false);
             }
-            continue;
+        } else {
+            owner = cur;
         }
         if round >= 32 {
+            // Every way round the loop ends here, failed compare-and-swaps included: a peer that
+            // keeps rewriting the word (freeing it, or storing fresh dead owners) cannot keep a
+            // publish past its timeout.
             let waited = start.elapsed();
-            if waited >= next_check {
+            if cur != 0 && waited >= next_check {
                 next_check = waited + LIVENESS_EVERY;
-                if cur != token && !live.alive(cur) {
-                    if word
+                if cur != token
+                    && !live.alive(cur)
+                    && word
                         .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
                         .is_ok()
-                    {
-                        return Ok(true);
-                    }
-                    continue;
+                {
+                    return Ok(true);
                 }
-                if waited >= timeout {
-                    return Err(Busy { owner: cur, waited });
-                }
+            }
+            if waited >= timeout {
+                return Err(Busy { owner, waited });
             }
         }
         spin_hint(round);

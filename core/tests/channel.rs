@@ -1247,3 +1247,87 @@ fn small_values_land_in_the_slot_and_the_inline_buffer_alike() {
         }
     }
 }
+
+/// A hostile peer's view of a channel file: its own read-write mapping, whose words it stores to
+/// as it likes while honest handles work.
+struct Peer {
+    map: memmap2::MmapMut,
+}
+
+impl Peer {
+    fn new(path: &std::path::Path) -> Peer {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        // SAFETY: the mapping is only accessed through atomics (below), like mmf's own; the file
+        // stays the same size for the test's duration.
+        let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        Peer { map }
+    }
+
+    /// The word at byte `offset` (8-aligned, inside the file).
+    fn word(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.map.len());
+        // SAFETY: in bounds and aligned (checked above; the mapping is page-aligned); shared
+        // memory is only ever accessed atomically, and the reference lives no longer than `self`.
+        unsafe {
+            &*self
+                .map
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU64>()
+        }
+    }
+}
+
+/// A peer that keeps storing fresh dead owners into the lock word: each one is judged dead, and
+/// the compare-and-swap that would take it over fails because the word has changed again. The
+/// publish must still give up at its lock timeout (it used to go round without looking at the
+/// clock, for hundreds of milliseconds, as long as the peer kept up).
+#[test]
+fn a_lock_word_rewritten_without_end_cannot_hold_a_publish_past_its_timeout() {
+    let s = Scratch::new("file");
+    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    let ch = Options::new()
+        .lock_timeout(Duration::from_millis(1))
+        .open(&s.location)
+        .unwrap();
+    let peer = Peer::new(&s.path());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let worst = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Two kinds of dead owner, each made fresh: kernel-held tokens on bytes nobody locks
+            // (dead after one F_OFD_GETLK), and this process's pid with start times it never had
+            // (dead after reading /proc, a wide window for the word to change again).
+            let lock = peer.word(448);
+            let kernel = KERNEL_HELD | 1 << 62 | 12_345;
+            let here = token_here(std::process::id());
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i = i.wrapping_add(1);
+                lock.store(kernel | (i & 0xff_ffff) << 22, Ordering::Relaxed);
+                lock.store(here | ((i & 0x3fff) | 0x4000) << 48, Ordering::Relaxed);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let mut worst = Duration::ZERO;
+        for _ in 0..500 {
+            let started = std::time::Instant::now();
+            match ch.publish_raw(Tag::TEXT, b"x") {
+                Ok(_) | Err(Error::Contended { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+            worst = worst.max(started.elapsed());
+        }
+        stop.store(true, Ordering::Relaxed);
+        worst
+    });
+    // The bound is the timeout plus preemptions of this busy test on a loaded two-core machine;
+    // before the fix, one publish in a few hundred took 75-700 ms.
+    assert!(
+        worst < Duration::from_millis(200),
+        "a publish took {worst:?}"
+    );
+}
