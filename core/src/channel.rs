@@ -311,14 +311,12 @@ impl Options {
                 },
                 _ => io_error(name, path, "opening", e),
             })?;
-        file.lock_shared()
-            .map_err(|e| io_error(name, path, "locking", e))?;
         let meta = file
             .metadata()
             .map_err(|e| io_error(name, path, "inspecting", e))?;
-        if meta.is_dir() {
-            return Err(directory(name));
-        }
+        regular_file(&meta, name)?;
+        file.lock_shared()
+            .map_err(|e| io_error(name, path, "locking", e))?;
         let len = meta.len();
         let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
         if len < min || len % 8 != 0 {
@@ -498,13 +496,17 @@ impl Channel {
         let name = location.to_string();
         if let Location::File(_) = location {
             // Never delete a file that is not a channel because of a typo.
-            let f = File::open(&path).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
-                _ => io_error(&name, &path, "opening", e),
-            })?;
-            if f.metadata().is_ok_and(|m| m.is_dir()) {
-                return Err(directory(&name));
-            }
+            let f = open_options(location, false)
+                .open(&path)
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+                    io::ErrorKind::IsADirectory => directory(&name),
+                    _ => io_error(&name, &path, "opening", e),
+                })?;
+            let meta = f
+                .metadata()
+                .map_err(|e| io_error(&name, &path, "inspecting", e))?;
+            regular_file(&meta, &name)?;
             let mut head = Vec::with_capacity(8);
             f.take(8)
                 .read_to_end(&mut head)
@@ -965,7 +967,15 @@ impl Drop for Channel {
         #[cfg(feature = "async")]
         crate::notify::forget_channel(std::ptr::from_ref(self.latest_word()) as usize);
         if let Some(Some(e)) = self.pin.get() {
-            self.snap.release_pin(*e, self.token);
+            // A file truncated under the mapping (which `verify` reports) would make the stores
+            // that give the entry back raise SIGBUS: drop such a handle without touching it.
+            let intact = self.snap.liveness.file().is_none_or(|f| {
+                f.metadata()
+                    .is_ok_and(|m| m.len() >= self.snap.layout.total_bytes as u64)
+            });
+            if intact {
+                self.snap.release_pin(*e, self.token);
+            }
         }
     }
 }
@@ -1137,19 +1147,51 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
 /// How an existing channel's file is opened: read-only or read-write, close-on-exec, and for a
 /// shared-memory name never through a symlink planted under it (a path the user gave may be a
 /// link on purpose).
-fn open_options(location: &Location, write: bool) -> OpenOptions {
+///
+/// `O_NONBLOCK` (which regular files ignore) because anyone may plant a FIFO under a name in
+/// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. What was
+/// opened must then pass [`regular_file`].
+pub(crate) fn open_options(location: &Location, write: bool) -> OpenOptions {
     let mut oo = OpenOptions::new();
-    oo.read(true).write(write).custom_flags(libc::O_CLOEXEC);
-    if matches!(location, Location::Shm(_)) {
-        oo.custom_flags(os::NOFOLLOW | libc::O_CLOEXEC);
-    }
+    let nofollow = match location {
+        Location::Shm(_) => os::NOFOLLOW,
+        _ => 0,
+    };
+    oo.read(true)
+        .write(write)
+        .custom_flags(nofollow | libc::O_CLOEXEC | libc::O_NONBLOCK);
     oo
 }
 
-/// The error for a channel path that names a directory.
-fn directory(name: &str) -> Error {
-    Error::IsADirectory {
+/// `Ok` for a regular file; [`Error::IsADirectory`] or [`Error::NotAFile`] for anything else.
+pub(crate) fn regular_file(meta: &std::fs::Metadata, name: &str) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        return Err(directory(name));
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    };
+    Err(Error::NotAFile {
         name: name.to_owned(),
+        kind,
+    })
+}
+
+/// The error for a channel path that names a directory (named without trailing slashes, so
+/// that the suggested file path in the message reads `dir/state.mmf`, not `dir//state.mmf`).
+fn directory(name: &str) -> Error {
+    let trimmed = name.trim_end_matches('/');
+    Error::IsADirectory {
+        name: if trimmed.is_empty() { name } else { trimmed }.to_owned(),
     }
 }
 

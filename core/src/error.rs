@@ -24,6 +24,15 @@ pub enum Error {
         /// The path as given.
         name: String,
     },
+    /// A channel name or path that names something other than a regular file (a FIFO, a
+    /// socket, a device): no channel, and opening it as one could block.
+    #[error("'{name}' is a {kind}, not a regular file, so it is not an mmf channel; check the name or path")]
+    NotAFile {
+        /// The channel's name or path.
+        name: String,
+        /// What it is instead ("FIFO", "socket", ...).
+        kind: &'static str,
+    },
     /// `create` found a channel (or another file) under the name already.
     #[error("a channel named '{name}' already exists; open it, or remove it first")]
     AlreadyExists {

@@ -7,7 +7,6 @@
 //! a channel whose file can be locked exclusively has no live handle in any process, whichever
 //! user owns it. No `/proc` scanning, no privilege needed.
 
-use std::fs::File;
 use std::path::PathBuf;
 
 use crate::channel::{list, Info, Listing};
@@ -34,16 +33,25 @@ pub fn in_use(location: &Location) -> Result<bool> {
     let Some(path) = location.path() else {
         return Ok(true);
     };
-    let file = File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound {
-            name: location.to_string(),
-        },
-        _ => Error::Io {
-            op: "opening",
-            path: path.clone(),
-            source: e,
-        },
+    // Not blocking on a FIFO planted under the name, nor following a symlink there.
+    let file = crate::channel::open_options(location, false)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                name: location.to_string(),
+            },
+            _ => Error::Io {
+                op: "opening",
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+    let meta = file.metadata().map_err(|e| Error::Io {
+        op: "inspecting",
+        path: path.clone(),
+        source: e,
     })?;
+    crate::channel::regular_file(&meta, &location.to_string())?;
     match file.try_lock() {
         Ok(()) => Ok(false), // dropped with `file`, which unlocks
         Err(std::fs::TryLockError::WouldBlock) => Ok(true),

@@ -125,7 +125,7 @@ impl Notifier {
         let timeout = if overflow {
             Duration::from_millis(1)
         } else {
-            Duration::from_secs(1)
+            crate::wait::MAX_SLEEP
         };
         // SAFETY: the control word lives in a leaked, never-freed `Notifier`. Each channel word
         // is the first half of a live `latest` word: a registration is removed (under the lock,

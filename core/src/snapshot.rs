@@ -55,7 +55,10 @@
 //! pin entry cannot ask: against a back-to-back writer of small values they retry more.
 //!
 //! Every copy is still validated: pinning makes retries rare, validation makes torn values
-//! impossible even when a peer ignores the protocol. A slot copy whose descriptor gave its length
+//! impossible whatever a reader's own timing. What validation cannot catch is a writer that
+//! rewrites the copy `latest` names while `latest` still names it; honest writers never do, but
+//! they find the free copy through `written` (which a writer that breaks the protocol may leave
+//! wrong, see FORMAT.md §14), and only a checksum catches what such a writer tears. A slot copy whose descriptor gave its length
 //! is validated like an inline copy, by `latest` still naming its generation, and reads the
 //! frame line only when that fails (`copy_slot_by_latest`); other slot copies by the slot's
 //! seqlock stamp and the frame's generation (`seqlock.rs`). A reader that cannot pin (a
@@ -310,6 +313,13 @@ impl Snapshot {
     /// handle that is going away can still wait, but a future that was leaked (`mem::forget`)
     /// while registered never unregistered, and would otherwise stay counted for good.
     pub(crate) fn release_pin(&self, e: usize, token: u64) {
+        // An entry that is no longer ours (taken over by a process that judged us dead, which
+        // FORMAT §14 says can happen on some file systems) is its new owner's: clearing its pin
+        // or its waiting count would cost that owner its slot or its wake-ups.
+        let owner = self.region.word(self.layout.pin(e, PIN_OWNER));
+        if owner.load(Ordering::Acquire) != token {
+            return;
+        }
         self.take_waiting(e);
         self.region
             .word(self.layout.pin(e, PIN_SLOT))

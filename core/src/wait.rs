@@ -18,8 +18,17 @@
 //! until then writers merely make a few unneeded wake calls. Handles without an entry (read-only
 //! mappings, all entries taken) and platforms without futexes poll `latest` with a backoff that
 //! grows to 1 ms.
+//!
+//! `waiters` lives in shared memory, so a peer can store anything there (or the repair of a dead
+//! waiter's entry can take off too much). A sleeper therefore never sleeps longer than
+//! [`MAX_SLEEP`] at a time before it looks at `latest` again: a wrong count costs a wake-up at
+//! most that much latency, never the wake-up itself.
 
 use std::time::{Duration, Instant};
+
+/// The longest one futex sleep of a waiter (blocking, or the async notifier thread) before it
+/// checks `latest` again, whatever the count of waiters says.
+pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(100);
 
 use crate::layout::*;
 use crate::os;
@@ -86,7 +95,7 @@ impl Snapshot {
                 break Some(g);
             }
             let Some(left) = remaining() else { break None };
-            os::wait_while(latest, l as u32, left);
+            os::wait_while(latest, l as u32, left.min(MAX_SLEEP));
         };
         self.leave_waiting(e);
         result
@@ -99,11 +108,17 @@ impl Snapshot {
     /// (writers make a needless wake call) rather than too low. The other order could let the
     /// repair of its entry subtract a count `waiters` never got, taking off another sleeper's,
     /// whom writers would then stop waking.
+    ///
+    /// Both adds saturate: a peer that stored `u64::MAX` there must not make the count wrap to 0,
+    /// which would tell writers that nobody waits.
     pub(crate) fn enter_waiting(&self, e: usize) {
-        self.region.word(H_WAITERS).fetch_add(1, Ordering::SeqCst);
-        self.region
-            .word(self.layout.pin(e, PIN_WAITING))
-            .fetch_add(1, Ordering::SeqCst);
+        let up = |w: &crate::sync::AtomicU64| {
+            let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                Some(v.saturating_add(1))
+            });
+        };
+        up(self.region.word(H_WAITERS));
+        up(self.region.word(self.layout.pin(e, PIN_WAITING)));
     }
 
     /// Undoes [`enter_waiting`](Snapshot::enter_waiting).

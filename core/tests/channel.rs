@@ -1331,3 +1331,168 @@ fn a_lock_word_rewritten_without_end_cannot_hold_a_publish_past_its_timeout() {
         "a publish took {worst:?}"
     );
 }
+
+/// The header's `waiters` word and pin entry `e`'s words (docs/FORMAT.md §4, §5).
+const WAITERS: usize = 480;
+fn pin_word(e: usize, word: usize) -> usize {
+    512 + 64 * e + 8 * word
+}
+
+/// Waits on `s`'s channel for the value that a second handle publishes 100 ms in, with the
+/// header's `waiters` word set by a peer to `before` ahead of the wait and to `during` 50 ms into
+/// it; returns how long the wait took.
+fn wait_with_forged_waiters(s: &Scratch, before: Option<u64>, during: Option<u64>) -> Duration {
+    let writer = s.create(64);
+    let waiter = Channel::open(&s.name()).unwrap();
+    let peer = Peer::new(&s.path());
+    let forge = |v: Option<u64>| {
+        if let Some(v) = v {
+            peer.word(WAITERS).store(v, Ordering::SeqCst);
+        }
+    };
+    forge(before);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            forge(during);
+            std::thread::sleep(Duration::from_millis(50));
+            writer.publish_raw(Tag::TEXT, b"new").unwrap();
+        });
+        let started = std::time::Instant::now();
+        let got = waiter.wait_for_change(0, Duration::from_secs(5));
+        assert_eq!(got, Some(1), "the value came");
+        started.elapsed()
+    })
+}
+
+/// A peer's `waiters = u64::MAX` made the waiter's own increment wrap it to 0, so writers saw
+/// nobody waiting and the waiter slept its whole timeout (5 s here); a peer (or the repair of a
+/// dead waiter's entry) setting it to 0 under a sleeper did the same. The count now saturates,
+/// and a sleeper looks at `latest` at least every 100 ms: a wrong count costs latency only.
+#[test]
+fn a_forged_waiter_count_costs_latency_not_the_wake_up() {
+    for (what, before, during) in [
+        ("u64::MAX before the wait", Some(u64::MAX), None),
+        ("0 during the wait", None, Some(0)),
+    ] {
+        let s = Scratch::new("file");
+        let took = wait_with_forged_waiters(&s, before, during);
+        assert!(
+            took < Duration::from_millis(1500),
+            "{what}: woke after {took:?}"
+        );
+    }
+}
+
+/// A handle whose pin entry was taken over (its owner word is another token's, as after a
+/// wrong "dead" verdict) leaves the entry alone when it is dropped: it used to zero the new
+/// owner's pin and waiting count first, costing that owner its slot and its wake-ups.
+#[test]
+fn dropping_a_handle_leaves_a_pin_entry_it_no_longer_owns_alone() {
+    let s = Scratch::new("file");
+    let ch = s.create(64);
+    ch.publish_raw(Tag::TEXT, b"x").unwrap();
+    ch.read_raw().unwrap(); // claims entry 0
+    let peer = Peer::new(&s.path());
+    let mine = peer.word(pin_word(0, 0)).load(Ordering::SeqCst);
+    assert_ne!(mine, 0, "the read claimed entry 0");
+    let other = mine ^ 0xff_ffff; // another token of the same form
+    peer.word(pin_word(0, 0)).store(other, Ordering::SeqCst);
+    peer.word(pin_word(0, 1)).store(3, Ordering::SeqCst);
+    peer.word(pin_word(0, 2)).store(1, Ordering::SeqCst);
+    peer.word(WAITERS).store(1, Ordering::SeqCst);
+    drop(ch);
+    let words: Vec<u64> = (0..3)
+        .map(|w| peer.word(pin_word(0, w)).load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(words, [other, 3, 1], "owner, pinned slot, waiting");
+    assert_eq!(peer.word(WAITERS).load(Ordering::SeqCst), 1);
+}
+
+/// RELIABILITY.md says: if `verify` reports a file truncated under the mapping, drop the handle.
+/// Dropping a handle that had read (so holds a pin entry) stored into the missing page and
+/// killed the process with SIGBUS. Run in a child process, which such a bug kills.
+#[test]
+fn a_handle_on_a_truncated_file_is_dropped_without_sigbus() {
+    if let Ok(path) = std::env::var("MMF_TRUNCATE_CHILD") {
+        let ch = Channel::open(&path).unwrap();
+        ch.read_raw().unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let err = ch.verify().unwrap_err();
+        assert!(err.to_string().contains("stop using this handle"), "{err}");
+        drop(ch);
+        println!("DROPPED");
+        return;
+    }
+    let s = Scratch::new("file");
+    s.create(64).publish_raw(Tag::TEXT, b"x").unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_handle_on_a_truncated_file_is_dropped_without_sigbus",
+            "--nocapture",
+            "-q",
+        ])
+        .env("MMF_TRUNCATE_CHILD", s.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("DROPPED"),
+        "{:?}: {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Anyone may plant a FIFO under a channel's name in `/dev/shm` (mode 1777), or pass a FIFO's
+/// path: opening, listing, checking use of and removing it used to block in `open(2)` until a
+/// writer came, hanging `mmf list` for every user. Each is now an error naming what it is.
+#[test]
+fn a_fifo_under_a_channel_name_is_an_error_not_a_hang() {
+    let s = Scratch::new("shm");
+    let file = Scratch::new("file");
+    for p in [s.path(), file.path()] {
+        let made = std::process::Command::new("mkfifo").arg(&p).status();
+        if !made.is_ok_and(|st| st.success()) {
+            eprintln!("SKIPPED: mkfifo is not available");
+            return;
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (shm, path) = (s.location.clone(), file.location.clone());
+    std::thread::spawn(move || {
+        let mut said = Vec::new();
+        for loc in [&shm, &path] {
+            said.push(Options::new().open(loc).map(|_| ()));
+            said.push(Options::new().read_only(true).open(loc).map(|_| ()));
+            said.push(mmf_core::host::in_use(loc).map(|_| ()));
+        }
+        said.push(Channel::remove_location(&path));
+        let listed = mmf_core::list().unwrap();
+        let shm_name = shm.to_string();
+        let entry = listed.into_iter().find(|l| l.name == shm_name).unwrap();
+        said.push(entry.info.map(|_| ()));
+        tx.send(said).unwrap();
+    });
+    let said = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("opening a FIFO blocked");
+    for r in said {
+        let err = r.unwrap_err();
+        assert!(matches!(err, Error::NotAFile { kind: "FIFO", .. }), "{err}");
+        assert!(
+            err.to_string().contains("is a FIFO, not a regular file"),
+            "{err}"
+        );
+    }
+    assert!(
+        file.path().exists(),
+        "remove left a FIFO that is no channel alone"
+    );
+}
