@@ -350,6 +350,17 @@ fn new_exists_force_and_exist_ok() {
     let out = e.run(&["new", "U", "--size", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("--force"));
+    // A --force whose new channel cannot be made leaves the old one and its value: it used to
+    // remove it first.
+    for bad in [
+        &["--size", "0"][..],
+        &["--size", "1KiB", "--readers", "100"],
+    ] {
+        let mut args = vec!["new", "T", "--force"];
+        args.extend_from_slice(bad);
+        fails(&e.run(&args), 2, "invalid channel options");
+        assert_eq!(e.ok(&["read", "T"]), "v1\n", "{bad:?}");
+    }
     e.ok(&["new", "T", "--size", "4KiB", "--force"]);
     let info: serde_json::Value = serde_json::from_str(&e.ok(&["info", "T", "--json"])).unwrap();
     assert_eq!(

@@ -216,10 +216,17 @@ impl Options {
 
     /// Creates a new channel; fails with `AlreadyExists` if the name is taken.
     pub fn create(&self, location: &Location) -> Result<Channel> {
+        match location.path() {
+            None => self.anonymous(),
+            Some(path) => self.create_at(location, &path),
+        }
+    }
+
+    /// [`create`](Options::create) of the channel named `location`, in a file at `path`
+    /// (`location`'s own, or a temporary one that [`create_or_replace`](Options::create_or_replace)
+    /// renames to it).
+    fn create_at(&self, location: &Location, path: &Path) -> Result<Channel> {
         let layout = Layout::new(self.capacity, self.readers)?;
-        let Some(path) = location.path() else {
-            return self.anonymous();
-        };
         check_platform()?;
         let name = location.to_string();
         let file = OpenOptions::new()
@@ -228,19 +235,19 @@ impl Options {
             .create_new(true)
             .mode(0o600)
             .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
+            .open(path)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists if path.is_dir() => directory(&name),
                 io::ErrorKind::IsADirectory => directory(&name),
                 io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.clone() },
-                _ => io_error(&name, &path, "creating", e),
+                _ => io_error(&name, path, "creating", e),
             })?;
         // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
         file.lock_shared()
-            .map_err(|e| io_error(&name, &path, "locking", e))?;
+            .map_err(|e| io_error(&name, path, "locking", e))?;
         // From here on a failure must not leave a half-made channel behind.
         let cleanup = |err: Error| {
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path);
             err
         };
         os::allocate(&file, layout.total_bytes as u64).map_err(|e| {
@@ -251,13 +258,13 @@ impl Options {
                     dir: path.parent().unwrap_or(Path::new("/")).to_owned(),
                 }
             } else {
-                io_error(&name, &path, "allocating", e)
+                io_error(&name, path, "allocating", e)
             })
         })?;
         let map = memmap2::MmapOptions::new()
             .len(layout.total_bytes)
             .map_raw(&file)
-            .map_err(|e| cleanup(io_error(&name, &path, "mapping", e)))?;
+            .map_err(|e| cleanup(io_error(&name, path, "mapping", e)))?;
         let region = Region::from_map(map, true);
         let snap = Snapshot {
             region,
@@ -276,7 +283,7 @@ impl Options {
         if self.mode != 0o600 {
             // Widen permissions only once the header is complete (iceoryx2's creation order).
             file.set_permissions(std::fs::Permissions::from_mode(self.mode))
-                .map_err(|e| cleanup(io_error(&snap.name, &path, "setting the mode of", e)))?;
+                .map_err(|e| cleanup(io_error(&snap.name, path, "setting the mode of", e)))?;
         }
         Ok(self.finish(snap, location.clone(), Some(file)))
     }
@@ -379,14 +386,34 @@ impl Options {
         }
     }
 
-    /// Removes any channel under the name, then creates a new one. Handles to the old channel
-    /// keep working on the old memory; new opens see the new one (a new incarnation).
+    /// Replaces any channel under the name with a new one. Handles to the old channel keep
+    /// working on the old memory; new opens see the new one (a new incarnation).
+    ///
+    /// The new channel is made whole under a temporary name in the same directory, then renamed
+    /// over the old one: if it cannot be made (invalid options, no space), the old channel and
+    /// its value stay as they were, and no opener ever finds the name missing. As with
+    /// [`Channel::remove`], a file path that holds something other than a channel is refused.
     pub fn create_or_replace(&self, location: &Location) -> Result<Channel> {
-        match Channel::remove_location(location) {
+        let Some(path) = location.path() else {
+            return self.anonymous();
+        };
+        check_platform()?;
+        let name = location.to_string();
+        match check_replaceable(location, &path, &name) {
             Ok(()) | Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        self.create(location)
+        // Hidden from `list` and `prune` (no `mmf.` prefix) while it is being made.
+        let tmp = path.with_file_name(format!(".mmf-new-{:016x}", incarnation()));
+        let ch = self.create_at(location, &tmp)?;
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(match e.kind() {
+                io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => directory(&name),
+                _ => io_error(&name, &path, "replacing", e),
+            });
+        }
+        Ok(ch)
     }
 
     /// A private channel in this process's memory (tests, benchmarks, threads of one process).
@@ -494,37 +521,7 @@ impl Channel {
             return Ok(());
         };
         let name = location.to_string();
-        if let Location::File(_) = location {
-            // Never delete a file that is not a channel because of a typo.
-            let f = open_options(location, false)
-                .open(&path)
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
-                    io::ErrorKind::IsADirectory => directory(&name),
-                    _ => io_error(&name, &path, "opening", e),
-                })?;
-            let meta = f
-                .metadata()
-                .map_err(|e| io_error(&name, &path, "inspecting", e))?;
-            regular_file(&meta, &name)?;
-            let mut head = Vec::with_capacity(8);
-            f.take(8)
-                .read_to_end(&mut head)
-                .map_err(|e| io_error(&name, &path, "reading", e))?;
-            let not_a_channel = |what: String| {
-                Err(Error::NotAChannel {
-                    name: name.clone(),
-                    what,
-                })
-            };
-            match <[u8; 8]>::try_from(head.as_slice()).map(u64::from_le_bytes) {
-                Ok(MAGIC) => {}
-                Ok(0) => return not_a_channel("its first 8 bytes are zero".into()),
-                Ok(found) => return Err(Error::WrongMagic { name, found }),
-                Err(_) if head.is_empty() => return not_a_channel("the file is empty".into()),
-                Err(_) => return not_a_channel(format!("the file is only {} bytes", head.len())),
-            }
-        }
+        check_replaceable(location, &path, &name)?;
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
             _ => io_error(&name, &path, "removing", e),
@@ -1184,6 +1181,50 @@ pub(crate) fn regular_file(meta: &std::fs::Metadata, name: &str) -> Result<()> {
         name: name.to_owned(),
         kind,
     })
+}
+
+/// Whether the channel at `location` may be removed or replaced: a file path must hold a channel
+/// (never delete a file that is not one because of a typo); a shared-memory name is mmf's own.
+/// `NotFound` when there is nothing.
+fn check_replaceable(location: &Location, path: &Path, name: &str) -> Result<()> {
+    let name = name.to_owned();
+    if let Location::File(_) = location {
+        // Never delete a file that is not a channel because of a typo.
+        let f = open_options(location, false)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+                io::ErrorKind::IsADirectory => directory(&name),
+                _ => io_error(&name, path, "opening", e),
+            })?;
+        let meta = f
+            .metadata()
+            .map_err(|e| io_error(&name, path, "inspecting", e))?;
+        regular_file(&meta, &name)?;
+        let mut head = Vec::with_capacity(8);
+        f.take(8)
+            .read_to_end(&mut head)
+            .map_err(|e| io_error(&name, path, "reading", e))?;
+        let not_a_channel = |what: String| {
+            Err(Error::NotAChannel {
+                name: name.clone(),
+                what,
+            })
+        };
+        match <[u8; 8]>::try_from(head.as_slice()).map(u64::from_le_bytes) {
+            Ok(MAGIC) => {}
+            Ok(0) => return not_a_channel("its first 8 bytes are zero".into()),
+            Ok(found) => return Err(Error::WrongMagic { name, found }),
+            Err(_) if head.is_empty() => return not_a_channel("the file is empty".into()),
+            Err(_) => return not_a_channel(format!("the file is only {} bytes", head.len())),
+        }
+    } else if let Err(e) = std::fs::symlink_metadata(path) {
+        return Err(match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { name },
+            _ => io_error(&name, path, "inspecting", e),
+        });
+    }
+    Ok(())
 }
 
 /// The error for a channel path that names a directory (named without trailing slashes, so

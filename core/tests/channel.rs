@@ -363,6 +363,34 @@ fn open_or_create_and_create_or_replace() {
     assert_eq!((c.capacity(), c.generation()), (64, 0));
     // The old handle still works on its own (now unlinked) memory.
     assert_eq!(a.read_raw().unwrap().1, b"one");
+    // The new channel is named like the old, and an opener finds it there.
+    assert_eq!(c.location(), &s.location);
+    assert_eq!(
+        Channel::open(&s.name()).unwrap().incarnation(),
+        c.incarnation()
+    );
+    // A replacement that cannot be made leaves the channel there as it was (it was removed
+    // first), and no temporary file behind.
+    c.publish_raw(Tag::TEXT, b"kept").unwrap();
+    for bad in [
+        Options::new().capacity(0).clone(),
+        Options::new().readers(100).clone(),
+    ] {
+        let err = bad.create_or_replace(&s.location).unwrap_err();
+        assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
+        let now = Channel::open(&s.name()).unwrap();
+        assert_eq!(
+            (now.incarnation(), now.read_raw().unwrap().1),
+            (c.incarnation(), b"kept".to_vec())
+        );
+    }
+    let dir = s.path().parent().unwrap().to_owned();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".mmf-new-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
