@@ -41,7 +41,8 @@ pub fn code(err: &anyhow::Error) -> u8 {
             CoreError::AlreadyExists { .. } => EXISTS,
             CoreError::InvalidName { .. }
             | CoreError::InvalidOptions(_)
-            | CoreError::IsADirectory { .. } => USAGE,
+            | CoreError::IsADirectory { .. }
+            | CoreError::NotAFile { .. } => USAGE,
             CoreError::Contended { .. } => TIMEOUT,
             _ => ERROR,
         };
@@ -98,6 +99,9 @@ pub fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
         }
         (CoreError::NotFound { name }, _) => {
             format!("create it with `mmf new {} --size 1KiB`", shell_word(name))
+        }
+        (CoreError::TooLarge { .. }, "out") => {
+            "`mmf new NAME --size SIZE --force` does, dropping the current value".into()
         }
         (CoreError::AlreadyExists { .. }, "new") => {
             "--force replaces it, --exist-ok opens it as it is".into()

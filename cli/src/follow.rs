@@ -104,6 +104,11 @@ impl Followed {
                 return Err(Coded(INTERRUPTED, String::new()).into());
             }
             let Some(left) = left(deadline) else {
+                // A deadline that passed (`--timeout 0s` included) still sees a value that is
+                // there already: "returns at once if the current value is newer".
+                if self.channel.generation() > since {
+                    return Ok(Waited::Changed);
+                }
                 return Err(Coded(TIMEOUT, timed_out()).into());
             };
             if self

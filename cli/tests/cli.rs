@@ -187,6 +187,61 @@ fn oversized_values_are_refused_and_the_previous_stays() {
     assert_eq!(e.ok(&["read", "T"]), "small\n");
 }
 
+/// Waits up to 10 s for `child`, killing it after that (the test then fails on its status).
+fn wait_bounded(mut child: std::process::Child) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+/// `out` opens the channel before it reads standard input, and reads no more of it than the
+/// value may take: `yes | mmf out NAME` read until memory ran out, and a misspelt name was
+/// reported only once standard input ended (never, from a stream).
+#[test]
+fn standard_input_is_read_after_the_open_and_only_as_far_as_the_capacity() {
+    let e = Env::new("stdin-cap");
+    e.ok(&["new", "T", "--size", "16"]);
+    e.ok(&["out", "T", "small"]);
+    for (format, says) in [
+        ("--bytes", "standard input holds more than 16 bytes"),
+        ("--json", "more than 1048832 bytes of JSON text"),
+    ] {
+        let mut child = e
+            .cmd(&["out", "T", format])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // An endless stream, cut short by the reader's exit (a write error ends it), within 1 GiB.
+        let feeder = std::thread::spawn(move || {
+            let chunk = [b' '; 65536];
+            for _ in 0..16384 {
+                if stdin.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        let out = wait_bounded(child);
+        feeder.join().unwrap();
+        fails(&out, 4, says);
+    }
+    assert_eq!(e.ok(&["read", "T"]), "small\n");
+    // A name that is not there: said at once, while standard input is still open.
+    let child = e
+        .cmd(&["out", "Nope"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    fails(&wait_bounded(child), 3, "no channel named 'Nope'");
+}
+
 #[test]
 fn invalid_input_is_refused_and_the_previous_stays() {
     let e = Env::new("invalid");
@@ -814,6 +869,15 @@ fn read_after_and_timeouts() {
         e.ok(&["read", "T", "--after", "1"]),
         "two\n",
         "newer already: no wait"
+    );
+    // ... even with no time to wait at all (it used to time out).
+    assert_eq!(
+        e.ok(&["read", "T", "--after", "1", "--timeout", "0s"]),
+        "two\n"
+    );
+    assert_eq!(
+        e.ok(&["watch", "T", "--count", "1", "--timeout", "0s"]),
+        "two\n"
     );
     let t = std::time::Instant::now();
     fails(

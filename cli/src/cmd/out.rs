@@ -6,21 +6,16 @@ use anyhow::Context;
 use mmf::{Channel, ChannelExt, Location, Options, Tag};
 
 use crate::args::{InFormat, OutArgs};
+use crate::exit::{Coded, TOO_LARGE};
 
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
+    // The channel first: a misspelt name is an error now, not after standard input has ended.
+    let ch = Options::new().open(&location)?;
     let input: Vec<u8> = match a.value.as_deref() {
         Some(v) if v != "-" => v.as_bytes().to_vec(),
-        _ => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .context("reading standard input")?;
-            buf
-        }
+        _ => read_stdin(&ch, a.format())?,
     };
-    let ch = Options::new().open(&location)?;
     let generation = publish(&ch, a.format(), &input)?;
     // No handle outlives this command: tell `mmf prune` the channel is in use all the same. A
     // failure here takes nothing from the publish, which is done.
@@ -32,6 +27,39 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
         super::print_bytes(format!("{generation}\n").as_bytes())?;
     }
     Ok(())
+}
+
+/// Standard input, read only as far as the value can fit: `yes | mmf out NAME` must not read
+/// until memory runs out. JSON text may be longer than its MessagePack (spaces, long numbers),
+/// so it may run to 16 times the capacity, plus 1 MiB.
+fn read_stdin(ch: &Channel, format: InFormat) -> anyhow::Result<Vec<u8>> {
+    let cap = ch.capacity() as u64;
+    let limit = match format {
+        InFormat::Json => cap.saturating_mul(16).saturating_add(1 << 20),
+        _ => cap,
+    };
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .context("reading standard input")?;
+    if buf.len() as u64 > limit {
+        let what = match format {
+            InFormat::Json => format!("more than {limit} bytes of JSON text"),
+            _ => format!("more than {cap} bytes"),
+        };
+        return Err(Coded(
+            TOO_LARGE,
+            format!(
+                "standard input holds {what}, more than channel '{}' (capacity {cap} bytes) can \
+                 hold; nothing was published",
+                ch.location()
+            ),
+        )
+        .into());
+    }
+    Ok(buf)
 }
 
 fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> {
