@@ -118,6 +118,12 @@ impl Followed {
             {
                 return Ok(Waited::Changed);
             }
+            if output_gone() {
+                // `mmf watch T | head -n 3`: head has exited, so nothing printed from now on
+                // can be read. End as a write would have (quietly, exit 0) instead of at the
+                // next value, which on an idle channel may never come.
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
             if !self.channel.is_current()? {
                 match try_open(&self.location) {
                     Ok(channel) => {
@@ -131,6 +137,20 @@ impl Followed {
             }
         }
     }
+}
+
+/// Whether standard output is a pipe or socket whose reader has gone (poll(2) reports an
+/// error or hang-up on it); a terminal or a file never is.
+fn output_gone() -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now))
+        .is_ok_and(|n| n > 0 && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP))
 }
 
 /// The time left until `deadline`: `Some(Duration::MAX)` without one, `None` once it passed.

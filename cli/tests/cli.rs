@@ -187,16 +187,6 @@ fn oversized_values_are_refused_and_the_previous_stays() {
     assert_eq!(e.ok(&["read", "T"]), "small\n");
 }
 
-/// Waits up to 10 s for `child`, killing it after that (the test then fails on its status).
-fn wait_bounded(mut child: std::process::Child) -> Output {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    child.wait_with_output().unwrap()
-}
-
 /// `out` opens the channel before it reads standard input, and reads no more of it than the
 /// value may take: `yes | mmf out NAME` read until memory ran out, and a misspelt name was
 /// reported only once standard input ended (never, from a stream).
@@ -226,7 +216,7 @@ fn standard_input_is_read_after_the_open_and_only_as_far_as_the_capacity() {
                 }
             }
         });
-        let out = wait_bounded(child);
+        let out = finish(child, 10);
         feeder.join().unwrap();
         fails(&out, 4, says);
     }
@@ -239,7 +229,7 @@ fn standard_input_is_read_after_the_open_and_only_as_far_as_the_capacity() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    fails(&wait_bounded(child), 3, "no channel named 'Nope'");
+    fails(&finish(child, 10), 3, "no channel named 'Nope'");
 }
 
 #[test]
@@ -1017,6 +1007,54 @@ fn watch_timeout_and_interrupt() {
     );
     let info: serde_json::Value = serde_json::from_str(&e.ok(&["info", "T", "--json"])).unwrap();
     assert_eq!(info["waiters"], 0, "the interrupted watcher unregistered");
+}
+
+/// `mmf watch T | head -n 1` on a channel that then stays idle: the watch ends (quietly, as on
+/// any broken pipe) once head has gone, instead of at the next value, which may never come.
+#[test]
+fn a_watch_ends_when_the_reader_of_its_output_has_gone() {
+    use std::io::BufRead;
+    let e = Env::new("watchgone");
+    e.ok(&["new", "T", "--size", "64"]);
+    let mut child = background(&e, &["watch", "T", "--new-only"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    e.ok(&["out", "T", "one"]);
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap(); // the reader is dropped here, like head after its line
+    assert_eq!(line, "one\n");
+    let out = finish(child, 5);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A watch blocked writing to a reader that stalls (a full pipe) still ends on SIGTERM: the
+/// handlers restarted the write, so it lived on until the reader went away, then exited 0.
+#[test]
+fn sigterm_ends_a_watch_blocked_on_a_full_pipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new("watchstall");
+    e.ok(&["new", "T", "--size", "64KiB"]);
+    let child = background(&e, &["watch", "T", "--new-only"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Values of 60 000 bytes: the second or third fills the 64 KiB pipe nobody reads.
+    let big = "x".repeat(60_000);
+    for _ in 0..4 {
+        e.ok(&["out", "T", &big]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = finish(child, 5);
+    assert_eq!(out.status.signal(), Some(15), "{:?}", out.status);
 }
 
 // --- Hosts, users, stale channels --------------------------------------------------------------

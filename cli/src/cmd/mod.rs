@@ -33,10 +33,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Writes `bytes` to standard output and flushes (a closed pipe surfaces as `BrokenPipe`).
 fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes)?;
-    out.flush()?;
-    Ok(())
+    crate::interrupt::writing(|| {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()?;
+        Ok(())
+    })
 }
 
 /// Prints a JSON value on one line, or indented.
