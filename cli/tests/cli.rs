@@ -1116,6 +1116,17 @@ fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
     // Nor can it create channels in another user's name or remove them.
     fails(&as_nobody(&e, &["remove", "shared"]).unwrap(), 1, "");
     assert!(e.dir.join("mmf.shared").exists());
+    // Another user's private channel is how a multi-user host should be, not something for
+    // `doctor` to warn about (it did, for every channel of every other user).
+    let doctor = String::from_utf8(as_nobody(&e, &["doctor"]).unwrap().stdout).unwrap();
+    let line = doctor
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("channels"))
+        .unwrap_or("");
+    assert!(
+        line.starts_with("ok") && line.contains("2 channels") && line.contains("1 of other users"),
+        "{doctor}"
+    );
 }
 
 /// Another user who may write a channel may also mark it as used: `out` touches it, and prune

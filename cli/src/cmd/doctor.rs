@@ -108,11 +108,15 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 })
                 .partition(|(_, old)| *old);
             let stale: Vec<String> = stale.into_iter().map(|(n, _)| n).collect();
-            let broken: Vec<String> = listings
+            // Another user's channel (mode 0600 by default) is not readable here, and that is
+            // as it should be on a multi-user host: counted, not a warning.
+            let (private, broken): (Vec<_>, Vec<_>) = listings
                 .iter()
                 .filter(|(l, _)| l.info.is_err())
-                .map(|(l, _)| l.name.clone())
-                .collect();
+                .partition(|(l, _)| {
+                    matches!(l.info, Err(mmf::core::Error::PermissionDenied { .. }))
+                });
+            let broken: Vec<String> = broken.iter().map(|(l, _)| l.name.clone()).collect();
             // A writer lock held by an owner that cannot be judged (of another PID namespace,
             // without a liveness lock, or behind another lock on the file) stays held if that
             // owner has exited: every publish then times out.
@@ -145,7 +149,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 name: "channels",
                 ok: broken.is_empty(),
                 detail: format!(
-                    "{} channels, {} stale{}{}{}",
+                    "{} channels, {} stale{}{}{}{}",
                     listings.len(),
                     stale.len(),
                     if stale.is_empty() {
@@ -163,6 +167,11 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                             ", {} more unmapped but touched within the hour (used from the command line, or recently abandoned; prune keeps them)",
                             recent.len()
                         )
+                    },
+                    if private.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} of other users (not readable by this one)", private.len())
                     },
                     if broken.is_empty() {
                         String::new()
