@@ -52,7 +52,8 @@ pub enum Command {
         after_help = "EXAMPLES:\n  mmf read Test\n  mmf read Test --pretty | jq .\n  mmf read Test --format bytes > copy.bin\n  mmf read Test --wait --timeout 5s      # the next value\n  mmf read Test --after 41               # a value newer than generation 41"
     )]
     Read(ReadArgs),
-    /// Print every new value as it is published, one per line (JSON as NDJSON).
+    /// Print every new value as it is published, one per line (JSON as NDJSON; bytes as
+    /// {"$bin": "<base64>"}).
     #[command(
         after_help = "EXAMPLES:\n  mmf watch Test\n  mmf watch Test --count 10 --timeout 30s\n  mmf watch Status --meta | jq -c 'select(.value.loss < 0.1)'"
     )]

@@ -931,6 +931,31 @@ fn watch_prints_each_new_value_as_ndjson() {
             .map(|n| serde_json::json!({ "n": n }))
             .collect::<Vec<_>>()
     );
+    // Bytes values get a line each too (they ran into each other: "ABCD").
+    let child = background(
+        &e,
+        &[
+            "watch",
+            "T",
+            "--count",
+            "2",
+            "--new-only",
+            "--timeout",
+            "20s",
+        ],
+    );
+    for v in [&b"AB"[..], b"C\nD"] {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        assert!(e.run_in(&["out", "T", "--bytes"], v).status.success());
+    }
+    let out = finish(child, 20);
+    assert_eq!(
+        ndjson(&out.stdout),
+        [
+            serde_json::json!({ "$bin": "QUI=" }),
+            serde_json::json!({ "$bin": "QwpE" })
+        ]
+    );
 }
 
 #[test]

@@ -66,6 +66,12 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             }))?;
             line.push(b'\n');
             line
+        } else if !matches!(meta.tag, Tag::TEXT | Tag::JSON | Tag::MSGPACK) {
+            // Raw bytes have no line of their own (they were printed back to back, one value
+            // running into the next): one JSON line each, as --meta renders them.
+            let mut line = serde_json::to_vec(&json!({ "$bin": mmf::json::base64(&buf) }))?;
+            line.push(b'\n');
+            line
         } else {
             super::read::render(
                 &location,
