@@ -611,6 +611,11 @@ fn info_and_list() {
             .contains("not an mmf channel"),
         "{json}"
     );
+    // A file whose name holds a newline and an escape sequence keeps to one quoted row.
+    std::fs::write(e.dir.join("mmf.evil\n\x1b[2Jx"), b"garbage!").unwrap();
+    let table = e.ok(&["list"]);
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert!(table.contains("\"evil\\n\\u{1b}[2Jx\""), "{table}");
     fails(&e.run(&["info", "zzz"]), 3, "no channel named 'zzz'");
 }
 

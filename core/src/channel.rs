@@ -1024,7 +1024,10 @@ pub struct Info {
     pub created: SystemTime,
     /// Pid of the creating process.
     pub creator_pid: u32,
-    /// Whether that process is still running.
+    /// Whether a process of that pid is running in this PID namespace. The pid means nothing in
+    /// another one, so for a channel created in another container this may be wrong either way;
+    /// nothing that removes or takes over anything relies on it (`prune` also asks whether any
+    /// process has the file open).
     pub creator_alive: bool,
     /// Pid of the process that published last, if any.
     pub last_writer_pid: Option<u32>,

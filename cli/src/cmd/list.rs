@@ -41,9 +41,16 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
     ]
     .map(String::from)];
     for (l, users) in &listings {
+        // Anyone can make a file in /dev/shm: a name with a newline or an escape sequence must
+        // not break the table or the terminal.
+        let name = if l.name.chars().any(char::is_control) {
+            format!("{:?}", l.name)
+        } else {
+            l.name.clone()
+        };
         rows.push(match &l.info {
             Ok(i) => [
-                l.name.clone(),
+                name,
                 i.capacity.to_string(),
                 i.size_bytes.to_string(),
                 i.generation.to_string(),
@@ -61,7 +68,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
             ],
             Err(e) => {
                 let mut r = ["?"; 7].map(String::from);
-                r[0] = l.name.clone();
+                r[0] = name;
                 r[6] = format!("unreadable: {e}");
                 r
             }
