@@ -265,6 +265,17 @@ fn invalid_input_is_refused_and_the_previous_stays() {
         .status
         .success());
     assert_eq!(e.ok(&["read", "T"]), "{\"a\":1}\n");
+    // UTF-16 (PowerShell 5's `>`) is named as such, not as "invalid UTF-8, use --bytes".
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain("{}".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    for format in [&["--json"][..], &[]] {
+        let mut args = vec!["out", "T"];
+        args.extend_from_slice(format);
+        fails(&e.run_in(&args, &utf16), 5, "the input is UTF-16");
+    }
+    assert_eq!(e.ok(&["read", "T"]), "{\"a\":1}\n");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use mmf::{Channel, ChannelExt, Location, Options, Tag};
 
 use crate::args::{InFormat, OutArgs};
-use crate::exit::{Coded, TOO_LARGE};
+use crate::exit::{Coded, INVALID_INPUT, TOO_LARGE};
 
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
@@ -63,6 +63,18 @@ fn read_stdin(ch: &Channel, format: InFormat) -> anyhow::Result<Vec<u8>> {
 }
 
 fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> {
+    if matches!(format, InFormat::Text | InFormat::Json)
+        && (input.starts_with(&[0xff, 0xfe]) || input.starts_with(&[0xfe, 0xff]))
+    {
+        // PowerShell 5 writes UTF-16 through `>` and `Out-File`: say so, rather than "not UTF-8".
+        return Err(Coded(
+            INVALID_INPUT,
+            "the input is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8; in \
+             PowerShell pipe the text in, or write it with `Out-File -Encoding utf8`"
+                .into(),
+        )
+        .into());
+    }
     Ok(match format {
         InFormat::Text => ch.publish_str(std::str::from_utf8(input).map_err(mmf::Error::from)?)?,
         InFormat::Json => {
