@@ -394,3 +394,67 @@ fn stored_json_and_colliding_keys_are_checked() {
         .to_string()
         .contains("0xc1"));
 }
+
+/// Random MessagePack built mostly of containers (arrays, maps, one-entry maps as enum variants
+/// are encoded), with scalars, strings, binaries, extensions and the reserved 0xc1 mixed in,
+/// nested up to 8000 deep; every read path on a 2 MiB thread, as a service's worker would have.
+/// Whatever the bytes: an answer, never a crash; and the compact and pretty renderings agree.
+#[test]
+fn random_nested_msgpack_never_crashes_a_small_stack() {
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    enum Tree {
+        Leaf(u8),
+        Node(Vec<Tree>),
+        Named { child: Box<Tree> },
+    }
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let container = prop_oneof![
+                4 => Just(vec![0x91]),
+                1 => Just(vec![0x92]),
+                3 => Just(b"\x81\xa4Node".to_vec()),
+                1 => Just(b"\x81\xa5Named\x81\xa5child".to_vec()),
+            ];
+            let piece = prop_oneof![
+                4 => container.clone(),
+                1 => Just(b"\x81\xa4Leaf\x07".to_vec()),
+                1 => Just(vec![0xc0]),
+                1 => Just(vec![0x2a]),
+                1 => Just(vec![0xa1, b'k']),
+                1 => Just(vec![0xc4, 0x01, 0xff]),
+                1 => Just(vec![0xd4, 0x05, 0x01]),
+                1 => Just(vec![0x81, 0x01]),
+                1 => Just(vec![0xc1]),
+                1 => any::<u8>().prop_map(|b| vec![b]),
+            ];
+            // A run of containers (up to 8000 deep), then anything.
+            let doc = (
+                proptest::collection::vec(container, 0..8000),
+                proptest::collection::vec(piece, 0..64),
+            )
+                .prop_map(|(deep, rest)| [deep.concat(), rest.concat()].concat());
+            let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(32));
+            runner
+                .run(&doc, |bytes| {
+                    let ch = Channel::anonymous(bytes.len() + 16).unwrap();
+                    ch.publish_raw(Tag::MSGPACK, &bytes).unwrap();
+                    let _ = ch.read::<Tree>();
+                    let _ = ch.read::<Json>();
+                    let _ = ch.read::<Vec<Option<Json>>>();
+                    let compact = ch.read_json(false);
+                    let pretty = ch.read_json(true);
+                    prop_assert_eq!(compact.is_ok(), pretty.is_ok());
+                    if let (Ok(c), Ok(p)) = (compact, pretty) {
+                        let c: Json = serde_json::from_str(&c).unwrap();
+                        prop_assert_eq!(c, serde_json::from_str::<Json>(&p).unwrap());
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
