@@ -214,3 +214,45 @@ fn loom_two_writers_exclude_each_other() {
         assert_eq!((meta.generation, buf), (2, vec![1; LEN]));
     });
 }
+
+/// A writer that died holding the lock after it had stored `latest` for its value but before it
+/// stored `written` (FORMAT.md §11 steps 7 and 7a): the next writer judges it dead, takes the
+/// lock over, and must start from `latest`, not from the stale `written`. Were it to trust
+/// `written`, it would rewrite the copies `latest` names while the reader copies them, and the
+/// reader (validating by `latest`) would accept the mix. The owner is a token of pid 0, which
+/// every handle judges dead at once.
+#[test]
+fn loom_a_recovered_writer_starts_from_latest_not_written() {
+    use crate::layout::{H_LOCK, H_WRITTEN};
+    use crate::sync::Ordering;
+    const DEAD: u64 = 5 << 22; // pid 0, namespace tag 5
+    for (pinned, reads) in [
+        (true, &[Read::Fast][..]),
+        (false, &[Read::General][..]),
+        (true, &[Read::Slot][..]),
+    ] {
+        loom::model(move || {
+            let s = channel(1);
+            publish(&s, WRITER, 1);
+            let written_after_1 = s.region.word(H_WRITTEN).load(Ordering::Relaxed);
+            publish(&s, WRITER, 2);
+            // ... and so it died: `written` still says generation 1, the lock is the dead one's.
+            s.region
+                .word(H_WRITTEN)
+                .store(written_after_1, Ordering::Relaxed);
+            s.region.word(H_LOCK).store(DEAD, Ordering::Relaxed);
+            let w = s.clone();
+            let t = thread::spawn(move || publish(&w, WRITER, 3));
+            let pin = if pinned { s.claim_pin(READER) } else { None };
+            for &how in reads {
+                check(&s, pin, how);
+            }
+            t.join().unwrap();
+            assert_eq!(
+                s.generation(),
+                3,
+                "the recovered publish follows generation 2"
+            );
+        });
+    }
+}
