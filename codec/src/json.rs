@@ -243,17 +243,36 @@ pub fn msgpack_to_json(bytes: &[u8], pretty: bool) -> Result<String> {
 pub fn write_msgpack_as_json<W: io::Write>(bytes: &[u8], pretty: bool, mut out: W) -> Result<()> {
     msgpack::check(bytes)?;
     if pretty {
-        transcode(bytes, &mut PrettyFormatter::new(), &mut out, true)
+        transcode(bytes, &mut PrettyFormatter::new(), &mut out, true)?;
     } else {
-        transcode(bytes, &mut CompactFormatter, &mut out, true)
+        transcode(bytes, &mut CompactFormatter, &mut out, true)?;
     }
+    Ok(())
 }
 
 /// A MessagePack document to a `serde_json::Value`, by the rules of the module docs.
 pub fn msgpack_to_value(bytes: &[u8]) -> Result<Json> {
     let text = msgpack_to_json(bytes, false)?;
-    // The text is no deeper than serde_json's limit (`MAX_DEPTH`) and its numbers are exact.
-    serde_json::from_str(&text).map_err(|e| Error::Encode(e.to_string()))
+    // Its numbers are exact. Its depth is at most `MAX_DEPTH` + 2 (a `$ext` rendering at the
+    // deepest level), which may pass serde_json's limit of 127 but is bounded: lifting the limit
+    // cannot overflow the stack.
+    let mut de = serde_json::Deserializer::from_str(&text);
+    de.disable_recursion_limit();
+    <Json as serde::Deserialize>::deserialize(&mut de).map_err(|e| Error::Encode(e.to_string()))
+}
+
+/// Checks that `bytes` are one MessagePack document that mmf reads (see [`MAX_DEPTH`] and
+/// docs/FORMAT.md §7.1), without rendering it: a value JSON cannot show as it is (map keys that
+/// collide once rendered) is still valid MessagePack.
+///
+/// ```
+/// use mmf_codec::json::check_msgpack;
+/// check_msgpack(&[0x82, 0x01, 0xc0, 0xa1, b'1', 0xc0])?; // {1: nil, "1": nil}
+/// assert!(check_msgpack(&[0x92, 0x01]).is_err()); // an array of 2 with 1 item
+/// # Ok::<(), mmf_codec::Error>(())
+/// ```
+pub fn check_msgpack(bytes: &[u8]) -> Result<()> {
+    msgpack::check(bytes)
 }
 
 /// An open array or map while transcoding.
@@ -269,14 +288,15 @@ struct Open {
     keys_from: usize,
 }
 
-/// Transcodes one checked document. `dedup`: refuse maps with two keys of the same text (off
-/// when rendering a non-string key, whose text is only a label and may be cut).
+/// Transcodes the checked document at the start of `bytes` and returns its length. `dedup`:
+/// refuse maps with two keys of the same text (off when rendering a non-string key, whose text
+/// is only a label and may be cut).
 fn transcode<F: Formatter, W: io::Write + ?Sized>(
     bytes: &[u8],
     f: &mut F,
     out: &mut W,
     dedup: bool,
-) -> Result<()> {
+) -> Result<usize> {
     let mut r = msgpack::Reader::new(bytes);
     let mut stack: Vec<Open> = Vec::new();
     // The text of every key of the open maps, and where each one is in it.
@@ -296,10 +316,12 @@ fn transcode<F: Formatter, W: io::Write + ?Sized>(
                         String::from_utf8_lossy(s).into_owned()
                     }
                     _ => {
-                        // The whole key, whatever it is, rendered on its own.
-                        let len = msgpack::skip(&bytes[at..])?;
+                        // The whole key, whatever it is, rendered on its own (in one walk: a
+                        // separate skip per level of keys within keys would walk a deep key's
+                        // bytes twice as often).
+                        let (text, len) = render_key(&bytes[at..])?;
                         r.seek(at + len);
-                        render_key(&bytes[at..at + len])?
+                        text
                     }
                 };
                 f.begin_object_key(out, first).map_err(Error::Write)?;
@@ -351,7 +373,7 @@ fn transcode<F: Formatter, W: io::Write + ?Sized>(
         // An item is complete: end it in its container, and close every container it completes.
         loop {
             let Some(o) = stack.last_mut() else {
-                return Ok(());
+                return Ok(r.pos());
             };
             if o.map {
                 f.end_object_value(out).map_err(Error::Write)?;
@@ -394,14 +416,15 @@ fn check_keys(keys: &mut [(usize, usize)], text: &str, at: usize) -> Result<()> 
     }
 }
 
-/// A non-string map key's compact JSON text, cut at a character boundary to [`MAX_KEY_TEXT`]
-/// bytes (only that much is kept while rendering it).
-fn render_key(bytes: &[u8]) -> Result<String> {
+/// The compact JSON text of the non-string map key at the start of `bytes`, cut at a character
+/// boundary to [`MAX_KEY_TEXT`] bytes (only that much is kept while rendering it), and the key's
+/// length in bytes.
+fn render_key(bytes: &[u8]) -> Result<(String, usize)> {
     let mut capped = Capped {
         buf: Vec::with_capacity(MAX_KEY_TEXT + 1),
         total: 0,
     };
-    transcode(bytes, &mut CompactFormatter, &mut capped, false)?;
+    let len = transcode(bytes, &mut CompactFormatter, &mut capped, false)?;
     let valid = match std::str::from_utf8(&capped.buf) {
         Ok(s) => s,
         // The cap can split a character; the part before it is what counts.
@@ -416,7 +439,7 @@ fn render_key(bytes: &[u8]) -> Result<String> {
         text.truncate(cut);
         text.push('…');
     }
-    Ok(text)
+    Ok((text, len))
 }
 
 /// A writer that keeps the first `MAX_KEY_TEXT + 1` bytes and counts the rest.
@@ -670,7 +693,8 @@ mod tests {
         let mut long = Vec::new();
         rmpv::encode::write_value(&mut long, &rmpv::Value::Array(vec!["é".repeat(200).into()]))
             .unwrap();
-        let text = render_key(&long).unwrap();
+        let (text, len) = render_key(&long).unwrap();
+        assert_eq!(len, long.len());
         assert_eq!(text.len(), MAX_KEY_TEXT - 1);
         assert!(text.starts_with("[\"éé") && text.ends_with("é…"), "{text}");
     }

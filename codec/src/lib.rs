@@ -96,10 +96,15 @@ impl ChannelExt for Channel {
         let ty = std::any::type_name::<T>();
         let value = match meta.tag {
             Tag::MSGPACK => decode_msgpack(buf, ty)?,
-            Tag::JSON => serde_json::from_slice(buf).map_err(|e| Error::Decode {
-                ty,
-                message: e.to_string(),
-            })?,
+            Tag::JSON => {
+                // The same rules as for JSON published as such (FORMAT.md §7.1): no integer
+                // beyond 64 bits made a float on the way, no key given twice.
+                json::validate_json(std::str::from_utf8(buf)?)?;
+                serde_json::from_slice(buf).map_err(|e| Error::Decode {
+                    ty,
+                    message: e.to_string(),
+                })?
+            }
             _ => return Err(wrong(self, meta, "a MessagePack or JSON value")),
         };
         Ok((meta, value))

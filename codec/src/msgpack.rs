@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 /// Deepest nesting of arrays and maps accepted in a MessagePack value: 127 containers, one inside
 /// the other. JSON text of that depth is the deepest serde_json (and so
 /// [`json_to_msgpack`](crate::json::json_to_msgpack) and [`read`](crate::ChannelExt::read) of a
-/// JSON value) reads back, so a value read as JSON can always be published again; and a typed
-/// decode of that depth fits a 2 MiB thread stack in a debug build.
+/// JSON value) reads back, so a value read as JSON can be published again, unless a binary or
+/// an extension at the deepest levels (rendered as `{"$bin": ..}`, `{"$ext": {..}}`) takes its
+/// JSON one or two levels further. A typed decode of that depth fits a 2 MiB thread stack in a
+/// debug build.
 pub const MAX_DEPTH: usize = 127;
 
 /// One item's head: what its marker and length bytes say, with its bytes for scalars.

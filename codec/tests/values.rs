@@ -320,6 +320,15 @@ fn deep_values_are_refused_not_a_stack_overflow() {
             ch.publish_json(&text).unwrap();
             assert_eq!(ch.read_json(false).unwrap(), text);
             let _ = ch.read_json(true).unwrap();
+            // A binary or an extension at the deepest level renders one or two levels deeper
+            // than serde_json reads by default; still a value, as text and as a Value.
+            for inner in [&[0xc4, 0x01, 0xff][..], &[0xd4, 0x05, 0x01]] {
+                let mut v = vec![0x91; mmf_codec::json::MAX_DEPTH];
+                v.extend_from_slice(inner);
+                let text = mmf_codec::json::msgpack_to_json(&v, false).unwrap();
+                let value = mmf_codec::json::msgpack_to_value(&v).unwrap();
+                assert_eq!(value.to_string(), text);
+            }
         })
         .unwrap()
         .join()
@@ -338,6 +347,13 @@ fn stored_json_and_colliding_keys_are_checked() {
         (b"[\"\\ud800\"]", "hex escape"),
     ] {
         ch.publish_raw(Tag::JSON, text).unwrap();
+        // A typed read holds stored JSON to the same rules (a Value took 2^64 as a float).
+        let err = ch.read::<Json>().unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidJson { message, .. } if message.contains(says)),
+            "{}: {err}",
+            String::from_utf8_lossy(text)
+        );
         for pretty in [false, true] {
             let err = ch.read_json(pretty).unwrap_err();
             assert!(
@@ -447,8 +463,13 @@ fn random_nested_msgpack_never_crashes_a_small_stack() {
                     let pretty = ch.read_json(true);
                     prop_assert_eq!(compact.is_ok(), pretty.is_ok());
                     if let (Ok(c), Ok(p)) = (compact, pretty) {
-                        let c: Json = serde_json::from_str(&c).unwrap();
-                        prop_assert_eq!(c, serde_json::from_str::<Json>(&p).unwrap());
+                        // Up to two levels past serde_json's default limit ($bin, $ext).
+                        let parse = |t: &str| {
+                            let mut de = serde_json::Deserializer::from_str(t);
+                            de.disable_recursion_limit();
+                            Json::deserialize(&mut de).unwrap()
+                        };
+                        prop_assert_eq!(parse(&c), parse(&p));
                     }
                     Ok(())
                 })

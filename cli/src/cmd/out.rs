@@ -85,7 +85,7 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
         }
         InFormat::Msgpack => {
             // Check that it is one whole document before it reaches readers.
-            mmf::json::msgpack_to_value(input)?;
+            mmf::json::check_msgpack(input)?;
             ch.publish_raw(Tag::MSGPACK, input)?
         }
         InFormat::Bytes => ch.publish_bytes(input)?,

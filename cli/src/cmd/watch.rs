@@ -54,7 +54,11 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         let out = if a.meta {
             let value = match meta.tag {
                 Tag::MSGPACK => mmf::json::msgpack_to_value(&buf)?,
-                Tag::JSON => serde_json::from_slice(&buf)?,
+                Tag::JSON => {
+                    let text = std::str::from_utf8(&buf).map_err(mmf::Error::from)?;
+                    mmf::json::validate_json(text)?;
+                    serde_json::from_str(text)?
+                }
                 Tag::TEXT => json!(String::from_utf8_lossy(&buf)),
                 _ => json!({ "$bin": mmf::json::base64(&buf) }),
             };
