@@ -113,9 +113,9 @@ pub struct NewArgs {
     /// Largest value the channel holds: 1024, 64KiB, 4MB, 1G.
     #[arg(short, long, value_parser = crate::size::parse_size)]
     pub size: usize,
-    /// Readers that may hold a slot at once (each costs one slot of SIZE).
-    #[arg(long, default_value_t = 4)]
-    pub readers: usize,
+    /// Readers that may hold a slot at once (each costs one slot of SIZE; default 4).
+    #[arg(long)]
+    pub readers: Option<usize>,
     /// Permission bits, octal (default 0600: owner only).
     #[arg(long, value_parser = parse_mode)]
     pub mode: Option<u32>,
@@ -126,7 +126,8 @@ pub struct NewArgs {
     #[arg(long, conflicts_with = "exist_ok")]
     pub force: bool,
     /// Open an existing channel instead of failing, as it is; one with a smaller SIZE, fewer
-    /// readers, no checksums where --checksum asks for them, or other --mode bits is exit 6.
+    /// --readers or other --mode bits than given, or no checksums where --checksum asks for
+    /// them, is exit 6.
     #[arg(long)]
     pub exist_ok: bool,
 }

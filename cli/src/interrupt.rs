@@ -3,7 +3,9 @@
 //!
 //! While output is being written ([`writing`]) the signals take their default action instead:
 //! a write blocked on a full pipe whose reader stalls would otherwise never return to the loop
-//! (the handlers restart the call), and a harness's `kill` could not end the watch.
+//! (the handlers restart the call), and a harness's `kill` could not end the watch. The cost: a
+//! signal that lands during an ordinary write also ends the process at once (status 128 +
+//! signal), possibly after part of a line.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -34,8 +36,7 @@ pub fn requested() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
-/// Runs `write` with the signals' default action in force (see the module docs). An interrupt
-/// that came before is acted on first.
+/// Runs `write` with the signals' default action in force (see the module docs).
 pub fn writing<T>(write: impl FnOnce() -> T) -> T {
     let flag = writing_flag();
     flag.store(true, Ordering::SeqCst);

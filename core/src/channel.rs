@@ -403,9 +403,25 @@ impl Options {
             Ok(()) | Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        // Hidden from `list` and `prune` (no `mmf.` prefix) while it is being made.
-        let tmp = path.with_file_name(format!(".mmf-new-{:016x}", incarnation()));
-        let ch = self.create_at(location, &tmp)?;
+        if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+            return Err(directory(&name));
+        }
+        // Hidden from `list` (no `mmf.` prefix) while it is being made; one left behind by a
+        // process killed before the rename is found by `host::abandoned_replacements`.
+        let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
+        let ch = self.create_at(location, &tmp).map_err(|e| match e {
+            // Errors name the channel's own path, not the temporary one.
+            Error::Io {
+                op,
+                path: p,
+                source,
+            } if p == tmp => Error::Io {
+                op,
+                path: path.clone(),
+                source,
+            },
+            e => e,
+        })?;
         if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
             return Err(match e.kind() {
@@ -1185,6 +1201,9 @@ pub(crate) fn regular_file(meta: &std::fs::Metadata, name: &str) -> Result<()> {
         kind,
     })
 }
+
+/// The start of the temporary name under which [`Options::create_or_replace`] makes a channel.
+pub(crate) const REPLACEMENT_PREFIX: &str = ".mmf-new-";
 
 /// Whether the channel at `location` may be removed or replaced: a file path must hold a channel
 /// (never delete a file that is not one because of a typo); a shared-memory name is mmf's own.

@@ -106,3 +106,43 @@ pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
         })
         .collect())
 }
+
+/// Files left in the shared-memory directory by replacements that never finished
+/// ([`Options::create_or_replace`] killed between making the new channel under its temporary
+/// name, `.mmf-new-*`, and renaming it into place): no process holds them, and they were last
+/// changed at least `older_than` ago. Nothing else finds them (they have no `mmf.` prefix), so
+/// `mmf prune` removes them and `mmf doctor` counts them.
+///
+/// [`Options::create_or_replace`]: crate::Options::create_or_replace
+pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
+    let dir = os::shm_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
+        op: "listing",
+        path: dir.clone(),
+        source: e,
+    })?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name
+            .to_str()
+            .is_some_and(|n| n.starts_with(crate::channel::REPLACEMENT_PREFIX))
+        {
+            continue;
+        }
+        let path = entry.path();
+        let location = Location::File(path.clone());
+        let old = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age >= older_than);
+        // Its maker holds a shared lock on it from right after creating it until the rename.
+        if old && matches!(in_use(&location), Ok(false)) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}

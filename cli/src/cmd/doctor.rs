@@ -145,11 +145,14 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                     )
                 },
             };
+            // What a `new --force` killed half-way left under a temporary name: memory that
+            // nothing else lists.
+            let unfinished = host::abandoned_replacements(prune_after).unwrap_or_default();
             checks.push(Check {
                 name: "channels",
-                ok: broken.is_empty(),
+                ok: broken.is_empty() && unfinished.is_empty(),
                 detail: format!(
-                    "{} channels, {} stale{}{}{}{}",
+                    "{} channels, {} stale{}{}{}{}{}",
                     listings.len(),
                     stale.len(),
                     if stale.is_empty() {
@@ -177,6 +180,14 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                         String::new()
                     } else {
                         format!(", unreadable: {} (see `mmf list`)", broken.join(", "))
+                    },
+                    if unfinished.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", {} unfinished replacements (.mmf-new-* files of a `new --force` that was killed; `mmf prune` removes them)",
+                            unfinished.len()
+                        )
                     },
                 ),
             });

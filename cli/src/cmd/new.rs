@@ -10,26 +10,41 @@ use crate::exit;
 
 /// Permission bits of a new channel's file when `--mode` is not given.
 const DEFAULT_MODE: u32 = 0o600;
+/// Reader-pin entries of a new channel when `--readers` is not given.
+const DEFAULT_READERS: usize = 4;
 
 pub fn run(a: NewArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     let mut o = Options::new();
     o.capacity(a.size)
-        .readers(a.readers)
+        .readers(a.readers.unwrap_or(DEFAULT_READERS))
         .mode(a.mode.unwrap_or(DEFAULT_MODE))
         .checksum(a.checksum);
     let result = if a.force {
         o.create_or_replace(&location)
-    } else if a.exist_ok {
-        o.open_or_create(&location)
     } else {
         o.create(&location)
     };
-    let channel = result.with_context(|| format!("cannot create channel '{location}'"))?;
+    let existing = match result {
+        Ok(_) => return Ok(()),
+        Err(mmf::core::Error::AlreadyExists { .. }) if a.exist_ok => {
+            match o.open(&location) {
+                Ok(channel) => channel,
+                // Removed between the two: as if it had never been there.
+                Err(mmf::core::Error::NotFound { .. }) => {
+                    return run(a);
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot open channel '{location}'"))
+                }
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot create channel '{location}'")),
+    };
     // `--exist-ok` keeps a channel as it is. One that cannot do what the script asked for (too
     // small for the values it is about to publish, too few reader entries, no checksums, other
     // permission bits) would only fail or surprise later, so say it now and leave it untouched.
-    let shortfalls = shortfalls(&channel, &location, &a);
+    let shortfalls = shortfalls(&existing, &location, &a);
     if !shortfalls.is_empty() {
         return Err(exit::Coded(
             exit::EXISTS,
@@ -43,8 +58,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How an existing channel falls short of what `a` asks for, one phrase each (none for a channel
-/// just created, which has what was asked).
+/// How a channel that was there already falls short of what `a` asks for, one phrase each.
 fn shortfalls(channel: &Channel, location: &Location, a: &NewArgs) -> Vec<String> {
     let info = channel.info();
     let mut out = Vec::new();
@@ -54,10 +68,11 @@ fn shortfalls(channel: &Channel, location: &Location, a: &NewArgs) -> Vec<String
             info.capacity, a.size
         ));
     }
-    if info.readers < a.readers {
+    // Only what the command line gave is compared, like --mode below.
+    if let Some(readers) = a.readers.filter(|&r| info.readers < r) {
         out.push(format!(
-            "{} reader entries, fewer than the {} asked for",
-            info.readers, a.readers
+            "{} reader entries, fewer than the {readers} asked for",
+            info.readers
         ));
     }
     if a.checksum && !info.checksum {

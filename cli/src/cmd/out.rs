@@ -10,12 +10,24 @@ use crate::exit::{Coded, INVALID_INPUT, TOO_LARGE};
 
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
-    // The channel first: a misspelt name is an error now, not after standard input has ended.
-    let ch = Options::new().open(&location)?;
     let input: Vec<u8> = match a.value.as_deref() {
         Some(v) if v != "-" => v.as_bytes().to_vec(),
-        _ => read_stdin(&ch, a.format())?,
+        _ => {
+            // The channel as it is now bounds how much of standard input is read (`yes | mmf
+            // out NAME` must not read until memory runs out). It may not exist yet: the
+            // command writing to our standard input may be the one that creates it
+            // (`(mmf new N ...; echo hi) | mmf out N`), so then the input is read whole.
+            match Options::new().open(&location) {
+                Ok(ch) => read_stdin(Some(&ch), a.format())?,
+                Err(mmf::core::Error::NotFound { .. }) => read_stdin(None, a.format())?,
+                Err(e) => return Err(e.into()),
+            }
+        }
     };
+    // Opened (again) once the value is here: while standard input was read, the channel may
+    // have been created, or replaced by `new --force`, and a value published into the old one
+    // would be lost without a word.
+    let ch = Options::new().open(&location)?;
     let generation = publish(&ch, a.format(), &input)?;
     // No handle outlives this command: tell `mmf prune` the channel is in use all the same. A
     // failure here takes nothing from the publish, which is done.
@@ -29,10 +41,18 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Standard input, read only as far as the value can fit: `yes | mmf out NAME` must not read
-/// until memory runs out. JSON text may be longer than its MessagePack (spaces, long numbers),
-/// so it may run to 16 times the capacity, plus 1 MiB.
-fn read_stdin(ch: &Channel, format: InFormat) -> anyhow::Result<Vec<u8>> {
+/// Standard input, read only as far as the value can fit in `ch` (whole without a channel). JSON
+/// text may be longer than its MessagePack (spaces, long numbers), so it may run to 16 times the
+/// capacity, plus 1 MiB.
+fn read_stdin(ch: Option<&Channel>, format: InFormat) -> anyhow::Result<Vec<u8>> {
+    let Some(ch) = ch else {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
+        return Ok(buf);
+    };
     let cap = ch.capacity() as u64;
     let limit = match format {
         InFormat::Json => cap.saturating_mul(16).saturating_add(1 << 20),

@@ -35,5 +35,19 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         out.push_str(&listing.name);
         out.push('\n');
     }
+    // Channels that a killed `new --force` made under a temporary name and never renamed.
+    for path in host::abandoned_replacements(a.older_than)? {
+        if !a.dry_run {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(name) = path.file_name() {
+            out.push_str(&name.to_string_lossy());
+            out.push_str(" (an unfinished replacement)\n");
+        }
+    }
     super::print_bytes(out.as_bytes())
 }
