@@ -1072,33 +1072,37 @@ pub struct Listing {
 /// sorted by name. Each is opened read-only to read its header.
 pub fn list() -> Result<Vec<Listing>> {
     check_platform()?;
+    let mut out: Vec<Listing> = shm_files(crate::name::SHM_PREFIX)?
+        .into_iter()
+        .map(|(name, _)| {
+            let info = Location::shm(&name).and_then(|loc| {
+                let mut o = Options::new();
+                o.read_only(true).init_timeout(Duration::ZERO);
+                o.open(&loc).map(|ch| ch.info())
+            });
+            Listing { name, info }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The entries of the shared-memory directory whose names start with `prefix`: the rest of each
+/// name (UTF-8 names only), and the path.
+pub(crate) fn shm_files(prefix: &str) -> Result<Vec<(String, PathBuf)>> {
     let dir = os::shm_dir();
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
         op: "listing",
         path: dir.clone(),
         source: e,
     })?;
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(name) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(crate::name::SHM_PREFIX))
-        else {
-            continue;
-        };
-        let info = Location::shm(name).and_then(|loc| {
-            let mut o = Options::new();
-            o.read_only(true).init_timeout(Duration::ZERO);
-            o.open(&loc).map(|ch| ch.info())
-        });
-        out.push(Listing {
-            name: name.to_owned(),
-            info,
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| {
+            let rest = entry.file_name().to_str()?.strip_prefix(prefix)?.to_owned();
+            Some((rest, entry.path()))
+        })
+        .collect())
 }
 
 /// Checks a mapped header (magic, version, kind, geometry against the mapping's `len`) and

@@ -115,22 +115,8 @@ pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
 ///
 /// [`Options::create_or_replace`]: crate::Options::create_or_replace
 pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
-    let dir = os::shm_dir();
-    let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
-        op: "listing",
-        path: dir.clone(),
-        source: e,
-    })?;
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name
-            .to_str()
-            .is_some_and(|n| n.starts_with(crate::channel::REPLACEMENT_PREFIX))
-        {
-            continue;
-        }
-        let path = entry.path();
+    for (_, path) in crate::channel::shm_files(crate::channel::REPLACEMENT_PREFIX)? {
         let location = Location::File(path.clone());
         let old = std::fs::symlink_metadata(&path)
             .ok()
