@@ -245,11 +245,42 @@ fn standard_input_is_read_up_to_the_capacity_and_published_where_the_channel_the
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(e.ok(&["read", "P"]), "again\n");
+    // ... and if that one is larger, input beyond the old capacity is read on (exit 4 said
+    // "capacity 16 bytes" of the channel that was gone).
+    e.ok(&["new", "Q", "--size", "16"]);
+    let out = sh(r#"(sleep 0.3; "$1" new Q --size 4KiB --force; printf '%0100d' 0) | "$1" out Q"#);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.ok(&["read", "Q"]).len(), 101);
     fails(
         &e.run_in(&["out", "Nope"], b"x"),
         3,
         "no channel named 'Nope'",
     );
+    // A name that is not there, fed without end: an error at the first input, not a read of
+    // everything (it grew to gigabytes).
+    let mut child = e
+        .cmd(&["out", "Nope"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let chunk = [b'y'; 65536];
+        for _ in 0..16384 {
+            if stdin.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let out = finish(child, 10);
+    feeder.join().unwrap();
+    fails(&out, 3, "no channel named 'Nope'");
 }
 
 #[test]
@@ -321,6 +352,33 @@ fn standard_input_and_bytes() {
     assert_eq!(e.ok(&["read", "./state.mmf"]), "kept on disk\n");
     let file = std::fs::read(e.dir.join("state.mmf")).unwrap();
     assert!(file.windows(12).any(|w| w == b"kept on disk"));
+}
+
+/// JSON text that another process stored as such (tag JSON) is printed as JSON only when it is
+/// valid by the rules `out --json` applies: `--pretty` made 2^64 a float and dropped a key given
+/// twice, with exit 0. `--format text` still passes any text on.
+#[test]
+fn stored_json_text_is_checked_before_it_is_printed_as_json() {
+    let e = Env::new("storedjson");
+    let path = e.dir.join("j.mmf");
+    let p = path.to_str().unwrap();
+    e.ok(&["new", p, "--size", "1KiB"]);
+    let text = br#"{"id": 18446744073709551616, "a": 1, "a": 2}"#;
+    mmf::Channel::open(p)
+        .unwrap()
+        .publish_raw(mmf::Tag::JSON, text)
+        .unwrap();
+    for args in [
+        &["read", p][..],
+        &["read", p, "--pretty"],
+        &["read", p, "--format", "json"],
+    ] {
+        fails(&e.run(args), 5, "does not fit in 64 bits");
+    }
+    assert_eq!(
+        e.run(&["read", p, "--format", "text"]).stdout,
+        [&text[..], b"\n"].concat()
+    );
 }
 
 #[test]
@@ -404,12 +462,12 @@ fn new_exists_force_and_exist_ok() {
     // Only what is given is compared: a channel of 1 reader entry is fine without --readers.
     e.ok(&["new", "R1", "--size", "1KiB", "--readers", "1"]);
     e.ok(&["new", "R1", "--size", "1KiB", "--exist-ok"]);
-    // A channel that --exist-ok creates is not compared with itself: under umask 0277 the file
-    // of `--mode 0600` is 0400 (exit 6 said "exists with mode 0400").
+    // A given --mode is exact, 0600 too (it followed the umask: 0400 under umask 0277, which
+    // its owner could not even open for writing, and --exist-ok then refused it as "0400").
     let out = Command::new("sh")
         .args([
             "-c",
-            "umask 0277; \"$1\" new U2 --size 64 --mode 0600 --exist-ok",
+            "umask 0277; \"$1\" new U2 --size 64 --mode 0600 --exist-ok && \"$1\" out U2 ok",
             "sh",
             BIN,
         ])
@@ -420,6 +478,23 @@ fn new_exists_force_and_exist_ok() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |f: &str| {
+        std::fs::metadata(e.dir.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("mmf.U2"), 0o600);
+    // A path that is a symbolic link to nothing: creating (never through a link) finds it taken,
+    // opening (through it) finds nothing; --exist-ok went round that for ever (a stack overflow).
+    std::os::unix::fs::symlink("/nonexistent/mmf-target", e.dir.join("dangling")).unwrap();
+    fails(
+        &e.run(&["new", "./dangling", "--size", "64", "--exist-ok"]),
+        1,
+        "is a symbolic link to a file that does not exist",
     );
     // A channel created by --exist-ok has what was asked for (so the second call keeps it).
     for _ in 0..2 {

@@ -105,7 +105,7 @@ const PIN_KEPT_READS: u32 = 1024;
 pub struct Options {
     capacity: usize,
     readers: usize,
-    mode: u32,
+    mode: Option<u32>,
     checksum: bool,
     read_only: bool,
     timeouts: Timeouts,
@@ -121,12 +121,13 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Defaults: capacity 4 KiB, 4 pinned readers, mode 0600, no checksums, read-write.
+    /// Defaults: capacity 4 KiB, 4 pinned readers, mode 0600 (less the umask), no checksums,
+    /// read-write.
     pub fn new() -> Options {
         Options {
             capacity: 4096,
             readers: 4,
-            mode: 0o600,
+            mode: None,
             checksum: false,
             read_only: false,
             timeouts: Timeouts::default(),
@@ -149,9 +150,10 @@ impl Options {
         self
     }
 
-    /// Permission bits of a new channel's file (default `0o600`: owner only).
+    /// Permission bits of a new channel's file, set exactly (the umask does not apply). Without
+    /// it the file is created `0o600` (owner only) less the process's umask.
     pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode;
+        self.mode = Some(mode);
         self
     }
 
@@ -280,9 +282,10 @@ impl Options {
             now_ns(),
             u64::from(std::process::id()),
         );
-        if self.mode != 0o600 {
-            // Widen permissions only once the header is complete (iceoryx2's creation order).
-            file.set_permissions(std::fs::Permissions::from_mode(self.mode))
+        if let Some(mode) = self.mode {
+            // Exactly the bits asked for (not less the umask, as the default 0600 is), and set
+            // only once the header is complete (iceoryx2's creation order).
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
                 .map_err(|e| cleanup(io_error(&snap.name, path, "setting the mode of", e)))?;
         }
         Ok(self.finish(snap, location.clone(), Some(file)))
@@ -374,16 +377,43 @@ impl Options {
 
     /// Opens the channel if it exists (whatever its capacity), else creates it.
     pub fn open_or_create(&self, location: &Location) -> Result<Channel> {
-        loop {
+        self.open_or_create_telling(location).map(|(ch, _)| ch)
+    }
+
+    /// [`open_or_create`](Options::open_or_create), also telling whether the channel was created
+    /// here (`true`) or was there already (`false`), say to compare an existing channel with
+    /// what was asked for.
+    pub fn open_or_create_telling(&self, location: &Location) -> Result<(Channel, bool)> {
+        for _ in 0..100 {
             match self.create(location) {
-                Err(Error::AlreadyExists { .. }) => match self.open(location) {
-                    // Removed between our create and open: try again.
-                    Err(Error::NotFound { .. }) => continue,
-                    other => return other,
+                Err(Error::AlreadyExists { name }) => match self.open(location) {
+                    // Removed between our create and open: try again; unless the name is a
+                    // symlink to nothing, which creating (never through a link) finds taken
+                    // and opening (through it) finds missing, for ever.
+                    Err(Error::NotFound { .. }) => {
+                        let path = location.path().unwrap_or_default();
+                        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
+                            return Err(Error::Io {
+                                op: "opening",
+                                path,
+                                source: io::Error::new(
+                                    io::ErrorKind::NotFound,
+                                    format!(
+                                        "'{name}' is a symbolic link to a file that does not exist"
+                                    ),
+                                ),
+                            });
+                        }
+                    }
+                    other => return other.map(|ch| (ch, false)),
                 },
-                other => return other,
+                other => return other.map(|ch| (ch, true)),
             }
         }
+        // Created and removed by others faster than we can open it, a hundred times over.
+        Err(Error::NotFound {
+            name: location.to_string(),
+        })
     }
 
     /// Replaces any channel under the name with a new one. Handles to the old channel keep
@@ -406,8 +436,9 @@ impl Options {
         if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
             return Err(directory(&name));
         }
-        // Hidden from `list` (no `mmf.` prefix) while it is being made; one left behind by a
-        // process killed before the rename is found by `host::abandoned_replacements`.
+        // Hidden from `list` (no `mmf.` prefix) while it is being made; one left behind in the
+        // shared-memory directory by a process killed before the rename is found by
+        // `host::abandoned_replacements` (beside a file path, nothing looks for it).
         let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
         let ch = self.create_at(location, &tmp).map_err(|e| match e {
             // Errors name the channel's own path, not the temporary one.
@@ -417,6 +448,15 @@ impl Options {
                 source,
             } if p == tmp => Error::Io {
                 op,
+                path: path.clone(),
+                source,
+            },
+            Error::PermissionDenied {
+                name,
+                path: p,
+                source,
+            } if p == tmp => Error::PermissionDenied {
+                name,
                 path: path.clone(),
                 source,
             },

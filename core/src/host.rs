@@ -109,18 +109,26 @@ pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
 
 /// Files left in the shared-memory directory by replacements that never finished
 /// ([`Options::create_or_replace`] killed between making the new channel under its temporary
-/// name, `.mmf-new-*`, and renaming it into place): no process holds them, and they were last
-/// changed at least `older_than` ago. Nothing else finds them (they have no `mmf.` prefix), so
-/// `mmf prune` removes them and `mmf doctor` counts them.
+/// name, `.mmf-new-*`, and renaming it into place) that this user owns (root: any user): no
+/// process holds them, and they were last changed at least `older_than` ago, and at least a
+/// minute. Nothing else finds them (they have no `mmf.` prefix), so `mmf prune` removes them and
+/// `mmf doctor` counts them.
 ///
 /// [`Options::create_or_replace`]: crate::Options::create_or_replace
 pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    // A maker takes its lock right after creating the file: never judge one younger than this,
+    // whatever `older_than` says, so that the moment in between cannot be mistaken for neglect.
+    let older_than = older_than.max(std::time::Duration::from_secs(60));
+    let me = os::euid();
     let mut found = Vec::new();
     for (_, path) in crate::channel::shm_files(crate::channel::REPLACEMENT_PREFIX)? {
         let location = Location::File(path.clone());
         let old = std::fs::symlink_metadata(&path)
             .ok()
             .filter(std::fs::Metadata::is_file)
+            // Only this user's own (all, for root): another user's could not be removed here.
+            .filter(|m| me == 0 || m.uid() == me)
             .and_then(|m| m.modified().ok())
             .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
             .is_some_and(|age| age >= older_than);

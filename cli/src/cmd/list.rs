@@ -41,17 +41,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
     ]
     .map(String::from)];
     for (l, users) in &listings {
-        // Anyone can make a file in /dev/shm: a name with a newline, an escape sequence or a
-        // bidirectional override must not break the table, drive the terminal or disguise itself.
-        let unsafe_char = |c: char| {
-            c.is_control()
-                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        };
-        let name = if l.name.chars().any(unsafe_char) {
-            format!("{:?}", l.name)
-        } else {
-            l.name.clone()
-        };
+        let name = super::shown(&l.name);
         rows.push(match &l.info {
             Ok(i) => [
                 name,

@@ -51,3 +51,27 @@ fn print_json(v: &serde_json::Value, pretty: bool) -> anyhow::Result<()> {
     text.push('\n');
     print_bytes(text.as_bytes())
 }
+
+/// A file name from the shared-memory directory, as it may be printed: quoted and escaped if it
+/// holds a control character, a line or paragraph separator, or an invisible or bidirectional
+/// formatting character. Anyone can create a file there; its name must not break a table or a
+/// line, drive the terminal, or disguise itself as another name.
+pub(super) fn shown(name: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{061c}'
+                    | '\u{200b}'..='\u{200f}'
+                    | '\u{2028}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{feff}'
+            )
+    };
+    if name.chars().any(unsafe_char) {
+        // `{:?}` escapes control characters and (as `\u{..}`) these invisible ones.
+        format!("{name:?}")
+    } else {
+        name.to_owned()
+    }
+}

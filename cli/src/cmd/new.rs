@@ -8,8 +8,6 @@ use mmf::{Channel, Location, Options};
 use crate::args::NewArgs;
 use crate::exit;
 
-/// Permission bits of a new channel's file when `--mode` is not given.
-const DEFAULT_MODE: u32 = 0o600;
 /// Reader-pin entries of a new channel when `--readers` is not given.
 const DEFAULT_READERS: usize = 4;
 
@@ -18,28 +16,21 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     let mut o = Options::new();
     o.capacity(a.size)
         .readers(a.readers.unwrap_or(DEFAULT_READERS))
-        .mode(a.mode.unwrap_or(DEFAULT_MODE))
         .checksum(a.checksum);
-    let result = if a.force {
-        o.create_or_replace(&location)
+    if let Some(mode) = a.mode {
+        o.mode(mode);
+    }
+    let existing = if a.force {
+        o.create_or_replace(&location).map(|_| None)
+    } else if a.exist_ok {
+        o.open_or_create_telling(&location)
+            .map(|(ch, created)| (!created).then_some(ch))
     } else {
-        o.create(&location)
-    };
-    let existing = match result {
-        Ok(_) => return Ok(()),
-        Err(mmf::core::Error::AlreadyExists { .. }) if a.exist_ok => {
-            match o.open(&location) {
-                Ok(channel) => channel,
-                // Removed between the two: as if it had never been there.
-                Err(mmf::core::Error::NotFound { .. }) => {
-                    return run(a);
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot open channel '{location}'"))
-                }
-            }
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot create channel '{location}'")),
+        o.create(&location).map(|_| None)
+    }
+    .with_context(|| format!("cannot create channel '{location}'"))?;
+    let Some(existing) = existing else {
+        return Ok(());
     };
     // `--exist-ok` keeps a channel as it is. One that cannot do what the script asked for (too
     // small for the values it is about to publish, too few reader entries, no checksums, other

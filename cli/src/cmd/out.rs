@@ -1,6 +1,6 @@
 //! `mmf out NAME [VALUE]`: publish a value from the argument or standard input.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use anyhow::Context;
 use mmf::{Channel, ChannelExt, Location, Options, Tag};
@@ -12,17 +12,7 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     let input: Vec<u8> = match a.value.as_deref() {
         Some(v) if v != "-" => v.as_bytes().to_vec(),
-        _ => {
-            // The channel as it is now bounds how much of standard input is read (`yes | mmf
-            // out NAME` must not read until memory runs out). It may not exist yet: the
-            // command writing to our standard input may be the one that creates it
-            // (`(mmf new N ...; echo hi) | mmf out N`), so then the input is read whole.
-            match Options::new().open(&location) {
-                Ok(ch) => read_stdin(Some(&ch), a.format())?,
-                Err(mmf::core::Error::NotFound { .. }) => read_stdin(None, a.format())?,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        _ => read_stdin(&location, a.format())?,
     };
     // Opened (again) once the value is here: while standard input was read, the channel may
     // have been created, or replaced by `new --force`, and a value published into the old one
@@ -41,45 +31,61 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Standard input, read only as far as the value can fit in `ch` (whole without a channel). JSON
-/// text may be longer than its MessagePack (spaces, long numbers), so it may run to 16 times the
-/// capacity, plus 1 MiB.
-fn read_stdin(ch: Option<&Channel>, format: InFormat) -> anyhow::Result<Vec<u8>> {
-    let Some(ch) = ch else {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .context("reading standard input")?;
-        return Ok(buf);
+/// Standard input, read only as far as a value can fit the channel (`yes | mmf out NAME` must
+/// not read until memory runs out). JSON text may be longer than its MessagePack (spaces, long
+/// numbers), so it may run to 16 times the capacity, plus 1 MiB.
+///
+/// The channel may not exist yet: the command writing to our standard input may be the one
+/// that creates it (`(mmf new N ...; echo hi) | mmf out N`). So a missing channel is looked for
+/// again once the first input has come (or the input has ended), and only then is it an error.
+/// It may also be replaced meanwhile (`new --force`), by a larger one: input beyond the first
+/// channel's capacity is read on when the channel there now holds more.
+fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut ch = match Options::new().open(location) {
+        Err(mmf::core::Error::NotFound { .. }) => {
+            input.fill_buf().context("reading standard input")?;
+            Options::new().open(location)?
+        }
+        other => other?,
     };
-    let cap = ch.capacity() as u64;
-    let limit = match format {
-        InFormat::Json => cap.saturating_mul(16).saturating_add(1 << 20),
-        _ => cap,
+    let limit_of = |ch: &Channel| {
+        let cap = ch.capacity() as u64;
+        match format {
+            InFormat::Json => cap.saturating_mul(16).saturating_add(1 << 20),
+            _ => cap,
+        }
     };
     let mut buf = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut buf)
-        .context("reading standard input")?;
-    if buf.len() as u64 > limit {
-        let what = match format {
-            InFormat::Json => format!("more than {limit} bytes of JSON text"),
-            _ => format!("more than {cap} bytes"),
-        };
-        return Err(Coded(
-            TOO_LARGE,
-            format!(
-                "standard input holds {what}, more than channel '{}' (capacity {cap} bytes) can \
-                 hold; nothing was published",
-                ch.location()
-            ),
-        )
-        .into());
+    loop {
+        let limit = limit_of(&ch);
+        let room = limit.saturating_add(1).saturating_sub(buf.len() as u64);
+        (&mut input)
+            .take(room)
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
+        if buf.len() as u64 <= limit {
+            return Ok(buf);
+        }
+        match Options::new().open(location) {
+            Ok(now) if limit_of(&now) > limit => ch = now,
+            _ => break,
+        }
     }
-    Ok(buf)
+    let cap = ch.capacity();
+    let what = match format {
+        InFormat::Json => format!("more than {} bytes of JSON text", limit_of(&ch)),
+        _ => format!("more than {cap} bytes"),
+    };
+    Err(Coded(
+        TOO_LARGE,
+        format!(
+            "standard input holds {what}, more than channel '{location}' (capacity {cap} bytes) \
+             can hold; nothing was published"
+        ),
+    )
+    .into())
 }
 
 fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> {

@@ -2,6 +2,7 @@
 //! writer gone, neither created nor written from the command line for a while), so that crashed
 //! services do not leak `/dev/shm` forever.
 
+use std::io::Write;
 use std::time::SystemTime;
 
 use mmf::core::host;
@@ -32,20 +33,28 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        out.push_str(&listing.name);
+        out.push_str(&super::shown(&listing.name));
         out.push('\n');
     }
-    // Channels that a killed `new --force` made under a temporary name and never renamed.
+    // Channels that a killed `new --force` made under a temporary name and never renamed. One
+    // that cannot be removed is said and skipped: the others are still worth removing.
     for path in host::abandoned_replacements(a.older_than)? {
         if !a.dry_run {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "mmf: could not remove {}: {e}",
+                        super::shown(&path.to_string_lossy())
+                    );
+                    continue;
+                }
             }
         }
         if let Some(name) = path.file_name() {
-            out.push_str(&name.to_string_lossy());
+            out.push_str(&super::shown(&name.to_string_lossy()));
             out.push_str(" (an unfinished replacement)\n");
         }
     }

@@ -87,6 +87,13 @@ pub(super) fn render(
         )
         .into()
     };
+    // JSON text another process stored is passed on as JSON only if it is valid by the rules of
+    // JSON published as such (FORMAT.md §7.1): `--pretty` would otherwise make an integer
+    // beyond 64 bits a float and drop a key given twice, without a word. `--format text` passes
+    // any text on.
+    if meta.tag == Tag::JSON && format != OutFormat::Text {
+        mmf::json::validate_json(std::str::from_utf8(&bytes).map_err(mmf::Error::from)?)?;
+    }
     match (format, meta.tag) {
         (OutFormat::Auto | OutFormat::Text, Tag::TEXT | Tag::JSON) => as_text(bytes),
         (OutFormat::Auto | OutFormat::Json, Tag::MSGPACK) => as_json(bytes),

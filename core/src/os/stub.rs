@@ -23,6 +23,11 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     file.set_len(len)
 }
 
+/// No users to tell apart: everything counts as this process's own.
+pub(crate) fn euid() -> u32 {
+    0
+}
+
 pub(crate) fn pid_exists(_pid: u32) -> bool {
     true
 }

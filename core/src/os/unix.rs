@@ -58,6 +58,12 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     file.set_len(len)
 }
 
+/// The effective user id of this process.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: `geteuid` takes nothing, cannot fail and has no memory-safety preconditions.
+    unsafe { libc::geteuid() }
+}
+
 /// Whether a process with this pid exists (it may be a zombie, or belong to another user).
 pub(crate) fn pid_exists(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
