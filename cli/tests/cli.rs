@@ -199,26 +199,7 @@ fn standard_input_is_read_up_to_the_capacity_and_published_where_the_channel_the
         ("--bytes", "standard input holds more than 16 bytes"),
         ("--json", "more than 1048832 bytes of JSON text"),
     ] {
-        let mut child = e
-            .cmd(&["out", "T", format])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        // An endless stream, cut short by the reader's exit (a write error ends it), within 1 GiB.
-        let feeder = std::thread::spawn(move || {
-            let chunk = [b' '; 65536];
-            for _ in 0..16384 {
-                if stdin.write_all(&chunk).is_err() {
-                    return;
-                }
-            }
-        });
-        let out = finish(child, 10);
-        feeder.join().unwrap();
-        fails(&out, 4, says);
+        fails(&fed_without_end(&e, &["out", "T", format]), 4, says);
     }
     assert_eq!(e.ok(&["read", "T"]), "small\n");
     // The command that feeds `out` may be the one that creates the channel, or replace it
@@ -262,8 +243,18 @@ fn standard_input_is_read_up_to_the_capacity_and_published_where_the_channel_the
     );
     // A name that is not there, fed without end: an error at the first input, not a read of
     // everything (it grew to gigabytes).
+    fails(
+        &fed_without_end(&e, &["out", "Nope"]),
+        3,
+        "no channel named 'Nope'",
+    );
+}
+
+/// Runs `mmf ARGS` with an endless standard input (spaces, cut short by the command's exit, which
+/// makes a write fail, and within 1 GiB), for at most 10 s.
+fn fed_without_end(e: &Env, args: &[&str]) -> Output {
     let mut child = e
-        .cmd(&["out", "Nope"])
+        .cmd(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -271,7 +262,7 @@ fn standard_input_is_read_up_to_the_capacity_and_published_where_the_channel_the
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
-        let chunk = [b'y'; 65536];
+        let chunk = [b' '; 65536];
         for _ in 0..16384 {
             if stdin.write_all(&chunk).is_err() {
                 return;
@@ -280,7 +271,7 @@ fn standard_input_is_read_up_to_the_capacity_and_published_where_the_channel_the
     });
     let out = finish(child, 10);
     feeder.join().unwrap();
-    fails(&out, 3, "no channel named 'Nope'");
+    out
 }
 
 #[test]
