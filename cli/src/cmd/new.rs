@@ -8,15 +8,14 @@ use mmf::{Channel, Location, Options};
 use crate::args::NewArgs;
 use crate::exit;
 
-/// Reader-pin entries of a new channel when `--readers` is not given.
-const DEFAULT_READERS: usize = 4;
-
 pub fn run(a: NewArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     let mut o = Options::new();
-    o.capacity(a.size)
-        .readers(a.readers.unwrap_or(DEFAULT_READERS))
-        .checksum(a.checksum);
+    o.capacity(a.size).checksum(a.checksum);
+    // Without --readers or --mode, the library's defaults (4; 0600 less the umask).
+    if let Some(readers) = a.readers {
+        o.readers(readers);
+    }
     if let Some(mode) = a.mode {
         o.mode(mode);
     }
