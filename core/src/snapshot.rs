@@ -58,13 +58,13 @@
 //! impossible whatever a reader's own timing. What validation cannot catch is a writer that
 //! rewrites the copy `latest` names while `latest` still names it; honest writers never do, but
 //! they find the free copy through `written` (which a writer that breaks the protocol may leave
-//! wrong, see FORMAT.md §14), and only a checksum catches what such a writer tears. A slot copy whose descriptor gave its length
-//! is validated like an inline copy, by `latest` still naming its generation, and reads the
-//! frame line only when that fails (`copy_slot_by_latest`); other slot copies by the slot's
-//! seqlock stamp and the frame's generation (`seqlock.rs`). A reader that cannot pin (a
-//! read-only mapping, or more readers than pin entries) reads by validation alone: writers
-//! rotate through the lowest unpinned slots (all of them for small values, fewer for large ones,
-//! see `Layout::rotation`), so the slot it copies is reused only after `rotation - 1` further
+//! wrong, see FORMAT.md §14), and only a checksum catches what such a writer tears. A slot copy
+//! whose descriptor gave its length is validated like an inline copy, by `latest` still naming its
+//! generation, and reads the frame line only when that fails (`copy_slot_by_latest`); other slot
+//! copies by the slot's seqlock stamp and the frame's generation (`seqlock.rs`). A reader that
+//! cannot pin (a read-only mapping, or more readers than pin entries) reads by validation alone:
+//! writers rotate through the lowest unpinned slots (all of them for small values, fewer for large
+//! ones, see `Layout::rotation`), so the slot it copies is reused only after `rotation - 1` further
 //! publishes, sooner when pinned slots are skipped (the copy is then retried).
 //!
 //! Every bound is local: a reader gives up with `Contended` after a bounded time, every length is
