@@ -231,6 +231,11 @@ fn codecs(c: &mut Criterion) {
     g.bench_function("msgpack_decode", |b| {
         b.iter(|| rmp_serde::from_slice::<Process>(black_box(&msgpack)).expect("decode"))
     });
+    // What a typed read adds before decoding: the check of the document's structure and depth
+    // (`mmf_codec::json::check_msgpack`, the walk `ChannelExt::read` runs first).
+    g.bench_function("msgpack_check", |b| {
+        b.iter(|| mmf_codec::json::check_msgpack(black_box(&msgpack)).expect("check"))
+    });
     g.bench_function("json_decode", |b| {
         b.iter(|| serde_json::from_slice::<Process>(black_box(&json)).expect("decode"))
     });
