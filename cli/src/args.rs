@@ -116,7 +116,7 @@ pub struct NewArgs {
     /// Readers that may hold a slot at once (each costs one slot of SIZE; default 4).
     #[arg(long)]
     pub readers: Option<usize>,
-    /// Permission bits, octal (default 0600: owner only).
+    /// Permission bits, octal, set exactly (default: 0600, owner only, less the umask).
     #[arg(long, value_parser = parse_mode)]
     pub mode: Option<u32>,
     /// Store a CRC-32 with every value and verify it on every read.

@@ -243,6 +243,16 @@ fn standard_input_is_read_up_to_the_capacity_and_published_where_the_channel_the
     );
     // A name that is not there, fed without end: an error at the first input, not a read of
     // everything (it grew to gigabytes).
+    // Created while the input is still coming, after its first bytes: found at its end.
+    let out = sh(
+        r#"(sleep 0.5; "$1" new R --size 64) & (printf '{"a":'; sleep 1; printf '1}') | "$1" out R --json; wait"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.ok(&["read", "R"]), "{\"a\":1}\n");
     fails(
         &fed_without_end(&e, &["out", "Nope"]),
         3,
@@ -345,9 +355,10 @@ fn standard_input_and_bytes() {
     assert!(file.windows(12).any(|w| w == b"kept on disk"));
 }
 
-/// JSON text that another process stored as such (tag JSON) is printed as JSON only when it is
-/// valid by the rules `out --json` applies: `--pretty` made 2^64 a float and dropped a key given
-/// twice, with exit 0. `--format text` still passes any text on.
+/// JSON text that another process stored as such (tag JSON) is made into JSON (`--pretty`,
+/// `--format json`) only when it is valid by the rules `out --json` applies: `--pretty` made 2^64
+/// a float and dropped a key given twice, with exit 0. Printed as stored (auto, text, bytes, and
+/// so by `watch`), any text is passed on.
 #[test]
 fn stored_json_text_is_checked_before_it_is_printed_as_json() {
     let e = Env::new("storedjson");
@@ -360,14 +371,21 @@ fn stored_json_text_is_checked_before_it_is_printed_as_json() {
         .publish_raw(mmf::Tag::JSON, text)
         .unwrap();
     for args in [
-        &["read", p][..],
-        &["read", p, "--pretty"],
+        &["read", p, "--pretty"][..],
         &["read", p, "--format", "json"],
     ] {
         fails(&e.run(args), 5, "does not fit in 64 bits");
     }
+    for format in ["auto", "text"] {
+        assert_eq!(
+            e.run(&["read", p, "--format", format]).stdout,
+            [&text[..], b"\n"].concat()
+        );
+    }
+    assert_eq!(e.run(&["read", p, "--format", "bytes"]).stdout, text);
     assert_eq!(
-        e.run(&["read", p, "--format", "text"]).stdout,
+        e.ok(&["watch", p, "--count", "1", "--timeout", "5s"])
+            .as_bytes(),
         [&text[..], b"\n"].concat()
     );
 }

@@ -411,8 +411,12 @@ impl Options {
             }
         }
         // Created and removed by others faster than we can open it, a hundred times over.
-        Err(Error::NotFound {
-            name: location.to_string(),
+        Err(Error::Io {
+            op: "opening",
+            path: location.path().unwrap_or_default(),
+            source: io::Error::other(
+                "another process kept creating and removing it (100 rounds); retry later",
+            ),
         })
     }
 
@@ -1323,7 +1327,8 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
             path: path.to_owned(),
             source: io::Error::new(
                 e.kind(),
-                "it is a symbolic link, which mmf never follows for a channel name",
+                "it is a symbolic link that is not followed here: a shared-memory name is never \
+                 opened through one, and a path's links must not loop",
             ),
         }
     } else {

@@ -1524,3 +1524,32 @@ fn a_fifo_under_a_channel_name_is_an_error_not_a_hang() {
         "remove left a FIFO that is no channel alone"
     );
 }
+
+/// `open_or_create_telling` says whether it made the channel; on a path that is a symbolic link
+/// to nothing (creating never goes through a link and finds the name taken, opening goes through
+/// it and finds nothing) it names the link instead of going round for ever.
+#[test]
+fn open_or_create_tells_whether_it_created_and_names_a_dangling_link() {
+    let s = Scratch::new("file");
+    let (a, created) = Options::new().open_or_create_telling(&s.location).unwrap();
+    assert!(created);
+    let (b, created) = Options::new().open_or_create_telling(&s.location).unwrap();
+    assert!(!created);
+    assert_eq!(a.incarnation(), b.incarnation());
+    let link = Scratch::new("file");
+    std::os::unix::fs::symlink("/nonexistent/mmf-target", link.path()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let location = link.location.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(Options::new().open_or_create(&location).map(|_| ()));
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("open_or_create went round for ever")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is a symbolic link to a file that does not exist"),
+        "{err}"
+    );
+}

@@ -104,7 +104,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                         .and_then(|loc| host::last_touched(&loc).ok())
                         .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
                         .unwrap_or_default();
-                    (l.name.clone(), idle >= prune_after)
+                    (super::shown(&l.name), idle >= prune_after)
                 })
                 .partition(|(_, old)| *old);
             let stale: Vec<String> = stale.into_iter().map(|(n, _)| n).collect();
@@ -116,7 +116,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 .partition(|(l, _)| {
                     matches!(l.info, Err(mmf::core::Error::PermissionDenied { .. }))
                 });
-            let broken: Vec<String> = broken.iter().map(|(l, _)| l.name.clone()).collect();
+            let broken: Vec<String> = broken.iter().map(|(l, _)| super::shown(&l.name)).collect();
             // A writer lock held by an owner that cannot be judged (of another PID namespace,
             // without a liveness lock, or behind another lock on the file) stays held if that
             // owner has exited: every publish then times out.
@@ -125,9 +125,11 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 .filter_map(|(l, _)| {
                     let lock = l.info.as_ref().ok()?.writer_lock?;
                     match lock.state {
-                        mmf::OwnerState::Unknown(why) => {
-                            Some(format!("{} (pid {}: {why})", l.name, lock.pid))
-                        }
+                        mmf::OwnerState::Unknown(why) => Some(format!(
+                            "{} (pid {}: {why})",
+                            super::shown(&l.name),
+                            lock.pid
+                        )),
                         _ => None,
                     }
                 })

@@ -57,21 +57,31 @@ fn print_json(v: &serde_json::Value, pretty: bool) -> anyhow::Result<()> {
 /// formatting character. Anyone can create a file there; its name must not break a table or a
 /// line, drive the terminal, or disguise itself as another name.
 pub(super) fn shown(name: &str) -> String {
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || matches!(
-                c,
-                '\u{061c}'
-                    | '\u{200b}'..='\u{200f}'
-                    | '\u{2028}'..='\u{202e}'
-                    | '\u{2066}'..='\u{2069}'
-                    | '\u{feff}'
-            )
-    };
-    if name.chars().any(unsafe_char) {
-        // `{:?}` escapes control characters and (as `\u{..}`) these invisible ones.
-        format!("{name:?}")
-    } else {
+    // Whatever Rust's debug escaping would escape (controls, separators, invisible and
+    // bidirectional formatting characters, lone combining marks), quotes and backslashes aside.
+    let plain = |c: char| matches!(c, '"' | '\'' | '\\') || c.escape_debug().count() == 1;
+    if name.chars().all(plain) {
         name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_that_could_disguise_themselves_are_quoted() {
+        for plain in ["prod", "a b", "dé-jà_vu.1", "it's", "日本"] {
+            assert_eq!(super::shown(plain), plain);
+        }
+        for (name, shown) in [
+            ("evil\n\u{1b}[2J", r#""evil\n\u{1b}[2J""#),
+            ("pro\u{2060}d", r#""pro\u{2060}d""#),
+            ("abc\u{202e}txt", r#""abc\u{202e}txt""#),
+            ("x\u{ad}y", r#""x\u{ad}y""#),
+            ("\u{feff}bom", r#""\u{feff}bom""#),
+        ] {
+            assert_eq!(super::shown(name), shown);
+        }
     }
 }

@@ -27,7 +27,13 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     } else {
         o.create(&location).map(|_| None)
     }
-    .with_context(|| format!("cannot create channel '{location}'"))?;
+    .with_context(|| {
+        if a.exist_ok {
+            format!("cannot create or open channel '{location}'")
+        } else {
+            format!("cannot create channel '{location}'")
+        }
+    })?;
     let Some(existing) = existing else {
         return Ok(());
     };

@@ -31,22 +31,41 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How much standard input is read while the channel is missing, waiting for it to appear.
+const MISSING_READ: u64 = 1 << 20;
+
 /// Standard input, read only as far as a value can fit the channel (`yes | mmf out NAME` must
 /// not read until memory runs out). JSON text may be longer than its MessagePack (spaces, long
 /// numbers), so it may run to 16 times the capacity, plus 1 MiB.
 ///
 /// The channel may not exist yet: the command writing to our standard input may be the one
 /// that creates it (`(mmf new N ...; echo hi) | mmf out N`). So a missing channel is looked for
-/// again once the first input has come (or the input has ended), and only then is it an error.
+/// again once the first input has come, and at the end of the input if that comes within
+/// [`MISSING_READ`] bytes; only then is it an error (at once, when standard input is a terminal).
 /// It may also be replaced meanwhile (`new --force`), by a larger one: input beyond the first
 /// channel's capacity is read on when the channel there now holds more.
 fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> {
+    use std::io::IsTerminal;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
+    let mut buf = Vec::new();
     let mut ch = match Options::new().open(location) {
+        // Typed at a terminal: nobody is about to create it; say so before the typing.
+        Err(e @ mmf::core::Error::NotFound { .. }) if stdin.is_terminal() => return Err(e.into()),
         Err(mmf::core::Error::NotFound { .. }) => {
             input.fill_buf().context("reading standard input")?;
-            Options::new().open(location)?
+            match Options::new().open(location) {
+                Err(mmf::core::Error::NotFound { .. }) => {
+                    // Maybe created while the input is still coming: read on (at most
+                    // MISSING_READ), and look a last time at its end.
+                    (&mut input)
+                        .take(MISSING_READ + 1)
+                        .read_to_end(&mut buf)
+                        .context("reading standard input")?;
+                    Options::new().open(location)?
+                }
+                other => other?,
+            }
         }
         other => other?,
     };
@@ -57,7 +76,6 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
             _ => cap,
         }
     };
-    let mut buf = Vec::new();
     loop {
         let limit = limit_of(&ch);
         let room = limit.saturating_add(1).saturating_sub(buf.len() as u64);

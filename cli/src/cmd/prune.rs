@@ -9,9 +9,17 @@ use mmf::core::host;
 use mmf::{Channel, Location};
 
 use crate::args::PruneArgs;
+use crate::exit::{Coded, ERROR};
 
 pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let mut out = String::new();
+    // A file that cannot be removed is said and skipped: the others are still worth removing,
+    // and the exit status tells a script that something was left.
+    let mut failed = 0usize;
+    let mut not_removed = |what: &str, e: &dyn std::fmt::Display| {
+        let _ = writeln!(std::io::stderr(), "mmf: could not remove {what}: {e}");
+        failed += 1;
+    };
     for (listing, in_use) in host::list_with_use()? {
         let Ok(info) = &listing.info else { continue };
         if !in_use.is_some_and(|u| host::is_stale(info, u)) {
@@ -29,26 +37,25 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
         if !a.dry_run {
             match Channel::remove_location(&location) {
-                Ok(()) | Err(mmf::core::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+                Ok(()) => {}
+                Err(mmf::core::Error::NotFound { .. }) => continue,
+                Err(e) => {
+                    not_removed(&super::shown(&listing.name), &e);
+                    continue;
+                }
             }
         }
         out.push_str(&super::shown(&listing.name));
         out.push('\n');
     }
-    // Channels that a killed `new --force` made under a temporary name and never renamed. One
-    // that cannot be removed is said and skipped: the others are still worth removing.
+    // Channels that a killed `new --force` made under a temporary name and never renamed.
     for path in host::abandoned_replacements(a.older_than)? {
         if !a.dry_run {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "mmf: could not remove {}: {e}",
-                        super::shown(&path.to_string_lossy())
-                    );
+                    not_removed(&super::shown(&path.to_string_lossy()), &e);
                     continue;
                 }
             }
@@ -58,5 +65,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             out.push_str(" (an unfinished replacement)\n");
         }
     }
-    super::print_bytes(out.as_bytes())
+    super::print_bytes(out.as_bytes())?;
+    if failed > 0 {
+        return Err(Coded(ERROR, format!("{failed} stale files were left (see above)")).into());
+    }
+    Ok(())
 }

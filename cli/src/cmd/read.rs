@@ -87,11 +87,12 @@ pub(super) fn render(
         )
         .into()
     };
-    // JSON text another process stored is passed on as JSON only if it is valid by the rules of
-    // JSON published as such (FORMAT.md §7.1): `--pretty` would otherwise make an integer
-    // beyond 64 bits a float and drop a key given twice, without a word. `--format text` passes
-    // any text on.
-    if meta.tag == Tag::JSON && format != OutFormat::Text {
+    // JSON text another process stored is made into JSON or MessagePack (`--pretty`, `--format
+    // json|msgpack`) only if it is valid by the rules of JSON published as such (FORMAT.md
+    // §7.1): `--pretty` would otherwise make an integer beyond 64 bits a float and drop a key
+    // given twice, without a word. Printed as it is stored (auto, text, bytes, and so `watch`),
+    // it is passed on unchecked.
+    if meta.tag == Tag::JSON && (pretty || matches!(format, OutFormat::Json | OutFormat::Msgpack)) {
         mmf::json::validate_json(std::str::from_utf8(&bytes).map_err(mmf::Error::from)?)?;
     }
     match (format, meta.tag) {
