@@ -33,15 +33,34 @@ impl Env {
     }
 
     fn run_in(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .cmd(args)
+        let mut child = self.spawn_piped(args);
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Starts `mmf ARGS` with all three standard streams piped.
+    fn spawn_piped(&self, args: &[&str]) -> std::process::Child {
+        self.cmd(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
+            .unwrap()
+    }
+
+    /// Runs a shell script, with "$1" the mmf binary, and expects success.
+    fn sh_ok(&self, script: &str) {
+        let out = Command::new("sh")
+            .args(["-c", script, "sh", BIN])
+            .env("MMF_SHM_DIR", &self.dir)
+            .current_dir(&self.dir)
+            .output()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs and expects success; returns stdout.
@@ -205,54 +224,28 @@ fn standard_input_is_read_up_to_the_capacity_and_published_where_the_channel_the
     // The command that feeds `out` may be the one that creates the channel, or replace it
     // while `out` reads: the value goes to the channel that is there once the input has ended
     // (it went into the replaced one, which nobody could read, with exit 0).
-    let sh = |script: &str| {
-        Command::new("sh")
-            .args(["-c", script, "sh", BIN])
-            .env("MMF_SHM_DIR", &e.dir)
-            .output()
-            .unwrap()
-    };
-    let out = sh(r#"("$1" new P --size 64; echo piped) | "$1" out P"#);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sh = |script: &str| e.sh_ok(script);
+    sh(r#"("$1" new P --size 64; echo piped) | "$1" out P"#);
     assert_eq!(e.ok(&["read", "P"]), "piped\n");
-    let out = sh(r#"(sleep 0.3; "$1" new P --size 64 --force; echo again) | "$1" out P"#);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sh(r#"(sleep 0.3; "$1" new P --size 64 --force; echo again) | "$1" out P"#);
     assert_eq!(e.ok(&["read", "P"]), "again\n");
     // ... and if that one is larger, input beyond the old capacity is read on (exit 4 said
     // "capacity 16 bytes" of the channel that was gone).
     e.ok(&["new", "Q", "--size", "16"]);
-    let out = sh(r#"(sleep 0.3; "$1" new Q --size 4KiB --force; printf '%0100d' 0) | "$1" out Q"#);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sh(r#"(sleep 0.3; "$1" new Q --size 4KiB --force; printf '%0100d' 0) | "$1" out Q"#);
     assert_eq!(e.ok(&["read", "Q"]).len(), 101);
+    // Created while the input is still coming, after its first bytes: found at its end.
+    sh(
+        r#"(sleep 0.5; "$1" new R --size 64) & (printf '{"a":'; sleep 1; printf '1}') | "$1" out R --json; wait"#,
+    );
+    assert_eq!(e.ok(&["read", "R"]), "{\"a\":1}\n");
     fails(
         &e.run_in(&["out", "Nope"], b"x"),
         3,
         "no channel named 'Nope'",
     );
-    // A name that is not there, fed without end: an error at the first input, not a read of
-    // everything (it grew to gigabytes).
-    // Created while the input is still coming, after its first bytes: found at its end.
-    let out = sh(
-        r#"(sleep 0.5; "$1" new R --size 64) & (printf '{"a":'; sleep 1; printf '1}') | "$1" out R --json; wait"#,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(e.ok(&["read", "R"]), "{\"a\":1}\n");
+    // A name that is not there, fed without end: an error after at most 1 MiB of input, not a
+    // read of everything (it grew to gigabytes).
     fails(
         &fed_without_end(&e, &["out", "Nope"]),
         3,
@@ -263,13 +256,7 @@ fn standard_input_is_read_up_to_the_capacity_and_published_where_the_channel_the
 /// Runs `mmf ARGS` with an endless standard input (spaces, cut short by the command's exit, which
 /// makes a write fail, and within 1 GiB), for at most 10 s.
 fn fed_without_end(e: &Env, args: &[&str]) -> Output {
-    let mut child = e
-        .cmd(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = e.spawn_piped(args);
     let mut stdin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         let chunk = [b' '; 65536];
@@ -473,21 +460,7 @@ fn new_exists_force_and_exist_ok() {
     e.ok(&["new", "R1", "--size", "1KiB", "--exist-ok"]);
     // A given --mode is exact, 0600 too (it followed the umask: 0400 under umask 0277, which
     // its owner could not even open for writing, and --exist-ok then refused it as "0400").
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            "umask 0277; \"$1\" new U2 --size 64 --mode 0600 --exist-ok && \"$1\" out U2 ok",
-            "sh",
-            BIN,
-        ])
-        .env("MMF_SHM_DIR", &e.dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e.sh_ok(r#"umask 0277; "$1" new U2 --size 64 --mode 0600 --exist-ok && "$1" out U2 ok"#);
     use std::os::unix::fs::PermissionsExt;
     let mode = |f: &str| {
         std::fs::metadata(e.dir.join(f))
