@@ -107,6 +107,17 @@ pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
         .collect())
 }
 
+/// Whether this process's user owns the channel's file (root: any file), so that removing it
+/// from a sticky directory such as `/dev/shm` is allowed.
+pub fn is_own(location: &Location) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = os::euid();
+    location
+        .path()
+        .and_then(|p| std::fs::symlink_metadata(p).ok())
+        .is_some_and(|m| me == 0 || m.uid() == me)
+}
+
 /// Files left in the shared-memory directory by replacements that never finished
 /// ([`Options::create_or_replace`] killed between making the new channel under its temporary
 /// name, `.mmf-new-*`, and renaming it into place) that this user owns (root: any user): no

@@ -57,9 +57,10 @@ fn print_json(v: &serde_json::Value, pretty: bool) -> anyhow::Result<()> {
 /// formatting character. Anyone can create a file there; its name must not break a table or a
 /// line, drive the terminal, or disguise itself as another name.
 pub(super) fn shown(name: &str) -> String {
-    // Whatever Rust's debug escaping would escape (controls, separators, invisible and
-    // bidirectional formatting characters, lone combining marks), quotes and backslashes aside.
-    let plain = |c: char| matches!(c, '"' | '\'' | '\\') || c.escape_debug().count() == 1;
+    // Whatever Rust's debug escaping of a character would escape (controls, separators,
+    // invisible and bidirectional formatting characters, combining marks), and `"` and `\`, so
+    // that no plain name can read like the quoted form of another.
+    let plain = |c: char| c == '\'' || c.escape_debug().count() == 1;
     if name.chars().all(plain) {
         name.to_owned()
     } else {
@@ -80,6 +81,8 @@ mod tests {
             ("abc\u{202e}txt", r#""abc\u{202e}txt""#),
             ("x\u{ad}y", r#""x\u{ad}y""#),
             ("\u{feff}bom", r#""\u{feff}bom""#),
+            // A plain name shaped like another's quoted form is quoted in turn.
+            (r#""pro\u{2060}d""#, r#""\"pro\\u{2060}d\"""#),
         ] {
             assert_eq!(super::shown(name), shown);
         }

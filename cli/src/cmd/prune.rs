@@ -26,6 +26,10 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             continue;
         }
         let location = Location::shm(&listing.name)?;
+        // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
+        if !host::is_own(&location) {
+            continue;
+        }
         let Ok(touched) = host::last_touched(&location) else {
             continue;
         };
@@ -67,7 +71,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     }
     super::print_bytes(out.as_bytes())?;
     if failed > 0 {
-        return Err(Coded(ERROR, format!("{failed} stale files were left (see above)")).into());
+        return Err(Coded(
+            ERROR,
+            format!("stale files left in place: {failed} (see above)"),
+        )
+        .into());
     }
     Ok(())
 }

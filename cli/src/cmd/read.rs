@@ -92,7 +92,9 @@ pub(super) fn render(
     // §7.1): `--pretty` would otherwise make an integer beyond 64 bits a float and drop a key
     // given twice, without a word. Printed as it is stored (auto, text, bytes, and so `watch`),
     // it is passed on unchecked.
-    if meta.tag == Tag::JSON && (pretty || matches!(format, OutFormat::Json | OutFormat::Msgpack)) {
+    let converted = matches!(format, OutFormat::Json | OutFormat::Msgpack)
+        || (pretty && matches!(format, OutFormat::Auto | OutFormat::Text));
+    if meta.tag == Tag::JSON && converted {
         mmf::json::validate_json(std::str::from_utf8(&bytes).map_err(mmf::Error::from)?)?;
     }
     match (format, meta.tag) {
