@@ -311,11 +311,13 @@ fn transcode<F: Formatter, W: io::Write + ?Sized>(
                 f.begin_array_value(out, first).map_err(Error::Write)?;
             } else if o.done % 2 == 0 {
                 // A key: its text, written as a JSON string and kept to find duplicates.
-                let text = match head {
-                    Head::Str(s) if std::str::from_utf8(s).is_ok() => {
-                        String::from_utf8_lossy(s).into_owned()
-                    }
-                    _ => {
+                let utf8 = match head {
+                    Head::Str(s) => std::str::from_utf8(s).ok(),
+                    _ => None,
+                };
+                let text = match utf8 {
+                    Some(s) => s.to_owned(),
+                    None => {
                         // The whole key, whatever it is, rendered on its own (in one walk: a
                         // separate skip per level of keys within keys would walk a deep key's
                         // bytes twice as often).
@@ -325,9 +327,7 @@ fn transcode<F: Formatter, W: io::Write + ?Sized>(
                     }
                 };
                 f.begin_object_key(out, first).map_err(Error::Write)?;
-                serde_json::to_writer(&mut *out, &text)
-                    .map_err(io::Error::from)
-                    .map_err(Error::Write)?;
+                write_str(&text, out)?;
                 f.end_object_key(out).map_err(Error::Write)?;
                 f.begin_object_value(out).map_err(Error::Write)?;
                 if dedup {

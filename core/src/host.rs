@@ -110,12 +110,17 @@ pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
 /// Whether this process's user owns the channel's file (root: any file), so that removing it
 /// from a sticky directory such as `/dev/shm` is allowed.
 pub fn is_own(location: &Location) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let me = os::euid();
     location
         .path()
         .and_then(|p| std::fs::symlink_metadata(p).ok())
-        .is_some_and(|m| me == 0 || m.uid() == me)
+        .is_some_and(|m| owned(&m))
+}
+
+/// Whether a file of metadata `m` is this process's user's (root: anyone's).
+fn owned(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = os::euid();
+    me == 0 || m.uid() == me
 }
 
 /// Files left in the shared-memory directory by replacements that never finished
@@ -127,11 +132,9 @@ pub fn is_own(location: &Location) -> bool {
 ///
 /// [`Options::create_or_replace`]: crate::Options::create_or_replace
 pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
-    use std::os::unix::fs::MetadataExt;
     // A maker takes its lock right after creating the file: never judge one younger than this,
     // whatever `older_than` says, so that the moment in between cannot be mistaken for neglect.
     let older_than = older_than.max(std::time::Duration::from_secs(60));
-    let me = os::euid();
     let mut found = Vec::new();
     for (_, path) in crate::channel::shm_files(crate::channel::REPLACEMENT_PREFIX)? {
         let location = Location::File(path.clone());
@@ -139,7 +142,7 @@ pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<Pat
             .ok()
             .filter(std::fs::Metadata::is_file)
             // Only this user's own (all, for root): another user's could not be removed here.
-            .filter(|m| me == 0 || m.uid() == me)
+            .filter(owned)
             .and_then(|m| m.modified().ok())
             .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
             .is_some_and(|age| age >= older_than);
