@@ -113,30 +113,12 @@ impl<'a> Reader<'a> {
             }
             0xc2 => Head::Bool(false),
             0xc3 => Head::Bool(true),
-            0xc4 => {
-                let n = self.len::<1>(at)?;
-                Head::Bin(self.take(n, at)?)
-            }
-            0xc5 => {
-                let n = self.len::<2>(at)?;
-                Head::Bin(self.take(n, at)?)
-            }
-            0xc6 => {
-                let n = self.len::<4>(at)?;
-                Head::Bin(self.take(n, at)?)
-            }
-            0xc7 => {
-                let n = self.len::<1>(at)?;
-                self.ext(n, at)?
-            }
-            0xc8 => {
-                let n = self.len::<2>(at)?;
-                self.ext(n, at)?
-            }
-            0xc9 => {
-                let n = self.len::<4>(at)?;
-                self.ext(n, at)?
-            }
+            0xc4 => Head::Bin(self.sized::<1>(at)?),
+            0xc5 => Head::Bin(self.sized::<2>(at)?),
+            0xc6 => Head::Bin(self.sized::<4>(at)?),
+            0xc7 => self.ext_sized::<1>(at)?,
+            0xc8 => self.ext_sized::<2>(at)?,
+            0xc9 => self.ext_sized::<4>(at)?,
             0xca => Head::F32(f32::from_be_bytes(self.be(at)?)),
             0xcb => Head::F64(f64::from_be_bytes(self.be(at)?)),
             0xcc => Head::Uint(u64::from(u8::from_be_bytes(self.be(at)?))),
@@ -152,24 +134,27 @@ impl<'a> Reader<'a> {
             0xd6 => self.ext(4, at)?,
             0xd7 => self.ext(8, at)?,
             0xd8 => self.ext(16, at)?,
-            0xd9 => {
-                let n = self.len::<1>(at)?;
-                Head::Str(self.take(n, at)?)
-            }
-            0xda => {
-                let n = self.len::<2>(at)?;
-                Head::Str(self.take(n, at)?)
-            }
-            0xdb => {
-                let n = self.len::<4>(at)?;
-                Head::Str(self.take(n, at)?)
-            }
+            0xd9 => Head::Str(self.sized::<1>(at)?),
+            0xda => Head::Str(self.sized::<2>(at)?),
+            0xdb => Head::Str(self.sized::<4>(at)?),
             0xdc => Head::Array(u32::from(u16::from_be_bytes(self.be(at)?))),
             0xdd => Head::Array(u32::from_be_bytes(self.be(at)?)),
             0xde => Head::Map(u32::from(u16::from_be_bytes(self.be(at)?))),
             0xdf => Head::Map(u32::from_be_bytes(self.be(at)?)),
             0xe0..=0xff => Head::Int(i64::from(m as i8)),
         })
+    }
+
+    /// A length of `N` bytes, then that many bytes (a str or bin 8/16/32).
+    fn sized<const N: usize>(&mut self, at: usize) -> Result<&'a [u8]> {
+        let n = self.len::<N>(at)?;
+        self.take(n, at)
+    }
+
+    /// A length of `N` bytes, then an extension of that many bytes (ext 8/16/32).
+    fn ext_sized<const N: usize>(&mut self, at: usize) -> Result<Head<'a>> {
+        let n = self.len::<N>(at)?;
+        self.ext(n, at)
     }
 
     fn ext(&mut self, n: usize, at: usize) -> Result<Head<'a>> {
