@@ -39,6 +39,8 @@ pub use mmf_core::{
     SlotWriter, Tag,
 };
 
+pub use mmf_core::truncation;
+
 /// The channel layer, with its own error type.
 pub mod core {
     pub use mmf_core::*;

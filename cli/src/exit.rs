@@ -119,6 +119,11 @@ pub fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
             "`mmf new {} --size SIZE --force` replaces it",
             shell_word(name)
         ),
+        (CoreError::Truncated { name }, _) => format!(
+            "run the command again; if the channel is damaged, `mmf new {} --size SIZE --force` \
+             re-creates it",
+            shell_word(name)
+        ),
         (CoreError::UnsupportedVersion { name, .. }, _) => format!(
             "the mmf that made it still reads it; `mmf new {} --size SIZE --force` re-creates it \
              in this layout, without its value",

@@ -134,6 +134,11 @@ impl Followed {
                     Err(e) if absent(&e) => {}
                     Err(e) => return Err(e),
                 }
+            } else {
+                // Truncated or resized under the mapping, or its header overwritten: an error
+                // now, rather than waiting for ever on memory no writer reaches (a read past a
+                // truncated file's end is caught too, see `mmf::truncation`).
+                self.channel.verify()?;
             }
         }
     }

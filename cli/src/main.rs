@@ -16,6 +16,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A channel truncated under this process (`watch` runs for hours) is an error, not a
+    // SIGBUS death; any other SIGBUS keeps its default action. Where there is no handler
+    // (outside Linux), the command runs as before.
+    let _ = mmf::truncation::install();
     let cli = args::Cli::from_env();
     let verb = cli.command.verb();
     match cmd::run(cli) {

@@ -1081,6 +1081,41 @@ fn watch_prints_each_new_value_as_ndjson() {
 }
 
 #[test]
+fn watch_of_a_channel_truncated_under_it_ends_with_an_error_not_sigbus() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new("watch-trunc");
+    // To nothing (the header's page too), and to one page (the slots gone, the header kept).
+    for (name, len) in [("T0", 0), ("T1", 4096)] {
+        e.ok(&["new", name, "--size", "64KiB"]);
+        assert!(e
+            .run_in(&["out", name, "--bytes"], &vec![b'v'; 20_000])
+            .status
+            .success());
+        let child = background(&e, &["watch", name, "--timeout", "30s"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(e.dir.join(format!("mmf.{name}")))
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        let out = finish(child, 20);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            None,
+            "{name}: {:?}, {stderr}",
+            out.status
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("truncated"), "{name}: {stderr}");
+        // The value printed before the truncation is whole.
+        let lines = ndjson(&out.stdout);
+        assert_eq!(lines.len(), 1, "{name}");
+    }
+}
+
+#[test]
 fn watch_reports_skipped_generations() {
     let e = Env::new("skip");
     e.ok(&["new", "T", "--size", "64"]);

@@ -612,8 +612,10 @@ impl Channel {
                 capacity: self.snap.layout.capacity,
             });
         }
-        self.snap
-            .publish_bytes::<WAKE>(self.token, tag, &self.timeouts, bytes)
+        let published = self
+            .snap
+            .publish_bytes::<WAKE>(self.token, tag, &self.timeouts, bytes);
+        self.checked(published)
     }
 
     /// Publishes the bytes that `fill` writes into a free slot (no intermediate buffer), tagged
@@ -631,8 +633,10 @@ impl Channel {
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
-        self.snap
-            .publish::<F, true>(self.token, tag, &self.timeouts, Source::Fill(fill))
+        let published =
+            self.snap
+                .publish::<F, true>(self.token, tag, &self.timeouts, Source::Fill(fill));
+        self.checked(published)
     }
 
     /// Copies the latest value into `buf` (replacing its contents, reusing its allocation) and
@@ -651,6 +655,7 @@ impl Channel {
             match self.snap.read_inline(buf) {
                 Ok(meta) => {
                     self.pin_kept_one_read_less(entry);
+                    self.intact()?;
                     return Ok(meta);
                 }
                 // Overtaken: the general read goes straight to the slot.
@@ -696,7 +701,7 @@ impl Channel {
         } else {
             self.pin_kept_one_read_less(entry);
         }
-        let (meta, overtaken) = result?;
+        let (meta, overtaken) = self.checked(result)?;
         self.eager_reads.after(eager, meta.retries > 0);
         self.slot_reads
             .after(slot_only, overtaken || fast_overtaken);
@@ -735,6 +740,46 @@ impl Channel {
         self.snap.unpin(e);
         self.pin_busy
             .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// `Err(Truncated)` once the process's `SIGBUS` handler caught an access to this handle's
+    /// mapping past the end of its (truncated) file: whatever the operation copied or stored
+    /// since was not the channel's.
+    #[inline]
+    fn intact(&self) -> Result<()> {
+        if self.snap.region.tripped() {
+            return Err(self.truncated());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn truncated(&self) -> Error {
+        Error::Truncated {
+            name: self.snap.name.clone(),
+        }
+    }
+
+    /// `result`, unless the mapping tripped meanwhile ([`intact`](Self::intact)): then
+    /// `Truncated`, whatever the operation made of the zero pages.
+    #[inline(always)]
+    fn checked<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(v) => {
+                self.intact()?;
+                Ok(v)
+            }
+            Err(e) => Err(self.truncated_or(e)),
+        }
+    }
+
+    #[cold]
+    fn truncated_or(&self, e: Error) -> Error {
+        if self.snap.region.tripped() {
+            self.truncated()
+        } else {
+            e
+        }
     }
 
     /// The latest value as an owned buffer, with what it is.
@@ -940,6 +985,7 @@ impl Channel {
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn verify(&self) -> Result<()> {
+        self.intact()?;
         let s = &self.snap;
         let corrupt = |what: String| {
             Err(Error::Corrupt {

@@ -107,6 +107,14 @@ pub enum Error {
         /// What was found to be wrong.
         what: String,
     },
+    /// The channel's file was truncated (shrunk) while this handle had it mapped, and the
+    /// process's `SIGBUS` handler ([`crate::truncation::install`]) caught an access past its new
+    /// end. What the access read or wrote was not the channel's; the handle stays unusable.
+    #[error("channel '{name}' was truncated while mapped (another process shrank its file); drop this handle and open the channel again (re-create it if that says it is damaged)")]
+    Truncated {
+        /// The channel's name or path.
+        name: String,
+    },
     /// A bounded wait ran out: another writer held the lock, or a reader kept losing races.
     #[error("channel '{name}' stayed busy for {waited_ms} ms ({what}); retry later")]
     Contended {

@@ -34,10 +34,11 @@
 //! Shared memory is input from other processes, possibly buggy or hostile: every length, slot
 //! index and stamp read from it is checked before use, and a bad mapping gives an [`Error`], never
 //! a panic or an out-of-bounds access. `unsafe` lives in `region.rs` (the only code that touches
-//! mapped memory, and only through atomics) and `os/` (system calls). A mapped file that another
-//! process *truncates* cannot be defended against from inside the process (the kernel raises
-//! `SIGBUS` on access past the end); mmf checks the size at open, and channels in `/dev/shm` are
-//! created 0600 so only their owner can truncate them.
+//! mapped memory, and only through atomics) and `os/` (system calls and the `SIGBUS` handler). A
+//! mapped file that another process *truncates* makes the kernel raise `SIGBUS` on any access
+//! past its new end, which ends the process unless it opted in to [`truncation::install`]: then
+//! the handle's next operation fails with [`Error::Truncated`]. mmf also checks the size at
+//! open, and channels in `/dev/shm` are created 0600 so only their owner can truncate them.
 //!
 //! Processes in different PID namespaces (containers sharing `/dev/shm`) can share a channel:
 //! every read-write handle on a channel file holds a kernel lock (an open-file-description lock
@@ -68,6 +69,8 @@ mod region;
 mod seqlock;
 mod snapshot;
 mod sync;
+#[cfg(not(loom))]
+pub mod truncation;
 #[cfg(not(loom))]
 mod wait;
 

@@ -43,6 +43,10 @@ pub(crate) enum Intent {
 pub(crate) struct Region {
     #[cfg(not(loom))]
     base: std::ptr::NonNull<AtomicU64>,
+    /// The mapping's entry in the `SIGBUS` registry (`os/sigbus.rs`). Declared before `_map`,
+    /// so it is dropped, and the entry gone, before the mapping is unmapped.
+    #[cfg(not(loom))]
+    guard: crate::os::sigbus::Registration,
     /// Keeps the mapping alive for as long as `base` is used.
     #[cfg(not(loom))]
     _map: memmap2::MmapRaw,
@@ -80,6 +84,7 @@ impl Region {
         let base = std::ptr::NonNull::new(ptr.cast::<AtomicU64>()).expect("mmap returned null");
         Region {
             base,
+            guard: crate::os::sigbus::Registration::new(ptr, len, writable),
             _map: map,
             words: len / WORD,
             writable,
@@ -113,6 +118,17 @@ impl Region {
         return self._map.flush();
         #[cfg(loom)]
         Ok(())
+    }
+
+    /// Whether a `SIGBUS` on this mapping was caught (`os/sigbus.rs`): its file was truncated
+    /// under it, and pages of it are private zeros now. Always false where no handler is
+    /// installed (the process would have died instead).
+    #[inline]
+    pub(crate) fn tripped(&self) -> bool {
+        #[cfg(not(loom))]
+        return self.guard.tripped();
+        #[cfg(loom)]
+        false
     }
 
     /// Whether stores are allowed (the mapping is `PROT_WRITE`).

@@ -8,6 +8,41 @@ mod imp;
 
 pub(crate) use imp::*;
 
+#[cfg(all(target_os = "linux", not(loom)))]
+pub(crate) mod sigbus;
+
+/// Where no `SIGBUS` handler is written yet: mappings are not registered, and `install` says so.
+#[cfg(all(not(target_os = "linux"), not(loom)))]
+pub(crate) mod sigbus {
+    /// A mapping's (empty) place in the registry.
+    pub(crate) struct Registration;
+
+    impl Registration {
+        pub(crate) fn new(_start: *const u8, _len: usize, _writable: bool) -> Registration {
+            Registration
+        }
+
+        pub(crate) fn tripped(&self) -> bool {
+            false
+        }
+    }
+
+    pub(crate) fn install() -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "catching SIGBUS on truncated channels is implemented on Linux only",
+        ))
+    }
+
+    pub(crate) fn installed() -> bool {
+        false
+    }
+
+    pub(crate) fn trips() -> usize {
+        0
+    }
+}
+
 /// Identity of a lock or pin owner as stored in lock and pin-owner words (docs/FORMAT.md §5).
 /// Bits 0-21 are always the pid (as the owner's own PID namespace numbers it; Linux pids are
 /// below 2^22), for messages; the rest depends on bit 63:

@@ -1,0 +1,355 @@
+//! Truncated channels as errors, not crashes: an opt-in, process-wide `SIGBUS` handler.
+//!
+//! A process that shrinks a channel's file (`ftruncate`, `truncate -s 0`, a careless
+//! `> /dev/shm/mmf.NAME`) makes every later access to the pages past the new end raise `SIGBUS`
+//! in every process that has the file mapped, and by default that kills them. Nothing in the
+//! mapping can warn a reader first: the size check at open and `Channel::verify` only narrow the
+//! window.
+//!
+//! [`install`] closes it, for processes that opt in (the CLI does; a library must not take a
+//! process-wide signal behind its user's back). Every file mapping a `Region` makes is entered in
+//! a registry here, whether or not the handler is installed; the handler, on a `SIGBUS` of code
+//! `BUS_ADRERR` whose address lies in a registered mapping:
+//!
+//! 1. maps private zero pages over the mapping from the faulting page to its end
+//!    (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)`): those pages are gone from the file
+//!    anyway, and pages before the faulting one that are gone too fault and get the same
+//!    treatment when they are touched;
+//! 2. marks the mapping's entry tripped;
+//! 3. returns, so the faulting instruction runs again and reads zeros (or writes into the
+//!    private page).
+//!
+//! To the protocol the zeros are one more value a peer wrote, which every read path already
+//! treats as untrusted; and the handle checks its entry after each read, publish and `verify`,
+//! and reports [`Error::Truncated`](crate::Error::Truncated) instead of what it copied. Every
+//! other `SIGBUS` (another address, another code, one sent with `kill`) goes to the handler that
+//! was installed before this one: Rust's own stack-overflow handler in a Rust program (which
+//! resets the default action for anything that is not a stack overflow), or the default action,
+//! which ends the process as before. This is PulseAudio's `memtrap` and the JVM's handling of
+//! truncated `MappedByteBuffer`s, with the address ranges in a lock-free table.
+//!
+//! # Why this is sound
+//!
+//! The handler only reads atomics, calls `mmap`, `sigaction` and `raise` (system calls, safe in
+//! a signal handler on Linux), and saves and restores `errno`. The registry is read lock-free:
+//! each entry is a small seqlock (`seq` odd while an entry is written), and entries live in
+//! chunks that are never freed, so the handler can walk them at any moment. A `Region` enters
+//! its mapping before it first touches it and leaves the registry before the mapping is unmapped
+//! (its field order), so no entry ever names an address range that is not that mapping. Replacing
+//! mapped pages under the program is, to Rust, the same as another process storing zeros there:
+//! `Region` only reaches mapped memory through atomics and its copy routines, never through
+//! references that promise the memory does not change.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+
+/// Entries per chunk of the registry; a process with more mappings open adds chunks.
+const CHUNK: usize = 32;
+
+/// One registered mapping: `[start, end)` in this process's address space.
+struct Entry {
+    /// Even: `start`, `end`, `prot` are stable; odd: being written.
+    seq: AtomicUsize,
+    /// First byte of the mapping; 0 when the entry is free.
+    start: AtomicUsize,
+    /// One past the mapping's last page.
+    end: AtomicUsize,
+    /// The protection the zero pages get: that of the mapping.
+    prot: AtomicUsize,
+    /// Set by the handler when it replaced pages of this mapping.
+    tripped: AtomicBool,
+    /// Taken by a registration; read and written only under `REGISTER`.
+    used: AtomicBool,
+}
+
+impl Entry {
+    const fn free() -> Entry {
+        Entry {
+            seq: AtomicUsize::new(0),
+            start: AtomicUsize::new(0),
+            end: AtomicUsize::new(0),
+            prot: AtomicUsize::new(0),
+            tripped: AtomicBool::new(false),
+            used: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes the entry's range (under `REGISTER`): odd `seq`, the fields, even `seq`.
+    fn write(&self, start: usize, end: usize, prot: usize) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.start.store(start, Ordering::Relaxed);
+        self.end.store(end, Ordering::Relaxed);
+        self.prot.store(prot, Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The entry's range and protection if it is in use and was not being written meanwhile.
+    fn read(&self) -> Option<(usize, usize, usize)> {
+        let s = self.seq.load(Ordering::Acquire);
+        if s % 2 == 1 {
+            return None;
+        }
+        let range = (
+            self.start.load(Ordering::Relaxed),
+            self.end.load(Ordering::Relaxed),
+            self.prot.load(Ordering::Relaxed),
+        );
+        fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == s && range.0 != 0).then_some(range)
+    }
+}
+
+/// A block of entries; chunks after the first are allocated on demand and never freed.
+struct Chunk {
+    entries: [Entry; CHUNK],
+    next: AtomicPtr<Chunk>,
+}
+
+impl Chunk {
+    const fn empty() -> Chunk {
+        Chunk {
+            entries: [const { Entry::free() }; CHUNK],
+            next: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The chunk after this one, if any.
+    fn next(&self) -> Option<&'static Chunk> {
+        let p = self.next.load(Ordering::Acquire);
+        // SAFETY: `next` is only ever set to a pointer from `Box::leak` (in `Registration::new`),
+        // and leaked chunks are never freed or moved, so a non-null one points at a live `Chunk`
+        // for the rest of the process.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+}
+
+static FIRST: Chunk = Chunk::empty();
+/// Serialises registrations (never taken by the handler).
+static REGISTER: Mutex<()> = Mutex::new(());
+/// The page size, set by the first registration.
+static PAGE: AtomicUsize = AtomicUsize::new(0);
+
+/// Every entry of the registry, chunk by chunk.
+fn entries() -> impl Iterator<Item = &'static Entry> {
+    std::iter::successors(Some(&FIRST), |c| c.next()).flat_map(|c| c.entries.iter())
+}
+
+/// A mapping's place in the registry, for as long as the mapping exists. Dropping it removes
+/// the mapping from the registry; the owner must drop it before it unmaps.
+pub(crate) struct Registration {
+    entry: &'static Entry,
+}
+
+impl Registration {
+    /// Enters the mapping `[start, start + len)` (`writable`: mapped `PROT_WRITE`).
+    pub(crate) fn new(start: *const u8, len: usize, writable: bool) -> Registration {
+        let page = page_size();
+        let start = start as usize;
+        let end = start.saturating_add(len).next_multiple_of(page);
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        let _guard = REGISTER.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = match entries().find(|e| !e.used.load(Ordering::Relaxed)) {
+            Some(e) => e,
+            None => {
+                let mut last = &FIRST;
+                while let Some(c) = last.next() {
+                    last = c;
+                }
+                let chunk: &'static Chunk = Box::leak(Box::new(Chunk::empty()));
+                last.next
+                    .store(std::ptr::from_ref(chunk).cast_mut(), Ordering::Release);
+                &chunk.entries[0]
+            }
+        };
+        entry.used.store(true, Ordering::Relaxed);
+        entry.tripped.store(false, Ordering::Relaxed);
+        entry.write(start, end, prot as usize);
+        Registration { entry }
+    }
+
+    /// Whether the handler replaced pages of this mapping: its file was truncated under it, and
+    /// whatever was read from or written to those pages since was not the channel's.
+    #[inline]
+    pub(crate) fn tripped(&self) -> bool {
+        self.entry.tripped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _guard = REGISTER.lock().unwrap_or_else(|e| e.into_inner());
+        self.entry.write(0, 0, 0);
+        self.entry.used.store(false, Ordering::Relaxed);
+    }
+}
+
+fn page_size() -> usize {
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: `sysconf` reads a configuration value; no pointers are involved.
+            let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            let p = usize::try_from(p)
+                .ok()
+                .filter(|p| p.is_power_of_two())
+                .unwrap_or(4096);
+            PAGE.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
+}
+
+/// The disposition of `SIGBUS` before [`install`], which the handler passes other faults to.
+struct Previous(UnsafeCell<Option<libc::sigaction>>);
+// SAFETY: written once, inside `INSTALL`'s `call_once` and before the handler that reads it is
+// installed; only read afterwards.
+unsafe impl Sync for Previous {}
+static PREVIOUS: Previous = Previous(UnsafeCell::new(None));
+static INSTALL: Once = Once::new();
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// How many times the handler replaced pages, for tests and `is_installed`'s callers.
+static TRIPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the handler (once per process; later calls return the first call's outcome).
+pub(crate) fn install() -> std::io::Result<()> {
+    let _ = page_size();
+    INSTALL.call_once(|| {
+        // SAFETY: a zeroed `sigaction` is a valid value of the plain C struct (handler SIG_DFL,
+        // empty mask, no flags); `sigaction` with a null new action only reads the current one
+        // into `old`, which we own.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above: querying the current disposition into a struct we own.
+        if unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) } != 0 {
+            return;
+        }
+        // SAFETY: `call_once` runs this once, before the handler exists, so nothing reads
+        // `PREVIOUS` concurrently; the handler reads it only after `sigaction` below made it
+        // the disposition, which happens after this store.
+        unsafe { *PREVIOUS.0.get() = Some(old) };
+        // SAFETY: as for `old`: a zeroed `sigaction` is valid; the fields set below make it
+        // "call `on_sigbus` with siginfo, on the alternate stack if the thread has one".
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: `sa_mask` is ours to initialise.
+        unsafe { libc::sigemptyset(&mut new.sa_mask) };
+        // SAFETY: installs a handler whose body is async-signal-safe (see the module docs);
+        // `new` is fully initialised and the old disposition is not asked for again.
+        if unsafe { libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) } == 0 {
+            INSTALLED.store(true, Ordering::Release);
+        }
+    });
+    if INSTALLED.load(Ordering::Acquire) {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(
+            "could not install the SIGBUS handler (sigaction failed)",
+        ))
+    }
+}
+
+/// Whether [`install`] succeeded in this process.
+pub(crate) fn installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
+/// How many faults on registered mappings the handler has absorbed in this process.
+pub(crate) fn trips() -> usize {
+    TRIPS.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid `siginfo_t` to an `SA_SIGINFO` handler; `si_addr` is
+    // the faulting address for the fault codes (`si_code > 0`), checked before it is used.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    if code == libc::BUS_ADRERR && replace_pages(addr) {
+        return;
+    }
+    pass_on(sig, info, ctx);
+}
+
+/// Maps zero pages over the registered mapping that holds `addr`, from its page to the
+/// mapping's end; false if no registered mapping holds it (or `mmap` failed).
+fn replace_pages(addr: usize) -> bool {
+    let Some((entry, end, prot)) = entries().find_map(|e| {
+        let (start, end, prot) = e.read()?;
+        (start..end).contains(&addr).then_some((e, end, prot))
+    }) else {
+        return false;
+    };
+    let page = PAGE.load(Ordering::Relaxed);
+    let from = addr & !(page - 1);
+    // SAFETY: `errno` is this thread's; reading it is always allowed.
+    let errno = unsafe { *libc::__errno_location() };
+    // SAFETY: `[from, end)` lies inside a live mapping of this process: the registry holds only
+    // mappings that are still mapped (a `Region` leaves it before it unmaps), and `end` is that
+    // mapping's end rounded up to a page, as `mmap` laid it out. Nothing in this process holds a
+    // Rust reference that promises those bytes do not change (see `region.rs`); `MAP_FIXED`
+    // replaces exactly those pages, which are already unreadable (past the file's end).
+    let p = unsafe {
+        libc::mmap(
+            from as *mut libc::c_void,
+            end - from,
+            prot as libc::c_int,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    // SAFETY: restores this thread's `errno`, which the interrupted code may be about to read.
+    unsafe { *libc::__errno_location() = errno };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    entry.tripped.store(true, Ordering::Relaxed);
+    TRIPS.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// Hands a `SIGBUS` that is not ours to the disposition installed before ours.
+fn pass_on(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: `PREVIOUS` was written before this handler was installed and is never written
+    // again (see `install`).
+    let previous = unsafe { &*PREVIOUS.0.get() };
+    let handler = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // The default action, as if we had never been installed. A fault re-runs the faulting
+        // instruction on return and now ends the process; a `SIGBUS` sent with `kill` is
+        // raised again and delivered once this handler returns.
+        // SAFETY: a zeroed `sigaction` is SIG_DFL with an empty mask and no flags.
+        let dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: restores the default disposition; `dfl` is a valid struct we own.
+        unsafe { libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut()) };
+        if code_of(info) <= 0 {
+            // SAFETY: `raise` is async-signal-safe; SIGBUS is blocked while we run, so it is
+            // delivered, with the default action, when we return.
+            unsafe { libc::raise(libc::SIGBUS) };
+        }
+        return;
+    }
+    let flags = previous.map_or(0, |p| p.sa_flags);
+    if flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: with `SA_SIGINFO` the previous disposition's `sa_sigaction` is a three-argument
+        // handler, which we call as the kernel would have, with the kernel's own arguments.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(handler) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: without `SA_SIGINFO` it is a one-argument handler (not SIG_DFL or SIG_IGN,
+        // handled above).
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+        f(sig);
+    }
+}
+
+fn code_of(info: *mut libc::siginfo_t) -> libc::c_int {
+    // SAFETY: the kernel's `siginfo_t` (see `on_sigbus`).
+    unsafe { (*info).si_code }
+}

@@ -1,0 +1,68 @@
+//! A channel truncated under a live mapping as an error, not a crash: an opt-in, process-wide
+//! `SIGBUS` handler.
+//!
+//! When any process shrinks a channel's file (`ftruncate`, `truncate -s 0`, `: >
+//! /dev/shm/mmf.NAME`), every process that has the channel mapped and then touches a page past
+//! the new end receives `SIGBUS`, whose default action ends the process. The size check at open
+//! and [`Channel::verify`](crate::Channel::verify) narrow that window; [`install`] closes it:
+//!
+//! - a `SIGBUS` at an address inside one of this process's channel mappings is absorbed: the
+//!   missing pages are replaced with private zero pages, and the handle's next read, publish or
+//!   `verify` returns [`Error::Truncated`](crate::Error::Truncated) (drop the handle and open
+//!   the channel again);
+//! - any other `SIGBUS` (another mapping, an unaligned access, one sent with `kill`) goes to the
+//!   handler that was installed before, or gets the default action, exactly as without mmf.
+//!
+//! It is opt-in because a signal disposition belongs to the whole process: a library must not
+//! take it behind its user's back. The `mmf` command installs it at start. Install it once, early
+//! (before other threads run is best, though any time works); installing it twice is harmless.
+//! Only Linux has the handler; elsewhere [`install`] returns an `Unsupported` error. The costs: a
+//! process-wide table of mapped ranges (written at open and drop, under a lock) and one load of
+//! a process-local flag per read and publish, whether the handler is installed or not.
+//!
+//! Two things it cannot do: functions that return no `Result` ([`Channel::generation`],
+//! [`Channel::wait_for_change`], [`Channel::info`]) report what the zero pages hold (generation 0,
+//! no change), so a loop built on them only learns of the truncation from its next read; and a
+//! pending async `changed` future stays pending.
+//!
+//! [`Channel::generation`]: crate::Channel::generation
+//! [`Channel::wait_for_change`]: crate::Channel::wait_for_change
+//! [`Channel::info`]: crate::Channel::info
+//!
+//! ```
+//! use mmf_core::{truncation, Channel, Error, Location, Options, Tag};
+//! truncation::install()?;
+//! let path = std::env::temp_dir().join(format!("truncation-doc-{}", std::process::id()));
+//! let ch = Options::new().capacity(64 * 1024).create(&Location::File(path.clone()))?;
+//! ch.publish_raw(Tag::BYTES, &[7; 60_000])?;
+//! // Someone shrinks the file to its first page.
+//! std::fs::OpenOptions::new().write(true).open(&path)?.set_len(4096)?;
+//! // Without `install`, this read would have ended the process with SIGBUS.
+//! assert!(matches!(ch.read_raw(), Err(Error::Truncated { .. })));
+//! assert!(matches!(ch.verify(), Err(Error::Truncated { .. })));
+//! drop(ch);
+//! std::fs::remove_file(&path)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::os::sigbus;
+
+/// Installs the `SIGBUS` handler for the whole process (see the [module docs](self)); the
+/// first call does it, later ones return its outcome.
+///
+/// # Errors
+///
+/// `Unsupported` outside Linux; the OS error if `sigaction` fails.
+pub fn install() -> std::io::Result<()> {
+    sigbus::install()
+}
+
+/// Whether [`install`] has succeeded in this process.
+pub fn is_installed() -> bool {
+    sigbus::installed()
+}
+
+/// How many faults on channel mappings the handler has absorbed in this process so far.
+pub fn caught() -> usize {
+    sigbus::trips()
+}

@@ -1,0 +1,327 @@
+//! A channel's file truncated under live mappings, for real: with `mmf::truncation::install`
+//! every access past the new end becomes `Error::Truncated`, and every other `SIGBUS` still ends
+//! the process as before. The faults are real (another process shrinks the file; the kernel
+//! raises the signal), and the cases that must die run in child processes.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mmf::core::Error as CoreError;
+use mmf::prelude::*;
+use mmf::truncation;
+
+const SIGBUS: i32 = 7;
+
+#[test]
+fn child() {
+    let Some((role, path)) = child_role() else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    match role.as_str() {
+        // Shrinks the file at `path` to `MMF_LEN` bytes: the "other process" of these tests.
+        "shrink" => {
+            let len = std::env::var("MMF_LEN").unwrap().parse().unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(len)
+                .unwrap();
+        }
+        // Reads a channel whose file is already truncated, without the handler: the default.
+        "read-unguarded" => {
+            let ch = open_file(&path);
+            shrink(&path, 0);
+            let _ = ch.read_raw();
+            print_stats(&serde_json::json!({ "survived": true }));
+        }
+        // With the handler, touches a mapping of its own (not a channel) past its file's end.
+        "foreign-mapping" => {
+            truncation::install().unwrap();
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            // SAFETY: nothing else maps or changes the file while the mapping lives, except the
+            // shrink below, whose point is that the one read after it faults and ends the
+            // process (the test checks that it does) before the bytes can be used.
+            let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+            file.set_len(0).unwrap();
+            let byte = std::hint::black_box(&map[..])[100];
+            print_stats(&serde_json::json!({ "survived": true, "byte": byte }));
+        }
+        // With the handler, receives SIGBUS sent by a process, not raised by a fault. Before
+        // ours, the disposition is Rust's own handler, which (mmf or not) swallows the first
+        // such signal and restores the default action, so the second one ends the process; or,
+        // with `MMF_LEN` = "default", the default action itself, and then the first one does.
+        "killed" => {
+            if std::env::var("MMF_LEN").is_ok_and(|v| v == "default") {
+                // SAFETY: `signal` takes no pointers; SIG_DFL is the default action, set before
+                // any handler of this process runs.
+                unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+            }
+            truncation::install().unwrap();
+            let ch = open_file(&path);
+            ch.read_raw().unwrap();
+            for _ in 0..2 {
+                std::process::Command::new("kill")
+                    .args(["-BUS", &std::process::id().to_string()])
+                    .status()
+                    .unwrap();
+                std::thread::sleep(Duration::from_secs(1));
+                println!("survived one");
+            }
+            print_stats(&serde_json::json!({ "survived": true }));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn shrink(path: &std::path::Path, len: u64) {
+    let status = spawn_child(
+        "shrink",
+        &[
+            ("MMF_NAME", path.display().to_string()),
+            ("MMF_LEN", len.to_string()),
+        ],
+    )
+    .wait()
+    .unwrap();
+    assert!(status.success(), "shrinking {}: {status:?}", path.display());
+}
+
+fn open_file(path: impl AsRef<std::path::Path>) -> Channel {
+    Options::new()
+        .open(&Location::File(path.as_ref().to_owned()))
+        .unwrap()
+}
+
+/// A file channel in a fresh temporary path, removed on drop.
+struct FileChannel {
+    path: std::path::PathBuf,
+    ch: Channel,
+}
+
+impl FileChannel {
+    fn new(what: &str, capacity: usize) -> FileChannel {
+        let path = std::env::temp_dir().join(unique(what));
+        let _ = std::fs::remove_file(&path);
+        let ch = Options::new()
+            .capacity(capacity)
+            .create(&Location::File(path.clone()))
+            .unwrap();
+        FileChannel { path, ch }
+    }
+}
+
+impl Drop for FileChannel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn is_truncated<T: std::fmt::Debug>(r: Result<T, CoreError>) -> bool {
+    matches!(r, Err(CoreError::Truncated { .. }))
+}
+
+fn is_truncated_codec<T: std::fmt::Debug>(r: mmf::Result<T>) -> bool {
+    matches!(r, Err(mmf::Error::Channel(CoreError::Truncated { .. })))
+}
+
+#[test]
+fn every_access_past_the_new_end_is_an_error_and_the_process_lives_on() {
+    truncation::install().unwrap();
+    assert!(truncation::is_installed());
+    let caught_before = truncation::caught();
+    let fc = FileChannel::new("trunc-all", 256 * 1024);
+    let writer = &fc.ch;
+    let big = vec![0xA5u8; 200_000];
+    writer.publish_raw(Tag::BYTES, &big).unwrap();
+    let reader = open_file(&fc.path);
+    let read_only = Options::new()
+        .read_only(true)
+        .open(&Location::File(fc.path.clone()))
+        .unwrap();
+    assert_eq!(reader.read_raw().unwrap().1, big);
+    assert_eq!(read_only.read_raw().unwrap().1, big);
+
+    // Another process keeps the header's page and drops the rest, slots included.
+    shrink(&fc.path, 4096);
+    for (what, ch) in [
+        ("writer", writer),
+        ("reader", &reader),
+        ("read-only", &read_only),
+    ] {
+        assert!(is_truncated(ch.read_raw()), "{what}: read");
+        // Once tripped, a handle stays so, even for a value that would fit the header.
+        assert!(is_truncated(ch.read_raw()), "{what}: second read");
+        assert!(is_truncated(ch.verify()), "{what}: verify");
+        assert!(is_truncated_codec(ch.read_string()), "{what}: read_text");
+        let _ = ch.generation();
+        let _ = ch.info();
+        assert_eq!(ch.wait_for_change(u64::MAX, Duration::from_millis(1)), None);
+    }
+    assert!(is_truncated(writer.publish_raw(Tag::BYTES, &big)));
+    assert!(is_truncated(reader.publish_raw(Tag::TEXT, b"small")));
+    assert!(is_truncated_codec(writer.publish_str("small")));
+    assert!(truncation::caught() > caught_before);
+    // The message says what happened and what to do.
+    let msg = reader.read_raw().unwrap_err().to_string();
+    assert!(
+        msg.contains("truncated while mapped") && msg.contains("open the channel again"),
+        "{msg}"
+    );
+    // Dropping the handles is safe, and a new open of the shrunk file is refused.
+    drop((reader, read_only));
+    assert!(matches!(
+        Options::new().open(&Location::File(fc.path.clone())),
+        Err(CoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_file_shrunk_to_nothing_under_a_small_value_is_an_error_too() {
+    truncation::install().unwrap();
+    let fc = FileChannel::new("trunc-zero", 1024);
+    fc.ch.publish_str("Hello World!").unwrap();
+    let reader = open_file(&fc.path);
+    assert_eq!(reader.read_string().unwrap(), "Hello World!");
+    shrink(&fc.path, 0);
+    assert!(is_truncated_codec(reader.read_string()));
+    assert!(is_truncated_codec(fc.ch.publish_str("again")));
+    assert!(is_truncated(fc.ch.verify()));
+}
+
+#[test]
+fn only_the_truncated_channel_trips_among_many() {
+    truncation::install().unwrap();
+    // More channels than one chunk of the registry holds (32), opened and dropped in turns so
+    // that entries are reused.
+    let mut channels: Vec<FileChannel> = (0..80)
+        .map(|i| FileChannel::new(&format!("trunc-many-{i}"), 8192))
+        .collect();
+    for fc in channels.iter().step_by(3) {
+        drop(open_file(&fc.path));
+    }
+    channels.truncate(70);
+    let victim = 41;
+    for (i, fc) in channels.iter().enumerate() {
+        fc.ch.publish_raw(Tag::BYTES, &[i as u8; 6000]).unwrap();
+    }
+    shrink(&channels[victim].path, 0);
+    for (i, fc) in channels.iter().enumerate() {
+        let r = fc.ch.read_raw();
+        if i == victim {
+            assert!(is_truncated(r), "channel {i}");
+        } else {
+            assert_eq!(r.unwrap().1, vec![i as u8; 6000], "channel {i}");
+            assert!(fc.ch.verify().is_ok(), "channel {i}");
+        }
+    }
+}
+
+#[test]
+fn a_reader_in_a_loop_sees_the_truncation_as_an_error() {
+    truncation::install().unwrap();
+    let fc = FileChannel::new("trunc-loop", 64 * 1024);
+    let reader = open_file(&fc.path);
+    let path = fc.path.clone();
+    std::thread::scope(|s| {
+        // Publishes and reads 50,000-byte values until the error comes, while a child process
+        // shrinks the file to one page after 20 ms.
+        let worker = s.spawn(|| {
+            let mut buf = Vec::new();
+            let value = vec![3u8; 50_000];
+            let start = Instant::now();
+            loop {
+                let published = fc.ch.publish_raw(Tag::BYTES, &value);
+                let read = reader.read_into(&mut buf);
+                match (published, read) {
+                    (Ok(_), Ok(_)) => assert_eq!(buf, value),
+                    (p, r) => {
+                        assert!(
+                            p.is_err_and(|e| matches!(e, CoreError::Truncated { .. }))
+                                || r.is_err_and(|e| matches!(e, CoreError::Truncated { .. })),
+                            "an error other than Truncated"
+                        );
+                        return;
+                    }
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "no error after 20 s"
+                );
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        shrink(&path, 4096);
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn without_the_handler_a_truncated_channel_still_ends_the_process() {
+    let fc = FileChannel::new("trunc-unguarded", 64 * 1024);
+    fc.ch.publish_raw(Tag::BYTES, &[1; 60_000]).unwrap();
+    let out = spawn_child(
+        "read-unguarded",
+        &[("MMF_NAME", fc.path.display().to_string())],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(out.status.signal(), Some(SIGBUS), "{:?}", out.status);
+}
+
+#[test]
+fn with_the_handler_other_sigbus_faults_still_end_the_process() {
+    let path = std::env::temp_dir().join(unique("trunc-foreign"));
+    std::fs::write(&path, vec![1u8; 8192]).unwrap();
+    let out = spawn_child(
+        "foreign-mapping",
+        &[("MMF_NAME", path.display().to_string())],
+    )
+    .wait_with_output()
+    .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        out.status.signal(),
+        Some(SIGBUS),
+        "a fault outside any channel must keep its default action: {:?}, {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn with_the_handler_a_sigbus_sent_by_kill_gets_what_it_would_without() {
+    let fc = FileChannel::new("trunc-killed", 1024);
+    fc.ch.publish_str("x").unwrap();
+    for (before, survivals) in [("rust", 1), ("default", 0)] {
+        let out = spawn_child(
+            "killed",
+            &[
+                ("MMF_NAME", fc.path.display().to_string()),
+                ("MMF_LEN", before.to_owned()),
+            ],
+        )
+        .wait_with_output()
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.signal(),
+            Some(SIGBUS),
+            "{before}: {:?}",
+            out.status
+        );
+        assert_eq!(
+            stdout.matches("survived one").count(),
+            survivals,
+            "{before}: {stdout}"
+        );
+    }
+}
