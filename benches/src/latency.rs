@@ -12,7 +12,7 @@ use anyhow::{bail, ensure, Context, Result};
 
 use crate::buf::Buf;
 use crate::proc::{Job, JobKind, Peer, Resources};
-use crate::stats::{fmt_ns, Runs, Sample};
+use crate::stats::{fmt_ns, Runs, Sample, Timed};
 use crate::transports::{floor, mmf, stream};
 use crate::Plan;
 
@@ -229,8 +229,8 @@ pub fn run(plan: &Plan, transports: &[Transport]) -> Vec<Measured> {
                 let t = here[i];
                 let msg_len = if t == Transport::FloorLine { 8 } else { len };
                 match round(t, msg_len, plan) {
-                    Ok(samples) => {
-                        let s = Sample::of(samples);
+                    Ok(timed) => {
+                        let s = Sample::of(timed);
                         if plan.verbose {
                             eprintln!(
                                 "    run {} {} {}: p50 {} p99 {} p999 {} ({} samples)",
@@ -276,7 +276,7 @@ pub fn run(plan: &Plan, transports: &[Transport]) -> Vec<Measured> {
 }
 
 /// One round: sets the transport up, starts the child, pings, stops the child.
-pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Vec<u64>> {
+pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Timed> {
     match t {
         Transport::FloorLine => {
             let (side, res) = floor::Line::parent()?;
@@ -335,7 +335,7 @@ pub fn drive<S: Side>(
     t: Transport,
     len: usize,
     plan: &Plan,
-) -> Result<Vec<u64>> {
+) -> Result<Timed> {
     let peer = start(res, t, len, plan)?;
     let samples = ping(&mut side, plan).with_context(|| format!("{} ping", t.name()))?;
     peer.finish(Duration::from_secs(10))?;
@@ -364,7 +364,7 @@ pub fn start(mut res: Resources, t: Transport, len: usize, plan: &Plan) -> Resul
 
 /// The parent's half: warm up, then time round trips until the budget or the sample cap is
 /// reached; then tell the child to stop.
-pub fn ping<S: Side>(side: &mut S, plan: &Plan) -> Result<Vec<u64>> {
+pub fn ping<S: Side>(side: &mut S, plan: &Plan) -> Result<Timed> {
     let samples = ping_loop(plan, |seq| {
         side.send(seq)?;
         side.recv(RT_TIMEOUT)
@@ -378,27 +378,97 @@ pub const RT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The timing loop of [`ping`]: `round_trip(seq)` sends `seq` and returns the number in the reply.
 #[inline(always)]
-pub fn ping_loop(plan: &Plan, mut round_trip: impl FnMut(u64) -> Result<u64>) -> Result<Vec<u64>> {
-    let start = Instant::now();
-    let warm_until = start + plan.lat_warmup;
-    let end = warm_until + plan.lat_budget;
-    // At 1 MiB a round trip takes ~100 us and more; size for the fast ones, capped.
-    let mut samples = Vec::with_capacity(plan.lat_max_samples.min(1 << 18));
+pub fn ping_loop(plan: &Plan, mut round_trip: impl FnMut(u64) -> Result<u64>) -> Result<Timed> {
+    let mut timer = Timer::new(plan);
     let mut seq = 0u64;
     loop {
         seq += 1;
-        let t0 = Instant::now();
+        timer.before();
         let got = round_trip(seq)?;
-        let t1 = Instant::now();
         ensure!(got == seq, "reply {got} to ping {seq}");
-        if t0 >= warm_until {
-            samples.push((t1 - t0).as_nanos() as u64);
-            if samples.len() >= plan.lat_max_samples || t1 >= end {
-                break;
-            }
+        if !timer.after() {
+            return Ok(timer.finish());
         }
     }
-    Ok(samples)
+}
+
+/// Round trips timed one by one, each between two clock reads: what gives p50, p99 and p999.
+/// The clock reads leave a gap of ~20-30 ns between round trips, in which the other side can
+/// finish work it does after it replied (a review found that this gap hides part of mmf's cost
+/// at 64 B), so every block of [`SINGLES`] such round trips is followed by [`BATCH`] more timed
+/// as a whole, back to back, with no clock read between them: their mean is the
+/// "back-to-back" round trip, for which nothing can hide in gaps.
+pub struct Timer {
+    warm_until: Instant,
+    end: Instant,
+    max: usize,
+    /// Position in the current block: `0..SINGLES` one by one, then the batch.
+    at: usize,
+    t0: Instant,
+    timed: Timed,
+}
+
+/// Round trips timed one by one per block.
+pub const SINGLES: usize = 192;
+/// Round trips timed together per block.
+pub const BATCH: usize = 64;
+
+impl Timer {
+    /// A timer for one run of `plan`: warm-up, then its budget or sample cap.
+    pub fn new(plan: &Plan) -> Timer {
+        let now = Instant::now();
+        let warm_until = now + plan.lat_warmup;
+        Timer {
+            warm_until,
+            end: warm_until + plan.lat_budget,
+            max: plan.lat_max_samples,
+            at: 0,
+            t0: now,
+            // At 1 MiB a round trip takes ~100 us and more; size for the fast ones, capped.
+            timed: Timed {
+                samples: Vec::with_capacity(plan.lat_max_samples.min(1 << 18)),
+                batches: Vec::new(),
+            },
+        }
+    }
+
+    /// Right before a round trip is started.
+    #[inline(always)]
+    pub fn before(&mut self) {
+        if self.at <= SINGLES {
+            // A single, or the first of a batch.
+            self.t0 = Instant::now();
+        }
+    }
+
+    /// Right after its reply arrived; false once the run is complete.
+    #[inline(always)]
+    pub fn after(&mut self) -> bool {
+        let at = self.at;
+        self.at = if at + 1 == SINGLES + BATCH { 0 } else { at + 1 };
+        if at >= SINGLES && at + 1 < SINGLES + BATCH {
+            // Inside a batch: no clock read.
+            return true;
+        }
+        let t1 = Instant::now();
+        if self.t0 >= self.warm_until {
+            let ns = (t1 - self.t0).as_nanos() as u64;
+            if at < SINGLES {
+                self.timed.samples.push(ns);
+            } else {
+                self.timed.batches.push(ns as f64 / BATCH as f64);
+            }
+            if self.timed.samples.len() >= self.max || t1 >= self.end {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// What the run measured.
+    pub fn finish(self) -> Timed {
+        self.timed
+    }
 }
 
 /// The child's half: answer every message until [`STOP`].

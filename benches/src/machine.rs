@@ -52,7 +52,7 @@ impl Machine {
         cpus: (usize, usize),
         allowed: Vec<usize>,
         pinning: String,
-        quick: bool,
+        mode: &str,
     ) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let field = |name: &str| {
@@ -101,7 +101,7 @@ impl Machine {
                 .take(3)
                 .collect::<Vec<_>>()
                 .join(" "),
-            mode: if quick { "quick" } else { "full" }.into(),
+            mode: mode.into(),
             features,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -216,14 +216,32 @@ fn run(args: Args) -> Result<()> {
         plan.tp_duration = Duration::from_millis(20);
         plan.cli_n = 3;
     }
-    if let Some(s) = args.sizes {
-        plan.sizes = s;
+    if let Some(s) = &args.sizes {
+        plan.sizes = s.clone();
     }
     if let Some(r) = args.runs {
         plan.runs = r.max(1);
         plan.tp_runs = r.max(1);
     }
-    let machine = machine::Machine::probe(cpus, allowed, pinning, args.quick);
+    // What the figures can stand for: only a "full" run judges the bars as a whole.
+    let mode = if args.smoke {
+        "smoke"
+    } else if args.only.is_some()
+        || args.transports.is_some()
+        || args.sizes.is_some()
+        || args.runs.is_some()
+    {
+        if args.quick {
+            "quick, narrowed"
+        } else {
+            "narrowed"
+        }
+    } else if args.quick {
+        "quick"
+    } else {
+        "full"
+    };
+    let machine = machine::Machine::probe(cpus, allowed, pinning, mode);
     println!("mmf-bench: {} run\n{}", machine.mode, machine.describe());
     if let Some(only) = &args.only {
         if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {

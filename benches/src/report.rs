@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::breakdown::Breakdown;
 use crate::clibench::CliMeasured;
-use crate::latency::{fmt_len, Measured, Transport};
+use crate::latency::{fmt_len, Measured, Transport, BATCH};
 use crate::machine::Machine;
 use crate::publish_cost::PublishCost;
 use crate::stats::{self, fmt_ns, fmt_rate};
@@ -60,6 +60,13 @@ pub struct Row {
     /// The median over rounds of this run's p50 over F's p50 in the same round.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x_floor_paired: Option<f64>,
+    /// Back-to-back round trip: the median over runs of the mean round trip of batches timed
+    /// as a whole, with no clock read between round trips (`latency::Timer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b2b_ns: Option<f64>,
+    /// The median over rounds of this row's back-to-back round trip over F's in the same round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_floor_b2b_paired: Option<f64>,
     /// Spread of the runs (max - min over median of the runs' p50 or rates), in percent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spread_pct: Option<f64>,
@@ -149,6 +156,64 @@ impl Report<'_> {
             .min_by(|a, b| a.runs.p50().total_cmp(&b.runs.p50()))
     }
 
+    /// mmf against every peer at `len`: the largest ratio round by round over all peers (so
+    /// "faster than every peer" holds only if it is below 1), naming that peer. `None` (the bar
+    /// cannot be judged) when a spinning peer is missing from this build or has no result: the
+    /// blocking peers alone would make it pass by default.
+    fn versus_every_peer(&self, len: usize, b2b: bool) -> (Option<f64>, String) {
+        let paired = |a: &stats::Runs, b: &stats::Runs| {
+            if b2b {
+                a.paired_b2b(b).or_else(|| ratio(a.b2b(), b.b2b()))
+            } else {
+                a.paired(b).or_else(|| ratio(a.p50(), b.p50()))
+            }
+        };
+        let median = |r: &stats::Runs| if b2b { r.b2b() } else { r.p50() };
+        let mmf = match self.lat(Transport::Mmf, len) {
+            Some(m) => m,
+            None => return (None, "no mmf result".into()),
+        };
+        let spinning = Transport::ALL
+            .iter()
+            .copied()
+            .filter(|t| t.is_peer() && !t.blocks());
+        let absent: Vec<String> = spinning
+            .filter(|&t| self.lat(t, len).is_none())
+            .map(|t| format!("{} ({})", t.name(), t.missing().unwrap_or("no result")))
+            .collect();
+        let worst = self
+            .lat
+            .iter()
+            .filter(|m| m.len == len && m.transport.is_peer() && !m.runs.runs.is_empty())
+            .filter_map(|p| Some((paired(&mmf.runs, &p.runs)?, p.transport)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        match (worst, absent.is_empty()) {
+            (Some((r, t)), true) => (
+                Some(r),
+                format!(
+                    "closest peer: {} (medians: {})",
+                    t.name(),
+                    fmt_x(
+                        self.lat(t, len)
+                            .and_then(|p| ratio(median(&mmf.runs), median(&p.runs)))
+                    )
+                ),
+            ),
+            (worst, _) => (
+                None,
+                format!(
+                    "not judged, peers missing: {}{}",
+                    absent.join(", "),
+                    worst.map_or(String::new(), |(r, t)| format!(
+                        "; among those measured, closest {} at {}",
+                        t.name(),
+                        fmt_x(Some(r))
+                    ))
+                ),
+            ),
+        }
+    }
+
     fn sizes(&self) -> Vec<usize> {
         let mut s: Vec<usize> = self
             .lat
@@ -222,11 +287,12 @@ impl Report<'_> {
             "\nLatency: round trip (RT) between two pinned processes, payload copied in and out on \
              both sides;\none-way = RT/2; medians over {runs} interleaved runs; ± = half the range \
              of the runs' p50 in % of their median; best run = the lowest p50 of any run;\n\
-             x F = the row's median over F's; x F/run = median over rounds of the ratio to F in the same round"
+             x F = the row's median over F's; x F/run = median over rounds of the ratio to F in the same round;\n\
+             b2b = round trips back to back, timed in batches of {BATCH} without a clock read between them (mean per round trip, median of runs), x F b2b/run as x F/run"
         );
         let _ = writeln!(
             o,
-            "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9} {:>6} {:>7}  mmf vs best peer",
+            "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9} {:>6} {:>7} {:>9} {:>7}  mmf vs best peer",
             "payload",
             "transport",
             "RT p50",
@@ -237,14 +303,21 @@ impl Report<'_> {
             "best run",
             "x F",
             "x F/run",
+            "b2b",
+            "x b2b/r",
         );
         let mut lens: Vec<usize> = self.lat.iter().map(|m| m.len).collect();
         lens.dedup();
         for len in lens {
-            let f = self
-                .floor(len)
-                .or_else(|| self.floor(self.sizes().first().copied()?));
+            // The cache-line row (8 B) has no F of its own: it is compared with the smallest
+            // payload's F, and only it; a size whose F failed gets no `x F` at all.
+            let smallest_f = self.floor(self.sizes().first().copied().unwrap_or(0));
             for m in self.lat.iter().filter(|m| m.len == len) {
+                let f = if m.transport == Transport::FloorLine {
+                    smallest_f
+                } else {
+                    self.floor(len)
+                };
                 let r = &m.runs;
                 let name = if m.transport == Transport::Floor {
                     "floor (F)".to_string()
@@ -280,7 +353,7 @@ impl Report<'_> {
                 }
                 let _ = writeln!(
                     o,
-                    "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5.0} {:>9} {:>6} {:>7}  {}{}",
+                    "{:<8} {:<20} {:>9} {:>9} {:>9} {:>9} {:>5.0} {:>9} {:>6} {:>7} {:>9} {:>7}  {}{}",
                     fmt_len(len),
                     name,
                     fmt_ns(r.p50()),
@@ -291,6 +364,11 @@ impl Report<'_> {
                     fmt_ns(r.best()),
                     fmt_x(f.and_then(|f| ratio(r.p50(), f))),
                     fmt_x(self.floor_paired(m)),
+                    opt(r.b2b()).map_or("-".into(), fmt_ns),
+                    fmt_x(
+                        self.lat(Transport::Floor, len)
+                            .and_then(|f| r.paired_b2b(&f.runs))
+                    ),
                     versus.unwrap_or_default(),
                     if r.failures > 0 {
                         format!(" ({} runs failed)", r.failures)
@@ -434,7 +512,10 @@ impl Report<'_> {
         let mut bars = Vec::new();
         // `limit` > 0: at most; < 0: at least -limit.
         let mut bar = |what: String, ratio: Option<f64>, limit: f64, note: String| {
-            let (text, met) = if limit >= 0.0 {
+            let (text, met) = if limit > 0.0 && limit < 1.0 && 1.0 - limit < 1e-6 {
+                // Strictly below 1 ("faster than").
+                ("< 1".to_string(), ratio.map(|r| r <= limit))
+            } else if limit >= 0.0 {
                 (format!("<= {limit}"), ratio.map(|r| r <= limit))
             } else {
                 (format!(">= {}", -limit), ratio.map(|r| r >= -limit))
@@ -451,22 +532,39 @@ impl Report<'_> {
         // slow modes last seconds and hit both transports of a round alike, while the ratio of
         // the two medians can pair a fast-mode median with a slow-mode one (a 1 MiB run once gave
         // 3.98 that way and 1.07 round by round). The ratio of the medians is shown beside it.
-        let vs = |len, a: Transport, b: Transport| -> (Option<f64>, String) {
+        let vs_by = |len, a: Transport, b: Transport, b2b: bool| -> (Option<f64>, String) {
             let (Some(x), Some(y)) = (self.lat(a, len), self.lat(b, len)) else {
                 return (None, String::new());
             };
-            let medians = ratio(x.runs.p50(), y.runs.p50());
-            match x.runs.paired(&y.runs) {
+            let (medians, paired) = if b2b {
+                (
+                    ratio(x.runs.b2b(), y.runs.b2b()),
+                    x.runs.paired_b2b(&y.runs),
+                )
+            } else {
+                (ratio(x.runs.p50(), y.runs.p50()), x.runs.paired(&y.runs))
+            };
+            match paired {
                 Some(r) => (Some(r), format!("medians: {}", fmt_x(medians))),
                 // No round measured both: only the medians are left.
                 None => (medians, "no common round: ratio of medians".into()),
             }
         };
+        let vs = |len, a, b| vs_by(len, a, b, false);
         if !self.lat.is_empty() {
             for len in self.sizes() {
                 let limit = if len <= 64 { 1.3 } else { 1.2 };
                 let (r, note) = vs(len, Transport::Mmf, Transport::Floor);
                 bar(format!("{} RT: mmf / F", fmt_len(len)), r, limit, note);
+                // The same, back to back: no gap between round trips in which work after a
+                // reply could hide (see `latency::Timer`).
+                let (r, note) = vs_by(len, Transport::Mmf, Transport::Floor, true);
+                bar(
+                    format!("{} RT back-to-back: mmf / F", fmt_len(len)),
+                    r,
+                    limit,
+                    note,
+                );
                 if len <= 64 {
                     let (r, note) = vs(len, Transport::Mmf, Transport::IoxBlackboard);
                     let note = match Transport::IoxBlackboard.missing() {
@@ -480,18 +578,34 @@ impl Report<'_> {
                         0.6,
                         note,
                     );
-                } else {
-                    let best = self.best_peer(len, false);
-                    let (r, note) = best.map_or((None, String::new()), |b| {
-                        let (r, note) = vs(len, Transport::Mmf, b.transport);
-                        (r, format!("best peer: {}, {note}", b.transport.name()))
-                    });
+                    let (r, note) = vs_by(len, Transport::Mmf, Transport::IoxBlackboard, true);
                     bar(
-                        format!("{} RT: mmf / best peer (must be < 1)", fmt_len(len)),
+                        format!(
+                            "{} RT back-to-back: mmf / iceoryx2 blackboard",
+                            fmt_len(len)
+                        ),
                         r,
-                        1.0,
-                        note,
+                        0.6,
+                        if r.is_none() {
+                            Transport::IoxBlackboard
+                                .missing()
+                                .unwrap_or("no result")
+                                .into()
+                        } else {
+                            note
+                        },
                     );
+                } else {
+                    for (b2b, how) in [(false, ""), (true, " back-to-back")] {
+                        let (r, note) = self.versus_every_peer(len, b2b);
+                        bar(
+                            format!("{} RT{how}: mmf / every peer (< 1)", fmt_len(len)),
+                            r,
+                            // "Faster than", so a tie misses.
+                            1.0 - 1e-9,
+                            note,
+                        );
+                    }
                 }
             }
             let small = self.sizes().first().copied().unwrap_or(64);
@@ -513,7 +627,7 @@ impl Report<'_> {
                 self.reader_vs_floor(m),
                 -0.7,
                 format!(
-                    "{} snapshots/s, 1/F = {} (F right before each run)",
+                    "{} snapshots/s, 1/F = {} (F back to back, right before each run)",
                     fmt_rate(m.reader_rate()),
                     m.floor_rt_ns().map_or("-".into(), |f| fmt_rate(2e9 / f))
                 ),
@@ -579,6 +693,10 @@ impl Report<'_> {
                 best_run_p50_ns: has.then(|| r.best()),
                 x_floor: self.floor(m.len).and_then(|f| ratio(r.p50(), f)),
                 x_floor_paired: self.floor_paired(m),
+                b2b_ns: opt(r.b2b()),
+                x_floor_b2b_paired: self
+                    .lat(Transport::Floor, m.len)
+                    .and_then(|f| r.paired_b2b(&f.runs)),
                 spread_pct: has.then(|| r.spread()),
                 runs: r.runs.len(),
                 failed_runs: (r.failures > 0).then_some(r.failures),
@@ -806,6 +924,7 @@ mod tests {
                     p99: p50,
                     p999: p50,
                     n: 1,
+                    b2b: f64::NAN,
                 },
             );
         }

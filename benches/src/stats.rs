@@ -11,17 +11,31 @@ pub struct Sample {
     pub p999: f64,
     /// How many samples.
     pub n: usize,
+    /// Back-to-back: the median over batches of consecutive round trips timed as a whole (no
+    /// clock read between them) of the mean round trip; NaN when none was timed so.
+    pub b2b: f64,
+}
+
+/// What one run's timing loop measured (see `latency::Timer`).
+#[derive(Debug, Default)]
+pub struct Timed {
+    /// Round trips timed one by one, in nanoseconds.
+    pub samples: Vec<u64>,
+    /// Mean round trip of each back-to-back batch, in nanoseconds.
+    pub batches: Vec<f64>,
 }
 
 impl Sample {
-    /// The percentiles of `samples` (nearest rank).
-    pub fn of(mut samples: Vec<u64>) -> Sample {
+    /// The percentiles of the one-by-one samples and the median of the batches.
+    pub fn of(t: Timed) -> Sample {
+        let mut samples = t.samples;
         samples.sort_unstable();
         Sample {
             p50: percentile(&samples, 0.50),
             p99: percentile(&samples, 0.99),
             p999: percentile(&samples, 0.999),
             n: samples.len(),
+            b2b: median(&t.batches),
         }
     }
 }
@@ -85,18 +99,32 @@ impl Runs {
     /// alike, so this ratio moves far less from one full run to the next than the ratio of the
     /// two medians, which can pair a fast-mode median with a slow-mode one.
     pub fn paired(&self, base: &Runs) -> Option<f64> {
+        self.paired_by(base, |s| s.p50)
+    }
+
+    /// [`paired`](Runs::paired) for the back-to-back figure.
+    pub fn paired_b2b(&self, base: &Runs) -> Option<f64> {
+        self.paired_by(base, |s| s.b2b)
+    }
+
+    fn paired_by(&self, base: &Runs, key: fn(&Sample) -> f64) -> Option<f64> {
         let ratios: Vec<f64> = self
             .rounds
             .iter()
             .zip(&self.runs)
             .filter_map(|(r, s)| {
                 let b = base.rounds.iter().position(|x| x == r)?;
-                let d = base.runs[b].p50;
-                (d > 0.0).then(|| s.p50 / d)
+                let d = key(&base.runs[b]);
+                (d > 0.0).then(|| key(s) / d)
             })
             .collect();
         let m = median(&ratios);
         m.is_finite().then_some(m)
+    }
+
+    /// Median over runs of each run's back-to-back round trip (NaN if none was timed so).
+    pub fn b2b(&self) -> f64 {
+        median(&self.runs.iter().map(|s| s.b2b).collect::<Vec<_>>())
     }
 
     /// Median over runs of each run's p50.
@@ -213,6 +241,7 @@ mod tests {
             p99: p50,
             p999: p50,
             n: 1,
+            b2b: f64::NAN,
         };
         let mut f = Runs::default();
         let mut m = Runs::default();

@@ -86,7 +86,7 @@ pub struct TpRun {
     pub writes_per_s: f64,
     /// One entry per reader.
     pub readers: Vec<ReaderStats>,
-    /// F's round-trip p50 at this size, measured right before this run (the reference for
+    /// F's round trip at this size (back to back, else p50), measured right before this run (the reference for
     /// "x 1/F": the host's fast and slow modes last seconds, so a reference taken minutes
     /// earlier in the latency section may come from the other mode). `None` without readers.
     pub floor_rt_ns: Option<f64>,
@@ -241,7 +241,13 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
                     None
                 } else {
                     match latency::round(Transport::Floor, len, &floor_plan) {
-                        Ok(samples) => Some(Sample::of(samples).p50),
+                        // Back to back when measured (no clock read between round trips, see
+                        // `latency::Timer`): the rate at which F moves payloads, which the
+                        // one-by-one p50 understated by the cost of a clock read.
+                        Ok(timed) => {
+                            let s = Sample::of(timed);
+                            Some(if s.b2b.is_finite() { s.b2b } else { s.p50 })
+                        }
                         Err(e) => {
                             eprintln!("  floor {}: run {} failed: {e:#}", fmt_len(len), r + 1);
                             None

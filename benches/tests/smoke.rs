@@ -34,6 +34,7 @@ fn smoke_run_measures_every_default_transport() {
     for t in [
         "floor-line",
         "floor",
+        "floor-2buf",
         "floor-validated",
         "mmf",
         "mmf-wait",
@@ -68,7 +69,28 @@ fn smoke_run_measures_every_default_transport() {
             "no publish cost for {t}:\n{stdout}"
         );
     }
+    // Back-to-back round trips (timed in batches) for the fast transports, whose budget holds
+    // many batches even in a smoke run.
+    for t in ["floor", "mmf"] {
+        assert!(
+            has(t, "round-trip", "b2b_ns") && has(t, "round-trip", "x_floor_b2b_paired"),
+            "no back-to-back figure for {t}:\n{stdout}"
+        );
+    }
+    assert_eq!(doc["machine"]["mode"], "smoke");
     assert!(stdout.contains("The issue's bars"), "{stdout}");
+    // Without the spinning peers (a default build), "faster than every peer" is not judged:
+    // the blocking peers alone would let it pass.
+    if !cfg!(feature = "seed-peers") || !cfg!(feature = "iceoryx2") {
+        assert!(
+            stdout.contains("every peer (< 1)") && stdout.contains("not judged, peers missing"),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains("[ok]   4 KiB RT: mmf / every peer"),
+            "{stdout}"
+        );
+    }
     // The breakdown needs two CPUs; where there are two, both transports have every segment.
     if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
         for t in ["floor", "mmf"] {

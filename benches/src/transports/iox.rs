@@ -9,8 +9,8 @@
 //! - Publish-subscribe: `[u8]` slices. The sender loans a slice, `write_from_slice`s the payload
 //!   and sends; the receiver spins on `receive` and copies the sample out into a reused `Vec`.
 
-use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::cell::RefCell;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use iceoryx2::port::publisher::Publisher;
@@ -21,9 +21,10 @@ use iceoryx2::prelude::*;
 
 use crate::buf::Buf;
 use crate::latency::{
-    payload, seq_of, spin_until, stamp, start, Side, Transport, RT_TIMEOUT, STOP,
+    payload, seq_of, spin_until, stamp, start, Side, Timer, Transport, RT_TIMEOUT, STOP,
 };
 use crate::proc::Resources;
+use crate::stats::Timed;
 use crate::Plan;
 
 type Svc = ipc::Service;
@@ -181,36 +182,30 @@ impl<const N: usize> Board<N> {
         }
     }
 
-    /// The parent's loop (see `latency::ping`), on [`Board::serve`].
-    fn ping(&mut self, plan: &Plan) -> Result<Vec<u64>> {
-        let begin = Instant::now();
-        let warm_until = begin + plan.lat_warmup;
-        let end = warm_until + plan.lat_budget;
-        let mut samples = Vec::with_capacity(plan.lat_max_samples.min(1 << 18));
+    /// The parent's loop (see `latency::ping`), on [`Board::serve`], timed by the same
+    /// [`Timer`] as every other transport.
+    fn ping(&mut self, plan: &Plan) -> Result<Timed> {
         let mut seq = 1u64;
-        let t0 = Cell::new(Instant::now());
+        let timer = RefCell::new(Timer::new(plan));
         self.serve(
             RT_TIMEOUT,
             |board| {
-                t0.set(Instant::now());
+                timer.borrow_mut().before();
                 board.send(1)
             },
             |got| {
-                let t1 = Instant::now();
                 ensure!(got == seq, "reply {got} to ping {seq}");
-                if t0.get() >= warm_until {
-                    samples.push((t1 - t0.get()).as_nanos() as u64);
-                    if samples.len() >= plan.lat_max_samples || t1 >= end {
-                        return Ok(None);
-                    }
+                let mut t = timer.borrow_mut();
+                if !t.after() {
+                    return Ok(None);
                 }
                 seq += 1;
-                t0.set(Instant::now());
+                t.before();
                 Ok(Some(seq))
             },
         )?;
         self.send(STOP)?;
-        Ok(samples)
+        Ok(timer.into_inner().finish())
     }
 
     /// The child's loop (see `latency::pong`), on [`Board::serve`].
@@ -226,7 +221,7 @@ impl<const N: usize> Board<N> {
     }
 }
 
-fn board_round<const N: usize>(plan: &Plan) -> Result<Vec<u64>> {
+fn board_round<const N: usize>(plan: &Plan) -> Result<Timed> {
     let (mut board, res) = Board::<N>::parent()?;
     let peer = start(res, Transport::IoxBlackboard, N, plan)?;
     let samples = board.ping(plan)?;
@@ -239,7 +234,7 @@ fn board_child<const N: usize>(res: &Resources, idle: Duration) -> Result<()> {
 }
 
 /// A latency round over the blackboard, for the payload sizes that have an entry type.
-pub fn blackboard_round(len: usize, plan: &Plan) -> Result<Vec<u64>> {
+pub fn blackboard_round(len: usize, plan: &Plan) -> Result<Timed> {
     match len {
         64 => board_round::<64>(plan),
         4096 => board_round::<4096>(plan),
