@@ -89,7 +89,19 @@ pub enum Command {
 }
 
 impl Command {
-    /// The verb, for error hints that depend on what was asked (`exit::hint`).
+    /// The one channel the verb acts on, if it takes one, for error messages (`exit::report`).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Command::New(a) => Some(&a.name),
+            Command::Info(a) => Some(&a.name),
+            Command::Out(a) => Some(&a.name),
+            Command::Read(a) => Some(&a.name),
+            Command::Watch(a) => Some(&a.name),
+            _ => None,
+        }
+    }
+
+    /// The verb, for error messages that depend on what was asked (`exit::report`).
     pub fn verb(&self) -> &'static str {
         match self {
             Command::New(_) => "new",

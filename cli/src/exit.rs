@@ -80,61 +80,126 @@ pub fn message(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-/// What to do next, in the command line's own terms, for the library errors whose messages
-/// (written for any caller) cannot name `mmf`'s verbs and flags; `None` when the message says
-/// enough.
-pub fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
-    let invalid_utf8 = err.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<CodecError>(),
-            Some(CodecError::InvalidUtf8(_))
-        )
-    });
-    if invalid_utf8 && verb == "out" {
+/// The line `mmf` prints for an error of `verb` on the channel `name` (when the verb takes one):
+/// the context and the error, with what to do next in the command line's own terms. The
+/// library's messages end with advice for any caller ("create the channel first"); where the
+/// command line can say it exactly (`mmf new T --size 1KiB`), its line replaces that advice
+/// instead of following it.
+pub fn report(err: &anyhow::Error, verb: &str, name: Option<&str>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in err.chain() {
+        let core = e
+            .downcast_ref::<CoreError>()
+            .or_else(|| match e.downcast_ref::<CodecError>() {
+                Some(CodecError::Channel(c)) => Some(c),
+                _ => None,
+            });
+        if let Some(line) = core.and_then(|c| cli_line(c, verb, name)) {
+            parts.push(line);
+            // The core error is the last cause these variants have.
+            break;
+        }
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    let mut line = parts.join(": ");
+    if let Some(h) = hint(err, verb) {
+        line = format!("{line} ({h})");
+    }
+    line
+}
+
+/// The hints that follow a message rather than replace part of it.
+fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
+    let codec = |f: fn(&CodecError) -> bool| {
+        err.chain()
+            .any(|e| e.downcast_ref::<CodecError>().is_some_and(f))
+    };
+    if verb == "out" && codec(|e| matches!(e, CodecError::InvalidUtf8(_))) {
         return Some("--bytes publishes it as raw bytes".into());
     }
-    Some(match (core_error(err)?, verb) {
-        (CoreError::NotFound { .. }, "remove") => {
-            "nothing was removed; --force ignores names that do not exist".into()
-        }
+    if verb == "out" && codec(|e| matches!(e, CodecError::InvalidJson { .. })) {
+        return Some("--json publishes JSON; without it the input is stored as text".into());
+    }
+    None
+}
+
+/// A core error as the command line says it, advice included; `None` to print the library's
+/// own message.
+fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
+    let w = shell_word;
+    Some(match (c, verb) {
+        (CoreError::NotFound { name }, "remove") => format!(
+            "no channel named '{name}'; nothing was removed (--force ignores names that do not \
+             exist)"
+        ),
         (CoreError::NotFound { name }, _) => {
-            format!("create it with `mmf new {} --size 1KiB`", shell_word(name))
+            // `mmf read state.mmf` beside a file state.mmf: a name without '/' is shared memory.
+            let file = !name.contains('/') && std::path::Path::new(name).is_file();
+            if file {
+                format!(
+                    "no channel named '{name}' in shared memory; a name without '/' is a \
+                     shared-memory channel, so for the file here say ./{name}"
+                )
+            } else {
+                format!(
+                    "no channel named '{name}'; check the name, or create it with `mmf new {} \
+                     --size 1KiB`",
+                    w(name)
+                )
+            }
         }
-        (CoreError::TooLarge { .. }, "out") => {
-            "`mmf new NAME --size SIZE --force` does, dropping the current value".into()
-        }
-        (CoreError::AlreadyExists { .. }, "new") => {
-            "--force replaces it, --exist-ok opens it as it is".into()
-        }
-        (CoreError::NotInitialized { name }, _) if !name.contains('/') => format!(
-            "if its creator died, `mmf remove {}` clears it",
-            shell_word(name)
+        (CoreError::TooLarge { len, capacity }, "out") => format!(
+            "value of {len} bytes does not fit the channel's capacity of {capacity} bytes; \
+             nothing was published (`mmf new {} --size SIZE --force` makes a larger channel, \
+             dropping the current value)",
+            arg.map_or("NAME".into(), w)
         ),
-        // mmf removes only files that start with its magic, which a half-made one does not.
+        (CoreError::AlreadyExists { name }, "new") => format!(
+            "a channel named '{name}' already exists (--force replaces it, --exist-ok opens it \
+             as it is)"
+        ),
         (CoreError::NotInitialized { name }, _) => format!(
-            "if its creator died, delete the file: rm {}",
-            shell_word(name)
+            "channel '{name}' is not initialised: its creator may still be starting, or died \
+             while creating it; retry, and if it stays so, {}",
+            if name.contains('/') {
+                // mmf removes only files that start with its magic, which a half-made one does not.
+                format!("delete the file: rm {}", w(name))
+            } else {
+                format!("`mmf remove {}` clears it", w(name))
+            }
         ),
-        (CoreError::Corrupt { name, .. }, _) => format!(
-            "`mmf new {} --size SIZE --force` replaces it",
-            shell_word(name)
+        (CoreError::Corrupt { name, what }, _) => format!(
+            "channel '{name}' is corrupt: {what}; `mmf new {} --size SIZE --force` replaces it",
+            w(name)
         ),
         (CoreError::Truncated { name }, _) => format!(
-            "run the command again; if the channel is damaged, `mmf new {} --size SIZE --force` \
+            "channel '{name}' was truncated while mapped (another process shrank its file); run \
+             the command again, and if the channel is damaged, `mmf new {} --size SIZE --force` \
              re-creates it",
-            shell_word(name)
+            w(name)
         ),
-        (CoreError::UnsupportedVersion { name, .. }, _) => format!(
-            "the mmf that made it still reads it; `mmf new {} --size SIZE --force` re-creates it \
+        (
+            CoreError::UnsupportedVersion {
+                name,
+                found,
+                supported,
+            },
+            _,
+        ) => format!(
+            "channel '{name}' has layout version {found}, this mmf reads version {supported}; the \
+             mmf that made it still reads it, and `mmf new {} --size SIZE --force` re-creates it \
              in this layout, without its value",
-            shell_word(name)
+            w(name)
         ),
         _ => return None,
     })
 }
 
 /// `word` as one shell word: as it is if it needs no quoting, else in single quotes.
-fn shell_word(word: &str) -> String {
+pub fn shell_word(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
         word.to_owned()

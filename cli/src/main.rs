@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let _ = mmf::truncation::install();
     let cli = args::Cli::from_env();
     let verb = cli.command.verb();
+    let name = cli.command.name().map(str::to_owned);
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -30,10 +31,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let code = exit::code(&err);
-            let mut message = exit::message(&err);
-            if let Some(hint) = exit::hint(&err, verb) {
-                message = format!("{message} ({hint})");
-            }
+            let message = exit::report(&err, verb, name.as_deref());
             if !message.is_empty() && code != exit::INTERRUPTED {
                 let _ = writeln!(std::io::stderr(), "mmf: {message}");
             }

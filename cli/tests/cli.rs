@@ -119,12 +119,21 @@ fn the_seed_scenario_in_two_processes() {
     fails(
         &e.run(&["read", "Test"]),
         3,
-        "no channel named 'Test'; check the name, or create the channel first (create it with `mmf new Test --size 1KiB`)",
+        "no channel named 'Test'; check the name, or create it with `mmf new Test --size 1KiB`",
+    );
+    // One piece of advice, not the library's and the command line's one after the other.
+    assert!(!String::from_utf8_lossy(&e.run(&["read", "Test"]).stderr).contains("("));
+    // A file beside a name without '/': the name means shared memory, the file needs a path.
+    std::fs::write(e.dir.join("state.mmf"), b"x").unwrap();
+    fails(
+        &e.run(&["read", "state.mmf"]),
+        3,
+        "a name without '/' is a shared-memory channel, so for the file here say ./state.mmf",
     );
     fails(
         &e.run(&["read", "it's"]),
         3,
-        "(create it with `mmf new 'it'\\''s' --size 1KiB`)",
+        "create it with `mmf new 'it'\\''s' --size 1KiB`",
     );
 }
 
@@ -196,7 +205,14 @@ fn oversized_values_are_refused_and_the_previous_stays() {
     fails(
         &e.run(&["out", "T", "this value is longer than sixteen bytes"]),
         4,
-        "does not fit",
+        "value of 39 bytes does not fit the channel's capacity of 16 bytes; nothing was \
+         published (`mmf new T --size SIZE --force` makes a larger channel, dropping the current \
+         value)",
+    );
+    fails(
+        &e.run_in(&["out", "T"], &[b'x'; 100]),
+        4,
+        "nothing was published (`mmf new T --size SIZE --force` makes a larger channel",
     );
     let out = e.run_in(
         &["out", "T", "--json"],
@@ -414,7 +430,30 @@ fn new_exists_force_and_exist_ok() {
     fails(
         &e.run(&["new", "T", "--size", "1KiB"]),
         6,
-        "already exists; open it, or remove it first (--force replaces it, --exist-ok opens it as it is)",
+        "a channel named 'T' already exists (--force replaces it, --exist-ok opens it as it is)",
+    );
+    // A name taken by something that is no channel: neither --force nor --exist-ok would help.
+    std::fs::write(e.dir.join("junk.txt"), b"not a channel").unwrap();
+    std::fs::write(e.dir.join("empty"), b"").unwrap();
+    fails(
+        &e.run(&["new", "./junk.txt", "--size", "1KiB"]),
+        6,
+        "cannot create channel './junk.txt': the name is taken by a file that is not an mmf \
+         channel (it starts 0x6863206120746f6e); choose another name, or delete the file (rm \
+         ./junk.txt)",
+    );
+    fails(
+        &e.run(&["new", "./empty", "--size", "1KiB"]),
+        6,
+        "the name is taken by a file without a channel header (empty, or its creator died while \
+         making it); if no process is creating it, delete the file (rm ./empty)",
+    );
+    std::fs::write(e.dir.join("mmf.S"), b"something else").unwrap();
+    fails(
+        &e.run(&["new", "S", "--size", "1KiB"]),
+        6,
+        "is not an mmf channel (it starts 0x6e696874656d6f73); choose another name, or `mmf \
+         remove S` deletes it",
     );
     e.ok(&["new", "T", "--size", "1KiB", "--exist-ok"]);
     e.ok(&["new", "T", "--size", "100", "--exist-ok"]);
@@ -676,7 +715,7 @@ fn another_layout_version_is_refused_with_a_way_out() {
     fails(
         &e.run(&["read", "./old.mmf"]),
         1,
-        "has layout version 3, this build reads version 5",
+        "has layout version 3, this mmf reads version 5",
     );
     fails(
         &e.run(&["out", "./old.mmf", "new"]),
@@ -745,7 +784,7 @@ fn remove_several_and_force() {
     fails(
         &e.run(&["remove", "a"]),
         3,
-        "no channel named 'a'; check the name, or create the channel first (nothing was removed; --force ignores names that do not exist)",
+        "no channel named 'a'; nothing was removed (--force ignores names that do not exist)",
     );
     e.ok(&["remove", "--force", "a"]);
     // A path that is not a channel is refused and kept, whatever it holds.
@@ -946,7 +985,8 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     fails(
         &e.run(&["read", "half", "--wait", "--timeout", "20s"]),
         1,
-        "is not initialised yet",
+        "is not initialised: its creator may still be starting, or died while creating it; \
+         retry, and if it stays so, `mmf remove half` clears it",
     );
     assert!(
         t.elapsed() < std::time::Duration::from_secs(10),

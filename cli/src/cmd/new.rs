@@ -25,7 +25,12 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         o.open_or_create_telling(&location)
             .map(|(ch, created)| (!created).then_some(ch))
     } else {
-        o.create(&location).map(|_| None)
+        match o.create(&location) {
+            Err(e @ mmf::core::Error::AlreadyExists { .. }) => {
+                return Err(not_a_channel(e, &location))
+            }
+            r => r.map(|_| None),
+        }
     }
     .with_context(|| {
         if a.exist_ok {
@@ -52,6 +57,40 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// `create`'s "already exists", unless what is there is no channel: then neither `--force`
+/// (which replaces only channels) nor `--exist-ok` would help, so say what it is instead
+/// (still exit 6: the name is taken).
+fn not_a_channel(e: mmf::core::Error, location: &Location) -> anyhow::Error {
+    use mmf::core::Error as E;
+    let probe = Options::new()
+        .read_only(true)
+        .init_timeout(std::time::Duration::ZERO)
+        .open(location);
+    let name = exit::shell_word(&location.to_string());
+    let clear = if location.is_persistent() {
+        format!("delete the file (rm {name})")
+    } else {
+        format!("`mmf remove {name}` deletes it")
+    };
+    let taken = match probe {
+        Err(E::WrongMagic { found, .. }) => format!(
+            "a file that is not an mmf channel (it starts {found:#018x}); choose another name, \
+             or {clear}"
+        ),
+        Err(E::NotInitialized { .. }) => format!(
+            "a file without a channel header (empty, or its creator died while making it); if no \
+             process is creating it, {clear}"
+        ),
+        Err(e @ E::NotAFile { .. }) => return anyhow::Error::from(e),
+        _ => return anyhow::Error::from(e).context(format!("cannot create channel '{location}'")),
+    };
+    exit::Coded(
+        exit::EXISTS,
+        format!("cannot create channel '{location}': the name is taken by {taken}"),
+    )
+    .into()
 }
 
 /// How a channel that was there already falls short of what `a` asks for, one phrase each.

@@ -100,7 +100,9 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
         TOO_LARGE,
         format!(
             "standard input holds {what}, more than channel '{location}' (capacity {cap} bytes) \
-             can hold; nothing was published"
+             can hold; nothing was published (`mmf new {} --size SIZE --force` makes a larger \
+             channel, dropping the current value)",
+            crate::exit::shell_word(&location.to_string())
         ),
     )
     .into())
