@@ -70,8 +70,8 @@ pub enum Command {
         after_help = "EXAMPLES:\n  mmf remove Test\n  mmf remove ./state.mmf"
     )]
     Remove(RemoveArgs),
-    /// Remove stale channels: no process maps them, their creator and last writer are gone, and
-    /// nobody created or wrote them with `mmf out` for an hour (--older-than).
+    /// Remove your stale channels (root: anyone's): no process maps them, their creator and last
+    /// writer are gone, and nobody created or wrote them with `mmf out` for an hour (--older-than).
     #[command(
         after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` killed half-way left behind\n(this user's, held by no process, at least a minute old).\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent"
     )]
@@ -122,7 +122,8 @@ impl Command {
 pub struct NewArgs {
     /// Channel name, or a file path (contains '/').
     pub name: String,
-    /// Largest value the channel holds: 1024, 64KiB, 4MB, 1G.
+    /// Largest value the channel holds, in bytes or with a unit: 64KiB, 1G, 4MiB (powers of
+    /// 1024: K, M, G, KiB, MiB, GiB) or 4MB (powers of 1000: KB, MB, GB).
     #[arg(short, long, value_parser = crate::size::parse_size)]
     pub size: usize,
     /// Readers that may hold a slot at once (each costs one slot of SIZE; default 4).

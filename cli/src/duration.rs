@@ -20,7 +20,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         other => {
             return Err(format!(
-                "unknown duration unit {other:?} in {text:?}; use ms, s, m or h"
+                "unknown duration unit {other:?} in {text:?}; use us, ms, s, m or h (a bare number \
+                 is seconds)"
             ))
         }
     };

@@ -23,9 +23,16 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
+        _ if unit.starts_with(['.', ',']) => {
+            return Err(format!(
+                "size {text:?} is not a whole number; give bytes or a whole number of a unit \
+                 (1536, 2KiB)"
+            ))
+        }
         other => {
             return Err(format!(
-                "unknown size unit {other:?} in {text:?}; use B, KB, MB, GB, KiB, MiB or GiB"
+                "unknown size unit {other:?} in {text:?}; use B, KB, MB, GB (powers of 1000), \
+                 KiB, MiB, GiB or K, M, G (powers of 1024)"
             ))
         }
     };
@@ -55,6 +62,17 @@ pub fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fractions_and_unknown_units_say_what_is_accepted() {
+        let e = parse_size("1.5K").unwrap_err();
+        assert!(e.contains("not a whole number"), "{e}");
+        let e = parse_size("3 parsecs").unwrap_err();
+        assert!(
+            e.contains("K, M, G (powers of 1024)") && e.contains("(powers of 1000)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn sizes() {

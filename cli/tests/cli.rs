@@ -1463,7 +1463,8 @@ fn stale_channels_are_listed_and_pruned() {
             by_name("old")["in_use"].as_bool(),
             by_name("old")["stale"].as_bool()
         ),
-        (Some(false), Some(true))
+        (Some(false), Some(false)),
+        "abandoned, but touched a moment ago: not stale as prune means it"
     );
     assert_eq!(
         (
@@ -1472,7 +1473,7 @@ fn stale_channels_are_listed_and_pruned() {
         ),
         (Some(true), Some(false))
     );
-    assert!(e.ok(&["list"]).contains("no (stale)"));
+    assert!(!e.ok(&["list"]).contains("stale"));
     // Stale, but created and written a moment ago: every channel used only from the command line
     // looks like this between commands, and prune keeps it unless told otherwise.
     assert_eq!(e.ok(&["prune"]), "", "touched within the hour");
@@ -1495,6 +1496,14 @@ fn stale_channels_are_listed_and_pruned() {
     assert_eq!(e.ok(&["prune", "--dry-run"]), "old\n");
     assert!(e.dir.join("mmf.old").exists(), "--dry-run removes nothing");
     assert!(e.ok(&["doctor"]).contains("1 stale (old:"));
+    // What prune would remove, list calls stale.
+    assert!(e.ok(&["list"]).contains("no (stale)"));
+    let list: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "old" && c["stale"] == true));
     // `mmf out` counts as activity: the channel is young again.
     e.ok(&["out", "old", "y"]);
     assert_eq!(e.ok(&["prune", "--dry-run"]), "", "written just now");
@@ -1537,6 +1546,42 @@ fn stale_channels_are_listed_and_pruned() {
 }
 
 #[test]
+fn out_at_a_terminal_says_it_is_reading_and_a_missing_shm_dir_is_named() {
+    let e = Env::new("tty");
+    e.ok(&["new", "T", "--size", "64"]);
+    // util-linux's `script` gives `mmf out` a terminal as standard input; it ends at once
+    // (script's own input is empty), having said what it waits for.
+    let script = Command::new("script")
+        .args(["-qec", &format!("{BIN} out T"), "/dev/null"])
+        .env("MMF_SHM_DIR", &e.dir)
+        .stdin(Stdio::null())
+        .output();
+    match script {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("reading the value for 'T' from the terminal; end it with Ctrl-D"),
+                "{text}"
+            );
+        }
+        Err(_) => eprintln!("SKIPPED the terminal case: no `script` command"),
+    }
+    let out = e
+        .cmd(&["new", "x", "--size", "64"])
+        .env("MMF_SHM_DIR", e.dir.join("missing"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    fails(&out, 1, "the shared-memory directory ");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("does not exist (MMF_SHM_DIR names it; create it or point MMF_SHM_DIR"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn doctor_reports_each_check() {
     let e = Env::new("doctor");
     let json: serde_json::Value = serde_json::from_str(&e.ok(&["doctor", "--json"])).unwrap();
@@ -1562,6 +1607,16 @@ fn doctor_reports_each_check() {
         .unwrap()
         .iter()
         .all(|c| c["ok"].is_boolean() && c["detail"].is_string()));
+    // The test's own MMF_SHM_DIR (mode 0755 or 0700, no sticky bit) is fine, and says why
+    // rather than warn about /dev/shm in a line marked ok.
+    let dir = &json[0];
+    assert_eq!(dir["ok"], true);
+    let detail = dir["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("MMF_SHM_DIR: a directory of its own, fine")
+            && !detail.contains("should be"),
+        "{detail}"
+    );
 }
 
 #[test]

@@ -242,6 +242,11 @@ impl Options {
                 io::ErrorKind::AlreadyExists if path.is_dir() => directory(&name),
                 io::ErrorKind::IsADirectory => directory(&name),
                 io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.clone() },
+                io::ErrorKind::NotFound if !location.is_persistent() => Error::Io {
+                    op: "creating",
+                    path: path.to_owned(),
+                    source: missing_shm_dir(e),
+                },
                 _ => io_error(&name, path, "creating", e),
             })?;
         // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
@@ -1358,6 +1363,24 @@ fn check_platform() -> Result<()> {
     } else {
         Err(Error::Unsupported)
     }
+}
+
+/// `NotFound` creating a shared-memory channel: its directory is missing. Say which, and
+/// whether `MMF_SHM_DIR` chose it.
+fn missing_shm_dir(e: io::Error) -> io::Error {
+    let dir = os::shm_dir();
+    let why = if std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty()) {
+        "MMF_SHM_DIR names it; create it or point MMF_SHM_DIR at a directory that exists"
+    } else {
+        "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
+    };
+    io::Error::new(
+        e.kind(),
+        format!(
+            "the shared-memory directory {} does not exist ({why})",
+            dir.display()
+        ),
+    )
 }
 
 fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {

@@ -23,13 +23,20 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             use std::os::unix::fs::PermissionsExt;
             let mode = m.permissions().mode() & 0o7777;
             let sticky_world = mode & 0o1777 == 0o1777;
+            // A directory of one's own (MMF_SHM_DIR) needs no sticky bit: nobody else writes
+            // there. Only the shared /dev/shm must let every user create channels safely.
+            let own = std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty());
             checks.push(Check {
                 name: "shm-dir",
-                ok: sticky_world || std::env::var_os("MMF_SHM_DIR").is_some(),
+                ok: sticky_world || own,
                 detail: format!(
                     "{} has mode {mode:04o}{}",
                     dir.display(),
-                    if sticky_world { "" } else { "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely" }
+                    match (sticky_world, own) {
+                        (true, _) => "",
+                        (false, true) => " (MMF_SHM_DIR: a directory of its own, fine)",
+                        (false, false) => "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely",
+                    }
                 ),
             });
         }
@@ -90,7 +97,6 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             // Stale, and untouched for as long as `mmf prune` waits by default: what it would
             // remove. A stale channel touched more recently (every channel used only from the
             // command line is stale between commands) is counted apart, not offered to prune.
-            let prune_after = std::time::Duration::from_secs(3600);
             let (stale, recent): (Vec<_>, Vec<_>) = listings
                 .iter()
                 .filter(|(l, u)| {
@@ -99,12 +105,8 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                         .is_ok_and(|i| u.is_some_and(|u| host::is_stale(i, u)))
                 })
                 .map(|(l, _)| {
-                    let idle = mmf::Location::shm(&l.name)
-                        .ok()
-                        .and_then(|loc| host::last_touched(&loc).ok())
-                        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
-                        .unwrap_or_default();
-                    (super::shown(&l.name), idle >= prune_after)
+                    let old = super::untouched_for(&l.name) >= super::PRUNE_AFTER;
+                    (super::shown(&l.name), old)
                 })
                 .partition(|(_, old)| *old);
             let stale: Vec<String> = stale.into_iter().map(|(n, _)| n).collect();
@@ -149,7 +151,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             };
             // What a `new --force` killed half-way left under a temporary name: memory that
             // nothing else lists.
-            let unfinished = host::abandoned_replacements(prune_after).unwrap_or_default();
+            let unfinished = host::abandoned_replacements(super::PRUNE_AFTER).unwrap_or_default();
             checks.push(Check {
                 name: "channels",
                 ok: broken.is_empty() && unfinished.is_empty(),

@@ -68,6 +68,20 @@ pub(super) fn shown(name: &str) -> String {
     }
 }
 
+/// How long `mmf prune` leaves a stale channel alone by default (its `--older-than`): `list` and
+/// `doctor` call a channel stale only past it, as prune would.
+pub(super) const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How long ago the shared-memory channel `name` was created or last written with `mmf out`
+/// (zero if that cannot be told).
+pub(super) fn untouched_for(name: &str) -> std::time::Duration {
+    mmf::Location::shm(name)
+        .ok()
+        .and_then(|loc| mmf::core::host::last_touched(&loc).ok())
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
