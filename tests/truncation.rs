@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
@@ -76,6 +77,42 @@ fn child() {
                 std::thread::sleep(Duration::from_secs(1));
                 println!("survived one");
             }
+            print_stats(&serde_json::json!({ "survived": true }));
+        }
+        // With the handler, survives one `kill -BUS` (Rust's handler swallows the first) and
+        // still turns the next truncation into an error.
+        "killed-then-truncated" => {
+            truncation::install().unwrap();
+            let ch = open_file(&path);
+            ch.read_raw().unwrap();
+            std::process::Command::new("kill")
+                .args(["-BUS", &std::process::id().to_string()])
+                .status()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            assert!(
+                truncation::is_installed(),
+                "the handler is gone after kill -BUS"
+            );
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+            assert!(is_truncated(ch.read_raw()));
+            print_stats(&serde_json::json!({ "survived": true }));
+        }
+        // SIGBUS ignored before `install`: a `kill -BUS` stays ignored.
+        "ignored" => {
+            // SAFETY: `signal` takes no pointers; SIG_IGN before any handler of ours runs.
+            unsafe { libc::signal(libc::SIGBUS, libc::SIG_IGN) };
+            truncation::install().unwrap();
+            std::process::Command::new("kill")
+                .args(["-BUS", &std::process::id().to_string()])
+                .status()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(500));
             print_stats(&serde_json::json!({ "survived": true }));
         }
         other => panic!("unknown role {other}"),
@@ -324,4 +361,185 @@ fn with_the_handler_a_sigbus_sent_by_kill_gets_what_it_would_without() {
             "{before}: {stdout}"
         );
     }
+}
+
+#[test]
+fn after_a_kill_the_handler_is_still_there_and_ignored_stays_ignored() {
+    let fc = FileChannel::new("trunc-kill-then", 64 * 1024);
+    fc.ch.publish_raw(Tag::BYTES, &[5; 60_000]).unwrap();
+    for role in ["killed-then-truncated", "ignored"] {
+        let out = spawn_child(role, &[("MMF_NAME", fc.path.display().to_string())])
+            .wait_with_output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("survived"),
+            "{role}: {:?}\n{stdout}",
+            out.status
+        );
+    }
+}
+
+#[test]
+fn threads_sharing_a_handle_never_take_zeros_for_a_value() {
+    truncation::install().unwrap();
+    // Many short trials (the window is the handler's `mmap`, microseconds): a small value
+    // (read from the header) cut to nothing, and a large one (from a slot) cut to the header's
+    // page. The review's reproducer found ~90 zeroed or torn `Ok` reads per trial when the
+    // mapping was marked only after its pages were replaced.
+    let trials = env_or("MMF_TRUNCATION_TRIALS", 300);
+    let (mut wrong, mut truncated) = (0u64, 0u64);
+    for trial in 0..trials {
+        let (len, cut) = if trial % 2 == 0 {
+            (100, 0)
+        } else {
+            (50_000, 4096)
+        };
+        let fc = FileChannel::new(&format!("trunc-threads-{trial}"), 64 * 1024);
+        let value = vec![9u8; len];
+        fc.ch.publish_raw(Tag::BYTES, &value).unwrap();
+        let reader = open_file(&fc.path);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let (mut buf, mut wrong) = (Vec::new(), 0u64);
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            match reader.read_into(&mut buf) {
+                                Ok(meta) if meta.generation == 1 && buf == value => {}
+                                Ok(_) => wrong += 1,
+                                Err(CoreError::Truncated { .. }) => return (wrong, 1),
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                        (wrong, 0)
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_micros(300));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fc.path)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for w in workers {
+                let (w, t) = w.join().unwrap();
+                wrong += w;
+                truncated += t;
+            }
+        });
+    }
+    assert_eq!(wrong, 0, "reads that returned zeros or a torn value as Ok");
+    assert!(truncated > 0);
+}
+
+fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn a_tripped_writer_publishes_nothing_into_the_file() {
+    truncation::install().unwrap();
+    let fc = FileChannel::new("trunc-no-commit", 64 * 1024);
+    let len = std::fs::metadata(&fc.path).unwrap().len();
+    fc.ch.publish_raw(Tag::BYTES, &[1; 50_000]).unwrap();
+    let before = fc.ch.generation();
+    // The slots go, the header's page stays the file's.
+    shrink(&fc.path, 4096);
+    assert!(is_truncated(fc.ch.publish_raw(Tag::BYTES, &[2; 50_000])));
+    assert!(is_truncated_codec(fc.ch.publish_str("small, header only")));
+    assert!(is_truncated(fc.ch.publish_raw(Tag::BYTES, &[3; 50_000])));
+    // Grown back to its size: the file's header still names the value from before.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fc.path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    let again = open_file(&fc.path);
+    assert_eq!(
+        again.generation(),
+        before,
+        "a tripped publish reached the file"
+    );
+    assert!(again.verify().is_ok());
+}
+
+#[test]
+fn waits_and_checksummed_reads_report_the_truncation_at_once() {
+    truncation::install().unwrap();
+    // `read_next_into` waits on the header: after a trip, Truncated, not a timeout.
+    let fc = FileChannel::new("trunc-next", 1024);
+    fc.ch.publish_str("x").unwrap();
+    shrink(&fc.path, 0);
+    let t = Instant::now();
+    assert!(is_truncated(
+        fc.ch
+            .read_next_into(&mut Vec::new(), Duration::from_secs(30))
+    ));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // A checksummed channel's zeroed frame never validates: Truncated, not after the read
+    // timeout.
+    let path = std::env::temp_dir().join(unique("trunc-crc"));
+    let ch = Options::new()
+        .capacity(64 * 1024)
+        .checksum(true)
+        .read_timeout(Duration::from_secs(30))
+        .create(&Location::File(path.clone()))
+        .unwrap();
+    ch.publish_raw(Tag::BYTES, &[4; 50_000]).unwrap();
+    shrink(&path, 4096);
+    let t = Instant::now();
+    assert!(is_truncated(ch.read_raw()));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    drop(ch);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_pending_async_wait_resolves_and_the_read_after_it_says_truncated() {
+    use std::task::{Context, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    truncation::install().unwrap();
+    let fc = FileChannel::new("trunc-async", 1024);
+    fc.ch.publish_str("x").unwrap();
+    let waker: Waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fc.ch.changed(fc.ch.generation()));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    shrink(&fc.path, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if fut.as_mut().poll(&mut cx).is_ready() {
+            break;
+        }
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("the future stayed pending after the truncation");
+        std::thread::park_timeout(left.min(Duration::from_millis(50)));
+    }
+    assert!(is_truncated_codec(fc.ch.read_string()));
+}
+
+#[test]
+fn a_file_cut_inside_a_page_is_seen_by_verify() {
+    truncation::install().unwrap();
+    let fc = FileChannel::new("trunc-partial", 1000);
+    fc.ch.publish_raw(Tag::BYTES, &[6; 500]).unwrap();
+    let len = std::fs::metadata(&fc.path).unwrap().len();
+    // Inside the last page: no fault, the rest of the page reads as zeros.
+    shrink(&fc.path, len - 100);
+    assert!(matches!(fc.ch.verify(), Err(CoreError::Corrupt { .. })));
 }

@@ -620,7 +620,7 @@ impl Channel {
         let published = self
             .snap
             .publish_bytes::<WAKE>(self.token, tag, &self.timeouts, bytes);
-        self.checked(published)
+        self.checked_publish(published)
     }
 
     /// Publishes the bytes that `fill` writes into a free slot (no intermediate buffer), tagged
@@ -641,7 +641,7 @@ impl Channel {
         let published =
             self.snap
                 .publish::<F, true>(self.token, tag, &self.timeouts, Source::Fill(fill));
-        self.checked(published)
+        self.checked_publish(published)
     }
 
     /// Copies the latest value into `buf` (replacing its contents, reusing its allocation) and
@@ -760,9 +760,7 @@ impl Channel {
 
     #[cold]
     fn truncated(&self) -> Error {
-        Error::Truncated {
-            name: self.snap.name.clone(),
-        }
+        self.snap.truncated()
     }
 
     /// `result`, unless the mapping tripped meanwhile ([`intact`](Self::intact)): then
@@ -776,6 +774,15 @@ impl Channel {
             }
             Err(e) => Err(self.truncated_or(e)),
         }
+    }
+
+    /// A publish's `result`, with a failure explained by a trip reported as `Truncated`. A
+    /// success needs no second look: `Snapshot::commit` refuses to store `latest` once the
+    /// mapping tripped, so a publish that succeeded reached the file before any truncation
+    /// that this handle's accesses ran into.
+    #[inline(always)]
+    fn checked_publish(&self, result: Result<u64>) -> Result<u64> {
+        result.map_err(|e| self.truncated_or(e))
     }
 
     #[cold]
@@ -804,6 +811,8 @@ impl Channel {
     /// Blocks until the generation moves past `since`, then returns the new generation; returns
     /// `None` if `timeout` passes first. Does not burn a core: on Linux the thread sleeps on a
     /// futex in the shared header until a writer in any process publishes (see `wait.rs`).
+    /// Also `None`, early, once the channel was truncated under this handle and the `SIGBUS`
+    /// handler caught it ([`truncation`](crate::truncation)): the next read says `Truncated`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -825,11 +834,19 @@ impl Channel {
     /// Like [`wait_for_change`](Channel::wait_for_change) with "now" as `since`: blocks until the
     /// next publish, then copies the new value into `buf`. `None` on timeout.
     pub fn read_next_into(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Option<Meta>> {
+        self.intact()?;
         let since = self.generation();
         match self.wait_for_change(since, timeout) {
             Some(_) => self.read_into(buf).map(Some),
-            None => Ok(None),
+            // A wait on a truncated channel's zero pages sees no change: not a timeout.
+            None => self.intact().map(|()| None),
         }
+    }
+
+    /// Whether the `SIGBUS` handler caught an access to this handle's mapping (`truncation`).
+    #[cfg(feature = "async")]
+    pub(crate) fn tripped(&self) -> bool {
+        self.snap.region.tripped()
     }
 
     /// The header's `latest` word (the futex word of async waits).
@@ -976,9 +993,12 @@ impl Channel {
 
     /// Checks that the channel is still what it was when it was mapped: the backing file has
     /// the same size (another process may have truncated it, and touching a mapped page past the
-    /// end of a file raises `SIGBUS`, which no library can catch), and the header still holds the
-    /// same magic, version and geometry. Cheap (one `fstat` and a few loads): call it now and then
-    /// in long-running services, or after an error.
+    /// end of a file raises `SIGBUS`, which ends the process unless it installed
+    /// [`truncation::install`](crate::truncation::install)), and the header still holds the same
+    /// magic, version and geometry. Cheap (one `fstat` and a few loads): call it now and then in
+    /// long-running services, or after an error. It also catches what the `SIGBUS` handler
+    /// cannot: a file cut inside its last page, whose remainder reads as zeros without a fault.
+    /// `Truncated` once the handler caught an access to this handle's mapping.
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("verify-doc-{}.mmf", std::process::id()));
@@ -1009,12 +1029,14 @@ impl Channel {
                 .len();
             if len != s.layout.total_bytes as u64 {
                 return corrupt(format!(
-                    "its file is now {len} bytes, not {}: someone truncated or resized it while it was mapped; stop using this handle (reading past the new end would crash the process with SIGBUS)",
+                    "its file is now {len} bytes, not {}: someone truncated or resized it while it was mapped; stop using this handle (reading past the new end raises SIGBUS, which ends the process unless it installed mmf's truncation handler)",
                     s.layout.total_bytes
                 ));
             }
         }
         let h = Snapshot::read_fields(&s.region);
+        // Truncated between the `fstat` and these loads: zeros, not an overwritten header.
+        self.intact()?;
         if h.magic != MAGIC || h.version != VERSION || h.kind != KIND_SNAPSHOT {
             return corrupt(format!(
                 "its header was overwritten (magic {:#x}, version {}, kind {})",

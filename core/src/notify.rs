@@ -191,6 +191,9 @@ pub(crate) fn forget_channel(word: usize) {
 
 impl Channel {
     /// A future that resolves to the new generation once the generation exceeds `since`.
+    /// On a channel truncated under the mapping (caught by
+    /// [`truncation::install`](crate::truncation::install)'s handler) it resolves with
+    /// `since + 1`, so that the read that follows reports `Truncated`.
     ///
     /// Executor-agnostic; see the [`notify`](self) module docs for how it waits (one shared
     /// thread per process, no polling on Linux 5.16+).
@@ -230,6 +233,13 @@ impl Future for Changed<'_> {
         if g > self.since {
             self.unregister();
             return Poll::Ready(g);
+        }
+        if self.ch.tripped() {
+            // Truncated under the mapping (the `SIGBUS` handler caught it, here or in the
+            // notifier thread): its zero pages will never move. Resolve, so that the caller's
+            // next read reports `Truncated` instead of this future waiting for ever.
+            self.unregister();
+            return Poll::Ready(self.since.saturating_add(1));
         }
         let n = notifier();
         let word = std::ptr::from_ref(self.ch.latest_word()) as usize;

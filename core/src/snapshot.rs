@@ -410,7 +410,7 @@ impl Snapshot {
             if pins.is_none() {
                 // Not recovered (the lock was free), so `written` is the latest value.
                 let gen = split_latest(h[H_WRITTEN].load(Ordering::Relaxed)).0;
-                return Ok(self.publish_header_only::<WAKE>(gen, tag, bytes, pid));
+                return self.publish_header_only::<WAKE>(gen, tag, bytes, pid);
             }
             return self.publish_locked_out_of_line::<WAKE>(tag, pid, pins, bytes);
         }
@@ -476,7 +476,7 @@ impl Snapshot {
         if let (None, Source::Bytes(bytes)) = (pins, &source) {
             if self.may_be_header_only(bytes.len()) {
                 // Nobody reads from a slot: the value goes into the header only.
-                return Ok(self.publish_header_only::<WAKE>(gen, tag, bytes, pid));
+                return self.publish_header_only::<WAKE>(gen, tag, bytes, pid);
             }
         }
         let next = next_generation(gen);
@@ -541,14 +541,21 @@ impl Snapshot {
         frame[F_CRC].store(crc, Ordering::Relaxed);
         seqlock::end_write(seq, odd);
         self.store_descriptor(slot, next, len, tag, from_slot);
-        self.commit::<WAKE>(pack_latest(next, slot), pid);
+        self.commit::<WAKE>(pack_latest(next, slot), pid)?;
         Ok(next)
     }
 
     /// The end of every successful publish: the value becomes current with the store of
     /// `latest`, then the writers' copy of it, the writer's pid, and the wake-up of waiters.
+    ///
+    /// Refused (`Truncated`, nothing stored) once the mapping tripped (`Region::tripped`): the
+    /// header's page may still be the file's while the slot or inline copy just written went to
+    /// private zero pages, and storing `latest` would publish zeros to every other process.
     #[inline(always)]
-    fn commit<const WAKE: bool>(&self, latest: u64, pid: u64) {
+    fn commit<const WAKE: bool>(&self, latest: u64, pid: u64) -> Result<()> {
+        if self.region.tripped() {
+            return Err(self.truncated());
+        }
         let h = self.fixed();
         let latest_word = &h[H_LATEST];
         latest_word.store(latest, Ordering::SeqCst);
@@ -560,6 +567,15 @@ impl Snapshot {
         #[cfg(not(loom))]
         if WAKE && h[H_WAITERS].load(Ordering::SeqCst) != 0 {
             os::wake_all(latest_word);
+        }
+        Ok(())
+    }
+
+    /// `Truncated`, for the paths that find the mapping tripped (`Region::tripped`).
+    #[cold]
+    pub(crate) fn truncated(&self) -> Error {
+        Error::Truncated {
+            name: self.name.clone(),
         }
     }
 
@@ -581,11 +597,11 @@ impl Snapshot {
         tag: Tag,
         bytes: &[u8],
         pid: u64,
-    ) -> u64 {
+    ) -> Result<u64> {
         let next = next_generation(gen);
         self.store_header_only(next, tag, bytes);
-        self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid);
-        next
+        self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid)?;
+        Ok(next)
     }
 
     /// Stores generation `gen`'s value (at most `inline_max` bytes, on a channel without
@@ -958,6 +974,11 @@ impl Snapshot {
             }
             retries = retries.saturating_add(1);
             if retries.is_multiple_of(64) {
+                if self.region.tripped() {
+                    // The file was truncated under us: zero pages never validate, so say so
+                    // now instead of after the read timeout.
+                    return Err(self.truncated());
+                }
                 let since = *started.get_or_insert_with(Instant::now);
                 if since.elapsed() >= t.read {
                     return Err(Error::Contended {

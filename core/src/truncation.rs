@@ -4,7 +4,8 @@
 //! When any process shrinks a channel's file (`ftruncate`, `truncate -s 0`, `: >
 //! /dev/shm/mmf.NAME`), every process that has the channel mapped and then touches a page past
 //! the new end receives `SIGBUS`, whose default action ends the process. The size check at open
-//! and [`Channel::verify`](crate::Channel::verify) narrow that window; [`install`] closes it:
+//! and [`Channel::verify`](crate::Channel::verify) narrow that window; [`install`] closes it for
+//! whole pages past the new end (see below for the rest):
 //!
 //! - a `SIGBUS` at an address inside one of this process's channel mappings is absorbed: the
 //!   missing pages are replaced with private zero pages, and the handle's next read, publish or
@@ -20,11 +21,18 @@
 //! process-wide table of mapped ranges (written at open and drop, under a lock) and one load of
 //! a process-local flag per read and publish, whether the handler is installed or not.
 //!
-//! Two things it cannot do: functions that return no `Result` ([`Channel::generation`],
-//! [`Channel::wait_for_change`], [`Channel::info`]) report what the zero pages hold (generation 0,
-//! no change), so a loop built on them only learns of the truncation from its next read; and a
-//! pending async `changed` future stays pending.
+//! What it does not do:
+//! - functions that return no `Result` ([`Channel::generation`], [`Channel::wait_for_change`],
+//!   [`Channel::info`]) report what the zero pages hold (generation 0, no change), so a loop
+//!   built on them learns of the truncation at its next read or `verify` (a pending async
+//!   `changed` future resolves, so that the read after it reports `Truncated`);
+//! - a file cut *inside* a page (not at a page boundary) leaves the rest of that page mapped
+//!   and reading as zeros, with no fault to catch: only [`Channel::verify`]'s size check sees
+//!   that, so long-running processes should still call it now and then;
+//! - a process-wide disposition can be changed by anyone: a library installed after mmf that
+//!   takes `SIGBUS` for itself replaces this handler ([`is_installed`] then says false).
 //!
+//! [`Channel::verify`]: crate::Channel::verify
 //! [`Channel::generation`]: crate::Channel::generation
 //! [`Channel::wait_for_change`]: crate::Channel::wait_for_change
 //! [`Channel::info`]: crate::Channel::info
@@ -52,12 +60,13 @@ use crate::os::sigbus;
 ///
 /// # Errors
 ///
-/// `Unsupported` outside Linux; the OS error if `sigaction` fails.
+/// `Unsupported` outside Linux; the OS error (`errno`) if `sigaction` fails.
 pub fn install() -> std::io::Result<()> {
     sigbus::install()
 }
 
-/// Whether [`install`] has succeeded in this process.
+/// Whether the handler is in place: [`install`] succeeded, and no one has replaced the
+/// process's `SIGBUS` disposition since.
 pub fn is_installed() -> bool {
     sigbus::installed()
 }

@@ -61,7 +61,7 @@ impl Snapshot {
                 (Some(u), None) => u,
                 (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
             };
-            while Instant::now() < until {
+            while Instant::now() < until && !self.region.tripped() {
                 for _ in 0..64 {
                     std::hint::spin_loop();
                 }
@@ -70,7 +70,10 @@ impl Snapshot {
                 }
             }
         }
+        // A mapping the `SIGBUS` handler tripped (`truncation`) is private zero pages now, which
+        // no writer reaches: stop waiting (`None`), and let the caller's next read say why.
         let remaining = || match deadline {
+            _ if self.region.tripped() => None,
             None => Some(Duration::from_secs(3600)),
             Some(d) => d
                 .checked_duration_since(Instant::now())

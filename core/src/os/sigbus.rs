@@ -6,7 +6,7 @@
 //! mapping can warn a reader first: the size check at open and `Channel::verify` only narrow the
 //! window.
 //!
-//! [`install`] closes it, for processes that opt in (the CLI does; a library must not take a
+//! [`install`] closes it (for whole pages), for processes that opt in (the CLI does; a library must not take a
 //! process-wide signal behind its user's back). Every file mapping a `Region` makes is entered in
 //! a registry here, whether or not the handler is installed; the handler, on a `SIGBUS` of code
 //! `BUS_ADRERR` whose address lies in a registered mapping:
@@ -41,7 +41,7 @@
 //! references that promise the memory does not change.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 /// Entries per chunk of the registry; a process with more mappings open adds chunks.
@@ -212,52 +212,71 @@ struct Previous(UnsafeCell<Option<libc::sigaction>>);
 // installed; only read afterwards.
 unsafe impl Sync for Previous {}
 static PREVIOUS: Previous = Previous(UnsafeCell::new(None));
+/// Set when the previous handler, called for a signal that was not ours, restored the default
+/// action (Rust's stack-overflow handler does, for anything but a stack overflow): from then on
+/// the default action is "the previous disposition", and ours is put back in front of it.
+static PREVIOUS_NOW_DEFAULT: AtomicBool = AtomicBool::new(false);
 static INSTALL: Once = Once::new();
-static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// `errno` of a failed installation; 0 once installed.
+static INSTALL_ERRNO: AtomicI32 = AtomicI32::new(-1);
 /// How many times the handler replaced pages, for tests and `is_installed`'s callers.
 static TRIPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Our disposition: `on_sigbus` with siginfo, on the alternate stack if the thread has one.
+fn ours() -> libc::sigaction {
+    // SAFETY: a zeroed `sigaction` is a valid value of the plain C struct (handler SIG_DFL,
+    // empty mask, no flags); the fields set below make it ours.
+    let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+    new.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
+    new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: `sa_mask` is ours to initialise; `sigemptyset` is async-signal-safe.
+    unsafe { libc::sigemptyset(&mut new.sa_mask) };
+    new
+}
+
+/// The current disposition of `SIGBUS`, if it can be read.
+fn current() -> Option<libc::sigaction> {
+    // SAFETY: a zeroed `sigaction` is valid; `sigaction` with a null new action only reads the
+    // current one into `cur`, which we own (async-signal-safe).
+    let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    (unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut cur) } == 0).then_some(cur)
+}
 
 /// Installs the handler (once per process; later calls return the first call's outcome).
 pub(crate) fn install() -> std::io::Result<()> {
     let _ = page_size();
     INSTALL.call_once(|| {
-        // SAFETY: a zeroed `sigaction` is a valid value of the plain C struct (handler SIG_DFL,
-        // empty mask, no flags); `sigaction` with a null new action only reads the current one
-        // into `old`, which we own.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: as above: querying the current disposition into a struct we own.
-        if unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) } != 0 {
+        let errno = || {
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL)
+        };
+        let Some(old) = current() else {
+            INSTALL_ERRNO.store(errno(), Ordering::Release);
             return;
-        }
+        };
         // SAFETY: `call_once` runs this once, before the handler exists, so nothing reads
         // `PREVIOUS` concurrently; the handler reads it only after `sigaction` below made it
         // the disposition, which happens after this store.
         unsafe { *PREVIOUS.0.get() = Some(old) };
-        // SAFETY: as for `old`: a zeroed `sigaction` is valid; the fields set below make it
-        // "call `on_sigbus` with siginfo, on the alternate stack if the thread has one".
-        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
-        new.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
-        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-        // SAFETY: `sa_mask` is ours to initialise.
-        unsafe { libc::sigemptyset(&mut new.sa_mask) };
+        let new = ours();
         // SAFETY: installs a handler whose body is async-signal-safe (see the module docs);
         // `new` is fully initialised and the old disposition is not asked for again.
-        if unsafe { libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) } == 0 {
-            INSTALLED.store(true, Ordering::Release);
-        }
+        let rc = unsafe { libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) };
+        INSTALL_ERRNO.store(if rc == 0 { 0 } else { errno() }, Ordering::Release);
     });
-    if INSTALLED.load(Ordering::Acquire) {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(
-            "could not install the SIGBUS handler (sigaction failed)",
-        ))
+    match INSTALL_ERRNO.load(Ordering::Acquire) {
+        0 => Ok(()),
+        e => Err(std::io::Error::from_raw_os_error(e)),
     }
 }
 
-/// Whether [`install`] succeeded in this process.
+/// Whether the handler is this process's disposition of `SIGBUS` now: installed, and not
+/// replaced since by anyone else.
 pub(crate) fn installed() -> bool {
-    INSTALLED.load(Ordering::Acquire)
+    INSTALL_ERRNO.load(Ordering::Acquire) == 0
+        && current().is_some_and(|c| c.sa_sigaction == ours().sa_sigaction)
 }
 
 /// How many faults on registered mappings the handler has absorbed in this process.
@@ -272,7 +291,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     if code == libc::BUS_ADRERR && replace_pages(addr) {
         return;
     }
-    pass_on(sig, info, ctx);
+    pass_on(sig, code, info, ctx);
 }
 
 /// Maps zero pages over the registered mapping that holds `addr`, from its page to the
@@ -284,6 +303,13 @@ fn replace_pages(addr: usize) -> bool {
     }) else {
         return false;
     };
+    // Tripped *before* the pages change: another thread reading through the same handle may
+    // read the zero pages without faulting the moment they are mapped, and must then find the
+    // mark when it checks after its copy (its copy's loads come before that check: the read
+    // path's Acquire fences, and x86's load order). SeqCst, and the `mmap` system call between
+    // this store and the new pages, publish the mark first. If `mmap` fails the process dies of
+    // the fault anyway.
+    entry.tripped.store(true, Ordering::SeqCst);
     let page = PAGE.load(Ordering::Relaxed);
     let from = addr & !(page - 1);
     // SAFETY: `errno` is this thread's; reading it is always allowed.
@@ -308,26 +334,37 @@ fn replace_pages(addr: usize) -> bool {
     if p == libc::MAP_FAILED {
         return false;
     }
-    entry.tripped.store(true, Ordering::Relaxed);
     TRIPS.fetch_add(1, Ordering::Relaxed);
     true
 }
 
-/// Hands a `SIGBUS` that is not ours to the disposition installed before ours.
-fn pass_on(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+/// Hands a `SIGBUS` that is not ours (`code`: its `si_code`; 0 or less when a process sent
+/// it) to the disposition installed before ours, as if ours were not there.
+fn pass_on(
+    sig: libc::c_int,
+    code: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
     // SAFETY: `PREVIOUS` was written before this handler was installed and is never written
     // again (see `install`).
     let previous = unsafe { &*PREVIOUS.0.get() };
+    let previous = previous.filter(|_| !PREVIOUS_NOW_DEFAULT.load(Ordering::Acquire));
     let handler = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
+    if handler == libc::SIG_IGN && code <= 0 {
+        // Ignored before us: a `kill -BUS` stays ignored.
+        return;
+    }
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        // The default action, as if we had never been installed. A fault re-runs the faulting
+        // The default action, as if we had never been installed (a fault cannot be ignored:
+        // the kernel kills for it whatever the disposition). A fault re-runs the faulting
         // instruction on return and now ends the process; a `SIGBUS` sent with `kill` is
         // raised again and delivered once this handler returns.
         // SAFETY: a zeroed `sigaction` is SIG_DFL with an empty mask and no flags.
         let dfl: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: restores the default disposition; `dfl` is a valid struct we own.
         unsafe { libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut()) };
-        if code_of(info) <= 0 {
+        if code <= 0 {
             // SAFETY: `raise` is async-signal-safe; SIGBUS is blocked while we run, so it is
             // delivered, with the default action, when we return.
             unsafe { libc::raise(libc::SIGBUS) };
@@ -347,9 +384,15 @@ fn pass_on(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void)
         let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
         f(sig);
     }
-}
-
-fn code_of(info: *mut libc::siginfo_t) -> libc::c_int {
-    // SAFETY: the kernel's `siginfo_t` (see `on_sigbus`).
-    unsafe { (*info).si_code }
+    // A handler that restored the default action (Rust's does, for anything but a stack
+    // overflow) would otherwise have removed ours too, and the next truncation would kill:
+    // take the default as the previous disposition from now on and stand in front of it again.
+    // A fault re-runs and reaches that default through us; a second `kill -BUS` kills, as it
+    // would have without us. A handler that installed something else is left in place.
+    if current().is_some_and(|c| c.sa_sigaction == libc::SIG_DFL) {
+        PREVIOUS_NOW_DEFAULT.store(true, Ordering::Release);
+        let new = ours();
+        // SAFETY: puts our handler back (async-signal-safe); `new` is fully initialised.
+        unsafe { libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) };
+    }
 }
