@@ -14,13 +14,6 @@ use common::*;
 use mmf::prelude::*;
 use serde_json::json;
 
-fn env_or(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[test]
 fn child() {
     let Some((role, name)) = child_role() else {

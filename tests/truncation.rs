@@ -26,12 +26,7 @@ fn child() {
         // Shrinks the file at `path` to `MMF_LEN` bytes: the "other process" of these tests.
         "shrink" => {
             let len = std::env::var("MMF_LEN").unwrap().parse().unwrap();
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_len(len)
-                .unwrap();
+            set_len(&path, len);
         }
         // Reads a channel whose file is already truncated, without the handler: the default.
         "read-unguarded" => {
@@ -94,12 +89,7 @@ fn child() {
                 truncation::is_installed(),
                 "the handler is gone after kill -BUS"
             );
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_len(0)
-                .unwrap();
+            set_len(&path, 0);
             assert!(is_truncated(ch.read_raw()));
             print_stats(&serde_json::json!({ "survived": true }));
         }
@@ -418,12 +408,7 @@ fn threads_sharing_a_handle_never_take_zeros_for_a_value() {
                 })
                 .collect();
             std::thread::sleep(Duration::from_micros(300));
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&fc.path)
-                .unwrap()
-                .set_len(cut)
-                .unwrap();
+            set_len(&fc.path, cut);
             std::thread::sleep(Duration::from_millis(5));
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             for w in workers {
@@ -435,13 +420,6 @@ fn threads_sharing_a_handle_never_take_zeros_for_a_value() {
     }
     assert_eq!(wrong, 0, "reads that returned zeros or a torn value as Ok");
     assert!(truncated > 0);
-}
-
-fn env_or(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[test]
@@ -457,12 +435,7 @@ fn a_tripped_writer_publishes_nothing_into_the_file() {
     assert!(is_truncated_codec(fc.ch.publish_str("small, header only")));
     assert!(is_truncated(fc.ch.publish_raw(Tag::BYTES, &[3; 50_000])));
     // Grown back to its size: the file's header still names the value from before.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&fc.path)
-        .unwrap()
-        .set_len(len)
-        .unwrap();
+    set_len(&fc.path, len);
     let again = open_file(&fc.path);
     assert_eq!(
         again.generation(),

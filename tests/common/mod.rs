@@ -135,3 +135,21 @@ pub fn with_read_only_handle<T>(
     Channel::remove(&name).unwrap();
     out
 }
+
+/// Sets the length of the file at `path` (shrinks or grows it), as another process would.
+pub fn set_len(path: &std::path::Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+        .set_len(len)
+        .unwrap_or_else(|e| panic!("resizing {}: {e}", path.display()));
+}
+
+/// The number in environment variable `key`, or `default`.
+pub fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
