@@ -191,7 +191,12 @@ fn every_access_past_the_new_end_is_an_error_and_the_process_lives_on() {
         assert!(is_truncated_codec(ch.read_string()), "{what}: read_text");
         let _ = ch.generation();
         let _ = ch.info();
-        assert_eq!(ch.wait_for_change(u64::MAX, Duration::from_millis(1)), None);
+        // A wait returns at once, "changed", so that the read after it reports the truncation.
+        assert_eq!(
+            ch.wait_for_change(5, Duration::from_secs(30)),
+            Some(6),
+            "{what}: wait"
+        );
     }
     assert!(is_truncated(writer.publish_raw(Tag::BYTES, &big)));
     assert!(is_truncated(reader.publish_raw(Tag::TEXT, b"small")));
@@ -477,33 +482,72 @@ fn waits_and_checksummed_reads_report_the_truncation_at_once() {
 }
 
 #[test]
-fn a_pending_async_wait_resolves_and_the_read_after_it_says_truncated() {
+fn a_pending_async_wait_is_woken_and_the_read_after_it_says_truncated() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     use std::task::{Context, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
+    /// Records a wake and unparks the polling thread: the test polls only when woken, as an
+    /// executor does.
+    struct Flag(AtomicBool, std::thread::Thread);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+            self.1.unpark();
         }
     }
     truncation::install().unwrap();
-    let fc = FileChannel::new("trunc-async", 1024);
-    fc.ch.publish_str("x").unwrap();
-    let waker: Waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fc.ch.changed(fc.ch.generation()));
-    assert!(fut.as_mut().poll(&mut cx).is_pending());
-    shrink(&fc.path, 0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if fut.as_mut().poll(&mut cx).is_ready() {
-            break;
+    // No value yet (`latest` is 0, which is also what the zero pages read, so only the mark
+    // tells the notifier), and a value in place; cut to nothing either way.
+    for (what, publish) in [("empty", false), ("with a value", true)] {
+        let fc = FileChannel::new(&format!("trunc-async-{}", publish as u8), 1024);
+        if publish {
+            fc.ch.publish_str("x").unwrap();
         }
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .expect("the future stayed pending after the truncation");
-        std::thread::park_timeout(left.min(Duration::from_millis(50)));
+        let woken = Arc::new(Flag(AtomicBool::new(false), std::thread::current()));
+        let waker: Waker = woken.clone().into();
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fc.ch.changed(fc.ch.generation()));
+        assert!(fut.as_mut().poll(&mut cx).is_pending(), "{what}");
+        shrink(&fc.path, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if woken.0.swap(false, Ordering::SeqCst) && fut.as_mut().poll(&mut cx).is_ready() {
+                break;
+            }
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("{what}: never woken after the truncation"));
+            std::thread::park_timeout(left);
+        }
+        assert!(is_truncated_codec(fc.ch.read_string()), "{what}");
     }
-    assert!(is_truncated_codec(fc.ch.read_string()));
+}
+
+#[test]
+fn a_wait_after_a_trip_returns_at_once_so_that_loops_read_and_stop() {
+    truncation::install().unwrap();
+    let fc = FileChannel::new("trunc-wait", 1024);
+    fc.ch.publish_str("x").unwrap();
+    let since = fc.ch.generation();
+    shrink(&fc.path, 0);
+    // A loop that waits and reads only on a change: it must end with the error, not spin on
+    // `None` or sleep out its timeouts.
+    let t = Instant::now();
+    let err = loop {
+        if let Some(g) = fc.ch.wait_for_change(since, Duration::from_secs(30)) {
+            assert!(g > since);
+            break fc.ch.read_string().unwrap_err();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "waits keep timing out"
+        );
+    };
+    assert!(
+        matches!(err, mmf::Error::Channel(CoreError::Truncated { .. })),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }
 
 #[test]

@@ -811,8 +811,9 @@ impl Channel {
     /// Blocks until the generation moves past `since`, then returns the new generation; returns
     /// `None` if `timeout` passes first. Does not burn a core: on Linux the thread sleeps on a
     /// futex in the shared header until a writer in any process publishes (see `wait.rs`).
-    /// Also `None`, early, once the channel was truncated under this handle and the `SIGBUS`
-    /// handler caught it ([`truncation`](crate::truncation)): the next read says `Truncated`.
+    /// Once the channel was truncated under this handle and the `SIGBUS` handler caught it
+    /// ([`truncation`](crate::truncation)), it returns `since + 1` at once (within 100 ms when
+    /// another thread trips the handle), so that the caller's next read reports `Truncated`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -837,9 +838,9 @@ impl Channel {
         self.intact()?;
         let since = self.generation();
         match self.wait_for_change(since, timeout) {
+            // After a trip the wait returns at once, and this read reports it.
             Some(_) => self.read_into(buf).map(Some),
-            // A wait on a truncated channel's zero pages sees no change: not a timeout.
-            None => self.intact().map(|()| None),
+            None => Ok(None),
         }
     }
 
@@ -847,6 +848,12 @@ impl Channel {
     #[cfg(feature = "async")]
     pub(crate) fn tripped(&self) -> bool {
         self.snap.region.tripped()
+    }
+
+    /// The flag behind [`tripped`](Self::tripped), valid for the rest of the process.
+    #[cfg(feature = "async")]
+    pub(crate) fn trip_flag(&self) -> &'static std::sync::atomic::AtomicBool {
+        self.snap.region.trip_flag()
     }
 
     /// The header's `latest` word (the futex word of async waits).

@@ -48,6 +48,9 @@ struct Registration {
     waker: Waker,
     /// Whether writers know about this waiter (else it must be re-checked by polling).
     counted: bool,
+    /// The channel's mark of a truncation caught by the `SIGBUS` handler: set, the zero pages
+    /// will never move, so the future is woken to resolve (`Changed::poll`).
+    tripped: &'static std::sync::atomic::AtomicBool,
 }
 
 struct Notifier {
@@ -141,7 +144,8 @@ impl Notifier {
         false
     }
 
-    /// Wakes and drops every registration whose channel's `latest` moved.
+    /// Wakes and drops every registration whose channel's `latest` moved, or whose channel was
+    /// truncated under it.
     ///
     /// The wakers run after the lock is released: a waker may poll or drop a `Changed` on the
     /// spot (an inline executor, or the last reference to a task), which takes the same lock. A
@@ -153,7 +157,10 @@ impl Notifier {
             regs.extract_if(|_, r| {
                 // SAFETY: see `Registration::word`: we hold the lock, so the channel is mapped.
                 let now = unsafe { &*(r.word as *const AtomicU64) }.load(Ordering::SeqCst);
-                now as u32 != r.expected
+                // A tripped channel's word may read as it did (0 before the first value, or a
+                // header page still in the file): wake it anyway. The notifier looks at least
+                // every `MAX_SLEEP`.
+                now as u32 != r.expected || r.tripped.load(Ordering::Relaxed)
             })
             .map(|(_, r)| r)
             .collect()
@@ -256,6 +263,7 @@ impl Future for Changed<'_> {
                 expected: latest as u32,
                 waker: cx.waker().clone(),
                 counted: entry.is_some(),
+                tripped: ch.trip_flag(),
             },
         );
         drop(regs);

@@ -131,6 +131,12 @@ impl Region {
         false
     }
 
+    /// The flag behind [`tripped`](Self::tripped), valid for the rest of the process.
+    #[cfg(not(loom))]
+    pub(crate) fn trip_flag(&self) -> &'static std::sync::atomic::AtomicBool {
+        self.guard.flag()
+    }
+
     /// Whether stores are allowed (the mapping is `PROT_WRITE`).
     pub(crate) fn writable(&self) -> bool {
         self.writable

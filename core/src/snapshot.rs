@@ -541,6 +541,14 @@ impl Snapshot {
         frame[F_CRC].store(crc, Ordering::Relaxed);
         seqlock::end_write(seq, odd);
         self.store_descriptor(slot, next, len, tag, from_slot);
+        if from_slot {
+            // `store_descriptor` copied the value from the slot into the inline buffer: those
+            // loads from the mapping come before `commit`'s load of the trip mark, or a weakly
+            // ordered CPU could copy zeros mapped in between and still find no mark. Free on
+            // x86; only this path loads the value from the mapping.
+            #[cfg(not(loom))]
+            std::sync::atomic::fence(Ordering::Acquire);
+        }
         self.commit::<WAKE>(pack_latest(next, slot), pid)?;
         Ok(next)
     }

@@ -22,20 +22,25 @@
 //! a process-local flag per read and publish, whether the handler is installed or not.
 //!
 //! What it does not do:
-//! - functions that return no `Result` ([`Channel::generation`], [`Channel::wait_for_change`],
-//!   [`Channel::info`]) report what the zero pages hold (generation 0, no change), so a loop
-//!   built on them learns of the truncation at its next read or `verify` (a pending async
-//!   `changed` future resolves, so that the read after it reports `Truncated`);
+//! - functions that return no `Result` ([`Channel::generation`], [`Channel::info`],
+//!   [`Channel::incarnation`]) report what the zero pages hold (generation 0), so a loop that
+//!   only polls `generation` learns of the truncation at its next read or `verify`; waits
+//!   ([`Channel::wait_for_change`], async `changed`) return at once as if a value had come, so
+//!   that the read after them reports `Truncated`;
 //! - a file cut *inside* a page (not at a page boundary) leaves the rest of that page mapped
 //!   and reading as zeros, with no fault to catch: only [`Channel::verify`]'s size check sees
 //!   that, so long-running processes should still call it now and then;
 //! - a process-wide disposition can be changed by anyone: a library installed after mmf that
-//!   takes `SIGBUS` for itself replaces this handler ([`is_installed`] then says false).
+//!   takes `SIGBUS` for itself replaces this handler ([`is_installed`] then says false). A
+//!   `kill -BUS` reaches the handler installed before mmf's (Rust's own swallows the first one
+//!   and restores the default action); mmf's handler then stands in front of that default
+//!   again, but a truncation caught in the microseconds in between ends the process.
 //!
 //! [`Channel::verify`]: crate::Channel::verify
 //! [`Channel::generation`]: crate::Channel::generation
 //! [`Channel::wait_for_change`]: crate::Channel::wait_for_change
 //! [`Channel::info`]: crate::Channel::info
+//! [`Channel::incarnation`]: crate::Channel::incarnation
 //!
 //! ```
 //! use mmf_core::{truncation, Channel, Error, Location, Options, Tag};

@@ -46,9 +46,18 @@ impl Snapshot {
         spin: Duration,
     ) -> Option<u64> {
         let latest = self.region.word(H_LATEST);
+        // A mapping the `SIGBUS` handler tripped (`truncation`) is private zero pages now, which
+        // no writer reaches: "moved", to `since + 1`, so that the caller reads (and learns
+        // `Truncated`) instead of waiting out its timeout, or looping on `None`.
         let moved = || {
             let g = split_latest(latest.load(Ordering::SeqCst)).0;
-            (g > since).then_some(g)
+            if g > since {
+                Some(g)
+            } else if self.region.tripped() {
+                Some(since.saturating_add(1))
+            } else {
+                None
+            }
         };
         if let Some(g) = moved() {
             return Some(g);
@@ -61,7 +70,7 @@ impl Snapshot {
                 (Some(u), None) => u,
                 (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
             };
-            while Instant::now() < until && !self.region.tripped() {
+            while Instant::now() < until {
                 for _ in 0..64 {
                     std::hint::spin_loop();
                 }
@@ -70,10 +79,7 @@ impl Snapshot {
                 }
             }
         }
-        // A mapping the `SIGBUS` handler tripped (`truncation`) is private zero pages now, which
-        // no writer reaches: stop waiting (`None`), and let the caller's next read say why.
         let remaining = || match deadline {
-            _ if self.region.tripped() => None,
             None => Some(Duration::from_secs(3600)),
             Some(d) => d
                 .checked_duration_since(Instant::now())
@@ -96,6 +102,9 @@ impl Snapshot {
             let g = split_latest(l).0;
             if g > since {
                 break Some(g);
+            }
+            if self.region.tripped() {
+                break Some(since.saturating_add(1));
             }
             let Some(left) = remaining() else { break None };
             os::wait_while(latest, l as u32, left.min(MAX_SLEEP));

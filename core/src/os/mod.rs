@@ -25,6 +25,11 @@ pub(crate) mod sigbus {
         pub(crate) fn tripped(&self) -> bool {
             false
         }
+
+        pub(crate) fn flag(&self) -> &'static std::sync::atomic::AtomicBool {
+            static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            &NEVER
+        }
     }
 
     pub(crate) fn install() -> std::io::Result<()> {

@@ -180,6 +180,12 @@ impl Registration {
     pub(crate) fn tripped(&self) -> bool {
         self.entry.tripped.load(Ordering::Relaxed)
     }
+
+    /// The flag behind [`tripped`](Self::tripped), for holders that may outlive the mapping
+    /// (the async notifier's registrations): entries are never freed, so it stays valid.
+    pub(crate) fn flag(&self) -> &'static AtomicBool {
+        &self.entry.tripped
+    }
 }
 
 impl Drop for Registration {
