@@ -340,7 +340,17 @@ impl Options {
             let got = file
                 .read(&mut head)
                 .map_err(|e| io_error(name, path, "reading", e))?;
-            return Err(small_image_error(&head[..got], len, name));
+            let err = small_image_error(&head[..got], len, name);
+            // Our magic in a file too small for a channel: unless the file grew between the
+            // `fstat` above and this read, as it does when its creator allocates and writes the
+            // header meanwhile (then it is still being created: retry).
+            if matches!(err, Error::Corrupt { .. }) && file.metadata().is_ok_and(|m| m.len() != len)
+            {
+                return Err(Error::NotInitialized {
+                    name: name.to_owned(),
+                });
+            }
+            return Err(err);
         }
         let map_len = usize::try_from(len).map_err(|_| Error::Corrupt {
             name: name.to_owned(),
