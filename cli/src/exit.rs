@@ -67,19 +67,6 @@ pub fn code(err: &anyhow::Error) -> u8 {
     ERROR
 }
 
-/// The one-line message: the error and its causes, joined.
-pub fn message(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for e in err.chain() {
-        let s = e.to_string();
-        // thiserror's `transparent` and `#[source]` can repeat a message; say it once.
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
-}
-
 /// The line `mmf` prints for an error of `verb` on the channel `name` (when the verb takes one):
 /// the context and the error, with what to do next in the command line's own terms. The
 /// library's messages end with advice for any caller ("create the channel first"); where the
@@ -121,7 +108,7 @@ fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
         return Some("--bytes publishes it as raw bytes".into());
     }
     if verb == "out" && codec(|e| matches!(e, CodecError::InvalidJson { .. })) {
-        return Some("--json publishes JSON; without it the input is stored as text".into());
+        return Some("without --json the input would be stored as text".into());
     }
     None
 }
@@ -135,13 +122,18 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             "no channel named '{name}'; nothing was removed (--force ignores names that do not \
              exist)"
         ),
+        // One of several names: the others were (or will be) removed.
+        (CoreError::NotFound { name }, "remove-one-of-many") => {
+            format!("no channel named '{name}' (--force ignores names that do not exist)")
+        }
         (CoreError::NotFound { name }, _) => {
             // `mmf read state.mmf` beside a file state.mmf: a name without '/' is shared memory.
             let file = !name.contains('/') && std::path::Path::new(name).is_file();
             if file {
                 format!(
                     "no channel named '{name}' in shared memory; a name without '/' is a \
-                     shared-memory channel, so for the file here say ./{name}"
+                     shared-memory channel, so for the file here say {}",
+                    w(&format!("./{name}"))
                 )
             } else {
                 format!(

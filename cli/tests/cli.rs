@@ -125,6 +125,12 @@ fn the_seed_scenario_in_two_processes() {
     assert!(!String::from_utf8_lossy(&e.run(&["read", "Test"]).stderr).contains("("));
     // A file beside a name without '/': the name means shared memory, the file needs a path.
     std::fs::write(e.dir.join("state.mmf"), b"x").unwrap();
+    std::fs::write(e.dir.join("my state"), b"x").unwrap();
+    fails(
+        &e.run(&["read", "my state"]),
+        3,
+        "so for the file here say './my state'",
+    );
     fails(
         &e.run(&["read", "state.mmf"]),
         3,
@@ -447,6 +453,17 @@ fn new_exists_force_and_exist_ok() {
         6,
         "the name is taken by a file without a channel header (empty, or its creator died while \
          making it); if no process is creating it, delete the file (rm ./empty)",
+    );
+    // A FIFO under the name: exit 6 as for any taken name (it was 2, "usage").
+    assert!(Command::new("mkfifo")
+        .arg(e.dir.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    fails(
+        &e.run(&["new", "./fifo", "--size", "1KiB"]),
+        6,
+        "cannot create channel './fifo': the name is taken by a FIFO, not an mmf channel",
     );
     std::fs::write(e.dir.join("mmf.S"), b"something else").unwrap();
     fails(
@@ -787,6 +804,19 @@ fn remove_several_and_force() {
         "no channel named 'a'; nothing was removed (--force ignores names that do not exist)",
     );
     e.ok(&["remove", "--force", "a"]);
+    // One missing name among several: the others go, and its line does not say "nothing was
+    // removed" (nor, as before, "create the channel first").
+    e.ok(&["new", "c", "--size", "64"]);
+    let out = e.run(&["remove", "c", "missing"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("no channel named 'missing' (--force ignores names that do not exist)")
+            && !err.contains("nothing was removed")
+            && !err.contains("create"),
+        "{err}"
+    );
+    assert!(!e.dir.join("mmf.c").exists());
     // A path that is not a channel is refused and kept, whatever it holds.
     for (file, contents) in [
         ("empty", &b""[..]),
@@ -1358,6 +1388,31 @@ fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(e.dir.join("mmf.shared").exists());
+    // So list and doctor do not call it stale either, however old: stale is what prune would
+    // remove (they did, while prune, rightly, kept it).
+    let shared = e.dir.join("mmf.shared");
+    std::fs::File::options()
+        .write(true)
+        .open(&shared)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    assert_eq!(
+        e.ok(&["prune", "--dry-run"]),
+        "shared\n",
+        "stale for its owner"
+    );
+    let list = String::from_utf8(as_nobody(&e, &["list"]).unwrap().stdout).unwrap();
+    assert!(!list.contains("stale"), "{list}");
+    let doctor = String::from_utf8(as_nobody(&e, &["doctor"]).unwrap().stdout).unwrap();
+    assert!(doctor.contains("0 stale"), "{doctor}");
+    // And `new` on its name says whose it is, not "--force replaces it", which would fail.
+    let out = as_nobody(&e, &["new", "private", "--size", "64"]).unwrap();
+    fails(
+        &out,
+        6,
+        "the name is taken by a channel or file this user may not open",
+    );
     // Another user's private channel is how a multi-user host should be, not something for
     // `doctor` to warn about (it did, for every channel of every other user).
     let doctor = String::from_utf8(as_nobody(&e, &["doctor"]).unwrap().stdout).unwrap();

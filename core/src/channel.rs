@@ -1046,7 +1046,7 @@ impl Channel {
                 .len();
             if len != s.layout.total_bytes as u64 {
                 return corrupt(format!(
-                    "its file is now {len} bytes, not {}: someone truncated or resized it while it was mapped; stop using this handle (reading past the new end raises SIGBUS, which ends the process unless it installed mmf's truncation handler)",
+                    "its file is now {len} bytes, not {}: someone truncated or resized it while it was mapped; stop using this handle",
                     s.layout.total_bytes
                 ));
             }

@@ -132,7 +132,7 @@ impl Region {
     }
 
     /// The flag behind [`tripped`](Self::tripped), valid for the rest of the process.
-    #[cfg(not(loom))]
+    #[cfg(all(not(loom), feature = "async"))]
     pub(crate) fn trip_flag(&self) -> &'static std::sync::atomic::AtomicBool {
         self.guard.flag()
     }

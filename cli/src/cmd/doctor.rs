@@ -17,15 +17,18 @@ struct Check {
 
 pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
     let dir = host::shm_dir();
+    let chosen = std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty());
     let mut checks = vec![];
     match std::fs::metadata(&dir) {
         Ok(m) if m.is_dir() => {
             use std::os::unix::fs::PermissionsExt;
             let mode = m.permissions().mode() & 0o7777;
             let sticky_world = mode & 0o1777 == 0o1777;
-            // A directory of one's own (MMF_SHM_DIR) needs no sticky bit: nobody else writes
-            // there. Only the shared /dev/shm must let every user create channels safely.
-            let own = std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty());
+            // A directory of one's own (MMF_SHM_DIR: this user's, writable by no one else) needs
+            // no sticky bit: nobody else creates or deletes there. A shared one must be 1777.
+            let own = chosen
+                && mode & 0o022 == 0
+                && mmf::core::host::is_own(&mmf::Location::File(dir.clone()));
             checks.push(Check {
                 name: "shm-dir",
                 ok: sticky_world || own,
@@ -35,6 +38,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                     match (sticky_world, own) {
                         (true, _) => "",
                         (false, true) => " (MMF_SHM_DIR: a directory of its own, fine)",
+                        (false, false) if chosen => "; a directory others write to should be 1777 (world-writable, sticky) like /dev/shm, or one user can delete another's channels; point MMF_SHM_DIR at a directory of your own, or chmod 1777 it",
                         (false, false) => "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely",
                     }
                 ),
@@ -49,8 +53,13 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             name: "shm-dir",
             ok: false,
             detail: format!(
-                "{}: {e}; mount a tmpfs there or set MMF_SHM_DIR",
-                dir.display()
+                "{}: {e}; {}",
+                dir.display(),
+                if chosen {
+                    "MMF_SHM_DIR names it: create it, or point MMF_SHM_DIR at a directory that exists"
+                } else {
+                    "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
+                }
             ),
         }),
     }
@@ -94,22 +103,30 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
     });
     match host::list_with_use() {
         Ok(listings) => {
-            // Stale, and untouched for as long as `mmf prune` waits by default: what it would
-            // remove. A stale channel touched more recently (every channel used only from the
-            // command line is stale between commands) is counted apart, not offered to prune.
-            let (stale, recent): (Vec<_>, Vec<_>) = listings
+            // What `mmf prune` would remove (`prunable`). An abandoned channel of this user's
+            // touched more recently (every channel used only from the command line is abandoned
+            // between commands) is counted apart, not offered to prune; another user's is theirs.
+            let abandoned = |l: &mmf::Listing, u: &Option<bool>| {
+                l.info
+                    .as_ref()
+                    .is_ok_and(|i| u.is_some_and(|u| host::is_stale(i, u)))
+                    && mmf::Location::shm(&l.name).is_ok_and(|loc| host::is_own(&loc))
+            };
+            let stale: Vec<String> = listings
                 .iter()
                 .filter(|(l, u)| {
                     l.info
                         .as_ref()
-                        .is_ok_and(|i| u.is_some_and(|u| host::is_stale(i, u)))
+                        .is_ok_and(|i| super::prunable(&l.name, i, *u))
                 })
-                .map(|(l, _)| {
-                    let old = super::untouched_for(&l.name) >= super::PRUNE_AFTER;
-                    (super::shown(&l.name), old)
+                .map(|(l, _)| super::shown(&l.name))
+                .collect();
+            let recent: Vec<_> = listings
+                .iter()
+                .filter(|(l, u)| {
+                    abandoned(l, u) && super::untouched_for(&l.name) < super::PRUNE_AFTER
                 })
-                .partition(|(_, old)| *old);
-            let stale: Vec<String> = stale.into_iter().map(|(n, _)| n).collect();
+                .collect();
             // Another user's channel (mode 0600 by default) is not readable here, and that is
             // as it should be on a multi-user host: counted, not a warning.
             let (private, broken): (Vec<_>, Vec<_>) = listings

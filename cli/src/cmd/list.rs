@@ -23,7 +23,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                     "creator_alive": i.creator_alive,
                     "created": rfc3339(i.created),
                     "in_use": users,
-                    "stale": stale(&l.name, i, *users),
+                    "stale": super::prunable(&l.name, i, *users),
                 }),
                 Err(e) => json!({ "name": l.name, "error": e.to_string() }),
             })
@@ -53,7 +53,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 } else {
                     format!("{} {}B", i.tag, i.len)
                 },
-                use_cell(*users, stale(&l.name, i, *users)),
+                use_cell(*users, super::prunable(&l.name, i, *users)),
                 format!(
                     "{} ({})",
                     i.creator_pid,
@@ -69,14 +69,6 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
         });
     }
     super::print_bytes(table(&rows).as_bytes())
-}
-
-/// Stale as `mmf prune` means it by default: abandoned ([`host::is_stale`]) and untouched for
-/// an hour. Every channel used only from the command line is abandoned between commands, so
-/// without the hour a channel made a second ago would be called stale.
-fn stale(name: &str, info: &mmf::Info, in_use: Option<bool>) -> bool {
-    in_use.is_some_and(|u| host::is_stale(info, u))
-        && super::untouched_for(name) >= super::PRUNE_AFTER
 }
 
 fn use_cell(in_use: Option<bool>, stale: bool) -> String {

@@ -72,6 +72,15 @@ pub(super) fn shown(name: &str) -> String {
 /// `doctor` call a channel stale only past it, as prune would.
 pub(super) const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Whether `mmf prune` (with its default `--older-than`) would remove the shared-memory channel
+/// `name`: abandoned ([`host::is_stale`](mmf::core::host::is_stale)), this user's (root:
+/// anyone's), and untouched for [`PRUNE_AFTER`]. `list` and `doctor` call exactly these stale.
+pub(super) fn prunable(name: &str, info: &mmf::Info, in_use: Option<bool>) -> bool {
+    in_use.is_some_and(|u| mmf::core::host::is_stale(info, u))
+        && mmf::Location::shm(name).is_ok_and(|l| mmf::core::host::is_own(&l))
+        && untouched_for(name) >= PRUNE_AFTER
+}
+
 /// How long ago the shared-memory channel `name` was created or last written with `mmf out`
 /// (zero if that cannot be told).
 pub(super) fn untouched_for(name: &str) -> std::time::Duration {

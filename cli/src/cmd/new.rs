@@ -59,8 +59,8 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `create`'s "already exists", unless what is there is no channel: then neither `--force`
-/// (which replaces only channels) nor `--exist-ok` would help, so say what it is instead
+/// `create`'s "already exists", said as what is there: the channel's `--force` / `--exist-ok`
+/// advice only for a channel this user can open; else what holds the name and how to clear it
 /// (still exit 6: the name is taken).
 fn not_a_channel(e: mmf::core::Error, location: &Location) -> anyhow::Error {
     use mmf::core::Error as E;
@@ -72,9 +72,13 @@ fn not_a_channel(e: mmf::core::Error, location: &Location) -> anyhow::Error {
     let clear = if location.is_persistent() {
         format!("delete the file (rm {name})")
     } else {
+        // A shared-memory name is mmf's own: remove (and new --force) clear whatever is there.
         format!("`mmf remove {name}` deletes it")
     };
     let taken = match probe {
+        Ok(_) => {
+            return anyhow::Error::from(e).context(format!("cannot create channel '{location}'"))
+        }
         Err(E::WrongMagic { found, .. }) => format!(
             "a file that is not an mmf channel (it starts {found:#018x}); choose another name, \
              or {clear}"
@@ -83,8 +87,13 @@ fn not_a_channel(e: mmf::core::Error, location: &Location) -> anyhow::Error {
             "a file without a channel header (empty, or its creator died while making it); if no \
              process is creating it, {clear}"
         ),
-        Err(e @ E::NotAFile { .. }) => return anyhow::Error::from(e),
-        _ => return anyhow::Error::from(e).context(format!("cannot create channel '{location}'")),
+        Err(E::NotAFile { kind, .. }) => {
+            format!("a {kind}, not an mmf channel; choose another name, or {clear}")
+        }
+        Err(E::PermissionDenied { .. }) => "a channel or file this user may not open (another \
+             user's?); choose another name"
+            .into(),
+        Err(other) => format!("something that cannot be opened as a channel ({other})"),
     };
     exit::Coded(
         exit::EXISTS,

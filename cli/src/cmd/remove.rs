@@ -18,7 +18,8 @@ pub fn run(a: RemoveArgs) -> anyhow::Result<()> {
                 let e = anyhow::Error::from(e);
                 if a.names.len() > 1 {
                     // Report each failure, carry on with the other names.
-                    let _ = writeln!(std::io::stderr(), "mmf: {}", exit::message(&e));
+                    let line = exit::report(&e, "remove-one-of-many", Some(name));
+                    let _ = writeln!(std::io::stderr(), "mmf: {line}");
                 }
                 first_error.get_or_insert(e);
             }

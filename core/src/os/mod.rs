@@ -26,6 +26,7 @@ pub(crate) mod sigbus {
             false
         }
 
+        #[cfg(feature = "async")]
         pub(crate) fn flag(&self) -> &'static std::sync::atomic::AtomicBool {
             static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
             &NEVER

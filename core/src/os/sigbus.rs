@@ -183,6 +183,7 @@ impl Registration {
 
     /// The flag behind [`tripped`](Self::tripped), for holders that may outlive the mapping
     /// (the async notifier's registrations): entries are never freed, so it stays valid.
+    #[cfg(feature = "async")]
     pub(crate) fn flag(&self) -> &'static AtomicBool {
         &self.entry.tripped
     }
