@@ -137,17 +137,15 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
                 )
             } else {
                 format!(
-                    "no channel named '{name}'; check the name, or create it with `mmf new {} \
-                     --size 1KiB`",
-                    w(name)
+                    "no channel named '{name}'; check the name, or create it with `{}`",
+                    command("new", name, "--size 1KiB")
                 )
             }
         }
         (CoreError::TooLarge { len, capacity }, "out") => format!(
             "value of {len} bytes does not fit the channel's capacity of {capacity} bytes; \
-             nothing was published (`mmf new {} --size SIZE --force` makes a larger channel, \
-             dropping the current value)",
-            arg.map_or("NAME".into(), w)
+             nothing was published (`{}` makes a larger channel, dropping the current value)",
+            command("new", arg.unwrap_or("NAME"), "--size SIZE --force")
         ),
         (CoreError::AlreadyExists { name }, "new") => format!(
             "a channel named '{name}' already exists (--force replaces it, --exist-ok opens it \
@@ -160,18 +158,17 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
                 // mmf removes only files that start with its magic, which a half-made one does not.
                 format!("delete the file: rm {}", w(name))
             } else {
-                format!("`mmf remove {}` clears it", w(name))
+                format!("`{}` clears it", command("remove", name, ""))
             }
         ),
         (CoreError::Corrupt { name, what }, _) => format!(
-            "channel '{name}' is corrupt: {what}; `mmf new {} --size SIZE --force` replaces it",
-            w(name)
+            "channel '{name}' is corrupt: {what}; `{}` replaces it",
+            command("new", name, "--size SIZE --force")
         ),
         (CoreError::Truncated { name }, _) => format!(
             "channel '{name}' was truncated while mapped (another process shrank its file); run \
-             the command again, and if the channel is damaged, `mmf new {} --size SIZE --force` \
-             re-creates it",
-            w(name)
+             the command again, and if the channel is damaged, `{}` re-creates it",
+            command("new", name, "--size SIZE --force")
         ),
         (
             CoreError::UnsupportedVersion {
@@ -182,12 +179,24 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             _,
         ) => format!(
             "channel '{name}' has layout version {found}, this mmf reads version {supported}; the \
-             mmf that made it still reads it, and `mmf new {} --size SIZE --force` re-creates it \
-             in this layout, without its value",
-            w(name)
+             mmf that made it still reads it, and `{}` re-creates it in this layout, without \
+             its value",
+            command("new", name, "--size SIZE --force")
         ),
         _ => return None,
     })
+}
+
+/// The command line `mmf VERB NAME FLAGS`, quoted for the shell; a name that starts with '-'
+/// goes after `--`, where it cannot be taken for a flag (`mmf new --size 1KiB -- -y`).
+pub fn command(verb: &str, name: &str, flags: &str) -> String {
+    let name = shell_word(name);
+    match (name.starts_with('-'), flags.is_empty()) {
+        (true, true) => format!("mmf {verb} -- {name}"),
+        (true, false) => format!("mmf {verb} {flags} -- {name}"),
+        (false, true) => format!("mmf {verb} {name}"),
+        (false, false) => format!("mmf {verb} {name} {flags}"),
+    }
 }
 
 /// `word` as one shell word: as it is if it needs no quoting, else in single quotes.

@@ -141,6 +141,15 @@ fn the_seed_scenario_in_two_processes() {
         3,
         "create it with `mmf new 'it'\\''s' --size 1KiB`",
     );
+    // A name that starts with '-' goes after `--` in the advice, which then works as given.
+    fails(
+        &e.run(&["read", "--", "-y"]),
+        3,
+        "create it with `mmf new --size 1KiB -- -y`",
+    );
+    e.ok(&["new", "--size", "1KiB", "--", "-y"]);
+    e.ok(&["out", "--", "-y", "dash"]);
+    assert_eq!(e.ok(&["read", "--", "-y"]), "dash\n");
 }
 
 #[test]

@@ -73,7 +73,10 @@ fn not_a_channel(e: mmf::core::Error, location: &Location) -> anyhow::Error {
         format!("delete the file (rm {name})")
     } else {
         // A shared-memory name is mmf's own: remove (and new --force) clear whatever is there.
-        format!("`mmf remove {name}` deletes it")
+        format!(
+            "`{}` deletes it",
+            exit::command("remove", &location.to_string(), "")
+        )
     };
     let taken = match probe {
         Ok(_) => {

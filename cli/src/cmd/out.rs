@@ -110,9 +110,9 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
         TOO_LARGE,
         format!(
             "standard input holds {what}, more than channel '{location}' (capacity {cap} bytes) \
-             can hold; nothing was published (`mmf new {} --size SIZE --force` makes a larger \
-             channel, dropping the current value)",
-            crate::exit::shell_word(&location.to_string())
+             can hold; nothing was published (`{}` makes a larger channel, dropping the \
+             current value)",
+            crate::exit::command("new", &location.to_string(), "--size SIZE --force")
         ),
     )
     .into())
