@@ -170,23 +170,41 @@ impl Report<'_> {
         };
         let median = |r: &stats::Runs| if b2b { r.b2b() } else { r.p50() };
         let mmf = match self.lat(Transport::Mmf, len) {
-            Some(m) => m,
+            Some(m) if !(b2b && m.runs.b2b().is_nan()) => m,
+            Some(_) => return (None, "no back-to-back batch timed for mmf".into()),
             None => return (None, "no mmf result".into()),
         };
         let spinning = Transport::ALL
             .iter()
             .copied()
             .filter(|t| t.is_peer() && !t.blocks());
-        let absent: Vec<String> = spinning
+        let mut absent: Vec<String> = spinning
             .filter(|&t| self.lat(t, len).is_none())
             .map(|t| format!("{} ({})", t.name(), t.missing().unwrap_or("no result")))
             .collect();
-        let worst = self
+        let mut measured = Vec::new();
+        for p in self
             .lat
             .iter()
             .filter(|m| m.len == len && m.transport.is_peer() && !m.runs.runs.is_empty())
-            .filter_map(|p| Some((paired(&mmf.runs, &p.runs)?, p.transport)))
-            .max_by(|a, b| a.0.total_cmp(&b.0));
+        {
+            match paired(&mmf.runs, &p.runs) {
+                Some(r) => measured.push((r, p.transport)),
+                // A peer with runs but no figure to compare (no batch timed, no common round)
+                // must not drop out of "every peer" unnoticed.
+                None if !p.transport.blocks() => absent.push(format!(
+                    "{} ({})",
+                    p.transport.name(),
+                    if b2b {
+                        "no back-to-back batch timed"
+                    } else {
+                        "no figure"
+                    }
+                )),
+                None => {}
+            }
+        }
+        let worst = measured.into_iter().max_by(|a, b| a.0.total_cmp(&b.0));
         match (worst, absent.is_empty()) {
             (Some((r, t)), true) => (
                 Some(r),
@@ -262,7 +280,12 @@ impl Report<'_> {
                     o,
                     "  {mark} {:<58} {:>6}  (bar {}){}",
                     b.what,
-                    b.ratio.map_or("-".into(), |x| format!("{x:.3}")),
+                    // Near 1, enough digits that a strict "< 1" verdict can be read off.
+                    b.ratio.map_or("-".into(), |x| if (x - 1.0).abs() < 5e-4 {
+                        format!("{x:.6}")
+                    } else {
+                        format!("{x:.3}")
+                    }),
                     b.bar,
                     if b.note.is_empty() {
                         String::new()
@@ -536,6 +559,9 @@ impl Report<'_> {
             let (Some(x), Some(y)) = (self.lat(a, len), self.lat(b, len)) else {
                 return (None, String::new());
             };
+            if b2b && (x.runs.b2b().is_nan() || y.runs.b2b().is_nan()) {
+                return (None, "no back-to-back batch timed".into());
+            }
             let (medians, paired) = if b2b {
                 (
                     ratio(x.runs.b2b(), y.runs.b2b()),
@@ -586,13 +612,10 @@ impl Report<'_> {
                         ),
                         r,
                         0.6,
-                        if r.is_none() {
-                            Transport::IoxBlackboard
-                                .missing()
-                                .unwrap_or("no result")
-                                .into()
-                        } else {
-                            note
+                        match Transport::IoxBlackboard.missing() {
+                            Some(why) if r.is_none() => why.into(),
+                            _ if r.is_none() && note.is_empty() => "no result".into(),
+                            _ => note,
                         },
                     );
                 } else {
@@ -627,7 +650,7 @@ impl Report<'_> {
                 self.reader_vs_floor(m),
                 -0.7,
                 format!(
-                    "{} snapshots/s, 1/F = {} (F back to back, right before each run)",
+                    "{} snapshots/s, 1/F = {} (F right before each run, back to back where batches were timed)",
                     fmt_rate(m.reader_rate()),
                     m.floor_rt_ns().map_or("-".into(), |f| fmt_rate(2e9 / f))
                 ),
@@ -967,5 +990,71 @@ mod tests {
         assert_eq!(bar.ratio, Some(1.1));
         assert_eq!(bar.met, Some(true));
         assert_eq!(bar.note, "medians: 4.40");
+    }
+
+    /// Runs with a back-to-back figure as well.
+    fn runs_b2b(p50s: &[(usize, f64, f64)]) -> Runs {
+        let mut r = Runs::default();
+        for &(round, p50, b2b) in p50s {
+            r.push(
+                round,
+                Sample {
+                    p50,
+                    p99: p50,
+                    p999: p50,
+                    n: 1,
+                    b2b,
+                },
+            );
+        }
+        r
+    }
+
+    /// "Faster than every peer": a spinning peer that is faster one by one but has no
+    /// back-to-back figure must not drop out of the back-to-back verdict (a review saw the bar
+    /// pass on the slower peers left); a tie misses; a peer missing from the build leaves the
+    /// bar unjudged.
+    #[test]
+    fn every_peer_counts_every_peer_and_a_tie_misses() {
+        let m = machine();
+        let at = |t, p50: f64, b2b: f64| Measured {
+            transport: t,
+            len: 4096,
+            runs: runs_b2b(&[(0, p50, b2b), (1, p50, b2b)]),
+        };
+        let lat = [
+            at(Transport::Floor, 90.0, 80.0),
+            at(Transport::Mmf, 100.0, 90.0),
+            at(Transport::RawSyncBusy, 100.0, 95.0),
+            at(Transport::IoxBlackboard, 120.0, 110.0),
+            at(Transport::IoxPubSub, 50.0, f64::NAN),
+            at(Transport::Uds, 5000.0, 5000.0),
+        ];
+        let report = Report {
+            machine: &m,
+            lat: &lat,
+            breakdown: None,
+            publish: None,
+            missing: Vec::new(),
+            tp: &[],
+            cli: None,
+        };
+        let bars = report.bars();
+        let find = |what: &str| bars.iter().find(|b| b.what == what).expect(what);
+        let one_by_one = find("4 KiB RT: mmf / every peer (< 1)");
+        let back_to_back = find("4 KiB RT back-to-back: mmf / every peer (< 1)");
+        if cfg!(all(feature = "seed-peers", feature = "iceoryx2")) {
+            // One by one: pubsub (50 ns) is twice as fast; raw_sync-busy ties (1.0): missed.
+            assert_eq!((one_by_one.ratio, one_by_one.met), (Some(2.0), Some(false)));
+            assert_eq!(one_by_one.bar, "< 1");
+        }
+        // Back to back pubsub has no figure: not judged, and it says why, in any build.
+        assert_eq!(back_to_back.met, None);
+        assert!(
+            back_to_back.note.contains("iceoryx2-pubsub (")
+                && back_to_back.note.contains("not judged"),
+            "{}",
+            back_to_back.note
+        );
     }
 }

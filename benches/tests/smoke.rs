@@ -90,6 +90,10 @@ fn smoke_run_measures_every_default_transport() {
             !stdout.contains("[ok]   4 KiB RT: mmf / every peer"),
             "{stdout}"
         );
+        assert!(
+            !stdout.contains("[ok]   4 KiB RT back-to-back: mmf / every peer"),
+            "{stdout}"
+        );
     }
     // The breakdown needs two CPUs; where there are two, both transports have every segment.
     if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
