@@ -937,62 +937,13 @@ mod tests {
         }
     }
 
+    /// Runs with one p50 each and no back-to-back figure.
     fn runs(p50s: &[(usize, f64)]) -> Runs {
-        let mut r = Runs::default();
-        for &(round, p50) in p50s {
-            r.push(
-                round,
-                Sample {
-                    p50,
-                    p99: p50,
-                    p999: p50,
-                    n: 1,
-                    b2b: f64::NAN,
-                },
-            );
-        }
-        r
+        let with_b2b: Vec<_> = p50s.iter().map(|&(r, p)| (r, p, f64::NAN)).collect();
+        runs_b2b(&with_b2b)
     }
 
-    /// The host is fast in rounds 0-2 and slow in 3-4, and switched modes in round 2 between
-    /// F's run and mmf's: F's median is a fast run, mmf's a slow one, so the ratio of the medians
-    /// (4.4) misses a bar that four rounds of five meet (1.1). The verdict follows the rounds and
-    /// still shows the medians.
-    #[test]
-    fn latency_verdicts_use_the_ratio_within_each_round() {
-        let m = machine();
-        let lat = [
-            Measured {
-                transport: Transport::Floor,
-                len: 4096,
-                runs: runs(&[(0, 100.0), (1, 100.0), (2, 100.0), (3, 400.0), (4, 400.0)]),
-            },
-            Measured {
-                transport: Transport::Mmf,
-                len: 4096,
-                runs: runs(&[(0, 110.0), (1, 110.0), (2, 440.0), (3, 440.0), (4, 440.0)]),
-            },
-        ];
-        let report = Report {
-            machine: &m,
-            lat: &lat,
-            breakdown: None,
-            publish: None,
-            missing: Vec::new(),
-            tp: &[],
-            cli: None,
-        };
-        let bars = report.bars();
-        let bar = bars
-            .iter()
-            .find(|b| b.what == "4 KiB RT: mmf / F")
-            .expect("the 4 KiB bar");
-        assert_eq!(bar.ratio, Some(1.1));
-        assert_eq!(bar.met, Some(true));
-        assert_eq!(bar.note, "medians: 4.40");
-    }
-
-    /// Runs with a back-to-back figure as well.
+    /// Runs with a p50 and a back-to-back figure each.
     fn runs_b2b(p50s: &[(usize, f64, f64)]) -> Runs {
         let mut r = Runs::default();
         for &(round, p50, b2b) in p50s {
@@ -1010,13 +961,55 @@ mod tests {
         r
     }
 
+    /// The bars of a report that has only the latency section `lat`.
+    fn latency_bars(lat: &[Measured]) -> Vec<Bar> {
+        let m = machine();
+        Report {
+            machine: &m,
+            lat,
+            breakdown: None,
+            publish: None,
+            missing: Vec::new(),
+            tp: &[],
+            cli: None,
+        }
+        .bars()
+    }
+
+    /// The host is fast in rounds 0-2 and slow in 3-4, and switched modes in round 2 between
+    /// F's run and mmf's: F's median is a fast run, mmf's a slow one, so the ratio of the medians
+    /// (4.4) misses a bar that four rounds of five meet (1.1). The verdict follows the rounds and
+    /// still shows the medians.
+    #[test]
+    fn latency_verdicts_use_the_ratio_within_each_round() {
+        let lat = [
+            Measured {
+                transport: Transport::Floor,
+                len: 4096,
+                runs: runs(&[(0, 100.0), (1, 100.0), (2, 100.0), (3, 400.0), (4, 400.0)]),
+            },
+            Measured {
+                transport: Transport::Mmf,
+                len: 4096,
+                runs: runs(&[(0, 110.0), (1, 110.0), (2, 440.0), (3, 440.0), (4, 440.0)]),
+            },
+        ];
+        let bars = latency_bars(&lat);
+        let bar = bars
+            .iter()
+            .find(|b| b.what == "4 KiB RT: mmf / F")
+            .expect("the 4 KiB bar");
+        assert_eq!(bar.ratio, Some(1.1));
+        assert_eq!(bar.met, Some(true));
+        assert_eq!(bar.note, "medians: 4.40");
+    }
+
     /// "Faster than every peer": a spinning peer that is faster one by one but has no
     /// back-to-back figure must not drop out of the back-to-back verdict (a review saw the bar
     /// pass on the slower peers left); a tie misses; a peer missing from the build leaves the
     /// bar unjudged.
     #[test]
     fn every_peer_counts_every_peer_and_a_tie_misses() {
-        let m = machine();
         let at = |t, p50: f64, b2b: f64| Measured {
             transport: t,
             len: 4096,
@@ -1030,16 +1023,7 @@ mod tests {
             at(Transport::IoxPubSub, 50.0, f64::NAN),
             at(Transport::Uds, 5000.0, 5000.0),
         ];
-        let report = Report {
-            machine: &m,
-            lat: &lat,
-            breakdown: None,
-            publish: None,
-            missing: Vec::new(),
-            tp: &[],
-            cli: None,
-        };
-        let bars = report.bars();
+        let bars = latency_bars(&lat);
         let find = |what: &str| bars.iter().find(|b| b.what == what).expect(what);
         let one_by_one = find("4 KiB RT: mmf / every peer (< 1)");
         let back_to_back = find("4 KiB RT back-to-back: mmf / every peer (< 1)");

@@ -106,25 +106,15 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             // What `mmf prune` would remove (`prunable`). An abandoned channel of this user's
             // touched more recently (every channel used only from the command line is abandoned
             // between commands) is counted apart, not offered to prune; another user's is theirs.
-            let abandoned = |l: &mmf::Listing, u: &Option<bool>| {
-                l.info
-                    .as_ref()
-                    .is_ok_and(|i| u.is_some_and(|u| host::is_stale(i, u)))
-                    && mmf::Location::shm(&l.name).is_ok_and(|loc| host::is_own(&loc))
-            };
             let stale: Vec<String> = listings
                 .iter()
-                .filter(|(l, u)| {
-                    l.info
-                        .as_ref()
-                        .is_ok_and(|i| super::prunable(&l.name, i, *u))
-                })
+                .filter(|(l, u)| super::prunable(l, *u))
                 .map(|(l, _)| super::shown(&l.name))
                 .collect();
             let recent: Vec<_> = listings
                 .iter()
                 .filter(|(l, u)| {
-                    abandoned(l, u) && super::untouched_for(&l.name) < super::PRUNE_AFTER
+                    super::abandoned(l, *u) && super::untouched_for(&l.name) < super::PRUNE_AFTER
                 })
                 .collect();
             // Another user's channel (mode 0600 by default) is not readable here, and that is

@@ -23,7 +23,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                     "creator_alive": i.creator_alive,
                     "created": rfc3339(i.created),
                     "in_use": users,
-                    "stale": super::prunable(&l.name, i, *users),
+                    "stale": super::prunable(l, *users),
                 }),
                 Err(e) => json!({ "name": l.name, "error": e.to_string() }),
             })
@@ -53,7 +53,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 } else {
                     format!("{} {}B", i.tag, i.len)
                 },
-                use_cell(*users, super::prunable(&l.name, i, *users)),
+                use_cell(*users, super::prunable(l, *users)),
                 format!(
                     "{} ({})",
                     i.creator_pid,

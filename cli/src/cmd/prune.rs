@@ -21,15 +21,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         failed += 1;
     };
     for (listing, in_use) in host::list_with_use()? {
-        let Ok(info) = &listing.info else { continue };
-        if !in_use.is_some_and(|u| host::is_stale(info, u)) {
+        // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
+        if !super::abandoned(&listing, in_use) {
             continue;
         }
         let location = Location::shm(&listing.name)?;
-        // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
-        if !host::is_own(&location) {
-            continue;
-        }
         let Ok(touched) = host::last_touched(&location) else {
             continue;
         };
