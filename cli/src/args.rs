@@ -171,7 +171,8 @@ pub enum InFormat {
 pub struct OutArgs {
     /// Channel name or file path.
     pub name: String,
-    /// The value; read from standard input when absent or '-'.
+    /// The value; read from standard input when absent or '-' (absent, with standard input at
+    /// /dev/null or closed, is an error: nothing is published).
     pub value: Option<String>,
     /// Input is JSON: validated, stored as MessagePack (read back as JSON).
     #[arg(long, group = "informat")]

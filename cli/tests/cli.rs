@@ -347,6 +347,34 @@ fn invalid_input_is_refused_and_the_previous_stays() {
 }
 
 #[test]
+fn no_value_and_no_input_publishes_nothing() {
+    let e = Env::new("noinput");
+    e.ok(&["new", "T", "--size", "1KiB"]);
+    e.ok(&["out", "T", "keep"]);
+    // A job or script that forgot the value: standard input is /dev/null...
+    fails(
+        &e.run(&["out", "T"]),
+        2,
+        "no value was given and standard input is /dev/null (or closed): nothing was published \
+         to 'T'; give the value as an argument (`mmf out T VALUE`",
+    );
+    // ...or closed, which a Rust program sees as /dev/null too.
+    let closed = Command::new("sh")
+        .args(["-c", "exec \"$0\" out T <&-", BIN])
+        .env("MMF_SHM_DIR", &e.dir)
+        .output()
+        .unwrap();
+    fails(&closed, 2, "standard input is /dev/null (or closed)");
+    assert_eq!(e.ok(&["read", "T"]), "keep\n");
+    // Asked for by name ('-'), or piped in, an empty input is an empty value.
+    e.ok(&["out", "T", "-"]);
+    assert_eq!(e.ok(&["read", "T"]), "\n");
+    e.ok(&["out", "T", "again"]);
+    assert!(e.run_in(&["out", "T"], b"").status.success());
+    assert_eq!(e.ok(&["read", "T"]), "\n");
+}
+
+#[test]
 fn standard_input_and_bytes() {
     let e = Env::new("stdin");
     e.ok(&["new", "T", "--size", "1KiB"]);

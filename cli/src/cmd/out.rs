@@ -6,13 +6,26 @@ use anyhow::Context;
 use mmf::{Channel, ChannelExt, Location, Options, Tag};
 
 use crate::args::{InFormat, OutArgs};
-use crate::exit::{Coded, INVALID_INPUT, TOO_LARGE};
+use crate::exit::{Coded, INVALID_INPUT, TOO_LARGE, USAGE};
 
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     let input: Vec<u8> = match a.value.as_deref() {
         Some(v) if v != "-" => v.as_bytes().to_vec(),
-        _ => read_stdin(&location, a.format())?,
+        Some(_) => read_stdin(&location, a.format())?,
+        None if stdin_is_null() => {
+            return Err(Coded(
+                USAGE,
+                format!(
+                    "no value was given and standard input is /dev/null (or closed): nothing was \
+                     published to '{location}'; give the value as an argument (`{} VALUE`; '' \
+                     is an empty one) or pipe it in",
+                    crate::exit::command("out", &a.name, "")
+                ),
+            )
+            .into())
+        }
+        None => read_stdin(&location, a.format())?,
     };
     // Opened (again) once the value is here: while standard input was read, the channel may
     // have been created, or replaced by `new --force`, and a value published into the old one
@@ -29,6 +42,24 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
         super::print_bytes(format!("{generation}\n").as_bytes())?;
     }
     Ok(())
+}
+
+/// Whether standard input is `/dev/null`. A process started with it closed gets `/dev/null`
+/// there too (Rust's runtime opens it on a closed descriptor 0), so this is also `mmf out NAME
+/// <&-`. Without a value such an `out` can only be a mistake (a script that forgot the value, a
+/// job without input), and publishing the empty input would replace the value readers have.
+fn stdin_is_null() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from);
+    let (Ok(null), Ok(Ok(stdin))) = (std::fs::metadata("/dev/null"), stdin.map(|f| f.metadata()))
+    else {
+        return false;
+    };
+    stdin.file_type().is_char_device() && stdin.rdev() == null.rdev()
 }
 
 /// How much standard input is read while the channel is missing, waiting for it to appear.
