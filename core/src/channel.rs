@@ -812,7 +812,9 @@ impl Channel {
     }
 
     /// Generation of the newest value (0 before the first publish): one atomic load, so
-    /// "has it changed since `g`?" costs nothing.
+    /// "has it changed since `g`?" costs nothing. A handle whose channel was truncated under it
+    /// ([`truncation`](crate::truncation)) reads 0 here, a change from any earlier generation:
+    /// the read that follows says [`Error::Truncated`].
     #[inline]
     pub fn generation(&self) -> u64 {
         self.snap.generation()
@@ -1067,7 +1069,9 @@ impl Channel {
         }
     }
 
-    /// Everything the header says about the channel and its current value.
+    /// Everything the header says about the channel and its current value. It reads the header
+    /// as it is and checks nothing: on a handle whose channel was truncated under it the
+    /// counters read as zeros, and [`verify`](Self::verify) tells.
     pub fn info(&self) -> Info {
         let s = &self.snap;
         let created_ns = s.header(H_CREATED_NS);
