@@ -442,6 +442,8 @@ impl Options {
     /// over the old one: if it cannot be made (invalid options, no space), the old channel and
     /// its value stay as they were, and no opener ever finds the name missing. As with
     /// [`Channel::remove`], a file path that holds something other than a channel is refused.
+    /// Temporary files that replacements killed half-way left in the same directory are removed
+    /// ([`host::abandoned_replacements_in`](crate::host::abandoned_replacements_in)).
     pub fn create_or_replace(&self, location: &Location) -> Result<Channel> {
         let Some(path) = location.path() else {
             return self.anonymous();
@@ -455,9 +457,10 @@ impl Options {
         if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
             return Err(directory(&name));
         }
-        // Hidden from `list` (no `mmf.` prefix) while it is being made; one left behind in the
-        // shared-memory directory by a process killed before the rename is found by
-        // `host::abandoned_replacements` (beside a file path, nothing looks for it).
+        // Hidden from `list` (no `mmf.` prefix) while it is being made. One left behind by a
+        // process killed before the rename is removed by the next replacement in its directory
+        // (below), and in the shared-memory directory also by `mmf prune`
+        // (`host::abandoned_replacements`).
         let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
         let ch = self.create_at(location, &tmp).map_err(|e| match e {
             // Errors name the channel's own path, not the temporary one.
@@ -487,6 +490,15 @@ impl Options {
                 io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => directory(&name),
                 _ => io_error(&name, &path, "replacing", e),
             });
+        }
+        // Beside a file path nothing else would ever find them. Best effort: the replacement is
+        // done whatever happens to another process's leftovers.
+        if let Some(dir) = tmp.parent() {
+            for left in
+                crate::host::abandoned_replacements_in(dir, Duration::ZERO).unwrap_or_default()
+            {
+                let _ = std::fs::remove_file(left);
+            }
         }
         Ok(ch)
     }
@@ -1228,10 +1240,14 @@ pub fn list() -> Result<Vec<Listing>> {
 /// The entries of the shared-memory directory whose names start with `prefix`: the rest of each
 /// name (UTF-8 names only), and the path.
 pub(crate) fn shm_files(prefix: &str) -> Result<Vec<(String, PathBuf)>> {
-    let dir = os::shm_dir();
-    let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
+    dir_files(&os::shm_dir(), prefix)
+}
+
+/// The entries of `dir` whose names start with `prefix`: the rest of each name, and its path.
+pub(crate) fn dir_files(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
         op: "listing",
-        path: dir.clone(),
+        path: dir.to_owned(),
         source: e,
     })?;
     Ok(entries

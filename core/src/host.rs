@@ -125,18 +125,31 @@ fn owned(m: &std::fs::Metadata) -> bool {
 
 /// Files left in the shared-memory directory by replacements that never finished
 /// ([`Options::create_or_replace`] killed between making the new channel under its temporary
-/// name, `.mmf-new-*`, and renaming it into place) that this user owns (root: any user): no
-/// process holds them, and they were last changed at least `older_than` ago, and at least a
-/// minute. Nothing else finds them (they have no `mmf.` prefix), so `mmf prune` removes them and
-/// `mmf doctor` counts them.
+/// name, `.mmf-new-` and 16 hex digits, and renaming it into place) that this user owns (root:
+/// any user): no process holds them, and they were last changed at least `older_than` ago, and
+/// at least a minute. Nothing else lists them (they have no `mmf.` prefix), so `mmf prune`
+/// removes them and `mmf doctor` counts them; `create_or_replace` itself removes those it finds
+/// in its own directory ([`abandoned_replacements_in`]).
 ///
 /// [`Options::create_or_replace`]: crate::Options::create_or_replace
 pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
+    abandoned_replacements_in(&os::shm_dir(), older_than)
+}
+
+/// [`abandoned_replacements`] in `dir`: the leftovers of replacements of channels in files there.
+pub fn abandoned_replacements_in(
+    dir: &std::path::Path,
+    older_than: std::time::Duration,
+) -> Result<Vec<PathBuf>> {
     // A maker takes its lock right after creating the file: never judge one younger than this,
     // whatever `older_than` says, so that the moment in between cannot be mistaken for neglect.
     let older_than = older_than.max(std::time::Duration::from_secs(60));
     let mut found = Vec::new();
-    for (_, path) in crate::channel::shm_files(crate::channel::REPLACEMENT_PREFIX)? {
+    for (rest, path) in crate::channel::dir_files(dir, crate::channel::REPLACEMENT_PREFIX)? {
+        // Exactly the names `create_or_replace` makes, not a user's `.mmf-new-notes`.
+        if rest.len() != 16 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
         let location = Location::File(path.clone());
         let old = std::fs::symlink_metadata(&path)
             .ok()

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mmf_core::{Channel, Error, Location, LockOwner, Options, OwnerState, Tag};
 
@@ -391,6 +391,57 @@ fn open_or_create_and_create_or_replace() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".mmf-new-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_replacement_removes_what_killed_replacements_left_beside_it() {
+    // Channels in files of their own directory, as a user keeps them.
+    let dir = std::env::temp_dir().join(format!("mmf-test-left-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let location = Location::file(dir.join("app.mmf"));
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    let plant = |name: &str, modified: SystemTime| {
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        f.set_len(8192).unwrap();
+        f.set_modified(modified).unwrap();
+        f
+    };
+    // What a killed `create_or_replace` leaves: its temporary file, unlocked, an hour old.
+    drop(plant(".mmf-new-00000000deadbeef", old));
+    // Kept: one being made right now (its maker holds a shared lock), one just made, a
+    // user's file that only looks alike.
+    let making = plant(".mmf-new-00000000cafef00d", old);
+    making.lock_shared().unwrap();
+    drop(plant(".mmf-new-0000000000c0ffee", SystemTime::now()));
+    drop(plant(".mmf-new-notes", old));
+    let kept = [
+        ".mmf-new-00000000cafef00d",
+        ".mmf-new-0000000000c0ffee",
+        ".mmf-new-notes",
+    ];
+    assert_eq!(
+        mmf_core::host::abandoned_replacements_in(&dir, Duration::ZERO).unwrap(),
+        vec![dir.join(".mmf-new-00000000deadbeef")]
+    );
+    Options::new()
+        .capacity(64)
+        .create_or_replace(&location)
+        .unwrap()
+        .publish_raw(Tag::TEXT, b"new")
+        .unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut expected: Vec<String> = kept.iter().map(|k| k.to_string()).collect();
+    expected.push("app.mmf".into());
+    expected.sort();
+    assert_eq!(left, expected);
+    drop(making);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
