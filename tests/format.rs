@@ -53,8 +53,11 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
         assert_eq!(v["inline"], !checksum);
         assert_eq!(v["header_only"], !checksum);
         // A MessagePack value in another slot, then many more publishes cycling the slots.
-        for i in 0..25u32 {
-            ch.publish(&vec![i; 3]).unwrap();
+        // Filled through `publish_with`, which writes a slot and copies a small value from there
+        // into the inline buffer (typed publishes go through `publish_raw`, as above).
+        for i in 0..25u8 {
+            ch.publish_with(Tag::MSGPACK, |w| w.put(&[0x93, i, i, i]))
+                .unwrap();
         }
         let (ok, v, err) = decode(&path);
         assert!(ok, "{err}");
@@ -66,7 +69,15 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
         assert_eq!(v["inline"], !checksum);
         assert_eq!(
             v["header_only"], false,
-            "serde values are streamed into a slot"
+            "values filled through publish_with are in a slot"
+        );
+        // A typed publish of a small value is in the header only, like a string.
+        ch.publish(&[1u8, 2]).unwrap();
+        let (ok, v, err) = decode(&path);
+        assert!(ok, "{err}");
+        assert_eq!(
+            (&v["payload_hex"], &v["header_only"]),
+            (&"920102".into(), &(!checksum).into())
         );
         // A reader that wants slots (pin entry 0, docs/FORMAT.md section 5): small values go
         // into a slot and the inline buffer, and the decoder checks that the two agree.
@@ -87,7 +98,7 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
         assert!(ok, "{err}");
         assert_eq!(
             (v["generation"].as_u64(), v["len"].as_u64()),
-            (Some(28), Some(200))
+            (Some(29), Some(200))
         );
         assert_eq!(v["payload_hex"], "79".repeat(200));
         assert_eq!(v["inline"], false);

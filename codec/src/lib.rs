@@ -26,9 +26,12 @@
 //! # Ok::<(), mmf_codec::Error>(())
 //! ```
 //!
-//! Values are encoded straight into the channel's free slot through
-//! [`Channel::publish_with`]: no intermediate buffer on the publish path. A value that does not
-//! fit, or fails to encode, publishes nothing.
+//! Typed values are encoded into a buffer the thread keeps for the next publish, checked as
+//! readers will check them (one MessagePack document, nested no deeper than
+//! [`json::MAX_DEPTH`]), and published with one copy through [`Channel::publish_raw`], which
+//! keeps a small value in the channel's header. A value that does not fit, fails to encode or
+//! would not read back publishes nothing. (Encoding straight into the channel's slot, through
+//! [`Channel::publish_with`], is slower for the many small writes a serializer makes.)
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -168,23 +171,87 @@ impl ChannelExt for Channel {
     }
 }
 
-/// Publishes the MessagePack that `encode` writes straight into the channel's free slot. An
-/// encoder failure becomes [`Error::Encode`] with the encoder's own message (the core only sees
-/// an `io::Error`), an overflow [`mmf_core::Error::TooLarge`]; either way nothing is published.
+/// Publishes the MessagePack that `encode` writes, from this thread's reusable buffer. An
+/// encoder failure is [`Error::Encode`] with the encoder's own message, a value beyond the
+/// channel's capacity [`mmf_core::Error::TooLarge`] (encoding stops there), a document readers
+/// would refuse (nested deeper than [`json::MAX_DEPTH`]) [`Error::Encode`]; in each case nothing
+/// is published.
 fn publish_msgpack<F>(ch: &Channel, encode: F) -> Result<u64>
 where
-    F: FnOnce(&mut mmf_core::SlotWriter<'_>) -> std::result::Result<(), String>,
+    F: FnOnce(&mut Bounded<'_>) -> std::result::Result<(), String>,
 {
-    let mut encode_error = None;
-    let published = ch.publish_with(Tag::MSGPACK, |w| {
-        encode(w).map_err(|message| {
-            encode_error = Some(message.clone());
-            io::Error::other(message)
-        })
-    });
-    match published {
-        Err(mmf_core::Error::Encode { .. }) => Err(Error::Encode(encode_error.unwrap_or_default())),
-        other => Ok(other?),
+    // Taken out, not borrowed: a `Serialize` impl that publishes to another channel while it
+    // is being encoded gets an empty buffer of its own instead of a panic.
+    let mut buf = SCRATCH.take();
+    buf.clear();
+    let capacity = ch.capacity();
+    let mut w = Bounded {
+        buf: &mut buf,
+        capacity,
+        overflow: None,
+    };
+    let encoded = encode(&mut w);
+    let result = match (w.overflow, encoded) {
+        (Some(len), _) => Err(mmf_core::Error::TooLarge { len, capacity }.into()),
+        (None, Err(message)) => Err(Error::Encode(message)),
+        (None, Ok(())) => match msgpack::check(&buf) {
+            Err(e) => Err(Error::Encode(format!("mmf readers would refuse it: {e}"))),
+            Ok(()) => ch.publish_raw(Tag::MSGPACK, &buf).map_err(Error::from),
+        },
+    };
+    // A thread that once published a huge value does not keep its memory.
+    if buf.capacity() <= KEEP {
+        SCRATCH.set(buf);
+    }
+    result
+}
+
+thread_local! {
+    /// The buffer typed publishes encode into, kept for the thread's next one.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The largest encoding buffer a thread keeps between publishes.
+const KEEP: usize = 1 << 20;
+
+/// A `Vec` that refuses to grow past the channel's capacity, so that a value too large for the
+/// channel stops encoding there instead of filling memory.
+struct Bounded<'a> {
+    buf: &'a mut Vec<u8>,
+    capacity: usize,
+    /// The length the refused write would have made.
+    overflow: Option<usize>,
+}
+
+impl Bounded<'_> {
+    /// The error for a write of `n` bytes that does not fit; every later write fails too.
+    #[cold]
+    fn refuse(&mut self, n: usize) -> io::Error {
+        let len = self.overflow.unwrap_or(self.buf.len()) + n;
+        self.overflow = Some(len);
+        self.capacity = self.buf.len();
+        io::Error::other("the value is larger than the channel's capacity")
+    }
+}
+
+impl io::Write for Bounded<'_> {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.len() > self.capacity - self.buf.len() {
+            return Err(self.refuse(data.len()));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

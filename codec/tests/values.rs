@@ -243,6 +243,70 @@ fn invalid_input_publishes_nothing() {
     assert_eq!((meta.generation, &bytes[..]), (1, &b"keep"[..]));
 }
 
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Node {
+    v: u32,
+    next: Option<Box<Node>>,
+}
+
+fn list(len: u32) -> Node {
+    (1..len).fold(Node { v: 0, next: None }, |n, v| Node {
+        v,
+        next: Some(Box::new(n)),
+    })
+}
+
+#[test]
+fn a_typed_publish_refuses_what_readers_would_refuse() {
+    let ch = Channel::anonymous(64 << 10).unwrap();
+    // 127 nodes are 127 levels of maps (each `next` holds the next one): readers take that.
+    ch.publish(&list(127)).unwrap();
+    assert_eq!(ch.read::<Node>().unwrap(), list(127));
+    assert!(ch.read_json(false).is_ok());
+    // 128 are one level too many for every mmf reader, so they are not published.
+    let err = ch.publish(&list(128)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Encode(m) if m.contains("mmf readers would refuse it") && m.contains("deeper than the 127 levels")),
+        "{err}"
+    );
+    assert_eq!(ch.generation(), 1);
+    assert_eq!(ch.read::<Node>().unwrap(), list(127));
+}
+
+#[test]
+fn a_typed_publish_stops_at_the_capacity_and_may_publish_while_encoding() {
+    // A value far beyond the capacity is refused once it passes it, with what it had reached.
+    let ch = Channel::anonymous(1024).unwrap();
+    let err = ch.publish(&vec![7u64; 1 << 20]).unwrap_err();
+    match err {
+        Error::Channel(mmf_core::Error::TooLarge { len, capacity }) => {
+            assert_eq!(capacity, 1024);
+            assert!(len > 1024 && len < 2048, "{len}");
+        }
+        other => panic!("{other}"),
+    }
+    // A `Serialize` that publishes elsewhere while it is encoded (each publish has its own
+    // buffer), and a large value between two small ones on one thread.
+    struct Logged<'a>(&'a Channel, u32);
+    impl Serialize for Logged<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.0
+                .publish(&format!("encoding {}", self.1))
+                .map_err(serde::ser::Error::custom)?;
+            s.serialize_u32(self.1)
+        }
+    }
+    let log = Channel::anonymous(64).unwrap();
+    ch.publish(&Logged(&log, 5)).unwrap();
+    assert_eq!(ch.read::<u32>().unwrap(), 5);
+    assert_eq!(log.read::<String>().unwrap(), "encoding 5");
+    let big = Channel::anonymous(4 << 20).unwrap();
+    big.publish(&vec![1u8; 3 << 20]).unwrap();
+    assert_eq!(big.read::<Vec<u8>>().unwrap().len(), 3 << 20);
+    ch.publish(&[1, 2, 3]).unwrap();
+    assert_eq!(ch.read::<Vec<u8>>().unwrap(), [1, 2, 3]);
+}
+
 #[test]
 fn invalid_stored_values_are_errors_not_panics() {
     let ch = Channel::anonymous(64).unwrap();
