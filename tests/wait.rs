@@ -177,33 +177,82 @@ fn a_killed_writer_leaves_no_waiter_stuck() {
 
 #[test]
 fn a_killed_waiter_is_taken_off_the_count() {
-    let name = unique("deadwaiter");
-    let ch = Options::new()
-        .capacity(64)
-        .readers(1)
-        .create(&Location::shm(&name).unwrap())
-        .unwrap();
-    let mut sleeper = spawn_child("sleeper", &[("MMF_NAME", name.clone())]);
-    let t = Instant::now();
-    while ch.info().waiters == 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the child never waited"
+    // With one reader entry the next reader must take the dead waiter's; with entries to spare
+    // it takes a free one, and clears the dead waiter's on the way.
+    for readers in [1, 4] {
+        let name = unique("deadwaiter");
+        let ch = Options::new()
+            .capacity(64)
+            .readers(readers)
+            .create(&Location::shm(&name).unwrap())
+            .unwrap();
+        let mut sleeper = spawn_child("sleeper", &[("MMF_NAME", name.clone())]);
+        let t = Instant::now();
+        while ch.info().waiters == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the child never waited"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        assert_eq!(ch.info().waiters, 1, "a dead waiter stays counted...");
+        // ...until the next handle claims an entry.
+        ch.read_raw().unwrap();
+        assert!(ch.is_pinned());
+        assert_eq!(
+            ch.info().waiters,
+            0,
+            "...and is repaired when a reader claims an entry ({readers} entries)"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        Channel::remove(&name).unwrap();
     }
-    sleeper.kill().unwrap();
-    sleeper.wait().unwrap();
-    assert_eq!(ch.info().waiters, 1, "a dead waiter stays counted...");
-    // ...until its pin entry (the only one) is taken over by the next reader.
-    ch.read_raw().unwrap();
-    assert!(ch.is_pinned());
-    assert_eq!(
-        ch.info().waiters,
-        0,
-        "...and is repaired when its entry is reclaimed"
-    );
+}
+
+/// A count far above what the entries count (a peer wrote it) would make every publish pay a
+/// wake-up for as long as the channel exists: the next handle to claim an entry mends it.
+#[test]
+fn a_waiter_count_a_peer_wrote_is_mended() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("peercount");
+    let ch = Channel::create(&name, 64).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ch.location().path().unwrap())
+        .unwrap();
+    // FORMAT.md: `waiters` is header word 60.
+    for planted in [u64::MAX, 1 << 40] {
+        file.write_all_at(&planted.to_le_bytes(), 480).unwrap();
+        assert_eq!(ch.info().waiters, planted);
+        let other = Channel::open(&name).unwrap();
+        other.read_raw().unwrap();
+        assert_eq!(ch.info().waiters, 0, "planted {planted:#x}");
+    }
+    // A count within reach of waits that are just starting is left as it is.
+    file.write_all_at(&5u64.to_le_bytes(), 480).unwrap();
+    Channel::open(&name).unwrap().read_raw().unwrap();
+    assert_eq!(ch.info().waiters, 5);
     Channel::remove(&name).unwrap();
+}
+
+/// A wait whose timeout has passed before it would sleep (a zero one, say, in a polling loop)
+/// does not count itself as a waiter: writers would make wake-up calls for nobody.
+#[test]
+fn a_wait_with_no_time_left_is_not_counted() {
+    let ch = Channel::anonymous(64).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let counted = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(ch.wait_for_change(ch.generation(), Duration::ZERO), None);
+            }
+        });
+        let counted = (0..200_000).filter(|_| ch.info().waiters != 0).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        counted
+    });
+    assert_eq!(counted, 0, "seen counted in {counted} of 200000 looks");
 }
 
 /// A spin longer than the wait (`Duration::MAX` included) ends at the deadline; it used to

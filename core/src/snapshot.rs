@@ -231,9 +231,13 @@ impl Snapshot {
     /// A dead owner's entry is also cleared when a free one is found first: its `pinned` word
     /// may hold a pin or a wish for slots (`PIN_WANT_SLOTS`), and every writer's `pin_scan` would
     /// then keep small values out of the header for as long as the word stays, that is for good,
-    /// since nobody else ever looks at a dead owner's entry while free ones are left. This runs
-    /// once per handle, at its first read; it checks the liveness only of owners whose `pinned`
-    /// word is set.
+    /// since nobody else ever looks at a dead owner's entry while free ones are left; and its
+    /// waiter count (an owner killed while blocked in a wait) would keep every writer making a
+    /// wake-up call for nobody. This runs once per handle, at its first read or wait; it checks
+    /// the liveness only of owners whose `pinned` or waiting word is set.
+    ///
+    /// It also mends a header waiter count far above what the entries count (a peer wrote it):
+    /// see [`heal_waiters`](Self::heal_waiters).
     pub(crate) fn claim_pin(&self, token: u64) -> Option<usize> {
         if !self.region.writable() {
             return None;
@@ -260,7 +264,11 @@ impl Snapshot {
                 continue;
             }
             let pinned = self.region.word(self.layout.pin(e, PIN_SLOT));
-            if claimed.is_some() && pinned.load(Ordering::Relaxed) == 0 {
+            let waiting = self.region.word(self.layout.pin(e, PIN_WAITING));
+            if claimed.is_some()
+                && pinned.load(Ordering::Relaxed) == 0
+                && waiting.load(Ordering::Relaxed) == 0
+            {
                 continue;
             }
             let cur = owner(e).load(Ordering::Relaxed);
@@ -283,7 +291,29 @@ impl Snapshot {
                 self.release_pin(e, token);
             }
         }
+        self.heal_waiters();
         claimed
+    }
+
+    /// Lowers the header's waiter count to what the pin entries count when it is far above
+    /// that. Every waiter is counted in an entry too, right after the header (`enter_waiting`),
+    /// so the header can only exceed the entries' sum by the waits just starting; a count more
+    /// than [`WAITERS_SLACK`] above it was written by a peer, and would make every publish pay a
+    /// wake-up call for as long as the channel exists. Should a wait that is just starting be
+    /// taken off with it, that waiter is woken late, not never: waits look again at least every
+    /// `wait::MAX_SLEEP`.
+    fn heal_waiters(&self) {
+        let counted: u64 = (0..self.layout.readers)
+            .map(|e| {
+                self.region
+                    .word(self.layout.pin(e, PIN_WAITING))
+                    .load(Ordering::SeqCst)
+            })
+            .fold(0, u64::saturating_add);
+        let w = self.region.word(H_WAITERS);
+        let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+            (v > counted.saturating_add(WAITERS_SLACK)).then_some(counted)
+        });
     }
 
     /// Sets entry `e`'s waiter count to 0 and takes what it held off the header's count.
@@ -1206,6 +1236,11 @@ impl Snapshot {
 /// reader in the writer's own process 10-25 ns (best of 15 x 100,000 reads), less than it saves
 /// a reader in another process.
 const PREFETCH_BYTES: usize = 2048;
+
+/// How far the header's waiter count may exceed the pin entries' counts (waits that have counted
+/// themselves in the header and not yet in their entry) before [`Snapshot::heal_waiters`] takes
+/// it for a peer's doing.
+const WAITERS_SLACK: u64 = 1 << 16;
 
 /// What a descriptor says of a value, length and tag, when it is usable: a slot copy can start
 /// with it at once, validated by `latest` (`Snapshot::copy_slot_by_latest`), or on a channel with

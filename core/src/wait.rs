@@ -96,6 +96,9 @@ impl Snapshot {
                 nap = (nap * 2).min(Duration::from_millis(1));
             }
         };
+        // The timeout passed (a zero one, or used up spinning): not counted as a waiter, which
+        // would make writers issue wake-ups for nobody.
+        remaining()?;
         self.enter_waiting(e);
         let result = loop {
             let l = latest.load(Ordering::SeqCst);
