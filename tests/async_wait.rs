@@ -54,6 +54,8 @@ fn child() {
         }
         "many" => many_channels_one_thread(&name),
         "abuse" => abuse_the_notifier(&name),
+        "notifier-sleeps" => notifier_wake_ups(),
+        "fork" => changed_in_a_forked_child(),
         "wait-300ms" => {
             let ch = Channel::create(&name, 64).unwrap();
             let got = std::thread::scope(|s| {
@@ -351,4 +353,142 @@ fn a_refused_futex_waitv_makes_the_notifier_poll_not_spin() {
         calls < 600,
         "{calls} futex_waitv calls in ~300 ms: the notifier spins"
     );
+}
+
+/// Voluntary context switches of this process's `mmf-notify` thread so far: how often it slept
+/// and woke.
+fn notifier_switches() -> u64 {
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let path = task.unwrap().path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim() == "mmf-notify" {
+            let status = std::fs::read_to_string(path.join("status")).unwrap();
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+        }
+    }
+    panic!("no mmf-notify thread");
+}
+
+/// Child role: how often the notifier wakes in a second with 200 futures pending on one
+/// channel, and with none.
+fn notifier_wake_ups() {
+    let ch = Channel::anonymous(64).unwrap();
+    let second = |what: &str| {
+        std::thread::sleep(Duration::from_millis(200));
+        let before = notifier_switches();
+        std::thread::sleep(Duration::from_secs(1));
+        (what.to_owned(), notifier_switches() - before)
+    };
+    let waker = waker();
+    let mut futures: Vec<_> = (0..200).map(|_| Box::pin(ch.changed(0))).collect();
+    for f in &mut futures {
+        poll_pending(f, &waker);
+    }
+    let busy = second("busy");
+    drop(futures);
+    let idle = second("idle");
+    print_stats(&json!({ busy.0: busy.1, idle.0: idle.1 }));
+}
+
+/// Many futures on one channel are one futex word to the notifier, not one each: past 127 of
+/// them it used to poll every millisecond (5-19 % of a core with 128 to 50,000 futures). With
+/// none pending it sleeps until one comes, instead of waking ten times a second.
+#[test]
+fn the_notifier_sleeps_with_many_futures_on_one_channel_and_with_none() {
+    let stats = child_stats(spawn_child("notifier-sleeps", &[("MMF_NAME", "-".into())]));
+    // Pending futures: one look every `MAX_SLEEP` (100 ms), about 10 in the second.
+    assert!(stats["busy"].as_u64().unwrap() < 50, "{stats}");
+    assert!(stats["idle"].as_u64().unwrap() <= 1, "{stats}");
+}
+
+/// A peer that moves the generation by a multiple of 2^24 and keeps the slot leaves the futex
+/// word (the low half of `latest`) as it was: the future must still see the change, as a
+/// blocking wait does, instead of waiting for the next real publish.
+#[test]
+fn a_future_sees_a_change_that_leaves_the_futex_word_as_it_was() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("async-jump");
+    let ch = Channel::create(&name, 64).unwrap();
+    ch.publish_str("one").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ch.location().path().unwrap())
+        .unwrap();
+    let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w: Waker = Arc::new(OnWake({
+        let woken = woken.clone();
+        Box::new(move || woken.store(true, std::sync::atomic::Ordering::SeqCst))
+    }))
+    .into();
+    let mut f = Box::pin(ch.changed(1));
+    poll_pending(&mut f, &w);
+    // FORMAT.md: `latest` is header word 16 (byte 128), the generation in its high 56 bits.
+    let mut latest = [0; 8];
+    file.read_exact_at(&mut latest, 128).unwrap();
+    let jumped = u64::from_le_bytes(latest) + (1 << 32);
+    file.write_all_at(&jumped.to_le_bytes(), 128).unwrap();
+    let t = Instant::now();
+    while !woken.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "never woken: the notifier compared the low 32 bits only"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut cx = Context::from_waker(&w);
+    assert_eq!(f.as_mut().poll(&mut cx), Poll::Ready(1 + (1 << 24)));
+    drop(f);
+    Channel::remove(&name).unwrap();
+}
+
+/// Child role: starts the notifier, forks, and awaits a publish in the forked child, which has
+/// the notifier's memory but not its thread. Prints whether the forked child's future resolved.
+fn changed_in_a_forked_child() {
+    let ch = Channel::anonymous(64).unwrap();
+    assert_eq!(block_on(ch.changed(0), Duration::from_millis(20)), None);
+    // SAFETY: the forked child only creates and awaits a channel, and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // Woken, not merely polled again: a flag the waker sets, looked at by a sleep loop.
+        let mine = Channel::anonymous(64).unwrap();
+        let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let w: Waker = Arc::new(OnWake({
+            let woken = woken.clone();
+            Box::new(move || woken.store(true, std::sync::atomic::Ordering::SeqCst))
+        }))
+        .into();
+        let mut f = Box::pin(mine.changed(0));
+        poll_pending(&mut f, &w);
+        mine.publish_str("x").unwrap();
+        let t = Instant::now();
+        while !woken.load(std::sync::atomic::Ordering::SeqCst) && t.elapsed().as_secs() < 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut cx = Context::from_waker(&w);
+        let resolved = woken.load(std::sync::atomic::Ordering::SeqCst)
+            && f.as_mut().poll(&mut cx) == Poll::Ready(1);
+        drop(f);
+        // SAFETY: ends the forked child without running the parent's exit handlers twice.
+        unsafe { libc::_exit(if resolved { 0 } else { 3 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let resolved = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    print_stats(&json!({ "resolved": resolved }));
+}
+
+/// A process forked after it used `changed` gets a notifier of its own on its first wait.
+#[test]
+fn a_forked_child_can_await_changes() {
+    let stats = child_stats(spawn_child("fork", &[("MMF_NAME", "-".into())]));
+    assert_eq!(stats["resolved"], true, "{stats}");
 }

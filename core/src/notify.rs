@@ -14,13 +14,14 @@
 //! are awaited, up to 127 at a time; beyond that, or on kernels before Linux 5.16 (no
 //! `futex_waitv`), or outside Linux, the thread re-checks pending channels every millisecond.
 //! Works with any executor (tokio, async-std, smol, a hand-rolled `block_on`): it only uses
-//! `std::task::Waker`.
+//! `std::task::Waker`. With no future pending the thread sleeps until one is; a process made by
+//! `fork` starts a thread of its own at its first pending future.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -44,7 +45,11 @@ struct Registration {
     /// `Drop` removes what is left of its registrations, under the same lock, before it unmaps
     /// ([`forget_channel`]).
     word: usize,
+    /// The futex word's value (the low half of `latest`) when the future last polled.
     expected: u32,
+    /// The whole `latest` word then: a generation that moved by a multiple of 2^24 with the
+    /// same slot (a peer can write that) leaves the futex word as it was, and must still wake.
+    seen: u64,
     waker: Waker,
     /// Whether writers know about this waiter (else it must be re-checked by polling).
     counted: bool,
@@ -57,29 +62,57 @@ struct Notifier {
     regs: Mutex<HashMap<u64, Registration>>,
     next_id: AtomicU64,
     control: AtomicU32,
+    /// The process whose thread runs it.
+    pid: u32,
 }
 
-/// The process's notifier, once started.
-static N: OnceLock<&'static Notifier> = OnceLock::new();
+/// The process's notifier, once started: a leaked, never-freed `Notifier`.
+static N: AtomicPtr<Notifier> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The notifier started by this process, if any. A child made by `fork` inherits its parent's
+/// notifier but not the thread that runs it (nor, perhaps, its lock in a usable state): for the
+/// child that one does not count.
+fn running() -> Option<&'static Notifier> {
+    let p = N.load(Ordering::Acquire);
+    // SAFETY: `N` only ever holds null or a pointer from `Box::leak`, never freed, published
+    // with Release after the `Notifier` was written.
+    let n = unsafe { p.as_ref() }?;
+    (n.pid == std::process::id()).then_some(n)
+}
 
 fn notifier() -> &'static Notifier {
-    N.get_or_init(|| {
-        let n: &'static Notifier = Box::leak(Box::new(Notifier {
-            regs: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-            control: AtomicU32::new(0),
-        }));
-        std::thread::Builder::new()
-            .name("mmf-notify".into())
-            .spawn(move || n.run())
-            .expect("spawn the mmf-notify thread");
-        n
-    })
+    if let Some(n) = running() {
+        return n;
+    }
+    let fresh: &'static Notifier = Box::leak(Box::new(Notifier {
+        regs: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        control: AtomicU32::new(0),
+        pid: std::process::id(),
+    }));
+    let old = N.load(Ordering::Acquire);
+    if old.is_null() || running().is_none() {
+        let new = std::ptr::from_ref(fresh).cast_mut();
+        if N.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            std::thread::Builder::new()
+                .name("mmf-notify".into())
+                .spawn(move || fresh.run())
+                .expect("spawn the mmf-notify thread");
+            return fresh;
+        }
+    }
+    // Another thread started one first (`fresh`, a few words, stays leaked).
+    running().expect("a notifier of this process was just installed")
 }
 
 /// At most this many channels in one `futex_waitv` call (the kernel's limit is 128, one entry
 /// is the control word).
 const MAX_WAITV: usize = 127;
+
+/// How long the notifier sleeps with no future pending.
+const IDLE_SLEEP: Duration = Duration::from_secs(3600);
 
 impl Notifier {
     fn run(&self) {
@@ -87,14 +120,18 @@ impl Notifier {
             let control = self.control.load(Ordering::SeqCst);
             let (words, overflow) = {
                 let regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
-                let words: Vec<(usize, u32)> = regs
+                let mut words: Vec<(usize, u32)> = regs
                     .values()
                     .filter(|r| r.counted)
                     .map(|r| (r.word, r.expected))
-                    .take(MAX_WAITV)
                     .collect();
+                // Many futures on one channel are one futex word: the limit counts channels.
+                words.sort_unstable();
+                words.dedup();
+                let overflow = words.len() > MAX_WAITV;
+                words.truncate(MAX_WAITV);
                 let uncounted = regs.values().any(|r| !r.counted);
-                (words, uncounted || regs.len() > MAX_WAITV)
+                (words, uncounted || overflow)
             };
             let slept = self.sleep(control, &words, overflow);
             if !slept {
@@ -127,6 +164,9 @@ impl Notifier {
         }
         let timeout = if overflow {
             Duration::from_millis(1)
+        } else if words.is_empty() {
+            // Nothing to look at: only a registration, which bumps `control`, gives it work.
+            IDLE_SLEEP
         } else {
             crate::wait::MAX_SLEEP
         };
@@ -160,7 +200,7 @@ impl Notifier {
                 // A tripped channel's word may read as it did (0 before the first value, or a
                 // header page still in the file): wake it anyway. The notifier looks at least
                 // every `MAX_SLEEP`.
-                now as u32 != r.expected || r.tripped.load(Ordering::Relaxed)
+                now != r.seen || r.tripped.load(Ordering::Relaxed)
             })
             .map(|(_, r)| r)
             .collect()
@@ -182,7 +222,7 @@ impl Notifier {
 /// registrations left then are those of futures that were leaked without being dropped; the
 /// channel's pin entry, released right after, takes their waiter counts with it.
 pub(crate) fn forget_channel(word: usize) {
-    let Some(n) = N.get() else { return };
+    let Some(n) = running() else { return };
     let left: Vec<Registration> = {
         let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
         regs.extract_if(|_, r| r.word == word)
@@ -261,6 +301,7 @@ impl Future for Changed<'_> {
             Registration {
                 word,
                 expected: latest as u32,
+                seen: latest,
                 waker: cx.waker().clone(),
                 counted: entry.is_some(),
                 tripped: ch.trip_flag(),
