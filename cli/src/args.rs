@@ -263,7 +263,8 @@ pub struct WatchArgs {
     #[arg(long)]
     pub new_only: bool,
     /// Print each value as a JSON object with its generation, codec and the number of
-    /// generations skipped before it: {"generation":..,"skipped":..,"codec":..,"value":..}.
+    /// generations skipped before it: {"generation":..,"skipped":..,"codec":..,"value":..}; a
+    /// value that cannot be shown has "error" in place of "value" (and is not counted).
     #[arg(long)]
     pub meta: bool,
 }

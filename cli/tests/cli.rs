@@ -399,10 +399,10 @@ fn standard_input_and_bytes() {
     assert!(file.windows(12).any(|w| w == b"kept on disk"));
 }
 
-/// JSON text that another process stored as such (tag JSON) is made into JSON (`--pretty`,
-/// `--format json`) only when it is valid by the rules `out --json` applies: `--pretty` made 2^64
-/// a float and dropped a key given twice, with exit 0. Printed as stored (auto, text, bytes, and
-/// so by `watch`), any text is passed on.
+/// JSON text that another process stored as such (tag JSON) is printed as JSON (auto,
+/// `--pretty`, `--format json`, `watch`) only when it is valid by the rules `out --json` applies:
+/// `--pretty` made 2^64 a float and dropped a key given twice, with exit 0, and auto passed
+/// invalid text on as if it were JSON. Asked for as text or bytes, it is passed on as stored.
 #[test]
 fn stored_json_text_is_checked_before_it_is_printed_as_json() {
     let e = Env::new("storedjson");
@@ -410,32 +410,154 @@ fn stored_json_text_is_checked_before_it_is_printed_as_json() {
     let p = path.to_str().unwrap();
     e.ok(&["new", p, "--size", "1KiB"]);
     let text = br#"{"id": 18446744073709551616, "a": 1, "a": 2}"#;
-    mmf::Channel::open(p)
-        .unwrap()
-        .publish_raw(mmf::Tag::JSON, text)
-        .unwrap();
+    let ch = mmf::Channel::open(p).unwrap();
+    ch.publish_raw(mmf::Tag::JSON, text).unwrap();
     for args in [
         &["read", p, "--pretty"][..],
         &["read", p, "--format", "json"],
+        &["read", p],
     ] {
-        fails(&e.run(args), 5, "does not fit in 64 bits");
-    }
-    for format in ["auto", "text"] {
-        assert_eq!(
-            e.run(&["read", p, "--format", format]).stdout,
-            [&text[..], b"\n"].concat()
+        fails(
+            &e.run(args),
+            5,
+            &format!(
+                "the json value in '{p}' (generation 1) cannot be shown as asked: invalid JSON at \
+                 line 1, column 8: the integer 18446744073709551616 does not fit in 64 bits"
+            ),
         );
     }
+    assert!(String::from_utf8_lossy(&e.run(&["read", p]).stderr)
+        .contains(&format!("`mmf read {p} --format bytes` prints its bytes")));
+    assert_eq!(
+        e.run(&["read", p, "--format", "text"]).stdout,
+        [&text[..], b"\n"].concat()
+    );
     for args in [
         &["read", p, "--format", "bytes"][..],
         &["read", p, "--format", "bytes", "--pretty"],
     ] {
         assert_eq!(e.run(args).stdout, text, "{args:?}");
     }
+    // A watch says so on stderr and watches on; valid text over several lines is one line.
+    let child = background(&e, &["watch", p, "--count", "1", "--timeout", "20s"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ch.publish_raw(
+        mmf::Tag::JSON,
+        b"{\n  \"a\": [1, 2.50],\n  \"b\": \"x  y\"\n}\n",
+    )
+    .unwrap();
+    let out = finish(child, 20);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert_eq!(
-        e.ok(&["watch", p, "--count", "1", "--timeout", "5s"])
-            .as_bytes(),
-        [&text[..], b"\n"].concat()
+        String::from_utf8_lossy(&out.stdout),
+        "{\"a\":[1,2.50],\"b\":\"x  y\"}\n"
+    );
+    assert!(
+        err.contains(&format!(
+            "mmf: generation 1 of '{p}' cannot be shown, skipped: invalid JSON at line 1, \
+             column 8: the integer"
+        )) && err.contains(&format!("mmf: 1 value of '{p}' could not be shown (above)")),
+        "{err}"
+    );
+}
+
+/// One value another process stored wrong does not end a watch, nor take the values after it:
+/// with `--meta` it is a record with the error instead of the value; text that is not UTF-8 is
+/// shown as the bytes it is, not with replacement characters.
+#[test]
+fn a_watch_goes_on_past_a_value_it_cannot_show() {
+    let e = Env::new("watchbad");
+    let path = e.dir.join("w.mmf");
+    let p = path.to_str().unwrap();
+    e.ok(&["new", p, "--size", "1KiB"]);
+    let ch = mmf::Channel::open(p).unwrap();
+    let child = background(
+        &e,
+        &[
+            "watch",
+            p,
+            "--meta",
+            "--new-only",
+            "--count",
+            "2",
+            "--timeout",
+            "20s",
+        ],
+    );
+    // Published one by one, each once the watch has printed the one before.
+    let values: [(u16, &[u8]); 3] = [
+        (mmf::Tag::MSGPACK.0, &[0x92, 0x01]),
+        (mmf::Tag::TEXT.0, b"caf\xe9"),
+        (mmf::Tag::TEXT.0, b"fine"),
+    ];
+    for (tag, bytes) in values {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        ch.publish_raw(mmf::Tag(tag), bytes).unwrap();
+    }
+    let out = finish(child, 20);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines = ndjson(&out.stdout);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        (&lines[0]["generation"], &lines[0]["codec"]),
+        (&1.into(), &"msgpack".into())
+    );
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid MessagePack"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            serde_json::json!({"generation": 2, "skipped": 0, "codec": "text", "value": {"$bin": "Y2Fm6Q=="}}),
+            serde_json::json!({"generation": 3, "skipped": 0, "codec": "text", "value": "fine"}),
+        ]
+    );
+    assert!(
+        err.contains(&format!(
+            "mmf: generation 1 of '{p}' cannot be shown, skipped: invalid MessagePack"
+        )),
+        "{err}"
+    );
+}
+
+/// `read --pretty` writes as it renders: a deeply nested value another process stored (126
+/// arrays around 600,000 nils, 600 KB) is ~156 MB of indented text, which used to be built in
+/// memory whole. Under a 60 MB address-space limit it aborted; now it prints.
+#[test]
+fn pretty_printing_a_large_nested_value_takes_little_memory() {
+    let e = Env::new("prettymem");
+    let path = e.dir.join("deep.mmf");
+    let p = path.to_str().unwrap();
+    e.ok(&["new", p, "--size", "1MiB"]);
+    let mut doc = vec![0x91; 126];
+    doc.push(0xdd);
+    doc.extend_from_slice(&600_000u32.to_be_bytes());
+    doc.resize(doc.len() + 600_000, 0xc0);
+    mmf::Channel::open(p)
+        .unwrap()
+        .publish_raw(mmf::Tag::MSGPACK, &doc)
+        .unwrap();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 60000 && exec \"$0\" read \"$1\" --pretty | wc -l",
+            BIN,
+            p,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{err}");
+    // One line per nil, and one for each bracket of the 127 arrays.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        (600_000 + 2 * 127).to_string()
     );
 }
 

@@ -71,6 +71,38 @@ pub fn validate_json(json: &str) -> Result<()> {
     Ok(())
 }
 
+/// JSON text on one line: checked as [`validate_json`] checks it, then stripped of the
+/// whitespace between its tokens. Nothing else changes: numbers, escapes and the order of keys
+/// stay as written. For printing JSON text another process stored as one line (NDJSON).
+///
+/// ```
+/// let text = "{\n  \"a\": [1, 2.50],\n  \"b\": \"x y\\\" z\"\n}";
+/// assert_eq!(mmf_codec::json::compact_json(text)?, r#"{"a":[1,2.50],"b":"x y\" z"}"#);
+/// assert!(mmf_codec::json::compact_json(r#"{"a": 1, "a": 2}"#).is_err());
+/// # Ok::<(), mmf_codec::Error>(())
+/// ```
+pub fn compact_json(json: &str) -> Result<String> {
+    validate_json(json)?;
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// Every part of a JSON document parsed and dropped: unlike `IgnoredAny`, which serde_json skips
 /// without counting depth or decoding escapes, this meets serde_json's nesting limit (128 levels)
 /// and its checks of `\u` escapes (a lone surrogate), as the transcoding after it will; and it
@@ -248,6 +280,28 @@ pub fn write_msgpack_as_json<W: io::Write>(bytes: &[u8], pretty: bool, mut out: 
         transcode(bytes, &mut CompactFormatter, &mut out, true)?;
     }
     Ok(())
+}
+
+/// Writes JSON text to `out` indented, as it is read (no tree of the value in memory), after
+/// checking it as [`validate_json`] does: invalid text writes nothing.
+///
+/// ```
+/// let mut out = Vec::new();
+/// mmf_codec::json::write_json_pretty(r#"{"a":[1,2]}"#, &mut out)?;
+/// assert_eq!(String::from_utf8(out).unwrap(), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+/// # Ok::<(), mmf_codec::Error>(())
+/// ```
+pub fn write_json_pretty<W: io::Write>(json: &str, out: W) -> Result<()> {
+    validate_json(json)?;
+    let mut de = serde_json::Deserializer::from_str(json);
+    let mut ser = serde_json::Serializer::pretty(out);
+    serde_transcode::transcode(&mut de, &mut ser).map_err(|e| {
+        if e.is_io() {
+            Error::Write(e.into())
+        } else {
+            Error::Encode(e.to_string())
+        }
+    })
 }
 
 /// A MessagePack document to a `serde_json::Value`, by the rules of the module docs.

@@ -22,8 +22,62 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let out = render(&location, meta, bytes, a.format, a.pretty, a.raw)?;
+    let json_out = matches!(a.format, OutFormat::Auto | OutFormat::Json);
+    if a.pretty && json_out && matches!(meta.tag, Tag::MSGPACK | Tag::JSON) {
+        return print_pretty(&location, meta, &bytes);
+    }
+    let out = render(&location, meta, bytes, a.format, a.pretty, a.raw)
+        .map_err(|e| cannot_show(&location, meta, e))?;
     super::print_bytes(&out)
+}
+
+/// Prints a MessagePack or JSON value indented, written as it is rendered. Indented JSON can
+/// take hundreds of times the bytes of a deeply nested value another process stored (two spaces
+/// a level on every line), which must not all be held in memory at once. The value is checked
+/// whole first, so that an invalid one prints nothing.
+fn print_pretty(location: &Location, meta: Meta, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let text = (meta.tag == Tag::JSON)
+        .then(|| std::str::from_utf8(bytes).map_err(mmf::Error::from))
+        .transpose()
+        .map_err(|e| cannot_show(location, meta, e.into()))?;
+    let checked = match text {
+        Some(text) => mmf::json::validate_json(text),
+        // Renders into nothing: the check of structure, depth and keys that the printing would
+        // otherwise only finish at the end.
+        None => mmf::json::write_msgpack_as_json(bytes, false, std::io::sink()),
+    };
+    checked.map_err(|e| cannot_show(location, meta, e.into()))?;
+    crate::interrupt::writing(|| {
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+        match text {
+            Some(text) => mmf::json::write_json_pretty(text, &mut out)?,
+            None => mmf::json::write_msgpack_as_json(bytes, true, &mut out)?,
+        }
+        out.write_all(b"\n")?;
+        out.flush()?;
+        Ok(())
+    })
+}
+
+/// A value another process stored that cannot be printed as asked (invalid MessagePack, JSON
+/// text that breaks the rules, text that is not UTF-8 made JSON): which channel and value, and
+/// how to see it anyway. Other errors pass as they are.
+fn cannot_show(location: &Location, meta: Meta, e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<mmf::Error>().is_none() {
+        return e;
+    }
+    Coded(
+        INVALID_INPUT,
+        format!(
+            "the {} value in '{location}' (generation {}) cannot be shown as asked: {e:#}; \
+             `{}` prints its bytes",
+            meta.tag,
+            meta.generation,
+            crate::exit::command("read", &location.to_string(), "--format bytes")
+        ),
+    )
+    .into()
 }
 
 /// The first value newer than generation `after` (default: the current one), waiting for the
@@ -87,13 +141,15 @@ pub(super) fn render(
         )
         .into()
     };
-    // JSON text another process stored is made into JSON or MessagePack (`--pretty`, `--format
+    // JSON text another process stored is printed as JSON (auto, `--pretty`, `--format
     // json|msgpack`) only if it is valid by the rules of JSON published as such (FORMAT.md
     // §7.1): `--pretty` would otherwise make an integer beyond 64 bits a float and drop a key
-    // given twice, without a word. Printed as it is stored (auto, text, bytes, and so `watch`),
-    // it is passed on unchecked.
-    let converted = matches!(format, OutFormat::Json | OutFormat::Msgpack)
-        || (pretty && matches!(format, OutFormat::Auto | OutFormat::Text));
+    // given twice, without a word, and a script would take invalid text for JSON. Asked for as
+    // text or bytes, it is passed on as it is stored.
+    let converted = matches!(
+        format,
+        OutFormat::Auto | OutFormat::Json | OutFormat::Msgpack
+    ) || (pretty && format == OutFormat::Text);
     if meta.tag == Tag::JSON && converted {
         mmf::json::validate_json(std::str::from_utf8(&bytes).map_err(mmf::Error::from)?)?;
     }

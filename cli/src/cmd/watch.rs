@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use mmf::{Location, Tag};
+use mmf::{Location, Meta, Tag};
 use serde_json::json;
 
 use crate::args::{OutFormat, WatchArgs};
@@ -20,7 +20,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     } else {
         0
     };
-    let (mut printed, mut skipped_total) = (0u64, 0u64);
+    let (mut printed, mut skipped_total, mut unshown) = (0u64, 0u64, 0u64);
     let mut first = true;
     let outcome = loop {
         if a.count.is_some_and(|n| printed >= n) {
@@ -51,40 +51,26 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         };
         skipped_total += skipped;
         first = false;
-        let out = if a.meta {
-            let value = match meta.tag {
-                Tag::MSGPACK => mmf::json::msgpack_to_value(&buf)?,
-                Tag::JSON => {
-                    let text = std::str::from_utf8(&buf).map_err(mmf::Error::from)?;
-                    mmf::json::validate_json(text)?;
-                    serde_json::from_str(text)?
+        let out = match line_for(&location, meta, &mut buf, skipped, a.meta) {
+            Ok(line) => line,
+            Err(e) => {
+                // Another process stored something that cannot be shown (invalid MessagePack,
+                // JSON text that breaks the rules): say so and watch on; the next value may be
+                // fine, and ending here would end every script reading this watch.
+                unshown += 1;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "mmf: generation {} of '{location}' cannot be shown, skipped: {e:#}; `{}` \
+                     prints its bytes",
+                    meta.generation,
+                    crate::exit::command("read", &location.to_string(), "--format bytes")
+                );
+                if a.meta {
+                    super::print_bytes(&error_line(meta, skipped, &format!("{e:#}"))?)?;
                 }
-                Tag::TEXT => json!(String::from_utf8_lossy(&buf)),
-                _ => json!({ "$bin": mmf::json::base64(&buf) }),
-            };
-            let mut line = serde_json::to_vec(&json!({
-                "generation": meta.generation,
-                "skipped": skipped,
-                "codec": meta.tag.to_string(),
-                "value": value,
-            }))?;
-            line.push(b'\n');
-            line
-        } else if !matches!(meta.tag, Tag::TEXT | Tag::JSON | Tag::MSGPACK) {
-            // Raw bytes have no line of their own (they were printed back to back, one value
-            // running into the next): one JSON line each, as --meta renders them.
-            let mut line = serde_json::to_vec(&json!({ "$bin": mmf::json::base64(&buf) }))?;
-            line.push(b'\n');
-            line
-        } else {
-            super::read::render(
-                &location,
-                meta,
-                std::mem::take(&mut buf),
-                OutFormat::Auto,
-                false,
-                false,
-            )?
+                last = meta.generation;
+                continue;
+            }
         };
         // One write and a flush per value, so a pipe reader sees whole lines as they come.
         super::print_bytes(&out)?;
@@ -97,9 +83,85 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             "mmf: watch printed {printed} values and skipped {skipped_total} generations (a latest-value channel keeps only the newest; this reader fell behind)"
         );
     }
+    if unshown > 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "mmf: {unshown} {} of '{location}' could not be shown (above)",
+            if unshown == 1 { "value" } else { "values" }
+        );
+    }
     match outcome {
         // An interrupt is the normal way to end a watch: no message, but its exit code.
         Err(e) if crate::exit::code(&e) == INTERRUPTED => Err(e),
         other => other,
     }
+}
+
+/// One value as one line: NDJSON for JSON, MessagePack (as JSON) and raw bytes (`{"$bin":
+/// base64}`), text as it is (with a newline added), or with `meta` the JSON record of
+/// generation, skipped generations, codec and value.
+///
+/// The line is built as text, not as a `serde_json::Value`: a tree of a large value another
+/// process stored would take many times its size in memory.
+fn line_for(
+    location: &Location,
+    meta: Meta,
+    buf: &mut Vec<u8>,
+    skipped: u64,
+    with_meta: bool,
+) -> anyhow::Result<Vec<u8>> {
+    let value = match meta.tag {
+        Tag::MSGPACK => mmf::json::msgpack_to_json(buf, false)?,
+        // Checked (FORMAT.md §7.1) and made one line: stored text may span several.
+        Tag::JSON => mmf::json::compact_json(std::str::from_utf8(buf).map_err(mmf::Error::from)?)?,
+        Tag::TEXT if !with_meta => {
+            return super::read::render(
+                location,
+                meta,
+                std::mem::take(buf),
+                OutFormat::Auto,
+                false,
+                false,
+            );
+        }
+        // Text that is not UTF-8 is shown as the bytes it is, not with replacement characters.
+        Tag::TEXT => match std::str::from_utf8(buf) {
+            Ok(text) => serde_json::to_string(text)?,
+            Err(_) => bin(buf)?,
+        },
+        // Raw bytes have no line of their own (printed back to back, one value would run into
+        // the next): one JSON line each.
+        _ => bin(buf)?,
+    };
+    let mut line = if with_meta {
+        format!(
+            "{{\"generation\":{},\"skipped\":{skipped},\"codec\":{},\"value\":{value}}}",
+            meta.generation,
+            serde_json::to_string(&meta.tag.to_string())?
+        )
+    } else {
+        value
+    };
+    line.push('\n');
+    Ok(line.into_bytes())
+}
+
+/// `{"$bin": base64}`.
+fn bin(bytes: &[u8]) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(
+        &json!({ "$bin": mmf::json::base64(bytes) }),
+    )?)
+}
+
+/// With `--meta`, the record of a value that cannot be shown: its generation, skipped
+/// generations and codec, and the error in place of the value. (Not counted by `--count`.)
+fn error_line(meta: Meta, skipped: u64, error: &str) -> anyhow::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(&json!({
+        "generation": meta.generation,
+        "skipped": skipped,
+        "codec": meta.tag.to_string(),
+        "error": error,
+    }))?;
+    line.push(b'\n');
+    Ok(line)
 }
