@@ -164,6 +164,8 @@ impl Options {
     }
 
     /// Open without write access: reads only, by validation (no pin), on a `PROT_READ` mapping.
+    /// For [`open`](Options::open) only: a channel is created read-write, so creating with it
+    /// set is [`Error::InvalidOptions`].
     pub fn read_only(&mut self, on: bool) -> &mut Self {
         self.read_only = on;
         self
@@ -228,6 +230,7 @@ impl Options {
     /// (`location`'s own, or a temporary one that [`create_or_replace`](Options::create_or_replace)
     /// renames to it).
     fn create_at(&self, location: &Location, path: &Path) -> Result<Channel> {
+        self.creatable()?;
         let layout = Layout::new(self.capacity, self.readers)?;
         check_platform()?;
         let name = location.to_string();
@@ -399,6 +402,7 @@ impl Options {
     /// here (`true`) or was there already (`false`), say to compare an existing channel with
     /// what was asked for.
     pub fn open_or_create_telling(&self, location: &Location) -> Result<(Channel, bool)> {
+        self.creatable()?;
         for _ in 0..100 {
             match self.create(location) {
                 Err(Error::AlreadyExists { name }) => match self.open(location) {
@@ -505,6 +509,7 @@ impl Options {
 
     /// A private channel in this process's memory (tests, benchmarks, threads of one process).
     pub fn anonymous(&self) -> Result<Channel> {
+        self.creatable()?;
         let layout = Layout::new(self.capacity, self.readers)?;
         let region = Region::anonymous(layout.total_bytes).map_err(|e| Error::Io {
             op: "allocating",
@@ -526,6 +531,19 @@ impl Options {
             u64::from(std::process::id()),
         );
         Ok(self.finish(snap, Location::Anonymous, None))
+    }
+
+    /// Refuses options no creation can honour: a read-only handle cannot make the channel it
+    /// would hold (and a handle that silently could publish would not be read-only).
+    fn creatable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::InvalidOptions(
+                "read_only is for opening an existing channel; create it without it, then open \
+                 it again read-only where only reading is wanted"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     fn flags(&self) -> u64 {
@@ -858,6 +876,11 @@ impl Channel {
 
     /// Like [`wait_for_change`](Channel::wait_for_change) with "now" as `since`: blocks until the
     /// next publish, then copies the new value into `buf`. `None` on timeout.
+    ///
+    /// "Next" counts from the call: a value published between two calls (while the caller was
+    /// busy with the last one) is not waited for, it is missed. A loop that must see the newest
+    /// value every time it changes uses [`read_after_into`](Channel::read_after_into) with the
+    /// generation it saw last.
     pub fn read_next_into(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Option<Meta>> {
         self.intact()?;
         let since = self.generation();
@@ -865,6 +888,53 @@ impl Channel {
             // After a trip the wait returns at once, and this read reports it.
             Some(_) => self.read_into(buf).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// Copies the newest value into `buf` once its generation is past `since`: at once if it is
+    /// already, else when a writer publishes one (blocking as
+    /// [`wait_for_change`](Channel::wait_for_change) does). `None` if `timeout` passes first.
+    ///
+    /// With the generation of the value it saw last as `since`, a consumer loop sees the newest
+    /// value every time one came, however long it spent on the last (values published meanwhile
+    /// but already overtaken are skipped: the channel holds the latest value only).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_core::{Channel, Tag};
+    /// let ch = Channel::anonymous(64)?;
+    /// let mut buf = Vec::new();
+    /// ch.publish_raw(Tag::TEXT, b"first")?;
+    /// let seen = ch.read_after_into(0, &mut buf, Duration::from_secs(1))?.unwrap();
+    /// ch.publish_raw(Tag::TEXT, b"while busy")?;
+    /// // Published before this call, and still newer than what was seen: read at once.
+    /// let next = ch.read_after_into(seen.generation, &mut buf, Duration::from_secs(1))?.unwrap();
+    /// assert_eq!((next.generation, &buf[..]), (2, &b"while busy"[..]));
+    /// assert_eq!(ch.read_after_into(2, &mut buf, Duration::from_millis(10))?, None);
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn read_after_into(
+        &self,
+        since: u64,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Option<Meta>> {
+        self.intact()?;
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            if self.wait_for_change(since, left).is_none() {
+                return Ok(None);
+            }
+            // After a trip the wait returns at once, and this read reports it.
+            let meta = self.read_into(buf)?;
+            // A peer may have moved `latest` back meanwhile: wait again, within the timeout.
+            if meta.generation > since {
+                return Ok(Some(meta));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
         }
     }
 

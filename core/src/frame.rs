@@ -6,8 +6,19 @@ use std::fmt;
 ///
 /// The core treats tags as opaque numbers; `mmf-codec` gives the known ones meaning. Tags 1-4 are
 /// reserved by mmf, 5-255 for future mmf codecs, 256 and above are free for applications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(pub u16);
+
+/// The constant's name for mmf's tags (`Tag::MSGPACK`), the number for others (`Tag(300)`): a
+/// `Debug` of [`Meta`] or an [`Info`](crate::Info) then says what the value is.
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "Tag::{}", n.to_ascii_uppercase()),
+            None => write!(f, "Tag({})", self.0),
+        }
+    }
+}
 
 impl Tag {
     /// No value has been published yet (generation 0).

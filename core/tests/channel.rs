@@ -1604,3 +1604,83 @@ fn open_or_create_tells_whether_it_created_and_names_a_dangling_link() {
         "{err}"
     );
 }
+
+/// `read_only` is for opening: every way of creating refuses it, creates nothing, and says so,
+/// instead of making a handle that says it is read-only and publishes all the same.
+#[test]
+fn creating_read_only_is_refused() {
+    let s = Scratch::new("shm");
+    let mut o = Options::new();
+    o.capacity(64).read_only(true);
+    for (how, result) in [
+        ("create", o.create(&s.location).map(|_| ())),
+        (
+            "create_or_replace",
+            o.create_or_replace(&s.location).map(|_| ()),
+        ),
+        ("open_or_create", o.open_or_create(&s.location).map(|_| ())),
+        ("anonymous", o.anonymous().map(|_| ())),
+    ] {
+        match result {
+            Err(Error::InvalidOptions(m)) => {
+                assert!(m.contains("read_only is for opening"), "{how}: {m}")
+            }
+            other => panic!("{how}: {other:?}"),
+        }
+    }
+    assert!(!s.path().exists());
+    // Created without it, the channel opens read-only as before.
+    let w = s.create(64);
+    w.publish_raw(Tag::TEXT, b"hi").unwrap();
+    let r = o.open(&s.location).unwrap();
+    assert!(r.is_read_only());
+    assert_eq!(r.read_raw().unwrap().1, b"hi");
+}
+
+/// A `Debug` of a read's `Meta` says what the value is.
+#[test]
+fn tags_debug_as_their_names() {
+    assert_eq!(format!("{:?}", Tag::MSGPACK), "Tag::MSGPACK");
+    assert_eq!(format!("{:?}", Tag::EMPTY), "Tag::EMPTY");
+    assert_eq!(format!("{:?}", Tag(300)), "Tag(300)");
+    let ch = Channel::anonymous(64).unwrap();
+    ch.publish_raw(Tag::TEXT, b"x").unwrap();
+    let mut buf = Vec::new();
+    assert!(format!("{:?}", ch.read_into(&mut buf).unwrap()).contains("tag: Tag::TEXT"));
+}
+
+/// `read_next_into` waits for a publish after the call; `read_after_into` for a generation
+/// past the one given, which may have come already.
+#[test]
+fn read_after_into_reads_what_came_before_the_call() {
+    let ch = Channel::anonymous(64).unwrap();
+    let mut buf = Vec::new();
+    ch.publish_raw(Tag::TEXT, b"one").unwrap();
+    assert_eq!(
+        ch.read_next_into(&mut buf, Duration::from_millis(20))
+            .unwrap(),
+        None,
+        "'next' counts from the call"
+    );
+    let m = ch
+        .read_after_into(0, &mut buf, Duration::from_millis(20))
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.generation, &buf[..]), (1, &b"one"[..]));
+    assert_eq!(
+        ch.read_after_into(1, &mut buf, Duration::from_millis(20))
+            .unwrap(),
+        None
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            ch.publish_raw(Tag::TEXT, b"two").unwrap();
+        });
+        let m = ch
+            .read_after_into(1, &mut buf, Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.generation, &buf[..]), (2, &b"two"[..]));
+    });
+}
