@@ -52,8 +52,17 @@ pub enum Error {
     #[error("could not write the JSON text: {0}")]
     Write(#[source] std::io::Error),
     /// A value that does not decode into the requested type.
-    #[error("could not decode the value as {ty}: {message}")]
+    #[error(
+        "the {tag} value of channel '{name}' (generation {generation}) does not decode as \
+         {ty}: {message}; read it as JSON to see what it holds"
+    )]
     Decode {
+        /// The channel.
+        name: String,
+        /// Generation of the value.
+        generation: u64,
+        /// Its codec tag.
+        tag: Tag,
         /// The Rust type asked for.
         ty: &'static str,
         /// What did not match.

@@ -60,6 +60,30 @@ pub trait ChannelExt {
     /// for the copy when it is large enough) and also returns the frame's [`Meta`].
     fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)>;
 
+    /// Reads the newest value into `T` once its generation is past `since` (at once if it is
+    /// already), waiting at most `timeout`: [`Channel::read_after_into`], typed. `None` if the
+    /// timeout passes first. With the generation of the last value seen as `since`, a loop sees
+    /// every change, whatever it spends on each value:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_codec::{Channel, ChannelExt};
+    ///
+    /// let ch = Channel::anonymous(256)?;
+    /// ch.publish(&[1, 2])?;
+    /// let mut seen = 0;
+    /// while let Some((meta, v)) = ch.read_after::<Vec<u32>>(seen, Duration::from_millis(10))? {
+    ///     assert_eq!((meta.generation, v), (1, vec![1, 2]));
+    ///     seen = meta.generation;
+    /// }
+    /// # Ok::<(), mmf_codec::Error>(())
+    /// ```
+    fn read_after<T: DeserializeOwned>(
+        &self,
+        since: u64,
+        timeout: std::time::Duration,
+    ) -> Result<Option<(Meta, T)>>;
+
     /// Publishes UTF-8 text.
     fn publish_str(&self, text: &str) -> Result<u64>;
 
@@ -96,21 +120,19 @@ impl ChannelExt for Channel {
 
     fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)> {
         let meta = self.read_into(buf)?;
-        let ty = std::any::type_name::<T>();
-        let value = match meta.tag {
-            Tag::MSGPACK => decode_msgpack(buf, ty)?,
-            Tag::JSON => {
-                // The same rules as for JSON published as such (FORMAT.md §7.1): no integer
-                // beyond 64 bits made a float on the way, no key given twice.
-                json::validate_json(std::str::from_utf8(buf)?)?;
-                serde_json::from_slice(buf).map_err(|e| Error::Decode {
-                    ty,
-                    message: e.to_string(),
-                })?
-            }
-            _ => return Err(wrong(self, meta, "a MessagePack or JSON value")),
-        };
-        Ok((meta, value))
+        decode(self, meta, buf)
+    }
+
+    fn read_after<T: DeserializeOwned>(
+        &self,
+        since: u64,
+        timeout: std::time::Duration,
+    ) -> Result<Option<(Meta, T)>> {
+        let mut buf = Vec::new();
+        match self.read_after_into(since, &mut buf, timeout)? {
+            Some(meta) => decode(self, meta, &buf).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn publish_str(&self, text: &str) -> Result<u64> {
@@ -255,24 +277,38 @@ impl io::Write for Bounded<'_> {
     }
 }
 
-/// Decodes exactly one MessagePack document into `T`. The document is checked first without
-/// recursion ([`msgpack::check`]): rmp-serde counts no depth for enum variants, so a deep enough
-/// recursive enum from another process would otherwise overflow the stack.
-fn decode_msgpack<T: DeserializeOwned>(bytes: &[u8], ty: &'static str) -> Result<T> {
-    msgpack::check(bytes)?;
-    let mut de = rmp_serde::Deserializer::new(bytes);
-    let value = T::deserialize(&mut de).map_err(|e| Error::Decode {
-        ty,
-        message: e.to_string(),
-    })?;
-    let rest = de.get_ref().len();
-    if rest != 0 {
-        return Err(Error::Decode {
-            ty,
-            message: format!("{rest} trailing bytes after the value"),
-        });
-    }
-    Ok(value)
+/// The value `buf` holds (read from `ch`, described by `meta`) decoded into `T`, from a
+/// MessagePack or JSON frame. Either is checked first by the rules mmf reads by: MessagePack
+/// without recursion ([`msgpack::check`]; rmp-serde counts no depth for enum variants, so a deep
+/// enough recursive enum from another process would otherwise overflow the stack), JSON text as
+/// JSON published as such is (FORMAT.md §7.1: no integer beyond 64 bits made a float on the way,
+/// no key given twice).
+fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(Meta, T)> {
+    let failed = |message: String| Error::Decode {
+        name: ch.location().to_string(),
+        generation: meta.generation,
+        tag: meta.tag,
+        ty: std::any::type_name::<T>(),
+        message,
+    };
+    let value = match meta.tag {
+        Tag::MSGPACK => {
+            msgpack::check(buf)?;
+            let mut de = rmp_serde::Deserializer::new(buf);
+            let value = T::deserialize(&mut de).map_err(|e| failed(e.to_string()))?;
+            let rest = de.get_ref().len();
+            if rest != 0 {
+                return Err(failed(format!("{rest} bytes of the value were not read")));
+            }
+            value
+        }
+        Tag::JSON => {
+            json::validate_json(std::str::from_utf8(buf)?)?;
+            serde_json::from_slice(buf).map_err(|e| failed(e.to_string()))?
+        }
+        _ => return Err(wrong(ch, meta, "a MessagePack or JSON value")),
+    };
+    Ok((meta, value))
 }
 
 fn wrong(ch: &Channel, meta: Meta, expected: &'static str) -> Error {

@@ -543,3 +543,76 @@ fn random_nested_msgpack_never_crashes_a_small_stack() {
         .join()
         .unwrap();
 }
+
+/// A value that does not fit the type asked for says which channel, generation and codec, and
+/// how to see what it holds.
+#[test]
+fn a_type_mismatch_names_the_value() {
+    let ch = Channel::anonymous(256).unwrap();
+    ch.publish(&Config {
+        name: "a".into(),
+        threads: 1,
+        offset: 0,
+        ratio: 0.5,
+        tags: vec![],
+        limits: BTreeMap::new(),
+        parent: None,
+        mode: Mode::Fast,
+    })
+    .unwrap();
+    let err = ch.read::<Vec<u32>>().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                generation: 1,
+                tag: Tag::MSGPACK,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the msgpack value of channel '(anonymous)' (generation 1) does not decode as alloc::vec::Vec<u32>: ")
+            && text.ends_with("; read it as JSON to see what it holds"),
+        "{text}"
+    );
+}
+
+/// `read_after` sees every change a slow consumer would miss with "the next publish": a value
+/// published while it was busy is read at once, and a timeout with nothing newer is `None`.
+#[test]
+fn read_after_sees_what_came_while_the_reader_was_busy() {
+    use std::time::{Duration, Instant};
+    let ch = Channel::anonymous(256).unwrap();
+    assert_eq!(
+        ch.read_after::<u32>(0, Duration::from_millis(20)).unwrap(),
+        None
+    );
+    ch.publish(&1u32).unwrap();
+    let (m, v) = ch.read_after::<u32>(0, Duration::ZERO).unwrap().unwrap();
+    assert_eq!((m.generation, v), (1, 1));
+    // "Busy": two values come and go before the next call; the newest is read at once.
+    ch.publish(&2u32).unwrap();
+    ch.publish(&3u32).unwrap();
+    let t = Instant::now();
+    let (m, v) = ch
+        .read_after::<u32>(m.generation, Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.generation, v), (3, 3));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // And one published later by another thread wakes it.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            ch.publish(&4u32).unwrap();
+        });
+        let (m, v) = ch
+            .read_after::<u32>(3, Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.generation, v), (4, 4));
+    });
+}
