@@ -48,12 +48,20 @@ fn process_a() -> mmf::Result<()> {
         .spawn()
         .expect("start B");
 
-    // Instead of the seed's "press ENTER", wait for B's answer and object to appear.
+    // Instead of the seed's "press ENTER", wait for B's answer and object to appear: each wait
+    // sleeps until a writer in any process publishes (a futex in the channel's header), and
+    // returns at once if the value is there already.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while (ch.generation() == g || procs.generation() == 0) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let answered = ch.wait_for_change(g, left()).is_some();
+    let described = procs.wait_for_change(0, left()).is_some();
     b.wait().expect("B exits");
+    if !(answered && described) {
+        eprintln!("A: B did not answer within 10 s");
+        Channel::remove(&name)?;
+        Channel::remove(&format!("{name}-process"))?;
+        std::process::exit(1);
+    }
     println!(
         "A: read B's answer: {:?} (generation {})",
         ch.read_string()?,

@@ -41,6 +41,10 @@ pub use mmf_core::{
 
 pub use mmf_core::truncation;
 
+/// The future of [`Channel::changed`] (feature `async`).
+#[cfg(feature = "async")]
+pub use mmf_core::Changed;
+
 /// The channel layer, with its own error type.
 pub mod core {
     pub use mmf_core::*;
@@ -48,5 +52,5 @@ pub mod core {
 
 /// Everything a typical user needs: `use mmf::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Channel, ChannelExt, Location, Options, Tag};
+    pub use crate::{Channel, ChannelExt, Location, Meta, Options, Tag};
 }
