@@ -1,7 +1,9 @@
 //! JSON <-> MessagePack without a Rust type, for the CLI and for scripts.
 //!
-//! JSON to MessagePack is streamed ([`serde_transcode`]): integers stay integers (every `i64` and
-//! `u64`; a larger one is refused rather than made a float), other numbers become `f64`, objects
+//! JSON to MessagePack goes through [`serde_transcode`] with no tree of the value (rmp-serde
+//! still buffers each array and object, whose length JSON does not give before their end):
+//! integers stay integers (every `i64` and `u64`; a larger one is refused rather than made a
+//! float; `-0` is the float `-0.0`), other numbers become `f64`, objects
 //! become maps with string keys (an object with a key twice is refused, as MessagePack to JSON
 //! would refuse the map), and 128 levels of nesting are refused (serde_json's limit, so at most
 //! 127 = [`MAX_DEPTH`]).
@@ -26,7 +28,8 @@
 //! Input is untrusted: it is checked whole before anything is written, without recursion (one
 //! document; no reserved marker `0xc1`; lengths within the bytes present; nesting no deeper than
 //! [`MAX_DEPTH`]; nothing after it), then written as it is read, so memory grows with the output
-//! and the map keys, not with a tree of the value.
+//! and the map keys, not with a tree of the value. (Only a map key that is itself an array or a
+//! map is rendered by recursion, at most [`MAX_DEPTH`] levels deep.)
 
 use std::io;
 
