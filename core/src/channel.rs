@@ -250,6 +250,24 @@ impl Options {
                     path: path.to_owned(),
                     source: missing_shm_dir(e),
                 },
+                // A name with a '/' is a file path: say which directory is missing, and why a
+                // directory is involved at all.
+                io::ErrorKind::NotFound => Error::Io {
+                    op: "creating",
+                    path: path.to_owned(),
+                    source: io::Error::new(
+                        e.kind(),
+                        format!(
+                            "the directory {} does not exist (a name with a '/' is a file path; \
+                             create the directory first, or use a shared-memory name without \
+                             '/')",
+                            path.parent()
+                                .filter(|p| !p.as_os_str().is_empty())
+                                .unwrap_or(Path::new("."))
+                                .display()
+                        ),
+                    ),
+                },
                 _ => io_error(&name, path, "creating", e),
             })?;
         // A shared lock for as long as the handle lives says "in use" to `mmf prune`.

@@ -1684,3 +1684,16 @@ fn read_after_into_reads_what_came_before_the_call() {
         assert_eq!((m.generation, &buf[..]), (2, &b"two"[..]));
     });
 }
+
+/// A name with a '/' in a directory that does not exist says so, and why a directory matters.
+#[test]
+fn a_file_path_in_a_missing_directory_says_which() {
+    let dir = format!("mmf-no-such-dir-{}", std::process::id());
+    let err = Channel::create(&format!("{dir}/ch.mmf"), 64).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "the directory {dir} does not exist (a name with a '/' is a file path"
+        )),
+        "{err}"
+    );
+}
