@@ -35,8 +35,8 @@
 
 pub use mmf_codec::{json, ChannelExt, Error, Result};
 pub use mmf_core::{
-    list, validate_name, Channel, Info, Listing, Location, LockOwner, Meta, Options, OwnerState,
-    SlotWriter, Tag,
+    list, validate_name, Change, Channel, Follower, Info, Listing, Location, LockOwner, Meta,
+    Options, OwnerState, SlotWriter, Tag,
 };
 
 pub use mmf_core::truncation;
@@ -54,3 +54,8 @@ pub mod core {
 pub mod prelude {
     pub use crate::{Channel, ChannelExt, Location, Meta, Options, Tag};
 }
+
+/// The README's Rust example, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -28,8 +28,94 @@ fn child() {
             print_stats(&json!({ "ready": true }));
             let _ = ch.wait_for_change(ch.generation(), Duration::from_secs(60));
         }
+        // A writing service's life: created after 200 ms, one value; then, after 300 ms more,
+        // removed and created again (a restart) with another value.
+        "two-lives" => {
+            std::thread::sleep(Duration::from_millis(200));
+            let first = Channel::create(&name, 64).unwrap();
+            first.publish_str("first life").unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            drop(first);
+            Channel::remove(&name).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            Channel::create(&name, 64)
+                .unwrap()
+                .publish_str("second life")
+                .unwrap();
+        }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// A reader service follows a writing service by its channel's name: waits for the channel to
+/// be created by another process, reads its value, and follows it when the writer restarts
+/// (removed, created again), where a handle alone would wait on the old memory for ever.
+#[test]
+fn a_follower_follows_a_writer_across_creation_and_restart() {
+    let name = unique("follow");
+    let location = Location::shm(&name).unwrap();
+    let writer = spawn_child("two-lives", &[("MMF_NAME", name.clone())]);
+    let t = Instant::now();
+    let mut f = mmf::Follower::open(&location, Duration::from_secs(10)).unwrap();
+    assert!(f.appeared(), "it did not exist yet");
+    assert!(
+        t.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        t.elapsed()
+    );
+    let first = match f.channel().generation() {
+        0 => f.wait(0, Duration::from_secs(10)).unwrap(),
+        g => Some(mmf::Change::Newer(g)),
+    };
+    assert_eq!(first, Some(mmf::Change::Newer(1)));
+    assert_eq!(f.channel().read_string().unwrap(), "first life");
+    // The restart: removed (a wait meanwhile keeps waiting), then created again.
+    assert_eq!(
+        f.wait(1, Duration::from_secs(10)).unwrap(),
+        Some(mmf::Change::Replaced)
+    );
+    let value = match f.channel().generation() {
+        0 => {
+            f.wait(0, Duration::from_secs(10)).unwrap();
+            f.channel().read_string().unwrap()
+        }
+        _ => f.channel().read_string().unwrap(),
+    };
+    assert_eq!(value, "second life");
+    assert!(writer.wait_with_output().unwrap().status.success());
+    // Nothing newer: the timeout.
+    let t = Instant::now();
+    assert_eq!(f.wait(1, Duration::from_millis(250)).unwrap(), None);
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    Channel::remove(&name).unwrap();
+}
+
+/// What cannot appear by waiting is an error at once: a file path into a missing directory; a
+/// name that stays missing is `NotFound` once the timeout passes.
+#[test]
+fn a_follower_does_not_wait_for_what_cannot_appear() {
+    let t = Instant::now();
+    let missing_dir = Location::file("/no/such/dir/x.mmf");
+    assert!(matches!(
+        mmf::Follower::open(&missing_dir, Duration::from_secs(20)),
+        Err(mmf::core::Error::NotFound { .. })
+    ));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let t = Instant::now();
+    let never = Location::shm(&unique("never")).unwrap();
+    assert!(matches!(
+        mmf::Follower::open(&never, Duration::from_millis(200)),
+        Err(mmf::core::Error::NotFound { .. })
+    ));
+    assert!(
+        (Duration::from_millis(200)..Duration::from_secs(5)).contains(&t.elapsed()),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 /// Answers every ping (generation g on `NAME-ping`) with a pong of generation g.

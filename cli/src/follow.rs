@@ -1,23 +1,22 @@
-//! Waiting on a channel by its name, for `read --wait` and `watch`: a channel that does not exist
-//! yet is waited for, and one that is removed and created again is followed to the new channel
-//! (its handle alone would keep waiting on the old memory, which no writer can reach any more).
+//! Waiting on a channel by its name, for `read --wait` and `watch`: [`mmf::Follower`] (which
+//! waits for a channel to be created, and follows one removed and created again), with what a
+//! command adds: a note that it waits, interrupts, a reader of its output that has gone, and
+//! exit codes.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mmf::{Channel, Location, Options};
+use mmf::{Change, Channel, Follower, Location};
 
 use crate::exit::{Coded, INTERRUPTED, TIMEOUT};
 use crate::interrupt;
 
-/// How often a wait wakes up to check for an interrupt and for a replaced channel.
+/// How often a wait wakes up to check for an interrupt and for a reader that has gone.
 const SLICE: Duration = Duration::from_millis(100);
 
 /// A channel open for waiting, and the name it was opened by.
 pub struct Followed {
-    location: Location,
-    channel: Channel,
+    follower: Follower,
     /// Whether `open` had to wait for the channel to be created.
     created_meanwhile: bool,
 }
@@ -36,22 +35,29 @@ impl Followed {
     /// Opens the channel at `location`. If there is none yet, says so once on stderr and waits
     /// for it until `deadline` (`None`: for ever), ending with exit code 8 if it passes first.
     /// What cannot appear by waiting is reported at once: a path whose directory is missing, and
-    /// a channel that is there but not initialised (see [`absent`]).
+    /// a channel that is there but not initialised.
     pub fn open(location: Location, deadline: Option<Instant>) -> anyhow::Result<Followed> {
         interrupt::install();
         let mut created_meanwhile = false;
         loop {
-            match try_open(&location) {
-                Ok(channel) => {
+            // The first look does not wait: a missing channel is announced before the wait.
+            let wait = if created_meanwhile {
+                left(deadline).unwrap_or_default().min(SLICE)
+            } else {
+                Duration::ZERO
+            };
+            match Follower::open(&location, wait) {
+                Ok(follower) => {
                     return Ok(Followed {
-                        location,
-                        channel,
-                        created_meanwhile,
+                        created_meanwhile: created_meanwhile || follower.appeared(),
+                        follower,
                     })
                 }
-                Err(e) if !absent(&e) || !can_appear(&location) => return Err(e),
-                Err(_) if created_meanwhile => {}
-                Err(_) => {
+                Err(e @ mmf::core::Error::NotFound { .. }) if !location.can_appear() => {
+                    return Err(e.into())
+                }
+                Err(mmf::core::Error::NotFound { .. }) if created_meanwhile => {}
+                Err(mmf::core::Error::NotFound { .. }) => {
                     // A typo would otherwise wait in silence.
                     let _ =
                         writeln!(
@@ -61,19 +67,17 @@ impl Followed {
                     );
                     created_meanwhile = true;
                 }
+                Err(e) => return Err(e.into()),
             }
             if interrupt::requested() {
                 return Err(Coded(INTERRUPTED, String::new()).into());
             }
-            match left(deadline) {
-                Some(left) => std::thread::sleep(left.min(SLICE)),
-                None => {
-                    return Err(Coded(
-                        TIMEOUT,
-                        format!("no channel named '{location}' appeared within the timeout"),
-                    )
-                    .into())
-                }
+            if left(deadline).is_none() {
+                return Err(Coded(
+                    TIMEOUT,
+                    format!("no channel named '{location}' appeared within the timeout"),
+                )
+                .into());
             }
         }
     }
@@ -86,7 +90,7 @@ impl Followed {
 
     /// The channel the name leads to (as of the last wait).
     pub fn channel(&self) -> &Channel {
-        &self.channel
+        self.follower.channel()
     }
 
     /// Waits until the channel's generation moves past `since` or the name leads to another
@@ -106,39 +110,23 @@ impl Followed {
             let Some(left) = left(deadline) else {
                 // A deadline that passed (`--timeout 0s` included) still sees a value that is
                 // there already: "returns at once if the current value is newer".
-                if self.channel.generation() > since {
+                if self.channel().generation() > since {
                     return Ok(Waited::Changed);
                 }
                 return Err(Coded(TIMEOUT, timed_out()).into());
             };
-            if self
-                .channel
-                .wait_for_change(since, left.min(SLICE))
-                .is_some()
-            {
-                return Ok(Waited::Changed);
+            // A channel truncated or overwritten under the mapping is an error here, rather
+            // than a wait for ever on memory no writer reaches (see `Follower::wait`).
+            match self.follower.wait(since, left.min(SLICE))? {
+                Some(Change::Newer(_)) => return Ok(Waited::Changed),
+                Some(Change::Replaced) => return Ok(Waited::Replaced),
+                None => {}
             }
             if output_gone() {
                 // `mmf watch T | head -n 3`: head has exited, so nothing printed from now on
                 // can be read. End as a write would have (quietly, exit 0) instead of at the
                 // next value, which on an idle channel may never come.
                 return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
-            }
-            if !self.channel.is_current()? {
-                match try_open(&self.location) {
-                    Ok(channel) => {
-                        self.channel = channel;
-                        return Ok(Waited::Replaced);
-                    }
-                    // Removed and not (yet) created again: keep waiting, and looking.
-                    Err(e) if absent(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            } else {
-                // Truncated or resized under the mapping, or its header overwritten: an error
-                // now, rather than waiting for ever on memory no writer reaches (a read past a
-                // truncated file's end is caught too, see `mmf::truncation`).
-                self.channel.verify()?;
             }
         }
     }
@@ -171,36 +159,4 @@ fn left(deadline: Option<Instant>) -> Option<Duration> {
 /// The deadline `timeout` from now (`None`: no timeout, or one too far away to represent).
 pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
-}
-
-/// Whether a channel could be created at `location`: not under a path into a missing directory.
-fn can_appear(location: &Location) -> bool {
-    location
-        .path()
-        .as_deref()
-        .and_then(Path::parent)
-        .is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir())
-}
-
-/// Whether an open failed only because the channel is not there (yet). A channel that is there
-/// but not initialised is not waited for: `Options::open` already gave its creator 250 ms, and
-/// one that stays so was left by a creator that died.
-fn absent(e: &anyhow::Error) -> bool {
-    e.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<mmf::core::Error>(),
-            Some(mmf::core::Error::NotFound { .. })
-        )
-    })
-}
-
-/// Opens read-write if allowed (a pin entry lets a waiter sleep on the futex), else read-only
-/// (which waits by polling).
-fn try_open(location: &Location) -> anyhow::Result<Channel> {
-    match Options::new().open(location) {
-        Err(mmf::core::Error::PermissionDenied { .. }) => {
-            Ok(Options::new().read_only(true).open(location)?)
-        }
-        other => Ok(other?),
-    }
 }

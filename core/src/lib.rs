@@ -56,6 +56,8 @@
 #[cfg(not(loom))]
 mod channel;
 mod error;
+#[cfg(not(loom))]
+mod follow;
 mod frame;
 #[cfg(not(loom))]
 pub mod host;
@@ -80,6 +82,8 @@ mod loom_tests;
 #[cfg(not(loom))]
 pub use channel::{list, Channel, Info, Listing, LockOwner, Options};
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use follow::{Change, Follower};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
 pub use name::{validate_name, Location, MAX_NAME_LEN, SHM_PREFIX};

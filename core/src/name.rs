@@ -75,6 +75,17 @@ impl Location {
     pub fn is_persistent(&self) -> bool {
         matches!(self, Location::File(_))
     }
+
+    /// Whether a channel could appear here by being created: `false` for a file path into a
+    /// directory that does not exist, where waiting for the channel would wait for ever.
+    pub fn can_appear(&self) -> bool {
+        match self {
+            Location::File(path) => path
+                .parent()
+                .is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir()),
+            _ => true,
+        }
+    }
 }
 
 impl fmt::Display for Location {

@@ -1,0 +1,159 @@
+//! Following a channel by its name: [`Follower`].
+//!
+//! A [`Channel`] handle is bound to the channel's memory, not to its name. When the writing
+//! service restarts and creates its channel anew (`remove` then `create`, or
+//! [`create_or_replace`](crate::Options::create_or_replace)), a handle opened before keeps
+//! reading and waiting on the old memory, which no writer reaches any more, and the new
+//! channel's generations start again from 1. A `Follower` holds a handle for a name and moves
+//! it to the new channel when the name leads elsewhere; it also waits for a channel that does
+//! not exist yet.
+
+use std::time::{Duration, Instant};
+
+use crate::channel::{Channel, Options};
+use crate::error::{Error, Result};
+use crate::name::Location;
+
+/// How often a wait looks whether the name still leads to the followed channel.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// A channel followed by its name: waited for until it exists, and followed to a new channel
+/// when it is removed and created again under the same name.
+///
+/// ```
+/// use std::time::Duration;
+/// use mmf_core::{Change, Channel, Follower, Location, Tag};
+///
+/// # let name = format!("follow-doc-{}", std::process::id());
+/// let location = Location::parse(&name)?;
+/// let writer = Channel::create(&name, 64)?;
+/// writer.publish_raw(Tag::TEXT, b"first life")?;
+/// let mut follower = Follower::open(&location, Duration::from_secs(1))?;
+/// let seen = follower.channel().generation();
+///
+/// // The writing service restarts: a new channel under the same name.
+/// drop(writer);
+/// Channel::remove(&name)?;
+/// let writer = Channel::create(&name, 64)?;
+/// writer.publish_raw(Tag::TEXT, b"second life")?;
+///
+/// // A plain handle would wait on the old memory for ever; the follower moves.
+/// assert_eq!(follower.wait(seen, Duration::from_secs(5))?, Some(Change::Replaced));
+/// assert_eq!(follower.channel().read_raw()?.1, b"second life");
+/// # Channel::remove(&name)?;
+/// # Ok::<(), mmf_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Follower {
+    location: Location,
+    channel: Channel,
+    appeared: bool,
+}
+
+/// What [`Follower::wait`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The followed channel's generation moved past the one waited on; the new generation.
+    Newer(u64),
+    /// The name now leads to another channel, which [`Follower::channel`] is from now on. Its
+    /// generations are not comparable with the old one's: every value it holds is new.
+    Replaced,
+}
+
+impl Follower {
+    /// Opens the channel at `location`, waiting up to `timeout` for it to be created. Opens
+    /// read-write where allowed (a waiter with a pin entry sleeps on a futex) and read-only
+    /// otherwise (which waits by polling).
+    ///
+    /// Fails at once with what cannot change by waiting: a file path whose directory does not
+    /// exist, a channel that is there but corrupt or not initialised (its creator had the
+    /// open's `init_timeout` to finish), no permission. After `timeout`, a channel still
+    /// missing is [`Error::NotFound`].
+    pub fn open(location: &Location, timeout: Duration) -> Result<Follower> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut appeared = false;
+        loop {
+            match try_open(location) {
+                Ok(channel) => {
+                    return Ok(Follower {
+                        location: location.clone(),
+                        channel,
+                        appeared,
+                    })
+                }
+                Err(e @ Error::NotFound { .. }) => {
+                    let time_left = deadline.is_none_or(|d| Instant::now() < d);
+                    if !time_left || !location.can_appear() {
+                        return Err(e);
+                    }
+                    appeared = true;
+                }
+                Err(e) => return Err(e),
+            }
+            let left = deadline.map_or(LOOK_EVERY, |d| d.saturating_duration_since(Instant::now()));
+            // Looked for ten times as often as a wait looks at the name: an open is cheap.
+            std::thread::sleep(left.min(LOOK_EVERY / 10));
+        }
+    }
+
+    /// Whether the channel did not exist yet when [`open`](Follower::open) was called: then
+    /// every value it holds is new to the caller.
+    pub fn appeared(&self) -> bool {
+        self.appeared
+    }
+
+    /// The channel the name leads to, as of the last wait.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// The name followed.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Waits up to `timeout` until the followed channel's generation moves past `since`
+    /// ([`Change::Newer`]) or the name leads to another channel ([`Change::Replaced`]: the
+    /// follower now holds that one); `None` if the timeout passes first. A value already newer
+    /// than `since` returns at once.
+    ///
+    /// While it waits it looks, at least every 100 ms, whether the name still leads to the
+    /// channel (a name removed and not created again is waited on), and whether the channel is
+    /// still whole: one truncated or overwritten under the mapping is an error
+    /// ([`Channel::verify`]), not a wait for ever on memory no writer reaches.
+    pub fn wait(&mut self, since: u64, timeout: Duration) -> Result<Option<Change>> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if let Some(g) = self.channel.wait_for_change(since, left.min(LOOK_EVERY)) {
+                return Ok(Some(Change::Newer(g)));
+            }
+            if !self.channel.is_current()? {
+                match try_open(&self.location) {
+                    Ok(channel) => {
+                        self.channel = channel;
+                        return Ok(Some(Change::Replaced));
+                    }
+                    // Removed and not (yet) created again: keep waiting, and looking.
+                    Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            } else {
+                self.channel.verify()?;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Opens read-write if allowed, else read-only.
+fn try_open(location: &Location) -> Result<Channel> {
+    match Options::new().open(location) {
+        Err(Error::PermissionDenied { .. }) => Options::new().read_only(true).open(location),
+        other => other,
+    }
+}
