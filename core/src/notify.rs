@@ -60,7 +60,6 @@ struct Registration {
 
 struct Notifier {
     regs: Mutex<HashMap<u64, Registration>>,
-    next_id: AtomicU64,
     control: AtomicU32,
     /// The process whose thread runs it.
     pid: u32,
@@ -69,13 +68,22 @@ struct Notifier {
 /// The process's notifier, once started: a leaked, never-freed `Notifier`.
 static N: AtomicPtr<Notifier> = AtomicPtr::new(std::ptr::null_mut());
 
+/// Registration ids, for the whole process and whatever `fork` makes of it: a future a forked
+/// child inherited holds an id its parent gave it, which must not be one the child's own
+/// notifier hands out again (the child would then remove or replace its own registration).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The notifier started by this process, if any. A child made by `fork` inherits its parent's
 /// notifier but not the thread that runs it (nor, perhaps, its lock in a usable state): for the
 /// child that one does not count.
 fn running() -> Option<&'static Notifier> {
-    let p = N.load(Ordering::Acquire);
+    of_this_process(N.load(Ordering::Acquire))
+}
+
+/// The notifier `p` points to (a value of `N`), if this process started it.
+fn of_this_process(p: *mut Notifier) -> Option<&'static Notifier> {
     // SAFETY: `N` only ever holds null or a pointer from `Box::leak`, never freed, published
-    // with Release after the `Notifier` was written.
+    // with Release (the compare-and-swaps below) after the `Notifier` was written.
     let n = unsafe { p.as_ref() }?;
     (n.pid == std::process::id()).then_some(n)
 }
@@ -84,27 +92,36 @@ fn notifier() -> &'static Notifier {
     if let Some(n) = running() {
         return n;
     }
+    // Made before it is known to be needed, so that it can be installed with one
+    // compare-and-swap; one that loses a race stays leaked (a few words).
     let fresh: &'static Notifier = Box::leak(Box::new(Notifier {
         regs: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(1),
         control: AtomicU32::new(0),
         pid: std::process::id(),
     }));
     let old = N.load(Ordering::Acquire);
-    if old.is_null() || running().is_none() {
-        let new = std::ptr::from_ref(fresh).cast_mut();
-        if N.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            std::thread::Builder::new()
-                .name("mmf-notify".into())
-                .spawn(move || fresh.run())
-                .expect("spawn the mmf-notify thread");
-            return fresh;
-        }
+    if let Some(n) = of_this_process(old) {
+        // Another thread installed one since `running` looked (`fresh` stays leaked).
+        return n;
     }
-    // Another thread started one first (`fresh`, a few words, stays leaked).
-    running().expect("a notifier of this process was just installed")
+    let new = std::ptr::from_ref(fresh).cast_mut();
+    if N.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // Another thread installed one first (`fresh`, a few words, stays leaked): use it, or
+        // if its thread could not be started and it was taken out again, try again.
+        return notifier();
+    }
+    if let Err(e) = std::thread::Builder::new()
+        .name("mmf-notify".into())
+        .spawn(move || fresh.run())
+    {
+        // No thread to spare: leave no notifier without a thread behind, whose registrations
+        // nobody would ever wake; the next poll tries again.
+        let _ = N.compare_exchange(new, old, Ordering::AcqRel, Ordering::Acquire);
+        panic!("could not start the mmf-notify thread: {e}");
+    }
+    fresh
 }
 
 /// At most this many channels in one `futex_waitv` call (the kernel's limit is 128, one entry
@@ -294,7 +311,7 @@ impl Future for Changed<'_> {
         // Counted as a waiter (claiming a pin entry on a handle's first wait) outside the lock.
         let (id, entry) = *self
             .reg
-            .get_or_insert_with(|| (n.next_id.fetch_add(1, Ordering::Relaxed), ch.waiter_enter()));
+            .get_or_insert_with(|| (NEXT_ID.fetch_add(1, Ordering::Relaxed), ch.waiter_enter()));
         let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
         let previous = regs.insert(
             id,
@@ -322,11 +339,14 @@ impl Future for Changed<'_> {
 impl Changed<'_> {
     fn unregister(&mut self) {
         if let Some((id, entry)) = self.reg.take() {
-            let n = notifier();
-            let removed = n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-            // Its waker is dropped outside the lock (see `wake_moved`).
-            drop(removed);
-            n.rearm();
+            // Not `notifier()`: a drop must not start a thread (in a forked child, whose
+            // notifier never held this registration, there may be none).
+            if let Some(n) = running() {
+                let removed = n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                // Its waker is dropped outside the lock (see `wake_moved`).
+                drop(removed);
+                n.rearm();
+            }
             if let Some(e) = entry {
                 self.ch.waiter_leave(e);
             }
