@@ -428,6 +428,15 @@ fn stored_json_text_is_checked_before_it_is_printed_as_json() {
     }
     assert!(String::from_utf8_lossy(&e.run(&["read", p]).stderr)
         .contains(&format!("`mmf read {p} --format bytes` prints its bytes")));
+    // Said once, not once more for each error in its chain.
+    ch.publish_raw(mmf::Tag::JSON, b"\xff").unwrap();
+    fails(
+        &e.run(&["read", p]),
+        5,
+        "cannot be shown as asked: value is not valid UTF-8: invalid utf-8 sequence of 1 bytes \
+         from index 0; `mmf read",
+    );
+    ch.publish_raw(mmf::Tag::JSON, text).unwrap();
     assert_eq!(
         e.run(&["read", p, "--format", "text"]).stdout,
         [&text[..], b"\n"].concat()
@@ -455,7 +464,7 @@ fn stored_json_text_is_checked_before_it_is_printed_as_json() {
     );
     assert!(
         err.contains(&format!(
-            "mmf: generation 1 of '{p}' cannot be shown, skipped: invalid JSON at line 1, \
+            "mmf: generation 3 of '{p}' cannot be shown, skipped: invalid JSON at line 1, \
              column 8: the integer"
         )) && err.contains(&format!("mmf: 1 value of '{p}' could not be shown (above)")),
         "{err}"
@@ -524,6 +533,54 @@ fn a_watch_goes_on_past_a_value_it_cannot_show() {
         )),
         "{err}"
     );
+}
+
+/// A reader of `read --pretty` that goes away (`| head -c 10`) ends the command quietly with
+/// exit 0, for JSON text as for MessagePack; a full disk is a write error, not "could not
+/// encode". (The JSON text path lost the write error inside the transcoder, exit 5.)
+#[test]
+fn pretty_output_to_a_closed_pipe_or_a_full_disk() {
+    let e = Env::new("prettypipe");
+    let path = e.dir.join("big.mmf");
+    let p = path.to_str().unwrap();
+    e.ok(&["new", p, "--size", "1MiB"]);
+    let ch = mmf::Channel::open(p).unwrap();
+    let numbers: Vec<u32> = (0..100_000).collect();
+    let text = serde_json::to_string(&numbers).unwrap();
+    for tag in [mmf::Tag::JSON, mmf::Tag::MSGPACK] {
+        match tag {
+            mmf::Tag::JSON => ch.publish_raw(tag, text.as_bytes()).unwrap(),
+            _ => mmf::ChannelExt::publish(&ch, &numbers).unwrap(),
+        };
+        let mut child = e
+            .cmd(&["read", p, "--pretty"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 10];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The read end is closed here, with most of the output still to come.
+        let out = finish(child, 20);
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{tag}"
+        );
+        let full = Command::new("sh")
+            .args(["-c", "exec \"$0\" read \"$1\" --pretty > /dev/full", BIN, p])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&full.stderr);
+        assert!(
+            !full.status.success() && err.contains("No space left on device"),
+            "{tag}: {err}"
+        );
+        assert!(!err.contains("could not encode"), "{tag}: {err}");
+    }
 }
 
 /// `read --pretty` writes as it renders: a deeply nested value another process stored (126

@@ -297,14 +297,44 @@ pub fn write_msgpack_as_json<W: io::Write>(bytes: &[u8], pretty: bool, mut out: 
 pub fn write_json_pretty<W: io::Write>(json: &str, out: W) -> Result<()> {
     validate_json(json)?;
     let mut de = serde_json::Deserializer::from_str(json);
-    let mut ser = serde_json::Serializer::pretty(out);
-    serde_transcode::transcode(&mut de, &mut ser).map_err(|e| {
-        if e.is_io() {
-            Error::Write(e.into())
-        } else {
-            Error::Encode(e.to_string())
+    // serde_transcode hands the serializer's errors back through the deserializer as text: the
+    // writer keeps its own, so that a closed pipe stays an `io::Error` the caller can tell.
+    let mut out = KeepError { out, error: None };
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    let result = serde_transcode::transcode(&mut de, &mut ser);
+    match (result, out.error) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(e)) => Err(Error::Write(e)),
+        (Err(e), None) => Err(Error::Encode(e.to_string())),
+    }
+}
+
+/// A writer that keeps the first error of the writer it wraps.
+struct KeepError<W> {
+    out: W,
+    error: Option<io::Error>,
+}
+
+impl<W: io::Write> io::Write for KeepError<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf).inspect_err(|e| self.keep(e))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf).inspect_err(|e| self.keep(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush().inspect_err(|e| self.keep(e))
+    }
+}
+
+impl<W> KeepError<W> {
+    fn keep(&mut self, e: &io::Error) {
+        if self.error.is_none() {
+            self.error = Some(io::Error::new(e.kind(), e.to_string()));
         }
-    })
+    }
 }
 
 /// A MessagePack document to a `serde_json::Value`, by the rules of the module docs.

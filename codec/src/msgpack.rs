@@ -284,7 +284,8 @@ fn skip_fast(bytes: &[u8]) -> Option<usize> {
             0xde => (true, 2 * be(pos, 2)?, 2),
             0xdf => (true, 2 * be(pos, 4)?, 4),
         };
-        // `span` is at most 5 + u32::MAX: no overflow on a 64-bit `usize`, checked elsewhere.
+        // `span` is at most 5 + u32::MAX; where that does not fit a `usize` or overflows it,
+        // the explained walk gets the document (and refuses it).
         pos = pos.checked_add(usize::try_from(span).ok()?)?;
         if pos > bytes.len() || (container && depth >= outer.len()) {
             return None;

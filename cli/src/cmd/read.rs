@@ -70,7 +70,7 @@ fn cannot_show(location: &Location, meta: Meta, e: anyhow::Error) -> anyhow::Err
     Coded(
         INVALID_INPUT,
         format!(
-            "the {} value in '{location}' (generation {}) cannot be shown as asked: {e:#}; \
+            "the {} value in '{location}' (generation {}) cannot be shown as asked: {e}; \
              `{}` prints its bytes",
             meta.tag,
             meta.generation,

@@ -60,13 +60,13 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                 unshown += 1;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "mmf: generation {} of '{location}' cannot be shown, skipped: {e:#}; `{}` \
+                    "mmf: generation {} of '{location}' cannot be shown, skipped: {e}; `{}` \
                      prints its bytes",
                     meta.generation,
                     crate::exit::command("read", &location.to_string(), "--format bytes")
                 );
                 if a.meta {
-                    super::print_bytes(&error_line(meta, skipped, &format!("{e:#}"))?)?;
+                    super::print_bytes(&error_line(meta, skipped, &format!("{e}"))?)?;
                 }
                 last = meta.generation;
                 continue;
