@@ -126,20 +126,34 @@ fn owned(m: &std::fs::Metadata) -> bool {
 /// Files left in the shared-memory directory by replacements that never finished
 /// ([`Options::create_or_replace`] killed between making the new channel under its temporary
 /// name, `.mmf-new-` and 16 hex digits, and renaming it into place) that this user owns (root:
-/// any user): no process holds them, and they were last changed at least `older_than` ago, and
-/// at least a minute. Nothing else lists them (they have no `mmf.` prefix), so `mmf prune`
-/// removes them and `mmf doctor` counts them; `create_or_replace` itself removes those it finds
-/// in its own directory ([`abandoned_replacements_in`]).
+/// any user): no process holds them, they were last changed at least `older_than` ago, and at
+/// least a minute, and they hold what such a file can (nothing, zeros, or a channel header).
+/// Nothing else lists them (they have no `mmf.` prefix), so `mmf prune` removes them and `mmf
+/// doctor` counts them; `create_or_replace` itself removes those it finds in its own directory
+/// ([`abandoned_replacements_in`]).
 ///
 /// [`Options::create_or_replace`]: crate::Options::create_or_replace
 pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
-    abandoned_replacements_in(&os::shm_dir(), older_than)
+    abandoned(&os::shm_dir(), older_than, owned)
 }
 
-/// [`abandoned_replacements`] in `dir`: the leftovers of replacements of channels in files there.
+/// [`abandoned_replacements`] in `dir`, the directory of channels in files: the same files, but
+/// only the user's own, root's included. Other users' files in a directory such as `/tmp` are
+/// theirs to clear, whatever their names.
 pub fn abandoned_replacements_in(
     dir: &std::path::Path,
     older_than: std::time::Duration,
+) -> Result<Vec<PathBuf>> {
+    abandoned(dir, older_than, |m: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == os::euid()
+    })
+}
+
+fn abandoned(
+    dir: &std::path::Path,
+    older_than: std::time::Duration,
+    mine: impl Fn(&std::fs::Metadata) -> bool,
 ) -> Result<Vec<PathBuf>> {
     // A maker takes its lock right after creating the file: never judge one younger than this,
     // whatever `older_than` says, so that the moment in between cannot be mistaken for neglect.
@@ -154,16 +168,30 @@ pub fn abandoned_replacements_in(
         let old = std::fs::symlink_metadata(&path)
             .ok()
             .filter(std::fs::Metadata::is_file)
-            // Only this user's own (all, for root): another user's could not be removed here.
-            .filter(owned)
+            .filter(&mine)
             .and_then(|m| m.modified().ok())
             .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
             .is_some_and(|age| age >= older_than);
         // Its maker holds a shared lock on it from right after creating it until the rename.
-        if old && matches!(in_use(&location), Ok(false)) {
+        if old && starts_as_made(&path) && matches!(in_use(&location), Ok(false)) {
             found.push(path);
         }
     }
     found.sort();
     Ok(found)
+}
+
+/// Whether the file starts as one `create_or_replace` makes does at every step: empty (just
+/// created), zeros (its space reserved), or the channel magic (its header written).
+fn starts_as_made(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let Ok(file) = crate::channel::open_options(&Location::File(path.to_owned()), false).open(path)
+    else {
+        return false;
+    };
+    let mut head = Vec::with_capacity(8);
+    if file.take(8).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    head.is_empty() || head.iter().all(|&b| b == 0) || head == crate::layout::MAGIC.to_le_bytes()
 }

@@ -415,14 +415,32 @@ fn a_replacement_removes_what_killed_replacements_left_beside_it() {
     making.lock_shared().unwrap();
     drop(plant(".mmf-new-0000000000c0ffee", SystemTime::now()));
     drop(plant(".mmf-new-notes", old));
-    let kept = [
+    // A user's file with such a name but other contents, and (as root) another user's file.
+    let text = plant(".mmf-new-0123456789abcdef", old);
+    std::os::unix::fs::FileExt::write_all_at(&text, b"my notes", 0).unwrap();
+    text.set_modified(old).unwrap();
+    let theirs = plant(".mmf-new-00000000000000aa", old);
+    // SAFETY: plain system call.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::fchown(&theirs, Some(65534), Some(65534)).unwrap();
+    }
+    let mut kept = vec![
         ".mmf-new-00000000cafef00d",
         ".mmf-new-0000000000c0ffee",
         ".mmf-new-notes",
+        ".mmf-new-0123456789abcdef",
     ];
+    if root {
+        kept.push(".mmf-new-00000000000000aa");
+    }
+    let mut abandoned = vec![dir.join(".mmf-new-00000000deadbeef")];
+    if !root {
+        abandoned.insert(0, dir.join(".mmf-new-00000000000000aa"));
+    }
     assert_eq!(
         mmf_core::host::abandoned_replacements_in(&dir, Duration::ZERO).unwrap(),
-        vec![dir.join(".mmf-new-00000000deadbeef")]
+        abandoned
     );
     Options::new()
         .capacity(64)
@@ -437,6 +455,7 @@ fn a_replacement_removes_what_killed_replacements_left_beside_it() {
         .collect();
     left.sort();
     let mut expected: Vec<String> = kept.iter().map(|k| k.to_string()).collect();
+    drop((text, theirs));
     expected.push("app.mmf".into());
     expected.sort();
     assert_eq!(left, expected);
@@ -1621,20 +1640,24 @@ fn creating_read_only_is_refused() {
         ("open_or_create", o.open_or_create(&s.location).map(|_| ())),
         ("anonymous", o.anonymous().map(|_| ())),
     ] {
+        let expected = match how {
+            "open_or_create" => "a read_only handle cannot create one",
+            _ => "read_only is for opening",
+        };
         match result {
-            Err(Error::InvalidOptions(m)) => {
-                assert!(m.contains("read_only is for opening"), "{how}: {m}")
-            }
+            Err(Error::InvalidOptions(m)) => assert!(m.contains(expected), "{how}: {m}"),
             other => panic!("{how}: {other:?}"),
         }
     }
     assert!(!s.path().exists());
-    // Created without it, the channel opens read-only as before.
+    // Created without it, the channel opens read-only as before, by either call.
     let w = s.create(64);
     w.publish_raw(Tag::TEXT, b"hi").unwrap();
     let r = o.open(&s.location).unwrap();
     assert!(r.is_read_only());
     assert_eq!(r.read_raw().unwrap().1, b"hi");
+    let (r, created) = o.open_or_create_telling(&s.location).unwrap();
+    assert!(r.is_read_only() && !created);
 }
 
 /// A `Debug` of a read's `Meta` says what the value is.
