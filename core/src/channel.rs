@@ -411,7 +411,9 @@ impl Options {
         Ok(self.finish(snap, Location::Anonymous, None))
     }
 
-    /// Opens the channel if it exists (whatever its capacity), else creates it.
+    /// Opens the channel if it exists (whatever its capacity), else creates it. With
+    /// [`read_only`](Options::read_only) it only opens (a missing channel is
+    /// [`Error::InvalidOptions`]).
     pub fn open_or_create(&self, location: &Location) -> Result<Channel> {
         self.open_or_create_telling(location).map(|(ch, _)| ch)
     }
@@ -420,7 +422,16 @@ impl Options {
     /// here (`true`) or was there already (`false`), say to compare an existing channel with
     /// what was asked for.
     pub fn open_or_create_telling(&self, location: &Location) -> Result<(Channel, bool)> {
-        self.creatable()?;
+        if self.read_only {
+            // It can open, not create: an existing channel opens read-only.
+            return match self.open(location) {
+                Err(Error::NotFound { name }) => Err(Error::InvalidOptions(format!(
+                    "no channel named '{name}' exists, and a read_only handle cannot create one; \
+                     create it without read_only"
+                ))),
+                other => other.map(|ch| (ch, false)),
+            };
+        }
         for _ in 0..100 {
             match self.create(location) {
                 Err(Error::AlreadyExists { name }) => match self.open(location) {

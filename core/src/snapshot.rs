@@ -299,9 +299,9 @@ impl Snapshot {
     /// that. Every waiter is counted in an entry too, right after the header (`enter_waiting`),
     /// so the header can only exceed the entries' sum by the waits just starting; a count more
     /// than [`WAITERS_SLACK`] above it was written by a peer, and would make every publish pay a
-    /// wake-up call for as long as the channel exists. Should a wait that is just starting be
-    /// taken off with it, that waiter is woken late, not never: waits look again at least every
-    /// `wait::MAX_SLEEP`.
+    /// wake-up call for as long as the channel exists. Should waits that are just starting or
+    /// leaving be miscounted by it (the entries are not read at one instant), a waiter left
+    /// uncounted is woken late, not never: waits look again at least every `wait::MAX_SLEEP`.
     fn heal_waiters(&self) {
         let counted: u64 = (0..self.layout.readers)
             .map(|e| {
