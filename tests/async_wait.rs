@@ -212,6 +212,31 @@ fn poll_pending<F: Future + Unpin>(f: &mut F, waker: &Waker) {
     assert!(Pin::new(f).poll(&mut cx).is_pending());
 }
 
+/// A waker that raises a flag: tells "woken" from "polled again" (which a `park`-based
+/// executor cannot, as anything may unpark its thread).
+struct Flag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Flag {
+    fn new() -> (Flag, Waker) {
+        let raised = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waker = Arc::new(OnWake({
+            let raised = raised.clone();
+            Box::new(move || raised.store(true, std::sync::atomic::Ordering::SeqCst))
+        }))
+        .into();
+        (Flag(raised), waker)
+    }
+
+    /// Whether the waker was woken within `timeout` (looked at every 5 ms).
+    fn raised_within(&self, timeout: Duration) -> bool {
+        let t = Instant::now();
+        while !self.0.load(std::sync::atomic::Ordering::SeqCst) && t.elapsed() < timeout {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Child role: what safe code may do to the process-wide notifier, each followed by a check
 /// that the notifier still works; prints `STATS` only if it survived all of it.
 fn abuse_the_notifier(prefix: &str) {
@@ -422,12 +447,7 @@ fn a_future_sees_a_change_that_leaves_the_futex_word_as_it_was() {
         .write(true)
         .open(ch.location().path().unwrap())
         .unwrap();
-    let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let w: Waker = Arc::new(OnWake({
-        let woken = woken.clone();
-        Box::new(move || woken.store(true, std::sync::atomic::Ordering::SeqCst))
-    }))
-    .into();
+    let (woken, w) = Flag::new();
     let mut f = Box::pin(ch.changed(1));
     poll_pending(&mut f, &w);
     // FORMAT.md: `latest` is header word 16 (byte 128), the generation in its high 56 bits.
@@ -435,14 +455,10 @@ fn a_future_sees_a_change_that_leaves_the_futex_word_as_it_was() {
     file.read_exact_at(&mut latest, 128).unwrap();
     let jumped = u64::from_le_bytes(latest) + (1 << 32);
     file.write_all_at(&jumped.to_le_bytes(), 128).unwrap();
-    let t = Instant::now();
-    while !woken.load(std::sync::atomic::Ordering::SeqCst) {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "never woken: the notifier compared the low 32 bits only"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        woken.raised_within(Duration::from_secs(5)),
+        "never woken: the notifier compared the low 32 bits only"
+    );
     let mut cx = Context::from_waker(&w);
     assert_eq!(f.as_mut().poll(&mut cx), Poll::Ready(1 + (1 << 24)));
     drop(f);
@@ -471,12 +487,7 @@ fn changed_in_a_forked_child() {
     if pid == 0 {
         // Woken, not merely polled again: a flag the waker sets, looked at by a sleep loop.
         let mine = Channel::anonymous(64).unwrap();
-        let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let w: Waker = Arc::new(OnWake({
-            let woken = woken.clone();
-            Box::new(move || woken.store(true, std::sync::atomic::Ordering::SeqCst))
-        }))
-        .into();
+        let (woken, w) = Flag::new();
         let mut f = Box::pin(mine.changed(0));
         poll_pending(&mut f, &w);
         match inherited_mode.as_deref() {
@@ -485,12 +496,8 @@ fn changed_in_a_forked_child() {
             _ => {}
         }
         mine.publish_str("x").unwrap();
-        let t = Instant::now();
-        while !woken.load(std::sync::atomic::Ordering::SeqCst) && t.elapsed().as_secs() < 2 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
         let mut cx = Context::from_waker(&w);
-        let resolved = woken.load(std::sync::atomic::Ordering::SeqCst)
+        let resolved = woken.raised_within(Duration::from_secs(2))
             && f.as_mut().poll(&mut cx) == Poll::Ready(1);
         // SAFETY: ends the forked child without running the parent's exit handlers twice.
         unsafe { libc::_exit(if resolved { 0 } else { 3 }) };
@@ -553,12 +560,7 @@ fn a_notifier_that_could_not_start() {
         }
     }));
     set_nproc(1);
-    let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let w: Waker = Arc::new(OnWake({
-        let woken = woken.clone();
-        Box::new(move || woken.store(true, std::sync::atomic::Ordering::SeqCst))
-    }))
-    .into();
+    let (woken, w) = Flag::new();
     let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut f = Box::pin(ch.changed(0));
         let _ = f.as_mut().poll(&mut Context::from_waker(&w));
@@ -567,11 +569,7 @@ fn a_notifier_that_could_not_start() {
     let mut f = Box::pin(ch.changed(0));
     poll_pending(&mut f, &w);
     ch.publish_str("x").unwrap();
-    let t = Instant::now();
-    while !woken.load(std::sync::atomic::Ordering::SeqCst) && t.elapsed().as_secs() < 3 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let woken = woken.load(std::sync::atomic::Ordering::SeqCst);
+    let woken = woken.raised_within(Duration::from_secs(3));
     print_stats(&json!({ "first_failed": first.is_err(), "woken": woken }));
 }
 

@@ -20,6 +20,15 @@ impl Env {
         Env { dir }
     }
 
+    /// A channel made with `mmf new` in a file of this test's directory, as another process
+    /// sees it: its path (as the commands take it) and a library handle on it.
+    fn file_channel(&self, file: &str, size: &str) -> (String, mmf::Channel) {
+        let path = self.dir.join(file).to_str().unwrap().to_owned();
+        self.ok(&["new", &path, "--size", size]);
+        let ch = mmf::Channel::open(&path).unwrap();
+        (path, ch)
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
@@ -406,11 +415,9 @@ fn standard_input_and_bytes() {
 #[test]
 fn stored_json_text_is_checked_before_it_is_printed_as_json() {
     let e = Env::new("storedjson");
-    let path = e.dir.join("j.mmf");
-    let p = path.to_str().unwrap();
-    e.ok(&["new", p, "--size", "1KiB"]);
+    let (p, ch) = e.file_channel("j.mmf", "1KiB");
+    let p = p.as_str();
     let text = br#"{"id": 18446744073709551616, "a": 1, "a": 2}"#;
-    let ch = mmf::Channel::open(p).unwrap();
     ch.publish_raw(mmf::Tag::JSON, text).unwrap();
     for args in [
         &["read", p, "--pretty"][..],
@@ -477,10 +484,8 @@ fn stored_json_text_is_checked_before_it_is_printed_as_json() {
 #[test]
 fn a_watch_goes_on_past_a_value_it_cannot_show() {
     let e = Env::new("watchbad");
-    let path = e.dir.join("w.mmf");
-    let p = path.to_str().unwrap();
-    e.ok(&["new", p, "--size", "1KiB"]);
-    let ch = mmf::Channel::open(p).unwrap();
+    let (p, ch) = e.file_channel("w.mmf", "1KiB");
+    let p = p.as_str();
     let child = background(
         &e,
         &[
@@ -541,10 +546,8 @@ fn a_watch_goes_on_past_a_value_it_cannot_show() {
 #[test]
 fn pretty_output_to_a_closed_pipe_or_a_full_disk() {
     let e = Env::new("prettypipe");
-    let path = e.dir.join("big.mmf");
-    let p = path.to_str().unwrap();
-    e.ok(&["new", p, "--size", "1MiB"]);
-    let ch = mmf::Channel::open(p).unwrap();
+    let (p, ch) = e.file_channel("big.mmf", "1MiB");
+    let p = p.as_str();
     let numbers: Vec<u32> = (0..100_000).collect();
     let text = serde_json::to_string(&numbers).unwrap();
     for tag in [mmf::Tag::JSON, mmf::Tag::MSGPACK] {
@@ -589,17 +592,13 @@ fn pretty_output_to_a_closed_pipe_or_a_full_disk() {
 #[test]
 fn pretty_printing_a_large_nested_value_takes_little_memory() {
     let e = Env::new("prettymem");
-    let path = e.dir.join("deep.mmf");
-    let p = path.to_str().unwrap();
-    e.ok(&["new", p, "--size", "1MiB"]);
+    let (p, ch) = e.file_channel("deep.mmf", "1MiB");
+    let p = p.as_str();
     let mut doc = vec![0x91; 126];
     doc.push(0xdd);
     doc.extend_from_slice(&600_000u32.to_be_bytes());
     doc.resize(doc.len() + 600_000, 0xc0);
-    mmf::Channel::open(p)
-        .unwrap()
-        .publish_raw(mmf::Tag::MSGPACK, &doc)
-        .unwrap();
+    ch.publish_raw(mmf::Tag::MSGPACK, &doc).unwrap();
     let out = Command::new("sh")
         .args([
             "-c",
