@@ -271,7 +271,7 @@ impl Options {
                 _ => io_error(&name, path, "creating", e),
             })?;
         // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
-        file.lock_shared()
+        lock_shared_by(&file, Instant::now() + self.init_timeout)
             .map_err(|e| io_error(&name, path, "locking", e))?;
         // From here on a failure must not leave a half-made channel behind.
         let cleanup = |err: Error| {
@@ -328,7 +328,7 @@ impl Options {
         let name = location.to_string();
         let deadline = Instant::now() + self.init_timeout;
         loop {
-            match self.try_open(location, &path, &name) {
+            match self.try_open(location, &path, &name, deadline) {
                 Err(Error::NotInitialized { .. }) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -337,7 +337,13 @@ impl Options {
         }
     }
 
-    fn try_open(&self, location: &Location, path: &Path, name: &str) -> Result<Channel> {
+    fn try_open(
+        &self,
+        location: &Location,
+        path: &Path,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Channel> {
         let mut file = open_options(location, !self.read_only)
             .open(path)
             .map_err(|e| match e.kind() {
@@ -351,8 +357,7 @@ impl Options {
             .metadata()
             .map_err(|e| io_error(name, path, "inspecting", e))?;
         regular_file(&meta, name)?;
-        file.lock_shared()
-            .map_err(|e| io_error(name, path, "locking", e))?;
+        lock_shared_by(&file, deadline).map_err(|e| io_error(name, path, "locking", e))?;
         let len = meta.len();
         let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
         if len < min || len % 8 != 0 {
@@ -928,6 +933,10 @@ impl Channel {
     /// value every time one came, however long it spent on the last (values published meanwhile
     /// but already overtaken are skipped: the channel holds the latest value only).
     ///
+    /// `timeout` bounds the wait; the read after it is [`read_into`](Channel::read_into)'s, which
+    /// a writer overtaking it without pause or a corrupt channel can make take up to
+    /// [`Options::read_timeout`] more before it says `Contended`.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use mmf_core::{Channel, Tag};
@@ -1424,6 +1433,30 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
 /// `O_NONBLOCK` (which regular files ignore) because anyone may plant a FIFO under a name in
 /// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. What was
 /// opened must then pass [`regular_file`].
+/// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
+/// `deadline`, not for ever: mmf only ever holds an exclusive lock for an instant (`mmf prune`
+/// asking whether a file is in use), and anyone who may read the file may hold one for as long
+/// as they like, which would otherwise hang every open.
+fn lock_shared_by(file: &File, deadline: Instant) -> io::Result<()> {
+    loop {
+        match file.try_lock_shared() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "another process holds an exclusive lock on it (flock); mmf only ever takes \
+                     one for an instant, so it is not mmf's: `fuser` or `lsof` shows who holds \
+                     the file",
+                ))
+            }
+        }
+    }
+}
+
 pub(crate) fn open_options(location: &Location, write: bool) -> OpenOptions {
     let mut oo = OpenOptions::new();
     let nofollow = match location {

@@ -158,6 +158,12 @@ fn abandoned(
     // A maker takes its lock right after creating the file: never judge one younger than this,
     // whatever `older_than` says, so that the moment in between cannot be mistaken for neglect.
     let older_than = older_than.max(std::time::Duration::from_secs(60));
+    // The directory of a bare relative path (`ch.mmf`) is the current one.
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
     let mut found = Vec::new();
     for (rest, path) in crate::channel::dir_files(dir, crate::channel::REPLACEMENT_PREFIX)? {
         // Exactly the names `create_or_replace` makes, not a user's `.mmf-new-notes`.
@@ -185,7 +191,12 @@ fn abandoned(
 /// created), zeros (its space reserved), or the channel magic (its header written).
 fn starts_as_made(path: &std::path::Path) -> bool {
     use std::io::Read;
-    let Ok(file) = crate::channel::open_options(&Location::File(path.to_owned()), false).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    // Not through a symbolic link put there since the name was looked at, nor blocking on a FIFO.
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(os::NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
     else {
         return false;
     };

@@ -461,6 +461,10 @@ fn a_replacement_removes_what_killed_replacements_left_beside_it() {
     assert_eq!(left, expected);
     drop(making);
     std::fs::remove_dir_all(&dir).unwrap();
+    // The directory of a bare relative path (`ch.mmf`, whose parent is "") is the current one.
+    assert!(
+        mmf_core::host::abandoned_replacements_in(std::path::Path::new(""), Duration::ZERO).is_ok()
+    );
 }
 
 #[test]
@@ -1719,4 +1723,38 @@ fn a_file_path_in_a_missing_directory_says_which() {
         )),
         "{err}"
     );
+}
+
+/// Whoever may read a channel's file may hold an exclusive `flock` on it for as long as they
+/// like; an open waits for it only as long as for a channel being created, then says so.
+#[test]
+fn an_exclusive_lock_held_by_someone_else_does_not_hang_an_open() {
+    let s = Scratch::new("file");
+    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    let hostile = std::fs::File::open(s.path()).unwrap();
+    // (Once the creator's handle, and its shared lock, are gone.)
+    hostile.lock().unwrap();
+    let t = std::time::Instant::now();
+    let err = Options::new()
+        .init_timeout(Duration::from_millis(100))
+        .open(&s.location)
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(
+        err.to_string()
+            .contains("another process holds an exclusive lock on it"),
+        "{err}"
+    );
+    // A lock held for an instant (as `mmf prune` takes one) is waited out.
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            std::thread::sleep(Duration::from_millis(30));
+            hostile.unlock().unwrap();
+        });
+        let r = Options::new()
+            .init_timeout(Duration::from_secs(5))
+            .open(&s.location)
+            .unwrap();
+        assert_eq!(r.read_raw().unwrap().1, b"kept");
+    });
 }
