@@ -105,6 +105,12 @@ fn a_follower_does_not_wait_for_what_cannot_appear() {
         Err(mmf::core::Error::NotFound { .. })
     ));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // An anonymous channel no other process can create.
+    assert!(matches!(
+        mmf::Follower::open(&Location::Anonymous, Duration::from_secs(20)),
+        Err(mmf::core::Error::NotFound { .. })
+    ));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let t = Instant::now();
     let never = Location::shm(&unique("never")).unwrap();
     assert!(matches!(
@@ -398,4 +404,30 @@ fn read_only_handles_wait_by_polling() {
             assert_eq!((meta.generation, &buf[..]), (1, &b"hi"[..]));
         },
     );
+}
+
+/// A channel found being created (its file there, its header not yet written) is one that
+/// appeared: every value it will hold is new to the follower.
+#[test]
+fn a_channel_found_being_created_has_appeared() {
+    let dir = std::env::temp_dir().join(format!("mmf-follow-made-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let (made, target) = (dir.join("made.mmf"), dir.join("c.mmf"));
+    Channel::create(made.to_str().unwrap(), 64)
+        .unwrap()
+        .publish_str("first")
+        .unwrap();
+    // The file is there, empty, as a creator leaves it before it writes the header.
+    std::fs::File::create(&target).unwrap();
+    let f = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::write(&target, std::fs::read(&made).unwrap()).unwrap();
+        });
+        mmf::Follower::open(&Location::file(&target), Duration::from_secs(10)).unwrap()
+    });
+    assert!(f.appeared());
+    assert_eq!(f.channel().read_string().unwrap(), "first");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

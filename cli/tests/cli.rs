@@ -1226,6 +1226,14 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         3,
         "no channel named './no/such/dir/x.mmf'",
     );
+    // So is a shared-memory name when the shared-memory directory itself is missing.
+    let out = e
+        .cmd(&["read", "T", "--wait", "--timeout", "20s"])
+        .env("MMF_SHM_DIR", e.dir.join("no-such-dir"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    fails(&out, 3, "no channel named 'T'");
     std::fs::write(e.dir.join("mmf.half"), [0u8; 4096]).unwrap();
     fails(
         &e.run(&["read", "half", "--wait", "--timeout", "20s"]),

@@ -63,17 +63,27 @@ pub enum Change {
 impl Follower {
     /// Opens the channel at `location`, waiting up to `timeout` for it to be created. Opens
     /// read-write where allowed (a waiter with a pin entry sleeps on a futex) and read-only
-    /// otherwise (which waits by polling).
+    /// otherwise (which waits by polling). Looks for it every 100 ms.
     ///
-    /// Fails at once with what cannot change by waiting: a file path whose directory does not
-    /// exist, a channel that is there but corrupt or not initialised (its creator had the
-    /// open's `init_timeout` to finish), no permission. After `timeout`, a channel still
-    /// missing is [`Error::NotFound`].
+    /// Fails at once with what cannot change by waiting: a name where no channel can appear
+    /// ([`Location::can_appear`]), something there that is not a channel, no permission. A
+    /// channel that is there but not initialised yet is given 250 ms to finish
+    /// ([`Options::init_timeout`]'s default), even past a shorter `timeout`; after that it
+    /// counts as one whose creator died ([`Error::NotInitialized`]). After `timeout`, a channel
+    /// still missing is [`Error::NotFound`].
     pub fn open(location: &Location, timeout: Duration) -> Result<Follower> {
         let deadline = Instant::now().checked_add(timeout);
         let mut appeared = false;
         loop {
-            match try_open(location) {
+            // A channel being created when we look is one that appeared, as a missing one is.
+            let opened = match try_open(location, Duration::ZERO) {
+                Err(Error::NotInitialized { .. }) => {
+                    appeared = true;
+                    try_open(location, INIT_WAIT)
+                }
+                other => other,
+            };
+            match opened {
                 Ok(channel) => {
                     return Ok(Follower {
                         location: location.clone(),
@@ -82,17 +92,14 @@ impl Follower {
                     })
                 }
                 Err(e @ Error::NotFound { .. }) => {
-                    let time_left = deadline.is_none_or(|d| Instant::now() < d);
-                    if !time_left || !location.can_appear() {
+                    if time_left(deadline).is_none() || !location.can_appear() {
                         return Err(e);
                     }
                     appeared = true;
                 }
                 Err(e) => return Err(e),
             }
-            let left = deadline.map_or(LOOK_EVERY, |d| d.saturating_duration_since(Instant::now()));
-            // Looked for ten times as often as a wait looks at the name: an open is cheap.
-            std::thread::sleep(left.min(LOOK_EVERY / 10));
+            std::thread::sleep(time_left(deadline).unwrap_or_default().min(LOOK_EVERY));
         }
     }
 
@@ -120,18 +127,17 @@ impl Follower {
     /// While it waits it looks, at least every 100 ms, whether the name still leads to the
     /// channel (a name removed and not created again is waited on), and whether the channel is
     /// still whole: one truncated or overwritten under the mapping is an error
-    /// ([`Channel::verify`]), not a wait for ever on memory no writer reaches.
+    /// ([`Channel::verify`]), not a wait for ever on memory no writer reaches. A new channel
+    /// found being created is given 250 ms to finish, as in [`open`](Follower::open).
     pub fn wait(&mut self, since: u64, timeout: Duration) -> Result<Option<Change>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            let left = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
+            let left = time_left(deadline).unwrap_or_default();
             if let Some(g) = self.channel.wait_for_change(since, left.min(LOOK_EVERY)) {
                 return Ok(Some(Change::Newer(g)));
             }
             if !self.channel.is_current()? {
-                match try_open(&self.location) {
+                match try_open(&self.location, INIT_WAIT) {
                     Ok(channel) => {
                         self.channel = channel;
                         return Ok(Some(Change::Replaced));
@@ -143,17 +149,34 @@ impl Follower {
             } else {
                 self.channel.verify()?;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if time_left(deadline).is_none() {
                 return Ok(None);
             }
         }
     }
 }
 
-/// Opens read-write if allowed, else read-only.
-fn try_open(location: &Location) -> Result<Channel> {
-    match Options::new().open(location) {
-        Err(Error::PermissionDenied { .. }) => Options::new().read_only(true).open(location),
+/// The time left until `deadline` (`None`: none left; no deadline: `Duration::MAX`).
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    match deadline {
+        None => Some(Duration::MAX),
+        Some(d) => d
+            .checked_duration_since(Instant::now())
+            .filter(|l| !l.is_zero()),
+    }
+}
+
+/// Opens read-write if allowed, else read-only; a channel being created is waited for up to
+/// `init`.
+fn try_open(location: &Location, init: Duration) -> Result<Channel> {
+    let mut options = Options::new();
+    options.init_timeout(init);
+    match options.open(location) {
+        Err(Error::PermissionDenied { .. }) => options.read_only(true).open(location),
         other => other,
     }
 }
+
+/// How long a channel found being created is given to finish, even past a shorter timeout (it
+/// is most likely about to be ready): `Options`' default `init_timeout`.
+const INIT_WAIT: Duration = Duration::from_millis(250);

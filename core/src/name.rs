@@ -77,13 +77,15 @@ impl Location {
     }
 
     /// Whether a channel could appear here by being created: `false` for a file path into a
-    /// directory that does not exist, where waiting for the channel would wait for ever.
+    /// directory that does not exist (for a shared-memory name: a shared-memory directory that
+    /// does not exist, see `MMF_SHM_DIR`) and for an anonymous channel, which no other process
+    /// can create. Waiting for a channel there would wait for ever.
     pub fn can_appear(&self) -> bool {
-        match self {
-            Location::File(path) => path
+        match self.path() {
+            Some(path) => path
                 .parent()
                 .is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir()),
-            _ => true,
+            None => false,
         }
     }
 }
