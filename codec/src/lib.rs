@@ -63,7 +63,8 @@ pub trait ChannelExt {
     /// Reads the newest value into `T` once its generation is past `since` (at once if it is
     /// already), waiting at most `timeout`: [`Channel::read_after_into`], typed. `None` if the
     /// timeout passes first. With the generation of the last value seen as `since`, a loop sees
-    /// every change, whatever it spends on each value:
+    /// every change, whatever it spends on each value. A value that cannot become a `T` is
+    /// [`Error::Decode`], which carries its generation: a loop that goes on reads after it.
     ///
     /// ```
     /// use std::time::Duration;
@@ -278,7 +279,8 @@ impl io::Write for Bounded<'_> {
 }
 
 /// The value `buf` holds (read from `ch`, described by `meta`) decoded into `T`, from a
-/// MessagePack or JSON frame. Either is checked first by the rules mmf reads by: MessagePack
+/// MessagePack or JSON frame; one that cannot become a `T`, invalid or not, is
+/// [`Error::Decode`] with its generation (a reader can go on after it). Either is checked first by the rules mmf reads by: MessagePack
 /// without recursion ([`msgpack::check`]; rmp-serde counts no depth for enum variants, so a deep
 /// enough recursive enum from another process would otherwise overflow the stack), JSON text as
 /// JSON published as such is (FORMAT.md §7.1: no integer beyond 64 bits made a float on the way,
@@ -293,7 +295,7 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
     };
     let value = match meta.tag {
         Tag::MSGPACK => {
-            msgpack::check(buf)?;
+            msgpack::check(buf).map_err(|e| failed(e.to_string()))?;
             let mut de = rmp_serde::Deserializer::new(buf);
             let value = T::deserialize(&mut de).map_err(|e| failed(e.to_string()))?;
             let rest = de.get_ref().len();
@@ -303,7 +305,10 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
             value
         }
         Tag::JSON => {
-            json::validate_json(std::str::from_utf8(buf)?)?;
+            std::str::from_utf8(buf)
+                .map_err(Error::from)
+                .and_then(json::validate_json)
+                .map_err(|e| failed(e.to_string()))?;
             serde_json::from_slice(buf).map_err(|e| failed(e.to_string()))?
         }
         _ => return Err(wrong(ch, meta, "a MessagePack or JSON value")),

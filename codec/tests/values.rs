@@ -321,7 +321,8 @@ fn invalid_stored_values_are_errors_not_panics() {
     ));
     let err = ch.read::<Vec<u8>>().unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidMsgpack(m) if m.contains("the document ends at byte 2")),
+        matches!(&err, Error::Decode { generation: 2, message, .. }
+            if message.contains("invalid MessagePack: the document ends at byte 2")),
         "{err}"
     );
     ch.publish_raw(Tag::MSGPACK, &[]).unwrap();
@@ -411,10 +412,12 @@ fn stored_json_and_colliding_keys_are_checked() {
         (b"[\"\\ud800\"]", "hex escape"),
     ] {
         ch.publish_raw(Tag::JSON, text).unwrap();
-        // A typed read holds stored JSON to the same rules (a Value took 2^64 as a float).
+        // A typed read holds stored JSON to the same rules (a Value took 2^64 as a float),
+        // and says which value it could not read.
         let err = ch.read::<Json>().unwrap_err();
         assert!(
-            matches!(&err, Error::InvalidJson { message, .. } if message.contains(says)),
+            matches!(&err, Error::Decode { tag: Tag::JSON, message, .. }
+                if message.contains("invalid JSON at line 1") && message.contains(says)),
             "{}: {err}",
             String::from_utf8_lossy(text)
         );
@@ -615,4 +618,14 @@ fn read_after_sees_what_came_while_the_reader_was_busy() {
             .unwrap();
         assert_eq!((m.generation, v), (4, 4));
     });
+    // A value that cannot be read says which it is, so that the loop can go on after it.
+    ch.publish_raw(Tag::MSGPACK, &[0x92, 0x01]).unwrap();
+    let skip = match ch.read_after::<u32>(4, Duration::ZERO).unwrap_err() {
+        Error::Decode { generation, .. } => generation,
+        other => panic!("{other}"),
+    };
+    assert_eq!(skip, 5);
+    ch.publish(&6u32).unwrap();
+    let (m, v) = ch.read_after::<u32>(skip, Duration::ZERO).unwrap().unwrap();
+    assert_eq!((m.generation, v), (6, 6));
 }
