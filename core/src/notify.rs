@@ -61,6 +61,9 @@ struct Registration {
 struct Notifier {
     regs: Mutex<HashMap<u64, Registration>>,
     control: AtomicU32,
+    /// Whether it became the process's notifier: [`PENDING`], [`INSTALLED`] or [`LOST`]. Its
+    /// thread runs before that is known, and waits for it.
+    state: AtomicU32,
     /// The process whose thread runs it.
     pid: u32,
 }
@@ -88,40 +91,54 @@ fn of_this_process(p: *mut Notifier) -> Option<&'static Notifier> {
     (n.pid == std::process::id()).then_some(n)
 }
 
+const PENDING: u32 = 0;
+const INSTALLED: u32 = 1;
+const LOST: u32 = 2;
+
 fn notifier() -> &'static Notifier {
     if let Some(n) = running() {
         return n;
     }
-    // Made before it is known to be needed, so that it can be installed with one
-    // compare-and-swap; one that loses a race stays leaked (a few words).
     let fresh: &'static Notifier = Box::leak(Box::new(Notifier {
         regs: Mutex::new(HashMap::new()),
         control: AtomicU32::new(0),
+        state: AtomicU32::new(PENDING),
         pid: std::process::id(),
     }));
-    let old = N.load(Ordering::Acquire);
-    if let Some(n) = of_this_process(old) {
-        // Another thread installed one since `running` looked (`fresh` stays leaked).
-        return n;
-    }
-    let new = std::ptr::from_ref(fresh).cast_mut();
-    if N.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        // Another thread installed one first (`fresh`, a few words, stays leaked): use it, or
-        // if its thread could not be started and it was taken out again, try again.
-        return notifier();
-    }
-    if let Err(e) = std::thread::Builder::new()
+    // Its thread first: a notifier is never installed without one, whose registrations nobody
+    // would wake. The thread waits to learn whether it was installed.
+    let thread = match std::thread::Builder::new()
         .name("mmf-notify".into())
-        .spawn(move || fresh.run())
-    {
-        // No thread to spare: leave no notifier without a thread behind, whose registrations
-        // nobody would ever wake; the next poll tries again.
-        let _ = N.compare_exchange(new, old, Ordering::AcqRel, Ordering::Acquire);
-        panic!("could not start the mmf-notify thread: {e}");
-    }
-    fresh
+        .spawn(move || {
+            while fresh.state.load(Ordering::Acquire) == PENDING {
+                std::thread::park();
+            }
+            if fresh.state.load(Ordering::Acquire) == INSTALLED {
+                fresh.run();
+            }
+        }) {
+        Ok(handle) => handle.thread().clone(),
+        // Nothing was installed; the next poll tries again.
+        Err(e) => panic!("could not start the mmf-notify thread: {e}"),
+    };
+    let new = std::ptr::from_ref(fresh).cast_mut();
+    let outcome = loop {
+        let old = N.load(Ordering::Acquire);
+        if let Some(n) = of_this_process(old) {
+            // Another thread installed one meanwhile: ours ends (`fresh` stays leaked, a few
+            // words).
+            break Err(n);
+        }
+        if N.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            break Ok(fresh);
+        }
+    };
+    let state = if outcome.is_ok() { INSTALLED } else { LOST };
+    fresh.state.store(state, Ordering::Release);
+    thread.unpark();
+    outcome.unwrap_or_else(|winner| winner)
 }
 
 /// At most this many channels in one `futex_waitv` call (the kernel's limit is 128, one entry
@@ -261,6 +278,11 @@ impl Channel {
     ///
     /// Executor-agnostic; see the [`notify`](self) module docs for how it waits (one shared
     /// thread per process, no polling on Linux 5.16+).
+    ///
+    /// # Panics
+    ///
+    /// A poll panics if the process cannot start that thread (no threads left: `RLIMIT_NPROC`,
+    /// `threads-max`), as `std::thread::spawn` does; a later poll tries again.
     ///
     /// ```
     /// use mmf_core::{Channel, Tag};
