@@ -183,7 +183,9 @@ impl Options {
         self
     }
 
-    /// How long `open` waits for a creator that is still initialising (default 250 ms).
+    /// How long `open` waits for a creator that is still initialising (default 250 ms), and
+    /// `open` and `create` wait for an exclusive `flock` another process holds on the file (at
+    /// least 50 ms: mmf's own last an instant; see `docs/RELIABILITY.md`).
     pub fn init_timeout(&mut self, d: Duration) -> &mut Self {
         self.init_timeout = d;
         self
@@ -270,14 +272,14 @@ impl Options {
                 },
                 _ => io_error(&name, path, "creating", e),
             })?;
-        // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
-        lock_shared_by(&file, Instant::now() + self.init_timeout)
-            .map_err(|e| io_error(&name, path, "locking", e))?;
         // From here on a failure must not leave a half-made channel behind.
         let cleanup = |err: Error| {
             let _ = std::fs::remove_file(path);
             err
         };
+        // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
+        lock_shared_by(&file, Instant::now().checked_add(self.init_timeout))
+            .map_err(|e| cleanup(io_error(&name, path, "locking", e)))?;
         os::allocate(&file, layout.total_bytes as u64).map_err(|e| {
             cleanup(if e.raw_os_error() == Some(libc::ENOSPC) {
                 Error::NoSpace {
@@ -326,10 +328,13 @@ impl Options {
         };
         check_platform()?;
         let name = location.to_string();
-        let deadline = Instant::now() + self.init_timeout;
+        // `None`: an `init_timeout` too long to represent, that is, none.
+        let deadline = Instant::now().checked_add(self.init_timeout);
         loop {
             match self.try_open(location, &path, &name, deadline) {
-                Err(Error::NotInitialized { .. }) if Instant::now() < deadline => {
+                Err(Error::NotInitialized { .. })
+                    if deadline.is_none_or(|d| Instant::now() < d) =>
+                {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 other => return other,
@@ -342,7 +347,7 @@ impl Options {
         location: &Location,
         path: &Path,
         name: &str,
-        deadline: Instant,
+        deadline: Option<Instant>,
     ) -> Result<Channel> {
         let mut file = open_options(location, !self.read_only)
             .open(path)
@@ -1426,6 +1431,40 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
     }
 }
 
+/// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
+/// `deadline` (`None`: for ever), and at least [`LOCK_GRACE`]: mmf's own exclusive locks
+/// (`mmf prune`, `list` and `doctor` asking whether a file is in use) last an instant, while
+/// anyone who may read the file may hold one for as long as they like, which would otherwise
+/// hang every open.
+fn lock_shared_by(file: &File, deadline: Option<Instant>) -> io::Result<()> {
+    let start = Instant::now();
+    let until = deadline.map(|d| d.max(start + LOCK_GRACE));
+    loop {
+        match file.try_lock_shared() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) if until.is_none_or(|u| Instant::now() < u) => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "another process has held an exclusive lock on it (flock) for {} ms; mmf \
+                         takes one only for an instant, so whoever holds it this long is not \
+                         mmf: `fuser` or `lsof` shows who has the file open",
+                        start.elapsed().as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The least time an open or a creation waits for an exclusive `flock` to go, whatever its
+/// `init_timeout`: longer than any of mmf's own.
+const LOCK_GRACE: Duration = Duration::from_millis(50);
+
 /// How an existing channel's file is opened: read-only or read-write, close-on-exec, and for a
 /// shared-memory name never through a symlink planted under it (a path the user gave may be a
 /// link on purpose).
@@ -1433,30 +1472,6 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
 /// `O_NONBLOCK` (which regular files ignore) because anyone may plant a FIFO under a name in
 /// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. What was
 /// opened must then pass [`regular_file`].
-/// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
-/// `deadline`, not for ever: mmf only ever holds an exclusive lock for an instant (`mmf prune`
-/// asking whether a file is in use), and anyone who may read the file may hold one for as long
-/// as they like, which would otherwise hang every open.
-fn lock_shared_by(file: &File, deadline: Instant) -> io::Result<()> {
-    loop {
-        match file.try_lock_shared() {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "another process holds an exclusive lock on it (flock); mmf only ever takes \
-                     one for an instant, so it is not mmf's: `fuser` or `lsof` shows who holds \
-                     the file",
-                ))
-            }
-        }
-    }
-}
-
 pub(crate) fn open_options(location: &Location, write: bool) -> OpenOptions {
     let mut oo = OpenOptions::new();
     let nofollow = match location {

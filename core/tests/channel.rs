@@ -1742,19 +1742,32 @@ fn an_exclusive_lock_held_by_someone_else_does_not_hang_an_open() {
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert!(
         err.to_string()
-            .contains("another process holds an exclusive lock on it"),
+            .contains("another process has held an exclusive lock on it (flock) for 1"),
         "{err}"
     );
-    // A lock held for an instant (as `mmf prune` takes one) is waited out.
+    // A lock held for an instant (as `mmf prune` takes one) is waited out, even by an open
+    // that waits for no creator (init_timeout 0, as `list` and a follower's first look).
     std::thread::scope(|sc| {
         sc.spawn(|| {
-            std::thread::sleep(Duration::from_millis(30));
+            std::thread::sleep(Duration::from_millis(10));
             hostile.unlock().unwrap();
         });
         let r = Options::new()
-            .init_timeout(Duration::from_secs(5))
+            .init_timeout(Duration::ZERO)
             .open(&s.location)
             .unwrap();
         assert_eq!(r.read_raw().unwrap().1, b"kept");
     });
+    // An init_timeout too long to add to the clock is no timeout, not a panic.
+    let r = Options::new()
+        .init_timeout(Duration::MAX)
+        .open(&s.location)
+        .unwrap();
+    assert_eq!(r.read_raw().unwrap().1, b"kept");
+    let other = Scratch::new("file");
+    Options::new()
+        .capacity(64)
+        .init_timeout(Duration::MAX)
+        .create(&other.location)
+        .unwrap();
 }
