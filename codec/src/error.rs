@@ -54,7 +54,7 @@ pub enum Error {
     /// A value that does not decode into the requested type.
     #[error(
         "the {tag} value of channel '{name}' (generation {generation}) does not decode as \
-         {ty}: {message}; read it as JSON to see what it holds"
+         {ty}: {message}"
     )]
     Decode {
         /// The channel.
@@ -65,7 +65,7 @@ pub enum Error {
         tag: Tag,
         /// The Rust type asked for.
         ty: &'static str,
-        /// What did not match.
+        /// What did not match, and how to see the value another way.
         message: String,
     },
 }

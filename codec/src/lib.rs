@@ -293,14 +293,20 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
         ty: std::any::type_name::<T>(),
         message,
     };
+    // A valid value of another shape reads as JSON; an invalid one only as bytes.
+    let mismatch =
+        |e: &dyn std::fmt::Display| failed(format!("{e}; read it as JSON to see what it holds"));
+    let invalid = |e: Error| failed(format!("{e}; read_bytes gives its bytes"));
     let value = match meta.tag {
         Tag::MSGPACK => {
-            msgpack::check(buf).map_err(|e| failed(e.to_string()))?;
+            msgpack::check(buf).map_err(invalid)?;
             let mut de = rmp_serde::Deserializer::new(buf);
-            let value = T::deserialize(&mut de).map_err(|e| failed(e.to_string()))?;
+            let value = T::deserialize(&mut de).map_err(|e| mismatch(&e))?;
             let rest = de.get_ref().len();
             if rest != 0 {
-                return Err(failed(format!("{rest} bytes of the value were not read")));
+                return Err(mismatch(&format!(
+                    "{rest} bytes of the value were not read"
+                )));
             }
             value
         }
@@ -308,8 +314,8 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
             std::str::from_utf8(buf)
                 .map_err(Error::from)
                 .and_then(json::validate_json)
-                .map_err(|e| failed(e.to_string()))?;
-            serde_json::from_slice(buf).map_err(|e| failed(e.to_string()))?
+                .map_err(invalid)?;
+            serde_json::from_slice(buf).map_err(|e| mismatch(&e))?
         }
         _ => return Err(wrong(ch, meta, "a MessagePack or JSON value")),
     };
