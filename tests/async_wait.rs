@@ -524,6 +524,20 @@ fn a_forked_child_can_await_changes() {
     }
 }
 
+/// Keeps the expected panics of polls that cannot start the notifier's thread off stderr (any
+/// other panic's message still shows).
+fn expect_notifier_spawn_panics() {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info
+            .to_string()
+            .contains("could not start the mmf-notify thread")
+        {
+            hook(info);
+        }
+    }));
+}
+
 /// Sets the soft limit on this user's processes and threads (`RLIMIT_NPROC`), within the hard one.
 fn set_nproc(n: libc::rlim_t) {
     let mut r = libc::rlimit {
@@ -551,15 +565,7 @@ fn a_notifier_that_could_not_start() {
             assert_eq!(libc::setuid(65534), 0);
         }
     }
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !info
-            .to_string()
-            .contains("could not start the mmf-notify thread")
-        {
-            hook(info);
-        }
-    }));
+    expect_notifier_spawn_panics();
     set_nproc(1);
     let (woken, w) = Flag::new();
     let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -590,15 +596,7 @@ fn a_notifier_that_could_not_start_is_started_again() {
 /// size (the notifier's): two threads poll futures at once. Prints how many polls returned
 /// `Pending`, which would mean a registration in a notifier that has no thread.
 fn racing_polls_when_no_notifier_can_start() {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !info
-            .to_string()
-            .contains("could not start the mmf-notify thread")
-        {
-            hook(info);
-        }
-    }));
+    expect_notifier_spawn_panics();
     let ch: &'static Channel = Box::leak(Box::new(Channel::anonymous(64).unwrap()));
     let pollers: Vec<_> = (0..2)
         .map(|_| {
