@@ -280,11 +280,11 @@ impl io::Write for Bounded<'_> {
 
 /// The value `buf` holds (read from `ch`, described by `meta`) decoded into `T`, from a
 /// MessagePack or JSON frame; one that cannot become a `T`, invalid or not, is
-/// [`Error::Decode`] with its generation (a reader can go on after it). Either is checked first by the rules mmf reads by: MessagePack
-/// without recursion ([`msgpack::check`]; rmp-serde counts no depth for enum variants, so a deep
-/// enough recursive enum from another process would otherwise overflow the stack), JSON text as
-/// JSON published as such is (FORMAT.md §7.1: no integer beyond 64 bits made a float on the way,
-/// no key given twice).
+/// [`Error::Decode`] with its generation (a reader can go on after it). Either is checked first
+/// by the rules mmf reads by: MessagePack without recursion ([`msgpack::check`]; rmp-serde
+/// counts no depth for enum variants, so a deep enough recursive enum from another process
+/// would otherwise overflow the stack), JSON text as JSON published as such is (FORMAT.md §7.1:
+/// no integer beyond 64 bits made a float on the way, no key given twice).
 fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(Meta, T)> {
     let failed = |message: String| Error::Decode {
         name: ch.location().to_string(),

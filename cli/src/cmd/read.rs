@@ -33,25 +33,28 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
 
 /// Prints a MessagePack or JSON value indented, written as it is rendered. Indented JSON can
 /// take hundreds of times the bytes of a deeply nested value another process stored (two spaces
-/// a level on every line), which must not all be held in memory at once. The value is checked
-/// whole first, so that an invalid one prints nothing.
+/// a level on every line), which must not all be held in memory at once. An invalid value
+/// prints nothing: JSON text is checked whole by `write_json_pretty` before it writes, and
+/// MessagePack here first, by a rendering into nothing (which alone finds a map with a key
+/// twice before the end of the map).
 fn print_pretty(location: &Location, meta: Meta, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let text = (meta.tag == Tag::JSON)
         .then(|| std::str::from_utf8(bytes).map_err(mmf::Error::from))
         .transpose()
         .map_err(|e| cannot_show(location, meta, e.into()))?;
-    let checked = match text {
-        Some(text) => mmf::json::validate_json(text),
-        // Renders into nothing: the check of structure, depth and keys that the printing would
-        // otherwise only finish at the end.
-        None => mmf::json::write_msgpack_as_json(bytes, false, std::io::sink()),
-    };
-    checked.map_err(|e| cannot_show(location, meta, e.into()))?;
+    if text.is_none() {
+        mmf::json::write_msgpack_as_json(bytes, false, std::io::sink())
+            .map_err(|e| cannot_show(location, meta, e.into()))?;
+    }
     crate::interrupt::writing(|| {
         let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
         match text {
-            Some(text) => mmf::json::write_json_pretty(text, &mut out)?,
+            Some(text) => mmf::json::write_json_pretty(text, &mut out).map_err(|e| match e {
+                // Writing failed (a closed pipe, a full disk): not the value's fault.
+                mmf::Error::Write(_) => e.into(),
+                e => cannot_show(location, meta, e.into()),
+            })?,
             None => mmf::json::write_msgpack_as_json(bytes, true, &mut out)?,
         }
         out.write_all(b"\n")?;
