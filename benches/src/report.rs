@@ -67,6 +67,10 @@ pub struct Row {
     /// The median over rounds of this row's back-to-back round trip over F's in the same round.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x_floor_b2b_paired: Option<f64>,
+    /// Round trips timed one by one in the run that timed fewest (latency rows). A run that
+    /// timed more than `latency::SINGLES` also timed a back-to-back batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
     /// Spread of the runs (max - min over median of the runs' p50 or rates), in percent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spread_pct: Option<f64>,
@@ -721,6 +725,7 @@ impl Report<'_> {
                     .lat(Transport::Floor, m.len)
                     .and_then(|f| r.paired_b2b(&f.runs)),
                 spread_pct: has.then(|| r.spread()),
+                samples: r.runs.iter().map(|s| s.n).min(),
                 runs: r.runs.len(),
                 failed_runs: (r.failures > 0).then_some(r.failures),
                 ..Row::default()
