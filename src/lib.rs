@@ -27,8 +27,11 @@
 //!
 //! - [`Channel`], [`Options`], [`Location`], [`list`]: the channel itself (`mmf-core`).
 //! - [`ChannelExt`]: typed publish/read of serde values, text, bytes and JSON (`mmf-codec`).
-//! - [`Error`]: the codec's error, which wraps the channel's ([`core::Error`]) so `?` works on
-//!   both.
+//! - [`Error`]: the codec's error, which wraps the channel layer's ([`channel::Error`]) so `?`
+//!   works on both.
+//!
+//! `use mmf::*;` brings nothing named like a crate of the standard library's: `core::` and
+//! `std::` paths keep working beside it.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -45,8 +48,17 @@ pub use mmf_core::truncation;
 #[cfg(feature = "async")]
 pub use mmf_core::Changed;
 
-/// The channel layer, with its own error type.
-pub mod core {
+/// The channel layer (`mmf-core`), with its own error type: what [`Channel::open`] and the
+/// other untyped operations return.
+///
+/// ```
+/// # let name = format!("facade-channel-doc-{}", std::process::id());
+/// match mmf::Channel::open(&name) {
+///     Err(mmf::channel::Error::NotFound { .. }) => {} // nobody created it yet
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+pub mod channel {
     pub use mmf_core::*;
 }
 

@@ -263,7 +263,7 @@ fn abuse_the_notifier(prefix: &str) {
     // 2. A waker that drops a pending future of its own when woken: the drop unregisters, which
     //    takes the notifier's lock, so the notifier must not hold it while waking.
     let other: &'static Channel = Box::leak(Box::new(Channel::anonymous(64).unwrap()));
-    let slot: Arc<std::sync::Mutex<Option<mmf::core::Changed<'static>>>> = Arc::default();
+    let slot: Arc<std::sync::Mutex<Option<mmf::channel::Changed<'static>>>> = Arc::default();
     let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let w: Waker = Arc::new(OnWake({
         let (slot, woken) = (slot.clone(), woken.clone());

@@ -341,7 +341,7 @@ fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
     let mut child = lock_holder_elsewhere(&unshare, &name);
     let err = ch.publish_raw(Tag::TEXT, b"too soon").unwrap_err();
     assert!(
-        matches!(err, mmf::core::Error::Contended { .. }),
+        matches!(err, mmf::channel::Error::Contended { .. }),
         "the lock was taken from a live writer: {err}"
     );
     assert!(err.to_string().contains("which is alive"), "{err}");
@@ -411,7 +411,7 @@ fn a_full_file_system_is_an_error_at_creation_not_a_crash_later() {
         .capacity(512 * 1024)
         .create(&Location::file(&path))
         .unwrap_err();
-    assert!(matches!(err, mmf::core::Error::NoSpace { .. }), "{err}");
+    assert!(matches!(err, mmf::channel::Error::NoSpace { .. }), "{err}");
     assert!(err.to_string().contains("file system is full"), "{err}");
     assert!(!path.exists(), "nothing is left behind");
     // A channel that fits still works on the same file system.

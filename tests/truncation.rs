@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mmf::core::Error as CoreError;
+use mmf::channel::Error as CoreError;
 use mmf::prelude::*;
 use mmf::truncation;
 

@@ -102,20 +102,20 @@ fn a_follower_does_not_wait_for_what_cannot_appear() {
     let missing_dir = Location::file("/no/such/dir/x.mmf");
     assert!(matches!(
         mmf::Follower::open(&missing_dir, Duration::from_secs(20)),
-        Err(mmf::core::Error::NotFound { .. })
+        Err(mmf::channel::Error::NotFound { .. })
     ));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     // An anonymous channel no other process can create.
     assert!(matches!(
         mmf::Follower::open(&Location::Anonymous, Duration::from_secs(20)),
-        Err(mmf::core::Error::NotFound { .. })
+        Err(mmf::channel::Error::NotFound { .. })
     ));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let t = Instant::now();
     let never = Location::shm(&unique("never")).unwrap();
     assert!(matches!(
         mmf::Follower::open(&never, Duration::from_millis(200)),
-        Err(mmf::core::Error::NotFound { .. })
+        Err(mmf::channel::Error::NotFound { .. })
     ));
     assert!(
         (Duration::from_millis(200)..Duration::from_secs(5)).contains(&t.elapsed()),

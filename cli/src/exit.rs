@@ -1,6 +1,6 @@
 //! Exit codes (documented in `mmf --help` and the README) and error messages.
 
-use mmf::core::Error as CoreError;
+use mmf::channel::Error as CoreError;
 use mmf::Error as CodecError;
 
 /// Any error not listed below.

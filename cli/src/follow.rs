@@ -53,11 +53,11 @@ impl Followed {
                         follower,
                     })
                 }
-                Err(e @ mmf::core::Error::NotFound { .. }) if !location.can_appear() => {
+                Err(e @ mmf::channel::Error::NotFound { .. }) if !location.can_appear() => {
                     return Err(e.into())
                 }
-                Err(mmf::core::Error::NotFound { .. }) if created_meanwhile => {}
-                Err(mmf::core::Error::NotFound { .. }) => {
+                Err(mmf::channel::Error::NotFound { .. }) if created_meanwhile => {}
+                Err(mmf::channel::Error::NotFound { .. }) => {
                     // A typo would otherwise wait in silence.
                     let _ =
                         writeln!(

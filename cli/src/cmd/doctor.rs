@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use mmf::core::host;
+use mmf::channel::host;
 use serde_json::json;
 
 use crate::args::DoctorArgs;
@@ -28,7 +28,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             // no sticky bit: nobody else creates or deletes there. A shared one must be 1777.
             let own = chosen
                 && mode & 0o022 == 0
-                && mmf::core::host::is_own(&mmf::Location::File(dir.clone()));
+                && mmf::channel::host::is_own(&mmf::Location::File(dir.clone()));
             checks.push(Check {
                 name: "shm-dir",
                 ok: sticky_world || own,
@@ -123,7 +123,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 .iter()
                 .filter(|(l, _)| l.info.is_err())
                 .partition(|(l, _)| {
-                    matches!(l.info, Err(mmf::core::Error::PermissionDenied { .. }))
+                    matches!(l.info, Err(mmf::channel::Error::PermissionDenied { .. }))
                 });
             let broken: Vec<String> = broken.iter().map(|(l, _)| super::shown(&l.name)).collect();
             // A writer lock held by an owner that cannot be judged (of another PID namespace,

@@ -1,6 +1,6 @@
 //! `mmf list`: the shared-memory channels on this host, with who uses them.
 
-use mmf::core::host;
+use mmf::channel::host;
 use serde_json::json;
 
 use crate::args::ListArgs;

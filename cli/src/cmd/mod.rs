@@ -74,13 +74,13 @@ pub(super) const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_se
 
 /// Whether the shared-memory channel of listing `l` is abandoned and this user's (root:
 /// anyone's): readable, no live handle in any process, creator and last writer gone
-/// ([`host::is_stale`](mmf::core::host::is_stale)). What `mmf prune` removes once it is old
+/// ([`host::is_stale`](mmf::channel::host::is_stale)). What `mmf prune` removes once it is old
 /// enough; another user's channel is theirs to prune.
 pub(super) fn abandoned(l: &mmf::Listing, in_use: Option<bool>) -> bool {
     l.info
         .as_ref()
-        .is_ok_and(|i| in_use.is_some_and(|u| mmf::core::host::is_stale(i, u)))
-        && mmf::Location::shm(&l.name).is_ok_and(|loc| mmf::core::host::is_own(&loc))
+        .is_ok_and(|i| in_use.is_some_and(|u| mmf::channel::host::is_stale(i, u)))
+        && mmf::Location::shm(&l.name).is_ok_and(|loc| mmf::channel::host::is_own(&loc))
 }
 
 /// Whether `mmf prune` (with its default `--older-than`) would remove it: [`abandoned`] and
@@ -94,7 +94,7 @@ pub(super) fn prunable(l: &mmf::Listing, in_use: Option<bool>) -> bool {
 pub(super) fn untouched_for(name: &str) -> std::time::Duration {
     mmf::Location::shm(name)
         .ok()
-        .and_then(|loc| mmf::core::host::last_touched(&loc).ok())
+        .and_then(|loc| mmf::channel::host::last_touched(&loc).ok())
         .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
         .unwrap_or_default()
 }

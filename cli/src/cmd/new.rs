@@ -26,7 +26,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
             .map(|(ch, created)| (!created).then_some(ch))
     } else {
         match o.create(&location) {
-            Err(e @ mmf::core::Error::AlreadyExists { .. }) => {
+            Err(e @ mmf::channel::Error::AlreadyExists { .. }) => {
                 return Err(not_a_channel(e, &location))
             }
             r => r.map(|_| None),
@@ -62,8 +62,8 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
 /// `create`'s "already exists", said as what is there: the channel's `--force` / `--exist-ok`
 /// advice only for a channel this user can open; else what holds the name and how to clear it
 /// (still exit 6: the name is taken).
-fn not_a_channel(e: mmf::core::Error, location: &Location) -> anyhow::Error {
-    use mmf::core::Error as E;
+fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
+    use mmf::channel::Error as E;
     let probe = Options::new()
         .read_only(true)
         .init_timeout(std::time::Duration::ZERO)

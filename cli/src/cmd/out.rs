@@ -82,11 +82,13 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
     let mut buf = Vec::new();
     let mut ch = match Options::new().open(location) {
         // Typed at a terminal: nobody is about to create it; say so before the typing.
-        Err(e @ mmf::core::Error::NotFound { .. }) if stdin.is_terminal() => return Err(e.into()),
-        Err(mmf::core::Error::NotFound { .. }) => {
+        Err(e @ mmf::channel::Error::NotFound { .. }) if stdin.is_terminal() => {
+            return Err(e.into())
+        }
+        Err(mmf::channel::Error::NotFound { .. }) => {
             input.fill_buf().context("reading standard input")?;
             match Options::new().open(location) {
-                Err(mmf::core::Error::NotFound { .. }) => {
+                Err(mmf::channel::Error::NotFound { .. }) => {
                     // Maybe created while the input is still coming: read on (at most
                     // MISSING_READ), and look a last time at its end.
                     (&mut input)

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use mmf::core::host;
+use mmf::channel::host;
 use mmf::{Channel, Location};
 
 use crate::args::PruneArgs;
@@ -38,7 +38,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         if !a.dry_run {
             match Channel::remove_location(&location) {
                 Ok(()) => {}
-                Err(mmf::core::Error::NotFound { .. }) => continue,
+                Err(mmf::channel::Error::NotFound { .. }) => continue,
                 Err(e) => {
                     not_removed(&super::shown(&listing.name), &e);
                     continue;

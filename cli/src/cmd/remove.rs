@@ -13,7 +13,7 @@ pub fn run(a: RemoveArgs) -> anyhow::Result<()> {
         let result = Location::parse(name).and_then(|loc| Channel::remove_location(&loc));
         match result {
             Ok(()) => {}
-            Err(mmf::core::Error::NotFound { .. }) if a.force => {}
+            Err(mmf::channel::Error::NotFound { .. }) if a.force => {}
             Err(e) => {
                 let e = anyhow::Error::from(e);
                 if a.names.len() > 1 {
