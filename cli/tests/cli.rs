@@ -1005,6 +1005,27 @@ fn info_and_list() {
     assert_eq!(table.lines().count(), 5, "{table}");
     assert!(table.contains("\"evil\\n\\u{1b}[2Jx\""), "{table}");
     fails(&e.run(&["info", "zzz"]), 3, "no channel named 'zzz'");
+    // A channel whose `latest` names a slot that does not exist: `info` used to show an empty
+    // value (exit 0) while `read` said corrupt; it now says the value is unknown, and why.
+    let path = e.dir.join("mmf.b");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[128..136].copy_from_slice(&(1u64 << 8 | 9).to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let info = e.ok(&["info", "b"]);
+    assert!(
+        info.contains("value:       unknown: latest names slot 9 of 3"),
+        "{info}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "b", "--json"])).unwrap();
+    assert_eq!(
+        (&json["codec"], &json["len"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
+    assert!(
+        json["damage"].as_str().unwrap().contains("slot 9 of 3"),
+        "{json}"
+    );
+    fails(&e.run(&["read", "b"]), 1, "latest names slot 9 of 3");
 }
 
 #[test]

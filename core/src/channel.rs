@@ -16,7 +16,7 @@ use crate::name::Location;
 use crate::os;
 use crate::os::OwnerState;
 use crate::region::Region;
-use crate::snapshot::{SlotWriter, Snapshot, Source, Timeouts};
+use crate::snapshot::{Look, SlotWriter, Snapshot, Source, Timeouts};
 use crate::sync::Ordering;
 
 /// A named latest-value channel: writers publish values atomically, readers copy consistent
@@ -303,6 +303,7 @@ impl Options {
             name,
             header_only: true,
             liveness: os::Liveness::default(),
+            damaged: None,
         };
         snap.init(
             self.flags(),
@@ -562,6 +563,7 @@ impl Options {
             name: "(anonymous)".into(),
             header_only: true,
             liveness: os::Liveness::default(),
+            damaged: None,
         };
         snap.init(
             self.flags(),
@@ -1100,12 +1102,20 @@ impl Channel {
     }
 
     /// Makes the current contents durable: writes the mapping back to its file and waits for
-    /// the storage device (`msync(MS_SYNC)`). For a channel in a file (a path), the last value
-    /// published before this call then survives a crash of the machine or a power loss; without
-    /// it, the kernel writes the pages back in its own time (usually within half a minute), and
-    /// a crash of *the process* loses nothing either way. For a shared-memory channel it costs
-    /// little and changes nothing: `/dev/shm` does not survive a reboot. Publishing never
-    /// flushes by itself, which would cost a disk write per value.
+    /// the storage device (`msync(MS_SYNC)`). For a channel in a file (a path), the value
+    /// published last before this call then survives a crash of the machine or a power loss
+    /// that comes before the next publish; without it, the kernel writes the pages back in its
+    /// own time (usually within half a minute), and a crash of *the process* loses nothing
+    /// either way. For a shared-memory channel it costs little and changes nothing: `/dev/shm`
+    /// does not survive a reboot. Publishing never flushes by itself, which would cost a disk
+    /// write per value.
+    ///
+    /// A value published after the last flush may reach the disk in part (pages are written
+    /// back in any order). After such a crash, reads fail with [`Error::Corrupt`] when the
+    /// frame of the value `latest` names did not reach the disk, until the next publish; a
+    /// frame that did, over a payload that did not, reads as whole unless the channel has
+    /// checksums ([`Options::checksum`]). A file channel that must survive power loss wants
+    /// both.
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("flush-doc-{}.mmf", std::process::id()));
@@ -1139,8 +1149,10 @@ impl Channel {
     /// the same size (another process may have truncated it, and touching a mapped page past the
     /// end of a file raises `SIGBUS`, which ends the process unless it installed
     /// [`truncation::install`](crate::truncation::install)), and the header still holds the same
-    /// magic, version and geometry. Cheap (one `fstat` and a few loads): call it now and then in
-    /// long-running services, or after an error. It also catches what the `SIGBUS` handler
+    /// magic, version and geometry, and that the frame of the value `latest` names matches it
+    /// (a reader copying by the value's descriptor does not look: FORMAT.md §10.0). Cheap (one
+    /// `fstat` and a few loads): call it now and then in long-running services, or after an
+    /// error. It also catches what the `SIGBUS` handler
     /// cannot: a file cut inside its last page, whose remainder reads as zeros without a fault.
     /// `Truncated` once the handler caught an access to this handle's mapping.
     ///
@@ -1188,10 +1200,18 @@ impl Channel {
             ));
         }
         match Layout::from_header(&h, None) {
-            Ok(l) if l == s.layout => Ok(()),
-            Ok(_) => corrupt("its header now describes another geometry".into()),
-            Err(what) => corrupt(what),
+            Ok(l) if l == s.layout => {}
+            Ok(_) => return corrupt("its header now describes another geometry".into()),
+            Err(what) => return corrupt(what),
         }
+        for _ in 0..1024 {
+            match s.look_latest() {
+                Look::Value(..) => return Ok(()),
+                Look::Damaged { what, .. } => return corrupt(what),
+                Look::Unsettled => {}
+            }
+        }
+        Ok(())
     }
 
     /// Everything the header says about the channel and its current value. It reads the header
@@ -1202,7 +1222,10 @@ impl Channel {
         let created_ns = s.header(H_CREATED_NS);
         let creator = s.header(H_CREATOR) as u32;
         let last_writer = s.header(H_LAST_WRITER) as u32;
-        let (generation, tag, len) = s.peek();
+        let ((generation, tag, len), damage) = match s.peek() {
+            Ok(value) => (value, None),
+            Err(what) => ((s.generation(), Tag::EMPTY, 0), Some(what)),
+        };
         Info {
             location: self.location.clone(),
             capacity: s.layout.capacity,
@@ -1212,6 +1235,7 @@ impl Channel {
             generation,
             tag,
             len,
+            damage,
             incarnation: s.header(H_INCARNATION),
             created: UNIX_EPOCH + Duration::from_nanos(created_ns),
             creator_pid: creator,
@@ -1293,10 +1317,15 @@ pub struct Info {
     pub size_bytes: u64,
     /// Generation of the current value (0: nothing published yet).
     pub generation: u64,
-    /// Codec tag of the current value.
+    /// Codec tag of the current value ([`Tag::EMPTY`] when `damage` says why it is unknown).
     pub tag: Tag,
-    /// Length of the current value.
+    /// Length of the current value (0 when `damage` says why it is unknown).
     pub len: usize,
+    /// Why the current value's tag and length could not be told, if they could not: what
+    /// `latest` names does not match it (the value was damaged, as by a machine crash before a
+    /// file channel was flushed, and reads fail with [`Error::Corrupt`] until the next
+    /// publish), or writers published faster than `info` could look.
+    pub damage: Option<String>,
     /// Random id of this incarnation of the name.
     pub incarnation: u64,
     /// When the channel was created.
@@ -1402,14 +1431,17 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         Err(what) => return Err(Error::Corrupt { name, what }),
     };
     let checksum = region.word(H_FLAGS).load(Ordering::Relaxed) & FLAG_CHECKSUM != 0;
-    Ok(Snapshot {
+    let mut snap = Snapshot {
         region,
         layout,
         checksum,
         name,
         header_only: true,
         liveness: os::Liveness::default(),
-    })
+        damaged: None,
+    };
+    snap.damaged = snap.damaged_latest();
+    Ok(snap)
 }
 
 /// The error for a file or image too small (or oddly sized) to be a channel, from its first
@@ -1424,7 +1456,11 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
     } else if magic == MAGIC {
         Error::Corrupt {
             name,
-            what: format!("file is only {len} bytes"),
+            what: if len < 512 {
+                format!("file is only {len} bytes")
+            } else {
+                format!("file is {len} bytes, which no channel's size is (not a multiple of 8)")
+            },
         }
     } else {
         Error::WrongMagic { name, found: magic }

@@ -32,6 +32,7 @@ fn channel_with(readers: usize, checksum: bool) -> Arc<Snapshot> {
         name: "loom".into(),
         header_only: true,
         liveness: crate::os::Liveness::default(),
+        damaged: None,
     };
     snap.init(u64::from(checksum), 1, 0, 0);
     Arc::new(snap)

@@ -113,6 +113,34 @@ pub(crate) struct Snapshot {
     /// The channel's file, and how this handle tells whether a lock or pin owner is alive (set
     /// when the handle is finished; no file, so checks by pid, until then).
     pub liveness: os::Liveness,
+    /// The `latest` word found at open naming a slot whose frame does not match it
+    /// ([`damaged_latest`](Self::damaged_latest)): a file restored after a machine crash with
+    /// only some of its pages written back, or a mapping another program wrote into. While
+    /// `latest` still holds it, reads of that slot read the frame first, which reports the
+    /// damage, instead of trusting the descriptor; the next publish replaces it.
+    pub damaged: Option<u64>,
+}
+
+/// What one look at the value `latest` names found ([`Snapshot::look_latest`]).
+pub(crate) enum Look {
+    /// Generation, tag and length, as its frame (or header-only descriptor) states them.
+    Value(u64, Tag, usize),
+    /// `latest` moved during the look, or the slot's stamp was odd or changed: nothing to
+    /// conclude. (A writer stores its odd stamp *before* its Release fence, so a reader that
+    /// sees it learns nothing about `latest`: the slot may be one a writer is filling for a
+    /// later generation while this reader's `latest` is still an earlier one. Loom found that.)
+    Unsettled,
+    /// `latest` stayed put while what it names did not match it, which no writer leaves
+    /// behind.
+    Damaged {
+        /// The `latest` word.
+        latest: u64,
+        /// What is wrong, for an error message.
+        what: String,
+        /// Whether the frame itself (or the header-only descriptor) is wrong, rather than only
+        /// the slot value's descriptor, which a read can do without.
+        frame: bool,
+    },
 }
 
 /// Outcome of one attempt at copying a slot.
@@ -184,46 +212,121 @@ impl Snapshot {
         split_latest(l).0
     }
 
-    /// Generation, tag and length of the latest value, without copying it (for `info`).
-    pub(crate) fn peek(&self) -> (u64, Tag, usize) {
-        let l = &self.layout;
+    /// Generation, tag and length of the latest value, without copying it (for `info`), or
+    /// why they cannot be told: the value is damaged ([`Look::Damaged`]), or writers published
+    /// faster than 1024 looks could follow.
+    pub(crate) fn peek(&self) -> std::result::Result<(u64, Tag, usize), String> {
         for _ in 0..1024 {
-            let latest = self.region.word(H_LATEST).load(Ordering::Relaxed);
-            crate::sync::fence(Ordering::Acquire);
-            let (gen, slot) = split_latest(latest);
-            if slot == NO_SLOT {
-                // In the header only: its descriptor, if `latest` did not move meanwhile.
-                // The same bounds as a read's (`read_header_only`): a checksummed channel has
-                // no header-only values (its `max` is 0), so `info` shows none either.
-                let hint = self.descriptor(gen);
-                let max = self.layout.inline_max(self.checksum);
-                crate::sync::fence(Ordering::Acquire);
-                match hint {
-                    Some((len, tag))
-                        if max > 0
-                            && len <= max
-                            && self.region.word(H_LATEST).load(Ordering::Relaxed) == latest =>
-                    {
-                        return (gen, tag, len);
-                    }
-                    _ => continue,
-                }
-            }
-            if slot >= l.slots {
-                break;
-            }
-            let seq = self.region.word(l.slot(slot, F_SEQ));
-            let Some(s1) = seqlock::read_begin(seq) else {
-                continue;
-            };
-            let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
-            let (fgen, len, tag) = (field(F_GEN), field(F_LEN), field(F_TAG));
-            if seqlock::read_validate(seq, s1) && fgen == gen {
-                let len = len.min(l.capacity as u64) as usize;
-                return (gen, Tag(tag.min(u64::from(u16::MAX)) as u16), len);
+            match self.look_latest() {
+                Look::Value(gen, tag, len) => return Ok((gen, tag, len)),
+                Look::Damaged { what, .. } => return Err(what),
+                Look::Unsettled => {}
             }
         }
-        (self.generation(), Tag::EMPTY, 0)
+        Err(
+            "no settled look in 1024 tries: writers kept publishing, or the slot of the value \
+             is marked as being written"
+                .into(),
+        )
+    }
+
+    /// The `latest` word if what it names is damaged, checked once at open (a few looks, while
+    /// writers move it): see [`damaged`](Self::damaged).
+    pub(crate) fn damaged_latest(&self) -> Option<u64> {
+        for _ in 0..64 {
+            match self.look_latest() {
+                Look::Value(..) => return None,
+                Look::Damaged { latest, .. } => return Some(latest),
+                Look::Unsettled => {}
+            }
+        }
+        None
+    }
+
+    /// One look at the value `latest` names: its frame's stamp, generation, length and tag (no
+    /// payload), or its header-only descriptor, checked against `latest` and against the
+    /// descriptor a reader may copy by, with `latest` reloaded after them.
+    ///
+    /// Why a mismatch in a frame with an even, unchanged stamp under a `latest` that stayed put
+    /// is damage and not a race: a writer stores a value's frame and descriptor before
+    /// `latest`, so having loaded `latest` (then an Acquire fence) this reader sees that frame
+    /// or a later one; and a writer never writes the slot `latest` names, so a later frame is
+    /// one written after `latest` moved on. Its field stores follow `begin_write`'s Release
+    /// fence and its even stamp is a Release store, so loading any of them (then an Acquire
+    /// fence) makes the reload see `latest` moved (the argument of
+    /// [`copy_slot_by_latest`](Self::copy_slot_by_latest)), unless the stamp is odd, the one
+    /// store before that fence: an odd or changing stamp proves nothing ([`Look::Unsettled`]).
+    pub(crate) fn look_latest(&self) -> Look {
+        let l = &self.layout;
+        let latest = self.region.word(H_LATEST).load(Ordering::Relaxed);
+        crate::sync::fence(Ordering::Acquire);
+        let (gen, slot) = split_latest(latest);
+        let stayed = || {
+            crate::sync::fence(Ordering::Acquire);
+            self.region.word(H_LATEST).load(Ordering::Relaxed) == latest
+        };
+        if slot == NO_SLOT {
+            // In the header only: the same bounds as a read's (`read_header_only`); a
+            // checksummed channel has no header-only values (its `max` is 0).
+            let max = l.inline_max(self.checksum);
+            return match self.descriptor(gen) {
+                _ if !stayed() => Look::Unsettled,
+                Some((len, tag)) if max > 0 && len <= max => Look::Value(gen, tag, len),
+                _ => Look::Damaged {
+                    latest,
+                    what: format!(
+                        "latest names generation {gen} in no slot, but descriptor {} does not \
+                         describe a value of that generation of at most {max} bytes",
+                        gen % 2
+                    ),
+                    frame: true,
+                },
+            };
+        }
+        if slot >= l.slots {
+            return Look::Damaged {
+                latest,
+                what: format!("latest names slot {slot} of {}", l.slots),
+                frame: true,
+            };
+        }
+        let seq = self.region.word(l.slot(slot, F_SEQ));
+        let s1 = seq.load(Ordering::Relaxed);
+        crate::sync::fence(Ordering::Acquire);
+        let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
+        let (fgen, len, tag) = (field(F_GEN), field(F_LEN), field(F_TAG));
+        let desc = self.descriptor(gen);
+        crate::sync::fence(Ordering::Acquire);
+        let s2 = seq.load(Ordering::Relaxed);
+        if !stayed() || s1 % 2 == 1 || s2 != s1 {
+            return Look::Unsettled;
+        }
+        let mut frame = true;
+        let problem = if fgen != gen {
+            format!("slot {slot} holds generation {fgen}")
+        } else if len > l.capacity as u64 || tag > u64::from(u16::MAX) {
+            format!(
+                "the frame in slot {slot} claims {len} bytes (capacity {}) and tag {tag}",
+                l.capacity
+            )
+        } else {
+            match desc {
+                Some((dlen, dtag)) if dlen as u64 != len || u64::from(dtag.0) != tag => {
+                    frame = false;
+                    format!(
+                        "its descriptor states {dlen} bytes tagged {}, its frame in slot {slot} \
+                         {len} bytes tagged {tag}",
+                        dtag.0
+                    )
+                }
+                _ => return Look::Value(gen, Tag(tag as u16), len as usize),
+            }
+        };
+        Look::Damaged {
+            latest,
+            what: format!("latest names generation {gen} in slot {slot}, but {problem}"),
+            frame,
+        }
     }
 
     /// Claims a free reader-pin entry for `token`, taking over entries whose owner died.
@@ -1099,13 +1202,15 @@ impl Snapshot {
     /// with the fetch of the frame line, which must then agree with the hint (else: retry, and
     /// the next attempt reads the frame first).
     fn copy_slot(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
+        // A value found damaged at open is read by its frame, which reports the damage.
+        let hint = hint.filter(|_| self.damaged != Some(pack_latest(gen, slot)));
         if let (Some(hint), false) = (hint, self.checksum) {
             return self.copy_slot_by_latest(slot, gen, hint, buf);
         }
         let l = &self.layout;
         let seq = self.region.word(l.slot(slot, F_SEQ));
         let Some(s1) = seqlock::read_begin(seq) else {
-            return Attempt::Retry;
+            return self.retry_unless_damaged(slot, gen);
         };
         let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
         if let Some((hlen, htag)) = hint {
@@ -1138,9 +1243,31 @@ impl Snapshot {
         let len = len as usize;
         self.region.copy_out(l.slot(slot, F_PAYLOAD), len, buf);
         if !seqlock::read_validate(seq, s1) || fgen != gen {
-            return Attempt::Retry;
+            return self.retry_unless_damaged(slot, gen);
         }
         self.checked(slot, gen, crc, Tag(tag as u16), buf)
+    }
+
+    /// After a frame-first copy of `slot` failed to validate as generation `gen`: `Retry` if a
+    /// publish moved `latest` on (the usual race), `Corrupt` if `latest` still names that slot
+    /// and generation and the frame is wrong ([`look_latest`](Self::look_latest) says why and
+    /// why no writer leaves that). Without this, such a frame (a file restored after a machine
+    /// crash with only its header page written back) was retried until the read timed out as
+    /// "contended", and retrying later never helped.
+    #[cold]
+    fn retry_unless_damaged(&self, slot: usize, gen: u64) -> Attempt {
+        match self.look_latest() {
+            Look::Damaged {
+                latest,
+                what,
+                frame: true,
+            } if latest == pack_latest(gen, slot) => Attempt::Corrupt(format!(
+                "{what}: the file was not all written back before a machine crash (a file \
+                 channel not flushed), or another program wrote into the mapping; the next \
+                 publish replaces the value"
+            )),
+            _ => Attempt::Retry,
+        }
     }
 
     /// A copy of `slot`'s payload (`len` bytes, tagged `tag`, as generation `gen`'s descriptor

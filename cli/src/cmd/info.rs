@@ -32,9 +32,11 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
                 "readers": info.readers,
                 "slots": info.slots,
                 "generation": info.generation,
-                "codec": info.tag.to_string(),
-                "tag": info.tag.0,
-                "len": info.len,
+                // Unknown, not "empty", when the value is damaged: `damage` says why.
+                "codec": info.damage.is_none().then(|| info.tag.to_string()),
+                "tag": info.damage.is_none().then_some(info.tag.0),
+                "len": info.damage.is_none().then_some(info.len),
+                "damage": info.damage,
                 "last_writer_pid": info.last_writer_pid,
                 "creator_pid": info.creator_pid,
                 "creator_alive": info.creator_alive,
@@ -59,7 +61,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         "file" => format!("file, persisted ({path})"),
         _ => format!("shared memory ({path})"),
     };
-    let value = if info.generation == 0 {
+    let value = if let Some(why) = &info.damage {
+        format!("unknown: {why}")
+    } else if info.generation == 0 {
         "none yet".to_owned()
     } else {
         format!("{}, {}", info.tag, format_size(info.len as u64))
