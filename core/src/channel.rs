@@ -331,6 +331,7 @@ impl Options {
         let name = location.to_string();
         // `None`: an `init_timeout` too long to represent, that is, none.
         let deadline = Instant::now().checked_add(self.init_timeout);
+        let mut renamed = 0;
         loop {
             match self.try_open(location, &path, &name, deadline) {
                 Err(Error::NotInitialized { .. })
@@ -338,18 +339,35 @@ impl Options {
                 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                other => return other,
+                // The name was removed or replaced while this open waited for its lock: open
+                // what the name holds now (a bounded number of times, against a peer renaming
+                // files in a loop).
+                Ok(None) if renamed < 64 => renamed += 1,
+                Ok(None) => {
+                    return Err(Error::Io {
+                        op: "opening",
+                        path,
+                        source: io::Error::other(
+                            "the file under this name was replaced 64 times while it was being \
+                             opened",
+                        ),
+                    })
+                }
+                Ok(Some(ch)) => return Ok(ch),
+                Err(e) => return Err(e),
             }
         }
     }
 
+    /// One attempt at [`open`](Self::open): `Ok(None)` when the file it opened was no longer
+    /// the one under the name once it held its lock.
     fn try_open(
         &self,
         location: &Location,
         path: &Path,
         name: &str,
         deadline: Option<Instant>,
-    ) -> Result<Channel> {
+    ) -> Result<Option<Channel>> {
         let mut file = open_options(location, !self.read_only)
             .open(path)
             .map_err(|e| match e.kind() {
@@ -364,6 +382,12 @@ impl Options {
             .map_err(|e| io_error(name, path, "inspecting", e))?;
         regular_file(&meta, name)?;
         lock_shared_by(&file, deadline).map_err(|e| io_error(name, path, "locking", e))?;
+        // `mmf prune` removes a channel under an exclusive lock (`host::remove_unused`): an open
+        // that waited for that lock holds a file no longer under the name, which nobody else
+        // can reach. Likewise a channel replaced meanwhile (`create_or_replace`).
+        if !still_named(&meta, location, path) {
+            return Ok(None);
+        }
         let len = meta.len();
         let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
         if len < min || len % 8 != 0 {
@@ -398,7 +422,7 @@ impl Options {
         .map_err(|e| io_error(name, path, "mapping", e))?;
         let region = Region::from_map(map, !self.read_only);
         let snap = validate(region, len, name)?;
-        Ok(self.finish(snap, location.clone(), Some(file)))
+        Ok(Some(self.finish(snap, location.clone(), Some(file))))
     }
 
     /// Opens a channel image held in memory (a copy of a channel's bytes) as a private channel,
@@ -1465,6 +1489,17 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
     } else {
         Error::WrongMagic { name, found: magic }
     }
+}
+
+/// Whether the file of metadata `meta` (taken from the open file) is still the one `path`
+/// names (not followed if it is a link, for a shared-memory name, as it was opened).
+fn still_named(meta: &std::fs::Metadata, location: &Location, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let now = match location {
+        Location::Shm(_) => std::fs::symlink_metadata(path),
+        _ => std::fs::metadata(path),
+    };
+    now.is_ok_and(|now| (now.dev(), now.ino()) == (meta.dev(), meta.ino()))
 }
 
 /// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until

@@ -63,6 +63,46 @@ pub fn in_use(location: &Location) -> Result<bool> {
     }
 }
 
+/// Removes the channel at `location` if no process holds a handle to it, deciding and removing
+/// under one exclusive `flock`, so that no handle can be opened in between: `Ok(true)` if it
+/// was removed, `Ok(false)` if it is in use (or the name now holds another file, which is left
+/// alone). What `mmf prune` does; [`in_use`] followed by a removal would remove a channel
+/// that a process opened between the two (an open that was waiting for the lock meanwhile
+/// finds the name gone, as [`Options::open`](crate::Options::open) checks after locking).
+pub fn remove_unused(location: &Location) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(path) = location.path() else {
+        return Ok(false);
+    };
+    let io = |op: &'static str, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            name: location.to_string(),
+        },
+        _ => Error::Io {
+            op,
+            path: path.clone(),
+            source: e,
+        },
+    };
+    let file = crate::channel::open_options(location, false)
+        .open(&path)
+        .map_err(|e| io("opening", e))?;
+    let meta = file.metadata().map_err(|e| io("inspecting", e))?;
+    crate::channel::regular_file(&meta, &location.to_string())?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", e)),
+    }
+    // Still the file this name holds (not replaced by a rename meanwhile), and a channel.
+    let now = std::fs::symlink_metadata(&path).map_err(|e| io("inspecting", e))?;
+    if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+        return Ok(false);
+    }
+    crate::channel::Channel::remove_location(location)?;
+    Ok(true) // the lock goes with `file`
+}
+
 /// When the channel at `location` was last created or touched ([`Channel::touch`], which the
 /// CLI's `out` calls): its file's modification time.
 ///

@@ -1874,3 +1874,38 @@ fn a_file_restored_with_only_its_header_page_written_back_is_reported_not_misrea
         r.verify().unwrap();
     }
 }
+
+/// `mmf prune` decides a channel is unused and removes it under one exclusive lock
+/// (`host::remove_unused`); an open that was waiting for that lock then finds the name gone
+/// instead of a handle on a file nobody else can reach. It used to check, unlock, then remove:
+/// a process that opened in between kept using a removed channel.
+#[test]
+fn a_channel_is_removed_as_unused_only_under_its_lock() {
+    use mmf_core::host;
+    let s = Scratch::new("file");
+    let ch = s.create(64);
+    assert!(!host::remove_unused(&s.location).unwrap(), "in use");
+    assert!(s.path().exists());
+    drop(ch);
+    // An open that waits for the exclusive lock while the name is removed.
+    let locker = std::fs::File::open(s.path()).unwrap();
+    locker.lock().unwrap();
+    std::thread::scope(|sc| {
+        let opener = sc.spawn(|| Channel::open(&s.name()));
+        std::thread::sleep(Duration::from_millis(30));
+        std::fs::remove_file(s.path()).unwrap();
+        locker.unlock().unwrap();
+        match opener.join().unwrap() {
+            Err(Error::NotFound { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    });
+    let ch = s.create(64);
+    drop(ch);
+    assert!(host::remove_unused(&s.location).unwrap(), "unused");
+    assert!(!s.path().exists());
+    assert!(matches!(
+        host::remove_unused(&s.location),
+        Err(Error::NotFound { .. })
+    ));
+}

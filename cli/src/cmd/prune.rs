@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use mmf::channel::host;
-use mmf::{Channel, Location};
+use mmf::Location;
 
 use crate::args::PruneArgs;
 use crate::exit::{Coded, ERROR};
@@ -36,9 +36,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             continue;
         }
         if !a.dry_run {
-            match Channel::remove_location(&location) {
-                Ok(()) => {}
-                Err(mmf::channel::Error::NotFound { .. }) => continue,
+            // Decided again under the lock it removes under: a handle opened since the listing
+            // keeps the channel.
+            match host::remove_unused(&location) {
+                Ok(true) => {}
+                Ok(false) | Err(mmf::channel::Error::NotFound { .. }) => continue,
                 Err(e) => {
                     not_removed(&super::shown(&listing.name), &e);
                     continue;
