@@ -1968,3 +1968,58 @@ fn a_struct_published_by_the_library_reads_as_the_same_json() {
         }
     );
 }
+
+/// `mmf out` opens the channel, then publishes: a channel removed and re-created in between
+/// (here held open by delaying the one `fcntl` call between the two, with strace) got the
+/// value where no reader looks, and `out` exited 0. It now publishes into what the name holds.
+#[test]
+fn out_publishes_into_the_channel_that_replaced_the_one_it_opened() {
+    let traced = Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !traced {
+        eprintln!("SKIPPED: needs strace, allowed to trace");
+        return;
+    }
+    let e = Env::new("out-replaced");
+    e.ok(&["new", "Q", "--size", "64"]);
+    e.ok(&["out", "Q", "old"]);
+    let mut out = Command::new("strace");
+    out.args([
+        "-o",
+        "/dev/null",
+        "-e",
+        "inject=fcntl:delay_enter=600000",
+        BIN,
+    ])
+    .args(["out", "Q", "new"])
+    .env("MMF_SHM_DIR", &e.dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = out.spawn().unwrap();
+    // Once `out` has opened Q (its file is open in the child, seen in /proc), replace Q.
+    let t = std::time::Instant::now();
+    let path = e.dir.join("mmf.Q");
+    let opened = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read_dir(p.path().join("fd")).is_ok_and(|fds| {
+                fds.flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == path))
+            })
+        })
+    };
+    while !opened() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "out never opened Q"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    e.ok(&["rm", "Q"]);
+    e.ok(&["new", "Q", "--size", "64"]);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(e.ok(&["read", "Q"]), "new\n");
+}

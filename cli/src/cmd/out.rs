@@ -30,8 +30,27 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     // Opened (again) once the value is here: while standard input was read, the channel may
     // have been created, or replaced by `new --force`, and a value published into the old one
     // would be lost without a word.
-    let ch = Options::new().open(&location)?;
-    let generation = publish(&ch, a.format(), &input)?;
+    let mut ch = Options::new().open(&location)?;
+    let mut generation = publish(&ch, a.format(), &input)?;
+    // Removed or replaced between that open and the publish (`rm`, `new --force`, `prune`):
+    // the value went where no reader looks. Publish it into what the name holds now, or say
+    // that nothing does (exit 3), rather than exit 0 having lost it.
+    let mut tries = 0;
+    while !ch.is_current().unwrap_or(true) {
+        tries += 1;
+        if tries > 3 {
+            return Err(Coded(
+                crate::exit::ERROR,
+                format!(
+                    "'{location}' was replaced {tries} times while the value was being \
+                     published; it may not hold the value"
+                ),
+            )
+            .into());
+        }
+        ch = Options::new().open(&location)?;
+        generation = publish(&ch, a.format(), &input)?;
+    }
     // No handle outlives this command: tell `mmf prune` the channel is in use all the same. A
     // failure here takes nothing from the publish, which is done.
     let _ = ch.touch();
