@@ -135,7 +135,10 @@ pub struct NewArgs {
     /// Store a CRC-32 with every value and verify it on every read.
     #[arg(long)]
     pub checksum: bool,
-    /// Remove an existing channel of that name first.
+    /// Replace an existing channel of that name at once (the new one is made aside and renamed
+    /// over it: readers never find the name missing, and handles on the old one keep it). It
+    /// keeps the old one's mode (unless --mode is given) and, as root, its owner; a path that is
+    /// a link replaces the channel the link leads to.
     #[arg(long, conflicts_with = "exist_ok")]
     pub force: bool,
     /// Open an existing channel instead of failing, as it is; one with a smaller SIZE, fewer

@@ -151,7 +151,9 @@ impl Options {
     }
 
     /// Permission bits of a new channel's file, set exactly (the umask does not apply). Without
-    /// it the file is created `0o600` (owner only) less the process's umask.
+    /// it the file is created `0o600` (owner only) less the process's umask, except by
+    /// [`create_or_replace`](Self::create_or_replace), which keeps the replaced channel's bits
+    /// (and its owner and group, where this process may set them).
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = Some(mode);
         self
@@ -525,6 +527,17 @@ impl Options {
         if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
             return Err(directory(&name));
         }
+        // A file path that is a link to a channel: replace the channel it leads to (readers of
+        // the real path would never see a replacement of the link), as opening follows it. A
+        // shared-memory name is never followed; a dangling link is replaced itself.
+        let path = match location {
+            Location::File(_) if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) => {
+                std::fs::canonicalize(&path).unwrap_or(path)
+            }
+            _ => path,
+        };
+        // What the replaced channel's users rely on: its mode, owner and group.
+        let kept = std::fs::metadata(&path).ok();
         // Hidden from `list` (no `mmf.` prefix) while it is being made. One left behind by a
         // process killed before the rename is removed by the next replacement in its directory
         // (below), and in the shared-memory directory also by `mmf prune`
@@ -552,6 +565,18 @@ impl Options {
             },
             e => e,
         })?;
+        if let Some(old) = kept.filter(|_| self.mode.is_none()) {
+            use std::os::unix::fs::MetadataExt;
+            // Best effort for the owner (only root may give a file away; a member of the old
+            // group may set that), exact for the mode, which is ours to set.
+            let uid = Some(old.uid()).filter(|_| os::euid() == 0);
+            let _ = std::os::unix::fs::chown(&tmp, uid, Some(old.gid()));
+            let mode = std::fs::Permissions::from_mode(old.mode() & 0o777);
+            if let Err(e) = std::fs::set_permissions(&tmp, mode) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io_error(&name, &path, "setting the mode of", e));
+            }
+        }
         if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
             return Err(match e.kind() {

@@ -1909,3 +1909,47 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// `create_or_replace` (`mmf new --force`) replaces the channel a file path's link leads to,
+/// not the link, and keeps the replaced channel's mode, and as root its owner: a review found
+/// the link turned into a file (readers of the real path never saw the replacement) and root's
+/// replacement of a service's channel left it root's, 0600, and the service locked out.
+#[test]
+fn a_replacement_keeps_the_link_the_mode_and_the_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let real = Scratch::new("file");
+    Options::new()
+        .capacity(64)
+        .mode(0o640)
+        .create(&real.location)
+        .unwrap();
+    let link = Scratch::new("file");
+    std::os::unix::fs::symlink(real.path(), link.path()).unwrap();
+    // SAFETY: plain system call.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(real.path(), Some(65534), Some(65534)).unwrap();
+    }
+    let ch = Options::new()
+        .capacity(128)
+        .create_or_replace(&link.location)
+        .unwrap();
+    assert!(std::fs::symlink_metadata(link.path()).unwrap().is_symlink());
+    let meta = std::fs::metadata(real.path()).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o640);
+    if root {
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    }
+    assert_eq!(Channel::open(&real.name()).unwrap().capacity(), 128);
+    assert!(ch.is_current().unwrap());
+    // An explicit mode still wins.
+    Options::new()
+        .capacity(64)
+        .mode(0o600)
+        .create_or_replace(&real.location)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(real.path()).unwrap().mode() & 0o777,
+        0o600
+    );
+}
