@@ -1724,18 +1724,49 @@ fn a_full_shm_dir_is_a_clear_error() {
         eprintln!("SKIPPED: cannot mount a small tmpfs here");
         return;
     }
-    fails(
-        &e.run(&["new", "big", "--size", "1MiB"]),
-        1,
-        "file system is full",
+    let out = e.run(&["new", "big", "--size", "1MiB"]);
+    fails(&out, 1, "it needs 6292608 bytes");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bytes free") && err.contains("--readers") && err.contains("remount,size"),
+        "{err}"
     );
     assert!(!e.dir.join("mmf.big").exists());
+    // A file path elsewhere is told to find room, not to remount the shared-memory directory.
+    let sub = e.dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let _ = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&sub)
+        .status();
+    let out = e.run(&["new", "./sub/big.mmf", "--size", "1MiB"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("put it on a file system with room") && !err.contains("remount"),
+        "{err}"
+    );
+    let _ = Command::new("umount").arg(&sub).status();
     e.ok(&["new", "small", "--size", "16KiB"]);
     let doctor = e.ok(&["doctor"]);
     assert!(
         doctor.contains("warn  shm-space") && doctor.contains("small"),
         "{doctor}"
     );
+    // A read-only mount refuses writers whatever the mode: a follower reads read-only there
+    // (it failed with "Read-only file system" while a plain read worked).
+    e.ok(&["out", "small", "kept"]);
+    assert!(Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&e.dir)
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(e.ok(&["read", "small"]), "kept\n");
+    assert_eq!(
+        e.ok(&["read", "small", "--after", "0", "--timeout", "1s"]),
+        "kept\n"
+    );
+    assert!(e.ok(&["watch", "small", "--count", "1"]).contains("kept"));
     let _ = Command::new("umount").arg(&e.dir).status();
 }
 

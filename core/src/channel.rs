@@ -284,10 +284,12 @@ impl Options {
             .map_err(|e| cleanup(io_error(&name, path, "locking", e)))?;
         os::allocate(&file, layout.total_bytes as u64).map_err(|e| {
             cleanup(if e.raw_os_error() == Some(libc::ENOSPC) {
+                let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
                 Error::NoSpace {
                     name: name.clone(),
                     bytes: layout.total_bytes as u64,
-                    dir: path.parent().unwrap_or(Path::new("/")).to_owned(),
+                    available: os::space(&dir).ok().map(|(_, free)| free),
+                    dir,
                 }
             } else {
                 io_error(&name, path, "allocating", e)

@@ -132,7 +132,7 @@ pub enum Error {
         name: String,
     },
     /// The file system (typically `/dev/shm`) has no room for the channel.
-    #[error("no space for channel '{name}' ({bytes} bytes) in {dir}: the file system is full; free space, pick a smaller size, or enlarge it (e.g. `mount -o remount,size=1G /dev/shm`)")]
+    #[error("no space for channel '{name}' in {dir}: it needs {bytes} bytes ((readers + 2) x its size, and a header), the file system has {} free; free space there, give it a smaller size or fewer readers (--readers), or {}", available.map_or("not that much".to_owned(), |a| format!("{a} bytes")), enlarge(dir))]
     NoSpace {
         /// The channel's name or path.
         name: String,
@@ -140,6 +140,8 @@ pub enum Error {
         bytes: u64,
         /// Directory that ran out of space.
         dir: PathBuf,
+        /// Bytes free in that file system when the creation failed, if that could be told.
+        available: Option<u64>,
     },
     /// The OS refused access (file mode, or another user's channel).
     #[error("permission denied for channel '{name}': {source}; check its owner and mode (`ls -l {path}`)", path = path.display())]
@@ -164,6 +166,15 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// How to make room where a channel did not fit: a tmpfs can be enlarged, a disk cannot.
+fn enlarge(dir: &std::path::Path) -> String {
+    if dir == crate::os::shm_dir() {
+        format!("enlarge it (`mount -o remount,size=1G {}`)", dir.display())
+    } else {
+        "put it on a file system with room".to_owned()
+    }
 }
 
 /// `Result` with [`Error`].

@@ -166,13 +166,17 @@ fn time_left(deadline: Option<Instant>) -> Option<Duration> {
     }
 }
 
-/// Opens read-write if allowed, else read-only; a channel being created is waited for up to
-/// `init`.
+/// Opens read-write if allowed (by the file's mode, and by its file system: a read-only mount
+/// refuses writers whatever the mode), else read-only; a channel being created is waited for
+/// up to `init`.
 fn try_open(location: &Location, init: Duration) -> Result<Channel> {
     let mut options = Options::new();
     options.init_timeout(init);
     match options.open(location) {
         Err(Error::PermissionDenied { .. }) => options.read_only(true).open(location),
+        Err(Error::Io { ref source, .. }) if source.raw_os_error() == Some(libc::EROFS) => {
+            options.read_only(true).open(location)
+        }
         other => other,
     }
 }
