@@ -73,7 +73,7 @@ pub enum Command {
     /// Remove your stale channels (root: anyone's): no process maps them, their creator and last
     /// writer are gone, and nobody created or wrote them with `mmf out` for an hour (--older-than).
     #[command(
-        after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` killed half-way left behind\n(this user's, held by no process, at least a minute old).\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent"
+        after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` killed half-way left behind, and\nthe channels a `new` killed before they were ready left (empty or zeros: `list` shows them\n\"not initialised\"; this user's, held by no process, at least a minute old).\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent"
     )]
     Prune(PruneArgs),
     /// Check what commonly breaks shared memory on this host.

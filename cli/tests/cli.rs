@@ -2054,3 +2054,35 @@ fn out_publishes_into_the_channel_that_replaced_the_one_it_opened() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(e.ok(&["read", "Q"]), "new\n");
 }
+
+/// A creator killed before its channel was ready leaves an empty or zero-filled `mmf.NAME`
+/// (as large as the channel, once its space was reserved) that nothing can open; prune
+/// removed every stale channel but those, for ever.
+#[test]
+fn prune_removes_what_killed_creators_left() {
+    let e = Env::new("prune-unfinished");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let plant = |name: &str, bytes: &[u8], modified| {
+        let f = std::fs::File::create(e.dir.join(name)).unwrap();
+        std::io::Write::write_all(&mut &f, bytes).unwrap();
+        f.set_modified(modified).unwrap();
+    };
+    plant("mmf.empty", b"", hour_ago);
+    plant("mmf.zeros", &[0; 8192], hour_ago);
+    // Kept: one being created right now, and a file that is no channel (not ours to judge).
+    plant("mmf.fresh", b"", std::time::SystemTime::now());
+    plant("mmf.notes", b"my notes", hour_ago);
+    let out = e.ok(&["prune", "--dry-run"]);
+    assert!(out.contains("empty (never finished"), "{out}");
+    assert!(e.dir.join("mmf.empty").exists());
+    let out = e.ok(&["prune", "--older-than", "0s"]);
+    assert!(out.contains("zeros (never finished"), "{out}");
+    assert!(!e.dir.join("mmf.empty").exists() && !e.dir.join("mmf.zeros").exists());
+    assert!(e.dir.join("mmf.fresh").exists() && e.dir.join("mmf.notes").exists());
+    // One held by a live process (a creator still at work) is left too.
+    plant("mmf.held", b"", hour_ago);
+    let held = std::fs::File::open(e.dir.join("mmf.held")).unwrap();
+    held.lock_shared().unwrap();
+    e.ok(&["prune"]);
+    assert!(e.dir.join("mmf.held").exists());
+}

@@ -227,22 +227,55 @@ fn abandoned(
     Ok(found)
 }
 
+/// Whether the shared-memory channel at `location` is one whose creator died before it was
+/// ready (the file empty, or zeros where the header goes: what `mmf list` shows as "not
+/// initialised"), this user's (root: anyone's), held by no process, and unchanged for
+/// `older_than`, and at least a minute (a creator takes its lock right after creating the
+/// file). Nothing can ever open such a file; `mmf prune` removes it. A creator killed after
+/// reserving the channel's space leaves it all: gigabytes of `/dev/shm`, possibly.
+pub fn is_unfinished(location: &Location, older_than: std::time::Duration) -> bool {
+    let older_than = older_than.max(std::time::Duration::from_secs(60));
+    let Some(path) = location.path() else {
+        return false;
+    };
+    let old = std::fs::symlink_metadata(&path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .filter(owned)
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age >= older_than);
+    old && starts_unfinished(&path) && matches!(in_use(location), Ok(false))
+}
+
+/// Whether the file at `path` is empty or starts with a zero word (no magic yet).
+fn starts_unfinished(path: &std::path::Path) -> bool {
+    head(path).is_some_and(|h| h.is_empty() || h.iter().all(|&b| b == 0))
+}
+
 /// Whether the file starts as one `create_or_replace` makes does at every step: empty (just
 /// created), zeros (its space reserved), or the channel magic (its header written).
 fn starts_as_made(path: &std::path::Path) -> bool {
+    head(path).is_some_and(|h| {
+        h.is_empty() || h.iter().all(|&b| b == 0) || h == crate::layout::MAGIC.to_le_bytes()
+    })
+}
+
+/// The first 8 bytes of the regular file at `path` (fewer if it is shorter), read without
+/// following a link or blocking on a FIFO.
+fn head(path: &std::path::Path) -> Option<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // Not through a symbolic link put there since the name was looked at, nor blocking on a FIFO.
-    let Ok(file) = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(os::NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-    else {
-        return false;
-    };
-    let mut head = Vec::with_capacity(8);
-    if file.take(8).read_to_end(&mut head).is_err() {
-        return false;
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
     }
-    head.is_empty() || head.iter().all(|&b| b == 0) || head == crate::layout::MAGIC.to_le_bytes()
+    let mut head = Vec::with_capacity(8);
+    file.take(8).read_to_end(&mut head).ok()?;
+    Some(head)
 }

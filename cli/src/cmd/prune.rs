@@ -21,11 +21,16 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         failed += 1;
     };
     for (listing, in_use) in host::list_with_use()? {
+        let location = Location::shm(&listing.name)?;
+        // A creator killed before its channel was ready left a file nothing can open.
+        let unfinished = matches!(
+            listing.info,
+            Err(mmf::channel::Error::NotInitialized { .. })
+        ) && host::is_unfinished(&location, a.older_than);
         // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
-        if !super::abandoned(&listing, in_use) {
+        if !unfinished && !super::abandoned(&listing, in_use) {
             continue;
         }
-        let location = Location::shm(&listing.name)?;
         let Ok(touched) = host::last_touched(&location) else {
             continue;
         };
@@ -48,7 +53,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             }
         }
         out.push_str(&super::shown(&listing.name));
-        out.push('\n');
+        out.push_str(if unfinished {
+            " (never finished: its creator died)\n"
+        } else {
+            "\n"
+        });
     }
     // Channels that a killed `new --force` made under a temporary name and never renamed.
     for path in host::abandoned_replacements(a.older_than)? {
