@@ -129,7 +129,21 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
         (CoreError::NotFound { name }, _) => {
             // `mmf read state.mmf` beside a file state.mmf: a name without '/' is shared memory.
             let file = !name.contains('/') && std::path::Path::new(name).is_file();
-            if file {
+            let shm_dir = mmf::channel::host::shm_dir();
+            if !name.contains('/') && !shm_dir.is_dir() {
+                // `mmf new` would fail too: say what is missing.
+                format!(
+                    "no channel named '{name}': the shared-memory directory {} does not exist \
+                     ({})",
+                    shm_dir.display(),
+                    if std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty()) {
+                        "MMF_SHM_DIR names it; create it or point MMF_SHM_DIR at a directory \
+                         that exists"
+                    } else {
+                        "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
+                    }
+                )
+            } else if file {
                 format!(
                     "no channel named '{name}' in shared memory; a name without '/' is a \
                      shared-memory channel, so for the file here say {}",

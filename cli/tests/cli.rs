@@ -2086,3 +2086,29 @@ fn prune_removes_what_killed_creators_left() {
     e.ok(&["prune"]);
     assert!(e.dir.join("mmf.held").exists());
 }
+
+/// With `MMF_SHM_DIR` naming a directory that does not exist, every verb says so: `list` and
+/// `prune` said only "No such file or directory", and `read` advised `mmf new`, which fails.
+#[test]
+fn a_missing_shm_dir_is_named_by_every_verb() {
+    let e = Env::new("no-shm-dir");
+    let missing = e.dir.join("missing");
+    for args in [&["list"][..], &["prune"], &["read", "X"], &["info", "X"]] {
+        let o = e
+            .cmd(args)
+            .env("MMF_SHM_DIR", &missing)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(
+            err.contains(&format!(
+                "the shared-memory directory {} does not exist (MMF_SHM_DIR names it",
+                missing.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("mmf new"), "{args:?}: {err}");
+    }
+}

@@ -1433,7 +1433,14 @@ pub fn list() -> Result<Vec<Listing>> {
 /// The entries of the shared-memory directory whose names start with `prefix`: the rest of each
 /// name (UTF-8 names only), and the path.
 pub(crate) fn shm_files(prefix: &str) -> Result<Vec<(String, PathBuf)>> {
-    dir_files(&os::shm_dir(), prefix)
+    dir_files(&os::shm_dir(), prefix).map_err(|e| match e {
+        Error::Io { op, path, source } if source.kind() == io::ErrorKind::NotFound => Error::Io {
+            op,
+            path,
+            source: missing_shm_dir(source),
+        },
+        e => e,
+    })
 }
 
 /// The entries of `dir` whose names start with `prefix`: the rest of each name, and its path.
