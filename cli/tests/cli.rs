@@ -669,6 +669,14 @@ fn new_exists_force_and_exist_ok() {
         "the name is taken by a file without a channel header (empty, or its creator died while \
          making it); if no process is creating it, delete the file (rm ./empty)",
     );
+    // Read, it is something other than a channel in the name's place: exit 1, as a regular
+    // file that is no channel (it was 2, "usage").
+    assert!(Command::new("mkfifo")
+        .arg(e.dir.join("mmf.pipe"))
+        .status()
+        .unwrap()
+        .success());
+    fails(&e.run(&["read", "pipe"]), 1, "FIFO");
     // A FIFO under the name: exit 6 as for any taken name (it was 2, "usage").
     assert!(Command::new("mkfifo")
         .arg(e.dir.join("fifo"))
@@ -1597,6 +1605,16 @@ fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
         return;
     };
     fails(&out, 1, "permission denied for channel 'private'");
+    // The advice covers the directory too, which is as often the cause.
+    fails(
+        &out,
+        1,
+        &format!(
+            "of the file and of its directory (`ls -ld {} {}`)",
+            e.dir.join("mmf.private").display(),
+            e.dir.display()
+        ),
+    );
     let out = as_nobody(&e, &["read", "shared"]).unwrap();
     assert!(
         out.status.success(),
