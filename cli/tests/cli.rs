@@ -2051,15 +2051,7 @@ fn out_publishes_into_the_channel_that_replaced_the_one_it_opened() {
     // Once `out` has opened Q (its file is open in the child, seen in /proc), replace Q.
     let t = std::time::Instant::now();
     let path = e.dir.join("mmf.Q");
-    let opened = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
-            std::fs::read_dir(p.path().join("fd")).is_ok_and(|fds| {
-                fds.flatten()
-                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == path))
-            })
-        })
-    };
-    while !opened() {
+    while !open_in_some_process(&path) {
         assert!(
             t.elapsed() < std::time::Duration::from_secs(10),
             "out never opened Q"
@@ -2129,4 +2121,69 @@ fn a_missing_shm_dir_is_named_by_every_verb() {
         );
         assert!(!err.contains("mmf new"), "{args:?}: {err}");
     }
+}
+
+/// `mmf rm PATH` checks the file is a channel, then removes the name: a file put under the
+/// name in between (renamed over it) was deleted although it is no channel. It is now left
+/// alone, and rm says why. (strace holds the window open by delaying the read of the magic.)
+#[test]
+fn rm_leaves_a_file_renamed_over_the_channel_it_checked() {
+    let traced = Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !traced {
+        eprintln!("SKIPPED: needs strace, allowed to trace");
+        return;
+    }
+    let e = Env::new("rm-swapped");
+    let (path, ch) = e.file_channel("c.mmf", "64");
+    drop(ch);
+    std::fs::write(e.dir.join("notes.txt"), b"precious notes").unwrap();
+    let child = Command::new("strace")
+        .args([
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=read:delay_enter=300000",
+            BIN,
+        ])
+        .args(["rm", &path])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !open_in_some_process(std::path::Path::new(&path)) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "rm never opened it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::rename(e.dir.join("notes.txt"), &path).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("another file was put under the name"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious notes");
+}
+
+/// Whether some process has `path` open (its `/proc/PID/fd` links).
+fn open_in_some_process(path: &std::path::Path) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        std::fs::read_dir(p.path().join("fd")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == path))
+        })
+    })
 }

@@ -523,7 +523,7 @@ impl Options {
         check_platform()?;
         let name = location.to_string();
         match check_replaceable(location, &path, &name) {
-            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Ok(_) | Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
         if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
@@ -718,7 +718,24 @@ impl Channel {
             return Ok(());
         };
         let name = location.to_string();
-        check_replaceable(location, &path, &name)?;
+        let checked = check_replaceable(location, &path, &name)?;
+        // Still the file that was checked: a file put under the name since (renamed over it)
+        // is left alone. (What remains is the instant between this look and the unlink.)
+        if let Some(checked) = checked {
+            use std::os::unix::fs::MetadataExt;
+            let now = std::fs::metadata(&path).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+                _ => io_error(&name, &path, "inspecting", e),
+            })?;
+            if (now.dev(), now.ino()) != (checked.dev(), checked.ino()) {
+                return Err(io_error(
+                    &name,
+                    &path,
+                    "removing",
+                    io::Error::other("another file was put under the name while it was checked"),
+                ));
+            }
+        }
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
             _ => io_error(&name, &path, "removing", e),
@@ -1166,7 +1183,8 @@ impl Channel {
     /// frame of the value `latest` names did not reach the disk, until the next publish; a
     /// frame that did, over a payload that did not, reads as whole unless the channel has
     /// checksums ([`Options::checksum`]). A file channel that must survive power loss wants
-    /// both.
+    /// both. For a file channel this also writes back its directory, so that a channel created
+    /// or replaced since is found under its name after a crash.
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("flush-doc-{}.mmf", std::process::id()));
@@ -1178,11 +1196,28 @@ impl Channel {
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn flush(&self) -> Result<()> {
+        let path = self.location.path().unwrap_or_default();
         self.snap.region.flush().map_err(|e| Error::Io {
             op: "flushing",
-            path: self.location.path().unwrap_or_default(),
+            path: path.clone(),
             source: e,
-        })
+        })?;
+        // The file's name too: a channel created (or replaced) since the directory was last
+        // written back would otherwise be missing, or the old one, after a crash.
+        if let Location::File(_) = self.location {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::Io {
+                    op: "flushing the directory of",
+                    path,
+                    source: e,
+                })?;
+        }
+        Ok(())
     }
 
     /// Whether this handle was opened read-only.
@@ -1618,7 +1653,14 @@ pub(crate) const REPLACEMENT_PREFIX: &str = ".mmf-new-";
 /// Whether the channel at `location` may be removed or replaced: a file path must hold a channel
 /// (never delete a file that is not one because of a typo); a shared-memory name is mmf's own.
 /// `NotFound` when there is nothing.
-fn check_replaceable(location: &Location, path: &Path, name: &str) -> Result<()> {
+/// What may be removed or replaced under `path`: for a file path, `Ok(Some(metadata))` of the
+/// file checked (a link's target, as the path was followed); `Ok(None)` for a shared-memory
+/// name, which is mmf's own whatever it holds.
+fn check_replaceable(
+    location: &Location,
+    path: &Path,
+    name: &str,
+) -> Result<Option<std::fs::Metadata>> {
     let name = name.to_owned();
     if let Location::File(_) = location {
         // Never delete a file that is not a channel because of a typo.
@@ -1633,6 +1675,7 @@ fn check_replaceable(location: &Location, path: &Path, name: &str) -> Result<()>
             .metadata()
             .map_err(|e| io_error(&name, path, "inspecting", e))?;
         regular_file(&meta, &name)?;
+        let checked = meta.clone();
         let mut head = Vec::with_capacity(8);
         f.take(8)
             .read_to_end(&mut head)
@@ -1650,13 +1693,14 @@ fn check_replaceable(location: &Location, path: &Path, name: &str) -> Result<()>
             Err(_) if head.is_empty() => return not_a_channel("the file is empty".into()),
             Err(_) => return not_a_channel(format!("the file is only {} bytes", head.len())),
         }
+        return Ok(Some(checked));
     } else if let Err(e) = std::fs::symlink_metadata(path) {
         return Err(match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound { name },
             _ => io_error(&name, path, "inspecting", e),
         });
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The error for a channel path that names a directory (named without trailing slashes, so

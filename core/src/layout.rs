@@ -210,10 +210,19 @@ impl Layout {
         check("total size", h.total_size, l.total_bytes)?;
         if let Some(len) = file_len {
             if len != l.total_bytes as u64 {
-                return Err(format!(
-                    "file is {len} bytes but the header describes {} bytes (truncated or resized?)",
-                    l.total_bytes
-                ));
+                let total = l.total_bytes;
+                return Err(if len > total as u64 {
+                    format!(
+                        "file is {len} bytes but the header describes {total} bytes: it was \
+                         grown, and if nothing else changed, `truncate -s {total}` on it gives \
+                         back the channel and its value"
+                    )
+                } else {
+                    format!(
+                        "file is {len} bytes but the header describes {total} bytes: it was \
+                         truncated, and the values past its end are lost"
+                    )
+                });
             }
         }
         Ok(l)

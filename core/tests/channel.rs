@@ -853,6 +853,9 @@ fn a_truncated_or_grown_file_is_refused_at_open() {
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     let err = open_damaged(|b| b.extend_from_slice(&[0; 64])).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    // A grown file still holds the channel: say how to get it back.
+    assert!(err.to_string().contains("it was grown"), "{err}");
+    assert!(err.to_string().contains("`truncate -s "), "{err}");
     // One byte more is no size a channel has; it used to be called "only N bytes".
     let err = open_damaged(|b| b.push(0)).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
