@@ -998,6 +998,15 @@ fn info_and_list() {
     assert_eq!(json[1]["name"], "b");
     assert_eq!(json[1]["generation"], 1);
     assert_eq!(json[0]["capacity"], 100);
+    // A listed channel's record is info's, with whether it is in use and stale.
+    let info: serde_json::Value = serde_json::from_str(&e.ok(&["info", "b", "--json"])).unwrap();
+    let mut keys: Vec<_> = info.as_object().unwrap().keys().cloned().collect();
+    keys.extend(["in_use".to_owned(), "stale".to_owned()]);
+    keys.sort();
+    let mut listed: Vec<_> = json[1].as_object().unwrap().keys().cloned().collect();
+    listed.sort();
+    assert_eq!(listed, keys);
+    assert_eq!(json[1]["incarnation"], info["incarnation"]);
     std::fs::write(e.dir.join("mmf.junk"), b"garbage!").unwrap();
     let json: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
     assert!(

@@ -11,51 +11,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     // Read-only: read permission is enough to inspect a channel.
     let info = Options::new().read_only(true).open(&location)?.info();
-    let (kind, path) = match &info.location {
-        Location::File(p) => ("file", p.display().to_string()),
-        other => (
-            "shm",
-            other
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        ),
-    };
+    let (kind, path) = kind_and_path(&info);
     if a.json {
-        return super::print_json(
-            &json!({
-                "name": location.to_string(),
-                "kind": kind,
-                "path": path,
-                "capacity": info.capacity,
-                "size": info.size_bytes,
-                "readers": info.readers,
-                "slots": info.slots,
-                "generation": info.generation,
-                // Unknown, not "empty", when the value is damaged: `damage` says why.
-                "codec": info.damage.is_none().then(|| info.tag.to_string()),
-                "tag": info.damage.is_none().then_some(info.tag.0),
-                "len": info.damage.is_none().then_some(info.len),
-                "damage": info.damage,
-                "last_writer_pid": info.last_writer_pid,
-                "creator_pid": info.creator_pid,
-                "creator_alive": info.creator_alive,
-                "created": rfc3339(info.created),
-                "incarnation": format!("{:016x}", info.incarnation),
-                "checksum": info.checksum,
-                "writer_recoveries": info.writer_recoveries,
-                "waiters": info.waiters,
-                "writer_lock": info.writer_lock.map(|l| {
-                    let (state, why) = match l.state {
-                        OwnerState::Alive => ("alive", None),
-                        OwnerState::Dead => ("dead", None),
-                        OwnerState::Unknown(why) => ("unknown", Some(why)),
-                    };
-                    json!({ "pid": l.pid, "state": state, "why": why })
-                }),
-            }),
-            false,
-        );
+        return super::print_json(&record(&location.to_string(), &info), false);
     }
     let kind = match kind {
         "file" => format!("file, persisted ({path})"),
@@ -109,6 +67,57 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         info.waiters,
     );
     super::print_bytes(text.as_bytes())
+}
+
+/// A channel's JSON record, as `info --json` prints it and `list --json` prints it for each
+/// channel (with `in_use` and `stale` added): the same fields, under the same names.
+pub(super) fn record(name: &str, info: &mmf::Info) -> serde_json::Value {
+    let (kind, path) = kind_and_path(info);
+    json!({
+        "name": name,
+        "kind": kind,
+        "path": path,
+        "capacity": info.capacity,
+        "size": info.size_bytes,
+        "readers": info.readers,
+        "slots": info.slots,
+        "generation": info.generation,
+        // Unknown, not "empty", when the value is damaged: `damage` says why.
+        "codec": info.damage.is_none().then(|| info.tag.to_string()),
+        "tag": info.damage.is_none().then_some(info.tag.0),
+        "len": info.damage.is_none().then_some(info.len),
+        "damage": info.damage,
+        "last_writer_pid": info.last_writer_pid,
+        "creator_pid": info.creator_pid,
+        "creator_alive": info.creator_alive,
+        "created": rfc3339(info.created),
+        "incarnation": format!("{:016x}", info.incarnation),
+        "checksum": info.checksum,
+        "writer_recoveries": info.writer_recoveries,
+        "waiters": info.waiters,
+        "writer_lock": info.writer_lock.map(|l| {
+            let (state, why) = match l.state {
+                OwnerState::Alive => ("alive", None),
+                OwnerState::Dead => ("dead", None),
+                OwnerState::Unknown(why) => ("unknown", Some(why)),
+            };
+            json!({ "pid": l.pid, "state": state, "why": why })
+        }),
+    })
+}
+
+/// "file" or "shm", and the path of the channel's file.
+fn kind_and_path(info: &mmf::Info) -> (&'static str, String) {
+    match &info.location {
+        Location::File(p) => ("file", p.display().to_string()),
+        other => (
+            "shm",
+            other
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 /// The `writer lock:` line: free, or who holds it and whether it is alive.

@@ -4,7 +4,6 @@ use mmf::channel::host;
 use serde_json::json;
 
 use crate::args::ListArgs;
-use crate::time::rfc3339;
 
 pub fn run(a: ListArgs) -> anyhow::Result<()> {
     let listings = host::list_with_use()?;
@@ -12,19 +11,12 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
         let items: Vec<_> = listings
             .iter()
             .map(|(l, users)| match &l.info {
-                Ok(i) => json!({
-                    "name": l.name,
-                    "capacity": i.capacity,
-                    "size": i.size_bytes,
-                    "generation": i.generation,
-                    "codec": i.tag.to_string(),
-                    "len": i.len,
-                    "creator_pid": i.creator_pid,
-                    "creator_alive": i.creator_alive,
-                    "created": rfc3339(i.created),
-                    "in_use": users,
-                    "stale": super::prunable(l, *users),
-                }),
+                Ok(i) => {
+                    let mut r = super::info::record(&l.name, i);
+                    r["in_use"] = json!(users);
+                    r["stale"] = json!(super::prunable(l, *users));
+                    r
+                }
                 Err(e) => json!({ "name": l.name, "error": e.to_string() }),
             })
             .collect();
