@@ -39,7 +39,7 @@
 pub use mmf_codec::{json, ChannelExt, Error, Result};
 pub use mmf_core::{
     list, validate_name, Change, Channel, Follower, Info, Listing, Location, LockOwner, Meta,
-    Options, OwnerState, SlotWriter, Tag,
+    Options, OwnerState, Recovered, SlotWriter, Tag,
 };
 
 pub use mmf_core::truncation;

@@ -76,6 +76,12 @@ pub enum Command {
         after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` killed half-way left behind, and\nthe channels a `new` killed before they were ready left (empty or zeros: `list` shows them\n\"not initialised\"; this user's, held by no process, at least a minute old).\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent"
     )]
     Prune(PruneArgs),
+    /// Publish again the newest earlier value still whole, when the current one is damaged (as a
+    /// machine crash leaves a file channel that was not flushed).
+    #[command(
+        after_help = "A read of a damaged value fails (exit 1, \"latest names generation ... but\"). The\nprevious values usually are still whole in their slots: recover publishes the newest one\nagain, as the next generation. Without --checksum a payload the crash left half written\nback cannot be told from a whole one. It changes nothing when the current value is whole.\n\nEXAMPLES:\n  mmf recover ./state.mmf"
+    )]
+    Recover(RecoverArgs),
     /// Check what commonly breaks shared memory on this host.
     #[command(
         after_help = "EXAMPLES:\n  mmf doctor\n  mmf doctor --json | jq '.[] | select(.ok | not)'"
@@ -97,6 +103,7 @@ impl Command {
             Command::Out(a) => Some(&a.name),
             Command::Read(a) => Some(&a.name),
             Command::Watch(a) => Some(&a.name),
+            Command::Recover(a) => Some(&a.name),
             _ => None,
         }
     }
@@ -113,6 +120,7 @@ impl Command {
             Command::Remove(_) => "remove",
             Command::Prune(_) => "prune",
             Command::Doctor(_) => "doctor",
+            Command::Recover(_) => "recover",
             Command::Completions(_) => "completions",
         }
     }
@@ -155,6 +163,12 @@ pub struct InfoArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Channel name or file path.
+    pub name: String,
 }
 
 /// How `out` interprets its input.

@@ -1180,7 +1180,8 @@ impl Channel {
     ///
     /// A value published after the last flush may reach the disk in part (pages are written
     /// back in any order). After such a crash, reads fail with [`Error::Corrupt`] when the
-    /// frame of the value `latest` names did not reach the disk, until the next publish; a
+    /// frame of the value `latest` names did not reach the disk, until the next publish or a
+    /// [`recover`](Self::recover); a
     /// frame that did, over a payload that did not, reads as whole unless the channel has
     /// checksums ([`Options::checksum`]). A file channel that must survive power loss wants
     /// both. For a file channel this also writes back its directory, so that a channel created
@@ -1218,6 +1219,69 @@ impl Channel {
                 })?;
         }
         Ok(())
+    }
+
+    /// When the value `latest` names is damaged (its frame does not match it, as a machine
+    /// crash leaves a file channel that was not flushed: see [`flush`](Self::flush)), publishes
+    /// the newest earlier value that is still whole in another slot again, as the next
+    /// generation, so that readers have a value instead of [`Error::Corrupt`]. `Ok(None)` when
+    /// the current value is not damaged (nothing is published), or when another writer
+    /// published meanwhile. An error when no earlier value is whole ([`Error::Corrupt`]: only a
+    /// new publish helps then) or when this handle cannot publish.
+    ///
+    /// A value is whole when its frame is complete and in range, and its CRC matches where the
+    /// channel has checksums; without them, a payload that a crash left half written back
+    /// cannot be told from a whole one, so recover channels with checksums where that matters.
+    /// Which value comes back is the newest whole one; it may be older than the last flushed
+    /// one if a later publish reused that one's slot.
+    ///
+    /// ```
+    /// # let name = format!("recover-doc-{}", std::process::id());
+    /// let ch = mmf_core::Channel::create(&name, 64)?;
+    /// ch.publish_raw(mmf_core::Tag::TEXT, b"fine")?;
+    /// assert!(ch.recover()?.is_none()); // nothing to recover
+    /// # mmf_core::Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn recover(&self) -> Result<Option<Recovered>> {
+        self.intact()?;
+        // Damaged: what a read refuses as corrupt (a frame that does not match `latest`, a
+        // checksum that does not match its frame, ...) under a `latest` that stayed put.
+        let word = self.snap.region.word(H_LATEST);
+        let latest = word.load(Ordering::Acquire);
+        match self.read_raw() {
+            Err(Error::Corrupt { .. }) if word.load(Ordering::Acquire) == latest => {}
+            Ok(_) | Err(Error::Corrupt { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let Some((from, tag, bytes)) = self.snap.newest_whole_before(latest) else {
+            return Err(Error::Corrupt {
+                name: self.snap.name.clone(),
+                what: "its latest value is damaged and no earlier value is whole in any slot; \
+                       publish a new one"
+                    .into(),
+            });
+        };
+        let published = self.publish_with(tag, |w| {
+            // Under the writer lock: only while `latest` still names the damaged value.
+            if word.load(Ordering::Acquire) != latest {
+                return Err(io::Error::other(MOVED_ON));
+            }
+            w.put(&bytes)
+        });
+        match published {
+            Ok(generation) => Ok(Some(Recovered {
+                from,
+                meta: Meta {
+                    generation,
+                    tag,
+                    len: bytes.len(),
+                    retries: 0,
+                },
+            })),
+            Err(Error::Encode { ref source, .. }) if source.to_string() == MOVED_ON => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether this handle was opened read-only.
@@ -1377,6 +1441,19 @@ impl std::fmt::Debug for Channel {
             .finish()
     }
 }
+
+/// What [`Channel::recover`] published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovered {
+    /// The generation the value had when it was first published.
+    pub from: u64,
+    /// The value as published again: its new generation, tag and length.
+    pub meta: Meta,
+}
+
+/// Why [`Channel::recover`]'s publish gave up: another writer published first.
+const MOVED_ON: &str = "another writer published meanwhile";
 
 /// The holder of a channel's writer lock, as [`Channel::info`] found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

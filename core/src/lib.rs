@@ -80,7 +80,7 @@ mod wait;
 mod loom_tests;
 
 #[cfg(not(loom))]
-pub use channel::{list, Channel, Info, Listing, LockOwner, Options};
+pub use channel::{list, Channel, Info, Listing, LockOwner, Options, Recovered};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use follow::{Change, Follower};

@@ -1248,6 +1248,39 @@ impl Snapshot {
         self.checked(slot, gen, crc, Tag(tag as u16), buf)
     }
 
+    /// The newest value older than `latest`'s generation that is whole in a slot other than
+    /// the one `latest` names: its generation, tag and bytes. Each frame is copied as a seqlock
+    /// read (an even stamp, unchanged around the copy) and checked as a read checks it (length
+    /// and tag in range, the CRC where the frame has one). For [`Channel::recover`]
+    /// (crate::Channel::recover); without checksums a payload torn by a crash cannot be told.
+    pub(crate) fn newest_whole_before(&self, latest: u64) -> Option<(u64, Tag, Vec<u8>)> {
+        let l = &self.layout;
+        let (gen, current) = split_latest(latest);
+        let mut best: Option<(u64, Tag, Vec<u8>)> = None;
+        let mut buf = Vec::new();
+        for slot in (0..l.slots).filter(|&s| s != current) {
+            let seq = self.region.word(l.slot(slot, F_SEQ));
+            let Some(s1) = seqlock::read_begin(seq) else {
+                continue;
+            };
+            let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
+            let (fgen, len, tag, crc) = (field(F_GEN), field(F_LEN), field(F_TAG), field(F_CRC));
+            let newer = best.as_ref().is_none_or(|b| fgen > b.0);
+            if fgen == 0 || fgen >= gen || !newer || len > l.capacity as u64 || tag > 0xffff {
+                continue;
+            }
+            self.region
+                .copy_out(l.slot(slot, F_PAYLOAD), len as usize, &mut buf);
+            if !seqlock::read_validate(seq, s1)
+                || (crc & CRC_PRESENT != 0 && crc32fast::hash(&buf) != crc as u32)
+            {
+                continue;
+            }
+            best = Some((fgen, Tag(tag as u16), std::mem::take(&mut buf)));
+        }
+        best
+    }
+
     /// After a frame-first copy of `slot` failed to validate as generation `gen`: `Retry` if a
     /// publish moved `latest` on (the usual race), `Corrupt` if `latest` still names that slot
     /// and generation and the frame is wrong ([`look_latest`](Self::look_latest) says why and
@@ -1263,8 +1296,9 @@ impl Snapshot {
                 frame: true,
             } if latest == pack_latest(gen, slot) => Attempt::Corrupt(format!(
                 "{what}: the file was not all written back before a machine crash (a file \
-                 channel not flushed), or another program wrote into the mapping; the next \
-                 publish replaces the value"
+                 channel not flushed), or another program wrote into the mapping; recovering \
+                 it (`mmf recover`, `Channel::recover`) publishes the newest earlier value \
+                 still whole again, and any publish replaces it"
             )),
             _ => Attempt::Retry,
         }

@@ -1862,14 +1862,33 @@ fn a_file_restored_with_only_its_header_page_written_back_is_reported_not_misrea
             assert!(info.damage.is_some(), "{case}: {info:?}");
             assert!(matches!(r.verify(), Err(Error::Corrupt { .. })), "{case}");
         }
-        // A publish replaces the damaged value, and every reader reads it.
+        // Recovering publishes the newest earlier value that is whole again: B, flushed (its
+        // frame shares the header's page, its payload was flushed), or, where D's frame took
+        // that page over a payload the crash did not write back, A from the other slot.
         let w = Channel::open(&s.name()).unwrap();
+        let back = w.recover().unwrap().expect("recovered");
+        let (from, byte) = if after_flush == 1 {
+            (2, b'B')
+        } else {
+            (1, b'A')
+        };
+        assert_eq!((back.from, back.meta.generation), (from, g + 1), "{case}");
+        for h in [&r, &w] {
+            let (meta, bytes) = h.read_raw().unwrap();
+            assert_eq!((meta.generation, meta.tag), (g + 1, Tag::BYTES), "{case}");
+            assert!(bytes == value(byte), "{case}: not the recovered value");
+        }
+        assert!(
+            w.recover().unwrap().is_none(),
+            "{case}: nothing left to recover"
+        );
+        // A publish replaces any value, and every reader reads it.
         w.publish_raw(Tag::TEXT, b"after").unwrap();
         for h in [&r, &w] {
             let (meta, bytes) = h.read_raw().unwrap();
             assert_eq!(
                 (meta.generation, &bytes[..]),
-                (g + 1, &b"after"[..]),
+                (g + 2, &b"after"[..]),
                 "{case}"
             );
         }

@@ -8,6 +8,7 @@ mod new;
 mod out;
 mod prune;
 mod read;
+mod recover;
 mod remove;
 mod watch;
 
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(a) => completions::run(a),
         Command::Prune(a) => prune::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Recover(a) => recover::run(a),
     }
 }
 

@@ -1,0 +1,22 @@
+//! `mmf recover NAME`: publish again the newest earlier value still whole when the current one
+//! is damaged.
+
+use mmf::{Location, Options};
+
+use crate::args::RecoverArgs;
+
+pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
+    let location = Location::parse(&a.name)?;
+    let ch = Options::new().open(&location)?;
+    let line = match ch.recover()? {
+        Some(r) => format!(
+            "recovered '{location}': the value of generation {} ({}, {} B) is generation {} now\n",
+            r.from, r.meta.tag, r.meta.len, r.meta.generation
+        ),
+        None => format!(
+            "'{location}' needs no recovery: its current value (generation {}) is whole\n",
+            ch.generation()
+        ),
+    };
+    super::print_bytes(line.as_bytes())
+}
