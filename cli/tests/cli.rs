@@ -57,6 +57,33 @@ impl Env {
             .unwrap()
     }
 
+    /// Starts `mmf ARGS` under strace with every `syscall` delayed by 0.3-0.6 s, which holds
+    /// the window of a race open; `None` (said on stderr) where strace cannot trace.
+    fn spawn_delaying(&self, syscall: &str, args: &[&str]) -> Option<std::process::Child> {
+        let traced = Command::new("strace")
+            .args(["-o", "/dev/null", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !traced {
+            eprintln!("SKIPPED: needs strace, allowed to trace");
+            return None;
+        }
+        let delay = if syscall == "read" { 300_000 } else { 600_000 };
+        let child = Command::new("strace")
+            .args(["-o", "/dev/null", "-e"])
+            .arg(format!("inject={syscall}:delay_enter={delay}"))
+            .arg(BIN)
+            .args(args)
+            .env("MMF_SHM_DIR", &self.dir)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Some(child)
+    }
+
     /// Runs a shell script, with "$1" the mmf binary, and expects success.
     fn sh_ok(&self, script: &str) {
         let out = Command::new("sh")
@@ -2032,41 +2059,14 @@ fn a_struct_published_by_the_library_reads_as_the_same_json() {
 /// value where no reader looks, and `out` exited 0. It now publishes into what the name holds.
 #[test]
 fn out_publishes_into_the_channel_that_replaced_the_one_it_opened() {
-    let traced = Command::new("strace")
-        .args(["-o", "/dev/null", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !traced {
-        eprintln!("SKIPPED: needs strace, allowed to trace");
-        return;
-    }
     let e = Env::new("out-replaced");
     e.ok(&["new", "Q", "--size", "64"]);
     e.ok(&["out", "Q", "old"]);
-    let mut out = Command::new("strace");
-    out.args([
-        "-o",
-        "/dev/null",
-        "-e",
-        "inject=fcntl:delay_enter=600000",
-        BIN,
-    ])
-    .args(["out", "Q", "new"])
-    .env("MMF_SHM_DIR", &e.dir)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let child = out.spawn().unwrap();
-    // Once `out` has opened Q (its file is open in the child, seen in /proc), replace Q.
-    let t = std::time::Instant::now();
-    let path = e.dir.join("mmf.Q");
-    while !open_in_some_process(&path) {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(10),
-            "out never opened Q"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let Some(child) = e.spawn_delaying("fcntl", &["out", "Q", "new"]) else {
+        return;
+    };
+    // Once `out` has opened Q, replace Q.
+    wait_until_open(&e.dir.join("mmf.Q"));
     e.ok(&["rm", "Q"]);
     e.ok(&["new", "Q", "--size", "64"]);
     let o = child.wait_with_output().unwrap();
@@ -2137,40 +2137,14 @@ fn a_missing_shm_dir_is_named_by_every_verb() {
 /// alone, and rm says why. (strace holds the window open by delaying the read of the magic.)
 #[test]
 fn rm_leaves_a_file_renamed_over_the_channel_it_checked() {
-    let traced = Command::new("strace")
-        .args(["-o", "/dev/null", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !traced {
-        eprintln!("SKIPPED: needs strace, allowed to trace");
-        return;
-    }
     let e = Env::new("rm-swapped");
     let (path, ch) = e.file_channel("c.mmf", "64");
     drop(ch);
     std::fs::write(e.dir.join("notes.txt"), b"precious notes").unwrap();
-    let child = Command::new("strace")
-        .args([
-            "-o",
-            "/dev/null",
-            "-e",
-            "inject=read:delay_enter=300000",
-            BIN,
-        ])
-        .args(["rm", &path])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while !open_in_some_process(std::path::Path::new(&path)) {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "rm never opened it"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let Some(child) = e.spawn_delaying("read", &["rm", &path]) else {
+        return;
+    };
+    wait_until_open(std::path::Path::new(&path));
     std::fs::rename(e.dir.join("notes.txt"), &path).unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(
@@ -2185,6 +2159,19 @@ fn rm_leaves_a_file_renamed_over_the_channel_it_checked() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"precious notes");
+}
+
+/// Waits (at most 20 s) until some process has `path` open.
+fn wait_until_open(path: &std::path::Path) {
+    let t = std::time::Instant::now();
+    while !open_in_some_process(path) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "nobody opened {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Whether some process has `path` open (its `/proc/PID/fd` links).
