@@ -65,7 +65,7 @@ pub enum Error {
     #[error("invalid channel options: {0}")]
     InvalidOptions(String),
     /// The file exists but does not start with the mmf magic number.
-    #[error("'{name}' is not an mmf channel (magic {found:#018x}); check the name or path")]
+    #[error("'{name}' is not an mmf channel (it starts with {}); check the name or path", first_bytes(*found))]
     WrongMagic {
         /// The channel's name or path.
         name: String,
@@ -166,6 +166,17 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// A file's first 8 bytes as a message shows them: as text where they are printable ASCII (a
+/// text file under the name), with their hex value beside them.
+fn first_bytes(word: u64) -> String {
+    let bytes = word.to_le_bytes();
+    if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("{:?}, {word:#018x}", String::from_utf8_lossy(&bytes))
+    } else {
+        format!("{word:#018x}")
+    }
 }
 
 /// How to make room where a channel did not fit: a tmpfs can be enlarged, a disk cannot.

@@ -712,6 +712,14 @@ fn a_file_that_is_not_a_channel_is_wrong_magic_and_is_not_removed() {
         Channel::open(name).unwrap_err(),
         Error::WrongMagic { .. }
     ));
+    // A text file is shown as the text it starts with (it was a hex number only).
+    std::fs::write(&path, b"my important notes\n".repeat(100)).unwrap();
+    let err = Channel::open(name).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(it starts with \"my impor\", 0x726f706d6920796d)"),
+        "{err}"
+    );
     std::fs::remove_file(&path).unwrap();
 }
 
