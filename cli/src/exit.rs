@@ -39,12 +39,15 @@ pub fn code(err: &anyhow::Error) -> u8 {
             CoreError::NotFound { .. } => NOT_FOUND,
             CoreError::TooLarge { .. } => TOO_LARGE,
             CoreError::AlreadyExists { .. } => EXISTS,
-            // A directory given as a channel's name is a mistake in the command; a FIFO or a
-            // device under the name is, like a regular file that is no channel, something else
-            // in its place (exit 1).
-            CoreError::InvalidName { .. }
-            | CoreError::InvalidOptions(_)
-            | CoreError::IsADirectory { .. } => USAGE,
+            // A directory given as a channel's path is a mistake in the command; a FIFO, a
+            // device or a directory under a shared-memory name is, like a regular file that is
+            // no channel, something else in its place (exit 1).
+            CoreError::InvalidName { .. } | CoreError::InvalidOptions(_) => USAGE,
+            CoreError::IsADirectory { name }
+                if name.contains('/') || name == "." || name == ".." =>
+            {
+                USAGE
+            }
             CoreError::Contended { .. } => TIMEOUT,
             _ => ERROR,
         };

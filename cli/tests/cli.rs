@@ -2210,3 +2210,27 @@ fn recover_brings_back_the_newest_whole_value() {
     );
     assert_eq!(e.ok(&["read", &path]), "a".repeat(600) + "\n");
 }
+
+/// What others put in the shared-memory directory under a channel's name is said as such: a
+/// directory was told to be given as 'dir/state.mmf', a link was said to maybe loop.
+#[test]
+fn a_directory_or_a_link_under_a_shm_name_is_said_to_be_someone_elses() {
+    let e = Env::new("foreign-entries");
+    std::fs::create_dir(e.dir.join("mmf.dir")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent", e.dir.join("mmf.link")).unwrap();
+    fails(
+        &e.run(&["read", "dir"]),
+        1,
+        "'dir' is a directory in the shared-memory directory, not a channel",
+    );
+    fails(
+        &e.run(&["read", "link"]),
+        1,
+        "it is a symbolic link, which a shared-memory name is never opened through",
+    );
+    let table = e.ok(&["list"]);
+    assert!(
+        !table.contains("dir/state.mmf") && !table.contains("loop"),
+        "{table}"
+    );
+}

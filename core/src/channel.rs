@@ -1828,8 +1828,12 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
             path: path.to_owned(),
             source: io::Error::new(
                 e.kind(),
-                "it is a symbolic link that is not followed here: a shared-memory name is never \
-                 opened through one, and a path's links must not loop",
+                if path.parent() == Some(os::shm_dir().as_path()) {
+                    "it is a symbolic link, which a shared-memory name is never opened through \
+                     (something other than mmf put it there)"
+                } else {
+                    "its symbolic links loop"
+                },
             ),
         }
     } else {

@@ -19,7 +19,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// A channel path that names a directory.
-    #[error("'{name}' is a directory; a channel path names a file, such as '{name}/state.mmf'")]
+    #[error("{}", is_a_directory(name))]
     IsADirectory {
         /// The path as given.
         name: String,
@@ -166,6 +166,20 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// The message of [`Error::IsADirectory`]: a path names a directory by mistake; a
+/// shared-memory name (no '/') finds one that someone made in the shared-memory directory.
+fn is_a_directory(name: &str) -> String {
+    // ("." and ".." are paths: `directory()` trims "./" so; no shared-memory name is either.)
+    if name.contains('/') || name == "." || name == ".." {
+        format!("'{name}' is a directory; a channel path names a file, such as '{name}/state.mmf'")
+    } else {
+        format!(
+            "'{name}' is a directory in the shared-memory directory, not a channel (something \
+             other than mmf made it there)"
+        )
+    }
 }
 
 /// A file's first 8 bytes as a message shows them: as text where they are printable ASCII (a
