@@ -251,7 +251,9 @@ fn the_open_read_fuzz_body_survives_its_regressions_and_random_inputs() {
     };
     let deadline = Instant::now() + Duration::from_secs(secs);
     let (mut structured, mut opened) = (0u32, 0u32);
-    while Instant::now() < deadline {
+    // At least 64 structured inputs however slow the machine (a count of inputs within the
+    // time failed on a loaded one), more as the time allows.
+    while Instant::now() < deadline || structured < 64 {
         let len = (next() % 700) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         if let Some(mode) = data.first_mut() {
@@ -265,7 +267,6 @@ fn the_open_read_fuzz_body_survives_its_regressions_and_random_inputs() {
         }
     }
     println!("{structured} structured inputs, {opened} opened");
-    assert!(structured >= 20, "too few inputs ran: {structured}");
     assert!(
         opened * 2 >= structured,
         "only {opened} of {structured} structured images opened: the fuzz target's images no longer match the format"

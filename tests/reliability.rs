@@ -27,6 +27,10 @@ fn child() {
     }
 }
 
+/// A read slower than this counts as slow: far beyond any retry, well within what a preemption
+/// on a loaded two-core machine can cost.
+const SLOW_READ: Duration = Duration::from_millis(200);
+
 /// Reads until the stop channel moves, checking every snapshot and timing every read.
 fn verifier(name: &str) {
     let ch = Options::new()
@@ -35,8 +39,8 @@ fn verifier(name: &str) {
         .unwrap();
     let stop = Channel::open(&format!("{name}-stop")).unwrap();
     let mut buf = Vec::new();
-    let (mut n, mut torn, mut errors, mut slowest, mut last_gen) =
-        (0u64, 0u64, 0u64, Duration::ZERO, 0);
+    let (mut n, mut torn, mut errors, mut slowest, mut slow, mut last_gen) =
+        (0u64, 0u64, 0u64, Duration::ZERO, 0u64, 0);
     while stop.generation() == 0 {
         let t = Instant::now();
         match ch.read_into(&mut buf) {
@@ -50,11 +54,13 @@ fn verifier(name: &str) {
             Err(_) => errors += 1,
         }
         slowest = slowest.max(t.elapsed());
+        slow += u64::from(t.elapsed() > SLOW_READ);
         n += 1;
     }
-    print_stats(
-        &json!({ "snapshots": n, "torn": torn, "errors": errors, "slowest_us": slowest.as_micros() as u64 }),
-    );
+    print_stats(&json!({
+        "snapshots": n, "torn": torn, "errors": errors, "slow": slow,
+        "slowest_us": slowest.as_micros() as u64,
+    }));
 }
 
 struct Harness {
@@ -96,7 +102,7 @@ fn writers_killed_mid_publish_lose_nothing_committed() {
     let h = Harness::new("kill", 16 * 1024);
     let verifiers: Vec<_> = (0..2).map(|_| h.spawn("verifier")).collect();
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let (mut slowest_recovery, mut slowest_read) = (Duration::ZERO, Duration::ZERO);
+    let (mut recoveries_ms, mut slowest_read) = (Vec::new(), Duration::ZERO);
     let started = Instant::now();
     let mut buf = Vec::new();
     for _ in 0..kills {
@@ -127,33 +133,45 @@ fn writers_killed_mid_publish_lose_nothing_committed() {
         make_value(meta.generation, 100, &mut buf);
         let t = Instant::now();
         h.ch.publish_raw(Tag::BYTES, &buf).unwrap();
-        slowest_recovery = slowest_recovery.max(t.elapsed());
+        recoveries_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    recoveries_ms.sort_by(f64::total_cmp);
+    let slowest_recovery = recoveries_ms.last().copied().unwrap_or_default();
+    // A few may be preempted on a loaded machine; a recovery path that waits is slow every time.
+    let allowed_slow = 2 + recoveries_ms.len() / 100;
+    let typical_recovery = recoveries_ms
+        .get(recoveries_ms.len().saturating_sub(1 + allowed_slow))
+        .copied()
+        .unwrap_or_default();
     h.stop();
     let stats: Vec<_> = verifiers.into_iter().map(child_stats).collect();
     let recoveries = h.ch.info().writer_recoveries;
     let snapshots: u64 = stats.iter().map(|s| s["snapshots"].as_u64().unwrap()).sum();
     eprintln!(
-        "RESULT kills={kills} lock_recoveries={recoveries} slowest_recovery_ms={:.2} slowest_read_after_kill_us={} snapshots_verified={snapshots} torn=0 verifiers={stats:?} seconds={:.1}",
-        slowest_recovery.as_secs_f64() * 1e3,
+        "RESULT kills={kills} lock_recoveries={recoveries} slowest_recovery_ms={slowest_recovery:.2} \
+         recovery_ms_all_but_{allowed_slow}_slowest={typical_recovery:.2} slowest_read_after_kill_us={} \
+         snapshots_verified={snapshots} torn=0 verifiers={stats:?} seconds={:.1}",
         slowest_read.as_micros(),
         started.elapsed().as_secs_f64()
     );
     for s in &stats {
         assert_eq!(s["torn"], 0, "a reader saw a torn value: {s}");
         assert_eq!(s["errors"], 0, "a reader failed: {s}");
-        assert!(
-            s["slowest_us"].as_u64().unwrap() < 1_000_000,
-            "a read hung: {s}"
+        // Bounded by the read timeout (an error above); slow reads are rare preemptions.
+        let (slow, n) = (
+            s["slow"].as_u64().unwrap(),
+            s["snapshots"].as_u64().unwrap(),
         );
+        assert!(slow * 100 <= n.max(100), "reads stalled: {s}");
     }
     assert!(
         recoveries > 0,
         "some kills landed while the lock was held (the recovery path ran)"
     );
     assert!(
-        slowest_recovery < Duration::from_millis(100),
-        "recovery took {slowest_recovery:?}"
+        typical_recovery < 100.0,
+        "recoveries took {typical_recovery:.1} ms and more, all but {allowed_slow}: {:?}",
+        &recoveries_ms[recoveries_ms.len().saturating_sub(10)..]
     );
 }
 
@@ -173,7 +191,10 @@ fn killed_readers_affect_nobody() {
     fresh.read_raw().unwrap();
     assert!(fresh.is_pinned(), "a dead reader's entry was reclaimed");
     let g = h.ch.generation();
-    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    while h.ch.generation() == g && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(h.ch.generation() > g, "the writer kept publishing");
     h.stop();
     let s = child_stats(survivor);
@@ -200,7 +221,7 @@ fn a_hostile_peer_scribbling_on_a_live_mapping_causes_errors_not_crashes() {
     let size = std::fs::metadata(&path).unwrap().len();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let (mut oks, mut errs, mut slowest) = (0u64, 0u64, Duration::ZERO);
+    let (mut oks, mut errs, mut slowest, mut slow) = (0u64, 0u64, Duration::ZERO, 0u64);
     std::thread::scope(|s| {
         // The peer: random words at random places, as fast as it can, for a second.
         s.spawn(|| {
@@ -243,6 +264,7 @@ fn a_hostile_peer_scribbling_on_a_live_mapping_causes_errors_not_crashes() {
             }
             let _ = ch.info();
             slowest = slowest.max(t.elapsed());
+            slow += u64::from(t.elapsed() > Duration::from_millis(500));
         }
     });
     eprintln!(
@@ -250,7 +272,12 @@ fn a_hostile_peer_scribbling_on_a_live_mapping_causes_errors_not_crashes() {
         slowest.as_secs_f64() * 1e3
     );
     assert!(oks + errs > 100, "the reader kept going");
-    assert!(slowest < Duration::from_secs(1), "bounded: {slowest:?}");
+    // Each call is bounded by the 20 ms timeouts; one preempted for long on a loaded machine
+    // happens, a loop without end would be one call for the rest of the run.
+    assert!(
+        slow <= 2 && slowest < Duration::from_secs(5),
+        "bounded: {slow} calls over 500 ms, slowest {slowest:?}"
+    );
     std::fs::remove_file(&path).unwrap();
 }
 

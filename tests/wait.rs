@@ -28,10 +28,16 @@ fn child() {
             print_stats(&json!({ "ready": true }));
             let _ = ch.wait_for_change(ch.generation(), Duration::from_secs(60));
         }
-        // A writing service's life: created after 200 ms, one value; then, after 300 ms more,
+        // A writing service's life: created 300 ms after the test says go (the channel
+        // NAME-go appears: the test is about to wait), one value; then, after 300 ms more,
         // removed and created again (a restart) with another value.
         "two-lives" => {
-            std::thread::sleep(Duration::from_millis(200));
+            let t = Instant::now();
+            while Channel::open(&format!("{name}-go")).is_err() {
+                assert!(t.elapsed() < Duration::from_secs(20), "no go");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(300));
             let first = Channel::create(&name, 64).unwrap();
             first.publish_str("first life").unwrap();
             std::thread::sleep(Duration::from_millis(300));
@@ -55,14 +61,13 @@ fn a_follower_follows_a_writer_across_creation_and_restart() {
     let name = unique("follow");
     let location = Location::shm(&name).unwrap();
     let writer = spawn_child("two-lives", &[("MMF_NAME", name.clone())]);
-    let t = Instant::now();
+    // The child counts its 300 ms from here, not from its own start: a test slow to get here
+    // must not find the channel made already (it would not have appeared).
+    let go = Channel::create(&format!("{name}-go"), 64).unwrap();
     let mut f = mmf::Follower::open(&location, Duration::from_secs(10)).unwrap();
     assert!(f.appeared(), "it did not exist yet");
-    assert!(
-        t.elapsed() >= Duration::from_millis(150),
-        "{:?}",
-        t.elapsed()
-    );
+    drop(go);
+    Channel::remove(&format!("{name}-go")).unwrap();
     let first = match f.channel().generation() {
         0 => f.wait(0, Duration::from_secs(10)).unwrap(),
         g => Some(mmf::Change::Newer(g)),
@@ -396,9 +401,11 @@ fn read_only_handles_wait_by_polling() {
             w.publish_raw(Tag::TEXT, b"hi").unwrap();
         },
         |r| {
+            // After generation 0, not "the next": the publish may come before this call
+            // on a loaded machine, and the next would then never come.
             let mut buf = Vec::new();
             let meta = r
-                .read_next_into(&mut buf, Duration::from_secs(5))
+                .read_after_into(0, &mut buf, Duration::from_secs(5))
                 .unwrap()
                 .unwrap();
             assert_eq!((meta.generation, &buf[..]), (1, &b"hi"[..]));
@@ -420,9 +427,12 @@ fn a_channel_found_being_created_has_appeared() {
         .unwrap();
     // The file is there, empty, as a creator leaves it before it writes the header.
     std::fs::File::create(&target).unwrap();
+    let opened = OpenWatch::new(&target);
     let f = std::thread::scope(|s| {
         s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
+            // Made whole once the follower has opened it (its first look found it being
+            // made, and it gives such a channel 250 ms): a fixed pause raced a busy machine.
+            opened.wait_for_open(Duration::from_secs(10));
             std::fs::write(&target, std::fs::read(&made).unwrap()).unwrap();
         });
         mmf::Follower::open(&Location::file(&target), Duration::from_secs(10)).unwrap()
@@ -430,4 +440,39 @@ fn a_channel_found_being_created_has_appeared() {
     assert!(f.appeared());
     assert_eq!(f.channel().read_string().unwrap(), "first");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An inotify watch for the opening of one file.
+struct OpenWatch(std::os::fd::OwnedFd);
+
+impl OpenWatch {
+    fn new(path: &std::path::Path) -> OpenWatch {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain system call; the descriptor it returns is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        // SAFETY: `fd` was just returned by inotify_init1 and nothing else owns it.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid descriptor and a NUL-terminated path that outlives the call.
+        let wd = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::inotify_add_watch(fd.as_raw_fd(), c_path.as_ptr(), libc::IN_OPEN)
+        };
+        assert!(wd >= 0, "{}", std::io::Error::last_os_error());
+        OpenWatch(fd)
+    }
+
+    /// Blocks until the file is opened (by anyone) or `timeout` passes.
+    fn wait_for_open(&self, timeout: Duration) {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the length given.
+        unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+    }
 }

@@ -482,14 +482,14 @@ fn stored_json_text_is_checked_before_it_is_printed_as_json() {
         assert_eq!(e.run(args).stdout, text, "{args:?}");
     }
     // A watch says so on stderr and watches on; valid text over several lines is one line.
-    let child = background(&e, &["watch", p, "--count", "1", "--timeout", "20s"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let bg = Bg::start(&e, &["watch", p, "--count", "1", "--timeout", "20s"]);
+    bg.wait_stderr("cannot be shown, skipped");
     ch.publish_raw(
         mmf::Tag::JSON,
         b"{\n  \"a\": [1, 2.50],\n  \"b\": \"x  y\"\n}\n",
     )
     .unwrap();
-    let out = finish(child, 20);
+    let out = bg.finish(20);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert_eq!(
@@ -513,7 +513,7 @@ fn a_watch_goes_on_past_a_value_it_cannot_show() {
     let e = Env::new("watchbad");
     let (p, ch) = e.file_channel("w.mmf", "1KiB");
     let p = p.as_str();
-    let child = background(
+    let bg = Bg::start(
         &e,
         &[
             "watch",
@@ -532,11 +532,15 @@ fn a_watch_goes_on_past_a_value_it_cannot_show() {
         (mmf::Tag::TEXT.0, b"caf\xe9"),
         (mmf::Tag::TEXT.0, b"fine"),
     ];
-    for (tag, bytes) in values {
-        std::thread::sleep(std::time::Duration::from_millis(300));
+    for (printed, (tag, bytes)) in values.into_iter().enumerate() {
+        if printed == 0 {
+            wait_parked(&ch);
+        } else {
+            bg.wait_lines(printed);
+        }
         ch.publish_raw(mmf::Tag(tag), bytes).unwrap();
     }
-    let out = finish(child, 20);
+    let out = bg.finish(20);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let lines = ndjson(&out.stdout);
@@ -1211,7 +1215,6 @@ fn is_root() -> bool {
 
 // --- Waiting: read --wait, watch ------------------------------------------------------------
 
-/// Polls `child` until it exits or `secs` pass (then kills it and fails).
 /// Standard output read as NDJSON: one JSON value per line.
 fn ndjson(stdout: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stdout)
@@ -1220,18 +1223,13 @@ fn ndjson(stdout: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Polls `child` until it exits or `secs` pass (then kills it and fails).
 fn finish(mut child: std::process::Child, secs: u64) -> Output {
-    let t = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > std::time::Duration::from_secs(secs) {
-            let _ = child.kill();
-            panic!("child still running after {secs} s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    finish_status(&mut child, secs);
     child.wait_with_output().unwrap()
 }
 
+/// Starts `mmf ARGS` with its output piped and left for the caller to read (or not).
 fn background(e: &Env, args: &[&str]) -> std::process::Child {
     e.cmd(args)
         .stdin(Stdio::null())
@@ -1241,15 +1239,146 @@ fn background(e: &Env, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-/// [`finish`], expecting success: the child's standard output.
-fn finish_ok(child: std::process::Child, secs: u64) -> String {
-    let out = finish(child, secs);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+/// What a background command has written to one of its streams so far.
+type Collected = std::sync::Arc<(std::sync::Mutex<Vec<u8>>, std::sync::Condvar)>;
+
+/// `mmf ARGS` running in the background, its standard output and error collected as they come,
+/// so that a test can wait for what it has printed instead of sleeping and hoping it has got
+/// that far (a sleep raced a slow start on a loaded machine: a value published too early was
+/// never seen, and the test waited out its timeout).
+struct Bg {
+    child: std::process::Child,
+    out: Collected,
+    err: Collected,
+    drains: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Bg {
+    fn start(e: &Env, args: &[&str]) -> Bg {
+        let mut child = background(e, args);
+        let mut drains = Vec::new();
+        let mut drain = |mut from: Box<dyn Read + Send>| {
+            let to: Collected = Default::default();
+            let sink = to.clone();
+            drains.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = from.read(&mut buf) {
+                    sink.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                    sink.1.notify_all();
+                }
+            }));
+            to
+        };
+        let out = drain(Box::new(child.stdout.take().unwrap()));
+        let err = drain(Box::new(child.stderr.take().unwrap()));
+        Bg {
+            child,
+            out,
+            err,
+            drains,
+        }
+    }
+
+    /// Waits (up to 20 s, then fails) until what `stream` holds satisfies `done`.
+    fn wait_for(&self, stream: &Collected, what: &str, done: impl Fn(&[u8]) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut held = stream.0.lock().unwrap();
+        while !done(&held) {
+            let now = std::time::Instant::now();
+            assert!(
+                now < deadline,
+                "waited 20 s for {what}; stdout: {:?}, stderr: {:?}",
+                String::from_utf8_lossy(&self.out_now()),
+                String::from_utf8_lossy(&self.err_now()),
+            );
+            held = stream.1.wait_timeout(held, deadline - now).unwrap().0;
+        }
+    }
+
+    fn out_now(&self) -> Vec<u8> {
+        self.out.0.try_lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    fn err_now(&self) -> Vec<u8> {
+        self.err.0.try_lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the command has printed `n` lines.
+    fn wait_lines(&self, n: usize) {
+        self.wait_for(&self.out, &format!("{n} lines"), |b| {
+            b.iter().filter(|&&c| c == b'\n').count() >= n
+        });
+    }
+
+    /// Waits until the command has said `needle` on stderr.
+    fn wait_stderr(&self, needle: &str) {
+        self.wait_for(&self.err, &format!("{needle:?} on stderr"), |b| {
+            String::from_utf8_lossy(b).contains(needle)
+        });
+    }
+
+    /// Waits up to `secs` for the command to exit (then kills it and fails): what it printed.
+    fn finish(mut self, secs: u64) -> Output {
+        let status = finish_status(&mut self.child, secs);
+        for d in self.drains {
+            d.join().unwrap();
+        }
+        let take = |c: &Collected| std::mem::take(&mut *c.0.lock().unwrap());
+        Output {
+            status,
+            stdout: take(&self.out),
+            stderr: take(&self.err),
+        }
+    }
+
+    /// [`Bg::finish`], expecting success: the command's standard output.
+    fn finish_ok(self, secs: u64) -> String {
+        let out = self.finish(secs);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// Waits up to `secs` for `child` to exit (then kills it and fails).
+fn finish_status(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("child still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Waits (up to 20 s, then fails) until some process waits on `ch`, as `read --wait` and
+/// `watch` do (counted in its header's `waiters`): a value published from then on is new to
+/// it. Only for the first value a command waits on: after a value, the count may still be the
+/// command's wait for it; wait for its line ([`Bg::wait_lines`]) instead.
+fn wait_parked(ch: &mmf::Channel) {
+    let t = std::time::Instant::now();
+    while ch.info().waiters == 0 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "nobody waits on the channel after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+impl Env {
+    /// [`wait_parked`] on the shared-memory channel `name`.
+    fn parked(&self, name: &str) {
+        let path = self.dir.join(format!("mmf.{name}"));
+        wait_parked(&mmf::Channel::open(path.to_str().unwrap()).unwrap());
+    }
 }
 
 #[test]
@@ -1257,10 +1386,10 @@ fn read_wait_is_woken_by_another_process() {
     let e = Env::new("readwait");
     e.ok(&["new", "T", "--size", "64"]);
     e.ok(&["out", "T", "old"]);
-    let child = background(&e, &["read", "T", "--wait", "--timeout", "20s"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let bg = Bg::start(&e, &["read", "T", "--wait", "--timeout", "20s"]);
+    e.parked("T");
     e.ok(&["out", "T", "new"]);
-    assert_eq!(finish_ok(child, 20), "new\n");
+    assert_eq!(bg.finish_ok(20), "new\n");
 }
 
 /// `read --wait` and `watch` follow the name: a channel that does not exist yet is waited for,
@@ -1270,11 +1399,11 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     let e = Env::new("follow");
     let ms = std::time::Duration::from_millis;
     // Not there yet: created and written while the reader waits.
-    let child = background(&e, &["read", "T", "--wait", "--timeout", "20s"]);
-    std::thread::sleep(ms(300));
+    let bg = Bg::start(&e, &["read", "T", "--wait", "--timeout", "20s"]);
+    bg.wait_stderr("waiting for it to be created");
     e.ok(&["new", "T", "--size", "64"]);
     e.ok(&["out", "T", "first"]);
-    assert_eq!(finish_ok(child, 20), "first\n");
+    assert_eq!(bg.finish_ok(20), "first\n");
     // A name that never comes: one note that the command waits, then the timeout.
     let out = e.run(&["read", "Nope", "--wait", "--timeout", "200ms"]);
     assert_eq!(out.status.code(), Some(8));
@@ -1312,21 +1441,23 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         t.elapsed()
     );
     // Replaced under a waiting reader: its handle alone would wait on the old memory for ever.
-    let child = background(&e, &["read", "T", "--wait", "--timeout", "20s"]);
-    std::thread::sleep(ms(300));
+    let bg = Bg::start(&e, &["read", "T", "--wait", "--timeout", "20s"]);
+    e.parked("T");
     e.ok(&["new", "T", "--size", "64", "--force"]);
     e.ok(&["out", "T", "after-force"]);
-    assert_eq!(finish_ok(child, 20), "after-force\n");
-    // A watch sees the old channel's value, then every value of the new one.
-    let child = background(&e, &["watch", "T", "--count", "3", "--timeout", "20s"]);
-    std::thread::sleep(ms(300));
+    assert_eq!(bg.finish_ok(20), "after-force\n");
+    // A watch sees the old channel's value, then every value of the new one, whether it
+    // notices the removal before the new channel comes or not (the pause makes the first
+    // likely; either way the output is the same).
+    let bg = Bg::start(&e, &["watch", "T", "--count", "3", "--timeout", "20s"]);
+    bg.wait_lines(1);
     e.ok(&["remove", "T"]);
     std::thread::sleep(ms(300));
     e.ok(&["new", "T", "--size", "64"]);
     e.ok(&["out", "T", "second"]);
-    std::thread::sleep(ms(300));
+    bg.wait_lines(2);
     e.ok(&["out", "T", "third"]);
-    assert_eq!(finish_ok(child, 20), "after-force\nsecond\nthird\n");
+    assert_eq!(bg.finish_ok(20), "after-force\nsecond\nthird\n");
 }
 
 #[test]
@@ -1367,14 +1498,14 @@ fn read_after_and_timeouts() {
         "--timeout needs --wait"
     );
     e.ok(&["new", "E", "--size", "64"]);
-    let child = background(&e, &["read", "E", "--wait", "--timeout", "20s"]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let bg = Bg::start(&e, &["read", "E", "--wait", "--timeout", "20s"]);
+    e.parked("E");
     assert!(e
         .run_in(&["out", "E", "--json"], b"{\"first\": true}")
         .status
         .success());
     assert_eq!(
-        String::from_utf8(finish(child, 20).stdout).unwrap(),
+        String::from_utf8(bg.finish(20).stdout).unwrap(),
         "{\"first\":true}\n"
     );
 }
@@ -1387,9 +1518,9 @@ fn watch_prints_each_new_value_as_ndjson() {
         .run_in(&["out", "T", "--json"], b"{\"n\": 0}")
         .status
         .success());
-    let child = background(&e, &["watch", "T", "--count", "4", "--timeout", "20s"]);
+    let bg = Bg::start(&e, &["watch", "T", "--count", "4", "--timeout", "20s"]);
     for n in 1..=3 {
-        std::thread::sleep(std::time::Duration::from_millis(150));
+        bg.wait_lines(n);
         assert!(e
             .run_in(
                 &["out", "T", "--json"],
@@ -1398,7 +1529,7 @@ fn watch_prints_each_new_value_as_ndjson() {
             .status
             .success());
     }
-    let out = finish(child, 20);
+    let out = bg.finish(20);
     assert!(
         out.status.success(),
         "{}",
@@ -1412,7 +1543,7 @@ fn watch_prints_each_new_value_as_ndjson() {
             .collect::<Vec<_>>()
     );
     // Bytes values get a line each too (they ran into each other: "ABCD").
-    let child = background(
+    let bg = Bg::start(
         &e,
         &[
             "watch",
@@ -1424,11 +1555,15 @@ fn watch_prints_each_new_value_as_ndjson() {
             "20s",
         ],
     );
-    for v in [&b"AB"[..], b"C\nD"] {
-        std::thread::sleep(std::time::Duration::from_millis(150));
+    for (printed, v) in [&b"AB"[..], b"C\nD"].into_iter().enumerate() {
+        if printed == 0 {
+            e.parked("T");
+        } else {
+            bg.wait_lines(printed);
+        }
         assert!(e.run_in(&["out", "T", "--bytes"], v).status.success());
     }
-    let out = finish(child, 20);
+    let out = bg.finish(20);
     assert_eq!(
         ndjson(&out.stdout),
         [
@@ -1451,8 +1586,8 @@ fn watch_of_a_channel_truncated_under_it_ends_with_an_error_not_sigbus() {
             .run_in(&["out", name, "--bytes"], &vec![b'v'; 20_000])
             .status
             .success());
-        let child = background(&e, &["watch", name, "--timeout", "30s"]);
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        let bg = Bg::start(&e, &["watch", name, "--timeout", "30s"]);
+        bg.wait_lines(1);
         std::fs::OpenOptions::new()
             .write(true)
             .open(e.dir.join(format!("mmf.{name}")))
@@ -1462,7 +1597,7 @@ fn watch_of_a_channel_truncated_under_it_ends_with_an_error_not_sigbus() {
         if remove {
             std::fs::remove_file(e.dir.join(format!("mmf.{name}"))).unwrap();
         }
-        let out = finish(child, 20);
+        let out = bg.finish(20);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             out.status.signal(),
@@ -1482,7 +1617,7 @@ fn watch_of_a_channel_truncated_under_it_ends_with_an_error_not_sigbus() {
 fn watch_reports_skipped_generations() {
     let e = Env::new("skip");
     e.ok(&["new", "T", "--size", "64"]);
-    let child = background(
+    let bg = Bg::start(
         &e,
         &[
             "watch",
@@ -1495,10 +1630,10 @@ fn watch_reports_skipped_generations() {
             "20s",
         ],
     );
-    let pid = child.id().to_string();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = bg.child.id().to_string();
+    e.parked("T");
     e.ok(&["out", "T", "a"]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    bg.wait_lines(1);
     // Freeze the watcher while three values go by: it can only see the last of them.
     assert!(Command::new("kill")
         .args(["-STOP", &pid])
@@ -1513,7 +1648,7 @@ fn watch_reports_skipped_generations() {
         .status()
         .unwrap()
         .success());
-    let out = finish(child, 20);
+    let out = bg.finish(20);
     assert!(out.status.success());
     let lines = ndjson(&out.stdout);
     assert_eq!(
@@ -1537,7 +1672,7 @@ fn watch_timeout_and_interrupt() {
         "no new value",
     );
     let child = background(&e, &["watch", "T"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    e.parked("T"); // the handler of SIGINT is in place by then
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -1562,7 +1697,7 @@ fn a_watch_ends_when_the_reader_of_its_output_has_gone() {
     let e = Env::new("watchgone");
     e.ok(&["new", "T", "--size", "64"]);
     let mut child = background(&e, &["watch", "T", "--new-only"]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    e.parked("T");
     e.ok(&["out", "T", "one"]);
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
@@ -1586,7 +1721,7 @@ fn sigterm_ends_a_watch_blocked_on_a_full_pipe() {
     let e = Env::new("watchstall");
     e.ok(&["new", "T", "--size", "64KiB"]);
     let child = background(&e, &["watch", "T", "--new-only"]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    e.parked("T");
     // Values of 60 000 bytes, until the watch is blocked writing to the 64 KiB pipe nobody
     // reads (its kernel wait channel says so; on a loaded machine it may take a while to see
     // the second value).
@@ -1837,7 +1972,7 @@ fn stale_channels_are_listed_and_pruned() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    e.parked("live");
     let list: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
     let by_name = |n: &str| {
         list.as_array()

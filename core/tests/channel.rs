@@ -19,7 +19,9 @@ struct Scratch {
 impl Scratch {
     fn new(kind: &str) -> Scratch {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let unique = format!("mmf-test-{}-{n}", std::process::id());
+        // The pid alone recurs across runs (a container's pids are small and repeat), and a
+        // run that was killed leaves its files: the start time of this run tells them apart.
+        let unique = format!("mmf-test-{}-{}-{n}", std::process::id(), run_stamp());
         let location = match kind {
             "shm" => Location::shm(&unique).unwrap(),
             "file" => Location::file(std::env::temp_dir().join(format!("{unique}.mmf"))),
@@ -51,6 +53,15 @@ impl Drop for Scratch {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Microseconds into the hour at which this test binary started naming channels.
+fn run_stamp() -> u64 {
+    static STAMP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *STAMP.get_or_init(|| {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+        now.map_or(0, |d| (d.as_micros() % 3_600_000_000) as u64)
+    })
 }
 
 const BACKINGS: [&str; 3] = ["heap", "shm", "file"];
@@ -372,6 +383,11 @@ fn open_or_create_and_create_or_replace() {
     // A replacement that cannot be made leaves the channel there as it was (it was removed
     // first), and no temporary file behind.
     c.publish_raw(Tag::TEXT, b"kept").unwrap();
+    let before: Vec<_> = std::fs::read_dir(s.path().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     for bad in [
         Options::new().capacity(0).clone(),
         Options::new().readers(100).clone(),
@@ -384,13 +400,23 @@ fn open_or_create_and_create_or_replace() {
             (c.incarnation(), b"kept".to_vec())
         );
     }
+    // The directory is shared with the other tests, whose replacements in flight have such
+    // files for an instant: one that stays is a leak.
     let dir = s.path().parent().unwrap().to_owned();
-    let leftovers: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".mmf-new-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let temporaries = || -> Vec<_> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".mmf-new-"))
+            .filter(|n| !before.contains(n))
+            .collect()
+    };
+    let t = std::time::Instant::now();
+    while !temporaries().is_empty() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(temporaries(), Vec::<std::ffi::OsString>::new());
 }
 
 #[test]
@@ -1425,8 +1451,25 @@ fn a_lock_word_rewritten_without_end_cannot_hold_a_publish_past_its_timeout() {
         .open(&s.location)
         .unwrap();
     let peer = Peer::new(&s.path());
+    // The bound is the timeout plus preemptions of this busy test on a loaded two-core machine;
+    // before the fix, one publish in a few hundred took 75-700 ms. A preemption that long
+    // happens on a busy machine too, but not in three rounds running: the bug did, every round.
+    let mut worsts = Vec::new();
+    for _round in 0..3 {
+        let worst = worst_publish_under_a_rewritten_lock(&ch, &peer);
+        if worst < Duration::from_millis(200) {
+            return;
+        }
+        worsts.push(worst);
+    }
+    panic!("a publish took {worsts:?} in three rounds");
+}
+
+/// The longest of 500 publishes on `ch` while a thread rewrites its lock word through `peer`
+/// without end.
+fn worst_publish_under_a_rewritten_lock(ch: &Channel, peer: &Peer) -> Duration {
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let worst = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         scope.spawn(|| {
             // Two kinds of dead owner, each made fresh: kernel-held tokens on bytes nobody locks
             // (dead after one F_OFD_GETLK), and this process's pid with start times it never had
@@ -1453,13 +1496,7 @@ fn a_lock_word_rewritten_without_end_cannot_hold_a_publish_past_its_timeout() {
         }
         stop.store(true, Ordering::Relaxed);
         worst
-    });
-    // The bound is the timeout plus preemptions of this busy test on a loaded two-core machine;
-    // before the fix, one publish in a few hundred took 75-700 ms.
-    assert!(
-        worst < Duration::from_millis(200),
-        "a publish took {worst:?}"
-    );
+    })
 }
 
 /// The header's `waiters` word and pin entry `e`'s words (docs/FORMAT.md §4, §5).

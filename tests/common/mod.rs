@@ -49,9 +49,16 @@ pub fn print_stats(v: &serde_json::Value) {
     println!("STATS {v}");
 }
 
-/// A channel name unique to this process and `what`.
+/// A channel name unique to this process and `what`. The pid alone recurs across runs (a
+/// container's pids are small and repeat) and a killed run leaves its channels: the time the
+/// process first asked for a name, in microseconds into the hour, tells them apart.
 pub fn unique(what: &str) -> String {
-    format!("mmf-xp-{}-{what}", std::process::id())
+    static STAMP: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let stamp = STAMP.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map_or(0, |d| d.as_micros() % 3_600_000_000)
+    });
+    format!("mmf-xp-{}-{stamp}-{what}", std::process::id())
 }
 
 /// A self-checking value of `len` bytes (len >= 12) for sequence number `seq`: CRC-32 of the
