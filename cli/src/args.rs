@@ -145,8 +145,9 @@ pub struct NewArgs {
     pub checksum: bool,
     /// Replace an existing channel of that name at once (the new one is made aside and renamed
     /// over it: readers never find the name missing, and handles on the old one keep it). It
-    /// keeps the old one's mode (unless --mode is given) and, as root, its owner; a path that is
-    /// a link replaces the channel the link leads to.
+    /// keeps the old one's mode (unless --mode is given) and, as root, its owner, unless the old
+    /// one is another user's in a directory anyone may write (/dev/shm, /tmp), where it may have
+    /// been planted; a path that is a link replaces the channel the link leads to.
     #[arg(long, conflicts_with = "exist_ok")]
     pub force: bool,
     /// Open an existing channel instead of failing, as it is; one with a smaller SIZE, fewer

@@ -153,7 +153,9 @@ impl Options {
     /// Permission bits of a new channel's file, set exactly (the umask does not apply). Without
     /// it the file is created `0o600` (owner only) less the process's umask, except by
     /// [`create_or_replace`](Self::create_or_replace), which keeps the replaced channel's bits
-    /// (and its owner and group, where this process may set them).
+    /// (and its owner and group, where this process may set them) if the replaced file is this
+    /// process's own or lies in a directory only root and its owner can write: not another
+    /// user's file in `/dev/shm` or `/tmp`, which anyone could have planted under the name.
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = Some(mode);
         self
@@ -522,10 +524,12 @@ impl Options {
         };
         check_platform()?;
         let name = location.to_string();
-        match check_replaceable(location, &path, &name) {
-            Ok(_) | Err(Error::NotFound { .. }) => {}
+        // For a file path, the channel found there (through a link, if it is one).
+        let checked = match check_replaceable(location, &path, &name) {
+            Ok(checked) => checked,
+            Err(Error::NotFound { .. }) => None,
             Err(e) => return Err(e),
-        }
+        };
         if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
             return Err(directory(&name));
         }
@@ -534,12 +538,38 @@ impl Options {
         // shared-memory name is never followed; a dangling link is replaced itself.
         let path = match location {
             Location::File(_) if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) => {
-                std::fs::canonicalize(&path).unwrap_or(path)
+                let real = std::fs::canonicalize(&path).unwrap_or(path);
+                // Resolved again: the link must still lead to the channel checked above, not to
+                // a file someone pointed it at meanwhile, which the rename would replace.
+                if let Some(checked) = &checked {
+                    use std::os::unix::fs::MetadataExt;
+                    let now = std::fs::metadata(&real).ok();
+                    if now.is_none_or(|m| (m.dev(), m.ino()) != (checked.dev(), checked.ino())) {
+                        return Err(io_error(
+                            &name,
+                            &real,
+                            "replacing",
+                            io::Error::other(
+                                "the link led elsewhere once the channel it led to was \
+                                 checked; retry",
+                            ),
+                        ));
+                    }
+                }
+                real
             }
             _ => path,
         };
-        // What the replaced channel's users rely on: its mode, owner and group.
-        let kept = std::fs::metadata(&path).ok();
+        // What the replaced channel's users rely on: its mode, owner and group; only from a
+        // file that is a channel (checked above) or a plain file under a shared-memory name,
+        // and only where nobody else can have planted it there ([`inheritable`]).
+        let kept = match location {
+            Location::File(_) => checked,
+            _ => std::fs::symlink_metadata(&path)
+                .ok()
+                .filter(|m| m.is_file()),
+        }
+        .filter(|old| inheritable(old, &path));
         // Hidden from `list` (no `mmf.` prefix) while it is being made. One left behind by a
         // process killed before the rename is removed by the next replacement in its directory
         // (below), and in the shared-memory directory also by `mmf prune`
@@ -1229,6 +1259,10 @@ impl Channel {
     /// published meanwhile. An error when no earlier value is whole ([`Error::Corrupt`]: only a
     /// new publish helps then) or when this handle cannot publish.
     ///
+    /// Also damaged: a value whose frame a crash left half written (its stamp odd for good), which
+    /// reads cannot tell from a writer busy with it and report as [`Error::Contended`] once their
+    /// timeout passes; `recover` then looks again under the writer lock, where no writer is busy.
+    ///
     /// A value is whole when its frame is complete and in range, and its CRC matches where the
     /// channel has checksums; without them, a payload that a crash left half written back
     /// cannot be told from a whole one, so recover channels with checksums where that matters.
@@ -1249,12 +1283,20 @@ impl Channel {
         // checksum that does not match its frame, ...) under a `latest` that stayed put.
         let word = self.snap.region.word(H_LATEST);
         let latest = word.load(Ordering::Acquire);
+        // A read that timed out with `latest` where it was: perhaps a frame left open for good.
+        let mut contended = None;
         match self.read_raw() {
             Err(Error::Corrupt { .. }) if word.load(Ordering::Acquire) == latest => {}
+            Err(e @ Error::Contended { .. }) if word.load(Ordering::Acquire) == latest => {
+                contended = Some(e);
+            }
             Ok(_) | Err(Error::Corrupt { .. }) => return Ok(None),
             Err(e) => return Err(e),
         }
         let Some((from, tag, bytes)) = self.snap.newest_whole_before(latest) else {
+            if let Some(e) = contended.filter(|_| !self.snap.frame_left_open(latest)) {
+                return Err(e);
+            }
             return Err(Error::Corrupt {
                 name: self.snap.name.clone(),
                 what: "its latest value is damaged and no earlier value is whole in any slot; \
@@ -1266,6 +1308,12 @@ impl Channel {
             // Under the writer lock: only while `latest` still names the damaged value.
             if word.load(Ordering::Acquire) != latest {
                 return Err(io::Error::other(MOVED_ON));
+            }
+            // With the lock held no writer is busy with a frame (and the lock's Acquire made
+            // every earlier holder's stores visible): an odd stamp on the slot `latest` names
+            // is one that no write will ever close. Anything else was a race after all.
+            if contended.is_some() && !self.snap.frame_left_open(latest) {
+                return Err(io::Error::other(NOT_DAMAGED));
             }
             w.put(&bytes)
         });
@@ -1280,6 +1328,9 @@ impl Channel {
                 },
             })),
             Err(Error::Encode { ref source, .. }) if source.to_string() == MOVED_ON => Ok(None),
+            Err(Error::Encode { ref source, .. }) if source.to_string() == NOT_DAMAGED => {
+                Err(contended.expect("only checked after a contended read"))
+            }
             Err(e) => Err(e),
         }
     }
@@ -1454,6 +1505,9 @@ pub struct Recovered {
 
 /// Why [`Channel::recover`]'s publish gave up: another writer published first.
 const MOVED_ON: &str = "another writer published meanwhile";
+
+/// What [`Channel::recover`] found under the lock after a read that timed out: no damage.
+const NOT_DAMAGED: &str = "the value is not damaged";
 
 /// The holder of a channel's writer lock, as [`Channel::info`] found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1778,6 +1832,24 @@ fn check_replaceable(
         });
     }
     Ok(None)
+}
+
+/// Whether a replacement may take over `old`'s mode, group and (as root) owner: where `old` is
+/// the caller's own, or lies in a directory that only root and `old`'s owner can write. In a
+/// directory anyone may write (`/dev/shm`, `/tmp`), another user can plant a file under a name
+/// before its service makes it, and root's `--force` would hand them the new channel (theirs,
+/// with their mode); there the replacement gets the caller's defaults instead.
+fn inheritable(old: &std::fs::Metadata, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if old.uid() == os::euid() {
+        return true;
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::metadata(dir)
+        .is_ok_and(|d| d.mode() & 0o022 == 0 && (d.uid() == 0 || d.uid() == old.uid()))
 }
 
 /// The error for a channel path that names a directory (named without trailing slashes, so

@@ -63,13 +63,16 @@ pub fn in_use(location: &Location) -> Result<bool> {
     }
 }
 
-/// Removes the channel at `location` if no process holds a handle to it, deciding and removing
-/// under one exclusive `flock`, so that no handle can be opened in between: `Ok(true)` if it
-/// was removed, `Ok(false)` if it is in use (or the name now holds another file, which is left
-/// alone). What `mmf prune` does; [`in_use`] followed by a removal would remove a channel
+/// Removes the channel at `location` if no process holds a handle to it and it was last
+/// created or touched ([`last_touched`]) at least `idle_for` ago, deciding and removing under
+/// one exclusive `flock`, so that no handle can be opened in between: `Ok(true)` if it was
+/// removed, `Ok(false)` if it is in use or newer (or the name now holds another file, which is
+/// left alone). What `mmf prune` does; [`in_use`] followed by a removal would remove a channel
 /// that a process opened between the two (an open that was waiting for the lock meanwhile
-/// finds the name gone, as [`Options::open`](crate::Options::open) checks after locking).
-pub fn remove_unused(location: &Location) -> Result<bool> {
+/// finds the name gone, as [`Options::open`](crate::Options::open) checks after locking). The
+/// age is decided under the lock too: a channel made under the name since the caller judged the
+/// old one stale (`mmf new --force`, whose process has exited) is new, and kept.
+pub fn remove_unused(location: &Location, idle_for: std::time::Duration) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let Some(path) = location.path() else {
         return Ok(false);
@@ -97,6 +100,17 @@ pub fn remove_unused(location: &Location) -> Result<bool> {
     // Still the file this name holds (not replaced by a rename meanwhile), and a channel.
     let now = std::fs::symlink_metadata(&path).map_err(|e| io("inspecting", e))?;
     if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+        return Ok(false);
+    }
+    // Its age from the locked file itself (a touch after the listing counts).
+    let touched = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .map_err(|e| io("inspecting", e))?;
+    let idle = std::time::SystemTime::now()
+        .duration_since(touched)
+        .unwrap_or_default();
+    if idle < idle_for {
         return Ok(false);
     }
     crate::channel::Channel::remove_location(location)?;

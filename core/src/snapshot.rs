@@ -1124,7 +1124,11 @@ impl Snapshot {
                 if since.elapsed() >= t.read {
                     return Err(Error::Contended {
                         name: self.name.clone(),
-                        what: format!("no consistent snapshot after {retries} attempts"),
+                        what: format!(
+                            "no consistent snapshot after {retries} attempts; if no writer is \
+                             busy and it stays so, a crash left the value half written, which \
+                             `mmf recover` (`Channel::recover`) repairs"
+                        ),
                         waited_ms: since.elapsed().as_millis() as u64,
                     });
                 }
@@ -1246,6 +1250,22 @@ impl Snapshot {
             return self.retry_unless_damaged(slot, gen);
         }
         self.checked(slot, gen, crc, Tag(tag as u16), buf)
+    }
+
+    /// Whether the slot `latest` names has an odd stamp: a write begun and never ended. Only
+    /// meaningful under the writer lock, where no writer is busy ([`Channel::recover`]); a
+    /// reader without it may see a later writer's odd stamp before `latest` moves for it.
+    ///
+    /// [`Channel::recover`]: crate::Channel::recover
+    pub(crate) fn frame_left_open(&self, latest: u64) -> bool {
+        let (_, slot) = split_latest(latest);
+        slot < self.layout.slots
+            && self
+                .region
+                .word(self.layout.slot(slot, F_SEQ))
+                .load(Ordering::Acquire)
+                % 2
+                == 1
     }
 
     /// The newest value older than `latest`'s generation that is whole in a slot other than

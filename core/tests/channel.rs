@@ -1942,6 +1942,51 @@ fn a_file_restored_with_only_its_header_page_written_back_is_reported_not_misrea
     }
 }
 
+/// A crash that wrote back a slot's page in the middle of a write into it (its stamp odd) and
+/// the header's page after the commit leaves a frame no write will ever close. Reads cannot
+/// tell it from a writer busy with it and time out as contended (saying what may help);
+/// `recover` looks again under the writer lock, where nobody is busy, and brings back the
+/// newest whole value. It used to pass the contended error on, and nothing could repair it.
+#[test]
+fn a_frame_a_crash_left_open_is_recovered() {
+    let s = Scratch::new("file");
+    let ch = Options::new()
+        .capacity(64 * 1024)
+        .readers(0)
+        .checksum(true)
+        .create(&s.location)
+        .unwrap();
+    for b in [b'A', b'B', b'C'] {
+        ch.publish_raw(Tag::BYTES, &vec![b; 40_000]).unwrap();
+    }
+    drop(ch);
+    // FORMAT.md §5: a frame's stamp is its first word, 64 bytes before its payload.
+    let mut image = std::fs::read(s.path()).unwrap();
+    let payload = image
+        .windows(40_000)
+        .position(|w| w.iter().all(|&b| b == b'C'))
+        .unwrap();
+    let stamp = u64::from_le_bytes(image[payload - 64..payload - 56].try_into().unwrap());
+    assert_eq!(stamp % 2, 0);
+    image[payload - 64..payload - 56].copy_from_slice(&(stamp + 1).to_le_bytes());
+    std::fs::write(s.path(), &image).unwrap();
+
+    let w = Options::new()
+        .read_timeout(Duration::from_millis(100))
+        .open(&s.location)
+        .unwrap();
+    match w.read_raw() {
+        Err(Error::Contended { what, .. }) => assert!(what.contains("mmf recover"), "{what}"),
+        other => panic!("{:?}", other.map(|(m, _)| m)),
+    }
+    let back = w.recover().unwrap().expect("recovered");
+    assert_eq!((back.from, back.meta.generation), (2, 4));
+    let (meta, bytes) = w.read_raw().unwrap();
+    assert_eq!(meta.generation, 4);
+    assert!(bytes == vec![b'B'; 40_000], "not the recovered value");
+    assert!(w.recover().unwrap().is_none(), "nothing left to recover");
+}
+
 /// `mmf prune` decides a channel is unused and removes it under one exclusive lock
 /// (`host::remove_unused`); an open that was waiting for that lock then finds the name gone
 /// instead of a handle on a file nobody else can reach. It used to check, unlock, then remove:
@@ -1951,7 +1996,10 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
     use mmf_core::host;
     let s = Scratch::new("file");
     let ch = s.create(64);
-    assert!(!host::remove_unused(&s.location).unwrap(), "in use");
+    assert!(
+        !host::remove_unused(&s.location, Duration::ZERO).unwrap(),
+        "in use"
+    );
     assert!(s.path().exists());
     drop(ch);
     // An open that waits for the exclusive lock while the name is removed.
@@ -1969,12 +2017,45 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
     });
     let ch = s.create(64);
     drop(ch);
-    assert!(host::remove_unused(&s.location).unwrap(), "unused");
+    assert!(
+        host::remove_unused(&s.location, Duration::ZERO).unwrap(),
+        "unused"
+    );
     assert!(!s.path().exists());
     assert!(matches!(
-        host::remove_unused(&s.location),
+        host::remove_unused(&s.location, Duration::ZERO),
         Err(Error::NotFound { .. })
     ));
+    // Judged stale an hour old, then made anew under the name (`mmf new --force` meanwhile,
+    // its process gone): the new channel is kept. It was removed, being unused too.
+    let old = s.create(64);
+    drop(old);
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(s.path())
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    drop(
+        Options::new()
+            .capacity(64)
+            .create_or_replace(&s.location)
+            .unwrap(),
+    );
+    let hour = Duration::from_secs(3600) - Duration::from_secs(60);
+    assert!(!host::remove_unused(&s.location, hour).unwrap(), "new");
+    assert!(s.path().exists());
+    std::fs::File::options()
+        .write(true)
+        .open(s.path())
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    assert!(
+        host::remove_unused(&s.location, hour).unwrap(),
+        "old and unused"
+    );
 }
 
 /// `create_or_replace` (`mmf new --force`) replaces the channel a file path's link leads to,
@@ -1983,14 +2064,26 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
 /// replacement of a service's channel left it root's, 0600, and the service locked out.
 #[test]
 fn a_replacement_keeps_the_link_the_mode_and_the_owner() {
-    use std::os::unix::fs::MetadataExt;
-    let real = Scratch::new("file");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // In a directory of the test's own that nobody else may write (/tmp anyone may).
+    let dir = std::env::temp_dir().join(format!(
+        "mmf-test-keep-{}-{}",
+        std::process::id(),
+        run_stamp()
+    ));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let real = Scratch {
+        location: Location::file(dir.join("real.mmf")),
+    };
     Options::new()
         .capacity(64)
         .mode(0o640)
         .create(&real.location)
         .unwrap();
-    let link = Scratch::new("file");
+    let link = Scratch {
+        location: Location::file(dir.join("link.mmf")),
+    };
     std::os::unix::fs::symlink(real.path(), link.path()).unwrap();
     // SAFETY: plain system call.
     let root = unsafe { libc::geteuid() } == 0;
@@ -2019,4 +2112,36 @@ fn a_replacement_keeps_the_link_the_mode_and_the_owner() {
         std::fs::metadata(real.path()).unwrap().mode() & 0o777,
         0o600
     );
+    drop((real, link));
+    std::fs::remove_dir(&dir).unwrap();
+}
+
+/// Another user's file under a name in a directory anyone may write (`/dev/shm`) may have been
+/// planted there before the service made its channel: root's `--force` must not hand the new
+/// channel to its planter (owned by them, with their mode), as it did when every replacement
+/// kept the old owner and mode. A review found it.
+#[test]
+fn a_replacement_of_a_planted_file_is_the_replacers_own() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: plain system call.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root, to plant a file of another user's");
+        return;
+    }
+    let s = Scratch::new("shm");
+    std::fs::write(s.path(), b"planted").unwrap();
+    std::os::unix::fs::chown(s.path(), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let ch = Options::new()
+        .capacity(64)
+        .create_or_replace(&s.location)
+        .unwrap();
+    let meta = std::fs::symlink_metadata(s.path()).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.mode() & 0o077),
+        (0, 0),
+        "{:o}",
+        meta.mode()
+    );
+    assert!(ch.is_current().unwrap());
 }

@@ -42,8 +42,8 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
         if !a.dry_run {
             // Decided again under the lock it removes under: a handle opened since the listing
-            // keeps the channel.
-            match host::remove_unused(&location) {
+            // keeps the channel, and so does a new channel made under the name meanwhile.
+            match host::remove_unused(&location, a.older_than) {
                 Ok(true) => {}
                 Ok(false) | Err(mmf::channel::Error::NotFound { .. }) => continue,
                 Err(e) => {
