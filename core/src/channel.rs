@@ -1253,7 +1253,8 @@ impl Channel {
 
     /// When the value `latest` names is damaged (its frame does not match it, as a machine
     /// crash leaves a file channel that was not flushed: see [`flush`](Self::flush)), publishes
-    /// the newest earlier value that is still whole in another slot again, as the next
+    /// the newest earlier value that is still whole in another slot (or, for the value just
+    /// before a small one, in the header's inline copy) again, as the next
     /// generation, so that readers have a value instead of [`Error::Corrupt`]. `Ok(None)` when
     /// the current value is not damaged (nothing is published), or when another writer
     /// published meanwhile. An error when no earlier value is whole ([`Error::Corrupt`]: only a
@@ -1299,8 +1300,8 @@ impl Channel {
             }
             return Err(Error::Corrupt {
                 name: self.snap.name.clone(),
-                what: "its latest value is damaged and no earlier value is whole in any slot; \
-                       publish a new one"
+                what: "its latest value is damaged and no earlier value is whole in any slot or \
+                       in the header; publish a new one"
                     .into(),
             });
         };

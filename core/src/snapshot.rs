@@ -1273,10 +1273,19 @@ impl Snapshot {
     /// read (an even stamp, unchanged around the copy) and checked as a read checks it (length
     /// and tag in range, the CRC where the frame has one). For [`Channel::recover`]
     /// (crate::Channel::recover); without checksums a payload torn by a crash cannot be told.
+    ///
+    /// Two frames of one generation (a writer killed after filling a slot and before storing
+    /// `latest` leaves one, and the next writer publishes that generation again): the one its
+    /// descriptor describes, if it still does, is the one that was published. The value just
+    /// before `latest`'s, if it was small, is also in the header's inline buffer (and its
+    /// descriptor), in the header's own page: where the slots hold only older values (a channel
+    /// of small values writes slots only while a reader wants them), that copy is the newest.
     pub(crate) fn newest_whole_before(&self, latest: u64) -> Option<(u64, Tag, Vec<u8>)> {
         let l = &self.layout;
         let (gen, current) = split_latest(latest);
+        // The best so far, and whether its descriptor still describes it.
         let mut best: Option<(u64, Tag, Vec<u8>)> = None;
+        let mut described = false;
         let mut buf = Vec::new();
         for slot in (0..l.slots).filter(|&s| s != current) {
             let seq = self.region.word(l.slot(slot, F_SEQ));
@@ -1285,7 +1294,12 @@ impl Snapshot {
             };
             let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
             let (fgen, len, tag, crc) = (field(F_GEN), field(F_LEN), field(F_TAG), field(F_CRC));
-            let newer = best.as_ref().is_none_or(|b| fgen > b.0);
+            let matches = self
+                .descriptor(fgen)
+                .is_some_and(|(dlen, dtag)| dlen as u64 == len && u64::from(dtag.0) == tag);
+            let newer = best
+                .as_ref()
+                .is_none_or(|b| fgen > b.0 || (fgen == b.0 && matches && !described));
             if fgen == 0 || fgen >= gen || !newer || len > l.capacity as u64 || tag > 0xffff {
                 continue;
             }
@@ -1297,6 +1311,22 @@ impl Snapshot {
                 continue;
             }
             best = Some((fgen, Tag(tag as u16), std::mem::take(&mut buf)));
+            described = matches;
+        }
+        let max = l.inline_max(self.checksum);
+        let prev = gen.wrapping_sub(1);
+        if gen >= 2 && max > 0 && best.as_ref().is_none_or(|b| b.0 < prev) {
+            if let Some((len, tag)) = self.descriptor(prev).filter(|&(len, _)| len <= max) {
+                let b = (prev % 2) as usize;
+                self.region
+                    .copy_out_small(Layout::inline_data(b), len, &mut buf);
+                // Still its descriptor after the copy (else a publish is rewriting it, and
+                // `recover` finds `latest` moved on anyway).
+                crate::sync::fence(Ordering::Acquire);
+                if self.descriptor(prev) == Some((len, tag)) {
+                    best = Some((prev, tag, buf));
+                }
+            }
         }
         best
     }

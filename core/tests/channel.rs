@@ -1987,6 +1987,37 @@ fn a_frame_a_crash_left_open_is_recovered() {
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 }
 
+/// A channel of small values writes its slots only while a reader wants them: when the one
+/// value in a slot is damaged, the slots hold nothing newer than long ago, and the value before
+/// it is whole in the header (its inline copy). `recover` brings that one back; it used to find
+/// no whole value at all (or an older one from some slot).
+#[test]
+fn recover_takes_the_previous_small_value_from_the_header() {
+    let s = Scratch::new("file");
+    let ch = s.create(256);
+    ch.publish_raw(Tag::TEXT, b"one").unwrap();
+    ch.publish_raw(Tag::TEXT, b"two").unwrap();
+    ch.publish_raw(Tag::BYTES, &[b'Z'; 200]).unwrap();
+    drop(ch);
+    // FORMAT.md §5: the frame's generation is its second word, 56 bytes before its payload.
+    let mut image = std::fs::read(s.path()).unwrap();
+    let payload = image
+        .windows(200)
+        .position(|w| w.iter().all(|&b| b == b'Z'))
+        .unwrap();
+    image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
+    std::fs::write(s.path(), &image).unwrap();
+    let w = Channel::open(&s.name()).unwrap();
+    assert!(matches!(w.read_raw(), Err(Error::Corrupt { .. })));
+    let back = w.recover().unwrap().expect("recovered");
+    assert_eq!((back.from, back.meta.generation), (2, 4));
+    let (meta, bytes) = w.read_raw().unwrap();
+    assert_eq!(
+        (meta.generation, meta.tag, &bytes[..]),
+        (4, Tag::TEXT, &b"two"[..])
+    );
+}
+
 /// `mmf prune` decides a channel is unused and removes it under one exclusive lock
 /// (`host::remove_unused`); an open that was waiting for that lock then finds the name gone
 /// instead of a handle on a file nobody else can reach. It used to check, unlock, then remove:
