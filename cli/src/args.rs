@@ -147,7 +147,8 @@ pub struct NewArgs {
     /// over it: readers never find the name missing, and handles on the old one keep it). It
     /// keeps the old one's mode (unless --mode is given) and, as root, its owner, unless the old
     /// one is another user's in a directory anyone may write (/dev/shm, /tmp), where it may have
-    /// been planted; a path that is a link replaces the channel the link leads to.
+    /// been planted (a note on stderr says so); a path that is a link replaces the channel the
+    /// link leads to.
     #[arg(long, conflicts_with = "exist_ok")]
     pub force: bool,
     /// Open an existing channel instead of failing, as it is; one with a smaller SIZE, fewer

@@ -1262,9 +1262,16 @@ impl Bg {
             let sink = to.clone();
             drains.push(std::thread::spawn(move || {
                 let mut buf = [0u8; 8192];
-                while let Ok(n @ 1..) = from.read(&mut buf) {
-                    sink.0.lock().unwrap().extend_from_slice(&buf[..n]);
-                    sink.1.notify_all();
+                loop {
+                    match from.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            sink.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                            sink.1.notify_all();
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => panic!("reading a background command's output: {e}"),
+                    }
                 }
             }));
             to
@@ -2393,4 +2400,33 @@ fn a_directory_or_a_link_under_a_shm_name_is_said_to_be_someone_elses() {
         !table.contains("dir/state.mmf") && !table.contains("loop"),
         "{table}"
     );
+}
+
+/// Root's `new --force` over another user's file in a directory anyone may write (as
+/// `/dev/shm` is) makes a channel of root's own, not the planter's, and says so on stderr: the
+/// service that used the old one would otherwise be locked out without a word.
+#[test]
+fn root_replacing_another_users_file_in_a_shared_dir_says_what_it_did_not_keep() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !is_root() {
+        eprintln!("SKIPPED: needs root, to plant a file of another user's");
+        return;
+    }
+    let e = Env::new("planted");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let planted = e.dir.join("mmf.P");
+    std::fs::write(&planted, b"planted").unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = e.run(&["new", "P", "--size", "64", "--force"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("was owned by uid 65534 (mode 0666)") && err.contains("`chown` it"),
+        "{err}"
+    );
+    let meta = std::fs::metadata(&planted).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o077), (0, 0));
+    // Its own channel replaced again: kept as it is, nothing to say.
+    assert_eq!(e.ok(&["new", "P", "--size", "64", "--force"]), "");
 }

@@ -536,25 +536,27 @@ impl Options {
         // A file path that is a link to a channel: replace the channel it leads to (readers of
         // the real path would never see a replacement of the link), as opening follows it. A
         // shared-memory name is never followed; a dangling link is replaced itself.
-        let path = match location {
-            Location::File(_) if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) => {
+        // Only a link that led to the channel checked above is followed: one that appeared
+        // since (the name was free, or dangling, when checked) is replaced itself, so that a
+        // link planted in that moment cannot have root rename a channel over what it leads to.
+        let path = match (location, &checked) {
+            (Location::File(_), Some(checked))
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
+            {
                 let real = std::fs::canonicalize(&path).unwrap_or(path);
                 // Resolved again: the link must still lead to the channel checked above, not to
                 // a file someone pointed it at meanwhile, which the rename would replace.
-                if let Some(checked) = &checked {
-                    use std::os::unix::fs::MetadataExt;
-                    let now = std::fs::metadata(&real).ok();
-                    if now.is_none_or(|m| (m.dev(), m.ino()) != (checked.dev(), checked.ino())) {
-                        return Err(io_error(
-                            &name,
-                            &real,
-                            "replacing",
-                            io::Error::other(
-                                "the link led elsewhere once the channel it led to was \
-                                 checked; retry",
-                            ),
-                        ));
-                    }
+                use std::os::unix::fs::MetadataExt;
+                let now = std::fs::metadata(&real).ok();
+                if now.is_none_or(|m| (m.dev(), m.ino()) != (checked.dev(), checked.ino())) {
+                    return Err(io_error(
+                        &name,
+                        &real,
+                        "replacing",
+                        io::Error::other(
+                            "the link led elsewhere once the channel it led to was checked; retry",
+                        ),
+                    ));
                 }
                 real
             }
@@ -609,6 +611,14 @@ impl Options {
                 return Err(io_error(&name, &path, "setting the mode of", e));
             }
         }
+        // Held across the rename: `mmf prune` unlinks a channel under an exclusive lock once it
+        // has checked that the name still holds it, and without this a rename in between would
+        // have the new channel unlinked. Best effort: a lock held for long is nobody's to wait
+        // for, and the replacement goes on.
+        let old = open_options(location, false).open(&path).ok();
+        let _old_locked = old
+            .as_ref()
+            .map(|f| lock_shared_by(f, Instant::now().checked_add(Duration::from_millis(100))));
         if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
             return Err(match e.kind() {
@@ -1253,8 +1263,7 @@ impl Channel {
 
     /// When the value `latest` names is damaged (its frame does not match it, as a machine
     /// crash leaves a file channel that was not flushed: see [`flush`](Self::flush)), publishes
-    /// the newest earlier value that is still whole in another slot (or, for the value just
-    /// before a small one, in the header's inline copy) again, as the next
+    /// the newest earlier value that is still whole in another slot again, as the next
     /// generation, so that readers have a value instead of [`Error::Corrupt`]. `Ok(None)` when
     /// the current value is not damaged (nothing is published), or when another writer
     /// published meanwhile. An error when no earlier value is whole ([`Error::Corrupt`]: only a
@@ -1295,13 +1304,16 @@ impl Channel {
             Err(e) => return Err(e),
         }
         let Some((from, tag, bytes)) = self.snap.newest_whole_before(latest) else {
+            if word.load(Ordering::Acquire) != latest {
+                return Ok(None);
+            }
             if let Some(e) = contended.filter(|_| !self.snap.frame_left_open(latest)) {
                 return Err(e);
             }
             return Err(Error::Corrupt {
                 name: self.snap.name.clone(),
-                what: "its latest value is damaged and no earlier value is whole in any slot or \
-                       in the header; publish a new one"
+                what: "its latest value is damaged and no earlier value is whole in any slot; \
+                       publish a new one"
                     .into(),
             });
         };
@@ -1312,7 +1324,9 @@ impl Channel {
             }
             // With the lock held no writer is busy with a frame (and the lock's Acquire made
             // every earlier holder's stores visible): an odd stamp on the slot `latest` names
-            // is one that no write will ever close. Anything else was a race after all.
+            // is one that no write will ever close. Anything else was a race after all. (This
+            // runs once this publish has begun its own slot, never the one `latest` names; a
+            // publish given up here leaves that slot "being written", as any failed fill does.)
             if contended.is_some() && !self.snap.frame_left_open(latest) {
                 return Err(io::Error::other(NOT_DAMAGED));
             }

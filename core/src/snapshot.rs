@@ -1276,10 +1276,12 @@ impl Snapshot {
     ///
     /// Two frames of one generation (a writer killed after filling a slot and before storing
     /// `latest` leaves one, and the next writer publishes that generation again): the one its
-    /// descriptor describes, if it still does, is the one that was published. The value just
-    /// before `latest`'s, if it was small, is also in the header's inline buffer (and its
-    /// descriptor), in the header's own page: where the slots hold only older values (a channel
-    /// of small values writes slots only while a reader wants them), that copy is the newest.
+    /// descriptor describes, if it still does (and its length or tag tells them apart), is the
+    /// one that was published. The header's inline copy of the value before `latest`'s is not
+    /// a candidate: a publish of the generation after `latest`'s rewrites that buffer before its
+    /// descriptor, so one cut short (a killed writer, a crash) leaves bytes the descriptor
+    /// does not describe, with no stamp to tell. A channel of small values, whose slots are
+    /// written only while a reader wants them, may then get back an older value, or none.
     pub(crate) fn newest_whole_before(&self, latest: u64) -> Option<(u64, Tag, Vec<u8>)> {
         let l = &self.layout;
         let (gen, current) = split_latest(latest);
@@ -1312,21 +1314,6 @@ impl Snapshot {
             }
             best = Some((fgen, Tag(tag as u16), std::mem::take(&mut buf)));
             described = matches;
-        }
-        let max = l.inline_max(self.checksum);
-        let prev = gen.wrapping_sub(1);
-        if gen >= 2 && max > 0 && best.as_ref().is_none_or(|b| b.0 < prev) {
-            if let Some((len, tag)) = self.descriptor(prev).filter(|&(len, _)| len <= max) {
-                let b = (prev % 2) as usize;
-                self.region
-                    .copy_out_small(Layout::inline_data(b), len, &mut buf);
-                // Still its descriptor after the copy (else a publish is rewriting it, and
-                // `recover` finds `latest` moved on anyway).
-                crate::sync::fence(Ordering::Acquire);
-                if self.descriptor(prev) == Some((len, tag)) {
-                    best = Some((prev, tag, buf));
-                }
-            }
         }
         best
     }

@@ -20,7 +20,15 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         o.mode(mode);
     }
     let existing = if a.force {
-        o.create_or_replace(&location).map(|_| None)
+        let before = location
+            .path()
+            .and_then(|p| std::fs::symlink_metadata(p).ok());
+        o.create_or_replace(&location).map(|ch| {
+            if a.mode.is_none() {
+                note_what_was_not_kept(before.as_ref(), &ch);
+            }
+            None
+        })
     } else if a.exist_ok {
         o.open_or_create_telling(&location)
             .map(|(ch, created)| (!created).then_some(ch))
@@ -57,6 +65,35 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// After `--force` (without `--mode`) replaced another user's channel: the library keeps the
+/// old owner and mode only where nobody else could have planted the file (see
+/// `Options::mode`), so say when it did not, or the service that used it is locked out
+/// without a word.
+fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let (Some(before), Some(path)) = (before.filter(|m| m.is_file()), ch.location().path()) else {
+        return;
+    };
+    let Ok(now) = std::fs::metadata(&path) else {
+        return;
+    };
+    if now.uid() == before.uid() && now.mode() & 0o777 == before.mode() & 0o777 {
+        return;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "mmf: note: the replaced '{}' was owned by uid {} (mode {:04o}); the new channel is \
+         yours (uid {}, mode {:04o}), since in a directory others may write the old file could \
+         have been planted: `chown` it, or pass --mode, if its users need it",
+        ch.location(),
+        before.uid(),
+        before.mode() & 0o777,
+        now.uid(),
+        now.mode() & 0o777
+    );
 }
 
 /// `create`'s "already exists", said as what is there: the channel's `--force` / `--exist-ok`
