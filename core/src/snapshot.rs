@@ -1067,15 +1067,8 @@ impl Snapshot {
                         match self.first_pass(retries, l, inline, &mut overtaken, buf) {
                             Ok(meta) => Attempt::Done(meta),
                             Err(hint) => {
-                                // The pin stays in place after a read (it costs the entry one
-                                // slot, which the R + 2 slots provide for), so a reader that finds
-                                // the same latest slot again writes nothing: no cache-line transfer
-                                // to the writer's next pin scan. Our own earlier SeqCst store of the
-                                // same value still precedes the reload below in the total order,
-                                // which is all the argument above needs.
-                                if pw.load(Ordering::Relaxed) != slot as u64 + 1 {
-                                    pw.store(slot as u64 + 1, Ordering::SeqCst);
-                                }
+                                let (gen, slot, hint) =
+                                    self.pin_latest(pw, latest_word, l, gen, slot, hint);
                                 self.copy_slot(slot, gen, hint, buf)
                             }
                         }
@@ -1168,6 +1161,49 @@ impl Snapshot {
         } else {
             Attempt::Retry
         }
+    }
+
+    /// Pins the slot of `latest` (`l`, generation `gen` in `slot`, `hint` its descriptor) for a
+    /// copy, and returns the value to copy: that one, or a newer one `latest` moved on to before
+    /// the pin was in place.
+    ///
+    /// The pin stays in place after a read (it costs the entry one slot, which the R + 2 slots
+    /// provide for), so a reader that finds the same latest slot again writes nothing: no
+    /// cache-line transfer to the writer's next pin scan. Our own earlier SeqCst store of the
+    /// same value still precedes the reload in the total order, which is all the argument needs.
+    ///
+    /// After a new pin, `latest` is loaded again (SeqCst, after the SeqCst store of the pin): a
+    /// writer whose pin scan missed the pin scanned before the store in the total order, after
+    /// its own store of a `latest` past `l` (a writer only fills the slot `latest` names once
+    /// `latest` has moved off it), so the reload sees `latest` moved. Then the copy would most
+    /// likely be overtaken, and be thrown away as a retry; it is re-aimed at the new `latest`
+    /// before it starts instead (a few times at most: the copy's validation decides in any
+    /// case). Measured under a back-to-back writer of 4 KiB values on a host whose cross-core
+    /// copy takes longer than a publish (BENCHMARKS.md).
+    #[inline]
+    fn pin_latest(
+        &self,
+        pw: &crate::sync::AtomicU64,
+        latest_word: &crate::sync::AtomicU64,
+        mut l: u64,
+        mut gen: u64,
+        mut slot: usize,
+        mut hint: Hint,
+    ) -> (u64, usize, Hint) {
+        for _ in 0..4 {
+            if pw.load(Ordering::Relaxed) == slot as u64 + 1 {
+                break;
+            }
+            pw.store(slot as u64 + 1, Ordering::SeqCst);
+            let now = latest_word.load(Ordering::SeqCst);
+            let (now_gen, now_slot) = split_latest(now);
+            if now == l || now_slot >= self.layout.slots {
+                // Still the one pinned, or no slot to aim at (the copy's validation decides).
+                break;
+            }
+            (l, gen, slot, hint) = (now, now_gen, now_slot, self.descriptor(now_gen));
+        }
+        (gen, slot, hint)
     }
 
     /// The first pass of a read: the descriptor of `latest`'s generation, and with it the inline
