@@ -1858,12 +1858,7 @@ fn a_file_restored_with_only_its_header_page_written_back_is_reported_not_misrea
     // after the header page, the fourth in the one whose frame shares the header's page.
     for (after_flush, checksum) in [(1, false), (1, true), (2, true)] {
         let s = Scratch::new("file");
-        let ch = Options::new()
-            .capacity(64 * 1024)
-            .readers(0)
-            .checksum(checksum)
-            .create(&s.location)
-            .unwrap();
+        let ch = two_slot_channel(&s, checksum);
         let value = |b: u8| vec![b; 40_000];
         ch.publish_raw(Tag::BYTES, &value(b'A')).unwrap();
         ch.publish_raw(Tag::BYTES, &value(b'B')).unwrap();
@@ -1942,6 +1937,26 @@ fn a_file_restored_with_only_its_header_page_written_back_is_reported_not_misrea
     }
 }
 
+/// A channel of 64 KiB with no reader entries (so two slots) in `s`'s file: values of 40,000
+/// bytes take a slot each, in turn.
+fn two_slot_channel(s: &Scratch, checksum: bool) -> Channel {
+    Options::new()
+        .capacity(64 * 1024)
+        .readers(0)
+        .checksum(checksum)
+        .create(&s.location)
+        .unwrap()
+}
+
+/// Where in a channel file's `image` the payload of `len` bytes `byte` starts (its frame's
+/// words are the 64 bytes before it, FORMAT.md §5).
+fn payload_of(image: &[u8], byte: u8, len: usize) -> usize {
+    image
+        .windows(len)
+        .position(|w| w.iter().all(|&b| b == byte))
+        .expect("the value is in the file")
+}
+
 /// A crash that wrote back a slot's page in the middle of a write into it (its stamp odd) and
 /// the header's page after the commit leaves a frame no write will ever close. Reads cannot
 /// tell it from a writer busy with it and time out as contended (saying what may help);
@@ -1950,22 +1965,14 @@ fn a_file_restored_with_only_its_header_page_written_back_is_reported_not_misrea
 #[test]
 fn a_frame_a_crash_left_open_is_recovered() {
     let s = Scratch::new("file");
-    let ch = Options::new()
-        .capacity(64 * 1024)
-        .readers(0)
-        .checksum(true)
-        .create(&s.location)
-        .unwrap();
+    let ch = two_slot_channel(&s, true);
     for b in [b'A', b'B', b'C'] {
         ch.publish_raw(Tag::BYTES, &vec![b; 40_000]).unwrap();
     }
     drop(ch);
     // FORMAT.md §5: a frame's stamp is its first word, 64 bytes before its payload.
     let mut image = std::fs::read(s.path()).unwrap();
-    let payload = image
-        .windows(40_000)
-        .position(|w| w.iter().all(|&b| b == b'C'))
-        .unwrap();
+    let payload = payload_of(&image, b'C', 40_000);
     let stamp = u64::from_le_bytes(image[payload - 64..payload - 56].try_into().unwrap());
     assert_eq!(stamp % 2, 0);
     image[payload - 64..payload - 56].copy_from_slice(&(stamp + 1).to_le_bytes());
@@ -2001,10 +2008,7 @@ fn recover_finds_nothing_whole_when_only_the_header_held_the_previous_value() {
     drop(ch);
     // FORMAT.md §5: the frame's generation is its second word, 56 bytes before its payload.
     let mut image = std::fs::read(s.path()).unwrap();
-    let payload = image
-        .windows(200)
-        .position(|w| w.iter().all(|&b| b == b'Z'))
-        .unwrap();
+    let payload = payload_of(&image, b'Z', 200);
     image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
     std::fs::write(s.path(), &image).unwrap();
     let w = Channel::open(&s.name()).unwrap();
@@ -2062,13 +2066,15 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
     // its process gone): the new channel is kept. It was removed, being unused too.
     let old = s.create(64);
     drop(old);
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(s.path())
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
+    let an_hour_old = || {
+        std::fs::File::options()
+            .write(true)
+            .open(s.path())
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap()
+    };
+    an_hour_old();
     drop(
         Options::new()
             .capacity(64)
@@ -2078,12 +2084,7 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
     let hour = Duration::from_secs(3600) - Duration::from_secs(60);
     assert!(!host::remove_unused(&s.location, hour).unwrap(), "new");
     assert!(s.path().exists());
-    std::fs::File::options()
-        .write(true)
-        .open(s.path())
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
+    an_hour_old();
     assert!(
         host::remove_unused(&s.location, hour).unwrap(),
         "old and unused"
