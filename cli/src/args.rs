@@ -84,7 +84,7 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Check what commonly breaks shared memory on this host.
     #[command(
-        after_help = "EXAMPLES:\n  mmf doctor\n  mmf doctor --json | jq '.[] | select(.ok | not)'"
+        after_help = "EXAMPLES:\n  mmf doctor\n  mmf doctor --json | jq '.[] | select(.ok | not)'\n  mmf doctor --strict >/dev/null || echo 'shared memory needs a look'"
     )]
     Doctor(DoctorArgs),
     /// Print a shell completion script.
@@ -321,6 +321,10 @@ pub struct DoctorArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit 1 when any check warns (for scripts and CI); by default the exit code is 0
+    /// whatever the checks find.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

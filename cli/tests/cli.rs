@@ -2173,6 +2173,33 @@ fn doctor_reports_each_check() {
             && !detail.contains("should be"),
         "{detail}"
     );
+    // --strict: exit 1 naming the checks that warn, when any does; 0 when none does.
+    let warned: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    let strict = e.run(&["doctor", "--strict"]);
+    if warned.is_empty() {
+        assert!(strict.status.success());
+    } else {
+        fails(
+            &strict,
+            1,
+            &format!("checks that warn: {}", warned.join(", ")),
+        );
+    }
+    // A directory others may write without the sticky bit warns for sure.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    fails(
+        &e.run(&["doctor", "--strict"]),
+        1,
+        "checks that warn: shm-dir",
+    );
+    assert!(e.run(&["doctor"]).status.success(), "0 without --strict");
 }
 
 #[test]

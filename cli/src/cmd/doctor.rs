@@ -6,6 +6,7 @@ use mmf::channel::host;
 use serde_json::json;
 
 use crate::args::DoctorArgs;
+use crate::exit::{Coded, ERROR};
 use crate::size::format_size;
 
 /// One finding.
@@ -232,18 +233,24 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             .iter()
             .map(|c| json!({ "check": c.name, "ok": c.ok, "detail": c.detail }))
             .collect();
-        return super::print_json(&serde_json::Value::Array(items), false);
+        super::print_json(&serde_json::Value::Array(items), false)?;
+    } else {
+        let mut out = String::new();
+        for c in &checks {
+            out.push_str(&format!(
+                "{:<4}  {:<18} {}\n",
+                if c.ok { "ok" } else { "warn" },
+                c.name,
+                c.detail
+            ));
+        }
+        super::print_bytes(out.as_bytes())?;
     }
-    let mut out = String::new();
-    for c in &checks {
-        out.push_str(&format!(
-            "{:<4}  {:<18} {}\n",
-            if c.ok { "ok" } else { "warn" },
-            c.name,
-            c.detail
-        ));
+    let warned: Vec<_> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    if a.strict && !warned.is_empty() {
+        return Err(Coded(ERROR, format!("checks that warn: {}", warned.join(", "))).into());
     }
-    super::print_bytes(out.as_bytes())
+    Ok(())
 }
 
 /// `RemoveIPC` as systemd-logind will apply it: `None` without logind, else the last setting
