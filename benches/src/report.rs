@@ -210,17 +210,26 @@ impl Report<'_> {
         }
         let worst = measured.into_iter().max_by(|a, b| a.0.total_cmp(&b.0));
         match (worst, absent.is_empty()) {
-            (Some((r, t)), true) => (
-                Some(r),
-                format!(
-                    "closest peer: {} (medians: {})",
-                    t.name(),
-                    fmt_x(
-                        self.lat(t, len)
-                            .and_then(|p| ratio(median(&mmf.runs), median(&p.runs)))
-                    )
-                ),
-            ),
+            (Some((r, t)), true) => {
+                // Where the closest peer is as fast as F, beating it means beating the floor:
+                // say so, as what limits the bar.
+                let floor = self
+                    .lat(Transport::Floor, len)
+                    .zip(self.lat(t, len))
+                    .and_then(|(f, p)| paired(&f.runs, &p.runs));
+                (
+                    Some(r),
+                    format!(
+                        "closest peer: {} (medians: {}; F / it: {})",
+                        t.name(),
+                        fmt_x(
+                            self.lat(t, len)
+                                .and_then(|p| ratio(median(&mmf.runs), median(&p.runs)))
+                        ),
+                        fmt_x(floor)
+                    ),
+                )
+            }
             (worst, _) => (
                 None,
                 format!(
@@ -596,11 +605,17 @@ impl Report<'_> {
                     note,
                 );
                 if len <= 64 {
+                    // F's own ratio to the blackboard beside mmf's: a bar below it is beyond
+                    // what any transport reaches on this host.
+                    let floor_vs = |b2b| {
+                        let (f, _) = vs_by(len, Transport::Floor, Transport::IoxBlackboard, b2b);
+                        f.map_or(String::new(), |f| format!("; F / it: {}", fmt_x(Some(f))))
+                    };
                     let (r, note) = vs(len, Transport::Mmf, Transport::IoxBlackboard);
                     let note = match Transport::IoxBlackboard.missing() {
                         Some(why) if r.is_none() => why.into(),
                         _ if r.is_none() => "no result".into(),
-                        _ => note,
+                        _ => note + &floor_vs(false),
                     };
                     bar(
                         format!("{} RT: mmf / iceoryx2 blackboard", fmt_len(len)),
@@ -619,7 +634,8 @@ impl Report<'_> {
                         match Transport::IoxBlackboard.missing() {
                             Some(why) if r.is_none() => why.into(),
                             _ if r.is_none() && note.is_empty() => "no result".into(),
-                            _ => note,
+                            _ if r.is_none() => note,
+                            _ => note + &floor_vs(true),
                         },
                     );
                 } else {
