@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::frame::{Meta, Tag};
 use crate::layout::*;
-use crate::name::Location;
+use crate::name::{dir_of, Location};
 use crate::os;
 use crate::os::OwnerState;
 use crate::region::Region;
@@ -267,10 +267,7 @@ impl Options {
                             "the directory {} does not exist (a name with a '/' is a file path; \
                              create the directory first, or use a shared-memory name without \
                              '/')",
-                            path.parent()
-                                .filter(|p| !p.as_os_str().is_empty())
-                                .unwrap_or(Path::new("."))
-                                .display()
+                            dir_of(path).display()
                         ),
                     ),
                 },
@@ -286,7 +283,7 @@ impl Options {
             .map_err(|e| cleanup(io_error(&name, path, "locking", e)))?;
         os::allocate(&file, layout.total_bytes as u64).map_err(|e| {
             cleanup(if e.raw_os_error() == Some(libc::ENOSPC) {
-                let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
+                let dir = dir_of(path).to_owned();
                 Error::NoSpace {
                     name: name.clone(),
                     bytes: layout.total_bytes as u64,
@@ -546,9 +543,7 @@ impl Options {
                 let real = std::fs::canonicalize(&path).unwrap_or(path);
                 // Resolved again: the link must still lead to the channel checked above, not to
                 // a file someone pointed it at meanwhile, which the rename would replace.
-                use std::os::unix::fs::MetadataExt;
-                let now = std::fs::metadata(&real).ok();
-                if now.is_none_or(|m| (m.dev(), m.ino()) != (checked.dev(), checked.ino())) {
+                if !still_named(checked, location, &real) {
                     return Err(io_error(
                         &name,
                         &real,
@@ -762,12 +757,11 @@ impl Channel {
         // Still the file that was checked: a file put under the name since (renamed over it)
         // is left alone. (What remains is the instant between this look and the unlink.)
         if let Some(checked) = checked {
-            use std::os::unix::fs::MetadataExt;
             let now = std::fs::metadata(&path).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
                 _ => io_error(&name, &path, "inspecting", e),
             })?;
-            if (now.dev(), now.ino()) != (checked.dev(), checked.ino()) {
+            if !same_file(&now, &checked) {
                 return Err(io_error(
                     &name,
                     &path,
@@ -1246,11 +1240,7 @@ impl Channel {
         // The file's name too: a channel created (or replaced) since the directory was last
         // written back would otherwise be missing, or the old one, after a crash.
         if let Location::File(_) = self.location {
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            File::open(dir)
+            File::open(dir_of(&path))
                 .and_then(|d| d.sync_all())
                 .map_err(|e| Error::Io {
                     op: "flushing the directory of",
@@ -1420,14 +1410,10 @@ impl Channel {
             Ok(_) => return corrupt("its header now describes another geometry".into()),
             Err(what) => return corrupt(what),
         }
-        for _ in 0..1024 {
-            match s.look_latest() {
-                Look::Value(..) => return Ok(()),
-                Look::Damaged { what, .. } => return corrupt(what),
-                Look::Unsettled => {}
-            }
+        match s.settled_look(1024) {
+            Look::Damaged { what, .. } => corrupt(what),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Everything the header says about the channel and its current value. It reads the header
@@ -1708,13 +1694,12 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
 
 /// Whether the file of metadata `meta` (taken from the open file) is still the one `path`
 /// names (not followed if it is a link, for a shared-memory name, as it was opened).
-fn still_named(meta: &std::fs::Metadata, location: &Location, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
+pub(crate) fn still_named(meta: &std::fs::Metadata, location: &Location, path: &Path) -> bool {
     let now = match location {
         Location::Shm(_) => std::fs::symlink_metadata(path),
         _ => std::fs::metadata(path),
     };
-    now.is_ok_and(|now| (now.dev(), now.ino()) == (meta.dev(), meta.ino()))
+    now.is_ok_and(|now| same_file(&now, meta))
 }
 
 /// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
@@ -1859,12 +1844,14 @@ fn inheritable(old: &std::fs::Metadata, path: &Path) -> bool {
     if old.uid() == os::euid() {
         return true;
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::metadata(dir)
+    std::fs::metadata(dir_of(path))
         .is_ok_and(|d| d.mode() & 0o022 == 0 && (d.uid() == 0 || d.uid() == old.uid()))
+}
+
+/// Whether `a` and `b` describe the same file (device and inode number).
+pub(crate) fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
 /// The error for a channel path that names a directory (named without trailing slashes, so

@@ -144,7 +144,7 @@ pub enum Error {
         available: Option<u64>,
     },
     /// The OS refused access (file mode, or another user's channel).
-    #[error("permission denied for channel '{name}': {source}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = path.display(), dir = path.parent().map_or(std::borrow::Cow::Borrowed("/"), |d| if d.as_os_str().is_empty() { ".".into() } else { d.to_string_lossy() }))]
+    #[error("permission denied for channel '{name}': {source}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = path.display(), dir = crate::name::dir_of(path).display())]
     PermissionDenied {
         /// The channel's name or path.
         name: String,

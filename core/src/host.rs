@@ -73,7 +73,6 @@ pub fn in_use(location: &Location) -> Result<bool> {
 /// age is decided under the lock too: a channel made under the name since the caller judged the
 /// old one stale (`mmf new --force`, whose process has exited) is new, and kept.
 pub fn remove_unused(location: &Location, idle_for: std::time::Duration) -> Result<bool> {
-    use std::os::unix::fs::MetadataExt;
     let Some(path) = location.path() else {
         return Ok(false);
     };
@@ -97,9 +96,8 @@ pub fn remove_unused(location: &Location, idle_for: std::time::Duration) -> Resu
         Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
         Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", e)),
     }
-    // Still the file this name holds (not replaced by a rename meanwhile), and a channel.
-    let now = std::fs::symlink_metadata(&path).map_err(|e| io("inspecting", e))?;
-    if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+    // Still the file this name holds (not replaced by a rename meanwhile).
+    if !crate::channel::still_named(&meta, location, &path) {
         return Ok(false);
     }
     // Its age from the locked file itself (a touch after the listing counts).

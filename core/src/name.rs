@@ -130,6 +130,16 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The directory `path` lies in, as a path that names it: `.` for a bare file name (`ch.mmf`,
+/// whose parent is the empty path), `/` for the root itself.
+pub(crate) fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ if path.has_root() => Path::new("/"),
+        _ => Path::new("."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,31 +216,36 @@ impl Snapshot {
     /// why they cannot be told: the value is damaged ([`Look::Damaged`]), or writers published
     /// faster than 1024 looks could follow.
     pub(crate) fn peek(&self) -> std::result::Result<(u64, Tag, usize), String> {
-        for _ in 0..1024 {
-            match self.look_latest() {
-                Look::Value(gen, tag, len) => return Ok((gen, tag, len)),
-                Look::Damaged { what, .. } => return Err(what),
-                Look::Unsettled => {}
-            }
+        match self.settled_look(1024) {
+            Look::Value(gen, tag, len) => Ok((gen, tag, len)),
+            Look::Damaged { what, .. } => Err(what),
+            Look::Unsettled => Err(
+                "no settled look in 1024 tries: writers kept publishing, or \
+                                    the slot of the value is marked as being written"
+                    .into(),
+            ),
         }
-        Err(
-            "no settled look in 1024 tries: writers kept publishing, or the slot of the value \
-             is marked as being written"
-                .into(),
-        )
     }
 
     /// The `latest` word if what it names is damaged, checked once at open (a few looks, while
     /// writers move it): see [`damaged`](Self::damaged).
     pub(crate) fn damaged_latest(&self) -> Option<u64> {
-        for _ in 0..64 {
+        match self.settled_look(64) {
+            Look::Damaged { latest, .. } => Some(latest),
+            _ => None,
+        }
+    }
+
+    /// The first of up to `tries` looks ([`look_latest`](Self::look_latest)) that found a
+    /// value or damage; [`Look::Unsettled`] if none did (writers kept moving `latest`).
+    pub(crate) fn settled_look(&self, tries: u32) -> Look {
+        for _ in 0..tries {
             match self.look_latest() {
-                Look::Value(..) => return None,
-                Look::Damaged { latest, .. } => return Some(latest),
                 Look::Unsettled => {}
+                settled => return settled,
             }
         }
-        None
+        Look::Unsettled
     }
 
     /// One look at the value `latest` names: its frame's stamp, generation, length and tag (no
@@ -1362,6 +1367,11 @@ impl Snapshot {
     /// "contended", and retrying later never helped.
     #[cold]
     fn retry_unless_damaged(&self, slot: usize, gen: u64) -> Attempt {
+        // The usual race first, with one load: `latest` moved on, so this is no damage of it
+        // (the look below would come to the same, after loading the frame and descriptor).
+        if self.region.word(H_LATEST).load(Ordering::Relaxed) != pack_latest(gen, slot) {
+            return Attempt::Retry;
+        }
         match self.look_latest() {
             Look::Damaged {
                 latest,
