@@ -1310,7 +1310,7 @@ impl Channel {
         let published = self.publish_with(tag, |w| {
             // Under the writer lock: only while `latest` still names the damaged value.
             if word.load(Ordering::Acquire) != latest {
-                return Err(io::Error::other(MOVED_ON));
+                return Err(io::Error::other(GaveUp::MovedOn));
             }
             // With the lock held no writer is busy with a frame (and the lock's Acquire made
             // every earlier holder's stores visible): an odd stamp on the slot `latest` names
@@ -1318,12 +1318,23 @@ impl Channel {
             // runs once this publish has begun its own slot, never the one `latest` names; a
             // publish given up here leaves that slot "being written", as any failed fill does.)
             if contended.is_some() && !self.snap.frame_left_open(latest) {
-                return Err(io::Error::other(NOT_DAMAGED));
+                return Err(io::Error::other(GaveUp::NotDamaged));
             }
             w.put(&bytes)
         });
-        match published {
-            Ok(generation) => Ok(Some(Recovered {
+        let gave_up = match &published {
+            Err(Error::Encode { source, .. }) => source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<GaveUp>())
+                .copied(),
+            _ => None,
+        };
+        match (published, gave_up) {
+            (_, Some(GaveUp::MovedOn)) => Ok(None),
+            (_, Some(GaveUp::NotDamaged)) => {
+                Err(contended.expect("only checked after a contended read"))
+            }
+            (Ok(generation), None) => Ok(Some(Recovered {
                 from,
                 meta: Meta {
                     generation,
@@ -1332,11 +1343,7 @@ impl Channel {
                     retries: 0,
                 },
             })),
-            Err(Error::Encode { ref source, .. }) if source.to_string() == MOVED_ON => Ok(None),
-            Err(Error::Encode { ref source, .. }) if source.to_string() == NOT_DAMAGED => {
-                Err(contended.expect("only checked after a contended read"))
-            }
-            Err(e) => Err(e),
+            (Err(e), None) => Err(e),
         }
     }
 
@@ -1504,11 +1511,17 @@ pub struct Recovered {
     pub meta: Meta,
 }
 
-/// Why [`Channel::recover`]'s publish gave up: another writer published first.
-const MOVED_ON: &str = "another writer published meanwhile";
-
-/// What [`Channel::recover`] found under the lock after a read that timed out: no damage.
-const NOT_DAMAGED: &str = "the value is not damaged";
+/// Why [`Channel::recover`]'s publish gave up under the writer lock (carried out of the fill
+/// as the source of its error, and told apart by type, not by message).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+enum GaveUp {
+    /// Another writer published first.
+    #[error("another writer published meanwhile")]
+    MovedOn,
+    /// After a read that timed out: no damage found under the lock.
+    #[error("the value is not damaged")]
+    NotDamaged,
+}
 
 /// The holder of a channel's writer lock, as [`Channel::info`] found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
