@@ -67,12 +67,31 @@ pub fn in_use(location: &Location) -> Result<bool> {
 /// created or touched ([`last_touched`]) at least `idle_for` ago, deciding and removing under
 /// one exclusive `flock`, so that no handle can be opened in between: `Ok(true)` if it was
 /// removed, `Ok(false)` if it is in use or newer (or the name now holds another file, which is
-/// left alone). What `mmf prune` does; [`in_use`] followed by a removal would remove a channel
-/// that a process opened between the two (an open that was waiting for the lock meanwhile
-/// finds the name gone, as [`Options::open`](crate::Options::open) checks after locking). The
-/// age is decided under the lock too: a channel made under the name since the caller judged the
-/// old one stale (`mmf new --force`, whose process has exited) is new, and kept.
+/// left alone). [`in_use`] followed by a removal would remove a channel that a process opened
+/// between the two (an open that was waiting for the lock meanwhile finds the name gone, as
+/// [`Options::open`](crate::Options::open) checks after locking). The age is decided under the
+/// lock too: a channel made under the name since the caller judged the old one stale (`mmf new
+/// --force`, whose process has exited) is new, and kept. [`remove_stale`] also asks the header
+/// whether its creator or last writer still runs.
 pub fn remove_unused(location: &Location, idle_for: std::time::Duration) -> Result<bool> {
+    remove_if(location, idle_for, false)
+}
+
+/// [`remove_unused`], keeping also a channel whose header, read under the lock, names a creator
+/// or a last writer that is still running ([`is_stale`]'s other two conditions): what `mmf
+/// prune` does. A process that opened the channel, published and closed it between the caller's
+/// listing and this call, and still runs, keeps it. A file whose creator died before finishing
+/// it (a header of zeros, or one with the creator's pid but no magic yet) has neither, or a
+/// dead one, and is removed if unused and old enough.
+pub fn remove_stale(location: &Location, idle_for: std::time::Duration) -> Result<bool> {
+    remove_if(location, idle_for, true)
+}
+
+fn remove_if(
+    location: &Location,
+    idle_for: std::time::Duration,
+    abandoned_only: bool,
+) -> Result<bool> {
     let Some(path) = location.path() else {
         return Ok(false);
     };
@@ -111,8 +130,35 @@ pub fn remove_unused(location: &Location, idle_for: std::time::Duration) -> Resu
     if idle < idle_for {
         return Ok(false);
     }
+    if abandoned_only {
+        // No handle can write the header while the exclusive lock is held (every handle holds
+        // a shared one, a mapping too, however long ago its descriptor was closed), so these
+        // words are the last ones written.
+        let pids = header_pids(&file).map_err(|e| io("reading", e))?;
+        if pids.into_iter().any(os::pid_exists) {
+            return Ok(false);
+        }
+    }
     crate::channel::Channel::remove_location(location)?;
     Ok(true) // the lock goes with `file`
+}
+
+/// The creator's and the last writer's pids as the header of the channel file `file` states
+/// them (FORMAT.md §4; 0 for none, and for a file too short to hold the word).
+fn header_pids(mut file: &std::fs::File) -> std::io::Result<[u32; 2]> {
+    use crate::layout::{H_CREATOR, H_LAST_WRITER};
+    use std::io::{Read, Seek, SeekFrom};
+    let mut pid = |word: usize| -> std::io::Result<u32> {
+        let mut bytes = [0u8; 8];
+        file.seek(SeekFrom::Start((word * 8) as u64))?;
+        match file.read_exact(&mut bytes) {
+            // The low half of the word, as `Info` reads it.
+            Ok(()) => Ok(u64::from_le_bytes(bytes) as u32),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(e),
+        }
+    };
+    Ok([pid(H_CREATOR)?, pid(H_LAST_WRITER)?])
 }
 
 /// When the channel at `location` was last created or touched ([`Channel::touch`], which the

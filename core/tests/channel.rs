@@ -2091,6 +2091,76 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
     );
 }
 
+/// `mmf prune` judges a channel abandoned from a listing, then removes it under its lock
+/// (`host::remove_stale`), which reads the header's creator and last writer again: a process
+/// that opened the channel, published and closed it in between, and still runs, keeps it.
+/// `remove_unused` asks only for no handle and the age.
+#[test]
+fn a_stale_channel_written_since_by_a_running_process_is_kept() {
+    use mmf_core::host;
+    use std::os::unix::fs::FileExt;
+    let s = Scratch::new("shm");
+    let ch = s.create(64);
+    ch.publish_raw(Tag::TEXT, b"old").unwrap();
+    drop(ch);
+    // FORMAT.md §4: the creator's pid is word 10, the last writer's word 59; a pid that exited.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let forge = |word: u64, pid: u32| {
+        let f = std::fs::File::options().write(true).open(s.path()).unwrap();
+        f.write_all_at(&u64::from(pid).to_le_bytes(), word * 8)
+            .unwrap();
+    };
+    let an_hour_old = || {
+        std::fs::File::options()
+            .write(true)
+            .open(s.path())
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap()
+    };
+    forge(10, dead);
+    forge(59, dead);
+    let info = Channel::open(&s.name()).unwrap().info();
+    assert!(!info.creator_alive && info.last_writer_pid == Some(dead));
+    assert!(host::is_stale(&info, false));
+    // Judged stale; then this process, still running, publishes and closes.
+    Channel::open(&s.name())
+        .unwrap()
+        .publish_raw(Tag::TEXT, b"new")
+        .unwrap();
+    an_hour_old();
+    let hour = Duration::from_secs(3600) - Duration::from_secs(60);
+    assert!(
+        !host::remove_stale(&s.location, hour).unwrap(),
+        "a live writer"
+    );
+    assert_eq!(
+        Channel::open(&s.name()).unwrap().read_raw().unwrap().1,
+        b"new"
+    );
+    // The same with a live creator and no writer.
+    forge(59, 0);
+    forge(10, std::process::id());
+    an_hour_old();
+    assert!(
+        !host::remove_stale(&s.location, hour).unwrap(),
+        "a live creator"
+    );
+    // Both gone: removed.
+    forge(10, dead);
+    an_hour_old();
+    assert!(host::remove_stale(&s.location, hour).unwrap(), "abandoned");
+    assert!(!s.path().exists());
+    // A file too short to hold the words (a creator killed right after making it), unused and
+    // old, has neither: removed too.
+    std::fs::write(s.path(), [0u8; 16]).unwrap();
+    an_hour_old();
+    assert!(host::remove_stale(&s.location, hour).unwrap(), "short");
+    assert!(!s.path().exists());
+}
+
 /// `create_or_replace` (`mmf new --force`) replaces the channel a file path's link leads to,
 /// not the link, and keeps the replaced channel's mode, and as root its owner: a review found
 /// the link turned into a file (readers of the real path never saw the replacement) and root's

@@ -42,8 +42,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
         if !a.dry_run {
             // Decided again under the lock it removes under: a handle opened since the listing
-            // keeps the channel, and so does a new channel made under the name meanwhile.
-            match host::remove_unused(&location, a.older_than) {
+            // keeps the channel, so does a new channel made under the name meanwhile, and so
+            // does a process that published since and still runs.
+            match host::remove_stale(&location, a.older_than) {
                 Ok(true) => {}
                 Ok(false) | Err(mmf::channel::Error::NotFound { .. }) => continue,
                 Err(e) => {
