@@ -344,8 +344,8 @@ impl Snapshot {
     /// wake-up call for nobody. This runs once per handle, at its first read or wait; it checks
     /// the liveness only of owners whose `pinned` or waiting word is set.
     ///
-    /// It also mends a header waiter count far above what the entries count (a peer wrote it):
-    /// see [`heal_waiters`](Self::heal_waiters).
+    /// It also mends a header waiter count that differs from what the entries count (a waiter
+    /// killed half-way, or a peer): see [`heal_waiters`](Self::heal_waiters).
     pub(crate) fn claim_pin(&self, token: u64) -> Option<usize> {
         if !self.region.writable() {
             return None;
@@ -403,25 +403,47 @@ impl Snapshot {
         claimed
     }
 
-    /// Lowers the header's waiter count to what the pin entries count when it is far above
-    /// that. Every waiter is counted in an entry too, right after the header (`enter_waiting`),
-    /// so the header can only exceed the entries' sum by the waits just starting; a count more
-    /// than [`WAITERS_SLACK`] above it was written by a peer, and would make every publish pay a
-    /// wake-up call for as long as the channel exists. Should waits that are just starting or
-    /// leaving be miscounted by it (the entries are not read at one instant), a waiter left
-    /// uncounted is woken late, not never: waits look again at least every `wait::MAX_SLEEP`.
+    /// Mends the header's waiter count to what the pin entries count. Every waiter is counted in
+    /// an entry too, right after the header (`enter_waiting`), and leaves its entry first, so
+    /// the header exceeds the entries' sum only by waits that are entering or leaving at that
+    /// instant, and by a waiter killed between its two counts, whose entry counts nothing for
+    /// its takeover to subtract: left alone, that one would make every publish pay a wake-up call
+    /// for as long as the channel exists. So:
+    /// - a count more than [`WAITERS_SLACK`] above the sum was written by a peer, and is lowered
+    ///   at once;
+    /// - a smaller excess is lowered when it stays the same, with the same sum, across
+    ///   [`WAITERS_SETTLE`]: a wait is between its two counts for nanoseconds;
+    /// - a count below the sum (only a mend that misjudged, or a peer, leaves one) is raised.
+    ///
+    /// Should a wait that is just starting or leaving be miscounted all the same (one preempted
+    /// between its counts for longer than the settle, or the entries not read at one instant),
+    /// a waiter left uncounted is woken late, not never: waits look again at least every
+    /// `wait::MAX_SLEEP`; a count left too high costs needless wake-up calls until the next mend.
     fn heal_waiters(&self) {
-        let counted: u64 = (0..self.layout.readers)
+        let w = self.region.word(H_WAITERS);
+        let counted = self.counted_waiters();
+        let header = w.load(Ordering::SeqCst);
+        if header > counted.saturating_add(WAITERS_SLACK) || header < counted {
+            let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                (v > counted.saturating_add(WAITERS_SLACK) || v < counted).then_some(counted)
+            });
+        } else if header > counted && !cfg!(loom) {
+            std::thread::sleep(WAITERS_SETTLE);
+            if self.counted_waiters() == counted {
+                let _ = w.compare_exchange(header, counted, Ordering::SeqCst, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The sum of the pin entries' waiter counts (saturating: a peer may have written anything).
+    fn counted_waiters(&self) -> u64 {
+        (0..self.layout.readers)
             .map(|e| {
                 self.region
                     .word(self.layout.pin(e, PIN_WAITING))
                     .load(Ordering::SeqCst)
             })
-            .fold(0, u64::saturating_add);
-        let w = self.region.word(H_WAITERS);
-        let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-            (v > counted.saturating_add(WAITERS_SLACK)).then_some(counted)
-        });
+            .fold(0, u64::saturating_add)
     }
 
     /// Sets entry `e`'s waiter count to 0 and takes what it held off the header's count.
@@ -1485,6 +1507,11 @@ const PREFETCH_BYTES: usize = 2048;
 /// themselves in the header and not yet in their entry) before [`Snapshot::heal_waiters`] takes
 /// it for a peer's doing.
 const WAITERS_SLACK: u64 = 1 << 16;
+
+/// How long a smaller excess of the header's waiter count over the entries' must stay unchanged
+/// for [`Snapshot::heal_waiters`] to take it for a waiter killed between its two counts. Paid
+/// only by a handle's first read or wait that finds such an excess.
+const WAITERS_SETTLE: Duration = Duration::from_millis(1);
 
 /// What a descriptor says of a value, length and tag, when it is usable: a slot copy can start
 /// with it at once, validated by `latest` (`Snapshot::copy_slot_by_latest`), or on a channel with

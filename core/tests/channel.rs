@@ -1551,6 +1551,37 @@ fn a_forged_waiter_count_costs_latency_not_the_wake_up() {
     }
 }
 
+/// A waiter killed between its two counts (the header's `waiters`, then its pin entry's) left
+/// `waiters` one above what any entry counts, and so for good: the takeover of its entry had
+/// nothing to subtract, and only an excess above 65536 was mended. Every publish then paid a
+/// wake-up call for nobody. A handle's first read now mends an excess that stays put, and raises
+/// a count below the entries' (which only a peer or a misjudged mend leaves).
+#[test]
+fn a_waiter_killed_between_its_two_counts_is_mended_by_the_next_handle() {
+    let s = Scratch::new("file");
+    let ch = s.create(64);
+    ch.publish_raw(Tag::TEXT, b"x").unwrap();
+    let peer = Peer::new(&s.path());
+    peer.word(WAITERS).store(1, Ordering::SeqCst);
+    assert_eq!(ch.info().waiters, 1);
+    Channel::open(&s.name()).unwrap().read_raw().unwrap();
+    assert_eq!(peer.word(WAITERS).load(Ordering::SeqCst), 0, "mended");
+    // One waiter parked and counted in its entry; a peer zeroes the header's count under it.
+    let waiter = Channel::open(&s.name()).unwrap();
+    std::thread::scope(|sc| {
+        let woke = sc.spawn(|| waiter.wait_for_change(1, Duration::from_secs(30)));
+        while ch.info().waiters != 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        peer.word(WAITERS).store(0, Ordering::SeqCst);
+        Channel::open(&s.name()).unwrap().read_raw().unwrap();
+        assert_eq!(peer.word(WAITERS).load(Ordering::SeqCst), 1, "raised");
+        ch.publish_raw(Tag::TEXT, b"y").unwrap();
+        assert_eq!(woke.join().unwrap(), Some(2));
+    });
+    assert_eq!(ch.info().waiters, 0);
+}
+
 /// A handle whose pin entry was taken over (its owner word is another token's, as after a
 /// wrong "dead" verdict) leaves the entry alone when it is dropped: it used to zero the new
 /// owner's pin and waiting count first, costing that owner its slot and its wake-ups.
