@@ -56,6 +56,7 @@ fn child() {
         "abuse" => abuse_the_notifier(&name),
         "notifier-sleeps" => notifier_wake_ups(),
         "fork" => changed_in_a_forked_child(),
+        "fork-drop" => a_forked_child_drops_what_it_inherited(&name),
         "spawn-fails" => a_notifier_that_could_not_start(),
         "spawn-fails-racing" => racing_polls_when_no_notifier_can_start(),
         "wait-300ms" => {
@@ -522,6 +523,60 @@ fn a_forked_child_can_await_changes() {
         let stats = child_stats(spawn_child("fork", &env));
         assert_eq!(stats["resolved"], true, "inherited {inherited:?}: {stats}");
     }
+}
+
+/// Child role: a handle that pinned an entry and a future counted as a waiter through it,
+/// inherited by a forked child that drops both and exits. Prints what the parent's entry and
+/// the waiter count are then.
+fn a_forked_child_drops_what_it_inherited(name: &str) {
+    let ch = Channel::create(name, 64).unwrap();
+    ch.publish_str("x").unwrap();
+    ch.read_raw().unwrap(); // claims pin entry 0
+    let noop: Waker = Arc::new(OnWake(Box::new(|| {}))).into();
+    let mut f = Box::pin(ch.changed(1));
+    poll_pending(&mut f, &noop);
+    // FORMAT.md §5: entry 0's owner word is at byte 512.
+    let owner = || {
+        use std::os::unix::fs::FileExt;
+        let mut word = [0u8; 8];
+        let file = std::fs::File::open(ch.location().path().unwrap()).unwrap();
+        file.read_exact_at(&mut word, 512).unwrap();
+        u64::from_le_bytes(word)
+    };
+    let before = (owner(), ch.info().waiters);
+    // SAFETY: the forked child only drops what it inherited, and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        drop(f);
+        drop(ch);
+        // SAFETY: ends the forked child without running the parent's exit handlers twice.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let after = (owner(), ch.info().waiters);
+    drop(f);
+    Channel::remove(name).unwrap();
+    print_stats(&json!({
+        "owner_before": before.0, "waiters_before": before.1,
+        "owner_after": after.0, "waiters_after": after.1,
+    }));
+}
+
+/// A forked child that dropped a handle and a pending `changed` future it inherited gave the
+/// parent's pin entry away (the token is the same in both) and took the parent's wait off the
+/// count, so a publish woke the parent only at its 100 ms re-check. A handle and a future now
+/// undo only what their own process did.
+#[test]
+fn a_forked_child_dropping_inherited_handles_leaves_the_parent_its_entry_and_its_count() {
+    let name = unique("forkdrop");
+    let stats = child_stats(spawn_child("fork-drop", &[("MMF_NAME", name)]));
+    assert_ne!(stats["owner_before"], 0, "{stats}");
+    assert_eq!(stats["owner_after"], stats["owner_before"], "{stats}");
+    assert_eq!(stats["waiters_before"], 1, "{stats}");
+    assert_eq!(stats["waiters_after"], 1, "{stats}");
 }
 
 /// Keeps the expected panics of polls that cannot start the notifier's thread off stderr (any

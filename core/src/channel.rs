@@ -27,6 +27,12 @@ use crate::sync::Ordering;
 /// a reader (the protocol, byte by byte: `docs/FORMAT.md` in the repository; why it is correct:
 /// the module docs of `mmf_core`'s `snapshot.rs`).
 ///
+/// A handle belongs to the process that made it. A process forked from it inherits a copy that
+/// still reads and writes whole values, but shares the parent's reader-pin entry (either may
+/// then retry more) and its writer identity; dropping the copy (or a `changed` future) there
+/// leaves the parent's entry and waits alone. A forked process that goes on using a channel
+/// should open its own handle.
+///
 /// ```
 /// use mmf_core::{Channel, Tag};
 /// # let name = format!("doc-channel-{}", std::process::id());
@@ -59,6 +65,9 @@ pub struct Channel {
     pin_kept: Streak<PIN_KEPT_READS>,
     timeouts: Timeouts,
     wait_spin: Duration,
+    /// The process that made this handle: a forked child that drops its copy leaves the pin
+    /// entry, which is the parent's, alone.
+    pid: u32,
 }
 
 /// A per-handle countdown of reads that take a slower but surer path after a writer overtook one:
@@ -704,6 +713,7 @@ impl Options {
             pin_kept: Streak::default(),
             timeouts: self.timeouts,
             wait_spin: self.wait_spin,
+            pid: std::process::id(),
         }
     }
 }
@@ -1475,7 +1485,9 @@ impl Drop for Channel {
         // Before the mapping goes: the notifier thread must not touch it afterwards.
         #[cfg(feature = "async")]
         crate::notify::forget_channel(std::ptr::from_ref(self.latest_word()) as usize);
-        if let Some(Some(e)) = self.pin.get() {
+        // A forked child's copy of the handle: the entry is its parent's (same token), which
+        // still uses it.
+        if let Some(Some(e)) = self.pin.get().filter(|_| std::process::id() == self.pid) {
             // A file truncated under the mapping (which `verify` reports) would make the stores
             // that give the entry back raise SIGBUS: drop such a handle without touching it.
             let intact = self.snap.liveness.file().is_none_or(|f| {

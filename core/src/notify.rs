@@ -34,8 +34,10 @@ use crate::layout::split_latest;
 pub struct Changed<'a> {
     ch: &'a Channel,
     since: u64,
-    /// Registration id, and the pin entry through which it is counted as a waiter.
-    reg: Option<(u64, Option<usize>)>,
+    /// Registration id, the pin entry through which it is counted as a waiter, and the process
+    /// that counted it (a forked child that drops an inherited future must not uncount the
+    /// parent's wait).
+    reg: Option<(u64, Option<usize>, u32)>,
 }
 
 struct Registration {
@@ -331,9 +333,13 @@ impl Future for Changed<'_> {
         let word = std::ptr::from_ref(self.ch.latest_word()) as usize;
         let ch = self.ch;
         // Counted as a waiter (claiming a pin entry on a handle's first wait) outside the lock.
-        let (id, entry) = *self
-            .reg
-            .get_or_insert_with(|| (NEXT_ID.fetch_add(1, Ordering::Relaxed), ch.waiter_enter()));
+        let (id, entry, _) = *self.reg.get_or_insert_with(|| {
+            (
+                NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                ch.waiter_enter(),
+                std::process::id(),
+            )
+        });
         let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
         let previous = regs.insert(
             id,
@@ -360,7 +366,7 @@ impl Future for Changed<'_> {
 
 impl Changed<'_> {
     fn unregister(&mut self) {
-        if let Some((id, entry)) = self.reg.take() {
+        if let Some((id, entry, counted_by)) = self.reg.take() {
             // Not `notifier()`: a drop must not start a thread (in a forked child, whose
             // notifier never held this registration, there may be none).
             if let Some(n) = running() {
@@ -369,7 +375,7 @@ impl Changed<'_> {
                 drop(removed);
                 n.rearm();
             }
-            if let Some(e) = entry {
+            if let Some(e) = entry.filter(|_| counted_by == std::process::id()) {
                 self.ch.waiter_leave(e);
             }
         }
