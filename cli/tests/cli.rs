@@ -1231,8 +1231,12 @@ fn finish(mut child: std::process::Child, secs: u64) -> Output {
 
 /// Starts `mmf ARGS` with its output piped and left for the caller to read (or not).
 fn background(e: &Env, args: &[&str]) -> std::process::Child {
-    e.cmd(args)
-        .stdin(Stdio::null())
+    started(e.cmd(args))
+}
+
+/// `cmd` started with no input and its output piped.
+fn started(mut cmd: Command) -> std::process::Child {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1255,7 +1259,11 @@ struct Bg {
 
 impl Bg {
     fn start(e: &Env, args: &[&str]) -> Bg {
-        let mut child = background(e, args);
+        Bg::spawn(e.cmd(args))
+    }
+
+    fn spawn(cmd: Command) -> Bg {
+        let mut child = started(cmd);
         let mut drains = Vec::new();
         let mut drain = |mut from: Box<dyn Read + Send>| {
             let to: Collected = Default::default();
@@ -1755,17 +1763,7 @@ fn sigterm_ends_a_watch_blocked_on_a_full_pipe() {
 /// Runs `mmf` as the unprivileged user `nobody` (with `setpriv`), or `None` where this machine
 /// cannot (not root, or no setpriv).
 fn as_nobody(e: &Env, args: &[&str]) -> Option<Output> {
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        return None;
-    }
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
-        .args(args)
-        .env("MMF_SHM_DIR", &e.dir)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = nobody_cmd(e, args)?.stdin(Stdio::null()).output().unwrap();
     // A binary that user cannot reach (a checkout under a private home) is no finding of ours.
     if matches!(out.status.code(), Some(126 | 127))
         && String::from_utf8_lossy(&out.stderr).starts_with("setpriv:")
@@ -1777,6 +1775,19 @@ fn as_nobody(e: &Env, args: &[&str]) -> Option<Output> {
         return None;
     }
     Some(out)
+}
+
+/// `mmf ARGS` as user nobody, when this runs as root and `setpriv` is there.
+fn nobody_cmd(e: &Env, args: &[&str]) -> Option<Command> {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        return None;
+    }
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(args)
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir("/");
+    Some(c)
 }
 
 /// Unmounts a directory when dropped, also when a test fails with the mount in place (the
@@ -1884,6 +1895,30 @@ fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
         line.starts_with("ok") && line.contains("2 channels") && line.contains("1 of other users"),
         "{doctor}"
     );
+}
+
+/// `read --wait` and `watch` look every 100 ms whether the name still leads to their channel.
+/// They opened the file to find out, so a channel whose mode changed to one the reader may not
+/// open (its handle still reads) ended a watch with "permission denied". They `stat` it now.
+#[test]
+fn a_watch_goes_on_when_the_channel_mode_changes_under_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new("chmod");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    e.ok(&["new", "T", "--size", "64", "--mode", "0644"]);
+    e.ok(&["out", "T", "one"]);
+    if as_nobody(&e, &["read", "T"]).is_none() {
+        return; // not root, or nobody cannot run the binary (said)
+    }
+    let watch =
+        Bg::spawn(nobody_cmd(&e, &["watch", "T", "--count", "2", "--timeout", "20s"]).unwrap());
+    watch.wait_lines(1);
+    let file = e.dir.join("mmf.T");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o200)).unwrap();
+    // Long enough for the watch to look at the name (every 100 ms) before the value comes.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    e.ok(&["out", "T", "two"]);
+    assert_eq!(watch.finish_ok(20), "one\ntwo\n");
 }
 
 /// Another user who may write a channel may also mark it as used: `out` touches it, and prune

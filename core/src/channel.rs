@@ -1164,8 +1164,8 @@ impl Channel {
     /// A handle keeps working on its channel's memory either way (publishing and reading succeed),
     /// but no process can open that channel any more, so a long-lived reader or writer that
     /// follows the name should open it again (`mmf watch` and `mmf read --wait` do). Compares
-    /// the device and inode of the file the name leads to with the handle's: an `open` and two
-    /// `fstat`s. Always `true` for an anonymous channel or one opened from an image.
+    /// the device and inode of the file the name leads to with the handle's: a `stat` and an
+    /// `fstat`. Always `true` for an anonymous channel or one opened from an image.
     ///
     /// ```
     /// use mmf_core::Channel;
@@ -1184,18 +1184,24 @@ impl Channel {
             return Ok(true);
         };
         let name = self.location.to_string();
-        let now = match open_options(&self.location, false).open(&path) {
-            Ok(f) => f,
+        // A `stat`, not an open: the file's mode may have changed to one this process cannot
+        // open (the handle still works), which says nothing about which file the name holds.
+        // A link is followed where an open would follow it (a file path's, not `/dev/shm`'s).
+        let now = match self.location {
+            Location::Shm(_) => std::fs::symlink_metadata(&path),
+            _ => std::fs::metadata(&path),
+        };
+        let now = match now {
+            Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io_error(&name, &path, "opening", e)),
+            Err(e) => return Err(io_error(&name, &path, "inspecting", e)),
         };
-        let meta = |f: &File| {
-            f.metadata()
-                .map_err(|e| io_error(&name, &path, "inspecting", e))
-        };
+        let mine = file
+            .metadata()
+            .map_err(|e| io_error(&name, &path, "inspecting", e))?;
         // Device and inode: a freed inode number cannot come back to another file meanwhile,
         // because `file` keeps ours alive.
-        Ok(os::same_file(&meta(&now)?, &meta(file)?))
+        Ok(os::same_file(&now, &mine))
     }
 
     /// Marks the channel as used now: sets its file's modification time, which `mmf prune` and
