@@ -99,6 +99,50 @@ fn a_follower_follows_a_writer_across_creation_and_restart() {
     Channel::remove(&name).unwrap();
 }
 
+/// A follower looked at the name only when a wait ran out: a writer that went on publishing to
+/// the old channel after a new one had taken its name (a service's old instance still
+/// stopping) kept it on the old channel for as long as it published. It looks at least every
+/// 100 ms while values come too.
+#[test]
+fn a_follower_moves_to_a_replacement_while_the_old_channel_is_still_published() {
+    let name = unique("replaced-busy");
+    let location = Location::shm(&name).unwrap();
+    let old = Channel::create(&name, 64).unwrap();
+    old.publish_str("old").unwrap();
+    let mut f = mmf::Follower::open(&location, Duration::from_secs(10)).unwrap();
+    let new = Options::new()
+        .capacity(64)
+        .create_or_replace(&location)
+        .unwrap();
+    new.publish_str("new").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (newer, replaced) = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                old.publish_str("old").unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let (mut seen, mut newer) = (1, 0);
+        let t = Instant::now();
+        let replaced = loop {
+            match f.wait(seen, Duration::from_secs(5)).unwrap() {
+                Some(mmf::Change::Newer(g)) => (seen, newer) = (g, newer + 1),
+                Some(mmf::Change::Replaced) => break true,
+                None => break false,
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                break false;
+            }
+        };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (newer, replaced)
+    });
+    assert!(replaced, "still on the old channel after {newer} values");
+    assert_eq!(f.channel().read_string().unwrap(), "new");
+    Channel::remove(&name).unwrap();
+}
+
 /// What cannot appear by waiting is an error at once: a file path into a missing directory; a
 /// name that stays missing is `NotFound` once the timeout passes.
 #[test]

@@ -48,6 +48,8 @@ pub struct Follower {
     location: Location,
     channel: Channel,
     appeared: bool,
+    /// When a wait last looked whether the name still leads to `channel`.
+    looked: Instant,
 }
 
 /// What [`Follower::wait`] saw.
@@ -89,6 +91,7 @@ impl Follower {
                         location: location.clone(),
                         channel,
                         appeared,
+                        looked: Instant::now(),
                     })
                 }
                 Err(e @ Error::NotFound { .. }) => {
@@ -124,30 +127,38 @@ impl Follower {
     /// follower now holds that one); `None` if the timeout passes first. A value already newer
     /// than `since` returns at once.
     ///
-    /// While it waits it looks, at least every 100 ms, whether the name still leads to the
-    /// channel (a name removed and not created again is waited on), and whether the channel is
-    /// still whole: one truncated or overwritten under the mapping is an error
+    /// While it waits, and while values keep coming, it looks at least every 100 ms whether
+    /// the name still leads to the channel (a name removed and not created again is waited on,
+    /// and values still published to the channel it held are returned meanwhile), and whether
+    /// the channel is still whole: one truncated or overwritten under the mapping is an error
     /// ([`Channel::verify`]), not a wait for ever on memory no writer reaches. A new channel
-    /// found being created is given 250 ms to finish, as in [`open`](Follower::open).
+    /// found being created is given 250 ms to finish, as in [`open`](Follower::open). A writer
+    /// that goes on publishing to the old channel after a new one took its name (a service's
+    /// old instance still stopping) does not keep the follower there: the new channel is
+    /// [`Change::Replaced`] within 100 ms.
     pub fn wait(&mut self, since: u64, timeout: Duration) -> Result<Option<Change>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             let left = time_left(deadline).unwrap_or_default();
-            if let Some(g) = self.channel.wait_for_change(since, left.min(LOOK_EVERY)) {
-                return Ok(Some(Change::Newer(g)));
-            }
-            if !self.channel.is_current()? {
-                match try_open(&self.location, INIT_WAIT) {
-                    Ok(channel) => {
-                        self.channel = channel;
-                        return Ok(Some(Change::Replaced));
+            let newer = self.channel.wait_for_change(since, left.min(LOOK_EVERY));
+            if newer.is_none() || self.looked.elapsed() >= LOOK_EVERY {
+                self.looked = Instant::now();
+                if !self.channel.is_current()? {
+                    match try_open(&self.location, INIT_WAIT) {
+                        Ok(channel) => {
+                            self.channel = channel;
+                            return Ok(Some(Change::Replaced));
+                        }
+                        // Removed and not (yet) created again: keep waiting, and looking.
+                        Err(Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
                     }
-                    // Removed and not (yet) created again: keep waiting, and looking.
-                    Err(Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+                } else {
+                    self.channel.verify()?;
                 }
-            } else {
-                self.channel.verify()?;
+            }
+            if let Some(g) = newer {
+                return Ok(Some(Change::Newer(g)));
             }
             if time_left(deadline).is_none() {
                 return Ok(None);
