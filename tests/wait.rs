@@ -188,6 +188,8 @@ fn ponger(name: &str) {
             }
             None => timeouts += 1,
         }
+        // A test that failed sends nothing more: do not outlive it.
+        assert!(timeouts < 3, "no ping for 15 s");
     }
     print_stats(&json!({ "timeouts": timeouts }));
 }
@@ -207,8 +209,14 @@ fn cleanup(name: &str) {
 
 #[test]
 fn no_lost_wake_up_over_many_rounds() {
-    // Both sides block (no spinning): a lost wake-up would show as a 5 s timeout.
+    // Both sides block (no spinning). A lost wake-up does not show as a timeout: a sleeper
+    // looks at `latest` again after at most 100 ms (`wait::MAX_SLEEP`), so it shows as a round
+    // trip of about that long. A preempted process makes a few slow rounds on a busy machine;
+    // writers that lost every wake-up made all of them slow (a review forced that: each round
+    // took ~100 ms, and this test, which then counted only timeouts, passed).
     let rounds = 20_000u64;
+    let slow_bound = rounds / 100;
+    let mut slow = 0u64;
     let (name, ping, pong) = pair("rounds");
     let child = spawn_child(
         "ponger",
@@ -220,6 +228,7 @@ fn no_lost_wake_up_over_many_rounds() {
     let started = Instant::now();
     let mut timeouts = 0;
     for g in 1..=rounds {
+        let round = Instant::now();
         ping.publish_raw(Tag::BYTES, &g.to_le_bytes()).unwrap();
         loop {
             match pong.wait_for_change(g - 1, Duration::from_secs(5)) {
@@ -230,12 +239,19 @@ fn no_lost_wake_up_over_many_rounds() {
                 None => timeouts += 1,
             }
         }
+        if round.elapsed() >= Duration::from_millis(50) {
+            slow += 1;
+            assert!(
+                slow <= slow_bound,
+                "{slow} of {g} round trips took 50 ms or more: wake-ups are lost"
+            );
+        }
     }
     let elapsed = started.elapsed();
     let stats = child_stats(child);
     cleanup(&name);
     eprintln!(
-        "{rounds} blocking round trips in {elapsed:?} ({:?} each)",
+        "{rounds} blocking round trips in {elapsed:?} ({:?} each), {slow} of them 50 ms or more",
         elapsed / rounds as u32
     );
     assert_eq!(timeouts, 0, "a wake-up was lost");
