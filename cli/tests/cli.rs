@@ -808,7 +808,7 @@ fn new_exists_force_and_exist_ok() {
     fails(
         &e.run(&["new", "./nodir/", "--size", "1KiB", "--force"]),
         2,
-        "is a directory",
+        "'./nodir/' names a directory",
     );
     let out = e.run(&["new", "./nosuch/x.mmf", "--size", "1KiB", "--force"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -852,17 +852,37 @@ fn usage_errors_exit_2() {
     fails(&e.run(&["read", "bad\u{7}name"]), 2, "control character");
     std::fs::create_dir_all(e.dir.join("d")).unwrap();
     for verb in [
-        &["new", "./", "--size", "1KiB"][..],
-        &["new", "./d/", "--size", "1KiB"],
-        &["new", "./d", "--size", "1KiB", "--force"],
-        &["info", "/"],
-        &["out", "/tmp/", "x"],
+        &["new", "./d", "--size", "1KiB", "--force"][..],
         &["remove", "./d"],
     ] {
         fails(
             &e.run(verb),
             2,
             "is a directory; a channel path names a file",
+        );
+    }
+    // A path ending in '/' names a directory whether one is there or not (a one-part one was
+    // taken for a shared-memory name: "'y' is a directory in the shared-memory directory", or
+    // "no channel" with advice to create it).
+    for verb in [
+        &["new", "./", "--size", "1KiB"][..],
+        &["new", "./d/", "--size", "1KiB"],
+        &["new", "y/", "--size", "1KiB"],
+        &["read", "d/"],
+        &["read", "nosuch/"],
+        &["info", "/"],
+        &["out", "/tmp/", "x"],
+        &["remove", "/x/nosuch/"],
+    ] {
+        let out = e.run(verb);
+        fails(
+            &out,
+            2,
+            "names a directory (it ends in '/'); a channel path names a file",
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("mmf new"),
+            "{verb:?}"
         );
     }
     let out = e.run(&["new", "T", "--size", "12 parsecs"]);

@@ -1888,10 +1888,7 @@ pub(crate) fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 /// The error for a channel path that names a directory (named without trailing slashes, so
 /// that the suggested file path in the message reads `dir/state.mmf`, not `dir//state.mmf`).
 fn directory(name: &str) -> Error {
-    let trimmed = name.trim_end_matches('/');
-    Error::IsADirectory {
-        name: if trimmed.is_empty() { name } else { trimmed }.to_owned(),
-    }
+    Error::IsADirectory { name: name.into() }
 }
 
 fn check_platform() -> Result<()> {

@@ -171,7 +171,14 @@ pub enum Error {
 /// The message of [`Error::IsADirectory`]: a path names a directory by mistake; a
 /// shared-memory name (no '/') finds one that someone made in the shared-memory directory.
 fn is_a_directory(name: &str) -> String {
-    // ("." and ".." are paths: `directory()` trims "./" so; no shared-memory name is either.)
+    if name.ends_with('/') {
+        // Whether or not there is one: `Location::parse` refuses such a path before any look.
+        return format!(
+            "'{name}' names a directory (it ends in '/'); a channel path names a file, such as \
+             '{name}state.mmf'"
+        );
+    }
+    // ("." and ".." are paths; no shared-memory name is either.)
     if name.contains('/') || name == "." || name == ".." {
         format!("'{name}' is a directory; a channel path names a file, such as '{name}/state.mmf'")
     } else {

@@ -27,13 +27,15 @@ pub enum Location {
 
 impl Location {
     /// Reads a user's channel argument: anything containing a `/` is a file path, anything else
-    /// a shared-memory name (validated with [`validate_name`]).
+    /// a shared-memory name (validated with [`validate_name`]). A path that ends in `/` names a
+    /// directory, never a channel: [`Error::IsADirectory`].
     ///
     /// ```
-    /// use mmf_core::Location;
+    /// use mmf_core::{Error, Location};
     /// assert_eq!(Location::parse("Test")?, Location::Shm("Test".into()));
     /// assert_eq!(Location::parse("./data/t.mmf")?, Location::File("./data/t.mmf".into()));
     /// assert!(Location::parse("").is_err());
+    /// assert!(matches!(Location::parse("data/"), Err(Error::IsADirectory { .. })));
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn parse(arg: &str) -> Result<Location> {
@@ -43,6 +45,11 @@ impl Location {
                     name: arg.into(),
                     reason: "it contains NUL",
                 });
+            }
+            // `y/` names a directory whether or not `y` exists: say so before any look, not
+            // "not found" (with advice to create it) or a shared-memory name's message.
+            if arg.ends_with('/') {
+                return Err(Error::IsADirectory { name: arg.into() });
             }
             Ok(Location::File(PathBuf::from(arg)))
         } else {
