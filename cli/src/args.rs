@@ -14,7 +14,8 @@ pub struct Cli {
 
 const TOP_EXAMPLES: &str = "\
 CHANNELS:
-  A NAME without '/' lives in shared memory (/dev/shm/mmf.NAME, gone after reboot);
+  A NAME without '/' lives in shared memory (/dev/shm/mmf.NAME, gone after reboot;
+  the environment variable MMF_SHM_DIR names another directory for them);
   a NAME with '/' (./state.mmf, /var/lib/app/state.mmf) is a file, persisted.
 
 EXAMPLES:
@@ -58,7 +59,8 @@ pub enum Command {
         after_help = "EXAMPLES:\n  mmf watch Test\n  mmf watch Test --count 10 --timeout 30s\n  mmf watch Status --meta | jq -c 'select(.value.loss < 0.1)'"
     )]
     Watch(WatchArgs),
-    /// List the shared-memory channels on this host.
+    /// List the shared-memory channels on this host (those in /dev/shm or $MMF_SHM_DIR; file
+    /// channels are not listed).
     #[command(
         visible_alias = "ls",
         after_help = "EXAMPLES:\n  mmf list\n  mmf list --json | jq -r '.[].name'"
@@ -73,7 +75,7 @@ pub enum Command {
     /// Remove your stale channels (root: anyone's): no process maps them, their creator and last
     /// writer are gone, and nobody created or wrote them with `mmf out` for an hour (--older-than).
     #[command(
-        after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` killed half-way left behind, and\nthe channels a `new` killed before they were ready left (empty or zeros: `list` shows them\n\"not initialised\"; this user's, held by no process, at least a minute old).\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent"
+        after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` killed half-way left behind, and\nthe channels a `new` killed before they were ready left (empty or zeros: `list` shows them\n\"not initialised\"; this user's, held by no process, untouched for --older-than and at\nleast a minute).\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent"
     )]
     Prune(PruneArgs),
     /// Publish again the newest earlier value still whole, when the current one is damaged (as a
@@ -263,7 +265,7 @@ pub struct ReadArgs {
     /// current value is newer already).
     #[arg(long, value_name = "GEN")]
     pub after: Option<u64>,
-    /// Give up waiting after DUR (500ms, 5s, 2m) and exit with code 8.
+    /// Give up waiting after DUR (500ms, 5s, 2m; a bare number is seconds) and exit with code 8.
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, requires = "waiting")]
     pub timeout: Option<std::time::Duration>,
 }
@@ -275,7 +277,8 @@ pub struct WatchArgs {
     /// Stop after printing N values.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
-    /// Exit with code 8 when no new value comes for DUR (500ms, 5s, 2m).
+    /// Exit with code 8 when no new value comes for DUR (500ms, 5s, 2m; a bare number is
+    /// seconds).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// Only values published after the watch starts (not the current one).

@@ -33,8 +33,10 @@
 //!
 //! Shared memory is input from other processes, possibly buggy or hostile: every length, slot
 //! index and stamp read from it is checked before use, and a bad mapping gives an [`Error`], never
-//! a panic or an out-of-bounds access. `unsafe` lives in `region.rs` (the only code that touches
-//! mapped memory, and only through atomics) and `os/` (system calls and the `SIGBUS` handler). A
+//! a panic or an out-of-bounds access. `unsafe` lives in `region.rs` (the code that touches
+//! mapped memory, and only through atomics), `os/` (system calls and the `SIGBUS` handler) and,
+//! with the `async` feature, `notify.rs` (its helper thread loads the `latest` words of the
+//! channels it watches, kept mapped while registered, and calls `futex_waitv`). A
 //! mapped file that another process *truncates* makes the kernel raise `SIGBUS` on any access
 //! past its new end, which ends the process unless it opted in to [`truncation::install`]: then
 //! the handle's next operation fails with [`Error::Truncated`]. mmf also checks the size at
