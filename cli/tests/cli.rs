@@ -2144,7 +2144,7 @@ fn stale_channels_are_listed_and_pruned() {
             .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
             .unwrap();
     }
-    assert!(e.ok(&["doctor"]).contains("1 unfinished replacements"));
+    assert!(e.ok(&["doctor"]).contains("1 unfinished replacement ("));
     assert_eq!(
         e.ok(&["prune"]),
         ".mmf-new-00000000deadbeef (an unfinished replacement)\n"
@@ -2340,6 +2340,12 @@ fn prune_removes_what_killed_creators_left() {
     // Kept: one being created right now, and a file that is no channel (not ours to judge).
     plant("mmf.fresh", b"", std::time::SystemTime::now());
     plant("mmf.notes", b"my notes", hour_ago);
+    // doctor tells them from files it cannot read (it called them all "unreadable").
+    let doctor = e.ok(&["doctor"]);
+    assert!(
+        doctor.contains("unreadable: notes (") && doctor.contains("not initialised: "),
+        "{doctor}"
+    );
     let out = e.ok(&["prune", "--dry-run"]);
     assert!(out.contains("empty (never finished"), "{out}");
     assert!(e.dir.join("mmf.empty").exists());
@@ -2441,10 +2447,15 @@ fn recover_brings_back_the_newest_whole_value() {
     let e = Env::new("recover");
     let path = e.dir.join("state.mmf").to_str().unwrap().to_owned();
     e.ok(&["new", &path, "--size", "1KiB", "--readers", "0"]);
+    let out = e.ok(&["recover", &path]);
+    assert!(out.contains("nothing was published to it yet"), "{out}");
     e.ok(&["out", &path, &"a".repeat(600)]);
     e.ok(&["out", &path, &"b".repeat(600)]);
     let out = e.ok(&["recover", &path]);
-    assert!(out.contains("needs no recovery"), "{out}");
+    assert!(
+        out.contains("needs no recovery: its current value (generation 2) is whole"),
+        "{out}"
+    );
     let mut bytes = std::fs::read(&path).unwrap();
     let latest = u64::from_le_bytes(bytes[128..136].try_into().unwrap());
     let (slot, stride) = ((latest & 0xff) as usize, 64 + 1024);

@@ -189,14 +189,16 @@ fn is_a_directory(name: &str) -> String {
     }
 }
 
-/// A file's first 8 bytes as a message shows them: as text where they are printable ASCII (a
-/// text file under the name), with their hex value beside them.
+/// A file's first 8 bytes (`word`, read as a little-endian u64) as a message shows them: in
+/// file order, as `xxd` or `od` would (the word's hex would read them backwards), and as text
+/// too where they are printable ASCII (a text file under the name).
 fn first_bytes(word: u64) -> String {
     let bytes = word.to_le_bytes();
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
     if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-        format!("{:?}, {word:#018x}", String::from_utf8_lossy(&bytes))
+        format!("{:?} ({})", String::from_utf8_lossy(&bytes), hex.join(" "))
     } else {
-        format!("{word:#018x}")
+        format!("bytes {}", hex.join(" "))
     }
 }
 

@@ -738,12 +738,20 @@ fn a_file_that_is_not_a_channel_is_wrong_magic_and_is_not_removed() {
         Channel::open(name).unwrap_err(),
         Error::WrongMagic { .. }
     ));
-    // A text file is shown as the text it starts with (it was a hex number only).
+    // A text file is shown as the text it starts with (it was a hex number only), and bytes in
+    // the order they are in the file (they were a little-endian word's hex, read backwards).
     std::fs::write(&path, b"my important notes\n".repeat(100)).unwrap();
     let err = Channel::open(name).unwrap_err();
     assert!(
         err.to_string()
-            .contains("(it starts with \"my impor\", 0x726f706d6920796d)"),
+            .contains("(it starts with \"my impor\" (6d 79 20 69 6d 70 6f 72))"),
+        "{err}"
+    );
+    std::fs::write(&path, b"junk\n\0\0\0 and more").unwrap();
+    let err = Channel::open(name).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(it starts with bytes 6a 75 6e 6b 0a 00 00 00)"),
         "{err}"
     );
     std::fs::remove_file(&path).unwrap();

@@ -126,7 +126,14 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 .partition(|(l, _)| {
                     matches!(l.info, Err(mmf::channel::Error::PermissionDenied { .. }))
                 });
+            // Not initialised: being created this instant, or left by a `new` killed before its
+            // channel was ready, which prune removes; not "unreadable" (a review found that
+            // said of them).
+            let (unready, broken): (Vec<_>, Vec<_>) = broken.into_iter().partition(|(l, _)| {
+                matches!(l.info, Err(mmf::channel::Error::NotInitialized { .. }))
+            });
             let broken: Vec<String> = broken.iter().map(|(l, _)| super::shown(&l.name)).collect();
+            let unready: Vec<String> = unready.iter().map(|(l, _)| super::shown(&l.name)).collect();
             // A writer lock held by an owner that cannot be judged (of another PID namespace,
             // without a liveness lock, or behind another lock on the file) stays held if that
             // owner has exited: every publish then times out.
@@ -162,10 +169,10 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             let unfinished = host::abandoned_replacements(super::PRUNE_AFTER).unwrap_or_default();
             checks.push(Check {
                 name: "channels",
-                ok: broken.is_empty() && unfinished.is_empty(),
+                ok: broken.is_empty() && unready.is_empty() && unfinished.is_empty(),
                 detail: format!(
-                    "{} channels, {} stale{}{}{}{}{}",
-                    listings.len(),
+                    "{}, {} stale{}{}{}{}{}{}",
+                    counted(listings.len(), "channel"),
                     stale.len(),
                     if stale.is_empty() {
                         String::new()
@@ -193,12 +200,20 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                     } else {
                         format!(", unreadable: {} (see `mmf list`)", broken.join(", "))
                     },
+                    if unready.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", not initialised: {} (being created, or left by a `new` that was killed before the channel was ready; `mmf prune` removes those untouched for an hour)",
+                            unready.join(", ")
+                        )
+                    },
                     if unfinished.is_empty() {
                         String::new()
                     } else {
                         format!(
-                            ", {} unfinished replacements (.mmf-new-* files of a `new --force` that was killed; `mmf prune` removes them)",
-                            unfinished.len()
+                            ", {} (.mmf-new-* files of a `new --force` that was killed; `mmf prune` removes them)",
+                            counted(unfinished.len(), "unfinished replacement")
                         )
                     },
                 ),
@@ -298,4 +313,9 @@ fn kernel_version(release: &str) -> (u32, u32) {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|p| p.parse().ok());
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// `n` and the noun, plural unless `n` is 1 ("1 channel", "2 channels").
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }

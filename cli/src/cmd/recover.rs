@@ -13,10 +13,12 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
             "recovered '{location}': the value of generation {} ({}, {} B) is generation {} now\n",
             r.from, r.meta.tag, r.meta.len, r.meta.generation
         ),
-        None => format!(
-            "'{location}' needs no recovery: its current value (generation {}) is whole\n",
-            ch.generation()
-        ),
+        None => match ch.generation() {
+            0 => format!("'{location}' needs no recovery: nothing was published to it yet\n"),
+            g => format!(
+                "'{location}' needs no recovery: its current value (generation {g}) is whole\n"
+            ),
+        },
     };
     super::print_bytes(line.as_bytes())
 }
