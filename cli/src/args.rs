@@ -136,7 +136,8 @@ pub struct NewArgs {
     /// 1024: K, M, G, KiB, MiB, GiB) or 4MB (powers of 1000: KB, MB, GB).
     #[arg(short, long, value_parser = crate::size::parse_size)]
     pub size: usize,
-    /// Readers that may hold a slot at once (each costs one slot of SIZE; default 4).
+    /// Readers that may hold a slot at once (each costs one slot of SIZE; default 4, at most
+    /// 62; more readers than that still read, retrying more under a busy writer).
     #[arg(long)]
     pub readers: Option<usize>,
     /// Permission bits, octal, set exactly (default: 0600, owner only, less the umask).

@@ -2478,11 +2478,13 @@ fn a_directory_or_a_link_under_a_shm_name_is_said_to_be_someone_elses() {
     let e = Env::new("foreign-entries");
     std::fs::create_dir(e.dir.join("mmf.dir")).unwrap();
     std::os::unix::fs::symlink("/nonexistent", e.dir.join("mmf.link")).unwrap();
-    fails(
-        &e.run(&["read", "dir"]),
-        1,
-        "'dir' is a directory in the shared-memory directory, not a channel",
-    );
+    for verb in ["read", "rm"] {
+        fails(
+            &e.run(&[verb, "dir"]),
+            1,
+            "'dir' is a directory in the shared-memory directory, not a channel",
+        );
+    }
     fails(
         &e.run(&["read", "link"]),
         1,

@@ -782,6 +782,7 @@ impl Channel {
         }
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+            io::ErrorKind::IsADirectory => directory(&name),
             _ => io_error(&name, &path, "removing", e),
         })
     }
