@@ -281,6 +281,13 @@ impl Channel {
     /// Executor-agnostic; see the [`notify`](self) module docs for how it waits (one shared
     /// thread per process, no polling on Linux 5.16+).
     ///
+    /// Like every wait on a handle it has no timeout of its own and is bound to this channel's
+    /// memory, not to its name: a channel removed (or replaced under its name) while awaited
+    /// stays pending until something publishes to that memory. Race it against a timer of the
+    /// executor's, and look whether the name still leads here with [`Channel::is_current`]
+    /// (what [`Follower`](crate::Follower), the blocking way to follow a name, does every
+    /// 100 ms).
+    ///
     /// # Panics
     ///
     /// A poll panics if the process cannot start that thread (no threads left: `RLIMIT_NPROC`,
