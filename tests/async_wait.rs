@@ -536,10 +536,11 @@ fn a_forked_child_drops_what_it_inherited(name: &str) {
     let mut f = Box::pin(ch.changed(1));
     poll_pending(&mut f, &noop);
     // FORMAT.md §5: entry 0's owner word is at byte 512.
+    let path = ch.location().path().unwrap();
     let owner = || {
         use std::os::unix::fs::FileExt;
         let mut word = [0u8; 8];
-        let file = std::fs::File::open(ch.location().path().unwrap()).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
         file.read_exact_at(&mut word, 512).unwrap();
         u64::from_le_bytes(word)
     };
@@ -558,17 +559,42 @@ fn a_forked_child_drops_what_it_inherited(name: &str) {
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     let after = (owner(), ch.info().waiters);
     drop(f);
+    drop(ch);
+    Channel::remove(name).unwrap();
+    // A handle that had not read when it was forked: the child's read claims an entry (under
+    // the parent's token), which the child's drop gives back.
+    let ch = Channel::create(name, 64).unwrap();
+    ch.publish_str("x").unwrap();
+    // SAFETY: as above.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        ch.read_raw().unwrap();
+        let claimed = owner() != 0;
+        drop(ch);
+        // SAFETY: as above.
+        unsafe { libc::_exit(if claimed { 0 } else { 3 }) };
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child claimed nothing"
+    );
+    let child_claimed_left = owner();
+    drop(ch);
     Channel::remove(name).unwrap();
     print_stats(&json!({
         "owner_before": before.0, "waiters_before": before.1,
         "owner_after": after.0, "waiters_after": after.1,
+        "child_claimed_left": child_claimed_left,
     }));
 }
 
 /// A forked child that dropped a handle and a pending `changed` future it inherited gave the
 /// parent's pin entry away (the token is the same in both) and took the parent's wait off the
 /// count, so a publish woke the parent only at its 100 ms re-check. A handle and a future now
-/// undo only what their own process did.
+/// undo only what their own process did, and a child still gives back an entry it claimed.
 #[test]
 fn a_forked_child_dropping_inherited_handles_leaves_the_parent_its_entry_and_its_count() {
     let name = unique("forkdrop");
@@ -577,6 +603,10 @@ fn a_forked_child_dropping_inherited_handles_leaves_the_parent_its_entry_and_its
     assert_eq!(stats["owner_after"], stats["owner_before"], "{stats}");
     assert_eq!(stats["waiters_before"], 1, "{stats}");
     assert_eq!(stats["waiters_after"], 1, "{stats}");
+    assert_eq!(
+        stats["child_claimed_left"], 0,
+        "an entry the child claimed: {stats}"
+    );
 }
 
 /// Keeps the expected panics of polls that cannot start the notifier's thread off stderr (any

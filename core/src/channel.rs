@@ -30,8 +30,8 @@ use crate::sync::Ordering;
 /// A handle belongs to the process that made it. A process forked from it inherits a copy that
 /// still reads and writes whole values, but shares the parent's reader-pin entry (either may
 /// then retry more) and its writer identity; dropping the copy (or a `changed` future) there
-/// leaves the parent's entry and waits alone. A forked process that goes on using a channel
-/// should open its own handle.
+/// leaves the parent's entry and waits alone, and gives back an entry the copy claimed in the
+/// child. A forked process that goes on using a channel should open its own handle.
 ///
 /// ```
 /// use mmf_core::{Channel, Tag};
@@ -65,9 +65,10 @@ pub struct Channel {
     pin_kept: Streak<PIN_KEPT_READS>,
     timeouts: Timeouts,
     wait_spin: Duration,
-    /// The process that made this handle: a forked child that drops its copy leaves the pin
-    /// entry, which is the parent's, alone.
-    pid: u32,
+    /// The process that claimed `pin`'s entry: a forked child that drops its copy of a handle
+    /// whose entry the parent claimed leaves the entry, which the parent still uses, alone (and
+    /// gives back one it claimed itself).
+    pin_pid: AtomicU32,
 }
 
 /// A per-handle countdown of reads that take a slower but surer path after a writer overtook one:
@@ -316,6 +317,7 @@ impl Options {
             header_only: true,
             liveness: os::Liveness::default(),
             damaged: None,
+            idle_wakes: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -659,6 +661,7 @@ impl Options {
             header_only: true,
             liveness: os::Liveness::default(),
             damaged: None,
+            idle_wakes: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -713,7 +716,7 @@ impl Options {
             pin_kept: Streak::default(),
             timeouts: self.timeouts,
             wait_spin: self.wait_spin,
-            pid: std::process::id(),
+            pin_pid: AtomicU32::new(0),
         }
     }
 }
@@ -1140,7 +1143,10 @@ impl Channel {
     /// This handle's pin entry, claimed on first use.
     #[inline]
     fn pin_entry(&self) -> Option<usize> {
-        *self.pin.get_or_init(|| self.snap.claim_pin(self.token))
+        *self.pin.get_or_init(|| {
+            self.pin_pid.store(std::process::id(), Relaxed);
+            self.snap.claim_pin(self.token)
+        })
     }
 
     /// Largest value the channel holds, in bytes.
@@ -1492,9 +1498,10 @@ impl Drop for Channel {
         // Before the mapping goes: the notifier thread must not touch it afterwards.
         #[cfg(feature = "async")]
         crate::notify::forget_channel(std::ptr::from_ref(self.latest_word()) as usize);
-        // A forked child's copy of the handle: the entry is its parent's (same token), which
-        // still uses it.
-        if let Some(Some(e)) = self.pin.get().filter(|_| std::process::id() == self.pid) {
+        // A forked child's copy of a handle whose entry its parent claimed (same token): the
+        // parent still uses it.
+        let claimed_here = || self.pin_pid.load(Relaxed) == std::process::id();
+        if let Some(Some(e)) = self.pin.get().filter(|_| claimed_here()) {
             // A file truncated under the mapping (which `verify` reports) would make the stores
             // that give the entry back raise SIGBUS: drop such a handle without touching it.
             let intact = self.snap.liveness.file().is_none_or(|f| {
@@ -1696,6 +1703,7 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         header_only: true,
         liveness: os::Liveness::default(),
         damaged: None,
+        idle_wakes: Default::default(),
     };
     snap.damaged = snap.damaged_latest();
     Ok(snap)

@@ -33,6 +33,7 @@ fn channel_with(readers: usize, checksum: bool) -> Arc<Snapshot> {
         header_only: true,
         liveness: crate::os::Liveness::default(),
         damaged: None,
+        idle_wakes: Default::default(),
     };
     snap.init(u64::from(checksum), 1, 0, 0);
     Arc::new(snap)

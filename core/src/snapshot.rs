@@ -119,6 +119,23 @@ pub(crate) struct Snapshot {
     /// `latest` still holds it, reads of that slot read the frame first, which reports the
     /// damage, instead of trusting the descriptor; the next publish replaces it.
     pub damaged: Option<u64>,
+    /// What this handle's publishes noticed of wake-up calls that woke nobody
+    /// ([`Snapshot::woke_nobody`]).
+    pub idle_wakes: IdleWakes,
+}
+
+/// A writer's record of the header's waiter count against the pin entries', taken when its
+/// wake-up calls woke nobody: an excess that stays put is a waiter killed between its two
+/// counts ([`Snapshot::woke_nobody`]).
+#[derive(Default)]
+pub(crate) struct IdleWakes(std::sync::Mutex<IdleLook>);
+
+#[derive(Default)]
+struct IdleLook {
+    /// When a publish last looked (at most one look per [`WAITERS_SETTLE`]).
+    last: Option<Instant>,
+    /// Since when the header has exceeded the entries' sum, by these same two counts.
+    excess: Option<(Instant, u64, u64)>,
 }
 
 /// What one look at the value `latest` names found ([`Snapshot::look_latest`]).
@@ -344,8 +361,8 @@ impl Snapshot {
     /// wake-up call for nobody. This runs once per handle, at its first read or wait; it checks
     /// the liveness only of owners whose `pinned` or waiting word is set.
     ///
-    /// It also mends a header waiter count that differs from what the entries count (a waiter
-    /// killed half-way, or a peer): see [`heal_waiters`](Self::heal_waiters).
+    /// It also mends a header waiter count far above what the entries count (a peer wrote it):
+    /// see [`heal_waiters`](Self::heal_waiters).
     pub(crate) fn claim_pin(&self, token: u64) -> Option<usize> {
         if !self.region.writable() {
             return None;
@@ -403,36 +420,65 @@ impl Snapshot {
         claimed
     }
 
-    /// Mends the header's waiter count to what the pin entries count. Every waiter is counted in
-    /// an entry too, right after the header (`enter_waiting`), and leaves its entry first, so
-    /// the header exceeds the entries' sum only by waits that are entering or leaving at that
-    /// instant, and by a waiter killed between its two counts, whose entry counts nothing for
-    /// its takeover to subtract: left alone, that one would make every publish pay a wake-up call
-    /// for as long as the channel exists. So:
-    /// - a count more than [`WAITERS_SLACK`] above the sum was written by a peer, and is lowered
-    ///   at once;
-    /// - a smaller excess is lowered when it stays the same, with the same sum, across
-    ///   [`WAITERS_SETTLE`]: a wait is between its two counts for nanoseconds;
-    /// - a count below the sum (only a mend that misjudged, or a peer, leaves one) is raised.
-    ///
-    /// Should a wait that is just starting or leaving be miscounted all the same (one preempted
-    /// between its counts for longer than the settle, or the entries not read at one instant),
-    /// a waiter left uncounted is woken late, not never: waits look again at least every
-    /// `wait::MAX_SLEEP`; a count left too high costs needless wake-up calls until the next mend.
+    /// Lowers the header's waiter count to what the pin entries count when it is far above
+    /// that. Every waiter is counted in an entry too, right after the header (`enter_waiting`),
+    /// so the header can only exceed the entries' sum by the waits just starting; a count more
+    /// than [`WAITERS_SLACK`] above it was written by a peer, and would make every publish pay a
+    /// wake-up call for as long as the channel exists. Should waits that are just starting or
+    /// leaving be miscounted by it (the entries are not read at one instant), a waiter left
+    /// uncounted is woken late, not never: waits look again at least every `wait::MAX_SLEEP`.
+    /// A small excess that stays (a waiter killed between its two counts) is the writers' to
+    /// mend, whose wake-up calls it costs ([`woke_nobody`](Self::woke_nobody)).
     fn heal_waiters(&self) {
-        let w = self.region.word(H_WAITERS);
         let counted = self.counted_waiters();
-        let header = w.load(Ordering::SeqCst);
-        if header > counted.saturating_add(WAITERS_SLACK) || header < counted {
-            let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-                (v > counted.saturating_add(WAITERS_SLACK) || v < counted).then_some(counted)
-            });
-        } else if header > counted && !cfg!(loom) {
-            std::thread::sleep(WAITERS_SETTLE);
-            if self.counted_waiters() == counted {
-                let _ = w.compare_exchange(header, counted, Ordering::SeqCst, Ordering::Relaxed);
-            }
+        let w = self.region.word(H_WAITERS);
+        let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+            (v > counted.saturating_add(WAITERS_SLACK)).then_some(counted)
+        });
+    }
+
+    /// A publish's wake-up call woke nobody while the header counted waiters. Either they are
+    /// awake (spinning before they sleep, or between their count and their sleep: the entries
+    /// count them too), or the header counts a waiter that no entry does: one killed between
+    /// its two counts (`enter_waiting`), whose entry holds nothing for a takeover to subtract,
+    /// and which would cost every publish a wake-up call for as long as the channel exists.
+    /// At most once per [`WAITERS_SETTLE`], this compares the two counts; an excess that
+    /// stayed the same, with the same sum, across that long (a wait is between its two counts
+    /// for nanoseconds) is lowered to the sum by compare-and-swap. Cold: only publishes that
+    /// already paid a system call for nobody come here, and nothing here sleeps.
+    ///
+    /// Should a wait preempted between its counts for that long be taken off all the same, it
+    /// is woken late, not never (waits look again at least every `wait::MAX_SLEEP`), and the
+    /// count is right again once it leaves (the header's decrement saturates at 0).
+    #[cfg(not(loom))]
+    #[cold]
+    #[inline(never)]
+    fn woke_nobody(&self) {
+        let Ok(mut look) = self.idle_wakes.0.try_lock() else {
+            return; // another thread of this handle is looking
+        };
+        let now = Instant::now();
+        if look
+            .last
+            .is_some_and(|t| now.duration_since(t) < WAITERS_SETTLE)
+        {
+            return;
         }
+        look.last = Some(now);
+        let counted = self.counted_waiters();
+        let w = self.region.word(H_WAITERS);
+        let header = w.load(Ordering::SeqCst);
+        look.excess = match look.excess {
+            _ if header <= counted => None,
+            Some((since, h, c)) if (h, c) == (header, counted) => {
+                if now.duration_since(since) < WAITERS_SETTLE {
+                    return;
+                }
+                let _ = w.compare_exchange(header, counted, Ordering::SeqCst, Ordering::Relaxed);
+                None
+            }
+            _ => Some((now, header, counted)),
+        };
     }
 
     /// The sum of the pin entries' waiter counts (saturating: a peer may have written anything).
@@ -733,8 +779,8 @@ impl Snapshot {
         // either the waiter sees the new `latest` or this load sees the waiter (no lost wake-up).
         // With nobody waiting, this load of a word on the writers' own line is the whole cost.
         #[cfg(not(loom))]
-        if WAKE && h[H_WAITERS].load(Ordering::SeqCst) != 0 {
-            os::wake_all(latest_word);
+        if WAKE && h[H_WAITERS].load(Ordering::SeqCst) != 0 && os::wake_all(latest_word) == 0 {
+            self.woke_nobody();
         }
         Ok(())
     }
@@ -1509,8 +1555,7 @@ const PREFETCH_BYTES: usize = 2048;
 const WAITERS_SLACK: u64 = 1 << 16;
 
 /// How long a smaller excess of the header's waiter count over the entries' must stay unchanged
-/// for [`Snapshot::heal_waiters`] to take it for a waiter killed between its two counts. Paid
-/// only by a handle's first read or wait that finds such an excess.
+/// for [`Snapshot::woke_nobody`] to take it for a waiter killed between its two counts.
 const WAITERS_SETTLE: Duration = Duration::from_millis(1);
 
 /// What a descriptor says of a value, length and tag, when it is usable: a slot copy can start

@@ -58,7 +58,9 @@ pub(crate) fn wait_while(
     std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
 }
 
-pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) {}
+pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) -> usize {
+    1
+}
 
 pub(crate) fn space(_dir: &std::path::Path) -> io::Result<(u64, u64)> {
     Err(io::ErrorKind::Unsupported.into())

@@ -233,12 +233,13 @@ pub(crate) fn wait_while(
     }
 }
 
-/// Wakes every thread sleeping in [`wait_while`] on `word`, in any process.
+/// Wakes every thread sleeping in [`wait_while`] on `word`, in any process; how many it woke
+/// (1 when the call failed, which tells nothing).
 #[cfg(all(target_os = "linux", target_endian = "little"))]
-pub(crate) fn wake_all(word: &std::sync::atomic::AtomicU64) {
+pub(crate) fn wake_all(word: &std::sync::atomic::AtomicU64) -> usize {
     // SAFETY: FUTEX_WAKE only uses the address as a key (it does not dereference user memory
     // beyond validating the mapping); the remaining arguments are ignored.
-    unsafe {
+    let woke = unsafe {
         libc::syscall(
             libc::SYS_futex,
             std::ptr::from_ref(word).cast::<u32>(),
@@ -247,8 +248,9 @@ pub(crate) fn wake_all(word: &std::sync::atomic::AtomicU64) {
             std::ptr::null::<libc::timespec>(),
             std::ptr::null::<u32>(),
             0u32,
-        );
-    }
+        )
+    };
+    usize::try_from(woke).unwrap_or(1)
 }
 
 /// Whether [`wait_while`] really sleeps until woken (a futex) rather than polling.
@@ -263,8 +265,11 @@ pub(crate) fn wait_while(
     std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
 }
 
+/// No futex: nobody sleeps on `word` to be woken (waits poll); 1, which tells nothing.
 #[cfg(not(all(target_os = "linux", target_endian = "little")))]
-pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) {}
+pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) -> usize {
+    1
+}
 
 /// One entry of `futex_waitv(2)` (Linux 5.16+), as the kernel lays it out.
 #[cfg(all(target_os = "linux", feature = "async"))]
