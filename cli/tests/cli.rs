@@ -2337,6 +2337,11 @@ fn prune_removes_what_killed_creators_left() {
     };
     plant("mmf.empty", b"", hour_ago);
     plant("mmf.zeros", &[0; 8192], hour_ago);
+    // Killed after it wrote its pid into the header (FORMAT.md §4: word 10), before the magic;
+    // the pid is a live process's by now (this test's): unfinished all the same.
+    let mut reused = vec![0u8; 8192];
+    reused[80..88].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
+    plant("mmf.reused", &reused, hour_ago);
     // Kept: one being created right now, and a file that is no channel (not ours to judge).
     plant("mmf.fresh", b"", std::time::SystemTime::now());
     plant("mmf.notes", b"my notes", hour_ago);
@@ -2352,6 +2357,7 @@ fn prune_removes_what_killed_creators_left() {
     let out = e.ok(&["prune", "--older-than", "0s"]);
     assert!(out.contains("zeros (never finished"), "{out}");
     assert!(!e.dir.join("mmf.empty").exists() && !e.dir.join("mmf.zeros").exists());
+    assert!(!e.dir.join("mmf.reused").exists(), "{out}");
     assert!(e.dir.join("mmf.fresh").exists() && e.dir.join("mmf.notes").exists());
     // One held by a live process (a creator still at work) is left too.
     plant("mmf.held", b"", hour_ago);

@@ -135,7 +135,8 @@ impl Follower {
     /// found being created is given 250 ms to finish, as in [`open`](Follower::open). A writer
     /// that goes on publishing to the old channel after a new one took its name (a service's
     /// old instance still stopping) does not keep the follower there: the new channel is
-    /// [`Change::Replaced`] within 100 ms.
+    /// [`Change::Replaced`] within 100 ms (a value the old channel got meanwhile may be
+    /// skipped: the name's latest value is the new channel's).
     pub fn wait(&mut self, since: u64, timeout: Duration) -> Result<Option<Change>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {

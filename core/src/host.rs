@@ -80,9 +80,8 @@ pub fn remove_unused(location: &Location, idle_for: std::time::Duration) -> Resu
 /// [`remove_unused`], keeping also a channel whose header, read under the lock, names a creator
 /// or a last writer that is still running ([`is_stale`]'s other two conditions): what `mmf
 /// prune` does. A process that opened the channel, published and closed it between the caller's
-/// listing and this call, and still runs, keeps it. A file whose creator died before finishing
-/// it (a header of zeros, or one with the creator's pid but no magic yet) has neither, or a
-/// dead one, and is removed if unused and old enough.
+/// listing and this call, and still runs, keeps it. (For a file whose creator died before
+/// finishing it, [`remove_unused`]: a pid it wrote may be another process's by now.)
 pub fn remove_stale(location: &Location, idle_for: std::time::Duration) -> Result<bool> {
     remove_if(location, idle_for, true)
 }

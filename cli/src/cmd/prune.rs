@@ -44,7 +44,14 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             // Decided again under the lock it removes under: a handle opened since the listing
             // keeps the channel, so does a new channel made under the name meanwhile, and so
             // does a process that published since and still runs.
-            match host::remove_stale(&location, a.older_than) {
+            // (An unfinished one is judged by its lock and age alone: its creator's pid, if it
+            // got as far as writing it, may belong to another process by now.)
+            let removed = if unfinished {
+                host::remove_unused(&location, a.older_than)
+            } else {
+                host::remove_stale(&location, a.older_than)
+            };
+            match removed {
                 Ok(true) => {}
                 Ok(false) | Err(mmf::channel::Error::NotFound { .. }) => continue,
                 Err(e) => {
