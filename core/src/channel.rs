@@ -31,7 +31,10 @@ use crate::sync::Ordering;
 /// still reads and writes whole values, but shares the parent's reader-pin entry (either may
 /// then retry more) and its writer identity; dropping the copy (or a `changed` future) there
 /// leaves the parent's entry and waits alone, and gives back an entry the copy claimed in the
-/// child. A forked process that goes on using a channel should open its own handle.
+/// child. But a child killed while it publishes or waits through the copy leaves the writer
+/// lock, or a waiter count, under the parent's identity, which the parent cannot tell from its
+/// own (its publishes then fail with [`Error::Contended`]). A forked process that goes on
+/// using a channel should open its own handle.
 ///
 /// ```
 /// use mmf_core::{Channel, Tag};
