@@ -120,8 +120,10 @@ pub(crate) struct Snapshot {
     /// damage, instead of trusting the descriptor; the next publish replaces it.
     pub damaged: Option<u64>,
     /// What this handle's publishes noticed of wake-up calls that woke nobody
-    /// ([`Snapshot::woke_nobody`]).
-    pub idle_wakes: IdleWakes,
+    /// ([`Snapshot::woke_nobody`]). Boxed: held inline, it made every publish a few
+    /// instructions longer (callgrind: 64 B 184 -> 190, 4 KiB 834 -> 852, without the check
+    /// for waiters too), by the layout of the handle alone.
+    pub idle_wakes: Box<IdleWakes>,
 }
 
 /// A writer's record of the header's waiter count against the pin entries', taken when its
