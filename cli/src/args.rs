@@ -244,7 +244,6 @@ pub enum OutFormat {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("waiting").args(["wait", "after"]).multiple(true))]
 pub struct ReadArgs {
     /// Channel name or file path.
     pub name: String,
@@ -266,8 +265,9 @@ pub struct ReadArgs {
     /// current value is newer already).
     #[arg(long, value_name = "GEN")]
     pub after: Option<u64>,
-    /// Give up waiting after DUR (500ms, 5s, 2m; a bare number is seconds) and exit with code 8.
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, requires = "waiting")]
+    /// Give up waiting after DUR (500ms, 5s, 2m; a bare number is seconds) and exit with code 8
+    /// (with --wait or --after).
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration)]
     pub timeout: Option<std::time::Duration>,
 }
 

@@ -850,6 +850,12 @@ fn usage_errors_exit_2() {
         "invalid channel name",
     );
     fails(&e.run(&["read", "bad\u{7}name"]), 2, "control character");
+    // clap said only that "<--wait|--after <GEN>>" was missing.
+    fails(
+        &e.run(&["read", "T", "--timeout", "1s"]),
+        2,
+        "--timeout bounds a wait: give it with --wait",
+    );
     std::fs::create_dir_all(e.dir.join("d")).unwrap();
     for verb in [
         &["new", "./d", "--size", "1KiB", "--force"][..],

@@ -3,10 +3,21 @@
 use mmf::{Location, Meta, Options, Tag};
 
 use crate::args::{OutFormat, ReadArgs};
-use crate::exit::{Coded, EMPTY, INVALID_INPUT};
+use crate::exit::{Coded, EMPTY, INVALID_INPUT, USAGE};
 use crate::follow::{self, Followed, Waited};
 
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
+    // Said here rather than by clap, whose "required arguments were not provided:
+    // <--wait|--after <GEN>>" left it to the reader to see that --timeout was the cause.
+    if a.timeout.is_some() && !a.wait && a.after.is_none() {
+        return Err(Coded(
+            USAGE,
+            "--timeout bounds a wait: give it with --wait (the next value) or --after GEN; a \
+             plain read does not wait"
+                .into(),
+        )
+        .into());
+    }
     let location = Location::parse(&a.name)?;
     let (meta, bytes) = if a.wait || a.after.is_some() {
         read_next(location.clone(), a.after, a.timeout)?
