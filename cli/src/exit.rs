@@ -32,6 +32,51 @@ fn core_error(err: &anyhow::Error) -> Option<&CoreError> {
     })
 }
 
+/// What the command line says of a missing channel `name`; `value_len` is the size of the value
+/// `out` was given (0 when there is none), which the advice to create the channel makes room
+/// for (it said `--size 1KiB` whatever the value).
+pub fn not_found(name: &str, value_len: usize) -> String {
+    // `mmf read state.mmf` beside a file state.mmf: a name without '/' is shared memory.
+    let file = !name.contains('/') && std::path::Path::new(name).is_file();
+    let shm_dir = mmf::channel::host::shm_dir();
+    if !name.contains('/') && !shm_dir.is_dir() {
+        // `mmf new` would fail too: say what is missing.
+        format!(
+            "no channel named '{name}': the shared-memory directory {} does not exist \
+             ({})",
+            shm_dir.display(),
+            if std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty()) {
+                "MMF_SHM_DIR names it; create it or point MMF_SHM_DIR at a directory \
+                 that exists"
+            } else {
+                "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
+            }
+        )
+    } else if file {
+        format!(
+            "no channel named '{name}' in shared memory; a name without '/' is a \
+             shared-memory channel, so for the file here say {}",
+            shell_word(&format!("./{name}"))
+        )
+    } else {
+        format!(
+            "no channel named '{name}'; check the name, or create it with `{}`",
+            command("new", name, &format!("--size {}", size_for(value_len)))
+        )
+    }
+}
+
+/// A round channel size that holds `len` bytes: 1KiB, else the power of two above it (`8KiB`,
+/// `2MiB`, `1GiB`).
+fn size_for(len: usize) -> String {
+    let bytes = len.max(1024).next_power_of_two();
+    match bytes {
+        b if b >= 1 << 30 => format!("{}GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{}MiB", b >> 20),
+        b => format!("{}KiB", b >> 10),
+    }
+}
+
 /// The exit code for an error.
 pub fn code(err: &anyhow::Error) -> u8 {
     if let Some(c) = core_error(err) {
@@ -131,36 +176,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
         (CoreError::NotFound { name }, "remove-one-of-many") => {
             format!("no channel named '{name}' (--force ignores names that do not exist)")
         }
-        (CoreError::NotFound { name }, _) => {
-            // `mmf read state.mmf` beside a file state.mmf: a name without '/' is shared memory.
-            let file = !name.contains('/') && std::path::Path::new(name).is_file();
-            let shm_dir = mmf::channel::host::shm_dir();
-            if !name.contains('/') && !shm_dir.is_dir() {
-                // `mmf new` would fail too: say what is missing.
-                format!(
-                    "no channel named '{name}': the shared-memory directory {} does not exist \
-                     ({})",
-                    shm_dir.display(),
-                    if std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty()) {
-                        "MMF_SHM_DIR names it; create it or point MMF_SHM_DIR at a directory \
-                         that exists"
-                    } else {
-                        "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
-                    }
-                )
-            } else if file {
-                format!(
-                    "no channel named '{name}' in shared memory; a name without '/' is a \
-                     shared-memory channel, so for the file here say {}",
-                    w(&format!("./{name}"))
-                )
-            } else {
-                format!(
-                    "no channel named '{name}'; check the name, or create it with `{}`",
-                    command("new", name, "--size 1KiB")
-                )
-            }
-        }
+        (CoreError::NotFound { name }, _) => not_found(name, 0),
         (CoreError::TooLarge { len, capacity }, "out") => format!(
             "value of {len} bytes does not fit the channel's capacity of {capacity} bytes; \
              nothing was published (`{}` makes a larger channel, dropping the current value)",

@@ -159,6 +159,18 @@ fn the_seed_scenario_in_two_processes() {
     );
     // One piece of advice, not the library's and the command line's one after the other.
     assert!(!String::from_utf8_lossy(&e.run(&["read", "Test"]).stderr).contains("("));
+    // `out` suggests a size that holds the value it was given (it said 1KiB whatever it was),
+    // whether the value is an argument or comes on standard input.
+    fails(
+        &e.run(&["out", "Test", &"x".repeat(5000)]),
+        3,
+        "create it with `mmf new Test --size 8KiB`",
+    );
+    fails(
+        &e.run_in(&["out", "Test"], &[b'x'; 300_000]),
+        3,
+        "create it with `mmf new Test --size 512KiB`",
+    );
     // A file beside a name without '/': the name means shared memory, the file needs a path.
     std::fs::write(e.dir.join("state.mmf"), b"x").unwrap();
     std::fs::write(e.dir.join("my state"), b"x").unwrap();

@@ -6,7 +6,7 @@ use anyhow::Context;
 use mmf::{Channel, ChannelExt, Location, Options, Tag};
 
 use crate::args::{InFormat, OutArgs};
-use crate::exit::{Coded, INVALID_INPUT, TOO_LARGE, USAGE};
+use crate::exit::{Coded, INVALID_INPUT, NOT_FOUND, TOO_LARGE, USAGE};
 
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
@@ -30,7 +30,7 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     // Opened (again) once the value is here: while standard input was read, the channel may
     // have been created, or replaced by `new --force`, and a value published into the old one
     // would be lost without a word.
-    let mut ch = Options::new().open(&location)?;
+    let mut ch = open_for(&location, input.len())?;
     let mut generation = publish(&ch, a.format(), &input)?;
     // Removed or replaced between that open and the publish (`rm`, `new --force`, `prune`):
     // the value went where no reader looks. Publish it into what the name holds now, or say
@@ -61,6 +61,18 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
         super::print_bytes(format!("{generation}\n").as_bytes())?;
     }
     Ok(())
+}
+
+/// Opens the channel a value of `len` bytes is for: a missing one is exit 3, with advice to
+/// create it large enough for the value (of what was read of it: standard input is read up to
+/// [`MISSING_READ`] bytes while the channel is missing).
+fn open_for(location: &Location, len: usize) -> anyhow::Result<Channel> {
+    Options::new().open(location).map_err(|e| match e {
+        mmf::channel::Error::NotFound { name } => {
+            Coded(NOT_FOUND, crate::exit::not_found(&name, len)).into()
+        }
+        e => e.into(),
+    })
 }
 
 /// Whether standard input is `/dev/null`. A process started with it closed gets `/dev/null`
@@ -114,7 +126,7 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
                         .take(MISSING_READ + 1)
                         .read_to_end(&mut buf)
                         .context("reading standard input")?;
-                    Options::new().open(location)?
+                    open_for(location, buf.len())?
                 }
                 other => other?,
             }
