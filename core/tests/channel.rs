@@ -2072,6 +2072,16 @@ fn recover_finds_nothing_whole_when_only_the_header_held_the_previous_value() {
     assert_eq!(w.read_raw().unwrap().1, b"three");
 }
 
+/// Sets the file at `path` modified an hour ago (as `mmf prune` judges age).
+fn an_hour_old(path: &std::path::Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap()
+}
+
 /// `mmf prune` decides a channel is unused and removes it under one exclusive lock
 /// (`host::remove_unused`); an open that was waiting for that lock then finds the name gone
 /// instead of a handle on a file nobody else can reach. It used to check, unlock, then remove:
@@ -2115,14 +2125,7 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
     // its process gone): the new channel is kept. It was removed, being unused too.
     let old = s.create(64);
     drop(old);
-    let an_hour_old = || {
-        std::fs::File::options()
-            .write(true)
-            .open(s.path())
-            .unwrap()
-            .set_modified(SystemTime::now() - Duration::from_secs(3600))
-            .unwrap()
-    };
+    let an_hour_old = || an_hour_old(&s.path());
     an_hour_old();
     drop(
         Options::new()
@@ -2161,14 +2164,7 @@ fn a_stale_channel_written_since_by_a_running_process_is_kept() {
         f.write_all_at(&u64::from(pid).to_le_bytes(), word * 8)
             .unwrap();
     };
-    let an_hour_old = || {
-        std::fs::File::options()
-            .write(true)
-            .open(s.path())
-            .unwrap()
-            .set_modified(SystemTime::now() - Duration::from_secs(3600))
-            .unwrap()
-    };
+    let an_hour_old = || an_hour_old(&s.path());
     forge(10, dead);
     forge(59, dead);
     let info = Channel::open(&s.name()).unwrap().info();
