@@ -69,7 +69,9 @@ pub fn not_found(name: &str, value_len: usize) -> String {
 /// A round channel size that holds `len` bytes: 1KiB, else the power of two above it (`8KiB`,
 /// `2MiB`, `1GiB`).
 fn size_for(len: usize) -> String {
-    let bytes = len.max(1024).next_power_of_two();
+    let Some(bytes) = len.max(1024).checked_next_power_of_two() else {
+        return "SIZE".into();
+    };
     match bytes {
         b if b >= 1 << 30 => format!("{}GiB", b >> 30),
         b if b >= 1 << 20 => format!("{}MiB", b >> 20),
@@ -263,3 +265,25 @@ impl std::fmt::Display for Coded {
 }
 
 impl std::error::Error for Coded {}
+
+#[cfg(test)]
+mod tests {
+    use super::size_for;
+
+    #[test]
+    fn a_suggested_size_holds_the_value() {
+        let cases = [
+            (0, "1KiB"),
+            (1024, "1KiB"),
+            (1025, "2KiB"),
+            (5000, "8KiB"),
+            (3 << 20, "4MiB"),
+            (1 << 30, "1GiB"),
+            ((3 << 30) + 1, "4GiB"),
+            (usize::MAX, "SIZE"),
+        ];
+        for (len, size) in cases {
+            assert_eq!(size_for(len), size, "{len}");
+        }
+    }
+}
