@@ -281,7 +281,13 @@ fn oversized_values_are_refused_and_the_previous_stays() {
         &["out", "T", "--json"],
         format!("[{}]", "1,".repeat(20) + "1").as_bytes(),
     );
-    fails(&out, 4, "capacity of 16 bytes");
+    // 24 bytes of MessagePack from 43 of JSON: which size was refused is said.
+    fails(
+        &out,
+        4,
+        "JSON is stored as MessagePack: value of 24 bytes does not fit the channel's capacity \
+         of 16 bytes",
+    );
     assert_eq!(e.ok(&["read", "T"]), "small\n");
 }
 

@@ -201,7 +201,14 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
             let text = std::str::from_utf8(input).map_err(mmf::Error::from)?;
             // RFC 8259 lets a parser ignore a byte-order mark; Windows tools (PowerShell 5's
             // UTF-8 among them) write one.
-            ch.publish_json(text.strip_prefix('\u{feff}').unwrap_or(text))?
+            ch.publish_json(text.strip_prefix('\u{feff}').unwrap_or(text))
+                .map_err(|e| match e {
+                    // The size refused is the MessagePack's, not the text's: say so.
+                    mmf::Error::Channel(mmf::channel::Error::TooLarge { .. }) => {
+                        anyhow::Error::new(e).context("JSON is stored as MessagePack")
+                    }
+                    e => e.into(),
+                })?
         }
         InFormat::Msgpack => {
             // Check that it is one whole document before it reaches readers.
