@@ -709,8 +709,8 @@ fn new_exists_force_and_exist_ok() {
         &e.run(&["new", "./junk.txt", "--size", "1KiB"]),
         6,
         "cannot create channel './junk.txt': the name is taken by a file that is not an mmf \
-         channel (it starts 0x6863206120746f6e); choose another name, or delete the file (rm \
-         ./junk.txt)",
+         channel (it starts with bytes 6e 6f 74 20 61 20 63 68); choose another name, or delete \
+         the file (rm ./junk.txt)",
     );
     fails(
         &e.run(&["new", "./empty", "--size", "1KiB"]),
@@ -741,7 +741,8 @@ fn new_exists_force_and_exist_ok() {
     fails(
         &e.run(&["new", "S", "--size", "1KiB"]),
         6,
-        "is not an mmf channel (it starts 0x6e696874656d6f73); choose another name, or `mmf \
+        "is not an mmf channel (it starts with bytes 73 6f 6d 65 74 68 69 6e); choose another \
+         name, or `mmf \
          remove S` deletes it",
     );
     e.ok(&["new", "T", "--size", "1KiB", "--exist-ok"]);

@@ -120,8 +120,10 @@ fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
             return anyhow::Error::from(e).context(format!("cannot create channel '{location}'"))
         }
         Err(E::WrongMagic { found, .. }) => format!(
-            "a file that is not an mmf channel (it starts {found:#018x}); choose another name, \
-             or {clear}"
+            "a file that is not an mmf channel (it starts with bytes {}); choose another name, \
+             or {clear}",
+            // In file order, as `xxd` shows them (the word's hex reads them backwards).
+            found.to_le_bytes().map(|b| format!("{b:02x}")).join(" ")
         ),
         Err(E::NotInitialized { .. }) => format!(
             "a file without a channel header (empty, or its creator died while making it); if no \
