@@ -136,8 +136,8 @@ pub(crate) struct IdleWakes(std::sync::Mutex<IdleLook>);
 struct IdleLook {
     /// When a publish last looked (at most one look per [`WAITERS_SETTLE`]).
     last: Option<Instant>,
-    /// Since when the header has exceeded the entries' sum, by these same two counts.
-    excess: Option<(Instant, u64, u64)>,
+    /// The header and the entries' sum at the last look, when the header exceeded the sum.
+    excess: Option<(u64, u64)>,
 }
 
 /// What one look at the value `latest` names found ([`Snapshot::look_latest`]).
@@ -444,10 +444,10 @@ impl Snapshot {
     /// count them too), or the header counts a waiter that no entry does: one killed between
     /// its two counts (`enter_waiting`), whose entry holds nothing for a takeover to subtract,
     /// and which would cost every publish a wake-up call for as long as the channel exists.
-    /// At most once per [`WAITERS_SETTLE`], this compares the two counts; an excess that
-    /// stayed the same, with the same sum, across that long (a wait is between its two counts
-    /// for nanoseconds) is lowered to the sum by compare-and-swap. Cold: only publishes that
-    /// already paid a system call for nobody come here, and nothing here sleeps.
+    /// At most once per [`WAITERS_SETTLE`], this compares the two counts; an excess found the
+    /// same, with the same sum, by two looks (so at least that long apart: a wait is between
+    /// its two counts for nanoseconds) is lowered to the sum by compare-and-swap. Cold: only
+    /// publishes that already paid a system call for nobody come here, and nothing here sleeps.
     ///
     /// Should a wait preempted between its counts for that long be taken off all the same, it
     /// is woken late, not never (waits look again at least every `wait::MAX_SLEEP`), and the
@@ -472,14 +472,11 @@ impl Snapshot {
         let header = w.load(Ordering::SeqCst);
         look.excess = match look.excess {
             _ if header <= counted => None,
-            Some((since, h, c)) if (h, c) == (header, counted) => {
-                if now.duration_since(since) < WAITERS_SETTLE {
-                    return;
-                }
+            Some(seen) if seen == (header, counted) => {
                 let _ = w.compare_exchange(header, counted, Ordering::SeqCst, Ordering::Relaxed);
                 None
             }
-            _ => Some((now, header, counted)),
+            _ => Some((header, counted)),
         };
     }
 
