@@ -565,17 +565,19 @@ fn a_forked_child_drops_what_it_inherited(name: &str) {
     // the parent's token), which the child's drop gives back.
     let ch = Channel::create(name, 64).unwrap();
     ch.publish_str("x").unwrap();
-    // SAFETY: as above.
+    // SAFETY: the forked child only reads, drops the handle (which takes no lock of the
+    // notifier thread left behind: that is the parent's, and unused in a child) and leaves with
+    // `_exit`.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         ch.read_raw().unwrap();
         let claimed = owner() != 0;
         drop(ch);
-        // SAFETY: as above.
+        // SAFETY: ends the forked child without running the parent's exit handlers twice.
         unsafe { libc::_exit(if claimed { 0 } else { 3 }) };
     }
-    // SAFETY: as above.
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
