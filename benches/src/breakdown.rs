@@ -1,5 +1,5 @@
-//! Where a round trip's time goes: F and mmf between two threads of this process, pinned to the
-//! two CPUs, each round trip stamped at six points (`sys::ticks`): A's send, the hand-off to B
+//! Where a round trip's time goes: F, `floor-validated` and mmf between two threads of this
+//! process, pinned to the two CPUs, each round trip stamped at six points (`sys::ticks`): A's send, the hand-off to B
 //! (until B's spin sees the message), B's copy out, B's send, the hand-off back, A's copy out.
 //!
 //! The latency section measures whole round trips between two processes; this section says which
@@ -16,7 +16,10 @@ use anyhow::{anyhow, ensure, Result};
 use serde::Serialize;
 
 use crate::latency::{Split, RT_TIMEOUT};
-use crate::transports::{floor::Floor, mmf::Mmf};
+use crate::transports::{
+    floor::{Floor, Validated},
+    mmf::Mmf,
+};
 use crate::{stats, sys, Plan};
 
 /// Mean nanoseconds of each segment of a round trip, over the fastest 90 % of that segment's
@@ -81,15 +84,18 @@ pub struct Breakdown {
     pub payload_bytes: usize,
     /// Round trips timed per round.
     pub round_trips: usize,
-    /// Rounds per transport (F and mmf alternate).
+    /// Rounds per transport (F, `floor-validated` and mmf alternate).
     pub rounds: usize,
     /// F, field by field the median over rounds.
     pub floor: Segments,
+    /// `floor-validated` (F made torn-free: two buffers, mmf's word copies, a flag re-read), the
+    /// same: what of mmf's extra any torn-free hand-off pays.
+    pub validated: Segments,
     /// mmf, the same.
     pub mmf: Segments,
 }
 
-/// Runs F and mmf alternately at the smallest of the plan's sizes.
+/// Runs F, `floor-validated` and mmf in turn at the smallest of the plan's sizes.
 pub fn run(plan: &Plan) -> Result<Breakdown> {
     let len = plan.sizes.iter().copied().min().unwrap_or(64).max(8);
     let (trips, rounds) = if plan.quick {
@@ -98,11 +104,15 @@ pub fn run(plan: &Plan) -> Result<Breakdown> {
         (100_000, plan.runs.clamp(1, 7))
     };
     let mut floor = Vec::new();
+    let mut validated = Vec::new();
     let mut mmf = Vec::new();
     for _ in 0..rounds {
         let (a, res) = Floor::<1>::parent(len)?;
         let b = Floor::<1>::child(len, &res)?;
         floor.push(trace(a, b, plan.cpus, trips)?);
+        let (a, res) = Validated::parent(len)?;
+        let b = Validated::child(len, &res)?;
+        validated.push(trace(a, b, plan.cpus, trips)?);
         let (a, res) = Mmf::parent(len, false)?;
         let b = Mmf::child(len, &res, false)?;
         mmf.push(trace(a, b, plan.cpus, trips)?);
@@ -112,6 +122,7 @@ pub fn run(plan: &Plan) -> Result<Breakdown> {
         round_trips: trips,
         rounds,
         floor: Segments::median(&floor),
+        validated: Segments::median(&validated),
         mmf: Segments::median(&mmf),
     })
 }

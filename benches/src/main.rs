@@ -282,7 +282,7 @@ fn run(args: Args) -> Result<()> {
         Vec::new()
     };
     let breakdown = if wants("breakdown") && cpus.0 != cpus.1 {
-        eprintln!("breakdown of a round trip (F and mmf, two threads)...");
+        eprintln!("breakdown of a round trip (F, floor-validated and mmf, two threads)...");
         Some(breakdown::run(&plan).map_err(|e| format!("{e:#}")))
     } else {
         None

@@ -887,7 +887,8 @@ fn render_publish(o: &mut String, p: &Result<Vec<PublishCost>, String>) {
     }
 }
 
-/// The breakdown section: F's and mmf's segments side by side, and their difference.
+/// The breakdown section: the segments of F, `floor-validated` and mmf side by side, and mmf's
+/// differences to the other two.
 fn render_breakdown(o: &mut String, b: &Result<Breakdown, String>) {
     let b = match b {
         Ok(b) => b,
@@ -914,14 +915,13 @@ fn render_breakdown(o: &mut String, b: &Result<Breakdown, String>) {
         let cells: Vec<String> = f.iter().map(|x| format!("{x:>6.0} ns")).collect();
         let _ = writeln!(o, "{name:<13} {}", cells.join(" "));
     };
-    let (fl, mm) = (b.floor.fields(), b.mmf.fields());
+    let (fl, va, mm) = (b.floor.fields(), b.validated.fields(), b.mmf.fields());
     row(o, "floor (F)", fl);
+    row(o, "validated", va);
     row(o, "mmf", mm);
-    let mut d = [0.0; 7];
-    for (i, x) in d.iter_mut().enumerate() {
-        *x = mm[i] - fl[i];
-    }
-    row(o, "mmf - F", d);
+    let minus = |x: [f64; 7], y: [f64; 7]| std::array::from_fn::<f64, 7, _>(|i| x[i] - y[i]);
+    row(o, "mmf - F", minus(mm, fl));
+    row(o, "mmf - valid.", minus(mm, va));
 }
 
 fn pct(x: f64) -> String {

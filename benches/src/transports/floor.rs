@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 use mmf_core::__bench::{atomic_load_bytes, atomic_store_bytes};
 
 use crate::buf::Buf;
-use crate::latency::{payload, seq_of, spin_until, stamp, Side, Split};
+use crate::latency::{payload, seq_of, spin_until, stamp, Side, Split, RT_TIMEOUT};
 use crate::proc::Resources;
 use crate::shm::{SharedMap, LINE};
 use crate::sys;
@@ -223,6 +223,8 @@ pub struct Validated {
     inb: Vec<u8>,
     sent: u64,
     last: u64,
+    /// The message `arrived` saw (the flag's value), which `take` copies.
+    next: u64,
 }
 
 impl Validated {
@@ -247,6 +249,7 @@ impl Validated {
             inb: Vec::with_capacity(len),
             sent: 0,
             last: 0,
+            next: 0,
         }
     }
 
@@ -273,12 +276,29 @@ impl Side for Validated {
 
     #[inline]
     fn recv(&mut self, timeout: Duration) -> Result<u64> {
+        self.arrived(timeout)?;
+        self.take()
+    }
+}
+
+impl Split for Validated {
+    #[inline]
+    fn arrived(&mut self, timeout: Duration) -> Result<()> {
         let flag = self.map.u64_at(self.off.1);
         let last = self.last;
-        let mut g = spin_until(timeout, || {
+        self.next = spin_until(timeout, || {
             let v = flag.load(Ordering::Acquire);
             (v != last).then_some(v)
         })?;
+        Ok(())
+    }
+
+    #[inline]
+    fn take(&mut self) -> Result<u64> {
+        // `take` has no timeout of its own: a copy overtaken for this long is a failed run.
+        let timeout = RT_TIMEOUT;
+        let flag = self.map.u64_at(self.off.1);
+        let mut g = self.next;
         // The clock is read only once a copy has failed: `Instant::now` costs ~30 ns here, a
         // fifth of F's whole round trip.
         let mut start: Option<Instant> = None;
