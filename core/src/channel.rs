@@ -853,8 +853,9 @@ impl Channel {
         let entry = self.pin_entry();
         let eager = self.eager_reads.left();
         let slot_only = self.slot_reads.left();
-        // The common case first, apart from the general loop: a small value, copied from the
-        // header at the first attempt (see `Snapshot::read_inline`).
+        // The common case first, apart from the general loop: a read that no publish overtakes,
+        // copied from the header (a small value) or from the slot the header names, at the
+        // first attempt (see `Snapshot::read_inline`).
         let mut overtaken = false;
         if slot_only == 0 && eager == 0 {
             match self.snap.read_inline(buf) {

@@ -969,13 +969,16 @@ impl Snapshot {
         })
     }
 
-    /// The first attempt of a read when the value is small: the descriptor of `latest`'s
-    /// generation and the validated copy of its inline buffer, nothing else. Kept apart from
-    /// [`read`](Self::read) so that the common read compiles to a short path; `Err(true)` when
-    /// the copy was overtaken by a publish (the caller then reads the slot), `Err(false)` when
-    /// the value is not one to read inline (too large, or a descriptor not yet or no longer
-    /// this generation's), for the general read to handle. For a value too large to be inline,
-    /// the slot's first lines are already on their way when it returns (`prefetch_slot`).
+    /// The first attempt of a read: the descriptor of `latest`'s generation and the validated
+    /// copy of its inline buffer or, for a value too large to be inline, of the slot the
+    /// descriptor names ([`copy_slot`](Self::copy_slot), as the general read's first attempt
+    /// would make it). Kept apart from [`read`](Self::read) so that the common read compiles to
+    /// a short path; `Err(true)` when the inline copy was overtaken by a publish (the caller
+    /// then reads the slot), `Err(false)` when the value is not one to read here (a descriptor
+    /// not yet or no longer this generation's, a slot copy that failed), for the general read to
+    /// handle. Going on to the slot here rather than in the general read saves a read of a slot
+    /// value ~200 instructions (629 against 424 at 512 B in one process, callgrind), 10-15 ns a
+    /// read between two threads on the two CPUs (BENCHMARKS.md, History).
     #[inline(always)]
     pub(crate) fn read_inline(&self, buf: &mut Vec<u8>) -> Result<Meta, bool> {
         let latest = self.fixed()[H_LATEST].load(Ordering::Relaxed);
@@ -1036,10 +1039,16 @@ impl Snapshot {
             .prefetch_lines(data + LINE_WORDS, 1, Intent::Read);
         match self.inline_attempt(B, latest, gen, max, buf) {
             Ok(meta) => Ok(meta),
-            // A usable descriptor, not overtaken: a value too large to be inline.
-            Err((Some((len, _)), false)) => {
+            // A usable descriptor, not overtaken: a value too large to be inline, copied from
+            // its slot as the general read's first attempt would. A copy that failed (overtaken,
+            // or a slot found damaged at open, which `copy_slot` reads by its frame) goes to the
+            // general read, which retries, pins, or reports the damage.
+            Err((Some(hint), false)) => {
                 if slot != NO_SLOT {
-                    self.prefetch_slot(slot, len);
+                    self.prefetch_slot(slot, hint.0);
+                    if let Attempt::Done(meta) = self.copy_slot(slot, gen, Some(hint), buf) {
+                        return Ok(meta);
+                    }
                 }
                 Err(false)
             }
