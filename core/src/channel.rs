@@ -16,7 +16,7 @@ use crate::name::{dir_of, Location};
 use crate::os;
 use crate::os::OwnerState;
 use crate::region::Region;
-use crate::snapshot::{Look, SlotWriter, Snapshot, Source, Timeouts};
+use crate::snapshot::{Look, Miss, SlotWriter, Snapshot, Source, Timeouts};
 use crate::sync::Ordering;
 
 /// A named latest-value channel: writers publish values atomically, readers copy consistent
@@ -853,10 +853,10 @@ impl Channel {
         let entry = self.pin_entry();
         let eager = self.eager_reads.left();
         let slot_only = self.slot_reads.left();
-        // The common case first, apart from the general loop: a read that no publish overtakes,
-        // copied from the header (a small value) or from the slot the header names, at the
-        // first attempt (see `Snapshot::read_inline`).
-        let mut overtaken = false;
+        // The common case first, apart from the general loop: a read whose first copy succeeds,
+        // from the header (a small value) or from the slot the header names (see
+        // `Snapshot::read_inline`).
+        let mut miss = Miss::Elsewhere;
         if slot_only == 0 && eager == 0 {
             match self.snap.read_inline(buf) {
                 Ok(meta) => {
@@ -864,22 +864,24 @@ impl Channel {
                     self.intact()?;
                     return Ok(meta);
                 }
-                // Overtaken: the general read goes straight to the slot.
-                Err(o) => overtaken = o,
+                // The general read goes on from where the fast one stopped.
+                Err(m) => miss = m,
             }
         }
-        self.read_general(buf, entry, eager, slot_only, overtaken)
+        self.read_general(buf, entry, eager, slot_only, miss)
     }
 
-    /// `read_into` past its fast path: optimistic, then pinned attempts, slot copies.
+    /// `read_into` past its fast path: optimistic, then pinned attempts, slot copies. `fast` says
+    /// why the fast path left the read here (`Miss::Elsewhere` if it was not tried).
     fn read_general(
         &self,
         buf: &mut Vec<u8>,
         entry: Option<usize>,
         eager: u32,
         slot_only: u32,
-        fast_overtaken: bool,
+        fast: Miss,
     ) -> Result<Meta> {
+        let fast_overtaken = fast == Miss::InlineOvertaken;
         // A second thread reading through the same handle at the same moment reads by validation
         // alone instead of sharing the pin. The per-read claim on the entry, an atomic swap, is
         // only made after a failed optimistic attempt, so a plain read does no RMW at all.
@@ -896,9 +898,14 @@ impl Channel {
         // Likewise, after an inline copy was overtaken, the next reads of small values go to the
         // slot (see `Snapshot::read`). Both counts are per handle and only steer the fast path.
         let inline = slot_only == 0 && !fast_overtaken;
-        let result = self
-            .snap
-            .read(take_pin, eager > 0, inline, buf, &self.timeouts);
+        let result = self.snap.read(
+            take_pin,
+            eager > 0,
+            inline,
+            fast == Miss::SlotFailed,
+            buf,
+            &self.timeouts,
+        );
         if pinned {
             self.pin_busy
                 .store(false, std::sync::atomic::Ordering::Release);

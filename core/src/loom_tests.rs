@@ -9,7 +9,7 @@ use loom::thread;
 use crate::frame::Tag;
 use crate::layout::Layout;
 use crate::region::Region;
-use crate::snapshot::{SlotWriter, Snapshot, Source, Timeouts};
+use crate::snapshot::{Miss, SlotWriter, Snapshot, Source, Timeouts};
 
 const WRITER: u64 = 1;
 const READER: u64 = 2;
@@ -62,8 +62,9 @@ fn publish(s: &Snapshot, token: u64, g: u8) {
 /// How a checked read goes about it.
 #[derive(Clone, Copy)]
 enum Read {
-    /// The way `Channel::read_into` reads: `read_inline` first, and the general read (straight
-    /// to the slot if the inline copy was overtaken) only if that fails.
+    /// The way `Channel::read_into` reads: `read_inline` first, and the general read only if
+    /// that fails (straight to the slot if the inline copy was overtaken, pinned at once if the
+    /// slot copy of a value too large to be inline was).
     Fast,
     /// The general read alone, inline copy first.
     General,
@@ -77,13 +78,14 @@ fn check(s: &Snapshot, pin: Option<usize>, how: Read) {
     let mut buf = Vec::new();
     let first = match how {
         Read::Fast => s.read_inline(&mut buf),
-        Read::General => Err(false),
-        Read::Slot => Err(true),
+        Read::General => Err(Miss::Elsewhere),
+        Read::Slot => Err(Miss::InlineOvertaken),
     };
     let meta = match first {
         Ok(meta) => meta,
-        Err(overtaken) => {
-            s.read(|| pin, false, !overtaken, &mut buf, &Timeouts::default())
+        Err(miss) => {
+            let (inline, lost) = (miss != Miss::InlineOvertaken, miss == Miss::SlotFailed);
+            s.read(|| pin, false, inline, lost, &mut buf, &Timeouts::default())
                 .unwrap()
                 .0
         }
@@ -228,7 +230,7 @@ fn loom_two_writers_exclude_each_other() {
         assert_eq!(s.generation(), 2);
         let mut buf = Vec::new();
         let (meta, _) = s
-            .read(|| None, false, true, &mut buf, &Timeouts::default())
+            .read(|| None, false, true, false, &mut buf, &Timeouts::default())
             .unwrap();
         assert_eq!((meta.generation, buf), (2, vec![1; LEN]));
     });

@@ -169,6 +169,22 @@ enum Attempt {
     Corrupt(String),
 }
 
+/// Why the fast read ([`Snapshot::read_inline`]) left a read to the general one
+/// ([`Snapshot::read`]), which the general read goes on from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// Not a read the fast path makes: a channel with checksums, a descriptor not (yet, or no
+    /// longer) of `latest`'s generation, a slot out of range. The general read starts afresh.
+    Elsewhere,
+    /// The inline copy of a small value was overtaken by a publish: the general read goes
+    /// straight to the slot (`inline` false).
+    InlineOvertaken,
+    /// The copy of a slot value failed (overtaken, or the slot was found damaged at open and its
+    /// frame disagreed). That was the read's first, optimistic attempt: the general read counts
+    /// it as lost (`lost`) and goes on with the pinned one.
+    SlotFailed,
+}
+
 impl Snapshot {
     /// Writes a fresh header into zeroed memory: geometry and identity first, the version, then
     /// the magic last (with Release), so an opener that sees the magic sees a complete header.
@@ -972,20 +988,19 @@ impl Snapshot {
     /// The first attempt of a read: the descriptor of `latest`'s generation and the validated
     /// copy of its inline buffer or, for a value too large to be inline, of the slot the
     /// descriptor names ([`copy_slot`](Self::copy_slot), as the general read's first attempt
-    /// would make it). Kept apart from [`read`](Self::read) so that the common read compiles to
-    /// a short path; `Err(true)` when the inline copy was overtaken by a publish (the caller
-    /// then reads the slot), `Err(false)` when the value is not one to read here (a descriptor
-    /// not yet or no longer this generation's, a slot copy that failed), for the general read to
-    /// handle. Going on to the slot here rather than in the general read saves a read of a slot
+    /// would make it); on a channel with checksums, whose values are never inline, only the
+    /// prefetch of the slot's first lines. Kept apart from [`read`](Self::read) so that the
+    /// common read compiles to a short path; a [`Miss`] says why the general read must take over
+    /// and where it goes on from. Going on to the slot here rather than in the general read saves a read of a slot
     /// value ~200 instructions (629 against 424 at 512 B in one process, callgrind), 10-15 ns a
     /// read between two threads on the two CPUs (BENCHMARKS.md, History).
     #[inline(always)]
-    pub(crate) fn read_inline(&self, buf: &mut Vec<u8>) -> Result<Meta, bool> {
+    pub(crate) fn read_inline(&self, buf: &mut Vec<u8>) -> Result<Meta, Miss> {
         let latest = self.fixed()[H_LATEST].load(Ordering::Relaxed);
         crate::sync::fence(Ordering::Acquire);
         let (gen, slot) = split_latest(latest);
         if slot >= self.layout.slots && slot != NO_SLOT {
-            return Err(false);
+            return Err(Miss::Elsewhere);
         }
         let max = self.layout.inline_max(self.checksum);
         if max == 0 {
@@ -993,7 +1008,7 @@ impl Snapshot {
             if let (Some((len, _)), true) = (self.descriptor(gen), slot != NO_SLOT) {
                 self.prefetch_slot(slot, len);
             }
-            return Err(false);
+            return Err(Miss::Elsewhere);
         }
         // A branch on the buffer, not an address computed from `gen`: see `read_inline_from`.
         if gen.is_multiple_of(2) {
@@ -1029,7 +1044,7 @@ impl Snapshot {
         slot: usize,
         max: usize,
         buf: &mut Vec<u8>,
-    ) -> Result<Meta, bool> {
+    ) -> Result<Meta, Miss> {
         // Start the buffer's transfer now; the checks below then overlap it. Both of its lines:
         // the length is not known yet, and the second line of a value that fits the first was
         // not rewritten, so hinting it costs a local cache hit.
@@ -1042,17 +1057,19 @@ impl Snapshot {
             // A usable descriptor, not overtaken: a value too large to be inline, copied from
             // its slot as the general read's first attempt would. A copy that failed (overtaken,
             // or a slot found damaged at open, which `copy_slot` reads by its frame) goes to the
-            // general read, which retries, pins, or reports the damage.
+            // general read as that attempt lost: it pins, retries, or reports the damage.
             Err((Some(hint), false)) => {
-                if slot != NO_SLOT {
-                    self.prefetch_slot(slot, hint.0);
-                    if let Attempt::Done(meta) = self.copy_slot(slot, gen, Some(hint), buf) {
-                        return Ok(meta);
-                    }
+                if slot == NO_SLOT {
+                    return Err(Miss::Elsewhere);
                 }
-                Err(false)
+                self.prefetch_slot(slot, hint.0);
+                match self.copy_slot(slot, gen, Some(hint), buf) {
+                    Attempt::Done(meta) => Ok(meta),
+                    Attempt::Retry | Attempt::Corrupt(_) => Err(Miss::SlotFailed),
+                }
             }
-            Err((_, overtaken)) => Err(overtaken),
+            Err((_, true)) => Err(Miss::InlineOvertaken),
+            Err((None, false)) => Err(Miss::Elsewhere),
         }
     }
 
@@ -1099,20 +1116,23 @@ impl Snapshot {
     /// optimistic reads fail lately, under a writer that overtakes them). With `inline` false, a
     /// small value is copied from its slot, not from the header (the caller has seen inline copies
     /// overtaken lately: the header lines are then the ones a back-to-back writer keeps rewriting,
-    /// while a slot stays untouched for several publishes). Returns the value's meta and whether an
-    /// inline copy was overtaken.
+    /// while a slot stays untouched for several publishes). With `lost`, the caller's fast path
+    /// already made the first, optimistic attempt and lost it ([`Miss::SlotFailed`]): it counts
+    /// as this read's first, so the read goes on pinned and reports it among its retries.
+    /// Returns the value's meta and whether an inline copy was overtaken.
     pub(crate) fn read(
         &self,
         pin: impl FnOnce() -> Option<usize>,
         eager: bool,
         inline: bool,
+        lost: bool,
         buf: &mut Vec<u8>,
         t: &Timeouts,
     ) -> Result<(Meta, bool)> {
         let latest_word = self.region.word(H_LATEST);
         let mut pin = Some(pin);
         let mut pin_word = None;
-        let mut retries: u32 = 0;
+        let mut retries: u32 = u32::from(lost);
         let mut started: Option<Instant> = None;
         let mut overtaken = false;
         loop {
@@ -1120,11 +1140,10 @@ impl Snapshot {
             // overtaking us (the common case, e.g. a request/reply exchange) that saves the two
             // cache-line transfers a pin costs (our store, the writer's next scan). Only after a
             // failed attempt does the reader pin, which guarantees progress.
-            if retries == u32::from(!eager) {
-                pin_word = pin
-                    .take()
-                    .and_then(|p| p())
-                    .map(|e| self.region.word(self.layout.pin(e, PIN_SLOT)));
+            if retries >= u32::from(!eager) {
+                if let Some(p) = pin.take() {
+                    pin_word = p().map(|e| self.region.word(self.layout.pin(e, PIN_SLOT)));
+                }
             }
             let attempt = match pin_word {
                 Some(pw) => {
@@ -1876,6 +1895,50 @@ mod tests {
         }
     }
 
+    /// A read whose fast path lost its slot copy (`Miss::SlotFailed`) goes on pinned at once and
+    /// counts that copy among its retries, as the general read does with a lost first attempt of
+    /// its own; without `lost` the first attempt is the optimistic one, and asks for no pin.
+    #[test]
+    fn a_read_that_lost_its_fast_slot_copy_pins_at_once_and_counts_it() {
+        use super::{split_latest, Ordering, Timeouts, H_LATEST, PIN_SLOT};
+        use crate::{Options, Tag};
+        use std::cell::Cell;
+        let ch = Options::new().capacity(4096).anonymous().unwrap();
+        let snap = ch.snapshot();
+        ch.publish_raw(Tag::BYTES, &[5; 4096]).unwrap();
+        let slot = split_latest(snap.region.word(H_LATEST).load(Ordering::SeqCst)).1;
+        assert!(slot < snap.layout.slots);
+        let e = snap.claim_pin(7).unwrap();
+        let pin = snap.region.word(snap.layout.pin(e, PIN_SLOT));
+        let asked = Cell::new(false);
+        let mut buf = Vec::new();
+        for lost in [false, true] {
+            let (meta, _) = snap
+                .read(
+                    || {
+                        asked.set(true);
+                        Some(e)
+                    },
+                    false,
+                    true,
+                    lost,
+                    &mut buf,
+                    &Timeouts::default(),
+                )
+                .unwrap();
+            assert_eq!(buf, [5; 4096]);
+            let pinned = pin.load(Ordering::SeqCst);
+            if lost {
+                assert_eq!(
+                    (meta.retries, asked.get(), pinned),
+                    (1, true, slot as u64 + 1)
+                );
+            } else {
+                assert_eq!((meta.retries, asked.get(), pinned), (0, false, 0));
+            }
+        }
+    }
+
     /// Small values go into the header only while every pin entry is 0; a pinned reader that
     /// finds such a value asks for slots, the next publish then uses one, and a reader that takes
     /// its pin off gives the writers their header-only publishes back.
@@ -1902,7 +1965,14 @@ mod tests {
         let pin = snap.region.word(snap.layout.pin(e, PIN_SLOT));
         let mut buf = Vec::new();
         let (meta, _) = snap
-            .read(|| Some(e), true, true, &mut buf, &Timeouts::default())
+            .read(
+                || Some(e),
+                true,
+                true,
+                false,
+                &mut buf,
+                &Timeouts::default(),
+            )
             .unwrap();
         assert_eq!((meta.generation, &buf[..]), (4, &b"two"[..]));
         assert_eq!(pin.load(Ordering::SeqCst), PIN_WANT_SLOTS);
@@ -1910,8 +1980,15 @@ mod tests {
         let slot = slot_of_latest();
         assert!(slot < snap.layout.slots, "a reader wants slots");
         // Its next pinned read pins that slot, and the writer keeps to slots.
-        snap.read(|| Some(e), true, false, &mut buf, &Timeouts::default())
-            .unwrap();
+        snap.read(
+            || Some(e),
+            true,
+            false,
+            false,
+            &mut buf,
+            &Timeouts::default(),
+        )
+        .unwrap();
         assert_eq!(
             (&buf[..], pin.load(Ordering::SeqCst)),
             (&b"three"[..], slot as u64 + 1)
