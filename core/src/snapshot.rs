@@ -991,9 +991,9 @@ impl Snapshot {
     /// would make it); on a channel with checksums, whose values are never inline, only the
     /// prefetch of the slot's first lines. Kept apart from [`read`](Self::read) so that the
     /// common read compiles to a short path; a [`Miss`] says why the general read must take over
-    /// and where it goes on from. Going on to the slot here rather than in the general read saves a read of a slot
-    /// value ~200 instructions (629 against 424 at 512 B in one process, callgrind), 10-15 ns a
-    /// read between two threads on the two CPUs (BENCHMARKS.md, History).
+    /// and where it goes on from. Going on to the slot here rather than in the general read saves
+    /// a read of a slot value ~200 instructions (629 against 420 at 512 B in one process,
+    /// callgrind), 10-15 ns a read between two threads on the two CPUs (BENCHMARKS.md, History).
     #[inline(always)]
     pub(crate) fn read_inline(&self, buf: &mut Vec<u8>) -> Result<Meta, Miss> {
         let latest = self.fixed()[H_LATEST].load(Ordering::Relaxed);
