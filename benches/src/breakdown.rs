@@ -1,6 +1,7 @@
 //! Where a round trip's time goes: F, `floor-validated` and mmf between two threads of this
-//! process, pinned to the two CPUs, each round trip stamped at six points (`sys::ticks`): A's send, the hand-off to B
-//! (until B's spin sees the message), B's copy out, B's send, the hand-off back, A's copy out.
+//! process, pinned to the two CPUs, each round trip stamped at six points (`sys::ticks`): A's
+//! send, the hand-off to B (until B's spin sees the message), B's copy out, B's send, the
+//! hand-off back, A's copy out.
 //!
 //! The latency section measures whole round trips between two processes; this section says which
 //! part of mmf's round trip is longer than F's. The stamps (an `lfence` and a TSC read each) add

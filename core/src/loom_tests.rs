@@ -172,6 +172,9 @@ fn loom_fast_reads_of_slot_values_see_whole_values() {
     // slot being copied, the one of generation 0 or (after one publish before) of generation 1.
     publishes_against(SLOT_LEN, 0, 0, false, false, &[Read::Fast]);
     publishes_against(SLOT_LEN, 1, 0, false, false, &[Read::Fast]);
+    // Pinned: a failed fast copy is the read's first attempt lost (`Miss::SlotFailed`), and the
+    // general read goes on with the pinned one, which the writer's next publish must avoid.
+    publishes_against(SLOT_LEN, 1, 1, false, true, &[Read::Fast]);
 }
 
 #[test]
