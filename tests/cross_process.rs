@@ -122,7 +122,7 @@ fn a_million_snapshots_under_a_back_to_back_writer_none_torn() {
 
 #[test]
 fn small_values_through_the_header_under_a_back_to_back_writer_none_torn() {
-    // Capacity 200: values of 12 to 200 bytes, most of them also inline in the header (up to 128
+    // Capacity 200: values of 12 to 200 bytes, most of them also inline in the header (up to 120
     // bytes), the rest in their slot only: both read paths, and the switches between them, under
     // a writer that rewrites the inline buffers and descriptors all the time.
     let (total, torn, _) = torn_read_run("small", 200, 4, 300_000);

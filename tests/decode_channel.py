@@ -36,8 +36,9 @@ import zlib
 
 MAGIC = struct.unpack("<Q", b"MMFCHAN\0")[0]
 # Versions 3 to 5 differ only in what the lock and pin-owner tokens mean (§5), which a reader
-# that neither locks nor pins never looks at: this decoder reads all three.
-VERSIONS = (3, 4, 5)
+# that neither locks nor pins never looks at; version 6 gave each inline buffer a stamp (its last
+# word, so 120 bytes of value instead of 128). This decoder reads all four.
+VERSIONS = (3, 4, 5, 6)
 NO_SLOT = 0xFF
 KIND_SNAPSHOT = 1
 MAX_CAPACITY = 1 << 40
@@ -59,7 +60,8 @@ H_FLAGS = 88
 H_LATEST = 128
 H_INLINE_DESC = 136  # buffer b: generation at 136 + 16 * b, length | tag << 32 after it
 H_INLINE_DATA = 192  # buffer b: data at 192 + 128 * b
-INLINE_CAPACITY = 128
+INLINE_CAPACITY = 120  # from version 6; 128 before it
+H_INLINE_STAMP = 312  # buffer b's stamp at 312 + 128 * b (version 6)
 FLAG_CHECKSUM = 1
 
 # Frame word offsets (bytes, relative to the slot).
@@ -91,7 +93,8 @@ def roundup(n, to):
 
 
 def validate(mm, file_size):
-    """Checks the header as FORMAT.md section 9 says; returns (capacity, slots, header, stride)."""
+    """Checks the header as FORMAT.md section 9 says; returns (capacity, slots, header, stride,
+    version)."""
     magic = u64(mm, H_MAGIC)
     if magic == 0:
         raise Invalid("channel is not initialised yet (magic is 0; still being created?)")
@@ -99,7 +102,7 @@ def validate(mm, file_size):
         raise Invalid(f"not an mmf channel (magic {magic:#018x})")
     version = u64(mm, H_VERSION)
     if version not in VERSIONS:
-        raise Invalid(f"unsupported layout version {version} (this decoder reads versions 3 to 5)")
+        raise Invalid(f"unsupported layout version {version} (this decoder reads versions 3 to 6)")
     kind = u64(mm, H_KIND)
     if kind != KIND_SNAPSHOT:
         raise Invalid(f"channel kind {kind} is not a snapshot channel")
@@ -126,10 +129,10 @@ def validate(mm, file_size):
         raise Invalid(
             f"corrupt: file is {file_size} bytes but the header describes {total} bytes"
         )
-    return capacity, slots, header_size, stride
+    return capacity, slots, header_size, stride, version
 
 
-def read_unpinned(mm, capacity, slots, header_size, stride):
+def read_unpinned(mm, capacity, slots, header_size, stride, version):
     """The unpinned read protocol of FORMAT.md section 10.1."""
     for _ in range(MAX_ATTEMPTS):
         # 1. latest = generation << 8 | slot.
@@ -147,7 +150,7 @@ def read_unpinned(mm, capacity, slots, header_size, stride):
                         "on a channel with checksums"
                     )
                 continue
-            got = read_inline(mm, capacity, gen, latest)
+            got = read_inline(mm, capacity, version, gen, latest)
             if got is None:
                 continue
             tag, payload = got
@@ -189,7 +192,7 @@ def read_unpinned(mm, capacity, slots, header_size, stride):
     )
 
 
-def read_inline(mm, capacity, gen, header_only=None):
+def read_inline(mm, capacity, version, gen, header_only=None):
     """The inline read of FORMAT.md section 10.0, for generation `gen`: (tag, payload), or None
     when the inline buffer does not hold that generation's value. `header_only`: the `latest`
     that named generation `gen` in no slot; a descriptor that does not describe the value while
@@ -210,13 +213,16 @@ def read_inline(mm, capacity, gen, header_only=None):
     # 3. Length and tag, checked before use.
     meta = u64(mm, H_INLINE_DESC + 16 * b + 8)
     length, tag = meta & 0xFFFFFFFF, meta >> 32
-    if length > min(INLINE_CAPACITY, capacity) or tag > MAX_TAG:
+    inline_capacity = INLINE_CAPACITY if version >= 6 else 128
+    if length > min(inline_capacity, capacity) or tag > MAX_TAG:
         return unusable(f"descriptor {b} says {length} bytes, tag {tag}")
     # 4. Copy.
     start = H_INLINE_DATA + 128 * b
     payload = mm[start:start + length]
-    # 5. Keep it only if latest did not move.
-    if u64(mm, H_LATEST) != latest:
+    # 5. Keep it only if latest did not move or (version 6) the buffer's stamp still names gen.
+    if u64(mm, H_LATEST) != latest and not (
+        version >= 6 and u64(mm, H_INLINE_STAMP + 128 * b) == gen
+    ):
         return None
     return tag, payload
 
@@ -249,7 +255,7 @@ def decode(path):
             if stable and usable and (meta & 0xFFFFFFFF, meta >> 32) != (len(payload), tag):
                 raise Invalid(f"descriptor {meta:#x} disagrees with the slot ({len(payload)}, {tag})")
         if u64(mm, H_FLAGS) & FLAG_CHECKSUM == 0:
-            got = read_inline(mm, geometry[0], gen)
+            got = read_inline(mm, geometry[0], geometry[4], gen)
             if got is not None:
                 if got != (tag, payload):
                     raise Invalid(f"inline value {got} differs from the slot's {(tag, payload)}")

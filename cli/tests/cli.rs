@@ -1031,7 +1031,7 @@ fn another_layout_version_is_refused_with_a_way_out() {
     fails(
         &e.run(&["read", "./old.mmf"]),
         1,
-        "has layout version 3, this mmf reads version 5",
+        "has layout version 3, this mmf reads version 6",
     );
     fails(
         &e.run(&["out", "./old.mmf", "new"]),

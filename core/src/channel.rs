@@ -216,7 +216,7 @@ impl Options {
         self
     }
 
-    /// Whether this handle's publishes may keep a small value (up to 128 bytes, given as one
+    /// Whether this handle's publishes may keep a small value (up to 120 bytes, given as one
     /// slice) in the channel's header alone, with no slot, while no reader pins a slot (default:
     /// yes; `docs/FORMAT.md` §4.1): a third fewer instructions, and a shorter round trip between
     /// processes (`docs/BENCHMARKS.md`). A reader that a writer overtakes asks for slots again

@@ -11,7 +11,7 @@ use crate::region::WORD;
 /// First 8 bytes of every mmf channel: `b"MMFCHAN\0"`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MMFCHAN\0");
 /// Layout version this build reads and writes.
-pub const VERSION: u64 = 5;
+pub const VERSION: u64 = 6;
 /// `kind` of a latest-value (snapshot) channel. A future ring/stream channel gets its own kind
 /// behind the same first 128 bytes.
 pub const KIND_SNAPSHOT: u64 = 1;
@@ -65,15 +65,19 @@ pub(crate) const H_LATEST: usize = 16;
 /// `H_INLINE_GEN + 2 * b`) and that value's length (bits 0-31) and tag (bits 32-47) (the word
 /// after it).
 pub(crate) const H_INLINE_GEN: usize = 17;
-/// Lines 3-4 and 5-6: inline buffers 0 and 1, two lines each. Generation `g` goes to buffer
-/// `g % 2` when it is small enough.
+/// Lines 3-4 and 5-6: inline buffers 0 and 1, two lines each: [`INLINE_CAPACITY`] bytes of
+/// value from the first line's start, then the buffer's stamp (the last word of the second line,
+/// `Layout::inline_stamp`). Generation `g` goes to buffer `g % 2` when it is small enough.
 pub(crate) const H_INLINE_DATA: usize = 24;
-/// Values of up to this many bytes are also stored in the header, so that a reader that has seen
-/// `latest` change finds the value in one or two more lines instead of a frame line and payload.
-pub const INLINE_CAPACITY: usize = 2 * LINE;
+/// Values of up to this many bytes (two cache lines less the inline buffer's stamp) are also
+/// stored in the header, so that a reader that has seen `latest` change finds the value in one
+/// or two more lines instead of a frame line and payload. A value of up to 64 bytes fills the
+/// buffer's first line alone, so that a reader that `latest` does not send on to the stamp (the
+/// common case, `Snapshot::copy_inline`) needs nothing more from the writer's cache.
+pub const INLINE_CAPACITY: usize = 2 * LINE - WORD;
 /// The largest value a writer stores inline: [`INLINE_CAPACITY`], but two words under loom, so
 /// that the model checks also cover values kept in their slot only (`loom_tests`) with values of
-/// three words instead of seventeen, whose copies multiply the interleavings past what a run
+/// three words instead of sixteen, whose copies multiply the interleavings past what a run
 /// can explore (one such model with 17-word values took 8 minutes with a single preemption).
 #[cfg(not(loom))]
 const INLINE_MAX: usize = INLINE_CAPACITY;
@@ -254,7 +258,13 @@ impl Layout {
 
     /// Word index of inline buffer `b`'s first data word.
     pub(crate) fn inline_data(b: usize) -> usize {
-        H_INLINE_DATA + b * INLINE_CAPACITY / WORD
+        H_INLINE_DATA + b * 2 * LINE_WORDS
+    }
+
+    /// Word index of inline buffer `b`'s stamp: the generation of the publish that last began
+    /// writing into buffer or descriptor `b` (`Snapshot::stamp_inline`), right after its data.
+    pub(crate) fn inline_stamp(b: usize) -> usize {
+        Self::inline_data(b) + INLINE_CAPACITY / WORD
     }
 
     /// Word index of reader entry `e`'s field.
@@ -313,12 +323,12 @@ mod tests {
 
     /// These numbers are stated in docs/FORMAT.md; change both together.
     #[test]
-    // Under loom a writer keeps at most two words inline (`INLINE_MAX`), not FORMAT.md's 128 B.
+    // Under loom a writer keeps at most two words inline (`INLINE_MAX`), not FORMAT.md's 120 B.
     #[cfg_attr(loom, ignore = "loom keeps fewer bytes inline")]
     fn layout_matches_format_md() {
         assert_eq!(&MAGIC.to_le_bytes(), b"MMFCHAN\0");
         let l = Layout::new(1000, 4).unwrap();
-        assert_eq!(VERSION, 5);
+        assert_eq!(VERSION, 6);
         assert_eq!(NO_SLOT, 0xff);
         assert_eq!(PIN_WANT_SLOTS, u64::MAX);
         assert_eq!(l.header_bytes, 512 + 4 * 64);
@@ -333,12 +343,14 @@ mod tests {
         assert_eq!(Layout::inline_desc(1) * 8, 152);
         assert_eq!(Layout::inline_data(0) * 8, 192);
         assert_eq!(Layout::inline_data(1) * 8, 320);
-        assert_eq!(INLINE_CAPACITY, 128);
+        assert_eq!(Layout::inline_stamp(0) * 8, 312);
+        assert_eq!(Layout::inline_stamp(1) * 8, 440);
+        assert_eq!(INLINE_CAPACITY, 120);
         assert_eq!(H_LOCK * 8, 448);
         assert_eq!(H_WRITTEN * 8, 464);
         assert_eq!(H_LAST_WRITER * 8, 472);
         assert_eq!(H_WAITERS * 8, 480);
-        assert_eq!(l.inline_max(false), 128);
+        assert_eq!(l.inline_max(false), 120);
         assert_eq!(l.inline_max(true), 0);
         assert_eq!(Layout::new(40, 0).unwrap().inline_max(false), 40);
         assert_eq!(pack_latest(5, 3), (5 << 8) | 3);

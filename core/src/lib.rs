@@ -22,7 +22,7 @@
 //!
 //! The mapping starts with a header (magic, version, geometry, the `latest` word that packs the
 //! generation with the slot holding it, beside it a description of that value and, for values of
-//! up to 128 bytes, a copy of it; a writer-lock word and a table of reader pins), followed by
+//! up to 120 bytes, a copy of it; a writer-lock word and a table of reader pins), followed by
 //! `readers + 2` slots, each a seqlocked frame (stamp, generation, length, tag, checksum,
 //! payload). The writer fills a slot no reader has pinned and then flips `latest`; a reader
 //! copies the latest value (from the header when it is small) and validates the copy, and pins

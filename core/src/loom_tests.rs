@@ -178,6 +178,18 @@ fn loom_fast_reads_of_slot_values_see_whole_values() {
 }
 
 #[test]
+fn loom_inline_copies_kept_by_the_stamp_see_whole_values() {
+    // The value being read is generation 1 (then 2), in inline buffer 1 (then 0), and the
+    // writer's second publish rewrites that buffer, through both routes into it: the slice's
+    // (each word into the slot and the buffer together) and the closure's (the buffer copied from
+    // the slot at the end). A reader whose copy `latest` no longer vouches for (the writer's
+    // first publish moved it) keeps it if the buffer's stamp still names its generation
+    // (`Snapshot::copy_inline`); this checks that no such copy is torn. Unpinned, two slots.
+    publishes_against(LEN, 1, 0, false, false, &[Read::Fast]);
+    publishes_against(LEN, 2, 0, false, false, &[Read::Fast]);
+}
+
+#[test]
 fn loom_slot_reads_see_whole_values() {
     // The same two readers on a checksummed channel, whose values are never inline: the slot
     // protocol alone, pinned and unpinned.

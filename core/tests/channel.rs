@@ -1354,9 +1354,10 @@ fn proc_start(pid: u32) -> u64 {
 
 /// Every length around the inline capacity, through every publish route: the slot (for every
 /// value while a reader wants slots, and for streamed or larger values always) and the inline
-/// buffer (values of up to 128 bytes) hold the value byte for byte, zero-padded to a whole word,
+/// buffer (values of up to 120 bytes) hold the value byte for byte, zero-padded to a whole word,
 /// a small value given as a slice while nobody wants slots is in the header only (`latest` names
-/// slot 0xff), and a read returns the value. Checked in the file itself, at the offsets
+/// slot 0xff), every publish stamps its inline buffer with its generation, whether the value is
+/// inline or not, and a read returns the value. Checked in the file itself, at the offsets
 /// docs/FORMAT.md gives for a 200-byte channel with 4 readers.
 #[test]
 fn small_values_land_in_the_slot_and_the_inline_buffer_alike() {
@@ -1384,7 +1385,7 @@ fn small_values_land_in_the_slot_and_the_inline_buffer_alike() {
                 let padded = len.div_ceil(8) * 8;
                 let mut want = value.clone();
                 want.resize(padded, 0);
-                let header_only = !wanted && !streamed && len <= 128;
+                let header_only = !wanted && !streamed && len <= 120;
                 let slot = (latest & 0xff) as usize;
                 if header_only {
                     assert_eq!(slot, 0xff, "header only, len {len}");
@@ -1400,7 +1401,8 @@ fn small_values_land_in_the_slot_and_the_inline_buffer_alike() {
                 let b = (gen % 2) as usize;
                 assert_eq!(u64_at(&file, 136 + 16 * b), gen, "descriptor, len {len}");
                 assert_eq!(u64_at(&file, 144 + 16 * b), len as u64 | 1 << 32);
-                if len <= 128 {
+                assert_eq!(u64_at(&file, 312 + 128 * b), gen, "stamp, len {len}");
+                if len <= 120 {
                     let data = 192 + 128 * b;
                     assert_eq!(&file[data..data + padded], &want[..], "inline, len {len}");
                 }

@@ -38,9 +38,9 @@ const W: usize = 8;
 /// The layout version these images are built for (FORMAT.md §4, word 1). The stable test
 /// `tests/hostile.rs` checks that an unedited image opens, so that a new version cannot leave the
 /// fuzzer stopped at "unsupported version" again (it did, from version 2 until this check).
-const VERSION: u64 = 5;
+const VERSION: u64 = 6;
 /// The largest value kept in an inline buffer (FORMAT.md §4.1).
-const INLINE_MAX: usize = 128;
+const INLINE_MAX: usize = 120;
 /// `latest`'s slot byte for a value kept in the header only (FORMAT.md §4).
 const NO_SLOT: u64 = 0xff;
 
@@ -60,7 +60,7 @@ const H_KIND: usize = 12;
 const H_LATEST: usize = 16;
 /// Descriptor `b`: `inline_gen[b]` at word 17 + 2b, `inline_meta[b]` at 18 + 2b.
 const H_INLINE_DESC: usize = 17;
-/// Inline buffer `b`: words 24 + 16b to 39 + 16b.
+/// Inline buffer `b`: words 24 + 16b to 39 + 16b, the value in the first 15, the stamp last.
 const H_INLINE_DATA: usize = 24;
 const H_LOCK: usize = 56;
 const H_WRITTEN: usize = 58;
@@ -273,6 +273,7 @@ fn write_header_only(img: &mut [u8], g: &Geo, inp: &mut Input) -> u64 {
         area.fill(0);
         area[..len].copy_from_slice(&payload);
     }
+    put(img, base + INLINE_MAX, gen); // the buffer's stamp
     (gen << 8) | NO_SLOT
 }
 
