@@ -72,8 +72,9 @@ pub(crate) const H_INLINE_DATA: usize = 24;
 /// Values of up to this many bytes (two cache lines less the inline buffer's stamp) are also
 /// stored in the header, so that a reader that has seen `latest` change finds the value in one
 /// or two more lines instead of a frame line and payload. A value of up to 64 bytes fills the
-/// buffer's first line alone, so that a reader that `latest` does not send on to the stamp (the
-/// common case, `Snapshot::copy_inline`) needs nothing more from the writer's cache.
+/// buffer's first line alone: a reader whose copy `latest` still vouches for (the common case,
+/// `Snapshot::copy_inline`) does not wait for the second line, the stamp's, which it only
+/// hints to the CPU for the case where `latest` has moved.
 pub const INLINE_CAPACITY: usize = 2 * LINE - WORD;
 /// The largest value a writer stores inline: [`INLINE_CAPACITY`], but two words under loom, so
 /// that the model checks also cover values kept in their slot only (`loom_tests`) with values of

@@ -28,6 +28,13 @@ fn channel(readers: usize) -> Arc<Snapshot> {
 /// With `checksum`, the inline area is unused and every read copies a slot. Every value the
 /// models publish is `len` bytes, the channel's capacity.
 fn channel_with(readers: usize, checksum: bool, len: usize) -> Arc<Snapshot> {
+    channel_on(true, readers, checksum, len)
+}
+
+/// [`channel_with`] whose handle may (`header_only`) or may not publish small values given as
+/// slices into the header alone: without it, such a value takes the slot route even while
+/// nobody pins (each word into the slot and the inline buffer together).
+fn channel_on(header_only: bool, readers: usize, checksum: bool, len: usize) -> Arc<Snapshot> {
     let layout = Layout::new(len, readers).unwrap();
     let region = Region::anonymous(layout.total_bytes).unwrap();
     let snap = Snapshot {
@@ -35,7 +42,7 @@ fn channel_with(readers: usize, checksum: bool, len: usize) -> Arc<Snapshot> {
         layout,
         checksum,
         name: "loom".into(),
-        header_only: true,
+        header_only,
         liveness: crate::os::Liveness::default(),
         damaged: None,
         idle_wakes: Default::default(),
@@ -119,8 +126,21 @@ fn publishes_against(
     pinned: bool,
     reads: &'static [Read],
 ) {
+    publishes_against_on(true, len, before, readers, checksum, pinned, reads);
+}
+
+/// [`publishes_against`] on a channel made by [`channel_on`] with `header_only`.
+fn publishes_against_on(
+    header_only: bool,
+    len: usize,
+    before: u8,
+    readers: usize,
+    checksum: bool,
+    pinned: bool,
+    reads: &'static [Read],
+) {
     loom::model(move || {
-        let s = channel_with(readers, checksum, len);
+        let s = channel_on(header_only, readers, checksum, len);
         for g in 1..=before {
             publish(&s, WRITER, g);
         }
@@ -180,13 +200,16 @@ fn loom_fast_reads_of_slot_values_see_whole_values() {
 #[test]
 fn loom_inline_copies_kept_by_the_stamp_see_whole_values() {
     // The value being read is generation 1 (then 2), in inline buffer 1 (then 0), and the
-    // writer's second publish rewrites that buffer, through both routes into it: the slice's
-    // (each word into the slot and the buffer together) and the closure's (the buffer copied from
-    // the slot at the end). A reader whose copy `latest` no longer vouches for (the writer's
-    // first publish moved it) keeps it if the buffer's stamp still names its generation
+    // writer's second publish rewrites that buffer, through every route into it: a slice's,
+    // into the header alone (with `header_only`, since nobody pins) or into the slot and the
+    // buffer together, word by word (without), and the closure's (the buffer copied from the
+    // slot at the end). A reader whose copy `latest` no longer vouches for (the writer's first
+    // publish moved it) keeps it if the buffer's stamp still names its generation
     // (`Snapshot::copy_inline`); this checks that no such copy is torn. Unpinned, two slots.
-    publishes_against(LEN, 1, 0, false, false, &[Read::Fast]);
-    publishes_against(LEN, 2, 0, false, false, &[Read::Fast]);
+    for header_only in [true, false] {
+        publishes_against_on(header_only, LEN, 1, 0, false, false, &[Read::Fast]);
+        publishes_against_on(header_only, LEN, 2, 0, false, false, &[Read::Fast]);
+    }
 }
 
 #[test]

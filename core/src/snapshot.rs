@@ -678,8 +678,11 @@ impl Snapshot {
         // `latest` is read instead.
         let prev = if recovered {
             // Resynchronise at once: if this publish fails, the next writer (which takes the
-            // lock normally) must still start from the real `latest`.
-            let l = latest_word.load(Ordering::Relaxed);
+            // lock normally) must still start from the real `latest`. Acquire: our CAS that took the
+            // lock from the dead writer synchronises with nothing (it never released it), so this
+            // load is what orders the publish this `latest` names before ours, and with it that
+            // publish's stamp before ours (`stamp_inline`).
+            let l = latest_word.load(Ordering::Acquire);
             written.store(l, Ordering::Relaxed);
             l
         } else {
@@ -876,7 +879,10 @@ impl Snapshot {
     /// that store follows this stamp store and the Release fence after it, which then
     /// synchronises with the reader's Acquire fence, so the reader's load of the stamp sees
     /// `g + 2` or later. The stamp cannot show an older publish than `g`'s either: the reader
-    /// acquired `latest == g`, which the publish of `g` stored after its stamp. Under a
+    /// acquired `latest == g`, which the publish of `g` stored after its stamp. (Both rest on
+    /// one buffer's stamps being stored in generation order: each publish happens after the one
+    /// before it, through the lock, or, after taking the lock over from a dead writer, through
+    /// the Acquire load of `latest` in `publish_locked`.) Under a
     /// back-to-back writer this turns a copy that `latest` alone would throw away (the writer
     /// publishes again while the reader copies, but writes the other buffer) into a kept one, and
     /// the stamp's line is one the reader fetched with the copy, not the polled line the writer
@@ -1069,7 +1075,8 @@ impl Snapshot {
     /// depend on the flag they poll, F among them, show the same). Measured between two
     /// processes, in-run A/Bs of this code against the computed address in one binary (mmf / F
     /// per round, runs of 15 rounds): 64 B 1.46-1.62 against 1.85-1.92 (three runs, A/A 0.00-0.05),
-    /// 128 B 1.27-1.55 against 1.42-1.92 (three runs); 4 KiB, read from a slot, unchanged. In
+    /// 128 B 1.27-1.55 against 1.42-1.92 (three runs, before layout version 6, when 128 B was
+    /// still inline); 4 KiB, read from a slot, unchanged. In
     /// scratch transports of the harness, one protocol with its buffer chosen by a branch or by
     /// arithmetic on the polled value measured 1.00-1.08 against 1.27-1.69. `#[inline(never)]`
     /// keeps the two copies apart: inlined into one function, the compiler may merge them back
@@ -1456,7 +1463,8 @@ impl Snapshot {
     /// one that was published. The header's inline copy of the value before `latest`'s is not
     /// a candidate: a publish of the generation after `latest`'s rewrites that buffer before its
     /// descriptor, so one cut short (a killed writer, a crash) leaves bytes the descriptor
-    /// does not describe, with no stamp to tell. A channel of small values, whose slots are
+    /// does not describe. (Since layout version 6 the buffer's stamp would tell: such a publish
+    /// stamped it first. Not used here yet.) A channel of small values, whose slots are
     /// written only while a reader wants them, may then get back an older value, or none.
     pub(crate) fn newest_whole_before(&self, latest: u64) -> Option<(u64, Tag, Vec<u8>)> {
         let l = &self.layout;
