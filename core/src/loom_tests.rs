@@ -112,25 +112,14 @@ fn check(s: &Snapshot, pin: Option<usize>, how: Read) {
 /// The model most tests share: a writer publishes generations 1 and 2 while this thread reads
 /// `reads` times (pinned if `pinned`, on the fast path first where `reads` says so).
 fn two_publishes_against(readers: usize, checksum: bool, pinned: bool, reads: &'static [Read]) {
-    publishes_against(LEN, 0, readers, checksum, pinned, reads);
+    publishes_against(true, LEN, 0, readers, checksum, pinned, reads);
 }
 
 /// The same after `before` values were published (generations `1..=before`): the writer then
 /// publishes the next two. With `before` 1 the value being read is no longer the empty
-/// generation 0, so a copy mixing it with its slot's rewrite can show.
+/// generation 0, so a copy mixing it with its slot's rewrite can show. The channel is made by
+/// [`channel_on`] with `header_only`.
 fn publishes_against(
-    len: usize,
-    before: u8,
-    readers: usize,
-    checksum: bool,
-    pinned: bool,
-    reads: &'static [Read],
-) {
-    publishes_against_on(true, len, before, readers, checksum, pinned, reads);
-}
-
-/// [`publishes_against`] on a channel made by [`channel_on`] with `header_only`.
-fn publishes_against_on(
     header_only: bool,
     len: usize,
     before: u8,
@@ -181,7 +170,7 @@ fn loom_slot_copies_validated_by_latest_see_whole_values() {
     two_publishes_against(1, false, true, &[Read::Slot]);
     // Generation 1 in slot 1 while the publish of 3 rewrites that slot: the frame still states
     // generation 1 until the rewrite ends, so only the odd stamp rejects a mixed copy.
-    publishes_against(LEN, 1, 0, false, false, &[Read::Slot]);
+    publishes_against(true, LEN, 1, 0, false, false, &[Read::Slot]);
 }
 
 #[test]
@@ -190,11 +179,11 @@ fn loom_fast_reads_of_slot_values_see_whole_values() {
     // a copy validated by `latest` (by the frame once `latest` has moved on), and hands a
     // failed copy to the general read. Unpinned, two slots: the second publish rewrites the
     // slot being copied, the one of generation 0 or (after one publish before) of generation 1.
-    publishes_against(SLOT_LEN, 0, 0, false, false, &[Read::Fast]);
-    publishes_against(SLOT_LEN, 1, 0, false, false, &[Read::Fast]);
+    publishes_against(true, SLOT_LEN, 0, 0, false, false, &[Read::Fast]);
+    publishes_against(true, SLOT_LEN, 1, 0, false, false, &[Read::Fast]);
     // Pinned: a failed fast copy is the read's first attempt lost (`Miss::SlotFailed`), and the
     // general read goes on with the pinned one, which the writer's next publish must avoid.
-    publishes_against(SLOT_LEN, 1, 1, false, true, &[Read::Fast]);
+    publishes_against(true, SLOT_LEN, 1, 1, false, true, &[Read::Fast]);
 }
 
 #[test]
@@ -207,8 +196,8 @@ fn loom_inline_copies_kept_by_the_stamp_see_whole_values() {
     // publish moved it) keeps it if the buffer's stamp still names its generation
     // (`Snapshot::copy_inline`); this checks that no such copy is torn. Unpinned, two slots.
     for header_only in [true, false] {
-        publishes_against_on(header_only, LEN, 1, 0, false, false, &[Read::Fast]);
-        publishes_against_on(header_only, LEN, 2, 0, false, false, &[Read::Fast]);
+        publishes_against(header_only, LEN, 1, 0, false, false, &[Read::Fast]);
+        publishes_against(header_only, LEN, 2, 0, false, false, &[Read::Fast]);
     }
 }
 
