@@ -677,8 +677,8 @@ impl Snapshot {
         // between the two stores left `written` behind `latest`; the lock was then recovered, and
         // `latest` is read instead.
         let prev = if recovered {
-            // Resynchronise at once: if this publish fails, the next writer (which takes the
-            // lock normally) must still start from the real `latest`. Acquire: our CAS that took the
+            // Resynchronise at once: if this publish fails, the next writer (which takes the lock
+            // normally) must still start from the real `latest`. Acquire: our CAS that took the
             // lock from the dead writer synchronises with nothing (it never released it), so this
             // load is what orders the publish this `latest` names before ours, and with it that
             // publish's stamp before ours (`stamp_inline`).
@@ -874,22 +874,22 @@ impl Snapshot {
     /// [`store_descriptor`](Self::store_descriptor)), whatever the value's size.
     ///
     /// What it is for: a reader that copied buffer `g % 2` and found `latest` moved on may still
-    /// keep the copy if the stamp still says `g` ([`copy_inline`](Self::copy_inline)). If any
-    /// load of its copy (or of the descriptor) read a store of the publish of `g + 2` or later,
-    /// that store follows this stamp store and the Release fence after it, which then
-    /// synchronises with the reader's Acquire fence, so the reader's load of the stamp sees
-    /// `g + 2` or later. The stamp cannot show an older publish than `g`'s either: the reader
-    /// acquired `latest == g`, which the publish of `g` stored after its stamp. (Both rest on
-    /// one buffer's stamps being stored in generation order: each publish happens after the one
-    /// before it, through the lock, or, after taking the lock over from a dead writer, through
-    /// the Acquire load of `latest` in `publish_locked`.) Under a
-    /// back-to-back writer this turns a copy that `latest` alone would throw away (the writer
-    /// publishes again while the reader copies, but writes the other buffer) into a kept one, and
-    /// the stamp's line is one the reader fetched with the copy, not the polled line the writer
-    /// keeps rewriting: measured on AMD Zen 5, two processes, a 64 B reader under a back-to-back
-    /// writer completed 12.7-16.5 M snapshots/s against 8.6-9.5 M/s with `latest` alone (four
-    /// alternating runs each, BENCHMARKS.md, History). Checking `latest` first keeps a round trip
-    /// as it was: there `latest` has not moved, and the stamp's line is never waited for.
+    /// keep the copy if the stamp still says `g` ([`copy_inline`](Self::copy_inline)). If any load
+    /// of its copy (or of the descriptor) read a store of the publish of `g + 2` or later, that
+    /// store follows this stamp store and the Release fence after it, which then synchronises with
+    /// the reader's Acquire fence, so the reader's load of the stamp sees `g + 2` or later. The
+    /// stamp cannot show an older publish than `g`'s either: the reader acquired `latest == g`,
+    /// which the publish of `g` stored after its stamp. (Both rest on one buffer's stamps being
+    /// stored in generation order: each publish happens after the one before it, through the lock,
+    /// or, after taking the lock over from a dead writer, through the Acquire load of `latest` in
+    /// `publish_locked`.) Under a back-to-back writer this turns a copy that `latest` alone would
+    /// throw away (the writer publishes again while the reader copies, but writes the other buffer)
+    /// into a kept one, and the stamp's line is one the reader fetched with the copy, not the
+    /// polled line the writer keeps rewriting: measured on AMD Zen 5, two processes, a 64 B reader
+    /// under a back-to-back writer completed 12.7-16.5 M snapshots/s against 8.1-10.5 M/s with
+    /// `latest` alone (runs of the builds alternating, BENCHMARKS.md, History). Checking `latest`
+    /// first keeps a round trip as it was: there `latest` has not moved, and the stamp's line is
+    /// never waited for.
     #[inline(always)]
     fn stamp_inline(&self, gen: u64) {
         if !self.checksum {
@@ -943,16 +943,16 @@ impl Snapshot {
     ///
     /// Double buffering: while `latest` is `g`, writers touch only descriptor and buffer
     /// `(g + 1) % 2`; those of `g` are rewritten only by the publish of `g + 2`, which starts
-    /// after `latest` became `g + 1`. So a reader that copies buffer `g % 2` and then still finds
-    /// `latest == g` has a clean copy (and one that finds `latest` moved on can still ask the
-    /// buffer's stamp, [`stamp_inline`](Self::stamp_inline)): if any of its loads had read a store of that later
-    /// publish, the Release fence below would synchronise with the reader's Acquire fence, and
-    /// its reload of `latest` would see `g + 1` or later. That fence follows the store of `g + 1`
-    /// either through the lock (taken after the writer of `g + 1` released it) or, when the lock
-    /// was recovered from a dead writer (whose CAS synchronises with nothing), through this
-    /// writer's own load of a `latest` past `g`, made before the fence (read-read coherence). A
-    /// descriptor used only as a length for a slot copy needs no such argument: the slot's own
-    /// frame, read under its stamp, must agree with it.
+    /// after `latest` became `g + 1`. So a reader that copies buffer `g % 2` and then still
+    /// finds `latest == g` has a clean copy (and one that finds `latest` moved on can still ask
+    /// the buffer's stamp, [`stamp_inline`](Self::stamp_inline)): if any of its loads had read a
+    /// store of that later publish, the Release fence below would synchronise with the reader's
+    /// Acquire fence, and its reload of `latest` would see `g + 1` or later. That fence follows
+    /// the store of `g + 1` either through the lock (taken after the writer of `g + 1` released
+    /// it) or, when the lock was recovered from a dead writer (whose CAS synchronises with
+    /// nothing), through this writer's own load of a `latest` past `g`, made before the fence
+    /// (read-read coherence). A descriptor used only as a length for a slot copy needs no such
+    /// argument: the slot's own frame, read under its stamp, must agree with it.
     /// With `from_slot`, a small value's inline copy is made here, word for word from the slot
     /// (a value that came through a `fill` closure); a value the caller gave as one slice was
     /// stored into the inline buffer together with the slot.
