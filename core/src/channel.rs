@@ -1287,8 +1287,11 @@ impl Channel {
 
     /// When the value `latest` names is damaged (its frame does not match it, as a machine
     /// crash leaves a file channel that was not flushed: see [`flush`](Self::flush)), publishes
-    /// the newest earlier value that is still whole in another slot again, as the next
-    /// generation, so that readers have a value instead of [`Error::Corrupt`]. `Ok(None)` when
+    /// the newest earlier value that is still whole again, as the next generation, so that
+    /// readers have a value instead of [`Error::Corrupt`]. It looks for one in the other slots
+    /// and, on a channel without checksums, in the header, which keeps the last two values of
+    /// up to 120 bytes (a channel of small values keeps them there alone while no reader wants
+    /// slots). `Ok(None)` when
     /// the current value is not damaged (nothing is published), or when another writer
     /// published meanwhile. An error when no earlier value is whole ([`Error::Corrupt`]: only a
     /// new publish helps then) or when this handle cannot publish.
@@ -1301,7 +1304,7 @@ impl Channel {
     /// channel has checksums; without them, a payload that a crash left half written back
     /// cannot be told from a whole one, so recover channels with checksums where that matters.
     /// Which value comes back is the newest whole one; it may be older than the last flushed
-    /// one if a later publish reused that one's slot.
+    /// one if a later publish reused that one's slot. [`Recovered::from`] says which.
     ///
     /// ```
     /// # let name = format!("recover-doc-{}", std::process::id());
@@ -1336,8 +1339,8 @@ impl Channel {
             }
             return Err(Error::Corrupt {
                 name: self.snap.name.clone(),
-                what: "its latest value is damaged and no earlier value is whole in any slot; \
-                       publish a new one"
+                what: "its latest value is damaged and no earlier value is whole in any slot \
+                       or in the header; publish a new one"
                     .into(),
             });
         };

@@ -1451,28 +1451,29 @@ impl Snapshot {
                 == 1
     }
 
-    /// The newest value older than `latest`'s generation that is whole in a slot other than
-    /// the one `latest` names: its generation, tag and bytes. Each frame is copied as a seqlock
-    /// read (an even stamp, unchanged around the copy) and checked as a read checks it (length
-    /// and tag in range, the CRC where the frame has one). For [`Channel::recover`]
-    /// (crate::Channel::recover); without checksums a payload torn by a crash cannot be told.
+    /// The newest value older than `latest`'s generation that is still whole, for
+    /// [`Channel::recover`](crate::Channel::recover) (`latest` loaded with Acquire): its
+    /// generation, tag and bytes. Candidates: the frames of the slots other than the one
+    /// `latest` names, and the inline buffers (`whole_inline`). Each frame is copied as a
+    /// seqlock read (an even stamp, unchanged around the copy) and checked as a read checks it
+    /// (length and tag in range, the CRC where the frame has one); without checksums a payload
+    /// torn by a crash cannot be told. (The damaged value's own inline copy is no candidate: a
+    /// read takes it before the slot, so a value that has a whole one reads as whole.)
     ///
     /// Two frames of one generation (a writer killed after filling a slot and before storing
     /// `latest` leaves one, and the next writer publishes that generation again): the one its
     /// descriptor describes, if it still does (and its length or tag tells them apart), is the
-    /// one that was published. The header's inline copy of the value before `latest`'s is not
-    /// a candidate: a publish of the generation after `latest`'s rewrites that buffer before its
-    /// descriptor, so one cut short (a killed writer, a crash) leaves bytes the descriptor
-    /// does not describe. (Since layout version 6 the buffer's stamp would tell: such a publish
-    /// stamped it first. Not used here yet.) A channel of small values, whose slots are
-    /// written only while a reader wants them, may then get back an older value, or none.
+    /// one that was published; an inline copy of that generation is that one too.
     pub(crate) fn newest_whole_before(&self, latest: u64) -> Option<(u64, Tag, Vec<u8>)> {
         let l = &self.layout;
         let (gen, current) = split_latest(latest);
-        // The best so far, and whether its descriptor still describes it.
-        let mut best: Option<(u64, Tag, Vec<u8>)> = None;
-        let mut described = false;
         let mut buf = Vec::new();
+        // The best so far, and whether its descriptor still describes it: the newer of the
+        // inline buffers' values, if any is whole (a channel of small values keeps them in the
+        // header only while no reader wants slots, so its slots may hold nothing recent).
+        let inline = [0, 1].map(|b| self.whole_inline(b, gen, &mut buf));
+        let mut best = inline.into_iter().flatten().max_by_key(|v| v.0);
+        let mut described = best.is_some();
         for slot in (0..l.slots).filter(|&s| s != current) {
             let seq = self.region.word(l.slot(slot, F_SEQ));
             let Some(s1) = seqlock::read_begin(seq) else {
@@ -1500,6 +1501,25 @@ impl Snapshot {
             described = matches;
         }
         best
+    }
+
+    /// The value inline buffer `b` holds, if it is whole: of a generation `d` in `1..gen`
+    /// (`gen` from a `latest` loaded with Acquire, so the publish of `d` is visible), described
+    /// by its descriptor as a value small enough to be inline, in a buffer whose stamp names `d`
+    /// before and after the copy. A publish of `d + 2` or later, even one cut short by a killed
+    /// writer or a crash, stamps the buffer before it rewrites it (`stamp_inline`), so a copy
+    /// that stamp vouches for holds nothing but the value of `d`.
+    fn whole_inline(&self, b: usize, gen: u64, buf: &mut Vec<u8>) -> Option<(u64, Tag, Vec<u8>)> {
+        let max = self.layout.inline_max(self.checksum);
+        let stamp = &self.fixed()[Layout::inline_stamp(b)];
+        let d = stamp.load(Ordering::Relaxed);
+        if max == 0 || d == 0 || d >= gen || d % 2 != b as u64 {
+            return None;
+        }
+        let (len, tag) = self.descriptor_in(b, d).filter(|&(len, _)| len <= max)?;
+        self.region.copy_out_small(Layout::inline_data(b), len, buf);
+        crate::sync::fence(Ordering::Acquire);
+        (stamp.load(Ordering::Relaxed) == d).then(|| (d, tag, std::mem::take(buf)))
     }
 
     /// After a frame-first copy of `slot` failed to validate as generation `gen`: `Retry` if a

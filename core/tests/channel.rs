@@ -2045,25 +2045,55 @@ fn a_frame_a_crash_left_open_is_recovered() {
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 }
 
-/// A channel of small values writes its slots only while a reader wants them: when the one
-/// value in a slot is damaged, the slots hold nothing whole of before, and the previous value's
-/// copy in the header is no candidate (a publish cut short leaves it half rewritten, with no
-/// stamp to tell): `recover` says no earlier value is whole, and a publish is what helps.
+/// A channel of small values writes its slots only while a reader wants them, so when its
+/// latest value is damaged its slots may hold nothing recent. The header's inline buffers hold
+/// the last two small values, each stamped by the publish that last began writing it
+/// (FORMAT.md §4.1): `recover` brings back the value before the damaged one from there, and
+/// finds nothing whole once a publish cut short has re-stamped that buffer. It used to find
+/// nothing in either case (there was no stamp to tell the two apart).
 #[test]
-fn recover_finds_nothing_whole_when_only_the_header_held_the_previous_value() {
-    let s = Scratch::new("file");
-    let ch = s.create(256);
-    ch.publish_raw(Tag::TEXT, b"one").unwrap();
-    ch.publish_raw(Tag::TEXT, b"two").unwrap();
-    ch.publish_raw(Tag::BYTES, &[b'Z'; 200]).unwrap();
-    drop(ch);
-    // FORMAT.md §5: the frame's generation is its second word, 56 bytes before its payload.
-    let mut image = std::fs::read(s.path()).unwrap();
-    let payload = payload_of(&image, b'Z', 200);
-    image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
-    std::fs::write(s.path(), &image).unwrap();
-    let w = Channel::open(&s.name()).unwrap();
-    assert!(matches!(w.read_raw(), Err(Error::Corrupt { .. })));
+fn recover_brings_a_small_value_back_from_the_header() {
+    // FORMAT.md §5: the frame's generation is its second word, 56 bytes before its payload,
+    // and the slots start after the header (768 bytes with 4 reader entries); §4: inline
+    // buffer 0's stamp is at byte 312.
+    const HEADER: usize = 512 + 4 * 64;
+    // "one" and "two" in the header only, then a value too large to be inline, whose frame
+    // is damaged: returns the channel's scratch directory, closed.
+    let two_then_damaged = || {
+        let s = Scratch::new("file");
+        let ch = s.create(256);
+        ch.publish_raw(Tag::TEXT, b"one").unwrap();
+        ch.publish_raw(Tag::TEXT, b"two").unwrap();
+        ch.publish_raw(Tag::BYTES, &[b'Z'; 200]).unwrap();
+        drop(ch);
+        let mut image = std::fs::read(s.path()).unwrap();
+        let payload = HEADER + payload_of(&image[HEADER..], b'Z', 200);
+        image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
+        std::fs::write(s.path(), &image).unwrap();
+        s
+    };
+    let damaged = |s: &Scratch| {
+        let w = Channel::open(&s.name()).unwrap();
+        assert!(matches!(w.read_raw(), Err(Error::Corrupt { .. })));
+        w
+    };
+
+    let s = two_then_damaged();
+    let w = damaged(&s);
+    let back = w.recover().unwrap().expect("recovered");
+    assert_eq!((back.from, back.meta.generation), (2, 4));
+    let (meta, bytes) = w.read_raw().unwrap();
+    assert_eq!(
+        (meta.generation, meta.tag, &bytes[..]),
+        (4, Tag::TEXT, &b"two"[..])
+    );
+    assert!(w.recover().unwrap().is_none(), "nothing left to recover");
+
+    // A publish of generation 4 began rewriting "two"'s buffer and was cut short: it stamped
+    // the buffer first, so nothing is whole any more.
+    let s = two_then_damaged();
+    poke(&s.path(), 312, 4);
+    let w = damaged(&s);
     match w.recover() {
         Err(Error::Corrupt { what, .. }) => {
             assert!(what.contains("no earlier value is whole"), "{what}")
