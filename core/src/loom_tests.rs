@@ -236,6 +236,35 @@ fn loom_header_only_values_and_a_reader_that_wants_slots() {
     }
 }
 
+#[test]
+fn loom_recovery_candidates_from_the_header_are_whole() {
+    // `Channel::recover` looks for the newest whole earlier value (`newest_whole_before`)
+    // without the writer lock, copying the inline buffers while a writer may be rewriting them:
+    // generations 1 and 2 are in the header only, and the writer publishes 3 and 4 (4 rewrites
+    // buffer 0, 2's) while this thread looks. Whatever it returns must be whole and earlier.
+    use crate::layout::H_LATEST;
+    use crate::sync::Ordering;
+    loom::model(|| {
+        let s = channel(0);
+        publish_bytes(&s, 1);
+        publish_bytes(&s, 2);
+        let w = s.clone();
+        let t = thread::spawn(move || {
+            publish_bytes(&w, 3);
+            publish_bytes(&w, 4);
+        });
+        let latest = s.region.word(H_LATEST).load(Ordering::Acquire);
+        if let Some((g, _, bytes)) = s.newest_whole_before(latest) {
+            assert!(g < latest >> 8, "{g} not before {latest:#x}");
+            assert!(
+                bytes.iter().all(|&b| u64::from(b) == g),
+                "torn: {bytes:?} as {g}"
+            );
+        }
+        t.join().unwrap();
+    });
+}
+
 /// Value `g` as a slice: in the header only unless a reader pins or wants slots.
 fn publish_bytes(s: &Snapshot, g: u8) {
     // The path `Channel::publish_raw` takes.

@@ -1458,7 +1458,9 @@ impl Snapshot {
     /// seqlock read (an even stamp, unchanged around the copy) and checked as a read checks it
     /// (length and tag in range, the CRC where the frame has one); without checksums a payload
     /// torn by a crash cannot be told. (The damaged value's own inline copy is no candidate: a
-    /// read takes it before the slot, so a value that has a whole one reads as whole.)
+    /// read tries it before the slot, and goes to the slot first only after an inline copy was
+    /// overtaken (`Channel`'s `slot_reads`), that is after `latest` moved off the value found
+    /// damaged at open; so a value that has a whole one does not read as damaged.)
     ///
     /// Two frames of one generation (a writer killed after filling a slot and before storing
     /// `latest` leaves one, and the next writer publishes that generation again): the one its

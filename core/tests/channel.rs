@@ -2090,18 +2090,26 @@ fn recover_brings_a_small_value_back_from_the_header() {
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 
     // A publish of generation 4 began rewriting "two"'s buffer and was cut short: it stamped
-    // the buffer first, so nothing is whole any more.
-    let s = two_then_damaged();
-    poke(&s.path(), 312, 4);
-    let w = damaged(&s);
-    match w.recover() {
-        Err(Error::Corrupt { what, .. }) => {
-            assert!(what.contains("no earlier value is whole"), "{what}")
+    // the buffer first, so nothing is whole any more, whether it was killed right after the
+    // stamp or after its data and descriptor too (a generation `latest` never named).
+    for whole_descriptor in [false, true] {
+        let s = two_then_damaged();
+        poke(&s.path(), 312, 4);
+        if whole_descriptor {
+            poke(&s.path(), 192, u64::from_le_bytes(*b"new\0\0\0\0\0"));
+            poke(&s.path(), 136, 4);
+            poke(&s.path(), 144, 3 | u64::from(Tag::TEXT.0) << 32);
         }
-        other => panic!("{other:?}"),
+        let w = damaged(&s);
+        match w.recover() {
+            Err(Error::Corrupt { what, .. }) => {
+                assert!(what.contains("no earlier value is whole"), "{what}")
+            }
+            other => panic!("{whole_descriptor}: {other:?}"),
+        }
+        w.publish_raw(Tag::TEXT, b"three").unwrap();
+        assert_eq!(w.read_raw().unwrap().1, b"three");
     }
-    w.publish_raw(Tag::TEXT, b"three").unwrap();
-    assert_eq!(w.read_raw().unwrap().1, b"three");
 }
 
 /// Sets the file at `path` modified an hour ago (as `mmf prune` judges age).
