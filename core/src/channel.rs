@@ -1299,6 +1299,10 @@ impl Channel {
     /// Also damaged: a value whose frame a crash left half written (its stamp odd for good), which
     /// reads cannot tell from a writer busy with it and report as [`Error::Contended`] once their
     /// timeout passes; `recover` then looks again under the writer lock, where no writer is busy.
+    /// And a small value whose frame is damaged while its copy in the header is whole: reads
+    /// take that copy and succeed, but [`verify`](Self::verify) and [`Info::damage`] report the
+    /// frame; `recover` publishes the copy again ([`Recovered::from`] is then the current
+    /// generation), after which the frame matches.
     ///
     /// A value is whole when its frame is complete and in range, and its CRC matches where the
     /// channel has checksums; without them, a payload that a crash left half written back
@@ -1322,15 +1326,29 @@ impl Channel {
         let latest = word.load(Ordering::Acquire);
         // A read that timed out with `latest` where it was: perhaps a frame left open for good.
         let mut contended = None;
-        match self.read_raw() {
-            Err(Error::Corrupt { .. }) if word.load(Ordering::Acquire) == latest => {}
+        let candidate = match self.read_raw() {
+            Err(Error::Corrupt { .. }) if word.load(Ordering::Acquire) == latest => {
+                self.snap.newest_whole_before(latest)
+            }
             Err(e @ Error::Contended { .. }) if word.load(Ordering::Acquire) == latest => {
                 contended = Some(e);
+                self.snap.newest_whole_before(latest)
+            }
+            // Reads take a small value's inline copy before its slot, so a value whose frame
+            // is damaged (what `verify` and `info().damage` report) may still read as whole:
+            // publishing that copy again gives the channel a frame that matches.
+            Ok(_) if self.snap.damaged_latest() == Some(latest) => {
+                let gen = split_latest(latest).0;
+                let b = (gen % 2) as usize;
+                match self.snap.whole_inline(b, gen..=gen, &mut Vec::new()) {
+                    Some(own) => Some(own),
+                    None => return Ok(None),
+                }
             }
             Ok(_) | Err(Error::Corrupt { .. }) => return Ok(None),
             Err(e) => return Err(e),
-        }
-        let Some((from, tag, bytes)) = self.snap.newest_whole_before(latest) else {
+        };
+        let Some((from, tag, bytes)) = candidate else {
             if word.load(Ordering::Acquire) != latest {
                 return Ok(None);
             }

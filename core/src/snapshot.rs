@@ -1457,10 +1457,12 @@ impl Snapshot {
     /// `latest` names, and the inline buffers (`whole_inline`). Each frame is copied as a
     /// seqlock read (an even stamp, unchanged around the copy) and checked as a read checks it
     /// (length and tag in range, the CRC where the frame has one); without checksums a payload
-    /// torn by a crash cannot be told. (The damaged value's own inline copy is no candidate: a
-    /// read tries it before the slot, and goes to the slot first only after an inline copy was
-    /// overtaken (`Channel`'s `slot_reads`), that is after `latest` moved off the value found
-    /// damaged at open; so a value that has a whole one does not read as damaged.)
+    /// torn by a crash cannot be told. (The damaged value's own inline copy is no candidate
+    /// here: a read tries it before the slot, and goes to the slot first only after an inline
+    /// copy was overtaken (`Channel`'s `slot_reads`), that is after `latest` moved off the value
+    /// found damaged at open; so a value that has a whole one does not read as damaged.
+    /// `Channel::recover` publishes that copy again by itself, when reads succeed but the frame
+    /// is damaged.)
     ///
     /// Two frames of one generation (a writer killed after filling a slot and before storing
     /// `latest` leaves one, and the next writer publishes that generation again): the one its
@@ -1473,7 +1475,8 @@ impl Snapshot {
         // The best so far, and whether its descriptor still describes it: the newer of the
         // inline buffers' values, if any is whole (a channel of small values keeps them in the
         // header only while no reader wants slots, so its slots may hold nothing recent).
-        let inline = [0, 1].map(|b| self.whole_inline(b, gen, &mut buf));
+        let earlier = 1..=gen.saturating_sub(1);
+        let inline = [0, 1].map(|b| self.whole_inline(b, earlier.clone(), &mut buf));
         let mut best = inline.into_iter().flatten().max_by_key(|v| v.0);
         let mut described = best.is_some();
         for slot in (0..l.slots).filter(|&s| s != current) {
@@ -1505,17 +1508,22 @@ impl Snapshot {
         best
     }
 
-    /// The value inline buffer `b` holds, if it is whole: of a generation `d` in `1..gen`
-    /// (`gen` from a `latest` loaded with Acquire, so the publish of `d` is visible), described
-    /// by its descriptor as a value small enough to be inline, in a buffer whose stamp names `d`
-    /// before and after the copy. A publish of `d + 2` or later, even one cut short by a killed
-    /// writer or a crash, stamps the buffer before it rewrites it (`stamp_inline`), so a copy
-    /// that stamp vouches for holds nothing but the value of `d`.
-    fn whole_inline(&self, b: usize, gen: u64, buf: &mut Vec<u8>) -> Option<(u64, Tag, Vec<u8>)> {
+    /// The value inline buffer `b` holds, if it is whole: of a generation `d` in `gens`, at
+    /// most the generation of a `latest` the caller loaded with Acquire (so the publish of `d`
+    /// is visible), not 0, described by its descriptor as a value small enough to be inline, in
+    /// a buffer whose stamp names `d` before and after the copy. A publish of `d + 2` or later,
+    /// even one cut short by a killed writer or a crash, stamps the buffer before it rewrites
+    /// it (`stamp_inline`), so a copy that stamp vouches for holds nothing but the value of `d`.
+    pub(crate) fn whole_inline(
+        &self,
+        b: usize,
+        gens: std::ops::RangeInclusive<u64>,
+        buf: &mut Vec<u8>,
+    ) -> Option<(u64, Tag, Vec<u8>)> {
         let max = self.layout.inline_max(self.checksum);
         let stamp = &self.fixed()[Layout::inline_stamp(b)];
         let d = stamp.load(Ordering::Relaxed);
-        if max == 0 || d == 0 || d >= gen || d % 2 != b as u64 {
+        if max == 0 || d == 0 || !gens.contains(&d) || d % 2 != b as u64 {
             return None;
         }
         let (len, tag) = self.descriptor_in(b, d).filter(|&(len, _)| len <= max)?;

@@ -2112,6 +2112,40 @@ fn recover_brings_a_small_value_back_from_the_header() {
     }
 }
 
+/// A small value whose frame a crash damaged still reads whole from its copy in the header
+/// (readers try it before the slot), while `verify` and `info().damage` report the frame.
+/// `recover` used to say there was nothing to recover, so the report stayed until the next
+/// publish; it now publishes that copy again, after which the frame matches.
+#[test]
+fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
+    const HEADER: usize = 512 + 4 * 64;
+    let s = Scratch::new("file");
+    let ch = s.create(256);
+    ch.publish_raw(Tag::TEXT, b"one").unwrap();
+    // Streamed, so it goes to a slot and, from there, to inline buffer 0.
+    ch.publish_with(Tag::BYTES, |w| w.write_all(&[b'Y'; 100]))
+        .unwrap();
+    drop(ch);
+    // FORMAT.md §5: the frame's generation is its second word, 56 bytes before its payload.
+    let mut image = std::fs::read(s.path()).unwrap();
+    let payload = HEADER + payload_of(&image[HEADER..], b'Y', 100);
+    image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
+    std::fs::write(s.path(), &image).unwrap();
+
+    let w = Channel::open(&s.name()).unwrap();
+    let (meta, bytes) = w.read_raw().unwrap();
+    assert_eq!((meta.generation, &bytes[..]), (2, &[b'Y'; 100][..]));
+    assert!(w.info().damage.is_some());
+    assert!(matches!(w.verify(), Err(Error::Corrupt { .. })));
+    let back = w.recover().unwrap().expect("recovered");
+    assert_eq!((back.from, back.meta.generation), (2, 3));
+    w.verify().unwrap();
+    assert_eq!(w.info().damage, None);
+    let (meta, bytes) = w.read_raw().unwrap();
+    assert_eq!((meta.generation, &bytes[..]), (3, &[b'Y'; 100][..]));
+    assert!(w.recover().unwrap().is_none(), "nothing left to recover");
+}
+
 /// Sets the file at `path` modified an hour ago (as `mmf prune` judges age).
 fn an_hour_old(path: &std::path::Path) {
     std::fs::File::options()
