@@ -423,6 +423,17 @@ pub fn exercise(ch: &Channel, pub_tag: Tag, pub_bytes: &[u8]) {
     let _ = ch.read::<serde_json::Value>();
     let _ = ch.read::<String>();
     let _ = ch.read::<(u8, i64, f64)>();
+    let _ = ch.verify();
+    // Recovering a hostile image (the slots' frames and the header's inline copies are its
+    // candidates): any value it publishes again is what a read returns next.
+    if let Ok(Some(r)) = ch.recover() {
+        let (meta, bytes) = ch.read_raw().expect("read after a successful recover");
+        assert_eq!(
+            (meta.generation, meta.tag, bytes.len()),
+            (r.meta.generation, r.meta.tag, r.meta.len),
+            "read after recover"
+        );
+    }
 
     // A writer over a hostile image must still work or fail with a typed error.
     let published = ch.publish_raw(pub_tag, pub_bytes);
