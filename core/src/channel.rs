@@ -1291,9 +1291,10 @@ impl Channel {
     /// readers have a value instead of [`Error::Corrupt`]. It looks for one in the other slots
     /// and, on a channel without checksums, in the header, which keeps the last two values of
     /// up to 120 bytes (a channel of small values keeps them there alone while no reader wants
-    /// slots). `Ok(None)` when
-    /// the current value is not damaged (nothing is published), or when another writer
-    /// published meanwhile. An error when no earlier value is whole ([`Error::Corrupt`]: only a
+    /// slots). `Ok(None)` when the current value reads whole (nothing is published; `verify`
+    /// may still report damage that this cannot repair, such as a descriptor that disagrees
+    /// with a whole frame, until the next publish), or when another writer published
+    /// meanwhile. An error when no earlier value is whole ([`Error::Corrupt`]: only a
     /// new publish helps then) or when this handle cannot publish.
     ///
     /// Also damaged: a value whose frame a crash left half written (its stamp odd for good), which
@@ -1302,7 +1303,7 @@ impl Channel {
     /// And a small value whose frame is damaged while its copy in the header is whole: reads
     /// take that copy and succeed, but [`verify`](Self::verify) and [`Info::damage`] report the
     /// frame; `recover` publishes the copy again ([`Recovered::from`] is then the current
-    /// generation), after which the frame matches.
+    /// generation), after which `verify` and `info().damage` are clean.
     ///
     /// A value is whole when its frame is complete and in range, and its CRC matches where the
     /// channel has checksums; without them, a payload that a crash left half written back
@@ -1336,8 +1337,15 @@ impl Channel {
             }
             // Reads take a small value's inline copy before its slot, so a value whose frame
             // is damaged (what `verify` and `info().damage` report) may still read as whole:
-            // publishing that copy again gives the channel a frame that matches.
-            Ok(_) if self.snap.damaged_latest() == Some(latest) => {
+            // publishing that copy again leaves nothing damaged. Only when the frame is what is
+            // wrong: a frame that is whole while the descriptor disagrees with it may be the
+            // right one, and the inline copy follows the descriptor.
+            Ok(_)
+                if matches!(
+                    self.snap.settled_look(64),
+                    Look::Damaged { latest: l, frame: true, .. } if l == latest
+                ) =>
+            {
                 let gen = split_latest(latest).0;
                 let b = (gen % 2) as usize;
                 match self.snap.whole_inline(b, gen..=gen, &mut Vec::new()) {

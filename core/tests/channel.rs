@@ -2115,18 +2115,35 @@ fn recover_brings_a_small_value_back_from_the_header() {
 /// A small value whose frame a crash damaged still reads whole from its copy in the header
 /// (readers try it before the slot), while `verify` and `info().damage` report the frame.
 /// `recover` used to say there was nothing to recover, so the report stayed until the next
-/// publish; it now publishes that copy again, after which the frame matches.
+/// publish; it now publishes that copy again, after which nothing reads as damaged. Not when
+/// the frame is whole and the descriptor (which the copy follows) disagrees with it: the frame
+/// may be the right one, and `recover` leaves the value to the next publish.
 #[test]
 fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     const HEADER: usize = 512 + 4 * 64;
-    let s = Scratch::new("file");
-    let ch = s.create(256);
-    ch.publish_raw(Tag::TEXT, b"one").unwrap();
-    // Streamed, so it goes to a slot and, from there, to inline buffer 0.
-    ch.publish_with(Tag::BYTES, |w| w.write_all(&[b'Y'; 100]))
-        .unwrap();
-    drop(ch);
-    // FORMAT.md §5: the frame's generation is its second word, 56 bytes before its payload.
+    // "one", then 100 bytes streamed, so they go to a slot and, from there, to inline buffer 0.
+    let published = || {
+        let s = Scratch::new("file");
+        let ch = s.create(256);
+        ch.publish_raw(Tag::TEXT, b"one").unwrap();
+        ch.publish_with(Tag::BYTES, |w| w.write_all(&[b'Y'; 100]))
+            .unwrap();
+        s
+    };
+
+    // The descriptor (FORMAT.md §4: `inline_meta[0]` at byte 144) says 20 bytes, the whole
+    // frame 100: reads follow the descriptor, `verify` reports the mismatch, and `recover`
+    // does not make the 20 bytes the value.
+    let s = published();
+    poke(&s.path(), 144, 20 | u64::from(Tag::BYTES.0) << 32);
+    let w = Channel::open(&s.name()).unwrap();
+    assert!(matches!(w.verify(), Err(Error::Corrupt { .. })));
+    assert!(w.recover().unwrap().is_none());
+    assert_eq!(w.generation(), 2);
+
+    // The frame is damaged (FORMAT.md §5: its generation is its second word, 56 bytes before
+    // its payload).
+    let s = published();
     let mut image = std::fs::read(s.path()).unwrap();
     let payload = HEADER + payload_of(&image[HEADER..], b'Y', 100);
     image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());

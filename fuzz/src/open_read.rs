@@ -255,6 +255,24 @@ fn write_frame(img: &mut [u8], g: &Geo, checksum: bool, inp: &mut Input) -> u64 
         area.fill(0);
         area[..len].copy_from_slice(&payload);
     }
+    // Mostly as a whole publish leaves it (FORMAT.md §4.1, §11 steps 2 and 6a): the descriptor
+    // too, and on a channel without checksums the buffer's stamp and, for a small value, the
+    // inline copy, so that reads and `recover` meet slot values that the header vouches for.
+    if !inp.u8().is_multiple_of(4) {
+        let b = (gen % 2) as usize;
+        put(img, (H_INLINE_DESC + 2 * b) * W, gen);
+        put(img, (H_INLINE_DESC + 2 * b + 1) * W, len as u64 | t << 32);
+        if !checksum {
+            let inline = (H_INLINE_DATA + 16 * b) * W;
+            if len <= INLINE_MAX.min(g.capacity) {
+                if let Some(area) = img.get_mut(inline..inline + INLINE_MAX) {
+                    area.fill(0);
+                    area[..len].copy_from_slice(&payload);
+                }
+            }
+            put(img, inline + INLINE_MAX, gen);
+        }
+    }
     (gen << 8) | s as u64
 }
 

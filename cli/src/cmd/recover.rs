@@ -1,5 +1,5 @@
 //! `mmf recover NAME`: publish again the newest earlier value still whole when the current one
-//! is damaged.
+//! is damaged (or a small value's own copy from the header, when its frame alone is).
 
 use mmf::{Location, Options};
 
