@@ -2053,10 +2053,7 @@ fn a_frame_a_crash_left_open_is_recovered() {
 /// nothing in either case (there was no stamp to tell the two apart).
 #[test]
 fn recover_brings_a_small_value_back_from_the_header() {
-    // FORMAT.md §5: the frame's generation is its second word, 56 bytes before its payload,
-    // and the slots start after the header (768 bytes with 4 reader entries); §4: inline
-    // buffer 0's stamp is at byte 312.
-    const HEADER: usize = 512 + 4 * 64;
+    // (FORMAT.md §4: inline buffer 0's stamp is at byte 312.)
     // "one" and "two" in the header only, then a value too large to be inline, whose frame
     // is damaged: returns the channel's scratch directory, closed.
     let two_then_damaged = || {
@@ -2066,10 +2063,7 @@ fn recover_brings_a_small_value_back_from_the_header() {
         ch.publish_raw(Tag::TEXT, b"two").unwrap();
         ch.publish_raw(Tag::BYTES, &[b'Z'; 200]).unwrap();
         drop(ch);
-        let mut image = std::fs::read(s.path()).unwrap();
-        let payload = HEADER + payload_of(&image[HEADER..], b'Z', 200);
-        image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
-        std::fs::write(s.path(), &image).unwrap();
+        damage_frame_generation(&s, b'Z', 200);
         s
     };
     let damaged = |s: &Scratch| {
@@ -2120,7 +2114,6 @@ fn recover_brings_a_small_value_back_from_the_header() {
 /// may be the right one, and `recover` leaves the value to the next publish.
 #[test]
 fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
-    const HEADER: usize = 512 + 4 * 64;
     // "one", then 100 bytes streamed, so they go to a slot and, from there, to inline buffer 0.
     let published = || {
         let s = Scratch::new("file");
@@ -2141,13 +2134,9 @@ fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     assert!(w.recover().unwrap().is_none());
     assert_eq!(w.generation(), 2);
 
-    // The frame is damaged (FORMAT.md §5: its generation is its second word, 56 bytes before
-    // its payload).
+    // The frame is damaged.
     let s = published();
-    let mut image = std::fs::read(s.path()).unwrap();
-    let payload = HEADER + payload_of(&image[HEADER..], b'Y', 100);
-    image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
-    std::fs::write(s.path(), &image).unwrap();
+    damage_frame_generation(&s, b'Y', 100);
 
     let w = Channel::open(&s.name()).unwrap();
     let (meta, bytes) = w.read_raw().unwrap();
@@ -2161,6 +2150,17 @@ fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     let (meta, bytes) = w.read_raw().unwrap();
     assert_eq!((meta.generation, &bytes[..]), (3, &[b'Y'; 100][..]));
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
+}
+
+/// Overwrites the generation in the slot frame of the `len`-byte value of bytes `byte` in
+/// `s`'s channel (4 reader entries, so the slots start after a 768-byte header; FORMAT.md §5:
+/// the frame's generation is its second word, 56 bytes before its payload).
+fn damage_frame_generation(s: &Scratch, byte: u8, len: usize) {
+    const HEADER: usize = 512 + 4 * 64;
+    let mut image = std::fs::read(s.path()).unwrap();
+    let payload = HEADER + payload_of(&image[HEADER..], byte, len);
+    image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
+    std::fs::write(s.path(), &image).unwrap();
 }
 
 /// Sets the file at `path` modified an hour ago (as `mmf prune` judges age).
