@@ -1300,9 +1300,10 @@ impl Channel {
     /// Also damaged: a value whose frame a crash left half written (its stamp odd for good), which
     /// reads cannot tell from a writer busy with it and report as [`Error::Contended`] once their
     /// timeout passes; `recover` then looks again under the writer lock, where no writer is busy.
-    /// And a small value whose frame is damaged while its copy in the header is whole: reads
-    /// take that copy and succeed, but [`verify`](Self::verify) and [`Info::damage`] report the
-    /// frame; `recover` publishes the copy again ([`Recovered::from`] is then the current
+    /// And a small value whose frame is damaged, or left open, while its copy in the header is
+    /// whole: reads take that copy and succeed, but [`verify`](Self::verify) or
+    /// [`Info::damage`] report the frame; `recover` publishes the copy again (a frame left open
+    /// only once the writer lock confirms it) ([`Recovered::from`] is then the current
     /// generation), after which `verify` and `info().damage` are clean.
     ///
     /// A value is whole when its frame is complete and in range, and its CRC matches where the
@@ -1327,25 +1328,34 @@ impl Channel {
         let latest = word.load(Ordering::Acquire);
         // A read that timed out with `latest` where it was: perhaps a frame left open for good.
         let mut contended = None;
+        // Whether the damage is a frame left open, which only the writer lock can tell from a
+        // write under way (a contended read, or a look that never settled).
+        let mut left_open = false;
         let candidate = match self.read_raw() {
             Err(Error::Corrupt { .. }) if word.load(Ordering::Acquire) == latest => {
                 self.snap.newest_whole_before(latest)
             }
             Err(e @ Error::Contended { .. }) if word.load(Ordering::Acquire) == latest => {
                 contended = Some(e);
+                left_open = true;
                 self.snap.newest_whole_before(latest)
             }
             // Reads take a small value's inline copy before its slot, so a value whose frame
-            // is damaged (what `verify` and `info().damage` report) may still read as whole:
-            // publishing that copy again leaves nothing damaged. Only when the frame is what is
-            // wrong: a frame that is whole while the descriptor disagrees with it may be the
-            // right one, and the inline copy follows the descriptor.
-            Ok(_)
-                if matches!(
-                    self.snap.settled_look(64),
-                    Look::Damaged { latest: l, frame: true, .. } if l == latest
-                ) =>
-            {
+            // is damaged or was left open by a crash (what `verify` and `info().damage` report)
+            // may still read as whole: publishing that copy again leaves nothing to report.
+            // Only when the frame is what is wrong: a frame that is whole while the descriptor
+            // disagrees with it may be the right one, and the inline copy follows the
+            // descriptor.
+            Ok(_) => {
+                match self.snap.settled_look(64) {
+                    Look::Damaged {
+                        latest: l,
+                        frame: true,
+                        ..
+                    } if l == latest => {}
+                    Look::Unsettled if word.load(Ordering::Acquire) == latest => left_open = true,
+                    _ => return Ok(None),
+                }
                 let gen = split_latest(latest).0;
                 let b = (gen % 2) as usize;
                 match self.snap.whole_inline(b, gen..=gen, &mut Vec::new()) {
@@ -1353,7 +1363,7 @@ impl Channel {
                     None => return Ok(None),
                 }
             }
-            Ok(_) | Err(Error::Corrupt { .. }) => return Ok(None),
+            Err(Error::Corrupt { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
         let Some((from, tag, bytes)) = candidate else {
@@ -1380,7 +1390,7 @@ impl Channel {
             // is one that no write will ever close. Anything else was a race after all. (This
             // runs once this publish has begun its own slot, never the one `latest` names; a
             // publish given up here leaves that slot "being written", as any failed fill does.)
-            if contended.is_some() && !self.snap.frame_left_open(latest) {
+            if left_open && !self.snap.frame_left_open(latest) {
                 return Err(io::Error::other(GaveUp::NotDamaged));
             }
             w.put(&bytes)
@@ -1394,9 +1404,8 @@ impl Channel {
         };
         match (published, gave_up) {
             (_, Some(GaveUp::MovedOn)) => Ok(None),
-            (_, Some(GaveUp::NotDamaged)) => {
-                Err(contended.expect("only checked after a contended read"))
-            }
+            // A contended read stays an error; a value that reads whole needed nothing.
+            (_, Some(GaveUp::NotDamaged)) => contended.map_or(Ok(None), Err),
             (Ok(generation), None) => Ok(Some(Recovered {
                 from,
                 meta: Meta {

@@ -2150,6 +2150,24 @@ fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     let (meta, bytes) = w.read_raw().unwrap();
     assert_eq!((meta.generation, &bytes[..]), (3, &[b'Y'; 100][..]));
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
+
+    // The frame was left open (its stamp odd for good, as a crash can leave it; FORMAT.md
+    // §5: the stamp is the frame's first word): reads take the header's copy, `info` cannot
+    // settle, and `recover` tells the open frame from a write under way under the lock.
+    let s = published();
+    let mut image = std::fs::read(s.path()).unwrap();
+    let payload = 768 + payload_of(&image[768..], b'Y', 100);
+    let stamp = u64::from_le_bytes(image[payload - 64..payload - 56].try_into().unwrap());
+    image[payload - 64..payload - 56].copy_from_slice(&(stamp | 1).to_le_bytes());
+    std::fs::write(s.path(), &image).unwrap();
+    let w = Channel::open(&s.name()).unwrap();
+    assert_eq!(w.read_raw().unwrap().1, [b'Y'; 100]);
+    assert!(w.info().damage.is_some());
+    let back = w.recover().unwrap().expect("recovered");
+    assert_eq!((back.from, back.meta.generation), (2, 3));
+    assert_eq!(w.info().damage, None);
+    assert_eq!(w.read_raw().unwrap().1, [b'Y'; 100]);
+    assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 }
 
 /// Overwrites the generation in the slot frame of the `len`-byte value of bytes `byte` in
