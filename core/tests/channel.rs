@@ -2109,9 +2109,10 @@ fn recover_brings_a_small_value_back_from_the_header() {
 /// A small value whose frame a crash damaged still reads whole from its copy in the header
 /// (readers try it before the slot), while `verify` and `info().damage` report the frame.
 /// `recover` used to say there was nothing to recover, so the report stayed until the next
-/// publish; it now publishes that copy again, after which nothing reads as damaged. Not when
-/// the frame is whole and the descriptor (which the copy follows) disagrees with it: the frame
-/// may be the right one, and `recover` leaves the value to the next publish.
+/// publish; it now publishes that copy again, after which nothing reads as damaged, and so for
+/// a frame left open. Not when the frame is whole and the descriptor (which the copy follows)
+/// disagrees with it: the frame may be the right one, and `recover` leaves the value to the
+/// next publish.
 #[test]
 fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     // "one", then 100 bytes streamed, so they go to a slot and, from there, to inline buffer 0.
