@@ -1302,8 +1302,8 @@ impl Channel {
     /// timeout passes; `recover` then looks again under the writer lock, where no writer is busy.
     /// And a small value whose frame is damaged, or left open, while its copy in the header is
     /// whole: reads take that copy and succeed, but [`verify`](Self::verify) or
-    /// [`Info::damage`] report the frame; `recover` publishes the copy again (a frame left open
-    /// only once the writer lock confirms it) ([`Recovered::from`] is then the current
+    /// [`Info::damage`] report the frame; `recover` publishes the copy again, for a frame left
+    /// open only once the writer lock confirms it ([`Recovered::from`] is then the current
     /// generation), after which `verify` and `info().damage` are clean.
     ///
     /// A value is whole when its frame is complete and in range, and its CRC matches where the
