@@ -1514,6 +1514,9 @@ impl Snapshot {
     /// a buffer whose stamp names `d` before and after the copy. A publish of `d + 2` or later,
     /// even one cut short by a killed writer or a crash, stamps the buffer before it rewrites
     /// it (`stamp_inline`), so a copy that stamp vouches for holds nothing but the value of `d`.
+    /// Why not [`copy_inline`](Self::copy_inline), whose check this shares: its other test, an
+    /// unchanged `latest`, vouches only for `latest`'s own buffer. The publish of `gen + 1`
+    /// rewrites the buffer of `gen - 1` while `latest` still names `gen`.
     pub(crate) fn whole_inline(
         &self,
         b: usize,
