@@ -12,7 +12,7 @@ pub enum Error {
     #[error(transparent)]
     Channel(#[from] mmf_core::Error),
     /// The current value has another codec tag than the one asked for.
-    #[error("channel '{name}' holds a {found} value (generation {generation}), not {expected}; {}", read_hint(*found))]
+    #[error("channel '{name}' holds {} value (generation {generation}), not {expected}; {}", a_tag(*found), read_hint(*found))]
     WrongTag {
         /// The channel.
         name: String,
@@ -63,11 +63,23 @@ pub enum Error {
         generation: u64,
         /// Its codec tag.
         tag: Tag,
-        /// The Rust type asked for.
+        /// The Rust type asked for (`"text (UTF-8)"` for `read_string`, `"JSON text"` for
+        /// `read_json`).
         ty: &'static str,
         /// What did not match, and how to see the value another way.
         message: String,
     },
+}
+
+/// "a text", "an empty", "a tag 300": the tag's name with its article, for [`Error::WrongTag`].
+fn a_tag(found: Tag) -> String {
+    let name = found.to_string();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
 }
 
 /// What to do with a value of tag `found`, for [`Error::WrongTag`].

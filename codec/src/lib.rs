@@ -30,11 +30,12 @@
 //! readers will check them (one MessagePack document, nested no deeper than
 //! [`json::MAX_DEPTH`]), and published with one copy through [`Channel::publish_raw`], which
 //! keeps a small value in the channel's header. A value that does not fit, fails to encode or
-//! would not read back publishes nothing. (Encoding straight into the channel's slot, through
+//! would not read back (not one document, or nested too deep) publishes nothing. (Encoding straight into the channel's slot, through
 //! [`Channel::publish_with`], is slower for the many small writes a serializer makes.)
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 
 mod error;
 pub mod json;
@@ -51,6 +52,13 @@ use serde::Serialize;
 pub trait ChannelExt {
     /// Publishes `value` as MessagePack (structs as maps with field names, so that MessagePack
     /// readers in other languages see named fields). Returns the new generation.
+    ///
+    /// A value larger than the channel is [`mmf_core::Error::TooLarge`] with its whole encoded
+    /// length. Maps go out as serde writes them: one that names a key twice (a
+    /// `#[serde(flatten)]` map that holds a field's name) is not looked for here, which would
+    /// cost every publish of a struct a comparison of its field names;
+    /// [`read_json`](ChannelExt::read_json) refuses such a value, and a typed read refuses it
+    /// or keeps one of the two, as the type's `Deserialize` does with a key given twice.
     fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64>;
 
     /// Reads the current value into `T`, from a MessagePack or JSON frame.
@@ -88,7 +96,8 @@ pub trait ChannelExt {
     /// Publishes UTF-8 text.
     fn publish_str(&self, text: &str) -> Result<u64>;
 
-    /// Reads a text (or JSON) value as a `String`.
+    /// Reads a text (or JSON) value as a `String`. Another tag is [`Error::WrongTag`]; bytes that
+    /// are not UTF-8 are [`Error::Decode`], naming the channel and the value.
     fn read_string(&self) -> Result<String>;
 
     /// Publishes raw bytes.
@@ -102,7 +111,11 @@ pub trait ChannelExt {
     fn publish_json(&self, json: &str) -> Result<u64>;
 
     /// Reads a MessagePack or JSON value as JSON text (see [`json`] for how MessagePack that JSON
-    /// cannot express is rendered).
+    /// cannot express is rendered): on one line, or indented with `pretty`. JSON text another
+    /// process stored ([`Tag::JSON`]) is checked as [`json::validate_json`] checks it and laid
+    /// out the same way; its numbers, escapes and key order stay as written. A value that is
+    /// not what its tag says (invalid MessagePack, JSON text that breaks those rules) is
+    /// [`Error::Decode`], naming the channel and the value.
     fn read_json(&self, pretty: bool) -> Result<String>;
 }
 
@@ -143,9 +156,8 @@ impl ChannelExt for Channel {
     fn read_string(&self) -> Result<String> {
         let (meta, bytes) = self.read_raw()?;
         match meta.tag {
-            Tag::TEXT | Tag::JSON => {
-                String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8(e.utf8_error()))
-            }
+            Tag::TEXT | Tag::JSON => String::from_utf8(bytes)
+                .map_err(|e| unreadable(self, meta, TEXT, Error::InvalidUtf8(e.utf8_error()))),
             _ => Err(wrong(self, meta, "a text value")),
         }
     }
@@ -173,20 +185,22 @@ impl ChannelExt for Channel {
 
     fn read_json(&self, pretty: bool) -> Result<String> {
         let (meta, bytes) = self.read_raw()?;
+        let unreadable = |e| unreadable(self, meta, JSON_TEXT, e);
         match meta.tag {
-            Tag::MSGPACK => json::msgpack_to_json(&bytes, pretty),
+            Tag::MSGPACK => json::msgpack_to_json(&bytes, pretty).map_err(unreadable),
             Tag::JSON => {
-                // Text another process wrote: passed on only when it is one valid document, and
-                // compact or pretty alike (a pretty rendering of text with an integer beyond 64
-                // bits would silently make it a float).
-                let text = std::str::from_utf8(&bytes)?;
-                json::validate_json(text)?;
+                // Text another process wrote: passed on only when it is one valid document (an
+                // integer beyond 64 bits, which a rendering through `Value` would silently make
+                // a float, is refused), laid out as asked whatever its own layout: on one line
+                // (as a MessagePack value reads) or pretty.
+                let text = std::str::from_utf8(&bytes).map_err(|e| unreadable(e.into()))?;
                 if pretty {
+                    json::validate_json(text).map_err(unreadable)?;
                     let v: serde_json::Value =
-                        serde_json::from_str(text).map_err(|e| Error::json(&e))?;
+                        serde_json::from_str(text).map_err(|e| unreadable(Error::json(&e)))?;
                     serde_json::to_string_pretty(&v).map_err(|e| Error::Encode(e.to_string()))
                 } else {
-                    Ok(text.to_owned())
+                    json::compact_json(text).map_err(unreadable)
                 }
             }
             _ => Err(wrong(self, meta, "a MessagePack or JSON value")),
@@ -196,7 +210,8 @@ impl ChannelExt for Channel {
 
 /// Publishes the MessagePack that `encode` writes, from this thread's reusable buffer. An
 /// encoder failure is [`Error::Encode`] with the encoder's own message, a value beyond the
-/// channel's capacity [`mmf_core::Error::TooLarge`] (encoding stops there), a document readers
+/// channel's capacity [`mmf_core::Error::TooLarge`] with the value's whole encoded length (the
+/// encoding past the capacity is counted, not kept, so that the size it names fits), a document readers
 /// would refuse (nested deeper than [`json::MAX_DEPTH`]) [`Error::Encode`]; in each case nothing
 /// is published.
 fn publish_msgpack<F>(ch: &Channel, encode: F) -> Result<u64>
@@ -237,23 +252,23 @@ thread_local! {
 /// The largest encoding buffer a thread keeps between publishes.
 const KEEP: usize = 1 << 20;
 
-/// A `Vec` that refuses to grow past the channel's capacity, so that a value too large for the
-/// channel stops encoding there instead of filling memory.
+/// A `Vec` that stops growing at the channel's capacity: a value too large for the channel is
+/// encoded to its end (so that `TooLarge` can name its whole length, a size that fits it: one
+/// that stopped at the first refused write named one only a few bytes past the capacity, and a
+/// channel made that large refused it again), but only counted from there on, never kept.
 struct Bounded<'a> {
     buf: &'a mut Vec<u8>,
     capacity: usize,
-    /// The length the refused write would have made.
+    /// The encoded length so far, once it passed the capacity.
     overflow: Option<usize>,
 }
 
 impl Bounded<'_> {
-    /// The error for a write of `n` bytes that does not fit; every later write fails too.
+    /// Counts a write of `n` bytes that does not fit, or that follows one that did not.
     #[cold]
-    fn refuse(&mut self, n: usize) -> io::Error {
-        let len = self.overflow.unwrap_or(self.buf.len()) + n;
+    fn count(&mut self, n: usize) {
+        let len = self.overflow.unwrap_or(self.buf.len()).saturating_add(n);
         self.overflow = Some(len);
-        self.capacity = self.buf.len();
-        io::Error::other("the value is larger than the channel's capacity")
     }
 }
 
@@ -266,8 +281,9 @@ impl io::Write for Bounded<'_> {
 
     #[inline]
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        if data.len() > self.capacity - self.buf.len() {
-            return Err(self.refuse(data.len()));
+        if self.overflow.is_some() || data.len() > self.capacity - self.buf.len() {
+            self.count(data.len());
+            return Ok(());
         }
         self.buf.extend_from_slice(data);
         Ok(())
@@ -320,6 +336,25 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
         _ => return Err(wrong(ch, meta, "a MessagePack or JSON value")),
     };
     Ok((meta, value))
+}
+
+/// What [`read_string`](ChannelExt::read_string) reads a value as, for [`Error::Decode`].
+const TEXT: &str = "text (UTF-8)";
+
+/// What [`read_json`](ChannelExt::read_json) reads a value as, for [`Error::Decode`].
+const JSON_TEXT: &str = "JSON text";
+
+/// A value `ch` holds (described by `meta`) that is not what its tag says (`e`: invalid UTF-8,
+/// JSON or MessagePack), read as `what`: [`Error::Decode`], which names the channel and the
+/// value, as a typed read's does.
+fn unreadable(ch: &Channel, meta: Meta, what: &'static str, e: Error) -> Error {
+    Error::Decode {
+        name: ch.location().to_string(),
+        generation: meta.generation,
+        tag: meta.tag,
+        ty: what,
+        message: format!("{e}; read_bytes gives its bytes"),
+    }
 }
 
 fn wrong(ch: &Channel, meta: Meta, expected: &'static str) -> Error {

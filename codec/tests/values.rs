@@ -186,6 +186,7 @@ fn reading_the_wrong_tag_names_both() {
     ch.publish_raw(Tag::EMPTY, b"x").unwrap();
     let err = ch.read_json(false).unwrap_err().to_string();
     assert!(err.contains("tag 0 means \"no value yet\""), "{err}");
+    assert!(err.contains("holds an empty value"), "{err}");
     assert_eq!(ch.read_bytes().unwrap(), b"x");
 }
 
@@ -275,16 +276,39 @@ fn a_typed_publish_refuses_what_readers_would_refuse() {
 
 #[test]
 fn a_typed_publish_stops_at_the_capacity_and_may_publish_while_encoding() {
-    // A value far beyond the capacity is refused once it passes it, with what it had reached.
+    // A value far beyond the capacity is refused with its whole encoded length, which a
+    // channel of that size then takes.
     let ch = Channel::anonymous(1024).unwrap();
-    let err = ch.publish(&vec![7u64; 1 << 20]).unwrap_err();
+    let big = vec![7u64; 1 << 20];
+    let whole = rmp_serde::to_vec_named(&big).unwrap().len();
+    assert!(whole > 1 << 20);
+    let err = ch.publish(&big).unwrap_err();
     match err {
         Error::Channel(mmf_core::Error::TooLarge { len, capacity }) => {
-            assert_eq!(capacity, 1024);
-            assert!(len > 1024 && len < 2048, "{len}");
+            assert_eq!((len, capacity), (whole, 1024));
         }
         other => panic!("{other}"),
     }
+    assert_eq!(ch.generation(), 0, "nothing was published");
+    assert_eq!(Channel::anonymous(whole).unwrap().publish(&big).unwrap(), 1);
+    // JSON text too, with the length of its MessagePack.
+    let json = format!("[{}]", "1,".repeat(2000) + "1");
+    let err = ch.publish_json(&json).unwrap_err();
+    let len = match err {
+        Error::Channel(mmf_core::Error::TooLarge { len, .. }) => len,
+        other => panic!("{other}"),
+    };
+    assert_eq!(
+        Channel::anonymous(len)
+            .unwrap()
+            .publish_json(&json)
+            .unwrap(),
+        1
+    );
+    assert!(Channel::anonymous(len - 1)
+        .unwrap()
+        .publish_json(&json)
+        .is_err());
     // A `Serialize` that publishes elsewhere while it is encoded (each publish has its own
     // buffer), and a large value between two small ones on one thread.
     struct Logged<'a>(&'a Channel, u32);
@@ -311,14 +335,21 @@ fn a_typed_publish_stops_at_the_capacity_and_may_publish_while_encoding() {
 fn invalid_stored_values_are_errors_not_panics() {
     let ch = Channel::anonymous(64).unwrap();
     ch.publish_raw(Tag::TEXT, b"ok \xff\xfe").unwrap();
+    // Which channel and value, as a typed read says, and what is wrong with it.
     let err = ch.read_string().unwrap_err();
-    assert!(matches!(err, Error::InvalidUtf8(_)), "{err}");
-    assert!(err.to_string().contains("index 3"), "says where: {err}");
+    assert!(
+        matches!(&err, Error::Decode { generation: 1, tag: Tag::TEXT, ty: "text (UTF-8)", message, .. }
+            if message.contains("not valid UTF-8") && message.contains("index 3")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("(generation 1)"), "{err}");
     ch.publish_raw(Tag::MSGPACK, &[0x92, 0x01]).unwrap(); // array of 2, one element
-    assert!(matches!(
-        ch.read_json(false).unwrap_err(),
-        Error::InvalidMsgpack(_)
-    ));
+    let err = ch.read_json(false).unwrap_err();
+    assert!(
+        matches!(&err, Error::Decode { generation: 2, ty: "JSON text", message, .. }
+            if message.starts_with("invalid MessagePack")),
+        "{err}"
+    );
     let err = ch.read::<Vec<u8>>().unwrap_err();
     assert!(
         matches!(&err, Error::Decode { generation: 2, message, .. }
@@ -337,8 +368,14 @@ fn invalid_stored_values_are_errors_not_panics() {
     );
     ch.publish_raw(Tag::JSON, b"{\"a\": 1}").unwrap();
     assert_eq!(ch.read::<BTreeMap<String, u8>>().unwrap()["a"], 1);
-    assert_eq!(ch.read_json(false).unwrap(), "{\"a\": 1}");
+    // On one line when not asked to be pretty, as a MessagePack value reads, whatever the
+    // stored text's layout; the text itself stays as written.
+    assert_eq!(ch.read_json(false).unwrap(), "{\"a\":1}");
+    assert_eq!(ch.read_json(true).unwrap(), "{\n  \"a\": 1\n}");
     assert_eq!(ch.read_string().unwrap(), "{\"a\": 1}");
+    ch.publish_raw(Tag::JSON, b"{\n  \"a\": [1, 2.50],\n  \"b\": \"x y\"\n}\n")
+        .unwrap();
+    assert_eq!(ch.read_json(false).unwrap(), r#"{"a":[1,2.50],"b":"x y"}"#);
 }
 
 /// A value nested deeper than any reader should follow, from another process: an error on every
@@ -425,7 +462,8 @@ fn stored_json_and_colliding_keys_are_checked() {
         for pretty in [false, true] {
             let err = ch.read_json(pretty).unwrap_err();
             assert!(
-                matches!(&err, Error::InvalidJson { message, .. } if message.contains(says)),
+                matches!(&err, Error::Decode { tag: Tag::JSON, ty: "JSON text", message, .. }
+                    if message.contains("invalid JSON at line 1") && message.contains(says)),
                 "{}: {err}",
                 String::from_utf8_lossy(text)
             );
