@@ -35,6 +35,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 
 pub use mmf_codec::{json, ChannelExt, Error, Result};
 pub use mmf_core::{

@@ -2025,7 +2025,10 @@ fn a_full_shm_dir_is_a_clear_error() {
     fails(&out, 1, "it needs 6292608 bytes");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bytes free") && err.contains("--readers") && err.contains("remount,size"),
+        err.contains("bytes free")
+            && err.contains("--readers")
+            && err.contains("enlarge it by at least ")
+            && err.contains("remount,size=SIZE"),
         "{err}"
     );
     assert!(!e.dir.join("mmf.big").exists());

@@ -183,11 +183,41 @@ fn reading_the_wrong_tag_names_both() {
         err.contains("tag 300 is not one of mmf's codecs; read its bytes"),
         "{err}"
     );
-    ch.publish_raw(Tag::EMPTY, b"x").unwrap();
+    // mmf itself refuses to publish tag 0, and keeps the value it has.
+    assert!(matches!(
+        ch.publish_raw(Tag::EMPTY, b"x").unwrap_err(),
+        mmf_core::Error::EmptyTag
+    ));
+    assert_eq!(ch.read_raw().unwrap().0.tag, Tag(300));
+    // Another writer's tag 0: a file channel's descriptor rewritten under its handle.
+    let path = std::env::temp_dir().join(format!("mmf-codec-tag0-{}.mmf", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let ch = Channel::create(path.to_str().unwrap(), 64).unwrap();
+    assert_eq!(ch.publish_raw(Tag::BYTES, b"x").unwrap(), 1);
+    // Generation 1 is described by descriptor 1 (FORMAT.md §4.1): words 19-20, its tag in bytes
+    // 36-37 of the second word, which is at byte 160.
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mut meta = [0u8; 8];
+        std::fs::File::open(&path)
+            .unwrap()
+            .read_exact_at(&mut meta, 160)
+            .unwrap();
+        assert_eq!(
+            u64::from_le_bytes(meta),
+            1 | u64::from(Tag::BYTES.0) << 32,
+            "layout moved"
+        );
+        file.write_all_at(&1u64.to_le_bytes(), 160).unwrap();
+    }
+    assert_eq!(ch.read_raw().unwrap().0.tag, Tag::EMPTY);
     let err = ch.read_json(false).unwrap_err().to_string();
     assert!(err.contains("tag 0 means \"no value yet\""), "{err}");
     assert!(err.contains("holds an empty value"), "{err}");
     assert_eq!(ch.read_bytes().unwrap(), b"x");
+    drop(ch);
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]

@@ -239,7 +239,7 @@ impl Options {
 
     /// Creates a new channel; fails with `AlreadyExists` if the name is taken.
     pub fn create(&self, location: &Location) -> Result<Channel> {
-        match location.path() {
+        match location.checked_path()? {
             None => self.anonymous(),
             Some(path) => self.create_at(location, &path),
         }
@@ -263,7 +263,7 @@ impl Options {
             .map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists if path.is_dir() => directory(&name),
                 io::ErrorKind::IsADirectory => directory(&name),
-                io::ErrorKind::AlreadyExists => Error::AlreadyExists { name: name.clone() },
+                io::ErrorKind::AlreadyExists => taken(&name, path),
                 io::ErrorKind::NotFound if !location.is_persistent() => Error::Io {
                     op: "creating",
                     path: path.to_owned(),
@@ -339,7 +339,7 @@ impl Options {
 
     /// Opens an existing channel; fails with `NotFound` if there is none.
     pub fn open(&self, location: &Location) -> Result<Channel> {
-        let Some(path) = location.path() else {
+        let Some(path) = location.checked_path()? else {
             return Err(Error::NotFound {
                 name: location.to_string(),
             });
@@ -530,7 +530,7 @@ impl Options {
     /// Temporary files that replacements killed half-way left in the same directory are removed
     /// ([`host::abandoned_replacements_in`](crate::host::abandoned_replacements_in)).
     pub fn create_or_replace(&self, location: &Location) -> Result<Channel> {
-        let Some(path) = location.path() else {
+        let Some(path) = location.checked_path()? else {
             return self.anonymous();
         };
         check_platform()?;
@@ -765,7 +765,7 @@ impl Channel {
 
     /// [`Channel::remove`] for a parsed [`Location`].
     pub fn remove_location(location: &Location) -> Result<()> {
-        let Some(path) = location.path() else {
+        let Some(path) = location.checked_path()? else {
             return Ok(());
         };
         let name = location.to_string();
@@ -801,7 +801,8 @@ impl Channel {
     /// Publishes `bytes` as the next value, tagged `tag`, and returns its generation.
     ///
     /// The value becomes visible to readers all at once. A value larger than the capacity is
-    /// refused with [`Error::TooLarge`] and the previous value stays the latest.
+    /// refused with [`Error::TooLarge`], one tagged [`Tag::EMPTY`] (which marks a channel with no
+    /// value yet) with [`Error::EmptyTag`], and the previous value stays the latest.
     #[inline]
     pub fn publish_raw(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
         self.publish_raw_as::<true>(tag, bytes)
@@ -811,11 +812,8 @@ impl Channel {
     /// is for the benchmarks only, through `__bench`).
     #[inline(always)]
     pub(crate) fn publish_raw_as<const WAKE: bool>(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
-        if bytes.len() > self.snap.layout.capacity {
-            return Err(Error::TooLarge {
-                len: bytes.len(),
-                capacity: self.snap.layout.capacity,
-            });
+        if bytes.len() > self.snap.layout.capacity || tag == Tag::EMPTY {
+            return Err(self.refused(tag, bytes.len()));
         }
         let published = self
             .snap
@@ -824,7 +822,10 @@ impl Channel {
     }
 
     /// Publishes the bytes that `fill` writes into a free slot (no intermediate buffer), tagged
-    /// `tag`. If `fill` fails, or writes more than the capacity, nothing is published.
+    /// `tag`. If `fill` fails, or writes more than the capacity, nothing is published; nor is
+    /// anything tagged [`Tag::EMPTY`] ([`Error::EmptyTag`], before `fill` runs). `fill` runs
+    /// under the channel's writer lock: a publish from inside it to this same channel is
+    /// refused with [`Error::Reentrant`] (it would wait for that lock).
     ///
     /// ```
     /// use std::io::Write;
@@ -838,10 +839,28 @@ impl Channel {
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
+        if tag == Tag::EMPTY {
+            return Err(Error::EmptyTag);
+        }
         let published =
             self.snap
                 .publish::<F, true>(self.token, tag, &self.timeouts, Source::Fill(fill));
         self.checked_publish(published)
+    }
+
+    /// Why [`publish_raw`](Self::publish_raw) refuses a value of `len` bytes tagged `tag`
+    /// before it starts: too large, or tagged [`Tag::EMPTY`].
+    #[cold]
+    fn refused(&self, tag: Tag, len: usize) -> Error {
+        if len > self.snap.layout.capacity {
+            Error::TooLarge {
+                len,
+                capacity: self.snap.layout.capacity,
+            }
+        } else {
+            debug_assert_eq!(tag, Tag::EMPTY);
+            Error::EmptyTag
+        }
     }
 
     /// Copies the latest value into `buf` (replacing its contents, reusing its allocation) and
@@ -1865,6 +1884,40 @@ pub(crate) fn regular_file(meta: &std::fs::Metadata, name: &str) -> Result<()> {
         name: name.to_owned(),
         kind,
     })
+}
+
+/// Why a channel cannot be created at `path`, which exists: [`Error::AlreadyExists`] for a
+/// channel, or for what may be one being created (its magic still 0, or not 8 bytes long yet);
+/// but a file that plainly is not one says so ([`Error::WrongMagic`], [`Error::NotAFile`]),
+/// since "open it, or remove it" would not help there (both refuse it). A symbolic link stays
+/// `AlreadyExists`: creating never follows one, opening does.
+fn taken(name: &str, path: &Path) -> Error {
+    use std::os::unix::fs::FileExt;
+    let exists = || Error::AlreadyExists {
+        name: name.to_owned(),
+    };
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return exists();
+    };
+    if meta.file_type().is_symlink() {
+        return exists();
+    }
+    if let Err(not_a_file) = regular_file(&meta, name) {
+        return not_a_file;
+    }
+    let mut head = [0u8; 8];
+    let read = OpenOptions::new()
+        .read(true)
+        .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|f| f.read_exact_at(&mut head, 0));
+    match u64::from_le_bytes(head) {
+        found if read.is_ok() && found != 0 && found != MAGIC => Error::WrongMagic {
+            name: name.to_owned(),
+            found,
+        },
+        _ => exists(),
+    }
 }
 
 /// The start of the temporary name under which [`Options::create_or_replace`] makes a channel.

@@ -48,7 +48,9 @@ pub enum Error {
     /// A value larger than the channel's capacity; nothing was published.
     #[error("value of {len} bytes does not fit the channel's capacity of {capacity} bytes; nothing was published (create a larger channel)")]
     TooLarge {
-        /// Length of the refused value.
+        /// Length of the refused value. From [`Channel::publish_with`](crate::Channel::publish_with):
+        /// the bytes its closure had written, or tried to, when it stopped (at least the
+        /// capacity plus one).
         len: usize,
         /// The channel's capacity.
         capacity: usize,
@@ -61,6 +63,10 @@ pub enum Error {
         /// The closure's error.
         source: std::io::Error,
     },
+    /// A publish tagged [`Tag::EMPTY`](crate::Tag::EMPTY): tag 0 marks a channel that has no
+    /// value yet (generation 0) and is never published; nothing was published.
+    #[error("tag 0 (Tag::EMPTY) means \"no value yet\" and cannot be published; nothing was published (tag raw bytes Tag::BYTES, or use an application tag, 256 and up)")]
+    EmptyTag,
     /// A capacity or reader count outside what the layout supports.
     #[error("invalid channel options: {0}")]
     InvalidOptions(String),
@@ -125,6 +131,14 @@ pub enum Error {
         /// How long it waited.
         waited_ms: u64,
     },
+    /// A publish from inside a [`Channel::publish_with`](crate::Channel::publish_with) closure
+    /// to the channel that closure is filling, whose writer lock this thread holds until the
+    /// closure returns; nothing was published.
+    #[error("channel '{name}': a publish from inside a publish_with closure on the same channel would wait for its own writer lock; publish once the closure has returned")]
+    Reentrant {
+        /// The channel's name or path.
+        name: String,
+    },
     /// A write through a handle that was opened read-only.
     #[error("channel '{name}' was opened read-only; open it read-write to publish")]
     ReadOnly {
@@ -132,7 +146,7 @@ pub enum Error {
         name: String,
     },
     /// The file system (typically `/dev/shm`) has no room for the channel.
-    #[error("no space for channel '{name}' in {dir}: it needs {bytes} bytes ((readers + 2) x its size, and a header), the file system has {} free; free space there, give it a smaller size or fewer readers (--readers), or {}", available.map_or("not that much".to_owned(), |a| format!("{a} bytes")), enlarge(dir))]
+    #[error("no space for channel '{name}' in {dir}: it needs {bytes} bytes ((readers + 2) x its size, and a header), the file system has {} free; free space there, give it a smaller size or fewer readers (`Options::readers`, or --readers of `mmf new`), or {}", available.map_or("not that much".to_owned(), |a| format!("{a} bytes")), enlarge(dir, *bytes, *available))]
     NoSpace {
         /// The channel's name or path.
         name: String,
@@ -202,10 +216,17 @@ fn first_bytes(word: u64) -> String {
     }
 }
 
-/// How to make room where a channel did not fit: a tmpfs can be enlarged, a disk cannot.
-fn enlarge(dir: &std::path::Path) -> String {
+/// How to make room where a channel of `bytes` did not fit (`available` free, if known): a tmpfs
+/// can be enlarged, by at least what is missing, a disk cannot.
+fn enlarge(dir: &std::path::Path, bytes: u64, available: Option<u64>) -> String {
     if dir == crate::os::shm_dir() {
-        format!("enlarge it (`mount -o remount,size=1G {}`)", dir.display())
+        let short = bytes.saturating_sub(available.unwrap_or(0));
+        format!(
+            "enlarge it by at least {short} bytes (as root: `mount -o remount,size=SIZE {}`, \
+             SIZE its size now plus that; `df -B1 {}` shows its size)",
+            dir.display(),
+            dir.display()
+        )
     } else {
         "put it on a file system with room".to_owned()
     }

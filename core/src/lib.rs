@@ -52,6 +52,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 #![cfg_attr(loom, allow(dead_code))]
 
 // Under loom only the protocol is compiled: the handle maps real files, which loom cannot model.

@@ -17,7 +17,9 @@ pub const MAX_NAME_LEN: usize = 255 - SHM_PREFIX.len();
 #[non_exhaustive]
 pub enum Location {
     /// OS shared memory under a plain name (on Linux `/dev/shm/mmf.NAME`): fast, not persisted,
-    /// gone after `remove` or a reboot.
+    /// gone after `remove` or a reboot. The name is checked by [`validate_name`] when the
+    /// variant is built by [`Location::shm`] or [`Location::parse`], and again by every
+    /// operation on it (an invalid one is [`Error::InvalidName`]).
     Shm(String),
     /// A regular file at a path: persisted across restarts.
     File(PathBuf),
@@ -76,6 +78,16 @@ impl Location {
             Location::File(p) => Some(p.clone()),
             Location::Anonymous => None,
         }
+    }
+
+    /// [`path`](Self::path), for an operation on the channel there: a shared-memory name is
+    /// validated first, since the variant can be built without [`Location::shm`] (an empty name
+    /// would otherwise make a file named `mmf.`, and one with a '/' look into a subdirectory).
+    pub(crate) fn checked_path(&self) -> Result<Option<PathBuf>> {
+        if let Location::Shm(name) = self {
+            validate_name(name)?;
+        }
+        Ok(self.path())
     }
 
     /// Whether the channel survives a reboot.

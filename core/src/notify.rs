@@ -321,6 +321,16 @@ impl Channel {
     }
 }
 
+impl std::fmt::Debug for Changed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changed")
+            .field("channel", self.ch.location())
+            .field("since", &self.since)
+            .field("registered", &self.reg.is_some())
+            .finish()
+    }
+}
+
 impl Future for Changed<'_> {
     type Output = u64;
 

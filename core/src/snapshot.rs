@@ -579,22 +579,18 @@ impl Snapshot {
         }
         let h = self.fixed();
         let lock_word = &h[H_LOCK];
-        let recovered = match lock::acquire(lock_word, token, t.lock, &self.liveness) {
-            Ok(false) => false,
-            Ok(true) => {
-                h[H_RECOVERIES].fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(busy) => {
-                return Err(Error::Contended {
-                    name: self.name.clone(),
-                    what: lock_holder(busy.owner, token, &self.liveness),
-                    waited_ms: busy.waited.as_millis() as u64,
-                })
-            }
+        let recovered = if lock::try_acquire(lock_word, token) {
+            false
+        } else {
+            self.lock_contended(token, t)?
         };
         // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
         let _guard = LockGuard(lock_word);
+        // While a `fill` runs, this thread holds the lock: a publish from inside it to the same
+        // channel is refused at once (`lock_contended`) rather than waiting for itself.
+        #[cfg(not(loom))]
+        let _filling = matches!(source, Source::Fill(_))
+            .then(|| filling::Filling::enter(std::ptr::from_ref(lock_word) as usize, token));
         let pins = self.pin_scan();
         self.publish_locked::<F, WAKE>(
             tag,
@@ -603,6 +599,38 @@ impl Snapshot {
             pins,
             source,
         )
+    }
+
+    /// [`publish`](Self::publish)'s lock after its first compare-and-swap failed: refused at once
+    /// if this thread holds it already (a publish from inside a `publish_with` closure on the
+    /// same channel, which would otherwise wait for itself until the lock timeout), else
+    /// [`lock::acquire`] (spin, yield, take over from a dead owner). Whether it was taken over.
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, token: u64, t: &Timeouts) -> Result<bool> {
+        let h = self.fixed();
+        let lock_word = &h[H_LOCK];
+        #[cfg(not(loom))]
+        if filling::holds(
+            std::ptr::from_ref(lock_word) as usize,
+            lock_word.load(Ordering::Relaxed),
+        ) {
+            return Err(Error::Reentrant {
+                name: self.name.clone(),
+            });
+        }
+        match lock::acquire(lock_word, token, t.lock, &self.liveness) {
+            Ok(false) => Ok(false),
+            Ok(true) => {
+                h[H_RECOVERIES].fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(busy) => Err(Error::Contended {
+                name: self.name.clone(),
+                what: lock_holder(busy.owner, token, &self.liveness),
+                waited_ms: busy.waited.as_millis() as u64,
+            }),
+        }
     }
 
     /// [`publish`](Self::publish) of a value the caller holds as one slice (`bytes.len() <=
@@ -1759,6 +1787,61 @@ pub(crate) enum Source<'b, F> {
 /// The `F` of a [`Source::Bytes`], which has no closure.
 pub(crate) type NoFill = fn(&mut SlotWriter<'_>) -> io::Result<()>;
 
+/// The writer locks this thread holds while it runs `publish_with` closures, so that a publish
+/// from inside one to the same channel is told from a wait for another writer.
+#[cfg(not(loom))]
+mod filling {
+    use std::cell::Cell;
+
+    /// Closures nested deeper than this (a closure that publishes to another channel with a
+    /// closure, ...) are counted but not remembered.
+    const REMEMBERED: usize = 4;
+
+    thread_local! {
+        /// The lock word's address and the holder's token of each closure running, outermost
+        /// first, and how many run.
+        static HELD: Cell<([(usize, u64); REMEMBERED], usize)> =
+            const { Cell::new(([(0, 0); REMEMBERED], 0)) };
+    }
+
+    /// A closure running under the lock at `word` (an address in this process), taken with
+    /// `token`; forgotten when dropped.
+    pub(super) struct Filling;
+
+    impl Filling {
+        pub(super) fn enter(word: usize, token: u64) -> Filling {
+            HELD.with(|h| {
+                let (mut held, n) = h.get();
+                if let Some(e) = held.get_mut(n) {
+                    *e = (word, token);
+                }
+                h.set((held, n + 1));
+            });
+            Filling
+        }
+    }
+
+    impl Drop for Filling {
+        fn drop(&mut self) {
+            HELD.with(|h| {
+                let (held, n) = h.get();
+                h.set((held, n.saturating_sub(1)));
+            });
+        }
+    }
+
+    /// Whether this thread, inside a closure, holds the lock at `word` whose owner is `owner`:
+    /// the same word (the same handle, or another handle on the same mapping), or the same
+    /// channel mapped again by another handle, whose token is its own alone (kernel-held: a
+    /// token judged by pid is the whole process's, which other threads may hold elsewhere).
+    pub(super) fn holds(word: usize, owner: u64) -> bool {
+        let (held, n) = HELD.with(Cell::get);
+        held[..n.min(REMEMBERED)]
+            .iter()
+            .any(|&(w, token)| w == word || (owner & crate::os::KERNEL_HELD != 0 && token == owner))
+    }
+}
+
 /// Releases the writer lock when dropped.
 struct LockGuard<'a>(&'a crate::sync::AtomicU64);
 
@@ -1887,6 +1970,17 @@ impl<'a> SlotWriter<'a> {
                 .store(u64::from_ne_bytes(last), Ordering::Relaxed);
         }
         Ok((self.len, self.crc.map(crc32fast::Hasher::finalize)))
+    }
+}
+
+impl std::fmt::Debug for SlotWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotWriter")
+            .field("len", &self.len)
+            .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
+            .field("checksum", &self.crc.is_some())
+            .finish()
     }
 }
 

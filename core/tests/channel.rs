@@ -192,6 +192,71 @@ fn publish_with_streams_odd_sized_writes() {
     });
 }
 
+/// A publish from inside a `publish_with` closure to the channel it fills (through the same
+/// handle, or through another handle on that channel) would wait for the writer lock its own
+/// thread holds, until the lock timeout: it is refused at once, and the outer publish goes on.
+/// A publish to another channel from inside one is an ordinary publish.
+#[test]
+fn a_publish_from_inside_publish_with_on_the_same_channel_is_refused_at_once() {
+    for kind in BACKINGS {
+        let s = Scratch::new(kind);
+        let ch = Options::new()
+            .capacity(64)
+            // Without the check, each inner publish would come back `Contended` after this.
+            .lock_timeout(Duration::from_secs(2))
+            .create(&s.location)
+            .unwrap();
+        let again = (kind != "heap").then(|| Options::new().open(&s.location).unwrap());
+        let other = Channel::anonymous(64).unwrap();
+        ch.publish_raw(Tag::TEXT, b"before").unwrap();
+        let outer = ch.publish_with(Tag::TEXT, |w| {
+            let inner = ch.publish_raw(Tag::TEXT, b"inner");
+            assert!(
+                matches!(inner, Err(Error::Reentrant { .. })),
+                "{kind}: {inner:?}"
+            );
+            let inner = ch.publish_with(Tag::TEXT, |w| w.put(b"inner"));
+            assert!(
+                matches!(inner, Err(Error::Reentrant { .. })),
+                "{kind}: {inner:?}"
+            );
+            if let Some(again) = &again {
+                let inner = again.publish_raw(Tag::TEXT, b"inner");
+                assert!(
+                    matches!(inner, Err(Error::Reentrant { .. })),
+                    "{kind}: {inner:?}"
+                );
+            }
+            // Another channel, with a closure of its own that publishes to a third.
+            other
+                .publish_with(Tag::TEXT, |w| {
+                    assert_eq!(
+                        Channel::anonymous(8)
+                            .unwrap()
+                            .publish_raw(Tag::TEXT, b"x")
+                            .unwrap(),
+                        1
+                    );
+                    w.put(b"other")
+                })
+                .map_err(std::io::Error::other)?;
+            w.put(b"outer")
+        });
+        assert_eq!(outer.unwrap(), 2, "{kind}");
+        assert_eq!(ch.read_raw().unwrap().1, b"outer", "{kind}");
+        assert_eq!(other.read_raw().unwrap().1, b"other", "{kind}");
+        // Once the closure has returned the same publishes go through, from this thread and
+        // from another.
+        ch.publish_raw(Tag::TEXT, b"after").unwrap();
+        std::thread::scope(|t| {
+            t.spawn(|| ch.publish_raw(Tag::TEXT, b"thread").unwrap());
+        });
+        assert_eq!(ch.generation(), 4, "{kind}");
+        let err = Error::Reentrant { name: "n".into() }.to_string();
+        assert!(err.contains("once the closure has returned"), "{err}");
+    }
+}
+
 #[test]
 fn threads_never_see_torn_values() {
     // In-process stress over every backing: one writer, three readers (more than the default
@@ -342,6 +407,24 @@ fn create_is_exclusive_open_needs_an_existing_channel() {
         Channel::remove(&s.name()).unwrap();
         let err = Channel::remove(&s.name()).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{err}");
+        // Something else under the name: not "a channel already exists; open it, or remove it"
+        // (both would refuse it), but what it is. A file not yet 8 bytes long, or whose first
+        // word is still 0, may be a channel being created: that stays `AlreadyExists`.
+        std::fs::write(s.path(), "hello world\n").unwrap();
+        let err = Options::new().create(&s.location).unwrap_err();
+        assert!(matches!(err, Error::WrongMagic { .. }), "{err}");
+        assert!(err.to_string().contains("\"hello wo\""), "{err}");
+        for maybe_a_channel in [&b""[..], b"MMF", &[0; 4096]] {
+            std::fs::write(s.path(), maybe_a_channel).unwrap();
+            let err = Options::new().create(&s.location).unwrap_err();
+            assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+        }
+        std::fs::remove_file(s.path()).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(s.path()).status();
+        assert!(made.is_ok_and(|st| st.success()), "mkfifo");
+        let err = Options::new().create(&s.location).unwrap_err();
+        assert!(matches!(err, Error::NotAFile { kind: "FIFO", .. }), "{err}");
+        std::fs::remove_file(s.path()).unwrap();
     }
 }
 
@@ -534,6 +617,27 @@ fn invalid_names_are_refused_before_touching_the_os() {
     }
     let err = Channel::open("").unwrap_err();
     assert!(err.to_string().contains("invalid channel name"), "{err}");
+    // The same names built as `Location::Shm` directly, past `Location::shm`'s check: every
+    // operation checks them again, before it looks at the shared-memory directory (an empty
+    // name would make a file named `mmf.`, "a/b" look into a directory `mmf.a`).
+    for bad in ["", "a/b", "x\0y", "..", &"n".repeat(300)] {
+        let at = Location::Shm(bad.to_owned());
+        let o = Options::new();
+        for (op, result) in [
+            ("create", o.create(&at).map(drop)),
+            ("open", o.open(&at).map(drop)),
+            ("open_or_create", o.open_or_create(&at).map(drop)),
+            ("create_or_replace", o.create_or_replace(&at).map(drop)),
+            ("remove", Channel::remove_location(&at)),
+        ] {
+            assert!(
+                matches!(result, Err(Error::InvalidName { .. })),
+                "{op} {bad:?}: {result:?}"
+            );
+        }
+    }
+    let dir = Location::shm("probe").unwrap().path().unwrap();
+    assert!(!dir.with_file_name("mmf.").exists());
 }
 
 #[test]
@@ -1790,6 +1894,18 @@ fn tags_debug_as_their_names() {
     ch.publish_raw(Tag::TEXT, b"x").unwrap();
     let mut buf = Vec::new();
     assert!(format!("{:?}", ch.read_into(&mut buf).unwrap()).contains("tag: Tag::TEXT"));
+    // Every public type is `Debug`, the writer handed to `publish_with` among them (the crates
+    // warn of a missing implementation, which CI's clippy makes an error); what it prints:
+    ch.publish_with(Tag::TEXT, |w| {
+        w.put(b"abc")?;
+        let shown = format!("{w:?}");
+        assert!(
+            shown.contains("len: 3") && shown.contains("capacity: 64"),
+            "{shown}"
+        );
+        Ok(())
+    })
+    .unwrap();
 }
 
 /// `read_next_into` waits for a publish after the call; `read_after_into` for a generation

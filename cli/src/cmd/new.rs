@@ -34,9 +34,11 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
             .map(|(ch, created)| (!created).then_some(ch))
     } else {
         match o.create(&location) {
-            Err(e @ mmf::channel::Error::AlreadyExists { .. }) => {
-                return Err(not_a_channel(e, &location))
-            }
+            Err(
+                e @ (mmf::channel::Error::AlreadyExists { .. }
+                | mmf::channel::Error::WrongMagic { .. }
+                | mmf::channel::Error::NotAFile { .. }),
+            ) => return Err(not_a_channel(e, &location)),
             r => r.map(|_| None),
         }
     }
@@ -96,7 +98,8 @@ fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
     );
 }
 
-/// `create`'s "already exists", said as what is there: the channel's `--force` / `--exist-ok`
+/// `create`'s "already exists" (or its "not a channel", for a file it could tell is none), said
+/// as what is there: the channel's `--force` / `--exist-ok`
 /// advice only for a channel this user can open; else what holds the name and how to clear it
 /// (still exit 6: the name is taken).
 fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
