@@ -1470,6 +1470,20 @@ impl Channel {
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn verify(&self) -> Result<()> {
+        self.verify_mapping()?;
+        match self.snap.settled_look(1024) {
+            Look::Damaged { what, .. } => Err(Error::Corrupt {
+                name: self.snap.name.clone(),
+                what,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`verify`](Self::verify) of what no publish can mend: the file's size and the header's
+    /// magic, version and geometry, without the current value's frame (which the next publish
+    /// replaces, and which a wait for that publish must not give up on).
+    pub(crate) fn verify_mapping(&self) -> Result<()> {
         self.intact()?;
         let s = &self.snap;
         let corrupt = |what: String| {
@@ -1504,13 +1518,9 @@ impl Channel {
             ));
         }
         match Layout::from_header(&h, None) {
-            Ok(l) if l == s.layout => {}
-            Ok(_) => return corrupt("its header now describes another geometry".into()),
-            Err(what) => return corrupt(what),
-        }
-        match s.settled_look(1024) {
-            Look::Damaged { what, .. } => corrupt(what),
-            _ => Ok(()),
+            Ok(l) if l == s.layout => Ok(()),
+            Ok(_) => corrupt("its header now describes another geometry".into()),
+            Err(what) => corrupt(what),
         }
     }
 

@@ -130,8 +130,10 @@ impl Follower {
     /// While it waits, and while values keep coming, it looks at least every 100 ms whether
     /// the name still leads to the channel (a name removed and not created again is waited on,
     /// and values still published to the channel it held are returned meanwhile), and whether
-    /// the channel is still whole: one truncated or overwritten under the mapping is an error
-    /// ([`Channel::verify`]), not a wait for ever on memory no writer reaches. A new channel
+    /// the channel is still whole: one truncated, or whose header was overwritten, under the
+    /// mapping is an error ([`Channel::verify`]'s), not a wait for ever on memory no writer
+    /// reaches. A damaged current value (a crash's, which `verify` also reports) is waited past:
+    /// the next publish replaces it. A new channel
     /// found being created is given 250 ms to finish, as in [`open`](Follower::open). A writer
     /// that goes on publishing to the old channel after a new one took its name (a service's
     /// old instance still stopping) does not keep the follower there: the new channel is
@@ -155,7 +157,7 @@ impl Follower {
                         Err(e) => return Err(e),
                     }
                 } else {
-                    self.channel.verify()?;
+                    self.channel.verify_mapping()?;
                 }
             }
             if let Some(g) = newer {

@@ -2298,6 +2298,50 @@ fn damage_frame_generation(s: &Scratch, byte: u8, len: usize) {
     std::fs::write(s.path(), &image).unwrap();
 }
 
+/// A crash's damage to the current value is mended by the next publish: a follower (what `mmf
+/// read --wait` and `mmf watch` wait with) waits past it for that publish, as a plain read's
+/// error advises. It used to give up within 100 ms, `Corrupt`. What no publish mends, a file
+/// cut short under the mapping, still ends the wait with an error.
+#[test]
+fn a_follower_waits_past_a_damaged_value_for_the_publish_that_replaces_it() {
+    use mmf_core::{Change, Follower};
+    let s = Scratch::new("file");
+    let ch = s.create(1000);
+    ch.publish_raw(Tag::BYTES, &[b'A'; 200]).unwrap();
+    ch.publish_raw(Tag::BYTES, &[b'Z'; 200]).unwrap();
+    drop(ch);
+    damage_frame_generation(&s, b'Z', 200);
+    let w = Channel::open(&s.name()).unwrap();
+    assert!(matches!(w.verify(), Err(Error::Corrupt { .. })));
+    let mut f = Follower::open(&s.location, Duration::from_secs(1)).unwrap();
+    let since = f.channel().generation();
+    // Nothing published: the wait runs to its timeout, looking more than once, no error.
+    assert_eq!(f.wait(since, Duration::from_millis(350)).unwrap(), None);
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            w.publish_raw(Tag::TEXT, b"fixed").unwrap();
+        });
+        assert_eq!(
+            f.wait(since, Duration::from_secs(30)).unwrap(),
+            Some(Change::Newer(since + 1))
+        );
+    });
+    assert_eq!(f.channel().read_raw().unwrap().1, b"fixed");
+    f.channel().verify().unwrap();
+    // Cut short under the mapping (to its first page, which stays mapped): an error at the
+    // wait's next look.
+    drop(w);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.path())
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let err = f.wait(since + 1, Duration::from_secs(30)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
 /// Sets the file at `path` modified an hour ago (as `mmf prune` judges age).
 fn an_hour_old(path: &std::path::Path) {
     std::fs::File::options()
