@@ -200,7 +200,8 @@ pub struct OutArgs {
     /// Input is JSON: validated, stored as MessagePack (read back as JSON).
     #[arg(long, group = "informat")]
     pub json: bool,
-    /// Input is a MessagePack document: validated, stored as is.
+    /// Input is a MessagePack document: validated (one document that `read` can show as JSON),
+    /// stored as is.
     #[arg(long, group = "informat")]
     pub msgpack: bool,
     /// Input is raw bytes.

@@ -52,6 +52,15 @@ pub fn not_found(name: &str, value_len: usize) -> String {
                 "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
             }
         )
+    } else if let Some(dir) = missing_dir(name) {
+        // `mmf new` would fail too: the directory first.
+        format!(
+            "no channel named '{name}': the directory {} does not exist; create it (mkdir -p {}), \
+             then the channel with `{}`",
+            dir.display(),
+            shell_word(&dir.to_string_lossy()),
+            command("new", name, &format!("--size {}", size_for(value_len)))
+        )
     } else if file {
         format!(
             "no channel named '{name}' in shared memory; a name without '/' is a \
@@ -198,6 +207,14 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
                 format!("`{}` clears it", command("remove", name, ""))
             }
         ),
+        // Only the current value damaged (a machine crash before the file was written back):
+        // `recover` or any publish mends it, and replacing the channel would throw away every
+        // value it still holds. The library's own advice names both, for any caller.
+        (CoreError::Corrupt { name, what }, _) if value_damaged(name) => format!(
+            "channel '{name}' is damaged: {what} (here: `{}`, or `{}`)",
+            command("recover", name, ""),
+            out_command(name)
+        ),
         (CoreError::Corrupt { name, what }, _) => format!(
             "channel '{name}' is corrupt: {what}; `{}` replaces it",
             command("new", name, "--size SIZE --force")
@@ -234,6 +251,37 @@ pub fn command(verb: &str, name: &str, flags: &str) -> String {
         (false, true) => format!("mmf {verb} {name}"),
         (false, false) => format!("mmf {verb} {name} {flags}"),
     }
+}
+
+/// Whether the channel `name` opens and says its current value is damaged (`Info::damage`), the
+/// damage a publish or `recover` mends, as against a header or file that is not a channel's any
+/// more.
+fn value_damaged(name: &str) -> bool {
+    let Ok(location) = mmf::channel::Location::parse(name) else {
+        return false;
+    };
+    mmf::channel::Options::new()
+        .read_only(true)
+        .init_timeout(std::time::Duration::ZERO)
+        .open(&location)
+        .is_ok_and(|ch| ch.info().damage.is_some())
+}
+
+/// The command line that publishes a value to `name`, quoted for the shell: `mmf out NAME
+/// VALUE`, or `mmf out -- -NAME VALUE` (after `--` both are positional, the name first).
+pub fn out_command(name: &str) -> String {
+    let name = shell_word(name);
+    if name.starts_with('-') {
+        format!("mmf out -- {name} VALUE")
+    } else {
+        format!("mmf out {name} VALUE")
+    }
+}
+
+/// For a file path (`name` has a '/'), its directory if that does not exist.
+fn missing_dir(name: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(name).parent()?;
+    (name.contains('/') && !dir.as_os_str().is_empty() && !dir.exists()).then(|| dir.to_owned())
 }
 
 /// `word` as one shell word: as it is if it needs no quoting, else in single quotes.

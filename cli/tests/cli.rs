@@ -171,6 +171,25 @@ fn the_seed_scenario_in_two_processes() {
         3,
         "create it with `mmf new Test --size 512KiB`",
     );
+    // A file path into a directory that does not exist: the directory is what is missing
+    // (`mmf new` there would fail too), for a read, a publish and a wait alike.
+    let path = e.dir.join("nodir").join("x.mmf");
+    let path = path.to_str().unwrap();
+    for args in [
+        &["read", path][..],
+        &["out", path, "hi"],
+        &["read", "--wait", path],
+    ] {
+        fails(
+            &e.run(args),
+            3,
+            &format!(
+                "the directory {} does not exist; create it (mkdir -p {0}), then the channel \
+                 with `mmf new {path} --size 1KiB`",
+                e.dir.join("nodir").display()
+            ),
+        );
+    }
     // A file beside a name without '/': the name means shared memory, the file needs a path.
     std::fs::write(e.dir.join("state.mmf"), b"x").unwrap();
     std::fs::write(e.dir.join("my state"), b"x").unwrap();
@@ -369,6 +388,18 @@ fn invalid_input_is_refused_and_the_previous_stays() {
         5,
         "invalid MessagePack",
     );
+    // Valid MessagePack that `read` could not show as JSON: a key twice, or two keys that read
+    // the same ({"a": 1, "a": 2}, {1: nil, "1": nil}).
+    for (mp, key) in [
+        (&b"\x82\xa1a\x01\xa1a\x02"[..], "\"a\""),
+        (b"\x82\x01\xc0\xa11\xc0", "\"1\""),
+    ] {
+        fails(
+            &e.run_in(&["out", "T", "--msgpack"], mp),
+            5,
+            &format!("not published, since `mmf read` could not show it (--bytes stores it as raw bytes): invalid MessagePack: the map at byte 0 has two keys that both read {key}"),
+        );
+    }
     fails(
         &e.run_in(&["out", "T"], b"caf\xe9"),
         5,
@@ -671,6 +702,16 @@ fn read_formats_and_their_errors() {
     let e = Env::new("formats");
     e.ok(&["new", "T", "--size", "1KiB"]);
     fails(&e.run(&["read", "T"]), 7, "holds no value yet");
+    // The command it suggests is one a shell runs as meant, whatever the name.
+    for (name, suggested) in [
+        ("a b", "`mmf out 'a b' VALUE`"),
+        ("-x", "`mmf out -- -x VALUE`"),
+        (" ", "`mmf out ' ' VALUE`"),
+    ] {
+        e.ok(&["new", "--size", "64", "--", name]);
+        fails(&e.run(&["read", "--", name]), 7, suggested);
+        e.ok(&["rm", "--", name]);
+    }
     e.ok(&["out", "T", "plain"]);
     assert_eq!(e.ok(&["read", "T", "--format", "text"]), "plain\n");
     fails(
@@ -1097,6 +1138,11 @@ fn info_and_list() {
     let table = e.ok(&["list"]);
     assert_eq!(table.lines().count(), 5, "{table}");
     assert!(table.contains("\"evil\\n\\u{1b}[2Jx\""), "{table}");
+    // A name with a space at either end is quoted, or it would not show in its column.
+    e.ok(&["new", "--size", "64", "--", " "]);
+    let table = e.ok(&["list"]);
+    assert!(table.lines().any(|l| l.starts_with("\" \" ")), "{table}");
+    e.ok(&["rm", "--", " "]);
     fails(&e.run(&["info", "zzz"]), 3, "no channel named 'zzz'");
     // A channel whose `latest` names a slot that does not exist: `info` used to show an empty
     // value (exit 0) while `read` said corrupt; it now says the value is unknown, and why.
@@ -1892,7 +1938,13 @@ fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
         "permission denied",
     );
     assert_eq!(e.ok(&["read", "shared"]), "for everyone to read\n");
-    // Nor can it create channels in another user's name or remove them.
+    // Nor can it create channels in another user's name or remove them; `new` says whose the
+    // name is, not to --force or --exist-ok it, which would fail.
+    fails(
+        &as_nobody(&e, &["new", "shared", "--size", "64"]).unwrap(),
+        6,
+        "the name is taken by a channel this user may read but not write (another user's?)",
+    );
     fails(&as_nobody(&e, &["remove", "shared"]).unwrap(), 1, "");
     assert!(e.dir.join("mmf.shared").exists());
     // Nor prune them, however stale: they are left to their owner without an error (prune
@@ -2004,6 +2056,35 @@ fn another_users_out_keeps_a_shared_channel_from_prune() {
     );
     assert_eq!(e.ok(&["read", "shared"]), "fresh\n");
     assert_eq!(e.ok(&["prune", "--dry-run"]), "", "written a moment ago");
+}
+
+/// Several `mmf new` racing for one name: one creates the channel, and every other is told
+/// that a channel of that name exists (exit 6), not that a half-made file holds the name and
+/// should be removed (the winner's channel, still being made when a loser looked at it).
+#[test]
+fn racing_news_tell_the_losers_a_channel_exists() {
+    let e = Env::new("race");
+    for round in 0..3 {
+        let name = format!("Race{round}");
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                e.cmd(&["new", &name, "--size", "4MiB"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        assert_eq!(outs.iter().filter(|o| o.status.success()).count(), 1);
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            fails(o, 6, &format!("a channel named '{name}' already exists"));
+        }
+        e.ok(&["rm", &name]);
+    }
 }
 
 #[test]
@@ -2496,7 +2577,31 @@ fn recover_brings_back_the_newest_whole_value() {
     let frame_gen = 512 + slot * stride + 8;
     bytes[frame_gen..frame_gen + 8].copy_from_slice(&77u64.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
-    fails(&e.run(&["read", &path]), 1, "holds generation 77");
+    let out = e.run(&["read", &path]);
+    fails(&out, 1, "holds generation 77");
+    // The advice is the repair, in this command line's terms, not a re-creation that would
+    // throw away every value the channel holds.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is damaged: latest names generation 2")
+            && err.contains(&format!(
+                "(here: `mmf recover {path}`, or `mmf out {path} VALUE`)"
+            ))
+            && !err.contains("--force")
+            && !err.contains("remove and recreate"),
+        "{err}"
+    );
+    // `list` says so too (of a shared-memory channel, which it lists), rather than showing an
+    // empty value.
+    let shm = e.dir.join("mmf.hurt");
+    std::fs::copy(&path, &shm).unwrap();
+    let table = e.ok(&["list"]);
+    let row = table.lines().find(|l| l.starts_with("hurt ")).unwrap();
+    assert!(
+        row.contains(" damaged ") && !row.contains("empty"),
+        "{table}"
+    );
+    e.ok(&["rm", "hurt"]);
     let out = e.ok(&["recover", &path]);
     assert!(
         out.contains("the value of generation 1 (text, 600 B) is generation 3 now"),

@@ -105,8 +105,14 @@ pub enum Error {
         /// The channel's name or path.
         name: String,
     },
-    /// The mapping holds values no correct writer produces.
-    #[error("channel '{name}' is corrupt: {what}; remove and recreate it")]
+    /// The mapping holds values no correct writer produces. Where only the current value is
+    /// damaged (a machine crash before a file channel was written back), `what` says so and
+    /// that a publish, or [`Channel::recover`](crate::Channel::recover), mends it; anything else
+    /// needs the channel removed and created again.
+    #[error(
+        "channel '{name}' is corrupt: {what}{}",
+        recreate_unless_a_publish_mends(what)
+    )]
     Corrupt {
         /// The channel's name or path.
         name: String,
@@ -200,6 +206,17 @@ fn is_a_directory(name: &str) -> String {
             "'{name}' is a directory in the shared-memory directory, not a channel (something \
              other than mmf made it there)"
         )
+    }
+}
+
+/// The end of [`Error::Corrupt`]'s message: "remove and recreate it", unless `what` already
+/// says that a publish mends the damage (only the current value is damaged: re-creating the
+/// channel would throw away more than it mends).
+fn recreate_unless_a_publish_mends(what: &str) -> &'static str {
+    if what.contains("publish") {
+        ""
+    } else {
+        "; remove and recreate it"
     }
 }
 

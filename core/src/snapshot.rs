@@ -1584,7 +1584,7 @@ impl Snapshot {
             } if latest == pack_latest(gen, slot) => Attempt::Corrupt(format!(
                 "{what}: the file was not all written back before a machine crash (a file \
                  channel not flushed), or another program wrote into the mapping; recovering \
-                 it (`mmf recover`, `Channel::recover`) publishes the newest earlier value \
+                 it (`Channel::recover`, `mmf recover NAME`) publishes the newest earlier value \
                  still whole again, and any publish replaces it"
             )),
             _ => Attempt::Retry,

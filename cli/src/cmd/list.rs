@@ -42,6 +42,9 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 i.generation.to_string(),
                 if i.generation == 0 {
                     "-".into()
+                } else if i.damage.is_some() {
+                    // Its tag and length could not be told (`mmf info NAME` says why).
+                    "damaged".into()
                 } else {
                     format!("{} {}B", i.tag, i.len)
                 },

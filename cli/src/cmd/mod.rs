@@ -56,14 +56,16 @@ fn print_json(v: &serde_json::Value, pretty: bool) -> anyhow::Result<()> {
 
 /// A file name from the shared-memory directory, as it may be printed: quoted and escaped if it
 /// holds a control character, a line or paragraph separator, or an invisible or bidirectional
-/// formatting character. Anyone can create a file there; its name must not break a table or a
+/// formatting character, or starts or ends with a space. Anyone can create a file there; its name must not break a table or a
 /// line, drive the terminal, or disguise itself as another name.
 pub(super) fn shown(name: &str) -> String {
     // Whatever Rust's debug escaping of a character would escape (controls, separators,
     // invisible and bidirectional formatting characters, combining marks), and `"` and `\`, so
     // that no plain name can read like the quoted form of another.
     let plain = |c: char| c == '\'' || c.escape_debug().count() == 1;
-    if name.chars().all(plain) {
+    // A space at either end would vanish in a table column or at the end of a line.
+    let padded = name.starts_with(' ') || name.ends_with(' ');
+    if name.chars().all(plain) && !padded {
         name.to_owned()
     } else {
         format!("{name:?}")

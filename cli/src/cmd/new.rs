@@ -99,15 +99,15 @@ fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
 }
 
 /// `create`'s "already exists" (or its "not a channel", for a file it could tell is none), said
-/// as what is there: the channel's `--force` / `--exist-ok`
-/// advice only for a channel this user can open; else what holds the name and how to clear it
-/// (still exit 6: the name is taken).
+/// as what is there: the channel's `--force` / `--exist-ok` advice only for a channel this user
+/// can open read-write; else what holds the name and how to clear it (still exit 6: the name is
+/// taken).
 fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
     use mmf::channel::Error as E;
-    let probe = Options::new()
-        .read_only(true)
-        .init_timeout(std::time::Duration::ZERO)
-        .open(location);
+    // The default init timeout, not none: a channel that another `new` is making this very
+    // moment (several racing for one name) is given its 250 ms to finish, and told as the
+    // channel it is, not as a half-made file to delete.
+    let probe = Options::new().read_only(true).open(location);
     let name = exit::shell_word(&location.to_string());
     let clear = if location.is_persistent() {
         format!("delete the file (rm {name})")
@@ -119,6 +119,18 @@ fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
         )
     };
     let taken = match probe {
+        // Readable, not writable (another user's, mode 0644): neither --force nor --exist-ok
+        // (which opens it read-write, to publish) would do.
+        Ok(_)
+            if matches!(
+                Options::new().open(location),
+                Err(E::PermissionDenied { .. })
+            ) =>
+        {
+            "a channel this user may read but not write (another user's?); choose another \
+             name, or ask its owner"
+                .into()
+        }
         Ok(_) => {
             return anyhow::Error::from(e).context(format!("cannot create channel '{location}'"))
         }

@@ -29,7 +29,11 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     if meta.is_empty() {
         return Err(Coded(
             EMPTY,
-            format!("channel '{location}' holds no value yet; publish one with `mmf out {location} VALUE`, or wait with --wait"),
+            format!(
+                "channel '{location}' holds no value yet; publish one with `{}`, or wait with \
+                 --wait",
+                crate::exit::out_command(&location.to_string())
+            ),
         )
         .into());
     }
