@@ -63,7 +63,7 @@ pub enum Command {
     /// channels are not listed).
     #[command(
         visible_alias = "ls",
-        after_help = "EXAMPLES:\n  mmf list\n  mmf list --json | jq -r '.[].name'"
+        after_help = "EXAMPLES:\n  mmf list\n  mmf list --names\n  mmf list --json | jq -r '.[] | select(.stale) | .name'"
     )]
     List(ListArgs),
     /// Remove channels (Remove-MemoryMappedFile).
@@ -299,6 +299,9 @@ pub struct ListArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print only the names, one per line (for scripts and shell completion); opens no channel.
+    #[arg(long, conflicts_with = "json")]
+    pub names: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1226,6 +1226,93 @@ fn completions_for_every_shell() {
     }
 }
 
+/// `list --names` prints the names alone; bash completes them where a verb takes an existing
+/// channel, and leaves option values, other positions, `new` and file paths to clap and bash.
+#[test]
+fn bash_completes_channel_names() {
+    let e = Env::new("complete-names");
+    for name in ["alpha", "beta", "with space"] {
+        e.ok(&["new", name, "--size", "64"]);
+    }
+    // A file someone else put there under a name no command takes is left out.
+    std::fs::write(e.dir.join("mmf.bad\nname"), b"x").unwrap();
+    assert_eq!(e.ok(&["list", "--names"]), "alpha\nbeta\nwith space\n");
+    let script = e.dir.join("completion.bash");
+    std::fs::write(&script, e.ok(&["completions", "bash"])).unwrap();
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The words typed, '|' between them; the last is the one being completed.
+    let complete = |typed: &str| -> String {
+        let out = Command::new("bash")
+            .args([
+                "-c",
+                r#"
+source "$1"
+IFS='|' read -ra W <<< "$2"
+COMP_WORDS=(mmf "${W[@]}"); [[ "$2" == *'|' ]] && COMP_WORDS+=('')
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+_mmf_with_channel_names mmf "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+echo "${COMPREPLY[*]}""#,
+                "bash",
+            ])
+            .arg(&script)
+            .arg(typed)
+            .env("MMF_SHM_DIR", &e.dir)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+    };
+    let all = "alpha beta with\\ space";
+    for (typed, expected) in [
+        ("read|", all),
+        ("read|a", "alpha"),
+        ("info|w", "with\\ space"),
+        ("open|", all),
+        ("out|--json|", all),
+        ("watch|--timeout|5s|", all),
+        ("rm|alpha|", all),
+        ("recover|b", "beta"),
+        // Not a name: an option's value, a second positional, a flag, a verb that makes one.
+        ("read|--format|", "auto text json msgpack bytes"),
+        (
+            "read|-",
+            "-h -V --format --pretty --raw --wait --after --timeout --help --version",
+        ),
+        (
+            "new|",
+            "-s -h -V --size --readers --mode --checksum --force --exist-ok --help --version",
+        ),
+        // A path is the shell's to complete, as a file.
+        ("read|./", ""),
+    ] {
+        assert_eq!(complete(typed), expected, "{typed}");
+    }
+    // What clap completes there (files, flags), never a channel name.
+    for typed in [
+        "watch|--count|",
+        "read|alpha|",
+        "out|alpha|",
+        "list|",
+        "prune|--older-than|",
+    ] {
+        let got = complete(typed);
+        assert!(
+            !got.contains("alpha") && !got.contains("beta"),
+            "{typed}: {got}"
+        );
+    }
+}
+
 #[test]
 fn help_has_an_example_per_verb() {
     let e = Env::new("help");

@@ -2012,7 +2012,7 @@ fn directory(name: &str) -> Error {
     Error::IsADirectory { name: name.into() }
 }
 
-fn check_platform() -> Result<()> {
+pub(crate) fn check_platform() -> Result<()> {
     if cfg!(unix) {
         Ok(())
     } else {

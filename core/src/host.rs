@@ -191,6 +191,29 @@ pub fn is_stale(info: &Info, in_use: bool) -> bool {
     !in_use && !info.creator_alive && writer_gone
 }
 
+/// The names of the shared-memory channels on this host, sorted, without opening any: what
+/// [`list`] lists, less the entries no name given to mmf could reach (a file someone else put
+/// in the directory under a name [`validate_name`](crate::validate_name) refuses). Cheap, for
+/// shell completion and scripts.
+///
+/// ```
+/// # let name = format!("names-doc-{}", std::process::id());
+/// let _ch = mmf_core::Channel::create(&name, 64)?;
+/// assert!(mmf_core::host::channel_names()?.contains(&name));
+/// # mmf_core::Channel::remove(&name)?;
+/// # Ok::<(), mmf_core::Error>(())
+/// ```
+pub fn channel_names() -> Result<Vec<String>> {
+    crate::channel::check_platform()?;
+    let mut names: Vec<String> = crate::channel::shm_files(crate::name::SHM_PREFIX)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| crate::name::validate_name(name).is_ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// [`list`], with whether each channel is in use (`None` if that could not be found out).
 pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
     Ok(list()?

@@ -6,6 +6,16 @@ use serde_json::json;
 use crate::args::ListArgs;
 
 pub fn run(a: ListArgs) -> anyhow::Result<()> {
+    if a.names {
+        // Names only, for completion and scripts: the directory's entries, none opened; a
+        // name no command would take (a file someone else put there) is left out.
+        let mut text = String::new();
+        for name in host::channel_names()? {
+            text.push_str(&name);
+            text.push('\n');
+        }
+        return super::print_bytes(text.as_bytes());
+    }
     let listings = host::list_with_use()?;
     if a.json {
         let items: Vec<_> = listings
