@@ -207,10 +207,15 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
                 format!("`{}` clears it", command("remove", name, ""))
             }
         ),
-        // Only the current value damaged (a machine crash before the file was written back):
-        // `recover` or any publish mends it, and replacing the channel would throw away every
-        // value it still holds. The library's own advice names both, for any caller.
-        (CoreError::Corrupt { name, what }, _) if value_damaged(name) => format!(
+        // Only the current value damaged (a machine crash before the file was written back, a
+        // checksum that does not match): `recover` or any publish mends it, and replacing the
+        // channel would throw away every value it still holds. The library's own advice names
+        // both, for any caller; after a `recover` that found nothing whole, only a publish.
+        (CoreError::Corrupt { name, what }, "recover") if c.mended_by_publish() => format!(
+            "channel '{name}' is damaged: {what} (here: `{}`)",
+            out_command(name)
+        ),
+        (CoreError::Corrupt { name, what }, _) if c.mended_by_publish() => format!(
             "channel '{name}' is damaged: {what} (here: `{}`, or `{}`)",
             command("recover", name, ""),
             out_command(name)
@@ -251,20 +256,6 @@ pub fn command(verb: &str, name: &str, flags: &str) -> String {
         (false, true) => format!("mmf {verb} {name}"),
         (false, false) => format!("mmf {verb} {name} {flags}"),
     }
-}
-
-/// Whether the channel `name` opens and says its current value is damaged (`Info::damage`), the
-/// damage a publish or `recover` mends, as against a header or file that is not a channel's any
-/// more.
-fn value_damaged(name: &str) -> bool {
-    let Ok(location) = mmf::channel::Location::parse(name) else {
-        return false;
-    };
-    mmf::channel::Options::new()
-        .read_only(true)
-        .init_timeout(std::time::Duration::ZERO)
-        .open(&location)
-        .is_ok_and(|ch| ch.info().damage.is_some())
 }
 
 /// The command line that publishes a value to `name`, quoted for the shell: `mmf out NAME

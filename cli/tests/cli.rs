@@ -2697,6 +2697,70 @@ fn recover_brings_back_the_newest_whole_value() {
     assert_eq!(e.ok(&["read", &path]), "a".repeat(600) + "\n");
 }
 
+/// Where only the current value is damaged, every verb's advice is the repair, not a
+/// re-creation: a checksum that does not match (the checksummed channel's sign of the same
+/// crash), a `recover` that found nothing whole (then only a publish), and a `watch`, which
+/// waits past it for the value that replaces it.
+#[test]
+fn a_damaged_value_is_advised_a_repair_and_waited_past() {
+    let e = Env::new("damaged");
+    let path = e.dir.join("ck.mmf").to_str().unwrap().to_owned();
+    e.ok(&["new", &path, "--size", "1KiB", "--checksum"]);
+    e.ok(&["out", &path, &"a".repeat(600)]);
+    e.ok(&["out", &path, &"b".repeat(600)]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(600)
+        .position(|w| w == "b".repeat(600).as_bytes())
+        .unwrap();
+    bytes[at + 300] = b'c';
+    std::fs::write(&path, &bytes).unwrap();
+    let out = e.run(&["read", &path]);
+    fails(&out, 1, "is damaged: checksum mismatch in slot");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "(here: `mmf recover {path}`, or `mmf out {path} VALUE`)"
+        )) && !err.contains("--force")
+            && !err.contains("remove and recreate"),
+        "{err}"
+    );
+    // `watch` says so and waits for the next value, which it prints.
+    let watch = e
+        .cmd(&["watch", &path, "--count", "1", "--timeout", "20s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    e.ok(&["out", &path, "fixed"]);
+    let out = watch.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fixed\n");
+    assert!(
+        err.contains("checksum mismatch") && err.contains("waiting for the next value"),
+        "{err}"
+    );
+
+    // One value, its frame damaged: nothing earlier is whole, and recover says to publish.
+    let one = e.dir.join("one.mmf").to_str().unwrap().to_owned();
+    e.ok(&["new", &one, "--size", "1KiB", "--readers", "0"]);
+    e.ok(&["out", &one, &"z".repeat(200)]);
+    let mut bytes = std::fs::read(&one).unwrap();
+    let latest = u64::from_le_bytes(bytes[128..136].try_into().unwrap());
+    let frame_gen = 512 + (latest & 0xff) as usize * (64 + 1024) + 8;
+    bytes[frame_gen..frame_gen + 8].copy_from_slice(&77u64.to_le_bytes());
+    std::fs::write(&one, &bytes).unwrap();
+    let out = e.run(&["recover", &one]);
+    fails(&out, 1, "no earlier value is whole");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("(here: `mmf out {one} VALUE`)")) && !err.contains("mmf recover"),
+        "{err}"
+    );
+}
+
 /// What others put in the shared-memory directory under a channel's name is said as such: a
 /// directory was told to be given as 'dir/state.mmf', a link was said to maybe loop.
 #[test]

@@ -113,7 +113,9 @@ pub trait ChannelExt {
     /// Reads a MessagePack or JSON value as JSON text (see [`json`] for how MessagePack that JSON
     /// cannot express is rendered): on one line, or indented with `pretty`. JSON text another
     /// process stored ([`Tag::JSON`]) is checked as [`json::validate_json`] checks it and laid
-    /// out the same way; its numbers, escapes and key order stay as written. A value that is
+    /// out the same way: on one line its numbers, escapes and key order stay as written;
+    /// indented, its key order stays and serde_json writes its numbers and strings anew (`2.50`
+    /// as `2.5`, `"\u0041"` as `"A"`, `1e2` as `100.0`). A value that is
     /// not what its tag says (invalid MessagePack, JSON text that breaks those rules) is
     /// [`Error::Decode`], naming the channel and the value.
     fn read_json(&self, pretty: bool) -> Result<String>;

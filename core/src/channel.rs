@@ -1385,6 +1385,9 @@ impl Channel {
             Err(Error::Corrupt { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
+        // A whole value tagged 0 ("no value yet", which no mmf writer publishes; an older or
+        // foreign one's) cannot be published again: as good as none.
+        let candidate = candidate.filter(|&(_, tag, _)| tag != Tag::EMPTY);
         let Some((from, tag, bytes)) = candidate else {
             if word.load(Ordering::Acquire) != latest {
                 return Ok(None);
@@ -1474,7 +1477,7 @@ impl Channel {
         match self.snap.settled_look(1024) {
             Look::Damaged { what, .. } => Err(Error::Corrupt {
                 name: self.snap.name.clone(),
-                what,
+                what: format!("{what}: {}", crate::snapshot::VALUE_DAMAGED),
             }),
             _ => Ok(()),
         }

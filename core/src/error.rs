@@ -213,10 +213,32 @@ fn is_a_directory(name: &str) -> String {
 /// says that a publish mends the damage (only the current value is damaged: re-creating the
 /// channel would throw away more than it mends).
 fn recreate_unless_a_publish_mends(what: &str) -> &'static str {
-    if what.contains("publish") {
+    if says_a_publish_mends(what) {
         ""
     } else {
         "; remove and recreate it"
+    }
+}
+
+/// Whether a [`Error::Corrupt`]'s `what` is one of the current value's damage: each such message
+/// ends with the advice that a publish replaces the value.
+fn says_a_publish_mends(what: &str) -> bool {
+    what.ends_with("any publish replaces it") || what.ends_with("publish a new one")
+}
+
+impl Error {
+    /// Whether this is damage to the channel's current value alone ([`Error::Corrupt`] from a
+    /// read, or from [`Channel::recover`](crate::Channel::recover) finding nothing whole), which
+    /// the next publish mends, and `recover` may: the channel itself is sound, and a wait for
+    /// the next value may go on. `false` for every other error, and for a corrupt header or
+    /// file, which only re-creating the channel mends.
+    ///
+    /// ```
+    /// let e = mmf_core::Error::Corrupt { name: "t".into(), what: "its header was overwritten".into() };
+    /// assert!(!e.mended_by_publish());
+    /// ```
+    pub fn mended_by_publish(&self) -> bool {
+        matches!(self, Error::Corrupt { what, .. } if says_a_publish_mends(what))
     }
 }
 
@@ -237,7 +259,12 @@ fn first_bytes(word: u64) -> String {
 /// can be enlarged, by at least what is missing, a disk cannot.
 fn enlarge(dir: &std::path::Path, bytes: u64, available: Option<u64>) -> String {
     if dir == crate::os::shm_dir() {
-        let short = bytes.saturating_sub(available.unwrap_or(0));
+        // What is missing, if the free space was told and is short of it; else (unknown, or
+        // enough by the count but not after rounding to pages or a cgroup's limit) all of it.
+        let short = match available {
+            Some(free) if free < bytes => bytes - free,
+            _ => bytes,
+        };
         format!(
             "enlarge it by at least {short} bytes (as root: `mount -o remount,size=SIZE {}`, \
              SIZE its size now plus that; `df -B1 {}` shows its size)",

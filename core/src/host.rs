@@ -30,7 +30,7 @@ pub fn space(dir: &std::path::Path) -> Result<(u64, u64)> {
 
 /// Whether any process holds a handle to the channel at `location` right now.
 pub fn in_use(location: &Location) -> Result<bool> {
-    let Some(path) = location.path() else {
+    let Some(path) = location.checked_path()? else {
         return Ok(true);
     };
     // Not blocking on a FIFO planted under the name, nor following a symlink there.
@@ -91,7 +91,7 @@ fn remove_if(
     idle_for: std::time::Duration,
     abandoned_only: bool,
 ) -> Result<bool> {
-    let Some(path) = location.path() else {
+    let Some(path) = location.checked_path()? else {
         return Ok(false);
     };
     let io = |op: &'static str, e: std::io::Error| match e.kind() {
@@ -165,7 +165,7 @@ fn header_pids(mut file: &std::fs::File) -> std::io::Result<[u32; 2]> {
 ///
 /// [`Channel::touch`]: crate::Channel::touch
 pub fn last_touched(location: &Location) -> Result<std::time::SystemTime> {
-    let Some(path) = location.path() else {
+    let Some(path) = location.checked_path()? else {
         return Ok(std::time::SystemTime::now());
     };
     std::fs::symlink_metadata(&path)
@@ -231,7 +231,9 @@ pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
 /// from a sticky directory such as `/dev/shm` is allowed.
 pub fn is_own(location: &Location) -> bool {
     location
-        .path()
+        .checked_path()
+        .ok()
+        .flatten()
         .and_then(|p| std::fs::symlink_metadata(p).ok())
         .is_some_and(|m| owned(&m))
 }
@@ -315,7 +317,7 @@ fn abandoned(
 /// reserving the channel's space leaves it all: gigabytes of `/dev/shm`, possibly.
 pub fn is_unfinished(location: &Location, older_than: std::time::Duration) -> bool {
     let older_than = older_than.max(std::time::Duration::from_secs(60));
-    let Some(path) = location.path() else {
+    let Ok(Some(path)) = location.checked_path() else {
         return false;
     };
     let old = std::fs::symlink_metadata(&path)

@@ -19,7 +19,8 @@ pub enum Location {
     /// OS shared memory under a plain name (on Linux `/dev/shm/mmf.NAME`): fast, not persisted,
     /// gone after `remove` or a reboot. The name is checked by [`validate_name`] when the
     /// variant is built by [`Location::shm`] or [`Location::parse`], and again by every
-    /// operation on it (an invalid one is [`Error::InvalidName`]).
+    /// operation on the channel there, those of [`host`](crate::host) included (an invalid
+    /// one is [`Error::InvalidName`], or `false` from those that answer a yes-or-no question).
     Shm(String),
     /// A regular file at a path: persisted across restarts.
     File(PathBuf),

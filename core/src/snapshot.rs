@@ -1581,12 +1581,9 @@ impl Snapshot {
                 latest,
                 what,
                 frame: true,
-            } if latest == pack_latest(gen, slot) => Attempt::Corrupt(format!(
-                "{what}: the file was not all written back before a machine crash (a file \
-                 channel not flushed), or another program wrote into the mapping; recovering \
-                 it (`Channel::recover`, `mmf recover NAME`) publishes the newest earlier value \
-                 still whole again, and any publish replaces it"
-            )),
+            } if latest == pack_latest(gen, slot) => {
+                Attempt::Corrupt(format!("{what}: {VALUE_DAMAGED}"))
+            }
             _ => Attempt::Retry,
         }
     }
@@ -1657,7 +1654,7 @@ impl Snapshot {
     fn checked(&self, slot: usize, gen: u64, crc: u64, tag: Tag, buf: &[u8]) -> Attempt {
         if crc & CRC_PRESENT != 0 && crc32fast::hash(buf) != crc as u32 {
             return Attempt::Corrupt(format!(
-                "checksum mismatch in slot {slot}, generation {gen}"
+                "checksum mismatch in slot {slot}, generation {gen}: {VALUE_DAMAGED}"
             ));
         }
         Attempt::Done(Meta {
@@ -1791,17 +1788,12 @@ pub(crate) type NoFill = fn(&mut SlotWriter<'_>) -> io::Result<()>;
 /// from inside one to the same channel is told from a wait for another writer.
 #[cfg(not(loom))]
 mod filling {
-    use std::cell::Cell;
-
-    /// Closures nested deeper than this (a closure that publishes to another channel with a
-    /// closure, ...) are counted but not remembered.
-    const REMEMBERED: usize = 4;
+    use std::cell::RefCell;
 
     thread_local! {
         /// The lock word's address and the holder's token of each closure running, outermost
-        /// first, and how many run.
-        static HELD: Cell<([(usize, u64); REMEMBERED], usize)> =
-            const { Cell::new(([(0, 0); REMEMBERED], 0)) };
+        /// first. It grows with the nesting, once per thread, and is reused.
+        static HELD: RefCell<Vec<(usize, u64)>> = const { RefCell::new(Vec::new()) };
     }
 
     /// A closure running under the lock at `word` (an address in this process), taken with
@@ -1810,23 +1802,14 @@ mod filling {
 
     impl Filling {
         pub(super) fn enter(word: usize, token: u64) -> Filling {
-            HELD.with(|h| {
-                let (mut held, n) = h.get();
-                if let Some(e) = held.get_mut(n) {
-                    *e = (word, token);
-                }
-                h.set((held, n + 1));
-            });
+            HELD.with(|h| h.borrow_mut().push((word, token)));
             Filling
         }
     }
 
     impl Drop for Filling {
         fn drop(&mut self) {
-            HELD.with(|h| {
-                let (held, n) = h.get();
-                h.set((held, n.saturating_sub(1)));
-            });
+            HELD.with(|h| h.borrow_mut().pop());
         }
     }
 
@@ -1835,12 +1818,20 @@ mod filling {
     /// channel mapped again by another handle, whose token is its own alone (kernel-held: a
     /// token judged by pid is the whole process's, which other threads may hold elsewhere).
     pub(super) fn holds(word: usize, owner: u64) -> bool {
-        let (held, n) = HELD.with(Cell::get);
-        held[..n.min(REMEMBERED)]
-            .iter()
-            .any(|&(w, token)| w == word || (owner & crate::os::KERNEL_HELD != 0 && token == owner))
+        HELD.with(|h| {
+            h.borrow().iter().any(|&(w, token)| {
+                w == word || (owner & crate::os::KERNEL_HELD != 0 && token == owner)
+            })
+        })
     }
 }
+
+/// What a read that found the current value damaged says of it, after what it found: why it may
+/// be so, and what mends it ([`Error::mended_by_publish`] tells such errors by its last words).
+pub(crate) const VALUE_DAMAGED: &str = "the file was not all written back before a machine \
+     crash (a file channel not flushed), or another program wrote into the mapping; recovering \
+     it (`Channel::recover`, `mmf recover NAME`) publishes the newest earlier value still whole \
+     again, and any publish replaces it";
 
 /// Releases the writer lock when dropped.
 struct LockGuard<'a>(&'a crate::sync::AtomicU64);

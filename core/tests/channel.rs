@@ -255,6 +255,35 @@ fn a_publish_from_inside_publish_with_on_the_same_channel_is_refused_at_once() {
         let err = Error::Reentrant { name: "n".into() }.to_string();
         assert!(err.contains("once the closure has returned"), "{err}");
     }
+    // However deep closures nest (each publishing to the next channel), the innermost publish
+    // to its own channel is told at once.
+    fn nest(chans: &[Channel]) -> std::io::Result<()> {
+        let Some((first, rest)) = chans.split_first() else {
+            return Ok(());
+        };
+        first
+            .publish_with(Tag::TEXT, |w| {
+                if rest.is_empty() {
+                    let inner = first.publish_raw(Tag::TEXT, b"inner");
+                    assert!(matches!(inner, Err(Error::Reentrant { .. })), "{inner:?}");
+                }
+                nest(rest)?;
+                w.put(b"nested")
+            })
+            .map(drop)
+            .map_err(std::io::Error::other)
+    }
+    let chans: Vec<Channel> = (0..8)
+        .map(|_| {
+            Options::new()
+                .capacity(64)
+                .lock_timeout(Duration::from_secs(2))
+                .anonymous()
+                .unwrap()
+        })
+        .collect();
+    nest(&chans).unwrap();
+    assert!(chans.iter().all(|c| c.generation() == 1));
 }
 
 #[test]
@@ -2312,7 +2341,11 @@ fn a_follower_waits_past_a_damaged_value_for_the_publish_that_replaces_it() {
     drop(ch);
     damage_frame_generation(&s, b'Z', 200);
     let w = Channel::open(&s.name()).unwrap();
-    assert!(matches!(w.verify(), Err(Error::Corrupt { .. })));
+    // The current value alone is damaged: a publish mends it, and both errors say so.
+    for err in [w.verify().unwrap_err(), w.read_raw().unwrap_err()] {
+        assert!(matches!(err, Error::Corrupt { .. }) && err.mended_by_publish(), "{err}");
+        assert!(!err.to_string().contains("remove and recreate"), "{err}");
+    }
     let mut f = Follower::open(&s.location, Duration::from_secs(1)).unwrap();
     let since = f.channel().generation();
     // Nothing published: the wait runs to its timeout, looking more than once, no error.
@@ -2340,6 +2373,8 @@ fn a_follower_waits_past_a_damaged_value_for_the_publish_that_replaces_it() {
         .unwrap();
     let err = f.wait(since + 1, Duration::from_secs(30)).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(!err.mended_by_publish(), "{err}");
+    assert!(err.to_string().contains("remove and recreate"), "{err}");
 }
 
 /// Sets the file at `path` modified an hour ago (as `mmf prune` judges age).

@@ -121,19 +121,22 @@ fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
     let taken = match probe {
         // Readable, not writable (another user's, mode 0644): neither --force nor --exist-ok
         // (which opens it read-write, to publish) would do.
-        Ok(_)
-            if matches!(
-                Options::new().open(location),
-                Err(E::PermissionDenied { .. })
-            ) =>
-        {
-            "a channel this user may read but not write (another user's?); choose another \
-             name, or ask its owner"
-                .into()
-        }
-        Ok(_) => {
-            return anyhow::Error::from(e).context(format!("cannot create channel '{location}'"))
-        }
+        Ok(_) => match Options::new().open(location) {
+            Err(E::PermissionDenied { .. }) => "a channel this user may read but not write \
+                 (another user's?); choose another name, or ask its owner"
+                .into(),
+            Err(E::Io { ref source, .. })
+                if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            {
+                "a channel on a read-only file system, where it can be neither written nor \
+                 replaced; choose a channel elsewhere"
+                    .into()
+            }
+            _ => {
+                return anyhow::Error::from(e)
+                    .context(format!("cannot create channel '{location}'"))
+            }
+        },
         Err(E::WrongMagic { found, .. }) => format!(
             "a file that is not an mmf channel (it starts with bytes {}); choose another name, \
              or {clear}",

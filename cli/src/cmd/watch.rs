@@ -39,7 +39,22 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             }
             Err(e) => break Err(e),
         }
-        let meta = followed.channel().read_into(&mut buf)?;
+        let meta = match followed.channel().read_into(&mut buf) {
+            Ok(meta) => meta,
+            // The current value damaged (a machine crash before the file was written back): say
+            // so and wait for the publish that replaces it, as `read --wait` does.
+            Err(e) if e.mended_by_publish() => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "mmf: {}; waiting for the next value",
+                    crate::exit::report(&e.into(), "watch", Some(&a.name))
+                );
+                last = last.max(followed.channel().generation());
+                first = false;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if meta.generation <= last {
             continue;
         }
