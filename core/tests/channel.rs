@@ -2343,7 +2343,10 @@ fn a_follower_waits_past_a_damaged_value_for_the_publish_that_replaces_it() {
     let w = Channel::open(&s.name()).unwrap();
     // The current value alone is damaged: a publish mends it, and both errors say so.
     for err in [w.verify().unwrap_err(), w.read_raw().unwrap_err()] {
-        assert!(matches!(err, Error::Corrupt { .. }) && err.mended_by_publish(), "{err}");
+        assert!(
+            matches!(err, Error::Corrupt { .. }) && err.mended_by_publish(),
+            "{err}"
+        );
         assert!(!err.to_string().contains("remove and recreate"), "{err}");
     }
     let mut f = Follower::open(&s.location, Duration::from_secs(1)).unwrap();
