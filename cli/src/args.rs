@@ -82,7 +82,7 @@ pub enum Command {
     /// machine crash leaves a file channel that was not flushed), or a small value's own copy
     /// from the header when its frame alone is damaged.
     #[command(
-        after_help = "A read of a damaged value fails (exit 1, \"latest names generation ... but\"). The\nprevious values usually are still whole in their slots (without --checksum a small one, up\nto 120 B, also in the header): recover publishes the newest one again, as the next\ngeneration. Without --checksum a payload the crash left half written back cannot be told\nfrom a whole one. It changes nothing when the current value is whole (a small value whose\nframe alone is damaged or left open, as `mmf info` reports, is published again from the\nheader).\n\nEXAMPLES:\n  mmf recover ./state.mmf"
+        after_help = "A read of a damaged value fails (exit 1, \"is damaged: latest names generation ... but\", or\n\"checksum mismatch\" on a channel with checksums). The\nprevious values usually are still whole in their slots (without --checksum a small one, up\nto 120 B, also in the header): recover publishes the newest one again, as the next\ngeneration. Without --checksum a payload the crash left half written back cannot be told\nfrom a whole one. It changes nothing when the current value is whole (a small value whose\nframe alone is damaged or left open, as `mmf info` reports, is published again from the\nheader).\n\nEXAMPLES:\n  mmf recover ./state.mmf"
     )]
     Recover(RecoverArgs),
     /// Check what commonly breaks shared memory on this host.
@@ -92,7 +92,7 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print a shell completion script.
     #[command(
-        after_help = "EXAMPLES:\n  mmf completions bash > ~/.local/share/bash-completion/completions/mmf\n  mmf completions powershell >> $PROFILE"
+        after_help = "Every script completes verbs and flags; bash's also completes channel names (from `mmf list\n--names`) where a verb takes an existing channel.\n\nEXAMPLES:\n  mmf completions bash > ~/.local/share/bash-completion/completions/mmf\n  mmf completions powershell >> $PROFILE"
     )]
     Completions(CompletionsArgs),
 }
@@ -260,7 +260,8 @@ pub struct ReadArgs {
     pub raw: bool,
     /// Wait for a value newer than the current one. A channel that does not exist yet is waited
     /// for (a note on stderr says so); one removed and created again meanwhile is followed, and
-    /// its first value counts as newer.
+    /// its first value counts as newer. A newer value a crash damaged is said on stderr and
+    /// waited past, for the publish that replaces it.
     #[arg(long)]
     pub wait: bool,
     /// Wait for a value newer than generation GEN (implies --wait; returns at once if the
@@ -289,7 +290,9 @@ pub struct WatchArgs {
     pub new_only: bool,
     /// Print each value as a JSON object with its generation, codec and the number of
     /// generations skipped before it: {"generation":..,"skipped":..,"codec":..,"value":..}; a
-    /// value that cannot be shown has "error" in place of "value" (and is not counted).
+    /// value that cannot be shown has "error" in place of "value" (and is not counted). A value
+    /// a crash damaged (which cannot be read at all) gets no record: stderr says so, and the
+    /// watch waits for the publish that replaces it.
     #[arg(long)]
     pub meta: bool,
 }

@@ -2725,15 +2725,24 @@ fn a_damaged_value_is_advised_a_repair_and_waited_past() {
             && !err.contains("remove and recreate"),
         "{err}"
     );
-    // `watch` says so and waits for the next value, which it prints.
-    let watch = e
-        .cmd(&["watch", &path, "--count", "1", "--timeout", "20s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // `watch`, and `read --after` a generation before the damaged one, say so and wait for the
+    // next value, which they print.
+    let spawn = |args: &[&str]| {
+        e.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let watch = spawn(&["watch", &path, "--count", "1", "--timeout", "20s"]);
+    let after = spawn(&["read", &path, "--after", "1", "--timeout", "20s"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     e.ok(&["out", &path, "fixed"]);
+    let out = after.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fixed\n");
+    assert!(err.contains("waiting for the next value"), "{err}");
     let out = watch.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");

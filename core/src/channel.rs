@@ -237,7 +237,8 @@ impl Options {
         self
     }
 
-    /// Creates a new channel; fails with `AlreadyExists` if the name is taken.
+    /// Creates a new channel; fails with [`Error::AlreadyExists`] if a channel has the name,
+    /// and with [`Error::WrongMagic`] or [`Error::NotAFile`] if a file that is not one does.
     pub fn create(&self, location: &Location) -> Result<Channel> {
         match location.checked_path()? {
             None => self.anonymous(),
@@ -825,7 +826,10 @@ impl Channel {
     /// `tag`. If `fill` fails, or writes more than the capacity, nothing is published; nor is
     /// anything tagged [`Tag::EMPTY`] ([`Error::EmptyTag`], before `fill` runs). `fill` runs
     /// under the channel's writer lock: a publish from inside it to this same channel is
-    /// refused with [`Error::Reentrant`] (it would wait for that lock).
+    /// refused with [`Error::Reentrant`] (it would wait for that lock), through this handle or
+    /// any other on the same mapping, and through another handle of its own where the channel's
+    /// file takes the kernel locks that give each handle a token of its own (else, as a
+    /// publish waiting for another thread, with [`Error::Contended`] at the lock timeout).
     ///
     /// ```
     /// use std::io::Write;

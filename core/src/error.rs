@@ -33,7 +33,9 @@ pub enum Error {
         /// What it is instead ("FIFO", "socket", ...).
         kind: &'static str,
     },
-    /// `create` found a channel (or another file) under the name already.
+    /// `create` found a channel under the name already (or a file that may be one being
+    /// created, or a symbolic link; a file that plainly is not a channel is
+    /// [`WrongMagic`](Error::WrongMagic) or [`NotAFile`](Error::NotAFile)).
     #[error("a channel named '{name}' already exists; open it, or remove it first")]
     AlreadyExists {
         /// The channel's name or path.

@@ -21,7 +21,8 @@ impl fmt::Debug for Tag {
 }
 
 impl Tag {
-    /// No value has been published yet (generation 0).
+    /// No value has been published yet (generation 0). Never published: a publish with it is
+    /// [`Error::EmptyTag`](crate::Error::EmptyTag).
     pub const EMPTY: Tag = Tag(0);
     /// Raw bytes.
     pub const BYTES: Tag = Tag(1);

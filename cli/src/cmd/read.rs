@@ -100,7 +100,8 @@ fn cannot_show(location: &Location, meta: Meta, e: anyhow::Error) -> anyhow::Err
 
 /// The first value newer than generation `after` (default: the current one), waiting for the
 /// channel to be created if it does not exist yet. If the channel is removed and created again
-/// meanwhile, the new channel's first value counts as newer, whatever its generation.
+/// meanwhile, the new channel's first value counts as newer, whatever its generation. A newer
+/// value a crash damaged is said on stderr and waited past.
 fn read_next(
     location: Location,
     after: Option<u64>,
@@ -121,7 +122,21 @@ fn read_next(
             )
         })?;
         match waited {
-            Waited::Changed => return Ok(followed.channel().read_raw()?),
+            Waited::Changed => match followed.channel().read_raw() {
+                Ok(value) => return Ok(value),
+                // The newer value a crash damaged: say so, and wait for the one that replaces
+                // it, as a wait from the current generation does.
+                Err(e) if e.mended_by_publish() => {
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "mmf: {}; waiting for the next value",
+                        crate::exit::report(&e.into(), "read", Some(&location.to_string()))
+                    );
+                    since = since.max(followed.channel().generation());
+                }
+                Err(e) => return Err(e.into()),
+            },
             Waited::Replaced => since = 0,
         }
     }

@@ -51,6 +51,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                 );
                 last = last.max(followed.channel().generation());
                 first = false;
+                unshown += 1;
                 continue;
             }
             Err(e) => return Err(e.into()),
