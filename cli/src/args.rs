@@ -82,7 +82,7 @@ pub enum Command {
     /// machine crash leaves a file channel that was not flushed), or a small value's own copy
     /// from the header when its frame alone is damaged.
     #[command(
-        after_help = "A read of a damaged value fails (exit 1, \"is damaged: latest names generation ... but\", or\n\"checksum mismatch\" on a channel with checksums). The\nprevious values usually are still whole in their slots (without --checksum a small one, up\nto 120 B, also in the header): recover publishes the newest one again, as the next\ngeneration. Without --checksum a payload the crash left half written back cannot be told\nfrom a whole one. It changes nothing when the current value is whole (a small value whose\nframe alone is damaged or left open, as `mmf info` reports, is published again from the\nheader).\n\nEXAMPLES:\n  mmf recover ./state.mmf"
+        after_help = "A read of a damaged value fails (exit 1, \"is damaged: latest names generation ... but\", or\n\"checksum mismatch\" on a channel with checksums). The previous values usually are still\nwhole in their slots (without --checksum a small one, up to 120 B, also in the header):\nrecover publishes the newest one again, as the next generation. Without --checksum a payload the crash left half written back cannot be told\nfrom a whole one. It changes nothing when the current value is whole (a small value whose\nframe alone is damaged or left open, as `mmf info` reports, is published again from the\nheader).\n\nEXAMPLES:\n  mmf recover ./state.mmf"
     )]
     Recover(RecoverArgs),
     /// Check what commonly breaks shared memory on this host.

@@ -160,3 +160,15 @@ fn left(deadline: Option<Instant>) -> Option<Duration> {
 pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
+
+/// Says on stderr that the value a wait of `verb` on channel `name` reached is damaged (`e`,
+/// [`mended_by_publish`](mmf::channel::Error::mended_by_publish)), and that the wait goes on
+/// for the publish that replaces it.
+pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "mmf: {}; waiting for the next value",
+        crate::exit::report(&e.into(), verb, Some(name))
+    );
+}

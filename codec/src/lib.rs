@@ -30,8 +30,9 @@
 //! readers will check them (one MessagePack document, nested no deeper than
 //! [`json::MAX_DEPTH`]), and published with one copy through [`Channel::publish_raw`], which
 //! keeps a small value in the channel's header. A value that does not fit, fails to encode or
-//! would not read back (not one document, or nested too deep) publishes nothing. (Encoding straight into the channel's slot, through
-//! [`Channel::publish_with`], is slower for the many small writes a serializer makes.)
+//! would not read back (not one document, or nested too deep) publishes nothing. (Encoding
+//! straight into the channel's slot, through [`Channel::publish_with`], is slower for the many
+//! small writes a serializer makes.)
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -213,9 +214,9 @@ impl ChannelExt for Channel {
 /// Publishes the MessagePack that `encode` writes, from this thread's reusable buffer. An
 /// encoder failure is [`Error::Encode`] with the encoder's own message, a value beyond the
 /// channel's capacity [`mmf_core::Error::TooLarge`] with the value's whole encoded length (the
-/// encoding past the capacity is counted, not kept, so that the size it names fits), a document readers
-/// would refuse (nested deeper than [`json::MAX_DEPTH`]) [`Error::Encode`]; in each case nothing
-/// is published.
+/// encoding past the capacity is counted, not kept, so that the size it names fits), a
+/// document readers would refuse (nested deeper than [`json::MAX_DEPTH`]) [`Error::Encode`]; in
+/// each case nothing is published.
 fn publish_msgpack<F>(ch: &Channel, encode: F) -> Result<u64>
 where
     F: FnOnce(&mut Bounded<'_>) -> std::result::Result<(), String>,

@@ -1401,9 +1401,10 @@ impl Channel {
             }
             return Err(Error::Corrupt {
                 name: self.snap.name.clone(),
-                what: "its latest value is damaged and no earlier value is whole in any slot \
-                       or in the header; publish a new one"
-                    .into(),
+                what: format!(
+                    "its latest value is damaged and {}",
+                    crate::error::NOTHING_WHOLE
+                ),
             });
         };
         let published = self.publish_with(tag, |w| {

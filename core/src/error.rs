@@ -223,10 +223,15 @@ fn recreate_unless_a_publish_mends(what: &str) -> &'static str {
 }
 
 /// Whether a [`Error::Corrupt`]'s `what` is one of the current value's damage: each such message
-/// ends with the advice that a publish replaces the value.
+/// ends with one of the two pieces of advice its makers share, that a publish mends it.
 fn says_a_publish_mends(what: &str) -> bool {
-    what.ends_with("any publish replaces it") || what.ends_with("publish a new one")
+    what.ends_with(crate::snapshot::VALUE_DAMAGED) || what.ends_with(NOTHING_WHOLE)
 }
+
+/// The end of [`Channel::recover`](crate::Channel::recover)'s error when the current value is
+/// damaged and no earlier one is whole.
+pub(crate) const NOTHING_WHOLE: &str =
+    "no earlier value is whole in any slot or in the header; publish a new one";
 
 impl Error {
     /// Whether this is damage to the channel's current value alone ([`Error::Corrupt`] from a

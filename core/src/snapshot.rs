@@ -1802,14 +1802,15 @@ mod filling {
 
     impl Filling {
         pub(super) fn enter(word: usize, token: u64) -> Filling {
-            HELD.with(|h| h.borrow_mut().push((word, token)));
+            // (`try_with`: a publish from a thread-local's destructor finds the record gone.)
+            let _ = HELD.try_with(|h| h.borrow_mut().push((word, token)));
             Filling
         }
     }
 
     impl Drop for Filling {
         fn drop(&mut self) {
-            HELD.with(|h| h.borrow_mut().pop());
+            let _ = HELD.try_with(|h| h.borrow_mut().pop());
         }
     }
 
@@ -1818,11 +1819,12 @@ mod filling {
     /// channel mapped again by another handle, whose token is its own alone (kernel-held: a
     /// token judged by pid is the whole process's, which other threads may hold elsewhere).
     pub(super) fn holds(word: usize, owner: u64) -> bool {
-        HELD.with(|h| {
+        HELD.try_with(|h| {
             h.borrow().iter().any(|&(w, token)| {
                 w == word || (owner & crate::os::KERNEL_HELD != 0 && token == owner)
             })
         })
+        .unwrap_or(false)
     }
 }
 

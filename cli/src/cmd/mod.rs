@@ -56,8 +56,9 @@ fn print_json(v: &serde_json::Value, pretty: bool) -> anyhow::Result<()> {
 
 /// A file name from the shared-memory directory, as it may be printed: quoted and escaped if it
 /// holds a control character, a line or paragraph separator, or an invisible or bidirectional
-/// formatting character, or starts or ends with a space. Anyone can create a file there; its name must not break a table or a
-/// line, drive the terminal, or disguise itself as another name.
+/// formatting character, or starts or ends with a space. Anyone can create a file there; its
+/// name must not break a table or a line, drive the terminal, or disguise itself as another
+/// name.
 pub(super) fn shown(name: &str) -> String {
     // Whatever Rust's debug escaping of a character would escape (controls, separators,
     // invisible and bidirectional formatting characters, combining marks), and `"` and `\`, so

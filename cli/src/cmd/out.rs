@@ -214,8 +214,10 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
             // Check that it is one whole document that `mmf read` can show (no map with two
             // keys that read the same in JSON) before it reaches readers: rendered as JSON into
             // nothing, which keeps only the open maps' keys.
-            mmf::json::write_msgpack_as_json(input, false, std::io::sink())
-                .context("not published, since `mmf read` could not show it (--bytes stores it as raw bytes)")?;
+            mmf::json::write_msgpack_as_json(input, false, std::io::sink()).context(
+                "not published, since `mmf read` could not show it (--bytes stores it as raw \
+                     bytes)",
+            )?;
             ch.publish_raw(Tag::MSGPACK, input)?
         }
         InFormat::Bytes => ch.publish_bytes(input)?,

@@ -127,12 +127,7 @@ fn read_next(
                 // The newer value a crash damaged: say so, and wait for the one that replaces
                 // it, as a wait from the current generation does.
                 Err(e) if e.mended_by_publish() => {
-                    use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "mmf: {}; waiting for the next value",
-                        crate::exit::report(&e.into(), "read", Some(&location.to_string()))
-                    );
+                    follow::waiting_past(e, "read", &location.to_string());
                     since = since.max(followed.channel().generation());
                 }
                 Err(e) => return Err(e.into()),

@@ -44,11 +44,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             // The current value damaged (a machine crash before the file was written back): say
             // so and wait for the publish that replaces it, as `read --wait` does.
             Err(e) if e.mended_by_publish() => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "mmf: {}; waiting for the next value",
-                    crate::exit::report(&e.into(), "watch", Some(&a.name))
-                );
+                follow::waiting_past(e, "watch", &a.name);
                 last = last.max(followed.channel().generation());
                 first = false;
                 unshown += 1;
