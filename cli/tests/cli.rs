@@ -2239,6 +2239,25 @@ fn a_full_shm_dir_is_a_clear_error() {
 }
 
 #[test]
+fn list_aligns_wide_characters_by_the_columns_they_take() {
+    // A terminal gives each of these CJK characters two columns: the four-character name
+    // takes as many as the eight-letter one, so both are followed by the two-space gap alone.
+    // Padding by characters gave the CJK row four more spaces, shifting every cell after it.
+    let e = Env::new("list-wide");
+    e.ok(&["new", "通道通道", "--size", "64"]);
+    e.ok(&["new", "abcdefgh", "--size", "64"]);
+    let table = e.ok(&["list"]);
+    let after = |name: &str| {
+        let line = table.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..].to_owned()
+    };
+    for name in ["通道通道", "abcdefgh"] {
+        assert!(after(name).starts_with("  64 "), "{name}: {table}");
+    }
+    assert!(table.starts_with("NAME      CAPACITY"), "{table}");
+}
+
+#[test]
 fn stale_channels_are_listed_and_pruned() {
     let e = Env::new("prune");
     // Created and written only by processes that have exited: stale.

@@ -2,6 +2,7 @@
 
 use mmf::channel::host;
 use serde_json::json;
+use unicode_width::UnicodeWidthStr;
 
 use crate::args::ListArgs;
 
@@ -85,17 +86,18 @@ fn use_cell(in_use: Option<bool>, stale: bool) -> String {
     }
 }
 
-/// Left-aligned columns separated by two spaces.
+/// Left-aligned columns separated by two spaces, aligned by the columns a terminal gives each
+/// cell (a CJK character takes two; `format!`'s padding counts characters, so it would not do).
 pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| rows.iter().map(|r| r[c].width()).max().unwrap_or(0))
         .collect();
     let mut text = String::new();
     for r in rows {
         let cells: Vec<String> = r
             .iter()
             .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
+            .map(|(cell, &w)| format!("{cell}{}", " ".repeat(w - cell.width())))
             .collect();
         text.push_str(cells.join("  ").trim_end());
         text.push('\n');
