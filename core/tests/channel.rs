@@ -2316,6 +2316,62 @@ fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 }
 
+/// `recover` decides a frame left open under the writer lock, where no writer can be busy with
+/// one: a frame it saw open while another handle held the lock, and that was closed before it
+/// got the lock (a writer's, after all), is no damage, and nothing is published again. Here the
+/// "writer" is this test: it opens the frame by hand while a `publish_with` holds the lock, and
+/// closes it again before that publish gives up.
+#[test]
+fn recover_publishes_nothing_for_a_frame_closed_before_it_got_the_lock() {
+    use std::sync::mpsc;
+    let s = Scratch::new("file");
+    let ch = s.create(256);
+    ch.publish_raw(Tag::TEXT, b"one").unwrap();
+    // Streamed, so the 100 bytes go to a slot and, from there, to inline buffer 0.
+    ch.publish_with(Tag::BYTES, |w| w.write_all(&[b'Y'; 100]))
+        .unwrap();
+    let image = std::fs::read(s.path()).unwrap();
+    // FORMAT.md §5: the frame's stamp is its first word, 64 bytes before its payload.
+    let at = 768 + payload_of(&image[768..], b'Y', 100) - 64;
+    let stamp = u64::from_le_bytes(image[at..at + 8].try_into().unwrap());
+    assert_eq!(stamp % 2, 0);
+
+    let (locked, is_locked) = mpsc::channel();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        ch.publish_with(Tag::BYTES, |_| {
+            locked.send(()).unwrap();
+            wait_go.recv().unwrap();
+            Err(std::io::Error::other("held the lock, and gave up"))
+        })
+    });
+    is_locked.recv().unwrap();
+    poke(&s.path(), at, stamp | 1);
+    let name = s.name();
+    let recovering = std::thread::spawn(move || {
+        let w = Channel::open(&name).unwrap();
+        assert!(w.info().damage.is_some(), "the frame reads as open");
+        w.recover()
+    });
+    // Ample time for `recover` to look (a read and a settled look, microseconds) and reach the
+    // lock; had it not, it would find the frame closed and return early: the assertions below
+    // hold either way, only the case this test is for would go unexercised.
+    std::thread::sleep(Duration::from_millis(300));
+    poke(&s.path(), at, stamp);
+    go.send(()).unwrap();
+    assert!(matches!(holder.join().unwrap(), Err(Error::Encode { .. })));
+    let recovered = recovering.join().unwrap();
+    assert!(
+        matches!(recovered, Ok(None)),
+        "{:?}",
+        recovered.map(|r| r.map(|r| r.meta))
+    );
+    let w = Channel::open(&s.name()).unwrap();
+    assert_eq!(w.generation(), 2, "nothing was published again");
+    w.verify().unwrap();
+    assert_eq!(w.read_raw().unwrap().1, [b'Y'; 100]);
+}
+
 /// Overwrites the generation in the slot frame of the `len`-byte value of bytes `byte` in
 /// `s`'s channel (4 reader entries, so the slots start after a 768-byte header; FORMAT.md §5:
 /// the frame's generation is its second word, 56 bytes before its payload).
