@@ -211,16 +211,16 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
         // checksum that does not match): `recover` or any publish mends it, and replacing the
         // channel would throw away every value it still holds. The library's own advice names
         // both, for any caller; after a `recover` that found nothing whole, only a publish.
-        (CoreError::Corrupt { name, what }, "recover") if c.mended_by_publish() => format!(
+        (CoreError::Corrupt { name, what, .. }, "recover") if c.mended_by_publish() => format!(
             "channel '{name}' is damaged: {what} (here: `{}`)",
             out_command(name)
         ),
-        (CoreError::Corrupt { name, what }, _) if c.mended_by_publish() => format!(
+        (CoreError::Corrupt { name, what, .. }, _) if c.mended_by_publish() => format!(
             "channel '{name}' is damaged: {what} (here: `{}`, or `{}`)",
             command("recover", name, ""),
             out_command(name)
         ),
-        (CoreError::Corrupt { name, what }, _) => format!(
+        (CoreError::Corrupt { name, what, .. }, _) => format!(
             "channel '{name}' is corrupt: {what}; `{}` replaces it",
             command("new", name, "--size SIZE --force")
         ),

@@ -429,6 +429,7 @@ impl Options {
         let map_len = usize::try_from(len).map_err(|_| Error::Corrupt {
             name: name.to_owned(),
             what: format!("file of {len} bytes cannot be mapped"),
+            value_only: false,
         })?;
         let mut mo = memmap2::MmapOptions::new();
         mo.len(map_len);
@@ -1405,6 +1406,7 @@ impl Channel {
                     "its latest value is damaged and {}",
                     crate::error::NOTHING_WHOLE
                 ),
+                value_only: true,
             });
         };
         let published = self.publish_with(tag, |w| {
@@ -1483,6 +1485,7 @@ impl Channel {
             Look::Damaged { what, .. } => Err(Error::Corrupt {
                 name: self.snap.name.clone(),
                 what: format!("{what}: {}", crate::snapshot::VALUE_DAMAGED),
+                value_only: true,
             }),
             _ => Ok(()),
         }
@@ -1498,6 +1501,7 @@ impl Channel {
             Err(Error::Corrupt {
                 name: s.name.clone(),
                 what,
+                value_only: false,
             })
         };
         if let Some(f) = self.snap.liveness.file() {
@@ -1774,11 +1778,21 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
     }
     if h.kind != KIND_SNAPSHOT {
         let what = format!("channel kind {} is not a snapshot channel", h.kind);
-        return Err(Error::Corrupt { name, what });
+        return Err(Error::Corrupt {
+            name,
+            what,
+            value_only: false,
+        });
     }
     let layout = match Layout::from_header(&h, Some(len)) {
         Ok(l) => l,
-        Err(what) => return Err(Error::Corrupt { name, what }),
+        Err(what) => {
+            return Err(Error::Corrupt {
+                name,
+                what,
+                value_only: false,
+            })
+        }
     };
     let checksum = region.word(H_FLAGS).load(Ordering::Relaxed) & FLAG_CHECKSUM != 0;
     let mut snap = Snapshot {
@@ -1812,6 +1826,7 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
             } else {
                 format!("file is {len} bytes, which no channel's size is (not a multiple of 8)")
             },
+            value_only: false,
         }
     } else {
         Error::WrongMagic { name, found: magic }

@@ -108,18 +108,24 @@ pub enum Error {
         name: String,
     },
     /// The mapping holds values no correct writer produces. Where only the current value is
-    /// damaged (a machine crash before a file channel was written back), `what` says so and
-    /// that a publish, or [`Channel::recover`](crate::Channel::recover), mends it; anything else
-    /// needs the channel removed and created again.
+    /// damaged (a machine crash before a file channel was written back), `value_only` is set and
+    /// `what` ends by saying that a publish, or [`Channel::recover`](crate::Channel::recover),
+    /// mends it; anything else needs the channel removed and created again.
     #[error(
         "channel '{name}' is corrupt: {what}{}",
-        recreate_unless_a_publish_mends(what)
+        if *value_only { "" } else { "; remove and recreate it" }
     )]
     Corrupt {
         /// The channel's name or path.
         name: String,
-        /// What was found to be wrong.
+        /// What was found to be wrong, and, where only the current value is damaged, what
+        /// mends it.
         what: String,
+        /// The damage is to the current value alone, which the next publish mends (and
+        /// `recover` may): the header and the file are sound. `false`: only removing the
+        /// channel and creating it again mends it. [`mended_by_publish`]
+        /// (Error::mended_by_publish) asks this.
+        value_only: bool,
     },
     /// The channel's file was truncated (shrunk) while this handle had it mapped, and the
     /// process's `SIGBUS` handler ([`crate::truncation::install`]) caught an access past its new
@@ -211,23 +217,6 @@ fn is_a_directory(name: &str) -> String {
     }
 }
 
-/// The end of [`Error::Corrupt`]'s message: "remove and recreate it", unless `what` already
-/// says that a publish mends the damage (only the current value is damaged: re-creating the
-/// channel would throw away more than it mends).
-fn recreate_unless_a_publish_mends(what: &str) -> &'static str {
-    if says_a_publish_mends(what) {
-        ""
-    } else {
-        "; remove and recreate it"
-    }
-}
-
-/// Whether a [`Error::Corrupt`]'s `what` is one of the current value's damage: each such message
-/// ends with one of the two pieces of advice its makers share, that a publish mends it.
-fn says_a_publish_mends(what: &str) -> bool {
-    what.ends_with(crate::snapshot::VALUE_DAMAGED) || what.ends_with(NOTHING_WHOLE)
-}
-
 /// The end of [`Channel::recover`](crate::Channel::recover)'s error when the current value is
 /// damaged and no earlier one is whole.
 pub(crate) const NOTHING_WHOLE: &str =
@@ -241,11 +230,22 @@ impl Error {
     /// file, which only re-creating the channel mends.
     ///
     /// ```
-    /// let e = mmf_core::Error::Corrupt { name: "t".into(), what: "its header was overwritten".into() };
+    /// let e = mmf_core::Error::Corrupt {
+    ///     name: "t".into(),
+    ///     what: "its header was overwritten".into(),
+    ///     value_only: false,
+    /// };
     /// assert!(!e.mended_by_publish());
+    /// assert!(e.to_string().ends_with("remove and recreate it"));
     /// ```
     pub fn mended_by_publish(&self) -> bool {
-        matches!(self, Error::Corrupt { what, .. } if says_a_publish_mends(what))
+        matches!(
+            self,
+            Error::Corrupt {
+                value_only: true,
+                ..
+            }
+        )
     }
 }
 

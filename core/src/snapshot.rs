@@ -167,7 +167,11 @@ pub(crate) enum Look {
 enum Attempt {
     Done(Meta),
     Retry,
+    /// What no correct writer leaves: the channel wants re-creating.
     Corrupt(String),
+    /// The current value alone is damaged (its message ends with [`VALUE_DAMAGED`]): the next
+    /// publish mends it.
+    Damaged(String),
 }
 
 /// Why the fast read ([`Snapshot::read_inline`]) left a read to the general one
@@ -738,6 +742,7 @@ impl Snapshot {
             Error::Corrupt {
                 name: self.name.clone(),
                 what: "every slot is pinned, more pins than reader entries".into(),
+                value_only: false,
             }
         })?;
         // The frame's fields as one slice of known length: one bounds check, not one a field.
@@ -1140,7 +1145,9 @@ impl Snapshot {
                 self.prefetch_slot(slot, hint.0);
                 match self.copy_slot(slot, gen, Some(hint), buf) {
                     Attempt::Done(meta) => Ok(meta),
-                    Attempt::Retry | Attempt::Corrupt(_) => Err(Miss::SlotFailed),
+                    Attempt::Retry | Attempt::Corrupt(_) | Attempt::Damaged(_) => {
+                        Err(Miss::SlotFailed)
+                    }
                 }
             }
             Err((_, true)) => Err(Miss::InlineOvertaken),
@@ -1277,6 +1284,14 @@ impl Snapshot {
                     return Err(Error::Corrupt {
                         name: self.name.clone(),
                         what,
+                        value_only: false,
+                    })
+                }
+                Attempt::Damaged(what) => {
+                    return Err(Error::Corrupt {
+                        name: self.name.clone(),
+                        what,
+                        value_only: true,
                     })
                 }
                 Attempt::Retry => {}
@@ -1582,7 +1597,7 @@ impl Snapshot {
                 what,
                 frame: true,
             } if latest == pack_latest(gen, slot) => {
-                Attempt::Corrupt(format!("{what}: {VALUE_DAMAGED}"))
+                Attempt::Damaged(format!("{what}: {VALUE_DAMAGED}"))
             }
             _ => Attempt::Retry,
         }
@@ -1653,7 +1668,7 @@ impl Snapshot {
     /// The end of a validated slot copy: the checksum, if the frame has one.
     fn checked(&self, slot: usize, gen: u64, crc: u64, tag: Tag, buf: &[u8]) -> Attempt {
         if crc & CRC_PRESENT != 0 && crc32fast::hash(buf) != crc as u32 {
-            return Attempt::Corrupt(format!(
+            return Attempt::Damaged(format!(
                 "checksum mismatch in slot {slot}, generation {gen}: {VALUE_DAMAGED}"
             ));
         }
@@ -1829,7 +1844,8 @@ mod filling {
 }
 
 /// What a read that found the current value damaged says of it, after what it found: why it may
-/// be so, and what mends it ([`Error::mended_by_publish`] tells such errors by its last words).
+/// be so, and what mends it. The errors that end with it have `value_only` set
+/// ([`Error::mended_by_publish`]).
 pub(crate) const VALUE_DAMAGED: &str = "the file was not all written back before a machine \
      crash (a file channel not flushed), or another program wrote into the mapping; recovering \
      it (`Channel::recover`, `mmf recover NAME`) publishes the newest earlier value still whole \
