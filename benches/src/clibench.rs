@@ -63,7 +63,7 @@ pub fn locate_mmf() -> Result<PathBuf> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
-        .args(["build", "--quiet", "-p", "mmf-cli"]);
+        .args(["build", "--quiet", "--locked", "-p", "mmf-cli"]);
     if release {
         cmd.arg("--release");
     }

@@ -14,16 +14,19 @@ pub struct Machine {
     /// `cpu family`, `model` and `stepping` of /proc/cpuinfo: the microarchitecture, which a VM's
     /// model name hides (this project's machine moved from an AMD Zen 3 host, family 25 model 1,
     /// to a Zen 4, model 17, under the same "AMD EPYC", and some ratios moved with it).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_family_model: Option<String>,
     /// Online CPUs.
     pub cores: usize,
     /// CPUs this process was allowed to use before pinning itself.
     pub cpus_allowed: Vec<usize>,
     /// Whether the two benchmark CPUs are SMT siblings (one physical core), if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub smt_siblings: Option<bool>,
     /// Per-core and shared caches, from sysfs.
     pub caches: String,
     /// `cpu MHz` of /proc/cpuinfo (as the kernel reports it; a VM may report the host's).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_mhz: Option<f64>,
     /// Hypervisor, when the CPU flags say there is one.
     pub virtualized: bool,
@@ -37,6 +40,9 @@ pub struct Machine {
     pub pinning: String,
     /// Load average when the run started (the machine is shared).
     pub load_average: String,
+    /// The directory of mmf's channels and of the harness's own shared files (F, the
+    /// seqlock), and its file system type: a tmpfs, unless `MMF_SHM_DIR` says otherwise.
+    pub shm_dir: String,
     /// `quick` or `full`.
     pub mode: String,
     /// Cargo features of this build.
@@ -101,6 +107,7 @@ impl Machine {
                 .take(3)
                 .collect::<Vec<_>>()
                 .join(" "),
+            shm_dir: shm_dir(),
             mode: mode.into(),
             features,
             started_unix: std::time::SystemTime::now()
@@ -141,6 +148,7 @@ impl Machine {
             ),
         );
         line("pinning", self.pinning.clone());
+        line("shm dir", self.shm_dir.clone());
         line(
             "load",
             format!("{} at start (shared machine)", self.load_average),
@@ -159,6 +167,24 @@ impl Machine {
         );
         s
     }
+}
+
+/// [`crate::shm::dir`] and the type of the file system it is on (from /proc/mounts: the
+/// longest mount point that contains it).
+fn shm_dir() -> String {
+    let dir = crate::shm::dir();
+    let real = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let fs = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (point, kind) = (f.nth(1)?, f.next()?);
+            real.starts_with(point).then_some((point.len(), kind))
+        })
+        .max_by_key(|&(len, _)| len)
+        .map_or("file system unknown", |(_, kind)| kind);
+    format!("{} ({fs})", dir.display())
 }
 
 /// Whether a sysfs CPU list (`0-3,8`) contains `cpu`.

@@ -115,9 +115,14 @@ impl Drop for SharedMap {
     }
 }
 
-/// The directory for the harness's own files: `/dev/shm` where it exists (tmpfs, like mmf's
-/// channels), else the temporary directory.
+/// The directory for the harness's own files: the one mmf puts its shared-memory channels in
+/// (`MMF_SHM_DIR` where it is set, so that F and the peers' files share mmf's file system: a
+/// review found F on tmpfs racing mmf on a disk), else `/dev/shm` where it exists (tmpfs), else
+/// the temporary directory.
 pub fn dir() -> PathBuf {
+    if std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty()) {
+        return mmf_core::host::shm_dir();
+    }
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         shm.to_owned()

@@ -21,6 +21,10 @@ use crate::shm::{SharedMap, LINE};
 use crate::stats::{fmt_rate, median, spread_pct, Sample};
 use crate::Plan;
 
+/// The fewest back-to-back batches whose median F's round trip before a run is taken from;
+/// with fewer, its one-by-one p50.
+const MIN_BATCHES: usize = 8;
+
 /// What is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -86,9 +90,10 @@ pub struct TpRun {
     pub writes_per_s: f64,
     /// One entry per reader.
     pub readers: Vec<ReaderStats>,
-    /// F's round trip at this size (back to back, else p50), measured right before this run (the reference for
-    /// "x 1/F": the host's fast and slow modes last seconds, so a reference taken minutes
-    /// earlier in the latency section may come from the other mode). `None` without readers.
+    /// F's round trip at this size (back to back where enough batches were timed, else p50),
+    /// measured right before this run (the reference for "x 1/F": the host's fast and slow
+    /// modes last seconds, so a reference taken minutes earlier in the latency section may come
+    /// from the other mode). `None` without readers.
     pub floor_rt_ns: Option<f64>,
 }
 
@@ -124,14 +129,15 @@ impl TpMeasured {
         median(&self.per_reader(ReaderStats::rate))
     }
 
-    /// Median over runs and readers of the reader's rate times the one-way time of the F
-    /// measured right before that run; `None` without readers or without F figures.
-    pub fn reader_vs_floor(&self) -> Option<f64> {
+    /// Median over runs and readers of the reader's `rate` (snapshots per second, or fresh
+    /// ones) times the one-way time of the F measured right before that run; `None` without
+    /// readers or without F figures.
+    pub fn reader_vs_floor(&self, rate: fn(&ReaderStats) -> f64) -> Option<f64> {
         let v: Vec<f64> = self
             .runs
             .iter()
             .filter_map(|r| Some((r, r.floor_rt_ns?)))
-            .flat_map(|(r, f)| r.readers.iter().map(move |s| s.rate() * f / 2.0 / 1e9))
+            .flat_map(|(r, f)| r.readers.iter().map(move |s| rate(s) * f / 2.0 / 1e9))
             .collect();
         let m = median(&v);
         m.is_finite().then_some(m)
@@ -241,12 +247,20 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
                     None
                 } else {
                     match latency::round(Transport::Floor, len, &floor_plan) {
-                        // Back to back when measured (no clock read between round trips, see
-                        // `latency::Timer`): the rate at which F moves payloads, which the
-                        // one-by-one p50 understated by the cost of a clock read.
+                        // Back to back when enough batches were timed (no clock read between
+                        // round trips, see `latency::Timer`): the rate at which F moves
+                        // payloads, which the one-by-one p50 understates by the cost of a clock
+                        // read. Else the p50: in 60 ms a 1 MiB F times one or two batches, and
+                        // one stalled batch once made F's round trip 322 us where the latency
+                        // section's was 91 us (the clock read is nothing at that size).
                         Ok(timed) => {
+                            let batches = timed.batches.len();
                             let s = Sample::of(timed);
-                            Some(if s.b2b.is_finite() { s.b2b } else { s.p50 })
+                            Some(if batches >= MIN_BATCHES && s.b2b.is_finite() {
+                                s.b2b
+                            } else {
+                                s.p50
+                            })
                         }
                         Err(e) => {
                             eprintln!("  floor {}: run {} failed: {e:#}", fmt_len(len), r + 1);
