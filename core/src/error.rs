@@ -123,8 +123,8 @@ pub enum Error {
         what: String,
         /// The damage is to the current value alone, which the next publish mends (and
         /// `recover` may): the header and the file are sound. `false`: only removing the
-        /// channel and creating it again mends it. [`mended_by_publish`]
-        /// (Error::mended_by_publish) asks this.
+        /// channel and creating it again mends it.
+        /// [`mended_by_publish`](Error::mended_by_publish) asks this.
         value_only: bool,
     },
     /// The channel's file was truncated (shrunk) while this handle had it mapped, and the
