@@ -374,9 +374,16 @@ impl Report<'_> {
                 let versus = match m.transport {
                     Transport::Mmf => self.best_peer(len, false).map(|b| {
                         format!(
-                            "{} vs {}",
+                            "{} vs {}{}",
                             fmt_x(ratio(r.p50(), b.runs.p50())),
-                            b.transport.name()
+                            b.transport.name(),
+                            // A spinning reader against a sleeping one, where the build has
+                            // no spinning peer (its features are off): say so.
+                            if b.transport.blocks() {
+                                " (blocking; no spinning peer in this build)"
+                            } else {
+                                ""
+                            }
                         )
                     }),
                     Transport::MmfWait => self.best_peer(len, true).map(|b| {
