@@ -108,7 +108,9 @@ pub enum Error {
         name: String,
     },
     /// The mapping holds values no correct writer produces. Where only the current value is
-    /// damaged (a machine crash before a file channel was written back), `value_only` is set and
+    /// damaged (what a read or [`Channel::verify`](crate::Channel::verify) finds past the
+    /// geometry: a machine crash before a file channel was written back, or another program's
+    /// writes into `latest`, a descriptor or a frame), `value_only` is set and
     /// `what` ends by saying that a publish, or [`Channel::recover`](crate::Channel::recover),
     /// mends it; anything else needs the channel removed and created again.
     #[error(
@@ -224,7 +226,8 @@ pub(crate) const NOTHING_WHOLE: &str =
 
 impl Error {
     /// Whether this is damage to the channel's current value alone ([`Error::Corrupt`] from a
-    /// read, or from [`Channel::recover`](crate::Channel::recover) finding nothing whole), which
+    /// read, from [`Channel::verify`](crate::Channel::verify), or from
+    /// [`Channel::recover`](crate::Channel::recover) finding nothing whole), which
     /// the next publish mends, and `recover` may: the channel itself is sound, and a wait for
     /// the next value may go on. `false` for every other error, and for a corrupt header or
     /// file, which only re-creating the channel mends.

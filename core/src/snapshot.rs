@@ -167,10 +167,10 @@ pub(crate) enum Look {
 enum Attempt {
     Done(Meta),
     Retry,
-    /// What no correct writer leaves: the channel wants re-creating.
-    Corrupt(String),
-    /// The current value alone is damaged (its message ends with [`VALUE_DAMAGED`]): the next
-    /// publish mends it.
+    /// What no correct writer leaves, in what a read looks at (`latest`, a descriptor, the
+    /// frame and payload it names): the current value alone is damaged, since the next publish
+    /// rewrites all of that (the geometry, which it does not, is checked at open). Its message
+    /// ends with [`VALUE_DAMAGED`].
     Damaged(String),
 }
 
@@ -1145,9 +1145,7 @@ impl Snapshot {
                 self.prefetch_slot(slot, hint.0);
                 match self.copy_slot(slot, gen, Some(hint), buf) {
                     Attempt::Done(meta) => Ok(meta),
-                    Attempt::Retry | Attempt::Corrupt(_) | Attempt::Damaged(_) => {
-                        Err(Miss::SlotFailed)
-                    }
+                    Attempt::Retry | Attempt::Damaged(_) => Err(Miss::SlotFailed),
                 }
             }
             Err((_, true)) => Err(Miss::InlineOvertaken),
@@ -1241,8 +1239,8 @@ impl Snapshot {
                         }
                         self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
-                        Attempt::Corrupt(format!(
-                            "latest names slot {slot} of {}",
+                        Attempt::Damaged(format!(
+                            "latest names slot {slot} of {}: {VALUE_DAMAGED}",
                             self.layout.slots
                         ))
                     } else {
@@ -1263,8 +1261,8 @@ impl Snapshot {
                     if slot == NO_SLOT {
                         self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
-                        Attempt::Corrupt(format!(
-                            "latest names slot {slot} of {}",
+                        Attempt::Damaged(format!(
+                            "latest names slot {slot} of {}: {VALUE_DAMAGED}",
                             self.layout.slots
                         ))
                     } else {
@@ -1279,13 +1277,6 @@ impl Snapshot {
                 Attempt::Done(mut meta) => {
                     meta.retries = retries;
                     return Ok((meta, overtaken));
-                }
-                Attempt::Corrupt(what) => {
-                    return Err(Error::Corrupt {
-                        name: self.name.clone(),
-                        what,
-                        value_only: false,
-                    })
                 }
                 Attempt::Damaged(what) => {
                     return Err(Error::Corrupt {
@@ -1347,7 +1338,9 @@ impl Snapshot {
         // before `latest`, so only a `latest` that stayed put while it was wrong is corrupt.
         crate::sync::fence(Ordering::Acquire);
         if self.fixed()[H_LATEST].load(Ordering::Relaxed) == latest {
-            Attempt::Corrupt(format!("latest names generation {gen} in no slot, {what}"))
+            Attempt::Damaged(format!(
+                "latest names generation {gen} in no slot, {what}: {VALUE_DAMAGED}"
+            ))
         } else {
             Attempt::Retry
         }
@@ -1463,8 +1456,9 @@ impl Snapshot {
         if len > l.capacity as u64 || tag > u64::from(u16::MAX) {
             // Only a complete frame that is itself wrong is corruption; a changing one is a race.
             if seqlock::read_validate(seq, s1) && fgen == gen {
-                return Attempt::Corrupt(format!(
-                    "frame in slot {slot} claims {len} bytes (capacity {}) and tag {tag}",
+                return Attempt::Damaged(format!(
+                    "frame in slot {slot} claims {len} bytes (capacity {}) and tag {tag}: \
+                     {VALUE_DAMAGED}",
                     l.capacity
                 ));
             }

@@ -1170,6 +1170,48 @@ fn corrupt_frames_are_errors_on_read_not_panics() {
     assert_eq!(ch.read_raw().unwrap().1, b"repaired");
 }
 
+/// Every damage a read finds is in what a publish rewrites (`latest`, a descriptor, the frame and
+/// payload `latest` names): the read says so (`value_only`, so followers wait past it and the CLI
+/// advises `recover` or a publish, not re-creating the channel), `verify` agrees, and a publish
+/// mends it. Reads used to call a frame's impossible length or tag, or a `latest` naming a slot
+/// that does not exist, damage that only re-creating the channel mends, while `verify` called
+/// the same image's damage the value's alone.
+#[test]
+fn damage_a_read_finds_is_the_values_alone_and_a_publish_mends_it() {
+    let frame = SLOT0 + 64 + 64;
+    for (what, offset, v) in [
+        ("length", frame + 16, 1 << 40),
+        ("tag", frame + 24, 1 << 20),
+        ("slot index", LATEST, (1 << 8) | 200),
+        ("generation", frame + 8, 77),
+    ] {
+        let ch = open_damaged_slot(|b| put_u64(b, offset, v)).unwrap();
+        let read = ch.read_raw().unwrap_err();
+        assert!(
+            matches!(
+                read,
+                Error::Corrupt {
+                    value_only: true,
+                    ..
+                }
+            ) && read.mended_by_publish(),
+            "{what}: {read}"
+        );
+        assert!(!read.to_string().contains("recreate"), "{what}: {read}");
+        let verify = ch.verify().unwrap_err();
+        assert!(verify.mended_by_publish(), "{what}: {verify}");
+        ch.publish_raw(Tag::TEXT, b"mended").unwrap();
+        assert_eq!(ch.read_raw().unwrap().1, b"mended", "{what}");
+        ch.verify().unwrap();
+    }
+    // A header-only value whose descriptor makes no sense, the same.
+    let ch = open_damaged_as(false, |b| put_u64(b, INLINE1 + 8, 129 | 2 << 32)).unwrap();
+    let read = ch.read_raw().unwrap_err();
+    assert!(read.mended_by_publish(), "{read}");
+    ch.publish_raw(Tag::TEXT, b"mended").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"mended");
+}
+
 #[test]
 fn garbage_pins_do_not_stop_writers() {
     let ch = open_damaged(|b| {
