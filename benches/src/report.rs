@@ -171,6 +171,13 @@ impl Report<'_> {
             .min_by(|a, b| a.runs.p50().total_cmp(&b.runs.p50()))
     }
 
+    /// Whether this build has any spinning peer (the seed's or iceoryx2's, behind features).
+    fn spinning_peer_built(&self) -> bool {
+        Transport::ALL
+            .iter()
+            .any(|t| t.is_peer() && !t.blocks() && t.missing().is_none())
+    }
+
     /// mmf against every peer at `len`: the largest ratio round by round over all peers (so
     /// "faster than every peer" holds only if it is below 1), naming that peer. `None` (the bar
     /// cannot be judged) when a spinning peer is missing from this build or has no result: the
@@ -379,7 +386,7 @@ impl Report<'_> {
                             b.transport.name(),
                             // A spinning reader against a sleeping one, where the build has
                             // no spinning peer (its features are off): say so.
-                            if b.transport.blocks() {
+                            if b.transport.blocks() && !self.spinning_peer_built() {
                                 " (blocking; no spinning peer in this build)"
                             } else {
                                 ""
@@ -449,7 +456,7 @@ impl Report<'_> {
         );
         let _ = writeln!(
             o,
-            "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5} {:>10} {:>9} {:>12} {:>7} {:>7}",
+            "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5} {:>10} {:>9} {:>12} {:>7} {:>11}",
             "payload",
             "transport",
             "readers",
@@ -488,7 +495,7 @@ impl Report<'_> {
             let fresh_vs = self.fresh_vs_floor(m);
             let _ = writeln!(
                 o,
-                "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5.0} {:>10} {:>9} {:>12} {:>7} {:>7}",
+                "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5.0} {:>10} {:>9} {:>12} {:>7} {:>11}",
                 fmt_len(m.len),
                 m.target.name(),
                 m.readers,
@@ -533,7 +540,9 @@ impl Report<'_> {
             runs.p50()
         };
         let off = (before / lat).max(lat / before);
-        (off.is_finite() && off > FLOOR_AGREES).then_some(off)
+        // An F of 0 on one side (infinite) is as disturbed as it gets; NaN (no figure on one
+        // side) leaves nothing to compare.
+        (off > FLOOR_AGREES).then_some(off)
     }
 
     /// A reader's rate times F's one-way time, F measured right before each of its runs.
@@ -727,6 +736,8 @@ impl Report<'_> {
                     "{note}; F before the runs was {off:.1}x the latency section's: not judged"
                 );
                 judged = None;
+            } else if self.lat(Transport::Floor, m.len).is_none() {
+                note = format!("{note}; no latency section: F not cross-checked");
             }
             bar(
                 format!("{} reader snapshots/s x F's one-way time", fmt_len(m.len)),
@@ -899,12 +910,12 @@ impl Report<'_> {
     }
 }
 
-/// The publish-cost bar, after the payload size: judged on instructions (see `publish_cost`).
 /// How far apart (a factor) the F measured before the throughput runs and the latency
 /// section's F may be and still be taken as the same machine's F: the host's modes alone moved
 /// F's 4 KiB round trip between ~0.5 and ~1.8 us.
 const FLOOR_AGREES: f64 = 5.0;
 
+/// The publish-cost bar, after the payload size: judged on instructions (see `publish_cost`).
 const PUBLISH_BAR: &str = "publish, nobody waiting: with / without waiter check (instr.)";
 
 /// The publish-cost section: `publish_raw` with and without the check for waiters.
@@ -1156,6 +1167,9 @@ mod tests {
         let disturbed = bar_with(18e6);
         assert_eq!((disturbed.ratio, disturbed.met), (None, None));
         assert!(disturbed.note.contains("not judged"), "{}", disturbed.note);
+        // An F of 0 (a clock that did not move): infinitely off, not judged either.
+        let zero = bar_with(0.0);
+        assert_eq!((zero.ratio, zero.met), (None, None), "{}", zero.note);
     }
 
     /// "Faster than every peer": a spinning peer that is faster one by one but has no

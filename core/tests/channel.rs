@@ -2389,16 +2389,16 @@ fn recover_publishes_nothing_for_a_frame_closed_before_it_got_the_lock() {
     });
     is_locked.recv().unwrap();
     poke(&s.path(), at, stamp | 1);
-    let name = s.name();
-    let recovering = std::thread::spawn(move || {
-        let w = Channel::open(&name).unwrap();
-        assert!(w.info().damage.is_some(), "the frame reads as open");
-        w.recover()
-    });
-    // Ample time for `recover` to look (a read and a settled look, microseconds) and reach the
-    // lock; had it not, it would find the frame closed and return early: the assertions below
-    // hold either way, only the case this test is for would go unexercised.
+    let w = Channel::open(&s.name()).unwrap();
+    assert!(w.info().damage.is_some(), "the frame reads as open");
+    let recovering = std::thread::spawn(move || w.recover());
+    // Time for `recover` to look (a read and a settled look: microseconds) and reach the lock.
+    // Had it not looked by then, it would find the frame closed and return `Ok(None)` early:
+    // the test would pass without exercising its case (never fail), which 300 ms, some
+    // thousand times the look, makes unlikely but cannot rule out on a machine that stalls
+    // the thread that long. What the test can check: the recover has not returned.
     std::thread::sleep(Duration::from_millis(300));
+    assert!(!recovering.is_finished(), "recover waits for the lock");
     poke(&s.path(), at, stamp);
     go.send(()).unwrap();
     assert!(matches!(holder.join().unwrap(), Err(Error::Encode { .. })));
