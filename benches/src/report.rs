@@ -546,8 +546,10 @@ impl Report<'_> {
     }
 
     /// A reader's rate times F's one-way time, F measured right before each of its runs.
+    /// `None` without readers, and when that F was disturbed (`floor_disturbed`): then the
+    /// table shows no ratio, the JSON omits it and the bar is not judged.
     fn reader_vs_floor(&self, m: &TpMeasured) -> Option<f64> {
-        if m.readers == 0 {
+        if m.readers == 0 || self.floor_disturbed(m).is_some() {
             return None;
         }
         m.reader_vs_floor(ReaderStats::rate)
@@ -555,7 +557,7 @@ impl Report<'_> {
 
     /// [`reader_vs_floor`](Self::reader_vs_floor) of the fresh snapshots alone.
     fn fresh_vs_floor(&self, m: &TpMeasured) -> Option<f64> {
-        if m.readers == 0 {
+        if m.readers == 0 || self.floor_disturbed(m).is_some() {
             return None;
         }
         m.reader_vs_floor(ReaderStats::fresh_rate)
@@ -727,7 +729,7 @@ impl Report<'_> {
                 fmt_rate(m.fresh_rate()),
                 m.floor_rt_ns().map_or("-".into(), |f| fmt_rate(2e9 / f))
             );
-            let mut judged = self.reader_vs_floor(m);
+            let judged = self.reader_vs_floor(m);
             if let Some(off) = self.floor_disturbed(m) {
                 // The host's modes move F up to ~3.5x for minutes at a time (BENCHMARKS.md);
                 // beyond that the F beside the runs was itself disturbed (another load on the
@@ -735,7 +737,6 @@ impl Report<'_> {
                 note = format!(
                     "{note}; F before the runs was {off:.1}x the latency section's: not judged"
                 );
-                judged = None;
             } else if self.lat(Transport::Floor, m.len).is_none() {
                 note = format!("{note}; no latency section: F not cross-checked");
             }
@@ -1141,7 +1142,7 @@ mod tests {
         let bar_with = |floor_rt_ns: f64| {
             let m = machine();
             let tp = [tp(floor_rt_ns)];
-            let bars = Report {
+            let report = Report {
                 machine: &m,
                 lat: &lat,
                 breakdown: None,
@@ -1149,11 +1150,20 @@ mod tests {
                 missing: Vec::new(),
                 tp: &tp,
                 cli: None,
-            }
-            .bars();
-            bars.into_iter()
+            };
+            // The JSON row carries the same ratio as the bar, or none.
+            let row = report
+                .rows()
+                .into_iter()
+                .find(|r| r.case == "writer+1 reader")
+                .expect("the reader row");
+            let bar = report
+                .bars()
+                .into_iter()
                 .find(|b| b.what == "64 B reader snapshots/s x F's one-way time")
-                .expect("the reader bar")
+                .expect("the reader bar");
+            assert_eq!(row.reader_rate_vs_floor, bar.ratio);
+            bar
         };
         // F 160 ns: 10 M/s x 80 ns = 0.8, met; 1.3x the latency section's F is a host mode.
         let steady = bar_with(160.0);
