@@ -123,9 +123,11 @@ pub enum Error {
         /// What was found to be wrong, and, where only the current value is damaged, what
         /// mends it.
         what: String,
-        /// The damage is to the current value alone, which the next publish mends (and
-        /// `recover` may): the header and the file are sound. `false`: only removing the
-        /// channel and creating it again mends it.
+        /// The damage is to the current value alone: it lies in what the next publish
+        /// rewrites (`latest`, a descriptor and inline buffer, the frame and payload `latest`
+        /// names), so that publish mends it (and `recover` may); the geometry and the rest of
+        /// the file are sound. `false`: only removing the channel and creating it again mends
+        /// it.
         /// [`mended_by_publish`](Error::mended_by_publish) asks this.
         value_only: bool,
     },
