@@ -1694,7 +1694,9 @@ pub struct Info {
     /// holds it only while it publishes). A holder that stays, and is not alive, is what makes
     /// publishes fail with [`Error::Contended`].
     pub writer_lock: Option<LockOwner>,
-    /// Handles blocked in `wait_for_change` right now (as counted in the header).
+    /// Waits for a new value under way right now, as counted in the header: each thread blocked
+    /// in `wait_for_change` (or a `Follower`'s wait) and each pending `changed()` future, of
+    /// any process; a peer may have written anything there (writers mend an excess).
     pub waiters: u64,
 }
 

@@ -136,12 +136,18 @@ impl Snapshot {
         up(self.region.word(self.layout.pin(e, PIN_WAITING)));
     }
 
-    /// Undoes [`enter_waiting`](Snapshot::enter_waiting).
+    /// Undoes [`enter_waiting`](Snapshot::enter_waiting): the header's count comes off only if
+    /// the entry still held this wait's. Whoever took the entry's count meanwhile (a takeover of
+    /// the entry, or its release by a handle this one shares it with: a forked child waits
+    /// through the entry its parent claimed, and the parent may close that handle) lowered the
+    /// header by as much; lowering it again took another sleeper's count, and writers skipped
+    /// that sleeper's wake (it saw the value only at its 100 ms re-check). An entry a peer
+    /// zeroed leaves the header too high instead: a needless wake, which writers mend.
     pub(crate) fn leave_waiting(&self, e: usize) {
         let mine = self.region.word(self.layout.pin(e, PIN_WAITING));
-        let _ = mine.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-            Some(v.saturating_sub(1))
-        });
-        self.sub_waiters(1);
+        let held = mine.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
+        if held.is_ok() {
+            self.sub_waiters(1);
+        }
     }
 }

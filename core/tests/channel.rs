@@ -1736,6 +1736,51 @@ fn a_forged_waiter_count_costs_latency_not_the_wake_up() {
     }
 }
 
+/// A wait whose entry's count was taken while it slept (the entry released by the handle it
+/// shares it with: a forked child waits through its parent's entry, and the parent may close
+/// that handle; or the entry taken over) must not lower the header's `waiters` again when it
+/// ends: whoever took the entry's count lowered the header by it. It did, taking off another
+/// sleeper's count, and writers then skipped that sleeper's wake-up (it saw the value only at
+/// its 100 ms re-check). Here the test itself takes the first wait's count, as a release would.
+#[test]
+fn a_wait_whose_entry_count_was_taken_leaves_the_other_sleepers_counted() {
+    let s = Scratch::new("file");
+    let writer = s.create(64);
+    let (first, second) = (
+        Channel::open(&s.name()).unwrap(),
+        Channel::open(&s.name()).unwrap(),
+    );
+    let peer = Peer::new(&s.path());
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let t = std::time::Instant::now();
+        while !done() {
+            assert!(t.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    std::thread::scope(|scope| {
+        let first_wait = scope.spawn(|| first.wait_for_change(0, Duration::from_millis(400)));
+        until("the first wait counted", &|| writer.info().waiters == 1);
+        let e = (0..4)
+            .find(|&e| peer.word(pin_word(e, 2)).load(Ordering::SeqCst) == 1)
+            .expect("the entry that counts the first wait");
+        let second_wait = scope.spawn(|| second.wait_for_change(0, Duration::from_secs(10)));
+        until("the second wait counted", &|| writer.info().waiters == 2);
+        // What releasing entry `e` does: its count to 0, the header lowered by it.
+        peer.word(pin_word(e, 2)).store(0, Ordering::SeqCst);
+        peer.word(WAITERS).fetch_sub(1, Ordering::SeqCst);
+        assert_eq!(first_wait.join().unwrap(), None, "the first wait timed out");
+        assert_eq!(
+            writer.info().waiters,
+            1,
+            "the second wait is still counted, so a publish wakes it"
+        );
+        writer.publish_raw(Tag::TEXT, b"new").unwrap();
+        assert_eq!(second_wait.join().unwrap(), Some(1));
+    });
+    assert_eq!(writer.info().waiters, 0);
+}
+
 /// A waiter killed between its two counts (the header's `waiters`, then its pin entry's) left
 /// `waiters` one above what any entry counts, and so for good: the takeover of its entry had
 /// nothing to subtract, and only an excess above 65536 was mended. Every publish then paid a
