@@ -157,6 +157,17 @@ impl Report<'_> {
         self.lat(Transport::Floor, len).map(|m| m.runs.p50())
     }
 
+    /// The F that `m`'s `x F` is taken against: F's at `m`'s size, except for the cache-line
+    /// row (8 B), which has no F of its own and is compared with the smallest payload's F; a
+    /// size whose F failed gets none.
+    fn floor_for(&self, m: &Measured) -> Option<f64> {
+        if m.transport == Transport::FloorLine {
+            self.floor(self.sizes().first().copied().unwrap_or(0))
+        } else {
+            self.floor(m.len)
+        }
+    }
+
     /// `m` over F at the same size, round by round (see `Runs::paired`).
     fn floor_paired(&self, m: &Measured) -> Option<f64> {
         m.runs.paired(&self.lat(Transport::Floor, m.len)?.runs)
@@ -363,15 +374,8 @@ impl Report<'_> {
         let mut lens: Vec<usize> = self.lat.iter().map(|m| m.len).collect();
         lens.dedup();
         for len in lens {
-            // The cache-line row (8 B) has no F of its own: it is compared with the smallest
-            // payload's F, and only it; a size whose F failed gets no `x F` at all.
-            let smallest_f = self.floor(self.sizes().first().copied().unwrap_or(0));
             for m in self.lat.iter().filter(|m| m.len == len) {
-                let f = if m.transport == Transport::FloorLine {
-                    smallest_f
-                } else {
-                    self.floor(len)
-                };
+                let f = self.floor_for(m);
                 let r = &m.runs;
                 let name = if m.transport == Transport::Floor {
                     "floor (F)".to_string()
@@ -491,8 +495,8 @@ impl Report<'_> {
                     .collect::<Vec<_>>()
                     .join(" / ")
             };
-            let vs = self.reader_vs_floor(m);
-            let fresh_vs = self.fresh_vs_floor(m);
+            let vs = self.reader_vs_floor(m, ReaderStats::rate);
+            let fresh_vs = self.reader_vs_floor(m, ReaderStats::fresh_rate);
             let _ = writeln!(
                 o,
                 "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5.0} {:>10} {:>9} {:>12} {:>7} {:>11}",
@@ -547,20 +551,14 @@ impl Report<'_> {
 
     /// A reader's rate times F's one-way time, F measured right before each of its runs.
     /// `None` without readers, and when that F was disturbed (`floor_disturbed`): then the
-    /// table shows no ratio, the JSON omits it and the bar is not judged.
-    fn reader_vs_floor(&self, m: &TpMeasured) -> Option<f64> {
+    /// table shows no ratio, the JSON omits it and the bar is not judged. `rate`: the reader's
+    /// snapshots per second ([`ReaderStats::rate`]) or its fresh ones
+    /// ([`ReaderStats::fresh_rate`]).
+    fn reader_vs_floor(&self, m: &TpMeasured, rate: fn(&ReaderStats) -> f64) -> Option<f64> {
         if m.readers == 0 || self.floor_disturbed(m).is_some() {
             return None;
         }
-        m.reader_vs_floor(ReaderStats::rate)
-    }
-
-    /// [`reader_vs_floor`](Self::reader_vs_floor) of the fresh snapshots alone.
-    fn fresh_vs_floor(&self, m: &TpMeasured) -> Option<f64> {
-        if m.readers == 0 || self.floor_disturbed(m).is_some() {
-            return None;
-        }
-        m.reader_vs_floor(ReaderStats::fresh_rate)
+        m.reader_vs_floor(rate)
     }
 
     fn render_cli(&self, o: &mut String, cli: &Result<(String, Vec<CliMeasured>), String>) {
@@ -729,7 +727,7 @@ impl Report<'_> {
                 fmt_rate(m.fresh_rate()),
                 m.floor_rt_ns().map_or("-".into(), |f| fmt_rate(2e9 / f))
             );
-            let judged = self.reader_vs_floor(m);
+            let judged = self.reader_vs_floor(m, ReaderStats::rate);
             if let Some(off) = self.floor_disturbed(m) {
                 // The host's modes move F up to ~3.5x for minutes at a time (BENCHMARKS.md);
                 // beyond that the F beside the runs was itself disturbed (another load on the
@@ -805,13 +803,7 @@ impl Report<'_> {
                 p999_ns: has.then(|| r.p999()),
                 one_way_p50_ns: has.then(|| r.p50() / 2.0),
                 best_run_p50_ns: has.then(|| r.best()),
-                // The cache-line ping-pong against the smallest payload's F, as in the table.
-                x_floor: if m.transport == Transport::FloorLine {
-                    self.floor(self.sizes().first().copied().unwrap_or(0))
-                } else {
-                    self.floor(m.len)
-                }
-                .and_then(|f| ratio(r.p50(), f)),
+                x_floor: self.floor_for(m).and_then(|f| ratio(r.p50(), f)),
                 x_floor_paired: self.floor_paired(m),
                 b2b_ns: opt(r.b2b()),
                 x_floor_b2b_paired: self
@@ -847,8 +839,8 @@ impl Report<'_> {
                 } else {
                     None
                 },
-                reader_rate_vs_floor: self.reader_vs_floor(m),
-                reader_fresh_vs_floor: self.fresh_vs_floor(m),
+                reader_rate_vs_floor: self.reader_vs_floor(m, ReaderStats::rate),
+                reader_fresh_vs_floor: self.reader_vs_floor(m, ReaderStats::fresh_rate),
                 floor_rt_ns: m.floor_rt_ns(),
                 spread_pct: (!m.runs.is_empty()).then(|| m.spread()),
                 runs: m.runs.len(),
