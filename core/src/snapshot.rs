@@ -736,7 +736,7 @@ impl Snapshot {
                 return self.publish_header_only::<WAKE>(gen, tag, bytes, pid);
             }
         }
-        let next = next_generation(gen);
+        let next = self.next_generation(gen)?;
         self.stamp_inline(next);
         let slot = choose_slot(l.slots, l.rotation, cur, pins.unwrap_or(0)).ok_or_else(|| {
             Error::Corrupt {
@@ -812,6 +812,32 @@ impl Snapshot {
         Ok(next)
     }
 
+    /// The generation after `gen`, or `Corrupt` (nothing stored) if `gen` is
+    /// [`MAX_GENERATION`], which only a write from outside mmf puts there.
+    #[inline(always)]
+    fn next_generation(&self, gen: u64) -> Result<u64> {
+        if gen >= MAX_GENERATION {
+            return Err(self.generation_exhausted(gen));
+        }
+        Ok(gen + 1)
+    }
+
+    /// [`next_generation`](Self::next_generation)'s error, out of the publish's way.
+    #[cold]
+    #[inline(never)]
+    fn generation_exhausted(&self, gen: u64) -> Error {
+        Error::Corrupt {
+            name: self.name.clone(),
+            what: format!(
+                "its generation counter is at its limit, 2^56 - 1 ({gen}), and a publish \
+                 would wrap it to 0, below every generation a reader has seen; no run of \
+                 correct publishes gets there (it takes about a century at 20 million a \
+                 second), so another program wrote into the mapping; nothing was published"
+            ),
+            value_only: false,
+        }
+    }
+
     /// The end of every successful publish: the value becomes current with the store of
     /// `latest`, then the writers' copy of it, the writer's pid, and the wake-up of waiters.
     ///
@@ -865,7 +891,7 @@ impl Snapshot {
         bytes: &[u8],
         pid: u64,
     ) -> Result<u64> {
-        let next = next_generation(gen);
+        let next = self.next_generation(gen)?;
         self.store_header_only(next, tag, bytes);
         self.commit::<WAKE>(pack_latest(next, NO_SLOT), pid)?;
         Ok(next)
@@ -1705,11 +1731,11 @@ const WAITERS_SETTLE: Duration = Duration::from_millis(1);
 /// checksums while the frame line arrives (the frame must then agree).
 type Hint = Option<(usize, Tag)>;
 
-/// The generation after `gen`, wrapping within the 56 bits `latest` has for it.
-#[inline(always)]
-fn next_generation(gen: u64) -> u64 {
-    (gen + 1) & (u64::MAX >> SLOT_BITS)
-}
+/// The last generation `latest`'s 56 bits can hold. A writer never wraps past it (to 0, which
+/// means "no value yet", and below every generation a reader has seen, whose wait for a newer one
+/// would then never end): no run of correct publishes gets there, about a century at 20 million
+/// a second, so a `latest` at it was written by someone else (FORMAT.md §11 step 2).
+pub(crate) const MAX_GENERATION: u64 = u64::MAX >> SLOT_BITS;
 
 /// A descriptor's second word: the length in bits 0-31 and the tag in bits 32-47, or all ones
 /// (which no reader accepts: its tag field is out of range) for a value of 4 GiB or more, whose

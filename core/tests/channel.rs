@@ -2744,3 +2744,85 @@ fn a_replacement_of_a_planted_file_is_the_replacers_own() {
     );
     assert!(ch.is_current().unwrap());
 }
+
+/// `written`, the writers' copy of `latest` (docs/FORMAT.md §3): header word 58.
+const WRITTEN: usize = 58 * 8;
+
+/// A publish at generation 2^56 - 1 wrapped it to 0, "no value yet", below every generation a
+/// reader had seen: a reader waiting for a newer one than it saw waited to its timeout, however
+/// often writers published. Only a write from outside mmf gets the counter there, so the publish
+/// is now refused as damage, on every path (header only, a slot, `publish_with`), and nothing
+/// is lost: the value at the limit stays current.
+#[test]
+fn a_generation_at_its_limit_is_refused_not_wrapped_to_zero() {
+    const MAX: u64 = u64::MAX >> 8;
+    let text = |c: &Channel| {
+        let mut buf = Vec::new();
+        let meta = c.read_into(&mut buf).unwrap();
+        (meta.generation, String::from_utf8(buf).unwrap())
+    };
+    for in_slot in [false, true] {
+        let s = Scratch::new("file");
+        let ch = s.create(256);
+        ch.publish_raw(Tag::TEXT, b"before").unwrap();
+        if in_slot {
+            // A reader that wants slots (FORMAT.md §5): every value goes through a slot.
+            poke(&s.path(), PIN0, u64::MAX);
+        }
+        // Another program sets the counter one short of its limit; the value it names is gone.
+        for word in [LATEST, WRITTEN] {
+            poke(&s.path(), word, (MAX - 1) << 8 | 0xff);
+        }
+        assert!(
+            ch.read_into(&mut Vec::new()).is_err(),
+            "in_slot {in_slot}: no value there"
+        );
+        // The last generation the counter holds is still a publish like any other.
+        assert_eq!(ch.publish_raw(Tag::TEXT, b"at the limit").unwrap(), MAX);
+        let waiter = Channel::open(&s.name()).unwrap();
+        assert_eq!(
+            waiter.wait_for_change(MAX - 1, Duration::ZERO),
+            Some(MAX),
+            "in_slot {in_slot}"
+        );
+        for what in ["a small value", "a value in a slot", "publish_with"] {
+            let err = match what {
+                "a small value" => ch.publish_raw(Tag::TEXT, b"wrapped"),
+                "a value in a slot" => ch.publish_raw(Tag::TEXT, &[b'b'; 200]),
+                _ => ch.publish_with(Tag::TEXT, |w| w.put(b"streamed")),
+            }
+            .unwrap_err();
+            let shown = err.to_string();
+            assert!(
+                matches!(
+                    err,
+                    Error::Corrupt {
+                        value_only: false,
+                        ..
+                    }
+                ) && shown.contains("2^56 - 1")
+                    && shown.ends_with("remove and recreate it"),
+                "in_slot {in_slot}, {what}: {shown}"
+            );
+            assert!(!err.mended_by_publish(), "{what}");
+            // Nothing moved: the value at the limit is still the one every reader gets.
+            assert_eq!(ch.generation(), MAX, "in_slot {in_slot}, {what}");
+            assert_eq!(
+                text(&waiter),
+                (MAX, "at the limit".into()),
+                "in_slot {in_slot}, {what}"
+            );
+            assert_eq!(
+                waiter.wait_for_change(MAX, Duration::from_millis(20)),
+                None,
+                "in_slot {in_slot}, {what}: no generation after the last one"
+            );
+        }
+        // The lock was released by each refusal: a repair of the counter lets writers go on.
+        for word in [LATEST, WRITTEN] {
+            poke(&s.path(), word, peek(&s.path(), word) & 0xff | 7 << 8);
+        }
+        assert_eq!(ch.publish_raw(Tag::TEXT, b"after the repair").unwrap(), 8);
+        assert_eq!(text(&waiter), (8, "after the repair".into()));
+    }
+}
