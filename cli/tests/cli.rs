@@ -1167,6 +1167,43 @@ fn info_and_list() {
     fails(&e.run(&["read", "b"]), 1, "latest names slot 9 of 3");
 }
 
+/// A payload that no longer matches its checksum: `info` showed the value as whole (the header
+/// says nothing of the payload), while `read` failed. It now reads the value on a channel with
+/// checksums and shows the damage, until `recover` publishes the earlier value again.
+#[test]
+fn info_shows_a_checksum_mismatch_that_only_a_read_finds() {
+    let e = Env::new("info-crc");
+    e.ok(&["new", "c", "--size", "1KiB", "--checksum"]);
+    e.ok(&["out", "c", "first value"]);
+    e.ok(&["out", "c", "second value"]);
+    let path = e.dir.join("mmf.c");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(12)
+        .position(|w| w == b"second value")
+        .unwrap();
+    bytes[at] = b'S';
+    std::fs::write(&path, &bytes).unwrap();
+    fails(&e.run(&["read", "c"]), 1, "checksum mismatch");
+    let info = e.ok(&["info", "c"]);
+    assert!(
+        info.contains("value:       unknown: checksum mismatch in slot"),
+        "{info}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "c", "--json"])).unwrap();
+    assert!(
+        json["damage"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("checksum mismatch")),
+        "{json}"
+    );
+    assert_eq!(json["len"], serde_json::Value::Null);
+    e.ok(&["recover", "c"]);
+    let info = e.ok(&["info", "c"]);
+    assert!(info.contains("value:       text, 11 B"), "{info}");
+    assert_eq!(e.ok(&["read", "c"]), "first value\n");
+}
+
 #[test]
 fn remove_several_and_force() {
     let e = Env::new("remove");

@@ -1,5 +1,6 @@
 //! `mmf info NAME`: the header and the current value's metadata.
 
+use mmf::channel::Error;
 use mmf::{Location, LockOwner, Options, OwnerState};
 use serde_json::json;
 
@@ -10,7 +11,16 @@ use crate::time::rfc3339;
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     // Read-only: read permission is enough to inspect a channel.
-    let info = Options::new().read_only(true).open(&location)?.info();
+    let channel = Options::new().read_only(true).open(&location)?;
+    let mut info = channel.info();
+    if info.checksum && info.damage.is_none() && info.generation > 0 {
+        // The header shows nothing of a payload that no longer matches its checksum: only a
+        // read checks it. A value that reads whole, or one that writers replaced meanwhile,
+        // leaves the header's account as it is.
+        if let Err(Error::Corrupt { what, .. }) = channel.read_into(&mut Vec::new()) {
+            info.damage = Some(what);
+        }
+    }
     let (kind, path) = kind_and_path(&info);
     if a.json {
         return super::print_json(&record(&location.to_string(), &info), false);
