@@ -48,7 +48,10 @@ pub enum Error {
     /// A value serde could not encode (e.g. a map with non-string keys in JSON).
     #[error("could not encode the value: {0}")]
     Encode(String),
-    /// Writing transcoded text to its destination failed.
+    /// Writing transcoded text to its destination failed. Its message holds the OS error's
+    /// text, which [`source`](std::error::Error::source) also returns, for downcasting (a closed
+    /// pipe's [`BrokenPipe`](std::io::ErrorKind::BrokenPipe)), as the channel layer's do
+    /// ([`mmf_core::Error`]).
     #[error("could not write the JSON text: {0}")]
     Write(#[source] std::io::Error),
     /// A value that does not decode into the requested type.

@@ -7,6 +7,14 @@ use std::path::PathBuf;
 /// Every variant is a condition a caller can meet in practice: bad input, a missing or existing
 /// channel, a full `/dev/shm`, or a mapping that another process corrupted. None of them leaves a
 /// channel changed: an operation that fails publishes nothing.
+///
+/// The variants that carry an OS error ([`Io`](Error::Io),
+/// [`PermissionDenied`](Error::PermissionDenied), [`Encode`](Error::Encode)) put its text in
+/// their own message, so that `{}` alone says what failed and why, and also return it from
+/// [`source`](std::error::Error::source), so that it can be downcast (its
+/// [`kind`](std::io::Error::kind), say). A reporter that prints every cause after the message,
+/// as anyhow's `{:#}` does, shows that text twice; the `mmf` command line leaves out a cause
+/// whose text the message already holds.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
