@@ -57,6 +57,7 @@ fn child() {
         "notifier-sleeps" => notifier_wake_ups(),
         "fork" => changed_in_a_forked_child(),
         "fork-drop" => a_forked_child_drops_what_it_inherited(&name),
+        "pid-reuse" => a_descendant_gets_the_pid_of_the_notifiers_process(),
         "spawn-fails" => a_notifier_that_could_not_start(),
         "spawn-fails-racing" => racing_polls_when_no_notifier_can_start(),
         "wait-300ms" => {
@@ -523,6 +524,95 @@ fn a_forked_child_can_await_changes() {
         let stats = child_stats(spawn_child("fork", &env));
         assert_eq!(stats["resolved"], true, "inherited {inherited:?}: {stats}");
     }
+}
+
+/// Child role: process A starts the notifier, forks B and exits; once this process has reaped
+/// A, B forks until a child of its, C, gets A's pid back (`/proc/sys/kernel/ns_last_pid`, which
+/// root may write). C has the memory of A's notifier and A's pid, but not its thread, and
+/// awaits a publish. C prints whether its future was woken; B prints `skipped` where it cannot
+/// bring the pid back. A, B and C share this process's standard output, which the test reads to
+/// its end.
+fn a_descendant_gets_the_pid_of_the_notifiers_process() {
+    let skipped = |why: &str| {
+        print_stats(&json!({ "skipped": why }));
+        // SAFETY: ends the forked process without running the test harness's exit handlers.
+        unsafe { libc::_exit(0) }
+    };
+    // SAFETY: the forked child A only starts the notifier, forks and leaves with `_exit`.
+    let a = unsafe { libc::fork() };
+    assert!(a >= 0, "fork failed");
+    if a == 0 {
+        let ch = Channel::anonymous(64).unwrap();
+        assert_eq!(block_on(ch.changed(0), Duration::from_millis(20)), None);
+        let a_pid = std::process::id();
+        // SAFETY: B is single-threaded from here on: it only forks, waits and writes a file.
+        let b = unsafe { libc::fork() };
+        if b != 0 {
+            // SAFETY: ends A without running the test harness's exit handlers.
+            unsafe { libc::_exit(0) };
+        }
+        // B: waits until A is reaped (`kill` then fails), so that its pid is free.
+        let t = Instant::now();
+        // SAFETY: signal 0 only asks whether the pid exists.
+        while unsafe { libc::kill(a_pid as libc::pid_t, 0) } == 0 {
+            if t.elapsed() > Duration::from_secs(10) {
+                skipped("A was never reaped");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for _ in 0..500 {
+            let last = (a_pid - 1).to_string();
+            if std::fs::write("/proc/sys/kernel/ns_last_pid", last).is_err() {
+                skipped("/proc/sys/kernel/ns_last_pid is not writable here (not root?)");
+            }
+            // SAFETY: C awaits a change on a channel of its own, prints, and leaves with `_exit`.
+            let c = unsafe { libc::fork() };
+            assert!(c >= 0, "fork failed");
+            if c == 0 {
+                if std::process::id() != a_pid {
+                    // Another process took the pid first: B tries again.
+                    // SAFETY: as above.
+                    unsafe { libc::_exit(2) };
+                }
+                let mine = Channel::anonymous(64).unwrap();
+                let (woken, w) = Flag::new();
+                let mut f = Box::pin(mine.changed(0));
+                poll_pending(&mut f, &w);
+                mine.publish_str("x").unwrap();
+                let mut cx = Context::from_waker(&w);
+                let resolved = woken.raised_within(Duration::from_secs(2))
+                    && f.as_mut().poll(&mut cx) == Poll::Ready(1);
+                print_stats(&json!({ "resolved": resolved, "pid": a_pid }));
+                // SAFETY: as above.
+                unsafe { libc::_exit(0) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+            assert_eq!(unsafe { libc::waitpid(c, &mut status, 0) }, c);
+            if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 2) {
+                // SAFETY: as above.
+                unsafe { libc::_exit(0) };
+            }
+        }
+        skipped("no child got the pid back in 500 forks");
+    }
+    let mut status = 0;
+    // SAFETY: reaps A, which frees its pid for B's children.
+    assert_eq!(unsafe { libc::waitpid(a, &mut status, 0) }, a);
+}
+
+/// A process whose pid an ancestor that started the notifier had (the ancestor died, and the pid
+/// came back to a descendant) took that ancestor's notifier for its own, as a notifier was told
+/// by its pid alone: it registered its futures with a notifier whose thread it did not have, and
+/// they were never woken. A notifier is now also told by the count of forks behind the process.
+#[test]
+fn a_process_with_a_dead_ancestors_pid_starts_a_notifier_of_its_own() {
+    let stats = child_stats(spawn_child("pid-reuse", &[("MMF_NAME", "-".to_owned())]));
+    if let Some(why) = stats["skipped"].as_str() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    assert_eq!(stats["resolved"], true, "{stats}");
 }
 
 /// Child role: a handle that pinned an entry and a future counted as a waiter through it,

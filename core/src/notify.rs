@@ -70,6 +70,9 @@ struct Notifier {
     state: AtomicU32,
     /// The process whose thread runs it.
     pid: u32,
+    /// That process's [`forks`](crate::os::forks) count: a descendant that got the same pid
+    /// (after this process died) still has another.
+    forks: u64,
 }
 
 /// The process's notifier, once started: a leaked, never-freed `Notifier`.
@@ -82,7 +85,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The notifier started by this process, if any. A child made by `fork` inherits its parent's
 /// notifier but not the thread that runs it (nor, perhaps, its lock in a usable state): for the
-/// child that one does not count.
+/// child that one does not count. It is told by its pid and its count of forks, as a pid alone
+/// comes back: a descendant that got the pid of an ancestor that died would have taken that
+/// ancestor's notifier for its own, and waited for ever on a thread it does not have.
 fn running() -> Option<&'static Notifier> {
     of_this_process(N.load(Ordering::Acquire))
 }
@@ -92,7 +97,7 @@ fn of_this_process(p: *mut Notifier) -> Option<&'static Notifier> {
     // SAFETY: `N` only ever holds null or a pointer from `Box::leak`, never freed, published
     // with Release (the compare-and-swaps below) after the `Notifier` was written.
     let n = unsafe { p.as_ref() }?;
-    (n.pid == std::process::id()).then_some(n)
+    (n.pid == std::process::id() && n.forks == crate::os::forks()).then_some(n)
 }
 
 const PENDING: u32 = 0;
@@ -108,6 +113,7 @@ fn notifier() -> &'static Notifier {
         control: AtomicU32::new(0),
         state: AtomicU32::new(PENDING),
         pid: std::process::id(),
+        forks: crate::os::forks(),
     }));
     // Its thread first: a notifier is never installed without one, whose registrations nobody
     // would wake. The thread waits to learn whether it was installed.

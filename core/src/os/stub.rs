@@ -4,6 +4,12 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
+/// No `fork` here: every process is the first of its line.
+#[cfg(feature = "async")]
+pub(crate) fn forks() -> u64 {
+    0
+}
+
 pub(crate) fn shm_dir() -> PathBuf {
     std::env::temp_dir()
 }

@@ -64,6 +64,35 @@ pub(crate) fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Forks seen since the first call of [`forks`]: every child that `fork` makes from then on
+/// starts with its parent's count plus one ([`count_fork`]).
+#[cfg(feature = "async")]
+static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The `pthread_atfork` child handler: one atomic add, which is async-signal-safe, as a handler
+/// run in the child of a multithreaded process must be.
+#[cfg(feature = "async")]
+extern "C" fn count_fork() {
+    FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many `fork`s made this process since the first call of this function in an ancestor
+/// (or in itself): a process identity that, unlike the pid, a descendant never shares with the
+/// process it was forked from, even where the pid of a process that has died comes back to a
+/// descendant of its. `0` in the process that first called it, and for ever where the handler
+/// could not be registered (no memory): callers compare pids as well.
+#[cfg(feature = "async")]
+pub(crate) fn forks() -> u64 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: `count_fork` is an `extern "C" fn()` that lives as long as the program and
+        // only does an atomic add (async-signal-safe); no handler is given for the other two
+        // points. A failure (ENOMEM) registers nothing, which the doc above allows for.
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork)) };
+    });
+    FORKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether a process with this pid exists (it may be a zombie, or belong to another user).
 pub(crate) fn pid_exists(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
