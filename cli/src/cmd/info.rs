@@ -8,17 +8,27 @@ use crate::args::InfoArgs;
 use crate::size::format_size;
 use crate::time::rfc3339;
 
+/// The largest value `info` reads to check its checksum: a read copies the whole value, so a
+/// larger one would take `info` seconds and as much memory (`mmf read` checks any size).
+const CHECK_UP_TO: usize = 64 << 20;
+
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     // Read-only: read permission is enough to inspect a channel.
     let channel = Options::new().read_only(true).open(&location)?;
     let mut info = channel.info();
+    let mut unchecked = false;
     if info.checksum && info.damage.is_none() && info.generation > 0 {
         // The header shows nothing of a payload that no longer matches its checksum: only a
-        // read checks it. A value that reads whole, or one that writers replaced meanwhile,
-        // leaves the header's account as it is.
-        if let Err(Error::Corrupt { what, .. }) = channel.read_into(&mut Vec::new()) {
-            info.damage = Some(what);
+        // read checks it, and a read copies the value. A value that reads whole, one that
+        // writers replaced meanwhile (whose damage would not be the one described here), or a
+        // read that writers kept overtaking leaves the header's account as it is.
+        if info.len > CHECK_UP_TO {
+            unchecked = true;
+        } else if let Err(Error::Corrupt { what, .. }) = channel.read_into(&mut Vec::new()) {
+            if channel.generation() == info.generation {
+                info.damage = Some(what);
+            }
         }
     }
     let (kind, path) = kind_and_path(&info);
@@ -67,10 +77,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         rfc3339(info.created),
         info.creator_pid,
         info.incarnation,
-        if info.checksum {
-            "crc32 on every value"
-        } else {
-            "off"
+        match (info.checksum, unchecked) {
+            (true, false) => "crc32 on every value",
+            (true, true) => "crc32 on every value (the current one, over 64 MiB, not checked here)",
+            (false, _) => "off",
         },
         info.writer_recoveries,
         lock_line(info.writer_lock),
@@ -80,7 +90,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
 }
 
 /// A channel's JSON record, as `info --json` prints it and `list --json` prints it for each
-/// channel (with `in_use` and `stale` added): the same fields, under the same names.
+/// channel (with `in_use` and `stale` added): the same fields, under the same names. `damage`
+/// is what the header shows, except that `info` also reads a checksummed value (up to
+/// [`CHECK_UP_TO`]) to check it: `list` reads no values.
 pub(super) fn record(name: &str, info: &mmf::Info) -> serde_json::Value {
     let (kind, path) = kind_and_path(info);
     json!({
