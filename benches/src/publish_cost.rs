@@ -217,12 +217,19 @@ fn publishes(ch: &Channel, bytes: &[u8], n: u64, wake: bool) -> Result<()> {
     }
 }
 
-/// `n` publishes with the check for waiters. Each variant's loop is a function of its own, not
-/// inlined, so that each copy of the publish is compiled alone, as it would be in a build with
-/// or without notifications. In one loop that branched on `wake`, the compiler's choices for
-/// the two copies differed in code that runs before the check: after b41ea20 callgrind counted
-/// 196 instructions a 64 B publish with the check against 185 without, where the check itself
-/// (the load of `waiters` and its branch) is 2; apart, 201 against 199.
+/// `n` publishes with the check for waiters, in a loop of its own, not inlined, as is the loop
+/// without it: neither variant's code then depends on the other's. That does not make the two
+/// copies of the publish the same code but for the check: the compiler inlines and allocates
+/// registers in each as it sees fit, which moves their counts by a few instructions either way.
+/// On the Zen 5 host after b41ea20 the check itself was 3 instructions (the load of `waiters`,
+/// `test`, `je`, by disassembly), and the counts came out at 201 against 199 at 64 B (1.010) and
+/// 851 against 828 at 4 KiB (1.028, where the general publish is inlined into the loop without
+/// the check and called from the one with it); with `#[inline(never)]` on `Snapshot::publish`,
+/// 201 against 196 and 851 against 854. Both variants in one loop that branched between them
+/// had given 196 against 185 at 64 B (1.060). So the ratio carries some +-3 % of code
+/// generation, at 64 B some 5 of the 10 instructions the bar allows; this layout was chosen
+/// after the one-loop layout had missed the bar, and is no truer a measure than it, only one
+/// with less interplay between the two copies.
 #[inline(never)]
 fn publishes_with_check(ch: &Channel, bytes: &[u8], n: u64) -> Result<()> {
     for _ in 0..n {
