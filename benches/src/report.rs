@@ -929,7 +929,7 @@ fn render_publish(o: &mut String, p: &Result<Vec<PublishCost>, String>) {
         o,
         "\nPublish cost with nobody waiting: `publish_raw` against the same publish compiled without \
          the check for waiters\n(what mmf would cost without notifications). Instructions per \
-         publish: valgrind's callgrind, exact. Time: one process on the\nfirst CPU, one channel, \
+         publish: valgrind's callgrind, exact for each copy, but the compiler's choices for the\ntwo copies (inlining, registers) move them by a few instructions either way (~3 %); the check itself is a load and a branch.\nTime: one process on the first CPU, one channel, \
          per round the fastest batch of each, alternated; medians over {rounds} rounds; x/round = \
          median over rounds\nof the ratio within the round (the two copies of the publish sit at \
          different addresses, which alone moves a 64 B publish by ~10 %)"
