@@ -526,79 +526,121 @@ fn a_forked_child_can_await_changes() {
     }
 }
 
-/// Child role: process A starts the notifier, forks B and exits; once this process has reaped
-/// A, B forks until a child of its, C, gets A's pid back (`/proc/sys/kernel/ns_last_pid`, which
-/// root may write). C has the memory of A's notifier and A's pid, but not its thread, and
-/// awaits a publish. C prints whether its future was woken; B prints `skipped` where it cannot
-/// bring the pid back. A, B and C share this process's standard output, which the test reads to
-/// its end.
+/// Child role, in a PID namespace of its own (so that bringing a pid back disturbs no other
+/// process): process A starts the notifier, forks B and exits; once the namespace's init has
+/// reaped A, B forks until a child of its, C, gets A's pid back (`/proc/sys/kernel/ns_last_pid`,
+/// which root may write). C has the memory of A's notifier and A's pid, but not its thread, and
+/// awaits a publish. C prints whether its future was woken; where the pid cannot be brought
+/// back, `skipped` and why. Every process shares this one's standard output, which the test
+/// reads to its end; a forked process leaves with `_exit`, never by unwinding into the harness.
 fn a_descendant_gets_the_pid_of_the_notifiers_process() {
-    let skipped = |why: &str| {
-        print_stats(&json!({ "skipped": why }));
-        // SAFETY: ends the forked process without running the test harness's exit handlers.
-        unsafe { libc::_exit(0) }
-    };
-    // SAFETY: the forked child A only starts the notifier, forks and leaves with `_exit`.
-    let a = unsafe { libc::fork() };
-    assert!(a >= 0, "fork failed");
-    if a == 0 {
-        let ch = Channel::anonymous(64).unwrap();
-        assert_eq!(block_on(ch.changed(0), Duration::from_millis(20)), None);
-        let a_pid = std::process::id();
-        // SAFETY: B is single-threaded from here on: it only forks, waits and writes a file.
-        let b = unsafe { libc::fork() };
-        if b != 0 {
-            // SAFETY: ends A without running the test harness's exit handlers.
-            unsafe { libc::_exit(0) };
+    // SAFETY: `unshare` changes only the PID namespace of this process's later children.
+    if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+        let why = std::io::Error::last_os_error();
+        print_stats(&json!({ "skipped": format!("no PID namespace of our own: {why}") }));
+        return;
+    }
+    // SAFETY: the forked child is the namespace's init: it only forks, reaps and `_exit`s.
+    let init = unsafe { libc::fork() };
+    assert!(init >= 0, "fork failed");
+    if init == 0 {
+        // SAFETY: A starts the notifier, forks B and leaves with `_exit` (`process_a`).
+        let a = unsafe { libc::fork() };
+        if a == 0 {
+            process_a();
         }
-        // B: waits until A is reaped (`kill` then fails), so that its pid is free.
-        let t = Instant::now();
-        // SAFETY: signal 0 only asks whether the pid exists.
-        while unsafe { libc::kill(a_pid as libc::pid_t, 0) } == 0 {
-            if t.elapsed() > Duration::from_secs(10) {
-                skipped("A was never reaped");
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        for _ in 0..500 {
-            let last = (a_pid - 1).to_string();
-            if std::fs::write("/proc/sys/kernel/ns_last_pid", last).is_err() {
-                skipped("/proc/sys/kernel/ns_last_pid is not writable here (not root?)");
-            }
-            // SAFETY: C awaits a change on a channel of its own, prints, and leaves with `_exit`.
-            let c = unsafe { libc::fork() };
-            assert!(c >= 0, "fork failed");
-            if c == 0 {
-                if std::process::id() != a_pid {
-                    // Another process took the pid first: B tries again.
-                    // SAFETY: as above.
-                    unsafe { libc::_exit(2) };
-                }
-                let mine = Channel::anonymous(64).unwrap();
-                let (woken, w) = Flag::new();
-                let mut f = Box::pin(mine.changed(0));
-                poll_pending(&mut f, &w);
-                mine.publish_str("x").unwrap();
-                let mut cx = Context::from_waker(&w);
-                let resolved = woken.raised_within(Duration::from_secs(2))
-                    && f.as_mut().poll(&mut cx) == Poll::Ready(1);
-                print_stats(&json!({ "resolved": resolved, "pid": a_pid }));
-                // SAFETY: as above.
-                unsafe { libc::_exit(0) };
-            }
-            let mut status = 0;
-            // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
-            assert_eq!(unsafe { libc::waitpid(c, &mut status, 0) }, c);
-            if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 2) {
-                // SAFETY: as above.
-                unsafe { libc::_exit(0) };
-            }
-        }
-        skipped("no child got the pid back in 500 forks");
+        // Reap A, then B and C, whom the namespace gives to its init when their parents end,
+        // until none is left (an init that ended would kill them).
+        let mut status = 0;
+        // SAFETY: `waitpid` on any child with a valid out-pointer.
+        while unsafe { libc::waitpid(-1, &mut status, 0) } > 0 {}
+        exit(0);
     }
     let mut status = 0;
-    // SAFETY: reaps A, which frees its pid for B's children.
-    assert_eq!(unsafe { libc::waitpid(a, &mut status, 0) }, a);
+    // SAFETY: waits for the namespace's init forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(init, &mut status, 0) }, init);
+}
+
+/// Ends a forked process without running the test harness's exit handlers.
+fn exit(code: i32) -> ! {
+    // SAFETY: `_exit` ends the process at once; nothing of this process is used after it.
+    unsafe { libc::_exit(code) }
+}
+
+/// Says why the case was not exercised (or what failed), and ends the forked process.
+fn leave_saying(key: &str, why: &str) -> ! {
+    print_stats(&json!({ key: why }));
+    exit(0)
+}
+
+/// A: starts the notifier, forks B, ends.
+fn process_a() -> ! {
+    let Ok(ch) = Channel::anonymous(64) else {
+        leave_saying("failed", "A could not make a channel");
+    };
+    if block_on(ch.changed(0), Duration::from_millis(20)).is_some() {
+        leave_saying("failed", "A's future resolved with nothing published");
+    }
+    let a_pid = std::process::id();
+    // SAFETY: B is single-threaded from here on: it only forks, waits and writes a file.
+    let b = unsafe { libc::fork() };
+    if b != 0 {
+        exit(0);
+    }
+    // B: waits until A is reaped (`kill` then fails), so that its pid is free.
+    let t = Instant::now();
+    // SAFETY: signal 0 only asks whether the pid exists.
+    while unsafe { libc::kill(a_pid as libc::pid_t, 0) } == 0 {
+        if t.elapsed() > Duration::from_secs(10) {
+            leave_saying("failed", "A was never reaped");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for _ in 0..50 {
+        let last = (a_pid - 1).to_string();
+        if let Err(e) = std::fs::write("/proc/sys/kernel/ns_last_pid", last) {
+            leave_saying("skipped", &format!("/proc/sys/kernel/ns_last_pid: {e}"));
+        }
+        // SAFETY: C awaits a change on a channel of its own, prints, and leaves with `_exit`.
+        let c = unsafe { libc::fork() };
+        if c < 0 {
+            leave_saying("failed", "B could not fork");
+        }
+        if c == 0 {
+            process_c(a_pid);
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+        unsafe { libc::waitpid(c, &mut status, 0) };
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 2) {
+            exit(0);
+        }
+    }
+    leave_saying("skipped", "no child got the pid back in 50 forks");
+}
+
+/// C, if it got `a_pid` (else it ends with 2, and B tries again): awaits a publish of its own
+/// and prints whether the future was woken.
+fn process_c(a_pid: u32) -> ! {
+    if std::process::id() != a_pid {
+        exit(2);
+    }
+    let Ok(mine) = Channel::anonymous(64) else {
+        leave_saying("failed", "C could not make a channel");
+    };
+    let (woken, w) = Flag::new();
+    let mut f = Box::pin(mine.changed(0));
+    let mut cx = Context::from_waker(&w);
+    if f.as_mut().poll(&mut cx).is_ready() {
+        leave_saying("failed", "C's future resolved with nothing published");
+    }
+    if mine.publish_str("x").is_err() {
+        leave_saying("failed", "C could not publish");
+    }
+    let resolved =
+        woken.raised_within(Duration::from_secs(2)) && f.as_mut().poll(&mut cx) == Poll::Ready(1);
+    print_stats(&json!({ "resolved": resolved, "pid": a_pid }));
+    exit(0)
 }
 
 /// A process whose pid an ancestor that started the notifier had (the ancestor died, and the pid
@@ -613,6 +655,8 @@ fn a_process_with_a_dead_ancestors_pid_starts_a_notifier_of_its_own() {
         return;
     }
     assert_eq!(stats["resolved"], true, "{stats}");
+    // In the namespace's numbering: init is 1 and A, its first child, 2.
+    assert_eq!(stats["pid"], 2, "{stats}");
 }
 
 /// Child role: a handle that pinned an entry and a future counted as a waiter through it,

@@ -79,18 +79,23 @@ extern "C" fn count_fork() {
 /// How many `fork`s made this process since the first call of this function in an ancestor
 /// (or in itself): a process identity that, unlike the pid, a descendant never shares with the
 /// process it was forked from, even where the pid of a process that has died comes back to a
-/// descendant of its. `0` in the process that first called it, and for ever where the handler
-/// could not be registered (no memory): callers compare pids as well.
+/// descendant of its. `0` in the process that first called it. Callers compare pids as well,
+/// for what this count cannot see: a fork that runs no `pthread_atfork` handlers (a raw
+/// `clone`, glibc's `_Fork`), one made by another thread while the first call was registering
+/// the handler, and a registration that failed (no memory).
 #[cfg(feature = "async")]
 pub(crate) fn forks() -> u64 {
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    REGISTER.call_once(|| {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Not a `Once`: a fork while another thread was inside it would leave the child's copy
+    // "running" for ever, and the child's first call waiting on a thread it does not have.
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::Relaxed) {
         // SAFETY: `count_fork` is an `extern "C" fn()` that lives as long as the program and
         // only does an atomic add (async-signal-safe); no handler is given for the other two
         // points. A failure (ENOMEM) registers nothing, which the doc above allows for.
         unsafe { libc::pthread_atfork(None, None, Some(count_fork)) };
-    });
-    FORKS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    FORKS.load(Ordering::Relaxed)
 }
 
 /// Whether a process with this pid exists (it may be a zombie, or belong to another user).
