@@ -22,7 +22,8 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         // The header shows nothing of a payload that no longer matches its checksum: only a
         // read checks it, and a read copies the value. A value that reads whole, one that
         // writers replaced meanwhile (whose damage would not be the one described here), or a
-        // read that writers kept overtaking leaves the header's account as it is.
+        // read that writers kept overtaking leaves the header's account as it is. (A larger
+        // value published in between is copied all the same: at most the channel's capacity.)
         if info.len > CHECK_UP_TO {
             unchecked = true;
         } else if let Err(Error::Corrupt { what, .. }) = channel.read_into(&mut Vec::new()) {
