@@ -89,7 +89,9 @@ pub(crate) fn forks() -> u64 {
     // Not a `Once`: a fork while another thread was inside it would leave the child's copy
     // "running" for ever, and the child's first call waiting on a thread it does not have.
     static REGISTERED: AtomicBool = AtomicBool::new(false);
-    if !REGISTERED.swap(true, Ordering::Relaxed) {
+    // A load first: every poll of a `changed` future comes here, and a swap each time would be
+    // a locked write to one line from every polling thread.
+    if !REGISTERED.load(Ordering::Relaxed) && !REGISTERED.swap(true, Ordering::Relaxed) {
         // SAFETY: `count_fork` is an `extern "C" fn()` that lives as long as the program and
         // only does an atomic add (async-signal-safe); no handler is given for the other two
         // points. A failure (ENOMEM) registers nothing, which the doc above allows for.
