@@ -40,7 +40,7 @@ pub enum Command {
     /// Show a channel's header and current value's metadata (Open-MemoryMappedFile).
     #[command(
         visible_alias = "open",
-        after_help = "A damaged current value shows as `value: unknown` with the reason (JSON: \"damage\"). On a\nchannel with checksums, info reads the value (up to 64 MiB) to check its checksum, which only a\nread does; `list` reads no values.\n\nEXAMPLES:\n  mmf info Test\n  mmf info Test --json | jq .generation"
+        after_help = "A damaged current value shows as `value: unknown` with the reason (JSON: \"damage\"). On a\nchannel with checksums, info reads the value (up to 64 MiB) to check its checksum, which only a\nread does (JSON: \"checksum_checked\"); `list` reads no values.\n\nEXAMPLES:\n  mmf info Test\n  mmf info Test --json | jq .generation"
     )]
     Info(InfoArgs),
     /// Publish a value (Out-MemoryMappedFile).

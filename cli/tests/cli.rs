@@ -1198,10 +1198,28 @@ fn info_shows_a_checksum_mismatch_that_only_a_read_finds() {
         "{json}"
     );
     assert_eq!(json["len"], serde_json::Value::Null);
+    assert_eq!(json["checksum_checked"], true);
+    // `list` reads no values, and says so.
+    let listed: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    assert_eq!(
+        (&listed[0]["damage"], &listed[0]["checksum_checked"]),
+        (&serde_json::Value::Null, &false.into())
+    );
     e.ok(&["recover", "c"]);
     let info = e.ok(&["info", "c"]);
     assert!(info.contains("value:       text, 11 B"), "{info}");
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "c", "--json"])).unwrap();
+    assert_eq!(
+        (&json["damage"], &json["checksum_checked"]),
+        (&serde_json::Value::Null, &true.into())
+    );
     assert_eq!(e.ok(&["read", "c"]), "first value\n");
+    // Nothing to check on a channel without checksums.
+    e.ok(&["new", "plain", "--size", "64"]);
+    e.ok(&["out", "plain", "x"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&e.ok(&["info", "plain", "--json"])).unwrap();
+    assert_eq!(json["checksum_checked"], serde_json::Value::Null);
 }
 
 #[test]

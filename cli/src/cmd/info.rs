@@ -17,6 +17,8 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     // Read-only: read permission is enough to inspect a channel.
     let channel = Options::new().read_only(true).open(&location)?;
     let mut info = channel.info();
+    // Whether this look read the value and so checked its checksum (see `record`).
+    let mut checked = false;
     let mut unchecked = false;
     if info.checksum && info.damage.is_none() && info.generation > 0 {
         // The header shows nothing of a payload that no longer matches its checksum: only a
@@ -26,15 +28,20 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         // value published in between is copied all the same: at most the channel's capacity.)
         if info.len > CHECK_UP_TO {
             unchecked = true;
-        } else if let Err(Error::Corrupt { what, .. }) = channel.read_into(&mut Vec::new()) {
-            if channel.generation() == info.generation {
-                info.damage = Some(what);
+        } else {
+            match channel.read_into(&mut Vec::new()) {
+                Ok(meta) => checked = meta.generation == info.generation,
+                Err(Error::Corrupt { what, .. }) if channel.generation() == info.generation => {
+                    info.damage = Some(what);
+                    checked = true;
+                }
+                Err(_) => {}
             }
         }
     }
     let (kind, path) = kind_and_path(&info);
     if a.json {
-        return super::print_json(&record(&location.to_string(), &info), false);
+        return super::print_json(&record(&location.to_string(), &info, checked), false);
     }
     let kind = match kind {
         "file" => format!("file, persisted ({path})"),
@@ -93,9 +100,12 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
 /// A channel's JSON record, as `info --json` prints it and `list --json` prints it for each
 /// channel (with `in_use` and `stale` added): the same fields, under the same names. `damage`
 /// is what the header shows, except that `info` also reads a checksummed value (up to
-/// [`CHECK_UP_TO`]) to check it: `list` reads no values.
-pub(super) fn record(name: &str, info: &mmf::Info) -> serde_json::Value {
+/// [`CHECK_UP_TO`]) to check it: `list` reads no values. `checksum_checked` says whether this
+/// command did (`checked`); it is null where there is nothing to check (no checksums, no value,
+/// or damage the header shows already).
+pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json::Value {
     let (kind, path) = kind_and_path(info);
+    let checkable = info.checksum && info.generation > 0;
     json!({
         "name": name,
         "kind": kind,
@@ -110,6 +120,7 @@ pub(super) fn record(name: &str, info: &mmf::Info) -> serde_json::Value {
         "tag": info.damage.is_none().then_some(info.tag.0),
         "len": info.damage.is_none().then_some(info.len),
         "damage": info.damage,
+        "checksum_checked": (checkable && (checked || info.damage.is_none())).then_some(checked),
         "last_writer_pid": info.last_writer_pid,
         "creator_pid": info.creator_pid,
         "creator_alive": info.creator_alive,

@@ -23,7 +23,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(l, users)| match &l.info {
                 Ok(i) => {
-                    let mut r = super::info::record(&l.name, i);
+                    let mut r = super::info::record(&l.name, i, false);
                     r["in_use"] = json!(users);
                     r["stale"] = json!(super::prunable(l, *users));
                     r
