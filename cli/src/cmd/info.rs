@@ -19,16 +19,13 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     let mut info = channel.info();
     // Whether this look read the value and so checked its checksum (see `record`).
     let mut checked = false;
-    let mut unchecked = false;
     if info.checksum && info.damage.is_none() && info.generation > 0 {
         // The header shows nothing of a payload that no longer matches its checksum: only a
         // read checks it, and a read copies the value. A value that reads whole, one that
         // writers replaced meanwhile (whose damage would not be the one described here), or a
         // read that writers kept overtaking leaves the header's account as it is. (A larger
         // value published in between is copied all the same: at most the channel's capacity.)
-        if info.len > CHECK_UP_TO {
-            unchecked = true;
-        } else {
+        if info.len <= CHECK_UP_TO {
             match channel.read_into(&mut Vec::new()) {
                 Ok(meta) => checked = meta.generation == info.generation,
                 Err(Error::Corrupt { what, .. }) if channel.generation() == info.generation => {
@@ -85,9 +82,12 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         rfc3339(info.created),
         info.creator_pid,
         info.incarnation,
-        match (info.checksum, unchecked) {
-            (true, false) => "crc32 on every value",
-            (true, true) => "crc32 on every value (the current one, over 64 MiB, not checked here)",
+        match (info.checksum, checksum_checked(&info, checked)) {
+            (true, Some(false)) => {
+                "crc32 on every value (the current one not checked here: over 64 MiB, or \
+                 replaced while info read it)"
+            }
+            (true, _) => "crc32 on every value",
             (false, _) => "off",
         },
         info.writer_recoveries,
@@ -105,7 +105,6 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
 /// or damage the header shows already).
 pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json::Value {
     let (kind, path) = kind_and_path(info);
-    let checkable = info.checksum && info.generation > 0;
     json!({
         "name": name,
         "kind": kind,
@@ -120,7 +119,7 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
         "tag": info.damage.is_none().then_some(info.tag.0),
         "len": info.damage.is_none().then_some(info.len),
         "damage": info.damage,
-        "checksum_checked": (checkable && (checked || info.damage.is_none())).then_some(checked),
+        "checksum_checked": checksum_checked(info, checked),
         "last_writer_pid": info.last_writer_pid,
         "creator_pid": info.creator_pid,
         "creator_alive": info.creator_alive,
@@ -138,6 +137,14 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
             json!({ "pid": l.pid, "state": state, "why": why })
         }),
     })
+}
+
+/// Whether this command checked the current value's checksum (`checked`: it read the value, as
+/// `info` does up to [`CHECK_UP_TO`]); `None` where there is nothing to check: no checksums, no
+/// value, or damage the header shows already.
+fn checksum_checked(info: &mmf::Info, checked: bool) -> Option<bool> {
+    let checkable = info.checksum && info.generation > 0;
+    (checkable && (checked || info.damage.is_none())).then_some(checked)
 }
 
 /// "file" or "shm", and the path of the channel's file.
