@@ -1735,7 +1735,7 @@ type Hint = Option<(usize, Tag)>;
 /// means "no value yet", and below every generation a reader has seen, whose wait for a newer one
 /// would then never end): no run of correct publishes gets there, about a century at 20 million
 /// a second, so a `latest` at it was written by someone else (FORMAT.md §11 step 2).
-pub(crate) const MAX_GENERATION: u64 = u64::MAX >> SLOT_BITS;
+const MAX_GENERATION: u64 = u64::MAX >> SLOT_BITS;
 
 /// A descriptor's second word: the length in bits 0-31 and the tag in bits 32-47, or all ones
 /// (which no reader accepts: its tag field is out of range) for a value of 4 GiB or more, whose
