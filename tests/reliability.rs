@@ -281,6 +281,76 @@ fn a_hostile_peer_scribbling_on_a_live_mapping_causes_errors_not_crashes() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// A read keeps to its read timeout however large the value: every attempt may copy all of it.
+/// A peer keeps the latest slot's stamp moving (even, so it looks like a writer that never stops)
+/// and has cleared the value's descriptor, so that every copy is validated by the stamp and
+/// fails. With the clock asked only every 64th attempt, such a read made at least 128 copies
+/// before it gave up (3.2-3.9 s for a 512 MiB value with a 5 ms timeout).
+#[test]
+fn a_read_of_a_large_value_keeps_to_its_timeout_under_a_peer_that_fails_every_copy() {
+    const CAPACITY: u64 = 16 << 20;
+    let path = std::env::temp_dir().join(format!("mmf-big-timeout-{}.mmf", std::process::id()));
+    let loc = Location::file(&path);
+    let _ = Channel::remove_location(&loc);
+    let ch = Options::new()
+        .capacity(CAPACITY as usize)
+        .readers(0)
+        .read_timeout(Duration::from_millis(5))
+        .create(&loc)
+        .unwrap();
+    ch.publish_raw(Tag::BYTES, &vec![7u8; CAPACITY as usize])
+        .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let word = |at: u64| {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, at).unwrap();
+        u64::from_le_bytes(b)
+    };
+    // FORMAT.md: `latest` at byte 128 (generation << 8 | slot), descriptor `g % 2` at 136 + 16 *
+    // (g % 2), slots after the 512-byte header and the pin table (none here), each a 64-byte
+    // frame line (the stamp first) and the payload rounded up to a line.
+    let latest = word(128);
+    let (gen, slot) = (latest >> 8, latest & 0xff);
+    let stamp_at = 512 + slot * (64 + CAPACITY.div_ceil(64) * 64);
+    file.write_all_at(&0u64.to_le_bytes(), 136 + 16 * (gen % 2))
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let attempts = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut stamp = word(stamp_at);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                stamp += 2;
+                file.write_all_at(&stamp.to_le_bytes(), stamp_at).unwrap();
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        });
+        let mut buf = Vec::new();
+        // A copy the peer happened not to overtake (it was not scheduled) succeeds: try again.
+        let outcome = (0..20).find_map(|_| ch.read_into(&mut buf).err());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let Some(mmf::channel::Error::Contended {
+            what, waited_ms, ..
+        }) = outcome
+        else {
+            panic!("no read was refused as contended: {outcome:?}");
+        };
+        assert!(waited_ms >= 5, "gave up after {waited_ms} ms: {what}");
+        what.split_whitespace()
+            .skip_while(|w| *w != "after")
+            .nth(1)
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no count of attempts in {what:?}"))
+    });
+    // A copy of 16 MiB takes a millisecond or more: a handful fit in 5 ms, not 64.
+    assert!(attempts < 64, "{attempts} attempts");
+    drop(ch);
+    Channel::remove_location(&loc).unwrap();
+}
+
 /// Child role: publishes `held by <pid>` while holding the writer lock until its standard
 /// input closes; says `HOLDING` on stdout once it has the lock.
 fn hold_lock(name: &str) {

@@ -194,7 +194,9 @@ impl Options {
         self
     }
 
-    /// How long a read retries before `Contended` (default 1 s; reached only under abuse).
+    /// How long a read retries before `Contended` (default 1 s; reached only under abuse). The
+    /// time counts from the read's first failed copy of the value, and is checked after each
+    /// copy: a read may overrun it by the time one copy takes.
     pub fn read_timeout(&mut self, d: Duration) -> &mut Self {
         self.timeouts.read = d;
         self

@@ -1314,24 +1314,28 @@ impl Snapshot {
                 Attempt::Retry => {}
             }
             retries = retries.saturating_add(1);
-            if retries.is_multiple_of(64) {
-                if self.region.tripped() {
-                    // The file was truncated under us: zero pages never validate, so say so
-                    // now instead of after the read timeout.
-                    return Err(self.truncated());
-                }
-                let since = *started.get_or_insert_with(Instant::now);
-                if since.elapsed() >= t.read {
-                    return Err(Error::Contended {
-                        name: self.name.clone(),
-                        what: format!(
-                            "no consistent snapshot after {retries} attempts; if no writer is \
-                             busy and it stays so, a crash left the value half written, which \
-                             `mmf recover` (`Channel::recover`) repairs"
-                        ),
-                        waited_ms: since.elapsed().as_millis() as u64,
-                    });
-                }
+            // The file was truncated under us: zero pages never validate, so say so now instead
+            // of after the read timeout.
+            if retries.is_multiple_of(64) && self.region.tripped() {
+                return Err(self.truncated());
+            }
+            // The clock starts at the first failed attempt (a read that succeeds at once never
+            // reads it) and is asked after every one, as an attempt may copy the whole value:
+            // asked every 64th attempt, it let a read with a 5 ms timeout of a 512 MiB value
+            // that a peer kept invalidating run for 3.2-3.9 s. Retries are rare enough (at most
+            // 0.015 per snapshot under a back-to-back writer, BENCHMARKS.md) for the clock read
+            // not to count.
+            let since = *started.get_or_insert_with(Instant::now);
+            if since.elapsed() >= t.read {
+                return Err(Error::Contended {
+                    name: self.name.clone(),
+                    what: format!(
+                        "no consistent snapshot after {retries} attempts; if no writer is busy \
+                         and it stays so, a crash left the value half written, which `mmf \
+                         recover` (`Channel::recover`) repairs"
+                    ),
+                    waited_ms: since.elapsed().as_millis() as u64,
+                });
             }
             spin_hint(retries);
         }
