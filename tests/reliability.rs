@@ -23,6 +23,7 @@ fn child() {
         "writer" => publish_until_stopped(&name, 64),
         "verifier" => verifier(&name),
         "lock-holder" => hold_lock(&name),
+        "small-memory-reader" => read_with_little_memory(&name),
         other => panic!("unknown role {other}"),
     }
 }
@@ -349,6 +350,78 @@ fn a_read_of_a_large_value_keeps_to_its_timeout_under_a_peer_that_fails_every_co
     assert!(attempts < 64, "{attempts} attempts");
     drop(ch);
     Channel::remove_location(&loc).unwrap();
+}
+
+/// A channel whose capacity is more than a reader can allocate (its file sparse, as every
+/// channel's file is until written) holds a value of that size: a read, a decode and `recover`
+/// are errors that say so, not an abort of the reading process (`Vec::reserve` aborts when the
+/// allocator refuses). Found by a review with a forged 2 TiB file, which `mmf read` aborted
+/// with "memory allocation of 1099511627776 bytes failed". The reader runs in a child process
+/// whose address space is limited (`RLIMIT_AS`) to the mapping and 4 GiB, so that the refusal
+/// does not depend on the machine's memory or its overcommit policy.
+#[test]
+fn a_value_larger_than_a_reader_can_allocate_is_an_error_not_an_abort() {
+    const CAPACITY: u64 = 1 << 40;
+    let path = std::env::temp_dir().join(format!("mmf-huge-{}.mmf", std::process::id()));
+    let loc = Location::file(&path);
+    let _ = Channel::remove_location(&loc);
+    drop(Options::new().capacity(64).readers(0).create(&loc).unwrap());
+    // FORMAT.md: geometry words 3 (capacity), 5 (slot stride) and 7 (total size); the two slots
+    // after the 512-byte header (no pin table); slot 0's frame (stamp, generation, length, tag,
+    // CRC); `latest` at byte 128 and the writers' copy of it at 464; descriptor 1 at byte 152,
+    // its `meta` word all ones, as a writer stores it for a value of 4 GiB or more.
+    let stride = 64 + CAPACITY;
+    let total = 512 + 2 * stride;
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let put = |at: u64, v: u64| file.write_all_at(&v.to_le_bytes(), at).unwrap();
+    put(24, CAPACITY);
+    put(40, stride);
+    put(56, total);
+    file.set_len(total).unwrap();
+    for (i, v) in [2, 1, CAPACITY, u64::from(Tag::BYTES.0), 0]
+        .into_iter()
+        .enumerate()
+    {
+        put(512 + 8 * i as u64, v);
+    }
+    put(152, 1);
+    put(160, u64::MAX);
+    put(464, 1 << 8);
+    put(128, 1 << 8);
+    drop(file);
+    let child = spawn_child(
+        "small-memory-reader",
+        &[("MMF_NAME", path.to_str().unwrap().to_owned())],
+    );
+    let stats = child_stats(child);
+    Channel::remove_location(&loc).unwrap();
+    for call in ["read_into", "read_string", "recover"] {
+        let said = stats[call].as_str().unwrap_or_default();
+        assert!(
+            said.contains("OutOfMemory") && said.contains("its value is 1099511627776 bytes"),
+            "{call}: {said}"
+        );
+    }
+}
+
+/// Child role of the test above: limits its address space, then reads the channel at path
+/// `name` three ways and reports each error.
+fn read_with_little_memory(name: &str) {
+    let ch = Options::new().open(&Location::file(name)).unwrap();
+    let limit = std::fs::metadata(name).unwrap().len() + (4 << 30);
+    let rlim = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: `setrlimit` reads the struct we pass, which lives across the call.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlim) }, 0);
+    let mut buf = Vec::new();
+    let said = |e: &dyn std::error::Error| format!("{e:?} / {e}");
+    print_stats(&json!({
+        "read_into": said(&ch.read_into(&mut buf).unwrap_err()),
+        "read_string": said(&ch.read_string().unwrap_err()),
+        "recover": said(&ch.recover().unwrap_err()),
+    }));
 }
 
 /// Child role: publishes `held by <pid>` while holding the writer lock until its standard

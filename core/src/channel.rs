@@ -1359,12 +1359,12 @@ impl Channel {
         let mut left_open = false;
         let candidate = match self.read_raw() {
             Err(Error::Corrupt { .. }) if word.load(Ordering::Acquire) == latest => {
-                self.snap.newest_whole_before(latest)
+                self.snap.newest_whole_before(latest)?
             }
             Err(e @ Error::Contended { .. }) if word.load(Ordering::Acquire) == latest => {
                 contended = Some(e);
                 left_open = true;
-                self.snap.newest_whole_before(latest)
+                self.snap.newest_whole_before(latest)?
             }
             // Reads take a small value's inline copy before its slot, so a value whose frame
             // is damaged or was left open by a crash (what `verify` and `info().damage` report)

@@ -165,6 +165,19 @@ pub enum Error {
         /// The channel's name or path.
         name: String,
     },
+    /// The value is larger than this process could allocate a buffer for: a read (or
+    /// [`Channel::recover`](crate::Channel::recover)) could not reserve its `len` bytes. Nothing
+    /// was read or changed. Only a channel whose capacity exceeds the memory at hand gets here
+    /// (its file may be sparse), and the value stays readable where there is more.
+    #[error("channel '{name}': its value is {len} bytes, and this process could not allocate a buffer that large ({source}); read it where more memory is free, or have its writers publish smaller values")]
+    OutOfMemory {
+        /// The channel's name or path.
+        name: String,
+        /// The value's length, as the mapping states it (at most the channel's capacity).
+        len: u64,
+        /// The allocator's refusal.
+        source: std::collections::TryReserveError,
+    },
     /// A write through a handle that was opened read-only.
     #[error("channel '{name}' was opened read-only; open it read-write to publish")]
     ReadOnly {

@@ -254,7 +254,7 @@ fn loom_recovery_candidates_from_the_header_are_whole() {
             publish_bytes(&w, 4);
         });
         let latest = s.region.word(H_LATEST).load(Ordering::Acquire);
-        if let Some((g, _, bytes)) = s.newest_whole_before(latest) {
+        if let Some((g, _, bytes)) = s.newest_whole_before(latest).unwrap() {
             assert!(g < latest >> 8, "{g} not before {latest:#x}");
             assert!(
                 bytes.iter().all(|&b| u64::from(b) == g),

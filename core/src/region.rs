@@ -23,6 +23,8 @@
 //! "Atomic accesses to read-only memory"), which is how a reader that mapped a channel
 //! `PROT_READ` reads it; such a reader never calls a store or a read-modify-write.
 
+use std::collections::TryReserveError;
+
 #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
 use crate::layout::LINE_WORDS;
 use crate::sync::{AtomicU64, Ordering};
@@ -246,9 +248,21 @@ impl Region {
 
     /// Replaces the contents of `dst` with the `len` bytes that start at word `first`, read with
     /// `Relaxed` atomic word loads (see the module docs for why not `memcpy`).
+    ///
+    /// Fails, leaving `dst` empty, when `dst` cannot grow to `len` bytes: `len` comes from the
+    /// mapping, and a channel's capacity (sparse in its file) may be more than this process can
+    /// allocate, where `Vec::reserve` would abort the process.
     #[inline]
-    pub(crate) fn copy_out(&self, first: usize, len: usize, dst: &mut Vec<u8>) {
+    pub(crate) fn copy_out(
+        &self,
+        first: usize,
+        len: usize,
+        dst: &mut Vec<u8>,
+    ) -> Result<(), TryReserveError> {
+        dst.clear();
+        dst.try_reserve(len)?;
         atomic_load_bytes(self.words(first, len.div_ceil(WORD)), len, dst);
+        Ok(())
     }
 
     /// [`copy_out`](Self::copy_out) for a value of a few lines at most (an inline value),
@@ -717,7 +731,7 @@ mod tests {
         for len in 0..100usize {
             let src: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             r.copy_in_words(3, &src);
-            r.copy_out(3, len, &mut out);
+            r.copy_out(3, len, &mut out).unwrap();
             assert_eq!(out, src, "len {len}");
         }
     }
@@ -738,7 +752,7 @@ mod tests {
                 }
                 let src: Vec<u8> = (0..len).map(|i| (i * 31 + first + len) as u8).collect();
                 r.copy_in_words(first, &src);
-                r.copy_out(first, len, &mut out);
+                r.copy_out(first, len, &mut out).unwrap();
                 assert_eq!(out, src, "first word {first}, len {len}");
                 let end = first + len.div_ceil(WORD);
                 assert_eq!(
@@ -779,7 +793,7 @@ mod tests {
                 for first in [a_first, b_first, c_first] {
                     r.copy_out_small(first, len, &mut out);
                     assert_eq!(out, src, "at word {first}, len {len}");
-                    r.copy_out(first, len, &mut out);
+                    r.copy_out(first, len, &mut out).unwrap();
                     assert_eq!(out, src, "at word {first}, len {len}, general copy");
                     let (before, after) = (first - 1, first + n);
                     for w in [before, after] {
@@ -810,7 +824,7 @@ mod tests {
             let src = &backing[start..start + 4096];
             assert_eq!(dst_addr.wrapping_sub(src.as_ptr() as usize) % 4096, skew);
             r.copy_in_words(8, src);
-            r.copy_out(8, src.len(), &mut out);
+            r.copy_out(8, src.len(), &mut out).unwrap();
             assert_eq!(out, src, "skew {skew}");
         }
     }
@@ -839,6 +853,6 @@ mod tests {
     fn copy_out_past_the_end_is_refused() {
         let r = Region::anonymous(64).unwrap();
         let mut out = Vec::new();
-        r.copy_out(4, 40, &mut out);
+        let _ = r.copy_out(4, 40, &mut out);
     }
 }

@@ -172,6 +172,12 @@ enum Attempt {
     /// rewrites all of that (the geometry, which it does not, is checked at open). Its message
     /// ends with [`VALUE_DAMAGED`].
     Damaged(String),
+    /// The value's `len` bytes (at most the channel's capacity) did not fit in memory: the
+    /// caller's buffer could not grow to hold them ([`Region::copy_out`]).
+    NoRoom {
+        len: usize,
+        source: std::collections::TryReserveError,
+    },
 }
 
 /// Why the fast read ([`Snapshot::read_inline`]) left a read to the general one
@@ -1171,7 +1177,9 @@ impl Snapshot {
                 self.prefetch_slot(slot, hint.0);
                 match self.copy_slot(slot, gen, Some(hint), buf) {
                     Attempt::Done(meta) => Ok(meta),
-                    Attempt::Retry | Attempt::Damaged(_) => Err(Miss::SlotFailed),
+                    Attempt::Retry | Attempt::Damaged(_) | Attempt::NoRoom { .. } => {
+                        Err(Miss::SlotFailed)
+                    }
                 }
             }
             Err((_, true)) => Err(Miss::InlineOvertaken),
@@ -1311,6 +1319,13 @@ impl Snapshot {
                         value_only: true,
                     })
                 }
+                Attempt::NoRoom { len, source } => {
+                    return Err(Error::OutOfMemory {
+                        name: self.name.clone(),
+                        len: len as u64,
+                        source,
+                    })
+                }
                 Attempt::Retry => {}
             }
             retries = retries.saturating_add(1);
@@ -1448,6 +1463,15 @@ impl Snapshot {
             })
     }
 
+    /// Copies the first `len` payload bytes of `slot` into `buf` (replacing its contents), or
+    /// ends the attempt with [`Attempt::NoRoom`] when `buf` cannot grow that large.
+    #[inline(always)]
+    fn copy_payload(&self, slot: usize, len: usize, buf: &mut Vec<u8>) -> Result<(), Attempt> {
+        self.region
+            .copy_out(self.layout.slot(slot, F_PAYLOAD), len, buf)
+            .map_err(|source| Attempt::NoRoom { len, source })
+    }
+
     /// One validated copy of `slot`, expected to hold generation `gen`. With `hint` (the length
     /// and tag the descriptor states), the payload copy starts at once: on a channel without
     /// checksums it is validated by `latest` alone
@@ -1468,7 +1492,9 @@ impl Snapshot {
         let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
         if let Some((hlen, htag)) = hint {
             // `hlen <= capacity` (checked by `descriptor`).
-            self.region.copy_out(l.slot(slot, F_PAYLOAD), hlen, buf);
+            if let Err(no_room) = self.copy_payload(slot, hlen, buf) {
+                return no_room;
+            }
             let (fgen, len, tag, crc) = (field(F_GEN), field(F_LEN), field(F_TAG), field(F_CRC));
             if !seqlock::read_validate(seq, s1)
                 || fgen != gen
@@ -1495,7 +1521,9 @@ impl Snapshot {
             return Attempt::Retry;
         }
         let len = len as usize;
-        self.region.copy_out(l.slot(slot, F_PAYLOAD), len, buf);
+        if let Err(no_room) = self.copy_payload(slot, len, buf) {
+            return no_room;
+        }
         if !seqlock::read_validate(seq, s1) || fgen != gen {
             return self.retry_unless_damaged(slot, gen);
         }
@@ -1535,7 +1563,10 @@ impl Snapshot {
     /// `latest` leaves one, and the next writer publishes that generation again): the one its
     /// descriptor describes, if it still does (and its length or tag tells them apart), is the
     /// one that was published; an inline copy of that generation is that one too.
-    pub(crate) fn newest_whole_before(&self, latest: u64) -> Option<(u64, Tag, Vec<u8>)> {
+    ///
+    /// `OutOfMemory` when a candidate is larger than this process can allocate: skipping it
+    /// would bring back an older value than the newest whole one.
+    pub(crate) fn newest_whole_before(&self, latest: u64) -> Result<Option<(u64, Tag, Vec<u8>)>> {
         let l = &self.layout;
         let (gen, current) = split_latest(latest);
         let mut buf = Vec::new();
@@ -1562,8 +1593,16 @@ impl Snapshot {
             if fgen == 0 || fgen >= gen || !newer || len > l.capacity as u64 || tag > 0xffff {
                 continue;
             }
-            self.region
-                .copy_out(l.slot(slot, F_PAYLOAD), len as usize, &mut buf);
+            if let Err(source) =
+                self.region
+                    .copy_out(l.slot(slot, F_PAYLOAD), len as usize, &mut buf)
+            {
+                return Err(Error::OutOfMemory {
+                    name: self.name.clone(),
+                    len,
+                    source,
+                });
+            }
             if !seqlock::read_validate(seq, s1)
                 || (crc & CRC_PRESENT != 0 && crc32fast::hash(&buf) != crc as u32)
             {
@@ -1572,7 +1611,7 @@ impl Snapshot {
             best = Some((fgen, Tag(tag as u16), std::mem::take(&mut buf)));
             described = matches;
         }
-        best
+        Ok(best)
     }
 
     /// The value inline buffer `b` holds, if it is whole: of a generation `d` in `gens`, at
@@ -1666,7 +1705,9 @@ impl Snapshot {
     ) -> Attempt {
         let l = &self.layout;
         // `len <= capacity` (checked by `descriptor`).
-        self.region.copy_out(l.slot(slot, F_PAYLOAD), len, buf);
+        if let Err(no_room) = self.copy_payload(slot, len, buf) {
+            return no_room;
+        }
         crate::sync::fence(Ordering::Acquire);
         let now = self.region.word(H_LATEST).load(Ordering::Relaxed);
         if split_latest(now).0 != gen {
