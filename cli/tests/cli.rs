@@ -753,6 +753,19 @@ fn new_exists_force_and_exist_ok() {
          channel (it starts with bytes 6e 6f 74 20 61 20 63 68); choose another name, or delete \
          the file (rm ./junk.txt)",
     );
+    // A file shorter than 8 bytes: its own bytes, not the zeros past its end.
+    std::fs::write(e.dir.join("short.txt"), b"hello\n").unwrap();
+    fails(
+        &e.run(&["new", "./short.txt", "--size", "1KiB"]),
+        6,
+        "the name is taken by a file that is not an mmf channel (it is only 6 bytes: 68 65 6c \
+         6c 6f 0a); choose another name",
+    );
+    fails(
+        &e.run(&["read", "./short.txt"]),
+        1,
+        "'./short.txt' is not an mmf channel (the file is only 6 bytes: 68 65 6c 6c 6f 0a)",
+    );
     fails(
         &e.run(&["new", "./empty", "--size", "1KiB"]),
         6,

@@ -1771,6 +1771,7 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         return Err(Error::WrongMagic {
             name,
             found: h.magic,
+            file_len: len,
         });
     }
     if h.version != VERSION {
@@ -1833,7 +1834,11 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
             value_only: false,
         }
     } else {
-        Error::WrongMagic { name, found: magic }
+        Error::WrongMagic {
+            name,
+            found: magic,
+            file_len: len,
+        }
     }
 }
 
@@ -1952,6 +1957,7 @@ fn taken(name: &str, path: &Path) -> Error {
         found if read.is_ok() && found != 0 && found != MAGIC => Error::WrongMagic {
             name: name.to_owned(),
             found,
+            file_len: meta.len(),
         },
         _ => exists(),
     }
@@ -1999,7 +2005,13 @@ fn check_replaceable(
         match <[u8; 8]>::try_from(head.as_slice()).map(u64::from_le_bytes) {
             Ok(MAGIC) => {}
             Ok(0) => return not_a_channel("its first 8 bytes are zero".into()),
-            Ok(found) => return Err(Error::WrongMagic { name, found }),
+            Ok(found) => {
+                return Err(Error::WrongMagic {
+                    name,
+                    found,
+                    file_len: meta.len(),
+                })
+            }
             Err(_) if head.is_empty() => return not_a_channel("the file is empty".into()),
             Err(_) => return not_a_channel(format!("the file is only {} bytes", head.len())),
         }

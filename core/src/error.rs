@@ -81,12 +81,16 @@ pub enum Error {
     #[error("invalid channel options: {0}")]
     InvalidOptions(String),
     /// The file exists but does not start with the mmf magic number.
-    #[error("'{name}' is not an mmf channel (it starts with {}); check the name or path", first_bytes(*found))]
+    #[error("'{name}' is not an mmf channel ({}); check the name or path", first_bytes(*found, *file_len))]
     WrongMagic {
         /// The channel's name or path.
         name: String,
-        /// The first 8 bytes found.
+        /// The first 8 bytes found, in file order from the lowest byte (padded with zeros past
+        /// the end of a shorter file).
         found: u64,
+        /// The file's length in bytes, so that a file shorter than 8 bytes is not shown with
+        /// the padding.
+        file_len: u64,
     },
     /// `remove` was given a file path whose file does not start with the mmf magic number, and
     /// not even with another: empty, shorter than 8 bytes, or zero-filled at the start. That is
@@ -277,14 +281,24 @@ impl Error {
 
 /// A file's first 8 bytes (`word`, read as a little-endian u64) as a message shows them: in
 /// file order, as `xxd` or `od` would (the word's hex would read them backwards), and as text
-/// too where they are printable ASCII (a text file under the name).
-fn first_bytes(word: u64) -> String {
-    let bytes = word.to_le_bytes();
+/// too where they are printable ASCII (a text file under the name); of a file of `file_len`
+/// bytes under 8, only those.
+fn first_bytes(word: u64, file_len: u64) -> String {
+    let all = word.to_le_bytes();
+    let bytes = &all[..file_len.min(8) as usize];
     let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-        format!("{:?} ({})", String::from_utf8_lossy(&bytes), hex.join(" "))
+    let hex = hex.join(" ");
+    let what = if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("{:?} ({hex})", String::from_utf8_lossy(bytes))
+    } else if file_len < 8 {
+        hex
     } else {
-        format!("bytes {}", hex.join(" "))
+        format!("bytes {hex}")
+    };
+    if file_len < 8 {
+        format!("the file is only {file_len} bytes: {what}")
+    } else {
+        format!("it starts with {what}")
     }
 }
 

@@ -866,11 +866,23 @@ fn a_file_that_is_not_a_channel_is_wrong_magic_and_is_not_removed() {
     let err = Channel::remove(name).unwrap_err();
     assert!(matches!(err, Error::WrongMagic { .. }), "{err}");
     assert!(path.exists());
+    // A file shorter than 8 bytes is shown with its own bytes, not the zeros past its end.
     std::fs::write(&path, b"tiny").unwrap();
-    assert!(matches!(
-        Channel::open(name).unwrap_err(),
-        Error::WrongMagic { .. }
-    ));
+    let err = Channel::open(name).unwrap_err();
+    assert!(
+        matches!(err, Error::WrongMagic { file_len: 4, .. })
+            && err
+                .to_string()
+                .contains("(the file is only 4 bytes: \"tiny\" (74 69 6e 79))"),
+        "{err}"
+    );
+    std::fs::write(&path, b"hi\n").unwrap();
+    let err = Channel::open(name).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(the file is only 3 bytes: 68 69 0a); check"),
+        "{err}"
+    );
     // A text file is shown as the text it starts with (it was a hex number only), and bytes in
     // the order they are in the file (they were a little-endian word's hex, read backwards).
     std::fs::write(&path, b"my important notes\n".repeat(100)).unwrap();
