@@ -45,7 +45,7 @@ pub enum Command {
     Info(InfoArgs),
     /// Publish a value (Out-MemoryMappedFile).
     #[command(
-        after_help = "EXAMPLES:\n  mmf out Test 'Hello World!'\n  echo '{\"a\": 1}' | mmf out Test --json\n  mmf out Test --bytes < image.png"
+        after_help = "EXAMPLES:\n  mmf out Test 'Hello World!'\n  mmf out Temp -5 --json\n  mmf out Test -- \"$text\"              # text that may start with '-'\n  echo '{\"a\": 1}' | mmf out Test --json\n  mmf out Test --bytes < image.png"
     )]
     Out(OutArgs),
     /// Print the current value (Read-MemoryMappedFile).
@@ -195,7 +195,9 @@ pub struct OutArgs {
     /// Channel name or file path.
     pub name: String,
     /// The value; read from standard input when absent or '-' (absent, with standard input at
-    /// /dev/null or closed, is an error: nothing is published).
+    /// /dev/null or closed, is an error: nothing is published). A negative number is a value
+    /// (`mmf out T -5`); other text that starts with '-' follows '--' (`mmf out T -- -x`).
+    #[arg(allow_negative_numbers = true)]
     pub value: Option<String>,
     /// Input is JSON: validated, stored as MessagePack (read back as JSON).
     #[arg(long, group = "informat")]

@@ -459,6 +459,27 @@ fn no_value_and_no_input_publishes_nothing() {
     assert_eq!(e.ok(&["read", "T"]), "\n");
 }
 
+/// A script's value may be a negative number (`mmf out Temp "$celsius"`): it is the value, not
+/// an unknown flag. Other text that starts with '-' follows '--', as clap's tip says.
+#[test]
+fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
+    let e = Env::new("dashed");
+    e.ok(&["new", "T", "--size", "1KiB"]);
+    e.ok(&["out", "T", "-5"]);
+    assert_eq!(e.ok(&["read", "T"]), "-5\n");
+    e.ok(&["out", "T", "--json", "-9223372036854775808"]);
+    assert_eq!(e.ok(&["read", "T"]), "-9223372036854775808\n");
+    e.ok(&["out", "T", "-1.5", "--json"]);
+    assert_eq!(e.ok(&["read", "T", "--format", "json"]), "-1.5\n");
+    let dashed = e.run(&["out", "T", "-x"]);
+    let err = String::from_utf8_lossy(&dashed.stderr);
+    assert_eq!(dashed.status.code(), Some(2), "{err}");
+    assert!(err.contains("'-- -x'"), "{err}");
+    assert_eq!(e.ok(&["read", "T", "--format", "json"]), "-1.5\n");
+    e.ok(&["out", "T", "--", "-x"]);
+    assert_eq!(e.ok(&["read", "T"]), "-x\n");
+}
+
 #[test]
 fn standard_input_and_bytes() {
     let e = Env::new("stdin");
