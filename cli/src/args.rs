@@ -280,8 +280,8 @@ pub struct ReadArgs {
 pub struct WatchArgs {
     /// Channel name or file path.
     pub name: String,
-    /// Stop after printing N values.
-    #[arg(long, value_name = "N")]
+    /// Stop after printing N values (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Exit with code 8 when no new value comes for DUR (500ms, 5s, 2m; a bare number is
     /// seconds).

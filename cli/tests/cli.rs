@@ -480,6 +480,18 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
     assert_eq!(e.ok(&["read", "T"]), "-x\n");
 }
 
+/// `watch --count 0` would print nothing and succeed: a script's `--count "$n"` with n at 0 is a
+/// mistake, refused as one (exit 2) like any other argument out of range.
+#[test]
+fn a_watch_of_no_values_is_a_usage_error() {
+    let e = Env::new("count0");
+    e.ok(&["new", "T", "--size", "1KiB"]);
+    let out = e.run(&["watch", "T", "--count", "0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("'0' for '--count <N>'"), "{err}");
+}
+
 #[test]
 fn standard_input_and_bytes() {
     let e = Env::new("stdin");
