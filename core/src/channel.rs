@@ -195,8 +195,9 @@ impl Options {
     }
 
     /// How long a read retries before `Contended` (default 1 s; reached only under abuse). The
-    /// time counts from the read's first failed copy of the value, and is checked after each
-    /// copy: a read may overrun it by the time one copy takes.
+    /// time counts from the read's first failed attempt and is checked after every attempt that
+    /// copied 64 KiB or more (else every 64th): a read may take its timeout plus a few copies of
+    /// the value.
     pub fn read_timeout(&mut self, d: Duration) -> &mut Self {
         self.timeouts.read = d;
         self

@@ -1335,13 +1335,14 @@ impl Snapshot {
                 return Err(self.truncated());
             }
             // The clock starts at the first failed attempt (a read that succeeds at once never
-            // reads it) and is asked after every one, as an attempt may copy the whole value:
-            // asked every 64th attempt, it let a read with a 5 ms timeout of a 512 MiB value
-            // that a peer kept invalidating run for 3.2-3.9 s. Retries are rare enough (at most
-            // 0.015 per snapshot under a back-to-back writer, BENCHMARKS.md) for the clock read
-            // not to count.
+            // reads it). It is asked every 64th attempt, and after every attempt that copied
+            // [`CLOCK_EVERY_ATTEMPT_FROM`] bytes or more (what it copied is still in `buf`):
+            // asked every 64th attempt only, it let a read with a 5 ms timeout of a 512 MiB
+            // value that a peer kept invalidating run for 3.2-3.9 s.
             let since = *started.get_or_insert_with(Instant::now);
-            if since.elapsed() >= t.read {
+            if (retries.is_multiple_of(64) || buf.len() >= CLOCK_EVERY_ATTEMPT_FROM)
+                && since.elapsed() >= t.read
+            {
                 return Err(Error::Contended {
                     name: self.name.clone(),
                     what: format!(
@@ -1761,6 +1762,12 @@ impl Snapshot {
 /// reader in the writer's own process 10-25 ns (best of 15 x 100,000 reads), less than it saves
 /// a reader in another process.
 const PREFETCH_BYTES: usize = 2048;
+
+/// A read's retries ask the clock after every attempt that copied this many bytes or more (a
+/// copy of some microseconds, beside which the clock read is nothing), else every 64th attempt.
+/// So a read overruns its timeout by at most 64 copies of less than this, or one larger copy,
+/// besides the attempts made before the clock started.
+const CLOCK_EVERY_ATTEMPT_FROM: usize = 64 << 10;
 
 /// How far the header's waiter count may exceed the pin entries' counts (waits that have counted
 /// themselves in the header and not yet in their entry) before [`Snapshot::heal_waiters`] takes
