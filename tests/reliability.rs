@@ -395,7 +395,12 @@ fn a_value_larger_than_a_reader_can_allocate_is_an_error_not_an_abort() {
     );
     let stats = child_stats(child);
     Channel::remove_location(&loc).unwrap();
-    for call in ["read_into", "read_string", "recover"] {
+    for call in [
+        "read_into",
+        "read_string",
+        "recover",
+        "recover_after_damage",
+    ] {
         let said = stats[call].as_str().unwrap_or_default();
         assert!(
             said.contains("OutOfMemory") && said.contains("its value is 1099511627776 bytes"),
@@ -417,11 +422,21 @@ fn read_with_little_memory(name: &str) {
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlim) }, 0);
     let mut buf = Vec::new();
     let said = |e: &dyn std::error::Error| format!("{e:?} / {e}");
-    print_stats(&json!({
+    let mut stats = json!({
         "read_into": said(&ch.read_into(&mut buf).unwrap_err()),
         "read_string": said(&ch.read_string().unwrap_err()),
         "recover": said(&ch.recover().unwrap_err()),
-    }));
+    });
+    // Now the current value is damaged (`latest` names generation 2 in slot 1, whose frame is
+    // zeros), and the newest earlier value, the one in slot 0, is too large: `recover` says so
+    // rather than bring back nothing or something older.
+    let file = std::fs::OpenOptions::new().write(true).open(name).unwrap();
+    for at in [464, 128] {
+        file.write_all_at(&(2u64 << 8 | 1).to_le_bytes(), at)
+            .unwrap();
+    }
+    stats["recover_after_damage"] = said(&ch.recover().unwrap_err()).into();
+    print_stats(&stats);
 }
 
 /// Child role: publishes `held by <pid>` while holding the writer lock until its standard

@@ -1465,12 +1465,19 @@ impl Snapshot {
     }
 
     /// Copies the first `len` payload bytes of `slot` into `buf` (replacing its contents), or
-    /// ends the attempt with [`Attempt::NoRoom`] when `buf` cannot grow that large.
+    /// fails, leaving `buf` empty, when `buf` cannot grow that large. The caller then reports
+    /// [`Attempt::NoRoom`] only if `len` proves to be the current value's (the same validation
+    /// as for a copy), and retries otherwise: a length read while a writer rewrote the slot is
+    /// no value's.
     #[inline(always)]
-    fn copy_payload(&self, slot: usize, len: usize, buf: &mut Vec<u8>) -> Result<(), Attempt> {
+    fn copy_payload(
+        &self,
+        slot: usize,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> std::result::Result<(), std::collections::TryReserveError> {
         self.region
             .copy_out(self.layout.slot(slot, F_PAYLOAD), len, buf)
-            .map_err(|source| Attempt::NoRoom { len, source })
     }
 
     /// One validated copy of `slot`, expected to hold generation `gen`. With `hint` (the length
@@ -1493,9 +1500,7 @@ impl Snapshot {
         let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
         if let Some((hlen, htag)) = hint {
             // `hlen <= capacity` (checked by `descriptor`).
-            if let Err(no_room) = self.copy_payload(slot, hlen, buf) {
-                return no_room;
-            }
+            let copied = self.copy_payload(slot, hlen, buf);
             let (fgen, len, tag, crc) = (field(F_GEN), field(F_LEN), field(F_TAG), field(F_CRC));
             if !seqlock::read_validate(seq, s1)
                 || fgen != gen
@@ -1503,6 +1508,9 @@ impl Snapshot {
                 || tag != u64::from(htag.0)
             {
                 return Attempt::Retry;
+            }
+            if let Err(source) = copied {
+                return Attempt::NoRoom { len: hlen, source };
             }
             return self.checked(slot, gen, crc, htag, buf);
         }
@@ -1522,11 +1530,12 @@ impl Snapshot {
             return Attempt::Retry;
         }
         let len = len as usize;
-        if let Err(no_room) = self.copy_payload(slot, len, buf) {
-            return no_room;
-        }
+        let copied = self.copy_payload(slot, len, buf);
         if !seqlock::read_validate(seq, s1) || fgen != gen {
             return self.retry_unless_damaged(slot, gen);
+        }
+        if let Err(source) = copied {
+            return Attempt::NoRoom { len, source };
         }
         self.checked(slot, gen, crc, Tag(tag as u16), buf)
     }
@@ -1565,8 +1574,9 @@ impl Snapshot {
     /// descriptor describes, if it still does (and its length or tag tells them apart), is the
     /// one that was published; an inline copy of that generation is that one too.
     ///
-    /// `OutOfMemory` when a candidate is larger than this process can allocate: skipping it
-    /// would bring back an older value than the newest whole one.
+    /// `OutOfMemory` when a candidate too large for this process to allocate (its frame whole,
+    /// read under its stamp) is newer than every whole one found: bringing back an older value
+    /// instead would lose the newest.
     pub(crate) fn newest_whole_before(&self, latest: u64) -> Result<Option<(u64, Tag, Vec<u8>)>> {
         let l = &self.layout;
         let (gen, current) = split_latest(latest);
@@ -1578,6 +1588,8 @@ impl Snapshot {
         let inline = [0, 1].map(|b| self.whole_inline(b, earlier.clone(), &mut buf));
         let mut best = inline.into_iter().flatten().max_by_key(|v| v.0);
         let mut described = best.is_some();
+        // The newest candidate that could not be copied for want of memory.
+        let mut too_large: Option<(u64, u64, std::collections::TryReserveError)> = None;
         for slot in (0..l.slots).filter(|&s| s != current) {
             let seq = self.region.word(l.slot(slot, F_SEQ));
             let Some(s1) = seqlock::read_begin(seq) else {
@@ -1594,25 +1606,34 @@ impl Snapshot {
             if fgen == 0 || fgen >= gen || !newer || len > l.capacity as u64 || tag > 0xffff {
                 continue;
             }
-            if let Err(source) =
-                self.region
-                    .copy_out(l.slot(slot, F_PAYLOAD), len as usize, &mut buf)
-            {
-                return Err(Error::OutOfMemory {
-                    name: self.name.clone(),
-                    len,
-                    source,
-                });
+            let copied = self
+                .region
+                .copy_out(l.slot(slot, F_PAYLOAD), len as usize, &mut buf);
+            if !seqlock::read_validate(seq, s1) {
+                continue;
             }
-            if !seqlock::read_validate(seq, s1)
-                || (crc & CRC_PRESENT != 0 && crc32fast::hash(&buf) != crc as u32)
-            {
+            if let Err(source) = copied {
+                if too_large.as_ref().is_none_or(|t| fgen > t.0) {
+                    too_large = Some((fgen, len, source));
+                }
+                continue;
+            }
+            if crc & CRC_PRESENT != 0 && crc32fast::hash(&buf) != crc as u32 {
                 continue;
             }
             best = Some((fgen, Tag(tag as u16), std::mem::take(&mut buf)));
             described = matches;
         }
-        Ok(best)
+        match too_large {
+            Some((g, len, source)) if best.as_ref().is_none_or(|b| g > b.0) => {
+                Err(Error::OutOfMemory {
+                    name: self.name.clone(),
+                    len,
+                    source,
+                })
+            }
+            _ => Ok(best),
+        }
     }
 
     /// The value inline buffer `b` holds, if it is whole: of a generation `d` in `gens`, at
@@ -1706,11 +1727,17 @@ impl Snapshot {
     ) -> Attempt {
         let l = &self.layout;
         // `len <= capacity` (checked by `descriptor`).
-        if let Err(no_room) = self.copy_payload(slot, len, buf) {
-            return no_room;
-        }
+        let copied = self.copy_payload(slot, len, buf);
         crate::sync::fence(Ordering::Acquire);
         let now = self.region.word(H_LATEST).load(Ordering::Relaxed);
+        if let Err(source) = copied {
+            // `latest` still naming `gen` vouches for its descriptor, and so for `len`.
+            return if split_latest(now).0 == gen {
+                Attempt::NoRoom { len, source }
+            } else {
+                Attempt::Retry
+            };
+        }
         if split_latest(now).0 != gen {
             // Overtaken: the frame decides, read as one slice (one bounds check). The stamp is
             // read as a seqlock read begins (Relaxed, then Acquire), here after the copy.
