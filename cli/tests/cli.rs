@@ -783,7 +783,8 @@ fn new_exists_force_and_exist_ok() {
         &e.run(&["new", "./junk.txt", "--size", "1KiB"]),
         6,
         "cannot create channel './junk.txt': the name is taken by a file that is not an mmf \
-         channel (it starts with bytes 6e 6f 74 20 61 20 63 68); choose another name, or delete \
+         channel (it starts with \"not a ch\" (6e 6f 74 20 61 20 63 68)); choose another name, or \
+         delete \
          the file (rm ./junk.txt)",
     );
     // A file shorter than 8 bytes: its own bytes, not the zeros past its end.
@@ -791,8 +792,8 @@ fn new_exists_force_and_exist_ok() {
     fails(
         &e.run(&["new", "./short.txt", "--size", "1KiB"]),
         6,
-        "the name is taken by a file that is not an mmf channel (it is only 6 bytes: 68 65 6c \
-         6c 6f 0a); choose another name",
+        "the name is taken by a file that is not an mmf channel (the file is only 6 bytes: 68 65 \
+         6c 6c 6f 0a); choose another name",
     );
     fails(
         &e.run(&["read", "./short.txt"]),
@@ -828,7 +829,8 @@ fn new_exists_force_and_exist_ok() {
     fails(
         &e.run(&["new", "S", "--size", "1KiB"]),
         6,
-        "is not an mmf channel (it starts with bytes 73 6f 6d 65 74 68 69 6e); choose another \
+        "is not an mmf channel (it starts with \"somethin\" (73 6f 6d 65 74 68 69 6e)); choose \
+         another \
          name, or `mmf \
          remove S` deletes it",
     );

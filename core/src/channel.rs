@@ -1958,7 +1958,8 @@ fn taken(name: &str, path: &Path) -> Error {
         found if read.is_ok() && found != 0 && found != MAGIC => Error::WrongMagic {
             name: name.to_owned(),
             found,
-            file_len: meta.len(),
+            // 8 bytes were read: a file shrunk since is still shown with them.
+            file_len: meta.len().max(8),
         },
         _ => exists(),
     }
@@ -2010,8 +2011,9 @@ fn check_replaceable(
                 return Err(Error::WrongMagic {
                     name,
                     found,
-                    file_len: meta.len(),
-                })
+                    // 8 bytes were read: a file shrunk since is still shown with them.
+                    file_len: meta.len().max(8),
+                });
             }
             Err(_) if head.is_empty() => return not_a_channel("the file is empty".into()),
             Err(_) => return not_a_channel(format!("the file is only {} bytes", head.len())),

@@ -252,6 +252,18 @@ pub(crate) const NOTHING_WHOLE: &str =
     "no earlier value is whole in any slot or in the header; publish a new one";
 
 impl Error {
+    /// For [`WrongMagic`](Error::WrongMagic), how the file starts, as its message says it: "it
+    /// starts with ..." or "the file is only N bytes: ...", its bytes in file order (as `xxd`
+    /// shows them), and as text too where they are printable. `None` for every other error.
+    pub fn file_start(&self) -> Option<String> {
+        match self {
+            Error::WrongMagic {
+                found, file_len, ..
+            } => Some(first_bytes(*found, *file_len)),
+            _ => None,
+        }
+    }
+
     /// Whether this is damage to the channel's current value alone ([`Error::Corrupt`] from a
     /// read, from [`Channel::verify`](crate::Channel::verify), or from
     /// [`Channel::recover`](crate::Channel::recover) finding nothing whole), which

@@ -137,22 +137,9 @@ fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
                     .context(format!("cannot create channel '{location}'"))
             }
         },
-        Err(E::WrongMagic {
-            found, file_len, ..
-        }) => format!(
-            "a file that is not an mmf channel ({} {}); choose another name, or {clear}",
-            if file_len < 8 {
-                format!("it is only {file_len} bytes:")
-            } else {
-                "it starts with bytes".to_owned()
-            },
-            // In file order, as `xxd` shows them (the word's hex reads them backwards); of a
-            // shorter file only its own bytes, not the padding.
-            found.to_le_bytes()[..file_len.min(8) as usize]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+        Err(ref e @ E::WrongMagic { .. }) => format!(
+            "a file that is not an mmf channel ({}); choose another name, or {clear}",
+            e.file_start().unwrap_or_default()
         ),
         Err(E::NotInitialized { .. }) => format!(
             "a file without a channel header (empty, or its creator died while making it); if no \
