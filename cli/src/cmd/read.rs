@@ -149,15 +149,15 @@ pub(super) fn render(
     let as_text = |bytes: Vec<u8>| -> anyhow::Result<Vec<u8>> {
         if pretty && meta.tag == Tag::JSON {
             let v: serde_json::Value = serde_json::from_slice(&bytes)?;
-            return Ok(line(serde_json::to_string_pretty(&v)?.into_bytes(), false));
+            return line(serde_json::to_string_pretty(&v)?.into_bytes(), false);
         }
-        Ok(line(bytes, raw))
+        line(bytes, raw)
     };
     let as_json = |bytes: Vec<u8>| -> anyhow::Result<Vec<u8>> {
-        Ok(line(
+        line(
             mmf::json::msgpack_to_json(&bytes, pretty)?.into_bytes(),
             raw,
-        ))
+        )
     };
     let mismatch = |wanted: &str| -> anyhow::Error {
         Coded(
@@ -196,10 +196,19 @@ pub(super) fn render(
     }
 }
 
-/// Text ends with exactly the newline it had, or one added (unless `raw`).
-fn line(mut bytes: Vec<u8>, raw: bool) -> Vec<u8> {
+/// Text ends with exactly the newline it had, or one added (unless `raw`). The byte's room is
+/// asked for, not assumed: `bytes` holds exactly the value, which may be most of the memory at
+/// hand, and growing it with `push` would abort the process where the allocator refuses.
+fn line(mut bytes: Vec<u8>, raw: bool) -> anyhow::Result<Vec<u8>> {
     if !raw && bytes.last() != Some(&b'\n') {
+        bytes.try_reserve_exact(1).map_err(|e| {
+            anyhow::anyhow!(
+                "no memory to add a newline to a value of {} bytes ({e}); `--format bytes` \
+                 prints it as it is",
+                bytes.len()
+            )
+        })?;
         bytes.push(b'\n');
     }
-    bytes
+    Ok(bytes)
 }
