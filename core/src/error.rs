@@ -171,8 +171,9 @@ pub enum Error {
     },
     /// The value is larger than this process could allocate a buffer for: a read (or
     /// [`Channel::recover`](crate::Channel::recover)) could not reserve its `len` bytes. Nothing
-    /// was changed; the caller's buffer is left empty. Only a channel whose capacity exceeds the memory at hand gets here
-    /// (its file may be sparse), and the value stays readable where there is more.
+    /// was changed; the caller's buffer is left empty. Only a channel whose capacity exceeds the
+    /// memory at hand gets here (its file may be sparse), and the value stays readable where
+    /// there is more.
     #[error("channel '{name}': its value is {len} bytes, and this process could not allocate a buffer that large ({source}); read it where more memory is free, or have its writers publish smaller values")]
     OutOfMemory {
         /// The channel's name or path.

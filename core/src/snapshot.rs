@@ -1606,9 +1606,7 @@ impl Snapshot {
             if fgen == 0 || fgen >= gen || !newer || len > l.capacity as u64 || tag > 0xffff {
                 continue;
             }
-            let copied = self
-                .region
-                .copy_out(l.slot(slot, F_PAYLOAD), len as usize, &mut buf);
+            let copied = self.copy_payload(slot, len as usize, &mut buf);
             if !seqlock::read_validate(seq, s1) {
                 continue;
             }
