@@ -267,7 +267,9 @@ pub struct ReadArgs {
     #[arg(long)]
     pub wait: bool,
     /// Wait for a value newer than generation GEN (implies --wait; returns at once if the
-    /// current value is newer already).
+    /// current value is newer already). GEN counts in the channel under the name now: one
+    /// removed and created again starts again from 1 (`info --json` and `watch --meta` give
+    /// the incarnation that tells channels apart).
     #[arg(long, value_name = "GEN")]
     pub after: Option<u64>,
     /// Give up waiting after DUR (500ms, 5s, 2m; a bare number is seconds) and exit with code 8
@@ -290,11 +292,14 @@ pub struct WatchArgs {
     /// Only values published after the watch starts (not the current one).
     #[arg(long)]
     pub new_only: bool,
-    /// Print each value as a JSON object with its generation, codec and the number of
-    /// generations skipped before it: {"generation":..,"skipped":..,"codec":..,"value":..}; a
-    /// value that cannot be shown has "error" in place of "value" (and is not counted). A value
-    /// a crash damaged (which cannot be read at all) gets no record: stderr says so, and the
-    /// watch waits for the publish that replaces it.
+    /// Print each value as a JSON object with its generation, the channel's incarnation (as in
+    /// `info --json`), codec and the number of generations skipped before it:
+    /// {"generation":..,"incarnation":"..","skipped":..,"codec":..,"value":..}. Generations
+    /// start again from 1 in a channel removed and created again, which the watch follows (with
+    /// a note on stderr): compare (incarnation, generation), not generations alone. A value that
+    /// cannot be shown has "error" in place of "value" (and is not counted). A value a crash
+    /// damaged (which cannot be read at all) gets no record: stderr says so, and the watch
+    /// waits for the publish that replaces it.
     #[arg(long)]
     pub meta: bool,
 }

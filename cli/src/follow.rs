@@ -19,6 +19,9 @@ pub struct Followed {
     follower: Follower,
     /// Whether `open` had to wait for the channel to be created.
     created_meanwhile: bool,
+    /// Whether stderr was told that the name no longer leads to the channel (removed, not yet
+    /// created again): said once per removal.
+    removal_said: bool,
 }
 
 /// Why a wait returned.
@@ -51,6 +54,7 @@ impl Followed {
                     return Ok(Followed {
                         created_meanwhile: created_meanwhile || follower.appeared(),
                         follower,
+                        removal_said: false,
                     })
                 }
                 Err(e @ mmf::channel::Error::NotFound { .. }) if !location.can_appear() => {
@@ -96,6 +100,10 @@ impl Followed {
     /// Waits until the channel's generation moves past `since` or the name leads to another
     /// channel. The deadline passing is exit code 8 with the message `timed_out` builds, an
     /// interrupt (Ctrl-C, SIGTERM) exit code 130.
+    ///
+    /// Says on stderr, once each, that the channel was removed (the wait goes on, for a channel
+    /// created again under the name) and that a new one was found: a script that kept a
+    /// generation number must know it no longer applies.
     pub fn wait(
         &mut self,
         since: u64,
@@ -119,7 +127,32 @@ impl Followed {
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).
             match self.follower.wait(since, left.min(SLICE))? {
                 Some(Change::Newer(_)) => return Ok(Waited::Changed),
-                Some(Change::Replaced) => return Ok(Waited::Replaced),
+                Some(Change::Replaced) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "mmf: '{}' is a new channel now (removed and created again, incarnation \
+                         {:016x}); following it, and its generations start again from 1",
+                        self.follower.location(),
+                        self.channel().incarnation()
+                    );
+                    self.removal_said = false;
+                    return Ok(Waited::Replaced);
+                }
+                // Removed and not created again (yet): the wait goes on, which without a word
+                // looks like a wait on an idle channel.
+                None if !self.removal_said && !self.channel().is_current().unwrap_or(true) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "mmf: channel '{}' was removed; waiting for it to be created again{}",
+                        self.follower.location(),
+                        if deadline.is_some() {
+                            ""
+                        } else {
+                            " (--timeout bounds the wait)"
+                        }
+                    );
+                    self.removal_said = true;
+                }
                 None => {}
             }
             if output_gone() {

@@ -638,11 +638,13 @@ fn a_watch_goes_on_past_a_value_it_cannot_show() {
             .contains("invalid MessagePack"),
         "{lines:?}"
     );
+    let inc = format!("{:016x}", ch.incarnation());
+    assert_eq!(lines[0]["incarnation"], inc.as_str(), "{lines:?}");
     assert_eq!(
         lines[1..],
         [
-            serde_json::json!({"generation": 2, "skipped": 0, "codec": "text", "value": {"$bin": "Y2Fm6Q=="}}),
-            serde_json::json!({"generation": 3, "skipped": 0, "codec": "text", "value": "fine"}),
+            serde_json::json!({"generation": 2, "incarnation": inc, "skipped": 0, "codec": "text", "value": {"$bin": "Y2Fm6Q=="}}),
+            serde_json::json!({"generation": 3, "incarnation": inc, "skipped": 0, "codec": "text", "value": "fine"}),
         ]
     );
     assert!(
@@ -1670,10 +1672,16 @@ fn wait_parked(ch: &mmf::Channel) {
 }
 
 impl Env {
+    /// The path of the shared-memory channel `name` in this test's directory, which this
+    /// process (without the commands' `MMF_SHM_DIR`) opens it by.
+    fn shm_name(&self, name: &str) -> String {
+        let path = self.dir.join(format!("mmf.{name}"));
+        path.to_str().unwrap().to_owned()
+    }
+
     /// [`wait_parked`] on the shared-memory channel `name`.
     fn parked(&self, name: &str) {
-        let path = self.dir.join(format!("mmf.{name}"));
-        wait_parked(&mmf::Channel::open(path.to_str().unwrap()).unwrap());
+        wait_parked(&mmf::Channel::open(&self.shm_name(name)).unwrap());
     }
 }
 
@@ -1754,6 +1762,38 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     bg.wait_lines(2);
     e.ok(&["out", "T", "third"]);
     assert_eq!(bg.finish_ok(20), "after-force\nsecond\nthird\n");
+    // With --meta, the records say which channel each value is of, and stderr says that the
+    // channel went and that a new one came: its generations start again from 1, so a script
+    // that compared generations alone would drop its values.
+    let old = mmf::Channel::open(&e.shm_name("T")).unwrap().incarnation();
+    let bg = Bg::start(
+        &e,
+        &["watch", "T", "--meta", "--count", "2", "--timeout", "20s"],
+    );
+    bg.wait_lines(1);
+    e.ok(&["remove", "T"]);
+    bg.wait_stderr("mmf: channel 'T' was removed; waiting for it to be created again");
+    e.ok(&["new", "T", "--size", "64"]);
+    let new = mmf::Channel::open(&e.shm_name("T")).unwrap().incarnation();
+    e.ok(&["out", "T", "fourth"]);
+    let out = bg.finish(20);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines = ndjson(&out.stdout);
+    assert_eq!(
+        lines,
+        [
+            serde_json::json!({"generation": 2, "incarnation": format!("{old:016x}"), "skipped": 0, "codec": "text", "value": "third"}),
+            serde_json::json!({"generation": 1, "incarnation": format!("{new:016x}"), "skipped": 0, "codec": "text", "value": "fourth"}),
+        ]
+    );
+    assert!(
+        err.contains(&format!(
+            "mmf: 'T' is a new channel now (removed and created again, incarnation {new:016x}); \
+             following it, and its generations start again from 1"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1947,13 +1987,17 @@ fn watch_reports_skipped_generations() {
     let out = bg.finish(20);
     assert!(out.status.success());
     let lines = ndjson(&out.stdout);
+    let inc = format!(
+        "{:016x}",
+        mmf::Channel::open(&e.shm_name("T")).unwrap().incarnation()
+    );
     assert_eq!(
         lines[0],
-        serde_json::json!({"generation": 1, "skipped": 0, "codec": "text", "value": "a"})
+        serde_json::json!({"generation": 1, "incarnation": inc, "skipped": 0, "codec": "text", "value": "a"})
     );
     assert_eq!(
         lines[1],
-        serde_json::json!({"generation": 4, "skipped": 2, "codec": "text", "value": "d"})
+        serde_json::json!({"generation": 4, "incarnation": inc, "skipped": 2, "codec": "text", "value": "d"})
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 2 generations"));
 }

@@ -63,7 +63,8 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         };
         skipped_total += skipped;
         first = false;
-        let out = match line_for(&location, meta, &mut buf, skipped, a.meta) {
+        let incarnation = followed.channel().incarnation();
+        let out = match line_for(&location, meta, incarnation, &mut buf, skipped, a.meta) {
             Ok(line) => line,
             Err(e) => {
                 // Another process stored something that cannot be shown (invalid MessagePack,
@@ -78,7 +79,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                     crate::exit::command("read", &location.to_string(), "--format bytes")
                 );
                 if a.meta {
-                    super::print_bytes(&error_line(meta, skipped, &format!("{e}"))?)?;
+                    super::print_bytes(&error_line(meta, incarnation, skipped, &format!("{e}"))?)?;
                 }
                 last = meta.generation;
                 continue;
@@ -111,13 +112,14 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
 
 /// One value as one line: NDJSON for JSON, MessagePack (as JSON) and raw bytes (`{"$bin":
 /// base64}`), text as it is (with a newline added), or with `meta` the JSON record of
-/// generation, skipped generations, codec and value.
+/// generation, the channel's incarnation, skipped generations, codec and value.
 ///
 /// The line is built as text, not as a `serde_json::Value`: a tree of a large value another
 /// process stored would take many times its size in memory.
 fn line_for(
     location: &Location,
     meta: Meta,
+    incarnation: u64,
     buf: &mut Vec<u8>,
     skipped: u64,
     with_meta: bool,
@@ -147,7 +149,9 @@ fn line_for(
     };
     let mut line = if with_meta {
         format!(
-            "{{\"generation\":{},\"skipped\":{skipped},\"codec\":{},\"value\":{value}}}",
+            // The incarnation as `info --json` gives it: 16 hex digits (as a number, it would
+            // lose its low bits in jq and JavaScript, which hold integers in doubles).
+            "{{\"generation\":{},\"incarnation\":\"{incarnation:016x}\",\"skipped\":{skipped},\"codec\":{},\"value\":{value}}}",
             meta.generation,
             serde_json::to_string(&meta.tag.to_string())?
         )
@@ -165,11 +169,13 @@ fn bin(bytes: &[u8]) -> anyhow::Result<String> {
     )?)
 }
 
-/// With `--meta`, the record of a value that cannot be shown: its generation, skipped
-/// generations and codec, and the error in place of the value. (Not counted by `--count`.)
-fn error_line(meta: Meta, skipped: u64, error: &str) -> anyhow::Result<Vec<u8>> {
+/// With `--meta`, the record of a value that cannot be shown: its generation, the channel's
+/// incarnation, skipped generations and codec, and the error in place of the value. (Not
+/// counted by `--count`.)
+fn error_line(meta: Meta, incarnation: u64, skipped: u64, error: &str) -> anyhow::Result<Vec<u8>> {
     let mut line = serde_json::to_vec(&json!({
         "generation": meta.generation,
+        "incarnation": format!("{incarnation:016x}"),
         "skipped": skipped,
         "codec": meta.tag.to_string(),
         "error": error,
