@@ -580,9 +580,53 @@ fn small_tmpfs(size: &str) -> Option<std::path::PathBuf> {
     }
 }
 
-fn unmount(dir: &std::path::Path) {
-    let _ = Command::new("umount").arg(dir).status();
-    let _ = std::fs::remove_dir(dir);
+/// Makes a 16 MiB ext4 image and mounts it at a fresh directory (the image is removed once
+/// mounted, so unmounting frees it), or `None` where this machine does not allow it.
+fn small_ext4() -> Option<std::path::PathBuf> {
+    let base = std::env::temp_dir().join(format!("mmf-ext4-{}", std::process::id()));
+    let (image, dir) = (base.with_extension("img"), base.with_extension("mnt"));
+    std::fs::File::create(&image).ok()?.set_len(16 << 20).ok()?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let ran = |cmd: &mut Command| {
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ok = ran(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))
+        && ran(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&dir));
+    let _ = std::fs::remove_file(&image);
+    if ok {
+        Some(dir)
+    } else {
+        let _ = std::fs::remove_dir(&dir);
+        None
+    }
+}
+
+/// The bytes free in the file system of `dir`, as `df` says.
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// A file system mounted for a test, unmounted (and its directory removed) when dropped, even
+/// by a test that fails.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 #[test]
@@ -591,14 +635,48 @@ fn a_full_file_system_is_an_error_at_creation_not_a_crash_later() {
         eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the error path is covered by NoSpace mapping in core");
         return;
     };
+    let dir = Mounted(dir);
+    too_large_for(&dir.0);
+}
+
+/// On a disk file system, a `posix_fallocate` that runs out of space keeps the blocks it took
+/// until the file is gone (tmpfs gives them back itself), which the message once measured as
+/// the file system's free space ("0 bytes free"), and which other programs writing there found
+/// taken for as long as the allocation ran.
+#[test]
+fn a_full_disk_file_system_is_an_error_at_creation_that_takes_no_space() {
+    let Some(dir) = small_ext4() else {
+        eprintln!("SKIPPED: cannot make and mount an ext4 image here (needs root, mkfs.ext4 and loop devices)");
+        return;
+    };
+    let dir = Mounted(dir);
+    too_large_for(&dir.0);
+}
+
+/// Creations too large for the file system at `dir` fail with `NoSpace`, which says the file
+/// system's free space, leave nothing behind and take nothing; one that fits works.
+fn too_large_for(dir: &std::path::Path) {
     let path = dir.join("big.mmf");
-    let err = Options::new()
-        .capacity(512 * 1024)
-        .create(&Location::file(&path))
-        .unwrap_err();
-    assert!(matches!(err, mmf::channel::Error::NoSpace { .. }), "{err}");
-    assert!(err.to_string().contains("bytes free"), "{err}");
-    assert!(!path.exists(), "nothing is left behind");
+    let free = free_bytes(dir);
+    assert!(free > 64 * 1024, "{free}");
+    for capacity in [free as usize / 2, 1 << 40] {
+        let err = Options::new()
+            .capacity(capacity)
+            .create(&Location::file(&path))
+            .unwrap_err();
+        let mmf::channel::Error::NoSpace {
+            available: Some(available),
+            bytes,
+            ..
+        } = err
+        else {
+            panic!("{err}");
+        };
+        assert!(err.to_string().contains("bytes free"), "{err}");
+        assert!(!path.exists(), "nothing is left behind");
+        assert!(bytes > free, "{bytes} {free}");
+        assert_eq!((available, free_bytes(dir)), (free, free), "{err}");
+    }
     // A channel that fits still works on the same file system.
     let ch = Options::new()
         .capacity(16 * 1024)
@@ -606,8 +684,6 @@ fn a_full_file_system_is_an_error_at_creation_not_a_crash_later() {
         .unwrap();
     ch.publish_bytes(&[7; 16 * 1024]).unwrap();
     assert_eq!(ch.read_bytes().unwrap(), [7; 16 * 1024]);
-    drop(ch);
-    unmount(&dir);
 }
 
 #[test]

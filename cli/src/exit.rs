@@ -193,6 +193,11 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
              nothing was published (`{}` makes a larger channel, dropping the current value)",
             command("new", arg.unwrap_or("NAME"), "--size SIZE --force")
         ),
+        // The library's advice in the command's own words (its options, not `Options`').
+        (CoreError::NoSpace { .. }, _) => c.to_string().replace(
+            "give it a smaller size or fewer readers",
+            "give it a smaller --size or fewer --readers",
+        ),
         (CoreError::AlreadyExists { name }, "new") => format!(
             "a channel named '{name}' already exists (--force replaces it, --exist-ok opens it \
              as it is)"

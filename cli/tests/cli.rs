@@ -2341,7 +2341,7 @@ fn a_full_shm_dir_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("bytes free")
-            && err.contains("--readers")
+            && err.contains("give it a smaller --size or fewer --readers")
             && err.contains("enlarge it by at least ")
             && err.contains("remount,size=SIZE"),
         "{err}"

@@ -242,6 +242,10 @@ impl Options {
 
     /// Creates a new channel; fails with [`Error::AlreadyExists`] if a channel has the name,
     /// and with [`Error::WrongMagic`] or [`Error::NotAFile`] if a file that is not one does.
+    ///
+    /// The channel takes about `(readers + 2) x capacity` bytes of its file system (shared
+    /// memory for a name, the disk for a path), all allocated here: a file system with less
+    /// free space is [`Error::NoSpace`], said before anything is allocated.
     pub fn create(&self, location: &Location) -> Result<Channel> {
         match location.checked_path()? {
             None => self.anonymous(),
@@ -298,18 +302,33 @@ impl Options {
         // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
         lock_shared_by(&file, Instant::now().checked_add(self.init_timeout))
             .map_err(|e| cleanup(io_error(&name, path, "locking", e)))?;
-        os::allocate(&file, layout.total_bytes as u64).map_err(|e| {
-            cleanup(if e.raw_os_error() == Some(libc::ENOSPC) {
-                let dir = dir_of(path).to_owned();
-                Error::NoSpace {
-                    name: name.clone(),
-                    bytes: layout.total_bytes as u64,
-                    available: os::space(&dir).ok().map(|(_, free)| free),
-                    dir,
-                }
+        let bytes = layout.total_bytes as u64;
+        let dir = dir_of(path).to_owned();
+        let no_space = |available: Option<u64>| Error::NoSpace {
+            name: name.clone(),
+            bytes,
+            dir: dir.clone(),
+            available,
+        };
+        // Refused before a block is taken where the file system says it has too few: a
+        // `posix_fallocate` that fails half-way holds what it took until the file is removed, so
+        // a size mistyped by a unit (G for M) would fill the file system for a moment, and other
+        // programs writing there would fail.
+        if let Ok((_, free)) = os::space(&dir) {
+            if free < bytes {
+                return Err(cleanup(no_space(Some(free))));
+            }
+        }
+        os::allocate(&file, bytes).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                // Given back first (the handle still open holds the blocks of a removed file):
+                // the space a failed allocation took is not the file system's free space.
+                let _ = file.set_len(0);
+                let _ = std::fs::remove_file(path);
+                no_space(os::space(&dir).ok().map(|(_, free)| free))
             } else {
-                io_error(&name, path, "allocating", e)
-            })
+                cleanup(io_error(&name, path, "allocating", e))
+            }
         })?;
         let map = memmap2::MmapOptions::new()
             .len(layout.total_bytes)

@@ -190,7 +190,7 @@ pub enum Error {
         name: String,
     },
     /// The file system (typically `/dev/shm`) has no room for the channel.
-    #[error("no space for channel '{name}' in {dir}: it needs {bytes} bytes ((readers + 2) x its size, and a header), the file system has {} free; free space there, give it a smaller size or fewer readers (`Options::readers`, or --readers of `mmf new`), or {}", available.map_or("not that much".to_owned(), |a| format!("{a} bytes")), enlarge(dir, *bytes, *available))]
+    #[error("no space for channel '{name}' in {dir}: it needs {bytes} bytes ((readers + 2) x its size, and a header), the file system has {} free; free space there, give it a smaller size or fewer readers, or {}", available.map_or("not that much".to_owned(), |a| format!("{a} bytes")), enlarge(dir, *bytes, *available))]
     NoSpace {
         /// The channel's name or path.
         name: String,
