@@ -778,12 +778,18 @@ fn new_exists_force_and_exist_ok() {
         6,
         "a channel named 'T' already exists (--force replaces it, --exist-ok opens it as it is)",
     );
-    // A name taken by something that is no channel: neither --force nor --exist-ok would help.
+    // A name taken by something that is no channel: neither --force nor --exist-ok would help,
+    // and all three say so with exit 1 (6 is for a channel that is there: a script that takes
+    // it for "already there, fine" would go on to publish into a plain file).
     std::fs::write(e.dir.join("junk.txt"), b"not a channel").unwrap();
     std::fs::write(e.dir.join("empty"), b"").unwrap();
+    for flag in ["--force", "--exist-ok"] {
+        let out = e.run(&["new", "./junk.txt", "--size", "1KiB", flag]);
+        fails(&out, 1, "'./junk.txt' is not an mmf channel");
+    }
     fails(
         &e.run(&["new", "./junk.txt", "--size", "1KiB"]),
-        6,
+        1,
         "cannot create channel './junk.txt': the name is taken by a file that is not an mmf \
          channel (it starts with \"not a ch\" (6e 6f 74 20 61 20 63 68)); choose another name, or \
          delete \
@@ -793,7 +799,7 @@ fn new_exists_force_and_exist_ok() {
     std::fs::write(e.dir.join("short.txt"), b"hello\n").unwrap();
     fails(
         &e.run(&["new", "./short.txt", "--size", "1KiB"]),
-        6,
+        1,
         "the name is taken by a file that is not an mmf channel (the file is only 6 bytes: 68 65 \
          6c 6c 6f 0a); choose another name",
     );
@@ -804,7 +810,7 @@ fn new_exists_force_and_exist_ok() {
     );
     fails(
         &e.run(&["new", "./empty", "--size", "1KiB"]),
-        6,
+        1,
         "the name is taken by a file without a channel header (empty, or its creator died while \
          making it); if no process is creating it, delete the file (rm ./empty)",
     );
@@ -816,7 +822,8 @@ fn new_exists_force_and_exist_ok() {
         .unwrap()
         .success());
     fails(&e.run(&["read", "pipe"]), 1, "FIFO");
-    // A FIFO under the name: exit 6 as for any taken name (it was 2, "usage").
+    // A FIFO under the name: exit 1 as for any name something other than a channel holds (it
+    // was 2, "usage").
     assert!(Command::new("mkfifo")
         .arg(e.dir.join("fifo"))
         .status()
@@ -824,13 +831,13 @@ fn new_exists_force_and_exist_ok() {
         .success());
     fails(
         &e.run(&["new", "./fifo", "--size", "1KiB"]),
-        6,
+        1,
         "cannot create channel './fifo': the name is taken by a FIFO, not an mmf channel",
     );
     std::fs::write(e.dir.join("mmf.S"), b"something else").unwrap();
     fails(
         &e.run(&["new", "S", "--size", "1KiB"]),
-        6,
+        1,
         "is not an mmf channel (it starts with \"somethin\" (73 6f 6d 65 74 68 69 6e)); choose \
          another \
          name, or `mmf \
@@ -1309,7 +1316,7 @@ fn remove_several_and_force() {
         fails(
             &e.run(&["remove", "--force", &path]),
             1,
-            "so it was not removed",
+            "mmf removes and replaces only its own channels, so it was left as it is",
         );
         assert_eq!(std::fs::read(e.dir.join(file)).unwrap(), contents);
     }

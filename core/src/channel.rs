@@ -241,7 +241,9 @@ impl Options {
     }
 
     /// Creates a new channel; fails with [`Error::AlreadyExists`] if a channel has the name,
-    /// and with [`Error::WrongMagic`] or [`Error::NotAFile`] if a file that is not one does.
+    /// with [`Error::NotInitialized`] if an empty or zero-filled file does (a channel being
+    /// created, or one whose creator died), and with [`Error::WrongMagic`] or
+    /// [`Error::NotAFile`] if something that is not a channel does.
     ///
     /// The channel takes about `(readers + 2) x capacity` bytes of its file system (shared
     /// memory for a name, the disk for a path), all allocated here: a file system with less
@@ -510,27 +512,30 @@ impl Options {
         }
         for _ in 0..100 {
             match self.create(location) {
-                Err(Error::AlreadyExists { name }) => match self.open(location) {
-                    // Removed between our create and open: try again; unless the name is a
-                    // symlink to nothing, which creating (never through a link) finds taken
-                    // and opening (through it) finds missing, for ever.
-                    Err(Error::NotFound { .. }) => {
-                        let path = location.path().unwrap_or_default();
-                        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
-                            return Err(Error::Io {
-                                op: "opening",
-                                path,
-                                source: io::Error::new(
-                                    io::ErrorKind::NotFound,
-                                    format!(
+                // A channel there, or one being created (which `open` waits for).
+                Err(Error::AlreadyExists { name } | Error::NotInitialized { name }) => {
+                    match self.open(location) {
+                        // Removed between our create and open: try again; unless the name is a
+                        // symlink to nothing, which creating (never through a link) finds taken
+                        // and opening (through it) finds missing, for ever.
+                        Err(Error::NotFound { .. }) => {
+                            let path = location.path().unwrap_or_default();
+                            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
+                                return Err(Error::Io {
+                                    op: "opening",
+                                    path,
+                                    source: io::Error::new(
+                                        io::ErrorKind::NotFound,
+                                        format!(
                                         "'{name}' is a symbolic link to a file that does not exist"
                                     ),
-                                ),
-                            });
+                                    ),
+                                });
+                            }
                         }
+                        other => return other.map(|ch| (ch, false)),
                     }
-                    other => return other.map(|ch| (ch, false)),
-                },
+                }
                 other => return other.map(|ch| (ch, true)),
             }
         }
@@ -1949,12 +1954,13 @@ pub(crate) fn regular_file(meta: &std::fs::Metadata, name: &str) -> Result<()> {
 }
 
 /// Why a channel cannot be created at `path`, which exists: [`Error::AlreadyExists`] for a
-/// channel, or for what may be one being created (its magic still 0, or not 8 bytes long yet);
-/// but a file that plainly is not one says so ([`Error::WrongMagic`], [`Error::NotAFile`]),
-/// since "open it, or remove it" would not help there (both refuse it). A symbolic link stays
+/// channel; [`Error::NotInitialized`] for what may be one being created, or one whose creator
+/// died before it wrote the header (empty, or its first word still 0), as `open` says of it;
+/// and for a file that plainly is not one, what it is ([`Error::WrongMagic`],
+/// [`Error::NotAFile`]). "Open it, or remove it" would help in
+/// neither of the last two cases: both refuse such a file. A symbolic link stays
 /// `AlreadyExists`: creating never follows one, opening does.
 fn taken(name: &str, path: &Path) -> Error {
-    use std::os::unix::fs::FileExt;
     let exists = || Error::AlreadyExists {
         name: name.to_owned(),
     };
@@ -1967,21 +1973,25 @@ fn taken(name: &str, path: &Path) -> Error {
     if let Err(not_a_file) = regular_file(&meta, name) {
         return not_a_file;
     }
-    let mut head = [0u8; 8];
+    let mut head = Vec::with_capacity(8);
     let read = OpenOptions::new()
         .read(true)
         .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
-        .and_then(|f| f.read_exact_at(&mut head, 0));
-    match u64::from_le_bytes(head) {
-        found if read.is_ok() && found != 0 && found != MAGIC => Error::WrongMagic {
-            name: name.to_owned(),
-            found,
-            // 8 bytes were read: a file shrunk since is still shown with them.
-            file_len: meta.len().max(8),
-        },
-        _ => exists(),
+        .and_then(|f| f.take(8).read_to_end(&mut head));
+    if read.is_err() {
+        return exists();
     }
+    if head[..] == MAGIC.to_le_bytes() {
+        return exists();
+    }
+    // As `open` says it (a file that grew or shrank since is shown with the bytes read).
+    let len = if head.len() < 8 {
+        head.len() as u64
+    } else {
+        meta.len().max(8)
+    };
+    small_image_error(&head, len, name)
 }
 
 /// The start of the temporary name under which [`Options::create_or_replace`] makes a channel.

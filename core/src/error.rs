@@ -41,9 +41,9 @@ pub enum Error {
         /// What it is instead ("FIFO", "socket", ...).
         kind: &'static str,
     },
-    /// `create` found a channel under the name already (or a file that may be one being
-    /// created, or a symbolic link; a file that plainly is not a channel is
-    /// [`WrongMagic`](Error::WrongMagic) or [`NotAFile`](Error::NotAFile)).
+    /// `create` found a channel under the name already (or a symbolic link; a file that may be
+    /// one being created is [`NotInitialized`](Error::NotInitialized), one that plainly is not
+    /// a channel [`WrongMagic`](Error::WrongMagic) or [`NotAFile`](Error::NotAFile)).
     #[error("a channel named '{name}' already exists; open it, or remove it first")]
     AlreadyExists {
         /// The channel's name or path.
@@ -92,11 +92,11 @@ pub enum Error {
         /// the padding.
         file_len: u64,
     },
-    /// `remove` was given a file path whose file does not start with the mmf magic number, and
-    /// not even with another: empty, shorter than 8 bytes, or zero-filled at the start. That is
-    /// any other file, or a channel whose creator died before it wrote the header; either way
-    /// mmf does not delete it.
-    #[error("'{name}' is not an mmf channel ({what}), so it was not removed; if it is what is left of a channel whose creation never finished, delete the file itself")]
+    /// `remove` or `create_or_replace` was given a file path whose file does not start with
+    /// the mmf magic number, and not even with another: empty, shorter than 8 bytes, or
+    /// zero-filled at the start. That is any other file, or a channel whose creator died before
+    /// it wrote the header; either way mmf neither deletes nor replaces it.
+    #[error("'{name}' is not an mmf channel ({what}); mmf removes and replaces only its own channels, so it was left as it is (if it is what is left of a channel whose creation never finished, delete the file itself)")]
     NotAChannel {
         /// The path as given.
         name: String,
@@ -113,7 +113,10 @@ pub enum Error {
         /// Version this build reads and writes.
         supported: u64,
     },
-    /// The creator has not finished initialising the header (or died before it could).
+    /// The creator has not finished initialising the header (or died before it could): the
+    /// file under the name is empty or starts with zeros. `open` says so once its
+    /// [`init_timeout`](crate::Options::init_timeout) has passed, `create` at once (the name is
+    /// taken either way).
     #[error("channel '{name}' is not initialised yet: its creator may still be starting, or died while creating it; retry, and if it stays so, remove it (a file path: delete the file)")]
     NotInitialized {
         /// The channel's name or path.

@@ -437,16 +437,35 @@ fn create_is_exclusive_open_needs_an_existing_channel() {
         let err = Channel::remove(&s.name()).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{err}");
         // Something else under the name: not "a channel already exists; open it, or remove it"
-        // (both would refuse it), but what it is. A file not yet 8 bytes long, or whose first
-        // word is still 0, may be a channel being created: that stays `AlreadyExists`.
+        // (both would refuse it), but what it is. An empty file, or one whose first word is
+        // still 0, may be a channel being created, or one whose creator died: `NotInitialized`,
+        // as `open` says of it (whose advice, to delete the file if it stays so, fits both).
         std::fs::write(s.path(), "hello world\n").unwrap();
         let err = Options::new().create(&s.location).unwrap_err();
         assert!(matches!(err, Error::WrongMagic { .. }), "{err}");
         assert!(err.to_string().contains("\"hello wo\""), "{err}");
-        for maybe_a_channel in [&b""[..], b"MMF", &[0; 4096]] {
+        for maybe_a_channel in [&b""[..], &[0; 4096]] {
             std::fs::write(s.path(), maybe_a_channel).unwrap();
             let err = Options::new().create(&s.location).unwrap_err();
-            assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+            assert!(matches!(err, Error::NotInitialized { .. }), "{err}");
+            let err = Options::new()
+                .init_timeout(Duration::from_millis(5))
+                .open_or_create(&s.location)
+                .unwrap_err();
+            assert!(matches!(err, Error::NotInitialized { .. }), "{err}");
+        }
+        // A short file says what it holds, even the start of the magic (a creator makes the
+        // whole file at once).
+        for (short, shown) in [("hi\n", "68 69 0a"), ("MMF", "\"MMF\" (4d 4d 46)")] {
+            std::fs::write(s.path(), short).unwrap();
+            let err = Options::new().create(&s.location).unwrap_err();
+            assert!(
+                matches!(err, Error::WrongMagic { file_len: 3, .. })
+                    && err
+                        .to_string()
+                        .contains(&format!("the file is only 3 bytes: {shown}")),
+                "{err}"
+            );
         }
         std::fs::remove_file(s.path()).unwrap();
         let made = std::process::Command::new("mkfifo").arg(s.path()).status();

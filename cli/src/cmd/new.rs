@@ -35,10 +35,11 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     } else {
         match o.create(&location) {
             Err(
-                e @ (mmf::channel::Error::AlreadyExists { .. }
+                mmf::channel::Error::AlreadyExists { .. }
+                | mmf::channel::Error::NotInitialized { .. }
                 | mmf::channel::Error::WrongMagic { .. }
-                | mmf::channel::Error::NotAFile { .. }),
-            ) => return Err(not_a_channel(e, &location)),
+                | mmf::channel::Error::NotAFile { .. },
+            ) => return Err(not_a_channel(&location)),
             r => r.map(|_| None),
         }
     }
@@ -98,11 +99,11 @@ fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
     );
 }
 
-/// `create`'s "already exists" (or its "not a channel", for a file it could tell is none), said
-/// as what is there: the channel's `--force` / `--exist-ok` advice only for a channel this user
-/// can open read-write; else what holds the name and how to clear it (still exit 6: the name is
-/// taken).
-fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
+/// `create` finding the name taken (a channel, one being made, or something else), said as
+/// what is there, looked at anew: the channel's `--force` / `--exist-ok` advice only for a
+/// channel this user can open read-write; else what holds the name and how to clear it (exit
+/// 6 where that is a channel, exit 1 where it is something else).
+fn not_a_channel(location: &Location) -> anyhow::Error {
     use mmf::channel::Error as E;
     // The default init timeout, not none: a channel that another `new` is making this very
     // moment (several racing for one name) is given its 250 ms to finish, and told as the
@@ -118,43 +119,70 @@ fn not_a_channel(e: mmf::channel::Error, location: &Location) -> anyhow::Error {
             exit::command("remove", &location.to_string(), "")
         )
     };
-    let taken = match probe {
+    // Exit 6 ("exists") only where a channel holds the name; anything else in its place is
+    // exit 1, as --force and --exist-ok say it: a script that takes 6 for "already there"
+    // must not go on to publish into a plain file.
+    let (code, taken) = match probe {
         // Readable, not writable (another user's, mode 0644): neither --force nor --exist-ok
         // (which opens it read-write, to publish) would do.
         Ok(_) => match Options::new().open(location) {
-            Err(E::PermissionDenied { .. }) => "a channel this user may read but not write \
-                 (another user's?); choose another name, or ask its owner"
-                .into(),
+            Err(E::PermissionDenied { .. }) => (
+                exit::EXISTS,
+                "a channel this user may read but not write (another user's?); choose another \
+                 name, or ask its owner"
+                    .into(),
+            ),
             Err(E::Io { ref source, .. })
                 if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
             {
-                "a channel on a read-only file system, where it can be neither written nor \
-                 replaced; choose a channel elsewhere"
-                    .into()
+                (
+                    exit::EXISTS,
+                    "a channel on a read-only file system, where it can be neither written nor \
+                     replaced; choose a channel elsewhere"
+                        .into(),
+                )
             }
+            // A channel this user may use, with the --force / --exist-ok advice; also where
+            // `create` found it still being made (the race of several `new`s for one name).
             _ => {
-                return anyhow::Error::from(e)
-                    .context(format!("cannot create channel '{location}'"))
+                let exists = E::AlreadyExists {
+                    name: location.to_string(),
+                };
+                return anyhow::Error::from(exists)
+                    .context(format!("cannot create channel '{location}'"));
             }
         },
-        Err(ref e @ E::WrongMagic { .. }) => format!(
-            "a file that is not an mmf channel ({}); choose another name, or {clear}",
-            e.file_start().unwrap_or_default()
+        Err(ref e @ E::WrongMagic { .. }) => (
+            exit::ERROR,
+            format!(
+                "a file that is not an mmf channel ({}); choose another name, or {clear}",
+                e.file_start().unwrap_or_default()
+            ),
         ),
-        Err(E::NotInitialized { .. }) => format!(
-            "a file without a channel header (empty, or its creator died while making it); if no \
-             process is creating it, {clear}"
+        Err(E::NotInitialized { .. }) => (
+            exit::ERROR,
+            format!(
+                "a file without a channel header (empty, or its creator died while making it); \
+                 if no process is creating it, {clear}"
+            ),
         ),
-        Err(E::NotAFile { kind, .. }) => {
-            format!("a {kind}, not an mmf channel; choose another name, or {clear}")
-        }
-        Err(E::PermissionDenied { .. }) => "a channel or file this user may not open (another \
-             user's?); choose another name"
-            .into(),
-        Err(other) => format!("something that cannot be opened as a channel ({other})"),
+        Err(E::NotAFile { kind, .. }) => (
+            exit::ERROR,
+            format!("a {kind}, not an mmf channel; choose another name, or {clear}"),
+        ),
+        // Most likely another user's channel.
+        Err(E::PermissionDenied { .. }) => (
+            exit::EXISTS,
+            "a channel or file this user may not open (another user's?); choose another name"
+                .into(),
+        ),
+        Err(other) => (
+            exit::ERROR,
+            format!("something that cannot be opened as a channel ({other})"),
+        ),
     };
     exit::Coded(
-        exit::EXISTS,
+        code,
         format!("cannot create channel '{location}': the name is taken by {taken}"),
     )
     .into()
