@@ -199,7 +199,8 @@ pub struct OutArgs {
     /// (`mmf out T -5`); other text that starts with '-' follows '--' (`mmf out T -- -x`).
     #[arg(allow_negative_numbers = true)]
     pub value: Option<String>,
-    /// Input is JSON: validated, stored as MessagePack (read back as JSON).
+    /// Input is JSON: validated (nested at most 127 levels deep, as every reader takes it),
+    /// stored as MessagePack (read back as JSON).
     #[arg(long, group = "informat")]
     pub json: bool,
     /// Input is a MessagePack document: validated (one document that `read` can show as JSON),
@@ -254,10 +255,15 @@ pub struct ReadArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutFormat::Auto)]
     pub format: OutFormat,
+    /// The same as --format json (as --json of info, list and out).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Indent JSON output.
     #[arg(long)]
     pub pretty: bool,
-    /// Print text exactly as stored (no newline added).
+    /// Print text exactly as stored. Without it, text that does not end with a newline gets
+    /// one (text that does is printed as it is, never with a second), so that the shell's
+    /// $(...) or a line reader sees the value: with it, a round trip of any value is exact.
     #[arg(long)]
     pub raw: bool,
     /// Wait for a value newer than the current one. A channel that does not exist yet is waited
@@ -379,6 +385,7 @@ impl Cli {
             Ok([verb, name]) if verb == "read" => Command::Read(ReadArgs {
                 name,
                 format: OutFormat::Auto,
+                json: false,
                 pretty: false,
                 raw: false,
                 wait: false,

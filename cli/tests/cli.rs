@@ -761,6 +761,11 @@ fn read_formats_and_their_errors() {
     );
     assert!(e.run_in(&["out", "T", "--json"], b"[1,2]").status.success());
     assert_eq!(e.ok(&["read", "T", "--format", "json"]), "[1,2]\n");
+    // --json, as info, list and out have it, is --format json; not with another --format.
+    assert_eq!(e.ok(&["read", "T", "--json"]), "[1,2]\n");
+    let out = e.run(&["read", "T", "--json", "--format", "text"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
     fails(
         &e.run(&["read", "T", "--format", "text"]),
         5,
@@ -1398,7 +1403,7 @@ echo "${COMPREPLY[*]}""#,
         ("read|--format|", "auto text json msgpack bytes"),
         (
             "read|-",
-            "-h -V --format --pretty --raw --wait --after --timeout --help --version",
+            "-h -V --format --json --pretty --raw --wait --after --timeout --help --version",
         ),
         (
             "new|",

@@ -100,6 +100,20 @@ fn read_hint(found: Tag) -> String {
 }
 
 impl Error {
+    /// The generation of the value this error is about, where a value was read but could not
+    /// be given as asked ([`Decode`](Error::Decode), [`WrongTag`](Error::WrongTag)): a loop
+    /// reading after each value may say so and go on after it
+    /// ([`ChannelExt::read_after`](crate::ChannelExt::read_after) shows one). `None` for every
+    /// other error, which is about the channel or the call rather than one value.
+    pub fn generation(&self) -> Option<u64> {
+        match self {
+            Error::Decode { generation, .. } | Error::WrongTag { generation, .. } => {
+                Some(*generation)
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn json(e: &serde_json::Error) -> Error {
         let message = e.to_string();
         // serde_json appends " at line L column C"; keep only the description.

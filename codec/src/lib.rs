@@ -5,7 +5,7 @@
 //!
 //! | method | tag written | reads accept |
 //! |---|---|---|
-//! | [`publish`](ChannelExt::publish) / [`read`](ChannelExt::read) | MessagePack (structs as maps with field names) | MessagePack, JSON |
+//! | [`publish`](ChannelExt::publish) / [`read`](ChannelExt::read) | MessagePack (structs as maps with field names) | MessagePack, JSON; text into a type that takes a string |
 //! | [`publish_str`](ChannelExt::publish_str) / [`read_string`](ChannelExt::read_string) | text | text, JSON |
 //! | [`publish_bytes`](ChannelExt::publish_bytes) / [`read_bytes`](ChannelExt::read_bytes) | bytes | any |
 //! | [`publish_json`](ChannelExt::publish_json) / [`read_json`](ChannelExt::read_json) | MessagePack (from JSON text) | MessagePack, JSON |
@@ -54,26 +54,66 @@ pub trait ChannelExt {
     /// Publishes `value` as MessagePack (structs as maps with field names, so that MessagePack
     /// readers in other languages see named fields). Returns the new generation.
     ///
-    /// A value larger than the channel is [`mmf_core::Error::TooLarge`] with its whole encoded
-    /// length. Maps go out as serde writes them: one that names a key twice (a
-    /// `#[serde(flatten)]` map that holds a field's name) is not looked for here, which would
-    /// cost every publish of a struct a comparison of its field names;
+    /// # Errors
+    ///
+    /// A value larger than the channel is [`mmf_core::Error::TooLarge`] (in
+    /// [`Error::Channel`]) with its whole encoded length; one serde cannot encode, or nested
+    /// deeper than [`json::MAX_DEPTH`], is [`Error::Encode`]; the publish's own errors are
+    /// [`Error::Channel`]. In each case nothing is published.
+    ///
+    /// # Keys given twice
+    ///
+    /// Maps go out as serde writes them: one that names a key twice (a `#[serde(flatten)]` map
+    /// that holds a field's name) is not looked for here, which would cost every publish of a
+    /// struct a comparison of its field names;
     /// [`read_json`](ChannelExt::read_json) refuses such a value, and a typed read refuses it
     /// or keeps one of the two, as the type's `Deserialize` does with a key given twice.
     fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64>;
 
-    /// Reads the current value into `T`, from a MessagePack or JSON frame.
+    /// Reads the current value into `T`: a MessagePack or JSON value as serde decodes it, and a
+    /// text value (what `mmf out NAME hello` publishes) into a type that takes a string
+    /// (`String`, an enum's unit variant by its name).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Empty`]: nothing has been published yet;
+    /// - [`Error::Decode`]: a value that cannot become a `T` (another shape, or not what its
+    ///   tag says), with its generation ([`Error::generation`]);
+    /// - [`Error::WrongTag`]: a value of a tag that holds no typed value (bytes), with its
+    ///   generation;
+    /// - [`Error::Channel`]: what the read itself met ([`Channel::read_into`]'s errors).
+    ///
+    /// ```
+    /// use mmf_codec::{Channel, ChannelExt, Error};
+    ///
+    /// let ch = Channel::anonymous(256)?;
+    /// assert!(matches!(ch.read::<u32>(), Err(Error::Empty { .. })));
+    /// ch.publish(&7u32)?;
+    /// assert_eq!(ch.read::<u32>()?, 7);
+    /// ch.publish_str("ready")?;                        // a text value
+    /// assert_eq!(ch.read::<String>()?, "ready");
+    /// let err = ch.read::<u32>().unwrap_err();          // not a number
+    /// assert_eq!(err.generation(), Some(2));
+    /// # Ok::<(), mmf_codec::Error>(())
+    /// ```
     fn read<T: DeserializeOwned>(&self) -> Result<T>;
 
-    /// Like [`read`](ChannelExt::read), but copies through the caller's buffer (no allocation
-    /// for the copy when it is large enough) and also returns the frame's [`Meta`].
+    /// Like [`read`](ChannelExt::read) (with its errors), but copies through the caller's
+    /// buffer (no allocation for the copy when it is large enough) and also returns the
+    /// frame's [`Meta`].
     fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)>;
 
     /// Reads the newest value into `T` once its generation is past `since` (at once if it is
     /// already), waiting at most `timeout`: [`Channel::read_after_into`], typed. `None` if the
     /// timeout passes first. With the generation of the last value seen as `since`, a loop sees
-    /// every change, whatever it spends on each value. A value that cannot become a `T` is
-    /// [`Error::Decode`], which carries its generation: a loop that goes on reads after it.
+    /// every change, whatever it spends on each value.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`read`](ChannelExt::read), but for `Empty` (a wait from 0 waits for the first
+    /// value). A value that cannot become a `T` ([`Error::Decode`], or [`Error::WrongTag`] for
+    /// bytes) carries its generation, [`Error::generation`]: a loop that goes on reads after
+    /// it, as below, where another process published text where a list was expected.
     ///
     /// ```
     /// use std::time::Duration;
@@ -81,11 +121,27 @@ pub trait ChannelExt {
     ///
     /// let ch = Channel::anonymous(256)?;
     /// ch.publish(&[1, 2])?;
+    /// # let other = &ch;
     /// let mut seen = 0;
-    /// while let Some((meta, v)) = ch.read_after::<Vec<u32>>(seen, Duration::from_millis(10))? {
-    ///     assert_eq!((meta.generation, v), (1, vec![1, 2]));
-    ///     seen = meta.generation;
+    /// loop {
+    ///     match ch.read_after::<Vec<u32>>(seen, Duration::from_millis(10)) {
+    ///         Ok(Some((meta, v))) => {
+    ///             assert_eq!((meta.generation, v), (1, vec![1, 2]));
+    ///             seen = meta.generation;
+    ///             other.publish_str("oops")?;          // not a list
+    ///         }
+    ///         Ok(None) => break,                       // nothing newer within 10 ms
+    ///         Err(e) => match e.generation() {
+    ///             Some(g) => {
+    ///                 assert_eq!(g, 2);                 // one bad value: say so, read on
+    ///                 eprintln!("skipped: {e}");
+    ///                 seen = g;
+    ///             }
+    ///             None => return Err(e),               // the channel itself failed
+    ///         },
+    ///     }
     /// }
+    /// assert_eq!(seen, 2);
     /// # Ok::<(), mmf_codec::Error>(())
     /// ```
     fn read_after<T: DeserializeOwned>(
@@ -94,21 +150,47 @@ pub trait ChannelExt {
         timeout: std::time::Duration,
     ) -> Result<Option<(Meta, T)>>;
 
-    /// Publishes UTF-8 text.
+    /// Publishes UTF-8 text. Returns the new generation.
+    ///
+    /// # Errors
+    ///
+    /// [`Channel::publish_raw`]'s, as [`Error::Channel`]: a text longer than the capacity is
+    /// [`mmf_core::Error::TooLarge`], and publishes nothing.
     fn publish_str(&self, text: &str) -> Result<u64>;
 
-    /// Reads a text (or JSON) value as a `String`. Another tag is [`Error::WrongTag`]; bytes that
-    /// are not UTF-8 are [`Error::Decode`], naming the channel and the value.
+    /// Reads a text (or JSON) value as a `String`.
+    ///
+    /// # Errors
+    ///
+    /// Nothing published yet is [`Error::Empty`], another tag [`Error::WrongTag`]; bytes that
+    /// are not UTF-8 are [`Error::Decode`], naming the channel and the value; the read's own
+    /// errors are [`Error::Channel`].
     fn read_string(&self) -> Result<String>;
 
-    /// Publishes raw bytes.
+    /// Publishes raw bytes. Returns the new generation.
+    ///
+    /// # Errors
+    ///
+    /// [`Channel::publish_raw`]'s, as [`Error::Channel`].
     fn publish_bytes(&self, bytes: &[u8]) -> Result<u64>;
 
     /// Reads the current value's bytes, whatever its tag.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] while nothing has been published (an empty value that was published
+    /// reads as no bytes); the read's own errors are [`Error::Channel`].
     fn read_bytes(&self) -> Result<Vec<u8>>;
 
-    /// Checks that `json` is valid JSON and publishes it as MessagePack. Invalid JSON is an
-    /// [`Error::InvalidJson`] with its line and column, and nothing is published.
+    /// Checks that `json` is valid JSON and publishes it as MessagePack. Returns the new
+    /// generation.
+    ///
+    /// # Errors
+    ///
+    /// Invalid JSON is [`Error::InvalidJson`] with its line and column, JSON nested deeper
+    /// than [`json::MAX_DEPTH`] [`Error::Encode`], and the publish's own errors
+    /// ([`mmf_core::Error::TooLarge`]...) [`Error::Channel`]; in each case nothing is
+    /// published.
     fn publish_json(&self, json: &str) -> Result<u64>;
 
     /// Reads a MessagePack or JSON value as JSON text (see [`json`] for how MessagePack that JSON
@@ -119,6 +201,12 @@ pub trait ChannelExt {
     /// as `2.5`, `"\u0041"` as `"A"`, `1e2` as `100.0`). A value that is
     /// not what its tag says (invalid MessagePack, JSON text that breaks those rules) is
     /// [`Error::Decode`], naming the channel and the value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] while nothing has been published, [`Error::WrongTag`] for text or
+    /// bytes, [`Error::Decode`] as said above, and the read's own errors as
+    /// [`Error::Channel`].
     fn read_json(&self, pretty: bool) -> Result<String>;
 }
 
@@ -298,7 +386,7 @@ impl io::Write for Bounded<'_> {
 }
 
 /// The value `buf` holds (read from `ch`, described by `meta`) decoded into `T`, from a
-/// MessagePack or JSON frame; one that cannot become a `T`, invalid or not, is
+/// MessagePack, JSON or text frame; one that cannot become a `T`, invalid or not, is
 /// [`Error::Decode`] with its generation (a reader can go on after it). Either is checked first
 /// by the rules mmf reads by: MessagePack without recursion ([`msgpack::check`]; rmp-serde
 /// counts no depth for enum variants, so a deep enough recursive enum from another process
@@ -336,7 +424,16 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
                 .map_err(invalid)?;
             serde_json::from_slice(buf).map_err(|e| mismatch(&e))?
         }
-        _ => return Err(wrong(ch, meta, "a MessagePack or JSON value")),
+        // Text, as `mmf out NAME hello` or `publish_str` stores it: into a type that takes a
+        // string (a `String`, an enum's unit variant by name), as serde gives it one.
+        Tag::TEXT => {
+            use serde::de::IntoDeserializer;
+            let text = std::str::from_utf8(buf).map_err(|e| invalid(e.into()))?;
+            let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+                text.into_deserializer();
+            T::deserialize(de).map_err(|e| failed(format!("{e}; read_string gives the text")))?
+        }
+        _ => return Err(wrong(ch, meta, "a MessagePack, JSON or text value")),
     };
     Ok((meta, value))
 }

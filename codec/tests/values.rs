@@ -145,21 +145,42 @@ fn text_and_bytes_helpers() {
 #[test]
 fn reading_the_wrong_tag_names_both() {
     let ch = Channel::anonymous(64).unwrap();
+    // Text reads into a type that takes a string (as `mmf out T ready` stores it); into any
+    // other, it is a value that does not decode, with its generation, for a loop to go past.
     ch.publish_str("plain text").unwrap();
+    assert_eq!(ch.read::<String>().unwrap(), "plain text");
     let err = ch.read::<Config>().unwrap_err();
     assert!(
         matches!(
             err,
-            Error::WrongTag {
-                found: Tag::TEXT,
+            Error::Decode {
+                tag: Tag::TEXT,
                 generation: 1,
                 ..
             }
         ),
         "{err}"
     );
+    assert_eq!(err.generation(), Some(1));
     let msg = err.to_string();
-    assert!(msg.contains("text") && msg.contains("MessagePack"), "{msg}");
+    assert!(
+        msg.contains("text value") && msg.ends_with("; read_string gives the text"),
+        "{msg}"
+    );
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum State {
+        Ready,
+        Busy,
+    }
+    ch.publish_str("busy").unwrap();
+    assert_eq!(ch.read::<State>().unwrap(), State::Busy);
+    ch.publish_raw(Tag::TEXT, b"caf\xe9").unwrap();
+    let err = ch.read::<String>().unwrap_err();
+    assert!(
+        matches!(err, Error::Decode { generation: 3, .. }) && err.to_string().contains("UTF-8"),
+        "{err}"
+    );
     ch.publish_bytes(b"\x00\x01").unwrap();
     let err = ch.read_string().unwrap_err();
     assert!(
@@ -170,11 +191,18 @@ fn reading_the_wrong_tag_names_both() {
         ch.read_json(false).unwrap_err(),
         Error::WrongTag { .. }
     ));
-    assert!(ch
-        .read::<u8>()
-        .unwrap_err()
-        .to_string()
-        .ends_with("; read it as bytes"));
+    let err = ch.read::<u8>().unwrap_err();
+    assert!(err.to_string().ends_with("; read it as bytes"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::WrongTag {
+                found: Tag::BYTES,
+                ..
+            }
+        ) && err.generation() == Some(4),
+        "{err}"
+    );
     // Tags the reader has no codec for: an application's, and 0 ("no value yet"), which a broken
     // writer published.
     ch.publish_raw(Tag(300), b"x").unwrap();

@@ -18,6 +18,7 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         )
         .into());
     }
+    let format = if a.json { OutFormat::Json } else { a.format };
     let location = Location::parse(&a.name)?;
     let (meta, bytes) = if a.wait || a.after.is_some() {
         read_next(location.clone(), a.after, a.timeout)?
@@ -37,11 +38,11 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let json_out = matches!(a.format, OutFormat::Auto | OutFormat::Json);
+    let json_out = matches!(format, OutFormat::Auto | OutFormat::Json);
     if a.pretty && json_out && matches!(meta.tag, Tag::MSGPACK | Tag::JSON) {
         return print_pretty(&location, meta, &bytes);
     }
-    let out = render(&location, meta, bytes, a.format, a.pretty, a.raw)
+    let out = render(&location, meta, bytes, format, a.pretty, a.raw)
         .map_err(|e| cannot_show(&location, meta, e))?;
     super::print_bytes(&out)
 }
