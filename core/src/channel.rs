@@ -755,14 +755,39 @@ impl Options {
 
 impl Channel {
     /// Creates a channel holding values of up to `capacity` bytes, with default [`Options`].
-    /// `name` is a shared-memory name, or a file path if it contains a `/`.
+    /// `name` is a shared-memory name, or a file path if it contains a `/` (`./state.mmf`, not
+    /// `state.mmf`, which is a shared-memory name). The channel takes about `(readers + 2) x
+    /// capacity` bytes (6x with the default 4 readers: one slot per pinned reader, and two).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidName`], [`Error::InvalidOptions`]: a name or capacity that cannot be;
+    /// - [`Error::AlreadyExists`]: a channel has the name; [`Error::NotInitialized`]: an empty
+    ///   or zero-filled file does (one being created, or whose creator died);
+    ///   [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`]: something else
+    ///   does;
+    /// - [`Error::NoSpace`]: its file system has too little room (nothing is allocated);
+    /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
+    ///   included, which the message names).
     pub fn create(name: &str, capacity: usize) -> Result<Channel> {
         Options::new()
             .capacity(capacity)
             .create(&Location::parse(name)?)
     }
 
-    /// Opens an existing channel by shared-memory name or file path.
+    /// Opens an existing channel by shared-memory name or file path, read-write (see
+    /// [`Options::read_only`] for read permission alone), with default [`Options`].
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidName`]: a name that cannot be;
+    /// - [`Error::NotFound`]: nothing under the name;
+    /// - [`Error::NotInitialized`]: a file still empty or zero-filled after
+    ///   [`Options::init_timeout`] (250 ms): a creator that died, or another program's file;
+    /// - [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`],
+    ///   [`Error::UnsupportedVersion`], [`Error::Corrupt`]: something that is not a channel
+    ///   this build reads;
+    /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused.
     pub fn open(name: &str) -> Result<Channel> {
         Options::new().open(&Location::parse(name)?)
     }
@@ -829,9 +854,20 @@ impl Channel {
 
     /// Publishes `bytes` as the next value, tagged `tag`, and returns its generation.
     ///
-    /// The value becomes visible to readers all at once. A value larger than the capacity is
-    /// refused with [`Error::TooLarge`], one tagged [`Tag::EMPTY`] (which marks a channel with no
-    /// value yet) with [`Error::EmptyTag`], and the previous value stays the latest.
+    /// The value becomes visible to readers all at once.
+    ///
+    /// # Errors
+    ///
+    /// In every case nothing is published and the previous value stays the latest:
+    /// - [`Error::TooLarge`]: a value larger than the capacity;
+    /// - [`Error::EmptyTag`]: the tag [`Tag::EMPTY`], which marks a channel with no value yet;
+    /// - [`Error::ReadOnly`]: a handle opened read-only;
+    /// - [`Error::Contended`]: another writer held the writer lock past
+    ///   [`Options::lock_timeout`];
+    /// - [`Error::Reentrant`]: a publish from inside this channel's
+    ///   [`publish_with`](Channel::publish_with) closure;
+    /// - [`Error::Corrupt`], [`Error::Truncated`]: another process damaged or shrank the
+    ///   mapping.
     #[inline]
     pub fn publish_raw(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
         self.publish_raw_as::<true>(tag, bytes)
@@ -896,7 +932,16 @@ impl Channel {
     }
 
     /// Copies the latest value into `buf` (replacing its contents, reusing its allocation) and
-    /// returns what it is. Never blocks a writer; never returns a torn value.
+    /// returns what it is. Never blocks a writer; never returns a torn value. Before the first
+    /// publish, `Ok` with [`Meta::is_empty`] and no bytes.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Contended`]: writers overtook every copy for [`Options::read_timeout`];
+    /// - [`Error::Corrupt`]: the mapping holds what no correct writer writes (with
+    ///   [`Error::mended_by_publish`] where only the current value is damaged);
+    /// - [`Error::OutOfMemory`]: a value larger than this process can allocate;
+    /// - [`Error::Truncated`]: another process shrank the file while it was mapped.
     #[inline]
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Meta> {
         // The pin entry belongs to the handle and is claimed at its first read (once per
