@@ -115,6 +115,7 @@ pub fn code(err: &anyhow::Error) -> u8 {
                 CodecError::WrongTag { .. }
                 | CodecError::InvalidJson { .. }
                 | CodecError::InvalidMsgpack(_)
+                | CodecError::NotJson(_)
                 | CodecError::InvalidUtf8(_)
                 | CodecError::Decode { .. }
                 | CodecError::Encode(_) => INVALID_INPUT,

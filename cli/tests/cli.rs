@@ -397,7 +397,7 @@ fn invalid_input_is_refused_and_the_previous_stays() {
         fails(
             &e.run_in(&["out", "T", "--msgpack"], mp),
             5,
-            &format!("not published, since `mmf read` could not show it (--bytes stores it as raw bytes): invalid MessagePack: the map at byte 0 has two keys that both read {key}"),
+            &format!("not published, since `mmf read` could not show it (--bytes stores it as raw bytes): valid MessagePack that JSON cannot show: the map at byte 0 has two keys that both read {key}"),
         );
     }
     fails(

@@ -495,7 +495,7 @@ fn check_keys(keys: &mut [(usize, usize)], text: &str, at: usize) -> Result<()> 
         .find(|w| text[w[0].0..w[0].1] == text[w[1].0..w[1].1])
     {
         None => Ok(()),
-        Some(w) => Err(Error::InvalidMsgpack(format!(
+        Some(w) => Err(Error::NotJson(format!(
             "the map at byte {at} has two keys that both read {:?} in JSON, where an object holds \
              each key once; read the value's bytes to see both",
             &text[w[0].0..w[0].1]
