@@ -135,11 +135,11 @@ pub struct NewArgs {
     pub name: String,
     /// Largest value the channel holds, in bytes or with a unit: 64KiB, 1G, 4MiB (powers of
     /// 1024: K, M, G, KiB, MiB, GiB) or 4MB (powers of 1000: KB, MB, GB).
-    #[arg(short, long, value_parser = crate::size::parse_size)]
+    #[arg(short, long, value_parser = crate::size::parse_size, allow_hyphen_values = true)]
     pub size: usize,
     /// Readers that may hold a slot at once (each costs one slot of SIZE; default 4, at most
     /// 62; more readers than that still read, retrying more under a busy writer).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub readers: Option<usize>,
     /// Permission bits, octal, set exactly (default: 0600, owner only, less the umask).
     #[arg(long, value_parser = parse_mode)]
@@ -276,11 +276,11 @@ pub struct ReadArgs {
     /// current value is newer already). GEN counts in the channel under the name now: one
     /// removed and created again starts again from 1 (`info --json` and `watch --meta` give
     /// the incarnation that tells channels apart).
-    #[arg(long, value_name = "GEN")]
+    #[arg(long, value_name = "GEN", allow_negative_numbers = true)]
     pub after: Option<u64>,
     /// Give up waiting after DUR (500ms, 5s, 2m; a bare number is seconds) and exit with code 8
     /// (with --wait or --after).
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
 }
 
@@ -289,11 +289,16 @@ pub struct WatchArgs {
     /// Channel name or file path.
     pub name: String,
     /// Stop after printing N values (at least 1).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        allow_negative_numbers = true
+    )]
     pub count: Option<u64>,
     /// Exit with code 8 when no new value comes for DUR (500ms, 5s, 2m; a bare number is
     /// seconds).
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
     /// Only values published after the watch starts (not the current one).
     #[arg(long)]
@@ -337,7 +342,7 @@ pub struct PruneArgs {
     pub dry_run: bool,
     /// Only channels neither created nor written with `mmf out` for DUR (30s, 10m, 2h; 0s: every
     /// stale channel).
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, default_value = "1h")]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, default_value = "1h", allow_hyphen_values = true)]
     pub older_than: std::time::Duration,
 }
 

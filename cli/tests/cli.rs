@@ -492,6 +492,45 @@ fn a_watch_of_no_values_is_a_usage_error() {
     assert!(err.contains("'0' for '--count <N>'"), "{err}");
 }
 
+/// A negative number (or duration, or size) given to an option is refused as that option's
+/// invalid value, not with clap's advice to put it after `--` (where it would be a stray
+/// argument): `--after $((g - 1))` with g = 0 is a likely script mistake.
+#[test]
+fn a_negative_option_value_is_that_options_invalid_value() {
+    let e = Env::new("negopt");
+    for (args, option) in [
+        (
+            &["read", "T", "--after", "-1"][..],
+            "'-1' for '--after <GEN>'",
+        ),
+        (
+            &["new", "T", "--size", "-1KiB"],
+            "'-1KiB' for '--size <SIZE>'",
+        ),
+        (
+            &["new", "T", "--size", "1KiB", "--readers", "-2"],
+            "'-2' for '--readers",
+        ),
+        (&["watch", "T", "--count", "-3"], "'-3' for '--count <N>'"),
+        (
+            &["read", "T", "--wait", "--timeout", "-1s"],
+            "'-1s' for '--timeout <DUR>'",
+        ),
+        (
+            &["prune", "--older-than", "-5m"],
+            "'-5m' for '--older-than <DUR>'",
+        ),
+    ] {
+        let out = e.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("invalid value {option}")) && !err.contains("-- -"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn standard_input_and_bytes() {
     let e = Env::new("stdin");
