@@ -110,6 +110,23 @@ impl Location {
     }
 }
 
+/// [`Location::parse`], so that a `Location` comes from `str::parse` and from command-line
+/// parsers that use `FromStr` (clap's `value_parser!`).
+///
+/// ```
+/// use mmf_core::Location;
+/// let at: Location = "./state.mmf".parse()?;
+/// assert_eq!(at, Location::file("./state.mmf"));
+/// # Ok::<(), mmf_core::Error>(())
+/// ```
+impl std::str::FromStr for Location {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Location> {
+        Location::parse(s)
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
