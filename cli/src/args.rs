@@ -142,7 +142,7 @@ pub struct NewArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub readers: Option<usize>,
     /// Permission bits, octal, set exactly (default: 0600, owner only, less the umask).
-    #[arg(long, value_parser = parse_mode)]
+    #[arg(long, value_parser = parse_mode, allow_hyphen_values = true)]
     pub mode: Option<u32>,
     /// Store a CRC-32 with every value and verify it on every read.
     #[arg(long)]

@@ -520,6 +520,10 @@ fn a_negative_option_value_is_that_options_invalid_value() {
             &["prune", "--older-than", "-5m"],
             "'-5m' for '--older-than <DUR>'",
         ),
+        (
+            &["new", "T", "--size", "1KiB", "--mode", "-1"],
+            "'-1' for '--mode",
+        ),
     ] {
         let out = e.run(args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -2370,6 +2374,70 @@ fn racing_news_tell_the_losers_a_channel_exists() {
         }
         e.ok(&["rm", &name]);
     }
+    // A creator slower than the loser's 250 ms look (a large channel; here its allocation
+    // delayed by strace): still a channel, being made, exit 6.
+    let Some(slow) = e.spawn_delaying("fallocate", &["new", "Slow", "--size", "1KiB"]) else {
+        return;
+    };
+    let path = e.dir.join("mmf.Slow");
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "never created"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    fails(
+        &e.run(&["new", "Slow", "--size", "1KiB"]),
+        6,
+        "a channel that another process is creating this moment",
+    );
+    let out = slow.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An allocation that runs out of space after the free-space check passed (another process
+/// took the room meanwhile; forced here by strace, which makes `fallocate` fail with ENOSPC):
+/// the same clear error, the half-made file gone, and the free space said measured after the
+/// blocks the failed allocation took were given back.
+#[test]
+fn an_allocation_that_fails_for_space_is_a_clear_error() {
+    let e = Env::new("enospc");
+    let traced = Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !traced {
+        eprintln!("SKIPPED: needs strace, allowed to trace");
+        return;
+    }
+    let out = Command::new("strace")
+        .args([
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=fallocate:error=ENOSPC",
+            BIN,
+        ])
+        .args(["new", "./x.mmf", "--size", "1KiB"])
+        .current_dir(&e.dir)
+        .env("MMF_SHM_DIR", &e.dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    fails(&out, 1, "no space for channel './x.mmf'");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bytes free") && !err.contains("has 0 bytes free"),
+        "{err}"
+    );
+    assert!(!e.dir.join("x.mmf").exists(), "nothing is left behind");
+    e.ok(&["new", "./x.mmf", "--size", "1KiB"]);
 }
 
 #[test]

@@ -72,7 +72,8 @@ pub trait ChannelExt {
 
     /// Reads the current value into `T`: a MessagePack or JSON value as serde decodes it, and a
     /// text value (what `mmf out NAME hello` publishes) into a type that takes a string
-    /// (`String`, an enum's unit variant by its name).
+    /// (`String`, `Option<String>`, an enum's unit variant by its name), as it is stored: text
+    /// from `echo busy | mmf out T` ends with its newline.
     ///
     /// # Errors
     ///
@@ -187,8 +188,8 @@ pub trait ChannelExt {
     ///
     /// # Errors
     ///
-    /// Invalid JSON is [`Error::InvalidJson`] with its line and column, JSON nested deeper
-    /// than [`json::MAX_DEPTH`] [`Error::Encode`], and the publish's own errors
+    /// Invalid JSON, and JSON nested deeper than [`json::MAX_DEPTH`], is
+    /// [`Error::InvalidJson`] with its line and column, and the publish's own errors
     /// ([`mmf_core::Error::TooLarge`]...) [`Error::Channel`]; in each case nothing is
     /// published.
     fn publish_json(&self, json: &str) -> Result<u64>;
@@ -425,13 +426,12 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
             serde_json::from_slice(buf).map_err(|e| mismatch(&e))?
         }
         // Text, as `mmf out NAME hello` or `publish_str` stores it: into a type that takes a
-        // string (a `String`, an enum's unit variant by name), as serde gives it one.
+        // string (a `String`, an `Option<String>`, a newtype of one, an enum's unit variant by
+        // name), as a JSON string would be (serde's own `StrDeserializer` refuses `Option`).
         Tag::TEXT => {
-            use serde::de::IntoDeserializer;
             let text = std::str::from_utf8(buf).map_err(|e| invalid(e.into()))?;
-            let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
-                text.into_deserializer();
-            T::deserialize(de).map_err(|e| failed(format!("{e}; read_string gives the text")))?
+            T::deserialize(serde_json::Value::String(text.to_owned()))
+                .map_err(|e| failed(format!("{e}; read_string gives the text")))?
         }
         _ => return Err(wrong(ch, meta, "a MessagePack, JSON or text value")),
     };

@@ -175,6 +175,10 @@ fn reading_the_wrong_tag_names_both() {
     }
     ch.publish_str("busy").unwrap();
     assert_eq!(ch.read::<State>().unwrap(), State::Busy);
+    assert_eq!(
+        ch.read::<Option<String>>().unwrap().as_deref(),
+        Some("busy")
+    );
     ch.publish_raw(Tag::TEXT, b"caf\xe9").unwrap();
     let err = ch.read::<String>().unwrap_err();
     assert!(

@@ -246,8 +246,10 @@ impl Options {
     /// [`Error::NotAFile`] if something that is not a channel does.
     ///
     /// The channel takes about `(readers + 2) x capacity` bytes of its file system (shared
-    /// memory for a name, the disk for a path), all allocated here: a file system with less
-    /// free space is [`Error::NoSpace`], said before anything is allocated.
+    /// memory for a name, the disk for a path), all allocated here: [`Error::NoSpace`] where
+    /// there is not that much room, said before anything is allocated where the file system
+    /// states its free space as too little (`statvfs`; for root, the blocks reserved for root
+    /// count), else when the allocation fails.
     pub fn create(&self, location: &Location) -> Result<Channel> {
         match location.checked_path()? {
             None => self.anonymous(),
@@ -312,13 +314,14 @@ impl Options {
             dir: dir.clone(),
             available,
         };
-        // Refused before a block is taken where the file system says it has too few: a
-        // `posix_fallocate` that fails half-way holds what it took until the file is removed, so
-        // a size mistyped by a unit (G for M) would fill the file system for a moment, and other
-        // programs writing there would fail.
-        if let Ok((_, free)) = os::space(&dir) {
-            if free < bytes {
-                return Err(cleanup(no_space(Some(free))));
+        // Refused before a block is taken where the file system says this process has too few
+        // (root counting the blocks reserved for it): a `posix_fallocate` that fails half-way
+        // holds what it took until the file is removed, so a size mistyped by a unit (G for M)
+        // would fill the file system for a moment, and other programs writing there would
+        // fail. A file system that states no size (unlimited tmpfs, ramfs) is not judged.
+        if let Ok(Some(room)) = os::room(&dir) {
+            if room < bytes {
+                return Err(cleanup(no_space(Some(room))));
             }
         }
         os::allocate(&file, bytes).map_err(|e| {
@@ -327,7 +330,7 @@ impl Options {
                 // the space a failed allocation took is not the file system's free space.
                 let _ = file.set_len(0);
                 let _ = std::fs::remove_file(path);
-                no_space(os::space(&dir).ok().map(|(_, free)| free))
+                no_space(os::room(&dir).ok().flatten())
             } else {
                 cleanup(io_error(&name, path, "allocating", e))
             }
@@ -766,7 +769,7 @@ impl Channel {
     ///   or zero-filled file does (one being created, or whose creator died);
     ///   [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`]: something else
     ///   does;
-    /// - [`Error::NoSpace`]: its file system has too little room (nothing is allocated);
+    /// - [`Error::NoSpace`]: its file system has too little room (nothing is left allocated);
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included, which the message names).
     pub fn create(name: &str, capacity: usize) -> Result<Channel> {

@@ -201,7 +201,9 @@ pub enum Error {
         bytes: u64,
         /// Directory that ran out of space.
         dir: PathBuf,
-        /// Bytes free in that file system when the creation failed, if that could be told.
+        /// Bytes this process could still allocate in that file system when the creation
+        /// failed (for root, counting the blocks the file system reserves for root), if the
+        /// file system told.
         available: Option<u64>,
     },
     /// The OS refused access (file mode, or another user's channel).

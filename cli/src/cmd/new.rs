@@ -159,6 +159,15 @@ fn not_a_channel(location: &Location) -> anyhow::Error {
                 e.file_start().unwrap_or_default()
             ),
         ),
+        // Still being made after the probe's 250 ms (a large channel: its allocation takes
+        // time), by a creator that holds it (a creator takes its lock before it allocates): a
+        // channel, as the race of several `new`s for one name must be told.
+        Err(E::NotInitialized { .. }) if mmf::channel::host::in_use(location).unwrap_or(false) => (
+            exit::EXISTS,
+            "a channel that another process is creating this moment; wait for it, then use \
+                 it (--exist-ok), or replace it (--force)"
+                .into(),
+        ),
         Err(E::NotInitialized { .. }) => (
             exit::ERROR,
             format!(

@@ -68,6 +68,10 @@ pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) -> usize {
     1
 }
 
+pub(crate) fn room(_dir: &std::path::Path) -> io::Result<Option<u64>> {
+    Ok(None)
+}
+
 pub(crate) fn space(_dir: &std::path::Path) -> io::Result<(u64, u64)> {
     Err(io::ErrorKind::Unsupported.into())
 }

@@ -384,8 +384,20 @@ pub(crate) fn wake_private(word: &std::sync::atomic::AtomicU32) {
     }
 }
 
-/// Total and available bytes of the file system holding `dir` (`statvfs`).
-pub(crate) fn space(dir: &std::path::Path) -> io::Result<(u64, u64)> {
+/// The bytes this process may allocate in the file system holding `dir`, as `statvfs` tells
+/// it: the blocks free to anyone, and for root also those the file system reserves for root
+/// (ext4 keeps 5 % back from other users). `None` where the file system states no size at all
+/// (a tmpfs mounted with `size=0`, ramfs: no limit), which says nothing about room.
+pub(crate) fn room(dir: &std::path::Path) -> io::Result<Option<u64>> {
+    let st = statvfs(dir)?;
+    if st.f_blocks == 0 {
+        return Ok(None);
+    }
+    let blocks = if euid() == 0 { st.f_bfree } else { st.f_bavail };
+    Ok(Some((blocks as u64).saturating_mul(st.f_frsize as u64)))
+}
+
+fn statvfs(dir: &std::path::Path) -> io::Result<libc::statvfs> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
@@ -395,6 +407,12 @@ pub(crate) fn space(dir: &std::path::Path) -> io::Result<(u64, u64)> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(st)
+}
+
+/// Total and available bytes of the file system holding `dir` (`statvfs`).
+pub(crate) fn space(dir: &std::path::Path) -> io::Result<(u64, u64)> {
+    let st = statvfs(dir)?;
     let frag = st.f_frsize as u64;
     Ok((st.f_blocks as u64 * frag, st.f_bavail as u64 * frag))
 }
