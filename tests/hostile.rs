@@ -194,6 +194,9 @@ fn the_fuzz_targets_unedited_images_are_valid_channels() {
         (64, 4, false),
         (200, 2, true),
         (256, 4, false),
+        // Flags bit 1's large capacities.
+        (256 * 256, 4, true),
+        (3 * 256, 0, false),
     ] {
         let img = open_read::well_formed(capacity, readers, checksum);
         let ch = Options::new().open_image(&img).unwrap();

@@ -11,7 +11,11 @@
 //!   (pure random images: exercises the header checks).
 //! * otherwise a *valid* image is built first, so that the fuzzer spends its time behind the
 //!   header checks (docs/FORMAT.md §3, §4):
-//!   - capacity `1 + byte` (1..=256), readers `byte % 5` (0..=4), a flags byte (bit 0: checksum),
+//!   - capacity `1 + byte` (1..=256), readers `byte % 5` (0..=4), a flags byte (bit 0: checksum;
+//!     bit 1: capacity `(1 + byte) * 256` instead, 256 B..64 KiB, so that the large-value paths
+//!     run: vectored copies of 2 KiB and more, the publish's prefetch, the read's clock; bit 2:
+//!     the waits and reads-after of `exercise` get 1 ms instead of none, so that a wait reaches
+//!     the futex and the waiter counts of a hostile image),
 //!   - the value this handle will publish later (tag, length, bytes),
 //!   - up to 3 *well-formed values*: frames (slot, generation, tag, length, payload; correct CRC
 //!     when the checksum flag is set) or header-only values (descriptor and inline buffer, slot
@@ -317,9 +321,18 @@ pub fn well_formed(capacity: usize, readers: usize, checksum: bool) -> Vec<u8> {
     img
 }
 
-fn build_image(inp: &mut Input) -> (Vec<u8>, Tag, Vec<u8>) {
-    let g = Geo::new(1 + inp.u8() as usize, inp.u8() as usize % 5);
-    let flags = inp.u8();
+/// What `build_image` built besides the image: the value the handle publishes later, and
+/// whether `exercise` waits.
+pub struct Plan {
+    pub_tag: Tag,
+    pub_bytes: Vec<u8>,
+    waits: bool,
+}
+
+fn build_image(inp: &mut Input) -> (Vec<u8>, Plan) {
+    let (size, readers, flags) = (1 + inp.u8() as usize, inp.u8() as usize % 5, inp.u8());
+    let capacity = if flags & 2 != 0 { size * 256 } else { size };
+    let g = Geo::new(capacity, readers);
     let checksum = flags & 1 != 0;
     let pub_tag = Tag(inp.u16() % 8);
     let pub_len = inp.u16() as usize % (g.capacity + 8); // sometimes too large on purpose
@@ -354,7 +367,12 @@ fn build_image(inp: &mut Input) -> (Vec<u8>, Tag, Vec<u8>) {
             5 => {
                 let s = inp.u8() as usize % g.slots;
                 let words = (g.stride - LINE) / W;
-                g.slot(s, 8 + inp.u8() as usize % words)
+                let word = if words > 256 {
+                    inp.u16() as usize
+                } else {
+                    inp.u8() as usize
+                };
+                g.slot(s, 8 + word % words)
             }
             6 => inp.u16() as usize % (img.len() / W).max(1) * W,
             7 => {
@@ -420,11 +438,35 @@ fn build_image(inp: &mut Input) -> (Vec<u8>, Tag, Vec<u8>) {
         let v = value(inp, cur, &g);
         put(&mut img, off, v);
     }
-    (img, pub_tag, pub_bytes)
+    let plan = Plan {
+        pub_tag,
+        pub_bytes,
+        waits: flags & 4 != 0,
+    };
+    (img, plan)
 }
 
-/// Every read, inspect and publish entry point, on a channel opened from a hostile image.
-pub fn exercise(ch: &Channel, pub_tag: Tag, pub_bytes: &[u8]) {
+/// Types a typed read decodes into besides `serde_json::Value`: a recursive enum (rmp-serde
+/// counts no depth for enum variants: a deep one once overflowed the stack), options, boxes,
+/// a struct by field names.
+#[allow(dead_code)]
+#[derive(serde::Deserialize, Debug)]
+enum Tree {
+    Leaf(u8),
+    Node(Vec<Tree>),
+    Named { a: Option<Box<Tree>>, b: String },
+}
+
+#[allow(dead_code)]
+#[derive(serde::Deserialize, Debug)]
+struct Record {
+    k: Option<Vec<Option<f64>>>,
+    t: Option<Tree>,
+}
+
+/// Every read, inspect and publish entry point, on a channel opened from a hostile image; waits
+/// and reads-after get `wait` (zero: they only look).
+pub fn exercise(ch: &Channel, pub_tag: Tag, pub_bytes: &[u8], wait: Duration) {
     let _ = ch.read_raw();
     let mut buf = Vec::new();
     let _ = ch.read_into(&mut buf);
@@ -432,8 +474,11 @@ pub fn exercise(ch: &Channel, pub_tag: Tag, pub_bytes: &[u8]) {
     let _ = ch.is_pinned();
     let _ = format!("{ch:?}");
     let g = ch.generation();
-    let _ = ch.wait_for_change(g, Duration::ZERO);
+    let _ = ch.wait_for_change(g, wait);
     let _ = ch.wait_for_change(g.saturating_sub(1), Duration::ZERO);
+    let _ = ch.read_after_into(g.saturating_sub(1), &mut buf, wait);
+    let _ = ch.read_next_into(&mut buf, wait);
+    let _ = ch.read_after::<Record>(0, Duration::ZERO);
     let _ = ch.read_json(false);
     let _ = ch.read_json(true);
     let _ = ch.read_string();
@@ -441,6 +486,9 @@ pub fn exercise(ch: &Channel, pub_tag: Tag, pub_bytes: &[u8]) {
     let _ = ch.read::<serde_json::Value>();
     let _ = ch.read::<String>();
     let _ = ch.read::<(u8, i64, f64)>();
+    let _ = ch.read::<Tree>();
+    let _ = ch.read::<Vec<Option<Tree>>>();
+    let _ = ch.read::<Record>();
     let _ = ch.verify();
     // Recovering a hostile image (the slots' frames and the header's inline copies are its
     // candidates): any value it publishes again is what a read returns next.
@@ -472,6 +520,7 @@ pub fn exercise(ch: &Channel, pub_tag: Tag, pub_bytes: &[u8]) {
     let _ = ch.publish(&(1u8, "two", 3.0f64));
     let _ = ch.read_json(true);
     let _ = ch.wait_for_change(0, Duration::ZERO);
+    let _ = ch.wait_for_change(ch.generation(), wait);
 }
 
 /// Opens an image as the fuzz targets do: tiny timeouts, so a contended image cannot look like a
@@ -495,13 +544,18 @@ pub fn run(data: &[u8]) -> bool {
             return false;
         };
         let tail = &img[img.len().saturating_sub(16)..];
-        exercise(&ch, Tag(u16::from(mode >> 3)), tail);
+        exercise(&ch, Tag(u16::from(mode >> 3)), tail, Duration::ZERO);
         return true;
     }
-    let (img, pub_tag, pub_bytes) = build_image(&mut inp);
+    let (img, plan) = build_image(&mut inp);
     let Some(ch) = open(&img) else {
         return false;
     };
-    exercise(&ch, pub_tag, &pub_bytes);
+    let wait = if plan.waits {
+        Duration::from_millis(1)
+    } else {
+        Duration::ZERO
+    };
+    exercise(&ch, plan.pub_tag, &plan.pub_bytes, wait);
     true
 }
