@@ -60,12 +60,7 @@ impl Env {
     /// Starts `mmf ARGS` under strace with every `syscall` delayed by 0.3-0.6 s, which holds
     /// the window of a race open; `None` (said on stderr) where strace cannot trace.
     fn spawn_delaying(&self, syscall: &str, args: &[&str]) -> Option<std::process::Child> {
-        let traced = Command::new("strace")
-            .args(["-o", "/dev/null", "true"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !traced {
-            eprintln!("SKIPPED: needs strace, allowed to trace");
+        if !can_trace() {
             return None;
         }
         let delay = if syscall == "read" { 300_000 } else { 600_000 };
@@ -1696,6 +1691,18 @@ impl Bg {
     }
 }
 
+/// Whether strace runs here and may trace; says SKIPPED on stderr where not.
+fn can_trace() -> bool {
+    let traced = Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !traced {
+        eprintln!("SKIPPED: needs strace, allowed to trace");
+    }
+    traced
+}
+
 /// Waits up to `secs` for `child` to exit (then kills it and fails).
 fn finish_status(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
     let t = std::time::Instant::now();
@@ -2408,12 +2415,7 @@ fn racing_news_tell_the_losers_a_channel_exists() {
 #[test]
 fn an_allocation_that_fails_for_space_is_a_clear_error() {
     let e = Env::new("enospc");
-    let traced = Command::new("strace")
-        .args(["-o", "/dev/null", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !traced {
-        eprintln!("SKIPPED: needs strace, allowed to trace");
+    if !can_trace() {
         return;
     }
     let out = Command::new("strace")

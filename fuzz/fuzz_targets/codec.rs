@@ -8,12 +8,19 @@
 //! * JSON side (input is UTF-8): if serde_json accepts the text as a `Value`, `json_to_msgpack`
 //!   must succeed (unless the text holds an integer beyond 64 bits or a key twice, which it
 //!   refuses), and `msgpack_to_json` of its output (compact and pretty) must parse back to an
-//!   equal `Value`.
+//!   equal `Value`. `compact_json` and `write_json_pretty` (what `mmf read` and `watch` print
+//!   JSON text another process stored with) succeed exactly when `validate_json` does, and give
+//!   back the same `Value`.
+//! * `check_msgpack` accepts whatever renders, and refuses only what does not render or holds
+//!   map keys that collide in JSON (`NotJson`).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mmf_codec::json::{json_to_msgpack, msgpack_to_json, msgpack_to_value};
+use mmf_codec::json::{
+    check_msgpack, compact_json, json_to_msgpack, msgpack_to_json, msgpack_to_value,
+    validate_json, write_json_pretty,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -44,6 +51,33 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(mp) = json_to_msgpack(c) {
             let again = msgpack_to_value(&mp).expect("json_to_msgpack output must decode");
             assert_eq!(&again, v, "msgpack -> JSON -> msgpack -> JSON changed the value");
+        }
+    }
+
+    // The check without rendering agrees with the rendering.
+    match (check_msgpack(data), &compact) {
+        (Err(e), Ok(_)) => panic!("check_msgpack refused what renders: {e}"),
+        (Ok(()), Err(e)) => assert!(
+            matches!(e, mmf_codec::Error::NotJson(_)),
+            "check_msgpack accepted what does not render: {e}"
+        ),
+        _ => {}
+    }
+
+    // JSON text another process stored, as `read` and `watch` print it.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let valid = validate_json(text).is_ok();
+        let one_line = compact_json(text);
+        let mut indented = Vec::new();
+        let pretty = write_json_pretty(text, &mut indented);
+        assert_eq!(one_line.is_ok(), valid, "compact_json vs validate_json");
+        assert_eq!(pretty.is_ok(), valid, "write_json_pretty vs validate_json");
+        if let Ok(line) = one_line {
+            assert!(!line.contains('\n'), "compact_json kept a newline");
+            let v = parse_deep(text);
+            assert_eq!(parse_deep(&line), v, "compact_json changed the value");
+            let indented = String::from_utf8(indented).expect("pretty JSON is UTF-8");
+            assert_eq!(parse_deep(&indented), v, "write_json_pretty changed the value");
         }
     }
 
