@@ -206,6 +206,11 @@ impl Options {
     /// How long `open` waits for a creator that is still initialising (default 250 ms), and
     /// `open` and `create` wait for an exclusive `flock` another process holds on the file (at
     /// least 50 ms: mmf's own last an instant; see `docs/RELIABILITY.md`).
+    ///
+    /// A creator allocates the whole channel before it writes the header, about a second a
+    /// GiB on a tmpfs here: processes that start together and `open_or_create` a channel of
+    /// hundreds of MiB should raise this, or the ones that lose the race to create it find it
+    /// still uninitialised ([`Error::NotInitialized`]).
     pub fn init_timeout(&mut self, d: Duration) -> &mut Self {
         self.init_timeout = d;
         self
