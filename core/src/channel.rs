@@ -2010,9 +2010,9 @@ pub(crate) fn regular_file(meta: &std::fs::Metadata, name: &str) -> Result<()> {
 /// channel; [`Error::NotInitialized`] for what may be one being created, or one whose creator
 /// died before it wrote the header (empty, or its first word still 0), as `open` says of it;
 /// and for a file that plainly is not one, what it is ([`Error::WrongMagic`],
-/// [`Error::NotAFile`]). "Open it, or remove it" would help in
-/// neither of the last two cases: both refuse such a file. A symbolic link stays
-/// `AlreadyExists`: creating never follows one, opening does.
+/// [`Error::NotAFile`]). "Open it, or remove it" would help in neither of the last two cases:
+/// both refuse such a file. A symbolic link stays `AlreadyExists`: creating never follows one,
+/// opening does.
 fn taken(name: &str, path: &Path) -> Error {
     let exists = || Error::AlreadyExists {
         name: name.to_owned(),

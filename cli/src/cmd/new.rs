@@ -39,7 +39,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
                 | mmf::channel::Error::NotInitialized { .. }
                 | mmf::channel::Error::WrongMagic { .. }
                 | mmf::channel::Error::NotAFile { .. },
-            ) => return Err(not_a_channel(&location)),
+            ) => return Err(name_taken(&location)),
             r => r.map(|_| None),
         }
     }
@@ -103,7 +103,7 @@ fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
 /// what is there, looked at anew: the channel's `--force` / `--exist-ok` advice only for a
 /// channel this user can open read-write; else what holds the name and how to clear it (exit
 /// 6 where that is a channel, exit 1 where it is something else).
-fn not_a_channel(location: &Location) -> anyhow::Error {
+fn name_taken(location: &Location) -> anyhow::Error {
     use mmf::channel::Error as E;
     // The default init timeout, not none: a channel that another `new` is making this very
     // moment (several racing for one name) is given its 250 ms to finish, and told as the
