@@ -140,7 +140,7 @@ impl Followed {
                 }
                 // Removed and not created again (yet): the wait goes on, which without a word
                 // looks like a wait on an idle channel.
-                None if !self.removal_said && !self.channel().is_current().unwrap_or(true) => {
+                None if !self.removal_said && self.follower.is_gone() => {
                     let _ = writeln!(
                         std::io::stderr(),
                         "mmf: channel '{}' was removed; waiting for it to be created again{}",

@@ -31,15 +31,19 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// let mut follower = Follower::open(&location, Duration::from_secs(1))?;
 /// let seen = follower.channel().generation();
 ///
-/// // The writing service restarts: a new channel under the same name.
+/// // The writing service restarts: its channel goes, and a wait says so ...
 /// drop(writer);
 /// Channel::remove(&name)?;
+/// assert_eq!(follower.wait(seen, Duration::from_millis(10))?, None);
+/// assert!(follower.is_gone());
+/// // ... and a new channel comes under the same name.
 /// let writer = Channel::create(&name, 64)?;
 /// writer.publish_raw(Tag::TEXT, b"second life")?;
 ///
 /// // A plain handle would wait on the old memory for ever; the follower moves.
 /// assert_eq!(follower.wait(seen, Duration::from_secs(5))?, Some(Change::Replaced));
 /// assert_eq!(follower.channel().read_raw()?.1, b"second life");
+/// assert!(!follower.is_gone());
 /// # Channel::remove(&name)?;
 /// # Ok::<(), mmf_core::Error>(())
 /// ```
@@ -50,6 +54,8 @@ pub struct Follower {
     appeared: bool,
     /// When a wait last looked whether the name still leads to `channel`.
     looked: Instant,
+    /// What that look found: the name leads nowhere (removed, not created again yet).
+    gone: bool,
 }
 
 /// What [`Follower::wait`] saw.
@@ -92,6 +98,7 @@ impl Follower {
                         channel,
                         appeared,
                         looked: Instant::now(),
+                        gone: false,
                     })
                 }
                 Err(e @ Error::NotFound { .. }) => {
@@ -122,6 +129,14 @@ impl Follower {
         &self.location
     }
 
+    /// Whether the last look of a [`wait`](Follower::wait) found the name leading nowhere: the
+    /// channel was removed and no channel has been created under the name since (the wait
+    /// goes on, for one that is). A caller may say so: a wait on a removed name looks like a
+    /// wait on an idle channel.
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
+
     /// Waits up to `timeout` until the followed channel's generation moves past `since`
     /// ([`Change::Newer`]) or the name leads to another channel ([`Change::Replaced`]: the
     /// follower now holds that one); `None` if the timeout passes first. A value already newer
@@ -146,6 +161,7 @@ impl Follower {
             let newer = self.channel.wait_for_change(since, left.min(LOOK_EVERY));
             if newer.is_none() || self.looked.elapsed() >= LOOK_EVERY {
                 self.looked = Instant::now();
+                self.gone = false;
                 if !self.channel.is_current()? {
                     match try_open(&self.location, INIT_WAIT) {
                         Ok(channel) => {
@@ -153,7 +169,7 @@ impl Follower {
                             return Ok(Some(Change::Replaced));
                         }
                         // Removed and not (yet) created again: keep waiting, and looking.
-                        Err(Error::NotFound { .. }) => {}
+                        Err(Error::NotFound { .. }) => self.gone = true,
                         Err(e) => return Err(e),
                     }
                 } else {
