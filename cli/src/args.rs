@@ -262,8 +262,8 @@ pub struct ReadArgs {
     #[arg(long)]
     pub pretty: bool,
     /// Print text exactly as stored. Without it, text that does not end with a newline gets
-    /// one (text that does is printed as it is, never with a second), so that the shell's
-    /// $(...) or a line reader sees the value: with it, a round trip of any value is exact.
+    /// one, so that it ends its line (text that does is printed as it is, never with a
+    /// second); with it, `mmf read --raw` gives back byte for byte what `mmf out` stored.
     #[arg(long)]
     pub raw: bool,
     /// Wait for a value newer than the current one. A channel that does not exist yet is waited
