@@ -157,7 +157,9 @@ impl Options {
     }
 
     /// How many readers can pin a slot at once (used at creation; default 4, at most 62). The
-    /// channel has `readers + 2` slots; further readers still read, by validation alone.
+    /// channel has `readers + 2` slots; further readers still read, by validation alone, and
+    /// their waits poll instead of sleeping on a futex
+    /// ([`wait_for_change`](Channel::wait_for_change)): count every handle that will wait.
     pub fn readers(&mut self, readers: usize) -> &mut Self {
         self.readers = readers;
         self
@@ -180,7 +182,8 @@ impl Options {
         self
     }
 
-    /// Open without write access: reads only, by validation (no pin), on a `PROT_READ` mapping.
+    /// Open without write access: reads only, by validation (no pin), on a `PROT_READ` mapping;
+    /// its waits poll (see [`wait_for_change`](Channel::wait_for_change)).
     /// For [`open`](Options::open) only: a channel is created read-write, so creating with it
     /// set is [`Error::InvalidOptions`].
     pub fn read_only(&mut self, on: bool) -> &mut Self {
@@ -1123,8 +1126,14 @@ impl Channel {
     }
 
     /// Blocks until the generation moves past `since`, then returns the new generation; returns
-    /// `None` if `timeout` passes first. Does not burn a core: on Linux the thread sleeps on a
-    /// futex in the shared header until a writer in any process publishes (see `wait.rs`).
+    /// `None` if `timeout` passes first. On Linux a handle with a reader-pin entry sleeps on a
+    /// futex in the shared header until a writer in any process publishes (and looks again at
+    /// least every 100 ms, see `wait.rs`). A handle without one polls the generation, every
+    /// millisecond once it has waited a while: a read-only handle
+    /// ([`Options::read_only`]), and one that found every entry taken (a channel has
+    /// [`Options::readers`] of them, 4 by default, for all processes together; see
+    /// [`is_pinned`](Channel::is_pinned) after a first read). Fifty such handles waiting took a
+    /// quarter of a core here; make the channel with as many readers as will wait on it.
     /// Once the channel was truncated under this handle and the `SIGBUS` handler caught it
     /// ([`truncation`](crate::truncation)), it returns `since + 1` at once (within 100 ms when
     /// another thread trips the handle), so that the caller's next read reports `Truncated`.
