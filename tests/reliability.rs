@@ -611,17 +611,12 @@ fn small_ext4() -> Option<std::path::PathBuf> {
 /// for root (who may use those reserved for root), its available ones for anyone else, as
 /// `stat -f` gives them.
 fn free_bytes(dir: &std::path::Path) -> u64 {
-    let out = Command::new("stat")
-        .args(["-f", "-c", "%f %a %S"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let n: Vec<u64> = text
-        .split_whitespace()
-        .map(|w| w.parse().unwrap())
-        .collect();
-    (if is_root() { n[0] } else { n[1] }) * n[2]
+    let (avail, root) = statfs_blocks(dir);
+    if is_root() {
+        root
+    } else {
+        avail
+    }
 }
 
 /// A file system mounted for a test, unmounted (and its directory removed) when dropped, even
