@@ -562,8 +562,9 @@ fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// Mounts a tmpfs of `size` at a fresh directory, or `None` where this machine does not allow it.
-fn small_tmpfs(size: &str) -> Option<std::path::PathBuf> {
+/// Mounts a tmpfs of `size` at a fresh directory, or `None` (said: SKIPPED) where this machine
+/// does not allow it.
+fn small_tmpfs(size: &str) -> Option<Mounted> {
     let dir = std::env::temp_dir().join(format!("mmf-tiny-{}-{size}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
     let ok = Command::new("mount")
@@ -572,17 +573,13 @@ fn small_tmpfs(size: &str) -> Option<std::path::PathBuf> {
         .status()
         .ok()?
         .success();
-    if ok {
-        Some(dir)
-    } else {
-        let _ = std::fs::remove_dir(&dir);
-        None
-    }
+    mounted(dir, ok, "a tmpfs (needs root)")
 }
 
 /// Makes a 16 MiB ext4 image and mounts it at a fresh directory (the image is removed once
-/// mounted, so unmounting frees it), or `None` where this machine does not allow it.
-fn small_ext4() -> Option<std::path::PathBuf> {
+/// mounted, so unmounting frees it), or `None` (said: SKIPPED) where this machine does not
+/// allow it.
+fn small_ext4() -> Option<Mounted> {
     let base = std::env::temp_dir().join(format!("mmf-ext4-{}", std::process::id()));
     let (image, dir) = (base.with_extension("img"), base.with_extension("mnt"));
     std::fs::File::create(&image).ok()?.set_len(16 << 20).ok()?;
@@ -599,12 +596,22 @@ fn small_ext4() -> Option<std::path::PathBuf> {
             .arg(&image)
             .arg(&dir));
     let _ = std::fs::remove_file(&image);
+    mounted(
+        dir,
+        ok,
+        "an ext4 image (needs root, mkfs.ext4 and loop devices)",
+    )
+}
+
+/// `dir` as mounted if `ok`, else removed, with a SKIPPED line that says what could not be
+/// mounted.
+fn mounted(dir: std::path::PathBuf, ok: bool, what: &str) -> Option<Mounted> {
     if ok {
-        Some(dir)
-    } else {
-        let _ = std::fs::remove_dir(&dir);
-        None
+        return Some(Mounted(dir));
     }
+    let _ = std::fs::remove_dir(&dir);
+    eprintln!("SKIPPED: cannot mount {what} here");
+    None
 }
 
 /// The bytes a process of this user may allocate in the file system of `dir`: its free blocks
@@ -639,10 +646,8 @@ impl Drop for Mounted {
 #[test]
 fn a_full_file_system_is_an_error_at_creation_not_a_crash_later() {
     let Some(dir) = small_tmpfs("1m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the error path is covered by NoSpace mapping in core");
         return;
     };
-    let dir = Mounted(dir);
     too_large_for(&dir.0);
 }
 
@@ -651,10 +656,8 @@ fn a_full_file_system_is_an_error_at_creation_not_a_crash_later() {
 #[test]
 fn a_file_system_that_states_no_size_takes_channels() {
     let Some(dir) = small_tmpfs("0") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
         return;
     };
-    let dir = Mounted(dir);
     let ch = Options::new()
         .capacity(1 << 20)
         .create(&Location::file(dir.0.join("x.mmf")))
@@ -670,10 +673,8 @@ fn a_file_system_that_states_no_size_takes_channels() {
 #[test]
 fn a_full_disk_file_system_is_an_error_at_creation_that_takes_no_space() {
     let Some(dir) = small_ext4() else {
-        eprintln!("SKIPPED: cannot make and mount an ext4 image here (needs root, mkfs.ext4 and loop devices)");
         return;
     };
-    let dir = Mounted(dir);
     too_large_for(&dir.0);
     // Root may use the blocks ext4 keeps back from other users (5 %): a channel that needs
     // more than the others' share, and less than root's, is made for root.
