@@ -45,9 +45,9 @@ pub use mmf_core::{
 
 pub use mmf_core::truncation;
 
-/// The future of [`Channel::changed`] (feature `async`).
+/// The futures of [`Channel::changed`] and [`Follower::changed`] (feature `async`).
 #[cfg(feature = "async")]
-pub use mmf_core::Changed;
+pub use mmf_core::{Changed, FollowerChanged};
 
 /// The channel layer (`mmf-core`), with its own error type: what [`Channel::open`] and the
 /// other untyped operations return.

@@ -47,6 +47,20 @@ fn child() {
         return;
     };
     match role.as_str() {
+        "restart-later" => {
+            // A writing service that restarts: its channel removed, then created anew.
+            std::thread::sleep(Duration::from_millis(100));
+            let old = Channel::open(&name).unwrap();
+            old.publish_str("old life").unwrap();
+            drop(old);
+            std::thread::sleep(Duration::from_millis(100));
+            Channel::remove(&name).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            Channel::create(&name, 64)
+                .unwrap()
+                .publish_str("new life")
+                .unwrap();
+        }
         "publish-later" => {
             let ch = Channel::open(&name).unwrap();
             std::thread::sleep(Duration::from_millis(100));
@@ -89,6 +103,114 @@ fn a_writer_in_another_process_resolves_the_future() {
     assert!(child.wait_with_output().unwrap().status.success());
     assert_eq!(ch.info().waiters, 0);
     Channel::remove(&name).unwrap();
+}
+
+/// Polls `f` until it is ready or `timeout` passes, and says how long the longest poll took.
+fn block_on_timed<F: Future>(f: F, timeout: Duration) -> (Option<F::Output>, Duration) {
+    let mut longest = Duration::ZERO;
+    let mut f = std::pin::pin!(f);
+    let got = block_on(
+        std::future::poll_fn(|cx| {
+            let t = Instant::now();
+            let polled = f.as_mut().poll(cx);
+            longest = longest.max(t.elapsed());
+            polled
+        }),
+        timeout,
+    );
+    (got, longest)
+}
+
+/// `Follower::changed`, awaited across a writer's restart in another process: the value it
+/// published to its old channel, then the removal (the future keeps waiting), then the new
+/// channel under the name, which the follower holds when the future resolves.
+#[test]
+fn a_follower_future_follows_a_writer_in_another_process_across_its_restart() {
+    let name = unique("async-follow");
+    let location = Location::shm(&name).unwrap();
+    let creator = Channel::create(&name, 64).unwrap();
+    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    drop(creator);
+    let child = spawn_child("restart-later", &[("MMF_NAME", name.clone())]);
+    let (got, _) = block_on_timed(f.changed(0), Duration::from_secs(10));
+    assert_eq!(got.expect("resolved").unwrap(), mmf::Change::Newer(1));
+    assert_eq!(f.channel().read_string().unwrap(), "old life");
+    let (got, longest) = block_on_timed(f.changed(1), Duration::from_secs(10));
+    assert_eq!(got.expect("resolved").unwrap(), mmf::Change::Replaced);
+    assert!(longest < Duration::from_millis(200), "{longest:?}");
+    // The new channel's value may come after the follower found the channel.
+    if f.channel().generation() == 0 {
+        let (got, _) = block_on_timed(f.changed(0), Duration::from_secs(10));
+        assert_eq!(got.expect("resolved").unwrap(), mmf::Change::Newer(1));
+    }
+    assert_eq!(f.channel().read_string().unwrap(), "new life");
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(f.channel().info().waiters, 0);
+    Channel::remove(&name).unwrap();
+}
+
+/// A channel replaced under its name, with no value published to either: only the follower
+/// future's own look at the name (every 100 ms, the notifier wakes it for that) can resolve it.
+/// A dropped follower future is no longer counted as a waiter.
+#[test]
+fn a_follower_future_looks_at_the_name_with_no_publish_to_wake_it() {
+    let name = unique("async-follow-look");
+    let location = Location::shm(&name).unwrap();
+    let old = Channel::create(&name, 64).unwrap();
+    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    assert!(block_on(f.changed(0), Duration::from_millis(50)).is_none());
+    assert_eq!(old.info().waiters, 0, "the cancelled future is not counted");
+    let (flag, waker) = Flag::new();
+    let mut changed = f.changed(0);
+    poll_pending(&mut changed, &waker);
+    assert_eq!(old.info().waiters, 1, "{:?}", old.info());
+    let new = Options::new()
+        .capacity(64)
+        .create_or_replace(&location)
+        .unwrap();
+    assert!(flag.raised_within(Duration::from_secs(2)), "not woken");
+    let mut cx = Context::from_waker(&waker);
+    let got = Pin::new(&mut changed).poll(&mut cx);
+    assert!(
+        matches!(got, Poll::Ready(Ok(mmf::Change::Replaced))),
+        "{got:?}"
+    );
+    drop(changed);
+    assert_eq!(old.info().waiters, 0, "off the old channel");
+    assert_eq!(new.info().waiters, 0);
+    assert_eq!(
+        f.channel().incarnation(),
+        new.incarnation(),
+        "it holds the new channel"
+    );
+    Channel::remove(&name).unwrap();
+}
+
+/// A name that leads to a channel still being created (its creator died before it was
+/// initialised): the future looks again every 10 ms for 250 ms, as `Follower::wait` waits, and
+/// then fails as `wait` does; no poll blocks the executor's thread meanwhile.
+#[test]
+fn a_follower_future_gives_a_channel_being_created_its_time_without_blocking() {
+    let name = unique("async-follow-init");
+    let location = Location::shm(&name).unwrap();
+    let old = Channel::create(&name, 64).unwrap();
+    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    Channel::remove(&name).unwrap();
+    // What a creator that died at once leaves: a file of the name, empty.
+    let path = location.path().unwrap();
+    std::fs::File::create(&path).unwrap();
+    let t = Instant::now();
+    let (got, longest) = block_on_timed(f.changed(0), Duration::from_secs(10));
+    let elapsed = t.elapsed();
+    let got = got.expect("resolved");
+    assert!(
+        matches!(got, Err(mmf::channel::Error::NotInitialized { .. })),
+        "{got:?}"
+    );
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+    assert!(longest < Duration::from_millis(100), "{longest:?}");
+    assert_eq!(old.info().waiters, 0);
+    std::fs::remove_file(&path).unwrap();
 }
 
 fn threads() -> usize {
@@ -422,7 +544,29 @@ fn notifier_wake_ups() {
     let busy = second("busy");
     drop(futures);
     let idle = second("idle");
-    print_stats(&json!({ busy.0: busy.1, idle.0: idle.1 }));
+    // A follower future, which the notifier wakes every 100 ms to look at the name, polled
+    // again each time it is woken, as an executor would.
+    let name = unique("notifier-follow");
+    let _named = Channel::create(&name, 64).unwrap();
+    let location = Location::shm(&name).unwrap();
+    let mut follower = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    let mut changed = follower.changed(0);
+    let mut cx = Context::from_waker(&waker);
+    let mut polls = 0;
+    let following = std::thread::scope(|s| {
+        let counting = s.spawn(|| second("following"));
+        while !counting.is_finished() {
+            assert!(Pin::new(&mut changed).poll(&mut cx).is_pending());
+            polls += 1;
+            std::thread::park_timeout(Duration::from_millis(500));
+        }
+        counting.join().unwrap()
+    });
+    drop(changed);
+    Channel::remove(&name).unwrap();
+    print_stats(&json!({
+        busy.0: busy.1, idle.0: idle.1, following.0: following.1, "polls": polls
+    }));
 }
 
 /// Many futures on one channel are one futex word to the notifier, not one each: past 127 of
@@ -434,6 +578,11 @@ fn the_notifier_sleeps_with_many_futures_on_one_channel_and_with_none() {
     // Pending futures: one look every `MAX_SLEEP` (100 ms), about 10 in the second.
     assert!(stats["busy"].as_u64().unwrap() < 50, "{stats}");
     assert!(stats["idle"].as_u64().unwrap() <= 1, "{stats}");
+    // A pending follower future: woken for its look at the name every 100 ms, about 12 times
+    // in the 1.2 s it was polled, and the notifier about as often.
+    let polls = stats["polls"].as_u64().unwrap();
+    assert!((5..50).contains(&polls), "{stats}");
+    assert!(stats["following"].as_u64().unwrap() < 50, "{stats}");
 }
 
 /// A peer that moves the generation by a multiple of 2^24 and keeps the slot leaves the futex

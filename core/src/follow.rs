@@ -7,6 +7,8 @@
 //! channel's generations start again from 1. A `Follower` holds a handle for a name and moves
 //! it to the new channel when the name leads elsewhere; it also waits for a channel that does
 //! not exist yet.
+//!
+//! With the `async` feature, [`Follower::changed`] is the same wait as a future.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::name::Location;
 
 /// How often a wait looks whether the name still leads to the followed channel.
-const LOOK_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
 
 /// A channel followed by its name: waited for until it exists, and followed to a new channel
 /// when it is removed and created again under the same name.
@@ -214,3 +216,160 @@ fn try_open(location: &Location, init: Duration) -> Result<Channel> {
 /// How long a channel found being created is given to finish, even past a shorter timeout (it
 /// is most likely about to be ready): `Options`' default `init_timeout`.
 const INIT_WAIT: Duration = Duration::from_millis(250);
+
+/// How soon a [`FollowerChanged`] that found a new channel being created looks again.
+#[cfg(feature = "async")]
+const INIT_LOOK_EVERY: Duration = Duration::from_millis(10);
+
+#[cfg(feature = "async")]
+impl Follower {
+    /// A future that resolves as [`wait`](Follower::wait) returns, without its timeout:
+    /// [`Change::Newer`] once the followed channel's generation moves past `since`,
+    /// [`Change::Replaced`] once the name leads to another channel (which the follower then
+    /// holds), or the error `wait` would give (a channel truncated or overwritten under the
+    /// mapping, a new channel under the name that cannot be opened). Feature `async`.
+    ///
+    /// It waits as [`Channel::changed`] does (see the [`notify`](crate::notify) module), and
+    /// looks at the name every 100 ms as `wait` does: the process's notifier thread wakes it
+    /// for that, with no timer of the executor's. A new channel found being created is looked at
+    /// again every 10 ms, for up to 250 ms, instead of blocking the executor's thread while it
+    /// is. Race it against the executor's timer for a timeout. Dropping it (a cancelled
+    /// `select!` arm) leaves the follower as the last completed look left it.
+    ///
+    /// A `Follower` needs a channel to exist: to wait for one to be created in async code,
+    /// retry [`Follower::open`] with a zero timeout on the executor's timer (a channel found
+    /// being created makes that call block for up to 250 ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_core::{Change, Channel, Follower, Location, Tag};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct W(std::thread::Thread);
+    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::sync::Arc::new(W(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    ///
+    /// # let name = format!("follow-async-doc-{}", std::process::id());
+    /// let writer = Channel::create(&name, 64)?;
+    /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::ZERO)?;
+    ///
+    /// // The writing service restarts under the same name while the follower awaits.
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         drop(writer);
+    ///         Channel::remove(&name)?;
+    ///         std::thread::sleep(Duration::from_millis(50));
+    ///         Channel::create(&name, 64)?.publish_raw(Tag::TEXT, b"second life")
+    ///     });
+    ///     // or `follower.changed(0).await` in async code
+    ///     assert_eq!(block_on(follower.changed(0))?, Change::Replaced);
+    ///     Ok::<(), mmf_core::Error>(())
+    /// })?;
+    /// assert_eq!(follower.channel().read_raw()?.1, b"second life");
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn changed(&mut self, since: u64) -> FollowerChanged<'_> {
+        FollowerChanged {
+            follower: self,
+            since,
+            waiting: crate::notify::Waiting::default(),
+            creating: None,
+        }
+    }
+}
+
+/// The future returned by [`Follower::changed`] (feature `async`).
+#[cfg(feature = "async")]
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct FollowerChanged<'a> {
+    follower: &'a mut Follower,
+    since: u64,
+    waiting: crate::notify::Waiting,
+    /// When a look first found a new channel under the name still being created.
+    creating: Option<Instant>,
+}
+
+#[cfg(feature = "async")]
+impl FollowerChanged<'_> {
+    /// When the next look at the name is due.
+    fn next_look(&self) -> Instant {
+        match self.creating {
+            Some(_) => self.follower.looked + INIT_LOOK_EVERY,
+            None => self.follower.looked + LOOK_EVERY,
+        }
+    }
+
+    /// The look of [`Follower::wait`]: whether the name still leads to the channel (and the
+    /// channel is whole), taking the new one if it does not. `Some` ends the future.
+    fn look(&mut self, now: Instant) -> Option<Result<Change>> {
+        let f = &mut *self.follower;
+        f.looked = now;
+        f.gone = false;
+        let current = match f.channel.is_current() {
+            Ok(current) => current,
+            Err(e) => return Some(Err(e)),
+        };
+        if current {
+            self.creating = None;
+            return f.channel.verify_mapping().err().map(Err);
+        }
+        match try_open(&f.location, Duration::ZERO) {
+            Ok(channel) => {
+                // Off the old channel before it goes: the registration points into its memory.
+                self.waiting.unregister(&f.channel);
+                f.channel = channel;
+                self.creating = None;
+                Some(Ok(Change::Replaced))
+            }
+            // Removed and not (yet) created again: keep waiting, and looking.
+            Err(Error::NotFound { .. }) => {
+                f.gone = true;
+                self.creating = None;
+                None
+            }
+            // Being created: look again soon, for as long as `wait` would give it.
+            Err(Error::NotInitialized { .. })
+                if now.duration_since(*self.creating.get_or_insert(now)) < INIT_WAIT =>
+            {
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl std::future::Future for FollowerChanged<'_> {
+    type Output = Result<Change>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Change>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let now = Instant::now();
+        if now >= this.next_look() || this.follower.channel.tripped() {
+            if let Some(done) = this.look(now) {
+                this.waiting.unregister(&this.follower.channel);
+                return Poll::Ready(done);
+            }
+        }
+        let wake_at = this.next_look();
+        this.waiting
+            .poll(&this.follower.channel, this.since, Some(wake_at), cx)
+            .map(|g| Ok(Change::Newer(g)))
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for FollowerChanged<'_> {
+    fn drop(&mut self) {
+        self.waiting.unregister(&self.follower.channel);
+    }
+}

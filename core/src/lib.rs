@@ -85,6 +85,8 @@ mod loom_tests;
 #[cfg(not(loom))]
 pub use channel::{list, Channel, Info, Listing, LockOwner, Options, Recovered};
 pub use error::{Error, Result};
+#[cfg(all(feature = "async", not(loom)))]
+pub use follow::FollowerChanged;
 #[cfg(not(loom))]
 pub use follow::{Change, Follower};
 pub use frame::{Meta, Tag};

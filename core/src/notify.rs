@@ -1,4 +1,5 @@
-//! `async` waits: [`Channel::changed`] returns a runtime-agnostic future.
+//! `async` waits: [`Channel::changed`] and [`Follower::changed`](crate::Follower::changed)
+//! return runtime-agnostic futures.
 //!
 //! # Design and cost
 //!
@@ -8,7 +9,9 @@
 //! pending future, plus one private control word that registrations bump to make it re-arm. When
 //! a writer in any process publishes, the kernel wakes that thread, which wakes exactly the
 //! futures whose channel moved. A registered future counts as a waiter in the channel header
-//! (like a blocking waiter), so writers issue the wake only while someone waits.
+//! (like a blocking waiter), so writers issue the wake only while someone waits. A future may
+//! also ask to be woken at a time (a follower's, to look at its name every 100 ms): the thread
+//! sleeps no longer than until the earliest such time, so no timer of the executor's is needed.
 //!
 //! Cost: one thread and one syscall per wake-up for the whole process, however many channels
 //! are awaited, up to 127 at a time; beyond that, or on kernels before Linux 5.16 (no
@@ -25,7 +28,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
 use crate::layout::split_latest;
@@ -36,6 +39,13 @@ use crate::layout::split_latest;
 pub struct Changed<'a> {
     ch: &'a Channel,
     since: u64,
+    waiting: Waiting,
+}
+
+/// A future's registration with the notifier, if it has one: what [`Changed`] and
+/// [`FollowerChanged`](crate::FollowerChanged) wait with.
+#[derive(Debug, Default)]
+pub(crate) struct Waiting {
     /// Registration id, the pin entry through which it is counted as a waiter, and the process
     /// that counted it (a forked child that drops an inherited future must not uncount the
     /// parent's wait).
@@ -57,6 +67,8 @@ struct Registration {
     waker: Waker,
     /// Whether writers know about this waiter (else it must be re-checked by polling).
     counted: bool,
+    /// When to wake the future even if nothing moved (a follower's look at its name).
+    wake_at: Option<Instant>,
     /// The channel's mark of a truncation caught by the `SIGBUS` handler: set, the zero pages
     /// will never move, so the future is woken to resolve (`Changed::poll`).
     tripped: &'static std::sync::atomic::AtomicBool,
@@ -162,7 +174,7 @@ impl Notifier {
     fn run(&self) {
         loop {
             let control = self.control.load(Ordering::SeqCst);
-            let (words, overflow) = {
+            let (words, overflow, earliest) = {
                 let regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
                 let mut words: Vec<(usize, u32)> = regs
                     .values()
@@ -175,9 +187,10 @@ impl Notifier {
                 let overflow = words.len() > MAX_WAITV;
                 words.truncate(MAX_WAITV);
                 let uncounted = regs.values().any(|r| !r.counted);
-                (words, uncounted || overflow)
+                let earliest = regs.values().filter_map(|r| r.wake_at).min();
+                (words, uncounted || overflow, earliest)
             };
-            let slept = self.sleep(control, &words, overflow);
+            let slept = self.sleep(control, &words, overflow, earliest);
             if !slept {
                 // No `futex_waitv` (an old kernel, a seccomp filter that refuses it) or a failed
                 // call: poll instead of spinning on the error.
@@ -187,9 +200,16 @@ impl Notifier {
         }
     }
 
-    /// One `futex_waitv`; false if it could not sleep (the caller then polls).
+    /// One `futex_waitv`, until `earliest` at the latest; false if it could not sleep (the
+    /// caller then polls).
     #[cfg(target_os = "linux")]
-    fn sleep(&self, control: u32, words: &[(usize, u32)], overflow: bool) -> bool {
+    fn sleep(
+        &self,
+        control: u32,
+        words: &[(usize, u32)],
+        overflow: bool,
+        earliest: Option<Instant>,
+    ) -> bool {
         use crate::os::{FutexWaitv, FUTEX2_PRIVATE, FUTEX2_SIZE_U32};
         let mut entries = Vec::with_capacity(words.len() + 1);
         entries.push(FutexWaitv {
@@ -214,6 +234,9 @@ impl Notifier {
         } else {
             crate::wait::MAX_SLEEP
         };
+        let timeout = earliest.map_or(timeout, |t| {
+            timeout.min(t.saturating_duration_since(Instant::now()))
+        });
         // SAFETY: the control word lives in a leaked, never-freed `Notifier`. Each channel word
         // is the first half of a live `latest` word: a registration is removed (under the lock,
         // bumping `control`) before its channel is unmapped (by its future's drop, or else by
@@ -224,12 +247,18 @@ impl Notifier {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn sleep(&self, _control: u32, _words: &[(usize, u32)], _overflow: bool) -> bool {
+    fn sleep(
+        &self,
+        _control: u32,
+        _words: &[(usize, u32)],
+        _overflow: bool,
+        _earliest: Option<Instant>,
+    ) -> bool {
         false
     }
 
-    /// Wakes and drops every registration whose channel's `latest` moved, or whose channel was
-    /// truncated under it.
+    /// Wakes and drops every registration whose channel's `latest` moved, whose channel was
+    /// truncated under it, or whose time to wake came.
     ///
     /// The wakers run after the lock is released: a waker may poll or drop a `Changed` on the
     /// spot (an inline executor, or the last reference to a task), which takes the same lock. A
@@ -237,14 +266,17 @@ impl Notifier {
     /// async wait of the process.
     fn wake_moved(&self) {
         let moved: Vec<Registration> = {
+            let now = Instant::now();
             let mut regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
             regs.extract_if(|_, r| {
                 // SAFETY: see `Registration::word`: we hold the lock, so the channel is mapped.
-                let now = unsafe { &*(r.word as *const AtomicU64) }.load(Ordering::SeqCst);
+                let latest = unsafe { &*(r.word as *const AtomicU64) }.load(Ordering::SeqCst);
                 // A tripped channel's word may read as it did (0 before the first value, or a
                 // header page still in the file): wake it anyway. The notifier looks at least
                 // every `MAX_SLEEP`.
-                now != r.seen || r.tripped.load(Ordering::Relaxed)
+                latest != r.seen
+                    || r.tripped.load(Ordering::Relaxed)
+                    || r.wake_at.is_some_and(|t| t <= now)
             })
             .map(|(_, r)| r)
             .collect()
@@ -326,7 +358,7 @@ impl Channel {
         Changed {
             ch: self,
             since,
-            reg: None,
+            waiting: Waiting::default(),
         }
     }
 }
@@ -336,7 +368,7 @@ impl std::fmt::Debug for Changed<'_> {
         f.debug_struct("Changed")
             .field("channel", self.ch.location())
             .field("since", &self.since)
-            .field("registered", &self.reg.is_some())
+            .field("registered", &self.waiting.reg.is_some())
             .finish()
     }
 }
@@ -344,23 +376,40 @@ impl std::fmt::Debug for Changed<'_> {
 impl Future for Changed<'_> {
     type Output = u64;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        let latest = self.ch.latest_word().load(Ordering::SeqCst);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        let this = self.get_mut();
+        this.waiting.poll(this.ch, this.since, None, cx)
+    }
+}
+
+impl Waiting {
+    /// Resolves to `ch`'s generation once it exceeds `since`; until then registers `cx`'s waker
+    /// with the notifier, to be woken when `ch`'s `latest` word moves, when `ch` is truncated
+    /// under its mapping (then resolves with `since + 1`, see [`Channel::changed`]), or at
+    /// `wake_at`. A registration left by an earlier poll is updated; one that resolves is
+    /// removed.
+    pub(crate) fn poll(
+        &mut self,
+        ch: &Channel,
+        since: u64,
+        wake_at: Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> Poll<u64> {
+        let latest = ch.latest_word().load(Ordering::SeqCst);
         let g = split_latest(latest).0;
-        if g > self.since {
-            self.unregister();
+        if g > since {
+            self.unregister(ch);
             return Poll::Ready(g);
         }
-        if self.ch.tripped() {
+        if ch.tripped() {
             // Truncated under the mapping (the `SIGBUS` handler caught it, here or in the
             // notifier thread): its zero pages will never move. Resolve, so that the caller's
             // next read reports `Truncated` instead of this future waiting for ever.
-            self.unregister();
-            return Poll::Ready(self.since.saturating_add(1));
+            self.unregister(ch);
+            return Poll::Ready(since.saturating_add(1));
         }
         let n = notifier();
-        let word = std::ptr::from_ref(self.ch.latest_word()) as usize;
-        let ch = self.ch;
+        let word = std::ptr::from_ref(ch.latest_word()) as usize;
         // Counted as a waiter (claiming a pin entry on a handle's first wait) outside the lock.
         let (id, entry, _) = *self.reg.get_or_insert_with(|| {
             (
@@ -378,23 +427,24 @@ impl Future for Changed<'_> {
                 seen: latest,
                 waker: cx.waker().clone(),
                 counted: entry.is_some(),
+                wake_at,
                 tripped: ch.trip_flag(),
             },
         );
         drop(regs);
         // (`previous`, and the waker it holds, is dropped at the end, outside the lock.)
-        // The notifier thread only needs to re-arm when its set of futex words or their
-        // expected values changed; a repeated poll that merely refreshes the waker costs no
-        // system call.
-        if previous.is_none_or(|p| p.expected != latest as u32) {
+        // The notifier thread only needs to re-arm when its set of futex words, their expected
+        // values or its times to wake changed; a repeated poll that merely refreshes the waker
+        // costs no system call.
+        if previous.is_none_or(|p| p.expected != latest as u32 || p.wake_at != wake_at) {
             n.rearm();
         }
         Poll::Pending
     }
-}
 
-impl Changed<'_> {
-    fn unregister(&mut self) {
+    /// Takes the registration (made with `ch`) off the notifier, and the waiter count it added
+    /// off `ch`. Must be called before `ch` goes, or is swapped for another channel.
+    pub(crate) fn unregister(&mut self, ch: &Channel) {
         if let Some((id, entry, counted_by)) = self.reg.take() {
             // Not `notifier()`: a drop must not start a thread (in a forked child, whose
             // notifier never held this registration, there may be none).
@@ -411,7 +461,7 @@ impl Changed<'_> {
                 }
             }
             if let Some(e) = entry.filter(|_| counted_by == std::process::id()) {
-                self.ch.waiter_leave(e);
+                ch.waiter_leave(e);
             }
         }
     }
@@ -419,6 +469,6 @@ impl Changed<'_> {
 
 impl Drop for Changed<'_> {
     fn drop(&mut self) {
-        self.unregister();
+        self.waiting.unregister(self.ch);
     }
 }
