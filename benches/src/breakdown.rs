@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::latency::{Split, RT_TIMEOUT};
 use crate::transports::{
     floor::{Floor, Validated},
-    mmf::Mmf,
+    mmf::{Arrival, Mmf},
 };
 use crate::{stats, sys, Plan};
 
@@ -114,8 +114,8 @@ pub fn run(plan: &Plan) -> Result<Breakdown> {
         let (a, res) = Validated::parent(len)?;
         let b = Validated::child(len, &res)?;
         validated.push(trace(a, b, plan.cpus, trips)?);
-        let (a, res) = Mmf::parent(len, false)?;
-        let b = Mmf::child(len, &res, false)?;
+        let (a, res) = Mmf::parent(len, Arrival::Spin)?;
+        let b = Mmf::child(len, &res, Arrival::Spin)?;
         mmf.push(trace(a, b, plan.cpus, trips)?);
     }
     Ok(Breakdown {

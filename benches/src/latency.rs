@@ -89,6 +89,9 @@ pub enum Transport {
     Mmf,
     /// mmf blocking in `Channel::wait_for_change` instead of spinning.
     MmfWait,
+    /// mmf awaiting `Channel::changed` in a minimal executor (the thread parks until the
+    /// waker, run by the process's notifier thread, unparks it).
+    MmfAsync,
     /// Like F, but sleeping in `FUTEX_WAIT` and woken by `FUTEX_WAKE` (no spinning).
     Futex,
     /// A pipe per direction (`write_all` / `read_exact`).
@@ -107,13 +110,14 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 13] = [
+    pub const ALL: [Transport; 14] = [
         Transport::FloorLine,
         Transport::Floor,
         Transport::Floor2,
         Transport::Validated,
         Transport::Mmf,
         Transport::MmfWait,
+        Transport::MmfAsync,
         Transport::Futex,
         Transport::Pipe,
         Transport::Uds,
@@ -132,6 +136,7 @@ impl Transport {
             Transport::Validated => "floor-validated",
             Transport::Mmf => "mmf",
             Transport::MmfWait => "mmf-wait",
+            Transport::MmfAsync => "mmf-async",
             Transport::Futex => "futex",
             Transport::Pipe => "pipe",
             Transport::Uds => "uds",
@@ -157,6 +162,7 @@ impl Transport {
                 | Transport::Validated
                 | Transport::Mmf
                 | Transport::MmfWait
+                | Transport::MmfAsync
         )
     }
 
@@ -165,6 +171,7 @@ impl Transport {
         matches!(
             self,
             Transport::MmfWait
+                | Transport::MmfAsync
                 | Transport::Futex
                 | Transport::Pipe
                 | Transport::Uds
@@ -298,8 +305,8 @@ pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Timed> {
             let (side, res) = floor::Futex::parent(len)?;
             drive(side, res, t, len, plan)
         }
-        Transport::Mmf | Transport::MmfWait => {
-            let (side, res) = mmf::Mmf::parent(len, t == Transport::MmfWait)?;
+        Transport::Mmf | Transport::MmfWait | Transport::MmfAsync => {
+            let (side, res) = mmf::Mmf::parent(len, mmf::Arrival::of(t))?;
             drive(side, res, t, len, plan)
         }
         Transport::Pipe => {
@@ -512,8 +519,8 @@ pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Res
             ready();
             pong(&mut s, idle)
         }
-        Transport::Mmf | Transport::MmfWait => {
-            let mut s = mmf::Mmf::child(len, &res, t == Transport::MmfWait)?;
+        Transport::Mmf | Transport::MmfWait | Transport::MmfAsync => {
+            let mut s = mmf::Mmf::child(len, &res, mmf::Arrival::of(t))?;
             ready();
             pong(&mut s, idle)
         }
@@ -578,6 +585,7 @@ mod tests {
                 "iceoryx2-blackboard",
                 "iceoryx2-pubsub",
                 "mmf-wait",
+                "mmf-async",
                 "futex",
                 "pipe",
                 "uds",

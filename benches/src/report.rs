@@ -404,6 +404,13 @@ impl Report<'_> {
                             b.transport.name()
                         )
                     }),
+                    // What awaiting costs over blocking: the notifier thread's hop.
+                    Transport::MmfAsync => self.lat(Transport::MmfWait, len).map(|w| {
+                        format!(
+                            "{} vs mmf-wait (round by round)",
+                            fmt_x(r.paired(&w.runs).or(ratio(r.p50(), w.runs.p50())))
+                        )
+                    }),
                     _ => None,
                 };
                 if r.runs.is_empty() {

@@ -38,6 +38,7 @@ fn smoke_run_measures_every_default_transport() {
         "floor-validated",
         "mmf",
         "mmf-wait",
+        "mmf-async",
         "futex",
         "pipe",
         "uds",

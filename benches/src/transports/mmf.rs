@@ -1,19 +1,44 @@
 //! mmf itself: a pair of channels (ping: parent to child, pong: child to parent), created with
 //! the default [`Options`] and a capacity of exactly the payload size, used the way the README
 //! shows: `publish_raw` a reused buffer, spin on `generation()` (or block in
-//! `wait_for_change`), `read_into` a reused `Vec`.
+//! `wait_for_change`, or await `changed`), `read_into` a reused `Vec`.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mmf_core::{Channel, Location, Options, Tag};
 
 use crate::buf::Buf;
-use crate::latency::{payload, seq_of, spin_until, stamp, Side, Split};
+use crate::latency::{payload, seq_of, spin_until, stamp, Side, Split, Transport};
 use crate::proc::Resources;
 
 /// Whether this mmf-core has `Channel::wait_for_change` (the `mmf-wait` case).
 pub const HAS_WAIT: bool = true;
+
+/// How a side learns that a value arrived.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arrival {
+    /// Spins on `generation()` (`mmf`).
+    Spin,
+    /// Blocks in `wait_for_change` (`mmf-wait`).
+    Block,
+    /// Awaits `changed` (`mmf-async`).
+    Await,
+}
+
+impl Arrival {
+    /// The arrival of an mmf transport.
+    pub fn of(t: Transport) -> Arrival {
+        match t {
+            Transport::MmfWait => Arrival::Block,
+            Transport::MmfAsync => Arrival::Await,
+            _ => Arrival::Spin,
+        }
+    }
+}
 
 /// One side: publishes on `tx`, reads `rx`.
 pub struct Mmf {
@@ -22,14 +47,16 @@ pub struct Mmf {
     out: Buf,
     inb: Vec<u8>,
     seen: u64,
-    wait: bool,
+    arrival: Arrival,
+    /// Unparks this side's thread (`Arrival::Await`'s executor).
+    waker: Waker,
     /// The channels' names, removed on drop by the side that created them.
     owned: Vec<String>,
 }
 
 impl Mmf {
     /// Creates both channels; the parent publishes on the first.
-    pub fn parent(len: usize, wait: bool) -> Result<(Mmf, Resources)> {
+    pub fn parent(len: usize, arrival: Arrival) -> Result<(Mmf, Resources)> {
         let base = format!("bench-{}-{}", std::process::id(), crate::shm::next_id());
         let names = vec![format!("{base}-ping"), format!("{base}-pong")];
         let create = |n: &str| -> Result<Channel> {
@@ -46,7 +73,7 @@ impl Mmf {
                 return Err(e);
             }
         };
-        let side = Mmf::new(tx, rx, len, wait, names.clone());
+        let side = Mmf::new(tx, rx, len, arrival, names.clone());
         Ok((
             side,
             Resources {
@@ -57,16 +84,16 @@ impl Mmf {
     }
 
     /// Opens both channels; the child publishes on the second.
-    pub fn child(len: usize, res: &Resources, wait: bool) -> Result<Mmf> {
+    pub fn child(len: usize, res: &Resources, arrival: Arrival) -> Result<Mmf> {
         let [ping, pong] = res.names.as_slice() else {
             bail!("two channel names expected");
         };
         let rx = Channel::open(ping).with_context(|| format!("opening {ping}"))?;
         let tx = Channel::open(pong).with_context(|| format!("opening {pong}"))?;
-        Ok(Mmf::new(tx, rx, len, wait, Vec::new()))
+        Ok(Mmf::new(tx, rx, len, arrival, Vec::new()))
     }
 
-    fn new(tx: Channel, rx: Channel, len: usize, wait: bool, owned: Vec<String>) -> Mmf {
+    fn new(tx: Channel, rx: Channel, len: usize, arrival: Arrival, owned: Vec<String>) -> Mmf {
         let seen = rx.generation();
         Mmf {
             tx,
@@ -74,7 +101,8 @@ impl Mmf {
             out: payload(len),
             inb: Vec::with_capacity(len),
             seen,
-            wait,
+            arrival,
+            waker: Arc::new(Unpark(std::thread::current())).into(),
             owned,
         }
     }
@@ -107,11 +135,17 @@ impl Split for Mmf {
     #[inline]
     fn arrived(&mut self, timeout: Duration) -> Result<()> {
         let seen = self.seen;
-        if self.wait {
-            wait_for_change(&self.rx, seen, timeout)?;
-        } else {
-            let rx = &self.rx;
-            spin_until(timeout, || (rx.generation() != seen).then_some(()))?;
+        match self.arrival {
+            Arrival::Block => {
+                wait_for_change(&self.rx, seen, timeout)?;
+            }
+            Arrival::Await => {
+                block_on(self.rx.changed(seen), &self.waker, timeout)?;
+            }
+            Arrival::Spin => {
+                let rx = &self.rx;
+                spin_until(timeout, || (rx.generation() != seen).then_some(()))?;
+            }
         }
         Ok(())
     }
@@ -138,6 +172,36 @@ pub fn wait_for_change(ch: &Channel, since: u64, timeout: Duration) -> Result<u6
         if start.elapsed() >= timeout {
             bail!("no publish within {timeout:?}");
         }
+    }
+}
+
+/// Wakes by unparking the thread that polls.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The smallest executor, as a single-threaded runtime's would wait: polls `f`, parks the thread
+/// until `waker` (whose thread is this one) unparks it, polls again; up to `timeout`.
+fn block_on<F: Future>(f: F, waker: &Waker, timeout: Duration) -> Result<F::Output> {
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    let start = Instant::now();
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+        let Some(left) = timeout.checked_sub(start.elapsed()) else {
+            bail!("no publish within {timeout:?}");
+        };
+        std::thread::park_timeout(left);
     }
 }
 
