@@ -366,7 +366,8 @@ pub struct CompletionsArgs {
 impl Cli {
     /// The command line of this process: [`Cli::plain`] where it applies, clap otherwise.
     pub fn from_env() -> Cli {
-        Cli::plain(std::env::args_os()).unwrap_or_else(Cli::parse)
+        Cli::plain(std::env::args_os())
+            .unwrap_or_else(|| Cli::parse_from(signed_exponents(std::env::args_os().collect())))
     }
 
     /// The two commands scripts run most, `mmf read NAME` and `mmf out NAME VALUE` with no
@@ -413,6 +414,53 @@ impl Cli {
         };
         Some(Cli { command })
     }
+}
+
+/// `mmf out` with a negative VALUE whose exponent has a sign (`-1e-3`, `-2.5E+10`, as Python
+/// prints small numbers): clap's test for a negative number takes `-1e3` but not these, and
+/// would refuse them as unknown flags. Such a word after the NAME is moved behind a `--` at the
+/// end, where clap takes it as the VALUE whatever it looks like (`out` has no option that takes
+/// a value, so every other word keeps its meaning). Left as they are: other verbs, a command
+/// line that has a `--` already, and a word where the NAME should be.
+fn signed_exponents(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let words: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
+    if words.get(1) != Some(&Some("out")) || words.contains(&Some("--")) {
+        return args;
+    }
+    let mut named = false;
+    let found = words.iter().enumerate().skip(2).find_map(|(i, w)| {
+        let w = (*w)?;
+        if !w.starts_with('-') {
+            named = true;
+        }
+        (named && signed_exponent(w)).then_some(i)
+    });
+    if let Some(i) = found {
+        let value = args.remove(i);
+        args.push("--".into());
+        args.push(value);
+    }
+    args
+}
+
+/// Whether `word` is a negative number with a signed exponent: `-`, digits with at most one
+/// `.` (a digit on one side of it at least), `e` or `E`, `+` or `-`, digits.
+fn signed_exponent(word: &str) -> bool {
+    let Some((mantissa, exponent)) = word
+        .strip_prefix('-')
+        .and_then(|w| w.split_once(['e', 'E']))
+    else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((a, b)) => {
+            (digits(a) || digits(b)) && (a.is_empty() || digits(a)) && (b.is_empty() || digits(b))
+        }
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.strip_prefix(['+', '-']).is_some_and(digits);
+    mantissa_ok && exponent_ok
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -483,6 +531,52 @@ mod tests {
             std::ffi::OsString::from_vec(vec![0xff]),
         ];
         assert!(Cli::plain(not_utf8).is_none());
+    }
+
+    /// A negative VALUE with a signed exponent is the VALUE, wherever the flags are; nothing
+    /// else moves.
+    #[test]
+    fn signed_exponents_are_values() {
+        let argv = |words: &[&str]| -> Vec<std::ffi::OsString> {
+            std::iter::once("mmf")
+                .chain(words.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        let parse =
+            |words: &[&str]| Cli::try_parse_from(signed_exponents(argv(words))).map(|c| c.command);
+        for (words, value, json) in [
+            (&["out", "T", "-1e-3"][..], "-1e-3", false),
+            (&["out", "T", "-1e-3", "--json"], "-1e-3", true),
+            (&["out", "--json", "T", "-2.5E+10"], "-2.5E+10", true),
+            (&["out", "T", "--json", "-.5e-7"], "-.5e-7", true),
+            (
+                &["out", "T", "-5.e+1", "--print-generation"],
+                "-5.e+1",
+                false,
+            ),
+        ] {
+            match parse(words) {
+                Ok(Command::Out(o)) => {
+                    assert_eq!(o.value.as_deref(), Some(value), "{words:?}");
+                    assert_eq!(o.name, "T", "{words:?}");
+                    assert_eq!(o.json, json, "{words:?}");
+                }
+                other => panic!("{words:?}: {other:?}"),
+            }
+        }
+        for words in [
+            &["out", "-1e-3", "T"][..],
+            &["out", "T", "--", "-1e-3"],
+            &["read", "T", "-1e-3"],
+            &["out", "T", "-1e-"],
+            &["out", "T", "-e-3"],
+            &["out", "T", "-.e-3"],
+            &["out", "T", "-1e3"],
+            &["out", "T", "-x"],
+        ] {
+            assert_eq!(signed_exponents(argv(words)), argv(words), "{words:?}");
+        }
     }
 
     #[test]

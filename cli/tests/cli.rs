@@ -466,6 +466,12 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
     assert_eq!(e.ok(&["read", "T"]), "-9223372036854775808\n");
     e.ok(&["out", "T", "-1.5", "--json"]);
     assert_eq!(e.ok(&["read", "T", "--format", "json"]), "-1.5\n");
+    // As Python prints small numbers: clap alone took the signed exponent for a flag.
+    e.ok(&["out", "T", "-1e-05", "--json"]);
+    assert_eq!(e.ok(&["read", "T", "--format", "json"]), "-0.00001\n");
+    e.ok(&["out", "T", "-2.5E+10"]);
+    assert_eq!(e.ok(&["read", "T"]), "-2.5E+10\n");
+    e.ok(&["out", "T", "-1.5", "--json"]);
     let dashed = e.run(&["out", "T", "-x"]);
     let err = String::from_utf8_lossy(&dashed.stderr);
     assert_eq!(dashed.status.code(), Some(2), "{err}");
