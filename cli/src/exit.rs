@@ -189,7 +189,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             format!("no channel named '{name}' (--force ignores names that do not exist)")
         }
         (CoreError::NotFound { name }, _) => not_found(name, 0),
-        (CoreError::TooLarge { len, capacity }, "out") => format!(
+        (CoreError::TooLarge { len, capacity, .. }, "out") => format!(
             "value of {len} bytes does not fit the channel's capacity of {capacity} bytes; \
              nothing was published (`{}` makes a larger channel, dropping the current value)",
             command("new", arg.unwrap_or("NAME"), "--size SIZE --force")

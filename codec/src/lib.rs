@@ -322,7 +322,12 @@ where
     };
     let encoded = encode(&mut w);
     let result = match (w.overflow, encoded) {
-        (Some(len), _) => Err(mmf_core::Error::TooLarge { len, capacity }.into()),
+        (Some(len), _) => Err(mmf_core::Error::TooLarge {
+            name: ch.location().to_string(),
+            len,
+            capacity,
+        }
+        .into()),
         (None, Err(message)) => Err(Error::Encode(message)),
         (None, Ok(())) => match msgpack::check(&buf) {
             Err(e) => Err(Error::Encode(format!("mmf readers would refuse it: {e}"))),

@@ -346,8 +346,13 @@ fn a_typed_publish_stops_at_the_capacity_and_may_publish_while_encoding() {
     assert!(whole > 1 << 20);
     let err = ch.publish(&big).unwrap_err();
     match err {
-        Error::Channel(mmf_core::Error::TooLarge { len, capacity }) => {
+        Error::Channel(mmf_core::Error::TooLarge {
+            len,
+            capacity,
+            name,
+        }) => {
             assert_eq!((len, capacity), (whole, 1024));
+            assert_eq!(name, ch.location().to_string(), "the channel is named");
         }
         other => panic!("{other}"),
     }

@@ -933,6 +933,7 @@ impl Channel {
     fn refused(&self, tag: Tag, len: usize) -> Error {
         if len > self.snap.layout.capacity {
             Error::TooLarge {
+                name: self.snap.name.clone(),
                 len,
                 capacity: self.snap.layout.capacity,
             }

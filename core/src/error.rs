@@ -56,8 +56,10 @@ pub enum Error {
         name: String,
     },
     /// A value larger than the channel's capacity; nothing was published.
-    #[error("value of {len} bytes does not fit the channel's capacity of {capacity} bytes; nothing was published (create a larger channel)")]
+    #[error("value of {len} bytes does not fit the capacity of channel '{name}', {capacity} bytes; nothing was published (create a larger channel)")]
     TooLarge {
+        /// The channel's name or path.
+        name: String,
         /// Length of the refused value. From [`Channel::publish_with`](crate::Channel::publish_with):
         /// the bytes its closure had written, or tried to, when it stopped (at least the
         /// capacity plus one).

@@ -730,6 +730,7 @@ impl Snapshot {
             // Before any slot is touched: a refused value leaves no odd stamp behind.
             if bytes.len() > l.capacity {
                 return Err(Error::TooLarge {
+                    name: self.name.clone(),
                     len: bytes.len(),
                     capacity: l.capacity,
                 });
@@ -789,7 +790,13 @@ impl Snapshot {
                 let filled = fill(&mut w);
                 match (filled, w.finish()) {
                     (Ok(()), Ok((len, crc))) => (len, crc, true),
-                    (_, Err(too_large)) => return Err(too_large),
+                    (_, Err(len)) => {
+                        return Err(Error::TooLarge {
+                            name: self.name.clone(),
+                            len,
+                            capacity: l.capacity,
+                        })
+                    }
                     (Err(source), Ok(_)) => {
                         return Err(Error::Encode {
                             name: self.name.clone(),
@@ -2058,13 +2065,11 @@ impl<'a> SlotWriter<'a> {
         Ok(())
     }
 
-    /// Stores the last partial word; returns the length and checksum, or `TooLarge`.
-    fn finish(self) -> Result<(usize, Option<u32>)> {
+    /// Stores the last partial word; returns the length and checksum, or, for a value too
+    /// large, the length it was refused at.
+    fn finish(self) -> std::result::Result<(usize, Option<u32>), usize> {
         if let Some(len) = self.overflow {
-            return Err(Error::TooLarge {
-                len,
-                capacity: self.capacity,
-            });
+            return Err(len);
         }
         let used = self.len % WORD;
         if used != 0 {

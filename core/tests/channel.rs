@@ -130,12 +130,16 @@ fn too_large_is_refused_and_the_previous_value_stays() {
                 err,
                 Error::TooLarge {
                     len: 17,
-                    capacity: 16
-                }
+                    capacity: 16,
+                    ref name,
+                } if *name == ch.location().to_string()
             ),
             "{kind}: {err}"
         );
         assert!(err.to_string().contains("nothing was published"), "{err}");
+        // With several channels, which one refused it.
+        let named = format!("channel '{}'", ch.location());
+        assert!(err.to_string().contains(&named), "{err}");
         // The same through the streaming writer, which only finds out halfway.
         let err = ch
             .publish_with(Tag::TEXT, |w| {
@@ -148,8 +152,9 @@ fn too_large_is_refused_and_the_previous_value_stays() {
                 err,
                 Error::TooLarge {
                     len: 20,
-                    capacity: 16
-                }
+                    capacity: 16,
+                    ref name,
+                } if *name == ch.location().to_string()
             ),
             "{kind}: {err}"
         );
