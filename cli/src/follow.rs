@@ -108,7 +108,7 @@ impl Followed {
         &mut self,
         since: u64,
         deadline: Option<Instant>,
-        timed_out: impl FnOnce() -> String,
+        timed_out: impl FnOnce(&Channel) -> String,
     ) -> anyhow::Result<Waited> {
         interrupt::install();
         loop {
@@ -121,7 +121,7 @@ impl Followed {
                 if self.channel().generation() > since {
                     return Ok(Waited::Changed);
                 }
-                return Err(Coded(TIMEOUT, timed_out()).into());
+                return Err(Coded(TIMEOUT, timed_out(self.channel())).into());
             };
             // A channel truncated or overwritten under the mapping is an error here, rather
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).

@@ -1885,12 +1885,19 @@ fn read_after_and_timeouts() {
         "two\n"
     );
     let t = std::time::Instant::now();
-    fails(
-        &e.run(&["read", "T", "--after", "2", "--timeout", "200ms"]),
-        8,
-        "newer than generation 2",
-    );
+    let timed_out = e.run(&["read", "T", "--after", "2", "--timeout", "200ms"]);
+    fails(&timed_out, 8, "newer than generation 2");
     assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+    let err = String::from_utf8_lossy(&timed_out.stderr);
+    assert!(!err.contains("incarnation"), "{err}");
+    // A GEN the channel has not reached: kept from a channel since created again, likely.
+    let ahead = e.run(&["read", "T", "--after", "50", "--timeout", "0s"]);
+    fails(&ahead, 8, "newer than generation 50");
+    let err = String::from_utf8_lossy(&ahead.stderr);
+    assert!(
+        err.contains("the channel is at generation 2, incarnation "),
+        "{err}"
+    );
     fails(
         &e.run(&["read", "T", "--wait", "--timeout", "50ms"]),
         8,

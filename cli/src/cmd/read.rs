@@ -117,9 +117,22 @@ fn read_next(
         None => followed.channel().generation(),
     };
     loop {
-        let waited = followed.wait(since, deadline, || {
+        let waited = followed.wait(since, deadline, |ch| {
+            let now = ch.generation();
+            // `--after GEN` kept from another channel under the name (one removed and created
+            // again starts from 1): the wait could only end by a timeout.
+            let behind = if now < since {
+                format!(
+                    " (the channel is at generation {now}, incarnation {:016x}: was GEN taken \
+                     from a channel since removed and created again?)",
+                    ch.incarnation()
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "no value newer than generation {since} of '{location}' came within the timeout"
+                "no value newer than generation {since} of '{location}' came within the \
+                 timeout{behind}"
             )
         })?;
         match waited {

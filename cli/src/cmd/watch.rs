@@ -26,7 +26,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
         }
-        let waited = followed.wait(last, follow::deadline(a.timeout), || {
+        let waited = followed.wait(last, follow::deadline(a.timeout), |_| {
             format!("no new value on '{location}' within the timeout")
         });
         match waited {
