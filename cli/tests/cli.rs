@@ -793,11 +793,17 @@ fn read_formats_and_their_errors() {
     }
     e.ok(&["out", "T", "plain"]);
     assert_eq!(e.ok(&["read", "T", "--format", "text"]), "plain\n");
+    let plain = e.run(&["read", "T", "--format", "json"]);
+    fails(&plain, 5, "holds a text value");
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("--json"));
+    // JSON given without --json is text: the error says so.
+    e.ok(&["out", "T", r#"{"threads": 8}"#]);
     fails(
-        &e.run(&["read", "T", "--format", "json"]),
+        &e.run(&["read", "T", "--json"]),
         5,
-        "holds a text value",
+        "it is JSON published as text (`mmf out` without --json)",
     );
+    e.ok(&["out", "T", "plain"]);
     fails(
         &e.run(&["read", "T", "--format", "msgpack"]),
         5,

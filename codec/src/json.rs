@@ -74,6 +74,23 @@ pub fn validate_json(json: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `text` is a JSON object or array (surrounding whitespace allowed): text that was
+/// most likely published as text by mistake (`mmf out NAME '{...}'` without `--json`,
+/// `publish_str` of JSON), which errors about such a value point out.
+///
+/// ```
+/// use mmf_codec::json::looks_like_json;
+/// assert!(looks_like_json(" {\"threads\": 8}\n"));
+/// assert!(looks_like_json("[1, 2]"));
+/// assert!(!looks_like_json("42"));   // a number is as likely plain text
+/// assert!(!looks_like_json("{not json}"));
+/// ```
+pub fn looks_like_json(text: &str) -> bool {
+    let text = text.trim();
+    (text.starts_with('{') || text.starts_with('['))
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
 /// JSON text on one line: checked as [`validate_json`] checks it, then stripped of the
 /// whitespace between its tokens. Nothing else changes: numbers, escapes and the order of keys
 /// stay as written. For printing JSON text another process stored as one line (NDJSON).

@@ -435,8 +435,16 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
         // name), as a JSON string would be (serde's own `StrDeserializer` refuses `Option`).
         Tag::TEXT => {
             let text = std::str::from_utf8(buf).map_err(|e| invalid(e.into()))?;
-            T::deserialize(serde_json::Value::String(text.to_owned()))
-                .map_err(|e| failed(format!("{e}; read_string gives the text")))?
+            T::deserialize(serde_json::Value::String(text.to_owned())).map_err(|e| {
+                failed(if json::looks_like_json(text) {
+                    format!(
+                        "{e}; the text is JSON, published as text: publish it as JSON \
+                         (publish_json, `mmf out NAME --json`) to read it as a typed value"
+                    )
+                } else {
+                    format!("{e}; read_string gives the text")
+                })
+            })?
         }
         _ => return Err(wrong(ch, meta, "a MessagePack, JSON or text value")),
     };

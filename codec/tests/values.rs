@@ -167,6 +167,13 @@ fn reading_the_wrong_tag_names_both() {
         msg.contains("text value") && msg.ends_with("; read_string gives the text"),
         "{msg}"
     );
+    // JSON published as text: the error says how it should have been published.
+    let other = Channel::anonymous(64).unwrap();
+    other
+        .publish_str("{\"threads\": 8, \"name\": \"x\"}\n")
+        .unwrap();
+    let msg = other.read::<Config>().unwrap_err().to_string();
+    assert!(msg.contains("the text is JSON, published as text"), "{msg}");
     #[derive(serde::Deserialize, Debug, PartialEq)]
     #[serde(rename_all = "lowercase")]
     enum State {

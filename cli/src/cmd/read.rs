@@ -174,11 +174,21 @@ pub(super) fn render(
         )
     };
     let mismatch = |wanted: &str| -> anyhow::Error {
+        // JSON given to `mmf out` without --json is stored as text.
+        let published_as_text = meta.tag == Tag::TEXT
+            && std::str::from_utf8(&bytes).is_ok_and(mmf::json::looks_like_json);
         Coded(
             INVALID_INPUT,
             format!(
-                "channel '{location}' holds a {} value (generation {}), not {wanted}; use --format auto",
-                meta.tag, meta.generation
+                "channel '{location}' holds a {} value (generation {}), not {wanted}; {}",
+                meta.tag,
+                meta.generation,
+                if published_as_text {
+                    "it is JSON published as text (`mmf out` without --json): publish it \
+                     with --json to read it as JSON, or read it with --format auto"
+                } else {
+                    "use --format auto"
+                }
             ),
         )
         .into()
