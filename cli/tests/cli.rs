@@ -1005,7 +1005,13 @@ fn new_exists_force_and_exist_ok() {
         fails(&e.run(&args), 2, "invalid channel options");
         assert_eq!(e.ok(&["read", "T"]), "v1\n", "{bad:?}");
     }
-    e.ok(&["new", "T", "--size", "4KiB", "--force"]);
+    let replaced = e.run(&["new", "T", "--size", "4KiB", "--force"]);
+    assert!(replaced.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&replaced.stderr),
+        "",
+        "nobody held it: no note"
+    );
     let info: serde_json::Value = serde_json::from_str(&e.ok(&["info", "T", "--json"])).unwrap();
     assert_eq!(
         (info["capacity"].as_u64(), info["generation"].as_u64()),
@@ -1821,7 +1827,14 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     // Replaced under a waiting reader: its handle alone would wait on the old memory for ever.
     let bg = Bg::start(&e, &["read", "T", "--wait", "--timeout", "20s"]);
     e.parked("T");
-    e.ok(&["new", "T", "--size", "64", "--force"]);
+    // Whoever holds the old channel keeps it: --force says so (it used to say nothing).
+    let replaced = e.run(&["new", "T", "--size", "64", "--force"]);
+    assert!(replaced.status.success());
+    let note = String::from_utf8_lossy(&replaced.stderr);
+    assert!(
+        note.starts_with("mmf: note: the replaced 'T' was in use"),
+        "{note}"
+    );
     e.ok(&["out", "T", "after-force"]);
     assert_eq!(bg.finish_ok(20), "after-force\n");
     // A watch sees the old channel's value, then every value of the new one, whether it

@@ -23,9 +23,14 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         let before = location
             .path()
             .and_then(|p| std::fs::symlink_metadata(p).ok());
+        // Another process holds it (a handle, a wait): that one keeps the old channel.
+        let held = mmf::channel::host::in_use(&location).unwrap_or(false);
         o.create_or_replace(&location).map(|ch| {
             if a.mode.is_none() {
                 note_what_was_not_kept(before.as_ref(), &ch);
+            }
+            if held {
+                note_in_use(&ch);
             }
             None
         })
@@ -68,6 +73,20 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// After `--force` replaced a channel that a process held: that process keeps the old
+/// channel's memory, so a writer's values no longer reach the name, without a word to anyone
+/// (a driver restarted while its worker runs, two harnesses using the same names).
+fn note_in_use(ch: &Channel) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "mmf: note: the replaced '{}' was in use: a process holding it keeps the old channel, \
+         so what a writer publishes there no longer reaches the name until it opens the name \
+         again (`read --wait`, `watch` and a library Follower move to the new channel)",
+        ch.location()
+    );
 }
 
 /// After `--force` (without `--mode`) replaced another user's channel: the library keeps the
