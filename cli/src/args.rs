@@ -75,7 +75,7 @@ pub enum Command {
     /// Remove your stale channels (root: anyone's): no process maps them, their creator and last
     /// writer are gone, and nobody created or wrote them with `mmf out` for an hour (--older-than).
     #[command(
-        after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` killed half-way left behind, and\nthe channels a `new` killed before they were ready left (empty or zeros: `list` shows them\n\"not initialised\"; this user's, held by no process, untouched for --older-than and at\nleast a minute).\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent"
+        after_help = "A channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` killed half-way left behind, and\nthe channels a `new` killed before they were ready left (empty or zeros: `list` shows them\n\"not initialised\"; this user's, held by no process, untouched for --older-than and at\nleast a minute).\n\nWith PATTERNs, only the channels whose names match one (a harness cleaning up its own\nrun's channels and no one else's), and no .mmf-new-* files.\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent\n  mmf prune 'bench-run42.*' --older-than 0s"
     )]
     Prune(PruneArgs),
     /// Publish again the newest earlier value still whole, when the current one is damaged (as a
@@ -337,6 +337,10 @@ pub struct RemoveArgs {
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
+    /// Only channels whose names match one of these (`*` any run of characters, `?` any one
+    /// character, everything else itself; quote them from the shell). Default: every channel.
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
     /// Only print the stale channels' names.
     #[arg(long)]
     pub dry_run: bool,

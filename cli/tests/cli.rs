@@ -2630,7 +2630,11 @@ fn stale_channels_are_listed_and_pruned() {
     e.ok(&["out", "old", "y"]);
     assert_eq!(e.ok(&["prune", "--dry-run"]), "", "written just now");
     age("old", 7200);
-    assert_eq!(e.ok(&["prune"]), "old\n");
+    // With patterns, only the channels they name (a harness cleaning up its own run).
+    assert_eq!(e.ok(&["prune", "--dry-run", "ol?"]), "old\n");
+    assert_eq!(e.ok(&["prune", "x*", "live", "ol"]), "", "none of them stale");
+    assert!(e.dir.join("mmf.old").exists());
+    assert_eq!(e.ok(&["prune", "o*"]), "old\n");
     assert!(!e.dir.join("mmf.old").exists());
     assert!(
         e.dir.join("mmf.live").exists(),
@@ -2660,6 +2664,8 @@ fn stale_channels_are_listed_and_pruned() {
             .unwrap();
     }
     assert!(e.ok(&["doctor"]).contains("1 unfinished replacement ("));
+    assert_eq!(e.ok(&["prune", "*"]), "", "not whose replacement it was");
+    assert!(left.exists());
     assert_eq!(
         e.ok(&["prune"]),
         ".mmf-new-00000000deadbeef (an unfinished replacement)\n"

@@ -20,7 +20,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         let _ = writeln!(std::io::stderr(), "mmf: could not remove {what}: {e}");
         failed += 1;
     };
+    let chosen = |name: &str| a.patterns.is_empty() || a.patterns.iter().any(|p| matches(p, name));
     for (listing, in_use) in host::list_with_use()? {
+        if !chosen(&listing.name) {
+            continue;
+        }
         let location = Location::shm(&listing.name)?;
         // A creator killed before its channel was ready left a file nothing can open.
         let unfinished = matches!(
@@ -67,8 +71,14 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             "\n"
         });
     }
-    // Channels that a killed `new --force` made under a temporary name and never renamed.
-    for path in host::abandoned_replacements(a.older_than)? {
+    // Channels that a killed `new --force` made under a temporary name and never renamed: no
+    // name tells whose they were, so not when only some channels were asked for.
+    let abandoned = if a.patterns.is_empty() {
+        host::abandoned_replacements(a.older_than)?
+    } else {
+        Vec::new()
+    };
+    for path in abandoned {
         if !a.dry_run {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -93,4 +103,74 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Whether `name` matches the shell-style `pattern`: `*` any run of characters (none too), `?`
+/// any one character, every other character itself. Backtracks to the last `*` only, so it
+/// takes time linear in the lengths' product at worst, never exponential.
+fn matches(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut i, mut j) = (0, 0);
+    // Where the last `*` was, and where in `name` it stands in for up to.
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some('*') => {
+                star = Some((i, j));
+                i += 1;
+            }
+            Some(&c) if c == '?' || c == n[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                // The `*` takes one more character, and the rest is tried again after it.
+                Some((si, sj)) => {
+                    star = Some((si, sj + 1));
+                    i = si + 1;
+                    j = sj + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn patterns_match_as_in_a_shell() {
+        for (pattern, name) in [
+            ("run42.cfg", "run42.cfg"),
+            ("run42.*", "run42.cfg"),
+            ("run42.*", "run42."),
+            ("*", ""),
+            ("*", "anything"),
+            ("*.res", "w1.res"),
+            ("w?.res", "w1.res"),
+            ("a*b*c", "aXbYbZc"),
+            ("*a*", "banana"),
+            ("**x", "x"),
+            ("é?", "éß"),
+        ] {
+            assert!(matches(pattern, name), "{pattern} {name}");
+        }
+        for (pattern, name) in [
+            ("run42.cfg", "run42.cfgx"),
+            ("run42.*", "run43.cfg"),
+            ("w?.res", "w12.res"),
+            ("a*b*c", "aXbYbZ"),
+            ("?", ""),
+            ("", "x"),
+            ("x*", "yx"),
+        ] {
+            assert!(!matches(pattern, name), "{pattern} {name}");
+        }
+        // A pattern made to backtrack a lot still ends at once.
+        let name = "a".repeat(10_000);
+        assert!(!matches(&format!("{}b", "*a".repeat(50)), &name));
+    }
 }
