@@ -2632,7 +2632,11 @@ fn stale_channels_are_listed_and_pruned() {
     age("old", 7200);
     // With patterns, only the channels they name (a harness cleaning up its own run).
     assert_eq!(e.ok(&["prune", "--dry-run", "ol?"]), "old\n");
-    assert_eq!(e.ok(&["prune", "x*", "live", "ol"]), "", "none of them stale");
+    assert_eq!(
+        e.ok(&["prune", "x*", "live", "ol"]),
+        "",
+        "none of them stale"
+    );
     assert!(e.dir.join("mmf.old").exists());
     assert_eq!(e.ok(&["prune", "o*"]), "old\n");
     assert!(!e.dir.join("mmf.old").exists());

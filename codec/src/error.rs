@@ -120,6 +120,32 @@ impl Error {
         }
     }
 
+    /// [`json`](Error::json) for a syntax error in `text`, saying so where the error is at a
+    /// `NaN` or an `Infinity`: Python's `json.dumps` writes them (unless `allow_nan=False`),
+    /// JavaScript's `JSON.parse` and JSON itself have no such values.
+    pub(crate) fn json_in(e: &serde_json::Error, text: &str) -> Error {
+        let mut error = Error::json(e);
+        if let Error::InvalidJson {
+            line,
+            column,
+            message,
+        } = &mut error
+        {
+            let at = text
+                .split('\n')
+                .nth(line.saturating_sub(1))
+                .and_then(|l| l.get(column.saturating_sub(1)..))
+                .unwrap_or_default();
+            if at.starts_with("NaN") || at.starts_with("Infinity") {
+                message.push_str(
+                    " (JSON has no NaN or Infinity, which Python's json.dumps writes unless \
+                     allow_nan=False: send null, or the number as a string)",
+                );
+            }
+        }
+        error
+    }
+
     pub(crate) fn json(e: &serde_json::Error) -> Error {
         let message = e.to_string();
         // serde_json appends " at line L column C"; keep only the description.

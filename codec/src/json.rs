@@ -66,7 +66,7 @@ pub fn validate_json(json: &str) -> Result<()> {
     // their own at the number's start; then depth and escapes.
     let mut de = serde_json::Deserializer::from_str(json);
     <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de)
-        .map_err(|e| Error::json(&e))?;
+        .map_err(|e| Error::json_in(&e, json))?;
     de.end().map_err(|e| Error::json(&e))?;
     check_integers(json)?;
     let mut de = serde_json::Deserializer::from_str(json);
@@ -688,6 +688,34 @@ mod tests {
         ] {
             assert_eq!(base64(raw.as_bytes()), enc);
         }
+    }
+
+    /// Python writes NaN and Infinity into JSON unless told not to: the error says what they
+    /// are, and only where the error is at one of them.
+    #[test]
+    fn nan_and_infinity_are_named_where_the_error_is_at_one() {
+        for (json, line, column) in [
+            ("{\"x\": NaN}", 1, 7),
+            ("{\"x\": -Infinity}", 1, 8),
+            ("[1,\n Infinity]", 2, 2),
+        ] {
+            match validate_json(json) {
+                Err(Error::InvalidJson {
+                    line: l,
+                    column: c,
+                    message,
+                }) => {
+                    assert_eq!((l, c), (line, column), "{json}");
+                    assert!(message.contains("JSON has no NaN or Infinity"), "{message}");
+                }
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        for json in ["[Nope]", "{\"NaN\": x}", "[1,]"] {
+            let message = validate_json(json).unwrap_err().to_string();
+            assert!(!message.contains("NaN or Infinity"), "{json}: {message}");
+        }
+        assert!(validate_json("[\"NaN\", \"Infinity\"]").is_ok());
     }
 
     #[test]
