@@ -414,7 +414,15 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
         Tag::MSGPACK => {
             msgpack::check(buf).map_err(invalid)?;
             let mut de = rmp_serde::Deserializer::new(buf);
-            let value = T::deserialize(&mut de).map_err(|e| mismatch(&e))?;
+            let value = T::deserialize(&mut de).map_err(|e| {
+                // Again, to find where: tracking the path costs every read (a string for each
+                // map key), so only a read that failed pays for it.
+                let mut de = rmp_serde::Deserializer::new(buf);
+                match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                    Err(e) => mismatch(&at(&e)),
+                    Ok(_) => mismatch(&e),
+                }
+            })?;
             let rest = de.get_ref().len();
             if rest != 0 {
                 return Err(mismatch(&format!(
@@ -428,7 +436,13 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
                 .map_err(Error::from)
                 .and_then(json::validate_json)
                 .map_err(invalid)?;
-            serde_json::from_slice(buf).map_err(|e| mismatch(&e))?
+            serde_json::from_slice(buf).map_err(|e| {
+                let mut de = serde_json::Deserializer::from_slice(buf);
+                match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                    Err(e) => mismatch(&at(&e)),
+                    Ok(_) => mismatch(&e),
+                }
+            })?
         }
         // Text, as `mmf out NAME hello` or `publish_str` stores it: into a type that takes a
         // string (a `String`, an `Option<String>`, a newtype of one, an enum's unit variant by
@@ -449,6 +463,16 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
         _ => return Err(wrong(ch, meta, "a MessagePack, JSON or text value")),
     };
     Ok((meta, value))
+}
+
+/// A typed read's error with the field it happened at, where it was not the value itself:
+/// `map.<key>: invalid type ...` (a struct with many fields, or a map keyed by integers that
+/// came as JSON strings, is otherwise a hunt).
+fn at<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
+    match e.path().to_string().as_str() {
+        "." => e.inner().to_string(),
+        path => format!("at {path}: {}", e.inner()),
+    }
 }
 
 /// What [`read_string`](ChannelExt::read_string) reads a value as, for [`Error::Decode`].

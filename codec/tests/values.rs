@@ -742,3 +742,49 @@ fn read_after_sees_what_came_while_the_reader_was_busy() {
     let (m, v) = ch.read_after::<u32>(skip, Duration::ZERO).unwrap().unwrap();
     assert_eq!((m.generation, v), (6, 6));
 }
+
+/// A typed read that fails in one field names it: a struct of many fields, or a map keyed by
+/// integers that came from JSON (whose keys are strings), is otherwise a hunt.
+#[test]
+fn a_typed_read_names_the_field_that_did_not_decode() {
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Run {
+        name: String,
+        workers: Vec<Worker>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Worker {
+        id: u32,
+        ports: std::collections::HashMap<u32, String>,
+    }
+    let ch = Channel::anonymous(1024).unwrap();
+    let cases = [
+        (
+            r#"{"name": "r", "workers": [{"id": 1, "ports": {}}, {"id": "2", "ports": {}}]}"#,
+            "at workers[1].id: ",
+        ),
+        (
+            r#"{"name": "r", "workers": [{"id": 1, "ports": {"80": "http"}}]}"#,
+            "at workers[0].ports",
+        ),
+    ];
+    for (json, wanted) in cases {
+        ch.publish_json(json).unwrap();
+        let msg = ch.read::<Run>().unwrap_err().to_string();
+        assert!(msg.contains(wanted), "{msg}");
+    }
+    // A mismatch of the whole value names no field.
+    ch.publish_json("42").unwrap();
+    let msg = ch.read::<Run>().unwrap_err().to_string();
+    assert!(
+        msg.contains("does not decode as") && !msg.contains(" at "),
+        "{msg}"
+    );
+    // JSON text stored as such, too.
+    ch.publish_raw(Tag::JSON, br#"{"name": 5, "workers": []}"#)
+        .unwrap();
+    let msg = ch.read::<Run>().unwrap_err().to_string();
+    assert!(msg.contains("at name: invalid type: integer `5`"), "{msg}");
+}
