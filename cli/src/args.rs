@@ -28,7 +28,8 @@ EXAMPLES:
 
 EXIT CODES:
   0 ok   1 error   2 usage   3 no such channel   4 value too large
-  5 invalid input   6 channel exists   7 no value yet   8 timed out   130 interrupted";
+  5 invalid input   6 channel exists   7 no value yet   8 timed out
+  9 the --pid process exited first   130 interrupted";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -282,6 +283,11 @@ pub struct ReadArgs {
     /// (with --wait or --after).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
+    /// Give up waiting once process PID has exited (the writer a script started, say) and exit
+    /// with code 9, unless the value came first (with --wait or --after; looked at every 100
+    /// ms; a zombie counts as exited).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +306,10 @@ pub struct WatchArgs {
     /// seconds).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
+    /// End the watch (exit 0) once process PID has exited and the last value it published is
+    /// printed, as `tail --pid` does (looked at every 100 ms; a zombie counts as exited).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub pid: Option<u32>,
     /// Only values published after the watch starts (not the current one).
     #[arg(long)]
     pub new_only: bool,
@@ -401,6 +411,7 @@ impl Cli {
                 wait: false,
                 after: None,
                 timeout: None,
+                pid: None,
             }),
             Ok(_) => return None,
             Err(words) => match <[String; 3]>::try_from(words) {

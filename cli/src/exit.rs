@@ -19,6 +19,8 @@ pub const EXISTS: u8 = 6;
 pub const EMPTY: u8 = 7;
 /// A bounded wait ran out.
 pub const TIMEOUT: u8 = 8;
+/// The process named by `--pid` exited before what was waited for came.
+pub const EXITED: u8 = 9;
 /// Ctrl-C or SIGTERM ended a wait (the shell convention for SIGINT).
 pub const INTERRUPTED: u8 = 130;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mmf::{Change, Channel, Follower, Location};
 
-use crate::exit::{Coded, INTERRUPTED, TIMEOUT};
+use crate::exit::{Coded, EXITED, INTERRUPTED, TIMEOUT};
 use crate::interrupt;
 
 /// How often a wait wakes up to check for an interrupt and for a reader that has gone.
@@ -22,6 +22,11 @@ pub struct Followed {
     /// Whether stderr was told that the name no longer leads to the channel (removed, not yet
     /// created again): said once per removal.
     removal_said: bool,
+    /// The process whose exit ends the wait (`--pid`).
+    pid: Option<u32>,
+    /// When a wait last looked whether it had exited: at most every [`SLICE`], so that a watch
+    /// of a busy channel does not pay two system calls a value.
+    pid_looked: Option<Instant>,
 }
 
 /// Why a wait returned.
@@ -36,10 +41,15 @@ pub enum Waited {
 
 impl Followed {
     /// Opens the channel at `location`. If there is none yet, says so once on stderr and waits
-    /// for it until `deadline` (`None`: for ever), ending with exit code 8 if it passes first.
-    /// What cannot appear by waiting is reported at once: a path whose directory is missing, and
-    /// a channel that is there but not initialised.
-    pub fn open(location: Location, deadline: Option<Instant>) -> anyhow::Result<Followed> {
+    /// for it until `deadline` (`None`: for ever), ending with exit code 8 if it passes first,
+    /// or 9 if process `pid` exits first (it will not create it then). What cannot appear by
+    /// waiting is reported at once: a path whose directory is missing, and a channel that is
+    /// there but not initialised.
+    pub fn open(
+        location: Location,
+        deadline: Option<Instant>,
+        pid: Option<u32>,
+    ) -> anyhow::Result<Followed> {
         interrupt::install();
         let mut created_meanwhile = false;
         loop {
@@ -55,10 +65,28 @@ impl Followed {
                         created_meanwhile: created_meanwhile || follower.appeared(),
                         follower,
                         removal_said: false,
+                        pid,
+                        pid_looked: None,
                     })
                 }
                 Err(e @ mmf::channel::Error::NotFound { .. }) if !location.can_appear() => {
                     return Err(e.into())
+                }
+                // The --pid process exited: it will not create the channel now. One last look,
+                // as it may have created it right before it exited.
+                Err(mmf::channel::Error::NotFound { .. })
+                    if pid.is_some_and(exited)
+                        && Follower::open(&location, Duration::ZERO).is_err() =>
+                {
+                    return Err(Coded(
+                        EXITED,
+                        format!(
+                            "process {} (--pid) exited, and no channel named '{location}' was \
+                             created",
+                            pid.unwrap_or_default()
+                        ),
+                    )
+                    .into());
                 }
                 Err(mmf::channel::Error::NotFound { .. }) if created_meanwhile => {}
                 Err(mmf::channel::Error::NotFound { .. }) => {
@@ -98,8 +126,9 @@ impl Followed {
     }
 
     /// Waits until the channel's generation moves past `since` or the name leads to another
-    /// channel. The deadline passing is exit code 8 with the message `timed_out` builds, an
-    /// interrupt (Ctrl-C, SIGTERM) exit code 130.
+    /// channel. The deadline passing is exit code 8 with the message `timed_out` builds, the
+    /// exit of the `--pid` process (with nothing newer) exit code 9, an interrupt (Ctrl-C,
+    /// SIGTERM) exit code 130.
     ///
     /// Says on stderr, once each, that the channel was removed (the wait goes on, for a channel
     /// created again under the name) and that a new one was found: a script that kept a
@@ -114,6 +143,22 @@ impl Followed {
         loop {
             if interrupt::requested() {
                 return Err(Coded(INTERRUPTED, String::new()).into());
+            }
+            // Its exit looked at before the generation: a value it published and then exited
+            // is still seen.
+            if let Some(pid) = self.pid.filter(|&p| self.pid_exited(p)) {
+                if self.channel().generation() > since {
+                    return Ok(Waited::Changed);
+                }
+                return Err(Coded(
+                    EXITED,
+                    format!(
+                        "process {pid} (--pid) exited, and no value newer than generation \
+                         {since} of '{}' came",
+                        self.follower.location()
+                    ),
+                )
+                .into());
             }
             let Some(left) = left(deadline) else {
                 // A deadline that passed (`--timeout 0s` included) still sees a value that is
@@ -177,6 +222,33 @@ fn output_gone() -> bool {
     };
     poll(&mut fds, Some(&now))
         .is_ok_and(|n| n > 0 && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP))
+}
+
+impl Followed {
+    /// [`exited`], looked at again only once a [`SLICE`] has passed since the last look.
+    fn pid_exited(&mut self, pid: u32) -> bool {
+        if self.pid_looked.is_some_and(|t| t.elapsed() < SLICE) {
+            return false;
+        }
+        self.pid_looked = Some(Instant::now());
+        exited(pid)
+    }
+}
+
+/// Whether process `pid` has exited: it is gone, or a zombie its parent has not reaped yet (a
+/// script's worker that crashed stays one until the script waits for it).
+fn exited(pid: u32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Err(rustix::io::Errno::SRCH) => true,
+        // Alive, or alive and another user's (EPERM): a zombie, if /proc says so.
+        _ => std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+        }),
+    }
 }
 
 /// The time left until `deadline`: `Some(Duration::MAX)` without one, `None` once it passed.

@@ -1459,7 +1459,7 @@ echo "${COMPREPLY[*]}""#,
         ("read|--format|", "auto text json msgpack bytes"),
         (
             "read|-",
-            "-h -V --format --json --pretty --raw --wait --after --timeout --help --version",
+            "-h -V --format --json --pretty --raw --wait --after --timeout --pid --help --version",
         ),
         (
             "new|",
@@ -3152,4 +3152,96 @@ fn root_replacing_another_users_file_in_a_shared_dir_says_what_it_did_not_keep()
     assert_eq!((meta.uid(), meta.mode() & 0o077), (0, 0));
     // Its own channel replaced again: kept as it is, nothing to say.
     assert_eq!(e.ok(&["new", "P", "--size", "64", "--force"]), "");
+}
+
+/// `--pid`: a script waiting for its worker's result learns that the worker exited, instead of
+/// waiting out its whole timeout. A value the worker published right before it exited is still
+/// read; a worker that is a zombie (its parent has not waited for it yet) counts as exited.
+#[test]
+fn a_wait_ends_when_the_pid_process_exits() {
+    let e = Env::new("pid");
+    e.ok(&["new", "T", "--size", "64"]);
+    // A worker that exits without publishing: exit 9, within the timeout.
+    let mut worker = Command::new("sleep").arg("0.3").spawn().unwrap();
+    let pid = worker.id().to_string();
+    let t = std::time::Instant::now();
+    let out = e.run(&["read", "T", "--wait", "--pid", &pid, "--timeout", "20s"]);
+    fails(
+        &out,
+        9,
+        &format!("process {pid} (--pid) exited, and no value newer"),
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    // It was a zombie then (not waited for); gone now.
+    worker.wait().unwrap();
+    fails(&e.run(&["read", "T", "--wait", "--pid", &pid]), 9, "exited");
+    // A worker that publishes and exits at once: its value is read.
+    let mut worker = Command::new("sh")
+        .args(["-c", &format!("sleep 0.2; {BIN} out T result")])
+        .env("MMF_SHM_DIR", &e.dir)
+        .spawn()
+        .unwrap();
+    let pid = worker.id().to_string();
+    assert_eq!(
+        e.ok(&[
+            "read",
+            "T",
+            "--after",
+            "0",
+            "--pid",
+            &pid,
+            "--timeout",
+            "20s"
+        ]),
+        "result\n"
+    );
+    assert!(worker.wait().unwrap().success());
+    // A watch ends as `tail --pid` does: the worker's values printed, then exit 0.
+    let mut worker = Command::new("sh")
+        .args([
+            "-c",
+            &format!("sleep 0.3; {BIN} out T one; sleep 0.3; {BIN} out T two"),
+        ])
+        .env("MMF_SHM_DIR", &e.dir)
+        .spawn()
+        .unwrap();
+    let pid = worker.id().to_string();
+    let watched = e.run(&[
+        "watch",
+        "T",
+        "--new-only",
+        "--pid",
+        &pid,
+        "--timeout",
+        "20s",
+    ]);
+    assert!(worker.wait().unwrap().success());
+    assert!(watched.status.success(), "{watched:?}");
+    assert_eq!(String::from_utf8_lossy(&watched.stdout), "one\ntwo\n");
+    // A channel the worker never creates: read exit 9, watch exit 0 with nothing.
+    let mut worker = Command::new("true").spawn().unwrap();
+    worker.wait().unwrap();
+    let pid = worker.id().to_string();
+    fails(
+        &e.run(&["read", "never", "--wait", "--pid", &pid, "--timeout", "20s"]),
+        9,
+        "and no channel named 'never' was created",
+    );
+    let watched = e.run(&["watch", "never", "--pid", &pid, "--timeout", "20s"]);
+    assert!(watched.status.success(), "{watched:?}");
+    assert_eq!(watched.stdout, b"");
+    // --pid bounds a wait; a plain read does not wait. Process 0 is no process.
+    fails(
+        &e.run(&["read", "T", "--pid", &pid]),
+        2,
+        "--pid bounds a wait",
+    );
+    assert_eq!(
+        e.run(&["read", "T", "--wait", "--pid", "0"]).status.code(),
+        Some(2)
+    );
 }

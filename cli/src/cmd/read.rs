@@ -9,19 +9,25 @@ use crate::follow::{self, Followed, Waited};
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     // Said here rather than by clap, whose "required arguments were not provided:
     // <--wait|--after <GEN>>" left it to the reader to see that --timeout was the cause.
-    if a.timeout.is_some() && !a.wait && a.after.is_none() {
+    if (a.timeout.is_some() || a.pid.is_some()) && !a.wait && a.after.is_none() {
+        let flag = if a.timeout.is_some() {
+            "--timeout"
+        } else {
+            "--pid"
+        };
         return Err(Coded(
             USAGE,
-            "--timeout bounds a wait: give it with --wait (the next value) or --after GEN; a \
-             plain read does not wait"
-                .into(),
+            format!(
+                "{flag} bounds a wait: give it with --wait (the next value) or --after GEN; a \
+                 plain read does not wait"
+            ),
         )
         .into());
     }
     let format = if a.json { OutFormat::Json } else { a.format };
     let location = Location::parse(&a.name)?;
     let (meta, bytes) = if a.wait || a.after.is_some() {
-        read_next(location.clone(), a.after, a.timeout)?
+        read_next(location.clone(), a.after, a.timeout, a.pid)?
     } else {
         // Plain reads open read-only and unpinned: the cheapest open there is, and read
         // permission is enough.
@@ -107,9 +113,10 @@ fn read_next(
     location: Location,
     after: Option<u64>,
     timeout: Option<std::time::Duration>,
+    pid: Option<u32>,
 ) -> anyhow::Result<(Meta, Vec<u8>)> {
     let deadline = follow::deadline(timeout);
-    let mut followed = Followed::open(location.clone(), deadline)?;
+    let mut followed = Followed::open(location.clone(), deadline, pid)?;
     let mut since = match after {
         Some(after) => after,
         // Every value of a channel that did not exist when the command started is new.

@@ -6,12 +6,16 @@ use mmf::{Location, Meta, Tag};
 use serde_json::json;
 
 use crate::args::{OutFormat, WatchArgs};
-use crate::exit::INTERRUPTED;
+use crate::exit::{EXITED, INTERRUPTED};
 use crate::follow::{self, Followed, Waited};
 
 pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
-    let mut followed = Followed::open(location.clone(), follow::deadline(a.timeout))?;
+    let mut followed = match Followed::open(location.clone(), follow::deadline(a.timeout), a.pid) {
+        // The --pid process exited without creating the channel: nothing to watch, the end.
+        Err(e) if crate::exit::code(&e) == EXITED => return Ok(()),
+        other => other?,
+    };
     let mut buf = Vec::new();
     // Generation of the last value printed; with --new-only, "now" counts as printed (unless
     // the channel did not exist yet when the watch began: then every value is new).
@@ -37,6 +41,8 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                 (last, first) = (0, false);
                 continue;
             }
+            // The --pid process exited and its last value is printed: the end, as `tail --pid`.
+            Err(e) if crate::exit::code(&e) == EXITED => break Ok(()),
             Err(e) => break Err(e),
         }
         let meta = match followed.channel().read_into(&mut buf) {
