@@ -210,6 +210,23 @@ fn a_follower_future_gives_a_channel_being_created_its_time_without_blocking() {
     assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
     assert!(longest < Duration::from_millis(100), "{longest:?}");
     assert_eq!(old.info().waiters, 0);
+    // The same under a `select!` loop whose other arm fires every 30 ms: each future is
+    // dropped before 250 ms pass, and the follower keeps the count (a review found the futures
+    // starting it again, so that such a loop never got the error).
+    let t = Instant::now();
+    let got = loop {
+        if let Some(got) = block_on(f.changed(0), Duration::from_millis(30)) {
+            break Some(got);
+        }
+        if t.elapsed() > Duration::from_secs(5) {
+            break None;
+        }
+    };
+    assert!(
+        matches!(got, Some(Err(mmf::channel::Error::NotInitialized { .. }))),
+        "{got:?}"
+    );
+    assert_eq!(old.info().waiters, 0);
     std::fs::remove_file(&path).unwrap();
 }
 

@@ -58,6 +58,10 @@ pub struct Follower {
     looked: Instant,
     /// What that look found: the name leads nowhere (removed, not created again yet).
     gone: bool,
+    /// When an async look first found a new channel under the name still being created: kept
+    /// here, not in the future, so that a future dropped and made again (a `select!` loop)
+    /// still gives up after [`INIT_WAIT`], as [`Follower::wait`] does.
+    creating: Option<Instant>,
 }
 
 /// What [`Follower::wait`] saw.
@@ -101,6 +105,7 @@ impl Follower {
                         appeared,
                         looked: Instant::now(),
                         gone: false,
+                        creating: None,
                     })
                 }
                 Err(e @ Error::NotFound { .. }) => {
@@ -164,6 +169,7 @@ impl Follower {
             if newer.is_none() || self.looked.elapsed() >= LOOK_EVERY {
                 self.looked = Instant::now();
                 self.gone = false;
+                self.creating = None;
                 if !self.channel.is_current()? {
                     match try_open(&self.location, INIT_WAIT) {
                         Ok(channel) => {
@@ -232,9 +238,10 @@ impl Follower {
     /// It waits as [`Channel::changed`] does (see the [`notify`](crate::notify) module), and
     /// looks at the name every 100 ms as `wait` does: the process's notifier thread wakes it
     /// for that, with no timer of the executor's. A new channel found being created is looked at
-    /// again every 10 ms, for up to 250 ms, instead of blocking the executor's thread while it
-    /// is. Race it against the executor's timer for a timeout. Dropping it (a cancelled
-    /// `select!` arm) leaves the follower as the last completed look left it.
+    /// again every 10 ms, for up to 250 ms from the first look that found it so (counted by the
+    /// follower, across futures), instead of blocking the executor's thread while it is. Race it
+    /// against the executor's timer for a timeout. Dropping it (a cancelled `select!` arm)
+    /// leaves the follower as the last completed look left it.
     ///
     /// A `Follower` needs a channel to exist: to wait for one to be created in async code,
     /// retry [`Follower::open`] with a zero timeout on the executor's timer (a channel found
@@ -277,7 +284,6 @@ impl Follower {
             follower: self,
             since,
             waiting: crate::notify::Waiting::default(),
-            creating: None,
         }
     }
 }
@@ -290,15 +296,13 @@ pub struct FollowerChanged<'a> {
     follower: &'a mut Follower,
     since: u64,
     waiting: crate::notify::Waiting,
-    /// When a look first found a new channel under the name still being created.
-    creating: Option<Instant>,
 }
 
 #[cfg(feature = "async")]
 impl FollowerChanged<'_> {
     /// When the next look at the name is due.
     fn next_look(&self) -> Instant {
-        match self.creating {
+        match self.follower.creating {
             Some(_) => self.follower.looked + INIT_LOOK_EVERY,
             None => self.follower.looked + LOOK_EVERY,
         }
@@ -315,7 +319,7 @@ impl FollowerChanged<'_> {
             Err(e) => return Some(Err(e)),
         };
         if current {
-            self.creating = None;
+            f.creating = None;
             return f.channel.verify_mapping().err().map(Err);
         }
         match try_open(&f.location, Duration::ZERO) {
@@ -323,22 +327,25 @@ impl FollowerChanged<'_> {
                 // Off the old channel before it goes: the registration points into its memory.
                 self.waiting.unregister(&f.channel);
                 f.channel = channel;
-                self.creating = None;
+                f.creating = None;
                 Some(Ok(Change::Replaced))
             }
             // Removed and not (yet) created again: keep waiting, and looking.
             Err(Error::NotFound { .. }) => {
                 f.gone = true;
-                self.creating = None;
+                f.creating = None;
                 None
             }
             // Being created: look again soon, for as long as `wait` would give it.
             Err(Error::NotInitialized { .. })
-                if now.duration_since(*self.creating.get_or_insert(now)) < INIT_WAIT =>
+                if now.duration_since(*f.creating.get_or_insert(now)) < INIT_WAIT =>
             {
                 None
             }
-            Err(e) => Some(Err(e)),
+            Err(e) => {
+                f.creating = None;
+                Some(Err(e))
+            }
         }
     }
 }
