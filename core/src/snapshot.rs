@@ -562,6 +562,16 @@ impl Snapshot {
             .compare_exchange(token, 0, Ordering::Release, Ordering::Relaxed);
     }
 
+    /// [`Error::TooLarge`] for a value of `len` bytes, out of the publish's way.
+    #[cold]
+    fn too_large(&self, len: usize) -> Error {
+        Error::TooLarge {
+            name: self.name.clone(),
+            len,
+            capacity: self.layout.capacity,
+        }
+    }
+
     /// Publishes the bytes that `fill` writes as the next value, tagged `tag`.
     ///
     /// Nothing is visible to readers until `fill` has returned `Ok` and the frame is complete; if
@@ -729,11 +739,7 @@ impl Snapshot {
         if let Source::Bytes(bytes) = &source {
             // Before any slot is touched: a refused value leaves no odd stamp behind.
             if bytes.len() > l.capacity {
-                return Err(Error::TooLarge {
-                    name: self.name.clone(),
-                    len: bytes.len(),
-                    capacity: l.capacity,
-                });
+                return Err(self.too_large(bytes.len()));
             }
         }
         let (gen, cur) = split_latest(prev);
@@ -790,13 +796,7 @@ impl Snapshot {
                 let filled = fill(&mut w);
                 match (filled, w.finish()) {
                     (Ok(()), Ok((len, crc))) => (len, crc, true),
-                    (_, Err(len)) => {
-                        return Err(Error::TooLarge {
-                            name: self.name.clone(),
-                            len,
-                            capacity: l.capacity,
-                        })
-                    }
+                    (_, Err(len)) => return Err(self.too_large(len)),
                     (Err(source), Ok(_)) => {
                         return Err(Error::Encode {
                             name: self.name.clone(),
