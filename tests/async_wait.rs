@@ -121,15 +121,22 @@ fn block_on_timed<F: Future>(f: F, timeout: Duration) -> (Option<F::Output>, Dur
     (got, longest)
 }
 
+/// A new shared-memory channel named after `what`: its name, location, the creator's handle and
+/// a follower of the name.
+fn followed(what: &str) -> (String, Location, Channel, mmf::Follower) {
+    let name = unique(what);
+    let location = Location::shm(&name).unwrap();
+    let creator = Channel::create(&name, 64).unwrap();
+    let follower = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    (name, location, creator, follower)
+}
+
 /// `Follower::changed`, awaited across a writer's restart in another process: the value it
 /// published to its old channel, then the removal (the future keeps waiting), then the new
 /// channel under the name, which the follower holds when the future resolves.
 #[test]
 fn a_follower_future_follows_a_writer_in_another_process_across_its_restart() {
-    let name = unique("async-follow");
-    let location = Location::shm(&name).unwrap();
-    let creator = Channel::create(&name, 64).unwrap();
-    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    let (name, _, creator, mut f) = followed("async-follow");
     drop(creator);
     let child = spawn_child("restart-later", &[("MMF_NAME", name.clone())]);
     let (got, _) = block_on_timed(f.changed(0), Duration::from_secs(10));
@@ -154,10 +161,7 @@ fn a_follower_future_follows_a_writer_in_another_process_across_its_restart() {
 /// A dropped follower future is no longer counted as a waiter.
 #[test]
 fn a_follower_future_looks_at_the_name_with_no_publish_to_wake_it() {
-    let name = unique("async-follow-look");
-    let location = Location::shm(&name).unwrap();
-    let old = Channel::create(&name, 64).unwrap();
-    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    let (name, location, old, mut f) = followed("async-follow-look");
     assert!(block_on(f.changed(0), Duration::from_millis(50)).is_none());
     assert_eq!(old.info().waiters, 0, "the cancelled future is not counted");
     let (flag, waker) = Flag::new();
@@ -191,10 +195,7 @@ fn a_follower_future_looks_at_the_name_with_no_publish_to_wake_it() {
 /// then fails as `wait` does; no poll blocks the executor's thread meanwhile.
 #[test]
 fn a_follower_future_gives_a_channel_being_created_its_time_without_blocking() {
-    let name = unique("async-follow-init");
-    let location = Location::shm(&name).unwrap();
-    let old = Channel::create(&name, 64).unwrap();
-    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    let (name, location, old, mut f) = followed("async-follow-init");
     Channel::remove(&name).unwrap();
     // What a creator that died at once leaves: a file of the name, empty.
     let path = location.path().unwrap();

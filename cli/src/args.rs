@@ -498,15 +498,17 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The command line `mmf WORDS...`.
+    fn argv(words: &[&str]) -> Vec<std::ffi::OsString> {
+        std::iter::once("mmf")
+            .chain(words.iter().copied())
+            .map(Into::into)
+            .collect()
+    }
+
     /// `Cli::plain` takes exactly what it should, and means by it what clap would.
     #[test]
     fn plain_agrees_with_clap() {
-        let argv = |words: &[&str]| -> Vec<std::ffi::OsString> {
-            std::iter::once("mmf")
-                .chain(words.iter().copied())
-                .map(Into::into)
-                .collect()
-        };
         for words in [
             &["read", "Test"][..],
             &["read", "./dir/state.mmf"],
@@ -552,12 +554,6 @@ mod tests {
     /// else moves.
     #[test]
     fn signed_exponents_are_values() {
-        let argv = |words: &[&str]| -> Vec<std::ffi::OsString> {
-            std::iter::once("mmf")
-                .chain(words.iter().copied())
-                .map(Into::into)
-                .collect()
-        };
         let parse =
             |words: &[&str]| Cli::try_parse_from(signed_exponents(argv(words))).map(|c| c.command);
         for (words, value, json) in [
