@@ -197,7 +197,8 @@ pub struct OutArgs {
     pub name: String,
     /// The value; read from standard input when absent or '-' (absent, with standard input at
     /// /dev/null or closed, is an error: nothing is published). A negative number is a value
-    /// (`mmf out T -5`); other text that starts with '-' follows '--' (`mmf out T -- -x`).
+    /// (`mmf out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows '--' (`mmf out
+    /// T -- -x`).
     #[arg(allow_negative_numbers = true)]
     pub value: Option<String>,
     /// Input is JSON: validated (nested at most 127 levels deep, as every reader takes it),
@@ -285,8 +286,8 @@ pub struct ReadArgs {
     pub timeout: Option<std::time::Duration>,
     /// Give up waiting once process PID has exited (the writer a script started, say) and exit
     /// with code 9, unless the value came first (with --wait or --after; looked at every 100
-    /// ms; a zombie counts as exited).
-    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    /// ms; a zombie counts as exited where /proc shows it).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..=PID_MAX), allow_negative_numbers = true)]
     pub pid: Option<u32>,
 }
 
@@ -307,8 +308,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
     /// End the watch (exit 0) once process PID has exited and the last value it published is
-    /// printed, as `tail --pid` does (looked at every 100 ms; a zombie counts as exited).
-    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    /// printed, as `tail --pid` does (looked at every 100 ms; a zombie counts as exited where
+    /// /proc shows it).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..=PID_MAX), allow_negative_numbers = true)]
     pub pid: Option<u32>,
     /// Only values published after the watch starts (not the current one).
     #[arg(long)]
@@ -381,7 +383,7 @@ impl Cli {
     /// The command line of this process: [`Cli::plain`] where it applies, clap otherwise.
     pub fn from_env() -> Cli {
         Cli::plain(std::env::args_os())
-            .unwrap_or_else(|| Cli::parse_from(signed_exponents(std::env::args_os().collect())))
+            .unwrap_or_else(|| Cli::parse_from(negative_numbers(std::env::args_os().collect())))
     }
 
     /// The two commands scripts run most, `mmf read NAME` and `mmf out NAME VALUE` with no
@@ -431,26 +433,31 @@ impl Cli {
     }
 }
 
-/// `mmf out` with a negative VALUE whose exponent has a sign (`-1e-3`, `-2.5E+10`, as Python
-/// prints small numbers): clap's test for a negative number takes `-1e3` but not these, and
-/// would refuse them as unknown flags. Such a word after the NAME is moved behind a `--` at the
-/// end, where clap takes it as the VALUE whatever it looks like (`out` has no option that takes
-/// a value, so every other word keeps its meaning). Left as they are: other verbs, a command
-/// line that has a `--` already, and a word where the NAME should be.
-fn signed_exponents(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+/// `mmf out` with a negative number for VALUE that clap's test for one refuses: an exponent with
+/// a sign (`-1e-3`, `-2.5E+10`, as Python prints small numbers) or no digit before the point
+/// (`-.5`, as `bc` prints it); clap would take them for unknown flags. Such a word, as the only
+/// word after the NAME that is not a flag, is moved behind a `--` at the end, where clap takes
+/// it as the VALUE whatever it looks like (`out` has no option that takes a value, so every
+/// other word keeps its meaning). Left as they are: other verbs, a command line that has a `--`
+/// already, a word where the NAME should be, and one beside another VALUE (a usage error either
+/// way).
+fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let words: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
     if words.get(1) != Some(&Some("out")) || words.contains(&Some("--")) {
         return args;
     }
-    let mut named = false;
-    let found = words.iter().enumerate().skip(2).find_map(|(i, w)| {
-        let w = (*w)?;
-        if !w.starts_with('-') {
-            named = true;
+    let mut positional = 0;
+    let mut found = None;
+    for (i, w) in words.iter().enumerate().skip(2) {
+        let Some(w) = *w else { continue };
+        if positional >= 1 && negative_number(w) {
+            found = Some(i);
+            positional += 1;
+        } else if !w.starts_with('-') {
+            positional += 1;
         }
-        (named && signed_exponent(w)).then_some(i)
-    });
-    if let Some(i) = found {
+    }
+    if let (Some(i), 2) = (found, positional) {
         let value = args.remove(i);
         args.push("--".into());
         args.push(value);
@@ -458,14 +465,15 @@ fn signed_exponents(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
     args
 }
 
-/// Whether `word` is a negative number with a signed exponent: `-`, digits with at most one
-/// `.` (a digit on one side of it at least), `e` or `E`, `+` or `-`, digits.
-fn signed_exponent(word: &str) -> bool {
-    let Some((mantissa, exponent)) = word
-        .strip_prefix('-')
-        .and_then(|w| w.split_once(['e', 'E']))
-    else {
+/// Whether `word` is a negative decimal number: `-`, digits with at most one `.` (a digit on
+/// one side of it at least), then perhaps `e` or `E`, a sign perhaps, and digits.
+fn negative_number(word: &str) -> bool {
+    let Some(number) = word.strip_prefix('-') else {
         return false;
+    };
+    let (mantissa, exponent) = match number.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (number, None),
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let mantissa_ok = match mantissa.split_once('.') {
@@ -474,9 +482,12 @@ fn signed_exponent(word: &str) -> bool {
         }
         None => digits(mantissa),
     };
-    let exponent_ok = exponent.strip_prefix(['+', '-']).is_some_and(digits);
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
     mantissa_ok && exponent_ok
 }
+
+/// The largest process id there can be (a `pid_t` is an `i32`; Linux's limit is lower still).
+const PID_MAX: i64 = i32::MAX as i64;
 
 fn parse_mode(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
@@ -550,17 +561,19 @@ mod tests {
         assert!(Cli::plain(not_utf8).is_none());
     }
 
-    /// A negative VALUE with a signed exponent is the VALUE, wherever the flags are; nothing
+    /// A negative VALUE that clap's test refuses is the VALUE, wherever the flags are; nothing
     /// else moves.
     #[test]
-    fn signed_exponents_are_values() {
+    fn negative_numbers_are_values() {
         let parse =
-            |words: &[&str]| Cli::try_parse_from(signed_exponents(argv(words))).map(|c| c.command);
+            |words: &[&str]| Cli::try_parse_from(negative_numbers(argv(words))).map(|c| c.command);
         for (words, value, json) in [
             (&["out", "T", "-1e-3"][..], "-1e-3", false),
             (&["out", "T", "-1e-3", "--json"], "-1e-3", true),
             (&["out", "--json", "T", "-2.5E+10"], "-2.5E+10", true),
             (&["out", "T", "--json", "-.5e-7"], "-.5e-7", true),
+            (&["out", "T", "-.5"], "-.5", false),
+            (&["out", "T", "-1e3", "--json"], "-1e3", true),
             (
                 &["out", "T", "-5.e+1", "--print-generation"],
                 "-5.e+1",
@@ -583,11 +596,14 @@ mod tests {
             &["out", "T", "-1e-"],
             &["out", "T", "-e-3"],
             &["out", "T", "-.e-3"],
-            &["out", "T", "-1e3"],
+            &["out", "T", "-.", "--json"],
             &["out", "T", "-x"],
+            &["out", "T", "-1e-3", "extra"],
+            &["out", "T", "extra", "-1e-3"],
         ] {
-            assert_eq!(signed_exponents(argv(words)), argv(words), "{words:?}");
+            assert_eq!(negative_numbers(argv(words)), argv(words), "{words:?}");
         }
+        assert!(parse(&["out", "T", "-1e-5", "extra"]).is_err());
     }
 
     #[test]

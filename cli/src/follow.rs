@@ -238,17 +238,36 @@ impl Followed {
 /// Whether process `pid` has exited: it is gone, or a zombie its parent has not reaped yet (a
 /// script's worker that crashed stays one until the script waits for it).
 fn exited(pid: u32) -> bool {
-    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+    // (A pid beyond `i32` is refused by the option's parser; one here would name a group.)
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
     match rustix::process::test_kill_process(pid) {
         Err(rustix::io::Errno::SRCH) => true,
         // Alive, or alive and another user's (EPERM): a zombie, if /proc says so.
-        _ => std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
-        }),
+        _ => zombie(pid),
     }
+}
+
+/// Whether /proc shows `pid` as a zombie: a process that ended and was not waited for. Not one
+/// whose first thread ended while others run: its state reads "Z" too, with more than one
+/// thread. Without /proc (or with `hidepid`) a zombie cannot be told from a live process.
+fn zombie(pid: rustix::process::Pid) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let ended = field("State:").is_some_and(|s| s.starts_with(['Z', 'X']));
+    let threads = field("Threads:").and_then(|t| t.parse::<u32>().ok());
+    ended && threads.is_none_or(|n| n <= 1)
 }
 
 /// The time left until `deadline`: `Some(Duration::MAX)` without one, `None` once it passed.

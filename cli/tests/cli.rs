@@ -471,6 +471,9 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
     assert_eq!(e.ok(&["read", "T", "--format", "json"]), "-0.00001\n");
     e.ok(&["out", "T", "-2.5E+10"]);
     assert_eq!(e.ok(&["read", "T"]), "-2.5E+10\n");
+    // As bc prints them (text: JSON has no such number).
+    e.ok(&["out", "T", "-.5"]);
+    assert_eq!(e.ok(&["read", "T"]), "-.5\n");
     e.ok(&["out", "T", "-1.5", "--json"]);
     let dashed = e.run(&["out", "T", "-x"]);
     let err = String::from_utf8_lossy(&dashed.stderr);
@@ -3200,6 +3203,36 @@ fn a_wait_ends_when_the_pid_process_exits() {
         "result\n"
     );
     assert!(worker.wait().unwrap().success());
+    // Exited, with a newer value there already: the value (the look before the exit's error).
+    e.ok(&["out", "T", "newer"]);
+    assert_eq!(
+        e.ok(&["read", "T", "--after", "1", "--pid", &pid]),
+        "newer\n"
+    );
+    // A process whose first thread ended while another runs reads as a zombie in /proc/PID/stat;
+    // it is alive, and what its other thread publishes a second later is read.
+    let lead = e.dir.join("lead.py");
+    std::fs::write(
+        &lead,
+        "import threading, ctypes, time, subprocess, sys\n\
+         def late():\n    time.sleep(1)\n    subprocess.run(sys.argv[1:])\n\
+         threading.Thread(target=late).start()\n\
+         ctypes.CDLL(None).pthread_exit(None)\n",
+    )
+    .unwrap();
+    let mut worker = Command::new("python3")
+        .arg(&lead)
+        .args([BIN, "out", "T", "from-a-thread"])
+        .env("MMF_SHM_DIR", &e.dir)
+        .spawn()
+        .unwrap();
+    let pid = worker.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        e.ok(&["read", "T", "--wait", "--pid", &pid, "--timeout", "20s"]),
+        "from-a-thread\n"
+    );
+    assert!(worker.wait().unwrap().success());
     // A watch ends as `tail --pid` does: the worker's values printed, then exit 0.
     let mut worker = Command::new("sh")
         .args([
@@ -3240,8 +3273,8 @@ fn a_wait_ends_when_the_pid_process_exits() {
         2,
         "--pid bounds a wait",
     );
-    assert_eq!(
-        e.run(&["read", "T", "--wait", "--pid", "0"]).status.code(),
-        Some(2)
-    );
+    for pid in ["0", "2147483648", "4294967295"] {
+        let out = e.run(&["read", "T", "--wait", "--pid", pid]);
+        assert_eq!(out.status.code(), Some(2), "{pid}: {out:?}");
+    }
 }
