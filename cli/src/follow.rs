@@ -73,20 +73,24 @@ impl Followed {
                     return Err(e.into())
                 }
                 // The --pid process exited: it will not create the channel now. One last look,
-                // as it may have created it right before it exited.
-                Err(mmf::channel::Error::NotFound { .. })
-                    if pid.is_some_and(exited)
-                        && Follower::open(&location, Duration::ZERO).is_err() =>
-                {
-                    return Err(Coded(
-                        EXITED,
-                        format!(
-                            "process {} (--pid) exited, and no channel named '{location}' was \
-                             created",
-                            pid.unwrap_or_default()
-                        ),
-                    )
-                    .into());
+                // as it may have created it right before it exited (found, the next turn opens
+                // it; found unfinished, that is the error).
+                Err(mmf::channel::Error::NotFound { .. }) if pid.is_some_and(exited) => {
+                    match Follower::open(&location, Duration::ZERO) {
+                        Ok(_) => continue,
+                        Err(mmf::channel::Error::NotFound { .. }) => {
+                            return Err(Coded(
+                                EXITED,
+                                format!(
+                                    "process {} (--pid) exited, and no channel named \
+                                     '{location}' was created",
+                                    pid.unwrap_or_default()
+                                ),
+                            )
+                            .into())
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Err(mmf::channel::Error::NotFound { .. }) if created_meanwhile => {}
                 Err(mmf::channel::Error::NotFound { .. }) => {
