@@ -487,6 +487,16 @@ fn deep_values_are_refused_not_a_stack_overflow() {
             ch.publish_raw(Tag::MSGPACK, &deep).unwrap();
             let err = ch.read::<serde_json::Value>().unwrap_err();
             assert!(err.to_string().contains("nested 128 deep"), "{err}");
+            // One that deep that does not decode is decoded a second time, tracking the path
+            // (more stack a level), to name where: still no overflow.
+            let mut wrong = b"\x81\xa4Node".repeat(mmf_codec::json::MAX_DEPTH - 1);
+            wrong.extend(b"\xa3Lea");
+            ch.publish_raw(Tag::MSGPACK, &wrong).unwrap();
+            let err = ch.read::<Tree>().unwrap_err().to_string();
+            assert!(
+                err.contains("at Node.Node.") && err.contains("Lea"),
+                "{err}"
+            );
             // The deepest value accepted reads on every path, and as JSON publishes again.
             let mut ok = vec![0x91; mmf_codec::json::MAX_DEPTH - 1];
             ok.push(0x90);
