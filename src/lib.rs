@@ -45,9 +45,10 @@ pub use mmf_core::{
 
 pub use mmf_core::truncation;
 
-/// The futures of [`Channel::changed`] and [`Follower::changed`] (feature `async`).
+/// The futures of [`Channel::changed`], [`Follower::changed`] and [`Follower::open_async`]
+/// (feature `async`).
 #[cfg(feature = "async")]
-pub use mmf_core::{Changed, FollowerChanged};
+pub use mmf_core::{Changed, FollowerChanged, OpenFollower};
 
 /// The channel layer (`mmf-core`), with its own error type: what [`Channel::open`] and the
 /// other untyped operations return.

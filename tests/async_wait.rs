@@ -47,6 +47,13 @@ fn child() {
         return;
     };
     match role.as_str() {
+        "create-later" => {
+            std::thread::sleep(Duration::from_millis(300));
+            Channel::create(&name, 64)
+                .unwrap()
+                .publish_str("created late")
+                .unwrap();
+        }
         "restart-later" => {
             // A writing service that restarts: its channel removed, then created anew.
             std::thread::sleep(Duration::from_millis(100));
@@ -154,6 +161,65 @@ fn a_follower_future_follows_a_writer_in_another_process_across_its_restart() {
     assert!(child.wait_with_output().unwrap().status.success());
     assert_eq!(f.channel().info().waiters, 0);
     Channel::remove(&name).unwrap();
+}
+
+/// `Follower::open_async`: a reader that starts before its writer awaits the channel's creation
+/// by another process, looking every 100 ms without a timer of the executor's and without
+/// blocking its thread; what cannot appear is an error at once, as `Follower::open` says.
+#[test]
+fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel() {
+    let name = unique("async-appear");
+    let location = Location::shm(&name).unwrap();
+    let child = spawn_child("create-later", &[("MMF_NAME", name.clone())]);
+    let t = Instant::now();
+    let (got, longest) = block_on_timed(
+        mmf::Follower::open_async(&location),
+        Duration::from_secs(10),
+    );
+    let mut f = got.expect("resolved").unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(longest < Duration::from_millis(100), "{longest:?}");
+    assert!(f.appeared(), "it did not exist yet");
+    if f.channel().generation() == 0 {
+        let (got, _) = block_on_timed(f.changed(0), Duration::from_secs(10));
+        assert_eq!(got.expect("resolved").unwrap(), mmf::Change::Newer(1));
+    }
+    assert_eq!(f.channel().read_string().unwrap(), "created late");
+    assert!(child.wait_with_output().unwrap().status.success());
+    // There already: at once, and not "appeared".
+    let (got, _) = block_on_timed(mmf::Follower::open_async(&location), Duration::from_secs(1));
+    assert!(!got.expect("resolved").unwrap().appeared());
+    Channel::remove(&name).unwrap();
+    // Where no channel can appear: the error at once.
+    let nowhere = Location::file("/no/such/dir/x.mmf");
+    let (got, _) = block_on_timed(mmf::Follower::open_async(&nowhere), Duration::from_secs(1));
+    assert!(
+        matches!(got, Some(Err(mmf::channel::Error::NotFound { .. }))),
+        "{got:?}"
+    );
+    // A creator that died before its channel was ready: 250 ms, then the error, as `open`.
+    let path = location.path().unwrap();
+    std::fs::File::create(&path).unwrap();
+    let t = Instant::now();
+    let (got, longest) = block_on_timed(
+        mmf::Follower::open_async(&location),
+        Duration::from_secs(10),
+    );
+    assert!(
+        matches!(got, Some(Err(mmf::channel::Error::NotInitialized { .. }))),
+        "{got:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(longest < Duration::from_millis(100), "{longest:?}");
+    std::fs::remove_file(&path).unwrap();
 }
 
 /// A channel replaced under its name, with no value published to either: only the follower
@@ -582,8 +648,23 @@ fn notifier_wake_ups() {
     });
     drop(changed);
     Channel::remove(&name).unwrap();
+    // A follower being opened on a name nobody creates: woken every 100 ms to look again.
+    let mut opening = mmf::Follower::open_async(&location);
+    let mut opening_polls = 0;
+    let opened = std::thread::scope(|s| {
+        let counting = s.spawn(|| second("opening"));
+        while !counting.is_finished() {
+            assert!(Pin::new(&mut opening).poll(&mut cx).is_pending());
+            opening_polls += 1;
+            std::thread::park_timeout(Duration::from_millis(500));
+        }
+        counting.join().unwrap()
+    });
+    drop(opening);
+    let after = second("after");
     print_stats(&json!({
-        busy.0: busy.1, idle.0: idle.1, following.0: following.1, "polls": polls
+        busy.0: busy.1, idle.0: idle.1, following.0: following.1, "polls": polls,
+        opened.0: opened.1, "opening_polls": opening_polls, after.0: after.1
     }));
 }
 
@@ -601,6 +682,11 @@ fn the_notifier_sleeps_with_many_futures_on_one_channel_and_with_none() {
     let polls = stats["polls"].as_u64().unwrap();
     assert!((5..50).contains(&polls), "{stats}");
     assert!(stats["following"].as_u64().unwrap() < 50, "{stats}");
+    // A pending `open_async` likewise; dropped, it leaves the notifier asleep again.
+    let polls = stats["opening_polls"].as_u64().unwrap();
+    assert!((5..50).contains(&polls), "{stats}");
+    assert!(stats["opening"].as_u64().unwrap() < 50, "{stats}");
+    assert!(stats["after"].as_u64().unwrap() <= 1, "{stats}");
 }
 
 /// A peer that moves the generation by a multiple of 2^24 and keeps the slot leaves the futex

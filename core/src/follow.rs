@@ -8,7 +8,8 @@
 //! it to the new channel when the name leads elsewhere; it also waits for a channel that does
 //! not exist yet.
 //!
-//! With the `async` feature, [`Follower::changed`] is the same wait as a future.
+//! With the `async` feature, [`Follower::open_async`] and [`Follower::changed`] are the same
+//! waits as futures.
 
 use std::time::{Duration, Instant};
 
@@ -229,6 +230,57 @@ const INIT_LOOK_EVERY: Duration = Duration::from_millis(10);
 
 #[cfg(feature = "async")]
 impl Follower {
+    /// A future that resolves as [`open`](Follower::open) returns, without its timeout: the
+    /// follower once a channel is at `location` (waited for until it is created), or the error
+    /// `open` gives at once (a name where no channel can appear, something there that is not a
+    /// channel, no permission). Feature `async`.
+    ///
+    /// It looks every 100 ms, woken for that by the process's notifier thread (see the
+    /// [`notify`](crate::notify) module), with no timer of the executor's; a channel found
+    /// being created is looked at every 10 ms for up to 250 ms, then is
+    /// [`Error::NotInitialized`], without blocking the executor's thread meanwhile. Race it
+    /// against the executor's timer for a timeout. It owns what it needs (`'static`, `Send`): it
+    /// can be spawned.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_core::{Channel, Follower, Location, Tag};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct W(std::thread::Thread);
+    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::sync::Arc::new(W(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    ///
+    /// # let name = format!("open-async-doc-{}", std::process::id());
+    /// let location = Location::parse(&name)?;
+    /// // The writing service starts after its reader.
+    /// let writer = std::thread::spawn({
+    ///     let name = name.clone();
+    ///     move || {
+    ///         std::thread::sleep(Duration::from_millis(50));
+    ///         Channel::create(&name, 64)?.publish_raw(Tag::TEXT, b"hello")
+    ///     }
+    /// });
+    /// // or `Follower::open_async(&location).await` in async code
+    /// let follower = block_on(Follower::open_async(&location))?;
+    /// assert!(follower.appeared());
+    /// writer.join().unwrap()?;
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn open_async(location: &Location) -> OpenFollower {
+        OpenFollower {
+            location: location.clone(),
+            next_look: None,
+            appeared: false,
+            creating: None,
+            timer: crate::notify::Timer::default(),
+        }
+    }
+
     /// A future that resolves as [`wait`](Follower::wait) returns, without its timeout:
     /// [`Change::Newer`] once the followed channel's generation moves past `since`,
     /// [`Change::Replaced`] once the name leads to another channel (which the follower then
@@ -243,9 +295,8 @@ impl Follower {
     /// against the executor's timer for a timeout. Dropping it (a cancelled `select!` arm)
     /// leaves the follower as the last completed look left it.
     ///
-    /// A `Follower` needs a channel to exist: to wait for one to be created in async code,
-    /// retry [`Follower::open`] with a zero timeout on the executor's timer (a channel found
-    /// being created makes that call block for up to 250 ms).
+    /// A `Follower` needs a channel to exist: [`Follower::open_async`] waits for one to be
+    /// created.
     ///
     /// ```
     /// use std::time::Duration;
@@ -378,5 +429,69 @@ impl std::future::Future for FollowerChanged<'_> {
 impl Drop for FollowerChanged<'_> {
     fn drop(&mut self) {
         self.waiting.unregister(&self.follower.channel);
+    }
+}
+
+/// The future returned by [`Follower::open_async`] (feature `async`).
+#[cfg(feature = "async")]
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct OpenFollower {
+    location: Location,
+    /// When the next look is due (`None`: at once).
+    next_look: Option<Instant>,
+    /// Whether a look found no channel yet (or one being created).
+    appeared: bool,
+    /// When a look first found a channel under the name still being created.
+    creating: Option<Instant>,
+    timer: crate::notify::Timer,
+}
+
+#[cfg(feature = "async")]
+impl std::future::Future for OpenFollower {
+    type Output = Result<Follower>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Follower>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            if let Some(at) = this.next_look {
+                if this.timer.poll(at, cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+            let now = Instant::now();
+            match try_open(&this.location, Duration::ZERO) {
+                Ok(channel) => {
+                    return Poll::Ready(Ok(Follower {
+                        location: this.location.clone(),
+                        channel,
+                        appeared: this.appeared,
+                        looked: now,
+                        gone: false,
+                        creating: None,
+                    }))
+                }
+                Err(e @ Error::NotFound { .. }) if !this.location.can_appear() => {
+                    return Poll::Ready(Err(e))
+                }
+                Err(Error::NotFound { .. }) => {
+                    this.appeared = true;
+                    this.creating = None;
+                    this.next_look = Some(now + LOOK_EVERY);
+                }
+                // Being created: look again soon, for as long as `open` would give it.
+                Err(Error::NotInitialized { .. })
+                    if now.duration_since(*this.creating.get_or_insert(now)) < INIT_WAIT =>
+                {
+                    this.appeared = true;
+                    this.next_look = Some(now + INIT_LOOK_EVERY);
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
     }
 }

@@ -85,10 +85,10 @@ mod loom_tests;
 #[cfg(not(loom))]
 pub use channel::{list, Channel, Info, Listing, LockOwner, Options, Recovered};
 pub use error::{Error, Result};
-#[cfg(all(feature = "async", not(loom)))]
-pub use follow::FollowerChanged;
 #[cfg(not(loom))]
 pub use follow::{Change, Follower};
+#[cfg(all(feature = "async", not(loom)))]
+pub use follow::{FollowerChanged, OpenFollower};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
 pub use name::{validate_name, Location, MAX_NAME_LEN, SHM_PREFIX};

@@ -1,5 +1,5 @@
-//! `async` waits: [`Channel::changed`] and [`Follower::changed`](crate::Follower::changed)
-//! return runtime-agnostic futures.
+//! `async` waits: [`Channel::changed`], [`Follower::changed`](crate::Follower::changed) and
+//! [`Follower::open_async`](crate::Follower::open_async) return runtime-agnostic futures.
 //!
 //! # Design and cost
 //!
@@ -10,8 +10,9 @@
 //! a writer in any process publishes, the kernel wakes that thread, which wakes exactly the
 //! futures whose channel moved. A registered future counts as a waiter in the channel header
 //! (like a blocking waiter), so writers issue the wake only while someone waits. A future may
-//! also ask to be woken at a time (a follower's, to look at its name every 100 ms): the thread
-//! sleeps no longer than until the earliest such time, so no timer of the executor's is needed.
+//! also ask to be woken at a time (a follower's, to look at its name every 100 ms), or ask for
+//! that alone (a follower being opened, before there is a channel to watch): the thread sleeps
+//! no longer than until the earliest such time, so no timer of the executor's is needed.
 //!
 //! Cost: one thread and one syscall per wake-up for the whole process, however many channels
 //! are awaited, up to 127 at a time; beyond that, or on kernels before Linux 5.16 (no
@@ -57,8 +58,8 @@ struct Registration {
     /// that made it borrows the channel and removes it (under the lock) when dropped; a future
     /// that is never dropped (`mem::forget`, which safe code may do) cannot, so the channel's own
     /// `Drop` removes what is left of its registrations, under the same lock, before it unmaps
-    /// ([`forget_channel`]).
-    word: usize,
+    /// ([`forget_channel`]). `None` for a [`Timer`]'s, which watches no channel.
+    word: Option<usize>,
     /// The futex word's value (the low half of `latest`) when the future last polled.
     expected: u32,
     /// The whole `latest` word then: a generation that moved by a multiple of 2^24 with the
@@ -179,7 +180,7 @@ impl Notifier {
                 let mut words: Vec<(usize, u32)> = regs
                     .values()
                     .filter(|r| r.counted)
-                    .map(|r| (r.word, r.expected))
+                    .filter_map(|r| Some((r.word?, r.expected)))
                     .collect();
                 // Many futures on one channel are one futex word: the limit counts channels.
                 words.sort_unstable();
@@ -270,11 +271,13 @@ impl Notifier {
             let mut regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
             regs.extract_if(|_, r| {
                 // SAFETY: see `Registration::word`: we hold the lock, so the channel is mapped.
-                let latest = unsafe { &*(r.word as *const AtomicU64) }.load(Ordering::SeqCst);
+                let latest = r
+                    .word
+                    .map(|w| unsafe { &*(w as *const AtomicU64) }.load(Ordering::SeqCst));
                 // A tripped channel's word may read as it did (0 before the first value, or a
                 // header page still in the file): wake it anyway. The notifier looks at least
                 // every `MAX_SLEEP`.
-                latest != r.seen
+                latest.is_some_and(|l| l != r.seen)
                     || r.tripped.load(Ordering::Relaxed)
                     || r.wake_at.is_some_and(|t| t <= now)
             })
@@ -301,7 +304,7 @@ pub(crate) fn forget_channel(word: usize) {
     let Some(n) = running() else { return };
     let left: Vec<Registration> = {
         let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
-        regs.extract_if(|_, r| r.word == word)
+        regs.extract_if(|_, r| r.word == Some(word))
             .map(|(_, r)| r)
             .collect()
     };
@@ -422,7 +425,7 @@ impl Waiting {
         let previous = regs.insert(
             id,
             Registration {
-                word,
+                word: Some(word),
                 expected: latest as u32,
                 seen: latest,
                 waker: cx.waker().clone(),
@@ -470,5 +473,69 @@ impl Waiting {
 impl Drop for Changed<'_> {
     fn drop(&mut self) {
         self.waiting.unregister(self.ch);
+    }
+}
+
+/// A wake-up at a time, with no channel: what waits for a channel to be created
+/// ([`Follower::open_async`](crate::Follower::open_async)) sleeps on between its looks. The
+/// notifier thread runs its waker at that time; dropping it takes the registration off.
+#[derive(Debug, Default)]
+pub(crate) struct Timer {
+    /// Its registration's id, while it has one.
+    id: Option<u64>,
+}
+
+/// The trip flag of a registration that watches no channel: never set.
+static NEVER_TRIPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Timer {
+    /// Ready once `at` has passed; until then registers `cx`'s waker to be woken at `at`.
+    pub(crate) fn poll(&mut self, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= at {
+            self.cancel();
+            return Poll::Ready(());
+        }
+        let n = notifier();
+        let id = *self
+            .id
+            .get_or_insert_with(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let previous = n.regs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id,
+            Registration {
+                word: None,
+                expected: 0,
+                seen: 0,
+                waker: cx.waker().clone(),
+                // Nothing for writers to count, and nothing to poll for: only the time.
+                counted: true,
+                wake_at: Some(at),
+                tripped: &NEVER_TRIPPED,
+            },
+        );
+        // (`previous` and its waker are dropped outside the lock.)
+        if previous.is_none_or(|p| p.wake_at != Some(at)) {
+            n.rearm();
+        }
+        Poll::Pending
+    }
+
+    /// Takes its registration off the notifier, if it has one.
+    fn cancel(&mut self) {
+        if let Some(id) = self.id.take() {
+            // Not `notifier()`: a drop must not start a thread.
+            if let Some(n) = running() {
+                let removed = n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                if removed.is_some() {
+                    drop(removed);
+                    n.rearm();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.cancel();
     }
 }
