@@ -47,6 +47,34 @@ fn child() {
         return;
     };
     match role.as_str() {
+        "nobody-follows" => {
+            // SAFETY: plain system calls on this (child) process's own ids; it becomes `nobody`.
+            unsafe {
+                assert_eq!(libc::setgid(65534), 0);
+                assert_eq!(libc::setuid(65534), 0);
+            }
+            let location = Location::shm(&name).unwrap();
+            let mut f = block_on(
+                mmf::Follower::open_async(&location),
+                Duration::from_secs(10),
+            )
+            .expect("opened")
+            .unwrap();
+            // Told to the parent by a file of its own: it may now restart its channel.
+            std::fs::write(format!("/dev/shm/{name}-ready"), b"").unwrap();
+            let first = block_on(f.changed(1), Duration::from_secs(10))
+                .map(|r| r.map_err(|e| e.to_string()));
+            let value = f.channel().read_string().map_err(|e| e.to_string());
+            // The same through the blocking wait.
+            let second = f
+                .wait(1, Duration::from_secs(10))
+                .map_err(|e| e.to_string());
+            let again = f.channel().read_string().map_err(|e| e.to_string());
+            print_stats(&json!({
+                "first": format!("{first:?}"), "value": format!("{value:?}"),
+                "second": format!("{second:?}"), "again": format!("{again:?}"),
+            }));
+        }
         "create-later" => {
             std::thread::sleep(Duration::from_millis(300));
             Channel::create(&name, 64)
@@ -220,6 +248,64 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
     );
     assert!(longest < Duration::from_millis(100), "{longest:?}");
     std::fs::remove_file(&path).unwrap();
+}
+
+/// A writer that restarts with remove and create, and a mode for its readers (0644), is followed
+/// by a reader that runs as another user: the new channel keeps its creation mode, 0600, until
+/// its header is complete, and a review found that reader refused there ("permission denied")
+/// and its follower ended; it is now waited on as a channel being created.
+#[test]
+fn a_reader_of_another_user_follows_a_restart_through_the_creation_mode() {
+    // SAFETY: a plain system call.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: needs root, to run a reader as another user");
+        return;
+    }
+    let name = unique("async-nobody");
+    let location = Location::shm(&name).unwrap();
+    let path = location.path().unwrap();
+    let ready = std::path::PathBuf::from(format!("/dev/shm/{name}-ready"));
+    let create = |value: &str| {
+        let ch = Options::new()
+            .capacity(64)
+            .mode(0o644)
+            .create(&location)
+            .unwrap();
+        ch.publish_str(value).unwrap();
+    };
+    create("first life");
+    let child = spawn_child("nobody-follows", &[("MMF_NAME", name.clone())]);
+    let t = Instant::now();
+    while !ready.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the child never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Two restarts, each with its 0600 window held open for 150 ms (as a large channel's
+    // allocation does), once for the async wait, once for the blocking one.
+    for life in ["second life", "third life"] {
+        std::thread::sleep(Duration::from_millis(200));
+        Channel::remove(&name).unwrap();
+        let ch = Options::new()
+            .capacity(64)
+            .mode(0o600)
+            .create(&location)
+            .unwrap();
+        ch.publish_str(life).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let stats = child_stats(child);
+    assert_eq!(stats["first"], "Some(Ok(Replaced))", "{stats}");
+    assert_eq!(stats["value"], "Ok(\"second life\")", "{stats}");
+    assert_eq!(stats["second"], "Ok(Some(Replaced))", "{stats}");
+    assert_eq!(stats["again"], "Ok(\"third life\")", "{stats}");
+    Channel::remove(&name).unwrap();
+    std::fs::remove_file(&ready).unwrap();
 }
 
 /// A channel replaced under its name, with no value published to either: only the follower

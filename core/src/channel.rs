@@ -392,6 +392,14 @@ impl Options {
                 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
+                // Another user's channel that still has its creation mode: perhaps being made,
+                // waited on as one (and refused as before once the wait is over).
+                Err(Error::PermissionDenied { .. })
+                    if deadline.is_none_or(|d| Instant::now() < d)
+                        && being_made(&path, self.init_timeout) =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 // The name was removed or replaced while this open waited for its lock: open
                 // what the name holds now (a bounded number of times, against a peer renaming
                 // files in a loop).
@@ -2152,6 +2160,30 @@ pub(crate) fn check_platform() -> Result<()> {
     } else {
         Err(Error::Unsupported)
     }
+}
+
+/// Whether the file at `path`, which this process may not open, may be a channel another user is
+/// still creating: a channel with an explicit mode keeps its creation mode, 0600, until its
+/// header is complete (`Options::mode`), so a reader of another user's channel is refused while
+/// it is being made, as when the writing service restarts with remove and create. Told by the
+/// file: another user's, mode 0600, its status changed (created, allocated) within
+/// `init_timeout` or the last second. [`Options::open`] waits on it as on a channel not
+/// initialised yet, up to `init_timeout`, then refuses it (a private channel of another user
+/// just made reads so too, and is refused after that wait).
+pub(crate) fn being_made(path: &Path, init_timeout: Duration) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let changed = UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(meta.ctime()).unwrap_or(0),
+            u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+        );
+    let recent = SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|age| age <= init_timeout.max(Duration::from_secs(1)));
+    meta.uid() != os::euid() && meta.mode() & 0o7777 == 0o600 && recent
 }
 
 /// `NotFound` creating a shared-memory channel: its directory is missing. Say which, and

@@ -92,7 +92,7 @@ impl Follower {
         loop {
             // A channel being created when we look is one that appeared, as a missing one is.
             let opened = match try_open(location, Duration::ZERO) {
-                Err(Error::NotInitialized { .. }) => {
+                Err(e) if being_created(&e, location) => {
                     appeared = true;
                     try_open(location, INIT_WAIT)
                 }
@@ -217,6 +217,19 @@ fn try_open(location: &Location, init: Duration) -> Result<Channel> {
             options.read_only(true).open(location)
         }
         other => other,
+    }
+}
+
+/// Whether an open's error `e` may be a channel at `location` still being created, given
+/// [`INIT_WAIT`] to finish: one not initialised yet, or one refused while it still has its
+/// creation mode ([`being_made`](crate::channel::being_made)).
+fn being_created(e: &Error, location: &Location) -> bool {
+    match e {
+        Error::NotInitialized { .. } => true,
+        Error::PermissionDenied { .. } => location
+            .path()
+            .is_some_and(|p| crate::channel::being_made(&p, INIT_WAIT)),
+        _ => false,
     }
 }
 
@@ -388,8 +401,9 @@ impl FollowerChanged<'_> {
                 None
             }
             // Being created: look again soon, for as long as `wait` would give it.
-            Err(Error::NotInitialized { .. })
-                if now.duration_since(*f.creating.get_or_insert(now)) < INIT_WAIT =>
+            Err(e)
+                if being_created(&e, &f.location)
+                    && now.duration_since(*f.creating.get_or_insert(now)) < INIT_WAIT =>
             {
                 None
             }
@@ -484,8 +498,9 @@ impl std::future::Future for OpenFollower {
                     this.next_look = Some(now + LOOK_EVERY);
                 }
                 // Being created: look again soon, for as long as `open` would give it.
-                Err(Error::NotInitialized { .. })
-                    if now.duration_since(*this.creating.get_or_insert(now)) < INIT_WAIT =>
+                Err(e)
+                    if being_created(&e, &this.location)
+                        && now.duration_since(*this.creating.get_or_insert(now)) < INIT_WAIT =>
                 {
                     this.appeared = true;
                     this.next_look = Some(now + INIT_LOOK_EVERY);
