@@ -229,10 +229,12 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
         matches!(got, Some(Err(mmf::channel::Error::NotFound { .. }))),
         "{got:?}"
     );
-    // A creator that died before its channel was ready: 250 ms, then the error, as `open`.
+    // A creator that died before its channel was ready: the error once its file has not
+    // changed for 250 ms, as `open` gives it; also to a future made anew every 30 ms (a
+    // `select!` loop), which a review found waiting for ever.
     let path = location.path().unwrap();
-    std::fs::File::create(&path).unwrap();
     let t = Instant::now();
+    std::fs::File::create(&path).unwrap();
     let (got, longest) = block_on_timed(
         mmf::Follower::open_async(&location),
         Duration::from_secs(10),
@@ -247,6 +249,24 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
         t.elapsed()
     );
     assert!(longest < Duration::from_millis(100), "{longest:?}");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::File::create(&path).unwrap();
+    let t = Instant::now();
+    let got = loop {
+        if let Some(got) = block_on(
+            mmf::Follower::open_async(&location),
+            Duration::from_millis(30),
+        ) {
+            break Some(got);
+        }
+        if t.elapsed() > Duration::from_secs(5) {
+            break None;
+        }
+    };
+    assert!(
+        matches!(got, Some(Err(mmf::channel::Error::NotInitialized { .. }))),
+        "{got:?}"
+    );
     std::fs::remove_file(&path).unwrap();
 }
 

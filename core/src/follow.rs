@@ -71,7 +71,8 @@ pub enum Change {
     /// The followed channel's generation moved past the one waited on; the new generation.
     Newer(u64),
     /// The name now leads to another channel, which [`Follower::channel`] is from now on. Its
-    /// generations are not comparable with the old one's: every value it holds is new.
+    /// generations are not comparable with the old one's: every value it holds is new, and it
+    /// may hold none yet (its writer creates it, then publishes): wait on from generation 0.
     Replaced,
 }
 
@@ -250,10 +251,11 @@ impl Follower {
     ///
     /// It looks every 100 ms, woken for that by the process's notifier thread (see the
     /// [`notify`](crate::notify) module), with no timer of the executor's; a channel found
-    /// being created is looked at every 10 ms for up to 250 ms, then is
-    /// [`Error::NotInitialized`], without blocking the executor's thread meanwhile. Race it
-    /// against the executor's timer for a timeout. It owns what it needs (`'static`, `Send`): it
-    /// can be spawned.
+    /// being created is looked at every 10 ms, without blocking the executor's thread, until
+    /// its file has not changed for 250 ms (its creator died: [`Error::NotInitialized`]). That
+    /// is judged by the file's status-change time, so a future made anew on every turn of a
+    /// `select!` loop ends with the error too. Race it against the executor's timer for a
+    /// timeout. It owns what it needs (`'static`, `Send`): it can be spawned.
     ///
     /// ```
     /// use std::time::Duration;
@@ -335,14 +337,34 @@ impl Follower {
     ///         std::thread::sleep(Duration::from_millis(50));
     ///         Channel::create(&name, 64)?.publish_raw(Tag::TEXT, b"second life")
     ///     });
-    ///     // or `follower.changed(0).await` in async code
-    ///     assert_eq!(block_on(follower.changed(0))?, Change::Replaced);
+    ///     // A consumer's loop: go on from the generation the read returned (it may be newer
+    ///     // than the one `Newer` names), and from 0 in a new channel, which may hold no value
+    ///     // yet when the follower finds it.
+    ///     let mut seen = 0;
+    ///     let value = loop {
+    ///         match block_on(follower.changed(seen))? { // `follower.changed(seen).await`
+    ///             Change::Newer(_) => {}
+    ///             Change::Replaced => {
+    ///                 seen = 0;
+    ///                 continue;
+    ///             }
+    ///         }
+    ///         let (meta, bytes) = follower.channel().read_raw()?;
+    ///         seen = meta.generation;
+    ///         break bytes;
+    ///     };
+    ///     assert_eq!(value, b"second life");
     ///     Ok::<(), mmf_core::Error>(())
     /// })?;
-    /// assert_eq!(follower.channel().read_raw()?.1, b"second life");
     /// # Channel::remove(&name)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// A channel whose file another process truncates under the mapping kills the process with
+    /// `SIGBUS`, awaited or not, unless [`truncation::install`](crate::truncation::install) was
+    /// called; with it, the future resolves and the read after it is
+    /// [`Error::Truncated`] (a file cut to less than its header may be [`Error::Corrupt`]
+    /// instead).
     pub fn changed(&mut self, since: u64) -> FollowerChanged<'_> {
         FollowerChanged {
             follower: self,
@@ -456,9 +478,24 @@ pub struct OpenFollower {
     next_look: Option<Instant>,
     /// Whether a look found no channel yet (or one being created).
     appeared: bool,
-    /// When a look first found a channel under the name still being created.
+    /// When a look first found a channel under the name still being created (what is judged
+    /// where the file's status-change time cannot be read).
     creating: Option<Instant>,
     timer: crate::notify::Timer,
+}
+
+/// How long ago the file at `location` last changed status (created, allocated, written,
+/// chmodded), if that can be told.
+#[cfg(feature = "async")]
+fn unchanged_for(location: &Location) -> Option<Duration> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(location.path()?).ok()?;
+    let changed = std::time::UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(meta.ctime()).ok()?,
+            u32::try_from(meta.ctime_nsec()).ok()?,
+        );
+    std::time::SystemTime::now().duration_since(changed).ok()
 }
 
 #[cfg(feature = "async")]
@@ -497,10 +534,13 @@ impl std::future::Future for OpenFollower {
                     this.creating = None;
                     this.next_look = Some(now + LOOK_EVERY);
                 }
-                // Being created: look again soon, for as long as `open` would give it.
+                // Being created: look again soon, until its file stops changing for as long as
+                // `open` would wait (by the file, so that a future made anew gives up too).
                 Err(e)
                     if being_created(&e, &this.location)
-                        && now.duration_since(*this.creating.get_or_insert(now)) < INIT_WAIT =>
+                        && unchanged_for(&this.location).unwrap_or_else(|| {
+                            now.duration_since(*this.creating.get_or_insert(now))
+                        }) < INIT_WAIT =>
                 {
                     this.appeared = true;
                     this.next_look = Some(now + INIT_LOOK_EVERY);
