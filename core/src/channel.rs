@@ -2175,15 +2175,21 @@ pub(crate) fn being_made(path: &Path, init_timeout: Duration) -> bool {
     let Ok(meta) = std::fs::metadata(path) else {
         return false;
     };
+    let recent =
+        unchanged_for(&meta).is_some_and(|age| age <= init_timeout.max(Duration::from_secs(1)));
+    meta.uid() != os::euid() && meta.mode() & 0o7777 == 0o600 && recent
+}
+
+/// How long ago the file of `meta` last changed status (created, allocated, written through a
+/// mapping, chmodded), if that can be told.
+pub(crate) fn unchanged_for(meta: &std::fs::Metadata) -> Option<Duration> {
+    use std::os::unix::fs::MetadataExt;
     let changed = UNIX_EPOCH
         + Duration::new(
-            u64::try_from(meta.ctime()).unwrap_or(0),
-            u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+            u64::try_from(meta.ctime()).ok()?,
+            u32::try_from(meta.ctime_nsec()).ok()?,
         );
-    let recent = SystemTime::now()
-        .duration_since(changed)
-        .is_ok_and(|age| age <= init_timeout.max(Duration::from_secs(1)));
-    meta.uid() != os::euid() && meta.mode() & 0o7777 == 0o600 && recent
+    SystemTime::now().duration_since(changed).ok()
 }
 
 /// `NotFound` creating a shared-memory channel: its directory is missing. Say which, and

@@ -484,18 +484,10 @@ pub struct OpenFollower {
     timer: crate::notify::Timer,
 }
 
-/// How long ago the file at `location` last changed status (created, allocated, written,
-/// chmodded), if that can be told.
+/// How long ago the file at `location` last changed status, if that can be told.
 #[cfg(feature = "async")]
 fn unchanged_for(location: &Location) -> Option<Duration> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(location.path()?).ok()?;
-    let changed = std::time::UNIX_EPOCH
-        + Duration::new(
-            u64::try_from(meta.ctime()).ok()?,
-            u32::try_from(meta.ctime_nsec()).ok()?,
-        );
-    std::time::SystemTime::now().duration_since(changed).ok()
+    crate::channel::unchanged_for(&std::fs::metadata(location.path()?).ok()?)
 }
 
 #[cfg(feature = "async")]
