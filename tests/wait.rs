@@ -17,6 +17,24 @@ fn child() {
     };
     match role.as_str() {
         "ponger" => ponger(&name),
+        // As `nobody`: an open of another user's private channel, just made, with no limit on
+        // how long to wait for a channel being created.
+        "nobody-opens-private" => {
+            // SAFETY: plain system calls on this (child) process's own ids; it becomes `nobody`.
+            unsafe {
+                assert_eq!(libc::setgid(65534), 0);
+                assert_eq!(libc::setuid(65534), 0);
+            }
+            let t = Instant::now();
+            let opened = Options::new()
+                .init_timeout(Duration::MAX)
+                .read_only(true)
+                .open(&Location::shm(&name).unwrap());
+            print_stats(&json!({
+                "denied": matches!(opened, Err(mmf::channel::Error::PermissionDenied { .. })),
+                "secs": t.elapsed().as_secs_f64(),
+            }));
+        }
         "spammer" => {
             let ch = Channel::open(&name).unwrap();
             loop {
@@ -545,4 +563,32 @@ impl OpenWatch {
         // SAFETY: one valid pollfd, for the length given.
         unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
     }
+}
+
+/// Another user's file of mode 0600 just made may be a channel still being created (a mode is
+/// set once the header is complete), and an open waits on it as on one; but a private channel
+/// stays 0600, and an open with no limit on that wait (`init_timeout(Duration::MAX)`) must still
+/// be refused, once the file has not changed for ten seconds.
+#[test]
+fn an_endless_open_of_another_users_private_channel_is_refused() {
+    // SAFETY: a plain system call.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: needs root, to open as another user");
+        return;
+    }
+    let name = unique("private");
+    let ch = Options::new()
+        .capacity(64)
+        .mode(0o600)
+        .create(&Location::shm(&name).unwrap())
+        .unwrap();
+    ch.publish_str("mine").unwrap();
+    let stats = child_stats(spawn_child(
+        "nobody-opens-private",
+        &[("MMF_NAME", name.clone())],
+    ));
+    assert_eq!(stats["denied"], true, "{stats}");
+    let secs = stats["secs"].as_f64().unwrap();
+    assert!((5.0..20.0).contains(&secs), "{stats}");
+    Channel::remove(&name).unwrap();
 }

@@ -2175,8 +2175,8 @@ pub(crate) fn being_made(path: &Path, init_timeout: Duration) -> bool {
     let Ok(meta) = std::fs::metadata(path) else {
         return false;
     };
-    let recent =
-        unchanged_for(&meta).is_some_and(|age| age <= init_timeout.max(Duration::from_secs(1)));
+    let window = init_timeout.clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let recent = unchanged_for(&meta).is_some_and(|age| age <= window);
     meta.uid() != os::euid() && meta.mode() & 0o7777 == 0o600 && recent
 }
 
