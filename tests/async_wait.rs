@@ -75,6 +75,27 @@ fn child() {
                 "second": format!("{second:?}"), "again": format!("{again:?}"),
             }));
         }
+        // As `nobody`: another user's private channel, made over a second ago and touched
+        // all the time, is refused at once, as before the wait for channels being made.
+        "nobody-opens-touched" => {
+            // SAFETY: plain system calls on this (child) process's own ids; it becomes `nobody`.
+            unsafe {
+                assert_eq!(libc::setgid(65534), 0);
+                assert_eq!(libc::setuid(65534), 0);
+            }
+            let location = Location::shm(&name).unwrap();
+            let (got, _) = block_on_timed(
+                mmf::Follower::open_async(&location),
+                Duration::from_secs(10),
+            );
+            let t = Instant::now();
+            let blocking = mmf::Follower::open(&location, Duration::from_secs(10));
+            print_stats(&json!({
+                "async": format!("{:?}", got.map(|r| r.map(drop).map_err(|e| matches!(e, mmf::channel::Error::PermissionDenied { .. })))),
+                "blocking_denied": matches!(blocking, Err(mmf::channel::Error::PermissionDenied { .. })),
+                "blocking_ms": t.elapsed().as_millis() as u64,
+            }));
+        }
         "create-later" => {
             std::thread::sleep(Duration::from_millis(300));
             Channel::create(&name, 64)
@@ -310,8 +331,8 @@ fn a_reader_of_another_user_follows_a_restart_through_the_creation_mode() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Two restarts, each with its 0600 window held open for 150 ms (as a large channel's
-    // allocation does), once for the async wait, once for the blocking one.
+    // Two restarts, each with its 0600 window held open for 150 ms (a channel of some hundred
+    // MiB allocates for about that long), once for the async wait, once for the blocking one.
     for life in ["second life", "third life"] {
         std::thread::sleep(Duration::from_millis(200));
         Channel::remove(&name).unwrap();
@@ -333,6 +354,46 @@ fn a_reader_of_another_user_follows_a_restart_through_the_creation_mode() {
     assert_eq!(stats["again"], "Ok(\"third life\")", "{stats}");
     Channel::remove(&name).unwrap();
     std::fs::remove_file(&ready).unwrap();
+}
+
+/// The wait for another user's channel that may still have its creation mode must not hold up a
+/// reader of a private channel: one made over a second ago is refused at once, even while its
+/// writer touches it all the time (a review found `open_async` pending for as long as `mmf out`
+/// kept writing it, by its status-change time; its birth time decides now).
+#[test]
+fn another_users_private_channel_is_refused_at_once_however_busy() {
+    // SAFETY: a plain system call.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: needs root, to open as another user");
+        return;
+    }
+    let name = unique("async-private");
+    let ch = Options::new()
+        .capacity(64)
+        .mode(0o600)
+        .create(&Location::shm(&name).unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stats = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ch.publish_str("busy").unwrap();
+                ch.touch().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let stats = child_stats(spawn_child(
+            "nobody-opens-touched",
+            &[("MMF_NAME", name.clone())],
+        ));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stats
+    });
+    assert_eq!(stats["async"], "Some(Err(true))", "{stats}");
+    assert_eq!(stats["blocking_denied"], true, "{stats}");
+    assert!(stats["blocking_ms"].as_u64().unwrap() < 200, "{stats}");
+    Channel::remove(&name).unwrap();
 }
 
 /// A channel replaced under its name, with no value published to either: only the follower

@@ -58,10 +58,20 @@ fn smoke_run_measures_every_default_transport() {
             "no reader run for {t}"
         );
     }
-    // The reader-progress ratio uses F measured within the throughput rounds themselves.
+    // The reader-progress ratio uses F measured within the throughput rounds themselves; it is
+    // left out where that F disagrees with the latency section's by too much (a disturbed
+    // host, which tiny smoke samples on a loaded machine sometimes are), the F never.
     assert!(
-        has("mmf", "writer+1 reader", "reader_rate_vs_floor"),
-        "no x 1/F for mmf's reader"
+        has("mmf", "writer+1 reader", "floor_rt_ns"),
+        "no F measured for mmf's reader:\n{stdout}"
+    );
+    let row = results
+        .iter()
+        .find(|r| r["transport"] == "mmf" && r["case"] == "writer+1 reader")
+        .expect("a reader row");
+    assert!(
+        row["reader_rate_vs_floor"].is_number() || stdout.contains("latency section's: not judged"),
+        "no x 1/F for mmf's reader, and no bar saying why:\n{stdout}"
     );
     // The publish cost, timed in this process (instructions too where valgrind is installed).
     for t in ["mmf", "mmf-without-waiter-check"] {

@@ -214,6 +214,13 @@ impl Options {
     /// GiB on a tmpfs here: processes that start together and `open_or_create` a channel of
     /// hundreds of MiB should raise this, or the ones that lose the race to create it find it
     /// still uninitialised ([`Error::NotInitialized`]).
+    ///
+    /// Another user's channel made with an explicit [`mode`](Self::mode) keeps its creation
+    /// mode (0600 less the umask) until its header is complete, and refuses other users until
+    /// then: an open refused on another user's file with no bit for group or others, still
+    /// empty or made within this timeout held between one and ten seconds, is waited on the
+    /// same way, then refused ([`Error::PermissionDenied`]); a private channel of another user
+    /// just made is refused only after that wait.
     pub fn init_timeout(&mut self, d: Duration) -> &mut Self {
         self.init_timeout = d;
         self
@@ -373,7 +380,9 @@ impl Options {
         Ok(self.finish(snap, location.clone(), Some(file)))
     }
 
-    /// Opens an existing channel; fails with `NotFound` if there is none.
+    /// Opens an existing channel; fails with `NotFound` if there is none. A channel still being
+    /// created is waited for up to [`init_timeout`](Self::init_timeout) (which says when an
+    /// open refused for permission waits too).
     pub fn open(&self, location: &Location) -> Result<Channel> {
         let Some(path) = location.checked_path()? else {
             return Err(Error::NotFound {
@@ -2163,25 +2172,32 @@ pub(crate) fn check_platform() -> Result<()> {
 }
 
 /// Whether the file at `path`, which this process may not open, may be a channel another user is
-/// still creating: a channel with an explicit mode keeps its creation mode, 0600, until its
-/// header is complete (`Options::mode`), so a reader of another user's channel is refused while
-/// it is being made, as when the writing service restarts with remove and create. Told by the
-/// file: another user's, mode 0600, its status changed (created, allocated) within
-/// `init_timeout` or the last second. [`Options::open`] waits on it as on a channel not
-/// initialised yet, up to `init_timeout`, then refuses it (a private channel of another user
-/// just made reads so too, and is refused after that wait).
+/// still creating: a channel with an explicit mode keeps its creation mode (0600 less the
+/// umask) until its header is complete (`Options::mode`), so a reader of another user's channel
+/// is refused while it is being made, as when the writing service restarts with remove and
+/// create. Told by the file: another user's, with no bit for group or others, and either still
+/// empty (being allocated) or made within `init_timeout` held between one and ten seconds (by
+/// its birth time where the file system keeps one, which writes and `touch` leave alone; else
+/// its status-change time). [`Options::open`] waits on it as on a channel not initialised yet,
+/// up to `init_timeout`, then refuses it: a private channel of another user made within that
+/// window is refused after the wait, an older one at once.
 pub(crate) fn being_made(path: &Path, init_timeout: Duration) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(path) else {
         return false;
     };
     let window = init_timeout.clamp(Duration::from_secs(1), Duration::from_secs(10));
-    let recent = unchanged_for(&meta).is_some_and(|age| age <= window);
-    meta.uid() != os::euid() && meta.mode() & 0o7777 == 0o600 && recent
+    let made = meta
+        .created()
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .or_else(|| unchanged_for(&meta));
+    let young = meta.len() == 0 || made.is_some_and(|age| age <= window);
+    meta.uid() != os::euid() && meta.mode() & 0o077 == 0 && young
 }
 
-/// How long ago the file of `meta` last changed status (created, allocated, written through a
-/// mapping, chmodded), if that can be told.
+/// How long ago the file of `meta` last changed status (created, allocated, chmodded, written
+/// with `write` or touched; not written through a mapping), if that can be told.
 pub(crate) fn unchanged_for(meta: &std::fs::Metadata) -> Option<Duration> {
     use std::os::unix::fs::MetadataExt;
     let changed = UNIX_EPOCH

@@ -85,8 +85,9 @@ impl Follower {
     /// ([`Location::can_appear`]), something there that is not a channel, no permission. A
     /// channel that is there but not initialised yet is given 250 ms to finish
     /// ([`Options::init_timeout`]'s default), even past a shorter `timeout`; after that it
-    /// counts as one whose creator died ([`Error::NotInitialized`]). After `timeout`, a channel
-    /// still missing is [`Error::NotFound`].
+    /// counts as one whose creator died ([`Error::NotInitialized`]). So is another user's
+    /// channel that may still have its creation mode (see [`Options::init_timeout`]), then
+    /// refused. After `timeout`, a channel still missing is [`Error::NotFound`].
     pub fn open(location: &Location, timeout: Duration) -> Result<Follower> {
         let deadline = Instant::now().checked_add(timeout);
         let mut appeared = false;
@@ -210,12 +211,21 @@ fn time_left(deadline: Option<Instant>) -> Option<Duration> {
 /// refuses writers whatever the mode), else read-only; a channel being created is waited for
 /// up to `init`.
 fn try_open(location: &Location, init: Duration) -> Result<Channel> {
+    let start = Instant::now();
     let mut options = Options::new();
     options.init_timeout(init);
+    // Read-only with what is left of `init`: a file refused after the wait for one being made
+    // ([`being_made`](crate::channel::being_made)) is not waited on twice.
+    let read_only = |options: &mut Options| {
+        options
+            .read_only(true)
+            .init_timeout(init.saturating_sub(start.elapsed()))
+            .open(location)
+    };
     match options.open(location) {
-        Err(Error::PermissionDenied { .. }) => options.read_only(true).open(location),
+        Err(Error::PermissionDenied { .. }) => read_only(&mut options),
         Err(Error::Io { ref source, .. }) if source.raw_os_error() == Some(libc::EROFS) => {
-            options.read_only(true).open(location)
+            read_only(&mut options)
         }
         other => other,
     }
@@ -252,10 +262,14 @@ impl Follower {
     /// It looks every 100 ms, woken for that by the process's notifier thread (see the
     /// [`notify`](crate::notify) module), with no timer of the executor's; a channel found
     /// being created is looked at every 10 ms, without blocking the executor's thread, until
-    /// its file has not changed for 250 ms (its creator died: [`Error::NotInitialized`]). That
-    /// is judged by the file's status-change time, so a future made anew on every turn of a
-    /// `select!` loop ends with the error too. Race it against the executor's timer for a
-    /// timeout. It owns what it needs (`'static`, `Send`): it can be spawned.
+    /// its file has not changed for 250 ms ([`Error::NotInitialized`], or
+    /// [`Error::PermissionDenied`] for another user's channel that kept its creation mode), as
+    /// [`open`](Follower::open) gives it 250 ms. That is judged by the file's status-change
+    /// time, so a future made anew on every turn of a `select!` loop ends with the error too.
+    /// A creator that died, and one still allocating a channel of more than about 250 MiB (a
+    /// second a GiB on a tmpfs; the file does not change meanwhile), are both given up on.
+    /// Race it against the executor's timer for a timeout. It owns what it needs (`'static`,
+    /// `Send`): it can be spawned.
     ///
     /// ```
     /// use std::time::Duration;
