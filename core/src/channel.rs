@@ -218,9 +218,10 @@ impl Options {
     /// Another user's channel made with an explicit [`mode`](Self::mode) keeps its creation
     /// mode (0600 less the umask) until its header is complete, and refuses other users until
     /// then: an open refused on another user's file with no bit for group or others, still
-    /// empty or made within this timeout held between one and ten seconds, is waited on the
-    /// same way, then refused ([`Error::PermissionDenied`]); a private channel of another user
-    /// just made is refused only after that wait.
+    /// empty (for the whole timeout, as an empty file of one's own) or born within this
+    /// timeout held between one and ten seconds (where the file system keeps birth times), is
+    /// waited on the same way, then refused ([`Error::PermissionDenied`]); a private channel
+    /// of another user just made is refused only after that wait.
     pub fn init_timeout(&mut self, d: Duration) -> &mut Self {
         self.init_timeout = d;
         self
@@ -2176,36 +2177,48 @@ pub(crate) fn check_platform() -> Result<()> {
 /// umask) until its header is complete (`Options::mode`), so a reader of another user's channel
 /// is refused while it is being made, as when the writing service restarts with remove and
 /// create. Told by the file: another user's, with no bit for group or others, and either still
-/// empty (being allocated) or made within `init_timeout` held between one and ten seconds (by
-/// its birth time where the file system keeps one, which writes and `touch` leave alone; else
-/// its status-change time). [`Options::open`] waits on it as on a channel not initialised yet,
-/// up to `init_timeout`, then refuses it: a private channel of another user made within that
-/// window is refused after the wait, an older one at once.
+/// empty (being allocated: waited on for the whole `init_timeout`, as an empty file of one's own
+/// is) or born within `init_timeout` held between one and ten seconds. Birth time only: where
+/// the file system keeps none, only an empty file counts, since the status-change time, which
+/// every `touch` moves, would make a busy private channel look new for ever. [`Options::open`]
+/// waits on it as on a channel not initialised yet, up to `init_timeout`, then refuses it: a
+/// private channel of another user born within that window is refused after the wait, an older
+/// one at once.
 pub(crate) fn being_made(path: &Path, init_timeout: Duration) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(path) else {
         return false;
     };
     let window = init_timeout.clamp(Duration::from_secs(1), Duration::from_secs(10));
-    let made = meta
-        .created()
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .or_else(|| unchanged_for(&meta));
-    let young = meta.len() == 0 || made.is_some_and(|age| age <= window);
+    let born = meta.created().ok().and_then(age);
+    let young = meta.len() == 0 || born.is_some_and(|age| age <= window);
     meta.uid() != os::euid() && meta.mode() & 0o077 == 0 && young
 }
 
 /// How long ago the file of `meta` last changed status (created, allocated, chmodded, written
-/// with `write` or touched; not written through a mapping), if that can be told.
+/// with `write` or touched; not written through a mapping), at least, if that can be told.
 pub(crate) fn unchanged_for(meta: &std::fs::Metadata) -> Option<Duration> {
     use std::os::unix::fs::MetadataExt;
-    let changed = UNIX_EPOCH
+    age(UNIX_EPOCH
         + Duration::new(
             u64::try_from(meta.ctime()).ok()?,
             u32::try_from(meta.ctime_nsec()).ok()?,
-        );
-    SystemTime::now().duration_since(changed).ok()
+        ))
+}
+
+/// How long ago `t`, a file's time, was at least. A time in whole seconds (no nanoseconds: a file
+/// system that keeps no finer ones, such as ext2) may stand for any moment of that second, so a
+/// second is taken off: right after the second turns, such a file reads a second old.
+fn age(t: SystemTime) -> Option<Duration> {
+    let whole = t
+        .duration_since(UNIX_EPOCH)
+        .is_ok_and(|d| d.subsec_nanos() == 0);
+    let age = SystemTime::now().duration_since(t).ok()?;
+    Some(if whole {
+        age.saturating_sub(Duration::from_secs(1))
+    } else {
+        age
+    })
 }
 
 /// `NotFound` creating a shared-memory channel: its directory is missing. Say which, and
@@ -2274,6 +2287,22 @@ fn incarnation() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file time in whole seconds may stand for any moment of its second: its age is taken
+    /// as a second less (a file system like ext2 made a channel being created look a second
+    /// old right after the second turned); a finer one as it is.
+    #[test]
+    fn a_file_time_in_whole_seconds_is_a_second_younger() {
+        let now = SystemTime::now();
+        let whole =
+            UNIX_EPOCH + Duration::from_secs(now.duration_since(UNIX_EPOCH).unwrap().as_secs());
+        let fine = whole - Duration::from_millis(300);
+        // Made up to a second before this second began: less than a second old, at least.
+        assert!(age(whole - Duration::from_secs(1)).unwrap() < Duration::from_secs(1));
+        assert_eq!(age(whole).unwrap(), Duration::ZERO);
+        assert!(age(fine).unwrap() >= Duration::from_millis(300));
+        assert_eq!(age(now + Duration::from_secs(5)), None, "in the future");
+    }
     use crate::layout::{split_latest, NO_SLOT, PIN_SLOT, PIN_WANT_SLOTS};
 
     /// A writer made with `header_only(false)` keeps every value in a slot; another handle on

@@ -263,9 +263,11 @@ impl Follower {
     /// [`notify`](crate::notify) module), with no timer of the executor's; a channel found
     /// being created is looked at every 10 ms, without blocking the executor's thread, until
     /// its file has not changed for 250 ms ([`Error::NotInitialized`], or
-    /// [`Error::PermissionDenied`] for another user's channel that kept its creation mode), as
-    /// [`open`](Follower::open) gives it 250 ms. That is judged by the file's status-change
-    /// time, so a future made anew on every turn of a `select!` loop ends with the error too.
+    /// [`Error::PermissionDenied`] for another user's channel that kept its creation mode,
+    /// looked at for up to a second while it is that new), as [`open`](Follower::open) gives it
+    /// 250 ms. That is judged by the file's status-change time (a second more where the file
+    /// system keeps whole seconds), so a future made anew on every turn of a `select!` loop
+    /// ends with the error too.
     /// A creator that died, and one still allocating a channel of more than about 250 MiB (a
     /// second a GiB on a tmpfs; the file does not change meanwhile), are both given up on.
     /// Race it against the executor's timer for a timeout. It owns what it needs (`'static`,
