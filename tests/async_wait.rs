@@ -48,11 +48,7 @@ fn child() {
     };
     match role.as_str() {
         "nobody-follows" => {
-            // SAFETY: plain system calls on this (child) process's own ids; it becomes `nobody`.
-            unsafe {
-                assert_eq!(libc::setgid(65534), 0);
-                assert_eq!(libc::setuid(65534), 0);
-            }
+            become_nobody();
             let location = Location::shm(&name).unwrap();
             let mut f = block_on(
                 mmf::Follower::open_async(&location),
@@ -78,11 +74,7 @@ fn child() {
         // As `nobody`: another user's private channel, made over a second ago and touched
         // all the time, is refused at once, as before the wait for channels being made.
         "nobody-opens-touched" => {
-            // SAFETY: plain system calls on this (child) process's own ids; it becomes `nobody`.
-            unsafe {
-                assert_eq!(libc::setgid(65534), 0);
-                assert_eq!(libc::setuid(65534), 0);
-            }
+            become_nobody();
             let location = Location::shm(&name).unwrap();
             let (got, _) = block_on_timed(
                 mmf::Follower::open_async(&location),
@@ -304,9 +296,7 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
 /// and its follower ended; it is now waited on as a channel being created.
 #[test]
 fn a_reader_of_another_user_follows_a_restart_through_the_creation_mode() {
-    // SAFETY: a plain system call.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: needs root, to run a reader as another user");
+    if !root_or_skip() {
         return;
     }
     let name = unique("async-nobody");
@@ -362,9 +352,7 @@ fn a_reader_of_another_user_follows_a_restart_through_the_creation_mode() {
 /// kept writing it, by its status-change time; its birth time decides now).
 #[test]
 fn another_users_private_channel_is_refused_at_once_however_busy() {
-    // SAFETY: a plain system call.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: needs root, to open as another user");
+    if !root_or_skip() {
         return;
     }
     let name = unique("async-private");

@@ -20,11 +20,7 @@ fn child() {
         // As `nobody`: an open of another user's private channel, just made, with no limit on
         // how long to wait for a channel being created.
         "nobody-opens-private" => {
-            // SAFETY: plain system calls on this (child) process's own ids; it becomes `nobody`.
-            unsafe {
-                assert_eq!(libc::setgid(65534), 0);
-                assert_eq!(libc::setuid(65534), 0);
-            }
+            become_nobody();
             let t = Instant::now();
             let opened = Options::new()
                 .init_timeout(Duration::MAX)
@@ -571,9 +567,7 @@ impl OpenWatch {
 /// be refused, once the file has not changed for ten seconds.
 #[test]
 fn an_endless_open_of_another_users_private_channel_is_refused() {
-    // SAFETY: a plain system call.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: needs root, to open as another user");
+    if !root_or_skip() {
         return;
     }
     let name = unique("private");

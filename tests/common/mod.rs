@@ -160,3 +160,23 @@ pub fn env_or(key: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Whether this process runs as root; if not, says on stdout that the test is skipped (it
+/// needs root to run a process as another user).
+pub fn root_or_skip() -> bool {
+    // SAFETY: a plain system call.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        println!("SKIPPED: needs root, to run a process as another user");
+    }
+    root
+}
+
+/// Makes this (child) process `nobody` (uid and gid 65534) for the rest of its life.
+pub fn become_nobody() {
+    // SAFETY: plain system calls on this process's own ids.
+    unsafe {
+        assert_eq!(libc::setgid(65534), 0);
+        assert_eq!(libc::setuid(65534), 0);
+    }
+}
