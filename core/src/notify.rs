@@ -270,10 +270,11 @@ impl Notifier {
             let now = Instant::now();
             let mut regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
             regs.extract_if(|_, r| {
-                // SAFETY: see `Registration::word`: we hold the lock, so the channel is mapped.
-                let latest = r
-                    .word
-                    .map(|w| unsafe { &*(w as *const AtomicU64) }.load(Ordering::SeqCst));
+                let latest = r.word.map(|w| {
+                    // SAFETY: see `Registration::word`: we hold the lock, so the channel is
+                    // mapped (a timer's registration has no word, and reads nothing).
+                    unsafe { &*(w as *const AtomicU64) }.load(Ordering::SeqCst)
+                });
                 // A tripped channel's word may read as it did (0 before the first value, or a
                 // header page still in the file): wake it anyway. The notifier looks at least
                 // every `MAX_SLEEP`.
