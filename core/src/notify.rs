@@ -290,10 +290,42 @@ impl Notifier {
         }
     }
 
+    /// Puts `reg` under `id` (a future's, or a timer's), replacing what that one registered
+    /// before. The thread only needs to re-arm when its set of futex words, their expected
+    /// values or its times to wake changed: a repeated poll that merely refreshes the waker
+    /// costs no system call.
+    fn register(&self, id: u64, reg: Registration) {
+        let (expected, wake_at) = (reg.expected, reg.wake_at);
+        let previous = self
+            .regs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, reg);
+        // (`previous`, and the waker it holds, is dropped here, outside the lock.)
+        if previous.is_none_or(|p| p.expected != expected || p.wake_at != wake_at) {
+            self.rearm();
+        }
+    }
+
     fn rearm(&self) {
         self.control.fetch_add(1, Ordering::SeqCst);
         #[cfg(target_os = "linux")]
         crate::os::wake_private(&self.control);
+    }
+}
+
+/// Takes registration `id` off this process's notifier. Not `notifier()`: a drop must not start
+/// a thread (in a forked child, whose notifier never held the registration, there may be none).
+/// The notifier need only look again if it was still watching for this one: one that resolved
+/// was taken off by `wake_moved` already (a review counted 2.64 wake-ups of the notifier per
+/// resolved future with the rearm made always, where 2 are needed).
+fn deregister(id: u64) {
+    let Some(n) = running() else { return };
+    let removed = n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    if removed.is_some() {
+        // Its waker is dropped outside the lock (see `wake_moved`).
+        drop(removed);
+        n.rearm();
     }
 }
 
@@ -422,8 +454,7 @@ impl Waiting {
                 std::process::id(),
             )
         });
-        let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = regs.insert(
+        n.register(
             id,
             Registration {
                 word: Some(word),
@@ -435,14 +466,6 @@ impl Waiting {
                 tripped: ch.trip_flag(),
             },
         );
-        drop(regs);
-        // (`previous`, and the waker it holds, is dropped at the end, outside the lock.)
-        // The notifier thread only needs to re-arm when its set of futex words, their expected
-        // values or its times to wake changed; a repeated poll that merely refreshes the waker
-        // costs no system call.
-        if previous.is_none_or(|p| p.expected != latest as u32 || p.wake_at != wake_at) {
-            n.rearm();
-        }
         Poll::Pending
     }
 
@@ -450,20 +473,7 @@ impl Waiting {
     /// off `ch`. Must be called before `ch` goes, or is swapped for another channel.
     pub(crate) fn unregister(&mut self, ch: &Channel) {
         if let Some((id, entry, counted_by)) = self.reg.take() {
-            // Not `notifier()`: a drop must not start a thread (in a forked child, whose
-            // notifier never held this registration, there may be none).
-            if let Some(n) = running() {
-                let removed = n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                // The notifier need only look again if it was still watching for this one: a
-                // future that resolved was taken off by `wake_moved` already (a review counted
-                // 2.64 wake-ups of the notifier per resolved future with the rearm made always,
-                // where 2 are needed).
-                if removed.is_some() {
-                    // Its waker is dropped outside the lock (see `wake_moved`).
-                    drop(removed);
-                    n.rearm();
-                }
-            }
+            deregister(id);
             if let Some(e) = entry.filter(|_| counted_by == std::process::id()) {
                 ch.waiter_leave(e);
             }
@@ -496,11 +506,10 @@ impl Timer {
             self.cancel();
             return Poll::Ready(());
         }
-        let n = notifier();
         let id = *self
             .id
             .get_or_insert_with(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
-        let previous = n.regs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        notifier().register(
             id,
             Registration {
                 word: None,
@@ -513,24 +522,13 @@ impl Timer {
                 tripped: &NEVER_TRIPPED,
             },
         );
-        // (`previous` and its waker are dropped outside the lock.)
-        if previous.is_none_or(|p| p.wake_at != Some(at)) {
-            n.rearm();
-        }
         Poll::Pending
     }
 
     /// Takes its registration off the notifier, if it has one.
     fn cancel(&mut self) {
         if let Some(id) = self.id.take() {
-            // Not `notifier()`: a drop must not start a thread.
-            if let Some(n) = running() {
-                let removed = n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                if removed.is_some() {
-                    drop(removed);
-                    n.rearm();
-                }
-            }
+            deregister(id);
         }
     }
 }
