@@ -88,6 +88,7 @@ fn child() {
                 "blocking_ms": t.elapsed().as_millis() as u64,
             }));
         }
+        "slow-creator" => slow_creator(&name),
         "create-later" => {
             std::thread::sleep(Duration::from_millis(300));
             Channel::create(&name, 64)
@@ -1271,4 +1272,44 @@ fn no_future_waits_in_a_notifier_without_a_thread() {
         .stdout(std::process::Stdio::piped());
     let stats = child_stats(child.spawn().unwrap());
     assert_eq!(stats["pending"], 0, "{stats}");
+}
+
+/// A creator that takes longer than 250 ms (a channel of many GiB) is waited for as long as it
+/// holds the file, by `open_async` (also made anew every 30 ms, judged by the file) and by
+/// `changed` across a restart, with no poll blocking the executor's thread. They used to end
+/// 250 ms into the creation.
+#[test]
+fn follower_futures_wait_for_a_slow_creator_while_it_runs() {
+    let name = unique("async-slow");
+    let location = Location::shm(&name).unwrap();
+    let child = spawn_slow_creator(&name, "first", 1000);
+    let (got, longest) = block_on_timed(
+        mmf::Follower::open_async(&location),
+        Duration::from_secs(20),
+    );
+    let mut f = got.expect("resolved").unwrap();
+    assert!(longest < Duration::from_millis(100), "{longest:?}");
+    assert!(f.appeared());
+    assert_eq!(f.channel().read_string().unwrap(), "first");
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let seen = f.channel().generation();
+    Channel::remove(&name).unwrap();
+    let child = spawn_slow_creator(&name, "second", 1000);
+    let found = Instant::now();
+    let (got, longest) = block_on_timed(f.changed(seen), Duration::from_secs(20));
+    assert_eq!(got.expect("resolved").unwrap(), mmf::Change::Replaced);
+    assert!(found.elapsed() >= Duration::from_millis(500), "{found:?}");
+    assert!(longest < Duration::from_millis(100), "{longest:?}");
+    assert_eq!(f.channel().read_string().unwrap(), "second");
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    drop(f);
+    Channel::remove(&name).unwrap();
+    let child = spawn_slow_creator(&name, "third", 1000);
+    let got = made_anew_every_30ms!(mmf::Follower::open_async(&location));
+    let f = got.expect("resolved").unwrap();
+    assert_eq!(f.channel().read_string().unwrap(), "third");
+    assert!(child.wait_with_output().unwrap().status.success());
+    Channel::remove(&name).unwrap();
 }

@@ -31,6 +31,19 @@ fn child() {
                 "secs": t.elapsed().as_secs_f64(),
             }));
         }
+        "slow-creator" => slow_creator(&name),
+        // As `nobody`: a follower of another user's channel, which is being created slowly.
+        "nobody-follows-slow" => {
+            become_nobody();
+            let t = Instant::now();
+            let got = mmf::Follower::open(&Location::shm(&name).unwrap(), Duration::from_secs(20))
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.channel().read_string().map_err(|e| e.to_string()));
+            print_stats(&json!({
+                "value": format!("{got:?}"),
+                "ms": t.elapsed().as_millis() as u64,
+            }));
+        }
         "spammer" => {
             let ch = Channel::open(&name).unwrap();
             loop {
@@ -584,5 +597,86 @@ fn an_endless_open_of_another_users_private_channel_is_refused() {
     assert_eq!(stats["denied"], true, "{stats}");
     let secs = stats["secs"].as_f64().unwrap();
     assert!((5.0..20.0).contains(&secs), "{stats}");
+    Channel::remove(&name).unwrap();
+}
+
+/// A channel whose creation takes longer than 250 ms (one of many GiB, allocated at about a
+/// second a GiB on a tmpfs) is waited for as long as its creator holds it open: by
+/// `Follower::open`, and by waits across a restart, which say meanwhile that the name leads
+/// nowhere yet. The same file once no process holds it (its creator killed) is one whose
+/// creator died: `NotInitialized`, 250 ms after it was found. Both used to end 250 ms into the
+/// creation.
+#[test]
+fn a_follower_waits_for_a_slow_creator_while_it_runs() {
+    let name = unique("slow-creator");
+    let location = Location::shm(&name).unwrap();
+    let child = spawn_slow_creator(&name, "first", 1000);
+    let mut f = mmf::Follower::open(&location, Duration::from_secs(20)).unwrap();
+    assert!(f.appeared());
+    assert_eq!(f.channel().read_string().unwrap(), "first");
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    // The writing service restarts: removed, and made again as slowly, under short waits.
+    let seen = f.channel().generation();
+    Channel::remove(&name).unwrap();
+    let child = spawn_slow_creator(&name, "second", 1000);
+    let found = Instant::now();
+    let mut gone_while_made = false;
+    let change = loop {
+        assert!(found.elapsed() < Duration::from_secs(20), "no change");
+        match f.wait(seen, Duration::from_millis(50)).unwrap() {
+            // Past the first 250 ms, only a creation still under way makes the name lead
+            // nowhere (its removal was looked at before the file came).
+            None if found.elapsed() > Duration::from_millis(400) => gone_while_made |= f.is_gone(),
+            None => {}
+            Some(change) => break change,
+        }
+    };
+    assert_eq!(change, mmf::Change::Replaced);
+    assert!(found.elapsed() >= Duration::from_millis(500), "{found:?}");
+    assert!(gone_while_made);
+    assert_eq!(f.channel().read_string().unwrap(), "second");
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    // A creator killed half-way: nobody holds the file, and it is given up on.
+    drop(f);
+    Channel::remove(&name).unwrap();
+    let mut child = spawn_slow_creator(&name, "never", 60_000);
+    let t = Instant::now();
+    while !mmf::channel::host::in_use(&location).unwrap() {
+        assert!(t.elapsed() < Duration::from_secs(20), "never locked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let t = Instant::now();
+    let got = mmf::Follower::open(&location, Duration::from_secs(20));
+    assert!(
+        matches!(got, Err(mmf::channel::Error::NotInitialized { .. })),
+        "{got:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    std::fs::remove_file(location.path().unwrap()).unwrap();
+}
+
+/// The same for a reader of another user's channel, refused while the channel keeps its
+/// creation mode (0600) and may not open the file to ask whether it is held: it asks the
+/// kernel's table of locks, and waits.
+#[test]
+fn a_reader_of_another_user_waits_for_a_slow_creator_while_it_runs() {
+    if !root_or_skip() {
+        return;
+    }
+    let name = unique("slow-private");
+    let child = spawn_child("nobody-follows-slow", &[("MMF_NAME", name.clone())]);
+    let path = Location::shm(&name).unwrap().path().unwrap();
+    create_slowly(
+        &path,
+        &channel_image("made slowly"),
+        Duration::from_millis(1000),
+        0o644,
+    );
+    let stats = child_stats(child);
+    assert_eq!(stats["value"], r#"Ok("made slowly")"#, "{stats}");
     Channel::remove(&name).unwrap();
 }

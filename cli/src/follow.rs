@@ -42,9 +42,10 @@ pub enum Waited {
 impl Followed {
     /// Opens the channel at `location`. If there is none yet, says so once on stderr and waits
     /// for it until `deadline` (`None`: for ever), ending with exit code 8 if it passes first,
-    /// or 9 if process `pid` exits first (it will not create it then). What cannot appear by
-    /// waiting is reported at once: a path whose directory is missing, and a channel that is
-    /// there but not initialised.
+    /// or 9 if process `pid` exits first (it will not create it then). A channel being created
+    /// is waited for as long as its creator runs ([`Follower::open`]). What cannot appear by
+    /// waiting is reported at once: a path whose directory is missing, and (250 ms after it was
+    /// found) a channel left half-made by a creator that died.
     pub fn open(
         location: Location,
         deadline: Option<Instant>,

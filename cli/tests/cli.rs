@@ -1755,6 +1755,22 @@ fn wait_parked(ch: &mmf::Channel) {
 }
 
 impl Env {
+    /// An `Env` whose directory is in `/dev/shm`, a tmpfs, where allocating a channel's
+    /// blocks takes time (about a second a GiB); `None`, said as SKIPPED, where that has less
+    /// than `room` bytes free.
+    fn in_shm(test: &str, room: u64) -> Option<Env> {
+        let shm = Path::new("/dev/shm");
+        let available = mmf::channel::host::space(shm).map_or(0, |(_, available)| available);
+        if available < room {
+            println!("SKIPPED: needs {room} bytes free in /dev/shm, has {available}");
+            return None;
+        }
+        let dir = shm.join(format!("mmf-cli-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        Some(Env { dir })
+    }
+
     /// The path of the shared-memory channel `name` in this test's directory, which this
     /// process (without the commands' `MMF_SHM_DIR`) opens it by.
     fn shm_name(&self, name: &str) -> String {
@@ -1884,6 +1900,35 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         )),
         "{err}"
     );
+}
+
+/// `read --wait` and `watch` outlast the creation of a large channel, and of one made again
+/// under a watch: 512 MiB values with one reader slot (1.5 GiB of shared memory) take about half
+/// a second to allocate here, twice the 250 ms that waits used to give a channel being created
+/// before they ended with "not initialised".
+#[test]
+fn waits_outlast_the_creation_of_a_large_channel() {
+    let Some(e) = Env::in_shm("large", 6 << 30) else {
+        return;
+    };
+    let read = Bg::start(&e, &["read", "Big", "--wait", "--timeout", "60s"]);
+    read.wait_stderr("waiting for it to be created");
+    let t = std::time::Instant::now();
+    e.ok(&["new", "Big", "--size", "512M", "--readers", "1"]);
+    println!("creating took {:?}", t.elapsed());
+    e.ok(&["out", "Big", "large"]);
+    assert_eq!(read.finish_ok(60), "large\n");
+    let watch = Bg::start(&e, &["watch", "Big", "--count", "2", "--timeout", "60s"]);
+    watch.wait_lines(1);
+    e.ok(&["remove", "Big"]);
+    watch.wait_stderr("was removed; waiting for it to be created again");
+    e.ok(&["new", "Big", "--size", "512M", "--readers", "1"]);
+    e.ok(&["out", "Big", "again"]);
+    let out = watch.finish(60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "large\nagain\n");
+    assert!(err.contains("'Big' is a new channel now"), "{err}");
 }
 
 #[test]

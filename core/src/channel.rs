@@ -213,7 +213,8 @@ impl Options {
     /// A creator allocates the whole channel before it writes the header, about a second a
     /// GiB on a tmpfs here: processes that start together and `open_or_create` a channel of
     /// hundreds of MiB should raise this, or the ones that lose the race to create it find it
-    /// still uninitialised ([`Error::NotInitialized`]).
+    /// still uninitialised ([`Error::NotInitialized`]). A [`Follower`](crate::Follower) needs
+    /// no such setting: it waits for as long as the creator runs.
     ///
     /// Another user's channel made with an explicit [`mode`](Self::mode) keeps its creation
     /// mode (0600 less the umask) until its header is complete, and refuses other users until
@@ -2197,6 +2198,7 @@ pub(crate) fn being_made(path: &Path, init_timeout: Duration) -> bool {
 
 /// How long ago the file of `meta` last changed status (created, allocated, chmodded, written
 /// with `write` or touched; not written through a mapping), at least, if that can be told.
+#[cfg(feature = "async")]
 pub(crate) fn unchanged_for(meta: &std::fs::Metadata) -> Option<Duration> {
     use std::os::unix::fs::MetadataExt;
     age(UNIX_EPOCH

@@ -49,7 +49,8 @@ pub enum Error {
         /// The channel's name or path.
         name: String,
     },
-    /// `open` or `remove` found nothing under the name.
+    /// `open` or `remove` found nothing under the name ([`Follower::open`](crate::Follower::open),
+    /// once its timeout passed: nothing, or a channel that a live process is still creating).
     #[error("no channel named '{name}'; check the name, or create the channel first")]
     NotFound {
         /// The channel's name or path.

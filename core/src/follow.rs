@@ -59,9 +59,9 @@ pub struct Follower {
     looked: Instant,
     /// What that look found: the name leads nowhere (removed, not created again yet).
     gone: bool,
-    /// When an async look first found a new channel under the name still being created: kept
-    /// here, not in the future, so that a future dropped and made again (a `select!` loop)
-    /// still gives up after [`INIT_WAIT`], as [`Follower::wait`] does.
+    /// When a look first found a new channel under the name still being created: kept here,
+    /// not in a wait or a future, so that waits with short timeouts, and a future dropped and
+    /// made again (a `select!` loop), still give up on one whose creator died.
     creating: Option<Instant>,
 }
 
@@ -82,25 +82,24 @@ impl Follower {
     /// otherwise (which waits by polling). Looks for it every 100 ms.
     ///
     /// Fails at once with what cannot change by waiting: a name where no channel can appear
-    /// ([`Location::can_appear`]), something there that is not a channel, no permission. A
-    /// channel that is there but not initialised yet is given 250 ms to finish
-    /// ([`Options::init_timeout`]'s default), even past a shorter `timeout`; after that it
-    /// counts as one whose creator died ([`Error::NotInitialized`]). So is another user's
-    /// channel that may still have its creation mode (see [`Options::init_timeout`]), then
-    /// refused. After `timeout`, a channel still missing is [`Error::NotFound`].
+    /// ([`Location::can_appear`]), something there that is not a channel, no permission.
+    ///
+    /// A channel that is there but not initialised yet is given 250 ms to finish
+    /// ([`Options::init_timeout`]'s default), even past a shorter `timeout`. After that, one
+    /// that a process still holds open (its creator, still allocating a channel of many MiB:
+    /// about a second a GiB on a tmpfs) counts as not created yet, and is waited for as a
+    /// missing one is; one that no process holds counts as one whose creator died
+    /// ([`Error::NotInitialized`]). So is another user's channel that may still have its
+    /// creation mode (see [`Options::init_timeout`]), then refused. After `timeout`, a channel
+    /// still missing, or still being created, is [`Error::NotFound`].
     pub fn open(location: &Location, timeout: Duration) -> Result<Follower> {
         let deadline = Instant::now().checked_add(timeout);
         let mut appeared = false;
+        // When a look first found the channel being created.
+        let mut creating = None;
         loop {
-            // A channel being created when we look is one that appeared, as a missing one is.
-            let opened = match try_open(location, Duration::ZERO) {
-                Err(e) if being_created(&e, location) => {
-                    appeared = true;
-                    try_open(location, INIT_WAIT)
-                }
-                other => other,
-            };
-            match opened {
+            let now = Instant::now();
+            let pause = match try_open(location, Duration::ZERO) {
                 Ok(channel) => {
                     return Ok(Follower {
                         location: location.clone(),
@@ -115,11 +114,28 @@ impl Follower {
                     if time_left(deadline).is_none() || !location.can_appear() {
                         return Err(e);
                     }
-                    appeared = true;
+                    creating = None;
+                    LOOK_EVERY
+                }
+                // A channel being created when we look is one that appeared, as a missing one
+                // is.
+                Err(e) if being_created(&e, location) => {
+                    match creation(now.duration_since(*creating.get_or_insert(now)), location) {
+                        // Past a shorter timeout, as `Options::open` waits.
+                        Creation::Young => Duration::from_millis(1),
+                        Creation::Slow if time_left(deadline).is_none() => {
+                            return Err(Error::NotFound {
+                                name: location.to_string(),
+                            })
+                        }
+                        Creation::Slow => INIT_LOOK_EVERY,
+                        Creation::Abandoned => return Err(e),
+                    }
                 }
                 Err(e) => return Err(e),
-            }
-            std::thread::sleep(time_left(deadline).unwrap_or_default().min(LOOK_EVERY));
+            };
+            appeared = true;
+            std::thread::sleep(time_left(deadline).map_or(pause, |left| left.min(pause)));
         }
     }
 
@@ -141,8 +157,9 @@ impl Follower {
 
     /// Whether the last look of a [`wait`](Follower::wait) found the name leading nowhere: the
     /// channel was removed and no channel has been created under the name since (the wait
-    /// goes on, for one that is). A caller may say so: a wait on a removed name looks like a
-    /// wait on an idle channel.
+    /// goes on, for one that is), or one is still being created there, 250 ms after the wait
+    /// first found it so. A caller may say so: a wait on a removed name looks like a wait on
+    /// an idle channel.
     pub fn is_gone(&self) -> bool {
         self.gone
     }
@@ -158,8 +175,10 @@ impl Follower {
     /// the channel is still whole: one truncated, or whose header was overwritten, under the
     /// mapping is an error ([`Channel::verify`]'s), not a wait for ever on memory no writer
     /// reaches. A damaged current value (a crash's, which `verify` also reports) is waited past:
-    /// the next publish replaces it. A new channel
-    /// found being created is given 250 ms to finish, as in [`open`](Follower::open). A writer
+    /// the next publish replaces it. A new channel found being created is looked at every
+    /// 10 ms, given 250 ms to finish, and after that waited for as long as a process holds it
+    /// open, as in [`open`](Follower::open) (counted from the first look that found it so,
+    /// across waits: one wait may return `None` meanwhile). A writer
     /// that goes on publishing to the old channel after a new one took its name (a service's
     /// old instance still stopping) does not keep the follower there: the new channel is
     /// [`Change::Replaced`] within 100 ms (a value the old channel got meanwhile may be
@@ -168,23 +187,12 @@ impl Follower {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             let left = time_left(deadline).unwrap_or_default();
-            let newer = self.channel.wait_for_change(since, left.min(LOOK_EVERY));
-            if newer.is_none() || self.looked.elapsed() >= LOOK_EVERY {
-                self.looked = Instant::now();
-                self.gone = false;
-                self.creating = None;
-                if !self.channel.is_current()? {
-                    match try_open(&self.location, INIT_WAIT) {
-                        Ok(channel) => {
-                            self.channel = channel;
-                            return Ok(Some(Change::Replaced));
-                        }
-                        // Removed and not (yet) created again: keep waiting, and looking.
-                        Err(Error::NotFound { .. }) => self.gone = true,
-                        Err(e) => return Err(e),
-                    }
-                } else {
-                    self.channel.verify_mapping()?;
+            let every = self.look_every();
+            let newer = self.channel.wait_for_change(since, left.min(every));
+            if newer.is_none() || self.looked.elapsed() >= every {
+                if let Some(channel) = self.look(Instant::now())? {
+                    self.channel = channel;
+                    return Ok(Some(Change::Replaced));
                 }
             }
             if let Some(g) = newer {
@@ -192,6 +200,59 @@ impl Follower {
             }
             if time_left(deadline).is_none() {
                 return Ok(None);
+            }
+        }
+    }
+
+    /// How often a wait looks at the name: every 100 ms, and every 10 ms while a new channel
+    /// under it is being created.
+    fn look_every(&self) -> Duration {
+        match self.creating {
+            Some(_) => INIT_LOOK_EVERY,
+            None => LOOK_EVERY,
+        }
+    }
+
+    /// The look of a wait: whether the name still leads to the followed channel, and whether
+    /// that channel is still whole. `Some`: the new channel the name leads to, for the caller to
+    /// take (an async wait takes its registration off the old one first).
+    fn look(&mut self, now: Instant) -> Result<Option<Channel>> {
+        self.looked = now;
+        self.gone = false;
+        if self.channel.is_current()? {
+            self.creating = None;
+            self.channel.verify_mapping()?;
+            return Ok(None);
+        }
+        match try_open(&self.location, Duration::ZERO) {
+            Ok(channel) => {
+                self.creating = None;
+                Ok(Some(channel))
+            }
+            // Removed and not (yet) created again: keep waiting, and looking.
+            Err(Error::NotFound { .. }) => {
+                self.gone = true;
+                self.creating = None;
+                Ok(None)
+            }
+            // Being created: look again soon, for as long as `open` would wait.
+            Err(e) if being_created(&e, &self.location) => {
+                let first = *self.creating.get_or_insert(now);
+                match creation(now.duration_since(first), &self.location) {
+                    Creation::Young => Ok(None),
+                    Creation::Slow => {
+                        self.gone = true;
+                        Ok(None)
+                    }
+                    Creation::Abandoned => {
+                        self.creating = None;
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => {
+                self.creating = None;
+                Err(e)
             }
         }
     }
@@ -248,9 +309,48 @@ fn being_created(e: &Error, location: &Location) -> bool {
 /// is most likely about to be ready): `Options`' default `init_timeout`.
 const INIT_WAIT: Duration = Duration::from_millis(250);
 
-/// How soon a [`FollowerChanged`] that found a new channel being created looks again.
-#[cfg(feature = "async")]
+/// How soon a wait that found a new channel being created looks again.
 const INIT_LOOK_EVERY: Duration = Duration::from_millis(10);
+
+/// What a channel found being created for a while is taken for.
+enum Creation {
+    /// Found so less than [`INIT_WAIT`] ago: most likely about to be ready.
+    Young,
+    /// Found so longer ago, and a process holds it open: its creator, still at work.
+    Slow,
+    /// Found so longer ago, and no process holds it open: its creator died.
+    Abandoned,
+}
+
+/// What the channel at `location`, found being created `found_for` ago, is taken for.
+fn creation(found_for: Duration, location: &Location) -> Creation {
+    if found_for < INIT_WAIT {
+        Creation::Young
+    } else if held_open(location) {
+        Creation::Slow
+    } else {
+        Creation::Abandoned
+    }
+}
+
+/// Whether a process holds the file at `location` open as a channel's handle or creator does,
+/// with a shared `flock` (a creator takes it before it allocates the file's blocks, which for a
+/// channel of many GiB takes seconds): [`host::in_use`](crate::host::in_use), and where this
+/// process may not open the file (another user's, still in its creation mode), the kernel's
+/// table of locks. A follower's own open holds one for an instant, which at worst makes a
+/// creator that died look alive for one look more.
+fn held_open(location: &Location) -> bool {
+    match crate::host::in_use(location) {
+        Ok(used) => used,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            location
+                .path()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .is_some_and(|meta| crate::os::flock_held(&meta).unwrap_or(false))
+        }
+        Err(_) => false,
+    }
+}
 
 #[cfg(feature = "async")]
 impl Follower {
@@ -261,15 +361,15 @@ impl Follower {
     ///
     /// It looks every 100 ms, woken for that by the process's notifier thread (see the
     /// [`notify`](crate::notify) module), with no timer of the executor's; a channel found
-    /// being created is looked at every 10 ms, without blocking the executor's thread, until
-    /// its file has not changed for 250 ms ([`Error::NotInitialized`], or
-    /// [`Error::PermissionDenied`] for another user's channel that kept its creation mode,
-    /// looked at for up to a second while it is that new), as [`open`](Follower::open) gives it
-    /// 250 ms. That is judged by the file's status-change time (a second more where the file
-    /// system keeps whole seconds), so a future made anew on every turn of a `select!` loop
-    /// ends with the error too.
-    /// A creator that died, and one still allocating a channel of more than about 250 MiB (a
-    /// second a GiB on a tmpfs; the file does not change meanwhile), are both given up on.
+    /// being created is looked at every 10 ms, without blocking the executor's thread. Such a
+    /// channel is waited for, as [`open`](Follower::open) waits for it, until its file has not
+    /// changed for 250 ms and no process holds it open (a creator that died):
+    /// [`Error::NotInitialized`], or [`Error::PermissionDenied`] for another user's channel
+    /// that kept its creation mode (looked at for up to a second while it is that new). Those
+    /// 250 ms are judged by the file's status-change time (a second more where the file system
+    /// keeps whole seconds), so a future made anew on every turn of a `select!` loop ends with
+    /// the error too. A creator still allocating a channel of many MiB (about a second a GiB on
+    /// a tmpfs; the file does not change meanwhile) holds it open, and is waited for.
     /// Race it against the executor's timer for a timeout. It owns what it needs (`'static`,
     /// `Send`): it can be spawned.
     ///
@@ -321,8 +421,9 @@ impl Follower {
     /// It waits as [`Channel::changed`] does (see the [`notify`](crate::notify) module), and
     /// looks at the name every 100 ms as `wait` does: the process's notifier thread wakes it
     /// for that, with no timer of the executor's. A new channel found being created is looked at
-    /// again every 10 ms, for up to 250 ms from the first look that found it so (counted by the
-    /// follower, across futures), instead of blocking the executor's thread while it is. Race it
+    /// again every 10 ms, as `wait` looks at it (for 250 ms from the first look that found it
+    /// so, counted by the follower across futures, and after that for as long as a process
+    /// holds it open), never blocking the executor's thread. Race it
     /// against the executor's timer for a timeout. Dropping it (a cancelled `select!` arm)
     /// leaves the follower as the last completed look left it.
     ///
@@ -404,51 +505,21 @@ pub struct FollowerChanged<'a> {
 impl FollowerChanged<'_> {
     /// When the next look at the name is due.
     fn next_look(&self) -> Instant {
-        match self.follower.creating {
-            Some(_) => self.follower.looked + INIT_LOOK_EVERY,
-            None => self.follower.looked + LOOK_EVERY,
-        }
+        self.follower.looked + self.follower.look_every()
     }
 
-    /// The look of [`Follower::wait`]: whether the name still leads to the channel (and the
-    /// channel is whole), taking the new one if it does not. `Some` ends the future.
+    /// The look of [`Follower::wait`], taking the new channel if the name leads to one. `Some`
+    /// ends the future.
     fn look(&mut self, now: Instant) -> Option<Result<Change>> {
-        let f = &mut *self.follower;
-        f.looked = now;
-        f.gone = false;
-        let current = match f.channel.is_current() {
-            Ok(current) => current,
-            Err(e) => return Some(Err(e)),
-        };
-        if current {
-            f.creating = None;
-            return f.channel.verify_mapping().err().map(Err);
-        }
-        match try_open(&f.location, Duration::ZERO) {
-            Ok(channel) => {
+        match self.follower.look(now) {
+            Ok(None) => None,
+            Ok(Some(channel)) => {
                 // Off the old channel before it goes: the registration points into its memory.
-                self.waiting.unregister(&f.channel);
-                f.channel = channel;
-                f.creating = None;
+                self.waiting.unregister(&self.follower.channel);
+                self.follower.channel = channel;
                 Some(Ok(Change::Replaced))
             }
-            // Removed and not (yet) created again: keep waiting, and looking.
-            Err(Error::NotFound { .. }) => {
-                f.gone = true;
-                f.creating = None;
-                None
-            }
-            // Being created: look again soon, for as long as `wait` would give it.
-            Err(e)
-                if being_created(&e, &f.location)
-                    && now.duration_since(*f.creating.get_or_insert(now)) < INIT_WAIT =>
-            {
-                None
-            }
-            Err(e) => {
-                f.creating = None;
-                Some(Err(e))
-            }
+            Err(e) => Some(Err(e)),
         }
     }
 }
@@ -542,14 +613,14 @@ impl std::future::Future for OpenFollower {
                     this.creating = None;
                     this.next_look = Some(now + LOOK_EVERY);
                 }
-                // Being created: look again soon, until its file stops changing for as long as
-                // `open` would wait (by the file, so that a future made anew gives up too).
-                Err(e)
-                    if being_created(&e, &this.location)
-                        && unchanged_for(&this.location).unwrap_or_else(|| {
-                            now.duration_since(*this.creating.get_or_insert(now))
-                        }) < INIT_WAIT =>
-                {
+                // Being created: look again soon, for as long as `open` would wait (judged by
+                // the file, so that a future made anew gives up too).
+                Err(e) if being_created(&e, &this.location) => {
+                    let found_for = unchanged_for(&this.location)
+                        .unwrap_or_else(|| now.duration_since(*this.creating.get_or_insert(now)));
+                    if let Creation::Abandoned = creation(found_for, &this.location) {
+                        return Poll::Ready(Err(e));
+                    }
                     this.appeared = true;
                     this.next_look = Some(now + INIT_LOOK_EVERY);
                 }

@@ -180,3 +180,67 @@ pub fn become_nobody() {
         assert_eq!(libc::setuid(65534), 0);
     }
 }
+
+/// The bytes of a whole shared-memory channel holding the text `value`: what a creator has
+/// written into its file once it is done (made under a name of its own, then removed).
+pub fn channel_image(value: &str) -> Vec<u8> {
+    use mmf::prelude::*;
+    let name = unique(&format!("image-{}", std::process::id()));
+    Channel::create(&name, 64)
+        .unwrap()
+        .publish_str(value)
+        .unwrap();
+    let image = std::fs::read(Location::shm(&name).unwrap().path().unwrap()).unwrap();
+    Channel::remove(&name).unwrap();
+    image
+}
+
+/// Creates a channel at `path` from `image` ([`channel_image`]) as slowly as a creator of a
+/// channel of many GiB does (about a second a GiB on a tmpfs): the file made empty with mode
+/// 0600 and held with a shared `flock`, as `create` holds it from the start, for `hold`; then
+/// the image written and `mode` set, as `create` sets it once the header is complete. Returns
+/// when done, dropping the lock.
+pub fn create_slowly(path: &std::path::Path, image: &[u8], hold: std::time::Duration, mode: u32) {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    file.lock_shared().unwrap();
+    std::thread::sleep(hold);
+    file.write_all(image).unwrap();
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .unwrap();
+}
+
+/// A child's part: creates the shared-memory channel `name`, holding the text `$MMF_VALUE`, as
+/// [`create_slowly`] does, its file there and held but empty for `$MMF_HOLD_MS` ms.
+pub fn slow_creator(name: &str) {
+    let value = std::env::var("MMF_VALUE").expect("MMF_VALUE is set");
+    let hold = std::time::Duration::from_millis(env_or("MMF_HOLD_MS", 1000));
+    let path = mmf::prelude::Location::shm(name).unwrap().path().unwrap();
+    create_slowly(&path, &channel_image(&value), hold, 0o600);
+}
+
+/// Starts a child that creates the shared-memory channel `name` holding `value` as
+/// [`slow_creator`] does, and returns once its file is there (empty, held).
+pub fn spawn_slow_creator(name: &str, value: &str, hold_ms: u64) -> Child {
+    let child = spawn_child(
+        "slow-creator",
+        &[
+            ("MMF_NAME", name.to_owned()),
+            ("MMF_VALUE", value.to_owned()),
+            ("MMF_HOLD_MS", hold_ms.to_string()),
+        ],
+    );
+    let path = mmf::prelude::Location::shm(name).unwrap().path().unwrap();
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "no file");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child
+}

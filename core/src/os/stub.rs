@@ -38,6 +38,10 @@ pub(crate) fn pid_exists(_pid: u32) -> bool {
     true
 }
 
+pub(crate) fn flock_held(_meta: &std::fs::Metadata) -> io::Result<bool> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 pub(crate) fn process_start_time(_pid: u32) -> Option<u64> {
     None
 }

@@ -114,6 +114,31 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Whether some open file description holds a `flock` on the file of `meta`, by the kernel's
+/// table of locks (`/proc/locks`, readable by every user), which names a file by its device and
+/// inode: for a file this process may not open, to lock it and see. A waiter queued for a lock
+/// (a line with `->`) holds none. `Err` where that table cannot be read (no `/proc`).
+#[cfg(target_os = "linux")]
+pub(crate) fn flock_held(meta: &std::fs::Metadata) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = meta.dev();
+    // The kernel's split of a device number (glibc's `major` and `minor`), printed in hex.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let table = std::fs::read_to_string("/proc/locks")?;
+    // "1: FLOCK  ADVISORY  READ 14672 00:1b:66380 0 EOF"
+    Ok(table.lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        fields.next() == Some("FLOCK") && fields.nth(3) == Some(file.as_str())
+    }))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn flock_held(_meta: &std::fs::Metadata) -> io::Result<bool> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// Identity of this process's PID namespace: the inode number of `/proc/self/ns/pid`, or `None`
 /// where there is no such file (no `/proc` mounted, a kernel without PID namespaces).
 #[cfg(target_os = "linux")]
