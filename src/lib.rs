@@ -45,10 +45,14 @@ pub use mmf_core::{
 
 pub use mmf_core::truncation;
 
-/// The futures of [`Channel::changed`], [`Follower::changed`] and [`Follower::open_async`]
-/// (feature `async`).
+/// A followed name's values as a stream of a serde type: [`ValuesExt::typed`] (feature
+/// `async`).
 #[cfg(feature = "async")]
-pub use mmf_core::{Changed, FollowerChanged, OpenFollower};
+pub use mmf_codec::{TypedValues, ValuesExt};
+/// The futures of [`Channel::changed`], [`Follower::changed`] and [`Follower::open_async`], and
+/// the stream of [`Follower::values`] (feature `async`).
+#[cfg(feature = "async")]
+pub use mmf_core::{Changed, FollowerChanged, OpenFollower, Values};
 
 /// The channel layer (`mmf-core`), with its own error type: what [`Channel::open`] and the
 /// other untyped operations return.

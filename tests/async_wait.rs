@@ -89,6 +89,25 @@ fn child() {
             }));
         }
         "slow-creator" => slow_creator(&name),
+        // Publishes a config, a text that is not one, and another config, each once the
+        // consumer has said (on NAME-ack) that it has the one before.
+        "typed-publisher" => {
+            let ch = Channel::open(&name).unwrap();
+            let ack = Channel::open(&format!("{name}-ack")).unwrap();
+            for i in 0..3u64 {
+                let t = Instant::now();
+                while ack.generation() < i {
+                    assert!(t.elapsed() < Duration::from_secs(20), "no ack");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                match i {
+                    0 => ch.publish(&json!({"threads": 8})),
+                    1 => ch.publish_str("not a config"),
+                    _ => ch.publish(&json!({"threads": 9})),
+                }
+                .unwrap();
+            }
+        }
         "create-later" => {
             std::thread::sleep(Duration::from_millis(300));
             Channel::create(&name, 64)
@@ -1312,4 +1331,119 @@ fn follower_futures_wait_for_a_slow_creator_while_it_runs() {
     assert_eq!(f.channel().read_string().unwrap(), "third");
     assert!(child.wait_with_output().unwrap().status.success());
     Channel::remove(&name).unwrap();
+}
+
+/// `Follower::values`, a stream of the values published under a name: a writer in another
+/// process, then its restart (the new channel's values come, from generation 1); dropping the
+/// stream takes its waiter count off.
+#[test]
+fn a_stream_of_values_follows_a_writer_in_another_process_across_its_restart() {
+    let (name, _, creator, f) = followed("async-values");
+    let old = f.channel().incarnation();
+    drop(creator);
+    let child = spawn_child("restart-later", &[("MMF_NAME", name.clone())]);
+    let mut values = f.values(0);
+    let (meta, bytes) = block_on(values.recv(), Duration::from_secs(10))
+        .expect("resolved")
+        .expect("an item")
+        .unwrap();
+    assert_eq!((meta.generation, &bytes[..]), (1, &b"old life"[..]));
+    let (meta, bytes) = block_on(values.recv(), Duration::from_secs(10))
+        .expect("resolved")
+        .expect("an item")
+        .unwrap();
+    assert_eq!((meta.generation, &bytes[..]), (1, &b"new life"[..]));
+    assert_ne!(values.follower().channel().incarnation(), old);
+    assert_eq!(values.since(), 1);
+    assert!(child.wait_with_output().unwrap().status.success());
+    // Pending on the new channel, counted as its waiter; dropped, not any more.
+    let new = Channel::open(&name).unwrap();
+    assert!(block_on(values.recv(), Duration::from_millis(50)).is_none());
+    let polled = {
+        let waker = waker();
+        let mut cx = Context::from_waker(&waker);
+        std::pin::pin!(values.recv()).poll(&mut cx).is_pending()
+    };
+    assert!(polled);
+    drop(values);
+    assert_eq!(new.info().waiters, 0);
+    Channel::remove(&name).unwrap();
+}
+
+/// A value a read finds damaged (here a checksum that does not match, as another process's
+/// stray write leaves it) is an error item, and the stream goes on: the next publish mends it.
+#[test]
+fn a_damaged_value_is_an_error_item_and_the_stream_goes_on() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("async-values-damaged");
+    let location = Location::shm(&name).unwrap();
+    let ch = Options::new()
+        .capacity(64)
+        .checksum(true)
+        .create(&location)
+        .unwrap();
+    let mut values = mmf::Follower::open(&location, Duration::ZERO)
+        .unwrap()
+        .values(0);
+    // Longer than a value the header keeps: in a slot, with its checksum.
+    let marker = b"a value of sixty bytes, damaged once it is published: 0123456";
+    ch.publish_raw(Tag::TEXT, marker).unwrap();
+    let path = location.path().unwrap();
+    let image = std::fs::read(&path).unwrap();
+    let at = image
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the value in the file");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_at(&[marker[0] ^ 1], at as u64).unwrap();
+    let got = block_on(values.recv(), Duration::from_secs(10))
+        .expect("resolved")
+        .expect("an item");
+    let err = got.unwrap_err();
+    assert!(err.mended_by_publish(), "{err}");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    ch.publish_raw(Tag::TEXT, b"mended").unwrap();
+    let (meta, bytes) = block_on(values.recv(), Duration::from_secs(10))
+        .expect("resolved")
+        .expect("an item")
+        .unwrap();
+    assert_eq!((meta.generation, &bytes[..]), (2, &b"mended"[..]));
+    drop(values);
+    Channel::remove(&name).unwrap();
+}
+
+/// `ValuesExt::typed`: each value of another process decoded into a serde type; one that is
+/// not (text where a config was expected) is an error item with its generation, and the stream
+/// goes on.
+#[test]
+fn a_typed_stream_decodes_each_value_and_goes_on_past_one_that_does_not() {
+    use mmf_codec::ValuesExt;
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Config {
+        threads: u32,
+    }
+    let name = unique("async-typed");
+    let ch = Channel::create(&name, 256).unwrap();
+    let ack = Channel::create(&format!("{name}-ack"), 64).unwrap();
+    let mut configs = mmf::Follower::open(&Location::shm(&name).unwrap(), Duration::ZERO)
+        .unwrap()
+        .values(0)
+        .typed::<Config>();
+    let child = spawn_child("typed-publisher", &[("MMF_NAME", name.clone())]);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let item = block_on(configs.recv(), Duration::from_secs(20))
+            .expect("resolved")
+            .expect("an item");
+        got.push(match item {
+            Ok((meta, config)) => Ok((meta.generation, config.threads)),
+            Err(e) => Err(e.generation()),
+        });
+        ack.publish_raw(Tag::BYTES, b"").unwrap();
+    }
+    assert_eq!(got, [Ok((1, 8)), Err(Some(2)), Ok((3, 9))]);
+    assert!(child.wait_with_output().unwrap().status.success());
+    drop((ch, configs));
+    Channel::remove(&name).unwrap();
+    Channel::remove(&format!("{name}-ack")).unwrap();
 }

@@ -567,3 +567,53 @@ fn a_file_cut_inside_a_page_is_seen_by_verify() {
     shrink(&fc.path, len - 100);
     assert!(matches!(fc.ch.verify(), Err(CoreError::Corrupt { .. })));
 }
+
+/// A stream of a followed name's values whose channel is truncated under it: the truncation is
+/// its last item, an error, and the stream ends (a consumer that goes on past errors does not
+/// spin on it).
+#[test]
+fn a_stream_of_values_ends_with_the_truncation() {
+    use mmf_codec::ValuesExt;
+    truncation::install().unwrap();
+    let fc = FileChannel::new("trunc-stream", 1024);
+    fc.ch.publish_str("x").unwrap();
+    let follower = mmf::Follower::open(&Location::File(fc.path.clone()), Duration::ZERO).unwrap();
+    let mut values = follower.values(fc.ch.generation()).typed::<String>();
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    assert!(std::pin::pin!(values.recv()).poll(&mut cx).is_pending());
+    shrink(&fc.path, 0);
+    let got = block_on(values.recv());
+    assert!(
+        matches!(
+            got,
+            Some(Err(mmf::Error::Channel(CoreError::Truncated { .. })))
+        ),
+        "{got:?}"
+    );
+    assert!(block_on(values.recv()).is_none());
+    assert!(block_on(values.recv()).is_none());
+}
+
+/// Polls `f` to completion on this thread (parking between polls), for at most 10 s.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("resolved within 10 s");
+        std::thread::park_timeout(left);
+    }
+}

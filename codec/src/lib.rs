@@ -41,6 +41,8 @@
 mod error;
 pub mod json;
 mod msgpack;
+#[cfg(feature = "async")]
+mod stream;
 
 use std::io;
 
@@ -48,6 +50,8 @@ pub use error::{Error, Result};
 pub use mmf_core::{Channel, Meta, Tag};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+#[cfg(feature = "async")]
+pub use stream::{TypedValues, ValuesExt};
 
 /// Typed publish and read methods for [`Channel`]. `use mmf::prelude::*` brings it in scope.
 pub trait ChannelExt {

@@ -502,29 +502,6 @@ pub struct FollowerChanged<'a> {
 }
 
 #[cfg(feature = "async")]
-impl FollowerChanged<'_> {
-    /// When the next look at the name is due.
-    fn next_look(&self) -> Instant {
-        self.follower.looked + self.follower.look_every()
-    }
-
-    /// The look of [`Follower::wait`], taking the new channel if the name leads to one. `Some`
-    /// ends the future.
-    fn look(&mut self, now: Instant) -> Option<Result<Change>> {
-        match self.follower.look(now) {
-            Ok(None) => None,
-            Ok(Some(channel)) => {
-                // Off the old channel before it goes: the registration points into its memory.
-                self.waiting.unregister(&self.follower.channel);
-                self.follower.channel = channel;
-                Some(Ok(Change::Replaced))
-            }
-            Err(e) => Some(Err(e)),
-        }
-    }
-}
-
-#[cfg(feature = "async")]
 impl std::future::Future for FollowerChanged<'_> {
     type Output = Result<Change>;
 
@@ -532,20 +509,41 @@ impl std::future::Future for FollowerChanged<'_> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<Change>> {
-        use std::task::Poll;
         let this = self.get_mut();
-        let now = Instant::now();
-        if now >= this.next_look() || this.follower.channel.tripped() {
-            if let Some(done) = this.look(now) {
-                this.waiting.unregister(&this.follower.channel);
-                return Poll::Ready(done);
+        poll_change(this.follower, this.since, &mut this.waiting, cx)
+    }
+}
+
+/// Polls for what [`Follower::changed`] resolves to, registered through `waiting`: what its
+/// future and a [`Values`] stream do.
+#[cfg(feature = "async")]
+fn poll_change(
+    f: &mut Follower,
+    since: u64,
+    waiting: &mut crate::notify::Waiting,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Result<Change>> {
+    use std::task::Poll;
+    let now = Instant::now();
+    if now >= f.looked + f.look_every() || f.channel.tripped() {
+        match f.look(now) {
+            Ok(None) => {}
+            Ok(Some(channel)) => {
+                // Off the old channel before it goes: the registration points into its memory.
+                waiting.unregister(&f.channel);
+                f.channel = channel;
+                return Poll::Ready(Ok(Change::Replaced));
+            }
+            Err(e) => {
+                waiting.unregister(&f.channel);
+                return Poll::Ready(Err(e));
             }
         }
-        let wake_at = this.next_look();
-        this.waiting
-            .poll(&this.follower.channel, this.since, Some(wake_at), cx)
-            .map(|g| Ok(Change::Newer(g)))
     }
+    let wake_at = f.looked + f.look_every();
+    waiting
+        .poll(&f.channel, since, Some(wake_at), cx)
+        .map(|g| Ok(Change::Newer(g)))
 }
 
 #[cfg(feature = "async")]
@@ -627,5 +625,171 @@ impl std::future::Future for OpenFollower {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+#[cfg(feature = "async")]
+impl Follower {
+    /// The values published under the followed name, as a stream (feature `async`): each value
+    /// newer than generation `since` (0: every value, beginning with the current one, if there
+    /// is one), with its [`Meta`](crate::Meta), as [`Channel::read_raw`] returns it. It follows
+    /// the name as [`changed`](Follower::changed) does: after a writer's restart, the new
+    /// channel's values come, their generations starting again from 1 (its incarnation,
+    /// [`Values::follower`]`().channel().incarnation()`, tells the channels apart).
+    ///
+    /// A channel keeps its latest value only: a consumer slower than its writer gets the
+    /// newest value each time, and a jump in the generations says how many it missed.
+    ///
+    /// A value a read finds damaged (a crash's, or a writer that held its lock too long) is an
+    /// `Err` item, and the stream goes on with the next value, which mends it. An error of the
+    /// channel or the name (truncated or overwritten under the mapping, a new channel under the
+    /// name that cannot be opened) is the last item: the stream ends after it.
+    ///
+    /// [`Values::recv`] awaits the next item without a dependency; `Values` is also a
+    /// [`futures_core::Stream`], for `StreamExt` and `tokio_stream`. It owns what it needs
+    /// (`'static`, `Send`): it can be moved into a spawned task.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_core::{Channel, Follower, Location, Tag};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct W(std::thread::Thread);
+    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::sync::Arc::new(W(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    ///
+    /// # let name = format!("values-doc-{}", std::process::id());
+    /// let writer = Channel::create(&name, 64)?;
+    /// writer.publish_raw(Tag::TEXT, b"first")?;
+    /// let follower = Follower::open(&Location::parse(&name)?, Duration::ZERO)?;
+    /// let mut values = follower.values(0);
+    /// std::thread::spawn(move || writer.publish_raw(Tag::TEXT, b"second"));
+    ///
+    /// // `values.recv().await` in async code, or `StreamExt::next`.
+    /// let (meta, bytes) = block_on(values.recv()).expect("a value")?;
+    /// assert_eq!((meta.generation, &bytes[..]), (1, &b"first"[..]));
+    /// let (meta, bytes) = block_on(values.recv()).expect("a value")?;
+    /// assert_eq!((meta.generation, &bytes[..]), (2, &b"second"[..]));
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn values(self, since: u64) -> Values {
+        Values {
+            follower: self,
+            since,
+            waiting: crate::notify::Waiting::default(),
+            ended: false,
+        }
+    }
+}
+
+/// The stream of values returned by [`Follower::values`] (feature `async`).
+#[cfg(feature = "async")]
+#[must_use = "streams do nothing unless polled"]
+#[derive(Debug)]
+pub struct Values {
+    follower: Follower,
+    /// The generation of the last value given out (or the one asked to start after).
+    since: u64,
+    waiting: crate::notify::Waiting,
+    /// Whether an error of the channel or the name ended the stream.
+    ended: bool,
+}
+
+#[cfg(feature = "async")]
+impl Values {
+    /// The follower: the channel the name leads to now, its incarnation and whether it is
+    /// gone.
+    pub fn follower(&self) -> &Follower {
+        &self.follower
+    }
+
+    /// The generation of the last value given out (or the `since` the stream started from);
+    /// 0 after a writer's restart until the new channel's first value.
+    pub fn since(&self) -> u64 {
+        self.since
+    }
+
+    /// The next item: a value, an error, or `None` once the stream has ended (after an error
+    /// of the channel or the name). What `StreamExt::next` gives, with no dependency.
+    pub fn recv(&mut self) -> impl std::future::Future<Output = Option<ValueItem>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_value(cx))
+    }
+
+    fn poll_value(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ValueItem>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            let newer = match poll_change(&mut self.follower, self.since, &mut self.waiting, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(Change::Newer(g))) => g,
+                // Another channel: every value it holds is new (it may hold none yet).
+                Poll::Ready(Ok(Change::Replaced)) => {
+                    self.since = 0;
+                    continue;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.ended = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            };
+            return Poll::Ready(Some(match self.follower.channel.read_raw() {
+                Ok((meta, bytes)) => {
+                    // At least the generation waited for: a peer that moved `latest` back
+                    // between the two loads does not make the stream give out one value
+                    // again and again.
+                    self.since = meta.generation.max(newer);
+                    Ok((meta, bytes))
+                }
+                // The value alone is damaged, or a writer held its lock too long: the next
+                // publish mends it, so wait for that.
+                Err(e) if e.mended_by_publish() || matches!(e, Error::Contended { .. }) => {
+                    self.since = newer;
+                    Err(e)
+                }
+                Err(e) => {
+                    self.ended = true;
+                    Err(e)
+                }
+            }));
+        }
+    }
+}
+
+/// An item of [`Values`]: a value with its [`Meta`](crate::Meta), or an error.
+#[cfg(feature = "async")]
+type ValueItem = Result<(crate::Meta, Vec<u8>)>;
+
+#[cfg(feature = "async")]
+impl futures_core::Stream for Values {
+    type Item = ValueItem;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().poll_value(cx)
+    }
+}
+
+#[cfg(feature = "async")]
+impl futures_core::FusedStream for Values {
+    fn is_terminated(&self) -> bool {
+        self.ended
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for Values {
+    fn drop(&mut self) {
+        self.waiting.unregister(&self.follower.channel);
     }
 }

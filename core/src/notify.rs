@@ -1,5 +1,6 @@
 //! `async` waits: [`Channel::changed`], [`Follower::changed`](crate::Follower::changed) and
-//! [`Follower::open_async`](crate::Follower::open_async) return runtime-agnostic futures.
+//! [`Follower::open_async`](crate::Follower::open_async) return runtime-agnostic futures, and
+//! [`Follower::values`](crate::Follower::values) a stream.
 //!
 //! # Design and cost
 //!
