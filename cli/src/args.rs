@@ -51,7 +51,7 @@ pub enum Command {
     Out(OutArgs),
     /// Print the current value (Read-MemoryMappedFile).
     #[command(
-        after_help = "EXAMPLES:\n  mmf read Test\n  mmf read Test --pretty | jq .\n  mmf read Test --format bytes > copy.bin\n  mmf read Test --wait --timeout 5s      # the next value\n  mmf read Test --after 41               # a value newer than generation 41"
+        after_help = "EXAMPLES:\n  mmf read Test\n  mmf read Test --pretty | jq .\n  mmf read Test --format bytes > copy.bin\n  mmf read Test --wait --timeout 5s      # the next value\n  mmf read Test --after 41               # a value newer than generation 41\n  mmf read Test --meta                   # with its generation and incarnation\n  mmf read Test --after 41 --incarnation 5d5de5bfc924f8bf  # also if Test was made anew"
     )]
     Read(ReadArgs),
     /// Print every new value as it is published, one per line (JSON as NDJSON; bytes as
@@ -276,10 +276,21 @@ pub struct ReadArgs {
     pub wait: bool,
     /// Wait for a value newer than generation GEN (implies --wait; returns at once if the
     /// current value is newer already). GEN counts in the channel under the name now: one
-    /// removed and created again starts again from 1 (`info --json` and `watch --meta` give
-    /// the incarnation that tells channels apart).
+    /// removed and created again starts again from 1 (give --incarnation too, as --meta prints
+    /// it, and such a channel's values all count as newer).
     #[arg(long, value_name = "GEN", allow_negative_numbers = true)]
     pub after: Option<u64>,
+    /// The incarnation of the channel GEN was counted in (16 hex digits, as --meta, `watch
+    /// --meta` and `info --json` give it): a channel under the name with another incarnation
+    /// was created since, and every value it holds is newer than GEN.
+    #[arg(long, value_name = "INC", requires = "after", value_parser = parse_incarnation)]
+    pub incarnation: Option<u64>,
+    /// Print the value as a JSON object with its generation, the channel's incarnation (as in
+    /// `info --json`) and codec: {"generation":..,"incarnation":"..","codec":..,"value":..},
+    /// as `watch --meta` prints each (without "skipped"). Its generation and incarnation are
+    /// what --after and --incarnation take, to wait for the value after it.
+    #[arg(long, conflicts_with_all = ["format", "json", "raw", "pretty"])]
+    pub meta: bool,
     /// Give up waiting after DUR (500ms, 5s, 2m; a bare number is seconds) and exit with code 8
     /// (with --wait or --after).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
@@ -412,8 +423,10 @@ impl Cli {
                 raw: false,
                 wait: false,
                 after: None,
+                incarnation: None,
                 timeout: None,
                 pid: None,
+                meta: false,
             }),
             Ok(_) => return None,
             Err(words) => match <[String; 3]>::try_from(words) {
@@ -497,6 +510,18 @@ fn parse_mode(text: &str) -> Result<u32, String> {
             "mode {text:?} is not octal permission bits like 0600 or 0644"
         )),
     }
+}
+
+/// An incarnation as `info --json` and `--meta` print it: up to 16 hex digits (a `0x` before
+/// them is taken too).
+fn parse_incarnation(text: &str) -> Result<u64, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(
+            "an incarnation is 16 hex digits, as --meta and `info --json` print it".to_owned(),
+        );
+    }
+    u64::from_str_radix(digits, 16).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1462,7 +1462,7 @@ echo "${COMPREPLY[*]}""#,
         ("read|--format|", "auto text json msgpack bytes"),
         (
             "read|-",
-            "-h -V --format --json --pretty --raw --wait --after --timeout --pid --help --version",
+            "-h -V --format --json --pretty --raw --wait --after --incarnation --meta --timeout --pid --help --version",
         ),
         (
             "new|",
@@ -1986,6 +1986,103 @@ fn read_after_and_timeouts() {
         String::from_utf8(bg.finish(20).stdout).unwrap(),
         "{\"first\":true}\n"
     );
+}
+
+/// `read --meta` gives a value with its generation and incarnation, which `--after` and
+/// `--incarnation` take to wait for the next value: in the same channel, a newer generation; in
+/// a channel made anew under the name since, any value (`--after` alone waited out its timeout
+/// there, its generations starting again from 1).
+#[test]
+fn read_meta_gives_what_after_and_incarnation_take() {
+    let e = Env::new("readmeta");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "one"]);
+    let record: serde_json::Value = serde_json::from_str(&e.ok(&["read", "T", "--meta"])).unwrap();
+    let incarnation = record["incarnation"].as_str().unwrap().to_owned();
+    assert_eq!(incarnation.len(), 16);
+    assert_eq!(
+        record,
+        serde_json::json!({"generation": 1, "incarnation": incarnation, "codec": "text", "value": "one"})
+    );
+    assert!(e
+        .run_in(&["out", "T", "--json"], b"[1, 2]")
+        .status
+        .success());
+    let next = e.ok(&[
+        "read",
+        "T",
+        "--meta",
+        "--after",
+        "1",
+        "--incarnation",
+        &incarnation,
+    ]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&next).unwrap(),
+        serde_json::json!({"generation": 2, "incarnation": incarnation, "codec": "msgpack", "value": [1, 2]})
+    );
+    // The same channel, nothing newer: a wait, then the timeout.
+    fails(
+        &e.run(&[
+            "read",
+            "T",
+            "--after",
+            "2",
+            "--incarnation",
+            &incarnation,
+            "--timeout",
+            "100ms",
+        ]),
+        8,
+        "no value newer than generation 2",
+    );
+    // Made anew, with one value: generation 1, not newer than 2 by its number.
+    e.ok(&["remove", "T"]);
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "fresh"]);
+    let out = e.run(&["read", "T", "--after", "2", "--timeout", "100ms"]);
+    fails(&out, 8, "give its --incarnation with it");
+    let next = e.ok(&[
+        "read",
+        "T",
+        "--after",
+        "2",
+        "--incarnation",
+        &incarnation,
+        "--meta",
+    ]);
+    let next: serde_json::Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(
+        (&next["generation"], &next["value"]),
+        (&serde_json::json!(1), &serde_json::json!("fresh"))
+    );
+    assert_ne!(next["incarnation"], serde_json::json!(incarnation));
+    // Usage: --incarnation belongs to --after; it is hex; --meta is its own format.
+    for args in [
+        &["read", "T", "--incarnation", &incarnation][..],
+        &["read", "T", "--after", "1", "--incarnation", "xyz"],
+        &[
+            "read",
+            "T",
+            "--after",
+            "1",
+            "--incarnation",
+            "12345678901234567",
+        ],
+        &["read", "T", "--meta", "--pretty"],
+        &["read", "T", "--meta", "--format", "bytes"],
+    ] {
+        assert_eq!(e.run(args).status.code(), Some(2), "{args:?}");
+    }
+    // A value that cannot be shown (not MessagePack, whatever its tag says) is said as `read`
+    // says it, with no record.
+    mmf::Channel::open(&e.shm_name("T"))
+        .unwrap()
+        .publish_raw(mmf::Tag::MSGPACK, &[0xc1])
+        .unwrap();
+    let out = e.run(&["read", "T", "--meta"]);
+    assert!(out.stdout.is_empty());
+    fails(&out, 5, "cannot be shown as asked");
 }
 
 #[test]

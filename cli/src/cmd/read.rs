@@ -26,12 +26,15 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     }
     let format = if a.json { OutFormat::Json } else { a.format };
     let location = Location::parse(&a.name)?;
-    let (meta, bytes) = if a.wait || a.after.is_some() {
-        read_next(location.clone(), a.after, a.timeout, a.pid)?
+    let (meta, bytes, incarnation) = if a.wait || a.after.is_some() {
+        let after = a.after.map(|g| (g, a.incarnation));
+        read_next(location.clone(), after, a.timeout, a.pid)?
     } else {
         // Plain reads open read-only and unpinned: the cheapest open there is, and read
         // permission is enough.
-        Options::new().read_only(true).open(&location)?.read_raw()?
+        let ch = Options::new().read_only(true).open(&location)?;
+        let (meta, bytes) = ch.read_raw()?;
+        (meta, bytes, ch.incarnation())
     };
     if meta.is_empty() {
         return Err(Coded(
@@ -43,6 +46,12 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
             ),
         )
         .into());
+    }
+    if a.meta {
+        let mut bytes = bytes;
+        let line = super::watch::line_for(&location, meta, incarnation, &mut bytes, None, true)
+            .map_err(|e| cannot_show(&location, meta, e))?;
+        return super::print_bytes(&line);
     }
     let json_out = matches!(format, OutFormat::Auto | OutFormat::Json);
     if a.pretty && json_out && matches!(meta.tag, Tag::MSGPACK | Tag::JSON) {
@@ -106,19 +115,22 @@ fn cannot_show(location: &Location, meta: Meta, e: anyhow::Error) -> anyhow::Err
 }
 
 /// The first value newer than generation `after` (default: the current one), waiting for the
-/// channel to be created if it does not exist yet. If the channel is removed and created again
-/// meanwhile, the new channel's first value counts as newer, whatever its generation. A newer
-/// value a crash damaged is said on stderr and waited past.
+/// channel to be created if it does not exist yet, with the incarnation of its channel. If the
+/// channel is removed and created again meanwhile, the new channel's first value counts as
+/// newer, whatever its generation; so does one of a channel that is not of the incarnation
+/// given with `after`. A newer value a crash damaged is said on stderr and waited past.
 fn read_next(
     location: Location,
-    after: Option<u64>,
+    after: Option<(u64, Option<u64>)>,
     timeout: Option<std::time::Duration>,
     pid: Option<u32>,
-) -> anyhow::Result<(Meta, Vec<u8>)> {
+) -> anyhow::Result<(Meta, Vec<u8>, u64)> {
     let deadline = follow::deadline(timeout);
     let mut followed = Followed::open(location.clone(), deadline, pid)?;
     let mut since = match after {
-        Some(after) => after,
+        // GEN of another channel that had the name: every value of this one is newer.
+        Some((_, Some(incarnation))) if followed.channel().incarnation() != incarnation => 0,
+        Some((after, _)) => after,
         // Every value of a channel that did not exist when the command started is new.
         None if followed.created_meanwhile() => 0,
         None => followed.channel().generation(),
@@ -131,7 +143,8 @@ fn read_next(
             let behind = if now < since {
                 format!(
                     " (the channel is at generation {now}, incarnation {:016x}: was GEN taken \
-                     from a channel since removed and created again?)",
+                     from a channel since removed and created again? give its --incarnation \
+                     with it)",
                     ch.incarnation()
                 )
             } else {
@@ -144,7 +157,7 @@ fn read_next(
         })?;
         match waited {
             Waited::Changed => match followed.channel().read_raw() {
-                Ok(value) => return Ok(value),
+                Ok((meta, bytes)) => return Ok((meta, bytes, followed.channel().incarnation())),
                 // The newer value a crash damaged: say so, and wait for the one that replaces
                 // it, as a wait from the current generation does.
                 Err(e) if e.mended_by_publish() => {

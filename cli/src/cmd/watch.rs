@@ -70,7 +70,14 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         skipped_total += skipped;
         first = false;
         let incarnation = followed.channel().incarnation();
-        let out = match line_for(&location, meta, incarnation, &mut buf, skipped, a.meta) {
+        let out = match line_for(
+            &location,
+            meta,
+            incarnation,
+            &mut buf,
+            Some(skipped),
+            a.meta,
+        ) {
             Ok(line) => line,
             Err(e) => {
                 // Another process stored something that cannot be shown (invalid MessagePack,
@@ -118,16 +125,17 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
 
 /// One value as one line: NDJSON for JSON, MessagePack (as JSON) and raw bytes (`{"$bin":
 /// base64}`), text as it is (with a newline added), or with `meta` the JSON record of
-/// generation, the channel's incarnation, skipped generations, codec and value.
+/// generation, the channel's incarnation, skipped generations (where given: `read --meta` has
+/// none), codec and value.
 ///
 /// The line is built as text, not as a `serde_json::Value`: a tree of a large value another
 /// process stored would take many times its size in memory.
-fn line_for(
+pub(super) fn line_for(
     location: &Location,
     meta: Meta,
     incarnation: u64,
     buf: &mut Vec<u8>,
-    skipped: u64,
+    skipped: Option<u64>,
     with_meta: bool,
 ) -> anyhow::Result<Vec<u8>> {
     let value = match meta.tag {
@@ -157,8 +165,9 @@ fn line_for(
         format!(
             // The incarnation as `info --json` gives it: 16 hex digits (as a number, it would
             // lose its low bits in jq and JavaScript, which hold integers in doubles).
-            "{{\"generation\":{},\"incarnation\":\"{incarnation:016x}\",\"skipped\":{skipped},\"codec\":{},\"value\":{value}}}",
+            "{{\"generation\":{},\"incarnation\":\"{incarnation:016x}\",{}\"codec\":{},\"value\":{value}}}",
             meta.generation,
+            skipped.map_or(String::new(), |s| format!("\"skipped\":{s},")),
             serde_json::to_string(&meta.tag.to_string())?
         )
     } else {
