@@ -1307,7 +1307,7 @@ fn follower_futures_wait_for_a_slow_creator_while_it_runs() {
         Duration::from_secs(20),
     );
     let mut f = got.expect("resolved").unwrap();
-    assert!(longest < Duration::from_millis(100), "{longest:?}");
+    assert!(longest < Duration::from_millis(200), "{longest:?}");
     assert!(f.appeared());
     assert_eq!(f.channel().read_string().unwrap(), "first");
     assert!(child.wait_with_output().unwrap().status.success());
@@ -1319,7 +1319,7 @@ fn follower_futures_wait_for_a_slow_creator_while_it_runs() {
     let (got, longest) = block_on_timed(f.changed(seen), Duration::from_secs(20));
     assert_eq!(got.expect("resolved").unwrap(), mmf::Change::Replaced);
     assert!(found.elapsed() >= Duration::from_millis(500), "{found:?}");
-    assert!(longest < Duration::from_millis(100), "{longest:?}");
+    assert!(longest < Duration::from_millis(200), "{longest:?}");
     assert_eq!(f.channel().read_string().unwrap(), "second");
     assert!(child.wait_with_output().unwrap().status.success());
 

@@ -32,9 +32,11 @@ fn child() {
             }));
         }
         "slow-creator" => slow_creator(&name),
-        // As `nobody`: a follower of another user's channel, which is being created slowly.
+        // As `nobody`: a follower of another user's channel, which is being created slowly
+        // (once this process has said, by a file of its own, that it is about to look).
         "nobody-follows-slow" => {
             become_nobody();
+            std::fs::write(format!("/dev/shm/{name}-ready"), b"").unwrap();
             let t = Instant::now();
             let got = mmf::Follower::open(&Location::shm(&name).unwrap(), Duration::from_secs(20))
                 .map_err(|e| e.to_string())
@@ -669,7 +671,19 @@ fn a_reader_of_another_user_waits_for_a_slow_creator_while_it_runs() {
     }
     let name = unique("slow-private");
     let child = spawn_child("nobody-follows-slow", &[("MMF_NAME", name.clone())]);
+    let ready = std::path::PathBuf::from(format!("/dev/shm/{name}-ready"));
+    let t = Instant::now();
+    while !ready.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the child never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::remove_file(&ready).unwrap();
     let path = Location::shm(&name).unwrap().path().unwrap();
+    // Held empty for a second, then its header written, then (150 ms later, when `being_made`
+    // no longer counts a file that is whole and over a second old) its mode set.
     create_slowly(
         &path,
         &channel_image("made slowly"),
@@ -678,5 +692,54 @@ fn a_reader_of_another_user_waits_for_a_slow_creator_while_it_runs() {
     );
     let stats = child_stats(child);
     assert_eq!(stats["value"], r#"Ok("made slowly")"#, "{stats}");
+    assert!(stats["ms"].as_u64().unwrap() >= 1000, "{stats}");
     Channel::remove(&name).unwrap();
+}
+
+/// What only looks like a channel being made is not waited for as one: a live channel whose
+/// magic another process zeroed (whole, not changing, held by its writer) is `NotInitialized`
+/// soon, as before the wait for slow creators; an empty file that a process holds and never
+/// makes a channel is waited for as a creator is, and at the timeout is `BeingCreated`, not
+/// "no channel".
+#[test]
+fn what_only_looks_like_a_creation_is_not_waited_on_for_ever() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("zeroed-magic");
+    let location = Location::shm(&name).unwrap();
+    let writer = Channel::create(&name, 64).unwrap();
+    writer.publish_str("live").unwrap();
+    let path = location.path().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(&[0; 8], 0)
+        .unwrap();
+    let t = Instant::now();
+    let got = mmf::Follower::open(&location, Duration::from_secs(10));
+    assert!(
+        matches!(got, Err(mmf::channel::Error::NotInitialized { .. })),
+        "{got:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    drop(writer);
+    Channel::remove(&name).unwrap();
+
+    let name = unique("held-empty");
+    let location = Location::shm(&name).unwrap();
+    let held = std::fs::File::create_new(location.path().unwrap()).unwrap();
+    held.lock_shared().unwrap();
+    let t = Instant::now();
+    let got = mmf::Follower::open(&location, Duration::from_millis(600));
+    assert!(
+        matches!(got, Err(mmf::channel::Error::BeingCreated { .. })),
+        "{got:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(held);
+    std::fs::remove_file(location.path().unwrap()).unwrap();
 }

@@ -40,82 +40,123 @@ pub enum Waited {
 }
 
 impl Followed {
-    /// Opens the channel at `location`. If there is none yet, says so once on stderr and waits
-    /// for it until `deadline` (`None`: for ever), ending with exit code 8 if it passes first,
-    /// or 9 if process `pid` exits first (it will not create it then). A channel being created
-    /// is waited for as long as its creator runs ([`Follower::open`]). What cannot appear by
-    /// waiting is reported at once: a path whose directory is missing, and (250 ms after it was
-    /// found) a channel left half-made by a creator that died.
+    /// Opens the channel at `location`. If there is none yet, or one still being made, says so
+    /// once on stderr and waits for it until `deadline` (`None`: for ever), ending with exit
+    /// code 8 if it passes first, or 9 if process `pid` exits first (it will not create it
+    /// then). A channel being created is waited for as long as its creator runs
+    /// ([`Follower::open`]). What cannot appear by waiting is reported at once: a path whose
+    /// directory is missing, and (250 ms after it was found) a channel left half-made by a
+    /// creator that died.
     pub fn open(
         location: Location,
         deadline: Option<Instant>,
         pid: Option<u32>,
     ) -> anyhow::Result<Followed> {
+        use mmf::channel::Error as E;
         interrupt::install();
-        let mut created_meanwhile = false;
+        let followed = |follower: Follower, created_meanwhile: bool| Followed {
+            created_meanwhile: created_meanwhile || follower.appeared(),
+            follower,
+            removal_said: false,
+            pid,
+            pid_looked: None,
+        };
+        // The first look does not wait: a missing channel is announced before the wait.
+        let bound = if deadline.is_some() {
+            ""
+        } else {
+            " (--timeout bounds the wait)"
+        };
+        let never_created = || {
+            Coded(
+                EXITED,
+                format!(
+                    "process {} (--pid) exited, and no channel named '{location}' was created",
+                    pid.unwrap_or_default()
+                ),
+            )
+        };
+        let being_made = match Follower::open(&location, Duration::ZERO) {
+            Ok(follower) => return Ok(followed(follower, false)),
+            Err(e @ E::NotFound { .. }) if !location.can_appear() => return Err(e.into()),
+            // The --pid process exited already: it will not create the channel now.
+            Err(E::NotFound { .. }) if pid.is_some_and(exited) => {
+                return Err(never_created().into())
+            }
+            // A typo would otherwise wait in silence.
+            Err(E::NotFound { .. }) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "mmf: no channel named '{location}' yet; waiting for it to be created{bound}"
+                );
+                false
+            }
+            Err(E::BeingCreated { .. }) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "mmf: channel '{location}' is being created by another process (a large \
+                     one takes a while); waiting for it{bound}"
+                );
+                true
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // One wait to the deadline, on a thread of its own (so that a channel being made is
+        // judged by one follower throughout), while this one looks at interrupts and at the
+        // --pid process every SLICE.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let timeout = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        std::thread::spawn({
+            let location = location.clone();
+            move || drop(tx.send(Follower::open(&location, timeout)))
+        });
         loop {
-            // The first look does not wait: a missing channel is announced before the wait.
-            let wait = if created_meanwhile {
-                left(deadline).unwrap_or_default().min(SLICE)
-            } else {
-                Duration::ZERO
-            };
-            match Follower::open(&location, wait) {
-                Ok(follower) => {
-                    return Ok(Followed {
-                        created_meanwhile: created_meanwhile || follower.appeared(),
-                        follower,
-                        removal_said: false,
-                        pid,
-                        pid_looked: None,
-                    })
-                }
-                Err(e @ mmf::channel::Error::NotFound { .. }) if !location.can_appear() => {
-                    return Err(e.into())
-                }
-                // The --pid process exited: it will not create the channel now. One last look,
-                // as it may have created it right before it exited (found, the next turn opens
-                // it; found unfinished, that is the error).
-                Err(mmf::channel::Error::NotFound { .. }) if pid.is_some_and(exited) => {
-                    match Follower::open(&location, Duration::ZERO) {
-                        Ok(_) => continue,
-                        Err(mmf::channel::Error::NotFound { .. }) => {
-                            return Err(Coded(
-                                EXITED,
-                                format!(
-                                    "process {} (--pid) exited, and no channel named \
-                                     '{location}' was created",
-                                    pid.unwrap_or_default()
-                                ),
-                            )
-                            .into())
-                        }
-                        Err(e) => return Err(e.into()),
+            let opened = match rx.recv_timeout(SLICE) {
+                Ok(opened) => opened,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if interrupt::requested() {
+                        return Err(Coded(INTERRUPTED, String::new()).into());
                     }
+                    // The --pid process exited: it will not create the channel now. One last
+                    // look, as it may have created it right before it exited; one another
+                    // process is still making is waited for.
+                    if pid.is_some_and(exited) {
+                        match Follower::open(&location, Duration::ZERO) {
+                            Ok(follower) => return Ok(followed(follower, true)),
+                            Err(E::NotFound { .. }) => return Err(never_created().into()),
+                            Err(E::BeingCreated { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    continue;
                 }
-                Err(mmf::channel::Error::NotFound { .. }) if created_meanwhile => {}
-                Err(mmf::channel::Error::NotFound { .. }) => {
-                    // A typo would otherwise wait in silence.
-                    let _ =
-                        writeln!(
-                        std::io::stderr(),
-                        "mmf: no channel named '{location}' yet; waiting for it to be created{}",
-                        if deadline.is_some() { "" } else { " (--timeout bounds the wait)" }
-                    );
-                    created_meanwhile = true;
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    anyhow::bail!("the wait for channel '{location}' ended without an answer")
                 }
-                Err(e) => return Err(e.into()),
-            }
-            if interrupt::requested() {
-                return Err(Coded(INTERRUPTED, String::new()).into());
-            }
-            if left(deadline).is_none() {
-                return Err(Coded(
+            };
+            return match opened {
+                Ok(follower) => Ok(followed(follower, true)),
+                Err(E::NotFound { .. }) => Err(Coded(
                     TIMEOUT,
                     format!("no channel named '{location}' appeared within the timeout"),
                 )
-                .into());
-            }
+                .into()),
+                Err(E::BeingCreated { .. }) => Err(Coded(
+                    TIMEOUT,
+                    format!(
+                        "channel '{location}' was still being created when the timeout passed{}",
+                        if being_made {
+                            ""
+                        } else {
+                            " (a process holds its file, not initialised yet)"
+                        }
+                    ),
+                )
+                .into()),
+                Err(e) => Err(e.into()),
+            };
         }
     }
 

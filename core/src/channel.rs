@@ -2186,19 +2186,26 @@ pub(crate) fn check_platform() -> Result<()> {
 /// private channel of another user born within that window is refused after the wait, an older
 /// one at once.
 pub(crate) fn being_made(path: &Path, init_timeout: Duration) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
+    std::fs::metadata(path).is_ok_and(|meta| being_made_meta(&meta, init_timeout))
+}
+
+/// [`being_made`], of the file of metadata `meta`.
+pub(crate) fn being_made_meta(meta: &std::fs::Metadata, init_timeout: Duration) -> bool {
     let window = init_timeout.clamp(Duration::from_secs(1), Duration::from_secs(10));
     let born = meta.created().ok().and_then(age);
     let young = meta.len() == 0 || born.is_some_and(|age| age <= window);
-    meta.uid() != os::euid() && meta.mode() & 0o077 == 0 && young
+    private_to_another(meta) && young
+}
+
+/// Whether the file of `meta` is another user's with no bit for group or others: what a
+/// channel made with an explicit mode is until its header is complete.
+pub(crate) fn private_to_another(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.uid() != os::euid() && meta.mode() & 0o077 == 0
 }
 
 /// How long ago the file of `meta` last changed status (created, allocated, chmodded, written
 /// with `write` or touched; not written through a mapping), at least, if that can be told.
-#[cfg(feature = "async")]
 pub(crate) fn unchanged_for(meta: &std::fs::Metadata) -> Option<Duration> {
     use std::os::unix::fs::MetadataExt;
     age(UNIX_EPOCH

@@ -49,8 +49,7 @@ pub enum Error {
         /// The channel's name or path.
         name: String,
     },
-    /// `open` or `remove` found nothing under the name ([`Follower::open`](crate::Follower::open),
-    /// once its timeout passed: nothing, or a channel that a live process is still creating).
+    /// `open` or `remove` found nothing under the name.
     #[error("no channel named '{name}'; check the name, or create the channel first")]
     NotFound {
         /// The channel's name or path.
@@ -122,6 +121,16 @@ pub enum Error {
     /// taken either way).
     #[error("channel '{name}' is not initialised yet: its creator may still be starting, or died while creating it; retry, and if it stays so, remove it (a file path: delete the file)")]
     NotInitialized {
+        /// The channel's name or path.
+        name: String,
+    },
+    /// [`Follower::open`](crate::Follower::open)'s timeout passed while the channel under the name
+    /// was still being created: its file is there, empty or just allocated, not initialised,
+    /// and a process holds it open as its creator does (a channel of many GiB takes seconds to
+    /// allocate). Waiting longer finds it made, unless the process holding it is not making
+    /// it.
+    #[error("channel '{name}' is still being created: a process holds its file, which is not initialised yet (a large channel takes about a second a GiB to allocate); wait longer, and if it stays so, see which process holds it (`fuser -v FILE`)")]
+    BeingCreated {
         /// The channel's name or path.
         name: String,
     },

@@ -59,10 +59,10 @@ pub struct Follower {
     looked: Instant,
     /// What that look found: the name leads nowhere (removed, not created again yet).
     gone: bool,
-    /// When a look first found a new channel under the name still being created: kept here,
-    /// not in a wait or a future, so that waits with short timeouts, and a future dropped and
-    /// made again (a `select!` loop), still give up on one whose creator died.
-    creating: Option<Instant>,
+    /// A new channel under the name that a look found still being created: kept here, not in
+    /// a wait or a future, so that waits with short timeouts, and a future dropped and made
+    /// again (a `select!` loop), still give up on one whose creator died.
+    creating: Option<Creating>,
 }
 
 /// What [`Follower::wait`] saw.
@@ -86,16 +86,23 @@ impl Follower {
     ///
     /// A channel that is there but not initialised yet is given 250 ms to finish
     /// ([`Options::init_timeout`]'s default), even past a shorter `timeout`. After that, one
-    /// that a process still holds open (its creator, still allocating a channel of many MiB:
-    /// about a second a GiB on a tmpfs) counts as not created yet, and is waited for as a
-    /// missing one is; one that no process holds counts as one whose creator died
-    /// ([`Error::NotInitialized`]). So is another user's channel that may still have its
-    /// creation mode (see [`Options::init_timeout`]), then refused. After `timeout`, a channel
-    /// still missing, or still being created, is [`Error::NotFound`].
+    /// still being made is waited for as a missing one is: its file empty (being allocated:
+    /// about a second a GiB on a tmpfs) or changed within the last 250 ms, and held open by a
+    /// process, as its creator holds it ([`host::in_use`](crate::host::in_use)). Any other
+    /// counts as one whose creator died ([`Error::NotInitialized`]). So is another user's
+    /// channel that may still have its creation mode (see [`Options::init_timeout`]), then
+    /// refused. After `timeout`, a channel still missing is [`Error::NotFound`], one still
+    /// being made [`Error::BeingCreated`].
+    ///
+    /// Not told apart: a process that holds an empty file under the name and never makes it a
+    /// channel is waited for as a creator is, until the timeout (or for as long as it holds
+    /// it, where there is none: [`open_async`](Follower::open_async), and a later
+    /// [`wait`](Follower::wait)). Whether another user's file is held is asked of
+    /// `/proc/locks`, which does not list the locks of processes in another PID namespace (a
+    /// container sharing `/dev/shm`): such a creator is given the 250 ms only.
     pub fn open(location: &Location, timeout: Duration) -> Result<Follower> {
         let deadline = Instant::now().checked_add(timeout);
         let mut appeared = false;
-        // When a look first found the channel being created.
         let mut creating = None;
         loop {
             let now = Instant::now();
@@ -119,20 +126,17 @@ impl Follower {
                 }
                 // A channel being created when we look is one that appeared, as a missing one
                 // is.
-                Err(e) if being_created(&e, location) => {
-                    match creation(now.duration_since(*creating.get_or_insert(now)), location) {
-                        // Past a shorter timeout, as `Options::open` waits.
-                        Creation::Young => Duration::from_millis(1),
-                        Creation::Slow if time_left(deadline).is_none() => {
-                            return Err(Error::NotFound {
-                                name: location.to_string(),
-                            })
-                        }
-                        Creation::Slow => INIT_LOOK_EVERY,
-                        Creation::Abandoned => return Err(e),
+                Err(e) => match judge(&e, location, &mut creating, now, false) {
+                    // Past a shorter timeout, as `Options::open` waits.
+                    Some(Creation::Young) => Duration::from_millis(1),
+                    Some(Creation::Slow) if time_left(deadline).is_none() => {
+                        return Err(Error::BeingCreated {
+                            name: location.to_string(),
+                        })
                     }
-                }
-                Err(e) => return Err(e),
+                    Some(Creation::Slow) => LOOK_EVERY,
+                    Some(Creation::Abandoned) | None => return Err(e),
+                },
             };
             appeared = true;
             std::thread::sleep(time_left(deadline).map_or(pause, |left| left.min(pause)));
@@ -176,9 +180,10 @@ impl Follower {
     /// mapping is an error ([`Channel::verify`]'s), not a wait for ever on memory no writer
     /// reaches. A damaged current value (a crash's, which `verify` also reports) is waited past:
     /// the next publish replaces it. A new channel found being created is looked at every
-    /// 10 ms, given 250 ms to finish, and after that waited for as long as a process holds it
-    /// open, as in [`open`](Follower::open) (counted from the first look that found it so,
-    /// across waits: one wait may return `None` meanwhile). A writer
+    /// 10 ms and given 250 ms to finish; after that, one still being made (as
+    /// [`open`](Follower::open) tells it) is looked at every 100 ms, for as long as it is, and
+    /// [`is_gone`](Follower::is_gone) meanwhile. That is counted from the first look that
+    /// found it so, across waits: one wait may return `None` meanwhile. A writer
     /// that goes on publishing to the old channel after a new one took its name (a service's
     /// old instance still stopping) does not keep the follower there: the new channel is
     /// [`Change::Replaced`] within 100 ms (a value the old channel got meanwhile may be
@@ -205,11 +210,12 @@ impl Follower {
     }
 
     /// How often a wait looks at the name: every 100 ms, and every 10 ms while a new channel
-    /// under it is being created.
+    /// under it is being created (for its first 250 ms: a slow creation is looked at every
+    /// 100 ms).
     fn look_every(&self) -> Duration {
         match self.creating {
-            Some(_) => INIT_LOOK_EVERY,
-            None => LOOK_EVERY,
+            Some(Creating { slow: false, .. }) => INIT_LOOK_EVERY,
+            _ => LOOK_EVERY,
         }
     }
 
@@ -235,25 +241,15 @@ impl Follower {
                 self.creating = None;
                 Ok(None)
             }
-            // Being created: look again soon, for as long as `open` would wait.
-            Err(e) if being_created(&e, &self.location) => {
-                let first = *self.creating.get_or_insert(now);
-                match creation(now.duration_since(first), &self.location) {
-                    Creation::Young => Ok(None),
-                    Creation::Slow => {
-                        self.gone = true;
-                        Ok(None)
-                    }
-                    Creation::Abandoned => {
-                        self.creating = None;
-                        Err(e)
-                    }
+            // Being created: look again, for as long as `open` would wait.
+            Err(e) => match judge(&e, &self.location, &mut self.creating, now, false) {
+                Some(Creation::Young) => Ok(None),
+                Some(Creation::Slow) => {
+                    self.gone = true;
+                    Ok(None)
                 }
-            }
-            Err(e) => {
-                self.creating = None;
-                Err(e)
-            }
+                Some(Creation::Abandoned) | None => Err(e),
+            },
         }
     }
 }
@@ -292,19 +288,6 @@ fn try_open(location: &Location, init: Duration) -> Result<Channel> {
     }
 }
 
-/// Whether an open's error `e` may be a channel at `location` still being created, given
-/// [`INIT_WAIT`] to finish: one not initialised yet, or one refused while it still has its
-/// creation mode ([`being_made`](crate::channel::being_made)).
-fn being_created(e: &Error, location: &Location) -> bool {
-    match e {
-        Error::NotInitialized { .. } => true,
-        Error::PermissionDenied { .. } => location
-            .path()
-            .is_some_and(|p| crate::channel::being_made(&p, INIT_WAIT)),
-        _ => false,
-    }
-}
-
 /// How long a channel found being created is given to finish, even past a shorter timeout (it
 /// is most likely about to be ready): `Options`' default `init_timeout`.
 const INIT_WAIT: Duration = Duration::from_millis(250);
@@ -312,41 +295,108 @@ const INIT_WAIT: Duration = Duration::from_millis(250);
 /// How soon a wait that found a new channel being created looks again.
 const INIT_LOOK_EVERY: Duration = Duration::from_millis(10);
 
-/// What a channel found being created for a while is taken for.
+/// A channel under the name that a look found being created: which file, and since when.
+#[derive(Debug, Clone, Copy)]
+struct Creating {
+    /// The file's device and inode: another file under the name is another creation.
+    file: (u64, u64),
+    /// When a look first found this file being created.
+    since: Instant,
+    /// Whether the last look took it for a slow creation ([`Creation::Slow`]).
+    slow: bool,
+}
+
+/// What a channel found being created is taken for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Creation {
     /// Found so less than [`INIT_WAIT`] ago: most likely about to be ready.
     Young,
-    /// Found so longer ago, and a process holds it open: its creator, still at work.
+    /// Found so longer ago, its file still empty (being allocated) or changed within
+    /// [`INIT_WAIT`], and a process holds it open: its creator, still at work.
     Slow,
-    /// Found so longer ago, and no process holds it open: its creator died.
+    /// Any other found so longer ago: its creator died.
     Abandoned,
 }
 
-/// What the channel at `location`, found being created `found_for` ago, is taken for.
-fn creation(found_for: Duration, location: &Location) -> Creation {
-    if found_for < INIT_WAIT {
+/// Whether an open's error `e` at `location` is a channel still being created, and if so
+/// what it is taken for; `None`: the error stands as it is. `creating` keeps which file looks
+/// found so, and since when, across looks. That age is counted from the first look, or with
+/// `by_file` by the file's status-change time (for a future made anew on every turn of a
+/// `select!` loop, which keeps no count).
+///
+/// Being created: a file not initialised yet, or another user's that may still have its
+/// creation mode ([`being_made`](crate::channel::being_made)), or that was found so before
+/// and whose status changed within [`INIT_WAIT`] (its blocks just allocated, its `chmod` not
+/// made yet: `being_made` no longer counts a file that is not empty and over a second old).
+fn judge(
+    e: &Error,
+    location: &Location,
+    creating: &mut Option<Creating>,
+    now: Instant,
+    by_file: bool,
+) -> Option<Creation> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = location.path().and_then(|p| std::fs::metadata(p).ok());
+    let Some(meta) = meta else {
+        *creating = None;
+        return None;
+    };
+    let file = (meta.dev(), meta.ino());
+    let seen = creating.filter(|c| c.file == file);
+    let changed_for = crate::channel::unchanged_for(&meta);
+    let being = match e {
+        Error::NotInitialized { .. } => true,
+        Error::PermissionDenied { .. } => {
+            crate::channel::being_made_meta(&meta, INIT_WAIT)
+                || (seen.is_some()
+                    && crate::channel::private_to_another(&meta)
+                    && changed_for.is_some_and(|d| d < INIT_WAIT))
+        }
+        _ => false,
+    };
+    if !being {
+        *creating = None;
+        return None;
+    }
+    let c = creating.insert(seen.unwrap_or(Creating {
+        file,
+        since: now,
+        slow: false,
+    }));
+    let first_seen = now.duration_since(c.since);
+    let found_for = if by_file {
+        changed_for.unwrap_or(first_seen)
+    } else {
+        first_seen
+    };
+    let judged = if found_for < INIT_WAIT {
         Creation::Young
-    } else if held_open(location) {
+    } else if (meta.len() == 0 || changed_for.is_some_and(|d| d < INIT_WAIT))
+        && held_open(location, &meta)
+    {
         Creation::Slow
     } else {
         Creation::Abandoned
+    };
+    c.slow = judged == Creation::Slow;
+    if judged == Creation::Abandoned {
+        *creating = None;
     }
+    Some(judged)
 }
 
-/// Whether a process holds the file at `location` open as a channel's handle or creator does,
-/// with a shared `flock` (a creator takes it before it allocates the file's blocks, which for a
-/// channel of many GiB takes seconds): [`host::in_use`](crate::host::in_use), and where this
-/// process may not open the file (another user's, still in its creation mode), the kernel's
-/// table of locks. A follower's own open holds one for an instant, which at worst makes a
-/// creator that died look alive for one look more.
-fn held_open(location: &Location) -> bool {
+/// Whether a process holds the file at `location` (of metadata `meta`) open as a channel's
+/// handle or creator does, with a shared `flock` (a creator takes it before it allocates the
+/// file's blocks, which for a channel of many GiB takes seconds):
+/// [`host::in_use`](crate::host::in_use), and where this process may not open the file
+/// (another user's, still in its creation mode), the kernel's table of locks. A follower's
+/// own open holds one for an instant, which at worst makes a creator that died look alive for
+/// one look more.
+fn held_open(location: &Location, meta: &std::fs::Metadata) -> bool {
     match crate::host::in_use(location) {
         Ok(used) => used,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {
-            location
-                .path()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .is_some_and(|meta| crate::os::flock_held(&meta).unwrap_or(false))
+            crate::os::flock_held(meta).unwrap_or(false)
         }
         Err(_) => false,
     }
@@ -361,15 +411,14 @@ impl Follower {
     ///
     /// It looks every 100 ms, woken for that by the process's notifier thread (see the
     /// [`notify`](crate::notify) module), with no timer of the executor's; a channel found
-    /// being created is looked at every 10 ms, without blocking the executor's thread. Such a
-    /// channel is waited for, as [`open`](Follower::open) waits for it, until its file has not
-    /// changed for 250 ms and no process holds it open (a creator that died):
-    /// [`Error::NotInitialized`], or [`Error::PermissionDenied`] for another user's channel
-    /// that kept its creation mode (looked at for up to a second while it is that new). Those
-    /// 250 ms are judged by the file's status-change time (a second more where the file system
-    /// keeps whole seconds), so a future made anew on every turn of a `select!` loop ends with
-    /// the error too. A creator still allocating a channel of many MiB (about a second a GiB on
-    /// a tmpfs; the file does not change meanwhile) holds it open, and is waited for.
+    /// being created is looked at every 10 ms, without blocking the executor's thread, for
+    /// 250 ms; after that, one still being made (as [`open`](Follower::open) tells it: a
+    /// creator still allocating a channel of many MiB holds its empty file) every 100 ms, for
+    /// as long as it is. Any other ends the future: [`Error::NotInitialized`] (a creator that
+    /// died), or [`Error::PermissionDenied`] for another user's channel that kept its creation
+    /// mode. Those 250 ms are judged by the file's status-change time (a second more where the
+    /// file system keeps whole seconds), so a future made anew on every turn of a `select!`
+    /// loop ends with the error too.
     /// Race it against the executor's timer for a timeout. It owns what it needs (`'static`,
     /// `Send`): it can be spawned.
     ///
@@ -563,16 +612,10 @@ pub struct OpenFollower {
     next_look: Option<Instant>,
     /// Whether a look found no channel yet (or one being created).
     appeared: bool,
-    /// When a look first found a channel under the name still being created (what is judged
-    /// where the file's status-change time cannot be read).
-    creating: Option<Instant>,
+    /// A channel under the name that a look found still being created (its age is judged by
+    /// the file's status-change time; this count only where that cannot be read).
+    creating: Option<Creating>,
     timer: crate::notify::Timer,
-}
-
-/// How long ago the file at `location` last changed status, if that can be told.
-#[cfg(feature = "async")]
-fn unchanged_for(location: &Location) -> Option<Duration> {
-    crate::channel::unchanged_for(&std::fs::metadata(location.path()?).ok()?)
 }
 
 #[cfg(feature = "async")]
@@ -611,18 +654,19 @@ impl std::future::Future for OpenFollower {
                     this.creating = None;
                     this.next_look = Some(now + LOOK_EVERY);
                 }
-                // Being created: look again soon, for as long as `open` would wait (judged by
-                // the file, so that a future made anew gives up too).
-                Err(e) if being_created(&e, &this.location) => {
-                    let found_for = unchanged_for(&this.location)
-                        .unwrap_or_else(|| now.duration_since(*this.creating.get_or_insert(now)));
-                    if let Creation::Abandoned = creation(found_for, &this.location) {
-                        return Poll::Ready(Err(e));
+                // Being created: look again, for as long as `open` would wait (judged by the
+                // file, so that a future made anew gives up too).
+                Err(e) => match judge(&e, &this.location, &mut this.creating, now, true) {
+                    Some(Creation::Young) => {
+                        this.appeared = true;
+                        this.next_look = Some(now + INIT_LOOK_EVERY);
                     }
-                    this.appeared = true;
-                    this.next_look = Some(now + INIT_LOOK_EVERY);
-                }
-                Err(e) => return Poll::Ready(Err(e)),
+                    Some(Creation::Slow) => {
+                        this.appeared = true;
+                        this.next_look = Some(now + LOOK_EVERY);
+                    }
+                    Some(Creation::Abandoned) | None => return Poll::Ready(Err(e)),
+                },
             }
         }
     }

@@ -198,12 +198,13 @@ pub fn channel_image(value: &str) -> Vec<u8> {
 /// Creates a channel at `path` from `image` ([`channel_image`]) as slowly as a creator of a
 /// channel of many GiB does (about a second a GiB on a tmpfs): the file made empty with mode
 /// 0600 and held with a shared `flock`, as `create` holds it from the start, for `hold`; then
-/// the image written and `mode` set, as `create` sets it once the header is complete. Returns
-/// when done, dropping the lock.
+/// the image written, its first word (the magic) last, as `create` writes the header; then,
+/// 150 ms later (a creator maps the file and writes its header meanwhile: a moment, drawn out
+/// here past a follower's looks), `mode` set, as `create` sets it once the header is complete.
+/// Returns when done, dropping the lock.
 pub fn create_slowly(path: &std::path::Path, image: &[u8], hold: std::time::Duration, mode: u32) {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
+    use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
@@ -211,7 +212,9 @@ pub fn create_slowly(path: &std::path::Path, image: &[u8], hold: std::time::Dura
         .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
     file.lock_shared().unwrap();
     std::thread::sleep(hold);
-    file.write_all(image).unwrap();
+    file.write_all_at(&image[8..], 8).unwrap();
+    file.write_all_at(&image[..8], 0).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .unwrap();
 }

@@ -121,10 +121,7 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
 #[cfg(target_os = "linux")]
 pub(crate) fn flock_held(meta: &std::fs::Metadata) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
-    let dev = meta.dev();
-    // The kernel's split of a device number (glibc's `major` and `minor`), printed in hex.
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
     let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
     let table = std::fs::read_to_string("/proc/locks")?;
     // "1: FLOCK  ADVISORY  READ 14672 00:1b:66380 0 EOF"
