@@ -45,14 +45,14 @@ pub use mmf_core::{
 
 pub use mmf_core::truncation;
 
-/// A followed name's values as a stream of a serde type: [`ValuesExt::typed`] (feature
+/// A followed name's values as a stream of a serde type: [`ValueStreamExt::typed`] (feature
 /// `async`).
 #[cfg(feature = "async")]
-pub use mmf_codec::{TypedValues, ValuesExt};
+pub use mmf_codec::{TypedValueStream, ValueStreamExt};
 /// The futures of [`Channel::changed`], [`Follower::changed`] and [`Follower::open_async`], and
 /// the stream of [`Follower::values`] (feature `async`).
 #[cfg(feature = "async")]
-pub use mmf_core::{Changed, FollowerChanged, OpenFollower, Values};
+pub use mmf_core::{Changed, FollowerChanged, OpenFollower, ValueStream};
 
 /// The channel layer (`mmf-core`), with its own error type: what [`Channel::open`] and the
 /// other untyped operations return.
@@ -70,6 +70,8 @@ pub mod channel {
 
 /// Everything a typical user needs: `use mmf::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "async")]
+    pub use crate::ValueStreamExt;
     pub use crate::{Channel, ChannelExt, Location, Meta, Options, Tag};
 }
 

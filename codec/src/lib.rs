@@ -51,7 +51,7 @@ pub use mmf_core::{Channel, Meta, Tag};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 #[cfg(feature = "async")]
-pub use stream::{TypedValues, ValuesExt};
+pub use stream::{TypedValueStream, ValueStreamExt};
 
 /// Typed publish and read methods for [`Channel`]. `use mmf::prelude::*` brings it in scope.
 pub trait ChannelExt {

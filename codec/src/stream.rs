@@ -1,19 +1,18 @@
-//! Typed values of a followed name, as a stream (feature `async`): [`ValuesExt::typed`].
+//! Typed values of a followed name, as a stream (feature `async`): [`ValueStreamExt::typed`].
 
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use mmf_core::{Meta, Values};
+use mmf_core::{Follower, Meta, ValueStream};
 use serde::de::DeserializeOwned;
 
 use crate::{decode, Result};
 
-/// Typed items for the stream of a followed name's values, [`Values`] (feature `async`).
-pub trait ValuesExt {
+/// Typed items for the stream of a followed name's values, [`ValueStream`] (feature `async`).
+pub trait ValueStreamExt {
     /// Decodes every value of the stream into `T`, as [`ChannelExt::read`](crate::ChannelExt::read)
     /// decodes one: a MessagePack or JSON value as serde decodes it, a text value into a type
     /// that takes a string.
@@ -21,11 +20,12 @@ pub trait ValuesExt {
     /// A value that cannot become a `T` (another shape, or bytes) is an `Err` item that carries
     /// its generation ([`Error::generation`](crate::Error::generation)), and the stream goes on
     /// with the next value: one bad value from another process does not end a service's
-    /// subscription. The errors of the stream itself are [`Values`]'.
+    /// subscription. The stream's own errors are [`ValueStream`]'s (as
+    /// [`Error::Channel`](crate::Error::Channel)); it never ends either.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_codec::{Channel, ChannelExt, ValuesExt};
+    /// use mmf_codec::{Channel, ChannelExt, ValueStreamExt};
     /// use mmf_core::{Follower, Location};
     /// use serde::Deserialize;
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -42,70 +42,83 @@ pub trait ValuesExt {
     ///
     /// # let name = format!("typed-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 256)?;
+    /// writer.publish_str("not a config")?;
     /// let follower = Follower::open(&Location::parse(&name)?, Duration::ZERO)?;
     /// let mut configs = follower.values(0).typed::<Config>();
-    /// std::thread::spawn(move || -> mmf_codec::Result<()> {
-    ///     writer.publish_str("not a config")?;
-    ///     std::thread::sleep(Duration::from_millis(20));
-    ///     writer.publish(&serde_json::json!({ "threads": 8 }))?;
-    ///     Ok(())
-    /// });
     ///
     /// // `configs.recv().await` in async code, or `StreamExt::next`.
-    /// let mut got = block_on(configs.recv()).expect("an item");
-    /// if let Err(e) = &got {
-    ///     assert_eq!(e.generation(), Some(1));          // the text: said, and skipped
-    ///     got = block_on(configs.recv()).expect("an item");
-    /// }
-    /// let (meta, config) = got?;
+    /// let err = block_on(configs.recv()).unwrap_err();   // the text: said, and skipped
+    /// assert_eq!(err.generation(), Some(1));
+    /// std::thread::spawn(move || writer.publish(&serde_json::json!({ "threads": 8 })));
+    /// let (meta, config) = block_on(configs.recv())?;
     /// assert_eq!((meta.generation, config), (2, Config { threads: 8 }));
     /// # Channel::remove(&name)?;
     /// # Ok::<(), mmf_codec::Error>(())
     /// ```
-    fn typed<T: DeserializeOwned>(self) -> TypedValues<T>;
+    fn typed<T: DeserializeOwned>(self) -> TypedValueStream<T>;
 }
 
-impl ValuesExt for Values {
-    fn typed<T: DeserializeOwned>(self) -> TypedValues<T> {
-        TypedValues {
+impl ValueStreamExt for ValueStream {
+    fn typed<T: DeserializeOwned>(self) -> TypedValueStream<T> {
+        TypedValueStream {
             values: self,
             _type: PhantomData,
         }
     }
 }
 
-/// The stream returned by [`ValuesExt::typed`] (feature `async`): each value decoded into `T`,
-/// with its [`Meta`].
+/// The stream returned by [`ValueStreamExt::typed`] (feature `async`): each value decoded into
+/// `T`, with its [`Meta`].
 #[must_use = "streams do nothing unless polled"]
-pub struct TypedValues<T> {
-    values: Values,
+pub struct TypedValueStream<T> {
+    values: ValueStream,
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T> fmt::Debug for TypedValues<T> {
+impl<T> fmt::Debug for TypedValueStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedValues")
+        f.debug_struct("TypedValueStream")
             .field("type", &std::any::type_name::<T>())
             .field("values", &self.values)
             .finish()
     }
 }
 
-impl<T: DeserializeOwned> TypedValues<T> {
-    /// The untyped stream beneath: its follower (the channel the name leads to now) and the
-    /// generation of the last value given out.
-    pub fn values(&self) -> &Values {
-        &self.values
+impl<T> TypedValueStream<T> {
+    /// The follower: the channel the name leads to now, and whether it is gone.
+    pub fn follower(&self) -> &Follower {
+        self.values.follower()
     }
 
-    /// The next item: a value, an error, or `None` once the stream has ended (after an error
-    /// of the channel or the name). What `StreamExt::next` gives, with no dependency.
-    pub fn recv(&mut self) -> impl Future<Output = Option<Result<(Meta, T)>>> + '_ {
-        std::future::poll_fn(move |cx| Pin::new(&mut *self).poll_next(cx))
+    /// The generation of the last value given out, decoded or not
+    /// ([`ValueStream::last_generation`]).
+    pub fn last_generation(&self) -> u64 {
+        self.values.last_generation()
+    }
+
+    /// The incarnation of the channel the last value came from
+    /// ([`ValueStream::incarnation`]).
+    pub fn incarnation(&self) -> u64 {
+        self.values.incarnation()
+    }
+
+    /// The untyped stream beneath.
+    pub fn into_inner(self) -> ValueStream {
+        self.values
     }
 }
 
-impl<T: DeserializeOwned> Stream for TypedValues<T> {
+impl<T: DeserializeOwned> TypedValueStream<T> {
+    /// The next item: a value decoded, or an error (the stream goes on after it). What
+    /// `StreamExt::next` gives, with no dependency. Cancel-safe, as
+    /// [`ValueStream::recv`].
+    pub async fn recv(&mut self) -> Result<(Meta, T)> {
+        let (meta, bytes) = self.values.recv().await?;
+        decode(self.values.follower().channel(), meta, &bytes)
+    }
+}
+
+impl<T: DeserializeOwned> Stream for TypedValueStream<T> {
     type Item = Result<(Meta, T)>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -116,11 +129,5 @@ impl<T: DeserializeOwned> Stream for TypedValues<T> {
                 decode(this.values.follower().channel(), meta, &bytes)
             })
         })
-    }
-}
-
-impl<T: DeserializeOwned> futures_core::FusedStream for TypedValues<T> {
-    fn is_terminated(&self) -> bool {
-        self.values.is_terminated()
     }
 }

@@ -975,6 +975,12 @@ impl Channel {
     /// - [`Error::Truncated`]: another process shrank the file while it was mapped.
     #[inline]
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Meta> {
+        self.read_into_by(buf, &self.timeouts)
+    }
+
+    /// [`read_into`](Self::read_into), giving up as `Contended` after `t.read`.
+    #[inline]
+    fn read_into_by(&self, buf: &mut Vec<u8>, t: &Timeouts) -> Result<Meta> {
         // The pin entry belongs to the handle and is claimed at its first read (once per
         // handle), even when the fast path below needs none.
         let entry = self.pin_entry();
@@ -995,7 +1001,27 @@ impl Channel {
                 Err(m) => miss = m,
             }
         }
-        self.read_general(buf, entry, eager, slot_only, miss)
+        self.read_general(buf, entry, eager, slot_only, miss, t)
+    }
+
+    /// [`read_raw`](Self::read_raw), giving up as `Contended` after `budget` (or this handle's
+    /// own read timeout, if shorter): for a stream's read inside `poll`, which must not spin for
+    /// the whole read timeout on the executor's thread.
+    #[cfg(feature = "async")]
+    pub(crate) fn read_raw_within(&self, budget: Duration) -> Result<(Meta, Vec<u8>)> {
+        let t = Timeouts {
+            read: budget.min(self.timeouts.read),
+            ..self.timeouts
+        };
+        let mut buf = Vec::new();
+        let meta = self.read_into_by(&mut buf, &t)?;
+        Ok((meta, buf))
+    }
+
+    /// How long a read of this handle retries before `Contended` ([`Options::read_timeout`]).
+    #[cfg(feature = "async")]
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.timeouts.read
     }
 
     /// `read_into` past its fast path: optimistic, then pinned attempts, slot copies. `fast` says
@@ -1007,6 +1033,7 @@ impl Channel {
         eager: u32,
         slot_only: u32,
         fast: Miss,
+        t: &Timeouts,
     ) -> Result<Meta> {
         let fast_overtaken = fast == Miss::InlineOvertaken;
         // A second thread reading through the same handle at the same moment reads by validation
@@ -1031,7 +1058,7 @@ impl Channel {
             inline,
             fast == Miss::SlotFailed,
             buf,
-            &self.timeouts,
+            t,
         );
         if pinned {
             self.pin_busy

@@ -564,7 +564,7 @@ impl std::future::Future for FollowerChanged<'_> {
 }
 
 /// Polls for what [`Follower::changed`] resolves to, registered through `waiting`: what its
-/// future and a [`Values`] stream do.
+/// future and a [`ValueStream`] do.
 #[cfg(feature = "async")]
 fn poll_change(
     f: &mut Follower,
@@ -678,18 +678,29 @@ impl Follower {
     /// newer than generation `since` (0: every value, beginning with the current one, if there
     /// is one), with its [`Meta`](crate::Meta), as [`Channel::read_raw`] returns it. It follows
     /// the name as [`changed`](Follower::changed) does: after a writer's restart, the new
-    /// channel's values come, their generations starting again from 1 (its incarnation,
-    /// [`Values::follower`]`().channel().incarnation()`, tells the channels apart).
+    /// channel's values come, their generations starting again from 1, so tell values apart by
+    /// ([`ValueStream::incarnation`], generation), not by generation alone.
     ///
     /// A channel keeps its latest value only: a consumer slower than its writer gets the
     /// newest value each time, and a jump in the generations says how many it missed.
     ///
-    /// A value a read finds damaged (a crash's, or a writer that held its lock too long) is an
-    /// `Err` item, and the stream goes on with the next value, which mends it. An error of the
-    /// channel or the name (truncated or overwritten under the mapping, a new channel under the
-    /// name that cannot be opened) is the last item: the stream ends after it.
+    /// The stream never ends. An error is an item, and the stream goes on after it: past a
+    /// value a read finds damaged (a crash's) or cannot copy whole (writers kept overtaking the
+    /// copy, or a crash left it half written, for [`Options::read_timeout`]), which the next
+    /// publish mends; and past an error of the channel or the name (truncated or overwritten
+    /// under the mapping, a new channel under the name that cannot be opened), looked at again
+    /// 100 ms later, so that a consumer that logs errors and goes on does not spin, and takes
+    /// up the values of a channel made anew under the name. `TryStreamExt::try_next` stops at
+    /// the first error instead.
     ///
-    /// [`Values::recv`] awaits the next item without a dependency; `Values` is also a
+    /// A poll never blocks the executor's thread for more than a read: a copy that writers keep
+    /// overtaking is given up after 2 ms and tried again after a pause (woken by the process's
+    /// notifier thread, with no timer of the executor's). A large value is copied inside the
+    /// poll (about 0.1 s a GiB). While it waits, the stream counts as a waiter of the channel,
+    /// as [`Channel::changed`] does, until it is polled past the next value or dropped.
+    ///
+    /// [`ValueStream::recv`] awaits the next item without a dependency, and is cancel-safe (a
+    /// `select!` arm dropped before it resolves loses no value); `ValueStream` is also a
     /// [`futures_core::Stream`], for `StreamExt` and `tokio_stream`. It owns what it needs
     /// (`'static`, `Send`): it can be moved into a spawned task.
     ///
@@ -710,22 +721,25 @@ impl Follower {
     /// writer.publish_raw(Tag::TEXT, b"first")?;
     /// let follower = Follower::open(&Location::parse(&name)?, Duration::ZERO)?;
     /// let mut values = follower.values(0);
-    /// std::thread::spawn(move || writer.publish_raw(Tag::TEXT, b"second"));
     ///
     /// // `values.recv().await` in async code, or `StreamExt::next`.
-    /// let (meta, bytes) = block_on(values.recv()).expect("a value")?;
+    /// let (meta, bytes) = block_on(values.recv())?;
     /// assert_eq!((meta.generation, &bytes[..]), (1, &b"first"[..]));
-    /// let (meta, bytes) = block_on(values.recv()).expect("a value")?;
+    /// std::thread::spawn(move || writer.publish_raw(Tag::TEXT, b"second"));
+    /// let (meta, bytes) = block_on(values.recv())?;
     /// assert_eq!((meta.generation, &bytes[..]), (2, &b"second"[..]));
+    /// assert_eq!(values.last_generation(), 2);
     /// # Channel::remove(&name)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
-    pub fn values(self, since: u64) -> Values {
-        Values {
+    pub fn values(self, since: u64) -> ValueStream {
+        ValueStream {
             follower: self,
             since,
             waiting: crate::notify::Waiting::default(),
-            ended: false,
+            timer: crate::notify::Timer::default(),
+            pause_until: None,
+            contended: None,
         }
     }
 }
@@ -734,105 +748,135 @@ impl Follower {
 #[cfg(feature = "async")]
 #[must_use = "streams do nothing unless polled"]
 #[derive(Debug)]
-pub struct Values {
+pub struct ValueStream {
     follower: Follower,
     /// The generation of the last value given out (or the one asked to start after).
     since: u64,
     waiting: crate::notify::Waiting,
-    /// Whether an error of the channel or the name ended the stream.
-    ended: bool,
+    /// Wakes the stream at `pause_until`.
+    timer: crate::notify::Timer,
+    /// No look or read before then: after an error of the channel or the name, and between
+    /// tries at a copy that writers keep overtaking.
+    pause_until: Option<Instant>,
+    /// Since when, and how many times, tries at the current value's copy were overtaken.
+    contended: Option<(Instant, u32)>,
 }
 
+/// An item of [`ValueStream`]: a value with its [`Meta`](crate::Meta), or an error.
 #[cfg(feature = "async")]
-impl Values {
-    /// The follower: the channel the name leads to now, its incarnation and whether it is
-    /// gone.
+type ValueItem = Result<(crate::Meta, Vec<u8>)>;
+
+/// How long one try at a value's copy may take inside a poll before it is given up (and tried
+/// again after a pause).
+#[cfg(feature = "async")]
+const READ_SLICE: Duration = Duration::from_millis(2);
+
+#[cfg(feature = "async")]
+impl ValueStream {
+    /// The follower: the channel the name leads to now, and whether it is gone.
     pub fn follower(&self) -> &Follower {
         &self.follower
     }
 
     /// The generation of the last value given out (or the `since` the stream started from);
     /// 0 after a writer's restart until the new channel's first value.
-    pub fn since(&self) -> u64 {
+    pub fn last_generation(&self) -> u64 {
         self.since
     }
 
-    /// The next item: a value, an error, or `None` once the stream has ended (after an error
-    /// of the channel or the name). What `StreamExt::next` gives, with no dependency.
-    pub fn recv(&mut self) -> impl std::future::Future<Output = Option<ValueItem>> + '_ {
+    /// The incarnation of the channel the last value came from (after a writer's restart, the
+    /// new channel's, from the first of its values): with the generation, what tells values
+    /// apart across restarts.
+    pub fn incarnation(&self) -> u64 {
+        self.follower.channel.incarnation()
+    }
+
+    /// The next item: a value, or an error (the stream goes on after it). What
+    /// `StreamExt::next` gives, with no dependency. Cancel-safe: dropped before it resolves,
+    /// it has taken no value.
+    pub fn recv(&mut self) -> impl std::future::Future<Output = ValueItem> + '_ {
         std::future::poll_fn(move |cx| self.poll_value(cx))
     }
 
-    fn poll_value(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<ValueItem>> {
+    fn poll_value(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<ValueItem> {
         use std::task::Poll;
-        if self.ended {
-            return Poll::Ready(None);
-        }
         loop {
+            if let Some(at) = self.pause_until {
+                if self.timer.poll(at, cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.pause_until = None;
+            }
             let newer = match poll_change(&mut self.follower, self.since, &mut self.waiting, cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(Change::Newer(g))) => g,
                 // Another channel: every value it holds is new (it may hold none yet).
                 Poll::Ready(Ok(Change::Replaced)) => {
                     self.since = 0;
+                    self.contended = None;
                     continue;
                 }
+                // Said, then looked at again at the next look, not at once.
                 Poll::Ready(Err(e)) => {
-                    self.ended = true;
-                    return Poll::Ready(Some(Err(e)));
+                    self.pause_until = Some(Instant::now() + LOOK_EVERY);
+                    return Poll::Ready(Err(e));
                 }
             };
-            return Poll::Ready(Some(match self.follower.channel.read_raw() {
+            return Poll::Ready(match self.follower.channel.read_raw_within(READ_SLICE) {
                 Ok((meta, bytes)) => {
+                    self.contended = None;
                     // At least the generation waited for: a peer that moved `latest` back
                     // between the two loads does not make the stream give out one value
                     // again and again.
                     self.since = meta.generation.max(newer);
                     Ok((meta, bytes))
                 }
-                // The value alone is damaged, or a writer held its lock too long: the next
-                // publish mends it, so wait for that.
-                Err(e) if e.mended_by_publish() || matches!(e, Error::Contended { .. }) => {
-                    self.since = newer;
-                    Err(e)
+                // Overtaken for the whole slice: try again after a pause (1 ms, doubling up to
+                // 64 ms), for as long as a plain read would, then say so.
+                Err(Error::Contended { .. })
+                    if self
+                        .contended
+                        .get_or_insert((Instant::now(), 0))
+                        .0
+                        .elapsed()
+                        < self.follower.channel.read_timeout() =>
+                {
+                    let tries = self.contended.map_or(0, |(_, n)| n);
+                    self.contended = self.contended.map(|(t, n)| (t, n.saturating_add(1)));
+                    let pause = Duration::from_millis(1 << tries.min(6));
+                    self.pause_until = Some(Instant::now() + pause);
+                    continue;
                 }
+                // The value alone is damaged, or could not be copied whole: the next publish
+                // mends it, so wait for that. Any other error (the channel truncated under the
+                // read) is looked at again at the next look, as one of a look is.
                 Err(e) => {
-                    self.ended = true;
+                    self.contended = None;
+                    self.since = newer;
+                    if !(e.mended_by_publish() || matches!(e, Error::Contended { .. })) {
+                        self.pause_until = Some(Instant::now() + LOOK_EVERY);
+                    }
                     Err(e)
                 }
-            }));
+            });
         }
     }
 }
 
-/// An item of [`Values`]: a value with its [`Meta`](crate::Meta), or an error.
 #[cfg(feature = "async")]
-type ValueItem = Result<(crate::Meta, Vec<u8>)>;
-
-#[cfg(feature = "async")]
-impl futures_core::Stream for Values {
+impl futures_core::Stream for ValueStream {
     type Item = ValueItem;
 
     fn poll_next(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.get_mut().poll_value(cx)
+        self.get_mut().poll_value(cx).map(Some)
     }
 }
 
 #[cfg(feature = "async")]
-impl futures_core::FusedStream for Values {
-    fn is_terminated(&self) -> bool {
-        self.ended
-    }
-}
-
-#[cfg(feature = "async")]
-impl Drop for Values {
+impl Drop for ValueStream {
     fn drop(&mut self) {
         self.waiting.unregister(&self.follower.channel);
     }

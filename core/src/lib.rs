@@ -88,7 +88,7 @@ pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use follow::{Change, Follower};
 #[cfg(all(feature = "async", not(loom)))]
-pub use follow::{FollowerChanged, OpenFollower, Values};
+pub use follow::{FollowerChanged, OpenFollower, ValueStream};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
 pub use name::{validate_name, Location, MAX_NAME_LEN, SHM_PREFIX};
