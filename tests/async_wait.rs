@@ -1429,7 +1429,7 @@ fn a_damaged_value_is_an_error_item_and_the_stream_goes_on() {
         "{:?}",
         t.elapsed()
     );
-    assert!(longest < Duration::from_millis(50), "{longest:?}");
+    assert!(longest < Duration::from_millis(200), "{longest:?}");
     ch.publish_raw(Tag::TEXT, b"whole").unwrap();
     let (meta, bytes) = block_on(values.recv(), Duration::from_secs(10))
         .expect("resolved")

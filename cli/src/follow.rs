@@ -120,13 +120,23 @@ impl Followed {
                         return Err(Coded(INTERRUPTED, String::new()).into());
                     }
                     // The --pid process exited: it will not create the channel now. One last
-                    // look, as it may have created it right before it exited; one another
-                    // process is still making is waited for.
+                    // look, as it may have created it right before it exited; a channel still
+                    // being made then is another process's, which --pid does not wait for.
                     if pid.is_some_and(exited) {
                         match Follower::open(&location, Duration::ZERO) {
                             Ok(follower) => return Ok(followed(follower, true)),
                             Err(E::NotFound { .. }) => return Err(never_created().into()),
-                            Err(E::BeingCreated { .. }) => {}
+                            Err(E::BeingCreated { .. }) => {
+                                return Err(Coded(
+                                    EXITED,
+                                    format!(
+                                        "process {} (--pid) exited, and channel '{location}' is \
+                                         still being made by another process",
+                                        pid.unwrap_or_default()
+                                    ),
+                                )
+                                .into())
+                            }
                             Err(e) => return Err(e.into()),
                         }
                     }

@@ -1936,6 +1936,31 @@ fn waits_outlast_the_creation_of_a_large_channel() {
     assert!(err.contains("'Big' is a new channel now"), "{err}");
 }
 
+/// A creator held up between allocating the file and writing its header (here strace delays
+/// the end of its `fallocate` by 0.6 s; a loaded machine, or a large channel's `mmap`, does it
+/// too) is waited for: its header still all zeros, the file held. A review found waits giving
+/// it up 250 ms into that pause ("not initialised"), as if it had died.
+#[test]
+fn a_creator_held_up_after_allocating_is_waited_for() {
+    if !can_trace() {
+        return;
+    }
+    let e = Env::new("held-up");
+    let read = Bg::start(&e, &["read", "slow", "--wait", "--timeout", "20s"]);
+    read.wait_stderr("waiting for it to be created");
+    let made = Command::new("strace")
+        .args(["-o", "/dev/null", "-e", "inject=fallocate:delay_exit=600000"])
+        .arg(BIN)
+        .args(["new", "slow", "--size", "64"])
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir(&e.dir)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    e.ok(&["out", "slow", "made"]);
+    assert_eq!(read.finish_ok(20), "made\n");
+}
+
 /// A file under the name that a process holds, empty, and never makes a channel looks like a
 /// channel being made: `read --wait` says so and waits, and at its timeout says that it was
 /// still being created (exit 8), not that no channel appeared.

@@ -87,8 +87,9 @@ impl Follower {
     /// A channel that is there but not initialised yet is given 250 ms to finish
     /// ([`Options::init_timeout`]'s default), even past a shorter `timeout`. After that, one
     /// still being made is waited for as a missing one is: its file empty (being allocated:
-    /// about a second a GiB on a tmpfs) or changed within the last 250 ms, and held open by a
-    /// process, as its creator holds it ([`host::in_use`](crate::host::in_use)). Any other
+    /// about a second a GiB on a tmpfs), or found empty before, or a header of zeros only
+    /// (allocated, not written yet), and held open by a process, as its creator holds it
+    /// ([`host::in_use`](crate::host::in_use)). Any other
     /// counts as one whose creator died ([`Error::NotInitialized`]). So is another user's
     /// channel that may still have its creation mode (see [`Options::init_timeout`]), then
     /// refused. After `timeout`, a channel still missing is [`Error::NotFound`], one still
@@ -302,6 +303,8 @@ struct Creating {
     file: (u64, u64),
     /// When a look first found this file being created.
     since: Instant,
+    /// Whether a look found it empty (its blocks not allocated yet): a creator's file.
+    was_empty: bool,
     /// Whether the last look took it for a slow creation ([`Creation::Slow`]).
     slow: bool,
 }
@@ -311,8 +314,8 @@ struct Creating {
 enum Creation {
     /// Found so less than [`INIT_WAIT`] ago: most likely about to be ready.
     Young,
-    /// Found so longer ago, its file still empty (being allocated) or changed within
-    /// [`INIT_WAIT`], and a process holds it open: its creator, still at work.
+    /// Found so longer ago, and still what a creator at work leaves (see [`judge`]), held
+    /// open by a process: its creator, still at work.
     Slow,
     /// Any other found so longer ago: its creator died.
     Abandoned,
@@ -325,9 +328,16 @@ enum Creation {
 /// `select!` loop, which keeps no count).
 ///
 /// Being created: a file not initialised yet, or another user's that may still have its
-/// creation mode ([`being_made`](crate::channel::being_made)), or that was found so before
-/// and whose status changed within [`INIT_WAIT`] (its blocks just allocated, its `chmod` not
-/// made yet: `being_made` no longer counts a file that is not empty and over a second old).
+/// creation mode ([`being_made`](crate::channel::being_made)), or that a look found empty
+/// before and that still has that mode (its blocks allocated since, its `chmod` not made yet:
+/// `being_made` no longer counts a file that is whole and over a second old).
+///
+/// Past [`INIT_WAIT`], one is still being made (rather than left by a creator that died) while
+/// a process holds it open ([`held_open`]) and it is what a creator at work leaves: still
+/// empty (being allocated), or found empty before, or a header of zeros only (allocated, not
+/// written yet: a live channel whose magic another process zeroed keeps the rest of its
+/// header, and is given up on), or another user's file in its creation mode born within
+/// `being_made`'s window.
 fn judge(
     e: &Error,
     location: &Location,
@@ -343,14 +353,12 @@ fn judge(
     };
     let file = (meta.dev(), meta.ino());
     let seen = creating.filter(|c| c.file == file);
-    let changed_for = crate::channel::unchanged_for(&meta);
+    let refused = matches!(e, Error::PermissionDenied { .. });
     let being = match e {
         Error::NotInitialized { .. } => true,
         Error::PermissionDenied { .. } => {
             crate::channel::being_made_meta(&meta, INIT_WAIT)
-                || (seen.is_some()
-                    && crate::channel::private_to_another(&meta)
-                    && changed_for.is_some_and(|d| d < INIT_WAIT))
+                || (seen.is_some_and(|c| c.was_empty) && crate::channel::private_to_another(&meta))
         }
         _ => false,
     };
@@ -361,17 +369,21 @@ fn judge(
     let c = creating.insert(seen.unwrap_or(Creating {
         file,
         since: now,
+        was_empty: false,
         slow: false,
     }));
+    c.was_empty |= meta.len() == 0;
     let first_seen = now.duration_since(c.since);
     let found_for = if by_file {
-        changed_for.unwrap_or(first_seen)
+        crate::channel::unchanged_for(&meta).unwrap_or(first_seen)
     } else {
         first_seen
     };
     let judged = if found_for < INIT_WAIT {
         Creation::Young
-    } else if (meta.len() == 0 || changed_for.is_some_and(|d| d < INIT_WAIT))
+    } else if (c.was_empty
+        || (refused && crate::channel::being_made_meta(&meta, INIT_WAIT))
+        || (!refused && zero_header(location)))
         && held_open(location, &meta)
     {
         Creation::Slow
@@ -383,6 +395,29 @@ fn judge(
         *creating = None;
     }
     Some(judged)
+}
+
+/// Whether the file at `location` starts with a channel header's worth of zeros (512 bytes, or
+/// all of a shorter file): allocated by a creator that has not written the header yet.
+fn zero_header(location: &Location) -> bool {
+    use std::io::Read;
+    let Some(path) = location.path() else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let mut got = 0;
+    let Ok(mut file) = crate::channel::open_options(location, false).open(path) else {
+        return false;
+    };
+    while got < head.len() {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    head[..got].iter().all(|&b| b == 0)
 }
 
 /// Whether a process holds the file at `location` (of metadata `meta`) open as a channel's
@@ -696,7 +731,9 @@ impl Follower {
     /// A poll never blocks the executor's thread for more than a read: a copy that writers keep
     /// overtaking is given up after 2 ms and tried again after a pause (woken by the process's
     /// notifier thread, with no timer of the executor's). A large value is copied inside the
-    /// poll (about 0.1 s a GiB). While it waits, the stream counts as a waiter of the channel,
+    /// poll (about 0.1 s a GiB), and a look at a new channel under the name may wait up to
+    /// 50 ms for an exclusive `flock` another process holds on its file (mmf's own last an
+    /// instant). While it waits, the stream counts as a waiter of the channel,
     /// as [`Channel::changed`] does, until it is polled past the next value or dropped.
     ///
     /// [`ValueStream::recv`] awaits the next item without a dependency, and is cancel-safe (a
@@ -758,8 +795,18 @@ pub struct ValueStream {
     /// No look or read before then: after an error of the channel or the name, and between
     /// tries at a copy that writers keep overtaking.
     pause_until: Option<Instant>,
-    /// Since when, and how many times, tries at the current value's copy were overtaken.
-    contended: Option<(Instant, u32)>,
+    /// Tries at the current value's copy that were overtaken: since when, how many, and when
+    /// the last was.
+    contended: Option<Contended>,
+}
+
+/// Tries at a value's copy that writers overtook, in a [`ValueStream`].
+#[cfg(feature = "async")]
+#[derive(Debug, Clone, Copy)]
+struct Contended {
+    since: Instant,
+    tries: u32,
+    last: Instant,
 }
 
 /// An item of [`ValueStream`]: a value with its [`Meta`](crate::Meta), or an error.
@@ -818,6 +865,7 @@ impl ValueStream {
                 }
                 // Said, then looked at again at the next look, not at once.
                 Poll::Ready(Err(e)) => {
+                    self.contended = None;
                     self.pause_until = Some(Instant::now() + LOOK_EVERY);
                     return Poll::Ready(Err(e));
                 }
@@ -832,19 +880,21 @@ impl ValueStream {
                     Ok((meta, bytes))
                 }
                 // Overtaken for the whole slice: try again after a pause (1 ms, doubling up to
-                // 64 ms), for as long as a plain read would, then say so.
+                // 64 ms), for as long as a plain read would, then say so. Tries left off for a
+                // while (a `recv` dropped, the stream polled again later) start again.
                 Err(Error::Contended { .. })
-                    if self
-                        .contended
-                        .get_or_insert((Instant::now(), 0))
-                        .0
-                        .elapsed()
-                        < self.follower.channel.read_timeout() =>
+                    if self.contended_for() < self.follower.channel.read_timeout() =>
                 {
-                    let tries = self.contended.map_or(0, |(_, n)| n);
-                    self.contended = self.contended.map(|(t, n)| (t, n.saturating_add(1)));
-                    let pause = Duration::from_millis(1 << tries.min(6));
-                    self.pause_until = Some(Instant::now() + pause);
+                    let now = Instant::now();
+                    let c = self.contended.get_or_insert(Contended {
+                        since: now,
+                        tries: 0,
+                        last: now,
+                    });
+                    let pause = Duration::from_millis(1 << c.tries.min(6));
+                    c.tries = c.tries.saturating_add(1);
+                    c.last = now;
+                    self.pause_until = Some(now + pause);
                     continue;
                 }
                 // The value alone is damaged, or could not be copied whole: the next publish
@@ -859,6 +909,23 @@ impl ValueStream {
                     Err(e)
                 }
             });
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl ValueStream {
+    /// How long tries at the current value's copy have been overtaken, up to now: counted
+    /// again from zero unless the last try was within 100 ms (the longest pause and a try's
+    /// slice are less).
+    fn contended_for(&mut self) -> Duration {
+        let now = Instant::now();
+        match self.contended {
+            Some(c) if now.duration_since(c.last) <= LOOK_EVERY => now.duration_since(c.since),
+            _ => {
+                self.contended = None;
+                Duration::ZERO
+            }
         }
     }
 }

@@ -127,6 +127,7 @@ fn read_next(
 ) -> anyhow::Result<(Meta, Vec<u8>, u64)> {
     let deadline = follow::deadline(timeout);
     let mut followed = Followed::open(location.clone(), deadline, pid)?;
+    let incarnation = after.and_then(|(_, i)| i);
     let mut since = match after {
         // GEN of another channel that had the name: every value of this one is newer.
         Some((_, Some(incarnation))) if followed.channel().incarnation() != incarnation => 0,
@@ -140,7 +141,12 @@ fn read_next(
             let now = ch.generation();
             // `--after GEN` kept from another channel under the name (one removed and created
             // again starts from 1): the wait could only end by a timeout.
-            let behind = if now < since {
+            let behind = if now < since && incarnation.is_some() {
+                format!(
+                    " (the channel is at generation {now}: GEN is ahead of every value it has \
+                     had)"
+                )
+            } else if now < since {
                 format!(
                     " (the channel is at generation {now}, incarnation {:016x}: was GEN taken \
                      from a channel since removed and created again? give its --incarnation \
