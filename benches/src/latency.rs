@@ -92,6 +92,9 @@ pub enum Transport {
     /// mmf awaiting `Channel::changed` in a minimal executor (the thread parks until the
     /// waker, run by the process's notifier thread, unparks it).
     MmfAsync,
+    /// mmf through `Follower::values`, the stream of a followed name's values, in the same
+    /// executor: each value handed over as an owned `Vec`.
+    MmfStream,
     /// Like F, but sleeping in `FUTEX_WAIT` and woken by `FUTEX_WAKE` (no spinning).
     Futex,
     /// A pipe per direction (`write_all` / `read_exact`).
@@ -110,7 +113,7 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 14] = [
+    pub const ALL: [Transport; 15] = [
         Transport::FloorLine,
         Transport::Floor,
         Transport::Floor2,
@@ -118,6 +121,7 @@ impl Transport {
         Transport::Mmf,
         Transport::MmfWait,
         Transport::MmfAsync,
+        Transport::MmfStream,
         Transport::Futex,
         Transport::Pipe,
         Transport::Uds,
@@ -137,6 +141,7 @@ impl Transport {
             Transport::Mmf => "mmf",
             Transport::MmfWait => "mmf-wait",
             Transport::MmfAsync => "mmf-async",
+            Transport::MmfStream => "mmf-stream",
             Transport::Futex => "futex",
             Transport::Pipe => "pipe",
             Transport::Uds => "uds",
@@ -163,6 +168,7 @@ impl Transport {
                 | Transport::Mmf
                 | Transport::MmfWait
                 | Transport::MmfAsync
+                | Transport::MmfStream
         )
     }
 
@@ -172,6 +178,7 @@ impl Transport {
             self,
             Transport::MmfWait
                 | Transport::MmfAsync
+                | Transport::MmfStream
                 | Transport::Futex
                 | Transport::Pipe
                 | Transport::Uds
@@ -305,7 +312,7 @@ pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Timed> {
             let (side, res) = floor::Futex::parent(len)?;
             drive(side, res, t, len, plan)
         }
-        Transport::Mmf | Transport::MmfWait | Transport::MmfAsync => {
+        Transport::Mmf | Transport::MmfWait | Transport::MmfAsync | Transport::MmfStream => {
             let (side, res) = mmf::Mmf::parent(len, mmf::Arrival::of(t))?;
             drive(side, res, t, len, plan)
         }
@@ -519,7 +526,7 @@ pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Res
             ready();
             pong(&mut s, idle)
         }
-        Transport::Mmf | Transport::MmfWait | Transport::MmfAsync => {
+        Transport::Mmf | Transport::MmfWait | Transport::MmfAsync | Transport::MmfStream => {
             let mut s = mmf::Mmf::child(len, &res, mmf::Arrival::of(t))?;
             ready();
             pong(&mut s, idle)
@@ -586,6 +593,7 @@ mod tests {
                 "iceoryx2-pubsub",
                 "mmf-wait",
                 "mmf-async",
+                "mmf-stream",
                 "futex",
                 "pipe",
                 "uds",

@@ -411,6 +411,13 @@ impl Report<'_> {
                             fmt_x(r.paired(&w.runs).or(ratio(r.p50(), w.runs.p50())))
                         )
                     }),
+                    // What the stream costs over awaiting `changed` and reading by hand.
+                    Transport::MmfStream => self.lat(Transport::MmfAsync, len).map(|a| {
+                        format!(
+                            "{} vs mmf-async (round by round)",
+                            fmt_x(r.paired(&a.runs).or(ratio(r.p50(), a.runs.p50())))
+                        )
+                    }),
                     _ => None,
                 };
                 if r.runs.is_empty() {

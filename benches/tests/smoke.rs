@@ -39,6 +39,7 @@ fn smoke_run_measures_every_default_transport() {
         "mmf",
         "mmf-wait",
         "mmf-async",
+        "mmf-stream",
         "futex",
         "pipe",
         "uds",

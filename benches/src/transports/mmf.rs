@@ -1,7 +1,8 @@
 //! mmf itself: a pair of channels (ping: parent to child, pong: child to parent), created with
 //! the default [`Options`] and a capacity of exactly the payload size, used the way the README
 //! shows: `publish_raw` a reused buffer, spin on `generation()` (or block in
-//! `wait_for_change`, or await `changed`), `read_into` a reused `Vec`.
+//! `wait_for_change`, or await `changed`), `read_into` a reused `Vec`; or await each value of
+//! a [`ValueStream`] (`Follower::values`), which hands it over as a `Vec` of its own.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::task::{Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use mmf_core::{Channel, Location, Options, Tag};
+use mmf_core::{Channel, Follower, Location, Options, Tag, ValueStream};
 
 use crate::buf::Buf;
 use crate::latency::{payload, seq_of, spin_until, stamp, Side, Split, Transport};
@@ -27,6 +28,8 @@ pub enum Arrival {
     Block,
     /// Awaits `changed` (`mmf-async`).
     Await,
+    /// Awaits the next item of `Follower::values` (`mmf-stream`).
+    Stream,
 }
 
 impl Arrival {
@@ -35,6 +38,7 @@ impl Arrival {
         match t {
             Transport::MmfWait => Arrival::Block,
             Transport::MmfAsync => Arrival::Await,
+            Transport::MmfStream => Arrival::Stream,
             _ => Arrival::Spin,
         }
     }
@@ -48,6 +52,8 @@ pub struct Mmf {
     inb: Vec<u8>,
     seen: u64,
     arrival: Arrival,
+    /// The values of `rx`'s name (`Arrival::Stream`).
+    stream: Option<ValueStream>,
     /// Unparks this side's thread (`Arrival::Await`'s executor).
     waker: Waker,
     /// The channels' names, removed on drop by the side that created them.
@@ -73,7 +79,7 @@ impl Mmf {
                 return Err(e);
             }
         };
-        let side = Mmf::new(tx, rx, len, arrival, names.clone());
+        let side = Mmf::new(tx, rx, len, arrival, names.clone(), &names[1])?;
         Ok((
             side,
             Resources {
@@ -90,21 +96,37 @@ impl Mmf {
         };
         let rx = Channel::open(ping).with_context(|| format!("opening {ping}"))?;
         let tx = Channel::open(pong).with_context(|| format!("opening {pong}"))?;
-        Ok(Mmf::new(tx, rx, len, arrival, Vec::new()))
+        Mmf::new(tx, rx, len, arrival, Vec::new(), ping)
     }
 
-    fn new(tx: Channel, rx: Channel, len: usize, arrival: Arrival, owned: Vec<String>) -> Mmf {
+    fn new(
+        tx: Channel,
+        rx: Channel,
+        len: usize,
+        arrival: Arrival,
+        owned: Vec<String>,
+        rx_name: &str,
+    ) -> Result<Mmf> {
         let seen = rx.generation();
-        Mmf {
+        let stream = match arrival {
+            Arrival::Stream => Some(
+                Follower::open(&Location::parse(rx_name)?, Duration::ZERO)
+                    .with_context(|| format!("following {rx_name}"))?
+                    .values(seen),
+            ),
+            _ => None,
+        };
+        Ok(Mmf {
             tx,
             rx,
             out: payload(len),
             inb: Vec::with_capacity(len),
             seen,
             arrival,
+            stream,
             waker: Arc::new(Unpark(std::thread::current())).into(),
             owned,
-        }
+        })
     }
 }
 
@@ -142,6 +164,14 @@ impl Split for Mmf {
             Arrival::Await => {
                 block_on(self.rx.changed(seen), &self.waker, timeout)?;
             }
+            Arrival::Stream => {
+                let Some(stream) = self.stream.as_mut() else {
+                    bail!("no stream to await");
+                };
+                let (meta, bytes) = block_on(stream.recv(), &self.waker, timeout)??;
+                self.seen = meta.generation;
+                self.inb = bytes;
+            }
             Arrival::Spin => {
                 let rx = &self.rx;
                 spin_until(timeout, || (rx.generation() != seen).then_some(()))?;
@@ -152,6 +182,10 @@ impl Split for Mmf {
 
     #[inline]
     fn take(&mut self) -> Result<u64> {
+        if self.arrival == Arrival::Stream {
+            // `arrived` took the value already, as the stream gives it.
+            return Ok(seq_of(&self.inb));
+        }
         let meta = self.rx.read_into(&mut self.inb)?;
         self.seen = meta.generation;
         Ok(seq_of(&self.inb))
