@@ -614,9 +614,7 @@ fn a_follower_waits_for_a_slow_creator_while_it_runs() {
     let location = Location::shm(&name).unwrap();
     let child = spawn_slow_creator(&name, "first", 1000);
     let mut f = mmf::Follower::open(&location, Duration::from_secs(20)).unwrap();
-    assert!(f.appeared());
-    assert_eq!(f.channel().read_string().unwrap(), "first");
-    assert!(child.wait_with_output().unwrap().status.success());
+    made_slowly(&f, "first", child, true);
 
     // The writing service restarts: removed, and made again as slowly, under short waits.
     let seen = f.channel().generation();
@@ -637,8 +635,7 @@ fn a_follower_waits_for_a_slow_creator_while_it_runs() {
     assert_eq!(change, mmf::Change::Replaced);
     assert!(found.elapsed() >= Duration::from_millis(500), "{found:?}");
     assert!(gone_while_made);
-    assert_eq!(f.channel().read_string().unwrap(), "second");
-    assert!(child.wait_with_output().unwrap().status.success());
+    made_slowly(&f, "second", child, false);
 
     // A creator killed half-way: nobody holds the file, and it is given up on.
     drop(f);

@@ -76,6 +76,26 @@ impl Followed {
                 ),
             )
         };
+        // The --pid process exited, leaving the channel unfinished (it was its creator, most
+        // likely): exit 9 too, the code a script waits for, with why.
+        let left_unfinished = || {
+            Coded(
+                EXITED,
+                format!(
+                    "process {} (--pid) exited, and channel '{location}' was left unfinished \
+                     (not initialised); {}",
+                    pid.unwrap_or_default(),
+                    match location.to_string() {
+                        // mmf removes only files that start with its magic.
+                        path if path.contains('/') => {
+                            format!("delete the file: rm {}", crate::exit::shell_word(&path))
+                        }
+                        name =>
+                            format!("`{}` clears it", crate::exit::command("remove", &name, "")),
+                    }
+                ),
+            )
+        };
         let being_made = match Follower::open(&location, Duration::ZERO) {
             Ok(follower) => return Ok(followed(follower, false)),
             Err(e @ E::NotFound { .. }) if !location.can_appear() => return Err(e.into()),
@@ -98,6 +118,9 @@ impl Followed {
                      one takes a while); waiting for it{bound}"
                 );
                 true
+            }
+            Err(E::NotInitialized { .. }) if pid.is_some_and(exited) => {
+                return Err(left_unfinished().into())
             }
             Err(e) => return Err(e.into()),
         };
@@ -126,6 +149,7 @@ impl Followed {
                         match Follower::open(&location, Duration::ZERO) {
                             Ok(follower) => return Ok(followed(follower, true)),
                             Err(E::NotFound { .. }) => return Err(never_created().into()),
+                            Err(E::NotInitialized { .. }) => return Err(left_unfinished().into()),
                             Err(E::BeingCreated { .. }) => {
                                 return Err(Coded(
                                     EXITED,
@@ -165,6 +189,9 @@ impl Followed {
                     ),
                 )
                 .into()),
+                Err(E::NotInitialized { .. }) if pid.is_some_and(exited) => {
+                    Err(left_unfinished().into())
+                }
                 Err(e) => Err(e.into()),
             };
         }

@@ -1949,7 +1949,12 @@ fn a_creator_held_up_after_allocating_is_waited_for() {
     let read = Bg::start(&e, &["read", "slow", "--wait", "--timeout", "20s"]);
     read.wait_stderr("waiting for it to be created");
     let made = Command::new("strace")
-        .args(["-o", "/dev/null", "-e", "inject=fallocate:delay_exit=600000"])
+        .args([
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=fallocate:delay_exit=600000",
+        ])
         .arg(BIN)
         .args(["new", "slow", "--size", "64"])
         .env("MMF_SHM_DIR", &e.dir)
@@ -1959,6 +1964,43 @@ fn a_creator_held_up_after_allocating_is_waited_for() {
     assert!(made.success());
     e.ok(&["out", "slow", "made"]);
     assert_eq!(read.finish_ok(20), "made\n");
+}
+
+/// A `--pid` process that dies while it makes the channel (here it holds the empty file, as a
+/// creator does while it allocates, and exits) ends the wait with exit 9, as a worker that
+/// exits without publishing does, saying that the channel was left unfinished.
+#[test]
+fn a_pid_that_dies_making_the_channel_ends_the_wait_with_9() {
+    let e = Env::new("pid-made");
+    let mut worker = Command::new("flock")
+        .args(["-s"])
+        .arg(e.dir.join("mmf.half"))
+        .args(["-c", "sleep 0.6"])
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !e.dir.join("mmf.half").exists() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let pid = worker.id().to_string();
+    let out = e.run(&["read", "half", "--wait", "--pid", &pid, "--timeout", "20s"]);
+    assert!(worker.wait().unwrap().success());
+    assert_eq!(out.status.code(), Some(9));
+    // Said first, unless the command's first look came after the worker's exit.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.ends_with(&format!(
+            "mmf: process {pid} (--pid) exited, and channel 'half' was left unfinished (not \
+             initialised); `mmf remove half` clears it\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 /// A file under the name that a process holds, empty, and never makes a channel looks like a

@@ -213,8 +213,8 @@ impl Options {
     /// A creator allocates the whole channel before it writes the header, about a second a
     /// GiB on a tmpfs here: processes that start together and `open_or_create` a channel of
     /// hundreds of MiB should raise this, or the ones that lose the race to create it find it
-    /// still uninitialised ([`Error::NotInitialized`]). A [`Follower`](crate::Follower) needs
-    /// no such setting: it waits for as long as the creator runs.
+    /// still uninitialised ([`Error::NotInitialized`]). A [`Follower`](crate::Follower) waits
+    /// past it for a creator still at work, as [`Follower::open`](crate::Follower::open) says.
     ///
     /// Another user's channel made with an explicit [`mode`](Self::mode) keeps its creation
     /// mode (0600 less the umask) until its header is complete, and refuses other users until

@@ -95,12 +95,16 @@ impl Follower {
     /// refused. After `timeout`, a channel still missing is [`Error::NotFound`], one still
     /// being made [`Error::BeingCreated`].
     ///
-    /// Not told apart: a process that holds an empty file under the name and never makes it a
-    /// channel is waited for as a creator is, until the timeout (or for as long as it holds
-    /// it, where there is none: [`open_async`](Follower::open_async), and a later
-    /// [`wait`](Follower::wait)). Whether another user's file is held is asked of
-    /// `/proc/locks`, which does not list the locks of processes in another PID namespace (a
-    /// container sharing `/dev/shm`): such a creator is given the 250 ms only.
+    /// Not told apart: a process that holds an empty file under the name (or one whose first
+    /// 512 bytes are zeros, such as a preallocated data file) and never makes it a channel is
+    /// waited for as a creator is, until the timeout (or for as long as it holds it, where
+    /// there is none: [`open_async`](Follower::open_async), and a later
+    /// [`wait`](Follower::wait)). Given up on as if it had died: a creator stopped half-way
+    /// through writing its header for 250 ms (`SIGSTOP`), and another user's creator whose
+    /// `chmod` comes more than a second after the file was born when no look found the file
+    /// empty (a small channel's creator held up after allocating). Whether another user's file
+    /// is held is asked of `/proc/locks`, which does not list the locks of processes in another
+    /// PID namespace (a container sharing `/dev/shm`): such a creator is given the 250 ms only.
     pub fn open(location: &Location, timeout: Duration) -> Result<Follower> {
         let deadline = Instant::now().checked_add(timeout);
         let mut appeared = false;
@@ -108,16 +112,7 @@ impl Follower {
         loop {
             let now = Instant::now();
             let pause = match try_open(location, Duration::ZERO) {
-                Ok(channel) => {
-                    return Ok(Follower {
-                        location: location.clone(),
-                        channel,
-                        appeared,
-                        looked: Instant::now(),
-                        gone: false,
-                        creating: None,
-                    })
-                }
+                Ok(channel) => return Ok(Follower::holding(location, channel, appeared)),
                 Err(e @ Error::NotFound { .. }) => {
                     if time_left(deadline).is_none() || !location.can_appear() {
                         return Err(e);
@@ -136,7 +131,10 @@ impl Follower {
                         })
                     }
                     Some(Creation::Slow) => LOOK_EVERY,
-                    Some(Creation::Abandoned) | None => return Err(e),
+                    Some(Creation::Abandoned) | None => {
+                        let channel = open_again(e, location)?;
+                        return Ok(Follower::holding(location, channel, true));
+                    }
                 },
             };
             appeared = true;
@@ -249,9 +247,34 @@ impl Follower {
                     self.gone = true;
                     Ok(None)
                 }
-                Some(Creation::Abandoned) | None => Err(e),
+                Some(Creation::Abandoned) | None => open_again(e, &self.location).map(Some),
             },
         }
+    }
+
+    /// A follower of `location` holding `channel`, just looked at.
+    fn holding(location: &Location, channel: Channel, appeared: bool) -> Follower {
+        Follower {
+            location: location.clone(),
+            channel,
+            appeared,
+            looked: Instant::now(),
+            gone: false,
+            creating: None,
+        }
+    }
+}
+
+/// The error `e` of an open that [`judge`] let stand, after one more open where it is one that
+/// a creator finishing meanwhile clears (its header written, its `chmod` made, between the
+/// refused open and the judgement, which then found the file whole, or not held any more): that
+/// open's channel if it succeeds, else `e`.
+fn open_again(e: Error, location: &Location) -> Result<Channel> {
+    match e {
+        Error::NotInitialized { .. } | Error::PermissionDenied { .. } => {
+            try_open(location, Duration::ZERO).map_err(|_| e)
+        }
+        e => Err(e),
     }
 }
 
@@ -672,14 +695,11 @@ impl std::future::Future for OpenFollower {
             let now = Instant::now();
             match try_open(&this.location, Duration::ZERO) {
                 Ok(channel) => {
-                    return Poll::Ready(Ok(Follower {
-                        location: this.location.clone(),
+                    return Poll::Ready(Ok(Follower::holding(
+                        &this.location,
                         channel,
-                        appeared: this.appeared,
-                        looked: now,
-                        gone: false,
-                        creating: None,
-                    }))
+                        this.appeared,
+                    )))
                 }
                 Err(e @ Error::NotFound { .. }) if !this.location.can_appear() => {
                     return Poll::Ready(Err(e))
@@ -700,7 +720,12 @@ impl std::future::Future for OpenFollower {
                         this.appeared = true;
                         this.next_look = Some(now + LOOK_EVERY);
                     }
-                    Some(Creation::Abandoned) | None => return Poll::Ready(Err(e)),
+                    Some(Creation::Abandoned) | None => {
+                        return Poll::Ready(
+                            open_again(e, &this.location)
+                                .map(|channel| Follower::holding(&this.location, channel, true)),
+                        )
+                    }
                 },
             }
         }

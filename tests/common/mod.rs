@@ -228,6 +228,18 @@ pub fn slow_creator(name: &str) {
     create_slowly(&path, &channel_image(&value), hold, 0o600);
 }
 
+/// Checks a follower that found the channel a [`spawn_slow_creator`] child made: the channel
+/// appeared to it (with `first`: a follower whose open found it missing or being made), holds
+/// `value`, and the creator exited cleanly.
+pub fn made_slowly(f: &mmf::Follower, value: &str, creator: Child, first: bool) {
+    use mmf::ChannelExt;
+    if first {
+        assert!(f.appeared());
+    }
+    assert_eq!(f.channel().read_string().unwrap(), value);
+    assert!(creator.wait_with_output().unwrap().status.success());
+}
+
 /// Starts a child that creates the shared-memory channel `name` holding `value` as
 /// [`slow_creator`] does, and returns once its file is there (empty, held).
 pub fn spawn_slow_creator(name: &str, value: &str, hold_ms: u64) -> Child {
