@@ -177,10 +177,20 @@ fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
     None
 }
 
+/// How to clear a channel a creator left unfinished: `mmf remove NAME clears it`, or for a file
+/// path, delete the file (mmf removes only files that start with its magic, which a half-made
+/// one does not).
+pub fn clear_unfinished(name: &str) -> String {
+    if name.contains('/') {
+        format!("delete the file: rm {}", shell_word(name))
+    } else {
+        format!("`{}` clears it", command("remove", name, ""))
+    }
+}
+
 /// A core error as the command line says it, advice included; `None` to print the library's
 /// own message.
 fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
-    let w = shell_word;
     Some(match (c, verb) {
         (CoreError::NotFound { name }, "remove") => format!(
             "no channel named '{name}'; nothing was removed (--force ignores names that do not \
@@ -208,12 +218,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
         (CoreError::NotInitialized { name }, _) => format!(
             "channel '{name}' is not initialised: its creator may still be starting, or died \
              while creating it; retry, and if it stays so, {}",
-            if name.contains('/') {
-                // mmf removes only files that start with its magic, which a half-made one does not.
-                format!("delete the file: rm {}", w(name))
-            } else {
-                format!("`{}` clears it", command("remove", name, ""))
-            }
+            clear_unfinished(name)
         ),
         // Only the current value damaged (a machine crash before the file was written back, a
         // checksum that does not match): `recover` or any publish mends it, and replacing the

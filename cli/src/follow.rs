@@ -85,14 +85,7 @@ impl Followed {
                     "process {} (--pid) exited, and channel '{location}' was left unfinished \
                      (not initialised); {}",
                     pid.unwrap_or_default(),
-                    match location.to_string() {
-                        // mmf removes only files that start with its magic.
-                        path if path.contains('/') => {
-                            format!("delete the file: rm {}", crate::exit::shell_word(&path))
-                        }
-                        name =>
-                            format!("`{}` clears it", crate::exit::command("remove", &name, "")),
-                    }
+                    crate::exit::clear_unfinished(&location.to_string())
                 ),
             )
         };

@@ -2232,7 +2232,8 @@ pub(crate) fn private_to_another(meta: &std::fs::Metadata) -> bool {
 }
 
 /// How long ago the file of `meta` last changed status (created, allocated, chmodded, written
-/// with `write` or touched; not written through a mapping), at least, if that can be told.
+/// with `write` or touched; on a tmpfs not written through a mapping, while a disk file system
+/// moves it when it writes mapped pages back), at least, if that can be told.
 pub(crate) fn unchanged_for(meta: &std::fs::Metadata) -> Option<Duration> {
     use std::os::unix::fs::MetadataExt;
     age(UNIX_EPOCH
