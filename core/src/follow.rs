@@ -856,9 +856,10 @@ impl ValueStream {
         self.since
     }
 
-    /// The incarnation of the channel the last value came from (after a writer's restart, the
-    /// new channel's, from the first of its values): with the generation, what tells values
-    /// apart across restarts.
+    /// The incarnation of the channel the stream follows now, which the next value comes from:
+    /// with the generation, what tells values apart across restarts. After a writer's restart
+    /// it is the new channel's from the look that found it, while
+    /// [`last_generation`](Self::last_generation) is 0 until that channel's first value.
     pub fn incarnation(&self) -> u64 {
         self.follower.channel.incarnation()
     }
@@ -936,10 +937,7 @@ impl ValueStream {
             });
         }
     }
-}
 
-#[cfg(feature = "async")]
-impl ValueStream {
     /// How long tries at the current value's copy have been overtaken, up to now: counted
     /// again from zero unless the last try was within 100 ms (the longest pause and a try's
     /// slice are less).
