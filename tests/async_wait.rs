@@ -311,9 +311,11 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
 }
 
 /// A writer that restarts with remove and create, and a mode for its readers (0644), is followed
-/// by a reader that runs as another user: the new channel keeps its creation mode, 0600, until
-/// its header is complete, and a review found that reader refused there ("permission denied")
-/// and its follower ended; it is now waited on as a channel being created.
+/// by a reader that runs as another user: here the new channel keeps its creation mode, 0600,
+/// until its header is complete (as mmf's creators did before they set a read-only mode first,
+/// and still do for a mode that lets others write), and a review found that reader refused
+/// there ("permission denied") and its follower ended; it is now waited on as a channel being
+/// created.
 #[test]
 fn a_reader_of_another_user_follows_a_restart_through_the_creation_mode() {
     if !root_or_skip() {

@@ -1966,6 +1966,53 @@ fn a_creator_held_up_after_allocating_is_waited_for() {
     assert_eq!(read.finish_ok(20), "made\n");
 }
 
+/// The same for a reader that runs as another user, of a channel made with a mode that lets
+/// others read (`--mode 0644`): the creator sets such a mode before it allocates, so the reader
+/// opens the file, finds its header still zeros, and waits. A review found the mode set only
+/// once the header was written: the reader was refused ("permission denied") a second after
+/// the file's birth, when the creator was held up longer than that after allocating.
+#[test]
+fn another_users_reader_waits_for_a_creator_held_up_after_allocating() {
+    if !can_trace() {
+        return;
+    }
+    let e = Env::new("held-up-shared");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let Some(reader) = nobody_cmd(&e, &["read", "slow", "--wait", "--timeout", "20s"]) else {
+        eprintln!("SKIPPED: needs root and setpriv to act as a second user");
+        return;
+    };
+    let mut made = Command::new("strace")
+        .args([
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=fallocate:delay_exit=1500000",
+        ])
+        .arg(BIN)
+        .args(["new", "slow", "--size", "64", "--mode", "0644"])
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir(&e.dir)
+        .spawn()
+        .unwrap();
+    // Started once the file is allocated (a look that found it empty would count it a
+    // creation by that alone), its header not written for 1.5 s yet.
+    let file = e.dir.join("mmf.slow");
+    let t = std::time::Instant::now();
+    while std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "never allocated"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let read = Bg::spawn(reader);
+    assert!(finish_status(&mut made, 20).success());
+    e.ok(&["out", "slow", "made"]);
+    assert_eq!(read.finish_ok(20), "made\n");
+}
+
 /// A `--pid` process that dies while it makes the channel (here it holds the empty file, as a
 /// creator does while it allocates, and exits) ends the wait with exit 9, as a worker that
 /// exits without publishing does, saying that the channel was left unfinished.

@@ -171,6 +171,12 @@ impl Options {
     /// (and its owner and group, where this process may set them) if the replaced file is this
     /// process's own or lies in a directory only root and its owner can write: not another
     /// user's file in `/dev/shm` or `/tmp`, which anyone could have planted under the name.
+    ///
+    /// A mode that gives group and others no write (`0o644`, `0o640`) is set as the file is
+    /// created, before it is allocated: other users' readers then see a channel being made and
+    /// wait for it, as the owner's do (the header's magic, written last, says when it is
+    /// complete). A mode that lets them write (`0o666`) is set once the header is complete,
+    /// and until then their opens are refused.
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = Some(mode);
         self
@@ -323,6 +329,21 @@ impl Options {
         // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
         lock_shared_by(&file, Instant::now().checked_add(self.init_timeout))
             .map_err(|e| cleanup(io_error(&name, path, "locking", e)))?;
+        // A mode that lets group or others read but not write is set now, before the file is
+        // allocated: the magic, written last, already tells every opener whether the channel
+        // is complete, and another user's follower that may open the file sees a channel being
+        // made (empty, or a header of zeros, and held) and waits for it, where in the creation
+        // mode it could only be refused and guessed at. A mode that lets them write waits for
+        // the header (below): another user could otherwise truncate the file or write a
+        // header of their own under the creator's.
+        let set_mode = |mode: u32, name: &str| {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| cleanup(io_error(name, path, "setting the mode of", e)))
+        };
+        let early = self.mode.filter(|mode| mode & 0o022 == 0);
+        if let Some(mode) = early {
+            set_mode(mode, &name)?;
+        }
         let bytes = layout.total_bytes as u64;
         let dir = dir_of(path).to_owned();
         let no_space = |available: Option<u64>| Error::NoSpace {
@@ -373,11 +394,10 @@ impl Options {
             now_ns(),
             u64::from(std::process::id()),
         );
-        if let Some(mode) = self.mode {
+        if let Some(mode) = self.mode.filter(|_| early.is_none()) {
             // Exactly the bits asked for (not less the umask, as the default 0600 is), and set
             // only once the header is complete (iceoryx2's creation order).
-            file.set_permissions(std::fs::Permissions::from_mode(mode))
-                .map_err(|e| cleanup(io_error(&snap.name, path, "setting the mode of", e)))?;
+            set_mode(mode, &snap.name)?;
         }
         Ok(self.finish(snap, location.clone(), Some(file)))
     }
@@ -2201,10 +2221,10 @@ pub(crate) fn check_platform() -> Result<()> {
 }
 
 /// Whether the file at `path`, which this process may not open, may be a channel another user is
-/// still creating: a channel with an explicit mode keeps its creation mode (0600 less the
-/// umask) until its header is complete (`Options::mode`), so a reader of another user's channel
-/// is refused while it is being made, as when the writing service restarts with remove and
-/// create. Told by the file: another user's, with no bit for group or others, and either still
+/// still creating: a channel whose mode lets group or others write keeps its creation mode (0600
+/// less the umask) until its header is complete (`Options::mode`; so does any mode set by an
+/// earlier mmf build, or by another implementation that sets it last), so a reader of another user's channel is refused while it is being made, as
+/// when the writing service restarts with remove and create. Told by the file: another user's, with no bit for group or others, and either still
 /// empty (being allocated: waited on for the whole `init_timeout`, as an empty file of one's own
 /// is) or born within `init_timeout` held between one and ten seconds. Birth time only: where
 /// the file system keeps none, only an empty file counts, since the status-change time, which

@@ -102,9 +102,12 @@ impl Follower {
     /// [`wait`](Follower::wait)). Given up on as if it had died: a creator stopped half-way
     /// through writing its header for 250 ms (`SIGSTOP`), and another user's creator whose
     /// `chmod` comes more than a second after the file was born when no look found the file
-    /// empty (a small channel's creator held up after allocating). Whether another user's file
-    /// is held is asked of `/proc/locks`, which does not list the locks of processes in another
-    /// PID namespace (a container sharing `/dev/shm`): such a creator is given the 250 ms only.
+    /// empty (a small channel's creator held up after allocating). That `chmod` is the last
+    /// step only for a mode that lets group or others write: mmf sets one that lets them read
+    /// alone before it allocates ([`Options::mode`]), and such a file is judged as one's own.
+    /// Whether another user's file still in its creation mode is held is asked of
+    /// `/proc/locks`, which does not list the locks of processes in another PID namespace (a
+    /// container sharing `/dev/shm`): such a creator is given the 250 ms only.
     pub fn open(location: &Location, timeout: Duration) -> Result<Follower> {
         let deadline = Instant::now().checked_add(timeout);
         let mut appeared = false;
