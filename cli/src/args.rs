@@ -93,7 +93,7 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print a shell completion script.
     #[command(
-        after_help = "Every script completes verbs and flags; bash's also completes channel names (from `mmf list\n--names`) where a verb takes an existing channel.\n\nEXAMPLES:\n  mmf completions bash > ~/.local/share/bash-completion/completions/mmf\n  mmf completions powershell >> $PROFILE"
+        after_help = "Every script completes verbs and flags; those of bash, zsh and fish also complete\nchannel names (from `mmf list --names`) where a verb takes an existing channel.\n\nEXAMPLES:\n  mmf completions bash > ~/.local/share/bash-completion/completions/mmf\n  mmf completions zsh > ~/.zfunc/_mmf    # ~/.zfunc in fpath, before compinit\n  mmf completions fish > ~/.config/fish/completions/mmf.fish\n  mmf completions powershell >> $PROFILE"
     )]
     Completions(CompletionsArgs),
 }

@@ -1,11 +1,13 @@
 //! `mmf completions SHELL`: a completion script for bash, zsh, fish, elvish or PowerShell.
 //!
-//! clap's script completes verbs and flags. For bash a function is added that completes
-//! channel names (`mmf list --names`) where a verb takes an existing channel (`read`, `out`,
-//! `info`, `watch`, `recover`, `remove`): which verbs, which of their options take a value
-//! (after which a word is that value, not a name), and which take several names are read off
-//! the same clap model, so the two cannot drift apart. A word with a '/' is a file path and
-//! completes as a file.
+//! clap's script completes verbs and flags. For bash, zsh and fish, channel names
+//! (`mmf list --names`) are completed too where a verb takes an existing channel (`read`,
+//! `out`, `info`, `watch`, `recover`, `remove`): which verbs, which of their options take a
+//! value (after which a word is that value, not a name), and which take several names are read
+//! off the same clap model, so the scripts cannot drift apart from the verbs. bash and fish get
+//! a function that counts the words typed; zsh's `_arguments` already does, and the name's
+//! spec in clap's script calls a function that gives the names. A word with a '/' is a file
+//! path and completes as a file. elvish and PowerShell complete verbs and flags only.
 
 use clap::CommandFactory;
 
@@ -15,8 +17,11 @@ pub fn run(a: CompletionsArgs) -> anyhow::Result<()> {
     let mut out = Vec::new();
     let mut cli = Cli::command();
     clap_complete::generate(a.shell, &mut cli, "mmf", &mut out);
-    if a.shell == clap_complete::Shell::Bash {
-        out.extend_from_slice(bash_channel_names(&cli).as_bytes());
+    match a.shell {
+        clap_complete::Shell::Bash => out.extend_from_slice(bash_channel_names(&cli).as_bytes()),
+        clap_complete::Shell::Fish => out.extend_from_slice(fish_channel_names(&cli).as_bytes()),
+        clap_complete::Shell::Zsh => out = zsh_channel_names(&cli, &out).into_bytes(),
+        _ => {}
     }
     super::print_bytes(&out)
 }
@@ -101,6 +106,116 @@ _mmf_with_channel_names() {{
 }}
 
 complete -F _mmf_with_channel_names -o bashdefault -o default mmf
+"#
+    )
+}
+
+/// clap's zsh script `script`, with the positional argument of every verb that takes existing
+/// channels completed by `_mmf_channel_names` (defined at its end) in place of `_default`.
+/// zsh's `_arguments` already tells an option's value and a second positional from the name;
+/// the function completes a word with a '/' as a file, and any other as a channel name.
+fn zsh_channel_names(cli: &clap::Command, script: &[u8]) -> String {
+    let verbs: Vec<String> = channel_verbs(cli).into_iter().flat_map(|v| v.0).collect();
+    let mut out = String::with_capacity(script.len() + 1024);
+    // The section of the script being read: `(read)` opens the verb read's `_arguments`.
+    let mut section = String::new();
+    for line in String::from_utf8_lossy(script).split_inclusive('\n') {
+        let bare = line.trim_end();
+        if let Some(verb) = bare.strip_prefix('(').and_then(|l| l.strip_suffix(')')) {
+            section = verb.to_owned();
+        }
+        let positional = bare.starts_with("':name -- ") || bare.starts_with("'*::names -- ");
+        match bare.strip_suffix(":_default' \\") {
+            Some(spec) if positional && verbs.contains(&section) => {
+                out.push_str(spec);
+                out.push_str(":_mmf_channel_names' \\\n");
+            }
+            _ => out.push_str(line),
+        }
+        // The command as typed (`./target/release/mmf`), before `_arguments` narrows `words`.
+        if bare == "_mmf() {" {
+            out.push_str("    local _mmf_command=\"${(Q)words[1]}\"\n");
+        }
+    }
+    // Before the script's last lines, which call `_mmf` at once where the script is autoloaded
+    // from `fpath` (and register it where it is sourced).
+    let tail = out
+        .rfind("\nif [ \"$funcstack[1]\" = \"_mmf\" ]; then")
+        .map_or(out.len(), |at| at + 1);
+    out.insert_str(
+        tail,
+        r#"# Channel names, from `mmf list --names`, where a verb takes an existing channel; a word with a
+# '/' is a file path, completed as a file.
+(( $+functions[_mmf_channel_names] )) ||
+_mmf_channel_names() {
+    if [[ $PREFIX == */* ]]; then
+        _files
+        return
+    fi
+    local -a names expl
+    names=("${(@f)$("${_mmf_command:-mmf}" list --names 2>/dev/null)}")
+    _wanted channels expl 'channel name' compadd -a names
+}
+
+"#,
+    );
+    out
+}
+
+/// The fish function that tells where a word is a channel name, and the completion that gives
+/// the names there (beside clap's, which complete flags and option values).
+fn fish_channel_names(cli: &clap::Command) -> String {
+    let mut cases = String::new();
+    for (verbs, valued, many) in channel_verbs(cli) {
+        cases.push_str(&format!(
+            "        case {}\n            set valued {}\n            set many {}\n",
+            verbs.join(" "),
+            valued.join(" "),
+            u8::from(many)
+        ));
+    }
+    format!(
+        r#"
+# Channel names, from `mmf list --names`, where a verb takes an existing channel (not in an
+# option's value, not past the name of a verb that takes one, not a word with a '/', which
+# completes as a file).
+function __fish_mmf_wants_channel_name
+    set -l words (commandline -opc)
+    set -l cur (commandline -ct)
+    string match -q -- '*/*' "$cur"; and return 1
+    set -q words[2]; or return 1
+    set -l valued
+    set -l many 0
+    switch $words[2]
+{cases}        case '*'
+            return 1
+    end
+    set -e words[1..2]
+    set -l skip 0
+    set -l given 0
+    set -l dashdash 0
+    for w in $words
+        if test $skip = 1
+            set skip 0
+        else if test $dashdash = 1; or not string match -q -- '-*' $w
+            set given (math $given + 1)
+        else if test "$w" = --
+            set dashdash 1
+        else if not string match -q -- '--*=*' $w; and contains -- $w $valued
+            set skip 1
+        end
+    end
+    test $skip = 0; or return 1
+    test $dashdash = 1; or not string match -q -- '-*' "$cur"; or return 1
+    test $given = 0 -o $many = 1
+end
+
+function __fish_mmf_channel_names
+    set -l mmf (commandline -opc)[1]
+    $mmf list --names 2>/dev/null
+end
+
+complete -c mmf -f -n __fish_mmf_wants_channel_name -a '(__fish_mmf_channel_names)'
 "#
     )
 }
