@@ -576,8 +576,8 @@ impl OpenWatch {
     }
 }
 
-/// Another user's file of mode 0600 just made may be a channel still being created (a mode is
-/// set once the header is complete), and an open waits on it as on one; but a private channel
+/// Another user's file of mode 0600 just made may be a channel still being created (a mode that
+/// lets others write is set once the header is complete), and an open waits on it as on one; but a private channel
 /// stays 0600, and an open with no limit on that wait (`init_timeout(Duration::MAX)`) must still
 /// be refused, once the file has not changed for ten seconds.
 #[test]
@@ -659,8 +659,9 @@ fn a_follower_waits_for_a_slow_creator_while_it_runs() {
 }
 
 /// The same for a reader of another user's channel, refused while the channel keeps its
-/// creation mode (0600) and may not open the file to ask whether it is held: it asks the
-/// kernel's table of locks, and waits.
+/// creation mode (0600; a creator that sets its mode last, as mmf does for a mode that lets
+/// others write) and may not open the file to ask whether it is held: it asks the kernel's
+/// table of locks, and waits.
 #[test]
 fn a_reader_of_another_user_waits_for_a_slow_creator_while_it_runs() {
     if !root_or_skip() {

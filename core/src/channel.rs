@@ -165,15 +165,16 @@ impl Options {
         self
     }
 
-    /// Permission bits of a new channel's file, set exactly (the umask does not apply). Without
+    /// Permission bits of a new channel's file (0o000 to 0o777: others, such as set-user-ID,
+    /// are [`Error::InvalidOptions`] at creation), set exactly (the umask does not apply). Without
     /// it the file is created `0o600` (owner only) less the process's umask, except by
     /// [`create_or_replace`](Self::create_or_replace), which keeps the replaced channel's bits
     /// (and its owner and group, where this process may set them) if the replaced file is this
     /// process's own or lies in a directory only root and its owner can write: not another
     /// user's file in `/dev/shm` or `/tmp`, which anyone could have planted under the name.
     ///
-    /// A mode that gives group and others no write (`0o644`, `0o640`) is set as the file is
-    /// created, before it is allocated: other users' readers then see a channel being made and
+    /// A mode that gives group and others no write (`0o644`, `0o640`, `0o600`) is set as the file
+    /// is created, before it is allocated: other users' readers then see a channel being made and
     /// wait for it, as the owner's do (the header's magic, written last, says when it is
     /// complete). A mode that lets them write (`0o666`) is set once the header is complete,
     /// and until then their opens are refused.
@@ -222,9 +223,10 @@ impl Options {
     /// still uninitialised ([`Error::NotInitialized`]). A [`Follower`](crate::Follower) waits
     /// past it for a creator still at work, as [`Follower::open`](crate::Follower::open) says.
     ///
-    /// Another user's channel made with an explicit [`mode`](Self::mode) keeps its creation
-    /// mode (0600 less the umask) until its header is complete, and refuses other users until
-    /// then: an open refused on another user's file with no bit for group or others, still
+    /// Another user's channel made with a [`mode`](Self::mode) that lets group or others write
+    /// keeps its creation mode (0600 less the umask) until its header is complete, and refuses
+    /// other users until then (so does one made by a creator that sets any mode last: another
+    /// implementation, an earlier mmf): an open refused on another user's file with no bit for group or others, still
     /// empty (for the whole timeout, as an empty file of one's own) or born within this
     /// timeout held between one and ten seconds (where the file system keeps birth times), is
     /// waited on the same way, then refused ([`Error::PermissionDenied`]); a private channel
@@ -763,6 +765,15 @@ impl Options {
                  it again read-only where only reading is wanted"
                     .into(),
             ));
+        }
+        // Set-user-ID, set-group-ID and sticky bits mean nothing on a channel, and the first
+        // two would not survive: the kernel clears them when a process other than root
+        // allocates the file, which comes after an early mode is set.
+        if let Some(mode) = self.mode.filter(|m| m & !0o777 != 0) {
+            return Err(Error::InvalidOptions(format!(
+                "mode {mode:#o} has bits beyond the permission bits (0o777): give read and write \
+                 bits only, such as 0o600 or 0o644"
+            )));
         }
         Ok(())
     }
@@ -2223,15 +2234,15 @@ pub(crate) fn check_platform() -> Result<()> {
 /// Whether the file at `path`, which this process may not open, may be a channel another user is
 /// still creating: a channel whose mode lets group or others write keeps its creation mode (0600
 /// less the umask) until its header is complete (`Options::mode`; so does any mode set by an
-/// earlier mmf build, or by another implementation that sets it last), so a reader of another user's channel is refused while it is being made, as
-/// when the writing service restarts with remove and create. Told by the file: another user's, with no bit for group or others, and either still
-/// empty (being allocated: waited on for the whole `init_timeout`, as an empty file of one's own
-/// is) or born within `init_timeout` held between one and ten seconds. Birth time only: where
-/// the file system keeps none, only an empty file counts, since the status-change time, which
-/// every `touch` moves, would make a busy private channel look new for ever. [`Options::open`]
-/// waits on it as on a channel not initialised yet, up to `init_timeout`, then refuses it: a
-/// private channel of another user born within that window is refused after the wait, an older
-/// one at once.
+/// earlier mmf build, or by another implementation that sets it last), so a reader of another
+/// user's channel is refused while it is being made, as when the writing service restarts with
+/// remove and create. Told by the file: another user's, with no bit for group or others, and either
+/// still empty (being allocated: waited on for the whole `init_timeout`, as an empty file of one's
+/// own is) or born within `init_timeout` held between one and ten seconds. Birth time only: where
+/// the file system keeps none, only an empty file counts, since the status-change time, which every
+/// `touch` moves, would make a busy private channel look new for ever. [`Options::open`] waits on
+/// it as on a channel not initialised yet, up to `init_timeout`, then refuses it: a private channel
+/// of another user born within that window is refused after the wait, an older one at once.
 pub(crate) fn being_made(path: &Path, init_timeout: Duration) -> bool {
     std::fs::metadata(path).is_ok_and(|meta| being_made_meta(&meta, init_timeout))
 }
@@ -2245,7 +2256,7 @@ pub(crate) fn being_made_meta(meta: &std::fs::Metadata, init_timeout: Duration) 
 }
 
 /// Whether the file of `meta` is another user's with no bit for group or others: what a
-/// channel made with an explicit mode is until its header is complete.
+/// channel made with a mode that lets others write is until its header is complete.
 pub(crate) fn private_to_another(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     meta.uid() != os::euid() && meta.mode() & 0o077 == 0

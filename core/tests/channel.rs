@@ -721,6 +721,19 @@ fn permissions_default_to_owner_only() {
     let _b = Options::new().mode(0o640).create(&t.location).unwrap();
     let mode = std::fs::metadata(t.path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640);
+    // Bits beyond read and write would not be kept exactly (the kernel clears set-user-ID when
+    // another user than root allocates the file, after its mode is set): refused, and nothing
+    // made.
+    let u = Scratch::new("shm");
+    for mode in [0o4755, 0o2750, 0o1644] {
+        let err = Options::new().mode(mode).create(&u.location).unwrap_err();
+        assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
+        assert!(
+            err.to_string().contains("beyond the permission bits"),
+            "{err}"
+        );
+        assert!(!u.path().exists());
+    }
 }
 
 #[test]

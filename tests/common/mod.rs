@@ -200,7 +200,8 @@ pub fn channel_image(value: &str) -> Vec<u8> {
 /// 0600 and held with a shared `flock`, as `create` holds it from the start, for `hold`; then
 /// the image written, its first word (the magic) last, as `create` writes the header; then,
 /// 150 ms later (a creator maps the file and writes its header meanwhile: a moment, drawn out
-/// here past a follower's looks), `mode` set, as `create` sets it once the header is complete.
+/// here past a follower's looks), `mode` set, as `create` sets one that lets others write once
+/// the header is complete (and other creators may set any).
 /// Returns when done, dropping the lock.
 pub fn create_slowly(path: &std::path::Path, image: &[u8], hold: std::time::Duration, mode: u32) {
     use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
