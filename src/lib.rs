@@ -27,6 +27,8 @@
 //!
 //! - [`Channel`], [`Options`], [`Location`], [`list`]: the channel itself (`mmf-core`).
 //! - [`ChannelExt`]: typed publish/read of serde values, text, bytes and JSON (`mmf-codec`).
+//! - [`Follower`], [`FollowerExt`]: a channel followed by its name, waited for until it is
+//!   created and across the writer's restarts, and a consumer's loop over its values.
 //! - [`Error`]: the codec's error, which wraps the channel layer's ([`channel::Error`]) so `?`
 //!   works on both.
 //!
@@ -37,7 +39,7 @@
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
 
-pub use mmf_codec::{json, ChannelExt, Error, Result};
+pub use mmf_codec::{json, ChannelExt, Error, FollowerExt, Result};
 pub use mmf_core::{
     list, validate_name, Change, Channel, Follower, Info, Listing, Location, LockOwner, Meta,
     Options, OwnerState, Recovered, SlotWriter, Tag,
@@ -72,7 +74,7 @@ pub mod channel {
 pub mod prelude {
     #[cfg(feature = "async")]
     pub use crate::ValueStreamExt;
-    pub use crate::{Channel, ChannelExt, Location, Meta, Options, Tag};
+    pub use crate::{Channel, ChannelExt, Follower, FollowerExt, Location, Meta, Options, Tag};
 }
 
 /// The README's Rust example, compiled and run as a doctest so that it stays true.

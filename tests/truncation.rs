@@ -608,6 +608,48 @@ fn a_stream_of_values_says_the_truncation_and_takes_up_a_channel_made_anew() {
     assert_eq!(values.incarnation(), anew.incarnation());
 }
 
+/// The same for a consumer's blocking loop (`FollowerExt::read_next`): the truncation is an
+/// error, said again by the next call only after 100 ms (a loop that logs it does not spin),
+/// and a channel made anew under the name is taken up.
+#[test]
+fn a_consumer_loop_says_the_truncation_and_takes_up_a_channel_made_anew() {
+    truncation::install().unwrap();
+    let fc = FileChannel::new("trunc-read-next", 1024);
+    fc.ch.publish_str("x").unwrap();
+    let mut follower =
+        mmf::Follower::open(&Location::File(fc.path.clone()), Duration::ZERO).unwrap();
+    let mut seen = fc.ch.generation();
+    shrink(&fc.path, 0);
+    let truncated = |got: &mmf::Result<Option<(Meta, String)>>| {
+        matches!(got, Err(mmf::Error::Channel(CoreError::Truncated { .. })))
+    };
+    let got = follower.read_next::<String>(&mut seen, Duration::from_secs(5));
+    assert!(truncated(&got), "{got:?}");
+    // Within a shorter timeout than the pause: nothing, and no look.
+    let t = Instant::now();
+    let got = follower.read_next::<String>(&mut seen, Duration::from_millis(20));
+    assert!(matches!(got, Ok(None)), "{got:?}");
+    let got = follower.read_next::<String>(&mut seen, Duration::from_secs(5));
+    assert!(truncated(&got), "{got:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        t.elapsed()
+    );
+    std::fs::remove_file(&fc.path).unwrap();
+    let anew = Options::new()
+        .capacity(64)
+        .create(&Location::File(fc.path.clone()))
+        .unwrap();
+    anew.publish_str("anew").unwrap();
+    let (meta, value) = follower
+        .read_next::<String>(&mut seen, Duration::from_secs(5))
+        .unwrap()
+        .expect("the new channel's value");
+    assert_eq!((meta.generation, value.as_str(), seen), (1, "anew", 1));
+    assert_eq!(follower.channel().incarnation(), anew.incarnation());
+}
+
 /// Polls `f` to completion on this thread (parking between polls), for at most 10 s.
 fn block_on<F: Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);

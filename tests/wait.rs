@@ -128,6 +128,130 @@ fn a_follower_follows_a_writer_across_creation_and_restart() {
     Channel::remove(&name).unwrap();
 }
 
+/// A consumer's loop with `FollowerExt::read_next`: every value of a writer in another process,
+/// across its restart (the new channel's first value is generation 1, and `since` follows), and
+/// nothing more at the end.
+#[test]
+fn a_consumer_loop_reads_each_value_across_a_writers_restart() {
+    let name = unique("read-next");
+    let location = Location::shm(&name).unwrap();
+    let writer = spawn_child("two-lives", &[("MMF_NAME", name.clone())]);
+    let go = Channel::create(&format!("{name}-go"), 64).unwrap();
+    let mut f = mmf::Follower::open(&location, Duration::from_secs(10)).unwrap();
+    drop(go);
+    Channel::remove(&format!("{name}-go")).unwrap();
+    let mut seen = 0;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let (meta, value) = f
+            .read_next::<String>(&mut seen, Duration::from_secs(10))
+            .unwrap()
+            .expect("a value within 10 s");
+        assert_eq!(seen, meta.generation);
+        got.push((meta.generation, value, f.channel().incarnation()));
+    }
+    assert_eq!(got[0].0, 1);
+    assert_eq!(got[0].1, "first life");
+    assert_eq!(got[1].0, 1);
+    assert_eq!(got[1].1, "second life");
+    assert_ne!(got[0].2, got[1].2, "another channel, another incarnation");
+    assert!(writer.wait_with_output().unwrap().status.success());
+    let t = Instant::now();
+    assert!(f
+        .read_next::<String>(&mut seen, Duration::from_millis(200))
+        .unwrap()
+        .is_none());
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    assert_eq!(seen, 1);
+    Channel::remove(&name).unwrap();
+}
+
+/// The case a hand-written loop over `wait` gets wrong: the name leads to a new channel, which
+/// holds no value yet when the call's timeout passes. `since` is 0 from then on, so that the
+/// new channel's first values (generations the old one passed long ago) are not skipped.
+#[test]
+fn a_restart_without_a_value_yet_starts_the_count_again() {
+    let name = unique("read-next-restart");
+    let location = Location::shm(&name).unwrap();
+    let old = Channel::create(&name, 64).unwrap();
+    for i in 0..5 {
+        old.publish_str(&format!("old {i}")).unwrap();
+    }
+    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    let mut seen = 0;
+    let mut buf = Vec::new();
+    let meta = f
+        .read_next_into(&mut seen, &mut buf, Duration::ZERO)
+        .unwrap()
+        .unwrap();
+    assert_eq!((meta.generation, seen, &buf[..]), (5, 5, &b"old 4"[..]));
+    drop(old);
+    Channel::remove(&name).unwrap();
+    let new = Channel::create(&name, 64).unwrap();
+    assert!(f
+        .read_next_into(&mut seen, &mut buf, Duration::from_millis(300))
+        .unwrap()
+        .is_none());
+    assert_eq!(seen, 0, "the new channel's values are all new");
+    new.publish_str("new 1").unwrap();
+    let meta = f
+        .read_next_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!((meta.generation, &buf[..]), (1, &b"new 1"[..]));
+    Channel::remove(&name).unwrap();
+}
+
+/// A value a read finds damaged (a checksum that does not match, as a stray write leaves it) is
+/// an error, `since` moves past it, and the loop is not given it again: the next call waits for
+/// the publish that mends it.
+#[test]
+fn a_damaged_value_is_said_once_and_the_loop_goes_on() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("read-next-damaged");
+    let location = Location::shm(&name).unwrap();
+    let ch = Options::new()
+        .capacity(64)
+        .checksum(true)
+        .create(&location)
+        .unwrap();
+    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    // Longer than a value the header keeps: in a slot, with its checksum.
+    let marker = b"a value of sixty bytes, damaged once it is published: 0123456";
+    ch.publish_raw(Tag::TEXT, marker).unwrap();
+    let path = location.path().unwrap();
+    let image = std::fs::read(&path).unwrap();
+    let at = image
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the value in the file");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_at(&[marker[0] ^ 1], at as u64)
+        .unwrap();
+    let (mut seen, mut buf) = (0, Vec::new());
+    let err = f
+        .read_next_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .unwrap_err();
+    assert!(err.mended_by_publish(), "{err}");
+    assert_eq!(seen, 1);
+    let t = Instant::now();
+    assert!(f
+        .read_next_into(&mut seen, &mut buf, Duration::from_millis(100))
+        .unwrap()
+        .is_none());
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    ch.publish_str("mended").unwrap();
+    let meta = f
+        .read_next_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!((meta.generation, &buf[..]), (2, &b"mended"[..]));
+    Channel::remove(&name).unwrap();
+}
+
 /// A follower looked at the name only when a wait ran out: a writer that went on publishing to
 /// the old channel after a new one had taken its name (a service's old instance still
 /// stopping) kept it on the old channel for as long as it published. It looks at least every

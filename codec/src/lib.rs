@@ -47,7 +47,7 @@ mod stream;
 use std::io;
 
 pub use error::{Error, Result};
-pub use mmf_core::{Channel, Meta, Tag};
+pub use mmf_core::{Channel, Follower, Meta, Tag};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 #[cfg(feature = "async")]
@@ -343,6 +343,65 @@ where
         SCRATCH.set(buf);
     }
     result
+}
+
+/// Typed reads for [`Follower`]: a consumer's loop over a name's values, decoded, across the
+/// writer's restarts. `use mmf::prelude::*` brings it in scope.
+pub trait FollowerExt {
+    /// Waits up to `timeout` for a value newer than generation `since` under the followed name
+    /// and decodes it into `T`, as [`ChannelExt::read`] does: [`Follower::read_next_into`],
+    /// typed, which keeps `since` (set to the value's generation, and to 0 when the name leads
+    /// to a new channel). `None` if the timeout passes first.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Follower::read_next_into`], as [`Error::Channel`], and of
+    /// [`ChannelExt::read`]: a value that cannot become a `T` ([`Error::Decode`], or
+    /// [`Error::WrongTag`] for bytes) has moved `since` past it, and a loop goes on after it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_codec::{Channel, ChannelExt, Follower, FollowerExt};
+    /// use mmf_core::Location;
+    ///
+    /// # let name = format!("codec-read-next-doc-{}", std::process::id());
+    /// let writer = Channel::create(&name, 256)?;
+    /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::from_secs(5))?;
+    /// writer.publish(&[1u32, 2])?;
+    /// writer.publish_str("not a list")?;
+    /// writer.publish(&[3u32])?;
+    ///
+    /// // The newest value comes: a consumer slower than its writer skips values.
+    /// let mut seen = 0;
+    /// let (meta, v) = follower
+    ///     .read_next::<Vec<u32>>(&mut seen, Duration::from_secs(5))?
+    ///     .expect("a value");
+    /// assert_eq!((meta.generation, v, seen), (3, vec![3], 3));
+    /// writer.publish_str("oops")?;
+    /// let err = follower.read_next::<Vec<u32>>(&mut seen, Duration::from_secs(5)).unwrap_err();
+    /// assert_eq!((err.generation(), seen), (Some(4), 4));   // said, and gone past
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf_codec::Error>(())
+    /// ```
+    fn read_next<T: DeserializeOwned>(
+        &mut self,
+        since: &mut u64,
+        timeout: std::time::Duration,
+    ) -> Result<Option<(Meta, T)>>;
+}
+
+impl FollowerExt for Follower {
+    fn read_next<T: DeserializeOwned>(
+        &mut self,
+        since: &mut u64,
+        timeout: std::time::Duration,
+    ) -> Result<Option<(Meta, T)>> {
+        let mut buf = Vec::new();
+        match self.read_next_into(since, &mut buf, timeout)? {
+            Some(meta) => decode(self.channel(), meta, &buf).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 thread_local! {

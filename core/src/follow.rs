@@ -63,6 +63,10 @@ pub struct Follower {
     /// a wait or a future, so that waits with short timeouts, and a future dropped and made
     /// again (a `select!` loop), still give up on one whose creator died.
     creating: Option<Creating>,
+    /// No wait of [`read_next_into`](Follower::read_next_into) before then: it returned an
+    /// error of the channel or the name, which a loop that logs and goes on must not get
+    /// again at once.
+    pause_until: Option<Instant>,
 }
 
 /// What [`Follower::wait`] saw.
@@ -211,6 +215,110 @@ impl Follower {
         }
     }
 
+    /// Waits up to `timeout` for a value newer than generation `since` under the followed name,
+    /// copies it into `buf` (reused: no allocation once it is large enough), sets `since` to
+    /// its generation and returns its [`Meta`](crate::Meta); `None` if the timeout passes
+    /// first (`Duration::ZERO`: only look; `Duration::MAX`: no limit). A consumer's loop over
+    /// every newest value, across the writer's restarts, as
+    /// [`values`](Follower::values) is for async code.
+    ///
+    /// `since` is the loop's own count, and this keeps it: a value newer than it comes at once.
+    /// When the name leads to a new channel ([`Change::Replaced`]), `since` is set to 0 (every
+    /// value of the new channel is new, from generation 1), also when the timeout then passes
+    /// before its first value. Tell values apart across restarts by the channel's
+    /// [`incarnation`](Channel::incarnation) and the generation.
+    ///
+    /// # Errors
+    ///
+    /// An error leaves the follower usable, and a loop goes on after it:
+    /// - a value a read finds damaged ([`Error::mended_by_publish`]), or one that writers kept
+    ///   overtaking or a crash left half written ([`Error::Contended`], after
+    ///   [`Options::read_timeout`]): `since` is moved past it, and the next call waits for the
+    ///   publish that replaces it;
+    /// - an error of the channel or the name ([`wait`](Follower::wait)'s: truncated or
+    ///   overwritten under the mapping, a new channel under the name that cannot be opened):
+    ///   the next call first waits out 100 ms (within its timeout), so that a loop that logs
+    ///   errors does not spin, then looks again, and takes up a channel made anew.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_core::{Channel, Follower, Location, Tag};
+    ///
+    /// # let name = format!("read-next-doc-{}", std::process::id());
+    /// let writer = Channel::create(&name, 64)?;
+    /// writer.publish_raw(Tag::TEXT, b"first")?;
+    /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::from_secs(5))?;
+    ///
+    /// let (mut seen, mut buf) = (0, Vec::new());
+    /// let meta = follower.read_next_into(&mut seen, &mut buf, Duration::from_secs(5))?;
+    /// assert_eq!((meta.map(|m| m.generation), seen, &buf[..]), (Some(1), 1, &b"first"[..]));
+    /// // Nothing newer yet.
+    /// assert!(follower.read_next_into(&mut seen, &mut buf, Duration::ZERO)?.is_none());
+    ///
+    /// // The writer restarts: its new channel's values come, from generation 1.
+    /// drop(writer);
+    /// Channel::remove(&name)?;
+    /// let writer = Channel::create(&name, 64)?;
+    /// writer.publish_raw(Tag::TEXT, b"second life")?;
+    /// let meta = follower.read_next_into(&mut seen, &mut buf, Duration::from_secs(5))?;
+    /// assert_eq!((meta.map(|m| m.generation), &buf[..]), (Some(1), &b"second life"[..]));
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn read_next_into(
+        &mut self,
+        since: &mut u64,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Option<crate::Meta>> {
+        let deadline = Instant::now().checked_add(timeout);
+        if let Some(at) = self.pause_until.take() {
+            let pause = at.saturating_duration_since(Instant::now());
+            let left = time_left(deadline).unwrap_or_default();
+            if pause > left {
+                std::thread::sleep(left);
+                self.pause_until = Some(at);
+                return Ok(None);
+            }
+            std::thread::sleep(pause);
+        }
+        loop {
+            let left = time_left(deadline).unwrap_or_default();
+            let newer = match self.wait(*since, left) {
+                Ok(None) => return Ok(None),
+                // Another channel: every value it holds is new (it may hold none yet).
+                Ok(Some(Change::Replaced)) => {
+                    *since = 0;
+                    continue;
+                }
+                Ok(Some(Change::Newer(g))) => g,
+                Err(e) => {
+                    self.pause_until = Some(Instant::now() + LOOK_EVERY);
+                    return Err(e);
+                }
+            };
+            match self.channel.read_into(buf) {
+                Ok(meta) if meta.generation > *since => {
+                    *since = meta.generation;
+                    return Ok(Some(meta));
+                }
+                // A peer moved `latest` back between the wait and the read: wait again.
+                Ok(_) if time_left(deadline).is_some() => {}
+                Ok(_) => return Ok(None),
+                // The value alone is damaged, or could not be copied whole: the next publish
+                // mends it. Any other error (the channel truncated under the read) is the
+                // channel's, looked at again after a pause.
+                Err(e) => {
+                    *since = newer;
+                    if !(e.mended_by_publish() || matches!(e, Error::Contended { .. })) {
+                        self.pause_until = Some(Instant::now() + LOOK_EVERY);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// How often a wait looks at the name: every 100 ms, and every 10 ms while a new channel
     /// under it is being created (for its first 250 ms: a slow creation is looked at every
     /// 100 ms).
@@ -264,6 +372,7 @@ impl Follower {
             looked: Instant::now(),
             gone: false,
             creating: None,
+            pause_until: None,
         }
     }
 }
