@@ -1454,15 +1454,16 @@ const NO_NAMES_HERE: [&str; 9] = [
 #[test]
 fn bash_completes_channel_names() {
     let (e, script, path) = completion_env("complete-names", "bash");
-    // The words typed, '|' between them; the last is the one being completed.
-    let complete = |typed: &str| -> String {
+    // The words typed after the command `cmd`, '|' between them; the last is the one being
+    // completed.
+    let complete_by = |cmd: &str, typed: &str, env: &[(&str, &str)]| -> String {
         let out = Command::new("bash")
             .args([
                 "-c",
                 r#"
 source "$1"
 IFS='|' read -ra W <<< "$2"
-COMP_WORDS=(mmf "${W[@]}"); [[ "$2" == *'|' ]] && COMP_WORDS+=('')
+COMP_WORDS=("$3" "${W[@]}"); [[ "$2" == *'|' ]] && COMP_WORDS+=('')
 COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
 _mmf_with_channel_names mmf "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
 echo "${COMPREPLY[*]}""#,
@@ -1470,8 +1471,10 @@ echo "${COMPREPLY[*]}""#,
             ])
             .arg(&script)
             .arg(typed)
+            .arg(cmd)
             .env("MMF_SHM_DIR", &e.dir)
             .env("PATH", &path)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         assert!(
@@ -1481,6 +1484,14 @@ echo "${COMPREPLY[*]}""#,
         );
         String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
     };
+    let complete = |typed: &str| complete_by("mmf", typed, &[]);
+    // The command as typed, by a path or from `~`, when no mmf is on PATH: its names.
+    let home = e.dir.join("home");
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    std::os::unix::fs::symlink(BIN, home.join("bin").join("mmf")).unwrap();
+    let no_mmf = [("PATH", "/usr/bin:/bin"), ("HOME", home.to_str().unwrap())];
+    assert_eq!(complete_by(BIN, "read|a", &no_mmf), "alpha");
+    assert_eq!(complete_by("~/bin/mmf", "read|a", &no_mmf), "alpha");
     let all = "alpha beta with\\ space";
     for (typed, expected) in [
         ("read|", all),
@@ -1532,18 +1543,20 @@ echo "${COMPREPLY[*]}""#,
     }
 }
 
-/// Checks one shell's completions against [`NAMES_HERE`] and [`NO_NAMES_HERE`], and a prefix:
-/// `complete(LINE)` gives the matches offered at the end of `mmf LINE`, unquoted, with the
-/// channels' directory as the working directory (so a file match is `mmf.alpha`).
-fn completes_channel_names(complete: impl Fn(&str) -> Vec<String>) {
+/// Checks one shell's completions against [`NAMES_HERE`] and [`NO_NAMES_HERE`], and more:
+/// `complete(LINE, ENV)` gives the matches offered at the end of the command line `LINE`,
+/// unquoted, with `e`'s channels, the channels' directory as the working directory (so a file
+/// match is `mmf.alpha`), and the variables `ENV` set over `completion_env`'s.
+fn completes_channel_names(e: &Env, complete: impl Fn(&str, &[(&str, &str)]) -> Vec<String>) {
+    let mmf = |typed: &str| complete(&format!("mmf {typed}"), &[]);
     let all = ["alpha", "beta", "with space"];
     for typed in NAMES_HERE {
-        assert_eq!(complete(typed), all, "{typed}");
+        assert_eq!(mmf(typed), all, "{typed}");
     }
-    assert_eq!(complete("recover b"), ["beta"]);
-    assert_eq!(complete("info w"), ["with space"]);
+    assert_eq!(mmf("recover b"), ["beta"]);
+    assert_eq!(mmf("info w"), ["with space"]);
     for typed in NO_NAMES_HERE {
-        let got = complete(typed);
+        let got = mmf(typed);
         assert!(
             !got.iter().any(|m| all.contains(&m.as_str())),
             "{typed}: {got:?}"
@@ -1551,15 +1564,31 @@ fn completes_channel_names(complete: impl Fn(&str) -> Vec<String>) {
     }
     // clap's own completions are still there: an option's values, flags, files.
     assert_eq!(
-        complete("read --format "),
+        mmf("read --format "),
         ["auto", "bytes", "json", "msgpack", "text"]
     );
-    assert!(complete("read -").iter().any(|m| m == "--wait"));
-    assert!(complete("read ./").iter().any(|m| m.ends_with("mmf.alpha")));
+    assert!(mmf("read -").iter().any(|m| m == "--wait"));
+    assert!(mmf("read ./").iter().any(|m| m.ends_with("mmf.alpha")));
+    // The command as typed, by a path or from `~`, when no mmf is on PATH: its names.
+    let home = e.dir.join("home");
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    std::os::unix::fs::symlink(BIN, home.join("bin").join("mmf")).unwrap();
+    let no_mmf = [("PATH", "/usr/bin:/bin"), ("HOME", home.to_str().unwrap())];
+    assert_eq!(complete(&format!("{BIN} read a"), &no_mmf), ["alpha"]);
+    assert_eq!(complete("~/bin/mmf read a", &no_mmf), ["alpha"]);
+    // A name that begins with '-' is a name, not among the flags.
+    e.ok(&["new", "--size", "64", "--", "-dash"]);
+    assert!(mmf("read ").iter().any(|m| m == "-dash"));
+    assert!(!mmf("read -").iter().any(|m| m == "-dash"));
+    // No channel at all: nothing (zsh offered an empty match, and each Tab typed a space).
+    for name in ["alpha", "beta", "with space", "-dash"] {
+        e.ok(&["remove", "--", name]);
+    }
+    assert_eq!(mmf("read "), Vec::<String>::new());
 }
 
 /// The fish script completes channel names where bash's does (`complete -C` asks fish what it
-/// would offer).
+/// would offer), and says nothing on the terminal where the command cannot be run.
 #[test]
 fn fish_completes_channel_names() {
     if Command::new("fish").arg("--version").output().is_err() {
@@ -1567,25 +1596,23 @@ fn fish_completes_channel_names() {
         return;
     }
     let (e, script, path) = completion_env("complete-fish", "fish");
-    completes_channel_names(|typed| {
+    let fish = |line: &str, env: &[(&str, &str)]| {
         let out = Command::new("fish")
             .args([
                 "--no-config",
                 "-c",
-                "source $argv[1]; complete -C \"mmf $argv[2]\"",
+                "source $argv[1]; complete -C \"$argv[2]\"",
             ])
             .arg(&script)
-            .arg(typed)
+            .arg(line)
             .env("MMF_SHM_DIR", &e.dir)
             .env("PATH", &path)
+            .envs(env.iter().copied())
             .current_dir(&e.dir)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.is_empty(), "{line}: {err}");
         let mut got: Vec<String> = String::from_utf8(out.stdout)
             .unwrap()
             .lines()
@@ -1593,7 +1620,15 @@ fn fish_completes_channel_names() {
             .collect();
         got.sort();
         got
-    });
+    };
+    // A command that is not there, and none on PATH: nothing, and nothing said (a review found
+    // fish's error on the terminal).
+    let none: [&str; 0] = [];
+    assert_eq!(
+        fish("~/nowhere/mmf read ", &[("PATH", "/usr/bin:/bin")]),
+        none
+    );
+    completes_channel_names(&e, fish);
 }
 
 /// The zsh script completes channel names where bash's does, sourced and installed (autoloaded
@@ -1605,25 +1640,37 @@ fn zsh_completes_channel_names() {
         eprintln!("SKIPPED: needs zsh");
         return;
     }
-    let (e, sourced, path) = completion_env("complete-zsh", "zsh");
-    let installed = e.dir.join("fpath").join("_mmf");
-    std::fs::create_dir(installed.parent().unwrap()).unwrap();
-    std::fs::copy(&sourced, &installed).unwrap();
-    let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/complete.zsh");
-    for script in [sourced, installed] {
-        completes_channel_names(|typed| zsh_completes(&e, driver, &script, &path, typed));
+    for installed in [false, true] {
+        let (e, sourced, path) = completion_env("complete-zsh", "zsh");
+        let script = if installed {
+            let fpath = e.dir.join("fpath").join("_mmf");
+            std::fs::create_dir(fpath.parent().unwrap()).unwrap();
+            std::fs::copy(&sourced, &fpath).unwrap();
+            fpath
+        } else {
+            sourced
+        };
+        completes_channel_names(&e, |line, env| zsh_completes(&e, &script, &path, line, env));
     }
 }
 
-/// What zsh offers at the end of `mmf TYPED` with `script` loaded (see `complete.zsh`), a
-/// space unquoted.
-fn zsh_completes(e: &Env, driver: &str, script: &Path, path: &str, typed: &str) -> Vec<String> {
+/// What zsh offers at the end of the command line `line` with `script` loaded (see
+/// `complete.zsh`) and `env` set, a space unquoted.
+fn zsh_completes(
+    e: &Env,
+    script: &Path,
+    path: &str,
+    line: &str,
+    env: &[(&str, &str)],
+) -> Vec<String> {
+    let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/complete.zsh");
     let out = Command::new("timeout")
         .args(["60", "zsh", "-f", driver])
         .arg(script)
-        .arg(format!("mmf {typed}"))
+        .arg(line)
         .env("MMF_SHM_DIR", &e.dir)
         .env("PATH", path)
+        .envs(env.iter().copied())
         .current_dir(&e.dir)
         .stdin(Stdio::null())
         .output()

@@ -31,4 +31,5 @@ while zpty -r z line; do
   [[ $line == *'<MATCH>'* ]] && got+=("${line#*<MATCH>}")
 done
 zpty -d z
-print -rl -- ${(ou)got}
+(( $#got )) && print -rl -- ${(ou)got}
+exit 0
