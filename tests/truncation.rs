@@ -608,7 +608,7 @@ fn a_stream_of_values_says_the_truncation_and_takes_up_a_channel_made_anew() {
     assert_eq!(values.incarnation(), anew.incarnation());
 }
 
-/// The same for a consumer's blocking loop (`FollowerExt::read_next`): the truncation is an
+/// The same for a consumer's blocking loop (`FollowerExt::read_after`): the truncation is an
 /// error, said again by the next call only after 100 ms (a loop that logs it does not spin),
 /// and a channel made anew under the name is taken up.
 #[test]
@@ -623,13 +623,13 @@ fn a_consumer_loop_says_the_truncation_and_takes_up_a_channel_made_anew() {
     let truncated = |got: &mmf::Result<Option<(Meta, String)>>| {
         matches!(got, Err(mmf::Error::Channel(CoreError::Truncated { .. })))
     };
-    let got = follower.read_next::<String>(&mut seen, Duration::from_secs(5));
+    let got = follower.read_after::<String>(&mut seen, Duration::from_secs(5));
     assert!(truncated(&got), "{got:?}");
     // Within a shorter timeout than the pause: nothing, and no look.
     let t = Instant::now();
-    let got = follower.read_next::<String>(&mut seen, Duration::from_millis(20));
+    let got = follower.read_after::<String>(&mut seen, Duration::from_millis(20));
     assert!(matches!(got, Ok(None)), "{got:?}");
-    let got = follower.read_next::<String>(&mut seen, Duration::from_secs(5));
+    let got = follower.read_after::<String>(&mut seen, Duration::from_secs(5));
     assert!(truncated(&got), "{got:?}");
     assert!(
         t.elapsed() >= Duration::from_millis(90),
@@ -643,7 +643,7 @@ fn a_consumer_loop_says_the_truncation_and_takes_up_a_channel_made_anew() {
         .unwrap();
     anew.publish_str("anew").unwrap();
     let (meta, value) = follower
-        .read_next::<String>(&mut seen, Duration::from_secs(5))
+        .read_after::<String>(&mut seen, Duration::from_secs(5))
         .unwrap()
         .expect("the new channel's value");
     assert_eq!((meta.generation, value.as_str(), seen), (1, "anew", 1));

@@ -128,7 +128,7 @@ fn a_follower_follows_a_writer_across_creation_and_restart() {
     Channel::remove(&name).unwrap();
 }
 
-/// A consumer's loop with `FollowerExt::read_next`: every value of a writer in another process,
+/// A consumer's loop with `FollowerExt::read_after`: every value of a writer in another process,
 /// across its restart (the new channel's first value is generation 1, and `since` follows), and
 /// nothing more at the end.
 #[test]
@@ -144,7 +144,7 @@ fn a_consumer_loop_reads_each_value_across_a_writers_restart() {
     let mut got = Vec::new();
     while got.len() < 2 {
         let (meta, value) = f
-            .read_next::<String>(&mut seen, Duration::from_secs(10))
+            .read_after::<String>(&mut seen, Duration::from_secs(10))
             .unwrap()
             .expect("a value within 10 s");
         assert_eq!(seen, meta.generation);
@@ -158,7 +158,7 @@ fn a_consumer_loop_reads_each_value_across_a_writers_restart() {
     assert!(writer.wait_with_output().unwrap().status.success());
     let t = Instant::now();
     assert!(f
-        .read_next::<String>(&mut seen, Duration::from_millis(200))
+        .read_after::<String>(&mut seen, Duration::from_millis(200))
         .unwrap()
         .is_none());
     assert!(t.elapsed() >= Duration::from_millis(200));
@@ -181,7 +181,7 @@ fn a_restart_without_a_value_yet_starts_the_count_again() {
     let mut seen = 0;
     let mut buf = Vec::new();
     let meta = f
-        .read_next_into(&mut seen, &mut buf, Duration::ZERO)
+        .read_after_into(&mut seen, &mut buf, Duration::ZERO)
         .unwrap()
         .unwrap();
     assert_eq!((meta.generation, seen, &buf[..]), (5, 5, &b"old 4"[..]));
@@ -189,13 +189,13 @@ fn a_restart_without_a_value_yet_starts_the_count_again() {
     Channel::remove(&name).unwrap();
     let new = Channel::create(&name, 64).unwrap();
     assert!(f
-        .read_next_into(&mut seen, &mut buf, Duration::from_millis(300))
+        .read_after_into(&mut seen, &mut buf, Duration::from_millis(300))
         .unwrap()
         .is_none());
     assert_eq!(seen, 0, "the new channel's values are all new");
     new.publish_str("new 1").unwrap();
     let meta = f
-        .read_next_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))
         .unwrap()
         .unwrap();
     assert_eq!((meta.generation, &buf[..]), (1, &b"new 1"[..]));
@@ -233,19 +233,19 @@ fn a_damaged_value_is_said_once_and_the_loop_goes_on() {
         .unwrap();
     let (mut seen, mut buf) = (0, Vec::new());
     let err = f
-        .read_next_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))
         .unwrap_err();
     assert!(err.mended_by_publish(), "{err}");
     assert_eq!(seen, 1);
     let t = Instant::now();
     assert!(f
-        .read_next_into(&mut seen, &mut buf, Duration::from_millis(100))
+        .read_after_into(&mut seen, &mut buf, Duration::from_millis(100))
         .unwrap()
         .is_none());
     assert!(t.elapsed() >= Duration::from_millis(100));
     ch.publish_str("mended").unwrap();
     let meta = f
-        .read_next_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))
         .unwrap()
         .unwrap();
     assert_eq!((meta.generation, &buf[..]), (2, &b"mended"[..]));

@@ -349,13 +349,13 @@ where
 /// writer's restarts. `use mmf::prelude::*` brings it in scope.
 pub trait FollowerExt {
     /// Waits up to `timeout` for a value newer than generation `since` under the followed name
-    /// and decodes it into `T`, as [`ChannelExt::read`] does: [`Follower::read_next_into`],
+    /// and decodes it into `T`, as [`ChannelExt::read`] does: [`Follower::read_after_into`],
     /// typed, which keeps `since` (set to the value's generation, and to 0 when the name leads
     /// to a new channel). `None` if the timeout passes first.
     ///
     /// # Errors
     ///
-    /// Those of [`Follower::read_next_into`], as [`Error::Channel`], and of
+    /// Those of [`Follower::read_after_into`], as [`Error::Channel`], and of
     /// [`ChannelExt::read`]: a value that cannot become a `T` ([`Error::Decode`], or
     /// [`Error::WrongTag`] for bytes) has moved `since` past it, and a loop goes on after it.
     ///
@@ -374,16 +374,16 @@ pub trait FollowerExt {
     /// // The newest value comes: a consumer slower than its writer skips values.
     /// let mut seen = 0;
     /// let (meta, v) = follower
-    ///     .read_next::<Vec<u32>>(&mut seen, Duration::from_secs(5))?
+    ///     .read_after::<Vec<u32>>(&mut seen, Duration::from_secs(5))?
     ///     .expect("a value");
     /// assert_eq!((meta.generation, v, seen), (3, vec![3], 3));
     /// writer.publish_str("oops")?;
-    /// let err = follower.read_next::<Vec<u32>>(&mut seen, Duration::from_secs(5)).unwrap_err();
+    /// let err = follower.read_after::<Vec<u32>>(&mut seen, Duration::from_secs(5)).unwrap_err();
     /// assert_eq!((err.generation(), seen), (Some(4), 4));   // said, and gone past
     /// # Channel::remove(&name)?;
     /// # Ok::<(), mmf_codec::Error>(())
     /// ```
-    fn read_next<T: DeserializeOwned>(
+    fn read_after<T: DeserializeOwned>(
         &mut self,
         since: &mut u64,
         timeout: std::time::Duration,
@@ -391,13 +391,13 @@ pub trait FollowerExt {
 }
 
 impl FollowerExt for Follower {
-    fn read_next<T: DeserializeOwned>(
+    fn read_after<T: DeserializeOwned>(
         &mut self,
         since: &mut u64,
         timeout: std::time::Duration,
     ) -> Result<Option<(Meta, T)>> {
         let mut buf = Vec::new();
-        match self.read_next_into(since, &mut buf, timeout)? {
+        match self.read_after_into(since, &mut buf, timeout)? {
             Some(meta) => decode(self.channel(), meta, &buf).map(Some),
             None => Ok(None),
         }

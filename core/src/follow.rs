@@ -63,7 +63,7 @@ pub struct Follower {
     /// a wait or a future, so that waits with short timeouts, and a future dropped and made
     /// again (a `select!` loop), still give up on one whose creator died.
     creating: Option<Creating>,
-    /// No wait of [`read_next_into`](Follower::read_next_into) before then: it returned an
+    /// No wait of [`read_after_into`](Follower::read_after_into) before then: it returned an
     /// error of the channel or the name, which a loop that logs and goes on must not get
     /// again at once.
     pause_until: Option<Instant>,
@@ -219,18 +219,23 @@ impl Follower {
     /// copies it into `buf` (reused: no allocation once it is large enough), sets `since` to
     /// its generation and returns its [`Meta`](crate::Meta); `None` if the timeout passes
     /// first (`Duration::ZERO`: only look; `Duration::MAX`: no limit). A consumer's loop over
-    /// every newest value, across the writer's restarts, as
-    /// [`values`](Follower::values) is for async code.
+    /// every newest value, across the writer's restarts: [`Channel::read_after_into`] for a
+    /// followed name, as [`values`](Follower::values) is for async code (feature `async`). The
+    /// timeout bounds the wait; a value found newer is then copied, which writers that keep
+    /// overtaking the copy can draw out to [`Options::read_timeout`] (1 s by default).
     ///
     /// `since` is the loop's own count, and this keeps it: a value newer than it comes at once.
     /// When the name leads to a new channel ([`Change::Replaced`]), `since` is set to 0 (every
     /// value of the new channel is new, from generation 1), also when the timeout then passes
     /// before its first value. Tell values apart across restarts by the channel's
-    /// [`incarnation`](Channel::incarnation) and the generation.
+    /// [`incarnation`](Channel::incarnation) and the generation. A caller that also calls
+    /// [`wait`](Follower::wait) on the follower keeps the count itself: after its
+    /// `Change::Replaced`, `since` must be 0.
     ///
     /// # Errors
     ///
-    /// An error leaves the follower usable, and a loop goes on after it:
+    /// Every error leaves the follower usable, and a loop logs it and goes on (none says that
+    /// the loop should stop; the name may be made anew at any time):
     /// - a value a read finds damaged ([`Error::mended_by_publish`]), or one that writers kept
     ///   overtaking or a crash left half written ([`Error::Contended`], after
     ///   [`Options::read_timeout`]): `since` is moved past it, and the next call waits for the
@@ -250,22 +255,22 @@ impl Follower {
     /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::from_secs(5))?;
     ///
     /// let (mut seen, mut buf) = (0, Vec::new());
-    /// let meta = follower.read_next_into(&mut seen, &mut buf, Duration::from_secs(5))?;
+    /// let meta = follower.read_after_into(&mut seen, &mut buf, Duration::from_secs(5))?;
     /// assert_eq!((meta.map(|m| m.generation), seen, &buf[..]), (Some(1), 1, &b"first"[..]));
     /// // Nothing newer yet.
-    /// assert!(follower.read_next_into(&mut seen, &mut buf, Duration::ZERO)?.is_none());
+    /// assert!(follower.read_after_into(&mut seen, &mut buf, Duration::ZERO)?.is_none());
     ///
     /// // The writer restarts: its new channel's values come, from generation 1.
     /// drop(writer);
     /// Channel::remove(&name)?;
     /// let writer = Channel::create(&name, 64)?;
     /// writer.publish_raw(Tag::TEXT, b"second life")?;
-    /// let meta = follower.read_next_into(&mut seen, &mut buf, Duration::from_secs(5))?;
+    /// let meta = follower.read_after_into(&mut seen, &mut buf, Duration::from_secs(5))?;
     /// assert_eq!((meta.map(|m| m.generation), &buf[..]), (Some(1), &b"second life"[..]));
     /// # Channel::remove(&name)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
-    pub fn read_next_into(
+    pub fn read_after_into(
         &mut self,
         since: &mut u64,
         buf: &mut Vec<u8>,
@@ -289,7 +294,16 @@ impl Follower {
                 // Another channel: every value it holds is new (it may hold none yet).
                 Ok(Some(Change::Replaced)) => {
                     *since = 0;
-                    continue;
+                    if time_left(deadline).is_some() {
+                        continue;
+                    }
+                    // Out of time: the new channel's value if it has one, without another
+                    // look at the name (a name replaced again and again would keep this
+                    // call going past its timeout).
+                    match self.channel.generation() {
+                        0 => return Ok(None),
+                        g => g,
+                    }
                 }
                 Ok(Some(Change::Newer(g))) => g,
                 Err(e) => {
