@@ -95,6 +95,9 @@ pub enum Transport {
     /// mmf through `Follower::values`, the stream of a followed name's values, in the same
     /// executor: each value handed over as an owned `Vec`.
     MmfStream,
+    /// mmf through `Follower::read_after_into`, a followed name's blocking consumer loop
+    /// (a `wait_for_change` that looks at the name every 100 ms, then `read_into`).
+    MmfFollow,
     /// Like F, but sleeping in `FUTEX_WAIT` and woken by `FUTEX_WAKE` (no spinning).
     Futex,
     /// A pipe per direction (`write_all` / `read_exact`).
@@ -113,7 +116,7 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 15] = [
+    pub const ALL: [Transport; 16] = [
         Transport::FloorLine,
         Transport::Floor,
         Transport::Floor2,
@@ -122,6 +125,7 @@ impl Transport {
         Transport::MmfWait,
         Transport::MmfAsync,
         Transport::MmfStream,
+        Transport::MmfFollow,
         Transport::Futex,
         Transport::Pipe,
         Transport::Uds,
@@ -142,6 +146,7 @@ impl Transport {
             Transport::MmfWait => "mmf-wait",
             Transport::MmfAsync => "mmf-async",
             Transport::MmfStream => "mmf-stream",
+            Transport::MmfFollow => "mmf-follow",
             Transport::Futex => "futex",
             Transport::Pipe => "pipe",
             Transport::Uds => "uds",
@@ -169,6 +174,7 @@ impl Transport {
                 | Transport::MmfWait
                 | Transport::MmfAsync
                 | Transport::MmfStream
+                | Transport::MmfFollow
         )
     }
 
@@ -179,6 +185,7 @@ impl Transport {
             Transport::MmfWait
                 | Transport::MmfAsync
                 | Transport::MmfStream
+                | Transport::MmfFollow
                 | Transport::Futex
                 | Transport::Pipe
                 | Transport::Uds
@@ -312,7 +319,11 @@ pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Timed> {
             let (side, res) = floor::Futex::parent(len)?;
             drive(side, res, t, len, plan)
         }
-        Transport::Mmf | Transport::MmfWait | Transport::MmfAsync | Transport::MmfStream => {
+        Transport::Mmf
+        | Transport::MmfWait
+        | Transport::MmfAsync
+        | Transport::MmfStream
+        | Transport::MmfFollow => {
             let (side, res) = mmf::Mmf::parent(len, mmf::Arrival::of(t))?;
             drive(side, res, t, len, plan)
         }
@@ -526,7 +537,11 @@ pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Res
             ready();
             pong(&mut s, idle)
         }
-        Transport::Mmf | Transport::MmfWait | Transport::MmfAsync | Transport::MmfStream => {
+        Transport::Mmf
+        | Transport::MmfWait
+        | Transport::MmfAsync
+        | Transport::MmfStream
+        | Transport::MmfFollow => {
             let mut s = mmf::Mmf::child(len, &res, mmf::Arrival::of(t))?;
             ready();
             pong(&mut s, idle)
@@ -594,6 +609,7 @@ mod tests {
                 "mmf-wait",
                 "mmf-async",
                 "mmf-stream",
+                "mmf-follow",
                 "futex",
                 "pipe",
                 "uds",

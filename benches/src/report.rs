@@ -411,6 +411,13 @@ impl Report<'_> {
                             fmt_x(r.paired(&w.runs).or(ratio(r.p50(), w.runs.p50())))
                         )
                     }),
+                    // What the follower's loop costs over `wait_for_change` and `read_into`.
+                    Transport::MmfFollow => self.lat(Transport::MmfWait, len).map(|w| {
+                        format!(
+                            "{} vs mmf-wait (round by round)",
+                            fmt_x(r.paired(&w.runs).or(ratio(r.p50(), w.runs.p50())))
+                        )
+                    }),
                     // What the stream costs over awaiting `changed` and reading by hand.
                     Transport::MmfStream => self.lat(Transport::MmfAsync, len).map(|a| {
                         format!(

@@ -40,6 +40,7 @@ fn smoke_run_measures_every_default_transport() {
         "mmf-wait",
         "mmf-async",
         "mmf-stream",
+        "mmf-follow",
         "futex",
         "pipe",
         "uds",

@@ -2,7 +2,8 @@
 //! the default [`Options`] and a capacity of exactly the payload size, used the way the README
 //! shows: `publish_raw` a reused buffer, spin on `generation()` (or block in
 //! `wait_for_change`, or await `changed`), `read_into` a reused `Vec`; or await each value of
-//! a [`ValueStream`] (`Follower::values`), which hands it over as a `Vec` of its own.
+//! a [`ValueStream`] (`Follower::values`), which hands it over as a `Vec` of its own; or a
+//! [`Follower`]'s blocking loop, `read_after_into` the reused `Vec`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub enum Arrival {
     Await,
     /// Awaits the next item of `Follower::values` (`mmf-stream`).
     Stream,
+    /// Blocks in `Follower::read_after_into` (`mmf-follow`).
+    Follow,
 }
 
 impl Arrival {
@@ -39,6 +42,7 @@ impl Arrival {
             Transport::MmfWait => Arrival::Block,
             Transport::MmfAsync => Arrival::Await,
             Transport::MmfStream => Arrival::Stream,
+            Transport::MmfFollow => Arrival::Follow,
             _ => Arrival::Spin,
         }
     }
@@ -54,6 +58,8 @@ pub struct Mmf {
     arrival: Arrival,
     /// The values of `rx`'s name (`Arrival::Stream`).
     stream: Option<ValueStream>,
+    /// `rx`'s name followed (`Arrival::Follow`).
+    follower: Option<Follower>,
     /// Unparks this side's thread (`Arrival::Await`'s executor).
     waker: Waker,
     /// The channels' names, removed on drop by the side that created them.
@@ -108,12 +114,16 @@ impl Mmf {
         rx_name: &str,
     ) -> Result<Mmf> {
         let seen = rx.generation();
+        let follow = || {
+            Follower::open(&Location::parse(rx_name)?, Duration::ZERO)
+                .with_context(|| format!("following {rx_name}"))
+        };
         let stream = match arrival {
-            Arrival::Stream => Some(
-                Follower::open(&Location::parse(rx_name)?, Duration::ZERO)
-                    .with_context(|| format!("following {rx_name}"))?
-                    .values(seen),
-            ),
+            Arrival::Stream => Some(follow()?.values(seen)),
+            _ => None,
+        };
+        let follower = match arrival {
+            Arrival::Follow => Some(follow()?),
             _ => None,
         };
         Ok(Mmf {
@@ -124,6 +134,7 @@ impl Mmf {
             seen,
             arrival,
             stream,
+            follower,
             waker: Arc::new(Unpark(std::thread::current())).into(),
             owned,
         })
@@ -172,6 +183,17 @@ impl Split for Mmf {
                 self.seen = meta.generation;
                 self.inb = bytes;
             }
+            Arrival::Follow => {
+                let Some(follower) = self.follower.as_mut() else {
+                    bail!("no follower to read with");
+                };
+                if follower
+                    .read_after_into(&mut self.seen, &mut self.inb, timeout)?
+                    .is_none()
+                {
+                    bail!("no publish within {timeout:?}");
+                }
+            }
             Arrival::Spin => {
                 let rx = &self.rx;
                 spin_until(timeout, || (rx.generation() != seen).then_some(()))?;
@@ -182,8 +204,8 @@ impl Split for Mmf {
 
     #[inline]
     fn take(&mut self) -> Result<u64> {
-        if self.arrival == Arrival::Stream {
-            // `arrived` took the value already, as the stream gives it.
+        if matches!(self.arrival, Arrival::Stream | Arrival::Follow) {
+            // `arrived` took the value already, as the stream and the follower give it.
             return Ok(seq_of(&self.inb));
         }
         let meta = self.rx.read_into(&mut self.inb)?;
