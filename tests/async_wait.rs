@@ -1375,25 +1375,14 @@ fn a_damaged_value_is_an_error_item_and_the_stream_goes_on() {
     use std::os::unix::fs::FileExt;
     let name = unique("async-values-damaged");
     let location = Location::shm(&name).unwrap();
-    let ch = Options::new()
-        .capacity(64)
-        .checksum(true)
-        .create(&location)
-        .unwrap();
+    let ch = checksummed(&location);
     let mut values = mmf::Follower::open(&location, Duration::ZERO)
         .unwrap()
         .values(0);
-    // Longer than a value the header keeps: in a slot, with its checksum.
-    let marker = b"a value of sixty bytes, damaged once it is published: 0123456";
-    ch.publish_raw(Tag::TEXT, marker).unwrap();
+    ch.publish_raw(Tag::TEXT, SLOT_VALUE).unwrap();
     let path = location.path().unwrap();
-    let image = std::fs::read(&path).unwrap();
-    let at = image
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("the value in the file");
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_at(&[marker[0] ^ 1], at as u64).unwrap();
+    let (file, at) = find_in_file(&path, SLOT_VALUE);
+    file.write_at(&[SLOT_VALUE[0] ^ 1], at).unwrap();
     let err = block_on(values.recv(), Duration::from_secs(10))
         .expect("resolved")
         .unwrap_err();
@@ -1407,13 +1396,9 @@ fn a_damaged_value_is_an_error_item_and_the_stream_goes_on() {
 
     // Half written: the seqlock stamp of its slot's frame (64 bytes before its payload,
     // docs/FORMAT.md §6) left odd.
-    ch.publish_raw(Tag::TEXT, marker).unwrap();
-    let image = std::fs::read(&path).unwrap();
-    let at = image
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("the value in the file");
-    file.write_at(&3u64.to_le_bytes(), at as u64 - 64).unwrap();
+    ch.publish_raw(Tag::TEXT, SLOT_VALUE).unwrap();
+    let (_, at) = find_in_file(&path, SLOT_VALUE);
+    file.write_at(&3u64.to_le_bytes(), at - 64).unwrap();
     let t = Instant::now();
     let (got, longest) = block_on_timed(values.recv(), Duration::from_secs(10));
     let err = got.expect("resolved").unwrap_err();

@@ -210,27 +210,11 @@ fn a_damaged_value_is_said_once_and_the_loop_goes_on() {
     use std::os::unix::fs::FileExt;
     let name = unique("read-next-damaged");
     let location = Location::shm(&name).unwrap();
-    let ch = Options::new()
-        .capacity(64)
-        .checksum(true)
-        .create(&location)
-        .unwrap();
+    let ch = checksummed(&location);
     let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
-    // Longer than a value the header keeps: in a slot, with its checksum.
-    let marker = b"a value of sixty bytes, damaged once it is published: 0123456";
-    ch.publish_raw(Tag::TEXT, marker).unwrap();
-    let path = location.path().unwrap();
-    let image = std::fs::read(&path).unwrap();
-    let at = image
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("the value in the file");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .write_at(&[marker[0] ^ 1], at as u64)
-        .unwrap();
+    ch.publish_raw(Tag::TEXT, SLOT_VALUE).unwrap();
+    let (file, at) = find_in_file(&location.path().unwrap(), SLOT_VALUE);
+    file.write_at(&[SLOT_VALUE[0] ^ 1], at).unwrap();
     let (mut seen, mut buf) = (0, Vec::new());
     let err = f
         .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))

@@ -260,3 +260,28 @@ pub fn spawn_slow_creator(name: &str, value: &str, hold_ms: u64) -> Child {
     }
     child
 }
+
+/// A value longer than one the header keeps: published, it goes to a slot (with its checksum,
+/// where the channel keeps them), and the damage tests find it in the file by its bytes.
+pub const SLOT_VALUE: &[u8] = b"a value of sixty bytes, damaged once it is published: 0123456";
+
+/// A channel at `location` that keeps checksums, 64 bytes of capacity.
+pub fn checksummed(location: &mmf::prelude::Location) -> mmf::prelude::Channel {
+    mmf::prelude::Options::new()
+        .capacity(64)
+        .checksum(true)
+        .create(location)
+        .unwrap()
+}
+
+/// Where `value` (published last, so the only copy) lies in the file at `path`, and the file
+/// open for writing, for a test to damage it as another process's stray write would.
+pub fn find_in_file(path: &std::path::Path, value: &[u8]) -> (std::fs::File, u64) {
+    let image = std::fs::read(path).unwrap();
+    let at = image
+        .windows(value.len())
+        .position(|w| w == value)
+        .expect("the value in the file");
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    (file, at as u64)
+}
