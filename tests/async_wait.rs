@@ -1369,7 +1369,8 @@ fn a_stream_of_values_follows_a_writer_in_another_process_across_its_restart() {
 /// stray write leaves it) is an error item, and the stream goes on: the next publish mends it.
 /// So is a value a crash left half written (its frame's stamp odd), which no copy of it ever
 /// validates: said after the read timeout (1 s), as a plain read says it, with no poll spinning
-/// on the executor's thread meanwhile (one did, for the whole second).
+/// on the executor's thread meanwhile (one did, for the whole second). A stray write of
+/// `latest` far ahead of the writer's count does not hold the stream there.
 #[test]
 fn a_damaged_value_is_an_error_item_and_the_stream_goes_on() {
     use std::os::unix::fs::FileExt;
@@ -1417,6 +1418,23 @@ fn a_damaged_value_is_an_error_item_and_the_stream_goes_on() {
         .expect("resolved")
         .unwrap();
     assert_eq!((meta.generation, &bytes[..]), (4, &b"whole"[..]));
+
+    // A stray write of `latest` (byte 128), far ahead of the writer's count: an error item,
+    // then the writer's next publish, which brings the count back, comes (a review found the
+    // stream's count left at the stray generation, and every value after it waited for in
+    // vain).
+    file.write_at(&((1_000_000u64 << 8) | 0xff).to_le_bytes(), 128)
+        .unwrap();
+    let got = block_on(values.recv(), Duration::from_secs(10)).expect("resolved");
+    assert!(got.is_err(), "{got:?}");
+    ch.publish_raw(Tag::TEXT, b"after the stray write").unwrap();
+    let (meta, bytes) = block_on(values.recv(), Duration::from_secs(10))
+        .expect("resolved")
+        .unwrap();
+    assert_eq!(
+        (meta.generation, &bytes[..]),
+        (5, &b"after the stray write"[..])
+    );
     drop(values);
     Channel::remove(&name).unwrap();
 }

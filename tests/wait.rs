@@ -204,7 +204,8 @@ fn a_restart_without_a_value_yet_starts_the_count_again() {
 
 /// A value a read finds damaged (a checksum that does not match, as a stray write leaves it) is
 /// an error, `since` moves past it, and the loop is not given it again: the next call waits for
-/// the publish that mends it.
+/// the publish that mends it. A stray write of `latest` far ahead of the writer's count does
+/// not hold the loop there.
 #[test]
 fn a_damaged_value_is_said_once_and_the_loop_goes_on() {
     use std::os::unix::fs::FileExt;
@@ -233,6 +234,32 @@ fn a_damaged_value_is_said_once_and_the_loop_goes_on() {
         .unwrap()
         .unwrap();
     assert_eq!((meta.generation, &buf[..]), (2, &b"mended"[..]));
+
+    // A stray write of `latest` (docs/FORMAT.md §4: byte 128), far ahead of the writer's count:
+    // its value is refused, then the writer's next publish, which brings the count back, is
+    // read (a review found the loop's count left at the stray generation, and every value after
+    // it waited for in vain).
+    file.write_at(&((1_000_000u64 << 8) | 0xff).to_le_bytes(), 128)
+        .unwrap();
+    assert!(f
+        .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .is_err());
+    assert_eq!(seen, 1_000_000);
+    ch.publish_str("after the stray write").unwrap();
+    let meta = f
+        .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .unwrap()
+        .expect("the writer's next value");
+    assert_eq!(
+        (meta.generation, seen, &buf[..]),
+        (3, 3, &b"after the stray write"[..])
+    );
+    ch.publish_str("and the next").unwrap();
+    let meta = f
+        .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!((meta.generation, &buf[..]), (4, &b"and the next"[..]));
     Channel::remove(&name).unwrap();
 }
 

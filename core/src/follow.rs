@@ -238,8 +238,11 @@ impl Follower {
     /// the loop should stop; the name may be made anew at any time):
     /// - a value a read finds damaged ([`Error::mended_by_publish`]), or one that writers kept
     ///   overtaking or a crash left half written ([`Error::Contended`], after
-    ///   [`Options::read_timeout`]): `since` is moved past it, and the next call waits for the
-    ///   publish that replaces it;
+    ///   [`Options::read_timeout`]): `since` is set to its generation, and the next call waits
+    ///   for the publish that replaces it. A generation below `since` is new as well: the
+    ///   header's count moved back, which only another process's stray write does (one far
+    ///   ahead of the writer's count, then the writer's next publish), and the loop takes up
+    ///   the writer's count again rather than wait past the stray one;
     /// - an error of the channel or the name ([`wait`](Follower::wait)'s: truncated or
     ///   overwritten under the mapping, a new channel under the name that cannot be opened):
     ///   the next call first waits out 100 ms (within its timeout), so that a loop that logs
@@ -289,7 +292,16 @@ impl Follower {
         }
         loop {
             let left = time_left(deadline).unwrap_or_default();
-            let newer = match self.wait(*since, left) {
+            let waited = match moved_back(self.channel.generation(), *since) {
+                Some(g) => Ok(Some(Change::Newer(g))),
+                // In slices of a look's period, so that a count moved back meanwhile (which
+                // no wait for a generation past `since` sees) is found within 100 ms.
+                None => match self.wait(*since, left.min(LOOK_EVERY)) {
+                    Ok(None) if time_left(deadline).is_some() => continue,
+                    waited => waited,
+                },
+            };
+            let newer = match waited {
                 Ok(None) => return Ok(None),
                 // Another channel: every value it holds is new (it may hold none yet).
                 Ok(Some(Change::Replaced)) => {
@@ -312,11 +324,12 @@ impl Follower {
                 }
             };
             match self.channel.read_into(buf) {
-                Ok(meta) if meta.generation > *since => {
+                Ok(meta) if meta.generation != *since => {
                     *since = meta.generation;
                     return Ok(Some(meta));
                 }
-                // A peer moved `latest` back between the wait and the read: wait again.
+                // A peer moved `latest` back to `since` between the wait and the read: wait
+                // again.
                 Ok(_) if time_left(deadline).is_some() => {}
                 Ok(_) => return Ok(None),
                 // The value alone is damaged, or could not be copied whole: the next publish
@@ -402,6 +415,16 @@ fn open_again(e: Error, location: &Location) -> Result<Channel> {
         }
         e => Err(e),
     }
+}
+
+/// The generation `current` of a followed channel, if it is below `since`, the generation a
+/// consumer's loop gave out or refused last: a count moved back. Only another process's write
+/// does that (a writer counts up from its own count, `written`): `latest` stored far ahead of
+/// that count, a value the loop then read or refused, and the writer's next publish, which
+/// brings `latest` back. No wait for a generation past `since` would end, so the value there
+/// counts as new, and the loop takes up the writer's count again.
+fn moved_back(current: u64, since: u64) -> Option<u64> {
+    (current != 0 && current < since).then_some(current)
 }
 
 /// The time left until `deadline` (`None`: none left; no deadline: `Duration::MAX`).
@@ -877,7 +900,10 @@ impl Follower {
     /// under the mapping, a new channel under the name that cannot be opened), looked at again
     /// 100 ms later, so that a consumer that logs errors and goes on does not spin, and takes
     /// up the values of a channel made anew under the name. `TryStreamExt::try_next` stops at
-    /// the first error instead.
+    /// the first error instead. A generation below the last one given out or refused counts as
+    /// new: only another process's stray write moves the header's count back (one far ahead of
+    /// the writer's count, then the writer's next publish), and the stream takes up the
+    /// writer's count again rather than wait past the stray one.
     ///
     /// A poll never blocks the executor's thread for more than a read: a copy that writers keep
     /// overtaking is given up after 2 ms and tried again after a pause (woken by the process's
@@ -1006,7 +1032,12 @@ impl ValueStream {
                 }
                 self.pause_until = None;
             }
-            let newer = match poll_change(&mut self.follower, self.since, &mut self.waiting, cx) {
+            let changed = match moved_back(self.follower.channel.generation(), self.since) {
+                Some(g) => Poll::Ready(Ok(Change::Newer(g))),
+                // A count moved back later wakes this poll as any publish does.
+                None => poll_change(&mut self.follower, self.since, &mut self.waiting, cx),
+            };
+            let newer = match changed {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(Change::Newer(g))) => g,
                 // Another channel: every value it holds is new (it may hold none yet).
@@ -1023,12 +1054,12 @@ impl ValueStream {
                 }
             };
             return Poll::Ready(match self.follower.channel.read_raw_within(READ_SLICE) {
+                // Another process moved `latest` back to `since` between the two loads: the
+                // value given out last, not a new one.
+                Ok((meta, _)) if meta.generation == self.since => continue,
                 Ok((meta, bytes)) => {
                     self.contended = None;
-                    // At least the generation waited for: a peer that moved `latest` back
-                    // between the two loads does not make the stream give out one value
-                    // again and again.
-                    self.since = meta.generation.max(newer);
+                    self.since = meta.generation;
                     Ok((meta, bytes))
                 }
                 // Overtaken for the whole slice: try again after a pause (1 ms, doubling up to
