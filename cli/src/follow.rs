@@ -209,9 +209,16 @@ impl Followed {
     /// Says on stderr, once each, that the channel was removed (the wait goes on, for a channel
     /// created again under the name) and that a new one was found: a script that kept a
     /// generation number must know it no longer applies.
+    ///
+    /// With `back`, a generation below `since` is new too (found within 100 ms): for a count
+    /// the caller kept from the values it read itself (`watch`), only another process's stray
+    /// write of the header's count moves it back, and the writer's next publish would otherwise
+    /// never be waited for. Without it (`read --after GEN`, a generation the user gave, perhaps
+    /// of a channel since made anew), such a value is not newer.
     pub fn wait(
         &mut self,
         since: u64,
+        back: bool,
         deadline: Option<Instant>,
         timed_out: impl FnOnce(&Channel) -> String,
     ) -> anyhow::Result<Waited> {
@@ -244,6 +251,10 @@ impl Followed {
                 }
                 return Err(Coded(TIMEOUT, timed_out(self.channel())).into());
             };
+            let now = self.channel().generation();
+            if back && now != 0 && now < since {
+                return Ok(Waited::Changed);
+            }
             // A channel truncated or overwritten under the mapping is an error here, rather
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).
             match self.follower.wait(since, left.min(SLICE))? {

@@ -2212,6 +2212,38 @@ fn another_users_reader_waits_for_a_creator_held_up_after_allocating() {
     assert_eq!(read.finish_ok(20), "made\n");
 }
 
+/// A stray write of the header's count (`latest`, byte 128 of a shared-memory channel's file),
+/// far ahead of the writer's own: the watch says the value there cannot be read and goes on,
+/// and prints the writer's next values, whose generations are below the stray one. A review
+/// found the watch's count left at the stray generation and every later value waited for in
+/// vain.
+#[test]
+fn a_watch_goes_on_past_a_stray_write_of_the_count() {
+    use std::os::unix::fs::FileExt;
+    let e = Env::new("stray-count");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "first"]);
+    let watch = Bg::start(&e, &["watch", "T", "--count", "3", "--timeout", "20s"]);
+    watch.wait_lines(1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(e.dir.join("mmf.T"))
+        .unwrap()
+        .write_all_at(&((1_000_000u64 << 8) | 0xff).to_le_bytes(), 128)
+        .unwrap();
+    watch.wait_stderr("'T'");
+    e.ok(&["out", "T", "second"]);
+    watch.wait_lines(2);
+    e.ok(&["out", "T", "third"]);
+    let out = watch.finish(20);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "first\nsecond\nthird\n"
+    );
+}
+
 /// A `--pid` process that dies while it makes the channel (here it holds the empty file, as a
 /// creator does while it allocates, and exits) ends the wait with exit 9, as a worker that
 /// exits without publishing does, saying that the channel was left unfinished.

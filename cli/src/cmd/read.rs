@@ -137,7 +137,7 @@ fn read_next(
         None => followed.channel().generation(),
     };
     loop {
-        let waited = followed.wait(since, deadline, |ch| {
+        let waited = followed.wait(since, false, deadline, |ch| {
             let now = ch.generation();
             // `--after GEN` kept from another channel under the name (one removed and created
             // again starts from 1): the wait could only end by a timeout.

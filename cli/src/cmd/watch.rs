@@ -30,7 +30,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
         }
-        let waited = followed.wait(last, follow::deadline(a.timeout), |_| {
+        let waited = followed.wait(last, true, follow::deadline(a.timeout), |_| {
             format!("no new value on '{location}' within the timeout")
         });
         match waited {
@@ -58,14 +58,16 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        if meta.generation <= last {
+        // Below `last` is new as well: another process's stray write moved the header's count
+        // back (`Followed::wait`), and how many were skipped cannot be told.
+        if meta.generation == last {
             continue;
         }
         // Generations published before the watch began are not "skipped".
         let skipped = if first && !a.new_only {
             0
         } else {
-            meta.generation - last - 1
+            meta.generation.saturating_sub(last).saturating_sub(1)
         };
         skipped_total += skipped;
         first = false;
