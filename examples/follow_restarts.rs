@@ -44,17 +44,20 @@ fn consumer() -> mmf::Result<()> {
     let followed = follow(&name);
     let ok = writer.wait().expect("the writer exits").success();
     Channel::remove(&name).ok();
-    let read = followed?;
-    if !ok || read < 2 {
-        eprintln!("A: the writer failed, or too few values came ({read})");
+    let (read, done) = followed?;
+    // The last value comes from the writer's second channel: a follower left on the first
+    // would never see it.
+    if !ok || !done {
+        eprintln!("A: the writer failed, or its restarted channel's last value never came");
         std::process::exit(1);
     }
     println!("A: read {read} values across the writer's restart");
     Ok(())
 }
 
-/// A's loop: every newest value under `name` until the writer says it is done; how many.
-fn follow(name: &str) -> mmf::Result<u32> {
+/// A's loop: every newest value under `name` until the writer says it is done; how many, and
+/// whether the last came.
+fn follow(name: &str) -> mmf::Result<(u32, bool)> {
     let location = Location::parse(name)?;
     let mut follower = Follower::open(&location, Duration::from_secs(10))?;
     // The loop's count: the generation of the last value read. `read_after` keeps it, and sets
@@ -72,7 +75,7 @@ fn follow(name: &str) -> mmf::Result<u32> {
                     follower.channel().incarnation()
                 );
                 if progress.done {
-                    break;
+                    return Ok((read, true));
                 }
             }
             Ok(None) => {
@@ -84,7 +87,7 @@ fn follow(name: &str) -> mmf::Result<u32> {
             Err(e) => eprintln!("A: {e}"),
         }
     }
-    Ok(read)
+    Ok((read, false))
 }
 
 fn writer(name: &str) -> mmf::Result<()> {

@@ -74,7 +74,9 @@ pub mod channel {
 pub mod prelude {
     #[cfg(feature = "async")]
     pub use crate::ValueStreamExt;
-    pub use crate::{Channel, ChannelExt, Follower, FollowerExt, Location, Meta, Options, Tag};
+    pub use crate::{
+        Change, Channel, ChannelExt, Follower, FollowerExt, Location, Meta, Options, Tag,
+    };
 }
 
 /// The README's Rust example, compiled and run as a doctest so that it stays true.

@@ -614,7 +614,7 @@ fn a_stream_of_values_says_the_truncation_and_takes_up_a_channel_made_anew() {
 #[test]
 fn a_consumer_loop_says_the_truncation_and_takes_up_a_channel_made_anew() {
     truncation::install().unwrap();
-    let fc = FileChannel::new("trunc-read-next", 1024);
+    let fc = FileChannel::new("trunc-read-after", 1024);
     fc.ch.publish_str("x").unwrap();
     let mut follower =
         mmf::Follower::open(&Location::File(fc.path.clone()), Duration::ZERO).unwrap();

@@ -133,7 +133,7 @@ fn a_follower_follows_a_writer_across_creation_and_restart() {
 /// nothing more at the end.
 #[test]
 fn a_consumer_loop_reads_each_value_across_a_writers_restart() {
-    let name = unique("read-next");
+    let name = unique("read-after");
     let location = Location::shm(&name).unwrap();
     let writer = spawn_child("two-lives", &[("MMF_NAME", name.clone())]);
     let go = Channel::create(&format!("{name}-go"), 64).unwrap();
@@ -171,7 +171,7 @@ fn a_consumer_loop_reads_each_value_across_a_writers_restart() {
 /// new channel's first values (generations the old one passed long ago) are not skipped.
 #[test]
 fn a_restart_without_a_value_yet_starts_the_count_again() {
-    let name = unique("read-next-restart");
+    let name = unique("read-after-restart");
     let location = Location::shm(&name).unwrap();
     let old = Channel::create(&name, 64).unwrap();
     for i in 0..5 {
@@ -209,7 +209,7 @@ fn a_restart_without_a_value_yet_starts_the_count_again() {
 #[test]
 fn a_damaged_value_is_said_once_and_the_loop_goes_on() {
     use std::os::unix::fs::FileExt;
-    let name = unique("read-next-damaged");
+    let name = unique("read-after-damaged");
     let location = Location::shm(&name).unwrap();
     let ch = checksummed(&location);
     let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
@@ -712,9 +712,10 @@ impl OpenWatch {
 }
 
 /// Another user's file of mode 0600 just made may be a channel still being created (a mode that
-/// lets others write is set once the header is complete), and an open waits on it as on one; but a private channel
-/// stays 0600, and an open with no limit on that wait (`init_timeout(Duration::MAX)`) must still
-/// be refused, once the file has not changed for ten seconds.
+/// lets others write is set once the header is complete), and an open waits on it as on one; but a
+/// private channel stays 0600, and an open with no limit on that wait
+/// (`init_timeout(Duration::MAX)`) must still be refused, once the file has not changed for ten
+/// seconds.
 #[test]
 fn an_endless_open_of_another_users_private_channel_is_refused() {
     if !root_or_skip() {

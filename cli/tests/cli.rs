@@ -1423,6 +1423,14 @@ fn completion_env(tag: &str, shell: &str) -> (Env, PathBuf, String) {
     (e, script, path)
 }
 
+/// A home directory in `e` whose `bin/mmf` is this `mmf`: for a command typed as `~/bin/mmf`.
+fn home_with_mmf(e: &Env) -> PathBuf {
+    let home = e.dir.join("home");
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    std::os::unix::fs::symlink(BIN, home.join("bin").join("mmf")).unwrap();
+    home
+}
+
 /// Command lines (the last word is the one being completed) where every shell's script offers
 /// channel names: a verb that takes an existing channel, past its flags and option values.
 const NAMES_HERE: [&str; 7] = [
@@ -1486,9 +1494,7 @@ echo "${COMPREPLY[*]}""#,
     };
     let complete = |typed: &str| complete_by("mmf", typed, &[]);
     // The command as typed, by a path or from `~`, when no mmf is on PATH: its names.
-    let home = e.dir.join("home");
-    std::fs::create_dir_all(home.join("bin")).unwrap();
-    std::os::unix::fs::symlink(BIN, home.join("bin").join("mmf")).unwrap();
+    let home = home_with_mmf(&e);
     let no_mmf = [("PATH", "/usr/bin:/bin"), ("HOME", home.to_str().unwrap())];
     assert_eq!(complete_by(BIN, "read|a", &no_mmf), "alpha");
     assert_eq!(complete_by("~/bin/mmf", "read|a", &no_mmf), "alpha");
@@ -1570,9 +1576,7 @@ fn completes_channel_names(e: &Env, complete: impl Fn(&str, &[(&str, &str)]) -> 
     assert!(mmf("read -").iter().any(|m| m == "--wait"));
     assert!(mmf("read ./").iter().any(|m| m.ends_with("mmf.alpha")));
     // The command as typed, by a path or from `~`, when no mmf is on PATH: its names.
-    let home = e.dir.join("home");
-    std::fs::create_dir_all(home.join("bin")).unwrap();
-    std::os::unix::fs::symlink(BIN, home.join("bin").join("mmf")).unwrap();
+    let home = home_with_mmf(e);
     let no_mmf = [("PATH", "/usr/bin:/bin"), ("HOME", home.to_str().unwrap())];
     assert_eq!(complete(&format!("{BIN} read a"), &no_mmf), ["alpha"]);
     assert_eq!(complete("~/bin/mmf read a", &no_mmf), ["alpha"]);
@@ -2210,6 +2214,52 @@ fn another_users_reader_waits_for_a_creator_held_up_after_allocating() {
     assert!(finish_status(&mut made, 20).success());
     e.ok(&["out", "slow", "made"]);
     assert_eq!(read.finish_ok(20), "made\n");
+}
+
+/// A mode that lets others write is set only once the header is complete (another user could
+/// otherwise truncate the file or write a header of their own under the creator's); one that
+/// lets them read alone is set before the file is allocated. Seen while strace holds the
+/// creator just after its `fallocate`.
+#[test]
+fn modes_that_let_others_write_are_set_last() {
+    use std::os::unix::fs::PermissionsExt;
+    if !can_trace() {
+        return;
+    }
+    let e = Env::new("mode-order");
+    for (name, mode, while_made) in [("w", "0666", None), ("r", "0644", Some(0o644))] {
+        let mut made = Command::new("strace")
+            .args([
+                "-o",
+                "/dev/null",
+                "-e",
+                "inject=fallocate:delay_exit=600000",
+            ])
+            .arg(BIN)
+            .args(["new", name, "--size", "64", "--mode", mode])
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir)
+            .spawn()
+            .unwrap();
+        let file = e.dir.join(format!("mmf.{name}"));
+        let t = std::time::Instant::now();
+        while std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(20),
+                "never allocated"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Allocated, its header not written for 0.6 s yet.
+        let bits = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        match while_made {
+            Some(m) => assert_eq!(bits, m, "{mode}: {bits:o}"),
+            None => assert_eq!(bits & 0o077, 0, "{mode}: {bits:o}"),
+        }
+        assert!(finish_status(&mut made, 20).success());
+        let bits = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(format!("0{bits:o}"), mode);
+    }
 }
 
 /// A stray write of the header's count (`latest`, byte 128 of a shared-memory channel's file),

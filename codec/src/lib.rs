@@ -364,7 +364,7 @@ pub trait FollowerExt {
     /// use mmf_codec::{Channel, ChannelExt, Follower, FollowerExt};
     /// use mmf_core::Location;
     ///
-    /// # let name = format!("codec-read-next-doc-{}", std::process::id());
+    /// # let name = format!("codec-read-after-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 256)?;
     /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::from_secs(5))?;
     /// writer.publish(&[1u32, 2])?;

@@ -226,11 +226,11 @@ impl Options {
     /// Another user's channel made with a [`mode`](Self::mode) that lets group or others write
     /// keeps its creation mode (0600 less the umask) until its header is complete, and refuses
     /// other users until then (so does one made by a creator that sets any mode last: another
-    /// implementation, an earlier mmf): an open refused on another user's file with no bit for group or others, still
-    /// empty (for the whole timeout, as an empty file of one's own) or born within this
-    /// timeout held between one and ten seconds (where the file system keeps birth times), is
-    /// waited on the same way, then refused ([`Error::PermissionDenied`]); a private channel
-    /// of another user just made is refused only after that wait.
+    /// implementation, an earlier mmf): an open refused on another user's file with no bit for
+    /// group or others, still empty (for the whole timeout, as an empty file of one's own) or born
+    /// within this timeout held between one and ten seconds (where the file system keeps birth
+    /// times), is waited on the same way, then refused ([`Error::PermissionDenied`]); a private
+    /// channel of another user just made is refused only after that wait.
     pub fn init_timeout(&mut self, d: Duration) -> &mut Self {
         self.init_timeout = d;
         self
@@ -771,8 +771,8 @@ impl Options {
         // allocates the file, which comes after an early mode is set.
         if let Some(mode) = self.mode.filter(|m| m & !0o777 != 0) {
             return Err(Error::InvalidOptions(format!(
-                "mode {mode:#o} has bits beyond the permission bits (0o777): give read and write \
-                 bits only, such as 0o600 or 0o644"
+                "mode {mode:#o} has bits beyond the permission bits (0o777): give permission bits \
+                 only (0o000 to 0o777), such as 0o600 or 0o644"
             )));
         }
         Ok(())

@@ -252,7 +252,7 @@ impl Follower {
     /// use std::time::Duration;
     /// use mmf_core::{Channel, Follower, Location, Tag};
     ///
-    /// # let name = format!("read-next-doc-{}", std::process::id());
+    /// # let name = format!("follow-read-after-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;
     /// writer.publish_raw(Tag::TEXT, b"first")?;
     /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::from_secs(5))?;
@@ -337,7 +337,7 @@ impl Follower {
                 // channel's, looked at again after a pause.
                 Err(e) => {
                     *since = newer;
-                    if !(e.mended_by_publish() || matches!(e, Error::Contended { .. })) {
+                    if pauses_after(&e) {
                         self.pause_until = Some(Instant::now() + LOOK_EVERY);
                     }
                     return Err(e);
@@ -415,6 +415,13 @@ fn open_again(e: Error, location: &Location) -> Result<Channel> {
         }
         e => Err(e),
     }
+}
+
+/// Whether a follower's loop looks again only after a pause (100 ms) when a read of the current
+/// value failed with `e`: an error of the channel (truncated under the read), not one of the
+/// value alone (damaged, or never copied whole), which the next publish mends.
+fn pauses_after(e: &Error) -> bool {
+    !(e.mended_by_publish() || matches!(e, Error::Contended { .. }))
 }
 
 /// The generation `current` of a followed channel, if it is below `since`, the generation a
@@ -1086,7 +1093,7 @@ impl ValueStream {
                 Err(e) => {
                     self.contended = None;
                     self.since = newer;
-                    if !(e.mended_by_publish() || matches!(e, Error::Contended { .. })) {
+                    if pauses_after(&e) {
                         self.pause_until = Some(Instant::now() + LOOK_EVERY);
                     }
                     Err(e)
