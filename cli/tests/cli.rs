@@ -2186,22 +2186,28 @@ fn another_users_reader_waits_for_a_creator_held_up_after_allocating() {
         eprintln!("SKIPPED: needs root and setpriv to act as a second user");
         return;
     };
-    let mut made = Command::new("strace")
-        .args([
-            "-o",
-            "/dev/null",
-            "-e",
-            "inject=fallocate:delay_exit=1500000",
-        ])
+    // Started once the file is allocated (a look that found it empty would count it a
+    // creation by that alone), its header not written for 1.5 s yet.
+    let mut made = held_up_creator(&e, "slow", "0644", 1_500_000);
+    let read = Bg::spawn(reader);
+    assert!(finish_status(&mut made, 20).success());
+    e.ok(&["out", "slow", "made"]);
+    assert_eq!(read.finish_ok(20), "made\n");
+}
+
+/// `mmf new NAME --size 64 --mode MODE` under strace, held up for `delay_us` right after its
+/// `fallocate` (its header not written yet): returned once the file is allocated.
+fn held_up_creator(e: &Env, name: &str, mode: &str, delay_us: u64) -> std::process::Child {
+    let made = Command::new("strace")
+        .args(["-o", "/dev/null", "-e"])
+        .arg(format!("inject=fallocate:delay_exit={delay_us}"))
         .arg(BIN)
-        .args(["new", "slow", "--size", "64", "--mode", "0644"])
+        .args(["new", name, "--size", "64", "--mode", mode])
         .env("MMF_SHM_DIR", &e.dir)
         .current_dir(&e.dir)
         .spawn()
         .unwrap();
-    // Started once the file is allocated (a look that found it empty would count it a
-    // creation by that alone), its header not written for 1.5 s yet.
-    let file = e.dir.join("mmf.slow");
+    let file = e.dir.join(format!("mmf.{name}"));
     let t = std::time::Instant::now();
     while std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
         assert!(
@@ -2210,10 +2216,7 @@ fn another_users_reader_waits_for_a_creator_held_up_after_allocating() {
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    let read = Bg::spawn(reader);
-    assert!(finish_status(&mut made, 20).success());
-    e.ok(&["out", "slow", "made"]);
-    assert_eq!(read.finish_ok(20), "made\n");
+    made
 }
 
 /// A mode that lets others write is set only once the header is complete (another user could
@@ -2228,28 +2231,8 @@ fn modes_that_let_others_write_are_set_last() {
     }
     let e = Env::new("mode-order");
     for (name, mode, while_made) in [("w", "0666", None), ("r", "0644", Some(0o644))] {
-        let mut made = Command::new("strace")
-            .args([
-                "-o",
-                "/dev/null",
-                "-e",
-                "inject=fallocate:delay_exit=600000",
-            ])
-            .arg(BIN)
-            .args(["new", name, "--size", "64", "--mode", mode])
-            .env("MMF_SHM_DIR", &e.dir)
-            .current_dir(&e.dir)
-            .spawn()
-            .unwrap();
+        let mut made = held_up_creator(&e, name, mode, 600_000);
         let file = e.dir.join(format!("mmf.{name}"));
-        let t = std::time::Instant::now();
-        while std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
-            assert!(
-                t.elapsed() < std::time::Duration::from_secs(20),
-                "never allocated"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
         // Allocated, its header not written for 0.6 s yet.
         let bits = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         match while_made {
