@@ -210,18 +210,18 @@ impl Followed {
     /// created again under the name) and that a new one was found: a script that kept a
     /// generation number must know it no longer applies.
     ///
-    /// With `back`, a generation below `since` is new too (found within 100 ms): for a count
-    /// the caller kept from the values it read itself (`watch`), only another process's stray
-    /// write of the header's count moves it back, and the writer's next publish would otherwise
-    /// never be waited for. Without it (`read --after GEN`, a generation the user gave, perhaps
-    /// of a channel since made anew), such a value is not newer.
+    /// `refused`: the generation of a value the caller's read refused (damaged), which is not
+    /// new: the wait goes on past it, for another value past `since`. It may be nobody's
+    /// (another process's stray write of the header's count, far ahead of the writer's own),
+    /// and the writer's next value, below it, is found within 100 ms.
     pub fn wait(
         &mut self,
         since: u64,
-        back: bool,
+        refused: Option<u64>,
         deadline: Option<Instant>,
         timed_out: impl FnOnce(&Channel) -> String,
     ) -> anyhow::Result<Waited> {
+        let is_new = |g: u64| g > since && Some(g) != refused;
         interrupt::install();
         loop {
             if interrupt::requested() {
@@ -230,7 +230,7 @@ impl Followed {
             // Its exit looked at before the generation: a value it published and then exited
             // is still seen.
             if let Some(pid) = self.pid.filter(|&p| self.pid_exited(p)) {
-                if self.channel().generation() > since {
+                if is_new(self.channel().generation()) {
                     return Ok(Waited::Changed);
                 }
                 return Err(Coded(
@@ -246,18 +246,19 @@ impl Followed {
             let Some(left) = left(deadline) else {
                 // A deadline that passed (`--timeout 0s` included) still sees a value that is
                 // there already: "returns at once if the current value is newer".
-                if self.channel().generation() > since {
+                if is_new(self.channel().generation()) {
                     return Ok(Waited::Changed);
                 }
                 return Err(Coded(TIMEOUT, timed_out(self.channel())).into());
             };
-            let now = self.channel().generation();
-            if back && now != 0 && now < since {
+            // Past a refused generation above `since`, no wait sees a new value below it.
+            if refused.is_some() && is_new(self.channel().generation()) {
                 return Ok(Waited::Changed);
             }
+            let from = refused.map_or(since, |r| r.max(since));
             // A channel truncated or overwritten under the mapping is an error here, rather
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).
-            match self.follower.wait(since, left.min(SLICE))? {
+            match self.follower.wait(from, left.min(SLICE))? {
                 Some(Change::Newer(_)) => return Ok(Waited::Changed),
                 Some(Change::Replaced) => {
                     let _ = writeln!(

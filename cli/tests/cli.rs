@@ -2246,10 +2246,10 @@ fn modes_that_let_others_write_are_set_last() {
 }
 
 /// A stray write of the header's count (`latest`, byte 128 of a shared-memory channel's file),
-/// far ahead of the writer's own: the watch says the value there cannot be read and goes on,
-/// and prints the writer's next values, whose generations are below the stray one. A review
-/// found the watch's count left at the stray generation and every later value waited for in
-/// vain.
+/// far ahead of the writer's own: the watch (and `read --after`) says the value there cannot be
+/// read and goes on, and prints the writer's next values, whose generations are below the stray
+/// one. A review found the watch's count left at the stray generation and every later value
+/// waited for in vain; one behind the count is not new.
 #[test]
 fn a_watch_goes_on_past_a_stray_write_of_the_count() {
     use std::os::unix::fs::FileExt;
@@ -2258,15 +2258,26 @@ fn a_watch_goes_on_past_a_stray_write_of_the_count() {
     e.ok(&["out", "T", "first"]);
     let watch = Bg::start(&e, &["watch", "T", "--count", "3", "--timeout", "20s"]);
     watch.wait_lines(1);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(e.dir.join("mmf.T"))
-        .unwrap()
-        .write_all_at(&((1_000_000u64 << 8) | 0xff).to_le_bytes(), 128)
-        .unwrap();
+    // After generation 1 ("first"): no race with the stray write below, as a plain --wait,
+    // counting from what it finds at its start, would have.
+    let read = Bg::start(&e, &["read", "T", "--after", "1", "--timeout", "20s"]);
+    let stray = |generation: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(e.dir.join("mmf.T"))
+            .unwrap()
+            .write_all_at(&((generation << 8) | 0xff).to_le_bytes(), 128)
+            .unwrap();
+    };
+    stray(1_000_000);
     watch.wait_stderr("'T'");
+    read.wait_stderr("'T'");
     e.ok(&["out", "T", "second"]);
     watch.wait_lines(2);
+    assert_eq!(read.finish_ok(20), "second\n");
+    // Behind the watch's count (a review's first fix made the watch spin there, and lose the
+    // writer's next value): nothing new, then that value.
+    stray(1);
     e.ok(&["out", "T", "third"]);
     let out = watch.finish(20);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -2275,6 +2286,7 @@ fn a_watch_goes_on_past_a_stray_write_of_the_count() {
         String::from_utf8_lossy(&out.stdout),
         "first\nsecond\nthird\n"
     );
+    assert_eq!(err.matches("is damaged").count(), 1, "{err}");
 }
 
 /// A `--pid` process that dies while it makes the channel (here it holds the empty file, as a

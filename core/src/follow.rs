@@ -67,6 +67,9 @@ pub struct Follower {
     /// error of the channel or the name, which a loop that logs and goes on must not get
     /// again at once.
     pause_until: Option<Instant>,
+    /// The generation whose value the last call of `read_after_into` refused (damaged, or never
+    /// copied whole): not given out, and waited past (see [`Refused`]).
+    refused: Refused,
 }
 
 /// What [`Follower::wait`] saw.
@@ -238,11 +241,11 @@ impl Follower {
     /// the loop should stop; the name may be made anew at any time):
     /// - a value a read finds damaged ([`Error::mended_by_publish`]), or one that writers kept
     ///   overtaking or a crash left half written ([`Error::Contended`], after
-    ///   [`Options::read_timeout`]): `since` is set to its generation, and the next call waits
-    ///   for the publish that replaces it. A generation below `since` is new as well: the
-    ///   header's count moved back, which only another process's stray write does (one far
-    ///   ahead of the writer's count, then the writer's next publish), and the loop takes up
-    ///   the writer's count again rather than wait past the stray one;
+    ///   [`Options::read_timeout`]): `since` stays as it was, the follower keeps the refused
+    ///   generation, and the next call waits for another value past `since`: the publish that
+    ///   replaces it. That generation may be nobody's (another process's stray write of the
+    ///   header's count, far ahead of the writer's own): the writer's next value, below it, is
+    ///   still new;
     /// - an error of the channel or the name ([`wait`](Follower::wait)'s: truncated or
     ///   overwritten under the mapping, a new channel under the name that cannot be opened):
     ///   the next call first waits out 100 ms (within its timeout), so that a loop that logs
@@ -292,11 +295,11 @@ impl Follower {
         }
         loop {
             let left = time_left(deadline).unwrap_or_default();
-            let waited = match moved_back(self.channel.generation(), *since) {
+            let waited = match self.refused.next(self.channel.generation(), *since) {
                 Some(g) => Ok(Some(Change::Newer(g))),
-                // In slices of a look's period, so that a count moved back meanwhile (which
-                // no wait for a generation past `since` sees) is found within 100 ms.
-                None => match self.wait(*since, left.min(LOOK_EVERY)) {
+                // In slices of a look's period, so that a generation past `since` but below a
+                // refused one (which no wait for one past that sees) is found within 100 ms.
+                None => match self.wait(self.refused.wait_from(*since), left.min(LOOK_EVERY)) {
                     Ok(None) if time_left(deadline).is_some() => continue,
                     waited => waited,
                 },
@@ -306,6 +309,7 @@ impl Follower {
                 // Another channel: every value it holds is new (it may hold none yet).
                 Ok(Some(Change::Replaced)) => {
                     *since = 0;
+                    self.refused = Refused::default();
                     if time_left(deadline).is_some() {
                         continue;
                     }
@@ -324,19 +328,19 @@ impl Follower {
                 }
             };
             match self.channel.read_into(buf) {
-                Ok(meta) if meta.generation != *since => {
+                Ok(meta) if self.refused.is_new(meta.generation, *since) => {
                     *since = meta.generation;
+                    self.refused = Refused::default();
                     return Ok(Some(meta));
                 }
-                // A peer moved `latest` back to `since` between the wait and the read: wait
-                // again.
+                // A peer moved `latest` back between the wait and the read: wait again.
                 Ok(_) if time_left(deadline).is_some() => {}
                 Ok(_) => return Ok(None),
                 // The value alone is damaged, or could not be copied whole: the next publish
                 // mends it. Any other error (the channel truncated under the read) is the
                 // channel's, looked at again after a pause.
                 Err(e) => {
-                    *since = newer;
+                    self.refused = Refused(Some(newer));
                     if pauses_after(&e) {
                         self.pause_until = Some(Instant::now() + LOOK_EVERY);
                     }
@@ -400,6 +404,7 @@ impl Follower {
             gone: false,
             creating: None,
             pause_until: None,
+            refused: Refused::default(),
         }
     }
 }
@@ -424,14 +429,34 @@ fn pauses_after(e: &Error) -> bool {
     !(e.mended_by_publish() || matches!(e, Error::Contended { .. }))
 }
 
-/// The generation `current` of a followed channel, if it is below `since`, the generation a
-/// consumer's loop gave out or refused last: a count moved back. Only another process's write
-/// does that (a writer counts up from its own count, `written`): `latest` stored far ahead of
-/// that count, a value the loop then read or refused, and the writer's next publish, which
-/// brings `latest` back. No wait for a generation past `since` would end, so the value there
-/// counts as new, and the loop takes up the writer's count again.
-fn moved_back(current: u64, since: u64) -> Option<u64> {
-    (current != 0 && current < since).then_some(current)
+/// The generation of the value a follower's loop refused last (a read found it damaged, or
+/// could not copy it whole), if any: the loop's own count (`since`, the generation of the last
+/// value given out) stays as it was, and a value is new when its generation is past `since`
+/// and is not the refused one. A refused generation may be nobody's: another process's stray
+/// write of `latest`, far ahead of the writer's own count (a writer counts from its word
+/// `written`), whose next publish brings `latest` back below it. Counting past the refused
+/// generation instead would wait for ever for the writer to get there.
+#[derive(Debug, Clone, Copy, Default)]
+struct Refused(Option<u64>);
+
+impl Refused {
+    /// Whether a value of generation `g` is new to a loop whose count is `since`.
+    fn is_new(self, g: u64, since: u64) -> bool {
+        g > since && self.0 != Some(g)
+    }
+
+    /// `current`, the channel's generation now, if a value was refused and `current`'s is new:
+    /// to read without waiting (a wait past the refused generation would not see it). `None`
+    /// otherwise: the wait then finds a new value itself, and looks at the name meanwhile.
+    fn next(self, current: u64, since: u64) -> Option<u64> {
+        (self.0.is_some() && self.is_new(current, since)).then_some(current)
+    }
+
+    /// The generation to wait past: `since`, or the refused one where that is above it (the
+    /// refused value is there now, and no wait past `since` would sleep).
+    fn wait_from(self, since: u64) -> u64 {
+        self.0.map_or(since, |r| r.max(since))
+    }
 }
 
 /// The time left until `deadline` (`None`: none left; no deadline: `Duration::MAX`).
@@ -907,10 +932,10 @@ impl Follower {
     /// under the mapping, a new channel under the name that cannot be opened), looked at again
     /// 100 ms later, so that a consumer that logs errors and goes on does not spin, and takes
     /// up the values of a channel made anew under the name. `TryStreamExt::try_next` stops at
-    /// the first error instead. A generation below the last one given out or refused counts as
-    /// new: only another process's stray write moves the header's count back (one far ahead of
-    /// the writer's count, then the writer's next publish), and the stream takes up the
-    /// writer's count again rather than wait past the stray one.
+    /// the first error instead. A refused value's generation is not the stream's count (that
+    /// stays the last value given out): it may be nobody's, another process's stray write of
+    /// the header's count far ahead of the writer's own, and the writer's next value, below it,
+    /// is still new.
     ///
     /// A poll never blocks the executor's thread for more than a read: a copy that writers keep
     /// overtaking is given up after 2 ms and tried again after a pause (woken by the process's
@@ -961,6 +986,7 @@ impl Follower {
             timer: crate::notify::Timer::default(),
             pause_until: None,
             contended: None,
+            refused: Refused::default(),
         }
     }
 }
@@ -982,6 +1008,8 @@ pub struct ValueStream {
     /// Tries at the current value's copy that were overtaken: since when, how many, and when
     /// the last was.
     contended: Option<Contended>,
+    /// The generation of the last value a read refused, waited past (see [`Refused`]).
+    refused: Refused,
 }
 
 /// Tries at a value's copy that writers overtook, in a [`ValueStream`].
@@ -1039,10 +1067,15 @@ impl ValueStream {
                 }
                 self.pause_until = None;
             }
-            let changed = match moved_back(self.follower.channel.generation(), self.since) {
+            let current = self.follower.channel.generation();
+            let changed = match self.refused.next(current, self.since) {
                 Some(g) => Poll::Ready(Ok(Change::Newer(g))),
-                // A count moved back later wakes this poll as any publish does.
-                None => poll_change(&mut self.follower, self.since, &mut self.waiting, cx),
+                // Past a refused generation, if any: a new value below it is found at the
+                // look that wakes this poll every 100 ms (above).
+                None => {
+                    let from = self.refused.wait_from(self.since);
+                    poll_change(&mut self.follower, from, &mut self.waiting, cx)
+                }
             };
             let newer = match changed {
                 Poll::Pending => return Poll::Pending,
@@ -1050,6 +1083,7 @@ impl ValueStream {
                 // Another channel: every value it holds is new (it may hold none yet).
                 Poll::Ready(Ok(Change::Replaced)) => {
                     self.since = 0;
+                    self.refused = Refused::default();
                     self.contended = None;
                     continue;
                 }
@@ -1061,12 +1095,12 @@ impl ValueStream {
                 }
             };
             return Poll::Ready(match self.follower.channel.read_raw_within(READ_SLICE) {
-                // Another process moved `latest` back to `since` between the two loads: the
-                // value given out last, not a new one.
-                Ok((meta, _)) if meta.generation == self.since => continue,
+                // Another process moved `latest` back between the two loads: not a new value.
+                Ok((meta, _)) if !self.refused.is_new(meta.generation, self.since) => continue,
                 Ok((meta, bytes)) => {
                     self.contended = None;
                     self.since = meta.generation;
+                    self.refused = Refused::default();
                     Ok((meta, bytes))
                 }
                 // Overtaken for the whole slice: try again after a pause (1 ms, doubling up to
@@ -1092,7 +1126,7 @@ impl ValueStream {
                 // read) is looked at again at the next look, as one of a look is.
                 Err(e) => {
                     self.contended = None;
-                    self.since = newer;
+                    self.refused = Refused(Some(newer));
                     if pauses_after(&e) {
                         self.pause_until = Some(Instant::now() + LOOK_EVERY);
                     }

@@ -136,8 +136,10 @@ fn read_next(
         None if followed.created_meanwhile() => 0,
         None => followed.channel().generation(),
     };
+    // The generation of a newer value a crash damaged: waited past, `since` left as it is.
+    let mut refused = None;
     loop {
-        let waited = followed.wait(since, false, deadline, |ch| {
+        let waited = followed.wait(since, refused, deadline, |ch| {
             let now = ch.generation();
             // `--after GEN` kept from another channel under the name (one removed and created
             // again starts from 1): the wait could only end by a timeout.
@@ -162,17 +164,22 @@ fn read_next(
             )
         })?;
         match waited {
-            Waited::Changed => match followed.channel().read_raw() {
-                Ok((meta, bytes)) => return Ok((meta, bytes, followed.channel().incarnation())),
-                // The newer value a crash damaged: say so, and wait for the one that replaces
-                // it, as a wait from the current generation does.
-                Err(e) if e.mended_by_publish() => {
-                    follow::waiting_past(e, "read", &location.to_string());
-                    since = since.max(followed.channel().generation());
+            Waited::Changed => {
+                let current = followed.channel().generation();
+                match followed.channel().read_raw() {
+                    Ok((meta, bytes)) => {
+                        return Ok((meta, bytes, followed.channel().incarnation()))
+                    }
+                    // The newer value a crash damaged: say so, and wait for the one that
+                    // replaces it.
+                    Err(e) if e.mended_by_publish() => {
+                        follow::waiting_past(e, "read", &location.to_string());
+                        refused = Some(current);
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
-            },
-            Waited::Replaced => since = 0,
+            }
+            Waited::Replaced => (since, refused) = (0, None),
         }
     }
 }

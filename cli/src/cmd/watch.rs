@@ -25,12 +25,14 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         0
     };
     let (mut printed, mut skipped_total, mut unshown) = (0u64, 0u64, 0u64);
+    // The generation of a value the watch could not read (damaged), waited past.
+    let mut refused = None;
     let mut first = true;
     let outcome = loop {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
         }
-        let waited = followed.wait(last, true, follow::deadline(a.timeout), |_| {
+        let waited = followed.wait(last, refused, follow::deadline(a.timeout), |_| {
             format!("no new value on '{location}' within the timeout")
         });
         match waited {
@@ -38,36 +40,38 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             // Removed and created again: every value of the new channel is new to this watch,
             // and one it does not print was skipped (all came after the watch began).
             Ok(Waited::Replaced) => {
-                (last, first) = (0, false);
+                (last, first, refused) = (0, false, None);
                 continue;
             }
             // The --pid process exited and its last value is printed: the end, as `tail --pid`.
             Err(e) if crate::exit::code(&e) == EXITED => break Ok(()),
             Err(e) => break Err(e),
         }
+        let current = followed.channel().generation();
         let meta = match followed.channel().read_into(&mut buf) {
             Ok(meta) => meta,
-            // The current value damaged (a machine crash before the file was written back): say
-            // so and wait for the publish that replaces it, as `read --wait` does.
+            // The current value damaged (a machine crash before the file was written back, or
+            // another process's stray write): say so and wait for the publish that replaces
+            // it, as `read --wait` does. Its generation is not the watch's count: it may be
+            // nobody's (a stray write of the count, far ahead of the writer's own).
             Err(e) if e.mended_by_publish() => {
                 follow::waiting_past(e, "watch", &a.name);
-                last = last.max(followed.channel().generation());
+                refused = Some(current);
                 first = false;
                 unshown += 1;
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
-        // Below `last` is new as well: another process's stray write moved the header's count
-        // back (`Followed::wait`), and how many were skipped cannot be told.
-        if meta.generation == last {
+        if meta.generation <= last || Some(meta.generation) == refused {
             continue;
         }
+        refused = None;
         // Generations published before the watch began are not "skipped".
         let skipped = if first && !a.new_only {
             0
         } else {
-            meta.generation.saturating_sub(last).saturating_sub(1)
+            meta.generation - last - 1
         };
         skipped_total += skipped;
         first = false;
