@@ -2289,6 +2289,50 @@ fn a_watch_goes_on_past_a_stray_write_of_the_count() {
     assert_eq!(err.matches("is damaged").count(), 1, "{err}");
 }
 
+/// A watch whose first read finds the value damaged (a checksum that no longer matches) counts
+/// the next value's generations from the damaged one, not from 0: a review found a watch that
+/// started on a damaged 50th value report 50 generations "skipped" at the 51st.
+#[test]
+fn a_watch_that_starts_on_a_damaged_value_skips_nothing() {
+    use std::os::unix::fs::FileExt;
+    let e = Env::new("damaged-first");
+    e.ok(&["new", "D", "--size", "1KiB", "--checksum"]);
+    for i in 1..50 {
+        e.ok(&["out", "D", &format!("v{i}")]);
+    }
+    let long = "L".repeat(300);
+    e.ok(&["out", "D", &long]);
+    let path = e.dir.join("mmf.D");
+    let image = std::fs::read(&path).unwrap();
+    let at = image
+        .windows(long.len())
+        .position(|w| w == long.as_bytes())
+        .expect("the value in the file");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(b"M", at as u64)
+        .unwrap();
+    let watch = Bg::start(
+        &e,
+        &["watch", "D", "--meta", "--count", "1", "--timeout", "20s"],
+    );
+    watch.wait_stderr("damaged");
+    e.ok(&["out", "D", "a51"]);
+    let out = watch.finish(20);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"generation\":51") && stdout.contains("\"skipped\":0"),
+        "{stdout}"
+    );
+}
+
 /// A `--pid` process that dies while it makes the channel (here it holds the empty file, as a
 /// creator does while it allocates, and exits) ends the wait with exit 9, as a worker that
 /// exits without publishing does, saying that the channel was left unfinished.

@@ -297,9 +297,12 @@ impl Follower {
             let left = time_left(deadline).unwrap_or_default();
             let waited = match self.refused.next(self.channel.generation(), *since) {
                 Some(g) => Ok(Some(Change::Newer(g))),
-                // In slices of a look's period, so that a generation past `since` but below a
-                // refused one (which no wait for one past that sees) is found within 100 ms.
-                None => match self.wait(self.refused.wait_from(*since), left.min(LOOK_EVERY)) {
+                // In slices, so that a generation past `since` but below a refused one (which
+                // no wait for one past that sees) is found within 10 ms.
+                None => match self.wait(
+                    self.refused.wait_from(*since),
+                    left.min(self.refused.slice()),
+                ) {
                     Ok(None) if time_left(deadline).is_some() => continue,
                     waited => waited,
                 },
@@ -450,6 +453,16 @@ impl Refused {
     /// otherwise: the wait then finds a new value itself, and looks at the name meanwhile.
     fn next(self, current: u64, since: u64) -> Option<u64> {
         (self.0.is_some() && self.is_new(current, since)).then_some(current)
+    }
+
+    /// How long one wait may sleep before the generation is looked at again: 10 ms while a
+    /// value is refused (a new one below it wakes no wait), else a look's period.
+    fn slice(self) -> Duration {
+        if self.0.is_some() {
+            Duration::from_millis(10)
+        } else {
+            LOOK_EVERY
+        }
     }
 
     /// The generation to wait past: `since`, or the refused one where that is above it (the

@@ -167,9 +167,14 @@ fn read_next(
             Waited::Changed => {
                 let current = followed.channel().generation();
                 match followed.channel().read_raw() {
-                    Ok((meta, bytes)) => {
+                    Ok((meta, bytes))
+                        if meta.generation > since && Some(meta.generation) != refused =>
+                    {
                         return Ok((meta, bytes, followed.channel().incarnation()))
                     }
+                    // Another process moved `latest` back between the wait and the read: not
+                    // newer, wait again.
+                    Ok(_) => {}
                     // The newer value a crash damaged: say so, and wait for the one that
                     // replaces it.
                     Err(e) if e.mended_by_publish() => {

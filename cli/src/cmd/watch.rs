@@ -57,7 +57,6 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             Err(e) if e.mended_by_publish() => {
                 follow::waiting_past(e, "watch", &a.name);
                 refused = Some(current);
-                first = false;
                 unshown += 1;
                 continue;
             }
@@ -66,12 +65,16 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         if meta.generation <= last || Some(meta.generation) == refused {
             continue;
         }
-        refused = None;
-        // Generations published before the watch began are not "skipped".
+        // Generations published before the watch began are not "skipped", nor is a refused
+        // one below this (said as not shown).
+        let skipped_from = match refused.take() {
+            Some(r) if r < meta.generation => r.max(last),
+            _ => last,
+        };
         let skipped = if first && !a.new_only {
             0
         } else {
-            meta.generation - last - 1
+            meta.generation - skipped_from - 1
         };
         skipped_total += skipped;
         first = false;
