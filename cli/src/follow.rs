@@ -211,9 +211,7 @@ impl Followed {
     /// generation number must know it no longer applies.
     ///
     /// `refused`: the generation of a value the caller's read refused (damaged), which is not
-    /// new: the wait goes on past it, for another value past `since`. It may be nobody's
-    /// (another process's stray write of the header's count, far ahead of the writer's own),
-    /// and the writer's next value, below it, is found within 10 ms.
+    /// new: the wait goes on past it, for another value past `since` ([`Follower::wait_past`]).
     pub fn wait(
         &mut self,
         since: u64,
@@ -251,20 +249,9 @@ impl Followed {
                 }
                 return Err(Coded(TIMEOUT, timed_out(self.channel())).into());
             };
-            // Past a refused generation above `since`, no wait sees a new value below it.
-            if refused.is_some() && is_new(self.channel().generation()) {
-                return Ok(Waited::Changed);
-            }
-            let from = refused.map_or(since, |r| r.max(since));
-            // While a value is refused, a new one below it wakes no wait: looked for every 10 ms.
-            let slice = if refused.is_some() {
-                Duration::from_millis(10)
-            } else {
-                SLICE
-            };
             // A channel truncated or overwritten under the mapping is an error here, rather
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).
-            match self.follower.wait(from, left.min(slice))? {
+            match self.follower.wait_past(since, refused, left.min(SLICE))? {
                 Some(Change::Newer(_)) => return Ok(Waited::Changed),
                 Some(Change::Replaced) => {
                     let _ = writeln!(

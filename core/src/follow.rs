@@ -295,19 +295,7 @@ impl Follower {
         }
         loop {
             let left = time_left(deadline).unwrap_or_default();
-            let waited = match self.refused.next(self.channel.generation(), *since) {
-                Some(g) => Ok(Some(Change::Newer(g))),
-                // In slices, so that a generation past `since` but below a refused one (which
-                // no wait for one past that sees) is found within 10 ms.
-                None => match self.wait(
-                    self.refused.wait_from(*since),
-                    left.min(self.refused.slice()),
-                ) {
-                    Ok(None) if time_left(deadline).is_some() => continue,
-                    waited => waited,
-                },
-            };
-            let newer = match waited {
+            let newer = match self.wait_past(*since, self.refused.0, left) {
                 Ok(None) => return Ok(None),
                 // Another channel: every value it holds is new (it may hold none yet).
                 Ok(Some(Change::Replaced)) => {
@@ -349,6 +337,47 @@ impl Follower {
                     }
                     return Err(e);
                 }
+            }
+        }
+    }
+
+    /// [`wait`](Follower::wait) for a generation past `since` other than `refused`: the one of
+    /// a value the caller's read refused (damaged, or never copied whole), which the next
+    /// publish replaces. `refused` may be nobody's generation (another process's stray write
+    /// of the header's count, far ahead of the writer's own): the writer's next value, below
+    /// it, is new all the same, found within 10 ms (no wait past `refused` wakes for it), while
+    /// the name is looked at every 100 ms as `wait` does. With `refused` `None`, `wait`.
+    /// [`read_after_into`](Follower::read_after_into) keeps the refused generation itself;
+    /// this is for a loop of the caller's own (the `mmf` command's `watch` and `read`).
+    pub fn wait_past(
+        &mut self,
+        since: u64,
+        refused: Option<u64>,
+        timeout: Duration,
+    ) -> Result<Option<Change>> {
+        let refused = Refused(refused);
+        if refused.0.is_none() {
+            return self.wait(since, timeout);
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let from = refused.wait_from(since);
+        loop {
+            if let Some(g) = refused.next(self.channel.generation(), since) {
+                return Ok(Some(Change::Newer(g)));
+            }
+            let slice = time_left(deadline)
+                .unwrap_or_default()
+                .min(REFUSED_LOOK_EVERY);
+            // Between the name's looks, the channel alone: a stat of the name every 10 ms
+            // would cost a consumer of a damaged channel whose writer is gone for nothing.
+            let waited = if self.looked.elapsed() < LOOK_EVERY {
+                Ok(self.channel.wait_for_change(from, slice).map(Change::Newer))
+            } else {
+                self.wait(from, slice)
+            };
+            match waited {
+                Ok(None) if time_left(deadline).is_some() => {}
+                waited => return waited,
             }
         }
     }
@@ -455,16 +484,6 @@ impl Refused {
         (self.0.is_some() && self.is_new(current, since)).then_some(current)
     }
 
-    /// How long one wait may sleep before the generation is looked at again: 10 ms while a
-    /// value is refused (a new one below it wakes no wait), else a look's period.
-    fn slice(self) -> Duration {
-        if self.0.is_some() {
-            Duration::from_millis(10)
-        } else {
-            LOOK_EVERY
-        }
-    }
-
     /// The generation to wait past: `since`, or the refused one where that is above it (the
     /// refused value is there now, and no wait past `since` would sleep).
     fn wait_from(self, since: u64) -> u64 {
@@ -509,6 +528,10 @@ fn try_open(location: &Location, init: Duration) -> Result<Channel> {
 /// How long a channel found being created is given to finish, even past a shorter timeout (it
 /// is most likely about to be ready): `Options`' default `init_timeout`.
 const INIT_WAIT: Duration = Duration::from_millis(250);
+
+/// How soon a wait past a refused generation looks at the channel's generation again (a new
+/// value below the refused one wakes no wait).
+const REFUSED_LOOK_EVERY: Duration = Duration::from_millis(10);
 
 /// How soon a wait that found a new channel being created looks again.
 const INIT_LOOK_EVERY: Duration = Duration::from_millis(10);
