@@ -678,9 +678,11 @@ fn a_channel_found_being_created_has_appeared() {
     let opened = OpenWatch::new(&target);
     let f = std::thread::scope(|s| {
         s.spawn(|| {
-            // Made whole once the follower has opened it (its first look found it being
-            // made, and it gives such a channel 250 ms): a fixed pause raced a busy machine.
-            opened.wait_for_open(Duration::from_secs(10));
+            // Made whole once the follower has opened it twice: its first look found it being
+            // made and is over (it gives such a channel 250 ms, looking every millisecond). A
+            // fixed pause raced a busy machine, and so did the first open alone: the file made
+            // whole between that open and the header's read was found made at once.
+            opened.wait_for_opens(2, Duration::from_secs(10));
             std::fs::write(&target, std::fs::read(&made).unwrap()).unwrap();
         });
         mmf::Follower::open(&Location::file(&target), Duration::from_secs(10)).unwrap()
@@ -712,16 +714,32 @@ impl OpenWatch {
         OpenWatch(fd)
     }
 
-    /// Blocks until the file is opened (by anyone) or `timeout` passes.
-    fn wait_for_open(&self, timeout: Duration) {
+    /// Blocks until the file has been opened `n` times (by anyone) or `timeout` passes.
+    fn wait_for_opens(&self, n: usize, timeout: Duration) {
         use std::os::fd::AsRawFd;
-        let mut pfd = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, for the length given.
-        unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+        let deadline = Instant::now() + timeout;
+        let mut seen = 0;
+        let mut buf = [0u8; 4096];
+        while seen < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut pfd = libc::pollfd {
+                fd: self.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the length given.
+            let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+            if ready <= 0 {
+                return;
+            }
+            // SAFETY: a read into a buffer of the length given, on a valid descriptor.
+            let got = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if got <= 0 {
+                return;
+            }
+            // An event on a watched file carries no name: its header alone.
+            seen += got as usize / std::mem::size_of::<libc::inotify_event>();
+        }
     }
 }
 
