@@ -307,6 +307,7 @@ fn a_follower_moves_to_a_replacement_while_the_old_channel_is_still_published() 
             match f.wait(seen, Duration::from_secs(5)).unwrap() {
                 Some(mmf::Change::Newer(g)) => (seen, newer) = (g, newer + 1),
                 Some(mmf::Change::Replaced) => break true,
+                Some(other) => panic!("a change this test does not know: {other:?}"),
                 None => break false,
             }
             if t.elapsed() > Duration::from_secs(10) {

@@ -252,7 +252,6 @@ impl Followed {
             // A channel truncated or overwritten under the mapping is an error here, rather
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).
             match self.follower.wait_past(since, refused, left.min(SLICE))? {
-                Some(Change::Newer(_)) => return Ok(Waited::Changed),
                 Some(Change::Replaced) => {
                     let _ = writeln!(
                         std::io::stderr(),
@@ -264,6 +263,9 @@ impl Followed {
                     self.removal_said = false;
                     return Ok(Waited::Replaced);
                 }
+                // A newer value; and what a later `Change` (non-exhaustive) may tell besides,
+                // which the read that follows looks at.
+                Some(_) => return Ok(Waited::Changed),
                 // Removed and not created again (yet): the wait goes on, which without a word
                 // looks like a wait on an idle channel.
                 None if !self.removal_said && self.follower.is_gone() => {

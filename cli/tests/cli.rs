@@ -1205,6 +1205,49 @@ fn another_layout_version_is_refused_with_a_way_out() {
     assert_eq!(e.ok(&["read", "./old.mmf"]), "again\n");
 }
 
+/// A channel of a kind this mmf does not read (a newer mmf's stream channel, say) is refused as
+/// such, not called corrupt: no advice to re-create it, which would throw its values away. It
+/// is still listed and removed by name.
+#[test]
+fn another_kind_of_channel_is_refused_not_called_corrupt() {
+    use std::os::unix::fs::FileExt;
+    let e = Env::new("otherkind");
+    e.ok(&["new", "./k.mmf", "--size", "64"]);
+    e.ok(&["out", "./k.mmf", "kept"]);
+    let path = e.dir.join("k.mmf");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&2u64.to_le_bytes(), 96).unwrap(); // FORMAT.md §4: `kind`
+    for verb in [
+        &["read", "./k.mmf"][..],
+        &["out", "./k.mmf", "x"],
+        &["info", "./k.mmf"],
+    ] {
+        let out = e.run(verb);
+        fails(
+            &out,
+            1,
+            "channel './k.mmf' is of kind 2, which this build does not read (it reads kind 1, \
+             latest-value channels); the mmf that made it reads it",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("corrupt") && !err.contains("--force"),
+            "{err}"
+        );
+    }
+    e.ok(&["new", "shmkind", "--size", "64"]);
+    let shm = e.dir.join("mmf.shmkind");
+    let file = std::fs::OpenOptions::new().write(true).open(&shm).unwrap();
+    file.write_all_at(&2u64.to_le_bytes(), 96).unwrap();
+    let list = e.ok(&["list"]);
+    assert!(
+        list.contains("shmkind") && list.contains("is of kind 2"),
+        "{list}"
+    );
+    e.ok(&["remove", "shmkind"]);
+    assert!(!shm.exists());
+}
+
 #[test]
 fn info_and_list() {
     let e = Env::new("list");

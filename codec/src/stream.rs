@@ -96,8 +96,9 @@ impl<T> TypedValueStream<T> {
         self.values.last_generation()
     }
 
-    /// The incarnation of the channel the last value came from
-    /// ([`ValueStream::incarnation`]).
+    /// The incarnation of the channel the stream follows now, which the next value comes
+    /// from; after a writer's restart, the new channel's from the look that found it, before
+    /// its first value ([`ValueStream::incarnation`]).
     pub fn incarnation(&self) -> u64 {
         self.values.incarnation()
     }

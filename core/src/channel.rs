@@ -846,7 +846,8 @@ impl Channel {
     /// - [`Error::NotInitialized`]: a file still empty or zero-filled after
     ///   [`Options::init_timeout`] (250 ms): a creator that died, or another program's file;
     /// - [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`],
-    ///   [`Error::UnsupportedVersion`], [`Error::Corrupt`]: something that is not a channel
+    ///   [`Error::UnsupportedVersion`], [`Error::UnsupportedKind`], [`Error::Corrupt`]:
+    ///   something that is not a channel
     ///   this build reads;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused.
     pub fn open(name: &str) -> Result<Channel> {
@@ -1808,6 +1809,7 @@ enum GaveUp {
 
 /// The holder of a channel's writer lock, as [`Channel::info`] found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LockOwner {
     /// Its pid, as its own PID namespace numbers it.
     pub pid: u32,
@@ -1947,11 +1949,10 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         });
     }
     if h.kind != KIND_SNAPSHOT {
-        let what = format!("channel kind {} is not a snapshot channel", h.kind);
-        return Err(Error::Corrupt {
+        return Err(Error::UnsupportedKind {
             name,
-            what,
-            value_only: false,
+            found: h.kind,
+            supported: KIND_SNAPSHOT,
         });
     }
     let layout = match Layout::from_header(&h, Some(len)) {

@@ -115,6 +115,18 @@ pub enum Error {
         /// Version this build reads and writes.
         supported: u64,
     },
+    /// The channel is of a kind this build does not read: a newer mmf made it (a stream
+    /// channel, say, beside the latest-value channels that are kind 1). The channel is not
+    /// damaged: the mmf that made it reads it.
+    #[error("channel '{name}' is of kind {found}, which this build does not read (it reads kind {supported}, latest-value channels); the mmf that made it reads it, so use that one")]
+    UnsupportedKind {
+        /// The channel's name or path.
+        name: String,
+        /// Kind in the header.
+        found: u64,
+        /// The kind this build reads and writes.
+        supported: u64,
+    },
     /// The creator has not finished initialising the header (or died before it could): the
     /// file under the name is empty or starts with zeros. `open` says so once its
     /// [`init_timeout`](crate::Options::init_timeout) has passed, `create` at once (the name is

@@ -72,8 +72,10 @@ pub struct Follower {
     refused: Refused,
 }
 
-/// What [`Follower::wait`] saw.
+/// What [`Follower::wait`] saw. Non-exhaustive: a `match` on it needs a `_` arm, for what
+/// later followers may tell (of a stream channel, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Change {
     /// The followed channel's generation moved past the one waited on; the new generation.
     Newer(u64),

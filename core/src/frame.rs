@@ -56,7 +56,11 @@ impl fmt::Display for Tag {
 }
 
 /// What a read returns beside the bytes: which value it was and how it is encoded.
+///
+/// Non-exhaustive: later versions may tell more of a value (where it came from, say) without
+/// breaking code that reads these fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Meta {
     /// Generation of the value: 1 for the first publish, +1 per publish, 0 for "nothing yet".
     pub generation: u64,

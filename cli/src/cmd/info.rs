@@ -133,6 +133,8 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
                 OwnerState::Alive => ("alive", None),
                 OwnerState::Dead => ("dead", None),
                 OwnerState::Unknown(why) => ("unknown", Some(why)),
+                // Non-exhaustive: a state a later mmf_core tells.
+                _ => ("unknown", None),
             };
             json!({ "pid": l.pid, "state": state, "why": why })
         }),
@@ -176,5 +178,6 @@ fn lock_line(lock: Option<LockOwner>) -> String {
             "held by pid {} (may be alive: {why}; if it has exited, re-create the channel)",
             l.pid
         ),
+        _ => format!("held by pid {}", l.pid),
     }
 }

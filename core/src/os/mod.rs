@@ -162,6 +162,7 @@ pub(crate) fn token_foreign(token: u64) -> bool {
 
 /// Whether the owner of a lock or pin entry is alive, as a handle can tell (docs/FORMAT.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OwnerState {
     /// Alive (its kernel lock on the channel file is held, or its pid runs with its start
     /// time): a writer waits for it.
