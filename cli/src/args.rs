@@ -29,7 +29,8 @@ EXAMPLES:
 EXIT CODES:
   0 ok   1 error   2 usage   3 no such channel   4 value too large
   5 invalid input   6 channel exists   7 no value yet   8 timed out
-  9 the --pid process exited first   130 interrupted";
+  9 the --pid process exited first
+  A wait ended by Ctrl-C, SIGTERM or SIGHUP ends by that signal (status 130, 143, 129).";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -21,7 +21,8 @@ pub const EMPTY: u8 = 7;
 pub const TIMEOUT: u8 = 8;
 /// The process named by `--pid` exited before what was waited for came.
 pub const EXITED: u8 = 9;
-/// Ctrl-C or SIGTERM ended a wait (the shell convention for SIGINT).
+/// Ctrl-C, SIGTERM or SIGHUP ended a wait: the process then ends by that signal itself
+/// (`interrupt::end_by_signal`); this code is what it exits with where it cannot.
 pub const INTERRUPTED: u8 = 130;
 
 fn core_error(err: &anyhow::Error) -> Option<&CoreError> {

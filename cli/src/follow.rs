@@ -204,7 +204,7 @@ impl Followed {
     /// Waits until the channel's generation moves past `since` or the name leads to another
     /// channel. The deadline passing is exit code 8 with the message `timed_out` builds, the
     /// exit of the `--pid` process (with nothing newer) exit code 9, an interrupt (Ctrl-C,
-    /// SIGTERM) exit code 130.
+    /// SIGTERM, SIGHUP) the code `INTERRUPTED`, on which `main` ends by the signal.
     ///
     /// Says on stderr, once each, that the channel was removed (the wait goes on, for a channel
     /// created again under the name) and that a new one was found: a script that kept a

@@ -1,17 +1,33 @@
-//! Ctrl-C (SIGINT) and SIGTERM during a wait: set a flag, let the wait loop notice and return, so
-//! that handles are dropped normally (releasing their reader-pin entries) and output stays whole.
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a wait: note the signal, let the wait loop notice
+//! and return, so that handles are dropped normally (releasing their reader-pin entries and
+//! their count as waiters) and output stays whole; then [`end_by_signal`] ends the process by
+//! that signal, as it would have ended without the handler.
+//!
+//! Ending by the signal, not with `exit(130)`, is what lets a script's loop stop: a shell that
+//! runs `while ...; do mmf read T --wait; done` in the foreground and gets Ctrl-C (both it and
+//! mmf get the SIGINT) ends itself only if its child died of SIGINT; a child that exits 130 is
+//! taken to have handled the interrupt, and the loop goes on to the next `mmf read --wait`.
 //!
 //! While output is being written ([`writing`]) the signals take their default action instead:
 //! a write blocked on a full pipe whose reader stalls would otherwise never return to the loop
 //! (the handlers restart the call), and a harness's `kill` could not end the watch. The cost: a
-//! signal that lands during an ordinary write also ends the process at once (status 128 +
-//! signal), possibly after part of a line.
+//! signal that lands during an ordinary write also ends the process at once, possibly after
+//! part of a line.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+/// The signal that arrived (0: none yet).
+static SIGNAL: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 static WRITING: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// The signals a wait ends on: each one's default action ends the process.
+const SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
 
 fn writing_flag() -> &'static Arc<AtomicBool> {
     WRITING.get_or_init(|| Arc::new(AtomicBool::new(false)))
@@ -19,21 +35,38 @@ fn writing_flag() -> &'static Arc<AtomicBool> {
 
 /// Installs the handlers (once); later calls are free.
 pub fn install() {
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    SIGNAL.get_or_init(|| {
+        let signal = Arc::new(AtomicUsize::new(0));
+        for sig in SIGNALS {
             // If registration fails the default action (exit) stays in place: still correct.
-            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+            let _ = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize);
             let _ =
                 signal_hook::flag::register_conditional_default(sig, Arc::clone(writing_flag()));
         }
-        flag
+        signal
     });
+}
+
+/// The signal that arrived, if any.
+fn arrived() -> Option<i32> {
+    let sig = SIGNAL.get()?.load(Ordering::SeqCst);
+    (sig != 0).then_some(sig as i32)
 }
 
 /// Whether an interrupt arrived.
 pub fn requested() -> bool {
-    FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))
+    arrived().is_some()
+}
+
+/// Ends the process by the signal that interrupted it (see the module docs), once everything
+/// that must be released has been dropped. Returns only where no signal arrived or it cannot
+/// be raised; the caller then exits with 130.
+pub fn end_by_signal() {
+    let Some(sig) = arrived() else { return };
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // Resets the handler to the default action and raises the signal (unblocked).
+    let _ = signal_hook::low_level::emulate_default_handler(sig);
 }
 
 /// Runs `write` with the signals' default action in force (see the module docs).

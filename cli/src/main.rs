@@ -31,6 +31,11 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let code = exit::code(&err);
+            if code == exit::INTERRUPTED {
+                // Everything the wait held is released by now: end as the signal would have
+                // ended us, so that a calling script's loop stops too (see `interrupt`).
+                interrupt::end_by_signal();
+            }
             let message = exit::report(&err, verb, name.as_deref());
             if !message.is_empty() && code != exit::INTERRUPTED {
                 let _ = writeln!(std::io::stderr(), "mmf: {message}");
