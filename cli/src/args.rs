@@ -297,8 +297,11 @@ pub struct ReadArgs {
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
     /// Give up waiting once process PID has exited (the writer a script started, say) and exit
-    /// with code 9, unless the value came first (with --wait or --after; looked at every 100
-    /// ms; a zombie counts as exited where /proc shows it).
+    /// with code 9, unless a value the wait takes came first (with --wait or --after; looked at
+    /// every 100 ms; a zombie counts as exited where /proc shows it). --wait takes only a value
+    /// newer than the one there when it starts, which a fast writer's may already be: to take
+    /// its value whenever it came, wait with --after 0 on a channel made for it, or with --after
+    /// and the generation read before the writer started.
     #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..=PID_MAX), allow_negative_numbers = true)]
     pub pid: Option<u32>,
 }

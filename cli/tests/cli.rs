@@ -3916,6 +3916,26 @@ fn a_wait_ends_when_the_pid_process_exits() {
         "result\n"
     );
     assert!(worker.wait().unwrap().success());
+    // The README's recipe: a worker faster than the script, done before its `read` starts.
+    // `--after 0` on the channel made for it takes its value; `--wait` waits for a newer one,
+    // and `--pid` ends that wait with 9.
+    e.ok(&["new", "U", "--size", "64"]);
+    let mut worker = Command::new(BIN)
+        .args(["out", "U", "fast"])
+        .env("MMF_SHM_DIR", &e.dir)
+        .spawn()
+        .unwrap();
+    let fast = worker.id().to_string();
+    assert!(worker.wait().unwrap().success());
+    assert_eq!(
+        e.ok(&["read", "U", "--after", "0", "--pid", &fast]),
+        "fast\n"
+    );
+    fails(
+        &e.run(&["read", "U", "--wait", "--pid", &fast]),
+        9,
+        "no value newer than generation 1",
+    );
     // Exited, with a newer value there already: the value (the look before the exit's error).
     e.ok(&["out", "T", "newer"]);
     assert_eq!(
