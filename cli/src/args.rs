@@ -196,10 +196,11 @@ pub enum InFormat {
 pub struct OutArgs {
     /// Channel name or file path.
     pub name: String,
-    /// The value; read from standard input when absent or '-' (absent, with standard input at
-    /// /dev/null or closed, is an error: nothing is published). A negative number is a value
-    /// (`mmf out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows '--' (`mmf out
-    /// T -- -x`).
+    /// The value; read from standard input when absent or '-', also after '--' (with standard
+    /// input at /dev/null or closed that is an error: nothing is published). A negative number
+    /// is a value (`mmf out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows
+    /// '--' (`mmf out T -- -x`). Text that may be '-' itself goes through standard input
+    /// (`printf %s "$text" | mmf out T`).
     #[arg(allow_negative_numbers = true)]
     pub value: Option<String>,
     /// Input is JSON: validated (nested at most 127 levels deep, as every reader takes it),

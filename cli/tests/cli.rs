@@ -446,12 +446,25 @@ fn no_value_and_no_input_publishes_nothing() {
         .unwrap();
     fails(&closed, 2, "standard input is /dev/null (or closed)");
     assert_eq!(e.ok(&["read", "T"]), "keep\n");
-    // Asked for by name ('-'), or piped in, an empty input is an empty value.
-    e.ok(&["out", "T", "-"]);
+    // '-' is standard input, after '--' too (a script's `mmf out T -- "$text"` whose text was
+    // '-'): from /dev/null, nothing.
+    for args in [&["out", "T", "-"][..], &["out", "T", "--", "-"]] {
+        fails(
+            &e.run(args),
+            2,
+            "the value was to be read from standard input ('-') and standard input is /dev/null",
+        );
+    }
+    assert_eq!(e.ok(&["read", "T"]), "keep\n");
+    // Piped in, an empty input is an empty value, with '-' or without.
+    assert!(e.run_in(&["out", "T", "-"], b"").status.success());
     assert_eq!(e.ok(&["read", "T"]), "\n");
     e.ok(&["out", "T", "again"]);
     assert!(e.run_in(&["out", "T"], b"").status.success());
     assert_eq!(e.ok(&["read", "T"]), "\n");
+    // Text that may be '-' goes through standard input.
+    assert!(e.run_in(&["out", "T"], b"-").status.success());
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "-");
 }
 
 /// A script's value may be a negative number (`mmf out Temp "$celsius"`): it is the value, not

@@ -12,20 +12,25 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     let input: Vec<u8> = match a.value.as_deref() {
         Some(v) if v != "-" => v.as_bytes().to_vec(),
-        Some(_) => read_stdin(&location, a.format())?,
-        None if stdin_is_null() => {
+        // '-' is standard input, also after '--' (as for `cat -- -`): a script's `mmf out T --
+        // "$text"` whose text is '-' reads it, and a job's standard input is /dev/null.
+        given if stdin_is_null() => {
+            let what = match given {
+                Some(_) => "the value was to be read from standard input ('-')",
+                None => "no value was given",
+            };
             return Err(Coded(
                 USAGE,
                 format!(
-                    "no value was given and standard input is /dev/null (or closed): nothing was \
-                     published to '{location}'; give the value as an argument (`{} VALUE`; '' \
-                     is an empty one) or pipe it in",
+                    "{what} and standard input is /dev/null (or closed): nothing was published \
+                     to '{location}'; give the value as an argument (`{} VALUE`; '' is an \
+                     empty one, and text that may be '-' is piped in) or pipe it in",
                     crate::exit::command("out", &a.name, "")
                 ),
             )
-            .into())
+            .into());
         }
-        None => read_stdin(&location, a.format())?,
+        _ => read_stdin(&location, a.format())?,
     };
     // Opened (again) once the value is here: while standard input was read, the channel may
     // have been created, or replaced by `new --force`, and a value published into the old one
@@ -77,8 +82,9 @@ fn open_for(location: &Location, len: usize) -> anyhow::Result<Channel> {
 
 /// Whether standard input is `/dev/null`. A process started with it closed gets `/dev/null`
 /// there too (Rust's runtime opens it on a closed descriptor 0), so this is also `mmf out NAME
-/// <&-`. Without a value such an `out` can only be a mistake (a script that forgot the value, a
-/// job without input), and publishing the empty input would replace the value readers have.
+/// <&-`. Reading the value from it can only be a mistake (a script that forgot the value, or
+/// whose value was the text '-', a job without input), and publishing the empty input would
+/// replace the value readers have.
 fn stdin_is_null() -> bool {
     use std::os::fd::AsFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
