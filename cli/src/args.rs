@@ -517,11 +517,12 @@ fn parse_mode(text: &str) -> Result<u32, String> {
     }
 }
 
-/// An incarnation as `info --json` and `--meta` print it: up to 16 hex digits (a `0x` before
-/// them is taken too).
+/// An incarnation as `info --json` and `--meta` print it: 16 hex digits, leading zeros
+/// included (a `0x` before them is taken too). A shorter one is most likely cut short in a
+/// copy, and taken as another channel's it would turn the wait into a read of the current value.
 fn parse_incarnation(text: &str) -> Result<u64, String> {
     let digits = text.strip_prefix("0x").unwrap_or(text);
-    if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(
             "an incarnation is 16 hex digits, as --meta and `info --json` print it".to_owned(),
         );

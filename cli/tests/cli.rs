@@ -792,6 +792,39 @@ fn pretty_printing_a_large_nested_value_takes_little_memory() {
     );
 }
 
+/// Output that cannot be written (`> /dev/full`) is said as such, and `out --print-generation`
+/// says that its value is published all the same: a script told only "No space left on device"
+/// would publish it again.
+#[test]
+fn a_failed_write_of_the_output_says_so() {
+    let e = Env::new("devfull");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "one"]);
+    let to_full = |args: &str| {
+        let out = Command::new("sh")
+            .args(["-c", &format!("exec \"$0\" {args} > /dev/full"), BIN])
+            .env("MMF_SHM_DIR", &e.dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = to_full("out T two --print-generation");
+    assert_eq!(
+        err.trim_end(),
+        "mmf: generation 2 is published to 'T'; printing it failed: writing standard output: No \
+         space left on device (os error 28)"
+    );
+    assert_eq!(e.ok(&["read", "T"]), "two\n");
+    for args in ["read T", "read T --meta", "info T", "list"] {
+        let err = to_full(args);
+        assert!(
+            err.starts_with("mmf: writing standard output: No space left on device"),
+            "{args}: {err}"
+        );
+    }
+}
+
 #[test]
 fn read_formats_and_their_errors() {
     let e = Env::new("formats");
@@ -2581,6 +2614,15 @@ fn read_meta_gives_what_after_and_incarnation_take() {
             "1",
             "--incarnation",
             "12345678901234567",
+        ],
+        // Cut short in a copy: not another channel's, which would read the current value.
+        &[
+            "read",
+            "T",
+            "--after",
+            "1",
+            "--incarnation",
+            &incarnation[..15],
         ],
         &["read", "T", "--meta", "--pretty"],
         &["read", "T", "--meta", "--format", "bytes"],

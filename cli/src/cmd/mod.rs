@@ -14,6 +14,8 @@ mod watch;
 
 use std::io::Write;
 
+use anyhow::Context;
+
 use crate::args::{Cli, Command};
 
 /// Runs the parsed command line.
@@ -38,10 +40,14 @@ fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
     crate::interrupt::writing(|| {
         let mut out = std::io::stdout().lock();
         out.write_all(bytes)?;
-        out.flush()?;
-        Ok(())
+        out.flush()
     })
+    .context(WRITING_STDOUT)
 }
+
+/// The context of a failed write of our output (a full disk, `> /dev/full`): the OS error
+/// alone ("No space left on device") does not say which file.
+const WRITING_STDOUT: &str = "writing standard output";
 
 /// Prints a JSON value on one line, or indented.
 fn print_json(v: &serde_json::Value, pretty: bool) -> anyhow::Result<()> {

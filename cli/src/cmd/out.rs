@@ -63,7 +63,10 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
         ch.flush()?;
     }
     if a.print_generation {
-        super::print_bytes(format!("{generation}\n").as_bytes())?;
+        // The value is out: a script told it failed must not publish it again blindly.
+        super::print_bytes(format!("{generation}\n").as_bytes()).with_context(|| {
+            format!("generation {generation} is published to '{location}'; printing it failed")
+        })?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `mmf read NAME`: print the current value, or wait for the next one.
 
+use anyhow::Context;
 use mmf::{Location, Meta, Options, Tag};
 
 use crate::args::{OutFormat, ReadArgs};
@@ -83,14 +84,16 @@ fn print_pretty(location: &Location, meta: Meta, bytes: &[u8]) -> anyhow::Result
         match text {
             Some(text) => mmf::json::write_json_pretty(text, &mut out).map_err(|e| match e {
                 // Writing failed (a closed pipe, a full disk): not the value's fault.
-                mmf::Error::Write(_) => e.into(),
+                mmf::Error::Write(_) => anyhow::Error::from(e).context(super::WRITING_STDOUT),
                 e => cannot_show(location, meta, e.into()),
             })?,
-            None => mmf::json::write_msgpack_as_json(bytes, true, &mut out)?,
+            // Checked above: only writing can fail.
+            None => mmf::json::write_msgpack_as_json(bytes, true, &mut out)
+                .context(super::WRITING_STDOUT)?,
         }
-        out.write_all(b"\n")?;
-        out.flush()?;
-        Ok(())
+        out.write_all(b"\n")
+            .and_then(|()| out.flush())
+            .context(super::WRITING_STDOUT)
     })
 }
 
