@@ -29,8 +29,10 @@
 //! - [`ChannelExt`]: typed publish/read of serde values, text, bytes and JSON (`mmf-codec`).
 //! - [`Follower`], [`FollowerExt`]: a channel followed by its name, waited for until it is
 //!   created and across the writer's restarts, and a consumer's loop over its values.
-//! - [`Error`]: the codec's error, which wraps the channel layer's ([`channel::Error`]) so `?`
-//!   works on both.
+//! - [`Error`]: the codec's error, which wraps the channel layer's ([`channel::Error`]): a
+//!   function that returns [`mmf::Result`](Result) takes `?` on both kinds of calls. Not the
+//!   other way round: one that returns [`channel::Result`] takes it on the untyped calls only
+//!   (`Channel::open`, `publish_raw`), as a typed call's error need not be the channel's.
 //!
 //! `use mmf::*;` brings nothing named like a crate of the standard library's: `core::` and
 //! `std::` paths keep working beside it.

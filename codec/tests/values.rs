@@ -1,6 +1,7 @@
 //! Typed values through live channels, JSON <-> MessagePack round trips, and every error path.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use mmf_codec::json::{json_to_msgpack, msgpack_to_json};
 use mmf_codec::{Channel, ChannelExt, Error, Tag};
@@ -222,12 +223,29 @@ fn reading_the_wrong_tag_names_both() {
         err.contains("tag 300 is not one of mmf's codecs; read its bytes"),
         "{err}"
     );
-    // mmf itself refuses to publish tag 0, and keeps the value it has.
+    // mmf itself refuses to publish tag 0, and tags 5 to 255 (kept for its codecs to come),
+    // and keeps the value it has.
     assert!(matches!(
         ch.publish_raw(Tag::EMPTY, b"x").unwrap_err(),
         mmf_core::Error::EmptyTag
     ));
+    for tag in [5, 100, 255] {
+        let refused = [
+            ch.publish_raw(Tag(tag), b"x").unwrap_err(),
+            ch.publish_with(Tag(tag), |w| w.write_all(b"x"))
+                .unwrap_err(),
+        ];
+        for err in refused {
+            assert!(
+                matches!(err, mmf_core::Error::ReservedTag { tag: t } if t == tag),
+                "{err}"
+            );
+            assert!(err.to_string().contains("256 and up"), "{err}");
+        }
+    }
     assert_eq!(ch.read_raw().unwrap().0.tag, Tag(300));
+    ch.publish_raw(Tag(256), b"y").unwrap();
+    assert_eq!(ch.read_raw().unwrap().0.tag, Tag(256));
     // Another writer's tag 0: a file channel's descriptor rewritten under its handle.
     let path = std::env::temp_dir().join(format!("mmf-codec-tag0-{}.mmf", std::process::id()));
     let _ = std::fs::remove_file(&path);

@@ -923,6 +923,8 @@ impl Channel {
     /// In every case nothing is published and the previous value stays the latest:
     /// - [`Error::TooLarge`]: a value larger than the capacity;
     /// - [`Error::EmptyTag`]: the tag [`Tag::EMPTY`], which marks a channel with no value yet;
+    /// - [`Error::ReservedTag`]: a tag from 5 to 255, kept for mmf's codecs to come
+    ///   ([`Tag::is_publishable`]);
     /// - [`Error::ReadOnly`]: a handle opened read-only;
     /// - [`Error::Contended`]: another writer held the writer lock past
     ///   [`Options::lock_timeout`];
@@ -939,7 +941,7 @@ impl Channel {
     /// is for the benchmarks only, through `__bench`).
     #[inline(always)]
     pub(crate) fn publish_raw_as<const WAKE: bool>(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
-        if bytes.len() > self.snap.layout.capacity || tag == Tag::EMPTY {
+        if bytes.len() > self.snap.layout.capacity || !tag.is_publishable() {
             return Err(self.refused(tag, bytes.len()));
         }
         let published = self
@@ -950,7 +952,8 @@ impl Channel {
 
     /// Publishes the bytes that `fill` writes into a free slot (no intermediate buffer), tagged
     /// `tag`. If `fill` fails, or writes more than the capacity, nothing is published; nor is
-    /// anything tagged [`Tag::EMPTY`] ([`Error::EmptyTag`], before `fill` runs). `fill` runs
+    /// anything tagged [`Tag::EMPTY`] ([`Error::EmptyTag`], before `fill` runs) or 5 to 255
+    /// ([`Error::ReservedTag`]). `fill` runs
     /// under the channel's writer lock: a publish from inside it to this same channel is
     /// refused with [`Error::Reentrant`] (it would wait for that lock), through this handle or
     /// any other on the same mapping, and through another handle of its own where the channel's
@@ -969,9 +972,20 @@ impl Channel {
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
     {
-        if tag == Tag::EMPTY {
-            return Err(Error::EmptyTag);
+        if !tag.is_publishable() {
+            return Err(tag_refused(tag));
         }
+        self.publish_fill(tag, fill)
+    }
+
+    /// [`publish_with`](Self::publish_with) for any tag but [`Tag::EMPTY`] (the caller's
+    /// check): [`recover`](Self::recover) publishes again a value of a tag that a later mmf's
+    /// codec wrote.
+    fn publish_fill<F>(&self, tag: Tag, fill: F) -> Result<u64>
+    where
+        F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
+    {
+        debug_assert_ne!(tag, Tag::EMPTY);
         let published =
             self.snap
                 .publish::<F, true>(self.token, tag, &self.timeouts, Source::Fill(fill));
@@ -979,7 +993,7 @@ impl Channel {
     }
 
     /// Why [`publish_raw`](Self::publish_raw) refuses a value of `len` bytes tagged `tag`
-    /// before it starts: too large, or tagged [`Tag::EMPTY`].
+    /// before it starts: too large, or a tag no publish carries.
     #[cold]
     fn refused(&self, tag: Tag, len: usize) -> Error {
         if len > self.snap.layout.capacity {
@@ -989,8 +1003,7 @@ impl Channel {
                 capacity: self.snap.layout.capacity,
             }
         } else {
-            debug_assert_eq!(tag, Tag::EMPTY);
-            Error::EmptyTag
+            tag_refused(tag)
         }
     }
 
@@ -1577,7 +1590,8 @@ impl Channel {
                 value_only: true,
             });
         };
-        let published = self.publish_with(tag, |w| {
+        // Whatever its tag: one from 5 to 255 is a later mmf's codec's, to keep as it is.
+        let published = self.publish_fill(tag, |w| {
             // Under the writer lock: only while `latest` still names the damaged value.
             if word.load(Ordering::Acquire) != latest {
                 return Err(io::Error::other(GaveUp::MovedOn));
@@ -1782,6 +1796,17 @@ impl std::fmt::Debug for Channel {
             .field("read_only", &self.is_read_only())
             .field("pinned", &self.is_pinned())
             .finish()
+    }
+}
+
+/// The error of a publish tagged `tag`, which [`Tag::is_publishable`] refuses.
+#[cold]
+fn tag_refused(tag: Tag) -> Error {
+    debug_assert!(!tag.is_publishable());
+    if tag == Tag::EMPTY {
+        Error::EmptyTag
+    } else {
+        Error::ReservedTag { tag: tag.0 }
     }
 }
 

@@ -79,6 +79,13 @@ pub enum Error {
     /// value yet (generation 0) and is never published; nothing was published.
     #[error("tag 0 (Tag::EMPTY) means \"no value yet\" and cannot be published; nothing was published (tag raw bytes Tag::BYTES, or use an application tag, 256 and up)")]
     EmptyTag,
+    /// A publish tagged 5 to 255, which mmf keeps for codecs of its own to come: a reader of a
+    /// later mmf would take such a value for one of them. Nothing was published.
+    #[error("tag {tag} is kept for mmf's own codecs (5 to 255); nothing was published (use an application tag, 256 and up, or Tag::BYTES)")]
+    ReservedTag {
+        /// The tag given.
+        tag: u16,
+    },
     /// A capacity or reader count outside what the layout supports.
     #[error("invalid channel options: {0}")]
     InvalidOptions(String),

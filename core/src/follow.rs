@@ -786,11 +786,12 @@ impl Follower {
     ///     let mut seen = 0;
     ///     let value = loop {
     ///         match block_on(follower.changed(seen))? { // `follower.changed(seen).await`
-    ///             Change::Newer(_) => {}
     ///             Change::Replaced => {
     ///                 seen = 0;
     ///                 continue;
     ///             }
+    ///             // `Newer`, and what a later `Change` (non-exhaustive) may tell: read on.
+    ///             _ => {}
     ///         }
     ///         let (meta, bytes) = follower.channel().read_raw()?;
     ///         seen = meta.generation;

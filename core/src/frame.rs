@@ -5,7 +5,8 @@ use std::fmt;
 /// The codec tag stored with every frame, telling readers how to interpret the bytes.
 ///
 /// The core treats tags as opaque numbers; `mmf-codec` gives the known ones meaning. Tags 1-4 are
-/// reserved by mmf, 5-255 for future mmf codecs, 256 and above are free for applications.
+/// mmf's codecs, 5-255 kept for codecs to come (a publish refuses them:
+/// [`Error::ReservedTag`](crate::Error::ReservedTag)), 256 and above are free for applications.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(pub u16);
 
@@ -32,6 +33,19 @@ impl Tag {
     pub const MSGPACK: Tag = Tag(3);
     /// A JSON document stored as UTF-8 text.
     pub const JSON: Tag = Tag(4);
+
+    /// Whether a publish may carry this tag: mmf's own codecs (1 to 4) and applications' tags
+    /// (256 and up); not [`Tag::EMPTY`], nor 5 to 255, which mmf keeps for codecs to come.
+    ///
+    /// ```
+    /// use mmf_core::Tag;
+    /// assert!(Tag::TEXT.is_publishable() && Tag(300).is_publishable());
+    /// assert!(!Tag::EMPTY.is_publishable() && !Tag(5).is_publishable());
+    /// ```
+    #[inline]
+    pub const fn is_publishable(self) -> bool {
+        matches!(self.0, 1..=4 | 256..)
+    }
 
     /// The tag's short name (`"text"`, `"msgpack"`, ...), or `None` for an application tag.
     pub fn name(self) -> Option<&'static str> {

@@ -2375,6 +2375,14 @@ fn recover_brings_a_small_value_back_from_the_header() {
     );
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 
+    // The value before is one that a later mmf's codec wrote (tag 5, which this build's
+    // publishes refuse): it is brought back with its tag. (Byte 144: buffer 0's descriptor.)
+    let s = two_then_damaged();
+    poke(&s.path(), 144, 3 | 5 << 32);
+    let w = damaged(&s);
+    assert_eq!(w.recover().unwrap().expect("recovered").meta.tag, Tag(5));
+    assert_eq!(w.read_raw().unwrap().0.tag, Tag(5));
+
     // A publish of generation 4 began rewriting "two"'s buffer and was cut short: it stamped
     // the buffer first, so nothing is whole any more, whether it was killed right after the
     // stamp or after its data and descriptor too (a generation `latest` never named).
