@@ -200,9 +200,10 @@ pub struct OutArgs {
     /// input at /dev/null or closed that is an error: nothing is published). A negative number
     /// is a value (`mmf out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows
     /// '--' (`mmf out T -- -x`). Text that may be '-' itself goes through standard input
-    /// (`printf %s "$text" | mmf out T`).
+    /// (`printf %s "$text" | mmf out T`). With --bytes any bytes (`mmf out T --bytes
+    /// $'\xff\x00'` in bash); otherwise UTF-8.
     #[arg(allow_negative_numbers = true)]
-    pub value: Option<String>,
+    pub value: Option<std::ffi::OsString>,
     /// Input is JSON: validated (nested at most 127 levels deep, as every reader takes it),
     /// stored as MessagePack (read back as JSON).
     #[arg(long, group = "informat")]
@@ -437,7 +438,7 @@ impl Cli {
             Err(words) => match <[String; 3]>::try_from(words) {
                 Ok([verb, name, value]) if verb == "out" => Command::Out(OutArgs {
                     name,
-                    value: Some(value),
+                    value: Some(value.into()),
                     json: false,
                     msgpack: false,
                     bytes: false,
@@ -613,7 +614,11 @@ mod tests {
         ] {
             match parse(words) {
                 Ok(Command::Out(o)) => {
-                    assert_eq!(o.value.as_deref(), Some(value), "{words:?}");
+                    assert_eq!(
+                        o.value.as_deref(),
+                        Some(std::ffi::OsStr::new(value)),
+                        "{words:?}"
+                    );
                     assert_eq!(o.name, "T", "{words:?}");
                     assert_eq!(o.json, json, "{words:?}");
                 }

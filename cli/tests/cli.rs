@@ -825,6 +825,27 @@ fn a_failed_write_of_the_output_says_so() {
     }
 }
 
+/// A value argument need not be UTF-8 with --bytes (a shell's `$'\xc3('`): it is published
+/// byte for byte; as text it is refused, with the way to publish it.
+#[test]
+fn out_bytes_takes_an_argument_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let e = Env::new("bytesarg");
+    e.ok(&["new", "T", "--size", "64"]);
+    let raw = std::ffi::OsStr::from_bytes(b"\xc3(\x01");
+    let out = e.cmd(&["out", "T", "--bytes"]).arg(raw).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = e.run(&["read", "T"]);
+    assert_eq!(out.stdout, b"\xc3(\x01");
+    let out = e.cmd(&["out", "T"]).arg(raw).output().unwrap();
+    fails(&out, 5, "(--bytes publishes it as raw bytes)");
+    assert_eq!(e.run(&["read", "T"]).stdout, b"\xc3(\x01");
+}
+
 #[test]
 fn read_formats_and_their_errors() {
     let e = Env::new("formats");

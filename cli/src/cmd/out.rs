@@ -10,7 +10,9 @@ use crate::exit::{Coded, INVALID_INPUT, NOT_FOUND, TOO_LARGE, USAGE};
 
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
+    use std::os::unix::ffi::OsStrExt;
     let input: Vec<u8> = match a.value.as_deref() {
+        // Not UTF-8 (a shell's `$'\xff'`): bytes for --bytes, an error of its own for text.
         Some(v) if v != "-" => v.as_bytes().to_vec(),
         // '-' is standard input, also after '--' (as for `cat -- -`): a script's `mmf out T --
         // "$text"` whose text is '-' reads it, and a job's standard input is /dev/null.
