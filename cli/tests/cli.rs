@@ -1335,6 +1335,20 @@ fn info_and_list() {
     }
     let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "b", "--json"])).unwrap();
     assert_eq!(json["writer_lock"], serde_json::Value::Null);
+    // A file channel's path is absolute, for a program that reads it in another directory;
+    // its name is as typed.
+    e.ok(&["new", "./f.mmf", "--size", "64"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&e.ok(&["info", "./f.mmf", "--json"])).unwrap();
+    assert_eq!(
+        (&json["name"], &json["kind"], &json["path"]),
+        (
+            &serde_json::json!("./f.mmf"),
+            &serde_json::json!("file"),
+            &serde_json::json!(e.dir.join("f.mmf").to_str().unwrap())
+        )
+    );
+    std::fs::remove_file(e.dir.join("f.mmf")).unwrap();
     let table = e.ok(&["list"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");

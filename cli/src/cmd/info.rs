@@ -149,10 +149,18 @@ fn checksum_checked(info: &mmf::Info, checked: bool) -> Option<bool> {
     (checkable && (checked || info.damage.is_none())).then_some(checked)
 }
 
-/// "file" or "shm", and the path of the channel's file.
+/// "file" or "shm", and the path of the channel's file: absolute (a relative path as typed
+/// means nothing to a program that reads the JSON in another directory), the name keeps how it
+/// was typed.
 fn kind_and_path(info: &mmf::Info) -> (&'static str, String) {
     match &info.location {
-        Location::File(p) => ("file", p.display().to_string()),
+        Location::File(p) => (
+            "file",
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+        ),
         other => (
             "shm",
             other
