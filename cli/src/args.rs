@@ -196,12 +196,12 @@ pub enum InFormat {
 pub struct OutArgs {
     /// Channel name or file path.
     pub name: String,
-    /// The value; read from standard input when absent or '-', also after '--' (with standard
-    /// input at /dev/null or closed that is an error: nothing is published). A negative number
-    /// is a value (`mmf out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows
-    /// '--' (`mmf out T -- -x`). Text that may be '-' itself goes through standard input
-    /// (`printf %s "$text" | mmf out T`). With --bytes any bytes (`mmf out T --bytes
-    /// $'\xff\x00'` in bash); otherwise UTF-8.
+    /// The value; read from standard input when absent or '-' (with standard input at /dev/null
+    /// or closed that is an error: nothing is published). A negative number is a value (`mmf
+    /// out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows '--', where '-' is
+    /// the text '-' too: `mmf out T -- "$text"` publishes any text. With --bytes or --msgpack
+    /// any bytes but NUL (`mmf out T --bytes $'\x01\xff'` in bash; pipe the others in);
+    /// otherwise UTF-8.
     #[arg(allow_negative_numbers = true)]
     pub value: Option<std::ffi::OsString>,
     /// Input is JSON: validated (nested at most 127 levels deep, as every reader takes it),

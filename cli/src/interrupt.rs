@@ -33,11 +33,17 @@ fn writing_flag() -> &'static Arc<AtomicBool> {
     WRITING.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
 
-/// Installs the handlers (once); later calls are free.
+/// Installs the handlers (once); later calls are free. A signal this process was started with
+/// ignored stays ignored: `nohup mmf watch T &` must outlive its terminal (SIGHUP), and a
+/// background job of a shell without job control ignores SIGINT.
 pub fn install() {
     SIGNAL.get_or_init(|| {
         let signal = Arc::new(AtomicUsize::new(0));
-        for sig in SIGNALS {
+        let ignored = ignored_signals();
+        for sig in SIGNALS
+            .into_iter()
+            .filter(|&s| ignored & (1 << (s - 1)) == 0)
+        {
             // If registration fails the default action (exit) stays in place: still correct.
             let _ = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize);
             let _ =
@@ -45,6 +51,19 @@ pub fn install() {
         }
         signal
     });
+}
+
+/// The mask of signals ignored in this process (bit `s - 1` for signal `s`), as the kernel's
+/// `/proc/self/status` says it (`SigIgn`); none where it cannot be read. Asked before any
+/// handler is installed, so it is what the process was started with.
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .unwrap_or(0)
 }
 
 /// The signal that arrived, if any.
@@ -59,8 +78,9 @@ pub fn requested() -> bool {
 }
 
 /// Ends the process by the signal that interrupted it (see the module docs), once everything
-/// that must be released has been dropped. Returns only where no signal arrived or it cannot
-/// be raised; the caller then exits with 130.
+/// that must be released has been dropped. Returns only where no signal arrived (the handler
+/// is set back to the default action and the signal raised; where that cannot be done,
+/// signal-hook aborts, SIGABRT: the process still ends by a signal, and the loop stops).
 pub fn end_by_signal() {
     let Some(sig) = arrived() else { return };
     let _ = std::io::stdout().flush();

@@ -23,7 +23,14 @@ fn main() -> ExitCode {
     let cli = args::Cli::from_env();
     let verb = cli.command.verb();
     let name = cli.command.name().map(str::to_owned);
-    match cmd::run(cli) {
+    let result = cmd::run(cli);
+    // A signal that came after the wait had returned (while the value was being printed, or
+    // on the way out) ends the process as one during the wait does, whatever the result: a
+    // script's loop must stop on Ctrl-C then too. Everything the command held is dropped.
+    if interrupt::requested() {
+        interrupt::end_by_signal();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if exit::is_broken_pipe(&err) {
@@ -31,11 +38,6 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let code = exit::code(&err);
-            if code == exit::INTERRUPTED {
-                // Everything the wait held is released by now: end as the signal would have
-                // ended us, so that a calling script's loop stops too (see `interrupt`).
-                interrupt::end_by_signal();
-            }
             let message = exit::report(&err, verb, name.as_deref());
             if !message.is_empty() && code != exit::INTERRUPTED {
                 let _ = writeln!(std::io::stderr(), "mmf: {message}");

@@ -446,15 +446,12 @@ fn no_value_and_no_input_publishes_nothing() {
         .unwrap();
     fails(&closed, 2, "standard input is /dev/null (or closed)");
     assert_eq!(e.ok(&["read", "T"]), "keep\n");
-    // '-' is standard input, after '--' too (a script's `mmf out T -- "$text"` whose text was
-    // '-'): from /dev/null, nothing.
-    for args in [&["out", "T", "-"][..], &["out", "T", "--", "-"]] {
-        fails(
-            &e.run(args),
-            2,
-            "the value was to be read from standard input ('-') and standard input is /dev/null",
-        );
-    }
+    // '-' is standard input: from /dev/null, nothing.
+    fails(
+        &e.run(&["out", "T", "-"]),
+        2,
+        "the value was to be read from standard input ('-') and standard input is /dev/null",
+    );
     assert_eq!(e.ok(&["read", "T"]), "keep\n");
     // Piped in, an empty input is an empty value, with '-' or without.
     assert!(e.run_in(&["out", "T", "-"], b"").status.success());
@@ -462,9 +459,16 @@ fn no_value_and_no_input_publishes_nothing() {
     e.ok(&["out", "T", "again"]);
     assert!(e.run_in(&["out", "T"], b"").status.success());
     assert_eq!(e.ok(&["read", "T"]), "\n");
-    // Text that may be '-' goes through standard input.
-    assert!(e.run_in(&["out", "T"], b"-").status.success());
-    assert_eq!(e.ok(&["read", "T", "--raw"]), "-");
+    // After '--', '-' is the text: a loop that publishes each line of its input publishes a
+    // line '-' as it is, instead of swallowing the lines after it as its value.
+    e.sh_ok(
+        "printf 'a\\n-\\nb\\n' | while read -r l; do \"$1\" out T -- \"$l\"; \"$1\" read T \\
+         >> lines; done",
+    );
+    assert_eq!(
+        std::fs::read_to_string(e.dir.join("lines")).unwrap(),
+        "a\n-\nb\n"
+    );
 }
 
 /// A script's value may be a negative number (`mmf out Temp "$celsius"`): it is the value, not
@@ -2927,6 +2931,45 @@ fn ctrl_c_stops_a_script_that_waits_in_a_loop() {
             "{verb}: the interrupted wait unregistered"
         );
     }
+}
+
+/// A signal the watch was started with ignored stays ignored: `nohup mmf watch T &` outlives
+/// its terminal's SIGHUP (the handler that ends a wait on SIGHUP used to replace the ignore).
+#[test]
+fn a_watch_started_with_sighup_ignored_lives_on_after_one() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new("nohup");
+    e.ok(&["new", "T", "--size", "64"]);
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "trap '' HUP; exec \"$0\" watch T --new-only", BIN])
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir(&e.dir);
+    let mut child = started(cmd);
+    e.parked("T");
+    let kill = |sig: &str, pid: u32| {
+        assert!(Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    kill("-HUP", child.id());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the watch died of SIGHUP"
+    );
+    e.ok(&["out", "T", "still here"]);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "still here\n");
+    kill("-TERM", child.id());
+    let out = finish(child, 10);
+    assert_eq!(out.status.signal(), Some(15), "{:?}", out.status);
 }
 
 /// `mmf watch T | head -n 1` on a channel that then stays idle: the watch ends (quietly, as on

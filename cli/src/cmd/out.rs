@@ -12,10 +12,13 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     use std::os::unix::ffi::OsStrExt;
     let input: Vec<u8> = match a.value.as_deref() {
-        // Not UTF-8 (a shell's `$'\xff'`): bytes for --bytes, an error of its own for text.
+        // Not UTF-8 (a shell's `$'\xff'`): bytes for --bytes and --msgpack, an error of its
+        // own for text.
         Some(v) if v != "-" => v.as_bytes().to_vec(),
-        // '-' is standard input, also after '--' (as for `cat -- -`): a script's `mmf out T --
-        // "$text"` whose text is '-' reads it, and a job's standard input is /dev/null.
+        // After '--', '-' is the text '-': `mmf out T -- "$text"` publishes any text, where
+        // reading standard input instead would take a loop's next lines (`while read -r l; do
+        // mmf out T -- "$l"; done`), or publish nothing from a job's /dev/null.
+        Some(_) if dash_after_double_dash(std::env::args_os()) => b"-".to_vec(),
         given if stdin_is_null() => {
             let what = match given {
                 Some(_) => "the value was to be read from standard input ('-')",
@@ -26,7 +29,7 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
                 format!(
                     "{what} and standard input is /dev/null (or closed): nothing was published \
                      to '{location}'; give the value as an argument (`{} VALUE`; '' is an \
-                     empty one, and text that may be '-' is piped in) or pipe it in",
+                     empty one) or pipe it in",
                     crate::exit::command("out", &a.name, "")
                 ),
             )
@@ -71,6 +74,12 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Whether the command line `args` has a '-' after its first '--': the value (`mmf out NAME --
+/// -`; clap gives the value alone, without saying where '--' was).
+fn dash_after_double_dash(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.skip_while(|a| a != "--").skip(1).any(|a| a == "-")
 }
 
 /// Opens the channel a value of `len` bytes is for: a missing one is exit 3, with advice to
