@@ -166,6 +166,57 @@ fn a_consumer_loop_reads_each_value_across_a_writers_restart() {
     Channel::remove(&name).unwrap();
 }
 
+/// A consumer that restarts resumes from its saved (incarnation, generation): in the same
+/// channel it goes on past the saved generation; in a channel the writer made anew meanwhile,
+/// whose generation 3 is below the saved 5, from 0, taking every value of it.
+#[test]
+fn a_consumer_resumes_from_its_saved_incarnation_and_generation() {
+    let name = unique("resume");
+    let location = Location::shm(&name).unwrap();
+    let resume = |saved: (u64, u64)| {
+        let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+        let since = if f.channel().incarnation() == saved.0 {
+            saved.1
+        } else {
+            0
+        };
+        let mut seen = since;
+        // The channel holds its newest value only: one read gives what is new, if anything.
+        let got = f
+            .read_after::<String>(&mut seen, Duration::ZERO)
+            .unwrap()
+            .map(|(meta, v)| (meta.generation, v));
+        (since, got, (f.channel().incarnation(), seen))
+    };
+    let old = Channel::create(&name, 64).unwrap();
+    for i in 1..=5 {
+        old.publish_str(&format!("old {i}")).unwrap();
+    }
+    let (_, _, saved) = resume((0, 0));
+    assert_eq!(saved, (old.incarnation(), 5));
+    old.publish_str("old 6").unwrap();
+    let (since, got, saved) = resume(saved);
+    assert_eq!((since, got), (5, Some((6, "old 6".to_owned()))));
+    // The writer restarts and publishes three values while the consumer is down.
+    drop(old);
+    Channel::remove(&name).unwrap();
+    let new = Channel::create(&name, 64).unwrap();
+    for i in 1..=3 {
+        new.publish_str(&format!("new {i}")).unwrap();
+    }
+    let (since, got, saved) = resume(saved);
+    assert_eq!((since, got), (0, Some((3, "new 3".to_owned()))));
+    assert_eq!(saved, (new.incarnation(), 3));
+    // Taken from the saved generation alone (6, of the old channel), nothing would be new.
+    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    let mut stale = 6;
+    assert!(f
+        .read_after::<String>(&mut stale, Duration::ZERO)
+        .unwrap()
+        .is_none());
+    Channel::remove(&name).unwrap();
+}
+
 /// The case a hand-written loop over `wait` gets wrong: the name leads to a new channel, which
 /// holds no value yet when the call's timeout passes. `since` is 0 from then on, so that the
 /// new channel's first values (generations the old one passed long ago) are not skipped.

@@ -237,6 +237,14 @@ impl Follower {
     /// [`wait`](Follower::wait) on the follower keeps the count itself: after its
     /// `Change::Replaced`, `since` must be 0.
     ///
+    /// A consumer that keeps its place across its own restarts saves both, the incarnation of
+    /// `follower.channel()` right after a value and that value's generation, and starts again
+    /// from the generation only in the same channel: `let mut since = if
+    /// follower.channel().incarnation() == saved_incarnation { saved_generation } else { 0 };`
+    /// (a generation of another channel means nothing in this one; compared with it, that
+    /// channel's first values would look old). `mmf read --after GEN --incarnation INC` does
+    /// the same.
+    ///
     /// # Errors
     ///
     /// Every error leaves the follower usable, and a loop logs it and goes on (none says that
