@@ -342,6 +342,11 @@ pub struct WatchArgs {
     /// waits for the publish that replaces it.
     #[arg(long)]
     pub meta: bool,
+    /// Print only the values that are JSON (MessagePack and JSON values), each as one line of
+    /// JSON: a stream `jq` reads whatever else is published. Any other value (text, bytes) is
+    /// said on stderr and skipped, as `read --json` refuses it.
+    #[arg(long, conflicts_with = "meta")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

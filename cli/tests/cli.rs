@@ -2835,6 +2835,50 @@ fn watch_reports_skipped_generations() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 2 generations"));
 }
 
+/// `watch --json` prints only JSON values, one line each, for `jq`: a text or bytes value
+/// another writer publishes is said on stderr and skipped, not printed raw into the stream.
+#[test]
+fn watch_json_prints_only_json_lines() {
+    let e = Env::new("watchjson");
+    e.ok(&["new", "T", "--size", "256"]);
+    let ch = mmf::Channel::open(&e.shm_name("T")).unwrap();
+    let bg = Bg::start(&e, &["watch", "T", "--json", "--new-only", "--count", "2"]);
+    wait_parked(&ch);
+    e.ok(&["out", "T", "--json", "{\"a\": [1, 2]}"]);
+    bg.wait_lines(1);
+    e.ok(&["out", "T", "hello\nworld"]);
+    bg.wait_stderr("generation 2 of 'T' is a text value, not JSON, skipped (--json)");
+    e.ok(&["out", "T", "--bytes", "\u{1}"]);
+    bg.wait_stderr("generation 3 of 'T' is a bytes value, not JSON, skipped (--json)");
+    ch.publish_raw(mmf::Tag::JSON, b"{\n  \"b\": true\n}")
+        .unwrap();
+    let out = bg.finish(10);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            serde_json::json!({"a": [1, 2]}),
+            serde_json::json!({"b": true})
+        ]
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 values of 'T' could not be shown"), "{err}");
+    // With --meta (records for every value) it is refused: a usage error.
+    assert_eq!(
+        e.run(&["watch", "T", "--json", "--meta"]).status.code(),
+        Some(2)
+    );
+}
+
 #[test]
 fn watch_timeout_and_interrupt() {
     let e = Env::new("watchend");

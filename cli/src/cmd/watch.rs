@@ -79,6 +79,19 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         skipped_total += skipped;
         first = false;
         let incarnation = followed.channel().incarnation();
+        if a.json && !matches!(meta.tag, Tag::MSGPACK | Tag::JSON) {
+            unshown += 1;
+            let _ = writeln!(
+                std::io::stderr(),
+                "mmf: generation {} of '{location}' is {} value, not JSON, skipped (--json); \
+                 `{}` prints it",
+                meta.generation,
+                a_tag(meta.tag),
+                crate::exit::command("read", &location.to_string(), "")
+            );
+            last = meta.generation;
+            continue;
+        }
         let out = match line_for(
             &location,
             meta,
@@ -184,6 +197,14 @@ pub(super) fn line_for(
     };
     line.push('\n');
     Ok(line.into_bytes())
+}
+
+/// "a text", "a bytes", "a tag 300": what `--json` skipped.
+fn a_tag(tag: Tag) -> String {
+    match tag.name() {
+        Some(name) => format!("a {name}"),
+        None => format!("a {tag}"),
+    }
 }
 
 /// `{"$bin": base64}`.
