@@ -166,6 +166,48 @@ fn a_consumer_loop_reads_each_value_across_a_writers_restart() {
     Channel::remove(&name).unwrap();
 }
 
+/// A writer that crash-loops (its channel made anew over and over, a value in each) cannot
+/// keep a consumer's call long past its timeout, and the consumer moves to the new channels.
+/// (What bounds it is the name being looked at no more often than every 100 ms, and the call
+/// taking the new channel's value, or none, once out of time; the test cannot tell which of
+/// the two did it.)
+#[test]
+fn a_crash_looping_writer_keeps_no_call_past_its_timeout() {
+    let name = unique("crash-loop");
+    let location = Location::shm(&name).unwrap();
+    Channel::create(&name, 64)
+        .unwrap()
+        .publish_str("first")
+        .unwrap();
+    let mut f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut options = mmf::Options::new();
+            options.capacity(64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ch = options.create_or_replace(&location).unwrap();
+                ch.publish_str("again").unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let mut seen = 0;
+        let mut buf = Vec::new();
+        let mut replaced = 0;
+        for _ in 0..10 {
+            let incarnation = f.channel().incarnation();
+            let t = Instant::now();
+            let got = f.read_after_into(&mut seen, &mut buf, Duration::from_millis(150));
+            let took = t.elapsed();
+            assert!(took < Duration::from_millis(1500), "{took:?}: {got:?}");
+            replaced += usize::from(f.channel().incarnation() != incarnation);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(replaced > 0, "the follower never saw the name made anew");
+    });
+    Channel::remove(&name).unwrap();
+}
+
 /// A consumer that restarts resumes from its saved (incarnation, generation): in the same
 /// channel it goes on past the saved generation; in a channel the writer made anew meanwhile,
 /// whose generation 3 is below the saved 5, from 0, taking every value of it.
