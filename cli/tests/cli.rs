@@ -117,6 +117,14 @@ impl Drop for Env {
     }
 }
 
+/// Writes `value` over the little-endian word at byte `offset` of the channel file `path`
+/// (docs/FORMAT.md §4), as another program might.
+fn poke_word(path: &Path, offset: u64, value: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(&value.to_le_bytes(), offset).unwrap();
+}
+
 /// Asserts the exit code and that stderr is one line containing `needle`.
 fn fails(out: &Output, code: i32, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1204,18 +1212,13 @@ fn file_backed_channels_persist_with_their_mode() {
 /// A writer that died holding the lock: `info` says so, and the next `out` takes the lock over.
 #[test]
 fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
-    use std::os::unix::fs::FileExt;
     let e = Env::new("deadlock");
     e.ok(&["new", "c", "--size", "64"]);
     e.ok(&["out", "c", "before"]);
     // FORMAT.md §4-5: the `lock` word at 448; a kernel-held token (bits 63 and 62, pid 4242)
     // whose liveness lock nobody holds, as a writer killed mid-publish leaves it.
     let token: u64 = 1 << 63 | 1 << 62 | 0x1234 << 22 | 4242;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(e.dir.join("mmf.c"))
-        .unwrap();
-    file.write_all_at(&token.to_le_bytes(), 448).unwrap();
+    poke_word(&e.dir.join("mmf.c"), 448, token);
     let info = e.ok(&["info", "c"]);
     assert!(
         info.contains(
@@ -1237,7 +1240,7 @@ fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
     assert!(e.ok(&["doctor"]).contains("ok    writer-locks"));
     // A token judged by pid whose namespace is unknown (tag 0): nobody can tell whether it
     // lives, so writers wait for it, and `doctor` points at it.
-    file.write_all_at(&4242u64.to_le_bytes(), 448).unwrap();
+    poke_word(&e.dir.join("mmf.c"), 448, 4242);
     let info = e.ok(&["info", "c"]);
     assert!(
         info.contains("writer lock: held by pid 4242 (may be alive: "),
@@ -1254,13 +1257,10 @@ fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
 /// `new --force` re-creates it.
 #[test]
 fn another_layout_version_is_refused_with_a_way_out() {
-    use std::os::unix::fs::FileExt;
     let e = Env::new("oldlayout");
     e.ok(&["new", "./old.mmf", "--size", "64"]);
     e.ok(&["out", "./old.mmf", "kept"]);
-    let path = e.dir.join("old.mmf");
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_all_at(&3u64.to_le_bytes(), 8).unwrap(); // FORMAT.md §4: `version`
+    poke_word(&e.dir.join("old.mmf"), 8, 3); // FORMAT.md §4: `version`
     fails(
         &e.run(&["read", "./old.mmf"]),
         1,
@@ -1281,13 +1281,10 @@ fn another_layout_version_is_refused_with_a_way_out() {
 /// is still listed and removed by name.
 #[test]
 fn another_kind_of_channel_is_refused_not_called_corrupt() {
-    use std::os::unix::fs::FileExt;
     let e = Env::new("otherkind");
     e.ok(&["new", "./k.mmf", "--size", "64"]);
     e.ok(&["out", "./k.mmf", "kept"]);
-    let path = e.dir.join("k.mmf");
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_all_at(&2u64.to_le_bytes(), 96).unwrap(); // FORMAT.md §4: `kind`
+    poke_word(&e.dir.join("k.mmf"), 96, 2); // FORMAT.md §4: `kind`
     for verb in [
         &["read", "./k.mmf"][..],
         &["out", "./k.mmf", "x"],
@@ -1308,8 +1305,7 @@ fn another_kind_of_channel_is_refused_not_called_corrupt() {
     }
     e.ok(&["new", "shmkind", "--size", "64"]);
     let shm = e.dir.join("mmf.shmkind");
-    let file = std::fs::OpenOptions::new().write(true).open(&shm).unwrap();
-    file.write_all_at(&2u64.to_le_bytes(), 96).unwrap();
+    poke_word(&shm, 96, 2);
     let list = e.ok(&["list"]);
     assert!(
         list.contains("shmkind") && list.contains("is of kind 2"),
