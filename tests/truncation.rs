@@ -109,6 +109,18 @@ fn child() {
     }
 }
 
+/// Removes the file channel at `path` and makes it anew (64 bytes), holding the text "anew":
+/// a writer's restart, as a follower sees it.
+fn made_anew(path: &std::path::Path) -> Channel {
+    std::fs::remove_file(path).unwrap();
+    let anew = Options::new()
+        .capacity(64)
+        .create(&Location::File(path.to_owned()))
+        .unwrap();
+    anew.publish_str("anew").unwrap();
+    anew
+}
+
 fn shrink(path: &std::path::Path, len: u64) {
     let status = spawn_child(
         "shrink",
@@ -597,12 +609,7 @@ fn a_stream_of_values_says_the_truncation_and_takes_up_a_channel_made_anew() {
         t.elapsed()
     );
     // Made anew under the name: the stream goes on with it.
-    std::fs::remove_file(&fc.path).unwrap();
-    let anew = Options::new()
-        .capacity(64)
-        .create(&Location::File(fc.path.clone()))
-        .unwrap();
-    anew.publish_str("anew").unwrap();
+    let anew = made_anew(&fc.path);
     let (meta, value) = block_on(values.recv()).unwrap();
     assert_eq!((meta.generation, value.as_str()), (1, "anew"));
     assert_eq!(values.incarnation(), anew.incarnation());
@@ -636,12 +643,7 @@ fn a_consumer_loop_says_the_truncation_and_takes_up_a_channel_made_anew() {
         "{:?}",
         t.elapsed()
     );
-    std::fs::remove_file(&fc.path).unwrap();
-    let anew = Options::new()
-        .capacity(64)
-        .create(&Location::File(fc.path.clone()))
-        .unwrap();
-    anew.publish_str("anew").unwrap();
+    let anew = made_anew(&fc.path);
     let (meta, value) = follower
         .read_after::<String>(&mut seen, Duration::from_secs(5))
         .unwrap()
