@@ -49,7 +49,7 @@ pub(crate) fn acquire(
 #[inline(always)]
 pub(crate) fn try_acquire(word: &AtomicU64, token: u64) -> bool {
     // SeqCst (a full barrier) so that the pin scan that follows is ordered after the previous
-    // writer's SeqCst store of `latest` (see snapshot.rs).
+    // writer's store of `latest` and the SeqCst fence after it (see snapshot.rs).
     word.compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
         .is_ok()
 }
