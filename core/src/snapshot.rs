@@ -1423,12 +1423,14 @@ impl Snapshot {
     /// The pin stays in place after a read (it costs the entry one slot, which the R + 2 slots
     /// provide for), so a reader that finds the same latest slot again writes nothing: no
     /// cache-line transfer to the writer's next pin scan. Our own earlier SeqCst store of the
-    /// same value still precedes the reload in the total order, which is all the argument needs.
+    /// same value still precedes this read's SeqCst load of `latest` in the total order, which
+    /// is all the argument needs.
     ///
     /// After a new pin, `latest` is loaded again (SeqCst, after the SeqCst store of the pin): a
     /// writer whose pin scan missed the pin scanned before the store in the total order, after
-    /// its own store of a `latest` past `l` (a writer only fills the slot `latest` names once
-    /// `latest` has moved off it), so the reload sees `latest` moved. Then the copy would most
+    /// the SeqCst fence that follows a writer's store of a `latest` past `l` (a writer only
+    /// fills the slot `latest` names once `latest` has moved off it; the lock orders the
+    /// previous writer's fence before this scan), so the reload sees `latest` moved. Then the copy would most
     /// likely be overtaken, and be thrown away as a retry; it is re-aimed at the new `latest`
     /// before it starts instead (a few times at most: the copy's validation decides in any
     /// case). Measured under a back-to-back writer of 4 KiB values on a host whose cross-core

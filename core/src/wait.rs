@@ -6,10 +6,11 @@
 //!
 //! Waiter: count itself in `waiters` (SeqCst), load `latest` (SeqCst); if the generation moved,
 //! done; else `FUTEX_WAIT(latest, low 32 bits seen)`, which sleeps only if the word still holds
-//! that value. Writer: store `latest` (SeqCst), then load `waiters` (SeqCst) and `FUTEX_WAKE` if it
-//! is not zero. In the single total order of SeqCst operations either the waiter's load follows
-//! the writer's store (it sees the new generation and does not sleep), or the writer's load
-//! follows the waiter's increment (it wakes); a wake that comes between the waiter's check and
+//! that value. Writer: store `latest` (Release), a SeqCst fence, then load `waiters` (SeqCst) and
+//! `FUTEX_WAKE` if it is not zero. In the single total order of SeqCst operations either the
+//! waiter's load follows the writer's fence (so it sees the new generation, which the store
+//! sequenced before the fence wrote, and does not sleep), or the writer's load follows the
+//! waiter's increment (it wakes); a wake that comes between the waiter's check and
 //! its `FUTEX_WAIT` makes the wait return at once because the word changed. Spurious wake-ups,
 //! signals and timeouts simply loop back to the check. So no wake-up is lost.
 //!
