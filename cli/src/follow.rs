@@ -39,6 +39,13 @@ pub enum Waited {
     Replaced,
 }
 
+/// Whether a value of generation `g` is new to a loop whose count is `since` and that refused
+/// (found damaged) the value of generation `refused`: the rule `Follower::wait_past` waits by,
+/// for the loops of `read --wait` and `watch`, which read the value themselves.
+pub fn is_new(g: u64, since: u64, refused: Option<u64>) -> bool {
+    g > since && Some(g) != refused
+}
+
 impl Followed {
     /// Opens the channel at `location`. If there is none yet, or one still being made, says so
     /// once on stderr and waits for it until `deadline` (`None`: for ever), ending with exit
@@ -219,7 +226,7 @@ impl Followed {
         deadline: Option<Instant>,
         timed_out: impl FnOnce(&Channel) -> String,
     ) -> anyhow::Result<Waited> {
-        let is_new = |g: u64| g > since && Some(g) != refused;
+        let is_new = |g: u64| is_new(g, since, refused);
         interrupt::install();
         loop {
             if interrupt::requested() {

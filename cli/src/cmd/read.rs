@@ -170,9 +170,7 @@ fn read_next(
             Waited::Changed => {
                 let current = followed.channel().generation();
                 match followed.channel().read_raw() {
-                    Ok((meta, bytes))
-                        if meta.generation > since && Some(meta.generation) != refused =>
-                    {
+                    Ok((meta, bytes)) if follow::is_new(meta.generation, since, refused) => {
                         return Ok((meta, bytes, followed.channel().incarnation()))
                     }
                     // Another process moved `latest` back between the wait and the read: not

@@ -62,7 +62,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        if meta.generation <= last || Some(meta.generation) == refused {
+        if !follow::is_new(meta.generation, last, refused) {
             continue;
         }
         // Generations published before the watch began are not "skipped", nor is a refused
