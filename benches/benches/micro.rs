@@ -1,6 +1,7 @@
 //! Single-process micro-benchmarks (criterion): `cargo bench -p mmf-bench`.
 //!
-//! - `publish_raw` and `read_into` by payload size, on an anonymous channel;
+//! - `publish_raw` and `read_into` by payload size, on an anonymous channel, and `publish_raw`
+//!   that wakes a thread asleep in `wait_for_change`;
 //! - the atomic word copies mmf moves payloads with (`atomic_store_bytes` / `atomic_load_bytes`)
 //!   against a plain `copy_from_slice` (memcpy), by size;
 //! - MessagePack (rmp-serde, structs as maps, as mmf stores them) against serde_json, encoding
@@ -9,8 +10,8 @@
 //! Short measurement windows (the machine is shared and small); criterion reports the spread.
 
 use std::hint::black_box;
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mmf_codec::ChannelExt;
@@ -55,6 +56,50 @@ fn channel_ops(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(len as u64));
         g.bench_function(BenchmarkId::from_parameter(label(len)), |b| {
             b.iter(|| ch.read_into(black_box(&mut buf)).expect("read"))
+        });
+    }
+    g.finish();
+
+    // A publish that wakes a thread asleep in `wait_for_change`: the writer's `FUTEX_WAKE` of a
+    // sleeping waiter, the cost a writer pays per value while a consumer blocks. Each sample
+    // waits until the waiter is back in its wait and has had 50 us to fall asleep, then times
+    // the publish alone. With nobody waiting, the check costs one load and a branch (mmf-bench's
+    // section "Publish cost with nobody waiting").
+    let mut g = c.benchmark_group("publish_raw_waking");
+    for len in [64, 4096] {
+        let ch = Channel::anonymous(len).expect("channel");
+        let payload = vec![0x5au8; len];
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut seen = ch.generation();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(now) = ch.wait_for_change(seen, Duration::from_millis(100)) {
+                        seen = now;
+                    }
+                }
+            });
+            g.throughput(Throughput::Bytes(len as u64));
+            g.bench_function(BenchmarkId::from_parameter(label(len)), |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        while ch.info().waiters == 0 {
+                            std::hint::spin_loop();
+                        }
+                        let settle = Instant::now();
+                        while settle.elapsed() < Duration::from_micros(50) {
+                            std::hint::spin_loop();
+                        }
+                        let start = Instant::now();
+                        ch.publish_raw(Tag::BYTES, black_box(&payload))
+                            .expect("publish");
+                        spent += start.elapsed();
+                    }
+                    spent
+                })
+            });
+            stop.store(true, Ordering::Relaxed);
         });
     }
     g.finish();
