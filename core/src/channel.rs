@@ -15,7 +15,7 @@ use crate::layout::*;
 use crate::name::{dir_of, Location};
 use crate::os;
 use crate::os::OwnerState;
-use crate::region::Region;
+use crate::region::{Region, WORD};
 use crate::snapshot::{Look, Miss, SlotWriter, Snapshot, Source, Timeouts};
 use crate::sync::Ordering;
 
@@ -705,7 +705,11 @@ impl Options {
         // has checked that the name still holds it, and without this a rename in between would
         // have the new channel unlinked. Best effort: a lock held for long is nobody's to wait
         // for, and the replacement goes on.
-        let old = open_options(location, false).open(&path).ok();
+        // Writable where allowed, so that it can be marked retired after the rename.
+        let old = open_options(location, true)
+            .open(&path)
+            .or_else(|_| open_options(location, false).open(&path))
+            .ok();
         let _old_locked = old
             .as_ref()
             .map(|f| lock_shared_by(f, Instant::now().checked_add(Duration::from_millis(100))));
@@ -715,6 +719,10 @@ impl Options {
                 io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => directory(&name),
                 _ => io_error(&name, &path, "replacing", e),
             });
+        }
+        // Its followers move to the new channel now, not at their next look.
+        if let Some(old) = &old {
+            mark_retired(old);
         }
         // Beside a file path nothing else would ever find them. Best effort: the replacement is
         // done whatever happens to another process's leftovers.
@@ -886,14 +894,17 @@ impl Channel {
         };
         let name = location.to_string();
         let checked = check_replaceable(location, &path, &name)?;
+        // Opened before the unlink, to be marked retired after it (best effort: writable where
+        // allowed, and only if it is the file checked).
+        let held = open_options(location, true).open(&path).ok();
         // Still the file that was checked: a file put under the name since (renamed over it)
         // is left alone. (What remains is the instant between this look and the unlink.)
-        if let Some(checked) = checked {
+        if let Some(checked) = &checked {
             let now = std::fs::metadata(&path).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
                 _ => io_error(&name, &path, "inspecting", e),
             })?;
-            if !same_file(&now, &checked) {
+            if !same_file(&now, checked) {
                 return Err(io_error(
                     &name,
                     &path,
@@ -906,7 +917,16 @@ impl Channel {
             io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
             io::ErrorKind::IsADirectory => directory(&name),
             _ => io_error(&name, &path, "removing", e),
-        })
+        })?;
+        // Its followers learn that the name is gone now, not at their next look.
+        if let Some(held) = held.filter(|f| {
+            checked
+                .as_ref()
+                .is_none_or(|c| f.metadata().is_ok_and(|m| same_file(&m, c)))
+        }) {
+            mark_retired(&held);
+        }
+        Ok(())
     }
 
     /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
@@ -1242,9 +1262,28 @@ impl Channel {
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn wait_for_change(&self, since: u64, timeout: Duration) -> Option<u64> {
+        self.wait_unless_retired(since, timeout, None)
+    }
+
+    /// [`wait_for_change`](Channel::wait_for_change) that also returns `None` early once the
+    /// header's `retired` word reads other than `mark` (a follower's; see
+    /// [`retired_mark`](Channel::retired_mark)).
+    pub(crate) fn wait_unless_retired(
+        &self,
+        since: u64,
+        timeout: Duration,
+        mark: Option<u64>,
+    ) -> Option<u64> {
         let deadline = Instant::now().checked_add(timeout);
         self.snap
-            .wait_for_change(self.pin_entry(), since, deadline, self.wait_spin)
+            .wait_for_change(self.pin_entry(), since, deadline, self.wait_spin, mark)
+    }
+
+    /// The header's `retired` word: 0 until an mmf process removes the channel's name or
+    /// renames another channel over it ([`mark_retired`]). Any value, from shared memory: a
+    /// follower compares it with what it read at its last look, nothing more.
+    pub(crate) fn retired_mark(&self) -> u64 {
+        self.snap.region.word(H_RETIRED).load(Ordering::Acquire)
     }
 
     /// Like [`wait_for_change`](Channel::wait_for_change) with "now" as `since`: blocks until the
@@ -1331,6 +1370,12 @@ impl Channel {
     #[cfg(feature = "async")]
     pub(crate) fn latest_word(&self) -> &std::sync::atomic::AtomicU64 {
         self.snap.region.word(H_LATEST)
+    }
+
+    /// The header's `retired` word (see [`retired_mark`](Channel::retired_mark)).
+    #[cfg(feature = "async")]
+    pub(crate) fn retired_word(&self) -> &std::sync::atomic::AtomicU64 {
+        self.snap.region.word(H_RETIRED)
     }
 
     /// Counts this handle as a waiter in the header and returns its pin entry, or `None` if it
@@ -2084,6 +2129,50 @@ const LOCK_GRACE: Duration = Duration::from_millis(50);
 /// `O_NONBLOCK` (which regular files ignore) because anyone may plant a FIFO under a name in
 /// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. What was
 /// opened must then pass [`regular_file`].
+/// Marks the channel in `file` retired (the header's `retired` word, FORMAT.md §4) and wakes
+/// every thread asleep on its `latest`, so that followers of the name it no longer has look at
+/// the name at once (`Follower`) instead of within 100 ms. Called right after the name was
+/// removed or another channel renamed over it, with the file opened before that.
+///
+/// Best effort, and nothing here trusts the file: it may be another program's by now, or not a
+/// channel; a header that is not one of this layout's snapshot channels, or already marked, is
+/// left alone, and a file not writable by this process is not marked (its followers look within
+/// 100 ms as before). The word is written with `pwrite`, not through a mapping, so a file that
+/// another process truncated meanwhile gives an error here, not a `SIGBUS`; the mapping made for
+/// the wake is only handed to the kernel as the futex's address, which it checks itself.
+pub(crate) fn mark_retired(file: &File) {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; H_PINS * WORD];
+    if file.read_exact_at(&mut header, 0).is_err() {
+        return;
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; WORD];
+        b.copy_from_slice(&header[i * WORD..(i + 1) * WORD]);
+        u64::from_le_bytes(b)
+    };
+    if word(H_MAGIC) != MAGIC
+        || word(H_VERSION) != VERSION
+        || word(H_KIND) != KIND_SNAPSHOT
+        || word(H_RETIRED) != 0
+    {
+        return;
+    }
+    let pid = u64::from(std::process::id()).max(1);
+    let at = (H_RETIRED * WORD) as u64;
+    if !matches!(file.write_at(&pid.to_le_bytes(), at), Ok(WORD)) {
+        return;
+    }
+    let Ok(map) = memmap2::MmapOptions::new()
+        .len(H_PINS * WORD)
+        .map_raw_read_only(file)
+    else {
+        return;
+    };
+    let region = Region::from_map(map, false);
+    os::wake_all(region.word(H_LATEST));
+}
+
 pub(crate) fn open_options(location: &Location, write: bool) -> OpenOptions {
     let mut oo = OpenOptions::new();
     let nofollow = match location {

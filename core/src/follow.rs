@@ -59,6 +59,16 @@ pub struct Follower {
     looked: Instant,
     /// What that look found: the name leads nowhere (removed, not created again yet).
     gone: bool,
+    /// Since when looks have found no file under the name: for its first
+    /// [`MISSING_FAST_FOR`], the name is looked at every 10 ms, so that a writer that removes
+    /// its channel and creates it again (a restart) is followed at once.
+    missing_since: Option<Instant>,
+    /// The followed channel's `retired` word as the last look read it. Once it reads otherwise
+    /// (an mmf process removed the name, or renamed another channel over it, and woke the
+    /// channel's sleepers), a wait returns to look at the name at once. Read before the look,
+    /// so that a retirement during the look is looked at again, and a stray value that a peer
+    /// wrote costs one look, not a loop.
+    mark: u64,
     /// A new channel under the name that a look found still being created: kept here, not in
     /// a wait or a future, so that waits with short timeouts, and a future dropped and made
     /// again (a `select!` loop), still give up on one whose creator died.
@@ -186,7 +196,8 @@ impl Follower {
     ///
     /// While it waits, and while values keep coming, it looks at least every 100 ms whether
     /// the name still leads to the channel (a name removed and not created again is waited on,
-    /// and values still published to the channel it held are returned meanwhile), and whether
+    /// looked at every 10 ms for its first second, and values still published to the channel
+    /// it held are returned meanwhile), and whether
     /// the channel is still whole: one truncated, or whose header was overwritten, under the
     /// mapping is an error ([`Channel::verify`]'s), not a wait for ever on memory no writer
     /// reaches. A damaged current value (a crash's, which `verify` also reports) is waited past:
@@ -199,12 +210,23 @@ impl Follower {
     /// old instance still stopping) does not keep the follower there: the new channel is
     /// [`Change::Replaced`] within 100 ms (a value the old channel got meanwhile may be
     /// skipped: the name's latest value is the new channel's).
+    ///
+    /// Where an mmf process removed the name or replaced the channel
+    /// ([`Channel::remove`], [`Options::create_or_replace`], `mmf remove`, `mmf new --force`),
+    /// the wait looks at once, not at its next look: that process marks the old channel retired
+    /// (a word of its header) and wakes its sleepers. A writer that restarts with
+    /// `create_or_replace` is [`Change::Replaced`] within microseconds, and one that removes
+    /// its channel and creates it again within 10 ms of the creation. (A name removed by other
+    /// means, `rm`, is seen at the next look.)
     pub fn wait(&mut self, since: u64, timeout: Duration) -> Result<Option<Change>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             let left = time_left(deadline).unwrap_or_default();
             let every = self.look_every();
-            let newer = self.channel.wait_for_change(since, left.min(every));
+            // `None` early too when the channel was marked retired: then look at once.
+            let newer = self
+                .channel
+                .wait_unless_retired(since, left.min(every), Some(self.mark));
             if newer.is_none() || self.looked.elapsed() >= every {
                 if let Some(channel) = self.look(Instant::now())? {
                     self.channel = channel;
@@ -380,8 +402,13 @@ impl Follower {
                 .min(REFUSED_LOOK_EVERY);
             // Between the name's looks, the channel alone: a stat of the name every 10 ms
             // would cost a consumer of a damaged channel whose writer is gone for nothing.
-            let waited = if self.looked.elapsed() < LOOK_EVERY {
-                Ok(self.channel.wait_for_change(from, slice).map(Change::Newer))
+            let waited = if self.looked.elapsed() < self.look_every()
+                && self.channel.retired_mark() == self.mark
+            {
+                Ok(self
+                    .channel
+                    .wait_unless_retired(from, slice, Some(self.mark))
+                    .map(Change::Newer))
             } else {
                 self.wait(from, slice)
             };
@@ -392,13 +419,19 @@ impl Follower {
         }
     }
 
-    /// How often a wait looks at the name: every 100 ms, and every 10 ms while a new channel
-    /// under it is being created (for its first 250 ms: a slow creation is looked at every
-    /// 100 ms).
+    /// How often a wait looks at the name: every 100 ms; every 10 ms while a new channel under
+    /// it is being created (for its first 250 ms: a slow creation is looked at every 100 ms),
+    /// and while the name leads nowhere, for its first second.
     fn look_every(&self) -> Duration {
         match self.creating {
             Some(Creating { slow: false, .. }) => INIT_LOOK_EVERY,
-            _ => LOOK_EVERY,
+            _ if self
+                .missing_since
+                .is_some_and(|t| t.elapsed() < MISSING_FAST_FOR) =>
+            {
+                INIT_LOOK_EVERY
+            }
+            _ => scheduled_look(),
         }
     }
 
@@ -408,6 +441,8 @@ impl Follower {
     fn look(&mut self, now: Instant) -> Result<Option<Channel>> {
         self.looked = now;
         self.gone = false;
+        self.mark = self.channel.retired_mark();
+        let missing_since = self.missing_since.take();
         if self.channel.is_current()? {
             self.creating = None;
             self.channel.verify_mapping()?;
@@ -416,12 +451,14 @@ impl Follower {
         match try_open(&self.location, Duration::ZERO) {
             Ok(channel) => {
                 self.creating = None;
+                self.mark = channel.retired_mark();
                 Ok(Some(channel))
             }
             // Removed and not (yet) created again: keep waiting, and looking.
             Err(Error::NotFound { .. }) => {
                 self.gone = true;
                 self.creating = None;
+                self.missing_since = Some(missing_since.unwrap_or(now));
                 Ok(None)
             }
             // Being created: look again, for as long as `open` would wait.
@@ -440,10 +477,12 @@ impl Follower {
     fn holding(location: &Location, channel: Channel, appeared: bool) -> Follower {
         Follower {
             location: location.clone(),
-            channel,
             appeared,
             looked: Instant::now(),
             gone: false,
+            missing_since: None,
+            mark: channel.retired_mark(),
+            channel,
             creating: None,
             pause_until: None,
             refused: Refused::default(),
@@ -545,6 +584,21 @@ const REFUSED_LOOK_EVERY: Duration = Duration::from_millis(10);
 
 /// How soon a wait that found a new channel being created looks again.
 const INIT_LOOK_EVERY: Duration = Duration::from_millis(10);
+
+/// How often a wait looks at the name when nothing hastens it: [`LOOK_EVERY`]. A test thread may
+/// set it longer, so that only the `retired` mark can make its follower look in time.
+fn scheduled_look() -> Duration {
+    #[cfg(test)]
+    if let Some(every) = tests::SCHEDULED_LOOK.get() {
+        return every;
+    }
+    LOOK_EVERY
+}
+
+/// How long after a look first found the name leading nowhere the name is looked at every
+/// [`INIT_LOOK_EVERY`] instead of every [`LOOK_EVERY`]: a writer's restart (remove, then create)
+/// takes milliseconds, a stat of the name some microseconds.
+const MISSING_FAST_FOR: Duration = Duration::from_secs(1);
 
 /// A channel under the name that a look found being created: which file, and since when.
 #[derive(Debug, Clone, Copy)]
@@ -860,7 +914,8 @@ fn poll_change(
 ) -> std::task::Poll<Result<Change>> {
     use std::task::Poll;
     let now = Instant::now();
-    if now >= f.looked + f.look_every() || f.channel.tripped() {
+    if now >= f.looked + f.look_every() || f.channel.tripped() || f.channel.retired_mark() != f.mark
+    {
         match f.look(now) {
             Ok(None) => {}
             Ok(Some(channel)) => {
@@ -877,7 +932,7 @@ fn poll_change(
     }
     let wake_at = f.looked + f.look_every();
     waiting
-        .poll(&f.channel, since, Some(wake_at), cx)
+        .poll(&f.channel, since, Some(wake_at), Some(f.mark), cx)
         .map(|g| Ok(Change::Newer(g)))
 }
 
@@ -1214,5 +1269,219 @@ impl futures_core::Stream for ValueStream {
 impl Drop for ValueStream {
     fn drop(&mut self) {
         self.waiting.unregister(&self.follower.channel);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::channel::mark_retired;
+    use crate::frame::Tag;
+    use crate::layout::H_RETIRED;
+
+    /// Writes `value` into word `word` of the header of the channel at `location`, as another
+    /// process could (through the file, as `mark_retired` does).
+    fn poke(location: &Location, word: usize, value: u64) {
+        use std::os::unix::fs::FileExt;
+        let path = location.path().unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.write_all_at(&value.to_le_bytes(), (word * 8) as u64)
+            .unwrap();
+    }
+
+    thread_local! {
+        /// This thread's followers' scheduled look, instead of [`LOOK_EVERY`].
+        pub(super) static SCHEDULED_LOOK: Cell<Option<Duration>> = const { Cell::new(None) };
+    }
+
+    /// A channel named for this test and process, holding one value; removed again on drop.
+    struct Named(String, Location);
+
+    impl Named {
+        fn new(test: &str) -> Named {
+            let name = format!("follow-unit-{test}-{}", std::process::id());
+            let location = Location::parse(&name).unwrap();
+            let _ = Channel::remove(&name);
+            Named(name, location)
+        }
+    }
+
+    impl Drop for Named {
+        fn drop(&mut self) {
+            let _ = Channel::remove(&self.0);
+        }
+    }
+
+    /// No look of the name comes by schedule for 15 s: what a follower sees within
+    /// [`PROMPT`], it saw through the `retired` mark (or the fast looks after a removal).
+    fn no_scheduled_looks() {
+        SCHEDULED_LOOK.set(Some(Duration::from_secs(15)));
+    }
+
+    /// Below the 15 s look and the 20 s waits below, far above the microseconds a mark and a
+    /// wake take (100 ms at most, should the wake be lost): a bound no loaded machine misses,
+    /// that a follower waiting for its scheduled look or its timeout cannot meet.
+    const PROMPT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_replacement_wakes_the_old_channels_followers_at_once() {
+        no_scheduled_looks();
+        let named = Named::new("replaced");
+        let old = Channel::create(&named.0, 64).unwrap();
+        old.publish_raw(Tag::TEXT, b"old").unwrap();
+        let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
+        let start = Instant::now();
+        let seen = std::thread::scope(|s| {
+            s.spawn(|| {
+                // Asleep by then (not required: a mark before the sleep is seen too).
+                std::thread::sleep(Duration::from_millis(50));
+                let new = Options::new()
+                    .capacity(64)
+                    .create_or_replace(&named.1)
+                    .unwrap();
+                new.publish_raw(Tag::TEXT, b"new").unwrap();
+            });
+            follower.wait(1, Duration::from_secs(20)).unwrap()
+        });
+        assert_eq!(seen, Some(Change::Replaced));
+        assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
+        // The old channel carries the mark, the replacing process's pid; the new one none.
+        assert_eq!(old.retired_mark(), u64::from(std::process::id()));
+        assert_eq!(follower.channel().retired_mark(), 0);
+        assert_eq!(follower.channel().read_raw().unwrap().1, b"new");
+    }
+
+    #[test]
+    fn a_removal_wakes_followers_and_the_channel_made_again_is_found() {
+        no_scheduled_looks();
+        let named = Named::new("restart");
+        let old = Channel::create(&named.0, 64).unwrap();
+        old.publish_raw(Tag::TEXT, b"old").unwrap();
+        let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
+        let start = Instant::now();
+        let seen = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                Channel::remove(&named.0).unwrap();
+                // A restarting writer's pause between its old channel and its new one.
+                std::thread::sleep(Duration::from_millis(100));
+                Channel::create(&named.0, 64)
+                    .unwrap()
+                    .publish_raw(Tag::TEXT, b"again")
+                    .unwrap();
+            });
+            follower.wait(1, Duration::from_secs(20)).unwrap()
+        });
+        assert_eq!(seen, Some(Change::Replaced));
+        assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
+        assert_eq!(old.retired_mark(), u64::from(std::process::id()));
+        assert_eq!(follower.channel().read_raw().unwrap().1, b"again");
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn an_async_follower_is_woken_by_a_replacement() {
+        fn block_on<F: std::future::Future>(f: F) -> F::Output {
+            struct W(std::thread::Thread);
+            impl std::task::Wake for W {
+                fn wake(self: std::sync::Arc<Self>) {
+                    self.0.unpark()
+                }
+            }
+            let waker = std::sync::Arc::new(W(std::thread::current())).into();
+            let mut cx = std::task::Context::from_waker(&waker);
+            let mut f = std::pin::pin!(f);
+            loop {
+                if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                    return v;
+                }
+                std::thread::park()
+            }
+        }
+        no_scheduled_looks();
+        let named = Named::new("async-replaced");
+        let old = Channel::create(&named.0, 64).unwrap();
+        old.publish_raw(Tag::TEXT, b"old").unwrap();
+        let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
+        let start = Instant::now();
+        let seen = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                Options::new()
+                    .capacity(64)
+                    .create_or_replace(&named.1)
+                    .unwrap();
+            });
+            block_on(follower.changed(1)).unwrap()
+        });
+        assert_eq!(seen, Change::Replaced);
+        assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
+    }
+
+    /// The mark is shared memory: a peer may write any value there while the name still leads
+    /// to the channel. The follower looks once, takes the value as seen, and waits on.
+    #[test]
+    fn a_stray_mark_costs_one_look_and_no_early_returns_after_it() {
+        no_scheduled_looks();
+        let named = Named::new("stray");
+        let ch = Channel::create(&named.0, 64).unwrap();
+        ch.publish_raw(Tag::TEXT, b"v").unwrap();
+        let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
+        let looked = follower.looked;
+        poke(&named.1, H_RETIRED, 0xdead);
+        assert_eq!(follower.wait(1, Duration::from_millis(100)).unwrap(), None);
+        assert!(follower.looked > looked, "the stray mark made it look");
+        assert_eq!(follower.mark, 0xdead);
+        // And the same value does not end a wait early again.
+        let start = Instant::now();
+        let slice = Duration::from_millis(150);
+        assert_eq!(
+            follower
+                .channel()
+                .wait_unless_retired(1, slice, Some(follower.mark)),
+            None
+        );
+        assert!(start.elapsed() >= slice, "{:?}", start.elapsed());
+    }
+
+    /// `mark_retired` writes only into one of this layout's snapshot channels, once.
+    #[test]
+    fn only_a_channel_is_marked_and_only_once() {
+        let dir = std::env::temp_dir().join(format!("mmf-mark-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let other = dir.join("not-a-channel");
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 1) as u8).collect();
+        std::fs::write(&other, &bytes).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&other)
+            .unwrap();
+        mark_retired(&file);
+        assert_eq!(std::fs::read(&other).unwrap(), bytes);
+
+        let path = dir.join("channel.mmf");
+        let location = Location::parse(path.to_str().unwrap()).unwrap();
+        let ch = Channel::create(path.to_str().unwrap(), 64).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        poke(&location, H_RETIRED, 7);
+        mark_retired(&file);
+        assert_eq!(
+            ch.retired_mark(),
+            7,
+            "a marked channel keeps its first mark"
+        );
+        poke(&location, H_RETIRED, 0);
+        mark_retired(&file);
+        assert_eq!(ch.retired_mark(), u64::from(std::process::id()));
+        drop(ch);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

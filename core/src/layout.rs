@@ -57,6 +57,11 @@ pub(crate) const H_CREATED_NS: usize = 9;
 pub(crate) const H_CREATOR: usize = 10;
 pub(crate) const H_FLAGS: usize = 11;
 pub(crate) const H_KIND: usize = 12;
+/// Set (to the pid of the process that did it, never 0) by an mmf process that removed the
+/// channel's name or renamed another channel over it, right after, followed by a wake of every
+/// sleeper on `latest`: a follower of the name looks at it at once instead of at its next look.
+/// A hint only: written at most once after creation, and read only by followers' waits.
+pub(crate) const H_RETIRED: usize = 13;
 // Line 2: `latest`, the word readers poll, and the inline buffers' descriptors; nothing else. A
 // writer stores to it only at the end of a publish (the descriptor, then `latest`) and never loads
 // from it, so a reader spinning on it takes the line from the writer once per publish.
@@ -351,6 +356,7 @@ mod tests {
         assert_eq!(H_WRITTEN * 8, 464);
         assert_eq!(H_LAST_WRITER * 8, 472);
         assert_eq!(H_WAITERS * 8, 480);
+        assert_eq!(H_RETIRED * 8, 104);
         assert_eq!(l.inline_max(false), 120);
         assert_eq!(l.inline_max(true), 0);
         assert_eq!(Layout::new(40, 0).unwrap().inline_max(false), 40);

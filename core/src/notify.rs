@@ -71,6 +71,9 @@ struct Registration {
     counted: bool,
     /// When to wake the future even if nothing moved (a follower's look at its name).
     wake_at: Option<Instant>,
+    /// A follower's: the address of the channel's `retired` word (valid as `word` is) and the
+    /// value its last look read; the future is woken once the word reads otherwise.
+    mark: Option<(usize, u64)>,
     /// The channel's mark of a truncation caught by the `SIGBUS` handler: set, the zero pages
     /// will never move, so the future is woken to resolve (`Changed::poll`).
     tripped: &'static std::sync::atomic::AtomicBool,
@@ -279,7 +282,13 @@ impl Notifier {
                 // A tripped channel's word may read as it did (0 before the first value, or a
                 // header page still in the file): wake it anyway. The notifier looks at least
                 // every `MAX_SLEEP`.
+                let retired = r.mark.is_some_and(|(w, seen)| {
+                    // SAFETY: as for `word` above: the same channel's header, mapped while the
+                    // registration exists, which the lock we hold keeps.
+                    unsafe { &*(w as *const AtomicU64) }.load(Ordering::Acquire) != seen
+                });
                 latest.is_some_and(|l| l != r.seen)
+                    || retired
                     || r.tripped.load(Ordering::Relaxed)
                     || r.wake_at.is_some_and(|t| t <= now)
             })
@@ -415,7 +424,7 @@ impl Future for Changed<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
         let this = self.get_mut();
-        this.waiting.poll(this.ch, this.since, None, cx)
+        this.waiting.poll(this.ch, this.since, None, None, cx)
     }
 }
 
@@ -423,13 +432,15 @@ impl Waiting {
     /// Resolves to `ch`'s generation once it exceeds `since`; until then registers `cx`'s waker
     /// with the notifier, to be woken when `ch`'s `latest` word moves, when `ch` is truncated
     /// under its mapping (then resolves with `since + 1`, see [`Channel::changed`]), or at
-    /// `wake_at`. A registration left by an earlier poll is updated; one that resolves is
-    /// removed.
+    /// `wake_at`; and, with `mark` (a follower's), when `ch`'s `retired` word reads other than
+    /// it, for the follower to look at its name (the caller looks at the word first). A
+    /// registration left by an earlier poll is updated; one that resolves is removed.
     pub(crate) fn poll(
         &mut self,
         ch: &Channel,
         since: u64,
         wake_at: Option<Instant>,
+        mark: Option<u64>,
         cx: &mut Context<'_>,
     ) -> Poll<u64> {
         let latest = ch.latest_word().load(Ordering::SeqCst);
@@ -464,6 +475,7 @@ impl Waiting {
                 waker: cx.waker().clone(),
                 counted: entry.is_some(),
                 wake_at,
+                mark: mark.map(|m| (std::ptr::from_ref(ch.retired_word()) as usize, m)),
                 tripped: ch.trip_flag(),
             },
         );
@@ -520,6 +532,7 @@ impl Timer {
                 // Nothing for writers to count, and nothing to poll for: only the time.
                 counted: true,
                 wake_at: Some(at),
+                mark: None,
                 tripped: &NEVER_TRIPPED,
             },
         );

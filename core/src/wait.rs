@@ -39,14 +39,22 @@ use crate::sync::Ordering;
 impl Snapshot {
     /// Blocks until the generation exceeds `since` (returning it) or `deadline` passes (`None`).
     /// `pin` is the caller's reader-pin entry, if it has one; `spin` how long to spin first.
+    ///
+    /// `mark`: a follower's view of the header's `retired` word at its last look at the name;
+    /// once the word reads otherwise, the wait returns `None` early, so that the follower looks
+    /// again. The retiring process wakes the futex after its store, and a wake lost between
+    /// this check and the sleep is made up by the sleep's bound ([`MAX_SLEEP`]).
     pub(crate) fn wait_for_change(
         &self,
         pin: Option<usize>,
         since: u64,
         deadline: Option<Instant>,
         spin: Duration,
+        mark: Option<u64>,
     ) -> Option<u64> {
         let latest = self.region.word(H_LATEST);
+        let retired =
+            || mark.is_some_and(|m| self.region.word(H_RETIRED).load(Ordering::Acquire) != m);
         // A mapping the `SIGBUS` handler tripped (`truncation`) is private zero pages now, which
         // no writer reaches: "moved", to `since + 1`, so that the caller reads (and learns
         // `Truncated`) instead of waiting out its timeout, or looping on `None`.
@@ -62,6 +70,9 @@ impl Snapshot {
         };
         if let Some(g) = moved() {
             return Some(g);
+        }
+        if retired() {
+            return None;
         }
         if !spin.is_zero() {
             // Never past the deadline, and no overflow for a spin of `Duration::MAX`.
@@ -93,6 +104,9 @@ impl Snapshot {
                 if let Some(g) = moved() {
                     return Some(g);
                 }
+                if retired() {
+                    return None;
+                }
                 std::thread::sleep(nap.min(remaining()?));
                 nap = (nap * 2).min(Duration::from_millis(1));
             }
@@ -109,6 +123,9 @@ impl Snapshot {
             }
             if self.region.tripped() {
                 break Some(since.saturating_add(1));
+            }
+            if retired() {
+                break None;
             }
             let Some(left) = remaining() else { break None };
             os::wait_while(latest, l as u32, left.min(MAX_SLEEP));
