@@ -5,7 +5,8 @@
 //! - the atomic word copies mmf moves payloads with (`atomic_store_bytes` / `atomic_load_bytes`)
 //!   against a plain `copy_from_slice` (memcpy), by size;
 //! - MessagePack (rmp-serde, structs as maps, as mmf stores them) against serde_json, encoding
-//!   and decoding a realistic object, and `ChannelExt::publish` / `read` of the same object.
+//!   and decoding a realistic object, and `ChannelExt::publish` / `read` of the same object;
+//! - how long a follower asleep on a channel takes to see its writer's restart.
 //!
 //! Short measurement windows (the machine is shared and small); criterion reports the spread.
 
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mmf_codec::ChannelExt;
 use mmf_core::__bench::{atomic_load_bytes, atomic_store_bytes};
-use mmf_core::{Channel, Tag};
+use mmf_core::{Change, Channel, Follower, Location, Options, Tag};
 use serde::{Deserialize, Serialize};
 
 const SIZES: [usize; 4] = [64, 4096, 64 * 1024, 1 << 20];
@@ -101,6 +102,64 @@ fn channel_ops(c: &mut Criterion) {
             });
             stop.store(true, Ordering::Relaxed);
         });
+    }
+    g.finish();
+}
+
+/// How long a follower asleep in `Follower::wait` takes to see its writer's restart: from the
+/// start of the writer's `create_or_replace` (or of its `remove`, then `create`) until the
+/// follower's wait returns `Change::Replaced`, the creation of the new channel included.
+fn restarts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("follow_restart");
+    g.sample_size(10);
+    for how in ["create_or_replace", "remove_then_create"] {
+        let name = format!("mmf-micro-restart-{}", std::process::id());
+        let location = Location::parse(&name).expect("name");
+        let _ = Channel::remove(&name);
+        let mut writer = Some(Channel::create(&name, 64).expect("channel"));
+        let mut follower = Follower::open(&location, Duration::ZERO).expect("follower");
+        let (to_follower, go) = std::sync::mpsc::channel::<()>();
+        let (to_writer, seen) = std::sync::mpsc::channel::<Instant>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                while go.recv().is_ok() {
+                    let change = follower.wait(u64::MAX >> 8, Duration::from_secs(10));
+                    assert_eq!(change.expect("wait"), Some(Change::Replaced));
+                    to_writer.send(Instant::now()).expect("send");
+                }
+            });
+            g.bench_function(how, |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        to_follower.send(()).expect("send");
+                        // The follower asleep on the channel (counted as a waiter), and then
+                        // some, so that the restart finds it asleep.
+                        let held = writer.as_ref().expect("writer");
+                        while held.info().waiters == 0 {
+                            std::thread::yield_now();
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                        let start = Instant::now();
+                        writer = Some(if how == "create_or_replace" {
+                            Options::new()
+                                .capacity(64)
+                                .create_or_replace(&location)
+                                .expect("replace")
+                        } else {
+                            drop(writer.take());
+                            Channel::remove(&name).expect("remove");
+                            Channel::create(&name, 64).expect("create")
+                        });
+                        spent += seen.recv().expect("follower").duration_since(start);
+                    }
+                    spent
+                })
+            });
+            drop(to_follower);
+        });
+        drop(writer);
+        let _ = Channel::remove(&name);
     }
     g.finish();
 }
@@ -310,6 +369,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = channel_ops, copies, codecs
+    targets = channel_ops, copies, codecs, restarts
 }
 criterion_main!(micro);
