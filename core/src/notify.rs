@@ -375,8 +375,14 @@ impl Channel {
     /// memory, not to its name: a channel removed (or replaced under its name) while awaited
     /// stays pending until something publishes to that memory. Race it against a timer of the
     /// executor's, and look whether the name still leads here with [`Channel::is_current`]
-    /// (what [`Follower`](crate::Follower), the blocking way to follow a name, does every
-    /// 100 ms).
+    /// (what a [`Follower`](crate::Follower) does every 100 ms, and at once when an mmf
+    /// process removed or replaced the channel).
+    ///
+    /// In a consumer's loop, wait on from the generation that the *read* returned, not the one
+    /// this future resolved to: a writer may publish again between the two, the read then
+    /// gets that newer value, and a wait from the older generation resolves at once for a
+    /// value already read (a consumer that counts values reads some twice). The example below
+    /// keeps the count so; [`Follower::values`](crate::Follower::values) does it for you.
     ///
     /// # Panics
     ///
@@ -398,6 +404,19 @@ impl Channel {
     ///     s.spawn(|| { std::thread::sleep(std::time::Duration::from_millis(20)); ch.publish_raw(Tag::TEXT, b"hi") });
     ///     assert_eq!(block_on(ch.changed(0)), 1);     // or `ch.changed(0).await` in async code
     /// });
+    ///
+    /// // A consumer's loop: the next wait starts from the generation of the value read.
+    /// let mut seen = 1;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| (2..=50u32).try_for_each(|i| ch.publish_raw(Tag::TEXT, &i.to_le_bytes()).map(drop)));
+    ///     while seen < 50 {
+    ///         block_on(ch.changed(seen));
+    ///         let (meta, _value) = ch.read_raw()?;
+    ///         assert!(meta.generation > seen, "no value is read twice");
+    ///         seen = meta.generation;
+    ///     }
+    ///     Ok::<(), mmf_core::Error>(())
+    /// })?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn changed(&self, since: u64) -> Changed<'_> {
