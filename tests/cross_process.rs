@@ -21,6 +21,7 @@ fn child() {
         "reader" => reader(&name),
         "reader-any" => reader_any(&name),
         "seed-b" => seed_b(&name),
+        "panicking-worker" => panicking_worker(&name),
         other => panic!("unknown role {other}"),
     }
 }
@@ -243,4 +244,97 @@ fn the_seed_scenario_across_two_processes() {
     assert_eq!(a.info().last_writer_pid, Some(pid));
     Channel::remove(&name).unwrap();
     Channel::remove(&format!("{name}-obj")).unwrap();
+}
+
+/// A worker whose results channel is removed when its handle drops: it publishes a partial
+/// result, waits for the parent's acknowledgement, then panics. The unwinding drops the handle.
+fn panicking_worker(name: &str) {
+    let results = Options::new()
+        .capacity(64)
+        .remove_on_drop(true)
+        .create(&Location::parse(name).unwrap())
+        .unwrap();
+    results.publish_str("partial").unwrap();
+    assert_eq!(results.wait_for_change(1, Duration::from_secs(20)), Some(2));
+    panic!("the worker fails after its first result (on purpose)");
+}
+
+/// A harness's worker that panics leaves no channel behind (`Options::remove_on_drop`), and
+/// the parent's follower, holding it, sees the name gone.
+#[test]
+fn a_channel_removed_on_drop_goes_with_a_worker_that_panics() {
+    let name = unique("remove-on-drop");
+    let mut worker = spawn_child("panicking-worker", &[("MMF_NAME", name.clone())]);
+    let location = Location::parse(&name).unwrap();
+    let mut follower = Follower::open(&location, Duration::from_secs(20)).unwrap();
+    let (mut seen, mut buf) = (0, Vec::new());
+    let meta = follower
+        .read_after_into(&mut seen, &mut buf, Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(
+        (meta.map(|m| m.generation), &buf[..]),
+        (Some(1), &b"partial"[..])
+    );
+    let acked = follower.channel().publish_str("ack").unwrap();
+    assert!(!worker.wait().unwrap().success(), "the worker panicked");
+    assert!(
+        matches!(
+            Channel::open(&name),
+            Err(mmf::channel::Error::NotFound { .. })
+        ),
+        "the name went with the worker's handle"
+    );
+    assert!(!follower.channel().is_current().unwrap());
+    assert_eq!(
+        follower.wait(acked, Duration::from_millis(50)).unwrap(),
+        None,
+        "nothing newer, and no new channel"
+    );
+    assert!(follower.is_gone());
+}
+
+/// The name goes only with the handle that made it, in the process that made it: not with a
+/// replacement made since, nor with a forked child's copy of the handle.
+#[test]
+fn remove_on_drop_leaves_a_replacement_and_a_forked_childs_copy_alone() {
+    let name = unique("remove-on-drop-only-its-own");
+    let location = Location::parse(&name).unwrap();
+    let mut options = Options::new();
+    options.capacity(64).remove_on_drop(true);
+
+    // A forked child that drops its copy (and exits) leaves the name.
+    let ch = options.create(&location).unwrap();
+    // SAFETY: the child only drops its copy of the handle and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        drop(ch);
+        // SAFETY: ends the forked child without running the parent's exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    assert!(
+        Channel::open(&name).is_ok(),
+        "the child's drop left the name"
+    );
+    drop(ch);
+    assert!(matches!(
+        Channel::open(&name),
+        Err(mmf::channel::Error::NotFound { .. })
+    ));
+
+    // A channel made anew under the name since stays.
+    let first = options.create(&location).unwrap();
+    let second = Options::new()
+        .capacity(64)
+        .create_or_replace(&location)
+        .unwrap();
+    drop(first);
+    let open = Channel::open(&name).unwrap();
+    assert_eq!(open.incarnation(), second.incarnation());
+    drop((open, second));
+    Channel::remove(&name).unwrap();
 }

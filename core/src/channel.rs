@@ -72,6 +72,9 @@ pub struct Channel {
     /// whose entry the parent claimed leaves the entry, which the parent still uses, alone (and
     /// gives back one it claimed itself).
     pin_pid: AtomicU32,
+    /// [`Options::remove_on_drop`]: the process that made the handle, which alone removes the
+    /// name when it drops it.
+    remove_on_drop: Option<u32>,
 }
 
 /// A per-handle countdown of reads that take a slower but surer path after a writer overtook one:
@@ -125,6 +128,7 @@ pub struct Options {
     init_timeout: Duration,
     wait_spin: Duration,
     header_only: bool,
+    remove_on_drop: bool,
 }
 
 impl Default for Options {
@@ -147,6 +151,7 @@ impl Options {
             init_timeout: Duration::from_millis(250),
             wait_spin: Duration::ZERO,
             header_only: true,
+            remove_on_drop: false,
         }
     }
 
@@ -262,6 +267,35 @@ impl Options {
     /// ```
     pub fn header_only(&mut self, on: bool) -> &mut Self {
         self.header_only = on;
+        self
+    }
+
+    /// Whether dropping the handle these options make removes the channel's name (default
+    /// `false`): for a channel that lives as long as its maker, such as a harness's channel
+    /// for one run's results, so that a run that returns early or panics (and unwinds) leaves
+    /// nothing in `/dev/shm`. Like [`Channel::remove`], the removal marks the channel retired,
+    /// and its followers see the name gone at once.
+    ///
+    /// Only if the name still leads to this handle's channel (one made anew under it since is
+    /// left alone), only in the process that made the handle (a child made by `fork` that drops
+    /// its copy leaves it), and as best effort: a removal that fails is not reported. A process
+    /// killed by a signal does not drop anything; `mmf prune` removes what such processes leave
+    /// once no process holds it.
+    ///
+    /// ```
+    /// use mmf_core::{Channel, Error, Location, Options, Tag};
+    /// # let name = format!("remove-on-drop-doc-{}", std::process::id());
+    /// let location = Location::parse(&name)?;
+    /// {
+    ///     let results = Options::new().capacity(256).remove_on_drop(true).create(&location)?;
+    ///     results.publish_raw(Tag::TEXT, b"run 1: 42 ms")?;
+    ///     // ... a worker reads it ...
+    /// }
+    /// assert!(matches!(Channel::open(&name), Err(Error::NotFound { .. })));
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn remove_on_drop(&mut self, on: bool) -> &mut Self {
+        self.remove_on_drop = on;
         self
     }
 
@@ -818,6 +852,7 @@ impl Options {
             timeouts: self.timeouts,
             wait_spin: self.wait_spin,
             pin_pid: AtomicU32::new(0),
+            remove_on_drop: self.remove_on_drop.then(std::process::id),
         }
     }
 }
@@ -1812,6 +1847,10 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
+        if self.remove_on_drop == Some(std::process::id()) && self.is_current().unwrap_or(false) {
+            // Best effort (see `Options::remove_on_drop`): a drop cannot report.
+            let _ = Channel::remove_location(&self.location);
+        }
         // Before the mapping goes: the notifier thread must not touch it afterwards.
         #[cfg(feature = "async")]
         crate::notify::forget_channel(std::ptr::from_ref(self.latest_word()) as usize);
