@@ -1,0 +1,155 @@
+//! A benchmark harness's pattern: a parent passes each run's configuration to a worker process,
+//! collects the worker's results, and notices a worker that fails before publishing at once,
+//! instead of waiting out a timeout.
+//!
+//! ```text
+//! cargo run --release --example harness
+//! ```
+//!
+//! The parent owns both channels, made with `Options::remove_on_drop`, so that nothing stays in
+//! `/dev/shm` however the harness ends (but for a kill by a signal, which `mmf prune` mends).
+//! It starts the worker (the same executable with the arguments `worker NAME`) and waits for a
+//! result in short slices, asking `Child::try_wait` between them: mmf's waits end on a value or
+//! a timeout, not on another process's exit (the `mmf` command's `read --pid PID` does this loop
+//! for scripts). Run 2's worker fails on purpose.
+
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use mmf::prelude::*;
+use serde::{Deserialize, Serialize};
+
+type Outcome<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// What the parent tells the worker about a run.
+#[derive(Serialize, Deserialize, Debug)]
+struct Config {
+    run: u32,
+    iterations: u32,
+    /// Whether the worker fails before it publishes (to show the parent noticing).
+    fail: bool,
+}
+
+/// What the worker reports.
+#[derive(Serialize, Deserialize, Debug)]
+struct Results {
+    run: u32,
+    timings_ns: Vec<f64>,
+}
+
+/// How a run ended, as the parent saw it.
+enum Ended {
+    Published(Results),
+    Exited(ExitStatus),
+    TimedOut,
+}
+
+fn main() -> Outcome<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("worker") {
+        return worker(&args[2]);
+    }
+    harness()
+}
+
+fn harness() -> Outcome<()> {
+    let name = format!("harness-{}", std::process::id());
+    let mut options = Options::new();
+    options.capacity(64 * 1024).remove_on_drop(true);
+    let config = options.create(&Location::parse(&format!("{name}-config"))?)?;
+    let results = options.create(&Location::parse(&format!("{name}-results"))?)?;
+    // The generation of the last result read: a result is new when it is past it.
+    let mut seen = 0;
+    let mut as_expected = true;
+    for (run, fail) in [(1, false), (2, true), (3, false)] {
+        config.publish(&Config {
+            run,
+            iterations: 1000,
+            fail,
+        })?;
+        let mut worker = Command::new(std::env::current_exe()?)
+            .args(["worker", &name])
+            .spawn()?;
+        let started = Instant::now();
+        let ended = collect(&results, &mut seen, &mut worker, Duration::from_secs(20))?;
+        let took = started.elapsed();
+        match &ended {
+            Ended::Published(r) => {
+                let mut t = r.timings_ns.clone();
+                t.sort_by(f64::total_cmp);
+                println!(
+                    "run {}: {} timings, median {:.0} ns (result after {took:.1?})",
+                    r.run,
+                    t.len(),
+                    t[t.len() / 2]
+                );
+                as_expected &= !fail && r.run == run;
+            }
+            Ended::Exited(status) => {
+                println!("run {run}: the worker ended ({status}) without a result, noticed after {took:.1?}");
+                as_expected &= fail;
+            }
+            Ended::TimedOut => {
+                println!("run {run}: no result within 20 s; stopping the worker");
+                let _ = worker.kill();
+                as_expected = false;
+            }
+        }
+        worker.wait()?;
+    }
+    // `config` and `results` drop here, and their names go with them.
+    if !as_expected {
+        eprintln!("harness: a run did not end as it should have");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Waits for a result newer than `seen` (and takes its generation), in slices of 10 ms, until
+/// `worker` exits or `timeout` passes.
+fn collect(
+    results: &Channel,
+    seen: &mut u64,
+    worker: &mut Child,
+    timeout: Duration,
+) -> Outcome<Ended> {
+    let deadline = Instant::now() + timeout;
+    let slice = Duration::from_millis(10);
+    loop {
+        if let Some((meta, r)) = results.read_after::<Results>(*seen, slice)? {
+            *seen = meta.generation;
+            return Ok(Ended::Published(r));
+        }
+        if let Some(status) = worker.try_wait()? {
+            // It may have published right before it exited: look once more.
+            if let Some((meta, r)) = results.read_after::<Results>(*seen, Duration::ZERO)? {
+                *seen = meta.generation;
+                return Ok(Ended::Published(r));
+            }
+            return Ok(Ended::Exited(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Ended::TimedOut);
+        }
+    }
+}
+
+fn worker(name: &str) -> Outcome<()> {
+    let config: Config = Channel::open(&format!("{name}-config"))?.read()?;
+    if config.fail {
+        eprintln!("worker: run {} fails on purpose", config.run);
+        std::process::exit(70);
+    }
+    let timings_ns = (0..config.iterations)
+        .map(|i| {
+            let t = Instant::now();
+            std::hint::black_box((0..100u64).fold(u64::from(i), |a, b| a.wrapping_mul(31) ^ b));
+            t.elapsed().as_nanos() as f64
+        })
+        .collect();
+    Channel::open(&format!("{name}-results"))?.publish(&Results {
+        run: config.run,
+        timings_ns,
+    })?;
+    Ok(())
+}
