@@ -930,16 +930,16 @@ impl Channel {
         let name = location.to_string();
         let checked = check_replaceable(location, &path, &name)?;
         // Opened before the unlink, to be marked retired after it (best effort: writable where
-        // allowed, and only if it is the file checked).
+        // allowed, and only if no name leads to it then).
         let held = open_options(location, true).open(&path).ok();
         // Still the file that was checked: a file put under the name since (renamed over it)
         // is left alone. (What remains is the instant between this look and the unlink.)
-        if let Some(checked) = &checked {
+        if let Some(checked) = checked {
             let now = std::fs::metadata(&path).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
                 _ => io_error(&name, &path, "inspecting", e),
             })?;
-            if !same_file(&now, checked) {
+            if !same_file(&now, &checked) {
                 return Err(io_error(
                     &name,
                     &path,
@@ -954,12 +954,8 @@ impl Channel {
             _ => io_error(&name, &path, "removing", e),
         })?;
         // Its followers learn that the name is gone now, not at their next look.
-        if let Some(held) = held.filter(|f| {
-            checked
-                .as_ref()
-                .is_none_or(|c| f.metadata().is_ok_and(|m| same_file(&m, c)))
-        }) {
-            mark_retired(&held);
+        if let Some(held) = &held {
+            mark_retired(held);
         }
         Ok(())
     }
@@ -2161,26 +2157,25 @@ fn lock_shared_by(file: &File, deadline: Option<Instant>) -> io::Result<()> {
 /// `init_timeout`: longer than any of mmf's own.
 const LOCK_GRACE: Duration = Duration::from_millis(50);
 
-/// How an existing channel's file is opened: read-only or read-write, close-on-exec, and for a
-/// shared-memory name never through a symlink planted under it (a path the user gave may be a
-/// link on purpose).
-///
-/// `O_NONBLOCK` (which regular files ignore) because anyone may plant a FIFO under a name in
-/// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. What was
-/// opened must then pass [`regular_file`].
-/// Marks the channel in `file` retired (the header's `retired` word, FORMAT.md §4) and wakes
+/// Marks the channel in `file` retired (the header's `retired` word, FORMAT.md §8) and wakes
 /// every thread asleep on its `latest`, so that followers of the name it no longer has look at
 /// the name at once (`Follower`) instead of within 100 ms. Called right after the name was
 /// removed or another channel renamed over it, with the file opened before that.
 ///
-/// Best effort, and nothing here trusts the file: it may be another program's by now, or not a
-/// channel; a header that is not one of this layout's snapshot channels, or already marked, is
-/// left alone, and a file not writable by this process is not marked (its followers look within
+/// Best effort, and nothing here trusts the file: only a file that no name leads to any more
+/// is marked (a link count of 0: not the target of a symbolic link that was removed, nor a file
+/// with another hard link, nor one put under the name between the open and the unlink, all
+/// still live), and only one whose header is one of this layout's snapshot channels, not
+/// marked yet; a file not writable by this process is not marked (its followers look within
 /// 100 ms as before). The word is written with `pwrite`, not through a mapping, so a file that
-/// another process truncated meanwhile gives an error here, not a `SIGBUS`; the mapping made for
-/// the wake is only handed to the kernel as the futex's address, which it checks itself.
+/// a holder shrank meanwhile is extended by the write (harmless: no name leads to it), never a
+/// `SIGBUS`; the mapping made for the wake is only handed to the kernel as the futex's address,
+/// which it checks itself (`EFAULT` past the file's end).
 pub(crate) fn mark_retired(file: &File) {
-    use std::os::unix::fs::FileExt;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    if !file.metadata().is_ok_and(|m| m.nlink() == 0) {
+        return;
+    }
     let mut header = [0u8; H_PINS * WORD];
     if file.read_exact_at(&mut header, 0).is_err() {
         return;
@@ -2212,6 +2207,13 @@ pub(crate) fn mark_retired(file: &File) {
     os::wake_all(region.word(H_LATEST));
 }
 
+/// How an existing channel's file is opened: read-only or read-write, close-on-exec, and for a
+/// shared-memory name never through a symlink planted under it (a path the user gave may be a
+/// link on purpose).
+///
+/// `O_NONBLOCK` (which regular files ignore) because anyone may plant a FIFO under a name in
+/// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. What was
+/// opened must then pass [`regular_file`].
 pub(crate) fn open_options(location: &Location, write: bool) -> OpenOptions {
     let mut oo = OpenOptions::new();
     let nofollow = match location {

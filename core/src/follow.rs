@@ -69,6 +69,9 @@ pub struct Follower {
     /// so that a retirement during the look is looked at again, and a stray value that a peer
     /// wrote costs one look, not a loop.
     mark: u64,
+    /// How many looks at the name it made (tests count them).
+    #[cfg(test)]
+    looks: usize,
     /// A new channel under the name that a look found still being created: kept here, not in
     /// a wait or a future, so that waits with short timeouts, and a future dropped and made
     /// again (a `select!` loop), still give up on one whose creator died.
@@ -215,9 +218,9 @@ impl Follower {
     /// ([`Channel::remove`], [`Options::create_or_replace`], `mmf remove`, `mmf new --force`),
     /// the wait looks at once, not at its next look: that process marks the old channel retired
     /// (a word of its header) and wakes its sleepers. A writer that restarts with
-    /// `create_or_replace` is [`Change::Replaced`] within microseconds, and one that removes
-    /// its channel and creates it again within 10 ms of the creation. (A name removed by other
-    /// means, `rm`, is seen at the next look.)
+    /// `create_or_replace` is [`Change::Replaced`] as a rule within microseconds (100 ms at
+    /// most), and one that removes its channel and creates it again within 10 ms of the
+    /// creation. (A name removed by other means, `rm`, is seen at the next look.)
     pub fn wait(&mut self, since: u64, timeout: Duration) -> Result<Option<Change>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
@@ -439,6 +442,10 @@ impl Follower {
     /// that channel is still whole. `Some`: the new channel the name leads to, for the caller to
     /// take (an async wait takes its registration off the old one first).
     fn look(&mut self, now: Instant) -> Result<Option<Channel>> {
+        #[cfg(test)]
+        {
+            self.looks += 1;
+        }
         self.looked = now;
         self.gone = false;
         self.mark = self.channel.retired_mark();
@@ -451,7 +458,8 @@ impl Follower {
         match try_open(&self.location, Duration::ZERO) {
             Ok(channel) => {
                 self.creating = None;
-                self.mark = channel.retired_mark();
+                // 0, not what it holds: one retired since the open is looked at again at once.
+                self.mark = 0;
                 Ok(Some(channel))
             }
             // Removed and not (yet) created again: keep waiting, and looking.
@@ -481,7 +489,10 @@ impl Follower {
             looked: Instant::now(),
             gone: false,
             missing_since: None,
-            mark: channel.retired_mark(),
+            // As a look that takes up a new channel sets it (see `look`).
+            mark: 0,
+            #[cfg(test)]
+            looks: 0,
             channel,
             creating: None,
             pause_until: None,
@@ -1366,8 +1377,9 @@ mod tests {
             s.spawn(|| {
                 std::thread::sleep(Duration::from_millis(50));
                 Channel::remove(&named.0).unwrap();
-                // A restarting writer's pause between its old channel and its new one.
-                std::thread::sleep(Duration::from_millis(100));
+                // A restarting writer's pause between its old channel and its new one (well
+                // within the second of fast looks after the follower found the name gone).
+                std::thread::sleep(Duration::from_millis(20));
                 Channel::create(&named.0, 64)
                     .unwrap()
                     .publish_raw(Tag::TEXT, b"again")
@@ -1430,10 +1442,14 @@ mod tests {
         let ch = Channel::create(&named.0, 64).unwrap();
         ch.publish_raw(Tag::TEXT, b"v").unwrap();
         let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
-        let looked = follower.looked;
+        // The first wait looks once: a follower takes a new channel's mark as 0 (see `look`).
+        assert_eq!(follower.wait(1, Duration::ZERO).unwrap(), None);
+        let looks = follower.looks;
         poke(&named.1, H_RETIRED, 0xdead);
-        assert_eq!(follower.wait(1, Duration::from_millis(100)).unwrap(), None);
-        assert!(follower.looked > looked, "the stray mark made it look");
+        assert_eq!(follower.wait(1, Duration::from_millis(300)).unwrap(), None);
+        // One look for the mark, one at the timeout (as every wait that times out looks): not
+        // one alone (the mark unseen), not a look per turn of a loop.
+        assert_eq!(follower.looks - looks, 2);
         assert_eq!(follower.mark, 0xdead);
         // And the same value does not end a wait early again.
         let start = Instant::now();
@@ -1447,38 +1463,64 @@ mod tests {
         assert!(start.elapsed() >= slice, "{:?}", start.elapsed());
     }
 
-    /// `mark_retired` writes only into one of this layout's snapshot channels, once.
+    /// `mark_retired` writes only into one of this layout's snapshot channels, once, and only
+    /// when no name leads to it any more.
     #[test]
-    fn only_a_channel_is_marked_and_only_once() {
+    fn only_an_unnamed_channel_is_marked_and_only_once() {
+        use std::os::unix::fs::FileExt;
         let dir = std::env::temp_dir().join(format!("mmf-mark-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let open_rw = |path: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .unwrap()
+        };
+        let read_word = |file: &std::fs::File, word: usize| {
+            let mut b = [0u8; 8];
+            file.read_exact_at(&mut b, (word * 8) as u64).unwrap();
+            u64::from_le_bytes(b)
+        };
+
+        // Not a channel, and unlinked: left as it is.
         let other = dir.join("not-a-channel");
         let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 1) as u8).collect();
         std::fs::write(&other, &bytes).unwrap();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&other)
-            .unwrap();
+        let file = open_rw(&other);
+        std::fs::remove_file(&other).unwrap();
         mark_retired(&file);
-        assert_eq!(std::fs::read(&other).unwrap(), bytes);
+        let mut back = vec![0u8; bytes.len()];
+        file.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(back, bytes);
 
-        let path = dir.join("channel.mmf");
-        let location = Location::parse(path.to_str().unwrap()).unwrap();
-        let ch = Channel::create(path.to_str().unwrap(), 64).unwrap();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
+        // A channel that a removed symbolic link led to is still live under its own path: not
+        // marked by the link's removal.
+        let real = dir.join("real.mmf");
+        let link = dir.join("link.mmf");
+        let ch = Channel::create(real.to_str().unwrap(), 64).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        Channel::remove(link.to_str().unwrap()).unwrap();
+        assert!(real.exists() && !link.exists());
+        assert_eq!(ch.retired_mark(), 0);
+        // Nor while it has its name.
+        let file = open_rw(&real);
+        mark_retired(&file);
+        assert_eq!(ch.retired_mark(), 0);
+
+        // Unlinked: marked with the pid, and only once.
+        std::fs::remove_file(&real).unwrap();
+        file.write_all_at(&7u64.to_le_bytes(), (H_RETIRED * 8) as u64)
             .unwrap();
-        poke(&location, H_RETIRED, 7);
         mark_retired(&file);
         assert_eq!(
-            ch.retired_mark(),
+            read_word(&file, H_RETIRED),
             7,
-            "a marked channel keeps its first mark"
+            "a marked channel keeps its mark"
         );
-        poke(&location, H_RETIRED, 0);
+        file.write_all_at(&0u64.to_le_bytes(), (H_RETIRED * 8) as u64)
+            .unwrap();
         mark_retired(&file);
         assert_eq!(ch.retired_mark(), u64::from(std::process::id()));
         drop(ch);

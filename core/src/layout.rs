@@ -51,7 +51,8 @@ pub(crate) const H_SLOT_COUNT: usize = 4;
 pub(crate) const H_SLOT_STRIDE: usize = 5;
 pub(crate) const H_READERS: usize = 6;
 pub(crate) const H_TOTAL_SIZE: usize = 7;
-// Line 1: more identity, written once.
+// Line 1: more identity, written once by the creator; `retired`, at most once more by a
+// process that removes the channel's name or replaces it.
 pub(crate) const H_INCARNATION: usize = 8;
 pub(crate) const H_CREATED_NS: usize = 9;
 pub(crate) const H_CREATOR: usize = 10;
