@@ -58,6 +58,10 @@ pub trait ChannelExt {
     /// Publishes `value` as MessagePack (structs as maps with field names, so that MessagePack
     /// readers in other languages see named fields). Returns the new generation.
     ///
+    /// A `&str` or `String` goes out as a MessagePack string too, which `read::<String>()`
+    /// reads back and `read_string` refuses ([`Error::WrongTag`]): text for scripts and
+    /// `read_string` (`mmf read` prints it as it is) is [`publish_str`](ChannelExt::publish_str).
+    ///
     /// # Errors
     ///
     /// A value larger than the channel is [`mmf_core::Error::TooLarge`] (in
