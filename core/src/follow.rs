@@ -1337,45 +1337,56 @@ mod tests {
     /// that a follower waiting for its scheduled look or its timeout cannot meet.
     const PROMPT: Duration = Duration::from_secs(10);
 
-    #[test]
-    fn a_replacement_wakes_the_old_channels_followers_at_once() {
+    /// A channel named for `test` holding "old" and a follower of it; `restart` runs in another
+    /// thread 50 ms later (the follower asleep by then, which a mark does not need), `wait`
+    /// here. Asserts that the wait saw [`Change::Replaced`] within [`PROMPT`], and that the old
+    /// channel carries the mark, the restarting process's pid.
+    fn follow_a_restart(
+        test: &str,
+        restart: impl FnOnce(&Named) + Send,
+        wait: impl FnOnce(&mut Follower) -> Option<Change>,
+    ) -> (Named, Follower) {
         no_scheduled_looks();
-        let named = Named::new("replaced");
+        let named = Named::new(test);
         let old = Channel::create(&named.0, 64).unwrap();
         old.publish_raw(Tag::TEXT, b"old").unwrap();
         let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
         let start = Instant::now();
         let seen = std::thread::scope(|s| {
             s.spawn(|| {
-                // Asleep by then (not required: a mark before the sleep is seen too).
                 std::thread::sleep(Duration::from_millis(50));
+                restart(&named);
+            });
+            wait(&mut follower)
+        });
+        assert_eq!(seen, Some(Change::Replaced));
+        assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
+        assert_eq!(old.retired_mark(), u64::from(std::process::id()));
+        (named, follower)
+    }
+
+    #[test]
+    fn a_replacement_wakes_the_old_channels_followers_at_once() {
+        let (_named, follower) = follow_a_restart(
+            "replaced",
+            |named| {
                 let new = Options::new()
                     .capacity(64)
                     .create_or_replace(&named.1)
                     .unwrap();
                 new.publish_raw(Tag::TEXT, b"new").unwrap();
-            });
-            follower.wait(1, Duration::from_secs(20)).unwrap()
-        });
-        assert_eq!(seen, Some(Change::Replaced));
-        assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
-        // The old channel carries the mark, the replacing process's pid; the new one none.
-        assert_eq!(old.retired_mark(), u64::from(std::process::id()));
+            },
+            |follower| follower.wait(1, Duration::from_secs(20)).unwrap(),
+        );
         assert_eq!(follower.channel().retired_mark(), 0);
         assert_eq!(follower.channel().read_raw().unwrap().1, b"new");
     }
 
     #[test]
     fn a_removal_wakes_followers_and_the_channel_made_again_is_found() {
-        no_scheduled_looks();
-        let named = Named::new("restart");
-        let old = Channel::create(&named.0, 64).unwrap();
-        old.publish_raw(Tag::TEXT, b"old").unwrap();
-        let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
-        let start = Instant::now();
-        let seen = std::thread::scope(|s| {
-            s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(50));
+        let (_named, follower) = follow_a_restart(
+            "restart",
+            |named| {
                 Channel::remove(&named.0).unwrap();
                 // A restarting writer's pause between its old channel and its new one (well
                 // within the second of fast looks after the follower found the name gone).
@@ -1384,12 +1395,9 @@ mod tests {
                     .unwrap()
                     .publish_raw(Tag::TEXT, b"again")
                     .unwrap();
-            });
-            follower.wait(1, Duration::from_secs(20)).unwrap()
-        });
-        assert_eq!(seen, Some(Change::Replaced));
-        assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
-        assert_eq!(old.retired_mark(), u64::from(std::process::id()));
+            },
+            |follower| follower.wait(1, Duration::from_secs(20)).unwrap(),
+        );
         assert_eq!(follower.channel().read_raw().unwrap().1, b"again");
     }
 
@@ -1413,24 +1421,16 @@ mod tests {
                 std::thread::park()
             }
         }
-        no_scheduled_looks();
-        let named = Named::new("async-replaced");
-        let old = Channel::create(&named.0, 64).unwrap();
-        old.publish_raw(Tag::TEXT, b"old").unwrap();
-        let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
-        let start = Instant::now();
-        let seen = std::thread::scope(|s| {
-            s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(50));
+        follow_a_restart(
+            "async-replaced",
+            |named| {
                 Options::new()
                     .capacity(64)
                     .create_or_replace(&named.1)
                     .unwrap();
-            });
-            block_on(follower.changed(1)).unwrap()
-        });
-        assert_eq!(seen, Change::Replaced);
-        assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
+            },
+            |follower| Some(block_on(follower.changed(1)).unwrap()),
+        );
     }
 
     /// The mark is shared memory: a peer may write any value there while the name still leads
