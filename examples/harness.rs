@@ -67,11 +67,19 @@ fn harness() -> Outcome<()> {
             iterations: 1000,
             fail,
         })?;
+        let started = Instant::now();
         let mut worker = Command::new(std::env::current_exe()?)
             .args(["worker", &name])
             .spawn()?;
-        let started = Instant::now();
-        let ended = collect(&results, &mut seen, &mut worker, Duration::from_secs(20))?;
+        let ended = match collect(&results, &mut seen, &mut worker, Duration::from_secs(20)) {
+            Ok(ended) => ended,
+            Err(e) => {
+                // Not left running: a result that does not decode ends the harness.
+                let _ = worker.kill();
+                let _ = worker.wait();
+                return Err(e);
+            }
+        };
         let took = started.elapsed();
         match &ended {
             Ended::Published(r) => {
@@ -97,10 +105,10 @@ fn harness() -> Outcome<()> {
         }
         worker.wait()?;
     }
-    // `config` and `results` drop here, and their names go with them.
+    // A return, not `std::process::exit`, which would skip the drops: `config` and `results`
+    // drop here, and their names go with them (`main` returning `Err` exits with 1).
     if !as_expected {
-        eprintln!("harness: a run did not end as it should have");
-        std::process::exit(1);
+        return Err("a run did not end as it should have".into());
     }
     Ok(())
 }

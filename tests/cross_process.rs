@@ -294,9 +294,10 @@ fn a_channel_removed_on_drop_goes_with_a_worker_that_panics() {
 }
 
 /// The name goes only with the handle that made it, in the process that made it: not with a
-/// replacement made since, nor with a forked child's copy of the handle.
+/// replacement made since, nor with a handle that opened it with the same options, nor with a
+/// forked child's copy of the handle.
 #[test]
-fn remove_on_drop_leaves_a_replacement_and_a_forked_childs_copy_alone() {
+fn remove_on_drop_leaves_a_replacement_an_opener_and_a_forked_childs_copy_alone() {
     let name = unique("remove-on-drop-only-its-own");
     let location = Location::parse(&name).unwrap();
     let mut options = Options::new();
@@ -319,6 +320,21 @@ fn remove_on_drop_leaves_a_replacement_and_a_forked_childs_copy_alone() {
     assert!(
         Channel::open(&name).is_ok(),
         "the child's drop left the name"
+    );
+    drop(ch);
+    assert!(matches!(
+        Channel::open(&name),
+        Err(mmf::channel::Error::NotFound { .. })
+    ));
+
+    // Handles that open it with the same options, or find it there (`open_or_create`), leave
+    // it: only the creating handle removes it.
+    let ch = options.create(&location).unwrap();
+    drop(options.open(&location).unwrap());
+    drop(options.open_or_create(&location).unwrap());
+    assert!(
+        Channel::open(&name).is_ok(),
+        "an opener's drop left the name"
     );
     drop(ch);
     assert!(matches!(

@@ -63,18 +63,22 @@ fn channel_ops(c: &mut Criterion) {
 
     // A publish that wakes a thread asleep in `wait_for_change`: the writer's `FUTEX_WAKE` of a
     // sleeping waiter, the cost a writer pays per value while a consumer blocks. Each sample
-    // waits until the waiter is back in its wait and has had 50 us to fall asleep, then times
-    // the publish alone. With nobody waiting, the check costs one load and a branch (mmf-bench's
+    // waits until the waiter has taken the last value and is back in its wait (its count in
+    // `waiters` goes up only then: the count of its last wait comes off before it takes the
+    // value), gives it 50 us to fall asleep, then times the publish alone. With nobody waiting, the check costs one load and a branch (mmf-bench's
     // section "Publish cost with nobody waiting").
     let mut g = c.benchmark_group("publish_raw_waking");
     for len in [64, 4096] {
         let ch = Channel::anonymous(len).expect("channel");
         let payload = vec![0x5au8; len];
         let stop = AtomicBool::new(false);
+        // The generation the waiter last waited past.
+        let taken = AtomicU64::new(ch.generation());
         std::thread::scope(|s| {
             s.spawn(|| {
                 let mut seen = ch.generation();
                 while !stop.load(Ordering::Relaxed) {
+                    taken.store(seen, Ordering::SeqCst);
                     if let Some(now) = ch.wait_for_change(seen, Duration::from_millis(100)) {
                         seen = now;
                     }
@@ -85,7 +89,8 @@ fn channel_ops(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut spent = Duration::ZERO;
                     for _ in 0..iters {
-                        while ch.info().waiters == 0 {
+                        let last = ch.generation();
+                        while taken.load(Ordering::SeqCst) != last || ch.info().waiters == 0 {
                             std::hint::spin_loop();
                         }
                         let settle = Instant::now();

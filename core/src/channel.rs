@@ -270,17 +270,22 @@ impl Options {
         self
     }
 
-    /// Whether dropping the handle these options make removes the channel's name (default
-    /// `false`): for a channel that lives as long as its maker, such as a harness's channel
-    /// for one run's results, so that a run that returns early or panics (and unwinds) leaves
-    /// nothing in `/dev/shm`. Like [`Channel::remove`], the removal marks the channel retired,
-    /// and its followers see the name gone at once.
+    /// Whether dropping the handle that *creates* a channel with these options removes the
+    /// channel's name (default `false`): for a channel that lives as long as its maker, such as
+    /// a harness's channel for one run's results, so that a run that returns early or panics
+    /// (and unwinds) leaves nothing in `/dev/shm`. Like [`Channel::remove`], the removal marks
+    /// the channel retired, and its followers see the name gone at once.
     ///
-    /// Only if the name still leads to this handle's channel (one made anew under it since is
-    /// left alone), only in the process that made the handle (a child made by `fork` that drops
-    /// its copy leaves it), and as best effort: a removal that fails is not reported. A process
-    /// killed by a signal does not drop anything; `mmf prune` removes what such processes leave
-    /// once no process holds it.
+    /// Only handles made by [`create`](Options::create),
+    /// [`create_or_replace`](Options::create_or_replace), and
+    /// [`open_or_create`](Options::open_or_create) when it creates: a handle that opens an
+    /// existing channel with these options never removes it. Only if the name still leads to
+    /// this handle's channel (one made anew under it since is left alone), only in the process
+    /// that made the handle (a child made by `fork` that drops its copy leaves it), and as best
+    /// effort: a removal that fails is not reported. Nothing is removed where nothing is
+    /// dropped: a process killed by a signal, one that ends with `std::process::exit` or
+    /// aborts (`panic = "abort"` too), a handle leaked or kept in a `static`; `mmf prune`
+    /// removes what such processes leave once no process holds it.
     ///
     /// ```
     /// use mmf_core::{Channel, Error, Location, Options, Tag};
@@ -435,7 +440,10 @@ impl Options {
             // only once the header is complete (iceoryx2's creation order).
             set_mode(mode, &snap.name)?;
         }
-        Ok(self.finish(snap, location.clone(), Some(file)))
+        let mut ch = self.finish(snap, location.clone(), Some(file));
+        // Only a handle that made its channel removes it (`Options::remove_on_drop`).
+        ch.remove_on_drop = self.remove_on_drop.then(std::process::id);
+        Ok(ch)
     }
 
     /// Opens an existing channel; fails with `NotFound` if there is none. A channel still being
@@ -852,7 +860,7 @@ impl Options {
             timeouts: self.timeouts,
             wait_spin: self.wait_spin,
             pin_pid: AtomicU32::new(0),
-            remove_on_drop: self.remove_on_drop.then(std::process::id),
+            remove_on_drop: None,
         }
     }
 }
@@ -924,40 +932,7 @@ impl Channel {
 
     /// [`Channel::remove`] for a parsed [`Location`].
     pub fn remove_location(location: &Location) -> Result<()> {
-        let Some(path) = location.checked_path()? else {
-            return Ok(());
-        };
-        let name = location.to_string();
-        let checked = check_replaceable(location, &path, &name)?;
-        // Opened before the unlink, to be marked retired after it (best effort: writable where
-        // allowed, and only if no name leads to it then).
-        let held = open_options(location, true).open(&path).ok();
-        // Still the file that was checked: a file put under the name since (renamed over it)
-        // is left alone. (What remains is the instant between this look and the unlink.)
-        if let Some(checked) = checked {
-            let now = std::fs::metadata(&path).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
-                _ => io_error(&name, &path, "inspecting", e),
-            })?;
-            if !same_file(&now, &checked) {
-                return Err(io_error(
-                    &name,
-                    &path,
-                    "removing",
-                    io::Error::other("another file was put under the name while it was checked"),
-                ));
-            }
-        }
-        std::fs::remove_file(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
-            io::ErrorKind::IsADirectory => directory(&name),
-            _ => io_error(&name, &path, "removing", e),
-        })?;
-        // Its followers learn that the name is gone now, not at their next look.
-        if let Some(held) = &held {
-            mark_retired(held);
-        }
-        Ok(())
+        remove_if(location, None)
     }
 
     /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
@@ -1843,9 +1818,11 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if self.remove_on_drop == Some(std::process::id()) && self.is_current().unwrap_or(false) {
+        if self.remove_on_drop == Some(std::process::id()) {
             // Best effort (see `Options::remove_on_drop`): a drop cannot report.
-            let _ = Channel::remove_location(&self.location);
+            if let Some(mine) = self.snap.liveness.file().and_then(|f| f.metadata().ok()) {
+                let _ = remove_if(&self.location, Some(&mine));
+            }
         }
         // Before the mapping goes: the notifier thread must not touch it afterwards.
         #[cfg(feature = "async")]
@@ -2156,6 +2133,55 @@ fn lock_shared_by(file: &File, deadline: Option<Instant>) -> io::Result<()> {
 /// The least time an open or a creation waits for an exclusive `flock` to go, whatever its
 /// `init_timeout`: longer than any of mmf's own.
 const LOCK_GRACE: Duration = Duration::from_millis(50);
+
+/// [`Channel::remove_location`]; with `expect`, only if the name leads to that file (device
+/// and inode) when it is opened for the removal: a handle's own channel, not one made anew
+/// under the name since (what is left is the instant between that open and the unlink).
+fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<()> {
+    let Some(path) = location.checked_path()? else {
+        return Ok(());
+    };
+    let name = location.to_string();
+    let checked = check_replaceable(location, &path, &name)?;
+    // Opened before the unlink, to be marked retired after it (best effort: writable where
+    // allowed, and only if no name leads to it then).
+    let held = open_options(location, true).open(&path).ok();
+    if let Some(expect) = expect {
+        let ours = held
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| same_file(&m, expect));
+        if !ours {
+            return Ok(());
+        }
+    }
+    // Still the file that was checked: a file put under the name since (renamed over it)
+    // is left alone. (What remains is the instant between this look and the unlink.)
+    if let Some(checked) = checked {
+        let now = std::fs::metadata(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+            _ => io_error(&name, &path, "inspecting", e),
+        })?;
+        if !same_file(&now, &checked) {
+            return Err(io_error(
+                &name,
+                &path,
+                "removing",
+                io::Error::other("another file was put under the name while it was checked"),
+            ));
+        }
+    }
+    std::fs::remove_file(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+        io::ErrorKind::IsADirectory => directory(&name),
+        _ => io_error(&name, &path, "removing", e),
+    })?;
+    // Its followers learn that the name is gone now, not at their next look.
+    if let Some(held) = &held {
+        mark_retired(held);
+    }
+    Ok(())
+}
 
 /// Marks the channel in `file` retired (the header's `retired` word, FORMAT.md §8) and wakes
 /// every thread asleep on its `latest`, so that followers of the name it no longer has look at

@@ -408,7 +408,7 @@ impl Channel {
     /// // A consumer's loop: the next wait starts from the generation of the value read.
     /// let mut seen = 1;
     /// std::thread::scope(|s| {
-    ///     s.spawn(|| (2..=50u32).try_for_each(|i| ch.publish_raw(Tag::TEXT, &i.to_le_bytes()).map(drop)));
+    ///     s.spawn(|| (2..=50u32).for_each(|i| { ch.publish_raw(Tag::TEXT, &i.to_le_bytes()).expect("publish"); }));
     ///     while seen < 50 {
     ///         block_on(ch.changed(seen));
     ///         let (meta, _value) = ch.read_raw()?;
