@@ -302,6 +302,15 @@ fn remove_on_drop_leaves_a_replacement_an_opener_and_a_forked_childs_copy_alone(
     let location = Location::parse(&name).unwrap();
     let mut options = Options::new();
     options.capacity(64).remove_on_drop(true);
+    // The name is there until `ch`, the creating handle, drops, and goes with it.
+    let kept_until_dropped = |ch: Channel, why: &str| {
+        assert!(Channel::open(&name).is_ok(), "{why}");
+        drop(ch);
+        assert!(matches!(
+            Channel::open(&name),
+            Err(mmf::channel::Error::NotFound { .. })
+        ));
+    };
 
     // A forked child that drops its copy (and exits) leaves the name.
     let ch = options.create(&location).unwrap();
@@ -317,30 +326,14 @@ fn remove_on_drop_leaves_a_replacement_an_opener_and_a_forked_childs_copy_alone(
     // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-    assert!(
-        Channel::open(&name).is_ok(),
-        "the child's drop left the name"
-    );
-    drop(ch);
-    assert!(matches!(
-        Channel::open(&name),
-        Err(mmf::channel::Error::NotFound { .. })
-    ));
+    kept_until_dropped(ch, "the child's drop left the name");
 
     // Handles that open it with the same options, or find it there (`open_or_create`), leave
     // it: only the creating handle removes it.
     let ch = options.create(&location).unwrap();
     drop(options.open(&location).unwrap());
     drop(options.open_or_create(&location).unwrap());
-    assert!(
-        Channel::open(&name).is_ok(),
-        "an opener's drop left the name"
-    );
-    drop(ch);
-    assert!(matches!(
-        Channel::open(&name),
-        Err(mmf::channel::Error::NotFound { .. })
-    ));
+    kept_until_dropped(ch, "an opener's drop left the name");
 
     // A channel made anew under the name since stays.
     let first = options.create(&location).unwrap();
