@@ -10,6 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print no notes on standard error: none about waiting for a channel or following a new
+    /// one, nor about the channel `new --force` replaced. Errors, and values `watch` skips,
+    /// are still reported.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 const TOP_EXAMPLES: &str = "\
@@ -453,7 +458,10 @@ impl Cli {
                 _ => return None,
             },
         };
-        Some(Cli { command })
+        Some(Cli {
+            command,
+            quiet: false,
+        })
     }
 }
 

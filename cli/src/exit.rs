@@ -320,6 +320,23 @@ impl std::fmt::Display for Coded {
 
 impl std::error::Error for Coded {}
 
+/// Whether `--quiet` was given: [`note`] then prints nothing.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes `--quiet` (once, from `main`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Prints `mmf: ` and `what` on standard error, unless `--quiet`: what a command says about
+/// waiting, following or replacing, which scripts may not want, and never an error.
+pub fn note(what: std::fmt::Arguments) {
+    use std::io::Write;
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = writeln!(std::io::stderr(), "mmf: {what}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::size_for;

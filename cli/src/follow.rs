@@ -3,7 +3,6 @@
 //! command adds: a note that it waits, interrupts, a reader of its output that has gone, and
 //! exit codes.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use mmf::{Change, Channel, Follower, Location};
@@ -105,18 +104,16 @@ impl Followed {
             }
             // A typo would otherwise wait in silence.
             Err(E::NotFound { .. }) => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "mmf: no channel named '{location}' yet; waiting for it to be created{bound}"
-                );
+                crate::exit::note(format_args!(
+                    "no channel named '{location}' yet; waiting for it to be created{bound}"
+                ));
                 false
             }
             Err(E::BeingCreated { .. }) => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "mmf: channel '{location}' is being created by another process (a large \
-                     one takes a while); waiting for it{bound}"
-                );
+                crate::exit::note(format_args!(
+                    "channel '{location}' is being created by another process (a large one \
+                     takes a while); waiting for it{bound}"
+                ));
                 true
             }
             Err(E::NotInitialized { .. }) if pid.is_some_and(exited) => {
@@ -260,13 +257,12 @@ impl Followed {
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).
             match self.follower.wait_past(since, refused, left.min(SLICE))? {
                 Some(Change::Replaced) => {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "mmf: '{}' is a new channel now (removed and created again, incarnation \
+                    crate::exit::note(format_args!(
+                        "'{}' is a new channel now (removed and created again, incarnation \
                          {:016x}); following it, and its generations start again from 1",
                         self.follower.location(),
                         self.channel().incarnation()
-                    );
+                    ));
                     self.removal_said = false;
                     return Ok(Waited::Replaced);
                 }
@@ -276,16 +272,15 @@ impl Followed {
                 // Removed and not created again (yet): the wait goes on, which without a word
                 // looks like a wait on an idle channel.
                 None if !self.removal_said && self.follower.is_gone() => {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "mmf: channel '{}' was removed; waiting for it to be created again{}",
+                    crate::exit::note(format_args!(
+                        "channel '{}' was removed; waiting for it to be created again{}",
                         self.follower.location(),
                         if deadline.is_some() {
                             ""
                         } else {
                             " (--timeout bounds the wait)"
                         }
-                    );
+                    ));
                     self.removal_said = true;
                 }
                 None => {}
@@ -379,10 +374,8 @@ pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 /// [`mended_by_publish`](mmf::channel::Error::mended_by_publish)), and that the wait goes on
 /// for the publish that replaces it.
 pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "mmf: {}; waiting for the next value",
+    crate::exit::note(format_args!(
+        "{}; waiting for the next value",
         crate::exit::report(&e.into(), verb, Some(name))
-    );
+    ));
 }

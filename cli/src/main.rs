@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     // (outside Linux), the command runs as before.
     let _ = mmf::truncation::install();
     let cli = args::Cli::from_env();
+    exit::set_quiet(cli.quiet);
     let verb = cli.command.verb();
     let name = cli.command.name().map(str::to_owned);
     let result = cmd::run(cli);

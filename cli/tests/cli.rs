@@ -1636,11 +1636,11 @@ echo "${COMPREPLY[*]}""#,
         ("read|--format|", "auto text json msgpack bytes"),
         (
             "read|-",
-            "-h -V --format --json --pretty --raw --wait --after --incarnation --meta --timeout --pid --help --version",
+            "-q -h -V --format --json --pretty --raw --wait --after --incarnation --meta --timeout --pid --quiet --help --version",
         ),
         (
             "new|",
-            "-s -h -V --size --readers --mode --checksum --force --exist-ok --help --version",
+            "-s -q -h -V --size --readers --mode --checksum --force --exist-ok --quiet --help --version",
         ),
         // A path is the shell's to complete, as a file.
         ("read|./", ""),
@@ -2109,6 +2109,48 @@ impl Env {
     fn parked(&self, name: &str) {
         wait_parked(&mmf::Channel::open(&self.shm_name(name)).unwrap());
     }
+}
+
+/// `--quiet` (`-q`, before or after the verb) leaves out the notes about waiting and about what
+/// `new --force` replaced, and keeps the errors.
+#[test]
+fn quiet_leaves_out_the_notes_but_not_the_errors() {
+    let e = Env::new("quiet");
+    let waited = |quiet: &[&str]| {
+        let mut args = quiet.to_vec();
+        args.extend(["read", "Q", "--wait", "--timeout", "200ms"]);
+        let out = e.run(&args);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let note = "mmf: no channel named 'Q' yet; waiting for it to be created";
+    let loud = waited(&[]);
+    assert!(loud.starts_with(note), "{loud}");
+    for quiet in [&["-q"][..], &["--quiet"]] {
+        let err = waited(quiet);
+        assert!(!err.contains(note), "{err}");
+        assert!(
+            err.starts_with("mmf: ") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    let after_the_verb = e.run(&["read", "Q", "--wait", "--timeout", "200ms", "-q"]);
+    assert_eq!(
+        String::from_utf8_lossy(&after_the_verb.stderr)
+            .lines()
+            .count(),
+        1
+    );
+
+    // A channel in use, replaced: the note about it only without --quiet.
+    e.ok(&["new", "T", "--size", "64"]);
+    let bg = Bg::start(&e, &["read", "T", "--wait", "--timeout", "20s"]);
+    e.parked("T");
+    let replaced = e.run(&["new", "T", "--size", "64", "--force", "--quiet"]);
+    assert!(replaced.status.success());
+    assert_eq!(String::from_utf8_lossy(&replaced.stderr), "");
+    e.ok(&["out", "T", "after"]);
+    assert_eq!(bg.finish_ok(20), "after\n");
 }
 
 #[test]

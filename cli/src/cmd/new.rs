@@ -79,14 +79,12 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
 /// channel's memory, so a writer's values no longer reach the name, without a word to anyone
 /// (a driver restarted while its worker runs, two harnesses using the same names).
 fn note_in_use(ch: &Channel) {
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "mmf: note: the replaced '{}' was in use: a process holding it keeps the old channel, \
+    crate::exit::note(format_args!(
+        "note: the replaced '{}' was in use: a process holding it keeps the old channel, \
          so what a writer publishes there no longer reaches the name until it opens the name \
          again (`read --wait`, `watch` and a library Follower move to the new channel at once)",
         ch.location()
-    );
+    ));
 }
 
 /// After `--force` (without `--mode`) replaced another user's channel: the library keeps the
@@ -94,7 +92,6 @@ fn note_in_use(ch: &Channel) {
 /// `Options::mode`), so say when it did not, or the service that used it is locked out
 /// without a word.
 fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
-    use std::io::Write;
     use std::os::unix::fs::MetadataExt;
     let (Some(before), Some(path)) = (before.filter(|m| m.is_file()), ch.location().path()) else {
         return;
@@ -105,9 +102,8 @@ fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
     if now.uid() == before.uid() && now.mode() & 0o777 == before.mode() & 0o777 {
         return;
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "mmf: note: the replaced '{}' was owned by uid {} (mode {:04o}); the new channel is \
+    crate::exit::note(format_args!(
+        "note: the replaced '{}' was owned by uid {} (mode {:04o}); the new channel is \
          yours (uid {}, mode {:04o}), since in a directory others may write the old file could \
          have been planted: `chown` it, or pass --mode, if its users need it",
         ch.location(),
@@ -115,7 +111,7 @@ fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
         before.mode() & 0o777,
         now.uid(),
         now.mode() & 0o777
-    );
+    ));
 }
 
 /// `create` finding the name taken (a channel, one being made, or something else), said as
