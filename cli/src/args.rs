@@ -11,8 +11,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Print no notes on standard error: none about waiting for a channel or following a new
-    /// one, nor about the channel `new --force` replaced. Errors, and values `watch` skips,
-    /// are still reported.
+    /// one, nor about the channel `new --force` replaced. Errors, damaged values waited past,
+    /// and values `watch` skips are still reported.
     #[arg(short, long, global = true)]
     pub quiet: bool,
 }

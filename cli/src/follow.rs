@@ -374,8 +374,11 @@ pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 /// [`mended_by_publish`](mmf::channel::Error::mended_by_publish)), and that the wait goes on
 /// for the publish that replaces it.
 pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
-    crate::exit::note(format_args!(
-        "{}; waiting for the next value",
+    use std::io::Write;
+    // Said under --quiet too: a value lost to damage is not a note.
+    let _ = writeln!(
+        std::io::stderr(),
+        "mmf: {}; waiting for the next value",
         crate::exit::report(&e.into(), verb, Some(name))
-    ));
+    );
 }

@@ -3986,7 +3986,7 @@ fn a_damaged_value_is_advised_a_repair_and_waited_past() {
         "{err}"
     );
     // `watch`, and `read --after` a generation before the damaged one, say so and wait for the
-    // next value, which they print.
+    // next value, which they print (`watch` with --quiet: a damaged value is not a note).
     let spawn = |args: &[&str]| {
         e.cmd(args)
             .stdout(Stdio::piped())
@@ -3994,7 +3994,7 @@ fn a_damaged_value_is_advised_a_repair_and_waited_past() {
             .spawn()
             .unwrap()
     };
-    let watch = spawn(&["watch", &path, "--count", "1", "--timeout", "20s"]);
+    let watch = spawn(&["watch", &path, "--count", "1", "--timeout", "20s", "-q"]);
     let after = spawn(&["read", &path, "--after", "1", "--timeout", "20s"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     e.ok(&["out", &path, "fixed"]);
