@@ -747,11 +747,7 @@ impl Options {
         // has checked that the name still holds it, and without this a rename in between would
         // have the new channel unlinked. Best effort: a lock held for long is nobody's to wait
         // for, and the replacement goes on.
-        // Writable where allowed, so that it can be marked retired after the rename.
-        let old = open_options(location, true)
-            .open(&path)
-            .or_else(|_| open_options(location, false).open(&path))
-            .ok();
+        let old = open_retiring(location, &path);
         let _old_locked = old
             .as_ref()
             .map(|f| lock_shared_by(f, Instant::now().checked_add(Duration::from_millis(100))));
@@ -2143,9 +2139,7 @@ fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<
     };
     let name = location.to_string();
     let checked = check_replaceable(location, &path, &name)?;
-    // Opened before the unlink, to be marked retired after it (best effort: writable where
-    // allowed, and only if no name leads to it then).
-    let held = open_options(location, true).open(&path).ok();
+    let held = open_retiring(location, &path);
     if let Some(expect) = expect {
         let ours = held
             .as_ref()
@@ -2181,6 +2175,16 @@ fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<
         mark_retired(held);
     }
     Ok(())
+}
+
+/// The file under `path`, opened before its name is removed or replaced, to be marked retired
+/// after that ([`mark_retired`]): writable where allowed (else read-only, which still tells which
+/// file it is and holds its lock, but cannot mark it); `None` if it cannot be opened at all.
+fn open_retiring(location: &Location, path: &Path) -> Option<File> {
+    open_options(location, true)
+        .open(path)
+        .or_else(|_| open_options(location, false).open(path))
+        .ok()
 }
 
 /// Marks the channel in `file` retired (the header's `retired` word, FORMAT.md §8) and wakes
