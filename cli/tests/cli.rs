@@ -125,6 +125,15 @@ fn poke_word(path: &Path, offset: u64, value: u64) {
     file.write_all_at(&value.to_le_bytes(), offset).unwrap();
 }
 
+/// A file channel `./FILE` in `e`'s directory holding "kept", its header word at byte `offset`
+/// then set to `value` (as another mmf, or a stray write, leaves it).
+fn kept_then_poked(e: &Env, file: &str, offset: u64, value: u64) {
+    let name = format!("./{file}");
+    e.ok(&["new", &name, "--size", "64"]);
+    e.ok(&["out", &name, "kept"]);
+    poke_word(&e.dir.join(file), offset, value);
+}
+
 /// Asserts the exit code and that stderr is one line containing `needle`.
 fn fails(out: &Output, code: i32, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1258,9 +1267,7 @@ fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
 #[test]
 fn another_layout_version_is_refused_with_a_way_out() {
     let e = Env::new("oldlayout");
-    e.ok(&["new", "./old.mmf", "--size", "64"]);
-    e.ok(&["out", "./old.mmf", "kept"]);
-    poke_word(&e.dir.join("old.mmf"), 8, 3); // FORMAT.md §4: `version`
+    kept_then_poked(&e, "old.mmf", 8, 3); // FORMAT.md §4: `version`
     fails(
         &e.run(&["read", "./old.mmf"]),
         1,
@@ -1282,9 +1289,7 @@ fn another_layout_version_is_refused_with_a_way_out() {
 #[test]
 fn another_kind_of_channel_is_refused_not_called_corrupt() {
     let e = Env::new("otherkind");
-    e.ok(&["new", "./k.mmf", "--size", "64"]);
-    e.ok(&["out", "./k.mmf", "kept"]);
-    poke_word(&e.dir.join("k.mmf"), 96, 2); // FORMAT.md §4: `kind`
+    kept_then_poked(&e, "k.mmf", 96, 2); // FORMAT.md §4: `kind`
     for verb in [
         &["read", "./k.mmf"][..],
         &["out", "./k.mmf", "x"],
