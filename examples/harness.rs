@@ -56,8 +56,8 @@ fn harness() -> Outcome<()> {
     let name = format!("harness-{}", std::process::id());
     let mut options = Options::new();
     options.capacity(64 * 1024).remove_on_drop(true);
-    let config = options.create(&Location::parse(&format!("{name}-config"))?)?;
-    let results = options.create(&Location::parse(&format!("{name}-results"))?)?;
+    let config = options.create(format!("{name}-config"))?;
+    let results = options.create(format!("{name}-results"))?;
     // The generation of the last result read: a result is new when it is past it.
     let mut seen = 0;
     let mut as_expected = true;
@@ -143,7 +143,7 @@ fn collect(
 }
 
 fn worker(name: &str) -> Outcome<()> {
-    let config: Config = Channel::open(&format!("{name}-config"))?.read()?;
+    let config: Config = Channel::open(format!("{name}-config"))?.read()?;
     if config.fail {
         eprintln!("worker: run {} fails on purpose", config.run);
         std::process::exit(70);
@@ -155,7 +155,7 @@ fn worker(name: &str) -> Outcome<()> {
             t.elapsed().as_nanos() as f64
         })
         .collect();
-    Channel::open(&format!("{name}-results"))?.publish(&Results {
+    Channel::open(format!("{name}-results"))?.publish(&Results {
         run: config.run,
         timings_ns,
     })?;

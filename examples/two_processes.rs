@@ -34,7 +34,7 @@ fn main() -> mmf::Result<()> {
 fn process_a() -> mmf::Result<()> {
     let name = format!("demo-{}", std::process::id());
     let ch = Channel::create(&name, 1024)?;
-    let procs = Channel::create(&format!("{name}-process"), 4096)?;
+    let procs = Channel::create(format!("{name}-process"), 4096)?;
     println!(
         "A (pid {}): created channels '{name}' and '{name}-process'",
         std::process::id()
@@ -59,7 +59,7 @@ fn process_a() -> mmf::Result<()> {
     if !(answered && described) {
         eprintln!("A: B did not answer within 10 s");
         Channel::remove(&name)?;
-        Channel::remove(&format!("{name}-process"))?;
+        Channel::remove(format!("{name}-process"))?;
         std::process::exit(1);
     }
     println!(
@@ -74,7 +74,7 @@ fn process_a() -> mmf::Result<()> {
         procs.read_json(false)?
     );
     Channel::remove(&name)?;
-    Channel::remove(&format!("{name}-process"))?;
+    Channel::remove(format!("{name}-process"))?;
     println!("A: removed both channels");
     Ok(())
 }
@@ -98,7 +98,7 @@ fn process_b(name: &str) -> mmf::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
     };
-    Channel::open(&format!("{name}-process"))?.publish(&me)?;
+    Channel::open(format!("{name}-process"))?.publish(&me)?;
     println!("B: published an object describing itself, and exits");
     Ok(())
 }

@@ -25,7 +25,8 @@
 //! # Ok::<(), mmf::Error>(())
 //! ```
 //!
-//! - [`Channel`], [`Options`], [`Location`], [`list`]: the channel itself (`mmf-core`).
+//! - [`Channel`], [`Options`], [`Location`], [`list`]: the channel itself (`mmf-core`); what
+//!   opens, creates or removes one takes a [`Location`], a name or a path ([`ToLocation`]).
 //! - [`ChannelExt`]: typed publish/read of serde values, text, bytes and JSON (`mmf-codec`).
 //! - [`Follower`], [`FollowerExt`]: a channel followed by its name, waited for until it is
 //!   created and across the writer's restarts, and a consumer's loop over its values.
@@ -44,7 +45,7 @@
 pub use mmf_codec::{json, ChannelExt, Error, FollowerExt, Result};
 pub use mmf_core::{
     list, validate_name, Change, Channel, Follower, Info, Listing, Location, LockOwner, Meta,
-    Options, OwnerState, Recovered, SlotWriter, Tag,
+    Options, OwnerState, Recovered, SlotWriter, Tag, ToLocation,
 };
 
 pub use mmf_core::truncation;

@@ -93,7 +93,7 @@ fn child() {
         // consumer has said (on NAME-ack) that it has the one before.
         "typed-publisher" => {
             let ch = Channel::open(&name).unwrap();
-            let ack = Channel::open(&format!("{name}-ack")).unwrap();
+            let ack = Channel::open(format!("{name}-ack")).unwrap();
             for i in 0..3u64 {
                 let t = Instant::now();
                 while ack.generation() < i {
@@ -381,7 +381,7 @@ fn another_users_private_channel_is_refused_at_once_however_busy() {
     let ch = Options::new()
         .capacity(64)
         .mode(0o600)
-        .create(&Location::shm(&name).unwrap())
+        .create(Location::shm(&name).unwrap())
         .unwrap();
     std::thread::sleep(Duration::from_millis(1200));
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -488,7 +488,7 @@ fn threads() -> usize {
 fn many_channels_one_thread(prefix: &str) {
     const N: usize = 40;
     let channels: Vec<Channel> = (0..N)
-        .map(|i| Channel::create(&format!("{prefix}-{i}"), 64).unwrap())
+        .map(|i| Channel::create(format!("{prefix}-{i}"), 64).unwrap())
         .collect();
     let before = threads();
     let waker = waker();
@@ -506,7 +506,7 @@ fn many_channels_one_thread(prefix: &str) {
         let prefix = prefix.to_owned();
         move || {
             for i in (0..N).rev() {
-                let ch = Channel::open(&format!("{prefix}-{i}")).unwrap();
+                let ch = Channel::open(format!("{prefix}-{i}")).unwrap();
                 std::thread::sleep(Duration::from_millis(2));
                 ch.publish_raw(Tag::BYTES, &[i as u8]).unwrap();
             }
@@ -529,7 +529,7 @@ fn many_channels_one_thread(prefix: &str) {
     writer.join().unwrap();
     let waiters: u64 = channels.iter().map(|c| c.info().waiters).sum();
     for i in 0..N {
-        Channel::remove(&format!("{prefix}-{i}")).unwrap();
+        Channel::remove(format!("{prefix}-{i}")).unwrap();
     }
     print_stats(&json!({ "done": done, "before": before, "during": during, "waiters": waiters }));
 }
@@ -625,10 +625,10 @@ impl Flag {
 /// Child role: what safe code may do to the process-wide notifier, each followed by a check
 /// that the notifier still works; prints `STATS` only if it survived all of it.
 fn abuse_the_notifier(prefix: &str) {
-    let writer = Channel::create(&format!("{prefix}-w"), 64).unwrap();
+    let writer = Channel::create(format!("{prefix}-w"), 64).unwrap();
     // 1. A registered future leaked with `mem::forget`, then its channel dropped: the mapping
     //    goes while the notifier still had its address, and the waiter count stayed up.
-    let leaked = Channel::open(&format!("{prefix}-w")).unwrap();
+    let leaked = Channel::open(format!("{prefix}-w")).unwrap();
     let mut f = leaked.changed(0);
     poll_pending(&mut f, &waker());
     assert_eq!(writer.info().waiters, 1);
@@ -697,7 +697,7 @@ fn abuse_the_notifier(prefix: &str) {
         "the notifier survived a panicking waker"
     );
     drop(fillers);
-    Channel::remove(&format!("{prefix}-w")).unwrap();
+    Channel::remove(format!("{prefix}-w")).unwrap();
     print_stats(&json!({"survived": true}));
 }
 
@@ -1451,8 +1451,8 @@ fn a_typed_stream_decodes_each_value_and_goes_on_past_one_that_does_not() {
     }
     let name = unique("async-typed");
     let ch = Channel::create(&name, 256).unwrap();
-    let ack = Channel::create(&format!("{name}-ack"), 64).unwrap();
-    let mut configs = mmf::Follower::open(&Location::shm(&name).unwrap(), Duration::ZERO)
+    let ack = Channel::create(format!("{name}-ack"), 64).unwrap();
+    let mut configs = mmf::Follower::open(Location::shm(&name).unwrap(), Duration::ZERO)
         .unwrap()
         .values(0)
         .typed::<Config>();
@@ -1475,5 +1475,5 @@ fn a_typed_stream_decodes_each_value_and_goes_on_past_one_that_does_not() {
     assert!(child.wait_with_output().unwrap().status.success());
     drop((ch, configs));
     Channel::remove(&name).unwrap();
-    Channel::remove(&format!("{name}-ack")).unwrap();
+    Channel::remove(format!("{name}-ack")).unwrap();
 }

@@ -71,9 +71,9 @@ fn torn_read_run(what: &str, capacity: usize, pins: usize, snapshots_each: u64) 
     let ch = Options::new()
         .capacity(capacity)
         .readers(pins)
-        .create(&Location::shm(&name).unwrap())
+        .create(Location::shm(&name).unwrap())
         .unwrap();
-    let stop = Channel::create(&format!("{name}-stop"), 8).unwrap();
+    let stop = Channel::create(format!("{name}-stop"), 8).unwrap();
     let env = |extra: Option<u64>| {
         let mut v = vec![("MMF_NAME", name.clone())];
         if let Some(n) = extra {
@@ -94,7 +94,7 @@ fn torn_read_run(what: &str, capacity: usize, pins: usize, snapshots_each: u64) 
     stop.publish_raw(Tag::BYTES, b"stop").unwrap();
     let published = child_stats(writer)["published"].as_u64().unwrap();
     Channel::remove(&name).unwrap();
-    Channel::remove(&format!("{name}-stop")).unwrap();
+    Channel::remove(format!("{name}-stop")).unwrap();
     let total: u64 = stats.iter().map(|s| s["snapshots"].as_u64().unwrap()).sum();
     let torn: u64 = stats.iter().map(|s| s["torn"].as_u64().unwrap()).sum();
     let retries: u64 = stats.iter().map(|s| s["retries"].as_u64().unwrap()).sum();
@@ -152,7 +152,7 @@ fn writers_in_several_processes_exclude_each_other() {
     // publish gets its own generation (none lost, none doubled) and no snapshot is torn.
     let name = unique("writers");
     let ch = Channel::create(&name, 2048).unwrap();
-    let stop = Channel::create(&format!("{name}-stop"), 8).unwrap();
+    let stop = Channel::create(format!("{name}-stop"), 8).unwrap();
     let env = [("MMF_NAME", name.clone())];
     let writers: Vec<_> = (0..3).map(|_| spawn_child("writer", &env)).collect();
     while ch.generation() < 1000 {
@@ -184,7 +184,7 @@ fn writers_in_several_processes_exclude_each_other() {
         assert_eq!(s["torn"], 0, "{s}");
     }
     Channel::remove(&name).unwrap();
-    Channel::remove(&format!("{name}-stop")).unwrap();
+    Channel::remove(format!("{name}-stop")).unwrap();
 }
 
 /// Like `reader`, but only checks that each value is whole (several writers interleave).
@@ -223,7 +223,7 @@ fn seed_b(name: &str) {
         has_exited: false,
         modules: vec!["PowerShell_ISE.exe".into()],
     };
-    let obj = Channel::open(&format!("{name}-obj")).unwrap();
+    let obj = Channel::open(format!("{name}-obj")).unwrap();
     obj.publish(&me).unwrap();
     print_stats(&json!({ "pid": me.id }));
 }
@@ -232,7 +232,7 @@ fn seed_b(name: &str) {
 fn the_seed_scenario_across_two_processes() {
     let name = unique("seed");
     let a = Channel::create(&name, 1024).unwrap();
-    let obj = Channel::create(&format!("{name}-obj"), 4096).unwrap();
+    let obj = Channel::create(format!("{name}-obj"), 4096).unwrap();
     a.publish_str("Hello World!").unwrap();
     let b = spawn_child("seed-b", &[("MMF_NAME", name.clone())]);
     let pid = child_stats(b)["pid"].as_u64().unwrap() as u32;
@@ -243,7 +243,7 @@ fn the_seed_scenario_across_two_processes() {
     assert_eq!(as_json["handle_count"], 784);
     assert_eq!(a.info().last_writer_pid, Some(pid));
     Channel::remove(&name).unwrap();
-    Channel::remove(&format!("{name}-obj")).unwrap();
+    Channel::remove(format!("{name}-obj")).unwrap();
 }
 
 /// A worker whose results channel is removed when its handle drops: it publishes a partial
@@ -252,7 +252,7 @@ fn panicking_worker(name: &str) {
     let results = Options::new()
         .capacity(64)
         .remove_on_drop(true)
-        .create(&Location::parse(name).unwrap())
+        .create(Location::parse(name).unwrap())
         .unwrap();
     results.publish_str("partial").unwrap();
     assert_eq!(results.wait_for_change(1, Duration::from_secs(20)), Some(2));

@@ -103,7 +103,7 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
         assert_eq!(v["payload_hex"], "79".repeat(200));
         assert_eq!(v["inline"], false);
         drop(ch);
-        Channel::remove_location(&loc).unwrap();
+        Channel::remove(&loc).unwrap();
     }
 }
 
@@ -119,7 +119,7 @@ fn the_decoder_refuses_what_mmf_refuses() {
     let path = std::env::temp_dir().join(format!("mmf-format-bad-{}.mmf", std::process::id()));
     let ch = Options::new()
         .capacity(64)
-        .create(&Location::file(&path))
+        .create(Location::file(&path))
         .unwrap();
     ch.publish_str("x").unwrap();
     drop(ch);

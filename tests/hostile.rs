@@ -20,7 +20,7 @@ fn image(capacity: usize, readers: usize, checksum: bool, publishes: u8) -> Vec<
         std::thread::current().id()
     ));
     let loc = Location::file(&path);
-    let _ = Channel::remove_location(&loc);
+    let _ = Channel::remove(&loc);
     let ch = Options::new()
         .capacity(capacity)
         .readers(readers)

@@ -36,9 +36,9 @@ const SLOW_READ: Duration = Duration::from_millis(200);
 fn verifier(name: &str) {
     let ch = Options::new()
         .read_timeout(Duration::from_secs(2))
-        .open(&Location::shm(name).unwrap())
+        .open(Location::shm(name).unwrap())
         .unwrap();
-    let stop = Channel::open(&format!("{name}-stop")).unwrap();
+    let stop = Channel::open(format!("{name}-stop")).unwrap();
     let mut buf = Vec::new();
     let (mut n, mut torn, mut errors, mut slowest, mut slow, mut last_gen) =
         (0u64, 0u64, 0u64, Duration::ZERO, 0u64, 0);
@@ -75,9 +75,9 @@ impl Harness {
         let name = unique(what);
         let ch = Options::new()
             .capacity(capacity)
-            .create(&Location::shm(&name).unwrap())
+            .create(Location::shm(&name).unwrap())
             .unwrap();
-        let stop = Channel::create(&format!("{name}-stop"), 8).unwrap();
+        let stop = Channel::create(format!("{name}-stop"), 8).unwrap();
         Harness { name, ch, stop }
     }
 
@@ -93,7 +93,7 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         let _ = Channel::remove(&self.name);
-        let _ = Channel::remove(&format!("{}-stop", self.name));
+        let _ = Channel::remove(format!("{}-stop", self.name));
     }
 }
 
@@ -292,7 +292,7 @@ fn a_read_of_a_large_value_keeps_to_its_timeout_under_a_peer_that_fails_every_co
     const CAPACITY: u64 = 16 << 20;
     let path = std::env::temp_dir().join(format!("mmf-big-timeout-{}.mmf", std::process::id()));
     let loc = Location::file(&path);
-    let _ = Channel::remove_location(&loc);
+    let _ = Channel::remove(&loc);
     let ch = Options::new()
         .capacity(CAPACITY as usize)
         .readers(0)
@@ -349,7 +349,7 @@ fn a_read_of_a_large_value_keeps_to_its_timeout_under_a_peer_that_fails_every_co
     // A copy of 16 MiB takes a millisecond or more: a handful fit in 5 ms, not 64.
     assert!(attempts < 64, "{attempts} attempts");
     drop(ch);
-    Channel::remove_location(&loc).unwrap();
+    Channel::remove(&loc).unwrap();
 }
 
 /// A channel whose capacity is more than a reader can allocate (its file sparse, as every
@@ -364,7 +364,7 @@ fn a_value_larger_than_a_reader_can_allocate_is_an_error_not_an_abort() {
     const CAPACITY: u64 = 1 << 40;
     let path = std::env::temp_dir().join(format!("mmf-huge-{}.mmf", std::process::id()));
     let loc = Location::file(&path);
-    let _ = Channel::remove_location(&loc);
+    let _ = Channel::remove(&loc);
     drop(Options::new().capacity(64).readers(0).create(&loc).unwrap());
     // FORMAT.md: geometry words 3 (capacity), 5 (slot stride) and 7 (total size); the two slots
     // after the 512-byte header (no pin table); slot 0's frame (stamp, generation, length, tag,
@@ -394,7 +394,7 @@ fn a_value_larger_than_a_reader_can_allocate_is_an_error_not_an_abort() {
         &[("MMF_NAME", path.to_str().unwrap().to_owned())],
     );
     let stats = child_stats(child);
-    Channel::remove_location(&loc).unwrap();
+    Channel::remove(&loc).unwrap();
     for call in [
         "read_into",
         "read_string",
@@ -412,7 +412,7 @@ fn a_value_larger_than_a_reader_can_allocate_is_an_error_not_an_abort() {
 /// Child role of the test above: limits its address space, then reads the channel at path
 /// `name` three ways and reports each error.
 fn read_with_little_memory(name: &str) {
-    let ch = Options::new().open(&Location::file(name)).unwrap();
+    let ch = Options::new().open(Location::file(name)).unwrap();
     let limit = std::fs::metadata(name).unwrap().len() + (4 << 30);
     let rlim = libc::rlimit {
         rlim_cur: limit,
@@ -518,7 +518,7 @@ fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
     let ch = Options::new()
         .capacity(256)
         .lock_timeout(Duration::from_millis(300))
-        .create(&Location::file(&path))
+        .create(Location::file(&path))
         .unwrap();
     ch.publish_str("before").unwrap();
 
@@ -549,7 +549,7 @@ fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
     // wait sees the lock go with them.)
     let patient = Options::new()
         .lock_timeout(Duration::from_secs(20))
-        .open(&Location::file(&path))
+        .open(Location::file(&path))
         .unwrap();
     patient.publish_str("after").unwrap();
     assert_eq!(ch.read_string().unwrap(), "after");
@@ -660,7 +660,7 @@ fn a_file_system_that_states_no_size_takes_channels() {
     };
     let ch = Options::new()
         .capacity(1 << 20)
-        .create(&Location::file(dir.0.join("x.mmf")))
+        .create(Location::file(dir.0.join("x.mmf")))
         .unwrap();
     ch.publish_bytes(&[1; 1 << 20]).unwrap();
     assert_eq!(ch.read_bytes().unwrap().len(), 1 << 20);
@@ -685,7 +685,7 @@ fn a_full_disk_file_system_is_an_error_at_creation_that_takes_no_space() {
         let ch = Options::new()
             .capacity(capacity)
             .readers(0)
-            .create(&Location::file(&path))
+            .create(Location::file(&path))
             .unwrap();
         drop(ch);
         std::fs::remove_file(&path).unwrap();
@@ -720,7 +720,7 @@ fn too_large_for(dir: &std::path::Path) {
     for capacity in [free as usize / 2, 1 << 40] {
         let err = Options::new()
             .capacity(capacity)
-            .create(&Location::file(&path))
+            .create(Location::file(&path))
             .unwrap_err();
         let mmf::channel::Error::NoSpace {
             available: Some(available),
@@ -738,7 +738,7 @@ fn too_large_for(dir: &std::path::Path) {
     // A channel that fits still works on the same file system.
     let ch = Options::new()
         .capacity(16 * 1024)
-        .create(&Location::file(&path))
+        .create(Location::file(&path))
         .unwrap();
     ch.publish_bytes(&[7; 16 * 1024]).unwrap();
     assert_eq!(ch.read_bytes().unwrap(), [7; 16 * 1024]);

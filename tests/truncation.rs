@@ -115,7 +115,7 @@ fn made_anew(path: &std::path::Path) -> Channel {
     std::fs::remove_file(path).unwrap();
     let anew = Options::new()
         .capacity(64)
-        .create(&Location::File(path.to_owned()))
+        .create(Location::File(path.to_owned()))
         .unwrap();
     anew.publish_str("anew").unwrap();
     anew
@@ -136,7 +136,7 @@ fn shrink(path: &std::path::Path, len: u64) {
 
 fn open_file(path: impl AsRef<std::path::Path>) -> Channel {
     Options::new()
-        .open(&Location::File(path.as_ref().to_owned()))
+        .open(Location::File(path.as_ref().to_owned()))
         .unwrap()
 }
 
@@ -152,7 +152,7 @@ impl FileChannel {
         let _ = std::fs::remove_file(&path);
         let ch = Options::new()
             .capacity(capacity)
-            .create(&Location::File(path.clone()))
+            .create(Location::File(path.clone()))
             .unwrap();
         FileChannel { path, ch }
     }
@@ -184,7 +184,7 @@ fn every_access_past_the_new_end_is_an_error_and_the_process_lives_on() {
     let reader = open_file(&fc.path);
     let read_only = Options::new()
         .read_only(true)
-        .open(&Location::File(fc.path.clone()))
+        .open(Location::File(fc.path.clone()))
         .unwrap();
     assert_eq!(reader.read_raw().unwrap().1, big);
     assert_eq!(read_only.read_raw().unwrap().1, big);
@@ -223,7 +223,7 @@ fn every_access_past_the_new_end_is_an_error_and_the_process_lives_on() {
     // Dropping the handles is safe, and a new open of the shrunk file is refused.
     drop((reader, read_only));
     assert!(matches!(
-        Options::new().open(&Location::File(fc.path.clone())),
+        Options::new().open(Location::File(fc.path.clone())),
         Err(CoreError::Corrupt { .. })
     ));
 }
@@ -489,7 +489,7 @@ fn waits_and_checksummed_reads_report_the_truncation_at_once() {
         .capacity(64 * 1024)
         .checksum(true)
         .read_timeout(Duration::from_secs(30))
-        .create(&Location::File(path.clone()))
+        .create(Location::File(path.clone()))
         .unwrap();
     ch.publish_raw(Tag::BYTES, &[4; 50_000]).unwrap();
     shrink(&path, 4096);
@@ -589,7 +589,7 @@ fn a_stream_of_values_says_the_truncation_and_takes_up_a_channel_made_anew() {
     truncation::install().unwrap();
     let fc = FileChannel::new("trunc-stream", 1024);
     fc.ch.publish_str("x").unwrap();
-    let follower = mmf::Follower::open(&Location::File(fc.path.clone()), Duration::ZERO).unwrap();
+    let follower = mmf::Follower::open(Location::File(fc.path.clone()), Duration::ZERO).unwrap();
     let mut values = follower.values(fc.ch.generation()).typed::<String>();
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
@@ -624,7 +624,7 @@ fn a_consumer_loop_says_the_truncation_and_takes_up_a_channel_made_anew() {
     let fc = FileChannel::new("trunc-read-after", 1024);
     fc.ch.publish_str("x").unwrap();
     let mut follower =
-        mmf::Follower::open(&Location::File(fc.path.clone()), Duration::ZERO).unwrap();
+        mmf::Follower::open(Location::File(fc.path.clone()), Duration::ZERO).unwrap();
     let mut seen = fc.ch.generation();
     shrink(&fc.path, 0);
     let truncated = |got: &mmf::Result<Option<(Meta, String)>>| {

@@ -25,7 +25,7 @@ fn child() {
             let opened = Options::new()
                 .init_timeout(Duration::MAX)
                 .read_only(true)
-                .open(&Location::shm(&name).unwrap());
+                .open(Location::shm(&name).unwrap());
             print_stats(&json!({
                 "denied": matches!(opened, Err(mmf::channel::Error::PermissionDenied { .. })),
                 "secs": t.elapsed().as_secs_f64(),
@@ -38,7 +38,7 @@ fn child() {
             become_nobody();
             std::fs::write(format!("/dev/shm/{name}-ready"), b"").unwrap();
             let t = Instant::now();
-            let got = mmf::Follower::open(&Location::shm(&name).unwrap(), Duration::from_secs(20))
+            let got = mmf::Follower::open(Location::shm(&name).unwrap(), Duration::from_secs(20))
                 .map_err(|e| e.to_string())
                 .and_then(|f| f.channel().read_string().map_err(|e| e.to_string()));
             print_stats(&json!({
@@ -62,7 +62,7 @@ fn child() {
         // removed and created again (a restart) with another value.
         "two-lives" => {
             let t = Instant::now();
-            while Channel::open(&format!("{name}-go")).is_err() {
+            while Channel::open(format!("{name}-go")).is_err() {
                 assert!(t.elapsed() < Duration::from_secs(20), "no go");
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -92,11 +92,11 @@ fn a_follower_follows_a_writer_across_creation_and_restart() {
     let writer = spawn_child("two-lives", &[("MMF_NAME", name.clone())]);
     // The child counts its 300 ms from here, not from its own start: a test slow to get here
     // must not find the channel made already (it would not have appeared).
-    let go = Channel::create(&format!("{name}-go"), 64).unwrap();
+    let go = Channel::create(format!("{name}-go"), 64).unwrap();
     let mut f = mmf::Follower::open(&location, Duration::from_secs(10)).unwrap();
     assert!(f.appeared(), "it did not exist yet");
     drop(go);
-    Channel::remove(&format!("{name}-go")).unwrap();
+    Channel::remove(format!("{name}-go")).unwrap();
     let first = match f.channel().generation() {
         0 => f.wait(0, Duration::from_secs(10)).unwrap(),
         g => Some(mmf::Change::Newer(g)),
@@ -136,10 +136,10 @@ fn a_consumer_loop_reads_each_value_across_a_writers_restart() {
     let name = unique("read-after");
     let location = Location::shm(&name).unwrap();
     let writer = spawn_child("two-lives", &[("MMF_NAME", name.clone())]);
-    let go = Channel::create(&format!("{name}-go"), 64).unwrap();
+    let go = Channel::create(format!("{name}-go"), 64).unwrap();
     let mut f = mmf::Follower::open(&location, Duration::from_secs(10)).unwrap();
     drop(go);
-    Channel::remove(&format!("{name}-go")).unwrap();
+    Channel::remove(format!("{name}-go")).unwrap();
     let mut seen = 0;
     let mut got = Vec::new();
     while got.len() < 2 {
@@ -447,8 +447,8 @@ fn a_follower_does_not_wait_for_what_cannot_appear() {
 
 /// Answers every ping (generation g on `NAME-ping`) with a pong of generation g.
 fn ponger(name: &str) {
-    let ping = Channel::open(&format!("{name}-ping")).unwrap();
-    let pong = Channel::open(&format!("{name}-pong")).unwrap();
+    let ping = Channel::open(format!("{name}-ping")).unwrap();
+    let pong = Channel::open(format!("{name}-pong")).unwrap();
     let rounds: u64 = std::env::var("MMF_ROUNDS").unwrap().parse().unwrap();
     let mut seen = 0;
     let mut timeouts = 0u64;
@@ -468,14 +468,14 @@ fn ponger(name: &str) {
 
 fn pair(what: &str) -> (String, Channel, Channel) {
     let name = unique(what);
-    let ping = Channel::create(&format!("{name}-ping"), 64).unwrap();
-    let pong = Channel::create(&format!("{name}-pong"), 64).unwrap();
+    let ping = Channel::create(format!("{name}-ping"), 64).unwrap();
+    let pong = Channel::create(format!("{name}-pong"), 64).unwrap();
     (name, ping, pong)
 }
 
 fn cleanup(name: &str) {
-    let _ = Channel::remove(&format!("{name}-ping"));
-    let _ = Channel::remove(&format!("{name}-pong"));
+    let _ = Channel::remove(format!("{name}-ping"));
+    let _ = Channel::remove(format!("{name}-pong"));
     let _ = Channel::remove(name);
 }
 
@@ -533,7 +533,7 @@ fn no_lost_wake_up_over_many_rounds() {
 
 #[test]
 fn a_timeout_is_honoured() {
-    let ch = Channel::create(&unique("timeout"), 64).unwrap();
+    let ch = Channel::create(unique("timeout"), 64).unwrap();
     for ms in [0u64, 30, 120] {
         let t = Instant::now();
         assert_eq!(ch.wait_for_change(0, Duration::from_millis(ms)), None);
@@ -553,7 +553,7 @@ fn a_timeout_is_honoured() {
         Some(1),
         "already moved: no wait"
     );
-    Channel::remove(&ch.location().to_string()).unwrap();
+    Channel::remove(ch.location().to_string()).unwrap();
 }
 
 #[test]
@@ -613,7 +613,7 @@ fn a_killed_waiter_is_taken_off_the_count() {
         let ch = Options::new()
             .capacity(64)
             .readers(readers)
-            .create(&Location::shm(&name).unwrap())
+            .create(Location::shm(&name).unwrap())
             .unwrap();
         let mut sleeper = spawn_child("sleeper", &[("MMF_NAME", name.clone())]);
         let t = Instant::now();
@@ -702,7 +702,7 @@ fn a_spin_never_outlasts_the_timeout() {
     let ch = Options::new()
         .capacity(64)
         .wait_spin(Duration::MAX)
-        .create(&Location::shm(&name).unwrap())
+        .create(Location::shm(&name).unwrap())
         .unwrap();
     let t = Instant::now();
     assert_eq!(ch.wait_for_change(0, Duration::from_millis(30)), None);
@@ -719,7 +719,7 @@ fn claiming_a_free_entry_drops_a_stale_waiter_count() {
     let ch = Options::new()
         .capacity(64)
         .readers(1)
-        .create(&Location::shm(&name).unwrap())
+        .create(Location::shm(&name).unwrap())
         .unwrap();
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -779,7 +779,7 @@ fn a_channel_found_being_created_has_appeared() {
             opened.wait_for_opens(2, Duration::from_secs(10));
             std::fs::write(&target, std::fs::read(&made).unwrap()).unwrap();
         });
-        mmf::Follower::open(&Location::file(&target), Duration::from_secs(10)).unwrap()
+        mmf::Follower::open(Location::file(&target), Duration::from_secs(10)).unwrap()
     });
     assert!(f.appeared());
     assert_eq!(f.channel().read_string().unwrap(), "first");
@@ -851,7 +851,7 @@ fn an_endless_open_of_another_users_private_channel_is_refused() {
     let ch = Options::new()
         .capacity(64)
         .mode(0o600)
-        .create(&Location::shm(&name).unwrap())
+        .create(Location::shm(&name).unwrap())
         .unwrap();
     ch.publish_str("mine").unwrap();
     let stats = child_stats(spawn_child(

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use mmf_core::{Channel, Location, Options, Tag};
+use mmf_core::{Channel, Options, Tag};
 use serde::{Deserialize, Serialize};
 
 use crate::latency::{self, fmt_len, payload, Transport};
@@ -330,7 +330,7 @@ pub fn round(target: Target, len: usize, readers: usize, plan: &Plan) -> Result<
             let name = format!("bench-{}-{}-tp", std::process::id(), crate::shm::next_id());
             let ch = Options::new()
                 .capacity(len)
-                .create(&Location::parse(&name)?)
+                .create(&name)
                 .with_context(|| format!("creating {name}"))?;
             res.names.push(name.clone());
             Writer::Mmf(Box::new(ch), name)

@@ -2112,7 +2112,7 @@ impl Env {
 
     /// [`wait_parked`] on the shared-memory channel `name`.
     fn parked(&self, name: &str) {
-        wait_parked(&mmf::Channel::open(&self.shm_name(name)).unwrap());
+        wait_parked(&mmf::Channel::open(self.shm_name(name)).unwrap());
     }
 }
 
@@ -2245,7 +2245,7 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     // With --meta, the records say which channel each value is of, and stderr says that the
     // channel went and that a new one came: its generations start again from 1, so a script
     // that compared generations alone would drop its values.
-    let old = mmf::Channel::open(&e.shm_name("T")).unwrap().incarnation();
+    let old = mmf::Channel::open(e.shm_name("T")).unwrap().incarnation();
     let bg = Bg::start(
         &e,
         &["watch", "T", "--meta", "--count", "2", "--timeout", "20s"],
@@ -2254,7 +2254,7 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     e.ok(&["remove", "T"]);
     bg.wait_stderr("mmf: channel 'T' was removed; waiting for it to be created again");
     e.ok(&["new", "T", "--size", "64"]);
-    let new = mmf::Channel::open(&e.shm_name("T")).unwrap().incarnation();
+    let new = mmf::Channel::open(e.shm_name("T")).unwrap().incarnation();
     e.ok(&["out", "T", "fourth"]);
     let out = bg.finish(20);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -2713,7 +2713,7 @@ fn read_meta_gives_what_after_and_incarnation_take() {
     }
     // A value that cannot be shown (not MessagePack, whatever its tag says) is said as `read`
     // says it, with no record.
-    mmf::Channel::open(&e.shm_name("T"))
+    mmf::Channel::open(e.shm_name("T"))
         .unwrap()
         .publish_raw(mmf::Tag::MSGPACK, &[0xc1])
         .unwrap();
@@ -2865,7 +2865,7 @@ fn watch_reports_skipped_generations() {
     let lines = ndjson(&out.stdout);
     let inc = format!(
         "{:016x}",
-        mmf::Channel::open(&e.shm_name("T")).unwrap().incarnation()
+        mmf::Channel::open(e.shm_name("T")).unwrap().incarnation()
     );
     assert_eq!(
         lines[0],
@@ -2884,7 +2884,7 @@ fn watch_reports_skipped_generations() {
 fn watch_json_prints_only_json_lines() {
     let e = Env::new("watchjson");
     e.ok(&["new", "T", "--size", "256"]);
-    let ch = mmf::Channel::open(&e.shm_name("T")).unwrap();
+    let ch = mmf::Channel::open(e.shm_name("T")).unwrap();
     let bg = Bg::start(&e, &["watch", "T", "--json", "--new-only", "--count", "2"]);
     wait_parked(&ch);
     e.ok(&["out", "T", "--json", "{\"a\": [1, 2]}"]);
@@ -2965,7 +2965,7 @@ fn ctrl_c_stops_a_script_that_waits_in_a_loop() {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let e = Env::new("ctrlcloop");
     e.ok(&["new", "T", "--size", "64"]);
-    let ch = mmf::Channel::open(&e.shm_name("T")).unwrap();
+    let ch = mmf::Channel::open(e.shm_name("T")).unwrap();
     for (verb, sig, name) in [("read", 2, "INT"), ("watch", 1, "HUP")] {
         let script = format!(
             "for i in 1 2 3; do \"$1\" {verb} T {}; echo \"after $i: $?\"; done; echo end",

@@ -366,11 +366,10 @@ pub trait FollowerExt {
     /// ```
     /// use std::time::Duration;
     /// use mmf_codec::{Channel, ChannelExt, Follower, FollowerExt};
-    /// use mmf_core::Location;
     ///
     /// # let name = format!("codec-read-after-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 256)?;
-    /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::from_secs(5))?;
+    /// let mut follower = Follower::open(&name, Duration::from_secs(5))?;
     /// writer.publish(&[1u32, 2])?;
     /// writer.publish_str("not a list")?;
     /// writer.publish(&[3u32])?;

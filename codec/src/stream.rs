@@ -26,7 +26,7 @@ pub trait ValueStreamExt {
     /// ```
     /// use std::time::Duration;
     /// use mmf_codec::{Channel, ChannelExt, ValueStreamExt};
-    /// use mmf_core::{Follower, Location};
+    /// use mmf_core::Follower;
     /// use serde::Deserialize;
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
@@ -43,7 +43,7 @@ pub trait ValueStreamExt {
     /// # let name = format!("typed-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 256)?;
     /// writer.publish_str("not a config")?;
-    /// let follower = Follower::open(&Location::parse(&name)?, Duration::ZERO)?;
+    /// let follower = Follower::open(&name, Duration::ZERO)?;
     /// let mut configs = follower.values(0).typed::<Config>();
     ///
     /// // `configs.recv().await` in async code, or `StreamExt::next`.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::frame::{Meta, Tag};
 use crate::layout::*;
-use crate::name::{dir_of, Location};
+use crate::name::{dir_of, Location, ToLocation};
 use crate::os;
 use crate::os::OwnerState;
 use crate::region::{Region, WORD};
@@ -314,7 +314,12 @@ impl Options {
     /// there is not that much room, said before anything is allocated where the file system
     /// states its free space as too little (`statvfs`; for root, the blocks reserved for root
     /// count), else when the allocation fails.
-    pub fn create(&self, location: &Location) -> Result<Channel> {
+    pub fn create(&self, location: impl ToLocation) -> Result<Channel> {
+        self.create_parsed(&*location.to_location()?)
+    }
+
+    /// [`create`](Options::create) of a location already read.
+    fn create_parsed(&self, location: &Location) -> Result<Channel> {
         match location.checked_path()? {
             None => self.anonymous(),
             Some(path) => self.create_at(location, &path),
@@ -449,7 +454,12 @@ impl Options {
     /// Opens an existing channel; fails with `NotFound` if there is none. A channel still being
     /// created is waited for up to [`init_timeout`](Self::init_timeout) (which says when an
     /// open refused for permission waits too).
-    pub fn open(&self, location: &Location) -> Result<Channel> {
+    pub fn open(&self, location: impl ToLocation) -> Result<Channel> {
+        self.open_parsed(&*location.to_location()?)
+    }
+
+    /// [`open`](Options::open) of a location already read.
+    fn open_parsed(&self, location: &Location) -> Result<Channel> {
         let Some(path) = location.checked_path()? else {
             return Err(Error::NotFound {
                 name: location.to_string(),
@@ -586,14 +596,19 @@ impl Options {
     /// Opens the channel if it exists (whatever its capacity), else creates it. With
     /// [`read_only`](Options::read_only) it only opens (a missing channel is
     /// [`Error::InvalidOptions`]).
-    pub fn open_or_create(&self, location: &Location) -> Result<Channel> {
+    pub fn open_or_create(&self, location: impl ToLocation) -> Result<Channel> {
         self.open_or_create_telling(location).map(|(ch, _)| ch)
     }
 
     /// [`open_or_create`](Options::open_or_create), also telling whether the channel was created
     /// here (`true`) or was there already (`false`), say to compare an existing channel with
     /// what was asked for.
-    pub fn open_or_create_telling(&self, location: &Location) -> Result<(Channel, bool)> {
+    pub fn open_or_create_telling(&self, location: impl ToLocation) -> Result<(Channel, bool)> {
+        self.open_or_create_telling_parsed(&*location.to_location()?)
+    }
+
+    /// [`open_or_create_telling`](Options::open_or_create_telling) of a location already read.
+    fn open_or_create_telling_parsed(&self, location: &Location) -> Result<(Channel, bool)> {
         if self.read_only {
             // It can open, not create: an existing channel opens read-only.
             return match self.open(location) {
@@ -652,7 +667,12 @@ impl Options {
     /// [`Channel::remove`], a file path that holds something other than a channel is refused.
     /// Temporary files that replacements killed half-way left in the same directory are removed
     /// ([`host::abandoned_replacements_in`](crate::host::abandoned_replacements_in)).
-    pub fn create_or_replace(&self, location: &Location) -> Result<Channel> {
+    pub fn create_or_replace(&self, location: impl ToLocation) -> Result<Channel> {
+        self.create_or_replace_parsed(&*location.to_location()?)
+    }
+
+    /// [`create_or_replace`](Options::create_or_replace) of a location already read.
+    fn create_or_replace_parsed(&self, location: &Location) -> Result<Channel> {
         let Some(path) = location.checked_path()? else {
             return self.anonymous();
         };
@@ -863,8 +883,9 @@ impl Options {
 
 impl Channel {
     /// Creates a channel holding values of up to `capacity` bytes, with default [`Options`].
-    /// `name` is a shared-memory name, or a file path if it contains a `/` (`./state.mmf`, not
-    /// `state.mmf`, which is a shared-memory name). The channel takes about `(readers + 2) x
+    /// `location` is a [`Location`], a shared-memory name, or a file path: a string is one if it
+    /// contains a `/` (`"./state.mmf"`, not `"state.mmf"`, which is a shared-memory name), a
+    /// [`Path`] always is ([`ToLocation`]). The channel takes about `(readers + 2) x
     /// capacity` bytes (6x with the default 4 readers: one slot per pinned reader, and two).
     ///
     /// # Errors
@@ -877,13 +898,12 @@ impl Channel {
     /// - [`Error::NoSpace`]: its file system has too little room (nothing is left allocated);
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included, which the message names).
-    pub fn create(name: &str, capacity: usize) -> Result<Channel> {
-        Options::new()
-            .capacity(capacity)
-            .create(&Location::parse(name)?)
+    pub fn create(location: impl ToLocation, capacity: usize) -> Result<Channel> {
+        Options::new().capacity(capacity).create(location)
     }
 
-    /// Opens an existing channel by shared-memory name or file path, read-write (see
+    /// Opens an existing channel by [`Location`], shared-memory name or file path
+    /// ([`ToLocation`]), read-write (see
     /// [`Options::read_only`] for read permission alone), with default [`Options`].
     ///
     /// # Errors
@@ -897,11 +917,11 @@ impl Channel {
     ///   something that is not a channel
     ///   this build reads;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused.
-    pub fn open(name: &str) -> Result<Channel> {
-        Options::new().open(&Location::parse(name)?)
+    pub fn open(location: impl ToLocation) -> Result<Channel> {
+        Options::new().open(location)
     }
 
-    /// Removes (unlinks) a channel by name or path. Open handles keep working on their memory
+    /// Removes (unlinks) a channel by [`Location`], name or path ([`ToLocation`]). Open handles keep working on their memory
     /// until they are dropped; the name is free at once.
     ///
     /// A file path is removed only if the file starts with the mmf magic number: any other file
@@ -922,13 +942,8 @@ impl Channel {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn remove(name: &str) -> Result<()> {
-        Channel::remove_location(&Location::parse(name)?)
-    }
-
-    /// [`Channel::remove`] for a parsed [`Location`].
-    pub fn remove_location(location: &Location) -> Result<()> {
-        remove_if(location, None)
+    pub fn remove(location: impl ToLocation) -> Result<()> {
+        remove_if(&*location.to_location()?, None)
     }
 
     /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
@@ -1509,11 +1524,11 @@ impl Channel {
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("flush-doc-{}.mmf", std::process::id()));
-    /// use mmf_core::{Location, Options, Tag};
-    /// let ch = Options::new().capacity(64).create(&Location::file(&path))?;
+    /// use mmf_core::{Options, Tag};
+    /// let ch = Options::new().capacity(64).create(&path)?;
     /// ch.publish_raw(Tag::TEXT, b"state to keep")?;
     /// ch.flush()?; // on disk now
-    /// # mmf_core::Channel::remove(path.to_str().unwrap())?;
+    /// # mmf_core::Channel::remove(&path)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn flush(&self) -> Result<()> {
@@ -2130,7 +2145,7 @@ fn lock_shared_by(file: &File, deadline: Option<Instant>) -> io::Result<()> {
 /// `init_timeout`: longer than any of mmf's own.
 const LOCK_GRACE: Duration = Duration::from_millis(50);
 
-/// [`Channel::remove_location`]; with `expect`, only if the name leads to that file (device
+/// [`Channel::remove`]; with `expect`, only if the name leads to that file (device
 /// and inode) when it is opened for the removal: a handle's own channel, not one made anew
 /// under the name since (what is left is the instant between that open and the unlink).
 fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<()> {
@@ -2567,7 +2582,7 @@ mod tests {
         let slots = Options::new()
             .capacity(64)
             .header_only(false)
-            .create(&Location::shm(&name).unwrap())
+            .create(Location::shm(&name).unwrap())
             .unwrap();
         let other = Channel::open(&name).unwrap();
         let snap = slots.snapshot();

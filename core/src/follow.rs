@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, Options};
 use crate::error::{Error, Result};
-use crate::name::Location;
+use crate::name::{Location, ToLocation};
 
 /// How often a wait looks whether the name still leads to the followed channel.
 pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
@@ -25,13 +25,12 @@ pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
 ///
 /// ```
 /// use std::time::Duration;
-/// use mmf_core::{Change, Channel, Follower, Location, Tag};
+/// use mmf_core::{Change, Channel, Follower, Tag};
 ///
 /// # let name = format!("follow-doc-{}", std::process::id());
-/// let location = Location::parse(&name)?;
 /// let writer = Channel::create(&name, 64)?;
 /// writer.publish_raw(Tag::TEXT, b"first life")?;
-/// let mut follower = Follower::open(&location, Duration::from_secs(1))?;
+/// let mut follower = Follower::open(&name, Duration::from_secs(1))?;
 /// let seen = follower.channel().generation();
 ///
 /// // The writing service restarts: its channel goes, and a wait says so ...
@@ -99,7 +98,8 @@ pub enum Change {
 }
 
 impl Follower {
-    /// Opens the channel at `location`, waiting up to `timeout` for it to be created. Opens
+    /// Opens the channel at `location` (a [`Location`], a name or a path: [`ToLocation`]),
+    /// waiting up to `timeout` for it to be created. Opens
     /// read-write where allowed (a waiter with a pin entry sleeps on a futex) and read-only
     /// otherwise (which waits by polling). Looks for it every 100 ms.
     ///
@@ -130,7 +130,12 @@ impl Follower {
     /// Whether another user's file still in its creation mode is held is asked of
     /// `/proc/locks`, which does not list the locks of processes in another PID namespace (a
     /// container sharing `/dev/shm`): such a creator is given the 250 ms only.
-    pub fn open(location: &Location, timeout: Duration) -> Result<Follower> {
+    pub fn open(location: impl ToLocation, timeout: Duration) -> Result<Follower> {
+        Follower::open_parsed(&*location.to_location()?, timeout)
+    }
+
+    /// [`open`](Follower::open) of a location already read.
+    fn open_parsed(location: &Location, timeout: Duration) -> Result<Follower> {
         let deadline = Instant::now().checked_add(timeout);
         let mut appeared = false;
         let mut creating = None;
@@ -288,12 +293,12 @@ impl Follower {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Follower, Location, Tag};
+    /// use mmf_core::{Channel, Follower, Tag};
     ///
     /// # let name = format!("follow-read-after-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;
     /// writer.publish_raw(Tag::TEXT, b"first")?;
-    /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::from_secs(5))?;
+    /// let mut follower = Follower::open(&name, Duration::from_secs(5))?;
     ///
     /// let (mut seen, mut buf) = (0, Vec::new());
     /// let meta = follower.read_after_into(&mut seen, &mut buf, Duration::from_secs(5))?;
@@ -756,8 +761,8 @@ fn held_open(location: &Location, meta: &std::fs::Metadata) -> bool {
 impl Follower {
     /// A future that resolves as [`open`](Follower::open) returns, without its timeout: the
     /// follower once a channel is at `location` (waited for until it is created), or the error
-    /// `open` gives at once (a name where no channel can appear, something there that is not a
-    /// channel, no permission). Feature `async`.
+    /// `open` gives at once (an invalid name, a name where no channel can appear, something
+    /// there that is not a channel, no permission). Feature `async`.
     ///
     /// It looks every 100 ms, woken for that by the process's notifier thread (see the
     /// [`notify`](crate::notify) module), with no timer of the executor's; a channel found
@@ -796,14 +801,21 @@ impl Follower {
     /// });
     /// // or `Follower::open_async(&location).await` in async code
     /// let follower = block_on(Follower::open_async(&location))?;
+    /// // An invalid name is the future's output.
+    /// assert!(block_on(Follower::open_async("a\tb")).is_err());
     /// assert!(follower.appeared());
     /// writer.join().unwrap()?;
     /// # Channel::remove(&name)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
-    pub fn open_async(location: &Location) -> OpenFollower {
+    pub fn open_async(location: impl ToLocation) -> OpenFollower {
+        let (location, invalid) = match location.to_location() {
+            Ok(location) => (location.into_owned(), None),
+            Err(e) => (Location::Anonymous, Some(e)),
+        };
         OpenFollower {
-            location: location.clone(),
+            location,
+            invalid,
             next_look: None,
             appeared: false,
             creating: None,
@@ -831,7 +843,7 @@ impl Follower {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Change, Channel, Follower, Location, Tag};
+    /// use mmf_core::{Change, Channel, Follower, Tag};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
     /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
@@ -843,7 +855,7 @@ impl Follower {
     ///
     /// # let name = format!("follow-async-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;
-    /// let mut follower = Follower::open(&Location::parse(&name)?, Duration::ZERO)?;
+    /// let mut follower = Follower::open(&name, Duration::ZERO)?;
     ///
     /// // The writing service restarts under the same name while the follower awaits.
     /// std::thread::scope(|s| {
@@ -960,6 +972,9 @@ impl Drop for FollowerChanged<'_> {
 #[derive(Debug)]
 pub struct OpenFollower {
     location: Location,
+    /// Why the argument of [`Follower::open_async`] names no channel: the future's output at
+    /// its first poll.
+    invalid: Option<Error>,
     /// When the next look is due (`None`: at once).
     next_look: Option<Instant>,
     /// Whether a look found no channel yet (or one being created).
@@ -980,6 +995,9 @@ impl std::future::Future for OpenFollower {
     ) -> std::task::Poll<Result<Follower>> {
         use std::task::Poll;
         let this = self.get_mut();
+        if let Some(e) = this.invalid.take() {
+            return Poll::Ready(Err(e));
+        }
         loop {
             if let Some(at) = this.next_look {
                 if this.timer.poll(at, cx).is_pending() {
@@ -1065,7 +1083,7 @@ impl Follower {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Follower, Location, Tag};
+    /// use mmf_core::{Channel, Follower, Tag};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
     /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
@@ -1078,7 +1096,7 @@ impl Follower {
     /// # let name = format!("values-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;
     /// writer.publish_raw(Tag::TEXT, b"first")?;
-    /// let follower = Follower::open(&Location::parse(&name)?, Duration::ZERO)?;
+    /// let follower = Follower::open(&name, Duration::ZERO)?;
     /// let mut values = follower.values(0);
     ///
     /// // `values.recv().await` in async code, or `StreamExt::next`.

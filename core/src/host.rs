@@ -138,7 +138,7 @@ fn remove_if(
             return Ok(false);
         }
     }
-    crate::channel::Channel::remove_location(location)?;
+    crate::channel::Channel::remove(location)?;
     Ok(true) // the lock goes with `file`
 }
 

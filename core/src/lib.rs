@@ -91,7 +91,7 @@ pub use follow::{Change, Follower};
 pub use follow::{FollowerChanged, OpenFollower, ValueStream};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
-pub use name::{validate_name, Location, MAX_NAME_LEN, SHM_PREFIX};
+pub use name::{validate_name, Location, ToLocation, MAX_NAME_LEN, SHM_PREFIX};
 #[cfg(all(feature = "async", not(loom)))]
 pub use notify::Changed;
 pub use os::OwnerState;

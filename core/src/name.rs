@@ -1,5 +1,6 @@
 //! Channel names and where a channel lives.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -137,6 +138,87 @@ impl fmt::Display for Location {
     }
 }
 
+/// What names a channel, for the functions that open, create or remove one ([`Channel::open`],
+/// [`Options::create`], [`Follower::open`] and the rest), as `ToSocketAddrs` is for a socket's
+/// address:
+///
+/// - a [`Location`] (or a reference to one), taken as it is;
+/// - a `str` or `String`, read as [`Location::parse`] reads it: a shared-memory name, or a file
+///   path when it contains a `/` (an invalid name is [`Error::InvalidName`]);
+/// - a [`Path`] or [`PathBuf`], always a file, with or without a `/` (`Path::new("state.mmf")`
+///   is the file `state.mmf` in the working directory).
+///
+/// ```
+/// use std::path::Path;
+/// use mmf_core::{Channel, Location, Options};
+/// # let dir = std::env::temp_dir().join(format!("mmf-to-location-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let name = format!("to-location-doc-{}", std::process::id());
+/// let a = Channel::create(&name, 64)?;                         // a name
+/// let b = Options::new().open(Location::parse(&name)?)?;       // a Location
+/// let c = Channel::create(dir.join("state.mmf"), 64)?;         // a path: a file
+/// assert_eq!(a.location(), b.location());
+/// assert_eq!(c.location(), &Location::file(dir.join("state.mmf")));
+/// Channel::remove(&name)?;
+/// Channel::remove(c.location())?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`Channel::open`]: crate::Channel::open
+/// [`Options::create`]: crate::Options::create
+/// [`Follower::open`]: crate::Follower::open
+pub trait ToLocation {
+    /// The location this names, borrowed when it is one already.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] and [`Error::IsADirectory`], as [`Location::parse`] gives them.
+    fn to_location(&self) -> Result<Cow<'_, Location>>;
+}
+
+impl ToLocation for Location {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl ToLocation for str {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        Location::parse(self).map(Cow::Owned)
+    }
+}
+
+impl ToLocation for String {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        self.as_str().to_location()
+    }
+}
+
+impl ToLocation for Path {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        Ok(Cow::Owned(Location::file(self)))
+    }
+}
+
+impl ToLocation for PathBuf {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        self.as_path().to_location()
+    }
+}
+
+impl<T: ToLocation + ?Sized> ToLocation for &T {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        (**self).to_location()
+    }
+}
+
+impl<T: ToLocation + ?Sized> ToLocation for &mut T {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        (**self).to_location()
+    }
+}
+
 /// Checks a shared-memory channel name: 1 to [`MAX_NAME_LEN`] bytes, no `/`, no NUL, no control
 /// characters, and not `.` or `..`.
 pub fn validate_name(name: &str) -> Result<()> {
@@ -180,6 +262,43 @@ pub(crate) fn dir_of(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_names_a_channel() {
+        let shm = Location::Shm("T".into());
+        // Strings are read as `Location::parse` reads them.
+        assert_eq!("T".to_location().unwrap().into_owned(), shm);
+        assert_eq!(String::from("T").to_location().unwrap().into_owned(), shm);
+        assert_eq!(
+            "./t.mmf".to_location().unwrap().into_owned(),
+            Location::File("./t.mmf".into())
+        );
+        assert!(matches!(
+            "a\tb".to_location(),
+            Err(Error::InvalidName { .. })
+        ));
+        assert!(matches!(
+            "dir/".to_location(),
+            Err(Error::IsADirectory { .. })
+        ));
+        // A path is a file, with or without a '/'.
+        assert_eq!(
+            Path::new("t.mmf").to_location().unwrap().into_owned(),
+            Location::File("t.mmf".into())
+        );
+        assert_eq!(
+            PathBuf::from("T").to_location().unwrap().into_owned(),
+            Location::File("T".into())
+        );
+        // A location is borrowed as it is, through any number of references.
+        let bad = Location::Shm(String::new());
+        assert!(matches!(
+            (&&bad).to_location().unwrap(),
+            Cow::Borrowed(l) if std::ptr::eq(l, &bad)
+        ));
+        let name = String::from("T");
+        assert_eq!(name.to_location().unwrap().into_owned(), shm);
+    }
 
     #[test]
     fn names() {

@@ -48,7 +48,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // Not `Channel::remove_location`: tests damage files until they are no channels at all.
+        // Not `Channel::remove`: tests damage files until they are no channels at all.
         if let Some(path) = self.location.path() {
             let _ = std::fs::remove_file(path);
         }
@@ -389,7 +389,7 @@ fn a_second_handle_sees_the_same_channel() {
         let s = Scratch::new(kind);
         let a = s.create(64);
         a.publish_raw(Tag::TEXT, b"from a").unwrap();
-        let b = Channel::open(&s.name()).unwrap();
+        let b = Channel::open(s.name()).unwrap();
         assert_eq!(b.read_raw().unwrap().1, b"from a");
         b.publish_raw(Tag::TEXT, b"from b").unwrap();
         assert_eq!(a.read_raw().unwrap().1, b"from b");
@@ -429,7 +429,7 @@ fn info_describes_the_header_and_current_value() {
 fn create_is_exclusive_open_needs_an_existing_channel() {
     for kind in ["shm", "file"] {
         let s = Scratch::new(kind);
-        let err = Channel::open(&s.name()).unwrap_err();
+        let err = Channel::open(s.name()).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{err}");
         assert!(
             err.to_string().contains(&s.name()),
@@ -438,8 +438,8 @@ fn create_is_exclusive_open_needs_an_existing_channel() {
         let _a = s.create(64);
         let err = Options::new().create(&s.location).unwrap_err();
         assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
-        Channel::remove(&s.name()).unwrap();
-        let err = Channel::remove(&s.name()).unwrap_err();
+        Channel::remove(s.name()).unwrap();
+        let err = Channel::remove(s.name()).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{err}");
         // Something else under the name: not "a channel already exists; open it, or remove it"
         // (both would refuse it), but what it is. An empty file, or one whose first word is
@@ -513,7 +513,7 @@ fn open_or_create_and_create_or_replace() {
     // The new channel is named like the old, and an opener finds it there.
     assert_eq!(c.location(), &s.location);
     assert_eq!(
-        Channel::open(&s.name()).unwrap().incarnation(),
+        Channel::open(s.name()).unwrap().incarnation(),
         c.incarnation()
     );
     // A replacement that cannot be made leaves the channel there as it was (it was removed
@@ -530,7 +530,7 @@ fn open_or_create_and_create_or_replace() {
     ] {
         let err = bad.create_or_replace(&s.location).unwrap_err();
         assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
-        let now = Channel::open(&s.name()).unwrap();
+        let now = Channel::open(s.name()).unwrap();
         assert_eq!(
             (now.incarnation(), now.read_raw().unwrap().1),
             (c.incarnation(), b"kept".to_vec())
@@ -681,7 +681,7 @@ fn invalid_names_are_refused_before_touching_the_os() {
             ("open", o.open(&at).map(drop)),
             ("open_or_create", o.open_or_create(&at).map(drop)),
             ("create_or_replace", o.create_or_replace(&at).map(drop)),
-            ("remove", Channel::remove_location(&at)),
+            ("remove", Channel::remove(&at)),
         ] {
             assert!(
                 matches!(result, Err(Error::InvalidName { .. })),
@@ -778,7 +778,7 @@ fn a_removed_channel_is_listed_no_more() {
     let me = listed.iter().find(|l| l.name == name).expect("listed");
     let info = me.info.as_ref().unwrap();
     assert_eq!((info.capacity, info.generation), (128, 1));
-    Channel::remove(&s.name()).unwrap();
+    Channel::remove(s.name()).unwrap();
     assert!(mmf_core::list().unwrap().iter().all(|l| l.name != name));
 }
 
@@ -981,7 +981,7 @@ fn remove_of_a_path_deletes_only_files_that_start_with_the_magic() {
     let path = dir.join("todo");
     let err = Options::new()
         .capacity(64)
-        .create_or_replace(&Location::File(path.clone()))
+        .create_or_replace(Location::File(path.clone()))
         .unwrap_err();
     assert!(matches!(err, Error::NotAChannel { .. }), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), b"TODO\n");
@@ -1348,7 +1348,7 @@ fn a_checksum_mismatch_is_corrupt() {
     let payload = SLOT0 + 128 + 64;
     bytes[payload] ^= 1;
     std::fs::write(s.path(), &bytes).unwrap();
-    let err = Channel::open(&s.name()).unwrap().read_raw().unwrap_err();
+    let err = Channel::open(s.name()).unwrap().read_raw().unwrap_err();
     assert!(
         matches!(err, Error::Corrupt { .. }) && err.to_string().contains("checksum"),
         "{err}"
@@ -1540,7 +1540,7 @@ fn handles_that_only_write_take_no_pin() {
         .readers(1)
         .create(&s.location)
         .unwrap();
-    let writers: Vec<Channel> = (0..3).map(|_| Channel::open(&s.name()).unwrap()).collect();
+    let writers: Vec<Channel> = (0..3).map(|_| Channel::open(s.name()).unwrap()).collect();
     for w in &writers {
         w.publish_raw(Tag::BYTES, b"x").unwrap();
         assert!(!w.is_pinned());
@@ -1755,7 +1755,7 @@ fn pin_word(e: usize, word: usize) -> usize {
 /// it; returns how long the wait took.
 fn wait_with_forged_waiters(s: &Scratch, before: Option<u64>, during: Option<u64>) -> Duration {
     let writer = s.create(64);
-    let waiter = Channel::open(&s.name()).unwrap();
+    let waiter = Channel::open(s.name()).unwrap();
     let peer = Peer::new(&s.path());
     let forge = |v: Option<u64>| {
         if let Some(v) = v {
@@ -1807,8 +1807,8 @@ fn a_wait_whose_entry_count_was_taken_leaves_the_other_sleepers_counted() {
     let s = Scratch::new("file");
     let writer = s.create(64);
     let (first, second) = (
-        Channel::open(&s.name()).unwrap(),
-        Channel::open(&s.name()).unwrap(),
+        Channel::open(s.name()).unwrap(),
+        Channel::open(s.name()).unwrap(),
     );
     let peer = Peer::new(&s.path());
     let until = |what: &str, done: &dyn Fn() -> bool| {
@@ -1854,7 +1854,7 @@ fn a_waiter_killed_between_its_two_counts_is_mended_by_the_writers() {
     let peer = Peer::new(&s.path());
     peer.word(WAITERS).store(1, Ordering::SeqCst);
     // The next handle's claim leaves so small an excess alone (a wait may be starting).
-    Channel::open(&s.name()).unwrap().read_raw().unwrap();
+    Channel::open(s.name()).unwrap().read_raw().unwrap();
     assert_eq!(ch.info().waiters, 1);
     // Publishes a millisecond or more apart: the second one that looks mends it.
     let mut publishes = 0;
@@ -1870,7 +1870,7 @@ fn a_waiter_killed_between_its_two_counts_is_mended_by_the_writers() {
     );
     assert!(publishes >= 2, "lowered before it stayed put");
     // A waiter that is counted in its entry stays counted, and is woken.
-    let waiter = Channel::open(&s.name()).unwrap();
+    let waiter = Channel::open(s.name()).unwrap();
     std::thread::scope(|sc| {
         let woke = sc.spawn(|| waiter.wait_for_change(publishes + 1, Duration::from_secs(30)));
         while ch.info().waiters != 1 {
@@ -1971,7 +1971,7 @@ fn a_fifo_under_a_channel_name_is_an_error_not_a_hang() {
             said.push(Options::new().read_only(true).open(loc).map(|_| ()));
             said.push(mmf_core::host::in_use(loc).map(|_| ()));
         }
-        said.push(Channel::remove_location(&path));
+        said.push(Channel::remove(&path));
         let listed = mmf_core::list().unwrap();
         let shm_name = shm.to_string();
         let entry = listed.into_iter().find(|l| l.name == shm_name).unwrap();
@@ -2124,7 +2124,7 @@ fn read_after_into_reads_what_came_before_the_call() {
 #[test]
 fn a_file_path_in_a_missing_directory_says_which() {
     let dir = format!("mmf-no-such-dir-{}", std::process::id());
-    let err = Channel::create(&format!("{dir}/ch.mmf"), 64).unwrap_err();
+    let err = Channel::create(format!("{dir}/ch.mmf"), 64).unwrap_err();
     assert!(
         err.to_string().contains(&format!(
             "the directory {dir} does not exist (a name with a '/' is a file path"
@@ -2219,7 +2219,7 @@ fn a_file_restored_with_only_its_header_page_written_back_is_reported_not_misrea
 
         let case = format!("{after_flush} after the flush, checksum {checksum}");
         let t = std::time::Instant::now();
-        let r = Channel::open(&s.name()).unwrap();
+        let r = Channel::open(s.name()).unwrap();
         let g = r.generation();
         assert_eq!(g, 2 + after_flush as u64, "{case}");
         match r.read_raw() {
@@ -2248,7 +2248,7 @@ fn a_file_restored_with_only_its_header_page_written_back_is_reported_not_misrea
         // Recovering publishes the newest earlier value that is whole again: B, flushed (its
         // frame shares the header's page, its payload was flushed), or, where D's frame took
         // that page over a payload the crash did not write back, A from the other slot.
-        let w = Channel::open(&s.name()).unwrap();
+        let w = Channel::open(s.name()).unwrap();
         let back = w.recover().unwrap().expect("recovered");
         let (from, byte) = if after_flush == 1 {
             (2, b'B')
@@ -2359,7 +2359,7 @@ fn recover_brings_a_small_value_back_from_the_header() {
         s
     };
     let damaged = |s: &Scratch| {
-        let w = Channel::open(&s.name()).unwrap();
+        let w = Channel::open(s.name()).unwrap();
         assert!(matches!(w.read_raw(), Err(Error::Corrupt { .. })));
         w
     };
@@ -2430,7 +2430,7 @@ fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     // does not make the 20 bytes the value.
     let s = published();
     poke(&s.path(), 144, 20 | u64::from(Tag::BYTES.0) << 32);
-    let w = Channel::open(&s.name()).unwrap();
+    let w = Channel::open(s.name()).unwrap();
     assert!(matches!(w.verify(), Err(Error::Corrupt { .. })));
     assert!(w.recover().unwrap().is_none());
     assert_eq!(w.generation(), 2);
@@ -2439,7 +2439,7 @@ fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     let s = published();
     damage_frame_generation(&s, b'Y', 100);
 
-    let w = Channel::open(&s.name()).unwrap();
+    let w = Channel::open(s.name()).unwrap();
     let (meta, bytes) = w.read_raw().unwrap();
     assert_eq!((meta.generation, &bytes[..]), (2, &[b'Y'; 100][..]));
     assert!(w.info().damage.is_some());
@@ -2461,7 +2461,7 @@ fn recover_repairs_a_small_value_whose_frame_alone_is_damaged() {
     let stamp = u64::from_le_bytes(image[payload - 64..payload - 56].try_into().unwrap());
     image[payload - 64..payload - 56].copy_from_slice(&(stamp | 1).to_le_bytes());
     std::fs::write(s.path(), &image).unwrap();
-    let w = Channel::open(&s.name()).unwrap();
+    let w = Channel::open(s.name()).unwrap();
     assert_eq!(w.read_raw().unwrap().1, [b'Y'; 100]);
     assert!(w.info().damage.is_some());
     let back = w.recover().unwrap().expect("recovered");
@@ -2502,7 +2502,7 @@ fn recover_publishes_nothing_for_a_frame_closed_before_it_got_the_lock() {
     });
     is_locked.recv().unwrap();
     poke(&s.path(), at, stamp | 1);
-    let w = Channel::open(&s.name()).unwrap();
+    let w = Channel::open(s.name()).unwrap();
     assert!(w.info().damage.is_some(), "the frame reads as open");
     let recovering = std::thread::spawn(move || w.recover());
     // Time for `recover` to look (a read and a settled look: microseconds) and reach the lock.
@@ -2521,7 +2521,7 @@ fn recover_publishes_nothing_for_a_frame_closed_before_it_got_the_lock() {
         "{:?}",
         recovered.map(|r| r.map(|r| r.meta))
     );
-    let w = Channel::open(&s.name()).unwrap();
+    let w = Channel::open(s.name()).unwrap();
     assert_eq!(w.generation(), 2, "nothing was published again");
     w.verify().unwrap();
     assert_eq!(w.read_raw().unwrap().1, [b'Y'; 100]);
@@ -2551,7 +2551,7 @@ fn a_follower_waits_past_a_damaged_value_for_the_publish_that_replaces_it() {
     ch.publish_raw(Tag::BYTES, &[b'Z'; 200]).unwrap();
     drop(ch);
     damage_frame_generation(&s, b'Z', 200);
-    let w = Channel::open(&s.name()).unwrap();
+    let w = Channel::open(s.name()).unwrap();
     // The current value alone is damaged: a publish mends it, and both errors say so.
     for err in [w.verify().unwrap_err(), w.read_raw().unwrap_err()] {
         assert!(
@@ -2620,7 +2620,7 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
     let locker = std::fs::File::open(s.path()).unwrap();
     locker.lock().unwrap();
     std::thread::scope(|sc| {
-        let opener = sc.spawn(|| Channel::open(&s.name()));
+        let opener = sc.spawn(|| Channel::open(s.name()));
         std::thread::sleep(Duration::from_millis(30));
         std::fs::remove_file(s.path()).unwrap();
         locker.unlock().unwrap();
@@ -2686,11 +2686,11 @@ fn a_stale_channel_written_since_by_a_running_process_is_kept() {
     let an_hour_old = || an_hour_old(&s.path());
     forge(10, dead);
     forge(59, dead);
-    let info = Channel::open(&s.name()).unwrap().info();
+    let info = Channel::open(s.name()).unwrap().info();
     assert!(!info.creator_alive && info.last_writer_pid == Some(dead));
     assert!(host::is_stale(&info, false));
     // Judged stale; then this process, still running, publishes and closes.
-    Channel::open(&s.name())
+    Channel::open(s.name())
         .unwrap()
         .publish_raw(Tag::TEXT, b"new")
         .unwrap();
@@ -2701,7 +2701,7 @@ fn a_stale_channel_written_since_by_a_running_process_is_kept() {
         "a live writer"
     );
     assert_eq!(
-        Channel::open(&s.name()).unwrap().read_raw().unwrap().1,
+        Channel::open(s.name()).unwrap().read_raw().unwrap().1,
         b"new"
     );
     // The same with a live creator and no writer.
@@ -2767,7 +2767,7 @@ fn a_replacement_keeps_the_link_the_mode_and_the_owner() {
     if root {
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
     }
-    assert_eq!(Channel::open(&real.name()).unwrap().capacity(), 128);
+    assert_eq!(Channel::open(real.name()).unwrap().capacity(), 128);
     assert!(ch.is_current().unwrap());
     // An explicit mode still wins.
     Options::new()
@@ -2858,7 +2858,7 @@ fn a_generation_at_its_limit_is_refused_not_wrapped_to_zero() {
         );
         // The last generation the counter holds is still a publish like any other.
         assert_eq!(ch.publish_raw(Tag::TEXT, b"at the limit").unwrap(), MAX);
-        let waiter = Channel::open(&s.name()).unwrap();
+        let waiter = Channel::open(s.name()).unwrap();
         assert_eq!(
             waiter.wait_for_change(MAX - 1, Duration::ZERO),
             Some(MAX),

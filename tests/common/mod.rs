@@ -84,7 +84,7 @@ pub fn make_value(seq: u64, len: usize, out: &mut Vec<u8>) {
 pub fn publish_until_stopped(name: &str, variants: u64) {
     use mmf::prelude::*;
     let ch = Channel::open(name).unwrap();
-    let stop = Channel::open(&format!("{name}-stop")).unwrap();
+    let stop = Channel::open(format!("{name}-stop")).unwrap();
     let cap = ch.capacity();
     // Made up front, so that the writer spends its time publishing, not computing values.
     let values: Vec<Vec<u8>> = (0..variants)
@@ -130,7 +130,7 @@ pub fn with_read_only_handle<T>(
     let w = Channel::create(&name, 64).unwrap();
     let r = Options::new()
         .read_only(true)
-        .open(&Location::shm(&name).unwrap())
+        .open(Location::shm(&name).unwrap())
         .unwrap();
     let out = std::thread::scope(|s| {
         s.spawn(|| {

@@ -11,7 +11,7 @@ use std::task::{Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use mmf_core::{Channel, Follower, Location, Options, Tag, ValueStream};
+use mmf_core::{Channel, Follower, Options, Tag, ValueStream};
 
 use crate::buf::Buf;
 use crate::latency::{payload, seq_of, spin_until, stamp, Side, Split, Transport};
@@ -74,7 +74,7 @@ impl Mmf {
         let create = |n: &str| -> Result<Channel> {
             Options::new()
                 .capacity(len)
-                .create(&Location::parse(n)?)
+                .create(n)
                 .with_context(|| format!("creating channel {n}"))
         };
         let tx = create(&names[0])?;
@@ -115,8 +115,7 @@ impl Mmf {
     ) -> Result<Mmf> {
         let seen = rx.generation();
         let follow = || {
-            Follower::open(&Location::parse(rx_name)?, Duration::ZERO)
-                .with_context(|| format!("following {rx_name}"))
+            Follower::open(rx_name, Duration::ZERO).with_context(|| format!("following {rx_name}"))
         };
         let stream = match arrival {
             Arrival::Stream => Some(follow()?.values(seen)),

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use mmf::{Channel, Location};
+use mmf::Channel;
 
 use crate::args::RemoveArgs;
 use crate::exit;
@@ -10,7 +10,7 @@ use crate::exit;
 pub fn run(a: RemoveArgs) -> anyhow::Result<()> {
     let mut first_error: Option<anyhow::Error> = None;
     for name in &a.names {
-        let result = Location::parse(name).and_then(|loc| Channel::remove_location(&loc));
+        let result = Channel::remove(name);
         match result {
             Ok(()) => {}
             Err(mmf::channel::Error::NotFound { .. }) if a.force => {}
