@@ -30,6 +30,9 @@
 //! - [`ChannelExt`]: typed publish/read of serde values, text, bytes and JSON (`mmf-codec`).
 //! - [`Follower`], [`FollowerExt`]: a channel followed by its name, waited for until it is
 //!   created and across the writer's restarts, and a consumer's loop over its values.
+//! - [`Until`], [`Stop`]: what bounds a blocking wait, a timeout or a deadline, and a switch that
+//!   ends it early: turned by another thread, a signal handler, or the exit of another process
+//!   (a worker that ends without publishing its result).
 //! - [`Error`]: the codec's error, which wraps the channel layer's ([`channel::Error`]): a
 //!   function that returns [`mmf::Result`](Result) takes `?` on both kinds of calls. Not the
 //!   other way round: one that returns [`channel::Result`] takes it on the untyped calls only
@@ -45,7 +48,7 @@
 pub use mmf_codec::{json, ChannelExt, Error, FollowerExt, Result};
 pub use mmf_core::{
     list, validate_name, Change, Channel, Follower, Info, Listing, Location, LockOwner, Meta,
-    Options, OwnerState, Recovered, SlotWriter, Tag, ToLocation,
+    Options, OwnerState, Recovered, SlotWriter, Stop, Tag, ToLocation, Until,
 };
 
 pub use mmf_core::truncation;
@@ -78,7 +81,8 @@ pub mod prelude {
     #[cfg(feature = "async")]
     pub use crate::ValueStreamExt;
     pub use crate::{
-        Change, Channel, ChannelExt, Follower, FollowerExt, Location, Meta, Options, Tag,
+        Change, Channel, ChannelExt, Follower, FollowerExt, Location, Meta, Options, Stop, Tag,
+        Until,
     };
 }
 

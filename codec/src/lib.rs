@@ -113,8 +113,9 @@ pub trait ChannelExt {
     fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)>;
 
     /// Reads the newest value into `T` once its generation is past `since` (at once if it is
-    /// already), waiting at most `timeout`: [`Channel::read_after_into`], typed. `None` if the
-    /// timeout passes first. With the generation of the last value seen as `since`, a loop sees
+    /// already), waiting until `until` is over (a timeout, a deadline, a [`Stop`](mmf_core::Stop):
+    /// [`Until`](mmf_core::Until)): [`Channel::read_after_into`], typed. `None` if it is over
+    /// first. With the generation of the last value seen as `since`, a loop sees
     /// every change, whatever it spends on each value.
     ///
     /// # Errors
@@ -156,7 +157,7 @@ pub trait ChannelExt {
     fn read_after<T: DeserializeOwned>(
         &self,
         since: u64,
-        timeout: std::time::Duration,
+        until: impl Into<mmf_core::Until>,
     ) -> Result<Option<(Meta, T)>>;
 
     /// Publishes UTF-8 text. Returns the new generation.
@@ -240,10 +241,10 @@ impl ChannelExt for Channel {
     fn read_after<T: DeserializeOwned>(
         &self,
         since: u64,
-        timeout: std::time::Duration,
+        until: impl Into<mmf_core::Until>,
     ) -> Result<Option<(Meta, T)>> {
         let mut buf = Vec::new();
-        match self.read_after_into(since, &mut buf, timeout)? {
+        match self.read_after_into(since, &mut buf, until)? {
             Some(meta) => decode(self, meta, &buf).map(Some),
             None => Ok(None),
         }
@@ -352,10 +353,11 @@ where
 /// Typed reads for [`Follower`]: a consumer's loop over a name's values, decoded, across the
 /// writer's restarts. `use mmf::prelude::*` brings it in scope.
 pub trait FollowerExt {
-    /// Waits up to `timeout` for a value newer than generation `since` under the followed name
-    /// and decodes it into `T`, as [`ChannelExt::read`] does: [`Follower::read_after_into`],
-    /// typed, which keeps `since` (set to the value's generation, and to 0 when the name leads
-    /// to a new channel). `None` if the timeout passes first.
+    /// Waits until `until` is over (a timeout, a deadline, a [`Stop`](mmf_core::Stop):
+    /// [`Until`](mmf_core::Until)) for a value newer than generation `since` under the followed
+    /// name and decodes it into `T`, as [`ChannelExt::read`] does:
+    /// [`Follower::read_after_into`], typed, which keeps `since` (set to the value's
+    /// generation, and to 0 when the name leads to a new channel). `None` if it is over first.
     ///
     /// # Errors
     ///
@@ -389,7 +391,7 @@ pub trait FollowerExt {
     fn read_after<T: DeserializeOwned>(
         &mut self,
         since: &mut u64,
-        timeout: std::time::Duration,
+        until: impl Into<mmf_core::Until>,
     ) -> Result<Option<(Meta, T)>>;
 }
 
@@ -397,10 +399,10 @@ impl FollowerExt for Follower {
     fn read_after<T: DeserializeOwned>(
         &mut self,
         since: &mut u64,
-        timeout: std::time::Duration,
+        until: impl Into<mmf_core::Until>,
     ) -> Result<Option<(Meta, T)>> {
         let mut buf = Vec::new();
-        match self.read_after_into(since, &mut buf, timeout)? {
+        match self.read_after_into(since, &mut buf, until)? {
             Some(meta) => decode(self.channel(), meta, &buf).map(Some),
             None => Ok(None),
         }

@@ -17,6 +17,7 @@ use crate::os;
 use crate::os::OwnerState;
 use crate::region::{Region, WORD};
 use crate::snapshot::{Look, Miss, SlotWriter, Snapshot, Source, Timeouts};
+use crate::stop::Until;
 use crate::sync::Ordering;
 
 /// A named latest-value channel: writers publish values atomically, readers copy consistent
@@ -1255,7 +1256,8 @@ impl Channel {
     }
 
     /// Blocks until the generation moves past `since`, then returns the new generation; returns
-    /// `None` if `timeout` passes first. On Linux a handle with a reader-pin entry sleeps on a
+    /// `None` if `until` is over first: a timeout (a [`Duration`]), a deadline (an [`Instant`]),
+    /// or a [`Stop`](crate::Stop) that was stopped ([`Until`]). On Linux a handle with a reader-pin entry sleeps on a
     /// futex in the shared header until a writer in any process publishes (and looks again at
     /// least every 100 ms, see `wait.rs`). A handle without one polls the generation, every
     /// millisecond once it has waited a while: a read-only handle
@@ -1278,8 +1280,8 @@ impl Channel {
     /// });
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
-    pub fn wait_for_change(&self, since: u64, timeout: Duration) -> Option<u64> {
-        self.wait_unless_retired(since, timeout, None)
+    pub fn wait_for_change(&self, since: u64, until: impl Into<Until>) -> Option<u64> {
+        self.wait_unless_retired(since, &until.into(), None)
     }
 
     /// [`wait_for_change`](Channel::wait_for_change) that also returns `None` early once the
@@ -1288,12 +1290,11 @@ impl Channel {
     pub(crate) fn wait_unless_retired(
         &self,
         since: u64,
-        timeout: Duration,
+        until: &Until,
         mark: Option<u64>,
     ) -> Option<u64> {
-        let deadline = Instant::now().checked_add(timeout);
         self.snap
-            .wait_for_change(self.pin_entry(), since, deadline, self.wait_spin, mark)
+            .wait_for_change(self.pin_entry(), since, until, self.wait_spin, mark)
     }
 
     /// The header's `retired` word: 0 until an mmf process removes the channel's name or
@@ -1304,16 +1305,21 @@ impl Channel {
     }
 
     /// Like [`wait_for_change`](Channel::wait_for_change) with "now" as `since`: blocks until the
-    /// next publish, then copies the new value into `buf`. `None` on timeout.
+    /// next publish, then copies the new value into `buf`. `None` once `until` is over (a
+    /// timeout, a deadline, a [`Stop`](crate::Stop): [`Until`]).
     ///
     /// "Next" counts from the call: a value published between two calls (while the caller was
     /// busy with the last one) is not waited for, it is missed. A loop that must see the newest
     /// value every time it changes uses [`read_after_into`](Channel::read_after_into) with the
     /// generation it saw last.
-    pub fn read_next_into(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Option<Meta>> {
+    pub fn read_next_into(
+        &self,
+        buf: &mut Vec<u8>,
+        until: impl Into<Until>,
+    ) -> Result<Option<Meta>> {
         self.intact()?;
         let since = self.generation();
-        match self.wait_for_change(since, timeout) {
+        match self.wait_for_change(since, until) {
             // After a trip the wait returns at once, and this read reports it.
             Some(_) => self.read_into(buf).map(Some),
             None => Ok(None),
@@ -1322,13 +1328,14 @@ impl Channel {
 
     /// Copies the newest value into `buf` once its generation is past `since`: at once if it is
     /// already, else when a writer publishes one (blocking as
-    /// [`wait_for_change`](Channel::wait_for_change) does). `None` if `timeout` passes first.
+    /// [`wait_for_change`](Channel::wait_for_change) does). `None` if `until` is over first (a
+    /// timeout, a deadline, a [`Stop`](crate::Stop): [`Until`]).
     ///
     /// With the generation of the value it saw last as `since`, a consumer loop sees the newest
     /// value every time one came, however long it spent on the last (values published meanwhile
     /// but already overtaken are skipped: the channel holds the latest value only).
     ///
-    /// `timeout` bounds the wait; the read after it is [`read_into`](Channel::read_into)'s, which
+    /// `until` bounds the wait; the read after it is [`read_into`](Channel::read_into)'s, which
     /// a writer overtaking it without pause or a corrupt channel can make take up to
     /// [`Options::read_timeout`] more before it says `Contended`.
     ///
@@ -1350,13 +1357,12 @@ impl Channel {
         &self,
         since: u64,
         buf: &mut Vec<u8>,
-        timeout: Duration,
+        until: impl Into<Until>,
     ) -> Result<Option<Meta>> {
         self.intact()?;
-        let deadline = Instant::now().checked_add(timeout);
+        let until = until.into();
         loop {
-            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
-            if self.wait_for_change(since, left).is_none() {
+            if self.wait_unless_retired(since, &until, None).is_none() {
                 return Ok(None);
             }
             // After a trip the wait returns at once, and this read reports it.
@@ -1365,7 +1371,7 @@ impl Channel {
             if meta.generation > since {
                 return Ok(Some(meta));
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if until.is_over() {
                 return Ok(None);
             }
         }

@@ -247,6 +247,16 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A [`Stop`](crate::Stop) could not watch a process for its exit
+    /// ([`Stop::stop_on_exit`](crate::Stop::stop_on_exit)): the thread that watches it could not
+    /// be started (too many threads or open files), or this platform cannot watch processes.
+    #[error("cannot watch process {pid} for its exit: {source}; wait with a timeout and look at the process between waits instead")]
+    ProcessWatch {
+        /// The process to watch.
+        pid: u32,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// Shared memory is not supported by this build on this platform.
     #[error("named channels are not supported on this platform yet")]
     Unsupported,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::channel::{Channel, Options};
 use crate::error::{Error, Result};
 use crate::name::{Location, ToLocation};
+use crate::stop::{Stop, Until};
 
 /// How often a wait looks whether the name still leads to the followed channel.
 pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
@@ -99,7 +100,8 @@ pub enum Change {
 
 impl Follower {
     /// Opens the channel at `location` (a [`Location`], a name or a path: [`ToLocation`]),
-    /// waiting up to `timeout` for it to be created. Opens
+    /// waiting until `until` is over for it to be created (a timeout, a deadline, a
+    /// [`Stop`]: [`Until`]). Opens
     /// read-write where allowed (a waiter with a pin entry sleeps on a futex) and read-only
     /// otherwise (which waits by polling). Looks for it every 100 ms.
     ///
@@ -114,8 +116,9 @@ impl Follower {
     /// ([`host::in_use`](crate::host::in_use)). Any other
     /// counts as one whose creator died ([`Error::NotInitialized`]). So is another user's
     /// channel that may still have its creation mode (see [`Options::init_timeout`]), then
-    /// refused. After `timeout`, a channel still missing is [`Error::NotFound`], one still
-    /// being made [`Error::BeingCreated`].
+    /// refused. Once `until` is over, a channel still missing is [`Error::NotFound`], one still
+    /// being made [`Error::BeingCreated`] (a channel being made is given its 250 ms past a
+    /// deadline, not past a stop).
     ///
     /// Not told apart: a process that holds an empty file under the name (or one whose first
     /// 512 bytes are zeros, such as a preallocated data file) and never makes it a channel is
@@ -130,13 +133,13 @@ impl Follower {
     /// Whether another user's file still in its creation mode is held is asked of
     /// `/proc/locks`, which does not list the locks of processes in another PID namespace (a
     /// container sharing `/dev/shm`): such a creator is given the 250 ms only.
-    pub fn open(location: impl ToLocation, timeout: Duration) -> Result<Follower> {
-        Follower::open_parsed(&*location.to_location()?, timeout)
+    pub fn open(location: impl ToLocation, until: impl Into<Until>) -> Result<Follower> {
+        Follower::open_parsed(&*location.to_location()?, &until.into())
     }
 
     /// [`open`](Follower::open) of a location already read.
-    fn open_parsed(location: &Location, timeout: Duration) -> Result<Follower> {
-        let deadline = Instant::now().checked_add(timeout);
+    fn open_parsed(location: &Location, until: &Until) -> Result<Follower> {
+        let stopped = || until.stop().is_some_and(Stop::is_stopped);
         let mut appeared = false;
         let mut creating = None;
         loop {
@@ -144,7 +147,7 @@ impl Follower {
             let pause = match try_open(location, Duration::ZERO) {
                 Ok(channel) => return Ok(Follower::holding(location, channel, appeared)),
                 Err(e @ Error::NotFound { .. }) => {
-                    if time_left(deadline).is_none() || !location.can_appear() {
+                    if until.is_over() || !location.can_appear() {
                         return Err(e);
                     }
                     creating = None;
@@ -153,9 +156,14 @@ impl Follower {
                 // A channel being created when we look is one that appeared, as a missing one
                 // is.
                 Err(e) => match judge(&e, location, &mut creating, now, false) {
-                    // Past a shorter timeout, as `Options::open` waits.
+                    // Past a shorter timeout, as `Options::open` waits; not past a stop.
+                    Some(Creation::Young | Creation::Slow) if stopped() => {
+                        return Err(Error::BeingCreated {
+                            name: location.to_string(),
+                        })
+                    }
                     Some(Creation::Young) => Duration::from_millis(1),
-                    Some(Creation::Slow) if time_left(deadline).is_none() => {
+                    Some(Creation::Slow) if until.is_over() => {
                         return Err(Error::BeingCreated {
                             name: location.to_string(),
                         })
@@ -168,7 +176,11 @@ impl Follower {
                 },
             };
             appeared = true;
-            std::thread::sleep(time_left(deadline).map_or(pause, |left| left.min(pause)));
+            if until.is_over() {
+                std::thread::sleep(pause); // a young channel's 1 ms, past the deadline
+            } else {
+                until.sleep(pause);
+            }
         }
     }
 
@@ -197,10 +209,10 @@ impl Follower {
         self.gone
     }
 
-    /// Waits up to `timeout` until the followed channel's generation moves past `since`
-    /// ([`Change::Newer`]) or the name leads to another channel ([`Change::Replaced`]: the
-    /// follower now holds that one); `None` if the timeout passes first. A value already newer
-    /// than `since` returns at once.
+    /// Waits until the followed channel's generation moves past `since` ([`Change::Newer`]) or
+    /// the name leads to another channel ([`Change::Replaced`]: the follower now holds that
+    /// one); `None` if `until` is over first (a timeout, a deadline, a [`Stop`]: [`Until`]). A
+    /// value already newer than `since` returns at once.
     ///
     /// While it waits, and while values keep coming, it looks at least every 100 ms whether
     /// the name still leads to the channel (a name removed and not created again is waited on,
@@ -226,15 +238,18 @@ impl Follower {
     /// `create_or_replace` is [`Change::Replaced`] as a rule within microseconds (100 ms at
     /// most), and one that removes its channel and creates it again within 10 ms of the
     /// creation. (A name removed by other means, `rm`, is seen at the next look.)
-    pub fn wait(&mut self, since: u64, timeout: Duration) -> Result<Option<Change>> {
-        let deadline = Instant::now().checked_add(timeout);
+    pub fn wait(&mut self, since: u64, until: impl Into<Until>) -> Result<Option<Change>> {
+        self.wait_until(since, &until.into())
+    }
+
+    /// [`wait`](Follower::wait), bounded by `until`.
+    fn wait_until(&mut self, since: u64, until: &Until) -> Result<Option<Change>> {
         loop {
-            let left = time_left(deadline).unwrap_or_default();
             let every = self.look_every();
             // `None` early too when the channel was marked retired: then look at once.
-            let newer = self
-                .channel
-                .wait_unless_retired(since, left.min(every), Some(self.mark));
+            let newer =
+                self.channel
+                    .wait_unless_retired(since, &until.within(every), Some(self.mark));
             if newer.is_none() || self.looked.elapsed() >= every {
                 if let Some(channel) = self.look(Instant::now())? {
                     self.channel = channel;
@@ -244,16 +259,17 @@ impl Follower {
             if let Some(g) = newer {
                 return Ok(Some(Change::Newer(g)));
             }
-            if time_left(deadline).is_none() {
+            if until.is_over() {
                 return Ok(None);
             }
         }
     }
 
-    /// Waits up to `timeout` for a value newer than generation `since` under the followed name,
-    /// copies it into `buf` (reused: no allocation once it is large enough), sets `since` to
-    /// its generation and returns its [`Meta`](crate::Meta); `None` if the timeout passes
-    /// first (`Duration::ZERO`: only look; `Duration::MAX`: no limit). A consumer's loop over
+    /// Waits for a value newer than generation `since` under the followed name, copies it into
+    /// `buf` (reused: no allocation once it is large enough), sets `since` to its generation
+    /// and returns its [`Meta`](crate::Meta); `None` if `until` is over first (a timeout:
+    /// `Duration::ZERO` only looks, `Duration::MAX` has no limit; a deadline; a [`Stop`]:
+    /// [`Until`]). A consumer's loop over
     /// every newest value, across the writer's restarts: [`Channel::read_after_into`] for a
     /// followed name, as [`values`](Follower::values) is for async code (feature `async`). The
     /// timeout bounds the wait; a value found newer is then copied, which writers that keep
@@ -320,28 +336,25 @@ impl Follower {
         &mut self,
         since: &mut u64,
         buf: &mut Vec<u8>,
-        timeout: Duration,
+        until: impl Into<Until>,
     ) -> Result<Option<crate::Meta>> {
-        let deadline = Instant::now().checked_add(timeout);
+        let until = until.into();
         if let Some(at) = self.pause_until.take() {
-            let pause = at.saturating_duration_since(Instant::now());
-            let left = time_left(deadline).unwrap_or_default();
-            if pause > left {
-                std::thread::sleep(left);
+            until.sleep(at.saturating_duration_since(Instant::now()));
+            // The wait is over before the pause (its deadline came first, or a stop).
+            if Instant::now() < at {
                 self.pause_until = Some(at);
                 return Ok(None);
             }
-            std::thread::sleep(pause);
         }
         loop {
-            let left = time_left(deadline).unwrap_or_default();
-            let newer = match self.wait_past(*since, self.refused.0, left) {
+            let newer = match self.wait_past_until(*since, self.refused.0, &until) {
                 Ok(None) => return Ok(None),
                 // Another channel: every value it holds is new (it may hold none yet).
                 Ok(Some(Change::Replaced)) => {
                     *since = 0;
                     self.refused = Refused::default();
-                    if time_left(deadline).is_some() {
+                    if !until.is_over() {
                         continue;
                     }
                     // Out of time: the new channel's value if it has one, without another
@@ -365,7 +378,7 @@ impl Follower {
                     return Ok(Some(meta));
                 }
                 // A peer moved `latest` back between the wait and the read: wait again.
-                Ok(_) if time_left(deadline).is_some() => {}
+                Ok(_) if !until.is_over() => {}
                 Ok(_) => return Ok(None),
                 // The value alone is damaged, or could not be copied whole: the next publish
                 // mends it. Any other error (the channel truncated under the read) is the
@@ -393,21 +406,28 @@ impl Follower {
         &mut self,
         since: u64,
         refused: Option<u64>,
-        timeout: Duration,
+        until: impl Into<Until>,
+    ) -> Result<Option<Change>> {
+        self.wait_past_until(since, refused, &until.into())
+    }
+
+    /// [`wait_past`](Follower::wait_past), bounded by `until`.
+    fn wait_past_until(
+        &mut self,
+        since: u64,
+        refused: Option<u64>,
+        until: &Until,
     ) -> Result<Option<Change>> {
         let refused = Refused(refused);
         if refused.0.is_none() {
-            return self.wait(since, timeout);
+            return self.wait_until(since, until);
         }
-        let deadline = Instant::now().checked_add(timeout);
         let from = refused.wait_from(since);
         loop {
             if let Some(g) = refused.next(self.channel.generation(), since) {
                 return Ok(Some(Change::Newer(g)));
             }
-            let slice = time_left(deadline)
-                .unwrap_or_default()
-                .min(REFUSED_LOOK_EVERY);
+            let slice = until.within(REFUSED_LOOK_EVERY);
             // Between the name's looks, the channel alone: a stat of the name every 10 ms
             // would cost a consumer of a damaged channel whose writer is gone for nothing.
             let waited = if self.looked.elapsed() < self.look_every()
@@ -415,13 +435,13 @@ impl Follower {
             {
                 Ok(self
                     .channel
-                    .wait_unless_retired(from, slice, Some(self.mark))
+                    .wait_unless_retired(from, &slice, Some(self.mark))
                     .map(Change::Newer))
             } else {
-                self.wait(from, slice)
+                self.wait_until(from, &slice)
             };
             match waited {
-                Ok(None) if time_left(deadline).is_some() => {}
+                Ok(None) if !until.is_over() => {}
                 waited => return waited,
             }
         }
@@ -553,16 +573,6 @@ impl Refused {
     /// refused value is there now, and no wait past `since` would sleep).
     fn wait_from(self, since: u64) -> u64 {
         self.0.map_or(since, |r| r.max(since))
-    }
-}
-
-/// The time left until `deadline` (`None`: none left; no deadline: `Duration::MAX`).
-fn time_left(deadline: Option<Instant>) -> Option<Duration> {
-    match deadline {
-        None => Some(Duration::MAX),
-        Some(d) => d
-            .checked_duration_since(Instant::now())
-            .filter(|l| !l.is_zero()),
     }
 }
 
@@ -1475,7 +1485,7 @@ mod tests {
         assert_eq!(
             follower
                 .channel()
-                .wait_unless_retired(1, slice, Some(follower.mark)),
+                .wait_unless_retired(1, &Until::from(slice), Some(follower.mark)),
             None
         );
         assert!(start.elapsed() >= slice, "{:?}", start.elapsed());

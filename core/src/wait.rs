@@ -34,11 +34,18 @@ pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(100);
 use crate::layout::*;
 use crate::os;
 use crate::snapshot::Snapshot;
+use crate::stop::{Stop, Until};
 use crate::sync::Ordering;
 
 impl Snapshot {
-    /// Blocks until the generation exceeds `since` (returning it) or `deadline` passes (`None`).
-    /// `pin` is the caller's reader-pin entry, if it has one; `spin` how long to spin first.
+    /// Blocks until the generation exceeds `since` (returning it) or `until` is over (`None`:
+    /// its deadline passed, or its [`Stop`](crate::Stop) was stopped). `pin` is the caller's
+    /// reader-pin entry, if it has one; `spin` how long to spin first.
+    ///
+    /// With a `Stop`, the futex sleep is one `futex_waitv` on `latest` and the stop's private
+    /// word, so that [`Stop::stop`](crate::Stop::stop) (a store, then a wake) ends it with
+    /// nothing lost: the kernel compares both words before sleeping. Without `futex_waitv` it
+    /// sleeps in slices of a millisecond.
     ///
     /// `mark`: a follower's view of the header's `retired` word at its last look at the name;
     /// once the word reads otherwise, the wait returns `None` early, so that the follower looks
@@ -48,7 +55,7 @@ impl Snapshot {
         &self,
         pin: Option<usize>,
         since: u64,
-        deadline: Option<Instant>,
+        until: &Until,
         spin: Duration,
         mark: Option<u64>,
     ) -> Option<u64> {
@@ -77,26 +84,24 @@ impl Snapshot {
         if !spin.is_zero() {
             // Never past the deadline, and no overflow for a spin of `Duration::MAX`.
             let now = Instant::now();
-            let until = match (now.checked_add(spin), deadline) {
+            let spin_end = match (now.checked_add(spin), until.deadline_at()) {
                 (Some(u), Some(d)) => u.min(d),
                 (Some(u), None) => u,
                 (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
             };
-            while Instant::now() < until {
+            while Instant::now() < spin_end {
                 for _ in 0..64 {
                     std::hint::spin_loop();
                 }
                 if let Some(g) = moved() {
                     return Some(g);
                 }
+                if until.stop().is_some_and(Stop::is_stopped) {
+                    return None;
+                }
             }
         }
-        let remaining = || match deadline {
-            None => Some(Duration::from_secs(3600)),
-            Some(d) => d
-                .checked_duration_since(Instant::now())
-                .filter(|r| !r.is_zero()),
-        };
+        let remaining = || until.left();
         let Some(e) = pin.filter(|_| os::FUTEX && self.region.writable()) else {
             // Polling fallback.
             let mut nap = Duration::from_micros(20);
@@ -128,7 +133,15 @@ impl Snapshot {
                 break None;
             }
             let Some(left) = remaining() else { break None };
-            os::wait_while(latest, l as u32, left.min(MAX_SLEEP));
+            let left = left.min(MAX_SLEEP);
+            match until.stop() {
+                None => os::wait_while(latest, l as u32, left),
+                Some(stop) => {
+                    if !os::wait_while_unstopped(latest, l as u32, stop.word(), left) {
+                        os::wait_while(latest, l as u32, left.min(Duration::from_millis(1)));
+                    }
+                }
+            }
         };
         self.leave_waiting(e);
         result

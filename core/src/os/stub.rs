@@ -72,6 +72,29 @@ pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) -> usize {
     1
 }
 
+pub(crate) fn wake_private(_word: &std::sync::atomic::AtomicU32) {}
+
+pub(crate) fn wait_private(
+    _word: &std::sync::atomic::AtomicU32,
+    _expected: u32,
+    timeout: std::time::Duration,
+) {
+    std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+}
+
+pub(crate) fn wait_while_unstopped(
+    _word: &std::sync::atomic::AtomicU64,
+    _expected: u32,
+    _stop: &std::sync::atomic::AtomicU32,
+    _timeout: std::time::Duration,
+) -> bool {
+    false
+}
+
+pub(crate) fn pid_exited(_pid: u32) -> bool {
+    false
+}
+
 pub(crate) fn room(_dir: &std::path::Path) -> io::Result<Option<u64>> {
     Ok(None)
 }

@@ -330,7 +330,7 @@ pub(crate) fn wake_all(_word: &std::sync::atomic::AtomicU64) -> usize {
 }
 
 /// One entry of `futex_waitv(2)` (Linux 5.16+), as the kernel lays it out.
-#[cfg(all(target_os = "linux", feature = "async"))]
+#[cfg(target_os = "linux")]
 #[repr(C)]
 pub(crate) struct FutexWaitv {
     pub val: u64,
@@ -340,10 +340,10 @@ pub(crate) struct FutexWaitv {
 }
 
 /// `FUTEX2_SIZE_U32`: the futex is a 32-bit word.
-#[cfg(all(target_os = "linux", feature = "async"))]
+#[cfg(target_os = "linux")]
 pub(crate) const FUTEX2_SIZE_U32: u32 = 0x02;
 /// `FUTEX2_PRIVATE`: the futex is in memory private to this process.
-#[cfg(all(target_os = "linux", feature = "async"))]
+#[cfg(target_os = "linux")]
 pub(crate) const FUTEX2_PRIVATE: u32 = 128;
 
 /// Sleeps until any of `waiters` is woken or differs from its expected value, or `timeout`
@@ -354,7 +354,7 @@ pub(crate) const FUTEX2_PRIVATE: u32 = 128;
 /// # Safety
 /// Every `uaddr` must be the address of a 4-byte-aligned `u32` that stays mapped for the call
 /// (a shared mapping for entries without `FUTEX2_PRIVATE`).
-#[cfg(all(target_os = "linux", feature = "async"))]
+#[cfg(target_os = "linux")]
 pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Duration) -> bool {
     let mut now = libc::timespec {
         tv_sec: 0,
@@ -390,7 +390,7 @@ pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Dur
 }
 
 /// Wakes every thread of this process sleeping on the private futex `word`.
-#[cfg(all(target_os = "linux", feature = "async"))]
+#[cfg(target_os = "linux")]
 pub(crate) fn wake_private(word: &std::sync::atomic::AtomicU32) {
     // SAFETY: FUTEX_WAKE uses the address as a key only; the other arguments are ignored.
     unsafe {
@@ -404,6 +404,163 @@ pub(crate) fn wake_private(word: &std::sync::atomic::AtomicU32) {
             0u32,
         );
     }
+}
+
+/// No futex: nobody sleeps on a private word to be woken (waits on one poll).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn wake_private(_word: &std::sync::atomic::AtomicU32) {}
+
+/// Sleeps while the private futex `word` holds `expected`, for at most `timeout`; returns early
+/// on a wake-up, a signal or a spurious wake (callers re-check). Elsewhere than on Linux, a
+/// sleep of at most a millisecond.
+#[cfg(target_os = "linux")]
+pub(crate) fn wait_private(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: std::time::Duration,
+) {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: the futex address is a live, aligned `AtomicU32` of this process, which the
+    // kernel only reads, atomically; `ts` outlives the call; the other arguments are ignored by
+    // FUTEX_WAIT. Every error (EAGAIN: the value changed, EINTR, ETIMEDOUT) means "re-check".
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            std::ptr::from_ref(word),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn wait_private(
+    _word: &std::sync::atomic::AtomicU32,
+    _expected: u32,
+    timeout: std::time::Duration,
+) {
+    std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+}
+
+/// [`wait_while`] on the shared `word` that also ends when the private futex `stop` (a
+/// [`Stop`](crate::Stop)'s) no longer holds 0 or is woken: one `futex_waitv` on both. Returns
+/// `false` if it could not sleep (no `futex_waitv`: before Linux 5.16, or refused by a seccomp
+/// filter); the caller then waits in short slices instead.
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+pub(crate) fn wait_while_unstopped(
+    word: &std::sync::atomic::AtomicU64,
+    expected: u32,
+    stop: &std::sync::atomic::AtomicU32,
+    timeout: std::time::Duration,
+) -> bool {
+    let entries = [
+        FutexWaitv {
+            val: u64::from(expected),
+            uaddr: std::ptr::from_ref(word) as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        },
+        FutexWaitv {
+            val: 0,
+            uaddr: std::ptr::from_ref(stop) as u64,
+            flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+            reserved: 0,
+        },
+    ];
+    // SAFETY: the first entry is the first 4 bytes (the low half: little-endian) of a live,
+    // 8-aligned `AtomicU64` in a shared mapping that the caller's borrow keeps mapped; the
+    // second a live, aligned `AtomicU32` of this process's own memory, marked private.
+    unsafe { futex_waitv(&entries, timeout) }
+}
+
+#[cfg(not(all(target_os = "linux", target_endian = "little")))]
+pub(crate) fn wait_while_unstopped(
+    _word: &std::sync::atomic::AtomicU64,
+    _expected: u32,
+    _stop: &std::sync::atomic::AtomicU32,
+    _timeout: std::time::Duration,
+) -> bool {
+    false
+}
+
+/// A file descriptor that becomes readable when process `pid` has exited (`pidfd_open(2)`,
+/// Linux 5.3+): its thread group is gone, or a zombie whose parent has not reaped it yet.
+/// `ESRCH`: no such process.
+#[cfg(target_os = "linux")]
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: `pidfd_open` takes a pid and flags and touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = std::os::fd::RawFd::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::Other))?;
+    // SAFETY: the kernel just returned this descriptor, open, and owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn pidfd_open(_pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Waits until one of `fds` is readable, hung up or in error, or `timeout` passes (`None`: no
+/// limit): the index of the first such, `None` on the timeout. A signal restarts the wait.
+pub(crate) fn poll_any(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<Option<usize>> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.map_or(-1, |t| {
+        libc::c_int::try_from(t.as_millis().max(u128::from(!t.is_zero())))
+            .unwrap_or(libc::c_int::MAX)
+    });
+    loop {
+        // SAFETY: `polled` is a live, writable array of `polled.len()` initialised pollfds, whose
+        // descriptors the borrows keep open for the call.
+        let rc = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms) };
+        if rc >= 0 {
+            return Ok(polled.iter().position(|p| p.revents != 0));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether process `pid` has exited: it is gone, or a zombie its parent has not reaped yet
+/// (where `/proc` shows it), with no thread of it left running.
+pub(crate) fn pid_exited(pid: u32) -> bool {
+    if !pid_exists(pid) {
+        return true;
+    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let ended = field("State:").is_some_and(|s| s.starts_with(['Z', 'X']));
+    let threads = field("Threads:").and_then(|t| t.parse::<u32>().ok());
+    ended && threads.is_none_or(|n| n <= 1)
 }
 
 /// The bytes this process may allocate in the file system holding `dir`, as `statvfs` tells

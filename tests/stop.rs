@@ -1,0 +1,261 @@
+//! Waits that a `Stop` ends early: turned by another thread, or by the exit of another process
+//! (a worker that ends without publishing), with real processes and real channels. The bounds
+//! asserted on how long a wait took tell "ended by the stop" from "ran to its timeout" (30 s or
+//! more), nothing finer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mmf::prelude::*;
+
+/// Far longer than any wait here may take: a wait that reaches it was not stopped.
+const LONG: Duration = Duration::from_secs(60);
+/// A wait ended by a stop returns well within this.
+const PROMPT: Duration = Duration::from_secs(10);
+
+#[test]
+fn child() {
+    let Some((role, name)) = child_role() else {
+        return;
+    };
+    match role.as_str() {
+        // A worker that fails before it publishes (the test is waiting by then).
+        "exit-silently" => {
+            std::thread::sleep(Duration::from_millis(100));
+            std::process::exit(3);
+        }
+        // A worker that publishes its result, then exits.
+        "publish-then-exit" => {
+            Channel::open(&name)
+                .unwrap()
+                .publish_str("last words")
+                .unwrap();
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn spawn(role: &str, name: &str) -> std::process::Child {
+    spawn_child(role, &[("MMF_NAME", name.to_string())])
+}
+
+#[test]
+fn a_wait_ends_when_the_worker_exits_without_a_value() {
+    let name = unique("stop-exit");
+    let results = Channel::create(&name, 256).unwrap();
+    let mut follower = Follower::open(&name, Duration::ZERO).unwrap();
+    type Wait<'a> = Box<dyn FnMut(&Stop) -> bool + 'a>;
+    let waits: Vec<(&str, Wait)> = vec![
+        (
+            "Channel::wait_for_change",
+            Box::new(|stop| {
+                results
+                    .wait_for_change(0, Until::timeout(LONG).or(stop))
+                    .is_some()
+            }),
+        ),
+        (
+            "ChannelExt::read_after",
+            Box::new(|stop| {
+                results
+                    .read_after::<String>(0, Until::timeout(LONG).or(stop))
+                    .unwrap()
+                    .is_some()
+            }),
+        ),
+        (
+            "FollowerExt::read_after",
+            Box::new(move |stop| {
+                let mut since = 0;
+                follower
+                    .read_after::<String>(&mut since, Until::timeout(LONG).or(stop))
+                    .unwrap()
+                    .is_some()
+            }),
+        ),
+    ];
+    for (what, mut wait) in waits {
+        let mut worker = spawn("exit-silently", &name);
+        let stop = Stop::new();
+        stop.stop_on_exit(worker.id()).unwrap();
+        let started = Instant::now();
+        assert!(!wait(&stop), "{what}: no value was published");
+        let took = started.elapsed();
+        assert!(stop.is_stopped(), "{what}: ended by the exit");
+        assert!(took < PROMPT, "{what}: took {took:?}");
+        // The worker slept 100 ms before it exited: the wait waited for it.
+        assert!(took >= Duration::from_millis(50), "{what}: took {took:?}");
+        assert_eq!(worker.wait().unwrap().code(), Some(3));
+    }
+    Channel::remove(&name).unwrap();
+}
+
+#[test]
+fn a_value_published_before_the_exit_is_still_read() {
+    let name = unique("stop-last-words");
+    let results = Channel::create(&name, 256).unwrap();
+    let mut worker = spawn("publish-then-exit", &name);
+    let stop = Stop::new();
+    stop.stop_on_exit(worker.id()).unwrap();
+    let started = Instant::now();
+    while !stop.is_stopped() {
+        assert!(started.elapsed() < PROMPT, "the worker's exit was not seen");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Stopped, and the value is there: a stop cuts a wait short, it does not hide a value.
+    let (meta, text) = results
+        .read_after::<String>(0, Until::from(&stop))
+        .unwrap()
+        .expect("the value published before the exit");
+    assert_eq!((meta.generation, text.as_str()), (1, "last words"));
+    // Nothing newer: a stopped wait returns at once.
+    let started = Instant::now();
+    assert_eq!(
+        results.wait_for_change(1, Until::timeout(LONG).or(&stop)),
+        None
+    );
+    assert!(started.elapsed() < PROMPT);
+    assert!(worker.wait().unwrap().success());
+    Channel::remove(&name).unwrap();
+}
+
+#[test]
+fn opening_a_follower_ends_when_the_would_be_creator_exits() {
+    let name = unique("stop-never-created");
+    let mut worker = spawn("exit-silently", &name);
+    let stop = Stop::new();
+    stop.stop_on_exit(worker.id()).unwrap();
+    let started = Instant::now();
+    let opened = Follower::open(&name, Until::timeout(LONG).or(&stop));
+    assert!(
+        matches!(opened, Err(mmf::channel::Error::NotFound { .. })),
+        "{opened:?}"
+    );
+    assert!(started.elapsed() < PROMPT);
+    assert!(stop.is_stopped());
+    assert_eq!(worker.wait().unwrap().code(), Some(3));
+}
+
+/// Runs `wait` on another thread, stops it after 50 ms, and asserts that it returned soon
+/// after, with what a timeout gives (`false`).
+fn stopped_by_hand(what: &str, wait: impl FnOnce(&Stop) -> bool + Send) {
+    let stop = Stop::new();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let started = Instant::now();
+            (wait(&stop), started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        stop.stop();
+        let (got, took) = waiter.join().unwrap();
+        assert!(!got, "{what}: nothing to return");
+        assert!(
+            took >= Duration::from_millis(40) && took < PROMPT,
+            "{what}: took {took:?}"
+        );
+    });
+}
+
+#[test]
+fn a_stop_from_another_thread_ends_every_kind_of_wait() {
+    let name = unique("stop-by-hand");
+    let ch = Channel::create(&name, 64).unwrap();
+    ch.publish_str("first").unwrap();
+    let read_only = Options::new().read_only(true).open(&name).unwrap();
+    let forever = |stop: &Stop| Until::from(stop);
+    stopped_by_hand("futex wait", |stop| {
+        ch.wait_for_change(1, forever(stop)).is_some()
+    });
+    stopped_by_hand("polling wait of a read-only handle", |stop| {
+        read_only.wait_for_change(1, forever(stop)).is_some()
+    });
+    stopped_by_hand("read_next_into", |stop| {
+        let mut buf = Vec::new();
+        ch.read_next_into(&mut buf, forever(stop))
+            .unwrap()
+            .is_some()
+    });
+    stopped_by_hand("Channel::read_after_into", |stop| {
+        let mut buf = Vec::new();
+        ch.read_after_into(1, &mut buf, forever(stop))
+            .unwrap()
+            .is_some()
+    });
+    let mut follower = Follower::open(&name, Duration::ZERO).unwrap();
+    stopped_by_hand("Follower::wait", |stop| {
+        follower.wait(1, forever(stop)).unwrap().is_some()
+    });
+    stopped_by_hand("Follower::wait_past a refused value", |stop| {
+        follower
+            .wait_past(1, Some(1), forever(stop))
+            .unwrap()
+            .is_some()
+    });
+    stopped_by_hand("Follower::read_after_into", |stop| {
+        let (mut since, mut buf) = (1, Vec::new());
+        follower
+            .read_after_into(&mut since, &mut buf, forever(stop))
+            .unwrap()
+            .is_some()
+    });
+    stopped_by_hand("Follower::open of a missing name", |stop| {
+        Follower::open(format!("{name}-missing"), forever(stop)).is_ok()
+    });
+    // A stop turned before the wait: at once, but for a value already newer.
+    let stop = Stop::new();
+    stop.stop();
+    assert_eq!(ch.wait_for_change(0, forever(&stop)), Some(1));
+    assert_eq!(ch.wait_for_change(1, forever(&stop)), None);
+    Channel::remove(&name).unwrap();
+}
+
+/// A sleeper re-checks its bound every 100 ms whatever wakes it (`wait.rs`'s `MAX_SLEEP`), so
+/// a stop would end a wait within 100 ms even if nothing woke it: the stop's own wake is what
+/// ends it at once. Told apart by the quickest of five tries (the machine is shared): a stop
+/// 20 ms into the wait is seen 80 ms later at the re-check, well under 1 ms with the wake.
+#[test]
+fn a_stop_wakes_the_sleeper_rather_than_waiting_for_its_recheck() {
+    let ch = Channel::anonymous(64).unwrap();
+    let quickest = (0..5)
+        .map(|_| {
+            let stop = Stop::new();
+            std::thread::scope(|s| {
+                let waiter = s.spawn(|| {
+                    ch.wait_for_change(0, Until::from(&stop));
+                    Instant::now()
+                });
+                std::thread::sleep(Duration::from_millis(20));
+                let stopped = Instant::now();
+                stop.stop();
+                waiter.join().unwrap().duration_since(stopped)
+            })
+        })
+        .min()
+        .unwrap();
+    assert!(
+        quickest < Duration::from_millis(40),
+        "quickest {quickest:?}"
+    );
+}
+
+#[test]
+fn no_process_to_watch_is_said_or_stops_at_once() {
+    let stop = Stop::new();
+    let err = stop.stop_on_exit(0).unwrap_err();
+    assert!(
+        matches!(err, mmf::channel::Error::InvalidOptions(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("pid 0"), "{err}");
+    assert!(!stop.is_stopped());
+    // Past the kernel's largest pid: no such process, so it has exited already.
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    stop.stop_on_exit(pid_max + 1).unwrap();
+    assert!(stop.is_stopped());
+}
