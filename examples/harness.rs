@@ -9,9 +9,9 @@
 //! The parent owns both channels, made with `Options::remove_on_drop`, so that nothing stays in
 //! `/dev/shm` however the harness ends (but for a kill by a signal, which `mmf prune` mends).
 //! It starts the worker (the same executable with the arguments `worker NAME`) and waits for a
-//! result in short slices, asking `Child::try_wait` between them: mmf's waits end on a value or
-//! a timeout, not on another process's exit (the `mmf` command's `read --pid PID` does this loop
-//! for scripts). Run 2's worker fails on purpose.
+//! result until the worker exits: a `Stop` turned by the worker's exit (`Stop::stop_on_exit`)
+//! ends the wait at once, as `mmf read --pid PID` does for scripts. Run 2's worker fails on
+//! purpose.
 
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -113,32 +113,25 @@ fn harness() -> Outcome<()> {
     Ok(())
 }
 
-/// Waits for a result newer than `seen` (and takes its generation), in slices of 10 ms, until
-/// `worker` exits or `timeout` passes.
+/// Waits for a result newer than `seen` (and takes its generation) until `worker` exits or
+/// `timeout` passes. A result the worker published right before it exited is still taken: a
+/// stop ends a wait, it does not hide a value that is there.
 fn collect(
     results: &Channel,
     seen: &mut u64,
     worker: &mut Child,
     timeout: Duration,
 ) -> Outcome<Ended> {
-    let deadline = Instant::now() + timeout;
-    let slice = Duration::from_millis(10);
-    loop {
-        if let Some((meta, r)) = results.read_after::<Results>(*seen, slice)? {
+    let exit = Stop::new();
+    exit.stop_on_exit(worker.id())?;
+    match results.read_after::<Results>(*seen, Until::timeout(timeout).or(&exit))? {
+        Some((meta, r)) => {
             *seen = meta.generation;
-            return Ok(Ended::Published(r));
+            Ok(Ended::Published(r))
         }
-        if let Some(status) = worker.try_wait()? {
-            // It may have published right before it exited: look once more.
-            if let Some((meta, r)) = results.read_after::<Results>(*seen, Duration::ZERO)? {
-                *seen = meta.generation;
-                return Ok(Ended::Published(r));
-            }
-            return Ok(Ended::Exited(status));
-        }
-        if Instant::now() >= deadline {
-            return Ok(Ended::TimedOut);
-        }
+        // It has exited: reaping it takes no time.
+        None if exit.is_stopped() => Ok(Ended::Exited(worker.wait()?)),
+        None => Ok(Ended::TimedOut),
     }
 }
 

@@ -6,7 +6,10 @@
 //!   against a plain `copy_from_slice` (memcpy), by size;
 //! - MessagePack (rmp-serde, structs as maps, as mmf stores them) against serde_json, encoding
 //!   and decoding a realistic object, and `ChannelExt::publish` / `read` of the same object;
-//! - how long a follower asleep on a channel takes to see its writer's restart.
+//! - how long a follower asleep on a channel takes to see its writer's restart;
+//! - how long a `Stop` takes to end a wait: turned by another thread (against the wake of a
+//!   publish), and turned by a worker process's exit (against `waitpid` of the same worker, and
+//!   against the 10 ms `try_wait` loop it replaced).
 //!
 //! Short measurement windows (the machine is shared and small); criterion reports the spread.
 
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mmf_codec::ChannelExt;
 use mmf_core::__bench::{atomic_load_bytes, atomic_store_bytes};
-use mmf_core::{Change, Channel, Follower, Location, Options, Tag};
+use mmf_core::{Change, Channel, Follower, Location, Options, Stop, Tag, Until};
 use serde::{Deserialize, Serialize};
 
 const SIZES: [usize; 4] = [64, 4096, 64 * 1024, 1 << 20];
@@ -166,6 +169,89 @@ fn restarts(c: &mut Criterion) {
         drop(writer);
         let _ = Channel::remove(&name);
     }
+    g.finish();
+}
+
+/// How long a `Stop` takes to end a wait.
+///
+/// `stop_wait/stop` and `stop_wait/publish`: a thread asleep in `wait_for_change` (counted as a
+/// waiter, then 1 ms more), ended by `Stop::stop` from this thread, or by a publish (the floor:
+/// the same futex wake that every value costs); from the call to the waiter's return.
+///
+/// `worker_exit/*`: from spawning a worker process (`true`) to noticing its exit: through a
+/// wait on a channel that a `Stop` given its pid ends (`stop_on_exit`), through `waitpid`
+/// (`Child::wait`, the floor), and through a wait in 10 ms slices with `Child::try_wait`
+/// between them (what a harness did before there was a `Stop`).
+fn stops(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stop_wait");
+    let ch = Channel::anonymous(64).expect("channel");
+    for how in ["stop", "publish"] {
+        let (to_waiter, go) = std::sync::mpsc::channel::<Stop>();
+        let (to_main, returned) = std::sync::mpsc::channel::<Instant>();
+        std::thread::scope(|s| {
+            let ch = &ch;
+            s.spawn(move || {
+                while let Ok(stop) = go.recv() {
+                    let since = ch.generation();
+                    let _ = ch
+                        .wait_for_change(since, Until::timeout(Duration::from_secs(10)).or(&stop));
+                    to_main.send(Instant::now()).expect("send");
+                }
+            });
+            g.bench_function(how, |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let stop = Stop::new();
+                        to_waiter.send(stop.clone()).expect("send");
+                        while ch.info().waiters == 0 {
+                            std::thread::yield_now();
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                        let start = Instant::now();
+                        if how == "stop" {
+                            stop.stop();
+                        } else {
+                            ch.publish_raw(Tag::BYTES, b"next").expect("publish");
+                        }
+                        spent += returned.recv().expect("waiter").duration_since(start);
+                    }
+                    spent
+                })
+            });
+            drop(to_waiter);
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("worker_exit");
+    g.sample_size(10);
+    let spawn = || std::process::Command::new("true").spawn().expect("spawn");
+    g.bench_function("stop_on_exit", |b| {
+        b.iter(|| {
+            let mut worker = spawn();
+            let stop = Stop::new();
+            stop.stop_on_exit(worker.id()).expect("watch");
+            let waited = ch.wait_for_change(
+                u64::MAX >> 8,
+                Until::timeout(Duration::from_secs(10)).or(&stop),
+            );
+            assert!(waited.is_none() && stop.is_stopped());
+            worker.wait().expect("reap")
+        })
+    });
+    g.bench_function("waitpid", |b| b.iter(|| spawn().wait().expect("reap")));
+    g.bench_function("try_wait_every_10ms", |b| {
+        b.iter(|| {
+            let mut worker = spawn();
+            loop {
+                let _ = ch.wait_for_change(u64::MAX >> 8, Duration::from_millis(10));
+                if let Some(status) = worker.try_wait().expect("try_wait") {
+                    break status;
+                }
+            }
+        })
+    });
     g.finish();
 }
 
@@ -374,6 +460,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = channel_ops, copies, codecs, restarts
+    targets = channel_ops, copies, codecs, restarts, stops
 }
 criterion_main!(micro);

@@ -304,8 +304,8 @@ pub struct ReadArgs {
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
     /// Give up waiting once process PID has exited (the writer a script started, say) and exit
-    /// with code 9, unless a value the wait takes came first (with --wait or --after; looked at
-    /// every 100 ms; a zombie counts as exited where /proc shows it). --wait takes only a value
+    /// with code 9, unless a value the wait takes came first (with --wait or --after; seen at
+    /// once, through a pidfd; a zombie counts as exited). --wait takes only a value
     /// newer than the one there when it starts, which a fast writer's may already be: to take
     /// its value whenever it came, wait with --after 0 on a channel made for it, or with --after
     /// and the generation read before the writer started.
@@ -330,8 +330,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
     /// End the watch (exit 0) once process PID has exited and the last value it published is
-    /// printed, as `tail --pid` does (looked at every 100 ms; a zombie counts as exited where
-    /// /proc shows it).
+    /// printed, as `tail --pid` does (seen at once, through a pidfd; a zombie counts as
+    /// exited).
     #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..=PID_MAX), allow_negative_numbers = true)]
     pub pid: Option<u32>,
     /// Only values published after the watch starts (not the current one).

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use mmf::{Change, Channel, Follower, Location};
+use mmf::{Change, Channel, Follower, Location, Stop, Until};
 
 use crate::exit::{Coded, EXITED, INTERRUPTED, TIMEOUT};
 use crate::interrupt;
@@ -21,11 +21,9 @@ pub struct Followed {
     /// Whether stderr was told that the name no longer leads to the channel (removed, not yet
     /// created again): said once per removal.
     removal_said: bool,
-    /// The process whose exit ends the wait (`--pid`).
-    pid: Option<u32>,
-    /// When a wait last looked whether it had exited: at most every [`SLICE`], so that a watch
-    /// of a busy channel does not pay two system calls a value.
-    pid_looked: Option<Instant>,
+    /// The process whose exit ends the wait (`--pid`), and the switch its exit turns (seen at
+    /// once: a pidfd, watched by a thread of mmf's).
+    pid: Option<(u32, Stop)>,
 }
 
 /// Why a wait returned.
@@ -60,12 +58,16 @@ impl Followed {
     ) -> anyhow::Result<Followed> {
         use mmf::channel::Error as E;
         interrupt::install();
+        let exit = Stop::new();
+        if let Some(pid) = pid {
+            exit.stop_on_exit(pid)?;
+        }
+        let exited = || pid.is_some() && exit.is_stopped();
         let followed = |follower: Follower, created_meanwhile: bool| Followed {
             created_meanwhile: created_meanwhile || follower.appeared(),
             follower,
             removal_said: false,
-            pid,
-            pid_looked: None,
+            pid: pid.map(|p| (p, exit.clone())),
         };
         // The first look does not wait: a missing channel is announced before the wait.
         let bound = if deadline.is_some() {
@@ -99,9 +101,7 @@ impl Followed {
             Ok(follower) => return Ok(followed(follower, false)),
             Err(e @ E::NotFound { .. }) if !location.can_appear() => return Err(e.into()),
             // The --pid process exited already: it will not create the channel now.
-            Err(E::NotFound { .. }) if pid.is_some_and(exited) => {
-                return Err(never_created().into())
-            }
+            Err(E::NotFound { .. }) if exited() => return Err(never_created().into()),
             // A typo would otherwise wait in silence.
             Err(E::NotFound { .. }) => {
                 crate::exit::note(format_args!(
@@ -116,21 +116,37 @@ impl Followed {
                 ));
                 true
             }
-            Err(E::NotInitialized { .. }) if pid.is_some_and(exited) => {
-                return Err(left_unfinished().into())
-            }
+            Err(E::NotInitialized { .. }) if exited() => return Err(left_unfinished().into()),
             Err(e) => return Err(e.into()),
         };
-        // One wait to the deadline, on a thread of its own (so that a channel being made is
-        // judged by one follower throughout), while this one looks at interrupts and at the
-        // --pid process every SLICE.
+        // The --pid process exited: it will not create the channel now. One last look, as it
+        // may have created it right before it exited; a channel still being made then is
+        // another process's, which --pid does not wait for.
+        let after_exit = || match Follower::open(&location, Duration::ZERO) {
+            Ok(follower) => Ok(followed(follower, true)),
+            Err(E::NotFound { .. }) => Err(never_created().into()),
+            Err(E::NotInitialized { .. }) => Err(left_unfinished().into()),
+            Err(E::BeingCreated { .. }) => Err(Coded(
+                EXITED,
+                format!(
+                    "process {} (--pid) exited, and channel '{location}' is still being made \
+                     by another process",
+                    pid.unwrap_or_default()
+                ),
+            )
+            .into()),
+            Err(e) => Err(e.into()),
+        };
+        // One wait to the deadline or the --pid process's exit, on a thread of its own (so that
+        // a channel being made is judged by one follower throughout), while this one looks at
+        // interrupts every SLICE.
         let (tx, rx) = std::sync::mpsc::channel();
-        let timeout = deadline.map_or(Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
+        let until = deadline
+            .map_or_else(Until::forever, Until::deadline)
+            .or(&exit);
         std::thread::spawn({
             let location = location.clone();
-            move || drop(tx.send(Follower::open(&location, timeout)))
+            move || drop(tx.send(Follower::open(&location, until)))
         });
         loop {
             let opened = match rx.recv_timeout(SLICE) {
@@ -138,28 +154,6 @@ impl Followed {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if interrupt::requested() {
                         return Err(Coded(INTERRUPTED, String::new()).into());
-                    }
-                    // The --pid process exited: it will not create the channel now. One last
-                    // look, as it may have created it right before it exited; a channel still
-                    // being made then is another process's, which --pid does not wait for.
-                    if pid.is_some_and(exited) {
-                        match Follower::open(&location, Duration::ZERO) {
-                            Ok(follower) => return Ok(followed(follower, true)),
-                            Err(E::NotFound { .. }) => return Err(never_created().into()),
-                            Err(E::NotInitialized { .. }) => return Err(left_unfinished().into()),
-                            Err(E::BeingCreated { .. }) => {
-                                return Err(Coded(
-                                    EXITED,
-                                    format!(
-                                        "process {} (--pid) exited, and channel '{location}' is \
-                                         still being made by another process",
-                                        pid.unwrap_or_default()
-                                    ),
-                                )
-                                .into())
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
                     }
                     continue;
                 }
@@ -169,6 +163,12 @@ impl Followed {
             };
             return match opened {
                 Ok(follower) => Ok(followed(follower, true)),
+                // Ended by the exit, not the deadline.
+                Err(E::NotFound { .. } | E::BeingCreated { .. } | E::NotInitialized { .. })
+                    if exited() =>
+                {
+                    after_exit()
+                }
                 Err(E::NotFound { .. }) => Err(Coded(
                     TIMEOUT,
                     format!("no channel named '{location}' appeared within the timeout"),
@@ -186,9 +186,6 @@ impl Followed {
                     ),
                 )
                 .into()),
-                Err(E::NotInitialized { .. }) if pid.is_some_and(exited) => {
-                    Err(left_unfinished().into())
-                }
                 Err(e) => Err(e.into()),
             };
         }
@@ -231,7 +228,7 @@ impl Followed {
             }
             // Its exit looked at before the generation: a value it published and then exited
             // is still seen.
-            if let Some(pid) = self.pid.filter(|&p| self.pid_exited(p)) {
+            if let Some((pid, _)) = self.pid.as_ref().filter(|(_, exit)| exit.is_stopped()) {
                 if is_new(self.channel().generation()) {
                     return Ok(Waited::Changed);
                 }
@@ -255,7 +252,12 @@ impl Followed {
             };
             // A channel truncated or overwritten under the mapping is an error here, rather
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).
-            match self.follower.wait_past(since, refused, left.min(SLICE))? {
+            let slice = Until::timeout(left.min(SLICE));
+            let slice = match &self.pid {
+                Some((_, exit)) => slice.or(exit),
+                None => slice,
+            };
+            match self.follower.wait_past(since, refused, slice)? {
                 Some(Change::Replaced) => {
                     crate::exit::note(format_args!(
                         "'{}' is a new channel now (removed and created again, incarnation \
@@ -307,52 +309,6 @@ fn output_gone() -> bool {
     };
     poll(&mut fds, Some(&now))
         .is_ok_and(|n| n > 0 && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP))
-}
-
-impl Followed {
-    /// [`exited`], looked at again only once a [`SLICE`] has passed since the last look.
-    fn pid_exited(&mut self, pid: u32) -> bool {
-        if self.pid_looked.is_some_and(|t| t.elapsed() < SLICE) {
-            return false;
-        }
-        self.pid_looked = Some(Instant::now());
-        exited(pid)
-    }
-}
-
-/// Whether process `pid` has exited: it is gone, or a zombie its parent has not reaped yet (a
-/// script's worker that crashed stays one until the script waits for it).
-fn exited(pid: u32) -> bool {
-    // (A pid beyond `i32` is refused by the option's parser; one here would name a group.)
-    let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    match rustix::process::test_kill_process(pid) {
-        Err(rustix::io::Errno::SRCH) => true,
-        // Alive, or alive and another user's (EPERM): a zombie, if /proc says so.
-        _ => zombie(pid),
-    }
-}
-
-/// Whether /proc shows `pid` as a zombie: a process that ended and was not waited for. Not one
-/// whose first thread ended while others run: its state reads "Z" too, with more than one
-/// thread. Without /proc (or with `hidepid`) a zombie cannot be told from a live process.
-fn zombie(pid: rustix::process::Pid) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-    };
-    let ended = field("State:").is_some_and(|s| s.starts_with(['Z', 'X']));
-    let threads = field("Threads:").and_then(|t| t.parse::<u32>().ok());
-    ended && threads.is_none_or(|n| n <= 1)
 }
 
 /// The time left until `deadline`: `Some(Duration::MAX)` without one, `None` once it passed.
