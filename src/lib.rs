@@ -48,7 +48,7 @@
 pub use mmf_codec::{json, ChannelExt, Error, FollowerExt, Result};
 pub use mmf_core::{
     list, validate_name, Change, Channel, Follower, Info, Listing, Location, LockOwner, Meta,
-    Options, OwnerState, Recovered, SlotWriter, Stop, Tag, ToLocation, Until,
+    Options, OwnerState, Recovered, SlotWriter, Stop, StopReason, Tag, ToLocation, Until,
 };
 
 pub use mmf_core::truncation;

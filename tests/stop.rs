@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mmf::prelude::*;
+use mmf::StopReason;
 
 /// Far longer than any wait here may take: a wait that reaches it was not stopped.
 const LONG: Duration = Duration::from_secs(60);
@@ -92,6 +93,46 @@ fn a_wait_ends_when_the_worker_exits_without_a_value() {
     Channel::remove(&name).unwrap();
 }
 
+/// A harness's wait, ended by whichever comes first: its worker's exit, or its own shutdown.
+#[test]
+fn a_wait_with_two_stops_ends_at_either() {
+    let name = unique("stop-two");
+    let results = Channel::create(&name, 256).unwrap();
+    // The worker's exit first.
+    let mut worker = spawn("exit-silently", &name);
+    let exit = Stop::on_exit_of(&worker).unwrap();
+    let shutdown = Stop::new();
+    let until = Until::timeout(LONG).or(&exit).or(&shutdown);
+    let started = Instant::now();
+    assert_eq!(results.wait_for_change(0, &until), None);
+    assert!(started.elapsed() < PROMPT);
+    assert_eq!(until.stop_reason(), Some(StopReason::Exited(worker.id())));
+    assert_eq!(shutdown.reason(), None);
+    assert_eq!(worker.wait().unwrap().code(), Some(3));
+    // The shutdown first, from another thread, while the worker runs on.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let exit = Stop::on_exit_of(&sleeper).unwrap();
+    let shutdown = Stop::new();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let mut follower = Follower::open(&name, Duration::ZERO).unwrap();
+            let mut since = 0;
+            let until = Until::timeout(LONG).or(&exit).or(&shutdown);
+            follower.read_after::<String>(&mut since, &until).unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        shutdown.stop();
+        assert_eq!(waiter.join().unwrap(), None);
+    });
+    assert_eq!(exit.reason(), None);
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    Channel::remove(&name).unwrap();
+}
+
 #[test]
 fn a_value_published_before_the_exit_is_still_read() {
     let name = unique("stop-last-words");
@@ -129,32 +170,38 @@ fn opening_a_follower_ends_when_the_would_be_creator_exits() {
     stop.stop_on_exit(worker.id()).unwrap();
     let started = Instant::now();
     let opened = Follower::open(&name, Until::timeout(LONG).or(&stop));
-    assert!(
-        matches!(opened, Err(mmf::channel::Error::NotFound { .. })),
-        "{opened:?}"
-    );
+    let pid = worker.id();
+    match opened {
+        Err(e @ mmf::channel::Error::Stopped { .. }) => {
+            assert!(
+                matches!(e, mmf::channel::Error::Stopped { reason: StopReason::Exited(p), .. } if p == pid),
+                "{e:?}"
+            );
+            let said = e.to_string();
+            assert!(said.contains(&format!("process {pid} exited")), "{said}");
+            assert!(said.contains(&name), "{said}");
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(started.elapsed() < PROMPT);
     assert!(stop.is_stopped());
     assert_eq!(worker.wait().unwrap().code(), Some(3));
 }
 
-/// Runs `wait` on another thread, stops it after 50 ms, and asserts that it returned soon
-/// after, with what a timeout gives (`false`).
+/// Runs `wait` on another thread, stops it after 50 ms, and asserts that it returned after the
+/// stop (not before: it waited) and soon after, with what a timeout gives (`false`).
 fn stopped_by_hand(what: &str, wait: impl FnOnce(&Stop) -> bool + Send) {
     let stop = Stop::new();
     std::thread::scope(|s| {
-        let waiter = s.spawn(|| {
-            let started = Instant::now();
-            (wait(&stop), started.elapsed())
-        });
+        let waiter = s.spawn(|| (wait(&stop), Instant::now()));
         std::thread::sleep(Duration::from_millis(50));
+        let stopped = Instant::now();
         stop.stop();
-        let (got, took) = waiter.join().unwrap();
+        let (got, returned) = waiter.join().unwrap();
         assert!(!got, "{what}: nothing to return");
-        assert!(
-            took >= Duration::from_millis(40) && took < PROMPT,
-            "{what}: took {took:?}"
-        );
+        assert!(returned >= stopped, "{what}: returned before the stop");
+        let took = returned - stopped;
+        assert!(took < PROMPT, "{what}: took {took:?} after the stop");
     });
 }
 
@@ -257,5 +304,5 @@ fn no_process_to_watch_is_said_or_stops_at_once() {
         .parse()
         .unwrap();
     stop.stop_on_exit(pid_max + 1).unwrap();
-    assert!(stop.is_stopped());
+    assert_eq!(stop.reason(), Some(StopReason::Exited(pid_max + 1)));
 }

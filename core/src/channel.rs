@@ -947,6 +947,15 @@ impl Channel {
         remove_if(&*location.to_location()?, None)
     }
 
+    /// [`Channel::remove`], which takes a [`Location`] too.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `Channel::remove`, which takes a `Location` too"
+    )]
+    pub fn remove_location(location: &Location) -> Result<()> {
+        Channel::remove(location)
+    }
+
     /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
     pub fn anonymous(capacity: usize) -> Result<Channel> {
         Options::new().capacity(capacity).anonymous()

@@ -247,10 +247,19 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A wait for a channel to be created ([`Follower::open`](crate::Follower::open)) that a
+    /// [`Stop`](crate::Stop) ended first: nothing was opened.
+    #[error("stopped waiting for channel '{name}' to be created ({reason}); nothing was opened")]
+    Stopped {
+        /// The channel's name or path.
+        name: String,
+        /// Why the `Stop` was turned.
+        reason: crate::StopReason,
+    },
     /// A [`Stop`](crate::Stop) could not watch a process for its exit
     /// ([`Stop::stop_on_exit`](crate::Stop::stop_on_exit)): the thread that watches it could not
     /// be started (too many threads or open files), or this platform cannot watch processes.
-    #[error("cannot watch process {pid} for its exit: {source}; wait with a timeout and look at the process between waits instead")]
+    #[error("cannot watch process {pid} for its exit: {source}")]
     ProcessWatch {
         /// The process to watch.
         pid: u32,

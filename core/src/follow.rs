@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::channel::{Channel, Options};
 use crate::error::{Error, Result};
 use crate::name::{Location, ToLocation};
-use crate::stop::{Stop, Until};
+use crate::stop::Until;
 
 /// How often a wait looks whether the name still leads to the followed channel.
 pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
@@ -101,7 +101,7 @@ pub enum Change {
 impl Follower {
     /// Opens the channel at `location` (a [`Location`], a name or a path: [`ToLocation`]),
     /// waiting until `until` is over for it to be created (a timeout, a deadline, a
-    /// [`Stop`]: [`Until`]). Opens
+    /// [`Stop`](crate::Stop): [`Until`]). Opens
     /// read-write where allowed (a waiter with a pin entry sleeps on a futex) and read-only
     /// otherwise (which waits by polling). Looks for it every 100 ms.
     ///
@@ -109,21 +109,21 @@ impl Follower {
     /// ([`Location::can_appear`]), something there that is not a channel, no permission.
     ///
     /// A channel that is there but not initialised yet is given 250 ms to finish
-    /// ([`Options::init_timeout`]'s default), even past a shorter `timeout`. After that, one
+    /// ([`Options::init_timeout`]'s default), even past a sooner deadline. After that, one
     /// still being made is waited for as a missing one is: its file empty (being allocated:
     /// about a second a GiB on a tmpfs), or found empty before, or a header of zeros only
     /// (allocated, not written yet), and held open by a process, as its creator holds it
     /// ([`host::in_use`](crate::host::in_use)). Any other
     /// counts as one whose creator died ([`Error::NotInitialized`]). So is another user's
     /// channel that may still have its creation mode (see [`Options::init_timeout`]), then
-    /// refused. Once `until` is over, a channel still missing is [`Error::NotFound`], one still
-    /// being made [`Error::BeingCreated`] (a channel being made is given its 250 ms past a
-    /// deadline, not past a stop).
+    /// refused. Once `until`'s deadline passes, a channel still missing is [`Error::NotFound`],
+    /// one still being made [`Error::BeingCreated`] (given its 250 ms past a deadline, not past
+    /// a stop); once one of its [`Stop`](crate::Stop)s is turned, [`Error::Stopped`].
     ///
     /// Not told apart: a process that holds an empty file under the name (or one whose first
     /// 512 bytes are zeros, such as a preallocated data file) and never makes it a channel is
-    /// waited for as a creator is, until the timeout (or for as long as it holds it, where
-    /// there is none: [`open_async`](Follower::open_async), and a later
+    /// waited for as a creator is, until `until` is over (or for as long as it holds it, where
+    /// there is none: `open_async` (feature `async`), and a later
     /// [`wait`](Follower::wait)). Given up on as if it had died: a creator stopped half-way
     /// through writing its header for 250 ms (`SIGSTOP`), and another user's creator whose
     /// `chmod` comes more than a second after the file was born when no look found the file
@@ -139,15 +139,27 @@ impl Follower {
 
     /// [`open`](Follower::open) of a location already read.
     fn open_parsed(location: &Location, until: &Until) -> Result<Follower> {
-        let stopped = || until.stop().is_some_and(Stop::is_stopped);
         let mut appeared = false;
         let mut creating = None;
         loop {
             let now = Instant::now();
+            // Read before the look: a channel created before a stop (by a creator whose exit
+            // turned it) is still found, by this look or the one after the stop.
+            let stopped = until.stop_reason().map(|reason| Error::Stopped {
+                name: location.to_string(),
+                reason,
+            });
             let pause = match try_open(location, Duration::ZERO) {
                 Ok(channel) => return Ok(Follower::holding(location, channel, appeared)),
                 Err(e @ Error::NotFound { .. }) => {
-                    if until.is_over() || !location.can_appear() {
+                    if !location.can_appear() {
+                        return Err(e);
+                    }
+                    // A stop ends the wait with what says so, not with the timeout's error.
+                    if let Some(stopped) = stopped {
+                        return Err(stopped);
+                    }
+                    if until.deadline_passed() {
                         return Err(e);
                     }
                     creating = None;
@@ -156,14 +168,13 @@ impl Follower {
                 // A channel being created when we look is one that appeared, as a missing one
                 // is.
                 Err(e) => match judge(&e, location, &mut creating, now, false) {
-                    // Past a shorter timeout, as `Options::open` waits; not past a stop.
-                    Some(Creation::Young | Creation::Slow) if stopped() => {
-                        return Err(Error::BeingCreated {
-                            name: location.to_string(),
-                        })
+                    // Given its 250 ms past a shorter timeout, as `Options::open` waits; not
+                    // past a stop.
+                    Some(Creation::Young | Creation::Slow) if stopped.is_some() => {
+                        return Err(stopped.unwrap_or(e));
                     }
                     Some(Creation::Young) => Duration::from_millis(1),
-                    Some(Creation::Slow) if until.is_over() => {
+                    Some(Creation::Slow) if until.deadline_passed() => {
                         return Err(Error::BeingCreated {
                             name: location.to_string(),
                         })
@@ -176,9 +187,10 @@ impl Follower {
                 },
             };
             appeared = true;
-            if until.is_over() {
+            if until.deadline_passed() && !until.stopped() {
                 std::thread::sleep(pause); // a young channel's 1 ms, past the deadline
             } else {
+                // At once when a stop comes: the next turn looks once more, and ends.
                 until.sleep(pause);
             }
         }
@@ -211,7 +223,7 @@ impl Follower {
 
     /// Waits until the followed channel's generation moves past `since` ([`Change::Newer`]) or
     /// the name leads to another channel ([`Change::Replaced`]: the follower now holds that
-    /// one); `None` if `until` is over first (a timeout, a deadline, a [`Stop`]: [`Until`]). A
+    /// one); `None` if `until` is over first (a timeout, a deadline, a [`Stop`](crate::Stop): [`Until`]). A
     /// value already newer than `since` returns at once.
     ///
     /// While it waits, and while values keep coming, it looks at least every 100 ms whether
@@ -268,16 +280,16 @@ impl Follower {
     /// Waits for a value newer than generation `since` under the followed name, copies it into
     /// `buf` (reused: no allocation once it is large enough), sets `since` to its generation
     /// and returns its [`Meta`](crate::Meta); `None` if `until` is over first (a timeout:
-    /// `Duration::ZERO` only looks, `Duration::MAX` has no limit; a deadline; a [`Stop`]:
+    /// `Duration::ZERO` only looks, `Duration::MAX` has no limit; a deadline; a [`Stop`](crate::Stop):
     /// [`Until`]). A consumer's loop over
     /// every newest value, across the writer's restarts: [`Channel::read_after_into`] for a
-    /// followed name, as [`values`](Follower::values) is for async code (feature `async`). The
-    /// timeout bounds the wait; a value found newer is then copied, which writers that keep
+    /// followed name, as `values` is for async code (feature `async`). The
+    /// `until` bounds the wait; a value found newer is then copied, which writers that keep
     /// overtaking the copy can draw out to [`Options::read_timeout`] (1 s by default).
     ///
     /// `since` is the loop's own count, and this keeps it: a value newer than it comes at once.
     /// When the name leads to a new channel ([`Change::Replaced`]), `since` is set to 0 (every
-    /// value of the new channel is new, from generation 1), also when the timeout then passes
+    /// value of the new channel is new, from generation 1), also when `until` is then over
     /// before its first value. Tell values apart across restarts by the channel's
     /// [`incarnation`](Channel::incarnation) and the generation. A caller that also calls
     /// [`wait`](Follower::wait) on the follower keeps the count itself: after its
@@ -304,7 +316,7 @@ impl Follower {
     ///   still new;
     /// - an error of the channel or the name ([`wait`](Follower::wait)'s: truncated or
     ///   overwritten under the mapping, a new channel under the name that cannot be opened):
-    ///   the next call first waits out 100 ms (within its timeout), so that a loop that logs
+    ///   the next call first waits out 100 ms (within its `until`), so that a loop that logs
     ///   errors does not spin, then looks again, and takes up a channel made anew.
     ///
     /// ```
@@ -341,8 +353,9 @@ impl Follower {
         let until = until.into();
         if let Some(at) = self.pause_until.take() {
             until.sleep(at.saturating_duration_since(Instant::now()));
-            // The wait is over before the pause (its deadline came first, or a stop).
-            if Instant::now() < at {
+            // The deadline came before the pause's end. (A stop goes on to one look: a value
+            // there is still returned.)
+            if Instant::now() < at && !until.stopped() {
                 self.pause_until = Some(at);
                 return Ok(None);
             }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::channel::{list, Info, Listing};
 use crate::error::{Error, Result};
-use crate::name::Location;
+use crate::name::{Location, ToLocation};
 use crate::os;
 
 /// The directory of shared-memory channels (`$MMF_SHM_DIR`, else `/dev/shm`).
@@ -29,7 +29,8 @@ pub fn space(dir: &std::path::Path) -> Result<(u64, u64)> {
 }
 
 /// Whether any process holds a handle to the channel at `location` right now.
-pub fn in_use(location: &Location) -> Result<bool> {
+pub fn in_use(location: impl ToLocation) -> Result<bool> {
+    let location = &*location.to_location()?;
     let Some(path) = location.checked_path()? else {
         return Ok(true);
     };
@@ -73,8 +74,8 @@ pub fn in_use(location: &Location) -> Result<bool> {
 /// lock too: a channel made under the name since the caller judged the old one stale (`mmf new
 /// --force`, whose process has exited) is new, and kept. [`remove_stale`] also asks the header
 /// whether its creator or last writer still runs.
-pub fn remove_unused(location: &Location, idle_for: std::time::Duration) -> Result<bool> {
-    remove_if(location, idle_for, false)
+pub fn remove_unused(location: impl ToLocation, idle_for: std::time::Duration) -> Result<bool> {
+    remove_if(&*location.to_location()?, idle_for, false)
 }
 
 /// [`remove_unused`], keeping also a channel whose header, read under the lock, names a creator
@@ -82,8 +83,8 @@ pub fn remove_unused(location: &Location, idle_for: std::time::Duration) -> Resu
 /// prune` does. A process that opened the channel, published and closed it between the caller's
 /// listing and this call, and still runs, keeps it. (For a file whose creator died before
 /// finishing it, [`remove_unused`]: a pid it wrote may be another process's by now.)
-pub fn remove_stale(location: &Location, idle_for: std::time::Duration) -> Result<bool> {
-    remove_if(location, idle_for, true)
+pub fn remove_stale(location: impl ToLocation, idle_for: std::time::Duration) -> Result<bool> {
+    remove_if(&*location.to_location()?, idle_for, true)
 }
 
 fn remove_if(
@@ -164,7 +165,8 @@ fn header_pids(mut file: &std::fs::File) -> std::io::Result<[u32; 2]> {
 /// CLI's `out` calls): its file's modification time.
 ///
 /// [`Channel::touch`]: crate::Channel::touch
-pub fn last_touched(location: &Location) -> Result<std::time::SystemTime> {
+pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> {
+    let location = &*location.to_location()?;
     let Some(path) = location.checked_path()? else {
         return Ok(std::time::SystemTime::now());
     };
@@ -229,7 +231,11 @@ pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
 
 /// Whether this process's user owns the channel's file (root: any file), so that removing it
 /// from a sticky directory such as `/dev/shm` is allowed.
-pub fn is_own(location: &Location) -> bool {
+pub fn is_own(location: impl ToLocation) -> bool {
+    let Ok(location) = location.to_location() else {
+        return false;
+    };
+    let location = &*location;
     location
         .checked_path()
         .ok()
@@ -315,8 +321,12 @@ fn abandoned(
 /// `older_than`, and at least a minute (a creator takes its lock right after creating the
 /// file). Nothing can ever open such a file; `mmf prune` removes it. A creator killed after
 /// reserving the channel's space leaves it all: gigabytes of `/dev/shm`, possibly.
-pub fn is_unfinished(location: &Location, older_than: std::time::Duration) -> bool {
+pub fn is_unfinished(location: impl ToLocation, older_than: std::time::Duration) -> bool {
     let older_than = older_than.max(std::time::Duration::from_secs(60));
+    let Ok(location) = location.to_location() else {
+        return false;
+    };
+    let location = &*location;
     let Ok(Some(path)) = location.checked_path() else {
         return false;
     };

@@ -99,7 +99,7 @@ pub use notify::Changed;
 pub use os::OwnerState;
 pub use snapshot::SlotWriter;
 #[cfg(not(loom))]
-pub use stop::{Stop, Until};
+pub use stop::{Stop, StopReason, Until};
 
 /// Internals exposed for the benchmarks only; not part of the API.
 #[doc(hidden)]

@@ -207,6 +207,23 @@ impl ToLocation for PathBuf {
     }
 }
 
+/// The string types a name is often held in: read as a `str` is.
+macro_rules! to_location_as_str {
+    ($($t:ty),*) => {$(
+        impl ToLocation for $t {
+            fn to_location(&self) -> Result<Cow<'_, Location>> {
+                (**self).to_location()
+            }
+        }
+    )*};
+}
+to_location_as_str!(
+    Cow<'_, str>,
+    Box<str>,
+    std::rc::Rc<str>,
+    std::sync::Arc<str>
+);
+
 impl<T: ToLocation + ?Sized> ToLocation for &T {
     fn to_location(&self) -> Result<Cow<'_, Location>> {
         (**self).to_location()
@@ -281,6 +298,15 @@ mod tests {
             "dir/".to_location(),
             Err(Error::IsADirectory { .. })
         ));
+        // Names held in other string types.
+        for held in [
+            Cow::<str>::Borrowed("T").to_location(),
+            Box::<str>::from("T").to_location(),
+            std::rc::Rc::<str>::from("T").to_location(),
+            std::sync::Arc::<str>::from("T").to_location(),
+        ] {
+            assert_eq!(held.unwrap().into_owned(), shm);
+        }
         // A path is a file, with or without a '/'.
         assert_eq!(
             Path::new("t.mmf").to_location().unwrap().into_owned(),

@@ -1,12 +1,13 @@
 //! Ending blocking waits early: [`Stop`], a switch that any thread (or a signal handler, or the
-//! exit of another process) turns, and [`Until`], what bounds a wait: a timeout, a deadline, a
-//! `Stop`, or a timeout and a `Stop` together.
+//! exit of another process) turns, and [`Until`], what bounds a wait: a timeout or a deadline,
+//! and any number of `Stop`s.
 //!
-//! A wait with a `Stop` sleeps in one `futex_waitv(2)` on two words: the channel's `latest` (as
-//! every blocking wait does) and the `Stop`'s own private word, which [`Stop::stop`] sets and
-//! wakes. A stop is therefore seen at once, never lost between a wait's last check and its
-//! sleep (the kernel compares both words before it sleeps). Where `futex_waitv` is missing
-//! (Linux before 5.16, a seccomp filter), such a wait sleeps in slices of a millisecond.
+//! A wait with `Stop`s sleeps in one `futex_waitv(2)` on the channel's `latest` (as every
+//! blocking wait does) and each `Stop`'s own private word, which [`Stop::stop`] sets and wakes.
+//! A stop is therefore seen at once, never lost between a wait's last check and its sleep (the
+//! kernel compares every word before it sleeps). Where `futex_waitv` is missing (Linux before
+//! 5.16, a seccomp filter), or with more than 127 `Stop`s, such a wait sleeps in slices of a
+//! millisecond.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,30 +16,54 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::os;
 
+/// The value of a `Stop`'s word once [`Stop::stop`] turned it; an exit stores the pid instead
+/// (at most `i32::MAX`), and 0 is "not stopped".
+const CALLED: u32 = u32::MAX;
+
 /// A switch that ends blocking waits early, from another thread, a signal handler, or when
 /// another process exits: give it to a wait through [`Until`] (`Until::from(&stop)`, or
-/// `Until::timeout(d).or(&stop)`), and once [`stop`](Stop::stop) is called, that wait, and
-/// every later one given it, returns as its timeout would: `None` (or, for
-/// [`Follower::open`](crate::Follower::open), the error of a channel not found). A value
-/// already newer than the one waited past is still returned: a stop cuts a wait short, it
-/// does not hide what is there. [`is_stopped`](Stop::is_stopped) tells a stop from a timeout.
+/// `Until::timeout(d).or(&stop)`), and once it is turned, that wait, and every later one given
+/// it, returns as its timeout would: `None`, or, for [`Follower::open`](crate::Follower::open),
+/// [`Error::Stopped`]. A value already newer than the one waited past is still returned: a
+/// stop cuts a wait short, it does not hide what is there. [`reason`](Stop::reason) tells a
+/// stop from a timeout, and which process's exit turned it.
 ///
 /// Clones share the switch. Once stopped it stays stopped: make a new one for the next waits.
+/// A wait may be given several (`Until::timeout(d).or(&worker_exit).or(&shutdown)`): the first
+/// turned ends it.
 ///
 /// ```
 /// use std::time::Duration;
-/// use mmf_core::{Channel, Stop, Until};
+/// use mmf_core::{Channel, Stop, StopReason, Until};
 ///
 /// let ch = Channel::anonymous(64)?;
-/// let stop = Stop::new();
+/// let shutdown = Stop::new();
 /// std::thread::scope(|s| {
-///     let waiter = s.spawn(|| ch.wait_for_change(0, Until::from(&stop)));
+///     let waiter = s.spawn(|| ch.wait_for_change(0, &shutdown));
 ///     std::thread::sleep(Duration::from_millis(20));
-///     stop.stop(); // a shutdown, say: the waiter returns at once
+///     shutdown.stop(); // the waiter returns at once
 ///     assert_eq!(waiter.join().unwrap(), None);
 /// });
-/// assert!(stop.is_stopped());
+/// assert_eq!(shutdown.reason(), Some(StopReason::Called));
 /// # Ok::<(), mmf_core::Error>(())
+/// ```
+///
+/// A signal handler reaches one without a lock through a `OnceLock` set before the handler is
+/// installed (`OnceLock::get` takes no lock; `Stop::new` allocates, so it is not `const`):
+///
+/// ```
+/// use std::sync::OnceLock;
+/// use mmf_core::Stop;
+/// static SHUTDOWN: OnceLock<Stop> = OnceLock::new();
+/// let shutdown = SHUTDOWN.get_or_init(Stop::new);
+/// // In the handler (installed with signal-hook's `low_level::register`, say):
+/// fn on_sigterm() {
+///     if let Some(stop) = SHUTDOWN.get() {
+///         stop.stop();
+///     }
+/// }
+/// on_sigterm();
+/// assert!(shutdown.is_stopped());
 /// ```
 #[derive(Clone, Default)]
 pub struct Stop {
@@ -47,8 +72,9 @@ pub struct Stop {
 
 #[derive(Default)]
 struct Inner {
-    /// 0 until stopped, then 1: a private futex word that a wait sleeps on beside the channel's
-    /// `latest`. Shared with the threads that watch processes for their exit.
+    /// 0 until stopped, then why ([`CALLED`] or the pid that exited): a private futex word that
+    /// a wait sleeps on beside the channel's `latest`. Shared with the threads that watch
+    /// processes for their exit.
     word: Arc<AtomicU32>,
     /// One end of a socket pair per such thread: dropped with the last clone of the `Stop`,
     /// which the thread sees as a hang-up, and ends.
@@ -61,8 +87,27 @@ struct Inner {
 impl std::fmt::Debug for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stop")
-            .field("stopped", &self.is_stopped())
+            .field("reason", &self.reason())
             .finish()
+    }
+}
+
+/// Why a [`Stop`] was turned ([`Stop::reason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// [`Stop::stop`] was called.
+    Called,
+    /// The process of this pid, given to [`Stop::stop_on_exit`], exited (or there was none).
+    Exited(u32),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Called => f.write_str("stopped by a call of Stop::stop"),
+            StopReason::Exited(pid) => write!(f, "process {pid} exited, or there is none"),
+        }
     }
 }
 
@@ -72,50 +117,74 @@ impl Stop {
         Stop::default()
     }
 
-    /// Turns the switch: every wait given this `Stop` (or a clone) returns now, as its timeout
-    /// would, and every later one at once. Async-signal-safe (an atomic store and a
-    /// `futex(2)` wake, no lock, no allocation): a `SIGTERM` handler may call it, on a `Stop`
-    /// it reaches without a lock (a `static` one, say).
-    pub fn stop(&self) {
-        fire(&self.inner.word);
+    /// A switch that [`stop_on_exit`](Stop::stop_on_exit) turns when `child` exits: for a
+    /// worker process this one started. Make it before reaping the child (`Child::wait`,
+    /// `try_wait`), after which its pid may name another process.
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    /// use mmf_core::{Channel, Stop, StopReason, Until};
+    ///
+    /// let results = Channel::anonymous(64)?;
+    /// let mut worker = Command::new("sleep").arg("0.05").spawn()?;
+    /// let exit = Stop::on_exit_of(&worker)?;
+    /// // The worker ends without publishing: the wait ends with it, not after 30 s.
+    /// let waited = results.wait_for_change(0, Until::timeout(Duration::from_secs(30)).or(&exit));
+    /// assert_eq!(waited, None);
+    /// assert_eq!(exit.reason(), Some(StopReason::Exited(worker.id())));
+    /// worker.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`stop_on_exit`](Stop::stop_on_exit).
+    pub fn on_exit_of(child: &std::process::Child) -> Result<Stop> {
+        let stop = Stop::new();
+        stop.stop_on_exit(child.id())?;
+        Ok(stop)
     }
 
-    /// Whether [`stop`](Stop::stop) was called, or a process given to
+    /// Turns the switch: every wait given this `Stop` (or a clone) returns now, as its timeout
+    /// would, and every later one at once. Async-signal-safe (a compare-and-swap and a
+    /// `futex(2)` wake, no lock, no allocation): a `SIGTERM` handler may call it (see above).
+    /// A `Stop` already turned keeps its first reason.
+    pub fn stop(&self) {
+        fire(&self.inner.word, CALLED);
+    }
+
+    /// Whether the switch was turned: [`stop`](Stop::stop) was called, or a process given to
     /// [`stop_on_exit`](Stop::stop_on_exit) has exited.
     pub fn is_stopped(&self) -> bool {
         self.inner.word.load(Ordering::SeqCst) != 0
     }
 
+    /// Why the switch was turned (the first reason, if there were several); `None` while it is
+    /// not.
+    pub fn reason(&self) -> Option<StopReason> {
+        match self.inner.word.load(Ordering::SeqCst) {
+            0 => None,
+            CALLED => Some(StopReason::Called),
+            pid => Some(StopReason::Exited(pid)),
+        }
+    }
+
     /// Turns the switch when process `pid` exits (before this returns if it has exited already,
-    /// or there is no such process): so
-    /// that a harness waiting for a worker's result, or a script's reader waiting for its
-    /// writer's next value, stops waiting when that process ends without one. May be called
-    /// for several processes: the first to exit stops the waits.
+    /// or there is no such process): so that a harness waiting for a worker's result, or a
+    /// script's reader waiting for its writer's next value, stops waiting when that process
+    /// ends without one. May be called for several processes: the first to exit turns it.
     ///
     /// On Linux the exit is seen at once (a `pidfd`, polled by a thread of this process that
     /// ends when the process exits or the last clone of this `Stop` is dropped); where there
     /// are no pidfds (Linux before 5.3), within 10 ms, by looking whether the pid is gone or a
-    /// zombie. A zombie counts as exited: a child of the caller's that it has not reaped yet
-    /// has exited all the same. For such a child pass [`Child::id`](std::process::Child::id)
-    /// before reaping it (`Child::wait`, `try_wait`): after that its pid may name another
-    /// process.
-    ///
-    /// ```
-    /// use std::process::Command;
-    /// use std::time::Duration;
-    /// use mmf_core::{Channel, Stop, Until};
-    ///
-    /// let results = Channel::anonymous(64)?;
-    /// let mut worker = Command::new("sleep").arg("0.05").spawn()?;
-    /// let stop = Stop::new();
-    /// stop.stop_on_exit(worker.id())?;
-    /// // The worker ends without publishing: the wait ends with it, not after 30 s.
-    /// let waited = results.wait_for_change(0, Until::timeout(Duration::from_secs(30)).or(&stop));
-    /// assert_eq!(waited, None);
-    /// assert!(stop.is_stopped());
-    /// worker.wait()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// zombie. A zombie counts as exited (on Linux; elsewhere, with neither pidfds nor `/proc`,
+    /// a child not reaped yet counts as running): a child of the caller's that it has not
+    /// reaped yet has exited all the same. For such a child pass [`Child::id`](std::process::Child::id)
+    /// before reaping it (`Child::wait`, `try_wait`), or use [`on_exit_of`](Stop::on_exit_of):
+    /// after that its pid may name another process. A pid that names no process turns it at
+    /// once, as an exit does ([`StopReason::Exited`]): a mistyped pid looks like a process that
+    /// has ended.
     ///
     /// # Errors
     ///
@@ -133,13 +202,8 @@ impl Stop {
     #[cfg(unix)]
     fn watch(&self, pid: u32) -> Result<()> {
         use std::os::fd::AsFd;
-        let exit = match os::pidfd_open(pid) {
-            Ok(fd) => Some(fd),
-            // Gone already (reaped, or never there).
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
-            // No pidfds here: look at the pid instead.
-            Err(_) => None,
-        };
+        // No pidfd (gone already, or no pidfds here): look at the pid instead.
+        let exit = os::pidfd_open(pid).ok();
         // Exited already (a zombie included): stopped now, before this returns.
         let ended = match &exit {
             Some(fd) => matches!(
@@ -149,7 +213,7 @@ impl Stop {
             None => os::pid_exited(pid),
         };
         if ended {
-            self.stop();
+            fire(&self.inner.word, pid);
             return Ok(());
         }
         let failed = |source| Error::ProcessWatch { pid, source };
@@ -181,9 +245,9 @@ impl Stop {
     }
 }
 
-/// Sets `word` and wakes every wait sleeping on it.
-fn fire(word: &AtomicU32) {
-    word.store(1, Ordering::SeqCst);
+/// Turns `word` (to `why`, unless it was turned already) and wakes every wait sleeping on it.
+fn fire(word: &AtomicU32, why: u32) {
+    let _ = word.compare_exchange(0, why, Ordering::SeqCst, Ordering::SeqCst);
     os::wake_private(word);
 }
 
@@ -210,6 +274,8 @@ fn watch_exit(
         match polled {
             Ok(Some(0)) => break,
             Ok(Some(_)) => return,
+            // With a pidfd, a timeout only brings the check of `word` above.
+            Ok(None) if exit.is_some() => {}
             // A timeout, or a failed poll (no memory): look at the pid itself, and again later.
             Ok(None) | Err(_) => {
                 if os::pid_exited(pid) {
@@ -221,35 +287,43 @@ fn watch_exit(
             }
         }
     }
-    fire(word);
+    fire(word, pid);
 }
 
-/// What bounds a blocking wait: a timeout or a deadline, and a [`Stop`] that may end it early.
-/// Every blocking wait of mmf takes `impl Into<Until>`, so that a plain [`Duration`] (a
-/// timeout; `Duration::MAX`: none), an [`Instant`] (a deadline), a `&Stop` (no timeout, until
-/// stopped), or an `Until` built from them is accepted.
+/// What bounds a blocking wait for a value or a channel: a timeout or a deadline, and any
+/// number of [`Stop`]s that may end it early. The waits of [`Channel`](crate::Channel)
+/// (`wait_for_change`, `read_next_into`, `read_after_into`), of
+/// [`Follower`](crate::Follower) (`open`, `wait`, `wait_past`, `read_after_into`) and the
+/// codec's typed reads take `impl Into<Until>`, so that a plain [`Duration`] (a timeout;
+/// `Duration::MAX`: none), an [`Instant`] (a deadline), an `Option` of either (`None`: no
+/// limit), a `&Stop` (no timeout, until stopped), or an `Until` built from them is accepted.
+/// (The short waits inside an operation are not stopped: a publish's wait for the writer lock,
+/// [`Options::lock_timeout`](crate::Options::lock_timeout); a read overtaken by writers,
+/// [`Options::read_timeout`](crate::Options::read_timeout); an open's wait for a channel
+/// being created, [`Options::init_timeout`](crate::Options::init_timeout).)
 ///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use mmf_core::{Channel, Stop, Until};
 /// let ch = Channel::anonymous(64)?;
-/// let stop = Stop::new();
+/// let (worker_exit, shutdown) = (Stop::new(), Stop::new());
 /// assert_eq!(ch.wait_for_change(0, Duration::from_millis(5)), None);             // a timeout
 /// assert_eq!(ch.wait_for_change(0, Instant::now()), None);                       // a deadline
-/// stop.stop();
-/// assert_eq!(ch.wait_for_change(0, Until::forever().or(&stop)), None);          // stopped
+/// shutdown.stop();
+/// let until = Until::timeout(Duration::from_secs(60)).or(&worker_exit).or(&shutdown);
+/// assert_eq!(ch.wait_for_change(0, &until), None);                              // stopped
 /// # Ok::<(), mmf_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Until {
     /// `None`: no deadline.
     deadline: Option<Instant>,
-    stop: Option<Stop>,
+    stops: Vec<Stop>,
 }
 
 impl Until {
     /// No deadline: until what is waited for comes (or a [`Stop`] given with
-    /// [`or`](Until::or) is stopped).
+    /// [`or`](Until::or) is turned).
     pub fn forever() -> Until {
         Until::default()
     }
@@ -258,69 +332,62 @@ impl Until {
     pub fn timeout(timeout: Duration) -> Until {
         Until {
             deadline: Instant::now().checked_add(timeout),
-            stop: None,
+            stops: Vec::new(),
         }
     }
 
-    /// Until `deadline`.
-    pub fn deadline(deadline: Instant) -> Until {
+    /// Until the clock reaches `deadline`.
+    pub fn at(deadline: Instant) -> Until {
         Until {
             deadline: Some(deadline),
-            stop: None,
+            stops: Vec::new(),
         }
     }
 
-    /// This bound, or until `stop` is stopped, whichever comes first.
+    /// This bound, or until `stop` is turned, whichever comes first; called again, until any of
+    /// the `Stop`s is.
     #[must_use]
     pub fn or(mut self, stop: &Stop) -> Until {
-        self.stop = Some(stop.clone());
+        self.stops.push(stop.clone());
         self
     }
 
     /// The deadline, if there is one.
-    pub fn deadline_at(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
-    /// The `Stop`, if there is one.
-    pub fn stop(&self) -> Option<&Stop> {
-        self.stop.as_ref()
+    /// The `Stop`s that may end the wait early.
+    pub fn stops(&self) -> &[Stop] {
+        &self.stops
     }
 
-    /// Whether the wait is over: the deadline passed, or the `Stop` was stopped.
+    /// Why the wait was stopped, if one of its `Stop`s was turned (the first of them that is).
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stops.iter().find_map(Stop::reason)
+    }
+
+    /// Whether the wait is over: the deadline passed, or a `Stop` was turned.
     pub fn is_over(&self) -> bool {
         self.left().is_none()
     }
 
-    /// The time left, `None` once the wait is over; an hour where there is no deadline (a wait
-    /// sleeps no longer at a time).
-    pub(crate) fn left(&self) -> Option<Duration> {
-        if self.stop.as_ref().is_some_and(Stop::is_stopped) {
-            return None;
-        }
-        match self.deadline {
-            None => Some(Duration::from_secs(3600)),
-            Some(d) => d
-                .checked_duration_since(Instant::now())
-                .filter(|r| !r.is_zero()),
-        }
-    }
-
-    /// This bound, shortened to at most `slice` from now (with the same `Stop`).
-    pub(crate) fn within(&self, slice: Duration) -> Until {
-        let cut = Instant::now().checked_add(slice);
-        Until {
-            deadline: match (self.deadline, cut) {
-                (Some(d), Some(c)) => Some(d.min(c)),
-                (d, c) => d.or(c),
-            },
-            stop: self.stop.clone(),
-        }
-    }
-
-    /// Sleeps for `pause` or until the wait is over, whichever comes first; at once where the
-    /// `Stop` is stopped meanwhile.
-    pub(crate) fn sleep(&self, pause: Duration) {
+    /// Sleeps for `pause`, or until the wait is over if that comes first: at once when a `Stop`
+    /// is turned meanwhile. A pause that a shutdown must cut short, in a loop that does
+    /// something else between its waits (`Until::from(&shutdown).sleep(every)`).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use mmf_core::{Stop, Until};
+    /// let shutdown = Stop::new();
+    /// let started = Instant::now();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| Until::from(&shutdown).sleep(Duration::from_secs(60)));
+    ///     shutdown.stop(); // the sleeping thread wakes, and the scope ends
+    /// });
+    /// assert!(started.elapsed() < Duration::from_secs(60));
+    /// ```
+    pub fn sleep(&self, pause: Duration) {
         let end = Instant::now().checked_add(pause);
         loop {
             let Some(left) = self.left() else {
@@ -332,10 +399,57 @@ impl Until {
             if left.is_zero() {
                 return;
             }
-            match &self.stop {
-                Some(stop) => os::wait_private(stop.word(), 0, left),
-                None => std::thread::sleep(left),
+            match self.stops.as_slice() {
+                [] => std::thread::sleep(left),
+                [stop] => os::wait_private(stop.word(), 0, left),
+                stops => {
+                    let words: Vec<&AtomicU32> = stops.iter().map(Stop::word).collect();
+                    if !os::wait_private_any(&words, left) {
+                        std::thread::sleep(left.min(Duration::from_millis(1)));
+                    }
+                }
             }
+        }
+    }
+
+    /// Whether the deadline passed (whatever the `Stop`s say).
+    pub(crate) fn deadline_passed(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Whether one of the `Stop`s was turned.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stops.iter().any(Stop::is_stopped)
+    }
+
+    /// The `Stop`s' futex words.
+    pub(crate) fn stop_words(&self) -> Vec<&AtomicU32> {
+        self.stops.iter().map(Stop::word).collect()
+    }
+
+    /// The time left, `None` once the wait is over; an hour where there is no deadline (a wait
+    /// sleeps no longer at a time).
+    pub(crate) fn left(&self) -> Option<Duration> {
+        if self.stopped() {
+            return None;
+        }
+        match self.deadline {
+            None => Some(Duration::from_secs(3600)),
+            Some(d) => d
+                .checked_duration_since(Instant::now())
+                .filter(|r| !r.is_zero()),
+        }
+    }
+
+    /// This bound, shortened to at most `slice` from now (with the same `Stop`s).
+    pub(crate) fn within(&self, slice: Duration) -> Until {
+        let cut = Instant::now().checked_add(slice);
+        Until {
+            deadline: match (self.deadline, cut) {
+                (Some(d), Some(c)) => Some(d.min(c)),
+                (d, c) => d.or(c),
+            },
+            stops: self.stops.clone(),
         }
     }
 }
@@ -350,7 +464,21 @@ impl From<Duration> for Until {
 impl From<Instant> for Until {
     /// A deadline.
     fn from(deadline: Instant) -> Until {
-        Until::deadline(deadline)
+        Until::at(deadline)
+    }
+}
+
+impl From<Option<Duration>> for Until {
+    /// A timeout from now, or (`None`) no limit.
+    fn from(timeout: Option<Duration>) -> Until {
+        timeout.map_or_else(Until::forever, Until::timeout)
+    }
+}
+
+impl From<Option<Instant>> for Until {
+    /// A deadline, or (`None`) no limit.
+    fn from(deadline: Option<Instant>) -> Until {
+        deadline.map_or_else(Until::forever, Until::at)
     }
 }
 
@@ -366,8 +494,15 @@ impl From<Stop> for Until {
     fn from(stop: Stop) -> Until {
         Until {
             deadline: None,
-            stop: Some(stop),
+            stops: vec![stop],
         }
+    }
+}
+
+impl From<&Until> for Until {
+    /// The same bound (so that one `Until` serves several waits in turn).
+    fn from(until: &Until) -> Until {
+        until.clone()
     }
 }
 
@@ -472,9 +607,25 @@ mod tests {
         sleeper.wait().unwrap();
     }
 
+    /// Whether this kernel has `futex_waitv` (Linux 5.16+, not refused by a seccomp filter):
+    /// without it waits sleep in slices, and the tests of the sleep itself have nothing to test
+    /// (they say so).
+    fn has_futex_waitv() -> bool {
+        // A word that differs from the expected 0: the call returns at once, EAGAIN, if it
+        // exists.
+        let there = os::wait_private_any(&[&AtomicU32::new(1)], Duration::ZERO);
+        if !there {
+            eprintln!("no futex_waitv here: nothing to test");
+        }
+        there
+    }
+
     #[test]
     #[cfg(all(target_os = "linux", target_endian = "little"))]
     fn a_stop_wakes_a_sleep_on_the_channel_word() {
+        if !has_futex_waitv() {
+            return;
+        }
         // The channel's word never changes here: only the stop can end the 20 s sleep early.
         let latest = AtomicU64::new(5);
         let stop = Stop::new();
@@ -482,39 +633,107 @@ mod tests {
             let sleeper = s.spawn(|| {
                 let t = Instant::now();
                 let slept =
-                    os::wait_while_unstopped(&latest, 5, stop.word(), Duration::from_secs(20));
+                    os::wait_while_unstopped(&latest, 5, &[stop.word()], Duration::from_secs(20));
                 (slept, t.elapsed())
             });
             std::thread::sleep(Duration::from_millis(20));
             stop.stop();
             let (slept, took) = sleeper.join().unwrap();
-            assert!(slept, "futex_waitv is missing on this kernel");
-            assert!(took < Duration::from_secs(10), "slept {took:?}");
+            assert!(slept && took < Duration::from_secs(10), "slept {took:?}");
         });
         // Stopped before the call: no sleep at all.
         assert!(os::wait_while_unstopped(
             &latest,
             5,
-            stop.word(),
+            &[stop.word()],
             Duration::from_secs(20)
         ));
     }
 
     #[test]
+    #[cfg(all(target_os = "linux", target_endian = "little"))]
+    fn any_of_several_stops_wakes_the_sleep() {
+        if !has_futex_waitv() {
+            return;
+        }
+        let latest = AtomicU64::new(5);
+        let stops: Vec<Stop> = (0..3).map(|_| Stop::new()).collect();
+        for turned in 0..3 {
+            let stops: Vec<Stop> = (0..3).map(|_| Stop::new()).collect();
+            let words: Vec<&AtomicU32> = stops.iter().map(Stop::word).collect();
+            std::thread::scope(|s| {
+                let sleeper = s.spawn(|| {
+                    let t = Instant::now();
+                    let slept =
+                        os::wait_while_unstopped(&latest, 5, &words, Duration::from_secs(20));
+                    (slept, t.elapsed())
+                });
+                std::thread::sleep(Duration::from_millis(20));
+                stops[turned].stop();
+                let (slept, took) = sleeper.join().unwrap();
+                assert!(
+                    slept && took < Duration::from_secs(10),
+                    "stop {turned}: {took:?}"
+                );
+            });
+        }
+        // And a sleep on the stops alone.
+        let until = stops.iter().fold(Until::forever(), Until::or);
+        std::thread::scope(|s| {
+            let sleeper = s.spawn(|| {
+                let t = Instant::now();
+                until.sleep(Duration::from_secs(20));
+                t.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            stops[2].stop();
+            assert!(sleeper.join().unwrap() < Duration::from_secs(10));
+        });
+        assert_eq!(until.stop_reason(), Some(StopReason::Called));
+    }
+
+    #[test]
+    fn a_stop_keeps_its_first_reason() {
+        let stop = Stop::new();
+        assert_eq!(stop.reason(), None);
+        fire(stop.word(), 42);
+        stop.stop();
+        assert_eq!(stop.reason(), Some(StopReason::Exited(42)));
+        assert!(format!("{stop:?}").contains("Exited(42)"));
+        let stop = Stop::new();
+        stop.stop();
+        fire(stop.word(), 42);
+        assert_eq!(stop.reason(), Some(StopReason::Called));
+    }
+
+    #[test]
     fn until_bounds() {
-        assert_eq!(Until::forever().deadline_at(), None);
-        assert_eq!(Until::from(Duration::MAX).deadline_at(), None);
+        assert_eq!(Until::forever().deadline(), None);
+        assert_eq!(Until::from(Duration::MAX).deadline(), None);
         assert!(Until::from(Duration::ZERO).is_over());
         assert!(!Until::from(Duration::from_secs(60)).is_over());
         let stop = Stop::new();
         let until = Until::timeout(Duration::from_secs(60)).or(&stop);
         // A slice of it keeps the stop, and the sooner end.
         let slice = until.within(Duration::from_millis(5));
-        assert!(slice.deadline_at() < until.deadline_at());
+        assert!(slice.deadline() < until.deadline());
         assert!(!slice.is_over());
         stop.stop();
         assert!(until.is_over() && slice.is_over());
         assert!(Until::from(&stop).is_over() && Until::from(stop.clone()).is_over());
+        assert!(Until::from(&until).is_over());
+        // `None` is no limit; `Some` a timeout or a deadline.
+        assert_eq!(Until::from(None::<Duration>).deadline(), None);
+        assert_eq!(Until::from(None::<Instant>).deadline(), None);
+        assert!(Until::from(Some(Duration::ZERO)).is_over());
+        let at = Instant::now();
+        assert_eq!(Until::from(Some(at)).deadline(), Some(at));
+        // A second stop adds to the first.
+        let (a, b) = (Stop::new(), Stop::new());
+        let both = Until::forever().or(&a).or(&b);
+        assert_eq!(both.stops().len(), 2);
+        b.stop();
+        assert!(both.is_over());
         // A sleep ends at the stop, not at its length.
         let stop = Stop::new();
         let until = Until::from(&stop);

@@ -34,7 +34,7 @@ pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(100);
 use crate::layout::*;
 use crate::os;
 use crate::snapshot::Snapshot;
-use crate::stop::{Stop, Until};
+use crate::stop::Until;
 use crate::sync::Ordering;
 
 impl Snapshot {
@@ -42,9 +42,9 @@ impl Snapshot {
     /// its deadline passed, or its [`Stop`](crate::Stop) was stopped). `pin` is the caller's
     /// reader-pin entry, if it has one; `spin` how long to spin first.
     ///
-    /// With a `Stop`, the futex sleep is one `futex_waitv` on `latest` and the stop's private
+    /// With `Stop`s, the futex sleep is one `futex_waitv` on `latest` and each stop's private
     /// word, so that [`Stop::stop`](crate::Stop::stop) (a store, then a wake) ends it with
-    /// nothing lost: the kernel compares both words before sleeping. Without `futex_waitv` it
+    /// nothing lost: the kernel compares every word before sleeping. Without `futex_waitv` it
     /// sleeps in slices of a millisecond.
     ///
     /// `mark`: a follower's view of the header's `retired` word at its last look at the name;
@@ -84,7 +84,7 @@ impl Snapshot {
         if !spin.is_zero() {
             // Never past the deadline, and no overflow for a spin of `Duration::MAX`.
             let now = Instant::now();
-            let spin_end = match (now.checked_add(spin), until.deadline_at()) {
+            let spin_end = match (now.checked_add(spin), until.deadline()) {
                 (Some(u), Some(d)) => u.min(d),
                 (Some(u), None) => u,
                 (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
@@ -96,8 +96,10 @@ impl Snapshot {
                 if let Some(g) = moved() {
                     return Some(g);
                 }
-                if until.stop().is_some_and(Stop::is_stopped) {
-                    return None;
+                // Stopped: one more look, for a value published before the stop (a worker's
+                // last, published right before its exit turned it).
+                if until.stopped() {
+                    return moved();
                 }
             }
         }
@@ -112,13 +114,19 @@ impl Snapshot {
                 if retired() {
                     return None;
                 }
-                std::thread::sleep(nap.min(remaining()?));
+                // Over: one more look (as above).
+                let Some(left) = remaining() else {
+                    return moved();
+                };
+                std::thread::sleep(nap.min(left));
                 nap = (nap * 2).min(Duration::from_millis(1));
             }
         };
-        // The timeout passed (a zero one, or used up spinning): not counted as a waiter, which
-        // would make writers issue wake-ups for nobody.
-        remaining()?;
+        // The timeout passed (a zero one, or used up spinning), or a stop came: not counted as
+        // a waiter, which would make writers issue wake-ups for nobody; one more look.
+        if remaining().is_none() {
+            return moved();
+        }
         self.enter_waiting(e);
         let result = loop {
             let l = latest.load(Ordering::SeqCst);
@@ -132,15 +140,16 @@ impl Snapshot {
             if retired() {
                 break None;
             }
-            let Some(left) = remaining() else { break None };
+            // Over: one more look, for a value published between the load above and a stop
+            // (or the deadline) that ends the wait.
+            let Some(left) = remaining() else {
+                break moved();
+            };
             let left = left.min(MAX_SLEEP);
-            match until.stop() {
-                None => os::wait_while(latest, l as u32, left),
-                Some(stop) => {
-                    if !os::wait_while_unstopped(latest, l as u32, stop.word(), left) {
-                        os::wait_while(latest, l as u32, left.min(Duration::from_millis(1)));
-                    }
-                }
+            if until.stops().is_empty() {
+                os::wait_while(latest, l as u32, left);
+            } else if !os::wait_while_unstopped(latest, l as u32, &until.stop_words(), left) {
+                os::wait_while(latest, l as u32, left.min(Duration::from_millis(1)));
             }
         };
         self.leave_waiting(e);

@@ -85,7 +85,14 @@ pub(crate) fn wait_private(
 pub(crate) fn wait_while_unstopped(
     _word: &std::sync::atomic::AtomicU64,
     _expected: u32,
-    _stop: &std::sync::atomic::AtomicU32,
+    _stops: &[&std::sync::atomic::AtomicU32],
+    _timeout: std::time::Duration,
+) -> bool {
+    false
+}
+
+pub(crate) fn wait_private_any(
+    _words: &[&std::sync::atomic::AtomicU32],
     _timeout: std::time::Duration,
 ) -> bool {
     false

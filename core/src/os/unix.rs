@@ -448,34 +448,32 @@ pub(crate) fn wait_private(
     std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
 }
 
-/// [`wait_while`] on the shared `word` that also ends when the private futex `stop` (a
-/// [`Stop`](crate::Stop)'s) no longer holds 0 or is woken: one `futex_waitv` on both. Returns
-/// `false` if it could not sleep (no `futex_waitv`: before Linux 5.16, or refused by a seccomp
-/// filter); the caller then waits in short slices instead.
+/// [`wait_while`] on the shared `word` that also ends when any of the private futex words
+/// `stops` (the [`Stop`](crate::Stop)s') no longer holds 0 or is woken: one `futex_waitv` on
+/// them all. Returns `false` if it could not sleep (no `futex_waitv`: before Linux 5.16, or
+/// refused by a seccomp filter; more than 127 stops); the caller then waits in short slices.
 #[cfg(all(target_os = "linux", target_endian = "little"))]
 pub(crate) fn wait_while_unstopped(
     word: &std::sync::atomic::AtomicU64,
     expected: u32,
-    stop: &std::sync::atomic::AtomicU32,
+    stops: &[&std::sync::atomic::AtomicU32],
     timeout: std::time::Duration,
 ) -> bool {
-    let entries = [
-        FutexWaitv {
-            val: u64::from(expected),
-            uaddr: std::ptr::from_ref(word) as u64,
-            flags: FUTEX2_SIZE_U32,
-            reserved: 0,
-        },
-        FutexWaitv {
-            val: 0,
-            uaddr: std::ptr::from_ref(stop) as u64,
-            flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
-            reserved: 0,
-        },
-    ];
+    if stops.len() > 127 {
+        return false;
+    }
+    let mut entries = Vec::with_capacity(1 + stops.len());
+    entries.push(FutexWaitv {
+        val: u64::from(expected),
+        uaddr: std::ptr::from_ref(word) as u64,
+        flags: FUTEX2_SIZE_U32,
+        reserved: 0,
+    });
+    entries.extend(stops.iter().map(|stop| private_entry(stop)));
     // SAFETY: the first entry is the first 4 bytes (the low half: little-endian) of a live,
     // 8-aligned `AtomicU64` in a shared mapping that the caller's borrow keeps mapped; the
-    // second a live, aligned `AtomicU32` of this process's own memory, marked private.
+    // others live, aligned `AtomicU32`s of this process's own memory, marked private, which
+    // the borrows of `stops` keep alive.
     unsafe { futex_waitv(&entries, timeout) }
 }
 
@@ -483,10 +481,46 @@ pub(crate) fn wait_while_unstopped(
 pub(crate) fn wait_while_unstopped(
     _word: &std::sync::atomic::AtomicU64,
     _expected: u32,
-    _stop: &std::sync::atomic::AtomicU32,
+    _stops: &[&std::sync::atomic::AtomicU32],
     _timeout: std::time::Duration,
 ) -> bool {
     false
+}
+
+/// Sleeps until any of the private futex words `words` no longer holds 0 or is woken, or
+/// `timeout` passes: one `futex_waitv`. `false` if it could not sleep (as
+/// [`wait_while_unstopped`]).
+#[cfg(target_os = "linux")]
+pub(crate) fn wait_private_any(
+    words: &[&std::sync::atomic::AtomicU32],
+    timeout: std::time::Duration,
+) -> bool {
+    if words.is_empty() || words.len() > 128 {
+        return false;
+    }
+    let entries: Vec<FutexWaitv> = words.iter().map(|w| private_entry(w)).collect();
+    // SAFETY: live, aligned `AtomicU32`s of this process's own memory, marked private, which
+    // the borrows of `words` keep alive for the call.
+    unsafe { futex_waitv(&entries, timeout) }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn wait_private_any(
+    _words: &[&std::sync::atomic::AtomicU32],
+    _timeout: std::time::Duration,
+) -> bool {
+    false
+}
+
+/// A `futex_waitv` entry for a private 32-bit word that holds 0 while its waits may sleep.
+#[cfg(target_os = "linux")]
+fn private_entry(word: &std::sync::atomic::AtomicU32) -> FutexWaitv {
+    FutexWaitv {
+        val: 0,
+        uaddr: std::ptr::from_ref(word) as u64,
+        flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+        reserved: 0,
+    }
 }
 
 /// A file descriptor that becomes readable when process `pid` has exited (`pidfd_open(2)`,
