@@ -9,7 +9,7 @@
 //! The parent owns both channels, made with `Options::remove_on_drop`, so that nothing stays in
 //! `/dev/shm` however the harness ends (but for a kill by a signal, which `mmf prune` mends).
 //! It starts the worker (the same executable with the arguments `worker NAME`) and waits for a
-//! result until the worker exits: a `Stop` turned by the worker's exit (`Stop::stop_on_exit`)
+//! result until the worker exits: a `Stop` turned by the worker's exit (`Stop::on_exit_of`)
 //! ends the wait at once, as `mmf read --pid PID` does for scripts. Run 2's worker fails on
 //! purpose.
 
@@ -122,8 +122,7 @@ fn collect(
     worker: &mut Child,
     timeout: Duration,
 ) -> Outcome<Ended> {
-    let exit = Stop::new();
-    exit.stop_on_exit(worker.id())?;
+    let exit = Stop::on_exit_of(worker)?;
     match results.read_after::<Results>(*seen, Until::timeout(timeout).or(&exit))? {
         Some((meta, r)) => {
             *seen = meta.generation;

@@ -70,16 +70,12 @@ impl Followed {
             pid: pid.map(|p| (p, exit.clone())),
         };
         // The first look does not wait: a missing channel is announced before the wait.
-        let bound = if deadline.is_some() {
-            ""
-        } else {
-            " (--timeout bounds the wait)"
-        };
+        let bound = bound(deadline, pid);
         let never_created = || {
             Coded(
                 EXITED,
                 format!(
-                    "process {} (--pid) exited, and no channel named '{location}' was created",
+                    "process {} (--pid) has exited (or never ran), and no channel named '{location}' was created",
                     pid.unwrap_or_default()
                 ),
             )
@@ -90,7 +86,7 @@ impl Followed {
             Coded(
                 EXITED,
                 format!(
-                    "process {} (--pid) exited, and channel '{location}' was left unfinished \
+                    "process {} (--pid) has exited (or never ran), and channel '{location}' was left unfinished \
                      (not initialised); {}",
                     pid.unwrap_or_default(),
                     crate::exit::clear_unfinished(&location.to_string())
@@ -122,28 +118,28 @@ impl Followed {
         // The --pid process exited: it will not create the channel now. One last look, as it
         // may have created it right before it exited; a channel still being made then is
         // another process's, which --pid does not wait for.
-        let after_exit = || match Follower::open(&location, Duration::ZERO) {
+        let after_exit = || {
+            match Follower::open(&location, Duration::ZERO) {
             Ok(follower) => Ok(followed(follower, true)),
             Err(E::NotFound { .. }) => Err(never_created().into()),
             Err(E::NotInitialized { .. }) => Err(left_unfinished().into()),
             Err(E::BeingCreated { .. }) => Err(Coded(
                 EXITED,
                 format!(
-                    "process {} (--pid) exited, and channel '{location}' is still being made \
+                    "process {} (--pid) has exited (or never ran), and channel '{location}' is still being made \
                      by another process",
                     pid.unwrap_or_default()
                 ),
             )
             .into()),
             Err(e) => Err(e.into()),
+        }
         };
         // One wait to the deadline or the --pid process's exit, on a thread of its own (so that
         // a channel being made is judged by one follower throughout), while this one looks at
         // interrupts every SLICE.
         let (tx, rx) = std::sync::mpsc::channel();
-        let until = deadline
-            .map_or_else(Until::forever, Until::deadline)
-            .or(&exit);
+        let until = Until::from(deadline).or(&exit);
         std::thread::spawn({
             let location = location.clone();
             move || drop(tx.send(Follower::open(&location, until)))
@@ -164,11 +160,12 @@ impl Followed {
             return match opened {
                 Ok(follower) => Ok(followed(follower, true)),
                 // Ended by the exit, not the deadline.
-                Err(E::NotFound { .. } | E::BeingCreated { .. } | E::NotInitialized { .. })
-                    if exited() =>
-                {
-                    after_exit()
-                }
+                Err(
+                    E::NotFound { .. }
+                    | E::BeingCreated { .. }
+                    | E::NotInitialized { .. }
+                    | E::Stopped { .. },
+                ) if exited() => after_exit(),
                 Err(E::NotFound { .. }) => Err(Coded(
                     TIMEOUT,
                     format!("no channel named '{location}' appeared within the timeout"),
@@ -235,7 +232,7 @@ impl Followed {
                 return Err(Coded(
                     EXITED,
                     format!(
-                        "process {pid} (--pid) exited, and no value newer than generation \
+                        "process {pid} (--pid) has exited (or never ran), and no value newer than generation \
                          {since} of '{}' came",
                         self.follower.location()
                     ),
@@ -277,11 +274,7 @@ impl Followed {
                     crate::exit::note(format_args!(
                         "channel '{}' was removed; waiting for it to be created again{}",
                         self.follower.location(),
-                        if deadline.is_some() {
-                            ""
-                        } else {
-                            " (--timeout bounds the wait)"
-                        }
+                        bound(deadline, self.pid.as_ref().map(|(p, _)| *p))
                     ));
                     self.removal_said = true;
                 }
@@ -309,6 +302,16 @@ fn output_gone() -> bool {
     };
     poll(&mut fds, Some(&now))
         .is_ok_and(|n| n > 0 && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP))
+}
+
+/// What a note that the command waits says bounds the wait: nothing where `--timeout` does,
+/// the exit of the `--pid` process where it alone does, and how to bound it where nothing does.
+fn bound(deadline: Option<Instant>, pid: Option<u32>) -> String {
+    match (deadline, pid) {
+        (Some(_), _) => String::new(),
+        (None, Some(pid)) => format!(" (until process {pid} exits; --timeout bounds the wait too)"),
+        (None, None) => " (--timeout bounds the wait)".to_owned(),
+    }
 }
 
 /// The time left until `deadline`: `Some(Duration::MAX)` without one, `None` once it passed.

@@ -2529,7 +2529,7 @@ fn a_pid_that_dies_making_the_channel_ends_the_wait_with_9() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.ends_with(&format!(
-            "mmf: process {pid} (--pid) exited, and channel 'half' was left unfinished (not \
+            "mmf: process {pid} (--pid) has exited (or never ran), and channel 'half' was left unfinished (not \
              initialised); `mmf remove half` clears it\n"
         )),
         "{err}"
@@ -4105,7 +4105,7 @@ fn a_wait_ends_when_the_pid_process_exits() {
     fails(
         &out,
         9,
-        &format!("process {pid} (--pid) exited, and no value newer"),
+        &format!("process {pid} (--pid) has exited (or never ran), and no value newer"),
     );
     assert!(
         t.elapsed() < std::time::Duration::from_secs(10),
@@ -4208,6 +4208,8 @@ fn a_wait_ends_when_the_pid_process_exits() {
     assert!(worker.wait().unwrap().success());
     assert!(watched.status.success(), "{watched:?}");
     assert_eq!(String::from_utf8_lossy(&watched.stdout), "one\ntwo\n");
+    // Its values printed: the end said by nothing (as `tail --pid`).
+    assert_eq!(String::from_utf8_lossy(&watched.stderr), "");
     // A channel the worker never creates: read exit 9, watch exit 0 with nothing.
     let mut worker = Command::new("true").spawn().unwrap();
     worker.wait().unwrap();
@@ -4220,6 +4222,43 @@ fn a_wait_ends_when_the_pid_process_exits() {
     let watched = e.run(&["watch", "never", "--pid", &pid, "--timeout", "20s"]);
     assert!(watched.status.success(), "{watched:?}");
     assert_eq!(watched.stdout, b"");
+    // ... said on stderr (an empty watch looks like one that never began), but under --quiet.
+    assert!(
+        String::from_utf8_lossy(&watched.stderr)
+            .contains("and no channel named 'never' was created"),
+        "{watched:?}"
+    );
+    let quiet = e.run(&["-q", "watch", "never", "--pid", &pid, "--timeout", "20s"]);
+    assert!(
+        quiet.status.success() && quiet.stderr.is_empty(),
+        "{quiet:?}"
+    );
+    // A worker that exits without a value: nothing printed, and said.
+    let mut worker = Command::new("sleep").arg("0.2").spawn().unwrap();
+    let silent = worker.id().to_string();
+    let watched = e.run(&["watch", "T", "--new-only", "--pid", &silent]);
+    assert!(worker.wait().unwrap().success());
+    assert!(
+        watched.status.success() && watched.stdout.is_empty(),
+        "{watched:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&watched.stderr).contains("and no value newer"),
+        "{watched:?}"
+    );
+    // A wait bounded by --pid alone says so.
+    let mut worker = Command::new("sleep").arg("0.2").spawn().unwrap();
+    let waiting = worker.id().to_string();
+    let out = e.run(&["read", "missing", "--wait", "--pid", &waiting]);
+    assert!(worker.wait().unwrap().success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{out:?}");
+    assert!(
+        said.contains(&format!(
+            "(until process {waiting} exits; --timeout bounds the wait too)"
+        )),
+        "{said}"
+    );
     // --pid bounds a wait; a plain read does not wait. Process 0 is no process.
     fails(
         &e.run(&["read", "T", "--pid", &pid]),

@@ -29,7 +29,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             // no sticky bit: nobody else creates or deletes there. A shared one must be 1777.
             let own = chosen
                 && mode & 0o022 == 0
-                && mmf::channel::host::is_own(&mmf::Location::File(dir.clone()));
+                && mmf::channel::host::is_own(mmf::Location::File(dir.clone()));
             checks.push(Check {
                 name: "shm-dir",
                 ok: sticky_world || own,

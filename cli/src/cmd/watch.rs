@@ -12,8 +12,12 @@ use crate::follow::{self, Followed, Waited};
 pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     let mut followed = match Followed::open(location.clone(), follow::deadline(a.timeout), a.pid) {
-        // The --pid process exited without creating the channel: nothing to watch, the end.
-        Err(e) if crate::exit::code(&e) == EXITED => return Ok(()),
+        // The --pid process exited without creating the channel: nothing to watch, the end
+        // (said, unless --quiet: an empty watch looks like one that never began).
+        Err(e) if crate::exit::code(&e) == EXITED => {
+            crate::exit::note(format_args!("{e}"));
+            return Ok(());
+        }
         other => other?,
     };
     let mut buf = Vec::new();
@@ -43,8 +47,14 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                 (last, first, refused) = (0, false, None);
                 continue;
             }
-            // The --pid process exited and its last value is printed: the end, as `tail --pid`.
-            Err(e) if crate::exit::code(&e) == EXITED => break Ok(()),
+            // The --pid process exited and its last value is printed: the end, as `tail --pid`
+            // (said, unless --quiet, when it printed nothing at all).
+            Err(e) if crate::exit::code(&e) == EXITED => {
+                if printed == 0 {
+                    crate::exit::note(format_args!("{e}"));
+                }
+                break Ok(());
+            }
             Err(e) => break Err(e),
         }
         let current = followed.channel().generation();
