@@ -73,7 +73,6 @@ mod os;
 mod region;
 mod seqlock;
 mod snapshot;
-#[cfg(not(loom))]
 mod stop;
 mod sync;
 #[cfg(not(loom))]
@@ -98,7 +97,6 @@ pub use name::{validate_name, Location, ToLocation, MAX_NAME_LEN, SHM_PREFIX};
 pub use notify::Changed;
 pub use os::OwnerState;
 pub use snapshot::SlotWriter;
-#[cfg(not(loom))]
 pub use stop::{Stop, StopReason, Until};
 
 /// Internals exposed for the benchmarks only; not part of the API.
