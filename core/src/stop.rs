@@ -202,6 +202,10 @@ impl Stop {
     #[cfg(unix)]
     fn watch(&self, pid: u32) -> Result<()> {
         use std::os::fd::AsFd;
+        // Turned already: nothing to watch for (it stays turned).
+        if self.is_stopped() {
+            return Ok(());
+        }
         // No pidfd (gone already, or no pidfds here): look at the pid instead.
         let exit = os::pidfd_open(pid).ok();
         // Exited already (a zombie included): stopped now, before this returns.
@@ -223,6 +227,8 @@ impl Stop {
             .name("mmf-exit-watch".into())
             .spawn(move || watch_exit(pid, exit, &theirs, &word))
             .map_err(failed)?;
+        // Kept until the last clone drops. A watcher ends before that only once the `Stop` is
+        // turned, after which no call adds one (above): the ends do not pile up.
         self.inner
             .watchers
             .lock()
@@ -558,7 +564,10 @@ mod tests {
         sleeper.wait().unwrap();
 
         // One whose process exits fires, and ends.
-        let mut quick = std::process::Command::new("true").spawn().unwrap();
+        let mut quick = std::process::Command::new("sleep")
+            .arg("0.05")
+            .spawn()
+            .unwrap();
         let stop = Stop::new();
         stop.stop_on_exit(quick.id()).unwrap();
         assert!(soon(|| stop.is_stopped()), "the exit was not seen");
@@ -567,6 +576,18 @@ mod tests {
             "the watcher outlived the process"
         );
         quick.wait().unwrap();
+        // A Stop turned already watches nothing more: no thread, no socket kept.
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let kept = stop.inner.watchers.lock().unwrap().len();
+        stop.stop_on_exit(sleeper.id()).unwrap();
+        assert_eq!(stop.inner.watchers.lock().unwrap().len(), kept);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(watchers(), before);
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
     }
 
     #[test]
