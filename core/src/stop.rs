@@ -590,42 +590,64 @@ mod tests {
         sleeper.wait().unwrap();
     }
 
+    /// A watcher without a pidfd for process `pid`, as where there are none: its word, and the
+    /// end of its socket that its `Stop` would hold.
+    fn watch_without_pidfd(
+        pid: u32,
+    ) -> (
+        Arc<AtomicU32>,
+        std::os::unix::net::UnixStream,
+        std::thread::JoinHandle<()>,
+    ) {
+        let word = Arc::new(AtomicU32::new(0));
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fired = Arc::clone(&word);
+        let watcher = std::thread::spawn(move || watch_exit(pid, None, &theirs, &fired));
+        (word, ours, watcher)
+    }
+
     #[test]
     fn without_a_pidfd_the_watch_looks_at_the_pid_and_sees_a_zombie() {
         let mut child = std::process::Command::new("sleep")
             .arg("0.05")
             .spawn()
             .unwrap();
-        let word = Arc::new(AtomicU32::new(0));
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        let pid = child.id();
-        let fired = Arc::clone(&word);
-        let watcher = std::thread::spawn(move || watch_exit(pid, None, &theirs, &fired));
+        let (word, _ours, watcher) = watch_without_pidfd(child.id());
         // Not reaped: a zombie, which counts as exited.
         assert!(
             soon(|| word.load(Ordering::SeqCst) != 0),
             "the exit was not seen"
         );
         watcher.join().unwrap();
+        assert_eq!(word.load(Ordering::SeqCst), child.id());
         assert!(child.try_wait().unwrap().is_some());
-        drop(ours);
 
         // And it ends, without firing, when its Stop goes.
         let mut sleeper = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
-        let word = Arc::new(AtomicU32::new(0));
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        let pid = sleeper.id();
-        let fired = Arc::clone(&word);
-        let watcher = std::thread::spawn(move || watch_exit(pid, None, &theirs, &fired));
+        let (word, ours, watcher) = watch_without_pidfd(sleeper.id());
         std::thread::sleep(Duration::from_millis(30));
         drop(ours);
         watcher.join().unwrap();
         assert_eq!(word.load(Ordering::SeqCst), 0);
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
+    }
+
+    /// How long `until.sleep` of 20 s lasts when `stop` is turned 20 ms into it.
+    fn sleep_cut_short(until: &Until, stop: &Stop) -> Duration {
+        std::thread::scope(|s| {
+            let sleeper = s.spawn(|| {
+                let t = Instant::now();
+                until.sleep(Duration::from_secs(20));
+                t.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            stop.stop();
+            sleeper.join().unwrap()
+        })
     }
 
     /// Whether this kernel has `futex_waitv` (Linux 5.16+, not refused by a seccomp filter):
@@ -643,44 +665,16 @@ mod tests {
 
     #[test]
     #[cfg(all(target_os = "linux", target_endian = "little"))]
-    fn a_stop_wakes_a_sleep_on_the_channel_word() {
+    fn any_of_the_stops_wakes_a_sleep_on_the_channel_word() {
         if !has_futex_waitv() {
             return;
         }
-        // The channel's word never changes here: only the stop can end the 20 s sleep early.
-        let latest = AtomicU64::new(5);
-        let stop = Stop::new();
-        std::thread::scope(|s| {
-            let sleeper = s.spawn(|| {
-                let t = Instant::now();
-                let slept =
-                    os::wait_while_unstopped(&latest, 5, &[stop.word()], Duration::from_secs(20));
-                (slept, t.elapsed())
-            });
-            std::thread::sleep(Duration::from_millis(20));
-            stop.stop();
-            let (slept, took) = sleeper.join().unwrap();
-            assert!(slept && took < Duration::from_secs(10), "slept {took:?}");
-        });
-        // Stopped before the call: no sleep at all.
-        assert!(os::wait_while_unstopped(
-            &latest,
-            5,
-            &[stop.word()],
-            Duration::from_secs(20)
-        ));
-    }
-
-    #[test]
-    #[cfg(all(target_os = "linux", target_endian = "little"))]
-    fn any_of_several_stops_wakes_the_sleep() {
-        if !has_futex_waitv() {
-            return;
-        }
+        // The channel's word never changes here: only a stop can end the 20 s sleep early,
+        // whichever of one, or of three, is turned.
         let latest = AtomicU64::new(5);
         let stops: Vec<Stop> = (0..3).map(|_| Stop::new()).collect();
-        for turned in 0..3 {
-            let stops: Vec<Stop> = (0..3).map(|_| Stop::new()).collect();
+        for (n, turned) in [(1, 0), (3, 0), (3, 1), (3, 2)] {
+            let stops: Vec<Stop> = (0..n).map(|_| Stop::new()).collect();
             let words: Vec<&AtomicU32> = stops.iter().map(Stop::word).collect();
             std::thread::scope(|s| {
                 let sleeper = s.spawn(|| {
@@ -694,22 +688,20 @@ mod tests {
                 let (slept, took) = sleeper.join().unwrap();
                 assert!(
                     slept && took < Duration::from_secs(10),
-                    "stop {turned}: {took:?}"
+                    "stop {turned} of {n}: {took:?}"
                 );
+                // Stopped before the call: no sleep at all.
+                assert!(os::wait_while_unstopped(
+                    &latest,
+                    5,
+                    &words,
+                    Duration::from_secs(20)
+                ));
             });
         }
         // And a sleep on the stops alone.
         let until = stops.iter().fold(Until::forever(), Until::or);
-        std::thread::scope(|s| {
-            let sleeper = s.spawn(|| {
-                let t = Instant::now();
-                until.sleep(Duration::from_secs(20));
-                t.elapsed()
-            });
-            std::thread::sleep(Duration::from_millis(20));
-            stops[2].stop();
-            assert!(sleeper.join().unwrap() < Duration::from_secs(10));
-        });
+        assert!(sleep_cut_short(&until, &stops[2]) < Duration::from_secs(10));
         assert_eq!(until.stop_reason(), Some(StopReason::Called));
     }
 
@@ -757,17 +749,7 @@ mod tests {
         assert!(both.is_over());
         // A sleep ends at the stop, not at its length.
         let stop = Stop::new();
-        let until = Until::from(&stop);
-        std::thread::scope(|s| {
-            let sleeper = s.spawn(|| {
-                let t = Instant::now();
-                until.sleep(Duration::from_secs(20));
-                t.elapsed()
-            });
-            std::thread::sleep(Duration::from_millis(20));
-            stop.stop();
-            assert!(sleeper.join().unwrap() < Duration::from_secs(10));
-        });
+        assert!(sleep_cut_short(&Until::from(&stop), &stop) < Duration::from_secs(10));
         // And at its length without one.
         let t = Instant::now();
         Until::forever().sleep(Duration::from_millis(20));

@@ -270,24 +270,15 @@ pub(crate) fn wait_while(
     expected: u32,
     timeout: std::time::Duration,
 ) {
-    let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
     // SAFETY: the futex address is the first 4 bytes of a live, aligned `AtomicU64` (8-aligned,
-    // so 4-aligned), which the kernel only reads, atomically; `ts` outlives the call; the other
-    // arguments are ignored by FUTEX_WAIT. Errors (EAGAIN: value changed, EINTR, ETIMEDOUT) all
-    // mean "re-check", which every caller does.
+    // so 4-aligned) in a shared mapping, which the borrow keeps mapped for the call.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
+        futex_wait(
             std::ptr::from_ref(word).cast::<u32>(),
-            libc::FUTEX_WAIT,
+            false,
             expected,
-            &ts as *const libc::timespec,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
+            timeout,
+        )
     }
 }
 
@@ -419,18 +410,43 @@ pub(crate) fn wait_private(
     expected: u32,
     timeout: std::time::Duration,
 ) {
+    // SAFETY: a live, aligned `AtomicU32` of this process, which the borrow keeps alive.
+    unsafe {
+        futex_wait(
+            std::ptr::from_ref(word).cast::<u32>(),
+            true,
+            expected,
+            timeout,
+        )
+    }
+}
+
+/// `FUTEX_WAIT` on the 32-bit word at `word` (`FUTEX_PRIVATE_FLAG` if `private`): sleeps while
+/// it holds `expected`, for at most `timeout`; returns early on a wake-up, a signal or a
+/// spurious wake. Every error (EAGAIN: the value changed, EINTR, ETIMEDOUT) means "re-check",
+/// which every caller does.
+///
+/// # Safety
+/// `word` must point to a live, 4-byte-aligned `u32` that stays mapped for the call (in a
+/// shared mapping where `private` is false and another process is to wake it).
+#[cfg(target_os = "linux")]
+unsafe fn futex_wait(word: *const u32, private: bool, expected: u32, timeout: std::time::Duration) {
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
     };
-    // SAFETY: the futex address is a live, aligned `AtomicU32` of this process, which the
-    // kernel only reads, atomically; `ts` outlives the call; the other arguments are ignored by
-    // FUTEX_WAIT. Every error (EAGAIN: the value changed, EINTR, ETIMEDOUT) means "re-check".
+    let op = if private {
+        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG
+    } else {
+        libc::FUTEX_WAIT
+    };
+    // SAFETY: the caller vouches for `word`, which the kernel only reads, atomically; `ts`
+    // outlives the call; the other arguments are ignored by FUTEX_WAIT.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            std::ptr::from_ref(word),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            word,
+            op,
             expected,
             &ts as *const libc::timespec,
             std::ptr::null::<u32>(),
