@@ -93,11 +93,13 @@ impl Followed {
                 ),
             )
         };
+        // Read before the look: a channel the process made before it exited is found by it.
+        let exited_before = exited();
         let being_made = match Follower::open(&location, Duration::ZERO) {
             Ok(follower) => return Ok(followed(follower, false)),
             Err(e @ E::NotFound { .. }) if !location.can_appear() => return Err(e.into()),
             // The --pid process exited already: it will not create the channel now.
-            Err(E::NotFound { .. }) if exited() => return Err(never_created().into()),
+            Err(E::NotFound { .. }) if exited_before => return Err(never_created().into()),
             // A typo would otherwise wait in silence.
             Err(E::NotFound { .. }) => {
                 crate::exit::note(format_args!(
@@ -112,28 +114,26 @@ impl Followed {
                 ));
                 true
             }
-            Err(E::NotInitialized { .. }) if exited() => return Err(left_unfinished().into()),
+            Err(E::NotInitialized { .. }) if exited_before => return Err(left_unfinished().into()),
             Err(e) => return Err(e.into()),
         };
         // The --pid process exited: it will not create the channel now. One last look, as it
         // may have created it right before it exited; a channel still being made then is
         // another process's, which --pid does not wait for.
-        let after_exit = || {
-            match Follower::open(&location, Duration::ZERO) {
+        let after_exit = || match Follower::open(&location, Duration::ZERO) {
             Ok(follower) => Ok(followed(follower, true)),
             Err(E::NotFound { .. }) => Err(never_created().into()),
             Err(E::NotInitialized { .. }) => Err(left_unfinished().into()),
             Err(E::BeingCreated { .. }) => Err(Coded(
                 EXITED,
                 format!(
-                    "process {} (--pid) has exited (or never ran), and channel '{location}' is still being made \
-                     by another process",
+                    "process {} (--pid) has exited (or never ran), and channel '{location}' is \
+                     still being made by another process",
                     pid.unwrap_or_default()
                 ),
             )
             .into()),
             Err(e) => Err(e.into()),
-        }
         };
         // One wait to the deadline or the --pid process's exit, on a thread of its own (so that
         // a channel being made is judged by one follower throughout), while this one looks at

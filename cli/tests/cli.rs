@@ -4247,7 +4247,7 @@ fn a_wait_ends_when_the_pid_process_exits() {
         "{watched:?}"
     );
     // A wait bounded by --pid alone says so.
-    let mut worker = Command::new("sleep").arg("0.2").spawn().unwrap();
+    let mut worker = Command::new("sleep").arg("1").spawn().unwrap();
     let waiting = worker.id().to_string();
     let out = e.run(&["read", "missing", "--wait", "--pid", &waiting]);
     assert!(worker.wait().unwrap().success());

@@ -257,6 +257,8 @@ impl Follower {
     /// [`wait`](Follower::wait), bounded by `until`.
     fn wait_until(&mut self, since: u64, until: &Until) -> Result<Option<Change>> {
         loop {
+            // Read before the wait: a value published before a stop that ends it is returned.
+            let over = until.is_over();
             let every = self.look_every();
             // `None` early too when the channel was marked retired: then look at once.
             let newer =
@@ -271,7 +273,7 @@ impl Follower {
             if let Some(g) = newer {
                 return Ok(Some(Change::Newer(g)));
             }
-            if until.is_over() {
+            if over {
                 return Ok(None);
             }
         }
@@ -353,9 +355,9 @@ impl Follower {
         let until = until.into();
         if let Some(at) = self.pause_until.take() {
             until.sleep(at.saturating_duration_since(Instant::now()));
-            // The deadline came before the pause's end. (A stop goes on to one look: a value
-            // there is still returned.)
-            if Instant::now() < at && !until.stopped() {
+            // The wait is over before the pause's end (its deadline, or a stop): no look at a
+            // name that just failed, which a loop that goes on after a stop would make a spin.
+            if Instant::now() < at {
                 self.pause_until = Some(at);
                 return Ok(None);
             }
@@ -437,6 +439,8 @@ impl Follower {
         }
         let from = refused.wait_from(since);
         loop {
+            // Read before the wait, as `wait_until` does.
+            let over = until.is_over();
             if let Some(g) = refused.next(self.channel.generation(), since) {
                 return Ok(Some(Change::Newer(g)));
             }
@@ -454,7 +458,7 @@ impl Follower {
                 self.wait_until(from, &slice)
             };
             match waited {
-                Ok(None) if !until.is_over() => {}
+                Ok(None) if !over => {}
                 waited => return waited,
             }
         }

@@ -368,7 +368,9 @@ impl Until {
         &self.stops
     }
 
-    /// Why the wait was stopped, if one of its `Stop`s was turned (the first of them that is).
+    /// Why the wait was stopped, if one of its `Stop`s was turned: the reason of the first
+    /// turned one in the order they were given to [`or`](Until::or), which need not be the one
+    /// that ended the wait.
     pub fn stop_reason(&self) -> Option<StopReason> {
         self.stops.iter().find_map(Stop::reason)
     }
@@ -678,16 +680,19 @@ mod tests {
             let words: Vec<&AtomicU32> = stops.iter().map(Stop::word).collect();
             std::thread::scope(|s| {
                 let sleeper = s.spawn(|| {
-                    let t = Instant::now();
                     let slept =
                         os::wait_while_unstopped(&latest, 5, &words, Duration::from_secs(20));
-                    (slept, t.elapsed())
+                    (slept, Instant::now())
                 });
                 std::thread::sleep(Duration::from_millis(20));
+                let stopped = Instant::now();
                 stops[turned].stop();
-                let (slept, took) = sleeper.join().unwrap();
+                let (slept, woke) = sleeper.join().unwrap();
+                // It slept until the stop (not a sleep that returned at once), and no longer.
+                assert!(slept && woke >= stopped, "stop {turned} of {n}");
+                let took = woke - stopped;
                 assert!(
-                    slept && took < Duration::from_secs(10),
+                    took < Duration::from_secs(10),
                     "stop {turned} of {n}: {took:?}"
                 );
                 // Stopped before the call: no sleep at all.
