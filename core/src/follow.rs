@@ -257,8 +257,6 @@ impl Follower {
     /// [`wait`](Follower::wait), bounded by `until`.
     fn wait_until(&mut self, since: u64, until: &Until) -> Result<Option<Change>> {
         loop {
-            // Read before the wait: a value published before a stop that ends it is returned.
-            let over = until.is_over();
             let every = self.look_every();
             // `None` early too when the channel was marked retired: then look at once.
             let newer =
@@ -273,8 +271,11 @@ impl Follower {
             if let Some(g) = newer {
                 return Ok(Some(Change::Newer(g)));
             }
-            if over {
-                return Ok(None);
+            if until.is_over() {
+                // One more look at the generation: a value published before a stop that came
+                // after the wait above is returned.
+                let g = self.channel.generation();
+                return Ok((g > since).then_some(Change::Newer(g)));
             }
         }
     }
@@ -439,8 +440,6 @@ impl Follower {
         }
         let from = refused.wait_from(since);
         loop {
-            // Read before the wait, as `wait_until` does.
-            let over = until.is_over();
             if let Some(g) = refused.next(self.channel.generation(), since) {
                 return Ok(Some(Change::Newer(g)));
             }
@@ -458,7 +457,12 @@ impl Follower {
                 self.wait_until(from, &slice)
             };
             match waited {
-                Ok(None) if !over => {}
+                Ok(None) if !until.is_over() => {}
+                // One more look, as `wait_until` takes.
+                Ok(None) => {
+                    let g = refused.next(self.channel.generation(), since);
+                    return Ok(g.map(Change::Newer));
+                }
                 waited => return waited,
             }
         }
