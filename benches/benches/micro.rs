@@ -181,7 +181,8 @@ fn restarts(c: &mut Criterion) {
 /// `worker_exit/*`: from spawning a worker process (`true`) to noticing its exit: through a
 /// wait on a channel that a `Stop` given its pid ends (`stop_on_exit`), through `waitpid`
 /// (`Child::wait`, the floor), and through a wait in 10 ms slices with `Child::try_wait`
-/// between them (what a harness did before there was a `Stop`).
+/// between them (what a harness did before there was a `Stop`); `stop_on_exit_beside_100`
+/// while 100 other workers are watched too.
 fn stops(c: &mut Criterion) {
     let mut g = c.benchmark_group("stop_wait");
     let ch = Channel::anonymous(64).expect("channel");
@@ -240,6 +241,36 @@ fn stops(c: &mut Criterion) {
             worker.wait().expect("reap")
         })
     });
+    // The same while the harness watches 100 other workers: one watcher thread polls them all.
+    let mut others: Vec<_> = (0..100)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg("600")
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let watching: Vec<Stop> = others
+        .iter()
+        .map(|w| Stop::on_exit_of(w).expect("watch"))
+        .collect();
+    g.bench_function("stop_on_exit_beside_100", |b| {
+        b.iter(|| {
+            let mut worker = spawn();
+            let stop = Stop::on_exit_of(&worker).expect("watch");
+            let waited = ch.wait_for_change(
+                u64::MAX >> 8,
+                Until::timeout(Duration::from_secs(10)).or(&stop),
+            );
+            assert!(waited.is_none() && stop.is_stopped());
+            worker.wait().expect("reap")
+        })
+    });
+    drop(watching);
+    for w in &mut others {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
     g.bench_function("waitpid", |b| b.iter(|| spawn().wait().expect("reap")));
     g.bench_function("try_wait_every_10ms", |b| {
         b.iter(|| {

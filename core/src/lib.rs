@@ -59,6 +59,8 @@
 #[cfg(not(loom))]
 mod channel;
 mod error;
+#[cfg(unix)]
+mod exit_watch;
 #[cfg(not(loom))]
 mod follow;
 mod frame;

@@ -9,8 +9,8 @@
 //! 5.16, a seccomp filter), or with more than 127 `Stop`s, such a wait sleeps in slices of a
 //! millisecond.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -73,15 +73,20 @@ pub struct Stop {
 #[derive(Default)]
 struct Inner {
     /// 0 until stopped, then why ([`CALLED`] or the pid that exited): a private futex word that
-    /// a wait sleeps on beside the channel's `latest`. Shared with the threads that watch
-    /// processes for their exit.
+    /// a wait sleeps on beside the channel's `latest`. The exit watcher holds it weakly.
     word: Arc<AtomicU32>,
-    /// One end of a socket pair per such thread: dropped with the last clone of the `Stop`,
-    /// which the thread sees as a hang-up, and ends.
-    #[cfg(unix)]
-    watchers: Mutex<Vec<std::os::unix::net::UnixStream>>,
-    #[cfg(not(unix))]
-    watchers: Mutex<Vec<()>>,
+    /// Whether the exit watcher watches a process for this `Stop`: its drop then wakes the
+    /// watcher, to end those watches.
+    watched: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if *self.watched.get_mut() {
+            crate::exit_watch::wake();
+        }
+    }
 }
 
 impl std::fmt::Debug for Stop {
@@ -175,10 +180,10 @@ impl Stop {
     /// script's reader waiting for its writer's next value, stops waiting when that process
     /// ends without one. May be called for several processes: the first to exit turns it.
     ///
-    /// On Linux the exit is seen at once (a `pidfd`, polled by a thread of this process that
-    /// ends when the process exits or the last clone of this `Stop` is dropped); where there
-    /// are no pidfds (Linux before 5.3), within 10 ms, by looking whether the pid is gone or a
-    /// zombie. A zombie counts as exited (on Linux; elsewhere, with neither pidfds nor `/proc`,
+    /// On Linux the exit is seen at once: a `pidfd`, polled by one thread of this process for
+    /// every process watched (it runs while anything is watched, and a watch ends when its
+    /// process exits or the last clone of its `Stop` is dropped). Where there are no pidfds
+    /// (Linux before 5.3), within 10 ms, by looking whether the pid is gone or a zombie. A zombie counts as exited (on Linux; elsewhere, with neither pidfds nor `/proc`,
     /// a child not reaped yet counts as running): a child of the caller's that it has not
     /// reaped yet has exited all the same. For such a child pass [`Child::id`](std::process::Child::id)
     /// before reaping it (`Child::wait`, `try_wait`), or use [`on_exit_of`](Stop::on_exit_of):
@@ -211,8 +216,8 @@ impl Stop {
         // Exited already (a zombie included): stopped now, before this returns.
         let ended = match &exit {
             Some(fd) => matches!(
-                os::poll_any(&[fd.as_fd()], Some(Duration::ZERO)),
-                Ok(Some(_))
+                os::poll_ready(&[fd.as_fd()], Some(Duration::ZERO)).as_deref(),
+                Ok([true])
             ),
             None => os::pid_exited(pid),
         };
@@ -220,20 +225,9 @@ impl Stop {
             fire(&self.inner.word, pid);
             return Ok(());
         }
-        let failed = |source| Error::ProcessWatch { pid, source };
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(failed)?;
-        let word = Arc::clone(&self.inner.word);
-        std::thread::Builder::new()
-            .name("mmf-exit-watch".into())
-            .spawn(move || watch_exit(pid, exit, &theirs, &word))
-            .map_err(failed)?;
-        // Kept until the last clone drops. A watcher ends before that only once the `Stop` is
-        // turned, after which no call adds one (above): the ends do not pile up.
-        self.inner
-            .watchers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(ours);
+        crate::exit_watch::watch(pid, exit, &self.inner.word)
+            .map_err(|source| Error::ProcessWatch { pid, source })?;
+        self.inner.watched.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -252,48 +246,9 @@ impl Stop {
 }
 
 /// Turns `word` (to `why`, unless it was turned already) and wakes every wait sleeping on it.
-fn fire(word: &AtomicU32, why: u32) {
+pub(crate) fn fire(word: &AtomicU32, why: u32) {
     let _ = word.compare_exchange(0, why, Ordering::SeqCst, Ordering::SeqCst);
     os::wake_private(word);
-}
-
-/// A watcher thread's body: fires `word` once process `pid` has exited, or ends without
-/// firing once `hangup`'s other end is dropped (the `Stop` with it).
-#[cfg(unix)]
-fn watch_exit(
-    pid: u32,
-    exit: Option<std::os::fd::OwnedFd>,
-    hangup: &std::os::unix::net::UnixStream,
-    word: &AtomicU32,
-) {
-    use std::os::fd::AsFd;
-    /// How often the pid is looked at where there is no pidfd to poll.
-    const LOOK_EVERY: Duration = Duration::from_millis(10);
-    loop {
-        if word.load(Ordering::SeqCst) != 0 {
-            return; // stopped meanwhile: nothing left to do
-        }
-        let polled = match &exit {
-            Some(fd) => os::poll_any(&[fd.as_fd(), hangup.as_fd()], Some(Duration::from_secs(1))),
-            None => os::poll_any(&[hangup.as_fd()], Some(LOOK_EVERY)).map(|ready| ready.map(|_| 1)),
-        };
-        match polled {
-            Ok(Some(0)) => break,
-            Ok(Some(_)) => return,
-            // With a pidfd, a timeout only brings the check of `word` above.
-            Ok(None) if exit.is_some() => {}
-            // A timeout, or a failed poll (no memory): look at the pid itself, and again later.
-            Ok(None) | Err(_) => {
-                if os::pid_exited(pid) {
-                    break;
-                }
-                if polled.is_err() {
-                    std::thread::sleep(LOOK_EVERY);
-                }
-            }
-        }
-    }
-    fire(word, pid);
 }
 
 /// What bounds a blocking wait for a value or a channel: a timeout or a deadline, and any
@@ -519,15 +474,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
 
-    /// The exit watchers of this process now (threads named `mmf-exit-watch`). No other test
-    /// of this crate starts one.
-    fn watchers() -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|c| c.trim() == "mmf-exit-watch")
-            .count()
-    }
+    use crate::exit_watch::threads as watchers;
 
     /// Polls `done` for up to 10 s.
     fn soon(done: impl Fn() -> bool) -> bool {
@@ -541,101 +488,87 @@ mod tests {
         true
     }
 
-    #[test]
-    fn a_watcher_ends_with_its_stop_or_with_the_process() {
-        let before = watchers();
-        let mut sleeper = std::process::Command::new("sleep")
-            .arg("30")
+    fn sleeper(secs: &str) -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg(secs)
             .spawn()
-            .unwrap();
-        let stop = Stop::new();
-        stop.stop_on_exit(sleeper.id()).unwrap();
-        let clone = stop.clone();
+            .unwrap()
+    }
+
+    /// The one test of this crate that watches processes: it counts the watcher's threads.
+    #[test]
+    fn one_watcher_thread_for_every_process_ending_with_what_it_watches() {
+        assert_eq!(watchers(), 0, "a watcher before anything was watched");
+        let mut children: Vec<_> = (0..3).map(|_| sleeper("30")).collect();
+        let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+        let stops: Vec<Stop> = (0..3).map(|_| Stop::new()).collect();
+        for (stop, &pid) in stops.iter().zip(&pids) {
+            stop.stop_on_exit(pid).unwrap();
+        }
+        // The first also waits for the second process.
+        stops[0].stop_on_exit(pids[1]).unwrap();
         // (A thread names itself once it runs.)
-        assert!(soon(|| watchers() == before + 1));
-        // Dropped with the last clone, not the first; the process still runs.
-        drop(stop);
+        assert!(soon(|| watchers() == 1));
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(watchers(), before + 1);
+        assert_eq!(watchers(), 1, "a thread per watched process");
+
+        // An exit turns the Stops that watch it, and no other.
+        children[1].kill().unwrap();
+        assert!(soon(|| stops[1].is_stopped()), "the exit was not seen");
+        assert!(soon(|| stops[0].is_stopped()), "the exit was not seen");
+        assert_eq!(stops[0].reason(), Some(StopReason::Exited(pids[1])));
+        assert!(!stops[2].is_stopped());
+        children[1].wait().unwrap();
+
+        // A Stop dropped (with its clone) while its process runs ends its watch; the thread
+        // runs while anything is left.
+        let [first, second, third] = <[Stop; 3]>::try_from(stops).unwrap();
+        drop((first, second));
+        let clone = third.clone();
+        drop(third);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            watchers(),
+            1,
+            "the watch ended with the first of two clones"
+        );
+        // Turned by hand: its watch ends at the next wake-up, here the drop of the last clone.
+        clone.stop();
         drop(clone);
-        assert!(
-            soon(|| watchers() == before),
-            "the watcher outlived its Stop"
-        );
-        sleeper.kill().unwrap();
-        sleeper.wait().unwrap();
+        assert!(soon(|| watchers() == 0), "the watcher outlived its Stops");
 
-        // One whose process exits fires, and ends.
-        let mut quick = std::process::Command::new("sleep")
-            .arg("0.05")
-            .spawn()
-            .unwrap();
-        let stop = Stop::new();
-        stop.stop_on_exit(quick.id()).unwrap();
-        assert!(soon(|| stop.is_stopped()), "the exit was not seen");
-        assert!(
-            soon(|| watchers() == before),
-            "the watcher outlived the process"
-        );
-        quick.wait().unwrap();
-        // A Stop turned already watches nothing more: no thread, no socket kept.
-        let mut sleeper = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let kept = stop.inner.watchers.lock().unwrap().len();
-        stop.stop_on_exit(sleeper.id()).unwrap();
-        assert_eq!(stop.inner.watchers.lock().unwrap().len(), kept);
+        // A Stop turned already watches nothing more: no thread.
+        let turned = Stop::new();
+        turned.stop();
+        turned.stop_on_exit(pids[2]).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(watchers(), before);
-        sleeper.kill().unwrap();
-        sleeper.wait().unwrap();
-    }
+        assert_eq!(watchers(), 0);
 
-    /// A watcher without a pidfd for process `pid`, as where there are none: its word, and the
-    /// end of its socket that its `Stop` would hold.
-    fn watch_without_pidfd(
-        pid: u32,
-    ) -> (
-        Arc<AtomicU32>,
-        std::os::unix::net::UnixStream,
-        std::thread::JoinHandle<()>,
-    ) {
+        // Without a pidfd (as where there are none) the thread looks at the pid, and a zombie
+        // (not reaped yet) counts as exited.
+        let mut quick = sleeper("0.05");
         let word = Arc::new(AtomicU32::new(0));
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fired = Arc::clone(&word);
-        let watcher = std::thread::spawn(move || watch_exit(pid, None, &theirs, &fired));
-        (word, ours, watcher)
-    }
-
-    #[test]
-    fn without_a_pidfd_the_watch_looks_at_the_pid_and_sees_a_zombie() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("0.05")
-            .spawn()
-            .unwrap();
-        let (word, _ours, watcher) = watch_without_pidfd(child.id());
-        // Not reaped: a zombie, which counts as exited.
+        crate::exit_watch::watch(quick.id(), None, &word).unwrap();
         assert!(
             soon(|| word.load(Ordering::SeqCst) != 0),
             "the exit was not seen"
         );
-        watcher.join().unwrap();
-        assert_eq!(word.load(Ordering::SeqCst), child.id());
-        assert!(child.try_wait().unwrap().is_some());
-
-        // And it ends, without firing, when its Stop goes.
-        let mut sleeper = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let (word, ours, watcher) = watch_without_pidfd(sleeper.id());
+        assert_eq!(word.load(Ordering::SeqCst), quick.id());
+        assert!(quick.try_wait().unwrap().is_some());
+        assert!(soon(|| watchers() == 0), "the watcher outlived the process");
+        // And such a watch ends, without firing, when its Stop goes.
+        let word = Arc::new(AtomicU32::new(0));
+        crate::exit_watch::watch(pids[0], None, &word).unwrap();
+        assert!(soon(|| watchers() == 1));
         std::thread::sleep(Duration::from_millis(30));
-        drop(ours);
-        watcher.join().unwrap();
-        assert_eq!(word.load(Ordering::SeqCst), 0);
-        sleeper.kill().unwrap();
-        sleeper.wait().unwrap();
+        drop(word);
+        crate::exit_watch::wake();
+        assert!(soon(|| watchers() == 0), "the watcher outlived its Stop");
+
+        for mut child in children.into_iter().filter(|c| c.id() != pids[1]) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
     }
 
     /// How long `until.sleep` of 20 s lasts when `stop` is turned 20 ms into it.

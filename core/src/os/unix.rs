@@ -562,11 +562,12 @@ pub(crate) fn pidfd_open(_pid: u32) -> io::Result<std::os::fd::OwnedFd> {
 }
 
 /// Waits until one of `fds` is readable, hung up or in error, or `timeout` passes (`None`: no
-/// limit): the index of the first such, `None` on the timeout. A signal restarts the wait.
-pub(crate) fn poll_any(
+/// limit): for each of `fds`, whether it is (all `false` on the timeout). A signal restarts the
+/// wait.
+pub(crate) fn poll_ready(
     fds: &[std::os::fd::BorrowedFd<'_>],
     timeout: Option<std::time::Duration>,
-) -> io::Result<Option<usize>> {
+) -> io::Result<Vec<bool>> {
     let mut polled: Vec<libc::pollfd> = fds
         .iter()
         .map(|fd| libc::pollfd {
@@ -584,7 +585,7 @@ pub(crate) fn poll_any(
         // descriptors the borrows keep open for the call.
         let rc = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms) };
         if rc >= 0 {
-            return Ok(polled.iter().position(|p| p.revents != 0));
+            return Ok(polled.iter().map(|p| p.revents != 0).collect());
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
