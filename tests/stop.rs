@@ -34,8 +34,66 @@ fn child() {
                 .publish_str("last words")
                 .unwrap();
         }
+        "fork-and-watch" => fork_and_watch(),
         other => panic!("unknown role {other}"),
     }
+}
+
+/// A process that watches a worker, then forks without exec (as some harnesses make workers):
+/// the forked child drops the `Stop` it inherited and watches a process of its own, whose exit
+/// it must see; the parent's watch must still work after that. Prints what each saw.
+#[cfg(target_os = "linux")]
+fn fork_and_watch() {
+    let sleeper = |secs: &str| {
+        std::process::Command::new("sleep")
+            .arg(secs)
+            .spawn()
+            .unwrap()
+    };
+    let mut long = sleeper("30");
+    let inherited = Stop::on_exit_of(&long).unwrap();
+    let mut short = sleeper("0.2");
+    let short_pid = short.id();
+    // SAFETY: the forked child watches a process, sleeps, and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // The parent's watcher thread is not here; this drop must leave it alone.
+        drop(inherited);
+        let stop = Stop::new();
+        let watched = stop.stop_on_exit(short_pid).is_ok();
+        Until::timeout(PROMPT).or(&stop).sleep(PROMPT);
+        let seen = watched && stop.reason() == Some(StopReason::Exited(short_pid));
+        // SAFETY: ends the forked child without running the parent's exit handlers twice.
+        unsafe { libc::_exit(if seen { 0 } else { 3 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let child_saw_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    short.wait().unwrap();
+    let early = inherited.is_stopped();
+    long.kill().unwrap();
+    Until::timeout(PROMPT).or(&inherited).sleep(PROMPT);
+    long.wait().unwrap();
+    print_stats(&serde_json::json!({
+        "child_saw_exit": child_saw_exit,
+        "parent_stopped_early": early,
+        "parent_saw_exit": inherited.reason() == Some(StopReason::Exited(long.id())),
+    }));
+}
+
+#[cfg(not(target_os = "linux"))]
+fn fork_and_watch() {}
+
+/// A process forked without exec watches with a thread of its own; its parent's watches go on.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_forked_child_watches_exits_as_its_parent_does() {
+    let stats = child_stats(spawn("fork-and-watch", "unused"));
+    assert_eq!(stats["child_saw_exit"], true, "{stats}");
+    assert_eq!(stats["parent_stopped_early"], false, "{stats}");
+    assert_eq!(stats["parent_saw_exit"], true, "{stats}");
 }
 
 fn spawn(role: &str, name: &str) -> std::process::Child {

@@ -52,6 +52,11 @@ struct Shared {
 
 static WATCHER: Mutex<Option<Shared>> = Mutex::new(None);
 
+/// The process that last started a thread ([`Shared::owner`]), readable without the lock: a
+/// forked child's drop of a `Stop` it inherited looks at this and leaves the lock alone (which
+/// the fork may have copied held, by a thread the child does not have).
+static OWNER: AtomicU32 = AtomicU32::new(0);
+
 /// The shared state. Nothing under the lock panics, so poisoning means nothing here.
 fn lock() -> MutexGuard<'static, Option<Shared>> {
     WATCHER.lock().unwrap_or_else(PoisonError::into_inner)
@@ -73,6 +78,7 @@ pub(crate) fn watch(pid: u32, exit: Option<OwnedFd>, word: &Arc<AtomicU32>) -> s
             std::thread::Builder::new()
                 .name("mmf-exit-watch".into())
                 .spawn(move || run(&woken))?;
+            OWNER.store(me, Ordering::SeqCst);
             guard.insert(Shared {
                 owner: me,
                 running: true,
@@ -93,6 +99,9 @@ pub(crate) fn watch(pid: u32, exit: Option<OwnedFd>, word: &Arc<AtomicU32>) -> s
 /// Wakes the thread, if this process has one, to look at what it watches: a `Stop` that
 /// watched something was dropped.
 pub(crate) fn wake() {
+    if OWNER.load(Ordering::SeqCst) != std::process::id() {
+        return;
+    }
     if let Some(shared) = lock().as_ref() {
         if shared.running && shared.owner == std::process::id() {
             nudge(shared);
