@@ -352,6 +352,112 @@ fn a_read_of_a_large_value_keeps_to_its_timeout_under_a_peer_that_fails_every_co
     Channel::remove(&loc).unwrap();
 }
 
+/// A peer that puts file after file under a name (`rename` over it) while others open it: each
+/// call keeps to its bound once, not once a file. Found by a review: a fresh empty file every
+/// 150 ms (each "just created") held `Follower::open(name, 100 ms)` for ever, and the CLI's
+/// `read --wait` with it, deaf to Ctrl-C; a file renamed over the name every 40 ms under an
+/// exclusive `flock` made `Channel::open`, `Follower::open(name, 0)` and a follower's
+/// `wait(0, 10 ms)` each last 2.6 s (64 files, each given the 50 ms lock grace).
+#[test]
+fn a_peer_renaming_files_over_a_name_costs_an_open_its_bound_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let name = unique("rename-churn");
+    let loc = Location::parse(&name).unwrap();
+    let path = loc.path().unwrap();
+    let dir = path.parent().unwrap().to_owned();
+    // Puts a new file under the name every `every`: empty, or with `locked`, 4 KiB under an
+    // exclusive flock kept until the next one is in place.
+    let churn = |stop: &AtomicBool, locked: bool, every: Duration| {
+        let mut held = None;
+        for i in 0u64.. {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let tmp = dir.join(format!(".{name}-churn-{i}"));
+            let file = std::fs::File::create(&tmp).unwrap();
+            if locked {
+                file.set_len(4096).unwrap();
+                file.lock().unwrap();
+            }
+            std::fs::rename(&tmp, &path).unwrap();
+            held = Some(file);
+            std::thread::sleep(every);
+        }
+        drop(held);
+    };
+    let timed = |f: &mut dyn FnMut() -> String| {
+        let t = Instant::now();
+        let outcome = f();
+        (t.elapsed(), outcome)
+    };
+
+    // Empty files: each is "just created" when found.
+    // (The peer stops before anything is asserted: a failure must not leave it running.)
+    let stop = AtomicBool::new(false);
+    let (took, outcome) = std::thread::scope(|s| {
+        s.spawn(|| churn(&stop, false, Duration::from_millis(150)));
+        std::thread::sleep(Duration::from_millis(20));
+        // On a thread of its own, so that an open that never returns fails the test.
+        let (done, outcome) = std::sync::mpsc::channel();
+        let opened = name.clone();
+        std::thread::spawn(move || {
+            let open = || {
+                format!(
+                    "{:?}",
+                    Follower::open(&opened, Duration::from_millis(100)).err()
+                )
+            };
+            done.send(timed(&mut { open })).unwrap();
+        });
+        let outcome = outcome.recv_timeout(Duration::from_secs(10));
+        stop.store(true, Ordering::Relaxed);
+        outcome.unwrap_or_else(|_| (Duration::MAX, "still waiting after 10 s".into()))
+    });
+    // 100 ms, and 250 ms for a channel being made: well under a second.
+    assert!(took < Duration::from_secs(1), "{took:?}: {outcome}");
+    assert!(outcome.contains("BeingCreated"), "{took:?}: {outcome}");
+
+    // A channel under the name, followed; then locked files renamed over it.
+    let _ = std::fs::remove_file(&path);
+    let ch = Channel::create(&loc, 64).unwrap();
+    let mut follower = Follower::open(&loc, Duration::ZERO).unwrap();
+    let stop = AtomicBool::new(false);
+    let timings = std::thread::scope(|s| {
+        s.spawn(|| churn(&stop, true, Duration::from_millis(40)));
+        std::thread::sleep(Duration::from_millis(20));
+        let opens: [(&str, Duration, &mut dyn FnMut() -> String); 3] = [
+            // init_timeout 250 ms.
+            ("Channel::open", Duration::from_millis(250), &mut || {
+                format!("{:?}", Channel::open(&loc).err())
+            }),
+            // The 50 ms every open gives a lock.
+            ("Follower::open(0)", Duration::from_millis(50), &mut || {
+                format!("{:?}", Follower::open(&loc, Duration::ZERO).err())
+            }),
+            // 10 ms, and at most one such open.
+            (
+                "Follower::wait(10 ms)",
+                Duration::from_millis(60),
+                &mut || format!("{:?}", follower.wait(0, Duration::from_millis(10))),
+            ),
+        ];
+        let timings: Vec<_> = opens
+            .into_iter()
+            .map(|(what, bound, open)| (what, bound, timed(open)))
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        timings
+    });
+    for (what, bound, (took, outcome)) in timings {
+        assert!(
+            took < bound + Duration::from_millis(500),
+            "{what} took {took:?} (bound {bound:?}): {outcome}"
+        );
+    }
+    drop(ch);
+    let _ = std::fs::remove_file(&path);
+}
+
 /// A channel whose capacity is more than a reader can allocate (its file sparse, as every
 /// channel's file is until written) holds a value of that size: a read, a decode and `recover`
 /// are errors that say so, not an abort of the reading process (`Vec::reserve` aborts when the

@@ -374,8 +374,12 @@ impl Options {
             err
         };
         // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
-        lock_shared_by(&file, Instant::now().checked_add(self.init_timeout))
-            .map_err(|e| cleanup(io_error(&name, path, "locking", e)))?;
+        lock_shared_by(
+            &file,
+            Instant::now(),
+            Instant::now().checked_add(self.init_timeout),
+        )
+        .map_err(|e| cleanup(io_error(&name, path, "locking", e)))?;
         // A mode that lets group or others read but not write is set now, before the file is
         // allocated: the magic, written last, already tells every opener whether the channel
         // is complete, and another user's follower that may open the file sees a channel being
@@ -468,11 +472,12 @@ impl Options {
         };
         check_platform()?;
         let name = location.to_string();
+        let start = Instant::now();
         // `None`: an `init_timeout` too long to represent, that is, none.
-        let deadline = Instant::now().checked_add(self.init_timeout);
+        let deadline = start.checked_add(self.init_timeout);
         let mut renamed = 0;
         loop {
-            match self.try_open(location, &path, &name, deadline) {
+            match self.try_open(location, &path, &name, start, deadline) {
                 Err(Error::NotInitialized { .. })
                     if deadline.is_none_or(|d| Instant::now() < d) =>
                 {
@@ -506,13 +511,14 @@ impl Options {
         }
     }
 
-    /// One attempt at [`open`](Self::open): `Ok(None)` when the file it opened was no longer
-    /// the one under the name once it held its lock.
+    /// One attempt at [`open`](Self::open), begun at `start`: `Ok(None)` when the file it
+    /// opened was no longer the one under the name once it held its lock.
     fn try_open(
         &self,
         location: &Location,
         path: &Path,
         name: &str,
+        start: Instant,
         deadline: Option<Instant>,
     ) -> Result<Option<Channel>> {
         let mut file = open_options(location, !self.read_only)
@@ -528,7 +534,9 @@ impl Options {
             .metadata()
             .map_err(|e| io_error(name, path, "inspecting", e))?;
         regular_file(&meta, name)?;
-        lock_shared_by(&file, deadline).map_err(|e| io_error(name, path, "locking", e))?;
+        // Bounded from the open's start, not this attempt's: a peer renaming a locked file
+        // after another over the name costs the open its bound once, not once a file.
+        lock_shared_by(&file, start, deadline).map_err(|e| io_error(name, path, "locking", e))?;
         // `mmf prune` removes a channel under an exclusive lock (`host::remove_unused`): an open
         // that waited for that lock holds a file no longer under the name, which nobody else
         // can reach. Likewise a channel replaced meanwhile (`create_or_replace`).
@@ -769,9 +777,10 @@ impl Options {
         // have the new channel unlinked. Best effort: a lock held for long is nobody's to wait
         // for, and the replacement goes on.
         let old = open_retiring(location, &path);
-        let _old_locked = old
-            .as_ref()
-            .map(|f| lock_shared_by(f, Instant::now().checked_add(Duration::from_millis(100))));
+        let _old_locked = old.as_ref().map(|f| {
+            let now = Instant::now();
+            lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)))
+        });
         if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
             return Err(match e.kind() {
@@ -2127,12 +2136,12 @@ pub(crate) fn still_named(meta: &std::fs::Metadata, location: &Location, path: &
 }
 
 /// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
-/// `deadline` (`None`: for ever), and at least [`LOCK_GRACE`]: mmf's own exclusive locks
+/// `deadline` (`None`: for ever), and until at least [`LOCK_GRACE`] after `start` (when the
+/// operation began, which may have waited for other files' locks before): mmf's own exclusive locks
 /// (`mmf prune`, `list` and `doctor` asking whether a file is in use) last an instant, while
 /// anyone who may read the file may hold one for as long as they like, which would otherwise
 /// hang every open.
-fn lock_shared_by(file: &File, deadline: Option<Instant>) -> io::Result<()> {
-    let start = Instant::now();
+fn lock_shared_by(file: &File, start: Instant, deadline: Option<Instant>) -> io::Result<()> {
     let until = deadline.map(|d| d.max(start + LOCK_GRACE));
     loop {
         match file.try_lock_shared() {
@@ -2145,7 +2154,8 @@ fn lock_shared_by(file: &File, deadline: Option<Instant>) -> io::Result<()> {
                 return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
                     format!(
-                        "another process has held an exclusive lock on it (flock) for {} ms; mmf \
+                        "another process holds an exclusive lock on it (flock), and mmf waited \
+                         {} ms for it to go; mmf \
                          takes one only for an instant, so whoever holds it this long is not \
                          mmf: `fuser` or `lsof` shows who has the file open",
                         start.elapsed().as_millis()

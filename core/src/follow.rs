@@ -118,7 +118,9 @@ impl Follower {
     /// channel that may still have its creation mode (see [`Options::init_timeout`]), then
     /// refused. Once `until`'s deadline passes, a channel still missing is [`Error::NotFound`],
     /// one still being made [`Error::BeingCreated`] (given its 250 ms past a deadline, not past
-    /// a stop); once one of its [`Stop`](crate::Stop)s is turned, [`Error::Stopped`].
+    /// a stop, counted from the first look that found a channel being made under the name:
+    /// new files put there one after another get no 250 ms each); once one of its
+    /// [`Stop`](crate::Stop)s is turned, [`Error::Stopped`].
     ///
     /// Not told apart: a process that holds an empty file under the name (or one whose first
     /// 512 bytes are zeros, such as a preallocated data file) and never makes it a channel is
@@ -141,6 +143,10 @@ impl Follower {
     fn open_parsed(location: &Location, until: &Until) -> Result<Follower> {
         let mut appeared = false;
         let mut creating = None;
+        // The first look that found a channel being made, whichever file it was: files put
+        // under the name one after another (each young when found) do not hold the call past
+        // its deadline for longer than one would.
+        let mut being_made_since = None;
         loop {
             let now = Instant::now();
             // Read before the look: a channel created before a stop (by a creator whose exit
@@ -173,13 +179,22 @@ impl Follower {
                     Some(Creation::Young | Creation::Slow) if stopped.is_some() => {
                         return Err(stopped.unwrap_or(e));
                     }
-                    Some(Creation::Young) => Duration::from_millis(1),
-                    Some(Creation::Slow) if until.deadline_passed() => {
-                        return Err(Error::BeingCreated {
-                            name: location.to_string(),
-                        })
+                    Some(judged @ (Creation::Young | Creation::Slow)) => {
+                        let since = *being_made_since.get_or_insert(now);
+                        // Past the deadline: a slow creation, or files found young for 250 ms.
+                        if until.deadline_passed()
+                            && (judged == Creation::Slow || now - since >= INIT_WAIT)
+                        {
+                            return Err(Error::BeingCreated {
+                                name: location.to_string(),
+                            });
+                        }
+                        if judged == Creation::Young {
+                            Duration::from_millis(1)
+                        } else {
+                            LOOK_EVERY
+                        }
                     }
-                    Some(Creation::Slow) => LOOK_EVERY,
                     Some(Creation::Abandoned) | None => {
                         let channel = open_again(e, location)?;
                         return Ok(Follower::holding(location, channel, true));
