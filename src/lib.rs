@@ -53,12 +53,12 @@ pub use mmf_core::{
 
 pub use mmf_core::truncation;
 
-/// A followed name's values as a stream of a serde type: [`ValueStreamExt::typed`] (feature
-/// `async`).
+// (No doc comment on these: one on a `pub use` of several items would replace each item's own
+// summary on the crate's page.) A followed name's values as a stream of a serde type, and the
+// futures of `Channel::changed`, `Follower::changed`, `Follower::open_async` and the stream of
+// `Follower::values` (feature `async`).
 #[cfg(feature = "async")]
 pub use mmf_codec::{TypedValueStream, ValueStreamExt};
-/// The futures of [`Channel::changed`], [`Follower::changed`] and [`Follower::open_async`], and
-/// the stream of [`Follower::values`] (feature `async`).
 #[cfg(feature = "async")]
 pub use mmf_core::{Changed, FollowerChanged, OpenFollower, ValueStream};
 
