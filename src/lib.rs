@@ -60,7 +60,7 @@ pub use mmf_core::truncation;
 #[cfg(feature = "async")]
 pub use mmf_codec::{TypedValueStream, ValueStreamExt};
 #[cfg(feature = "async")]
-pub use mmf_core::{Changed, FollowerChanged, OpenFollower, ValueStream};
+pub use mmf_core::{Changed, FollowerChanged, OpenFollower, Stopped, ValueStream};
 
 /// The channel layer (`mmf-core`), with its own error type: what [`Channel::open`] and the
 /// other untyped operations return.

@@ -136,6 +136,7 @@ fn child() {
         }
         "many" => many_channels_one_thread(&name),
         "abuse" => abuse_the_notifier(&name),
+        "stop-future" => stop_future(),
         "notifier-sleeps" => notifier_wake_ups(),
         "fork" => changed_in_a_forked_child(),
         "fork-drop" => a_forked_child_drops_what_it_inherited(&name),
@@ -866,6 +867,71 @@ fn the_notifier_sleeps_with_many_futures_on_one_channel_and_with_none() {
     assert!((5..50).contains(&polls), "{stats}");
     assert!(stats["opening"].as_u64().unwrap() < 50, "{stats}");
     assert!(stats["after"].as_u64().unwrap() <= 1, "{stats}");
+}
+
+/// Child role: a pending `Stop::stopped()` future (the process's only one), the notifier's
+/// wake-ups while it waits, and whether `stop()` wakes it (the waker runs).
+fn stop_future() {
+    let stop = Stop::new();
+    let mut stopped = Box::pin(stop.stopped());
+    let (flag, w) = Flag::new();
+    poll_pending(&mut stopped, &w);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = notifier_switches();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = notifier_switches() - before;
+    let early = flag.raised_within(Duration::ZERO);
+    stop.stop();
+    let woken = flag.raised_within(Duration::from_secs(10));
+    let resolved = block_on(stopped, Duration::ZERO);
+    print_stats(&json!({
+        "idle": idle, "early": early, "woken": woken,
+        "resolved": format!("{resolved:?}"),
+    }));
+}
+
+/// `Stop::stopped()`: its `stop()` wakes the task (the notifier sleeps on the stop's word: it
+/// does not look every so often, and with nothing else pending sleeps until woken), a worker's
+/// exit does too, a stop made before resolves at once, and a dropped one is forgotten.
+#[test]
+fn a_stop_wakes_the_future_that_awaits_it() {
+    let stats = child_stats(spawn_child("stop-future", &[("MMF_NAME", "-".into())]));
+    assert!(stats["idle"].as_u64().unwrap() <= 1, "{stats}");
+    assert_eq!(stats["early"], false, "{stats}");
+    assert_eq!(stats["woken"], true, "{stats}");
+    assert_eq!(stats["resolved"], "Some(Called)", "{stats}");
+
+    // Turned before: ready at once, as often as it is asked.
+    let stop = Stop::new();
+    stop.stop();
+    assert_eq!(
+        block_on(stop.stopped(), Duration::ZERO),
+        Some(mmf::StopReason::Called)
+    );
+    // By a worker's exit; the future owns a clone, so it outlives the handle it came from.
+    let mut worker = std::process::Command::new("sleep")
+        .arg("0.1")
+        .spawn()
+        .unwrap();
+    let exited = Stop::on_exit_of(&worker).unwrap().stopped();
+    assert_eq!(
+        block_on(exited, Duration::from_secs(10)),
+        Some(mmf::StopReason::Exited(worker.id()))
+    );
+    worker.wait().unwrap();
+    // A pending one dropped, then the stop: nothing is woken, nothing breaks; a new one
+    // resolves.
+    let stop = Stop::new();
+    let (flag, w) = Flag::new();
+    let mut dropped = Box::pin(stop.stopped());
+    poll_pending(&mut dropped, &w);
+    drop(dropped);
+    stop.stop();
+    assert!(!flag.raised_within(Duration::from_millis(50)));
+    assert_eq!(
+        block_on(stop.stopped(), Duration::ZERO),
+        Some(mmf::StopReason::Called)
+    );
 }
 
 /// A peer that moves the generation by a multiple of 2^24 and keeps the slot leaves the futex

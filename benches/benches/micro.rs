@@ -186,7 +186,10 @@ fn restarts(c: &mut Criterion) {
 fn stops(c: &mut Criterion) {
     let mut g = c.benchmark_group("stop_wait");
     let ch = Channel::anonymous(64).expect("channel");
-    for how in ["stop", "publish"] {
+    // `*_future`: the same through futures (feature `async`): a task that awaits whichever of
+    // `ch.changed(since)` and `stop.stopped()` comes first (a service's loop), in a minimal
+    // executor that parks its thread, so that the notifier thread's wake-up is in the figure.
+    for how in ["stop", "publish", "stop_future", "publish_future"] {
         let (to_waiter, go) = std::sync::mpsc::channel::<Stop>();
         let (to_main, returned) = std::sync::mpsc::channel::<Instant>();
         std::thread::scope(|s| {
@@ -194,8 +197,25 @@ fn stops(c: &mut Criterion) {
             s.spawn(move || {
                 while let Ok(stop) = go.recv() {
                     let since = ch.generation();
-                    let _ = ch
-                        .wait_for_change(since, Until::timeout(Duration::from_secs(10)).or(&stop));
+                    if how.ends_with("_future") {
+                        let (mut changed, mut stopped) = (ch.changed(since), stop.stopped());
+                        block_on(std::future::poll_fn(|cx| {
+                            use std::future::Future;
+                            use std::pin::Pin;
+                            if Pin::new(&mut changed).poll(cx).is_ready()
+                                || Pin::new(&mut stopped).poll(cx).is_ready()
+                            {
+                                std::task::Poll::Ready(())
+                            } else {
+                                std::task::Poll::Pending
+                            }
+                        }));
+                    } else {
+                        let _ = ch.wait_for_change(
+                            since,
+                            Until::timeout(Duration::from_secs(10)).or(&stop),
+                        );
+                    }
                     to_main.send(Instant::now()).expect("send");
                 }
             });
@@ -210,7 +230,7 @@ fn stops(c: &mut Criterion) {
                         }
                         std::thread::sleep(Duration::from_millis(1));
                         let start = Instant::now();
-                        if how == "stop" {
+                        if how.starts_with("stop") {
                             stop.stop();
                         } else {
                             ch.publish_raw(Tag::BYTES, b"next").expect("publish");
@@ -284,6 +304,25 @@ fn stops(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Polls `f` on this thread until it is ready, parking between polls: the least executor.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
 }
 
 /// `len` bytes starting `skew` bytes after a page boundary, inside an owned buffer.

@@ -96,7 +96,7 @@ pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
 pub use name::{validate_name, Location, ToLocation, MAX_NAME_LEN, SHM_PREFIX};
 #[cfg(all(feature = "async", not(loom)))]
-pub use notify::Changed;
+pub use notify::{Changed, Stopped};
 pub use os::OwnerState;
 pub use snapshot::SlotWriter;
 pub use stop::{Stop, StopReason, Until};

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,9 @@ struct Registration {
     /// The channel's mark of a truncation caught by the `SIGBUS` handler: set, the zero pages
     /// will never move, so the future is woken to resolve (`Changed::poll`).
     tripped: &'static std::sync::atomic::AtomicBool,
+    /// A [`Stopped`]'s: the word of its `Stop` (a private futex word, 0 until stopped), held
+    /// here so that it lives as long as the registration; the future is woken once it is not 0.
+    stop: Option<Arc<AtomicU32>>,
 }
 
 struct Notifier {
@@ -179,7 +182,8 @@ impl Notifier {
     fn run(&self) {
         loop {
             let control = self.control.load(Ordering::SeqCst);
-            let (words, overflow, earliest) = {
+            // (`stops` keeps the stops' words alive while the thread sleeps on them.)
+            let (words, stops, overflow, earliest) = {
                 let regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
                 let mut words: Vec<(usize, u32)> = regs
                     .values()
@@ -189,13 +193,18 @@ impl Notifier {
                 // Many futures on one channel are one futex word: the limit counts channels.
                 words.sort_unstable();
                 words.dedup();
-                let overflow = words.len() > MAX_WAITV;
+                let mut stops: Vec<Arc<AtomicU32>> =
+                    regs.values().filter_map(|r| r.stop.clone()).collect();
+                stops.sort_unstable_by_key(|w| Arc::as_ptr(w) as usize);
+                stops.dedup_by_key(|w| Arc::as_ptr(w) as usize);
+                let overflow = words.len() + stops.len() > MAX_WAITV;
                 words.truncate(MAX_WAITV);
+                stops.truncate(MAX_WAITV - words.len());
                 let uncounted = regs.values().any(|r| !r.counted);
                 let earliest = regs.values().filter_map(|r| r.wake_at).min();
-                (words, uncounted || overflow, earliest)
+                (words, stops, uncounted || overflow, earliest)
             };
-            let slept = self.sleep(control, &words, overflow, earliest);
+            let slept = self.sleep(control, &words, &stops, overflow, earliest);
             if !slept {
                 // No `futex_waitv` (an old kernel, a seccomp filter that refuses it) or a failed
                 // call: poll instead of spinning on the error.
@@ -212,11 +221,12 @@ impl Notifier {
         &self,
         control: u32,
         words: &[(usize, u32)],
+        stops: &[Arc<AtomicU32>],
         overflow: bool,
         earliest: Option<Instant>,
     ) -> bool {
         use crate::os::{FutexWaitv, FUTEX2_PRIVATE, FUTEX2_SIZE_U32};
-        let mut entries = Vec::with_capacity(words.len() + 1);
+        let mut entries = Vec::with_capacity(words.len() + stops.len() + 1);
         entries.push(FutexWaitv {
             val: u64::from(control),
             uaddr: std::ptr::from_ref(&self.control) as u64,
@@ -231,10 +241,20 @@ impl Notifier {
                 reserved: 0,
             });
         }
+        // A stop's word: private, and 0 until stopped (a stopped one returns at once).
+        for stop in stops {
+            entries.push(FutexWaitv {
+                val: 0,
+                uaddr: Arc::as_ptr(stop) as u64,
+                flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+                reserved: 0,
+            });
+        }
         let timeout = if overflow {
             Duration::from_millis(1)
         } else if words.is_empty() {
-            // Nothing to look at: only a registration, which bumps `control`, gives it work.
+            // No channel to look at: only a registration (which bumps `control`) or a stop
+            // (whose word is in `entries`, and which wakes it) gives it work.
             IDLE_SLEEP
         } else {
             crate::wait::MAX_SLEEP
@@ -248,6 +268,7 @@ impl Notifier {
         // the channel's, see `Registration::word`), and if that happens after we copied its
         // address, the bumped control word makes the call return at once; an address unmapped
         // in between gives EFAULT (then we poll), not undefined behaviour: the kernel only reads.
+        // Each stop's word is in memory of this process that `stops` keeps alive.
         unsafe { crate::os::futex_waitv(&entries, timeout) }
     }
 
@@ -256,6 +277,7 @@ impl Notifier {
         &self,
         _control: u32,
         _words: &[(usize, u32)],
+        _stops: &[Arc<AtomicU32>],
         _overflow: bool,
         _earliest: Option<Instant>,
     ) -> bool {
@@ -289,6 +311,9 @@ impl Notifier {
                 });
                 latest.is_some_and(|l| l != r.seen)
                     || retired
+                    || r.stop
+                        .as_ref()
+                        .is_some_and(|w| w.load(Ordering::SeqCst) != 0)
                     || r.tripped.load(Ordering::Relaxed)
                     || r.wake_at.is_some_and(|t| t <= now)
             })
@@ -496,6 +521,7 @@ impl Waiting {
                 wake_at,
                 mark: mark.map(|m| (std::ptr::from_ref(ch.retired_word()) as usize, m)),
                 tripped: ch.trip_flag(),
+                stop: None,
             },
         );
         Poll::Pending
@@ -553,6 +579,7 @@ impl Timer {
                 wake_at: Some(at),
                 mark: None,
                 tripped: &NEVER_TRIPPED,
+                stop: None,
             },
         );
         Poll::Pending
@@ -567,6 +594,69 @@ impl Timer {
 }
 
 impl Drop for Timer {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// The future returned by [`Stop::stopped`](crate::Stop::stopped) (feature `async`): resolves
+/// to why the [`Stop`](crate::Stop) was turned, once it is.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Stopped {
+    stop: crate::Stop,
+    /// Its registration's id, while it has one.
+    id: Option<u64>,
+}
+
+impl Stopped {
+    pub(crate) fn new(stop: crate::Stop) -> Stopped {
+        Stopped { stop, id: None }
+    }
+
+    /// Takes its registration off the notifier, if it has one.
+    fn cancel(&mut self) {
+        if let Some(id) = self.id.take() {
+            deregister(id);
+        }
+    }
+}
+
+impl Future for Stopped {
+    type Output = crate::StopReason;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<crate::StopReason> {
+        let this = self.get_mut();
+        if let Some(reason) = this.stop.reason() {
+            this.cancel();
+            return Poll::Ready(reason);
+        }
+        let id = *this
+            .id
+            .get_or_insert_with(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        // The notifier sleeps on the stop's word beside the channels' (`futex_waitv` compares
+        // it with 0 before it sleeps, so a stop between this look and that sleep is not lost),
+        // and `Stop::stop`'s wake of that word wakes it: the stop stays async-signal-safe.
+        notifier().register(
+            id,
+            Registration {
+                word: None,
+                expected: 0,
+                seen: 0,
+                waker: cx.waker().clone(),
+                // Nothing for writers to count: the stop's word wakes the notifier itself.
+                counted: true,
+                wake_at: None,
+                mark: None,
+                tripped: &NEVER_TRIPPED,
+                stop: Some(Arc::clone(this.stop.word_arc())),
+            },
+        );
+        Poll::Pending
+    }
+}
+
+impl Drop for Stopped {
     fn drop(&mut self) {
         self.cancel();
     }

@@ -243,6 +243,45 @@ impl Stop {
     pub(crate) fn word(&self) -> &AtomicU32 {
         &self.inner.word
     }
+
+    /// That word, shared: what the async notifier keeps while it sleeps on it.
+    #[cfg(all(feature = "async", not(loom)))]
+    pub(crate) fn word_arc(&self) -> &Arc<AtomicU32> {
+        &self.inner.word
+    }
+
+    /// A future that resolves, to why, once this switch is turned (feature `async`): for an
+    /// async task to await a shutdown or a worker's exit beside its other futures (a
+    /// `select!`), as a blocking wait takes a `Stop` through [`Until`]. It holds a clone of the
+    /// `Stop`, so it may outlive this handle (`'static`: a task may own it), and costs no
+    /// thread of its own: the process's one `mmf-notify` thread sleeps on the switch with the
+    /// channels that async waits wait for, and wakes the task. [`stop`](Stop::stop) stays
+    /// async-signal-safe.
+    ///
+    /// ```
+    /// use mmf_core::{Stop, StopReason};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct W(std::thread::Thread);
+    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::sync::Arc::new(W(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    /// // `block_on`: any executor's (tokio's `Runtime::block_on`, `futures::executor::block_on`);
+    /// // a minimal one is hidden in this example.
+    /// let shutdown = Stop::new();
+    /// let stopped = shutdown.stopped();
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_millis(20));
+    ///     shutdown.stop();
+    /// });
+    /// assert_eq!(block_on(stopped), StopReason::Called);
+    /// ```
+    #[cfg(all(feature = "async", not(loom)))]
+    pub fn stopped(&self) -> crate::notify::Stopped {
+        crate::notify::Stopped::new(self.clone())
+    }
 }
 
 /// Turns `word` (to `why`, unless it was turned already) and wakes every wait sleeping on it.
