@@ -409,8 +409,19 @@ pub struct CompletionsArgs {
 impl Cli {
     /// The command line of this process: [`Cli::plain`] where it applies, clap otherwise.
     pub fn from_env() -> Cli {
-        Cli::plain(std::env::args_os())
-            .unwrap_or_else(|| Cli::parse_from(negative_numbers(std::env::args_os().collect())))
+        Cli::plain(std::env::args_os()).unwrap_or_else(|| {
+            let args = negative_numbers(std::env::args_os().collect());
+            Cli::try_parse_from(&args).unwrap_or_else(|e| {
+                // clap reads `-Size` as the short flags S, i, z, e and names the first.
+                if e.kind() == clap::error::ErrorKind::UnknownArgument {
+                    if let Some(said) = seed_style_flag(&args) {
+                        eprintln!("mmf: {said}");
+                        std::process::exit(2);
+                    }
+                }
+                e.exit()
+            })
+        })
     }
 
     /// The two commands scripts run most, `mmf read NAME` and `mmf out NAME VALUE` with no
@@ -495,6 +506,55 @@ fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
         args.push(value);
     }
     args
+}
+
+/// What to say of a flag written as the PowerShell module took its parameters (`-Size 1024`,
+/// `-Name Test`, `-String "Hello World!"`: the first thing its users type), which clap would
+/// report as an unknown short flag `-S` with a tip to pass it as a value; `None` if `args`
+/// (before a `--`) has no such word, or none that names something mmf has.
+fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let long_flag = |name: &str| {
+        command
+            .get_subcommands()
+            .chain(std::iter::once(&command))
+            .flat_map(clap::Command::get_arguments)
+            .any(|a| a.get_long() == Some(name))
+    };
+    for word in args.iter().skip(1).map(|a| a.to_str()) {
+        let Some(word) = word else { continue };
+        if word == "--" {
+            break;
+        }
+        let Some(name) = word.strip_prefix('-') else {
+            continue;
+        };
+        if name.len() < 2
+            || !name.starts_with(|c: char| c.is_ascii_uppercase())
+            || !name.chars().all(|c| c.is_ascii_alphabetic())
+        {
+            continue;
+        }
+        let lower = name.to_ascii_lowercase();
+        let instead = match lower.as_str() {
+            "name" | "memorymappedfile" => "the channel's name is the word after the verb, with \
+                                           no flag: `mmf read Test`"
+                .to_owned(),
+            "string" => "the value is the word after the name, with no flag: `mmf out Test \
+                         \"Hello World!\"`"
+                .to_owned(),
+            _ if long_flag(&lower) => {
+                format!("mmf's flags are lowercase, after two dashes: --{lower}")
+            }
+            _ => continue,
+        };
+        return Some(format!(
+            "'{word}' is a parameter of the PowerShell module, not a flag of mmf; {instead} \
+             (`mmf help VERB` lists a verb's flags)"
+        ));
+    }
+    None
 }
 
 /// Whether `word` is a negative decimal number: `-`, digits with at most one `.` (a digit on
@@ -604,6 +664,34 @@ mod tests {
             std::ffi::OsString::from_vec(vec![0xff]),
         ];
         assert!(Cli::plain(not_utf8).is_none());
+    }
+
+    /// The PowerShell module's parameters get a word on what mmf takes instead; other unknown
+    /// flags, and words after `--`, get none.
+    #[test]
+    fn seed_style_flags_are_named() {
+        let said = |words: &[&str]| seed_style_flag(&argv(words));
+        let size = said(&["new", "T", "-Size", "1024"]).unwrap();
+        assert!(
+            size.contains("'-Size'") && size.contains("--size"),
+            "{size}"
+        );
+        let name = said(&["read", "-Name", "T"]).unwrap();
+        assert!(name.contains("`mmf read Test`"), "{name}");
+        let value = said(&["out", "-MemoryMappedFile", "T", "-String", "hi"]).unwrap();
+        assert!(value.contains("'-MemoryMappedFile'"), "{value}");
+        assert!(said(&["out", "T", "-String", "hi"])
+            .unwrap()
+            .contains("after the name"));
+        assert!(said(&["read", "T", "-Json"]).unwrap().contains("--json"));
+        for words in [
+            &["new", "T", "-s", "1024"][..],
+            &["new", "T", "-Bogus"],
+            &["out", "T", "--", "-Size"],
+            &["out", "T", "-X"],
+        ] {
+            assert_eq!(said(words), None, "{words:?}");
+        }
     }
 
     /// A negative VALUE that clap's test refuses is the VALUE, wherever the flags are; nothing

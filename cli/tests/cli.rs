@@ -518,6 +518,32 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
     assert_eq!(e.ok(&["read", "T"]), "-x\n");
 }
 
+/// The PowerShell module's parameters, as its users type them first (`-Size 1024`), are a usage
+/// error that says what mmf takes instead, not clap's "unexpected argument '-S'" with a tip to
+/// pass it as a value; nothing is created.
+#[test]
+fn the_seed_modules_parameters_say_what_mmf_takes() {
+    let e = Env::new("seedflags");
+    for (args, says) in [
+        (&["new", "T", "-Size", "1024"][..], "--size"),
+        (&["read", "-Name", "T"], "`mmf read Test`"),
+        (&["out", "T", "-String", "hi"], "the word after the name"),
+    ] {
+        let out = e.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("parameter of the PowerShell module") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        e.run(&["read", "T"]).status.code(),
+        Some(3),
+        "nothing was created"
+    );
+}
+
 /// `watch --count 0` would print nothing and succeed: a script's `--count "$n"` with n at 0 is a
 /// mistake, refused as one (exit 2) like any other argument out of range.
 #[test]
