@@ -72,11 +72,62 @@ pub fn not_found(name: &str, value_len: usize) -> String {
             shell_word(&format!("./{name}"))
         )
     } else {
+        let near = if name.contains('/') {
+            String::new()
+        } else {
+            near_names(name, &shm_dir).map_or(String::new(), |n| format!(" (did you mean {n}?)"))
+        };
         format!(
-            "no channel named '{name}'; check the name, or create it with `{}`",
+            "no channel named '{name}'{near}; check the name (another process may have removed \
+             the channel), or create it with `{}`",
             command("new", name, &format!("--size {}", size_for(value_len)))
         )
     }
+}
+
+/// The shared-memory channels in `dir` whose names are near `name` (a letter or two apart, or
+/// another case), quoted and joined with "or"; `None` if there is none. Names only, from the
+/// directory: nothing is opened.
+fn near_names(name: &str, dir: &std::path::Path) -> Option<String> {
+    let mut near: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| {
+            let file = e.ok()?.file_name().into_string().ok()?;
+            let other = file.strip_prefix(mmf::channel::SHM_PREFIX)?;
+            let close = other.eq_ignore_ascii_case(name)
+                || edit_distance(other, name) <= (name.chars().count() / 4).clamp(1, 2);
+            (close && other != name).then(|| format!("'{other}'"))
+        })
+        .collect();
+    near.sort();
+    near.truncate(3);
+    (!near.is_empty()).then(|| near.join(" or "))
+}
+
+/// The edit distance between `a` and `b`, by characters: insertions, deletions, substitutions
+/// and swaps of two neighbours (`Tset` is one from `Test`), each one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: the distance between a[..i] and b[..j].
+    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + usize::from(a[i - 1] != b[j - 1]));
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// A round channel size that holds `len` bytes: 1KiB, else the power of two above it (`8KiB`,
@@ -339,7 +390,24 @@ pub fn note(what: std::fmt::Arguments) {
 
 #[cfg(test)]
 mod tests {
-    use super::size_for;
+    use super::{edit_distance, size_for};
+
+    #[test]
+    fn edit_distances() {
+        for (a, b, d) in [
+            ("Test", "Test", 0),
+            ("Test", "Tset", 1),
+            ("Test", "Tests", 1),
+            ("Test", "test", 1),
+            ("Test", "Best", 1),
+            ("Test", "", 4),
+            ("run42.result", "run24.result", 1),
+            ("abc", "cba", 2),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+            assert_eq!(edit_distance(b, a), d, "{b} {a}");
+        }
+    }
 
     #[test]
     fn a_suggested_size_holds_the_value() {

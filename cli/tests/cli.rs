@@ -167,10 +167,21 @@ fn the_seed_scenario_in_two_processes() {
     fails(
         &e.run(&["read", "Test"]),
         3,
-        "no channel named 'Test'; check the name, or create it with `mmf new Test --size 1KiB`",
+        "no channel named 'Test'; check the name (another process may have removed the \
+         channel), or create it with `mmf new Test --size 1KiB`",
     );
     // One piece of advice, not the library's and the command line's one after the other.
-    assert!(!String::from_utf8_lossy(&e.run(&["read", "Test"]).stderr).contains("("));
+    let err = String::from_utf8_lossy(&e.run(&["read", "Test"]).stderr).into_owned();
+    assert_eq!(err.matches("create it").count(), 1, "{err}");
+    assert_eq!(err.matches('(').count(), 1, "{err}");
+    // A name a letter or two from a channel's, or in another case, is pointed at it.
+    e.ok(&["new", "Test", "--size", "1024"]);
+    for typo in ["Tset", "test", "Tests"] {
+        fails(&e.run(&["read", typo]), 3, "(did you mean 'Test'?)");
+    }
+    let err = String::from_utf8_lossy(&e.run(&["read", "Other"]).stderr).into_owned();
+    assert!(!err.contains("did you mean"), "{err}");
+    e.ok(&["remove", "Test"]);
     // `out` suggests a size that holds the value it was given (it said 1KiB whatever it was),
     // whether the value is an argument or comes on standard input.
     fails(
