@@ -317,7 +317,8 @@ pub struct ReadArgs {
 pub struct WatchArgs {
     /// Channel name or file path.
     pub name: String,
-    /// Stop after printing N values (at least 1).
+    /// Stop after printing N values (at least 1); values skipped, and those that cannot be
+    /// shown (as --json shows no text), do not count.
     #[arg(
         long,
         value_name = "N",

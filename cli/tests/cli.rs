@@ -1367,7 +1367,7 @@ fn info_and_list() {
     for needle in [
         "name:        b",
         "capacity:    2048 B (2.0 KiB)",
-        "slots:       3 (1 pinned readers)",
+        "slots:       3 (1 reader-pin entry)",
         "generation:  1",
         "value:       text, 1 B",
         "last writer: pid ",

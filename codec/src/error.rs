@@ -122,7 +122,8 @@ impl Error {
 
     /// [`json`](Error::json) for a syntax error in `text`, saying so where the error is at a
     /// `NaN` or an `Infinity`: Python's `json.dumps` writes them (unless `allow_nan=False`),
-    /// JavaScript's `JSON.parse` and JSON itself have no such values.
+    /// JavaScript's `JSON.parse` and JSON itself have no such values; and where it is at a
+    /// trailing comma in an object.
     pub(crate) fn json_in(e: &serde_json::Error, text: &str) -> Error {
         let mut error = Error::json(e);
         if let Error::InvalidJson {
@@ -140,6 +141,20 @@ impl Error {
                 message.push_str(
                     " (JSON has no NaN or Infinity, which Python's json.dumps writes unless \
                      allow_nan=False: send null, or the number as a string)",
+                );
+            }
+            // `{"a": 1,}`: serde_json, expecting another key, says only that a key must be a
+            // string.
+            let before = text.split('\n').take(*line).collect::<Vec<_>>().join("\n");
+            let before = before
+                .get(..before.len().saturating_sub(at.len()))
+                .unwrap_or_default();
+            if message == "key must be a string"
+                && at.starts_with('}')
+                && before.trim_end().ends_with(',')
+            {
+                message.push_str(
+                    " (a comma before '}' starts another key: JSON allows no trailing comma)",
                 );
             }
         }

@@ -718,6 +718,20 @@ mod tests {
         assert!(validate_json("[\"NaN\", \"Infinity\"]").is_ok());
     }
 
+    /// A trailing comma in an object (serde_json says only that a key must be a string) is
+    /// named; a key that is not a string is not taken for one.
+    #[test]
+    fn a_trailing_comma_in_an_object_is_named() {
+        for json in ["{\"a\": 1,}", "{\"a\": 1 ,\n  }", "[{\"a\": {\"b\": 2,}}]"] {
+            let message = validate_json(json).unwrap_err().to_string();
+            assert!(message.contains("no trailing comma"), "{json}: {message}");
+        }
+        for json in ["{\"a\": 1, 2: 3}", "{1: 2}", "{,}"] {
+            let message = validate_json(json).unwrap_err().to_string();
+            assert!(!message.contains("trailing comma"), "{json}: {message}");
+        }
+    }
+
     #[test]
     fn integers_beyond_64_bits_are_refused_not_made_floats() {
         for (json, line, column) in [

@@ -64,7 +64,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
          kind:        {kind}\n\
          capacity:    {}\n\
          size:        {}\n\
-         slots:       {} ({} pinned readers)\n\
+         slots:       {} ({} reader-pin {})\n\
          generation:  {}\n\
          value:       {value}\n\
          last writer: {writer}\n\
@@ -78,6 +78,11 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         format_size(info.size_bytes),
         info.slots,
         info.readers,
+        if info.readers == 1 {
+            "entry"
+        } else {
+            "entries"
+        },
         info.generation,
         rfc3339(info.created),
         info.creator_pid,

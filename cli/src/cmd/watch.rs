@@ -138,7 +138,9 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     if skipped_total > 0 {
         let _ = writeln!(
             std::io::stderr(),
-            "mmf: watch printed {printed} values and skipped {skipped_total} generations (a latest-value channel keeps only the newest; this reader fell behind)"
+            "mmf: watch printed {printed} {} and skipped {skipped_total} {} (a latest-value channel keeps only the newest; this reader fell behind)",
+            if printed == 1 { "value" } else { "values" },
+            if skipped_total == 1 { "generation" } else { "generations" },
         );
     }
     if unshown > 0 {
