@@ -36,6 +36,8 @@ pub trait ValueStreamExt {
     /// #     let mut f = std::pin::pin!(f);
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
     /// # }
+    /// // `block_on`: your executor's (tokio's `Runtime::block_on`, `futures::executor::block_on`);
+    /// // a minimal one is hidden in this example.
     ///
     /// #[derive(Deserialize, Debug, PartialEq)]
     /// struct Config { threads: u32 }

@@ -834,6 +834,8 @@ impl Follower {
     /// #     let mut f = std::pin::pin!(f);
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
     /// # }
+    /// // `block_on`: your executor's (tokio's `Runtime::block_on`, `futures::executor::block_on`);
+    /// // a minimal one is hidden in this example.
     ///
     /// # let name = format!("open-async-doc-{}", std::process::id());
     /// let location = Location::parse(&name)?;
@@ -898,6 +900,8 @@ impl Follower {
     /// #     let mut f = std::pin::pin!(f);
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
     /// # }
+    /// // `block_on`: your executor's (tokio's `Runtime::block_on`, `futures::executor::block_on`);
+    /// // a minimal one is hidden in this example.
     ///
     /// # let name = format!("follow-async-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;
@@ -1138,6 +1142,8 @@ impl Follower {
     /// #     let mut f = std::pin::pin!(f);
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
     /// # }
+    /// // `block_on`: your executor's (tokio's `Runtime::block_on`, `futures::executor::block_on`);
+    /// // a minimal one is hidden in this example.
     ///
     /// # let name = format!("values-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;

@@ -424,6 +424,8 @@ impl Channel {
     /// #     let mut f = std::pin::pin!(f);
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
     /// # }
+    /// // `block_on`: your executor's (tokio's `Runtime::block_on`, `futures::executor::block_on`);
+    /// // a minimal one is hidden in this example.
     /// let ch = Channel::anonymous(64)?;
     /// std::thread::scope(|s| {
     ///     s.spawn(|| { std::thread::sleep(std::time::Duration::from_millis(20)); ch.publish_raw(Tag::TEXT, b"hi") });

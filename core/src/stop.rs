@@ -268,7 +268,7 @@ impl Stop {
     /// #     let mut f = std::pin::pin!(f);
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
     /// # }
-    /// // `block_on`: any executor's (tokio's `Runtime::block_on`, `futures::executor::block_on`);
+    /// // `block_on`: your executor's (tokio's `Runtime::block_on`, `futures::executor::block_on`);
     /// // a minimal one is hidden in this example.
     /// let shutdown = Stop::new();
     /// let stopped = shutdown.stopped();
