@@ -1118,6 +1118,12 @@ impl Follower {
     /// the header's count far ahead of the writer's own, and the writer's next value, below it,
     /// is still new.
     ///
+    /// A name removed (a writer that exits with `remove_on_drop`, `mmf remove`) gives no item:
+    /// the stream waits for a channel made again under it. A consumer that should end then
+    /// looks at [`ValueStream::follower`]`().`[`is_gone`](Follower::is_gone) between items, or
+    /// races the stream against a timer or a [`Stop::stopped`](crate::Stop::stopped) turned by
+    /// the writer's exit.
+    ///
     /// A poll never blocks the executor's thread for more than a read: a copy that writers keep
     /// overtaking is given up after 2 ms and tried again after a pause (woken by the process's
     /// notifier thread, with no timer of the executor's). A large value is copied inside the
