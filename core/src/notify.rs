@@ -82,6 +82,29 @@ struct Registration {
     stop: Option<Arc<AtomicU32>>,
 }
 
+impl Registration {
+    /// A registration that watches no channel: a [`Timer`]'s (`wake_at`) or a [`Stopped`]'s
+    /// (`stop`). Nothing for writers to count, and nothing to poll: the time, or the stop's
+    /// word, which wakes the notifier itself.
+    fn channelless(
+        cx: &Context<'_>,
+        wake_at: Option<Instant>,
+        stop: Option<Arc<AtomicU32>>,
+    ) -> Registration {
+        Registration {
+            word: None,
+            expected: 0,
+            seen: 0,
+            waker: cx.waker().clone(),
+            counted: true,
+            wake_at,
+            mark: None,
+            tripped: &NEVER_TRIPPED,
+            stop,
+        }
+    }
+}
+
 struct Notifier {
     regs: Mutex<HashMap<u64, Registration>>,
     control: AtomicU32,
@@ -569,21 +592,7 @@ impl Timer {
         let id = *self
             .id
             .get_or_insert_with(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
-        notifier().register(
-            id,
-            Registration {
-                word: None,
-                expected: 0,
-                seen: 0,
-                waker: cx.waker().clone(),
-                // Nothing for writers to count, and nothing to poll for: only the time.
-                counted: true,
-                wake_at: Some(at),
-                mark: None,
-                tripped: &NEVER_TRIPPED,
-                stop: None,
-            },
-        );
+        notifier().register(id, Registration::channelless(cx, Some(at), None));
         Poll::Pending
     }
 
@@ -639,21 +648,8 @@ impl Future for Stopped {
         // The notifier sleeps on the stop's word beside the channels' (`futex_waitv` compares
         // it with 0 before it sleeps, so a stop between this look and that sleep is not lost),
         // and `Stop::stop`'s wake of that word wakes it: the stop stays async-signal-safe.
-        notifier().register(
-            id,
-            Registration {
-                word: None,
-                expected: 0,
-                seen: 0,
-                waker: cx.waker().clone(),
-                // Nothing for writers to count: the stop's word wakes the notifier itself.
-                counted: true,
-                wake_at: None,
-                mark: None,
-                tripped: &NEVER_TRIPPED,
-                stop: Some(Arc::clone(this.stop.word_arc())),
-            },
-        );
+        let stop = Some(Arc::clone(this.stop.word_arc()));
+        notifier().register(id, Registration::channelless(cx, None, stop));
         Poll::Pending
     }
 }
