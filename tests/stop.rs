@@ -54,7 +54,11 @@ fn fork_and_watch() {
     let inherited = Stop::on_exit_of(&long).unwrap();
     let mut short = sleeper("0.2");
     let short_pid = short.id();
-    // SAFETY: the forked child watches a process, sleeps, and leaves with `_exit`.
+    // SAFETY: `fork` itself has no memory-safety preconditions. The child of this
+    // multithreaded process then does more than async-signal-safe calls (it takes locks,
+    // allocates, starts a thread): that it can, with whatever locks the fork copied, is what
+    // this tests of mmf's exit watcher (whose state a child makes anew, never taking the
+    // inherited lock); glibc's malloc is fork-safe. It leaves with `_exit`.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {

@@ -516,10 +516,20 @@ fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
 fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory;
     let command = Cli::command();
-    let long_flag = |name: &str| {
+    // The verb's own flags and the global ones (every verb's, where the verb is not one).
+    let verb = args.get(1).and_then(|v| v.to_str()).and_then(|v| {
         command
             .get_subcommands()
-            .chain(std::iter::once(&command))
+            .find(|c| c.get_name() == v || c.get_all_aliases().any(|a| a == v))
+    });
+    let long_flag = |name: &str| {
+        let mut commands: Vec<&clap::Command> = match verb {
+            Some(verb) => vec![verb],
+            None => command.get_subcommands().collect(),
+        };
+        commands.push(&command);
+        commands
+            .into_iter()
             .flat_map(clap::Command::get_arguments)
             .any(|a| a.get_long() == Some(name))
     };
@@ -538,21 +548,28 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
             continue;
         }
         let lower = name.to_ascii_lowercase();
-        let instead = match lower.as_str() {
-            "name" | "memorymappedfile" => "the channel's name is the word after the verb, with \
-                                           no flag: `mmf read Test`"
-                .to_owned(),
-            "string" => "the value is the word after the name, with no flag: `mmf out Test \
-                         \"Hello World!\"`"
-                .to_owned(),
-            _ if long_flag(&lower) => {
-                format!("mmf's flags are lowercase, after two dashes: --{lower}")
-            }
+        const SEED: &str = "a parameter of the PowerShell module";
+        let (what, instead) = match lower.as_str() {
+            "name" | "memorymappedfile" => (
+                SEED,
+                "the channel's name is the word after the verb, with no flag: `mmf read Test`"
+                    .to_owned(),
+            ),
+            "string" => (
+                SEED,
+                "the value is the word after the name, with no flag: `mmf out Test \"Hello \
+                 World!\"`"
+                    .to_owned(),
+            ),
+            _ if long_flag(&lower) => (
+                "PowerShell-style",
+                format!("mmf's flags are lowercase, after two dashes: --{lower}"),
+            ),
             _ => continue,
         };
         return Some(format!(
-            "'{word}' is a parameter of the PowerShell module, not a flag of mmf; {instead} \
-             (`mmf help VERB` lists a verb's flags)"
+            "'{word}' is {what}, not a flag of mmf; {instead} (`mmf help VERB` lists a verb's \
+             flags)"
         ));
     }
     None
@@ -685,6 +702,11 @@ mod tests {
             .unwrap()
             .contains("after the name"));
         assert!(said(&["read", "T", "-Json"]).unwrap().contains("--json"));
+        // A flag of another verb is not offered.
+        assert!(said(&["new", "T", "-Count", "3"]).is_none());
+        assert!(said(&["watch", "T", "-Count", "3"])
+            .unwrap()
+            .contains("--count"));
         for words in [
             &["new", "T", "-s", "1024"][..],
             &["new", "T", "-Bogus"],

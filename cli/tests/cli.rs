@@ -544,7 +544,7 @@ fn the_seed_modules_parameters_say_what_mmf_takes() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
-            err.contains("parameter of the PowerShell module") && err.contains(says),
+            err.contains("not a flag of mmf") && err.contains(says),
             "{args:?}: {err}"
         );
     }

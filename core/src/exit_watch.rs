@@ -9,13 +9,16 @@
 //! `Stop` that watched one was turned or dropped): a harness of a thousand workers has one
 //! thread for them all, and a process that watches nothing has none.
 //!
-//! A watch ends when its process exits or its `Stop`'s last clone is dropped. One whose `Stop`
-//! was turned by [`Stop::stop`](crate::Stop::stop) (which must stay async-signal-safe, so it
-//! takes no lock and writes to no socket) ends at the thread's next wake-up: it keeps its
-//! `pidfd` open until then, and costs nothing else.
+//! A watch ends when its process exits or its `Stop`'s last clone is dropped (told by a token
+//! of the `Stop`'s that the watch holds weakly, dropped before the wake-up: the `Stop`'s word
+//! may outlive it, held by a wait or by the async notifier). One whose `Stop` was turned by
+//! [`Stop::stop`](crate::Stop::stop) (which must stay async-signal-safe, so it takes no lock
+//! and writes to no socket) ends at the thread's next wake-up: it keeps its `pidfd` open until
+//! then, and costs nothing else.
 //!
-//! A child forked without exec has a copy of this state but not the thread: a watch it adds
-//! starts a thread of its own (the state records which process started the thread).
+//! A child forked without exec has a copy of this state but not the thread, perhaps its lock
+//! held, and perhaps not every descriptor in it: the state is per process
+//! ([`PerProcess`](crate::os::PerProcess)), and the child's first watch makes its own.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -24,7 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use crate::os;
+use crate::os::{self, PerProcess};
 
 /// How often a pid without a pidfd is looked at.
 const LOOK_EVERY: Duration = Duration::from_millis(10);
@@ -34,104 +37,93 @@ struct Watch {
     pid: u32,
     /// Its pidfd; `None` where there are none (the pid is looked at instead).
     exit: Option<OwnedFd>,
-    /// The word of the `Stop` to turn: weak, so that a dropped `Stop` ends its watch.
-    word: Weak<AtomicU32>,
+    /// The word of the `Stop` to turn.
+    word: Arc<AtomicU32>,
+    /// The `Stop`'s token, gone once its last clone is dropped: the watch ends then.
+    alive: Weak<()>,
 }
 
-/// What the adding side and the thread share, under [`WATCHER`].
+/// What the adding side and the thread share, under [`WATCHER`]'s lock.
+#[derive(Default)]
 struct Shared {
-    /// The process that started the thread: a forked child has this state but not the thread.
-    owner: u32,
     /// Whether the thread runs (it clears this, under the lock, as it ends).
     running: bool,
     /// Watches added since the thread last looked.
     added: Vec<Watch>,
-    /// The write end of the thread's wake-up pair.
-    wake: UnixStream,
+    /// The write end of the thread's wake-up pair, while it runs.
+    wake: Option<UnixStream>,
 }
 
-static WATCHER: Mutex<Option<Shared>> = Mutex::new(None);
+/// This process's watcher state.
+static WATCHER: PerProcess<Mutex<Shared>> = PerProcess::new();
 
-/// The process that last started a thread ([`Shared::owner`]), readable without the lock: a
-/// forked child's drop of a `Stop` it inherited looks at this and leaves the lock alone (which
-/// the fork may have copied held, by a thread the child does not have).
-static OWNER: AtomicU32 = AtomicU32::new(0);
-
-/// The shared state. Nothing under the lock panics, so poisoning means nothing here.
-fn lock() -> MutexGuard<'static, Option<Shared>> {
-    WATCHER.lock().unwrap_or_else(PoisonError::into_inner)
+/// `state`'s lock. Nothing under it panics, so poisoning means nothing here.
+fn lock(state: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Turns `word` (a `Stop`'s) to `pid` when process `pid` exits: at once with `exit`, its
-/// pidfd; within [`LOOK_EVERY`] without one. Starts the thread if none runs.
-pub(crate) fn watch(pid: u32, exit: Option<OwnedFd>, word: &Arc<AtomicU32>) -> std::io::Result<()> {
-    let mut guard = lock();
-    let me = std::process::id();
-    let shared = match guard.as_mut() {
-        Some(shared) if shared.running && shared.owner == me => shared,
-        _ => {
-            // No thread here (none yet, it ended, or this is a forked child): a new one, with
-            // a new pair. Its first look takes the lock, so it sees the watch added below.
-            let (wake, woken) = UnixStream::pair()?;
-            wake.set_nonblocking(true)?;
-            woken.set_nonblocking(true)?;
-            std::thread::Builder::new()
-                .name("mmf-exit-watch".into())
-                .spawn(move || run(&woken))?;
-            OWNER.store(me, Ordering::SeqCst);
-            guard.insert(Shared {
-                owner: me,
-                running: true,
-                added: Vec::new(),
-                wake,
-            })
-        }
-    };
+/// pidfd; within [`LOOK_EVERY`] without one; not once `alive` (the `Stop`'s token) is gone.
+/// Starts the thread if none runs.
+pub(crate) fn watch(
+    pid: u32,
+    exit: Option<OwnedFd>,
+    word: Arc<AtomicU32>,
+    alive: Weak<()>,
+) -> std::io::Result<()> {
+    let state = WATCHER.get_or_make(Mutex::default);
+    let mut shared = lock(state);
+    if !shared.running {
+        // No thread (none yet, or it ended): a new one, with a new pair. Its first look takes
+        // the lock, so it sees the watch added below.
+        let (wake, woken) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        woken.set_nonblocking(true)?;
+        std::thread::Builder::new()
+            .name("mmf-exit-watch".into())
+            .spawn(move || run(state, &woken))?;
+        shared.running = true;
+        shared.wake = Some(wake);
+    }
     shared.added.push(Watch {
         pid,
         exit,
-        word: Arc::downgrade(word),
+        word,
+        alive,
     });
-    nudge(shared);
+    nudge(&shared);
     Ok(())
 }
 
 /// Wakes the thread, if this process has one, to look at what it watches: a `Stop` that
 /// watched something was dropped.
 pub(crate) fn wake() {
-    if OWNER.load(Ordering::SeqCst) != std::process::id() {
-        return;
-    }
-    if let Some(shared) = lock().as_ref() {
-        if shared.running && shared.owner == std::process::id() {
-            nudge(shared);
-        }
+    if let Some(state) = WATCHER.get() {
+        nudge(&lock(state));
     }
 }
 
-/// One byte to the thread. A full socket (the thread has bytes to read already) is as good.
+/// One byte to the thread, if it runs. A full socket (the thread has bytes to read already) is
+/// as good.
 fn nudge(shared: &Shared) {
-    let _ = (&shared.wake).write(&[1]);
+    if let Some(wake) = &shared.wake {
+        let _ = (&*wake).write(&[1]);
+    }
 }
 
 /// The thread's body: polls the wake-up end and every pidfd until nothing is left to watch.
-fn run(woken: &UnixStream) {
+fn run(state: &Mutex<Shared>, woken: &UnixStream) {
     let mut watches: Vec<Watch> = Vec::new();
     loop {
         {
-            let mut guard = lock();
-            let Some(shared) = guard.as_mut() else {
-                return; // not reached: the state outlives the thread
-            };
+            let mut shared = lock(state);
             watches.append(&mut shared.added);
-            // Ended: turned (by the exit below, or by hand) or dropped.
-            watches.retain(|w| {
-                w.word
-                    .upgrade()
-                    .is_some_and(|w| w.load(Ordering::SeqCst) == 0)
-            });
+            // Ended: turned (by the exit below, or by hand), or its `Stop` dropped.
+            watches.retain(|w| w.alive.strong_count() > 0 && w.word.load(Ordering::SeqCst) == 0);
             if watches.is_empty() {
+                // Its write end goes with it: a process that watches nothing holds nothing.
                 shared.running = false;
+                shared.wake = None;
                 return;
             }
         }
@@ -154,10 +146,9 @@ fn run(woken: &UnixStream) {
         drop(fds);
         if ready.first() == Some(&true) && drained(woken) {
             // Every sender is gone: not reached while the state holds the write end.
-            let mut guard = lock();
-            if let Some(shared) = guard.as_mut() {
-                shared.running = false;
-            }
+            let mut shared = lock(state);
+            shared.running = false;
+            shared.wake = None;
             return;
         }
         let mut next_fd = 1;
@@ -173,9 +164,7 @@ fn run(woken: &UnixStream) {
                 None => os::pid_exited(w.pid),
             };
             if ended {
-                if let Some(word) = w.word.upgrade() {
-                    crate::stop::fire(&word, w.pid);
-                }
+                crate::stop::fire(&w.word, w.pid);
             }
         }
     }

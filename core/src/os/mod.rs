@@ -8,6 +8,78 @@ mod imp;
 
 pub(crate) use imp::*;
 
+/// A value of which every process has its own, made at its first use there and never freed: a
+/// child made by `fork` inherits its parent's, but not the threads that serve it, nor perhaps
+/// its locks in a usable state (one may have been held as the parent forked), nor every file
+/// descriptor it owns (another thread may have opened one after the fork copied the table);
+/// so the child makes its own and leaves the inherited one untouched, not even dropped. A
+/// process is told by its pid and its count of forks ([`forks`]), as a pid alone comes back
+/// to a descendant of a process that died.
+pub(crate) struct PerProcess<T: 'static> {
+    current: std::sync::atomic::AtomicPtr<Owned<T>>,
+}
+
+/// A [`PerProcess`] value, with the process it belongs to.
+struct Owned<T> {
+    pid: u32,
+    forks: u64,
+    value: T,
+}
+
+impl<T: Sync + 'static> PerProcess<T> {
+    pub(crate) const fn new() -> PerProcess<T> {
+        PerProcess {
+            current: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// This process's value, if it made one.
+    pub(crate) fn get(&self) -> Option<&'static T> {
+        Self::ours(self.current.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// The value `p` (a value of `current`) points to, if this process made it.
+    fn ours(p: *mut Owned<T>) -> Option<&'static T> {
+        // SAFETY: `current` only ever holds null or a pointer from `Box::leak` (never freed, so
+        // valid for `'static`), published with Release by the compare-and-swap below after the
+        // `Owned` was written, and read with Acquire. `T: Sync`: shared by every thread.
+        let owned = unsafe { p.as_ref() }?;
+        (owned.pid == std::process::id() && owned.forks == forks()).then_some(&owned.value)
+    }
+
+    /// This process's value, made by `make` if it has none yet. Of two threads that make one
+    /// at once, one's is kept; the other's is leaked unused.
+    pub(crate) fn get_or_make(&self, make: impl FnOnce() -> T) -> &'static T {
+        use std::sync::atomic::Ordering;
+        if let Some(value) = self.get() {
+            return value;
+        }
+        let fresh: &'static mut Owned<T> = Box::leak(Box::new(Owned {
+            pid: std::process::id(),
+            forks: forks(),
+            value: make(),
+        }));
+        let fresh = std::ptr::from_mut(fresh);
+        let mut current = self.current.load(Ordering::Acquire);
+        loop {
+            if let Some(value) = Self::ours(current) {
+                return value;
+            }
+            match self
+                .current
+                .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // (The one it replaces, an ancestor's, stays leaked: see above.)
+                Ok(_) => {
+                    // SAFETY: `fresh` came from `Box::leak` above and is never freed.
+                    return &unsafe { &*fresh }.value;
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+}
+
 #[cfg(all(target_os = "linux", not(loom)))]
 pub(crate) mod sigbus;
 

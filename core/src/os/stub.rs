@@ -5,7 +5,6 @@ use std::io;
 use std::path::PathBuf;
 
 /// No `fork` here: every process is the first of its line.
-#[cfg(feature = "async")]
 pub(crate) fn forks() -> u64 {
     0
 }

@@ -66,12 +66,10 @@ pub(crate) fn euid() -> u32 {
 
 /// Forks seen since the first call of [`forks`]: every child that `fork` makes from then on
 /// starts with its parent's count plus one ([`count_fork`]).
-#[cfg(feature = "async")]
 static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The `pthread_atfork` child handler: one atomic add, which is async-signal-safe, as a handler
 /// run in the child of a multithreaded process must be.
-#[cfg(feature = "async")]
 extern "C" fn count_fork() {
     FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
@@ -83,7 +81,6 @@ extern "C" fn count_fork() {
 /// for what this count cannot see: a fork that runs no `pthread_atfork` handlers (a raw
 /// `clone`, glibc's `_Fork`), one made by another thread while the first call was registering
 /// the handler, and a registration that failed (no memory).
-#[cfg(feature = "async")]
 pub(crate) fn forks() -> u64 {
     use std::sync::atomic::{AtomicBool, Ordering};
     // Not a `Once`: a fork while another thread was inside it would leave the child's copy
