@@ -18,7 +18,9 @@
 //!
 //! A child forked without exec has a copy of this state but not the thread, perhaps its lock
 //! held, and perhaps not every descriptor in it: the state is per process
-//! ([`PerProcess`](crate::os::PerProcess)), and the child's first watch makes its own.
+//! ([`PerProcess`](crate::os::PerProcess)), and the child's first watch makes its own. The
+//! parent's watches stay the parent's: a `Stop` the child inherited is not turned there by the
+//! exits its parent watched for (documented at `Stop::stop_on_exit`).
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

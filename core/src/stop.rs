@@ -196,6 +196,10 @@ impl Stop {
     /// once, as an exit does ([`StopReason::Exited`]): a mistyped pid looks like a process that
     /// has ended.
     ///
+    /// A watch belongs to the process that made it: in a child forked without exec, a `Stop`
+    /// watched before the fork is not turned by that exit (the watcher thread stayed in the
+    /// parent); the child calls `stop_on_exit` again for what it waits on.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidOptions`] for pid 0 or one beyond `i32::MAX` (no process has it),
