@@ -94,8 +94,11 @@ fn near_names(name: &str, dir: &std::path::Path) -> Option<String> {
         .filter_map(|e| {
             let file = e.ok()?.file_name().into_string().ok()?;
             let other = file.strip_prefix(mmf::channel::SHM_PREFIX)?;
+            let most = (name.chars().count() / 4).clamp(1, 2);
+            // (Lengths apart by more than that are never near: no table to fill for them.)
             let close = other.eq_ignore_ascii_case(name)
-                || edit_distance(other, name) <= (name.chars().count() / 4).clamp(1, 2);
+                || (other.len().abs_diff(name.len()) <= 4 * most
+                    && edit_distance(other, name) <= most);
             (close && other != name).then(|| format!("'{other}'"))
         })
         .collect();

@@ -73,7 +73,8 @@ pub struct Stop {
 #[derive(Default)]
 struct Inner {
     /// 0 until stopped, then why ([`CALLED`] or the pid that exited): a private futex word that
-    /// a wait sleeps on beside the channel's `latest`. The exit watcher holds it weakly.
+    /// a wait sleeps on beside the channel's `latest`. The exit watcher's watches and the
+    /// async notifier hold it too.
     word: Arc<AtomicU32>,
     /// Whether the exit watcher watches a process for this `Stop`: its drop then wakes the
     /// watcher, to end those watches.
@@ -188,9 +189,10 @@ impl Stop {
     /// On Linux the exit is seen at once: a `pidfd`, polled by one thread of this process for
     /// every process watched (it runs while anything is watched, and a watch ends when its
     /// process exits or the last clone of its `Stop` is dropped). Where there are no pidfds
-    /// (Linux before 5.3), within 10 ms, by looking whether the pid is gone or a zombie. A zombie counts as exited (on Linux; elsewhere, with neither pidfds nor `/proc`,
-    /// a child not reaped yet counts as running): a child of the caller's that it has not
-    /// reaped yet has exited all the same. For such a child pass [`Child::id`](std::process::Child::id)
+    /// (Linux before 5.3), within 10 ms, by looking whether the pid is gone or a zombie. A
+    /// zombie counts as exited (on Linux; elsewhere, with neither pidfds nor `/proc`, a child
+    /// not reaped yet counts as running): a child of the caller's that it has not reaped yet
+    /// has exited all the same. For such a child pass [`Child::id`](std::process::Child::id)
     /// before reaping it (`Child::wait`, `try_wait`), or use [`on_exit_of`](Stop::on_exit_of):
     /// after that its pid may name another process. A pid that names no process turns it at
     /// once, as an exit does ([`StopReason::Exited`]): a mistyped pid looks like a process that
