@@ -16,9 +16,10 @@
 //! no longer than until the earliest such time, so no timer of the executor's is needed.
 //!
 //! Cost: one thread and one syscall per wake-up for the whole process, however many channels
-//! are awaited, up to 127 at a time, channels and [`Stop`](crate::Stop)s awaited through
-//! [`Stop::stopped`](crate::Stop::stopped) together; beyond that, or on kernels before Linux 5.16 (no
-//! `futex_waitv`), or outside Linux, the thread re-checks pending channels every millisecond.
+//! are awaited, up to 127 at a time (channels and [`Stop`](crate::Stop)s awaited through
+//! [`Stop::stopped`](crate::Stop::stopped) together); beyond that, or on kernels before Linux
+//! 5.16 (no `futex_waitv`), or outside Linux, the thread re-checks pending channels every
+//! millisecond.
 //! So it does while any pending future cannot be counted as a waiter (a read-only handle, or
 //! one that found no free reader-pin entry): writers do not wake the futex for it.
 //! Works with any executor (tokio, async-std, smol, a hand-rolled `block_on`): it only uses
