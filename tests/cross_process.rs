@@ -142,7 +142,9 @@ fn readers_without_pins_rely_on_validation_and_see_none_torn() {
     // No pin entries: two slots, so the writer keeps overwriting the slot a reader may be copying;
     // only the seqlock validation stands between the readers and torn values.
     let (total, torn, _) = torn_read_run("unpinned", 64 * 1024, 0, 20_000);
-    assert_eq!(total, 40_000);
+    // At least: a reader goes on past its count until it has seen two generations (a writer
+    // descheduled on a loaded machine; a CI run saw 55,591 snapshots, 2 generations each).
+    assert!(total >= 40_000, "{total}");
     assert_eq!(torn, 0);
 }
 
