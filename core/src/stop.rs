@@ -9,7 +9,7 @@
 //! 5.16, a seccomp filter), or with more than 127 `Stop`s, such a wait sleeps in slices of a
 //! millisecond.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,21 +76,21 @@ struct Inner {
     /// a wait sleeps on beside the channel's `latest`. The exit watcher's watches and the
     /// async notifier hold it too.
     word: Arc<AtomicU32>,
-    /// Whether the exit watcher watches a process for this `Stop`: its drop then wakes the
-    /// watcher, to end those watches.
-    watched: AtomicBool,
-    /// Held weakly by the exit watcher's watches for this `Stop`: gone with the last clone.
-    /// (Not `word`, which a wait or the async notifier may hold a while longer.)
-    alive: Arc<()>,
+    /// Made at the first watch, and held weakly by the exit watcher's watches for this `Stop`:
+    /// gone with the last clone. (Not `word`, which a wait or the async notifier may hold a
+    /// while longer.) Its weak count is the watches still kept.
+    alive: std::sync::OnceLock<Arc<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         #[cfg(unix)]
-        if *self.watched.get_mut() {
-            // The token first: the watcher the wake-up brings must find it gone.
-            drop(std::mem::take(&mut self.alive));
-            crate::exit_watch::wake();
+        if let Some(alive) = self.alive.take() {
+            if Arc::weak_count(&alive) > 0 {
+                // The token first: the watcher the wake-up brings must find it gone.
+                drop(alive);
+                crate::exit_watch::wake();
+            }
         }
     }
 }
@@ -238,11 +238,10 @@ impl Stop {
         }
         let (word, alive) = (
             Arc::clone(&self.inner.word),
-            Arc::downgrade(&self.inner.alive),
+            Arc::downgrade(self.inner.alive.get_or_init(Arc::default)),
         );
         crate::exit_watch::watch(pid, exit, word, alive)
             .map_err(|source| Error::ProcessWatch { pid, source })?;
-        self.inner.watched.store(true, Ordering::SeqCst);
         Ok(())
     }
 
