@@ -29,13 +29,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
 use crate::layout::split_latest;
+use crate::os::{PerProcess, ProcessId};
 
 /// The future returned by [`Channel::changed`]: resolves to the new generation once the
 /// channel's generation exceeds the one it was created with.
@@ -52,8 +53,8 @@ pub struct Changed<'a> {
 pub(crate) struct Waiting {
     /// Registration id, the pin entry through which it is counted as a waiter, and the process
     /// that counted it (a forked child that drops an inherited future must not uncount the
-    /// parent's wait).
-    reg: Option<(u64, Option<usize>, u32)>,
+    /// parent's wait, nor a descendant that got the pid of an ancestor that died).
+    reg: Option<(u64, Option<usize>, ProcessId)>,
 }
 
 struct Registration {
@@ -110,90 +111,39 @@ impl Registration {
 struct Notifier {
     regs: Mutex<HashMap<u64, Registration>>,
     control: AtomicU32,
-    /// Whether it became the process's notifier: [`PENDING`], [`INSTALLED`] or [`LOST`]. Its
-    /// thread runs before that is known, and waits for it.
-    state: AtomicU32,
-    /// The process whose thread runs it.
-    pid: u32,
-    /// That process's [`forks`](crate::os::forks) count: a descendant that got the same pid
-    /// (after this process died) still has another.
-    forks: u64,
+    /// Set once its thread runs: no registration is made before (see [`notifier`]).
+    thread: OnceLock<()>,
 }
 
-/// The process's notifier, once started: a leaked, never-freed `Notifier`.
-static N: AtomicPtr<Notifier> = AtomicPtr::new(std::ptr::null_mut());
+/// The process's notifier, once started. A child made by `fork` inherits its parent's notifier
+/// but not the thread that runs it (nor, perhaps, its lock in a usable state): for the child
+/// that one does not count, and the child starts its own at its first pending future.
+static N: PerProcess<Notifier> = PerProcess::new();
 
 /// Registration ids, for the whole process and whatever `fork` makes of it: a future a forked
 /// child inherited holds an id its parent gave it, which must not be one the child's own
 /// notifier hands out again (the child would then remove or replace its own registration).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The notifier started by this process, if any. A child made by `fork` inherits its parent's
-/// notifier but not the thread that runs it (nor, perhaps, its lock in a usable state): for the
-/// child that one does not count. It is told by its pid and its count of forks, as a pid alone
-/// comes back: a descendant that got the pid of an ancestor that died would have taken that
-/// ancestor's notifier for its own, and waited for ever on a thread it does not have.
-fn running() -> Option<&'static Notifier> {
-    of_this_process(N.load(Ordering::Acquire))
-}
-
-/// The notifier `p` points to (a value of `N`), if this process started it.
-fn of_this_process(p: *mut Notifier) -> Option<&'static Notifier> {
-    // SAFETY: `N` only ever holds null or a pointer from `Box::leak`, never freed, published
-    // with Release (the compare-and-swaps below) after the `Notifier` was written.
-    let n = unsafe { p.as_ref() }?;
-    (n.pid == std::process::id() && n.forks == crate::os::forks()).then_some(n)
-}
-
-const PENDING: u32 = 0;
-const INSTALLED: u32 = 1;
-const LOST: u32 = 2;
-
+/// This process's notifier, with its thread running. A thread that cannot be started (no
+/// threads left) panics the poll; the next poll tries again. No future is registered in a
+/// notifier before its thread runs: other polls wait in the `OnceLock` for the one starting it,
+/// and try themselves if it failed (a registration made meanwhile would never be woken).
 fn notifier() -> &'static Notifier {
-    if let Some(n) = running() {
-        return n;
-    }
-    let fresh: &'static Notifier = Box::leak(Box::new(Notifier {
+    let n: &'static Notifier = N.get_or_make(|| Notifier {
         regs: Mutex::new(HashMap::new()),
         control: AtomicU32::new(0),
-        state: AtomicU32::new(PENDING),
-        pid: std::process::id(),
-        forks: crate::os::forks(),
-    }));
-    // Its thread first: a notifier is never installed without one, whose registrations nobody
-    // would wake. The thread waits to learn whether it was installed.
-    let thread = match std::thread::Builder::new()
-        .name("mmf-notify".into())
-        .spawn(move || {
-            while fresh.state.load(Ordering::Acquire) == PENDING {
-                std::thread::park();
-            }
-            if fresh.state.load(Ordering::Acquire) == INSTALLED {
-                fresh.run();
-            }
-        }) {
-        Ok(handle) => handle.thread().clone(),
-        // Nothing was installed; the next poll tries again.
-        Err(e) => panic!("could not start the mmf-notify thread: {e}"),
-    };
-    let new = std::ptr::from_ref(fresh).cast_mut();
-    let outcome = loop {
-        let old = N.load(Ordering::Acquire);
-        if let Some(n) = of_this_process(old) {
-            // Another thread installed one meanwhile: ours ends (`fresh` stays leaked, a few
-            // words).
-            break Err(n);
-        }
-        if N.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        thread: OnceLock::new(),
+    });
+    n.thread.get_or_init(|| {
+        if let Err(e) = std::thread::Builder::new()
+            .name("mmf-notify".into())
+            .spawn(move || n.run())
         {
-            break Ok(fresh);
+            panic!("could not start the mmf-notify thread: {e}");
         }
-    };
-    let state = if outcome.is_ok() { INSTALLED } else { LOST };
-    fresh.state.store(state, Ordering::Release);
-    thread.unpark();
-    outcome.unwrap_or_else(|winner| winner)
+    });
+    n
 }
 
 /// At most this many channels in one `futex_waitv` call (the kernel's limit is 128, one entry
@@ -380,7 +330,7 @@ impl Notifier {
 /// was taken off by `wake_moved` already (a review counted 2.64 wake-ups of the notifier per
 /// resolved future with the rearm made always, where 2 are needed).
 fn deregister(id: u64) {
-    let Some(n) = running() else { return };
+    let Some(n) = N.get() else { return };
     let removed = n.regs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     if removed.is_some() {
         // Its waker is dropped outside the lock (see `wake_moved`).
@@ -394,7 +344,7 @@ fn deregister(id: u64) {
 /// registrations left then are those of futures that were leaked without being dropped; the
 /// channel's pin entry, released right after, takes their waiter counts with it.
 pub(crate) fn forget_channel(word: usize) {
-    let Some(n) = running() else { return };
+    let Some(n) = N.get() else { return };
     let left: Vec<Registration> = {
         let mut regs = n.regs.lock().unwrap_or_else(|p| p.into_inner());
         regs.extract_if(|_, r| r.word == Some(word))
@@ -534,7 +484,7 @@ impl Waiting {
             (
                 NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 ch.waiter_enter(),
-                std::process::id(),
+                ProcessId::current(),
             )
         });
         n.register(
@@ -559,7 +509,7 @@ impl Waiting {
     pub(crate) fn unregister(&mut self, ch: &Channel) {
         if let Some((id, entry, counted_by)) = self.reg.take() {
             deregister(id);
-            if let Some(e) = entry.filter(|_| counted_by == std::process::id()) {
+            if let Some(e) = entry.filter(|_| counted_by == ProcessId::current()) {
                 ch.waiter_leave(e);
             }
         }

@@ -8,21 +8,39 @@ mod imp;
 
 pub(crate) use imp::*;
 
+/// Which process this is: its pid and its count of forks ([`forks`]), as a pid alone comes back
+/// to a descendant of a process that died. What one process did (counted a waiter, started a
+/// thread) is undone or used by that process alone, not by a child made by `fork` that
+/// inherited the memory saying so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcessId {
+    pid: u32,
+    forks: u64,
+}
+
+impl ProcessId {
+    /// The calling process.
+    pub(crate) fn current() -> ProcessId {
+        ProcessId {
+            pid: std::process::id(),
+            forks: forks(),
+        }
+    }
+}
+
 /// A value of which every process has its own, made at its first use there and never freed: a
 /// child made by `fork` inherits its parent's, but not the threads that serve it, nor perhaps
 /// its locks in a usable state (one may have been held as the parent forked), nor every file
 /// descriptor it owns (another thread may have opened one after the fork copied the table);
 /// so the child makes its own and leaves the inherited one untouched, not even dropped. A
-/// process is told by its pid and its count of forks ([`forks`]), as a pid alone comes back
-/// to a descendant of a process that died.
+/// process is told by its [`ProcessId`].
 pub(crate) struct PerProcess<T: 'static> {
     current: std::sync::atomic::AtomicPtr<Owned<T>>,
 }
 
 /// A [`PerProcess`] value, with the process it belongs to.
 struct Owned<T> {
-    pid: u32,
-    forks: u64,
+    process: ProcessId,
     value: T,
 }
 
@@ -44,7 +62,7 @@ impl<T: Sync + 'static> PerProcess<T> {
         // valid for `'static`), published with Release by the compare-and-swap below after the
         // `Owned` was written, and read with Acquire. `T: Sync`: shared by every thread.
         let owned = unsafe { p.as_ref() }?;
-        (owned.pid == std::process::id() && owned.forks == forks()).then_some(&owned.value)
+        (owned.process == ProcessId::current()).then_some(&owned.value)
     }
 
     /// This process's value, made by `make` if it has none yet. Of two threads that make one
@@ -55,8 +73,7 @@ impl<T: Sync + 'static> PerProcess<T> {
             return value;
         }
         let fresh: &'static mut Owned<T> = Box::leak(Box::new(Owned {
-            pid: std::process::id(),
-            forks: forks(),
+            process: ProcessId::current(),
             value: make(),
         }));
         let fresh = std::ptr::from_mut(fresh);
