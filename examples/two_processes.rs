@@ -69,10 +69,7 @@ fn process_a() -> mmf::Result<()> {
     );
     let info: ProcessInfo = procs.read()?;
     println!("A: read B's object: {info:?}");
-    println!(
-        "A: ... which a script sees as JSON: {}",
-        procs.read_json(false)?
-    );
+    println!("A: ... which a script sees as JSON: {}", procs.read_json()?);
     Channel::remove(&name)?;
     Channel::remove(format!("{name}-process"))?;
     println!("A: removed both channels");

@@ -20,7 +20,7 @@
 //! let other = Channel::open(&name)?;                       // process B
 //! let s: Status = other.read()?;
 //! assert_eq!(s, Status { step: 10, loss: 0.25 });
-//! assert_eq!(other.read_json(false)?, r#"{"step":10,"loss":0.25}"#);
+//! assert_eq!(other.read_json()?, r#"{"step":10,"loss":0.25}"#);
 //! Channel::remove(&name)?;
 //! # Ok::<(), mmf::Error>(())
 //! ```
@@ -48,7 +48,8 @@
 pub use mmf_codec::{json, ChannelExt, Error, FollowerExt, Result};
 pub use mmf_core::{
     list, validate_name, Change, Channel, Follower, Info, Listing, Location, LockOwner, Meta,
-    Options, OwnerState, Recovered, SlotWriter, Stop, StopReason, Tag, ToLocation, Until,
+    Options, Origin, OwnerState, Recovered, ShmName, SlotWriter, Stop, StopReason, Tag, ToLocation,
+    Until,
 };
 
 pub use mmf_core::truncation;

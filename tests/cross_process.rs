@@ -241,7 +241,7 @@ fn the_seed_scenario_across_two_processes() {
     assert_eq!(a.read_string().unwrap(), "Hello back!");
     let info: ProcessInfo = obj.read().unwrap();
     assert_eq!((info.id, info.process_name.as_str()), (pid, "seed-b"));
-    let as_json: serde_json::Value = serde_json::from_str(&obj.read_json(false).unwrap()).unwrap();
+    let as_json: serde_json::Value = serde_json::from_str(&obj.read_json().unwrap()).unwrap();
     assert_eq!(as_json["handle_count"], 784);
     assert_eq!(a.info().last_writer_pid, Some(pid));
     Channel::remove(&name).unwrap();

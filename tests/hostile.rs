@@ -115,10 +115,10 @@ fn exercise(bytes: &[u8]) {
     }
     bounded("read_into", t);
     let t = Instant::now();
-    let _ = ch.read_json(false);
+    let _ = ch.read_json();
     bounded("read_json", t);
     let t = Instant::now();
-    let _ = ch.read_json(true);
+    let _ = ch.read_json_pretty();
     bounded("read_json (pretty)", t);
     let t = Instant::now();
     let _ = ch.read_string();

@@ -174,7 +174,6 @@ pub fn code(err: &anyhow::Error) -> u8 {
                 | CodecError::InvalidJson { .. }
                 | CodecError::InvalidMsgpack(_)
                 | CodecError::NotJson(_)
-                | CodecError::InvalidUtf8(_)
                 | CodecError::Decode { .. }
                 | CodecError::Encode(_) => INVALID_INPUT,
                 _ => ERROR,
@@ -182,6 +181,9 @@ pub fn code(err: &anyhow::Error) -> u8 {
         }
         if let Some(code) = e.downcast_ref::<Coded>() {
             return code.0;
+        }
+        if e.is::<NotUtf8>() {
+            return INVALID_INPUT;
         }
     }
     ERROR
@@ -224,7 +226,7 @@ fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
         err.chain()
             .any(|e| e.downcast_ref::<CodecError>().is_some_and(f))
     };
-    if verb == "out" && codec(|e| matches!(e, CodecError::InvalidUtf8(_))) {
+    if verb == "out" && err.chain().any(|e| e.is::<NotUtf8>()) {
         return Some("--bytes publishes it as raw bytes".into());
     }
     if verb == "out" && codec(|e| matches!(e, CodecError::InvalidJson { .. })) {
@@ -373,6 +375,23 @@ impl std::fmt::Display for Coded {
 }
 
 impl std::error::Error for Coded {}
+
+/// Text, given or stored, that is not UTF-8 (exit code [`INVALID_INPUT`]).
+#[derive(Debug)]
+pub struct NotUtf8(pub std::str::Utf8Error);
+
+impl std::fmt::Display for NotUtf8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "value is not valid UTF-8: {}", self.0)
+    }
+}
+
+impl std::error::Error for NotUtf8 {}
+
+/// `bytes` as text, or [`NotUtf8`].
+pub fn utf8(bytes: &[u8]) -> Result<&str, NotUtf8> {
+    std::str::from_utf8(bytes).map_err(NotUtf8)
+}
 
 /// Whether `--quiet` was given: [`note`] then prints nothing.
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

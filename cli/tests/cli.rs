@@ -2129,7 +2129,7 @@ impl Env {
     /// than `room` bytes free.
     fn in_shm(test: &str, room: u64) -> Option<Env> {
         let shm = Path::new("/dev/shm");
-        let available = mmf::channel::host::space(shm).map_or(0, |(_, available)| available);
+        let available = mmf::channel::host::space(shm).map_or(0, |s| s.available);
         if available < room {
             println!("SKIPPED: needs {room} bytes free in /dev/shm, has {available}");
             return None;

@@ -29,9 +29,6 @@ pub enum Error {
         /// The channel.
         name: String,
     },
-    /// Text that is not valid UTF-8.
-    #[error("value is not valid UTF-8: {0}")]
-    InvalidUtf8(#[from] std::str::Utf8Error),
     /// Input that is not valid JSON; nothing was published.
     #[error("invalid JSON at line {line}, column {column}: {message}")]
     InvalidJson {
@@ -106,6 +103,16 @@ fn read_hint(found: Tag) -> String {
 }
 
 impl Error {
+    /// The channel layer's error this one wraps ([`Error::Channel`]), to ask it what it tells
+    /// (say [`mended_by_publish`](mmf_core::Error::mended_by_publish)); `None` for an error of
+    /// the value or its encoding.
+    pub fn channel(&self) -> Option<&mmf_core::Error> {
+        match self {
+            Error::Channel(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The generation of the value this error is about, where a value was read but could not
     /// be given as asked ([`Decode`](Error::Decode), [`WrongTag`](Error::WrongTag)): a loop
     /// reading after each value may say so and go on after it

@@ -258,7 +258,7 @@ pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
 ///
 /// ```
 /// let mp = mmf_codec::json::json_to_msgpack(r#"{"n": 18446744073709551615}"#)?;
-/// assert_eq!(mmf_codec::json::msgpack_to_json(&mp, false)?, r#"{"n":18446744073709551615}"#);
+/// assert_eq!(mmf_codec::json::msgpack_to_json(&mp)?, r#"{"n":18446744073709551615}"#);
 /// # Ok::<(), mmf_codec::Error>(())
 /// ```
 pub fn json_to_msgpack(json: &str) -> Result<Vec<u8>> {
@@ -268,31 +268,67 @@ pub fn json_to_msgpack(json: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A MessagePack document to JSON text (compact, or indented with `pretty`).
+/// A MessagePack document to JSON text on one line.
 ///
 /// ```
-/// use mmf_codec::json::{json_to_msgpack, msgpack_to_json};
+/// use mmf_codec::json::{json_to_msgpack, msgpack_to_json, msgpack_to_json_pretty};
 /// let mp = json_to_msgpack(r#"{"step": 10, "tags": ["a", "b"]}"#)?;
-/// assert_eq!(msgpack_to_json(&mp, false)?, r#"{"step":10,"tags":["a","b"]}"#);
+/// assert_eq!(msgpack_to_json(&mp)?, r#"{"step":10,"tags":["a","b"]}"#);
+/// assert!(msgpack_to_json_pretty(&mp)?.starts_with("{\n  \"step\": 10,"));
 /// // Two keys that would read the same in JSON ({1: .., "1": ..}) are an error, not a lost entry:
-/// assert!(msgpack_to_json(&[0x82, 0x01, 0xc0, 0xa1, b'1', 0xc0], false).is_err());
+/// assert!(msgpack_to_json(&[0x82, 0x01, 0xc0, 0xa1, b'1', 0xc0]).is_err());
 /// # Ok::<(), mmf_codec::Error>(())
 /// ```
-pub fn msgpack_to_json(bytes: &[u8], pretty: bool) -> Result<String> {
+///
+/// # Errors
+///
+/// [`Error::InvalidMsgpack`] for bytes that are not one valid MessagePack document,
+/// [`Error::NotJson`] for one that JSON cannot show (see the module docs).
+pub fn msgpack_to_json(bytes: &[u8]) -> Result<String> {
+    to_json_string(bytes, false)
+}
+
+/// [`msgpack_to_json`], indented (as serde_json's `to_string_pretty` indents).
+///
+/// # Errors
+///
+/// As [`msgpack_to_json`].
+pub fn msgpack_to_json_pretty(bytes: &[u8]) -> Result<String> {
+    to_json_string(bytes, true)
+}
+
+fn to_json_string(bytes: &[u8], pretty: bool) -> Result<String> {
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(2).min(1 << 20));
-    write_msgpack_as_json(bytes, pretty, &mut out)?;
+    write_as_json(bytes, pretty, &mut out)?;
     // Every byte written came from `str`s, the formatter's ASCII and base64.
     String::from_utf8(out).map_err(|e| Error::Encode(e.to_string()))
 }
 
-/// Writes a MessagePack document as JSON text to `out` (compact, or indented with `pretty`), by
-/// the rules of the module docs, as it goes: the memory it takes beside `out` is the document's
-/// map keys (to refuse duplicates) and one entry per open container, not a tree of the value.
+/// Writes a MessagePack document as JSON text on one line to `out`, by the rules of the module
+/// docs, as it goes: the memory it takes beside `out` is the document's map keys (to refuse
+/// duplicates) and one entry per open container, not a tree of the value.
 ///
 /// The document is checked whole before anything is written: invalid MessagePack writes nothing.
 /// A map with two keys that read the same in JSON is refused when the map ends, after the text
 /// before it was written.
-pub fn write_msgpack_as_json<W: io::Write>(bytes: &[u8], pretty: bool, mut out: W) -> Result<()> {
+///
+/// # Errors
+///
+/// As [`msgpack_to_json`], and [`Error::Write`] if writing to `out` fails.
+pub fn write_msgpack_as_json<W: io::Write>(bytes: &[u8], out: W) -> Result<()> {
+    write_as_json(bytes, false, out)
+}
+
+/// [`write_msgpack_as_json`], indented (as serde_json's `to_writer_pretty` indents).
+///
+/// # Errors
+///
+/// As [`write_msgpack_as_json`].
+pub fn write_msgpack_as_json_pretty<W: io::Write>(bytes: &[u8], out: W) -> Result<()> {
+    write_as_json(bytes, true, out)
+}
+
+fn write_as_json<W: io::Write>(bytes: &[u8], pretty: bool, mut out: W) -> Result<()> {
     msgpack::check(bytes)?;
     if pretty {
         transcode(bytes, &mut PrettyFormatter::new(), &mut out, true)?;
@@ -356,7 +392,7 @@ impl<W> KeepError<W> {
 
 /// A MessagePack document to a `serde_json::Value`, by the rules of the module docs.
 pub fn msgpack_to_value(bytes: &[u8]) -> Result<Json> {
-    let text = msgpack_to_json(bytes, false)?;
+    let text = msgpack_to_json(bytes)?;
     // Its numbers are exact. Its depth is at most `MAX_DEPTH` + 2 (a `$ext` rendering at the
     // deepest level), which may pass serde_json's limit of 127 but is bounded: lifting the limit
     // cannot overflow the stack.
@@ -765,7 +801,7 @@ mod tests {
         ] {
             let mp = json_to_msgpack(json).unwrap();
             assert_eq!(
-                serde_json::from_str::<Json>(&msgpack_to_json(&mp, false).unwrap()).unwrap(),
+                serde_json::from_str::<Json>(&msgpack_to_json(&mp).unwrap()).unwrap(),
                 serde_json::from_str::<Json>(json).unwrap(),
                 "{json}"
             );
@@ -776,7 +812,7 @@ mod tests {
     fn extremes_and_unicode_survive() {
         let json = r#"{"max":18446744073709551615,"min":-9223372036854775808,"f":1.5,"s":"héllo ✓ 😀","n":null,"a":[[],{},[1,[2,[3]]]],"t":true}"#;
         let mp = json_to_msgpack(json).unwrap();
-        let back: Json = serde_json::from_str(&msgpack_to_json(&mp, false).unwrap()).unwrap();
+        let back: Json = serde_json::from_str(&msgpack_to_json(&mp).unwrap()).unwrap();
         assert_eq!(back, serde_json::from_str::<Json>(json).unwrap());
         assert_eq!(back["max"].as_u64(), Some(u64::MAX));
         assert_eq!(back["min"].as_i64(), Some(i64::MIN));
@@ -794,14 +830,14 @@ mod tests {
         ]);
         let mut bytes = Vec::new();
         rmpv::encode::write_value(&mut bytes, &v).unwrap();
-        let json = msgpack_to_json(&bytes, false).unwrap();
+        let json = msgpack_to_json(&bytes).unwrap();
         assert_eq!(
             json,
             r#"{"1":{"$bin":"AP8="},"x":{"$ext":{"type":5,"data":"AQID"}},"nan":"NaN","inf":"-Infinity","[true]":null}"#
         );
         // A "string" whose bytes are not UTF-8 (fixstr of 2 bytes): kept, as binary.
         assert_eq!(
-            msgpack_to_json(&[0xa2, 0xff, 0xfe], false).unwrap(),
+            msgpack_to_json(&[0xa2, 0xff, 0xfe]).unwrap(),
             r#"{"$bin":"//4="}"#
         );
     }
@@ -813,7 +849,7 @@ mod tests {
         let mut bytes = vec![0x81; 31];
         bytes.extend(std::iter::repeat_n(0xc0, 32));
         let started = std::time::Instant::now();
-        let json = msgpack_to_json(&bytes, false).unwrap();
+        let json = msgpack_to_json(&bytes).unwrap();
         assert!(json.len() < 64 * MAX_KEY_TEXT, "{} bytes", json.len());
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         // Also through the fuzz regression file, if present.
@@ -822,7 +858,7 @@ mod tests {
             "/../fuzz/regressions/codec-nested-map-keys"
         );
         if let Ok(input) = std::fs::read(reg) {
-            let _ = msgpack_to_json(&input, true);
+            let _ = msgpack_to_json_pretty(&input);
         }
         // A short non-string key keeps its full text.
         let mut small = Vec::new();
@@ -831,10 +867,7 @@ mod tests {
             true.into(),
         )]);
         rmpv::encode::write_value(&mut small, &v).unwrap();
-        assert_eq!(
-            msgpack_to_json(&small, false).unwrap(),
-            r#"{"[1,\"é\"]":true}"#
-        );
+        assert_eq!(msgpack_to_json(&small).unwrap(), r#"{"[1,\"é\"]":true}"#);
         // A long key is cut at a character boundary: `["` and 125 two-byte characters, then `…`.
         let mut long = Vec::new();
         rmpv::encode::write_value(&mut long, &rmpv::Value::Array(vec!["é".repeat(200).into()]))
@@ -869,7 +902,7 @@ mod tests {
             &[0x91; 100_000],
         ] {
             assert!(
-                matches!(msgpack_to_json(bad, false), Err(Error::InvalidMsgpack(_))),
+                matches!(msgpack_to_json(bad), Err(Error::InvalidMsgpack(_))),
                 "{:x?}",
                 &bad[..bad.len().min(8)]
             );

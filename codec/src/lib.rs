@@ -22,7 +22,7 @@
 //! let cfg: Config = ch.read()?;
 //! assert_eq!(cfg, Config { threads: 8, name: "bench".into() });
 //! // The same value as JSON, for a script:
-//! assert_eq!(ch.read_json(false)?, r#"{"threads":8,"name":"bench"}"#);
+//! assert_eq!(ch.read_json()?, r#"{"threads":8,"name":"bench"}"#);
 //! # Ok::<(), mmf_codec::Error>(())
 //! ```
 //!
@@ -53,8 +53,20 @@ use serde::Serialize;
 #[cfg(feature = "async")]
 pub use stream::{TypedValueStream, ValueStreamExt};
 
+/// The extension traits are for mmf's own types only (sealed, as crossbeam's are): a method
+/// added to one later breaks no implementation elsewhere.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for mmf_core::Channel {}
+    impl Sealed for mmf_core::Follower {}
+    #[cfg(feature = "async")]
+    impl Sealed for mmf_core::ValueStream {}
+}
+
 /// Typed publish and read methods for [`Channel`]. `use mmf::prelude::*` brings it in scope.
-pub trait ChannelExt {
+///
+/// Sealed: implemented for [`Channel`] only.
+pub trait ChannelExt: sealed::Sealed {
     /// Publishes `value` as MessagePack (structs as maps with field names, so that MessagePack
     /// readers in other languages see named fields). Returns the new generation.
     ///
@@ -203,21 +215,40 @@ pub trait ChannelExt {
     /// published.
     fn publish_json(&self, json: &str) -> Result<u64>;
 
-    /// Reads a MessagePack or JSON value as JSON text (see [`json`] for how MessagePack that JSON
-    /// cannot express is rendered): on one line, or indented with `pretty`. JSON text another
-    /// process stored ([`Tag::JSON`]) is checked as [`json::validate_json`] checks it and laid
-    /// out the same way: on one line its numbers, escapes and key order stay as written;
-    /// indented, its key order stays and serde_json writes its numbers and strings anew (`2.50`
-    /// as `2.5`, `"\u0041"` as `"A"`, `1e2` as `100.0`). A value that is
-    /// not what its tag says (invalid MessagePack, JSON text that breaks those rules) is
-    /// [`Error::Decode`], naming the channel and the value.
+    /// Reads a MessagePack or JSON value as JSON text on one line (see [`json`] for how
+    /// MessagePack that JSON cannot express is rendered; [`read_json_pretty`] for indented
+    /// text). JSON text another process stored ([`Tag::JSON`]) is checked as
+    /// [`json::validate_json`] checks it and laid out the same way: its numbers, escapes and
+    /// key order stay as written. A value that is not what its tag says (invalid MessagePack,
+    /// JSON text that breaks those rules) is [`Error::Decode`], naming the channel and the
+    /// value.
     ///
     /// # Errors
     ///
     /// [`Error::Empty`] while nothing has been published, [`Error::WrongTag`] for text or
     /// bytes, [`Error::Decode`] as said above, and the read's own errors as
     /// [`Error::Channel`].
-    fn read_json(&self, pretty: bool) -> Result<String>;
+    ///
+    /// [`read_json_pretty`]: ChannelExt::read_json_pretty
+    fn read_json(&self) -> Result<String>;
+
+    /// [`read_json`](ChannelExt::read_json), indented (as serde_json's `to_string_pretty`
+    /// indents). JSON text another process stored keeps its key order, and serde_json writes
+    /// its numbers and strings anew (`2.50` as `2.5`, `"\u0041"` as `"A"`, `1e2` as `100.0`).
+    ///
+    /// ```
+    /// use mmf_codec::{Channel, ChannelExt};
+    /// let ch = Channel::anonymous(256)?;
+    /// ch.publish_json(r#"{"a": [1, 2]}"#)?;
+    /// assert_eq!(ch.read_json()?, r#"{"a":[1,2]}"#);
+    /// assert_eq!(ch.read_json_pretty()?, "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+    /// # Ok::<(), mmf_codec::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`read_json`](ChannelExt::read_json).
+    fn read_json_pretty(&self) -> Result<String>;
 }
 
 impl ChannelExt for Channel {
@@ -258,7 +289,7 @@ impl ChannelExt for Channel {
         let (meta, bytes) = self.read_raw()?;
         match meta.tag {
             Tag::TEXT | Tag::JSON => String::from_utf8(bytes)
-                .map_err(|e| unreadable(self, meta, TEXT, Error::InvalidUtf8(e.utf8_error()))),
+                .map_err(|e| unreadable_text(self, meta, TEXT, &not_utf8(e.utf8_error()))),
             _ => Err(wrong(self, meta, "a text value")),
         }
     }
@@ -269,7 +300,7 @@ impl ChannelExt for Channel {
 
     fn read_bytes(&self) -> Result<Vec<u8>> {
         let (meta, bytes) = self.read_raw()?;
-        if meta.is_empty() {
+        if meta.is_unpublished() {
             return Err(Error::Empty {
                 name: self.location().to_string(),
             });
@@ -284,28 +315,39 @@ impl ChannelExt for Channel {
         })
     }
 
-    fn read_json(&self, pretty: bool) -> Result<String> {
-        let (meta, bytes) = self.read_raw()?;
-        let unreadable = |e| unreadable(self, meta, JSON_TEXT, e);
-        match meta.tag {
-            Tag::MSGPACK => json::msgpack_to_json(&bytes, pretty).map_err(unreadable),
-            Tag::JSON => {
-                // Text another process wrote: passed on only when it is one valid document (an
-                // integer beyond 64 bits, which a rendering through `Value` would silently make
-                // a float, is refused), laid out as asked whatever its own layout: on one line
-                // (as a MessagePack value reads) or pretty.
-                let text = std::str::from_utf8(&bytes).map_err(|e| unreadable(e.into()))?;
-                if pretty {
-                    json::validate_json(text).map_err(unreadable)?;
-                    let v: serde_json::Value =
-                        serde_json::from_str(text).map_err(|e| unreadable(Error::json(&e)))?;
-                    serde_json::to_string_pretty(&v).map_err(|e| Error::Encode(e.to_string()))
-                } else {
-                    json::compact_json(text).map_err(unreadable)
-                }
+    fn read_json(&self) -> Result<String> {
+        read_json_as(self, false)
+    }
+
+    fn read_json_pretty(&self) -> Result<String> {
+        read_json_as(self, true)
+    }
+}
+
+/// [`ChannelExt::read_json`], indented with `pretty`.
+fn read_json_as(ch: &Channel, pretty: bool) -> Result<String> {
+    let (meta, bytes) = ch.read_raw()?;
+    let unreadable = |e| unreadable(ch, meta, JSON_TEXT, e);
+    match meta.tag {
+        Tag::MSGPACK if pretty => json::msgpack_to_json_pretty(&bytes).map_err(unreadable),
+        Tag::MSGPACK => json::msgpack_to_json(&bytes).map_err(unreadable),
+        Tag::JSON => {
+            // Text another process wrote: passed on only when it is one valid document (an
+            // integer beyond 64 bits, which a rendering through `Value` would silently make a
+            // float, is refused), laid out as asked whatever its own layout: on one line (as a
+            // MessagePack value reads) or pretty.
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|e| unreadable_text(ch, meta, JSON_TEXT, &not_utf8(e)))?;
+            if pretty {
+                json::validate_json(text).map_err(unreadable)?;
+                let v: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| unreadable(Error::json(&e)))?;
+                serde_json::to_string_pretty(&v).map_err(|e| Error::Encode(e.to_string()))
+            } else {
+                json::compact_json(text).map_err(unreadable)
             }
-            _ => Err(wrong(self, meta, "a MessagePack or JSON value")),
         }
+        _ => Err(wrong(ch, meta, "a MessagePack or JSON value")),
     }
 }
 
@@ -352,7 +394,9 @@ where
 
 /// Typed reads for [`Follower`]: a consumer's loop over a name's values, decoded, across the
 /// writer's restarts. `use mmf::prelude::*` brings it in scope.
-pub trait FollowerExt {
+///
+/// Sealed: implemented for [`Follower`] only.
+pub trait FollowerExt: sealed::Sealed {
     /// Waits until `until` is over (a timeout, a deadline, a [`Stop`](mmf_core::Stop):
     /// [`Until`](mmf_core::Until)) for a value newer than generation `since` under the followed
     /// name and decodes it into `T`, as [`ChannelExt::read`] does:
@@ -477,10 +521,10 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
     // A valid value of another shape reads as JSON; an invalid one only as bytes.
     let mismatch =
         |e: &dyn std::fmt::Display| failed(format!("{e}; read it as JSON to see what it holds"));
-    let invalid = |e: Error| failed(format!("{e}; read_bytes gives its bytes"));
+    let invalid = |e: &dyn std::fmt::Display| failed(format!("{e}; read_bytes gives its bytes"));
     let value = match meta.tag {
         Tag::MSGPACK => {
-            msgpack::check(buf).map_err(invalid)?;
+            msgpack::check(buf).map_err(|e| invalid(&e))?;
             let mut de = rmp_serde::Deserializer::new(buf);
             let value = T::deserialize(&mut de).map_err(|e| {
                 // Again, to find where: tracking the path costs every read (a string for each
@@ -500,10 +544,8 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
             value
         }
         Tag::JSON => {
-            std::str::from_utf8(buf)
-                .map_err(Error::from)
-                .and_then(json::validate_json)
-                .map_err(invalid)?;
+            let text = std::str::from_utf8(buf).map_err(|e| invalid(&not_utf8(e)))?;
+            json::validate_json(text).map_err(|e| invalid(&e))?;
             serde_json::from_slice(buf).map_err(|e| {
                 let mut de = serde_json::Deserializer::from_slice(buf);
                 match serde_path_to_error::deserialize::<_, T>(&mut de) {
@@ -516,7 +558,7 @@ fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(
         // string (a `String`, an `Option<String>`, a newtype of one, an enum's unit variant by
         // name), as a JSON string would be (serde's own `StrDeserializer` refuses `Option`).
         Tag::TEXT => {
-            let text = std::str::from_utf8(buf).map_err(|e| invalid(e.into()))?;
+            let text = std::str::from_utf8(buf).map_err(|e| invalid(&not_utf8(e)))?;
             T::deserialize(serde_json::Value::String(text.to_owned())).map_err(|e| {
                 failed(if json::looks_like_json(text) {
                     format!(
@@ -553,6 +595,21 @@ const JSON_TEXT: &str = "JSON text";
 /// JSON or MessagePack), read as `what`: [`Error::Decode`], which names the channel and the
 /// value, as a typed read's does.
 fn unreadable(ch: &Channel, meta: Meta, what: &'static str, e: Error) -> Error {
+    unreadable_text(ch, meta, what, &e)
+}
+
+/// What a value that should be UTF-8 text, and is not, says in its [`Error::Decode`].
+fn not_utf8(e: std::str::Utf8Error) -> String {
+    format!("value is not valid UTF-8: {e}")
+}
+
+/// [`unreadable`], with the reason as text.
+fn unreadable_text(
+    ch: &Channel,
+    meta: Meta,
+    what: &'static str,
+    e: &dyn std::fmt::Display,
+) -> Error {
     Error::Decode {
         name: ch.location().to_string(),
         generation: meta.generation,
@@ -564,7 +621,7 @@ fn unreadable(ch: &Channel, meta: Meta, what: &'static str, e: Error) -> Error {
 
 fn wrong(ch: &Channel, meta: Meta, expected: &'static str) -> Error {
     let name = ch.location().to_string();
-    if meta.is_empty() {
+    if meta.is_unpublished() {
         Error::Empty { name }
     } else {
         Error::WrongTag {

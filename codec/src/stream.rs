@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use crate::{decode, Result};
 
 /// Typed items for the stream of a followed name's values, [`ValueStream`] (feature `async`).
-pub trait ValueStreamExt {
+///
+/// Sealed: implemented for [`ValueStream`] only.
+pub trait ValueStreamExt: crate::sealed::Sealed {
     /// Decodes every value of the stream into `T`, as [`ChannelExt::read`](crate::ChannelExt::read)
     /// decodes one: a MessagePack or JSON value as serde decodes it, a text value into a type
     /// that takes a string.

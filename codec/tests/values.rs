@@ -82,12 +82,12 @@ proptest! {
     fn json_survives_msgpack_and_back(v in arb_json()) {
         let text = serde_json::to_string(&v).unwrap();
         let mp = json_to_msgpack(&text).unwrap();
-        let back: Json = serde_json::from_str(&msgpack_to_json(&mp, false).unwrap()).unwrap();
+        let back: Json = serde_json::from_str(&msgpack_to_json(&mp).unwrap()).unwrap();
         prop_assert_eq!(&back, &v);
         // And through a live channel, as the CLI does it.
         let ch = Channel::anonymous(text.len() * 2 + 64).unwrap();
         ch.publish_json(&text).unwrap();
-        let read: Json = serde_json::from_str(&ch.read_json(true).unwrap()).unwrap();
+        let read: Json = serde_json::from_str(&ch.read_json_pretty().unwrap()).unwrap();
         prop_assert_eq!(read, v);
     }
 
@@ -100,7 +100,7 @@ proptest! {
         prop_assert_eq!((meta.generation, meta.tag), (g, Tag::MSGPACK));
         prop_assert_eq!(back, cfg.clone());
         // The JSON view of the same frame decodes into the same struct too.
-        let via_json: Config = serde_json::from_str(&ch.read_json(false).unwrap()).unwrap();
+        let via_json: Config = serde_json::from_str(&ch.read_json().unwrap()).unwrap();
         prop_assert_eq!(via_json, cfg);
     }
 }
@@ -200,7 +200,7 @@ fn reading_the_wrong_tag_names_both() {
         "{err}"
     );
     assert!(matches!(
-        ch.read_json(false).unwrap_err(),
+        ch.read_json().unwrap_err(),
         Error::WrongTag { .. }
     ));
     let err = ch.read::<u8>().unwrap_err();
@@ -269,7 +269,7 @@ fn reading_the_wrong_tag_names_both() {
         file.write_all_at(&1u64.to_le_bytes(), 160).unwrap();
     }
     assert_eq!(ch.read_raw().unwrap().0.tag, Tag::EMPTY);
-    let err = ch.read_json(false).unwrap_err().to_string();
+    let err = ch.read_json().unwrap_err().to_string();
     assert!(err.contains("tag 0 means \"no value yet\""), "{err}");
     assert!(err.contains("holds an empty value"), "{err}");
     assert_eq!(ch.read_bytes().unwrap(), b"x");
@@ -350,7 +350,7 @@ fn a_typed_publish_refuses_what_readers_would_refuse() {
     // 127 nodes are 127 levels of maps (each `next` holds the next one): readers take that.
     ch.publish(&list(127)).unwrap();
     assert_eq!(ch.read::<Node>().unwrap(), list(127));
-    assert!(ch.read_json(false).is_ok());
+    assert!(ch.read_json().is_ok());
     // 128 are one level too many for every mmf reader, so they are not published.
     let err = ch.publish(&list(128)).unwrap_err();
     assert!(
@@ -436,7 +436,7 @@ fn invalid_stored_values_are_errors_not_panics() {
     );
     assert!(err.to_string().contains("(generation 1)"), "{err}");
     ch.publish_raw(Tag::MSGPACK, &[0x92, 0x01]).unwrap(); // array of 2, one element
-    let err = ch.read_json(false).unwrap_err();
+    let err = ch.read_json().unwrap_err();
     assert!(
         matches!(&err, Error::Decode { generation: 2, ty: "JSON text", message, .. }
             if message.starts_with("invalid MessagePack")),
@@ -462,12 +462,12 @@ fn invalid_stored_values_are_errors_not_panics() {
     assert_eq!(ch.read::<BTreeMap<String, u8>>().unwrap()["a"], 1);
     // On one line when not asked to be pretty, as a MessagePack value reads, whatever the
     // stored text's layout; the text itself stays as written.
-    assert_eq!(ch.read_json(false).unwrap(), "{\"a\":1}");
-    assert_eq!(ch.read_json(true).unwrap(), "{\n  \"a\": 1\n}");
+    assert_eq!(ch.read_json().unwrap(), "{\"a\":1}");
+    assert_eq!(ch.read_json_pretty().unwrap(), "{\n  \"a\": 1\n}");
     assert_eq!(ch.read_string().unwrap(), "{\"a\": 1}");
     ch.publish_raw(Tag::JSON, b"{\n  \"a\": [1, 2.50],\n  \"b\": \"x y\"\n}\n")
         .unwrap();
-    assert_eq!(ch.read_json(false).unwrap(), r#"{"a":[1,2.50],"b":"x y"}"#);
+    assert_eq!(ch.read_json().unwrap(), r#"{"a":[1,2.50],"b":"x y"}"#);
 }
 
 /// A value nested deeper than any reader should follow, from another process: an error on every
@@ -493,7 +493,7 @@ fn deep_values_are_refused_not_a_stack_overflow() {
             for err in [
                 ch.read::<Tree>().unwrap_err(),
                 ch.read::<serde_json::Value>().unwrap_err(),
-                ch.read_json(false).unwrap_err(),
+                ch.read_json().unwrap_err(),
             ] {
                 assert!(
                     err.to_string().contains("deeper than the 127 levels"),
@@ -520,17 +520,17 @@ fn deep_values_are_refused_not_a_stack_overflow() {
             ok.push(0x90);
             ch.publish_raw(Tag::MSGPACK, &ok).unwrap();
             let v: serde_json::Value = ch.read().unwrap();
-            let text = ch.read_json(false).unwrap();
+            let text = ch.read_json().unwrap();
             assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
             ch.publish_json(&text).unwrap();
-            assert_eq!(ch.read_json(false).unwrap(), text);
-            let _ = ch.read_json(true).unwrap();
+            assert_eq!(ch.read_json().unwrap(), text);
+            let _ = ch.read_json_pretty().unwrap();
             // A binary or an extension at the deepest level renders one or two levels deeper
             // than serde_json reads by default; still a value, as text and as a Value.
             for inner in [&[0xc4, 0x01, 0xff][..], &[0xd4, 0x05, 0x01]] {
                 let mut v = vec![0x91; mmf_codec::json::MAX_DEPTH];
                 v.extend_from_slice(inner);
-                let text = mmf_codec::json::msgpack_to_json(&v, false).unwrap();
+                let text = mmf_codec::json::msgpack_to_json(&v).unwrap();
                 let value = mmf_codec::json::msgpack_to_value(&v).unwrap();
                 assert_eq!(value.to_string(), text);
             }
@@ -561,8 +561,8 @@ fn stored_json_and_colliding_keys_are_checked() {
             "{}: {err}",
             String::from_utf8_lossy(text)
         );
-        for pretty in [false, true] {
-            let err = ch.read_json(pretty).unwrap_err();
+        for err in [ch.read_json(), ch.read_json_pretty()] {
+            let err = err.unwrap_err();
             assert!(
                 matches!(&err, Error::Decode { tag: Tag::JSON, ty: "JSON text", message, .. }
                     if message.contains("invalid JSON at line 1") && message.contains(says)),
@@ -596,7 +596,7 @@ fn stored_json_and_colliding_keys_are_checked() {
         (&[0x83, 0xa1, b'a', 1, 0xa1, b'b', 2, 0xa1, b'a', 3], "a"), // {"a": 1, "b": 2, "a": 3}
     ] {
         ch.publish_raw(Tag::MSGPACK, mp).unwrap();
-        let err = ch.read_json(false).unwrap_err();
+        let err = ch.read_json().unwrap_err();
         assert!(
             err.to_string()
                 .contains(&format!("two keys that both read {key:?} in JSON")),
@@ -609,14 +609,10 @@ fn stored_json_and_colliding_keys_are_checked() {
         &[0x92, 0x81, 0xa1, b'a', 1, 0x81, 0xa1, b'a', 2],
     )
     .unwrap();
-    assert_eq!(ch.read_json(false).unwrap(), r#"[{"a":1},{"a":2}]"#);
+    assert_eq!(ch.read_json().unwrap(), r#"[{"a":1},{"a":2}]"#);
     // The reserved marker 0xc1 is not nil.
     ch.publish_raw(Tag::MSGPACK, &[0x92, 0xc1, 0xc1]).unwrap();
-    assert!(ch
-        .read_json(false)
-        .unwrap_err()
-        .to_string()
-        .contains("0xc1"));
+    assert!(ch.read_json().unwrap_err().to_string().contains("0xc1"));
 }
 
 /// Random MessagePack built mostly of containers (arrays, maps, one-entry maps as enum variants
@@ -667,8 +663,8 @@ fn random_nested_msgpack_never_crashes_a_small_stack() {
                     let _ = ch.read::<Tree>();
                     let _ = ch.read::<Json>();
                     let _ = ch.read::<Vec<Option<Json>>>();
-                    let compact = ch.read_json(false);
-                    let pretty = ch.read_json(true);
+                    let compact = ch.read_json();
+                    let pretty = ch.read_json_pretty();
                     prop_assert_eq!(compact.is_ok(), pretty.is_ok());
                     if let (Ok(c), Ok(p)) = (compact, pretty) {
                         // Up to two levels past serde_json's default limit ($bin, $ext).

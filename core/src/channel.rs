@@ -321,7 +321,7 @@ impl Options {
 
     /// [`create`](Options::create) of a location already read.
     fn create_parsed(&self, location: &Location) -> Result<Channel> {
-        match location.checked_path()? {
+        match location.path() {
             None => self.anonymous(),
             Some(path) => self.create_at(location, &path),
         }
@@ -465,7 +465,7 @@ impl Options {
 
     /// [`open`](Options::open) of a location already read.
     fn open_parsed(&self, location: &Location) -> Result<Channel> {
-        let Some(path) = location.checked_path()? else {
+        let Some(path) = location.path() else {
             return Err(Error::NotFound {
                 name: location.to_string(),
             });
@@ -606,18 +606,33 @@ impl Options {
     /// [`read_only`](Options::read_only) it only opens (a missing channel is
     /// [`Error::InvalidOptions`]).
     pub fn open_or_create(&self, location: impl ToLocation) -> Result<Channel> {
-        self.open_or_create_telling(location).map(|(ch, _)| ch)
+        self.open_or_create_with_origin(location).map(|(ch, _)| ch)
     }
 
     /// [`open_or_create`](Options::open_or_create), also telling whether the channel was created
-    /// here (`true`) or was there already (`false`), say to compare an existing channel with
-    /// what was asked for.
-    pub fn open_or_create_telling(&self, location: impl ToLocation) -> Result<(Channel, bool)> {
-        self.open_or_create_telling_parsed(&*location.to_location()?)
+    /// here or was there already, say to compare an existing channel with what was asked for.
+    ///
+    /// ```
+    /// use mmf_core::{Options, Origin};
+    /// let name = format!("origin-doc-{}", std::process::id());
+    /// let (a, origin) = Options::new().capacity(64).open_or_create_with_origin(&name)?;
+    /// assert_eq!(origin, Origin::Created);
+    /// let (b, origin) = Options::new().capacity(4096).open_or_create_with_origin(&name)?;
+    /// assert_eq!(origin, Origin::Existing);
+    /// assert_eq!(b.capacity(), a.capacity()); // the existing channel's, not the one asked for
+    /// # mmf_core::Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn open_or_create_with_origin(
+        &self,
+        location: impl ToLocation,
+    ) -> Result<(Channel, Origin)> {
+        self.open_or_create_parsed(&*location.to_location()?)
     }
 
-    /// [`open_or_create_telling`](Options::open_or_create_telling) of a location already read.
-    fn open_or_create_telling_parsed(&self, location: &Location) -> Result<(Channel, bool)> {
+    /// [`open_or_create_with_origin`](Options::open_or_create_with_origin) of a location
+    /// already read.
+    fn open_or_create_parsed(&self, location: &Location) -> Result<(Channel, Origin)> {
         if self.read_only {
             // It can open, not create: an existing channel opens read-only.
             return match self.open(location) {
@@ -625,7 +640,7 @@ impl Options {
                     "no channel named '{name}' exists, and a read_only handle cannot create one; \
                      create it without read_only"
                 ))),
-                other => other.map(|ch| (ch, false)),
+                other => other.map(|ch| (ch, Origin::Existing)),
             };
         }
         for _ in 0..100 {
@@ -651,10 +666,10 @@ impl Options {
                                 });
                             }
                         }
-                        other => return other.map(|ch| (ch, false)),
+                        other => return other.map(|ch| (ch, Origin::Existing)),
                     }
                 }
-                other => return other.map(|ch| (ch, true)),
+                other => return other.map(|ch| (ch, Origin::Created)),
             }
         }
         // Created and removed by others faster than we can open it, a hundred times over.
@@ -682,7 +697,7 @@ impl Options {
 
     /// [`create_or_replace`](Options::create_or_replace) of a location already read.
     fn create_or_replace_parsed(&self, location: &Location) -> Result<Channel> {
-        let Some(path) = location.checked_path()? else {
+        let Some(path) = location.path() else {
             return self.anonymous();
         };
         check_platform()?;
@@ -956,15 +971,6 @@ impl Channel {
         remove_if(&*location.to_location()?, None)
     }
 
-    /// [`Channel::remove`], which takes a [`Location`] too.
-    #[deprecated(
-        since = "0.1.0",
-        note = "use `Channel::remove`, which takes a `Location` too"
-    )]
-    pub fn remove_location(location: &Location) -> Result<()> {
-        Channel::remove(location)
-    }
-
     /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
     pub fn anonymous(capacity: usize) -> Result<Channel> {
         Options::new().capacity(capacity).anonymous()
@@ -1065,7 +1071,7 @@ impl Channel {
 
     /// Copies the latest value into `buf` (replacing its contents, reusing its allocation) and
     /// returns what it is. Never blocks a writer; never returns a torn value. Before the first
-    /// publish, `Ok` with [`Meta::is_empty`] and no bytes.
+    /// publish, `Ok` with [`Meta::is_unpublished`] and no bytes.
     ///
     /// # Errors
     ///
@@ -1298,6 +1304,7 @@ impl Channel {
     /// });
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    #[must_use = "`None` means the wait timed out or was stopped, with no new value"]
     pub fn wait_for_change(&self, since: u64, until: impl Into<Until>) -> Option<u64> {
         self.wait_unless_retired(since, &until.into(), None)
     }
@@ -1986,17 +1993,53 @@ pub struct Info {
     pub waiters: u64,
 }
 
+/// Whether [`Options::open_or_create_with_origin`] created the channel or found it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// This call created it, with the options given.
+    Created,
+    /// It was there already (made by anyone, with its own capacity and reader-pin entries),
+    /// and this call opened it.
+    Existing,
+}
+
 /// One entry of [`list`]: a channel's name and what opening it told.
+///
+/// Non-exhaustive: later versions may tell more of each channel.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Listing {
     /// Name of the channel (without the file prefix).
     pub name: String,
     /// Its header, or why it could not be read (e.g. corrupt, another user's).
     pub info: Result<Info>,
+    /// Whether any process holds a handle to it ([`host::in_use`](crate::host::in_use)):
+    /// `None` where that could not be found out (a file this user cannot open).
+    pub in_use: Option<bool>,
+}
+
+impl Listing {
+    /// Whether the channel looks abandoned: its header was read, no process holds a handle to
+    /// it, and neither its creator nor its last writer is running. A channel used only from the
+    /// CLI (whose processes never outlive a command) is stale by this definition between
+    /// commands, which is why `mmf prune` also asks how long ago it was last touched
+    /// ([`host::last_touched`](crate::host::last_touched)).
+    pub fn is_stale(&self) -> bool {
+        let Ok(info) = &self.info else { return false };
+        let writer_gone = info.last_writer_pid.is_none_or(|p| !os::pid_exists(p));
+        self.in_use == Some(false) && !info.creator_alive && writer_gone
+    }
 }
 
 /// Lists the shared-memory channels on this host (files `mmf.*` of the shared-memory directory),
-/// sorted by name. Each is opened read-only to read its header.
+/// sorted by name. Each is opened read-only to read its header, and looked at for handles
+/// held by any process ([`Listing::in_use`]).
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] on a platform without named channels; [`Error::Io`] if the
+/// shared-memory directory cannot be read (missing: see `MMF_SHM_DIR`). A channel that cannot
+/// be opened is listed, with the error in its [`info`](Listing::info).
 pub fn list() -> Result<Vec<Listing>> {
     check_platform()?;
     let mut out: Vec<Listing> = shm_files(crate::name::SHM_PREFIX)?
@@ -2007,7 +2050,10 @@ pub fn list() -> Result<Vec<Listing>> {
                 o.read_only(true).init_timeout(Duration::ZERO);
                 o.open(&loc).map(|ch| ch.info())
             });
-            Listing { name, info }
+            let in_use = Location::shm(&name)
+                .ok()
+                .and_then(|loc| crate::host::in_use(&loc).ok());
+            Listing { name, info, in_use }
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -2174,7 +2220,7 @@ const LOCK_GRACE: Duration = Duration::from_millis(50);
 /// and inode) when it is opened for the removal: a handle's own channel, not one made anew
 /// under the name since (what is left is the instant between that open and the unlink).
 fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<()> {
-    let Some(path) = location.checked_path()? else {
+    let Some(path) = location.path() else {
         return Ok(());
     };
     let name = location.to_string();

@@ -186,14 +186,14 @@ pub enum Error {
         name: String,
     },
     /// A bounded wait ran out: another writer held the lock, or a reader kept losing races.
-    #[error("channel '{name}' stayed busy for {waited_ms} ms ({what}); retry later")]
+    #[error("channel '{name}' stayed busy for {} ms ({what}); retry later", waited.as_millis())]
     Contended {
         /// The channel's name or path.
         name: String,
         /// What was waited for.
         what: String,
         /// How long it waited.
-        waited_ms: u64,
+        waited: std::time::Duration,
     },
     /// A publish from inside a [`Channel::publish_with`](crate::Channel::publish_with) closure
     /// to the channel that closure is filling, whose writer lock this thread holds until the
@@ -259,12 +259,22 @@ pub enum Error {
     /// A [`Stop`](crate::Stop) could not watch a process for its exit
     /// ([`Stop::stop_on_exit`](crate::Stop::stop_on_exit)): the thread that watches it could not
     /// be started (too many threads or open files), or this platform cannot watch processes.
-    #[error("cannot watch process {pid} for its exit: {source}")]
+    #[error(
+        "cannot watch process {pid} for its exit: {source}; raise the limit that was hit \
+         (open files: `ulimit -n`; threads) or wait for that process another way"
+    )]
     ProcessWatch {
         /// The process to watch.
         pid: u32,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A pid that names no process, given to [`Stop::stop_on_exit`](crate::Stop::stop_on_exit)
+    /// (0, or beyond `i32::MAX`).
+    #[error("pid {pid} names no process; give the pid of the process whose exit stops the wait")]
+    InvalidPid {
+        /// The pid given.
+        pid: u32,
     },
     /// Shared memory is not supported by this build on this platform.
     #[error("named channels are not supported on this platform yet")]

@@ -50,7 +50,6 @@ pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// # Channel::remove(&name)?;
 /// # Ok::<(), mmf_core::Error>(())
 /// ```
-#[derive(Debug)]
 pub struct Follower {
     location: Location,
     channel: Channel,
@@ -83,6 +82,19 @@ pub struct Follower {
     /// The generation whose value the last call of `read_after_into` refused (damaged, or never
     /// copied whole): not given out, and waited past (see [`Refused`]).
     refused: Refused,
+}
+
+/// The name, the channel it leads to, and what the last look found; not the bookkeeping of
+/// waits (times of looks, a creation being waited for).
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("location", &self.location)
+            .field("channel", &self.channel)
+            .field("appeared", &self.appeared)
+            .field("gone", &self.gone)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`Follower::wait`] saw. Non-exhaustive: a `match` on it needs a `_` arm, for what

@@ -88,8 +88,8 @@ pub struct Meta {
 
 impl Meta {
     /// Whether nothing has been published to the channel yet (generation 0). A published value
-    /// of zero bytes is not "empty" in this sense: its `len` is 0, its generation is not.
-    pub fn is_empty(&self) -> bool {
+    /// of zero bytes is not unpublished: its `len` is 0, its generation is not.
+    pub fn is_unpublished(&self) -> bool {
         self.generation == 0
     }
 }

@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 
-use crate::channel::{list, Info, Listing};
 use crate::error::{Error, Result};
 use crate::name::{Location, ToLocation};
 use crate::os;
@@ -19,19 +18,35 @@ pub fn shm_dir() -> PathBuf {
     os::shm_dir()
 }
 
-/// `(total, available)` bytes of the file system that holds `dir`.
-pub fn space(dir: &std::path::Path) -> Result<(u64, u64)> {
-    os::space(dir).map_err(|e| Error::Io {
-        op: "inspecting",
-        path: dir.to_owned(),
-        source: e,
-    })
+/// The size of a file system, in bytes: what [`space`] tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Space {
+    /// Its whole size.
+    pub total: u64,
+    /// What an unprivileged process may still allocate there.
+    pub available: u64,
+}
+
+/// The size of the file system that holds `dir`, and what is free there (`statvfs`).
+///
+/// # Errors
+///
+/// [`Error::Io`] if `dir` cannot be inspected (missing, not a directory, no permission).
+pub fn space(dir: &std::path::Path) -> Result<Space> {
+    os::space(dir)
+        .map(|(total, available)| Space { total, available })
+        .map_err(|e| Error::Io {
+            op: "inspecting",
+            path: dir.to_owned(),
+            source: e,
+        })
 }
 
 /// Whether any process holds a handle to the channel at `location` right now.
 pub fn in_use(location: impl ToLocation) -> Result<bool> {
     let location = &*location.to_location()?;
-    let Some(path) = location.checked_path()? else {
+    let Some(path) = location.path() else {
         return Ok(true);
     };
     // Not blocking on a FIFO planted under the name, nor following a symlink there.
@@ -79,8 +94,8 @@ pub fn remove_unused(location: impl ToLocation, idle_for: std::time::Duration) -
 }
 
 /// [`remove_unused`], keeping also a channel whose header, read under the lock, names a creator
-/// or a last writer that is still running ([`is_stale`]'s other two conditions): what `mmf
-/// prune` does. A process that opened the channel, published and closed it between the caller's
+/// or a last writer that is still running (the other two conditions of
+/// [`Listing::is_stale`](crate::Listing::is_stale)): what `mmf prune` does. A process that opened the channel, published and closed it between the caller's
 /// listing and this call, and still runs, keeps it. (For a file whose creator died before
 /// finishing it, [`remove_unused`]: a pid it wrote may be another process's by now.)
 pub fn remove_stale(location: impl ToLocation, idle_for: std::time::Duration) -> Result<bool> {
@@ -92,7 +107,7 @@ fn remove_if(
     idle_for: std::time::Duration,
     abandoned_only: bool,
 ) -> Result<bool> {
-    let Some(path) = location.checked_path()? else {
+    let Some(path) = location.path() else {
         return Ok(false);
     };
     let io = |op: &'static str, e: std::io::Error| match e.kind() {
@@ -167,7 +182,7 @@ fn header_pids(mut file: &std::fs::File) -> std::io::Result<[u32; 2]> {
 /// [`Channel::touch`]: crate::Channel::touch
 pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> {
     let location = &*location.to_location()?;
-    let Some(path) = location.checked_path()? else {
+    let Some(path) = location.path() else {
         return Ok(std::time::SystemTime::now());
     };
     std::fs::symlink_metadata(&path)
@@ -184,19 +199,12 @@ pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> 
         })
 }
 
-/// Whether a channel looks abandoned: no live handle in any process, and neither its creator
-/// nor its last writer is running. A channel used only from the CLI (whose processes never
-/// outlive a command) is stale by this definition between commands, which is why `prune` and
-/// `doctor` also ask how long ago it was last touched ([`last_touched`]).
-pub fn is_stale(info: &Info, in_use: bool) -> bool {
-    let writer_gone = info.last_writer_pid.is_none_or(|p| !os::pid_exists(p));
-    !in_use && !info.creator_alive && writer_gone
-}
-
 /// The names of the shared-memory channels on this host, sorted, without opening any: what
 /// [`list`] lists, less the entries no name given to mmf could reach (a file someone else put
 /// in the directory under a name [`validate_name`](crate::validate_name) refuses). Cheap, for
 /// shell completion and scripts.
+///
+/// [`list`]: crate::list
 ///
 /// ```
 /// # let name = format!("names-doc-{}", std::process::id());
@@ -216,19 +224,6 @@ pub fn channel_names() -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// [`list`], with whether each channel is in use (`None` if that could not be found out).
-pub fn list_with_use() -> Result<Vec<(Listing, Option<bool>)>> {
-    Ok(list()?
-        .into_iter()
-        .map(|l| {
-            let used = Location::shm(&l.name)
-                .ok()
-                .and_then(|loc| in_use(&loc).ok());
-            (l, used)
-        })
-        .collect())
-}
-
 /// Whether this process's user owns the channel's file (root: any file), so that removing it
 /// from a sticky directory such as `/dev/shm` is allowed.
 pub fn is_own(location: impl ToLocation) -> bool {
@@ -237,9 +232,7 @@ pub fn is_own(location: impl ToLocation) -> bool {
     };
     let location = &*location;
     location
-        .checked_path()
-        .ok()
-        .flatten()
+        .path()
         .and_then(|p| std::fs::symlink_metadata(p).ok())
         .is_some_and(|m| owned(&m))
 }
@@ -327,7 +320,7 @@ pub fn is_unfinished(location: impl ToLocation, older_than: std::time::Duration)
         return false;
     };
     let location = &*location;
-    let Ok(Some(path)) = location.checked_path() else {
+    let Some(path) = location.path() else {
         return false;
     };
     let old = std::fs::symlink_metadata(&path)

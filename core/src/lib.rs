@@ -92,7 +92,7 @@ mod wait;
 mod loom_tests;
 
 #[cfg(not(loom))]
-pub use channel::{list, Channel, Info, Listing, LockOwner, Options, Recovered};
+pub use channel::{list, Channel, Info, Listing, LockOwner, Options, Origin, Recovered};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use follow::{Change, Follower};
@@ -100,7 +100,7 @@ pub use follow::{Change, Follower};
 pub use follow::{FollowerChanged, OpenFollower, ValueStream};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
-pub use name::{validate_name, Location, ToLocation, MAX_NAME_LEN, SHM_PREFIX};
+pub use name::{validate_name, Location, ShmName, ToLocation, MAX_NAME_LEN, SHM_PREFIX};
 #[cfg(all(feature = "async", not(loom)))]
 pub use notify::{Changed, Stopped};
 pub use os::OwnerState;
@@ -110,6 +110,7 @@ pub use stop::{Stop, StopReason, Until};
 /// Internals exposed for the benchmarks only; not part of the API.
 #[doc(hidden)]
 pub mod __bench {
+    #[cfg(feature = "bench-internals")]
     pub use crate::region::{atomic_load_bytes, atomic_store_bytes};
 
     /// [`Channel::publish_raw`](crate::Channel::publish_raw) compiled without the check for

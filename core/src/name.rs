@@ -18,11 +18,8 @@ pub const MAX_NAME_LEN: usize = 255 - SHM_PREFIX.len();
 #[non_exhaustive]
 pub enum Location {
     /// OS shared memory under a plain name (on Linux `/dev/shm/mmf.NAME`): fast, not persisted,
-    /// gone after `remove` or a reboot. The name is checked by [`validate_name`] when the
-    /// variant is built by [`Location::shm`] or [`Location::parse`], and again by every
-    /// operation on the channel there, those of [`host`](crate::host) included (an invalid
-    /// one is [`Error::InvalidName`], or `false` from those that answer a yes-or-no question).
-    Shm(String),
+    /// gone after `remove` or a reboot. The name is valid by construction ([`ShmName`]).
+    Shm(ShmName),
     /// A regular file at a path: persisted across restarts.
     File(PathBuf),
     /// Private memory of this process (tests, benchmarks, single-process use).
@@ -36,7 +33,7 @@ impl Location {
     ///
     /// ```
     /// use mmf_core::{Error, Location};
-    /// assert_eq!(Location::parse("Test")?, Location::Shm("Test".into()));
+    /// assert_eq!(Location::parse("Test")?, Location::Shm("Test".parse()?));
     /// assert_eq!(Location::parse("./data/t.mmf")?, Location::File("./data/t.mmf".into()));
     /// assert!(Location::parse("").is_err());
     /// assert!(matches!(Location::parse("data/"), Err(Error::IsADirectory { .. })));
@@ -57,15 +54,13 @@ impl Location {
             }
             Ok(Location::File(PathBuf::from(arg)))
         } else {
-            validate_name(arg)?;
-            Ok(Location::Shm(arg.to_owned()))
+            Ok(Location::Shm(ShmName::new(arg)?))
         }
     }
 
     /// A shared-memory location, with the name validated.
     pub fn shm(name: &str) -> Result<Location> {
-        validate_name(name)?;
-        Ok(Location::Shm(name.to_owned()))
+        Ok(Location::Shm(ShmName::new(name)?))
     }
 
     /// A file location.
@@ -80,16 +75,6 @@ impl Location {
             Location::File(p) => Some(p.clone()),
             Location::Anonymous => None,
         }
-    }
-
-    /// [`path`](Self::path), for an operation on the channel there: a shared-memory name is
-    /// validated first, since the variant can be built without [`Location::shm`] (an empty name
-    /// would otherwise make a file named `mmf.`, and one with a '/' look into a subdirectory).
-    pub(crate) fn checked_path(&self) -> Result<Option<PathBuf>> {
-        if let Location::Shm(name) = self {
-            validate_name(name)?;
-        }
-        Ok(self.path())
     }
 
     /// Whether the channel survives a reboot.
@@ -108,6 +93,105 @@ impl Location {
                 .is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir()),
             None => false,
         }
+    }
+}
+
+/// A shared-memory channel's name, checked by [`validate_name`]: the only way to make one is
+/// [`ShmName::new`] (or `str::parse`, `TryFrom`), so a [`Location::Shm`] always names a file
+/// directly in the shared-memory directory (an empty name would make a file named `mmf.`, one
+/// with a `/` look into a subdirectory).
+///
+/// ```
+/// use mmf_core::{Location, ShmName};
+/// let name = ShmName::new("results.7")?;
+/// assert_eq!(name.as_str(), "results.7");
+/// assert_eq!(Location::Shm(name), Location::parse("results.7")?);
+/// assert!(ShmName::new("a/b").is_err());
+/// # Ok::<(), mmf_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShmName(String);
+
+impl ShmName {
+    /// Checks `name` with [`validate_name`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], saying why.
+    pub fn new(name: impl Into<String>) -> Result<ShmName> {
+        let name = name.into();
+        validate_name(&name)?;
+        Ok(ShmName(name))
+    }
+
+    /// The name, as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, as a `String`.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl AsRef<str> for ShmName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for ShmName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ShmName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ShmName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for ShmName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for ShmName {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ShmName> {
+        ShmName::new(s)
+    }
+}
+
+impl TryFrom<String> for ShmName {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<ShmName> {
+        ShmName::new(s)
+    }
+}
+
+impl TryFrom<&str> for ShmName {
+    type Error = Error;
+
+    fn try_from(s: &str) -> Result<ShmName> {
+        ShmName::new(s)
+    }
+}
+
+impl From<ShmName> for String {
+    fn from(name: ShmName) -> String {
+        name.0
     }
 }
 
@@ -131,7 +215,7 @@ impl std::str::FromStr for Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::Shm(name) => f.write_str(name),
+            Location::Shm(name) => f.write_str(name.as_str()),
             Location::File(p) => write!(f, "{}", p.display()),
             Location::Anonymous => f.write_str("(anonymous)"),
         }
@@ -282,7 +366,7 @@ mod tests {
 
     #[test]
     fn what_names_a_channel() {
-        let shm = Location::Shm("T".into());
+        let shm = Location::shm("T").unwrap();
         // Strings are read as `Location::parse` reads them.
         assert_eq!("T".to_location().unwrap().into_owned(), shm);
         assert_eq!(String::from("T").to_location().unwrap().into_owned(), shm);
@@ -317,7 +401,7 @@ mod tests {
             Location::File("T".into())
         );
         // A location is borrowed as it is, through any number of references.
-        let bad = Location::Shm(String::new());
+        let bad = Location::file("t");
         assert!(matches!(
             (&&bad).to_location().unwrap(),
             Cow::Borrowed(l) if std::ptr::eq(l, &bad)
@@ -354,7 +438,7 @@ mod tests {
 
     #[test]
     fn parse_splits_names_and_paths() {
-        assert_eq!(Location::parse("T").unwrap(), Location::Shm("T".into()));
+        assert_eq!(Location::parse("T").unwrap(), Location::shm("T").unwrap());
         assert_eq!(
             Location::parse("/tmp/x").unwrap(),
             Location::File("/tmp/x".into())

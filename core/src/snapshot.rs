@@ -650,7 +650,7 @@ impl Snapshot {
             Err(busy) => Err(Error::Contended {
                 name: self.name.clone(),
                 what: lock_holder(busy.owner, token, &self.liveness),
-                waited_ms: busy.waited.as_millis() as u64,
+                waited: busy.waited,
             }),
         }
     }
@@ -1374,7 +1374,7 @@ impl Snapshot {
                          and it stays so, a crash left the value half written, which `mmf \
                          recover` (`Channel::recover`) repairs"
                     ),
-                    waited_ms: since.elapsed().as_millis() as u64,
+                    waited: since.elapsed(),
                 });
             }
             spin_hint(retries);

@@ -204,13 +204,11 @@ impl Stop {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOptions`] for pid 0 or one beyond `i32::MAX` (no process has it),
+    /// [`Error::InvalidPid`] for pid 0 or one beyond `i32::MAX` (no process has it),
     /// [`Error::ProcessWatch`] if the thread that watches it could not be started.
     pub fn stop_on_exit(&self, pid: u32) -> Result<()> {
         if pid == 0 || i32::try_from(pid).is_err() {
-            return Err(Error::InvalidOptions(format!(
-                "pid {pid} names no process; give the pid of the process whose exit stops the wait"
-            )));
+            return Err(Error::InvalidPid { pid });
         }
         self.watch(pid)
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use mmf_core::{Channel, Error, Location, Options, OwnerState, Tag};
+use mmf_core::{Channel, Error, Location, Options, Origin, OwnerState, ShmName, Tag};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -80,7 +80,7 @@ fn a_new_channel_is_empty() {
     each_backing(64, |kind, ch| {
         assert_eq!(ch.generation(), 0, "{kind}");
         let (meta, bytes) = ch.read_raw().unwrap();
-        assert!(meta.is_empty(), "{kind}");
+        assert!(meta.is_unpublished(), "{kind}");
         assert_eq!((meta.tag, bytes.len()), (Tag::EMPTY, 0), "{kind}");
     });
 }
@@ -670,24 +670,12 @@ fn invalid_names_are_refused_before_touching_the_os() {
     }
     let err = Channel::open("").unwrap_err();
     assert!(err.to_string().contains("invalid channel name"), "{err}");
-    // The same names built as `Location::Shm` directly, past `Location::shm`'s check: every
-    // operation checks them again, before it looks at the shared-memory directory (an empty
-    // name would make a file named `mmf.`, "a/b" look into a directory `mmf.a`).
+    // Nor can they be built as `Location::Shm` directly: a `ShmName` is checked when made.
     for bad in ["", "a/b", "x\0y", "..", &"n".repeat(300)] {
-        let at = Location::Shm(bad.to_owned());
-        let o = Options::new();
-        for (op, result) in [
-            ("create", o.create(&at).map(drop)),
-            ("open", o.open(&at).map(drop)),
-            ("open_or_create", o.open_or_create(&at).map(drop)),
-            ("create_or_replace", o.create_or_replace(&at).map(drop)),
-            ("remove", Channel::remove(&at)),
-        ] {
-            assert!(
-                matches!(result, Err(Error::InvalidName { .. })),
-                "{op} {bad:?}: {result:?}"
-            );
-        }
+        assert!(
+            matches!(ShmName::new(bad), Err(Error::InvalidName { .. })),
+            "{bad:?}"
+        );
     }
     let dir = Location::shm("probe").unwrap().path().unwrap();
     assert!(!dir.with_file_name("mmf.").exists());
@@ -769,7 +757,7 @@ fn read_only_handles_read_but_cannot_publish() {
 fn a_removed_channel_is_listed_no_more() {
     let s = Scratch::new("shm");
     let name = match &s.location {
-        Location::Shm(n) => n.clone(),
+        Location::Shm(n) => n.to_string(),
         _ => unreachable!(),
     };
     let ch = s.create(128);
@@ -1995,16 +1983,20 @@ fn a_fifo_under_a_channel_name_is_an_error_not_a_hang() {
     );
 }
 
-/// `open_or_create_telling` says whether it made the channel; on a path that is a symbolic link
+/// `open_or_create_with_origin` says whether it made the channel; on a path that is a symbolic link
 /// to nothing (creating never goes through a link and finds the name taken, opening goes through
 /// it and finds nothing) it names the link instead of going round for ever.
 #[test]
 fn open_or_create_tells_whether_it_created_and_names_a_dangling_link() {
     let s = Scratch::new("file");
-    let (a, created) = Options::new().open_or_create_telling(&s.location).unwrap();
-    assert!(created);
-    let (b, created) = Options::new().open_or_create_telling(&s.location).unwrap();
-    assert!(!created);
+    let (a, origin) = Options::new()
+        .open_or_create_with_origin(&s.location)
+        .unwrap();
+    assert_eq!(origin, Origin::Created);
+    let (b, origin) = Options::new()
+        .open_or_create_with_origin(&s.location)
+        .unwrap();
+    assert_eq!(origin, Origin::Existing);
     assert_eq!(a.incarnation(), b.incarnation());
     let link = Scratch::new("file");
     std::os::unix::fs::symlink("/nonexistent/mmf-target", link.path()).unwrap();
@@ -2056,8 +2048,8 @@ fn creating_read_only_is_refused() {
     let r = o.open(&s.location).unwrap();
     assert!(r.is_read_only());
     assert_eq!(r.read_raw().unwrap().1, b"hi");
-    let (r, created) = o.open_or_create_telling(&s.location).unwrap();
-    assert!(r.is_read_only() && !created);
+    let (r, origin) = o.open_or_create_with_origin(&s.location).unwrap();
+    assert!(r.is_read_only() && origin == Origin::Existing);
 }
 
 /// A `Debug` of a read's `Meta` says what the value is.
@@ -2686,9 +2678,12 @@ fn a_stale_channel_written_since_by_a_running_process_is_kept() {
     let an_hour_old = || an_hour_old(&s.path());
     forge(10, dead);
     forge(59, dead);
-    let info = Channel::open(s.name()).unwrap().info();
+    let listed = mmf_core::list().unwrap();
+    let listing = listed.iter().find(|l| l.name == s.name()).unwrap();
+    let info = listing.info.as_ref().unwrap();
     assert!(!info.creator_alive && info.last_writer_pid == Some(dead));
-    assert!(host::is_stale(&info, false));
+    assert_eq!(listing.in_use, Some(false));
+    assert!(listing.is_stale());
     // Judged stale; then this process, still running, publishes and closes.
     Channel::open(s.name())
         .unwrap()

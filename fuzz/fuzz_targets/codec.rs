@@ -18,8 +18,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use mmf_codec::json::{
-    check_msgpack, compact_json, json_to_msgpack, msgpack_to_json, msgpack_to_value,
-    validate_json, write_json_pretty,
+    check_msgpack, compact_json, json_to_msgpack, msgpack_to_json, msgpack_to_json_pretty,
+    msgpack_to_value, validate_json, write_json_pretty,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -36,8 +36,8 @@ fn parse_deep(text: &str) -> Value {
 
 fuzz_target!(|data: &[u8]| {
     // MessagePack -> JSON.
-    let compact = msgpack_to_json(data, false);
-    let pretty = msgpack_to_json(data, true);
+    let compact = msgpack_to_json(data);
+    let pretty = msgpack_to_json_pretty(data);
     let value = msgpack_to_value(data);
     assert_eq!(compact.is_ok(), pretty.is_ok(), "compact vs pretty");
     assert_eq!(compact.is_ok(), value.is_ok(), "text vs value");
@@ -50,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
         // which json_to_msgpack keeps).
         if let Ok(mp) = json_to_msgpack(c) {
             let again = msgpack_to_value(&mp).expect("json_to_msgpack output must decode");
-            assert_eq!(&again, v, "msgpack -> JSON -> msgpack -> JSON changed the value");
+            assert_eq!(
+                &again, v,
+                "msgpack -> JSON -> msgpack -> JSON changed the value"
+            );
         }
     }
 
@@ -77,7 +80,11 @@ fuzz_target!(|data: &[u8]| {
             let v = parse_deep(text);
             assert_eq!(parse_deep(&line), v, "compact_json changed the value");
             let indented = String::from_utf8(indented).expect("pretty JSON is UTF-8");
-            assert_eq!(parse_deep(&indented), v, "write_json_pretty changed the value");
+            assert_eq!(
+                parse_deep(&indented),
+                v,
+                "write_json_pretty changed the value"
+            );
         }
     }
 
@@ -99,9 +106,17 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) => panic!("valid JSON refused by json_to_msgpack: {e}"),
             };
             for pretty in [false, true] {
-                let back = msgpack_to_json(&mp, pretty).expect("json_to_msgpack output must decode");
+                let back = if pretty {
+                    msgpack_to_json_pretty(&mp)
+                } else {
+                    msgpack_to_json(&mp)
+                }
+                .expect("json_to_msgpack output must decode");
                 let v2: Value = serde_json::from_str(&back).expect("round-tripped JSON must parse");
-                assert_eq!(v, v2, "JSON -> MessagePack -> JSON changed the value (pretty {pretty})");
+                assert_eq!(
+                    v, v2,
+                    "JSON -> MessagePack -> JSON changed the value (pretty {pretty})"
+                );
             }
         }
     }

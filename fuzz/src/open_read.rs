@@ -479,8 +479,8 @@ pub fn exercise(ch: &Channel, pub_tag: Tag, pub_bytes: &[u8], wait: Duration) {
     let _ = ch.read_after_into(g.saturating_sub(1), &mut buf, wait);
     let _ = ch.read_next_into(&mut buf, wait);
     let _ = ch.read_after::<Record>(0, Duration::ZERO);
-    let _ = ch.read_json(false);
-    let _ = ch.read_json(true);
+    let _ = ch.read_json();
+    let _ = ch.read_json_pretty();
     let _ = ch.read_string();
     let _ = ch.read_bytes();
     let _ = ch.read::<serde_json::Value>();
@@ -513,12 +513,12 @@ pub fn exercise(ch: &Channel, pub_tag: Tag, pub_bytes: &[u8], wait: Duration) {
         assert_eq!(ch.generation(), gen);
     }
     let _ = ch.info();
-    let _ = ch.read_json(false);
+    let _ = ch.read_json();
     let _ = ch.publish_str("{\"k\": [1, 2.5, null]}");
     let _ = ch.publish_json("{\"k\": [1, 2.5, null]}");
     let _ = ch.read::<serde_json::Value>();
     let _ = ch.publish(&(1u8, "two", 3.0f64));
-    let _ = ch.read_json(true);
+    let _ = ch.read_json_pretty();
     let _ = ch.wait_for_change(0, Duration::ZERO);
     let _ = ch.wait_for_change(ch.generation(), wait);
 }

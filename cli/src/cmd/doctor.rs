@@ -64,7 +64,12 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             ),
         }),
     }
-    if let Ok((total, avail)) = host::space(&dir) {
+    if let Ok(host::Space {
+        total,
+        available: avail,
+        ..
+    }) = host::space(&dir)
+    {
         let small = total < 256 << 20;
         checks.push(Check {
             name: "shm-space",
@@ -102,44 +107,42 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             None => "no systemd-logind: channels are not removed at logout".into(),
         },
     });
-    match host::list_with_use() {
+    match mmf::list() {
         Ok(listings) => {
             // What `mmf prune` would remove (`prunable`). An abandoned channel of this user's
             // touched more recently (every channel used only from the command line is abandoned
             // between commands) is counted apart, not offered to prune; another user's is theirs.
             let stale: Vec<String> = listings
                 .iter()
-                .filter(|(l, u)| super::prunable(l, *u))
-                .map(|(l, _)| super::shown(&l.name))
+                .filter(|l| super::prunable(l))
+                .map(|l| super::shown(&l.name))
                 .collect();
             let recent: Vec<_> = listings
                 .iter()
-                .filter(|(l, u)| {
-                    super::abandoned(l, *u) && super::untouched_for(&l.name) < super::PRUNE_AFTER
+                .filter(|l| {
+                    super::abandoned(l) && super::untouched_for(&l.name) < super::PRUNE_AFTER
                 })
                 .collect();
             // Another user's channel (mode 0600 by default) is not readable here, and that is
             // as it should be on a multi-user host: counted, not a warning.
             let (private, broken): (Vec<_>, Vec<_>) = listings
                 .iter()
-                .filter(|(l, _)| l.info.is_err())
-                .partition(|(l, _)| {
-                    matches!(l.info, Err(mmf::channel::Error::PermissionDenied { .. }))
-                });
+                .filter(|l| l.info.is_err())
+                .partition(|l| matches!(l.info, Err(mmf::channel::Error::PermissionDenied { .. })));
             // Not initialised: being created this instant, or left by a `new` killed before its
             // channel was ready, which prune removes; not "unreadable" (a review found that
             // said of them).
-            let (unready, broken): (Vec<_>, Vec<_>) = broken.into_iter().partition(|(l, _)| {
-                matches!(l.info, Err(mmf::channel::Error::NotInitialized { .. }))
-            });
-            let broken: Vec<String> = broken.iter().map(|(l, _)| super::shown(&l.name)).collect();
-            let unready: Vec<String> = unready.iter().map(|(l, _)| super::shown(&l.name)).collect();
+            let (unready, broken): (Vec<_>, Vec<_>) = broken
+                .into_iter()
+                .partition(|l| matches!(l.info, Err(mmf::channel::Error::NotInitialized { .. })));
+            let broken: Vec<String> = broken.iter().map(|l| super::shown(&l.name)).collect();
+            let unready: Vec<String> = unready.iter().map(|l| super::shown(&l.name)).collect();
             // A writer lock held by an owner that cannot be judged (of another PID namespace,
             // without a liveness lock, or behind another lock on the file) stays held if that
             // owner has exited: every publish then times out.
             let stuck: Vec<String> = listings
                 .iter()
-                .filter_map(|(l, _)| {
+                .filter_map(|l| {
                     let lock = l.info.as_ref().ok()?.writer_lock?;
                     match lock.state {
                         mmf::OwnerState::Unknown(why) => Some(format!(

@@ -17,15 +17,15 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
         }
         return super::print_bytes(text.as_bytes());
     }
-    let listings = host::list_with_use()?;
+    let listings = mmf::list()?;
     if a.json {
         let items: Vec<_> = listings
             .iter()
-            .map(|(l, users)| match &l.info {
+            .map(|l| match &l.info {
                 Ok(i) => {
                     let mut r = super::info::record(&l.name, i, false);
-                    r["in_use"] = json!(users);
-                    r["stale"] = json!(super::prunable(l, *users));
+                    r["in_use"] = json!(l.in_use);
+                    r["stale"] = json!(super::prunable(l));
                     r
                 }
                 Err(e) => json!({ "name": l.name, "error": e.to_string() }),
@@ -43,7 +43,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
         "CREATOR",
     ]
     .map(String::from)];
-    for (l, users) in &listings {
+    for l in &listings {
         let name = super::shown(&l.name);
         rows.push(match &l.info {
             Ok(i) => [
@@ -59,7 +59,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 } else {
                     format!("{} {}B", i.tag, i.len)
                 },
-                use_cell(*users, super::prunable(l, *users)),
+                use_cell(l.in_use, super::prunable(l)),
                 format!(
                     "{} ({})",
                     i.creator_pid,

@@ -85,19 +85,16 @@ pub(super) const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_se
 
 /// Whether the shared-memory channel of listing `l` is abandoned and this user's (root:
 /// anyone's): readable, no live handle in any process, creator and last writer gone
-/// ([`host::is_stale`](mmf::channel::host::is_stale)). What `mmf prune` removes once it is old
+/// ([`Listing::is_stale`](mmf::Listing::is_stale)). What `mmf prune` removes once it is old
 /// enough; another user's channel is theirs to prune.
-pub(super) fn abandoned(l: &mmf::Listing, in_use: Option<bool>) -> bool {
-    l.info
-        .as_ref()
-        .is_ok_and(|i| in_use.is_some_and(|u| mmf::channel::host::is_stale(i, u)))
-        && mmf::Location::shm(&l.name).is_ok_and(|loc| mmf::channel::host::is_own(&loc))
+pub(super) fn abandoned(l: &mmf::Listing) -> bool {
+    l.is_stale() && mmf::Location::shm(&l.name).is_ok_and(|loc| mmf::channel::host::is_own(&loc))
 }
 
 /// Whether `mmf prune` (with its default `--older-than`) would remove it: [`abandoned`] and
 /// untouched for [`PRUNE_AFTER`]. `list` and `doctor` call exactly these stale.
-pub(super) fn prunable(l: &mmf::Listing, in_use: Option<bool>) -> bool {
-    abandoned(l, in_use) && untouched_for(&l.name) >= PRUNE_AFTER
+pub(super) fn prunable(l: &mmf::Listing) -> bool {
+    abandoned(l) && untouched_for(&l.name) >= PRUNE_AFTER
 }
 
 /// How long ago the shared-memory channel `name` was created or last written with `mmf out`

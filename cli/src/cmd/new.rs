@@ -35,8 +35,8 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
             None
         })
     } else if a.exist_ok {
-        o.open_or_create_telling(&location)
-            .map(|(ch, created)| (!created).then_some(ch))
+        o.open_or_create_with_origin(&location)
+            .map(|(ch, origin)| (origin == mmf::Origin::Existing).then_some(ch))
     } else {
         match o.create(&location) {
             Err(

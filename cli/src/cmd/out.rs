@@ -215,10 +215,11 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
         )
         .into());
     }
+    use crate::exit::utf8;
     Ok(match format {
-        InFormat::Text => ch.publish_str(std::str::from_utf8(input).map_err(mmf::Error::from)?)?,
+        InFormat::Text => ch.publish_str(utf8(input)?)?,
         InFormat::Json => {
-            let text = std::str::from_utf8(input).map_err(mmf::Error::from)?;
+            let text = utf8(input)?;
             // RFC 8259 lets a parser ignore a byte-order mark; Windows tools (PowerShell 5's
             // UTF-8 among them) write one.
             ch.publish_json(text.strip_prefix('\u{feff}').unwrap_or(text))
@@ -234,7 +235,7 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
             // Check that it is one whole document that `mmf read` can show (no map with two
             // keys that read the same in JSON) before it reaches readers: rendered as JSON into
             // nothing, which keeps only the open maps' keys.
-            mmf::json::write_msgpack_as_json(input, false, std::io::sink()).context(
+            mmf::json::write_msgpack_as_json(input, std::io::sink()).context(
                 "not published, since `mmf read` could not show it (--bytes stores it as raw \
                      bytes)",
             )?;

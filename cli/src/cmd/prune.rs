@@ -21,7 +21,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         failed += 1;
     };
     let chosen = |name: &str| a.patterns.is_empty() || a.patterns.iter().any(|p| matches(p, name));
-    for (listing, in_use) in host::list_with_use()? {
+    for listing in mmf::list()? {
         if !chosen(&listing.name) {
             continue;
         }
@@ -32,7 +32,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             Err(mmf::channel::Error::NotInitialized { .. })
         ) && host::is_unfinished(&location, a.older_than);
         // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
-        if !unfinished && !super::abandoned(&listing, in_use) {
+        if !unfinished && !super::abandoned(&listing) {
             continue;
         }
         let Ok(touched) = host::last_touched(&location) else {

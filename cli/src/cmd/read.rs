@@ -37,7 +37,7 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         let (meta, bytes) = ch.read_raw()?;
         (meta, bytes, ch.incarnation())
     };
-    if meta.is_empty() {
+    if meta.is_unpublished() {
         return Err(Coded(
             EMPTY,
             format!(
@@ -72,11 +72,11 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
 fn print_pretty(location: &Location, meta: Meta, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let text = (meta.tag == Tag::JSON)
-        .then(|| std::str::from_utf8(bytes).map_err(mmf::Error::from))
+        .then(|| crate::exit::utf8(bytes))
         .transpose()
-        .map_err(|e| cannot_show(location, meta, e.into()))?;
+        .map_err(|e| not_shown(location, meta, &e))?;
     if text.is_none() {
-        mmf::json::write_msgpack_as_json(bytes, false, std::io::sink())
+        mmf::json::write_msgpack_as_json(bytes, std::io::sink())
             .map_err(|e| cannot_show(location, meta, e.into()))?;
     }
     crate::interrupt::writing(|| {
@@ -88,7 +88,7 @@ fn print_pretty(location: &Location, meta: Meta, bytes: &[u8]) -> anyhow::Result
                 e => cannot_show(location, meta, e.into()),
             })?,
             // Checked above: only writing can fail.
-            None => mmf::json::write_msgpack_as_json(bytes, true, &mut out)
+            None => mmf::json::write_msgpack_as_json_pretty(bytes, &mut out)
                 .context(super::WRITING_STDOUT)?,
         }
         out.write_all(b"\n")
@@ -101,9 +101,14 @@ fn print_pretty(location: &Location, meta: Meta, bytes: &[u8]) -> anyhow::Result
 /// text that breaks the rules, text that is not UTF-8 made JSON): which channel and value, and
 /// how to see it anyway. Other errors pass as they are.
 fn cannot_show(location: &Location, meta: Meta, e: anyhow::Error) -> anyhow::Error {
-    if e.downcast_ref::<mmf::Error>().is_none() {
+    if !(e.is::<mmf::Error>() || e.is::<crate::exit::NotUtf8>()) {
         return e;
     }
+    not_shown(location, meta, &e)
+}
+
+/// [`cannot_show`], for what is known to be the value's fault.
+fn not_shown(location: &Location, meta: Meta, e: &dyn std::fmt::Display) -> anyhow::Error {
     Coded(
         INVALID_INPUT,
         format!(
@@ -207,10 +212,12 @@ pub(super) fn render(
         line(bytes, raw)
     };
     let as_json = |bytes: Vec<u8>| -> anyhow::Result<Vec<u8>> {
-        line(
-            mmf::json::msgpack_to_json(&bytes, pretty)?.into_bytes(),
-            raw,
-        )
+        let json = if pretty {
+            mmf::json::msgpack_to_json_pretty(&bytes)?
+        } else {
+            mmf::json::msgpack_to_json(&bytes)?
+        };
+        line(json.into_bytes(), raw)
     };
     let mismatch = |wanted: &str| -> anyhow::Error {
         // JSON given to `mmf out` without --json is stored as text.
@@ -242,16 +249,16 @@ pub(super) fn render(
         OutFormat::Auto | OutFormat::Json | OutFormat::Msgpack
     ) || (pretty && format == OutFormat::Text);
     if meta.tag == Tag::JSON && converted {
-        mmf::json::validate_json(std::str::from_utf8(&bytes).map_err(mmf::Error::from)?)?;
+        mmf::json::validate_json(crate::exit::utf8(&bytes)?)?;
     }
     match (format, meta.tag) {
         (OutFormat::Auto | OutFormat::Text, Tag::TEXT | Tag::JSON) => as_text(bytes),
         (OutFormat::Auto | OutFormat::Json, Tag::MSGPACK) => as_json(bytes),
         (OutFormat::Json, Tag::JSON) => as_text(bytes),
         (OutFormat::Msgpack, Tag::MSGPACK) | (OutFormat::Bytes, _) => Ok(bytes),
-        (OutFormat::Msgpack, Tag::JSON) => Ok(mmf::json::json_to_msgpack(
-            std::str::from_utf8(&bytes).map_err(mmf::Error::from)?,
-        )?),
+        (OutFormat::Msgpack, Tag::JSON) => {
+            Ok(mmf::json::json_to_msgpack(crate::exit::utf8(&bytes)?)?)
+        }
         (OutFormat::Auto, _) => Ok(bytes),
         (OutFormat::Text, _) => Err(mismatch("text")),
         (OutFormat::Json, _) => Err(mismatch("MessagePack or JSON")),

@@ -173,9 +173,9 @@ pub(super) fn line_for(
     with_meta: bool,
 ) -> anyhow::Result<Vec<u8>> {
     let value = match meta.tag {
-        Tag::MSGPACK => mmf::json::msgpack_to_json(buf, false)?,
+        Tag::MSGPACK => mmf::json::msgpack_to_json(buf)?,
         // Checked (FORMAT.md §7.1) and made one line: stored text may span several.
-        Tag::JSON => mmf::json::compact_json(std::str::from_utf8(buf).map_err(mmf::Error::from)?)?,
+        Tag::JSON => mmf::json::compact_json(crate::exit::utf8(buf)?)?,
         Tag::TEXT if !with_meta => {
             return super::read::render(
                 location,
