@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
+#![warn(clippy::missing_errors_doc)]
 
 pub use mmf_codec::{json, ChannelExt, Error, FollowerExt, Result};
 pub use mmf_core::{

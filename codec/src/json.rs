@@ -45,7 +45,7 @@ use crate::msgpack::{self, Head};
 /// MessagePack could demand gigabytes of JSON. With the cap, output stays linear in the input.
 pub const MAX_KEY_TEXT: usize = 256;
 
-/// Checks that `json` is one valid JSON document, with the line and column of any error.
+/// Checks that `json` is one valid JSON document.
 ///
 /// An integer outside the 64-bit range (below `i64::MIN` or above `u64::MAX`) is an error too:
 /// MessagePack has no larger integers, and the parser would silently make it a float, so that
@@ -61,6 +61,11 @@ pub const MAX_KEY_TEXT: usize = 256;
 /// assert!(matches!(err, Error::InvalidJson { line: 1, column: 8, .. }), "{err}");
 /// # Ok::<(), mmf_codec::Error>(())
 /// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidJson`], with the line and column, for text that is not one JSON document and
+/// for what the paragraph above refuses.
 pub fn validate_json(json: &str) -> Result<()> {
     // Syntax first, so that the integer scan sees valid JSON; then numbers, with a message of
     // their own at the number's start; then depth and escapes.
@@ -101,6 +106,10 @@ pub fn looks_like_json(text: &str) -> bool {
 /// assert!(mmf_codec::json::compact_json(r#"{"a": 1, "a": 2}"#).is_err());
 /// # Ok::<(), mmf_codec::Error>(())
 /// ```
+///
+/// # Errors
+///
+/// As [`validate_json`].
 pub fn compact_json(json: &str) -> Result<String> {
     validate_json(json)?;
     let mut out = String::with_capacity(json.len());
@@ -245,8 +254,16 @@ fn check_integers(json: &str) -> Result<()> {
     Ok(())
 }
 
-/// Transcodes one JSON document into MessagePack written to `out`. Validate first with
-/// [`validate_json`] to get the position of a syntax error; this reports only its message.
+/// Transcodes one JSON document into MessagePack written to `out`. It checks only what the
+/// parser checks: validate first with [`validate_json`], which also refuses an integer beyond
+/// 64 bits (made a float here) and a key given twice (passed on here), and gives the position
+/// of an error.
+///
+/// # Errors
+///
+/// [`Error::Encode`], with the parser's message alone (no position), for JSON it refuses, and
+/// with the writer's for a write to `out` that failed; [`Error::InvalidJson`] for text after
+/// the document. What was transcoded before the error has been written to `out`.
 pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
     let mut de = serde_json::Deserializer::from_str(json);
     let mut ser = rmp_serde::Serializer::new(out);
@@ -261,6 +278,10 @@ pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
 /// assert_eq!(mmf_codec::json::msgpack_to_json(&mp)?, r#"{"n":18446744073709551615}"#);
 /// # Ok::<(), mmf_codec::Error>(())
 /// ```
+///
+/// # Errors
+///
+/// As [`validate_json`].
 pub fn json_to_msgpack(json: &str) -> Result<Vec<u8>> {
     validate_json(json)?;
     let mut out = Vec::with_capacity(json.len());
@@ -347,6 +368,11 @@ fn write_as_json<W: io::Write>(bytes: &[u8], pretty: bool, mut out: W) -> Result
 /// assert_eq!(String::from_utf8(out).unwrap(), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
 /// # Ok::<(), mmf_codec::Error>(())
 /// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidJson`] as [`validate_json`] gives it, with nothing written;
+/// [`Error::Write`] if writing to `out` fails.
 pub fn write_json_pretty<W: io::Write>(json: &str, out: W) -> Result<()> {
     validate_json(json)?;
     let mut de = serde_json::Deserializer::from_str(json);
@@ -391,6 +417,10 @@ impl<W> KeepError<W> {
 }
 
 /// A MessagePack document to a `serde_json::Value`, by the rules of the module docs.
+///
+/// # Errors
+///
+/// As [`msgpack_to_json`].
 pub fn msgpack_to_value(bytes: &[u8]) -> Result<Json> {
     let text = msgpack_to_json(bytes)?;
     // Its numbers are exact. Its depth is at most `MAX_DEPTH` + 2 (a `$ext` rendering at the
@@ -411,6 +441,10 @@ pub fn msgpack_to_value(bytes: &[u8]) -> Result<Json> {
 /// assert!(check_msgpack(&[0x92, 0x01]).is_err()); // an array of 2 with 1 item
 /// # Ok::<(), mmf_codec::Error>(())
 /// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidMsgpack`], saying why, for bytes that are not one such document.
 pub fn check_msgpack(bytes: &[u8]) -> Result<()> {
     msgpack::check(bytes)
 }

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
+#![warn(clippy::missing_errors_doc)]
 
 mod error;
 pub mod json;
@@ -119,9 +120,12 @@ pub trait ChannelExt: sealed::Sealed {
     /// ```
     fn read<T: DeserializeOwned>(&self) -> Result<T>;
 
-    /// Like [`read`](ChannelExt::read) (with its errors), but copies through the caller's
-    /// buffer (no allocation for the copy when it is large enough) and also returns the
-    /// frame's [`Meta`].
+    /// Like [`read`](ChannelExt::read), but copies through the caller's buffer (no allocation
+    /// for the copy when it is large enough) and also returns the frame's [`Meta`].
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](ChannelExt::read).
     fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)>;
 
     /// Reads the newest value into `T` once its generation is past `since` (at once if it is

@@ -117,6 +117,13 @@ impl<T: DeserializeOwned> TypedValueStream<T> {
     /// The next item: a value decoded, or an error (the stream goes on after it). What
     /// `StreamExt::next` gives, with no dependency. Cancel-safe, as
     /// [`ValueStream::recv`].
+    ///
+    /// # Errors
+    ///
+    /// [`ValueStream::recv`]'s errors (see [`Follower::values`]), as
+    /// [`Error::Channel`](crate::Error::Channel); and a value that cannot become a `T`,
+    /// [`Error::Decode`](crate::Error::Decode) (or [`Error::WrongTag`](crate::Error::WrongTag)
+    /// for bytes) with its generation, as [`typed`](ValueStreamExt::typed) says.
     pub async fn recv(&mut self) -> Result<(Meta, T)> {
         let (meta, bytes) = self.values.recv().await?;
         decode(self.values.follower().channel(), meta, &bytes)

@@ -305,16 +305,28 @@ impl Options {
         self
     }
 
-    /// Creates a new channel; fails with [`Error::AlreadyExists`] if a channel has the name,
-    /// with [`Error::NotInitialized`] if an empty or zero-filled file does (a channel being
-    /// created, or one whose creator died), and with [`Error::WrongMagic`] or
-    /// [`Error::NotAFile`] if something that is not a channel does.
+    /// Creates a new channel at `location` (a [`Location`], a name or a path: [`ToLocation`]).
     ///
     /// The channel takes about `(readers + 2) x capacity` bytes of its file system (shared
-    /// memory for a name, the disk for a path), all allocated here: [`Error::NoSpace`] where
-    /// there is not that much room, said before anything is allocated where the file system
-    /// states its free space as too little (`statvfs`; for root, the blocks reserved for root
-    /// count), else when the allocation fails.
+    /// memory for a name, the disk for a path), all allocated here.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidName`]: a name that cannot be;
+    /// - [`Error::InvalidOptions`]: a capacity of 0 or beyond
+    ///   [`MAX_CAPACITY`](crate::MAX_CAPACITY), more than [`MAX_READERS`](crate::MAX_READERS)
+    ///   readers, a [`mode`](Options::mode) with bits beyond `0o777`, or
+    ///   [`read_only`](Options::read_only) set;
+    /// - [`Error::AlreadyExists`]: a channel has the name; [`Error::NotInitialized`]: an empty
+    ///   or zero-filled file does (a channel being created, or one whose creator died);
+    ///   [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`]: something else
+    ///   does;
+    /// - [`Error::NoSpace`]: the file system has less room than the channel needs, said before
+    ///   anything is allocated where it states its free space as too little (`statvfs`; for
+    ///   root, the blocks reserved for root count), else when the allocation fails (nothing is
+    ///   left allocated);
+    /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
+    ///   included, which the message names).
     pub fn create(&self, location: impl ToLocation) -> Result<Channel> {
         self.create_parsed(&*location.to_location()?)
     }
@@ -456,9 +468,16 @@ impl Options {
         Ok(ch)
     }
 
-    /// Opens an existing channel; fails with `NotFound` if there is none. A channel still being
-    /// created is waited for up to [`init_timeout`](Self::init_timeout) (which says when an
-    /// open refused for permission waits too).
+    /// Opens an existing channel. A channel still being created is waited for up to
+    /// [`init_timeout`](Self::init_timeout) (which says when an open refused for permission
+    /// waits too).
+    ///
+    /// # Errors
+    ///
+    /// As [`Channel::open`]: [`Error::NotFound`] if there is none, [`Error::NotInitialized`]
+    /// for a file still not initialised once `init_timeout` has passed, and so on. A
+    /// [`Location::Anonymous`] is [`Error::NotFound`] too: a private channel has no name to
+    /// open it by.
     pub fn open(&self, location: impl ToLocation) -> Result<Channel> {
         self.open_parsed(&*location.to_location()?)
     }
@@ -603,8 +622,18 @@ impl Options {
     }
 
     /// Opens the channel if it exists (whatever its capacity), else creates it. With
-    /// [`read_only`](Options::read_only) it only opens (a missing channel is
-    /// [`Error::InvalidOptions`]).
+    /// [`read_only`](Options::read_only) it only opens.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`create`](Options::create) and of [`open`](Options::open), but for the
+    /// [`Error::AlreadyExists`] and [`Error::NotFound`] of a channel created or removed by
+    /// another process between the two, which are tried again (a channel there and not
+    /// initialised yet is waited for as `open` waits); and:
+    /// - [`Error::InvalidOptions`]: no channel there, with [`read_only`](Options::read_only);
+    /// - [`Error::Io`]: the name is a symbolic link to nothing (creating never follows a link,
+    ///   opening does), or other processes kept creating and removing the channel for 100
+    ///   rounds.
     pub fn open_or_create(&self, location: impl ToLocation) -> Result<Channel> {
         self.open_or_create_with_origin(location).map(|(ch, _)| ch)
     }
@@ -623,6 +652,10 @@ impl Options {
     /// # mmf_core::Channel::remove(&name)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`open_or_create`](Options::open_or_create).
     pub fn open_or_create_with_origin(
         &self,
         location: impl ToLocation,
@@ -686,11 +719,21 @@ impl Options {
     /// working on the old memory; new opens see the new one (a new incarnation).
     ///
     /// The new channel is made whole under a temporary name in the same directory, then renamed
-    /// over the old one: if it cannot be made (invalid options, no space), the old channel and
-    /// its value stay as they were, and no opener ever finds the name missing. As with
-    /// [`Channel::remove`], a file path that holds something other than a channel is refused.
-    /// Temporary files that replacements killed half-way left in the same directory are removed
+    /// over the old one: no opener ever finds the name missing. Temporary files that
+    /// replacements killed half-way left in the same directory are removed
     /// ([`host::abandoned_replacements_in`](crate::host::abandoned_replacements_in)).
+    ///
+    /// # Errors
+    ///
+    /// In every case the old channel and its value, if there is one, stay as they were:
+    /// - [`Error::InvalidName`], [`Error::InvalidOptions`], [`Error::NoSpace`]: as for
+    ///   [`create`](Options::create);
+    /// - [`Error::WrongMagic`], [`Error::NotAChannel`], [`Error::NotAFile`]: a file path that
+    ///   holds something other than a channel, refused as [`Channel::remove`] refuses it;
+    ///   [`Error::IsADirectory`]: a directory under the name or path;
+    /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
+    ///   included), or a symbolic link at the path led elsewhere once the channel it led to was
+    ///   checked.
     pub fn create_or_replace(&self, location: impl ToLocation) -> Result<Channel> {
         self.create_or_replace_parsed(&*location.to_location()?)
     }
@@ -820,6 +863,11 @@ impl Options {
     }
 
     /// A private channel in this process's memory (tests, benchmarks, threads of one process).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOptions`], as [`create`](Options::create) gives it; [`Error::Io`] if the
+    /// memory cannot be mapped.
     pub fn anonymous(&self) -> Result<Channel> {
         self.creatable()?;
         let layout = Layout::new(self.capacity, self.readers)?;
@@ -951,9 +999,8 @@ impl Channel {
     ///
     /// A file path is removed only if the file starts with the mmf magic number: any other file
     /// (a typo, an empty or zero-filled file, a channel whose creator died before it finished)
-    /// is refused with [`Error::WrongMagic`] or [`Error::NotAChannel`] and left alone. A
-    /// shared-memory name is removed whatever it holds: `/dev/shm/mmf.NAME` is mmf's own
-    /// namespace, and this is how an unfinished channel there is cleared.
+    /// is left alone. A shared-memory name is removed whatever it holds: `/dev/shm/mmf.NAME` is
+    /// mmf's own namespace, and this is how an unfinished channel there is cleared.
     ///
     /// ```
     /// use mmf_core::{Channel, Error};
@@ -967,11 +1014,27 @@ impl Channel {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidName`]: a name that cannot be;
+    /// - [`Error::NotFound`]: nothing under the name;
+    /// - [`Error::WrongMagic`], [`Error::NotAChannel`]: a file path whose file does not start
+    ///   with the magic number, as said above; [`Error::NotAFile`]: one that is not a regular
+    ///   file; [`Error::IsADirectory`]: a directory under the name or path;
+    /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (another user's file in a
+    ///   directory such as `/dev/shm`, whose sticky bit lets only its owner remove it), or
+    ///   another file was put under the path while it was checked.
     pub fn remove(location: impl ToLocation) -> Result<()> {
         remove_if(&*location.to_location()?, None)
     }
 
     /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOptions`] for a capacity of 0 or beyond
+    /// [`MAX_CAPACITY`](crate::MAX_CAPACITY); [`Error::Io`] if the memory cannot be mapped.
     pub fn anonymous(capacity: usize) -> Result<Channel> {
         Options::new().capacity(capacity).anonymous()
     }
@@ -1013,14 +1076,12 @@ impl Channel {
     }
 
     /// Publishes the bytes that `fill` writes into a free slot (no intermediate buffer), tagged
-    /// `tag`. If `fill` fails, or writes more than the capacity, nothing is published; nor is
-    /// anything tagged [`Tag::EMPTY`] ([`Error::EmptyTag`], before `fill` runs) or 5 to 255
-    /// ([`Error::ReservedTag`]). `fill` runs
-    /// under the channel's writer lock: a publish from inside it to this same channel is
-    /// refused with [`Error::Reentrant`] (it would wait for that lock), through this handle or
-    /// any other on the same mapping, and through another handle of its own where the channel's
-    /// file takes the kernel locks that give each handle a token of its own (else, as a
-    /// publish waiting for another thread, with [`Error::Contended`] at the lock timeout).
+    /// `tag`, and returns the new generation. `fill` runs under the channel's writer lock: a
+    /// publish from inside it to this same channel is refused with [`Error::Reentrant`] (it
+    /// would wait for that lock), through this handle or any other on the same mapping, and
+    /// through another handle of its own where the channel's file takes the kernel locks that
+    /// give each handle a token of its own (else, as a publish waiting for another thread, with
+    /// [`Error::Contended`] at the lock timeout).
     ///
     /// ```
     /// use std::io::Write;
@@ -1030,6 +1091,18 @@ impl Channel {
     /// assert_eq!(ch.read_raw()?.1, b"1 + 2 = 3");
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// In every case nothing is published and the previous value stays the latest:
+    /// - [`Error::EmptyTag`], [`Error::ReservedTag`]: a tag no publish carries, refused before
+    ///   `fill` runs;
+    /// - [`Error::TooLarge`]: `fill` wrote, or tried to write, more than the capacity (whatever
+    ///   it returned then);
+    /// - [`Error::Encode`]: `fill` returned an error, which is its
+    ///   [`source`](std::error::Error::source);
+    /// - [`Error::ReadOnly`], [`Error::Contended`], [`Error::Reentrant`], [`Error::Corrupt`],
+    ///   [`Error::Truncated`]: as for [`publish_raw`](Channel::publish_raw).
     pub fn publish_with<F>(&self, tag: Tag, fill: F) -> Result<u64>
     where
         F: FnOnce(&mut SlotWriter<'_>) -> io::Result<()>,
@@ -1264,6 +1337,10 @@ impl Channel {
     }
 
     /// The latest value as an owned buffer, with what it is.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_into`](Channel::read_into).
     pub fn read_raw(&self) -> Result<(Meta, Vec<u8>)> {
         let mut buf = Vec::new();
         let meta = self.read_into(&mut buf)?;
@@ -1337,6 +1414,12 @@ impl Channel {
     /// busy with the last one) is not waited for, it is missed. A loop that must see the newest
     /// value every time it changes uses [`read_after_into`](Channel::read_after_into) with the
     /// generation it saw last.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_into`](Channel::read_into), of the read after the wait; [`Error::Truncated`]
+    /// comes at once, without a wait, once the `SIGBUS` handler caught an access to this
+    /// handle's mapping ([`truncation`](crate::truncation)).
     pub fn read_next_into(
         &self,
         buf: &mut Vec<u8>,
@@ -1378,6 +1461,10 @@ impl Channel {
     /// assert_eq!(ch.read_after_into(2, &mut buf, Duration::from_millis(10))?, None);
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`read_next_into`](Channel::read_next_into).
     pub fn read_after_into(
         &self,
         since: u64,
@@ -1495,6 +1582,12 @@ impl Channel {
     /// # Channel::remove(&name)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`], [`Error::Io`]: the file the name leads to, or the handle's
+    /// own, could not be inspected, for another reason than that nothing is under the name
+    /// (which is `Ok(false)`).
     pub fn is_current(&self) -> Result<bool> {
         let (Some(file), Some(path)) = (self.snap.liveness.file(), self.location.path()) else {
             return Ok(true);
@@ -1528,6 +1621,11 @@ impl Channel {
     /// this to keep `prune` from taking the channel for abandoned. A no-op for an anonymous
     /// channel. Sets the access time too (the only form of the call that write access alone
     /// allows, so that any process that may publish may also touch).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`] where this process may not set the file's times (it needs
+    /// write permission on the file, or to own it); [`Error::Io`] for any other refusal.
     pub fn touch(&self) -> Result<()> {
         let (Some(file), Some(path)) = (self.snap.liveness.file(), self.location.path()) else {
             return Ok(());
@@ -1562,6 +1660,11 @@ impl Channel {
     /// # mmf_core::Channel::remove(&path)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the mapping, or a file channel's directory, could not be written back
+    /// (`msync`, `fsync`: a full or failing disk, say).
     pub fn flush(&self) -> Result<()> {
         let path = self.location.path().unwrap_or_default();
         self.snap.region.flush().map_err(|e| Error::Io {
@@ -1592,8 +1695,7 @@ impl Channel {
     /// slots). `Ok(None)` when the current value reads whole (nothing is published; `verify`
     /// may still report damage that this cannot repair, such as a descriptor that disagrees
     /// with a whole frame, until the next publish), or when another writer published
-    /// meanwhile. An error when no earlier value is whole ([`Error::Corrupt`]: only a
-    /// new publish helps then) or when this handle cannot publish.
+    /// meanwhile.
     ///
     /// Also damaged: a value whose frame a crash left half written (its stamp odd for good), which
     /// reads cannot tell from a writer busy with it and report as [`Error::Contended`] once their
@@ -1618,6 +1720,19 @@ impl Channel {
     /// # mmf_core::Channel::remove(&name)?;
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// In every case nothing is published:
+    /// - [`Error::Corrupt`]: the current value is damaged and no earlier one is whole; only a
+    ///   new publish helps then ([`Error::mended_by_publish`]);
+    /// - [`Error::Contended`]: reads of the current value timed out
+    ///   ([`Options::read_timeout`]), and it is not a frame a crash left open: writers kept
+    ///   overtaking them;
+    /// - [`Error::OutOfMemory`]: a value to bring back larger than this process can allocate;
+    /// - [`Error::ReadOnly`], [`Error::Contended`], [`Error::Reentrant`], [`Error::Corrupt`],
+    ///   [`Error::Truncated`]: those of its publish, as [`publish_raw`](Channel::publish_raw)
+    ///   has them.
     pub fn recover(&self) -> Result<Option<Recovered>> {
         self.intact()?;
         // Damaged: what a read refuses as corrupt (a frame that does not match `latest`, a
@@ -1743,7 +1858,6 @@ impl Channel {
     /// `fstat` and a few loads): call it now and then in long-running services, or after an
     /// error. It also catches what the `SIGBUS` handler
     /// cannot: a file cut inside its last page, whose remainder reads as zeros without a fault.
-    /// `Truncated` once the handler caught an access to this handle's mapping.
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("verify-doc-{}.mmf", std::process::id()));
@@ -1754,6 +1868,15 @@ impl Channel {
     /// # std::fs::remove_file(&path).unwrap();
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Corrupt`]: the file's size, or the header's magic, version or geometry, is not
+    ///   what it was (only removing and creating the channel again mends that); or the frame of
+    ///   the value `latest` names does not match it ([`Error::mended_by_publish`]: the next
+    ///   publish, or [`recover`](Self::recover), mends that);
+    /// - [`Error::Truncated`]: the `SIGBUS` handler caught an access to this handle's mapping;
+    /// - [`Error::Io`]: the file could not be inspected (`fstat`).
     pub fn verify(&self) -> Result<()> {
         self.verify_mapping()?;
         match self.snap.settled_look(1024) {

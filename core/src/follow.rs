@@ -117,22 +117,16 @@ impl Follower {
     /// read-write where allowed (a waiter with a pin entry sleeps on a futex) and read-only
     /// otherwise (which waits by polling). Looks for it every 100 ms.
     ///
-    /// Fails at once with what cannot change by waiting: a name where no channel can appear
-    /// ([`Location::can_appear`]), something there that is not a channel, no permission.
-    ///
     /// A channel that is there but not initialised yet is given 250 ms to finish
-    /// ([`Options::init_timeout`]'s default), even past a sooner deadline. After that, one
-    /// still being made is waited for as a missing one is: its file empty (being allocated:
-    /// about a second a GiB on a tmpfs), or found empty before, or a header of zeros only
-    /// (allocated, not written yet), and held open by a process, as its creator holds it
-    /// ([`host::in_use`](crate::host::in_use)). Any other
-    /// counts as one whose creator died ([`Error::NotInitialized`]). So is another user's
-    /// channel that may still have its creation mode (see [`Options::init_timeout`]), then
-    /// refused. Once `until`'s deadline passes, a channel still missing is [`Error::NotFound`],
-    /// one still being made [`Error::BeingCreated`] (given its 250 ms past a deadline, not past
-    /// a stop, counted from the first look that found a channel being made under the name:
-    /// new files put there one after another get no 250 ms each); once one of its
-    /// [`Stop`](crate::Stop)s is turned, [`Error::Stopped`].
+    /// ([`Options::init_timeout`]'s default), even past a sooner deadline (not past a stop),
+    /// counted from the first look that found a channel being made under the name: new files
+    /// put there one after another get no 250 ms each. After that, one still being made is
+    /// waited for as a missing one is: its file empty (being allocated: about a second a GiB on
+    /// a tmpfs), or found empty before, or a header of zeros only (allocated, not written yet),
+    /// and held open by a process, as its creator holds it
+    /// ([`host::in_use`](crate::host::in_use)). Any other counts as one whose creator died. So
+    /// is another user's channel that may still have its creation mode (see
+    /// [`Options::init_timeout`]).
     ///
     /// Not told apart: a process that holds an empty file under the name (or one whose first
     /// 512 bytes are zeros, such as a preallocated data file) and never makes it a channel is
@@ -147,6 +141,25 @@ impl Follower {
     /// Whether another user's file still in its creation mode is held is asked of
     /// `/proc/locks`, which does not list the locks of processes in another PID namespace (a
     /// container sharing `/dev/shm`): such a creator is given the 250 ms only.
+    ///
+    /// # Errors
+    ///
+    /// Without waiting for the rest of `until`, what waiting cannot change:
+    /// - [`Error::InvalidName`]: a name that cannot be;
+    /// - [`Error::NotFound`]: a location where no channel can appear
+    ///   ([`Location::can_appear`]);
+    /// - [`Error::NotInitialized`]: a channel whose creator died, as said above;
+    /// - [`Error::PermissionDenied`]: a channel this process may not even read (another user's
+    ///   that may still have its creation mode once the wait for it is over);
+    /// - [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`],
+    ///   [`Error::UnsupportedVersion`], [`Error::UnsupportedKind`], [`Error::Corrupt`],
+    ///   [`Error::Io`]: as for [`Channel::open`].
+    ///
+    /// When `until` is over:
+    /// - [`Error::NotFound`]: its deadline passed with no channel under the name;
+    /// - [`Error::BeingCreated`]: its deadline, and the 250 ms, passed with a channel still
+    ///   being made there;
+    /// - [`Error::Stopped`]: one of its [`Stop`](crate::Stop)s was turned.
     pub fn open(location: impl ToLocation, until: impl Into<Until>) -> Result<Follower> {
         Follower::open_parsed(&*location.to_location()?, &until.into())
     }
@@ -277,6 +290,16 @@ impl Follower {
     /// `create_or_replace` is [`Change::Replaced`] as a rule within microseconds (100 ms at
     /// most), and one that removes its channel and creates it again within 10 ms of the
     /// creation. (A name removed by other means, `rm`, is seen at the next look.)
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Truncated`], [`Error::Corrupt`]: the followed channel was truncated, or its
+    ///   header overwritten, under the mapping, as said above;
+    /// - a new channel under the name that cannot be opened: [`open`](Follower::open)'s errors
+    ///   of what waiting cannot change, such as [`Error::NotInitialized`] for one whose creator
+    ///   died;
+    /// - [`Error::PermissionDenied`], [`Error::Io`]: the file under the name, or the followed
+    ///   channel's own, could not be inspected (`stat`, `fstat`).
     pub fn wait(&mut self, since: u64, until: impl Into<Until>) -> Result<Option<Change>> {
         self.wait_until(since, &until.into())
     }
@@ -445,6 +468,10 @@ impl Follower {
     /// the name is looked at every 100 ms as `wait` does. With `refused` `None`, `wait`.
     /// [`read_after_into`](Follower::read_after_into) keeps the refused generation itself;
     /// this is for a loop of the caller's own (the `mmf` command's `watch` and `read`).
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Follower::wait).
     pub fn wait_past(
         &mut self,
         since: u64,

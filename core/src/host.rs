@@ -44,6 +44,14 @@ pub fn space(dir: &std::path::Path) -> Result<Space> {
 }
 
 /// Whether any process holds a handle to the channel at `location` right now.
+///
+/// # Errors
+///
+/// - [`Error::InvalidName`]: a name that cannot be;
+/// - [`Error::NotFound`]: nothing under the name;
+/// - [`Error::NotAFile`], [`Error::IsADirectory`]: something other than a regular file there;
+/// - [`Error::Io`]: the file could not be opened (one this user may not read included: an
+///   `Io`, not [`Error::PermissionDenied`]), inspected or locked.
 pub fn in_use(location: impl ToLocation) -> Result<bool> {
     let location = &*location.to_location()?;
     let Some(path) = location.path() else {
@@ -89,6 +97,14 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
 /// lock too: a channel made under the name since the caller judged the old one stale (`mmf new
 /// --force`, whose process has exited) is new, and kept. [`remove_stale`] also asks the header
 /// whether its creator or last writer still runs.
+///
+/// # Errors
+///
+/// Those of [`in_use`] (an [`Error::Io`] also where the file's time cannot be read), and of
+/// [`Channel::remove`](crate::Channel::remove) for the removal itself: a file path that holds no
+/// channel is [`Error::WrongMagic`] or [`Error::NotAChannel`], and another user's file in a
+/// directory such as `/dev/shm`, whose sticky bit lets only its owner remove it,
+/// [`Error::PermissionDenied`].
 pub fn remove_unused(location: impl ToLocation, idle_for: std::time::Duration) -> Result<bool> {
     remove_if(&*location.to_location()?, idle_for, false)
 }
@@ -98,6 +114,10 @@ pub fn remove_unused(location: impl ToLocation, idle_for: std::time::Duration) -
 /// [`Listing::is_stale`](crate::Listing::is_stale)): what `mmf prune` does. A process that opened the channel, published and closed it between the caller's
 /// listing and this call, and still runs, keeps it. (For a file whose creator died before
 /// finishing it, [`remove_unused`]: a pid it wrote may be another process's by now.)
+///
+/// # Errors
+///
+/// As [`remove_unused`], and [`Error::Io`] if the header cannot be read.
 pub fn remove_stale(location: impl ToLocation, idle_for: std::time::Duration) -> Result<bool> {
     remove_if(&*location.to_location()?, idle_for, true)
 }
@@ -179,6 +199,11 @@ fn header_pids(mut file: &std::fs::File) -> std::io::Result<[u32; 2]> {
 /// When the channel at `location` was last created or touched ([`Channel::touch`], which the
 /// CLI's `out` calls): its file's modification time.
 ///
+/// # Errors
+///
+/// [`Error::InvalidName`] for a name that cannot be, [`Error::NotFound`] if nothing is under
+/// the name, [`Error::Io`] if it cannot be inspected.
+///
 /// [`Channel::touch`]: crate::Channel::touch
 pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> {
     let location = &*location.to_location()?;
@@ -213,6 +238,11 @@ pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> 
 /// # mmf_core::Channel::remove(&name)?;
 /// # Ok::<(), mmf_core::Error>(())
 /// ```
+///
+/// # Errors
+///
+/// As [`list`]: [`Error::Unsupported`] on a platform without named channels, [`Error::Io`] if
+/// the shared-memory directory cannot be read.
 pub fn channel_names() -> Result<Vec<String>> {
     crate::channel::check_platform()?;
     let mut names: Vec<String> = crate::channel::shm_files(crate::name::SHM_PREFIX)?
@@ -253,6 +283,10 @@ fn owned(m: &std::fs::Metadata) -> bool {
 /// doctor` counts them; `create_or_replace` itself removes those it finds in its own directory
 /// ([`abandoned_replacements_in`]).
 ///
+/// # Errors
+///
+/// [`Error::Io`] if the shared-memory directory cannot be read.
+///
 /// [`Options::create_or_replace`]: crate::Options::create_or_replace
 pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
     abandoned(&os::shm_dir(), older_than, owned)
@@ -261,6 +295,10 @@ pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<Pat
 /// [`abandoned_replacements`] in `dir`, the directory of channels in files: the same files, but
 /// only the user's own, root's included. Other users' files in a directory such as `/tmp` are
 /// theirs to clear, whatever their names.
+///
+/// # Errors
+///
+/// [`Error::Io`] if `dir` cannot be read.
 pub fn abandoned_replacements_in(
     dir: &std::path::Path,
     older_than: std::time::Duration,

@@ -59,6 +59,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
+#![warn(clippy::missing_errors_doc)]
 #![cfg_attr(loom, allow(dead_code))]
 
 // Under loom only the protocol is compiled: the handle maps real files, which loom cannot model.

@@ -28,8 +28,7 @@ pub enum Location {
 
 impl Location {
     /// Reads a user's channel argument: anything containing a `/` is a file path, anything else
-    /// a shared-memory name (validated with [`validate_name`]). A path that ends in `/` names a
-    /// directory, never a channel: [`Error::IsADirectory`].
+    /// a shared-memory name (validated with [`validate_name`]).
     ///
     /// ```
     /// use mmf_core::{Error, Location};
@@ -39,6 +38,12 @@ impl Location {
     /// assert!(matches!(Location::parse("data/"), Err(Error::IsADirectory { .. })));
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a name that [`validate_name`] refuses, or a path that
+    /// contains NUL; [`Error::IsADirectory`] for a path that ends in `/`, which names a
+    /// directory, never a channel.
     pub fn parse(arg: &str) -> Result<Location> {
         if arg.contains('/') {
             if arg.contains('\0') {
@@ -59,6 +64,10 @@ impl Location {
     }
 
     /// A shared-memory location, with the name validated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], as [`ShmName::new`] gives it.
     pub fn shm(name: &str) -> Result<Location> {
         Ok(Location::Shm(ShmName::new(name)?))
     }
@@ -322,6 +331,10 @@ impl<T: ToLocation + ?Sized> ToLocation for &mut T {
 
 /// Checks a shared-memory channel name: 1 to [`MAX_NAME_LEN`] bytes, no `/`, no NUL, no control
 /// characters, and not `.` or `..`.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`], its `reason` saying which of these rules `name` breaks.
 pub fn validate_name(name: &str) -> Result<()> {
     let bad = |reason| {
         Err(Error::InvalidName {

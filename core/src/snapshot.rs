@@ -2046,7 +2046,14 @@ impl<'a> SlotWriter<'a> {
         self.capacity - self.len
     }
 
-    /// Appends bytes; fails (and poisons the writer) if they do not fit.
+    /// Appends bytes.
+    ///
+    /// # Errors
+    ///
+    /// An [`io::Error`] of kind [`Other`](io::ErrorKind::Other), with none of the bytes
+    /// written, if they are more than [`remaining`](Self::remaining) or an earlier `put`
+    /// failed: a value past the capacity, which the publish then refuses with
+    /// [`Error::TooLarge`](crate::Error::TooLarge), whatever the closure returns.
     pub fn put(&mut self, mut src: &[u8]) -> io::Result<()> {
         if self.overflow.is_some() || src.len() > self.remaining() {
             let total = self.overflow.unwrap_or(self.len) + src.len();
