@@ -4307,3 +4307,93 @@ fn a_wait_ends_when_the_pid_process_exits() {
         assert_eq!(out.status.code(), Some(2), "{pid}: {out:?}");
     }
 }
+
+/// A memory cgroup of this test's own with a limit (v1's `memory` controller, else v2), made
+/// and removed by root; `None` where that cannot be done here.
+struct MemoryCgroup(PathBuf);
+
+impl MemoryCgroup {
+    fn new(test: &str, limit: u64) -> Option<MemoryCgroup> {
+        if !is_root() {
+            return None;
+        }
+        let name = format!("mmf-cli-{}-{test}", std::process::id());
+        for (root, file) in [
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes"),
+            ("/sys/fs/cgroup/unified", "memory.max"),
+            ("/sys/fs/cgroup", "memory.max"),
+        ] {
+            let dir = Path::new(root).join(&name);
+            if std::fs::create_dir(&dir).is_err() {
+                continue;
+            }
+            let cg = MemoryCgroup(dir);
+            if std::fs::write(cg.0.join(file), limit.to_string()).is_ok() {
+                return Some(cg);
+            }
+        }
+        None
+    }
+
+    /// `mmf ARGS` in `e`, run in this cgroup: a shell moves itself in, then becomes `mmf`.
+    fn run(&self, e: &Env, args: &[&str]) -> Output {
+        let procs = self.0.join("cgroup.procs");
+        Command::new("sh")
+            .arg("-c")
+            .arg("echo $$ > \"$0\" && exec \"$@\"")
+            .arg(&procs)
+            .arg(BIN)
+            .args(args)
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // Empty once its processes have exited (they all have: `run` waits for them).
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// In a container with a memory limit, `/dev/shm` is charged to that limit, and a cgroup past
+/// it has the kernel kill a process (`mmf new` itself, or a service beside it), whatever room
+/// the tmpfs has: `mmf new` of a channel larger than what the cgroup has left was killed
+/// (exit 137), leaving an empty file under the name. It is now refused, and nothing is left.
+#[test]
+fn a_channel_beyond_the_memory_cgroups_limit_is_refused_not_killed() {
+    let Some(e) = Env::in_shm("cgroup", 256 << 20) else {
+        return;
+    };
+    let Some(cg) = MemoryCgroup::new("cgroup", 64 << 20) else {
+        eprintln!("SKIPPED: cannot make a memory cgroup with a limit here");
+        return;
+    };
+    // (1 + 2) x 40 MiB: past the 64 MiB limit, well within the tmpfs.
+    let out = cg.run(&e, &["new", "big", "--size", "40MiB", "--readers", "1"]);
+    fails(&out, 1, "no memory for channel 'big': it needs ");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("of its limit of 67108864")
+            && err.contains("give it a smaller --size or fewer --readers")
+            && err.contains("raise the limit"),
+        "{err}"
+    );
+    assert!(!e.dir.join("mmf.big").exists());
+    // One that fits is made, in the same cgroup.
+    let out = cg.run(&e, &["new", "small", "--size", "4MiB", "--readers", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(e.dir.join("mmf.small").exists());
+    // `doctor` says what the limit is.
+    let out = cg.run(&e, &["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.contains("shm-memory-limit") && l.contains("a limit of 67108864 B")),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&e.dir);
+}

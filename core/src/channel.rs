@@ -325,6 +325,10 @@ impl Options {
     ///   anything is allocated where it states its free space as too little (`statvfs`; for
     ///   root, the blocks reserved for root count), else when the allocation fails (nothing is
     ///   left allocated);
+    /// - [`Error::MemoryLimit`]: in a file system held in memory (tmpfs, such as `/dev/shm`),
+    ///   the channel would take more than this process's memory cgroup has left of its limit
+    ///   (a container's `--memory`), past which the kernel kills a process instead of failing
+    ///   the allocation;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included, which the message names).
     pub fn create(&self, location: impl ToLocation) -> Result<Channel> {
@@ -424,6 +428,19 @@ impl Options {
             if room < bytes {
                 return Err(cleanup(no_space(Some(room))));
             }
+        }
+        // A file in memory (tmpfs) is charged to this process's memory cgroup, and one past its
+        // limit is not an `ENOSPC`: the kernel kills a process of the cgroup (this one, or a
+        // service beside it), whatever room the file system has. Refused while it would not
+        // fit, counting the file cache as free (the kernel drops it first).
+        if let Some(memory) = crate::host::memory_limit(&dir).filter(|m| m.room < bytes) {
+            return Err(cleanup(Error::MemoryLimit {
+                name: name.clone(),
+                bytes,
+                room: memory.room,
+                limit: memory.limit,
+                cgroup: memory.cgroup,
+            }));
         }
         os::allocate(&file, bytes).map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOSPC) {
@@ -726,8 +743,9 @@ impl Options {
     /// # Errors
     ///
     /// In every case the old channel and its value, if there is one, stay as they were:
-    /// - [`Error::InvalidName`], [`Error::InvalidOptions`], [`Error::NoSpace`]: as for
-    ///   [`create`](Options::create);
+    /// - [`Error::InvalidName`], [`Error::InvalidOptions`], [`Error::NoSpace`],
+    ///   [`Error::MemoryLimit`]: as for [`create`](Options::create) (the new channel needs its
+    ///   room while the old one still holds its own);
     /// - [`Error::WrongMagic`], [`Error::NotAChannel`], [`Error::NotAFile`]: a file path that
     ///   holds something other than a channel, refused as [`Channel::remove`] refuses it;
     ///   [`Error::IsADirectory`]: a directory under the name or path;
@@ -968,7 +986,9 @@ impl Channel {
     ///   or zero-filled file does (one being created, or whose creator died);
     ///   [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`]: something else
     ///   does;
-    /// - [`Error::NoSpace`]: its file system has too little room (nothing is left allocated);
+    /// - [`Error::NoSpace`], [`Error::MemoryLimit`]: too little room in its file system, or in
+    ///   the memory cgroup for one in memory, as for [`Options::create`] (nothing is left
+    ///   allocated);
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included, which the message names).
     pub fn create(location: impl ToLocation, capacity: usize) -> Result<Channel> {

@@ -237,6 +237,30 @@ pub enum Error {
         /// file system told.
         available: Option<u64>,
     },
+    /// The channel's memory does not fit this process's memory cgroup: a file in memory (tmpfs,
+    /// such as `/dev/shm`) is charged to the cgroup of the process that creates it, and past its
+    /// limit (a container's `--memory`) the kernel kills a process of the cgroup instead of
+    /// failing the allocation. Nothing was allocated.
+    #[error(
+        "no memory for channel '{name}': it needs {bytes} bytes ((readers + 2) x its size, and a \
+         header) of shared memory, which count against this process's memory cgroup, and that \
+         has about {room} bytes left of its limit of {limit} ({}); give it a smaller size or \
+         fewer readers, or raise the limit (a container's --memory)",
+        cgroup.display()
+    )]
+    MemoryLimit {
+        /// The channel's name or path.
+        name: String,
+        /// Bytes the mapping needs.
+        bytes: u64,
+        /// About how many bytes the cgroup could still take: its limit less what is charged to
+        /// it, with the file cache counted as free.
+        room: u64,
+        /// The limit, in bytes: the tightest of the cgroup's and its ancestors'.
+        limit: u64,
+        /// The directory of the cgroup whose limit it is (under `/sys/fs/cgroup`).
+        cgroup: PathBuf,
+    },
     /// The OS refused access (file mode, or another user's channel).
     #[error("permission denied for channel '{name}': {source}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = path.display(), dir = crate::name::dir_of(path).display())]
     PermissionDenied {

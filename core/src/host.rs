@@ -43,6 +43,37 @@ pub fn space(dir: &std::path::Path) -> Result<Space> {
         })
 }
 
+/// The memory cgroup limit that channels in a directory count against: what [`memory_limit`]
+/// tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryLimit {
+    /// The tightest limit of this process's memory cgroup and its ancestors, in bytes.
+    pub limit: u64,
+    /// About what may still be charged under it: the limit less what is charged now, with the
+    /// file cache (which the kernel drops before it kills) counted as free.
+    pub room: u64,
+    /// The directory of the cgroup whose limit it is (under `/sys/fs/cgroup`).
+    pub cgroup: PathBuf,
+}
+
+/// The memory cgroup limit that a channel made in `dir` by this process would count against:
+/// `Some` where `dir` is a file system held in memory (tmpfs, such as `/dev/shm`) and this
+/// process's cgroup, or one of its ancestors, has a memory limit (a container's `--memory`).
+/// [`Options::create`](crate::Options::create) refuses a channel that would not fit
+/// ([`Error::MemoryLimit`]), since past the limit the kernel kills a process of the cgroup
+/// instead of failing the allocation.
+pub fn memory_limit(dir: &std::path::Path) -> Option<MemoryLimit> {
+    if !os::in_memory(dir) {
+        return None;
+    }
+    os::memory_limit().map(|m| MemoryLimit {
+        limit: m.limit,
+        room: m.room,
+        cgroup: m.cgroup,
+    })
+}
+
 /// Whether any process holds a handle to the channel at `location` right now.
 ///
 /// # Errors

@@ -86,6 +86,21 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             ),
         });
     }
+    if let Some(memory) = host::memory_limit(&dir) {
+        // Not a failure: containers have limits. Said, as a channel past it is refused.
+        checks.push(Check {
+            name: "shm-memory-limit",
+            ok: true,
+            detail: format!(
+                "channels here count against this process's memory cgroup ({}): a limit of {}, \
+                 about {} left; a channel larger than that is refused at creation (raise the \
+                 container's --memory for more)",
+                memory.cgroup.display(),
+                format_size(memory.limit),
+                format_size(memory.room)
+            ),
+        });
+    }
     let remove_ipc = remove_ipc();
     // logind removes the IPC objects of regular users only: uids above SYS_UID_MAX (999 by
     // default), so root and system users are not affected.

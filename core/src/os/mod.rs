@@ -8,6 +8,20 @@ mod imp;
 
 pub(crate) use imp::*;
 
+/// What this process's memory cgroup leaves for shared memory: a file in a tmpfs takes memory,
+/// charged to the cgroup of the process that allocates it (a container's `--memory` limit), and
+/// a cgroup past its limit has the kernel kill one of its processes, not fail the allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemoryLimit {
+    /// The tightest limit of the cgroup and its ancestors, in bytes.
+    pub(crate) limit: u64,
+    /// About what may still be charged under it: the limit less what is charged now, counting
+    /// the file cache (which the kernel reclaims before it kills) as free.
+    pub(crate) room: u64,
+    /// The directory of that cgroup.
+    pub(crate) cgroup: std::path::PathBuf,
+}
+
 /// Which process this is: its pid and its count of forks ([`forks`]), as a pid alone comes back
 /// to a descendant of a process that died. What one process did (counted a waiter, started a
 /// thread) is undone or used by that process alone, not by a child made by `fork` that

@@ -101,6 +101,15 @@ pub(crate) fn pid_exited(_pid: u32) -> bool {
     false
 }
 
+/// No memory cgroups here.
+pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
+    false
+}
+
+pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
+    None
+}
+
 pub(crate) fn room(_dir: &std::path::Path) -> io::Result<Option<u64>> {
     Ok(None)
 }

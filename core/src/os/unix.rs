@@ -637,6 +637,155 @@ fn statvfs(dir: &std::path::Path) -> io::Result<libc::statvfs> {
     Ok(st)
 }
 
+/// Whether the file system holding `dir` keeps its files in memory (tmpfs), where a channel's
+/// bytes count against the memory cgroup's limit.
+#[cfg(target_os = "linux")]
+pub(crate) fn in_memory(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero `statfs` is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid, writable struct for the call.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    // `f_type` and the magic constants differ in type between C libraries: compared as i64.
+    // (ramfs, 0x858458f6, has no constant in `libc`.)
+    #[allow(clippy::unnecessary_cast)]
+    let (kind, tmpfs) = (st.f_type as i64, libc::TMPFS_MAGIC as i64);
+    kind == tmpfs || kind == 0x8584_58f6
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
+    false
+}
+
+/// The memory limit of this process's cgroup (v2, or v1's `memory` controller) and of its
+/// ancestors, the tightest of them; `None` where none is set or none can be read (no cgroup
+/// file system mounted, another platform). Read from `/proc/self/cgroup` and
+/// `/proc/self/mountinfo`, as the kernel shows them to this process (a container's own view).
+#[cfg(target_os = "linux")]
+pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // v1's memory controller if this process is in one, else v2's unified hierarchy.
+    let v1 = cgroups.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    });
+    let (path, v2) = match v1 {
+        Some(path) => (path, false),
+        None => (cgroups.lines().find_map(|l| l.strip_prefix("0::"))?, true),
+    };
+    let (root, mount_point) = mounts.lines().find_map(|l| {
+        let (mount, fs) = l.split_once(" - ")?;
+        let mut fs = fs.split(' ');
+        let (kind, _source, options) = (fs.next()?, fs.next()?, fs.next()?);
+        let wanted = if v2 {
+            kind == "cgroup2"
+        } else {
+            kind == "cgroup" && options.split(',').any(|o| o == "memory")
+        };
+        let mut m = mount.split(' ');
+        let (root, point) = (m.nth(3)?, m.next()?);
+        wanted.then_some((root, point))
+    })?;
+    // The cgroup's path below the mount's root (`/` unless the mount shows a subtree).
+    let below = path
+        .strip_prefix(root.trim_end_matches('/'))
+        .unwrap_or(path);
+    let top = PathBuf::from(unescape_mount_path(mount_point));
+    let mut dir = top.join(below.trim_start_matches('/'));
+    let mut tightest: Option<super::MemoryLimit> = None;
+    loop {
+        if let Some((limit, room)) = cgroup_room(&dir, v2) {
+            if tightest.as_ref().is_none_or(|t| room < t.room) {
+                tightest = Some(super::MemoryLimit {
+                    limit,
+                    room,
+                    cgroup: dir.clone(),
+                });
+            }
+        }
+        if dir == top || !dir.pop() || !dir.starts_with(&top) {
+            break;
+        }
+    }
+    tightest
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
+    None
+}
+
+/// `(limit, room)` of the one cgroup at `dir`, if it has a limit: the room is the limit less
+/// the usage, plus the file cache the usage counts (reclaimable: the kernel drops it before it
+/// kills; a tmpfs's pages are not in it, as they are swap-backed).
+#[cfg(target_os = "linux")]
+fn cgroup_room(dir: &std::path::Path, v2: bool) -> Option<(u64, u64)> {
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
+    let (limit, usage, cache_keys) = if v2 {
+        (
+            read("memory.max")?,
+            read("memory.current")?,
+            ["active_file", "inactive_file"],
+        )
+    } else {
+        (
+            read("memory.limit_in_bytes")?,
+            read("memory.usage_in_bytes")?,
+            ["total_active_file", "total_inactive_file"],
+        )
+    };
+    // "max" (v2), or v1's "no limit", a page-rounded `i64::MAX`.
+    let limit: u64 = limit.trim().parse().ok().filter(|&l| l < 1 << 62)?;
+    let usage: u64 = usage.trim().parse().ok()?;
+    let cache: u64 = read("memory.stat").map_or(0, |stat| {
+        stat.lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(k, _)| cache_keys.contains(k))
+            .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+            .sum()
+    });
+    Some((limit, limit.saturating_sub(usage.saturating_sub(cache))))
+}
+
+/// A path as `/proc/self/mountinfo` writes it: space, tab, newline and backslash as octal
+/// escapes (`\040`).
+#[cfg(target_os = "linux")]
+fn unescape_mount_path(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) if b[i] == b'\\' => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |n, c| n.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Total and available bytes of the file system holding `dir` (`statvfs`).
 pub(crate) fn space(dir: &std::path::Path) -> io::Result<(u64, u64)> {
     let st = statvfs(dir)?;
