@@ -4397,3 +4397,54 @@ fn a_channel_beyond_the_memory_cgroups_limit_is_refused_not_killed() {
     );
     let _ = std::fs::remove_dir_all(&e.dir);
 }
+
+/// A channel made and written in another PID namespace (a container sharing `/dev/shm`) names
+/// pids that mean nothing here: `info` said its creator, pid 1 or 2 there, was "running" (this
+/// namespace's init or kthreadd), so `prune` kept it for ever and `doctor` called it recent.
+/// The header now keeps each process's PID namespace beside its pid: such a creator or writer
+/// is "in another PID namespace", and age decides, with nobody holding the file.
+#[test]
+fn a_channel_made_in_another_pid_namespace_is_judged_by_age_not_by_a_foreign_pid() {
+    let e = Env::new("pidns");
+    let script = format!("\"{BIN}\" new made-there --size 1KiB && \"{BIN}\" out made-there hi");
+    let made = is_root()
+        && Command::new("unshare")
+            .args(["--pid", "--fork", "sh", "-c", &script])
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("SKIPPED: cannot make a PID namespace here");
+        return;
+    }
+    let info: serde_json::Value =
+        serde_json::from_str(&e.ok(&["info", "made-there", "--json"])).unwrap();
+    // Small pids of that namespace, which this one has too (its init, its kthreadd).
+    assert!(info["creator_pid"].as_u64().unwrap() <= 3, "{info}");
+    assert!(info["creator_alive"].is_null(), "{info}");
+    assert!(info["last_writer_alive"].is_null(), "{info}");
+    let text = e.ok(&["info", "made-there"]);
+    assert!(text.contains("(in another PID namespace)"), "{text}");
+    // Untouched for two hours, held by nobody: stale, and pruned.
+    std::fs::File::options()
+        .write(true)
+        .open(e.dir.join("mmf.made-there"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    assert_eq!(listed[0]["stale"], true, "{listed}");
+    assert_eq!(e.ok(&["prune"]), "made-there\n");
+    assert!(!e.dir.join("mmf.made-there").exists());
+    // A channel of this namespace keeps telling its processes' state.
+    e.ok(&["new", "made-here", "--size", "1KiB"]);
+    e.ok(&["out", "made-here", "x"]);
+    let info: serde_json::Value =
+        serde_json::from_str(&e.ok(&["info", "made-here", "--json"])).unwrap();
+    assert_eq!(
+        (&info["creator_alive"], &info["last_writer_alive"]),
+        (&serde_json::json!(false), &serde_json::json!(false)),
+        "{info}"
+    );
+}

@@ -467,12 +467,13 @@ impl Options {
             liveness: os::Liveness::default(),
             damaged: None,
             idle_wakes: Default::default(),
+            pid_ns: os::namespace_half(),
         };
         snap.init(
             self.flags(),
             incarnation(),
             now_ns(),
-            u64::from(std::process::id()),
+            u64::from(std::process::id()) | os::namespace_half(),
         );
         if let Some(mode) = self.mode.filter(|_| early.is_none()) {
             // Exactly the bits asked for (not less the umask, as the default 0600 is), and set
@@ -903,12 +904,13 @@ impl Options {
             liveness: os::Liveness::default(),
             damaged: None,
             idle_wakes: Default::default(),
+            pid_ns: os::namespace_half(),
         };
         snap.init(
             self.flags(),
             incarnation(),
             now_ns(),
-            u64::from(std::process::id()),
+            u64::from(std::process::id()) | os::namespace_half(),
         );
         Ok(self.finish(snap, Location::Anonymous, None))
     }
@@ -1960,8 +1962,9 @@ impl Channel {
     pub fn info(&self) -> Info {
         let s = &self.snap;
         let created_ns = s.header(H_CREATED_NS);
-        let creator = s.header(H_CREATOR) as u32;
-        let last_writer = s.header(H_LAST_WRITER) as u32;
+        let created = UNIX_EPOCH + Duration::from_nanos(created_ns);
+        let creator = s.header(H_CREATOR);
+        let last_writer = s.header(H_LAST_WRITER);
         let ((generation, tag, len), damage) = match s.peek() {
             Ok(value) => (value, None),
             Err(what) => ((s.generation(), Tag::EMPTY, 0), Some(what)),
@@ -1977,10 +1980,12 @@ impl Channel {
             len,
             damage,
             incarnation: s.header(H_INCARNATION),
-            created: UNIX_EPOCH + Duration::from_nanos(created_ns),
-            creator_pid: creator,
-            creator_alive: os::pid_exists(creator),
-            last_writer_pid: (last_writer != 0).then_some(last_writer),
+            created,
+            creator_pid: creator as u32,
+            creator_state: os::judge_process_word(creator, Some(created)),
+            last_writer_pid: (last_writer as u32 != 0).then_some(last_writer as u32),
+            last_writer_state: (last_writer as u32 != 0)
+                .then(|| os::judge_process_word(last_writer, None)),
             checksum: s.checksum,
             writer_recoveries: s.header(H_RECOVERIES),
             waiters: s.header(H_WAITERS),
@@ -2113,15 +2118,20 @@ pub struct Info {
     pub incarnation: u64,
     /// When the channel was created.
     pub created: SystemTime,
-    /// Pid of the creating process.
+    /// Pid of the creating process, in its own PID namespace.
     pub creator_pid: u32,
-    /// Whether a process of that pid is running in this PID namespace. The pid means nothing in
-    /// another one, so for a channel created in another container this may be wrong either way;
-    /// nothing that removes or takes over anything relies on it (`prune` also asks whether any
-    /// process has the file open).
-    pub creator_alive: bool,
+    /// Whether the creating process still runs: [`Alive`](OwnerState::Alive) if a process of
+    /// that pid runs in this PID namespace and started before the channel was made,
+    /// [`Dead`](OwnerState::Dead) if none does (or the pid came back to a later process),
+    /// [`Unknown`](OwnerState::Unknown) for a creator in another PID namespace (another
+    /// container), whose pid means nothing here. Nothing that removes or takes over anything
+    /// relies on it alone (`prune` also asks whether any process has the file open).
+    pub creator_state: OwnerState,
     /// Pid of the process that published last, if any.
     pub last_writer_pid: Option<u32>,
+    /// Whether that process still runs, told as for the creator (without the start time:
+    /// the header keeps no time of the last publish); `None` if nobody has published.
+    pub last_writer_state: Option<OwnerState>,
     /// Whether values carry a CRC-32.
     pub checksum: bool,
     /// How many times a writer took the lock over from a writer that had died.
@@ -2169,8 +2179,11 @@ impl Listing {
     /// ([`host::last_touched`](crate::host::last_touched)).
     pub fn is_stale(&self) -> bool {
         let Ok(info) = &self.info else { return false };
-        let writer_gone = info.last_writer_pid.is_none_or(|p| !os::pid_exists(p));
-        self.in_use == Some(false) && !info.creator_alive && writer_gone
+        // A creator or writer of another PID namespace, whose liveness cannot be told, does
+        // not keep a channel nobody has open: age (`mmf prune --older-than`) decides.
+        self.in_use == Some(false)
+            && info.creator_state != OwnerState::Alive
+            && info.last_writer_state != Some(OwnerState::Alive)
     }
 }
 
@@ -2281,6 +2294,7 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         liveness: os::Liveness::default(),
         damaged: None,
         idle_wakes: Default::default(),
+        pid_ns: os::namespace_half(),
     };
     snap.damaged = snap.damaged_latest();
     Ok(snap)

@@ -200,8 +200,13 @@ fn remove_if(
         // No handle can write the header while the exclusive lock is held (every handle holds
         // a shared one, a mapping too, however long ago its descriptor was closed), so these
         // words are the last ones written.
-        let pids = header_pids(&file).map_err(|e| io("reading", e))?;
-        if pids.into_iter().any(os::pid_exists) {
+        let [creator, last_writer, created_ns] =
+            header_words(&file).map_err(|e| io("reading", e))?;
+        let created = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(created_ns);
+        // A process of another PID namespace (Unknown) does not keep a file nobody has open.
+        if os::judge_process_word(creator, Some(created)) == os::OwnerState::Alive
+            || os::judge_process_word(last_writer, None) == os::OwnerState::Alive
+        {
             return Ok(false);
         }
     }
@@ -209,22 +214,22 @@ fn remove_if(
     Ok(true) // the lock goes with `file`
 }
 
-/// The creator's and the last writer's pids as the header of the channel file `file` states
-/// them (FORMAT.md §4; 0 for none, and for a file too short to hold the word).
-fn header_pids(mut file: &std::fs::File) -> std::io::Result<[u32; 2]> {
-    use crate::layout::{H_CREATOR, H_LAST_WRITER};
+/// The creator's and the last writer's words (pid and PID namespace) and the creation time as
+/// the header of the channel file `file` states them (FORMAT.md §4; 0 for none, and for a file
+/// too short to hold the word).
+fn header_words(mut file: &std::fs::File) -> std::io::Result<[u64; 3]> {
+    use crate::layout::{H_CREATED_NS, H_CREATOR, H_LAST_WRITER};
     use std::io::{Read, Seek, SeekFrom};
-    let mut pid = |word: usize| -> std::io::Result<u32> {
+    let mut word = |word: usize| -> std::io::Result<u64> {
         let mut bytes = [0u8; 8];
         file.seek(SeekFrom::Start((word * 8) as u64))?;
         match file.read_exact(&mut bytes) {
-            // The low half of the word, as `Info` reads it.
-            Ok(()) => Ok(u64::from_le_bytes(bytes) as u32),
+            Ok(()) => Ok(u64::from_le_bytes(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
             Err(e) => Err(e),
         }
     };
-    Ok([pid(H_CREATOR)?, pid(H_LAST_WRITER)?])
+    Ok([word(H_CREATOR)?, word(H_LAST_WRITER)?, word(H_CREATED_NS)?])
 }
 
 /// When the channel at `location` was last created or touched ([`Channel::touch`], which the

@@ -414,7 +414,8 @@ fn info_describes_the_header_and_current_value() {
         assert_eq!((info.readers, info.slots), (3, 5));
         assert_eq!((info.generation, info.tag, info.len), (1, Tag::JSON, 7));
         assert_eq!(info.creator_pid, std::process::id());
-        assert!(info.creator_alive);
+        assert_eq!(info.creator_state, OwnerState::Alive);
+        assert_eq!(info.last_writer_state, Some(OwnerState::Alive));
         assert_eq!(info.last_writer_pid, Some(std::process::id()));
         assert!(info.checksum);
         assert_eq!(info.size_bytes, (512 + 3 * 64 + 5 * (64 + 1024)) as u64);
@@ -2681,7 +2682,8 @@ fn a_stale_channel_written_since_by_a_running_process_is_kept() {
     let listed = mmf_core::list().unwrap();
     let listing = listed.iter().find(|l| l.name == s.name()).unwrap();
     let info = listing.info.as_ref().unwrap();
-    assert!(!info.creator_alive && info.last_writer_pid == Some(dead));
+    assert_eq!(info.creator_state, OwnerState::Dead);
+    assert_eq!(info.last_writer_pid, Some(dead));
     assert_eq!(listing.in_use, Some(false));
     assert!(listing.is_stale());
     // Judged stale; then this process, still running, publishes and closes.
@@ -2899,4 +2901,55 @@ fn a_generation_at_its_limit_is_refused_not_wrapped_to_zero() {
         assert_eq!(ch.publish_raw(Tag::TEXT, b"after the repair").unwrap(), 8);
         assert_eq!(text(&waiter), (8, "after the repair".into()));
     }
+}
+
+/// A creator's pid that came back to a later process does not make the creator "running": the
+/// process of that pid started after the channel was made (here, an hour after, as the header
+/// is forged to say), so it is not the creator.
+#[test]
+fn a_creator_pid_taken_by_a_later_process_is_not_the_creator() {
+    use std::os::unix::fs::FileExt;
+    let s = Scratch::new("file");
+    drop(s.create(64));
+    let mut later = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let forge = |word: u64, value: u64| {
+        let f = std::fs::File::options().write(true).open(s.path()).unwrap();
+        f.write_all_at(&value.to_le_bytes(), word * 8).unwrap();
+    };
+    // FORMAT.md §4: word 10 the creator (pid, and its PID namespace above), word 9 the time of
+    // creation in nanoseconds.
+    let mut word = [0u8; 8];
+    let f = std::fs::File::open(s.path()).unwrap();
+    f.read_exact_at(&mut word, 10 * 8).unwrap();
+    let namespace = u64::from_le_bytes(word) & !0xFFFF_FFFF;
+    assert_ne!(namespace, 0, "the creator's PID namespace is kept");
+    forge(10, u64::from(later.id()) | namespace);
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let ns = an_hour_ago
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    forge(9, ns);
+    let info = Channel::open(s.name()).unwrap().info();
+    assert_eq!(info.creator_pid, later.id());
+    assert_eq!(info.creator_state, OwnerState::Dead, "{info:?}");
+    // Made now, by this running process: its own.
+    forge(
+        9,
+        an_hour_ago
+            .checked_add(Duration::from_secs(3600))
+            .map_or(0, |t| {
+                t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+            }),
+    );
+    forge(10, u64::from(std::process::id()) | namespace);
+    assert_eq!(
+        Channel::open(s.name()).unwrap().info().creator_state,
+        OwnerState::Alive
+    );
+    later.kill().unwrap();
+    later.wait().unwrap();
 }

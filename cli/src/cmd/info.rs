@@ -51,14 +51,12 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     } else {
         format!("{}, {}", info.tag, format_size(info.len as u64))
     };
-    let writer = info
-        .last_writer_pid
-        .map_or("none yet".to_owned(), |p| format!("pid {p}"));
-    let alive = if info.creator_alive {
-        "running"
-    } else {
-        "exited"
+    let writer = match (info.last_writer_pid, info.last_writer_state) {
+        (Some(p), Some(state)) => format!("pid {p} ({})", process_state(state)),
+        (Some(p), None) => format!("pid {p}"),
+        (None, _) => "none yet".to_owned(),
     };
+    let alive = process_state(info.creator_state);
     let text = format!(
         "name:        {location}\n\
          kind:        {kind}\n\
@@ -127,7 +125,9 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
         "checksum_checked": checksum_checked(info, checked),
         "last_writer_pid": info.last_writer_pid,
         "creator_pid": info.creator_pid,
-        "creator_alive": info.creator_alive,
+        // null: a process of another PID namespace, whose pid cannot be judged here.
+        "creator_alive": alive_or_null(info.creator_state),
+        "last_writer_alive": info.last_writer_state.and_then(alive_or_null),
         "created": rfc3339(info.created),
         "incarnation": format!("{:016x}", info.incarnation),
         "checksum": info.checksum,
@@ -173,6 +173,24 @@ fn kind_and_path(info: &mmf::Info) -> (&'static str, String) {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         ),
+    }
+}
+
+/// Whether the creator or the last writer still runs, in words (`mmf info`, `mmf list`).
+pub(super) fn process_state(state: OwnerState) -> &'static str {
+    match state {
+        OwnerState::Alive => "running",
+        OwnerState::Dead => "exited",
+        _ => "in another PID namespace",
+    }
+}
+
+/// [`process_state`] for JSON: `null` where it cannot be told.
+fn alive_or_null(state: OwnerState) -> Option<bool> {
+    match state {
+        OwnerState::Alive => Some(true),
+        OwnerState::Dead => Some(false),
+        _ => None,
     }
 }
 

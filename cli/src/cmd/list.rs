@@ -63,7 +63,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 format!(
                     "{} ({})",
                     i.creator_pid,
-                    if i.creator_alive { "running" } else { "exited" }
+                    super::info::process_state(i.creator_state)
                 ),
             ],
             Err(e) => {

@@ -263,6 +263,45 @@ pub(crate) fn token_foreign(token: u64) -> bool {
     mine == 0 || theirs == 0 || theirs != mine
 }
 
+/// The high half of a header word that names a process (the creator, the last writer;
+/// docs/FORMAT.md §4) for a process of this one's PID namespace: the low 32 bits of that
+/// namespace's inode, `0` where it cannot be told. The pid goes in the low half.
+pub(crate) fn namespace_half() -> u64 {
+    pid_namespace().map_or(0, |ino| (ino & 0xFFFF_FFFF) << 32)
+}
+
+/// What this process can tell of the process a header word names (its pid in the low half,
+/// its PID namespace in the high half, see [`namespace_half`]): `Dead` for no pid, or a pid
+/// that runs no process here; `Unknown` for a process of another PID namespace (a container's:
+/// its pid names another process here, or none); else `Alive`, unless the process of that pid
+/// started after `not_after` (the channel's creation, for its creator): then the pid came back
+/// to another process, and the one named is dead. A word with no namespace (written before
+/// it was kept, or where it could not be told) is judged by its pid alone.
+pub(crate) fn judge_process_word(
+    word: u64,
+    not_after: Option<std::time::SystemTime>,
+) -> OwnerState {
+    let pid = word as u32;
+    if pid == 0 {
+        return OwnerState::Dead;
+    }
+    let theirs = word >> 32;
+    if theirs != 0 && namespace_half() >> 32 != theirs {
+        return OwnerState::Unknown("a process of another PID namespace (container)");
+    }
+    if !pid_exists(pid) {
+        return OwnerState::Dead;
+    }
+    // Start times are good to a second or so (the boot time's whole seconds): a process that
+    // started more than two seconds after the channel was made did not make it.
+    let slack = std::time::Duration::from_secs(2);
+    let started = process_started_at(pid);
+    match (started, not_after.and_then(|t| t.checked_add(slack))) {
+        (Some(started), Some(limit)) if started > limit => OwnerState::Dead,
+        _ => OwnerState::Alive,
+    }
+}
+
 /// Whether the owner of a lock or pin entry is alive, as a handle can tell (docs/FORMAT.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

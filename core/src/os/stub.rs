@@ -101,6 +101,10 @@ pub(crate) fn pid_exited(_pid: u32) -> bool {
     false
 }
 
+pub(crate) fn process_started_at(_pid: u32) -> Option<std::time::SystemTime> {
+    None
+}
+
 /// No memory cgroups here.
 pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
     false

@@ -255,6 +255,26 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
+/// When a process started, as wall-clock time: its start in ticks since boot
+/// ([`process_start_time`]) after the boot time `/proc/stat` gives (`btime`, whole seconds),
+/// so good to a second or so; `None` where either cannot be read.
+pub(crate) fn process_started_at(pid: u32) -> Option<std::time::SystemTime> {
+    let ticks = process_start_time(pid)?;
+    // SAFETY: `sysconf` only reads a configuration value.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&t| t > 0)?;
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let since_boot = std::time::Duration::from_millis(ticks.checked_mul(1000)? / per_second);
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(boot) + since_boot)
+}
+
 /// Sleeps while the low 32 bits of `word` (its first four bytes: the format is little-endian)
 /// equal `expected`, for at most `timeout`; returns early on a wake-up, a signal, or a spurious
 /// wake. Callers re-check their condition in a loop.
