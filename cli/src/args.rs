@@ -159,7 +159,7 @@ pub struct NewArgs {
     /// keeps the old one's mode (unless --mode is given) and, as root, its owner, unless the old
     /// one is another user's in a directory anyone may write (/dev/shm, /tmp), where it may have
     /// been planted (a note on stderr says so); a path that is a link replaces the channel the
-    /// link leads to.
+    /// link leads to, and a link that leads nowhere is replaced itself.
     #[arg(long, conflicts_with = "exist_ok")]
     pub force: bool,
     /// Open an existing channel instead of failing, as it is; one with a smaller SIZE, fewer
@@ -220,6 +220,11 @@ pub struct OutArgs {
     /// Input is raw bytes.
     #[arg(long, group = "informat")]
     pub bytes: bool,
+    /// Refuse an empty value (exit 5), publishing nothing: the channel keeps its last one. For
+    /// a value piped in from a program that may fail without output (`producer | mmf out T
+    /// --no-empty`), whose empty output would otherwise replace the last good value.
+    #[arg(long)]
+    pub no_empty: bool,
     /// Print the new generation on standard output.
     #[arg(long)]
     pub print_generation: bool,
@@ -464,6 +469,7 @@ impl Cli {
                     json: false,
                     msgpack: false,
                     bytes: false,
+                    no_empty: false,
                     print_generation: false,
                     sync: false,
                 }),

@@ -1091,6 +1091,18 @@ fn new_exists_force_and_exist_ok() {
         1,
         "is a symbolic link to a file that does not exist",
     );
+    // Plain `new` says the same (it said "no channel named ..., create the channel first"),
+    // and --force replaces the link itself, as its help says.
+    fails(
+        &e.run(&["new", "./dangling", "--size", "64"]),
+        1,
+        "the name is taken by a symbolic link to a file that does not exist; delete the link \
+         (rm ./dangling), or --force replaces it with a channel",
+    );
+    e.ok(&["new", "./dangling", "--size", "64", "--force"]);
+    assert!(!std::fs::symlink_metadata(e.dir.join("dangling"))
+        .unwrap()
+        .is_symlink());
     // A channel created by --exist-ok has what was asked for (so the second call keeps it).
     for _ in 0..2 {
         e.ok(&[
@@ -3497,6 +3509,17 @@ fn a_full_shm_dir_is_a_clear_error() {
     // A read-only mount refuses writers whatever the mode: a follower reads read-only there
     // (it failed with "Read-only file system" while a plain read worked).
     e.ok(&["out", "small", "kept"]);
+    // A replacement that does not fit beside the old channel says that the old one stayed,
+    // and what needs less room.
+    let out = e.run(&["new", "small", "--size", "40KiB", "--force"]);
+    fails(
+        &out,
+        1,
+        "cannot replace channel 'small': the old channel and its value are kept, and the new \
+         one needs room of its own beside them (`mmf remove small` then `mmf new small --size \
+         SIZE` needs less): no space for channel 'small'",
+    );
+    assert_eq!(e.ok(&["read", "small"]), "kept\n");
     assert!(Command::new("mount")
         .args(["-o", "remount,ro"])
         .arg(&e.dir)
@@ -3605,10 +3628,18 @@ fn stale_channels_are_listed_and_pruned() {
     age("old", 7200);
     // With patterns, only the channels they name (a harness cleaning up its own run).
     assert_eq!(e.ok(&["prune", "--dry-run", "ol?"]), "old\n");
+    // ("live" names a channel that is not stale; "x*" and "ol" name none, which is said.)
+    let out = e.run(&["prune", "x*", "live", "ol"]);
+    assert!(out.status.success(), "{out:?}");
     assert_eq!(
-        e.ok(&["prune", "x*", "live", "ol"]),
+        String::from_utf8_lossy(&out.stdout),
         "",
         "none of them stale"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mmf: no channel matches 'x*' (`mmf list` shows their names)\n\
+         mmf: no channel matches 'ol' (`mmf list` shows their names)\n"
     );
     assert!(e.dir.join("mmf.old").exists());
     assert_eq!(e.ok(&["prune", "o*"]), "old\n");
@@ -3641,7 +3672,12 @@ fn stale_channels_are_listed_and_pruned() {
             .unwrap();
     }
     assert!(e.ok(&["doctor"]).contains("1 unfinished replacement ("));
-    assert_eq!(e.ok(&["prune", "*"]), "", "not whose replacement it was");
+    // (No channel is left for "*" to match, which --quiet keeps unsaid.)
+    assert_eq!(
+        e.ok(&["prune", "--quiet", "*"]),
+        "",
+        "not whose replacement it was"
+    );
     assert!(left.exists());
     assert_eq!(
         e.ok(&["prune"]),
@@ -4447,4 +4483,110 @@ fn a_channel_made_in_another_pid_namespace_is_judged_by_age_not_by_a_foreign_pid
         (&serde_json::json!(false), &serde_json::json!(false)),
         "{info}"
     );
+}
+
+/// A pattern given to `prune` that matches no channel is said (a typo would otherwise prune
+/// nothing without a word); one that matches channels none of which is stale is not. `list`
+/// quotes a name with a space inside, so that its table splits at spaces.
+#[test]
+fn prune_says_which_patterns_matched_nothing_and_list_quotes_spaced_names() {
+    let e = Env::new("prune-typo");
+    e.ok(&["new", "run1", "--size", "64"]);
+    e.ok(&["new", "a b", "--size", "64"]);
+    let out = e.run(&["prune", "tpyo*", "run*"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mmf: no channel matches 'tpyo*' (`mmf list` shows their names)\n"
+    );
+    assert!(e.run(&["prune", "tpyo*", "--quiet"]).stderr.is_empty());
+    let table = e.ok(&["list"]);
+    assert!(table.lines().any(|l| l.starts_with("\"a b\" ")), "{table}");
+}
+
+/// Three refusals of the OS said in terms of what to do: a file system out of inodes (an
+/// `ENOSPC` with space free, which read as a full disk), a directory that exists but takes no
+/// files (`/proc`, which was said to be missing), and another user's channel in a sticky
+/// directory (an `EPERM` with a write bit set, which named no reason; the `ls -ld` it
+/// suggests is quoted for the shell).
+#[test]
+fn inodes_virtual_directories_and_sticky_bits_are_said_plainly() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new("os-refusals");
+    let out = e.run(&["new", "/proc/mmf-test", "--size", "1KiB"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1)
+            && err.contains("No such file or directory")
+            && !err.contains("does not exist"),
+        "{err}"
+    );
+    if !is_root() {
+        eprintln!("SKIPPED: the rest needs root (mount, another user)");
+        return;
+    }
+    // nr_inodes=2: the root directory and one file.
+    let inodes = e.dir.join("inodes");
+    std::fs::create_dir(&inodes).unwrap();
+    if Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,nr_inodes=2", "tmpfs"])
+        .arg(&inodes)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let _mounted = Mounted(inodes.clone());
+        e.ok(&["new", "./inodes/a.mmf", "--size", "1KiB"]);
+        fails(
+            &e.run(&["new", "./inodes/b.mmf", "--size", "1KiB"]),
+            1,
+            "no room for another file, whatever its free space (no free inodes? `df -i ./inodes`)",
+        );
+    } else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+    }
+    // Root's channel in a sticky directory anyone may write, read-only to others.
+    let sticky = e.dir.join("sticky dir");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = sticky.join("root.mmf");
+    let path = path.to_str().unwrap();
+    e.ok(&["new", path, "--size", "1KiB", "--mode", "644"]);
+    let Some(out) = as_nobody(&e, &["remove", path]) else {
+        eprintln!("SKIPPED: cannot run as user nobody");
+        return;
+    };
+    fails(
+        &out,
+        1,
+        "its directory is sticky (mode +t, as /dev/shm and /tmp are), where only the file's \
+         owner (uid 0) or root may remove or replace it",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(`ls -ld '") && err.contains("/sticky dir'`)"),
+        "{err}"
+    );
+    assert!(Path::new(path).exists());
+}
+
+/// `producer | mmf out T` publishes what the producer wrote, nothing included: a producer that
+/// failed without output replaced the last good value with an empty one. `--no-empty` refuses
+/// that (exit 5) and keeps the value; an empty value given on purpose still goes through.
+#[test]
+fn no_empty_keeps_the_last_value_when_the_input_is_empty() {
+    let e = Env::new("no-empty");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "good"]);
+    fails(
+        &e.run_in(&["out", "T", "--no-empty"], b""),
+        5,
+        "the value is empty: nothing was published to 'T', which keeps its value (--no-empty)",
+    );
+    assert_eq!(e.ok(&["read", "T"]), "good\n");
+    e.run_in(&["out", "T", "--no-empty"], b"fresh");
+    assert_eq!(e.ok(&["read", "T"]), "fresh\n");
+    // Without it, empty input is a value, as before.
+    assert!(e.run_in(&["out", "T"], b"").status.success());
+    assert!(e.ok(&["info", "T", "--json"]).contains("\"len\":0"));
 }

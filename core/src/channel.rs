@@ -368,8 +368,9 @@ impl Options {
                     source: missing_shm_dir(e),
                 },
                 // A name with a '/' is a file path: say which directory is missing, and why a
-                // directory is involved at all.
-                io::ErrorKind::NotFound => Error::Io {
+                // directory is involved at all. (One that exists but takes no files, such as
+                // /proc, says so in the OS's words below.)
+                io::ErrorKind::NotFound if !dir_of(path).exists() => Error::Io {
                     op: "creating",
                     path: path.to_owned(),
                     source: io::Error::new(
@@ -379,6 +380,21 @@ impl Options {
                              create the directory first, or use a shared-memory name without \
                              '/')",
                             dir_of(path).display()
+                        ),
+                    ),
+                },
+                // No room for the file itself, before any block is asked for: the file system
+                // has no inode left (a tmpfs's `nr_inodes`), whatever its free space.
+                _ if e.raw_os_error() == Some(libc::ENOSPC) => Error::Io {
+                    op: "creating",
+                    path: path.to_owned(),
+                    source: io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{e}: the file system has no room for another file, whatever its \
+                             free space (no free inodes? `df -i {}`); remove files there, or \
+                             give it more inodes",
+                            crate::error::shell_quoted(dir_of(path))
                         ),
                     ),
                 },
@@ -2741,7 +2757,7 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
         Error::PermissionDenied {
             name: name.to_owned(),
             path: path.to_owned(),
-            source: e,
+            source: sticky(path, e),
         }
     } else if e.raw_os_error() == Some(libc::ELOOP) {
         Error::Io {
@@ -2763,6 +2779,32 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
             path: path.to_owned(),
             source: e,
         }
+    }
+}
+
+/// `e` (an `EPERM`), telling why where `path`'s directory is sticky (mode `+t`, as `/dev/shm`
+/// and `/tmp` are) and the file is another user's: there only its owner (or root) may remove
+/// or replace it, whatever the directory's write bits say.
+fn sticky(path: &Path, e: io::Error) -> io::Error {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if e.raw_os_error() != Some(libc::EPERM) {
+        return e;
+    }
+    let dir_sticky =
+        std::fs::metadata(dir_of(path)).is_ok_and(|m| m.permissions().mode() & 0o1000 != 0);
+    let owner = std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| m.uid())
+        .filter(|&uid| uid != os::euid());
+    match owner {
+        Some(uid) if dir_sticky => io::Error::new(
+            e.kind(),
+            format!(
+                "{e}: its directory is sticky (mode +t, as /dev/shm and /tmp are), where only \
+                 the file's owner (uid {uid}) or root may remove or replace it"
+            ),
+        ),
+        _ => e,
     }
 }
 

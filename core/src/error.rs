@@ -262,7 +262,7 @@ pub enum Error {
         cgroup: PathBuf,
     },
     /// The OS refused access (file mode, or another user's channel).
-    #[error("permission denied for channel '{name}': {source}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = path.display(), dir = crate::name::dir_of(path).display())]
+    #[error("permission denied for channel '{name}': {source}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = shell_quoted(path), dir = shell_quoted(crate::name::dir_of(path)))]
     PermissionDenied {
         /// The channel's name or path.
         name: String,
@@ -422,6 +422,18 @@ fn enlarge(dir: &std::path::Path, bytes: u64, available: Option<u64>) -> String 
         )
     } else {
         "put it on a file system with room".to_owned()
+    }
+}
+
+/// `path` as one shell word, for a command a message suggests: as it is where it holds only
+/// characters no shell treats specially, else in single quotes (a `'` inside as `'\''`).
+pub(crate) fn shell_quoted(path: &std::path::Path) -> String {
+    let s = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./,:+@%=".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

@@ -44,7 +44,12 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
     ]
     .map(String::from)];
     for l in &listings {
-        let name = super::shown(&l.name);
+        // Quoted with a space inside too: the table's columns are split at spaces.
+        let name = if l.name.contains(' ') {
+            format!("{:?}", l.name)
+        } else {
+            super::shown(&l.name)
+        };
         rows.push(match &l.info {
             Ok(i) => [
                 name,

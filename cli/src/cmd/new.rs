@@ -2,7 +2,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use anyhow::Context;
 use mmf::{Channel, Location, Options};
 
 use crate::args::NewArgs;
@@ -48,12 +47,25 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
             r => r.map(|_| None),
         }
     }
-    .with_context(|| {
-        if a.exist_ok {
+    .map_err(|e| {
+        let no_room = matches!(
+            e,
+            mmf::channel::Error::NoSpace { .. } | mmf::channel::Error::MemoryLimit { .. }
+        );
+        let what = if a.force && no_room {
+            // The replacement is made whole before the old channel goes: both take room.
+            format!(
+                "cannot replace channel '{location}': the old channel and its value are kept, \
+                 and the new one needs room of its own beside them (`{}` then `{}` needs less)",
+                exit::command("remove", &a.name, ""),
+                exit::command("new", &a.name, "--size SIZE")
+            )
+        } else if a.exist_ok {
             format!("cannot create or open channel '{location}'")
         } else {
             format!("cannot create channel '{location}'")
-        }
+        };
+        anyhow::Error::new(e).context(what)
     })?;
     let Some(existing) = existing else {
         return Ok(());
@@ -200,6 +212,22 @@ fn name_taken(location: &Location) -> anyhow::Error {
             "a channel or file this user may not open (another user's?); choose another name"
                 .into(),
         ),
+        // A path that is a link to nothing: creating (never through a link) finds it taken,
+        // opening (through it) finds nothing.
+        Err(E::NotFound { .. })
+            if location
+                .path()
+                .and_then(|p| std::fs::symlink_metadata(p).ok())
+                .is_some_and(|m| m.is_symlink()) =>
+        {
+            (
+                exit::ERROR,
+                format!(
+                    "a symbolic link to a file that does not exist; delete the link (rm \
+                     {name}), or --force replaces it with a channel"
+                ),
+            )
+        }
         Err(other) => (
             exit::ERROR,
             format!("something that cannot be opened as a channel ({other})"),

@@ -37,6 +37,16 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
         }
         _ => read_stdin(&location, a.format())?,
     };
+    if a.no_empty && input.is_empty() {
+        return Err(Coded(
+            INVALID_INPUT,
+            format!(
+                "the value is empty: nothing was published to '{location}', which keeps its \
+                 value (--no-empty)"
+            ),
+        )
+        .into());
+    }
     // Opened (again) once the value is here: while standard input was read, the channel may
     // have been created, or replaced by `new --force`, and a value published into the old one
     // would be lost without a word.

@@ -20,7 +20,17 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         let _ = writeln!(std::io::stderr(), "mmf: could not remove {what}: {e}");
         failed += 1;
     };
-    let chosen = |name: &str| a.patterns.is_empty() || a.patterns.iter().any(|p| matches(p, name));
+    // Which patterns matched a channel, stale or not: one that matched none is likely a typo.
+    let mut matched = vec![false; a.patterns.len()];
+    let mut chosen = |name: &str| {
+        let mut any = a.patterns.is_empty();
+        for (hit, p) in matched.iter_mut().zip(&a.patterns) {
+            if matches(p, name) {
+                (*hit, any) = (true, true);
+            }
+        }
+        any
+    };
     for listing in mmf::list()? {
         if !chosen(&listing.name) {
             continue;
@@ -95,6 +105,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
     }
     super::print_bytes(out.as_bytes())?;
+    for (p, _) in a.patterns.iter().zip(&matched).filter(|(_, hit)| !**hit) {
+        crate::exit::note(format_args!(
+            "no channel matches '{p}' (`mmf list` shows their names)"
+        ));
+    }
     if failed > 0 {
         return Err(Coded(
             ERROR,
