@@ -261,14 +261,23 @@ fn check_integers(json: &str) -> Result<()> {
 ///
 /// # Errors
 ///
-/// [`Error::Encode`], with the parser's message alone (no position), for JSON it refuses, and
-/// with the writer's for a write to `out` that failed; [`Error::InvalidJson`] for text after
-/// the document. What was transcoded before the error has been written to `out`.
+/// [`Error::Encode`], with the parser's message alone (no position), for JSON it refuses;
+/// [`Error::Write`], with the OS error as its source, for a write to `out` that failed (a
+/// closed pipe stays a [`BrokenPipe`](io::ErrorKind::BrokenPipe), as with
+/// [`write_json_pretty`]); [`Error::InvalidJson`] for text after the document. What was
+/// transcoded before the error has been written to `out`.
 pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let mut ser = rmp_serde::Serializer::new(out);
-    serde_transcode::transcode(&mut de, &mut ser).map_err(|e| Error::Encode(e.to_string()))?;
-    de.end().map_err(|e| Error::json(&e))
+    // serde_transcode hands the writer's errors back as text: kept apart, as in
+    // `write_json_pretty`.
+    let mut out = KeepError { out, error: None };
+    let mut ser = rmp_serde::Serializer::new(&mut out);
+    let result = serde_transcode::transcode(&mut de, &mut ser);
+    match (result, out.error) {
+        (Ok(()), _) => de.end().map_err(|e| Error::json(&e)),
+        (Err(_), Some(e)) => Err(Error::Write(e)),
+        (Err(e), None) => Err(Error::Encode(e.to_string())),
+    }
 }
 
 /// JSON text to a MessagePack document.
@@ -744,6 +753,37 @@ pub fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer whose reader has gone, as a closed pipe is.
+    struct Closed;
+
+    impl io::Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A failed write is `Error::Write` with the OS error's kind, from every function that
+    /// writes to a caller's writer: `write_json_as_msgpack` made it `Encode` text, so a caller
+    /// could not tell a closed pipe from JSON it refused.
+    #[test]
+    fn a_closed_writer_is_a_write_error_that_keeps_its_kind() {
+        let kinds = [
+            write_json_as_msgpack(r#"{"a": [1, 2]}"#, Closed),
+            write_json_pretty(r#"{"a": [1, 2]}"#, Closed),
+            write_msgpack_as_json(&[0x91, 0x01], Closed),
+            write_msgpack_as_json_pretty(&[0x91, 0x01], Closed),
+        ]
+        .map(|r| match r {
+            Err(Error::Write(e)) => Some(e.kind()),
+            _ => None,
+        });
+        assert_eq!(kinds, [Some(io::ErrorKind::BrokenPipe); 4]);
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
