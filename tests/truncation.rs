@@ -482,6 +482,8 @@ fn waits_and_checksummed_reads_report_the_truncation_at_once() {
             .read_next_into(&mut Vec::new(), Duration::from_secs(30))
     ));
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // Nor does a flush say that what the handle wrote reached the disk.
+    assert!(is_truncated(fc.ch.flush()));
     // A checksummed channel's zeroed frame never validates: Truncated, not after the read
     // timeout.
     let path = std::env::temp_dir().join(unique("trunc-crc"));

@@ -1702,8 +1702,12 @@ impl Channel {
     /// # Errors
     ///
     /// [`Error::Io`] if the mapping, or a file channel's directory, could not be written back
-    /// (`msync`, `fsync`: a full or failing disk, say).
+    /// (`msync`, `fsync`: a full or failing disk, say); [`Error::Truncated`] for a handle
+    /// whose file was shrunk under it (what it wrote since went nowhere).
     pub fn flush(&self) -> Result<()> {
+        if self.snap.region.tripped() {
+            return Err(self.snap.truncated());
+        }
         let path = self.location.path().unwrap_or_default();
         self.snap.region.flush().map_err(|e| Error::Io {
             op: "flushing",
