@@ -113,6 +113,8 @@ struct Notifier {
     control: AtomicU32,
     /// Set once its thread runs: no registration is made before (see [`notifier`]).
     thread: OnceLock<()>,
+    /// Held by the poll that starts the thread.
+    starting: Mutex<()>,
 }
 
 /// The process's notifier, once started. A child made by `fork` inherits its parent's notifier
@@ -127,22 +129,31 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// This process's notifier, with its thread running. A thread that cannot be started (no
 /// threads left) panics the poll; the next poll tries again. No future is registered in a
-/// notifier before its thread runs: other polls wait in the `OnceLock` for the one starting it,
-/// and try themselves if it failed (a registration made meanwhile would never be woken).
+/// notifier before its thread runs: other polls wait on `starting` for the one starting it,
+/// and try themselves if it failed (a registration made meanwhile would never be woken). The
+/// panic comes after `starting` is released, so a panic hook that polls a future of its own
+/// does not wait for itself, and the lock is not poisoned.
 fn notifier() -> &'static Notifier {
     let n: &'static Notifier = N.get_or_make(|| Notifier {
         regs: Mutex::new(HashMap::new()),
         control: AtomicU32::new(0),
         thread: OnceLock::new(),
+        starting: Mutex::new(()),
     });
-    n.thread.get_or_init(|| {
-        if let Err(e) = std::thread::Builder::new()
+    if n.thread.get().is_some() {
+        return n;
+    }
+    let starting = n.starting.lock().unwrap_or_else(|e| e.into_inner());
+    if n.thread.get().is_none() {
+        let spawned = std::thread::Builder::new()
             .name("mmf-notify".into())
-            .spawn(move || n.run())
-        {
+            .spawn(move || n.run());
+        if let Err(e) = spawned {
+            drop(starting);
             panic!("could not start the mmf-notify thread: {e}");
         }
-    });
+        let _ = n.thread.set(());
+    }
     n
 }
 
