@@ -448,7 +448,8 @@ impl Options {
         // A file in memory (tmpfs) is charged to this process's memory cgroup, and one past its
         // limit is not an `ENOSPC`: the kernel kills a process of the cgroup (this one, or a
         // service beside it), whatever room the file system has. Refused while it would not
-        // fit, counting the file cache as free (the kernel drops it first).
+        // fit, counting what the kernel reclaims first (file cache, dentries) and the swap the
+        // cgroup may use as free.
         if let Some(memory) = crate::host::memory_limit(&dir).filter(|m| m.room < bytes) {
             return Err(cleanup(Error::MemoryLimit {
                 name: name.clone(),
@@ -483,13 +484,13 @@ impl Options {
             liveness: os::Liveness::default(),
             damaged: None,
             idle_wakes: Default::default(),
-            pid_ns: os::namespace_half(),
+            process_rest: os::process_word_rest(),
         };
         snap.init(
             self.flags(),
             incarnation(),
             now_ns(),
-            u64::from(std::process::id()) | os::namespace_half(),
+            os::pid_bits(std::process::id()) | snap.process_rest,
         );
         if let Some(mode) = self.mode.filter(|_| early.is_none()) {
             // Exactly the bits asked for (not less the umask, as the default 0600 is), and set
@@ -920,13 +921,13 @@ impl Options {
             liveness: os::Liveness::default(),
             damaged: None,
             idle_wakes: Default::default(),
-            pid_ns: os::namespace_half(),
+            process_rest: os::process_word_rest(),
         };
         snap.init(
             self.flags(),
             incarnation(),
             now_ns(),
-            u64::from(std::process::id()) | os::namespace_half(),
+            os::pid_bits(std::process::id()) | snap.process_rest,
         );
         Ok(self.finish(snap, Location::Anonymous, None))
     }
@@ -2001,11 +2002,11 @@ impl Channel {
             damage,
             incarnation: s.header(H_INCARNATION),
             created,
-            creator_pid: creator as u32,
-            creator_state: os::judge_process_word(creator, Some(created)),
-            last_writer_pid: (last_writer as u32 != 0).then_some(last_writer as u32),
-            last_writer_state: (last_writer as u32 != 0)
-                .then(|| os::judge_process_word(last_writer, None)),
+            creator_pid: os::process_word_pid(creator),
+            creator_state: os::judge_process_word(creator),
+            last_writer_pid: Some(os::process_word_pid(last_writer)).filter(|&pid| pid != 0),
+            last_writer_state: (os::process_word_pid(last_writer) != 0)
+                .then(|| os::judge_process_word(last_writer)),
             checksum: s.checksum,
             writer_recoveries: s.header(H_RECOVERIES),
             waiters: s.header(H_WAITERS),
@@ -2141,16 +2142,19 @@ pub struct Info {
     /// Pid of the creating process, in its own PID namespace.
     pub creator_pid: u32,
     /// Whether the creating process still runs: [`Alive`](OwnerState::Alive) if a process of
-    /// that pid runs in this PID namespace and started before the channel was made,
-    /// [`Dead`](OwnerState::Dead) if none does (or the pid came back to a later process),
-    /// [`Unknown`](OwnerState::Unknown) for a creator in another PID namespace (another
-    /// container), whose pid means nothing here. Nothing that removes or takes over anything
-    /// relies on it alone (`prune` also asks whether any process has the file open).
+    /// that pid runs in this PID namespace and started when the creator did (the header keeps
+    /// its start in clock ticks since boot, docs/FORMAT.md §4), [`Dead`](OwnerState::Dead) if
+    /// none does (the pid came back to another process, or the creator ran before the machine
+    /// last started), [`Unknown`](OwnerState::Unknown) for a creator in another PID namespace
+    /// (another container), whose pid means nothing here. Where start times cannot be read
+    /// (no `/proc` of this namespace), a pid that came back reads as alive. Nothing that
+    /// removes or takes over anything relies on it alone (`prune` also asks whether any
+    /// process has the file open).
     pub creator_state: OwnerState,
     /// Pid of the process that published last, if any.
     pub last_writer_pid: Option<u32>,
-    /// Whether that process still runs, told as for the creator (without the start time:
-    /// the header keeps no time of the last publish); `None` if nobody has published.
+    /// Whether that process still runs, told as for the creator; `None` if nobody has
+    /// published.
     pub last_writer_state: Option<OwnerState>,
     /// Whether values carry a CRC-32.
     pub checksum: bool,
@@ -2193,7 +2197,9 @@ pub struct Listing {
 
 impl Listing {
     /// Whether the channel looks abandoned: its header was read, no process holds a handle to
-    /// it, and neither its creator nor its last writer is running. A channel used only from the
+    /// it, and neither its creator nor its last writer is known to be running (one of another
+    /// PID namespace, [`OwnerState::Unknown`], counts as gone: nobody has the channel open,
+    /// and its pid cannot be checked from here). A channel used only from the
     /// CLI (whose processes never outlive a command) is stale by this definition between
     /// commands, which is why `mmf prune` also asks how long ago it was last touched
     /// ([`host::last_touched`](crate::host::last_touched)).
@@ -2314,8 +2320,11 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         liveness: os::Liveness::default(),
         damaged: None,
         idle_wakes: Default::default(),
-        pid_ns: os::namespace_half(),
+        process_rest: 0,
     };
+    if snap.region.writable() {
+        snap.process_rest = os::process_word_rest();
+    }
     snap.damaged = snap.damaged_latest();
     Ok(snap)
 }

@@ -50,8 +50,12 @@ pub fn space(dir: &std::path::Path) -> Result<Space> {
 pub struct MemoryLimit {
     /// The tightest limit of this process's memory cgroup and its ancestors, in bytes.
     pub limit: u64,
-    /// About what may still be charged under it: the limit less what is charged now, with the
-    /// file cache (which the kernel drops before it kills) counted as free.
+    /// About what may still be charged under it before the kernel kills: the limit less what
+    /// is charged now and cannot be reclaimed, plus the swap the cgroup may still use. The
+    /// kernel reclaims the file cache and its own caches (dentries, inodes) before it kills,
+    /// so they count as free; cgroup v1 does not tell the kernel's caches from its other
+    /// memory, so there all of the kernel's memory counts as free. Where the machine has
+    /// swap and the cgroup may use it (not with v1's `swappiness` 0), pages go there instead.
     pub room: u64,
     /// The directory of the cgroup whose limit it is (under `/sys/fs/cgroup`).
     pub cgroup: PathBuf,
@@ -200,12 +204,10 @@ fn remove_if(
         // No handle can write the header while the exclusive lock is held (every handle holds
         // a shared one, a mapping too, however long ago its descriptor was closed), so these
         // words are the last ones written.
-        let [creator, last_writer, created_ns] =
-            header_words(&file).map_err(|e| io("reading", e))?;
-        let created = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(created_ns);
+        let [creator, last_writer] = header_words(&file).map_err(|e| io("reading", e))?;
         // A process of another PID namespace (Unknown) does not keep a file nobody has open.
-        if os::judge_process_word(creator, Some(created)) == os::OwnerState::Alive
-            || os::judge_process_word(last_writer, None) == os::OwnerState::Alive
+        if os::judge_process_word(creator) == os::OwnerState::Alive
+            || os::judge_process_word(last_writer) == os::OwnerState::Alive
         {
             return Ok(false);
         }
@@ -214,11 +216,10 @@ fn remove_if(
     Ok(true) // the lock goes with `file`
 }
 
-/// The creator's and the last writer's words (pid and PID namespace) and the creation time as
-/// the header of the channel file `file` states them (FORMAT.md §4; 0 for none, and for a file
-/// too short to hold the word).
-fn header_words(mut file: &std::fs::File) -> std::io::Result<[u64; 3]> {
-    use crate::layout::{H_CREATED_NS, H_CREATOR, H_LAST_WRITER};
+/// The creator's and the last writer's words (FORMAT.md §4) as the header of the channel file
+/// `file` states them (0 for none, and for a file too short to hold the word).
+fn header_words(mut file: &std::fs::File) -> std::io::Result<[u64; 2]> {
+    use crate::layout::{H_CREATOR, H_LAST_WRITER};
     use std::io::{Read, Seek, SeekFrom};
     let mut word = |word: usize| -> std::io::Result<u64> {
         let mut bytes = [0u8; 8];
@@ -229,7 +230,7 @@ fn header_words(mut file: &std::fs::File) -> std::io::Result<[u64; 3]> {
             Err(e) => Err(e),
         }
     };
-    Ok([word(H_CREATOR)?, word(H_LAST_WRITER)?, word(H_CREATED_NS)?])
+    Ok([word(H_CREATOR)?, word(H_LAST_WRITER)?])
 }
 
 /// When the channel at `location` was last created or touched ([`Channel::touch`], which the

@@ -46,7 +46,7 @@ fn channel_on(header_only: bool, readers: usize, checksum: bool, len: usize) -> 
         liveness: crate::os::Liveness::default(),
         damaged: None,
         idle_wakes: Default::default(),
-        pid_ns: 0,
+        process_rest: 0,
     };
     snap.init(u64::from(checksum), 1, 0, 0);
     Arc::new(snap)

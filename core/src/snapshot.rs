@@ -127,10 +127,10 @@ pub(crate) struct Snapshot {
     /// instructions longer (callgrind: 64 B 184 -> 190, 4 KiB 834 -> 852, without the check
     /// for waiters too), by the layout of the handle alone.
     pub idle_wakes: Box<IdleWakes>,
-    /// The high half of the words this handle's publishes write for their process (the last
-    /// writer), and its creation for the creator: its PID namespace ([`os::namespace_half`]),
-    /// asked once, when the handle is made.
-    pub pid_ns: u64,
+    /// The words this handle's publishes write for their process (the last writer), less its
+    /// pid: its PID namespace, start time and boot ([`os::process_word_rest`]), asked once, when
+    /// a writable handle is made (0 for a read-only one, which never writes them).
+    pub process_rest: u64,
 }
 
 /// A writer's record of the header's waiter count against the pin entries', taken when its
@@ -620,7 +620,7 @@ impl Snapshot {
         let pins = self.pin_scan();
         self.publish_locked::<F, WAKE>(
             tag,
-            u64::from(os::token_pid(token)) | self.pid_ns,
+            u64::from(os::token_pid(token)) | self.process_rest,
             recovered,
             pins,
             source,
@@ -681,7 +681,7 @@ impl Snapshot {
             && lock::try_acquire(lock_word, token)
         {
             let _guard = LockGuard(lock_word);
-            let pid = u64::from(os::token_pid(token)) | self.pid_ns;
+            let pid = u64::from(os::token_pid(token)) | self.process_rest;
             let pins = self.pin_scan();
             if pins.is_none() {
                 // Not recovered (the lock was free), so `written` is the latest value.

@@ -15,8 +15,7 @@ pub(crate) use imp::*;
 pub(crate) struct MemoryLimit {
     /// The tightest limit of the cgroup and its ancestors, in bytes.
     pub(crate) limit: u64,
-    /// About what may still be charged under it: the limit less what is charged now, counting
-    /// the file cache (which the kernel reclaims before it kills) as free.
+    /// About what may still be charged under it (`CgroupFigures::room` in `unix.rs`).
     pub(crate) room: u64,
     /// The directory of that cgroup.
     pub(crate) cgroup: std::path::PathBuf,
@@ -263,41 +262,73 @@ pub(crate) fn token_foreign(token: u64) -> bool {
     mine == 0 || theirs == 0 || theirs != mine
 }
 
-/// The high half of a header word that names a process (the creator, the last writer;
-/// docs/FORMAT.md §4) for a process of this one's PID namespace: the low 32 bits of that
-/// namespace's inode, `0` where it cannot be told. The pid goes in the low half.
-pub(crate) fn namespace_half() -> u64 {
-    pid_namespace().map_or(0, |ino| (ino & 0xFFFF_FFFF) << 32)
+/// A header word that names a process (`creator`, `last_writer`; docs/FORMAT.md §4), in one
+/// word so that a reader never pairs one writer's pid with another's start time:
+///
+/// | bits | field (0 = not known) |
+/// |---|---|
+/// | 0-21 | the pid, as the process's own PID namespace numbers it (Linux pids are below 2^22) |
+/// | 22-37 | its PID namespace: the inode of `/proc/self/ns/pid` mod 65535, plus 1 |
+/// | 38-53 | its start: field 22 of `/proc/PID/stat` (clock ticks since boot) mod 65535, plus 1 |
+/// | 54-63 | the boot it ran in: FNV-1a of `/proc/sys/kernel/random/boot_id` mod 1023, plus 1 |
+///
+/// This is the word of the calling process without its pid (which publishes take from their
+/// token): computed once per writable handle, so a publish stores one word it already has.
+pub(crate) fn process_word_rest() -> u64 {
+    let start = process_start_time(std::process::id()).map_or(0, start_tag);
+    pid_namespace_tag() << 22 | start << 38 | boot_tag() << 54
 }
 
-/// What this process can tell of the process a header word names (its pid in the low half,
-/// its PID namespace in the high half, see [`namespace_half`]): `Dead` for no pid, or a pid
-/// that runs no process here; `Unknown` for a process of another PID namespace (a container's:
-/// its pid names another process here, or none); else `Alive`, unless the process of that pid
-/// started after `not_after` (the channel's creation, for its creator): then the pid came back
-/// to another process, and the one named is dead. A word with no namespace (written before
-/// it was kept, or where it could not be told) is judged by its pid alone.
-pub(crate) fn judge_process_word(
-    word: u64,
-    not_after: Option<std::time::SystemTime>,
-) -> OwnerState {
-    let pid = word as u32;
+/// The pid field of a process word ([`process_word_rest`]).
+pub(crate) fn pid_bits(pid: u32) -> u64 {
+    u64::from(pid) & PID_MASK
+}
+
+/// The pid a process word names (0: none).
+pub(crate) fn process_word_pid(word: u64) -> u32 {
+    (word & PID_MASK) as u32
+}
+
+/// This process's PID namespace as a process word's 16-bit field: 1 to 65535, 0 for unknown.
+/// Asked anew each time (one `stat`): a process can move its children into a new namespace.
+fn pid_namespace_tag() -> u64 {
+    pid_namespace().map_or(0, |ino| ino % 65535 + 1)
+}
+
+/// A start time as a process word's 16-bit field: 1 to 65535.
+fn start_tag(ticks: u64) -> u64 {
+    ticks % 65535 + 1
+}
+
+/// What this process can tell of the process a header word names ([`process_word_rest`]):
+/// `Dead` for no pid, a process of an earlier boot (a file channel that outlived a restart),
+/// a pid that runs no process here, or one whose process started at another time than the
+/// word's (the pid came back to another process, perhaps in a later container whose PID
+/// namespace got the same inode); `Unknown` for a process of another PID namespace (a
+/// container's: its pid names another process here, or none); else `Alive`. Start times are
+/// counted in clock ticks since boot, not wall-clock time, so a clock set forward or back
+/// changes nothing. A field the word does not know (0) is not compared, and a start time this
+/// process cannot read ([`process_start_time`]) neither: then the pid decides, and a pid given
+/// to another process of the same namespace reads as alive.
+pub(crate) fn judge_process_word(word: u64) -> OwnerState {
+    let pid = process_word_pid(word);
     if pid == 0 {
         return OwnerState::Dead;
     }
-    let theirs = word >> 32;
-    if theirs != 0 && namespace_half() >> 32 != theirs {
+    let field = |shift: u32, bits: u32| (word >> shift) & ((1 << bits) - 1);
+    let (namespace, start, boot) = (field(22, 16), field(38, 16), field(54, 10));
+    let this_boot = boot_tag();
+    if boot != 0 && this_boot != 0 && boot != this_boot {
+        return OwnerState::Dead;
+    }
+    if namespace != 0 && pid_namespace_tag() != namespace {
         return OwnerState::Unknown("a process of another PID namespace (container)");
     }
     if !pid_exists(pid) {
         return OwnerState::Dead;
     }
-    // Start times are good to a second or so (the boot time's whole seconds): a process that
-    // started more than two seconds after the channel was made did not make it.
-    let slack = std::time::Duration::from_secs(2);
-    let started = process_started_at(pid);
-    match (started, not_after.and_then(|t| t.checked_add(slack))) {
-        (Some(started), Some(limit)) if started > limit => OwnerState::Dead,
+    match process_start_time(pid) {
+        Some(ticks) if start != 0 && start_tag(ticks) != start => OwnerState::Dead,
         _ => OwnerState::Alive,
     }
 }

@@ -255,24 +255,25 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
-/// When a process started, as wall-clock time: its start in ticks since boot
-/// ([`process_start_time`]) after the boot time `/proc/stat` gives (`btime`, whole seconds),
-/// so good to a second or so; `None` where either cannot be read.
-pub(crate) fn process_started_at(pid: u32) -> Option<std::time::SystemTime> {
-    let ticks = process_start_time(pid)?;
-    // SAFETY: `sysconf` only reads a configuration value.
-    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
-        .ok()
-        .filter(|&t| t > 0)?;
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let boot: u64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let since_boot = std::time::Duration::from_millis(ticks.checked_mul(1000)? / per_second);
-    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(boot) + since_boot)
+/// This boot as a process word's 10-bit field ([`super::process_word_rest`]): FNV-1a of the
+/// kernel's boot id (a random UUID drawn at each boot, the same in every namespace) mod 1023,
+/// plus 1; 0 where it cannot be read. Read once per process.
+#[cfg(target_os = "linux")]
+pub(crate) fn boot_tag() -> u64 {
+    static TAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TAG.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map_or(0, |id| {
+            let hash = id.trim().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            hash % 1023 + 1
+        })
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn boot_tag() -> u64 {
+    0
 }
 
 /// Sleeps while the low 32 bits of `word` (its first four bytes: the format is little-endian)
@@ -717,15 +718,18 @@ pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
         let (root, point) = (m.nth(3)?, m.next()?);
         wanted.then_some((root, point))
     })?;
-    // The cgroup's path below the mount's root (`/` unless the mount shows a subtree).
-    let below = path
-        .strip_prefix(root.trim_end_matches('/'))
-        .unwrap_or(path);
+    // The cgroup's path below the mount's root (`/` unless the mount shows a subtree). A path
+    // outside that root (a cgroup namespace whose process sees the host's mount) is not under
+    // the mount at all: nothing is said rather than some other cgroup's limit.
+    let below = std::path::Path::new(path)
+        .strip_prefix(unescape_mount_path(root))
+        .ok()?;
     let top = PathBuf::from(unescape_mount_path(mount_point));
-    let mut dir = top.join(below.trim_start_matches('/'));
+    let mut dir = top.join(below);
+    let swap_free = meminfo_bytes("SwapFree:").unwrap_or(0);
     let mut tightest: Option<super::MemoryLimit> = None;
     loop {
-        if let Some((limit, room)) = cgroup_room(&dir, v2) {
+        if let Some((limit, room)) = cgroup_room(&dir, v2, swap_free) {
             if tightest.as_ref().is_none_or(|t| room < t.room) {
                 tightest = Some(super::MemoryLimit {
                     limit,
@@ -734,11 +738,31 @@ pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
                 });
             }
         }
-        if dir == top || !dir.pop() || !dir.starts_with(&top) {
+        // v1 with `use_hierarchy` 0 (kernels before 5.11 allowed it): this cgroup's charges
+        // stop here, so no ancestor's limit applies.
+        let flat = !v2
+            && std::fs::read_to_string(dir.join("memory.use_hierarchy"))
+                .is_ok_and(|s| s.trim() == "0");
+        if flat || dir == top || !dir.pop() || !dir.starts_with(&top) {
             break;
         }
     }
     tightest
+}
+
+/// A `/proc/meminfo` line's figure, in bytes (the file says kB).
+#[cfg(target_os = "linux")]
+fn meminfo_bytes(key: &str) -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kb.checked_mul(1024)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -746,36 +770,122 @@ pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
     None
 }
 
-/// `(limit, room)` of the one cgroup at `dir`, if it has a limit: the room is the limit less
-/// the usage, plus the file cache the usage counts (reclaimable: the kernel drops it before it
-/// kills; a tmpfs's pages are not in it, as they are swap-backed).
+/// `(limit, room)` of the one cgroup at `dir`, if it has a limit ([`CgroupFigures::room`]);
+/// `swap_free` is the machine's free swap.
 #[cfg(target_os = "linux")]
-fn cgroup_room(dir: &std::path::Path, v2: bool) -> Option<(u64, u64)> {
+fn cgroup_room(dir: &std::path::Path, v2: bool, swap_free: u64) -> Option<(u64, u64)> {
     let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
-    let (limit, usage, cache_keys) = if v2 {
-        (
-            read("memory.max")?,
-            read("memory.current")?,
-            ["active_file", "inactive_file"],
-        )
-    } else {
-        (
-            read("memory.limit_in_bytes")?,
-            read("memory.usage_in_bytes")?,
-            ["total_active_file", "total_inactive_file"],
-        )
-    };
+    let number = |text: Option<String>| text.and_then(|t| t.trim().parse::<u64>().ok());
     // "max" (v2), or v1's "no limit", a page-rounded `i64::MAX`.
-    let limit: u64 = limit.trim().parse().ok().filter(|&l| l < 1 << 62)?;
-    let usage: u64 = usage.trim().parse().ok()?;
-    let cache: u64 = read("memory.stat").map_or(0, |stat| {
-        stat.lines()
+    let limit = |text: Option<String>| number(text).filter(|&l| l < 1 << 62);
+    let stat = read("memory.stat").unwrap_or_default();
+    let figures = if v2 {
+        CgroupFigures {
+            limit: limit(read("memory.max"))?,
+            usage: number(read("memory.current"))?,
+            stat,
+            v1: false,
+            kernel: None,
+            swap_limit: limit(read("memory.swap.max")),
+            swap_used: number(read("memory.swap.current")),
+            swappiness: None,
+            swap_free,
+        }
+    } else {
+        CgroupFigures {
+            limit: limit(read("memory.limit_in_bytes"))?,
+            usage: number(read("memory.usage_in_bytes"))?,
+            stat,
+            v1: true,
+            // 0 where kernel memory is not counted (a kernel without kmem accounting).
+            kernel: Some(number(read("memory.kmem.usage_in_bytes")).unwrap_or(0)),
+            swap_limit: limit(read("memory.memsw.limit_in_bytes")),
+            swap_used: None,
+            swappiness: number(read("memory.swappiness")),
+            swap_free,
+        }
+    };
+    Some((figures.limit, figures.room()))
+}
+
+/// What one cgroup's files say of its memory, as [`cgroup_room`] read them.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[derive(Debug, Default)]
+struct CgroupFigures {
+    /// `memory.max` (v2), `memory.limit_in_bytes` (v1).
+    limit: u64,
+    /// `memory.current` (v2), `memory.usage_in_bytes` (v1): every page charged, the kernel's
+    /// own included.
+    usage: u64,
+    /// `memory.stat`.
+    stat: String,
+    /// A cgroup of v1's memory controller (else v2's): its `memory.stat` figures for the cgroup
+    /// and its descendants are the `total_` ones.
+    v1: bool,
+    /// v1's `memory.kmem.usage_in_bytes` (kernel memory, which v1's `memory.stat` does not
+    /// split into what can be reclaimed and what cannot); `None` in v2, whose `memory.stat`
+    /// does.
+    kernel: Option<u64>,
+    /// v2's `memory.swap.max`, v1's `memory.memsw.limit_in_bytes` (memory and swap together);
+    /// `None` for no limit.
+    swap_limit: Option<u64>,
+    /// v2's `memory.swap.current`.
+    swap_used: Option<u64>,
+    /// v1's `memory.swappiness` (0: the cgroup's pages are not swapped out).
+    swappiness: Option<u64>,
+    /// The machine's free swap (`SwapFree` in `/proc/meminfo`).
+    swap_free: u64,
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl CgroupFigures {
+    /// A `memory.stat` figure (0 if absent).
+    fn stat(&self, key: &str) -> u64 {
+        self.stat
+            .lines()
             .filter_map(|l| l.split_once(' '))
-            .filter(|(k, _)| cache_keys.contains(k))
-            .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
-            .sum()
-    });
-    Some((limit, limit.saturating_sub(usage.saturating_sub(cache))))
+            .find(|(k, _)| {
+                if self.v1 {
+                    k.strip_prefix("total_") == Some(key)
+                } else {
+                    *k == key
+                }
+            })
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// About what may still be charged before the kernel kills: the limit less what it cannot
+    /// reclaim, plus the swap the cgroup may still use. Reclaimable: the file cache
+    /// (`active_file`, `inactive_file`: a tmpfs's pages are not in it, they are swap-backed),
+    /// and the kernel's reclaimable caches (dentries, inodes: v2's `slab_reclaimable`; v1 does
+    /// not tell them apart, so all of its kernel memory counts as reclaimable, an estimate on
+    /// the generous side: only a cgroup full of page tables or socket buffers would be
+    /// misjudged). Swap: where the machine has swap free and the cgroup may use it (v2's
+    /// `memory.swap.max`; v1's `memory.memsw.limit_in_bytes` less the memory limit, and not with
+    /// `swappiness` 0), pages can go there instead of a process being killed.
+    fn room(&self) -> u64 {
+        let kernel = match self.kernel {
+            Some(kernel) => kernel,
+            None => self.stat("slab_reclaimable"),
+        };
+        let reclaimable = self.stat("active_file") + self.stat("inactive_file") + kernel;
+        let held = self.usage.saturating_sub(reclaimable);
+        let swap_allowed = match (self.v1, self.swap_limit) {
+            (_, None) => u64::MAX,
+            // v1: memory and swap together under the limit.
+            (true, Some(both)) => both
+                .saturating_sub(self.limit)
+                .saturating_sub(self.stat("swap")),
+            (false, Some(swap)) => swap.saturating_sub(self.swap_used.unwrap_or(0)),
+        };
+        let swap = if self.swappiness == Some(0) {
+            0
+        } else {
+            self.swap_free.min(swap_allowed)
+        };
+        self.limit.saturating_sub(held).saturating_add(swap)
+    }
 }
 
 /// A path as `/proc/self/mountinfo` writes it: space, tab, newline and backslash as octal
@@ -811,4 +921,84 @@ pub(crate) fn space(dir: &std::path::Path) -> io::Result<(u64, u64)> {
     let st = statvfs(dir)?;
     let frag = st.f_frsize as u64;
     Ok((st.f_blocks as u64 * frag, st.f_bavail as u64 * frag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CgroupFigures;
+
+    const MIB: u64 = 1 << 20;
+
+    /// The arithmetic of a cgroup's room, on figures as the kernel writes them (swap cannot be
+    /// had on every test machine; `cli/tests/cli.rs` charges a real cgroup's directory cache).
+    #[test]
+    fn a_cgroups_room_counts_what_the_kernel_reclaims_and_swap_as_free() {
+        // v2: 100 MiB limit, 90 charged, of which 20 file cache and 30 reclaimable slab.
+        let stat = format!(
+            "anon {}\nfile {}\nshmem {}\nactive_file {}\ninactive_file {}\n\
+             slab_reclaimable {}\nslab_unreclaimable {}\n",
+            35 * MIB,
+            25 * MIB,
+            5 * MIB,
+            12 * MIB,
+            8 * MIB,
+            30 * MIB,
+            5 * MIB
+        );
+        let v2 = CgroupFigures {
+            limit: 100 * MIB,
+            usage: 90 * MIB,
+            stat,
+            ..CgroupFigures::default()
+        };
+        assert_eq!(v2.room(), 60 * MIB);
+        // Swap free on the machine, 10 MiB of it allowed, 4 in use: 6 more.
+        let v2 = CgroupFigures {
+            swap_free: 500 * MIB,
+            swap_limit: Some(10 * MIB),
+            swap_used: Some(4 * MIB),
+            ..v2
+        };
+        assert_eq!(v2.room(), 66 * MIB);
+        // No swap limit: all that is free on the machine.
+        let v2 = CgroupFigures {
+            swap_limit: None,
+            ..v2
+        };
+        assert_eq!(v2.room(), 560 * MIB);
+
+        // v1: the `total_` figures (not the cgroup's own), all kernel memory as reclaimable.
+        let stat = format!(
+            "active_file {}\ninactive_file {}\ntotal_active_file {}\n\
+             total_inactive_file {}\ntotal_swap {}\n",
+            50 * MIB,
+            50 * MIB,
+            10 * MIB,
+            6 * MIB,
+            2 * MIB
+        );
+        let v1 = CgroupFigures {
+            limit: 64 * MIB,
+            usage: 60 * MIB,
+            stat,
+            v1: true,
+            kernel: Some(40 * MIB),
+            swap_free: 100 * MIB,
+            swap_limit: Some(72 * MIB),
+            ..CgroupFigures::default()
+        };
+        // 60 - 16 - 40 = 4 held; swap: 72 - 64 - 2 in use = 6.
+        assert_eq!(v1.room(), 66 * MIB);
+        let v1 = CgroupFigures {
+            swappiness: Some(0),
+            ..v1
+        };
+        assert_eq!(v1.room(), 60 * MIB);
+        // Figures read at different moments (usage below what is reclaimable): the whole limit.
+        let v1 = CgroupFigures {
+            usage: 10 * MIB,
+            ..v1
+        };
+        assert_eq!(v1.room(), 64 * MIB);
+    }
 }
