@@ -448,8 +448,8 @@ impl Options {
         // A file in memory (tmpfs) is charged to this process's memory cgroup, and one past its
         // limit is not an `ENOSPC`: the kernel kills a process of the cgroup (this one, or a
         // service beside it), whatever room the file system has. Refused while it would not
-        // fit, counting what the kernel reclaims first (file cache, dentries) and the swap the
-        // cgroup may use as free.
+        // fit, counting what the kernel reclaims first (file cache; under v2 its own caches
+        // too) and the pages it can swap out as free.
         if let Some(memory) = crate::host::memory_limit(&dir).filter(|m| m.room < bytes) {
             return Err(cleanup(Error::MemoryLimit {
                 name: name.clone(),

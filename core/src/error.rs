@@ -254,7 +254,7 @@ pub enum Error {
         /// Bytes the mapping needs.
         bytes: u64,
         /// About how many bytes the cgroup could still take: its limit less what is charged to
-        /// it and cannot be reclaimed, plus the swap it may still use
+        /// it and cannot be reclaimed, plus what of that can go to swap
         /// ([`host::MemoryLimit::room`](crate::host::MemoryLimit::room)).
         room: u64,
         /// The limit, in bytes: the tightest of the cgroup's and its ancestors'.

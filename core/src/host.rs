@@ -50,12 +50,15 @@ pub fn space(dir: &std::path::Path) -> Result<Space> {
 pub struct MemoryLimit {
     /// The tightest limit of this process's memory cgroup and its ancestors, in bytes.
     pub limit: u64,
-    /// About what may still be charged under it before the kernel kills: the limit less what
-    /// is charged now and cannot be reclaimed, plus the swap the cgroup may still use. The
-    /// kernel reclaims the file cache and its own caches (dentries, inodes) before it kills,
-    /// so they count as free; cgroup v1 does not tell the kernel's caches from its other
-    /// memory, so there all of the kernel's memory counts as free. Where the machine has
-    /// swap and the cgroup may use it (not with v1's `swappiness` 0), pages go there instead.
+    /// About what a new file in memory may still take under it before the kernel kills: the
+    /// limit less what is charged now and cannot be reclaimed, plus what of the pages charged
+    /// now can go to swap. The kernel reclaims the file cache before it kills, and under
+    /// cgroup v2 its own caches too (`slab_reclaimable`: dentries, inodes), so they count as
+    /// free; cgroup v1 does not tell the kernel's caches from its memory that stays, so there
+    /// all of the kernel's memory counts as held (a cgroup full of directory cache may be
+    /// refused a channel that would fit). Swap counts only for pages already charged (a file
+    /// being allocated keeps its own pages in memory), as far as the machine has swap free,
+    /// the cgroup may use it, and the swappiness is not 0.
     pub room: u64,
     /// The directory of the cgroup whose limit it is (under `/sys/fs/cgroup`).
     pub cgroup: PathBuf,

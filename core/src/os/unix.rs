@@ -738,12 +738,15 @@ pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
                 });
             }
         }
-        // v1 with `use_hierarchy` 0 (kernels before 5.11 allowed it): this cgroup's charges
-        // stop here, so no ancestor's limit applies.
-        let flat = !v2
+        if dir == top || !dir.pop() || !dir.starts_with(&top) {
+            break;
+        }
+        // v1, a parent with `use_hierarchy` 0 (kernels before 5.11 allowed it): its children's
+        // charges are not its own, so neither its limit nor its ancestors' apply.
+        if !v2
             && std::fs::read_to_string(dir.join("memory.use_hierarchy"))
-                .is_ok_and(|s| s.trim() == "0");
-        if flat || dir == top || !dir.pop() || !dir.starts_with(&top) {
+                .is_ok_and(|s| s.trim() == "0")
+        {
             break;
         }
     }
@@ -785,10 +788,10 @@ fn cgroup_room(dir: &std::path::Path, v2: bool, swap_free: u64) -> Option<(u64, 
             usage: number(read("memory.current"))?,
             stat,
             v1: false,
-            kernel: None,
             swap_limit: limit(read("memory.swap.max")),
             swap_used: number(read("memory.swap.current")),
-            swappiness: None,
+            // v2 has none of its own: the machine's applies.
+            swappiness: number(std::fs::read_to_string("/proc/sys/vm/swappiness").ok()),
             swap_free,
         }
     } else {
@@ -797,8 +800,6 @@ fn cgroup_room(dir: &std::path::Path, v2: bool, swap_free: u64) -> Option<(u64, 
             usage: number(read("memory.usage_in_bytes"))?,
             stat,
             v1: true,
-            // 0 where kernel memory is not counted (a kernel without kmem accounting).
-            kernel: Some(number(read("memory.kmem.usage_in_bytes")).unwrap_or(0)),
             swap_limit: limit(read("memory.memsw.limit_in_bytes")),
             swap_used: None,
             swappiness: number(read("memory.swappiness")),
@@ -822,16 +823,13 @@ struct CgroupFigures {
     /// A cgroup of v1's memory controller (else v2's): its `memory.stat` figures for the cgroup
     /// and its descendants are the `total_` ones.
     v1: bool,
-    /// v1's `memory.kmem.usage_in_bytes` (kernel memory, which v1's `memory.stat` does not
-    /// split into what can be reclaimed and what cannot); `None` in v2, whose `memory.stat`
-    /// does.
-    kernel: Option<u64>,
     /// v2's `memory.swap.max`, v1's `memory.memsw.limit_in_bytes` (memory and swap together);
     /// `None` for no limit.
     swap_limit: Option<u64>,
     /// v2's `memory.swap.current`.
     swap_used: Option<u64>,
-    /// v1's `memory.swappiness` (0: the cgroup's pages are not swapped out).
+    /// v1's `memory.swappiness`, the machine's `vm.swappiness` for v2 (0: the cgroup's pages
+    /// are not swapped out when it reaches its limit).
     swappiness: Option<u64>,
     /// The machine's free swap (`SwapFree` in `/proc/meminfo`).
     swap_free: u64,
@@ -855,22 +853,30 @@ impl CgroupFigures {
             .unwrap_or(0)
     }
 
-    /// About what may still be charged before the kernel kills: the limit less what it cannot
-    /// reclaim, plus the swap the cgroup may still use. Reclaimable: the file cache
-    /// (`active_file`, `inactive_file`: a tmpfs's pages are not in it, they are swap-backed),
-    /// and the kernel's reclaimable caches (dentries, inodes: v2's `slab_reclaimable`; v1 does
-    /// not tell them apart, so all of its kernel memory counts as reclaimable, an estimate on
-    /// the generous side: only a cgroup full of page tables or socket buffers would be
-    /// misjudged). Swap: where the machine has swap free and the cgroup may use it (v2's
-    /// `memory.swap.max`; v1's `memory.memsw.limit_in_bytes` less the memory limit, and not with
-    /// `swappiness` 0), pages can go there instead of a process being killed.
+    /// About what a new file in a tmpfs may still take before the kernel kills: the limit
+    /// less what the kernel cannot reclaim, plus what of the pages charged now it can swap
+    /// out.
+    ///
+    /// Reclaimable: the file cache (`active_file`, `inactive_file`; a tmpfs's pages are not in
+    /// it, they are swap-backed), and in v2 the kernel's reclaimable caches (`slab_reclaimable`:
+    /// dentries and inodes of files not in use). v1 does not tell the kernel's caches from its
+    /// memory that stays (the inodes and dentries of a tmpfs's files, stacks, page tables), so
+    /// there all of it counts as held: a cgroup full of directory cache is refused a channel
+    /// that would fit, rather than one being let through that gets a process killed.
+    ///
+    /// Swap: the new file's own pages stay in memory while it is allocated (tmpfs does not
+    /// swap out pages of a file being allocated, and fails the allocation instead), so swap
+    /// makes room only by taking pages already charged (v2's `anon` and `shmem`, v1's `rss` and
+    /// `shmem`), as far as the machine has swap free, the cgroup may use it (v2's
+    /// `memory.swap.max`; v1's `memory.memsw.limit_in_bytes` less the memory limit), and its
+    /// swappiness is not 0.
     fn room(&self) -> u64 {
-        let kernel = match self.kernel {
-            Some(kernel) => kernel,
-            None => self.stat("slab_reclaimable"),
-        };
-        let reclaimable = self.stat("active_file") + self.stat("inactive_file") + kernel;
+        let mut reclaimable = self.stat("active_file") + self.stat("inactive_file");
+        if !self.v1 {
+            reclaimable += self.stat("slab_reclaimable");
+        }
         let held = self.usage.saturating_sub(reclaimable);
+        let swappable = self.stat(if self.v1 { "rss" } else { "anon" }) + self.stat("shmem");
         let swap_allowed = match (self.v1, self.swap_limit) {
             (_, None) => u64::MAX,
             // v1: memory and swap together under the limit.
@@ -882,7 +888,7 @@ impl CgroupFigures {
         let swap = if self.swappiness == Some(0) {
             0
         } else {
-            self.swap_free.min(swap_allowed)
+            self.swap_free.min(swap_allowed).min(swappable)
         };
         self.limit.saturating_sub(held).saturating_add(swap)
     }
@@ -932,8 +938,9 @@ mod tests {
     /// The arithmetic of a cgroup's room, on figures as the kernel writes them (swap cannot be
     /// had on every test machine; `cli/tests/cli.rs` charges a real cgroup's directory cache).
     #[test]
-    fn a_cgroups_room_counts_what_the_kernel_reclaims_and_swap_as_free() {
-        // v2: 100 MiB limit, 90 charged, of which 20 file cache and 30 reclaimable slab.
+    fn a_cgroups_room_counts_what_the_kernel_reclaims_and_what_it_can_swap_as_free() {
+        // v2: 100 MiB limit, 90 charged: 35 anonymous, 5 tmpfs, 20 file cache, 30 reclaimable
+        // slab (dentries), 5 other kernel memory.
         let stat = format!(
             "anon {}\nfile {}\nshmem {}\nactive_file {}\ninactive_file {}\n\
              slab_reclaimable {}\nslab_unreclaimable {}\n",
@@ -960,21 +967,32 @@ mod tests {
             ..v2
         };
         assert_eq!(v2.room(), 66 * MIB);
-        // No swap limit: all that is free on the machine.
+        // No swap limit: only the 40 MiB of anonymous and tmpfs pages can go there (the new
+        // file's pages cannot).
         let v2 = CgroupFigures {
             swap_limit: None,
             ..v2
         };
-        assert_eq!(v2.room(), 560 * MIB);
+        assert_eq!(v2.room(), 100 * MIB);
+        // The machine's swappiness 0: nothing is swapped.
+        let v2 = CgroupFigures {
+            swappiness: Some(0),
+            ..v2
+        };
+        assert_eq!(v2.room(), 60 * MIB);
 
-        // v1: the `total_` figures (not the cgroup's own), all kernel memory as reclaimable.
+        // v1: the `total_` figures (not the cgroup's own); its kernel memory (here 40 MiB, in
+        // the usage) counts as held.
         let stat = format!(
-            "active_file {}\ninactive_file {}\ntotal_active_file {}\n\
-             total_inactive_file {}\ntotal_swap {}\n",
+            "active_file {}\ninactive_file {}\nrss {}\ntotal_active_file {}\n\
+             total_inactive_file {}\ntotal_rss {}\ntotal_shmem {}\ntotal_swap {}\n",
+            50 * MIB,
             50 * MIB,
             50 * MIB,
             10 * MIB,
             6 * MIB,
+            3 * MIB,
+            MIB,
             2 * MIB
         );
         let v1 = CgroupFigures {
@@ -982,18 +1000,17 @@ mod tests {
             usage: 60 * MIB,
             stat,
             v1: true,
-            kernel: Some(40 * MIB),
             swap_free: 100 * MIB,
             swap_limit: Some(72 * MIB),
             ..CgroupFigures::default()
         };
-        // 60 - 16 - 40 = 4 held; swap: 72 - 64 - 2 in use = 6.
-        assert_eq!(v1.room(), 66 * MIB);
+        // 60 - 16 = 44 held; swap: min(72 - 64 - 2 in use, 3 + 1 swappable) = 4.
+        assert_eq!(v1.room(), 24 * MIB);
         let v1 = CgroupFigures {
             swappiness: Some(0),
             ..v1
         };
-        assert_eq!(v1.room(), 60 * MIB);
+        assert_eq!(v1.room(), 20 * MIB);
         // Figures read at different moments (usage below what is reclaimable): the whole limit.
         let v1 = CgroupFigures {
             usage: 10 * MIB,
