@@ -466,6 +466,23 @@ impl Options {
                 let _ = file.set_len(0);
                 let _ = std::fs::remove_file(path);
                 no_space(os::room(&dir).ok().flatten())
+            } else if let Some(memory) = (e.raw_os_error() == Some(libc::ENOMEM))
+                .then(|| {
+                    // The cgroup refused pages the estimate above counted on (a tmpfs fails
+                    // an allocation it cannot make room for by swapping): said as the
+                    // estimate's refusal, with the room there is once the pages are given back.
+                    let _ = file.set_len(0);
+                    crate::host::memory_limit(&dir)
+                })
+                .flatten()
+            {
+                cleanup(Error::MemoryLimit {
+                    name: name.clone(),
+                    bytes,
+                    room: memory.room,
+                    limit: memory.limit,
+                    cgroup: memory.cgroup,
+                })
             } else {
                 cleanup(io_error(&name, path, "allocating", e))
             }

@@ -243,9 +243,9 @@ pub enum Error {
     /// failing the allocation. Nothing was allocated.
     #[error(
         "no memory for channel '{name}': it needs {bytes} bytes ((readers + 2) x its size, and a \
-         header) of shared memory, which count against this process's memory cgroup, and that \
-         has about {room} bytes left of its limit of {limit} ({}); give it a smaller size or \
-         fewer readers, or raise the limit (a container's --memory)",
+         header) of shared memory, which count against this process's memory cgroup, and {} ({}); \
+         give it a smaller size or fewer readers, or raise the limit (a container's --memory)",
+        memory_left(*room, *bytes, *limit),
         cgroup.display()
     )]
     MemoryLimit {
@@ -253,6 +253,8 @@ pub enum Error {
         name: String,
         /// Bytes the mapping needs.
         bytes: u64,
+        // (`room` may be more than `bytes` where the kernel refused the pages all the same:
+        // memory it could neither reclaim nor swap out, which no estimate saw.)
         /// About how many bytes the cgroup could still take: its limit less what is charged to
         /// it and cannot be reclaimed, plus what of that can go to swap
         /// ([`host::MemoryLimit::room`](crate::host::MemoryLimit::room)).
@@ -423,6 +425,19 @@ fn enlarge(dir: &std::path::Path, bytes: u64, available: Option<u64>) -> String 
         )
     } else {
         "put it on a file system with room".to_owned()
+    }
+}
+
+/// What [`Error::MemoryLimit`] says of a cgroup's room: what is left, or, where that looked
+/// like enough and the kernel refused the pages all the same, so.
+fn memory_left(room: u64, bytes: u64, limit: u64) -> String {
+    if room < bytes {
+        format!("that has about {room} bytes left of its limit of {limit}")
+    } else {
+        format!(
+            "the kernel refused the pages although about {room} bytes of its limit of {limit} \
+             looked free (memory it can neither reclaim nor swap out)"
+        )
     }
 }
 

@@ -867,7 +867,8 @@ impl CgroupFigures {
     /// Swap: the new file's own pages stay in memory while it is allocated (tmpfs does not
     /// swap out pages of a file being allocated, and fails the allocation instead), so swap
     /// makes room only by taking pages already charged (v2's `anon` and `shmem`, v1's `rss` and
-    /// `shmem`), as far as the machine has swap free, the cgroup may use it (v2's
+    /// `shmem`, less the `unevictable` ones), as far as the machine has swap free, the cgroup
+    /// may use it (v2's
     /// `memory.swap.max`; v1's `memory.memsw.limit_in_bytes` less the memory limit), and its
     /// swappiness is not 0.
     fn room(&self) -> u64 {
@@ -876,7 +877,9 @@ impl CgroupFigures {
             reclaimable += self.stat("slab_reclaimable");
         }
         let held = self.usage.saturating_sub(reclaimable);
-        let swappable = self.stat(if self.v1 { "rss" } else { "anon" }) + self.stat("shmem");
+        // (Less the pages locked in memory, `mlock`ed ones: those stay.)
+        let swappable = (self.stat(if self.v1 { "rss" } else { "anon" }) + self.stat("shmem"))
+            .saturating_sub(self.stat("unevictable"));
         let swap_allowed = match (self.v1, self.swap_limit) {
             (_, None) => u64::MAX,
             // v1: memory and swap together under the limit.
@@ -974,6 +977,12 @@ mod tests {
             ..v2
         };
         assert_eq!(v2.room(), 100 * MIB);
+        // 35 MiB of it locked in memory (`mlock`): 5 can go.
+        let v2 = CgroupFigures {
+            stat: format!("{}unevictable {}\n", v2.stat, 35 * MIB),
+            ..v2
+        };
+        assert_eq!(v2.room(), 65 * MIB);
         // The machine's swappiness 0: nothing is swapped.
         let v2 = CgroupFigures {
             swappiness: Some(0),
