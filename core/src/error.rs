@@ -240,7 +240,7 @@ pub enum Error {
     /// The channel's memory does not fit this process's memory cgroup: a file in memory (tmpfs,
     /// such as `/dev/shm`) is charged to the cgroup of the process that creates it, and past its
     /// limit (a container's `--memory`) the kernel kills a process of the cgroup instead of
-    /// failing the allocation. Nothing was allocated.
+    /// failing the allocation. Nothing is left allocated, and no file under the name.
     #[error(
         "no memory for channel '{name}': it needs {bytes} bytes ((readers + 2) x its size, and a \
          header) of shared memory, which count against this process's memory cgroup, and {} ({}); \
