@@ -4454,8 +4454,8 @@ fn a_channel_beyond_the_memory_cgroups_limit_is_refused_not_killed() {
     // is charged to the cgroup, and reclaimed when it needs room: (1 + 2) x 12 MiB fits. Under
     // cgroup v2 it is made (`slab_reclaimable` tells that cache from memory that stays). v1
     // does not tell them apart, and the inodes of a tmpfs's files stay: all of the kernel's
-    // memory counts as held there, and the channel is refused rather than let through to a
-    // kill.
+    // memory counts as held there, so it is made only if the kernel dropped enough of that
+    // cache meanwhile, else refused; never let through to a kill.
     // (On a disk's file system: a tmpfs keeps no entries for missing names.)
     let missing = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("mmf-cli-{}-lookups", std::process::id()));
@@ -4472,8 +4472,10 @@ fn a_channel_beyond_the_memory_cgroups_limit_is_refused_not_killed() {
         eprintln!("SKIPPED (in part): lookups charged {charged} B, not a directory cache");
     } else {
         let out = cg.run(&e, &["new", "mid", "--size", "12MiB", "--readers", "1"]);
-        if cg.0.starts_with("/sys/fs/cgroup/memory") {
-            fails(&out, 1, "no memory for channel 'mid'");
+        let refused = out.status.code() == Some(1)
+            && String::from_utf8_lossy(&out.stderr).contains("no memory for channel 'mid'");
+        if cg.0.starts_with("/sys/fs/cgroup/memory") && refused {
+            assert!(!e.dir.join("mmf.mid").exists());
         } else {
             assert!(out.status.success(), "{charged} B charged: {out:?}");
             e.ok(&["remove", "mid"]);
@@ -4492,6 +4494,59 @@ fn a_channel_beyond_the_memory_cgroups_limit_is_refused_not_killed() {
             .any(|l| l.contains("shm-memory-limit") && l.contains("a limit of 67108864 B")),
         "{said}"
     );
+    let _ = std::fs::remove_dir_all(&e.dir);
+}
+
+/// An allocation that fails all the same in a limited cgroup (`ENOMEM`: a tmpfs gives up when
+/// the kernel cannot make room for a file's pages while allocating them, under pressure the
+/// estimate did not see) is said as the estimate's refusal, and leaves nothing behind; it was
+/// a bare "Cannot allocate memory". Outside a limited cgroup it stays the OS's error. The
+/// failure is injected (`strace`), as it takes memory pressure to see it.
+#[test]
+fn a_failed_allocation_in_a_limited_cgroup_is_a_memory_limit_refusal() {
+    let Some(e) = Env::in_shm("enomem", 16 << 20) else {
+        return;
+    };
+    let strace = Command::new("strace").arg("-V").output();
+    if !strace.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: no strace to inject the failure");
+        return;
+    }
+    let Some(cg) = MemoryCgroup::new("enomem", 256 << 20) else {
+        eprintln!("SKIPPED: cannot make a memory cgroup with a limit here");
+        return;
+    };
+    let inject = "exec strace -f -qq -o /dev/null -e trace=fallocate \
+                  -e inject=fallocate:error=ENOMEM \"$0\" new x --size 1MiB";
+    let dir = e.dir.display();
+    let out = cg.sh(
+        &format!("export MMF_SHM_DIR='{dir}' && cd \"$MMF_SHM_DIR\" && {inject}"),
+        Path::new(BIN),
+    );
+    fails(&out, 1, "no memory for channel 'x': it needs ");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the kernel could not make room for its pages while allocating them")
+            && err.contains("of its limit of 268435456 looked free"),
+        "{err}"
+    );
+    assert!(!e.dir.join("mmf.x").exists(), "{err}");
+    // Outside any limited cgroup: the OS's error, and nothing left either.
+    drop(cg);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(inject)
+        .arg(BIN)
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir(&e.dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains("Cannot allocate memory"),
+        "{out:?}"
+    );
+    assert!(!e.dir.join("mmf.x").exists(), "{err}");
     let _ = std::fs::remove_dir_all(&e.dir);
 }
 

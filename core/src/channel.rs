@@ -449,7 +449,7 @@ impl Options {
         // limit is not an `ENOSPC`: the kernel kills a process of the cgroup (this one, or a
         // service beside it), whatever room the file system has. Refused while it would not
         // fit, counting what the kernel reclaims first (file cache; under v2 its own caches
-        // too) and the pages it can swap out as free.
+        // too) as free, and swap as nothing.
         if let Some(memory) = crate::host::memory_limit(&dir).filter(|m| m.room < bytes) {
             return Err(cleanup(Error::MemoryLimit {
                 name: name.clone(),
@@ -468,8 +468,9 @@ impl Options {
                 no_space(os::room(&dir).ok().flatten())
             } else if let Some(memory) = (e.raw_os_error() == Some(libc::ENOMEM))
                 .then(|| {
-                    // The cgroup refused pages the estimate above counted on (a tmpfs fails
-                    // an allocation it cannot make room for by swapping): said as the
+                    // The kernel could not make room for pages the estimate above counted on
+                    // (a tmpfs fails an allocation whose own pages reclaim keeps trying to
+                    // swap out: hot memory beside it, or the machine's pressure): said as the
                     // estimate's refusal, with the room there is once the pages are given back.
                     let _ = file.set_len(0);
                     crate::host::memory_limit(&dir)

@@ -240,7 +240,10 @@ pub enum Error {
     /// The channel's memory does not fit this process's memory cgroup: a file in memory (tmpfs,
     /// such as `/dev/shm`) is charged to the cgroup of the process that creates it, and past its
     /// limit (a container's `--memory`) the kernel kills a process of the cgroup instead of
-    /// failing the allocation. Nothing is left allocated, and no file under the name.
+    /// failing the allocation: refused before it, by an estimate of the room left
+    /// ([`host::memory_limit`](crate::host::memory_limit)), or, where the allocation failed
+    /// all the same (`ENOMEM`: the kernel could not make room while allocating), after it.
+    /// Nothing is left allocated, and no file under the name.
     #[error(
         "no memory for channel '{name}': it needs {bytes} bytes ((readers + 2) x its size, and a \
          header) of shared memory, which count against this process's memory cgroup, and {} ({}); \
@@ -253,10 +256,10 @@ pub enum Error {
         name: String,
         /// Bytes the mapping needs.
         bytes: u64,
-        // (`room` may be more than `bytes` where the kernel refused the pages all the same:
-        // memory it could neither reclaim nor swap out, which no estimate saw.)
+        // (`room` may be more than `bytes` where the kernel could not make room for the pages
+        // all the same, `ENOMEM` from the allocation: pressure the estimate did not see.)
         /// About how many bytes the cgroup could still take: its limit less what is charged to
-        /// it and cannot be reclaimed, plus what of that can go to swap
+        /// it and cannot be reclaimed
         /// ([`host::MemoryLimit::room`](crate::host::MemoryLimit::room)).
         room: u64,
         /// The limit, in bytes: the tightest of the cgroup's and its ancestors'.
@@ -429,14 +432,15 @@ fn enlarge(dir: &std::path::Path, bytes: u64, available: Option<u64>) -> String 
 }
 
 /// What [`Error::MemoryLimit`] says of a cgroup's room: what is left, or, where that looked
-/// like enough and the kernel refused the pages all the same, so.
+/// like enough and the allocation failed all the same (`ENOMEM`), so.
 fn memory_left(room: u64, bytes: u64, limit: u64) -> String {
     if room < bytes {
         format!("that has about {room} bytes left of its limit of {limit}")
     } else {
         format!(
-            "the kernel refused the pages although about {room} bytes of its limit of {limit} \
-             looked free (memory it can neither reclaim nor swap out)"
+            "the kernel could not make room for its pages while allocating them (memory \
+             pressure in the cgroup or on the machine), although about {room} bytes of its \
+             limit of {limit} looked free"
         )
     }
 }

@@ -51,14 +51,15 @@ pub struct MemoryLimit {
     /// The tightest limit of this process's memory cgroup and its ancestors, in bytes.
     pub limit: u64,
     /// About what a new file in memory may still take under it before the kernel kills: the
-    /// limit less what is charged now and cannot be reclaimed, plus what of the pages charged
-    /// now can go to swap. The kernel reclaims the file cache before it kills, and under
-    /// cgroup v2 its own caches too (`slab_reclaimable`: dentries, inodes), so they count as
-    /// free; cgroup v1 does not tell the kernel's caches from its memory that stays, so there
-    /// all of the kernel's memory counts as held (a cgroup full of directory cache may be
-    /// refused a channel that would fit). Swap counts only for pages already charged (a file
-    /// being allocated keeps its own pages in memory), as far as the machine has swap free,
-    /// the cgroup may use it, and the swappiness is not 0.
+    /// limit less what is charged now and cannot be reclaimed. The kernel reclaims the file
+    /// cache before it kills, and under cgroup v2 its own caches too (`slab_reclaimable`:
+    /// dentries, inodes), so they count as free (a tmpfs's files keep their dentries, some 200
+    /// bytes each, which that figure counts all the same); cgroup v1 does not tell the
+    /// kernel's caches from its memory that stays, so there all of the kernel's memory counts
+    /// as held (a cgroup full of directory cache may be refused a channel that would fit).
+    /// Swap counts for nothing: whether the kernel would swap pages out to make room depends
+    /// on each cgroup's settings and on how the pages are used, so a channel that would fit
+    /// only by swapping is refused.
     pub room: u64,
     /// The directory of the cgroup whose limit it is (under `/sys/fs/cgroup`).
     pub cgroup: PathBuf,

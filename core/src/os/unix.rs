@@ -726,10 +726,9 @@ pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
         .ok()?;
     let top = PathBuf::from(unescape_mount_path(mount_point));
     let mut dir = top.join(below);
-    let swap_free = meminfo_bytes("SwapFree:").unwrap_or(0);
     let mut tightest: Option<super::MemoryLimit> = None;
     loop {
-        if let Some((limit, room)) = cgroup_room(&dir, v2, swap_free) {
+        if let Some((limit, room)) = cgroup_room(&dir, v2) {
             if tightest.as_ref().is_none_or(|t| room < t.room) {
                 tightest = Some(super::MemoryLimit {
                     limit,
@@ -753,60 +752,28 @@ pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
     tightest
 }
 
-/// A `/proc/meminfo` line's figure, in bytes (the file says kB).
+/// `(limit, room)` of the one cgroup at `dir`, if it has a limit ([`CgroupFigures::room`]).
 #[cfg(target_os = "linux")]
-fn meminfo_bytes(key: &str) -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix(key))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    kb.checked_mul(1024)
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
-    None
-}
-
-/// `(limit, room)` of the one cgroup at `dir`, if it has a limit ([`CgroupFigures::room`]);
-/// `swap_free` is the machine's free swap.
-#[cfg(target_os = "linux")]
-fn cgroup_room(dir: &std::path::Path, v2: bool, swap_free: u64) -> Option<(u64, u64)> {
+fn cgroup_room(dir: &std::path::Path, v2: bool) -> Option<(u64, u64)> {
     let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
     let number = |text: Option<String>| text.and_then(|t| t.trim().parse::<u64>().ok());
     // "max" (v2), or v1's "no limit", a page-rounded `i64::MAX`.
     let limit = |text: Option<String>| number(text).filter(|&l| l < 1 << 62);
-    let stat = read("memory.stat").unwrap_or_default();
-    let figures = if v2 {
-        CgroupFigures {
-            limit: limit(read("memory.max"))?,
-            usage: number(read("memory.current"))?,
-            stat,
-            v1: false,
-            swap_limit: limit(read("memory.swap.max")),
-            swap_used: number(read("memory.swap.current")),
-            // v2 has none of its own: the machine's applies.
-            swappiness: number(std::fs::read_to_string("/proc/sys/vm/swappiness").ok()),
-            swap_free,
-        }
+    let (limit, usage) = if v2 {
+        (limit(read("memory.max"))?, number(read("memory.current"))?)
     } else {
-        CgroupFigures {
-            limit: limit(read("memory.limit_in_bytes"))?,
-            usage: number(read("memory.usage_in_bytes"))?,
-            stat,
-            v1: true,
-            swap_limit: limit(read("memory.memsw.limit_in_bytes")),
-            swap_used: None,
-            swappiness: number(read("memory.swappiness")),
-            swap_free,
-        }
+        (
+            limit(read("memory.limit_in_bytes"))?,
+            number(read("memory.usage_in_bytes"))?,
+        )
     };
-    Some((figures.limit, figures.room()))
+    let figures = CgroupFigures {
+        limit,
+        usage,
+        stat: read("memory.stat").unwrap_or_default(),
+        v1: !v2,
+    };
+    Some((limit, figures.room()))
 }
 
 /// What one cgroup's files say of its memory, as [`cgroup_room`] read them.
@@ -823,16 +790,6 @@ struct CgroupFigures {
     /// A cgroup of v1's memory controller (else v2's): its `memory.stat` figures for the cgroup
     /// and its descendants are the `total_` ones.
     v1: bool,
-    /// v2's `memory.swap.max`, v1's `memory.memsw.limit_in_bytes` (memory and swap together);
-    /// `None` for no limit.
-    swap_limit: Option<u64>,
-    /// v2's `memory.swap.current`.
-    swap_used: Option<u64>,
-    /// v1's `memory.swappiness`, the machine's `vm.swappiness` for v2 (0: the cgroup's pages
-    /// are not swapped out when it reaches its limit).
-    swappiness: Option<u64>,
-    /// The machine's free swap (`SwapFree` in `/proc/meminfo`).
-    swap_free: u64,
 }
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -854,46 +811,29 @@ impl CgroupFigures {
     }
 
     /// About what a new file in a tmpfs may still take before the kernel kills: the limit
-    /// less what the kernel cannot reclaim, plus what of the pages charged now it can swap
-    /// out.
+    /// less what the kernel cannot reclaim.
     ///
     /// Reclaimable: the file cache (`active_file`, `inactive_file`; a tmpfs's pages are not in
     /// it, they are swap-backed), and in v2 the kernel's reclaimable caches (`slab_reclaimable`:
-    /// dentries and inodes of files not in use). v1 does not tell the kernel's caches from its
-    /// memory that stays (the inodes and dentries of a tmpfs's files, stacks, page tables), so
-    /// there all of it counts as held: a cgroup full of directory cache is refused a channel
-    /// that would fit, rather than one being let through that gets a process killed.
+    /// dentries and inodes of files not in use; the dentries of a tmpfs's files are in that
+    /// figure too, though they stay, some 200 bytes a file). v1 does not tell the kernel's
+    /// caches from its memory that stays (the inodes and dentries of a tmpfs's files, stacks,
+    /// page tables), so there all of it counts as held: a cgroup full of directory cache is
+    /// refused a channel that would fit, rather than one being let through that gets a process
+    /// killed.
     ///
-    /// Swap: the new file's own pages stay in memory while it is allocated (tmpfs does not
-    /// swap out pages of a file being allocated, and fails the allocation instead), so swap
-    /// makes room only by taking pages already charged (v2's `anon` and `shmem`, v1's `rss` and
-    /// `shmem`, less the `unevictable` ones), as far as the machine has swap free, the cgroup
-    /// may use it (v2's
-    /// `memory.swap.max`; v1's `memory.memsw.limit_in_bytes` less the memory limit), and its
-    /// swappiness is not 0.
+    /// Swap counts for nothing. Whether the kernel would swap pages out to make room depends
+    /// on every cgroup below the limited one (each v1 cgroup's own swappiness, v2's
+    /// `memory.swap.max` at each level) and on how hot the pages are, and a tmpfs file being
+    /// allocated keeps its own pages in memory: a channel that would fit only by swapping is
+    /// refused, where counting swap let channels through to a kill of another process.
     fn room(&self) -> u64 {
         let mut reclaimable = self.stat("active_file") + self.stat("inactive_file");
         if !self.v1 {
             reclaimable += self.stat("slab_reclaimable");
         }
-        let held = self.usage.saturating_sub(reclaimable);
-        // (Less the pages locked in memory, `mlock`ed ones: those stay.)
-        let swappable = (self.stat(if self.v1 { "rss" } else { "anon" }) + self.stat("shmem"))
-            .saturating_sub(self.stat("unevictable"));
-        let swap_allowed = match (self.v1, self.swap_limit) {
-            (_, None) => u64::MAX,
-            // v1: memory and swap together under the limit.
-            (true, Some(both)) => both
-                .saturating_sub(self.limit)
-                .saturating_sub(self.stat("swap")),
-            (false, Some(swap)) => swap.saturating_sub(self.swap_used.unwrap_or(0)),
-        };
-        let swap = if self.swappiness == Some(0) {
-            0
-        } else {
-            self.swap_free.min(swap_allowed).min(swappable)
-        };
-        self.limit.saturating_sub(held).saturating_add(swap)
+        self.limit
+            .saturating_sub(self.usage.saturating_sub(reclaimable))
     }
 }
 
@@ -938,86 +878,47 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
-    /// The arithmetic of a cgroup's room, on figures as the kernel writes them (swap cannot be
-    /// had on every test machine; `cli/tests/cli.rs` charges a real cgroup's directory cache).
+    /// The arithmetic of a cgroup's room, on figures as the kernel writes them
+    /// (`cli/tests/cli.rs` charges a real cgroup's directory cache).
     #[test]
-    fn a_cgroups_room_counts_what_the_kernel_reclaims_and_what_it_can_swap_as_free() {
+    fn a_cgroups_room_counts_what_the_kernel_reclaims_as_free() {
         // v2: 100 MiB limit, 90 charged: 35 anonymous, 5 tmpfs, 20 file cache, 30 reclaimable
-        // slab (dentries), 5 other kernel memory.
-        let stat = format!(
-            "anon {}\nfile {}\nshmem {}\nactive_file {}\ninactive_file {}\n\
-             slab_reclaimable {}\nslab_unreclaimable {}\n",
-            35 * MIB,
-            25 * MIB,
-            5 * MIB,
-            12 * MIB,
-            8 * MIB,
-            30 * MIB,
-            5 * MIB
-        );
+        // slab (dentries), 5 other kernel memory; some swapped out already (not counted).
         let v2 = CgroupFigures {
             limit: 100 * MIB,
             usage: 90 * MIB,
-            stat,
-            ..CgroupFigures::default()
-        };
-        assert_eq!(v2.room(), 60 * MIB);
-        // Swap free on the machine, 10 MiB of it allowed, 4 in use: 6 more.
-        let v2 = CgroupFigures {
-            swap_free: 500 * MIB,
-            swap_limit: Some(10 * MIB),
-            swap_used: Some(4 * MIB),
-            ..v2
-        };
-        assert_eq!(v2.room(), 66 * MIB);
-        // No swap limit: only the 40 MiB of anonymous and tmpfs pages can go there (the new
-        // file's pages cannot).
-        let v2 = CgroupFigures {
-            swap_limit: None,
-            ..v2
-        };
-        assert_eq!(v2.room(), 100 * MIB);
-        // 35 MiB of it locked in memory (`mlock`): 5 can go.
-        let v2 = CgroupFigures {
-            stat: format!("{}unevictable {}\n", v2.stat, 35 * MIB),
-            ..v2
-        };
-        assert_eq!(v2.room(), 65 * MIB);
-        // The machine's swappiness 0: nothing is swapped.
-        let v2 = CgroupFigures {
-            swappiness: Some(0),
-            ..v2
+            stat: format!(
+                "anon {}\nfile {}\nshmem {}\nactive_file {}\ninactive_file {}\n\
+                 slab_reclaimable {}\nslab_unreclaimable {}\nunevictable {}\n",
+                35 * MIB,
+                25 * MIB,
+                5 * MIB,
+                12 * MIB,
+                8 * MIB,
+                30 * MIB,
+                5 * MIB,
+                10 * MIB
+            ),
+            v1: false,
         };
         assert_eq!(v2.room(), 60 * MIB);
 
         // v1: the `total_` figures (not the cgroup's own); its kernel memory (here 40 MiB, in
         // the usage) counts as held.
-        let stat = format!(
-            "active_file {}\ninactive_file {}\nrss {}\ntotal_active_file {}\n\
-             total_inactive_file {}\ntotal_rss {}\ntotal_shmem {}\ntotal_swap {}\n",
-            50 * MIB,
-            50 * MIB,
-            50 * MIB,
-            10 * MIB,
-            6 * MIB,
-            3 * MIB,
-            MIB,
-            2 * MIB
-        );
         let v1 = CgroupFigures {
             limit: 64 * MIB,
             usage: 60 * MIB,
-            stat,
+            stat: format!(
+                "active_file {}\ninactive_file {}\ntotal_active_file {}\n\
+                 total_inactive_file {}\ntotal_rss {}\ntotal_swap {}\n",
+                50 * MIB,
+                50 * MIB,
+                10 * MIB,
+                6 * MIB,
+                3 * MIB,
+                2 * MIB
+            ),
             v1: true,
-            swap_free: 100 * MIB,
-            swap_limit: Some(72 * MIB),
-            ..CgroupFigures::default()
-        };
-        // 60 - 16 = 44 held; swap: min(72 - 64 - 2 in use, 3 + 1 swappable) = 4.
-        assert_eq!(v1.room(), 24 * MIB);
-        let v1 = CgroupFigures {
-            swappiness: Some(0),
-            ..v1
         };
         assert_eq!(v1.room(), 20 * MIB);
         // Figures read at different moments (usage below what is reclaimable): the whole limit.
