@@ -4550,6 +4550,61 @@ fn a_failed_allocation_in_a_limited_cgroup_is_a_memory_limit_refusal() {
     let _ = std::fs::remove_dir_all(&e.dir);
 }
 
+/// A `new` killed while it allocated its channel (as past a container's memory limit) left an
+/// empty file that refused the name to every later `new --exist-ok` (a service's restart)
+/// until someone removed it by hand. Once no process holds it and it has not changed for a
+/// second, `--exist-ok` (the library's `open_or_create`) makes the channel anew in its place;
+/// one that a process holds is left alone, and plain `new` still refuses the name, now saying
+/// that `--exist-ok` replaces it. The kill is delivered at the allocation (`strace`).
+#[test]
+fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
+    let e = Env::new("killed-new");
+    let strace = Command::new("strace").arg("-V").output();
+    if !strace.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: no strace to kill a creator at its allocation");
+        return;
+    }
+    for name in ["x", "y"] {
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fallocate"])
+            .args(["-e", "inject=fallocate:signal=KILL", BIN, "new", name])
+            .args(["--size", "1MiB"])
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{out:?}");
+        let left = std::fs::metadata(e.dir.join(format!("mmf.{name}"))).unwrap();
+        assert_eq!(left.len(), 0, "killed before its allocation");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fails(
+        &e.run(&["new", "x", "--size", "1MiB"]),
+        1,
+        "if no process is creating it, `mmf remove x` deletes it, or `mmf new x --exist-ok` \
+         replaces it",
+    );
+    // Held by a process (this one): left alone.
+    let held = std::fs::File::open(e.dir.join("mmf.y")).unwrap();
+    held.lock_shared().unwrap();
+    fails(
+        &e.run(&["new", "y", "--exist-ok", "--size", "1MiB"]),
+        1,
+        "channel 'y' is not initialised",
+    );
+    assert_eq!(std::fs::metadata(e.dir.join("mmf.y")).unwrap().len(), 0);
+    drop(held);
+    for name in ["x", "y"] {
+        e.ok(&["new", name, "--exist-ok", "--size", "1MiB"]);
+        let info: serde_json::Value =
+            serde_json::from_str(&e.ok(&["info", name, "--json"])).unwrap();
+        assert_eq!(info["capacity"], 1 << 20, "{info}");
+        e.ok(&["out", name, "back"]);
+        assert_eq!(e.ok(&["read", name]), "back\n");
+    }
+}
+
 /// A channel made and written in another PID namespace (a container sharing `/dev/shm`) names
 /// pids that mean nothing here: `info` said its creator, pid 1 or 2 there, was "running" (this
 /// namespace's init or kthreadd), so `prune` kept it for ever and `doctor` called it recent.

@@ -677,12 +677,20 @@ impl Options {
     /// Opens the channel if it exists (whatever its capacity), else creates it. With
     /// [`read_only`](Options::read_only) it only opens.
     ///
+    /// A file left under the name by a creator that died before the channel was ready (killed
+    /// while it allocated, as past a container's memory limit) is replaced: one still empty or
+    /// zero-filled where the header goes, that no process holds open (a creator holds it from
+    /// right after creating it) and that has not changed for a second. A service restarted
+    /// after such a kill thus comes back by itself, where every call refused the name.
+    ///
     /// # Errors
     ///
     /// Those of [`create`](Options::create) and of [`open`](Options::open), but for the
     /// [`Error::AlreadyExists`] and [`Error::NotFound`] of a channel created or removed by
     /// another process between the two, which are tried again (a channel there and not
-    /// initialised yet is waited for as `open` waits); and:
+    /// initialised yet is waited for as `open` waits, and one whose creator died is replaced,
+    /// as said above; [`Error::NotInitialized`] for one that a process holds, or that changed
+    /// within the last second); and:
     /// - [`Error::InvalidOptions`]: no channel there, with [`read_only`](Options::read_only);
     /// - [`Error::Io`]: the name is a symbolic link to nothing (creating never follows a link,
     ///   opening does), or other processes kept creating and removing the channel for 100
@@ -734,6 +742,23 @@ impl Options {
                 // A channel there, or one being created (which `open` waits for).
                 Err(Error::AlreadyExists { name } | Error::NotInitialized { name }) => {
                     match self.open(location) {
+                        // A file whose creator died before the channel was ready (killed while
+                        // it allocated: a container's memory limit, a restart) would refuse
+                        // every later call: removed if nobody holds it and it has not changed
+                        // for a second (a creator locks it right after creating it), and the
+                        // name created anew.
+                        // (Another process doing the same at the same moment may remove it
+                        // first, and the name then holds that process's channel, finished or
+                        // being made: opened once more.)
+                        Err(Error::NotInitialized { .. }) => {
+                            let left = crate::host::remove_left_unfinished(
+                                location,
+                                Duration::from_secs(1),
+                            );
+                            if left == crate::host::Leftover::Kept {
+                                return self.open(location).map(|ch| (ch, Origin::Existing));
+                            }
+                        }
                         // Removed between our create and open: try again; unless the name is a
                         // symlink to nothing, which creating (never through a link) finds taken
                         // and opening (through it) finds missing, for ever.
@@ -2388,16 +2413,26 @@ pub(crate) fn still_named(meta: &std::fs::Metadata, location: &Location, path: &
 /// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
 /// `deadline` (`None`: for ever), and until at least [`LOCK_GRACE`] after `start` (when the
 /// operation began, which may have waited for other files' locks before): mmf's own exclusive locks
-/// (`mmf prune`, `list` and `doctor` asking whether a file is in use) last an instant, while
-/// anyone who may read the file may hold one for as long as they like, which would otherwise
-/// hang every open.
+/// (`mmf prune`, `list` and `doctor` asking whether a file is in use, `open_or_create` clearing
+/// a dead creator's file) last an instant, while anyone who may read the file may hold one for
+/// as long as they like, which would otherwise hang every open. A lock met as that bound nears
+/// is given [`LOCK_GRACE`] from when it was met, but never past the bound by more than that:
+/// one of mmf's instants does not fail an open that happened to end its wait then, and a peer
+/// renaming locked files over the name still costs an open its bound once.
 fn lock_shared_by(file: &File, start: Instant, deadline: Option<Instant>) -> io::Result<()> {
-    let until = deadline.map(|d| d.max(start + LOCK_GRACE));
+    let bound = deadline.map(|d| d.max(start + LOCK_GRACE));
+    let mut until = None;
     loop {
         match file.try_lock_shared() {
             Ok(()) => return Ok(()),
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
-            Err(std::fs::TryLockError::WouldBlock) if until.is_none_or(|u| Instant::now() < u) => {
+            Err(std::fs::TryLockError::WouldBlock)
+                if until
+                    .get_or_insert_with(|| {
+                        bound.map(|b| b.max((Instant::now() + LOCK_GRACE).min(b + LOCK_GRACE)))
+                    })
+                    .is_none_or(|u| Instant::now() < u) =>
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(std::fs::TryLockError::WouldBlock) => {

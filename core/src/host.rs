@@ -412,6 +412,78 @@ pub fn is_unfinished(location: impl ToLocation, older_than: std::time::Duration)
     old && starts_unfinished(&path) && matches!(in_use(location), Ok(false))
 }
 
+/// What [`remove_left_unfinished`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leftover {
+    /// Removed: the name is free.
+    Removed,
+    /// The name no longer holds the file looked at (another process removed or replaced it
+    /// meanwhile), or holds nothing: look again.
+    Changed,
+    /// Left as it is: held by a process, younger than asked, not all zeros, or not removable
+    /// by this user.
+    Kept,
+}
+
+/// Removes the file under `location` if its creator died before the channel was ready: empty,
+/// or zeros where the header goes, held by no process (a creator holds a shared lock on it
+/// from right after creating it until it closes its handle, and so does every opener), and
+/// unchanged for `min_age` at least. Decided under an exclusive lock on the file, and removed
+/// under it, as [`remove_unused`] does. The lock is waited for a little (50 ms): another
+/// process removing the same file holds it for an instant, a process using the file for as
+/// long as it does.
+pub(crate) fn remove_left_unfinished(
+    location: &Location,
+    min_age: std::time::Duration,
+) -> Leftover {
+    use std::io::Read;
+    let Some(path) = location.path() else {
+        return Leftover::Kept;
+    };
+    let mut file = match crate::channel::open_options(location, false).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Leftover::Changed,
+        Err(_) => return Leftover::Kept,
+    };
+    let Ok(meta) = file.metadata() else {
+        return Leftover::Kept;
+    };
+    let zeros = |file: &mut std::fs::File| {
+        let mut head = Vec::with_capacity(8);
+        file.take(8).read_to_end(&mut head).is_ok() && head.iter().all(|&b| b == 0)
+    };
+    // Judged before the lock as well: a channel made meanwhile (its magic, or young) is told
+    // at once, without waiting for its creator's lock.
+    let young = crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age);
+    if !meta.is_file() || young || !zeros(&mut file) {
+        return Leftover::Kept;
+    }
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock)
+                if start.elapsed() < std::time::Duration::from_millis(50) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(_) => return Leftover::Kept,
+        }
+    }
+    if !crate::channel::still_named(&meta, location, &path) {
+        return Leftover::Changed;
+    }
+    // Read again from the start, under the lock.
+    if std::io::Seek::rewind(&mut file).is_err() || !zeros(&mut file) {
+        return Leftover::Kept;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => Leftover::Removed, // the lock goes with `file`
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Leftover::Changed,
+        Err(_) => Leftover::Kept,
+    }
+}
+
 /// Whether the file at `path` is empty or starts with a zero word (no magic yet).
 fn starts_unfinished(path: &std::path::Path) -> bool {
     head(path).is_some_and(|h| h.is_empty() || h.iter().all(|&b| b == 0))

@@ -199,7 +199,8 @@ fn name_taken(location: &Location) -> anyhow::Error {
             exit::ERROR,
             format!(
                 "a file without a channel header (empty, or its creator died while making it); \
-                 if no process is creating it, {clear}"
+                 if no process is creating it, {clear}, or `{}` replaces it",
+                exit::command("new", &location.to_string(), "--exist-ok")
             ),
         ),
         Err(E::NotAFile { kind, .. }) => (
