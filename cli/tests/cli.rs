@@ -4605,6 +4605,43 @@ fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
     }
 }
 
+/// A creator stalled for over a second between creating its file and locking it (stopped,
+/// frozen, swapping) finds that file taken for a dead creator's and replaced by a `new
+/// --exist-ok`: it must not go on with a channel nobody can reach (it returned 0, holding a
+/// file no longer under the name), but find the name taken (exit 6). The stall is made with
+/// `strace`, which delays its `flock` by two seconds.
+#[test]
+fn a_creator_stalled_before_its_lock_finds_the_name_taken_not_an_orphan() {
+    let e = Env::new("stalled-new");
+    let strace = Command::new("strace").arg("-V").output();
+    if !strace.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: no strace to stall a creator");
+        return;
+    }
+    let stalled = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=flock"])
+        .args(["-e", "inject=flock:delay_enter=2000000", BIN, "new", "svc"])
+        .args(["--size", "1KiB"])
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir(&e.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let file = e.dir.join("mmf.svc");
+    let t = std::time::Instant::now();
+    while !file.exists() && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    e.ok(&["new", "svc", "--exist-ok", "--size", "1KiB"]);
+    let out = stalled.wait_with_output().unwrap();
+    fails(&out, 6, "a channel named 'svc' already exists");
+    e.ok(&["out", "svc", "one channel"]);
+    assert_eq!(e.ok(&["read", "svc"]), "one channel\n");
+}
+
 /// A channel made and written in another PID namespace (a container sharing `/dev/shm`) names
 /// pids that mean nothing here: `info` said its creator, pid 1 or 2 there, was "running" (this
 /// namespace's init or kthreadd), so `prune` kept it for ever and `doctor` called it recent.

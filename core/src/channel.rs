@@ -351,67 +351,94 @@ impl Options {
         let layout = Layout::new(self.capacity, self.readers)?;
         check_platform()?;
         let name = location.to_string();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists if path.is_dir() => directory(&name),
-                io::ErrorKind::IsADirectory => directory(&name),
-                io::ErrorKind::AlreadyExists => taken(&name, path),
-                io::ErrorKind::NotFound if !location.is_persistent() => Error::Io {
-                    op: "creating",
-                    path: path.to_owned(),
-                    source: missing_shm_dir(e),
-                },
-                // A name with a '/' is a file path: say which directory is missing, and why a
-                // directory is involved at all. (One that exists but takes no files, such as
-                // /proc, says so in the OS's words below.)
-                io::ErrorKind::NotFound if !dir_of(path).exists() => Error::Io {
-                    op: "creating",
-                    path: path.to_owned(),
-                    source: io::Error::new(
-                        e.kind(),
-                        format!(
+        let mut made = 0;
+        let file = loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists if path.is_dir() => directory(&name),
+                    io::ErrorKind::IsADirectory => directory(&name),
+                    io::ErrorKind::AlreadyExists => taken(&name, path),
+                    io::ErrorKind::NotFound if !location.is_persistent() => Error::Io {
+                        op: "creating",
+                        path: path.to_owned(),
+                        source: missing_shm_dir(e),
+                    },
+                    // A name with a '/' is a file path: say which directory is missing, and why a
+                    // directory is involved at all. (One that exists but takes no files, such as
+                    // /proc, says so in the OS's words below.)
+                    io::ErrorKind::NotFound if !dir_of(path).exists() => Error::Io {
+                        op: "creating",
+                        path: path.to_owned(),
+                        source: io::Error::new(
+                            e.kind(),
+                            format!(
                             "the directory {} does not exist (a name with a '/' is a file path; \
                              create the directory first, or use a shared-memory name without \
                              '/')",
                             dir_of(path).display()
                         ),
-                    ),
-                },
-                // No room for the file itself, before any block is asked for: the file system
-                // has no inode left (a tmpfs's `nr_inodes`), whatever its free space.
-                _ if e.raw_os_error() == Some(libc::ENOSPC) => Error::Io {
-                    op: "creating",
-                    path: path.to_owned(),
-                    source: io::Error::new(
-                        e.kind(),
-                        format!(
-                            "{e}: the file system has no room for another file, whatever its \
+                        ),
+                    },
+                    // No room for the file itself, before any block is asked for: the file system
+                    // has no inode left (a tmpfs's `nr_inodes`), whatever its free space.
+                    _ if e.raw_os_error() == Some(libc::ENOSPC) => Error::Io {
+                        op: "creating",
+                        path: path.to_owned(),
+                        source: io::Error::new(
+                            e.kind(),
+                            format!(
+                                "{e}: the file system has no room for another file, whatever its \
                              free space (no free inodes? `df -i {}`); remove files there, or \
                              give it more inodes",
-                            crate::error::shell_quoted(dir_of(path))
+                                crate::error::shell_quoted(dir_of(path))
+                            ),
                         ),
-                    ),
-                },
-                _ => io_error(&name, path, "creating", e),
+                    },
+                    _ => io_error(&name, path, "creating", e),
+                })?;
+            // A shared lock for as long as the handle lives says "in use" to `mmf prune`, and to
+            // `open_or_create`, which takes an empty file nobody holds for a dead creator's.
+            lock_shared_by(
+                &file,
+                Instant::now(),
+                Instant::now().checked_add(self.init_timeout),
+            )
+            .map_err(|e| {
+                let _ = std::fs::remove_file(path);
+                io_error(&name, path, "locking", e)
             })?;
+            // A creator stalled between its creation and its lock (stopped, frozen, swapping
+            // for a second or more) may find that file removed as a dead creator's, and another
+            // channel perhaps made under the name: it makes its own again (or finds the name
+            // taken), never a channel nobody can reach.
+            let meta = file
+                .metadata()
+                .map_err(|e| io_error(&name, path, "inspecting", e))?;
+            if still_named(&meta, location, path) {
+                break file;
+            }
+            made += 1;
+            if made == 8 {
+                return Err(Error::Io {
+                    op: "creating",
+                    path: path.to_owned(),
+                    source: io::Error::other(
+                        "the file was removed from under the name as it was being created, 8 times",
+                    ),
+                });
+            }
+        };
         // From here on a failure must not leave a half-made channel behind.
         let cleanup = |err: Error| {
             let _ = std::fs::remove_file(path);
             err
         };
-        // A shared lock for as long as the handle lives says "in use" to `mmf prune`.
-        lock_shared_by(
-            &file,
-            Instant::now(),
-            Instant::now().checked_add(self.init_timeout),
-        )
-        .map_err(|e| cleanup(io_error(&name, path, "locking", e)))?;
         // A mode that lets group or others read but not write is set now, before the file is
         // allocated: the magic, written last, already tells every opener whether the channel
         // is complete, and another user's follower that may open the file sees a channel being
@@ -677,11 +704,15 @@ impl Options {
     /// Opens the channel if it exists (whatever its capacity), else creates it. With
     /// [`read_only`](Options::read_only) it only opens.
     ///
-    /// A file left under the name by a creator that died before the channel was ready (killed
-    /// while it allocated, as past a container's memory limit) is replaced: one still empty or
-    /// zero-filled where the header goes, that no process holds open (a creator holds it from
-    /// right after creating it) and that has not changed for a second. A service restarted
-    /// after such a kill thus comes back by itself, where every call refused the name.
+    /// A shared-memory file left under the name by a creator that died before the channel was
+    /// ready (killed while it allocated, as past a container's memory limit) is replaced: one
+    /// still empty, or whose first word (the magic, written last) is zero, this user's (root:
+    /// anyone's), on which no process holds a `flock` (a creator holds one from right after
+    /// creating it, as every handle does) and that has not changed for a second. A service
+    /// restarted after such a kill thus comes back by itself, where every call refused the
+    /// name. A file path is never replaced ([`Error::NotInitialized`] as before): what lies
+    /// there may be a user's file, or a channel whose header a machine crash did not write
+    /// back.
     ///
     /// # Errors
     ///

@@ -425,19 +425,21 @@ pub(crate) enum Leftover {
     Kept,
 }
 
-/// Removes the file under `location` if its creator died before the channel was ready: empty,
-/// or zeros where the header goes, held by no process (a creator holds a shared lock on it
-/// from right after creating it until it closes its handle, and so does every opener), and
-/// unchanged for `min_age` at least. Decided under an exclusive lock on the file, and removed
-/// under it, as [`remove_unused`] does. The lock is waited for a little (50 ms): another
-/// process removing the same file holds it for an instant, a process using the file for as
-/// long as it does.
+/// Removes the shared-memory file under `location` if its creator died before the channel was
+/// ready: empty, or its first word (where the magic goes last) zero, this user's (root:
+/// anyone's), held by no process (a creator holds a shared `flock` on it from right after
+/// creating it until it closes its handle, and so does every opener), and unchanged for
+/// `min_age` at least. Decided under an exclusive lock on the file, and removed under it, as
+/// [`remove_unused`] does. The lock is waited for a little (50 ms): another process removing
+/// the same file holds it for an instant, a process using the file for as long as it does.
+/// A file path is never removed: it may be anything a user keeps there (an image whose first
+/// page is zeros, a channel file whose header a machine crash did not write back).
 pub(crate) fn remove_left_unfinished(
     location: &Location,
     min_age: std::time::Duration,
 ) -> Leftover {
     use std::io::Read;
-    let Some(path) = location.path() else {
+    let (Location::Shm(_), Some(path)) = (location, location.path()) else {
         return Leftover::Kept;
     };
     let mut file = match crate::channel::open_options(location, false).open(&path) {
@@ -455,7 +457,7 @@ pub(crate) fn remove_left_unfinished(
     // Judged before the lock as well: a channel made meanwhile (its magic, or young) is told
     // at once, without waiting for its creator's lock.
     let young = crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age);
-    if !meta.is_file() || young || !zeros(&mut file) {
+    if !meta.is_file() || !owned(&meta) || young || !zeros(&mut file) {
         return Leftover::Kept;
     }
     let start = std::time::Instant::now();

@@ -2971,46 +2971,54 @@ fn a_pid_taken_by_a_later_process_is_not_the_creator_nor_the_last_writer() {
     later.wait().unwrap();
 }
 
-/// What a creator that died before its channel was ready leaves (an empty file, or one of
-/// zeros once it had reserved the space) is replaced by `open_or_create` once nobody holds it
-/// and it has not changed for a second; a younger one is refused as before (its creator may
-/// be about to lock it), and so is a file that is no channel (bytes that are not zeros).
+/// What a creator that died before its channel was ready leaves in shared memory (an empty
+/// file, or one of zeros once it had reserved the space) is replaced by `open_or_create` once
+/// nobody holds it and it has not changed for a second; a younger one is refused as before (its
+/// creator may be about to lock it), and so is a file that is no channel (bytes that are not
+/// zeros). A file path's is never replaced: it may be a user's file, or a channel file whose
+/// header a machine crash did not write back (data after it).
 #[test]
 fn open_or_create_replaces_only_what_a_dead_creator_left() {
     let mut o = Options::new();
     o.capacity(64);
-    for kind in ["shm", "file"] {
-        let young = Scratch::new(kind);
-        std::fs::write(young.path(), b"").unwrap();
-        assert!(matches!(
-            o.clone()
-                .init_timeout(Duration::from_millis(10))
-                .open_or_create(young.name()),
-            Err(Error::NotInitialized { .. })
-        ));
-        let zeros = Scratch::new(kind);
-        std::fs::write(zeros.path(), [0u8; 8192]).unwrap();
-        let garbage = Scratch::new(kind);
-        std::fs::write(garbage.path(), [7u8; 8192]).unwrap();
-        std::thread::sleep(Duration::from_millis(1100));
-        for left in [&young, &zeros] {
-            let (ch, origin) = o.open_or_create_with_origin(left.name()).unwrap();
-            assert_eq!((origin, ch.capacity()), (Origin::Created, 64), "{kind}");
-        }
-        assert!(matches!(
-            o.open_or_create(garbage.name()),
-            Err(Error::WrongMagic { .. })
-        ));
-        assert_eq!(std::fs::read(garbage.path()).unwrap(), [7u8; 8192]);
-    }
-    // Services restarted together, each replacing the same leftover: one removes it, and
-    // every one ends up with the one channel made in its place (handles of their own: each
-    // open file description is a process's as far as locks go).
+    let young = Scratch::new("shm");
+    std::fs::write(young.path(), b"").unwrap();
+    assert!(matches!(
+        o.clone()
+            .init_timeout(Duration::from_millis(10))
+            .open_or_create(young.name()),
+        Err(Error::NotInitialized { .. })
+    ));
+    let zeros = Scratch::new("shm");
+    std::fs::write(zeros.path(), [0u8; 8192]).unwrap();
+    let garbage = Scratch::new("shm");
+    std::fs::write(garbage.path(), [7u8; 8192]).unwrap();
+    let file = Scratch::new("file");
+    let mut image = vec![0u8; 8192];
+    image[4096..].fill(9);
+    std::fs::write(file.path(), &image).unwrap();
     let leftovers: Vec<Scratch> = (0..3).map(|_| Scratch::new("shm")).collect();
     for left in &leftovers {
         std::fs::write(left.path(), b"").unwrap();
     }
     std::thread::sleep(Duration::from_millis(1100));
+    for left in [&young, &zeros] {
+        let (ch, origin) = o.open_or_create_with_origin(left.name()).unwrap();
+        assert_eq!((origin, ch.capacity()), (Origin::Created, 64));
+    }
+    assert!(matches!(
+        o.open_or_create(garbage.name()),
+        Err(Error::WrongMagic { .. })
+    ));
+    assert_eq!(std::fs::read(garbage.path()).unwrap(), [7u8; 8192]);
+    assert!(matches!(
+        o.open_or_create(file.name()),
+        Err(Error::NotInitialized { .. })
+    ));
+    assert_eq!(std::fs::read(file.path()).unwrap(), image);
+    // Services restarted together, each replacing the same leftover: one removes it, and
+    // every one ends up with the one channel made in its place (handles of their own: each
+    // open file description is a process's as far as locks go).
     for left in &leftovers {
         let start = std::sync::Barrier::new(8);
         let incarnations: Vec<u64> = std::thread::scope(|s| {

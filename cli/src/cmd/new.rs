@@ -199,8 +199,16 @@ fn name_taken(location: &Location) -> anyhow::Error {
             exit::ERROR,
             format!(
                 "a file without a channel header (empty, or its creator died while making it); \
-                 if no process is creating it, {clear}, or `{}` replaces it",
-                exit::command("new", &location.to_string(), "--exist-ok")
+                 if no process is creating it, {clear}{}",
+                // (`--exist-ok` replaces a dead creator's file in shared memory only.)
+                if location.is_persistent() {
+                    String::new()
+                } else {
+                    format!(
+                        ", or `{}` replaces it",
+                        exit::command("new", &location.to_string(), "--exist-ok")
+                    )
+                }
             ),
         ),
         Err(E::NotAFile { kind, .. }) => (
