@@ -4609,7 +4609,7 @@ fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
 /// frozen, swapping) finds that file taken for a dead creator's and replaced by a `new
 /// --exist-ok`: it must not go on with a channel nobody can reach (it returned 0, holding a
 /// file no longer under the name), but find the name taken (exit 6). The stall is made with
-/// `strace`, which delays its `flock` by two seconds.
+/// `strace`, which delays its first `flock` by three seconds.
 #[test]
 fn a_creator_stalled_before_its_lock_finds_the_name_taken_not_an_orphan() {
     let e = Env::new("stalled-new");
@@ -4620,7 +4620,13 @@ fn a_creator_stalled_before_its_lock_finds_the_name_taken_not_an_orphan() {
     }
     let stalled = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=flock"])
-        .args(["-e", "inject=flock:delay_enter=2000000", BIN, "new", "svc"])
+        .args([
+            "-e",
+            "inject=flock:delay_enter=3000000:when=1",
+            BIN,
+            "new",
+            "svc",
+        ])
         .args(["--size", "1KiB"])
         .env("MMF_SHM_DIR", &e.dir)
         .current_dir(&e.dir)
@@ -4640,6 +4646,70 @@ fn a_creator_stalled_before_its_lock_finds_the_name_taken_not_an_orphan() {
     fails(&out, 6, "a channel named 'svc' already exists");
     e.ok(&["out", "svc", "one channel"]);
     assert_eq!(e.ok(&["read", "svc"]), "one channel\n");
+}
+
+/// A creator that fails removes its file only if the name still leads to it: one replaced
+/// meanwhile (`new --force`) by another process's channel is that process's. It removed it by
+/// the name, deleting the channel just made and written: once when its allocation failed
+/// (here `ENOSPC`, delayed 1.5 s), once when its lock could not be had (here an exclusive lock
+/// held by another program while its `flock` was delayed 2 s), each injected with `strace`.
+#[test]
+fn a_failed_creator_removes_only_its_own_file() {
+    let e = Env::new("failed-creator");
+    let strace = Command::new("strace").arg("-V").output();
+    if !strace.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: no strace to make a creator fail");
+        return;
+    }
+    let creator = |name: &str, trace: &str, inject: &str| {
+        Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", trace, "-e", inject])
+            .args([BIN, "new", name, "--size", "1KiB"])
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let made = |name: &str| {
+        let file = e.dir.join(format!("mmf.{name}"));
+        let t = std::time::Instant::now();
+        while !file.exists() && t.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        file
+    };
+    // Its allocation fails, after the name was replaced.
+    let full = creator(
+        "full",
+        "trace=fallocate",
+        "inject=fallocate:error=ENOSPC:delay_enter=1500000",
+    );
+    made("full");
+    let out = e.run(&["new", "full", "--force", "--size", "1KiB"]);
+    assert!(out.status.success(), "{out:?}");
+    e.ok(&["out", "full", "kept"]);
+    let out = full.wait_with_output().unwrap();
+    fails(&out, 1, "no space for channel 'full'");
+    assert_eq!(e.ok(&["read", "full"]), "kept\n");
+    // Its lock cannot be had (another program holds an exclusive one on its file), after the
+    // name was replaced.
+    let locked = creator(
+        "locked",
+        "trace=flock",
+        "inject=flock:delay_enter=2000000:when=1",
+    );
+    let holder = std::fs::File::open(made("locked")).unwrap();
+    holder.lock().unwrap();
+    let out = e.run(&["new", "locked", "--force", "--size", "1KiB"]);
+    assert!(out.status.success(), "{out:?}");
+    e.ok(&["out", "locked", "kept"]);
+    let out = locked.wait_with_output().unwrap();
+    fails(&out, 6, "a channel named 'locked' already exists");
+    drop(holder);
+    assert_eq!(e.ok(&["read", "locked"]), "kept\n");
 }
 
 /// A channel made and written in another PID namespace (a container sharing `/dev/shm`) names

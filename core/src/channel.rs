@@ -352,7 +352,7 @@ impl Options {
         check_platform()?;
         let name = location.to_string();
         let mut made = 0;
-        let file = loop {
+        let (file, meta) = loop {
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -402,41 +402,52 @@ impl Options {
                     },
                     _ => io_error(&name, path, "creating", e),
                 })?;
+            // Just made with O_EXCL: the name leads to it (its identity, for the checks below).
+            let meta = file.metadata().map_err(|e| {
+                let _ = std::fs::remove_file(path);
+                io_error(&name, path, "inspecting", e)
+            })?;
             // A shared lock for as long as the handle lives says "in use" to `mmf prune`, and to
             // `open_or_create`, which takes an empty file nobody holds for a dead creator's.
-            lock_shared_by(
+            let locked = lock_shared_by(
                 &file,
                 Instant::now(),
                 Instant::now().checked_add(self.init_timeout),
-            )
-            .map_err(|e| {
-                let _ = std::fs::remove_file(path);
-                io_error(&name, path, "locking", e)
-            })?;
+            );
             // A creator stalled between its creation and its lock (stopped, frozen, swapping
             // for a second or more) may find that file removed as a dead creator's, and another
             // channel perhaps made under the name: it makes its own again (or finds the name
-            // taken), never a channel nobody can reach.
-            let meta = file
-                .metadata()
-                .map_err(|e| io_error(&name, path, "inspecting", e))?;
-            if still_named(&meta, location, path) {
-                break file;
+            // taken), never a channel nobody can reach, and removes nothing of another's.
+            if !still_named(&meta, location, path) {
+                made += 1;
+                if made == 8 {
+                    return Err(Error::Io {
+                        op: "creating",
+                        path: path.to_owned(),
+                        source: io::Error::other(
+                            "the file was removed from under the name as it was being created, \
+                             8 times",
+                        ),
+                    });
+                }
+                continue;
             }
-            made += 1;
-            if made == 8 {
-                return Err(Error::Io {
-                    op: "creating",
-                    path: path.to_owned(),
-                    source: io::Error::other(
-                        "the file was removed from under the name as it was being created, 8 times",
-                    ),
-                });
+            if let Err(e) = locked {
+                let _ = std::fs::remove_file(path);
+                return Err(io_error(&name, path, "locking", e));
+            }
+            break (file, meta);
+        };
+        // From here on a failure must not leave a half-made channel behind; only this
+        // creator's own file is removed (the name may lead to another's by now, made after a
+        // remover took this one for a dead creator's).
+        let unlink_own = || {
+            if still_named(&meta, location, path) {
+                let _ = std::fs::remove_file(path);
             }
         };
-        // From here on a failure must not leave a half-made channel behind.
         let cleanup = |err: Error| {
-            let _ = std::fs::remove_file(path);
+            unlink_own();
             err
         };
         // A mode that lets group or others read but not write is set now, before the file is
@@ -491,7 +502,7 @@ impl Options {
                 // Given back first (the handle still open holds the blocks of a removed file):
                 // the space a failed allocation took is not the file system's free space.
                 let _ = file.set_len(0);
-                let _ = std::fs::remove_file(path);
+                unlink_own();
                 no_space(os::room(&dir).ok().flatten())
             } else if let Some(memory) = (e.raw_os_error() == Some(libc::ENOMEM))
                 .then(|| {
@@ -720,8 +731,8 @@ impl Options {
     /// [`Error::AlreadyExists`] and [`Error::NotFound`] of a channel created or removed by
     /// another process between the two, which are tried again (a channel there and not
     /// initialised yet is waited for as `open` waits, and one whose creator died is replaced,
-    /// as said above; [`Error::NotInitialized`] for one that a process holds, or that changed
-    /// within the last second); and:
+    /// as said above; [`Error::NotInitialized`] for one that a process holds, that changed
+    /// within the last second, that is another user's, or at a file path); and:
     /// - [`Error::InvalidOptions`]: no channel there, with [`read_only`](Options::read_only);
     /// - [`Error::Io`]: the name is a symbolic link to nothing (creating never follows a link,
     ///   opening does), or other processes kept creating and removing the channel for 100

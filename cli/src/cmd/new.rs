@@ -200,8 +200,9 @@ fn name_taken(location: &Location) -> anyhow::Error {
             format!(
                 "a file without a channel header (empty, or its creator died while making it); \
                  if no process is creating it, {clear}{}",
-                // (`--exist-ok` replaces a dead creator's file in shared memory only.)
-                if location.is_persistent() {
+                // (`--exist-ok` replaces a dead creator's file in shared memory only, and only
+                // this user's: root's, anyone's.)
+                if location.is_persistent() || !mmf::channel::host::is_own(location) {
                     String::new()
                 } else {
                     format!(
