@@ -330,7 +330,9 @@ impl Options {
     ///   (a container's `--memory`), past which the kernel kills a process instead of failing
     ///   the allocation;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
-    ///   included, which the message names).
+    ///   included, which the message names); [`Error::Io`] also when other processes removed
+    ///   the new file from under the name before this call could lock it, 8 times over (once
+    ///   is made up for by creating again).
     pub fn create(&self, location: impl ToLocation) -> Result<Channel> {
         self.create_parsed(&*location.to_location()?)
     }
@@ -413,6 +415,7 @@ impl Options {
                 &file,
                 Instant::now(),
                 Instant::now().checked_add(self.init_timeout),
+                false,
             );
             // A creator stalled between its creation and its lock (stopped, frozen, swapping
             // for a second or more) may find that file removed as a dead creator's, and another
@@ -646,7 +649,8 @@ impl Options {
         regular_file(&meta, name)?;
         // Bounded from the open's start, not this attempt's: a peer renaming a locked file
         // after another over the name costs the open its bound once, not once a file.
-        lock_shared_by(&file, start, deadline).map_err(|e| io_error(name, path, "locking", e))?;
+        lock_shared_by(&file, start, deadline, true)
+            .map_err(|e| io_error(name, path, "locking", e))?;
         // `mmf prune` removes a channel under an exclusive lock (`host::remove_unused`): an open
         // that waited for that lock holds a file no longer under the name, which nobody else
         // can reach. Likewise a channel replaced meanwhile (`create_or_replace`).
@@ -732,11 +736,12 @@ impl Options {
     /// another process between the two, which are tried again (a channel there and not
     /// initialised yet is waited for as `open` waits, and one whose creator died is replaced,
     /// as said above; [`Error::NotInitialized`] for one that a process holds, that changed
-    /// within the last second, that is another user's, or at a file path); and:
+    /// within the last second, or at a file path, and [`Error::PermissionDenied`] for another
+    /// user's that this one may not open); and:
     /// - [`Error::InvalidOptions`]: no channel there, with [`read_only`](Options::read_only);
     /// - [`Error::Io`]: the name is a symbolic link to nothing (creating never follows a link,
     ///   opening does), or other processes kept creating and removing the channel for 100
-    ///   rounds.
+    ///   rounds, or removed this call's file from under the name as it created it, 8 times.
     pub fn open_or_create(&self, location: impl ToLocation) -> Result<Channel> {
         self.open_or_create_with_origin(location).map(|(ch, _)| ch)
     }
@@ -958,7 +963,7 @@ impl Options {
         let old = open_retiring(location, &path);
         let _old_locked = old.as_ref().map(|f| {
             let now = Instant::now();
-            lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)))
+            lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)), false)
         });
         if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
@@ -2457,37 +2462,51 @@ pub(crate) fn still_named(meta: &std::fs::Metadata, location: &Location, path: &
 /// operation began, which may have waited for other files' locks before): mmf's own exclusive locks
 /// (`mmf prune`, `list` and `doctor` asking whether a file is in use, `open_or_create` clearing
 /// a dead creator's file) last an instant, while anyone who may read the file may hold one for
-/// as long as they like, which would otherwise hang every open. A lock met as that bound nears
-/// is given [`LOCK_GRACE`] from when it was met, but never past the bound by more than that:
-/// one of mmf's instants does not fail an open that happened to end its wait then, and a peer
-/// renaming locked files over the name still costs an open its bound once.
-fn lock_shared_by(file: &File, start: Instant, deadline: Option<Instant>) -> io::Result<()> {
+/// as long as they like, which would otherwise hang every open. A lock met as that bound nears,
+/// or past it (the process stalled before it tried), is given [`LOCK_GRACE`] from when it was
+/// met: one of mmf's instants does not fail an operation that happened to meet it then. With
+/// `churned` (an open, which goes on to whatever file the name holds next), never past the
+/// bound by more than that, so that a peer renaming locked files over the name costs an open
+/// its bound once, not a grace a file.
+fn lock_shared_by(
+    file: &File,
+    start: Instant,
+    deadline: Option<Instant>,
+    churned: bool,
+) -> io::Result<()> {
     let bound = deadline.map(|d| d.max(start + LOCK_GRACE));
-    let mut until = None;
+    let mut met: Option<(Instant, Option<Instant>)> = None;
     loop {
         match file.try_lock_shared() {
             Ok(()) => return Ok(()),
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
-            Err(std::fs::TryLockError::WouldBlock)
-                if until
-                    .get_or_insert_with(|| {
-                        bound.map(|b| b.max((Instant::now() + LOCK_GRACE).min(b + LOCK_GRACE)))
-                    })
-                    .is_none_or(|u| Instant::now() < u) =>
-            {
-                std::thread::sleep(Duration::from_millis(1));
-            }
             Err(std::fs::TryLockError::WouldBlock) => {
+                let (since, until) = *met.get_or_insert_with(|| {
+                    let now = Instant::now();
+                    let grace = now + LOCK_GRACE;
+                    let until = bound.map(|b| {
+                        b.max(if churned {
+                            grace.min(b + LOCK_GRACE)
+                        } else {
+                            grace
+                        })
+                    });
+                    (now, until)
+                });
+                if until.is_none_or(|u| Instant::now() < u) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
                     format!(
                         "another process holds an exclusive lock on it (flock), and mmf waited \
-                         {} ms for it to go; mmf \
-                         takes one only for an instant, so whoever holds it this long is not \
-                         mmf: `fuser` or `lsof` shows who has the file open",
-                        start.elapsed().as_millis()
+                         {} ms for it to go; mmf takes one only for an instant, so whoever \
+                         holds it this long is not mmf: `fuser` or `lsof` shows who has the \
+                         file open",
+                        since.elapsed().as_millis()
                     ),
-                ))
+                ));
             }
         }
     }

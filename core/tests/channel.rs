@@ -2145,7 +2145,7 @@ fn an_exclusive_lock_held_by_someone_else_does_not_hang_an_open() {
         (Duration::from_millis(100)..Duration::from_secs(3)).contains(&waited),
         "{waited:?}"
     );
-    // The message counts from when the open began: at least the 50 ms every open grants a
+    // The message counts from when the lock was met: at least the 50 ms every open grants a
     // lock.
     let msg = err.to_string();
     let held: u64 = msg

@@ -139,6 +139,10 @@ fn name_taken(location: &Location) -> anyhow::Error {
     let name = exit::shell_word(&location.to_string());
     let clear = if location.is_persistent() {
         format!("delete the file (rm {name})")
+    } else if !mmf::channel::host::is_own(location) {
+        // Another user's, in a sticky directory such as /dev/shm: only its owner (or root)
+        // may remove it.
+        "its owner (or root) can remove it".to_owned()
     } else {
         // A shared-memory name is mmf's own: remove (and new --force) clear whatever is there.
         format!(
