@@ -4497,6 +4497,43 @@ fn a_channel_beyond_the_memory_cgroups_limit_is_refused_not_killed() {
     let _ = std::fs::remove_dir_all(&e.dir);
 }
 
+/// Whether `strace` can be run here, to inject a fault at an exact system call (tests that
+/// need it are SKIPPED without it).
+fn has_strace() -> bool {
+    let ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: no strace to inject a fault");
+    }
+    ok
+}
+
+/// `mmf new NAME --size SIZE` in `e` under `strace`, which injects `inject` into the `trace`d
+/// system calls (a failure, a signal, a delay); its output piped.
+fn new_under_strace(e: &Env, trace: &str, inject: &str, name: &str, size: &str) -> Command {
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-o", "/dev/null", "-e", trace, "-e", inject])
+        .args([BIN, "new", name, "--size", size])
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir(&e.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// The path of channel `name`'s file in `e`, once it exists (waited for up to 10 s).
+fn file_made(e: &Env, name: &str) -> PathBuf {
+    let file = e.dir.join(format!("mmf.{name}"));
+    let t = std::time::Instant::now();
+    while !file.exists() && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    file
+}
+
 /// An allocation that fails all the same in a limited cgroup (`ENOMEM`: a tmpfs gives up when
 /// the kernel cannot make room for a file's pages while allocating them, under pressure the
 /// estimate did not see) is said as the estimate's refusal, and leaves nothing behind; it was
@@ -4507,9 +4544,7 @@ fn a_failed_allocation_in_a_limited_cgroup_is_a_memory_limit_refusal() {
     let Some(e) = Env::in_shm("enomem", 16 << 20) else {
         return;
     };
-    let strace = Command::new("strace").arg("-V").output();
-    if !strace.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: no strace to inject the failure");
+    if !has_strace() {
         return;
     }
     let Some(cg) = MemoryCgroup::new("enomem", 256 << 20) else {
@@ -4559,19 +4594,12 @@ fn a_failed_allocation_in_a_limited_cgroup_is_a_memory_limit_refusal() {
 #[test]
 fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
     let e = Env::new("killed-new");
-    let strace = Command::new("strace").arg("-V").output();
-    if !strace.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: no strace to kill a creator at its allocation");
+    if !has_strace() {
         return;
     }
     for name in ["x", "y"] {
-        let out = Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fallocate"])
-            .args(["-e", "inject=fallocate:signal=KILL", BIN, "new", name])
-            .args(["--size", "1MiB"])
-            .env("MMF_SHM_DIR", &e.dir)
-            .current_dir(&e.dir)
-            .stdin(Stdio::null())
+        let kill = "inject=fallocate:signal=KILL";
+        let out = new_under_strace(&e, "trace=fallocate", kill, name, "1MiB")
             .output()
             .unwrap();
         assert!(!out.status.success(), "{out:?}");
@@ -4613,33 +4641,14 @@ fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
 #[test]
 fn a_creator_stalled_before_its_lock_finds_the_name_taken_not_an_orphan() {
     let e = Env::new("stalled-new");
-    let strace = Command::new("strace").arg("-V").output();
-    if !strace.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: no strace to stall a creator");
+    if !has_strace() {
         return;
     }
-    let stalled = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=flock"])
-        .args([
-            "-e",
-            "inject=flock:delay_enter=3000000:when=1",
-            BIN,
-            "new",
-            "svc",
-        ])
-        .args(["--size", "1KiB"])
-        .env("MMF_SHM_DIR", &e.dir)
-        .current_dir(&e.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let delay = "inject=flock:delay_enter=3000000:when=1";
+    let stalled = new_under_strace(&e, "trace=flock", delay, "svc", "1KiB")
         .spawn()
         .unwrap();
-    let file = e.dir.join("mmf.svc");
-    let t = std::time::Instant::now();
-    while !file.exists() && t.elapsed() < std::time::Duration::from_secs(10) {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    file_made(&e, "svc");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     e.ok(&["new", "svc", "--exist-ok", "--size", "1KiB"]);
     let out = stalled.wait_with_output().unwrap();
@@ -4656,30 +4665,13 @@ fn a_creator_stalled_before_its_lock_finds_the_name_taken_not_an_orphan() {
 #[test]
 fn a_failed_creator_removes_only_its_own_file() {
     let e = Env::new("failed-creator");
-    let strace = Command::new("strace").arg("-V").output();
-    if !strace.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: no strace to make a creator fail");
+    if !has_strace() {
         return;
     }
     let creator = |name: &str, trace: &str, inject: &str| {
-        Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-e", trace, "-e", inject])
-            .args([BIN, "new", name, "--size", "1KiB"])
-            .env("MMF_SHM_DIR", &e.dir)
-            .current_dir(&e.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        new_under_strace(&e, trace, inject, name, "1KiB")
             .spawn()
             .unwrap()
-    };
-    let made = |name: &str| {
-        let file = e.dir.join(format!("mmf.{name}"));
-        let t = std::time::Instant::now();
-        while !file.exists() && t.elapsed() < std::time::Duration::from_secs(10) {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        file
     };
     // Its allocation fails, after the name was replaced.
     let full = creator(
@@ -4687,7 +4679,7 @@ fn a_failed_creator_removes_only_its_own_file() {
         "trace=fallocate",
         "inject=fallocate:error=ENOSPC:delay_enter=1500000",
     );
-    made("full");
+    file_made(&e, "full");
     let out = e.run(&["new", "full", "--force", "--size", "1KiB"]);
     assert!(out.status.success(), "{out:?}");
     e.ok(&["out", "full", "kept"]);
@@ -4701,7 +4693,7 @@ fn a_failed_creator_removes_only_its_own_file() {
         "trace=flock",
         "inject=flock:delay_enter=2000000:when=1",
     );
-    let holder = std::fs::File::open(made("locked")).unwrap();
+    let holder = std::fs::File::open(file_made(&e, "locked")).unwrap();
     holder.lock().unwrap();
     let out = e.run(&["new", "locked", "--force", "--size", "1KiB"]);
     assert!(out.status.success(), "{out:?}");
