@@ -4610,8 +4610,8 @@ fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
     fails(
         &e.run(&["new", "x", "--size", "1MiB"]),
         1,
-        "if no process is creating it, `mmf remove x` deletes it, or `mmf new x --exist-ok` \
-         replaces it",
+        "if no process is creating it, `mmf remove x` deletes it, or the same `new` with \
+         --exist-ok replaces it",
     );
     // Held by a process (this one): left alone.
     let held = std::fs::File::open(e.dir.join("mmf.y")).unwrap();

@@ -429,7 +429,7 @@ impl Options {
                         path: path.to_owned(),
                         source: io::Error::other(
                             "the file was removed from under the name as it was being created, \
-                             8 times",
+                             8 times; retry later, and look for what keeps removing files there",
                         ),
                     });
                 }
@@ -797,13 +797,17 @@ impl Options {
                         // (Another process doing the same at the same moment may remove it
                         // first, and the name then holds that process's channel, finished or
                         // being made: opened once more.)
-                        Err(Error::NotInitialized { .. }) => {
-                            let left = crate::host::remove_left_unfinished(
+                        Err(e @ Error::NotInitialized { .. }) => {
+                            use crate::host::Leftover;
+                            match crate::host::remove_left_unfinished(
                                 location,
                                 Duration::from_secs(1),
-                            );
-                            if left == crate::host::Leftover::Kept {
-                                return self.open(location).map(|ch| (ch, Origin::Existing));
+                            ) {
+                                Leftover::Gone => {}
+                                Leftover::Kept => {
+                                    return self.open(location).map(|ch| (ch, Origin::Existing))
+                                }
+                                Leftover::NotOurs => return Err(e),
                             }
                         }
                         // Removed between our create and open: try again; unless the name is a

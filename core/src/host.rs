@@ -415,14 +415,14 @@ pub fn is_unfinished(location: impl ToLocation, older_than: std::time::Duration)
 /// What [`remove_left_unfinished`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Leftover {
-    /// Removed: the name is free.
-    Removed,
-    /// The name no longer holds the file looked at (another process removed or replaced it
-    /// meanwhile), or holds nothing: look again.
-    Changed,
-    /// Left as it is: held by a process, younger than asked, not all zeros, or not removable
-    /// by this user.
+    /// Removed, or the name no longer holds the file looked at (another process removed or
+    /// replaced it meanwhile): look again.
+    Gone,
+    /// Left as it is: held by a process, younger than asked, or no longer all zeros (perhaps
+    /// another process's channel, made under the name since).
     Kept,
+    /// Never removed so: a file path, or another user's file.
+    NotOurs,
 }
 
 /// Removes the shared-memory file under `location` if its creator died before the channel was
@@ -440,11 +440,11 @@ pub(crate) fn remove_left_unfinished(
 ) -> Leftover {
     use std::io::Read;
     let (Location::Shm(_), Some(path)) = (location, location.path()) else {
-        return Leftover::Kept;
+        return Leftover::NotOurs;
     };
     let mut file = match crate::channel::open_options(location, false).open(&path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Leftover::Changed,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Leftover::Gone,
         Err(_) => return Leftover::Kept,
     };
     let Ok(meta) = file.metadata() else {
@@ -457,7 +457,10 @@ pub(crate) fn remove_left_unfinished(
     // Judged before the lock as well: a channel made meanwhile (its magic, or young) is told
     // at once, without waiting for its creator's lock.
     let young = crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age);
-    if !meta.is_file() || !owned(&meta) || young || !zeros(&mut file) {
+    if !owned(&meta) {
+        return Leftover::NotOurs;
+    }
+    if !meta.is_file() || young || !zeros(&mut file) {
         return Leftover::Kept;
     }
     let start = std::time::Instant::now();
@@ -473,16 +476,16 @@ pub(crate) fn remove_left_unfinished(
         }
     }
     if !crate::channel::still_named(&meta, location, &path) {
-        return Leftover::Changed;
+        return Leftover::Gone;
     }
     // Read again from the start, under the lock.
     if std::io::Seek::rewind(&mut file).is_err() || !zeros(&mut file) {
         return Leftover::Kept;
     }
     match std::fs::remove_file(&path) {
-        Ok(()) => Leftover::Removed, // the lock goes with `file`
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Leftover::Changed,
-        Err(_) => Leftover::Kept,
+        Ok(()) => Leftover::Gone, // the lock goes with `file`
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Leftover::Gone,
+        Err(_) => Leftover::NotOurs,
     }
 }
 

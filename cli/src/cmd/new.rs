@@ -207,12 +207,9 @@ fn name_taken(location: &Location) -> anyhow::Error {
                 // (`--exist-ok` replaces a dead creator's file in shared memory only, and only
                 // this user's: root's, anyone's.)
                 if location.is_persistent() || !mmf::channel::host::is_own(location) {
-                    String::new()
+                    ""
                 } else {
-                    format!(
-                        ", or `{}` replaces it",
-                        exit::command("new", &location.to_string(), "--exist-ok")
-                    )
+                    ", or the same `new` with --exist-ok replaces it"
                 }
             ),
         ),
