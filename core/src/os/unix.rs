@@ -752,6 +752,11 @@ pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
     tightest
 }
 
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
+    None
+}
+
 /// `(limit, room)` of the one cgroup at `dir`, if it has a limit ([`CgroupFigures::room`]).
 #[cfg(target_os = "linux")]
 fn cgroup_room(dir: &std::path::Path, v2: bool) -> Option<(u64, u64)> {
@@ -778,7 +783,7 @@ fn cgroup_room(dir: &std::path::Path, v2: bool) -> Option<(u64, u64)> {
 
 /// What one cgroup's files say of its memory, as [`cgroup_room`] read them.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct CgroupFigures {
     /// `memory.max` (v2), `memory.limit_in_bytes` (v1).
     limit: u64,
