@@ -355,55 +355,7 @@ impl Options {
         let name = location.to_string();
         let mut made = 0;
         let (file, meta) = loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC)
-                .open(path)
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::AlreadyExists if path.is_dir() => directory(&name),
-                    io::ErrorKind::IsADirectory => directory(&name),
-                    io::ErrorKind::AlreadyExists => taken(&name, path),
-                    io::ErrorKind::NotFound if !location.is_persistent() => Error::Io {
-                        op: "creating",
-                        path: path.to_owned(),
-                        source: missing_shm_dir(e),
-                    },
-                    // A name with a '/' is a file path: say which directory is missing, and why a
-                    // directory is involved at all. (One that exists but takes no files, such as
-                    // /proc, says so in the OS's words below.)
-                    io::ErrorKind::NotFound if !dir_of(path).exists() => Error::Io {
-                        op: "creating",
-                        path: path.to_owned(),
-                        source: io::Error::new(
-                            e.kind(),
-                            format!(
-                            "the directory {} does not exist (a name with a '/' is a file path; \
-                             create the directory first, or use a shared-memory name without \
-                             '/')",
-                            dir_of(path).display()
-                        ),
-                        ),
-                    },
-                    // No room for the file itself, before any block is asked for: the file system
-                    // has no inode left (a tmpfs's `nr_inodes`), whatever its free space.
-                    _ if e.raw_os_error() == Some(libc::ENOSPC) => Error::Io {
-                        op: "creating",
-                        path: path.to_owned(),
-                        source: io::Error::new(
-                            e.kind(),
-                            format!(
-                                "{e}: the file system has no room for another file, whatever its \
-                             free space (no free inodes? `df -i {}`); remove files there, or \
-                             give it more inodes",
-                                crate::error::shell_quoted(dir_of(path))
-                            ),
-                        ),
-                    },
-                    _ => io_error(&name, path, "creating", e),
-                })?;
+            let file = create_new_file(location, path, &name)?;
             // Just made with O_EXCL: the name leads to it (its identity, for the checks below).
             let meta = file.metadata().map_err(|e| {
                 let _ = std::fs::remove_file(path);
@@ -491,43 +443,36 @@ impl Options {
         // service beside it), whatever room the file system has. Refused while it would not
         // fit, counting what the kernel reclaims first (file cache; under v2 its own caches
         // too) as free, and swap as nothing.
+        let over_limit = |memory: crate::host::MemoryLimit| Error::MemoryLimit {
+            name: name.clone(),
+            bytes,
+            room: memory.room,
+            limit: memory.limit,
+            cgroup: memory.cgroup,
+        };
         if let Some(memory) = crate::host::memory_limit(&dir).filter(|m| m.room < bytes) {
-            return Err(cleanup(Error::MemoryLimit {
-                name: name.clone(),
-                bytes,
-                room: memory.room,
-                limit: memory.limit,
-                cgroup: memory.cgroup,
-            }));
+            return Err(cleanup(over_limit(memory)));
         }
-        os::allocate(&file, bytes).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ENOSPC) {
+        os::allocate(&file, bytes).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOSPC) => {
                 // Given back first (the handle still open holds the blocks of a removed file):
                 // the space a failed allocation took is not the file system's free space.
                 let _ = file.set_len(0);
                 unlink_own();
                 no_space(os::room(&dir).ok().flatten())
-            } else if let Some(memory) = (e.raw_os_error() == Some(libc::ENOMEM))
-                .then(|| {
-                    // The kernel could not make room for pages the estimate above counted on
-                    // (a tmpfs fails an allocation whose own pages reclaim keeps trying to
-                    // swap out: hot memory beside it, or the machine's pressure): said as the
-                    // estimate's refusal, with the room there is once the pages are given back.
-                    let _ = file.set_len(0);
-                    crate::host::memory_limit(&dir)
-                })
-                .flatten()
-            {
-                cleanup(Error::MemoryLimit {
-                    name: name.clone(),
-                    bytes,
-                    room: memory.room,
-                    limit: memory.limit,
-                    cgroup: memory.cgroup,
-                })
-            } else {
-                cleanup(io_error(&name, path, "allocating", e))
             }
+            // The kernel could not make room for pages the estimate above counted on (a tmpfs
+            // fails an allocation whose own pages reclaim keeps trying to swap out: hot memory
+            // beside it, or the machine's pressure): said as the estimate's refusal, with the
+            // room there is once the pages are given back.
+            Some(libc::ENOMEM) => {
+                let _ = file.set_len(0);
+                cleanup(match crate::host::memory_limit(&dir) {
+                    Some(memory) => over_limit(memory),
+                    None => io_error(&name, path, "allocating", e),
+                })
+            }
+            _ => cleanup(io_error(&name, path, "allocating", e)),
         })?;
         let map = memmap2::MmapOptions::new()
             .len(layout.total_bytes)
@@ -2459,6 +2404,59 @@ pub(crate) fn still_named(meta: &std::fs::Metadata, location: &Location, path: &
         _ => std::fs::metadata(path),
     };
     now.is_ok_and(|now| same_file(&now, meta))
+}
+
+/// A new file at `path` for the channel named `location` (`O_EXCL`, mode 0600, never through a
+/// link), or the error that says why not, in terms of what to do.
+fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists if path.is_dir() => directory(name),
+            io::ErrorKind::IsADirectory => directory(name),
+            io::ErrorKind::AlreadyExists => taken(name, path),
+            io::ErrorKind::NotFound if !location.is_persistent() => Error::Io {
+                op: "creating",
+                path: path.to_owned(),
+                source: missing_shm_dir(e),
+            },
+            // A name with a '/' is a file path: say which directory is missing, and why a
+            // directory is involved at all. (One that exists but takes no files, such as
+            // /proc, says so in the OS's words below.)
+            io::ErrorKind::NotFound if !dir_of(path).exists() => Error::Io {
+                op: "creating",
+                path: path.to_owned(),
+                source: io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the directory {} does not exist (a name with a '/' is a file path; \
+                         create the directory first, or use a shared-memory name without '/')",
+                        dir_of(path).display()
+                    ),
+                ),
+            },
+            // No room for the file itself, before any block is asked for: the file system
+            // has no inode left (a tmpfs's `nr_inodes`), whatever its free space.
+            _ if e.raw_os_error() == Some(libc::ENOSPC) => Error::Io {
+                op: "creating",
+                path: path.to_owned(),
+                source: io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e}: the file system has no room for another file, whatever its \
+                         free space (no free inodes? `df -i {}`); remove files there, or give \
+                         it more inodes",
+                        crate::error::shell_quoted(dir_of(path))
+                    ),
+                ),
+            },
+            _ => io_error(name, path, "creating", e),
+        })
 }
 
 /// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until

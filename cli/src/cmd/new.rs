@@ -137,9 +137,12 @@ fn name_taken(location: &Location) -> anyhow::Error {
     // channel it is, not as a half-made file to delete.
     let probe = Options::new().read_only(true).open(location);
     let name = exit::shell_word(&location.to_string());
+    // This user's (root: anyone's): the only files it may remove from a sticky directory
+    // such as /dev/shm, and the only ones `--exist-ok` replaces there.
+    let own = mmf::channel::host::is_own(location);
     let clear = if location.is_persistent() {
         format!("delete the file (rm {name})")
-    } else if !mmf::channel::host::is_own(location) {
+    } else if !own {
         // Another user's, in a sticky directory such as /dev/shm: only its owner (or root)
         // may remove it.
         "its owner (or root) can remove it".to_owned()
@@ -204,9 +207,8 @@ fn name_taken(location: &Location) -> anyhow::Error {
             format!(
                 "a file without a channel header (empty, or its creator died while making it); \
                  if no process is creating it, {clear}{}",
-                // (`--exist-ok` replaces a dead creator's file in shared memory only, and only
-                // this user's: root's, anyone's.)
-                if location.is_persistent() || !mmf::channel::host::is_own(location) {
+                // (`--exist-ok` replaces a dead creator's file in shared memory only.)
+                if location.is_persistent() || !own {
                     ""
                 } else {
                     ", or the same `new` with --exist-ok replaces it"
