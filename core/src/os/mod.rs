@@ -420,8 +420,10 @@ impl Liveness {
     }
 }
 
-/// What a test of a token's lock byte found ([`byte_locked`]).
+/// What a test of a token's lock byte found ([`byte_locked`]). (Only Linux has the
+/// open-file-description locks that make one: elsewhere the test is `Unsupported`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) enum ByteLock {
     /// No other open file description holds a lock on the byte.
     Free,
