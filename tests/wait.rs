@@ -867,9 +867,8 @@ fn an_endless_open_of_another_users_private_channel_is_refused() {
 /// A channel whose creation takes longer than 250 ms (one of many GiB, allocated at about a
 /// second a GiB on a tmpfs) is waited for as long as its creator holds it open: by
 /// `Follower::open`, and by waits across a restart, which say meanwhile that the name leads
-/// nowhere yet. The same file once no process holds it (its creator killed) is one whose
-/// creator died: `NotInitialized`, 250 ms after it was found. Both used to end 250 ms into the
-/// creation.
+/// nowhere yet. Both used to end 250 ms into the creation. (The same file once no process
+/// holds it, its creator killed: `a_follower_waits_past_what_a_killed_creator_left`.)
 #[test]
 fn a_follower_waits_for_a_slow_creator_while_it_runs() {
     let name = unique("slow-creator");
@@ -898,11 +897,15 @@ fn a_follower_waits_for_a_slow_creator_while_it_runs() {
     assert!(found.elapsed() >= Duration::from_millis(500), "{found:?}");
     assert!(gone_while_made);
     made_slowly(&f, "second", child, false);
-
-    // A creator killed half-way: nobody holds the file, and it is given up on.
     drop(f);
     Channel::remove(&name).unwrap();
-    let mut child = spawn_slow_creator(&name, "never", 60_000);
+}
+
+/// Leaves under `name` what a creator killed while it allocated leaves: its file, empty, held
+/// by no process.
+fn leave_killed_creator(name: &str) {
+    let location = Location::shm(name).unwrap();
+    let mut child = spawn_slow_creator(name, "never", 60_000);
     let t = Instant::now();
     while !mmf::channel::host::in_use(&location).unwrap() {
         assert!(t.elapsed() < Duration::from_secs(20), "never locked");
@@ -910,14 +913,66 @@ fn a_follower_waits_for_a_slow_creator_while_it_runs() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A channel that its creator left half-made when it was killed (no process holds its file) is
+/// waited past, as a missing name is, for the channel of the writer's restart: by
+/// `Follower::open` (`NotInitialized` only when its deadline passes), and by waits of a
+/// follower whose channel was replaced by such a file, which say meanwhile that the name leads
+/// nowhere. Both used to end with `NotInitialized` 250 ms after they found the file, so a
+/// watcher started, or running, while its writer was killed mid-restart never saw the restart.
+#[test]
+fn a_follower_waits_past_what_a_killed_creator_left() {
+    let name = unique("killed-creator");
+    let location = Location::shm(&name).unwrap();
+    leave_killed_creator(&name);
     let t = Instant::now();
-    let got = mmf::Follower::open(&location, Duration::from_secs(20));
+    let got = mmf::Follower::open(&location, Duration::from_millis(800));
     assert!(
         matches!(got, Err(mmf::channel::Error::NotInitialized { .. })),
         "{got:?}"
     );
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    std::fs::remove_file(location.path().unwrap()).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+    let restart = restart_writer(&location, Duration::from_millis(300), "restarted");
+    let mut f = mmf::Follower::open(&location, Duration::from_secs(20)).unwrap();
+    assert!(f.appeared());
+    let writer = restart.join().unwrap();
+    assert_eq!(f.channel().incarnation(), writer.incarnation());
+    if f.channel().generation() == 0 {
+        f.wait(0, Duration::from_secs(10))
+            .unwrap()
+            .expect("published");
+    }
+    assert_eq!(f.channel().read_string().unwrap(), "restarted");
+
+    // Replaced by what a killed creator left, while followed.
+    let seen = f.channel().generation();
+    drop(writer);
+    Channel::remove(&name).unwrap();
+    leave_killed_creator(&name);
+    let found = Instant::now();
+    let mut gone_while_left = false;
+    while found.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(f.wait(seen, Duration::from_millis(50)).unwrap(), None);
+        gone_while_left |= found.elapsed() > Duration::from_millis(400) && f.is_gone();
+    }
+    assert!(gone_while_left);
+    let restart = restart_writer(&location, Duration::ZERO, "restarted again");
+    let change = loop {
+        assert!(found.elapsed() < Duration::from_secs(20), "no change");
+        if let Some(change) = f.wait(seen, Duration::from_millis(50)).unwrap() {
+            break change;
+        }
+    };
+    assert_eq!(change, mmf::Change::Replaced);
+    let writer = restart.join().unwrap();
+    assert_eq!(f.channel().incarnation(), writer.incarnation());
+    drop(writer);
+    Channel::remove(&name).unwrap();
 }
 
 /// The same for a reader of another user's channel, refused while the channel keeps its

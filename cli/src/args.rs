@@ -283,8 +283,9 @@ pub struct ReadArgs {
     pub raw: bool,
     /// Wait for a value newer than the current one. A channel that does not exist yet is waited
     /// for (a note on stderr says so); one removed and created again meanwhile is followed, and
-    /// its first value counts as newer. A newer value a crash damaged is said on stderr and
-    /// waited past, for the publish that replaces it.
+    /// its first value counts as newer. One its creator left unfinished when it died is waited
+    /// past, for the one that replaces it (a note says so, and how to clear it). A newer value
+    /// a crash damaged is said on stderr and waited past, for the publish that replaces it.
     #[arg(long)]
     pub wait: bool,
     /// Wait for a value newer than generation GEN (implies --wait; returns at once if the

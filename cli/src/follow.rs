@@ -48,9 +48,10 @@ impl Followed {
     /// once on stderr and waits for it until `deadline` (`None`: for ever), ending with exit
     /// code 8 if it passes first, or 9 if process `pid` exits first (it will not create it
     /// then). A channel being created is waited for as long as its creator runs
-    /// ([`Follower::open`]). What cannot appear by waiting is reported at once: a path whose
-    /// directory is missing, and (250 ms after it was found) a channel left half-made by a
-    /// creator that died.
+    /// ([`Follower::open`]), and one left half-made by a creator that died is waited past, for
+    /// the channel that replaces it (saying so, and how to clear it). What cannot appear by
+    /// waiting is reported at once: a path whose directory is missing, something there that is
+    /// no channel.
     pub fn open(
         location: Location,
         deadline: Option<Instant>,
@@ -115,6 +116,19 @@ impl Followed {
                 true
             }
             Err(E::NotInitialized { .. }) if exited_before => return Err(left_unfinished().into()),
+            // Not initialised, 250 ms after it was found, and held by no process: its creator
+            // died. Its restart (`new --exist-ok`, a service's `open_or_create`) replaces it.
+            // (One held is no creator's leftover: a live channel whose magic was overwritten.)
+            Err(E::NotInitialized { .. })
+                if !mmf::channel::host::in_use(&location).unwrap_or(true) =>
+            {
+                crate::exit::note(format_args!(
+                    "channel '{location}' was left unfinished by a creator that died (not \
+                     initialised; {}); waiting for it to be created again{bound}",
+                    crate::exit::clear_unfinished(&location.to_string())
+                ));
+                true
+            }
             Err(e) => return Err(e.into()),
         };
         // The --pid process exited: it will not create the channel now. One last look, as it
@@ -171,6 +185,19 @@ impl Followed {
                     format!("no channel named '{location}' appeared within the timeout"),
                 )
                 .into()),
+                // Left unfinished by a creator that died, still, at the deadline (one held is
+                // refused at once: not a timeout).
+                Err(E::NotInitialized { .. }) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    Err(Coded(
+                        TIMEOUT,
+                        format!(
+                            "channel '{location}' was still left unfinished (not initialised) \
+                             when the timeout passed; {}",
+                            crate::exit::clear_unfinished(&location.to_string())
+                        ),
+                    )
+                    .into())
+                }
                 Err(E::BeingCreated { .. }) => Err(Coded(
                     TIMEOUT,
                     format!(
@@ -268,14 +295,24 @@ impl Followed {
                 // A newer value; and what a later `Change` (non-exhaustive) may tell besides,
                 // which the read that follows looks at.
                 Some(_) => return Ok(Waited::Changed),
-                // Removed and not created again (yet): the wait goes on, which without a word
-                // looks like a wait on an idle channel.
+                // Removed and not created again (yet), or replaced by a channel not finished
+                // (being made slowly, or left by a creator that died): the wait goes on, which
+                // without a word looks like a wait on an idle channel.
                 None if !self.removal_said && self.follower.is_gone() => {
-                    crate::exit::note(format_args!(
-                        "channel '{}' was removed; waiting for it to be created again{}",
-                        self.follower.location(),
-                        bound(deadline, self.pid.as_ref().map(|(p, _)| *p))
-                    ));
+                    let location = self.follower.location();
+                    let bound = bound(deadline, self.pid.as_ref().map(|(p, _)| *p));
+                    if location.path().is_some_and(|p| p.exists()) {
+                        crate::exit::note(format_args!(
+                            "channel '{location}' was replaced by one not initialised yet \
+                             (being created, or left unfinished by a creator that died); \
+                             waiting for it to be ready or created again{bound}"
+                        ));
+                    } else {
+                        crate::exit::note(format_args!(
+                            "channel '{location}' was removed; waiting for it to be created \
+                             again{bound}"
+                        ));
+                    }
                     self.removal_said = true;
                 }
                 None => {}

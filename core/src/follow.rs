@@ -73,7 +73,8 @@ pub struct Follower {
     looks: usize,
     /// A new channel under the name that a look found still being created: kept here, not in
     /// a wait or a future, so that waits with short timeouts, and a future dropped and made
-    /// again (a `select!` loop), still give up on one whose creator died.
+    /// again (a `select!` loop), still judge one whose creator died (or is slow) 250 ms after
+    /// the first look found it, not 250 ms after each.
     creating: Option<Creating>,
     /// No wait of [`read_after_into`](Follower::read_after_into) before then: it returned an
     /// error of the channel or the name, which a loop that logs and goes on must not get
@@ -124,15 +125,19 @@ impl Follower {
     /// waited for as a missing one is: its file empty (being allocated: about a second a GiB on
     /// a tmpfs), or found empty before, or a header of zeros only (allocated, not written yet),
     /// and held open by a process, as its creator holds it
-    /// ([`host::in_use`](crate::host::in_use)). Any other counts as one whose creator died. So
-    /// is another user's channel that may still have its creation mode (see
-    /// [`Options::init_timeout`]).
+    /// ([`host::in_use`](crate::host::in_use)). One that no process holds was left half-made
+    /// by a creator that died: it is waited past as a missing name is, for the channel that
+    /// replaces it ([`Options::open_or_create`] of the restarted writer clears such a file, as
+    /// [`Options::create_or_replace`], `mmf new --force` and `mmf remove` do), and is
+    /// [`Error::NotInitialized`] when `until`'s deadline passes. Any other (held, and not what
+    /// a creator at work leaves) is given up on, as is another user's channel that may still
+    /// have its creation mode (see [`Options::init_timeout`]).
     ///
     /// Not told apart: a process that holds an empty file under the name (or one whose first
     /// 512 bytes are zeros, such as a preallocated data file) and never makes it a channel is
     /// waited for as a creator is, until `until` is over (or for as long as it holds it, where
     /// there is none: `open_async` (feature `async`), and a later
-    /// [`wait`](Follower::wait)). Given up on as if it had died: a creator stopped half-way
+    /// [`wait`](Follower::wait)). Given up on: a creator stopped half-way
     /// through writing its header for 250 ms (`SIGSTOP`), and another user's creator whose
     /// `chmod` comes more than a second after the file was born when no look found the file
     /// empty (a small channel's creator held up after allocating). That `chmod` is the last
@@ -148,7 +153,9 @@ impl Follower {
     /// - [`Error::InvalidName`]: a name that cannot be;
     /// - [`Error::NotFound`]: a location where no channel can appear
     ///   ([`Location::can_appear`]);
-    /// - [`Error::NotInitialized`]: a channel whose creator died, as said above;
+    /// - [`Error::NotInitialized`]: a channel held, and not initialised, that is not what a
+    ///   creator at work leaves (a live channel whose magic another process zeroed), as said
+    ///   above;
     /// - [`Error::PermissionDenied`]: a channel this process may not even read (another user's
     ///   that may still have its creation mode once the wait for it is over);
     /// - [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`],
@@ -157,6 +164,8 @@ impl Follower {
     ///
     /// When `until` is over:
     /// - [`Error::NotFound`]: its deadline passed with no channel under the name;
+    /// - [`Error::NotInitialized`]: its deadline passed with a channel left half-made by a
+    ///   creator that died under the name;
     /// - [`Error::BeingCreated`]: its deadline, and the 250 ms, passed with a channel still
     ///   being made there;
     /// - [`Error::Stopped`]: one of its [`Stop`](crate::Stop)s was turned.
@@ -201,8 +210,18 @@ impl Follower {
                 Err(e) => match judge(&e, location, &mut creating, now, false) {
                     // Given its 250 ms past a shorter timeout, as `Options::open` waits; not
                     // past a stop.
-                    Some(Creation::Young | Creation::Slow) if stopped.is_some() => {
+                    Some(_) if stopped.is_some() => {
                         return Err(stopped.unwrap_or(e));
+                    }
+                    // A creator died before it finished the channel: waited past, as a
+                    // missing name is, for the channel that replaces it; at the deadline its
+                    // error, which says how to clear it.
+                    Some(Creation::Abandoned) => {
+                        if until.deadline_passed() {
+                            let channel = open_again(e, location)?;
+                            return Ok(Follower::holding(location, channel, true));
+                        }
+                        LOOK_EVERY
                     }
                     Some(judged @ (Creation::Young | Creation::Slow)) => {
                         let since = *being_made_since.get_or_insert(now);
@@ -220,7 +239,7 @@ impl Follower {
                             LOOK_EVERY
                         }
                     }
-                    Some(Creation::Abandoned) | None => {
+                    None => {
                         let channel = open_again(e, location)?;
                         return Ok(Follower::holding(location, channel, true));
                     }
@@ -255,8 +274,9 @@ impl Follower {
     /// Whether the last look of a [`wait`](Follower::wait) found the name leading nowhere: the
     /// channel was removed and no channel has been created under the name since (the wait
     /// goes on, for one that is), or one is still being created there, 250 ms after the wait
-    /// first found it so. A caller may say so: a wait on a removed name looks like a wait on
-    /// an idle channel.
+    /// first found it so, or one was left there half-made by a creator that died (the wait
+    /// goes on, for the channel that replaces it). A caller may say so: a wait on a removed
+    /// name looks like a wait on an idle channel.
     pub fn is_gone(&self) -> bool {
         self.gone
     }
@@ -296,8 +316,10 @@ impl Follower {
     /// - [`Error::Truncated`], [`Error::Corrupt`]: the followed channel was truncated, or its
     ///   header overwritten, under the mapping, as said above;
     /// - a new channel under the name that cannot be opened: [`open`](Follower::open)'s errors
-    ///   of what waiting cannot change, such as [`Error::NotInitialized`] for one whose creator
-    ///   died;
+    ///   of what waiting cannot change, such as [`Error::WrongMagic`] for a file that is no
+    ///   channel, or [`Error::NotInitialized`] for a live channel whose magic another process
+    ///   zeroed (a channel left half-made by a creator that died is waited past, as a removed
+    ///   name is: [`is_gone`](Follower::is_gone));
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the file under the name, or the followed
     ///   channel's own, could not be inspected (`stat`, `fstat`).
     pub fn wait(&mut self, since: u64, until: impl Into<Until>) -> Result<Option<Change>> {
@@ -527,7 +549,7 @@ impl Follower {
     /// and while the name leads nowhere, for its first second.
     fn look_every(&self) -> Duration {
         match self.creating {
-            Some(Creating { slow: false, .. }) => INIT_LOOK_EVERY,
+            Some(Creating { aged: false, .. }) => INIT_LOOK_EVERY,
             _ if self
                 .missing_since
                 .is_some_and(|t| t.elapsed() < MISSING_FAST_FOR) =>
@@ -569,14 +591,15 @@ impl Follower {
                 self.missing_since = Some(missing_since.unwrap_or(now));
                 Ok(None)
             }
-            // Being created: look again, for as long as `open` would wait.
+            // Being created, or left half-made by a creator that died (waited past, for the
+            // channel that replaces it): look again.
             Err(e) => match judge(&e, &self.location, &mut self.creating, now, false) {
                 Some(Creation::Young) => Ok(None),
-                Some(Creation::Slow) => {
+                Some(Creation::Slow | Creation::Abandoned) => {
                     self.gone = true;
                     Ok(None)
                 }
-                Some(Creation::Abandoned) | None => open_again(e, &self.location).map(Some),
+                None => open_again(e, &self.location).map(Some),
             },
         }
     }
@@ -710,8 +733,9 @@ struct Creating {
     since: Instant,
     /// Whether a look found it empty (its blocks not allocated yet): a creator's file.
     was_empty: bool,
-    /// Whether the last look took it for a slow creation ([`Creation::Slow`]).
-    slow: bool,
+    /// Whether the last look found it past its [`INIT_WAIT`] ([`Creation::Slow`] or
+    /// [`Creation::Abandoned`]): looked at every 100 ms from then on, not every 10 ms.
+    aged: bool,
 }
 
 /// What a channel found being created is taken for.
@@ -722,27 +746,33 @@ enum Creation {
     /// Found so longer ago, and still what a creator at work leaves (see [`judge`]), held
     /// open by a process: its creator, still at work.
     Slow,
-    /// Any other found so longer ago: its creator died.
+    /// Not initialised, found so longer ago, and not what a creator at work leaves: its
+    /// creator died. Waited past as a removed name is, for the channel that replaces it
+    /// ([`Options::open_or_create`] clears such a file, as `create_or_replace` and `mmf remove`
+    /// do), not an error that ends a follower.
     Abandoned,
 }
 
-/// Whether an open's error `e` at `location` is a channel still being created, and if so
-/// what it is taken for; `None`: the error stands as it is. `creating` keeps which file looks
-/// found so, and since when, across looks. That age is counted from the first look, or with
-/// `by_file` by the file's status-change time (for a future made anew on every turn of a
-/// `select!` loop, which keeps no count).
+/// Whether an open's error `e` at `location` is a channel still being created, or left
+/// half-made by a creator that died, and if so what it is taken for; `None`: the error stands
+/// as it is. `creating` keeps which file looks found so, and since when, across looks. That
+/// age is counted from the first look, or with `by_file` by the file's status-change time (for
+/// a future made anew on every turn of a `select!` loop, which keeps no count).
 ///
 /// Being created: a file not initialised yet, or another user's that may still have its
 /// creation mode ([`being_made`](crate::channel::being_made)), or that a look found empty
 /// before and that still has that mode (its blocks allocated since, its `chmod` not made yet:
 /// `being_made` no longer counts a file that is whole and over a second old).
 ///
-/// Past [`INIT_WAIT`], one is still being made (rather than left by a creator that died) while
-/// a process holds it open ([`held_open`]) and it is what a creator at work leaves: still
-/// empty (being allocated), or found empty before, or a header of zeros only (allocated, not
-/// written yet: a live channel whose magic another process zeroed keeps the rest of its
-/// header, and is given up on), or another user's file in its creation mode born within
-/// `being_made`'s window.
+/// Past [`INIT_WAIT`], one is still being made while a process holds it open ([`held_open`])
+/// and it is what a creator at work leaves: still empty (being allocated), or found empty
+/// before, or a header of zeros only (allocated, not written yet), or another user's file in
+/// its creation mode born within `being_made`'s window. One not initialised that no process
+/// holds was left by a creator that died: [`Creation::Abandoned`], looked at again as long as
+/// the caller waits (a creator that took its lock late holds it, and finishes it). Any other
+/// is `None`, its error standing: a live channel whose magic another process zeroed (it keeps
+/// the rest of its header, and its writer holds it), another user's file that kept its
+/// creation mode past that window.
 fn judge(
     e: &Error,
     location: &Location,
@@ -775,7 +805,7 @@ fn judge(
         file,
         since: now,
         was_empty: false,
-        slow: false,
+        aged: false,
     }));
     c.was_empty |= meta.len() == 0;
     let first_seen = now.duration_since(c.since);
@@ -786,19 +816,25 @@ fn judge(
     };
     let judged = if found_for < INIT_WAIT {
         Creation::Young
-    } else if (c.was_empty
-        || (refused && crate::channel::being_made_meta(&meta, INIT_WAIT))
-        || (!refused && zero_header(location)))
-        && held_open(location, &meta)
-    {
-        Creation::Slow
     } else {
-        Creation::Abandoned
+        let held = held_open(location, &meta);
+        if held
+            && (c.was_empty
+                || (refused && crate::channel::being_made_meta(&meta, INIT_WAIT))
+                || (!refused && zero_header(location)))
+        {
+            Creation::Slow
+        } else if !held && !refused {
+            Creation::Abandoned
+        } else {
+            // Held, and not what a creator at work leaves (a live channel whose magic another
+            // process zeroed), or another user's file that kept its creation mode (not told
+            // from a channel private to its owner): the error stands.
+            *creating = None;
+            return None;
+        }
     };
-    c.slow = judged == Creation::Slow;
-    if judged == Creation::Abandoned {
-        *creating = None;
-    }
+    c.aged = judged != Creation::Young;
     Some(judged)
 }
 
@@ -854,9 +890,11 @@ impl Follower {
     /// being created is looked at every 10 ms, without blocking the executor's thread, for
     /// 250 ms; after that, one still being made (as [`open`](Follower::open) tells it: a
     /// creator still allocating a channel of many MiB holds its empty file) every 100 ms, for
-    /// as long as it is. Any other ends the future: [`Error::NotInitialized`] (a creator that
-    /// died), or [`Error::PermissionDenied`] for another user's channel that kept its creation
-    /// mode. Those 250 ms are judged by the file's status-change time (a second more where the
+    /// as long as it is; one that its creator left half-made when it died (no process holds it)
+    /// every 100 ms too, for the channel that replaces it. Any other ends the future:
+    /// [`Error::NotInitialized`] for a live channel whose magic another process zeroed, or
+    /// [`Error::PermissionDenied`] for another user's channel that kept its creation mode.
+    /// Those 250 ms are judged by the file's status-change time (a second more where the
     /// file system keeps whole seconds), so a future made anew on every turn of a `select!`
     /// loop ends with the error too.
     /// Race it against the executor's timer for a timeout. It owns what it needs (`'static`,
@@ -1117,11 +1155,11 @@ impl std::future::Future for OpenFollower {
                         this.appeared = true;
                         this.next_look = Some(now + INIT_LOOK_EVERY);
                     }
-                    Some(Creation::Slow) => {
+                    Some(Creation::Slow | Creation::Abandoned) => {
                         this.appeared = true;
                         this.next_look = Some(now + LOOK_EVERY);
                     }
-                    Some(Creation::Abandoned) | None => {
+                    None => {
                         return Poll::Ready(
                             open_again(e, &this.location)
                                 .map(|channel| Follower::holding(&this.location, channel, true)),

@@ -261,6 +261,38 @@ pub fn spawn_slow_creator(name: &str, value: &str, hold_ms: u64) -> Child {
     child
 }
 
+/// Restarts the writer of `location` as a service does, with `open_or_create` (which replaces
+/// what a creator that died left once it has not changed for a second), `after` from now, on a
+/// thread, and publishes `value`.
+pub fn restart_writer(
+    location: &mmf::prelude::Location,
+    after: std::time::Duration,
+    value: &'static str,
+) -> std::thread::JoinHandle<mmf::prelude::Channel> {
+    let location = location.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let t = std::time::Instant::now();
+        let writer = loop {
+            match mmf::prelude::Options::new()
+                .capacity(64)
+                .open_or_create(&location)
+            {
+                Ok(writer) => break writer,
+                // Left less than a second ago: not replaced yet.
+                Err(mmf::channel::Error::NotInitialized { .. })
+                    if t.elapsed() < std::time::Duration::from_secs(20) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("restart: {e}"),
+            }
+        };
+        mmf::ChannelExt::publish_str(&writer, value).unwrap();
+        writer
+    })
+}
+
 /// A value longer than one the header keeps: published, it goes to a slot (with its checksum,
 /// where the channel keeps them), and the damage tests find it in the file by its bytes.
 pub const SLOT_VALUE: &[u8] = b"a value of sixty bytes, damaged once it is published: 0123456";
