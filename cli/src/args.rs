@@ -232,7 +232,17 @@ pub struct OutArgs {
     /// survives a power loss. Without it the kernel writes it back within about half a minute.
     #[arg(long)]
     pub sync: bool,
+    /// How long to wait for the writer lock while another process publishes (500ms, 5s, 2m; a
+    /// bare number is seconds; 0 tries once): past it nothing is published, the channel keeps
+    /// its value, and the exit code is 8. A writer that died holding the lock does not hold it
+    /// up: its lock is taken over at once.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
+
+/// `out --lock-timeout`'s default, as [`Cli::plain`] sets it (clap's `default_value` says it
+/// in words: `plain_agrees_with_clap` holds the two together).
+const OUT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl OutArgs {
     pub fn format(&self) -> InFormat {
@@ -473,6 +483,7 @@ impl Cli {
                     no_empty: false,
                     print_generation: false,
                     sync: false,
+                    lock_timeout: OUT_LOCK_TIMEOUT,
                 }),
                 _ => return None,
             },
@@ -488,8 +499,8 @@ impl Cli {
 /// a sign (`-1e-3`, `-2.5E+10`, as Python prints small numbers) or no digit before the point
 /// (`-.5`, as `bc` prints it); clap would take them for unknown flags. Such a word, as the only
 /// word after the NAME that is not a flag, is moved behind a `--` at the end, where clap takes
-/// it as the VALUE whatever it looks like (`out` has no option that takes a value, so every
-/// other word keeps its meaning). Left as they are: other verbs, a command line that has a `--`
+/// it as the VALUE whatever it looks like (the DUR of `--lock-timeout DUR`, `out`'s one option
+/// that takes a value, is no VALUE; every other word keeps its meaning). Left as they are: other verbs, a command line that has a `--`
 /// already, a word where the NAME should be, and one beside another VALUE (a usage error either
 /// way).
 fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
@@ -499,9 +510,16 @@ fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
     }
     let mut positional = 0;
     let mut found = None;
+    let mut option_value = false;
     for (i, w) in words.iter().enumerate().skip(2) {
+        // The DUR of `--lock-timeout DUR`: not a VALUE.
+        if std::mem::take(&mut option_value) {
+            continue;
+        }
         let Some(w) = *w else { continue };
-        if positional >= 1 && negative_number(w) {
+        if w == "--lock-timeout" {
+            option_value = true;
+        } else if positional >= 1 && negative_number(w) {
             found = Some(i);
             positional += 1;
         } else if !w.starts_with('-') {
@@ -742,6 +760,14 @@ mod tests {
                 "-5.e+1",
                 false,
             ),
+            // The DUR of --lock-timeout is not a second VALUE.
+            (
+                &["out", "T", "-1e-3", "--lock-timeout", "2s"],
+                "-1e-3",
+                false,
+            ),
+            (&["out", "--lock-timeout", "2s", "T", "-.5"], "-.5", false),
+            (&["out", "T", "--lock-timeout=2s", "-.5"], "-.5", false),
         ] {
             match parse(words) {
                 Ok(Command::Out(o)) => {
@@ -752,6 +778,12 @@ mod tests {
                     );
                     assert_eq!(o.name, "T", "{words:?}");
                     assert_eq!(o.json, json, "{words:?}");
+                    let timeout = if words.iter().any(|w| w.starts_with("--lock-timeout")) {
+                        2
+                    } else {
+                        5
+                    };
+                    assert_eq!(o.lock_timeout.as_secs(), timeout, "{words:?}");
                 }
                 other => panic!("{words:?}: {other:?}"),
             }

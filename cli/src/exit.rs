@@ -259,6 +259,11 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             format!("no channel named '{name}' (--force ignores names that do not exist)")
         }
         (CoreError::NotFound { name }, _) => not_found(name, 0),
+        (CoreError::Contended { name, what, waited }, "out") => format!(
+            "channel '{name}' stayed busy for {} ms ({what}); nothing was published, and the \
+             channel keeps its value; retry later, or wait longer with --lock-timeout",
+            waited.as_millis()
+        ),
         (CoreError::TooLarge { len, capacity, .. }, "out") => format!(
             "value of {len} bytes does not fit the channel's capacity of {capacity} bytes; \
              nothing was published (`{}` makes a larger channel, dropping the current value)",

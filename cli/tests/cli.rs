@@ -333,6 +333,72 @@ fn oversized_values_are_refused_and_the_previous_stays() {
     assert_eq!(e.ok(&["read", "T"]), "small\n");
 }
 
+/// A writer that holds the lock (a publish of a large value under way in another process) keeps
+/// `out` waiting up to `--lock-timeout` (5 s by default): past it, exit 8, nothing published and
+/// the value kept, with a message that names the holder and the option. A script that must not
+/// stall bounds it; one that can wait longer says so.
+#[test]
+fn out_waits_for_the_writer_lock_as_long_as_lock_timeout_says() {
+    let e = Env::new("lock-timeout");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "before"]);
+    let ch = mmf::Channel::open(e.shm_name("T")).unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        ch.publish_with(mmf::Tag::TEXT, |w| {
+            held_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            std::io::Write::write_all(w, b"held")
+        })
+        .unwrap()
+    });
+    held_rx.recv().unwrap();
+    for (timeout, at_least) in [("300ms", 300), ("0", 0)] {
+        let t = std::time::Instant::now();
+        let out = e.run(&["out", "T", "refused", "--lock-timeout", timeout]);
+        let took = t.elapsed();
+        fails(
+            &out,
+            8,
+            &format!(
+                "mmf: channel 'T' stayed busy for {at_least} ms (writer lock held by pid {}, \
+                 which is alive)",
+                std::process::id()
+            ),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "nothing was published, and the channel keeps its value; retry later, or wait \
+                 longer with --lock-timeout"
+            ),
+            "{err}"
+        );
+        assert!(
+            took >= std::time::Duration::from_millis(at_least),
+            "{took:?}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(4),
+            "{timeout}: {took:?}"
+        );
+    }
+    assert_eq!(e.ok(&["read", "T"]), "before\n");
+    // Released within the wait: published.
+    let out = e.spawn_piped(&["out", "T", "after", "--lock-timeout", "20s"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    release_tx.send(()).unwrap();
+    assert_eq!(holder.join().unwrap(), 2);
+    let out = out.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.ok(&["read", "T"]), "after\n");
+}
+
 /// `out` reads no more of standard input than the value may take in the channel as it is (`yes |
 /// mmf out NAME` read until memory ran out), and publishes into the channel that is there once
 /// the input has ended.

@@ -50,7 +50,9 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     // Opened (again) once the value is here: while standard input was read, the channel may
     // have been created, or replaced by `new --force`, and a value published into the old one
     // would be lost without a word.
-    let mut ch = open_for(&location, input.len())?;
+    let mut options = Options::new();
+    options.lock_timeout(a.lock_timeout);
+    let mut ch = open_for(&options, &location, input.len())?;
     let mut generation = publish(&ch, a.format(), &input)?;
     // Removed or replaced between that open and the publish (`rm`, `new --force`, `prune`):
     // the value went where no reader looks. Publish it into what the name holds now, or say
@@ -68,7 +70,7 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
             )
             .into());
         }
-        ch = Options::new().open(&location)?;
+        ch = options.open(&location)?;
         generation = publish(&ch, a.format(), &input)?;
     }
     // No handle outlives this command: tell `mmf prune` the channel is in use all the same. A
@@ -92,11 +94,11 @@ fn dash_after_double_dash(args: impl Iterator<Item = std::ffi::OsString>) -> boo
     args.skip_while(|a| a != "--").skip(1).any(|a| a == "-")
 }
 
-/// Opens the channel a value of `len` bytes is for: a missing one is exit 3, with advice to
-/// create it large enough for the value (of what was read of it: standard input is read up to
-/// [`MISSING_READ`] bytes while the channel is missing).
-fn open_for(location: &Location, len: usize) -> anyhow::Result<Channel> {
-    Options::new().open(location).map_err(|e| match e {
+/// Opens the channel a value of `len` bytes is for, with `options`: a missing one is exit 3,
+/// with advice to create it large enough for the value (of what was read of it: standard input
+/// is read up to [`MISSING_READ`] bytes while the channel is missing).
+fn open_for(options: &Options, location: &Location, len: usize) -> anyhow::Result<Channel> {
+    options.open(location).map_err(|e| match e {
         mmf::channel::Error::NotFound { name } => {
             Coded(NOT_FOUND, crate::exit::not_found(&name, len)).into()
         }
@@ -156,7 +158,7 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
                         .take(MISSING_READ + 1)
                         .read_to_end(&mut buf)
                         .context("reading standard input")?;
-                    open_for(location, buf.len())?
+                    open_for(&Options::new(), location, buf.len())?
                 }
                 other => other?,
             }
