@@ -161,7 +161,8 @@ fn notifier() -> &'static Notifier {
 /// is the control word).
 const MAX_WAITV: usize = 127;
 
-/// How long the notifier sleeps with no future pending.
+/// How long the notifier sleeps with no future pending (Linux: elsewhere it polls).
+#[cfg(target_os = "linux")]
 const IDLE_SLEEP: Duration = Duration::from_secs(3600);
 
 impl Notifier {
