@@ -975,6 +975,86 @@ fn a_follower_waits_past_what_a_killed_creator_left() {
     Channel::remove(&name).unwrap();
 }
 
+/// What a follower waits past is a dead creator's file in shared memory, which the writer's
+/// restart replaces, and nothing else: a wait ended by a `Stop` says so; a file path that starts
+/// with zeros (nothing replaces one by itself: it may be a user's file) is refused 250 ms after
+/// it was found, as before; and a file that a process holds steadily, not what a creator at
+/// work leaves (a live channel whose magic was zeroed), is given up on once three looks in a
+/// row find it held, while a brief lock of another process's open (here 150 ms, two looks at
+/// most) does not end the wait, as a review found one look's lock did.
+#[test]
+fn a_follower_waits_past_only_what_a_restart_replaces() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("left-stop");
+    let location = Location::shm(&name).unwrap();
+    leave_killed_creator(&name);
+    let stop = mmf::Stop::new();
+    let stopper = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(600));
+            stop.stop();
+        }
+    });
+    let t = Instant::now();
+    let got = mmf::Follower::open(&location, Until::timeout(Duration::from_secs(20)).or(&stop));
+    assert!(
+        matches!(got, Err(mmf::channel::Error::Stopped { .. })),
+        "{got:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
+    stopper.join().unwrap();
+    std::fs::remove_file(location.path().unwrap()).unwrap();
+
+    let path = std::env::temp_dir().join(format!("{}.bin", unique("left-file")));
+    std::fs::write(&path, [0u8; 4096]).unwrap();
+    let t = Instant::now();
+    let got = mmf::Follower::open(Location::file(&path), Duration::from_secs(20));
+    assert!(
+        matches!(got, Err(mmf::channel::Error::NotInitialized { .. })),
+        "{got:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    std::fs::remove_file(&path).unwrap();
+
+    // Its first word zero, the rest of a header there: not what a creator at work leaves.
+    let name = unique("left-held");
+    let location = Location::shm(&name).unwrap();
+    let path = location.path().unwrap();
+    let file = std::fs::File::create_new(&path).unwrap();
+    file.write_all_at(&[0xa5; 4096], 0).unwrap();
+    file.write_all_at(&[0; 8], 0).unwrap();
+    let follower = std::thread::spawn({
+        let location = location.clone();
+        move || {
+            let got = mmf::Follower::open(&location, Duration::from_secs(20));
+            (got.map(|_| ()), Instant::now())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    file.lock_shared().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    file.unlock().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(!follower.is_finished(), "a brief lock ended the wait");
+    file.lock_shared().unwrap();
+    let held = Instant::now();
+    let (got, ended) = follower.join().unwrap();
+    assert!(
+        matches!(got, Err(mmf::channel::Error::NotInitialized { .. })),
+        "{got:?}"
+    );
+    let after = ended.duration_since(held);
+    assert!(after >= Duration::from_millis(150), "{after:?}");
+    assert!(after < Duration::from_secs(5), "{after:?}");
+    drop(file);
+    std::fs::remove_file(&path).unwrap();
+}
+
 /// The same for a reader of another user's channel, refused while the channel keeps its
 /// creation mode (0600; a creator that sets its mode last, as mmf does for a mode that lets
 /// others write) and may not open the file to ask whether it is held: it asks the kernel's

@@ -18,12 +18,21 @@ pub struct Followed {
     follower: Follower,
     /// Whether `open` had to wait for the channel to be created.
     created_meanwhile: bool,
-    /// Whether stderr was told that the name no longer leads to the channel (removed, not yet
-    /// created again): said once per removal.
-    removal_said: bool,
+    /// What stderr was last told of a name that no longer leads to the channel (removed, or
+    /// holding one not initialised): said once each time it changes, until a new channel.
+    gone_said: Option<Gone>,
     /// The process whose exit ends the wait (`--pid`), and the switch its exit turns (seen at
     /// once: a pidfd, watched by a thread of mmf's).
     pid: Option<(u32, Stop)>,
+}
+
+/// What a wait found under a name that no longer leads to the followed channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// No file: removed, not created again yet.
+    Removed,
+    /// A file not initialised: being created, or left by a creator that died.
+    Unfinished,
 }
 
 /// Why a wait returned.
@@ -48,10 +57,11 @@ impl Followed {
     /// once on stderr and waits for it until `deadline` (`None`: for ever), ending with exit
     /// code 8 if it passes first, or 9 if process `pid` exits first (it will not create it
     /// then). A channel being created is waited for as long as its creator runs
-    /// ([`Follower::open`]), and one left half-made by a creator that died is waited past, for
-    /// the channel that replaces it (saying so, and how to clear it). What cannot appear by
-    /// waiting is reported at once: a path whose directory is missing, something there that is
-    /// no channel.
+    /// ([`Follower::open`]), and one in shared memory left half-made by a creator that died is
+    /// waited past, for the channel that replaces it (saying so, and how to clear it). What
+    /// cannot appear by waiting is reported at once: a path whose directory is missing,
+    /// something there that is no channel, a file path that holds no channel header yet 250 ms
+    /// after it was found.
     pub fn open(
         location: Location,
         deadline: Option<Instant>,
@@ -67,7 +77,7 @@ impl Followed {
         let followed = |follower: Follower, created_meanwhile: bool| Followed {
             created_meanwhile: created_meanwhile || follower.appeared(),
             follower,
-            removal_said: false,
+            gone_said: None,
             pid: pid.map(|p| (p, exit.clone())),
         };
         // The first look does not wait: a missing channel is announced before the wait.
@@ -116,18 +126,21 @@ impl Followed {
                 true
             }
             Err(E::NotInitialized { .. }) if exited_before => return Err(left_unfinished().into()),
-            // Not initialised, 250 ms after it was found, and held by no process: its creator
-            // died. Its restart (`new --exist-ok`, a service's `open_or_create`) replaces it.
-            // (One held is no creator's leftover: a live channel whose magic was overwritten.)
-            Err(E::NotInitialized { .. })
-                if !mmf::channel::host::in_use(&location).unwrap_or(true) =>
-            {
-                crate::exit::note(format_args!(
-                    "channel '{location}' was left unfinished by a creator that died (not \
-                     initialised; {}); waiting for it to be created again{bound}",
-                    crate::exit::clear_unfinished(&location.to_string())
-                ));
-                true
+            // Not initialised 250 ms after it was found, in shared memory: most likely left
+            // by a creator that died, which its restart (`new --exist-ok`, a service's
+            // `open_or_create`) replaces; the wait below waits past it, or gives it up soon
+            // as `Follower::open` does (a file a process holds steadily). Said where no
+            // process holds it now (or it was removed already): a brief lock of another
+            // process's open does not make a leftover look like a live file.
+            Err(E::NotInitialized { .. }) if matches!(location, Location::Shm(_)) => {
+                if !mmf::channel::host::in_use(&location).unwrap_or(false) {
+                    crate::exit::note(format_args!(
+                        "channel '{location}' was left unfinished by a creator that died (not \
+                         initialised; {}); waiting for it to be created again{bound}",
+                        crate::exit::clear_unfinished(&location.to_string())
+                    ));
+                }
+                false
             }
             Err(e) => return Err(e.into()),
         };
@@ -231,8 +244,9 @@ impl Followed {
     /// exit of the `--pid` process (with nothing newer) exit code 9, an interrupt (Ctrl-C,
     /// SIGTERM, SIGHUP) the code `INTERRUPTED`, on which `main` ends by the signal.
     ///
-    /// Says on stderr, once each, that the channel was removed (the wait goes on, for a channel
-    /// created again under the name) and that a new one was found: a script that kept a
+    /// Says on stderr, once each, that the channel was removed, or replaced by one not
+    /// initialised (the wait goes on, for a channel created again under the name, or finished),
+    /// and that a new one was found: a script that kept a
     /// generation number must know it no longer applies.
     ///
     /// `refused`: the generation of a value the caller's read refused (damaged), which is not
@@ -289,7 +303,7 @@ impl Followed {
                         self.follower.location(),
                         self.channel().incarnation()
                     ));
-                    self.removal_said = false;
+                    self.gone_said = None;
                     return Ok(Waited::Replaced);
                 }
                 // A newer value; and what a later `Change` (non-exhaustive) may tell besides,
@@ -298,22 +312,30 @@ impl Followed {
                 // Removed and not created again (yet), or replaced by a channel not finished
                 // (being made slowly, or left by a creator that died): the wait goes on, which
                 // without a word looks like a wait on an idle channel.
-                None if !self.removal_said && self.follower.is_gone() => {
+                None if self.follower.is_gone() => {
                     let location = self.follower.location();
-                    let bound = bound(deadline, self.pid.as_ref().map(|(p, _)| *p));
-                    if location.path().is_some_and(|p| p.exists()) {
-                        crate::exit::note(format_args!(
-                            "channel '{location}' was replaced by one not initialised yet \
-                             (being created, or left unfinished by a creator that died); \
-                             waiting for it to be ready or created again{bound}"
-                        ));
+                    let gone = if location.path().is_some_and(|p| p.exists()) {
+                        Gone::Unfinished
                     } else {
-                        crate::exit::note(format_args!(
-                            "channel '{location}' was removed; waiting for it to be created \
-                             again{bound}"
-                        ));
+                        Gone::Removed
+                    };
+                    if self.gone_said != Some(gone) {
+                        let bound = bound(deadline, self.pid.as_ref().map(|(p, _)| *p));
+                        match gone {
+                            Gone::Unfinished => crate::exit::note(format_args!(
+                                "channel '{location}' was replaced by one not initialised yet \
+                                 (being created, or left unfinished by a creator that died: if \
+                                 no process is creating it, {}); waiting for it to be ready or \
+                                 created again{bound}",
+                                crate::exit::clear_unfinished(&location.to_string())
+                            )),
+                            Gone::Removed => crate::exit::note(format_args!(
+                                "channel '{location}' was removed; waiting for it to be created \
+                                 again{bound}"
+                            )),
+                        }
+                        self.gone_said = Some(gone);
                     }
-                    self.removal_said = true;
                 }
                 None => {}
             }

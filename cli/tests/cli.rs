@@ -2319,6 +2319,21 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         .output()
         .unwrap();
     fails(&out, 3, "no channel named 'T'");
+    // So is a file path that holds no channel header (a user's file that starts with zeros:
+    // nothing replaces it by itself), 250 ms after it was found.
+    let zeros = e.dir.join("zeros.bin");
+    std::fs::write(&zeros, [0u8; 4096]).unwrap();
+    fails(
+        &e.run(&[
+            "read",
+            zeros.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "20s",
+        ]),
+        1,
+        "is not initialised",
+    );
     assert!(
         t.elapsed() < std::time::Duration::from_secs(10),
         "{:?}",
@@ -2343,10 +2358,23 @@ fn waits_follow_the_name_across_creation_and_replacement() {
          mmf: channel 'half' was still left unfinished (not initialised) when the timeout \
          passed; `mmf remove half` clears it\n"
     );
-    // The writer's restart (`new --exist-ok`, as a service's `open_or_create`) replaces it.
+    // The writer's restart (`new --exist-ok`, as a service's `open_or_create`) replaces it,
+    // once it has not changed for a second (until then: "not initialised", exit 1).
+    let restart = || {
+        let t = std::time::Instant::now();
+        loop {
+            let out = e.run(&["new", "half", "--size", "64", "--exist-ok"]);
+            if out.status.success() {
+                break;
+            }
+            assert!(t.elapsed() < std::time::Duration::from_secs(20), "{out:?}");
+            fails(&out, 1, "channel 'half' is not initialised");
+            std::thread::sleep(ms(100));
+        }
+    };
     let bg = Bg::start(&e, &["read", "half", "--wait", "--timeout", "20s"]);
     bg.wait_stderr("'half' was left unfinished by a creator that died");
-    e.ok(&["new", "half", "--size", "64", "--exist-ok"]);
+    restart();
     e.ok(&["out", "half", "made"]);
     assert_eq!(bg.finish_ok(20), "made\n");
     // A watch whose channel is replaced by such a file says so, and takes up the restart.
@@ -2356,11 +2384,10 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     std::fs::write(e.dir.join("mmf.half"), [0u8; 4096]).unwrap();
     bg.wait_stderr(
         "mmf: channel 'half' was replaced by one not initialised yet (being created, or left \
-         unfinished by a creator that died); waiting for it to be ready or created again",
+         unfinished by a creator that died: if no process is creating it, `mmf remove half` \
+         clears it); waiting for it to be ready or created again",
     );
-    // `--exist-ok` replaces such a file once it has not changed for a second.
-    std::thread::sleep(ms(1000));
-    e.ok(&["new", "half", "--size", "64", "--exist-ok"]);
+    restart();
     e.ok(&["out", "half", "restarted"]);
     assert_eq!(bg.finish_ok(20), "made\nrestarted\n");
     // Replaced under a waiting reader: its handle alone would wait on the old memory for ever.

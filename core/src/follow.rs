@@ -125,13 +125,16 @@ impl Follower {
     /// waited for as a missing one is: its file empty (being allocated: about a second a GiB on
     /// a tmpfs), or found empty before, or a header of zeros only (allocated, not written yet),
     /// and held open by a process, as its creator holds it
-    /// ([`host::in_use`](crate::host::in_use)). One that no process holds was left half-made
-    /// by a creator that died: it is waited past as a missing name is, for the channel that
-    /// replaces it ([`Options::open_or_create`] of the restarted writer clears such a file, as
-    /// [`Options::create_or_replace`], `mmf new --force` and `mmf remove` do), and is
-    /// [`Error::NotInitialized`] when `until`'s deadline passes. Any other (held, and not what
-    /// a creator at work leaves) is given up on, as is another user's channel that may still
-    /// have its creation mode (see [`Options::init_timeout`]).
+    /// ([`host::in_use`](crate::host::in_use)). One in shared memory that no process holds was
+    /// left half-made by a creator that died: it is waited past as a missing name is, for the
+    /// channel that replaces it ([`Options::open_or_create`] of the restarted writer clears
+    /// such a file, as [`Options::create_or_replace`], `mmf new --force` and `mmf remove` do),
+    /// and is [`Error::NotInitialized`] when `until`'s deadline passes. Given up on: such a
+    /// file at a file path (nothing replaces one by itself, and it may be a user's file that
+    /// starts with zeros), one that three looks in a row (100 ms apart) find held and not what
+    /// a creator at work leaves (a live channel whose magic another process zeroed; a brief
+    /// lock of another process's open does not count), and another user's channel that may
+    /// still have its creation mode (see [`Options::init_timeout`]).
     ///
     /// Not told apart: a process that holds an empty file under the name (or one whose first
     /// 512 bytes are zeros, such as a preallocated data file) and never makes it a channel is
@@ -153,9 +156,8 @@ impl Follower {
     /// - [`Error::InvalidName`]: a name that cannot be;
     /// - [`Error::NotFound`]: a location where no channel can appear
     ///   ([`Location::can_appear`]);
-    /// - [`Error::NotInitialized`]: a channel held, and not initialised, that is not what a
-    ///   creator at work leaves (a live channel whose magic another process zeroed), as said
-    ///   above;
+    /// - [`Error::NotInitialized`]: a channel not initialised that is given up on, as said
+    ///   above (at a file path, or held and not what a creator at work leaves);
     /// - [`Error::PermissionDenied`]: a channel this process may not even read (another user's
     ///   that may still have its creation mode once the wait for it is over);
     /// - [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`],
@@ -164,8 +166,8 @@ impl Follower {
     ///
     /// When `until` is over:
     /// - [`Error::NotFound`]: its deadline passed with no channel under the name;
-    /// - [`Error::NotInitialized`]: its deadline passed with a channel left half-made by a
-    ///   creator that died under the name;
+    /// - [`Error::NotInitialized`]: its deadline passed with a shared-memory channel left
+    ///   half-made by a creator that died under the name;
     /// - [`Error::BeingCreated`]: its deadline, and the 250 ms, passed with a channel still
     ///   being made there;
     /// - [`Error::Stopped`]: one of its [`Stop`](crate::Stop)s was turned.
@@ -217,11 +219,19 @@ impl Follower {
                     // missing name is, for the channel that replaces it; at the deadline its
                     // error, which says how to clear it.
                     Some(Creation::Abandoned) => {
-                        if until.deadline_passed() {
-                            let channel = open_again(e, location)?;
-                            return Ok(Follower::holding(location, channel, true));
+                        // No creation under way: a channel found being made later gets its
+                        // 250 ms past the deadline, as after a missing name.
+                        being_made_since = None;
+                        if !until.deadline_passed() {
+                            LOOK_EVERY
+                        } else {
+                            match open_again(e, location) {
+                                Err(Error::NotFound { .. }) => INIT_LOOK_EVERY,
+                                opened => {
+                                    return opened.map(|ch| Follower::holding(location, ch, true))
+                                }
+                            }
                         }
-                        LOOK_EVERY
                     }
                     Some(judged @ (Creation::Young | Creation::Slow)) => {
                         let since = *being_made_since.get_or_insert(now);
@@ -239,10 +249,11 @@ impl Follower {
                             LOOK_EVERY
                         }
                     }
-                    None => {
-                        let channel = open_again(e, location)?;
-                        return Ok(Follower::holding(location, channel, true));
-                    }
+                    None => match open_again(e, location) {
+                        // Removed since the look: looked at again, as a missing name is.
+                        Err(Error::NotFound { .. }) => INIT_LOOK_EVERY,
+                        opened => return opened.map(|ch| Follower::holding(location, ch, true)),
+                    },
                 },
             };
             appeared = true;
@@ -274,8 +285,8 @@ impl Follower {
     /// Whether the last look of a [`wait`](Follower::wait) found the name leading nowhere: the
     /// channel was removed and no channel has been created under the name since (the wait
     /// goes on, for one that is), or one is still being created there, 250 ms after the wait
-    /// first found it so, or one was left there half-made by a creator that died (the wait
-    /// goes on, for the channel that replaces it). A caller may say so: a wait on a removed
+    /// first found it so, or a shared-memory channel was left there half-made by a creator that
+    /// died (the wait goes on, for the channel that replaces it). A caller may say so: a wait on a removed
     /// name looks like a wait on an idle channel.
     pub fn is_gone(&self) -> bool {
         self.gone
@@ -317,9 +328,9 @@ impl Follower {
     ///   header overwritten, under the mapping, as said above;
     /// - a new channel under the name that cannot be opened: [`open`](Follower::open)'s errors
     ///   of what waiting cannot change, such as [`Error::WrongMagic`] for a file that is no
-    ///   channel, or [`Error::NotInitialized`] for a live channel whose magic another process
-    ///   zeroed (a channel left half-made by a creator that died is waited past, as a removed
-    ///   name is: [`is_gone`](Follower::is_gone));
+    ///   channel, or [`Error::NotInitialized`] for one given up on as `open` gives it up (a
+    ///   shared-memory channel left half-made by a creator that died is waited past, as a
+    ///   removed name is: [`is_gone`](Follower::is_gone));
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the file under the name, or the followed
     ///   channel's own, could not be inspected (`stat`, `fstat`).
     pub fn wait(&mut self, since: u64, until: impl Into<Until>) -> Result<Option<Change>> {
@@ -599,7 +610,15 @@ impl Follower {
                     self.gone = true;
                     Ok(None)
                 }
-                None => open_again(e, &self.location).map(Some),
+                None => match open_again(e, &self.location) {
+                    // Removed since the look: as a missing name, at the next look.
+                    Err(Error::NotFound { .. }) => {
+                        self.gone = true;
+                        self.missing_since = Some(missing_since.unwrap_or(now));
+                        Ok(None)
+                    }
+                    opened => opened.map(Some),
+                },
             },
         }
     }
@@ -627,11 +646,18 @@ impl Follower {
 /// The error `e` of an open that [`judge`] let stand, after one more open where it is one that
 /// a creator finishing meanwhile clears (its header written, its `chmod` made, between the
 /// refused open and the judgement, which then found the file whole, or not held any more): that
-/// open's channel if it succeeds, else `e`.
+/// open's channel if it succeeds, [`Error::NotFound`] if the name was removed meanwhile (a dead
+/// creator's file, by the writer's restart: the callers look again, as for any missing name),
+/// else `e`.
 fn open_again(e: Error, location: &Location) -> Result<Channel> {
     match e {
         Error::NotInitialized { .. } | Error::PermissionDenied { .. } => {
-            try_open(location, Duration::ZERO).map_err(|_| e)
+            try_open(location, Duration::ZERO).map_err(|again| match again {
+                // Removed meanwhile (a dead creator's file, by the writer's restart): the
+                // caller waits for a channel under the name, as for any missing name.
+                Error::NotFound { .. } => again,
+                _ => e,
+            })
         }
         e => Err(e),
     }
@@ -736,7 +762,16 @@ struct Creating {
     /// Whether the last look found it past its [`INIT_WAIT`] ([`Creation::Slow`] or
     /// [`Creation::Abandoned`]): looked at every 100 ms from then on, not every 10 ms.
     aged: bool,
+    /// How many looks in a row, past its [`INIT_WAIT`], found it held and not what a creator at
+    /// work leaves (see [`judge`]).
+    held_looks: u8,
 }
+
+/// How many looks in a row must find a file not initialised, held by a process, and not what a
+/// creator at work leaves, before a follower gives it up ([`Error::NotInitialized`]): another
+/// process's open locks a dead creator's file for an instant (a follower's look, a restarting
+/// writer's retries for 250 ms), and one look that finds it so proves nothing.
+const HELD_LOOKS: u8 = 3;
 
 /// What a channel found being created is taken for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -746,10 +781,10 @@ enum Creation {
     /// Found so longer ago, and still what a creator at work leaves (see [`judge`]), held
     /// open by a process: its creator, still at work.
     Slow,
-    /// Not initialised, found so longer ago, and not what a creator at work leaves: its
-    /// creator died. Waited past as a removed name is, for the channel that replaces it
-    /// ([`Options::open_or_create`] clears such a file, as `create_or_replace` and `mmf remove`
-    /// do), not an error that ends a follower.
+    /// Not initialised, in shared memory, found so longer ago, and held by no process (or not
+    /// yet by [`HELD_LOOKS`] looks in a row): its creator died. Waited past as a removed name
+    /// is, for the channel that replaces it ([`Options::open_or_create`] clears such a file,
+    /// as `create_or_replace` and `mmf remove` do), not an error that ends a follower.
     Abandoned,
 }
 
@@ -767,12 +802,13 @@ enum Creation {
 /// Past [`INIT_WAIT`], one is still being made while a process holds it open ([`held_open`])
 /// and it is what a creator at work leaves: still empty (being allocated), or found empty
 /// before, or a header of zeros only (allocated, not written yet), or another user's file in
-/// its creation mode born within `being_made`'s window. One not initialised that no process
-/// holds was left by a creator that died: [`Creation::Abandoned`], looked at again as long as
-/// the caller waits (a creator that took its lock late holds it, and finishes it). Any other
-/// is `None`, its error standing: a live channel whose magic another process zeroed (it keeps
-/// the rest of its header, and its writer holds it), another user's file that kept its
-/// creation mode past that window.
+/// its creation mode born within `being_made`'s window. One in shared memory, not initialised,
+/// that no process holds was left by a creator that died: [`Creation::Abandoned`], looked at
+/// again as long as the caller waits (a creator that took its lock late holds it, and finishes
+/// it). Any other is `None`, its error standing: one at a file path, one that [`HELD_LOOKS`]
+/// looks in a row find held (a live channel whose magic another process zeroed keeps the rest
+/// of its header, and its writer holds it), another user's file that kept its creation mode
+/// past that window.
 fn judge(
     e: &Error,
     location: &Location,
@@ -806,6 +842,7 @@ fn judge(
         since: now,
         was_empty: false,
         aged: false,
+        held_looks: 0,
     }));
     c.was_empty |= meta.len() == 0;
     let first_seen = now.duration_since(c.since);
@@ -823,15 +860,28 @@ fn judge(
                 || (refused && crate::channel::being_made_meta(&meta, INIT_WAIT))
                 || (!refused && zero_header(location)))
         {
+            c.held_looks = 0;
             Creation::Slow
-        } else if !held && !refused {
-            Creation::Abandoned
-        } else {
-            // Held, and not what a creator at work leaves (a live channel whose magic another
-            // process zeroed), or another user's file that kept its creation mode (not told
-            // from a channel private to its owner): the error stands.
+        } else if refused || !matches!(location, Location::Shm(_)) {
+            // Another user's file that kept its creation mode (not told from a channel private
+            // to its owner), or a file path, which nothing replaces by itself (it may be a
+            // user's file that starts with zeros): the error stands.
             *creating = None;
             return None;
+        } else if !held {
+            c.held_looks = 0;
+            Creation::Abandoned
+        } else {
+            // Held, and not what a creator at work leaves: a live channel whose magic another
+            // process zeroed, or a brief lock of another process's open (a follower's look, a
+            // restarting writer's retries) on a dead creator's file. Given up on once looks in
+            // a row find it so.
+            c.held_looks += 1;
+            if c.held_looks >= HELD_LOOKS {
+                *creating = None;
+                return None;
+            }
+            Creation::Abandoned
         }
     };
     c.aged = judged != Creation::Young;
@@ -890,10 +940,11 @@ impl Follower {
     /// being created is looked at every 10 ms, without blocking the executor's thread, for
     /// 250 ms; after that, one still being made (as [`open`](Follower::open) tells it: a
     /// creator still allocating a channel of many MiB holds its empty file) every 100 ms, for
-    /// as long as it is; one that its creator left half-made when it died (no process holds it)
-    /// every 100 ms too, for the channel that replaces it. Any other ends the future:
-    /// [`Error::NotInitialized`] for a live channel whose magic another process zeroed, or
-    /// [`Error::PermissionDenied`] for another user's channel that kept its creation mode.
+    /// as long as it is; a shared-memory one that its creator left half-made when it died (no
+    /// process holds it) every 100 ms too, for the channel that replaces it. Any other ends the
+    /// future, as `open` gives it up: [`Error::NotInitialized`] (at a file path, or held and
+    /// not what a creator at work leaves), or [`Error::PermissionDenied`] for another user's
+    /// channel that kept its creation mode.
     /// Those 250 ms are judged by the file's status-change time (a second more where the
     /// file system keeps whole seconds), so a future made anew on every turn of a `select!`
     /// loop ends with the error too.
@@ -1150,22 +1201,30 @@ impl std::future::Future for OpenFollower {
                 }
                 // Being created: look again, for as long as `open` would wait (judged by the
                 // file, so that a future made anew gives up too).
-                Err(e) => match judge(&e, &this.location, &mut this.creating, now, true) {
-                    Some(Creation::Young) => {
-                        this.appeared = true;
-                        this.next_look = Some(now + INIT_LOOK_EVERY);
+                Err(e) => {
+                    match judge(&e, &this.location, &mut this.creating, now, true) {
+                        Some(Creation::Young) => {
+                            this.appeared = true;
+                            this.next_look = Some(now + INIT_LOOK_EVERY);
+                        }
+                        Some(Creation::Slow | Creation::Abandoned) => {
+                            this.appeared = true;
+                            this.next_look = Some(now + LOOK_EVERY);
+                        }
+                        None => match open_again(e, &this.location) {
+                            // Removed since the look: looked at again, as a missing name is.
+                            Err(Error::NotFound { .. }) => {
+                                this.appeared = true;
+                                this.next_look = Some(now + INIT_LOOK_EVERY);
+                            }
+                            opened => {
+                                return Poll::Ready(opened.map(|channel| {
+                                    Follower::holding(&this.location, channel, true)
+                                }))
+                            }
+                        },
                     }
-                    Some(Creation::Slow | Creation::Abandoned) => {
-                        this.appeared = true;
-                        this.next_look = Some(now + LOOK_EVERY);
-                    }
-                    None => {
-                        return Poll::Ready(
-                            open_again(e, &this.location)
-                                .map(|channel| Follower::holding(&this.location, channel, true)),
-                        )
-                    }
-                },
+                }
             }
         }
     }
