@@ -3981,6 +3981,51 @@ fn out_publishes_into_the_channel_that_replaced_the_one_it_opened() {
     assert_eq!(e.ok(&["read", "Q"]), "new\n");
 }
 
+/// `mmf prune` removes only the channel it judged stale, under its lock: a channel that `new
+/// --force` renames over the name between that judgement and the removal (here while strace
+/// holds the pruner's rename and unlink 0.6 s each) keeps the name and its value. A review made
+/// prune unlink the new channel so, with its unlink delayed; now the name is renamed aside in
+/// one step, and a file that is not the judged one is put back.
+#[test]
+fn prune_removes_only_the_channel_it_judged_not_one_renamed_over_it() {
+    let e = Env::new("prune-race");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "stale"]);
+    let Some(mut prune) = e.spawn_delaying(
+        "renameat2,unlink,unlinkat",
+        &["prune", "T", "--older-than", "0s"],
+    ) else {
+        return;
+    };
+    // Its exclusive lock says it has judged the channel (the checks take microseconds after it).
+    let t = std::time::Instant::now();
+    while !mmf::channel::host::in_use(e.shm_name("T")).unwrap() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "prune never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // (It says the old channel was in use: the pruner holds it.)
+    let forced = e.run(&["new", "T", "--size", "64", "--force"]);
+    assert!(forced.status.success(), "{forced:?}");
+    let fresh = mmf::Channel::open(e.shm_name("T")).unwrap();
+    e.ok(&["out", "T", "fresh"]);
+    assert!(finish_status(&mut prune, 20).success());
+    assert_eq!(e.ok(&["read", "T"]), "fresh\n");
+    assert!(
+        fresh.is_current().unwrap(),
+        "the name still leads to the new channel"
+    );
+    let left: Vec<_> = std::fs::read_dir(&e.dir)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".mmf-new-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// A creator killed before its channel was ready leaves an empty or zero-filled `mmf.NAME`
 /// (as large as the channel, once its space was reserved) that nothing can open; prune
 /// removed every stale channel but those, for ever.

@@ -397,9 +397,7 @@ impl Options {
         // creator's own file is removed (the name may lead to another's by now, made after a
         // remover took this one for a dead creator's).
         let unlink_own = || {
-            if still_named(&meta, location, path) {
-                let _ = std::fs::remove_file(path);
-            }
+            let _ = unlink_same(location, path, &meta);
         };
         let cleanup = |err: Error| {
             unlink_own();
@@ -1104,7 +1102,7 @@ impl Channel {
     ///   directory such as `/dev/shm`, whose sticky bit lets only its owner remove it), or
     ///   another file was put under the path while it was checked.
     pub fn remove(location: impl ToLocation) -> Result<()> {
-        remove_if(&*location.to_location()?, None)
+        remove_if(&*location.to_location()?, None).map(drop)
     }
 
     /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
@@ -2520,10 +2518,12 @@ const LOCK_GRACE: Duration = Duration::from_millis(50);
 
 /// [`Channel::remove`]; with `expect`, only if the name leads to that file (device
 /// and inode) when it is opened for the removal: a handle's own channel, not one made anew
-/// under the name since (what is left is the instant between that open and the unlink).
-fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<()> {
+/// under the name since, nor one renamed over the name before the unlink ([`unlink_same`]):
+/// `Ok(false)` then. Without `expect`, a file path is removed only if it is the file checked
+/// to be a channel (else [`Error::Io`]).
+pub(crate) fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<bool> {
     let Some(path) = location.path() else {
-        return Ok(());
+        return Ok(false);
     };
     let name = location.to_string();
     let checked = check_replaceable(location, &path, &name)?;
@@ -2534,35 +2534,84 @@ fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<
             .and_then(|f| f.metadata().ok())
             .is_some_and(|m| same_file(&m, expect));
         if !ours {
-            return Ok(());
+            return Ok(false);
         }
     }
-    // Still the file that was checked: a file put under the name since (renamed over it)
-    // is left alone. (What remains is the instant between this look and the unlink.)
-    if let Some(checked) = checked {
-        let now = std::fs::metadata(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
-            _ => io_error(&name, &path, "inspecting", e),
-        })?;
-        if !same_file(&now, &checked) {
-            return Err(io_error(
-                &name,
-                &path,
-                "removing",
-                io::Error::other("another file was put under the name while it was checked"),
-            ));
-        }
+    // Only the file that was checked (else the one opened to be marked): a file put under the
+    // name since (renamed over it: `create_or_replace`, `mmf new --force`) is left alone.
+    let target = checked
+        .or_else(|| expect.cloned())
+        .or_else(|| held.as_ref().and_then(|f| f.metadata().ok()));
+    let removed = match &target {
+        Some(target) => unlink_same(location, &path, target),
+        None => std::fs::remove_file(&path).map(|()| true),
     }
-    std::fs::remove_file(&path).map_err(|e| match e.kind() {
+    .map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
         io::ErrorKind::IsADirectory => directory(&name),
         _ => io_error(&name, &path, "removing", e),
     })?;
+    if !removed {
+        if expect.is_some() {
+            return Ok(false);
+        }
+        return Err(io_error(
+            &name,
+            &path,
+            "removing",
+            io::Error::other("another file was put under the name while it was checked"),
+        ));
+    }
     // Its followers learn that the name is gone now, not at their next look.
     if let Some(held) = &held {
         mark_retired(held);
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Removes the name `path` of `location` if it still leads to the file of `target` (device and
+/// inode; through a link for a file path, as it was opened): `Ok(true)` if it did, `Ok(false)`
+/// if another file is under the name, which is left there. Where the system renames without
+/// replacing in one step (Linux), the look and the removal are one: the name is renamed aside
+/// (a `.mmf-new-` name in the same directory), whatever it leads to at that instant, and the
+/// file moved is unlinked if it is `target`, else put back under the name. A check and then an
+/// unlink would remove a channel renamed over the name between the two (a review made `mmf
+/// prune` do that to a `new --force`'s channel, delaying its unlink 600 ms). Elsewhere that
+/// check and unlink is what is done. Should a third file take the name while another is aside
+/// (three processes at one name within microseconds), the one aside keeps its `.mmf-new-` name,
+/// which `mmf prune` removes once no process holds it.
+pub(crate) fn unlink_same(
+    location: &Location,
+    path: &Path,
+    target: &std::fs::Metadata,
+) -> io::Result<bool> {
+    let aside = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
+    match os::rename_noreplace(path, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            if !still_named(target, location, path) {
+                return Ok(false);
+            }
+            return std::fs::remove_file(path).map(|()| true);
+        }
+        Err(e) => return Err(e),
+    }
+    let moved = match location {
+        Location::Shm(_) => std::fs::symlink_metadata(&aside),
+        _ => std::fs::metadata(&aside),
+    };
+    if moved.is_ok_and(|m| same_file(&m, target)) {
+        return match std::fs::remove_file(&aside) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // A directory, say: back under its name, as it was.
+                let _ = os::rename_noreplace(&aside, path);
+                Err(e)
+            }
+        };
+    }
+    let _ = os::rename_noreplace(&aside, path);
+    Ok(false)
 }
 
 /// The file under `path`, opened before its name is removed or replaced, to be marked retired
@@ -3030,5 +3079,43 @@ mod tests {
         ch.publish_raw(Tag::BYTES, b"three").unwrap();
         assert_eq!(slot_of_latest(), NO_SLOT);
         assert_eq!(ch.read_raw().unwrap().1, b"three");
+    }
+
+    /// A removal by name removes only the file it was told of: another file renamed over the
+    /// name stays there (and nothing is left under a `.mmf-new-` name), the file told of goes,
+    /// and a directory told of is put back where it was, with the error.
+    #[test]
+    fn unlink_same_removes_only_the_file_it_was_told_of() {
+        let dir = std::env::temp_dir().join(format!("mmf-unlink-same-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let location = Location::file(dir.join("x.mmf"));
+        let path = location.path().unwrap();
+        std::fs::write(&path, b"judged").unwrap();
+        let judged = std::fs::metadata(&path).unwrap();
+        std::fs::write(dir.join("new"), b"renamed over").unwrap();
+        std::fs::rename(dir.join("new"), &path).unwrap();
+        assert!(!unlink_same(&location, &path, &judged).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"renamed over");
+        let names = |dir: &Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&dir), ["x.mmf"]);
+        let now = std::fs::metadata(&path).unwrap();
+        assert!(unlink_same(&location, &path, &now).unwrap());
+        assert!(names(&dir).is_empty());
+        std::fs::create_dir(&path).unwrap();
+        let folder = std::fs::metadata(&path).unwrap();
+        assert!(unlink_same(&location, &path, &folder).is_err());
+        assert!(path.is_dir());
+        assert_eq!(names(&dir), ["x.mmf"]);
+        let err = unlink_same(&location, &dir.join("gone"), &now).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -216,8 +216,8 @@ fn remove_if(
             return Ok(false);
         }
     }
-    crate::channel::Channel::remove(location)?;
-    Ok(true) // the lock goes with `file`
+    // Only this file: one renamed over the name meanwhile is left there (`Ok(false)`).
+    crate::channel::remove_if(location, Some(&meta)) // the lock goes with `file`
 }
 
 /// The creator's and the last writer's words (FORMAT.md §4) as the header of the channel file
@@ -482,8 +482,10 @@ pub(crate) fn remove_left_unfinished(
     if std::io::Seek::rewind(&mut file).is_err() || !zeros(&mut file) {
         return Leftover::Kept;
     }
-    match std::fs::remove_file(&path) {
-        Ok(()) => Leftover::Gone, // the lock goes with `file`
+    // Only this file: a channel renamed over the name meanwhile is left there (and the caller
+    // looks again).
+    match crate::channel::unlink_same(location, &path, &meta) {
+        Ok(_) => Leftover::Gone, // the lock goes with `file`
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Leftover::Gone,
         Err(_) => Leftover::NotOurs,
     }

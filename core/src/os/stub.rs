@@ -24,6 +24,10 @@ pub(crate) fn touch(file: &File) -> io::Result<()> {
 
 pub(crate) const NOFOLLOW: i32 = 0;
 
+pub(crate) fn rename_noreplace(_from: &std::path::Path, _to: &std::path::Path) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     file.set_len(len)
 }

@@ -34,6 +34,42 @@ pub(crate) fn touch(file: &File) -> io::Result<()> {
     }
 }
 
+/// Renames `from` to `to` unless `to` exists (`renameat2` with `RENAME_NOREPLACE`): one step,
+/// whatever the name `from` leads to at that instant (a link itself, not its target).
+/// `ErrorKind::Unsupported` where the kernel or the file system has no such rename.
+#[cfg(target_os = "linux")]
+pub(crate) fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both paths are NUL-terminated strings that live across the call, which only
+    // reads them; `AT_FDCWD` makes them plain paths.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // No `renameat2` (kernels before 3.15), or a file system without the flag.
+        Some(libc::ENOSYS | libc::EINVAL) => Err(io::ErrorKind::Unsupported.into()),
+        _ => Err(e),
+    }
+}
+
+/// No rename that refuses an existing target in one step here: `Unsupported`.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn rename_noreplace(_from: &std::path::Path, _to: &std::path::Path) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// Extra `open(2)` flags: never follow a symlink planted under a channel's name.
 pub(crate) const NOFOLLOW: i32 = libc::O_NOFOLLOW;
 
