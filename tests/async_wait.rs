@@ -298,6 +298,22 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
     assert_eq!(f.channel().incarnation(), writer.incarnation());
     drop(writer);
     Channel::remove(&name).unwrap();
+    // A file held steadily, not what a creator at work leaves (the rest of a header there, its
+    // first word zeroed): the error, also to a future made anew every 30 ms, which keeps no
+    // count across looks (a review found such a loop waiting for ever on it).
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::create_new(&path).unwrap();
+        file.write_all_at(&[0xa5; 4096], 0).unwrap();
+        file.write_all_at(&[0; 8], 0).unwrap();
+        file.lock_shared().unwrap();
+        let got = made_anew_every_30ms!(mmf::Follower::open_async(&location));
+        assert!(
+            matches!(got, Some(Err(mmf::channel::Error::NotInitialized { .. }))),
+            "{got:?}"
+        );
+    }
+    std::fs::remove_file(&path).unwrap();
 }
 
 /// A writer that restarts with remove and create, and a mode for its readers (0644), is followed

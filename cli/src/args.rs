@@ -236,7 +236,7 @@ pub struct OutArgs {
     /// bare number is seconds; 0 tries once): past it nothing is published, the channel keeps
     /// its value, and the exit code is 8. A writer that died holding the lock does not hold it
     /// up: its lock is taken over at once.
-    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub lock_timeout: std::time::Duration,
 }
 
@@ -505,13 +505,22 @@ impl Cli {
 /// way).
 fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let words: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
-    if words.get(1) != Some(&Some("out")) || words.contains(&Some("--")) {
+    // The verb, past the global flags (`mmf -q out T -1e-3`), which take no value.
+    let verb = words
+        .iter()
+        .skip(1)
+        .position(|w| !w.is_some_and(|w| w.starts_with('-')))
+        .map(|i| i + 1);
+    let Some(verb) = verb.filter(|&v| words[v] == Some("out")) else {
+        return args;
+    };
+    if words.contains(&Some("--")) {
         return args;
     }
     let mut positional = 0;
     let mut found = None;
     let mut option_value = false;
-    for (i, w) in words.iter().enumerate().skip(2) {
+    for (i, w) in words.iter().enumerate().skip(verb + 1) {
         // The DUR of `--lock-timeout DUR`: not a VALUE.
         if std::mem::take(&mut option_value) {
             continue;
@@ -768,6 +777,9 @@ mod tests {
             ),
             (&["out", "--lock-timeout", "2s", "T", "-.5"], "-.5", false),
             (&["out", "T", "--lock-timeout=2s", "-.5"], "-.5", false),
+            // Past a global flag before the verb.
+            (&["-q", "out", "T", "-1e-3"], "-1e-3", false),
+            (&["--quiet", "out", "T", "-.5", "--json"], "-.5", true),
         ] {
             match parse(words) {
                 Ok(Command::Out(o)) => {

@@ -131,10 +131,10 @@ impl Follower {
     /// such a file, as [`Options::create_or_replace`], `mmf new --force` and `mmf remove` do),
     /// and is [`Error::NotInitialized`] when `until`'s deadline passes. Given up on: such a
     /// file at a file path (nothing replaces one by itself, and it may be a user's file that
-    /// starts with zeros), one that three looks in a row (100 ms apart) find held and not what
-    /// a creator at work leaves (a live channel whose magic another process zeroed; a brief
-    /// lock of another process's open does not count), and another user's channel that may
-    /// still have its creation mode (see [`Options::init_timeout`]).
+    /// starts with zeros), one held steadily (three probes over 3 ms) and not what a creator at
+    /// work leaves (a live channel whose magic another process zeroed; the instant another
+    /// process's open holds a dead creator's file does not count), and another user's channel
+    /// that may still have its creation mode (see [`Options::init_timeout`]).
     ///
     /// Not told apart: a process that holds an empty file under the name (or one whose first
     /// 512 bytes are zeros, such as a preallocated data file) and never makes it a channel is
@@ -762,16 +762,15 @@ struct Creating {
     /// Whether the last look found it past its [`INIT_WAIT`] ([`Creation::Slow`] or
     /// [`Creation::Abandoned`]): looked at every 100 ms from then on, not every 10 ms.
     aged: bool,
-    /// How many looks in a row, past its [`INIT_WAIT`], found it held and not what a creator at
-    /// work leaves (see [`judge`]).
-    held_looks: u8,
 }
 
-/// How many looks in a row must find a file not initialised, held by a process, and not what a
-/// creator at work leaves, before a follower gives it up ([`Error::NotInitialized`]): another
-/// process's open locks a dead creator's file for an instant (a follower's look, a restarting
-/// writer's retries for 250 ms), and one look that finds it so proves nothing.
-const HELD_LOOKS: u8 = 3;
+/// When a look that found a file not initialised, held, and not what a creator at work leaves
+/// asks again whether it is held, after the first ask: another process's open holds a dead
+/// creator's file for an instant (a follower's look; a restarting writer's retries, every
+/// millisecond for 250 ms), and one ask that finds it so proves nothing. Asked within the look
+/// (3 ms in all), not across looks: a future made anew on every turn of a `select!` loop keeps
+/// no count, and a look's pace is its caller's.
+const HELD_ASKED_AGAIN: [Duration; 2] = [Duration::from_millis(1), Duration::from_millis(2)];
 
 /// What a channel found being created is taken for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -782,7 +781,7 @@ enum Creation {
     /// open by a process: its creator, still at work.
     Slow,
     /// Not initialised, in shared memory, found so longer ago, and held by no process (or not
-    /// yet by [`HELD_LOOKS`] looks in a row): its creator died. Waited past as a removed name
+    /// steadily, see [`HELD_ASKED_AGAIN`]): its creator died. Waited past as a removed name
     /// is, for the channel that replaces it ([`Options::open_or_create`] clears such a file,
     /// as `create_or_replace` and `mmf remove` do), not an error that ends a follower.
     Abandoned,
@@ -805,8 +804,8 @@ enum Creation {
 /// its creation mode born within `being_made`'s window. One in shared memory, not initialised,
 /// that no process holds was left by a creator that died: [`Creation::Abandoned`], looked at
 /// again as long as the caller waits (a creator that took its lock late holds it, and finishes
-/// it). Any other is `None`, its error standing: one at a file path, one that [`HELD_LOOKS`]
-/// looks in a row find held (a live channel whose magic another process zeroed keeps the rest
+/// it). Any other is `None`, its error standing: one at a file path, one held steadily
+/// ([`HELD_ASKED_AGAIN`]; a live channel whose magic another process zeroed keeps the rest
 /// of its header, and its writer holds it), another user's file that kept its creation mode
 /// past that window.
 fn judge(
@@ -842,7 +841,6 @@ fn judge(
         since: now,
         was_empty: false,
         aged: false,
-        held_looks: 0,
     }));
     c.was_empty |= meta.len() == 0;
     let first_seen = now.duration_since(c.since);
@@ -860,7 +858,6 @@ fn judge(
                 || (refused && crate::channel::being_made_meta(&meta, INIT_WAIT))
                 || (!refused && zero_header(location)))
         {
-            c.held_looks = 0;
             Creation::Slow
         } else if refused || !matches!(location, Location::Shm(_)) {
             // Another user's file that kept its creation mode (not told from a channel private
@@ -869,15 +866,18 @@ fn judge(
             *creating = None;
             return None;
         } else if !held {
-            c.held_looks = 0;
             Creation::Abandoned
         } else {
             // Held, and not what a creator at work leaves: a live channel whose magic another
-            // process zeroed, or a brief lock of another process's open (a follower's look, a
-            // restarting writer's retries) on a dead creator's file. Given up on once looks in
-            // a row find it so.
-            c.held_looks += 1;
-            if c.held_looks >= HELD_LOOKS {
+            // process zeroed, or an instant's lock of another process's open (a follower's look,
+            // a restarting writer's retries) on a dead creator's file. Given up on if held
+            // steadily.
+            let start = Instant::now();
+            let steadily = HELD_ASKED_AGAIN.iter().all(|&at| {
+                std::thread::sleep(at.saturating_sub(start.elapsed()));
+                held_open(location, &meta)
+            });
+            if steadily {
                 *creating = None;
                 return None;
             }
