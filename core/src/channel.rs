@@ -2571,30 +2571,37 @@ pub(crate) fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>)
 
 /// Removes the name `path` of `location` if it still leads to the file of `target` (device and
 /// inode; through a link for a file path, as it was opened): `Ok(true)` if it did, `Ok(false)`
-/// if another file is under the name, which is left there. Where the system renames without
-/// replacing in one step (Linux), the look and the removal are one: the name is renamed aside
-/// (a `.mmf-new-` name in the same directory), whatever it leads to at that instant, and the
-/// file moved is unlinked if it is `target`, else put back under the name. A check and then an
-/// unlink would remove a channel renamed over the name between the two (a review made `mmf
-/// prune` do that to a `new --force`'s channel, delaying its unlink 600 ms). Elsewhere that
-/// check and unlink is what is done. Should a third file take the name while another is aside
-/// (three processes at one name within microseconds), the one aside keeps its `.mmf-new-` name,
-/// which `mmf prune` removes once no process holds it.
+/// if another file is under the name, which is left there untouched; `NotFound` if nothing is.
+/// A look and then an unlink would remove a channel renamed over the name between the two (a
+/// review made `mmf prune` do that to a `new --force`'s channel, delaying its unlink 600 ms).
+/// So, once a look found `target` there, where the system renames without replacing in one
+/// step (Linux), the name is renamed aside (a `.mmf-new-` name in the same directory), whatever
+/// it leads to at that instant, and the file moved is unlinked if it is `target`, else put back
+/// under the name. Elsewhere, and where a rename is refused, the look and the unlink remain.
+/// Should a third file take the name while another is aside (three processes at one name within
+/// microseconds), or this process be killed in those microseconds, the one aside keeps its
+/// `.mmf-new-` name, which `mmf prune` removes once no process holds it.
 pub(crate) fn unlink_same(
     location: &Location,
     path: &Path,
     target: &std::fs::Metadata,
 ) -> io::Result<bool> {
+    let now = match location {
+        Location::Shm(_) => std::fs::symlink_metadata(path),
+        _ => std::fs::metadata(path),
+    }?;
+    // Another file under the name already: not touched at all (it may be another process's
+    // live channel, which a rename aside would take off its name for an instant).
+    if !same_file(&now, target) {
+        return Ok(false);
+    }
     let aside = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
     match os::rename_noreplace(path, &aside) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-            if !still_named(target, location, path) {
-                return Ok(false);
-            }
-            return std::fs::remove_file(path).map(|()| true);
-        }
-        Err(e) => return Err(e),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+        // No such rename here (`Unsupported`), or one a policy refuses where an unlink may
+        // pass: the look above, then the unlink, whose own error is the caller's.
+        Err(_) => return std::fs::remove_file(path).map(|()| true),
     }
     let moved = match location {
         Location::Shm(_) => std::fs::symlink_metadata(&aside),
@@ -3086,6 +3093,7 @@ mod tests {
     /// and a directory told of is put back where it was, with the error.
     #[test]
     fn unlink_same_removes_only_the_file_it_was_told_of() {
+        use std::os::unix::fs::MetadataExt;
         let dir = std::env::temp_dir().join(format!("mmf-unlink-same-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
@@ -3095,8 +3103,17 @@ mod tests {
         let judged = std::fs::metadata(&path).unwrap();
         std::fs::write(dir.join("new"), b"renamed over").unwrap();
         std::fs::rename(dir.join("new"), &path).unwrap();
+        let before = std::fs::metadata(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
         assert!(!unlink_same(&location, &path, &judged).unwrap());
         assert_eq!(std::fs::read(&path).unwrap(), b"renamed over");
+        // Not even renamed aside and back (a rename sets the status-change time): another
+        // process's live channel never leaves its name.
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (before.ctime(), before.ctime_nsec()),
+            (after.ctime(), after.ctime_nsec())
+        );
         let names = |dir: &Path| -> Vec<String> {
             let mut names: Vec<String> = std::fs::read_dir(dir)
                 .unwrap()
