@@ -216,22 +216,13 @@ impl Follower {
                         return Err(stopped.unwrap_or(e));
                     }
                     // A creator died before it finished the channel: waited past, as a
-                    // missing name is, for the channel that replaces it; at the deadline its
-                    // error, which says how to clear it.
-                    Some(Creation::Abandoned) => {
+                    // missing name is, for the channel that replaces it (at the deadline, its
+                    // error below, which says how to clear it).
+                    Some(Creation::Abandoned) if !until.deadline_passed() => {
                         // No creation under way: a channel found being made later gets its
                         // 250 ms past the deadline, as after a missing name.
                         being_made_since = None;
-                        if !until.deadline_passed() {
-                            LOOK_EVERY
-                        } else {
-                            match open_again(e, location) {
-                                Err(Error::NotFound { .. }) => INIT_LOOK_EVERY,
-                                opened => {
-                                    return opened.map(|ch| Follower::holding(location, ch, true))
-                                }
-                            }
-                        }
+                        LOOK_EVERY
                     }
                     Some(judged @ (Creation::Young | Creation::Slow)) => {
                         let since = *being_made_since.get_or_insert(now);
@@ -249,7 +240,7 @@ impl Follower {
                             LOOK_EVERY
                         }
                     }
-                    None => match open_again(e, location) {
+                    Some(Creation::Abandoned) | None => match open_again(e, location) {
                         // Removed since the look: looked at again, as a missing name is.
                         Err(Error::NotFound { .. }) => INIT_LOOK_EVERY,
                         opened => return opened.map(|ch| Follower::holding(location, ch, true)),
@@ -768,8 +759,9 @@ struct Creating {
 /// asks again whether it is held, after the first ask: another process's open holds a dead
 /// creator's file for an instant (a follower's look; a restarting writer's retries, every
 /// millisecond for 250 ms), and one ask that finds it so proves nothing. Asked within the look
-/// (3 ms in all), not across looks: a future made anew on every turn of a `select!` loop keeps
-/// no count, and a look's pace is its caller's.
+/// (2 ms more), not across looks: a future made anew on every turn of a `select!` loop keeps
+/// no count, and a look's pace is its caller's. (So a poll of an async follower may sleep those
+/// 2 ms, for such a file only: one held and not initialised.)
 const HELD_ASKED_AGAIN: [Duration; 2] = [Duration::from_millis(1), Duration::from_millis(2)];
 
 /// What a channel found being created is taken for.
