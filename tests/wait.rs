@@ -981,7 +981,8 @@ fn a_follower_waits_past_what_a_killed_creator_left() {
 /// it was found, as before; and a file that a process holds steadily, not what a creator at
 /// work leaves (a live channel whose magic was zeroed), is given up on, while the instant's
 /// lock of another process's open (here a restarting writer's retries, every millisecond for
-/// 1.2 s) does not end the wait, as a review found a look that caught one did.
+/// 1.2 s) does not end the wait, as a review found a look that caught one did, nor a holder
+/// descheduled for milliseconds.
 #[test]
 fn a_follower_waits_past_only_what_a_restart_replaces() {
     use std::os::unix::fs::FileExt;
@@ -1049,6 +1050,17 @@ fn a_follower_waits_past_only_what_a_restart_replaces() {
     }
     assert!(opens > 100, "{opens}");
     assert!(!follower.is_finished(), "an open's lock ended the wait");
+    // A holder descheduled for milliseconds (here 30 ms of every 170, a period the looks'
+    // 100 ms keep moving across, so that some look finds it held): a review found asks 2 ms
+    // apart giving the file up; two looks 100 ms apart never both fall in one such hold.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        file.lock_shared().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        file.unlock().unwrap();
+        std::thread::sleep(Duration::from_millis(140));
+    }
+    assert!(!follower.is_finished(), "a lock of 30 ms ended the wait");
     file.lock_shared().unwrap();
     let held = Instant::now();
     let (got, ended) = follower.join().unwrap();

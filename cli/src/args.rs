@@ -535,6 +535,10 @@ fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
             positional += 1;
         }
     }
+    // `--lock-timeout` last, its DUR missing: clap's error says so, not about the VALUE.
+    if option_value {
+        return args;
+    }
     if let (Some(i), 2) = (found, positional) {
         let value = args.remove(i);
         args.push("--".into());
@@ -811,6 +815,7 @@ mod tests {
             &["out", "T", "-x"],
             &["out", "T", "-1e-3", "extra"],
             &["out", "T", "extra", "-1e-3"],
+            &["out", "T", "-1e-3", "--lock-timeout"],
         ] {
             assert_eq!(negative_numbers(argv(words)), argv(words), "{words:?}");
         }

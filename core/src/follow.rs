@@ -131,7 +131,7 @@ impl Follower {
     /// such a file, as [`Options::create_or_replace`], `mmf new --force` and `mmf remove` do),
     /// and is [`Error::NotInitialized`] when `until`'s deadline passes. Given up on: such a
     /// file at a file path (nothing replaces one by itself, and it may be a user's file that
-    /// starts with zeros), one held steadily (three probes over 3 ms) and not what a creator at
+    /// starts with zeros), one that every look finds held for 200 ms and not what a creator at
     /// work leaves (a live channel whose magic another process zeroed; the instant another
     /// process's open holds a dead creator's file does not count), and another user's channel
     /// that may still have its creation mode (see [`Options::init_timeout`]).
@@ -753,15 +753,22 @@ struct Creating {
     /// Whether the last look found it past its [`INIT_WAIT`] ([`Creation::Slow`] or
     /// [`Creation::Abandoned`]): looked at every 100 ms from then on, not every 10 ms.
     aged: bool,
+    /// Since when every look found it held and not what a creator at work leaves (see
+    /// [`judge`]); `None` once a look finds it otherwise.
+    held_since: Option<Instant>,
 }
 
-/// When a look that found a file not initialised, held, and not what a creator at work leaves
-/// asks again whether it is held, after the first ask: another process's open holds a dead
-/// creator's file for an instant (a follower's look; a restarting writer's retries, every
-/// millisecond for 250 ms), and one ask that finds it so proves nothing. Asked within the look
-/// (2 ms more), not across looks: a future made anew on every turn of a `select!` loop keeps
-/// no count, and a look's pace is its caller's. (So a poll of an async follower may sleep those
-/// 2 ms, for such a file only: one held and not initialised.)
+/// How long looks must find a file not initialised, held, and not what a creator at work
+/// leaves, with no look between finding it otherwise, before a follower gives it up: another
+/// process's open holds a dead creator's file for an instant (a follower's look; a restarting
+/// writer's retries, every millisecond for 250 ms), and a process descheduled in that instant
+/// holds it for milliseconds, so one look, or asks a few milliseconds apart, prove nothing.
+const HELD_FOR: Duration = Duration::from_millis(200);
+
+/// For a future that keeps no count across looks (`open_async`, made anew on every turn of a
+/// `select!` loop, judges by the file): when its look asks again whether such a file is held,
+/// after the first ask. (So such a poll may sleep 2 ms, for such a file only.) A holder
+/// descheduled over those 2 ms still makes that future give the file up.
 const HELD_ASKED_AGAIN: [Duration; 2] = [Duration::from_millis(1), Duration::from_millis(2)];
 
 /// What a channel found being created is taken for.
@@ -773,7 +780,7 @@ enum Creation {
     /// open by a process: its creator, still at work.
     Slow,
     /// Not initialised, in shared memory, found so longer ago, and held by no process (or not
-    /// steadily, see [`HELD_ASKED_AGAIN`]): its creator died. Waited past as a removed name
+    /// steadily, see [`HELD_FOR`]): its creator died. Waited past as a removed name
     /// is, for the channel that replaces it ([`Options::open_or_create`] clears such a file,
     /// as `create_or_replace` and `mmf remove` do), not an error that ends a follower.
     Abandoned,
@@ -797,9 +804,9 @@ enum Creation {
 /// that no process holds was left by a creator that died: [`Creation::Abandoned`], looked at
 /// again as long as the caller waits (a creator that took its lock late holds it, and finishes
 /// it). Any other is `None`, its error standing: one at a file path, one held steadily
-/// ([`HELD_ASKED_AGAIN`]; a live channel whose magic another process zeroed keeps the rest
-/// of its header, and its writer holds it), another user's file that kept its creation mode
-/// past that window.
+/// ([`HELD_FOR`], [`HELD_ASKED_AGAIN`]; a live channel whose magic another process zeroed
+/// keeps the rest of its header, and its writer holds it), another user's file that kept its
+/// creation mode past that window.
 fn judge(
     e: &Error,
     location: &Location,
@@ -833,6 +840,7 @@ fn judge(
         since: now,
         was_empty: false,
         aged: false,
+        held_since: None,
     }));
     c.was_empty |= meta.len() == 0;
     let first_seen = now.duration_since(c.since);
@@ -850,6 +858,7 @@ fn judge(
                 || (refused && crate::channel::being_made_meta(&meta, INIT_WAIT))
                 || (!refused && zero_header(location)))
         {
+            c.held_since = None;
             Creation::Slow
         } else if refused || !matches!(location, Location::Shm(_)) {
             // Another user's file that kept its creation mode (not told from a channel private
@@ -858,17 +867,23 @@ fn judge(
             *creating = None;
             return None;
         } else if !held {
+            c.held_since = None;
             Creation::Abandoned
         } else {
             // Held, and not what a creator at work leaves: a live channel whose magic another
             // process zeroed, or an instant's lock of another process's open (a follower's look,
-            // a restarting writer's retries) on a dead creator's file. Given up on if held
-            // steadily.
-            let start = Instant::now();
-            let steadily = HELD_ASKED_AGAIN.iter().all(|&at| {
-                std::thread::sleep(at.saturating_sub(start.elapsed()));
-                held_open(location, &meta)
-            });
+            // a restarting writer's retries) on a dead creator's file. Given up on once held
+            // for HELD_FOR by every look; by a future that keeps no count, once held at asks
+            // 2 ms apart, of this same file.
+            let since = *c.held_since.get_or_insert(now);
+            let steadily = now.duration_since(since) >= HELD_FOR
+                || (by_file && {
+                    let start = Instant::now();
+                    HELD_ASKED_AGAIN.iter().all(|&at| {
+                        std::thread::sleep(at.saturating_sub(start.elapsed()));
+                        same_file_named(location, &meta) && held_open(location, &meta)
+                    })
+                });
             if steadily {
                 *creating = None;
                 return None;
@@ -878,6 +893,13 @@ fn judge(
     };
     c.aged = judged != Creation::Young;
     Some(judged)
+}
+
+/// Whether the name `location` still leads to the file of `meta` (device and inode).
+fn same_file_named(location: &Location, meta: &std::fs::Metadata) -> bool {
+    location
+        .path()
+        .is_some_and(|p| crate::channel::still_named(meta, location, &p))
 }
 
 /// Whether the file at `location` starts with a channel header's worth of zeros (512 bytes, or
