@@ -876,15 +876,9 @@ fn judge(
             // for HELD_FOR by every look; by a future that keeps no count, once held at asks
             // 2 ms apart, of this same file.
             let since = *c.held_since.get_or_insert(now);
-            let steadily = now.duration_since(since) >= HELD_FOR
-                || (by_file && {
-                    let start = Instant::now();
-                    HELD_ASKED_AGAIN.iter().all(|&at| {
-                        std::thread::sleep(at.saturating_sub(start.elapsed()));
-                        same_file_named(location, &meta) && held_open(location, &meta)
-                    })
-                });
-            if steadily {
+            if now.duration_since(since) >= HELD_FOR
+                || (by_file && held_when_asked_again(location, &meta))
+            {
                 *creating = None;
                 return None;
             }
@@ -895,11 +889,17 @@ fn judge(
     Some(judged)
 }
 
-/// Whether the name `location` still leads to the file of `meta` (device and inode).
-fn same_file_named(location: &Location, meta: &std::fs::Metadata) -> bool {
-    location
-        .path()
-        .is_some_and(|p| crate::channel::still_named(meta, location, &p))
+/// Whether the name `location` still leads to the file of `meta`, held by a process, each time
+/// it is asked again at [`HELD_ASKED_AGAIN`] (sleeping between the asks).
+fn held_when_asked_again(location: &Location, meta: &std::fs::Metadata) -> bool {
+    let Some(path) = location.path() else {
+        return false;
+    };
+    let start = Instant::now();
+    HELD_ASKED_AGAIN.iter().all(|&at| {
+        std::thread::sleep(at.saturating_sub(start.elapsed()));
+        crate::channel::still_named(meta, location, &path) && held_open(location, meta)
+    })
 }
 
 /// Whether the file at `location` starts with a channel header's worth of zeros (512 bytes, or
