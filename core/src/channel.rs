@@ -2575,9 +2575,10 @@ pub(crate) fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>)
 /// A look and then an unlink would remove a channel renamed over the name between the two (a
 /// review made `mmf prune` do that to a `new --force`'s channel, delaying its unlink 600 ms).
 /// So, once a look found `target` there, where the system renames without replacing in one
-/// step (Linux), the name is renamed aside (a `.mmf-new-` name in the same directory), whatever
-/// it leads to at that instant, and the file moved is unlinked if it is `target`, else put back
-/// under the name. Elsewhere, and where a rename is refused, the look and the unlink remain.
+/// step (Linux; macOS, whose `renamex_np` is built but not run here), the name is renamed
+/// aside (a `.mmf-new-` name in the same directory), whatever it leads to at that instant, and
+/// the file moved is unlinked if it is `target`, else put back under the name. Elsewhere, and
+/// where a rename is refused, the look and the unlink remain.
 /// Should a third file take the name while another is aside (three processes at one name within
 /// microseconds), or this process be killed in those microseconds, the one aside keeps its
 /// `.mmf-new-` name, which `mmf prune` removes once no process holds it.

@@ -64,8 +64,28 @@ pub(crate) fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> 
     }
 }
 
+/// Renames `from` to `to` unless `to` exists (`renamex_np` with `RENAME_EXCL`): one step, as on
+/// Linux. `ErrorKind::Unsupported` where the file system has no such rename (`ENOTSUP`).
+#[cfg(target_os = "macos")]
+pub(crate) fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both paths are NUL-terminated strings that live across the call, which only
+    // reads them.
+    let rc = unsafe { libc::renamex_np(from.as_ptr(), to.as_ptr(), libc::RENAME_EXCL) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOTSUP | libc::EINVAL) => Err(io::ErrorKind::Unsupported.into()),
+        _ => Err(e),
+    }
+}
+
 /// No rename that refuses an existing target in one step here: `Unsupported`.
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) fn rename_noreplace(_from: &std::path::Path, _to: &std::path::Path) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
