@@ -436,6 +436,12 @@ impl Cli {
                         std::process::exit(2);
                     }
                 }
+                // `mmf out T --lock-timeout -- -x`: clap takes `--` for the DUR and then
+                // complains of `-x`, with a tip to write what was written.
+                if let Some(said) = value_missing_before_double_dash(&args) {
+                    eprintln!("mmf: {said}");
+                    std::process::exit(2);
+                }
                 e.exit()
             })
         })
@@ -613,6 +619,47 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
     None
 }
 
+/// What to say of an option that takes a value (`--lock-timeout DUR`, `--size SIZE`) written
+/// right before the `--` that ends the options, its value left out: clap takes the `--` for the
+/// value and reports the word after it instead. `None` if no such option is there.
+fn value_missing_before_double_dash(args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    let end = args.iter().position(|a| a == "--")?;
+    let option = args.get(end.checked_sub(1)?)?.to_str()?;
+    let command = Cli::command();
+    let verb = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|w| !w.starts_with('-'))
+        .and_then(|v| {
+            command
+                .get_subcommands()
+                .find(|c| c.get_name() == v || c.get_all_aliases().any(|a| a == v))
+        })?;
+    let arg = verb.get_arguments().find(|a| {
+        option
+            .strip_prefix("--")
+            .is_some_and(|l| a.get_long() == Some(l))
+            || option
+                .strip_prefix('-')
+                .and_then(|s| s.parse::<char>().ok())
+                .is_some_and(|c| a.get_short() == Some(c))
+    })?;
+    if !arg.get_action().takes_values() {
+        return None;
+    }
+    let value = arg
+        .get_value_names()
+        .and_then(|n| n.first())
+        .map_or_else(|| arg.get_id().as_str().to_uppercase(), ToString::to_string);
+    Some(format!(
+        "'{option}' needs its {value} before '--' (a '--' ends the options, and is not a \
+         {value}: `mmf {} ... {option} {value} -- ...`)",
+        verb.get_name()
+    ))
+}
+
 /// Whether `word` is a negative decimal number: `-`, digits with at most one `.` (a digit on
 /// one side of it at least), then perhaps `e` or `E`, a sign perhaps, and digits.
 fn negative_number(word: &str) -> bool {
@@ -750,6 +797,27 @@ mod tests {
             &["new", "T", "-Bogus"],
             &["out", "T", "--", "-Size"],
             &["out", "T", "-X"],
+        ] {
+            assert_eq!(said(words), None, "{words:?}");
+        }
+    }
+
+    /// An option whose value is left out before `--` is named; a `--` after a flag that takes
+    /// no value, or after a value, is not.
+    #[test]
+    fn a_value_left_out_before_double_dash_is_named() {
+        let said = |words: &[&str]| value_missing_before_double_dash(&argv(words));
+        let dur = said(&["out", "T", "--lock-timeout", "--", "-x"]).unwrap();
+        assert!(dur.contains("'--lock-timeout' needs its DUR"), "{dur}");
+        let size = said(&["new", "T", "-s", "--"]).unwrap();
+        assert!(size.contains("'-s' needs its SIZE"), "{size}");
+        assert!(said(&["-q", "read", "T", "--timeout", "--"]).is_some());
+        for words in [
+            &["out", "T", "--", "-x"][..],
+            &["out", "T", "--json", "--", "-x"],
+            &["out", "T", "--lock-timeout", "2s", "--", "-x"],
+            &["out", "T", "--lock-timeout"],
+            &["bogus", "--timeout", "--"],
         ] {
             assert_eq!(said(words), None, "{words:?}");
         }

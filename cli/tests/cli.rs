@@ -403,6 +403,20 @@ fn out_waits_for_the_writer_lock_as_long_as_lock_timeout_says() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(e.ok(&["read", "T"]), "after\n");
+    // A DUR left out before `--` is said to be that, not "unexpected argument '-x'" with a tip to
+    // write `-- -x`, which was written; nothing is published.
+    fails(
+        &e.run(&["out", "T", "--lock-timeout", "--", "-x"]),
+        2,
+        "'--lock-timeout' needs its DUR before '--'",
+    );
+    fails(
+        &e.run(&["-q", "out", "T", "--json", "--lock-timeout", "--", "-5"]),
+        2,
+        "'--lock-timeout' needs its DUR before '--'",
+    );
+    e.ok(&["out", "T", "--lock-timeout", "1s", "--", "-x"]);
+    assert_eq!(e.ok(&["read", "T"]), "-x\n");
 }
 
 /// `out` reads no more of standard input than the value may take in the channel as it is (`yes |
