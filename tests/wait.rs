@@ -415,17 +415,22 @@ fn a_follower_moves_to_a_replacement_while_the_old_channel_is_still_published() 
     Channel::remove(&name).unwrap();
 }
 
-/// What cannot appear by waiting is an error at once: a file path into a missing directory; a
-/// name that stays missing is `NotFound` once the timeout passes.
+/// What cannot appear by waiting is an error at once: a file path through a file; a name that
+/// stays missing is `NotFound` once the timeout passes.
 #[test]
 fn a_follower_does_not_wait_for_what_cannot_appear() {
     let t = Instant::now();
-    let missing_dir = Location::file("/no/such/dir/x.mmf");
-    assert!(matches!(
-        mmf::Follower::open(&missing_dir, Duration::from_secs(20)),
-        Err(mmf::channel::Error::NotFound { .. })
-    ));
+    let file = std::env::temp_dir().join(unique("a-file"));
+    std::fs::write(&file, b"not a directory").unwrap();
+    let through_a_file = Location::file(file.join("x.mmf"));
+    let got = mmf::Follower::open(&through_a_file, Duration::from_secs(20));
+    assert!(
+        matches!(&got, Err(mmf::channel::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotADirectory),
+        "{got:?}"
+    );
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    std::fs::remove_file(&file).unwrap();
     // An anonymous channel no other process can create.
     assert!(matches!(
         mmf::Follower::open(&Location::Anonymous, Duration::from_secs(20)),
@@ -443,6 +448,49 @@ fn a_follower_does_not_wait_for_what_cannot_appear() {
         "{:?}",
         t.elapsed()
     );
+}
+
+/// A file path into a directory that does not exist yet is waited for, as a missing name is: a
+/// service makes its directory when it starts (`mkdir -p /run/app`), after a reader that
+/// started first began to wait. A follower failed at once there before.
+#[test]
+fn a_follower_waits_for_a_directory_made_after_it_started() {
+    let top = std::env::temp_dir().join(unique("later-dir"));
+    let location = Location::file(top.join("run/app/state.mmf"));
+    assert!(location.can_appear());
+    let t = Instant::now();
+    let got = mmf::Follower::open(&location, Duration::from_millis(300));
+    assert!(
+        matches!(got, Err(mmf::channel::Error::NotFound { .. })),
+        "{got:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    let service = std::thread::spawn({
+        let top = top.clone();
+        let location = location.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::create_dir_all(top.join("run/app")).unwrap();
+            let writer = Channel::create(&location, 64).unwrap();
+            writer.publish_raw(mmf::Tag::TEXT, b"started").unwrap();
+            writer
+        }
+    });
+    let mut f = mmf::Follower::open(&location, Duration::from_secs(20)).unwrap();
+    assert!(f.appeared());
+    let writer = service.join().unwrap();
+    if f.channel().generation() == 0 {
+        f.wait(0, Duration::from_secs(10))
+            .unwrap()
+            .expect("published");
+    }
+    assert_eq!(f.channel().read_string().unwrap(), "started");
+    drop((f, writer));
+    std::fs::remove_dir_all(&top).unwrap();
 }
 
 /// Answers every ping (generation g on `NAME-ping`) with a pong of generation g.

@@ -292,7 +292,7 @@ pub struct ReadArgs {
     #[arg(long)]
     pub raw: bool,
     /// Wait for a value newer than the current one. A channel that does not exist yet is waited
-    /// for (a note on stderr says so); one removed and created again meanwhile is followed, and
+    /// for (a note on stderr says so), also in a directory not made yet; one removed and created again meanwhile is followed, and
     /// its first value counts as newer. One its creator left unfinished when it died is waited
     /// past, for the one that replaces it (a note says so, and how to clear it). A newer value
     /// a crash damaged is said on stderr and waited past, for the publish that replaces it.

@@ -346,7 +346,7 @@ pub fn out_command(name: &str) -> String {
 }
 
 /// For a file path (`name` has a '/'), its directory if that does not exist.
-fn missing_dir(name: &str) -> Option<std::path::PathBuf> {
+pub fn missing_dir(name: &str) -> Option<std::path::PathBuf> {
     let dir = std::path::Path::new(name).parent()?;
     (name.contains('/') && !dir.as_os_str().is_empty() && !dir.exists()).then(|| dir.to_owned())
 }

@@ -113,9 +113,17 @@ impl Followed {
             Err(E::NotFound { .. }) if exited_before => return Err(never_created().into()),
             // A typo would otherwise wait in silence.
             Err(E::NotFound { .. }) => {
-                crate::exit::note(format_args!(
-                    "no channel named '{location}' yet; waiting for it to be created{bound}"
-                ));
+                match crate::exit::missing_dir(&location.to_string()) {
+                    // A service that makes its directory when it starts, or a typo.
+                    Some(dir) => crate::exit::note(format_args!(
+                        "no channel named '{location}' yet, nor its directory {}; waiting for \
+                         them to be created{bound}",
+                        dir.display()
+                    )),
+                    None => crate::exit::note(format_args!(
+                        "no channel named '{location}' yet; waiting for it to be created{bound}"
+                    )),
+                }
                 false
             }
             Err(E::BeingCreated { .. }) => {

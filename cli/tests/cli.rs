@@ -2328,12 +2328,24 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         "mmf: no channel named 'Nope' yet; waiting for it to be created\n\
          mmf: no channel named 'Nope' appeared within the timeout\n"
     );
-    // What cannot appear is reported at once: a path into a missing directory (exit 3).
+    // A path into a directory not made yet: both are waited for (a service makes its directory
+    // when it starts), and the note names the directory.
+    let bg = Bg::start(
+        &e,
+        &["read", "./run/app/x.mmf", "--wait", "--timeout", "20s"],
+    );
+    bg.wait_stderr("no channel named './run/app/x.mmf' yet, nor its directory ./run/app; waiting");
+    std::fs::create_dir_all(e.dir.join("run/app")).unwrap();
+    e.ok(&["new", "./run/app/x.mmf", "--size", "64"]);
+    e.ok(&["out", "./run/app/x.mmf", "started"]);
+    assert_eq!(bg.finish_ok(20), "started\n");
+    // What cannot appear is reported at once: a path through a file (exit 1).
+    std::fs::write(e.dir.join("plain"), b"a file").unwrap();
     let t = std::time::Instant::now();
     fails(
-        &e.run(&["watch", "./no/such/dir/x.mmf", "--timeout", "20s"]),
-        3,
-        "no channel named './no/such/dir/x.mmf'",
+        &e.run(&["watch", "./plain/x.mmf", "--timeout", "20s"]),
+        1,
+        "opening './plain/x.mmf': Not a directory",
     );
     // So is a shared-memory name when the shared-memory directory itself is missing.
     let out = e

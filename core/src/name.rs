@@ -91,16 +91,44 @@ impl Location {
         matches!(self, Location::File(_))
     }
 
-    /// Whether a channel could appear here by being created: `false` for a file path into a
-    /// directory that does not exist (for a shared-memory name: a shared-memory directory that
-    /// does not exist, see `MMF_SHM_DIR`) and for an anonymous channel, which no other process
-    /// can create. Waiting for a channel there would wait for ever.
+    /// Whether a channel could appear here by being created: `false` for an anonymous channel,
+    /// which no other process can create, for a shared-memory name while the shared-memory
+    /// directory does not exist (mmf never makes it: see `MMF_SHM_DIR`), and for a file path
+    /// that passes through a file (`state.mmf/x`). A file path into a directory that does not
+    /// exist yet can: a service that makes its directory when it starts (`mkdir -p /run/app`)
+    /// creates its channel there after a reader that started first began to wait.
+    ///
+    /// ```
+    /// use mmf_core::Location;
+    /// let dir = std::env::temp_dir().join(format!("can-appear-doc-{}", std::process::id()));
+    /// assert!(Location::file(dir.join("not/made/yet/state.mmf")).can_appear());
+    /// std::fs::write(&dir.with_extension("txt"), b"a file")?;
+    /// assert!(!Location::file(dir.with_extension("txt").join("state.mmf")).can_appear());
+    /// assert!(!Location::Anonymous.can_appear());
+    /// # std::fs::remove_file(dir.with_extension("txt"))?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn can_appear(&self) -> bool {
-        match self.path() {
-            Some(path) => path
-                .parent()
-                .is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir()),
-            None => false,
+        match self {
+            Location::Shm(_) => crate::os::shm_dir().is_dir(),
+            Location::File(path) => {
+                // The nearest ancestor that exists must be a directory ("" is the current one).
+                for dir in path.ancestors().skip(1) {
+                    if dir.as_os_str().is_empty() {
+                        return true;
+                    }
+                    match std::fs::metadata(dir) {
+                        Ok(m) => return m.is_dir(),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        // A file on the way (`ENOTDIR`): nothing can be made under it.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return false,
+                        // Not searchable by this process, say: another may create it.
+                        Err(_) => return true,
+                    }
+                }
+                true
+            }
+            Location::Anonymous => false,
         }
     }
 }
