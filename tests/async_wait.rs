@@ -273,13 +273,24 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
     let (got, _) = block_on_timed(mmf::Follower::open_async(&location), Duration::from_secs(1));
     assert!(!got.expect("resolved").unwrap().appeared());
     Channel::remove(&name).unwrap();
-    // Where no channel can appear: the error at once.
-    let nowhere = Location::file("/no/such/dir/x.mmf");
+    // Where no channel can appear (a path through a file): the error at once. In a directory
+    // not made yet: waited for, as a missing name is.
+    let file = std::env::temp_dir().join(unique("a-file"));
+    std::fs::write(&file, b"not a directory").unwrap();
+    let nowhere = Location::file(file.join("x.mmf"));
     let (got, _) = block_on_timed(mmf::Follower::open_async(&nowhere), Duration::from_secs(1));
     assert!(
-        matches!(got, Some(Err(mmf::channel::Error::NotFound { .. }))),
+        matches!(&got, Some(Err(mmf::channel::Error::Io { source, .. }))
+            if source.kind() == std::io::ErrorKind::NotADirectory),
         "{got:?}"
     );
+    std::fs::remove_file(&file).unwrap();
+    let later = Location::file(file.join("not-made-yet/x.mmf"));
+    let (got, _) = block_on_timed(
+        mmf::Follower::open_async(&later),
+        Duration::from_millis(300),
+    );
+    assert!(got.is_none(), "{got:?}");
     // A creator that died before its channel was ready (its file empty, held by no process):
     // waited past, as `open` waits past it, for the channel of the writer's restart; also by a
     // future made anew every 30 ms (a `select!` loop). No poll blocks meanwhile.

@@ -203,7 +203,16 @@ impl Followed {
                 ) if exited() => after_exit(),
                 Err(E::NotFound { .. }) => Err(Coded(
                     TIMEOUT,
-                    format!("no channel named '{location}' appeared within the timeout"),
+                    match crate::exit::missing_dir(&location.to_string()) {
+                        Some(dir) => format!(
+                            "no channel named '{location}' appeared within the timeout, nor its \
+                             directory {}",
+                            dir.display()
+                        ),
+                        None => {
+                            format!("no channel named '{location}' appeared within the timeout")
+                        }
+                    },
                 )
                 .into()),
                 // Left unfinished by a creator that died, still, at the deadline (one held is

@@ -195,14 +195,19 @@ fn the_seed_scenario_in_two_processes() {
         "create it with `mmf new Test --size 512KiB`",
     );
     // A file path into a directory that does not exist: the directory is what is missing
-    // (`mmf new` there would fail too), for a read, a publish and a wait alike.
+    // (`mmf new` there would fail too), for a read and a publish; a wait waits for both
+    // (`waits_follow_the_name_across_creation_and_replacement`), and says so at its timeout.
     let path = e.dir.join("nodir").join("x.mmf");
     let path = path.to_str().unwrap();
-    for args in [
-        &["read", path][..],
-        &["out", path, "hi"],
-        &["read", "--wait", path],
-    ] {
+    fails(
+        &e.run(&["-q", "read", "--wait", path, "--timeout", "100ms"]),
+        8,
+        &format!(
+            "no channel named '{path}' appeared within the timeout, nor its directory {}",
+            e.dir.join("nodir").display()
+        ),
+    );
+    for args in [&["read", path][..], &["out", path, "hi"]] {
         fails(
             &e.run(args),
             3,
