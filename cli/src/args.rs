@@ -428,6 +428,13 @@ impl Cli {
     pub fn from_env() -> Cli {
         Cli::plain(std::env::args_os()).unwrap_or_else(|| {
             let args = negative_numbers(std::env::args_os().collect());
+            // (The seed's `-Size` beside it is said as such, as on clap's error path.)
+            if let Some(said) =
+                help_or_version_in_bundle(&args).map(|said| seed_style_flag(&args).unwrap_or(said))
+            {
+                eprintln!("mmf: {said}");
+                std::process::exit(2);
+            }
             Cli::try_parse_from(&args).unwrap_or_else(|e| {
                 // clap reads `-Size` as the short flags S, i, z, e and names the first.
                 if e.kind() == clap::error::ErrorKind::UnknownArgument {
@@ -619,6 +626,77 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
     None
 }
 
+/// What to say of a word such as `-Very` or `-hello` (a VALUE that starts with '-', written
+/// without `--`), which clap reads as bundled short flags and so as `-V` (print the version) or
+/// `-h` (print help): the command would print that and exit 0, its VALUE never published. Any
+/// other unknown bundle is clap's usage error already (exit 2), and so is this one here.
+/// `None` where `args` (before a `--`) holds no such word: one of two characters or more after
+/// a single '-', with `h` or `V` among them and a character that is no short flag of the verb
+/// (nor a global one), that is not the value of an option before it.
+fn help_or_version_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut verb: Option<&clap::Command> = None;
+    let mut option_value = false;
+    for word in args.iter().skip(1) {
+        if std::mem::take(&mut option_value) {
+            continue;
+        }
+        let Some(word) = word.to_str() else { continue };
+        if word == "--" {
+            break;
+        }
+        let arguments = || {
+            command
+                .get_arguments()
+                .chain(verb.into_iter().flat_map(clap::Command::get_arguments))
+        };
+        if let Some(long) = word.strip_prefix("--") {
+            // `--timeout -1s`: the next word is the option's value, whatever it looks like.
+            option_value = !long.contains('=')
+                && arguments().any(|a| a.get_long() == Some(long) && a.get_action().takes_values());
+            continue;
+        }
+        let Some(shorts) = word.strip_prefix('-') else {
+            if verb.is_none() {
+                verb = command
+                    .get_subcommands()
+                    .find(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word));
+            }
+            continue;
+        };
+        let short = |c: char| arguments().find(|a| a.get_short() == Some(c));
+        let takes_value = |c: char| short(c).is_some_and(|a| a.get_action().takes_values());
+        let mut chars = shorts.chars();
+        match chars.next() {
+            // `-s 1K` takes the next word; `-s1K` holds its value.
+            Some(c) if takes_value(c) => option_value = chars.as_str().is_empty(),
+            Some(_)
+                if shorts.chars().count() >= 2
+                    && shorts.contains(['h', 'V'])
+                    && !shorts
+                        .chars()
+                        .all(|c| c == 'h' || c == 'V' || short(c).is_some()) =>
+            {
+                let word_shown = crate::exit::shell_word(word);
+                return Some(match verb.map(clap::Command::get_name) {
+                    Some("out") => format!(
+                        "unexpected argument '{word}' (not a flag of `mmf out`); a VALUE that \
+                         starts with '-' follows `--`: `mmf out NAME -- {word_shown}`"
+                    ),
+                    Some(verb) => format!(
+                        "unexpected argument '{word}' (not a flag of `mmf {verb}`); a NAME that \
+                         starts with '-' follows `--`: `mmf {verb} -- {word_shown}`"
+                    ),
+                    None => format!("unexpected argument '{word}' (not a flag of `mmf`)"),
+                });
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// What to say of an option that takes a value (`--lock-timeout DUR`, `--size SIZE`) written
 /// right before the `--` that ends the options, its value left out: clap takes the `--` for the
 /// value and reports the word after it instead. `None` if no such option is there.
@@ -797,6 +875,37 @@ mod tests {
             &["new", "T", "-Bogus"],
             &["out", "T", "--", "-Size"],
             &["out", "T", "-X"],
+        ] {
+            assert_eq!(said(words), None, "{words:?}");
+        }
+    }
+
+    /// A VALUE or NAME such as `-Very` or `-hello` is a usage error, not `-V` or `-h` (which
+    /// printed the version or help, exit 0, and published nothing); flags, option values and
+    /// words after `--` are left to clap.
+    #[test]
+    fn help_or_version_in_a_bundle_is_named() {
+        let said = |words: &[&str]| help_or_version_in_bundle(&argv(words));
+        let out = said(&["out", "T", "-Very"]).unwrap();
+        assert!(
+            out.contains("'-Very'") && out.contains("`mmf out NAME -- -Very`"),
+            "{out}"
+        );
+        let read = said(&["-q", "read", "-happy"]).unwrap();
+        assert!(read.contains("`mmf read -- -happy`"), "{read}");
+        assert!(said(&["new", "Z", "-Vsize", "1"]).is_some());
+        assert!(said(&["-hx"]).is_some());
+        for words in [
+            &["out", "T", "-h"][..],
+            &["out", "T", "-V"],
+            &["-V"],
+            &["out", "-qh", "T"],
+            &["out", "T", "--", "-Very"],
+            &["read", "T", "--timeout", "-h1"],
+            &["out", "T", "--lock-timeout", "-Vs", "x"],
+            &["new", "T", "-s", "-hV"],
+            &["new", "T", "-s1K", "-h"],
+            &["out", "T", "-abc"],
         ] {
             assert_eq!(said(words), None, "{words:?}");
         }

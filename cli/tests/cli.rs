@@ -618,6 +618,26 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
     assert_eq!(e.ok(&["read", "T", "--format", "json"]), "-1.5\n");
     e.ok(&["out", "T", "--", "-x"]);
     assert_eq!(e.ok(&["read", "T"]), "-x\n");
+    // Text that clap would read as `-V` or `-h` bundled with other letters printed the version
+    // or help, exit 0, and published nothing: a usage error like the rest.
+    for (args, says) in [
+        (&["out", "T", "-Very"][..], "`mmf out NAME -- -Very`"),
+        (
+            &["out", "T", "-hello", "--json"],
+            "`mmf out NAME -- -hello`",
+        ),
+        (&["read", "-happy"], "`mmf read -- -happy`"),
+        (&["new", "Z", "-Vsize", "1"], "not a flag of `mmf new`"),
+    ] {
+        let out = e.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(e.ok(&["read", "T"]), "-x\n");
+    e.ok(&["out", "T", "--", "-Very"]);
+    assert_eq!(e.ok(&["read", "T"]), "-Very\n");
 }
 
 /// The PowerShell module's parameters, as its users type them first (`-Size 1024`), are a usage
