@@ -1417,6 +1417,7 @@ fn a_stream_of_values_follows_a_writer_in_another_process_across_its_restart() {
     drop(creator);
     let child = spawn_child("restart-later", &[("MMF_NAME", name.clone())]);
     let mut values = f.values(0);
+    assert!(!futures_core::stream::FusedStream::is_terminated(&values));
     let (meta, bytes) = block_on(values.recv(), Duration::from_secs(10))
         .expect("resolved")
         .unwrap();
@@ -1538,6 +1539,11 @@ fn a_typed_stream_decodes_each_value_and_goes_on_past_one_that_does_not() {
     fn sendable<F: Future + Send>(_: &F) {}
     spawnable(&configs);
     sendable(&configs.recv());
+    // Fused (it never ends), as `futures::select!` asks of a stream.
+    fn fused<S: futures_core::stream::FusedStream>(s: &S) -> bool {
+        !s.is_terminated()
+    }
+    assert!(fused(&configs));
     let child = spawn_child("typed-publisher", &[("MMF_NAME", name.clone())]);
     let mut got = Vec::new();
     for _ in 0..3 {

@@ -34,7 +34,8 @@ pub enum Error {
     InvalidJson {
         /// 1-based line of the error.
         line: usize,
-        /// 1-based column of the error.
+        /// 1-based column of the error, as serde_json counts it: 0 where the text ended at the
+        /// start of a line (empty input, or one that ends with a newline too early).
         column: usize,
         /// What the parser expected.
         message: String,
@@ -48,7 +49,9 @@ pub enum Error {
     /// lose data. Its bytes read as they are ([`ChannelExt::read_bytes`](crate::ChannelExt::read_bytes)).
     #[error("valid MessagePack that JSON cannot show: {0}")]
     NotJson(String),
-    /// A value serde could not encode (e.g. a map with non-string keys in JSON).
+    /// A value serde could not encode: its `Serialize` failed (a custom one that returns an
+    /// error, a `Mutex` poisoned while serialised, a sequence that does not know its length
+    /// where MessagePack asks for it).
     #[error("could not encode the value: {0}")]
     Encode(String),
     /// Writing transcoded text to its destination failed. Its message holds the OS error's
@@ -91,9 +94,11 @@ fn a_tag(found: Tag) -> String {
 /// What to do with a value of tag `found`, for [`Error::WrongTag`].
 fn read_hint(found: Tag) -> String {
     match found {
-        Tag::BYTES => "read it as bytes".into(),
-        Tag::TEXT => "read it as text".into(),
-        Tag::MSGPACK | Tag::JSON => format!("read it as {found}, or as JSON"),
+        Tag::BYTES => "read it as bytes (`read_bytes`)".into(),
+        Tag::TEXT => "read it as text (`read_string`)".into(),
+        Tag::MSGPACK | Tag::JSON => {
+            "read it as a serde type (`read::<T>()`), or as JSON text (`read_json`)".into()
+        }
         // A writer should never publish tag 0 ("no value yet"); another implementation did.
         Tag::EMPTY => "tag 0 means \"no value yet\" and is never published, so the writer is \
                        broken; its bytes can still be read as bytes"

@@ -143,3 +143,10 @@ impl<T: DeserializeOwned> Stream for TypedValueStream<T> {
         })
     }
 }
+
+/// Never terminated, as [`ValueStream`]: for `futures::select!`.
+impl<T: DeserializeOwned> futures_core::stream::FusedStream for TypedValueStream<T> {
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}

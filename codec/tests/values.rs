@@ -204,7 +204,11 @@ fn reading_the_wrong_tag_names_both() {
         Error::WrongTag { .. }
     ));
     let err = ch.read::<u8>().unwrap_err();
-    assert!(err.to_string().ends_with("; read it as bytes"), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("; read it as bytes (`read_bytes`)"),
+        "{err}"
+    );
     assert!(
         matches!(
             err,

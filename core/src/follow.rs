@@ -1502,6 +1502,15 @@ impl futures_core::Stream for ValueStream {
     }
 }
 
+/// Never terminated: the stream never ends (an error is an item, and it goes on), so it may
+/// be polled again at any time, as `futures::select!` does.
+#[cfg(feature = "async")]
+impl futures_core::stream::FusedStream for ValueStream {
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(feature = "async")]
 impl Drop for ValueStream {
     fn drop(&mut self) {

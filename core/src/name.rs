@@ -298,6 +298,27 @@ pub trait ToLocation {
     fn to_location(&self) -> Result<Cow<'_, Location>>;
 }
 
+/// A shared-memory channel's location: [`Location::Shm`].
+impl From<ShmName> for Location {
+    fn from(name: ShmName) -> Location {
+        Location::Shm(name)
+    }
+}
+
+/// A file channel's location, whatever the path looks like: [`Location::File`].
+impl From<PathBuf> for Location {
+    fn from(path: PathBuf) -> Location {
+        Location::File(path)
+    }
+}
+
+/// A file channel's location: [`Location::file`].
+impl From<&Path> for Location {
+    fn from(path: &Path) -> Location {
+        Location::file(path)
+    }
+}
+
 impl ToLocation for Location {
     fn to_location(&self) -> Result<Cow<'_, Location>> {
         Ok(Cow::Borrowed(self))
@@ -408,6 +429,15 @@ mod tests {
     #[test]
     fn what_names_a_channel() {
         let shm = Location::shm("T").unwrap();
+        assert_eq!(Location::from(ShmName::new("T").unwrap()), shm);
+        assert_eq!(
+            Location::from(PathBuf::from("t.mmf")),
+            Location::File("t.mmf".into())
+        );
+        assert_eq!(
+            Location::from(Path::new("t.mmf")),
+            Location::File("t.mmf".into())
+        );
         // Strings are read as `Location::parse` reads them.
         assert_eq!("T".to_location().unwrap().into_owned(), shm);
         assert_eq!(String::from("T").to_location().unwrap().into_owned(), shm);
