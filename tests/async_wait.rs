@@ -272,6 +272,12 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
     // There already: at once, and not "appeared".
     let (got, _) = block_on_timed(mmf::Follower::open_async(&location), Duration::from_secs(1));
     assert!(!got.expect("resolved").unwrap().appeared());
+    // With options: its channel opened with them.
+    let (got, _) = block_on_timed(
+        Options::new().read_only(true).follow_async(&location),
+        Duration::from_secs(1),
+    );
+    assert!(got.expect("resolved").unwrap().channel().is_read_only());
     Channel::remove(&name).unwrap();
     // Where no channel can appear (a path through a file): the error at once. In a directory
     // not made yet: waited for, as a missing name is.

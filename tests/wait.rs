@@ -493,6 +493,48 @@ fn a_follower_waits_for_a_directory_made_after_it_started() {
     std::fs::remove_dir_all(&top).unwrap();
 }
 
+/// A follower made with `Options::follow` opens every channel under the name with its options,
+/// the one after a writer's restart too: read-only here, so it takes none of the channel's
+/// reader-pin entries, which are left to the processes that need them.
+#[test]
+fn a_follower_opens_each_channel_with_its_options() {
+    let name = unique("follow-options");
+    let location = Location::shm(&name).unwrap();
+    let writer = Channel::create(&location, 64).unwrap();
+    writer.publish_raw(Tag::TEXT, b"first").unwrap();
+    let mut f = Options::new()
+        .read_only(true)
+        .follow(&location, Duration::from_secs(1))
+        .unwrap();
+    assert!(f.channel().is_read_only());
+    assert_eq!(f.channel().read_string().unwrap(), "first");
+    assert!(!f.channel().is_pinned());
+    drop(writer);
+    Channel::remove(&location).unwrap();
+    let restart = restart_writer(&location, Duration::from_millis(50), "restarted");
+    let change = loop {
+        match f.wait(1, Duration::from_secs(20)).unwrap() {
+            Some(change) => break change,
+            None => assert!(f.is_gone()),
+        }
+    };
+    assert_eq!(change, mmf::Change::Replaced);
+    let writer = restart.join().unwrap();
+    assert_eq!(f.channel().incarnation(), writer.incarnation());
+    assert!(f.channel().is_read_only(), "the restart's channel too");
+    if f.channel().generation() == 0 {
+        f.wait(0, Duration::from_secs(10))
+            .unwrap()
+            .expect("published");
+    }
+    assert_eq!(f.channel().read_string().unwrap(), "restarted");
+    // Not read-only where the options do not say so.
+    let f = mmf::Follower::open(&location, Duration::ZERO).unwrap();
+    assert!(!f.channel().is_read_only());
+    drop((f, writer));
+    Channel::remove(&location).unwrap();
+}
+
 /// Answers every ping (generation g on `NAME-ping`) with a pong of generation g.
 fn ponger(name: &str) {
     let ping = Channel::open(format!("{name}-ping")).unwrap();

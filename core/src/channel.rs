@@ -204,6 +204,11 @@ impl Options {
         self
     }
 
+    /// Whether [`read_only`](Options::read_only) is set.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// How long a publish waits for another writer's lock before `Contended` (default 5 s).
     pub fn lock_timeout(&mut self, d: Duration) -> &mut Self {
         self.timeouts.lock = d;

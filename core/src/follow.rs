@@ -52,6 +52,8 @@ pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// ```
 pub struct Follower {
     location: Location,
+    /// What each open of a channel under the name is made with ([`Options::follow`]).
+    options: Options,
     channel: Channel,
     appeared: bool,
     /// When a wait last looked whether the name still leads to `channel`.
@@ -172,11 +174,11 @@ impl Follower {
     ///   being made there;
     /// - [`Error::Stopped`]: one of its [`Stop`](crate::Stop)s was turned.
     pub fn open(location: impl ToLocation, until: impl Into<Until>) -> Result<Follower> {
-        Follower::open_parsed(&*location.to_location()?, &until.into())
+        Options::new().follow(location, until)
     }
 
-    /// [`open`](Follower::open) of a location already read.
-    fn open_parsed(location: &Location, until: &Until) -> Result<Follower> {
+    /// [`open`](Follower::open) of a location already read, each open made with `options`.
+    fn open_parsed(location: &Location, until: &Until, options: &Options) -> Result<Follower> {
         let mut appeared = false;
         let mut creating = None;
         // The first look that found a channel being made, whichever file it was: files put
@@ -191,8 +193,8 @@ impl Follower {
                 name: location.to_string(),
                 reason,
             });
-            let pause = match try_open(location, Duration::ZERO) {
-                Ok(channel) => return Ok(Follower::holding(location, channel, appeared)),
+            let pause = match try_open(location, options) {
+                Ok(channel) => return Ok(Follower::holding(location, options, channel, appeared)),
                 Err(e @ Error::NotFound { .. }) => {
                     if !location.can_appear() {
                         return Err(e);
@@ -240,10 +242,12 @@ impl Follower {
                             LOOK_EVERY
                         }
                     }
-                    Some(Creation::Abandoned) | None => match open_again(e, location) {
+                    Some(Creation::Abandoned) | None => match open_again(e, location, options) {
                         // Removed since the look: looked at again, as a missing name is.
                         Err(Error::NotFound { .. }) => INIT_LOOK_EVERY,
-                        opened => return opened.map(|ch| Follower::holding(location, ch, true)),
+                        opened => {
+                            return opened.map(|ch| Follower::holding(location, options, ch, true))
+                        }
                     },
                 },
             };
@@ -579,7 +583,7 @@ impl Follower {
             self.channel.verify_mapping()?;
             return Ok(None);
         }
-        match try_open(&self.location, Duration::ZERO) {
+        match try_open(&self.location, &self.options) {
             Ok(channel) => {
                 self.creating = None;
                 // 0, not what it holds: one retired since the open is looked at again at once.
@@ -601,7 +605,7 @@ impl Follower {
                     self.gone = true;
                     Ok(None)
                 }
-                None => match open_again(e, &self.location) {
+                None => match open_again(e, &self.location, &self.options) {
                     // Removed since the look: as a missing name, at the next look.
                     Err(Error::NotFound { .. }) => {
                         self.gone = true;
@@ -615,9 +619,15 @@ impl Follower {
     }
 
     /// A follower of `location` holding `channel`, just looked at.
-    fn holding(location: &Location, channel: Channel, appeared: bool) -> Follower {
+    fn holding(
+        location: &Location,
+        options: &Options,
+        channel: Channel,
+        appeared: bool,
+    ) -> Follower {
         Follower {
             location: location.clone(),
+            options: options.clone(),
             appeared,
             looked: Instant::now(),
             gone: false,
@@ -634,16 +644,70 @@ impl Follower {
     }
 }
 
+impl Options {
+    /// [`Follower::open`] with these options for every open of a channel under the name, the
+    /// first and those after a writer's restart: a follower that must react within
+    /// microseconds spins before it sleeps ([`wait_spin`](Options::wait_spin)), one that must
+    /// leave the channel's reader-pin entries to others reads without one
+    /// ([`read_only`](Options::read_only)), and [`read_timeout`](Options::read_timeout) and
+    /// [`lock_timeout`](Options::lock_timeout) hold for its channel's reads and publishes.
+    /// What only a creation takes (capacity, readers, mode, checksums, `header_only`,
+    /// `remove_on_drop`) is not used, and neither is `init_timeout`: a channel found being
+    /// created is waited for as [`Follower::open`] says. Without `read_only`, a channel this
+    /// process may only read is opened read-only, as by [`Follower::open`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf_core::{Channel, Options, Tag};
+    /// # let name = format!("follow-doc-{}", std::process::id());
+    /// let writer = Channel::create(&name, 64)?;
+    /// writer.publish_raw(Tag::TEXT, b"first")?;
+    /// let mut follower = Options::new()
+    ///     .read_only(true)
+    ///     .wait_spin(Duration::from_micros(50))
+    ///     .follow(&name, Duration::from_secs(1))?;
+    /// assert!(follower.channel().is_read_only());
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`Follower::open`].
+    pub fn follow(&self, location: impl ToLocation, until: impl Into<Until>) -> Result<Follower> {
+        Follower::open_parsed(&*location.to_location()?, &until.into(), self)
+    }
+
+    /// [`Follower::open_async`] with these options, as [`follow`](Options::follow) takes them
+    /// (feature `async`).
+    #[cfg(feature = "async")]
+    pub fn follow_async(&self, location: impl ToLocation) -> OpenFollower {
+        let (location, invalid) = match location.to_location() {
+            Ok(location) => (location.into_owned(), None),
+            Err(e) => (Location::Anonymous, Some(e)),
+        };
+        OpenFollower {
+            location,
+            options: self.clone(),
+            invalid,
+            next_look: None,
+            appeared: false,
+            creating: None,
+            timer: crate::notify::Timer::default(),
+        }
+    }
+}
+
 /// The error `e` of an open that [`judge`] let stand, after one more open where it is one that
 /// a creator finishing meanwhile clears (its header written, its `chmod` made, between the
 /// refused open and the judgement, which then found the file whole, or not held any more): that
 /// open's channel if it succeeds, [`Error::NotFound`] if the name was removed meanwhile (a dead
 /// creator's file, by the writer's restart: the callers look again, as for any missing name),
 /// else `e`.
-fn open_again(e: Error, location: &Location) -> Result<Channel> {
+fn open_again(e: Error, location: &Location, options: &Options) -> Result<Channel> {
     match e {
         Error::NotInitialized { .. } | Error::PermissionDenied { .. } => {
-            try_open(location, Duration::ZERO).map_err(|again| match again {
+            try_open(location, options).map_err(|again| match again {
                 // Removed meanwhile (a dead creator's file, by the writer's restart): the
                 // caller waits for a channel under the name, as for any missing name.
                 Error::NotFound { .. } => again,
@@ -694,22 +758,19 @@ impl Refused {
 /// Opens read-write if allowed (by the file's mode, and by its file system: a read-only mount
 /// refuses writers whatever the mode), else read-only; a channel being created is waited for
 /// up to `init`.
-fn try_open(location: &Location, init: Duration) -> Result<Channel> {
-    let start = Instant::now();
-    let mut options = Options::new();
-    options.init_timeout(init);
-    // Read-only with what is left of `init`: a file refused after the wait for one being made
-    // ([`being_made`](crate::channel::being_made)) is not waited on twice.
-    let read_only = |options: &mut Options| {
-        options
-            .read_only(true)
-            .init_timeout(init.saturating_sub(start.elapsed()))
-            .open(location)
-    };
+fn try_open(location: &Location, options: &Options) -> Result<Channel> {
+    // The follower waits for a channel being made by looks of its own (`judge`), not inside
+    // an open.
+    let mut options = options.clone();
+    options.init_timeout(Duration::ZERO);
     match options.open(location) {
-        Err(Error::PermissionDenied { .. }) => read_only(&mut options),
-        Err(Error::Io { ref source, .. }) if source.raw_os_error() == Some(libc::EROFS) => {
-            read_only(&mut options)
+        Err(Error::PermissionDenied { .. }) if !options.is_read_only() => {
+            options.read_only(true).open(location)
+        }
+        Err(Error::Io { ref source, .. })
+            if source.raw_os_error() == Some(libc::EROFS) && !options.is_read_only() =>
+        {
+            options.read_only(true).open(location)
         }
         other => other,
     }
@@ -999,18 +1060,7 @@ impl Follower {
     /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn open_async(location: impl ToLocation) -> OpenFollower {
-        let (location, invalid) = match location.to_location() {
-            Ok(location) => (location.into_owned(), None),
-            Err(e) => (Location::Anonymous, Some(e)),
-        };
-        OpenFollower {
-            location,
-            invalid,
-            next_look: None,
-            appeared: false,
-            creating: None,
-            timer: crate::notify::Timer::default(),
-        }
+        Options::new().follow_async(location)
     }
 
     /// A future that resolves as [`wait`](Follower::wait) returns, without its timeout:
@@ -1164,6 +1214,8 @@ impl Drop for FollowerChanged<'_> {
 #[derive(Debug)]
 pub struct OpenFollower {
     location: Location,
+    /// What each open is made with ([`Options::follow_async`]).
+    options: Options,
     /// Why the argument of [`Follower::open_async`] names no channel: the future's output at
     /// its first poll.
     invalid: Option<Error>,
@@ -1197,10 +1249,11 @@ impl std::future::Future for OpenFollower {
                 }
             }
             let now = Instant::now();
-            match try_open(&this.location, Duration::ZERO) {
+            match try_open(&this.location, &this.options) {
                 Ok(channel) => {
                     return Poll::Ready(Ok(Follower::holding(
                         &this.location,
+                        &this.options,
                         channel,
                         this.appeared,
                     )))
@@ -1225,7 +1278,7 @@ impl std::future::Future for OpenFollower {
                             this.appeared = true;
                             this.next_look = Some(now + LOOK_EVERY);
                         }
-                        None => match open_again(e, &this.location) {
+                        None => match open_again(e, &this.location, &this.options) {
                             // Removed since the look: looked at again, as a missing name is.
                             Err(Error::NotFound { .. }) => {
                                 this.appeared = true;
@@ -1233,7 +1286,7 @@ impl std::future::Future for OpenFollower {
                             }
                             opened => {
                                 return Poll::Ready(opened.map(|channel| {
-                                    Follower::holding(&this.location, channel, true)
+                                    Follower::holding(&this.location, &this.options, channel, true)
                                 }))
                             }
                         },
