@@ -72,11 +72,14 @@ fn bash_channel_names(cli: &clap::Command) -> String {
 # Channel names, from `mmf list --names`, where a verb takes an existing channel; clap's
 # _mmf completes everything else.
 _mmf_channel_names() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" valued many i w skip=0 given=0 dashdash=0
-    case "${{COMP_WORDS[1]}}" in
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" valued many i w skip=0 given=0 dashdash=0 verb=1
+    # The verb, past global flags (`mmf -q read`), which take no value.
+    while ((verb < COMP_CWORD)) && [[ ${{COMP_WORDS[verb]}} == -* ]]; do verb=$((verb + 1)); done
+    ((verb < COMP_CWORD)) || return 1
+    case "${{COMP_WORDS[verb]}}" in
 {cases}        *) return 1 ;;
     esac
-    for ((i = 2; i < COMP_CWORD; i++)); do
+    for ((i = verb + 1; i < COMP_CWORD; i++)); do
         w="${{COMP_WORDS[i]}}"
         if ((skip)); then skip=0; continue; fi
         if ((dashdash)) || [[ $w != -* ]]; then given=$((given + 1)); continue; fi
@@ -98,8 +101,11 @@ _mmf_channel_names() {{
     local name mmf="${{COMP_WORDS[0]}}"
     [[ $mmf == '~/'* ]] && mmf="$HOME/${{mmf#'~/'}}"
     type -P -- "$mmf" >/dev/null || mmf=mmf
+    # A name matches as typed plain (`with s`, quoted by the user) or escaped (`with\ s`).
+    local quoted
     while IFS= read -r name; do
-        [[ $name == "$cur"* ]] && COMPREPLY+=("$(printf '%q' "$name")")
+        printf -v quoted '%q' "$name"
+        [[ $name == "$cur"* || $quoted == "$cur"* ]] && COMPREPLY+=("$quoted")
     done < <("$mmf" list --names 2>/dev/null)
     return 0
 }}
