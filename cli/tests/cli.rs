@@ -4301,6 +4301,20 @@ fn a_damaged_value_is_advised_a_repair_and_waited_past() {
             && !err.contains("remove and recreate"),
         "{err}"
     );
+    // Waited past until the timeout: its message says the damaged value came (it read as
+    // though nothing had been published).
+    let out = e.run(&["read", &path, "--after", "1", "--timeout", "200ms"]);
+    assert_eq!(out.status.code(), Some(8));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.trim_end().ends_with(
+            "no value newer than generation 1 of '{path}' came within the timeout (generation \
+             2 came, damaged, and was waited past for the publish that replaces it)"
+                .replace("{path}", &path)
+                .as_str()
+        ),
+        "{err}"
+    );
     // `watch`, and `read --after` a generation before the damaged one, say so and wait for the
     // next value, which they print (`watch` with --quiet: a damaged value is not a note).
     let spawn = |args: &[&str]| {

@@ -163,6 +163,13 @@ fn read_next(
                      with it)",
                     ch.incarnation()
                 )
+            } else if let Some(damaged) = refused {
+                // Said on stderr when it came; the timeout's message alone must not read as
+                // though nothing had been published.
+                format!(
+                    " (generation {damaged} came, damaged, and was waited past for the publish \
+                     that replaces it)"
+                )
             } else {
                 String::new()
             };
