@@ -46,7 +46,7 @@
 #![warn(missing_debug_implementations)]
 #![warn(clippy::missing_errors_doc)]
 
-pub use mmf_codec::{json, ChannelExt, Error, FollowerExt, Result};
+pub use mmf_codec::{decode, json, ChannelExt, Error, FollowerExt, Result};
 pub use mmf_core::{
     list, validate_name, Change, Channel, Follower, Info, Listing, Location, LockOwner, Meta,
     Options, Origin, OwnerState, Recovered, ShmName, SlotWriter, Stop, StopReason, Tag, ToLocation,

@@ -270,7 +270,7 @@ impl ChannelExt for Channel {
 
     fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)> {
         let meta = self.read_into(buf)?;
-        decode(self, meta, buf)
+        decode_read(self, meta, buf)
     }
 
     fn read_after<T: DeserializeOwned>(
@@ -280,7 +280,7 @@ impl ChannelExt for Channel {
     ) -> Result<Option<(Meta, T)>> {
         let mut buf = Vec::new();
         match self.read_after_into(since, &mut buf, until)? {
-            Some(meta) => decode(self, meta, &buf).map(Some),
+            Some(meta) => decode_read(self, meta, &buf).map(Some),
             None => Ok(None),
         }
     }
@@ -451,7 +451,7 @@ impl FollowerExt for Follower {
     ) -> Result<Option<(Meta, T)>> {
         let mut buf = Vec::new();
         match self.read_after_into(since, &mut buf, until)? {
-            Some(meta) => decode(self.channel(), meta, &buf).map(Some),
+            Some(meta) => decode_read(self.channel(), meta, &buf).map(Some),
             None => Ok(None),
         }
     }
@@ -507,6 +507,43 @@ impl io::Write for Bounded<'_> {
     }
 }
 
+/// Decodes a value read as bytes into `T`, by the rules [`ChannelExt::read`] reads by: for a
+/// loop that reads into a buffer it keeps ([`Channel::read_after_into`],
+/// [`Follower::read_after_into`], [`Channel::read_into`]) or takes the untyped
+/// [`ValueStream`](mmf_core::ValueStream), and decodes each value itself. `channel` is the one
+/// the bytes were read from (its name goes into an error), `meta` what the read returned.
+///
+/// ```
+/// use std::time::Duration;
+/// use mmf_codec::{decode, Channel, ChannelExt};
+///
+/// let ch = Channel::anonymous(256)?;
+/// let mut buf = Vec::new(); // kept from one value to the next: no allocation per read
+/// ch.publish(&[1u32, 2])?;
+/// let meta = ch.read_after_into(0, &mut buf, Duration::ZERO)?.expect("a value");
+/// let v: Vec<u32> = decode(&ch, meta, &buf)?;
+/// assert_eq!(v, [1, 2]);
+/// ch.publish_str("oops")?;
+/// let meta = ch.read_after_into(meta.generation, &mut buf, Duration::ZERO)?.expect("a value");
+/// let err = decode::<Vec<u32>>(&ch, meta, &buf).unwrap_err();
+/// assert_eq!(err.generation(), Some(2));
+/// // What a read of an empty channel returns:
+/// let empty = Channel::anonymous(64)?;
+/// let meta = empty.read_into(&mut buf)?;
+/// assert!(matches!(decode::<u32>(&empty, meta, &buf), Err(mmf_codec::Error::Empty { .. })));
+/// # Ok::<(), mmf_codec::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As for [`ChannelExt::read`]'s decoding: a value that cannot become a `T` is
+/// [`Error::Decode`], one of bytes (or another tag mmf has no decoding of)
+/// [`Error::WrongTag`], each with `meta`'s generation ([`Error::generation`]); a `meta` of no
+/// value ([`Meta::is_unpublished`]) is [`Error::Empty`].
+pub fn decode<T: DeserializeOwned>(channel: &Channel, meta: Meta, bytes: &[u8]) -> Result<T> {
+    decode_read(channel, meta, bytes).map(|(_, value)| value)
+}
+
 /// The value `buf` holds (read from `ch`, described by `meta`) decoded into `T`, from a
 /// MessagePack, JSON or text frame; one that cannot become a `T`, invalid or not, is
 /// [`Error::Decode`] with its generation (a reader can go on after it). Either is checked first
@@ -514,7 +551,7 @@ impl io::Write for Bounded<'_> {
 /// counts no depth for enum variants, so a deep enough recursive enum from another process
 /// would otherwise overflow the stack), JSON text as JSON published as such is (FORMAT.md §7.1:
 /// no integer beyond 64 bits made a float on the way, no key given twice).
-fn decode<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(Meta, T)> {
+fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(Meta, T)> {
     let failed = |message: String| Error::Decode {
         name: ch.location().to_string(),
         generation: meta.generation,

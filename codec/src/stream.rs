@@ -9,7 +9,7 @@ use futures_core::Stream;
 use mmf_core::{Follower, Meta, ValueStream};
 use serde::de::DeserializeOwned;
 
-use crate::{decode, Result};
+use crate::{decode_read, Result};
 
 /// Typed items for the stream of a followed name's values, [`ValueStream`] (feature `async`).
 ///
@@ -126,7 +126,7 @@ impl<T: DeserializeOwned> TypedValueStream<T> {
     /// for bytes) with its generation, as [`typed`](ValueStreamExt::typed) says.
     pub async fn recv(&mut self) -> Result<(Meta, T)> {
         let (meta, bytes) = self.values.recv().await?;
-        decode(self.values.follower().channel(), meta, &bytes)
+        decode_read(self.values.follower().channel(), meta, &bytes)
     }
 }
 
@@ -138,7 +138,7 @@ impl<T: DeserializeOwned> Stream for TypedValueStream<T> {
         Pin::new(&mut this.values).poll_next(cx).map(|item| {
             item.map(|value| {
                 let (meta, bytes) = value?;
-                decode(this.values.follower().channel(), meta, &bytes)
+                decode_read(this.values.follower().channel(), meta, &bytes)
             })
         })
     }
