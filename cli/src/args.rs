@@ -428,10 +428,11 @@ impl Cli {
     pub fn from_env() -> Cli {
         Cli::plain(std::env::args_os()).unwrap_or_else(|| {
             let args = negative_numbers(std::env::args_os().collect());
-            // (The seed's `-Size` beside it is said as such, as on clap's error path.)
-            if let Some(said) =
+            // Before clap, which would print help for `-hello` or take a `--` for a DUR. (The
+            // seed's `-Size` beside such a word is said as such, as on clap's error path.)
+            if let Some(said) = value_missing_before_double_dash(&args).or_else(|| {
                 help_or_version_in_bundle(&args).map(|said| seed_style_flag(&args).unwrap_or(said))
-            {
+            }) {
                 eprintln!("mmf: {said}");
                 std::process::exit(2);
             }
@@ -442,12 +443,6 @@ impl Cli {
                         eprintln!("mmf: {said}");
                         std::process::exit(2);
                     }
-                }
-                // `mmf out T --lock-timeout -- -x`: clap takes `--` for the DUR and then
-                // complains of `-x`, with a tip to write what was written.
-                if let Some(said) = value_missing_before_double_dash(&args) {
-                    eprintln!("mmf: {said}");
-                    std::process::exit(2);
                 }
                 e.exit()
             })
@@ -630,65 +625,83 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
 /// without `--`), which clap reads as bundled short flags and so as `-V` (print the version) or
 /// `-h` (print help): the command would print that and exit 0, its VALUE never published. Any
 /// other unknown bundle is clap's usage error already (exit 2), and so is this one here.
-/// `None` where `args` (before a `--`) holds no such word: one of two characters or more after
-/// a single '-', with `h` or `V` among them and a character that is no short flag of the verb
-/// (nor a global one), that is not the value of an option before it.
+/// `None` where `args` (before a `--`) holds no such word after a verb: one of two characters
+/// or more after a single '-', with `h` or `V` among them and a character that is no short flag
+/// of the verb (nor a global one), that is not the value of an option before it; and where the
+/// verb is not one (clap's error names the verb meant).
 fn help_or_version_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory;
     let command = Cli::command();
     let mut verb: Option<&clap::Command> = None;
     let mut option_value = false;
     for word in args.iter().skip(1) {
+        // Bytes, as clap reads them: `--bytes $'-h\xff'` is not UTF-8, and is `-h` all the same.
+        let bytes = word.as_encoded_bytes();
+        if bytes == b"--" {
+            break;
+        }
         if std::mem::take(&mut option_value) {
             continue;
-        }
-        let Some(word) = word.to_str() else { continue };
-        if word == "--" {
-            break;
         }
         let arguments = || {
             command
                 .get_arguments()
                 .chain(verb.into_iter().flat_map(clap::Command::get_arguments))
         };
-        if let Some(long) = word.strip_prefix("--") {
+        if let Some(long) = bytes.strip_prefix(b"--") {
             // `--timeout -1s`: the next word is the option's value, whatever it looks like.
-            option_value = !long.contains('=')
-                && arguments().any(|a| a.get_long() == Some(long) && a.get_action().takes_values());
+            option_value = !long.contains(&b'=')
+                && arguments().any(|a| {
+                    a.get_long().map(str::as_bytes) == Some(long) && a.get_action().takes_values()
+                });
             continue;
         }
-        let Some(shorts) = word.strip_prefix('-') else {
+        let Some(shorts) = bytes.strip_prefix(b"-") else {
             if verb.is_none() {
-                verb = command
-                    .get_subcommands()
-                    .find(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word));
+                let word = word.to_str()?;
+                // Not a verb (`mmf rea T -hx`): clap's error says so, and names the verb meant.
+                verb =
+                    Some(command.get_subcommands().find(|c| {
+                        c.get_name() == word || c.get_all_aliases().any(|a| a == word)
+                    })?);
             }
             continue;
         };
-        let short = |c: char| arguments().find(|a| a.get_short() == Some(c));
-        let takes_value = |c: char| short(c).is_some_and(|a| a.get_action().takes_values());
-        let mut chars = shorts.chars();
-        match chars.next() {
+        // Before the verb (`mmf -q`, `mmf -hx`): a global flag, or clap's help, which loses
+        // nothing.
+        let Some(verb) = verb else { continue };
+        let short = |c: u8| arguments().find(|a| a.get_short() == Some(char::from(c)));
+        let takes_value = |c: u8| short(c).is_some_and(|a| a.get_action().takes_values());
+        match shorts {
             // `-s 1K` takes the next word; `-s1K` holds its value.
-            Some(c) if takes_value(c) => option_value = chars.as_str().is_empty(),
-            Some(_)
-                if shorts.chars().count() >= 2
-                    && shorts.contains(['h', 'V'])
-                    && !shorts
-                        .chars()
-                        .all(|c| c == 'h' || c == 'V' || short(c).is_some()) =>
+            [c, rest @ ..] if c.is_ascii() && takes_value(*c) => option_value = rest.is_empty(),
+            [_, _, ..]
+                if shorts.iter().any(|&c| c == b'h' || c == b'V')
+                    && !shorts.iter().all(|&c| {
+                        c == b'h' || c == b'V' || (c.is_ascii() && short(c).is_some())
+                    }) =>
             {
-                let word_shown = crate::exit::shell_word(word);
-                return Some(match verb.map(clap::Command::get_name) {
-                    Some("out") => format!(
+                let word = word.to_string_lossy();
+                let shown = crate::exit::shell_word(&word);
+                let name = verb.get_name();
+                let positional = verb.get_positionals().next();
+                let what = positional
+                    .and_then(|p| p.get_value_names())
+                    .and_then(|n| n.first())
+                    .map(ToString::to_string);
+                return Some(match (name, what) {
+                    ("out", _) => format!(
                         "unexpected argument '{word}' (not a flag of `mmf out`); a VALUE that \
-                         starts with '-' follows `--`: `mmf out NAME -- {word_shown}`"
+                         starts with '-' follows `--`: `mmf out NAME -- {shown}`"
                     ),
-                    Some(verb) => format!(
-                        "unexpected argument '{word}' (not a flag of `mmf {verb}`); a NAME that \
-                         starts with '-' follows `--`: `mmf {verb} -- {word_shown}`"
+                    (_, Some(what)) => format!(
+                        "unexpected argument '{word}' (not a flag of `mmf {name}`: `mmf {name} \
+                         --help` lists them); a {what} that starts with '-' follows `--`"
                     ),
-                    None => format!("unexpected argument '{word}' (not a flag of `mmf`)"),
+                    (_, None) => format!(
+                        "unexpected argument '{word}' (not a flag of `mmf {name}`: `mmf {name} \
+                         --help` lists them)"
+                    ),
                 });
             }
             _ => {}
@@ -699,7 +712,10 @@ fn help_or_version_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
 
 /// What to say of an option that takes a value (`--lock-timeout DUR`, `--size SIZE`) written
 /// right before the `--` that ends the options, its value left out: clap takes the `--` for the
-/// value and reports the word after it instead. `None` if no such option is there.
+/// value and reports the word after it instead (`mmf out T --lock-timeout -- -x`: "unexpected
+/// argument '-x'", with a tip to write `-- -x`, as was written), or runs it as flags (`--
+/// -hello`: help, exit 0). No option takes `--` for a value, so this is asked before clap.
+/// `None` if no such option is there.
 fn value_missing_before_double_dash(args: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory;
     let end = args.iter().position(|a| a == "--")?;
@@ -891,11 +907,25 @@ mod tests {
             out.contains("'-Very'") && out.contains("`mmf out NAME -- -Very`"),
             "{out}"
         );
-        let read = said(&["-q", "read", "-happy"]).unwrap();
-        assert!(read.contains("`mmf read -- -happy`"), "{read}");
+        let read = said(&["-q", "read", "T", "-happy"]).unwrap();
+        assert!(
+            read.contains("not a flag of `mmf read`") && read.contains("a NAME that starts"),
+            "{read}"
+        );
         assert!(said(&["new", "Z", "-Vsize", "1"]).is_some());
-        assert!(said(&["-hx"]).is_some());
+        let list = said(&["list", "-hx"]).unwrap();
+        assert!(!list.contains("follows `--`"), "{list}");
+        // Not UTF-8, as `--bytes` takes it: `-h` all the same to clap.
+        let mut args = argv(&["out", "T", "--bytes"]);
+        args.push(std::os::unix::ffi::OsStringExt::from_vec(
+            b"-h\xff".to_vec(),
+        ));
+        let bytes = help_or_version_in_bundle(&args).unwrap();
+        assert!(bytes.contains("a VALUE that starts with '-'"), "{bytes}");
         for words in [
+            // Before the verb, or no verb: clap's help, or its error naming the verb meant.
+            &["-hx"][..],
+            &["rea", "T", "-hx"],
             &["out", "T", "-h"][..],
             &["out", "T", "-V"],
             &["-V"],
@@ -918,6 +948,12 @@ mod tests {
         let said = |words: &[&str]| value_missing_before_double_dash(&argv(words));
         let dur = said(&["out", "T", "--lock-timeout", "--", "-x"]).unwrap();
         assert!(dur.contains("'--lock-timeout' needs its DUR"), "{dur}");
+        // Not a bundle with -h after it: the `--` is what is wrong.
+        assert!(said(&["out", "T", "--lock-timeout", "--", "-hello"]).is_some());
+        assert_eq!(
+            help_or_version_in_bundle(&argv(&["out", "T", "--lock-timeout", "--", "-hello"])),
+            None
+        );
         let size = said(&["new", "T", "-s", "--"]).unwrap();
         assert!(size.contains("'-s' needs its SIZE"), "{size}");
         assert!(said(&["-q", "read", "T", "--timeout", "--"]).is_some());

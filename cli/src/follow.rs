@@ -58,10 +58,11 @@ impl Followed {
     /// code 8 if it passes first, or 9 if process `pid` exits first (it will not create it
     /// then). A channel being created is waited for as long as its creator runs
     /// ([`Follower::open`]), and one in shared memory left half-made by a creator that died is
-    /// waited past, for the channel that replaces it (saying so, and how to clear it). What
-    /// cannot appear by waiting is reported at once: a path whose directory is missing,
-    /// something there that is no channel, a file path that holds no channel header yet 250 ms
-    /// after it was found.
+    /// waited past, for the channel that replaces it (saying so, and how to clear it); a file
+    /// path's directory that does not exist yet is waited for with it (the note names it). What
+    /// cannot appear by waiting is reported at once: a path through a file, a shared-memory
+    /// directory that is missing, something there that is no channel, a file path that holds
+    /// no channel header yet 250 ms after it was found.
     pub fn open(
         location: Location,
         deadline: Option<Instant>,

@@ -626,7 +626,11 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
             &["out", "T", "-hello", "--json"],
             "`mmf out NAME -- -hello`",
         ),
-        (&["read", "-happy"], "`mmf read -- -happy`"),
+        (&["read", "T", "-happy"], "not a flag of `mmf read`"),
+        (
+            &["out", "T", "--lock-timeout", "--", "-hello"],
+            "'--lock-timeout' needs its DUR before '--'",
+        ),
         (&["new", "Z", "-Vsize", "1"], "not a flag of `mmf new`"),
     ] {
         let out = e.run(args);
@@ -635,6 +639,15 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+    // Not UTF-8, as `--bytes` takes a VALUE: still not `-h`.
+    let out = e
+        .cmd(&["out", "T", "--bytes"])
+        .arg(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(b"-h\xff".to_vec()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
     assert_eq!(e.ok(&["read", "T"]), "-x\n");
     e.ok(&["out", "T", "--", "-Very"]);
     assert_eq!(e.ok(&["read", "T"]), "-Very\n");

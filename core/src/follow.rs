@@ -650,10 +650,10 @@ impl Options {
     /// microseconds spins before it sleeps ([`wait_spin`](Options::wait_spin)), one that must
     /// leave the channel's reader-pin entries to others reads without one
     /// ([`read_only`](Options::read_only)), and [`read_timeout`](Options::read_timeout) and
-    /// [`lock_timeout`](Options::lock_timeout) hold for its channel's reads and publishes.
-    /// What only a creation takes (capacity, readers, mode, checksums, `header_only`,
-    /// `remove_on_drop`) is not used, and neither is `init_timeout`: a channel found being
-    /// created is waited for as [`Follower::open`] says. Without `read_only`, a channel this
+    /// [`lock_timeout`](Options::lock_timeout) and [`header_only`](Options::header_only) hold
+    /// for its channel's reads and publishes. What only a creation takes (capacity, readers,
+    /// mode, checksums, `remove_on_drop`) is not used, and neither is `init_timeout`: a channel
+    /// found being created is waited for as [`Follower::open`] says. Without `read_only`, a channel this
     /// process may only read is opened read-only, as by [`Follower::open`].
     ///
     /// ```
