@@ -292,10 +292,11 @@ pub struct ReadArgs {
     #[arg(long)]
     pub raw: bool,
     /// Wait for a value newer than the current one. A channel that does not exist yet is waited
-    /// for (a note on stderr says so), also in a directory not made yet; one removed and created again meanwhile is followed, and
-    /// its first value counts as newer. One its creator left unfinished when it died is waited
-    /// past, for the one that replaces it (a note says so, and how to clear it). A newer value
-    /// a crash damaged is said on stderr and waited past, for the publish that replaces it.
+    /// for (a note on stderr says so), also in a directory not made yet; one removed and created
+    /// again meanwhile is followed, and its first value counts as newer. One its creator left
+    /// unfinished when it died is waited past, for the one that replaces it (a note says so,
+    /// and how to clear it). A newer value a crash damaged is said on stderr and waited past,
+    /// for the publish that replaces it.
     #[arg(long)]
     pub wait: bool,
     /// Wait for a value newer than generation GEN (implies --wait; returns at once if the
@@ -563,11 +564,10 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory;
     let command = Cli::command();
     // The verb's own flags and the global ones (every verb's, where the verb is not one).
-    let verb = args.get(1).and_then(|v| v.to_str()).and_then(|v| {
-        command
-            .get_subcommands()
-            .find(|c| c.get_name() == v || c.get_all_aliases().any(|a| a == v))
-    });
+    let verb = args
+        .get(1)
+        .and_then(|v| v.to_str())
+        .and_then(|v| verb_named(&command, v));
     let long_flag = |name: &str| {
         let mut commands: Vec<&clap::Command> = match verb {
             Some(verb) => vec![verb],
@@ -621,6 +621,13 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
     None
 }
 
+/// The verb (subcommand) of `command` named `word`, or one of its aliases (`ls`, `rm`, `open`).
+fn verb_named<'a>(command: &'a clap::Command, word: &str) -> Option<&'a clap::Command> {
+    command
+        .get_subcommands()
+        .find(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word))
+}
+
 /// What to say of a word such as `-Very` or `-hello` (a VALUE that starts with '-', written
 /// without `--`), which clap reads as bundled short flags and so as `-V` (print the version) or
 /// `-h` (print help): the command would print that and exit 0, its VALUE never published. Any
@@ -660,10 +667,7 @@ fn help_or_version_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
             if verb.is_none() {
                 let word = word.to_str()?;
                 // Not a verb (`mmf rea T -hx`): clap's error says so, and names the verb meant.
-                verb =
-                    Some(command.get_subcommands().find(|c| {
-                        c.get_name() == word || c.get_all_aliases().any(|a| a == word)
-                    })?);
+                verb = Some(verb_named(&command, word)?);
             }
             continue;
         };
@@ -726,11 +730,7 @@ fn value_missing_before_double_dash(args: &[std::ffi::OsString]) -> Option<Strin
         .skip(1)
         .filter_map(|a| a.to_str())
         .find(|w| !w.starts_with('-'))
-        .and_then(|v| {
-            command
-                .get_subcommands()
-                .find(|c| c.get_name() == v || c.get_all_aliases().any(|a| a == v))
-        })?;
+        .and_then(|v| verb_named(&command, v))?;
     let arg = verb.get_arguments().find(|a| {
         option
             .strip_prefix("--")

@@ -653,8 +653,8 @@ impl Options {
     /// [`lock_timeout`](Options::lock_timeout) and [`header_only`](Options::header_only) hold
     /// for its channel's reads and publishes. What only a creation takes (capacity, readers,
     /// mode, checksums, `remove_on_drop`) is not used, and neither is `init_timeout`: a channel
-    /// found being created is waited for as [`Follower::open`] says. Without `read_only`, a channel this
-    /// process may only read is opened read-only, as by [`Follower::open`].
+    /// found being created is waited for as [`Follower::open`] says. Without `read_only`, a
+    /// channel this process may only read is opened read-only, as by [`Follower::open`].
     ///
     /// ```
     /// use std::time::Duration;
