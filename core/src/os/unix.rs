@@ -171,17 +171,61 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
 /// table of locks (`/proc/locks`, readable by every user), which names a file by its device and
 /// inode: for a file this process may not open, to lock it and see. A waiter queued for a lock
 /// (a line with `->`) holds none. `Err` where that table cannot be read (no `/proc`).
+///
+/// The kernel makes that table anew for each `read`, at most a page of it, resuming at the
+/// *position* in its list of locks where the last `read` stopped: a lock dropped before that
+/// position in between shifts the rest, and the line after the position is never shown. So
+/// the table is read with a buffer that takes a page in one `read` (`std::fs::read_to_string`
+/// starts with a 32-byte read, which split even a short table so: while other threads locked
+/// and unlocked files, it missed a held lock one read in five), and, as a table longer than a
+/// page is still read in parts, read [`LOCK_TABLE_READS`] times before the answer is `false`.
 #[cfg(target_os = "linux")]
 pub(crate) fn flock_held(meta: &std::fs::Metadata) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
     let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-    let table = std::fs::read_to_string("/proc/locks")?;
-    // "1: FLOCK  ADVISORY  READ 14672 00:1b:66380 0 EOF"
-    Ok(table.lines().any(|line| {
-        let mut fields = line.split_whitespace().skip(1);
-        fields.next() == Some("FLOCK") && fields.nth(3) == Some(file.as_str())
-    }))
+    let mut table = Vec::new();
+    for _ in 0..LOCK_TABLE_READS {
+        read_lock_table(&mut table)?;
+        // "1: FLOCK  ADVISORY  READ 14672 00:1b:66380 0 EOF"
+        let held = table.split(|&b| b == b'\n').any(|line| {
+            let mut fields = line
+                .split(u8::is_ascii_whitespace)
+                .filter(|f| !f.is_empty());
+            fields.nth(1) == Some(b"FLOCK") && fields.nth(3) == Some(file.as_bytes())
+        });
+        if held {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// How many times [`flock_held`] reads the table of locks before it says a file is not held.
+#[cfg(target_os = "linux")]
+const LOCK_TABLE_READS: usize = 2;
+
+/// Reads all of `/proc/locks` into `table` (cleared first), each `read` with room for more
+/// than a page (see [`flock_held`]).
+#[cfg(target_os = "linux")]
+fn read_lock_table(table: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Read;
+    const ROOM: usize = 64 * 1024;
+    let mut locks = File::open("/proc/locks")?;
+    table.clear();
+    loop {
+        let len = table.len();
+        table.resize(len + ROOM, 0);
+        match locks.read(&mut table[len..]) {
+            Ok(0) => {
+                table.truncate(len);
+                return Ok(());
+            }
+            Ok(n) => table.truncate(len + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => table.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -988,5 +1032,45 @@ mod tests {
             ..v1
         };
         assert_eq!(v1.room(), 64 * MIB);
+    }
+
+    /// A held lock is found in the kernel's table however busy it is: while three threads lock
+    /// and unlock files of their own (their locks come and go ahead of it in the table), every
+    /// one of many looks finds it.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_held_flock_is_found_while_others_come_and_go() {
+        let dir = std::env::temp_dir().join(format!("mmf-flock-held-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = std::fs::File::create(dir.join("held")).unwrap();
+        held.lock_shared().unwrap();
+        let meta = held.metadata().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churners: Vec<_> = (0..3)
+            .map(|i| {
+                let file = std::fs::File::create(dir.join(format!("churn{i}"))).unwrap();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        file.lock_shared().unwrap();
+                        file.unlock().unwrap();
+                    }
+                })
+            })
+            .collect();
+        let missed = (0..5_000)
+            .filter(|_| !super::flock_held(&meta).unwrap())
+            .count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for churner in churners {
+            churner.join().unwrap();
+        }
+        drop(held);
+        assert!(
+            !super::flock_held(&meta).unwrap(),
+            "no lock is held any more"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(missed, 0, "looks that missed the held lock, of 5000");
     }
 }
