@@ -34,16 +34,18 @@ pub(crate) fn touch(file: &File) -> io::Result<()> {
     }
 }
 
-/// Renames `from` to `to` unless `to` exists (`renameat2` with `RENAME_NOREPLACE`): one step,
-/// whatever the name `from` leads to at that instant (a link itself, not its target).
+/// Renames `from` to `to` unless `to` exists, in one step, whatever the name `from` leads to
+/// at that instant (a link itself, not its target): `renameat2` with `RENAME_NOREPLACE` on
+/// Linux, `renamex_np` with `RENAME_EXCL` on macOS (built, not run here).
 /// `ErrorKind::Unsupported` where the kernel or the file system has no such rename.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 pub(crate) fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
     let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
     // SAFETY: both paths are NUL-terminated strings that live across the call, which only
     // reads them; `AT_FDCWD` makes them plain paths.
+    #[cfg(target_os = "linux")]
     let rc = unsafe {
         libc::renameat2(
             libc::AT_FDCWD,
@@ -53,33 +55,18 @@ pub(crate) fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> 
             libc::RENAME_NOREPLACE,
         )
     };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        // No `renameat2` (kernels before 3.15), or a file system without the flag.
-        Some(libc::ENOSYS | libc::EINVAL) => Err(io::ErrorKind::Unsupported.into()),
-        _ => Err(e),
-    }
-}
-
-/// Renames `from` to `to` unless `to` exists (`renamex_np` with `RENAME_EXCL`): one step, as on
-/// Linux. `ErrorKind::Unsupported` where the file system has no such rename (`ENOTSUP`).
-#[cfg(target_os = "macos")]
-pub(crate) fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
-    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
     // SAFETY: both paths are NUL-terminated strings that live across the call, which only
     // reads them.
+    #[cfg(target_os = "macos")]
     let rc = unsafe { libc::renamex_np(from.as_ptr(), to.as_ptr(), libc::RENAME_EXCL) };
     if rc == 0 {
         return Ok(());
     }
     let e = io::Error::last_os_error();
     match e.raw_os_error() {
-        Some(libc::ENOTSUP | libc::EINVAL) => Err(io::ErrorKind::Unsupported.into()),
+        // No `renameat2` (Linux before 3.15), or a file system without the flag (`EINVAL` on
+        // Linux, `ENOTSUP` on macOS).
+        Some(libc::ENOSYS | libc::EINVAL | libc::ENOTSUP) => Err(io::ErrorKind::Unsupported.into()),
         _ => Err(e),
     }
 }
