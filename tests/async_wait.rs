@@ -1414,8 +1414,8 @@ fn follower_futures_wait_for_a_slow_creator_while_it_runs() {
 }
 
 /// `Follower::values`, a stream of the values published under a name: a writer in another
-/// process, then its restart (the new channel's values come, from generation 1); dropping the
-/// stream takes its waiter count off.
+/// process, then its restart (the new channel's values come, from generation 1); giving its
+/// follower back takes its waiter count off.
 #[test]
 fn a_stream_of_values_follows_a_writer_in_another_process_across_its_restart() {
     let (name, _, creator, f) = followed("async-values");
@@ -1444,8 +1444,15 @@ fn a_stream_of_values_follows_a_writer_in_another_process_across_its_restart() {
         std::pin::pin!(values.recv()).poll(&mut cx).is_pending()
     };
     assert!(polled);
-    drop(values);
+    // Given back, the follower follows the new channel, and the stream's wait is over.
+    let f = values.into_follower();
     assert_eq!(new.info().waiters, 0);
+    assert_eq!(f.channel().incarnation(), new.incarnation());
+    new.publish_str("after").unwrap();
+    let (meta, bytes) = block_on(f.values(1).recv(), Duration::from_secs(10))
+        .expect("resolved")
+        .unwrap();
+    assert_eq!((meta.generation, &bytes[..]), (2, &b"after"[..]));
     Channel::remove(&name).unwrap();
 }
 

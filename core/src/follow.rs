@@ -1372,7 +1372,7 @@ impl Follower {
     /// ```
     pub fn values(self, since: u64) -> ValueStream {
         ValueStream {
-            follower: self,
+            follower: Some(self),
             since,
             waiting: crate::notify::Waiting::default(),
             timer: crate::notify::Timer::default(),
@@ -1388,7 +1388,9 @@ impl Follower {
 #[must_use = "streams do nothing unless polled"]
 #[derive(Debug)]
 pub struct ValueStream {
-    follower: Follower,
+    /// `None` only once [`into_follower`](ValueStream::into_follower) has taken it, as the
+    /// stream ends (a field moved out of a type with a `Drop`).
+    follower: Option<Follower>,
     /// The generation of the last value given out (or the one asked to start after).
     since: u64,
     waiting: crate::notify::Waiting,
@@ -1426,7 +1428,41 @@ const READ_SLICE: Duration = Duration::from_millis(2);
 impl ValueStream {
     /// The follower: the channel the name leads to now, and whether it is gone.
     pub fn follower(&self) -> &Follower {
-        &self.follower
+        self.following()
+    }
+
+    /// The follower, there until [`into_follower`](Self::into_follower) ends the stream.
+    fn following(&self) -> &Follower {
+        self.follower
+            .as_ref()
+            .expect("taken only as the stream ends")
+    }
+
+    /// The follower back, for reads of its own or a stream made anew: [`Follower::values`]
+    /// from [`last_generation`](Self::last_generation) goes on where this stream stopped. The
+    /// stream's wait ends (the channel stops counting it as a waiter).
+    ///
+    /// ```
+    /// # #[cfg(feature = "async")] {
+    /// use std::time::Duration;
+    /// use mmf_core::{Channel, Follower};
+    ///
+    /// # let name = format!("into-follower-doc-{}", std::process::id());
+    /// let writer = Channel::create(&name, 64)?;
+    /// let values = Follower::open(&name, Duration::ZERO)?.values(0);
+    /// let since = values.last_generation();
+    /// let follower = values.into_follower();
+    /// assert_eq!(follower.channel().capacity(), writer.capacity());
+    /// let values = follower.values(since);
+    /// # drop(values);
+    /// # Channel::remove(&name)?;
+    /// # }
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    pub fn into_follower(mut self) -> Follower {
+        let follower = self.follower.take().expect("taken only here");
+        self.waiting.unregister(&follower.channel);
+        follower
     }
 
     /// The generation of the last value given out (or the `since` the stream started from);
@@ -1440,7 +1476,7 @@ impl ValueStream {
     /// it is the new channel's from the look that found it, while
     /// [`last_generation`](Self::last_generation) is 0 until that channel's first value.
     pub fn incarnation(&self) -> u64 {
-        self.follower.channel.incarnation()
+        self.following().channel.incarnation()
     }
 
     /// The next item: a value, or an error (the stream goes on after it). What
@@ -1459,14 +1495,21 @@ impl ValueStream {
                 }
                 self.pause_until = None;
             }
-            let current = self.follower.channel.generation();
+            let current = self.following().channel.generation();
             let changed = match self.refused.next(current, self.since) {
                 Some(g) => Poll::Ready(Ok(Change::Newer(g))),
                 // Past a refused generation, if any: a new value below it is found at the
                 // look that wakes this poll every 100 ms (above).
                 None => {
                     let from = self.refused.wait_from(self.since);
-                    poll_change(&mut self.follower, from, &mut self.waiting, cx)
+                    poll_change(
+                        self.follower
+                            .as_mut()
+                            .expect("taken only as the stream ends"),
+                        from,
+                        &mut self.waiting,
+                        cx,
+                    )
                 }
             };
             let newer = match changed {
@@ -1486,7 +1529,7 @@ impl ValueStream {
                     return Poll::Ready(Err(e));
                 }
             };
-            return Poll::Ready(match self.follower.channel.read_raw_within(READ_SLICE) {
+            return Poll::Ready(match self.following().channel.read_raw_within(READ_SLICE) {
                 // Another process moved `latest` back between the two loads: not a new value.
                 Ok((meta, _)) if !self.refused.is_new(meta.generation, self.since) => continue,
                 Ok((meta, bytes)) => {
@@ -1499,7 +1542,7 @@ impl ValueStream {
                 // 64 ms), for as long as a plain read would, then say so. Tries left off for a
                 // while (a `recv` dropped, the stream polled again later) start again.
                 Err(Error::Contended { .. })
-                    if self.contended_for() < self.follower.channel.read_timeout() =>
+                    if self.contended_for() < self.following().channel.read_timeout() =>
                 {
                     let now = Instant::now();
                     let c = self.contended.get_or_insert(Contended {
@@ -1567,7 +1610,9 @@ impl futures_core::stream::FusedStream for ValueStream {
 #[cfg(feature = "async")]
 impl Drop for ValueStream {
     fn drop(&mut self) {
-        self.waiting.unregister(&self.follower.channel);
+        if let Some(follower) = &self.follower {
+            self.waiting.unregister(&follower.channel);
+        }
     }
 }
 
