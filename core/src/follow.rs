@@ -1412,7 +1412,8 @@ pub struct ValueStream {
 struct Contended {
     since: Instant,
     tries: u32,
-    last: Instant,
+    /// When the pause after the last try ends: the next try is due then.
+    due: Instant,
 }
 
 /// An item of [`ValueStream`]: a value with its [`Meta`](crate::Meta), or an error.
@@ -1529,6 +1530,7 @@ impl ValueStream {
                     return Poll::Ready(Err(e));
                 }
             };
+            let tried = Instant::now();
             return Poll::Ready(match self.following().channel.read_raw_within(READ_SLICE) {
                 // Another process moved `latest` back between the two loads: not a new value.
                 Ok((meta, _)) if !self.refused.is_new(meta.generation, self.since) => continue,
@@ -1542,17 +1544,17 @@ impl ValueStream {
                 // 64 ms), for as long as a plain read would, then say so. Tries left off for a
                 // while (a `recv` dropped, the stream polled again later) start again.
                 Err(Error::Contended { .. })
-                    if self.contended_for() < self.following().channel.read_timeout() =>
+                    if self.contended_for(tried) < self.following().channel.read_timeout() =>
                 {
                     let now = Instant::now();
                     let c = self.contended.get_or_insert(Contended {
                         since: now,
                         tries: 0,
-                        last: now,
+                        due: now,
                     });
                     let pause = Duration::from_millis(1 << c.tries.min(6));
                     c.tries = c.tries.saturating_add(1);
-                    c.last = now;
+                    c.due = now + pause;
                     self.pause_until = Some(now + pause);
                     continue;
                 }
@@ -1572,12 +1574,17 @@ impl ValueStream {
     }
 
     /// How long tries at the current value's copy have been overtaken, up to now: counted
-    /// again from zero unless the last try was within 100 ms (the longest pause and a try's
-    /// slice are less).
-    fn contended_for(&mut self) -> Duration {
+    /// again from zero unless this try (begun at `tried`) began within 100 ms of when it was
+    /// due (the end of the pause after the last). Counted from the end of the last try
+    /// instead, a busy machine's late wake-ups and long tries (the longest pause is 64 ms)
+    /// started the count again and again, and the stream never said that the value could not
+    /// be copied.
+    fn contended_for(&mut self, tried: Instant) -> Duration {
         let now = Instant::now();
         match self.contended {
-            Some(c) if now.duration_since(c.last) <= LOOK_EVERY => now.duration_since(c.since),
+            Some(c) if tried.saturating_duration_since(c.due) <= LOOK_EVERY => {
+                now.duration_since(c.since)
+            }
             _ => {
                 self.contended = None;
                 Duration::ZERO

@@ -1363,12 +1363,15 @@ impl Snapshot {
                 return Err(self.truncated());
             }
             // The clock starts at the first failed attempt (a read that succeeds at once never
-            // reads it). It is asked every 64th attempt, and after every attempt that copied
+            // reads it). It is asked every 64th attempt while attempts spin, after every one
+            // once they yield (`spin_hint`), and after every attempt that copied
             // [`CLOCK_EVERY_ATTEMPT_FROM`] bytes or more (what it copied is still in `buf`):
             // asked every 64th attempt only, it let a read with a 5 ms timeout of a 512 MiB
-            // value that a peer kept invalidating run for 3.2-3.9 s.
+            // value that a peer kept invalidating run for 3.2-3.9 s, and one with a 2 ms
+            // timeout (an async stream's slice) run for 180 ms on a machine whose cores were
+            // busy, where each yield gives them the core for a while.
             let since = *started.get_or_insert_with(Instant::now);
-            if (retries.is_multiple_of(64) || buf.len() >= CLOCK_EVERY_ATTEMPT_FROM)
+            if (retries.is_multiple_of(64) || retries > 64 || buf.len() >= CLOCK_EVERY_ATTEMPT_FROM)
                 && since.elapsed() >= t.read
             {
                 return Err(Error::Contended {
