@@ -268,15 +268,36 @@ impl Snapshot {
     /// why they cannot be told: the value is damaged ([`Look::Damaged`]), or writers published
     /// faster than 1024 looks could follow.
     pub(crate) fn peek(&self) -> std::result::Result<(u64, Tag, usize), String> {
+        let before = self.region.word(H_LATEST).load(Ordering::Acquire);
         match self.settled_look(1024) {
             Look::Value(gen, tag, len) => Ok((gen, tag, len)),
             Look::Damaged { what, .. } => Err(what),
-            Look::Unsettled => Err(
-                "no settled look in 1024 tries: writers kept publishing, or \
-                                    the slot of the value is marked as being written"
-                    .into(),
-            ),
+            Look::Unsettled => Err(self.unsettled(before)),
         }
+    }
+
+    /// Why 1024 looks found no settled value, `latest` having been `before` at the first: its
+    /// frame left marked as being written, if `latest` stayed there and that frame's stamp is
+    /// odd (writers never write the slot `latest` names), else writers that kept publishing.
+    fn unsettled(&self, before: u64) -> String {
+        let (gen, slot) = split_latest(before);
+        if self.region.word(H_LATEST).load(Ordering::Acquire) != before
+            || !self.frame_left_open(before)
+        {
+            return "no settled look in 1024 tries: writers kept publishing".into();
+        }
+        let reads = if self.checksum {
+            "reads of it fail as contended after their timeout; `mmf recover` \
+             (`Channel::recover`) publishes the newest earlier value still whole again"
+        } else {
+            "on a channel without checksums reads take it by its descriptor all the same, and \
+             the next publish, or `mmf recover` for a small value, mends it"
+        };
+        format!(
+            "the frame of generation {gen} in slot {slot} is marked as being written, and no \
+             writer moved `latest` off it in 1024 looks: a writer died in the middle of \
+             writing it, or another process wrote there; {reads}"
+        )
     }
 
     /// The `latest` word if what it names is damaged, checked once at open (a few looks, while

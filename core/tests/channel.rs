@@ -2322,12 +2322,46 @@ fn a_frame_a_crash_left_open_is_recovered() {
         Err(Error::Contended { what, .. }) => assert!(what.contains("mmf recover"), "{what}"),
         other => panic!("{:?}", other.map(|(m, _)| m)),
     }
+    let damage = w.info().damage.expect("info says the value is unknown");
+    assert!(
+        damage.contains("generation 3 in slot") && damage.contains("marked as being written"),
+        "{damage}"
+    );
+    assert!(damage.contains("mmf recover"), "{damage}");
     let back = w.recover().unwrap().expect("recovered");
     assert_eq!((back.from, back.meta.generation), (2, 4));
     let (meta, bytes) = w.read_raw().unwrap();
     assert_eq!(meta.generation, 4);
     assert!(bytes == vec![b'B'; 40_000], "not the recovered value");
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
+}
+
+/// Without checksums, a frame left open is read all the same (by its descriptor and `latest`),
+/// and `info` says what is wrong with it, not that writers kept publishing (it said "no settled
+/// look in 1024 tries: writers kept publishing, or ..." for a channel nobody wrote to).
+#[test]
+fn a_frame_left_open_without_checksums_is_read_and_named_by_info() {
+    let s = Scratch::new("file");
+    let ch = two_slot_channel(&s, false);
+    ch.publish_raw(Tag::BYTES, &vec![b'C'; 40_000]).unwrap();
+    drop(ch);
+    let mut image = std::fs::read(s.path()).unwrap();
+    let payload = payload_of(&image, b'C', 40_000);
+    let stamp = u64::from_le_bytes(image[payload - 64..payload - 56].try_into().unwrap());
+    image[payload - 64..payload - 56].copy_from_slice(&(stamp + 1).to_le_bytes());
+    std::fs::write(s.path(), &image).unwrap();
+
+    let w = Channel::open(&s.location).unwrap();
+    let (meta, bytes) = w.read_raw().unwrap();
+    assert!(meta.generation == 1 && bytes == vec![b'C'; 40_000]);
+    let damage = w.info().damage.expect("info says the value is unknown");
+    assert!(
+        damage.contains("generation 1 in slot") && damage.contains("marked as being written"),
+        "{damage}"
+    );
+    assert!(damage.contains("reads take it"), "{damage}");
+    w.publish_raw(Tag::BYTES, b"next").unwrap();
+    assert_eq!(w.info().damage, None);
 }
 
 /// A channel of small values writes its slots only while a reader wants them, so when its
