@@ -3001,7 +3001,24 @@ fn a_pid_taken_by_a_later_process_is_not_the_creator_nor_the_last_writer() {
     let i = info();
     assert_eq!(i.creator_state, OwnerState::Dead, "{i:?}");
     assert_eq!(i.last_writer_state, Some(OwnerState::Dead), "{i:?}");
+    // A process that exited, its parent not having reaped it yet (a harness's worker before
+    // its `wait`): exited, as `Stop::on_exit_of` and `read --pid` take it, not running. The
+    // word names it by pid alone (its start time not compared), so only the pid decides.
+    const START: u64 = 0xffff << 38;
+    let word = u64::from(later.id()) | own & !PID & !START;
+    poke(&s.path(), CREATOR, word);
+    poke(&s.path(), LAST_WRITER, word);
+    assert_eq!(info().creator_state, OwnerState::Alive, "running");
     later.kill().unwrap();
+    let zombie = format!("/proc/{}/stat", later.id());
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&zombie).is_ok_and(|s| s.contains(") Z ")) {
+        assert!(t.elapsed() < Duration::from_secs(10), "never a zombie");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let i = info();
+    assert_eq!(i.creator_state, OwnerState::Dead, "{i:?}");
+    assert_eq!(i.last_writer_state, Some(OwnerState::Dead), "{i:?}");
     later.wait().unwrap();
 }
 

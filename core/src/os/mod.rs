@@ -302,7 +302,7 @@ fn start_tag(ticks: u64) -> u64 {
 
 /// What this process can tell of the process a header word names ([`process_word_rest`]):
 /// `Dead` for no pid, a process of an earlier boot (a file channel that outlived a restart),
-/// a pid that runs no process here, or one whose process started at another time than the
+/// a pid that runs no process here (or only a zombie, exited and not yet reaped), or one whose process started at another time than the
 /// word's (the pid came back to another process, perhaps in a later container whose PID
 /// namespace got the same inode); `Unknown` for a process of another PID namespace (a
 /// container's: its pid names another process here, or none); else `Alive`. Start times are
@@ -324,7 +324,9 @@ pub(crate) fn judge_process_word(word: u64) -> OwnerState {
     if namespace != 0 && pid_namespace_tag() != namespace {
         return OwnerState::Unknown("a process of another PID namespace (container)");
     }
-    if !pid_exists(pid) {
+    // A zombie too: it runs no more (a harness's worker that exited before its parent's
+    // `wait`), as `Stop::on_exit_of` and `read --pid` take it.
+    if pid_exited(pid) {
         return OwnerState::Dead;
     }
     match process_start_time(pid) {
