@@ -4492,8 +4492,20 @@ fn a_wait_ends_when_the_pid_process_exits() {
     fails(
         &e.run(&["read", "U", "--wait", "--pid", &fast]),
         9,
-        "no value newer than generation 1",
+        "no value newer than generation 1 of 'U' came (generation 1 was there when the wait \
+         began, and --wait waits for a newer value: `mmf read U --wait --after 0` takes that one \
+         too)",
     );
+    fails(
+        &e.run(&["read", "U", "--wait", "--timeout", "0s"]),
+        8,
+        "within the timeout (generation 1 was there when the wait began",
+    );
+    // With `--after`, the generation was the script's: nothing to add.
+    let out = e.run(&["read", "U", "--after", "1", "--pid", &fast]);
+    fails(&out, 9, "no value newer than generation 1 of 'U' came");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("was there"), "{err}");
     // Exited, with a newer value there already: the value (the look before the exit's error).
     e.ok(&["out", "T", "newer"]);
     assert_eq!(

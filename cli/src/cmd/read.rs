@@ -4,7 +4,7 @@ use anyhow::Context;
 use mmf::{Location, Meta, Options, Tag};
 
 use crate::args::{OutFormat, ReadArgs};
-use crate::exit::{Coded, EMPTY, INVALID_INPUT, USAGE};
+use crate::exit::{Coded, EMPTY, EXITED, INVALID_INPUT, USAGE};
 use crate::follow::{self, Followed, Waited};
 
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
@@ -146,6 +146,20 @@ fn read_next(
     };
     // The generation of a newer value a crash damaged: waited past, `since` left as it is.
     let mut refused = None;
+    // `--wait` alone waits for a value newer than the one there when it began: a worker that
+    // published before that, and then exited or published no more, ends the wait with the
+    // timeout or `--pid`'s exit, which say that its value is there.
+    let there_already = |since: u64| {
+        if after.is_none() && since > 0 {
+            format!(
+                " (generation {since} was there when the wait began, and --wait waits for a \
+                 newer value: `{}` takes that one too)",
+                crate::exit::command("read", &location.to_string(), "--wait --after 0")
+            )
+        } else {
+            String::new()
+        }
+    };
     loop {
         let waited = followed.wait(since, refused, deadline, |ch| {
             let now = ch.generation();
@@ -171,12 +185,17 @@ fn read_next(
                      that replaces it)"
                 )
             } else {
-                String::new()
+                there_already(since)
             };
             format!(
                 "no value newer than generation {since} of '{location}' came within the \
                  timeout{behind}"
             )
+        });
+        let waited = waited.map_err(|e| match e.downcast::<Coded>() {
+            Ok(Coded(EXITED, why)) => Coded(EXITED, why + &there_already(since)).into(),
+            Ok(coded) => coded.into(),
+            Err(e) => e,
         })?;
         match waited {
             Waited::Changed => {
