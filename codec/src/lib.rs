@@ -567,29 +567,22 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
         Tag::MSGPACK => {
             msgpack::check(buf).map_err(|e| invalid(&e))?;
             let mut de = rmp_serde::Deserializer::new(buf);
-            match T::deserialize(&mut de) {
-                Ok(value) => {
-                    let rest = de.get_ref().len();
-                    if rest != 0 {
-                        return Err(mismatch(&format!(
-                            "{rest} bytes of the value were not read"
-                        )));
-                    }
-                    value
+            let value = T::deserialize(&mut de).map_err(|e| {
+                // Again, to find where: tracking the path costs every read (a string for each
+                // map key), so only a read that failed pays for it.
+                let mut de = rmp_serde::Deserializer::new(buf);
+                match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                    Err(e) => mismatch(&at(&e)),
+                    Ok(_) => mismatch(&e),
                 }
-                Err(e) => {
-                    // Again, to find where: tracking the path costs every read (a string for
-                    // each map key), so only a read that failed pays for it.
-                    let mut de = rmp_serde::Deserializer::new(buf);
-                    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                        Err(e) if at_map_key(&e) => {
-                            keys_as_json(buf).ok_or_else(|| mismatch(&at(&e)))?
-                        }
-                        Err(e) => return Err(mismatch(&at(&e))),
-                        Ok(_) => return Err(mismatch(&e)),
-                    }
-                }
+            })?;
+            let rest = de.get_ref().len();
+            if rest != 0 {
+                return Err(mismatch(&format!(
+                    "{rest} bytes of the value were not read"
+                )));
             }
+            value
         }
         Tag::JSON => {
             let text = std::str::from_utf8(buf).map_err(|e| invalid(&not_utf8(e)))?;
@@ -623,27 +616,9 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
     Ok((meta, value))
 }
 
-/// Whether a typed read failed at a map's key (the path's last segment is a key not read yet).
-fn at_map_key<E>(e: &serde_path_to_error::Error<E>) -> bool {
-    matches!(
-        e.path().iter().next_back(),
-        Some(serde_path_to_error::Segment::Unknown)
-    )
-}
-
-/// A MessagePack value decoded as its JSON value would be, for a type whose map keys are
-/// numbers (or anything else serde_json reads from a string key): what a JSON object keyed
-/// `"1"`, `"2"` published with `--json` or `publish_json` holds, since JSON keys are always
-/// text, and what JSON text published as such decodes to (FORMAT.md §7.1). `None` where it
-/// does not decode so either (the caller reports the first error).
-fn keys_as_json<T: DeserializeOwned>(buf: &[u8]) -> Option<T> {
-    let value: serde_json::Value = rmp_serde::from_slice(buf).ok()?;
-    serde_json::from_value(value).ok()
-}
-
 /// A typed read's error with the field it happened at, where it was not the value itself:
-/// `map.<key>: invalid type ...` (a struct with many fields, or a map key of the wrong kind,
-/// is otherwise a hunt).
+/// `map.<key>: invalid type ...` (a struct with many fields, or a map keyed by integers that
+/// came as JSON strings, is otherwise a hunt).
 fn at<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
     match e.path().to_string().as_str() {
         "." => e.inner().to_string(),
