@@ -572,6 +572,7 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
                 // map key), so only a read that failed pays for it.
                 let mut de = rmp_serde::Deserializer::new(buf);
                 match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                    Err(e) if at_map_key(&e) => mismatch(&format!("{}; {TEXT_KEYS}", at(&e))),
                     Err(e) => mismatch(&at(&e)),
                     Ok(_) => mismatch(&e),
                 }
@@ -615,6 +616,20 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
     };
     Ok((meta, value))
 }
+
+/// Whether a typed read failed at a map's key (the path's last segment is a key not read yet).
+fn at_map_key<E>(e: &serde_path_to_error::Error<E>) -> bool {
+    matches!(
+        e.path().iter().next_back(),
+        Some(serde_path_to_error::Segment::Unknown)
+    )
+}
+
+/// What a MessagePack read that failed at a map key adds: the likeliest cause, a map keyed by
+/// numbers that came as JSON, whose keys are text.
+const TEXT_KEYS: &str = "a map key of the wrong kind: one published as JSON (`publish_json`, \
+    `mmf out NAME --json`) has text keys, since JSON's keys are text, so read such a map into \
+    one keyed by String and parse its keys";
 
 /// A typed read's error with the field it happened at, where it was not the value itself:
 /// `map.<key>: invalid type ...` (a struct with many fields, or a map keyed by integers that

@@ -795,7 +795,8 @@ fn a_typed_read_names_the_field_that_did_not_decode() {
         ),
         (
             r#"{"name": "r", "workers": [{"id": 1, "ports": {"80": "http"}}]}"#,
-            "at workers[0].ports",
+            "at workers[0].ports.?: wrong msgpack marker FixStr(2); a map key of the wrong \
+             kind: one published as JSON",
         ),
     ];
     for (json, wanted) in cases {
