@@ -257,6 +257,11 @@ impl Followed {
         self.follower.channel()
     }
 
+    /// Whether the last wait found the name leading nowhere ([`Follower::is_gone`]).
+    pub fn is_gone(&self) -> bool {
+        self.follower.is_gone()
+    }
+
     /// Waits until the channel's generation moves past `since` or the name leads to another
     /// channel. The deadline passing is exit code 8 with the message `timed_out` builds, the
     /// exit of the `--pid` process (with nothing newer) exit code 9, an interrupt (Ctrl-C,

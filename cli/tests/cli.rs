@@ -4506,6 +4506,23 @@ fn a_wait_ends_when_the_pid_process_exits() {
     fails(&out, 9, "no value newer than generation 1 of 'U' came");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("was there"), "{err}");
+    // Nor once the channel was removed during the wait: its value is not there to take.
+    let mut sleeper = Command::new("sleep").arg("1").spawn().unwrap();
+    let mut remover = Command::new("sh")
+        .args(["-c", &format!("sleep 0.3; {BIN} remove U")])
+        .env("MMF_SHM_DIR", &e.dir)
+        .spawn()
+        .unwrap();
+    let out = e.run(&["read", "U", "--wait", "--pid", &sleeper.id().to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{err}");
+    assert!(
+        err.contains("'U' was removed")
+            && err.ends_with("no value newer than generation 1 of 'U' came\n"),
+        "{err}"
+    );
+    assert!(remover.wait().unwrap().success());
+    sleeper.wait().unwrap();
     // Exited, with a newer value there already: the value (the look before the exit's error).
     e.ok(&["out", "T", "newer"]);
     assert_eq!(

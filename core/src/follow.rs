@@ -1530,7 +1530,8 @@ impl ValueStream {
                     return Poll::Ready(Err(e));
                 }
             };
-            let tried = Instant::now();
+            // When this try began, if tries before it were overtaken (else no clock is read).
+            let tried = self.contended.is_some().then(Instant::now);
             return Poll::Ready(match self.following().channel.read_raw_within(READ_SLICE) {
                 // Another process moved `latest` back between the two loads: not a new value.
                 Ok((meta, _)) if !self.refused.is_new(meta.generation, self.since) => continue,
@@ -1574,15 +1575,15 @@ impl ValueStream {
     }
 
     /// How long tries at the current value's copy have been overtaken, up to now: counted
-    /// again from zero unless this try (begun at `tried`) began within 100 ms of when it was
-    /// due (the end of the pause after the last). Counted from the end of the last try
+    /// again from zero unless this try (begun at `tried`, read when there were tries before)
+    /// began within 100 ms of when it was due (the end of the pause after the last). Counted from the end of the last try
     /// instead, a busy machine's late wake-ups and long tries (the longest pause is 64 ms)
     /// started the count again and again, and the stream never said that the value could not
     /// be copied.
-    fn contended_for(&mut self, tried: Instant) -> Duration {
+    fn contended_for(&mut self, tried: Option<Instant>) -> Duration {
         let now = Instant::now();
         match self.contended {
-            Some(c) if tried.saturating_duration_since(c.due) <= LOOK_EVERY => {
+            Some(c) if tried.is_some_and(|t| t.saturating_duration_since(c.due) <= LOOK_EVERY) => {
                 now.duration_since(c.since)
             }
             _ => {

@@ -4,7 +4,7 @@ use anyhow::Context;
 use mmf::{Location, Meta, Options, Tag};
 
 use crate::args::{OutFormat, ReadArgs};
-use crate::exit::{Coded, EMPTY, EXITED, INVALID_INPUT, USAGE};
+use crate::exit::{Coded, EMPTY, EXITED, INVALID_INPUT, TIMEOUT, USAGE};
 use crate::follow::{self, Followed, Waited};
 
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
@@ -148,17 +148,21 @@ fn read_next(
     let mut refused = None;
     // `--wait` alone waits for a value newer than the one there when it began: a worker that
     // published before that, and then exited or published no more, ends the wait with the
-    // timeout or `--pid`'s exit, which say that its value is there.
-    let there_already = |since: u64| {
-        if after.is_none() && since > 0 {
-            format!(
-                " (generation {since} was there when the wait began, and --wait waits for a \
-                 newer value: `{}` takes that one too)",
-                crate::exit::command("read", &location.to_string(), "--wait --after 0")
-            )
-        } else {
-            String::new()
-        }
+    // timeout or `--pid`'s exit, which say that its value is there (if it still is: not once
+    // the channel was removed, or holds another generation).
+    let there_already = |followed: &Followed, since: u64, refused: Option<u64>| {
+        (after.is_none()
+            && since > 0
+            && refused.is_none()
+            && !followed.is_gone()
+            && followed.channel().generation() == since)
+            .then(|| {
+                format!(
+                    " (generation {since} was there when the wait began, and --wait waits for \
+                     a newer value: `{}` takes that one too)",
+                    crate::exit::command("read", &location.to_string(), "--wait --after 0")
+                )
+            })
     };
     loop {
         let waited = followed.wait(since, refused, deadline, |ch| {
@@ -185,7 +189,7 @@ fn read_next(
                      that replaces it)"
                 )
             } else {
-                there_already(since)
+                String::new()
             };
             format!(
                 "no value newer than generation {since} of '{location}' came within the \
@@ -193,7 +197,10 @@ fn read_next(
             )
         });
         let waited = waited.map_err(|e| match e.downcast::<Coded>() {
-            Ok(Coded(EXITED, why)) => Coded(EXITED, why + &there_already(since)).into(),
+            Ok(Coded(code @ (EXITED | TIMEOUT), why)) => {
+                let hint = there_already(&followed, since, refused).unwrap_or_default();
+                Coded(code, why + &hint).into()
+            }
             Ok(coded) => coded.into(),
             Err(e) => e,
         })?;
