@@ -164,8 +164,10 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
 /// position in between shifts the rest, and the line after the position is never shown. So
 /// the table is read with a buffer that takes a page in one `read` (`std::fs::read_to_string`
 /// starts with a 32-byte read, which split even a short table so: while other threads locked
-/// and unlocked files, it missed a held lock one read in five), and, as a table longer than a
-/// page is still read in parts, read [`LOCK_TABLE_READS`] times before the answer is `false`.
+/// and unlocked files, it missed a held lock one read in five). A table longer than a page is
+/// still read in parts, which may skip a line: one not found so is read again, up to
+/// [`LOCK_TABLE_READS`] times, before the answer is `false`; one read whole in a single `read`
+/// is not.
 #[cfg(target_os = "linux")]
 pub(crate) fn flock_held(meta: &std::fs::Metadata) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
@@ -173,7 +175,7 @@ pub(crate) fn flock_held(meta: &std::fs::Metadata) -> io::Result<bool> {
     let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
     let mut table = Vec::new();
     for _ in 0..LOCK_TABLE_READS {
-        read_lock_table(&mut table)?;
+        let parts = read_lock_table(&mut table)?;
         // "1: FLOCK  ADVISORY  READ 14672 00:1b:66380 0 EOF"
         let held = table.split(|&b| b == b'\n').any(|line| {
             let mut fields = line
@@ -181,34 +183,39 @@ pub(crate) fn flock_held(meta: &std::fs::Metadata) -> io::Result<bool> {
                 .filter(|f| !f.is_empty());
             fields.nth(1) == Some(b"FLOCK") && fields.nth(3) == Some(file.as_bytes())
         });
-        if held {
-            return Ok(true);
+        if held || parts <= 1 {
+            return Ok(held);
         }
     }
     Ok(false)
 }
 
-/// How many times [`flock_held`] reads the table of locks before it says a file is not held.
+/// How many times [`flock_held`] reads a table of locks that takes more than one `read`
+/// before it says a file is not held.
 #[cfg(target_os = "linux")]
-const LOCK_TABLE_READS: usize = 2;
+const LOCK_TABLE_READS: usize = 4;
 
 /// Reads all of `/proc/locks` into `table` (cleared first), each `read` with room for more
-/// than a page (see [`flock_held`]).
+/// than a page (see [`flock_held`]): how many `read`s brought lines.
 #[cfg(target_os = "linux")]
-fn read_lock_table(table: &mut Vec<u8>) -> io::Result<()> {
+fn read_lock_table(table: &mut Vec<u8>) -> io::Result<usize> {
     use std::io::Read;
     const ROOM: usize = 64 * 1024;
     let mut locks = File::open("/proc/locks")?;
     table.clear();
+    let mut parts = 0;
     loop {
         let len = table.len();
         table.resize(len + ROOM, 0);
         match locks.read(&mut table[len..]) {
             Ok(0) => {
                 table.truncate(len);
-                return Ok(());
+                return Ok(parts);
             }
-            Ok(n) => table.truncate(len + n),
+            Ok(n) => {
+                table.truncate(len + n);
+                parts += 1;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => table.truncate(len),
             Err(e) => return Err(e),
         }
