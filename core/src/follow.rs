@@ -1576,10 +1576,10 @@ impl ValueStream {
 
     /// How long tries at the current value's copy have been overtaken, up to now: counted
     /// again from zero unless this try (begun at `tried`, read when there were tries before)
-    /// began within 100 ms of when it was due (the end of the pause after the last). Counted from the end of the last try
-    /// instead, a busy machine's late wake-ups and long tries (the longest pause is 64 ms)
-    /// started the count again and again, and the stream never said that the value could not
-    /// be copied.
+    /// began within 100 ms of when it was due (the end of the pause after the last). Counted
+    /// from the end of the last try instead, a busy machine's late wake-ups and long tries (the
+    /// longest pause is 64 ms) started the count again and again, and the stream never said
+    /// that the value could not be copied.
     fn contended_for(&mut self, tried: Option<Instant>) -> Duration {
         let now = Instant::now();
         match self.contended {

@@ -302,14 +302,15 @@ fn start_tag(ticks: u64) -> u64 {
 
 /// What this process can tell of the process a header word names ([`process_word_rest`]):
 /// `Dead` for no pid, a process of an earlier boot (a file channel that outlived a restart),
-/// a pid that runs no process here (or only a zombie, exited and not yet reaped), or one whose process started at another time than the
-/// word's (the pid came back to another process, perhaps in a later container whose PID
-/// namespace got the same inode); `Unknown` for a process of another PID namespace (a
-/// container's: its pid names another process here, or none); else `Alive`. Start times are
-/// counted in clock ticks since boot, not wall-clock time, so a clock set forward or back
-/// changes nothing. A field the word does not know (0) is not compared, and a start time this
-/// process cannot read ([`process_start_time`]) neither: then the pid decides, and a pid given
-/// to another process of the same namespace reads as alive.
+/// a pid that runs no process here (or only a zombie, exited and not yet reaped), or one whose
+/// process started at another time than the word's (the pid came back to another process,
+/// perhaps in a later container whose PID namespace got the same inode); `Unknown` for a
+/// process of another PID namespace (a container's: its pid names another process here, or
+/// none); else `Alive`. Start times are counted in clock ticks since boot, not wall-clock
+/// time, so a clock set forward or back changes nothing. A field the word does not know (0) is
+/// not compared, and a start time this process cannot read ([`process_start_time`]) neither:
+/// then the pid decides, and a pid given to another process of the same namespace reads as
+/// alive.
 pub(crate) fn judge_process_word(word: u64) -> OwnerState {
     let pid = process_word_pid(word);
     if pid == 0 {
