@@ -41,6 +41,7 @@
 
 mod error;
 pub mod json;
+mod keys;
 mod msgpack;
 #[cfg(feature = "async")]
 mod stream;
@@ -96,6 +97,11 @@ pub trait ChannelExt: sealed::Sealed {
     /// (`String`, `Option<String>`, an enum's unit variant by its name), as it is stored: text
     /// from `echo busy | mmf out T` ends with its newline.
     ///
+    /// A map published as JSON (`publish_json`, `mmf out NAME --json`) has text keys, since
+    /// JSON's keys are text; read into a map keyed by integers, floats or bools (or newtypes of
+    /// them), each key is read from its text as serde_json reads JSON's keys (`"80"` as `80`),
+    /// as docs/FORMAT.md §7.1 says.
+    ///
     /// # Errors
     ///
     /// - [`Error::Empty`]: nothing has been published yet;
@@ -116,6 +122,9 @@ pub trait ChannelExt: sealed::Sealed {
     /// assert_eq!(ch.read::<String>()?, "ready");
     /// let err = ch.read::<u32>().unwrap_err();          // not a number
     /// assert_eq!(err.generation(), Some(2));
+    /// ch.publish_json(r#"{"80": "http"}"#)?;            // JSON's keys are text
+    /// let ports: std::collections::HashMap<u16, String> = ch.read()?;
+    /// assert_eq!(ports[&80], "http");
     /// # Ok::<(), mmf_codec::Error>(())
     /// ```
     fn read<T: DeserializeOwned>(&self) -> Result<T>;
@@ -567,17 +576,31 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
         Tag::MSGPACK => {
             msgpack::check(buf).map_err(|e| invalid(&e))?;
             let mut de = rmp_serde::Deserializer::new(buf);
-            let value = T::deserialize(&mut de).map_err(|e| {
-                // Again, to find where: tracking the path costs every read (a string for each
-                // map key), so only a read that failed pays for it.
-                let mut de = rmp_serde::Deserializer::new(buf);
-                match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                    Err(e) if at_map_key(&e) => mismatch(&format!("{}; {TEXT_KEYS}", at(&e))),
-                    Err(e) => mismatch(&at(&e)),
-                    Ok(_) => mismatch(&e),
+            let (value, rest) = match T::deserialize(&mut de) {
+                Ok(value) => (value, de.get_ref().len()),
+                Err(e) => {
+                    // Again, to find where: tracking the path costs every read (a string for
+                    // each map key), so only a read that failed pays for it.
+                    let mut de = rmp_serde::Deserializer::new(buf);
+                    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                        // At a map key: again with text keys read as numbers and bools where
+                        // those are asked for, as serde_json reads a map published as JSON.
+                        Err(e) if at_map_key(&e) => {
+                            let mut de = rmp_serde::Deserializer::new(buf);
+                            let keys = keys::TextKeys(&mut de);
+                            match serde_path_to_error::deserialize::<_, T>(keys) {
+                                Ok(value) => (value, de.get_ref().len()),
+                                Err(e) if at_map_key(&e) => {
+                                    return Err(mismatch(&format!("{}; {TEXT_KEYS}", at(&e))))
+                                }
+                                Err(e) => return Err(mismatch(&at(&e))),
+                            }
+                        }
+                        Err(e) => return Err(mismatch(&at(&e))),
+                        Ok(_) => return Err(mismatch(&e)),
+                    }
                 }
-            })?;
-            let rest = de.get_ref().len();
+            };
             if rest != 0 {
                 return Err(mismatch(&format!(
                     "{rest} bytes of the value were not read"
@@ -625,11 +648,11 @@ fn at_map_key<E>(e: &serde_path_to_error::Error<E>) -> bool {
     )
 }
 
-/// What a MessagePack read that failed at a map key adds: the likeliest cause, a map keyed by
-/// numbers that came as JSON, whose keys are text.
-const TEXT_KEYS: &str = "a map key of the wrong kind: one published as JSON (`publish_json`, \
-    `mmf out NAME --json`) has text keys, since JSON's keys are text, so read such a map into \
-    one keyed by String and parse its keys";
+/// What a MessagePack read that failed at a map key adds: what keys it takes where another
+/// kind was stored (a map published as JSON has text keys).
+const TEXT_KEYS: &str = "a map key of the wrong kind (JSON's keys are text: a map published as \
+    JSON has text keys, read as numbers or bools where the type asks for those and the text \
+    spells one, as serde_json reads them)";
 
 /// A typed read's error with the field it happened at, where it was not the value itself:
 /// `map.<key>: invalid type ...` (a struct with many fields, or a map keyed by integers that

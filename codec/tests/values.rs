@@ -103,6 +103,43 @@ proptest! {
         let via_json: Config = serde_json::from_str(&ch.read_json().unwrap()).unwrap();
         prop_assert_eq!(via_json, cfg);
     }
+
+    /// A map published as JSON reads into number and bool keys exactly when serde_json reads
+    /// the same text into them, and into the same keys.
+    #[test]
+    fn text_keys_read_as_serde_json_reads_them(
+        keys in prop::collection::vec("[-+0-9.eE tfrusal]{0,6}|-?[0-9]{1,21}", 1..4),
+    ) {
+        let object: serde_json::Map<String, Json> =
+            keys.iter().map(|k| (k.clone(), json!(1))).collect();
+        let text = serde_json::to_string(&object).unwrap();
+        let ch = Channel::anonymous(1024).unwrap();
+        ch.publish_json(&text).unwrap();
+        fn same<K: serde::de::DeserializeOwned + Ord + std::fmt::Debug>(
+            ch: &Channel,
+            text: &str,
+        ) -> Result<(), TestCaseError> {
+            let mmf = ch.read::<BTreeMap<K, u8>>().ok();
+            let reference = serde_json::from_str::<BTreeMap<K, u8>>(text).ok();
+            prop_assert_eq!(mmf, reference, "{}", text);
+            Ok(())
+        }
+        same::<u8>(&ch, &text)?;
+        same::<i32>(&ch, &text)?;
+        same::<u64>(&ch, &text)?;
+        same::<i64>(&ch, &text)?;
+        same::<bool>(&ch, &text)?;
+        same::<String>(&ch, &text)?;
+        // Floats are not Ord: compared by their bits, in key order.
+        let bits = |m: std::collections::HashMap<OrderedF64, u8>| {
+            let mut v: Vec<u64> = m.into_keys().map(|k| k.0.to_bits()).collect();
+            v.sort_unstable();
+            v
+        };
+        let mmf = ch.read::<std::collections::HashMap<OrderedF64, u8>>().ok().map(bits);
+        let reference = serde_json::from_str(&text).ok().map(bits);
+        prop_assert_eq!(mmf, reference, "{}", text);
+    }
 }
 
 #[test]
@@ -771,6 +808,131 @@ fn read_after_sees_what_came_while_the_reader_was_busy() {
     assert_eq!((m.generation, v), (6, 6));
 }
 
+/// JSON's map keys are text, so a map published as JSON has text keys; a typed read takes
+/// them as numbers and bools where its type asks for those, as serde_json reads JSON, at any
+/// depth, and refuses text that spells none as serde_json does.
+#[test]
+fn text_keys_of_a_map_published_as_json_read_as_numbers_and_bools() {
+    use std::collections::HashMap;
+    #[derive(Deserialize, Serialize, Debug, PartialEq, Eq, Hash)]
+    struct Port(u16);
+    #[derive(Deserialize, Serialize, Debug, PartialEq)]
+    enum Shape {
+        Table(BTreeMap<i64, f64>),
+        Grid { cells: Vec<HashMap<u8, bool>> },
+    }
+    #[derive(Deserialize, Serialize, Debug, PartialEq)]
+    struct Run {
+        ports: HashMap<Port, String>,
+        flags: BTreeMap<bool, u32>,
+        scale: Option<BTreeMap<u64, String>>,
+        shape: Shape,
+        nested: Vec<BTreeMap<i8, BTreeMap<u32, u32>>>,
+        names: BTreeMap<String, u32>,
+    }
+    let ch = Channel::anonymous(1024).unwrap();
+    ch.publish_json(
+        r#"{"ports": {"80": "http", "443": "https"}, "flags": {"true": 1, "false": 0},
+            "scale": {"18446744073709551615": "max"}, "shape": {"Table": {"-1": 0.5, "7": 2}},
+            "nested": [{"-128": {"0": 1}}], "names": {"1": 1}}"#,
+    )
+    .unwrap();
+    let run: Run = ch.read().unwrap();
+    let want = Run {
+        ports: HashMap::from([(Port(80), "http".into()), (Port(443), "https".into())]),
+        flags: BTreeMap::from([(true, 1), (false, 0)]),
+        scale: Some(BTreeMap::from([(u64::MAX, "max".into())])),
+        shape: Shape::Table(BTreeMap::from([(-1, 0.5), (7, 2.0)])),
+        nested: vec![BTreeMap::from([(-128, BTreeMap::from([(0, 1)]))])],
+        names: BTreeMap::from([("1".into(), 1)]),
+    };
+    assert_eq!(run, want);
+    // The same value published from Rust, keys as numbers, reads as it did.
+    ch.publish(&want).unwrap();
+    assert_eq!(ch.read::<Run>().unwrap(), want);
+    // Floats, and an enum's struct variant.
+    ch.publish_json(r#"{"2.5": "a", "-1e3": "b", "0": "c"}"#)
+        .unwrap();
+    let read = ch.read::<HashMap<OrderedF64, String>>().unwrap();
+    let mut floats: Vec<(f64, String)> = read.into_iter().map(|(k, v)| (k.0, v)).collect();
+    floats.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(
+        floats,
+        [(-1000.0, "b".into()), (0.0, "c".into()), (2.5, "a".into())]
+    );
+    ch.publish_json(r#"{"Grid": {"cells": [{"1": true}, {}]}}"#)
+        .unwrap();
+    assert_eq!(
+        ch.read::<Shape>().unwrap(),
+        Shape::Grid {
+            cells: vec![HashMap::from([(1, true)]), HashMap::new()]
+        }
+    );
+    // Text that spells no number, or one out of the type's range, or one that is not an
+    // integer, is refused and named; as is text that spells no bool.
+    for (json, wanted) in [
+        (
+            r#"{"08": 1}"#,
+            r#"at ?: invalid type: string "08", expected u8"#,
+        ),
+        (
+            r#"{"+1": 1}"#,
+            r#"at ?: invalid type: string "+1", expected u8"#,
+        ),
+        (
+            r#"{" 1": 1}"#,
+            r#"at ?: invalid type: string " 1", expected u8"#,
+        ),
+        (
+            r#"{"256": 1}"#,
+            "at 256: invalid value: integer `256`, expected u8",
+        ),
+        (
+            r#"{"-1": 1}"#,
+            "at -1: invalid value: integer `-1`, expected u8",
+        ),
+        (
+            r#"{"-0": 1}"#,
+            "at ?: invalid type: floating point `-0.0`, expected u8",
+        ),
+        (
+            r#"{"1.5": 1}"#,
+            "at ?: invalid type: floating point `1.5`, expected u8",
+        ),
+        (
+            r#"{"1e400": 1}"#,
+            r#"at ?: invalid value: string "1e400", expected u8"#,
+        ),
+    ] {
+        ch.publish_json(json).unwrap();
+        let msg = ch.read::<HashMap<u8, u8>>().unwrap_err().to_string();
+        assert!(msg.contains(wanted), "{msg}");
+        // A key not read is named `?`, and why a key may be refused is said; a key read as a
+        // number and then refused by the type names itself.
+        let hint = msg.contains("a map key of the wrong kind (JSON's keys are text");
+        assert_eq!(hint, wanted.starts_with("at ?"), "{msg}");
+    }
+    ch.publish_json(r#"{"True": 1}"#).unwrap();
+    let msg = ch.read::<HashMap<bool, u8>>().unwrap_err().to_string();
+    assert!(
+        msg.contains(r#"invalid type: string "True", expected a boolean"#),
+        "{msg}"
+    );
+}
+
+/// An `f64` map key for [`text_keys_of_a_map_published_as_json_read_as_numbers_and_bools`]: std's
+/// floats are not `Eq + Hash`.
+#[derive(Deserialize, Debug, PartialEq)]
+struct OrderedF64(f64);
+
+impl Eq for OrderedF64 {}
+
+impl std::hash::Hash for OrderedF64 {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
+
 /// A typed read that fails in one field names it: a struct of many fields, or a map keyed by
 /// integers that came from JSON (whose keys are strings), is otherwise a hunt.
 #[test]
@@ -794,9 +956,14 @@ fn a_typed_read_names_the_field_that_did_not_decode() {
             "at workers[1].id: ",
         ),
         (
-            r#"{"name": "r", "workers": [{"id": 1, "ports": {"80": "http"}}]}"#,
-            "at workers[0].ports.?: wrong msgpack marker FixStr(2); a map key of the wrong \
-             kind: one published as JSON",
+            r#"{"name": "r", "workers": [{"id": 1, "ports": {"80": "http", "ssh": "22"}}]}"#,
+            "at workers[0].ports.?: invalid type: string \"ssh\", expected u32; a map key of \
+             the wrong kind (JSON's keys are text",
+        ),
+        (
+            // Keys read from text, an error after them is named as any other.
+            r#"{"name": "r", "workers": [{"id": 1, "ports": {"80": 8080}}]}"#,
+            "at workers[0].ports.80: invalid type: integer `8080`, expected a string",
         ),
     ];
     for (json, wanted) in cases {
