@@ -434,19 +434,46 @@ fn a_follower_does_not_wait_for_what_cannot_appear() {
     // An anonymous channel no other process can create.
     assert!(matches!(
         mmf::Follower::open(&Location::Anonymous, Duration::from_secs(20)),
-        Err(mmf::channel::Error::NotFound { .. })
+        Err(mmf::channel::Error::NotFound { waited: None, .. })
     ));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let t = Instant::now();
     let never = Location::shm(&unique("never")).unwrap();
-    assert!(matches!(
-        mmf::Follower::open(&never, Duration::from_millis(200)),
-        Err(mmf::channel::Error::NotFound { .. })
-    ));
+    let got = mmf::Follower::open(&never, Duration::from_millis(200));
+    let elapsed = t.elapsed();
     assert!(
-        (Duration::from_millis(200)..Duration::from_secs(5)).contains(&t.elapsed()),
-        "{:?}",
-        t.elapsed()
+        (Duration::from_millis(200)..Duration::from_secs(5)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+    // It says that it waited, and how long, so that a timeout is not taken for a typo.
+    let Err(
+        e @ mmf::channel::Error::NotFound {
+            waited: Some(waited),
+            ..
+        },
+    ) = got
+    else {
+        panic!("{got:?}")
+    };
+    assert!(
+        (Duration::from_millis(200)..=elapsed).contains(&waited),
+        "{waited:?} {elapsed:?}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "appeared in the {} ms it was waited for",
+            waited.as_millis()
+        )),
+        "{msg}"
+    );
+    // One look waits for nothing, and says the plain thing.
+    let msg = mmf::Follower::open(&never, Duration::ZERO)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.ends_with("; check the name, or create the channel first"),
+        "{msg}"
     );
 }
 

@@ -250,15 +250,15 @@ pub fn clear_unfinished(name: &str) -> String {
 /// own message.
 fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
     Some(match (c, verb) {
-        (CoreError::NotFound { name }, "remove") => format!(
+        (CoreError::NotFound { name, .. }, "remove") => format!(
             "no channel named '{name}'; nothing was removed (--force ignores names that do not \
              exist)"
         ),
         // One of several names: the others were (or will be) removed.
-        (CoreError::NotFound { name }, "remove-one-of-many") => {
+        (CoreError::NotFound { name, .. }, "remove-one-of-many") => {
             format!("no channel named '{name}' (--force ignores names that do not exist)")
         }
-        (CoreError::NotFound { name }, _) => not_found(name, 0),
+        (CoreError::NotFound { name, .. }, _) => not_found(name, 0),
         (CoreError::Contended { name, what, waited }, "out") => format!(
             "channel '{name}' stayed busy for {} ms ({what}); nothing was published, and the \
              channel keeps its value; retry later, or wait longer with --lock-timeout",

@@ -529,6 +529,7 @@ impl Options {
         let Some(path) = location.path() else {
             return Err(Error::NotFound {
                 name: location.to_string(),
+                waited: None,
             });
         };
         check_platform()?;
@@ -588,6 +589,7 @@ impl Options {
                 io::ErrorKind::IsADirectory => directory(name),
                 io::ErrorKind::NotFound => Error::NotFound {
                     name: name.to_owned(),
+                    waited: None,
                 },
                 _ => io_error(name, path, "opening", e),
             })?;
@@ -725,7 +727,7 @@ impl Options {
         if self.read_only {
             // It can open, not create: an existing channel opens read-only.
             return match self.open(location) {
-                Err(Error::NotFound { name }) => Err(Error::InvalidOptions(format!(
+                Err(Error::NotFound { name, .. }) => Err(Error::InvalidOptions(format!(
                     "no channel named '{name}' exists, and a read_only handle cannot create one; \
                      create it without read_only"
                 ))),
@@ -2552,7 +2554,10 @@ pub(crate) fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>)
         None => std::fs::remove_file(&path).map(|()| true),
     }
     .map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+        io::ErrorKind::NotFound => Error::NotFound {
+            name: name.clone(),
+            waited: None,
+        },
         io::ErrorKind::IsADirectory => directory(&name),
         _ => io_error(&name, &path, "removing", e),
     })?;
@@ -2790,7 +2795,10 @@ fn check_replaceable(
         let f = open_options(location, false)
             .open(path)
             .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
+                io::ErrorKind::NotFound => Error::NotFound {
+                    name: name.clone(),
+                    waited: None,
+                },
                 io::ErrorKind::IsADirectory => directory(&name),
                 _ => io_error(&name, path, "opening", e),
             })?;
@@ -2826,7 +2834,7 @@ fn check_replaceable(
         return Ok(Some(checked));
     } else if let Err(e) = std::fs::symlink_metadata(path) {
         return Err(match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound { name },
+            io::ErrorKind::NotFound => Error::NotFound { name, waited: None },
             _ => io_error(&name, path, "inspecting", e),
         });
     }

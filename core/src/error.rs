@@ -49,11 +49,16 @@ pub enum Error {
         /// The channel's name or path.
         name: String,
     },
-    /// `open` or `remove` found nothing under the name.
-    #[error("no channel named '{name}'; check the name, or create the channel first")]
+    /// `open` or `remove` found nothing under the name, or a
+    /// [`Follower::open`](crate::Follower::open) waited for a channel to appear there until its
+    /// deadline.
+    #[error("{}", not_found(name, *waited))]
     NotFound {
         /// The channel's name or path.
         name: String,
+        /// How long a [`Follower::open`](crate::Follower::open) waited for the name before it
+        /// gave up; `None` where nothing was waited for (one look, as `open` makes).
+        waited: Option<std::time::Duration>,
     },
     /// A value larger than the channel's capacity; nothing was published.
     #[error("value of {len} bytes does not fit the capacity of channel '{name}', {capacity} bytes; nothing was published (create a larger channel)")]
@@ -321,6 +326,33 @@ pub enum Error {
     },
 }
 
+/// The message of [`Error::NotFound`]: what a wait for the name adds (it was waited for, and
+/// how long), so that a timeout is not taken for a typo.
+fn not_found(name: &str, waited: Option<std::time::Duration>) -> String {
+    match waited {
+        None => format!("no channel named '{name}'; check the name, or create the channel first"),
+        Some(waited) => format!(
+            "no channel named '{name}' appeared in the {} it was waited for; check the name, and \
+             that the process that creates the channel has started",
+            span(waited)
+        ),
+    }
+}
+
+/// A span of time as a message says it: `250 ms`, `5 s`, `1.5 s`, `90 s`.
+fn span(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        // Tenths of a second, rounded down, without a trailing `.0`.
+        let tenths = d.as_millis() / 100;
+        match tenths % 10 {
+            0 => format!("{} s", tenths / 10),
+            t => format!("{}.{t} s", tenths / 10),
+        }
+    }
+}
+
 /// The message of [`Error::IsADirectory`]: a path names a directory by mistake; a
 /// shared-memory name (no '/') finds one that someone made in the shared-memory directory.
 fn is_a_directory(name: &str) -> String {
@@ -459,3 +491,22 @@ pub(crate) fn shell_quoted(path: &std::path::Path) -> String {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn spans_read_as_a_message_says_them() {
+        for (ms, said) in [
+            (0, "0 ms"),
+            (999, "999 ms"),
+            (1000, "1 s"),
+            (1099, "1 s"),
+            (1550, "1.5 s"),
+            (90_000, "90 s"),
+        ] {
+            assert_eq!(super::span(Duration::from_millis(ms)), said);
+        }
+    }
+}

@@ -167,7 +167,8 @@ impl Follower {
     ///   [`Error::Io`]: as for [`Channel::open`].
     ///
     /// When `until` is over:
-    /// - [`Error::NotFound`]: its deadline passed with no channel under the name;
+    /// - [`Error::NotFound`]: its deadline passed with no channel under the name (with how
+    ///   long it waited, where it looked more than once);
     /// - [`Error::NotInitialized`]: its deadline passed with a shared-memory channel left
     ///   half-made by a creator that died under the name;
     /// - [`Error::BeingCreated`]: its deadline, and the 250 ms, passed with a channel still
@@ -179,6 +180,7 @@ impl Follower {
 
     /// [`open`](Follower::open) of a location already read, each open made with `options`.
     fn open_parsed(location: &Location, until: &Until, options: &Options) -> Result<Follower> {
+        let start = Instant::now();
         let mut appeared = false;
         let mut creating = None;
         // The first look that found a channel being made, whichever file it was: files put
@@ -204,7 +206,14 @@ impl Follower {
                         return Err(stopped);
                     }
                     if until.deadline_passed() {
-                        return Err(e);
+                        // Said to have waited where it looked more than once.
+                        return Err(match e {
+                            Error::NotFound { name, .. } if appeared => Error::NotFound {
+                                name,
+                                waited: Some(start.elapsed()),
+                            },
+                            e => e,
+                        });
                     }
                     creating = None;
                     LOOK_EVERY

@@ -102,6 +102,7 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound {
                 name: location.to_string(),
+                waited: None,
             },
             _ => Error::Io {
                 op: "opening",
@@ -172,6 +173,7 @@ fn remove_if(
     let io = |op: &'static str, e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
             name: location.to_string(),
+            waited: None,
         },
         _ => Error::Io {
             op,
@@ -256,6 +258,7 @@ pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> 
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound {
                 name: location.to_string(),
+                waited: None,
             },
             _ => Error::Io {
                 op: "inspecting",

@@ -99,7 +99,7 @@ fn dash_after_double_dash(args: impl Iterator<Item = std::ffi::OsString>) -> boo
 /// is read up to [`MISSING_READ`] bytes while the channel is missing).
 fn open_for(options: &Options, location: &Location, len: usize) -> anyhow::Result<Channel> {
     options.open(location).map_err(|e| match e {
-        mmf::channel::Error::NotFound { name } => {
+        mmf::channel::Error::NotFound { name, .. } => {
             Coded(NOT_FOUND, crate::exit::not_found(&name, len)).into()
         }
         e => e.into(),
