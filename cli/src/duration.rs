@@ -1,30 +1,61 @@
-//! Durations on the command line: `500ms`, `5s`, `2m`, `1.5s`, `1h`; a bare number is seconds.
+//! Durations on the command line: `500ms`, `5s`, `2m`, `1.5s`, `1h`, and sums of them written
+//! together (`1m30s`, `1h 15m`); a bare number is seconds.
 
 use std::time::Duration;
 
-/// Parses a duration.
+/// Parses a duration: one number with a unit (or none, for seconds), or several with their
+/// units, added up.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const EXAMPLES: &str = "e.g. 500ms, 5s, 2m, 1m30s";
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number.parse().map_err(|_| {
-        format!("duration {text:?} does not start with a number (e.g. 500ms, 5s, 2m)")
-    })?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "us" | "µs" => n / 1e6,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {text:?}; use us, ms, s, m or h (a bare number \
-                 is seconds)"
-            ))
-        }
-    };
+    if t.is_empty() {
+        return Err(format!("duration {text:?} is empty ({EXAMPLES})"));
+    }
+    let mut rest = t;
+    let mut secs = 0.0;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(split);
+        let n: f64 = number.parse().map_err(|_| {
+            if parts == 0 {
+                format!("duration {text:?} does not start with a number ({EXAMPLES})")
+            } else {
+                format!("duration {text:?} has no number before {after:?} ({EXAMPLES})")
+            }
+        })?;
+        let after = after.trim_start();
+        let end = after
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(end);
+        let factor = match unit {
+            // A bare number is seconds, where it is the whole duration.
+            "" if parts == 0 && after.trim().is_empty() => 1.0,
+            "" => {
+                return Err(format!(
+                    "duration {text:?} has a number without a unit; give each part its unit, \
+                     as in 1m30s"
+                ))
+            }
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            other => {
+                return Err(format!(
+                    "unknown duration unit {other:?} in {text:?}; use us, ms, s, m or h, or \
+                     several together as in 1m30s (a bare number is seconds)"
+                ))
+            }
+        };
+        secs += n * factor;
+        parts += 1;
+        rest = after.trim_start();
+    }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("duration {text:?} is out of range"))
 }
 
@@ -42,5 +73,22 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 fortnights").is_err());
         assert!(parse_duration("1e400s").is_err());
+        // Sums, as `sleep` and systemd write them.
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 15m"), Ok(Duration::from_secs(4500)));
+        assert_eq!(parse_duration("2s500ms"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration(" 1.5 s "), Ok(Duration::from_millis(1500)));
+        for (text, said) in [
+            ("", "is empty"),
+            ("1m30", "a number without a unit"),
+            ("30 1m", "a number without a unit"),
+            ("1mm", "unknown duration unit \"mm\""),
+            ("1m,30s", "has no number before \",30s\""),
+            ("-5s", "does not start with a number"),
+            ("1..5s", "does not start with a number"),
+        ] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains(said), "{text:?}: {err}");
+        }
     }
 }
