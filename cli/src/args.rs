@@ -504,14 +504,14 @@ impl Cli {
     }
 }
 
-/// `mmf out` with a negative number for VALUE that clap's test for one refuses: an exponent with
-/// a sign (`-1e-3`, `-2.5E+10`, as Python prints small numbers) or no digit before the point
-/// (`-.5`, as `bc` prints it); clap would take them for unknown flags. Such a word, as the only
-/// word after the NAME that is not a flag, is moved behind a `--` at the end, where clap takes
-/// it as the VALUE whatever it looks like (the DUR of `--lock-timeout DUR`, `out`'s one option
-/// that takes a value, is no VALUE; every other word keeps its meaning). Left as they are: other verbs, a command line that has a `--`
-/// already, a word where the NAME should be, and one beside another VALUE (a usage error either
-/// way).
+/// `mmf out` with a negative number for VALUE that clap's test for one refuses: an exponent with a
+/// sign (`-1e-3`, `-2.5E+10`, as Python prints small numbers) or no digit before the point (`-.5`,
+/// as `bc` prints it); clap would take them for unknown flags. Such a word, as the only word after
+/// the NAME that is not a flag, is moved behind a `--` at the end, where clap takes it as the VALUE
+/// whatever it looks like (the DUR of `--lock-timeout DUR`, `out`'s one option that takes a value,
+/// is no VALUE; every other word keeps its meaning). Left as they are: other verbs, a command line
+/// that has a `--` already, a word where the NAME should be, and one beside another VALUE (a usage
+/// error either way).
 fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let words: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
     // The verb, past the global flags (`mmf -q out T -1e-3`), which take no value.

@@ -43,10 +43,10 @@ pub enum Error {
     /// Bytes that are not one valid MessagePack document.
     #[error("invalid MessagePack: {0}")]
     InvalidMsgpack(String),
-    /// Valid MessagePack that JSON cannot express: two keys of one map that read the same in
-    /// JSON (a key given twice, as a `#[serde(flatten)]` map holding a field's name publishes
-    /// it, or `1` and `"1"`), where a JSON object holds each key once and dropping one would
-    /// lose data. Its bytes read as they are ([`ChannelExt::read_bytes`](crate::ChannelExt::read_bytes)).
+    /// Valid MessagePack that JSON cannot express: two keys of one map that read the same in JSON
+    /// (a key given twice, as a `#[serde(flatten)]` map holding a field's name publishes it, or `1`
+    /// and `"1"`), where a JSON object holds each key once and dropping one would lose data. Its
+    /// bytes read as they are ([`ChannelExt::read_bytes`](crate::ChannelExt::read_bytes)).
     #[error("valid MessagePack that JSON cannot show: {0}")]
     NotJson(String),
     /// A value serde could not encode: its `Serialize` failed (a custom one that returns an

@@ -1077,8 +1077,8 @@ impl Channel {
         Options::new().open(location)
     }
 
-    /// Removes (unlinks) a channel by [`Location`], name or path ([`ToLocation`]). Open handles keep working on their memory
-    /// until they are dropped; the name is free at once.
+    /// Removes (unlinks) a channel by [`Location`], name or path ([`ToLocation`]). Open handles
+    /// keep working on their memory until they are dropped; the name is free at once.
     ///
     /// A file path is removed only if the file starts with the mmf magic number: any other file
     /// (a typo, an empty or zero-filled file, a channel whose creator died before it finished)
@@ -1440,16 +1440,16 @@ impl Channel {
     }
 
     /// Blocks until the generation moves past `since`, then returns the new generation; returns
-    /// `None` if `until` is over first: a timeout (a [`Duration`]), a deadline (an [`Instant`]),
-    /// or a [`Stop`](crate::Stop) that was stopped ([`Until`]). On Linux a handle with a reader-pin entry sleeps on a
-    /// futex in the shared header until a writer in any process publishes (and looks again at
-    /// least every 100 ms, see `wait.rs`). A handle without one polls the generation, every
-    /// millisecond once it has waited a while: a read-only handle
+    /// `None` if `until` is over first: a timeout (a [`Duration`]), a deadline (an [`Instant`]), or
+    /// a [`Stop`](crate::Stop) that was stopped ([`Until`]). On Linux a handle with a reader-pin
+    /// entry sleeps on a futex in the shared header until a writer in any process publishes (and
+    /// looks again at least every 100 ms, see `wait.rs`). A handle without one polls the
+    /// generation, every millisecond once it has waited a while: a read-only handle
     /// ([`Options::read_only`]), and one that found every entry taken (a channel has
     /// [`Options::readers`] of them, 4 by default, for all processes together; see
     /// [`is_pinned`](Channel::is_pinned) after a first read). Fifty such handles waiting took a
-    /// quarter of a core here; make the channel with as many readers as will wait on it.
-    /// Once the channel was truncated under this handle and the `SIGBUS` handler caught it
+    /// quarter of a core here; make the channel with as many readers as will wait on it. Once the
+    /// channel was truncated under this handle and the `SIGBUS` handler caught it
     /// ([`truncation`](crate::truncation)), it returns `since + 1` at once (within 100 ms when
     /// another thread trips the handle), so that the caller's next read reports `Truncated`.
     ///

@@ -65,14 +65,15 @@ pub enum Error {
     TooLarge {
         /// The channel's name or path.
         name: String,
-        /// Length of the refused value. From [`Channel::publish_with`](crate::Channel::publish_with):
-        /// the bytes its closure had written, or tried to, when it stopped (at least the
-        /// capacity plus one).
+        /// Length of the refused value. From
+        /// [`Channel::publish_with`](crate::Channel::publish_with): the bytes its closure had
+        /// written, or tried to, when it stopped (at least the capacity plus one).
         len: usize,
         /// The channel's capacity.
         capacity: usize,
     },
-    /// The closure that was filling a value failed (e.g. a serializer error); nothing was published.
+    /// The closure that was filling a value failed (e.g. a serializer error); nothing was
+    /// published.
     #[error("could not encode the value for channel '{name}': {source}; nothing was published")]
     Encode {
         /// The channel's name or path.

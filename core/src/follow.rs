@@ -287,19 +287,19 @@ impl Follower {
     }
 
     /// Whether the last look of a [`wait`](Follower::wait) found the name leading nowhere: the
-    /// channel was removed and no channel has been created under the name since (the wait
-    /// goes on, for one that is), or one is still being created there, 250 ms after the wait
-    /// first found it so, or a shared-memory channel was left there half-made by a creator that
-    /// died (the wait goes on, for the channel that replaces it). A caller may say so: a wait on a removed
-    /// name looks like a wait on an idle channel.
+    /// channel was removed and no channel has been created under the name since (the wait goes on,
+    /// for one that is), or one is still being created there, 250 ms after the wait first found it
+    /// so, or a shared-memory channel was left there half-made by a creator that died (the wait
+    /// goes on, for the channel that replaces it). A caller may say so: a wait on a removed name
+    /// looks like a wait on an idle channel.
     pub fn is_gone(&self) -> bool {
         self.gone
     }
 
-    /// Waits until the followed channel's generation moves past `since` ([`Change::Newer`]) or
-    /// the name leads to another channel ([`Change::Replaced`]: the follower now holds that
-    /// one); `None` if `until` is over first (a timeout, a deadline, a [`Stop`](crate::Stop): [`Until`]). A
-    /// value already newer than `since` returns at once.
+    /// Waits until the followed channel's generation moves past `since` ([`Change::Newer`]) or the
+    /// name leads to another channel ([`Change::Replaced`]: the follower now holds that one);
+    /// `None` if `until` is over first (a timeout, a deadline, a [`Stop`](crate::Stop): [`Until`]).
+    /// A value already newer than `since` returns at once.
     ///
     /// While it waits, and while values keep coming, it looks at least every 100 ms whether
     /// the name still leads to the channel (a name removed and not created again is waited on,
@@ -368,14 +368,14 @@ impl Follower {
     }
 
     /// Waits for a value newer than generation `since` under the followed name, copies it into
-    /// `buf` (reused: no allocation once it is large enough), sets `since` to its generation
-    /// and returns its [`Meta`](crate::Meta); `None` if `until` is over first (a timeout:
-    /// `Duration::ZERO` only looks, `Duration::MAX` has no limit; a deadline; a [`Stop`](crate::Stop):
-    /// [`Until`]). A consumer's loop over
-    /// every newest value, across the writer's restarts: [`Channel::read_after_into`] for a
-    /// followed name, as `values` is for async code (feature `async`). The
-    /// `until` bounds the wait; a value found newer is then copied, which writers that keep
-    /// overtaking the copy can draw out to [`Options::read_timeout`] (1 s by default).
+    /// `buf` (reused: no allocation once it is large enough), sets `since` to its generation and
+    /// returns its [`Meta`](crate::Meta); `None` if `until` is over first (a timeout:
+    /// `Duration::ZERO` only looks, `Duration::MAX` has no limit; a deadline; a
+    /// [`Stop`](crate::Stop): [`Until`]). A consumer's loop over every newest value, across the
+    /// writer's restarts: [`Channel::read_after_into`] for a followed name, as `values` is for
+    /// async code (feature `async`). The `until` bounds the wait; a value found newer is then
+    /// copied, which writers that keep overtaking the copy can draw out to
+    /// [`Options::read_timeout`] (1 s by default).
     ///
     /// `since` is the loop's own count, and this keeps it: a value newer than it comes at once.
     /// When the name leads to a new channel ([`Change::Replaced`]), `since` is set to 0 (every

@@ -149,11 +149,12 @@ pub fn remove_unused(location: impl ToLocation, idle_for: std::time::Duration) -
     remove_if(&*location.to_location()?, idle_for, false)
 }
 
-/// [`remove_unused`], keeping also a channel whose header, read under the lock, names a creator
-/// or a last writer that is still running (the other two conditions of
-/// [`Listing::is_stale`](crate::Listing::is_stale)): what `mmf prune` does. A process that opened the channel, published and closed it between the caller's
-/// listing and this call, and still runs, keeps it. (For a file whose creator died before
-/// finishing it, [`remove_unused`]: a pid it wrote may be another process's by now.)
+/// [`remove_unused`], keeping also a channel whose header, read under the lock, names a creator or
+/// a last writer that is still running (the other two conditions of
+/// [`Listing::is_stale`](crate::Listing::is_stale)): what `mmf prune` does. A process that opened
+/// the channel, published and closed it between the caller's listing and this call, and still runs,
+/// keeps it. (For a file whose creator died before finishing it, [`remove_unused`]: a pid it wrote
+/// may be another process's by now.)
 ///
 /// # Errors
 ///

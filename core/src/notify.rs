@@ -415,14 +415,21 @@ impl Channel {
     /// // a minimal one is hidden in this example.
     /// let ch = Channel::anonymous(64)?;
     /// std::thread::scope(|s| {
-    ///     s.spawn(|| { std::thread::sleep(std::time::Duration::from_millis(20)); ch.publish_raw(Tag::TEXT, b"hi") });
+    ///     s.spawn(|| {
+    ///         std::thread::sleep(std::time::Duration::from_millis(20));
+    ///         ch.publish_raw(Tag::TEXT, b"hi")
+    ///     });
     ///     assert_eq!(block_on(ch.changed(0)), 1);     // or `ch.changed(0).await` in async code
     /// });
     ///
     /// // A consumer's loop: the next wait starts from the generation of the value read.
     /// let mut seen = 1;
     /// std::thread::scope(|s| {
-    ///     s.spawn(|| (2..=50u32).for_each(|i| { ch.publish_raw(Tag::TEXT, &i.to_le_bytes()).expect("publish"); }));
+    ///     s.spawn(|| {
+    ///         for i in 2..=50u32 {
+    ///             ch.publish_raw(Tag::TEXT, &i.to_le_bytes()).expect("publish");
+    ///         }
+    ///     });
     ///     while seen < 50 {
     ///         block_on(ch.changed(seen));
     ///         let (meta, _value) = ch.read_raw()?;

@@ -1455,14 +1455,14 @@ impl Snapshot {
     /// is all the argument needs.
     ///
     /// After a new pin, `latest` is loaded again (SeqCst, after the SeqCst store of the pin): a
-    /// writer whose pin scan missed the pin scanned before the store in the total order, after
-    /// the SeqCst fence that follows a writer's store of a `latest` past `l` (a writer only
-    /// fills the slot `latest` names once `latest` has moved off it; the lock orders the
-    /// previous writer's fence before this scan), so the reload sees `latest` moved. Then the copy would most
-    /// likely be overtaken, and be thrown away as a retry; it is re-aimed at the new `latest`
-    /// before it starts instead (a few times at most: the copy's validation decides in any
-    /// case). Measured under a back-to-back writer of 4 KiB values on a host whose cross-core
-    /// copy takes longer than a publish (BENCHMARKS.md).
+    /// writer whose pin scan missed the pin scanned before the store in the total order, after the
+    /// SeqCst fence that follows a writer's store of a `latest` past `l` (a writer only fills the
+    /// slot `latest` names once `latest` has moved off it; the lock orders the previous writer's
+    /// fence before this scan), so the reload sees `latest` moved. Then the copy would most likely
+    /// be overtaken, and be thrown away as a retry; it is re-aimed at the new `latest` before it
+    /// starts instead (a few times at most: the copy's validation decides in any case). Measured
+    /// under a back-to-back writer of 4 KiB values on a host whose cross-core copy takes longer
+    /// than a publish (BENCHMARKS.md).
     #[inline]
     fn pin_latest(
         &self,
