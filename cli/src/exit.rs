@@ -270,7 +270,12 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             command("new", arg.unwrap_or("NAME"), "--size SIZE --force")
         ),
         // The library's advice in the command's own words (its options, not `Options`').
-        (CoreError::NoSpace { .. } | CoreError::MemoryLimit { .. }, _) => c.to_string().replace(
+        (
+            CoreError::NoSpace { .. }
+            | CoreError::MemoryLimit { .. }
+            | CoreError::FileSizeLimit { .. },
+            _,
+        ) => c.to_string().replace(
             "give it a smaller size or fewer readers",
             "give it a smaller --size or fewer --readers",
         ),

@@ -5068,6 +5068,98 @@ fn prune_says_which_patterns_matched_nothing_and_list_quotes_spaced_names() {
     assert!(table.lines().any(|l| l.starts_with("\"a b\" ")), "{table}");
 }
 
+/// Files under names no channel can have, which any user can put in the sticky `/dev/shm`
+/// (`mmf.` alone, bytes that are not UTF-8): `list` shows them with why they are no channel
+/// (a name not UTF-8 was left out, though its file takes memory), and `prune` skips them, saying
+/// so, and prunes the rest (it stopped at the first, exit 2, leaving the stale ones after it).
+#[test]
+fn files_no_channel_can_be_named_are_listed_and_skipped_by_prune() {
+    use std::os::unix::ffi::OsStrExt;
+    let e = Env::new("bad-names");
+    e.ok(&["new", "zz.stale", "--size", "64"]);
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(e.dir.join("mmf.zz.stale"))
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    std::fs::write(e.dir.join("mmf."), b"").unwrap();
+    let not_utf8 = e.dir.join(std::ffi::OsStr::from_bytes(b"mmf.bad\xff"));
+    std::fs::write(&not_utf8, b"taking memory").unwrap();
+    let list: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    let errors: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| Some((c["name"].as_str()?, c["error"].as_str()?)))
+        .collect();
+    assert_eq!(errors.len(), 2, "{list}");
+    assert!(
+        errors[0].0.is_empty() && errors[0].1.contains("it is empty"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].0 == "bad\u{fffd}" && errors[1].1.contains("it is not UTF-8"),
+        "{errors:?}"
+    );
+    let out = e.run(&["prune"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "zz.stale\n");
+    assert_eq!(
+        err.matches("mmf: skipped a file in the shared-memory directory: invalid channel name")
+            .count(),
+        2,
+        "{err}"
+    );
+    assert!(!e.dir.join("mmf.zz.stale").exists());
+    assert!(e.dir.join("mmf.").exists() && not_utf8.exists());
+    assert!(e.run(&["prune", "--quiet"]).stderr.is_empty());
+}
+
+/// A channel larger than the file size limit (`ulimit -f`) is refused before it is allocated,
+/// saying so: the allocation killed `mmf new` with `SIGXFSZ` (exit 153, no message) and left an
+/// empty file that took the name. A replacement keeps the old channel and its value.
+#[test]
+fn a_channel_beyond_the_file_size_limit_is_refused_before_it_is_allocated() {
+    let e = Env::new("fsize");
+    e.ok(&["new", "kept", "--size", "64"]);
+    e.ok(&["out", "kept", "old value"]);
+    // `mmf ARGS` with the file size limit at 64 blocks of 512 bytes (`ulimit -f`'s unit).
+    let limited = |args: &[&str]| {
+        Command::new("sh")
+            .args(["-c", "ulimit -f 64 && exec \"$0\" \"$@\"", BIN])
+            .args(args)
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    fails(
+        &limited(&["new", "big", "--size", "1M"]),
+        1,
+        "beyond this process's file size limit of 32768 bytes (`ulimit -f`); give it a smaller \
+         --size or fewer --readers, or raise the limit",
+    );
+    assert!(!e.dir.join("mmf.big").exists());
+    fails(
+        &limited(&["new", "./big.mmf", "--size", "1M"]),
+        1,
+        "file size limit of 32768 bytes",
+    );
+    assert!(!e.dir.join("big.mmf").exists());
+    fails(
+        &limited(&["new", "kept", "--size", "1M", "--force"]),
+        1,
+        "file size limit of 32768 bytes",
+    );
+    assert_eq!(e.ok(&["read", "kept"]), "old value\n");
+    // Below the limit, as before.
+    assert!(limited(&["new", "small", "--size", "1K"]).status.success());
+}
+
 /// Three refusals of the OS said in terms of what to do: a file system out of inodes (an
 /// `ENOSPC` with space free, which read as a full disk), a directory that exists but takes no
 /// files (`/proc`, which was said to be missing), and another user's channel in a sticky

@@ -334,6 +334,8 @@ impl Options {
     ///   the channel would take more than this process's memory cgroup has left of its limit
     ///   (a container's `--memory`), past which the kernel kills a process instead of failing
     ///   the allocation;
+    /// - [`Error::FileSizeLimit`]: the channel's file would be larger than this process may
+    ///   make one (`ulimit -f`), past which the kernel ends it with `SIGXFSZ`;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included, which the message names); [`Error::Io`] also when other processes removed
     ///   the new file from under the name before this call could lock it, 8 times over (once
@@ -436,6 +438,15 @@ impl Options {
         // holds what it took until the file is removed, so a size mistyped by a unit (G for M)
         // would fill the file system for a moment, and other programs writing there would
         // fail. A file system that states no size (unlimited tmpfs, ramfs) is not judged.
+        // Past the file size limit, the allocation would end the process (`SIGXFSZ`) and
+        // leave the empty file under the name.
+        if let Some(limit) = os::file_size_limit().filter(|&limit| limit < bytes) {
+            return Err(cleanup(Error::FileSizeLimit {
+                name: name.clone(),
+                bytes,
+                limit,
+            }));
+        }
         if let Ok(Some(room)) = os::room(&dir) {
             if room < bytes {
                 return Err(cleanup(no_space(Some(room))));
@@ -1049,9 +1060,9 @@ impl Channel {
     ///   or zero-filled file does (one being created, or whose creator died);
     ///   [`Error::WrongMagic`], [`Error::NotAFile`], [`Error::IsADirectory`]: something else
     ///   does;
-    /// - [`Error::NoSpace`], [`Error::MemoryLimit`]: too little room in its file system, or in
-    ///   the memory cgroup for one in memory, as for [`Options::create`] (nothing is left
-    ///   allocated);
+    /// - [`Error::NoSpace`], [`Error::MemoryLimit`], [`Error::FileSizeLimit`]: too little room
+    ///   in its file system, or in the memory cgroup for one in memory, or a file size limit
+    ///   too low, as for [`Options::create`] (nothing is left allocated);
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included, which the message names).
     pub fn create(location: impl ToLocation, capacity: usize) -> Result<Channel> {
@@ -2270,7 +2281,20 @@ pub fn list() -> Result<Vec<Listing>> {
     check_platform()?;
     let mut out: Vec<Listing> = shm_files(crate::name::SHM_PREFIX)?
         .into_iter()
-        .map(|(name, _)| {
+        .map(|(name, path)| {
+            // A name that is not UTF-8 is no channel's, but its file takes memory all the
+            // same: listed, under its name made readable, with why it cannot be opened.
+            if !name_is_utf8(&path) {
+                return Listing {
+                    info: Err(Error::InvalidName {
+                        name: name.clone(),
+                        reason: "it is not UTF-8 (shown with U+FFFD in place of its bad bytes; \
+                                 no channel has such a name: delete the file with rm)",
+                    }),
+                    name,
+                    in_use: None,
+                };
+            }
             let info = Location::shm(&name).and_then(|loc| {
                 let mut o = Options::new();
                 o.read_only(true).init_timeout(Duration::ZERO);
@@ -2287,19 +2311,40 @@ pub fn list() -> Result<Vec<Listing>> {
 }
 
 /// The entries of the shared-memory directory whose names start with `prefix`: the rest of each
-/// name (UTF-8 names only), and the path.
+/// name (where it is not UTF-8, made so with U+FFFD: [`name_is_utf8`] tells), and the path.
 pub(crate) fn shm_files(prefix: &str) -> Result<Vec<(String, PathBuf)>> {
-    dir_files(&os::shm_dir(), prefix).map_err(|e| match e {
+    let dir = os::shm_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
+        op: "listing",
+        path: dir.clone(),
+        source: e,
+    });
+    let entries = entries.map_err(|e| match e {
         Error::Io { op, path, source } if source.kind() == io::ErrorKind::NotFound => Error::Io {
             op,
             path,
             source: missing_shm_dir(source),
         },
         e => e,
-    })
+    })?;
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let rest = name.as_encoded_bytes().strip_prefix(prefix.as_bytes())?;
+            Some((String::from_utf8_lossy(rest).into_owned(), entry.path()))
+        })
+        .collect())
 }
 
-/// The entries of `dir` whose names start with `prefix`: the rest of each name, and its path.
+/// Whether the file name of `path`, one of [`shm_files`]'s, is UTF-8 (and its name there the
+/// name itself, not one made readable).
+pub(crate) fn name_is_utf8(path: &Path) -> bool {
+    path.file_name().is_some_and(|name| name.to_str().is_some())
+}
+
+/// The entries of `dir` whose names start with `prefix`: the rest of each name (UTF-8 names
+/// only), and its path.
 pub(crate) fn dir_files(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
         op: "listing",

@@ -273,6 +273,22 @@ pub enum Error {
         /// The directory of the cgroup whose limit it is (under `/sys/fs/cgroup`).
         cgroup: PathBuf,
     },
+    /// The channel's file would be larger than this process may make a file
+    /// (`RLIMIT_FSIZE`, `ulimit -f`): refused before anything is allocated, where the
+    /// allocation would have ended the process with `SIGXFSZ`. No file is left under the name.
+    #[error(
+        "channel '{name}' needs a file of {bytes} bytes ((readers + 2) x its size, and a header), \
+         beyond this process's file size limit of {limit} bytes (`ulimit -f`); give it a smaller \
+         size or fewer readers, or raise the limit"
+    )]
+    FileSizeLimit {
+        /// The channel's name or path.
+        name: String,
+        /// Bytes the mapping needs.
+        bytes: u64,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The OS refused access (file mode, or another user's channel).
     #[error("permission denied for channel '{name}': {source}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = shell_quoted(path), dir = shell_quoted(crate::name::dir_of(path)))]
     PermissionDenied {

@@ -292,8 +292,10 @@ pub fn channel_names() -> Result<Vec<String>> {
     crate::channel::check_platform()?;
     let mut names: Vec<String> = crate::channel::shm_files(crate::name::SHM_PREFIX)?
         .into_iter()
+        .filter(|(name, path)| {
+            crate::channel::name_is_utf8(path) && crate::name::validate_name(name).is_ok()
+        })
         .map(|(name, _)| name)
-        .filter(|name| crate::name::validate_name(name).is_ok())
         .collect();
     names.sort();
     Ok(names)

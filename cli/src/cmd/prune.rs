@@ -31,11 +31,29 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
         any
     };
+    let skipped = |e: &mmf::channel::Error| {
+        crate::exit::note(format_args!(
+            "skipped a file in the shared-memory directory: {e}"
+        ));
+    };
     for listing in mmf::list()? {
         if !chosen(&listing.name) {
             continue;
         }
-        let location = Location::shm(&listing.name)?;
+        // A file under a name no channel can have (`mmf.` alone, a control character, bytes
+        // that are not UTF-8), which any user can put in /dev/shm: not a channel, so not
+        // prune's; said, and the others are pruned.
+        let location = match (&listing.info, Location::shm(&listing.name)) {
+            (Err(e @ mmf::channel::Error::InvalidName { .. }), _) => {
+                skipped(e);
+                continue;
+            }
+            (_, Err(e)) => {
+                skipped(&e);
+                continue;
+            }
+            (_, Ok(location)) => location,
+        };
         // A creator killed before its channel was ready left a file nothing can open.
         let unfinished = matches!(
             listing.info,

@@ -118,6 +118,10 @@ pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
     None
 }
 
+pub(crate) fn file_size_limit() -> Option<u64> {
+    None
+}
+
 pub(crate) fn room(_dir: &std::path::Path) -> io::Result<Option<u64>> {
     Ok(None)
 }

@@ -726,6 +726,19 @@ pub(crate) fn pid_exited(pid: u32) -> bool {
     ended && threads.is_none_or(|n| n <= 1)
 }
 
+/// The largest file this process may make (`RLIMIT_FSIZE`'s soft limit; `ulimit -f`), in bytes;
+/// `None` for no limit. A write or allocation past it fails with `EFBIG`, and first sends
+/// `SIGXFSZ`, which ends the process unless it is caught or ignored.
+pub(crate) fn file_size_limit() -> Option<u64> {
+    // SAFETY: an all-zero `rlimit` is a valid value of this plain C struct.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `limit` is a valid, writable struct for the call; the resource is a constant.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0 {
+        return None;
+    }
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+}
+
 /// The bytes this process may allocate in the file system holding `dir`, as `statvfs` tells
 /// it: the blocks free to anyone, and for root also those the file system reserves for root
 /// (ext4 keeps 5 % back from other users). `None` where the file system states no size at all
