@@ -915,7 +915,9 @@ impl Options {
             // group may set that), exact for the mode, which is ours to set.
             let uid = Some(old.uid()).filter(|_| os::euid() == 0);
             let _ = std::os::unix::fs::chown(&tmp, uid, Some(old.gid()));
-            let mode = std::fs::Permissions::from_mode(old.mode() & 0o777);
+            // With read and write for the owner, which a channel needs: a file of mode 0000
+            // under the name (one not even a channel) would lock its owner out of the new one.
+            let mode = std::fs::Permissions::from_mode(old.mode() & 0o777 | 0o600);
             if let Err(e) = std::fs::set_permissions(&tmp, mode) {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(io_error(&name, &path, "setting the mode of", e));

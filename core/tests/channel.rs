@@ -2800,6 +2800,17 @@ fn a_replacement_keeps_the_link_the_mode_and_the_owner() {
     }
     assert_eq!(Channel::open(real.name()).unwrap().capacity(), 128);
     assert!(ch.is_current().unwrap());
+    // A mode that locks the owner out is kept with read and write for the owner added: the
+    // replacement took mode 0040 as it was, and its creator could not open it.
+    std::fs::set_permissions(real.path(), std::fs::Permissions::from_mode(0o040)).unwrap();
+    Options::new()
+        .capacity(64)
+        .create_or_replace(&real.location)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(real.path()).unwrap().mode() & 0o777,
+        0o640
+    );
     // An explicit mode still wins.
     Options::new()
         .capacity(64)
