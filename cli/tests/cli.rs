@@ -5160,6 +5160,60 @@ fn a_channel_beyond_the_file_size_limit_is_refused_before_it_is_allocated() {
     assert!(limited(&["new", "small", "--size", "1K"]).status.success());
 }
 
+/// A value whose rendering this process cannot allocate (a `ulimit -v`, a container's limit)
+/// is an error that says so, at every limit: the base64 of a bytes value (`watch`), the `--meta`
+/// record around it (`read --meta`) and a MessagePack value's JSON were made by a `Vec`'s own
+/// growth, which aborted the process (exit 134, "memory allocation of N bytes failed"). A socket
+/// under the name is said to be one (it was "No such device or address").
+#[test]
+fn renderings_too_large_for_the_memory_at_hand_are_errors_not_aborts() {
+    let e = Env::new("oom");
+    e.ok(&["new", "big", "--size", "4M", "--readers", "1"]);
+    let bytes: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let out = e.run_in(&["out", "big", "--bytes"], &bytes);
+    assert!(out.status.success(), "{out:?}");
+    e.ok(&["new", "doc", "--size", "4M", "--readers", "1"]);
+    let doc = format!("[{}]", vec!["\"abcdefgh\""; 250_000].join(","));
+    e.run_in(&["out", "doc", "--json"], doc.as_bytes());
+    // `mmf ARGS` with the address space limited to `kib` KiB.
+    let limited = |kib: u32, args: &[&str]| {
+        Command::new("sh")
+            .args(["-c", &format!("ulimit -v {kib} && exec \"$0\" \"$@\""), BIN])
+            .args(args)
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let mut said = 0;
+    for kib in (18_000..=34_000).step_by(1_000) {
+        for args in [
+            &["watch", "big", "--count", "1", "--timeout", "1s"][..],
+            &["read", "big", "--meta"],
+            &["read", "doc"],
+        ] {
+            let out = limited(kib, args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Ended by a signal (an abort) has no code.
+            assert!(out.status.code().is_some(), "{kib} KiB {args:?}: {out:?}");
+            assert!(
+                !err.contains("memory allocation of"),
+                "{kib} KiB {args:?}: {err}"
+            );
+            said += usize::from(err.contains("this process has too little memory"));
+        }
+    }
+    // Some limit fell between the value's buffer and its rendering.
+    assert!(said > 0);
+    std::os::unix::net::UnixListener::bind(e.dir.join("mmf.sock")).unwrap();
+    fails(
+        &e.run(&["read", "sock"]),
+        1,
+        "'sock' is a socket, not a regular file, so it is not an mmf channel",
+    );
+}
+
 /// Three refusals of the OS said in terms of what to do: a file system out of inodes (an
 /// `ENOSPC` with space free, which read as a full disk), a directory that exists but takes no
 /// files (`/proc`, which was said to be missing), and another user's channel in a sticky

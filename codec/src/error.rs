@@ -60,6 +60,21 @@ pub enum Error {
     /// ([`mmf_core::Error`]).
     #[error("could not write the JSON text: {0}")]
     Write(#[source] std::io::Error),
+    /// This process could not allocate the memory that a value's encoding, transcoding or
+    /// rendering takes (a `ulimit -v`, a container's limit, a value near the memory at hand):
+    /// an error, where a `Vec`'s own growth would have aborted the process. A publish that
+    /// fails so publishes nothing.
+    #[error(
+        "could not allocate {bytes} bytes for {what}: this process has too little memory (a \
+         `ulimit -v`, or a container's limit)"
+    )]
+    OutOfMemory {
+        /// What was being made: "the MessagePack encoding of the value", "the JSON text of
+        /// the value", ...
+        what: &'static str,
+        /// The bytes it would have held after the refused allocation.
+        bytes: usize,
+    },
     /// A value that does not decode into the requested type.
     #[error(
         "the {tag} value of channel '{name}' (generation {generation}) does not decode as \

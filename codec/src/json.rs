@@ -109,10 +109,17 @@ pub fn looks_like_json(text: &str) -> bool {
 ///
 /// # Errors
 ///
-/// As [`validate_json`].
+/// As [`validate_json`], and [`Error::OutOfMemory`] where this process cannot allocate the
+/// result.
 pub fn compact_json(json: &str) -> Result<String> {
     validate_json(json)?;
-    let mut out = String::with_capacity(json.len());
+    // Never longer than the text: no growth past this.
+    let mut out = String::new();
+    out.try_reserve(json.len())
+        .map_err(|_| Error::OutOfMemory {
+            what: "the JSON text on one line",
+            bytes: json.len(),
+        })?;
     let (mut in_string, mut escaped) = (false, false);
     for c in json.chars() {
         if in_string {
@@ -290,12 +297,14 @@ pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
 ///
 /// # Errors
 ///
-/// As [`validate_json`].
+/// As [`validate_json`], and [`Error::OutOfMemory`] where this process cannot allocate the
+/// result.
 pub fn json_to_msgpack(json: &str) -> Result<Vec<u8>> {
     validate_json(json)?;
-    let mut out = Vec::with_capacity(json.len());
-    write_json_as_msgpack(json, &mut out)?;
-    Ok(out)
+    let what = "the MessagePack of the JSON text";
+    let mut out = TryVec::with_capacity(json.len(), what)?;
+    let written = write_json_as_msgpack(json, &mut out);
+    out.into_result(written)
 }
 
 /// A MessagePack document to JSON text on one line.
@@ -313,7 +322,8 @@ pub fn json_to_msgpack(json: &str) -> Result<Vec<u8>> {
 /// # Errors
 ///
 /// [`Error::InvalidMsgpack`] for bytes that are not one valid MessagePack document,
-/// [`Error::NotJson`] for one that JSON cannot show (see the module docs).
+/// [`Error::NotJson`] for one that JSON cannot show (see the module docs), and
+/// [`Error::OutOfMemory`] where this process cannot allocate the text.
 pub fn msgpack_to_json(bytes: &[u8]) -> Result<String> {
     to_json_string(bytes, false)
 }
@@ -328,10 +338,69 @@ pub fn msgpack_to_json_pretty(bytes: &[u8]) -> Result<String> {
 }
 
 fn to_json_string(bytes: &[u8], pretty: bool) -> Result<String> {
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(2).min(1 << 20));
-    write_as_json(bytes, pretty, &mut out)?;
+    let what = "the JSON text of the value";
+    let mut out = TryVec::with_capacity(bytes.len().saturating_mul(2).min(1 << 20), what)?;
+    let written = write_as_json(bytes, pretty, &mut out);
     // Every byte written came from `str`s, the formatter's ASCII and base64.
-    String::from_utf8(out).map_err(|e| Error::Encode(e.to_string()))
+    String::from_utf8(out.into_result(written)?).map_err(|e| Error::Encode(e.to_string()))
+}
+
+/// A `Vec` that asks the allocator for its room instead of assuming it: a write the allocator
+/// refuses fails (and is said as [`Error::OutOfMemory`]), where a `Vec`'s own growth would
+/// abort the process. A rendering of a value another process stored can take several times its
+/// size, and the value may be most of the memory at hand.
+pub(crate) struct TryVec {
+    buf: Vec<u8>,
+    what: &'static str,
+    /// The length a refused write would have made.
+    refused: Option<usize>,
+}
+
+impl TryVec {
+    /// An empty buffer with room for `len` bytes, for making `what`.
+    pub(crate) fn with_capacity(len: usize, what: &'static str) -> Result<TryVec> {
+        let mut buf = Vec::new();
+        buf.try_reserve(len)
+            .map_err(|_| Error::OutOfMemory { what, bytes: len })?;
+        Ok(TryVec {
+            buf,
+            what,
+            refused: None,
+        })
+    }
+
+    /// The bytes written, or the writer's error: [`Error::OutOfMemory`] where a write was
+    /// refused room, whatever error that made the writer give.
+    pub(crate) fn into_result(self, written: Result<()>) -> Result<Vec<u8>> {
+        match (self.refused, written) {
+            (Some(bytes), _) => Err(Error::OutOfMemory {
+                what: self.what,
+                bytes,
+            }),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok(self.buf),
+        }
+    }
+}
+
+impl io::Write for TryVec {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.buf.try_reserve(data.len()).is_err() {
+            self.refused = Some(self.buf.len().saturating_add(data.len()));
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Writes a MessagePack document as JSON text on one line to `out`, by the rules of the module
@@ -718,11 +787,11 @@ fn write_tagged<F: Formatter, W: io::Write + ?Sized>(
         write_str("data", out)?;
         w(f.end_object_key(out))?;
         w(f.begin_object_value(out))?;
-        write_str(&base64(data), out)?;
+        w(write_base64_str(data, out))?;
         w(f.end_object_value(out))?;
         w(f.end_object(out))?;
     } else {
-        write_str(&base64(data), out)?;
+        w(write_base64_str(data, out))?;
     }
     w(f.end_object_value(out))?;
     w(f.end_object(out))
@@ -730,24 +799,73 @@ fn write_tagged<F: Formatter, W: io::Write + ?Sized>(
 
 /// Standard base64 with padding (RFC 4648), for the `$bin` and `$ext` renderings.
 pub fn base64(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    write_base64(bytes, &mut out).expect("a Vec takes every write");
+    String::from_utf8(out).expect("base64 is ASCII")
+}
+
+/// Bytes as mmf shows them in JSON, `{"$bin":"<base64>"}` (as [`msgpack_to_json`] shows a
+/// MessagePack binary, and `mmf read` and `watch` a bytes value), in a string whose room is
+/// asked for first.
+///
+/// ```
+/// assert_eq!(mmf_codec::json::bytes_to_json(b"\x00\xff")?, r#"{"$bin":"AP8="}"#);
+/// # Ok::<(), mmf_codec::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::OutOfMemory`] where this process cannot allocate the string.
+pub fn bytes_to_json(bytes: &[u8]) -> Result<String> {
+    const HEAD: &[u8] = br#"{"$bin":""#;
+    const TAIL: &[u8] = br#""}"#;
+    let len = bytes
+        .len()
+        .div_ceil(3)
+        .saturating_mul(4)
+        .saturating_add(HEAD.len() + TAIL.len());
+    let mut out = TryVec::with_capacity(len, "the JSON of the bytes")?;
+    let written = io::Write::write_all(&mut out, HEAD)
+        .and_then(|()| write_base64(bytes, &mut out))
+        .and_then(|()| io::Write::write_all(&mut out, TAIL))
+        .map_err(Error::Write);
+    let out = out.into_result(written)?;
+    Ok(String::from_utf8(out).expect("base64 and the braces are ASCII"))
+}
+
+/// `bytes` in base64 between double quotes: a JSON string (base64 needs no escapes).
+fn write_base64_str<W: io::Write + ?Sized>(bytes: &[u8], out: &mut W) -> io::Result<()> {
+    out.write_all(b"\"")?;
+    write_base64(bytes, out)?;
+    out.write_all(b"\"")
+}
+
+/// Writes `bytes` in standard base64 with padding (RFC 4648) to `out`, a piece at a time: a
+/// large binary is not made into one string first.
+fn write_base64<W: io::Write + ?Sized>(bytes: &[u8], out: &mut W) -> io::Result<()> {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
+    let mut piece = [0u8; 1024];
+    for input in bytes.chunks(piece.len() / 4 * 3) {
+        let mut n = 0;
+        for chunk in input.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                piece[n] = if i <= chunk.len() {
+                    ABC[(v >> (18 - 6 * i) & 63) as usize]
+                } else {
+                    b'='
+                };
+                n += 1;
             }
         }
+        out.write_all(&piece[..n])?;
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]

@@ -80,7 +80,8 @@ pub trait ChannelExt: sealed::Sealed {
     ///
     /// A value larger than the channel is [`mmf_core::Error::TooLarge`] (in
     /// [`Error::Channel`]) with its whole encoded length; one serde cannot encode, or nested
-    /// deeper than [`json::MAX_DEPTH`], is [`Error::Encode`]; the publish's own errors are
+    /// deeper than [`json::MAX_DEPTH`], is [`Error::Encode`]; an encoding this process cannot
+    /// allocate room for is [`Error::OutOfMemory`]; the publish's own errors are
     /// [`Error::Channel`]. In each case nothing is published.
     ///
     /// # Keys given twice
@@ -223,7 +224,8 @@ pub trait ChannelExt: sealed::Sealed {
     /// # Errors
     ///
     /// Invalid JSON, and JSON nested deeper than [`json::MAX_DEPTH`], is
-    /// [`Error::InvalidJson`] with its line and column, and the publish's own errors
+    /// [`Error::InvalidJson`] with its line and column, an encoding this process cannot
+    /// allocate room for [`Error::OutOfMemory`], and the publish's own errors
     /// ([`mmf_core::Error::TooLarge`]...) [`Error::Channel`]; in each case nothing is
     /// published.
     fn publish_json(&self, json: &str) -> Result<u64>;
@@ -368,8 +370,9 @@ fn read_json_as(ch: &Channel, pretty: bool) -> Result<String> {
 /// encoder failure is [`Error::Encode`] with the encoder's own message, a value beyond the
 /// channel's capacity [`mmf_core::Error::TooLarge`] with the value's whole encoded length (the
 /// encoding past the capacity is counted, not kept, so that the size it names fits), a
-/// document readers would refuse (nested deeper than [`json::MAX_DEPTH`]) [`Error::Encode`]; in
-/// each case nothing is published.
+/// document readers would refuse (nested deeper than [`json::MAX_DEPTH`]) [`Error::Encode`], an
+/// encoding this process cannot allocate room for [`Error::OutOfMemory`]; in each case nothing
+/// is published.
 fn publish_msgpack<F>(ch: &Channel, encode: F) -> Result<u64>
 where
     F: FnOnce(&mut Bounded<'_>) -> std::result::Result<(), String>,
@@ -383,17 +386,22 @@ where
         buf: &mut buf,
         capacity,
         overflow: None,
+        refused: None,
     };
     let encoded = encode(&mut w);
-    let result = match (w.overflow, encoded) {
-        (Some(len), _) => Err(mmf_core::Error::TooLarge {
+    let result = match (w.refused, w.overflow, encoded) {
+        (Some(bytes), _, _) => Err(Error::OutOfMemory {
+            what: "the MessagePack encoding of the value",
+            bytes,
+        }),
+        (None, Some(len), _) => Err(mmf_core::Error::TooLarge {
             name: ch.location().to_string(),
             len,
             capacity,
         }
         .into()),
-        (None, Err(message)) => Err(Error::Encode(message)),
-        (None, Ok(())) => match msgpack::check(&buf) {
+        (None, None, Err(message)) => Err(Error::Encode(message)),
+        (None, None, Ok(())) => match msgpack::check(&buf) {
             Err(e) => Err(Error::Encode(format!("mmf readers would refuse it: {e}"))),
             Ok(()) => ch.publish_raw(Tag::MSGPACK, &buf).map_err(Error::from),
         },
@@ -483,6 +491,8 @@ struct Bounded<'a> {
     capacity: usize,
     /// The encoded length so far, once it passed the capacity.
     overflow: Option<usize>,
+    /// The length a write refused room by the allocator would have made.
+    refused: Option<usize>,
 }
 
 impl Bounded<'_> {
@@ -506,6 +516,12 @@ impl io::Write for Bounded<'_> {
         if self.overflow.is_some() || data.len() > self.capacity - self.buf.len() {
             self.count(data.len());
             return Ok(());
+        }
+        // Room asked for, not assumed: a value near the memory at hand is an error, not the
+        // abort of the process that a `Vec`'s own growth is.
+        if self.buf.try_reserve(data.len()).is_err() {
+            self.refused = Some(self.buf.len() + data.len());
+            return Err(io::ErrorKind::OutOfMemory.into());
         }
         self.buf.extend_from_slice(data);
         Ok(())

@@ -3019,6 +3019,27 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
                 },
             ),
         }
+    } else if e.raw_os_error() == Some(libc::ENXIO) {
+        // A socket (or a device nothing serves) under the name: what it is, as a FIFO found
+        // after the open is said, not "No such device or address".
+        match std::fs::metadata(path).map(|meta| regular_file(&meta, name)) {
+            Ok(Err(not_a_file)) => not_a_file,
+            _ => Error::Io {
+                op,
+                path: path.to_owned(),
+                source: e,
+            },
+        }
+    } else if op == "mapping" && e.raw_os_error() == Some(libc::ENOMEM) {
+        Error::Io {
+            op,
+            path: path.to_owned(),
+            source: io::Error::new(
+                e.kind(),
+                "Cannot allocate memory: this process may not map the channel's whole file (an \
+                 address-space limit, `ulimit -v`, below its size, or too little memory)",
+            ),
+        }
     } else {
         Error::Io {
             op,

@@ -188,27 +188,73 @@ pub(super) fn line_for(
         }
         // Text that is not UTF-8 is shown as the bytes it is, not with replacement characters.
         Tag::TEXT => match std::str::from_utf8(buf) {
-            Ok(text) => serde_json::to_string(text)?,
+            Ok(text) => json_string(text)?,
             Err(_) => bin(buf)?,
         },
         // Raw bytes have no line of their own (printed back to back, one value would run into
         // the next): one JSON line each.
         _ => bin(buf)?,
     };
-    let mut line = if with_meta {
+    let head = if with_meta {
         format!(
             // The incarnation as `info --json` gives it: 16 hex digits (as a number, it would
             // lose its low bits in jq and JavaScript, which hold integers in doubles).
-            "{{\"generation\":{},\"incarnation\":\"{incarnation:016x}\",{}\"codec\":{},\"value\":{value}}}",
+            "{{\"generation\":{},\"incarnation\":\"{incarnation:016x}\",{}\"codec\":{},\"value\":",
             meta.generation,
             skipped.map_or(String::new(), |s| format!("\"skipped\":{s},")),
             serde_json::to_string(&meta.tag.to_string())?
         )
     } else {
-        value
+        String::new()
     };
-    line.push('\n');
-    Ok(line.into_bytes())
+    let tail = if with_meta { "}\n" } else { "\n" };
+    // Room asked for, not assumed: the value may be most of the memory at hand, and a line
+    // grown by `format!` or `push` would abort the process where the allocator refuses.
+    let mut line = if head.is_empty() {
+        value.into_bytes()
+    } else {
+        let mut line = Vec::new();
+        reserve(&mut line, head.len() + value.len() + tail.len())?;
+        line.extend_from_slice(head.as_bytes());
+        line.extend_from_slice(value.as_bytes());
+        line
+    };
+    reserve(&mut line, tail.len())?;
+    line.extend_from_slice(tail.as_bytes());
+    Ok(line)
+}
+
+/// Room for `more` bytes beside what `line` holds, or an error that says it could not be had.
+fn reserve(line: &mut Vec<u8>, more: usize) -> anyhow::Result<()> {
+    line.try_reserve_exact(more).map_err(|e| {
+        anyhow::anyhow!(
+            "no memory for a line of {} bytes ({e}); `mmf read NAME --format bytes` prints the \
+             value as it is",
+            line.len().saturating_add(more)
+        )
+    })
+}
+
+/// `text` as a JSON string, in a string whose room is asked for first: its exact length is
+/// counted before it is written (serde_json escapes `"`, `\` and control characters only).
+fn json_string(text: &str) -> anyhow::Result<String> {
+    let escaped: usize = text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum();
+    let mut out = Vec::new();
+    reserve(&mut out, escaped + 2)?;
+    serde_json::to_writer(&mut out, text)?;
+    debug_assert_eq!(
+        out.len(),
+        escaped + 2,
+        "the count matches serde_json's escapes"
+    );
+    Ok(String::from_utf8(out)?)
 }
 
 /// "a text", "a bytes", "a tag 300": what `--json` skipped.
@@ -221,9 +267,7 @@ fn a_tag(tag: Tag) -> String {
 
 /// `{"$bin": base64}`.
 fn bin(bytes: &[u8]) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(
-        &json!({ "$bin": mmf::json::base64(bytes) }),
-    )?)
+    Ok(mmf::json::bytes_to_json(bytes)?)
 }
 
 /// With `--meta`, the record of a value that cannot be shown: its generation, the channel's
