@@ -233,9 +233,9 @@ pub struct OutArgs {
     #[arg(long)]
     pub sync: bool,
     /// How long to wait for the writer lock while another process publishes (500ms, 5s, 2m,
-    /// 1m30s; a bare number is seconds; 0 tries once): past it nothing is published, the channel
-    /// keeps its value, and the exit code is 8. A writer that died holding the lock does not
-    /// hold it up: its lock is taken over at once.
+    /// 1m30s; a bare number alone is seconds; 0 tries once): past it nothing is published, the
+    /// channel keeps its value, and the exit code is 8. A writer that died holding the lock does
+    /// not hold it up: its lock is taken over at once.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub lock_timeout: std::time::Duration,
 }
@@ -316,8 +316,8 @@ pub struct ReadArgs {
     /// what --after and --incarnation take, to wait for the value after it.
     #[arg(long, conflicts_with_all = ["format", "json", "raw", "pretty"])]
     pub meta: bool,
-    /// Give up waiting after DUR (500ms, 5s, 2m, 1m30s; a bare number is seconds) and exit with
-    /// code 8 (with --wait or --after).
+    /// Give up waiting after DUR (500ms, 5s, 2m, 1m30s; a bare number alone is seconds) and exit
+    /// with code 8 (with --wait or --after).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
     /// Give up waiting once process PID has exited (the writer a script started, say) and exit
@@ -343,8 +343,8 @@ pub struct WatchArgs {
         allow_negative_numbers = true
     )]
     pub count: Option<u64>,
-    /// Exit with code 8 when no new value comes for DUR (500ms, 5s, 2m, 1m30s; a bare number is
-    /// seconds).
+    /// Exit with code 8 when no new value comes for DUR (500ms, 5s, 2m, 1m30s; a bare number
+    /// alone is seconds).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
     /// End the watch (exit 0) once process PID has exited and the last value it published is

@@ -10,9 +10,10 @@
 //! key (see `decode_read` in lib.rs): the wrapper costs a call through each visitor, and a read
 //! that succeeds never pays it.
 //!
-//! Not parsed from text, as serde_json does not either: keys of `i128` or `u128` (rmp-serde
-//! reads those from their own encoding; JSON carries no integer beyond 64 bits to mmf), keys
-//! read through `deserialize_any` (untagged enums, `#[serde(flatten)]`, `serde_json::Value`).
+//! Not parsed from text: keys of `i128` or `u128`, which serde_json parses (rmp-serde reads
+//! those from an encoding of its own, a 16-byte binary, which a read through
+//! `deserialize_any` would no longer take); and, as serde_json does not either, keys read
+//! through `deserialize_any` (untagged enums, `#[serde(flatten)]`, `serde_json::Value`).
 
 use std::fmt;
 
@@ -37,6 +38,9 @@ struct Seed<S>(S);
 
 /// A seed whose value is read through [`Key`].
 struct KeySeed<S>(S);
+
+/// The visitor of an optional key: what is in it is read as a key.
+struct OptionKey<V>(V);
 
 /// What a key is asked for as, where text may hold it.
 #[derive(Clone, Copy)]
@@ -313,6 +317,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Key<D> {
         }
     }
 
+    /// An optional key (`Option<u16>`) is some key read as a key, as serde_json reads one; a
+    /// nil key stays `None`.
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_option(OptionKey(visitor))
+    }
+
     forward_plain! {
         deserialize_any();
         deserialize_i128();
@@ -322,7 +332,6 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Key<D> {
         deserialize_string();
         deserialize_bytes();
         deserialize_byte_buf();
-        deserialize_option();
         deserialize_unit();
         deserialize_unit_struct(name: &'static str);
         deserialize_seq();
@@ -333,6 +342,26 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Key<D> {
         deserialize_enum(name: &'static str, variants: &'static [&'static str]);
         deserialize_identifier();
         deserialize_ignored_any();
+    }
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for OptionKey<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.expecting(f)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        self.0.visit_some(Key(d))
     }
 }
 

@@ -99,9 +99,9 @@ pub trait ChannelExt: sealed::Sealed {
     /// from `echo busy | mmf out T` ends with its newline.
     ///
     /// A map published as JSON (`publish_json`, `mmf out NAME --json`) has text keys, since
-    /// JSON's keys are text; read into a map keyed by integers, floats or bools (or newtypes of
-    /// them), each key is read from its text as serde_json reads JSON's keys (`"80"` as `80`),
-    /// as docs/FORMAT.md §7.1 says.
+    /// JSON's keys are text; read into a map keyed by integers of up to 64 bits, floats or
+    /// bools (or newtypes or options of them), each key is read from its text as serde_json
+    /// reads JSON's keys (`"80"` as `80`), as docs/FORMAT.md §7.1 says.
     ///
     /// # Errors
     ///
@@ -667,8 +667,8 @@ fn at_map_key<E>(e: &serde_path_to_error::Error<E>) -> bool {
 /// What a MessagePack read that failed at a map key adds: what keys it takes where another
 /// kind was stored (a map published as JSON has text keys).
 const TEXT_KEYS: &str = "a map key of the wrong kind (JSON's keys are text: a map published as \
-    JSON has text keys, read as numbers or bools where the type asks for those and the text \
-    spells one, as serde_json reads them)";
+    JSON has text keys, read as numbers of up to 64 bits or bools where the type asks for those \
+    and the text spells one, as serde_json reads them)";
 
 /// A typed read's error with the field it happened at, where it was not the value itself:
 /// `map.<key>: invalid type ...` (a struct with many fields, or a map keyed by integers that

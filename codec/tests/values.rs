@@ -130,6 +130,9 @@ proptest! {
         same::<i64>(&ch, &text)?;
         same::<bool>(&ch, &text)?;
         same::<String>(&ch, &text)?;
+        same::<char>(&ch, &text)?;
+        same::<Option<u16>>(&ch, &text)?;
+        same::<Id>(&ch, &text)?;
         // Floats are not Ord: compared by their bits, in key order.
         let bits = |m: std::collections::HashMap<OrderedF64, u8>| {
             let mut v: Vec<u64> = m.into_keys().map(|k| k.0.to_bits()).collect();
@@ -138,6 +141,14 @@ proptest! {
         };
         let mmf = ch.read::<std::collections::HashMap<OrderedF64, u8>>().ok().map(bits);
         let reference = serde_json::from_str(&text).ok().map(bits);
+        prop_assert_eq!(mmf, reference, "{}", text);
+        let bits32 = |m: std::collections::HashMap<OrderedF32, u8>| {
+            let mut v: Vec<u32> = m.into_keys().map(|k| k.0.to_bits()).collect();
+            v.sort_unstable();
+            v
+        };
+        let mmf = ch.read::<std::collections::HashMap<OrderedF32, u8>>().ok().map(bits32);
+        let reference = serde_json::from_str(&text).ok().map(bits32);
         prop_assert_eq!(mmf, reference, "{}", text);
     }
 }
@@ -918,6 +929,22 @@ fn text_keys_of_a_map_published_as_json_read_as_numbers_and_bools() {
         msg.contains(r#"invalid type: string "True", expected a boolean"#),
         "{msg}"
     );
+}
+
+/// A newtype map key, for [`text_keys_read_as_serde_json_reads_them`].
+#[derive(Deserialize, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Id(u32);
+
+/// An `f32` map key, as [`OrderedF64`].
+#[derive(Deserialize, Debug, PartialEq)]
+struct OrderedF32(f32);
+
+impl Eq for OrderedF32 {}
+
+impl std::hash::Hash for OrderedF32 {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
 }
 
 /// An `f64` map key for [`text_keys_of_a_map_published_as_json_read_as_numbers_and_bools`]: std's
