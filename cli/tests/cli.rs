@@ -3396,6 +3396,69 @@ fn nobody_cmd(e: &Env, args: &[&str]) -> Option<Command> {
     Some(c)
 }
 
+/// A file of one's own whose mode lets not even its owner open it (mode 0000) is said to be
+/// that, with the `chmod` that gives it back (it was "another user's?"); `--force` replaces it
+/// with a channel its owner can use (the replacement took mode 0000 with it).
+#[test]
+fn an_own_file_its_owner_may_not_open_is_said_to_be_that() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new("own-000");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let Some(out) = as_nobody(&e, &["new", "a", "--size", "1KiB"]) else {
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    let file = e.dir.join("mmf.a");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = as_nobody(&e, &["new", "a", "--size", "1KiB"]).unwrap();
+    fails(
+        &out,
+        6,
+        &format!(
+            "a file of this user's whose mode lets not even its owner open it; give it back read \
+             and write (chmod u+rw {}) to use it, or `mmf remove a` deletes it",
+            file.display()
+        ),
+    );
+    let out = as_nobody(&e, &["new", "a", "--size", "1KiB", "--force"]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = as_nobody(&e, &["out", "a", "usable"]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Standard input left non-blocking by the program that shares it (a Node.js parent sets
+/// `O_NONBLOCK` on its pipes) is waited on: `mmf out` failed at once with "Resource
+/// temporarily unavailable" where the value came a moment later.
+#[test]
+fn out_waits_on_a_non_blocking_standard_input() {
+    let e = Env::new("nonblock");
+    e.ok(&["new", "nb", "--size", "1KiB"]);
+    let script = r#"
+import os, subprocess, sys, time
+r, w = os.pipe()
+os.set_blocking(r, False)
+p = subprocess.Popen(sys.argv[1:], stdin=r, stderr=subprocess.PIPE)
+os.close(r)
+time.sleep(0.3)
+os.write(w, b"late value")
+time.sleep(0.2)
+os.write(w, b", and more")
+os.close(w)
+sys.stderr.write(p.stderr.read().decode())
+sys.exit(p.wait())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, BIN, "out", "nb"])
+        .env("MMF_SHM_DIR", &e.dir)
+        .output();
+    let Ok(out) = out else {
+        eprintln!("SKIPPED: needs python3");
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(e.ok(&["read", "nb"]), "late value, and more\n");
+}
+
 /// Unmounts a directory when dropped, also when a test fails with the mount in place (the
 /// test directory could not be removed after it, and the mount stayed for good).
 struct Mounted(PathBuf);
@@ -3942,6 +4005,7 @@ fn doctor_reports_each_check() {
         names,
         [
             "shm-dir",
+            "shm-writable",
             "shm-space",
             "systemd-removeipc",
             "channels",
@@ -3991,6 +4055,43 @@ fn doctor_reports_each_check() {
         "checks that warn: shm-dir",
     );
     assert!(e.run(&["doctor"]).status.success(), "0 without --strict");
+    // A directory this user cannot create files in (the mode bits do not tell root): /proc.
+    let out = e
+        .cmd(&["doctor", "--json"])
+        .env("MMF_SHM_DIR", "/proc")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let writable = &json[1];
+    assert_eq!(
+        (writable["check"].as_str(), writable["ok"].as_bool()),
+        (Some("shm-writable"), Some(false)),
+        "{json}"
+    );
+    assert!(
+        writable["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("this user cannot create files in /proc ("),
+        "{json}"
+    );
+    // And `new` there says so (it said /proc did not exist).
+    let out = e
+        .cmd(&["new", "a", "--size", "1KiB"])
+        .env("MMF_SHM_DIR", "/proc")
+        .output()
+        .unwrap();
+    fails(
+        &out,
+        1,
+        "the shared-memory directory /proc takes no files (a virtual file system such as /proc?)",
+    );
+    // Nothing of the probe is left where it could make files.
+    assert!(std::fs::read_dir(&e.dir).unwrap().all(|f| !f
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("doctor")));
 }
 
 #[test]
@@ -5212,6 +5313,40 @@ fn renderings_too_large_for_the_memory_at_hand_are_errors_not_aborts() {
         1,
         "'sock' is a socket, not a regular file, so it is not an mmf channel",
     );
+}
+
+/// A device named as a channel is refused without being opened: opening one can act on it (a
+/// tape rewinds, a watchdog arms, a terminal becomes the process's own), and `read`, `info`
+/// and `remove` opened it first and looked after.
+#[test]
+fn a_device_named_as_a_channel_is_refused_unopened() {
+    let e = Env::new("device");
+    if !can_trace() {
+        return;
+    }
+    let log = e.dir.join("strace.log");
+    for verb in ["read", "info", "remove", "out"] {
+        let mut args = vec![verb, "/dev/zero"];
+        if verb == "out" {
+            args.push("x");
+        }
+        let out = Command::new("strace")
+            .args(["-f", "-e", "trace=open,openat", "-o"])
+            .arg(&log)
+            .arg(BIN)
+            .args(&args)
+            .env("MMF_SHM_DIR", &e.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        fails(
+            &out,
+            1,
+            "'/dev/zero' is a device, not a regular file, so it is not an mmf channel",
+        );
+        let opens = std::fs::read_to_string(&log).unwrap();
+        assert!(!opens.contains("\"/dev/zero\""), "{verb}: {opens}");
+    }
 }
 
 /// Three refusals of the OS said in terms of what to do: a file system out of inodes (an

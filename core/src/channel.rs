@@ -594,6 +594,7 @@ impl Options {
         start: Instant,
         deadline: Option<Instant>,
     ) -> Result<Option<Channel>> {
+        not_special(location, path, name)?;
         let mut file = open_options(location, !self.read_only)
             .open(path)
             .map_err(|e| match e.kind() {
@@ -2752,10 +2753,28 @@ pub(crate) fn open_options(location: &Location, write: bool) -> OpenOptions {
         Location::Shm(_) => os::NOFOLLOW,
         _ => 0,
     };
+    // Not blocking on a FIFO, and not making a terminal this process's own, should the file
+    // become one between `not_special`'s look and the open (checked again after it).
     oo.read(true)
         .write(write)
-        .custom_flags(nofollow | libc::O_CLOEXEC | libc::O_NONBLOCK);
+        .custom_flags(nofollow | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY);
     oo
+}
+
+/// [`regular_file`]'s refusal of what the name leads to, looked at before it is opened: opening
+/// a device can act on it (a tape rewinds, a watchdog arms, a terminal is taken), and a socket
+/// fails with "No such device or address". Where the look fails, the open that follows says
+/// why. What the opened file is gets checked again once it is open.
+fn not_special(location: &Location, path: &Path, name: &str) -> Result<()> {
+    // A shared-memory name is never opened through a symbolic link (`O_NOFOLLOW`).
+    let meta = match location {
+        Location::Shm(_) => std::fs::symlink_metadata(path),
+        _ => std::fs::metadata(path),
+    };
+    match meta {
+        Ok(meta) if !meta.file_type().is_symlink() => regular_file(&meta, name),
+        _ => Ok(()),
+    }
 }
 
 /// `Ok` for a regular file; [`Error::IsADirectory`] or [`Error::NotAFile`] for anything else.
@@ -2839,6 +2858,7 @@ fn check_replaceable(
     let name = name.to_owned();
     if let Location::File(_) = location {
         // Never delete a file that is not a channel because of a typo.
+        not_special(location, path, &name)?;
         let f = open_options(location, false)
             .open(path)
             .map_err(|e| match e.kind() {
@@ -2984,7 +3004,24 @@ fn age(t: SystemTime) -> Option<Duration> {
 /// whether `MMF_SHM_DIR` chose it.
 fn missing_shm_dir(e: io::Error) -> io::Error {
     let dir = os::shm_dir();
-    let why = if std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty()) {
+    let chosen = std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty());
+    // A directory that is there and takes no files (/proc, /sys) says ENOENT too.
+    if dir.is_dir() {
+        return io::Error::new(
+            e.kind(),
+            format!(
+                "the shared-memory directory {} takes no files (a virtual file system such as \
+                 /proc?); {}",
+                dir.display(),
+                if chosen {
+                    "point MMF_SHM_DIR at a directory for channels"
+                } else {
+                    "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
+                }
+            ),
+        );
+    }
+    let why = if chosen {
         "MMF_SHM_DIR names it; create it or point MMF_SHM_DIR at a directory that exists"
     } else {
         "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
@@ -3029,6 +3066,16 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
                 path: path.to_owned(),
                 source: e,
             },
+        }
+    } else if e.raw_os_error() == Some(libc::EMFILE) {
+        Error::Io {
+            op,
+            path: path.to_owned(),
+            source: io::Error::new(
+                e.kind(),
+                "Too many open files: this process has as many open as its limit allows \
+                 (`ulimit -n`); raise the limit, or close files it keeps open",
+            ),
         }
     } else if op == "mapping" && e.raw_os_error() == Some(libc::ENOMEM) {
         Error::Io {
@@ -3093,6 +3140,19 @@ fn incarnation() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The OS's refusals that a limit of this process's makes say which limit, and what to
+    /// change: its message alone ("Too many open files", "Cannot allocate memory") named none.
+    #[test]
+    fn refusals_by_a_limit_name_it() {
+        let path = Path::new("/tmp/x.mmf");
+        let said =
+            |op, errno| io_error("x", path, op, io::Error::from_raw_os_error(errno)).to_string();
+        assert!(said("opening", libc::EMFILE).contains("(`ulimit -n`); raise the limit"));
+        assert!(said("mapping", libc::ENOMEM).contains("an address-space limit, `ulimit -v`"));
+        // ENOMEM elsewhere is said as the OS says it.
+        assert!(!said("opening", libc::ENOMEM).contains("ulimit"));
+    }
 
     /// A file time in whole seconds may stand for any moment of its second: its age is taken
     /// as a second less (a file system like ext2 made a channel being created look a second

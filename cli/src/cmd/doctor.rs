@@ -44,6 +44,33 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                     }
                 ),
             });
+            // Whether this user can make a file there at all, as `new` must: the mode bits do
+            // not tell (root passes them, a read-only mount or /proc refuses root too).
+            let probe = dir.join(format!(".mmf-doctor-probe-{}", std::process::id()));
+            let made = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe);
+            if made.is_ok() {
+                let _ = std::fs::remove_file(&probe);
+            }
+            checks.push(Check {
+                name: "shm-writable",
+                ok: made.is_ok(),
+                detail: match made {
+                    Ok(_) => format!("this user can create files in {}", dir.display()),
+                    Err(e) => format!(
+                        "this user cannot create files in {} ({e}), so `mmf new` fails there; {}",
+                        dir.display(),
+                        if chosen {
+                            "point MMF_SHM_DIR at a directory this user may write"
+                        } else {
+                            "mount a writable tmpfs there, or set MMF_SHM_DIR to a directory for \
+                             channels"
+                        }
+                    ),
+                },
+            });
         }
         Ok(_) => checks.push(Check {
             name: "shm-dir",

@@ -219,6 +219,15 @@ fn name_taken(location: &Location) -> anyhow::Error {
             exit::ERROR,
             format!("a {kind}, not an mmf channel; choose another name, or {clear}"),
         ),
+        // This user's own file, whose mode lets not even its owner read it.
+        Err(E::PermissionDenied { path, .. }) if own => (
+            exit::EXISTS,
+            format!(
+                "a file of this user's whose mode lets not even its owner open it; give it back \
+                 read and write (chmod u+rw {}) to use it, or {clear}",
+                exit::shell_word(&path.to_string_lossy())
+            ),
+        ),
         // Most likely another user's channel.
         Err(E::PermissionDenied { .. }) => (
             exit::EXISTS,

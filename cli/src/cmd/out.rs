@@ -141,7 +141,7 @@ const MISSING_READ: u64 = 1 << 20;
 fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> {
     use std::io::IsTerminal;
     let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    let mut input = Waiting(stdin.lock());
     let mut buf = Vec::new();
     let mut ch = match Options::new().open(location) {
         // Typed at a terminal: nobody is about to create it; say so before the typing.
@@ -255,4 +255,51 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
         }
         InFormat::Bytes => ch.publish_bytes(input)?,
     })
+}
+
+/// Standard input that waits for its data where the program that shares it left it
+/// non-blocking (`O_NONBLOCK` is the open file's, set for all its users: a Node.js parent sets
+/// it on the pipes it makes): a read then fails with `EAGAIN` ("Resource temporarily
+/// unavailable") instead of waiting, and `mmf out` gave up on the value with it.
+struct Waiting<R>(R);
+
+impl<R: BufRead> Waiting<R> {
+    /// Waits until standard input can be read (or is at its end, or fails).
+    fn wait() {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let stdin = std::io::stdin();
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        // An error (EINTR: a signal) only makes the read be tried again.
+        let _ = poll(&mut fds, None);
+    }
+}
+
+impl<R: BufRead> Read for Waiting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Self::wait(),
+                done => return done,
+            }
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for Waiting<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        // Asked first, then borrowed: a loop that returned the borrow would hold it across
+        // the next try.
+        loop {
+            match self.0.fill_buf() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Self::wait(),
+                Err(e) => return Err(e),
+                Ok(_) => break,
+            }
+        }
+        self.0.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.0.consume(n);
+    }
 }
