@@ -1,8 +1,8 @@
 //! JSON <-> MessagePack without a Rust type, for the CLI and for scripts.
 //!
-//! JSON to MessagePack goes through [`serde_transcode`] with no tree of the value (rmp-serde
-//! still buffers each array and object, whose length JSON does not give before their end):
-//! integers stay integers (every `i64` and `u64`; a larger one is refused rather than made a
+//! JSON to MessagePack is written as the text is read, with no tree of the value (the lengths
+//! of arrays and objects, which JSON does not give before their end, are counted in a reading
+//! of their own first): integers stay integers (every `i64` and `u64`; a larger one is refused rather than made a
 //! float; `-0` is the float `-0.0`), other numbers become `f64`, objects
 //! become maps with string keys (an object with a key twice is refused, as MessagePack to JSON
 //! would refuse the map), and 128 levels of nesting are refused (serde_json's limit, so at most
@@ -274,16 +274,245 @@ fn check_integers(json: &str) -> Result<()> {
 /// [`write_json_pretty`]); [`Error::InvalidJson`] for text after the document. What was
 /// transcoded before the error has been written to `out`.
 pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
+    // JSON gives no length before an array or object ends, and MessagePack wants it first:
+    // counted in a pass of their own (what rmp-serde would otherwise buffer, each container
+    // copied once per level it is nested in, by a growth that aborts where memory is short),
+    // then written straight to `out`, as rmp-serde writes each value.
+    let mut counts = Counts::default();
     let mut de = serde_json::Deserializer::from_str(json);
-    // serde_transcode hands the writer's errors back as text: kept apart, as in
-    // `write_json_pretty`.
-    let mut out = KeepError { out, error: None };
-    let mut ser = rmp_serde::Serializer::new(&mut out);
-    let result = serde_transcode::transcode(&mut de, &mut ser);
-    match (result, out.error) {
-        (Ok(()), _) => de.end().map_err(|e| Error::json(&e)),
-        (Err(_), Some(e)) => Err(Error::Write(e)),
-        (Err(e), None) => Err(Error::Encode(e.to_string())),
+    let counted = serde::de::DeserializeSeed::deserialize(CountSeed(&mut counts), &mut de);
+    if let Some(bytes) = counts.refused {
+        return Err(Error::OutOfMemory {
+            what: "the lengths of the JSON text's arrays and objects",
+            bytes,
+        });
+    }
+    counted.map_err(|e| Error::Encode(message_alone(&e)))?;
+    de.end().map_err(|e| Error::json(&e))?;
+    let mut de = serde_json::Deserializer::from_str(json);
+    let mut emit = Emit {
+        counts: counts.lens.iter(),
+        out,
+        error: None,
+    };
+    let emitted = serde::de::DeserializeSeed::deserialize(EmitSeed(&mut emit), &mut de);
+    match (emitted, emit.error) {
+        (_, Some(e)) => Err(Error::Write(e)),
+        (Err(e), None) => Err(Error::Encode(message_alone(&e))),
+        (Ok(()), None) => Ok(()),
+    }
+}
+
+/// A parser's error without its position (`... at line 1 column 5`), which the callers of
+/// [`write_json_as_msgpack`] give of their own after [`validate_json`].
+fn message_alone(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match (e.line(), text.rfind(" at line ")) {
+        (1.., Some(at)) => text[..at].to_owned(),
+        _ => text,
+    }
+}
+
+/// The element counts of a JSON document's arrays and objects, in the order they open.
+#[derive(Default)]
+struct Counts {
+    lens: Vec<usize>,
+    /// The length a count refused room by the allocator would have made the list.
+    refused: Option<usize>,
+}
+
+/// Counts the containers of one JSON value into [`Counts`].
+struct CountSeed<'a>(&'a mut Counts);
+
+impl<'de> serde::de::DeserializeSeed<'de> for CountSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl CountSeed<'_> {
+    /// A place in the list for the container that opens now, filled in when it ends.
+    fn open<E: serde::de::Error>(&mut self) -> std::result::Result<usize, E> {
+        let counts = &mut *self.0;
+        if counts.lens.try_reserve(1).is_err() {
+            counts.refused = Some(counts.lens.len().saturating_add(1) * size_of::<usize>());
+            return Err(E::custom("out of memory"));
+        }
+        counts.lens.push(0);
+        Ok(counts.lens.len() - 1)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CountSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        mut self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        let at = self.open()?;
+        let mut n = 0;
+        while seq.next_element_seed(CountSeed(self.0))?.is_some() {
+            n += 1;
+        }
+        self.0.lens[at] = n;
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        mut self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        let at = self.open()?;
+        let mut n = 0;
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(CountSeed(self.0))?;
+            n += 1;
+        }
+        self.0.lens[at] = n;
+        Ok(())
+    }
+}
+
+/// Writes a JSON document as MessagePack, with the container lengths [`Counts`] found.
+struct Emit<'a, W> {
+    counts: std::slice::Iter<'a, usize>,
+    out: W,
+    /// The first error of `out`, kept whole (the parser carries errors as text).
+    error: Option<io::Error>,
+}
+
+impl<W: io::Write> Emit<'_, W> {
+    /// `r`, a write's result, as the parser's error type, keeping an OS error.
+    fn wrote<E: serde::de::Error, T>(
+        &mut self,
+        r: std::result::Result<T, rmp::encode::ValueWriteError<io::Error>>,
+    ) -> std::result::Result<(), E> {
+        match r {
+            Ok(_) => Ok(()),
+            Err(
+                rmp::encode::ValueWriteError::InvalidMarkerWrite(e)
+                | rmp::encode::ValueWriteError::InvalidDataWrite(e),
+            ) => {
+                let message = e.to_string();
+                self.error.get_or_insert(e);
+                Err(E::custom(message))
+            }
+        }
+    }
+
+    /// The length counted for the container that opens now.
+    fn len<E: serde::de::Error>(&mut self) -> std::result::Result<u32, E> {
+        let n = self
+            .counts
+            .next()
+            .ok_or_else(|| E::custom("the text changed between its two readings"))?;
+        u32::try_from(*n).map_err(|_| E::custom("more than 2^32 - 1 elements in one container"))
+    }
+}
+
+/// Writes one JSON value as MessagePack through [`Emit`].
+struct EmitSeed<'a, 'b, W>(&'a mut Emit<'b, W>);
+
+impl<'de, W: io::Write> serde::de::DeserializeSeed<'de> for EmitSeed<'_, '_, W> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, W: io::Write> serde::de::Visitor<'de> for EmitSeed<'_, '_, W> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    // Each as rmp-serde's serializer writes it: the smallest marker that holds an integer.
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<(), E> {
+        let r = rmp::encode::write_bool(&mut self.0.out, v)
+            .map_err(rmp::encode::ValueWriteError::InvalidMarkerWrite);
+        self.0.wrote(r)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<(), E> {
+        let r = rmp::encode::write_sint(&mut self.0.out, v);
+        self.0.wrote(r)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<(), E> {
+        let r = rmp::encode::write_uint(&mut self.0.out, v);
+        self.0.wrote(r)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<(), E> {
+        let r = rmp::encode::write_f64(&mut self.0.out, v);
+        self.0.wrote(r)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<(), E> {
+        let r = rmp::encode::write_str(&mut self.0.out, v);
+        self.0.wrote(r)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        let r = rmp::encode::write_nil(&mut self.0.out)
+            .map_err(rmp::encode::ValueWriteError::InvalidMarkerWrite);
+        self.0.wrote(r)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        let n = self.0.len()?;
+        let r = rmp::encode::write_array_len(&mut self.0.out, n);
+        self.0.wrote(r)?;
+        let mut seen = 0u32;
+        while seq.next_element_seed(EmitSeed(&mut *self.0))?.is_some() {
+            seen += 1;
+        }
+        same_len(n, seen)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        let n = self.0.len()?;
+        let r = rmp::encode::write_map_len(&mut self.0.out, n);
+        self.0.wrote(r)?;
+        let mut seen = 0u32;
+        while map.next_key_seed(EmitSeed(&mut *self.0))?.is_some() {
+            map.next_value_seed(EmitSeed(&mut *self.0))?;
+            seen += 1;
+        }
+        same_len(n, seen)
+    }
+}
+
+/// Whether a container had as many elements when it was written as when it was counted (one
+/// text read twice: always, unless the parser is not deterministic).
+fn same_len<E: serde::de::Error>(counted: u32, written: u32) -> std::result::Result<(), E> {
+    if counted == written {
+        Ok(())
+    } else {
+        Err(E::custom("the text changed between its two readings"))
     }
 }
 

@@ -91,6 +91,20 @@ proptest! {
         prop_assert_eq!(read, v);
     }
 
+    /// JSON to MessagePack writes what rmp-serde writes of the same text through
+    /// serde_transcode (which buffered every array and object to count it): the same bytes,
+    /// the compact text and the pretty one alike.
+    #[test]
+    fn json_becomes_the_msgpack_rmp_serde_writes(v in arb_json()) {
+        for text in [serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap()] {
+            let mut de = serde_json::Deserializer::from_str(&text);
+            let mut reference = Vec::new();
+            serde_transcode::transcode(&mut de, &mut rmp_serde::Serializer::new(&mut reference))
+                .unwrap();
+            prop_assert_eq!(json_to_msgpack(&text).unwrap(), reference);
+        }
+    }
+
     #[test]
     fn typed_values_round_trip_through_a_channel(cfg in arb_config()) {
         let ch = Channel::anonymous(1 << 16).unwrap();
