@@ -445,6 +445,20 @@ impl Cli {
                         std::process::exit(2);
                     }
                 }
+                // Help and version go to standard output, and clap's `exit` ignores a failed
+                // write there (`mmf --help > /dev/full` exited 0 having written nothing): said,
+                // exit 1, as any other output that could not be written (a closed pipe is no
+                // failure, as elsewhere).
+                if !e.use_stderr() {
+                    use std::io::Write;
+                    match e.print().and_then(|()| std::io::stdout().flush()) {
+                        Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe => {
+                            eprintln!("mmf: writing standard output: {w}");
+                            std::process::exit(1);
+                        }
+                        _ => std::process::exit(0),
+                    }
+                }
                 e.exit()
             })
         })

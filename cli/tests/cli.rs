@@ -1002,7 +1002,16 @@ fn a_failed_write_of_the_output_says_so() {
          space left on device (os error 28)"
     );
     assert_eq!(e.ok(&["read", "T"]), "two\n");
-    for args in ["read T", "read T --meta", "info T", "list"] {
+    // Help and version too (clap's own exit ignored the failed write, and exited 0).
+    for args in [
+        "read T",
+        "read T --meta",
+        "info T",
+        "list",
+        "--help",
+        "--version",
+        "out -h",
+    ] {
         let err = to_full(args);
         assert!(
             err.starts_with("mmf: writing standard output: No space left on device"),
