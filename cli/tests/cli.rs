@@ -41,6 +41,19 @@ impl Env {
         self.cmd(args).stdin(Stdio::null()).output().unwrap()
     }
 
+    /// `mmf ARGS` under a shell's `ulimit LIMIT` (`-f 64`, `-v 20000`), standard input from
+    /// `input` (or none).
+    fn run_limited(&self, limit: &str, args: &[&str], input: Option<&Path>) -> Output {
+        Command::new("sh")
+            .args(["-c", &format!("ulimit {limit} && exec \"$0\" \"$@\""), BIN])
+            .args(args)
+            .env("MMF_SHM_DIR", &self.dir)
+            .current_dir(&self.dir)
+            .stdin(input.map_or(Stdio::null(), |f| std::fs::File::open(f).unwrap().into()))
+            .output()
+            .unwrap()
+    }
+
     fn run_in(&self, args: &[&str], input: &[u8]) -> Output {
         let mut child = self.spawn_piped(args);
         child.stdin.take().unwrap().write_all(input).unwrap();
@@ -5237,16 +5250,7 @@ fn a_channel_beyond_the_file_size_limit_is_refused_before_it_is_allocated() {
     e.ok(&["new", "kept", "--size", "64"]);
     e.ok(&["out", "kept", "old value"]);
     // `mmf ARGS` with the file size limit at 64 blocks of 512 bytes (`ulimit -f`'s unit).
-    let limited = |args: &[&str]| {
-        Command::new("sh")
-            .args(["-c", "ulimit -f 64 && exec \"$0\" \"$@\"", BIN])
-            .args(args)
-            .env("MMF_SHM_DIR", &e.dir)
-            .current_dir(&e.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let limited = |args: &[&str]| e.run_limited("-f 64", args, None);
     fails(
         &limited(&["new", "big", "--size", "1M"]),
         1,
@@ -5289,16 +5293,7 @@ fn renderings_too_large_for_the_memory_at_hand_are_errors_not_aborts() {
     let input = e.dir.join("doc.json");
     std::fs::write(&input, &doc).unwrap();
     // `mmf ARGS` with the address space limited to `kib` KiB.
-    let limited = |kib: u32, args: &[&str]| {
-        Command::new("sh")
-            .args(["-c", &format!("ulimit -v {kib} && exec \"$0\" \"$@\""), BIN])
-            .args(args)
-            .env("MMF_SHM_DIR", &e.dir)
-            .current_dir(&e.dir)
-            .stdin(std::fs::File::open(&input).unwrap())
-            .output()
-            .unwrap()
-    };
+    let limited = |kib: u32, args: &[&str]| e.run_limited(&format!("-v {kib}"), args, Some(&input));
     let mut said = 0;
     for kib in (18_000..=34_000).step_by(1_000) {
         for args in [
