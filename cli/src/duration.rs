@@ -20,7 +20,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let (number, after) = rest.split_at(split);
         let n: f64 = number.parse().map_err(|_| {
-            if parts == 0 {
+            if !number.is_empty() {
+                format!("duration {text:?} has a malformed number {number:?} ({EXAMPLES})")
+            } else if parts == 0 {
                 format!("duration {text:?} does not start with a number ({EXAMPLES})")
             } else {
                 format!("duration {text:?} has no number before {after:?} ({EXAMPLES})")
@@ -85,7 +87,8 @@ mod tests {
             ("1mm", "unknown duration unit \"mm\""),
             ("1m,30s", "has no number before \",30s\""),
             ("-5s", "does not start with a number"),
-            ("1..5s", "does not start with a number"),
+            ("1..5s", "has a malformed number \"1..5\""),
+            ("1.5.s", "has a malformed number \"1.5.\""),
         ] {
             let err = parse_duration(text).unwrap_err();
             assert!(err.contains(said), "{text:?}: {err}");
