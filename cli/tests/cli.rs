@@ -3432,20 +3432,53 @@ fn an_own_file_its_owner_may_not_open_is_said_to_be_that() {
     assert!(out.status.success(), "{out:?}");
     let file = e.dir.join("mmf.a");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let said = |file: &Path| {
+        format!(
+            "a file of this user's whose mode does not let its owner read and write it; give it \
+             back read and write (chmod u+rw {}) to use it, or ",
+            file.display()
+        )
+    };
     let out = as_nobody(&e, &["new", "a", "--size", "1KiB"]).unwrap();
     fails(
         &out,
         6,
-        &format!(
-            "a file of this user's whose mode lets not even its owner open it; give it back read \
-             and write (chmod u+rw {}) to use it, or `mmf remove a` deletes it",
-            file.display()
-        ),
+        &format!("{}`mmf remove a` deletes it", said(&file)),
     );
+    // Readable, not writable, by its owner: the same (it was "another user's?").
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let out = as_nobody(&e, &["new", "a", "--size", "1KiB"]).unwrap();
+    fails(&out, 6, &said(&file));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Replaced, with read and write for the owner added to the mode kept, and no note that it
+    // was not kept.
     let out = as_nobody(&e, &["new", "a", "--size", "1KiB", "--force"]).unwrap();
-    assert!(out.status.success(), "{out:?}");
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
     let out = as_nobody(&e, &["out", "a", "usable"]).unwrap();
     assert!(out.status.success(), "{out:?}");
+    // One's own link to another user's file is not one's own file.
+    let theirs = e.dir.join("theirs.mmf");
+    e.ok(&["new", theirs.to_str().unwrap(), "--size", "1KiB"]);
+    let link = e.dir.join("link.mmf");
+    let made = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .arg(&theirs)
+        .arg(&link)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = as_nobody(&e, &["new", link.to_str().unwrap(), "--size", "1KiB"]).unwrap();
+    fails(
+        &out,
+        6,
+        "a channel or file this user may not open (another user's?)",
+    );
 }
 
 /// Standard input left non-blocking by the program that shares it (a Node.js parent sets
@@ -4108,6 +4141,29 @@ fn doctor_reports_each_check() {
         1,
         "the shared-memory directory /proc takes no files (a virtual file system such as /proc?)",
     );
+    // A file another user put under the name of the probe a pid alone would give does not
+    // fail it (a predictable name did: "File exists").
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "touch \"$1/.mmf-doctor-probe-$$\" && exec \"$0\" doctor --json",
+            BIN,
+        ])
+        .arg(&e.dir)
+        .env("MMF_SHM_DIR", &e.dir)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[1]["ok"], true, "{json}");
+    for f in std::fs::read_dir(&e.dir).unwrap() {
+        let f = f.unwrap();
+        if f.file_name()
+            .to_string_lossy()
+            .starts_with(".mmf-doctor-probe-")
+        {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
     // Nothing of the probe is left where it could make files.
     assert!(std::fs::read_dir(&e.dir).unwrap().all(|f| !f
         .unwrap()
@@ -5311,11 +5367,32 @@ fn renderings_too_large_for_the_memory_at_hand_are_errors_not_aborts() {
                 !err.contains("memory allocation of"),
                 "{kib} KiB {args:?}: {err}"
             );
-            said += usize::from(err.contains("this process has too little memory"));
+            if err.contains("this process has too little memory") {
+                said += 1;
+                // Not invalid input (exit 5), as `out --json` said of its counting's; `watch`
+                // skips what it cannot show, and waits on to its timeout (exit 8).
+                let code = if args[0] == "watch" { 8 } else { 1 };
+                assert_eq!(out.status.code(), Some(code), "{kib} KiB {args:?}: {err}");
+            }
         }
     }
     // Some limit fell between the value's buffer and its rendering.
     assert!(said > 0);
+    // Many small containers: their lengths are counted first, and a count with no room is
+    // said as memory, not as invalid input (exit 5).
+    let many = e.dir.join("many.json");
+    std::fs::write(&many, format!("[{}]", vec!["[]"; 1_000_000].join(","))).unwrap();
+    let mut counted = 0;
+    for kib in (20_000..=32_000).step_by(1_000) {
+        let out = e.run_limited(&format!("-v {kib}"), &["out", "doc", "--json"], Some(&many));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{kib} KiB: {out:?}"
+        );
+        counted += usize::from(err.contains("for the lengths of the JSON text's arrays"));
+    }
+    assert!(counted > 0);
     std::os::unix::net::UnixListener::bind(e.dir.join("mmf.sock")).unwrap();
     fails(
         &e.run(&["read", "sock"]),

@@ -271,14 +271,25 @@ fn check_integers(json: &str) -> Result<()> {
 /// [`Error::Encode`], with the parser's message alone (no position), for JSON it refuses;
 /// [`Error::Write`], with the OS error as its source, for a write to `out` that failed (a
 /// closed pipe stays a [`BrokenPipe`](io::ErrorKind::BrokenPipe), as with
-/// [`write_json_pretty`]); [`Error::InvalidJson`] for text after the document. What was
-/// transcoded before the error has been written to `out`.
+/// [`write_json_pretty`]); [`Error::InvalidJson`] for text after the document;
+/// [`Error::OutOfMemory`] where the lengths of its arrays and objects, counted first (4 bytes
+/// each), find no room. Text that does not parse writes nothing (it is read whole before the
+/// first byte is written); a write that failed leaves what was written before it in `out`.
 pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
     // JSON gives no length before an array or object ends, and MessagePack wants it first:
     // counted in a pass of their own (what rmp-serde would otherwise buffer, each container
     // copied once per level it is nested in, by a growth that aborts where memory is short),
     // then written straight to `out`, as rmp-serde writes each value.
     let mut counts = Counts::default();
+    // Room for every container the text opens, asked for at once: grown one at a time, the
+    // list would hold up to twice its size while it moves.
+    let containers = containers(json);
+    if counts.lens.try_reserve_exact(containers).is_err() {
+        return Err(Error::OutOfMemory {
+            what: "the lengths of the JSON text's arrays and objects",
+            bytes: containers.saturating_mul(size_of::<u32>()),
+        });
+    }
     let mut de = serde_json::Deserializer::from_str(json);
     let counted = serde::de::DeserializeSeed::deserialize(CountSeed(&mut counts), &mut de);
     if let Some(bytes) = counts.refused {
@@ -313,10 +324,33 @@ fn message_alone(e: &serde_json::Error) -> String {
     }
 }
 
+/// How many arrays and objects JSON text opens, as far as its brackets outside strings tell (for
+/// text that is not valid JSON, a guess: the counting that follows refuses it).
+fn containers(json: &str) -> usize {
+    let (mut n, mut in_string, mut escaped) = (0, false, false);
+    for &b in json.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'[' || b == b'{' {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The element counts of a JSON document's arrays and objects, in the order they open.
 #[derive(Default)]
 struct Counts {
-    lens: Vec<usize>,
+    /// At most 2^32 - 1 each: MessagePack's largest array or map.
+    lens: Vec<u32>,
     /// The length a count refused room by the allocator would have made the list.
     refused: Option<usize>,
 }
@@ -337,7 +371,7 @@ impl CountSeed<'_> {
     fn open<E: serde::de::Error>(&mut self) -> std::result::Result<usize, E> {
         let counts = &mut *self.0;
         if counts.lens.try_reserve(1).is_err() {
-            counts.refused = Some(counts.lens.len().saturating_add(1) * size_of::<usize>());
+            counts.refused = Some(counts.lens.len().saturating_add(1) * size_of::<u32>());
             return Err(E::custom("out of memory"));
         }
         counts.lens.push(0);
@@ -374,9 +408,9 @@ impl<'de> serde::de::Visitor<'de> for CountSeed<'_> {
         mut seq: A,
     ) -> std::result::Result<(), A::Error> {
         let at = self.open()?;
-        let mut n = 0;
+        let mut n = 0u32;
         while seq.next_element_seed(CountSeed(self.0))?.is_some() {
-            n += 1;
+            n = n.checked_add(1).ok_or_else(too_many)?;
         }
         self.0.lens[at] = n;
         Ok(())
@@ -386,19 +420,24 @@ impl<'de> serde::de::Visitor<'de> for CountSeed<'_> {
         mut map: A,
     ) -> std::result::Result<(), A::Error> {
         let at = self.open()?;
-        let mut n = 0;
+        let mut n = 0u32;
         while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
             map.next_value_seed(CountSeed(self.0))?;
-            n += 1;
+            n = n.checked_add(1).ok_or_else(too_many)?;
         }
         self.0.lens[at] = n;
         Ok(())
     }
 }
 
+/// More elements in one array or object than MessagePack can say (2^32 - 1).
+fn too_many<E: serde::de::Error>() -> E {
+    E::custom("more than 2^32 - 1 elements in one array or object, more than MessagePack holds")
+}
+
 /// Writes a JSON document as MessagePack, with the container lengths [`Counts`] found.
 struct Emit<'a, W> {
-    counts: std::slice::Iter<'a, usize>,
+    counts: std::slice::Iter<'a, u32>,
     out: W,
     /// The first error of `out`, kept whole (the parser carries errors as text).
     error: Option<io::Error>,
@@ -425,11 +464,10 @@ impl<W: io::Write> Emit<'_, W> {
 
     /// The length counted for the container that opens now.
     fn len<E: serde::de::Error>(&mut self) -> std::result::Result<u32, E> {
-        let n = self
-            .counts
+        self.counts
             .next()
-            .ok_or_else(|| E::custom("the text changed between its two readings"))?;
-        u32::try_from(*n).map_err(|_| E::custom("more than 2^32 - 1 elements in one container"))
+            .copied()
+            .ok_or_else(|| E::custom("the text changed between its two readings"))
     }
 }
 

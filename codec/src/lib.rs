@@ -270,7 +270,9 @@ impl ChannelExt for Channel {
     fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64> {
         publish_msgpack(self, |w| {
             let mut ser = rmp_serde::Serializer::new(w).with_struct_map();
-            value.serialize(&mut ser).map_err(|e| e.to_string())
+            value
+                .serialize(&mut ser)
+                .map_err(|e| Error::Encode(e.to_string()))
         })
     }
 
@@ -325,9 +327,10 @@ impl ChannelExt for Channel {
 
     fn publish_json(&self, json_text: &str) -> Result<u64> {
         json::validate_json(json_text)?;
-        publish_msgpack(self, |w| {
-            json::write_json_as_msgpack(json_text, w).map_err(|e| e.to_string())
-        })
+        // Its errors as they are: one that ran out of memory counting the text's containers
+        // stays `OutOfMemory` (it was said as invalid input); a write refused room is said by
+        // `publish_msgpack`.
+        publish_msgpack(self, |w| json::write_json_as_msgpack(json_text, w))
     }
 
     fn read_json(&self) -> Result<String> {
@@ -375,7 +378,7 @@ fn read_json_as(ch: &Channel, pretty: bool) -> Result<String> {
 /// is published.
 fn publish_msgpack<F>(ch: &Channel, encode: F) -> Result<u64>
 where
-    F: FnOnce(&mut Bounded<'_>) -> std::result::Result<(), String>,
+    F: FnOnce(&mut Bounded<'_>) -> Result<()>,
 {
     // Taken out, not borrowed: a `Serialize` impl that publishes to another channel while it
     // is being encoded gets an empty buffer of its own instead of a panic.
@@ -400,7 +403,7 @@ where
             capacity,
         }
         .into()),
-        (None, None, Err(message)) => Err(Error::Encode(message)),
+        (None, None, Err(e)) => Err(e),
         (None, None, Ok(())) => match msgpack::check(&buf) {
             Err(e) => Err(Error::Encode(format!("mmf readers would refuse it: {e}"))),
             Ok(()) => ch.publish_raw(Tag::MSGPACK, &buf).map_err(Error::from),

@@ -2764,7 +2764,10 @@ pub(crate) fn open_options(location: &Location, write: bool) -> OpenOptions {
 /// [`regular_file`]'s refusal of what the name leads to, looked at before it is opened: opening
 /// a device can act on it (a tape rewinds, a watchdog arms, a terminal is taken), and a socket
 /// fails with "No such device or address". Where the look fails, the open that follows says
-/// why. What the opened file is gets checked again once it is open.
+/// why. What the opened file is gets checked again once it is open. Not closed: a file path
+/// through a directory that someone else may write can have a link swapped in between the
+/// look and the open (a review opened `/dev/zero` so in 13 of 300 tries), which the check after
+/// the open then refuses; a shared-memory name is never opened through a link.
 fn not_special(location: &Location, path: &Path, name: &str) -> Result<()> {
     // A shared-memory name is never opened through a symbolic link (`O_NOFOLLOW`).
     let meta = match location {

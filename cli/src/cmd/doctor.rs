@@ -46,14 +46,31 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             });
             // Whether this user can make a file there at all, as `new` must: the mode bits do
             // not tell (root passes them, a read-only mount or /proc refuses root too).
-            let probe = dir.join(format!(".mmf-doctor-probe-{}", std::process::id()));
-            let made = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&probe);
-            if made.is_ok() {
-                let _ = std::fs::remove_file(&probe);
-            }
+            // A name nobody can guess ahead (another user could make a file under a name of
+            // pid alone, in /dev/shm anyone may write, and the probe would fail): the clock's
+            // nanoseconds beside the pid, tried again if taken all the same.
+            let made = (0..4)
+                .map(|_| {
+                    let nanos = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos());
+                    let probe = dir.join(format!(
+                        ".mmf-doctor-probe-{}-{nanos:09}",
+                        std::process::id()
+                    ));
+                    let made = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&probe);
+                    if made.is_ok() {
+                        let _ = std::fs::remove_file(&probe);
+                    }
+                    made
+                })
+                .find(|made| {
+                    !matches!(made, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists)
+                })
+                .unwrap_or_else(|| Err(std::io::ErrorKind::AlreadyExists.into()));
             checks.push(Check {
                 name: "shm-writable",
                 ok: made.is_ok(),

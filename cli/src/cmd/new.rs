@@ -111,7 +111,8 @@ fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
     let Ok(now) = std::fs::metadata(&path) else {
         return;
     };
-    if now.uid() == before.uid() && now.mode() & 0o777 == before.mode() & 0o777 {
+    // (Kept, the mode gains read and write for the owner, which a channel needs.)
+    if now.uid() == before.uid() && now.mode() & 0o777 == before.mode() & 0o777 | 0o600 {
         return;
     }
     crate::exit::note(format_args!(
@@ -140,6 +141,13 @@ fn name_taken(location: &Location) -> anyhow::Error {
     // This user's (root: anyone's): the only files it may remove from a sticky directory
     // such as /dev/shm, and the only ones `--exist-ok` replaces there.
     let own = mmf::channel::host::is_own(location);
+    // Whose the file is that an open reaches: a file path's link's target (the link may be
+    // this user's, its target another's).
+    let own_file = match location {
+        Location::File(path) => std::fs::canonicalize(path)
+            .is_ok_and(|target| mmf::channel::host::is_own(Location::File(target))),
+        _ => own,
+    };
     let clear = if location.is_persistent() {
         format!("delete the file (rm {name})")
     } else if !own {
@@ -153,6 +161,14 @@ fn name_taken(location: &Location) -> anyhow::Error {
             exit::command("remove", &location.to_string(), "")
         )
     };
+    // This user's own file, whose mode does not let its owner read and write it.
+    let chmod = |path: &std::path::Path| {
+        format!(
+            "a file of this user's whose mode does not let its owner read and write it; give \
+             it back read and write (chmod u+rw {}) to use it, or {clear}",
+            exit::shell_word(&path.to_string_lossy())
+        )
+    };
     // Exit 6 ("exists") only where a channel holds the name; anything else in its place is
     // exit 1, as --force and --exist-ok say it: a script that takes 6 for "already there"
     // must not go on to publish into a plain file.
@@ -160,6 +176,7 @@ fn name_taken(location: &Location) -> anyhow::Error {
         // Readable, not writable (another user's, mode 0644): neither --force nor --exist-ok
         // (which opens it read-write, to publish) would do.
         Ok(_) => match Options::new().open(location) {
+            Err(E::PermissionDenied { path, .. }) if own_file => (exit::EXISTS, chmod(&path)),
             Err(E::PermissionDenied { .. }) => (
                 exit::EXISTS,
                 "a channel this user may read but not write (another user's?); choose another \
@@ -219,15 +236,7 @@ fn name_taken(location: &Location) -> anyhow::Error {
             exit::ERROR,
             format!("a {kind}, not an mmf channel; choose another name, or {clear}"),
         ),
-        // This user's own file, whose mode lets not even its owner read it.
-        Err(E::PermissionDenied { path, .. }) if own => (
-            exit::EXISTS,
-            format!(
-                "a file of this user's whose mode lets not even its owner open it; give it back \
-                 read and write (chmod u+rw {}) to use it, or {clear}",
-                exit::shell_word(&path.to_string_lossy())
-            ),
-        ),
+        Err(E::PermissionDenied { path, .. }) if own_file => (exit::EXISTS, chmod(&path)),
         // Most likely another user's channel.
         Err(E::PermissionDenied { .. }) => (
             exit::EXISTS,

@@ -264,13 +264,18 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
 struct Waiting<R>(R);
 
 impl<R: BufRead> Waiting<R> {
-    /// Waits until standard input can be read (or is at its end, or fails).
-    fn wait() {
+    /// Waits until standard input can be read (or is at its end, or fails); `false` where
+    /// poll(2) says it cannot wait on it (an error other than a signal's, or `POLLNVAL`), so
+    /// that a read which keeps saying `EAGAIN` is not tried for ever at full speed.
+    fn wait() -> bool {
         use rustix::event::{poll, PollFd, PollFlags};
         let stdin = std::io::stdin();
         let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
-        // An error (EINTR: a signal) only makes the read be tried again.
-        let _ = poll(&mut fds, None);
+        match poll(&mut fds, None) {
+            Err(rustix::io::Errno::INTR) => true,
+            Err(_) => false,
+            Ok(_) => !fds[0].revents().contains(PollFlags::NVAL),
+        }
     }
 }
 
@@ -278,7 +283,7 @@ impl<R: BufRead> Read for Waiting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
             match self.0.read(buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Self::wait(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Self::wait() => {}
                 done => return done,
             }
         }
@@ -291,7 +296,7 @@ impl<R: BufRead> BufRead for Waiting<R> {
         // the next try.
         loop {
             match self.0.fill_buf() {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Self::wait(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Self::wait() => {}
                 Err(e) => return Err(e),
                 Ok(_) => break,
             }
