@@ -38,6 +38,57 @@
 //!   other way round: one that returns [`channel::Result`] takes it on the untyped calls only
 //!   (`Channel::open`, `publish_raw`), as a typed call's error need not be the channel's.
 //!
+//! ## Several channels at once
+//!
+//! A wait blocks on one channel. To take values from several as they come (a harness's
+//! workers, each publishing to a channel of its own), follow each in a thread of its own and
+//! gather what they read, or, in async code (feature `async`), select over their futures
+//! ([`Follower::changed`], `Follower::values`). One [`Stop`] ends every thread's wait:
+//!
+//! ```
+//! use std::{sync::mpsc, thread, time::Duration};
+//! use mmf::prelude::*;
+//!
+//! # let tag = std::process::id();
+//! let names: Vec<String> = (0..3).map(|i| format!("several-doc-{tag}-worker-{i}")).collect();
+//! let done = Stop::new();
+//! let (tx, rx) = mpsc::channel();
+//! let followers: Vec<_> = names
+//!     .iter()
+//!     .map(|name| {
+//!         let (name, tx, done) = (name.clone(), tx.clone(), done.clone());
+//!         thread::spawn(move || -> mmf::Result<()> {
+//!             // Waits for the worker to create its channel, then for each value, until `done`.
+//!             let mut follower = Follower::open(&name, Until::forever().or(&done))?;
+//!             let mut since = 0;
+//!             while let Some((_, step)) =
+//!                 follower.read_after::<u64>(&mut since, Until::forever().or(&done))?
+//!             {
+//!                 let _ = tx.send((name.clone(), step));
+//!             }
+//!             Ok(())
+//!         })
+//!     })
+//!     .collect();
+//! // The workers (other processes, in a harness).
+//! for (i, name) in names.iter().enumerate() {
+//!     let worker = Channel::create(name, 64)?;
+//!     worker.publish(&(10 * i as u64))?;
+//! }
+//! let mut seen: Vec<(String, u64)> = (0..3)
+//!     .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("a value"))
+//!     .collect();
+//! seen.sort();
+//! assert_eq!(seen[2], (names[2].clone(), 20));
+//! done.stop();
+//! for f in followers {
+//!     // A wait that the stop ended is `None` (or, before the channel was found, `Stopped`).
+//!     let _ = f.join().unwrap();
+//! }
+//! # for n in &names { Channel::remove(n)?; }
+//! # Ok::<(), mmf::Error>(())
+//! ```
+//!
 //! `use mmf::*;` brings nothing named like a crate of the standard library's: `core::` and
 //! `std::` paths keep working beside it.
 
