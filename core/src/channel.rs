@@ -433,11 +433,6 @@ impl Options {
             dir: dir.clone(),
             available,
         };
-        // Refused before a block is taken where the file system says this process has too few
-        // (root counting the blocks reserved for it): a `posix_fallocate` that fails half-way
-        // holds what it took until the file is removed, so a size mistyped by a unit (G for M)
-        // would fill the file system for a moment, and other programs writing there would
-        // fail. A file system that states no size (unlimited tmpfs, ramfs) is not judged.
         // Past the file size limit, the allocation would end the process (`SIGXFSZ`) and
         // leave the empty file under the name.
         if let Some(limit) = os::file_size_limit().filter(|&limit| limit < bytes) {
@@ -447,6 +442,11 @@ impl Options {
                 limit,
             }));
         }
+        // Refused before a block is taken where the file system says this process has too few
+        // (root counting the blocks reserved for it): a `posix_fallocate` that fails half-way
+        // holds what it took until the file is removed, so a size mistyped by a unit (G for M)
+        // would fill the file system for a moment, and other programs writing there would
+        // fail. A file system that states no size (unlimited tmpfs, ramfs) is not judged.
         if let Ok(Some(room)) = os::room(&dir) {
             if room < bytes {
                 return Err(cleanup(no_space(Some(room))));
@@ -2316,28 +2316,14 @@ pub fn list() -> Result<Vec<Listing>> {
 /// The entries of the shared-memory directory whose names start with `prefix`: the rest of each
 /// name (where it is not UTF-8, made so with U+FFFD: [`name_is_utf8`] tells), and the path.
 pub(crate) fn shm_files(prefix: &str) -> Result<Vec<(String, PathBuf)>> {
-    let dir = os::shm_dir();
-    let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
-        op: "listing",
-        path: dir.clone(),
-        source: e,
-    });
-    let entries = entries.map_err(|e| match e {
+    dir_files(&os::shm_dir(), prefix).map_err(|e| match e {
         Error::Io { op, path, source } if source.kind() == io::ErrorKind::NotFound => Error::Io {
             op,
             path,
             source: missing_shm_dir(source),
         },
         e => e,
-    })?;
-    Ok(entries
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name();
-            let rest = name.as_encoded_bytes().strip_prefix(prefix.as_bytes())?;
-            Some((String::from_utf8_lossy(rest).into_owned(), entry.path()))
-        })
-        .collect())
+    })
 }
 
 /// Whether the file name of `path`, one of [`shm_files`]'s, is UTF-8 (and its name there the
@@ -2346,8 +2332,8 @@ pub(crate) fn name_is_utf8(path: &Path) -> bool {
     path.file_name().is_some_and(|name| name.to_str().is_some())
 }
 
-/// The entries of `dir` whose names start with `prefix`: the rest of each name (UTF-8 names
-/// only), and its path.
+/// The entries of `dir` whose names start with `prefix`: the rest of each name (where it is not
+/// UTF-8, made so with U+FFFD: [`name_is_utf8`] tells), and its path.
 pub(crate) fn dir_files(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
         op: "listing",
@@ -2357,8 +2343,9 @@ pub(crate) fn dir_files(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf
     Ok(entries
         .flatten()
         .filter_map(|entry| {
-            let rest = entry.file_name().to_str()?.strip_prefix(prefix)?.to_owned();
-            Some((rest, entry.path()))
+            let name = entry.file_name();
+            let rest = name.as_encoded_bytes().strip_prefix(prefix.as_bytes())?;
+            Some((String::from_utf8_lossy(rest).into_owned(), entry.path()))
         })
         .collect())
 }
