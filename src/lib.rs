@@ -43,7 +43,7 @@
 //! A wait blocks on one channel. To take values from several as they come (a harness's
 //! workers, each publishing to a channel of its own), follow each in a thread of its own and
 //! gather what they read, or, in async code (feature `async`), select over their futures
-//! ([`Follower::changed`], `Follower::values`). One [`Stop`] ends every thread's wait:
+//! (`Follower::changed`, `Follower::values`). One [`Stop`] ends every thread's wait:
 //!
 //! ```
 //! use std::{sync::mpsc, thread, time::Duration};

@@ -3479,6 +3479,21 @@ fn an_own_file_its_owner_may_not_open_is_said_to_be_that() {
         6,
         "a channel or file this user may not open (another user's?)",
     );
+    // An immutable file refuses root, whose mode is no cause: no chmod is advised.
+    let fixed = e.dir.join("fixed.mmf");
+    e.ok(&["new", fixed.to_str().unwrap(), "--size", "1KiB"]);
+    if Command::new("chattr")
+        .arg("+i")
+        .arg(&fixed)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let out = e.run(&["new", fixed.to_str().unwrap(), "--size", "1KiB"]);
+        let _ = Command::new("chattr").arg("-i").arg(&fixed).status();
+        fails(&out, 6, "(another user's? an immutable file?)");
+    } else {
+        eprintln!("SKIPPED: chattr +i not supported here");
+    }
 }
 
 /// Standard input left non-blocking by the program that shares it (a Node.js parent sets

@@ -148,6 +148,14 @@ fn name_taken(location: &Location) -> anyhow::Error {
             .is_ok_and(|target| mmf::channel::host::is_own(Location::File(target))),
         _ => own,
     };
+    // Whether the file's mode is what refuses its owner (not an immutable file, say, which
+    // refuses root too: root is never refused by a mode).
+    let mode_refuses = |path: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        own_file
+            && !rustix::process::geteuid().is_root()
+            && std::fs::metadata(path).is_ok_and(|m| m.mode() & 0o600 != 0o600)
+    };
     let clear = if location.is_persistent() {
         format!("delete the file (rm {name})")
     } else if !own {
@@ -176,11 +184,13 @@ fn name_taken(location: &Location) -> anyhow::Error {
         // Readable, not writable (another user's, mode 0644): neither --force nor --exist-ok
         // (which opens it read-write, to publish) would do.
         Ok(_) => match Options::new().open(location) {
-            Err(E::PermissionDenied { path, .. }) if own_file => (exit::EXISTS, chmod(&path)),
+            Err(E::PermissionDenied { path, .. }) if mode_refuses(&path) => {
+                (exit::EXISTS, chmod(&path))
+            }
             Err(E::PermissionDenied { .. }) => (
                 exit::EXISTS,
-                "a channel this user may read but not write (another user's?); choose another \
-                 name, or ask its owner"
+                "a channel this user may read but not write (another user's? an immutable \
+                 file?); choose another name, or ask its owner"
                     .into(),
             ),
             Err(E::Io { ref source, .. })
@@ -236,7 +246,9 @@ fn name_taken(location: &Location) -> anyhow::Error {
             exit::ERROR,
             format!("a {kind}, not an mmf channel; choose another name, or {clear}"),
         ),
-        Err(E::PermissionDenied { path, .. }) if own_file => (exit::EXISTS, chmod(&path)),
+        Err(E::PermissionDenied { path, .. }) if mode_refuses(&path) => {
+            (exit::EXISTS, chmod(&path))
+        }
         // Most likely another user's channel.
         Err(E::PermissionDenied { .. }) => (
             exit::EXISTS,
