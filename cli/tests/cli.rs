@@ -3591,7 +3591,8 @@ fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
     fails(
         &as_nobody(&e, &["new", "shared", "--size", "64"]).unwrap(),
         6,
-        "the name is taken by a channel this user may read but not write (another user's?)",
+        "the name is taken by a channel this user may read but not write (another user's? an \
+         immutable file?)",
     );
     fails(&as_nobody(&e, &["remove", "shared"]).unwrap(), 1, "");
     assert!(e.dir.join("mmf.shared").exists());
