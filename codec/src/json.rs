@@ -2,8 +2,8 @@
 //!
 //! JSON to MessagePack is written as the text is read, with no tree of the value (the lengths
 //! of arrays and objects, which JSON does not give before their end, are counted in a reading
-//! of their own first): integers stay integers (every `i64` and `u64`; a larger one is refused rather than made a
-//! float; `-0` is the float `-0.0`), other numbers become `f64`, objects
+//! of their own first): integers stay integers (every `i64` and `u64`; a larger one is refused
+//! rather than made a float; `-0` is the float `-0.0`), other numbers become `f64`, objects
 //! become maps with string keys (an object with a key twice is refused, as MessagePack to JSON
 //! would refuse the map), and 128 levels of nesting are refused (serde_json's limit, so at most
 //! 127 = [`MAX_DEPTH`]).
@@ -286,7 +286,7 @@ pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
     let containers = containers(json);
     if counts.lens.try_reserve_exact(containers).is_err() {
         return Err(Error::OutOfMemory {
-            what: "the lengths of the JSON text's arrays and objects",
+            what: LENGTHS,
             bytes: containers.saturating_mul(size_of::<u32>()),
         });
     }
@@ -294,7 +294,7 @@ pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
     let counted = serde::de::DeserializeSeed::deserialize(CountSeed(&mut counts), &mut de);
     if let Some(bytes) = counts.refused {
         return Err(Error::OutOfMemory {
-            what: "the lengths of the JSON text's arrays and objects",
+            what: LENGTHS,
             bytes,
         });
     }
@@ -313,6 +313,9 @@ pub fn write_json_as_msgpack<W: io::Write>(json: &str, out: W) -> Result<()> {
         (Ok(()), None) => Ok(()),
     }
 }
+
+/// What [`write_json_as_msgpack`] counts first, for [`Error::OutOfMemory`].
+const LENGTHS: &str = "the lengths of the JSON text's arrays and objects";
 
 /// A parser's error without its position (`... at line 1 column 5`), which the callers of
 /// [`write_json_as_msgpack`] give of their own after [`validate_json`].
@@ -657,17 +660,29 @@ impl io::Write for TryVec {
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.buf.try_reserve(data.len()).is_err() {
-            self.refused = Some(self.buf.len().saturating_add(data.len()));
-            return Err(io::ErrorKind::OutOfMemory.into());
-        }
-        self.buf.extend_from_slice(data);
-        Ok(())
+        try_extend(&mut self.buf, data, &mut self.refused)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Appends `data` to `buf` where the allocator gives the room; else sets `refused` to the
+/// length it would have made and fails with `OutOfMemory`, `buf` as it was. (What [`TryVec`]
+/// and a typed publish's encoding buffer write with.)
+#[inline]
+pub(crate) fn try_extend(
+    buf: &mut Vec<u8>,
+    data: &[u8],
+    refused: &mut Option<usize>,
+) -> io::Result<()> {
+    if buf.try_reserve(data.len()).is_err() {
+        *refused = Some(buf.len().saturating_add(data.len()));
+        return Err(io::ErrorKind::OutOfMemory.into());
+    }
+    buf.extend_from_slice(data);
+    Ok(())
 }
 
 /// Writes a MessagePack document as JSON text on one line to `out`, by the rules of the module

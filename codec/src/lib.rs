@@ -522,12 +522,7 @@ impl io::Write for Bounded<'_> {
         }
         // Room asked for, not assumed: a value near the memory at hand is an error, not the
         // abort of the process that a `Vec`'s own growth is.
-        if self.buf.try_reserve(data.len()).is_err() {
-            self.refused = Some(self.buf.len() + data.len());
-            return Err(io::ErrorKind::OutOfMemory.into());
-        }
-        self.buf.extend_from_slice(data);
-        Ok(())
+        json::try_extend(self.buf, data, &mut self.refused)
     }
 
     fn flush(&mut self) -> io::Result<()> {

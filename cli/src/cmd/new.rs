@@ -141,20 +141,15 @@ fn name_taken(location: &Location) -> anyhow::Error {
     // This user's (root: anyone's): the only files it may remove from a sticky directory
     // such as /dev/shm, and the only ones `--exist-ok` replaces there.
     let own = mmf::channel::host::is_own(location);
-    // Whose the file is that an open reaches: a file path's link's target (the link may be
-    // this user's, its target another's).
-    let own_file = match location {
-        Location::File(path) => std::fs::canonicalize(path)
-            .is_ok_and(|target| mmf::channel::host::is_own(Location::File(target))),
-        _ => own,
-    };
-    // Whether the file's mode is what refuses its owner (not an immutable file, say, which
-    // refuses root too: root is never refused by a mode).
+    // Whether the file an open reaches (through a link: the link may be this user's, its
+    // target another's) is this user's and its mode is what refuses its owner: not an
+    // immutable file, say, which refuses root too, and root is never refused by a mode.
     let mode_refuses = |path: &std::path::Path| {
         use std::os::unix::fs::MetadataExt;
-        own_file
-            && !rustix::process::geteuid().is_root()
-            && std::fs::metadata(path).is_ok_and(|m| m.mode() & 0o600 != 0o600)
+        let euid = rustix::process::geteuid();
+        !euid.is_root()
+            && std::fs::metadata(path)
+                .is_ok_and(|m| m.uid() == euid.as_raw() && m.mode() & 0o600 != 0o600)
     };
     let clear = if location.is_persistent() {
         format!("delete the file (rm {name})")
