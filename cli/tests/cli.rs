@@ -5451,6 +5451,49 @@ fn a_device_named_as_a_channel_is_refused_unopened() {
     }
 }
 
+/// Where `/proc` is missing (a container may lack it), a channel's file is opened by its path
+/// as before, not through `/proc/self/fd`: every verb that opens one still works, for a
+/// shared-memory name and a file path. Run in a user and mount namespace with a tmpfs over
+/// `/proc`; skipped where unprivileged namespaces are not allowed.
+#[test]
+fn every_verb_works_where_proc_is_not_mounted() {
+    let e = Env::new("no-proc");
+    let hidden = Command::new("unshare")
+        .args([
+            "-Urm",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /proc && ! test -e /proc/self",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !hidden {
+        eprintln!("SKIPPED: needs unshare -Urm allowed to mount a tmpfs over /proc");
+        return;
+    }
+    let script = r#"mount -t tmpfs none /proc || exit 9
+"$0" new shared --size 1k && "$0" out shared hello && "$0" read shared &&
+"$0" new ./f.mmf --size 1k && "$0" out ./f.mmf there && "$0" read ./f.mmf &&
+"$0" info shared --json && "$0" list && "$0" remove shared && "$0" remove ./f.mmf"#;
+    let out = Command::new("unshare")
+        .args(["-Urm", "sh", "-c", script, BIN])
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir(&e.dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}: {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("hello\nthere\n"), "{stdout}");
+    assert!(stdout.contains("\"generation\":1,"), "{stdout}");
+    assert!(!e.dir.join("f.mmf").exists() && !e.dir.join("mmf.shared").exists());
+}
+
 /// Three refusals of the OS said in terms of what to do: a file system out of inodes (an
 /// `ENOSPC` with space free, which read as a full disk), a directory that exists but takes no
 /// files (`/proc`, which was said to be missing), and another user's channel in a sticky

@@ -595,9 +595,8 @@ impl Options {
         deadline: Option<Instant>,
     ) -> Result<Option<Channel>> {
         not_special(location, path, name)?;
-        let mut file = open_options(location, !self.read_only)
-            .open(path)
-            .map_err(|e| match e.kind() {
+        let mut file =
+            open_existing(location, path, !self.read_only).map_err(|e| match e.kind() {
                 io::ErrorKind::IsADirectory => directory(name),
                 io::ErrorKind::NotFound => Error::NotFound {
                     name: name.to_owned(),
@@ -2671,9 +2670,8 @@ pub(crate) fn unlink_same(
 /// after that ([`mark_retired`]): writable where allowed (else read-only, which still tells which
 /// file it is and holds its lock, but cannot mark it); `None` if it cannot be opened at all.
 fn open_retiring(location: &Location, path: &Path) -> Option<File> {
-    open_options(location, true)
-        .open(path)
-        .or_else(|_| open_options(location, false).open(path))
+    open_existing(location, path, true)
+        .or_else(|_| open_existing(location, path, false))
         .ok()
 }
 
@@ -2727,34 +2725,66 @@ pub(crate) fn mark_retired(file: &File) {
     os::wake_all(region.word(H_LATEST));
 }
 
-/// How an existing channel's file is opened: read-only or read-write, close-on-exec, and for a
-/// shared-memory name never through a symlink planted under it (a path the user gave may be a
-/// link on purpose).
+/// Opens the existing file that a channel's `path` leads to, read-only or read-write,
+/// close-on-exec, and for a shared-memory name never through a symbolic link planted under it
+/// (a file path the user gave may be a link on purpose).
+///
+/// What is not a regular file is never opened for reading or writing: opening a device can act
+/// on it (a tape rewinds, a watchdog arms, a terminal is taken), and opening a FIFO for reading
+/// lets a writer blocked on it go on. Where the system allows (Linux with `/proc`), the path is
+/// resolved once, without opening what it leads to (`O_PATH`); what that is gets looked at, and
+/// a regular file is then opened through the handle (`/proc/self/fd`), so that a link swapped in
+/// between cannot lead the open elsewhere. For anything else the handle itself is returned,
+/// good for `metadata()` alone: every caller checks what it opened with [`regular_file`] (a
+/// caller that reads or maps it instead fails with `EBADF`). Elsewhere the path is opened as it
+/// is: [`not_special`] looked first, which a swapped link can still get past.
 ///
 /// `O_NONBLOCK` (which regular files ignore) because anyone may plant a FIFO under a name in
-/// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. What was
-/// opened must then pass [`regular_file`].
-pub(crate) fn open_options(location: &Location, write: bool) -> OpenOptions {
-    let mut oo = OpenOptions::new();
+/// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. `O_NOCTTY`
+/// so that a terminal opened after all is not made this process's own.
+pub(crate) fn open_existing(location: &Location, path: &Path, write: bool) -> io::Result<File> {
     let nofollow = match location {
         Location::Shm(_) => os::NOFOLLOW,
         _ => 0,
     };
-    // Not blocking on a FIFO, and not making a terminal this process's own, should the file
-    // become one between `not_special`'s look and the open (checked again after it).
-    oo.read(true)
-        .write(write)
-        .custom_flags(nofollow | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY);
-    oo
+    open_path(path, write, nofollow)
+}
+
+/// [`open_existing`] with its own `nofollow` (0 or [`os::NOFOLLOW`]), for a path that is not a
+/// channel's location (yet).
+pub(crate) fn open_path(path: &Path, write: bool, nofollow: i32) -> io::Result<File> {
+    let options = |flags| {
+        let mut oo = OpenOptions::new();
+        oo.read(true)
+            .write(write)
+            .custom_flags(flags | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY);
+        oo
+    };
+    if let Some(handle) = os::open_path_only(path, nofollow) {
+        let handle = handle?;
+        let kind = handle.metadata()?.file_type();
+        if kind.is_symlink() {
+            // What `open` with `O_NOFOLLOW` says of a link, which `O_PATH` would hold instead.
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        if !kind.is_file() {
+            return Ok(handle);
+        }
+        if let Some(file) = os::reopen(&handle, &options(0)) {
+            return file;
+        }
+    }
+    options(nofollow).open(path)
 }
 
 /// [`regular_file`]'s refusal of what the name leads to, looked at before it is opened: opening
 /// a device can act on it (a tape rewinds, a watchdog arms, a terminal is taken), and a socket
 /// fails with "No such device or address". Where the look fails, the open that follows says
-/// why. What the opened file is gets checked again once it is open. Not closed: a file path
-/// through a directory that someone else may write can have a link swapped in between the
-/// look and the open (a review opened `/dev/zero` so in 13 of 300 tries), which the check after
-/// the open then refuses; a shared-memory name is never opened through a link.
+/// why. What the opened file is gets checked again once it is open. A file path through a
+/// directory that someone else may write can have a link swapped in between this look and the
+/// open (a review opened `/dev/zero` so in 13 of 300 tries): [`open_existing`] closes that
+/// where it can resolve the path once (Linux); a shared-memory name is never opened through a
+/// link.
 fn not_special(location: &Location, path: &Path, name: &str) -> Result<()> {
     // A shared-memory name is never opened through a symbolic link (`O_NOFOLLOW`).
     let meta = match location {
@@ -2811,11 +2841,7 @@ fn taken(name: &str, path: &Path) -> Error {
         return not_a_file;
     }
     let mut head = Vec::with_capacity(8);
-    let read = OpenOptions::new()
-        .read(true)
-        .custom_flags(os::NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .and_then(|f| f.take(8).read_to_end(&mut head));
+    let read = open_path(path, false, os::NOFOLLOW).and_then(|f| f.take(8).read_to_end(&mut head));
     if read.is_err() {
         return exists();
     }
@@ -2849,16 +2875,14 @@ fn check_replaceable(
     if let Location::File(_) = location {
         // Never delete a file that is not a channel because of a typo.
         not_special(location, path, &name)?;
-        let f = open_options(location, false)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::NotFound {
-                    name: name.clone(),
-                    waited: None,
-                },
-                io::ErrorKind::IsADirectory => directory(&name),
-                _ => io_error(&name, path, "opening", e),
-            })?;
+        let f = open_existing(location, path, false).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                name: name.clone(),
+                waited: None,
+            },
+            io::ErrorKind::IsADirectory => directory(&name),
+            _ => io_error(&name, path, "opening", e),
+        })?;
         let meta = f
             .metadata()
             .map_err(|e| io_error(&name, path, "inspecting", e))?;

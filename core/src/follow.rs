@@ -981,7 +981,7 @@ fn zero_header(location: &Location) -> bool {
     };
     let mut head = [0u8; 512];
     let mut got = 0;
-    let Ok(mut file) = crate::channel::open_options(location, false).open(path) else {
+    let Ok(mut file) = crate::channel::open_existing(location, &path, false) else {
         return false;
     };
     while got < head.len() {

@@ -97,9 +97,8 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
         return Ok(true);
     };
     // Not blocking on a FIFO planted under the name, nor following a symlink there.
-    let file = crate::channel::open_options(location, false)
-        .open(&path)
-        .map_err(|e| match e.kind() {
+    let file =
+        crate::channel::open_existing(location, &path, false).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound {
                 name: location.to_string(),
                 waited: None,
@@ -182,9 +181,8 @@ fn remove_if(
             source: e,
         },
     };
-    let file = crate::channel::open_options(location, false)
-        .open(&path)
-        .map_err(|e| io("opening", e))?;
+    let file =
+        crate::channel::open_existing(location, &path, false).map_err(|e| io("opening", e))?;
     let meta = file.metadata().map_err(|e| io("inspecting", e))?;
     crate::channel::regular_file(&meta, &location.to_string())?;
     match file.try_lock() {
@@ -448,7 +446,7 @@ pub(crate) fn remove_left_unfinished(
     let (Location::Shm(_), Some(path)) = (location, location.path()) else {
         return Leftover::NotOurs;
     };
-    let mut file = match crate::channel::open_options(location, false).open(&path) {
+    let mut file = match crate::channel::open_existing(location, &path, false) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Leftover::Gone,
         Err(_) => return Leftover::Kept,
@@ -514,13 +512,9 @@ fn starts_as_made(path: &std::path::Path) -> bool {
 /// following a link or blocking on a FIFO.
 fn head(path: &std::path::Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    // Not through a symbolic link put there since the name was looked at, nor blocking on a FIFO.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(os::NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
+    // Not through a symbolic link put there since the name was looked at, nor blocking on (or
+    // opening at all) a FIFO or device.
+    let file = crate::channel::open_path(path, false, os::NOFOLLOW).ok()?;
     if !file.metadata().ok()?.is_file() {
         return None;
     }

@@ -1984,6 +1984,95 @@ fn a_fifo_under_a_channel_name_is_an_error_not_a_hang() {
     );
 }
 
+/// A file path through a directory that someone else may write can have a link swapped in
+/// between the look at what the path leads to and the open: opening a channel there must
+/// never open the FIFO (or device) the link was swapped to. Opening a FIFO for reading lets a
+/// writer blocked in its `open` go on, which is what this test watches for, while another
+/// thread swaps the link between a channel and the FIFO as fast as it can.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_link_swapped_to_a_fifo_while_opening_never_opens_the_fifo() {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let dir = std::env::temp_dir().join(format!(
+        "mmf-test-swap-{}-{}",
+        std::process::id(),
+        run_stamp()
+    ));
+    std::fs::create_dir(&dir).unwrap();
+    let (real, pipe, link) = (dir.join("real.mmf"), dir.join("pipe"), dir.join("link"));
+    drop(Channel::create(Location::file(&real), 64).unwrap());
+    let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+    if !made.is_ok_and(|st| st.success()) {
+        eprintln!("SKIPPED: mkfifo is not available");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    // Blocks until some process opens the FIFO for reading.
+    let writer = std::thread::spawn({
+        let (pipe, done) = (pipe.clone(), done.clone());
+        move || {
+            let opened = std::fs::OpenOptions::new().write(true).open(&pipe);
+            (opened.is_ok(), done.load(Ordering::SeqCst))
+        }
+    });
+    let swapper = std::thread::spawn({
+        let (dir, real, pipe, done) = (dir.clone(), real.clone(), pipe.clone(), done.clone());
+        move || {
+            let mut swaps = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                for target in [&real, &pipe] {
+                    let tmp = dir.join("next");
+                    std::os::unix::fs::symlink(target, &tmp).unwrap();
+                    std::fs::rename(&tmp, dir.join("link")).unwrap();
+                }
+                swaps += 1;
+            }
+            swaps
+        }
+    });
+    let (mut opened, mut refused) = (0, 0);
+    let start = std::time::Instant::now();
+    // 10,000 tries, and more until both outcomes were seen (a loaded machine may run the swapper
+    // seldom), within a bound.
+    for tries in 0.. {
+        if tries >= 10_000
+            && (opened > 0 && refused > 0 || start.elapsed() > Duration::from_secs(20))
+        {
+            break;
+        }
+        match Options::new().read_only(true).open(Location::file(&link)) {
+            Ok(_) => opened += 1,
+            Err(Error::NotAFile { kind: "FIFO", .. }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    let swaps = swapper.join().unwrap();
+    // Lets the writer go on if nothing did, then sees whether something had.
+    let release = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&pipe)
+        .unwrap();
+    let (writer_opened, after_done) = writer.join().unwrap();
+    drop(release);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(writer_opened);
+    assert!(
+        after_done,
+        "the FIFO was opened for reading while opening the channel ({opened} opened, {refused} \
+         refused, {swaps} swaps)"
+    );
+    assert!(
+        opened > 0 && refused > 0,
+        "{opened} opened, {refused} refused"
+    );
+}
+
 /// `open_or_create_with_origin` says whether it made the channel; on a path that is a symbolic link
 /// to nothing (creating never goes through a link and finds the name taken, opening goes through
 /// it and finds nothing) it names the link instead of going round for ever.

@@ -80,6 +80,45 @@ pub(crate) fn rename_noreplace(_from: &std::path::Path, _to: &std::path::Path) -
 /// Extra `open(2)` flags: never follow a symlink planted under a channel's name.
 pub(crate) const NOFOLLOW: i32 = libc::O_NOFOLLOW;
 
+/// `path` resolved without opening what it leads to (`O_PATH`, with `flags` such as
+/// [`NOFOLLOW`]): a handle good for `fstat` and for [`reopen`], on which no device's or FIFO's
+/// `open` has run. `None` where the system has no such open.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn open_path_only(path: &std::path::Path, flags: i32) -> Option<io::Result<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    Some(
+        std::fs::OpenOptions::new()
+            .read(true) // O_RDONLY, which O_PATH ignores with every flag but these
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC | flags)
+            .open(path),
+    )
+}
+
+/// No `O_PATH` here: `None`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn open_path_only(_path: &std::path::Path, _flags: i32) -> Option<io::Result<File>> {
+    None
+}
+
+/// The file that `handle` (from [`open_path_only`]) refers to, opened with `options` through
+/// `/proc/self/fd`: that names the open handle, not the path again, so what a path now leads to
+/// (a link swapped in meanwhile) does not matter. `None` where `/proc` is not mounted (a
+/// container may lack it); `options` must not hold `O_NOFOLLOW` (the entry is a link).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn reopen(handle: &File, options: &std::fs::OpenOptions) -> Option<io::Result<File>> {
+    match options.open(format!("/proc/self/fd/{}", handle.as_raw_fd())) {
+        // The entry exists for as long as the handle is open, even for a file since unlinked.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        opened => Some(opened),
+    }
+}
+
+/// Not reached where [`open_path_only`] gives `None`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn reopen(_handle: &File, _options: &std::fs::OpenOptions) -> Option<io::Result<File>> {
+    None
+}
+
 /// Gives `file` `len` bytes of real storage now, so that a full `/dev/shm` is an `ENOSPC` here and
 /// not a `SIGBUS` on first touch later (`ftruncate` alone would make a sparse file).
 pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
