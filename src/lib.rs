@@ -92,6 +92,8 @@
 //! `use mmf::*;` brings nothing named like a crate of the standard library's: `core::` and
 //! `std::` paths keep working beside it.
 
+// docs.rs (`--cfg docsrs`, nightly) labels each item that a feature gates, `async` here.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]

@@ -295,6 +295,70 @@ fn a_channel_removed_on_drop_goes_with_a_worker_that_panics() {
     assert!(follower.is_gone());
 }
 
+/// `Channel::close` removes what the handle's drop would, and says how that went: removed, left
+/// (not made to be removed, or the name leads elsewhere since), or the OS's refusal, after which
+/// the channel stays.
+#[test]
+fn close_says_whether_it_removed_the_channel() {
+    let name = unique("close-says");
+    let location = Location::parse(&name).unwrap();
+    let mut options = Options::new();
+    options.capacity(64).remove_on_drop(true);
+    let gone = || {
+        matches!(
+            Channel::open(&name),
+            Err(mmf::channel::Error::NotFound { .. })
+        )
+    };
+
+    assert!(options.create(&location).unwrap().close().unwrap());
+    assert!(gone());
+    // An opener with the same options leaves it; so does a creating handle without them.
+    let ch = options.create(&location).unwrap();
+    assert!(!options.open(&location).unwrap().close().unwrap());
+    assert!(!gone());
+    // Removed by someone else first: nothing left for `close` to do.
+    Channel::remove(&name).unwrap();
+    assert!(!ch.close().unwrap());
+    // Made anew under the name since: the new one stays.
+    let first = options.create(&location).unwrap();
+    let second = Options::new()
+        .capacity(64)
+        .create_or_replace(&location)
+        .unwrap();
+    assert!(!first.close().unwrap());
+    assert!(!gone());
+    assert!(!second.close().unwrap(), "made without remove_on_drop");
+    Channel::remove(&name).unwrap();
+
+    // An immutable file refuses its removal, root's too.
+    let path = std::env::temp_dir().join(format!("{}.mmf", unique("close-immutable")));
+    let file = Location::file(&path);
+    let ch = options.create(&file).unwrap();
+    let fixed = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !fixed {
+        eprintln!("SKIPPED (the refusal): chattr +i not supported here");
+        drop(ch);
+        assert!(!path.exists());
+        return;
+    }
+    let err = ch.close().unwrap_err();
+    let _ = std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(&path)
+        .status();
+    assert!(
+        matches!(err, mmf::channel::Error::PermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert!(path.exists(), "the channel stays");
+    Channel::remove(&file).unwrap();
+}
+
 /// The name goes only with the handle that made it, in the process that made it: not with a
 /// replacement made since, nor with a handle that opened it with the same options, nor with a
 /// forked child's copy of the handle.

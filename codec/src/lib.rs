@@ -34,6 +34,8 @@
 //! straight into the channel's slot, through [`Channel::publish_with`], is slower for the many
 //! small writes a serializer makes.)
 
+// docs.rs (`--cfg docsrs`, nightly) labels each item that a feature gates, `async` here.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]

@@ -124,6 +124,11 @@ impl<T: DeserializeOwned> TypedValueStream<T> {
     /// [`Error::Channel`](crate::Error::Channel); and a value that cannot become a `T`,
     /// [`Error::Decode`](crate::Error::Decode) (or [`Error::WrongTag`](crate::Error::WrongTag)
     /// for bytes) with its generation, as [`typed`](ValueStreamExt::typed) says.
+    ///
+    /// # Panics
+    ///
+    /// A poll panics where this process cannot start mmf's notifier thread (no threads left),
+    /// as [`Channel::changed`](mmf_core::Channel::changed) says; a later poll tries again.
     pub async fn recv(&mut self) -> Result<(Meta, T)> {
         let (meta, bytes) = self.values.recv().await?;
         decode_read(self.values.follower().channel(), meta, &bytes)

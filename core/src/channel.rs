@@ -1125,6 +1125,43 @@ impl Channel {
         remove_if(&*location.to_location()?, None).map(drop)
     }
 
+    /// Drops this handle, and for one whose drop would remove its channel
+    /// ([`Options::remove_on_drop`]) removes it now and says how that went, which a drop cannot:
+    /// `Ok(true)` if it removed the channel, `Ok(false)` if there was nothing for it to remove
+    /// (a handle without `remove_on_drop`, one of another process, or a name that no longer
+    /// leads to this channel: removed, or made anew, since).
+    ///
+    /// ```
+    /// use mmf_core::{Channel, Options};
+    /// # let name = format!("close-doc-{}", std::process::id());
+    /// let results = Options::new().capacity(64).remove_on_drop(true).create(&name)?;
+    /// assert!(results.close()?, "removed");
+    /// assert!(!Channel::create(&name, 64)?.close()?, "left: not made to be removed");
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Channel::remove`] fails: [`Error::PermissionDenied`] or [`Error::Io`] where the OS
+    /// refuses the removal (an immutable file, a read-only file system). The handle is dropped
+    /// all the same, and the channel stays under its name.
+    pub fn close(mut self) -> Result<bool> {
+        if self.remove_on_drop.take() != Some(std::process::id()) {
+            return Ok(false);
+        }
+        let (Some(file), Some(path)) = (self.snap.liveness.file(), self.location.path()) else {
+            return Ok(false);
+        };
+        let mine = file
+            .metadata()
+            .map_err(|e| io_error(&self.location.to_string(), &path, "inspecting", e))?;
+        match remove_if(&self.location, Some(&mine)) {
+            Err(Error::NotFound { .. }) => Ok(false),
+            removed => removed,
+        }
+    }
+
     /// A private, in-process channel of `capacity` bytes (default [`Options`] otherwise).
     ///
     /// # Errors

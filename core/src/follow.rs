@@ -102,7 +102,7 @@ impl std::fmt::Debug for Follower {
 
 /// What [`Follower::wait`] saw. Non-exhaustive: a `match` on it needs a `_` arm, for what
 /// later followers may tell (of a stream channel, say).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Change {
     /// The followed channel's generation moved past the one waited on; the new generation.
@@ -689,6 +689,11 @@ impl Options {
 
     /// [`Follower::open_async`] with these options, as [`follow`](Options::follow) takes them
     /// (feature `async`).
+    ///
+    /// # Panics
+    ///
+    /// A poll panics where this process cannot start mmf's notifier thread (no threads left),
+    /// as [`Channel::changed`](crate::Channel::changed) says; a later poll tries again.
     #[cfg(feature = "async")]
     pub fn follow_async(&self, location: impl ToLocation) -> OpenFollower {
         let (location, invalid) = match location.to_location() {
@@ -1035,6 +1040,11 @@ impl Follower {
     /// Race it against the executor's timer for a timeout. It owns what it needs (`'static`,
     /// `Send`): it can be spawned.
     ///
+    /// # Panics
+    ///
+    /// A poll panics where this process cannot start mmf's notifier thread (no threads left),
+    /// as [`Channel::changed`](crate::Channel::changed) says; a later poll tries again.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use mmf_core::{Channel, Follower, Location, Tag};
@@ -1089,6 +1099,11 @@ impl Follower {
     ///
     /// A `Follower` needs a channel to exist: [`Follower::open_async`] waits for one to be
     /// created.
+    ///
+    /// # Panics
+    ///
+    /// A poll panics where this process cannot start mmf's notifier thread (no threads left),
+    /// as [`Channel::changed`](crate::Channel::changed) says; a later poll tries again.
     ///
     /// ```
     /// use std::time::Duration;
@@ -1349,6 +1364,11 @@ impl Follower {
     /// [`futures_core::Stream`], for `StreamExt` and `tokio_stream`. It owns what it needs
     /// (`'static`, `Send`): it can be moved into a spawned task.
     ///
+    /// # Panics
+    ///
+    /// A poll panics where this process cannot start mmf's notifier thread (no threads left),
+    /// as [`Channel::changed`](crate::Channel::changed) says; a later poll tries again.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use mmf_core::{Channel, Follower, Tag};
@@ -1492,6 +1512,11 @@ impl ValueStream {
     /// The next item: a value, or an error (the stream goes on after it). What
     /// `StreamExt::next` gives, with no dependency. Cancel-safe: dropped before it resolves,
     /// it has taken no value.
+    ///
+    /// # Panics
+    ///
+    /// A poll panics where this process cannot start mmf's notifier thread (no threads left),
+    /// as [`Channel::changed`](crate::Channel::changed) says; a later poll tries again.
     pub fn recv(&mut self) -> impl std::future::Future<Output = ValueItem> + '_ {
         std::future::poll_fn(move |cx| self.poll_value(cx))
     }

@@ -33,7 +33,8 @@ pub struct Space {
 /// # Errors
 ///
 /// [`Error::Io`] if `dir` cannot be inspected (missing, not a directory, no permission).
-pub fn space(dir: &std::path::Path) -> Result<Space> {
+pub fn space(dir: impl AsRef<std::path::Path>) -> Result<Space> {
+    let dir = dir.as_ref();
     os::space(dir)
         .map(|(total, available)| Space { total, available })
         .map_err(|e| Error::Io {
@@ -71,7 +72,8 @@ pub struct MemoryLimit {
 /// [`Options::create`](crate::Options::create) refuses a channel that would not fit
 /// ([`Error::MemoryLimit`]), since past the limit the kernel kills a process of the cgroup
 /// instead of failing the allocation.
-pub fn memory_limit(dir: &std::path::Path) -> Option<MemoryLimit> {
+pub fn memory_limit(dir: impl AsRef<std::path::Path>) -> Option<MemoryLimit> {
+    let dir = dir.as_ref();
     if !os::in_memory(dir) {
         return None;
     }
@@ -345,9 +347,10 @@ pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<Pat
 ///
 /// [`Error::Io`] if `dir` cannot be read.
 pub fn abandoned_replacements_in(
-    dir: &std::path::Path,
+    dir: impl AsRef<std::path::Path>,
     older_than: std::time::Duration,
 ) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
     abandoned(dir, older_than, |m: &std::fs::Metadata| {
         use std::os::unix::fs::MetadataExt;
         m.uid() == os::euid()

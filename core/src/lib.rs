@@ -55,6 +55,8 @@
 //! in. Where that lock is not available, liveness falls back to pids, and an owner of another
 //! PID namespace is then never taken for dead (docs/FORMAT.md §5, §14).
 
+// docs.rs (`--cfg docsrs`, nightly) labels each item that a feature gates, `async` here.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]

@@ -325,6 +325,13 @@ impl ToLocation for Location {
     }
 }
 
+/// A validated shared-memory name: [`Location::Shm`] of it, with nothing left to check.
+impl ToLocation for ShmName {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        Ok(Cow::Owned(Location::Shm(self.clone())))
+    }
+}
+
 impl ToLocation for str {
     fn to_location(&self) -> Result<Cow<'_, Location>> {
         Location::parse(self).map(Cow::Owned)

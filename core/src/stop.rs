@@ -270,6 +270,11 @@ impl Stop {
     /// channels that async waits wait for, and wakes the task. [`stop`](Stop::stop) stays
     /// async-signal-safe.
     ///
+    /// # Panics
+    ///
+    /// A poll panics where this process cannot start mmf's notifier thread (no threads left),
+    /// as [`Channel::changed`](crate::Channel::changed) says; a later poll tries again.
+    ///
     /// ```
     /// use mmf_core::{Stop, StopReason};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {

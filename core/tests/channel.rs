@@ -682,6 +682,26 @@ fn invalid_names_are_refused_before_touching_the_os() {
     assert!(!dir.with_file_name("mmf.").exists());
 }
 
+/// A name validated once as a `ShmName` is taken by every call that takes a location, as the
+/// text it was made from is; the host queries take a directory as any path-like value.
+#[test]
+fn a_validated_name_and_path_like_values_are_taken_as_they_are() {
+    let s = Scratch::new("shm");
+    let name = ShmName::new(s.name()).unwrap();
+    let ch = Channel::create(&name, 16).unwrap();
+    ch.publish_raw(Tag::BYTES, b"by name").unwrap();
+    let (_, read) = Channel::open(name.clone()).unwrap().read_raw().unwrap();
+    assert_eq!(read, b"by name");
+    assert_eq!(ch.location(), &Location::Shm(name));
+    let dir = s.path().parent().unwrap().to_str().unwrap().to_owned();
+    let space = mmf_core::host::space(&dir).unwrap();
+    assert!(
+        space.total >= space.available && space.total > 0,
+        "{space:?}"
+    );
+    assert!(mmf_core::host::abandoned_replacements_in(dir, Duration::ZERO).is_ok());
+}
+
 #[test]
 fn bad_options_are_refused() {
     let s = Scratch::new("shm");

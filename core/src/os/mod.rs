@@ -337,7 +337,7 @@ pub(crate) fn judge_process_word(word: u64) -> OwnerState {
 }
 
 /// Whether the owner of a lock or pin entry is alive, as a handle can tell (docs/FORMAT.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OwnerState {
     /// Alive (its kernel lock on the channel file is held, or its pid runs with its start
