@@ -354,7 +354,7 @@ fn no_process_to_watch_is_said_or_stops_at_once() {
     let stop = Stop::new();
     let err = stop.stop_on_exit(0).unwrap_err();
     assert!(
-        matches!(err, mmf::channel::Error::InvalidPid { pid: 0 }),
+        matches!(err, mmf::channel::Error::InvalidPid { pid: 0, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("pid 0"), "{err}");

@@ -157,7 +157,7 @@ pub fn code(err: &anyhow::Error) -> u8 {
             // device or a directory under a shared-memory name is, like a regular file that is
             // no channel, something else in its place (exit 1).
             CoreError::InvalidName { .. } | CoreError::InvalidOptions(_) => USAGE,
-            CoreError::IsADirectory { name }
+            CoreError::IsADirectory { name, .. }
                 if name.contains('/') || name == "." || name == ".." =>
             {
                 USAGE
@@ -246,6 +246,14 @@ pub fn clear_unfinished(name: &str) -> String {
     }
 }
 
+/// `mmf new` finding a channel under the name, with the two flags that would take it.
+pub fn already_exists(name: &str) -> String {
+    format!(
+        "a channel named '{name}' already exists (--force replaces it, --exist-ok opens it as \
+         it is)"
+    )
+}
+
 /// A core error as the command line says it, advice included; `None` to print the library's
 /// own message.
 fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
@@ -259,7 +267,12 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             format!("no channel named '{name}' (--force ignores names that do not exist)")
         }
         (CoreError::NotFound { name, .. }, _) => not_found(name, 0),
-        (CoreError::Contended { name, what, waited }, "out") => format!(
+        (
+            CoreError::Contended {
+                name, what, waited, ..
+            },
+            "out",
+        ) => format!(
             "channel '{name}' stayed busy for {} ms ({what}); nothing was published, and the \
              channel keeps its value; retry later, or wait longer with --lock-timeout",
             waited.as_millis()
@@ -279,11 +292,8 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             "give it a smaller size or fewer readers",
             "give it a smaller --size or fewer --readers",
         ),
-        (CoreError::AlreadyExists { name }, "new") => format!(
-            "a channel named '{name}' already exists (--force replaces it, --exist-ok opens it \
-             as it is)"
-        ),
-        (CoreError::NotInitialized { name }, _) => format!(
+        (CoreError::AlreadyExists { name, .. }, "new") => already_exists(name),
+        (CoreError::NotInitialized { name, .. }, _) => format!(
             "channel '{name}' is not initialised: its creator may still be starting, or died \
              while creating it; retry, and if it stays so, {}",
             clear_unfinished(name)
@@ -305,7 +315,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             "channel '{name}' is corrupt: {what}; `{}` replaces it",
             command("new", name, "--size SIZE --force")
         ),
-        (CoreError::Truncated { name }, _) => format!(
+        (CoreError::Truncated { name, .. }, _) => format!(
             "channel '{name}' was truncated while mapped (another process shrank its file); run \
              the command again, and if the channel is damaged, `{}` re-creates it",
             command("new", name, "--size SIZE --force")
@@ -315,6 +325,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
                 name,
                 found,
                 supported,
+                ..
             },
             _,
         ) => format!(

@@ -5,6 +5,9 @@ use mmf_core::Tag;
 /// What went wrong encoding, decoding or transcoding a value.
 ///
 /// A failed publish publishes nothing: the channel keeps its previous value.
+///
+/// The enum and each of its variants with named fields are `#[non_exhaustive]`: match their
+/// fields with `..`, so that a field added later breaks no caller.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -13,6 +16,7 @@ pub enum Error {
     Channel(#[from] mmf_core::Error),
     /// The current value has another codec tag than the one asked for.
     #[error("channel '{name}' holds {} value (generation {generation}), not {expected}; {}", a_tag(*found), read_hint(*found))]
+    #[non_exhaustive]
     WrongTag {
         /// The channel.
         name: String,
@@ -25,12 +29,14 @@ pub enum Error {
     },
     /// Nothing has been published to the channel yet.
     #[error("channel '{name}' holds no value yet (generation 0); publish one first")]
+    #[non_exhaustive]
     Empty {
         /// The channel.
         name: String,
     },
     /// Input that is not valid JSON; nothing was published.
     #[error("invalid JSON at line {line}, column {column}: {message}")]
+    #[non_exhaustive]
     InvalidJson {
         /// 1-based line of the error.
         line: usize,
@@ -68,6 +74,7 @@ pub enum Error {
         "could not allocate {bytes} bytes for {what}: this process has too little memory (a \
          `ulimit -v`, or a container's limit)"
     )]
+    #[non_exhaustive]
     OutOfMemory {
         /// What was being made: "the MessagePack encoding of the value", "the JSON text of
         /// the value", ...
@@ -80,6 +87,7 @@ pub enum Error {
         "the {tag} value of channel '{name}' (generation {generation}) does not decode as \
          {ty}: {message}"
     )]
+    #[non_exhaustive]
     Decode {
         /// The channel.
         name: String,

@@ -399,12 +399,9 @@ where
             what: "the MessagePack encoding of the value",
             bytes,
         }),
-        (None, Some(len), _) => Err(mmf_core::Error::TooLarge {
-            name: ch.location().to_string(),
-            len,
-            capacity,
+        (None, Some(len), _) => {
+            Err(mmf_core::Error::too_large(ch.location().to_string(), len, capacity).into())
         }
-        .into()),
         (None, None, Err(e)) => Err(e),
         (None, None, Ok(())) => match msgpack::check(&buf) {
             Err(e) => Err(Error::Encode(format!("mmf readers would refuse it: {e}"))),

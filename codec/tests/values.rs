@@ -303,7 +303,7 @@ fn reading_the_wrong_tag_names_both() {
         ];
         for err in refused {
             assert!(
-                matches!(err, mmf_core::Error::ReservedTag { tag: t } if t == tag),
+                matches!(err, mmf_core::Error::ReservedTag { tag: t, .. } if t == tag),
                 "{err}"
             );
             assert!(err.to_string().contains("256 and up"), "{err}");
@@ -360,6 +360,7 @@ fn invalid_input_publishes_nothing() {
             line,
             column,
             message,
+            ..
         } => {
             assert_eq!((line, column), (2, 7), "points at 'oops'");
             assert!(message.contains("expected value"), "{message}");
@@ -441,6 +442,7 @@ fn a_typed_publish_stops_at_the_capacity_and_may_publish_while_encoding() {
             len,
             capacity,
             name,
+            ..
         }) => {
             assert_eq!((len, capacity), (whole, 1024));
             assert_eq!(name, ch.location().to_string(), "the channel is named");

@@ -15,11 +15,16 @@ use std::path::PathBuf;
 /// [`kind`](std::io::Error::kind), say). A reporter that prints every cause after the message,
 /// as anyhow's `{:#}` does, shows that text twice; the `mmf` command line leaves out a cause
 /// whose text the message already holds.
+///
+/// The enum and each of its variants with fields are `#[non_exhaustive]`: match a variant's
+/// fields with `..`, so that a field added later breaks no caller. mmf makes these errors; a
+/// layer above that needs one makes it with a constructor ([`Error::too_large`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A channel name that the OS cannot hold or that would escape the shared-memory directory.
     #[error("invalid channel name {name:?}: {reason}; use 1 to {max} bytes of UTF-8 (ASCII characters are one byte each) other than '/', NUL and control characters", max = crate::name::MAX_NAME_LEN)]
+    #[non_exhaustive]
     InvalidName {
         /// The name as given.
         name: String,
@@ -28,6 +33,7 @@ pub enum Error {
     },
     /// A channel path that names a directory.
     #[error("{}", is_a_directory(name))]
+    #[non_exhaustive]
     IsADirectory {
         /// The path as given.
         name: String,
@@ -35,6 +41,7 @@ pub enum Error {
     /// A channel name or path that names something other than a regular file (a FIFO, a
     /// socket, a device): no channel, and opening it as one could block.
     #[error("'{name}' is a {kind}, not a regular file, so it is not an mmf channel; check the name or path")]
+    #[non_exhaustive]
     NotAFile {
         /// The channel's name or path.
         name: String,
@@ -45,6 +52,7 @@ pub enum Error {
     /// one being created is [`NotInitialized`](Error::NotInitialized), one that plainly is not
     /// a channel [`WrongMagic`](Error::WrongMagic) or [`NotAFile`](Error::NotAFile)).
     #[error("a channel named '{name}' already exists; open it, or remove it first")]
+    #[non_exhaustive]
     AlreadyExists {
         /// The channel's name or path.
         name: String,
@@ -53,6 +61,7 @@ pub enum Error {
     /// [`Follower::open`](crate::Follower::open) waited for a channel to appear there until its
     /// deadline.
     #[error("{}", not_found(name, *waited))]
+    #[non_exhaustive]
     NotFound {
         /// The channel's name or path.
         name: String,
@@ -62,6 +71,7 @@ pub enum Error {
     },
     /// A value larger than the channel's capacity; nothing was published.
     #[error("value of {len} bytes does not fit the capacity of channel '{name}', {capacity} bytes; nothing was published (create a larger channel)")]
+    #[non_exhaustive]
     TooLarge {
         /// The channel's name or path.
         name: String,
@@ -75,6 +85,7 @@ pub enum Error {
     /// The closure that was filling a value failed (e.g. a serializer error); nothing was
     /// published.
     #[error("could not encode the value for channel '{name}': {source}; nothing was published")]
+    #[non_exhaustive]
     Encode {
         /// The channel's name or path.
         name: String,
@@ -88,6 +99,7 @@ pub enum Error {
     /// A publish tagged 5 to 255, which mmf keeps for codecs of its own to come: a reader of a
     /// later mmf would take such a value for one of them. Nothing was published.
     #[error("tag {tag} is kept for mmf's own codecs (5 to 255); nothing was published (use an application tag, 256 and up, or Tag::BYTES)")]
+    #[non_exhaustive]
     ReservedTag {
         /// The tag given.
         tag: u16,
@@ -97,6 +109,7 @@ pub enum Error {
     InvalidOptions(String),
     /// The file exists but does not start with the mmf magic number.
     #[error("'{name}' is not an mmf channel ({}); check the name or path", first_bytes(*found, *file_len))]
+    #[non_exhaustive]
     WrongMagic {
         /// The channel's name or path.
         name: String,
@@ -112,6 +125,7 @@ pub enum Error {
     /// zero-filled at the start. That is any other file, or a channel whose creator died before
     /// it wrote the header; either way mmf neither deletes nor replaces it.
     #[error("'{name}' is not an mmf channel ({what}); mmf removes and replaces only its own channels, so it was left as it is (if it is what is left of a channel whose creation never finished, delete the file itself)")]
+    #[non_exhaustive]
     NotAChannel {
         /// The path as given.
         name: String,
@@ -120,6 +134,7 @@ pub enum Error {
     },
     /// The channel was written by a layout version this build does not read.
     #[error("channel '{name}' has layout version {found}, this build reads version {supported}; use a matching mmf")]
+    #[non_exhaustive]
     UnsupportedVersion {
         /// The channel's name or path.
         name: String,
@@ -132,6 +147,7 @@ pub enum Error {
     /// channel, say, beside the latest-value channels that are kind 1). The channel is not
     /// damaged: the mmf that made it reads it.
     #[error("channel '{name}' is of kind {found}, which this build does not read (it reads kind {supported}, latest-value channels); the mmf that made it reads it, so use that one")]
+    #[non_exhaustive]
     UnsupportedKind {
         /// The channel's name or path.
         name: String,
@@ -145,6 +161,7 @@ pub enum Error {
     /// [`init_timeout`](crate::Options::init_timeout) has passed, `create` at once (the name is
     /// taken either way).
     #[error("channel '{name}' is not initialised yet: its creator may still be starting, or died while creating it; retry, and if it stays so, remove it (a file path: delete the file)")]
+    #[non_exhaustive]
     NotInitialized {
         /// The channel's name or path.
         name: String,
@@ -155,6 +172,7 @@ pub enum Error {
     /// allocate). Waiting longer finds it made, unless the process holding it is not making
     /// it.
     #[error("channel '{name}' is still being created: a process holds its file, which is not initialised yet (a large channel takes about a second a GiB to allocate); wait longer, and if it stays so, see which process holds it (`fuser -v FILE`)")]
+    #[non_exhaustive]
     BeingCreated {
         /// The channel's name or path.
         name: String,
@@ -169,6 +187,7 @@ pub enum Error {
         "channel '{name}' is corrupt: {what}{}",
         if *value_only { "" } else { "; remove and recreate it" }
     )]
+    #[non_exhaustive]
     Corrupt {
         /// The channel's name or path.
         name: String,
@@ -187,12 +206,14 @@ pub enum Error {
     /// process's `SIGBUS` handler ([`crate::truncation::install`]) caught an access past its new
     /// end. What the access read or wrote was not the channel's; the handle stays unusable.
     #[error("channel '{name}' was truncated while mapped (another process shrank its file); drop this handle and open the channel again (re-create it if that says it is damaged)")]
+    #[non_exhaustive]
     Truncated {
         /// The channel's name or path.
         name: String,
     },
     /// A bounded wait ran out: another writer held the lock, or a reader kept losing races.
     #[error("channel '{name}' stayed busy for {} ms ({what}); retry later", waited.as_millis())]
+    #[non_exhaustive]
     Contended {
         /// The channel's name or path.
         name: String,
@@ -205,6 +226,7 @@ pub enum Error {
     /// to the channel that closure is filling, whose writer lock this thread holds until the
     /// closure returns; nothing was published.
     #[error("channel '{name}': a publish from inside a publish_with closure on the same channel would wait for its own writer lock; publish once the closure has returned")]
+    #[non_exhaustive]
     Reentrant {
         /// The channel's name or path.
         name: String,
@@ -215,6 +237,7 @@ pub enum Error {
     /// memory at hand gets here (its file may be sparse), and the value stays readable where
     /// there is more.
     #[error("channel '{name}': its value is {len} bytes, and this process could not allocate a buffer that large ({source}); read it where more memory is free, or have its writers publish smaller values")]
+    #[non_exhaustive]
     OutOfMemory {
         /// The channel's name or path.
         name: String,
@@ -225,12 +248,14 @@ pub enum Error {
     },
     /// A write through a handle that was opened read-only.
     #[error("channel '{name}' was opened read-only; open it read-write to publish")]
+    #[non_exhaustive]
     ReadOnly {
         /// The channel's name or path.
         name: String,
     },
     /// The file system (typically `/dev/shm`) has no room for the channel.
     #[error("no space for channel '{name}' in {dir}: it needs {bytes} bytes ((readers + 2) x its size, and a header), the file system has {} free; free space there, give it a smaller size or fewer readers, or {}", available.map_or("not that much".to_owned(), |a| format!("{a} bytes")), enlarge(dir, *bytes, *available))]
+    #[non_exhaustive]
     NoSpace {
         /// The channel's name or path.
         name: String,
@@ -257,6 +282,7 @@ pub enum Error {
         memory_left(*room, *bytes, *limit),
         cgroup.display()
     )]
+    #[non_exhaustive]
     MemoryLimit {
         /// The channel's name or path.
         name: String,
@@ -281,6 +307,7 @@ pub enum Error {
          beyond this process's file size limit of {limit} bytes (`ulimit -f`); give it a smaller \
          size or fewer readers, or raise the limit"
     )]
+    #[non_exhaustive]
     FileSizeLimit {
         /// The channel's name or path.
         name: String,
@@ -291,6 +318,7 @@ pub enum Error {
     },
     /// The OS refused access (file mode, or another user's channel).
     #[error("permission denied for channel '{name}': {source}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = shell_quoted(path), dir = shell_quoted(crate::name::dir_of(path)))]
+    #[non_exhaustive]
     PermissionDenied {
         /// The channel's name or path.
         name: String,
@@ -302,6 +330,7 @@ pub enum Error {
     /// A wait for a channel to be created ([`Follower::open`](crate::Follower::open)) that a
     /// [`Stop`](crate::Stop) ended first: nothing was opened.
     #[error("stopped waiting for channel '{name}' to be created ({reason}); nothing was opened")]
+    #[non_exhaustive]
     Stopped {
         /// The channel's name or path.
         name: String,
@@ -315,6 +344,7 @@ pub enum Error {
         "cannot watch process {pid} for its exit: {source}; raise the limit that was hit \
          (open files: `ulimit -n`; threads) or wait for that process another way"
     )]
+    #[non_exhaustive]
     ProcessWatch {
         /// The process to watch.
         pid: u32,
@@ -324,6 +354,7 @@ pub enum Error {
     /// A pid that names no process, given to [`Stop::stop_on_exit`](crate::Stop::stop_on_exit)
     /// (0, or beyond `i32::MAX`).
     #[error("pid {pid} names no process; give the pid of the process whose exit stops the wait")]
+    #[non_exhaustive]
     InvalidPid {
         /// The pid given.
         pid: u32,
@@ -333,6 +364,7 @@ pub enum Error {
     Unsupported,
     /// Any other OS error, with the operation and file it concerned.
     #[error("{op} '{}': {source}", path.display())]
+    #[non_exhaustive]
     Io {
         /// What was being done.
         op: &'static str,
@@ -397,6 +429,22 @@ pub(crate) const NOTHING_WHOLE: &str =
     "no earlier value is whole in any slot or in the header; publish a new one";
 
 impl Error {
+    /// [`Error::TooLarge`]: what a publish of `len` bytes to the channel `name` of `capacity`
+    /// bytes fails with, for a layer that encodes a value into a buffer of its own (as
+    /// `mmf-codec` does) and finds it too large before it publishes.
+    ///
+    /// ```
+    /// let e = mmf_core::Error::too_large("results", 300, 256);
+    /// assert!(e.to_string().starts_with("value of 300 bytes does not fit"), "{e}");
+    /// ```
+    pub fn too_large(name: impl Into<String>, len: usize, capacity: usize) -> Error {
+        Error::TooLarge {
+            name: name.into(),
+            len,
+            capacity,
+        }
+    }
+
     /// For [`WrongMagic`](Error::WrongMagic), how the file starts, as its message says it: "it
     /// starts with ..." or "the file is only N bytes: ...", its bytes in file order (as `xxd`
     /// shows them), and as text too where they are printable. `None` for every other error.
@@ -417,13 +465,11 @@ impl Error {
     /// file, which only re-creating the channel mends.
     ///
     /// ```
-    /// let e = mmf_core::Error::Corrupt {
-    ///     name: "t".into(),
-    ///     what: "its header was overwritten".into(),
-    ///     value_only: false,
-    /// };
-    /// assert!(!e.mended_by_publish());
-    /// assert!(e.to_string().ends_with("remove and recreate it"));
+    /// use mmf_core::{Channel, Tag};
+    /// let ch = Channel::anonymous(8)?;
+    /// let e = ch.publish_raw(Tag::BYTES, b"nine byte").unwrap_err();
+    /// assert!(!e.mended_by_publish(), "not damage: {e}");
+    /// # Ok::<(), mmf_core::Error>(())
     /// ```
     pub fn mended_by_publish(&self) -> bool {
         matches!(

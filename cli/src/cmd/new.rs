@@ -201,11 +201,14 @@ fn name_taken(location: &Location) -> anyhow::Error {
             // A channel this user may use, with the --force / --exist-ok advice; also where
             // `create` found it still being made (the race of several `new`s for one name).
             _ => {
-                let exists = E::AlreadyExists {
-                    name: location.to_string(),
-                };
-                return anyhow::Error::from(exists)
-                    .context(format!("cannot create channel '{location}'"));
+                return exit::Coded(
+                    exit::EXISTS,
+                    format!(
+                        "cannot create channel '{location}': {}",
+                        exit::already_exists(&location.to_string())
+                    ),
+                )
+                .into()
             }
         },
         Err(ref e @ E::WrongMagic { .. }) => (
