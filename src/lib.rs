@@ -136,8 +136,8 @@ pub mod prelude {
     #[cfg(feature = "async")]
     pub use crate::ValueStreamExt;
     pub use crate::{
-        Change, Channel, ChannelExt, Follower, FollowerExt, Location, Meta, Options, Stop, Tag,
-        Until,
+        Change, Channel, ChannelExt, Follower, FollowerExt, Location, Meta, Options, Stop,
+        StopReason, Tag, Until,
     };
 }
 

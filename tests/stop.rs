@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mmf::prelude::*;
-use mmf::StopReason;
 
 /// Far longer than any wait here may take: a wait that reaches it was not stopped.
 const LONG: Duration = Duration::from_secs(60);

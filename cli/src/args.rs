@@ -612,8 +612,16 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
         let (what, instead) = match lower.as_str() {
             "name" | "memorymappedfile" => (
                 SEED,
-                "the channel's name is the word after the verb, with no flag: `mmf read Test`"
-                    .to_owned(),
+                format!(
+                    "the channel's name is the word after the verb, with no flag: `mmf {}`",
+                    // The verb typed, as it goes on from the name.
+                    match verb.map(clap::Command::get_name) {
+                        Some("new") => "new Test --size 1KiB".to_owned(),
+                        Some("out") => "out Test \"Hello World!\"".to_owned(),
+                        Some(other) => format!("{other} Test"),
+                        None => "read Test".to_owned(),
+                    }
+                ),
             ),
             "string" => (
                 SEED,

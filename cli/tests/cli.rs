@@ -675,6 +675,9 @@ fn the_seed_modules_parameters_say_what_mmf_takes() {
     for (args, says) in [
         (&["new", "T", "-Size", "1024"][..], "--size"),
         (&["read", "-Name", "T"], "`mmf read Test`"),
+        // The example is of the verb typed.
+        (&["new", "-Name", "T", "--size", "1KiB"], "`mmf new Test --size 1KiB`"),
+        (&["rm", "-Name", "T"], "`mmf remove Test`"),
         (&["out", "T", "-String", "hi"], "the word after the name"),
     ] {
         let out = e.run(args);
