@@ -61,9 +61,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("duration {text:?} is out of range"))
 }
 
+/// `d` as [`parse_duration`] reads it, in whole hours, minutes and seconds (`1h`, `1m30s`,
+/// `45s`; a fraction of a second beside them is left out), or milliseconds below a second
+/// (`250ms`, `0ms`).
+pub fn show_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.subsec_millis());
+    }
+    [(secs / 3600, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_shown_as_they_are_read() {
+        for (d, shown) in [
+            (Duration::ZERO, "0ms"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_secs(45), "45s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_secs(3600 * 30 + 61), "30h1m1s"),
+        ] {
+            assert_eq!(show_duration(d), shown);
+            if d >= Duration::from_secs(1) {
+                assert_eq!(parse_duration(shown), Ok(d));
+            }
+        }
+    }
 
     #[test]
     fn durations() {

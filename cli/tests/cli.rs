@@ -676,7 +676,10 @@ fn the_seed_modules_parameters_say_what_mmf_takes() {
         (&["new", "T", "-Size", "1024"][..], "--size"),
         (&["read", "-Name", "T"], "`mmf read Test`"),
         // The example is of the verb typed.
-        (&["new", "-Name", "T", "--size", "1KiB"], "`mmf new Test --size 1KiB`"),
+        (
+            &["new", "-Name", "T", "--size", "1KiB"],
+            "`mmf new Test --size 1KiB`",
+        ),
         (&["rm", "-Name", "T"], "`mmf remove Test`"),
         (&["out", "T", "-String", "hi"], "the word after the name"),
     ] {
@@ -3707,7 +3710,11 @@ fn another_users_out_keeps_a_shared_channel_from_prune() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(e.ok(&["read", "shared"]), "fresh\n");
-    assert_eq!(e.ok(&["prune", "--dry-run"]), "", "written a moment ago");
+    assert_eq!(
+        e.ok(&["prune", "--dry-run", "-q"]),
+        "",
+        "written a moment ago"
+    );
 }
 
 /// Several `mmf new` racing for one name: one creates the channel, and every other is told
@@ -3934,6 +3941,15 @@ fn stale_channels_are_listed_and_pruned() {
     // Stale, but created and written a moment ago: every channel used only from the command line
     // looks like this between commands, and prune keeps it unless told otherwise.
     assert_eq!(e.ok(&["prune"]), "", "touched within the hour");
+    // A dry run says so, as one that lists nothing looks as if it found nothing.
+    let out = e.run(&["prune", "--dry-run"]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mmf: note: nothing to prune; 1 stale channel kept: created or written less than 1h ago \
+         (--older-than; `--older-than 0` takes it too)\n"
+    );
+    assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "");
     let doctor = e.ok(&["doctor"]);
     assert!(
         doctor.contains("0 stale, 1 more unmapped but touched within the hour"),
@@ -3950,6 +3966,8 @@ fn stale_channels_are_listed_and_pruned() {
     };
     age("old", 7200);
     assert_eq!(e.ok(&["prune", "--older-than", "3h"]), "", "not that old");
+    let out = e.run(&["prune", "--older-than", "3h", "--dry-run"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("less than 3h ago"));
     assert_eq!(e.ok(&["prune", "--dry-run"]), "old\n");
     assert!(e.dir.join("mmf.old").exists(), "--dry-run removes nothing");
     assert!(e.ok(&["doctor"]).contains("1 stale (old:"));
@@ -3963,7 +3981,7 @@ fn stale_channels_are_listed_and_pruned() {
         .any(|c| c["name"] == "old" && c["stale"] == true));
     // `mmf out` counts as activity: the channel is young again.
     e.ok(&["out", "old", "y"]);
-    assert_eq!(e.ok(&["prune", "--dry-run"]), "", "written just now");
+    assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "", "written just now");
     age("old", 7200);
     // With patterns, only the channels they name (a harness cleaning up its own run).
     assert_eq!(e.ok(&["prune", "--dry-run", "ol?"]), "old\n");

@@ -36,6 +36,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             "skipped a file in the shared-memory directory: {e}"
         ));
     };
+    // Stale channels left for being used more recently than `--older-than`: said where a
+    // `--dry-run` finds nothing to remove, which right after a crash looks as if prune found
+    // nothing stale at all. (Not otherwise: a channel used from the command line alone looks
+    // like this between its commands, and a prune run from cron would say so every time.)
+    let mut kept_young = 0usize;
     for listing in mmf::list()? {
         if !chosen(&listing.name) {
             continue;
@@ -70,6 +75,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             .duration_since(touched)
             .unwrap_or_default();
         if idle < a.older_than {
+            kept_young += 1;
             continue;
         }
         if !a.dry_run {
@@ -123,6 +129,15 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
     }
     super::print_bytes(out.as_bytes())?;
+    if a.dry_run && out.is_empty() && kept_young > 0 {
+        crate::exit::note(format_args!(
+            "note: nothing to prune; {kept_young} stale channel{s} kept: created or written less than {} ago \
+             (--older-than; `--older-than 0` takes {them} too)",
+            crate::duration::show_duration(a.older_than),
+            s = if kept_young == 1 { "" } else { "s" },
+            them = if kept_young == 1 { "it" } else { "them" },
+        ));
+    }
     for (p, _) in a.patterns.iter().zip(&matched).filter(|(_, hit)| !**hit) {
         crate::exit::note(format_args!(
             "no channel matches '{p}' (`mmf list` shows their names)"
