@@ -55,11 +55,11 @@ pub const MAX_KEY_TEXT: usize = 256;
 /// object with a key twice.
 ///
 /// ```
-/// use mmf_codec::{json::validate_json, Error};
+/// use mmf::{json::validate_json, Error};
 /// validate_json(r#"{"id": 18446744073709551615, "x": 1e300}"#)?;
 /// let err = validate_json(r#"{"id": 18446744073709551616}"#).unwrap_err();
 /// assert!(matches!(err, Error::InvalidJson { line: 1, column: 8, .. }), "{err}");
-/// # Ok::<(), mmf_codec::Error>(())
+/// # Ok::<(), mmf::Error>(())
 /// ```
 ///
 /// # Errors
@@ -84,7 +84,7 @@ pub fn validate_json(json: &str) -> Result<()> {
 /// `publish_str` of JSON), which errors about such a value point out.
 ///
 /// ```
-/// use mmf_codec::json::looks_like_json;
+/// use mmf::json::looks_like_json;
 /// assert!(looks_like_json(" {\"threads\": 8}\n"));
 /// assert!(looks_like_json("[1, 2]"));
 /// assert!(!looks_like_json("42"));   // a number is as likely plain text
@@ -102,9 +102,9 @@ pub fn looks_like_json(text: &str) -> bool {
 ///
 /// ```
 /// let text = "{\n  \"a\": [1, 2.50],\n  \"b\": \"x y\\\" z\"\n}";
-/// assert_eq!(mmf_codec::json::compact_json(text)?, r#"{"a":[1,2.50],"b":"x y\" z"}"#);
-/// assert!(mmf_codec::json::compact_json(r#"{"a": 1, "a": 2}"#).is_err());
-/// # Ok::<(), mmf_codec::Error>(())
+/// assert_eq!(mmf::json::compact_json(text)?, r#"{"a":[1,2.50],"b":"x y\" z"}"#);
+/// assert!(mmf::json::compact_json(r#"{"a": 1, "a": 2}"#).is_err());
+/// # Ok::<(), mmf::Error>(())
 /// ```
 ///
 /// # Errors
@@ -560,9 +560,9 @@ fn same_len<E: serde::de::Error>(counted: u32, written: u32) -> std::result::Res
 /// JSON text to a MessagePack document.
 ///
 /// ```
-/// let mp = mmf_codec::json::json_to_msgpack(r#"{"n": 18446744073709551615}"#)?;
-/// assert_eq!(mmf_codec::json::msgpack_to_json(&mp)?, r#"{"n":18446744073709551615}"#);
-/// # Ok::<(), mmf_codec::Error>(())
+/// let mp = mmf::json::json_to_msgpack(r#"{"n": 18446744073709551615}"#)?;
+/// assert_eq!(mmf::json::msgpack_to_json(&mp)?, r#"{"n":18446744073709551615}"#);
+/// # Ok::<(), mmf::Error>(())
 /// ```
 ///
 /// # Errors
@@ -580,13 +580,13 @@ pub fn json_to_msgpack(json: &str) -> Result<Vec<u8>> {
 /// A MessagePack document to JSON text on one line.
 ///
 /// ```
-/// use mmf_codec::json::{json_to_msgpack, msgpack_to_json, msgpack_to_json_pretty};
+/// use mmf::json::{json_to_msgpack, msgpack_to_json, msgpack_to_json_pretty};
 /// let mp = json_to_msgpack(r#"{"step": 10, "tags": ["a", "b"]}"#)?;
 /// assert_eq!(msgpack_to_json(&mp)?, r#"{"step":10,"tags":["a","b"]}"#);
 /// assert!(msgpack_to_json_pretty(&mp)?.starts_with("{\n  \"step\": 10,"));
 /// // Two keys that would read the same in JSON ({1: .., "1": ..}) are an error, not a lost entry:
 /// assert!(msgpack_to_json(&[0x82, 0x01, 0xc0, 0xa1, b'1', 0xc0]).is_err());
-/// # Ok::<(), mmf_codec::Error>(())
+/// # Ok::<(), mmf::Error>(())
 /// ```
 ///
 /// # Errors
@@ -724,9 +724,9 @@ fn write_as_json<W: io::Write>(bytes: &[u8], pretty: bool, mut out: W) -> Result
 ///
 /// ```
 /// let mut out = Vec::new();
-/// mmf_codec::json::write_json_pretty(r#"{"a":[1,2]}"#, &mut out)?;
+/// mmf::json::write_json_pretty(r#"{"a":[1,2]}"#, &mut out)?;
 /// assert_eq!(String::from_utf8(out).unwrap(), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
-/// # Ok::<(), mmf_codec::Error>(())
+/// # Ok::<(), mmf::Error>(())
 /// ```
 ///
 /// # Errors
@@ -796,10 +796,10 @@ pub fn msgpack_to_value(bytes: &[u8]) -> Result<Json> {
 /// collide once rendered) is still valid MessagePack.
 ///
 /// ```
-/// use mmf_codec::json::check_msgpack;
+/// use mmf::json::check_msgpack;
 /// check_msgpack(&[0x82, 0x01, 0xc0, 0xa1, b'1', 0xc0])?; // {1: nil, "1": nil}
 /// assert!(check_msgpack(&[0x92, 0x01]).is_err()); // an array of 2 with 1 item
-/// # Ok::<(), mmf_codec::Error>(())
+/// # Ok::<(), mmf::Error>(())
 /// ```
 ///
 /// # Errors
@@ -1091,8 +1091,8 @@ pub fn base64(bytes: &[u8]) -> String {
 /// asked for first.
 ///
 /// ```
-/// assert_eq!(mmf_codec::json::bytes_to_json(b"\x00\xff")?, r#"{"$bin":"AP8="}"#);
-/// # Ok::<(), mmf_codec::Error>(())
+/// assert_eq!(mmf::json::bytes_to_json(b"\x00\xff")?, r#"{"$bin":"AP8="}"#);
+/// # Ok::<(), mmf::Error>(())
 /// ```
 ///
 /// # Errors

@@ -11,7 +11,7 @@
 //! | [`publish_json`](ChannelExt::publish_json) / [`read_json`](ChannelExt::read_json) | MessagePack (from JSON text) | MessagePack, JSON |
 //!
 //! ```
-//! use mmf_codec::{Channel, ChannelExt};
+//! use mmf::{Channel, ChannelExt};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -23,8 +23,12 @@
 //! assert_eq!(cfg, Config { threads: 8, name: "bench".into() });
 //! // The same value as JSON, for a script:
 //! assert_eq!(ch.read_json()?, r#"{"threads":8,"name":"bench"}"#);
-//! # Ok::<(), mmf_codec::Error>(())
+//! # Ok::<(), mmf::Error>(())
 //! ```
+//!
+//! The examples name items as the facade crate `mmf` re-exports them, which is how most
+//! programs use this crate: `mmf::ChannelExt` is this crate's [`ChannelExt`], and `mmf::Error`
+//! its [`Error`].
 //!
 //! Typed values are encoded into a buffer the thread keeps for the next publish, checked as
 //! readers will check them (one MessagePack document, nested no deeper than
@@ -115,7 +119,7 @@ pub trait ChannelExt: sealed::Sealed {
     /// - [`Error::Channel`]: what the read itself met ([`Channel::read_into`]'s errors).
     ///
     /// ```
-    /// use mmf_codec::{Channel, ChannelExt, Error};
+    /// use mmf::{Channel, ChannelExt, Error};
     ///
     /// let ch = Channel::anonymous(256)?;
     /// assert!(matches!(ch.read::<u32>(), Err(Error::Empty { .. })));
@@ -128,7 +132,7 @@ pub trait ChannelExt: sealed::Sealed {
     /// ch.publish_json(r#"{"80": "http"}"#)?;            // JSON's keys are text
     /// let ports: std::collections::HashMap<u16, String> = ch.read()?;
     /// assert_eq!(ports[&80], "http");
-    /// # Ok::<(), mmf_codec::Error>(())
+    /// # Ok::<(), mmf::Error>(())
     /// ```
     fn read<T: DeserializeOwned>(&self) -> Result<T>;
 
@@ -155,7 +159,7 @@ pub trait ChannelExt: sealed::Sealed {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_codec::{Channel, ChannelExt};
+    /// use mmf::{Channel, ChannelExt};
     ///
     /// let ch = Channel::anonymous(256)?;
     /// ch.publish(&[1, 2])?;
@@ -180,7 +184,7 @@ pub trait ChannelExt: sealed::Sealed {
     ///     }
     /// }
     /// assert_eq!(seen, 2);
-    /// # Ok::<(), mmf_codec::Error>(())
+    /// # Ok::<(), mmf::Error>(())
     /// ```
     fn read_after<T: DeserializeOwned>(
         &self,
@@ -254,12 +258,12 @@ pub trait ChannelExt: sealed::Sealed {
     /// its numbers and strings anew (`2.50` as `2.5`, `"\u0041"` as `"A"`, `1e2` as `100.0`).
     ///
     /// ```
-    /// use mmf_codec::{Channel, ChannelExt};
+    /// use mmf::{Channel, ChannelExt};
     /// let ch = Channel::anonymous(256)?;
     /// ch.publish_json(r#"{"a": [1, 2]}"#)?;
     /// assert_eq!(ch.read_json()?, r#"{"a":[1,2]}"#);
     /// assert_eq!(ch.read_json_pretty()?, "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
-    /// # Ok::<(), mmf_codec::Error>(())
+    /// # Ok::<(), mmf::Error>(())
     /// ```
     ///
     /// # Errors
@@ -434,7 +438,7 @@ pub trait FollowerExt: sealed::Sealed {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_codec::{Channel, ChannelExt, Follower, FollowerExt};
+    /// use mmf::{Channel, ChannelExt, Follower, FollowerExt};
     ///
     /// # let name = format!("codec-read-after-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 256)?;
@@ -453,7 +457,7 @@ pub trait FollowerExt: sealed::Sealed {
     /// let err = follower.read_after::<Vec<u32>>(&mut seen, Duration::from_secs(5)).unwrap_err();
     /// assert_eq!((err.generation(), seen), (Some(4), 4));   // said, and gone past
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_codec::Error>(())
+    /// # Ok::<(), mmf::Error>(())
     /// ```
     fn read_after<T: DeserializeOwned>(
         &mut self,
@@ -537,7 +541,7 @@ impl io::Write for Bounded<'_> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use mmf_codec::{decode, Channel, ChannelExt};
+/// use mmf::{decode, Channel, ChannelExt};
 ///
 /// let ch = Channel::anonymous(256)?;
 /// let mut buf = Vec::new(); // kept from one value to the next: no allocation per read
@@ -552,8 +556,8 @@ impl io::Write for Bounded<'_> {
 /// // What a read of an empty channel returns:
 /// let empty = Channel::anonymous(64)?;
 /// let meta = empty.read_into(&mut buf)?;
-/// assert!(matches!(decode::<u32>(&empty, meta, &buf), Err(mmf_codec::Error::Empty { .. })));
-/// # Ok::<(), mmf_codec::Error>(())
+/// assert!(matches!(decode::<u32>(&empty, meta, &buf), Err(mmf::Error::Empty { .. })));
+/// # Ok::<(), mmf::Error>(())
 /// ```
 ///
 /// # Errors

@@ -27,8 +27,8 @@ pub trait ValueStreamExt: crate::sealed::Sealed {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_codec::{Channel, ChannelExt, ValueStreamExt};
-    /// use mmf_core::Follower;
+    /// use mmf::{Channel, ChannelExt, ValueStreamExt};
+    /// use mmf::Follower;
     /// use serde::Deserialize;
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
@@ -57,7 +57,7 @@ pub trait ValueStreamExt: crate::sealed::Sealed {
     /// let (meta, config) = block_on(configs.recv())?;
     /// assert_eq!((meta.generation, config), (2, Config { threads: 8 }));
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_codec::Error>(())
+    /// # Ok::<(), mmf::Error>(())
     /// ```
     fn typed<T: DeserializeOwned>(self) -> TypedValueStream<T>;
 }

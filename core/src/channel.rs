@@ -38,7 +38,7 @@ use crate::sync::Ordering;
 /// using a channel should open its own handle.
 ///
 /// ```
-/// use mmf_core::{Channel, Tag};
+/// use mmf::{Channel, Tag};
 /// # let name = format!("doc-channel-{}", std::process::id());
 /// let writer = Channel::create(&name, 1024)?;          // process A
 /// writer.publish_raw(Tag::TEXT, b"Hello World!")?;
@@ -49,7 +49,7 @@ use crate::sync::Ordering;
 /// assert_eq!((meta.generation, meta.tag), (1, Tag::TEXT));
 ///
 /// Channel::remove(&name)?;
-/// # Ok::<(), mmf_core::Error>(())
+/// # Ok::<(), mmf::channel::Error>(())
 /// ```
 pub struct Channel {
     snap: Snapshot,
@@ -113,10 +113,10 @@ const PIN_KEPT_READS: u32 = 1024;
 /// How to create or open a channel: capacity, pinned readers, permissions, checksums, timeouts.
 ///
 /// ```
-/// use mmf_core::{Location, Options};
+/// use mmf::{Location, Options};
 /// let ch = Options::new().capacity(64 * 1024).readers(2).anonymous()?;
 /// assert_eq!(ch.capacity(), 64 * 1024);
-/// # Ok::<(), mmf_core::Error>(())
+/// # Ok::<(), mmf::channel::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -265,11 +265,11 @@ impl Options {
     /// up with it.
     ///
     /// ```
-    /// use mmf_core::{Options, Tag};
+    /// use mmf::{Options, Tag};
     /// let ch = Options::new().capacity(64).header_only(false).anonymous()?;
     /// ch.publish_raw(Tag::TEXT, b"kept in a slot")?;
     /// assert_eq!(ch.read_raw()?.1, b"kept in a slot");
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn header_only(&mut self, on: bool) -> &mut Self {
         self.header_only = on;
@@ -294,7 +294,8 @@ impl Options {
     /// removes what such processes leave once no process holds it.
     ///
     /// ```
-    /// use mmf_core::{Channel, Error, Location, Options, Tag};
+    /// use mmf::{Channel, Location, Options, Tag};
+    /// use mmf::channel::Error;
     /// # let name = format!("remove-on-drop-doc-{}", std::process::id());
     /// let location = Location::parse(&name)?;
     /// {
@@ -303,7 +304,7 @@ impl Options {
     ///     // ... a worker reads it ...
     /// }
     /// assert!(matches!(Channel::open(&name), Err(Error::NotFound { .. })));
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn remove_on_drop(&mut self, on: bool) -> &mut Self {
         self.remove_on_drop = on;
@@ -711,15 +712,15 @@ impl Options {
     /// here or was there already, say to compare an existing channel with what was asked for.
     ///
     /// ```
-    /// use mmf_core::{Options, Origin};
+    /// use mmf::{Options, Origin};
     /// let name = format!("origin-doc-{}", std::process::id());
     /// let (a, origin) = Options::new().capacity(64).open_or_create_with_origin(&name)?;
     /// assert_eq!(origin, Origin::Created);
     /// let (b, origin) = Options::new().capacity(4096).open_or_create_with_origin(&name)?;
     /// assert_eq!(origin, Origin::Existing);
     /// assert_eq!(b.capacity(), a.capacity()); // the existing channel's, not the one asked for
-    /// # mmf_core::Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # mmf::Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -1099,7 +1100,8 @@ impl Channel {
     /// mmf's own namespace, and this is how an unfinished channel there is cleared.
     ///
     /// ```
-    /// use mmf_core::{Channel, Error};
+    /// use mmf::Channel;
+    /// use mmf::channel::Error;
     /// let dir = std::env::temp_dir().join(format!("mmf-remove-doc-{}", std::process::id()));
     /// std::fs::create_dir_all(&dir)?;
     /// let notes = dir.join("notes.txt");
@@ -1132,13 +1134,13 @@ impl Channel {
     /// leads to this channel: removed, or made anew, since).
     ///
     /// ```
-    /// use mmf_core::{Channel, Options};
+    /// use mmf::{Channel, Options};
     /// # let name = format!("close-doc-{}", std::process::id());
     /// let results = Options::new().capacity(64).remove_on_drop(true).create(&name)?;
     /// assert!(results.close()?, "removed");
     /// assert!(!Channel::create(&name, 64)?.close()?, "left: not made to be removed");
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -1218,11 +1220,11 @@ impl Channel {
     ///
     /// ```
     /// use std::io::Write;
-    /// use mmf_core::{Channel, Tag};
+    /// use mmf::{Channel, Tag};
     /// let ch = Channel::anonymous(64)?;
     /// ch.publish_with(Tag::TEXT, |w| write!(w, "{} + {} = {}", 1, 2, 1 + 2))?;
     /// assert_eq!(ch.read_raw()?.1, b"1 + 2 = 3");
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -1505,14 +1507,14 @@ impl Channel {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Tag};
+    /// use mmf::{Channel, Tag};
     /// let ch = Channel::anonymous(64)?;
     /// assert_eq!(ch.wait_for_change(0, Duration::from_millis(10)), None);
     /// std::thread::scope(|s| {
     ///     s.spawn(|| ch.publish_raw(Tag::TEXT, b"next"));
     ///     assert_eq!(ch.wait_for_change(0, Duration::from_secs(10)), Some(1));
     /// });
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     #[must_use = "`None` means the wait timed out or was stopped, with no new value"]
     pub fn wait_for_change(&self, since: u64, until: impl Into<Until>) -> Option<u64> {
@@ -1582,7 +1584,7 @@ impl Channel {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Tag};
+    /// use mmf::{Channel, Tag};
     /// let ch = Channel::anonymous(64)?;
     /// let mut buf = Vec::new();
     /// ch.publish_raw(Tag::TEXT, b"first")?;
@@ -1592,7 +1594,7 @@ impl Channel {
     /// let next = ch.read_after_into(seen.generation, &mut buf, Duration::from_secs(1))?.unwrap();
     /// assert_eq!((next.generation, &buf[..]), (2, &b"while busy"[..]));
     /// assert_eq!(ch.read_after_into(2, &mut buf, Duration::from_millis(10))?, None);
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -1704,7 +1706,7 @@ impl Channel {
     /// `fstat`. Always `true` for an anonymous channel or one opened from an image.
     ///
     /// ```
-    /// use mmf_core::Channel;
+    /// use mmf::Channel;
     /// let name = format!("is-current-doc-{}", std::process::id());
     /// let ch = Channel::create(&name, 64)?;
     /// assert!(ch.is_current()?);
@@ -1713,7 +1715,7 @@ impl Channel {
     /// let again = Channel::create(&name, 64)?;
     /// assert!(again.is_current()? && !ch.is_current()?);
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -1786,12 +1788,12 @@ impl Channel {
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("flush-doc-{}.mmf", std::process::id()));
-    /// use mmf_core::{Options, Tag};
+    /// use mmf::{Options, Tag};
     /// let ch = Options::new().capacity(64).create(&path)?;
     /// ch.publish_raw(Tag::TEXT, b"state to keep")?;
     /// ch.flush()?; // on disk now
-    /// # mmf_core::Channel::remove(&path)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # mmf::Channel::remove(&path)?;
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -1851,11 +1853,11 @@ impl Channel {
     ///
     /// ```
     /// # let name = format!("recover-doc-{}", std::process::id());
-    /// let ch = mmf_core::Channel::create(&name, 64)?;
-    /// ch.publish_raw(mmf_core::Tag::TEXT, b"fine")?;
+    /// let ch = mmf::Channel::create(&name, 64)?;
+    /// ch.publish_raw(mmf::Tag::TEXT, b"fine")?;
     /// assert!(ch.recover()?.is_none()); // nothing to recover
-    /// # mmf_core::Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # mmf::Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -1998,12 +2000,12 @@ impl Channel {
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("verify-doc-{}.mmf", std::process::id()));
-    /// let ch = mmf_core::Options::new().create(&mmf_core::Location::file(&path))?;
+    /// let ch = mmf::Options::new().create(&mmf::Location::file(&path))?;
     /// ch.verify()?;
     /// std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(100).unwrap();
-    /// assert!(matches!(ch.verify(), Err(mmf_core::Error::Corrupt { .. })));
+    /// assert!(matches!(ch.verify(), Err(mmf::channel::Error::Corrupt { .. })));
     /// # std::fs::remove_file(&path).unwrap();
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors

@@ -434,7 +434,7 @@ impl Error {
     /// `mmf-codec` does) and finds it too large before it publishes.
     ///
     /// ```
-    /// let e = mmf_core::Error::too_large("results", 300, 256);
+    /// let e = mmf::channel::Error::too_large("results", 300, 256);
     /// assert!(e.to_string().starts_with("value of 300 bytes does not fit"), "{e}");
     /// ```
     pub fn too_large(name: impl Into<String>, len: usize, capacity: usize) -> Error {
@@ -465,11 +465,11 @@ impl Error {
     /// file, which only re-creating the channel mends.
     ///
     /// ```
-    /// use mmf_core::{Channel, Tag};
+    /// use mmf::{Channel, Tag};
     /// let ch = Channel::anonymous(8)?;
     /// let e = ch.publish_raw(Tag::BYTES, b"nine byte").unwrap_err();
     /// assert!(!e.mended_by_publish(), "not damage: {e}");
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn mended_by_publish(&self) -> bool {
         matches!(

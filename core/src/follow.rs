@@ -26,7 +26,7 @@ pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
 ///
 /// ```
 /// use std::time::Duration;
-/// use mmf_core::{Change, Channel, Follower, Tag};
+/// use mmf::{Change, Channel, Follower, Tag};
 ///
 /// # let name = format!("follow-doc-{}", std::process::id());
 /// let writer = Channel::create(&name, 64)?;
@@ -48,7 +48,7 @@ pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// assert_eq!(follower.channel().read_raw()?.1, b"second life");
 /// assert!(!follower.is_gone());
 /// # Channel::remove(&name)?;
-/// # Ok::<(), mmf_core::Error>(())
+/// # Ok::<(), mmf::channel::Error>(())
 /// ```
 pub struct Follower {
     location: Location,
@@ -411,7 +411,7 @@ impl Follower {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Follower, Tag};
+    /// use mmf::{Channel, Follower, Tag};
     ///
     /// # let name = format!("follow-read-after-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;
@@ -432,7 +432,7 @@ impl Follower {
     /// let meta = follower.read_after_into(&mut seen, &mut buf, Duration::from_secs(5))?;
     /// assert_eq!((meta.map(|m| m.generation), &buf[..]), (Some(1), &b"second life"[..]));
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn read_after_into(
         &mut self,
@@ -667,7 +667,7 @@ impl Options {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Options, Tag};
+    /// use mmf::{Channel, Options, Tag};
     /// # let name = format!("follow-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;
     /// writer.publish_raw(Tag::TEXT, b"first")?;
@@ -677,7 +677,7 @@ impl Options {
     ///     .follow(&name, Duration::from_secs(1))?;
     /// assert!(follower.channel().is_read_only());
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -1047,7 +1047,7 @@ impl Follower {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Follower, Location, Tag};
+    /// use mmf::{Channel, Follower, Location, Tag};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
     /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
@@ -1076,7 +1076,7 @@ impl Follower {
     /// assert!(follower.appeared());
     /// writer.join().unwrap()?;
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn open_async(location: impl ToLocation) -> OpenFollower {
         Options::new().follow_async(location)
@@ -1107,7 +1107,7 @@ impl Follower {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Change, Channel, Follower, Tag};
+    /// use mmf::{Change, Channel, Follower, Tag};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
     /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
@@ -1149,10 +1149,10 @@ impl Follower {
     ///         break bytes;
     ///     };
     ///     assert_eq!(value, b"second life");
-    ///     Ok::<(), mmf_core::Error>(())
+    ///     Ok::<(), mmf::channel::Error>(())
     /// })?;
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// A channel whose file another process truncates under the mapping kills the process with
@@ -1371,7 +1371,7 @@ impl Follower {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Follower, Tag};
+    /// use mmf::{Channel, Follower, Tag};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
     /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
@@ -1397,7 +1397,7 @@ impl Follower {
     /// assert_eq!((meta.generation, &bytes[..]), (2, &b"second"[..]));
     /// assert_eq!(values.last_generation(), 2);
     /// # Channel::remove(&name)?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn values(self, since: u64) -> ValueStream {
         ValueStream {
@@ -1475,7 +1475,7 @@ impl ValueStream {
     /// ```
     /// # #[cfg(feature = "async")] {
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Follower};
+    /// use mmf::{Channel, Follower};
     ///
     /// # let name = format!("into-follower-doc-{}", std::process::id());
     /// let writer = Channel::create(&name, 64)?;
@@ -1487,7 +1487,7 @@ impl ValueStream {
     /// # drop(values);
     /// # Channel::remove(&name)?;
     /// # }
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn into_follower(mut self) -> Follower {
         let follower = self.follower.take().expect("taken only here");

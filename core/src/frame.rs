@@ -38,7 +38,7 @@ impl Tag {
     /// (256 and up); not [`Tag::EMPTY`], nor 5 to 255, which mmf keeps for codecs to come.
     ///
     /// ```
-    /// use mmf_core::Tag;
+    /// use mmf::Tag;
     /// assert!(Tag::TEXT.is_publishable() && Tag(300).is_publishable());
     /// assert!(!Tag::EMPTY.is_publishable() && !Tag(5).is_publishable());
     /// ```

@@ -278,10 +278,10 @@ pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> 
 ///
 /// ```
 /// # let name = format!("names-doc-{}", std::process::id());
-/// let _ch = mmf_core::Channel::create(&name, 64)?;
-/// assert!(mmf_core::host::channel_names()?.contains(&name));
-/// # mmf_core::Channel::remove(&name)?;
-/// # Ok::<(), mmf_core::Error>(())
+/// let _ch = mmf::Channel::create(&name, 64)?;
+/// assert!(mmf::channel::host::channel_names()?.contains(&name));
+/// # mmf::Channel::remove(&name)?;
+/// # Ok::<(), mmf::channel::Error>(())
 /// ```
 ///
 /// # Errors

@@ -8,15 +8,19 @@
 //! back-to-back.
 //!
 //! ```
-//! use mmf_core::{Channel, Tag};
+//! use mmf::{Channel, Tag};
 //! let ch = Channel::anonymous(1024)?;
 //! assert_eq!(ch.generation(), 0);
 //! ch.publish_raw(Tag::TEXT, b"Hello World!")?;
 //! let mut buf = Vec::new();
 //! let meta = ch.read_into(&mut buf)?;
 //! assert_eq!((meta.generation, meta.tag, &buf[..]), (1, Tag::TEXT, &b"Hello World!"[..]));
-//! # Ok::<(), mmf_core::Error>(())
+//! # Ok::<(), mmf::channel::Error>(())
 //! ```
+//!
+//! The examples name items as the facade crate `mmf` re-exports them, which is how most
+//! programs use this crate: `mmf::Channel` is this crate's [`Channel`], and
+//! `mmf::channel::Error` its [`Error`] (`mmf::Error` is `mmf-codec`'s).
 //!
 //! Most programs depend on the facade crate `mmf`, which re-exports everything here (and the
 //! typed reads of `mmf-codec`): in its documentation and in your code these items are

@@ -31,12 +31,13 @@ impl Location {
     /// a shared-memory name (validated with [`validate_name`]).
     ///
     /// ```
-    /// use mmf_core::{Error, Location};
+    /// use mmf::Location;
+    /// use mmf::channel::Error;
     /// assert_eq!(Location::parse("Test")?, Location::Shm("Test".parse()?));
     /// assert_eq!(Location::parse("./data/t.mmf")?, Location::File("./data/t.mmf".into()));
     /// assert!(Location::parse("").is_err());
     /// assert!(matches!(Location::parse("data/"), Err(Error::IsADirectory { .. })));
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     ///
     /// # Errors
@@ -99,7 +100,7 @@ impl Location {
     /// creates its channel there after a reader that started first began to wait.
     ///
     /// ```
-    /// use mmf_core::Location;
+    /// use mmf::Location;
     /// let dir = std::env::temp_dir().join(format!("can-appear-doc-{}", std::process::id()));
     /// assert!(Location::file(dir.join("not/made/yet/state.mmf")).can_appear());
     /// std::fs::write(&dir.with_extension("txt"), b"a file")?;
@@ -139,12 +140,12 @@ impl Location {
 /// with a `/` look into a subdirectory).
 ///
 /// ```
-/// use mmf_core::{Location, ShmName};
+/// use mmf::{Location, ShmName};
 /// let name = ShmName::new("results.7")?;
 /// assert_eq!(name.as_str(), "results.7");
 /// assert_eq!(Location::Shm(name), Location::parse("results.7")?);
 /// assert!(ShmName::new("a/b").is_err());
-/// # Ok::<(), mmf_core::Error>(())
+/// # Ok::<(), mmf::channel::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShmName(String);
@@ -236,10 +237,10 @@ impl From<ShmName> for String {
 /// parsers that use `FromStr` (clap's `value_parser!`).
 ///
 /// ```
-/// use mmf_core::Location;
+/// use mmf::Location;
 /// let at: Location = "./state.mmf".parse()?;
 /// assert_eq!(at, Location::file("./state.mmf"));
-/// # Ok::<(), mmf_core::Error>(())
+/// # Ok::<(), mmf::channel::Error>(())
 /// ```
 impl std::str::FromStr for Location {
     type Err = Error;
@@ -271,7 +272,7 @@ impl fmt::Display for Location {
 ///
 /// ```
 /// use std::path::Path;
-/// use mmf_core::{Channel, Location, Options};
+/// use mmf::{Channel, Location, Options};
 /// # let dir = std::env::temp_dir().join(format!("mmf-to-location-doc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
 /// let name = format!("to-location-doc-{}", std::process::id());

@@ -402,7 +402,7 @@ impl Channel {
     /// `threads-max`), as `std::thread::spawn` does; a later poll tries again.
     ///
     /// ```
-    /// use mmf_core::{Channel, Tag};
+    /// use mmf::{Channel, Tag};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
     /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
@@ -436,9 +436,9 @@ impl Channel {
     ///         assert!(meta.generation > seen, "no value is read twice");
     ///         seen = meta.generation;
     ///     }
-    ///     Ok::<(), mmf_core::Error>(())
+    ///     Ok::<(), mmf::channel::Error>(())
     /// })?;
-    /// # Ok::<(), mmf_core::Error>(())
+    /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn changed(&self, since: u64) -> Changed<'_> {
         Changed {

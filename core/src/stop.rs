@@ -34,7 +34,7 @@ const CALLED: u32 = u32::MAX;
 ///
 /// ```
 /// use std::time::Duration;
-/// use mmf_core::{Channel, Stop, StopReason, Until};
+/// use mmf::{Channel, Stop, StopReason, Until};
 ///
 /// let ch = Channel::anonymous(64)?;
 /// let shutdown = Stop::new();
@@ -45,7 +45,7 @@ const CALLED: u32 = u32::MAX;
 ///     assert_eq!(waiter.join().unwrap(), None);
 /// });
 /// assert_eq!(shutdown.reason(), Some(StopReason::Called));
-/// # Ok::<(), mmf_core::Error>(())
+/// # Ok::<(), mmf::channel::Error>(())
 /// ```
 ///
 /// A signal handler reaches one without a lock through a `OnceLock` set before the handler is
@@ -53,7 +53,7 @@ const CALLED: u32 = u32::MAX;
 ///
 /// ```
 /// use std::sync::OnceLock;
-/// use mmf_core::Stop;
+/// use mmf::Stop;
 /// static SHUTDOWN: OnceLock<Stop> = OnceLock::new();
 /// let shutdown = SHUTDOWN.get_or_init(Stop::new);
 /// // In the handler (installed with signal-hook's `low_level::register`, say):
@@ -135,7 +135,7 @@ impl Stop {
     /// ```
     /// use std::process::Command;
     /// use std::time::Duration;
-    /// use mmf_core::{Channel, Stop, StopReason, Until};
+    /// use mmf::{Channel, Stop, StopReason, Until};
     ///
     /// let results = Channel::anonymous(64)?;
     /// let mut worker = Command::new("sleep").arg("0.05").spawn()?;
@@ -276,7 +276,7 @@ impl Stop {
     /// as [`Channel::changed`](crate::Channel::changed) says; a later poll tries again.
     ///
     /// ```
-    /// use mmf_core::{Stop, StopReason};
+    /// use mmf::{Stop, StopReason};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     struct W(std::thread::Thread);
     /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
@@ -321,7 +321,7 @@ pub(crate) fn fire(word: &AtomicU32, why: u32) {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use mmf_core::{Channel, Stop, Until};
+/// use mmf::{Channel, Stop, Until};
 /// let ch = Channel::anonymous(64)?;
 /// let (worker_exit, shutdown) = (Stop::new(), Stop::new());
 /// assert_eq!(ch.wait_for_change(0, Duration::from_millis(5)), None);             // a timeout
@@ -329,7 +329,7 @@ pub(crate) fn fire(word: &AtomicU32, why: u32) {
 /// shutdown.stop();
 /// let until = Until::timeout(Duration::from_secs(60)).or(&worker_exit).or(&shutdown);
 /// assert_eq!(ch.wait_for_change(0, &until), None);                              // stopped
-/// # Ok::<(), mmf_core::Error>(())
+/// # Ok::<(), mmf::channel::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Until {
@@ -397,7 +397,7 @@ impl Until {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use mmf_core::{Stop, Until};
+    /// use mmf::{Stop, Until};
     /// let shutdown = Stop::new();
     /// let started = Instant::now();
     /// std::thread::scope(|s| {

@@ -43,7 +43,8 @@
 //! [`Channel::incarnation`]: crate::Channel::incarnation
 //!
 //! ```
-//! use mmf_core::{truncation, Channel, Error, Location, Options, Tag};
+//! use mmf::{truncation, Channel, Location, Options, Tag};
+//! use mmf::channel::Error;
 //! truncation::install()?;
 //! let path = std::env::temp_dir().join(format!("truncation-doc-{}", std::process::id()));
 //! let ch = Options::new().capacity(64 * 1024).create(&Location::File(path.clone()))?;
