@@ -286,8 +286,8 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
     let nowhere = Location::file(file.join("x.mmf"));
     let (got, _) = block_on_timed(mmf::Follower::open_async(&nowhere), Duration::from_secs(1));
     assert!(
-        matches!(&got, Some(Err(mmf::channel::Error::Io { source, .. }))
-            if source.kind() == std::io::ErrorKind::NotADirectory),
+        matches!(&got, Some(Err(mmf::channel::Error::Io { cause, .. }))
+            if cause.kind() == std::io::ErrorKind::NotADirectory),
         "{got:?}"
     );
     std::fs::remove_file(&file).unwrap();

@@ -425,8 +425,8 @@ fn a_follower_does_not_wait_for_what_cannot_appear() {
     let through_a_file = Location::file(file.join("x.mmf"));
     let got = mmf::Follower::open(&through_a_file, Duration::from_secs(20));
     assert!(
-        matches!(&got, Err(mmf::channel::Error::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotADirectory),
+        matches!(&got, Err(mmf::channel::Error::Io { cause, .. })
+            if cause.kind() == std::io::ErrorKind::NotADirectory),
         "{got:?}"
     );
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());

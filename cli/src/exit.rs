@@ -377,11 +377,19 @@ pub fn shell_word(word: &str) -> String {
     }
 }
 
-/// Whether the error is a write to a closed pipe.
+/// Whether the error is a write to a closed pipe: an `io::Error` in the chain, or one that the
+/// libraries keep in a field (their messages hold its text, so it is no `source`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let io = e
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| match e.downcast_ref::<CodecError>() {
+                Some(CodecError::Write(io)) => Some(io),
+                Some(CodecError::Channel(c)) => c.os_error(),
+                _ => None,
+            })
+            .or_else(|| e.downcast_ref::<CoreError>().and_then(CoreError::os_error));
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 

@@ -61,11 +61,12 @@ pub enum Error {
     #[error("could not encode the value: {0}")]
     Encode(String),
     /// Writing transcoded text to its destination failed. Its message holds the OS error's
-    /// text, which [`source`](std::error::Error::source) also returns, for downcasting (a closed
-    /// pipe's [`BrokenPipe`](std::io::ErrorKind::BrokenPipe)), as the channel layer's do
-    /// ([`mmf_core::Error`]).
+    /// text, which is not also returned as [`source`](std::error::Error::source) (a reporter
+    /// that prints the causes would show it twice), as the channel layer's errors do
+    /// ([`mmf_core::Error`]): match the field to tell, say, a closed pipe's
+    /// [`BrokenPipe`](std::io::ErrorKind::BrokenPipe).
     #[error("could not write the JSON text: {0}")]
-    Write(#[source] std::io::Error),
+    Write(std::io::Error),
     /// This process could not allocate the memory that a value's encoding, transcoding or
     /// rendering takes (a `ulimit -v`, a container's limit, a value near the memory at hand):
     /// an error, where a `Vec`'s own growth would have aborted the process. A publish that

@@ -387,7 +387,7 @@ impl Options {
                     return Err(Error::Io {
                         op: "creating",
                         path: path.to_owned(),
-                        source: io::Error::other(
+                        cause: io::Error::other(
                             "the file was removed from under the name as it was being created, \
                              8 times; retry later, and look for what keeps removing files there",
                         ),
@@ -573,7 +573,7 @@ impl Options {
                     return Err(Error::Io {
                         op: "opening",
                         path,
-                        source: io::Error::other(
+                        cause: io::Error::other(
                             "the file under this name was replaced 64 times while it was being \
                              opened",
                         ),
@@ -671,7 +671,7 @@ impl Options {
         let region = Region::anonymous(bytes.len()).map_err(|e| Error::Io {
             op: "allocating",
             path: PathBuf::from(name),
-            source: e,
+            cause: e,
         })?;
         crate::region::atomic_store_bytes(region.words(0, bytes.len() / 8), bytes);
         let snap = validate(region, len, name)?;
@@ -781,7 +781,7 @@ impl Options {
                                 return Err(Error::Io {
                                     op: "opening",
                                     path,
-                                    source: io::Error::new(
+                                    cause: io::Error::new(
                                         io::ErrorKind::NotFound,
                                         format!(
                                         "'{name}' is a symbolic link to a file that does not exist"
@@ -800,7 +800,7 @@ impl Options {
         Err(Error::Io {
             op: "opening",
             path: location.path().unwrap_or_default(),
-            source: io::Error::other(
+            cause: io::Error::other(
                 "another process kept creating and removing it (100 rounds); retry later",
             ),
         })
@@ -893,20 +893,20 @@ impl Options {
             Error::Io {
                 op,
                 path: p,
-                source,
+                cause: source,
             } if p == tmp => Error::Io {
                 op,
                 path: path.clone(),
-                source,
+                cause: source,
             },
             Error::PermissionDenied {
                 name,
                 path: p,
-                source,
+                cause: source,
             } if p == tmp => Error::PermissionDenied {
                 name,
                 path: path.clone(),
-                source,
+                cause: source,
             },
             e => e,
         })?;
@@ -968,7 +968,7 @@ impl Options {
         let region = Region::anonymous(layout.total_bytes).map_err(|e| Error::Io {
             op: "allocating",
             path: PathBuf::from("(anonymous)"),
-            source: e,
+            cause: e,
         })?;
         let snap = Snapshot {
             region,
@@ -1809,7 +1809,7 @@ impl Channel {
         self.snap.region.flush().map_err(|e| Error::Io {
             op: "flushing",
             path: path.clone(),
-            source: e,
+            cause: e,
         })?;
         // The file's name too: a channel created (or replaced) since the directory was last
         // written back would otherwise be missing, or the old one, after a crash.
@@ -1819,7 +1819,7 @@ impl Channel {
                 .map_err(|e| Error::Io {
                     op: "flushing the directory of",
                     path,
-                    source: e,
+                    cause: e,
                 })?;
         }
         Ok(())
@@ -1954,7 +1954,7 @@ impl Channel {
             w.put(&bytes)
         });
         let gave_up = match &published {
-            Err(Error::Encode { source, .. }) => source
+            Err(Error::Encode { cause: source, .. }) => source
                 .get_ref()
                 .and_then(|e| e.downcast_ref::<GaveUp>())
                 .copied(),
@@ -2047,7 +2047,7 @@ impl Channel {
                 .map_err(|e| Error::Io {
                     op: "inspecting",
                     path: self.location.path().unwrap_or_default(),
-                    source: e,
+                    cause: e,
                 })?
                 .len();
             if len != s.layout.total_bytes as u64 {
@@ -2355,10 +2355,14 @@ pub fn list() -> Result<Vec<Listing>> {
 /// name (where it is not UTF-8, made so with U+FFFD: [`name_is_utf8`] tells), and the path.
 pub(crate) fn shm_files(prefix: &str) -> Result<Vec<(String, PathBuf)>> {
     dir_files(&os::shm_dir(), prefix).map_err(|e| match e {
-        Error::Io { op, path, source } if source.kind() == io::ErrorKind::NotFound => Error::Io {
+        Error::Io {
             op,
             path,
-            source: missing_shm_dir(source),
+            cause: source,
+        } if source.kind() == io::ErrorKind::NotFound => Error::Io {
+            op,
+            path,
+            cause: missing_shm_dir(source),
         },
         e => e,
     })
@@ -2376,7 +2380,7 @@ pub(crate) fn dir_files(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
         op: "listing",
         path: dir.to_owned(),
-        source: e,
+        cause: e,
     })?;
     Ok(entries
         .flatten()
@@ -2501,7 +2505,7 @@ fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File>
             io::ErrorKind::NotFound if !location.is_persistent() => Error::Io {
                 op: "creating",
                 path: path.to_owned(),
-                source: missing_shm_dir(e),
+                cause: missing_shm_dir(e),
             },
             // A name with a '/' is a file path: say which directory is missing, and why a
             // directory is involved at all. (One that exists but takes no files, such as
@@ -2509,7 +2513,7 @@ fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File>
             io::ErrorKind::NotFound if !dir_of(path).exists() => Error::Io {
                 op: "creating",
                 path: path.to_owned(),
-                source: io::Error::new(
+                cause: io::Error::new(
                     e.kind(),
                     format!(
                         "the directory {} does not exist (a name with a '/' is a file path; \
@@ -2523,7 +2527,7 @@ fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File>
             _ if e.raw_os_error() == Some(libc::ENOSPC) => Error::Io {
                 op: "creating",
                 path: path.to_owned(),
-                source: io::Error::new(
+                cause: io::Error::new(
                     e.kind(),
                     format!(
                         "{e}: the file system has no room for another file, whatever its \
@@ -3093,13 +3097,13 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
         Error::PermissionDenied {
             name: name.to_owned(),
             path: path.to_owned(),
-            source: sticky(path, e),
+            cause: sticky(path, e),
         }
     } else if e.raw_os_error() == Some(libc::ELOOP) {
         Error::Io {
             op,
             path: path.to_owned(),
-            source: io::Error::new(
+            cause: io::Error::new(
                 e.kind(),
                 if path.parent() == Some(os::shm_dir().as_path()) {
                     "it is a symbolic link, which a shared-memory name is never opened through \
@@ -3117,14 +3121,14 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
             _ => Error::Io {
                 op,
                 path: path.to_owned(),
-                source: e,
+                cause: e,
             },
         }
     } else if e.raw_os_error() == Some(libc::EMFILE) {
         Error::Io {
             op,
             path: path.to_owned(),
-            source: io::Error::new(
+            cause: io::Error::new(
                 e.kind(),
                 "Too many open files: this process has as many open as its limit allows \
                  (`ulimit -n`); raise the limit, or close files it keeps open",
@@ -3134,7 +3138,7 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
         Error::Io {
             op,
             path: path.to_owned(),
-            source: io::Error::new(
+            cause: io::Error::new(
                 e.kind(),
                 "Cannot allocate memory: this process may not map the channel's whole file (an \
                  address-space limit, `ulimit -v`, below its size, or too little memory)",
@@ -3144,7 +3148,7 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
         Error::Io {
             op,
             path: path.to_owned(),
-            source: e,
+            cause: e,
         }
     }
 }

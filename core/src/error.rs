@@ -9,12 +9,14 @@ use std::path::PathBuf;
 /// channel changed: an operation that fails publishes nothing.
 ///
 /// The variants that carry an OS error ([`Io`](Error::Io),
-/// [`PermissionDenied`](Error::PermissionDenied), [`Encode`](Error::Encode)) put its text in
-/// their own message, so that `{}` alone says what failed and why, and also return it from
-/// [`source`](std::error::Error::source), so that it can be downcast (its
-/// [`kind`](std::io::Error::kind), say). A reporter that prints every cause after the message,
-/// as anyhow's `{:#}` does, shows that text twice; the `mmf` command line leaves out a cause
-/// whose text the message already holds.
+/// [`PermissionDenied`](Error::PermissionDenied), [`Encode`](Error::Encode),
+/// [`ProcessWatch`](Error::ProcessWatch)) or an allocator's refusal
+/// ([`OutOfMemory`](Error::OutOfMemory)) put its text in their own message, so that `{}` alone
+/// says what failed, why and what to do, and keep it in their `cause` field, not as
+/// [`source`](std::error::Error::source): a reporter that prints every cause after the message
+/// (anyhow's `{:#}` and `{:?}`, tracing) would show the same text twice. Match the field, or
+/// take it with [`os_error`](Error::os_error), to tell the OS's errors apart (its
+/// [`kind`](std::io::Error::kind), say).
 ///
 /// The enum and each of its variants with fields are `#[non_exhaustive]`: match a variant's
 /// fields with `..`, so that a field added later breaks no caller. mmf makes these errors; a
@@ -84,13 +86,13 @@ pub enum Error {
     },
     /// The closure that was filling a value failed (e.g. a serializer error); nothing was
     /// published.
-    #[error("could not encode the value for channel '{name}': {source}; nothing was published")]
+    #[error("could not encode the value for channel '{name}': {cause}; nothing was published")]
     #[non_exhaustive]
     Encode {
         /// The channel's name or path.
         name: String,
         /// The closure's error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A publish tagged [`Tag::EMPTY`](crate::Tag::EMPTY): tag 0 marks a channel that has no
     /// value yet (generation 0) and is never published; nothing was published.
@@ -236,7 +238,7 @@ pub enum Error {
     /// was changed; the caller's buffer is left empty. Only a channel whose capacity exceeds the
     /// memory at hand gets here (its file may be sparse), and the value stays readable where
     /// there is more.
-    #[error("channel '{name}': its value is {len} bytes, and this process could not allocate a buffer that large ({source}); read it where more memory is free, or have its writers publish smaller values")]
+    #[error("channel '{name}': its value is {len} bytes, and this process could not allocate a buffer that large ({cause}); read it where more memory is free, or have its writers publish smaller values")]
     #[non_exhaustive]
     OutOfMemory {
         /// The channel's name or path.
@@ -244,7 +246,7 @@ pub enum Error {
         /// The value's length, as the mapping states it (at most the channel's capacity).
         len: u64,
         /// The allocator's refusal.
-        source: std::collections::TryReserveError,
+        cause: std::collections::TryReserveError,
     },
     /// A write through a handle that was opened read-only.
     #[error("channel '{name}' was opened read-only; open it read-write to publish")]
@@ -317,7 +319,7 @@ pub enum Error {
         limit: u64,
     },
     /// The OS refused access (file mode, or another user's channel).
-    #[error("permission denied for channel '{name}': {source}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = shell_quoted(path), dir = shell_quoted(crate::name::dir_of(path)))]
+    #[error("permission denied for channel '{name}': {cause}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = shell_quoted(path), dir = shell_quoted(crate::name::dir_of(path)))]
     #[non_exhaustive]
     PermissionDenied {
         /// The channel's name or path.
@@ -325,7 +327,7 @@ pub enum Error {
         /// The file behind it.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A wait for a channel to be created ([`Follower::open`](crate::Follower::open)) that a
     /// [`Stop`](crate::Stop) ended first: nothing was opened.
@@ -341,7 +343,7 @@ pub enum Error {
     /// ([`Stop::stop_on_exit`](crate::Stop::stop_on_exit)): the thread that watches it could not
     /// be started (too many threads or open files), or this platform cannot watch processes.
     #[error(
-        "cannot watch process {pid} for its exit: {source}; raise the limit that was hit \
+        "cannot watch process {pid} for its exit: {cause}; raise the limit that was hit \
          (open files: `ulimit -n`; threads) or wait for that process another way"
     )]
     #[non_exhaustive]
@@ -349,7 +351,7 @@ pub enum Error {
         /// The process to watch.
         pid: u32,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A pid that names no process, given to [`Stop::stop_on_exit`](crate::Stop::stop_on_exit)
     /// (0, or beyond `i32::MAX`).
@@ -363,7 +365,7 @@ pub enum Error {
     #[error("named channels are not supported on this platform yet")]
     Unsupported,
     /// Any other OS error, with the operation and file it concerned.
-    #[error("{op} '{}': {source}", path.display())]
+    #[error("{op} '{}': {cause}", path.display())]
     #[non_exhaustive]
     Io {
         /// What was being done.
@@ -371,7 +373,7 @@ pub enum Error {
         /// The file concerned.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -429,6 +431,28 @@ pub(crate) const NOTHING_WHOLE: &str =
     "no earlier value is whole in any slot or in the header; publish a new one";
 
 impl Error {
+    /// The OS error behind this one: the `cause` of [`Io`](Error::Io),
+    /// [`PermissionDenied`](Error::PermissionDenied), [`Encode`](Error::Encode) and
+    /// [`ProcessWatch`](Error::ProcessWatch); `None` for every other error.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("os-error-doc-{}", std::process::id()));
+    /// let missing = dir.join("no-such-dir").join("ch.mmf");
+    /// let err = mmf::Channel::create(missing.to_str().unwrap(), 64).unwrap_err();
+    /// let os = err.os_error().expect("an OS error");
+    /// assert_eq!(os.kind(), std::io::ErrorKind::NotFound);
+    /// assert!(std::error::Error::source(&err).is_none(), "its text is in the message");
+    /// ```
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Error::Io { cause, .. }
+            | Error::PermissionDenied { cause, .. }
+            | Error::Encode { cause, .. }
+            | Error::ProcessWatch { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+
     /// [`Error::TooLarge`]: what a publish of `len` bytes to the channel `name` of `capacity`
     /// bytes fails with, for a layer that encodes a value into a buffer of its own (as
     /// `mmf-codec` does) and finds it too large before it publishes.

@@ -781,9 +781,9 @@ fn try_open(location: &Location, options: &Options) -> Result<Channel> {
         Err(Error::PermissionDenied { .. }) if !options.is_read_only() => {
             options.read_only(true).open(location)
         }
-        Err(Error::Io { ref source, .. })
-            if source.raw_os_error() == Some(libc::EROFS) && !options.is_read_only() =>
-        {
+        Err(Error::Io {
+            cause: ref source, ..
+        }) if source.raw_os_error() == Some(libc::EROFS) && !options.is_read_only() => {
             options.read_only(true).open(location)
         }
         other => other,
@@ -1010,7 +1010,9 @@ fn zero_header(location: &Location) -> bool {
 fn held_open(location: &Location, meta: &std::fs::Metadata) -> bool {
     match crate::host::in_use(location) {
         Ok(used) => used,
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(Error::Io { cause: source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
             crate::os::flock_held(meta).unwrap_or(false)
         }
         Err(_) => false,

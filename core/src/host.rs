@@ -40,7 +40,7 @@ pub fn space(dir: impl AsRef<std::path::Path>) -> Result<Space> {
         .map_err(|e| Error::Io {
             op: "inspecting",
             path: dir.to_owned(),
-            source: e,
+            cause: e,
         })
 }
 
@@ -108,13 +108,13 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
             _ => Error::Io {
                 op: "opening",
                 path: path.clone(),
-                source: e,
+                cause: e,
             },
         })?;
     let meta = file.metadata().map_err(|e| Error::Io {
         op: "inspecting",
         path: path.clone(),
-        source: e,
+        cause: e,
     })?;
     crate::channel::regular_file(&meta, &location.to_string())?;
     match file.try_lock() {
@@ -123,7 +123,7 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
         Err(std::fs::TryLockError::Error(e)) => Err(Error::Io {
             op: "locking",
             path,
-            source: e,
+            cause: e,
         }),
     }
 }
@@ -180,7 +180,7 @@ fn remove_if(
         _ => Error::Io {
             op,
             path: path.clone(),
-            source: e,
+            cause: e,
         },
     };
     let file =
@@ -264,7 +264,7 @@ pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> 
             _ => Error::Io {
                 op: "inspecting",
                 path,
-                source: e,
+                cause: e,
             },
         })
 }

@@ -827,7 +827,7 @@ impl Snapshot {
                     (Err(source), Ok(_)) => {
                         return Err(Error::Encode {
                             name: self.name.clone(),
-                            source,
+                            cause: source,
                         })
                     }
                 }
@@ -1372,7 +1372,7 @@ impl Snapshot {
                     return Err(Error::OutOfMemory {
                         name: self.name.clone(),
                         len: len as u64,
-                        source,
+                        cause: source,
                     })
                 }
                 Attempt::Retry => {}
@@ -1681,7 +1681,7 @@ impl Snapshot {
                 Err(Error::OutOfMemory {
                     name: self.name.clone(),
                     len,
-                    source,
+                    cause: source,
                 })
             }
             _ => Ok(best),
