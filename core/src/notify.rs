@@ -286,7 +286,15 @@ impl Notifier {
                 let latest = r.word.map(|w| {
                     // SAFETY: see `Registration::word`: we hold the lock, so the channel is
                     // mapped (a timer's registration has no word, and reads nothing).
-                    unsafe { &*(w as *const AtomicU64) }.load(Ordering::SeqCst)
+                    let word = unsafe { &*(w as *const AtomicU64) };
+                    // SeqCst for a counted waiter (the count's protocol with writers, see
+                    // `snapshot.rs`); a registration that is not counted may be on a read-only
+                    // mapping, where only a Relaxed load is sound (`load_acquire`).
+                    if r.counted {
+                        word.load(Ordering::SeqCst)
+                    } else {
+                        crate::sync::load_acquire(word)
+                    }
                 });
                 // A tripped channel's word may read as it did (0 before the first value, or a
                 // header page still in the file): wake it anyway. The notifier looks at least
@@ -294,7 +302,7 @@ impl Notifier {
                 let retired = r.mark.is_some_and(|(w, seen)| {
                     // SAFETY: as for `word` above: the same channel's header, mapped while the
                     // registration exists, which the lock we hold keeps.
-                    unsafe { &*(w as *const AtomicU64) }.load(Ordering::Acquire) != seen
+                    crate::sync::load_acquire(unsafe { &*(w as *const AtomicU64) }) != seen
                 });
                 latest.is_some_and(|l| l != r.seen)
                     || retired
@@ -483,7 +491,14 @@ impl Waiting {
         mark: Option<u64>,
         cx: &mut Context<'_>,
     ) -> Poll<u64> {
-        let latest = ch.latest_word().load(Ordering::SeqCst);
+        // SeqCst where this poll may count a waiter (a writable handle, see `snapshot.rs`); a
+        // read-only mapping takes only a Relaxed load soundly (`load_acquire`), and a read-only
+        // handle is never counted.
+        let latest = if ch.is_read_only() {
+            crate::sync::load_acquire(ch.latest_word())
+        } else {
+            ch.latest_word().load(Ordering::SeqCst)
+        };
         let g = split_latest(latest).0;
         if g > since {
             self.unregister(ch);

@@ -268,7 +268,7 @@ impl Snapshot {
     /// why they cannot be told: the value is damaged ([`Look::Damaged`]), or writers published
     /// faster than 1024 looks could follow.
     pub(crate) fn peek(&self) -> std::result::Result<(u64, Tag, usize), String> {
-        let before = self.region.word(H_LATEST).load(Ordering::Acquire);
+        let before = crate::sync::load_acquire(self.region.word(H_LATEST));
         match self.settled_look(1024) {
             Look::Value(gen, tag, len) => Ok((gen, tag, len)),
             Look::Damaged { what, .. } => Err(what),
@@ -281,7 +281,7 @@ impl Snapshot {
     /// odd (writers never write the slot `latest` names), else writers that kept publishing.
     fn unsettled(&self, before: u64) -> String {
         let (gen, slot) = split_latest(before);
-        if self.region.word(H_LATEST).load(Ordering::Acquire) != before
+        if crate::sync::load_acquire(self.region.word(H_LATEST)) != before
             || !self.frame_left_open(before)
         {
             return "no settled look in 1024 tries: writers kept publishing".into();
@@ -1602,12 +1602,7 @@ impl Snapshot {
     pub(crate) fn frame_left_open(&self, latest: u64) -> bool {
         let (_, slot) = split_latest(latest);
         slot < self.layout.slots
-            && self
-                .region
-                .word(self.layout.slot(slot, F_SEQ))
-                .load(Ordering::Acquire)
-                % 2
-                == 1
+            && crate::sync::load_acquire(self.region.word(self.layout.slot(slot, F_SEQ))) % 2 == 1
     }
 
     /// The newest value older than `latest`'s generation that is still whole, for

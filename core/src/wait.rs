@@ -35,7 +35,7 @@ use crate::layout::*;
 use crate::os;
 use crate::snapshot::Snapshot;
 use crate::stop::Until;
-use crate::sync::Ordering;
+use crate::sync::{load_acquire, Ordering};
 
 impl Snapshot {
     /// Blocks until the generation exceeds `since` (returning it) or `until` is over (`None`:
@@ -60,13 +60,15 @@ impl Snapshot {
         mark: Option<u64>,
     ) -> Option<u64> {
         let latest = self.region.word(H_LATEST);
-        let retired =
-            || mark.is_some_and(|m| self.region.word(H_RETIRED).load(Ordering::Acquire) != m);
+        // Both looks work on a read-only handle's mapping (`load_acquire`). The futex loop's own
+        // SeqCst load below, which the waiter count's protocol needs, runs on writable
+        // mappings alone.
+        let retired = || mark.is_some_and(|m| load_acquire(self.region.word(H_RETIRED)) != m);
         // A mapping the `SIGBUS` handler tripped (`truncation`) is private zero pages now, which
         // no writer reaches: "moved", to `since + 1`, so that the caller reads (and learns
         // `Truncated`) instead of waiting out its timeout, or looping on `None`.
         let moved = || {
-            let g = split_latest(latest.load(Ordering::SeqCst)).0;
+            let g = split_latest(load_acquire(latest)).0;
             if g > since {
                 Some(g)
             } else if self.region.tripped() {
