@@ -331,9 +331,18 @@ fn close_says_whether_it_removed_the_channel() {
     assert!(!second.close().unwrap(), "made without remove_on_drop");
     Channel::remove(&name).unwrap();
 
-    // An immutable file refuses its removal, root's too.
+    // A file path that now holds a file that is no channel: left, and no error.
     let path = std::env::temp_dir().join(format!("{}.mmf", unique("close-immutable")));
     let file = Location::file(&path);
+    let ch = options.create(&file).unwrap();
+    let notes = path.with_extension("txt");
+    std::fs::write(&notes, "notes").unwrap();
+    std::fs::rename(&notes, &path).unwrap();
+    assert!(!ch.close().unwrap());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "notes");
+    std::fs::remove_file(&path).unwrap();
+
+    // An immutable file refuses its removal, root's too.
     let ch = options.create(&file).unwrap();
     let fixed = std::process::Command::new("chattr")
         .arg("+i")

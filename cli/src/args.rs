@@ -578,9 +578,12 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory;
     let command = Cli::command();
     // The verb's own flags and the global ones (every verb's, where the verb is not one).
+    // The first word that is no flag (`mmf --quiet new -Name T`).
     let verb = args
-        .get(1)
-        .and_then(|v| v.to_str())
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|w| !w.starts_with('-'))
         .and_then(|v| verb_named(&command, v));
     let long_flag = |name: &str| {
         let mut commands: Vec<&clap::Command> = match verb {
@@ -614,8 +617,13 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
                 SEED,
                 format!(
                     "the channel's name is the word after the verb, with no flag: `mmf {}`",
-                    // The verb typed, as it goes on from the name.
-                    match verb.map(clap::Command::get_name) {
+                    // The verb typed, where it takes a channel's name, as it goes on from there.
+                    match verb
+                        .filter(|v| v
+                            .get_positionals()
+                            .any(|a| ["name", "names"].contains(&a.get_id().as_str())))
+                        .map(clap::Command::get_name)
+                    {
                         Some("new") => "new Test --size 1KiB".to_owned(),
                         Some("out") => "out Test \"Hello World!\"".to_owned(),
                         Some(other) => format!("{other} Test"),

@@ -61,19 +61,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("duration {text:?} is out of range"))
 }
 
-/// `d` as [`parse_duration`] reads it, in whole hours, minutes and seconds (`1h`, `1m30s`,
-/// `45s`; a fraction of a second beside them is left out), or milliseconds below a second
-/// (`250ms`, `0ms`).
+/// `d` as [`parse_duration`] reads it, in hours, minutes, seconds and milliseconds (`1h`,
+/// `1m30s`, `1s500ms`, `250ms`; `0ms` for zero; below a millisecond is left out).
 pub fn show_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return format!("{}ms", d.subsec_millis());
+    let (secs, ms) = (d.as_secs(), u64::from(d.subsec_millis()));
+    if secs == 0 && ms == 0 {
+        return "0ms".into();
     }
-    [(secs / 3600, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")]
-        .into_iter()
-        .filter(|&(n, _)| n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect()
+    [
+        (secs / 3600, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (ms, "ms"),
+    ]
+    .into_iter()
+    .filter(|&(n, _)| n > 0)
+    .map(|(n, unit)| format!("{n}{unit}"))
+    .collect()
 }
 
 #[cfg(test)]
@@ -89,11 +93,10 @@ mod tests {
             (Duration::from_secs(90), "1m30s"),
             (Duration::from_secs(3600), "1h"),
             (Duration::from_secs(3600 * 30 + 61), "30h1m1s"),
+            (Duration::from_millis(2500), "2s500ms"),
         ] {
             assert_eq!(show_duration(d), shown);
-            if d >= Duration::from_secs(1) {
-                assert_eq!(parse_duration(shown), Ok(d));
-            }
+            assert_eq!(parse_duration(shown), Ok(d));
         }
     }
 

@@ -681,6 +681,8 @@ fn the_seed_modules_parameters_say_what_mmf_takes() {
             "`mmf new Test --size 1KiB`",
         ),
         (&["rm", "-Name", "T"], "`mmf remove Test`"),
+        (&["--quiet", "watch", "-Name", "T"], "`mmf watch Test`"),
+        (&["list", "-Name", "T"], "`mmf read Test`"),
         (&["out", "T", "-String", "hi"], "the word after the name"),
     ] {
         let out = e.run(args);

@@ -269,7 +269,7 @@ fn check_integers(json: &str) -> Result<()> {
 /// # Errors
 ///
 /// [`Error::Encode`], with the parser's message alone (no position), for JSON it refuses;
-/// [`Error::Write`], with the OS error as its source, for a write to `out` that failed (a
+/// [`Error::Write`], holding the OS error, for a write to `out` that failed (a
 /// closed pipe stays a [`BrokenPipe`](io::ErrorKind::BrokenPipe), as with
 /// [`write_json_pretty`]); [`Error::InvalidJson`] for text after the document;
 /// [`Error::OutOfMemory`] where the lengths of its arrays and objects, counted first (4 bytes

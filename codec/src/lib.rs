@@ -84,7 +84,7 @@ pub trait ChannelExt: sealed::Sealed {
     ///
     /// # Errors
     ///
-    /// A value larger than the channel is [`mmf_core::Error::TooLarge`] (in
+    /// A value larger than the channel is [`TooLarge`](mmf_core::Error::TooLarge) (in
     /// [`Error::Channel`]) with its whole encoded length; one serde cannot encode, or nested
     /// deeper than [`json::MAX_DEPTH`], is [`Error::Encode`]; an encoding this process cannot
     /// allocate room for is [`Error::OutOfMemory`]; the publish's own errors are
@@ -197,7 +197,7 @@ pub trait ChannelExt: sealed::Sealed {
     /// # Errors
     ///
     /// [`Channel::publish_raw`]'s, as [`Error::Channel`]: a text longer than the capacity is
-    /// [`mmf_core::Error::TooLarge`], and publishes nothing.
+    /// [`TooLarge`](mmf_core::Error::TooLarge), and publishes nothing.
     fn publish_str(&self, text: &str) -> Result<u64>;
 
     /// Reads a text (or JSON) value as a `String`.
@@ -232,7 +232,7 @@ pub trait ChannelExt: sealed::Sealed {
     /// Invalid JSON, and JSON nested deeper than [`json::MAX_DEPTH`], is
     /// [`Error::InvalidJson`] with its line and column, an encoding this process cannot
     /// allocate room for [`Error::OutOfMemory`], and the publish's own errors
-    /// ([`mmf_core::Error::TooLarge`]...) [`Error::Channel`]; in each case nothing is
+    /// ([`TooLarge`](mmf_core::Error::TooLarge)...) [`Error::Channel`]; in each case nothing is
     /// published.
     fn publish_json(&self, json: &str) -> Result<u64>;
 
@@ -377,7 +377,7 @@ fn read_json_as(ch: &Channel, pretty: bool) -> Result<String> {
 
 /// Publishes the MessagePack that `encode` writes, from this thread's reusable buffer. An
 /// encoder failure is [`Error::Encode`] with the encoder's own message, a value beyond the
-/// channel's capacity [`mmf_core::Error::TooLarge`] with the value's whole encoded length (the
+/// channel's capacity [`TooLarge`](mmf_core::Error::TooLarge) with the value's whole encoded length (the
 /// encoding past the capacity is counted, not kept, so that the size it names fits), a
 /// document readers would refuse (nested deeper than [`json::MAX_DEPTH`]) [`Error::Encode`], an
 /// encoding this process cannot allocate room for [`Error::OutOfMemory`]; in each case nothing

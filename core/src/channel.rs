@@ -1159,7 +1159,14 @@ impl Channel {
             .metadata()
             .map_err(|e| io_error(&self.location.to_string(), &path, "inspecting", e))?;
         match remove_if(&self.location, Some(&mine)) {
-            Err(Error::NotFound { .. }) => Ok(false),
+            // The name leads to nothing, or (a file path) to what is no channel: not this one.
+            Err(
+                Error::NotFound { .. }
+                | Error::WrongMagic { .. }
+                | Error::NotAChannel { .. }
+                | Error::NotAFile { .. }
+                | Error::IsADirectory { .. },
+            ) => Ok(false),
             removed => removed,
         }
     }
@@ -1234,8 +1241,8 @@ impl Channel {
     ///   `fill` runs;
     /// - [`Error::TooLarge`]: `fill` wrote, or tried to write, more than the capacity (whatever
     ///   it returned then);
-    /// - [`Error::Encode`]: `fill` returned an error, which is its
-    ///   [`source`](std::error::Error::source);
+    /// - [`Error::Encode`]: `fill` returned an error, which is its `cause` (and its
+    ///   [`os_error`](Error::os_error));
     /// - [`Error::ReadOnly`], [`Error::Contended`], [`Error::Reentrant`], [`Error::Corrupt`],
     ///   [`Error::Truncated`]: as for [`publish_raw`](Channel::publish_raw).
     pub fn publish_with<F>(&self, tag: Tag, fill: F) -> Result<u64>
@@ -1538,7 +1545,7 @@ impl Channel {
     /// renames another channel over it ([`mark_retired`]). Any value, from shared memory: a
     /// follower compares it with what it read at its last look, nothing more.
     pub(crate) fn retired_mark(&self) -> u64 {
-        self.snap.region.word(H_RETIRED).load(Ordering::Acquire)
+        crate::sync::load_acquire(self.snap.region.word(H_RETIRED))
     }
 
     /// Like [`wait_for_change`](Channel::wait_for_change) with "now" as `since`: blocks until the
@@ -1877,17 +1884,17 @@ impl Channel {
         // Damaged: what a read refuses as corrupt (a frame that does not match `latest`, a
         // checksum that does not match its frame, ...) under a `latest` that stayed put.
         let word = self.snap.region.word(H_LATEST);
-        let latest = word.load(Ordering::Acquire);
+        let latest = crate::sync::load_acquire(word);
         // A read that timed out with `latest` where it was: perhaps a frame left open for good.
         let mut contended = None;
         // Whether the damage is a frame left open, which only the writer lock can tell from a
         // write under way (a contended read, or a look that never settled).
         let mut left_open = false;
         let candidate = match self.read_raw() {
-            Err(Error::Corrupt { .. }) if word.load(Ordering::Acquire) == latest => {
+            Err(Error::Corrupt { .. }) if crate::sync::load_acquire(word) == latest => {
                 self.snap.newest_whole_before(latest)?
             }
-            Err(e @ Error::Contended { .. }) if word.load(Ordering::Acquire) == latest => {
+            Err(e @ Error::Contended { .. }) if crate::sync::load_acquire(word) == latest => {
                 contended = Some(e);
                 left_open = true;
                 self.snap.newest_whole_before(latest)?
@@ -1905,7 +1912,9 @@ impl Channel {
                         frame: true,
                         ..
                     } if l == latest => {}
-                    Look::Unsettled if word.load(Ordering::Acquire) == latest => left_open = true,
+                    Look::Unsettled if crate::sync::load_acquire(word) == latest => {
+                        left_open = true
+                    }
                     _ => return Ok(None),
                 }
                 let gen = split_latest(latest).0;
@@ -1922,7 +1931,7 @@ impl Channel {
         // foreign one's) cannot be published again: as good as none.
         let candidate = candidate.filter(|&(_, tag, _)| tag != Tag::EMPTY);
         let Some((from, tag, bytes)) = candidate else {
-            if word.load(Ordering::Acquire) != latest {
+            if crate::sync::load_acquire(word) != latest {
                 return Ok(None);
             }
             if let Some(e) = contended.filter(|_| !self.snap.frame_left_open(latest)) {
@@ -1940,7 +1949,7 @@ impl Channel {
         // Whatever its tag: one from 5 to 255 is a later mmf's codec's, to keep as it is.
         let published = self.publish_fill(tag, |w| {
             // Under the writer lock: only while `latest` still names the damaged value.
-            if word.load(Ordering::Acquire) != latest {
+            if crate::sync::load_acquire(word) != latest {
                 return Err(io::Error::other(GaveUp::MovedOn));
             }
             // With the lock held no writer is busy with a frame (and the lock's Acquire made
@@ -1954,7 +1963,7 @@ impl Channel {
             w.put(&bytes)
         });
         let gave_up = match &published {
-            Err(Error::Encode { cause: source, .. }) => source
+            Err(Error::Encode { cause, .. }) => cause
                 .get_ref()
                 .and_then(|e| e.downcast_ref::<GaveUp>())
                 .copied(),
@@ -2185,7 +2194,7 @@ pub struct Recovered {
 }
 
 /// Why [`Channel::recover`]'s publish gave up under the writer lock (carried out of the fill
-/// as the source of its error, and told apart by type, not by message).
+/// as its error's cause, and told apart by type, not by message).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 enum GaveUp {
     /// Another writer published first.

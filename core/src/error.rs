@@ -18,8 +18,8 @@ use std::path::PathBuf;
 /// take it with [`os_error`](Error::os_error), to tell the OS's errors apart (its
 /// [`kind`](std::io::Error::kind), say).
 ///
-/// The enum and each of its variants with fields are `#[non_exhaustive]`: match a variant's
-/// fields with `..`, so that a field added later breaks no caller. mmf makes these errors; a
+/// The enum and each of its variants with named fields are `#[non_exhaustive]`: match a
+/// variant's fields with `..`, so that a field added later breaks no caller. mmf makes these errors; a
 /// layer above that needs one makes it with a constructor ([`Error::too_large`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

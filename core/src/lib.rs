@@ -25,8 +25,7 @@
 //! Most programs depend on the facade crate `mmf`, which re-exports everything here (and the
 //! typed reads of `mmf-codec`): in its documentation and in your code these items are
 //! `mmf::Channel`, `mmf::Follower`, `mmf::Stop` (or `use mmf::prelude::*;`), and this crate's
-//! [`Error`] is `mmf::channel::Error`. The examples here name `mmf_core`, the crate they are
-//! compiled against.
+//! [`Error`] is `mmf::channel::Error`, the names the examples use.
 //!
 //! # How it works
 //!

@@ -265,6 +265,7 @@ impl fmt::Display for Location {
 /// address:
 ///
 /// - a [`Location`] (or a reference to one), taken as it is;
+/// - a [`ShmName`], a shared-memory name already checked;
 /// - a `str` or `String`, read as [`Location::parse`] reads it: a shared-memory name, or a file
 ///   path when it contains a `/` (an invalid name is [`Error::InvalidName`]);
 /// - a [`Path`] or [`PathBuf`], always a file, with or without a `/` (`Path::new("state.mmf")`

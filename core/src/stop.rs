@@ -247,7 +247,7 @@ impl Stop {
     fn watch(&self, pid: u32) -> Result<()> {
         Err(Error::ProcessWatch {
             pid,
-            source: std::io::ErrorKind::Unsupported.into(),
+            cause: std::io::ErrorKind::Unsupported.into(),
         })
     }
 
