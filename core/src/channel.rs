@@ -2322,6 +2322,12 @@ impl Listing {
 /// sorted by name. Each is opened read-only to read its header, and looked at for handles
 /// held by any process ([`Listing::in_use`]).
 ///
+/// Each file is mapped while it is looked at, files of other users too (anyone may put a file
+/// in `/dev/shm`): one that its owner truncates meanwhile makes the read raise `SIGBUS`, which
+/// ends the process unless it installed [`truncation::install`](crate::truncation::install)
+/// (the `mmf` command does). A service that lists channels on a host shared with users it does
+/// not trust installs it, as it does to open their channels.
+///
 /// # Errors
 ///
 /// [`Error::Unsupported`] on a platform without named channels; [`Error::Io`] if the
