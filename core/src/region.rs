@@ -125,8 +125,15 @@ impl Region {
     /// Whether a `SIGBUS` on this mapping was caught (`os/sigbus.rs`): its file was truncated
     /// under it, and pages of it are private zeros now. Always false where no handler is
     /// installed (the process would have died instead).
+    ///
+    /// A compiler fence first: the handler runs on the thread whose access faulted, and the
+    /// flag's Relaxed load must not be moved ahead of the accesses to the mapping before it in
+    /// this thread's program (atomic accesses to other words may be reordered so), or a check
+    /// after a fault would miss it. It emits no instruction.
     #[inline]
     pub(crate) fn tripped(&self) -> bool {
+        #[cfg(not(loom))]
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         #[cfg(not(loom))]
         return self.guard.tripped();
         #[cfg(loom)]
