@@ -56,6 +56,17 @@ impl Drop for Scratch {
 }
 
 /// Microseconds into the hour at which this test binary started naming channels.
+/// A new, empty directory of this run's own in the temporary directory (the caller removes it).
+fn fresh_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mmf-test-{what}-{}-{}",
+        std::process::id(),
+        run_stamp()
+    ));
+    std::fs::create_dir(&dir).unwrap();
+    dir
+}
+
 fn run_stamp() -> u64 {
     static STAMP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *STAMP.get_or_init(|| {
@@ -2017,12 +2028,7 @@ fn a_link_swapped_to_a_fifo_while_opening_never_opens_the_fifo() {
     use std::os::unix::fs::OpenOptionsExt;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
-    let dir = std::env::temp_dir().join(format!(
-        "mmf-test-swap-{}-{}",
-        std::process::id(),
-        run_stamp()
-    ));
-    std::fs::create_dir(&dir).unwrap();
+    let dir = fresh_dir("swap");
     let (real, pipe, link) = (dir.join("real.mmf"), dir.join("pipe"), dir.join("link"));
     drop(Channel::create(Location::file(&real), 64).unwrap());
     let made = std::process::Command::new("mkfifo").arg(&pipe).status();
@@ -2875,12 +2881,7 @@ fn a_stale_channel_written_since_by_a_running_process_is_kept() {
 fn a_replacement_keeps_the_link_the_mode_and_the_owner() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     // In a directory of the test's own that nobody else may write (/tmp anyone may).
-    let dir = std::env::temp_dir().join(format!(
-        "mmf-test-keep-{}-{}",
-        std::process::id(),
-        run_stamp()
-    ));
-    std::fs::create_dir(&dir).unwrap();
+    let dir = fresh_dir("keep");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let real = Scratch {
         location: Location::file(dir.join("real.mmf")),
