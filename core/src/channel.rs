@@ -890,23 +890,19 @@ impl Options {
         let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
         let ch = self.create_at(location, &tmp).map_err(|e| match e {
             // Errors name the channel's own path, not the temporary one.
-            Error::Io {
-                op,
-                path: p,
-                cause: source,
-            } if p == tmp => Error::Io {
+            Error::Io { op, path: p, cause } if p == tmp => Error::Io {
                 op,
                 path: path.clone(),
-                cause: source,
+                cause,
             },
             Error::PermissionDenied {
                 name,
                 path: p,
-                cause: source,
+                cause,
             } if p == tmp => Error::PermissionDenied {
                 name,
                 path: path.clone(),
-                cause: source,
+                cause,
             },
             e => e,
         })?;
@@ -2370,14 +2366,10 @@ pub fn list() -> Result<Vec<Listing>> {
 /// name (where it is not UTF-8, made so with U+FFFD: [`name_is_utf8`] tells), and the path.
 pub(crate) fn shm_files(prefix: &str) -> Result<Vec<(String, PathBuf)>> {
     dir_files(&os::shm_dir(), prefix).map_err(|e| match e {
-        Error::Io {
+        Error::Io { op, path, cause } if cause.kind() == io::ErrorKind::NotFound => Error::Io {
             op,
             path,
-            cause: source,
-        } if source.kind() == io::ErrorKind::NotFound => Error::Io {
-            op,
-            path,
-            cause: missing_shm_dir(source),
+            cause: missing_shm_dir(cause),
         },
         e => e,
     })

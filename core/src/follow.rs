@@ -1010,9 +1010,7 @@ fn zero_header(location: &Location) -> bool {
 fn held_open(location: &Location, meta: &std::fs::Metadata) -> bool {
     match crate::host::in_use(location) {
         Ok(used) => used,
-        Err(Error::Io { cause: source, .. })
-            if source.kind() == std::io::ErrorKind::PermissionDenied =>
-        {
+        Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::PermissionDenied => {
             crate::os::flock_held(meta).unwrap_or(false)
         }
         Err(_) => false,

@@ -239,7 +239,7 @@ impl Stop {
             Arc::downgrade(self.inner.alive.get_or_init(Arc::default)),
         );
         crate::exit_watch::watch(pid, exit, word, alive)
-            .map_err(|source| Error::ProcessWatch { pid, cause: source })?;
+            .map_err(|cause| Error::ProcessWatch { pid, cause })?;
         Ok(())
     }
 
