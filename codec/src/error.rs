@@ -86,7 +86,8 @@ pub enum Error {
     /// A value that does not decode into the requested type.
     #[error(
         "the {tag} value of channel '{name}' (generation {generation}) does not decode as \
-         {ty}: {message}"
+         {}: {message}",
+        ShortType(ty)
     )]
     #[non_exhaustive]
     Decode {
@@ -96,12 +97,43 @@ pub enum Error {
         generation: u64,
         /// Its codec tag.
         tag: Tag,
-        /// The Rust type asked for (`"text (UTF-8)"` for `read_string`, `"JSON text"` for
-        /// `read_json`).
+        /// The Rust type asked for, as [`std::any::type_name`] gives it (`"text (UTF-8)"` for
+        /// `read_string`, `"JSON text"` for `read_json`). The message shows it without the
+        /// standard library's module paths: `Vec<String>`, not
+        /// `alloc::vec::Vec<alloc::string::String>`.
         ty: &'static str,
         /// What did not match, and how to see the value another way.
         message: String,
     },
+}
+
+/// A type's name as [`std::any::type_name`] gives it, shown without the paths of the standard
+/// library's own modules (`std::`, `core::`, `alloc::`), which say nothing to the reader of a
+/// message: `HashMap<String, Vec<u8>>` for
+/// `std::collections::hash::map::HashMap<alloc::string::String, alloc::vec::Vec<u8>>`. The
+/// caller's own types keep their paths, which tell one `Config` from another.
+struct ShortType<'a>(&'a str);
+
+impl std::fmt::Display for ShortType<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while !rest.is_empty() {
+            // A path is a run of identifier characters and colons; what lies between paths
+            // (`<`, `, `, `[`, `; 4]`, `&`, ...) is written as it is.
+            let in_path = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
+            let end = rest.find(|c| !in_path(c)).unwrap_or(rest.len());
+            let (path, after) = rest.split_at(end);
+            let shown = match path.split_once("::") {
+                Some(("std" | "core" | "alloc", _)) => path.rsplit("::").next().unwrap_or(path),
+                _ => path,
+            };
+            f.write_str(shown)?;
+            let gap = after.find(in_path).unwrap_or(after.len());
+            f.write_str(&after[..gap])?;
+            rest = &after[gap..];
+        }
+        Ok(())
+    }
 }
 
 /// "a text", "an empty", "a tag 300": the tag's name with its article, for [`Error::WrongTag`].
@@ -214,3 +246,32 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::ShortType;
+
+    #[test]
+    fn type_names_lose_the_standard_library_paths_only() {
+        let shown = |name: &str| ShortType(name).to_string();
+        assert_eq!(shown(std::any::type_name::<String>()), "String");
+        assert_eq!(
+            shown(std::any::type_name::<
+                std::collections::HashMap<String, Vec<Option<u8>>>,
+            >()),
+            "HashMap<String, Vec<Option<u8>>>"
+        );
+        assert_eq!(
+            shown(std::any::type_name::<(u8, &str, [u16; 4])>()),
+            "(u8, &str, [u16; 4])"
+        );
+        assert_eq!(
+            shown("my_app::config::Config<alloc::string::String>"),
+            "my_app::config::Config<String>"
+        );
+        // Not type paths: left as they are.
+        assert_eq!(shown("text (UTF-8)"), "text (UTF-8)");
+        assert_eq!(shown("JSON text"), "JSON text");
+        assert_eq!(shown(""), "");
+    }
+}
