@@ -71,6 +71,10 @@ impl fmt::Display for Tag {
 
 /// What a read returns beside the bytes: which value it was and how it is encoded.
 ///
+/// Two `Meta`s are equal where every field is, [`retries`](Meta::retries) included, which
+/// describes the read rather than the value: to tell whether two reads saw the same value,
+/// compare their [`generation`](Meta::generation)s.
+///
 /// Non-exhaustive: later versions may tell more of a value (where it came from, say) without
 /// breaking code that reads these fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
