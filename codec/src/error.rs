@@ -116,11 +116,11 @@ struct ShortType<'a>(&'a str);
 
 impl std::fmt::Display for ShortType<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A path is a run of identifier characters and colons; what lies between paths (`<`,
+        // `, `, `[`, `; 4]`, `&`, ...) is written as it is.
+        let in_path = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
         let mut rest = self.0;
         while !rest.is_empty() {
-            // A path is a run of identifier characters and colons; what lies between paths
-            // (`<`, `, `, `[`, `; 4]`, `&`, ...) is written as it is.
-            let in_path = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
             let end = rest.find(|c| !in_path(c)).unwrap_or(rest.len());
             let (path, after) = rest.split_at(end);
             let shown = match path.split_once("::") {
