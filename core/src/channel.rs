@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, Result};
+use crate::error::{explained, Error, Result};
 use crate::frame::{Meta, Tag};
 use crate::layout::*;
 use crate::name::{dir_of, Location, ToLocation};
@@ -2520,8 +2520,8 @@ fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File>
             io::ErrorKind::NotFound if !dir_of(path).exists() => Error::Io {
                 op: "creating",
                 path: path.to_owned(),
-                cause: io::Error::new(
-                    e.kind(),
+                cause: explained(
+                    e,
                     format!(
                         "the directory {} does not exist (a name with a '/' is a file path; \
                          create the directory first, or use a shared-memory name without '/')",
@@ -2531,19 +2531,18 @@ fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File>
             },
             // No room for the file itself, before any block is asked for: the file system
             // has no inode left (a tmpfs's `nr_inodes`), whatever its free space.
-            _ if e.raw_os_error() == Some(libc::ENOSPC) => Error::Io {
-                op: "creating",
-                path: path.to_owned(),
-                cause: io::Error::new(
-                    e.kind(),
-                    format!(
-                        "{e}: the file system has no room for another file, whatever its \
-                         free space (no free inodes? `df -i {}`); remove files there, or give \
-                         it more inodes",
-                        crate::error::shell_quoted(dir_of(path))
-                    ),
-                ),
-            },
+            _ if e.raw_os_error() == Some(libc::ENOSPC) => {
+                let text = format!(
+                    "{e}: the file system has no room for another file, whatever its free space \
+                     (no free inodes? `df -i {}`); remove files there, or give it more inodes",
+                    crate::error::shell_quoted(dir_of(path))
+                );
+                Error::Io {
+                    op: "creating",
+                    path: path.to_owned(),
+                    cause: explained(e, text),
+                }
+            }
             _ => io_error(name, path, "creating", e),
         })
 }
@@ -3071,8 +3070,8 @@ fn missing_shm_dir(e: io::Error) -> io::Error {
     let chosen = std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty());
     // A directory that is there and takes no files (/proc, /sys) says ENOENT too.
     if dir.is_dir() {
-        return io::Error::new(
-            e.kind(),
+        return explained(
+            e,
             format!(
                 "the shared-memory directory {} takes no files (a virtual file system such as \
                  /proc?); {}",
@@ -3090,8 +3089,8 @@ fn missing_shm_dir(e: io::Error) -> io::Error {
     } else {
         "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
     };
-    io::Error::new(
-        e.kind(),
+    explained(
+        e,
         format!(
             "the shared-memory directory {} does not exist ({why})",
             dir.display()
@@ -3110,8 +3109,8 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
         Error::Io {
             op,
             path: path.to_owned(),
-            cause: io::Error::new(
-                e.kind(),
+            cause: explained(
+                e,
                 if path.parent() == Some(os::shm_dir().as_path()) {
                     "it is a symbolic link, which a shared-memory name is never opened through \
                      (something other than mmf put it there)"
@@ -3135,8 +3134,8 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
         Error::Io {
             op,
             path: path.to_owned(),
-            cause: io::Error::new(
-                e.kind(),
+            cause: explained(
+                e,
                 "Too many open files: this process has as many open as its limit allows \
                  (`ulimit -n`); raise the limit, or close files it keeps open",
             ),
@@ -3145,8 +3144,8 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
         Error::Io {
             op,
             path: path.to_owned(),
-            cause: io::Error::new(
-                e.kind(),
+            cause: explained(
+                e,
                 "Cannot allocate memory: this process may not map the channel's whole file (an \
                  address-space limit, `ulimit -v`, below its size, or too little memory)",
             ),
@@ -3175,13 +3174,13 @@ fn sticky(path: &Path, e: io::Error) -> io::Error {
         .map(|m| m.uid())
         .filter(|&uid| uid != os::euid());
     match owner {
-        Some(uid) if dir_sticky => io::Error::new(
-            e.kind(),
-            format!(
-                "{e}: its directory is sticky (mode +t, as /dev/shm and /tmp are), where only \
-                 the file's owner (uid {uid}) or root may remove or replace it"
-            ),
-        ),
+        Some(uid) if dir_sticky => {
+            let text = format!(
+                "{e}: its directory is sticky (mode +t, as /dev/shm and /tmp are), where only the \
+                 file's owner (uid {uid}) or root may remove or replace it"
+            );
+            explained(e, text)
+        }
         _ => e,
     }
 }
@@ -3213,6 +3212,15 @@ mod tests {
         let said =
             |op, errno| io_error("x", path, op, io::Error::from_raw_os_error(errno)).to_string();
         assert!(said("opening", libc::EMFILE).contains("(`ulimit -n`); raise the limit"));
+        // The OS's error stays behind mmf's words, errno and all, for a program to match.
+        let errno = |op, errno| {
+            io_error("x", path, op, io::Error::from_raw_os_error(errno))
+                .os_error()
+                .and_then(io::Error::raw_os_error)
+        };
+        assert_eq!(errno("opening", libc::EMFILE), Some(libc::EMFILE));
+        assert_eq!(errno("mapping", libc::ENOMEM), Some(libc::ENOMEM));
+        assert_eq!(errno("opening", libc::ELOOP), Some(libc::ELOOP));
         assert!(said("mapping", libc::ENOMEM).contains("an address-space limit, `ulimit -v`"));
         // ENOMEM elsewhere is said as the OS says it.
         assert!(!said("opening", libc::ENOMEM).contains("ulimit"));

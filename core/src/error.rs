@@ -8,15 +8,16 @@ use std::path::PathBuf;
 /// channel, a full `/dev/shm`, or a mapping that another process corrupted. None of them leaves a
 /// channel changed: an operation that fails publishes nothing.
 ///
-/// The variants that carry an OS error ([`Io`](Error::Io),
-/// [`PermissionDenied`](Error::PermissionDenied), [`Encode`](Error::Encode),
-/// [`ProcessWatch`](Error::ProcessWatch)) or an allocator's refusal
+/// The variants that carry an I/O error ([`Io`](Error::Io),
+/// [`PermissionDenied`](Error::PermissionDenied) and [`ProcessWatch`](Error::ProcessWatch) the
+/// OS's, [`Encode`](Error::Encode) the fill closure's) or an allocator's refusal
 /// ([`OutOfMemory`](Error::OutOfMemory)) put its text in their own message, so that `{}` alone
 /// says what failed, why and what to do, and keep it in their `cause` field, not as
 /// [`source`](std::error::Error::source): a reporter that prints every cause after the message
 /// (anyhow's `{:#}` and `{:?}`, tracing) would show the same text twice. Match the field, or
 /// take it with [`os_error`](Error::os_error), to tell the OS's errors apart (its
-/// [`kind`](std::io::Error::kind), say).
+/// [`kind`](std::io::Error::kind) or [`raw_os_error`](std::io::Error::raw_os_error), say:
+/// `os_error` gives the OS's own error also where the message tells it in mmf's words).
 ///
 /// The enum and each of its variants with named fields are `#[non_exhaustive]`: match a
 /// variant's fields with `..`, so that a field added later breaks no caller. mmf makes these errors; a
@@ -326,7 +327,8 @@ pub enum Error {
         name: String,
         /// The file behind it.
         path: PathBuf,
-        /// The OS error.
+        /// The OS error (in a sticky directory, said with who may remove the file:
+        /// [`Error::os_error`] gives the OS's own).
         cause: std::io::Error,
     },
     /// A wait for a channel to be created ([`Follower::open`](crate::Follower::open)) that a
@@ -372,7 +374,9 @@ pub enum Error {
         op: &'static str,
         /// The file concerned.
         path: PathBuf,
-        /// The OS error.
+        /// The OS error; where mmf says in its message what it means for a channel ("Too many
+        /// open files: ... raise the limit"), [`Error::os_error`] gives the OS's own, errno and
+        /// all.
         cause: std::io::Error,
     },
 }
@@ -425,15 +429,57 @@ fn is_a_directory(name: &str) -> String {
     }
 }
 
+/// An OS error told in mmf's words: what it means for a channel and what to do, in place of
+/// the OS's few words ("Too many open files"), which a `cause` shows in its message. The OS's
+/// error stays inside, with its errno, for [`Error::os_error`].
+#[derive(Debug)]
+pub(crate) struct Explained {
+    os: std::io::Error,
+    text: String,
+}
+
+/// `os`, of the same kind, saying `text` when shown ([`Explained`]).
+pub(crate) fn explained(os: std::io::Error, text: impl Into<String>) -> std::io::Error {
+    let kind = os.kind();
+    std::io::Error::new(
+        kind,
+        Explained {
+            os,
+            text: text.into(),
+        },
+    )
+}
+
+impl Explained {
+    /// The OS's own error in `cause`: the one it explains, where it is an [`Explained`].
+    fn os_of(cause: &std::io::Error) -> &std::io::Error {
+        cause
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Explained>())
+            .map_or(cause, |x| &x.os)
+    }
+}
+
+impl std::fmt::Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+// No `source()`: the text already says what the OS said, where it matters.
+impl std::error::Error for Explained {}
+
 /// The end of [`Channel::recover`](crate::Channel::recover)'s error when the current value is
 /// damaged and no earlier one is whole.
 pub(crate) const NOTHING_WHOLE: &str =
     "no earlier value is whole in any slot or in the header; publish a new one";
 
 impl Error {
-    /// The OS error behind this one: the `cause` of [`Io`](Error::Io),
-    /// [`PermissionDenied`](Error::PermissionDenied), [`Encode`](Error::Encode) and
-    /// [`ProcessWatch`](Error::ProcessWatch); `None` for every other error.
+    /// The I/O error behind this one: the OS's own for [`Io`](Error::Io),
+    /// [`PermissionDenied`](Error::PermissionDenied) and [`ProcessWatch`](Error::ProcessWatch)
+    /// (with its `raw_os_error()`, say `EMFILE`, also where the message says in mmf's words what
+    /// it means and what to do), the fill closure's for [`Encode`](Error::Encode); `None` for
+    /// every other error.
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("os-error-doc-{}", std::process::id()));
@@ -448,7 +494,7 @@ impl Error {
             Error::Io { cause, .. }
             | Error::PermissionDenied { cause, .. }
             | Error::Encode { cause, .. }
-            | Error::ProcessWatch { cause, .. } => Some(cause),
+            | Error::ProcessWatch { cause, .. } => Some(Explained::os_of(cause)),
             _ => None,
         }
     }

@@ -2241,6 +2241,13 @@ fn a_file_path_in_a_missing_directory_says_which() {
         )),
         "{err}"
     );
+    // The message is mmf's; the OS's error is still there for a program to match.
+    let os = err.os_error().expect("an OS error");
+    assert_eq!(
+        (os.kind(), os.raw_os_error()),
+        (std::io::ErrorKind::NotFound, Some(libc::ENOENT)),
+        "{err}"
+    );
 }
 
 /// Whoever may read a channel's file may hold an exclusive `flock` on it for as long as they
