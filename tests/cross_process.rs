@@ -342,6 +342,21 @@ fn close_says_whether_it_removed_the_channel() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "notes");
     std::fs::remove_file(&path).unwrap();
 
+    // Its own file, whose magic number another program overwrote: still its own, removed.
+    let ch = options.create(&file).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
+        b"scribble",
+        0,
+    )
+    .unwrap();
+    assert!(matches!(
+        Channel::remove(&file),
+        Err(mmf::channel::Error::WrongMagic { .. })
+    ));
+    assert!(ch.close().unwrap(), "its own file is removed");
+    assert!(!path.exists());
+
     // An immutable file refuses its removal, root's too.
     let ch = options.create(&file).unwrap();
     let fixed = std::process::Command::new("chattr")

@@ -288,7 +288,8 @@ impl Options {
     /// existing channel with these options never removes it. Only if the name still leads to
     /// this handle's channel (one made anew under it since is left alone), only in the process
     /// that made the handle (a child made by `fork` that drops its copy leaves it), and as best
-    /// effort: a removal that fails is not reported. Nothing is removed where nothing is
+    /// effort: a drop cannot report a removal that fails; [`Channel::close`] drops the handle
+    /// and says how its removal went. Nothing is removed where nothing is
     /// dropped: a process killed by a signal, one that ends with `std::process::exit` or
     /// aborts (`panic = "abort"` too), a handle leaked or kept in a `static`; `mmf prune`
     /// removes what such processes leave once no process holds it.
@@ -1127,7 +1128,8 @@ impl Channel {
     /// ([`Options::remove_on_drop`]) removes it now and says how that went, which a drop cannot:
     /// `Ok(true)` if it removed the channel, `Ok(false)` if there was nothing for it to remove
     /// (a handle without `remove_on_drop`, one of another process, or a name that no longer
-    /// leads to this channel: removed, or made anew, since).
+    /// leads to this channel: removed, or made anew, since). Its own file (the same device and
+    /// inode) is removed whatever another program wrote over it since, as its drop removes it.
     ///
     /// ```
     /// use mmf::{Channel, Options};
@@ -2616,13 +2618,36 @@ pub(crate) fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>)
         return Ok(false);
     };
     let name = location.to_string();
-    let checked = check_replaceable(location, &path, &name)?;
+    // The file under the name now, looked at as `unlink_same` looks (not through a link under
+    // the shared-memory directory), is `expect`'s.
+    let is_expected = |expect: &std::fs::Metadata| {
+        match location {
+            Location::Shm(_) => std::fs::symlink_metadata(&path),
+            _ => std::fs::metadata(&path),
+        }
+        .is_ok_and(|now| same_file(&now, expect))
+    };
+    let checked = match check_replaceable(location, &path, &name) {
+        Ok(checked) => checked,
+        // A handle's own file is removed whatever another program wrote over its start: it
+        // is the same file (device and inode, which the handle's open file keeps from being
+        // reused), not a file that a typo named.
+        Err(Error::WrongMagic { .. } | Error::NotAChannel { .. })
+            if expect.is_some_and(is_expected) =>
+        {
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let held = open_retiring(location, &path);
     if let Some(expect) = expect {
-        let ours = held
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .is_some_and(|m| same_file(&m, expect));
+        // Told by the file opened where it opens (the name may be another's by the time a
+        // look at the name is made), else, where this process may not open it (its mode
+        // changed since), by a look at the name; `unlink_same` makes sure of it again.
+        let ours = match held.as_ref().map(File::metadata) {
+            Some(Ok(m)) => same_file(&m, expect),
+            _ => is_expected(expect),
+        };
         if !ours {
             return Ok(false);
         }
