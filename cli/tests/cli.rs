@@ -5321,6 +5321,15 @@ fn files_no_channel_can_be_named_are_listed_and_skipped_by_prune() {
         errors[1].0 == "bad\u{fffd}" && errors[1].1.contains("it is not UTF-8"),
         "{errors:?}"
     );
+    // The name as listed is no channel's: no channel can be made under it, and its removal is
+    // refused, where it would have removed a channel of that name.
+    fails(
+        &e.run(&["new", "bad\u{fffd}", "--size", "64"]),
+        2,
+        "it contains U+FFFD",
+    );
+    fails(&e.run(&["remove", "bad\u{fffd}"]), 2, "it contains U+FFFD");
+    assert!(not_utf8.exists());
     let out = e.run(&["prune"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");

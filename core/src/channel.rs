@@ -2289,7 +2289,9 @@ pub enum Origin {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Listing {
-    /// Name of the channel (without the file prefix).
+    /// Name of the channel (without the file prefix). For a file whose name is not UTF-8, that
+    /// name made readable with U+FFFD, which no channel's name contains, so it never leads to
+    /// another channel; its [`info`](Listing::info) is then [`Error::InvalidName`].
     pub name: String,
     /// Its header, or why it could not be read (e.g. corrupt, another user's).
     pub info: Result<Info>,

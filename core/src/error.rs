@@ -26,7 +26,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A channel name that the OS cannot hold or that would escape the shared-memory directory.
-    #[error("invalid channel name {name:?}: {reason}; use 1 to {max} bytes of UTF-8 (ASCII characters are one byte each) other than '/', NUL and control characters", max = crate::name::MAX_NAME_LEN)]
+    #[error("invalid channel name {name:?}: {reason}; use 1 to {max} bytes of UTF-8 (ASCII characters are one byte each) other than '/', NUL, control characters and U+FFFD", max = crate::name::MAX_NAME_LEN)]
     #[non_exhaustive]
     InvalidName {
         /// The name as given.

@@ -388,7 +388,9 @@ impl<T: ToLocation + ?Sized> ToLocation for &mut T {
 }
 
 /// Checks a shared-memory channel name: 1 to [`MAX_NAME_LEN`] bytes, no `/`, no NUL, no control
-/// characters, and not `.` or `..`.
+/// characters, no U+FFFD (the replacement character, with which [`list`](crate::list) shows
+/// file names that are not UTF-8: so a name shown with it is never another channel's), and not
+/// `.` or `..`.
 ///
 /// # Errors
 ///
@@ -414,6 +416,12 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
     if name.chars().any(char::is_control) {
         return bad("it contains a control character");
+    }
+    if name.contains(char::REPLACEMENT_CHARACTER) {
+        return bad(
+            "it contains U+FFFD, the replacement character, which stands for bytes that are not \
+             UTF-8 where a file name is shown",
+        );
     }
     if name == "." || name == ".." {
         return bad("it is a directory name");

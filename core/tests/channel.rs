@@ -674,7 +674,7 @@ fn openers_racing_a_creator_never_see_a_half_made_channel() {
 
 #[test]
 fn invalid_names_are_refused_before_touching_the_os() {
-    for bad in ["", "a/b", "x\0y", "..", &"n".repeat(300)] {
+    for bad in ["", "a/b", "x\0y", "..", &"n".repeat(300), "bad\u{fffd}"] {
         // A '/' makes it a path; "a/b" is then a file in a missing directory.
         match Channel::create(bad, 8) {
             Err(Error::InvalidName { .. }) => {}
@@ -685,7 +685,7 @@ fn invalid_names_are_refused_before_touching_the_os() {
     let err = Channel::open("").unwrap_err();
     assert!(err.to_string().contains("invalid channel name"), "{err}");
     // Nor can they be built as `Location::Shm` directly: a `ShmName` is checked when made.
-    for bad in ["", "a/b", "x\0y", "..", &"n".repeat(300)] {
+    for bad in ["", "a/b", "x\0y", "..", &"n".repeat(300), "bad\u{fffd}"] {
         assert!(
             matches!(ShmName::new(bad), Err(Error::InvalidName { .. })),
             "{bad:?}"
