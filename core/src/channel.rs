@@ -2811,9 +2811,10 @@ pub(crate) fn mark_retired(file: &File) {
 /// resolved once, without opening what it leads to (`O_PATH`); what that is gets looked at, and
 /// a regular file is then opened through the handle (`/proc/self/fd`), so that a link swapped in
 /// between cannot lead the open elsewhere. For anything else the handle itself is returned,
-/// good for `metadata()` alone: every caller checks what it opened with [`regular_file`] (a
-/// caller that reads or maps it instead fails with `EBADF`). Elsewhere the path is opened as it
-/// is: [`not_special`] looked first, which a swapped link can still get past.
+/// good for `metadata()` alone: a read, write or map of it fails with `EBADF`, and the callers
+/// that use what they opened check it with [`regular_file`] (or `is_file`) first. Elsewhere
+/// (another system, or Linux without `/proc`) the path is opened as it is, non-blocking: a
+/// caller's look with [`not_special`] before it can be got past by a link swapped in between.
 ///
 /// `O_NONBLOCK` (which regular files ignore) because anyone may plant a FIFO under a name in
 /// `/dev/shm`: opening one would block until a writer came, and `mmf list` with it. `O_NOCTTY`

@@ -989,6 +989,11 @@ fn zero_header(location: &Location) -> bool {
     let Ok(mut file) = crate::channel::open_existing(location, &path, false) else {
         return false;
     };
+    // No channel being made: a FIFO or device (which reads nothing, or zeros, where the
+    // system has no `O_PATH` to keep it unopened).
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     while got < head.len() {
         match file.read(&mut head[got..]) {
             Ok(0) => break,

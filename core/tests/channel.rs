@@ -2028,6 +2028,12 @@ fn a_link_swapped_to_a_fifo_while_opening_never_opens_the_fifo() {
     use std::os::unix::fs::OpenOptionsExt;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+    if !std::path::Path::new("/proc/self/fd").is_dir() {
+        // Without /proc the open falls back to the path, which a swap can lead elsewhere
+        // (`open_existing` says so): nothing here to test.
+        eprintln!("SKIPPED: /proc is not mounted");
+        return;
+    }
     let dir = fresh_dir("swap");
     let (real, pipe, link) = (dir.join("real.mmf"), dir.join("pipe"), dir.join("link"));
     drop(Channel::create(Location::file(&real), 64).unwrap());
