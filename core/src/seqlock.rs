@@ -50,8 +50,7 @@ pub(crate) fn end_write(seq: &AtomicU64, odd: u64) {
 /// Starts an optimistic read: the even stamp, or `None` while a write is in progress.
 #[inline]
 pub(crate) fn read_begin(seq: &AtomicU64) -> Option<u64> {
-    let s = seq.load(Ordering::Relaxed);
-    fence(Ordering::Acquire);
+    let s = crate::sync::load_acquire(seq);
     s.is_multiple_of(2).then_some(s)
 }
 

@@ -229,8 +229,7 @@ impl Snapshot {
     /// read-only mappings).
     pub(crate) fn read_fields(region: &Region) -> HeaderFields {
         let r = |i: usize| region.word(i).load(Ordering::Relaxed);
-        let magic = r(H_MAGIC);
-        crate::sync::fence(Ordering::Acquire);
+        let magic = crate::sync::load_acquire(region.word(H_MAGIC));
         HeaderFields {
             magic,
             version: r(H_VERSION),
@@ -259,9 +258,7 @@ impl Snapshot {
     /// The generation of the newest value: one atomic load.
     #[inline]
     pub(crate) fn generation(&self) -> u64 {
-        let l = self.region.word(H_LATEST).load(Ordering::Relaxed);
-        crate::sync::fence(Ordering::Acquire);
-        split_latest(l).0
+        split_latest(crate::sync::load_acquire(self.region.word(H_LATEST))).0
     }
 
     /// Generation, tag and length of the latest value, without copying it (for `info`), or
@@ -336,8 +333,7 @@ impl Snapshot {
     /// store before that fence: an odd or changing stamp proves nothing ([`Look::Unsettled`]).
     pub(crate) fn look_latest(&self) -> Look {
         let l = &self.layout;
-        let latest = self.region.word(H_LATEST).load(Ordering::Relaxed);
-        crate::sync::fence(Ordering::Acquire);
+        let latest = crate::sync::load_acquire(self.region.word(H_LATEST));
         let (gen, slot) = split_latest(latest);
         let stayed = || {
             crate::sync::fence(Ordering::Acquire);
@@ -369,8 +365,7 @@ impl Snapshot {
             };
         }
         let seq = self.region.word(l.slot(slot, F_SEQ));
-        let s1 = seq.load(Ordering::Relaxed);
-        crate::sync::fence(Ordering::Acquire);
+        let s1 = crate::sync::load_acquire(seq);
         let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
         let (fgen, len, tag) = (field(F_GEN), field(F_LEN), field(F_TAG));
         let desc = self.descriptor(gen);
@@ -1155,8 +1150,7 @@ impl Snapshot {
     /// callgrind), 10-15 ns a read between two threads on the two CPUs (BENCHMARKS.md, History).
     #[inline(always)]
     pub(crate) fn read_inline(&self, buf: &mut Vec<u8>) -> Result<Meta, Miss> {
-        let latest = self.fixed()[H_LATEST].load(Ordering::Relaxed);
-        crate::sync::fence(Ordering::Acquire);
+        let latest = crate::sync::load_acquire(&self.fixed()[H_LATEST]);
         let (gen, slot) = split_latest(latest);
         if slot >= self.layout.slots && slot != NO_SLOT {
             return Err(Miss::Elsewhere);
@@ -1338,8 +1332,7 @@ impl Snapshot {
                     }
                 }
                 None => {
-                    let l = latest_word.load(Ordering::Relaxed);
-                    crate::sync::fence(Ordering::Acquire);
+                    let l = crate::sync::load_acquire(latest_word);
                     let (gen, slot) = split_latest(l);
                     if slot == NO_SLOT {
                         self.read_header_only(l, buf)
