@@ -1147,6 +1147,12 @@ impl Channel {
     /// refuses the removal (an immutable file, a read-only file system). The handle is dropped
     /// all the same, and the channel stays under its name.
     pub fn close(mut self) -> Result<bool> {
+        self.remove_own()
+    }
+
+    /// What [`close`](Channel::close) and the drop do to the channel: remove it if this handle
+    /// is to ([`Options::remove_on_drop`], in the process that made it), once.
+    fn remove_own(&mut self) -> Result<bool> {
         if self.remove_on_drop.take() != Some(std::process::id()) {
             return Ok(false);
         }
@@ -2132,12 +2138,8 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if self.remove_on_drop == Some(std::process::id()) {
-            // Best effort (see `Options::remove_on_drop`): a drop cannot report.
-            if let Some(mine) = self.snap.liveness.file().and_then(|f| f.metadata().ok()) {
-                let _ = remove_if(&self.location, Some(&mine));
-            }
-        }
+        // Best effort (see `Options::remove_on_drop`): a drop cannot report.
+        let _ = self.remove_own();
         // Before the mapping goes: the notifier thread must not touch it afterwards.
         #[cfg(feature = "async")]
         crate::notify::forget_channel(std::ptr::from_ref(self.latest_word()) as usize);
