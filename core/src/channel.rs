@@ -1121,7 +1121,7 @@ impl Channel {
     ///   directory such as `/dev/shm`, whose sticky bit lets only its owner remove it), or
     ///   another file was put under the path while it was checked.
     pub fn remove(location: impl ToLocation) -> Result<()> {
-        remove_if(&*location.to_location()?, None).map(drop)
+        remove_if(&*location.to_location()?, Expect::Any).map(drop)
     }
 
     /// Drops this handle, and for one whose drop would remove its channel
@@ -1162,7 +1162,7 @@ impl Channel {
         let mine = file
             .metadata()
             .map_err(|e| io_error(&self.location.to_string(), &path, "inspecting", e))?;
-        match remove_if(&self.location, Some(&mine)) {
+        match remove_if(&self.location, Expect::Own(&mine)) {
             // The name leads to nothing, or (a file path) to what is no channel: not this one.
             Err(
                 Error::NotFound { .. }
@@ -2612,14 +2612,33 @@ fn lock_shared_by(
 /// `init_timeout`: longer than any of mmf's own.
 const LOCK_GRACE: Duration = Duration::from_millis(50);
 
-/// [`Channel::remove`]; with `expect`, only if the name leads to that file (device
-/// and inode) when it is opened for the removal: a handle's own channel, not one made anew
-/// under the name since, nor one renamed over the name before the unlink ([`unlink_same`]):
-/// `Ok(false)` then. Without `expect`, a file path is removed only if it is the file checked
-/// to be a channel (else [`Error::Io`]).
-pub(crate) fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>) -> Result<bool> {
+/// Which file [`remove_if`] may remove.
+#[derive(Clone, Copy)]
+pub(crate) enum Expect<'a> {
+    /// The channel under the name ([`Channel::remove`]).
+    Any,
+    /// Only the file of this metadata (device and inode), which the caller found under the name
+    /// and checked no further: still refused where it holds no channel.
+    Found(&'a std::fs::Metadata),
+    /// Only a handle's own file, of this metadata: removed whatever was written over its
+    /// start, as it is the handle's own (the device and inode, which the handle's open file
+    /// keeps from being reused), not a file that a typo named.
+    Own(&'a std::fs::Metadata),
+}
+
+/// [`Channel::remove`]; with a file to expect ([`Expect::Found`], [`Expect::Own`]), only if
+/// the name leads to that file (device and inode) when it is opened for the removal: not one
+/// made anew under the name since, nor one renamed over the name before the unlink
+/// ([`unlink_same`]): `Ok(false)` then. With [`Expect::Any`], a file path is removed only if it
+/// is the file checked to be a channel (else [`Error::Io`]).
+pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool> {
     let Some(path) = location.path() else {
         return Ok(false);
+    };
+    let (expect, own) = match expect {
+        Expect::Any => (None, false),
+        Expect::Found(meta) => (Some(meta), false),
+        Expect::Own(meta) => (Some(meta), true),
     };
     let name = location.to_string();
     // The file under the name now, looked at as `unlink_same` looks (not through a link under
@@ -2633,11 +2652,10 @@ pub(crate) fn remove_if(location: &Location, expect: Option<&std::fs::Metadata>)
     };
     let checked = match check_replaceable(location, &path, &name) {
         Ok(checked) => checked,
-        // A handle's own file is removed whatever another program wrote over its start: it
-        // is the same file (device and inode, which the handle's open file keeps from being
-        // reused), not a file that a typo named.
+        // A handle's own file is removed whatever another program wrote over its start
+        // (`Expect::Own`).
         Err(Error::WrongMagic { .. } | Error::NotAChannel { .. })
-            if expect.is_some_and(is_expected) =>
+            if own && expect.is_some_and(is_expected) =>
         {
             None
         }

@@ -220,7 +220,8 @@ fn remove_if(
         }
     }
     // Only this file: one renamed over the name meanwhile is left there (`Ok(false)`).
-    crate::channel::remove_if(location, Some(&meta)) // the lock goes with `file`
+    // The file found, not a handle's own: still refused where it holds no channel.
+    crate::channel::remove_if(location, crate::channel::Expect::Found(&meta)) // the lock goes with `file`
 }
 
 /// The creator's and the last writer's words (FORMAT.md §4) as the header of the channel file

@@ -2819,6 +2819,38 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
     );
 }
 
+/// A file path that holds no channel is refused by the removals of unused channels, as by
+/// `Channel::remove`: a typo must not delete a file (a review found them deleting any file
+/// once a handle's own file was let through whatever its magic).
+#[test]
+fn removals_of_unused_channels_never_delete_what_is_no_channel() {
+    let dir = fresh_dir("unused-not-channels");
+    for (file, contents) in [
+        ("notes.txt", &b"some notes"[..]),
+        ("empty", &b""[..]),
+        ("zeros", &[0u8; 64][..]),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, contents).unwrap();
+        for stale in [false, true] {
+            let removed = if stale {
+                mmf_core::host::remove_stale(Location::file(&path), Duration::ZERO)
+            } else {
+                mmf_core::host::remove_unused(Location::file(&path), Duration::ZERO)
+            };
+            assert!(
+                matches!(
+                    removed,
+                    Err(Error::WrongMagic { .. } | Error::NotAChannel { .. })
+                ),
+                "{file}: {removed:?}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), contents, "{file} kept");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `mmf prune` judges a channel abandoned from a listing, then removes it under its lock
 /// (`host::remove_stale`), which reads the header's creator and last writer again: a process
 /// that opened the channel, published and closed it in between, and still runs, keeps it.
