@@ -756,23 +756,27 @@ struct KeepError<W> {
 
 impl<W: io::Write> io::Write for KeepError<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.write(buf).inspect_err(|e| self.keep(e))
+        self.out.write(buf).map_err(|e| self.keep(e))
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.out.write_all(buf).inspect_err(|e| self.keep(e))
+        self.out.write_all(buf).map_err(|e| self.keep(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush().inspect_err(|e| self.keep(e))
+        self.out.flush().map_err(|e| self.keep(e))
     }
 }
 
 impl<W> KeepError<W> {
-    fn keep(&mut self, e: &io::Error) {
+    /// Keeps `e` itself (its errno too) if it is the first, and gives the serializer a copy of
+    /// its kind and text.
+    fn keep(&mut self, e: io::Error) -> io::Error {
+        let handed = io::Error::new(e.kind(), e.to_string());
         if self.error.is_none() {
-            self.error = Some(io::Error::new(e.kind(), e.to_string()));
+            self.error = Some(e);
         }
+        handed
     }
 }
 
@@ -1154,12 +1158,15 @@ fn write_base64<W: io::Write + ?Sized>(bytes: &[u8], out: &mut W) -> io::Result<
 mod tests {
     use super::*;
 
+    /// `EPIPE` (Linux, the BSDs and macOS alike).
+    const EPIPE: i32 = 32;
+
     /// A writer whose reader has gone, as a closed pipe is.
     struct Closed;
 
     impl io::Write for Closed {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::ErrorKind::BrokenPipe.into())
+            Err(io::Error::from_raw_os_error(EPIPE))
         }
 
         fn flush(&mut self) -> io::Result<()> {
@@ -1167,7 +1174,7 @@ mod tests {
         }
     }
 
-    /// A failed write is `Error::Write` with the OS error's kind, from every function that
+    /// A failed write is `Error::Write` with the OS error, from every function that
     /// writes to a caller's writer: `write_json_as_msgpack` made it `Encode` text, so a caller
     /// could not tell a closed pipe from JSON it refused.
     #[test]
@@ -1179,10 +1186,11 @@ mod tests {
             write_msgpack_as_json_pretty(&[0x91, 0x01], Closed),
         ]
         .map(|r| match r {
-            Err(Error::Write(e)) => Some(e.kind()),
+            Err(Error::Write(e)) => Some((e.kind(), e.raw_os_error())),
             _ => None,
         });
-        assert_eq!(kinds, [Some(io::ErrorKind::BrokenPipe); 4]);
+        // The OS's error itself, errno and all.
+        assert_eq!(kinds, [Some((io::ErrorKind::BrokenPipe, Some(EPIPE))); 4]);
     }
 
     #[test]
