@@ -767,9 +767,13 @@ impl Options {
                                 Duration::from_secs(1),
                             ) {
                                 Leftover::Gone => {}
-                                Leftover::Kept => {
-                                    return self.open(location).map(|ch| (ch, Origin::Existing))
-                                }
+                                // Kept by this look (held by an opener, say, for longer than
+                                // the lock is waited for), yet removed by another process
+                                // before the open below: look again, as after `Gone`.
+                                Leftover::Kept => match self.open(location) {
+                                    Err(Error::NotFound { .. }) => {}
+                                    other => return other.map(|ch| (ch, Origin::Existing)),
+                                },
                                 Leftover::NotOurs => return Err(e),
                             }
                         }

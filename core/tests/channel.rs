@@ -3190,6 +3190,29 @@ fn a_pid_taken_by_a_later_process_is_not_the_creator_nor_the_last_writer() {
     later.wait().unwrap();
 }
 
+/// A file that `open_or_create` keeps (young here; in a CI run, held by another thread's open
+/// for longer than the lock is waited for) and that is removed before the open that follows
+/// is looked at again and created anew: the open's NotFound was returned as the call's error,
+/// which failed `open_or_create_replaces_only_what_a_dead_creator_left` once in CI.
+#[test]
+fn open_or_create_looks_again_where_a_kept_file_goes_before_its_open() {
+    let left = Scratch::new("shm");
+    std::fs::write(left.path(), b"").unwrap();
+    let mut o = Options::new();
+    o.capacity(64).init_timeout(Duration::from_millis(700));
+    let made = std::thread::scope(|s| {
+        let made = s.spawn(|| o.open_or_create_with_origin(left.name()));
+        // The first open waits 700 ms for the file to become a channel, then the file is
+        // kept (younger than a second), and a second open waits until 1.4 s: the file goes
+        // in the middle of that one.
+        std::thread::sleep(Duration::from_millis(1050));
+        std::fs::remove_file(left.path()).unwrap();
+        made.join().unwrap()
+    });
+    let (ch, origin) = made.unwrap();
+    assert_eq!((origin, ch.capacity()), (Origin::Created, 64));
+}
+
 /// What a creator that died before its channel was ready leaves in shared memory (an empty
 /// file, or one of zeros once it had reserved the space) is replaced by `open_or_create` once
 /// nobody holds it and it has not changed for a second; a younger one is refused as before (its
