@@ -6,6 +6,10 @@
 //!   against a plain `copy_from_slice` (memcpy), by size;
 //! - MessagePack (rmp-serde, structs as maps, as mmf stores them) against serde_json, encoding
 //!   and decoding a realistic object, and `ChannelExt::publish` / `read` of the same object;
+//! - the JSON transcoding that `mmf out --json` and `mmf read --json` do
+//!   (`json_to_msgpack`, `msgpack_to_json`), checks and all, against a bare
+//!   `serde_json::Value` round trip through rmp-serde (one parse, no checks), on the object
+//!   above and on a hundred of them;
 //! - how long a follower asleep on a channel takes to see its writer's restart;
 //! - how long a `Stop` takes to end a wait: turned by another thread (against the wake of a
 //!   publish), and turned by a worker process's exit (against `waitpid` of the same worker, and
@@ -520,6 +524,41 @@ fn codecs(c: &mut Criterion) {
     g.finish();
 }
 
+/// JSON text to MessagePack and back as mmf does it (`mmf_codec::json`: no key given twice, no
+/// integer beyond 64 bits made a float, nesting bounded, each checked before anything is
+/// written), against the bare round trip through `serde_json::Value` that checks none of it:
+/// what those checks, and the passes over the text they take, cost.
+fn transcoding(c: &mut Criterion) {
+    let one = serde_json::to_string(&sample_process()).expect("json");
+    let many = serde_json::to_string(&vec![sample_process(); 100]).expect("json");
+    let mut g = c.benchmark_group("transcode");
+    for (what, text) in [("one", &one), ("hundred", &many)] {
+        let msgpack = mmf_codec::json::json_to_msgpack(text).expect("transcode");
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(format!("json_to_msgpack_{what}_{}B", text.len()), |b| {
+            b.iter(|| mmf_codec::json::json_to_msgpack(black_box(text)).expect("transcode"))
+        });
+        g.bench_function(format!("bare_json_to_msgpack_{what}"), |b| {
+            b.iter(|| {
+                let value: serde_json::Value =
+                    serde_json::from_str(black_box(text)).expect("parse");
+                rmp_serde::to_vec(&value).expect("encode")
+            })
+        });
+        g.bench_function(format!("msgpack_to_json_{what}"), |b| {
+            b.iter(|| mmf_codec::json::msgpack_to_json(black_box(&msgpack)).expect("transcode"))
+        });
+        g.bench_function(format!("bare_msgpack_to_json_{what}"), |b| {
+            b.iter(|| {
+                let value: serde_json::Value =
+                    rmp_serde::from_slice(black_box(&msgpack)).expect("decode");
+                serde_json::to_string(&value).expect("render")
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -530,6 +569,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = channel_ops, copies, codecs, restarts, stops
+    targets = channel_ops, copies, codecs, transcoding, restarts, stops
 }
 criterion_main!(micro);
