@@ -781,9 +781,10 @@ fn try_open(location: &Location, options: &Options) -> Result<Channel> {
         Err(Error::PermissionDenied { .. }) if !options.is_read_only() => {
             options.read_only(true).open(location)
         }
-        Err(Error::Io {
-            cause: ref source, ..
-        }) if source.raw_os_error() == Some(libc::EROFS) && !options.is_read_only() => {
+        Err(ref e)
+            if e.os_error().and_then(std::io::Error::raw_os_error) == Some(libc::EROFS)
+                && !options.is_read_only() =>
+        {
             options.read_only(true).open(location)
         }
         other => other,

@@ -18,14 +18,10 @@
 //! # Ok::<(), mmf::channel::Error>(())
 //! ```
 //!
-//! The examples name items as the facade crate `mmf` re-exports them, which is how most
-//! programs use this crate: `mmf::Channel` is this crate's [`Channel`], and
-//! `mmf::channel::Error` its [`Error`] (`mmf::Error` is `mmf-codec`'s).
-//!
 //! Most programs depend on the facade crate `mmf`, which re-exports everything here (and the
-//! typed reads of `mmf-codec`): in its documentation and in your code these items are
-//! `mmf::Channel`, `mmf::Follower`, `mmf::Stop` (or `use mmf::prelude::*;`), and this crate's
-//! [`Error`] is `mmf::channel::Error`, the names the examples use.
+//! typed reads of `mmf-codec`): in its documentation, in your code and in the examples here
+//! these items are `mmf::Channel`, `mmf::Follower`, `mmf::Stop` (or `use mmf::prelude::*;`),
+//! and this crate's [`Error`] is `mmf::channel::Error` (`mmf::Error` is `mmf-codec`'s).
 //!
 //! # How it works
 //!

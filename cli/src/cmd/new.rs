@@ -188,14 +188,16 @@ fn name_taken(location: &Location) -> anyhow::Error {
                  file?); choose another name, or ask its owner"
                     .into(),
             ),
-            Err(E::Io {
-                cause: ref source, ..
-            }) if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem => (
-                exit::EXISTS,
-                "a channel on a read-only file system, where it can be neither written nor \
+            Err(E::Io { ref cause, .. })
+                if cause.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            {
+                (
+                    exit::EXISTS,
+                    "a channel on a read-only file system, where it can be neither written nor \
                      replaced; choose a channel elsewhere"
-                    .into(),
-            ),
+                        .into(),
+                )
+            }
             // A channel this user may use, with the --force / --exist-ok advice; also where
             // `create` found it still being made (the race of several `new`s for one name).
             _ => {
