@@ -127,6 +127,18 @@ static N: PerProcess<Notifier> = PerProcess::new();
 /// notifier hands out again (the child would then remove or replace its own registration).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A channel's `latest` word as a waiter loads it: SeqCst where the waiter may be counted in
+/// the header (the count's protocol with writers, see `snapshot.rs`), else Relaxed plus an
+/// Acquire fence (`load_acquire`), the only load sound on a read-only mapping, where no waiter
+/// is counted.
+fn load_latest(word: &AtomicU64, counted: bool) -> u64 {
+    if counted {
+        word.load(Ordering::SeqCst)
+    } else {
+        crate::sync::load_acquire(word)
+    }
+}
+
 /// This process's notifier, with its thread running. A thread that cannot be started (no
 /// threads left) panics the poll; the next poll tries again. No future is registered in a
 /// notifier before its thread runs: other polls wait on `starting` for the one starting it,
@@ -287,14 +299,7 @@ impl Notifier {
                     // SAFETY: see `Registration::word`: we hold the lock, so the channel is
                     // mapped (a timer's registration has no word, and reads nothing).
                     let word = unsafe { &*(w as *const AtomicU64) };
-                    // SeqCst for a counted waiter (the count's protocol with writers, see
-                    // `snapshot.rs`); a registration that is not counted may be on a read-only
-                    // mapping, where only a Relaxed load is sound (`load_acquire`).
-                    if r.counted {
-                        word.load(Ordering::SeqCst)
-                    } else {
-                        crate::sync::load_acquire(word)
-                    }
+                    load_latest(word, r.counted)
                 });
                 // A tripped channel's word may read as it did (0 before the first value, or a
                 // header page still in the file): wake it anyway. The notifier looks at least
@@ -491,14 +496,8 @@ impl Waiting {
         mark: Option<u64>,
         cx: &mut Context<'_>,
     ) -> Poll<u64> {
-        // SeqCst where this poll may count a waiter (a writable handle, see `snapshot.rs`); a
-        // read-only mapping takes only a Relaxed load soundly (`load_acquire`), and a read-only
-        // handle is never counted.
-        let latest = if ch.is_read_only() {
-            crate::sync::load_acquire(ch.latest_word())
-        } else {
-            ch.latest_word().load(Ordering::SeqCst)
-        };
+        // A read-only handle is never counted; a writable one may be.
+        let latest = load_latest(ch.latest_word(), !ch.is_read_only());
         let g = split_latest(latest).0;
         if g > since {
             self.unregister(ch);
