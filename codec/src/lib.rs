@@ -614,7 +614,7 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
                             }
                         }
                         Err(e) => return Err(mismatch(&at(&e))),
-                        Ok(_) => return Err(mismatch(&e)),
+                        Ok(_) => return Err(mismatch(&said(&e))),
                     }
                 }
             };
@@ -674,11 +674,44 @@ const TEXT_KEYS: &str = "a map key of the wrong kind (JSON's keys are text: a ma
 /// A typed read's error with the field it happened at, where it was not the value itself:
 /// `map.<key>: invalid type ...` (a struct with many fields, or a map keyed by integers that
 /// came as JSON strings, is otherwise a hunt).
-fn at<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
+fn at<E: std::error::Error + 'static>(e: &serde_path_to_error::Error<E>) -> String {
+    let inner = said(e.inner());
     match e.path().to_string().as_str() {
-        "." => e.inner().to_string(),
-        path => format!("at {path}: {}", e.inner()),
+        "." => inner,
+        path => format!("at {path}: {inner}"),
     }
+}
+
+/// A decoder's error as a message tells it: its own text, but for rmp-serde's
+/// [`TypeMismatch`](rmp_serde::decode::Error::TypeMismatch), which it words in its own terms
+/// ("wrong msgpack marker FixStr(1)"), told as serde words its other mismatches ("invalid
+/// type: a string of 1 byte, expected a number or a boolean"): rmp-serde raises it where a
+/// field that takes a number or a boolean (or an `i128`, whose bytes it also reads) finds
+/// another kind of value.
+fn said(e: &(dyn std::error::Error + 'static)) -> String {
+    use rmp::Marker as M;
+    let Some(rmp_serde::decode::Error::TypeMismatch(marker)) = e.downcast_ref() else {
+        return e.to_string();
+    };
+    let found = match *marker {
+        M::Null => "nil".to_owned(),
+        M::True | M::False => "a boolean".to_owned(),
+        M::FixPos(_) | M::FixNeg(_) | M::U8 | M::U16 | M::U32 | M::U64 => "an integer".to_owned(),
+        M::I8 | M::I16 | M::I32 | M::I64 => "an integer".to_owned(),
+        M::F32 | M::F64 => "a float".to_owned(),
+        M::FixStr(1) => "a string of 1 byte".to_owned(),
+        M::FixStr(n) => format!("a string of {n} bytes"),
+        M::Str8 | M::Str16 | M::Str32 => "a string".to_owned(),
+        M::Bin8 | M::Bin16 | M::Bin32 => "bytes".to_owned(),
+        M::FixArray(_) | M::Array16 | M::Array32 => "an array".to_owned(),
+        M::FixMap(_) | M::Map16 | M::Map32 => "a map".to_owned(),
+        M::FixExt1 | M::FixExt2 | M::FixExt4 | M::FixExt8 | M::FixExt16 => {
+            "an extension value".to_owned()
+        }
+        M::Ext8 | M::Ext16 | M::Ext32 => "an extension value".to_owned(),
+        M::Reserved => "the reserved marker 0xc1".to_owned(),
+    };
+    format!("invalid type: {found}, expected a number or a boolean")
 }
 
 /// What [`read_string`](ChannelExt::read_string) reads a value as, for [`Error::Decode`].

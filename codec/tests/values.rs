@@ -788,6 +788,61 @@ fn a_type_mismatch_names_the_value() {
     );
 }
 
+/// A field that takes a number or a boolean and finds another kind of value says what it found
+/// in serde's words, not in rmp-serde's ("wrong msgpack marker FixStr(1)"), whether the value
+/// was published typed or as JSON.
+#[test]
+fn a_number_field_holding_another_kind_says_what_it_found() {
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)] // read only through Debug
+    struct Limits {
+        max: u32,
+        on: bool,
+    }
+    let ch = Channel::anonymous(256).unwrap();
+    for (published, found) in [
+        (
+            json!({"max": "x", "on": true}),
+            "at max: invalid type: a string of 1 byte",
+        ),
+        (
+            json!({"max": "many", "on": true}),
+            "at max: invalid type: a string of 4 bytes",
+        ),
+        (
+            json!({"max": [1], "on": true}),
+            "at max: invalid type: an array",
+        ),
+        (
+            json!({"max": {"a": 1}, "on": true}),
+            "at max: invalid type: a map",
+        ),
+        (
+            json!({"max": 1, "on": "yes"}),
+            "at on: invalid type: a string of 3 bytes",
+        ),
+    ] {
+        ch.publish_json(&published.to_string()).unwrap();
+        let by_json = ch.read::<Limits>().unwrap_err().to_string();
+        ch.publish(&published).unwrap();
+        let typed = ch.read::<Limits>().unwrap_err().to_string();
+        for text in [by_json, typed] {
+            assert!(
+                text.contains(&format!("{found}, expected a number or a boolean; ")),
+                "{published}: {text}"
+            );
+            assert!(!text.contains("marker"), "{text}");
+        }
+    }
+    // A number of another kind is serde's own message, as before.
+    ch.publish(&json!({"max": -1, "on": true})).unwrap();
+    let text = ch.read::<Limits>().unwrap_err().to_string();
+    assert!(
+        text.contains("at max: invalid value: integer `-1`, expected u32"),
+        "{text}"
+    );
+}
+
 /// `read_after` sees every change a slow consumer would miss with "the next publish": a value
 /// published while it was busy is read at once, and a timeout with nothing newer is `None`.
 #[test]
