@@ -24,6 +24,7 @@ fn child() {
         "verifier" => verifier(&name),
         "lock-holder" => hold_lock(&name),
         "small-memory-reader" => read_with_little_memory(&name),
+        "small-memory-pretty" => pretty_with_little_memory(&name),
         other => panic!("unknown role {other}"),
     }
 }
@@ -543,6 +544,60 @@ fn read_with_little_memory(name: &str) {
     }
     stats["recover_after_damage"] = said(&ch.recover().unwrap_err()).into();
     print_stats(&stats);
+}
+
+/// JSON text another process stored, nested 127 deep around a million numbers (2 MiB), is
+/// some 256 MiB indented: `read_json_pretty` renders it into room it asks for, so a reader
+/// that has not that much memory gets an error, not an abort. Found by a review: it parsed the
+/// text into a `serde_json::Value` and rendered that with serde_json's own (aborting) buffers,
+/// where MessagePack values were already rendered so. The reader runs in a child process whose
+/// address space is limited (`RLIMIT_AS`) to what it uses and 64 MiB more.
+#[test]
+fn indenting_json_text_larger_than_a_reader_can_allocate_is_an_error_not_an_abort() {
+    let name = unique("pretty-memory");
+    let ch = Options::new().capacity(4 << 20).create(&name).unwrap();
+    let mut text = "[".repeat(127);
+    text.push_str(&"0,".repeat(1 << 20));
+    text.push('0');
+    text.push_str(&"]".repeat(127));
+    ch.publish_raw(Tag::JSON, text.as_bytes()).unwrap();
+    let child = spawn_child("small-memory-pretty", &[("MMF_NAME", name.clone())]);
+    let stats = child_stats(child);
+    Channel::remove(&name).unwrap();
+    let said = stats["read_json_pretty"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("OutOfMemory") && said.contains("for the JSON text indented"),
+        "{said}"
+    );
+    // The same value on one line takes no more than its own size.
+    assert_eq!(stats["read_json_len"], text.len());
+}
+
+/// Child role of the test above: limits its address space to what it uses now and 64 MiB
+/// more, then renders the channel `name`'s JSON text indented and on one line.
+fn pretty_with_little_memory(name: &str) {
+    let ch = Options::new().read_only(true).open(name).unwrap();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let limit = (kib << 10) + (64 << 20);
+    let rlim = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: `setrlimit` reads the struct we pass, which lives across the call.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlim) }, 0);
+    let pretty = ch.read_json_pretty().map(|t| t.len());
+    print_stats(&json!({
+        "read_json_pretty": match pretty {
+            Ok(len) => format!("rendered {len} bytes"),
+            Err(e) => format!("{e:?} / {e}"),
+        },
+        "read_json_len": ch.read_json().unwrap().len(),
+    }));
 }
 
 /// Child role: publishes `held by <pid>` while holding the writer lock until its standard

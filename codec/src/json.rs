@@ -615,6 +615,32 @@ fn to_json_string(bytes: &[u8], pretty: bool) -> Result<String> {
     String::from_utf8(out.into_result(written)?).map_err(|e| Error::Encode(e.to_string()))
 }
 
+/// JSON text indented (as serde_json's `to_string_pretty` indents), after checking it as
+/// [`validate_json`] does. It is rendered as it is read, with no tree of the value in memory,
+/// into a string whose room is asked for, not assumed: the indented text of a deeply nested
+/// value is many times its size (each line of a value nested 127 deep starts with 254
+/// spaces), and text another process stored may be most of the memory at hand. Numbers and
+/// strings read as serde_json writes them: `2.50` becomes `2.5`, `"\u00e9"` becomes `"é"`.
+///
+/// ```
+/// let text = r#"{"a":[1,2.50],"b":"x"}"#;
+/// assert_eq!(mmf::json::pretty_json(text)?, "{\n  \"a\": [\n    1,\n    2.5\n  ],\n  \"b\": \"x\"\n}");
+/// assert!(mmf::json::pretty_json(r#"{"a": 1, "a": 2}"#).is_err());
+/// # Ok::<(), mmf::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`validate_json`], and [`Error::OutOfMemory`] where this process cannot allocate the
+/// result.
+pub fn pretty_json(json: &str) -> Result<String> {
+    let what = "the JSON text indented";
+    let mut out = TryVec::with_capacity(json.len().saturating_mul(2).min(1 << 20), what)?;
+    let written = write_json_pretty(json, &mut out);
+    // Every byte written came from `str`s and the formatter's ASCII.
+    String::from_utf8(out.into_result(written)?).map_err(|e| Error::Encode(e.to_string()))
+}
+
 /// A `Vec` that asks the allocator for its room instead of assuming it: a write the allocator
 /// refuses fails (and is said as [`Error::OutOfMemory`]), where a `Vec`'s own growth would
 /// abort the process. A rendering of a value another process stored can take several times its
@@ -1157,6 +1183,26 @@ fn write_base64<W: io::Write + ?Sized>(bytes: &[u8], out: &mut W) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pretty_json` lays text out as serde_json's `to_string_pretty` of its `Value` does
+    /// (which `read_json_pretty` used before it rendered as it reads), keys in their order.
+    #[test]
+    fn pretty_json_indents_as_a_value_would_be() {
+        for text in [
+            "0",
+            "-0",
+            "[]",
+            "{}",
+            r#"{"z": [], "a": {}, "m": [1, -2, 2.50, 1e2, 18446744073709551615]}"#,
+            r#"["\u00e9\ud83d\ude00", "tab\there", "quote\"", null, true, false]"#,
+            r#"[[[[{"deep": [0.1, 1.7976931348623157e308, -9223372036854775808]}]]]]"#,
+        ] {
+            let value: Json = serde_json::from_str(text).unwrap();
+            let expected = serde_json::to_string_pretty(&value).unwrap();
+            assert_eq!(pretty_json(text).unwrap(), expected, "{text}");
+        }
+        assert!(matches!(pretty_json("[1,"), Err(Error::InvalidJson { .. })));
+    }
 
     /// `EPIPE` (Linux, the BSDs and macOS alike).
     const EPIPE: i32 = 32;

@@ -118,6 +118,17 @@ pub trait ChannelExt: sealed::Sealed {
     ///   generation;
     /// - [`Error::Channel`]: what the read itself met ([`Channel::read_into`]'s errors).
     ///
+    /// Decoding allocates what `T`'s `Deserialize` allocates, which for open-ended types
+    /// (`Vec`, maps, `serde_json::Value`) can be many times the value's size: a `Vec` of
+    /// `Value`s decodes each one-byte nil into 32 bytes. As with any serde decoding, an
+    /// allocation refused there aborts the process; a reader of values from a peer it does not
+    /// trust reads into types whose size the value cannot inflate, or keeps the channel's
+    /// capacity well below the memory at hand. (The JSON renderings, [`read_json`] and
+    /// [`read_json_pretty`], ask for their room and fail with [`Error::OutOfMemory`].)
+    ///
+    /// [`read_json`]: ChannelExt::read_json
+    /// [`read_json_pretty`]: ChannelExt::read_json_pretty
+    ///
     /// ```
     /// use mmf::{Channel, ChannelExt, Error};
     ///
@@ -247,8 +258,9 @@ pub trait ChannelExt: sealed::Sealed {
     /// # Errors
     ///
     /// [`Error::Empty`] while nothing has been published, [`Error::WrongTag`] for text or
-    /// bytes, [`Error::Decode`] as said above, and the read's own errors as
-    /// [`Error::Channel`].
+    /// bytes, [`Error::Decode`] as said above, [`Error::OutOfMemory`] where this process cannot
+    /// allocate the text (asked for, not assumed: a rendering may be several times the value's
+    /// size), and the read's own errors as [`Error::Channel`].
     ///
     /// [`read_json_pretty`]: ChannelExt::read_json_pretty
     fn read_json(&self) -> Result<String>;
@@ -363,10 +375,7 @@ fn read_json_as(ch: &Channel, pretty: bool) -> Result<String> {
             let text = std::str::from_utf8(&bytes)
                 .map_err(|e| unreadable_text(ch, meta, JSON_TEXT, &not_utf8(e)))?;
             if pretty {
-                json::validate_json(text).map_err(unreadable)?;
-                let v: serde_json::Value =
-                    serde_json::from_str(text).map_err(|e| unreadable(Error::json(&e)))?;
-                serde_json::to_string_pretty(&v).map_err(|e| Error::Encode(e.to_string()))
+                json::pretty_json(text).map_err(unreadable)
             } else {
                 json::compact_json(text).map_err(unreadable)
             }
@@ -722,9 +731,13 @@ const JSON_TEXT: &str = "JSON text";
 
 /// A value `ch` holds (described by `meta`) that is not what its tag says (`e`: invalid UTF-8,
 /// JSON or MessagePack), read as `what`: [`Error::Decode`], which names the channel and the
-/// value, as a typed read's does.
+/// value, as a typed read's does; [`Error::OutOfMemory`] (no room for its rendering) as it is.
 fn unreadable(ch: &Channel, meta: Meta, what: &'static str, e: Error) -> Error {
-    unreadable_text(ch, meta, what, &e)
+    match e {
+        // No memory for the rendering says nothing of the value: said as it is.
+        Error::OutOfMemory { .. } => e,
+        e => unreadable_text(ch, meta, what, &e),
+    }
 }
 
 /// What a value that should be UTF-8 text, and is not, says in its [`Error::Decode`].
