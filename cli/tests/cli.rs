@@ -970,11 +970,12 @@ fn pretty_output_to_a_closed_pipe_or_a_full_disk() {
 
 /// `read --pretty` writes as it renders: a deeply nested value another process stored (126
 /// arrays around 600,000 nils, 600 KB) is ~156 MB of indented text, which used to be built in
-/// memory whole. Under a 60 MB address-space limit it aborted; now it prints.
+/// memory whole. Under a 60 MB address-space limit it aborted; now it prints. So does the same
+/// value stored as JSON text (1.2 MB).
 #[test]
 fn pretty_printing_a_large_nested_value_takes_little_memory() {
     let e = Env::new("prettymem");
-    let (p, ch) = e.file_channel("deep.mmf", "1MiB");
+    let (p, ch) = e.file_channel("deep.mmf", "2MiB");
     let p = p.as_str();
     let mut doc = vec![0x91; 126];
     doc.push(0xdd);
@@ -997,6 +998,34 @@ fn pretty_printing_a_large_nested_value_takes_little_memory() {
         String::from_utf8_lossy(&out.stdout).trim(),
         (600_000 + 2 * 127).to_string()
     );
+    // The same shape stored as JSON text, indented as JSON or as text (`--format text
+    // --pretty` built it in memory whole, and aborted, until a review found it).
+    let text = format!(
+        "{}{}0{}",
+        "[".repeat(127),
+        "0,".repeat(599_999),
+        "]".repeat(127)
+    );
+    ch.publish_raw(mmf::Tag::JSON, text.as_bytes()).unwrap();
+    for format in ["auto", "text"] {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                "ulimit -v 60000 && exec \"$0\" read \"$1\" --pretty --format \"$2\" | wc -l",
+                BIN,
+                p,
+                format,
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.is_empty(), "{format}: {err}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            (600_000 + 2 * 127).to_string(),
+            "{format}"
+        );
+    }
 }
 
 /// Output that cannot be written (`> /dev/full`) is said as such, and `out --print-generation`

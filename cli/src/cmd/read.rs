@@ -54,11 +54,18 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
             .map_err(|e| cannot_show(&location, meta, e))?;
         return super::print_bytes(&line);
     }
+    // Indented, a value is written as it is rendered (`print_pretty`): MessagePack shown as
+    // JSON, and JSON text shown as JSON or as text.
     let json_out = matches!(format, OutFormat::Auto | OutFormat::Json);
-    if a.pretty && json_out && matches!(meta.tag, Tag::MSGPACK | Tag::JSON) {
+    let indented = match meta.tag {
+        Tag::MSGPACK => json_out,
+        Tag::JSON => json_out || format == OutFormat::Text,
+        _ => false,
+    };
+    if a.pretty && indented {
         return print_pretty(&location, meta, &bytes);
     }
-    let out = render(&location, meta, bytes, format, a.pretty, a.raw)
+    let out = render(&location, meta, bytes, format, a.raw)
         .map_err(|e| cannot_show(&location, meta, e))?;
     super::print_bytes(&out)
 }
@@ -228,30 +235,17 @@ fn read_next(
     }
 }
 
-/// The bytes to print for a value, by the requested format.
+/// The bytes to print for a value, by the requested format, on one line where it is JSON
+/// (`print_pretty` writes it indented).
 pub(super) fn render(
     location: &Location,
     meta: Meta,
     bytes: Vec<u8>,
     format: OutFormat,
-    pretty: bool,
     raw: bool,
 ) -> anyhow::Result<Vec<u8>> {
-    let as_text = |bytes: Vec<u8>| -> anyhow::Result<Vec<u8>> {
-        if pretty && meta.tag == Tag::JSON {
-            let v: serde_json::Value = serde_json::from_slice(&bytes)?;
-            return line(serde_json::to_string_pretty(&v)?.into_bytes(), false);
-        }
-        line(bytes, raw)
-    };
-    let as_json = |bytes: Vec<u8>| -> anyhow::Result<Vec<u8>> {
-        let json = if pretty {
-            mmf::json::msgpack_to_json_pretty(&bytes)?
-        } else {
-            mmf::json::msgpack_to_json(&bytes)?
-        };
-        line(json.into_bytes(), raw)
-    };
+    let as_text = |bytes: Vec<u8>| line(bytes, raw);
+    let as_json = |bytes: Vec<u8>| line(mmf::json::msgpack_to_json(&bytes)?.into_bytes(), raw);
     let mismatch = |wanted: &str| -> anyhow::Error {
         // JSON given to `mmf out` without --json is stored as text.
         let published_as_text = meta.tag == Tag::TEXT
@@ -272,15 +266,15 @@ pub(super) fn render(
         )
         .into()
     };
-    // JSON text another process stored is printed as JSON (auto, `--pretty`, `--format
-    // json|msgpack`) only if it is valid by the rules of JSON published as such (FORMAT.md
-    // §7.1): `--pretty` would otherwise make an integer beyond 64 bits a float and drop a key
-    // given twice, without a word, and a script would take invalid text for JSON. Asked for as
-    // text or bytes, it is passed on as it is stored.
+    // JSON text another process stored is printed as JSON (auto, `--format json|msgpack`; and
+    // indented, by `print_pretty`) only if it is valid by the rules of JSON published as such
+    // (FORMAT.md §7.1): a script would take invalid text for JSON, and a rendering of it could
+    // make an integer beyond 64 bits a float and drop a key given twice, without a word. Asked
+    // for as text or bytes, it is passed on as it is stored.
     let converted = matches!(
         format,
         OutFormat::Auto | OutFormat::Json | OutFormat::Msgpack
-    ) || (pretty && format == OutFormat::Text);
+    );
     if meta.tag == Tag::JSON && converted {
         mmf::json::validate_json(crate::exit::utf8(&bytes)?)?;
     }

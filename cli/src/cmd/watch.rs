@@ -183,7 +183,6 @@ pub(super) fn line_for(
                 std::mem::take(buf),
                 OutFormat::Auto,
                 false,
-                false,
             );
         }
         // Text that is not UTF-8 is shown as the bytes it is, not with replacement characters.
