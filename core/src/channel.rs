@@ -1057,6 +1057,11 @@ impl Channel {
     /// [`Path`] always is ([`ToLocation`]). The channel takes about `(readers + 2) x
     /// capacity` bytes (6x with the default 4 readers: one slot per pinned reader, and two).
     ///
+    /// Up to `readers` handles at once (4 here; [`Options::readers`] sets it) hold a
+    /// reader-pin entry. Handles beyond them still read whole values, but their waits poll,
+    /// waking up to a thousand times a second while nothing changes
+    /// ([`is_pinned`](Channel::is_pinned) tells): count every handle that will wait.
+    ///
     /// # Errors
     ///
     /// - [`Error::InvalidName`], [`Error::InvalidOptions`]: a name or capacity that cannot be;
@@ -1999,8 +2004,9 @@ impl Channel {
         !self.snap.region.writable()
     }
 
-    /// Whether this handle holds a reader-pin entry (reads with guaranteed progress). A handle
-    /// claims one at its first read; handles that only publish never do.
+    /// Whether this handle holds a reader-pin entry (reads with guaranteed progress, waits that
+    /// sleep on a futex). A handle claims one at its first read or wait, if one is free;
+    /// handles that only publish never do.
     pub fn is_pinned(&self) -> bool {
         matches!(self.pin.get(), Some(Some(_)))
     }

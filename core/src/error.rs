@@ -54,7 +54,7 @@ pub enum Error {
     /// `create` found a channel under the name already (or a symbolic link; a file that may be
     /// one being created is [`NotInitialized`](Error::NotInitialized), one that plainly is not
     /// a channel [`WrongMagic`](Error::WrongMagic) or [`NotAFile`](Error::NotAFile)).
-    #[error("a channel named '{name}' already exists; open it, or remove it first")]
+    #[error("a channel named '{name}' already exists; open it, or remove it first (a service that makes its channel anew each start: `Options::create_or_replace`; one that takes it as it is: `Options::open_or_create`)")]
     #[non_exhaustive]
     AlreadyExists {
         /// The channel's name or path.

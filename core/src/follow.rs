@@ -117,8 +117,11 @@ impl Follower {
     /// Opens the channel at `location` (a [`Location`], a name or a path: [`ToLocation`]),
     /// waiting until `until` is over for it to be created (a timeout, a deadline, a
     /// [`Stop`](crate::Stop): [`Until`]). Opens
-    /// read-write where allowed (a waiter with a pin entry sleeps on a futex) and read-only
-    /// otherwise (which waits by polling). Looks for it every 100 ms.
+    /// read-write where allowed and read-only otherwise; looks for it every 100 ms. Its waits
+    /// sleep on a futex while its handle holds a reader-pin entry, and poll otherwise, waking
+    /// up to a thousand times a second while nothing changes: a read-only handle, or one of
+    /// more handles than the channel has entries for ([`Options::readers`]; see
+    /// [`is_pinned`](crate::Channel::is_pinned) of [`channel`](Follower::channel)).
     ///
     /// A channel that is there but not initialised yet is given 250 ms to finish
     /// ([`Options::init_timeout`]'s default), even past a sooner deadline (not past a stop),
