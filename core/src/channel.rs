@@ -540,10 +540,7 @@ impl Options {
     /// [`open`](Options::open) of a location already read.
     fn open_parsed(&self, location: &Location) -> Result<Channel> {
         let Some(path) = location.path() else {
-            return Err(Error::NotFound {
-                name: location.to_string(),
-                waited: None,
-            });
+            return Err(Error::not_found(location));
         };
         check_platform()?;
         let name = location.to_string();
@@ -600,10 +597,7 @@ impl Options {
         let mut file =
             open_existing(location, path, !self.read_only).map_err(|e| match e.kind() {
                 io::ErrorKind::IsADirectory => directory(name),
-                io::ErrorKind::NotFound => Error::NotFound {
-                    name: name.to_owned(),
-                    waited: None,
-                },
+                io::ErrorKind::NotFound => Error::not_found(location),
                 _ => io_error(name, path, "opening", e),
             })?;
         let meta = file
@@ -2694,10 +2688,7 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
         None => std::fs::remove_file(&path).map(|()| true),
     }
     .map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound {
-            name: name.clone(),
-            waited: None,
-        },
+        io::ErrorKind::NotFound => Error::not_found(location),
         io::ErrorKind::IsADirectory => directory(&name),
         _ => io_error(&name, &path, "removing", e),
     })?;
@@ -2983,10 +2974,7 @@ fn check_replaceable(
         // Never delete a file that is not a channel because of a typo.
         not_special(location, path, &name)?;
         let f = open_existing(location, path, false).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound {
-                name: name.clone(),
-                waited: None,
-            },
+            io::ErrorKind::NotFound => Error::not_found(location),
             io::ErrorKind::IsADirectory => directory(&name),
             _ => io_error(&name, path, "opening", e),
         })?;
@@ -3022,7 +3010,7 @@ fn check_replaceable(
         return Ok(Some(checked));
     } else if let Err(e) = std::fs::symlink_metadata(path) {
         return Err(match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound { name, waited: None },
+            io::ErrorKind::NotFound => Error::not_found(location),
             _ => io_error(&name, path, "inspecting", e),
         });
     }

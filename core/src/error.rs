@@ -63,7 +63,7 @@ pub enum Error {
     /// `open` or `remove` found nothing under the name, or a
     /// [`Follower::open`](crate::Follower::open) waited for a channel to appear there until its
     /// deadline.
-    #[error("{}", not_found(name, *waited))]
+    #[error("{}", not_found(name, *waited, missing_dir.as_deref()))]
     #[non_exhaustive]
     NotFound {
         /// The channel's name or path.
@@ -71,6 +71,10 @@ pub enum Error {
         /// How long a [`Follower::open`](crate::Follower::open) waited for the name before it
         /// gave up; `None` where nothing was waited for (one look, as `open` makes).
         waited: Option<std::time::Duration>,
+        /// For a file path whose directory did not exist either when it was looked for, that
+        /// directory (a typo in the path, or a shared-memory name written with a '/'), which
+        /// the message names; `None` otherwise.
+        missing_dir: Option<PathBuf>,
     },
     /// A value larger than the channel's capacity; nothing was published.
     #[error("value of {len} bytes does not fit the capacity of channel '{name}', {capacity} bytes; nothing was published (create a larger channel)")]
@@ -382,14 +386,28 @@ pub enum Error {
 }
 
 /// The message of [`Error::NotFound`]: what a wait for the name adds (it was waited for, and
-/// how long), so that a timeout is not taken for a typo.
-fn not_found(name: &str, waited: Option<std::time::Duration>) -> String {
-    match waited {
-        None => format!("no channel named '{name}'; check the name, or create the channel first"),
+/// how long), so that a timeout is not taken for a typo, and a file path's missing directory.
+fn not_found(
+    name: &str,
+    waited: Option<std::time::Duration>,
+    missing_dir: Option<&std::path::Path>,
+) -> String {
+    let found = match waited {
+        None => format!("no channel named '{name}'"),
         Some(waited) => format!(
-            "no channel named '{name}' appeared in the {} it was waited for; check the name, and \
-             that the process that creates the channel has started",
+            "no channel named '{name}' appeared in the {} it was waited for",
             span(waited)
+        ),
+    };
+    match (missing_dir, waited) {
+        (Some(dir), _) => format!(
+            "{found}: its directory {} does not exist either (a name with a '/' is a file \
+             path); check the path, or create the directory, then the channel",
+            dir.display()
+        ),
+        (None, None) => format!("{found}; check the name, or create the channel first"),
+        (None, Some(_)) => format!(
+            "{found}; check the name, and that the process that creates the channel has started"
         ),
     }
 }
@@ -496,6 +514,23 @@ impl Error {
             | Error::Encode { cause, .. }
             | Error::ProcessWatch { cause, .. } => Some(Explained::os_of(cause)),
             _ => None,
+        }
+    }
+
+    /// [`Error::NotFound`] for `location`, found missing by one look: with its directory
+    /// where that of a file path is missing too.
+    pub(crate) fn not_found(location: &crate::Location) -> Error {
+        let missing_dir = match location {
+            crate::Location::File(path) => {
+                let dir = crate::name::dir_of(path);
+                (!dir.exists()).then(|| dir.to_owned())
+            }
+            _ => None,
+        };
+        Error::NotFound {
+            name: location.to_string(),
+            waited: None,
+            missing_dir,
         }
     }
 

@@ -211,9 +211,12 @@ impl Follower {
                     if until.deadline_passed() {
                         // Said to have waited where it looked more than once.
                         return Err(match e {
-                            Error::NotFound { name, .. } if appeared => Error::NotFound {
+                            Error::NotFound {
+                                name, missing_dir, ..
+                            } if appeared => Error::NotFound {
                                 name,
                                 waited: Some(start.elapsed()),
+                                missing_dir,
                             },
                             e => e,
                         });

@@ -101,10 +101,7 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
     // Not blocking on a FIFO planted under the name, nor following a symlink there.
     let file =
         crate::channel::open_existing(location, &path, false).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound {
-                name: location.to_string(),
-                waited: None,
-            },
+            std::io::ErrorKind::NotFound => Error::not_found(location),
             _ => Error::Io {
                 op: "opening",
                 path: path.clone(),
@@ -173,10 +170,7 @@ fn remove_if(
         return Ok(false);
     };
     let io = |op: &'static str, e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound {
-            name: location.to_string(),
-            waited: None,
-        },
+        std::io::ErrorKind::NotFound => Error::not_found(location),
         _ => Error::Io {
             op,
             path: path.clone(),
@@ -258,10 +252,7 @@ pub fn last_touched(location: impl ToLocation) -> Result<std::time::SystemTime> 
     std::fs::symlink_metadata(&path)
         .and_then(|m| m.modified())
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound {
-                name: location.to_string(),
-                waited: None,
-            },
+            std::io::ErrorKind::NotFound => Error::not_found(location),
             _ => Error::Io {
                 op: "inspecting",
                 path,

@@ -439,6 +439,52 @@ fn info_describes_the_header_and_current_value() {
     }
 }
 
+/// A file path whose directory is missing too (a typo, or a shared-memory name written with a
+/// '/') says so, for every call that looks for a channel, and for a follower's wait; a missing
+/// file in a directory that exists does not. (Found by a library user's review: a follower of
+/// `/nonexistent/x.mmf` waited out its timeout saying only that no channel appeared.)
+#[test]
+fn a_missing_file_paths_missing_directory_is_named() {
+    let dir = std::env::temp_dir().join(format!("mmf-no-such-dir-{}", std::process::id()));
+    let path = dir.join("x.mmf");
+    let name = path.to_str().unwrap();
+    let missing = |e: Error| match &e {
+        Error::NotFound { missing_dir, .. } => {
+            assert_eq!(missing_dir.as_deref(), Some(dir.as_path()), "{e}");
+            let text = e.to_string();
+            let said = format!("its directory {} does not exist either", dir.display());
+            assert!(text.contains(&said), "{text}");
+            text
+        }
+        _ => panic!("not NotFound: {e}"),
+    };
+    missing(Channel::open(name).unwrap_err());
+    missing(Options::new().read_only(true).open(name).unwrap_err());
+    missing(Channel::remove(name).unwrap_err());
+    missing(mmf_core::host::in_use(name).unwrap_err());
+    let waited = missing(mmf_core::Follower::open(name, Duration::from_millis(150)).unwrap_err());
+    assert!(waited.contains("it was waited for"), "{waited}");
+    // The directory there, the file not: the message as before.
+    std::fs::create_dir(&dir).unwrap();
+    let err = Channel::open(name).unwrap_err();
+    std::fs::remove_dir(&dir).unwrap();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                missing_dir: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("check the name, or create the channel first"),
+        "{err}"
+    );
+}
+
 #[test]
 fn create_is_exclusive_open_needs_an_existing_channel() {
     for kind in ["shm", "file"] {
