@@ -233,7 +233,7 @@ def decode(path):
         if size < MIN_FILE or size % 8 != 0:
             f.seek(0)
             head = f.read(8)
-            if len(head) < 8 or head == bytes(8):
+            if head == bytes(len(head)):
                 raise Invalid(f"channel is not initialised yet ({size} bytes)")
             if head == b"MMFCHAN\0":
                 raise Invalid(f"corrupt: file is only {size} bytes")

@@ -2476,7 +2476,8 @@ fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
     let name = name.to_owned();
     if head.is_empty() || magic == 0 {
         Error::NotInitialized { name }
-    } else if magic == MAGIC {
+    } else if magic == MAGIC && head.len() == 8 {
+        // (Not the 7 bytes the magic has before its NUL, which pad to it: FORMAT.md §9 step 2.)
         Error::Corrupt {
             name,
             what: if len < 512 {
