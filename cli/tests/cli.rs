@@ -1556,6 +1556,44 @@ fn another_kind_of_channel_is_refused_not_called_corrupt() {
     assert!(!shm.exists());
 }
 
+/// What mmf prints of a channel a script can give back to it: `prune --dry-run` prints a name
+/// that holds `"` or `\\` as it is (it was quoted and escaped, and the quoted form named no
+/// channel), and `info --json`'s `path` is absolute under a relative `MMF_SHM_DIR` too (it was
+/// relative, so useless from another directory). Both from a review as a script author.
+#[test]
+fn names_and_paths_mmf_prints_can_be_given_back() {
+    let e = Env::new("giveback");
+    let names = [r"a\b", r#"q"x"#];
+    for name in names {
+        e.ok(&["new", name, "--size", "64"]);
+    }
+    let listed = e.ok(&["prune", "--dry-run", "--older-than", "0s"]);
+    assert_eq!(listed.lines().collect::<Vec<_>>(), names, "{listed}");
+    for name in listed.lines() {
+        e.ok(&["info", "--", name]);
+    }
+    let out = e
+        .cmd(&["info", names[0], "--json"])
+        .env("MMF_SHM_DIR", ".")
+        .output()
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = e.dir.join(r"mmf.a\b");
+    assert_eq!(record["path"], expected.to_str().unwrap(), "{record}");
+    let listed: serde_json::Value = serde_json::from_slice(
+        &e.cmd(&["list", "--json"])
+            .env("MMF_SHM_DIR", ".")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(listed[0]["path"], expected.to_str().unwrap(), "{listed}");
+    for name in names {
+        e.ok(&["rm", name]);
+    }
+}
+
 #[test]
 fn info_and_list() {
     let e = Env::new("list");

@@ -157,22 +157,14 @@ fn checksum_checked(info: &mmf::Info, checked: bool) -> Option<bool> {
 /// "file" or "shm", and the path of the channel's file: absolute (a relative path as typed
 /// means nothing to a program that reads the JSON in another directory), the name keeps how it
 /// was typed.
+/// Absolute, for a consumer in another working directory: a file channel's path, and a
+/// shared-memory one's under a relative `MMF_SHM_DIR`.
 fn kind_and_path(info: &mmf::Info) -> (&'static str, String) {
+    let absolute =
+        |p: std::path::PathBuf| std::path::absolute(&p).unwrap_or(p).display().to_string();
     match &info.location {
-        Location::File(p) => (
-            "file",
-            std::path::absolute(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
-                .to_string(),
-        ),
-        other => (
-            "shm",
-            other
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        ),
+        Location::File(p) => ("file", absolute(p.clone())),
+        other => ("shm", other.path().map(absolute).unwrap_or_default()),
     }
 }
 

@@ -62,17 +62,18 @@ fn print_json(v: &serde_json::Value, pretty: bool) -> anyhow::Result<()> {
 
 /// A file name from the shared-memory directory, as it may be printed: quoted and escaped if it
 /// holds a control character, a line or paragraph separator, or an invisible or bidirectional
-/// formatting character, or starts or ends with a space. Anyone can create a file there; its
-/// name must not break a table or a line, drive the terminal, or disguise itself as another
-/// name.
+/// formatting character, or starts or ends with a space or starts with `"`. Anyone can create a
+/// file there; its name must not break a table or a line, drive the terminal, or disguise
+/// itself as another name. Every other name is printed as it is, `"` and `\` within it too, so
+/// that a script can give it back to mmf (`mmf prune --dry-run | while read -r n; ...`).
 pub(super) fn shown(name: &str) -> String {
     // Whatever Rust's debug escaping of a character would escape (controls, separators,
-    // invisible and bidirectional formatting characters, combining marks), and `"` and `\`, so
-    // that no plain name can read like the quoted form of another.
-    let plain = |c: char| c == '\'' || c.escape_debug().count() == 1;
+    // invisible and bidirectional formatting characters, combining marks) but `'`, `"` and
+    // `\`; a quoted form starts with `"`, which no name printed as it is does.
+    let plain = |c: char| matches!(c, '\'' | '"' | '\\') || c.escape_debug().count() == 1;
     // A space at either end would vanish in a table column or at the end of a line.
     let padded = name.starts_with(' ') || name.ends_with(' ');
-    if name.chars().all(plain) && !padded {
+    if name.chars().all(plain) && !padded && !name.starts_with('"') {
         name.to_owned()
     } else {
         format!("{name:?}")
@@ -111,7 +112,16 @@ pub(super) fn untouched_for(name: &str) -> std::time::Duration {
 mod tests {
     #[test]
     fn names_that_could_disguise_themselves_are_quoted() {
-        for plain in ["prod", "a b", "dé-jà_vu.1", "it's", "日本"] {
+        for plain in [
+            "prod",
+            "a b",
+            "dé-jà_vu.1",
+            "it's",
+            "日本",
+            r"a\b",
+            r#"q"x"#,
+            r#"x"""#,
+        ] {
             assert_eq!(super::shown(plain), plain);
         }
         for (name, shown) in [
