@@ -187,6 +187,11 @@ impl Followed {
                     if interrupt::requested() {
                         return Err(Coded(INTERRUPTED, String::new()).into());
                     }
+                    if output_gone() {
+                        // `mmf watch T | head` whose head has gone before T exists: nothing
+                        // printed can be read, as in `wait` below.
+                        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+                    }
                     continue;
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {

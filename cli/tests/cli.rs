@@ -3431,6 +3431,32 @@ fn a_watch_ends_when_the_reader_of_its_output_has_gone() {
     );
 }
 
+/// The same while the channel does not exist yet: a `watch` (or `read --wait`) waiting for it
+/// to be created ends once the reader of its output has gone. (It waited on, for ever without
+/// --timeout, until a review as a script author found it.)
+#[test]
+fn a_wait_for_a_channel_to_be_created_ends_when_the_reader_has_gone() {
+    let e = Env::new("waitgone");
+    for args in [&["watch", "NoSuch"][..], &["read", "NoSuch", "--wait"]] {
+        let mut child = background(&e, args);
+        let mut note = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stderr.as_mut().unwrap()),
+            &mut note,
+        )
+        .unwrap();
+        assert!(note.contains("waiting for it to be created"), "{note}");
+        drop(child.stdout.take());
+        let out = finish(child, 5);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// A watch blocked writing to a reader that stalls (a full pipe) still ends on SIGTERM: the
 /// handlers restarted the write, so it lived on until the reader went away, then exited 0.
 #[test]
