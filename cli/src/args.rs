@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// latest one, never half of it.
 #[derive(Debug, Parser)]
 #[command(name = "mmf", version, about, long_about = None, after_help = TOP_EXAMPLES)]
-#[command(propagate_version = true, arg_required_else_help = true)]
+// No `-V` of each verb (`mmf out T "$x"` with x=-V printed the version, exited 0 and
+// published nothing): `mmf --version` alone says it.
+#[command(arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -432,7 +434,7 @@ impl Cli {
             // Before clap, which would print help for `-hello` or take a `--` for a DUR. (The
             // seed's `-Size` beside such a word is said as such, as on clap's error path.)
             if let Some(said) = value_missing_before_double_dash(&args).or_else(|| {
-                help_or_version_in_bundle(&args).map(|said| seed_style_flag(&args).unwrap_or(said))
+                dashed_word_in_bundle(&args).map(|said| seed_style_flag(&args).unwrap_or(said))
             }) {
                 eprintln!("mmf: {said}");
                 std::process::exit(2);
@@ -658,15 +660,16 @@ fn verb_named<'a>(command: &'a clap::Command, word: &str) -> Option<&'a clap::Co
         .find(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word))
 }
 
-/// What to say of a word such as `-Very` or `-hello` (a VALUE that starts with '-', written
-/// without `--`), which clap reads as bundled short flags and so as `-V` (print the version) or
-/// `-h` (print help): the command would print that and exit 0, its VALUE never published. Any
-/// other unknown bundle is clap's usage error already (exit 2), and so is this one here.
-/// `None` where `args` (before a `--`) holds no such word after a verb: one of two characters
-/// or more after a single '-', with `h` or `V` among them and a character that is no short flag
-/// of the verb (nor a global one), that is not the value of an option before it; and where the
-/// verb is not one (clap's error names the verb meant).
-fn help_or_version_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
+/// What to say of a word such as `-hello`, `-5abc` or `-inf` (a VALUE that starts with '-',
+/// written without `--`), which clap reads as bundled short flags: as `-h` (print help, exit
+/// 0, the VALUE never published), or as an unknown flag named by its first letter alone, with
+/// a tip to pass that letter (`'-- -5'`), which would publish the wrong value. A usage error
+/// (exit 2) here, that names the whole word. `None` where `args` (before a `--`) holds no such
+/// word after a verb: one of two characters or more after a single '-', with a character that
+/// is no short flag of the verb (nor a global one), no negative number (`-1e-3`: a VALUE), and
+/// not the value of an option before it; and where the verb is not one (clap's error names the
+/// verb meant).
+fn dashed_word_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory;
     let command = Cli::command();
     let mut verb: Option<&clap::Command> = None;
@@ -710,7 +713,7 @@ fn help_or_version_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
             // `-s 1K` takes the next word; `-s1K` holds its value.
             [c, rest @ ..] if c.is_ascii() && takes_value(*c) => option_value = rest.is_empty(),
             [_, _, ..]
-                if shorts.iter().any(|&c| c == b'h' || c == b'V')
+                if !word.to_str().is_some_and(negative_number)
                     && !shorts.iter().all(|&c| {
                         c == b'h' || c == b'V' || (c.is_ascii() && short(c).is_some())
                     }) =>
@@ -930,8 +933,8 @@ mod tests {
     /// printed the version or help, exit 0, and published nothing); flags, option values and
     /// words after `--` are left to clap.
     #[test]
-    fn help_or_version_in_a_bundle_is_named() {
-        let said = |words: &[&str]| help_or_version_in_bundle(&argv(words));
+    fn a_dashed_word_in_a_bundle_is_named() {
+        let said = |words: &[&str]| dashed_word_in_bundle(&argv(words));
         let out = said(&["out", "T", "-Very"]).unwrap();
         assert!(
             out.contains("'-Very'") && out.contains("`mmf out NAME -- -Very`"),
@@ -943,6 +946,12 @@ mod tests {
             "{read}"
         );
         assert!(said(&["new", "Z", "-Vsize", "1"]).is_some());
+        // Any other unknown bundle, named whole (clap named its first letter, and tipped
+        // `-- -5`, which publishes "-5").
+        for word in ["-abc", "-5abc", "-inf", "-0x10", "-e5"] {
+            let out = said(&["out", "T", word]).unwrap();
+            assert!(out.contains(&format!("`mmf out NAME -- {word}`")), "{out}");
+        }
         let list = said(&["list", "-hx"]).unwrap();
         assert!(!list.contains("follows `--`"), "{list}");
         // Not UTF-8, as `--bytes` takes it: `-h` all the same to clap.
@@ -950,7 +959,7 @@ mod tests {
         args.push(std::os::unix::ffi::OsStringExt::from_vec(
             b"-h\xff".to_vec(),
         ));
-        let bytes = help_or_version_in_bundle(&args).unwrap();
+        let bytes = dashed_word_in_bundle(&args).unwrap();
         assert!(bytes.contains("a VALUE that starts with '-'"), "{bytes}");
         for words in [
             // Before the verb, or no verb: clap's help, or its error naming the verb meant.
@@ -965,7 +974,9 @@ mod tests {
             &["out", "T", "--lock-timeout", "-Vs", "x"],
             &["new", "T", "-s", "-hV"],
             &["new", "T", "-s1K", "-h"],
-            &["out", "T", "-abc"],
+            &["out", "T", "-5"],
+            &["out", "T", "-1e-3"],
+            &["out", "T", "-.5"],
         ] {
             assert_eq!(said(words), None, "{words:?}");
         }
@@ -981,7 +992,7 @@ mod tests {
         // Not a bundle with -h after it: the `--` is what is wrong.
         assert!(said(&["out", "T", "--lock-timeout", "--", "-hello"]).is_some());
         assert_eq!(
-            help_or_version_in_bundle(&argv(&["out", "T", "--lock-timeout", "--", "-hello"])),
+            dashed_word_in_bundle(&argv(&["out", "T", "--lock-timeout", "--", "-hello"])),
             None
         );
         let size = said(&["new", "T", "-s", "--"]).unwrap();

@@ -645,6 +645,11 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
             "'--lock-timeout' needs its DUR before '--'",
         ),
         (&["new", "Z", "-Vsize", "1"], "not a flag of `mmf new`"),
+        // `-V` alone is no flag of a verb (`mmf --version` says the version); other bundles
+        // are named whole, where clap tipped `-- -5` for `-5abc`.
+        (&["out", "T", "-V"], "unexpected argument '-V'"),
+        (&["out", "T", "-5abc"], "`mmf out NAME -- -5abc`"),
+        (&["out", "T", "-inf", "--json"], "`mmf out NAME -- -inf`"),
     ] {
         let out = e.run(args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -1919,11 +1924,11 @@ echo "${COMPREPLY[*]}""#,
         ("read|--format|", "auto text json msgpack bytes"),
         (
             "read|-",
-            "-q -h -V --format --json --pretty --raw --wait --after --incarnation --meta --timeout --pid --quiet --help --version",
+            "-q -h --format --json --pretty --raw --wait --after --incarnation --meta --timeout --pid --quiet --help",
         ),
         (
             "new|",
-            "-s -q -h -V --size --readers --mode --checksum --force --exist-ok --quiet --help --version",
+            "-s -q -h --size --readers --mode --checksum --force --exist-ok --quiet --help",
         ),
         // A path is the shell's to complete, as a file.
         ("read|./", ""),
