@@ -1841,8 +1841,11 @@ fn home_with_mmf(e: &Env) -> PathBuf {
 
 /// Command lines (the last word is the one being completed) where every shell's script offers
 /// channel names: a verb that takes an existing channel, past its flags and option values.
-const NAMES_HERE: [&str; 7] = [
+const NAMES_HERE: [&str; 9] = [
     "read ",
+    // Past a global flag (fish's script looked at the word after the command alone).
+    "-q read ",
+    "--quiet info ",
     "open ",
     "out --json ",
     "watch --timeout 5s ",

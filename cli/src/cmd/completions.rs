@@ -200,14 +200,19 @@ function __fish_mmf_wants_channel_name
     set -l words (commandline -opc)
     set -l cur (commandline -ct)
     string match -q -- '*/*' "$cur"; and return 1
-    set -q words[2]; or return 1
+    # The verb, past global flags (`mmf -q read`), which take no value.
+    set -l verb 2
+    while set -q words[$verb]; and string match -q -- '-*' $words[$verb]
+        set verb (math $verb + 1)
+    end
+    set -q words[$verb]; or return 1
     set -l valued
     set -l many 0
-    switch $words[2]
+    switch $words[$verb]
 {cases}        case '*'
             return 1
     end
-    set -e words[1..2]
+    set -e words[1..$verb]
     set -l skip 0
     set -l given 0
     set -l dashdash 0
