@@ -1609,7 +1609,7 @@ fn info_and_list() {
     for needle in [
         "name:        b",
         "capacity:    2048 B (2.0 KiB)",
-        "slots:       3 (1 reader-pin entry)",
+        "slots:       3 (1 reader-pin entry, 0 in use)",
         "generation:  1",
         "value:       text, 1 B",
         "last writer: pid ",
@@ -1619,6 +1619,25 @@ fn info_and_list() {
     }
     let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "b", "--json"])).unwrap();
     assert_eq!(json["writer_lock"], serde_json::Value::Null);
+    assert_eq!(json["pins_in_use"], 0);
+    // A waiting watch holds b's one entry: a further reader would poll, which info says. Once
+    // the watch is killed (its entry left claimed by a dead process), the entry counts free.
+    let mut watch = background(&e, &["watch", "b", "--new-only"]);
+    e.parked("b");
+    let info = e.ok(&["info", "b"]);
+    assert!(
+        info.contains(
+            "slots:       3 (1 reader-pin entry, all in use: a further reader's waits poll)"
+        ),
+        "{info}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "b", "--json"])).unwrap();
+    assert_eq!(json["pins_in_use"], 1);
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    assert!(e
+        .ok(&["info", "b"])
+        .contains("(1 reader-pin entry, 0 in use)"));
     // A file channel's path is absolute, for a program that reads it in another directory;
     // its name is as typed.
     e.ok(&["new", "./f.mmf", "--size", "64"]);

@@ -2107,6 +2107,13 @@ impl Channel {
             location: self.location.clone(),
             capacity: s.layout.capacity,
             readers: s.layout.readers,
+            pins_in_use: (0..s.layout.readers)
+                .filter(|&e| {
+                    let owner = s.region.word(s.layout.pin(e, PIN_OWNER)).load(Relaxed);
+                    owner != 0
+                        && (owner == self.token || s.liveness.judge(owner) != OwnerState::Dead)
+                })
+                .count(),
             slots: s.layout.slots,
             size_bytes: s.layout.total_bytes as u64,
             generation,
@@ -2229,6 +2236,11 @@ pub struct Info {
     pub capacity: usize,
     /// Reader-pin entries.
     pub readers: usize,
+    /// Reader-pin entries held by open handles (of running processes, or of processes whose
+    /// liveness cannot be told here); an entry left by a process that died is free to the next
+    /// handle that needs one. While all [`readers`](Info::readers) are held, a further handle
+    /// reads by validation alone and its waits poll ([`Channel::is_pinned`]).
+    pub pins_in_use: usize,
     /// Slots (`readers + 2`).
     pub slots: usize,
     /// Bytes of memory (or file) the channel occupies.

@@ -408,6 +408,10 @@ fn a_second_handle_sees_the_same_channel() {
         assert_eq!(a.read_raw().unwrap().1, b"from b");
         assert_eq!(a.incarnation(), b.incarnation());
         assert!(a.is_pinned() && b.is_pinned());
+        // Info counts the entries that open handles hold, and frees a dropped handle's.
+        assert_eq!(a.info().pins_in_use, 2);
+        drop(b);
+        assert_eq!(a.info().pins_in_use, 1);
     }
 }
 

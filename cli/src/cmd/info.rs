@@ -57,12 +57,24 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         (None, _) => "none yet".to_owned(),
     };
     let alive = process_state(info.creator_state);
+    let entries = if info.readers == 1 {
+        "entry"
+    } else {
+        "entries"
+    };
+    let pins = match (info.readers, info.pins_in_use) {
+        (0, _) => "no reader-pin entries: readers read by validation alone".to_owned(),
+        (all, held) if held >= all => {
+            format!("{all} reader-pin {entries}, all in use: a further reader's waits poll")
+        }
+        (all, held) => format!("{all} reader-pin {entries}, {held} in use"),
+    };
     let text = format!(
         "name:        {location}\n\
          kind:        {kind}\n\
          capacity:    {}\n\
          size:        {}\n\
-         slots:       {} ({} reader-pin {})\n\
+         slots:       {} ({pins})\n\
          generation:  {}\n\
          value:       {value}\n\
          last writer: {writer}\n\
@@ -75,12 +87,6 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         format_size(info.capacity as u64),
         format_size(info.size_bytes),
         info.slots,
-        info.readers,
-        if info.readers == 1 {
-            "entry"
-        } else {
-            "entries"
-        },
         info.generation,
         rfc3339(info.created),
         info.creator_pid,
@@ -115,6 +121,7 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
         "capacity": info.capacity,
         "size": info.size_bytes,
         "readers": info.readers,
+        "pins_in_use": info.pins_in_use,
         "slots": info.slots,
         "generation": info.generation,
         // Unknown, not "empty", when the value is damaged: `damage` says why.
