@@ -208,6 +208,73 @@ fn a_crash_looping_writer_keeps_no_call_past_its_timeout() {
     Channel::remove(&name).unwrap();
 }
 
+/// A name that a writer keeps removing and making anew, each file held (a shared `flock`, as a
+/// creator holds it) and left empty for a moment (as a creator allocating leaves it): a
+/// follower's open and its waits look again, and never end with `NotInitialized`. A review
+/// found both did, now and then, when the file an open refused was removed before the look
+/// that judged it, and the next one was found being made too: the first one's error stood.
+#[test]
+fn a_name_made_anew_again_and_again_is_waited_for_not_refused() {
+    use std::os::unix::io::AsRawFd;
+    let name = unique("made-anew");
+    let location = Location::shm(&name).unwrap();
+    let path = location.path().unwrap();
+    let mut follower = {
+        let ch = Channel::create(&name, 64).unwrap();
+        ch.publish_str("first").unwrap();
+        mmf::Follower::open(&location, Duration::ZERO).unwrap()
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let refused = |what: &str, e: &mmf::channel::Error| {
+        assert!(
+            !matches!(e, mmf::channel::Error::NotInitialized { .. }),
+            "{what}: {e}"
+        );
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut turn = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&path);
+                let Ok(file) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                else {
+                    continue;
+                };
+                // SAFETY: flock on a descriptor this closure owns, alive across the call.
+                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) };
+                turn += 1;
+                std::thread::sleep(Duration::from_micros(turn % 4 * 100));
+            }
+        });
+        // The remover stops however this thread ends (a failed assertion included), so that
+        // the scope can end.
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
+        let t = Instant::now();
+        let (mut opens, mut waits) = (0, 0);
+        while t.elapsed() < Duration::from_secs(2) {
+            if let Err(e) = mmf::Follower::open(&location, Duration::from_millis(30)) {
+                refused("open", &e);
+            }
+            opens += 1;
+            if let Err(e) = follower.wait(u64::MAX, Duration::from_millis(20)) {
+                refused("wait", &e);
+            }
+            waits += 1;
+        }
+        eprintln!("{opens} opens and {waits} waits, none refused");
+    });
+    let _ = std::fs::remove_file(&path);
+}
+
 /// A consumer that restarts resumes from its saved (incarnation, generation): in the same
 /// channel it goes on past the saved generation; in a channel the writer made anew meanwhile,
 /// whose generation 3 is below the saved 5, from 0, taking every value of it.

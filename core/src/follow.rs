@@ -257,6 +257,8 @@ impl Follower {
                             LOOK_EVERY
                         }
                     }
+                    // Removed since the open: looked at again, as a missing name is.
+                    Some(Creation::Gone) => INIT_LOOK_EVERY,
                     Some(Creation::Abandoned) | None => match open_again(e, location, options) {
                         // Removed since the look: looked at again, as a missing name is.
                         Err(Error::NotFound { .. }) => INIT_LOOK_EVERY,
@@ -620,6 +622,12 @@ impl Follower {
                     self.gone = true;
                     Ok(None)
                 }
+                // Removed since the open: as a missing name, at the next look.
+                Some(Creation::Gone) => {
+                    self.gone = true;
+                    self.missing_since = Some(missing_since.unwrap_or(now));
+                    Ok(None)
+                }
                 None => match open_again(e, &self.location, &self.options) {
                     // Removed since the look: as a missing name, at the next look.
                     Err(Error::NotFound { .. }) => {
@@ -866,11 +874,17 @@ enum Creation {
     /// is, for the channel that replaces it ([`Options::open_or_create`] clears such a file,
     /// as `create_or_replace` and `mmf remove` do), not an error that ends a follower.
     Abandoned,
+    /// No file under the name any more: the one the open refused was removed since (a dead
+    /// creator's file by the writer's restart, or a writer that removes and creates its
+    /// channel in a loop). Whatever the open said of that file, the name is looked at again,
+    /// as a missing one is: the next file there may be another one being made, which the
+    /// refused open's error says nothing of.
+    Gone,
 }
 
 /// Whether an open's error `e` at `location` is a channel still being created, or left
-/// half-made by a creator that died, and if so what it is taken for; `None`: the error stands
-/// as it is. `creating` keeps which file looks found so, and since when, across looks. That
+/// half-made by a creator that died, and if so what it is taken for ([`Creation::Gone`] where
+/// the name leads to no file any more, whatever `e`); `None`: the error stands as it is. `creating` keeps which file looks found so, and since when, across looks. That
 /// age is counted from the first look, or with `by_file` by the file's status-change time (for
 /// a future made anew on every turn of a `select!` loop, which keeps no count).
 ///
@@ -897,10 +911,16 @@ fn judge(
     by_file: bool,
 ) -> Option<Creation> {
     use std::os::unix::fs::MetadataExt;
-    let meta = location.path().and_then(|p| std::fs::metadata(p).ok());
-    let Some(meta) = meta else {
-        *creating = None;
-        return None;
+    let meta = match location.path().map(std::fs::metadata) {
+        Some(Ok(meta)) => meta,
+        Some(Err(gone)) if gone.kind() == std::io::ErrorKind::NotFound => {
+            *creating = None;
+            return Some(Creation::Gone);
+        }
+        _ => {
+            *creating = None;
+            return None;
+        }
     };
     let file = (meta.dev(), meta.ino());
     let seen = creating.filter(|c| c.file == file);
@@ -1313,6 +1333,11 @@ impl std::future::Future for OpenFollower {
                         Some(Creation::Slow | Creation::Abandoned) => {
                             this.appeared = true;
                             this.next_look = Some(now + LOOK_EVERY);
+                        }
+                        // Removed since the open: looked at again, as a missing name is.
+                        Some(Creation::Gone) => {
+                            this.appeared = true;
+                            this.next_look = Some(now + INIT_LOOK_EVERY);
                         }
                         None => match open_again(e, &this.location, &this.options) {
                             // Removed since the look: looked at again, as a missing name is.
