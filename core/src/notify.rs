@@ -513,13 +513,18 @@ impl Waiting {
         let n = notifier();
         let word = std::ptr::from_ref(ch.latest_word()) as usize;
         // Counted as a waiter (claiming a pin entry on a handle's first wait) outside the lock.
-        let (id, entry, _) = *self.reg.get_or_insert_with(|| {
+        let (id, entry, counted_by) = *self.reg.get_or_insert_with(|| {
             (
                 NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 ch.waiter_enter(),
                 ProcessId::current(),
             )
         });
+        // A future a forked child inherited pending is counted by its parent, which may stop
+        // waiting (or exit) while the child waits on: not counted here, so that the child's
+        // notifier looks at the word every millisecond instead of sleeping on wake-ups that
+        // writers make only while someone is counted.
+        let counted = entry.is_some() && counted_by == ProcessId::current();
         n.register(
             id,
             Registration {
@@ -527,7 +532,7 @@ impl Waiting {
                 expected: latest as u32,
                 seen: latest,
                 waker: cx.waker().clone(),
-                counted: entry.is_some(),
+                counted,
                 wake_at,
                 mark: mark.map(|m| (std::ptr::from_ref(ch.retired_word()) as usize, m)),
                 tripped: ch.trip_flag(),
