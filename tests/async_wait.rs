@@ -1556,8 +1556,11 @@ fn a_damaged_value_is_an_error_item_and_the_stream_goes_on() {
     let t = Instant::now();
     let (got, longest) = block_on_timed(values.recv(), Duration::from_secs(10));
     let err = got.expect("resolved").unwrap_err();
+    // It says how long all its tries took, not the last one's slice ("stayed busy for 2 ms",
+    // which a review of the async API found).
     assert!(
-        matches!(err, mmf::channel::Error::Contended { .. }),
+        matches!(err, mmf::channel::Error::Contended { waited, .. }
+            if waited >= Duration::from_millis(900)),
         "{err}"
     );
     assert!(

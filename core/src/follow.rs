@@ -1634,7 +1634,16 @@ impl ValueStream {
                 // mends it, so wait for that. Any other error (the channel truncated under the
                 // read) is looked at again at the next look, as one of a look is.
                 Err(e) => {
-                    self.contended = None;
+                    // Tries that ran out of time say how long they all took (a read's timeout,
+                    // 1 s by default), not the last one's slice (2 ms).
+                    let e = match (e, self.contended.take()) {
+                        (Error::Contended { name, what, .. }, Some(c)) => Error::Contended {
+                            name,
+                            what,
+                            waited: c.since.elapsed(),
+                        },
+                        (e, _) => e,
+                    };
                     self.refused = Refused(Some(newer));
                     if pauses_after(&e) {
                         self.pause_until = Some(Instant::now() + LOOK_EVERY);
