@@ -2195,6 +2195,72 @@ fn is_root() -> bool {
             .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
+/// Root's `new --force` of a channel another user keeps in a directory of theirs gives the new
+/// file that user's owner and mode through the file's descriptor: that user, who may rename
+/// files there, cannot swap the temporary file for a link to a file of root's and have root
+/// give that file away (a review had root's 0600 file become nobody's 0666, with the
+/// `chown` delayed, and 2 times of 3 without). Here the swap is made while the `chown` (or
+/// `fchown`) is held up by strace: nothing of root's changes, the replacement is refused, and
+/// the name keeps its channel, not the link.
+#[test]
+fn force_as_root_gives_away_nothing_through_a_swapped_link() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let e = Env::new("forcelink");
+    let dir = e.dir.join("theirs");
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("x.mmf");
+    let p = path.to_str().unwrap();
+    e.ok(&["new", p, "--size", "64"]);
+    for f in [&dir, &path] {
+        std::os::unix::fs::chown(f, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let secret = e.dir.join("root-secret");
+    std::fs::write(&secret, b"root's").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let Some(child) = e.spawn_delaying(
+        "chown,fchownat,lchown,fchown",
+        &["new", p, "--size", "64", "--force"],
+    ) else {
+        return;
+    };
+    // The temporary file, once made whole (its magic written last), swapped for a link.
+    let t = std::time::Instant::now();
+    let tmp = loop {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "no temporary file"
+        );
+        let found = std::fs::read_dir(&dir).unwrap().flatten().find(|f| {
+            f.file_name().to_string_lossy().starts_with(".mmf-new-")
+                && std::fs::read(f.path()).is_ok_and(|b| b.starts_with(b"MMFCHAN\0"))
+        });
+        if let Some(found) = found {
+            break found.path();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    std::fs::rename(&link, &tmp).unwrap();
+    let out = finish(child, 20);
+    let meta = std::fs::metadata(&secret).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.mode() & 0o777),
+        (0, 0o600),
+        "root's file given away: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !std::fs::symlink_metadata(&path).unwrap().is_symlink(),
+        "a link under the channel's name"
+    );
+}
+
 // --- Waiting: read --wait, watch ------------------------------------------------------------
 
 /// Standard output read as NDJSON: one JSON value per line.

@@ -824,7 +824,8 @@ impl Options {
     ///   [`Error::IsADirectory`]: a directory under the name or path;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included), or a symbolic link at the path led elsewhere once the channel it led to was
-    ///   checked.
+    ///   checked, or another file was put at the file path (or under the temporary name)
+    ///   while the new channel was made: nothing is replaced then.
     pub fn create_or_replace(&self, location: impl ToLocation) -> Result<Channel> {
         self.create_or_replace_parsed(&*location.to_location()?)
     }
@@ -876,7 +877,7 @@ impl Options {
         // file that is a channel (checked above) or a plain file under a shared-memory name,
         // and only where nobody else can have planted it there ([`inheritable`]).
         let kept = match location {
-            Location::File(_) => checked,
+            Location::File(_) => checked.clone(),
             _ => std::fs::symlink_metadata(&path)
                 .ok()
                 .filter(|m| m.is_file()),
@@ -905,17 +906,32 @@ impl Options {
             },
             e => e,
         })?;
-        if let Some(old) = kept.filter(|_| self.mode.is_none()) {
+        // The new file, as made: what is under the temporary name may be another's by now.
+        let made = ch.snap.liveness.file().and_then(|f| f.metadata().ok());
+        let drop_tmp = || {
+            if let Some(made) = &made {
+                let _ = unlink_same(location, &tmp, made);
+            }
+        };
+        // (A channel made at a path always holds its file.)
+        if let (Some(old), Some(file)) = (
+            kept.filter(|_| self.mode.is_none()),
+            ch.snap.liveness.file(),
+        ) {
             use std::os::unix::fs::MetadataExt;
+            // Through the new file's own descriptor, never its path: in a directory another
+            // user may write to (where `inheritable` lets a replacement keep the mode), the
+            // temporary name could be swapped for a link to any file between its creation and
+            // these calls, and root would give that file away (found by a review).
             // Best effort for the owner (only root may give a file away; a member of the old
             // group may set that), exact for the mode, which is ours to set.
             let uid = Some(old.uid()).filter(|_| os::euid() == 0);
-            let _ = std::os::unix::fs::chown(&tmp, uid, Some(old.gid()));
+            let _ = std::os::unix::fs::fchown(file, uid, Some(old.gid()));
             // With read and write for the owner, which a channel needs: a file of mode 0000
             // under the name (one not even a channel) would lock its owner out of the new one.
             let mode = std::fs::Permissions::from_mode(old.mode() & 0o777 | 0o600);
-            if let Err(e) = std::fs::set_permissions(&tmp, mode) {
-                let _ = std::fs::remove_file(&tmp);
+            if let Err(e) = file.set_permissions(mode) {
+                drop_tmp();
                 return Err(io_error(&name, &path, "setting the mode of", e));
             }
         }
@@ -928,8 +944,63 @@ impl Options {
             let now = Instant::now();
             lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)), false)
         });
-        if let Err(e) = std::fs::rename(&tmp, &path) {
-            let _ = std::fs::remove_file(&tmp);
+        // A file path must still hold what was checked above: the channel found there, or
+        // nothing. Making the new channel may take seconds (a large one's allocation), in which
+        // a user's file may be put under the name, which the rename would replace (found by a
+        // review: `new --force` of 600 MiB overwrote a file put there meanwhile, 4 times of 4).
+        // What was free is taken only while still free (no rename over a file put there since;
+        // a dangling link, replaced itself as before, excepted).
+        let put_there = || {
+            drop_tmp();
+            io_error(
+                &name,
+                &path,
+                "replacing",
+                io::Error::other(
+                    "another file was put under the name while the new channel was made; \
+                     nothing was replaced: look at what is there, then retry",
+                ),
+            )
+        };
+        // And the temporary name must still hold the new file: in a directory another user
+        // may write to, it may have been swapped for a link, which the rename would put under
+        // the channel's name.
+        let ours = made.as_ref().is_some_and(|made| {
+            std::fs::symlink_metadata(&tmp).is_ok_and(|now| same_file(&now, made))
+        });
+        if !ours {
+            drop_tmp();
+            return Err(io_error(
+                &name,
+                &path,
+                "replacing",
+                io::Error::other(
+                    "the new channel's temporary file was replaced by another while it was \
+                     made; nothing was replaced: look at who else writes to the directory",
+                ),
+            ));
+        }
+        let renamed = match (location, &checked) {
+            (Location::File(_), Some(checked)) if !still_named(checked, location, &path) => {
+                return Err(put_there());
+            }
+            (Location::File(_), None) => match os::rename_noreplace(&tmp, &path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let dangling = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink())
+                        && std::fs::metadata(&path).is_err();
+                    if !dangling {
+                        return Err(put_there());
+                    }
+                    std::fs::rename(&tmp, &path)
+                }
+                // No such rename here (another platform, a file system that refuses it).
+                Err(_) => std::fs::rename(&tmp, &path),
+            },
+            _ => std::fs::rename(&tmp, &path),
+        };
+        if let Err(e) = renamed {
+            drop_tmp();
             return Err(match e.kind() {
                 io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => directory(&name),
                 _ => io_error(&name, &path, "replacing", e),

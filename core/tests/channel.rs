@@ -489,6 +489,71 @@ fn a_missing_file_paths_missing_directory_is_named() {
     );
 }
 
+/// A file path that gets a user's file while `create_or_replace` makes the new channel (a large
+/// one's allocation takes milliseconds to seconds) keeps that file: the replacement is refused
+/// and nothing is left under the temporary name, whether the path was free when checked or held
+/// the channel being replaced. A review had `mmf new --force` of 600 MiB overwrite such a file
+/// 4 times of 4. A thread puts the file there as soon as the temporary file appears.
+#[test]
+fn a_users_file_put_at_the_path_during_a_replacement_is_kept() {
+    let dir = std::env::temp_dir().join(format!("mmf-replace-race-{}", std::process::id()));
+    let dir = if std::path::Path::new("/dev/shm").is_dir() {
+        // Where allocating is slow (pages zeroed), and the window wide.
+        std::path::Path::new("/dev/shm").join(dir.file_name().unwrap())
+    } else {
+        dir
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("x.mmf");
+    for held_a_channel in [false, true] {
+        let _ = std::fs::remove_file(&path);
+        if held_a_channel {
+            drop(Channel::create(path.to_str().unwrap(), 64).unwrap());
+        }
+        let replaced = std::thread::scope(|s| {
+            s.spawn(|| {
+                let t = std::time::Instant::now();
+                while t.elapsed() < Duration::from_secs(10) {
+                    let making = std::fs::read_dir(&dir)
+                        .unwrap()
+                        .flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with(".mmf-new-"));
+                    if making {
+                        // Written aside, then renamed over the name: a user's editor does so.
+                        std::fs::write(dir.join("precious.tmp"), b"precious user data").unwrap();
+                        std::fs::rename(dir.join("precious.tmp"), &path).unwrap();
+                        return;
+                    }
+                }
+                panic!("no temporary file seen");
+            });
+            Options::new()
+                .capacity(32 << 20)
+                .readers(0)
+                .create_or_replace(path.to_str().unwrap())
+        });
+        let err = replaced.expect_err("replaced the user's file");
+        assert!(
+            err.to_string()
+                .contains("another file was put under the name"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious user data");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            [std::ffi::OsString::from("x.mmf")],
+            "held {held_a_channel}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn create_is_exclusive_open_needs_an_existing_channel() {
     for kind in ["shm", "file"] {
