@@ -144,7 +144,21 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
 /// directory such as `/dev/shm`, whose sticky bit lets only its owner remove it,
 /// [`Error::PermissionDenied`].
 pub fn remove_unused(location: impl ToLocation, idle_for: std::time::Duration) -> Result<bool> {
-    remove_if(&*location.to_location()?, idle_for, false)
+    remove_if(&*location.to_location()?, idle_for, Unless::Used)
+}
+
+/// [`remove_unused`] of a file that a creator left unfinished ([`is_unfinished`]), keeping it
+/// also unless it is still so when looked at under the lock: empty, or its first word (where
+/// the magic goes last) zero. A channel made under the name since the caller judged the old
+/// file (the dead creator's file cleared, a new channel created, its handle closed) is kept,
+/// however young `idle_for` allows (`mmf prune --older-than 0` removed such a channel, told as
+/// "never finished", until a review found it).
+///
+/// # Errors
+///
+/// As [`remove_unused`], and [`Error::Io`] if the file's start cannot be read.
+pub fn remove_unfinished(location: impl ToLocation, idle_for: std::time::Duration) -> Result<bool> {
+    remove_if(&*location.to_location()?, idle_for, Unless::Finished)
 }
 
 /// [`remove_unused`], keeping also a channel whose header, read under the lock, names a creator or
@@ -158,14 +172,21 @@ pub fn remove_unused(location: impl ToLocation, idle_for: std::time::Duration) -
 ///
 /// As [`remove_unused`], and [`Error::Io`] if the header cannot be read.
 pub fn remove_stale(location: impl ToLocation, idle_for: std::time::Duration) -> Result<bool> {
-    remove_if(&*location.to_location()?, idle_for, true)
+    remove_if(&*location.to_location()?, idle_for, Unless::Alive)
 }
 
-fn remove_if(
-    location: &Location,
-    idle_for: std::time::Duration,
-    abandoned_only: bool,
-) -> Result<bool> {
+/// What else keeps a file that [`remove_if`] finds unused and idle long enough.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unless {
+    /// Nothing else ([`remove_unused`]).
+    Used,
+    /// Its creator or last writer still running ([`remove_stale`]).
+    Alive,
+    /// A start that is not all zeros: a channel finished ([`remove_unfinished`]).
+    Finished,
+}
+
+fn remove_if(location: &Location, idle_for: std::time::Duration, unless: Unless) -> Result<bool> {
     let Some(path) = location.path() else {
         return Ok(false);
     };
@@ -201,7 +222,18 @@ fn remove_if(
     if idle < idle_for {
         return Ok(false);
     }
-    if abandoned_only {
+    if unless == Unless::Finished {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(8);
+        (&file)
+            .take(8)
+            .read_to_end(&mut head)
+            .map_err(|e| io("reading", e))?;
+        if head.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
+    if unless == Unless::Alive {
         // No handle can write the header while the exclusive lock is held (every handle holds
         // a shared one, a mapping too, however long ago its descriptor was closed), so these
         // words are the last ones written.

@@ -2975,6 +2975,30 @@ fn removals_of_unused_channels_never_delete_what_is_no_channel() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `mmf prune` judges a file unfinished (a dead creator's zeros) from a listing, then removes it
+/// under its lock (`host::remove_unfinished`), which looks at its start again: a channel made
+/// under the name in between (the zeros cleared, a channel created, its handle closed) is kept
+/// however young `--older-than 0` lets it be, and the zeros themselves go. `remove_unused`, used
+/// there before, removed the new channel, told as "never finished" (found by a review).
+#[test]
+fn a_channel_finished_under_an_unfinished_name_is_kept() {
+    use mmf_core::host;
+    let s = Scratch::new("shm");
+    std::fs::write(s.path(), [0u8; 4096]).unwrap();
+    assert!(
+        host::remove_unfinished(&s.location, Duration::ZERO).unwrap(),
+        "zeros removed"
+    );
+    assert!(!s.path().exists());
+    drop(s.create(64));
+    assert!(
+        !host::remove_unfinished(&s.location, Duration::ZERO).unwrap(),
+        "a finished channel removed"
+    );
+    Channel::open(s.name()).unwrap();
+    Channel::remove(s.name()).unwrap();
+}
+
 /// `mmf prune` judges a channel abandoned from a listing, then removes it under its lock
 /// (`host::remove_stale`), which reads the header's creator and last writer again: a process
 /// that opened the channel, published and closed it in between, and still runs, keeps it.

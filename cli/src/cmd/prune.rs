@@ -82,10 +82,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             // Decided again under the lock it removes under: a handle opened since the listing
             // keeps the channel, so does a new channel made under the name meanwhile, and so
             // does a process that published since and still runs.
-            // (An unfinished one is judged by its lock and age alone: its creator's pid, if it
+            // (An unfinished one is judged by its lock, its age and its start of zeros alone:
+            // a channel finished under the name since is kept; its creator's pid, if it
             // got as far as writing it, may belong to another process by now.)
             let removed = if unfinished {
-                host::remove_unused(&location, a.older_than)
+                host::remove_unfinished(&location, a.older_than)
             } else {
                 host::remove_stale(&location, a.older_than)
             };
