@@ -397,7 +397,8 @@ impl Options {
                 continue;
             }
             if let Err(e) = locked {
-                let _ = std::fs::remove_file(path);
+                // Only this creator's file: the name may lead to another's by now.
+                let _ = unlink_same(location, path, &meta);
                 return Err(io_error(&name, path, "locking", e));
             }
             break (file, meta);
@@ -2767,9 +2768,16 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
     let target = checked
         .or_else(|| expect.cloned())
         .or_else(|| held.as_ref().and_then(|f| f.metadata().ok()));
+    // Without a file told of (a link under the shared-memory directory, which no open
+    // follows, or a file this process may not open), the one a look finds now: by identity
+    // still, so that a channel made under the name after that look is left alone.
+    let looked = || match location {
+        Location::Shm(_) => std::fs::symlink_metadata(&path),
+        _ => std::fs::metadata(&path),
+    };
     let removed = match &target {
         Some(target) => unlink_same(location, &path, target),
-        None => std::fs::remove_file(&path).map(|()| true),
+        None => looked().and_then(|now| unlink_same(location, &path, &now)),
     }
     .map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::not_found(location),
