@@ -9,7 +9,10 @@
 //! [`install`] closes it (for whole pages), for processes that opt in (the CLI does; a library must not take a
 //! process-wide signal behind its user's back). Every file mapping a `Region` makes is entered in
 //! a registry here, whether or not the handler is installed; the handler, on a `SIGBUS` of code
-//! `BUS_ADRERR` whose address lies in a registered mapping:
+//! `BUS_ADRERR` whose address lies in a registered mapping (a truncation; or, for a file with
+//! holes that a full file system cannot fill, the same code: mmf allocates a channel's file
+//! whole at creation, so only a file another process punched holes into meets that, and it is
+//! taken for a truncation, its handle reporting `Truncated` for good):
 //!
 //! 1. maps private zero pages over the mapping from the faulting page to its end
 //!    (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)`): those pages are gone from the file
@@ -127,8 +130,20 @@ impl Chunk {
 }
 
 static FIRST: Chunk = Chunk::empty();
-/// Serialises registrations (never taken by the handler).
-static REGISTER: Mutex<()> = Mutex::new(());
+/// Serialises registrations (never taken by the handler). One per process: a child forked while
+/// another thread held the lock would otherwise wait for it for ever at its first open, create
+/// or drop of a channel (a review's 5000 forks beside two threads making channels hung up to
+/// two children). The child's own lock leaves an entry that a vanished thread was writing
+/// with an odd `seq` and `used` set: skipped by the handler, never reused, a few bytes lost.
+static REGISTER: super::PerProcess<Mutex<()>> = super::PerProcess::new();
+
+/// This process's [`REGISTER`], taken.
+fn register_lock() -> std::sync::MutexGuard<'static, ()> {
+    REGISTER
+        .get_or_make(|| Mutex::new(()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
 /// The page size, set by the first registration.
 static PAGE: AtomicUsize = AtomicUsize::new(0);
 
@@ -154,7 +169,7 @@ impl Registration {
         } else {
             libc::PROT_READ
         };
-        let _guard = REGISTER.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = register_lock();
         let entry = match entries().find(|e| !e.used.load(Ordering::Relaxed)) {
             Some(e) => e,
             None => {
@@ -191,7 +206,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let _guard = REGISTER.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = register_lock();
         self.entry.write(0, 0, 0);
         self.entry.used.store(false, Ordering::Relaxed);
     }
@@ -325,7 +340,8 @@ fn replace_pages(addr: usize) -> bool {
     // mappings that are still mapped (a `Region` leaves it before it unmaps), and `end` is that
     // mapping's end rounded up to a page, as `mmap` laid it out. Nothing in this process holds a
     // Rust reference that promises those bytes do not change (see `region.rs`); `MAP_FIXED`
-    // replaces exactly those pages, which are already unreadable (past the file's end).
+    // replaces exactly those pages, which are already unreadable (past the file's end, or a
+    // hole the file system cannot fill; see the module docs).
     let p = unsafe {
         libc::mmap(
             from as *mut libc::c_void,
@@ -401,5 +417,46 @@ fn pass_on(
         let new = ours();
         // SAFETY: puts our handler back (async-signal-safe); `new` is fully initialised.
         unsafe { libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child forked while another thread holds the registry's lock makes and drops
+    /// registrations of its own: the lock is per process. With one lock for all, the child's
+    /// first registration waited for ever (for a thread that does not exist in the child);
+    /// here an alarm ends such a child.
+    #[test]
+    fn a_child_forked_while_the_lock_is_held_registers() {
+        let map = memmap2::MmapOptions::new().len(4096).map_anon().unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _guard = register_lock();
+            held_tx.send(()).unwrap();
+            let _ = done_rx.recv();
+        });
+        held_rx.recv().unwrap();
+        // SAFETY: the child only registers and drops a mapping it inherited, then `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: `alarm` only schedules SIGALRM, whose default action ends this child.
+            unsafe { libc::alarm(5) };
+            drop(Registration::new(map.as_ptr(), map.len(), true));
+            // SAFETY: leaves the child without running the test harness's exit handlers.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        done_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child hung on the registry's lock (status {status:#x})"
+        );
     }
 }
