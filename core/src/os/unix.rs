@@ -494,8 +494,11 @@ pub(crate) const FUTEX2_PRIVATE: u32 = 128;
 /// `ENOMEM`); the caller must then not call again at once, or it would spin.
 ///
 /// # Safety
-/// Every `uaddr` must be the address of a 4-byte-aligned `u32` that stays mapped for the call
-/// (a shared mapping for entries without `FUTEX2_PRIVATE`).
+/// Every `uaddr` must be the address of a 4-byte-aligned `u32` (in a shared mapping for entries
+/// without `FUTEX2_PRIVATE`). The kernel only reads the words: one unmapped during the call
+/// makes it fail (`EFAULT`), and one mapped anew meanwhile to other memory is compared as that
+/// memory is, so a caller that cannot keep every word mapped for the call (the async notifier)
+/// must have another word among them that wakes it when one goes.
 #[cfg(target_os = "linux")]
 pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Duration) -> bool {
     let mut now = libc::timespec {
@@ -509,7 +512,7 @@ pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Dur
         tv_sec: now
             .tv_sec
             .saturating_add(libc::time_t::try_from(timeout.as_secs()).unwrap_or(1 << 30))
-            + (ns / 1_000_000_000) as libc::time_t,
+            .saturating_add((ns / 1_000_000_000) as libc::time_t),
         tv_nsec: (ns % 1_000_000_000) as libc::c_long,
     };
     // SAFETY: `waiters` is a live slice of correctly laid-out entries whose addresses the caller
