@@ -222,16 +222,8 @@ fn remove_if(location: &Location, idle_for: std::time::Duration, unless: Unless)
     if idle < idle_for {
         return Ok(false);
     }
-    if unless == Unless::Finished {
-        use std::io::Read;
-        let mut head = Vec::with_capacity(8);
-        (&file)
-            .take(8)
-            .read_to_end(&mut head)
-            .map_err(|e| io("reading", e))?;
-        if head.iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
+    if unless == Unless::Finished && !starts_with_zeros(&file).map_err(|e| io("reading", e))? {
+        return Ok(false);
     }
     if unless == Unless::Alive {
         // No handle can write the header while the exclusive lock is held (every handle holds
@@ -469,7 +461,6 @@ pub(crate) fn remove_left_unfinished(
     location: &Location,
     min_age: std::time::Duration,
 ) -> Leftover {
-    use std::io::Read;
     let (Location::Shm(_), Some(path)) = (location, location.path()) else {
         return Leftover::NotOurs;
     };
@@ -481,10 +472,7 @@ pub(crate) fn remove_left_unfinished(
     let Ok(meta) = file.metadata() else {
         return Leftover::Kept;
     };
-    let zeros = |file: &mut std::fs::File| {
-        let mut head = Vec::with_capacity(8);
-        file.take(8).read_to_end(&mut head).is_ok() && head.iter().all(|&b| b == 0)
-    };
+    let zeros = |file: &mut std::fs::File| starts_with_zeros(file).unwrap_or(false);
     // Judged before the lock as well: a channel made meanwhile (its magic, or young) is told
     // at once, without waiting for its creator's lock.
     let young = crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age);
@@ -523,6 +511,15 @@ pub(crate) fn remove_left_unfinished(
 }
 
 /// Whether the file at `path` is empty or starts with a zero word (no magic yet).
+/// Whether `file`, read from where its offset is, starts with nothing or zeros only (its first 8
+/// bytes): a creator's file before the magic, written last, is there.
+fn starts_with_zeros(mut file: &std::fs::File) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(8);
+    (&mut file).take(8).read_to_end(&mut head)?;
+    Ok(head.iter().all(|&b| b == 0))
+}
+
 fn starts_unfinished(path: &std::path::Path) -> bool {
     head(path).is_some_and(|h| h.is_empty() || h.iter().all(|&b| b == 0))
 }
