@@ -764,6 +764,143 @@ fn small_ext4() -> Option<Mounted> {
     )
 }
 
+/// Makes a 160 MiB btrfs image (btrfs's least without mixed block groups is about 110 MiB) and
+/// mounts it at a fresh directory, as [`small_ext4`] does, or `None` (said: SKIPPED).
+fn small_btrfs() -> Option<Mounted> {
+    let base = std::env::temp_dir().join(format!("mmf-btrfs-{}", std::process::id()));
+    let (image, dir) = (base.with_extension("img"), base.with_extension("mnt"));
+    std::fs::File::create(&image)
+        .ok()?
+        .set_len(160 << 20)
+        .ok()?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let ran = |cmd: &mut Command| {
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ok = ran(Command::new("mkfs.btrfs").args(["-q", "-f"]).arg(&image))
+        && ran(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&dir));
+    let _ = std::fs::remove_file(&image);
+    mounted(
+        dir,
+        ok,
+        "a btrfs image (needs root, mkfs.btrfs of btrfs-progs, loop devices)",
+    )
+}
+
+/// Writes zeros into a new file in `dir` until the file system has no room left, and makes
+/// them reach it (a copy-on-write file system counts its space at write-back).
+fn fill(dir: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while f.write_all(&chunk).is_ok() {}
+    // The last pages written may fail only at write-back: their error is the full disk's.
+    let _ = f.sync_all();
+    while f.write_all(&chunk[..4096]).is_ok() {}
+    let _ = f.sync_all();
+}
+
+/// On btrfs, `posix_fallocate` reserves blocks for the first write of each page only: a file
+/// that copies on write takes new ones at every later write, and on a full file system a store
+/// through the mapping finds none and raises `SIGBUS`. A review saw every publish into a channel
+/// on a full btrfs fail as "truncated" (and a process without the handler killed): mmf now
+/// turns copy-on-write off for the files it creates there, so they are written in place, into
+/// the blocks allocated at creation, as on ext4.
+#[test]
+fn a_channel_on_a_full_btrfs_takes_every_publish() {
+    let Some(dir) = small_btrfs() else {
+        return;
+    };
+    // Without the fix the first rewrite of a page faults: an error with the handler, not a
+    // killed test process.
+    mmf::truncation::install().unwrap();
+    let path = dir.0.join("c.mmf");
+    let ch = Options::new()
+        .capacity(4 << 20)
+        .readers(1)
+        .create(Location::file(&path))
+        .unwrap();
+    fill(&dir.0);
+    let (avail, _) = statfs_blocks(&dir.0);
+    assert!(
+        avail < 4 << 20,
+        "the file system is full: {avail} bytes left"
+    );
+    // Every slot written more than once (three slots), and the header's page many times.
+    for i in 0..8u8 {
+        let value = vec![i; (4 << 20) - usize::from(i)];
+        let g = ch
+            .publish_bytes(&value)
+            .unwrap_or_else(|e| panic!("publish {i}: {e}"));
+        assert_eq!(g, u64::from(i) + 1);
+        assert_eq!(ch.read_bytes().unwrap(), value);
+    }
+    ch.verify().unwrap();
+}
+
+/// A page the file system cannot supply (here one punched out of the file, on a full tmpfs)
+/// faults as a truncation does, but no process shrank the file: the error says so and what to
+/// do (make room), where it said "another process shrank its file"; once the file is shrunk,
+/// the same handle says that.
+#[test]
+fn a_page_the_file_system_cannot_supply_is_not_called_a_truncation() {
+    let Some(dir) = small_tmpfs("2m") else {
+        return;
+    };
+    mmf::truncation::install().unwrap();
+    let path = dir.0.join("c.mmf");
+    let ch = Options::new()
+        .capacity(256 << 10)
+        .readers(0)
+        .create(Location::file(&path))
+        .unwrap();
+    ch.publish_str("first").unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let len = file.metadata().unwrap().len();
+    // SAFETY: `fallocate` only reads its integer arguments; the fd is open for the call.
+    let rc = unsafe {
+        libc::fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            4096,
+            (len - 4096) as libc::off_t,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    fill(&dir.0);
+    let err = ch.publish_bytes(&[7; 200 << 10]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            mmf::Error::Channel(mmf::channel::Error::Truncated { shrunk: false, .. })
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("no process shrank")
+            && text.contains("make room")
+            && !text.contains("another process shrank"),
+        "{text}"
+    );
+    file.set_len(4096).unwrap();
+    let err = ch.read_raw().unwrap_err();
+    assert!(
+        matches!(err, mmf::channel::Error::Truncated { shrunk: true, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("another process shrank its file"),
+        "{err}"
+    );
+}
+
 /// `dir` as mounted if `ok`, else removed, with a SKIPPED line that says what could not be
 /// mounted.
 fn mounted(dir: std::path::PathBuf, ok: bool, what: &str) -> Option<Mounted> {

@@ -315,6 +315,20 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             "channel '{name}' is corrupt: {what}; `{}` replaces it",
             command("new", name, "--size SIZE --force")
         ),
+        (
+            CoreError::Truncated {
+                name,
+                shrunk: false,
+                ..
+            },
+            _,
+        ) => format!(
+            "channel '{name}' could not be accessed: the file system could not supply a page of \
+             its file, which no process shrank (no room for a page that a reflink copy or a \
+             snapshot shares on a copy-on-write file system such as btrfs, or for one punched \
+             out of the file; or an I/O error); make room on the file system that holds it and \
+             run the command again"
+        ),
         (CoreError::Truncated { name, .. }, _) => format!(
             "channel '{name}' was truncated while mapped (another process shrank its file); run \
              the command again, and if the channel is damaged, `{}` re-creates it",

@@ -209,14 +209,30 @@ pub enum Error {
         /// [`mended_by_publish`](Error::mended_by_publish) asks this.
         value_only: bool,
     },
-    /// The channel's file was truncated (shrunk) while this handle had it mapped, and the
-    /// process's `SIGBUS` handler ([`crate::truncation::install`]) caught an access past its new
-    /// end. What the access read or wrote was not the channel's; the handle stays unusable.
-    #[error("channel '{name}' was truncated while mapped (another process shrank its file); drop this handle and open the channel again (re-create it if that says it is damaged)")]
+    /// An access to this handle's mapping faulted, and the process's `SIGBUS` handler
+    /// ([`crate::truncation::install`]) caught it: the channel's file was truncated (shrunk)
+    /// while mapped, or, where it was not (`shrunk` is false), the file system could not supply
+    /// a page of it. What the access read or wrote was not the channel's; the handle stays
+    /// unusable.
+    #[error(
+        "channel '{name}' {}",
+        if *shrunk {
+            "was truncated while mapped (another process shrank its file); drop this handle and open the channel again (re-create it if that says it is damaged)"
+        } else {
+            "could not be accessed: the file system could not supply a page of its file, which no process shrank (no room for a page that a reflink copy or a snapshot shares on a copy-on-write file system such as btrfs, or for one punched out of the file; or an I/O error); make room on the file system, then drop this handle and open the channel again"
+        }
+    )]
     #[non_exhaustive]
     Truncated {
         /// The channel's name or path.
         name: String,
+        /// Whether the file was shorter than the mapping when this was reported (or its size
+        /// could not be told). `false`: still whole, so the fault was the file system's: no
+        /// room for a page that is written for the first time since it was shared with a
+        /// reflink copy or a snapshot (mmf turns copy-on-write off for the files it creates on
+        /// btrfs, so a full file system alone does not do this), or for a page another process
+        /// punched out of the file, or a read or write error of the device.
+        shrunk: bool,
     },
     /// A bounded wait ran out: another writer held the lock, or a reader kept losing races.
     #[error("channel '{name}' stayed busy for {} ms ({what}); retry later", waited.as_millis())]

@@ -917,8 +917,16 @@ impl Snapshot {
     /// `Truncated`, for the paths that find the mapping tripped (`Region::tripped`).
     #[cold]
     pub(crate) fn truncated(&self) -> Error {
+        // Looked at now, not at the fault: a file still as long as the mapping was not shrunk,
+        // and what faulted was a page the file system could not supply (btrfs out of space for
+        // a page shared with a reflink copy, an I/O error), which its own message explains.
+        let shrunk = match self.liveness.file().map(std::fs::File::metadata) {
+            Some(Ok(meta)) => meta.len() < self.layout.total_bytes as u64,
+            _ => true,
+        };
         Error::Truncated {
             name: self.name.clone(),
+            shrunk,
         }
     }
 

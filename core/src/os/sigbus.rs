@@ -9,10 +9,12 @@
 //! [`install`] closes it (for whole pages), for processes that opt in (the CLI does; a library must not take a
 //! process-wide signal behind its user's back). Every file mapping a `Region` makes is entered in
 //! a registry here, whether or not the handler is installed; the handler, on a `SIGBUS` of code
-//! `BUS_ADRERR` whose address lies in a registered mapping (a truncation; or, for a file with
-//! holes that a full file system cannot fill, the same code: mmf allocates a channel's file
-//! whole at creation, so only a file another process punched holes into meets that, and it is
-//! taken for a truncation, its handle reporting `Truncated` for good):
+//! `BUS_ADRERR` whose address lies in a registered mapping (a truncation; or the same code for a
+//! page a full file system cannot supply: mmf allocates a channel's file whole at creation, and
+//! on btrfs turns copy-on-write off for it, so only a page another process punched out of the
+//! file, or one a reflink copy or a snapshot shares on a full btrfs, meets that; or an I/O
+//! error. Each is handled as a truncation, its handle reporting `Truncated` for good, whose
+//! `shrunk` says which it was):
 //!
 //! 1. maps private zero pages over the mapping from the faulting page to its end
 //!    (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)`): those pages are gone from the file

@@ -124,6 +124,8 @@ pub(crate) fn reopen(_handle: &File, _options: &std::fs::OpenOptions) -> Option<
 pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     let off_len = libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
+    #[cfg(target_os = "linux")]
+    no_copy_on_write(file);
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
         // SAFETY: `posix_fallocate` only reads its integer arguments; the fd is open and owned by
@@ -138,6 +140,45 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
     let _ = off_len;
     file.set_len(len)
+}
+
+/// On btrfs, turns copy-on-write off for `file`, which must still be empty (btrfs takes the
+/// flag, `chattr +C`'s, only then). A copy-on-write file takes new blocks at every write, so
+/// the blocks `posix_fallocate` reserved back only the first write of each page: on a full file
+/// system a later store through the mapping finds none and raises `SIGBUS` (a review saw every
+/// publish into a channel on a full btrfs fail so, and a process without mmf's handler killed).
+/// Without copy-on-write btrfs writes a page in place, into the blocks allocated for it, as
+/// ext4 and tmpfs do; a channel's file gives up btrfs's data checksums and compression, which
+/// a mapping that is rewritten in place cannot use anyway. Pages shared with a reflink copy or a
+/// snapshot are still copied at their first write. Best effort: another file system, or a
+/// refusal, leaves the file as it is.
+#[cfg(target_os = "linux")]
+fn no_copy_on_write(file: &File) {
+    /// `FS_NOCOW_FL` of `<linux/fs.h>` (not in `libc`).
+    const FS_NOCOW_FL: libc::c_int = 0x0080_0000;
+    let fd = file.as_raw_fd();
+    // SAFETY: an all-zero `statfs` is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open (owned by `file`) and `st` a valid, writable struct for the call.
+    if unsafe { libc::fstatfs(fd, &mut st) } != 0 {
+        return;
+    }
+    // `f_type` and the magic differ in type between C libraries: compared as i64.
+    #[allow(clippy::unnecessary_cast)]
+    if st.f_type as i64 != libc::BTRFS_SUPER_MAGIC as i64 {
+        return;
+    }
+    let mut flags: libc::c_int = 0;
+    // SAFETY: `FS_IOC_GETFLAGS` writes one `int` (the kernel's type for it, whatever the
+    // request's encoding says) through the pointer, which points at `flags`.
+    if unsafe { libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return;
+    }
+    if flags & FS_NOCOW_FL == 0 {
+        flags |= FS_NOCOW_FL;
+        // SAFETY: `FS_IOC_SETFLAGS` reads one `int` through the pointer, which points at `flags`.
+        let _ = unsafe { libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags) };
+    }
 }
 
 /// The effective user id of this process.
