@@ -595,12 +595,11 @@ impl Options {
         deadline: Option<Instant>,
     ) -> Result<Option<Channel>> {
         not_special(location, path, name)?;
-        let mut file =
-            open_existing(location, path, !self.read_only).map_err(|e| match e.kind() {
-                io::ErrorKind::IsADirectory => directory(name),
-                io::ErrorKind::NotFound => Error::not_found(location),
-                _ => io_error(name, path, "opening", e),
-            })?;
+        let file = open_existing(location, path, !self.read_only).map_err(|e| match e.kind() {
+            io::ErrorKind::IsADirectory => directory(name),
+            io::ErrorKind::NotFound => Error::not_found(location),
+            _ => io_error(name, path, "opening", e),
+        })?;
         let meta = file
             .metadata()
             .map_err(|e| io_error(name, path, "inspecting", e))?;
@@ -619,11 +618,12 @@ impl Options {
         let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
         if len < min || len % 8 != 0 {
             // Too small to map as a channel: tell "still being created" from "not a channel".
-            let mut head = [0u8; 8];
-            let got = file
-                .read(&mut head)
+            let mut head = Vec::with_capacity(HEAD_BYTES);
+            (&file)
+                .take(HEAD_BYTES as u64)
+                .read_to_end(&mut head)
                 .map_err(|e| io_error(name, path, "reading", e))?;
-            let err = small_image_error(&head[..got], len, name);
+            let err = small_image_error(&head, len, name);
             // Our magic in a file too small for a channel: unless the file grew between the
             // `fstat` above and this read, as it does when its creator allocates and writes the
             // header meanwhile (then it is still being created: retry).
@@ -662,7 +662,11 @@ impl Options {
         let len = bytes.len() as u64;
         let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
         if len < min || !len.is_multiple_of(8) {
-            return Err(small_image_error(&bytes[..bytes.len().min(8)], len, name));
+            return Err(small_image_error(
+                &bytes[..bytes.len().min(HEAD_BYTES)],
+                len,
+                name,
+            ));
         }
         let region = Region::anonymous(bytes.len()).map_err(|e| Error::Io {
             op: "allocating",
@@ -2551,23 +2555,55 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
     Ok(snap)
 }
 
+/// How many of a file's first bytes [`small_image_error`] looks at: the header's words up to
+/// `kind`, which say the size the file should have.
+const HEAD_BYTES: usize = (H_KIND + 1) * WORD;
+
 /// The error for a file or image too small (or oddly sized) to be a channel, from its first
-/// bytes: nothing yet (being created), our magic (truncated), or something else.
+/// bytes (up to [`HEAD_BYTES`]): nothing yet (being created), our magic (truncated, or grown by
+/// a few bytes: then the size the header describes, as `open` says of a file grown by a multiple
+/// of 8), or something else.
 fn small_image_error(head: &[u8], len: u64, name: &str) -> Error {
-    let mut word = [0u8; 8];
-    word[..head.len()].copy_from_slice(head);
-    let magic = u64::from_le_bytes(word);
+    let word = |i: usize| {
+        let mut word = [0u8; 8];
+        let bytes = head.get(i * WORD..).unwrap_or_default();
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        u64::from_le_bytes(word)
+    };
+    let magic = word(H_MAGIC);
     let name = name.to_owned();
     if head.is_empty() || magic == 0 {
         Error::NotInitialized { name }
-    } else if magic == MAGIC && head.len() == 8 {
+    } else if magic == MAGIC && head.len() >= 8 {
         // (Not the 7 bytes the magic has before its NUL, which pad to it: FORMAT.md §9 step 2.)
+        let fields = HeaderFields {
+            magic,
+            version: word(H_VERSION),
+            header_size: word(H_HEADER_SIZE),
+            capacity: word(H_CAPACITY),
+            slot_count: word(H_SLOT_COUNT),
+            slot_stride: word(H_SLOT_STRIDE),
+            readers: word(H_READERS),
+            total_size: word(H_TOTAL_SIZE),
+            kind: word(H_KIND),
+        };
+        // A header of this layout that describes itself: what the file's size is against it
+        // (`echo more >> FILE` grows a channel by a few bytes, which `truncate` takes back).
+        let described = (len >= 512
+            && head.len() == HEAD_BYTES
+            && fields.version == VERSION
+            && fields.kind == KIND_SNAPSHOT)
+            .then(|| Layout::from_header(&fields, Some(len)).err())
+            .flatten();
         Error::Corrupt {
             name,
-            what: if len < 512 {
-                format!("file is only {len} bytes")
-            } else {
-                format!("file is {len} bytes, which no channel's size is (not a multiple of 8)")
+            what: match described {
+                Some(what) => what,
+                None if len < 512 => format!("file is only {len} bytes"),
+                None => {
+                    format!("file is {len} bytes, which no channel's size is (not a multiple of 8)")
+                }
             },
             value_only: false,
         }
@@ -3030,12 +3066,13 @@ fn taken(name: &str, path: &Path) -> Error {
     if let Err(not_a_file) = regular_file(&meta, name) {
         return not_a_file;
     }
-    let mut head = Vec::with_capacity(8);
-    let read = open_path(path, false, os::NOFOLLOW).and_then(|f| f.take(8).read_to_end(&mut head));
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    let read = open_path(path, false, os::NOFOLLOW)
+        .and_then(|f| f.take(HEAD_BYTES as u64).read_to_end(&mut head));
     if read.is_err() {
         return exists();
     }
-    if head[..] == MAGIC.to_le_bytes() {
+    if head.get(..8) == Some(&MAGIC.to_le_bytes()[..]) {
         return exists();
     }
     // As `open` says it (a file that grew or shrank since is shown with the bytes read).

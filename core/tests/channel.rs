@@ -1238,9 +1238,34 @@ fn a_truncated_or_grown_file_is_refused_at_open() {
     // A grown file still holds the channel: say how to get it back.
     assert!(err.to_string().contains("it was grown"), "{err}");
     assert!(err.to_string().contains("`truncate -s "), "{err}");
-    // One byte more is no size a channel has; it used to be called "only N bytes".
-    let err = open_damaged(|b| b.push(0)).unwrap_err();
+    // A few bytes more (`echo more >> FILE`) is no size a channel has; it used to be called
+    // "only N bytes", then "not a multiple of 8" with no way back: the header still says the
+    // size, and `truncate` gives the channel back, as for a multiple of 8.
+    let mut grown = Vec::new();
+    let err = open_damaged(|b| {
+        b.extend_from_slice(b"more\n");
+        grown = b.clone();
+    })
+    .unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let want = format!("`truncate -s {}`", grown.len() - 5);
+    assert!(
+        err.to_string().contains("it was grown") && err.to_string().contains(&want),
+        "{err}"
+    );
+    grown.truncate(grown.len() - 5);
+    let (_, value) = Options::new()
+        .open_image(&grown)
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    assert_eq!(value, b"fine");
+    // A header that says no such thing (another version) still says the size is no channel's.
+    let err = open_damaged(|b| {
+        put_u64(b, 8, 5);
+        b.push(0);
+    })
+    .unwrap_err();
     assert!(
         err.to_string().contains("which no channel's size is"),
         "{err}"
