@@ -23,7 +23,8 @@ const TOP_EXAMPLES: &str = "\
 CHANNELS:
   A NAME without '/' lives in shared memory (/dev/shm/mmf.NAME, gone after reboot;
   the environment variable MMF_SHM_DIR names another directory for them);
-  a NAME with '/' (./state.mmf, /var/lib/app/state.mmf) is a file, persisted.
+  a NAME with '/' (./state.mmf, /var/lib/app/state.mmf) is a file, persisted
+  (unless its file system is in memory, as a tmpfs /tmp: `mmf info` says).
 
 EXAMPLES:
   mmf new Test --size 1KiB

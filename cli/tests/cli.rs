@@ -1431,10 +1431,22 @@ fn file_backed_channels_persist_with_their_mode() {
     e.ok(&["out", "./state.mmf", "persisted"]);
     assert_eq!(e.ok(&["read", "./state.mmf"]), "persisted\n");
     let info = e.ok(&["info", "./state.mmf"]);
-    assert!(
-        info.contains("file, persisted") && info.contains("crc32"),
-        "{info}"
-    );
+    // A temporary directory may be a tmpfs (then the file is gone at reboot, and said so).
+    let fs_type = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(&e.dir)
+        .output()
+        .unwrap()
+        .stdout;
+    let (kind, in_memory) = if fs_type == b"tmpfs\n" {
+        ("file, in memory: gone at reboot", true)
+    } else {
+        ("file, persisted", false)
+    };
+    assert!(info.contains(kind) && info.contains("crc32"), "{info}");
+    let json: serde_json::Value =
+        serde_json::from_str(&e.ok(&["info", "./state.mmf", "--json"])).unwrap();
+    assert_eq!(json["in_memory"], in_memory, "{json}");
     assert!(
         e.ok(&["list"]).lines().count() == 1,
         "list shows shared memory only"
@@ -5788,4 +5800,26 @@ fn no_empty_keeps_the_last_value_when_the_input_is_empty() {
     // Without it, empty input is a value, as before.
     assert!(e.run_in(&["out", "T"], b"").status.success());
     assert!(e.ok(&["info", "T", "--json"]).contains("\"len\":0"));
+}
+
+/// A file path on a tmpfs (`/dev/shm`, a `/tmp` in memory) is gone at reboot like shared
+/// memory: `info` said "file, persisted" of it.
+#[test]
+fn info_says_a_file_in_memory_is_gone_at_reboot() {
+    let Some(e) = Env::in_shm("in-memory", 1 << 20) else {
+        return;
+    };
+    e.ok(&["new", "./state.mmf", "--size", "1KiB"]);
+    let info = e.ok(&["info", "./state.mmf"]);
+    assert!(
+        info.contains("kind:        file, in memory: gone at reboot ("),
+        "{info}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&e.ok(&["info", "./state.mmf", "--json"])).unwrap();
+    assert_eq!(
+        (&json["kind"], &json["in_memory"]),
+        (&"file".into(), &true.into())
+    );
+    e.ok(&["remove", "./state.mmf"]);
 }

@@ -26,9 +26,19 @@ pub struct Space {
     pub total: u64,
     /// What an unprivileged process may still allocate there.
     pub available: u64,
+    /// Whether the file system keeps its files in memory (tmpfs, ramfs, as `/dev/shm`, and
+    /// `/tmp` on many systems): a channel there is gone at reboot, a file path included.
+    pub in_memory: bool,
 }
 
-/// The size of the file system that holds `dir`, and what is free there (`statvfs`).
+/// The size of the file system that holds `dir`, what is free there (`statvfs`), and whether
+/// it keeps its files in memory.
+///
+/// ```
+/// let space = mmf::channel::host::space(std::env::temp_dir())?;
+/// assert!(space.available <= space.total);
+/// # Ok::<(), mmf::channel::Error>(())
+/// ```
 ///
 /// # Errors
 ///
@@ -36,7 +46,11 @@ pub struct Space {
 pub fn space(dir: impl AsRef<std::path::Path>) -> Result<Space> {
     let dir = dir.as_ref();
     os::space(dir)
-        .map(|(total, available)| Space { total, available })
+        .map(|(total, available)| Space {
+            total,
+            available,
+            in_memory: os::in_memory(dir),
+        })
         .map_err(|e| Error::Io {
             op: "inspecting",
             path: dir.to_owned(),

@@ -1994,7 +1994,8 @@ mod filling {
 /// be so, and what mends it. The errors that end with it have `value_only` set
 /// ([`Error::mended_by_publish`]).
 pub(crate) const VALUE_DAMAGED: &str = "the file was not all written back before a machine \
-     crash (a file channel not flushed), or another program wrote into the mapping; recovering \
+     crash (a file channel not flushed), or was copied while a writer published, or another \
+     program wrote into the mapping; recovering \
      it (`Channel::recover`, `mmf recover NAME`) publishes the newest earlier value still whole \
      again, and any publish replaces it";
 

@@ -41,6 +41,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         return super::print_json(&record(&location.to_string(), &info, checked), false);
     }
     let kind = match kind {
+        // A file in memory (a tmpfs /tmp) is gone at reboot like shared memory.
+        "file" if in_memory(&info) == Some(true) => {
+            format!("file, in memory: gone at reboot ({path})")
+        }
         "file" => format!("file, persisted ({path})"),
         _ => format!("shared memory ({path})"),
     };
@@ -118,6 +122,8 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
         "name": name,
         "kind": kind,
         "path": path,
+        // Whether its file system keeps it in memory (gone at reboot); null if unknown.
+        "in_memory": in_memory(info),
         "capacity": info.capacity,
         "size": info.size_bytes,
         "readers": info.readers,
@@ -173,6 +179,19 @@ fn kind_and_path(info: &mmf::Info) -> (&'static str, String) {
         Location::File(p) => ("file", absolute(p.clone())),
         other => ("shm", other.path().map(absolute).unwrap_or_default()),
     }
+}
+
+/// Whether the channel's file system keeps its files in memory (tmpfs), so that it is gone at
+/// reboot; `None` where that cannot be told.
+fn in_memory(info: &mmf::Info) -> Option<bool> {
+    let path = info.location.path()?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    mmf::channel::host::space(dir)
+        .ok()
+        .map(|space| space.in_memory)
 }
 
 /// Whether the creator or the last writer still runs, in words (`mmf info`, `mmf list`).
