@@ -4177,7 +4177,8 @@ fn stale_channels_are_listed_and_pruned() {
     // With patterns, only the channels they name (a harness cleaning up its own run).
     assert_eq!(e.ok(&["prune", "--dry-run", "ol?"]), "old\n");
     // ("live" names a channel that is not stale; "x*" and "ol" name none, which is said.)
-    let out = e.run(&["prune", "x*", "live", "ol"]);
+    // A file path is no shared-memory name: said, with the verb that removes it.
+    let out = e.run(&["prune", "x*", "live", "ol", "./data.mmf"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -4187,7 +4188,10 @@ fn stale_channels_are_listed_and_pruned() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "mmf: no channel matches 'x*' (`mmf list` shows their names)\n\
-         mmf: no channel matches 'ol' (`mmf list` shows their names)\n"
+         mmf: no channel matches 'ol' (`mmf list` shows their names)\n\
+         mmf: no channel matches './data.mmf': prune looks at shared-memory channels only \
+         (`mmf list` shows their names); a file channel is removed with `mmf remove \
+         ./data.mmf`\n"
     );
     assert!(e.dir.join("mmf.old").exists());
     assert_eq!(e.ok(&["prune", "o*"]), "old\n");

@@ -140,6 +140,15 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         ));
     }
     for (p, _) in a.patterns.iter().zip(&matched).filter(|(_, hit)| !**hit) {
+        if p.contains('/') {
+            // A name with '/' is a file path, which no shared-memory name matches.
+            crate::exit::note(format_args!(
+                "no channel matches '{p}': prune looks at shared-memory channels only (`mmf \
+                 list` shows their names); a file channel is removed with `{}`",
+                crate::exit::command("remove", p, "")
+            ));
+            continue;
+        }
         crate::exit::note(format_args!(
             "no channel matches '{p}' (`mmf list` shows their names)"
         ));
