@@ -4069,6 +4069,16 @@ fn a_full_shm_dir_is_a_clear_error() {
         "kept\n"
     );
     assert!(e.ok(&["watch", "small", "--count", "1"]).contains("kept"));
+    // A publish is refused, saying why and that reads work (it said only "Read-only file
+    // system (os error 30)").
+    let out = e.run(&["out", "small", "lost"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mounted read-only") && err.contains("remount it read-write"),
+        "{err}"
+    );
+    assert_eq!(e.ok(&["read", "small"]), "kept\n");
 }
 
 #[test]

@@ -3315,6 +3315,17 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
                  (`ulimit -n`); raise the limit, or close files it keeps open",
             ),
         }
+    } else if e.raw_os_error() == Some(libc::EROFS) {
+        Error::Io {
+            op,
+            path: path.to_owned(),
+            cause: explained(
+                e,
+                "Read-only file system: its file system is mounted read-only, where a channel \
+                 can be read (opened read-only: `Options::read_only`, `mmf read`) but not \
+                 created or published to; remount it read-write for that",
+            ),
+        }
     } else if op == "mapping" && e.raw_os_error() == Some(libc::ENOMEM) {
         Error::Io {
             op,
