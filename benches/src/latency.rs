@@ -278,7 +278,8 @@ pub fn run(plan: &Plan, transports: &[Transport]) -> Vec<Measured> {
                 }
             }
         }
-        for (t, runs) in here.into_iter().zip(runs) {
+        for (t, mut runs) in here.into_iter().zip(runs) {
+            runs.drop_disturbed();
             let msg_len = if t == Transport::FloorLine { 8 } else { len };
             eprintln!(
                 "  {:<20} {:>8}  {}",

@@ -146,11 +146,23 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
                 a.sizes = Some(
                     list(it.next(), "--sizes")?
                         .iter()
-                        .map(|s| s.parse().with_context(|| format!("size {s:?}")))
+                        .map(|s| match s.parse::<usize>() {
+                            // The floor's flag and every transport's check word take 8 bytes.
+                            Ok(n) if n >= 8 => Ok(n),
+                            Ok(n) => bail!("--sizes: {n} is below the least payload, 8 bytes"),
+                            Err(e) => bail!("--sizes: {s:?} is not a number of bytes: {e}"),
+                        })
                         .collect::<Result<_>>()?,
                 )
             }
-            "--runs" => a.runs = Some(it.next().context("--runs needs a number")?.parse()?),
+            "--runs" => {
+                let n = it.next().context("--runs needs a number")?;
+                a.runs = match n.parse::<usize>() {
+                    Ok(0) => bail!("--runs: 0 measures nothing; give 1 or more"),
+                    Ok(n) => Some(n),
+                    Err(e) => bail!("--runs: {n:?} is not a number: {e}"),
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -191,6 +203,21 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<()> {
     let started = Instant::now();
+    // A path that cannot be written fails now, not after minutes of measuring whose figures
+    // it would then lose. Opened to append, which changes nothing in a file already there (a
+    // run that fails keeps the last one's figures); one made here only for the check is
+    // removed again.
+    if let Some(path) = &args.json {
+        let existed = path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("cannot write the --json file {}", path.display()))?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     shm::remove_stale();
     let allowed = sys::allowed_cpus();
     let cpus = match allowed.as_slice() {
@@ -222,8 +249,8 @@ fn run(args: Args) -> Result<()> {
         plan.sizes = s.clone();
     }
     if let Some(r) = args.runs {
-        plan.runs = r.max(1);
-        plan.tp_runs = r.max(1);
+        plan.runs = r;
+        plan.tp_runs = r;
     }
     // What the figures can stand for: only a "full" run judges the bars as a whole.
     let mode = if args.smoke {

@@ -93,6 +93,10 @@ pub struct Row {
     /// Failed runs, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_runs: Option<usize>,
+    /// Latency runs left out of the figures as disturbed (p50 over `stats::DISTURBED` times
+    /// the best run's), if any; `runs` counts only those kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disturbed_runs: Option<usize>,
 }
 
 /// One of the bars, evaluated on this run.
@@ -460,6 +464,10 @@ impl Report<'_> {
                         format!(" ({} runs failed)", r.failures)
                     } else {
                         String::new()
+                    } + &if r.disturbed > 0 {
+                        format!(" ({} runs left out as disturbed)", r.disturbed)
+                    } else {
+                        String::new()
                     }
                 );
             }
@@ -649,7 +657,13 @@ impl Report<'_> {
                 return (None, String::new());
             };
             if b2b && (x.runs.b2b().is_nan() || y.runs.b2b().is_nan()) {
-                return (None, "no back-to-back batch timed".into());
+                return (
+                    None,
+                    format!(
+                        "no run timed {} back-to-back batches",
+                        crate::stats::MIN_B2B_BATCHES
+                    ),
+                );
             }
             let (medians, paired) = if b2b {
                 (
@@ -834,6 +848,7 @@ impl Report<'_> {
                 samples: r.runs.iter().map(|s| s.n).min(),
                 runs: r.runs.len(),
                 failed_runs: (r.failures > 0).then_some(r.failures),
+                disturbed_runs: (r.disturbed > 0).then_some(r.disturbed),
                 ..Row::default()
             });
         }

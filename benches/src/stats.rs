@@ -25,8 +25,20 @@ pub struct Timed {
     pub batches: Vec<f64>,
 }
 
+/// Batches a run must have timed for its back-to-back figure to count: with one, a single
+/// preemption inside it decided the figure (a review's loaded quick run: 219 us against F's
+/// 22 us at 64 KiB, one batch each, and a "miss" where the one-by-one ratio was 0.76).
+pub const MIN_B2B_BATCHES: usize = 2;
+
+/// A run whose p50 is more than this many times its transport's best run's was disturbed:
+/// the machine ran something else on the benchmark's CPUs for much of it (a review's loaded
+/// run: 12 ms round trips against 0.3 us, ten samples). Such runs are left out of the figures
+/// and counted (`Runs::disturbed`), for every transport alike.
+pub const DISTURBED: f64 = 4.0;
+
 impl Sample {
-    /// The percentiles of the one-by-one samples and the median of the batches.
+    /// The percentiles of the one-by-one samples and the median of the batches (NaN with fewer
+    /// than [`MIN_B2B_BATCHES`]).
     pub fn of(t: Timed) -> Sample {
         let mut samples = t.samples;
         samples.sort_unstable();
@@ -35,7 +47,11 @@ impl Sample {
             p99: percentile(&samples, 0.99),
             p999: percentile(&samples, 0.999),
             n: samples.len(),
-            b2b: median(&t.batches),
+            b2b: if t.batches.len() >= MIN_B2B_BATCHES {
+                median(&t.batches)
+            } else {
+                f64::NAN
+            },
         }
     }
 }
@@ -85,6 +101,8 @@ pub struct Runs {
     pub rounds: Vec<usize>,
     /// Runs that failed (reported, not hidden).
     pub failures: usize,
+    /// Runs left out as disturbed ([`Runs::drop_disturbed`]; reported, not hidden).
+    pub disturbed: usize,
 }
 
 impl Runs {
@@ -92,6 +110,24 @@ impl Runs {
     pub fn push(&mut self, round: usize, s: Sample) {
         self.runs.push(s);
         self.rounds.push(round);
+    }
+
+    /// Leaves out the runs whose p50 is over [`DISTURBED`] times the best run's, counting them
+    /// in `disturbed`; returns how many.
+    pub fn drop_disturbed(&mut self) -> usize {
+        let best = self.best();
+        let keep: Vec<bool> = self
+            .runs
+            .iter()
+            .map(|s| s.p50.is_nan() || s.p50 <= DISTURBED * best)
+            .collect();
+        let mut flags = keep.iter();
+        self.runs.retain(|_| *flags.next().unwrap());
+        let mut flags = keep.iter();
+        self.rounds.retain(|_| *flags.next().unwrap());
+        let dropped = keep.iter().filter(|k| !**k).count();
+        self.disturbed += dropped;
+        dropped
     }
 
     /// Median over the rounds both measured of this run's p50 over `base`'s p50 in the same
@@ -177,6 +213,13 @@ impl Runs {
                 format!(", {} failed", self.failures)
             } else {
                 String::new()
+            } + &if self.disturbed > 0 {
+                format!(
+                    ", {} left out: p50 over {DISTURBED}x the best run's",
+                    self.disturbed
+                )
+            } else {
+                String::new()
             }
         )
     }
@@ -255,6 +298,46 @@ mod tests {
         }
         assert_eq!(m.paired(&f), Some(2.0));
         assert_eq!(Runs::default().paired(&f), None);
+    }
+
+    #[test]
+    fn disturbed_runs_are_left_out_with_their_rounds_and_counted() {
+        let s = |p50| Sample {
+            p50,
+            p99: p50,
+            p999: p50,
+            n: 1,
+            b2b: f64::NAN,
+        };
+        let mut f = Runs::default();
+        let mut m = Runs::default();
+        for (r, v) in [(0, 100.0), (1, 110.0), (2, 12_000.0)] {
+            f.push(r, s(v));
+        }
+        // Round 1 disturbed for mmf alone: round 2, disturbed for F, pairs with nothing.
+        for (r, v) in [(0, 120.0), (1, 900.0), (2, 130.0)] {
+            m.push(r, s(v));
+        }
+        assert_eq!((f.drop_disturbed(), m.drop_disturbed()), (1, 1));
+        assert_eq!(
+            (f.rounds.clone(), m.rounds.clone()),
+            (vec![0, 1], vec![0, 2])
+        );
+        assert_eq!((f.disturbed, f.runs.len()), (1, 2));
+        assert_eq!(m.paired(&f), Some(1.2));
+        assert_eq!(f.p50(), 105.0);
+        assert!(m.brief().contains("1 left out"), "{}", m.brief());
+    }
+
+    #[test]
+    fn a_single_batch_gives_no_back_to_back_figure() {
+        let timed = |batches: Vec<f64>| Timed {
+            samples: vec![100, 200, 300],
+            batches,
+        };
+        assert!(Sample::of(timed(vec![2000.0])).b2b.is_nan());
+        assert_eq!(Sample::of(timed(vec![150.0, 170.0])).b2b, 160.0);
+        assert_eq!(Sample::of(timed(vec![])).p50, 200.0);
     }
 
     #[test]
