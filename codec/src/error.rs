@@ -28,7 +28,7 @@ pub enum Error {
         generation: u64,
     },
     /// Nothing has been published to the channel yet.
-    #[error("channel '{name}' holds no value yet (generation 0); publish one first")]
+    #[error("channel '{name}' holds no value yet (generation 0); publish one first, or wait for the first (`read_after(0, timeout)`, `Channel::wait_for_change`)")]
     #[non_exhaustive]
     Empty {
         /// The channel.

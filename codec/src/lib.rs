@@ -97,6 +97,31 @@ pub trait ChannelExt: sealed::Sealed {
     /// struct a comparison of its field names;
     /// [`read_json`](ChannelExt::read_json) refuses such a value, and a typed read refuses it
     /// or keeps one of the two, as the type's `Deserialize` does with a key given twice.
+    ///
+    /// # 128-bit integers
+    ///
+    /// rmp-serde writes an `i128` or `u128` as 16 bytes of binary, which a typed read takes
+    /// back for a field of that type, but not inside a `#[serde(flatten)]` struct, an
+    /// internally tagged (`#[serde(tag = "...")]`) or untagged enum: serde reads those through a
+    /// buffer of its own, which has no 128-bit integers, and the read fails with "i128 is not
+    /// supported" (serde_json fails the same way), though the publish succeeded. There, give
+    /// the field a 64-bit type, or write it as a string (`#[serde(with = ...)]`).
+    ///
+    /// ```
+    /// use mmf::{Channel, ChannelExt};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    /// struct Config { threads: u32, label: String }
+    ///
+    /// let ch = Channel::anonymous(1024)?;
+    /// let cfg = Config { threads: 8, label: "warm".into() };
+    /// assert_eq!(ch.publish(&cfg)?, 1);
+    /// assert_eq!(ch.read::<Config>()?, cfg);
+    /// // Scripts see it as JSON (`mmf read NAME`):
+    /// assert_eq!(ch.read_json()?, r#"{"threads":8,"label":"warm"}"#);
+    /// # Ok::<(), mmf::Error>(())
+    /// ```
     fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64>;
 
     /// Reads the current value into `T`: a MessagePack or JSON value as serde decodes it, and a
@@ -595,8 +620,11 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
         message,
     };
     // A valid value of another shape reads as JSON; an invalid one only as bytes.
-    let mismatch =
-        |e: &dyn std::fmt::Display| failed(format!("{e}; read it as JSON to see what it holds"));
+    let mismatch = |e: &dyn std::fmt::Display| {
+        failed(format!(
+            "{e}; read it as JSON to see what it holds (`read_json`, or `mmf read NAME`)"
+        ))
+    };
     let invalid = |e: &dyn std::fmt::Display| failed(format!("{e}; read_bytes gives its bytes"));
     let value = match meta.tag {
         Tag::MSGPACK => {

@@ -783,7 +783,7 @@ fn a_type_mismatch_names_the_value() {
     let text = err.to_string();
     assert!(
         text.starts_with("the msgpack value of channel '(anonymous)' (generation 1) does not decode as Vec<u32>: ")
-            && text.ends_with("; read it as JSON to see what it holds"),
+            && text.ends_with("; read it as JSON to see what it holds (`read_json`, or `mmf read NAME`)"),
         "{text}"
     );
 }
@@ -1081,4 +1081,39 @@ fn a_typed_read_names_the_field_that_did_not_decode() {
         .unwrap();
     let msg = ch.read::<Run>().unwrap_err().to_string();
     assert!(msg.contains("at name: invalid type: integer `5`"), "{msg}");
+}
+
+/// What `ChannelExt::publish`'s docs say of 128-bit integers: a field of that type reads back,
+/// but not through serde's buffered paths (`flatten`, internally tagged enums), where the read
+/// fails saying so. Should serde lift that limit, this test says the docs can drop it.
+#[test]
+fn i128_fields_read_back_except_through_flatten_or_a_tagged_enum() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Id {
+        id: i128,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Flat {
+        #[serde(flatten)]
+        inner: Id,
+        x: u8,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(tag = "kind")]
+    enum Tagged {
+        Gpu { id: i128 },
+    }
+    let ch = Channel::anonymous(256).unwrap();
+    ch.publish(&Id { id: i128::MIN + 7 }).unwrap();
+    assert_eq!(ch.read::<Id>().unwrap(), Id { id: i128::MIN + 7 });
+    ch.publish(&Flat {
+        inner: Id { id: 1 },
+        x: 2,
+    })
+    .unwrap();
+    let err = ch.read::<Flat>().unwrap_err();
+    assert!(err.to_string().contains("i128 is not supported"), "{err}");
+    ch.publish(&Tagged::Gpu { id: 5 }).unwrap();
+    let err = ch.read::<Tagged>().unwrap_err();
+    assert!(err.to_string().contains("i128 is not supported"), "{err}");
 }
