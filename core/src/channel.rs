@@ -349,6 +349,17 @@ impl Options {
     ///   included, which the message names); [`Error::Io`] also when other processes removed
     ///   the new file from under the name before this call could lock it, 8 times over (once
     ///   is made up for by creating again).
+    ///
+    /// ```
+    /// use mmf::{Channel, Options, Tag};
+    /// # let name = format!("options-create-doc-{}", std::process::id());
+    /// // 4 KiB values; one reader pin (for one reading process), 2 slots besides.
+    /// let ch = Options::new().capacity(4096).readers(1).create(&name)?;
+    /// ch.publish_raw(Tag::TEXT, b"ready")?;
+    /// assert_eq!(Channel::open(&name)?.read_raw()?.1, b"ready");
+    /// Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     pub fn create(&self, location: impl ToLocation) -> Result<Channel> {
         self.create_parsed(&*location.to_location()?)
     }
@@ -541,6 +552,21 @@ impl Options {
     /// for a file still not initialised once `init_timeout` has passed, and so on. A
     /// [`Location::Anonymous`] is [`Error::NotFound`] too: a private channel has no name to
     /// open it by.
+    ///
+    /// ```
+    /// use mmf::{Channel, Options};
+    /// use std::time::Duration;
+    /// # let name = format!("options-open-doc-{}", std::process::id());
+    /// # let _made = Channel::create(&name, 64)?;
+    /// // Read-only (a reader that must never write), giving up on a busy value after 50 ms.
+    /// let ch = Options::new()
+    ///     .read_only(true)
+    ///     .read_timeout(Duration::from_millis(50))
+    ///     .open(&name)?;
+    /// assert_eq!(ch.generation(), 0);
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     pub fn open(&self, location: impl ToLocation) -> Result<Channel> {
         self.open_parsed(&*location.to_location()?)
     }
@@ -711,6 +737,19 @@ impl Options {
     /// - [`Error::Io`]: the name is a symbolic link to nothing (creating never follows a link,
     ///   opening does), or other processes kept creating and removing the channel for 100
     ///   rounds, or removed this call's file from under the name as it created it, 8 times.
+    ///
+    /// ```
+    /// use mmf::{Channel, Options, Tag};
+    /// # let name = format!("open-or-create-doc-{}", std::process::id());
+    /// // A service that restarts: the first start creates the channel, later ones keep it and
+    /// // its value.
+    /// let first = Options::new().capacity(256).open_or_create(&name)?;
+    /// first.publish_raw(Tag::TEXT, b"state 1")?;
+    /// let again = Options::new().capacity(256).open_or_create(&name)?;
+    /// assert_eq!(again.read_raw()?.1, b"state 1");
+    /// Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     pub fn open_or_create(&self, location: impl ToLocation) -> Result<Channel> {
         self.open_or_create_with_origin(location).map(|(ch, _)| ch)
     }
@@ -838,6 +877,20 @@ impl Options {
     ///   included), or a symbolic link at the path led elsewhere once the channel it led to was
     ///   checked, or another file was put at the file path (or under the temporary name)
     ///   while the new channel was made: nothing is replaced then.
+    ///
+    /// ```
+    /// use mmf::{Channel, Options, Tag};
+    /// # let name = format!("create-or-replace-doc-{}", std::process::id());
+    /// let old = Options::new().capacity(64).create(&name)?;
+    /// old.publish_raw(Tag::TEXT, b"from the last run")?;
+    /// // A new run starts afresh, at once, with a larger channel: readers that open the name from
+    /// // now on get the new one (the old handle still works on the old memory).
+    /// let new = Options::new().capacity(4096).create_or_replace(&name)?;
+    /// assert_eq!(new.generation(), 0);
+    /// assert!(!old.is_current()?);
+    /// Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     pub fn create_or_replace(&self, location: impl ToLocation) -> Result<Channel> {
         self.create_or_replace_parsed(&*location.to_location()?)
     }
@@ -1151,6 +1204,15 @@ impl Channel {
     ///   too low, as for [`Options::create`] (nothing is left allocated);
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included, which the message names).
+    ///
+    /// ```
+    /// use mmf::{Channel, Tag};
+    /// # let name = format!("channel-create-doc-{}", std::process::id());
+    /// let ch = Channel::create(&name, 1024)?; // values of up to 1 KiB
+    /// ch.publish_raw(Tag::TEXT, b"hello")?;
+    /// Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     pub fn create(location: impl ToLocation, capacity: usize) -> Result<Channel> {
         Options::new().capacity(capacity).create(location)
     }
@@ -1170,6 +1232,20 @@ impl Channel {
     ///   something that is not a channel
     ///   this build reads;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused.
+    ///
+    /// ```
+    /// use mmf::{Channel, Tag};
+    /// use mmf::channel::Error;
+    /// # let name = format!("channel-open-doc-{}", std::process::id());
+    /// # Channel::create(&name, 64)?.publish_raw(Tag::TEXT, b"42")?;
+    /// // In another process: the name another process created.
+    /// let ch = Channel::open(&name)?;
+    /// let (meta, value) = ch.read_raw()?;
+    /// assert_eq!((meta.generation, &value[..]), (1, &b"42"[..]));
+    /// assert!(matches!(Channel::open("no-such-channel"), Err(Error::NotFound { .. })));
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     pub fn open(location: impl ToLocation) -> Result<Channel> {
         Options::new().open(location)
     }
@@ -1289,6 +1365,17 @@ impl Channel {
     ///   [`publish_with`](Channel::publish_with) closure;
     /// - [`Error::Corrupt`], [`Error::Truncated`]: another process damaged or shrank the
     ///   mapping.
+    ///
+    /// ```
+    /// use mmf::{Channel, Tag};
+    /// let ch = Channel::anonymous(64)?;
+    /// assert_eq!(ch.publish_raw(Tag::BYTES, &[1, 2, 3])?, 1);
+    /// assert_eq!(ch.publish_raw(Tag::TEXT, b"second")?, 2);
+    /// // Too large: an error, and the last value stays.
+    /// assert!(ch.publish_raw(Tag::BYTES, &[0; 65]).is_err());
+    /// assert_eq!(ch.read_raw()?.1, b"second");
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     #[inline]
     pub fn publish_raw(&self, tag: Tag, bytes: &[u8]) -> Result<u64> {
         self.publish_raw_as::<true>(tag, bytes)
@@ -1385,6 +1472,17 @@ impl Channel {
     ///   [`Error::mended_by_publish`] where only the current value is damaged);
     /// - [`Error::OutOfMemory`]: a value larger than this process can allocate;
     /// - [`Error::Truncated`]: another process shrank the file while it was mapped.
+    ///
+    /// ```
+    /// use mmf::{Channel, Tag};
+    /// let ch = Channel::anonymous(1024)?;
+    /// ch.publish_raw(Tag::BYTES, &[7; 100])?;
+    /// // One buffer for every read: no allocation once it has grown to the largest value.
+    /// let mut buf = Vec::with_capacity(1024);
+    /// let meta = ch.read_into(&mut buf)?;
+    /// assert_eq!((meta.generation, meta.tag, buf.len()), (1, Tag::BYTES, 100));
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     #[inline]
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<Meta> {
         self.read_into_by(buf, &self.timeouts)
@@ -2434,6 +2532,21 @@ impl Listing {
 /// [`Error::Unsupported`] on a platform without named channels; [`Error::Io`] if the
 /// shared-memory directory cannot be read (missing: see `MMF_SHM_DIR`). A channel that cannot
 /// be opened is listed, with the error in its [`info`](Listing::info).
+///
+/// ```
+/// # let name = format!("list-doc-{}", std::process::id());
+/// # let _ch = mmf::Channel::create(&name, 64)?;
+/// for listing in mmf::list()? {
+///     // Each shared-memory channel by name, with what its header says (or why it could not be
+///     // opened).
+///     if let Ok(info) = &listing.info {
+///         println!("{}: {} bytes, generation {}", listing.name, info.capacity, info.generation);
+///     }
+/// }
+/// assert!(mmf::list()?.iter().any(|l| l.name == name));
+/// # mmf::Channel::remove(&name)?;
+/// # Ok::<(), mmf::channel::Error>(())
+/// ```
 pub fn list() -> Result<Vec<Listing>> {
     check_platform()?;
     let mut out: Vec<Listing> = shm_files(crate::name::SHM_PREFIX)?

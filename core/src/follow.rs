@@ -177,6 +177,24 @@ impl Follower {
     /// - [`Error::BeingCreated`]: its deadline, and the 250 ms, passed with a channel still
     ///   being made there;
     /// - [`Error::Stopped`]: one of its [`Stop`](crate::Stop)s was turned.
+    ///
+    /// ```
+    /// use mmf::{Channel, Follower, Tag};
+    /// use std::time::Duration;
+    /// # let name = format!("follower-open-doc-{}", std::process::id());
+    /// # let name2 = name.clone();
+    /// // The worker may start after this reader: the open waits up to 5 s for the name.
+    /// let worker = std::thread::spawn(move || -> mmf::channel::Result<()> {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    ///     Channel::create(&name2, 64)?.publish_raw(Tag::TEXT, b"done")?;
+    ///     Ok(())
+    /// });
+    /// let follower = Follower::open(&name, Duration::from_secs(5))?;
+    /// worker.join().unwrap()?;
+    /// assert_eq!(follower.channel().read_raw()?.1, b"done");
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
     pub fn open(location: impl ToLocation, until: impl Into<Until>) -> Result<Follower> {
         Options::new().follow(location, until)
     }
