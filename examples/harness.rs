@@ -7,7 +7,8 @@
 //! ```
 //!
 //! The parent owns both channels, made with `Options::remove_on_drop`, so that nothing stays in
-//! `/dev/shm` however the harness ends (but for a kill by a signal, which `mmf prune` mends).
+//! `/dev/shm` however the harness ends, but for a kill by a signal (Ctrl-C too), which drops
+//! nothing: each start first removes what an earlier harness left so, as `mmf prune` would.
 //! It starts the worker (the same executable with the arguments `worker NAME`) and waits for a
 //! result until the worker exits: a `Stop` turned by the worker's exit (`Stop::on_exit_of`)
 //! ends the wait at once, as `mmf read --pid PID` does for scripts. Run 2's worker fails on
@@ -53,6 +54,14 @@ fn main() -> Outcome<()> {
 }
 
 fn harness() -> Outcome<()> {
+    // What harnesses killed by a signal left: each channel only if no process holds it and
+    // neither the process that made it nor the last to write it still runs (another harness
+    // running now keeps its own). Best effort: another user's is not this harness's to remove.
+    for listing in mmf::list()? {
+        if listing.name.starts_with("harness-") && listing.is_stale() {
+            let _ = mmf::channel::host::remove_stale(&listing.name, Duration::ZERO);
+        }
+    }
     let name = format!("harness-{}", std::process::id());
     let mut options = Options::new();
     options.capacity(64 * 1024).remove_on_drop(true);
