@@ -690,7 +690,13 @@ fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
         matches!(err, mmf::channel::Error::Contended { .. }),
         "the lock was taken from a live writer: {err}"
     );
-    assert!(err.to_string().contains("which is alive"), "{err}");
+    // Its pid here is another process, or none: said as such, not "pid 1, which is alive".
+    assert!(
+        err.to_string().contains(
+            "but no process 1 here has the channel open: the holder runs in another PID namespace"
+        ),
+        "{err}"
+    );
     drop(child.stdin.take()); // let it finish its publish
     assert!(child.wait().unwrap().success(), "the holder published");
     let held = ch.read_string().unwrap();
@@ -721,6 +727,52 @@ fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
     );
     drop((ch, patient));
     std::fs::remove_file(&path).unwrap();
+}
+
+/// A writer stopped (SIGSTOP, a debugger) while it holds the lock never lets it go: the error of
+/// a writer that waited says so and how to let it finish, where it said "which is alive" and
+/// "retry later" (a review).
+#[test]
+fn a_stopped_lock_holder_is_said_to_be_stopped() {
+    let name = format!("stopped-holder-{}", std::process::id());
+    let ch = Options::new()
+        .capacity(256)
+        .lock_timeout(Duration::from_millis(100))
+        .create(Location::shm(&name).unwrap())
+        .unwrap();
+    ch.publish_str("before").unwrap();
+    // `env` runs the holder in this PID namespace.
+    let mut child = lock_holder_elsewhere(&["env"], &name);
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let err = ch.publish_raw(Tag::TEXT, b"alive").unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "writer lock held by pid {pid}, which is alive and publishing"
+        )),
+        "{err}"
+    );
+    signal("-STOP");
+    let err = ch.publish_raw(Tag::TEXT, b"stopped").unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "writer lock held by pid {pid}, which is stopped (a SIGSTOP or a debugger) in the \
+             middle of a publish: `kill -CONT {pid}` lets it finish"
+        )),
+        "{err}"
+    );
+    signal("-CONT");
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success(), "the holder published");
+    assert!(ch.read_string().unwrap().starts_with("held by "));
+    drop(ch);
+    mmf::Channel::remove(&name).unwrap();
 }
 
 /// Mounts a tmpfs of `size` at a fresh directory, or `None` (said: SKIPPED) where this machine

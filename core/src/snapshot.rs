@@ -2173,7 +2173,33 @@ fn lock_holder(owner: u64, token: u64, live: &os::Liveness) -> String {
             "writer lock held by pid {pid}, which may be alive: {why}; if it has exited, \
              re-creating the channel frees the lock"
         ),
-        os::OwnerState::Alive => format!("writer lock held by pid {pid}, which is alive"),
+        // Its lock is held, but the pid is the holder's own: in another PID namespace (a
+        // container sharing the directory) it names another process here, or none; and a
+        // holder that forked without exec and died leaves its lock to the child, which has
+        // the file open under a pid of its own. So the pid is believed only where that
+        // process has the channel's file open.
+        os::OwnerState::Alive => match live.file().and_then(|f| os::pid_has_open(pid, f)) {
+            Some(true) if os::pid_stopped(pid) => format!(
+                "writer lock held by pid {pid}, which is stopped (a SIGSTOP or a debugger) in \
+                 the middle of a publish: `kill -CONT {pid}` lets it finish, and ending it \
+                 frees the lock"
+            ),
+            Some(true) => format!(
+                "writer lock held by pid {pid}, which is alive and publishing (if it is stuck, \
+                 ending it frees the lock)"
+            ),
+            Some(false) => format!(
+                "writer lock held by a live handle whose token names pid {pid}, but no process \
+                 {pid} here has the channel open: the holder runs in another PID namespace (a \
+                 container), or died after a fork without exec and its child holds the lock; \
+                 `fuser -v` on the channel's file names the processes that have it open, and \
+                 ending the holder frees the lock"
+            ),
+            None => format!(
+                "writer lock held by pid {pid}, which is alive (if it is stuck, ending it frees \
+                 the lock)"
+            ),
+        },
         // It died after the last check; the next attempt takes the lock over.
         os::OwnerState::Dead => format!("writer lock held by pid {pid}, which has just exited"),
     }

@@ -41,6 +41,14 @@ pub(crate) fn pid_exists(_pid: u32) -> bool {
     true
 }
 
+pub(crate) fn pid_has_open(_pid: u32, _file: &std::fs::File) -> Option<bool> {
+    None
+}
+
+pub(crate) fn pid_stopped(_pid: u32) -> bool {
+    false
+}
+
 pub(crate) fn flock_held(_meta: &std::fs::Metadata) -> io::Result<bool> {
     Err(io::ErrorKind::Unsupported.into())
 }

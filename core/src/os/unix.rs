@@ -234,6 +234,35 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Whether process `pid` of this PID namespace has `file` open (`/proc/PID/fd`): `None` where
+/// that cannot be told (no such `/proc`, another user's process).
+pub(crate) fn pid_has_open(pid: u32, file: &File) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let want = file.metadata().ok()?;
+    let fds = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(fds) => fds,
+        // No such process here (nor a `/proc` at all: then the next look fails too).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return std::fs::metadata("/proc/self/fd").is_ok().then_some(false);
+        }
+        Err(_) => return None,
+    };
+    Some(fds.flatten().any(|fd| {
+        std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
+    }))
+}
+
+/// Whether process `pid` of this PID namespace is stopped (`SIGSTOP`, a debugger): state `T`
+/// or `t` in `/proc/PID/stat`.
+pub(crate) fn pid_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // Field 3, after the command name, which is in parentheses and may hold anything.
+        stat.rfind(')')
+            .and_then(|end| stat[end + 1..].split_ascii_whitespace().next())
+            .is_some_and(|state| state == "T" || state == "t")
+    })
+}
+
 /// Whether some open file description holds a `flock` on the file of `meta`, by the kernel's
 /// table of locks (`/proc/locks`, readable by every user), which names a file by its device and
 /// inode: for a file this process may not open, to lock it and see. A waiter queued for a lock
