@@ -387,7 +387,8 @@ fn out_waits_for_the_writer_lock_as_long_as_lock_timeout_says() {
         assert!(waited >= at_least, "{err}");
         assert!(
             err.contains(&format!(
-                " ms (writer lock held by pid {}, which is alive)",
+                " ms (writer lock held by pid {}, which is alive and publishing (if it is stuck, \
+                 ending it frees the lock))",
                 std::process::id()
             )),
             "{err}"

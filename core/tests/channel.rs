@@ -1672,7 +1672,14 @@ fn a_kernel_held_lock_lives_exactly_as_long_as_its_file_lock() {
     let token = free_pid(3) as u64 | 0x5a5a_5a5a << 22 | 1 << 62 | KERNEL_HELD;
     let (s, ch, err) =
         publish_while_locked_by(token, |path| Some(hold_byte(path, token & !KERNEL_HELD)));
-    assert!(err.to_string().contains("which is alive"), "{err}");
+    // Alive by its lock, but no process of that pid here has the channel open: said so.
+    assert!(
+        err.to_string().contains(&format!(
+            "held by a live handle whose token names pid {}, but no process",
+            free_pid(3)
+        )),
+        "{err}"
+    );
     let lock = |state| {
         let owner = ch.info().writer_lock.expect("held");
         assert_eq!(owner.pid, free_pid(3));
