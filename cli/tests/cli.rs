@@ -4814,11 +4814,28 @@ fn a_directory_or_a_link_under_a_shm_name_is_said_to_be_someone_elses() {
         1,
         "it is a symbolic link, which a shared-memory name is never opened through",
     );
+    // Each says how to clear it, and that works (the link goes, not what it leads to).
+    let err = String::from_utf8_lossy(&e.run(&["read", "dir"]).stderr).into_owned();
+    let dir = e.dir.join("mmf.dir");
+    assert!(
+        err.contains(&format!(
+            "removing it (`rm -r {}`) frees the name",
+            dir.display()
+        )),
+        "{err}"
+    );
+    let err = String::from_utf8_lossy(&e.run(&["read", "link"]).stderr).into_owned();
+    assert!(
+        err.contains("(`mmf remove NAME`) deletes the link"),
+        "{err}"
+    );
     let table = e.ok(&["list"]);
     assert!(
         !table.contains("dir/state.mmf") && !table.contains("loop"),
         "{table}"
     );
+    e.ok(&["remove", "link"]);
+    assert!(std::fs::symlink_metadata(e.dir.join("mmf.link")).is_err());
 }
 
 /// Root's `new --force` over another user's file in a directory anyone may write (as

@@ -3408,7 +3408,8 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
                 e,
                 if path.parent() == Some(os::shm_dir().as_path()) {
                     "it is a symbolic link, which a shared-memory name is never opened through \
-                     (something other than mmf put it there)"
+                     (something other than mmf put it there); `Channel::remove` (`mmf remove \
+                     NAME`) deletes the link, not what it leads to"
                 } else {
                     "its symbolic links loop"
                 },

@@ -458,7 +458,9 @@ fn is_a_directory(name: &str) -> String {
     } else {
         format!(
             "'{name}' is a directory in the shared-memory directory, not a channel (something \
-             other than mmf made it there)"
+             other than mmf made it there); if nothing in it is needed, removing it (`rm -r {}`) \
+             frees the name",
+            crate::host::shm_dir().join(format!("mmf.{name}")).display()
         )
     }
 }
