@@ -460,7 +460,7 @@ fn is_a_directory(name: &str) -> String {
             "'{name}' is a directory in the shared-memory directory, not a channel (something \
              other than mmf made it there); if nothing in it is needed, removing it (`rm -r {}`) \
              frees the name",
-            crate::host::shm_dir().join(format!("mmf.{name}")).display()
+            crate::os::shm_dir().join(format!("mmf.{name}")).display()
         )
     }
 }
