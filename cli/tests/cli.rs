@@ -3616,6 +3616,49 @@ fn nobody_cmd(e: &Env, args: &[&str]) -> Option<Command> {
     Some(c)
 }
 
+/// A umask that takes the owner's write bit (`umask 0277`) makes a channel its own creator
+/// cannot publish to, found only at the first `out` ("permission denied"): `new` says so at
+/// once, and how to make one that works; with a umask that leaves the owner both, no note.
+#[test]
+fn new_says_when_the_umask_leaves_its_owner_unable_to_publish() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new("umask-0277");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let new_with_umask = |umask: &str, name: &str| {
+        let base = nobody_cmd(&e, &[])?;
+        // `setpriv ... BIN` with BIN run through a shell that sets the umask first.
+        let mut user: Vec<&std::ffi::OsStr> = base.get_args().collect();
+        user.pop();
+        let out = Command::new("setpriv")
+            .args(user)
+            .args(["sh", "-c", &format!("umask {umask}; exec \"$0\" \"$@\"")])
+            .arg(BIN)
+            .args(["new", name, "--size", "1KiB"])
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Some(out)
+    };
+    let Some(out) = new_with_umask("0277", "a") else {
+        eprintln!("SKIPPED: needs root and setpriv to act as a second user");
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "note: channel 'a' has mode 0400 (0600 less the umask), which does not let \
+             its owner read and write it: its owner cannot publish to it; `mmf new a --size \
+             SIZE --mode 0600 --force` makes one that does"
+        ),
+        "{err}"
+    );
+    let out = new_with_umask("0022", "b").unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+}
+
 /// A file of one's own whose mode lets not even its owner open it (mode 0000) is said to be
 /// that, with the `chmod` that gives it back (it was "another user's?"); `--force` replaces it
 /// with a channel its owner can use (the replacement took mode 0000 with it).

@@ -68,6 +68,9 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         anyhow::Error::new(e).context(what)
     })?;
     let Some(existing) = existing else {
+        if a.mode.is_none() {
+            note_umask_refuses_owner(&location);
+        }
         return Ok(());
     };
     // `--exist-ok` keeps a channel as it is. One that cannot do what the script asked for (too
@@ -85,6 +88,32 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// After a creation without `--mode`: a umask that takes the owner's write (or read) bit
+/// (`umask 0277`) made a channel its own creator cannot publish to, found only at the first
+/// `mmf out`, which fails with "permission denied". Root is refused by no mode.
+fn note_umask_refuses_owner(location: &Location) {
+    use std::os::unix::fs::MetadataExt;
+    if rustix::process::geteuid().is_root() {
+        return;
+    }
+    let Some(meta) = location.path().and_then(|p| std::fs::metadata(p).ok()) else {
+        return;
+    };
+    let mode = meta.mode() & 0o777;
+    if mode & 0o600 != 0o600 {
+        crate::exit::note(format_args!(
+            "note: channel '{location}' has mode {mode:04o} (0600 less the umask), which does \
+             not let its owner read and write it: its owner cannot publish to it; `{}` makes \
+             one that does",
+            exit::command(
+                "new",
+                &location.to_string(),
+                "--size SIZE --mode 0600 --force"
+            )
+        ));
+    }
 }
 
 /// After `--force` replaced a channel that a process held: that process keeps the old
