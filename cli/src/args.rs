@@ -462,7 +462,11 @@ impl Cli {
                         _ => std::process::exit(0),
                     }
                 }
-                e.exit()
+                // Every other error is one line on stderr, `mmf: ...`, as the command's own
+                // errors are (README), where clap wrote several: its message, a usage block and
+                // "For more information, try '--help'".
+                eprintln!("mmf: {}", one_line(&e, &args));
+                std::process::exit(e.exit_code())
             })
         })
     }
@@ -577,6 +581,52 @@ fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
 /// `-Name Test`, `-String "Hello World!"`: the first thing its users type), which clap would
 /// report as an unknown short flag `-S` with a tip to pass it as a value; `None` if `args`
 /// (before a `--`) has no such word, or none that names something mmf has.
+/// A clap error in one line: its message (a list it introduces with ':' joined on, a tip kept),
+/// without the usage block, and where the usage is (`mmf VERB --help` for a verb given).
+fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
+    use clap::CommandFactory;
+    let text = e.render().to_string();
+    let mut said = String::new();
+    let mut in_usage = false;
+    for line in text.lines() {
+        let indented = line.starts_with(' ');
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("For more information") {
+            in_usage = false;
+            continue;
+        }
+        // The usage block: its first line and any indented ones after it.
+        if line.starts_with("Usage:") || (in_usage && indented) {
+            in_usage = true;
+            continue;
+        }
+        in_usage = false;
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        if said.is_empty() {
+            said.push_str(line);
+        } else if said.ends_with(':') {
+            said.push(' ');
+            said.push_str(line);
+        } else {
+            said.push_str("; ");
+            said.push_str(line);
+        }
+    }
+    // The verb, where the first word that is not a flag names one (its alias too).
+    let cli = Cli::command();
+    let verb = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| !a.starts_with('-'))
+        .and_then(|w| cli.find_subcommand(w))
+        .map(|c| c.get_name().to_owned());
+    match verb {
+        Some(verb) => format!("{said} (`mmf {verb} --help` shows its usage)"),
+        None => format!("{said} (`mmf --help` shows the verbs)"),
+    }
+}
+
 fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory;
     let command = Cli::command();

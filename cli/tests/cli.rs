@@ -5898,3 +5898,39 @@ fn info_says_a_file_in_memory_is_gone_at_reboot() {
     );
     e.ok(&["remove", "./state.mmf"]);
 }
+
+/// Usage errors are one line on stderr, `mmf: ...`, as every other error is (README): clap's
+/// own form had an `error:` line, a usage block and a "For more information" line, which a
+/// script that looks for `^mmf: ` missed. Each still says what was wrong, and where the usage is.
+#[test]
+fn usage_errors_are_one_line_like_every_other_error() {
+    let e = Env::new("usage-one-line");
+    for (args, says) in [
+        (
+            &["read", "T", "--wait", "--timeout", "5x"][..],
+            "mmf: invalid value '5x' for '--timeout <DUR>': unknown duration unit \"x\"",
+        ),
+        (
+            &["read"],
+            "mmf: the following required arguments were not provided: <NAME> (`mmf read --help` \
+             shows its usage)",
+        ),
+        (
+            &["read", "T", "--meta", "--json"],
+            "mmf: the argument '--meta' cannot be used with '--json' (`mmf read --help` shows \
+             its usage)",
+        ),
+        (&["frob"], "mmf: unrecognized subcommand 'frob'"),
+        (&["ls", "--bogus"], "(`mmf list --help` shows its usage)"),
+    ] {
+        let out = e.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("mmf: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("Usage:") && !err.contains("error:"), "{err}");
+    }
+}
