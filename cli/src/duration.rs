@@ -11,6 +11,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.is_empty() {
         return Err(format!("duration {text:?} is empty ({EXAMPLES})"));
     }
+    // A bare number with an exponent, as programs print small or large floats (Python's
+    // `str(3.2e-05)`, a harness passing what is left of its deadline): seconds.
+    if t.contains(['e', 'E']) {
+        if let Ok(n) = t.parse::<f64>() {
+            if n.is_finite() && n >= 0.0 {
+                return Duration::try_from_secs_f64(n)
+                    .map_err(|_| format!("duration {text:?} is out of range"));
+            }
+        }
+    }
     let mut rest = t;
     let mut secs = 0.0;
     let mut parts = 0;
@@ -110,6 +120,16 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 fortnights").is_err());
         assert!(parse_duration("1e400s").is_err());
+        // Exponents, as programs print floats: a bare number is seconds in any such form.
+        assert_eq!(
+            parse_duration("3.2e-05"),
+            Ok(Duration::from_secs_f64(3.2e-05))
+        );
+        assert_eq!(parse_duration("1E+2"), Ok(Duration::from_secs(100)));
+        assert_eq!(parse_duration("0e0"), Ok(Duration::ZERO));
+        for refused in ["1e400", "-1e-05", "1e-3s", "inf", "NaN"] {
+            assert!(parse_duration(refused).is_err(), "{refused}");
+        }
         // Sums, as `sleep` and systemd write them.
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h 15m"), Ok(Duration::from_secs(4500)));
