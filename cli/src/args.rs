@@ -212,7 +212,8 @@ pub struct OutArgs {
     /// otherwise UTF-8.
     #[arg(allow_negative_numbers = true)]
     pub value: Option<std::ffi::OsString>,
-    /// Input is JSON: validated (nested at most 127 levels deep, as every reader takes it),
+    /// Input is JSON: validated (nested at most 127 levels deep, as every reader takes it; no
+    /// key given twice in one object, where JSON parsers differ on which one wins),
     /// stored as MessagePack (read back as JSON).
     #[arg(long, group = "informat")]
     pub json: bool,

@@ -225,6 +225,32 @@ impl Error {
                     " (a comma before '}' starts another key: JSON allows no trailing comma)",
                 );
             }
+            // serde_json names a lone surrogate escape by what it expected next: "lone leading
+            // surrogate" for a `\udcff` (a trailing one), "unexpected end of hex escape" for a
+            // `\ud800` with no `\u` after it.
+            let lone = |b: &str| {
+                let b = b.to_ascii_lowercase();
+                [
+                    "\\ud8", "\\ud9", "\\uda", "\\udb", "\\udc", "\\udd", "\\ude", "\\udf",
+                ]
+                .iter()
+                .any(|p| b.contains(p))
+            };
+            if (message.contains("surrogate") || message == "unexpected end of hex escape")
+                && lone(before)
+            {
+                message.push_str(
+                    " (a \\uD800-\\uDFFF escape without its pair: JSON text must be valid \
+                     Unicode; Python's json.dumps writes one for a str that holds a surrogate, \
+                     as os.fsdecode makes of a file name that is not UTF-8)",
+                );
+            }
+            if message == "recursion limit exceeded" {
+                message.push_str(&format!(
+                    " (nested deeper than the {} levels mmf reads)",
+                    crate::msgpack::MAX_DEPTH
+                ));
+            }
         }
         error
     }

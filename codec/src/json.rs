@@ -72,10 +72,10 @@ pub fn validate_json(json: &str) -> Result<()> {
     let mut de = serde_json::Deserializer::from_str(json);
     <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de)
         .map_err(|e| Error::json_in(&e, json))?;
-    de.end().map_err(|e| Error::json(&e))?;
+    de.end().map_err(|e| Error::json_in(&e, json))?;
     check_integers(json)?;
     let mut de = serde_json::Deserializer::from_str(json);
-    <Checked as serde::Deserialize>::deserialize(&mut de).map_err(|e| Error::json(&e))?;
+    <Checked as serde::Deserialize>::deserialize(&mut de).map_err(|e| Error::json_in(&e, json))?;
     Ok(())
 }
 
@@ -1294,6 +1294,30 @@ mod tests {
             let message = validate_json(json).unwrap_err().to_string();
             assert!(!message.contains("trailing comma"), "{json}: {message}");
         }
+    }
+
+    /// A lone surrogate escape (what Python's json.dumps writes for a str from os.fsdecode)
+    /// and nesting past the limit are said as such: serde_json called a trailing surrogate a
+    /// "lone leading" one, a leading one "unexpected end of hex escape", and depth only
+    /// "recursion limit exceeded".
+    #[test]
+    fn lone_surrogates_and_too_deep_nesting_are_named() {
+        for json in [r#""name-\udcff""#, r#""\ud800""#, r#"["\uDBFF x"]"#] {
+            let message = validate_json(json).unwrap_err().to_string();
+            assert!(
+                message.contains("escape without its pair: JSON text must be valid Unicode"),
+                "{json}: {message}"
+            );
+        }
+        assert!(validate_json(r#""\ud83d\ude00 \u00e9""#).is_ok());
+        let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        let message = validate_json(&deep).unwrap_err().to_string();
+        assert!(
+            message.contains("nested deeper than the 127 levels mmf reads"),
+            "{message}"
+        );
+        let message = validate_json(r#""\u12""#).unwrap_err().to_string();
+        assert!(!message.contains("without its pair"), "{message}");
     }
 
     #[test]
