@@ -669,7 +669,7 @@ impl Snapshot {
             }
             Err(busy) => Err(Error::Contended {
                 name: self.name.clone(),
-                what: lock_holder(busy.owner, token, &self.liveness),
+                what: lock_holder(busy.owner, token, &self.liveness, busy.waited),
                 waited: busy.waited,
             }),
         }
@@ -2161,8 +2161,9 @@ impl io::Write for SlotWriter<'_> {
     }
 }
 
-/// What a writer that timed out waiting for the lock says of its holder (`token`: its own).
-fn lock_holder(owner: u64, token: u64, live: &os::Liveness) -> String {
+/// What a writer that timed out waiting for the lock says of its holder (`token`: its own;
+/// `waited`: how long it waited).
+fn lock_holder(owner: u64, token: u64, live: &os::Liveness, waited: std::time::Duration) -> String {
     let pid = os::token_pid(owner);
     if owner == token {
         // Its own lock test cannot see its own kernel lock: it would say "dead".
@@ -2173,37 +2174,78 @@ fn lock_holder(owner: u64, token: u64, live: &os::Liveness) -> String {
             "writer lock held by pid {pid}, which may be alive: {why}; if it has exited, \
              re-creating the channel frees the lock"
         ),
-        // Its lock is held, but the pid is the holder's own: in another PID namespace (a
-        // container sharing the directory) it names another process here, or none; and a
-        // holder that forked without exec and died leaves its lock to the child, which has
-        // the file open under a pid of its own. So the pid is believed only where that
-        // process has the channel's file open.
-        os::OwnerState::Alive => match live.file().and_then(|f| os::pid_has_open(pid, f)) {
-            Some(true) if os::pid_stopped(pid) => format!(
-                "writer lock held by pid {pid}, which is stopped (a SIGSTOP or a debugger) in \
-                 the middle of a publish: `kill -CONT {pid}` lets it finish, and ending it \
-                 frees the lock"
-            ),
-            Some(true) => format!(
-                "writer lock held by pid {pid}, which is alive and publishing (if it is stuck, \
-                 ending it frees the lock)"
-            ),
-            Some(false) => format!(
-                "writer lock held by a live handle whose token names pid {pid}, but no process \
-                 {pid} here has the channel open: the holder runs in another PID namespace (a \
-                 container), or died after a fork without exec and its child holds the lock; \
-                 `fuser -v` on the channel's file names the processes that have it open, and \
-                 ending the holder frees the lock"
-            ),
-            None => format!(
-                "writer lock held by pid {pid}, which is alive (if it is stuck, ending it frees \
-                 the lock)"
-            ),
-        },
+        os::OwnerState::Alive => holder_alive(owner, live, waited),
         // It died after the last check; the next attempt takes the lock over.
         os::OwnerState::Dead => format!("writer lock held by pid {pid}, which has just exited"),
     }
 }
+
+/// The channel's file as `fuser` takes it, for messages.
+fn path_for_fuser(live: &os::Liveness) -> String {
+    live.file()
+        .and_then(os::path_of)
+        .map_or("FILE".to_owned(), |p| p.display().to_string())
+}
+
+/// [`lock_holder`] of a holder judged alive. A kernel-held token's pid is the holder's own,
+/// which in another PID namespace (a container sharing the directory) names another process
+/// here, or none, and which a holder that forked without exec and died leaves to its child:
+/// it is believed only where that process holds the token's lock ([`os::pid_holds_lock`]),
+/// a look through its open files that a try-once publish (`waited` zero, perhaps in a loop)
+/// does not take. A token judged by pid is of this namespace and its start time matched.
+fn holder_alive(owner: u64, live: &os::Liveness, waited: std::time::Duration) -> String {
+    let pid = os::token_pid(owner);
+    let holds = if owner & os::KERNEL_HELD == 0 {
+        Some(true)
+    } else if waited.is_zero() {
+        None
+    } else {
+        live.file()
+            .and_then(|f| os::pid_holds_lock(pid, f, os::lock_offset(owner)))
+    };
+    let stopped = || os::pid_stopped(pid);
+    match holds {
+        Some(true) if stopped() => format!(
+            "writer lock held by pid {pid}, which is stopped (a SIGSTOP or a debugger) in the \
+             middle of a publish: `kill -CONT {pid}` lets it finish, and ending it frees the \
+             lock"
+        ),
+        Some(true) => format!(
+            "writer lock held by pid {pid}, which is alive and publishing (if it is stuck, \
+             ending it frees the lock)"
+        ),
+        Some(false) => format!(
+            "writer lock held by a live handle whose token names pid {pid}, but no process {pid} \
+             here holds it: the holder runs in another PID namespace (a container), or died \
+             after a fork without exec and its child holds the lock; `fuser -v {}` names the \
+             processes of this namespace that have the channel open, and ending the holder \
+             frees the lock",
+            path_for_fuser(live)
+        ),
+        // A try-once publish's: short, claiming nothing of the pid.
+        None if waited.is_zero() => format!("writer lock held by a live handle (pid {pid})"),
+        // Not known to be the holder (another user's process, whose open files this process
+        // may not list; `/proc` hiding them): the pid is said as what it is, and a process of
+        // that pid here that is stopped as what it may be.
+        None => format!(
+            "writer lock held by a live handle of pid {pid} as its own PID namespace numbers it \
+             (a holder in another PID namespace, a container, is another pid here, and a holder \
+             that died after a fork without exec left the lock to its child){}; `fuser -v {}` \
+             names the processes of this namespace that have the channel open, and ending the \
+             holder frees the lock",
+            if stopped() {
+                format!(
+                    "; a process {pid} here is stopped: if it is the holder, `kill -CONT {pid}` \
+                     lets it finish its publish"
+                )
+            } else {
+                String::new()
+            },
+            path_for_fuser(live)
+        ),
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::{choose_slot, choose_slot_by_mask};

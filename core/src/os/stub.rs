@@ -41,7 +41,11 @@ pub(crate) fn pid_exists(_pid: u32) -> bool {
     true
 }
 
-pub(crate) fn pid_has_open(_pid: u32, _file: &std::fs::File) -> Option<bool> {
+pub(crate) fn pid_holds_lock(_pid: u32, _file: &std::fs::File, _offset: u64) -> Option<bool> {
+    None
+}
+
+pub(crate) fn path_of(_file: &std::fs::File) -> Option<std::path::PathBuf> {
     None
 }
 

@@ -234,22 +234,48 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Whether process `pid` of this PID namespace has `file` open (`/proc/PID/fd`): `None` where
-/// that cannot be told (no such `/proc`, another user's process).
-pub(crate) fn pid_has_open(pid: u32, file: &File) -> Option<bool> {
+/// Whether process `pid` of this PID namespace holds the open-file-description lock on byte
+/// `offset` of `file` through one of its open files: `/proc/PID/fdinfo/N` lists the locks each
+/// open file holds (`lock: 1: OFDLCK ADVISORY READ -1 MAJ:MIN:INODE START END`). A kernel-held
+/// token carries the pid its holder has in its own namespace, which here may be another
+/// process or none (a container's, or a holder that forked without exec and died, whose child
+/// now holds the lock): only this lock ties that pid to the holder. `None` where it cannot be
+/// told: `/proc` absent or hiding others' processes (`hidepid`), another user's process, more
+/// than 65,536 open files to look through.
+pub(crate) fn pid_holds_lock(pid: u32, file: &File, offset: u64) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
-    let want = file.metadata().ok()?;
-    let fds = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+    let inode = file.metadata().ok()?.ino();
+    let fds = match std::fs::read_dir(format!("/proc/{pid}/fdinfo")) {
         Ok(fds) => fds,
-        // No such process here (nor a `/proc` at all: then the next look fails too).
+        // No such process here, where `/proc` shows every process (init's entry is there).
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return std::fs::metadata("/proc/self/fd").is_ok().then_some(false);
+            return std::fs::metadata("/proc/1/stat").is_ok().then_some(false);
         }
         Err(_) => return None,
     };
-    Some(fds.flatten().any(|fd| {
-        std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
-    }))
+    let lock = format!(":{inode} {offset} ");
+    for (n, fd) in fds.enumerate() {
+        if n == 1 << 16 {
+            return None;
+        }
+        let Ok(fd) = fd else { continue };
+        // (A file closed meanwhile: gone, not the holder's.)
+        let Ok(info) = std::fs::read_to_string(fd.path()) else {
+            continue;
+        };
+        let held = info
+            .lines()
+            .any(|l| l.starts_with("lock:") && l.contains(" OFDLCK ") && l.contains(&lock));
+        if held {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// The path `file` was opened by, as the kernel keeps it (`/proc/self/fd/N`), for messages.
+pub(crate) fn path_of(file: &File) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
 }
 
 /// Whether process `pid` of this PID namespace is stopped (`SIGSTOP`, a debugger): state `T`
