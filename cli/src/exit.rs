@@ -323,11 +323,13 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             },
             _,
         ) => format!(
-            "channel '{name}' could not be accessed: the file system could not supply a page of \
-             its file, which no process shrank (no room for a page that a reflink copy or a \
-             snapshot shares on a copy-on-write file system such as btrfs, or for one punched \
-             out of the file; or an I/O error); make room on the file system that holds it and \
-             run the command again"
+            "channel '{name}' could not be accessed: a page of its file faulted though the file \
+             was as long as the mapping at the first look after it: the file system could not \
+             supply the page (no room for it in a file that copies on write, on btrfs: one an \
+             older mmf made, or one that shares pages with a reflink copy or a snapshot; or for \
+             a page punched out of the file; or an I/O error), or another process shrank the \
+             file and wrote it again (`cp` over it does); make room on the file system that \
+             holds it and run the command again"
         ),
         (CoreError::Truncated { name, .. }, _) => format!(
             "channel '{name}' was truncated while mapped (another process shrank its file); run \

@@ -524,6 +524,7 @@ impl Options {
             damaged: None,
             idle_wakes: Default::default(),
             process_rest: os::process_word_rest(),
+            shrunk: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -1111,6 +1112,7 @@ impl Options {
             damaged: None,
             idle_wakes: Default::default(),
             process_rest: os::process_word_rest(),
+            shrunk: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -2667,6 +2669,7 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         damaged: None,
         idle_wakes: Default::default(),
         process_rest: 0,
+        shrunk: Default::default(),
     };
     if snap.region.writable() {
         snap.process_rest = os::process_word_rest();

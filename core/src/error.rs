@@ -219,19 +219,21 @@ pub enum Error {
         if *shrunk {
             "was truncated while mapped (another process shrank its file); drop this handle and open the channel again (re-create it if that says it is damaged)"
         } else {
-            "could not be accessed: the file system could not supply a page of its file, which no process shrank (no room for a page that a reflink copy or a snapshot shares on a copy-on-write file system such as btrfs, or for one punched out of the file; or an I/O error); make room on the file system, then drop this handle and open the channel again"
+            "could not be accessed: a page of its file faulted though the file was as long as the mapping at the first look after it: the file system could not supply the page (no room for it in a file that copies on write, on btrfs: one an older mmf made, or one that shares pages with a reflink copy or a snapshot; or for a page punched out of the file; or an I/O error), or another process shrank the file and wrote it again (`cp` over it does); make room on the file system, then drop this handle and open the channel again"
         }
     )]
     #[non_exhaustive]
     Truncated {
         /// The channel's name or path.
         name: String,
-        /// Whether the file was shorter than the mapping when this was reported (or its size
-        /// could not be told). `false`: still whole, so the fault was the file system's: no
-        /// room for a page that is written for the first time since it was shared with a
-        /// reflink copy or a snapshot (mmf turns copy-on-write off for the files it creates on
-        /// btrfs, so a full file system alone does not do this), or for a page another process
-        /// punched out of the file, or a read or write error of the device.
+        /// Whether the file was shorter than the mapping when the handle first reported the
+        /// fault (or its size could not be told); the handle says the same from then on.
+        /// `false`: as long as the mapping, so the fault was most likely the file system's: no
+        /// room for a page of a file that copies on write (on btrfs: one made by an mmf that
+        /// did not turn copy-on-write off, or one sharing pages with a reflink copy or a
+        /// snapshot), or for a page another process punched out of the file, or a read or write
+        /// error of the device; or another process shrank the file and wrote it again before
+        /// that look (`cp` over a channel file does).
         shrunk: bool,
     },
     /// A bounded wait ran out: another writer held the lock, or a reader kept losing races.

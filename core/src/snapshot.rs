@@ -131,6 +131,10 @@ pub(crate) struct Snapshot {
     /// pid: its PID namespace, start time and boot ([`os::process_word_rest`]), asked once, when
     /// a writable handle is made (0 for a read-only one, which never writes them).
     pub process_rest: u64,
+    /// Whether the file was shorter than the mapping when a trip was first reported
+    /// ([`truncated`](Self::truncated)): decided once, so that the handle's later errors say the
+    /// same (a file shrunk and written again, as `cp` over it does, is whole at a later look).
+    pub shrunk: std::sync::OnceLock<bool>,
 }
 
 /// A writer's record of the header's waiter count against the pin entries', taken when its
@@ -917,13 +921,18 @@ impl Snapshot {
     /// `Truncated`, for the paths that find the mapping tripped (`Region::tripped`).
     #[cold]
     pub(crate) fn truncated(&self) -> Error {
-        // Looked at now, not at the fault: a file still as long as the mapping was not shrunk,
-        // and what faulted was a page the file system could not supply (btrfs out of space for
-        // a page shared with a reflink copy, an I/O error), which its own message explains.
-        let shrunk = match self.liveness.file().map(std::fs::File::metadata) {
-            Some(Ok(meta)) => meta.len() < self.layout.total_bytes as u64,
-            _ => true,
-        };
+        // Looked at the first time a trip is reported, not at the fault (the signal handler
+        // knows the address, not the file): a file still as long as the mapping then was not
+        // shrunk, and what faulted was a page the file system could not supply (btrfs out of
+        // space for a page shared with a reflink copy, an I/O error), which its own message
+        // explains, or the file was shrunk and written again before the look.
+        let shrunk =
+            *self
+                .shrunk
+                .get_or_init(|| match self.liveness.file().map(std::fs::File::metadata) {
+                    Some(Ok(meta)) => meta.len() < self.layout.total_bytes as u64,
+                    _ => true,
+                });
         Error::Truncated {
             name: self.name.clone(),
             shrunk,
