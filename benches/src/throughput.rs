@@ -341,10 +341,12 @@ pub fn round(target: Target, len: usize, readers: usize, plan: &Plan) -> Result<
             Writer::Seqlock(map)
         }
     };
-    // Every slot (and the seqlock's buffer) written before the readers start: a new channel's
-    // first publish of a large value takes milliseconds of page faults, during which readers
-    // counted reads of the empty channel as snapshots (a review found 763 in one 1 MiB run,
-    // most of its reader rate); and a value there from the start is what a reader meets in use.
+    // A value there before the readers start (the seqlock's buffer written once): a new
+    // channel's first publish of a large value takes milliseconds of page faults, during which
+    // readers counted reads of the empty channel as snapshots (a review found 763 in one 1 MiB
+    // run, most of its reader rate). Publishing twice per slot writes the slots the writer's
+    // rotation uses while no reader pins one (two, for values of a few KiB and up); those a
+    // pinning reader sends it to fault at their first use during the run, as in use.
     let msg = payload(len);
     match &writer {
         Writer::Mmf(ch, _) => {
