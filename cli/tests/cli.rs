@@ -5896,6 +5896,17 @@ fn info_says_a_file_in_memory_is_gone_at_reboot() {
         (&json["kind"], &json["in_memory"]),
         (&"file".into(), &true.into())
     );
+    // Through a link from a directory on any file system: the file's own is told (the link's
+    // directory was, which on a disk said "persisted").
+    let link = std::env::temp_dir().join(format!("mmf-link-{}.mmf", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(e.dir.join("state.mmf"), &link).unwrap();
+    let info = e.ok(&["info", link.to_str().unwrap()]);
+    std::fs::remove_file(&link).unwrap();
+    assert!(
+        info.contains("kind:        file, in memory: gone at reboot ("),
+        "{info}"
+    );
     e.ok(&["remove", "./state.mmf"]);
 }
 

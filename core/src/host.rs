@@ -28,7 +28,8 @@ pub struct Space {
     pub available: u64,
     /// Whether the file system keeps its files in memory (tmpfs, ramfs, as `/dev/shm`, and
     /// `/tmp` on many systems): a channel there is gone at reboot, a file path included.
-    pub in_memory: bool,
+    /// `None` where that cannot be told (systems other than Linux).
+    pub in_memory: Option<bool>,
 }
 
 /// The size of the file system that holds `dir`, what is free there (`statvfs`), and whether
@@ -49,7 +50,7 @@ pub fn space(dir: impl AsRef<std::path::Path>) -> Result<Space> {
         .map(|(total, available)| Space {
             total,
             available,
-            in_memory: os::in_memory(dir),
+            in_memory: os::in_memory_known(dir),
         })
         .map_err(|e| Error::Io {
             op: "inspecting",

@@ -182,16 +182,16 @@ fn kind_and_path(info: &mmf::Info) -> (&'static str, String) {
 }
 
 /// Whether the channel's file system keeps its files in memory (tmpfs), so that it is gone at
-/// reboot; `None` where that cannot be told.
+/// reboot; `None` where that cannot be told. The file's own directory, through any link to it
+/// (a link on a disk to a file in `/dev/shm` is in memory).
 fn in_memory(info: &mmf::Info) -> Option<bool> {
     let path = info.location.path()?;
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),
     };
-    mmf::channel::host::space(dir)
-        .ok()
-        .map(|space| space.in_memory)
+    mmf::channel::host::space(dir).ok()?.in_memory
 }
 
 /// Whether the creator or the last writer still runs, in words (`mmf info`, `mmf list`).

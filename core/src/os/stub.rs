@@ -122,6 +122,10 @@ pub(crate) fn boot_tag() -> u64 {
 }
 
 /// No memory cgroups here.
+pub(crate) fn in_memory_known(_dir: &std::path::Path) -> Option<bool> {
+    None
+}
+
 pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
     false
 }

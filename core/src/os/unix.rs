@@ -904,29 +904,32 @@ fn statvfs(dir: &std::path::Path) -> io::Result<libc::statvfs> {
 }
 
 /// Whether the file system holding `dir` keeps its files in memory (tmpfs), where a channel's
-/// bytes count against the memory cgroup's limit.
-#[cfg(target_os = "linux")]
+/// bytes count against the memory cgroup's limit; `false` where that cannot be told.
 pub(crate) fn in_memory(dir: &std::path::Path) -> bool {
+    in_memory_known(dir) == Some(true)
+}
+
+/// [`in_memory`], `None` where it cannot be told (`statfs` failed; not Linux).
+#[cfg(target_os = "linux")]
+pub(crate) fn in_memory_known(dir: &std::path::Path) -> Option<bool> {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: an all-zero `statfs` is a valid value of this plain C struct.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a NUL-terminated path and `st` a valid, writable struct for the call.
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return false;
+        return None;
     }
     // `f_type` and the magic constants differ in type between C libraries: compared as i64.
     // (ramfs, 0x858458f6, has no constant in `libc`.)
     #[allow(clippy::unnecessary_cast)]
     let (kind, tmpfs) = (st.f_type as i64, libc::TMPFS_MAGIC as i64);
-    kind == tmpfs || kind == 0x8584_58f6
+    Some(kind == tmpfs || kind == 0x8584_58f6)
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
-    false
+pub(crate) fn in_memory_known(_dir: &std::path::Path) -> Option<bool> {
+    None
 }
 
 /// The memory limit of this process's cgroup (v2, or v1's `memory` controller) and of its
