@@ -827,38 +827,27 @@ fn small_tmpfs(size: &str) -> Option<Mounted> {
 /// mounted, so unmounting frees it), or `None` (said: SKIPPED) where this machine does not
 /// allow it.
 fn small_ext4() -> Option<Mounted> {
-    let base = std::env::temp_dir().join(format!("mmf-ext4-{}", std::process::id()));
-    let (image, dir) = (base.with_extension("img"), base.with_extension("mnt"));
-    std::fs::File::create(&image).ok()?.set_len(16 << 20).ok()?;
-    std::fs::create_dir_all(&dir).ok()?;
-    let ran = |cmd: &mut Command| {
-        cmd.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let ok = ran(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))
-        && ran(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&image)
-            .arg(&dir));
-    let _ = std::fs::remove_file(&image);
-    mounted(
-        dir,
-        ok,
-        "an ext4 image (needs root, mkfs.ext4 and loop devices)",
-    )
+    small_image("ext4", 16 << 20, &["mkfs.ext4", "-q", "-F"], "mkfs.ext4")
 }
 
 /// Makes a 160 MiB btrfs image (btrfs's least without mixed block groups is about 110 MiB) and
-/// mounts it at a fresh directory, as [`small_ext4`] does, or `None` (said: SKIPPED).
+/// mounts it, as [`small_ext4`] does.
 fn small_btrfs() -> Option<Mounted> {
-    let base = std::env::temp_dir().join(format!("mmf-btrfs-{}", std::process::id()));
+    small_image(
+        "btrfs",
+        160 << 20,
+        &["mkfs.btrfs", "-q", "-f"],
+        "mkfs.btrfs of btrfs-progs",
+    )
+}
+
+/// An image of `size` bytes made by `mkfs` (the command and its flags; the image's path goes
+/// last) and mounted on a loop device at a fresh directory, or `None`, said as SKIPPED with
+/// what it needs (root, `tool`, loop devices).
+fn small_image(kind: &str, size: u64, mkfs: &[&str], tool: &str) -> Option<Mounted> {
+    let base = std::env::temp_dir().join(format!("mmf-{kind}-{}", std::process::id()));
     let (image, dir) = (base.with_extension("img"), base.with_extension("mnt"));
-    std::fs::File::create(&image)
-        .ok()?
-        .set_len(160 << 20)
-        .ok()?;
+    std::fs::File::create(&image).ok()?.set_len(size).ok()?;
     std::fs::create_dir_all(&dir).ok()?;
     let ran = |cmd: &mut Command| {
         cmd.stdout(std::process::Stdio::null())
@@ -866,7 +855,7 @@ fn small_btrfs() -> Option<Mounted> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let ok = ran(Command::new("mkfs.btrfs").args(["-q", "-f"]).arg(&image))
+    let ok = ran(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&image))
         && ran(Command::new("mount")
             .args(["-o", "loop"])
             .arg(&image)
@@ -875,7 +864,7 @@ fn small_btrfs() -> Option<Mounted> {
     mounted(
         dir,
         ok,
-        "a btrfs image (needs root, mkfs.btrfs of btrfs-progs, loop devices)",
+        &format!("a {kind} image (needs root, {tool} and loop devices)"),
     )
 }
 

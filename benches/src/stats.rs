@@ -279,15 +279,20 @@ mod tests {
         assert_eq!(spread_pct(&[5.0]), 0.0);
     }
 
-    #[test]
-    fn paired_ratios_match_rounds_and_skip_missing_ones() {
-        let s = |p50| Sample {
+    /// A run whose every percentile is `p50`, with no back-to-back figure.
+    fn sample(p50: f64) -> Sample {
+        Sample {
             p50,
             p99: p50,
             p999: p50,
             n: 1,
             b2b: f64::NAN,
-        };
+        }
+    }
+
+    #[test]
+    fn paired_ratios_match_rounds_and_skip_missing_ones() {
+        let s = sample;
         let mut f = Runs::default();
         let mut m = Runs::default();
         // Round 0 slow, 1 fast, 2 failed for F, 3 fast: the medians pair 100 with 400 (ratio
@@ -304,13 +309,7 @@ mod tests {
 
     #[test]
     fn disturbed_runs_are_left_out_with_their_rounds_and_counted() {
-        let s = |p50| Sample {
-            p50,
-            p99: p50,
-            p999: p50,
-            n: 1,
-            b2b: f64::NAN,
-        };
+        let s = sample;
         let mut f = Runs::default();
         let mut m = Runs::default();
         for (r, v) in [(0, 100.0), (1, 110.0), (2, 12_000.0), (3, 105.0)] {
