@@ -522,9 +522,8 @@ impl Options {
             header_only: true,
             liveness: os::Liveness::default(),
             damaged: None,
-            idle_wakes: Default::default(),
+            cold: Default::default(),
             process_rest: os::process_word_rest(),
-            shrunk: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -1110,9 +1109,8 @@ impl Options {
             header_only: true,
             liveness: os::Liveness::default(),
             damaged: None,
-            idle_wakes: Default::default(),
+            cold: Default::default(),
             process_rest: os::process_word_rest(),
-            shrunk: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -2667,9 +2665,8 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         header_only: true,
         liveness: os::Liveness::default(),
         damaged: None,
-        idle_wakes: Default::default(),
+        cold: Default::default(),
         process_rest: 0,
-        shrunk: Default::default(),
     };
     if snap.region.writable() {
         snap.process_rest = os::process_word_rest();

@@ -45,9 +45,8 @@ fn channel_on(header_only: bool, readers: usize, checksum: bool, len: usize) -> 
         header_only,
         liveness: crate::os::Liveness::default(),
         damaged: None,
-        idle_wakes: Default::default(),
+        cold: Default::default(),
         process_rest: 0,
-        shrunk: Default::default(),
     };
     snap.init(u64::from(checksum), 1, 0, 0);
     Arc::new(snap)

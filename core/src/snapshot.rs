@@ -122,26 +122,30 @@ pub(crate) struct Snapshot {
     /// `latest` still holds it, reads of that slot read the frame first, which reports the
     /// damage, instead of trusting the descriptor; the next publish replaces it.
     pub damaged: Option<u64>,
-    /// What this handle's publishes noticed of wake-up calls that woke nobody
-    /// ([`Snapshot::woke_nobody`]). Boxed: held inline, it made every publish a few
-    /// instructions longer (callgrind: 64 B 184 -> 190, 4 KiB 834 -> 852, without the check
-    /// for waiters too), by the layout of the handle alone.
-    pub idle_wakes: Box<IdleWakes>,
+    /// What only cold paths keep: boxed, since state held inline made every publish a few
+    /// instructions longer by the layout of the handle alone (callgrind: the wake-up record,
+    /// 64 B 184 -> 190, 4 KiB 834 -> 852; the truncation verdict, 4 KiB 856 -> 876, without the
+    /// check for waiters too).
+    pub cold: Box<Cold>,
     /// The words this handle's publishes write for their process (the last writer), less its
     /// pid: its PID namespace, start time and boot ([`os::process_word_rest`]), asked once, when
     /// a writable handle is made (0 for a read-only one, which never writes them).
     pub process_rest: u64,
-    /// Whether the file was shorter than the mapping when a trip was first reported
-    /// ([`truncated`](Self::truncated)): decided once, so that the handle's later errors say the
-    /// same (a file shrunk and written again, as `cp` over it does, is whole at a later look).
-    pub shrunk: std::sync::OnceLock<bool>,
 }
 
-/// A writer's record of the header's waiter count against the pin entries', taken when its
-/// wake-up calls woke nobody: an excess that stays put is a waiter killed between its two
-/// counts ([`Snapshot::woke_nobody`]).
+/// A handle's state that only its cold paths touch ([`Snapshot::cold`]).
 #[derive(Default)]
-pub(crate) struct IdleWakes(std::sync::Mutex<IdleLook>);
+pub(crate) struct Cold {
+    /// A writer's record of the header's waiter count against the pin entries', taken when
+    /// its wake-up calls woke nobody: an excess that stays put is a waiter killed between its
+    /// two counts ([`Snapshot::woke_nobody`]).
+    idle_wakes: std::sync::Mutex<IdleLook>,
+    /// Whether the file was shorter than the mapping when a trip was first reported
+    /// ([`truncated`](Snapshot::truncated)): decided once, so that the handle's later errors
+    /// say the same (a file shrunk and written again, as `cp` over it does, is whole at a
+    /// later look).
+    shrunk: std::sync::OnceLock<bool>,
+}
 
 #[derive(Default)]
 struct IdleLook {
@@ -509,7 +513,7 @@ impl Snapshot {
     #[cold]
     #[inline(never)]
     fn woke_nobody(&self) {
-        let Ok(mut look) = self.idle_wakes.0.try_lock() else {
+        let Ok(mut look) = self.cold.idle_wakes.try_lock() else {
             return; // another thread of this handle is looking
         };
         let now = Instant::now();
@@ -926,13 +930,12 @@ impl Snapshot {
         // shrunk, and what faulted was a page the file system could not supply (btrfs out of
         // space for a page shared with a reflink copy, an I/O error), which its own message
         // explains, or the file was shrunk and written again before the look.
-        let shrunk =
-            *self
-                .shrunk
-                .get_or_init(|| match self.liveness.file().map(std::fs::File::metadata) {
-                    Some(Ok(meta)) => meta.len() < self.layout.total_bytes as u64,
-                    _ => true,
-                });
+        let shrunk = *self.cold.shrunk.get_or_init(|| {
+            match self.liveness.file().map(std::fs::File::metadata) {
+                Some(Ok(meta)) => meta.len() < self.layout.total_bytes as u64,
+                _ => true,
+            }
+        });
         Error::Truncated {
             name: self.name.clone(),
             shrunk,
