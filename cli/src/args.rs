@@ -463,6 +463,10 @@ impl Cli {
                         _ => std::process::exit(0),
                     }
                 }
+                // A bare `mmf` (or `mmf -q`): the help, on stderr, exit 2, as clap gives it.
+                if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    e.exit()
+                }
                 // Every other error is one line on stderr, `mmf: ...`, as the command's own
                 // errors are (README), where clap wrote several: its message, a usage block and
                 // "For more information, try '--help'".
@@ -578,10 +582,6 @@ fn negative_numbers(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
     args
 }
 
-/// What to say of a flag written as the PowerShell module took its parameters (`-Size 1024`,
-/// `-Name Test`, `-String "Hello World!"`: the first thing its users type), which clap would
-/// report as an unknown short flag `-S` with a tip to pass it as a value; `None` if `args`
-/// (before a `--`) has no such word, or none that names something mmf has.
 /// A clap error in one line: its message (a list it introduces with ':' joined on, a tip kept),
 /// without the usage block, and where the usage is (`mmf VERB --help` for a verb given).
 fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
@@ -628,6 +628,10 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
     }
 }
 
+/// What to say of a flag written as the PowerShell module took its parameters (`-Size 1024`,
+/// `-Name Test`, `-String "Hello World!"`: the first thing its users type), which clap would
+/// report as an unknown short flag `-S` with a tip to pass it as a value; `None` if `args`
+/// (before a `--`) has no such word, or none that names something mmf has.
 fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory;
     let command = Cli::command();

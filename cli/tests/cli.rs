@@ -5944,4 +5944,12 @@ fn usage_errors_are_one_line_like_every_other_error() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(!err.contains("Usage:") && !err.contains("error:"), "{err}");
     }
+    // A bare `mmf` is the help, as clap gives it (on stderr, exit 2), not the help on one line.
+    let out = e.run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.lines().count() > 10 && err.contains("Commands:") && !err.starts_with("mmf: "),
+        "{err}"
+    );
 }
