@@ -677,7 +677,7 @@ impl Snapshot {
             }
             Err(busy) => Err(Error::Contended {
                 name: self.name.clone(),
-                what: lock_holder(busy.owner, token, &self.liveness, busy.waited),
+                what: lock_holder(busy.owner, token, &self.liveness, t.lock.is_zero()),
                 waited: busy.waited,
             }),
         }
@@ -2174,8 +2174,8 @@ impl io::Write for SlotWriter<'_> {
 }
 
 /// What a writer that timed out waiting for the lock says of its holder (`token`: its own;
-/// `waited`: how long it waited).
-fn lock_holder(owner: u64, token: u64, live: &os::Liveness, waited: std::time::Duration) -> String {
+/// `try_once`: its lock timeout is zero).
+fn lock_holder(owner: u64, token: u64, live: &os::Liveness, try_once: bool) -> String {
     let pid = os::token_pid(owner);
     if owner == token {
         // Its own lock test cannot see its own kernel lock: it would say "dead".
@@ -2186,30 +2186,42 @@ fn lock_holder(owner: u64, token: u64, live: &os::Liveness, waited: std::time::D
             "writer lock held by pid {pid}, which may be alive: {why}; if it has exited, \
              re-creating the channel frees the lock"
         ),
-        os::OwnerState::Alive => holder_alive(owner, live, waited),
+        os::OwnerState::Alive => holder_alive(owner, live, try_once),
         // It died after the last check; the next attempt takes the lock over.
         os::OwnerState::Dead => format!("writer lock held by pid {pid}, which has just exited"),
     }
 }
 
-/// The channel's file as `fuser` takes it, for messages.
+/// The channel's file as a shell word, for a `fuser` in a message: quoted where it holds more
+/// than letters, digits and `/._-+:,@%=` (a space would split it), without the ` (deleted)` the
+/// kernel adds to the path of a removed file.
 fn path_for_fuser(live: &os::Liveness) -> String {
-    live.file()
-        .and_then(os::path_of)
-        .map_or("FILE".to_owned(), |p| p.display().to_string())
+    let Some(path) = live.file().and_then(os::path_of) else {
+        return "FILE".to_owned();
+    };
+    let path = path.display().to_string();
+    let path = path.strip_suffix(" (deleted)").unwrap_or(&path);
+    if path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,@%=".contains(&b))
+    {
+        path.to_owned()
+    } else {
+        format!("'{}'", path.replace('\'', r"'\''"))
+    }
 }
 
 /// [`lock_holder`] of a holder judged alive. A kernel-held token's pid is the holder's own,
 /// which in another PID namespace (a container sharing the directory) names another process
 /// here, or none, and which a holder that forked without exec and died leaves to its child:
 /// it is believed only where that process holds the token's lock ([`os::pid_holds_lock`]),
-/// a look through its open files that a try-once publish (`waited` zero, perhaps in a loop)
-/// does not take. A token judged by pid is of this namespace and its start time matched.
-fn holder_alive(owner: u64, live: &os::Liveness, waited: std::time::Duration) -> String {
+/// a look through its open files that a try-once publish (`try_once`: a lock timeout of
+/// zero, perhaps in a loop) does not take. A token judged by pid is of this namespace and its start time matched.
+fn holder_alive(owner: u64, live: &os::Liveness, try_once: bool) -> String {
     let pid = os::token_pid(owner);
     let holds = if owner & os::KERNEL_HELD == 0 {
         Some(true)
-    } else if waited.is_zero() {
+    } else if try_once {
         None
     } else {
         live.file()
@@ -2235,7 +2247,7 @@ fn holder_alive(owner: u64, live: &os::Liveness, waited: std::time::Duration) ->
             path_for_fuser(live)
         ),
         // A try-once publish's: short, claiming nothing of the pid.
-        None if waited.is_zero() => format!("writer lock held by a live handle (pid {pid})"),
+        None if try_once => format!("writer lock held by a live handle (pid {pid})"),
         // Not known to be the holder (another user's process, whose open files this process
         // may not list; `/proc` hiding them): the pid is said as what it is, and a process of
         // that pid here that is stopped as what it may be.

@@ -121,7 +121,7 @@ pub(crate) fn boot_tag() -> u64 {
     0
 }
 
-/// No memory cgroups here.
+/// Which file systems keep their files in memory cannot be told here.
 pub(crate) fn in_memory_known(_dir: &std::path::Path) -> Option<bool> {
     None
 }
@@ -130,6 +130,7 @@ pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
     false
 }
 
+/// No memory cgroups here.
 pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
     None
 }
