@@ -12,13 +12,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("duration {text:?} is empty ({EXAMPLES})"));
     }
     // A bare number with an exponent, as programs print small or large floats (Python's
-    // `str(3.2e-05)`, a harness passing what is left of its deadline): seconds.
-    if t.contains(['e', 'E']) {
+    // `str(3.2e-05)`, a harness passing what is left of its deadline): seconds. No sign, as
+    // for any other duration.
+    if t.starts_with(|c: char| c.is_ascii_digit() || c == '.') && t.contains(['e', 'E']) {
+        let out_of_range = || format!("duration {text:?} is out of range");
         if let Ok(n) = t.parse::<f64>() {
-            if n.is_finite() && n >= 0.0 {
-                return Duration::try_from_secs_f64(n)
-                    .map_err(|_| format!("duration {text:?} is out of range"));
-            }
+            return Duration::try_from_secs_f64(n).map_err(|_| out_of_range());
+        }
+        // `1.5e3ms`: an exponent with a unit.
+        let number = t.trim_end_matches(|c: char| c.is_alphabetic() || c == 'µ');
+        if number.len() < t.len() && number.contains(['e', 'E']) && number.parse::<f64>().is_ok() {
+            return Err(format!(
+                "duration {text:?} has an exponent and a unit: an exponent is taken on a bare \
+                 number of seconds only ({}), a unit on a plain number (1500ms, 1.5s)",
+                number
+            ));
         }
     }
     let mut rest = t;
@@ -127,8 +135,22 @@ mod tests {
         );
         assert_eq!(parse_duration("1E+2"), Ok(Duration::from_secs(100)));
         assert_eq!(parse_duration("0e0"), Ok(Duration::ZERO));
-        for refused in ["1e400", "-1e-05", "1e-3s", "inf", "NaN"] {
-            assert!(parse_duration(refused).is_err(), "{refused}");
+        for (refused, said) in [
+            ("1e400", "is out of range"),
+            ("1e20", "is out of range"),
+            ("-1e-05", "does not start with a number"),
+            ("+1e3", "does not start with a number"),
+            (
+                "1e-3s",
+                "an exponent is taken on a bare number of seconds only (1e-3)",
+            ),
+            ("1.5e3ms", "has an exponent and a unit"),
+            ("1e", "unknown duration unit \"e\""),
+            ("inf", "does not start with a number"),
+            ("NaN", "does not start with a number"),
+        ] {
+            let err = parse_duration(refused).unwrap_err();
+            assert!(err.contains(said), "{refused}: {err}");
         }
         // Sums, as `sleep` and systemd write them.
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
