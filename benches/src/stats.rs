@@ -30,7 +30,7 @@ pub struct Timed {
 /// 22 us at 64 KiB, one batch each, and a "miss" where the one-by-one ratio was 0.76).
 pub const MIN_B2B_BATCHES: usize = 2;
 
-/// A run whose p50 is more than this many times the median of its transport's runs was
+/// A run whose p50 is more than this many times the median of its transport's other runs was
 /// disturbed: the machine ran something else on the benchmark's CPUs for much of it (a review's
 /// loaded run: 12 ms round trips against 0.3 us, ten samples). Such runs are left out of the
 /// figures and counted (`Runs::disturbed`), for every transport alike. Against the median, not
@@ -114,14 +114,20 @@ impl Runs {
         self.rounds.push(round);
     }
 
-    /// Leaves out the runs whose p50 is over [`DISTURBED`] times the median of the runs' p50s,
+    /// Leaves out the runs whose p50 is over [`DISTURBED`] times the median of the other runs'
+    /// p50s (the others': with two runs, the median of both could never be exceeded so),
     /// counting them in `disturbed`; returns how many.
     pub fn drop_disturbed(&mut self) -> usize {
-        let typical = self.p50();
-        let keep: Vec<bool> = self
-            .runs
-            .iter()
-            .map(|s| s.p50.is_nan() || typical.is_nan() || s.p50 <= DISTURBED * typical)
+        let keep: Vec<bool> = (0..self.runs.len())
+            .map(|i| {
+                let others: Vec<f64> = (0..self.runs.len())
+                    .filter(|&j| j != i)
+                    .map(|j| self.runs[j].p50)
+                    .collect();
+                let typical = median(&others);
+                let p50 = self.runs[i].p50;
+                p50.is_nan() || typical.is_nan() || p50 <= DISTURBED * typical
+            })
             .collect();
         let mut flags = keep.iter();
         self.runs.retain(|_| *flags.next().unwrap());
@@ -335,6 +341,15 @@ mod tests {
             w.push(r, s(v));
         }
         assert_eq!(w.drop_disturbed(), 0);
+        // Two runs: the disturbed one goes (against the median of both, it never could).
+        let mut two = Runs::default();
+        for (r, v) in [(0, 12_000.0), (1, 100.0)] {
+            two.push(r, s(v));
+        }
+        assert_eq!((two.drop_disturbed(), two.rounds.clone()), (1, vec![1]));
+        let mut one = Runs::default();
+        one.push(0, s(5.0));
+        assert_eq!(one.drop_disturbed(), 0);
     }
 
     #[test]
