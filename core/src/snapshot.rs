@@ -2216,7 +2216,8 @@ fn path_for_fuser(live: &os::Liveness) -> String {
 /// here, or none, and which a holder that forked without exec and died leaves to its child:
 /// it is believed only where that process holds the token's lock ([`os::pid_holds_lock`]),
 /// a look through its open files that a try-once publish (`try_once`: a lock timeout of
-/// zero, perhaps in a loop) does not take. A token judged by pid is of this namespace and its start time matched.
+/// zero, perhaps in a loop) does not take. A token judged by pid is of this namespace, and
+/// its start time matched.
 fn holder_alive(owner: u64, live: &os::Liveness, try_once: bool) -> String {
     let pid = os::token_pid(owner);
     let holds = if owner & os::KERNEL_HELD == 0 {
