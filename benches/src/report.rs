@@ -94,7 +94,7 @@ pub struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_runs: Option<usize>,
     /// Latency runs left out of the figures as disturbed (p50 over `stats::DISTURBED` times
-    /// the median of its transport's runs), if any; `runs` counts only those kept.
+    /// the median of its transport's other runs), if any; `runs` counts only those kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disturbed_runs: Option<usize>,
 }

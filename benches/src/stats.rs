@@ -223,7 +223,7 @@ impl Runs {
                 String::new()
             } + &if self.disturbed > 0 {
                 format!(
-                    ", {} left out: p50 over {DISTURBED}x the runs' median",
+                    ", {} left out: p50 over {DISTURBED}x the other runs' median",
                     self.disturbed
                 )
             } else {
