@@ -887,6 +887,52 @@ fn the_notifier_sleeps_with_many_futures_on_one_channel_and_with_none() {
     assert!(stats["after"].as_u64().unwrap() <= 1, "{stats}");
 }
 
+/// Where `futex_waitv` is refused (before Linux 5.16, a seccomp filter; and always outside
+/// Linux) the notifier polls pending channels every millisecond; with none pending it must
+/// still sleep until a future comes, and with only a time to wake (a follower being opened)
+/// until that time. It polled every millisecond for the rest of the process's life, once a
+/// single future had been awaited: ~1,000 wake-ups a second with nothing to do.
+#[test]
+fn without_futex_waitv_the_notifier_sleeps_with_nothing_pending() {
+    let log = std::env::temp_dir().join(format!("mmf-strace-idle-{}.log", std::process::id()));
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=futex_waitv", "-e"])
+        .arg("inject=futex_waitv:error=ENOSYS")
+        .arg("-o")
+        .arg(&log)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .env("MMF_CHILD", "notifier-sleeps")
+        .env("MMF_NAME", "-")
+        .output();
+    let traced = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let Some(out) = out
+        .ok()
+        .filter(|o| o.status.success() || !traced.is_empty())
+    else {
+        eprintln!("SKIPPED: strace is not available or may not trace here");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    assert!(
+        traced.contains("ENOSYS"),
+        "the refusal was injected: {traced:.500}"
+    );
+    let stats = stats_in(&stdout);
+    // 200 futures pending: polled, hundreds of looks in the second.
+    assert!(stats["busy"].as_u64().unwrap() > 100, "{stats}");
+    // None pending, before and after the follower's: asleep.
+    assert!(stats["idle"].as_u64().unwrap() <= 1, "{stats}");
+    assert!(stats["after"].as_u64().unwrap() <= 1, "{stats}");
+    // A follower being opened: woken for its looks at the name, every 100 ms, not polled.
+    // Traced, each system call stops the thread twice more: ~9 switches a look (~120 in the
+    // second), where polling makes thousands (as `busy` does).
+    let (opening, busy) = (stats["opening"].as_u64(), stats["busy"].as_u64());
+    assert!(opening.unwrap() * 10 < busy.unwrap(), "{stats}");
+}
+
 /// Child role: a pending `Stop::stopped()` future (the process's only one), the notifier's
 /// wake-ups while it waits, and whether `stop()` wakes it (the waker runs).
 fn stop_future() {

@@ -29,8 +29,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,11 @@ struct Notifier {
     thread: OnceLock<()>,
     /// Held by the poll that starts the thread.
     starting: Mutex<()>,
+    /// Where the thread sleeps when it cannot sleep in `futex_waitv` (no such call, or not
+    /// Linux) and has no channel or stop to look at: [`Notifier::idle`]. `idling` says that it
+    /// may be asleep there, so that a re-arm with `futex_waitv` at hand costs no lock.
+    idle: (Mutex<()>, Condvar),
+    idling: AtomicBool,
 }
 
 /// The process's notifier, once started. A child made by `fork` inherits its parent's notifier
@@ -151,6 +157,8 @@ fn notifier() -> &'static Notifier {
         control: AtomicU32::new(0),
         thread: OnceLock::new(),
         starting: Mutex::new(()),
+        idle: (Mutex::new(()), Condvar::new()),
+        idling: AtomicBool::new(false),
     });
     if n.thread.get().is_some() {
         return n;
@@ -205,9 +213,16 @@ impl Notifier {
             };
             let slept = self.sleep(control, &words, &stops, overflow, earliest);
             if !slept {
-                // No `futex_waitv` (an old kernel, a seccomp filter that refuses it) or a failed
-                // call: poll instead of spinning on the error.
-                std::thread::sleep(Duration::from_millis(1));
+                // No `futex_waitv` (an old kernel, a seccomp filter that refuses it, not Linux)
+                // or a failed call: poll instead of spinning on the error, but only while there
+                // is something to look at. With nothing but times to wake (or nothing at all)
+                // pending, polling would wake this thread a thousand times a second for the
+                // rest of the process's life.
+                if words.is_empty() && stops.is_empty() && !overflow {
+                    self.idle(control, earliest);
+                } else {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
             self.wake_moved();
         }
@@ -269,6 +284,32 @@ impl Notifier {
         // in between gives EFAULT (then we poll), not undefined behaviour: the kernel only reads.
         // Each stop's word is in memory of this process that `stops` keeps alive.
         unsafe { crate::os::futex_waitv(&entries, timeout) }
+    }
+
+    /// Sleeps until the registrations change (`control` moves from `control`) or `until`
+    /// comes, without `futex_waitv`: on the condition variable that [`Notifier::rearm`]
+    /// signals while `idling` is set.
+    fn idle(&self, control: u32, until: Option<Instant>) {
+        let (lock, cv) = &self.idle;
+        let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        // SeqCst, as `rearm`'s increment and load: either `rearm` sees `idling` set (and then
+        // signals under the lock, after this thread waits), or this load sees its increment.
+        self.idling.store(true, Ordering::SeqCst);
+        while self.control.load(Ordering::SeqCst) == control {
+            guard = match until {
+                None => cv.wait(guard).unwrap_or_else(|p| p.into_inner()),
+                Some(t) => {
+                    let left = t.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    cv.wait_timeout(guard, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+        self.idling.store(false, Ordering::SeqCst);
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -346,6 +387,13 @@ impl Notifier {
         self.control.fetch_add(1, Ordering::SeqCst);
         #[cfg(target_os = "linux")]
         crate::os::wake_private(&self.control);
+        if self.idling.load(Ordering::SeqCst) {
+            // The thread is (or is about to be) asleep in `idle`: taking the lock waits until
+            // it is in `wait`, so the signal cannot come between its look and its sleep.
+            let (lock, cv) = &self.idle;
+            drop(lock.lock().unwrap_or_else(|p| p.into_inner()));
+            cv.notify_all();
+        }
     }
 }
 

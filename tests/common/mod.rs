@@ -37,6 +37,11 @@ pub fn child_stats(child: Child) -> serde_json::Value {
         "child failed: {:?}\n{stdout}",
         out.status
     );
+    stats_in(&stdout)
+}
+
+/// The line `print_stats` printed in a child's standard output, parsed.
+pub fn stats_in(stdout: &str) -> serde_json::Value {
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("STATS "))
