@@ -144,6 +144,7 @@ fn child() {
         "pid-reuse" => a_descendant_gets_the_pid_of_the_notifiers_process(),
         "spawn-fails" => a_notifier_that_could_not_start(),
         "spawn-fails-racing" => racing_polls_when_no_notifier_can_start(),
+        "flat-out" => publish_flat_out(&name),
         "wait-300ms" => {
             let ch = Channel::create(&name, 64).unwrap();
             let got = std::thread::scope(|s| {
@@ -1562,6 +1563,67 @@ fn a_stream_of_values_follows_a_writer_in_another_process_across_its_restart() {
         .unwrap();
     assert_eq!((meta.generation, &bytes[..]), (2, &b"after"[..]));
     Channel::remove(&name).unwrap();
+}
+
+/// Child role: publishes 64-byte values flat out until the name no longer leads to its channel.
+fn publish_flat_out(name: &str) {
+    let ch = Channel::open(name).unwrap();
+    let start = Instant::now();
+    for i in 0u64.. {
+        ch.publish_raw(Tag::BYTES, &[i as u8; 64]).unwrap();
+        if i % 4096 == 0 && (!ch.is_current().unwrap() || start.elapsed() > Duration::from_secs(60))
+        {
+            return;
+        }
+    }
+}
+
+/// A stream kept always ready by a writer that publishes faster than it is read yields to its
+/// executor every 64 items: pending once, its task woken at once. It never did, so a consumer's
+/// loop on a one-thread runtime kept every other task waiting for as long as the writer ran.
+#[test]
+fn an_always_ready_stream_yields_to_the_executor() {
+    let name = unique("async-values-flat-out");
+    let location = Location::shm(&name).unwrap();
+    let ch = Channel::create(&name, 64).unwrap();
+    ch.publish_raw(Tag::BYTES, b"first").unwrap();
+    let mut child = spawn_child("flat-out", &[("MMF_NAME", name.clone())]);
+    let mut values = mmf::Follower::open(&location, Duration::ZERO)
+        .unwrap()
+        .values(0);
+    // Wait for the writer's first publish.
+    while ch.generation() < 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (flag, waker) = Flag::new();
+    let mut cx = Context::from_waker(&waker);
+    let (mut run, mut longest, mut yields, mut items, mut last) = (0u32, 0u32, 0u32, 0u32, 0u64);
+    let start = Instant::now();
+    while items < 20_000 && start.elapsed() < Duration::from_secs(30) {
+        flag.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        match std::pin::pin!(values.recv()).poll(&mut cx) {
+            Poll::Ready(item) => {
+                let (meta, _) = item.unwrap();
+                assert!(meta.generation > last, "no value twice");
+                last = meta.generation;
+                (run, items) = (run + 1, items + 1);
+                longest = longest.max(run);
+            }
+            Poll::Pending => {
+                // Woken before it returned: a yield, not a wait for the writer.
+                if flag.0.load(std::sync::atomic::Ordering::SeqCst) {
+                    yields += 1;
+                }
+                run = 0;
+                std::thread::yield_now();
+            }
+        }
+    }
+    Channel::remove(&name).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(items >= 20_000, "{items} values in 30 s");
+    assert!(longest <= 64, "{longest} items in a row with no yield");
+    assert!(yields > 0, "{yields} yields in {items} items");
 }
 
 /// A value a read finds damaged (here a checksum that does not match, as another process's
