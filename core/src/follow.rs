@@ -296,8 +296,16 @@ impl Follower {
         }
     }
 
-    /// Whether the channel did not exist yet when [`open`](Follower::open) was called: then
-    /// every value it holds is new to the caller.
+    /// Whether the channel did not exist yet when [`open`](Follower::open) was called (or the
+    /// [`open_async`](Follower::open_async) future first polled): then every value it holds is
+    /// new to the caller.
+    ///
+    /// Only the call or future that waited knows it. A follower opened by an `open_async`
+    /// future made anew on every turn of a `select!` loop comes from the turn that found the
+    /// channel there at once, and says `false` though the caller waited for it: a consumer that
+    /// then starts from the generation already there skips the first value. Pin the future
+    /// once, outside the loop, and poll that one in every turn; or start from 0
+    /// ([`values(0)`](Follower::values)), which gives the value already there too.
     pub fn appeared(&self) -> bool {
         self.appeared
     }
@@ -1086,7 +1094,9 @@ impl Follower {
     /// channel that kept its creation mode.
     /// Those 250 ms are judged by the file's status-change time (a second more where the
     /// file system keeps whole seconds), so a future made anew on every turn of a `select!`
-    /// loop ends with the error too.
+    /// loop ends with the error too; but [`appeared`](Follower::appeared) is then `false`,
+    /// since the future that opens the follower did not see it wait: pin the future outside
+    /// such a loop.
     /// Race it against the executor's timer for a timeout. It owns what it needs (`'static`,
     /// `Send`): it can be spawned.
     ///

@@ -16,8 +16,9 @@
 //! no longer than until the earliest such time, so no timer of the executor's is needed.
 //!
 //! Cost: one thread and one syscall per wake-up for the whole process, however many channels
-//! are awaited, up to 127 at a time (channels and [`Stop`](crate::Stop)s awaited through
-//! [`Stop::stopped`](crate::Stop::stopped) together); beyond that, or on kernels before Linux
+//! are awaited, up to 127 at a time (channel handles and [`Stop`](crate::Stop)s awaited
+//! through [`Stop::stopped`](crate::Stop::stopped) together; two handles of one channel map its
+//! word at two addresses and count twice); beyond that, or on kernels before Linux
 //! 5.16 (no `futex_waitv`), or outside Linux, the thread re-checks pending channels every
 //! millisecond.
 //! So it does while any pending future cannot be counted as a waiter (a read-only handle, or
@@ -197,7 +198,8 @@ impl Notifier {
                     .filter(|r| r.counted)
                     .filter_map(|r| Some((r.word?, r.expected)))
                     .collect();
-                // Many futures on one channel are one futex word: the limit counts channels.
+                // Many futures on one handle are one futex word: the limit counts handles (and
+                // expected values: futures that last polled at different generations).
                 words.sort_unstable();
                 words.dedup();
                 let mut stops: Vec<Arc<AtomicU32>> =
@@ -440,7 +442,7 @@ impl Channel {
     /// Executor-agnostic; see the [`notify`](self) module docs for how it waits: one shared
     /// thread per process, asleep in the kernel on Linux 5.16+ (it looks again every 100 ms)
     /// while every pending future counts as a waiter, that is, is on a read-write handle with
-    /// a reader-pin entry, and at most 127 channels are awaited. Otherwise (one future on a
+    /// a reader-pin entry, and at most 127 channel handles are awaited. Otherwise (one future on a
     /// read-only handle, or on a handle that found every entry taken, is enough) the thread
     /// looks at every pending channel each millisecond: about 5 % of a core here.
     ///

@@ -25,8 +25,10 @@
 //! - functions that return no `Result` ([`Channel::generation`], [`Channel::info`],
 //!   [`Channel::incarnation`]) report what the zero pages hold (generation 0), so a loop that
 //!   only polls `generation` learns of the truncation at its next read or `verify`; waits
-//!   ([`Channel::wait_for_change`], async `changed`) return at once as if a value had come, so
-//!   that the read after them reports `Truncated`;
+//!   ([`Channel::wait_for_change`], async `changed`) return as if a value had come, so that the
+//!   read after them reports `Truncated`: within 100 ms, as they look again at least that
+//!   often (nothing wakes them at the truncation itself, which faults only when memory is
+//!   touched);
 //! - a file cut *inside* a page (not at a page boundary) leaves the rest of that page mapped
 //!   and reading as zeros, with no fault to catch: only [`Channel::verify`]'s size check sees
 //!   that, so long-running processes should still call it now and then;
