@@ -1,5 +1,6 @@
 //! docs/FORMAT.md is complete: `tests/decode_channel.py`, written from the document alone in
-//! another language, decodes live channels that mmf wrote.
+//! another language, decodes live channels that mmf wrote; `tests/write_channel.py`, written so
+//! too, publishes values that mmf reads, beside mmf's own writers.
 
 use std::process::Command;
 
@@ -155,4 +156,216 @@ fn the_decoder_refuses_what_mmf_refuses() {
         assert!(ch.read_raw().is_err(), "{what}");
     }
     std::fs::remove_file(&path).unwrap();
+}
+
+/// Runs `tests/write_channel.py` with `args`: its exit code and standard error.
+fn python_write(args: &[&str]) -> (Option<i32>, String, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/write_channel.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// A writer in another language, written from FORMAT.md alone, publishes text, JSON (as
+/// MessagePack) and bytes that mmf reads: header-only, and in a slot for a reader that wants
+/// slots; a value of exactly the capacity; one byte more is refused and the value kept; mmf's
+/// own publishes go on from its generation.
+#[test]
+fn an_independent_writer_publishes_what_mmf_reads() {
+    let path = std::env::temp_dir().join(format!("mmf-format-w-{}.mmf", std::process::id()));
+    let p = path.to_str().unwrap();
+    let loc = Location::file(&path);
+    for checksum in [false, true] {
+        let ch = Options::new()
+            .capacity(1000)
+            .readers(3)
+            .checksum(checksum)
+            .create(&loc)
+            .unwrap();
+        let (code, gen, err) = python_write(&[p, "Hello World!", "--text", "--print-generation"]);
+        assert_eq!((code, gen.as_str()), (Some(0), "1"), "{err}");
+        let (meta, text) = ch.read_raw().unwrap();
+        assert_eq!(
+            (meta.generation, meta.tag, &text[..]),
+            (1, Tag::TEXT, &b"Hello World!"[..])
+        );
+        assert_eq!(ch.read_string().unwrap(), "Hello World!");
+
+        let json = r#"{"a":[1,2.5,"x",-7],"b":null,"c":{"d":true}}"#;
+        let (code, _, err) = python_write(&[p, json, "--json"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(ch.read_raw().unwrap().0.tag, Tag::MSGPACK);
+        let read: serde_json::Value = serde_json::from_str(&ch.read_json().unwrap()).unwrap();
+        assert_eq!(
+            read,
+            serde_json::from_str::<serde_json::Value>(json).unwrap()
+        );
+
+        // A reader that wants slots (pin entry 0): the value goes into a slot.
+        poke(&path, 512 + 8, u64::MAX);
+        let (code, _, err) = python_write(&[p, "in a slot", "--text"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(ch.read_string().unwrap(), "in a slot");
+        poke(&path, 512 + 8, 0);
+
+        let full = "z".repeat(1000);
+        let (code, _, err) = python_write(&[p, &full, "--bytes"]);
+        assert_eq!(code, Some(0), "{err}");
+        let (code, _, err) = python_write(&[p, &format!("{full}z"), "--bytes"]);
+        assert_eq!(code, Some(4), "one byte over the capacity: {err}");
+        let (meta, bytes) = ch.read_raw().unwrap();
+        assert_eq!((meta.generation, meta.tag), (4, Tag::BYTES));
+        assert_eq!(bytes, full.as_bytes(), "the refused value changed nothing");
+        ch.verify().unwrap();
+        ch.publish_str("mmf again").unwrap();
+        let (meta, text) = ch.read_raw().unwrap();
+        assert_eq!((meta.generation, &text[..]), (5, &b"mmf again"[..]));
+        drop(ch);
+        Channel::remove(&loc).unwrap();
+    }
+}
+
+/// Whether `v` is whole as `write_channel.py`'s `make_pattern` makes it (and `pattern` here):
+/// a head of one letter and 8 hex digits, one byte repeated, the hex CRC-32 of all that.
+fn whole(v: &[u8]) -> bool {
+    let Some((body, crc)) = v.len().checked_sub(8).map(|n| v.split_at(n)) else {
+        return false;
+    };
+    body.len() >= 9
+        && format!("{:08x}", crc32fast::hash(body)).as_bytes() == crc
+        && body[9..].windows(2).all(|w| w[0] == w[1])
+}
+
+/// A value `whole` accepts: `who`, the counter, a filler, the CRC-32.
+fn pattern(who: u8, counter: u32, size: usize) -> Vec<u8> {
+    let mut body = vec![who];
+    body.extend(format!("{counter:08x}").as_bytes());
+    body.resize(size - 8, b'A' + (counter % 26) as u8);
+    let crc = format!("{:08x}", crc32fast::hash(&body));
+    body.extend(crc.as_bytes());
+    body
+}
+
+/// The writer in another language and mmf's writer publish into one channel at once, while an
+/// mmf reader checks every value it reads: the lock (FORMAT.md §11 step 1, with the token of
+/// §5) keeps them from interleaving, so no value is torn and none is lost (the generation is
+/// the sum of both counts), on channels with and without checksums. (Without the lock in the
+/// Python writer, this failed with lost publishes and torn values.)
+#[test]
+fn an_independent_writer_and_mmf_publish_into_one_channel_at_once() {
+    const EACH: u32 = 3000;
+    for checksum in [false, true] {
+        let path = std::env::temp_dir().join(format!(
+            "mmf-format-both-{}-{checksum}.mmf",
+            std::process::id()
+        ));
+        let loc = Location::file(&path);
+        let ch = Options::new()
+            .capacity(2048)
+            .checksum(checksum)
+            .create(&loc)
+            .unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (reads, python) = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let reader = Channel::open(path.to_str().unwrap()).unwrap();
+                let mut reads = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    match reader.read_raw() {
+                        Ok((meta, v)) if meta.generation > 0 => {
+                            let head = String::from_utf8_lossy(&v[..v.len().min(24)]);
+                            assert!(
+                                whole(&v),
+                                "torn at generation {}: {head}..",
+                                meta.generation
+                            );
+                            reads += 1;
+                        }
+                        Ok(_) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                reads
+            });
+            let python = s.spawn(|| {
+                python_write(&[
+                    path.to_str().unwrap(),
+                    "--repeat",
+                    &EACH.to_string(),
+                    "--pattern-sizes",
+                    "17,100,300,2048",
+                    "--who",
+                    "P",
+                ])
+            });
+            // From before the other writer starts until after it ends.
+            let mut ours = 0u32;
+            while !python.is_finished() {
+                let size = [17, 64, 1000, 2048][ours as usize % 4];
+                ch.publish_raw(Tag::TEXT, &pattern(b'R', ours, size))
+                    .unwrap();
+                ours += 1;
+            }
+            let python = python.join().unwrap();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            (reader.join().unwrap(), (python, ours))
+        });
+        let ((code, _, err), ours) = python;
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(ch.generation(), u64::from(EACH + ours), "no publish lost");
+        assert!(whole(&ch.read_raw().unwrap().1));
+        assert!(reads > 0);
+        assert_eq!(ch.info().writer_recoveries, 0);
+        drop(ch);
+        Channel::remove(&loc).unwrap();
+    }
+}
+
+/// The writer in another language killed in the middle of a publish, its lock held: mmf's next
+/// publish judges its token dead (FORMAT.md §5) and takes the lock over, counting a recovery;
+/// readers kept the last value throughout.
+#[test]
+fn a_killed_independent_writer_leaves_a_lock_mmf_takes_over() {
+    use std::io::{BufRead, BufReader};
+    let path = std::env::temp_dir().join(format!("mmf-format-kill-{}.mmf", std::process::id()));
+    let loc = Location::file(&path);
+    let ch = Options::new().capacity(1000).create(&loc).unwrap();
+    ch.publish_str("before").unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/write_channel.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args([
+            path.to_str().unwrap(),
+            &"x".repeat(500),
+            "--hold",
+            "payload-half:60",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("holding at payload-half"), "{line}");
+    assert_eq!(
+        ch.read_string().unwrap(),
+        "before",
+        "read while the lock is held"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ch.publish_str("after").unwrap();
+    assert_eq!(ch.read_string().unwrap(), "after");
+    assert_eq!(ch.info().writer_recoveries, 1);
+    ch.verify().unwrap();
+    drop(ch);
+    Channel::remove(&loc).unwrap();
 }
