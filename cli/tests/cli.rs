@@ -1903,17 +1903,20 @@ const NO_NAMES_HERE: [&str; 9] = [
 #[test]
 fn bash_completes_channel_names() {
     let (e, script, path) = completion_env("complete-names", "bash");
-    // The words typed after the command `cmd`, '|' between them; the last is the one being
-    // completed.
+    // The words typed after the command `cmd`, as bash splits them: '|' between them where a
+    // blank is, '^' where bash splits without one (at ':' and '=', its COMP_WORDBREAKS); the
+    // last is the one being completed.
     let complete_by = |cmd: &str, typed: &str, env: &[(&str, &str)]| -> String {
         let out = Command::new("bash")
             .args([
                 "-c",
                 r#"
 source "$1"
-IFS='|' read -ra W <<< "$2"
-COMP_WORDS=("$3" "${W[@]}"); [[ "$2" == *'|' ]] && COMP_WORDS+=('')
+IFS='|^' read -ra W <<< "$2"
+COMP_WORDS=("$3" "${W[@]}"); [[ "$2" == *['|^'] ]] && COMP_WORDS+=('')
 COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+COMP_LINE="$3 $2"; COMP_LINE=${COMP_LINE//'|'/ }; COMP_LINE=${COMP_LINE//'^'/}
+COMP_POINT=${#COMP_LINE}
 _mmf_with_channel_names mmf "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
 echo "${COMPREPLY[*]}""#,
                 "bash",
@@ -1953,6 +1956,10 @@ echo "${COMPREPLY[*]}""#,
         ("watch|--timeout|5s|", all),
         ("rm|alpha|", all),
         ("recover|b", "beta"),
+        // Opened with a quote: readline quotes what is inserted (a review found nothing
+        // offered).
+        ("info|'w", "with space"),
+        ("info|\"w", "with space"),
         // Not a name: an option's value, a second positional, a flag, a verb that makes one.
         ("read|--format|", "auto text json msgpack bytes"),
         (
@@ -1992,6 +1999,22 @@ echo "${COMPREPLY[*]}""#,
             "{typed}: {got}"
         );
     }
+    // Names with ':' and '=', which bash splits a word at: counted as one word, and completed
+    // past the last ':' or '=' (bash replaces only that part). The line became `read a:-`.
+    for name in ["a:b", "c=d:e"] {
+        e.ok(&["new", name, "--size", "64"]);
+    }
+    for (typed, expected) in [
+        ("read|a^:", "b"),
+        ("read|a^:^b", "b"),
+        ("read|c^=", "d:e"),
+        ("read|c^=^d^:", "e"),
+        ("rm|a^:^b|c^=^d^:", "e"),
+    ] {
+        assert_eq!(complete(typed), expected, "{typed}");
+    }
+    // A name given already, with a ':' in it, is one name: no second one offered.
+    assert!(!complete("read|a^:^b|").contains("alpha"));
 }
 
 /// Checks one shell's completions against [`NAMES_HERE`] and [`NO_NAMES_HERE`], and more:
@@ -2029,6 +2052,8 @@ fn completes_channel_names(e: &Env, complete: impl Fn(&str, &[(&str, &str)]) -> 
     e.ok(&["new", "--size", "64", "--", "-dash"]);
     assert!(mmf("read ").iter().any(|m| m == "-dash"));
     assert!(!mmf("read -").iter().any(|m| m == "-dash"));
+    // Past `--`, a word that begins with '-' is a name (zsh offered nothing there).
+    assert_eq!(mmf("read -- -d"), ["-dash"]);
     // No channel at all: nothing (zsh offered an empty match, and each Tab typed a space).
     for name in ["alpha", "beta", "with space", "-dash"] {
         e.ok(&["remove", "--", name]);

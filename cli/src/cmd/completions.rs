@@ -72,15 +72,30 @@ fn bash_channel_names(cli: &clap::Command) -> String {
 # Channel names, from `mmf list --names`, where a verb takes an existing channel; clap's
 # _mmf completes everything else.
 _mmf_channel_names() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" valued many i w skip=0 given=0 dashdash=0 verb=1
+    # The words as typed. bash splits `a:b` and `a=b` into three words (its COMP_WORDBREAKS),
+    # and a name may hold either: words with no blank between them in the line are one here.
+    local -a words=()
+    local cword=0 i w gap rest="${{COMP_LINE:0:COMP_POINT}}"
+    for ((i = 0; i <= COMP_CWORD; i++)); do
+        w="${{COMP_WORDS[i]}}"
+        if [[ -n $w ]]; then gap="${{rest%%"$w"*}}"; else gap="$rest"; fi
+        rest="${{rest:${{#gap}}+${{#w}}}}"
+        if ((i > 0)) && [[ -z $gap ]]; then
+            words[cword]+="$w"
+        else
+            ((i > 0)) && cword=$((cword + 1))
+            words[cword]="$w"
+        fi
+    done
+    local cur="${{words[cword]}}" valued many skip=0 given=0 dashdash=0 verb=1
     # The verb, past global flags (`mmf -q read`), which take no value.
-    while ((verb < COMP_CWORD)) && [[ ${{COMP_WORDS[verb]}} == -* ]]; do verb=$((verb + 1)); done
-    ((verb < COMP_CWORD)) || return 1
-    case "${{COMP_WORDS[verb]}}" in
+    while ((verb < cword)) && [[ ${{words[verb]}} == -* ]]; do verb=$((verb + 1)); done
+    ((verb < cword)) || return 1
+    case "${{words[verb]}}" in
 {cases}        *) return 1 ;;
     esac
-    for ((i = verb + 1; i < COMP_CWORD; i++)); do
-        w="${{COMP_WORDS[i]}}"
+    for ((i = verb + 1; i < cword; i++)); do
+        w="${{words[i]}}"
         if ((skip)); then skip=0; continue; fi
         if ((dashdash)) || [[ $w != -* ]]; then given=$((given + 1)); continue; fi
         case "$w" in
@@ -98,14 +113,21 @@ _mmf_channel_names() {{
         return 0
     fi
     # The command as typed (`./target/release/mmf`, `~/bin/mmf`), else the one on PATH.
-    local name mmf="${{COMP_WORDS[0]}}"
+    local name mmf="${{words[0]}}"
     [[ $mmf == '~/'* ]] && mmf="$HOME/${{mmf#'~/'}}"
     type -P -- "$mmf" >/dev/null || mmf=mmf
-    # A name matches as typed plain (`with s`, quoted by the user) or escaped (`with\ s`).
-    local quoted
+    # A name matches as typed escaped (`with\ s`), or opened with a quote (`'with s`), where
+    # readline quotes what it inserts, so the name is given as it is. bash replaces only the
+    # text after the last ':' or '=' of an unquoted word: the rest is cut off.
+    local quoted keep="${{cur%"${{cur##*[:=]}}"}}" open=
+    [[ $cur == [\'\"]* ]] && open=${{cur:1}}
     while IFS= read -r name; do
-        printf -v quoted '%q' "$name"
-        [[ $name == "$cur"* || $quoted == "$cur"* ]] && COMPREPLY+=("$quoted")
+        if [[ -n $open || $cur == [\'\"] ]]; then
+            [[ $name == "$open"* ]] && COMPREPLY+=("$name")
+        else
+            printf -v quoted '%q' "$name"
+            [[ $name == "$cur"* || $quoted == "$cur"* ]] && COMPREPLY+=("${{quoted#"$keep"}}")
+        fi
     done < <("$mmf" list --names 2>/dev/null)
     return 0
 }}
@@ -164,8 +186,10 @@ _mmf_channel_names() {
         _files
         return
     fi
-    # A flag is clap's to complete, not a name that begins with '-'.
-    [[ $PREFIX == -* ]] && return 1
+    # A flag is clap's to complete, not a name that begins with '-', but past `--` it is a name
+    # (`_arguments` takes `--` out of `words`: the line as typed still has it).
+    local -a typed=(${(z)LBUFFER})
+    [[ $PREFIX == -* ]] && (( ! ${typed[(I)--]} || ${typed[(I)--]} >= $#typed )) && return 1
     # The command as typed (`./target/release/mmf`), else the one on PATH.
     local mmf="${_mmf_command:-mmf}"
     (( $+commands[$mmf] )) || [[ -x $mmf && ! -d $mmf ]] || mmf=mmf
