@@ -64,7 +64,8 @@ pub enum Command {
     )]
     Read(ReadArgs),
     /// Print every new value as it is published, one per line (JSON as NDJSON; bytes as
-    /// {"$bin": "<base64>"}).
+    /// {"$bin": "<base64>"}; a text value with newlines spans lines: --meta or --json keeps
+    /// each value on one line).
     #[command(
         after_help = "EXAMPLES:\n  mmf watch Test\n  mmf watch Test --count 10 --timeout 30s\n  mmf watch Status --meta | jq -c 'select(.value.loss < 0.1)'"
     )]

@@ -3355,6 +3355,43 @@ fn watch_reports_skipped_generations() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 2 generations"));
 }
 
+/// A channel created after the watch began holds only values that came since: those the
+/// watch did not print were skipped, at its first value too (it said 0, with `--new-only` the
+/// right count).
+#[test]
+fn watch_counts_values_skipped_on_a_channel_created_after_it_began() {
+    let e = Env::new("skip-created");
+    for new_only in [false, true] {
+        let mut args = vec!["watch", "T", "--meta", "--count", "1", "--timeout", "20s"];
+        if new_only {
+            args.push("--new-only");
+        }
+        let bg = Bg::start(&e, &args);
+        bg.wait_stderr("no channel named 'T' yet");
+        let pid = bg.child.id().to_string();
+        // Frozen while the channel is made and three values go by: it sees the last alone.
+        let signal = |s: &str| {
+            let ok = Command::new("kill").args([s, &pid]).status().unwrap();
+            assert!(ok.success());
+        };
+        signal("-STOP");
+        e.ok(&["new", "T", "--size", "64"]);
+        for v in ["a", "b", "c"] {
+            e.ok(&["out", "T", v]);
+        }
+        signal("-CONT");
+        let out = bg.finish(20);
+        assert!(out.status.success());
+        let lines = ndjson(&out.stdout);
+        assert_eq!(
+            (&lines[0]["generation"], &lines[0]["skipped"]),
+            (&3.into(), &2.into()),
+            "--new-only {new_only}"
+        );
+        e.ok(&["remove", "T"]);
+    }
+}
+
 /// `watch --json` prints only JSON values, one line each, for `jq`: a text or bytes value
 /// another writer publishes is said on stderr and skipped, not printed raw into the stream.
 #[test]

@@ -31,7 +31,10 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     let (mut printed, mut skipped_total, mut unshown) = (0u64, 0u64, 0u64);
     // The generation of a value the watch could not read (damaged), waited past.
     let mut refused = None;
-    let mut first = true;
+    // Whether the next value is the first of a channel that existed when the watch began:
+    // values published before are not skipped ones. A channel created since holds only values
+    // that came after (a review saw generation 100000 printed with "skipped":0).
+    let mut first = !followed.created_meanwhile();
     let outcome = loop {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
