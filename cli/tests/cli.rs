@@ -4194,6 +4194,50 @@ fn a_full_shm_dir_is_a_clear_error() {
     assert_eq!(e.ok(&["read", "small"]), "kept\n");
 }
 
+/// A channel removed between `list`'s read of the directory and its open of the channel is
+/// left out: it was listed as "unreadable: no channel named ...", and doctor warned of it. strace
+/// holds the directory's entries (read with the channel among them) for a second before `list`
+/// gets them, while the channel is removed.
+#[test]
+fn a_channel_removed_while_list_runs_is_left_out() {
+    let e = Env::new("list-removed");
+    if !can_trace() {
+        return;
+    }
+    for name in ["kept", "going"] {
+        e.ok(&["new", name, "--size", "64"]);
+    }
+    for verb in ["list", "doctor"] {
+        let child = Command::new("strace")
+            .args([
+                "-o",
+                "/dev/null",
+                "-e",
+                "inject=getdents64:delay_exit=1000000:when=1",
+            ])
+            .arg(BIN)
+            .arg(verb)
+            .env("MMF_SHM_DIR", &e.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        e.ok(&["remove", "going"]);
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{verb}: {stdout}");
+        let kept = if verb == "list" {
+            "kept"
+        } else {
+            " 1 channel,"
+        };
+        assert!(stdout.contains(kept), "{verb}: {stdout}");
+        assert!(!stdout.contains("going"), "{verb}: {stdout}");
+        e.ok(&["new", "going", "--size", "64"]);
+    }
+}
+
 #[test]
 fn list_aligns_wide_characters_by_the_columns_they_take() {
     // A terminal gives each of these CJK characters two columns: the four-character name

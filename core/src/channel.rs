@@ -2575,6 +2575,9 @@ pub fn list() -> Result<Vec<Listing>> {
                 .and_then(|loc| crate::host::in_use(&loc).ok());
             Listing { name, info, in_use }
         })
+        // Removed between the directory's read and the open: no longer there to list (a
+        // review saw such names listed as unreadable, "no channel named ...").
+        .filter(|l| !matches!(l.info, Err(Error::NotFound { .. })))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
