@@ -403,7 +403,8 @@ pub struct PruneArgs {
     /// character, everything else itself; quote them from the shell). Default: every channel.
     #[arg(value_name = "PATTERN")]
     pub patterns: Vec<String>,
-    /// Only print the stale channels' names.
+    /// Only print the names of the channels it would remove, one a line on standard output
+    /// (notes on what else it would remove go to standard error).
     #[arg(long)]
     pub dry_run: bool,
     /// Only channels neither created nor written with `mmf out` for DUR (30s, 10m, 2h; 0s: every

@@ -73,7 +73,8 @@ pub(super) fn shown(name: &str) -> String {
     let plain = |c: char| matches!(c, '\'' | '"' | '\\') || c.escape_debug().count() == 1;
     // A space at either end would vanish in a table column or at the end of a line.
     let padded = name.starts_with(' ') || name.ends_with(' ');
-    if name.chars().all(plain) && !padded && !name.starts_with('"') {
+    // An empty name (a file `mmf.` alone) as `""`: a blank would look like no name at all.
+    if name.chars().all(plain) && !padded && !name.starts_with('"') && !name.is_empty() {
         name.to_owned()
     } else {
         format!("{name:?}")
@@ -132,6 +133,8 @@ mod tests {
             ("\u{feff}bom", r#""\u{feff}bom""#),
             // A plain name shaped like another's quoted form is quoted in turn.
             (r#""pro\u{2060}d""#, r#""\"pro\\u{2060}d\"""#),
+            // No name at all (a file `mmf.`): not a blank.
+            ("", r#""""#),
         ] {
             assert_eq!(super::shown(name), shown);
         }

@@ -99,12 +99,17 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        // Standard output has the names alone, one a line, for a script to give back to mmf;
+        // what they were is said on standard error.
         out.push_str(&super::shown(&listing.name));
-        out.push_str(if unfinished {
-            " (never finished: its creator died)\n"
-        } else {
-            "\n"
-        });
+        out.push('\n');
+        if unfinished {
+            crate::exit::note(format_args!(
+                "{} {}: never finished (its creator died before it was ready)",
+                if a.dry_run { "would remove" } else { "removed" },
+                super::shown(&listing.name)
+            ));
+        }
     }
     // Channels that a killed `new --force` made under a temporary name and never renamed: no
     // name tells whose they were, so not when only some channels were asked for.
@@ -124,9 +129,13 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        // No channel's name: said on standard error alone.
         if let Some(name) = path.file_name() {
-            out.push_str(&super::shown(&name.to_string_lossy()));
-            out.push_str(" (an unfinished replacement)\n");
+            crate::exit::note(format_args!(
+                "{} {}: an unfinished replacement (of a `new --force` that was killed)",
+                if a.dry_run { "would remove" } else { "removed" },
+                super::shown(&name.to_string_lossy())
+            ));
         }
     }
     super::print_bytes(out.as_bytes())?;
