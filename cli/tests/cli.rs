@@ -4750,6 +4750,58 @@ fn prune_removes_what_killed_creators_left() {
     held.lock_shared().unwrap();
     e.ok(&["prune"]);
     assert!(e.dir.join("mmf.held").exists());
+    // doctor and list tell it from one left: being created, in use, no warning (doctor
+    // --strict failed during a normal `new`, and list said '?' for whether it was in use).
+    std::fs::remove_file(e.dir.join("mmf.notes")).unwrap();
+    let checks: serde_json::Value = serde_json::from_str(&e.ok(&["doctor", "--json"])).unwrap();
+    let channels = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "channels")
+        .unwrap();
+    assert_eq!(channels["ok"], true, "{channels}");
+    // (`fresh`, made this instant, may be its creator's before it takes its lock.)
+    assert!(
+        channels["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("being created: fresh, held"),
+        "{channels}"
+    );
+    let list: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    let row = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (&row("held")["in_use"], &row("held")["stale"]),
+        (&true.into(), &false.into())
+    );
+    assert!(e
+        .ok(&["list"])
+        .lines()
+        .any(|l| l.starts_with("held") && l.contains(" yes ")));
+    // Left by a killed `new` an hour ago, held by nobody: what prune removes, said so.
+    plant("mmf.left", b"", hour_ago);
+    let list: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    let left = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "left")
+        .unwrap();
+    assert_eq!(
+        (&left["in_use"], &left["stale"]),
+        (&false.into(), &true.into()),
+        "{left}"
+    );
+    let checks = e.run(&["doctor", "--strict"]);
+    assert!(!checks.status.success(), "a file left is a warning");
 }
 
 /// With `MMF_SHM_DIR` naming a directory that does not exist, every verb says so: `list` and

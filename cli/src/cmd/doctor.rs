@@ -145,7 +145,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             ),
         });
     }
-    let remove_ipc = remove_ipc();
+    let remove_ipc = remove_ipc(Path::new("/"));
     // logind removes the IPC objects of regular users only: uids above SYS_UID_MAX (999 by
     // default), so root and system users are not affected.
     let uid = {
@@ -163,7 +163,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             ),
             Some(true) => "systemd-logind has RemoveIPC=yes (its default): when a login user's last session ends, their /dev/shm files (channels) are deleted; run services as system users or set RemoveIPC=no in /etc/systemd/logind.conf".into(),
             Some(false) => "systemd-logind has RemoveIPC=no: channels survive logouts".into(),
-            None => "no systemd-logind: channels are not removed at logout".into(),
+            None => "no systemd-logind running: channels are not removed at logout".into(),
         },
     });
     match mmf::list() {
@@ -194,8 +194,17 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             let (unready, broken): (Vec<_>, Vec<_>) = broken
                 .into_iter()
                 .partition(|l| matches!(l.info, Err(mmf::channel::Error::NotInitialized { .. })));
+            // One a process holds is being created now (its creator holds it from the start),
+            // and so may be one made within the minute (a creator locks it right after making
+            // it; prune waits as long): said, not a warning (a review's `--strict` failed
+            // during a normal `new`).
+            let (making, unready): (Vec<_>, Vec<_>) = unready.into_iter().partition(|l| {
+                l.in_use == Some(true)
+                    || super::untouched_for(&l.name) < std::time::Duration::from_secs(60)
+            });
             let broken: Vec<String> = broken.iter().map(|l| super::shown(&l.name)).collect();
             let unready: Vec<String> = unready.iter().map(|l| super::shown(&l.name)).collect();
+            let making: Vec<String> = making.iter().map(|l| super::shown(&l.name)).collect();
             // A writer lock held by an owner that cannot be judged (of another PID namespace,
             // without a liveness lock, or behind another lock on the file) stays held if that
             // owner has exited: every publish then times out.
@@ -233,7 +242,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 name: "channels",
                 ok: broken.is_empty() && unready.is_empty() && unfinished.is_empty(),
                 detail: format!(
-                    "{}, {} stale{}{}{}{}{}{}",
+                    "{}, {} stale{}{}{}{}{}{}{}",
                     counted(listings.len(), "channel"),
                     stale.len(),
                     if stale.is_empty() {
@@ -266,9 +275,14 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                         String::new()
                     } else {
                         format!(
-                            ", not initialised: {} (being created, or left by a `new` that was killed before the channel was ready; `mmf prune` removes those untouched for an hour)",
+                            ", not initialised: {} (held by no process: left by a `new` that was killed before the channel was ready; `mmf prune` removes those untouched for an hour)",
                             unready.join(", ")
                         )
+                    },
+                    if making.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", being created: {}", making.join(", "))
                     },
                     if unfinished.is_empty() {
                         String::new()
@@ -330,32 +344,45 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `RemoveIPC` as systemd-logind will apply it: `None` without logind, else the last setting
-/// in its configuration files (default yes).
-fn remove_ipc() -> Option<bool> {
+/// `RemoveIPC` as systemd-logind will apply it on the system whose root is `root`: `None` where
+/// systemd does not run (no `/run/systemd/system`, as `sd_booted` tells: a container, a host
+/// with another init; a review found the warning there) or logind is not installed, else the
+/// last setting in its configuration (default yes). As systemd reads it: the main file (the
+/// first of `/etc`, `/run`, `/usr/local/lib`, `/usr/lib`), then the drop-ins of all four
+/// `logind.conf.d` directories in the order of their file names, whatever their directory (a
+/// name in an earlier directory of that list hides the same name in a later one).
+fn remove_ipc(root: &Path) -> Option<bool> {
+    let under = |p: &str| root.join(p.trim_start_matches('/'));
     let logind = [
         "/lib/systemd/systemd-logind",
         "/usr/lib/systemd/systemd-logind",
     ];
-    if !logind.iter().any(|p| Path::new(p).exists()) {
+    if !under("/run/systemd/system").is_dir() || !logind.iter().any(|p| under(p).exists()) {
         return None;
     }
-    let mut files = vec![std::path::PathBuf::from("/etc/systemd/logind.conf")];
-    for dir in [
-        "/usr/lib/systemd/logind.conf.d",
-        "/etc/systemd/logind.conf.d",
-        "/run/systemd/logind.conf.d",
-    ] {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            let mut more: Vec<_> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-                .collect();
-            more.sort();
-            files.extend(more);
+    let dirs = ["/etc", "/run", "/usr/local/lib", "/usr/lib"];
+    let mut files: Vec<std::path::PathBuf> = dirs
+        .iter()
+        .map(|d| under(&format!("{d}/systemd/logind.conf")))
+        .find(|p| p.is_file())
+        .into_iter()
+        .collect();
+    // File name -> path, the first directory's that has it.
+    let mut drop_ins = std::collections::BTreeMap::new();
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(under(&format!("{d}/systemd/logind.conf.d"))) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if let (Some(name), true) = (
+                path.file_name().map(std::ffi::OsStr::to_os_string),
+                path.extension().is_some_and(|x| x == "conf"),
+            ) {
+                drop_ins.entry(name).or_insert(path);
+            }
         }
     }
+    files.extend(drop_ins.into_values());
     let mut value = true;
     for f in files {
         for line in std::fs::read_to_string(f).unwrap_or_default().lines() {
@@ -380,4 +407,70 @@ fn kernel_version(release: &str) -> (u32, u32) {
 /// `n` and the noun, plural unless `n` is 1 ("1 channel", "2 channels").
 fn counted(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A root directory with `files` (path, contents) in it.
+    fn root(tag: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+        let root = std::env::temp_dir().join(format!("mmf-doctor-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (path, text) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        root
+    }
+
+    const LOGIND: (&str, &str) = ("usr/lib/systemd/systemd-logind", "");
+    const BOOTED: (&str, &str) = ("run/systemd/system/x", "");
+
+    #[test]
+    fn remove_ipc_is_read_as_systemd_reads_it() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<bool>);
+        let cases: [Case; 6] = [
+            // Installed, but systemd does not run (a container): nothing removes channels.
+            ("not-booted", &[LOGIND], None),
+            ("no-logind", &[BOOTED], None),
+            ("default", &[LOGIND, BOOTED], Some(true)),
+            (
+                "main-file",
+                &[
+                    LOGIND,
+                    BOOTED,
+                    ("etc/systemd/logind.conf", "[Login]\nRemoveIPC=no\n"),
+                ],
+                Some(false),
+            ),
+            // Drop-ins in the order of their names across directories: 99-x in /usr/lib
+            // comes after 10-y in /etc (read directory by directory, /etc's came last).
+            (
+                "order",
+                &[
+                    LOGIND,
+                    BOOTED,
+                    ("usr/lib/systemd/logind.conf.d/99-x.conf", "RemoveIPC=yes"),
+                    ("etc/systemd/logind.conf.d/10-y.conf", "RemoveIPC=no"),
+                ],
+                Some(true),
+            ),
+            // The same name in /etc hides /usr/lib's.
+            (
+                "masked",
+                &[
+                    LOGIND,
+                    BOOTED,
+                    ("usr/lib/systemd/logind.conf.d/50-a.conf", "RemoveIPC=yes"),
+                    ("etc/systemd/logind.conf.d/50-a.conf", "RemoveIPC=no"),
+                ],
+                Some(false),
+            ),
+        ];
+        for (tag, files, expected) in cases {
+            let root = root(tag, files);
+            assert_eq!(super::remove_ipc(&root), expected, "{tag}");
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+    }
 }

@@ -28,7 +28,14 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                     r["stale"] = json!(super::prunable(l));
                     r
                 }
-                Err(e) => json!({ "name": l.name, "error": e.to_string() }),
+                // What is known of it: whether it is held (a creator at work), and whether
+                // prune would remove it (a file a killed `new` left).
+                Err(e) => json!({
+                    "name": l.name,
+                    "error": e.to_string(),
+                    "in_use": l.in_use,
+                    "stale": super::unfinished(l),
+                }),
             })
             .collect();
         return super::print_json(&serde_json::Value::Array(items), false);
@@ -74,6 +81,8 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
             Err(e) => {
                 let mut r = ["?"; 7].map(String::from);
                 r[0] = name;
+                // Held or not tells a channel being created from one its creator left.
+                r[5] = use_cell(l.in_use, super::unfinished(l));
                 r[6] = format!("unreadable: {e}");
                 r
             }

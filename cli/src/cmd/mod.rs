@@ -99,6 +99,17 @@ pub(super) fn prunable(l: &mmf::Listing) -> bool {
     abandoned(l) && untouched_for(&l.name) >= PRUNE_AFTER
 }
 
+/// Whether listing `l` is a file that a `new` killed before its channel was ready left, which
+/// `mmf prune` (with its default `--older-than`) would remove: not initialised, this user's,
+/// held by no process, unchanged for [`PRUNE_AFTER`] ([`host::is_unfinished`]).
+///
+/// [`host::is_unfinished`]: mmf::channel::host::is_unfinished
+pub(super) fn unfinished(l: &mmf::Listing) -> bool {
+    matches!(l.info, Err(mmf::channel::Error::NotInitialized { .. }))
+        && mmf::Location::shm(&l.name)
+            .is_ok_and(|loc| mmf::channel::host::is_unfinished(&loc, PRUNE_AFTER))
+}
+
 /// How long ago the shared-memory channel `name` was created or last written with `mmf out`
 /// (zero if that cannot be told).
 pub(super) fn untouched_for(name: &str) -> std::time::Duration {
