@@ -5794,6 +5794,23 @@ fn files_no_channel_can_be_named_are_listed_and_skipped_by_prune() {
     assert!(!e.dir.join("mmf.zz.stale").exists());
     assert!(e.dir.join("mmf.").exists() && not_utf8.exists());
     assert!(e.run(&["prune", "--quiet"]).stderr.is_empty());
+    // Another user's prune says nothing of files that are not theirs to clear (a cron job's
+    // prune said them on every run); of its own, it does.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = e.dir.join("mmf.ctl\u{1}");
+    std::fs::write(&theirs, b"").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    if let Some(out) = as_nobody(&e, &["prune"]) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(
+            err.matches("skipped a file").count(),
+            1,
+            "nobody's own file alone: {err}"
+        );
+        assert!(err.contains("ctl\\u{1}"), "{err}");
+    }
 }
 
 /// A channel larger than the file size limit (`ulimit -f`) is refused before it is allocated,

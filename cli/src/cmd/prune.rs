@@ -31,10 +31,25 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
         any
     };
-    let skipped = |e: &mmf::channel::Error| {
-        crate::exit::note(format_args!(
-            "skipped a file in the shared-memory directory: {e}"
-        ));
+    // Said to the user who can clear it (its owner, or root): another user's file is theirs,
+    // and a prune run from cron would say it on every run, for every user.
+    let skipped = |name: &str, e: &dyn std::fmt::Display| {
+        // The files whose names read so (a name that is not UTF-8 is listed made readable).
+        let file = format!("mmf.{name}");
+        let paths: Vec<_> = std::fs::read_dir(host::shm_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|d| d.file_name().to_string_lossy() == file)
+            .map(|d| d.path())
+            .collect();
+        let others =
+            !paths.is_empty() && paths.into_iter().all(|p| !host::is_own(Location::File(p)));
+        if !others {
+            crate::exit::note(format_args!(
+                "skipped a file in the shared-memory directory: {e}"
+            ));
+        }
     };
     // Stale channels left for being used more recently than `--older-than`: said where a
     // `--dry-run` finds nothing to remove, which right after a crash looks as if prune found
@@ -50,11 +65,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         // prune's; said, and the others are pruned.
         let location = match (&listing.info, Location::shm(&listing.name)) {
             (Err(e @ mmf::channel::Error::InvalidName { .. }), _) => {
-                skipped(e);
+                skipped(&listing.name, e);
                 continue;
             }
             (_, Err(e)) => {
-                skipped(&e);
+                skipped(&listing.name, &e);
                 continue;
             }
             (_, Ok(location)) => location,
