@@ -5721,6 +5721,45 @@ fn a_channel_made_in_another_pid_namespace_is_judged_by_age_not_by_a_foreign_pid
 /// A pattern given to `prune` that matches no channel is said (a typo would otherwise prune
 /// nothing without a word); one that matches channels none of which is stale is not. `list`
 /// quotes a name with a space inside, so that its table splits at spaces.
+/// A name that prune can only show quoted (a space at its start) is not printed on standard
+/// output, where a script would give the quoted form back to mmf: `" pad"` names another
+/// channel, one called so with its quotes (a review removed a live one through it). Said on
+/// standard error instead.
+#[test]
+fn prune_prints_no_quoted_name_where_a_script_takes_names() {
+    let e = Env::new("prune-quoted");
+    for name in [" pad", "plain", "\" pad\""] {
+        e.ok(&["new", "--size", "64", "--", name]);
+    }
+    let hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for file in ["mmf. pad", "mmf.plain"] {
+        std::fs::File::options()
+            .write(true)
+            .open(e.dir.join(file))
+            .unwrap()
+            .set_modified(hours_ago)
+            .unwrap();
+    }
+    let out = e.run(&["prune"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "plain\n");
+    assert!(
+        stderr.contains(
+            r#"mmf: removed the channel named " pad" (quoted: its name cannot be printed as it is)"#
+        ),
+        "{stderr}"
+    );
+    assert!(!e.dir.join("mmf. pad").exists());
+    assert!(
+        e.dir.join("mmf.\" pad\"").exists(),
+        "the other, recent, is kept"
+    );
+}
+
 #[test]
 fn prune_says_which_patterns_matched_nothing_and_list_quotes_spaced_names() {
     let e = Env::new("prune-typo");

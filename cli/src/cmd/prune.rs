@@ -115,9 +115,20 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             }
         }
         // Standard output has the names alone, one a line, for a script to give back to mmf;
-        // what they were is said on standard error.
-        out.push_str(&super::shown(&listing.name));
-        out.push('\n');
+        // what they were is said on standard error. A name shown quoted (a control character,
+        // a space at either end) is no name mmf takes back: a line `" x"` would name another
+        // channel, one called so (a review removed a live one through it). It is said on
+        // standard error alone.
+        let shown = super::shown(&listing.name);
+        if shown == listing.name {
+            out.push_str(&shown);
+            out.push('\n');
+        } else {
+            crate::exit::note(format_args!(
+                "{} the channel named {shown} (quoted: its name cannot be printed as it is)",
+                if a.dry_run { "would remove" } else { "removed" },
+            ));
+        }
         if unfinished {
             crate::exit::note(format_args!(
                 "{} {}: never finished (its creator died before it was ready)",
