@@ -3357,17 +3357,24 @@ fn watch_reports_skipped_generations() {
 
 /// A channel created after the watch began holds only values that came since: those the
 /// watch did not print were skipped, at its first value too (it said 0, with `--new-only` the
-/// right count).
+/// right count). So does a channel that held no value yet when the watch began.
 #[test]
 fn watch_counts_values_skipped_on_a_channel_created_after_it_began() {
     let e = Env::new("skip-created");
-    for new_only in [false, true] {
+    for (exists, new_only) in [(false, false), (false, true), (true, false), (true, true)] {
         let mut args = vec!["watch", "T", "--meta", "--count", "1", "--timeout", "20s"];
         if new_only {
             args.push("--new-only");
         }
+        if exists {
+            e.ok(&["new", "T", "--size", "64"]);
+        }
         let bg = Bg::start(&e, &args);
-        bg.wait_stderr("no channel named 'T' yet");
+        if exists {
+            e.parked("T");
+        } else {
+            bg.wait_stderr("no channel named 'T' yet");
+        }
         let pid = bg.child.id().to_string();
         // Frozen while the channel is made and three values go by: it sees the last alone.
         let signal = |s: &str| {
@@ -3375,7 +3382,9 @@ fn watch_counts_values_skipped_on_a_channel_created_after_it_began() {
             assert!(ok.success());
         };
         signal("-STOP");
-        e.ok(&["new", "T", "--size", "64"]);
+        if !exists {
+            e.ok(&["new", "T", "--size", "64"]);
+        }
         for v in ["a", "b", "c"] {
             e.ok(&["out", "T", v]);
         }
@@ -3386,7 +3395,7 @@ fn watch_counts_values_skipped_on_a_channel_created_after_it_began() {
         assert_eq!(
             (&lines[0]["generation"], &lines[0]["skipped"]),
             (&3.into(), &2.into()),
-            "--new-only {new_only}"
+            "existed {exists}, --new-only {new_only}"
         );
         e.ok(&["remove", "T"]);
     }

@@ -21,20 +21,20 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         other => other?,
     };
     let mut buf = Vec::new();
-    // Generation of the last value printed; with --new-only, "now" counts as printed (unless
-    // the channel did not exist yet when the watch began: then every value is new).
-    let mut last = if a.new_only && !followed.created_meanwhile() {
-        followed.channel().generation()
-    } else {
+    // The generation when the watch began (0 if the channel did not exist yet: then every
+    // value is new): values published since and not printed were skipped, those before were
+    // not. Read once, here: values published between the open and the first read, or on a
+    // channel that held none yet, count (a review saw "skipped":0 for both).
+    let mut start = if followed.created_meanwhile() {
         0
+    } else {
+        followed.channel().generation()
     };
+    // Generation of the last value printed; with --new-only, "now" counts as printed.
+    let mut last = if a.new_only { start } else { 0 };
     let (mut printed, mut skipped_total, mut unshown) = (0u64, 0u64, 0u64);
     // The generation of a value the watch could not read (damaged), waited past.
     let mut refused = None;
-    // Whether the next value is the first of a channel that existed when the watch began:
-    // values published before are not skipped ones. A channel created since holds only values
-    // that came after (a review saw generation 100000 printed with "skipped":0).
-    let mut first = !followed.created_meanwhile();
     let outcome = loop {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
@@ -47,7 +47,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             // Removed and created again: every value of the new channel is new to this watch,
             // and one it does not print was skipped (all came after the watch began).
             Ok(Waited::Replaced) => {
-                (last, first, refused) = (0, false, None);
+                (last, start, refused) = (0, 0, None);
                 continue;
             }
             // The --pid process exited and its last value is printed: the end, as `tail --pid`
@@ -84,13 +84,10 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             Some(r) if r < meta.generation => r.max(last),
             _ => last,
         };
-        let skipped = if first && !a.new_only {
-            0
-        } else {
-            meta.generation - skipped_from - 1
-        };
+        let skipped = meta
+            .generation
+            .saturating_sub(skipped_from.max(start).saturating_add(1));
         skipped_total += skipped;
-        first = false;
         let incarnation = followed.channel().incarnation();
         if a.json && !matches!(meta.tag, Tag::MSGPACK | Tag::JSON) {
             unshown += 1;
