@@ -1917,6 +1917,11 @@ COMP_WORDS=("$3" "${W[@]}"); [[ "$2" == *['|^'] ]] && COMP_WORDS+=('')
 COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
 COMP_LINE="$3 $2"; COMP_LINE=${COMP_LINE//'|'/ }; COMP_LINE=${COMP_LINE//'^'/}
 COMP_POINT=${#COMP_LINE}
+# '@' marks the cursor, where it is not at the end.
+if [[ $COMP_LINE == *@* ]]; then
+    pre=${COMP_LINE%%@*}; COMP_POINT=${#pre}; COMP_LINE=${COMP_LINE/@/}
+    COMP_WORDS=("${COMP_WORDS[@]//@/}")
+fi
 _mmf_with_channel_names mmf "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
 echo "${COMPREPLY[*]}""#,
                 "bash",
@@ -2001,7 +2006,7 @@ echo "${COMPREPLY[*]}""#,
     }
     // Names with ':' and '=', which bash splits a word at: counted as one word, and completed
     // past the last ':' or '=' (bash replaces only that part). The line became `read a:-`.
-    for name in ["a:b", "c=d:e"] {
+    for name in ["a:b", "c=d:e", "it's", "q\"x"] {
         e.ok(&["new", name, "--size", "64"]);
     }
     for (typed, expected) in [
@@ -2010,6 +2015,14 @@ echo "${COMPREPLY[*]}""#,
         ("read|c^=", "d:e"),
         ("read|c^=^d^:", "e"),
         ("rm|a^:^b|c^=^d^:", "e"),
+        // The cursor within the word: the part before it is completed (it was the whole word).
+        ("read|a^:^@x", "b"),
+        // Within a quote a name is inserted as it is: one the quote cannot hold is left out
+        // (`'it's'` was offered), and offered escaped to a word not quoted.
+        ("info|'it", ""),
+        ("info|\"q", ""),
+        ("info|it", "it\\'s"),
+        ("info|q", "q\\\"x"),
     ] {
         assert_eq!(complete(typed), expected, "{typed}");
     }

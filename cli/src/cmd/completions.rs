@@ -78,7 +78,15 @@ _mmf_channel_names() {{
     local cword=0 i w gap rest="${{COMP_LINE:0:COMP_POINT}}"
     for ((i = 0; i <= COMP_CWORD; i++)); do
         w="${{COMP_WORDS[i]}}"
-        if [[ -n $w ]]; then gap="${{rest%%"$w"*}}"; else gap="$rest"; fi
+        if ((i == COMP_CWORD)); then
+            # The word being completed, up to the cursor (what follows it stays as it is).
+            gap="${{rest%%[![:blank:]]*}}"
+            w="${{rest:${{#gap}}}}"
+        elif [[ -n $w ]]; then
+            gap="${{rest%%"$w"*}}"
+        else
+            gap="$rest"
+        fi
         rest="${{rest:${{#gap}}+${{#w}}}}"
         if ((i > 0)) && [[ -z $gap ]]; then
             words[cword]+="$w"
@@ -123,6 +131,9 @@ _mmf_channel_names() {{
     [[ $cur == [\'\"]* ]] && open=${{cur:1}}
     while IFS= read -r name; do
         if [[ -n $open || $cur == [\'\"] ]]; then
+            # Inserted as it is within the quote: a name that would end it, or that `"` would
+            # expand, is left out (typed unquoted, it is offered escaped).
+            [[ $cur == \'* && $name == *\'* || $cur == \"* && $name == *[\"\$\`\\]* ]] && continue
             [[ $name == "$open"* ]] && COMPREPLY+=("$name")
         else
             printf -v quoted '%q' "$name"
