@@ -385,16 +385,47 @@ fn remove_ipc(root: &Path) -> Option<bool> {
     files.extend(drop_ins.into_values());
     let mut value = true;
     for f in files {
-        for line in std::fs::read_to_string(f).unwrap_or_default().lines() {
-            if let Some(v) = line.trim().strip_prefix("RemoveIPC=") {
-                value = matches!(
-                    v.trim().to_ascii_lowercase().as_str(),
-                    "yes" | "true" | "1" | "on"
-                );
+        value = remove_ipc_in(&std::fs::read_to_string(f).unwrap_or_default(), value);
+    }
+    Some(value)
+}
+
+/// `RemoveIPC` after the configuration file `text`, given `value` before it, read as systemd
+/// reads it (systemd.syntax): lines that end with `\` go on in the next, `#` and `;` start a
+/// comment line, only the `[Login]` section counts, blanks around `=` and the value do not,
+/// and a value that is not a boolean (`no # comment`: there are no comments after a value) is
+/// ignored, leaving the one before.
+fn remove_ipc_in(text: &str, mut value: bool) -> bool {
+    let mut section = String::new();
+    let mut line = String::new();
+    for part in text.lines() {
+        if let Some(head) = part.strip_suffix('\\') {
+            line.push_str(head);
+            line.push(' ');
+            continue;
+        }
+        line.push_str(part);
+        let whole = std::mem::take(&mut line);
+        let l = whole.trim();
+        if l.is_empty() || l.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(name) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            continue;
+        }
+        let Some((key, v)) = l.split_once('=') else {
+            continue;
+        };
+        if section == "Login" && key.trim() == "RemoveIPC" {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "yes" | "y" | "true" | "t" | "on" => value = true,
+                "0" | "no" | "n" | "false" | "f" | "off" => value = false,
+                _ => {}
             }
         }
     }
-    Some(value)
+    value
 }
 
 fn kernel_version(release: &str) -> (u32, u32) {
@@ -427,6 +458,27 @@ mod tests {
     const BOOTED: (&str, &str) = ("run/systemd/system/x", "");
 
     #[test]
+    fn a_configuration_file_is_parsed_as_systemd_parses_it() {
+        for (text, before, after) in [
+            ("[Login]\nRemoveIPC=no\n", true, false),
+            // Blanks around '=' are no part of key or value (it read yes for this).
+            ("[Login]\nRemoveIPC = no\n", true, false),
+            ("[Login]\nRemoveIPC=n\n", true, false),
+            ("[Login]\nRemoveIPC=y\n", false, true),
+            // Not a boolean: ignored, the value before stays (it read no).
+            ("[Login]\nRemoveIPC=no # comment\n", true, true),
+            ("[Login]\n# RemoveIPC=no\n; RemoveIPC=no\n", true, true),
+            // Another section's key, or one outside every section, is not logind's.
+            ("[Other]\nRemoveIPC=no\n", true, true),
+            ("RemoveIPC=no\n", true, true),
+            ("[Login]\nRemoveIPC=\\\nno\n", true, false),
+            ("[Login]\nRemoveIPC=no\nRemoveIPC=yes\n", false, true),
+        ] {
+            assert_eq!(super::remove_ipc_in(text, before), after, "{text:?}");
+        }
+    }
+
+    #[test]
     fn remove_ipc_is_read_as_systemd_reads_it() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<bool>);
         let cases: [Case; 6] = [
@@ -450,8 +502,14 @@ mod tests {
                 &[
                     LOGIND,
                     BOOTED,
-                    ("usr/lib/systemd/logind.conf.d/99-x.conf", "RemoveIPC=yes"),
-                    ("etc/systemd/logind.conf.d/10-y.conf", "RemoveIPC=no"),
+                    (
+                        "usr/lib/systemd/logind.conf.d/99-x.conf",
+                        "[Login]\nRemoveIPC=yes",
+                    ),
+                    (
+                        "etc/systemd/logind.conf.d/10-y.conf",
+                        "[Login]\nRemoveIPC=no",
+                    ),
                 ],
                 Some(true),
             ),
@@ -461,8 +519,14 @@ mod tests {
                 &[
                     LOGIND,
                     BOOTED,
-                    ("usr/lib/systemd/logind.conf.d/50-a.conf", "RemoveIPC=yes"),
-                    ("etc/systemd/logind.conf.d/50-a.conf", "RemoveIPC=no"),
+                    (
+                        "usr/lib/systemd/logind.conf.d/50-a.conf",
+                        "[Login]\nRemoveIPC=yes",
+                    ),
+                    (
+                        "etc/systemd/logind.conf.d/50-a.conf",
+                        "[Login]\nRemoveIPC=no",
+                    ),
                 ],
                 Some(false),
             ),
