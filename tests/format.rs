@@ -158,6 +158,25 @@ fn the_decoder_refuses_what_mmf_refuses() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// Removes its file when dropped, a failed test's too (the test removes it itself, checked).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Kills its process when dropped: a failed test leaves no writer holding a channel's lock.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `tests/write_channel.py` with `args`: its exit code and standard error.
 fn python_write(args: &[&str]) -> (Option<i32>, String, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/write_channel.py");
@@ -180,6 +199,7 @@ fn python_write(args: &[&str]) -> (Option<i32>, String, String) {
 #[test]
 fn an_independent_writer_publishes_what_mmf_reads() {
     let path = std::env::temp_dir().join(format!("mmf-format-w-{}.mmf", std::process::id()));
+    let _cleanup = RemoveOnDrop(path.clone());
     let p = path.to_str().unwrap();
     let loc = Location::file(&path);
     for checksum in [false, true] {
@@ -266,6 +286,7 @@ fn an_independent_writer_and_mmf_publish_into_one_channel_at_once() {
             "mmf-format-both-{}-{checksum}.mmf",
             std::process::id()
         ));
+        let _cleanup = RemoveOnDrop(path.clone());
         let loc = Location::file(&path);
         let ch = Options::new()
             .capacity(2048)
@@ -335,23 +356,26 @@ fn an_independent_writer_and_mmf_publish_into_one_channel_at_once() {
 fn a_killed_independent_writer_leaves_a_lock_mmf_takes_over() {
     use std::io::{BufRead, BufReader};
     let path = std::env::temp_dir().join(format!("mmf-format-kill-{}.mmf", std::process::id()));
+    let _cleanup = RemoveOnDrop(path.clone());
     let loc = Location::file(&path);
     let ch = Options::new().capacity(1000).create(&loc).unwrap();
     ch.publish_str("before").unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/write_channel.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args([
-            path.to_str().unwrap(),
-            &"x".repeat(500),
-            "--hold",
-            "payload-half:60",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
+    let mut child = KillOnDrop(
+        Command::new("python3")
+            .arg(script)
+            .args([
+                path.to_str().unwrap(),
+                &"x".repeat(500),
+                "--hold",
+                "payload-half:60",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs"),
+    );
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
+    BufReader::new(child.0.stderr.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     assert!(line.starts_with("holding at payload-half"), "{line}");
@@ -360,8 +384,8 @@ fn a_killed_independent_writer_leaves_a_lock_mmf_takes_over() {
         "before",
         "read while the lock is held"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     ch.publish_str("after").unwrap();
     assert_eq!(ch.read_string().unwrap(), "after");
     assert_eq!(ch.info().writer_recoveries, 1);

@@ -19,8 +19,9 @@
 //! are awaited, up to 127 at a time (channel handles and [`Stop`](crate::Stop)s awaited
 //! through [`Stop::stopped`](crate::Stop::stopped) together; two handles of one channel map its
 //! word at two addresses and count twice); beyond that, or on kernels before Linux
-//! 5.16 (no `futex_waitv`), or outside Linux, the thread re-checks pending channels every
-//! millisecond.
+//! 5.16 (no `futex_waitv`), or outside Linux, the thread re-checks pending channels and stops
+//! every millisecond (a `Stop::stopped` awaited for a service's whole life keeps it so; with
+//! nothing pending, or only a follower's time to look, it sleeps).
 //! So it does while any pending future cannot be counted as a waiter (a read-only handle, or
 //! one that found no free reader-pin entry): writers do not wake the futex for it.
 //! Works with any executor (tokio, async-std, smol, a hand-rolled `block_on`): it only uses
