@@ -740,23 +740,20 @@ fn the_notifier_survives_leaks_reentrant_and_panicking_wakers() {
     assert_eq!(stats["survived"], true);
 }
 
-/// Where `futex_waitv` fails for good (a seccomp filter answering `EPERM`, as Docker's and
-/// systemd's do for calls they do not know), the notifier thread must fall back to polling
-/// every millisecond, not call it again at once: it did, some 45,000 times a second, a core
-/// for as long as the process lived. `strace` injects the error; the count of calls it logs
-/// tells a poll from a spin.
-#[test]
-fn a_refused_futex_waitv_makes_the_notifier_poll_not_spin() {
-    let log = std::env::temp_dir().join(format!("mmf-strace-{}.log", std::process::id()));
+/// Runs this binary's child `role` (channel `name`) under strace, with `futex_waitv` refused with
+/// `errno`: its standard output and strace's log of the calls; `None` (said) where strace is
+/// not there or may not trace.
+fn child_without_futex_waitv(role: &str, name: &str, errno: &str) -> Option<(String, String)> {
+    let log = std::env::temp_dir().join(format!("mmf-strace-{role}-{}.log", std::process::id()));
     let out = std::process::Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=futex_waitv", "-e"])
-        .arg("inject=futex_waitv:error=EPERM")
+        .arg(format!("inject=futex_waitv:error={errno}"))
         .arg("-o")
         .arg(&log)
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-        .env("MMF_CHILD", "wait-300ms")
-        .env("MMF_NAME", unique("eperm"))
+        .env("MMF_CHILD", role)
+        .env("MMF_NAME", name)
         .output();
     let traced = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
@@ -765,10 +762,24 @@ fn a_refused_futex_waitv_makes_the_notifier_poll_not_spin() {
         .filter(|o| o.status.success() || !traced.is_empty())
     else {
         eprintln!("SKIPPED: strace is not available or may not trace here");
+        return None;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "child failed: {stdout}");
+    Some((stdout, traced))
+}
+
+/// Where `futex_waitv` fails for good (a seccomp filter answering `EPERM`, as Docker's and
+/// systemd's do for calls they do not know), the notifier thread must fall back to polling
+/// every millisecond, not call it again at once: it did, some 45,000 times a second, a core
+/// for as long as the process lived. `strace` injects the error; the count of calls it logs
+/// tells a poll from a spin.
+#[test]
+fn a_refused_futex_waitv_makes_the_notifier_poll_not_spin() {
+    let Some((stdout, traced)) = child_without_futex_waitv("wait-300ms", &unique("eperm"), "EPERM")
+    else {
         return;
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}");
     assert!(
         stdout.contains(r#"STATS {"resolved":1}"#),
         "the future resolved by polling: {stdout}"
@@ -895,28 +906,9 @@ fn the_notifier_sleeps_with_many_futures_on_one_channel_and_with_none() {
 /// single future had been awaited: ~1,000 wake-ups a second with nothing to do.
 #[test]
 fn without_futex_waitv_the_notifier_sleeps_with_nothing_pending() {
-    let log = std::env::temp_dir().join(format!("mmf-strace-idle-{}.log", std::process::id()));
-    let out = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=futex_waitv", "-e"])
-        .arg("inject=futex_waitv:error=ENOSYS")
-        .arg("-o")
-        .arg(&log)
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-        .env("MMF_CHILD", "notifier-sleeps")
-        .env("MMF_NAME", "-")
-        .output();
-    let traced = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::remove_file(&log);
-    let Some(out) = out
-        .ok()
-        .filter(|o| o.status.success() || !traced.is_empty())
-    else {
-        eprintln!("SKIPPED: strace is not available or may not trace here");
+    let Some((stdout, traced)) = child_without_futex_waitv("notifier-sleeps", "-", "ENOSYS") else {
         return;
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}");
     assert!(
         traced.contains("ENOSYS"),
         "the refusal was injected: {traced:.500}"

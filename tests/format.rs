@@ -22,17 +22,23 @@ fn decode(path: &std::path::Path) -> (bool, serde_json::Value, String) {
     )
 }
 
+/// The channel the decoder's and the writer's tests use at `loc`: 1000 bytes, three reader-pin
+/// entries (none of the defaults: the geometry is read, not assumed).
+fn format_channel(loc: &Location, checksum: bool) -> Channel {
+    Options::new()
+        .capacity(1000)
+        .readers(3)
+        .checksum(checksum)
+        .create(loc)
+        .unwrap()
+}
+
 #[test]
 fn an_independent_decoder_reads_what_mmf_wrote() {
     let path = std::env::temp_dir().join(format!("mmf-format-{}.mmf", std::process::id()));
     let loc = Location::file(&path);
     for checksum in [false, true] {
-        let ch = Options::new()
-            .capacity(1000)
-            .readers(3)
-            .checksum(checksum)
-            .create(&loc)
-            .unwrap();
+        let ch = format_channel(&loc, checksum);
         let (ok, v, err) = decode(&path);
         assert!(ok, "{err}");
         assert_eq!(
@@ -203,12 +209,7 @@ fn an_independent_writer_publishes_what_mmf_reads() {
     let p = path.to_str().unwrap();
     let loc = Location::file(&path);
     for checksum in [false, true] {
-        let ch = Options::new()
-            .capacity(1000)
-            .readers(3)
-            .checksum(checksum)
-            .create(&loc)
-            .unwrap();
+        let ch = format_channel(&loc, checksum);
         let (code, gen, err) = python_write(&[p, "Hello World!", "--text", "--print-generation"]);
         assert_eq!((code, gen.as_str()), (Some(0), "1"), "{err}");
         let (meta, text) = ch.read_raw().unwrap();
