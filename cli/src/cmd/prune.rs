@@ -13,6 +13,8 @@ use crate::exit::{Coded, ERROR};
 
 pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let mut out = String::new();
+    // What the notes on standard error say was done.
+    let did = if a.dry_run { "would remove" } else { "removed" };
     // A file that cannot be removed is said and skipped: the others are still worth removing,
     // and the exit status tells a script that something was left.
     let mut failed = 0usize;
@@ -126,13 +128,13 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         } else {
             crate::exit::note(format_args!(
                 "{} the channel named {shown} (quoted: its name cannot be printed as it is)",
-                if a.dry_run { "would remove" } else { "removed" },
+                did,
             ));
         }
         if unfinished {
             crate::exit::note(format_args!(
                 "{} {}: never finished (its creator died before it was ready)",
-                if a.dry_run { "would remove" } else { "removed" },
+                did,
                 super::shown(&listing.name)
             ));
         }
@@ -159,7 +161,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         if let Some(name) = path.file_name() {
             crate::exit::note(format_args!(
                 "{} {}: an unfinished replacement (of a `new --force` that was killed)",
-                if a.dry_run { "would remove" } else { "removed" },
+                did,
                 super::shown(&name.to_string_lossy())
             ));
         }
