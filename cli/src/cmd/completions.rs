@@ -127,14 +127,13 @@ _mmf_channel_names() {{
     # A name matches as typed escaped (`with\ s`), or opened with a quote (`'with s`), where
     # readline quotes what it inserts, so the name is given as it is. bash replaces only the
     # text after the last ':' or '=' of an unquoted word: the rest is cut off.
-    local quoted keep="${{cur%"${{cur##*[:=]}}"}}" open=
-    [[ $cur == [\'\"]* ]] && open=${{cur:1}}
+    local quoted keep="${{cur%"${{cur##*[:=]}}"}}"
     while IFS= read -r name; do
-        if [[ -n $open || $cur == [\'\"] ]]; then
+        if [[ $cur == [\'\"]* ]]; then
             # Inserted as it is within the quote: a name that would end it, or that `"` would
             # expand, is left out (typed unquoted, it is offered escaped).
             [[ $cur == \'* && $name == *\'* || $cur == \"* && $name == *[\"\$\`\\]* ]] && continue
-            [[ $name == "$open"* ]] && COMPREPLY+=("$name")
+            [[ $name == "${{cur:1}}"* ]] && COMPREPLY+=("$name")
         else
             printf -v quoted '%q' "$name"
             [[ $name == "$cur"* || $quoted == "$cur"* ]] && COMPREPLY+=("${{quoted#"$keep"}}")
