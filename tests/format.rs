@@ -6,10 +6,19 @@ use std::process::Command;
 
 use mmf::prelude::*;
 
+/// `python3 tests/SCRIPT`, to be given its arguments.
+fn python(script: &str) -> Command {
+    let mut c = Command::new("python3");
+    c.arg(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join(script),
+    );
+    c
+}
+
 fn decode(path: &std::path::Path) -> (bool, serde_json::Value, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/decode_channel.py");
-    let out = Command::new("python3")
-        .arg(script)
+    let out = python("decode_channel.py")
         .arg(path)
         .output()
         .expect("python3 runs");
@@ -183,11 +192,10 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Runs `tests/write_channel.py` with `args`: its exit code and standard error.
+/// Runs `tests/write_channel.py` with `args`: its exit code, standard output (trimmed) and
+/// standard error.
 fn python_write(args: &[&str]) -> (Option<i32>, String, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/write_channel.py");
-    let out = Command::new("python3")
-        .arg(script)
+    let out = python("write_channel.py")
         .args(args)
         .output()
         .expect("python3 runs");
@@ -361,10 +369,8 @@ fn a_killed_independent_writer_leaves_a_lock_mmf_takes_over() {
     let loc = Location::file(&path);
     let ch = Options::new().capacity(1000).create(&loc).unwrap();
     ch.publish_str("before").unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/write_channel.py");
     let mut child = KillOnDrop(
-        Command::new("python3")
-            .arg(script)
+        python("write_channel.py")
             .args([
                 path.to_str().unwrap(),
                 &"x".repeat(500),

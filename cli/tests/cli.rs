@@ -5482,19 +5482,6 @@ fn a_channel_beyond_the_memory_cgroups_limit_is_refused_not_killed() {
     let _ = std::fs::remove_dir_all(&e.dir);
 }
 
-/// Whether `strace` can be run here, to inject a fault at an exact system call (tests that
-/// need it are SKIPPED without it).
-fn has_strace() -> bool {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: no strace to inject a fault");
-    }
-    ok
-}
-
 /// `mmf new NAME --size SIZE` in `e` under `strace`, which injects `inject` into the `trace`d
 /// system calls (a failure, a signal, a delay); its output piped.
 fn new_under_strace(e: &Env, trace: &str, inject: &str, name: &str, size: &str) -> Command {
@@ -5529,7 +5516,7 @@ fn a_failed_allocation_in_a_limited_cgroup_is_a_memory_limit_refusal() {
     let Some(e) = Env::in_shm("enomem", 16 << 20) else {
         return;
     };
-    if !has_strace() {
+    if !can_trace() {
         return;
     }
     let Some(cg) = MemoryCgroup::new("enomem", 256 << 20) else {
@@ -5579,7 +5566,7 @@ fn a_failed_allocation_in_a_limited_cgroup_is_a_memory_limit_refusal() {
 #[test]
 fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
     let e = Env::new("killed-new");
-    if !has_strace() {
+    if !can_trace() {
         return;
     }
     for name in ["x", "y"] {
@@ -5626,7 +5613,7 @@ fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
 #[test]
 fn a_creator_stalled_before_its_lock_finds_the_name_taken_not_an_orphan() {
     let e = Env::new("stalled-new");
-    if !has_strace() {
+    if !can_trace() {
         return;
     }
     let delay = "inject=flock:delay_enter=3000000:when=1";
@@ -5650,7 +5637,7 @@ fn a_creator_stalled_before_its_lock_finds_the_name_taken_not_an_orphan() {
 #[test]
 fn a_failed_creator_removes_only_its_own_file() {
     let e = Env::new("failed-creator");
-    if !has_strace() {
+    if !can_trace() {
         return;
     }
     let creator = |name: &str, trace: &str, inject: &str| {
