@@ -407,6 +407,12 @@ pub struct PruneArgs {
     /// (notes on what else it would remove go to standard error).
     #[arg(long)]
     pub dry_run: bool,
+    /// Print a JSON array instead, with every name as it is: `{"name", "path", "kind",
+    /// "removed"}` for each file removed (false with --dry-run), `kind` one of `stale`,
+    /// `unfinished` (its creator died before it was ready) and `replacement` (a killed `new
+    /// --force`'s file, `name` null). Notes on standard error still say what was kept.
+    #[arg(long)]
+    pub json: bool,
     /// Only channels neither created nor written with `mmf out` for DUR (30s, 10m, 2h; 0s: every
     /// stale channel).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, default_value = "1h", allow_hyphen_values = true)]

@@ -4432,6 +4432,82 @@ fn stale_channels_are_listed_and_pruned() {
     assert!(!left.exists() && making.exists());
 }
 
+/// `prune --json` names every file it removes as it is, where the text output can only say
+/// some on standard error (a name with a space at either end, a killed `new --force`'s file);
+/// and `--dry-run` does not say "nothing to prune" when all it found was such a name.
+#[test]
+fn prune_json_names_every_file_it_removes() {
+    let e = Env::new("prunejson");
+    for name in [" pad", "plain", "young"] {
+        e.ok(&["new", name, "--size", "64"]);
+    }
+    let age = |file: &std::path::Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+            .unwrap();
+    };
+    age(&e.dir.join("mmf. pad"));
+    // The quoted name alone is old enough: it would be removed, so there is something to prune.
+    let o = e.run(&["prune", "--dry-run", " *"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && o.stdout.is_empty(), "{o:?}");
+    assert!(
+        stderr.contains("would remove the channel named \" pad\""),
+        "{stderr}"
+    );
+    let o = e.run(&["prune", "--dry-run"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("nothing to prune"), "{stderr}");
+    age(&e.dir.join("mmf.plain"));
+    let left = e.dir.join(".mmf-new-00000000deadbeef");
+    std::fs::write(&left, vec![0u8; 4096]).unwrap();
+    age(&left);
+    let records = |args: &[&str]| {
+        let o = e.run(args);
+        assert!(o.status.success(), "{o:?}");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut v = v.as_array().unwrap().clone();
+        v.sort_by_key(|r| r["path"].as_str().unwrap().to_owned());
+        (v, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let path = |file: &str| {
+        std::path::absolute(e.dir.join(file))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let expected = |removed: bool| {
+        let mut v = vec![
+            serde_json::json!({"name": null, "path": path(".mmf-new-00000000deadbeef"),
+                "kind": "replacement", "removed": removed}),
+            serde_json::json!({"name": " pad", "path": path("mmf. pad"), "kind": "stale",
+                "removed": removed}),
+            serde_json::json!({"name": "plain", "path": path("mmf.plain"), "kind": "stale",
+                "removed": removed}),
+        ];
+        v.sort_by_key(|r| r["path"].as_str().unwrap().to_owned());
+        v
+    };
+    let (dry, stderr) = records(&["prune", "--dry-run", "--json"]);
+    assert_eq!(dry, expected(false));
+    assert_eq!(stderr, "", "the records say it all");
+    assert!(left.exists() && e.dir.join("mmf. pad").exists());
+    let (done, _) = records(&["prune", "--json"]);
+    assert_eq!(done, expected(true));
+    assert!(!left.exists() && !e.dir.join("mmf. pad").exists());
+    assert!(!e.dir.join("mmf.plain").exists() && e.dir.join("mmf.young").exists());
+    let (none, _) = records(&["prune", "--json"]);
+    assert_eq!(
+        none,
+        Vec::<serde_json::Value>::new(),
+        "an empty array, not nothing"
+    );
+    e.ok(&["rm", "young"]);
+}
+
 #[test]
 fn out_at_a_terminal_says_it_is_reading_and_a_missing_shm_dir_is_named() {
     let e = Env::new("tty");

@@ -7,12 +7,24 @@ use std::time::SystemTime;
 
 use mmf::channel::host;
 use mmf::Location;
+use serde_json::json;
 
 use crate::args::PruneArgs;
 use crate::exit::{Coded, ERROR};
 
 pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let mut out = String::new();
+    // With --json: a record of each file removed (or, with --dry-run, that would be), every
+    // name as it is, where the text output can only say some of them on standard error.
+    let mut records = Vec::new();
+    let record = |name: Option<&str>, path: std::path::PathBuf, kind: &str| {
+        json!({
+            "name": name,
+            "path": std::path::absolute(&path).unwrap_or(path).display().to_string(),
+            "kind": kind,
+            "removed": !a.dry_run,
+        })
+    };
     // What the notes on standard error say was done.
     let did = if a.dry_run { "would remove" } else { "removed" };
     // A file that cannot be removed is said and skipped: the others are still worth removing,
@@ -58,6 +70,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     // nothing stale at all. (Not otherwise: a channel used from the command line alone looks
     // like this between its commands, and a prune run from cron would say so every time.)
     let mut kept_young = 0usize;
+    // Files removed (or, with --dry-run, that would be), whether their names were printed or
+    // said on standard error.
+    let mut pruned = 0usize;
     for listing in mmf::list()? {
         if !chosen(&listing.name) {
             continue;
@@ -116,6 +131,13 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        pruned += 1;
+        if a.json {
+            let kind = if unfinished { "unfinished" } else { "stale" };
+            let path = location.path().unwrap_or_default();
+            records.push(record(Some(&listing.name), path, kind));
+            continue;
+        }
         // Standard output has the names alone, one a line, for a script to give back to mmf;
         // what they were is said on standard error. A name shown quoted (a control character,
         // a space at either end) is no name mmf takes back: a line `" x"` would name another
@@ -157,6 +179,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        pruned += 1;
+        if a.json {
+            records.push(record(None, path, "replacement"));
+            continue;
+        }
         // No channel's name: said on standard error alone.
         if let Some(name) = path.file_name() {
             crate::exit::note(format_args!(
@@ -166,8 +193,12 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             ));
         }
     }
-    super::print_bytes(out.as_bytes())?;
-    if a.dry_run && out.is_empty() && kept_young > 0 {
+    if a.json {
+        super::print_json(&serde_json::Value::Array(records), false)?;
+    } else {
+        super::print_bytes(out.as_bytes())?;
+    }
+    if a.dry_run && pruned == 0 && kept_young > 0 {
         crate::exit::note(format_args!(
             "note: nothing to prune; {kept_young} stale channel{s} kept: created or written less than {} ago \
              (--older-than; `--older-than 0` takes {them} too)",
