@@ -2028,6 +2028,28 @@ echo "${COMPREPLY[*]}""#,
     }
     // A name given already, with a ':' in it, is one name: no second one offered.
     assert!(!complete("read|a^:^b|").contains("alpha"));
+    // A name that begins with '-' would be taken for a flag before `--`: `--` is offered in
+    // its place (the name was offered bare), and past it the name.
+    e.ok(&["new", "--size", "64", "--", "-dash"]);
+    let words =
+        |typed: &str| -> Vec<String> { complete(typed).split(' ').map(str::to_owned).collect() };
+    let offered = words("read|");
+    assert!(
+        offered.contains(&"--".into()) && !offered.contains(&"-dash".into()),
+        "{offered:?}"
+    );
+    assert_eq!(complete("read|--|-d"), "-dash");
+    let offered = words("read|--|");
+    assert!(
+        offered.contains(&"-dash".into()) && !offered.contains(&"--".into()),
+        "{offered:?}"
+    );
+    // Within a quote, `--` would be quoted into the name: neither is offered.
+    let offered = words("read|'");
+    assert!(
+        !offered.contains(&"--".into()) && !offered.contains(&"-dash".into()),
+        "{offered:?}"
+    );
 }
 
 /// Checks one shell's completions against [`NAMES_HERE`] and [`NO_NAMES_HERE`], and more:
@@ -2061,12 +2083,26 @@ fn completes_channel_names(e: &Env, complete: impl Fn(&str, &[(&str, &str)]) -> 
     let no_mmf = [("PATH", "/usr/bin:/bin"), ("HOME", home.to_str().unwrap())];
     assert_eq!(complete(&format!("{BIN} read a"), &no_mmf), ["alpha"]);
     assert_eq!(complete("~/bin/mmf read a", &no_mmf), ["alpha"]);
-    // A name that begins with '-' is a name, not among the flags.
+    // A name that begins with '-' is a name, not among the flags; before `--` it would be
+    // taken for one, so `--` is offered in its place (the name was offered bare).
     e.ok(&["new", "--size", "64", "--", "-dash"]);
-    assert!(mmf("read ").iter().any(|m| m == "-dash"));
+    let offered = mmf("read ");
+    assert!(
+        offered.iter().any(|m| m == "--") && !offered.iter().any(|m| m == "-dash"),
+        "{offered:?}"
+    );
+    assert!(!mmf("read a").iter().any(|m| m == "--"));
     assert!(!mmf("read -").iter().any(|m| m == "-dash"));
     // Past `--`, a word that begins with '-' is a name (zsh offered nothing there).
     assert_eq!(mmf("read -- -d"), ["-dash"]);
+    let offered = mmf("read -- ");
+    assert!(
+        offered.iter().any(|m| m == "-dash") && !offered.iter().any(|m| m == "--"),
+        "{offered:?}"
+    );
+    // A `--` of an earlier command on the line is not this one's (zsh took it for one).
+    let offered = complete("echo -- ; mmf read -d", &[]);
+    assert!(!offered.iter().any(|m| m == "-dash"), "{offered:?}");
     // No channel at all: nothing (zsh offered an empty match, and each Tab typed a space).
     for name in ["alpha", "beta", "with space", "-dash"] {
         e.ok(&["remove", "--", name]);

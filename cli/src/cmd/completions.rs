@@ -127,8 +127,14 @@ _mmf_channel_names() {{
     # A name matches as typed escaped (`with\ s`), or opened with a quote (`'with s`), where
     # readline quotes what it inserts, so the name is given as it is. bash replaces only the
     # text after the last ':' or '=' of an unquoted word: the rest is cut off.
-    local quoted keep="${{cur%"${{cur##*[:=]}}"}}"
+    local quoted dashed=0 keep="${{cur%"${{cur##*[:=]}}"}}"
     while IFS= read -r name; do
+        # Before `--`, a name that begins with '-' would be taken for a flag: `--` is offered
+        # in its place, and past it the name.
+        if ((!dashdash)) && [[ $name == -* ]]; then
+            dashed=1
+            continue
+        fi
         if [[ $cur == [\'\"]* ]]; then
             # Inserted as it is within the quote: a name that would end it, or that `"` would
             # expand, is left out (typed unquoted, it is offered escaped).
@@ -139,6 +145,7 @@ _mmf_channel_names() {{
             [[ $name == "$cur"* || $quoted == "$cur"* ]] && COMPREPLY+=("${{quoted#"$keep"}}")
         fi
     done < <("$mmf" list --names 2>/dev/null)
+    ((dashed)) && [[ -z $cur ]] && COMPREPLY+=(--)
     return 0
 }}
 
@@ -177,7 +184,8 @@ fn zsh_channel_names(cli: &clap::Command, script: &[u8]) -> String {
         if bare == "_mmf() {" {
             out.push_str(
                 "    local _mmf_command=\"${(Q)words[1]}\"\n    \
-                 [[ $_mmf_command == '~/'* ]] && _mmf_command=\"$HOME/${_mmf_command#'~/'}\"\n",
+                 [[ $_mmf_command == '~/'* ]] && _mmf_command=\"$HOME/${_mmf_command#'~/'}\"\n    \
+                 local _mmf_dashdash=${${words[2,CURRENT-1]}[(I)--]}\n",
             );
         }
     }
@@ -197,14 +205,17 @@ _mmf_channel_names() {
         return
     fi
     # A flag is clap's to complete, not a name that begins with '-', but past `--` it is a name
-    # (`_arguments` takes `--` out of `words`: the line as typed still has it).
-    local -a typed=(${(z)LBUFFER})
-    [[ $PREFIX == -* ]] && (( ! ${typed[(I)--]} || ${typed[(I)--]} >= $#typed )) && return 1
+    # (`_arguments` takes `--` out of `words`: `_mmf` looked for it before, in this command's
+    # words alone).
+    [[ $PREFIX == -* ]] && (( ! ${_mmf_dashdash:-0} )) && return 1
     # The command as typed (`./target/release/mmf`), else the one on PATH.
     local mmf="${_mmf_command:-mmf}"
     (( $+commands[$mmf] )) || [[ -x $mmf && ! -d $mmf ]] || mmf=mmf
     local -a names expl
     names=(${(f)"$("$mmf" list --names 2>/dev/null)"})
+    # Before `--`, a name that begins with '-' would be taken for a flag: `--` is offered in
+    # its place, and past it the name.
+    (( ! ${_mmf_dashdash:-0} && ${names[(I)-*]} )) && names=(${names:#-*} --)
     _wanted channels expl 'channel name' compadd -a names
 }
 
@@ -272,7 +283,15 @@ function __fish_mmf_channel_names
     set -l mmf (string replace -r -- '^~/' "$HOME/" (commandline -opc)[1])
     command -q -- $mmf; or set mmf mmf
     command -q -- $mmf; or return
-    $mmf list --names 2>/dev/null
+    set -l names ($mmf list --names 2>/dev/null)
+    # Before `--`, a name that begins with '-' would be taken for a flag: `--` is offered in
+    # its place, and past it the name.
+    if contains -- -- (commandline -opc)[2..]
+        string match -- '*' $names
+    else
+        string match -v -- '-*' $names
+        string match -q -- '-*' $names; and printf '%s\n' --
+    end
 end
 
 complete -c mmf -f -n __fish_mmf_wants_channel_name -a '(__fish_mmf_channel_names)'
