@@ -1697,6 +1697,18 @@ fn a_damaged_value_is_an_error_item_and_the_stream_goes_on() {
         (meta.generation, &bytes[..]),
         (5, &b"after the stray write"[..])
     );
+    // Equal to the writer's next generation: an error item, and the writer's publish of it,
+    // which leaves `latest` as the stray write left it, comes all the same (the stream waited
+    // for a seventh).
+    file.write_at(&((6u64 << 8) | 0xff).to_le_bytes(), 128)
+        .unwrap();
+    let got = block_on(values.recv(), Duration::from_secs(10)).expect("resolved");
+    assert!(got.is_err(), "{got:?}");
+    ch.publish_raw(Tag::TEXT, b"sixth").unwrap();
+    let (meta, bytes) = block_on(values.recv(), Duration::from_secs(10))
+        .expect("resolved")
+        .unwrap();
+    assert_eq!((meta.generation, &bytes[..]), (6, &b"sixth"[..]));
     drop(values);
     Channel::remove(&name).unwrap();
 }

@@ -434,6 +434,25 @@ fn a_damaged_value_is_said_once_and_the_loop_goes_on() {
         .unwrap()
         .unwrap();
     assert_eq!((meta.generation, &buf[..]), (5, &b"fifth"[..]));
+    // Equal to the writer's next generation: refused, and the writer's publish of it, which
+    // leaves `latest` as the stray write left it, is a value all the same (it was skipped:
+    // the loop waited for a seventh).
+    file.write_at(&((6u64 << 8) | 0xff).to_le_bytes(), 128)
+        .unwrap();
+    assert!(f
+        .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))
+        .is_err());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            ch.publish_str("sixth").unwrap();
+        });
+        let meta = f
+            .read_after_into(&mut seen, &mut buf, Duration::from_secs(5))
+            .unwrap()
+            .expect("the writer's sixth value");
+        assert_eq!((meta.generation, &buf[..]), (6, &b"sixth"[..]));
+    });
     Channel::remove(&name).unwrap();
 }
 

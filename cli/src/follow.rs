@@ -45,9 +45,12 @@ pub enum Waited {
     Replaced,
 }
 
-/// Whether a value of generation `g` is new to a loop whose count is `since` and that refused
-/// (found damaged) the value of generation `refused`: the rule `Follower::wait_past` waits by,
-/// for the loops of `read --wait` and `watch`, which read the value themselves.
+/// Whether generation `g`, the channel's now, is worth a read to a loop whose count is `since`
+/// and that refused (found damaged) the value of generation `refused`: the rule
+/// `Follower::wait_past` waits by, for the loops of `read --wait` and `watch`, which read the
+/// value themselves. (A value read whole is new when it is past `since`, the refused
+/// generation too: `Follower::wait_past` wakes for that once the writer's count reaches a
+/// generation that a stray write of `latest` took first.)
 pub fn is_new(g: u64, since: u64, refused: Option<u64>) -> bool {
     g > since && Some(g) != refused
 }

@@ -2953,7 +2953,7 @@ fn a_watch_goes_on_past_a_stray_write_of_the_count() {
     let e = Env::new("stray-count");
     e.ok(&["new", "T", "--size", "64"]);
     e.ok(&["out", "T", "first"]);
-    let watch = Bg::start(&e, &["watch", "T", "--count", "3", "--timeout", "20s"]);
+    let watch = Bg::start(&e, &["watch", "T", "--count", "4", "--timeout", "20s"]);
     watch.wait_lines(1);
     // After generation 1 ("first"): no race with the stray write below, as a plain --wait,
     // counting from what it finds at its start, would have.
@@ -2976,14 +2976,24 @@ fn a_watch_goes_on_past_a_stray_write_of_the_count() {
     // writer's next value): nothing new, then that value.
     stray(1);
     e.ok(&["out", "T", "third"]);
+    watch.wait_lines(3);
+    // The writer's next generation (its count is 3): refused, and the writer's publish of
+    // generation 4, which leaves `latest` as the stray write left it, is a value all the same
+    // (both waited past it, for a fifth).
+    let read = Bg::start(&e, &["read", "T", "--after", "3", "--timeout", "20s"]);
+    stray(4);
+    watch.wait_stderr("generation 4");
+    read.wait_stderr("generation 4");
+    e.ok(&["out", "T", "fourth"]);
+    assert_eq!(read.finish_ok(20), "fourth\n");
     let out = watch.finish(20);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "first\nsecond\nthird\n"
+        "first\nsecond\nthird\nfourth\n"
     );
-    assert_eq!(err.matches("is damaged").count(), 1, "{err}");
+    assert_eq!(err.matches("is damaged").count(), 2, "{err}");
 }
 
 /// A watch whose first read finds the value damaged (a checksum that no longer matches) counts

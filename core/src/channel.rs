@@ -1686,6 +1686,12 @@ impl Channel {
         self.snap.generation()
     }
 
+    /// The generation of the writers' own count, `written` (FORMAT.md §4): `latest` as the last
+    /// publish stored it, which another process's stray write of `latest` leaves as it was.
+    pub(crate) fn written_generation(&self) -> u64 {
+        self.snap.written_generation()
+    }
+
     /// Blocks until the generation moves past `since`, then returns the new generation; returns
     /// `None` if `until` is over first: a timeout (a [`Duration`]), a deadline (an [`Instant`]), or
     /// a [`Stop`](crate::Stop) that was stopped ([`Until`]). On Linux a handle with a reader-pin

@@ -85,6 +85,9 @@ pub struct Follower {
     /// The generation whose value the last call of `read_after_into` refused (damaged, or never
     /// copied whole): not given out, and waited past (see [`Refused`]).
     refused: Refused,
+    /// The refused generation last given to [`wait_past`](Follower::wait_past), as judged when
+    /// it was first given.
+    given_refused: Refused,
 }
 
 /// The name, the channel it leads to, and what the last look found; not the bookkeeping of
@@ -485,7 +488,7 @@ impl Follower {
             }
         }
         loop {
-            let newer = match self.wait_past_until(*since, self.refused.0, &until) {
+            let newer = match self.wait_past_until(*since, self.refused, &until) {
                 Ok(None) => return Ok(None),
                 // Another channel: every value it holds is new (it may hold none yet).
                 Ok(Some(Change::Replaced)) => {
@@ -502,14 +505,17 @@ impl Follower {
                         g => g,
                     }
                 }
-                Ok(Some(Change::Newer(g))) => g,
+                Ok(Some(Change::Newer(g))) => {
+                    self.refused.woke(g);
+                    g
+                }
                 Err(e) => {
                     self.pause_until = Some(Instant::now() + LOOK_EVERY);
                     return Err(e);
                 }
             };
             match self.channel.read_into(buf) {
-                Ok(meta) if self.refused.is_new(meta.generation, *since) => {
+                Ok(meta) if meta.generation > *since => {
                     *since = meta.generation;
                     self.refused = Refused::default();
                     return Ok(Some(meta));
@@ -521,7 +527,7 @@ impl Follower {
                 // mends it. Any other error (the channel truncated under the read) is the
                 // channel's, looked at again after a pause.
                 Err(e) => {
-                    self.refused = Refused(Some(newer));
+                    self.refused = Refused::at(newer, &self.channel);
                     if pauses_after(&e) {
                         self.pause_until = Some(Instant::now() + LOOK_EVERY);
                     }
@@ -536,9 +542,14 @@ impl Follower {
     /// publish replaces. `refused` may be nobody's generation (another process's stray write
     /// of the header's count, far ahead of the writer's own): the writer's next value, below
     /// it, is new all the same, found within 10 ms (no wait past `refused` wakes for it), while
-    /// the name is looked at every 100 ms as `wait` does. With `refused` `None`, `wait`.
+    /// the name is looked at every 100 ms as `wait` does. A stray write of the writer's next
+    /// generation is told by the writer's own count (the header's `written`) below `refused`
+    /// when it is first given: the wait returns `refused` itself, once, when the writer's count
+    /// reaches it (the writer published that generation); a value read whole then is new,
+    /// though its generation is the refused one. With `refused` `None`, `wait`.
     /// [`read_after_into`](Follower::read_after_into) keeps the refused generation itself;
-    /// this is for a loop of the caller's own (the `mmf` command's `watch` and `read`).
+    /// this is for a loop of the caller's own (the `mmf` command's `watch` and `read`), which
+    /// gives the same `refused` to each wait until it reads a value.
     ///
     /// # Errors
     ///
@@ -549,23 +560,39 @@ impl Follower {
         refused: Option<u64>,
         until: impl Into<Until>,
     ) -> Result<Option<Change>> {
-        self.wait_past_until(since, refused, &until.into())
+        // Judged against the writer's count when first given (see `Refused`): a loop gives
+        // the same generation to wait after wait.
+        let past = match refused {
+            Some(g) if self.given_refused.gen == Some(g) => self.given_refused,
+            Some(g) => Refused::at(g, &self.channel),
+            None => Refused::default(),
+        };
+        let waited = self.wait_past_until(since, past, &until.into());
+        self.given_refused = match &waited {
+            Ok(Some(Change::Replaced)) => Refused::default(),
+            Ok(Some(Change::Newer(g))) => {
+                let mut past = past;
+                past.woke(*g);
+                past
+            }
+            _ => past,
+        };
+        waited
     }
 
     /// [`wait_past`](Follower::wait_past), bounded by `until`.
     fn wait_past_until(
         &mut self,
         since: u64,
-        refused: Option<u64>,
+        refused: Refused,
         until: &Until,
     ) -> Result<Option<Change>> {
-        let refused = Refused(refused);
-        if refused.0.is_none() {
+        if refused.gen.is_none() {
             return self.wait_until(since, until);
         }
         let from = refused.wait_from(since);
         loop {
-            if let Some(g) = refused.next(self.channel.generation(), since) {
+            if let Some(g) = refused.next(&self.channel, since) {
                 return Ok(Some(Change::Newer(g)));
             }
             let slice = until.within(REFUSED_LOOK_EVERY);
@@ -585,7 +612,7 @@ impl Follower {
                 Ok(None) if !until.is_over() => {}
                 // One more look, as `wait_until` takes.
                 Ok(None) => {
-                    let g = refused.next(self.channel.generation(), since);
+                    let g = refused.next(&self.channel, since);
                     return Ok(g.map(Change::Newer));
                 }
                 waited => return waited,
@@ -689,6 +716,7 @@ impl Follower {
             creating: None,
             pause_until: None,
             refused: Refused::default(),
+            given_refused: Refused::default(),
         }
     }
 }
@@ -781,31 +809,59 @@ fn pauses_after(e: &Error) -> bool {
 
 /// The generation of the value a follower's loop refused last (a read found it damaged, or
 /// could not copy it whole), if any: the loop's own count (`since`, the generation of the last
-/// value given out) stays as it was, and a value is new when its generation is past `since`
-/// and is not the refused one. A refused generation may be nobody's: another process's stray
-/// write of `latest`, far ahead of the writer's own count (a writer counts from its word
-/// `written`), whose next publish brings `latest` back below it. Counting past the refused
-/// generation instead would wait for ever for the writer to get there.
+/// value given out) stays as it was, and a wait looks for a value past `since` other than the
+/// refused one, which is there now. A value read whole is new when its generation is past
+/// `since`, the refused one too: it was never given out.
+///
+/// A refused generation may be nobody's: another process's stray write of `latest`. One far
+/// ahead of the writer's own count (a writer counts from its word `written`) is brought back
+/// below by the writer's next publish: counting past it instead would wait for ever for the
+/// writer to get there. One equal to the writer's next generation is not: the writer's publish
+/// of that generation leaves `latest` as the stray write left it. Such a refusal is told by
+/// `written` below the refused generation, and the writer's count reaching it wakes the wait
+/// once (it was skipped).
 #[derive(Debug, Clone, Copy, Default)]
-struct Refused(Option<u64>);
+struct Refused {
+    /// The refused generation.
+    gen: Option<u64>,
+    /// Whether `latest` ran ahead of the writer's count (`written`) when it was refused, and no
+    /// wait has woken for the writer's count reaching it yet.
+    ahead: bool,
+}
 
 impl Refused {
-    /// Whether a value of generation `g` is new to a loop whose count is `since`.
-    fn is_new(self, g: u64, since: u64) -> bool {
-        g > since && self.0 != Some(g)
+    /// Refusal of the value of generation `gen` of `channel`, whose count is read now.
+    fn at(gen: u64, channel: &Channel) -> Refused {
+        Refused {
+            gen: Some(gen),
+            ahead: channel.written_generation() < gen,
+        }
     }
 
-    /// `current`, the channel's generation now, if a value was refused and `current`'s is new:
-    /// to read without waiting (a wait past the refused generation would not see it). `None`
-    /// otherwise: the wait then finds a new value itself, and looks at the name meanwhile.
-    fn next(self, current: u64, since: u64) -> Option<u64> {
-        (self.0.is_some() && self.is_new(current, since)).then_some(current)
+    /// The channel's generation now, if a value was refused and the value now is worth a read
+    /// to a loop whose count is `since`: past it, and not the refused one, unless the writer's
+    /// count reached that since it was refused ahead of it. `None` otherwise: the wait then
+    /// finds a new value itself, and looks at the name meanwhile.
+    fn next(self, channel: &Channel, since: u64) -> Option<u64> {
+        let gen = self.gen?;
+        let current = channel.generation();
+        let worth = current != gen || (self.ahead && channel.written_generation() >= gen);
+        (current > since && worth).then_some(current)
+    }
+
+    /// After a wait woke for generation `g`: a wake for the refused generation itself (the
+    /// writer's count reached it) is given once; a read that refuses it again does not wake
+    /// the next wait at once.
+    fn woke(&mut self, g: u64) {
+        if self.gen == Some(g) {
+            self.ahead = false;
+        }
     }
 
     /// The generation to wait past: `since`, or the refused one where that is above it (the
     /// refused value is there now, and no wait past `since` would sleep).
     fn wait_from(self, since: u64) -> u64 {
-        self.0.map_or(since, |r| r.max(since))
+        self.gen.map_or(since, |r| r.max(since))
     }
 }
 
@@ -1636,8 +1692,7 @@ impl ValueStream {
                 }
                 self.pause_until = None;
             }
-            let current = self.following().channel.generation();
-            let changed = match self.refused.next(current, self.since) {
+            let changed = match self.refused.next(&self.following().channel, self.since) {
                 Some(g) => Poll::Ready(Ok(Change::Newer(g))),
                 // Past a refused generation, if any: a new value below it is found at the
                 // look that wakes this poll every 100 ms (above).
@@ -1655,7 +1710,10 @@ impl ValueStream {
             };
             let newer = match changed {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(Change::Newer(g))) => g,
+                Poll::Ready(Ok(Change::Newer(g))) => {
+                    self.refused.woke(g);
+                    g
+                }
                 // Another channel: every value it holds is new (it may hold none yet).
                 Poll::Ready(Ok(Change::Replaced)) => {
                     self.since = 0;
@@ -1674,7 +1732,7 @@ impl ValueStream {
             let tried = self.contended.is_some().then(Instant::now);
             return Poll::Ready(match self.following().channel.read_raw_within(READ_SLICE) {
                 // Another process moved `latest` back between the two loads: not a new value.
-                Ok((meta, _)) if !self.refused.is_new(meta.generation, self.since) => continue,
+                Ok((meta, _)) if meta.generation <= self.since => continue,
                 Ok((meta, bytes)) => {
                     self.contended = None;
                     self.since = meta.generation;
@@ -1713,7 +1771,7 @@ impl ValueStream {
                         },
                         (e, _) => e,
                     };
-                    self.refused = Refused(Some(newer));
+                    self.refused = Refused::at(newer, &self.following().channel);
                     if pauses_after(&e) {
                         self.pause_until = Some(Instant::now() + LOOK_EVERY);
                     }

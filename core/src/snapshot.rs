@@ -269,6 +269,12 @@ impl Snapshot {
         split_latest(crate::sync::load_acquire(self.region.word(H_LATEST))).0
     }
 
+    /// The generation of the writers' own copy of `latest`, `H_WRITTEN` (on the writers' cache
+    /// line: for the rare look of a follower that refused a value, not for every read).
+    pub(crate) fn written_generation(&self) -> u64 {
+        split_latest(crate::sync::load_acquire(self.region.word(H_WRITTEN))).0
+    }
+
     /// Generation, tag and length of the latest value, without copying it (for `info`), or
     /// why they cannot be told: the value is damaged ([`Look::Damaged`]), or writers published
     /// faster than 1024 looks could follow.

@@ -215,7 +215,7 @@ fn read_next(
             Waited::Changed => {
                 let current = followed.channel().generation();
                 match followed.channel().read_raw() {
-                    Ok((meta, bytes)) if follow::is_new(meta.generation, since, refused) => {
+                    Ok((meta, bytes)) if meta.generation > since => {
                         return Ok((meta, bytes, followed.channel().incarnation()))
                     }
                     // Another process moved `latest` back between the wait and the read: not

@@ -75,7 +75,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        if !follow::is_new(meta.generation, last, refused) {
+        if meta.generation <= last {
             continue;
         }
         // Generations published before the watch began are not "skipped", nor is a refused
