@@ -419,15 +419,30 @@ pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
-/// Says on stderr that the value a wait of `verb` on channel `name` reached is damaged (`e`,
-/// [`mended_by_publish`](mmf::channel::Error::mended_by_publish)), and that the wait goes on
-/// for the publish that replaces it.
+/// Whether a read's error `e` is of the value it reached alone, which a wait (`read --wait`,
+/// `watch`) says and goes past, for the publish that replaces it, as `Follower` does: damage
+/// ([`mended_by_publish`](mmf::channel::Error::mended_by_publish)), or no whole copy within the
+/// read's time (`Contended`: a frame a crash left half written, on a channel with checksums;
+/// or writers overtaking the read all along). A wait ended there with exit 8 after a second,
+/// whatever its `--timeout`.
+pub fn passed_by_wait(e: &mmf::channel::Error) -> bool {
+    e.mended_by_publish() || matches!(e, mmf::channel::Error::Contended { .. })
+}
+
+/// Says on stderr that the value a wait of `verb` on channel `name` reached could not be read
+/// (`e`, [`passed_by_wait`]), and that the wait goes on for the publish that replaces it.
 pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
     use std::io::Write;
+    let said = match e {
+        // Its "retry later" is what the wait does.
+        mmf::channel::Error::Contended {
+            name, what, waited, ..
+        } => format!(
+            "channel '{name}' stayed busy for {} ms ({what})",
+            waited.as_millis()
+        ),
+        e => crate::exit::report(&e.into(), verb, Some(name)),
+    };
     // Said under --quiet too: a value lost to damage is not a note.
-    let _ = writeln!(
-        std::io::stderr(),
-        "mmf: {}; waiting for the next value",
-        crate::exit::report(&e.into(), verb, Some(name))
-    );
+    let _ = writeln!(std::io::stderr(), "mmf: {said}; waiting for the next value");
 }

@@ -2996,6 +2996,49 @@ fn a_watch_goes_on_past_a_stray_write_of_the_count() {
     assert_eq!(err.matches("is damaged").count(), 2, "{err}");
 }
 
+/// A frame a crash left half written (its seqlock stamp odd for good, on a channel with
+/// checksums) is waited past by `watch` and `read --wait`, as damage is, for the publish that
+/// replaces it: a review found both ending with exit 8 after the read's second, whatever
+/// `--timeout` said.
+#[test]
+fn waits_go_past_a_frame_a_crash_left_half_written() {
+    use std::os::unix::fs::FileExt;
+    let e = Env::new("half-written");
+    e.ok(&["new", "H", "--size", "1KiB", "--checksum"]);
+    let long = "H".repeat(300);
+    e.ok(&["out", "H", &long]);
+    let path = e.dir.join("mmf.H");
+    let image = std::fs::read(&path).unwrap();
+    let at = image
+        .windows(long.len())
+        .position(|w| w == long.as_bytes())
+        .expect("the value in the file");
+    // The frame's stamp, 64 bytes before its payload (docs/FORMAT.md §6).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(&3u64.to_le_bytes(), at as u64 - 64)
+        .unwrap();
+    let watch = Bg::start(&e, &["watch", "H", "--count", "1", "--timeout", "20s"]);
+    let read = Bg::start(
+        &e,
+        &["read", "H", "--wait", "--after", "0", "--timeout", "20s"],
+    );
+    watch.wait_stderr("waiting for the next value");
+    read.wait_stderr("waiting for the next value");
+    e.ok(&["out", "H", "whole"]);
+    assert_eq!(read.finish_ok(20), "whole\n");
+    let out = watch.finish(20);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "whole\n");
+    assert!(
+        err.contains("stayed busy for") && !err.contains("retry later"),
+        "{err}"
+    );
+}
+
 /// A watch whose first read finds the value damaged (a checksum that no longer matches) counts
 /// the next value's generations from the damaged one, not from 0: a review found a watch that
 /// started on a damaged 50th value report 50 generations "skipped" at the 51st.

@@ -223,7 +223,7 @@ fn read_next(
                     Ok(_) => {}
                     // The newer value a crash damaged: say so, and wait for the one that
                     // replaces it.
-                    Err(e) if e.mended_by_publish() => {
+                    Err(e) if follow::passed_by_wait(&e) => {
                         follow::waiting_past(e, "read", &location.to_string());
                         refused = Some(current);
                     }

@@ -67,7 +67,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             // another process's stray write): say so and wait for the publish that replaces
             // it, as `read --wait` does. Its generation is not the watch's count: it may be
             // nobody's (a stray write of the count, far ahead of the writer's own).
-            Err(e) if e.mended_by_publish() => {
+            Err(e) if follow::passed_by_wait(&e) => {
                 follow::waiting_past(e, "watch", &a.name);
                 refused = Some(current);
                 unshown += 1;
