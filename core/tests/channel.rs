@@ -2719,6 +2719,33 @@ fn recover_brings_a_small_value_back_from_the_header() {
     }
 }
 
+/// `recover` takes a slot's whole value over an inline buffer's copy of the same generation
+/// when the slot's frame says the value was too large to be inline: the buffer's stamp is
+/// written by every publish, so a descriptor damaged to a small length makes that buffer's old
+/// bytes look whole. A review's `recover` published 50 such bytes (zeros) over a whole
+/// 200-byte value.
+#[test]
+fn recover_takes_a_whole_slot_value_over_an_inline_copy_its_descriptor_made_up() {
+    let s = Scratch::new("file");
+    let ch = s.create(1024);
+    ch.publish_raw(Tag::TEXT, b"old small one").unwrap();
+    ch.publish_raw(Tag::TEXT, &[b'B'; 200]).unwrap();
+    ch.publish_raw(Tag::TEXT, b"third").unwrap();
+    drop(ch);
+    // (FORMAT.md §4.1: descriptor 0 at bytes 136 and 144, descriptor 1 at 152 and 160.)
+    // Generation 3's descriptor damaged, so the current value is; generation 2's made to say
+    // 50 bytes, which an inline buffer would hold.
+    poke(&s.path(), 152, 0);
+    poke(&s.path(), 144, 50 | u64::from(Tag::TEXT.0) << 32);
+    let w = Channel::open(&s.location).unwrap();
+    assert!(matches!(w.read_raw(), Err(Error::Corrupt { .. })));
+    let back = w.recover().unwrap().expect("recovered");
+    assert_eq!((back.from, back.meta.generation), (2, 4));
+    let (meta, bytes) = w.read_raw().unwrap();
+    assert_eq!((meta.generation, meta.tag), (4, Tag::TEXT));
+    assert!(bytes == [b'B'; 200], "{bytes:?}");
+}
+
 /// A small value whose frame a crash damaged still reads whole from its copy in the header
 /// (readers try it before the slot), while `verify` and `info().damage` report the frame.
 /// `recover` used to say there was nothing to recover, so the report stayed until the next
