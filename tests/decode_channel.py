@@ -138,6 +138,9 @@ def read_unpinned(mm, capacity, slots, header_size, stride, version):
         # 1. latest = generation << 8 | slot.
         latest = u64(mm, H_LATEST)
         gen, slot = latest >> 8, latest & 0xFF
+        # Generation 0: nothing published yet, whatever the slot's frame holds.
+        if gen == 0:
+            return 0, 0, b""
         # 2. Slot 0xff: the value is in the header only (section 10.0); any other slot out of
         # range is corruption, not a race.
         if slot == NO_SLOT:

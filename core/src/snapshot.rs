@@ -353,6 +353,10 @@ impl Snapshot {
             crate::sync::fence(Ordering::Acquire);
             self.region.word(H_LATEST).load(Ordering::Relaxed) == latest
         };
+        // Nothing published yet, as a read says, whatever the slot's frame holds.
+        if gen == 0 {
+            return Look::Value(0, Tag::EMPTY, 0);
+        }
         if slot == NO_SLOT {
             // In the header only: the same bounds as a read's (`read_header_only`); a
             // checksummed channel has no header-only values (its `max` is 0).
@@ -1332,7 +1336,9 @@ impl Snapshot {
                 Some(pw) => {
                     let l = latest_word.load(Ordering::SeqCst);
                     let (gen, slot) = split_latest(l);
-                    if slot == NO_SLOT {
+                    if gen == 0 {
+                        unpublished(buf)
+                    } else if slot == NO_SLOT {
                         // No slot to pin: ask writers to keep values in slots (every pin scan
                         // that follows this SeqCst store in the total order sees it, so at most
                         // the publish already under way stays in the header only), and copy
@@ -1360,7 +1366,9 @@ impl Snapshot {
                 None => {
                     let l = crate::sync::load_acquire(latest_word);
                     let (gen, slot) = split_latest(l);
-                    if slot == NO_SLOT {
+                    if gen == 0 {
+                        unpublished(buf)
+                    } else if slot == NO_SLOT {
                         self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
                         Attempt::Damaged(format!(
@@ -1851,6 +1859,19 @@ impl Snapshot {
             retries: 0,
         })
     }
+}
+
+/// A read of generation 0: nothing published yet, whatever the slot's frame holds (a stray
+/// write that left it marked as being written made every read of a new channel spin until
+/// its timeout, and then advise a `recover` that found nothing to bring back).
+fn unpublished(buf: &mut Vec<u8>) -> Attempt {
+    buf.clear();
+    Attempt::Done(Meta {
+        generation: 0,
+        tag: Tag::EMPTY,
+        len: 0,
+        retries: 0,
+    })
 }
 
 /// How much of a slot value a read hints the CPU to fetch at once ([`Snapshot::prefetch_slot`]),

@@ -2622,6 +2622,32 @@ fn a_frame_a_crash_left_open_is_recovered() {
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 }
 
+/// A channel with no value yet reads as such at once, whatever its slot's frame holds: a stray
+/// write that left the frame of generation 0 marked as being written made every read spin for
+/// its timeout and end as contended, advising a `recover` that then found nothing to bring
+/// back; `info` called the value unknown.
+#[test]
+fn a_channel_with_no_value_yet_reads_as_such_whatever_its_frame_holds() {
+    let s = Scratch::new("file");
+    let ch = Options::new()
+        .capacity(1024)
+        .checksum(true)
+        .read_timeout(Duration::from_secs(5))
+        .create(&s.location)
+        .unwrap();
+    assert!(ch.read_raw().unwrap().0.is_unpublished());
+    // Slot 0's stamp (FORMAT.md §3: the slots begin at byte 768 for 1 KiB and 4 readers).
+    poke(&s.path(), 768, 1);
+    let t = std::time::Instant::now();
+    let (meta, bytes) = ch.read_raw().unwrap();
+    assert!(meta.is_unpublished() && bytes.is_empty(), "{meta:?}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(ch.info().damage, None);
+    assert!(ch.recover().unwrap().is_none());
+    ch.publish_raw(Tag::TEXT, b"first").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"first");
+}
+
 /// Without checksums, a frame left open is read all the same (by its descriptor and `latest`),
 /// and `info` says what is wrong with it, not that writers kept publishing (it said "no settled
 /// look in 1024 tries: writers kept publishing, or ..." for a channel nobody wrote to).
