@@ -569,8 +569,8 @@ impl io::Write for Bounded<'_> {
 
 /// Decodes a value read as bytes into `T`, by the rules [`ChannelExt::read`] reads by: for a
 /// loop that reads into a buffer it keeps ([`Channel::read_after_into`],
-/// [`Follower::read_after_into`], [`Channel::read_into`]) or takes the untyped
-/// [`ValueStream`](mmf_core::ValueStream), and decodes each value itself. `channel` is the one
+/// [`Follower::read_after_into`], [`Channel::read_into`]) or takes the untyped `ValueStream`
+/// (feature `async`), and decodes each value itself. `channel` is the one
 /// the bytes were read from (its name goes into an error), `meta` what the read returned.
 ///
 /// ```
@@ -722,9 +722,10 @@ fn at<E: std::error::Error + 'static>(e: &serde_path_to_error::Error<E>) -> Stri
 /// A decoder's error as a message tells it: its own text, but for rmp-serde's
 /// [`TypeMismatch`](rmp_serde::decode::Error::TypeMismatch), which it words in its own terms
 /// ("wrong msgpack marker FixStr(1)"), told as serde words its other mismatches ("invalid
-/// type: a string of 1 byte, expected a number or a boolean"): rmp-serde raises it where a
-/// field that takes a number or a boolean (or an `i128`, whose bytes it also reads) finds
-/// another kind of value.
+/// type: a string of 1 byte, expected a number (a boolean for a bool)"): rmp-serde raises it
+/// where a field that takes a number or a boolean (or an `i128`, whose bytes it also reads)
+/// finds another kind of value, and does not say which of them (a review read "expected a
+/// number or a boolean" of a `u64` field, which refuses a boolean).
 fn said(e: &(dyn std::error::Error + 'static)) -> String {
     use rmp::Marker as M;
     let Some(rmp_serde::decode::Error::TypeMismatch(marker)) = e.downcast_ref() else {
@@ -748,7 +749,7 @@ fn said(e: &(dyn std::error::Error + 'static)) -> String {
         M::Ext8 | M::Ext16 | M::Ext32 => "an extension value".to_owned(),
         M::Reserved => "the reserved marker 0xc1".to_owned(),
     };
-    format!("invalid type: {found}, expected a number or a boolean")
+    format!("invalid type: {found}, expected a number (a boolean for a bool)")
 }
 
 /// What [`read_string`](ChannelExt::read_string) reads a value as, for [`Error::Decode`].

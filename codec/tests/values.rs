@@ -828,7 +828,9 @@ fn a_number_field_holding_another_kind_says_what_it_found() {
         let typed = ch.read::<Limits>().unwrap_err().to_string();
         for text in [by_json, typed] {
             assert!(
-                text.contains(&format!("{found}, expected a number or a boolean; ")),
+                text.contains(&format!(
+                    "{found}, expected a number (a boolean for a bool); "
+                )),
                 "{published}: {text}"
             );
             assert!(!text.contains("marker"), "{text}");

@@ -34,8 +34,11 @@ use crate::sync::Ordering;
 /// leaves the parent's entry and waits alone, and gives back an entry the copy claimed in the
 /// child. But a child killed while it publishes or waits through the copy leaves the writer
 /// lock, or a waiter count, under the parent's identity, which the parent cannot tell from its
-/// own (its publishes then fail with [`Error::Contended`]). A forked process that goes on
-/// using a channel should open its own handle.
+/// own (its publishes then fail with [`Error::Contended`], and so do every other process's,
+/// until the parent exits). The other way round too: the kernel lock that shows the writer
+/// alive is the child's as well, so a parent killed while it publishes leaves the writer lock
+/// held until every process it forked (without `exec`) has exited. A forked process that goes
+/// on using a channel should open its own handle.
 ///
 /// ```
 /// use mmf::{Channel, Tag};

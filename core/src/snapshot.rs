@@ -2218,8 +2218,15 @@ impl io::Write for SlotWriter<'_> {
 fn lock_holder(owner: u64, token: u64, live: &os::Liveness, try_once: bool) -> String {
     let pid = os::token_pid(owner);
     if owner == token {
-        // Its own lock test cannot see its own kernel lock: it would say "dead".
-        return format!("writer lock held by another thread of this handle (pid {pid})");
+        // Its own lock test cannot see its own kernel lock: it would say "dead". A forked copy
+        // of the handle shares its identity (a review found a killed child's lock called
+        // another thread's).
+        return format!(
+            "writer lock held under this handle's own identity (pid {pid}): by another of its \
+             threads, or by a process forked from pid {pid} through a copy of the handle, which \
+             if killed while publishing leaves it held until pid {pid} exits; a forked process \
+             should open a handle of its own"
+        );
     }
     match live.judge(owner) {
         os::OwnerState::Unknown(why) => format!(
