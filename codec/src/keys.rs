@@ -6,14 +6,19 @@
 //! number as JSON writes one (`"80"`, `"-1"`, `"2.5"`, `"1e3"`; not `"+1"`, `"08"`, `" 8"`),
 //! a bool as `"true"` or `"false"`. Every other read is the inner deserializer's own.
 //!
-//! A typed read of MessagePack takes this path only after the plain read has failed at a map
-//! key (see `decode_read` in lib.rs): the wrapper costs a call through each visitor, and a read
-//! that succeeds never pays it.
+//! One more difference, at any depth: a `u128` is read by what the value is, not as rmp-serde
+//! reads it. rmp-serde reads an `i128` first and casts it, so that a negative integer (`-1`
+//! published as an `i64`, or JSON's `-1`) read into a `u128` was `u128::MAX`, with no error.
+//! A negative integer is now refused as serde refuses one for a `u64`; a 16-byte binary (what
+//! rmp-serde writes of an `i128` and of a `u128` alike) is still read as its bytes say, so an
+//! `i128` of `-1` read as a `u128` is `u128::MAX` still: the bytes cannot tell them apart.
 //!
-//! Not parsed from text: keys of `i128` or `u128`, which serde_json parses (rmp-serde reads
-//! those from an encoding of its own, a 16-byte binary, which a read through
-//! `deserialize_any` would no longer take); and, as serde_json does not either, keys read
-//! through `deserialize_any` (untagged enums, `#[serde(flatten)]`, `serde_json::Value`).
+//! A typed read of MessagePack reads through this wrapper (see `decode_read` in lib.rs).
+//!
+//! Not parsed from text: keys of `i128`, and of `u128` beyond 64 bits, which serde_json parses
+//! (rmp-serde reads an `i128` from an encoding of its own, a 16-byte binary, which a read
+//! through `deserialize_any` would no longer take); and, as serde_json does not either, keys
+//! read through `deserialize_any` (untagged enums, `#[serde(flatten)]`, `serde_json::Value`).
 
 use std::fmt;
 
@@ -81,6 +86,10 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for TextKeys<D> {
         self.0.is_human_readable()
     }
 
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(Unsigned128(visitor))
+    }
+
     forward_wrapped! {
         deserialize_any();
         deserialize_bool();
@@ -93,7 +102,6 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for TextKeys<D> {
         deserialize_u16();
         deserialize_u32();
         deserialize_u64();
-        deserialize_u128();
         deserialize_f32();
         deserialize_f64();
         deserialize_char();
@@ -323,10 +331,18 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Key<D> {
         self.0.deserialize_option(OptionKey(visitor))
     }
 
+    /// A `u128` key: as a `u128` value is read, and from text too, where it spells an integer
+    /// of up to 64 bits.
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(KeyVisitor {
+            visitor: Unsigned128(visitor),
+            kind: Kind::Number,
+        })
+    }
+
     forward_plain! {
         deserialize_any();
         deserialize_i128();
-        deserialize_u128();
         deserialize_char();
         deserialize_str();
         deserialize_string();
@@ -411,6 +427,92 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for KeyVisitor<V> {
 
     // A key's composite values (a map or an array as a key) keep the visitor's defaults, which
     // refuse them as `expecting` says: a number or a bool is none of them.
+}
+
+/// A `u128`'s visitor, reading what `deserialize_any` found: an integer of up to 64 bits if it
+/// is not negative, or the 16 bytes of binary rmp-serde writes (big-endian); anything else goes
+/// to `V`, which refuses it as it says.
+struct Unsigned128<V>(V);
+
+/// An integer of one of serde's signed types, given to a `u128`'s visitor: refused where it is
+/// negative, as serde refuses one for a `u64`.
+macro_rules! signed_to_u128 {
+    ($($method:ident($ty:ty);)*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
+            match u128::try_from(v) {
+                Ok(v) => self.0.visit_u128(v),
+                Err(_) => Err(E::invalid_value(Unexpected::Signed(v.into()), &self.0)),
+            }
+        }
+    )*};
+}
+
+/// An integer of one of serde's unsigned types, given to a `u128`'s visitor.
+macro_rules! unsigned_to_u128 {
+    ($($method:ident($ty:ty);)*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
+            self.0.visit_u128(v.into())
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Unsigned128<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.expecting(f)
+    }
+
+    signed_to_u128! {
+        visit_i8(i8);
+        visit_i16(i16);
+        visit_i32(i32);
+        visit_i64(i64);
+    }
+
+    unsigned_to_u128! {
+        visit_u8(u8);
+        visit_u16(u16);
+        visit_u32(u32);
+        visit_u64(u64);
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        match <[u8; 16]>::try_from(v) {
+            Ok(bytes) => self.0.visit_u128(u128::from_be_bytes(bytes)),
+            Err(_) => self.0.visit_bytes(v),
+        }
+    }
+
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        self.visit_bytes(v)
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+        self.visit_bytes(&v)
+    }
+
+    forward_visits! {
+        visit_bool(bool);
+        visit_i128(i128);
+        visit_u128(u128);
+        visit_f32(f32);
+        visit_f64(f64);
+        visit_char(char);
+        visit_str(&str);
+        visit_borrowed_str(&'de str);
+        visit_string(String);
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_unit()
+    }
+
+    // Composite values keep the visitor's defaults, which refuse them as `expecting` says.
 }
 
 /// A key `text` asked for as `kind`, given to `visitor` as the value it spells; text that

@@ -105,7 +105,10 @@ pub trait ChannelExt: sealed::Sealed {
     /// internally tagged (`#[serde(tag = "...")]`) or untagged enum: serde reads those through a
     /// buffer of its own, which has no 128-bit integers, and the read fails with "i128 is not
     /// supported" (serde_json fails the same way), though the publish succeeded. There, give
-    /// the field a 64-bit type, or write it as a string (`#[serde(with = ...)]`).
+    /// the field a 64-bit type, or write it as a string (`#[serde(with = ...)]`). The 16 bytes
+    /// do not say which of the two they are: an `i128` of `-1` read into a `u128` is
+    /// `u128::MAX`, and the other way round. A negative integer of up to 64 bits (an older
+    /// version's `i64` field, JSON's `-1`) read into a `u128` is refused.
     ///
     /// ```
     /// use mmf::{Channel, ChannelExt};
@@ -629,26 +632,20 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
     let value = match meta.tag {
         Tag::MSGPACK => {
             msgpack::check(buf).map_err(|e| invalid(&e))?;
+            // Through `TextKeys`: text map keys read as numbers and bools where those are
+            // asked for, as serde_json reads a map published as JSON, and a `u128` read by
+            // what the value is (rmp-serde's own read made a negative integer a huge one).
             let mut de = rmp_serde::Deserializer::new(buf);
-            let (value, rest) = match T::deserialize(&mut de) {
+            let (value, rest) = match T::deserialize(keys::TextKeys(&mut de)) {
                 Ok(value) => (value, de.get_ref().len()),
                 Err(e) => {
                     // Again, to find where: tracking the path costs every read (a string for
                     // each map key), so only a read that failed pays for it.
                     let mut de = rmp_serde::Deserializer::new(buf);
-                    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                        // At a map key: again with text keys read as numbers and bools where
-                        // those are asked for, as serde_json reads a map published as JSON.
+                    let keys = keys::TextKeys(&mut de);
+                    match serde_path_to_error::deserialize::<_, T>(keys) {
                         Err(e) if at_map_key(&e) => {
-                            let mut de = rmp_serde::Deserializer::new(buf);
-                            let keys = keys::TextKeys(&mut de);
-                            match serde_path_to_error::deserialize::<_, T>(keys) {
-                                Ok(value) => (value, de.get_ref().len()),
-                                Err(e) if at_map_key(&e) => {
-                                    return Err(mismatch(&format!("{}; {TEXT_KEYS}", at(&e))))
-                                }
-                                Err(e) => return Err(mismatch(&at(&e))),
-                            }
+                            return Err(mismatch(&format!("{}; {TEXT_KEYS}", at(&e))))
                         }
                         Err(e) => return Err(mismatch(&at(&e))),
                         Ok(_) => return Err(mismatch(&said(&e))),

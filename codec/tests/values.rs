@@ -1085,6 +1085,101 @@ fn a_typed_read_names_the_field_that_did_not_decode() {
     assert!(msg.contains("at name: invalid type: integer `5`"), "{msg}");
 }
 
+/// A negative integer read into a `u128` is refused, as serde refuses one for a `u64`, at any
+/// depth and as a map key: rmp-serde's own read cast an `i128` to it, so that `-1` (an `i64`
+/// field of an older version, or JSON's `-1`) read as `u128::MAX`, with no error (a review's
+/// finding). Integers of 64 bits and 16-byte binaries still read as they are.
+#[test]
+fn a_negative_integer_is_no_u128() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Balance {
+        balance: u128,
+        history: Vec<u128>,
+        by_key: BTreeMap<u128, u8>,
+        maybe: Option<u128>,
+    }
+    let ch = Channel::anonymous(512).unwrap();
+    let refused = |value: &Json, at: &str| {
+        ch.publish(value).unwrap();
+        let err = ch.read::<Balance>().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "at {at}: invalid value: integer `-1`, expected u128"
+            )),
+            "{value}: {err}"
+        );
+        ch.publish_json(&value.to_string()).unwrap();
+        let by_json = ch.read::<Balance>().unwrap_err().to_string();
+        assert!(by_json.contains("invalid value: integer `-1`"), "{by_json}");
+    };
+    let fine = json!({"balance": 1, "history": [2], "by_key": {"3": 4}, "maybe": 5});
+    refused(
+        &json!({"balance": -1, "history": [], "by_key": {}, "maybe": null}),
+        "balance",
+    );
+    refused(
+        &json!({"balance": 0, "history": [1, -1], "by_key": {}, "maybe": null}),
+        "history[1]",
+    );
+    refused(
+        &json!({"balance": 0, "history": [], "by_key": {}, "maybe": -1}),
+        "maybe",
+    );
+    // A key, as text (JSON's) and as an integer.
+    let mut by_key = fine.clone();
+    by_key["by_key"] = json!({"-1": 4});
+    ch.publish_json(&by_key.to_string()).unwrap();
+    let err = ch.read::<Balance>().unwrap_err().to_string();
+    assert!(err.contains("invalid value: integer `-1`"), "{err}");
+    ch.publish(&BTreeMap::from([(-1i64, 4u8)])).unwrap();
+    let err = ch.read::<BTreeMap<u128, u8>>().unwrap_err().to_string();
+    assert!(err.contains("invalid value: integer `-1`"), "{err}");
+    // An i64 field of an older version, published as such.
+    ch.publish(&(-1i64)).unwrap();
+    let err = ch.read::<u128>().unwrap_err().to_string();
+    assert!(
+        err.contains("invalid value: integer `-1`, expected u128"),
+        "{err}"
+    );
+    // What reads: 64-bit integers, from JSON too, and rmp-serde's 16 bytes.
+    ch.publish_json(&fine.to_string()).unwrap();
+    let want = Balance {
+        balance: 1,
+        history: vec![2],
+        by_key: BTreeMap::from([(3, 4)]),
+        maybe: Some(5),
+    };
+    assert_eq!(ch.read::<Balance>().unwrap(), want);
+    let big = Balance {
+        balance: u128::MAX,
+        history: vec![u128::from(u64::MAX) + 1],
+        by_key: BTreeMap::from([(u128::MAX - 1, 1)]),
+        maybe: Some(u128::MAX),
+    };
+    ch.publish(&big).unwrap();
+    assert_eq!(ch.read::<Balance>().unwrap(), big);
+    ch.publish(&u64::MAX).unwrap();
+    assert_eq!(ch.read::<u128>().unwrap(), u128::from(u64::MAX));
+    // A string or bytes of another length are refused as before.
+    ch.publish(&"7").unwrap();
+    let err = ch.read::<u128>().unwrap_err().to_string();
+    assert!(err.contains("invalid type"), "{err}");
+    ch.publish(&serde_bytes_of(&[1, 2, 3])).unwrap();
+    assert!(ch.read::<u128>().is_err());
+}
+
+/// Bytes serialized as MessagePack binary (`serialize_bytes`), as rmp-serde writes a 128-bit
+/// integer's 16.
+fn serde_bytes_of(bytes: &[u8]) -> impl Serialize + '_ {
+    struct Bytes<'a>(&'a [u8]);
+    impl Serialize for Bytes<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    Bytes(bytes)
+}
+
 /// What `ChannelExt::publish`'s docs say of 128-bit integers: a field of that type reads back,
 /// but not through serde's buffered paths (`flatten`, internally tagged enums), where the read
 /// fails saying so. Should serde lift that limit, this test says the docs can drop it.
