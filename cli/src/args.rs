@@ -436,6 +436,13 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// Says `mmf: TEXT` on stderr, ignoring a failed write: `eprintln!` panics there, and a usage
+/// error with stderr on a full device or a closed pipe exited 101, not 2 (a review's finding).
+fn usage_said(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "mmf: {text}");
+}
+
 impl Cli {
     /// The command line of this process: [`Cli::plain`] where it applies, clap otherwise.
     pub fn from_env() -> Cli {
@@ -446,14 +453,14 @@ impl Cli {
             if let Some(said) = value_missing_before_double_dash(&args).or_else(|| {
                 dashed_word_in_bundle(&args).map(|said| seed_style_flag(&args).unwrap_or(said))
             }) {
-                eprintln!("mmf: {said}");
+                usage_said(format_args!("{said}"));
                 std::process::exit(2);
             }
             Cli::try_parse_from(&args).unwrap_or_else(|e| {
                 // clap reads `-Size` as the short flags S, i, z, e and names the first.
                 if e.kind() == clap::error::ErrorKind::UnknownArgument {
                     if let Some(said) = seed_style_flag(&args) {
-                        eprintln!("mmf: {said}");
+                        usage_said(format_args!("{said}"));
                         std::process::exit(2);
                     }
                 }
@@ -465,7 +472,7 @@ impl Cli {
                     use std::io::Write;
                     match e.print().and_then(|()| std::io::stdout().flush()) {
                         Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe => {
-                            eprintln!("mmf: writing standard output: {w}");
+                            usage_said(format_args!("writing standard output: {w}"));
                             std::process::exit(1);
                         }
                         _ => std::process::exit(0),
@@ -478,7 +485,7 @@ impl Cli {
                 // Every other error is one line on stderr, `mmf: ...`, as the command's own
                 // errors are (README), where clap wrote several: its message, a usage block and
                 // "For more information, try '--help'".
-                eprintln!("mmf: {}", one_line(&e, &args));
+                usage_said(format_args!("{}", one_line(&e, &args)));
                 std::process::exit(e.exit_code())
             })
         })

@@ -1353,6 +1353,24 @@ fn new_exists_force_and_exist_ok() {
 #[test]
 fn usage_errors_exit_2() {
     let e = Env::new("usage");
+    // With stderr unwritable too (a full device): exit 2, not a panic's 101 (a review's). And
+    // help that cannot be written is exit 1, as any other output.
+    let full = || {
+        std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for (args, code) in [
+        (&["read", "T", "--wait", "--timeout", "bogus"][..], 2),
+        (&["out", "T", "-Very"], 2),
+        (&["new", "x", "-Size", "1"], 2),
+        (&["read", "T", "--timeout", "1s"], 2),
+        (&["--help"], 1),
+    ] {
+        let status = e.cmd(args).stdout(full()).stderr(full()).status().unwrap();
+        assert_eq!(status.code(), Some(code), "{args:?}");
+    }
     fails(
         &e.run(&["new", "..", "--size", "1KiB"]),
         2,
@@ -4604,23 +4622,29 @@ fn out_at_a_terminal_says_it_is_reading_and_a_missing_shm_dir_is_named() {
     // util-linux's `script` gives `mmf out` a terminal as standard input; it ends at once
     // (script's own input is empty), having said what it waits for.
     // Bounded: a `script` that waited on its input would hang the test run.
-    let script = Command::new("script")
-        .args(["-qec", &format!("{BIN} out T"), "/dev/null"])
-        .env("MMF_SHM_DIR", &e.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(|child| finish(child, 20));
-    match script {
-        Ok(out) => {
+    // With --quiet, not said (a note; a review found it said all the same).
+    let script = |command: &str| {
+        Command::new("script")
+            .args(["-qec", command, "/dev/null"])
+            .env("MMF_SHM_DIR", &e.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map(|child| finish(child, 20))
+    };
+    let said = "reading the value for 'T' from the terminal; end it with Ctrl-D";
+    match (
+        script(&format!("{BIN} out T")),
+        script(&format!("{BIN} -q out T")),
+    ) {
+        (Ok(out), Ok(quiet)) => {
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                text.contains("reading the value for 'T' from the terminal; end it with Ctrl-D"),
-                "{text}"
-            );
+            assert!(text.contains(said), "{text}");
+            let text = String::from_utf8_lossy(&quiet.stdout);
+            assert!(!text.contains(said) && quiet.status.success(), "{text}");
         }
-        Err(_) => eprintln!("SKIPPED the terminal case: no `script` command"),
+        _ => eprintln!("SKIPPED the terminal case: no `script` command"),
     }
     let out = e
         .cmd(&["new", "x", "--size", "64"])

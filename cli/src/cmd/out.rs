@@ -166,14 +166,12 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
         other => other?,
     };
     if stdin.is_terminal() {
-        // Otherwise `mmf out NAME` at a prompt looks like a hang.
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!(
-                "mmf: reading the value for '{location}' from the terminal; end it with Ctrl-D (or give \
-             it as an argument: mmf out NAME VALUE)\n"
-            ),
-        );
+        // Otherwise `mmf out NAME` at a prompt looks like a hang (a note: --quiet keeps it
+        // unsaid).
+        crate::exit::note(format_args!(
+            "reading the value for '{location}' from the terminal; end it with Ctrl-D (or give \
+             it as an argument: mmf out NAME VALUE)"
+        ));
     }
     let limit_of = |ch: &Channel| {
         let cap = ch.capacity() as u64;
