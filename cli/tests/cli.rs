@@ -3968,6 +3968,60 @@ sys.exit(p.wait())
     assert_eq!(e.ok(&["read", "nb"]), "late value, and more\n");
 }
 
+/// Standard output left non-blocking by the program that shares it is waited on too: `mmf
+/// read` of a 1 MiB value into a slowly read pipe ended with exit 1 ("Resource temporarily
+/// unavailable") after 64 KiB, and `watch` at its reader's first lag (a review's finding).
+#[test]
+fn read_and_watch_wait_on_a_non_blocking_standard_output() {
+    let e = Env::new("nonblock-out");
+    e.ok(&["new", "big", "--size", "2MiB"]);
+    let value = "v".repeat(1 << 20);
+    e.run_in(&["out", "big", "-"], value.as_bytes());
+    // Reads what the command writes, slowly at first, and prints how many bytes came.
+    let script = r#"
+import os, subprocess, sys, time
+r, w = os.pipe()
+os.set_blocking(w, False)
+p = subprocess.Popen(sys.argv[1:], stdout=w, stderr=subprocess.PIPE)
+os.close(w)
+time.sleep(0.3)
+n = 0
+while True:
+    chunk = os.read(r, 1 << 16)
+    if not chunk:
+        break
+    n += len(chunk)
+print(n)
+sys.stderr.write(p.stderr.read().decode())
+sys.exit(p.wait())
+"#;
+    let run = |args: &[&str]| {
+        Command::new("python3")
+            .args(["-c", script, BIN])
+            .args(args)
+            .env("MMF_SHM_DIR", &e.dir)
+            .output()
+    };
+    let Ok(out) = run(&["read", "big"]) else {
+        eprintln!("SKIPPED: needs python3");
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", (1 << 20) + 1)
+    );
+    let out = run(&["watch", "big", "--count", "1"]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", (1 << 20) + 1)
+    );
+    e.ok(&["out", "big", "--json", r#"{"a": [1, 2, 3]}"#]);
+    let out = run(&["read", "big", "--pretty"]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// Unmounts a directory when dropped, also when a test fails with the mount in place (the
 /// test directory could not be removed after it, and the mount stayed for good).
 struct Mounted(PathBuf);

@@ -35,10 +35,58 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Standard output that waits for room where the program that shares it left it non-blocking
+/// (`O_NONBLOCK` is the open file's, set for all its users: a Node.js parent sets it on the
+/// pipes it makes): a write then fails with `EAGAIN` once the pipe is full, and `mmf read` of
+/// a large value ended with exit 1 after 64 KiB, as `watch` did at its reader's first lag (a
+/// review's finding). `out` waits so for its standard input.
+struct Stdout(std::io::StdoutLock<'static>);
+
+impl Stdout {
+    fn lock() -> Stdout {
+        Stdout(std::io::stdout().lock())
+    }
+
+    /// Waits until standard output can be written (or fails); `false` where poll(2) says it
+    /// cannot wait on it, so that a write which keeps saying `EAGAIN` is not tried for ever.
+    fn wait() -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let stdout = std::io::stdout();
+        let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
+        match poll(&mut fds, None) {
+            Err(rustix::io::Errno::INTR) => true,
+            Err(_) => false,
+            Ok(_) => !fds[0].revents().contains(PollFlags::NVAL),
+        }
+    }
+}
+
+impl Write for Stdout {
+    // A write that fails has written nothing (`Write::write`'s contract, kept by the buffered
+    // writer inside the lock), so it is tried again as it was.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Self::wait() => {}
+                done => return done,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        loop {
+            match self.0.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Self::wait() => {}
+                done => return done,
+            }
+        }
+    }
+}
+
 /// Writes `bytes` to standard output and flushes (a closed pipe surfaces as `BrokenPipe`).
 fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
     crate::interrupt::writing(|| {
-        let mut out = std::io::stdout().lock();
+        let mut out = Stdout::lock();
         out.write_all(bytes)?;
         out.flush()
     })

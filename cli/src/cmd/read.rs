@@ -87,7 +87,7 @@ fn print_pretty(location: &Location, meta: Meta, bytes: &[u8]) -> anyhow::Result
             .map_err(|e| cannot_show(location, meta, e.into()))?;
     }
     crate::interrupt::writing(|| {
-        let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, super::Stdout::lock());
         match text {
             Some(text) => mmf::json::write_json_pretty(text, &mut out).map_err(|e| match e {
                 // Writing failed (a closed pipe, a full disk): not the value's fault.
