@@ -4081,12 +4081,17 @@ fn another_user_cannot_open_a_private_channel_but_can_read_a_shared_one() {
     assert_eq!(e.ok(&["read", "shared"]), "for everyone to read\n");
     // Nor can it create channels in another user's name or remove them; `new` says whose the
     // name is, not to --force or --exist-ok it, which would fail.
-    fails(
-        &as_nobody(&e, &["new", "shared", "--size", "64"]).unwrap(),
-        6,
-        "the name is taken by a channel this user may read but not write (another user's? an \
-         immutable file?)",
-    );
+    // The same with --exist-ok, which opens it read-write (it said "permission denied", exit
+    // 1, where the README says 6).
+    for extra in [&[][..], &["--exist-ok"]] {
+        let args = [&["new", "shared", "--size", "64"][..], extra].concat();
+        fails(
+            &as_nobody(&e, &args).unwrap(),
+            6,
+            "the name is taken by a channel this user may read but not write (another user's? \
+             an immutable file?)",
+        );
+    }
     fails(&as_nobody(&e, &["remove", "shared"]).unwrap(), 1, "");
     assert!(e.dir.join("mmf.shared").exists());
     // Nor prune them, however stale: they are left to their owner without an error (prune
@@ -4353,6 +4358,13 @@ fn a_full_shm_dir_is_a_clear_error() {
          SIZE` needs less): no space for channel 'small'",
     );
     assert_eq!(e.ok(&["read", "small"]), "kept\n");
+    // With nothing under the name, no old channel was kept (it said one was).
+    let out = e.run(&["new", "fresh", "--size", "40KiB", "--force"]);
+    fails(
+        &out,
+        1,
+        "cannot create channel 'fresh': no space for channel 'fresh'",
+    );
     assert!(Command::new("mount")
         .args(["-o", "remount,ro"])
         .arg(&e.dir)

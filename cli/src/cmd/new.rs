@@ -18,10 +18,11 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     if let Some(mode) = a.mode {
         o.mode(mode);
     }
+    // What was under the name before, if anything.
+    let before = location
+        .path()
+        .and_then(|p| std::fs::symlink_metadata(p).ok());
     let existing = if a.force {
-        let before = location
-            .path()
-            .and_then(|p| std::fs::symlink_metadata(p).ok());
         // Another process holds it (a handle, a wait): that one keeps the old channel.
         let held = mmf::channel::host::in_use(&location).unwrap_or(false);
         o.create_or_replace(&location).map(|ch| {
@@ -34,8 +35,20 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
             None
         })
     } else if a.exist_ok {
-        o.open_or_create_with_origin(&location)
-            .map(|(ch, origin)| (origin == mmf::Origin::Existing).then_some(ch))
+        match o.open_or_create_with_origin(&location) {
+            // A channel there that this user may not open read-write (another user's, mode
+            // 0644; a read-only file system): the name is taken (exit 6), as plain `new` says
+            // it, not exit 1 with "permission denied" (a review's finding).
+            Err(ref e)
+                if before.is_some()
+                    && (matches!(e, mmf::channel::Error::PermissionDenied { .. })
+                        || e.os_error().map(std::io::Error::kind)
+                            == Some(std::io::ErrorKind::ReadOnlyFilesystem)) =>
+            {
+                return Err(name_taken(&location))
+            }
+            r => r.map(|(ch, origin)| (origin == mmf::Origin::Existing).then_some(ch)),
+        }
     } else {
         match o.create(&location) {
             Err(
@@ -52,7 +65,8 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
             e,
             mmf::channel::Error::NoSpace { .. } | mmf::channel::Error::MemoryLimit { .. }
         );
-        let what = if a.force && no_room {
+        // (With nothing under the name before, there was no old channel to keep.)
+        let what = if a.force && no_room && before.is_some() {
             // The replacement is made whole before the old channel goes: both take room.
             format!(
                 "cannot replace channel '{location}': the old channel and its value are kept, \
