@@ -293,7 +293,8 @@ pub struct ReadArgs {
     pub pretty: bool,
     /// Print text exactly as stored. Without it, text that does not end with a newline gets
     /// one, so that it ends its line (text that does is printed as it is, never with a
-    /// second); with it, `mmf read --raw` gives back byte for byte what `mmf out` stored.
+    /// second); with it, `mmf read --raw` gives back byte for byte what `mmf out` stored. A
+    /// MessagePack value printed as JSON is no stored text: it ends its line either way.
     #[arg(long)]
     pub raw: bool,
     /// Wait for a value newer than the current one. A channel that does not exist yet is waited

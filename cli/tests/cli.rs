@@ -164,6 +164,13 @@ fn the_bar_new_out_read() {
     assert_eq!(e.ok(&["read", "T"]), "Hello World!\n");
     assert_eq!(e.ok(&["read", "T", "--raw"]), "Hello World!");
     assert!(e.dir.join("mmf.T").exists());
+    // --raw keeps text as stored; a MessagePack value printed as JSON is no stored text, and
+    // ends its line (it did not with --raw).
+    e.ok(&["out", "T", "--json", r#"{"a":1}"#]);
+    for raw in [&["--raw"][..], &["--raw", "--json"], &[]] {
+        let args = [&["read", "T"][..], raw].concat();
+        assert_eq!(e.ok(&args), "{\"a\":1}\n", "{raw:?}");
+    }
 }
 
 #[test]

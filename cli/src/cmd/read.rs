@@ -245,7 +245,9 @@ pub(super) fn render(
     raw: bool,
 ) -> anyhow::Result<Vec<u8>> {
     let as_text = |bytes: Vec<u8>| line(bytes, raw);
-    let as_json = |bytes: Vec<u8>| line(mmf::json::msgpack_to_json(&bytes)?.into_bytes(), raw);
+    // A rendering, not text as stored: --raw does not apply, and it ends its line (a review
+    // found `--raw` printing JSON lines without their newline).
+    let as_json = |bytes: Vec<u8>| line(mmf::json::msgpack_to_json(&bytes)?.into_bytes(), false);
     let mismatch = |wanted: &str| -> anyhow::Error {
         // JSON given to `mmf out` without --json is stored as text.
         let published_as_text = meta.tag == Tag::TEXT
