@@ -1610,7 +1610,8 @@ fn a_lock_held_by_another_thread_of_the_handle_is_named_as_such() {
         release.wait(); // before any assertion, so that a failure cannot hang the test
         let err = err.unwrap_err();
         assert!(
-            err.to_string().contains("another thread of this handle"),
+            err.to_string()
+                .contains("held under this handle's own identity (pid"),
             "{err}"
         );
         let lock = lock.unwrap();
