@@ -1648,9 +1648,7 @@ impl Snapshot {
     /// Two frames of one generation (a writer killed after filling a slot and before storing
     /// `latest` leaves one, and the next writer publishes that generation again): the one its
     /// descriptor describes, if it still does (and its length or tag tells them apart), is the
-    /// one that was published; an inline copy of that generation is that one too, unless a
-    /// frame of that generation is longer than an inline buffer holds (every publish stamps a
-    /// buffer, so a descriptor damaged to a small length makes its older bytes look whole).
+    /// one that was published; an inline copy of that generation is that one too.
     ///
     /// `OutOfMemory` when a candidate too large for this process to allocate (its frame whole,
     /// read under its stamp) is newer than every whole one found: bringing back an older value
@@ -1666,11 +1664,6 @@ impl Snapshot {
         let inline = [0, 1].map(|b| self.whole_inline(b, earlier.clone(), &mut buf));
         let mut best = inline.into_iter().flatten().max_by_key(|v| v.0);
         let mut described = best.is_some();
-        // Whether the best so far is an inline buffer's: vouched for by its stamp and its
-        // descriptor alone. The stamp is written by every publish, of values in slots too, so
-        // a descriptor damaged to a small length makes earlier bytes look whole.
-        let mut from_inline = best.is_some();
-        let max = l.inline_max(self.checksum) as u64;
         // The newest candidate that could not be copied for want of memory.
         let mut too_large: Option<(u64, u64, std::collections::TryReserveError)> = None;
         for slot in (0..l.slots).filter(|&s| s != current) {
@@ -1683,14 +1676,9 @@ impl Snapshot {
             let matches = self
                 .descriptor(fgen)
                 .is_some_and(|(dlen, dtag)| dlen as u64 == len && u64::from(dtag.0) == tag);
-            // Of equal generations, the slot's copy where the inline one is that of a damaged
-            // descriptor: the frame says the value was too large for a buffer (a review's
-            // `recover` published 50 stale bytes over a whole 200-byte slot value of the same
-            // generation). Channels with checksums keep no values inline.
-            let vouched = from_inline && len > max;
-            let newer = best.as_ref().is_none_or(|b| {
-                fgen > b.0 || (fgen == b.0 && ((matches && !described) || vouched))
-            });
+            let newer = best
+                .as_ref()
+                .is_none_or(|b| fgen > b.0 || (fgen == b.0 && matches && !described));
             if fgen == 0 || fgen >= gen || !newer || len > l.capacity as u64 || tag > 0xffff {
                 continue;
             }
@@ -1709,7 +1697,6 @@ impl Snapshot {
             }
             best = Some((fgen, Tag(tag as u16), std::mem::take(&mut buf)));
             described = matches;
-            from_inline = false;
         }
         match too_large {
             Some((g, len, source)) if best.as_ref().is_none_or(|b| g > b.0) => {
