@@ -353,9 +353,17 @@ impl Snapshot {
             crate::sync::fence(Ordering::Acquire);
             self.region.word(H_LATEST).load(Ordering::Relaxed) == latest
         };
-        // Nothing published yet, as a read says, whatever the slot's frame holds.
+        // Nothing published yet, as a read says, whatever the slot's frame holds; or damage
+        // where the writers' count says values were published (`unpublished`).
         if gen == 0 {
-            return Look::Value(0, Tag::EMPTY, 0);
+            return match self.zeroed_latest() {
+                None => Look::Value(0, Tag::EMPTY, 0),
+                Some(what) => Look::Damaged {
+                    latest,
+                    what,
+                    frame: true,
+                },
+            };
         }
         if slot == NO_SLOT {
             // In the header only: the same bounds as a read's (`read_header_only`); a
@@ -1337,7 +1345,7 @@ impl Snapshot {
                     let l = latest_word.load(Ordering::SeqCst);
                     let (gen, slot) = split_latest(l);
                     if gen == 0 {
-                        unpublished(buf)
+                        self.unpublished(buf)
                     } else if slot == NO_SLOT {
                         // No slot to pin: ask writers to keep values in slots (every pin scan
                         // that follows this SeqCst store in the total order sees it, so at most
@@ -1367,7 +1375,7 @@ impl Snapshot {
                     let l = crate::sync::load_acquire(latest_word);
                     let (gen, slot) = split_latest(l);
                     if gen == 0 {
-                        unpublished(buf)
+                        self.unpublished(buf)
                     } else if slot == NO_SLOT {
                         self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
@@ -1656,6 +1664,13 @@ impl Snapshot {
     pub(crate) fn newest_whole_before(&self, latest: u64) -> Result<Option<(u64, Tag, Vec<u8>)>> {
         let l = &self.layout;
         let (gen, current) = split_latest(latest);
+        // A `latest` of generation 0 under a writers' count past it was overwritten (no
+        // publish stores 0): every whole value up to the count is a candidate, in any slot.
+        let (gen, current) = if gen == 0 {
+            (self.written_generation().saturating_add(1), usize::MAX)
+        } else {
+            (gen, current)
+        };
         let mut buf = Vec::new();
         // The best so far, and whether its descriptor still describes it: the newer of the
         // inline buffers' values, if any is whole (a channel of small values keeps them in the
@@ -1832,6 +1847,36 @@ impl Snapshot {
         })
     }
 
+    /// A read of generation 0: nothing published yet, whatever the slot's frame holds (a stray
+    /// write that left it marked as being written made every read of a new channel spin until
+    /// its timeout, and then advise a `recover` that found nothing to bring back). Unless the
+    /// writers' count says otherwise: no publish stores generation 0, so `latest` was
+    /// overwritten (zeroed, the likeliest stray write), and the value is damaged, not absent.
+    fn unpublished(&self, buf: &mut Vec<u8>) -> Attempt {
+        if let Some(what) = self.zeroed_latest() {
+            return Attempt::Damaged(what);
+        }
+        buf.clear();
+        Attempt::Done(Meta {
+            generation: 0,
+            tag: Tag::EMPTY,
+            len: 0,
+            retries: 0,
+        })
+    }
+
+    /// Why a `latest` of generation 0 is damage, if it is: the writers' own count (`written`)
+    /// is past 0, so values were published and the word was overwritten since.
+    fn zeroed_latest(&self) -> Option<String> {
+        let written = self.written_generation();
+        (written != 0).then(|| {
+            format!(
+                "latest names generation 0, but the writers' count is at {written}: it was \
+                 overwritten; {VALUE_DAMAGED}"
+            )
+        })
+    }
+
     /// The end of a validated slot copy: the checksum, if the frame has one.
     fn checked(&self, slot: usize, gen: u64, crc: u64, tag: Tag, buf: &[u8]) -> Attempt {
         if crc & CRC_PRESENT != 0 && crc32fast::hash(buf) != crc as u32 {
@@ -1846,19 +1891,6 @@ impl Snapshot {
             retries: 0,
         })
     }
-}
-
-/// A read of generation 0: nothing published yet, whatever the slot's frame holds (a stray
-/// write that left it marked as being written made every read of a new channel spin until
-/// its timeout, and then advise a `recover` that found nothing to bring back).
-fn unpublished(buf: &mut Vec<u8>) -> Attempt {
-    buf.clear();
-    Attempt::Done(Meta {
-        generation: 0,
-        tag: Tag::EMPTY,
-        len: 0,
-        retries: 0,
-    })
 }
 
 /// How much of a slot value a read hints the CPU to fetch at once ([`Snapshot::prefetch_slot`]),

@@ -2647,6 +2647,17 @@ fn a_channel_with_no_value_yet_reads_as_such_whatever_its_frame_holds() {
     assert!(ch.recover().unwrap().is_none());
     ch.publish_raw(Tag::TEXT, b"first").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"first");
+    // But a `latest` zeroed once values were published (the writers' count, `written` at byte
+    // 464, is past 0) is damage, not "no value yet" (a review of the first version found it
+    // hidden so): reported, and `recover` brings the value back.
+    poke(&s.path(), 128, 0);
+    assert!(matches!(ch.read_raw(), Err(Error::Corrupt { .. })));
+    let damage = ch.info().damage.expect("damage");
+    assert!(damage.contains("writers' count is at 1"), "{damage}");
+    assert!(ch.verify().is_err());
+    let back = ch.recover().unwrap().expect("recovered");
+    assert_eq!((back.from, back.meta.generation), (1, 2));
+    assert_eq!(ch.read_raw().unwrap().1, b"first");
 }
 
 /// Without checksums, a frame left open is read all the same (by its descriptor and `latest`),
