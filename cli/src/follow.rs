@@ -45,16 +45,6 @@ pub enum Waited {
     Replaced,
 }
 
-/// Whether generation `g`, the channel's now, is worth a read to a loop whose count is `since`
-/// and that refused (found damaged) the value of generation `refused`: the rule
-/// `Follower::wait_past` waits by, for the loops of `read --wait` and `watch`, which read the
-/// value themselves. (A value read whole is new when it is past `since`, the refused
-/// generation too: `Follower::wait_past` wakes for that once the writer's count reaches a
-/// generation that a stray write of `latest` took first.)
-pub fn is_new(g: u64, since: u64, refused: Option<u64>) -> bool {
-    g > since && Some(g) != refused
-}
-
 impl Followed {
     /// Opens the channel at `location`. If there is none yet, or one still being made, says so
     /// once on stderr and waits for it until `deadline` (`None`: for ever), ending with exit
@@ -265,6 +255,13 @@ impl Followed {
         self.follower.channel()
     }
 
+    /// Tells the follower that the read of generation `g` failed ([`Follower::refuse`]), right
+    /// after it, before anything is said of it: `true` where the value should be read once
+    /// more first (the writer may have published that generation since).
+    pub fn refuse(&mut self, g: u64) -> bool {
+        self.follower.refuse(g)
+    }
+
     /// Whether the last wait found the name leading nowhere ([`Follower::is_gone`]).
     pub fn is_gone(&self) -> bool {
         self.follower.is_gone()
@@ -289,7 +286,6 @@ impl Followed {
         deadline: Option<Instant>,
         timed_out: impl FnOnce(&Channel) -> String,
     ) -> anyhow::Result<Waited> {
-        let is_new = |g: u64| is_new(g, since, refused);
         interrupt::install();
         loop {
             if interrupt::requested() {
@@ -298,7 +294,7 @@ impl Followed {
             // Its exit looked at before the generation: a value it published and then exited
             // is still seen.
             if let Some((pid, _)) = self.pid.as_ref().filter(|(_, exit)| exit.is_stopped()) {
-                if is_new(self.channel().generation()) {
+                if self.follower.newer_than(since, refused).is_some() {
                     return Ok(Waited::Changed);
                 }
                 return Err(Coded(
@@ -314,7 +310,7 @@ impl Followed {
             let Some(left) = left(deadline) else {
                 // A deadline that passed (`--timeout 0s` included) still sees a value that is
                 // there already: "returns at once if the current value is newer".
-                if is_new(self.channel().generation()) {
+                if self.follower.newer_than(since, refused).is_some() {
                     return Ok(Waited::Changed);
                 }
                 return Err(Coded(TIMEOUT, timed_out(self.channel())).into());

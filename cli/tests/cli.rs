@@ -3064,6 +3064,59 @@ fn waits_go_past_a_frame_a_crash_left_half_written() {
     );
 }
 
+/// The refusal of a stray write of the writer's next generation is judged before it is said:
+/// with stderr on a full pipe, the writer's publish of that generation came while `read`
+/// was blocked saying so, and was then taken for the stray write's and skipped (exit 8; the
+/// diff review's finding).
+#[test]
+fn a_refusal_is_judged_before_it_is_said() {
+    let e = Env::new("judged-first");
+    e.ok(&["new", "T", "--size", "64"]);
+    for v in ["a", "b", "c"] {
+        e.ok(&["out", "T", v]);
+    }
+    let script = r#"
+import os, struct, subprocess, sys, threading, time
+mmf, path = sys.argv[1], sys.argv[2]
+r, w = os.pipe()
+os.set_blocking(w, False)
+try:
+    while True:
+        os.write(w, b"x" * 4096)
+except BlockingIOError:
+    pass
+os.set_blocking(w, True)
+p = subprocess.Popen([mmf, "read", "T", "--after", "3", "--timeout", "5s"],
+                     stdout=subprocess.PIPE, stderr=w)
+os.close(w)
+time.sleep(0.3)
+with open(path, "r+b") as f:
+    f.seek(128)
+    f.write(struct.pack("<Q", (4 << 8) | 0xff))
+time.sleep(0.3)
+subprocess.run([mmf, "out", "T", "fourth"], check=True)
+drained = []
+t = threading.Thread(target=lambda: drained.append(len(os.read(r, 1 << 20))))
+t.daemon = True
+t.start()
+out = p.stdout.read()
+rc = p.wait()
+sys.stdout.write(out.decode())
+sys.exit(rc)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, BIN])
+        .arg(e.dir.join("mmf.T"))
+        .env("MMF_SHM_DIR", &e.dir)
+        .output();
+    let Ok(out) = out else {
+        eprintln!("SKIPPED: needs python3");
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fourth\n");
+}
+
 /// A watch whose first read finds the value damaged (a checksum that no longer matches) counts
 /// the next value's generations from the damaged one, not from 0: a review found a watch that
 /// started on a damaged 50th value report 50 generations "skipped" at the 51st.

@@ -514,7 +514,17 @@ impl Follower {
                     return Err(e);
                 }
             };
-            match self.channel.read_into(buf) {
+            let mut read = self.channel.read_into(buf);
+            // Refused for the first time with the writers' count at it already: the writer
+            // may have published this generation after the read, over a stray write of
+            // `latest` that took its number first (`Refused`). Once more.
+            if matches!(&read, Err(e) if e.mended_by_publish())
+                && self.refused.gen != Some(newer)
+                && self.channel.written_generation() >= newer
+            {
+                read = self.channel.read_into(buf);
+            }
+            match read {
                 Ok(meta) if meta.generation > *since => {
                     *since = meta.generation;
                     self.refused = Refused::default();
@@ -546,7 +556,10 @@ impl Follower {
     /// generation is told by the writer's own count (the header's `written`) below `refused`
     /// when it is first given: the wait returns `refused` itself, once, when the writer's count
     /// reaches it (the writer published that generation); a value read whole then is new,
-    /// though its generation is the refused one. With `refused` `None`, `wait`.
+    /// though its generation is the refused one. The count is read when the generation is
+    /// first given, or told with [`refuse`](Follower::refuse) right after the read that
+    /// failed (better: a publish between the two is then not taken for the stray write's).
+    /// With `refused` `None`, `wait`.
     /// [`read_after_into`](Follower::read_after_into) keeps the refused generation itself;
     /// this is for a loop of the caller's own (the `mmf` command's `watch` and `read`), which
     /// gives the same `refused` to each wait until it reads a value.
@@ -568,16 +581,66 @@ impl Follower {
             None => Refused::default(),
         };
         let waited = self.wait_past_until(since, past, &until.into());
-        self.given_refused = match &waited {
-            Ok(Some(Change::Replaced)) => Refused::default(),
+        // Kept through a wait given no refused generation: the one between a `refuse` that
+        // asked for a second read and that read.
+        match &waited {
+            Ok(Some(Change::Replaced)) => self.given_refused = Refused::default(),
+            _ if refused.is_none() => {}
             Ok(Some(Change::Newer(g))) => {
                 let mut past = past;
                 past.woke(*g);
-                past
+                self.given_refused = past;
             }
-            _ => past,
-        };
+            _ => self.given_refused = past,
+        }
         waited
+    }
+
+    /// Tells the follower that the caller's read of the value of `generation` failed (damaged,
+    /// or not copied whole), for the [`wait_past`](Follower::wait_past) calls that follow with
+    /// it as `refused`: judged now against the writers' own count, before the caller says so
+    /// anywhere (a write to a blocked pipe in between let a publish of that generation be
+    /// taken for the stray write's, and skipped). Returns `true` the first time a generation
+    /// is refused if the writers' count has reached it already: the writer may have published
+    /// it after the read (over a stray write of `latest` that took its number first), so read
+    /// once more before saying the value is damaged; `false` once it was judged, and where
+    /// the count is below it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mmf::{Channel, Follower, Tag};
+    /// # let name = format!("doc-refuse-{}", std::process::id());
+    /// let ch = Channel::create(&name, 64)?;
+    /// ch.publish_raw(Tag::TEXT, b"one")?;
+    /// let mut f = Follower::open(&name, Duration::ZERO)?;
+    /// // (Say a read of generation 1 failed.) The writers' count is at 1: read again once.
+    /// assert!(f.refuse(1));
+    /// assert!(!f.refuse(1), "judged already");
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
+    pub fn refuse(&mut self, generation: u64) -> bool {
+        if self.given_refused.gen == Some(generation) {
+            return false;
+        }
+        self.given_refused = Refused::at(generation, &self.channel);
+        !self.given_refused.ahead
+    }
+
+    /// The channel's generation now, if [`wait_past`](Follower::wait_past) with `since` and
+    /// `refused` would return it at once (a value worth a read): past `since`, and not the
+    /// refused one, unless the writers' count reached that since it was refused ahead of it.
+    /// For a loop's last look, where its deadline has passed or its producer has exited.
+    pub fn newer_than(&self, since: u64, refused: Option<u64>) -> Option<u64> {
+        match refused {
+            Some(g) if self.given_refused.gen == Some(g) => self.given_refused,
+            Some(g) => Refused::at(g, &self.channel),
+            None => {
+                let current = self.channel.generation();
+                return (current > since).then_some(current);
+            }
+        }
+        .next(&self.channel, since)
     }
 
     /// [`wait_past`](Follower::wait_past), bounded by `until`.
@@ -1730,7 +1793,16 @@ impl ValueStream {
             };
             // When this try began, if tries before it were overtaken (else no clock is read).
             let tried = self.contended.is_some().then(Instant::now);
-            return Poll::Ready(match self.following().channel.read_raw_within(READ_SLICE) {
+            let mut read = self.following().channel.read_raw_within(READ_SLICE);
+            // As `read_after_into`: refused for the first time with the writers' count at it
+            // already, once more (the writer may have published it after the read).
+            if matches!(&read, Err(e) if e.mended_by_publish())
+                && self.refused.gen != Some(newer)
+                && self.following().channel.written_generation() >= newer
+            {
+                read = self.following().channel.read_raw_within(READ_SLICE);
+            }
+            return Poll::Ready(match read {
                 // Another process moved `latest` back between the two loads: not a new value.
                 Ok((meta, _)) if meta.generation <= self.since => continue,
                 Ok((meta, bytes)) => {

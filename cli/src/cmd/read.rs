@@ -224,6 +224,10 @@ fn read_next(
                     // The newer value a crash damaged: say so, and wait for the one that
                     // replaces it.
                     Err(e) if follow::passed_by_wait(&e) => {
+                        // Judged before it is said (a write to a full pipe could take long).
+                        if followed.refuse(current) && e.mended_by_publish() {
+                            continue;
+                        }
                         follow::waiting_past(e, "read", &location.to_string());
                         refused = Some(current);
                     }

@@ -68,6 +68,11 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             // it, as `read --wait` does. Its generation is not the watch's count: it may be
             // nobody's (a stray write of the count, far ahead of the writer's own).
             Err(e) if follow::passed_by_wait(&e) => {
+                // Judged before it is said (a write to a full pipe could take long); read once
+                // more where the writer may have published that generation since.
+                if followed.refuse(current) && e.mended_by_publish() {
+                    continue;
+                }
                 follow::waiting_past(e, "watch", &a.name);
                 refused = Some(current);
                 unshown += 1;
