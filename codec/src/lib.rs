@@ -644,7 +644,9 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
                     let mut de = rmp_serde::Deserializer::new(buf);
                     let keys = keys::TextKeys(&mut de);
                     match serde_path_to_error::deserialize::<_, T>(keys) {
-                        Err(e) if at_map_key(&e) => {
+                        // Of the wrong kind (not a key of the right kind with a value out of
+                        // range, `-1` for a `u128`: the hint would not fit it).
+                        Err(e) if at_map_key(&e) && !at(&e).contains("invalid value: integer") => {
                             return Err(mismatch(&format!("{}; {TEXT_KEYS}", at(&e))))
                         }
                         Err(e) => return Err(mismatch(&at(&e))),
