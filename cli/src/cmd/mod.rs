@@ -47,17 +47,23 @@ impl Stdout {
         Stdout(std::io::stdout().lock())
     }
 
-    /// Waits until standard output can be written (or fails); `false` where poll(2) says it
-    /// cannot wait on it, so that a write which keeps saying `EAGAIN` is not tried for ever.
+    /// Waits until standard output can be written (or fails): see `ready_for`.
     fn wait() -> bool {
-        use rustix::event::{poll, PollFd, PollFlags};
-        let stdout = std::io::stdout();
-        let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
-        match poll(&mut fds, None) {
-            Err(rustix::io::Errno::INTR) => true,
-            Err(_) => false,
-            Ok(_) => !fds[0].revents().contains(PollFlags::NVAL),
-        }
+        ready_for(&std::io::stdout(), rustix::event::PollFlags::OUT)
+    }
+}
+
+/// Waits until `fd` is ready for `flags` (`IN`: readable, or at its end; `OUT`: writable), or
+/// fails; `false` where poll(2) says it cannot wait on it (an error other than a signal's, or
+/// `POLLNVAL`), so that an I/O call which keeps saying `EAGAIN` is not tried for ever at full
+/// speed.
+fn ready_for(fd: &impl std::os::fd::AsFd, flags: rustix::event::PollFlags) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(fd, flags)];
+    match poll(&mut fds, None) {
+        Err(rustix::io::Errno::INTR) => true,
+        Err(_) => false,
+        Ok(_) => !fds[0].revents().contains(PollFlags::NVAL),
     }
 }
 

@@ -262,18 +262,9 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> 
 struct Waiting<R>(R);
 
 impl<R: BufRead> Waiting<R> {
-    /// Waits until standard input can be read (or is at its end, or fails); `false` where
-    /// poll(2) says it cannot wait on it (an error other than a signal's, or `POLLNVAL`), so
-    /// that a read which keeps saying `EAGAIN` is not tried for ever at full speed.
+    /// Waits until standard input can be read (or is at its end, or fails): see `ready_for`.
     fn wait() -> bool {
-        use rustix::event::{poll, PollFd, PollFlags};
-        let stdin = std::io::stdin();
-        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
-        match poll(&mut fds, None) {
-            Err(rustix::io::Errno::INTR) => true,
-            Err(_) => false,
-            Ok(_) => !fds[0].revents().contains(PollFlags::NVAL),
-        }
+        super::ready_for(&std::io::stdin(), rustix::event::PollFlags::IN)
     }
 }
 
