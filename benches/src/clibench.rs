@@ -83,13 +83,12 @@ pub fn locate_mmf() -> Result<PathBuf> {
 
 /// Runs the comparison; the channel and the file live in a private directory under
 /// `/dev/shm` (`MMF_SHM_DIR` points the CLI there).
-pub fn run(plan: &Plan) -> Result<(PathBuf, Vec<CliMeasured>)> {
-    let mmf = locate_mmf()?;
+pub fn run(plan: &Plan, mmf: &Path) -> Result<(PathBuf, Vec<CliMeasured>)> {
     let dir = crate::shm::unique_path("cli");
     std::fs::create_dir(&dir)?;
-    let result = run_in(plan, &mmf, &dir);
+    let result = run_in(plan, mmf, &dir);
     let _ = std::fs::remove_dir_all(&dir);
-    result.map(|m| (mmf, m))
+    result.map(|m| (mmf.to_owned(), m))
 }
 
 fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {

@@ -134,17 +134,39 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             .map(str::to_owned)
             .collect())
     };
+    // A list that names nothing measures nothing: refused as a usage error (`--sizes ,` was
+    // taken as no narrowing at all).
+    let some = |v: Vec<String>, flag: &str| -> Result<Vec<String>> {
+        if v.is_empty() {
+            bail!("{flag} names nothing");
+        }
+        Ok(v)
+    };
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--smoke" => a.smoke = true,
             "--verbose" | "-v" => a.verbose = true,
             "--json" => a.json = Some(it.next().context("--json needs a file")?.into()),
-            "--only" => a.only = Some(list(it.next(), "--only")?),
-            "--transports" => a.transports = Some(list(it.next(), "--transports")?),
+            // Names checked here, before anything runs: a mistyped one is a usage error (exit
+            // 2), not a failure after the machine's banner (exit 1).
+            "--only" => {
+                let only = some(list(it.next(), "--only")?, "--only")?;
+                if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    bail!("unknown section {bad:?} (sections: {})", SECTIONS.join(","));
+                }
+                a.only = Some(only);
+            }
+            "--transports" => {
+                let names = some(list(it.next(), "--transports")?, "--transports")?;
+                if let Some(bad) = names.iter().find(|n| Transport::from_name(n).is_none()) {
+                    bail!("unknown transport {bad:?}\n{USAGE}");
+                }
+                a.transports = Some(names);
+            }
             "--sizes" => {
                 a.sizes = Some(
-                    list(it.next(), "--sizes")?
+                    some(list(it.next(), "--sizes")?, "--sizes")?
                         .iter()
                         .map(|s| match s.parse::<usize>() {
                             // The floor's flag and every transport's check word take 8 bytes.
@@ -219,6 +241,14 @@ fn run(args: Args) -> Result<()> {
         }
     }
     shm::remove_stale();
+    let wants = |section: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == section))
+    };
+    // Built before this process pins itself to one CPU, which cargo and rustc would inherit:
+    // the build then took a third of a quick run on one core.
+    let mmf_cli = wants("cli").then(clibench::locate_mmf);
     let allowed = sys::allowed_cpus();
     let cpus = match allowed.as_slice() {
         [a, b, ..] => (*a, *b),
@@ -272,16 +302,6 @@ fn run(args: Args) -> Result<()> {
     };
     let machine = machine::Machine::probe(cpus, allowed, pinning, mode);
     println!("mmf-bench: {} run\n{}", machine.mode, machine.describe());
-    if let Some(only) = &args.only {
-        if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-            bail!("unknown section {bad:?} (sections: {})", SECTIONS.join(","));
-        }
-    }
-    let wants = |section: &str| {
-        args.only
-            .as_ref()
-            .is_none_or(|o| o.iter().any(|s| s == section))
-    };
 
     let mut missing = Vec::new();
     let mut transports = Vec::new();
@@ -294,13 +314,6 @@ fn run(args: Args) -> Result<()> {
         match t.missing() {
             Some(why) => missing.push((t, why)),
             None => transports.push(t),
-        }
-    }
-    if let Some(only) = &args.transports {
-        for n in only {
-            if Transport::from_name(n).is_none() {
-                bail!("unknown transport {n:?}");
-            }
         }
     }
 
@@ -332,9 +345,9 @@ fn run(args: Args) -> Result<()> {
     } else {
         Vec::new()
     };
-    let cli = wants("cli").then(|| {
+    let cli = mmf_cli.map(|mmf| {
         eprintln!("CLI ({} spawns per command)...", plan.cli_n);
-        clibench::run(&plan)
+        mmf.and_then(|mmf| clibench::run(&plan, &mmf))
             .map(|(bin, m)| (bin.display().to_string(), m))
             .map_err(|e| format!("{e:#}"))
     });

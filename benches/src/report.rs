@@ -296,6 +296,12 @@ impl Report<'_> {
         let mut o = String::new();
         if !self.lat.is_empty() {
             self.render_latency(&mut o);
+        } else {
+            // Asked for, but none of them built in (`--transports raw_sync-busy` without its
+            // feature printed nothing at all, and exited 0).
+            for (t, why) in &self.missing {
+                let _ = writeln!(o, "  (not measured: {}: {why})", t.name());
+            }
         }
         if let Some(b) = &self.breakdown {
             render_breakdown(&mut o, b);

@@ -151,22 +151,39 @@ pub fn next_id() -> u64 {
 }
 
 /// Removes files that an earlier, killed run of the harness left in [`dir`] (its own files and
-/// its mmf channels `mmf.bench-PID-...`), if their process is gone.
+/// its mmf channels `mmf.bench-PID-N...`), if their process is gone. A channel only where it is
+/// this user's and its header says that process made it: a user's own `bench-2024-q3` was
+/// removed by every run, a mistyped command line's too (a review's finding).
 pub fn remove_stale() {
     let Ok(entries) = std::fs::read_dir(dir()) else {
         return;
     };
+    let gone = |pid: u32| !Path::new(&format!("/proc/{pid}")).exists();
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let rest = name
-            .strip_prefix(PREFIX)
-            .or_else(|| name.strip_prefix("mmf.bench-"));
-        let Some(pid) = rest.and_then(|r| r.split(['.', '-']).next()?.parse::<u32>().ok()) else {
+        let pid_of = |rest: &str| rest.split(['.', '-']).next()?.parse::<u32>().ok();
+        if let Some(pid) = name.strip_prefix(PREFIX).and_then(pid_of) {
+            if gone(pid) {
+                let _ = std::fs::remove_file(e.path());
+            }
+            continue;
+        }
+        let Some(channel) = name.strip_prefix("mmf.") else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(e.path());
+        let Some(pid) = channel.strip_prefix("bench-").and_then(pid_of) else {
+            continue;
+        };
+        let Ok(location) = mmf_core::Location::shm(channel) else {
+            continue;
+        };
+        let made_by_it = mmf_core::Options::new()
+            .read_only(true)
+            .open(&location)
+            .is_ok_and(|ch| ch.info().creator_pid == pid);
+        if gone(pid) && made_by_it && mmf_core::host::is_own(&location) {
+            let _ = mmf_core::Channel::remove(&location);
         }
     }
 }

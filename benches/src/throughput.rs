@@ -464,6 +464,10 @@ pub fn child(target: &str, len: usize, res: &Resources, idle: Duration) -> Resul
             }
             while !stopped() {
                 let m = ch.read_into(&mut buf)?;
+                // Completed once the writer had stopped: not a snapshot taken under it.
+                if stopped() {
+                    break;
+                }
                 s.snapshots += 1;
                 s.retries += u64::from(m.retries);
                 see(m.generation, &mut s);
@@ -488,6 +492,10 @@ pub fn child(target: &str, len: usize, res: &Resources, idle: Duration) -> Resul
                     stopped()
                 });
                 match got {
+                    // Completed once the writer had stopped: not taken under it (a seqlock
+                    // that never completes a read under a writer counted one a run, the
+                    // final value: "5 snapshots/s").
+                    Some(_) if stopped() => break,
                     Some((gen, retries)) => {
                         s.snapshots += 1;
                         s.retries += retries;

@@ -156,3 +156,45 @@ fn smoke_run_measures_every_default_transport() {
         }
     }
 }
+
+/// Names it does not know are usage errors (exit 2) before anything runs, and the sweep of an
+/// earlier run's leftovers removes only the channels a process of that pid made: a user's own
+/// `bench-2024-q3` was removed by every run, a mistyped command line's too (a review's).
+#[test]
+fn usage_errors_and_the_sweep_leave_users_channels_alone() {
+    let dir = std::env::temp_dir().join(format!("mmf-bench-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bench = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mmf-bench"))
+            .args(args)
+            .env("MMF_SHM_DIR", &dir)
+            .output()
+            .expect("run mmf-bench")
+    };
+    let location = |name: &str| mmf_core::Location::File(dir.join(format!("mmf.{name}")));
+    // A user's channel under a name like the harness's, with the pid of a process that is gone.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let name = format!("bench-{}-q3", gone.id());
+    gone.wait().unwrap();
+    let users = mmf_core::Channel::create(location(&name), 64).unwrap();
+    users
+        .publish_raw(mmf_core::Tag::TEXT, b"user data")
+        .unwrap();
+    drop(users);
+    for args in [
+        &["--only", "bogus"][..],
+        &["--transports", "bogus"],
+        &["--sizes", ","],
+        &["--only", ""],
+    ] {
+        let out = bench(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "nothing ran: {out:?}");
+    }
+    let out = bench(&["--smoke", "--only", "publish", "--sizes", "64"]);
+    assert!(out.status.success(), "{out:?}");
+    let users = mmf_core::Channel::open(location(&name)).unwrap();
+    assert_eq!(users.read_raw().unwrap().1, b"user data");
+    drop(users);
+    let _ = std::fs::remove_dir_all(&dir);
+}
