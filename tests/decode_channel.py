@@ -58,7 +58,6 @@ H_TOTAL_SIZE = 56
 H_KIND = 96
 H_FLAGS = 88
 H_LATEST = 128
-H_WRITTEN = 464
 H_INLINE_DESC = 136  # buffer b: generation at 136 + 16 * b, length | tag << 32 after it
 H_INLINE_DATA = 192  # buffer b: data at 192 + 128 * b
 INLINE_CAPACITY = 120  # from version 6; 128 before it
@@ -139,12 +138,6 @@ def read_unpinned(mm, capacity, slots, header_size, stride, version):
         # 1. latest = generation << 8 | slot.
         latest = u64(mm, H_LATEST)
         gen, slot = latest >> 8, latest & 0xFF
-        # Generation 0: nothing published yet, whatever the slot's frame holds; unless the
-        # writers' count (written, byte 464) is past 0, when latest was overwritten.
-        if gen == 0:
-            if u64(mm, H_WRITTEN) >> 8 != 0:
-                raise Invalid("corrupt: latest names generation 0 after values were published")
-            return 0, 0, b""
         # 2. Slot 0xff: the value is in the header only (section 10.0); any other slot out of
         # range is corruption, not a race.
         if slot == NO_SLOT:

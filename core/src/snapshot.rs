@@ -353,18 +353,6 @@ impl Snapshot {
             crate::sync::fence(Ordering::Acquire);
             self.region.word(H_LATEST).load(Ordering::Relaxed) == latest
         };
-        // Nothing published yet, as a read says, whatever the slot's frame holds; or damage
-        // where the writers' count says values were published (`unpublished`).
-        if gen == 0 {
-            return match self.zeroed_latest() {
-                None => Look::Value(0, Tag::EMPTY, 0),
-                Some(what) => Look::Damaged {
-                    latest,
-                    what,
-                    frame: true,
-                },
-            };
-        }
         if slot == NO_SLOT {
             // In the header only: the same bounds as a read's (`read_header_only`); a
             // checksummed channel has no header-only values (its `max` is 0).
@@ -1344,9 +1332,7 @@ impl Snapshot {
                 Some(pw) => {
                     let l = latest_word.load(Ordering::SeqCst);
                     let (gen, slot) = split_latest(l);
-                    if gen == 0 {
-                        self.unpublished(buf)
-                    } else if slot == NO_SLOT {
+                    if slot == NO_SLOT {
                         // No slot to pin: ask writers to keep values in slots (every pin scan
                         // that follows this SeqCst store in the total order sees it, so at most
                         // the publish already under way stays in the header only), and copy
@@ -1374,9 +1360,7 @@ impl Snapshot {
                 None => {
                     let l = crate::sync::load_acquire(latest_word);
                     let (gen, slot) = split_latest(l);
-                    if gen == 0 {
-                        self.unpublished(buf)
-                    } else if slot == NO_SLOT {
+                    if slot == NO_SLOT {
                         self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
                         Attempt::Damaged(format!(
@@ -1844,36 +1828,6 @@ impl Snapshot {
             tag,
             len,
             retries: 0,
-        })
-    }
-
-    /// A read of generation 0: nothing published yet, whatever the slot's frame holds (a stray
-    /// write that left it marked as being written made every read of a new channel spin until
-    /// its timeout, and then advise a `recover` that found nothing to bring back). Unless the
-    /// writers' count says otherwise: no publish stores generation 0, so `latest` was
-    /// overwritten (zeroed, the likeliest stray write), and the value is damaged, not absent.
-    fn unpublished(&self, buf: &mut Vec<u8>) -> Attempt {
-        if let Some(what) = self.zeroed_latest() {
-            return Attempt::Damaged(what);
-        }
-        buf.clear();
-        Attempt::Done(Meta {
-            generation: 0,
-            tag: Tag::EMPTY,
-            len: 0,
-            retries: 0,
-        })
-    }
-
-    /// Why a `latest` of generation 0 is damage, if it is: the writers' own count (`written`)
-    /// is past 0, so values were published and the word was overwritten since.
-    fn zeroed_latest(&self) -> Option<String> {
-        let written = self.written_generation();
-        (written != 0).then(|| {
-            format!(
-                "latest names generation 0, but the writers' count is at {written}: it was \
-                 overwritten; {VALUE_DAMAGED}"
-            )
         })
     }
 

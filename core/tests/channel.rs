@@ -2623,41 +2623,25 @@ fn a_frame_a_crash_left_open_is_recovered() {
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 }
 
-/// A channel with no value yet reads as such at once, whatever its slot's frame holds: a stray
-/// write that left the frame of generation 0 marked as being written made every read spin for
-/// its timeout and end as contended, advising a `recover` that then found nothing to bring
-/// back; `info` called the value unknown.
+/// A `latest` overwritten to generation 0 once values were published (no publish stores 0):
+/// what it names shows the damage, and `recover` brings the newest value back from below the
+/// writers' count (`written`), where it found nothing "earlier" than generation 0 (a review).
 #[test]
-fn a_channel_with_no_value_yet_reads_as_such_whatever_its_frame_holds() {
+fn a_latest_overwritten_to_generation_0_is_damage_that_recover_mends() {
+    // (Here it names no slot; one that names a slot no value was ever in reads as no value.)
     let s = Scratch::new("file");
-    let ch = Options::new()
-        .capacity(1024)
-        .checksum(true)
-        .read_timeout(Duration::from_secs(5))
-        .create(&s.location)
-        .unwrap();
-    assert!(ch.read_raw().unwrap().0.is_unpublished());
-    // Slot 0's stamp (FORMAT.md §3: the slots begin at byte 768 for 1 KiB and 4 readers).
-    poke(&s.path(), 768, 1);
-    let t = std::time::Instant::now();
-    let (meta, bytes) = ch.read_raw().unwrap();
-    assert!(meta.is_unpublished() && bytes.is_empty(), "{meta:?}");
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
-    assert_eq!(ch.info().damage, None);
-    assert!(ch.recover().unwrap().is_none());
-    ch.publish_raw(Tag::TEXT, b"first").unwrap();
-    assert_eq!(ch.read_raw().unwrap().1, b"first");
-    // But a `latest` zeroed once values were published (the writers' count, `written` at byte
-    // 464, is past 0) is damage, not "no value yet" (a review of the first version found it
-    // hidden so): reported, and `recover` brings the value back.
-    poke(&s.path(), 128, 0);
+    let ch = s.create(1024);
+    for v in [&b"one"[..], b"two", b"three"] {
+        ch.publish_raw(Tag::TEXT, v).unwrap();
+    }
+    poke(&s.path(), 128, 0xff);
     assert!(matches!(ch.read_raw(), Err(Error::Corrupt { .. })));
     let damage = ch.info().damage.expect("damage");
-    assert!(damage.contains("writers' count is at 1"), "{damage}");
+    assert!(damage.contains("latest names generation 0"), "{damage}");
     assert!(ch.verify().is_err());
     let back = ch.recover().unwrap().expect("recovered");
-    assert_eq!((back.from, back.meta.generation), (1, 2));
-    assert_eq!(ch.read_raw().unwrap().1, b"first");
+    assert_eq!((back.from, back.meta.generation), (3, 4));
+    assert_eq!(ch.read_raw().unwrap().1, b"three");
 }
 
 /// Without checksums, a frame left open is read all the same (by its descriptor and `latest`),
