@@ -515,13 +515,7 @@ impl Follower {
                 }
             };
             let mut read = self.channel.read_into(buf);
-            // Refused for the first time with the writers' count at it already: the writer
-            // may have published this generation after the read, over a stray write of
-            // `latest` that took its number first (`Refused`). Once more.
-            if matches!(&read, Err(e) if e.mended_by_publish())
-                && self.refused.gen != Some(newer)
-                && self.channel.written_generation() >= newer
-            {
+            if matches!(&read, Err(e) if self.refused.read_again(e, newer, &self.channel)) {
                 read = self.channel.read_into(buf);
             }
             match read {
@@ -575,11 +569,7 @@ impl Follower {
     ) -> Result<Option<Change>> {
         // Judged against the writer's count when first given (see `Refused`): a loop gives
         // the same generation to wait after wait.
-        let past = match refused {
-            Some(g) if self.given_refused.gen == Some(g) => self.given_refused,
-            Some(g) => Refused::at(g, &self.channel),
-            None => Refused::default(),
-        };
+        let past = self.given(refused);
         let waited = self.wait_past_until(since, past, &until.into());
         // Kept through a wait given no refused generation: the one between a `refuse` that
         // asked for a second read and that read.
@@ -632,15 +622,21 @@ impl Follower {
     /// refused one, unless the writers' count reached that since it was refused ahead of it.
     /// For a loop's last look, where its deadline has passed or its producer has exited.
     pub fn newer_than(&self, since: u64, refused: Option<u64>) -> Option<u64> {
+        if refused.is_none() {
+            let current = self.channel.generation();
+            return (current > since).then_some(current);
+        }
+        self.given(refused).next(&self.channel, since)
+    }
+
+    /// The refusal of `refused` as a caller's loop gives it: as judged when first given (or
+    /// told with `refuse`), else judged now.
+    fn given(&self, refused: Option<u64>) -> Refused {
         match refused {
             Some(g) if self.given_refused.gen == Some(g) => self.given_refused,
             Some(g) => Refused::at(g, &self.channel),
-            None => {
-                let current = self.channel.generation();
-                return (current > since).then_some(current);
-            }
+            None => Refused::default(),
         }
-        .next(&self.channel, since)
     }
 
     /// [`wait_past`](Follower::wait_past), bounded by `until`.
@@ -910,6 +906,14 @@ impl Refused {
         let current = channel.generation();
         let worth = current != gen || (self.ahead && channel.written_generation() >= gen);
         (current > since && worth).then_some(current)
+    }
+
+    /// Whether a read of generation `newer` that failed with `e` is tried once more before
+    /// it is refused: damage refused for the first time with the writers' count at it
+    /// already, where the writer may have published that generation after the read, over a
+    /// stray write of `latest` that took its number first.
+    fn read_again(self, e: &Error, newer: u64, channel: &Channel) -> bool {
+        e.mended_by_publish() && self.gen != Some(newer) && channel.written_generation() >= newer
     }
 
     /// After a wait woke for generation `g`: a wake for the refused generation itself (the
@@ -1794,12 +1798,8 @@ impl ValueStream {
             // When this try began, if tries before it were overtaken (else no clock is read).
             let tried = self.contended.is_some().then(Instant::now);
             let mut read = self.following().channel.read_raw_within(READ_SLICE);
-            // As `read_after_into`: refused for the first time with the writers' count at it
-            // already, once more (the writer may have published it after the read).
-            if matches!(&read, Err(e) if e.mended_by_publish())
-                && self.refused.gen != Some(newer)
-                && self.following().channel.written_generation() >= newer
-            {
+            let channel = &self.following().channel;
+            if matches!(&read, Err(e) if self.refused.read_again(e, newer, channel)) {
                 read = self.following().channel.read_raw_within(READ_SLICE);
             }
             return Poll::Ready(match read {
