@@ -3021,30 +3021,40 @@ fn a_watch_goes_on_past_a_stray_write_of_the_count() {
     assert_eq!(err.matches("is damaged").count(), 2, "{err}");
 }
 
+/// Writes `bytes` into the channel file `path` at `offset` bytes from where `value` (a payload
+/// stored there) begins: a stray write, or a crash's damage, to a value's frame or payload.
+fn overwrite_near(path: &Path, value: &[u8], offset: i64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let image = std::fs::read(path).unwrap();
+    let at = image
+        .windows(value.len())
+        .position(|w| w == value)
+        .expect("the value in the file");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, (at as i64 + offset) as u64)
+        .unwrap();
+}
+
 /// A frame a crash left half written (its seqlock stamp odd for good, on a channel with
 /// checksums) is waited past by `watch` and `read --wait`, as damage is, for the publish that
 /// replaces it: a review found both ending with exit 8 after the read's second, whatever
 /// `--timeout` said.
 #[test]
 fn waits_go_past_a_frame_a_crash_left_half_written() {
-    use std::os::unix::fs::FileExt;
     let e = Env::new("half-written");
     e.ok(&["new", "H", "--size", "1KiB", "--checksum"]);
     let long = "H".repeat(300);
     e.ok(&["out", "H", &long]);
-    let path = e.dir.join("mmf.H");
-    let image = std::fs::read(&path).unwrap();
-    let at = image
-        .windows(long.len())
-        .position(|w| w == long.as_bytes())
-        .expect("the value in the file");
     // The frame's stamp, 64 bytes before its payload (docs/FORMAT.md §6).
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .write_all_at(&3u64.to_le_bytes(), at as u64 - 64)
-        .unwrap();
+    overwrite_near(
+        &e.dir.join("mmf.H"),
+        long.as_bytes(),
+        -64,
+        &3u64.to_le_bytes(),
+    );
     let watch = Bg::start(&e, &["watch", "H", "--count", "1", "--timeout", "20s"]);
     let read = Bg::start(
         &e,
@@ -3122,7 +3132,6 @@ sys.exit(rc)
 /// started on a damaged 50th value report 50 generations "skipped" at the 51st.
 #[test]
 fn a_watch_that_starts_on_a_damaged_value_skips_nothing() {
-    use std::os::unix::fs::FileExt;
     let e = Env::new("damaged-first");
     e.ok(&["new", "D", "--size", "1KiB", "--checksum"]);
     for i in 1..50 {
@@ -3130,18 +3139,7 @@ fn a_watch_that_starts_on_a_damaged_value_skips_nothing() {
     }
     let long = "L".repeat(300);
     e.ok(&["out", "D", &long]);
-    let path = e.dir.join("mmf.D");
-    let image = std::fs::read(&path).unwrap();
-    let at = image
-        .windows(long.len())
-        .position(|w| w == long.as_bytes())
-        .expect("the value in the file");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .write_all_at(b"M", at as u64)
-        .unwrap();
+    overwrite_near(&e.dir.join("mmf.D"), long.as_bytes(), 0, b"M");
     let watch = Bg::start(
         &e,
         &["watch", "D", "--meta", "--count", "1", "--timeout", "20s"],
