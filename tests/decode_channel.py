@@ -58,6 +58,7 @@ H_TOTAL_SIZE = 56
 H_KIND = 96
 H_FLAGS = 88
 H_LATEST = 128
+H_WRITTEN = 464  # the writers' copy of latest (section 4, line 7)
 H_INLINE_DESC = 136  # buffer b: generation at 136 + 16 * b, length | tag << 32 after it
 H_INLINE_DATA = 192  # buffer b: data at 192 + 128 * b
 INLINE_CAPACITY = 120  # from version 6; 128 before it
@@ -133,63 +134,86 @@ def validate(mm, file_size):
 
 
 def read_unpinned(mm, capacity, slots, header_size, stride, version):
-    """The unpinned read protocol of FORMAT.md section 10.1."""
+    """The unpinned read protocol of FORMAT.md section 10.1, with section 10.5's rule for
+    generation 0."""
     for _ in range(MAX_ATTEMPTS):
         # 1. latest = generation << 8 | slot.
         latest = u64(mm, H_LATEST)
-        gen, slot = latest >> 8, latest & 0xFF
-        # 2. Slot 0xff: the value is in the header only (section 10.0); any other slot out of
-        # range is corruption, not a race.
-        if slot == NO_SLOT:
-            # Never on a channel with checksums: its values are always in slots (the header
-            # has no room for their CRC), so one kept in the header only is corruption.
-            if u64(mm, H_FLAGS) & FLAG_CHECKSUM:
-                if u64(mm, H_LATEST) == latest:
-                    raise Invalid(
-                        f"corrupt: latest names generation {gen} in no slot, "
-                        "on a channel with checksums"
-                    )
-                continue
-            got = read_inline(mm, capacity, version, gen, latest)
-            if got is None:
-                continue
-            tag, payload = got
-            return gen, tag, payload
-        if slot >= slots:
-            raise Invalid(f"corrupt: latest names slot {slot} of {slots}")
-        base = header_size + slot * stride
-        # 3. Even stamp, or a write is in progress.
-        s1 = u64(mm, base + F_SEQ)
-        if s1 % 2 == 1:
+        if latest >> 8 != 0:
+            got = attempt(mm, capacity, slots, header_size, stride, version, latest)
+            if got is not None:
+                return got
             continue
-        # 4. Frame fields.
-        fgen = u64(mm, base + F_GEN)
-        length = u64(mm, base + F_LEN)
-        tag = u64(mm, base + F_TAG)
-        crc = u64(mm, base + F_CRC)
-        # 5. Never use an unchecked length; a bad but stable frame is corrupt.
-        if length > capacity or tag > MAX_TAG:
-            if u64(mm, base + F_SEQ) == s1 and fgen == gen:
-                raise Invalid(
-                    f"corrupt: frame in slot {slot} claims {length} bytes "
-                    f"(capacity {capacity}) and tag {tag}"
-                )
-            continue
-        # 6. Copy the payload (a slice of the mmap is a memcpy; tearing is caught by step 7).
-        start = base + F_PAYLOAD
-        payload = mm[start:start + length]
-        # 7. Keep the copy only if no write touched the slot and it holds the generation latest named.
-        if u64(mm, base + F_SEQ) != s1 or fgen != gen:
-            continue
-        # 8. Checksum, verified only on a copy that was stable.
-        if crc & CRC_PRESENT and zlib.crc32(payload) != crc & 0xFFFFFFFF:
-            raise Invalid(f"corrupt: checksum mismatch in slot {slot}, generation {gen}")
-        # 9. Done.
-        return gen, tag, payload
+        # 10.5: an attempt at generation 0, whatever it finds, then the writers' count.
+        try:
+            got = attempt(mm, capacity, slots, header_size, stride, version, latest)
+        except Invalid:
+            got = None
+        written = u64(mm, H_WRITTEN) >> 8
+        if written == 0:
+            return 0, 0, b""
+        if u64(mm, H_LATEST) >> 8 == 0:
+            raise Invalid(
+                f"corrupt: latest names generation 0, but the writers' count is at {written}"
+            )
     raise Invalid(
         f"no consistent value after {MAX_ATTEMPTS} attempts (a writer overtook every read, "
         "or the slot latest names is stuck mid-write)"
     )
+
+
+def attempt(mm, capacity, slots, header_size, stride, version, latest):
+    """One attempt of section 10.1 at the value `latest` names: (generation, tag, payload),
+    None to retry, or Invalid (corrupt)."""
+    gen, slot = latest >> 8, latest & 0xFF
+    # 2. Slot 0xff: the value is in the header only (section 10.0); any other slot out of
+    # range is corruption, not a race.
+    if slot == NO_SLOT:
+        # Never on a channel with checksums: its values are always in slots (the header
+        # has no room for their CRC), so one kept in the header only is corruption.
+        if u64(mm, H_FLAGS) & FLAG_CHECKSUM:
+            if u64(mm, H_LATEST) == latest:
+                raise Invalid(
+                    f"corrupt: latest names generation {gen} in no slot, "
+                    "on a channel with checksums"
+                )
+            return None
+        got = read_inline(mm, capacity, version, gen, latest)
+        if got is None:
+            return None
+        tag, payload = got
+        return gen, tag, payload
+    if slot >= slots:
+        raise Invalid(f"corrupt: latest names slot {slot} of {slots}")
+    base = header_size + slot * stride
+    # 3. Even stamp, or a write is in progress.
+    s1 = u64(mm, base + F_SEQ)
+    if s1 % 2 == 1:
+        return None
+    # 4. Frame fields.
+    fgen = u64(mm, base + F_GEN)
+    length = u64(mm, base + F_LEN)
+    tag = u64(mm, base + F_TAG)
+    crc = u64(mm, base + F_CRC)
+    # 5. Never use an unchecked length; a bad but stable frame is corrupt.
+    if length > capacity or tag > MAX_TAG:
+        if u64(mm, base + F_SEQ) == s1 and fgen == gen:
+            raise Invalid(
+                f"corrupt: frame in slot {slot} claims {length} bytes "
+                f"(capacity {capacity}) and tag {tag}"
+            )
+        return None
+    # 6. Copy the payload (a slice of the mmap is a memcpy; tearing is caught by step 7).
+    start = base + F_PAYLOAD
+    payload = mm[start:start + length]
+    # 7. Keep the copy only if no write touched the slot and it holds the generation latest named.
+    if u64(mm, base + F_SEQ) != s1 or fgen != gen:
+        return None
+    # 8. Checksum, verified only on a copy that was stable.
+    if crc & CRC_PRESENT and zlib.crc32(payload) != crc & 0xFFFFFFFF:
+        raise Invalid(f"corrupt: checksum mismatch in slot {slot}, generation {gen}")
+    # 9. Done.
+    return gen, tag, payload
 
 
 def read_inline(mm, capacity, version, gen, header_only=None):

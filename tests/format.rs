@@ -161,6 +161,8 @@ fn the_decoder_refuses_what_mmf_refuses() {
             1u64,
         ),
         ("a header-only value of 200 bytes", 152 + 8, 200 | 2 << 32),
+        // Slot 0's frame still holds the new channel's empty generation 0 (FORMAT.md §10.5).
+        ("a zeroed latest once values were published", 128, 0),
     ] {
         let mut bad = good.clone();
         bad[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
@@ -170,6 +172,27 @@ fn the_decoder_refuses_what_mmf_refuses() {
         let ch = Channel::open(path.to_str().unwrap()).unwrap();
         assert!(ch.read_raw().is_err(), "{what}");
     }
+    std::fs::remove_file(&path).unwrap();
+
+    // A new channel (with checksums, so reads take slot 0's frame) whose frame a stray write
+    // left odd, then naming another generation: still nothing published (§10.5).
+    let ch = Options::new()
+        .capacity(64)
+        .readers(0)
+        .checksum(true)
+        .create(Location::file(&path))
+        .unwrap();
+    for (offset, value) in [(512, 1), (520, 7)] {
+        poke(&path, offset, value);
+        let (ok, v, err) = decode(&path);
+        assert!(ok, "{err}");
+        assert_eq!(
+            (v["generation"].as_u64(), v["len"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert_eq!(ch.read_raw().unwrap().0.generation, 0);
+    }
+    drop(ch);
     std::fs::remove_file(&path).unwrap();
 }
 

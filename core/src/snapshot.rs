@@ -177,6 +177,19 @@ pub(crate) enum Look {
     },
 }
 
+/// What a `latest` naming generation 0 means ([`Snapshot::generation_0`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Gen0 {
+    /// Nothing was published when `latest` was loaded: generation 0's empty value, whatever
+    /// slot 0's frame holds.
+    Unpublished,
+    /// Values were published and `latest` has moved on since it was loaded: read again.
+    Moved,
+    /// Values were published, and `latest` still names generation 0, which no publish stores:
+    /// it was overwritten (the message says so).
+    Overwritten(String),
+}
+
 /// Outcome of one attempt at copying a slot.
 enum Attempt {
     Done(Meta),
@@ -345,9 +358,31 @@ impl Snapshot {
     /// fence) makes the reload see `latest` moved (the argument of
     /// [`copy_slot_by_latest`](Self::copy_slot_by_latest)), unless the stamp is odd, the one
     /// store before that fence: an odd or changing stamp proves nothing ([`Look::Unsettled`]).
+    ///
+    /// A look at generation 0 finds "nothing published yet" where the writers' count agrees,
+    /// whatever slot 0's frame holds, and damage where values were published and `latest`
+    /// still names generation 0 ([`generation_0`](Self::generation_0)).
     pub(crate) fn look_latest(&self) -> Look {
-        let l = &self.layout;
         let latest = crate::sync::load_acquire(self.region.word(H_LATEST));
+        let look = self.look_at(latest);
+        if split_latest(latest).0 != 0 {
+            return look;
+        }
+        match (self.generation_0(), look) {
+            (Gen0::Unpublished, _) => Look::Value(0, Tag::EMPTY, 0),
+            (Gen0::Overwritten(what), Look::Value(..)) => Look::Damaged {
+                latest,
+                what,
+                frame: true,
+            },
+            (Gen0::Moved, Look::Value(..)) => Look::Unsettled,
+            (_, look) => look,
+        }
+    }
+
+    /// [`look_latest`](Self::look_latest)'s look at what `latest` (loaded with Acquire) names.
+    fn look_at(&self, latest: u64) -> Look {
+        let l = &self.layout;
         let (gen, slot) = split_latest(latest);
         let stayed = || {
             crate::sync::fence(Ordering::Acquire);
@@ -767,7 +802,8 @@ impl Snapshot {
             // load is what orders the publish this `latest` names before ours, and with it that
             // publish's stamp before ours (`stamp_inline`).
             let l = latest_word.load(Ordering::Acquire);
-            written.store(l, Ordering::Relaxed);
+            // Release, as `commit`'s: see `generation_0`.
+            written.store(l, Ordering::Release);
             l
         } else {
             written.load(Ordering::Relaxed)
@@ -914,7 +950,9 @@ impl Snapshot {
         // 0.98-1.11x back to back) in six alternations of the two binaries (BENCHMARKS.md,
         // History).
         latest_word.store(latest, Ordering::Release);
-        h[H_WRITTEN].store(latest, Ordering::Relaxed);
+        // Release: a reader that loads it past generation 0 then sees this `latest` or a later
+        // one (`generation_0`). A plain store on x86, as Relaxed is.
+        h[H_WRITTEN].store(latest, Ordering::Release);
         h[H_LAST_WRITER].store(pid, Ordering::Relaxed);
         crate::sync::fence(Ordering::SeqCst);
         // Waiters raise the count before they check `latest` and park; both sides are SeqCst
@@ -1191,7 +1229,14 @@ impl Snapshot {
         }
         // A branch on the buffer, not an address computed from `gen`: see `read_inline_from`.
         if gen.is_multiple_of(2) {
-            self.read_inline_from::<0>(latest, gen, slot, max, buf)
+            match self.read_inline_from::<0>(latest, gen, slot, max, buf) {
+                // Generation 0 is "nothing published yet" only while the writers' count agrees;
+                // the general read says what else it is.
+                Ok(_) if gen == 0 && self.generation_0() != Gen0::Unpublished => {
+                    Err(Miss::Elsewhere)
+                }
+                read => read,
+            }
         } else {
             self.read_inline_from::<1>(latest, gen, slot, max, buf)
         }
@@ -1374,6 +1419,14 @@ impl Snapshot {
                         }
                     }
                 }
+            };
+            let attempt = match attempt {
+                Attempt::Done(meta) if meta.generation == 0 => match self.generation_0() {
+                    Gen0::Unpublished => Attempt::Done(meta),
+                    Gen0::Moved => Attempt::Retry,
+                    Gen0::Overwritten(what) => Attempt::Damaged(what),
+                },
+                attempt => attempt,
             };
             match attempt {
                 Attempt::Done(mut meta) => {
@@ -1559,7 +1612,21 @@ impl Snapshot {
     /// ([`copy_slot_by_latest`](Self::copy_slot_by_latest)), on one with checksums in parallel
     /// with the fetch of the frame line, which must then agree with the hint (else: retry, and
     /// the next attempt reads the frame first).
+    ///
+    /// An attempt at generation 0 that fails answers "nothing published yet" where the writers'
+    /// count agrees ([`unpublished`](Self::unpublished)).
+    #[inline(always)]
     fn copy_slot(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
+        match self.copy_frame(slot, gen, hint, buf) {
+            Attempt::Done(meta) => Attempt::Done(meta),
+            failed if gen == 0 => self.unpublished(buf, failed),
+            failed => failed,
+        }
+    }
+
+    /// [`copy_slot`](Self::copy_slot)'s attempt itself.
+    #[inline(always)]
+    fn copy_frame(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
         // A value found damaged at open is read by its frame, which reports the damage.
         let hint = hint.filter(|_| self.damaged != Some(pack_latest(gen, slot)));
         if let (Some(hint), false) = (hint, self.checksum) {
@@ -1829,6 +1896,66 @@ impl Snapshot {
             len,
             retries: 0,
         })
+    }
+
+    /// The answer to a failed attempt at generation 0 (a `latest` naming it loaded first):
+    /// nothing published yet (an empty value, `buf` cleared) if the writers' count (`written`)
+    /// is at generation 0 too, whatever slot 0's frame holds; damage if values were published
+    /// and `latest` still names generation 0 ([`generation_0`](Self::generation_0)); else the
+    /// attempt's own outcome (`latest` moved on).
+    ///
+    /// On a new channel no writer stores into slot 0's frame before a publish of generation 2,
+    /// which follows the count's store of 1. A stray write that left the frame odd or naming
+    /// another generation made every read of a new channel spin until its timeout, and then
+    /// advise a `recover` that found nothing to bring back (a damage review).
+    #[cold]
+    fn unpublished(&self, buf: &mut Vec<u8>, failed: Attempt) -> Attempt {
+        match self.generation_0() {
+            Gen0::Unpublished => {
+                buf.clear();
+                Attempt::Done(Meta {
+                    generation: 0,
+                    tag: Tag::EMPTY,
+                    len: 0,
+                    retries: 0,
+                })
+            }
+            Gen0::Overwritten(what) => Attempt::Damaged(what),
+            Gen0::Moved => failed,
+        }
+    }
+
+    /// What a `latest` naming generation 0, loaded (with Acquire) before this call, means: see
+    /// [`Gen0`]. A read or look of it asks this whatever it found, so that a zeroed `latest`
+    /// (the likeliest stray write) does not read as "no value yet" once values were published:
+    /// on a channel of small values, kept in the header only, slot 0's frame is never written
+    /// and still holds generation 0's empty value, which that `latest` then named whole.
+    ///
+    /// Why the answers are right, with `written` stored with Release right after each `latest`
+    /// (`commit`, and the recovered writer's copy in `publish_locked`): a count of 0 means no
+    /// publish had stored it when it was loaded, so generation 0 was the latest value when
+    /// `latest` was (the answer "nothing yet" is that moment's). A count past 0 was stored after
+    /// a `latest` past generation 0 (or copied from one), and its Acquire load synchronises with
+    /// that store, so the reload of `latest` sees that value or a later one in its modification
+    /// order: generation 0 there is a store no publish makes ([`Gen0::Overwritten`]); anything
+    /// else is a publish that overtook the read ([`Gen0::Moved`]), which is no damage. (A first
+    /// version loaded the count with Relaxed and called a generation-0 `latest` damaged without
+    /// the reload; under loom it raced the first publish, reporting damage for a `latest` that
+    /// had just moved on.)
+    #[cold]
+    fn generation_0(&self) -> Gen0 {
+        let written = self.written_generation();
+        if written == 0 {
+            return Gen0::Unpublished;
+        }
+        let latest = self.region.word(H_LATEST).load(Ordering::Relaxed);
+        if split_latest(latest).0 != 0 {
+            return Gen0::Moved;
+        }
+        Gen0::Overwritten(format!(
+            "latest names generation 0, but the writers' count is at {written}: it was \
+             overwritten; {VALUE_DAMAGED}"
+        ))
     }
 
     /// The end of a validated slot copy: the checksum, if the frame has one.

@@ -2628,20 +2628,64 @@ fn a_frame_a_crash_left_open_is_recovered() {
 /// writers' count (`written`), where it found nothing "earlier" than generation 0 (a review).
 #[test]
 fn a_latest_overwritten_to_generation_0_is_damage_that_recover_mends() {
-    // (Here it names no slot; one that names a slot no value was ever in reads as no value.)
-    let s = Scratch::new("file");
-    let ch = s.create(1024);
-    for v in [&b"one"[..], b"two", b"three"] {
-        ch.publish_raw(Tag::TEXT, v).unwrap();
+    // Naming no slot (0xff), and zeroed: naming slot 0, whose frame still holds the new
+    // channel's empty generation 0 (small values are kept in the header only), which read as
+    // "no value yet" until reads asked the writers' count.
+    for latest in [0xff, 0] {
+        let s = Scratch::new("file");
+        let ch = s.create(1024);
+        for v in [&b"one"[..], b"two", b"three"] {
+            ch.publish_raw(Tag::TEXT, v).unwrap();
+        }
+        poke(&s.path(), 128, latest);
+        assert!(matches!(ch.read_raw(), Err(Error::Corrupt { .. })));
+        let damage = ch.info().damage.expect("damage");
+        assert!(damage.contains("latest names generation 0"), "{damage}");
+        assert!(ch.verify().is_err());
+        let back = ch.recover().unwrap().expect("recovered");
+        assert_eq!((back.from, back.meta.generation), (3, 4));
+        assert_eq!(ch.read_raw().unwrap().1, b"three");
     }
-    poke(&s.path(), 128, 0xff);
-    assert!(matches!(ch.read_raw(), Err(Error::Corrupt { .. })));
-    let damage = ch.info().damage.expect("damage");
-    assert!(damage.contains("latest names generation 0"), "{damage}");
-    assert!(ch.verify().is_err());
-    let back = ch.recover().unwrap().expect("recovered");
-    assert_eq!((back.from, back.meta.generation), (3, 4));
-    assert_eq!(ch.read_raw().unwrap().1, b"three");
+}
+
+/// A new channel whose slot-0 frame a stray write left marked as being written, or holding
+/// another generation, still has nothing published: reads say so at once (they spun until their
+/// timeout as contended, and advised a `recover` that found nothing), `info` and `verify` see no
+/// damage, and the first publish goes on as usual. With checksums, where reads take slot 0's
+/// frame (without, they go by the header's descriptor).
+#[test]
+fn a_stray_write_to_a_new_channels_frame_leaves_it_without_a_value() {
+    let s = Scratch::new("file");
+    let ch = Options::new()
+        .capacity(64 * 1024)
+        .readers(0)
+        .checksum(true)
+        .read_timeout(Duration::from_secs(30))
+        .create(&s.location)
+        .unwrap();
+    // FORMAT.md: with no pin table, slot 0's frame follows the 512-byte header; its stamp is its
+    // first word, its generation the second.
+    for (offset, v) in [(512, 1), (512, 2), (520, 7)] {
+        poke(&s.path(), offset, v);
+        let started = std::time::Instant::now();
+        let (meta, bytes) = ch.read_raw().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((meta.generation, meta.tag, bytes.len()), (0, Tag::EMPTY, 0));
+        assert_eq!(ch.info().damage, None);
+        ch.verify().unwrap();
+        assert!(ch.recover().unwrap().is_none());
+    }
+    ch.publish_raw(Tag::TEXT, b"first").unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"first");
+    // Once values were published a `latest` overwritten to name generation 0 in slot 0 is
+    // damage again, not "no value": the writers' count (`written`, byte 464) is past 0.
+    poke(&s.path(), 128, 0);
+    assert!(ch.read_raw().is_err());
+    assert!(ch.info().damage.is_some());
 }
 
 /// Without checksums, a frame left open is read all the same (by its descriptor and `latest`),
