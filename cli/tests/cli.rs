@@ -3872,6 +3872,60 @@ fn nobody_cmd(e: &Env, args: &[&str]) -> Option<Command> {
     Some(c)
 }
 
+/// `new --force` through a link another user planted in a sticky directory others may write to
+/// (as /tmp) does not follow it: the kernel's `fs.protected_symlinks` rule, whatever that
+/// setting says. A review had root's `--force` wipe a channel in a directory only root may
+/// enter, through nobody's link (with the setting at 0, as on this machine). Root's own link
+/// there is followed, as before.
+#[test]
+fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new("sticky-link");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sticky = e.dir.join("sticky");
+    let private = e.dir.join("private");
+    for (dir, mode) in [(&sticky, 0o1777), (&private, 0o700)] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let victim = private.join("important.mmf");
+    let victim = victim.to_str().unwrap();
+    e.ok(&["new", victim, "--size", "1KiB"]);
+    e.ok(&["out", victim, "precious"]);
+    let link = sticky.join("job.mmf");
+    let link = link.to_str().unwrap();
+    let Some(planted) = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .args([victim, link])
+        .status()
+        .ok()
+        .filter(|_| is_root())
+    else {
+        eprintln!("SKIPPED: needs root and setpriv to act as a second user");
+        return;
+    };
+    assert!(planted.success());
+    let out = e.run(&["new", link, "--size", "1KiB", "--force"]);
+    fails(
+        &out,
+        1,
+        "a symbolic link another user made in a sticky directory",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(victim));
+    assert_eq!(e.ok(&["read", victim]), "precious\n");
+    // Root's own link in the same directory leads where root meant.
+    std::fs::remove_file(link).unwrap();
+    std::os::unix::fs::symlink(victim, link).unwrap();
+    e.ok(&["new", link, "--size", "1KiB", "--force"]);
+    assert_eq!(e.run(&["read", victim]).status.code(), Some(7));
+}
+
 /// A umask that takes the owner's write bit (`umask 0277`) makes a channel its own creator
 /// cannot publish to, found only at the first `out` ("permission denied"): `new` says so at
 /// once, and how to make one that works; with a umask that leaves the owner both, no note.

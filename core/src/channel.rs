@@ -867,6 +867,11 @@ impl Options {
     /// replacements killed half-way left in the same directory are removed
     /// ([`host::abandoned_replacements_in`](crate::host::abandoned_replacements_in)).
     ///
+    /// A file path that is a symbolic link to a channel replaces the channel it leads to (as
+    /// opening follows it), unless the link is another user's in a sticky directory others may
+    /// write to, such as `/tmp`, which the directory's owner did not make either: the kernel's
+    /// `fs.protected_symlinks` rule, applied whatever that setting says.
+    ///
     /// # Errors
     ///
     /// In every case the old channel and its value, if there is one, stay as they were:
@@ -877,7 +882,8 @@ impl Options {
     ///   holds something other than a channel, refused as [`Channel::remove`] refuses it;
     ///   [`Error::IsADirectory`]: a directory under the name or path;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
-    ///   included), or a symbolic link at the path led elsewhere once the channel it led to was
+    ///   included), or a symbolic link at the path is another user's in a sticky directory
+    ///   (`PermissionDenied`), or led elsewhere once the channel it led to was
     ///   checked, or another file was put at the file path (or under the temporary name)
     ///   while the new channel was made: nothing is replaced then.
     ///
@@ -924,7 +930,25 @@ impl Options {
             (Location::File(_), Some(checked))
                 if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
             {
+                let link = path.clone();
                 let real = std::fs::canonicalize(&path).unwrap_or(path);
+                if !followable_link(&link) {
+                    return Err(Error::PermissionDenied {
+                        name,
+                        path: link,
+                        cause: io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            format!(
+                                "it is a symbolic link another user made in a sticky directory \
+                                 others may write to, which a replacement does not follow (as \
+                                 the kernel's fs.protected_symlinks does not): it could lead \
+                                 anywhere that user chose; replace the channel by its own path \
+                                 ({}) if that is the one meant",
+                                real.display()
+                            ),
+                        ),
+                    });
+                }
                 // Resolved again: the link must still lead to the channel checked above, not to
                 // a file someone pointed it at meanwhile, which the rename would replace.
                 if !still_named(checked, location, &real) {
@@ -3290,6 +3314,22 @@ fn inheritable(old: &std::fs::Metadata, path: &Path) -> bool {
     }
     std::fs::metadata(dir_of(path))
         .is_ok_and(|d| d.mode() & 0o022 == 0 && (d.uid() == 0 || d.uid() == old.uid()))
+}
+
+/// Whether a replacement may follow the symbolic link at `path` to the channel it leads to: the
+/// kernel's `fs.protected_symlinks` rule, applied whatever that setting says (it is off on some
+/// systems). A link in a sticky directory that others may write to (`/tmp`) is followed only if
+/// this user, or the directory's owner, made it. Without the rule, root's `mmf new
+/// /tmp/job.mmf --force` replaced whatever channel another user's link there led to, such as
+/// one in a directory only root may enter (found by a review).
+fn followable_link(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(link) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    link.uid() == os::euid()
+        || std::fs::metadata(dir_of(path))
+            .is_ok_and(|d| d.mode() & 0o1002 != 0o1002 || d.uid() == link.uid())
 }
 
 /// Whether `a` and `b` describe the same file (device and inode number).
