@@ -237,10 +237,16 @@ fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
 
 /// How to clear a channel a creator left unfinished: `mmf remove NAME clears it`, or for a file
 /// path, delete the file (mmf removes only files that start with its magic, which a half-made
-/// one does not).
+/// one does not), if it is what is left of a channel: a file that starts with zeros may be any
+/// other program's (a disk image's first bytes are zeros), and a review had every verb advise
+/// `rm` of an ext4 image given by mistake.
 pub fn clear_unfinished(name: &str) -> String {
     if name.contains('/') {
-        format!("delete the file: rm {}", shell_word(name))
+        format!(
+            "delete the file if it is what is left of a channel (another program's file that \
+             starts with zeros, a disk image say, reads so too): rm {}",
+            shell_word(name)
+        )
     } else {
         format!("`{}` clears it", command("remove", name, ""))
     }
@@ -293,6 +299,19 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             "give it a smaller --size or fewer --readers",
         ),
         (CoreError::AlreadyExists { name, .. }, "new") => already_exists(name),
+        // A process holds it: a creation under way, most likely (a large channel takes about a
+        // second a GiB to allocate), which the review found called dead, with advice to delete
+        // the file its creator was still making.
+        (CoreError::NotInitialized { name, .. }, _)
+            if mmf::channel::host::in_use(name.as_str()).unwrap_or(false) =>
+        {
+            format!(
+                "channel '{name}' is still being created: a process holds its file, which is not \
+                 initialised yet (a large channel takes about a second a GiB to allocate); retry \
+                 once it is made (`{}` waits for it)",
+                command("read", name, "--wait")
+            )
+        }
         (CoreError::NotInitialized { name, .. }, _) => format!(
             "channel '{name}' is not initialised: its creator may still be starting, or died \
              while creating it; retry, and if it stays so, {}",

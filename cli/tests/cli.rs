@@ -2917,6 +2917,84 @@ fn another_users_reader_waits_for_a_creator_held_up_after_allocating() {
     assert_eq!(read.finish_ok(20), "made\n");
 }
 
+/// A file given by mistake that starts with zeros (a disk image) is no channel anyone should be
+/// told to delete as one: a review had every verb advise `rm ./fs.img` for an ext4 image. It is
+/// now said to be one only if it is what is left of a channel; and a file that a process holds
+/// (a creation under way) is said to be being made, not dead.
+#[test]
+fn a_file_that_starts_with_zeros_is_not_called_a_dead_channel_to_delete() {
+    let e = Env::new("zeros-file");
+    let img = e.dir.join("fs.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
+    for args in [
+        &["read", "./fs.img"][..],
+        &["out", "./fs.img", "x"],
+        &["info", "./fs.img"],
+    ] {
+        let out = e.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "delete the file if it is what is left of a channel (another program's file \
+                 that starts with zeros, a disk image say, reads so too): rm ./fs.img"
+            ),
+            "{args:?}: {err}"
+        );
+    }
+    // Held, as a creator holds the file it makes.
+    let held = std::fs::File::open(&img).unwrap();
+    held.lock_shared().unwrap();
+    let out = e.run(&["out", "./fs.img", "x"]);
+    fails(
+        &out,
+        1,
+        "channel './fs.img' is still being created: a process holds its file",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`mmf read ./fs.img --wait` waits"));
+    drop(held);
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 4 << 20);
+}
+
+/// `new --exist-ok` of a file path while another `new` is still making the channel there opens
+/// that channel once it is made within the waits `open` makes (250 ms, twice), as for a
+/// shared-memory name (a review found it told to delete the file, whose creator then finished
+/// in 0.3 s).
+#[test]
+fn exist_ok_waits_for_a_file_channel_being_made() {
+    if !can_trace() {
+        return;
+    }
+    let e = Env::new("exist-ok-file");
+    let mut made = Command::new("strace")
+        .args([
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=fallocate:delay_exit=300000",
+        ])
+        .arg(BIN)
+        .args(["new", "./big.mmf", "--size", "64"])
+        .current_dir(&e.dir)
+        .spawn()
+        .unwrap();
+    let file = e.dir.join("big.mmf");
+    let t = std::time::Instant::now();
+    while std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "never allocated"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    e.ok(&["new", "./big.mmf", "--size", "64", "--exist-ok"]);
+    assert!(finish_status(&mut made, 20).success());
+    e.ok(&["out", "./big.mmf", "made"]);
+    assert_eq!(e.ok(&["read", "./big.mmf"]), "made\n");
+}
+
 /// `mmf new NAME --size 64 --mode MODE` under strace, held up for `delay_us` right after its
 /// `fallocate` (its header not written yet): returned once the file is allocated.
 fn held_up_creator(e: &Env, name: &str, mode: &str, delay_us: u64) -> std::process::Child {

@@ -732,9 +732,10 @@ impl Options {
     /// Those of [`create`](Options::create) and of [`open`](Options::open), but for the
     /// [`Error::AlreadyExists`] and [`Error::NotFound`] of a channel created or removed by
     /// another process between the two, which are tried again (a channel there and not
-    /// initialised yet is waited for as `open` waits, and one whose creator died is replaced,
-    /// as said above; [`Error::NotInitialized`] for one that a process holds, that changed
-    /// within the last second, or at a file path, and [`Error::PermissionDenied`] for another
+    /// initialised yet is waited for as `open` waits, twice if a process holds it or it
+    /// changed within the last second, a file path's too, and one whose creator died is
+    /// replaced, as said above; [`Error::NotInitialized`] for one still not initialised then,
+    /// or at a file path that nobody holds and that has not changed for a second, and [`Error::PermissionDenied`] for another
     /// user's that this one may not open); and:
     /// - [`Error::InvalidOptions`]: no channel there, with [`read_only`](Options::read_only);
     /// - [`Error::Io`]: the name is a symbolic link to nothing (creating never follows a link,

@@ -167,7 +167,7 @@ pub enum Error {
     /// file under the name is empty or starts with zeros. `open` says so once its
     /// [`init_timeout`](crate::Options::init_timeout) has passed, `create` at once (the name is
     /// taken either way).
-    #[error("channel '{name}' is not initialised yet: its creator may still be starting, or died while creating it; retry, and if it stays so, remove it (a file path: delete the file)")]
+    #[error("channel '{name}' is not initialised yet: its creator may still be starting, or died while creating it; retry, and if it stays so, remove it (a file path: delete the file, if it is what is left of a channel and not another program's file that starts with zeros)")]
     #[non_exhaustive]
     NotInitialized {
         /// The channel's name or path.

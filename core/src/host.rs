@@ -459,7 +459,8 @@ pub(crate) enum Leftover {
     /// Left as it is: held by a process, younger than asked, or no longer all zeros (perhaps
     /// another process's channel, made under the name since).
     Kept,
-    /// Never removed so: a file path, or another user's file.
+    /// Never removed so: another user's file, or a file path that nobody holds and that has
+    /// not changed for the age asked.
     NotOurs,
 }
 
@@ -471,12 +472,16 @@ pub(crate) enum Leftover {
 /// [`remove_unused`] does. The lock is waited for a little (50 ms): another process removing
 /// the same file holds it for an instant, a process using the file for as long as it does.
 /// A file path is never removed: it may be anything a user keeps there (an image whose first
-/// page is zeros, a channel file whose header a machine crash did not write back).
+/// page is zeros, a channel file whose header a machine crash did not write back). It is
+/// [`Kept`](Leftover::Kept) while a process holds it or it changed within `min_age` (a creation
+/// under way, which the caller waits for as in shared memory: a review found a `new
+/// --exist-ok` during a 0.3 s creation of a file channel told to delete the file), and
+/// [`NotOurs`](Leftover::NotOurs) once neither.
 pub(crate) fn remove_left_unfinished(
     location: &Location,
     min_age: std::time::Duration,
 ) -> Leftover {
-    let (Location::Shm(_), Some(path)) = (location, location.path()) else {
+    let Some(path) = location.path() else {
         return Leftover::NotOurs;
     };
     let mut file = match crate::channel::open_existing(location, &path, false) {
@@ -491,6 +496,14 @@ pub(crate) fn remove_left_unfinished(
     // Judged before the lock as well: a channel made meanwhile (its magic, or young) is told
     // at once, without waiting for its creator's lock.
     let young = crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age);
+    if let Location::File(_) = location {
+        let held = matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
+        return if young || held || !zeros(&mut file) {
+            Leftover::Kept
+        } else {
+            Leftover::NotOurs
+        };
+    }
     if !owned(&meta) {
         return Leftover::NotOurs;
     }
