@@ -2995,6 +2995,47 @@ fn exist_ok_waits_for_a_file_channel_being_made() {
     assert_eq!(e.ok(&["read", "./big.mmf"]), "made\n");
 }
 
+/// `out --sync` writes back the directory the channel's file is in: through a link, the
+/// target's (where `new --force` renames a replacement), not the link's; and in a directory
+/// this user may not read (0711), it makes the value durable and succeeds, where it failed
+/// after publishing ("flushing the directory ...: Permission denied", a review).
+#[test]
+fn out_sync_writes_back_the_files_own_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new("sync-dirs");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let real = e.dir.join("real");
+    let links = e.dir.join("links");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::create_dir(&links).unwrap();
+    let channel = real.join("c.mmf");
+    let channel = channel.to_str().unwrap();
+    e.ok(&["new", channel, "--size", "1KiB", "--mode", "0666"]);
+    let link = links.join("c.mmf");
+    std::os::unix::fs::symlink(channel, &link).unwrap();
+    if can_trace() {
+        let log = e.dir.join("strace.log");
+        let out = Command::new("strace")
+            .args(["-f", "-e", "trace=openat,fsync", "-o"])
+            .arg(&log)
+            .arg(BIN)
+            .args(["out", link.to_str().unwrap(), "via link", "--sync"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let log = std::fs::read_to_string(&log).unwrap();
+        let opened = |dir: &Path| log.contains(&format!("\"{}\", O_RDONLY", dir.display()));
+        assert!(opened(&real.canonicalize().unwrap()), "{log}");
+        assert!(!opened(&links), "{log}");
+    }
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let Some(out) = as_nobody(&e, &["out", channel, "synced", "--sync"]) else {
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(e.ok(&["read", channel]), "synced\n");
+}
+
 /// `mmf new NAME --size 64 --mode MODE` under strace, held up for `delay_us` right after its
 /// `fallocate` (its header not written yet): returned once the file is allocated.
 fn held_up_creator(e: &Env, name: &str, mode: &str, delay_us: u64) -> std::process::Child {

@@ -2012,8 +2012,11 @@ impl Channel {
     /// [`recover`](Self::recover); a
     /// frame that did, over a payload that did not, reads as whole unless the channel has
     /// checksums ([`Options::checksum`]). A file channel that must survive power loss wants
-    /// both. For a file channel this also writes back its directory, so that a channel created
-    /// or replaced since is found under its name after a crash.
+    /// both. For a file channel this also writes back its directory (the one holding the file,
+    /// where the path is a link to it), so that a channel created or replaced since is found
+    /// under its name after a crash; unless this user may not read that directory (mode
+    /// `0711`, say), which cannot be written back then: skipped, the value itself being
+    /// durable (a review found `mmf out --sync` failing there after it had published).
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("flush-doc-{}.mmf", std::process::id()));
@@ -2042,14 +2045,20 @@ impl Channel {
         })?;
         // The file's name too: a channel created (or replaced) since the directory was last
         // written back would otherwise be missing, or the old one, after a crash.
+        // The directory the file is in: through a link, the target's (where `create_or_replace`
+        // renames a replacement), not the link's (a review found the link's synced instead).
         if let Location::File(_) = self.location {
-            File::open(dir_of(&path))
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::Io {
-                    op: "flushing the directory of",
-                    path,
-                    cause: e,
-                })?;
+            let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            match File::open(dir_of(&real)) {
+                Ok(dir) => dir.sync_all(),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+                Err(e) => Err(e),
+            }
+            .map_err(|e| Error::Io {
+                op: "flushing the directory of",
+                path,
+                cause: e,
+            })?;
         }
         Ok(())
     }

@@ -77,7 +77,13 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     // failure here takes nothing from the publish, which is done.
     let _ = ch.touch();
     if a.sync {
-        ch.flush()?;
+        // The value is out: a script told it failed must not publish it again blindly.
+        ch.flush().with_context(|| {
+            format!(
+                "generation {generation} is published to '{location}', but making it durable \
+                 (--sync) failed"
+            )
+        })?;
     }
     if a.print_generation {
         // The value is out: a script told it failed must not publish it again blindly.
