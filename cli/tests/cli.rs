@@ -3036,6 +3036,33 @@ fn out_sync_writes_back_the_files_own_directory() {
     assert_eq!(e.ok(&["read", channel]), "synced\n");
 }
 
+/// SIGTERM while `new` allocates its channel (here while strace holds it just after its
+/// `fallocate`) lets the creation finish, then ends the process by the signal: a whole channel
+/// is left, not a file of zeros that every verb refused until it was deleted by hand (a review:
+/// the signal's default action killed `new` in the middle).
+#[test]
+fn a_signal_during_new_leaves_a_whole_channel_or_none() {
+    if !can_trace() {
+        return;
+    }
+    let e = Env::new("new-signal");
+    let mut made = held_up_creator(&e, "sig", "0600", 600_000);
+    // The traced `mmf new`, strace's child.
+    let children =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", made.id(), made.id()))
+            .unwrap();
+    let pid = children.split_whitespace().next().expect("strace's child");
+    assert!(Command::new("kill")
+        .args(["-TERM", pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = finish_status(&mut made, 20);
+    assert!(!status.success(), "{status:?}");
+    let out = e.run(&["read", "sig"]);
+    fails(&out, 7, "holds no value yet");
+}
+
 /// `mmf new NAME --size 64 --mode MODE` under strace, held up for `delay_us` right after its
 /// `fallocate` (its header not written yet): returned once the file is allocated.
 fn held_up_creator(e: &Env, name: &str, mode: &str, delay_us: u64) -> std::process::Child {

@@ -9,6 +9,12 @@ use crate::exit;
 
 pub fn run(a: NewArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
+    // Ctrl-C, SIGTERM or SIGHUP while a large channel is allocated: the allocation returns
+    // (EINTR), the library removes the file it was making, and the process then ends by the
+    // signal (`main`). Killed by the signal's default action instead, it left an empty file
+    // (or, with --force, a `.mmf-new-*` one) that refused every verb until deleted by hand (a
+    // review). A signal that comes at any other moment lets the creation finish first.
+    crate::interrupt::install();
     let mut o = Options::new();
     o.capacity(a.size).checksum(a.checksum);
     // Without --readers or --mode, the library's defaults (4; 0600 less the umask).
