@@ -886,7 +886,9 @@ impl Options {
     ///   included), or a symbolic link at the path is another user's in a sticky directory
     ///   (`PermissionDenied`), or led elsewhere once the channel it led to was
     ///   checked, or another file was put at the file path (or under the temporary name)
-    ///   while the new channel was made: nothing is replaced then.
+    ///   while the new channel was made: nothing is replaced then. (Another channel put there
+    ///   meanwhile, by a replacement that renamed first or a `create`, is replaced as the one
+    ///   found first would have been; a name freed meanwhile is taken.)
     ///
     /// ```
     /// use mmf::{Channel, Options, Tag};
@@ -1073,23 +1075,67 @@ impl Options {
                 ),
             ));
         }
-        let renamed = match (location, &checked) {
-            (Location::File(_), Some(checked)) if !still_named(checked, location, &path) => {
-                return Err(put_there());
-            }
-            (Location::File(_), None) => match os::rename_noreplace(&tmp, &path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let dangling = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink())
-                        && std::fs::metadata(&path).is_err();
-                    if !dangling {
+        // What changed under a file path meanwhile is looked at again (a few times, against a
+        // peer that keeps changing it): another channel put there (a concurrent `--force`, whose
+        // rename came first, or a `create`) is replaced as the one checked would have been, and
+        // a name freed (the channel removed) is taken while still free. A review found both
+        // refused as "another file was put under the name": one of two restarting services
+        // that replace their channel at once failed about every time.
+        let mut retired = None;
+        let renamed = match (location, checked) {
+            (Location::File(_), mut checked) => {
+                let mut tries = 0;
+                // A channel another process is creating under the name is waited for (its
+                // magic comes last), up to what `open` waits for one.
+                let until = Instant::now() + self.init_timeout.min(Duration::from_secs(5));
+                loop {
+                    tries += 1;
+                    if tries > 8 {
                         return Err(put_there());
                     }
-                    std::fs::rename(&tmp, &path)
+                    match &checked {
+                        Some(checked) if still_named(checked, location, &path) => {
+                            break std::fs::rename(&tmp, &path);
+                        }
+                        Some(_) => {}
+                        None => match os::rename_noreplace(&tmp, &path) {
+                            Ok(()) => break Ok(()),
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                let dangling = std::fs::symlink_metadata(&path)
+                                    .is_ok_and(|m| m.is_symlink())
+                                    && std::fs::metadata(&path).is_err();
+                                if dangling {
+                                    break std::fs::rename(&tmp, &path);
+                                }
+                            }
+                            // No such rename here (another platform, a file system that
+                            // refuses it).
+                            Err(_) => break std::fs::rename(&tmp, &path),
+                        },
+                    }
+                    // What the name holds now: a channel (replaced), nothing (taken while
+                    // free), or anything else (left alone).
+                    checked = match check_replaceable(location, &path, &name) {
+                        Ok(Some(now)) => {
+                            retired = open_retiring(location, &path);
+                            Some(now)
+                        }
+                        Ok(None) | Err(Error::NotFound { .. }) => None,
+                        Err(_)
+                            if Instant::now() < until
+                                && crate::host::creation_under_way(
+                                    location,
+                                    Duration::from_secs(1),
+                                ) =>
+                        {
+                            tries -= 1;
+                            std::thread::sleep(Duration::from_millis(1));
+                            None
+                        }
+                        Err(_) => return Err(put_there()),
+                    };
                 }
-                // No such rename here (another platform, a file system that refuses it).
-                Err(_) => std::fs::rename(&tmp, &path),
-            },
+            }
             _ => std::fs::rename(&tmp, &path),
         };
         if let Err(e) = renamed {
@@ -1100,7 +1146,7 @@ impl Options {
             });
         }
         // Its followers move to the new channel now, not at their next look.
-        if let Some(old) = &old {
+        for old in old.iter().chain(&retired) {
             mark_retired(old);
         }
         // Beside a file path nothing else would ever find them. Best effort: the replacement is

@@ -538,6 +538,26 @@ pub(crate) fn remove_left_unfinished(
     }
 }
 
+/// Whether the file under `location` looks like a channel being created: empty or zeros where
+/// the magic goes (written last), and held by a process (a creator holds a shared `flock` from
+/// right after creating it) or changed within `min_age`. Nothing is removed.
+pub(crate) fn creation_under_way(location: &Location, min_age: std::time::Duration) -> bool {
+    let Some(path) = location.path() else {
+        return false;
+    };
+    let Ok(file) = crate::channel::open_existing(location, &path, false) else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if !meta.is_file() || !starts_with_zeros(&file).unwrap_or(false) {
+        return false;
+    }
+    crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age)
+        || matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 /// Whether the file at `path` is empty or starts with a zero word (no magic yet).
 /// Whether `file`, read from where its offset is, starts with nothing or zeros only (its first 8
 /// bytes): a creator's file before the magic, written last, is there.

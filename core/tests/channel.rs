@@ -554,6 +554,71 @@ fn a_users_file_put_at_the_path_during_a_replacement_is_kept() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// What a replacement of a file path finds changed under the name once its channel is made,
+/// other than a user's file: another channel (a concurrent replacement that renamed first, or a
+/// `create` of a name that was free) is replaced as the one checked would have been, and a name
+/// whose channel was removed meanwhile is taken. A review found both refused as "another file
+/// was put under the name": of two services replacing their channel at once, one failed
+/// almost every time.
+#[test]
+fn a_replacement_takes_a_name_another_channel_took_or_left_meanwhile() {
+    let dir = std::path::Path::new(if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    })
+    .join(format!("mmf-replace-peer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("x.mmf");
+    let path = path.to_str().unwrap();
+    // (a channel there first, what the peer does while the replacement is made)
+    type Peer = fn(&str);
+    let cases: [(bool, Peer); 3] = [
+        (true, |p| {
+            Options::new().capacity(64).create_or_replace(p).unwrap();
+        }),
+        (true, |p| Channel::remove(p).unwrap()),
+        (false, |p| drop(Channel::create(p, 64).unwrap())),
+    ];
+    for (i, (held, peer)) in cases.into_iter().enumerate() {
+        let _ = std::fs::remove_file(path);
+        if held {
+            drop(Channel::create(path, 64).unwrap());
+        }
+        let replaced = std::thread::scope(|s| {
+            let dir = &dir;
+            s.spawn(move || {
+                let t = std::time::Instant::now();
+                let ours = |e: &std::fs::DirEntry| {
+                    e.file_name().to_string_lossy().starts_with(".mmf-new-")
+                };
+                while t.elapsed() < Duration::from_secs(10) {
+                    if std::fs::read_dir(dir).unwrap().flatten().any(|e| ours(&e)) {
+                        peer(path);
+                        return;
+                    }
+                }
+                panic!("no temporary file seen");
+            });
+            Options::new()
+                .capacity(128 << 20)
+                .readers(0)
+                .create_or_replace(path)
+        });
+        let ch = replaced.unwrap_or_else(|e| panic!("case {i}: {e}"));
+        // Two replacements at once: both succeed, and the name holds whichever renamed last.
+        let now = Channel::open(path).unwrap().capacity();
+        if i == 0 && now == 64 {
+            assert!(!ch.is_current().unwrap());
+        } else {
+            assert!(ch.is_current().unwrap(), "case {i}");
+            assert_eq!(now, 128 << 20, "case {i}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn create_is_exclusive_open_needs_an_existing_channel() {
     for kind in ["shm", "file"] {
