@@ -2713,6 +2713,39 @@ fn a_latest_overwritten_to_generation_0_is_damage_that_recover_mends() {
     }
 }
 
+/// A read of a frame left open for good (a crash, or another process's stray write) waits its
+/// timeout out mostly asleep: it spun and yielded for the whole timeout, a core's worth of CPU
+/// on an idle machine (a liveness review measured 98-99%, for 1 s a read). The CPU this
+/// thread used is at most half the read's time (the machine being busy only lowers it).
+#[test]
+fn a_read_of_a_frame_left_open_does_not_eat_a_core() {
+    let s = Scratch::new("file");
+    let ch = two_slot_channel(&s, true);
+    ch.publish_raw(Tag::BYTES, &vec![b'C'; 40_000]).unwrap();
+    drop(ch);
+    let image = std::fs::read(s.path()).unwrap();
+    let payload = payload_of(&image, b'C', 40_000);
+    let stamp = u64::from_le_bytes(image[payload - 64..payload - 56].try_into().unwrap());
+    poke(&s.path(), payload - 64, stamp + 1);
+    let w = Options::new()
+        .read_timeout(Duration::from_secs(1))
+        .open(&s.location)
+        .unwrap();
+    // utime and stime of this thread, in clock ticks (proc(5): fields 14 and 15).
+    let cpu_ticks = || -> u64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let (cpu, wall) = (cpu_ticks(), std::time::Instant::now());
+    assert!(matches!(w.read_raw(), Err(Error::Contended { .. })));
+    let (cpu, wall) = (cpu_ticks() - cpu, wall.elapsed());
+    assert!(wall >= Duration::from_secs(1), "{wall:?}");
+    // Clock ticks are 10 ms where USER_HZ is 100 (Linux's, everywhere).
+    let ticks = wall.as_millis() as u64 / 10;
+    assert!(cpu * 2 <= ticks, "{cpu} ticks of CPU in {wall:?}");
+}
+
 /// A new channel whose slot-0 frame a stray write left marked as being written, or holding
 /// another generation, still has nothing published: reads say so at once (they spun until their
 /// timeout as contended, and advised a `recover` that found nothing), `info` and `verify` see no
