@@ -350,7 +350,7 @@ pub struct WatchArgs {
     )]
     pub count: Option<u64>,
     /// Exit with code 8 when no new value comes for DUR (500ms, 5s, 2m, 1m30s; a bare number
-    /// alone is seconds).
+    /// alone is seconds); a value that cannot be read (damaged) does not count.
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<std::time::Duration>,
     /// End the watch (exit 0) once process PID has exited and the last value it published is

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use mmf::{Change, Channel, Follower, Location, Stop, Until};
+use mmf::{Change, Channel, Follower, Location, Options, Stop, Until};
 
 use crate::exit::{Coded, EXITED, INTERRUPTED, TIMEOUT};
 use crate::interrupt;
@@ -24,7 +24,17 @@ pub struct Followed {
     /// The process whose exit ends the wait (`--pid`), and the switch its exit turns (seen at
     /// once: a pidfd, watched by a thread of mmf's).
     pid: Option<(u32, Stop)>,
+    /// The deadline (or `None` for `--pid`'s exit) past which [`wait`](Followed::wait) last
+    /// gave a look at a value already there, and how many it gave ([`LOOKS_PAST_END`]).
+    looks_past: (Option<Option<Instant>>, u32),
 }
+
+/// How many times [`Followed::wait`] returns a value that is there once its deadline has passed
+/// (or `--pid`'s process has exited): the last look the timeout allows, and one more read
+/// where a refusal asks for it. Unbounded, a peer that moved `latest` to a value nobody could
+/// read once per read kept `read --wait --timeout 2s` reading for as long as it went on (13 s
+/// at 97% CPU in a liveness review).
+const LOOKS_PAST_END: u32 = 2;
 
 /// What a wait found under a name that no longer leads to the followed channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +83,15 @@ impl Followed {
             follower,
             gone_said: None,
             pid: pid.map(|p| (p, exit.clone())),
+            looks_past: (None, 0),
         };
+        // A read gives up as contended within the timeout (and never later than the library's
+        // 1 s): a value nobody can read whole must not keep `--timeout 100ms` reading for 1 s.
+        let mut options = Options::new();
+        if let Some(d) = deadline {
+            let timeout = d.saturating_duration_since(Instant::now());
+            options.read_timeout(timeout.clamp(Duration::from_millis(10), Duration::from_secs(1)));
+        }
         // The first look does not wait: a missing channel is announced before the wait.
         let bound = bound(deadline, pid);
         let never_created = || {
@@ -100,7 +118,7 @@ impl Followed {
         };
         // Read before the look: a channel the process made before it exited is found by it.
         let exited_before = exited();
-        let being_made = match Follower::open(&location, Duration::ZERO) {
+        let being_made = match options.follow(&location, Duration::ZERO) {
             Ok(follower) => return Ok(followed(follower, false)),
             Err(e @ E::NotFound { .. }) if !location.can_appear() => return Err(e.into()),
             // The --pid process exited already: it will not create the channel now.
@@ -149,7 +167,7 @@ impl Followed {
         // The --pid process exited: it will not create the channel now. One last look, as it
         // may have created it right before it exited; a channel still being made then is
         // another process's, which --pid does not wait for.
-        let after_exit = || match Follower::open(&location, Duration::ZERO) {
+        let after_exit = || match options.follow(&location, Duration::ZERO) {
             Ok(follower) => Ok(followed(follower, true)),
             Err(E::NotFound { .. }) => Err(never_created().into()),
             Err(E::NotInitialized { .. }) => Err(left_unfinished().into()),
@@ -171,7 +189,8 @@ impl Followed {
         let until = Until::from(deadline).or(&exit);
         std::thread::spawn({
             let location = location.clone();
-            move || drop(tx.send(Follower::open(&location, until)))
+            let options = options.clone();
+            move || drop(tx.send(options.follow(&location, until)))
         });
         loop {
             let opened = match rx.recv_timeout(SLICE) {
@@ -251,6 +270,16 @@ impl Followed {
     }
 
     /// The channel the name leads to (as of the last wait).
+    /// Whether a look past the end of the wait (`key`: the deadline that passed, `None` for
+    /// `--pid`'s exit) may still return a value that is there: [`LOOKS_PAST_END`] of them.
+    fn look_past(&mut self, key: Option<Instant>) -> bool {
+        if self.looks_past.0 != Some(key) {
+            self.looks_past = (Some(key), 0);
+        }
+        self.looks_past.1 += 1;
+        self.looks_past.1 <= LOOKS_PAST_END
+    }
+
     pub fn channel(&self) -> &Channel {
         self.follower.channel()
     }
@@ -293,8 +322,13 @@ impl Followed {
             }
             // Its exit looked at before the generation: a value it published and then exited
             // is still seen.
-            if let Some((pid, _)) = self.pid.as_ref().filter(|(_, exit)| exit.is_stopped()) {
-                if self.follower.newer_than(since, refused).is_some() {
+            if let Some(pid) = self
+                .pid
+                .as_ref()
+                .filter(|(_, exit)| exit.is_stopped())
+                .map(|(pid, _)| *pid)
+            {
+                if self.follower.newer_than(since, refused).is_some() && self.look_past(None) {
                     return Ok(Waited::Changed);
                 }
                 return Err(Coded(
@@ -310,7 +344,7 @@ impl Followed {
             let Some(left) = left(deadline) else {
                 // A deadline that passed (`--timeout 0s` included) still sees a value that is
                 // there already: "returns at once if the current value is newer".
-                if self.follower.newer_than(since, refused).is_some() {
+                if self.follower.newer_than(since, refused).is_some() && self.look_past(deadline) {
                     return Ok(Waited::Changed);
                 }
                 return Err(Coded(TIMEOUT, timed_out(self.channel())).into());
@@ -425,10 +459,36 @@ pub fn passed_by_wait(e: &mmf::channel::Error) -> bool {
     e.mended_by_publish() || matches!(e, mmf::channel::Error::Contended { .. })
 }
 
+/// How many lines [`waiting_past`] says in a second at most.
+const DAMAGE_LINES: u32 = 5;
+
 /// Says on stderr that the value a wait of `verb` on channel `name` reached could not be read
 /// (`e`, [`passed_by_wait`]), and that the wait goes on for the publish that replaces it.
+///
+/// At most [`DAMAGE_LINES`] such lines a second: a peer that stores damaged values as fast as
+/// it can (each store an 8-byte write) flooded stderr with 866,895 lines, 385 MB, in 4 s of a
+/// liveness review. The lines left out are counted in the next one said.
 pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
     use std::io::Write;
+    /// The second now counted (from its first line), the lines said in it, and those left out.
+    static SAID: std::sync::Mutex<Option<(Instant, u32, u64)>> = std::sync::Mutex::new(None);
+    let mut said = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (second, lines, left_out) = said.get_or_insert((Instant::now(), 0, 0));
+    if second.elapsed() >= Duration::from_secs(1) {
+        (*second, *lines) = (Instant::now(), 0);
+    }
+    if *lines >= DAMAGE_LINES {
+        *left_out += 1;
+        return;
+    }
+    *lines += 1;
+    let since = match std::mem::take(left_out) {
+        0 => String::new(),
+        n => format!(" (and {n} more like it since the last such line)"),
+    };
+    drop(said);
     let said = match e {
         // Its "retry later" is what the wait does.
         mmf::channel::Error::Contended {
@@ -440,5 +500,8 @@ pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
         e => crate::exit::report(&e.into(), verb, Some(name)),
     };
     // Said under --quiet too: a value lost to damage is not a note.
-    let _ = writeln!(std::io::stderr(), "mmf: {said}; waiting for the next value");
+    let _ = writeln!(
+        std::io::stderr(),
+        "mmf: {said}{since}; waiting for the next value"
+    );
 }

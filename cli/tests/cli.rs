@@ -3063,6 +3063,89 @@ fn a_signal_during_new_leaves_a_whole_channel_or_none() {
     fails(&out, 7, "holds no value yet");
 }
 
+/// A peer that keeps moving `latest` to a value nobody can read (its frame odd) no longer keeps
+/// `read --wait --timeout` and `watch --timeout` going past their timeout: after it, at most two
+/// more reads, each bounded by the timeout. A liveness review saw `--timeout 2s` run 13 s (the
+/// whole time the peer went on) at 97% CPU, printing a line per damaged value. Lines about
+/// damaged values now come at most five a second.
+#[test]
+fn timeouts_hold_against_a_peer_that_keeps_storing_unreadable_values() {
+    let e = Env::new("hostile-latest");
+    let path = e.dir.join("t.mmf");
+    let path_str = path.to_str().unwrap();
+    e.ok(&["new", path_str, "--size", "1KiB", "--readers", "0"]);
+    e.ok(&["out", path_str, &"x".repeat(300)]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // FORMAT.md: `latest` at byte 128; with no pin table, slot 1's frame (its stamp
+            // first) at 512 + 64 + 1024. Every 100 ms a newer generation in slot 1, stamped odd.
+            let mut g = 2;
+            let t = std::time::Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && t.elapsed() < std::time::Duration::from_secs(30)
+            {
+                poke_word(&path, 1600, 2 * g + 1);
+                poke_word(&path, 128, (g << 8) | 1);
+                g += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        for args in [
+            &["read", path_str, "--wait", "--timeout", "1s"][..],
+            &["watch", path_str, "--new-only", "--timeout", "1s"],
+        ] {
+            let t = std::time::Instant::now();
+            let out = e.run(args);
+            let took = t.elapsed();
+            assert_eq!(out.status.code(), Some(8), "{args:?}: {out:?}");
+            // 1 s, then at most two reads of at most 1 s each (and slack for a busy machine).
+            assert!(
+                took < std::time::Duration::from_secs(6),
+                "{args:?}: {took:?}"
+            );
+            let lines = String::from_utf8_lossy(&out.stderr).lines().count() as u64;
+            // At most five lines a second about damaged values (there were ten a second).
+            assert!(
+                lines <= 5 * (1 + took.as_secs()),
+                "{args:?}: {lines} lines in {took:?}"
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
+/// A peer storing damaged values as fast as it can (`latest` naming a slot that does not exist,
+/// a generation higher each time) gets at most five lines a second out of `watch`, the lines
+/// left out counted in the next: a liveness review saw 866,895 lines (385 MB) in 4 s.
+#[test]
+fn a_flood_of_damaged_values_is_said_a_few_lines_a_second() {
+    let e = Env::new("damage-flood");
+    let path = e.dir.join("t.mmf");
+    let path_str = path.to_str().unwrap();
+    e.ok(&["new", path_str, "--size", "1KiB", "--readers", "0"]);
+    e.ok(&["out", path_str, "first"]);
+    let watch = Bg::start(&e, &["watch", path_str, "--new-only", "--timeout", "2s"]);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let t = std::time::Instant::now();
+    let mut g = 2u64;
+    while t.elapsed() < std::time::Duration::from_millis(2500) {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&((g << 8) | 200).to_le_bytes(), 128)
+            .unwrap();
+        g += 1;
+    }
+    let out = watch.finish(20);
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines = err.lines().filter(|l| l.contains("is damaged")).count();
+    assert!((1..=30).contains(&lines), "{lines} lines");
+    assert!(
+        err.contains("more like it since the last such line"),
+        "{err}"
+    );
+}
+
 /// `mmf new NAME --size 64 --mode MODE` under strace, held up for `delay_us` right after its
 /// `fallocate` (its header not written yet): returned once the file is allocated.
 fn held_up_creator(e: &Env, name: &str, mode: &str, delay_us: u64) -> std::process::Child {
@@ -6104,7 +6187,7 @@ fn exist_ok_replaces_what_a_creator_killed_while_allocating_left() {
     fails(
         &e.run(&["new", "y", "--exist-ok", "--size", "1MiB"]),
         1,
-        "channel 'y' is not initialised",
+        "channel 'y' is still being created: a process holds its file",
     );
     assert_eq!(std::fs::metadata(e.dir.join("mmf.y")).unwrap().len(), 0);
     drop(held);

@@ -35,11 +35,15 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     let (mut printed, mut skipped_total, mut unshown) = (0u64, 0u64, 0u64);
     // The generation of a value the watch could not read (damaged), waited past.
     let mut refused = None;
+    // When --timeout ends the watch: DUR after the last value that came, not after the last
+    // look (damaged values, which a peer may store as often as it likes, kept it going for
+    // ever: 8.4 s of `--timeout 2s` in a liveness review).
+    let mut deadline = follow::deadline(a.timeout);
     let outcome = loop {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
         }
-        let waited = followed.wait(last, refused, follow::deadline(a.timeout), |_| {
+        let waited = followed.wait(last, refused, deadline, |_| {
             format!("no new value on '{location}' within the timeout")
         });
         match waited {
@@ -83,6 +87,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         if meta.generation <= last {
             continue;
         }
+        deadline = follow::deadline(a.timeout);
         // Generations published before the watch began are not "skipped", nor is a refused
         // one below this (said as not shown).
         let skipped_from = match refused.take() {
