@@ -3115,6 +3115,47 @@ fn timeouts_hold_against_a_peer_that_keeps_storing_unreadable_values() {
     });
 }
 
+/// `new` of a file path writes the channel back to the disk, with its directory entry (msync,
+/// fsync), before it returns: a machine crash in the half minute after it left a file of zeros
+/// that every verb refused (a review). A shared-memory channel, gone at reboot anyway, is not.
+#[test]
+fn new_writes_a_file_channel_back_to_the_disk() {
+    if !can_trace() {
+        return;
+    }
+    let e = Env::new("new-sync");
+    let traced = |args: &[&str]| {
+        let log = e.dir.join("strace.log");
+        let out = Command::new("strace")
+            .args(["-f", "-e", "trace=msync,fsync", "-o"])
+            .arg(&log)
+            .arg(BIN)
+            .args(args)
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::fs::read_to_string(&log).unwrap()
+    };
+    for args in [
+        &["new", "./c.mmf", "--size", "1KiB"][..],
+        &["new", "./c.mmf", "--size", "2KiB", "--force"],
+        &["new", "./d.mmf", "--size", "1KiB", "--exist-ok"],
+    ] {
+        let log = traced(args);
+        assert!(
+            log.contains("msync(") && log.contains("fsync("),
+            "{args:?}: {log}"
+        );
+    }
+    // Kept as it is: nothing made, nothing written back.
+    let log = traced(&["new", "./d.mmf", "--size", "1KiB", "--exist-ok"]);
+    assert!(!log.contains("msync("), "{log}");
+    let log = traced(&["new", "shm", "--size", "1KiB"]);
+    assert!(!log.contains("msync("), "{log}");
+}
+
 /// A peer storing damaged values as fast as it can (`latest` naming a slot that does not exist,
 /// a generation higher each time) gets at most five lines a second out of `watch`, the lines
 /// left out counted in the next: a liveness review saw 866,895 lines (385 MB) in 4 s.

@@ -32,6 +32,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         // Another process holds it (a handle, a wait): that one keeps the old channel.
         let held = mmf::channel::host::in_use(&location).unwrap_or(false);
         o.create_or_replace(&location).map(|ch| {
+            written_back(&ch, &location);
             if a.mode.is_none() {
                 note_what_was_not_kept(before.as_ref(), &ch);
             }
@@ -53,7 +54,12 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
             {
                 return Err(name_taken(&location))
             }
-            r => r.map(|(ch, origin)| (origin == mmf::Origin::Existing).then_some(ch)),
+            r => r.map(|(ch, origin)| {
+                if origin == mmf::Origin::Created {
+                    written_back(&ch, &location);
+                }
+                (origin == mmf::Origin::Existing).then_some(ch)
+            }),
         }
     } else {
         match o.create(&location) {
@@ -63,7 +69,10 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
                 | mmf::channel::Error::WrongMagic { .. }
                 | mmf::channel::Error::NotAFile { .. },
             ) => return Err(name_taken(&location)),
-            r => r.map(|_| None),
+            r => r.map(|ch| {
+                written_back(&ch, &location);
+                None
+            }),
         }
     }
     .map_err(|e| {
@@ -108,6 +117,21 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// A channel just made at a file path, written back to the disk with its directory entry: "a
+/// NAME with / survives reboots" held only once the kernel wrote it back in its own time (a
+/// review: a machine crash in the half minute after `new` left a file of zeros that every verb
+/// refused). A refusal is a note: the channel is made, and its next `out --sync` tries again.
+fn written_back(ch: &Channel, location: &Location) {
+    if let Location::File(_) = location {
+        if let Err(e) = ch.flush() {
+            crate::exit::note(format_args!(
+                "note: channel '{location}' is made, but writing it back to the disk failed \
+                 ({e}); a machine crash before the kernel writes it back would lose it"
+            ));
+        }
+    }
 }
 
 /// After a creation without `--mode`: a umask that takes the owner's write (or read) bit

@@ -1,6 +1,7 @@
 //! `mmf recover NAME`: publish again the newest earlier value still whole when the current one
 //! is damaged (or a small value's own copy from the header, when its frame alone is).
 
+use anyhow::Context;
 use mmf::{Location, Options};
 
 use crate::args::RecoverArgs;
@@ -9,10 +10,24 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
     let ch = Options::new().open(&location)?;
     let line = match ch.recover()? {
-        Some(r) => format!(
-            "recovered '{location}': the value of generation {} ({}, {} B) is generation {} now\n",
-            r.from, r.meta.tag, r.meta.len, r.meta.generation
-        ),
+        Some(r) => {
+            // A repair after a machine crash, of a file channel: on the disk before it is said
+            // (a crash soon after would otherwise bring the damage back).
+            if let Location::File(_) = location {
+                ch.flush().with_context(|| {
+                    format!(
+                        "generation {} of '{location}' is the recovered value, but writing it \
+                         back to the disk failed",
+                        r.meta.generation
+                    )
+                })?;
+            }
+            format!(
+                "recovered '{location}': the value of generation {} ({}, {} B) is generation {} \
+                 now\n",
+                r.from, r.meta.tag, r.meta.len, r.meta.generation
+            )
+        }
         None => match ch.generation() {
             0 => format!("'{location}' needs no recovery: nothing was published to it yet\n"),
             g => format!(
