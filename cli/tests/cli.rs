@@ -3156,6 +3156,24 @@ fn new_writes_a_file_channel_back_to_the_disk() {
     assert!(!log.contains("msync("), "{log}");
 }
 
+/// `info` of a path with a newline in it says the name and path quoted, on one line each, as
+/// `list` shows names: printed raw, they broke the record's lines (a review).
+#[test]
+fn info_quotes_a_path_with_a_newline() {
+    let e = Env::new("info-newline");
+    e.ok(&["new", "./a\nb.mmf", "--size", "1KiB"]);
+    let info = e.ok(&["info", "./a\nb.mmf"]);
+    let line = |key: &str| {
+        info.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} in {info}"))
+            .to_owned()
+    };
+    assert_eq!(line("name:"), "name:        \"./a\\nb.mmf\"");
+    assert!(line("kind:").ends_with("b.mmf\")"), "{info}");
+    assert!(!info.lines().any(|l| l.starts_with("b.mmf")), "{info}");
+}
+
 /// A peer storing damaged values as fast as it can (`latest` naming a slot that does not exist,
 /// a generation higher each time) gets at most five lines a second out of `watch`, the lines
 /// left out counted in the next: a liveness review saw 866,895 lines (385 MB) in 4 s.

@@ -40,6 +40,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     if a.json {
         return super::print_json(&record(&location.to_string(), &info, checked), false);
     }
+    // A name or path with a newline or a control character in it, quoted, as `list` shows it:
+    // printed raw it broke the record's lines (a review).
+    let name = super::shown(&location.to_string());
+    let path = super::shown(&path.to_string());
     let kind = match kind {
         // A file in memory (a tmpfs /tmp) is gone at reboot like shared memory.
         "file" if in_memory(&info) == Some(true) => {
@@ -74,7 +78,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         (all, held) => format!("{all} reader-pin {entries}, {held} in use"),
     };
     let text = format!(
-        "name:        {location}\n\
+        "name:        {name}\n\
          kind:        {kind}\n\
          capacity:    {}\n\
          size:        {}\n\
