@@ -26,6 +26,13 @@ fn child() {
         "try-publish" => try_publish(&name),
         "small-memory-reader" => read_with_little_memory(&name),
         "small-memory-pretty" => pretty_with_little_memory(&name),
+        // `MMF_NAME` is a file path here.
+        "read-only-flush" => Options::new()
+            .read_only(true)
+            .open(name.as_str())
+            .unwrap()
+            .flush()
+            .unwrap(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -1130,4 +1137,37 @@ fn soak_one_writer_three_readers() {
     assert_eq!(torn, 0);
     assert!(stats.iter().all(|s| s["errors"] == 0));
     assert!(snapshots > 0 && published > 0);
+}
+
+/// `Channel::flush` on a read-only handle writes its file back (`fdatasync` on its handle):
+/// `msync`, which it called, skips a mapping that is not shared-writable, so it wrote nothing
+/// (a review). Seen under strace, in a child process of its own.
+#[test]
+fn a_read_only_handle_flushes_its_file() {
+    let traced = Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !traced {
+        eprintln!("SKIPPED: needs strace, allowed to trace");
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("{}.mmf", unique("ro-flush")));
+    let ch = Options::new().capacity(64).create(&path).unwrap();
+    ch.publish_str("kept").unwrap();
+    let log = path.with_extension("strace");
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=fdatasync,msync", "-o"])
+        .arg(&log)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .env("MMF_CHILD", "read-only-flush")
+        .env("MMF_NAME", &path)
+        .output()
+        .unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    Channel::remove(&path).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(said.contains("fdatasync("), "{said}");
 }

@@ -2064,7 +2064,9 @@ impl Channel {
     /// where the path is a link to it), so that a channel created or replaced since is found
     /// under its name after a crash; unless this user may not read that directory (mode
     /// `0711`, say), which cannot be written back then: skipped, the value itself being
-    /// durable (a review found `mmf out --sync` failing there after it had published).
+    /// durable (a review found `mmf out --sync` failing there after it had published). A
+    /// [`read_only`](Options::read_only) handle writes back the file as it is, through its
+    /// file handle.
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("flush-doc-{}.mmf", std::process::id()));
@@ -2086,7 +2088,14 @@ impl Channel {
             return Err(self.snap.truncated());
         }
         let path = self.location.path().unwrap_or_default();
-        self.snap.region.flush().map_err(|e| Error::Io {
+        // A read-only handle's mapping is not a shared writable one, which `msync` skips (it
+        // wrote nothing back, a review found): its file is written back through its handle
+        // (`fsync` needs no write access).
+        match (self.snap.region.writable(), self.snap.liveness.file()) {
+            (false, Some(file)) => file.sync_data(),
+            _ => self.snap.region.flush(),
+        }
+        .map_err(|e| Error::Io {
             op: "flushing",
             path: path.clone(),
             cause: e,
