@@ -4203,10 +4203,48 @@ fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
     fails(
         &out,
         1,
-        "a symbolic link another user made in a sticky directory",
+        &format!("the path goes through {link}, a symbolic link of user 65534's in a sticky"),
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains(victim));
     assert_eq!(e.ok(&["read", victim]), "precious\n");
+    // Nor through root's own link to that link, nor through their link to the directory (a
+    // second review): every link met is judged. Nor does `remove` go through the latter.
+    let mine = sticky.join("mine.mmf");
+    std::os::unix::fs::symlink(link, &mine).unwrap();
+    let dir_link = sticky.join("dir");
+    let made = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .arg(&private)
+        .arg(&dir_link)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let through_dir = dir_link.join("important.mmf");
+    for args in [
+        &["new", mine.to_str().unwrap(), "--size", "1KiB", "--force"][..],
+        &[
+            "new",
+            through_dir.to_str().unwrap(),
+            "--size",
+            "1KiB",
+            "--force",
+        ],
+        &["remove", through_dir.to_str().unwrap()],
+    ] {
+        let out = e.run(args);
+        fails(
+            &out,
+            1,
+            "a symbolic link of user 65534's in a sticky directory",
+        );
+    }
+    assert_eq!(e.ok(&["read", victim]), "precious\n");
+    std::fs::remove_file(&mine).unwrap();
     // Root's own link in the same directory leads where root meant.
     std::fs::remove_file(link).unwrap();
     std::os::unix::fs::symlink(victim, link).unwrap();

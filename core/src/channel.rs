@@ -871,9 +871,11 @@ impl Options {
     /// ([`host::abandoned_replacements_in`](crate::host::abandoned_replacements_in)).
     ///
     /// A file path that is a symbolic link to a channel replaces the channel it leads to (as
-    /// opening follows it), unless the link is another user's in a sticky directory others may
-    /// write to, such as `/tmp`, which the directory's owner did not make either: the kernel's
-    /// `fs.protected_symlinks` rule, applied whatever that setting says.
+    /// opening follows it), unless a link met on the way (the name's, a directory's, or one a
+    /// link leads to) is another user's in a sticky directory others may write to, such as
+    /// `/tmp`, which the directory's owner did not make either: the kernel's
+    /// `fs.protected_symlinks` rule, applied whatever that setting says. [`Channel::remove`]
+    /// applies it to the directories on the way.
     ///
     /// # Errors
     ///
@@ -885,7 +887,7 @@ impl Options {
     ///   holds something other than a channel, refused as [`Channel::remove`] refuses it;
     ///   [`Error::IsADirectory`]: a directory under the name or path;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
-    ///   included), or a symbolic link at the path is another user's in a sticky directory
+    ///   included), or a symbolic link on the way is another user's in a sticky directory
     ///   (`PermissionDenied`), or led elsewhere once the channel it led to was
     ///   checked, or another file was put at the file path (or under the temporary name)
     ///   while the new channel was made: nothing is replaced then. (Another channel put there
@@ -925,6 +927,9 @@ impl Options {
         if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
             return Err(directory(&name));
         }
+        if let Location::File(_) = location {
+            unprotected_link(&name, &path, &path, "a replacement")?;
+        }
         // A file path that is a link to a channel: replace the channel it leads to (readers of
         // the real path would never see a replacement of the link), as opening follows it. A
         // shared-memory name is never followed; a dangling link is replaced itself.
@@ -935,25 +940,7 @@ impl Options {
             (Location::File(_), Some(checked))
                 if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
             {
-                let link = path.clone();
                 let real = std::fs::canonicalize(&path).unwrap_or(path);
-                if !followable_link(&link) {
-                    return Err(Error::PermissionDenied {
-                        name,
-                        path: link,
-                        cause: io::Error::new(
-                            io::ErrorKind::PermissionDenied,
-                            format!(
-                                "it is a symbolic link another user made in a sticky directory \
-                                 others may write to, which a replacement does not follow (as \
-                                 the kernel's fs.protected_symlinks does not): it could lead \
-                                 anywhere that user chose; replace the channel by its own path \
-                                 ({}) if that is the one meant",
-                                real.display()
-                            ),
-                        ),
-                    });
-                }
                 // Resolved again: the link must still lead to the channel checked above, not to
                 // a file someone pointed it at meanwhile, which the rename would replace.
                 if !still_named(checked, location, &real) {
@@ -1357,7 +1344,10 @@ impl Channel {
     ///   file; [`Error::IsADirectory`]: a directory under the name or path;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (another user's file in a
     ///   directory such as `/dev/shm`, whose sticky bit lets only its owner remove it), or
-    ///   another file was put under the path while it was checked.
+    ///   another file was put under the path while it was checked; `PermissionDenied` also for
+    ///   a file path whose directory is reached through another user's symbolic link in a
+    ///   sticky directory others may write to (the kernel's `fs.protected_symlinks` rule,
+    ///   whatever that setting says).
     pub fn remove(location: impl ToLocation) -> Result<()> {
         remove_if(&*location.to_location()?, Expect::Any).map(drop)
     }
@@ -2989,6 +2979,9 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
         Expect::Own(meta) => (Some(meta), true),
     };
     let name = location.to_string();
+    if let Location::File(_) = location {
+        unprotected_link(&name, &path, dir_of(&path), "a removal")?;
+    }
     // The file under the name now, looked at as `unlink_same` looks (not through a link under
     // the shared-memory directory), is `expect`'s.
     let is_expected = |expect: &std::fs::Metadata| {
@@ -3383,20 +3376,87 @@ fn inheritable(old: &std::fs::Metadata, path: &Path) -> bool {
         .is_ok_and(|d| d.mode() & 0o022 == 0 && (d.uid() == 0 || d.uid() == old.uid()))
 }
 
-/// Whether a replacement may follow the symbolic link at `path` to the channel it leads to: the
-/// kernel's `fs.protected_symlinks` rule, applied whatever that setting says (it is off on some
-/// systems). A link in a sticky directory that others may write to (`/tmp`) is followed only if
-/// this user, or the directory's owner, made it. Without the rule, root's `mmf new
-/// /tmp/job.mmf --force` replaced whatever channel another user's link there led to, such as
-/// one in a directory only root may enter (found by a review).
-fn followable_link(path: &Path) -> bool {
+/// Refuses `walk` (a file path, or the directory of one) if resolving it meets a symbolic link
+/// that the kernel's `fs.protected_symlinks` rule would not follow, whatever that setting says
+/// (it is off on some systems): a link in a sticky directory that others may write to (`/tmp`),
+/// made by neither this user nor the directory's owner. Every link met is judged, the final
+/// component's, a directory's on the way, and each one a link leads to: as root, `mmf new
+/// /tmp/x/job.mmf --force` through another user's link there (or through a link of root's to
+/// such a link, or through their link to a directory) replaced a channel in a directory only
+/// root may enter (two reviews). `what` names the operation, for the message; `path` is the
+/// channel's, `name` as given.
+fn unprotected_link(name: &str, path: &Path, walk: &Path, what: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(link) = std::fs::symlink_metadata(path) else {
-        return false;
+    let Some(link) = first_unprotected_link(walk) else {
+        return Ok(());
     };
-    link.uid() == os::euid()
-        || std::fs::metadata(dir_of(path))
-            .is_ok_and(|d| d.mode() & 0o1002 != 0o1002 || d.uid() == link.uid())
+    let owner = std::fs::symlink_metadata(&link).map_or(0, |m| m.uid());
+    Err(Error::PermissionDenied {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        cause: io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the path goes through {}, a symbolic link of user {owner}'s in a sticky \
+                 directory others may write to, which {what} does not follow (as the kernel's \
+                 fs.protected_symlinks does not): it could lead anywhere that user chose; give \
+                 the channel's own path if that is the one meant",
+                link.display()
+            ),
+        ),
+    })
+}
+
+/// The first symbolic link met in resolving `path` that [`unprotected_link`] refuses, if any
+/// (also `path` itself, unresolved, where links loop: 40 of them, as the kernel's limit).
+fn first_unprotected_link(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Component;
+    let start = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = start
+        .components()
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    let mut at = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        match Path::new(&part).components().next() {
+            Some(Component::RootDir | Component::Prefix(_)) => at = PathBuf::from("/"),
+            None | Some(Component::CurDir) => {}
+            Some(Component::ParentDir) => {
+                at.pop();
+            }
+            Some(Component::Normal(part)) => {
+                let next = at.join(part);
+                let Ok(meta) = std::fs::symlink_metadata(&next) else {
+                    // Nothing there (yet): no link on the rest of the way.
+                    return None;
+                };
+                if !meta.is_symlink() {
+                    at = next;
+                    continue;
+                }
+                let followable = meta.uid() == os::euid()
+                    || std::fs::metadata(&at)
+                        .is_ok_and(|d| d.mode() & 0o1002 != 0o1002 || d.uid() == meta.uid());
+                links += 1;
+                if !followable || links > 40 {
+                    return Some(next);
+                }
+                let Ok(target) = std::fs::read_link(&next) else {
+                    return None;
+                };
+                for c in target.components().rev() {
+                    todo.push_front(c.as_os_str().to_owned());
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Whether `a` and `b` describe the same file (device and inode number).
