@@ -3037,11 +3037,13 @@ fn out_sync_writes_back_the_files_own_directory() {
 }
 
 /// SIGTERM while `new` allocates its channel (here while strace holds it just after its
-/// `fallocate`) lets the creation finish, then ends the process by the signal: a whole channel
-/// is left, not a file of zeros that every verb refused until it was deleted by hand (a review:
-/// the signal's default action killed `new` in the middle).
+/// `fallocate`) cancels it: the creation finishes, the channel is removed again, and the
+/// process ends by the signal. Not a file of zeros that every verb refused until it was
+/// deleted by hand (a review: the signal's default action killed `new` in the middle), nor a
+/// channel made although the command was cancelled (the diff review of the first fix). A
+/// SIGTERM during `new --force` before its rename keeps the old channel.
 #[test]
-fn a_signal_during_new_leaves_a_whole_channel_or_none() {
+fn a_signal_during_new_leaves_the_name_as_it_was() {
     if !can_trace() {
         return;
     }
@@ -3060,7 +3062,52 @@ fn a_signal_during_new_leaves_a_whole_channel_or_none() {
     let status = finish_status(&mut made, 20);
     assert!(!status.success(), "{status:?}");
     let out = e.run(&["read", "sig"]);
-    fails(&out, 7, "holds no value yet");
+    fails(&out, 3, "no channel named 'sig'");
+    assert!(!e.dir.join("mmf.sig").exists());
+
+    e.ok(&["new", "old", "--size", "64"]);
+    e.ok(&["out", "old", "kept"]);
+    let mut forced = Command::new("strace")
+        .args([
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=fallocate:delay_exit=600000",
+        ])
+        .arg(BIN)
+        .args(["new", "old", "--size", "1KiB", "--force"])
+        .env("MMF_SHM_DIR", &e.dir)
+        .current_dir(&e.dir)
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let making = || {
+        std::fs::read_dir(&e.dir).unwrap().flatten().any(|f| {
+            f.file_name().to_string_lossy().starts_with(".mmf-new-")
+                && f.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    };
+    while !making() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "never allocated"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let children = std::fs::read_to_string(format!(
+        "/proc/{}/task/{}/children",
+        forced.id(),
+        forced.id()
+    ))
+    .unwrap();
+    let pid = children.split_whitespace().next().expect("strace's child");
+    assert!(Command::new("kill")
+        .args(["-TERM", pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(!finish_status(&mut forced, 20).success());
+    assert_eq!(e.ok(&["read", "old"]), "kept\n");
 }
 
 /// A peer that keeps moving `latest` to a value nobody can read (its frame odd) no longer keeps

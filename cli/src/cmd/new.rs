@@ -9,12 +9,16 @@ use crate::exit;
 
 pub fn run(a: NewArgs) -> anyhow::Result<()> {
     let location = Location::parse(&a.name)?;
-    // Ctrl-C, SIGTERM or SIGHUP while a large channel is allocated: the allocation returns
-    // (EINTR), the library removes the file it was making, and the process then ends by the
-    // signal (`main`). Killed by the signal's default action instead, it left an empty file
-    // (or, with --force, a `.mmf-new-*` one) that refused every verb until deleted by hand (a
-    // review). A signal that comes at any other moment lets the creation finish first.
-    crate::interrupt::install();
+    // Ctrl-C, SIGTERM or SIGHUP while a large channel is allocated: killed by the signal's
+    // default action, `new` left an empty file that refused every verb until deleted by hand
+    // (a review). With the handlers the creation finishes, and the channel is then removed
+    // again (`undone`): the command was cancelled, and the name holds what it held before. Not
+    // for --force, whose rename has replaced the old channel by then: killed in the middle,
+    // it keeps the old one (leaving its `.mmf-new-*` file, which the next --force there or
+    // `mmf prune` removes).
+    if !a.force {
+        crate::interrupt::install();
+    }
     let mut o = Options::new();
     o.capacity(a.size).checksum(a.checksum);
     // Without --readers or --mode, the library's defaults (4; 0600 less the umask).
@@ -55,7 +59,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
                 return Err(name_taken(&location))
             }
             r => r.map(|(ch, origin)| {
-                if origin == mmf::Origin::Created {
+                if origin == mmf::Origin::Created && !undone(&ch, &location) {
                     written_back(&ch, &location);
                 }
                 (origin == mmf::Origin::Existing).then_some(ch)
@@ -70,7 +74,9 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
                 | mmf::channel::Error::NotAFile { .. },
             ) => return Err(name_taken(&location)),
             r => r.map(|ch| {
-                written_back(&ch, &location);
+                if !undone(&ch, &location) {
+                    written_back(&ch, &location);
+                }
                 None
             }),
         }
@@ -117,6 +123,18 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Whether a signal came while `ch` was being made (see `run`): then it is removed again, if the
+/// name still leads to it, and `main` ends the process by the signal.
+fn undone(ch: &Channel, location: &Location) -> bool {
+    if !crate::interrupt::requested() {
+        return false;
+    }
+    if ch.is_current().unwrap_or(false) {
+        let _ = Channel::remove(location);
+    }
+    true
 }
 
 /// A channel just made at a file path, written back to the disk with its directory entry: "a
