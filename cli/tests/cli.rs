@@ -5736,7 +5736,8 @@ fn a_damaged_value_is_advised_a_repair_and_waited_past() {
     assert!(
         err.trim_end().ends_with(
             "no value newer than generation 1 of '{path}' came within the timeout (generation \
-             2 came, damaged, and was waited past for the publish that replaces it)"
+             2 came, could not be read (damaged, or kept busy), and was waited past for the \
+             publish that replaces it)"
                 .replace("{path}", &path)
                 .as_str()
         ),

@@ -192,7 +192,8 @@ fn read_next(
                 // Said on stderr when it came; the timeout's message alone must not read as
                 // though nothing had been published.
                 format!(
-                    " (generation {damaged} came, damaged, and was waited past for the publish \
+                    " (generation {damaged} came, could not be read (damaged, or kept busy), \
+                     and was waited past for the publish \
                      that replaces it)"
                 )
             } else {
