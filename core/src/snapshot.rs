@@ -177,6 +177,18 @@ pub(crate) enum Look {
     },
 }
 
+/// Generation 0's value, "nothing published yet": empty, tagged 0, whatever a stray write left
+/// in slot 0's frame or the descriptor of generation 0 (the diff review read 5 bytes there).
+fn nothing_yet(buf: &mut Vec<u8>) -> Meta {
+    buf.clear();
+    Meta {
+        generation: 0,
+        tag: Tag::EMPTY,
+        len: 0,
+        retries: 0,
+    }
+}
+
 /// What a `latest` naming generation 0 means ([`Snapshot::generation_0`]).
 #[derive(Debug, PartialEq, Eq)]
 enum Gen0 {
@@ -194,14 +206,15 @@ enum Gen0 {
 /// of yielding ([`read_backoff`]).
 const READ_YIELD_FOR: Duration = Duration::from_micros(200);
 
-/// How long a read whose attempts have failed for `waited` sleeps before the next: nothing for
-/// the first [`READ_YIELD_FOR`] (a writer overtakes a copy for microseconds, and an unpinned
-/// reader of a large value under a back-to-back writer retries at once), then an eighth of the
-/// time so far, at most 1 ms, as a writer waiting for the lock does: a frame that stays odd (a
-/// writer stopped in the middle, or another process's stray write) cost a core for the whole
-/// read timeout, yielding to nobody on an idle machine (a liveness review measured 98-99% CPU
-/// for 1 s a read, sustained in a follower's loop). It adds at most ~12% to the time a
-/// consistent snapshot takes to come. Never under loom, which has no clock.
+/// How long a read whose attempts have failed for `waited` with `latest` where it was sleeps
+/// before the next: nothing for the first [`READ_YIELD_FOR`] (a writer busy with the value's
+/// slot holds it for microseconds), then an eighth of the time so far, at most 1 ms, as a
+/// writer waiting for the lock does: a frame that stays odd (a writer stopped in the middle,
+/// or another process's stray write) cost a core for the whole read timeout, yielding to
+/// nobody on an idle machine (a liveness review measured 98-99% CPU for 1 s a read, sustained
+/// in a follower's loop). It adds at most ~12% to the time until `latest` moves on. A read
+/// that a writer keeps overtaking (`latest` moving) never sleeps. Never under loom, which has
+/// no clock.
 fn read_backoff(waited: Duration) -> Option<Duration> {
     (!cfg!(loom) && waited >= READ_YIELD_FOR).then(|| (waited / 8).min(Duration::from_millis(1)))
 }
@@ -1248,9 +1261,10 @@ impl Snapshot {
             match self.read_inline_from::<0>(latest, gen, slot, max, buf) {
                 // Generation 0 is "nothing published yet" only while the writers' count agrees;
                 // the general read says what else it is.
-                Ok(_) if gen == 0 && self.generation_0() != Gen0::Unpublished => {
-                    Err(Miss::Elsewhere)
-                }
+                Ok(_) if gen == 0 => match self.generation_0() {
+                    Gen0::Unpublished => Ok(nothing_yet(buf)),
+                    _ => Err(Miss::Elsewhere),
+                },
                 read => read,
             }
         } else {
@@ -1379,6 +1393,9 @@ impl Snapshot {
         let mut retries: u32 = u32::from(lost);
         let mut started: Option<Instant> = None;
         let mut overtaken = false;
+        // The `latest` seen after the last failed attempt, and since when it stays there while
+        // attempts keep failing (`read_backoff`).
+        let mut stuck: (u64, Option<Instant>) = (u64::MAX, None);
         loop {
             // The first attempt is optimistic and touches nothing but the slot: when no writer is
             // overtaking us (the common case, e.g. a request/reply exchange) that saves the two
@@ -1438,7 +1455,7 @@ impl Snapshot {
             };
             let attempt = match attempt {
                 Attempt::Done(meta) if meta.generation == 0 => match self.generation_0() {
-                    Gen0::Unpublished => Attempt::Done(meta),
+                    Gen0::Unpublished => Attempt::Done(nothing_yet(buf)),
                     Gen0::Moved => Attempt::Retry,
                     Gen0::Overwritten(what) => Attempt::Damaged(what),
                 },
@@ -1495,7 +1512,21 @@ impl Snapshot {
                     waited: since.elapsed(),
                 });
             }
-            match waited.filter(|_| retries > 64).and_then(read_backoff) {
+            // Only while `latest` stays put: a writer that keeps publishing overtakes attempts
+            // that each may succeed, and sleeping would only make fewer of them (the diff
+            // review of the first version: unpinned 4 KiB reads over 10 ms rose from 0-1 to
+            // 51-77 in 3 s, and 1 MiB reads timed out).
+            let pause = if retries > 64 {
+                let now = latest_word.load(Ordering::Relaxed);
+                if now != stuck.0 {
+                    stuck = (now, None);
+                }
+                let at = *stuck.1.get_or_insert_with(Instant::now);
+                read_backoff(at.elapsed())
+            } else {
+                None
+            };
+            match pause {
                 Some(pause) => {
                     std::thread::sleep(pause.min(t.read.saturating_sub(since.elapsed())))
                 }
@@ -1934,15 +1965,7 @@ impl Snapshot {
     #[cold]
     fn unpublished(&self, buf: &mut Vec<u8>, failed: Attempt) -> Attempt {
         match self.generation_0() {
-            Gen0::Unpublished => {
-                buf.clear();
-                Attempt::Done(Meta {
-                    generation: 0,
-                    tag: Tag::EMPTY,
-                    len: 0,
-                    retries: 0,
-                })
-            }
+            Gen0::Unpublished => Attempt::Done(nothing_yet(buf)),
             Gen0::Overwritten(what) => Attempt::Damaged(what),
             Gen0::Moved => failed,
         }

@@ -2777,6 +2777,16 @@ fn a_stray_write_to_a_new_channels_frame_leaves_it_without_a_value() {
         ch.verify().unwrap();
         assert!(ch.recover().unwrap().is_none());
     }
+    // Without checksums, where reads take generation 0's descriptor and inline buffer (at
+    // bytes 136 and 192, FORMAT.md §4.1): a stray descriptor of 5 bytes there read as a value
+    // of generation 0 (the diff review).
+    let plain = Scratch::new("file");
+    let p = plain.create(64);
+    poke(&plain.path(), 144, 5 | (1 << 32));
+    poke(&plain.path(), 192, u64::from_le_bytes(*b"hello\0\0\0"));
+    let (meta, bytes) = p.read_raw().unwrap();
+    assert_eq!((meta.generation, meta.tag, bytes.len()), (0, Tag::EMPTY, 0));
+    assert_eq!(p.info().len, 0);
     ch.publish_raw(Tag::TEXT, b"first").unwrap();
     assert_eq!(ch.read_raw().unwrap().1, b"first");
     // Once values were published a `latest` overwritten to name generation 0 in slot 0 is
