@@ -221,9 +221,10 @@ impl Options {
     /// How long a read retries before `Contended` (default 1 s; reached only under abuse). The
     /// time counts from the read's first failed attempt and is checked after every attempt that
     /// copied 64 KiB or more (else every 64th): a read may take its timeout plus a few copies of
-    /// the value. Once its attempts have failed for 200 µs, a read sleeps between them (an
-    /// eighth of the time so far, at most 1 ms), so that a value nobody can read whole (a
-    /// frame a crash left half written) does not cost a core for the whole timeout.
+    /// the value. Once its attempts have failed for 200 µs with the latest value where it was,
+    /// a read sleeps between them (an eighth of that time, at most 1 ms), so that a value
+    /// nobody can read whole (a frame a crash left half written) does not cost a core for the
+    /// whole timeout; a writer that keeps publishing is retried at once.
     pub fn read_timeout(&mut self, d: Duration) -> &mut Self {
         self.timeouts.read = d;
         self
