@@ -1112,12 +1112,24 @@ impl Options {
                         }
                         Ok(None) | Err(Error::NotFound { .. }) => None,
                         Err(_)
-                            if Instant::now() < until
-                                && crate::host::creation_under_way(
-                                    location,
-                                    Duration::from_secs(1),
-                                ) =>
+                            if crate::host::creation_under_way(
+                                location,
+                                Duration::from_secs(1),
+                            ) =>
                         {
+                            if Instant::now() >= until {
+                                drop_tmp();
+                                return Err(io_error(
+                                    &name,
+                                    &path,
+                                    "replacing",
+                                    io::Error::other(
+                                        "another process is creating a channel under the name, \
+                                         not finished yet; nothing was replaced: retry once it \
+                                         is made",
+                                    ),
+                                ));
+                            }
                             tries -= 1;
                             std::thread::sleep(Duration::from_millis(1));
                             None

@@ -619,6 +619,60 @@ fn a_replacement_takes_a_name_another_channel_took_or_left_meanwhile() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A replacement that finds, at its rename, a channel another process is still creating under
+/// the name (a file of zeros that process holds) waits for it as `open` would (250 ms), then
+/// says so, replacing nothing: it said "another file was put under the name" (the diff review).
+#[test]
+fn a_replacement_waits_for_a_channel_being_created_under_the_name() {
+    // Where allocating is slow (pages zeroed), and the window wide.
+    let dir = std::path::Path::new(if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    })
+    .join(format!("mmf-replace-made-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("x.mmf");
+    let err = std::thread::scope(|s| {
+        let dir = &dir;
+        let path = &path;
+        let made = s.spawn(move || {
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_secs(10) {
+                let making = std::fs::read_dir(dir)
+                    .unwrap()
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(".mmf-new-"));
+                if making {
+                    // A creator's file: allocated, its header not written yet, held.
+                    let held = std::fs::File::create(dir.join("made.tmp")).unwrap();
+                    held.set_len(4096).unwrap();
+                    held.lock_shared().unwrap();
+                    std::fs::rename(dir.join("made.tmp"), path).unwrap();
+                    return held;
+                }
+            }
+            panic!("no temporary file seen");
+        });
+        let replaced = Options::new()
+            .capacity(128 << 20)
+            .readers(0)
+            .create_or_replace(path.to_str().unwrap());
+        drop(made.join().unwrap());
+        replaced.expect_err("replaced a channel being created")
+    });
+    assert!(
+        err.to_string()
+            .contains("another process is creating a channel under the name"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "the temporary file is removed");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn create_is_exclusive_open_needs_an_existing_channel() {
     for kind in ["shm", "file"] {

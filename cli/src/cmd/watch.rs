@@ -87,7 +87,6 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         if meta.generation <= last {
             continue;
         }
-        deadline = follow::deadline(a.timeout);
         // Generations published before the watch began are not "skipped", nor is a refused
         // one below this (said as not shown).
         let skipped_from = match refused.take() {
@@ -110,6 +109,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                 crate::exit::command("read", &location.to_string(), "")
             );
             last = meta.generation;
+            deadline = follow::deadline(a.timeout);
             continue;
         }
         let out = match line_for(
@@ -137,12 +137,15 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                     super::print_bytes(&error_line(meta, incarnation, skipped, &format!("{e}"))?)?;
                 }
                 last = meta.generation;
+                deadline = follow::deadline(a.timeout);
                 continue;
             }
         };
         // One write and a flush per value, so a pipe reader sees whole lines as they come.
         super::print_bytes(&out)?;
         last = meta.generation;
+        // DUR from now: time blocked on a slow reader of the output is not time without values.
+        deadline = follow::deadline(a.timeout);
         printed += 1;
     };
     if skipped_total > 0 {
