@@ -1258,15 +1258,7 @@ impl Snapshot {
         }
         // A branch on the buffer, not an address computed from `gen`: see `read_inline_from`.
         if gen.is_multiple_of(2) {
-            match self.read_inline_from::<0>(latest, gen, slot, max, buf) {
-                // Generation 0 is "nothing published yet" only while the writers' count agrees;
-                // the general read says what else it is.
-                Ok(_) if gen == 0 => match self.generation_0() {
-                    Gen0::Unpublished => Ok(nothing_yet(buf)),
-                    _ => Err(Miss::Elsewhere),
-                },
-                read => read,
-            }
+            self.read_inline_from::<0>(latest, gen, slot, max, buf)
         } else {
             self.read_inline_from::<1>(latest, gen, slot, max, buf)
         }
@@ -1308,7 +1300,7 @@ impl Snapshot {
         self.region.prefetch_lines(data, 1, Intent::Read);
         self.region
             .prefetch_lines(data + LINE_WORDS, 1, Intent::Read);
-        match self.inline_attempt(B, latest, gen, max, buf) {
+        let read = match self.inline_attempt(B, latest, gen, max, buf) {
             Ok(meta) => Ok(meta),
             // A usable descriptor, not overtaken: a value too large to be inline, copied from
             // its slot as the general read's first attempt would. A copy that failed (overtaken,
@@ -1328,6 +1320,30 @@ impl Snapshot {
             }
             Err((_, true)) => Err(Miss::InlineOvertaken),
             Err((None, false)) => Err(Miss::Elsewhere),
+        };
+        // Here, in the copy for even generations, not in `read_inline`, which is inlined into
+        // every read: the copy for odd ones has no test at all.
+        if B == 0 && gen == 0 {
+            return self.inline_generation_0(read, buf);
+        }
+        read
+    }
+
+    /// [`read_inline`](Self::read_inline)'s outcome at generation 0: "nothing published yet"
+    /// only while the writers' count agrees ([`generation_0`](Self::generation_0)); the general
+    /// read says what else it is.
+    #[cold]
+    fn inline_generation_0(
+        &self,
+        read: Result<Meta, Miss>,
+        buf: &mut Vec<u8>,
+    ) -> Result<Meta, Miss> {
+        match read {
+            Ok(_) => match self.generation_0() {
+                Gen0::Unpublished => Ok(nothing_yet(buf)),
+                _ => Err(Miss::Elsewhere),
+            },
+            miss => miss,
         }
     }
 
