@@ -875,8 +875,10 @@ impl Options {
     /// opening follows it), unless a link met on the way (the name's, a directory's, or one a
     /// link leads to) is another user's in a sticky directory others may write to, such as
     /// `/tmp`, which the directory's owner did not make either: the kernel's
-    /// `fs.protected_symlinks` rule, applied whatever that setting says. [`Channel::remove`]
-    /// applies it to the directories on the way.
+    /// `fs.protected_symlinks` rule, applied whatever that setting says, and to every link on
+    /// the way (the kernel judges only the last). It is judged before the replacement, not
+    /// against a peer that swaps a directory of its own for such a link meanwhile.
+    /// [`Channel::remove`] applies it to the directories on the way.
     ///
     /// # Errors
     ///
@@ -3391,8 +3393,11 @@ fn inheritable(old: &std::fs::Metadata, path: &Path) -> bool {
 
 /// Refuses `walk` (a file path, or the directory of one) if resolving it meets a symbolic link
 /// that the kernel's `fs.protected_symlinks` rule would not follow, whatever that setting says
-/// (it is off on some systems): a link in a sticky directory that others may write to (`/tmp`),
-/// made by neither this user nor the directory's owner. Every link met is judged, the final
+/// (it is off on some systems), on any component: a link in a sticky directory that others may
+/// write to (`/tmp`), made by neither this user nor the directory's owner. Judged once, before
+/// the operation: a peer swapping a directory of its own for such a link in between (with
+/// `renameat2`) is not caught (a second review), which only resolving the path into a
+/// directory handle and working relative to it would. Every link met is judged, the final
 /// component's, a directory's on the way, and each one a link leads to: as root, `mmf new
 /// /tmp/x/job.mmf --force` through another user's link there (or through a link of root's to
 /// such a link, or through their link to a directory) replaced a channel in a directory only
@@ -3411,17 +3416,21 @@ fn unprotected_link(name: &str, path: &Path, walk: &Path, what: &str) -> Result<
             io::ErrorKind::PermissionDenied,
             format!(
                 "the path goes through {}, a symbolic link of user {owner}'s in a sticky \
-                 directory others may write to, which {what} does not follow (as the kernel's \
-                 fs.protected_symlinks does not): it could lead anywhere that user chose; give \
-                 the channel's own path if that is the one meant",
+                 directory others may write to, which {what} does not follow (the kernel's \
+                 fs.protected_symlinks rule, applied here to every link on the way, not only \
+                 the last): it could lead anywhere that user chose; give the channel's own \
+                 path if that is the one meant",
                 link.display()
             ),
         ),
     })
 }
 
-/// The first symbolic link met in resolving `path` that [`unprotected_link`] refuses, if any
-/// (also `path` itself, unresolved, where links loop: 40 of them, as the kernel's limit).
+/// The first symbolic link met in resolving `path` that [`unprotected_link`] refuses, if any.
+/// Links that loop (more than 40, the kernel's limit) end the walk with none: the OS then
+/// reports the loop itself. (Stricter than the kernel, which judges only the last component's
+/// link: a destructive operation run as root must not be steered into another directory by
+/// a directory link either, found by a review.)
 fn first_unprotected_link(path: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     use std::path::Component;
@@ -3457,8 +3466,11 @@ fn first_unprotected_link(path: &Path) -> Option<PathBuf> {
                     || std::fs::metadata(&at)
                         .is_ok_and(|d| d.mode() & 0o1002 != 0o1002 || d.uid() == meta.uid());
                 links += 1;
-                if !followable || links > 40 {
+                if !followable {
                     return Some(next);
+                }
+                if links > 40 {
+                    return None;
                 }
                 let Ok(target) = std::fs::read_link(&next) else {
                     return None;

@@ -12,7 +12,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     // Ctrl-C, SIGTERM or SIGHUP while a large channel is allocated: killed by the signal's
     // default action, `new` left an empty file that refused every verb until deleted by hand
     // (a review). With the handlers the creation finishes, and the channel is then removed
-    // again (`undone`): the command was cancelled, and the name holds what it held before. Not
+    // again (`made`): the command was cancelled, and the name holds what it held before. Not
     // for --force, whose rename has replaced the old channel by then: killed in the middle,
     // it keeps the old one (leaving its `.mmf-new-*` file, which the next --force there or
     // `mmf prune` removes).
@@ -20,6 +20,10 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         crate::interrupt::install();
     }
     let mut o = Options::new();
+    // Armed so that a cancelled creation (`made`) removes its own channel by identity: only
+    // the file it made, and only while the name still leads to it. Disarmed (the handle kept
+    // from dropping) once the creation stands.
+    o.remove_on_drop(!a.force);
     o.capacity(a.size).checksum(a.checksum);
     // Without --readers or --mode, the library's defaults (4; 0600 less the umask).
     if let Some(readers) = a.readers {
@@ -59,10 +63,11 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
                 return Err(name_taken(&location))
             }
             r => r.map(|(ch, origin)| {
-                if origin == mmf::Origin::Created && !undone(&ch, &location) {
-                    written_back(&ch, &location);
+                if origin == mmf::Origin::Created {
+                    made(ch, &location);
+                    return None;
                 }
-                (origin == mmf::Origin::Existing).then_some(ch)
+                Some(ch)
             }),
         }
     } else {
@@ -74,9 +79,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
                 | mmf::channel::Error::NotAFile { .. },
             ) => return Err(name_taken(&location)),
             r => r.map(|ch| {
-                if !undone(&ch, &location) {
-                    written_back(&ch, &location);
-                }
+                made(ch, &location);
                 None
             }),
         }
@@ -125,16 +128,20 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether a signal came while `ch` was being made (see `run`): then it is removed again, if the
-/// name still leads to it, and `main` ends the process by the signal.
-fn undone(ch: &Channel, location: &Location) -> bool {
-    if !crate::interrupt::requested() {
-        return false;
+/// A channel `new` made (without --force, so its handle removes it when dropped): written back
+/// to the disk (`written_back`), then, if a signal came meanwhile (see `run`), removed again by
+/// its drop, which removes only this handle's own file and only while the name leads to it
+/// (the diff review of a first version, which removed whatever channel was under the name by
+/// then: another process's `new --force` in between); not if a value was published into it
+/// already, which another process found and used. Otherwise kept: the handle is not dropped
+/// (the process exits right after, which releases it).
+fn made(ch: Channel, location: &Location) {
+    written_back(&ch, location);
+    if crate::interrupt::requested() && ch.generation() == 0 {
+        let _ = ch.close();
+    } else {
+        std::mem::forget(ch);
     }
-    if ch.is_current().unwrap_or(false) {
-        let _ = Channel::remove(location);
-    }
-    true
 }
 
 /// A channel just made at a file path, written back to the disk with its directory entry: "a
