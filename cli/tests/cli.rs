@@ -107,6 +107,24 @@ impl Env {
         );
     }
 
+    /// `mmf ARGS` under `strace -f -e TRACE` (in this test's directory): what it did, and the
+    /// calls strace saw.
+    fn traced(&self, trace: &str, args: &[&str]) -> (Output, String) {
+        let log = self.dir.join("strace.log");
+        let out = Command::new("strace")
+            .args(["-f", "-e", trace, "-o"])
+            .arg(&log)
+            .arg(BIN)
+            .args(args)
+            .env("MMF_SHM_DIR", &self.dir)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let calls = std::fs::read_to_string(&log).unwrap();
+        (out, calls)
+    }
+
     /// Runs and expects success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -2968,27 +2986,10 @@ fn exist_ok_waits_for_a_file_channel_being_made() {
         return;
     }
     let e = Env::new("exist-ok-file");
-    let mut made = Command::new("strace")
-        .args([
-            "-o",
-            "/dev/null",
-            "-e",
-            "inject=fallocate:delay_exit=300000",
-        ])
-        .arg(BIN)
-        .args(["new", "./big.mmf", "--size", "64"])
-        .current_dir(&e.dir)
-        .spawn()
-        .unwrap();
     let file = e.dir.join("big.mmf");
-    let t = std::time::Instant::now();
-    while std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "never allocated"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    let mut made = held_up(&e, &["new", "./big.mmf", "--size", "64"], 300_000, || {
+        std::fs::metadata(&file).is_ok_and(|m| m.len() > 0)
+    });
     e.ok(&["new", "./big.mmf", "--size", "64", "--exist-ok"]);
     assert!(finish_status(&mut made, 20).success());
     e.ok(&["out", "./big.mmf", "made"]);
@@ -3014,16 +3015,9 @@ fn out_sync_writes_back_the_files_own_directory() {
     let link = links.join("c.mmf");
     std::os::unix::fs::symlink(channel, &link).unwrap();
     if can_trace() {
-        let log = e.dir.join("strace.log");
-        let out = Command::new("strace")
-            .args(["-f", "-e", "trace=openat,fsync", "-o"])
-            .arg(&log)
-            .arg(BIN)
-            .args(["out", link.to_str().unwrap(), "via link", "--sync"])
-            .output()
-            .unwrap();
+        let args = ["out", link.to_str().unwrap(), "via link", "--sync"];
+        let (out, log) = e.traced("trace=openat,fsync", &args);
         assert!(out.status.success(), "{out:?}");
-        let log = std::fs::read_to_string(&log).unwrap();
         let opened = |dir: &Path| log.contains(&format!("\"{}\", O_RDONLY", dir.display()));
         assert!(opened(&real.canonicalize().unwrap()), "{log}");
         assert!(!opened(&links), "{log}");
@@ -3049,16 +3043,7 @@ fn a_signal_during_new_leaves_the_name_as_it_was() {
     }
     let e = Env::new("new-signal");
     let mut made = held_up_creator(&e, "sig", "0600", 600_000);
-    // The traced `mmf new`, strace's child.
-    let children =
-        std::fs::read_to_string(format!("/proc/{}/task/{}/children", made.id(), made.id()))
-            .unwrap();
-    let pid = children.split_whitespace().next().expect("strace's child");
-    assert!(Command::new("kill")
-        .args(["-TERM", pid])
-        .status()
-        .unwrap()
-        .success());
+    terminate_traced(&made);
     let status = finish_status(&mut made, 20);
     assert!(!status.success(), "{status:?}");
     let out = e.run(&["read", "sig"]);
@@ -3067,45 +3052,15 @@ fn a_signal_during_new_leaves_the_name_as_it_was() {
 
     e.ok(&["new", "old", "--size", "64"]);
     e.ok(&["out", "old", "kept"]);
-    let mut forced = Command::new("strace")
-        .args([
-            "-o",
-            "/dev/null",
-            "-e",
-            "inject=fallocate:delay_exit=600000",
-        ])
-        .arg(BIN)
-        .args(["new", "old", "--size", "1KiB", "--force"])
-        .env("MMF_SHM_DIR", &e.dir)
-        .current_dir(&e.dir)
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
     let making = || {
         std::fs::read_dir(&e.dir).unwrap().flatten().any(|f| {
             f.file_name().to_string_lossy().starts_with(".mmf-new-")
                 && f.metadata().is_ok_and(|m| m.len() > 0)
         })
     };
-    while !making() {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "never allocated"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    let children = std::fs::read_to_string(format!(
-        "/proc/{}/task/{}/children",
-        forced.id(),
-        forced.id()
-    ))
-    .unwrap();
-    let pid = children.split_whitespace().next().expect("strace's child");
-    assert!(Command::new("kill")
-        .args(["-TERM", pid])
-        .status()
-        .unwrap()
-        .success());
+    let args = ["new", "old", "--size", "1KiB", "--force"];
+    let mut forced = held_up(&e, &args, 600_000, making);
+    terminate_traced(&forced);
     assert!(!finish_status(&mut forced, 20).success());
     assert_eq!(e.ok(&["read", "old"]), "kept\n");
 }
@@ -3172,18 +3127,9 @@ fn new_writes_a_file_channel_back_to_the_disk() {
     }
     let e = Env::new("new-sync");
     let traced = |args: &[&str]| {
-        let log = e.dir.join("strace.log");
-        let out = Command::new("strace")
-            .args(["-f", "-e", "trace=msync,fsync", "-o"])
-            .arg(&log)
-            .arg(BIN)
-            .args(args)
-            .env("MMF_SHM_DIR", &e.dir)
-            .current_dir(&e.dir)
-            .output()
-            .unwrap();
+        let (out, log) = e.traced("trace=msync,fsync", args);
         assert!(out.status.success(), "{out:?}");
-        std::fs::read_to_string(&log).unwrap()
+        log
     };
     for args in [
         &["new", "./c.mmf", "--size", "1KiB"][..],
@@ -3255,18 +3201,34 @@ fn a_flood_of_damaged_values_is_said_a_few_lines_a_second() {
 /// `mmf new NAME --size 64 --mode MODE` under strace, held up for `delay_us` right after its
 /// `fallocate` (its header not written yet): returned once the file is allocated.
 fn held_up_creator(e: &Env, name: &str, mode: &str, delay_us: u64) -> std::process::Child {
+    let file = e.dir.join(format!("mmf.{name}"));
+    held_up(
+        e,
+        &["new", name, "--size", "64", "--mode", mode],
+        delay_us,
+        || std::fs::metadata(&file).is_ok_and(|m| m.len() > 0),
+    )
+}
+
+/// `mmf ARGS` (in this test's directory) under strace, held up for `delay_us` right after its
+/// `fallocate`: returned once `allocated` says so (at most 20 s).
+fn held_up(
+    e: &Env,
+    args: &[&str],
+    delay_us: u64,
+    allocated: impl Fn() -> bool,
+) -> std::process::Child {
     let made = Command::new("strace")
         .args(["-o", "/dev/null", "-e"])
         .arg(format!("inject=fallocate:delay_exit={delay_us}"))
         .arg(BIN)
-        .args(["new", name, "--size", "64", "--mode", mode])
+        .args(args)
         .env("MMF_SHM_DIR", &e.dir)
         .current_dir(&e.dir)
         .spawn()
         .unwrap();
-    let file = e.dir.join(format!("mmf.{name}"));
     let t = std::time::Instant::now();
-    while std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
+    while !allocated() {
         assert!(
             t.elapsed() < std::time::Duration::from_secs(20),
             "never allocated"
@@ -3274,6 +3236,18 @@ fn held_up_creator(e: &Env, name: &str, mode: &str, delay_us: u64) -> std::proce
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     made
+}
+
+/// Sends SIGTERM to the process strace (`tracer`) runs.
+fn terminate_traced(tracer: &std::process::Child) {
+    let id = tracer.id();
+    let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap();
+    let pid = children.split_whitespace().next().expect("strace's child");
+    assert!(Command::new("kill")
+        .args(["-TERM", pid])
+        .status()
+        .unwrap()
+        .success());
 }
 
 /// A mode that lets others write is set only once the header is complete (another user could
@@ -6715,27 +6689,17 @@ fn a_device_named_as_a_channel_is_refused_unopened() {
     if !can_trace() {
         return;
     }
-    let log = e.dir.join("strace.log");
     for verb in ["read", "info", "remove", "out"] {
         let mut args = vec![verb, "/dev/zero"];
         if verb == "out" {
             args.push("x");
         }
-        let out = Command::new("strace")
-            .args(["-f", "-e", "trace=open,openat", "-o"])
-            .arg(&log)
-            .arg(BIN)
-            .args(&args)
-            .env("MMF_SHM_DIR", &e.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let (out, opens) = e.traced("trace=open,openat", &args);
         fails(
             &out,
             1,
             "'/dev/zero' is a device, not a regular file, so it is not an mmf channel",
         );
-        let opens = std::fs::read_to_string(&log).unwrap();
         assert!(!opens.contains("\"/dev/zero\""), "{verb}: {opens}");
     }
 }

@@ -1037,16 +1037,15 @@ impl Options {
         // review: `new --force` of 600 MiB overwrote a file put there meanwhile, 4 times of 4).
         // What was free is taken only while still free (no rename over a file put there since;
         // a dangling link, replaced itself as before, excepted).
-        let put_there = || {
+        // Nothing replaced, and why: the temporary file goes.
+        let refused = |why: &'static str| {
             drop_tmp();
-            io_error(
-                &name,
-                &path,
-                "replacing",
-                io::Error::other(
-                    "another file was put under the name while the new channel was made; \
-                     nothing was replaced: look at what is there, then retry",
-                ),
+            io_error(&name, &path, "replacing", io::Error::other(why))
+        };
+        let put_there = || {
+            refused(
+                "another file was put under the name while the new channel was made; nothing \
+                 was replaced: look at what is there, then retry",
             )
         };
         // And the temporary name must still hold the new file: in a directory another user
@@ -1056,15 +1055,9 @@ impl Options {
             std::fs::symlink_metadata(&tmp).is_ok_and(|now| same_file(&now, made))
         });
         if !ours {
-            drop_tmp();
-            return Err(io_error(
-                &name,
-                &path,
-                "replacing",
-                io::Error::other(
-                    "the new channel's temporary file was replaced by another while it was \
-                     made; nothing was replaced: look at who else writes to the directory",
-                ),
+            return Err(refused(
+                "the new channel's temporary file was replaced by another while it was made; \
+                 nothing was replaced: look at who else writes to the directory",
             ));
         }
         // What changed under a file path meanwhile is looked at again (a few times, against a
@@ -1120,16 +1113,9 @@ impl Options {
                             ) =>
                         {
                             if Instant::now() >= until {
-                                drop_tmp();
-                                return Err(io_error(
-                                    &name,
-                                    &path,
-                                    "replacing",
-                                    io::Error::other(
-                                        "another process is creating a channel under the name, \
-                                         not finished yet; nothing was replaced: retry once it \
-                                         is made",
-                                    ),
+                                return Err(refused(
+                                    "another process is creating a channel under the name, not \
+                                     finished yet; nothing was replaced: retry once it is made",
                                 ));
                             }
                             tries -= 1;
