@@ -1339,8 +1339,8 @@ impl Snapshot {
         buf: &mut Vec<u8>,
     ) -> Result<Meta, Miss> {
         match read {
-            Ok(_) => match self.generation_0() {
-                Gen0::Unpublished => Ok(nothing_yet(buf)),
+            Ok(_) => match self.at_generation_0(buf, Attempt::Retry) {
+                Attempt::Done(meta) => Ok(meta),
                 _ => Err(Miss::Elsewhere),
             },
             miss => miss,
@@ -1470,11 +1470,9 @@ impl Snapshot {
                 }
             };
             let attempt = match attempt {
-                Attempt::Done(meta) if meta.generation == 0 => match self.generation_0() {
-                    Gen0::Unpublished => Attempt::Done(nothing_yet(buf)),
-                    Gen0::Moved => Attempt::Retry,
-                    Gen0::Overwritten(what) => Attempt::Damaged(what),
-                },
+                Attempt::Done(meta) if meta.generation == 0 => {
+                    self.at_generation_0(buf, Attempt::Retry)
+                }
                 attempt => attempt,
             };
             match attempt {
@@ -1684,12 +1682,12 @@ impl Snapshot {
     /// the next attempt reads the frame first).
     ///
     /// An attempt at generation 0 that fails answers "nothing published yet" where the writers'
-    /// count agrees ([`unpublished`](Self::unpublished)).
+    /// count agrees ([`at_generation_0`](Self::at_generation_0)).
     #[inline(always)]
     fn copy_slot(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
         match self.copy_frame(slot, gen, hint, buf) {
             Attempt::Done(meta) => Attempt::Done(meta),
-            failed if gen == 0 => self.unpublished(buf, failed),
+            failed if gen == 0 => self.at_generation_0(buf, failed),
             failed => failed,
         }
     }
@@ -1968,22 +1966,23 @@ impl Snapshot {
         })
     }
 
-    /// The answer to a failed attempt at generation 0 (a `latest` naming it loaded first):
-    /// nothing published yet (an empty value, `buf` cleared) if the writers' count (`written`)
-    /// is at generation 0 too, whatever slot 0's frame holds; damage if values were published
-    /// and `latest` still names generation 0 ([`generation_0`](Self::generation_0)); else the
-    /// attempt's own outcome (`latest` moved on).
+    /// The answer to an attempt at generation 0 (a `latest` naming it loaded first), whatever
+    /// it found: nothing published yet (an empty value, `buf` cleared) if the writers' count
+    /// (`written`) is at generation 0 too, whatever slot 0's frame holds; damage if values were
+    /// published and `latest` still names generation 0 ([`generation_0`](Self::generation_0));
+    /// else `moved`, the outcome for a `latest` that moved on (the failed attempt's own, or a
+    /// retry of one that found a value).
     ///
     /// On a new channel no writer stores into slot 0's frame before a publish of generation 2,
     /// which follows the count's store of 1. A stray write that left the frame odd or naming
     /// another generation made every read of a new channel spin until its timeout, and then
     /// advise a `recover` that found nothing to bring back (a damage review).
     #[cold]
-    fn unpublished(&self, buf: &mut Vec<u8>, failed: Attempt) -> Attempt {
+    fn at_generation_0(&self, buf: &mut Vec<u8>, moved: Attempt) -> Attempt {
         match self.generation_0() {
             Gen0::Unpublished => Attempt::Done(nothing_yet(buf)),
             Gen0::Overwritten(what) => Attempt::Damaged(what),
-            Gen0::Moved => failed,
+            Gen0::Moved => moved,
         }
     }
 
