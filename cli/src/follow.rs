@@ -26,7 +26,7 @@ pub struct Followed {
     pid: Option<(u32, Stop)>,
     /// The deadline (or `None` for `--pid`'s exit) past which [`wait`](Followed::wait) last
     /// gave a look at a value already there, and how many it gave ([`LOOKS_PAST_END`]).
-    looks_past: (Option<Option<Instant>>, u32),
+    looks_past: (Option<Instant>, u32),
 }
 
 /// How many times [`Followed::wait`] returns a value that is there once its deadline has passed
@@ -267,8 +267,8 @@ impl Followed {
     /// Whether a look past the end of the wait (`key`: the deadline that passed, `None` for
     /// `--pid`'s exit) may still return a value that is there: [`LOOKS_PAST_END`] of them.
     fn look_past(&mut self, key: Option<Instant>) -> bool {
-        if self.looks_past.0 != Some(key) {
-            self.looks_past = (Some(key), 0);
+        if self.looks_past.0 != key {
+            self.looks_past = (key, 0);
         }
         self.looks_past.1 += 1;
         self.looks_past.1 <= LOOKS_PAST_END

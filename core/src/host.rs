@@ -493,17 +493,16 @@ pub(crate) fn remove_left_unfinished(
         return Leftover::Kept;
     };
     let zeros = |file: &mut std::fs::File| starts_with_zeros(file).unwrap_or(false);
-    // Judged before the lock as well: a channel made meanwhile (its magic, or young) is told
-    // at once, without waiting for its creator's lock.
-    let young = crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age);
     if let Location::File(_) = location {
-        let held = matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
-        return if young || held || !zeros(&mut file) {
+        return if held_or_young(&file, &meta, min_age) || !zeros(&mut file) {
             Leftover::Kept
         } else {
             Leftover::NotOurs
         };
     }
+    // Judged before the lock as well: a channel made meanwhile (its magic, or young) is told
+    // at once, without waiting for its creator's lock.
+    let young = crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age);
     if !owned(&meta) {
         return Leftover::NotOurs;
     }
@@ -551,10 +550,20 @@ pub(crate) fn creation_under_way(location: &Location, min_age: std::time::Durati
     let Ok(meta) = file.metadata() else {
         return false;
     };
-    if !meta.is_file() || !starts_with_zeros(&file).unwrap_or(false) {
-        return false;
-    }
-    crate::channel::unchanged_for(&meta).is_none_or(|age| age < min_age)
+    meta.is_file()
+        && starts_with_zeros(&file).unwrap_or(false)
+        && held_or_young(&file, &meta, min_age)
+}
+
+/// Whether a process holds `file` (a shared `flock`, as a creator and every opener hold one),
+/// or it changed within `min_age` (`meta` is its metadata): a file path's creation may be
+/// under way ([`remove_left_unfinished`], [`creation_under_way`]).
+fn held_or_young(
+    file: &std::fs::File,
+    meta: &std::fs::Metadata,
+    min_age: std::time::Duration,
+) -> bool {
+    crate::channel::unchanged_for(meta).is_none_or(|age| age < min_age)
         || matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
