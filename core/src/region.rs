@@ -559,6 +559,7 @@ unsafe fn write_tail(to: *mut u8, word: u64, tail: usize) {
 #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
 mod vector {
     use std::arch::asm;
+    use std::sync::atomic::{AtomicU8, Ordering};
 
     use super::LINE_WORDS;
 
@@ -574,35 +575,68 @@ mod vector {
     /// std's feature detection does not name it). Asked once, then read from a static.
     #[inline]
     pub(super) fn has_prefetchw() -> bool {
-        use std::sync::atomic::{AtomicU8, Ordering};
         static KNOWN: AtomicU8 = AtomicU8::new(0);
-        match KNOWN.load(Ordering::Relaxed) {
+        asked_once(&KNOWN, || {
+            // `__cpuid` is a safe function from Rust 1.94 on, unsafe before (MSRV 1.89).
+            #[allow(unused_unsafe)]
+            // SAFETY: every x86-64 processor has `cpuid`; leaf 0x8000_0000 reports the
+            // highest extended leaf, and 0x8000_0001 is asked only when it exists.
+            unsafe {
+                std::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0001
+                    && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+            }
+        })
+    }
+
+    /// Whether the processor enumerates AVX (CPUID leaf 1, ECX bit 28), the flag under which
+    /// the manuals promise that an aligned 16-byte SSE access is atomic (see the module docs;
+    /// whether the OS enables the AVX registers does not matter to an SSE load). Asked once
+    /// with one `cpuid`, then read from a static.
+    ///
+    /// Not `is_x86_feature_detected!("avx")`: its first use in a process asks some ten CPUID
+    /// leaves, and in a virtual machine each `cpuid` traps to the hypervisor. On the 2-core VM
+    /// of `docs/BENCHMARKS.md` that first use was about 80 us of the 1 ms an `mmf read`
+    /// takes from spawn to exit (`perf record` over 1,000 runs: 5.8% of the samples).
+    #[inline]
+    fn has_avx() -> bool {
+        static KNOWN: AtomicU8 = AtomicU8::new(0);
+        asked_once(&KNOWN, || {
+            #[allow(unused_unsafe)]
+            // SAFETY: every x86-64 processor has `cpuid` and its leaf 1.
+            unsafe {
+                std::arch::x86_64::__cpuid(1).ecx & (1 << 28) != 0
+            }
+        })
+    }
+
+    /// The answer of `ask`, asked on the first call and then read from `known` (0: not asked
+    /// yet, 1: no, 2: yes). Two threads may both ask on their first calls; they get the same
+    /// answer.
+    #[inline]
+    fn asked_once(known: &AtomicU8, ask: impl FnOnce() -> bool) -> bool {
+        match known.load(Ordering::Relaxed) {
             0 => {
-                // `__cpuid` is a safe function from Rust 1.94 on, unsafe before (MSRV 1.89).
-                #[allow(unused_unsafe)]
-                // SAFETY: every x86-64 processor has `cpuid`; leaf 0x8000_0000 reports the
-                // highest extended leaf, and 0x8000_0001 is asked only when it exists.
-                let has = unsafe {
-                    std::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0001
-                        && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
-                };
-                KNOWN.store(if has { 2 } else { 1 }, Ordering::Relaxed);
+                let has = ask();
+                known.store(if has { 2 } else { 1 }, Ordering::Relaxed);
                 has
             }
-            known => known == 2,
+            answer => answer == 2,
         }
     }
 
     /// For a run of `words` words starting at address `at` (8-byte aligned): how many leading
     /// words to copy one by one until the address is 16-byte aligned, and how many whole lines
     /// the vector loop can then copy (none on a processor without AVX, see the module docs).
+    /// A run shorter than a line never asks the processor, so a small value's read costs no
+    /// `cpuid`.
     #[inline]
     pub(super) fn split(at: usize, words: usize) -> (usize, usize) {
-        if !std::arch::is_x86_feature_detected!("avx") {
+        let lead = usize::from(!at.is_multiple_of(16)).min(words);
+        let lines = (words - lead) / LINE_WORDS;
+        if lines == 0 || !has_avx() {
             return (0, 0);
         }
-        let lead = usize::from(!at.is_multiple_of(16)).min(words);
-        (lead, (words - lead) / LINE_WORDS)
+        (lead, lines)
     }
 
     /// Whether a copy of `lines` lines goes through `rep movsq` rather than the SSE loop: from
@@ -836,15 +870,31 @@ mod tests {
         }
     }
 
-    /// The CPUID bit read for `prefetchw` is the one Linux reports as `3dnowprefetch`.
+    /// The CPUID bits read for `prefetchw` and AVX are the ones Linux reports as
+    /// `3dnowprefetch` and `avx`.
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-    fn prefetchw_detection_agrees_with_the_kernel() {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(loom), not(miri)))]
+    fn feature_detection_agrees_with_the_kernel() {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
         let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap();
-        let kernel = flags.split_whitespace().any(|f| f == "3dnowprefetch");
+        let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
+        let kernel = has("3dnowprefetch");
         assert_eq!(vector::has_prefetchw(), kernel);
         assert_eq!(vector::has_prefetchw(), kernel, "the cached answer");
+        // A run of whole lines takes the vector loop exactly where the kernel sees AVX; a run
+        // shorter than a line never does.
+        let lines = usize::from(has("avx")) * 2;
+        assert_eq!(vector::split(64, 2 * LINE_WORDS), (0, lines));
+        assert_eq!(
+            vector::split(64, 2 * LINE_WORDS),
+            (0, lines),
+            "the cached answer"
+        );
+        assert_eq!(
+            vector::split(72, 2 * LINE_WORDS + 1),
+            (usize::from(lines > 0), lines)
+        );
+        assert_eq!(vector::split(64, LINE_WORDS - 1), (0, 0));
         // Hints for words outside the region do nothing.
         let r = Region::anonymous(256).unwrap();
         for intent in [Intent::Read, Intent::Write] {
