@@ -383,6 +383,33 @@ fn close_says_whether_it_removed_the_channel() {
     Channel::remove(&file).unwrap();
 }
 
+/// `keep` disarms a handle made to remove its channel: neither its drop nor its `close`
+/// removes the channel then, and it says whether there was anything to disarm.
+#[test]
+fn keep_leaves_the_channel_to_outlast_its_maker() {
+    let name = unique("keep-outlasts");
+    let location = Location::parse(&name).unwrap();
+    let mut options = Options::new();
+    options.capacity(64).remove_on_drop(true);
+
+    let mut ch = options.create(&location).unwrap();
+    ch.publish_raw(Tag::TEXT, b"kept").unwrap();
+    assert!(ch.keep(), "it was made to remove its channel");
+    assert!(!ch.keep(), "once");
+    drop(ch);
+    assert_eq!(Channel::open(&name).unwrap().read_raw().unwrap().1, b"kept");
+
+    // `close` after `keep` leaves it too; a handle with nothing to disarm says so.
+    let mut opener = options.open(&location).unwrap();
+    assert!(!opener.keep(), "an opener never removes the channel");
+    Channel::remove(&name).unwrap();
+    let mut ch = options.create(&location).unwrap();
+    assert!(ch.keep());
+    assert!(!ch.close().unwrap(), "nothing removed");
+    assert!(Channel::open(&name).is_ok());
+    Channel::remove(&name).unwrap();
+}
+
 /// The name goes only with the handle that made it, in the process that made it: not with a
 /// replacement made since, nor with a handle that opened it with the same options, nor with a
 /// forked child's copy of the handle.

@@ -1379,6 +1379,28 @@ impl Channel {
         self.remove_own()
     }
 
+    /// Keeps the channel under its name when this handle drops or closes: a handle made with
+    /// [`Options::remove_on_drop`] no longer removes it. Returns whether it was going to (`true`
+    /// once, for a handle made to remove its channel, in the process that made it).
+    ///
+    /// For a channel whose use turns out to outlast its maker: made to be cleaned up if the
+    /// work fails half-way, kept once it succeeds.
+    ///
+    /// ```
+    /// use mmf::{Channel, Options, Tag};
+    /// # let name = format!("keep-doc-{}", std::process::id());
+    /// let mut results = Options::new().capacity(64).remove_on_drop(true).create(&name)?;
+    /// results.publish_raw(Tag::TEXT, b"all 12 runs passed")?;
+    /// assert!(results.keep(), "it was going to remove the channel");
+    /// drop(results);
+    /// assert_eq!(Channel::open(&name)?.read_raw()?.1, b"all 12 runs passed");
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
+    pub fn keep(&mut self) -> bool {
+        self.remove_on_drop.take() == Some(std::process::id())
+    }
+
     /// What [`close`](Channel::close) and the drop do to the channel: remove it if this handle
     /// is to ([`Options::remove_on_drop`], in the process that made it), once.
     fn remove_own(&mut self) -> Result<bool> {

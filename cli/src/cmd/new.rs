@@ -21,8 +21,8 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     }
     let mut o = Options::new();
     // Armed so that a cancelled creation (`made`) removes its own channel by identity: only
-    // the file it made, and only while the name still leads to it. Disarmed (the handle kept
-    // from dropping) once the creation stands.
+    // the file it made, and only while the name still leads to it. Disarmed (`Channel::keep`)
+    // once the creation stands.
     o.remove_on_drop(!a.force);
     o.capacity(a.size).checksum(a.checksum);
     // Without --readers or --mode, the library's defaults (4; 0600 less the umask).
@@ -133,15 +133,13 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
 /// its drop, which removes only this handle's own file and only while the name leads to it
 /// (the diff review of a first version, which removed whatever channel was under the name by
 /// then: another process's `new --force` in between); not if a value was published into it
-/// already, which another process found and used. Otherwise kept: the handle is not dropped
-/// (the process exits right after, which releases it).
-fn made(ch: Channel, location: &Location) {
+/// already, which another process found and used. Otherwise kept (`Channel::keep`).
+fn made(mut ch: Channel, location: &Location) {
     written_back(&ch, location);
-    if crate::interrupt::requested() && ch.generation() == 0 {
-        let _ = ch.close();
-    } else {
-        std::mem::forget(ch);
+    if !crate::interrupt::requested() || ch.generation() != 0 {
+        ch.keep();
     }
+    let _ = ch.close();
 }
 
 /// A channel just made at a file path, written back to the disk with its directory entry: "a
