@@ -265,10 +265,32 @@ impl Error {
         Error::InvalidJson {
             line: e.line(),
             column: e.column(),
-            message,
+            message: brief(message, MAX_QUOTED),
         }
     }
 }
+
+/// `message`, or its first `max` bytes (cut at a character boundary) and a note of how many
+/// more there were: for messages that quote what a value holds (a key, a number, a serde
+/// error naming a string), which another process chooses and could make megabytes long, where
+/// a diagnostic is one line.
+pub(crate) fn brief(mut message: String, max: usize) -> String {
+    if message.len() <= max {
+        return message;
+    }
+    let mut cut = max;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let more = message.len() - cut;
+    message.truncate(cut);
+    message.push_str(&format!("… ({more} bytes more)"));
+    message
+}
+
+/// At most this many bytes of a message from serde (which may quote a whole string of the
+/// value) go into an error ([`brief`]).
+pub(crate) const MAX_QUOTED: usize = 1024;
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -31,6 +31,7 @@
 //! and the map keys, not with a tree of the value. (Only a map key that is itself an array or a
 //! map is rendered by recursion, at most [`MAX_DEPTH`] levels deep.)
 
+use std::borrow::Cow;
 use std::io;
 
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
@@ -65,7 +66,9 @@ pub const MAX_KEY_TEXT: usize = 256;
 /// # Errors
 ///
 /// [`Error::InvalidJson`], with the line and column, for text that is not one JSON document and
-/// for what the paragraph above refuses.
+/// for what the paragraph above refuses (quoting at most the start of a long key or number);
+/// [`Error::OutOfMemory`] where this process cannot allocate the room that finding a key given
+/// twice takes (about 50 bytes a key of the largest object).
 pub fn validate_json(json: &str) -> Result<()> {
     // Syntax first, so that the integer scan sees valid JSON; then numbers, with a message of
     // their own at the number's start; then depth and escapes.
@@ -75,7 +78,16 @@ pub fn validate_json(json: &str) -> Result<()> {
     de.end().map_err(|e| Error::json_in(&e, json))?;
     check_integers(json)?;
     let mut de = serde_json::Deserializer::from_str(json);
-    <Checked as serde::Deserialize>::deserialize(&mut de).map_err(|e| Error::json_in(&e, json))?;
+    let no_room = std::cell::Cell::new(0);
+    serde::de::DeserializeSeed::deserialize(Checked { no_room: &no_room }, &mut de).map_err(
+        |e| match no_room.get() {
+            0 => Error::json_in(&e, json),
+            bytes => Error::OutOfMemory {
+                what: "the keys of an object, kept to find one given twice",
+                bytes,
+            },
+        },
+    )?;
     Ok(())
 }
 
@@ -142,63 +154,115 @@ pub fn compact_json(json: &str) -> Result<String> {
 /// Every part of a JSON document parsed and dropped: unlike `IgnoredAny`, which serde_json skips
 /// without counting depth or decoding escapes, this meets serde_json's nesting limit (128 levels)
 /// and its checks of `\u` escapes (a lone surrogate), as the transcoding after it will; and it
-/// refuses an object with a key twice.
-struct Checked;
+/// refuses an object with a key twice. The keys of an object are kept to find a second one, as
+/// borrowed from the text where they have no escapes, in a set that asks for its room: where it
+/// is refused, `no_room` is set to the bytes asked for and the walk ends (a review: another
+/// process's object of 5 million keys aborted a reader under a memory limit).
+#[derive(Clone, Copy)]
+struct Checked<'a> {
+    no_room: &'a std::cell::Cell<usize>,
+}
 
-impl<'de> serde::Deserialize<'de> for Checked {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(Checked)
+impl<'de> serde::de::DeserializeSeed<'de> for Checked<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Checked {
-    type Value = Checked;
+impl<'de> serde::de::Visitor<'de> for Checked<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<Checked, E> {
-        Ok(Checked)
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
     }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<Checked, E> {
-        Ok(Checked)
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
     }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<Checked, E> {
-        Ok(Checked)
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
     }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<Checked, E> {
-        Ok(Checked)
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
     }
-    fn visit_str<E>(self, _: &str) -> std::result::Result<Checked, E> {
-        Ok(Checked)
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
     }
-    fn visit_unit<E>(self) -> std::result::Result<Checked, E> {
-        Ok(Checked)
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(
         self,
         mut seq: A,
-    ) -> std::result::Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
+    ) -> std::result::Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(
         self,
         mut map: A,
-    ) -> std::result::Result<Checked, A::Error> {
+    ) -> std::result::Result<(), A::Error> {
         // A key given twice would reach MessagePack twice (the transcoding streams), where reading
         // it back as JSON would have to drop one of them.
         let mut keys = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            map.next_value::<Checked>()?;
+        while let Some(key) = map.next_key_seed(KeyText)? {
+            map.next_value_seed(self)?;
+            if keys.try_reserve(1).is_err() {
+                self.no_room
+                    .set((keys.len() + 1).saturating_mul(2 * std::mem::size_of::<Cow<'de, str>>()));
+                return Err(serde::de::Error::custom("no room for the keys"));
+            }
             if let Some(key) = keys.replace(key) {
                 return Err(serde::de::Error::custom(format!(
-                    "the key {key:?} appears twice in one object"
+                    "the key {} appears twice in one object",
+                    quoted_key(&key)
                 )));
             }
         }
-        Ok(Checked)
+        Ok(())
     }
+}
+
+/// A JSON object's key, borrowed from the text where it has no escapes.
+struct KeyText;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> std::result::Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(s))
+    }
+    fn visit_str<E>(self, s: &str) -> std::result::Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> std::result::Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s))
+    }
+}
+
+/// A key for a message: quoted and escaped as Rust's `{:?}` writes it (no control character
+/// reaches a terminal), cut to [`MAX_KEY_TEXT`] bytes with a trailing `…` (a review: two equal
+/// keys of a megabyte each made a one-line diagnostic of 6 MB).
+fn quoted_key(key: &str) -> String {
+    crate::error::brief(format!("{key:?}"), MAX_KEY_TEXT)
 }
 
 /// The integer-range check of [`validate_json`], on text already known to be valid JSON: every
@@ -227,11 +291,14 @@ fn check_integers(json: &str) -> Result<()> {
                     i += 1;
                 }
                 let token = &json[start..i];
+                // A number of a million digits is quoted by its start.
+                let shown = || crate::error::brief(token.to_owned(), MAX_KEY_TEXT);
                 let message = if !token.contains(['.', 'e', 'E']) {
                     (token.parse::<i64>().is_err() && token.parse::<u64>().is_err()).then(|| {
                         format!(
-                            "the integer {token} does not fit in 64 bits, the largest integers MessagePack \
-                             holds (as a string, or with a fraction or exponent as a float, it would)"
+                            "the integer {} does not fit in 64 bits, the largest integers MessagePack \
+                             holds (as a string, or with a fraction or exponent as a float, it would)",
+                            shown()
                         )
                     })
                 } else {
@@ -240,7 +307,10 @@ fn check_integers(json: &str) -> Result<()> {
                         .parse::<f64>()
                         .map_or(true, |f| f.is_infinite())
                         .then(|| {
-                            format!("the number {token} is beyond the range of a 64-bit float")
+                            format!(
+                                "the number {} is beyond the range of a 64-bit float",
+                                shown()
+                            )
                         })
                 };
                 if let Some(message) = message {
@@ -880,14 +950,14 @@ fn transcode<F: Formatter, W: io::Write + ?Sized>(
                     _ => None,
                 };
                 let text = match utf8 {
-                    Some(s) => s.to_owned(),
+                    Some(s) => Cow::Borrowed(s),
                     None => {
                         // The whole key, whatever it is, rendered on its own (in one walk: a
                         // separate skip per level of keys within keys would walk a deep key's
                         // bytes twice as often).
                         let (text, len) = render_key(&bytes[at..])?;
                         r.seek(at + len);
-                        text
+                        Cow::Owned(text)
                     }
                 };
                 f.begin_object_key(out, first).map_err(Error::Write)?;
@@ -895,6 +965,19 @@ fn transcode<F: Formatter, W: io::Write + ?Sized>(
                 f.end_object_key(out).map_err(Error::Write)?;
                 f.begin_object_value(out).map_err(Error::Write)?;
                 if dedup {
+                    // Room asked for, not taken: a peer's map of millions of keys fails the
+                    // read under a memory limit, where growth would abort the process (a
+                    // review).
+                    let no_room = |bytes: usize| Error::OutOfMemory {
+                        what: "the keys of a map, kept to find one given twice",
+                        bytes,
+                    };
+                    key_text
+                        .try_reserve(text.len())
+                        .map_err(|_| no_room(key_text.len().saturating_add(text.len())))?;
+                    keys.try_reserve(1).map_err(|_| {
+                        no_room((keys.len() + 1).saturating_mul(2 * std::mem::size_of::<usize>()))
+                    })?;
                     let start = key_text.len();
                     key_text.push_str(&text);
                     keys.push((start, key_text.len()));
@@ -973,9 +1056,9 @@ fn check_keys(keys: &mut [(usize, usize)], text: &str, at: usize) -> Result<()> 
     {
         None => Ok(()),
         Some(w) => Err(Error::NotJson(format!(
-            "the map at byte {at} has two keys that both read {:?} in JSON, where an object holds \
+            "the map at byte {at} has two keys that both read {} in JSON, where an object holds \
              each key once; read the value's bytes to see both",
-            &text[w[0].0..w[0].1]
+            quoted_key(&text[w[0].0..w[0].1])
         ))),
     }
 }

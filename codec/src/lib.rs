@@ -623,12 +623,16 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
         message,
     };
     // A valid value of another shape reads as JSON; an invalid one only as bytes.
+    // (What serde says can quote a whole string of the value: `brief`.)
+    let quoted = |e: &dyn std::fmt::Display| error::brief(e.to_string(), error::MAX_QUOTED);
     let mismatch = |e: &dyn std::fmt::Display| {
         failed(format!(
-            "{e}; read it as JSON to see what it holds (`read_json`, or `mmf read NAME`)"
+            "{}; read it as JSON to see what it holds (`read_json`, or `mmf read NAME`)",
+            quoted(e)
         ))
     };
-    let invalid = |e: &dyn std::fmt::Display| failed(format!("{e}; read_bytes gives its bytes"));
+    let invalid =
+        |e: &dyn std::fmt::Display| failed(format!("{}; read_bytes gives its bytes", quoted(e)));
     let value = match meta.tag {
         Tag::MSGPACK => {
             msgpack::check(buf).map_err(|e| invalid(&e))?;
@@ -678,6 +682,7 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
         Tag::TEXT => {
             let text = std::str::from_utf8(buf).map_err(|e| invalid(&not_utf8(e)))?;
             T::deserialize(serde_json::Value::String(text.to_owned())).map_err(|e| {
+                let e = quoted(&e);
                 failed(if json::looks_like_json(text) {
                     format!(
                         "{e}; the text is JSON, published as text: publish it as JSON \
@@ -785,7 +790,10 @@ fn unreadable_text(
         generation: meta.generation,
         tag: meta.tag,
         ty: what,
-        message: format!("{e}; read_bytes gives its bytes"),
+        message: format!(
+            "{}; read_bytes gives its bytes",
+            error::brief(e.to_string(), error::MAX_QUOTED)
+        ),
     }
 }
 

@@ -791,6 +791,66 @@ fn a_type_mismatch_names_the_value() {
 /// A field that takes a number or a boolean and finds another kind of value says what it found
 /// in serde's words, not in rmp-serde's ("wrong msgpack marker FixStr(1)"), whether the value
 /// was published typed or as JSON.
+/// An error quotes at most a bounded start of what a value holds: another process chooses the
+/// value, and a diagnostic is one line (a review: a 10 MB string read as a number made a 10 MB
+/// message, two equal 1 MB keys a 6 MB line on stderr).
+#[test]
+fn errors_quote_a_bounded_part_of_the_value() {
+    const BIG: usize = 1 << 20;
+    let ch = Channel::anonymous(4 << 20).unwrap();
+    let short = |e: Error, what: &str| {
+        let said = e.to_string();
+        assert!(said.len() < 2048, "{what}: {} bytes", said.len());
+        said
+    };
+
+    // Text read as a number, as a map key, and a MessagePack string read as one.
+    ch.publish_str(&"x".repeat(BIG)).unwrap();
+    let said = short(ch.read::<u32>().unwrap_err(), "text as u32");
+    assert!(
+        said.contains("xxxx") && said.contains("bytes more"),
+        "{said}"
+    );
+    let mut map = BTreeMap::new();
+    map.insert("z".repeat(BIG), 1u8);
+    ch.publish_json(&serde_json::to_string(&map).unwrap())
+        .unwrap();
+    short(
+        ch.read::<BTreeMap<u16, u8>>().unwrap_err(),
+        "a JSON key as u16",
+    );
+    ch.publish(&map).unwrap();
+    short(
+        ch.read::<BTreeMap<u16, u8>>().unwrap_err(),
+        "a MessagePack key as u16",
+    );
+
+    // Two equal keys: in MessagePack (control bytes, which the message escapes), and in JSON
+    // text, given to publish or stored by another process.
+    let key = "\u{1}".repeat(BIG / 8);
+    let mut value = vec![0x82];
+    for _ in 0..2 {
+        value.push(0xdb);
+        value.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        value.extend_from_slice(key.as_bytes());
+        value.push(0);
+    }
+    ch.publish_raw(Tag::MSGPACK, &value).unwrap();
+    short(ch.read_json().unwrap_err(), "MessagePack keys given twice");
+    let key = "k".repeat(BIG);
+    let text = format!(r#"{{"{key}":0,"{key}":1}}"#);
+    let said = short(ch.publish_json(&text).unwrap_err(), "JSON keys given twice");
+    assert!(said.contains("twice"), "{said}");
+    ch.publish_raw(Tag::JSON, text.as_bytes()).unwrap();
+    short(ch.read_json().unwrap_err(), "stored JSON keys given twice");
+
+    // Numbers of a million digits, beyond 64 bits and beyond a float.
+    for number in ["9".repeat(BIG), format!("{}.0", "9".repeat(BIG))] {
+        let said = short(ch.publish_json(&number).unwrap_err(), "a long number");
+        assert!(said.contains("9999"), "{said}");
+    }
+}
+
 #[test]
 fn a_number_field_holding_another_kind_says_what_it_found() {
     #[derive(Debug, Deserialize)]
