@@ -1171,3 +1171,91 @@ fn a_read_only_handle_flushes_its_file() {
     assert!(out.status.success(), "{out:?}");
     assert!(said.contains("fdatasync("), "{said}");
 }
+
+/// Root's replacement or removal of a channel under a directory in a sticky directory (`/tmp`)
+/// stays in that directory while its owner swaps it, again and again, with a link of theirs to
+/// a directory only root may enter (`renameat2` with `RENAME_EXCHANGE`). Judged once and then
+/// resolved again by path, a review's loop got `--force` through to the channel behind the link
+/// after 28 tries; the directory is now resolved once into a handle, each link judged as it is
+/// met, and every step taken through that handle.
+#[test]
+fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
+    use std::os::unix::fs::PermissionsExt;
+    if !root_or_skip() {
+        return;
+    }
+    let base = std::env::temp_dir().join(unique("swapped-dir"));
+    let (sticky, private) = (base.join("sticky"), base.join("private"));
+    for (dir, mode) in [(&base, 0o755), (&sticky, 0o1777), (&private, 0o700)] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let victim = Location::file(private.join("job.mmf"));
+    let precious = Channel::create(&victim, 64).unwrap();
+    precious.publish_str("precious").unwrap();
+    // Another user's directory and their link to the private one, swapped back and forth.
+    let (theirs, link) = (sticky.join("d"), sticky.join("l"));
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::symlink(&private, &link).unwrap();
+    for p in [&theirs, &link] {
+        std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        use std::os::unix::ffi::OsStrExt;
+        let stop = stop.clone();
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let (a, b) = (c(&theirs), c(&link));
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: two valid NUL-terminated paths; the call only renames them.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let name = Location::file(theirs.join("job.mmf"));
+    let tries = env_or("MMF_SWAP_TRIES", 400);
+    let (mut replaced, mut removed, mut refused) = (0, 0, 0);
+    let intact = |what: &str, i: u64| {
+        let (meta, value) = Channel::open(&victim)
+            .and_then(|ch| ch.read_raw())
+            .unwrap_or_else(|e| panic!("try {i}, {what}: the private channel is gone: {e}"));
+        assert_eq!(value, b"precious", "try {i}, {what}: {meta:?}");
+    };
+    for i in 0..tries {
+        match Options::new().capacity(64).create_or_replace(&name) {
+            Ok(_) => replaced += 1,
+            Err(mmf::channel::Error::PermissionDenied { .. }) => refused += 1,
+            Err(_) => {}
+        }
+        intact("replacing", i);
+        match Channel::remove(&name) {
+            Ok(()) => removed += 1,
+            Err(mmf::channel::Error::PermissionDenied { .. }) => refused += 1,
+            Err(_) => {}
+        }
+        intact("removing", i);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    println!(
+        "{tries} tries against {swaps} swaps: {replaced} replaced and {removed} removed in the \
+         other user's directory, {refused} refused at their link; the private channel intact"
+    );
+    assert!(swaps > tries && replaced + removed > 0 && refused > 0);
+    drop(precious);
+    std::fs::remove_dir_all(&base).unwrap();
+}

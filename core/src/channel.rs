@@ -933,21 +933,36 @@ impl Options {
         if let Location::File(_) = location {
             unprotected_link(&name, &path, &path, "a replacement")?;
         }
-        // A file path that is a link to a channel: replace the channel it leads to (readers of
-        // the real path would never see a replacement of the link), as opening follows it. A
-        // shared-memory name is never followed; a dangling link is replaced itself.
-        // Only a link that led to the channel checked above is followed: one that appeared
-        // since (the name was free, or dangling, when checked) is replaced itself, so that a
-        // link planted in that moment cannot have root rename a channel over what it leads to.
-        let path = match (location, &checked) {
-            (Location::File(_), Some(checked))
-                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
-            {
-                let real = std::fs::canonicalize(&path).unwrap_or(path);
-                // Resolved again: the link must still lead to the channel checked above, not to
-                // a file someone pointed it at meanwhile, which the rename would replace.
-                if !still_named(checked, location, &real) {
-                    return Err(io_error(
+        // From here on a file path's directory is reached through a handle ([`pin`]), and
+        // errors name the path as given.
+        let mut pins = Vec::new();
+        let made = (|| -> Result<Channel> {
+            let path = match location {
+                Location::File(_) => match pin(location, &path, Pin::Replacement)? {
+                    Some(pinned) => {
+                        let through = pinned.through.clone();
+                        pins.push(pinned);
+                        through
+                    }
+                    None => path,
+                },
+                _ => path,
+            };
+            // A file path that is a link to a channel: replace the channel it leads to (readers of
+            // the real path would never see a replacement of the link), as opening follows it. A
+            // shared-memory name is never followed; a dangling link is replaced itself.
+            // Only a link that led to the channel checked above is followed: one that appeared
+            // since (the name was free, or dangling, when checked) is replaced itself, so that a
+            // link planted in that moment cannot have root rename a channel over what it leads to.
+            let path = match (location, &checked) {
+                (Location::File(_), Some(checked))
+                    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
+                {
+                    let real = std::fs::canonicalize(&path).unwrap_or(path);
+                    // Resolved again: the link must still lead to the channel checked above, not to
+                    // a file someone pointed it at meanwhile, which the rename would replace.
+                    if !still_named(checked, location, &real) {
+                        return Err(io_error(
                         &name,
                         &real,
                         "replacing",
@@ -955,200 +970,212 @@ impl Options {
                             "the link led elsewhere once the channel it led to was checked; retry",
                         ),
                     ));
+                    }
+                    // Its directory too through a handle.
+                    match pin(location, &real, Pin::Replacement)? {
+                        Some(pinned) => {
+                            let through = pinned.through.clone();
+                            pins.push(pinned);
+                            through
+                        }
+                        None => real,
+                    }
                 }
-                real
+                _ => path,
+            };
+            // What the replaced channel's users rely on: its mode, owner and group; only from a
+            // file that is a channel (checked above) or a plain file under a shared-memory name,
+            // and only where nobody else can have planted it there ([`inheritable`]).
+            let kept = match location {
+                Location::File(_) => checked.clone(),
+                _ => std::fs::symlink_metadata(&path)
+                    .ok()
+                    .filter(|m| m.is_file()),
             }
-            _ => path,
-        };
-        // What the replaced channel's users rely on: its mode, owner and group; only from a
-        // file that is a channel (checked above) or a plain file under a shared-memory name,
-        // and only where nobody else can have planted it there ([`inheritable`]).
-        let kept = match location {
-            Location::File(_) => checked.clone(),
-            _ => std::fs::symlink_metadata(&path)
-                .ok()
-                .filter(|m| m.is_file()),
-        }
-        .filter(|old| inheritable(old, &path));
-        // Hidden from `list` (no `mmf.` prefix) while it is being made. One left behind by a
-        // process killed before the rename is removed by the next replacement in its directory
-        // (below), and in the shared-memory directory also by `mmf prune`
-        // (`host::abandoned_replacements`).
-        let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
-        let ch = self.create_at(location, &tmp).map_err(|e| match e {
-            // Errors name the channel's own path, not the temporary one.
-            Error::Io { op, path: p, cause } if p == tmp => Error::Io {
-                op,
-                path: path.clone(),
-                cause,
-            },
-            Error::PermissionDenied {
-                name,
-                path: p,
-                cause,
-            } if p == tmp => Error::PermissionDenied {
-                name,
-                path: path.clone(),
-                cause,
-            },
-            e => e,
-        })?;
-        // The new file, as made: what is under the temporary name may be another's by now.
-        let made = ch.snap.liveness.file().and_then(|f| f.metadata().ok());
-        let drop_tmp = || {
-            if let Some(made) = &made {
-                let _ = unlink_same(location, &tmp, made);
+            .filter(|old| inheritable(old, &path));
+            // Hidden from `list` (no `mmf.` prefix) while it is being made. One left behind by a
+            // process killed before the rename is removed by the next replacement in its directory
+            // (below), and in the shared-memory directory also by `mmf prune`
+            // (`host::abandoned_replacements`).
+            let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
+            let ch = self.create_at(location, &tmp).map_err(|e| match e {
+                // Errors name the channel's own path, not the temporary one.
+                Error::Io { op, path: p, cause } if p == tmp => Error::Io {
+                    op,
+                    path: path.clone(),
+                    cause,
+                },
+                Error::PermissionDenied {
+                    name,
+                    path: p,
+                    cause,
+                } if p == tmp => Error::PermissionDenied {
+                    name,
+                    path: path.clone(),
+                    cause,
+                },
+                e => e,
+            })?;
+            // The new file, as made: what is under the temporary name may be another's by now.
+            let made = ch.snap.liveness.file().and_then(|f| f.metadata().ok());
+            let drop_tmp = || {
+                if let Some(made) = &made {
+                    let _ = unlink_same(location, &tmp, made);
+                }
+            };
+            // (A channel made at a path always holds its file.)
+            if let (Some(old), Some(file)) = (
+                kept.filter(|_| self.mode.is_none()),
+                ch.snap.liveness.file(),
+            ) {
+                use std::os::unix::fs::MetadataExt;
+                // Through the new file's own descriptor, never its path: in a directory another
+                // user may write to (where `inheritable` lets a replacement keep the mode), the
+                // temporary name could be swapped for a link to any file between its creation and
+                // these calls, and root would give that file away (found by a review).
+                // Best effort for the owner (only root may give a file away; a member of the old
+                // group may set that), exact for the mode, which is ours to set.
+                let uid = Some(old.uid()).filter(|_| os::euid() == 0);
+                let _ = std::os::unix::fs::fchown(file, uid, Some(old.gid()));
+                // With read and write for the owner, which a channel needs: a file of mode 0000
+                // under the name (one not even a channel) would lock its owner out of the new one.
+                let mode = std::fs::Permissions::from_mode(old.mode() & 0o777 | 0o600);
+                if let Err(e) = file.set_permissions(mode) {
+                    drop_tmp();
+                    return Err(io_error(&name, &path, "setting the mode of", e));
+                }
             }
-        };
-        // (A channel made at a path always holds its file.)
-        if let (Some(old), Some(file)) = (
-            kept.filter(|_| self.mode.is_none()),
-            ch.snap.liveness.file(),
-        ) {
-            use std::os::unix::fs::MetadataExt;
-            // Through the new file's own descriptor, never its path: in a directory another
-            // user may write to (where `inheritable` lets a replacement keep the mode), the
-            // temporary name could be swapped for a link to any file between its creation and
-            // these calls, and root would give that file away (found by a review).
-            // Best effort for the owner (only root may give a file away; a member of the old
-            // group may set that), exact for the mode, which is ours to set.
-            let uid = Some(old.uid()).filter(|_| os::euid() == 0);
-            let _ = std::os::unix::fs::fchown(file, uid, Some(old.gid()));
-            // With read and write for the owner, which a channel needs: a file of mode 0000
-            // under the name (one not even a channel) would lock its owner out of the new one.
-            let mode = std::fs::Permissions::from_mode(old.mode() & 0o777 | 0o600);
-            if let Err(e) = file.set_permissions(mode) {
+            // Held across the rename: `mmf prune` unlinks a channel under an exclusive lock once it
+            // has checked that the name still holds it, and without this a rename in between would
+            // have the new channel unlinked. Best effort: a lock held for long is nobody's to wait
+            // for, and the replacement goes on.
+            let old = open_retiring(location, &path);
+            let _old_locked = old.as_ref().map(|f| {
+                let now = Instant::now();
+                lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)), false)
+            });
+            // A file path must still hold what was checked above: the channel found there, or
+            // nothing. Making the new channel may take seconds (a large one's allocation), in which
+            // a user's file may be put under the name, which the rename would replace (found by a
+            // review: `new --force` of 600 MiB overwrote a file put there meanwhile, 4 times of 4).
+            // What was free is taken only while still free (no rename over a file put there since;
+            // a dangling link, replaced itself as before, excepted).
+            // Nothing replaced, and why: the temporary file goes.
+            let refused = |why: &'static str| {
                 drop_tmp();
-                return Err(io_error(&name, &path, "setting the mode of", e));
-            }
-        }
-        // Held across the rename: `mmf prune` unlinks a channel under an exclusive lock once it
-        // has checked that the name still holds it, and without this a rename in between would
-        // have the new channel unlinked. Best effort: a lock held for long is nobody's to wait
-        // for, and the replacement goes on.
-        let old = open_retiring(location, &path);
-        let _old_locked = old.as_ref().map(|f| {
-            let now = Instant::now();
-            lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)), false)
-        });
-        // A file path must still hold what was checked above: the channel found there, or
-        // nothing. Making the new channel may take seconds (a large one's allocation), in which
-        // a user's file may be put under the name, which the rename would replace (found by a
-        // review: `new --force` of 600 MiB overwrote a file put there meanwhile, 4 times of 4).
-        // What was free is taken only while still free (no rename over a file put there since;
-        // a dangling link, replaced itself as before, excepted).
-        // Nothing replaced, and why: the temporary file goes.
-        let refused = |why: &'static str| {
-            drop_tmp();
-            io_error(&name, &path, "replacing", io::Error::other(why))
-        };
-        let put_there = || {
-            refused(
-                "another file was put under the name while the new channel was made; nothing \
+                io_error(&name, &path, "replacing", io::Error::other(why))
+            };
+            let put_there = || {
+                refused(
+                    "another file was put under the name while the new channel was made; nothing \
                  was replaced: look at what is there, then retry",
-            )
-        };
-        // And the temporary name must still hold the new file: in a directory another user
-        // may write to, it may have been swapped for a link, which the rename would put under
-        // the channel's name.
-        let ours = made.as_ref().is_some_and(|made| {
-            std::fs::symlink_metadata(&tmp).is_ok_and(|now| same_file(&now, made))
-        });
-        if !ours {
-            return Err(refused(
-                "the new channel's temporary file was replaced by another while it was made; \
+                )
+            };
+            // And the temporary name must still hold the new file: in a directory another user
+            // may write to, it may have been swapped for a link, which the rename would put under
+            // the channel's name.
+            let ours = made.as_ref().is_some_and(|made| {
+                std::fs::symlink_metadata(&tmp).is_ok_and(|now| same_file(&now, made))
+            });
+            if !ours {
+                return Err(refused(
+                    "the new channel's temporary file was replaced by another while it was made; \
                  nothing was replaced: look at who else writes to the directory",
-            ));
-        }
-        // What changed under a file path meanwhile is looked at again (a few times, against a
-        // peer that keeps changing it): another channel put there (a concurrent `--force`, whose
-        // rename came first, or a `create`) is replaced as the one checked would have been, and
-        // a name freed (the channel removed) is taken while still free. A review found both
-        // refused as "another file was put under the name": one of two restarting services
-        // that replace their channel at once failed about every time.
-        let mut retired = None;
-        let renamed = match (location, checked) {
-            (Location::File(_), mut checked) => {
-                let mut tries = 0;
-                // A channel another process is creating under the name is waited for (its
-                // magic comes last), up to what `open` waits for one.
-                let until = Instant::now() + self.init_timeout.min(Duration::from_secs(5));
-                loop {
-                    tries += 1;
-                    if tries > 8 {
-                        return Err(put_there());
-                    }
-                    match &checked {
-                        Some(checked) if still_named(checked, location, &path) => {
-                            break std::fs::rename(&tmp, &path);
+                ));
+            }
+            // What changed under a file path meanwhile is looked at again (a few times, against a
+            // peer that keeps changing it): another channel put there (a concurrent `--force`, whose
+            // rename came first, or a `create`) is replaced as the one checked would have been, and
+            // a name freed (the channel removed) is taken while still free. A review found both
+            // refused as "another file was put under the name": one of two restarting services
+            // that replace their channel at once failed about every time.
+            let mut retired = None;
+            let renamed = match (location, checked) {
+                (Location::File(_), mut checked) => {
+                    let mut tries = 0;
+                    // A channel another process is creating under the name is waited for (its
+                    // magic comes last), up to what `open` waits for one.
+                    let until = Instant::now() + self.init_timeout.min(Duration::from_secs(5));
+                    loop {
+                        tries += 1;
+                        if tries > 8 {
+                            return Err(put_there());
                         }
-                        Some(_) => {}
-                        None => match os::rename_noreplace(&tmp, &path) {
-                            Ok(()) => break Ok(()),
-                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                                let dangling = std::fs::symlink_metadata(&path)
-                                    .is_ok_and(|m| m.is_symlink())
-                                    && std::fs::metadata(&path).is_err();
-                                if dangling {
-                                    break std::fs::rename(&tmp, &path);
-                                }
+                        match &checked {
+                            Some(checked) if still_named(checked, location, &path) => {
+                                break std::fs::rename(&tmp, &path);
                             }
-                            // No such rename here (another platform, a file system that
-                            // refuses it).
-                            Err(_) => break std::fs::rename(&tmp, &path),
-                        },
-                    }
-                    // What the name holds now: a channel (replaced), nothing (taken while
-                    // free), or anything else (left alone).
-                    checked = match check_replaceable(location, &path, &name) {
-                        Ok(Some(now)) => {
-                            retired = open_retiring(location, &path);
-                            Some(now)
+                            Some(_) => {}
+                            None => match os::rename_noreplace(&tmp, &path) {
+                                Ok(()) => break Ok(()),
+                                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                    let dangling = std::fs::symlink_metadata(&path)
+                                        .is_ok_and(|m| m.is_symlink())
+                                        && std::fs::metadata(&path).is_err();
+                                    if dangling {
+                                        break std::fs::rename(&tmp, &path);
+                                    }
+                                }
+                                // No such rename here (another platform, a file system that
+                                // refuses it).
+                                Err(_) => break std::fs::rename(&tmp, &path),
+                            },
                         }
-                        Ok(None) | Err(Error::NotFound { .. }) => None,
-                        Err(_)
-                            if crate::host::creation_under_way(
-                                location,
-                                Duration::from_secs(1),
-                            ) =>
-                        {
-                            if Instant::now() >= until {
-                                return Err(refused(
+                        // What the name holds now: a channel (replaced), nothing (taken while
+                        // free), or anything else (left alone).
+                        checked = match check_replaceable(location, &path, &name) {
+                            Ok(Some(now)) => {
+                                retired = open_retiring(location, &path);
+                                Some(now)
+                            }
+                            Ok(None) | Err(Error::NotFound { .. }) => None,
+                            Err(_)
+                                if crate::host::creation_under_way(
+                                    location,
+                                    Duration::from_secs(1),
+                                ) =>
+                            {
+                                if Instant::now() >= until {
+                                    return Err(refused(
                                     "another process is creating a channel under the name, not \
                                      finished yet; nothing was replaced: retry once it is made",
                                 ));
+                                }
+                                tries -= 1;
+                                std::thread::sleep(Duration::from_millis(1));
+                                None
                             }
-                            tries -= 1;
-                            std::thread::sleep(Duration::from_millis(1));
-                            None
-                        }
-                        Err(_) => return Err(put_there()),
-                    };
+                            Err(_) => return Err(put_there()),
+                        };
+                    }
+                }
+                _ => std::fs::rename(&tmp, &path),
+            };
+            if let Err(e) = renamed {
+                drop_tmp();
+                return Err(match e.kind() {
+                    io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => {
+                        directory(&name)
+                    }
+                    _ => io_error(&name, &path, "replacing", e),
+                });
+            }
+            // Its followers move to the new channel now, not at their next look.
+            for old in old.iter().chain(&retired) {
+                mark_retired(old);
+            }
+            // Beside a file path nothing else would ever find them. Best effort: the replacement is
+            // done whatever happens to another process's leftovers.
+            if let Some(dir) = tmp.parent() {
+                for left in
+                    crate::host::abandoned_replacements_in(dir, Duration::ZERO).unwrap_or_default()
+                {
+                    let _ = std::fs::remove_file(left);
                 }
             }
-            _ => std::fs::rename(&tmp, &path),
-        };
-        if let Err(e) = renamed {
-            drop_tmp();
-            return Err(match e.kind() {
-                io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => directory(&name),
-                _ => io_error(&name, &path, "replacing", e),
-            });
-        }
-        // Its followers move to the new channel now, not at their next look.
-        for old in old.iter().chain(&retired) {
-            mark_retired(old);
-        }
-        // Beside a file path nothing else would ever find them. Best effort: the replacement is
-        // done whatever happens to another process's leftovers.
-        if let Some(dir) = tmp.parent() {
-            for left in
-                crate::host::abandoned_replacements_in(dir, Duration::ZERO).unwrap_or_default()
-            {
-                let _ = std::fs::remove_file(left);
-            }
-        }
-        Ok(ch)
+            Ok(ch)
+        })();
+        made.map_err(|e| pins.iter().fold(e, |e, pinned| pinned.shown(e)))
     }
 
     /// A private channel in this process's memory (tests, benchmarks, threads of one process).
@@ -3002,19 +3029,43 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
         Expect::Own(meta) => (Some(meta), true),
     };
     let name = location.to_string();
-    if let Location::File(_) = location {
-        unprotected_link(&name, &path, dir_of(&path), "a removal")?;
+    // A file path's directory reached through a handle ([`pin`]), and errors naming the path as
+    // given.
+    let pinned = match location {
+        Location::File(_) => pin(location, &path, Pin::Removal)?,
+        _ => None,
+    };
+    match &pinned {
+        Some(pinned) => remove_checked(location, &pinned.through, &name, expect, own)
+            .map_err(|e| pinned.shown(e)),
+        None => {
+            if let Location::File(_) = location {
+                unprotected_link(&name, &path, dir_of(&path), "a removal")?;
+            }
+            remove_checked(location, &path, &name, expect, own)
+        }
     }
+}
+
+/// [`remove_if`] once the name's path is known (through a [`Pinned`] handle where it is a file
+/// path).
+fn remove_checked(
+    location: &Location,
+    path: &Path,
+    name: &str,
+    expect: Option<&std::fs::Metadata>,
+    own: bool,
+) -> Result<bool> {
     // The file under the name now, looked at as `unlink_same` looks (not through a link under
     // the shared-memory directory), is `expect`'s.
     let is_expected = |expect: &std::fs::Metadata| {
         match location {
-            Location::Shm(_) => std::fs::symlink_metadata(&path),
-            _ => std::fs::metadata(&path),
+            Location::Shm(_) => std::fs::symlink_metadata(path),
+            _ => std::fs::metadata(path),
         }
         .is_ok_and(|now| same_file(&now, expect))
     };
-    let checked = match check_replaceable(location, &path, &name) {
+    let checked = match check_replaceable(location, path, name) {
         Ok(checked) => checked,
         // A handle's own file is removed whatever another program wrote over its start
         // (`Expect::Own`).
@@ -3025,7 +3076,7 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
         }
         Err(e) => return Err(e),
     };
-    let held = open_retiring(location, &path);
+    let held = open_retiring(location, path);
     if let Some(expect) = expect {
         // Told by the file opened where it opens (the name may be another's by the time a
         // look at the name is made), else, where this process may not open it (its mode
@@ -3047,25 +3098,25 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
     // follows, or a file this process may not open), the one a look finds now: by identity
     // still, so that a channel made under the name after that look is left alone.
     let looked = || match location {
-        Location::Shm(_) => std::fs::symlink_metadata(&path),
-        _ => std::fs::metadata(&path),
+        Location::Shm(_) => std::fs::symlink_metadata(path),
+        _ => std::fs::metadata(path),
     };
     let removed = match &target {
-        Some(target) => unlink_same(location, &path, target),
-        None => looked().and_then(|now| unlink_same(location, &path, &now)),
+        Some(target) => unlink_same(location, path, target),
+        None => looked().and_then(|now| unlink_same(location, path, &now)),
     }
     .map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::not_found(location),
-        io::ErrorKind::IsADirectory => directory(&name),
-        _ => io_error(&name, &path, "removing", e),
+        io::ErrorKind::IsADirectory => directory(name),
+        _ => io_error(name, path, "removing", e),
     })?;
     if !removed {
         if expect.is_some() {
             return Ok(false);
         }
         return Err(io_error(
-            &name,
-            &path,
+            name,
+            path,
             "removing",
             io::Error::other("another file was put under the name while it was checked"),
         ));
@@ -3403,21 +3454,27 @@ fn inheritable(old: &std::fs::Metadata, path: &Path) -> bool {
 /// that the kernel's `fs.protected_symlinks` rule would not follow, whatever that setting says
 /// (it is off on some systems), on any component: a link in a sticky directory that others may
 /// write to (`/tmp`), made by neither this user nor the directory's owner. Judged once, before
-/// the operation: a peer swapping a directory of its own for such a link in between (with
-/// `renameat2`) is not caught (a second review), which only resolving the path into a
-/// directory handle and working relative to it would. Every link met is judged, the final
+/// the operation: where the system allows, [`pin`] judges the directory's part again as it
+/// resolves it into a handle, which the operation then works through, so that a peer swapping
+/// a directory of its own for such a link in between (with `renameat2`) steers nothing (it
+/// did: a second review). Every link met is judged, the final
 /// component's, a directory's on the way, and each one a link leads to: as root, `mmf new
 /// /tmp/x/job.mmf --force` through another user's link there (or through a link of root's to
 /// such a link, or through their link to a directory) replaced a channel in a directory only
 /// root may enter (two reviews). `what` names the operation, for the message; `path` is the
 /// channel's, `name` as given.
 fn unprotected_link(name: &str, path: &Path, walk: &Path, what: &str) -> Result<()> {
+    match first_unprotected_link(walk) {
+        Some(link) => Err(refused_link(name, path, &link, what)),
+        None => Ok(()),
+    }
+}
+
+/// The error for `link`, met on `path` and refused by the rule of [`unprotected_link`].
+fn refused_link(name: &str, path: &Path, link: &Path, what: &str) -> Error {
     use std::os::unix::fs::MetadataExt;
-    let Some(link) = first_unprotected_link(walk) else {
-        return Ok(());
-    };
-    let owner = std::fs::symlink_metadata(&link).map_or(0, |m| m.uid());
-    Err(Error::PermissionDenied {
+    let owner = std::fs::symlink_metadata(link).map_or(0, |m| m.uid());
+    Error::PermissionDenied {
         name: name.to_owned(),
         path: path.to_owned(),
         cause: io::Error::new(
@@ -3431,7 +3488,7 @@ fn unprotected_link(name: &str, path: &Path, walk: &Path, what: &str) -> Result<
                 link.display()
             ),
         ),
-    })
+    }
 }
 
 /// The first symbolic link met in resolving `path` that [`unprotected_link`] refuses, if any.
@@ -3490,6 +3547,179 @@ fn first_unprotected_link(path: &Path) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// A file path's directory, resolved once into a handle, and the path that names the file
+/// through that handle (`/proc/self/fd/N/NAME`): a create, rename or unlink by that path
+/// happens in that directory, whatever is renamed or swapped on the way to it afterwards.
+///
+/// [`unprotected_link`] judges the links on a path once, and the operation then resolves the
+/// path again: a peer that swapped a directory of its own for a link in between (`renameat2`
+/// with `RENAME_EXCHANGE`, in a loop) got root's `--force` through after 28 tries (stop 48's
+/// second review). Resolved here component by component, each link judged as it is met and
+/// followed from the directory handle it was found in, the directory reached is the one
+/// judged.
+pub(crate) struct Pinned {
+    /// The directory (`O_PATH`), held for as long as the path through it is used.
+    _dir: File,
+    /// `/proc/self/fd/N/NAME`.
+    pub(crate) through: PathBuf,
+    /// The path as given, for messages.
+    shown: PathBuf,
+}
+
+impl Pinned {
+    /// `e` with the path through the handle said as the path given (errors name the path the
+    /// user knows, not `/proc/self/fd/N/...`).
+    pub(crate) fn shown(&self, e: Error) -> Error {
+        let said = |p: PathBuf| match self.through.parent().map(|dir| p.strip_prefix(dir)) {
+            Some(Ok(rest)) => dir_of(&self.shown).join(rest),
+            _ => p,
+        };
+        match e {
+            Error::Io { op, path, cause } => Error::Io {
+                op,
+                path: said(path),
+                cause,
+            },
+            Error::PermissionDenied { name, path, cause } => Error::PermissionDenied {
+                name,
+                path: said(path),
+                cause,
+            },
+            e => e,
+        }
+    }
+}
+
+/// What a [`Pinned`] path is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pin {
+    /// `create_or_replace`.
+    Replacement,
+    /// `remove_if`.
+    Removal,
+}
+
+/// `path` (a file path of `location`) with its directory resolved into a [`Pinned`] handle,
+/// every link on the way judged as [`unprotected_link`] judges, for `op`.
+/// `Ok(None)` where the system cannot (no `O_PATH`, no `/proc`, a path without a file name):
+/// the caller judges the path once instead. A directory that is not there is
+/// [`Error::NotFound`] for a removal; otherwise the error is what creating or removing the
+/// file there would give.
+pub(crate) fn pin(location: &Location, path: &Path, op: Pin) -> Result<Option<Pinned>> {
+    let (what, verb) = match op {
+        Pin::Replacement => ("a replacement", "creating"),
+        Pin::Removal => ("a removal", "removing"),
+    };
+    let Some(file_name) = path.file_name() else {
+        return Ok(None);
+    };
+    let name = &location.to_string();
+    match resolve_judged(dir_of(path)) {
+        None => Ok(None),
+        Some(Ok(Ok(dir))) => {
+            let through = fd_path(&dir).join(file_name);
+            Ok(Some(Pinned {
+                _dir: dir,
+                through,
+                shown: path.to_owned(),
+            }))
+        }
+        Some(Ok(Err(link))) => Err(refused_link(name, path, &link, what)),
+        // A directory that is not there: nothing to remove, as a removal that looks says; no
+        // directory to make the replacement in, as its creation there says.
+        Some(Err(e)) if e.kind() == io::ErrorKind::NotFound && op == Pin::Removal => {
+            Err(Error::not_found(location))
+        }
+        Some(Err(e)) => Err(io_error(name, path, verb, e)),
+    }
+}
+
+/// `/proc/self/fd/N` of `handle`: the file it refers to, as a path.
+fn fd_path(handle: &File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()))
+}
+
+/// The directory `dir` leads to, opened (`O_PATH`) one component at a time from `/` (or the
+/// working directory), each symbolic link met judged by the rule of [`first_unprotected_link`]
+/// and followed from the directory it is in: `Err(link)` (as a path, for the message) for the
+/// first one refused. `None` where the system has no `O_PATH` or `/proc` is not mounted.
+fn resolve_judged(dir: &Path) -> Option<io::Result<std::result::Result<File, PathBuf>>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Component;
+    let root = match os::open_path_only(Path::new("/"), 0)? {
+        Ok(root) => root,
+        Err(e) => return Some(Err(e)),
+    };
+    if std::fs::symlink_metadata(fd_path(&root)).is_err() {
+        return None;
+    }
+    // (`O_PATH` is there: `root` was opened with it.)
+    let open = |p: &Path, flags: i32| {
+        os::open_path_only(p, flags).unwrap_or_else(|| Err(io::ErrorKind::Unsupported.into()))
+    };
+    let walk = || -> io::Result<std::result::Result<File, PathBuf>> {
+        let (mut at, mut shown) = if dir.is_absolute() {
+            (root, PathBuf::from("/"))
+        } else {
+            (open(Path::new("."), 0)?, std::env::current_dir()?)
+        };
+        let mut todo: std::collections::VecDeque<std::ffi::OsString> =
+            dir.components().map(|c| c.as_os_str().to_owned()).collect();
+        let mut links = 0;
+        while let Some(part) = todo.pop_front() {
+            match Path::new(&part).components().next() {
+                Some(Component::RootDir | Component::Prefix(_)) => {
+                    at = open(Path::new("/"), 0)?;
+                    shown = PathBuf::from("/");
+                }
+                None | Some(Component::CurDir) => {}
+                Some(Component::ParentDir) => {
+                    at = open(&fd_path(&at).join(".."), 0)?;
+                    shown.pop();
+                }
+                Some(Component::Normal(part)) => {
+                    let entry = fd_path(&at).join(part);
+                    let next = open(&entry, os::NOFOLLOW)?;
+                    let meta = next.metadata()?;
+                    if meta.is_dir() {
+                        at = next;
+                        shown.push(part);
+                        continue;
+                    }
+                    if !meta.is_symlink() {
+                        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+                    }
+                    let here = at.metadata()?;
+                    let followable = meta.uid() == os::euid()
+                        || here.mode() & 0o1002 != 0o1002
+                        || here.uid() == meta.uid();
+                    if !followable {
+                        return Ok(Err(shown.join(part)));
+                    }
+                    links += 1;
+                    if links > 40 {
+                        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                    }
+                    // The target of the link judged (the same inode read after it), not of
+                    // one put under the name since.
+                    let target = std::fs::read_link(&entry)?;
+                    if !std::fs::symlink_metadata(&entry).is_ok_and(|m| same_file(&m, &meta)) {
+                        return Err(io::Error::other(
+                            "a link on the path changed while it was resolved; retry",
+                        ));
+                    }
+                    for c in target.components().rev() {
+                        todo.push_front(c.as_os_str().to_owned());
+                    }
+                }
+            }
+        }
+        Ok(Ok(at))
+    };
+    Some(walk())
 }
 
 /// Whether `a` and `b` describe the same file (device and inode number).
