@@ -1596,7 +1596,6 @@ impl Follower {
             pause_until: None,
             contended: None,
             refused: Refused::default(),
-            in_row: (0, 0),
         }
     }
 }
@@ -1622,21 +1621,7 @@ pub struct ValueStream {
     contended: Option<Contended>,
     /// The generation of the last value a read refused, waited past (see [`Refused`]).
     refused: Refused,
-    /// Items given out, and their bytes, since the last poll that was pending: past
-    /// [`READY_IN_ROW`] or [`BYTES_IN_ROW`] the stream yields once (see `poll_value`).
-    in_row: (u32, usize),
 }
-
-/// Items a [`ValueStream`] gives out, polled again at once each time, before it yields once to
-/// the executor: a writer that publishes faster than the consumer takes values keeps the stream
-/// always ready, and on a one-thread runtime its task would keep every other task waiting (a
-/// review saw a 1 ms ticker held up for 100-450 ms). Tokio's own budget is 128 operations.
-#[cfg(feature = "async")]
-const READY_IN_ROW: u32 = 64;
-
-/// Bytes given out so, before the stream yields once: 4 MiB take about a millisecond to copy.
-#[cfg(feature = "async")]
-const BYTES_IN_ROW: usize = 4 << 20;
 
 /// Tries at a value's copy that writers overtook, in a [`ValueStream`].
 #[cfg(feature = "async")]
@@ -1718,8 +1703,9 @@ impl ValueStream {
     ///
     /// Under a writer that publishes faster than the consumer takes values, the stream would
     /// always be ready, and a consumer's loop would never give its executor's thread back. So
-    /// after 64 items, or 4 MiB of values, with no wait in between, one poll is pending and
-    /// wakes the task at once: the executor runs its other tasks, and no value is lost.
+    /// after 64 items, or 2 ms, with no wait in between, one poll is pending and the task is
+    /// woken from mmf's notifier thread: the executor runs its other tasks, its timers and its
+    /// I/O first, and no value is lost (see [`Channel::changed`](crate::Channel::changed)).
     ///
     /// # Panics
     ///
@@ -1729,28 +1715,9 @@ impl ValueStream {
         std::future::poll_fn(move |cx| self.poll_value(cx))
     }
 
-    /// [`poll_item`](Self::poll_item), yielding to the executor (pending, and woken at once)
-    /// after [`READY_IN_ROW`] items or [`BYTES_IN_ROW`] bytes in a row: the executor's other
-    /// tasks run before the next item.
+    /// The next item. A stream kept always ready by a writer that publishes faster than it is
+    /// read yields to the executor now and then, as every wait does (`notify::Yield`).
     fn poll_value(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<ValueItem> {
-        use std::task::Poll;
-        if self.in_row.0 >= READY_IN_ROW || self.in_row.1 >= BYTES_IN_ROW {
-            self.in_row = (0, 0);
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let polled = self.poll_item(cx);
-        match &polled {
-            Poll::Ready(item) => {
-                let bytes = item.as_ref().map_or(0, |(_, bytes)| bytes.len());
-                self.in_row = (self.in_row.0 + 1, self.in_row.1.saturating_add(bytes));
-            }
-            Poll::Pending => self.in_row = (0, 0),
-        }
-        polled
-    }
-
-    fn poll_item(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<ValueItem> {
         use std::task::Poll;
         loop {
             if let Some(at) = self.pause_until {
