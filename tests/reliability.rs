@@ -1259,3 +1259,147 @@ fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
     drop(precious);
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// The name itself swapped, again and again, between another user's channel in a sticky
+/// directory and their link to a channel in a directory only root may enter: root's
+/// replacement of the name replaces their channel or refuses their link, never the private
+/// channel behind it (a review got `--force` to follow the link, met after it was judged, at
+/// tries 6 to 61). Paths that end in `/.` name no file, and errors name the path given.
+#[test]
+fn a_name_swapped_for_a_link_does_not_steer_a_replacement() {
+    use std::os::unix::fs::PermissionsExt;
+    if !root_or_skip() {
+        return;
+    }
+    let base = std::env::temp_dir().join(unique("swapped-name"));
+    let (sticky, private) = (base.join("sticky"), base.join("private"));
+    for (dir, mode) in [(&base, 0o755), (&sticky, 0o1777), (&private, 0o700)] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let victim = Location::file(private.join("job.mmf"));
+    let precious = Channel::create(&victim, 64).unwrap();
+    precious.publish_str("precious").unwrap();
+    let (theirs, link) = (sticky.join("job.mmf"), sticky.join("jobl"));
+    drop(Channel::create(Location::file(&theirs), 64).unwrap());
+    std::os::unix::fs::symlink(private.join("job.mmf"), &link).unwrap();
+    for p in [&theirs, &link] {
+        std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        use std::os::unix::ffi::OsStrExt;
+        let stop = stop.clone();
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let (a, b) = (c(&theirs), c(&link));
+        std::thread::spawn(move || {
+            // Each on a CPU of its own where there are two (sharing one, the review's race
+            // hit 0 times in 1,500).
+            pin_to_cpu(0);
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: two valid NUL-terminated paths; the call only renames them.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    pin_to_cpu(1);
+    let name = Location::file(&theirs);
+    let tries = env_or("MMF_SWAP_TRIES", 400);
+    let (mut replaced, mut refused) = (0, 0);
+    for i in 0..tries {
+        match Options::new().capacity(64).create_or_replace(&name) {
+            Ok(_) => replaced += 1,
+            Err(mmf::channel::Error::PermissionDenied { .. }) => refused += 1,
+            Err(_) => {}
+        }
+        let (meta, value) = Channel::open(&victim)
+            .and_then(|ch| ch.read_raw())
+            .unwrap_or_else(|e| panic!("try {i}: the private channel is gone: {e}"));
+        assert_eq!(value, b"precious", "try {i}: {meta:?}");
+        // Their name holds a channel again, whichever of the two names it is under now.
+        for p in [&theirs, &link] {
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()) {
+                std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    unpin_from_cpus();
+    let swaps = swapper.join().unwrap();
+    println!(
+        "{tries} tries against {swaps} swaps: {replaced} replaced their channel, {refused} \
+         refused at their link; the private channel intact"
+    );
+    assert!(swaps > tries && replaced > 0);
+
+    // `x.mmf/.` is no file `x.mmf`: neither replaced nor removed through it.
+    let mine = base.join("mine.mmf");
+    drop(Channel::create(Location::file(&mine), 64).unwrap());
+    let dotted = Location::file(format!("{}/.", mine.display()));
+    assert!(Channel::remove(&dotted).is_err());
+    assert!(Options::new()
+        .capacity(64)
+        .create_or_replace(&dotted)
+        .is_err());
+    let fresh = base.join("fresh.mmf");
+    assert!(Options::new()
+        .capacity(64)
+        .create_or_replace(Location::file(format!("{}/.", fresh.display())))
+        .is_err());
+    assert!(Channel::open(Location::file(&mine)).is_ok() && !fresh.exists());
+    // Errors name the directory given, not the handle's `/proc/self/fd/N`.
+    for location in [
+        Location::file(base.join("nodir/x.mmf")),
+        Location::file(&mine),
+    ] {
+        let e = Options::new()
+            .capacity(1 << 40)
+            .create_or_replace(&location)
+            .unwrap_err();
+        let said = e.to_string();
+        println!("{said}");
+        assert!(!said.contains("/proc/self/fd"), "{said}");
+        assert!(said.contains(&base.display().to_string()), "{said}");
+    }
+    drop(precious);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// This thread on CPU `cpu` alone, where the machine has it (else left as it is).
+fn pin_to_cpu(cpu: usize) {
+    if std::thread::available_parallelism().map_or(1, usize::from) <= cpu {
+        return;
+    }
+    // SAFETY: a zeroed `cpu_set_t` is a valid empty set; `CPU_SET` writes inside it, and
+    // `sched_setaffinity` (0: this thread) only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// This thread on every CPU again.
+fn unpin_from_cpus() {
+    // SAFETY: as in `pin_to_cpu`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..std::thread::available_parallelism().map_or(1, usize::from) {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}

@@ -937,6 +937,7 @@ impl Options {
         // errors name the path as given.
         let mut pins = Vec::new();
         let made = (|| -> Result<Channel> {
+            let given = path.clone();
             let path = match location {
                 Location::File(_) => match pin(location, &path, Pin::Replacement)? {
                     Some(pinned) => {
@@ -958,28 +959,32 @@ impl Options {
                 (Location::File(_), Some(checked))
                     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
                 {
-                    let real = std::fs::canonicalize(&path).unwrap_or(path);
+                    // Through the handle on the name's directory, each link judged as it is
+                    // met (where there is one: elsewhere, by path).
+                    let real = match pins.last() {
+                        Some(pinned) => Some(follow_judged(pinned, location, &given)?),
+                        None => None,
+                    };
+                    let real_path = match &real {
+                        Some(real) => real.through.clone(),
+                        None => std::fs::canonicalize(&path).unwrap_or(path),
+                    };
                     // Resolved again: the link must still lead to the channel checked above, not to
                     // a file someone pointed it at meanwhile, which the rename would replace.
-                    if !still_named(checked, location, &real) {
+                    if !still_named(checked, location, &real_path) {
+                        let shown = real.as_ref().map_or(&real_path, |r| &r.shown);
                         return Err(io_error(
-                        &name,
-                        &real,
-                        "replacing",
-                        io::Error::other(
-                            "the link led elsewhere once the channel it led to was checked; retry",
-                        ),
-                    ));
+                            &name,
+                            shown,
+                            "replacing",
+                            io::Error::other(
+                                "the link led elsewhere once the channel it led to was checked; \
+                                 retry",
+                            ),
+                        ));
                     }
-                    // Its directory too through a handle.
-                    match pin(location, &real, Pin::Replacement)? {
-                        Some(pinned) => {
-                            let through = pinned.through.clone();
-                            pins.push(pinned);
-                            through
-                        }
-                        None => real,
-                    }
+                    pins.extend(real);
+                    real_path
                 }
                 _ => path,
             };
@@ -2911,18 +2916,7 @@ fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File>
             // A name with a '/' is a file path: say which directory is missing, and why a
             // directory is involved at all. (One that exists but takes no files, such as
             // /proc, says so in the OS's words below.)
-            io::ErrorKind::NotFound if !dir_of(path).exists() => Error::Io {
-                op: "creating",
-                path: path.to_owned(),
-                cause: explained(
-                    e,
-                    format!(
-                        "the directory {} does not exist (a name with a '/' is a file path; \
-                         create the directory first, or use a shared-memory name without '/')",
-                        dir_of(path).display()
-                    ),
-                ),
-            },
+            io::ErrorKind::NotFound if !dir_of(path).exists() => missing_dir(path, e),
             // No room for the file itself, before any block is asked for: the file system
             // has no inode left (a tmpfs's `nr_inodes`), whatever its free space.
             _ if e.raw_os_error() == Some(libc::ENOSPC) => {
@@ -3561,7 +3555,7 @@ fn first_unprotected_link(path: &Path) -> Option<PathBuf> {
 /// judged.
 pub(crate) struct Pinned {
     /// The directory (`O_PATH`), held for as long as the path through it is used.
-    _dir: File,
+    dir: File,
     /// `/proc/self/fd/N/NAME`.
     pub(crate) through: PathBuf,
     /// The path as given, for messages.
@@ -3573,6 +3567,7 @@ impl Pinned {
     /// user knows, not `/proc/self/fd/N/...`).
     pub(crate) fn shown(&self, e: Error) -> Error {
         let said = |p: PathBuf| match self.through.parent().map(|dir| p.strip_prefix(dir)) {
+            Some(Ok(rest)) if rest.as_os_str().is_empty() => dir_of(&self.shown).to_owned(),
             Some(Ok(rest)) => dir_of(&self.shown).join(rest),
             _ => p,
         };
@@ -3587,8 +3582,36 @@ impl Pinned {
                 path: said(path),
                 cause,
             },
+            Error::NoSpace {
+                name,
+                bytes,
+                dir,
+                available,
+            } => Error::NoSpace {
+                name,
+                bytes,
+                dir: said(dir),
+                available,
+            },
             e => e,
         }
+    }
+}
+
+/// `e` (`ENOENT`) creating a file at `path` whose directory does not exist: which one, and why
+/// a directory is involved at all.
+fn missing_dir(path: &Path, e: io::Error) -> Error {
+    Error::Io {
+        op: "creating",
+        path: path.to_owned(),
+        cause: explained(
+            e,
+            format!(
+                "the directory {} does not exist (a name with a '/' is a file path; create the \
+                 directory first, or use a shared-memory name without '/')",
+                dir_of(path).display()
+            ),
+        ),
     }
 }
 
@@ -3612,7 +3635,7 @@ pub(crate) fn pin(location: &Location, path: &Path, op: Pin) -> Result<Option<Pi
         Pin::Replacement => ("a replacement", "creating"),
         Pin::Removal => ("a removal", "removing"),
     };
-    let Some(file_name) = path.file_name() else {
+    let Some(file_name) = path.file_name().filter(|_| names_a_file(path)) else {
         return Ok(None);
     };
     let name = &location.to_string();
@@ -3621,7 +3644,7 @@ pub(crate) fn pin(location: &Location, path: &Path, op: Pin) -> Result<Option<Pi
         Some(Ok(Ok(dir))) => {
             let through = fd_path(&dir).join(file_name);
             Ok(Some(Pinned {
-                _dir: dir,
+                dir,
                 through,
                 shown: path.to_owned(),
             }))
@@ -3629,9 +3652,10 @@ pub(crate) fn pin(location: &Location, path: &Path, op: Pin) -> Result<Option<Pi
         Some(Ok(Err(link))) => Err(refused_link(name, path, &link, what)),
         // A directory that is not there: nothing to remove, as a removal that looks says; no
         // directory to make the replacement in, as its creation there says.
-        Some(Err(e)) if e.kind() == io::ErrorKind::NotFound && op == Pin::Removal => {
-            Err(Error::not_found(location))
-        }
+        Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => Err(match op {
+            Pin::Removal => Error::not_found(location),
+            Pin::Replacement => missing_dir(path, e),
+        }),
         Some(Err(e)) => Err(io_error(name, path, verb, e)),
     }
 }
@@ -3647,8 +3671,6 @@ fn fd_path(handle: &File) -> PathBuf {
 /// and followed from the directory it is in: `Err(link)` (as a path, for the message) for the
 /// first one refused. `None` where the system has no `O_PATH` or `/proc` is not mounted.
 fn resolve_judged(dir: &Path) -> Option<io::Result<std::result::Result<File, PathBuf>>> {
-    use std::os::unix::fs::MetadataExt;
-    use std::path::Component;
     let root = match os::open_path_only(Path::new("/"), 0)? {
         Ok(root) => root,
         Err(e) => return Some(Err(e)),
@@ -3656,70 +3678,148 @@ fn resolve_judged(dir: &Path) -> Option<io::Result<std::result::Result<File, Pat
     if std::fs::symlink_metadata(fd_path(&root)).is_err() {
         return None;
     }
-    // (`O_PATH` is there: `root` was opened with it.)
-    let open = |p: &Path, flags: i32| {
-        os::open_path_only(p, flags).unwrap_or_else(|| Err(io::ErrorKind::Unsupported.into()))
+    let walked = if dir.is_absolute() {
+        walk_judged(root, PathBuf::from("/"), dir)
+    } else {
+        std::env::current_dir()
+            .and_then(|cwd| walk_judged(open_handle(Path::new("."), 0)?, cwd, dir))
     };
-    let walk = || -> io::Result<std::result::Result<File, PathBuf>> {
-        let (mut at, mut shown) = if dir.is_absolute() {
-            (root, PathBuf::from("/"))
-        } else {
-            (open(Path::new("."), 0)?, std::env::current_dir()?)
-        };
-        let mut todo: std::collections::VecDeque<std::ffi::OsString> =
-            dir.components().map(|c| c.as_os_str().to_owned()).collect();
-        let mut links = 0;
-        while let Some(part) = todo.pop_front() {
-            match Path::new(&part).components().next() {
-                Some(Component::RootDir | Component::Prefix(_)) => {
-                    at = open(Path::new("/"), 0)?;
-                    shown = PathBuf::from("/");
+    Some(walked.map(|w| w.map(|(at, _)| at)))
+}
+
+/// `O_PATH` open of `p` (with `flags`), on a system known to have it.
+fn open_handle(p: &Path, flags: i32) -> io::Result<File> {
+    os::open_path_only(p, flags).unwrap_or_else(|| Err(io::ErrorKind::Unsupported.into()))
+}
+
+/// Whether a link (`link`, its own status) in a directory (`dir`, its status) may be followed:
+/// the rule of [`first_unprotected_link`].
+fn followable(link: &std::fs::Metadata, dir: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    link.uid() == os::euid() || dir.mode() & 0o1002 != 0o1002 || dir.uid() == link.uid()
+}
+
+/// The directory `dir` leads to from the directory `at` (shown as `shown`, for messages), as
+/// [`resolve_judged`] resolves it: with the directory reached and how it is shown, or
+/// `Err(link)` for the first link refused.
+fn walk_judged(
+    mut at: File,
+    mut shown: PathBuf,
+    dir: &Path,
+) -> io::Result<std::result::Result<(File, PathBuf), PathBuf>> {
+    use std::path::Component;
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> =
+        dir.components().map(|c| c.as_os_str().to_owned()).collect();
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        match Path::new(&part).components().next() {
+            Some(Component::RootDir | Component::Prefix(_)) => {
+                at = open_handle(Path::new("/"), 0)?;
+                shown = PathBuf::from("/");
+            }
+            None | Some(Component::CurDir) => {}
+            Some(Component::ParentDir) => {
+                at = open_handle(&fd_path(&at).join(".."), 0)?;
+                shown.pop();
+            }
+            Some(Component::Normal(part)) => {
+                let entry = fd_path(&at).join(part);
+                let next = open_handle(&entry, os::NOFOLLOW)?;
+                let meta = next.metadata()?;
+                if meta.is_dir() {
+                    at = next;
+                    shown.push(part);
+                    continue;
                 }
-                None | Some(Component::CurDir) => {}
-                Some(Component::ParentDir) => {
-                    at = open(&fd_path(&at).join(".."), 0)?;
-                    shown.pop();
+                if !meta.is_symlink() {
+                    return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
                 }
-                Some(Component::Normal(part)) => {
-                    let entry = fd_path(&at).join(part);
-                    let next = open(&entry, os::NOFOLLOW)?;
-                    let meta = next.metadata()?;
-                    if meta.is_dir() {
-                        at = next;
-                        shown.push(part);
-                        continue;
-                    }
-                    if !meta.is_symlink() {
-                        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
-                    }
-                    let here = at.metadata()?;
-                    let followable = meta.uid() == os::euid()
-                        || here.mode() & 0o1002 != 0o1002
-                        || here.uid() == meta.uid();
-                    if !followable {
-                        return Ok(Err(shown.join(part)));
-                    }
-                    links += 1;
-                    if links > 40 {
-                        return Err(io::Error::from_raw_os_error(libc::ELOOP));
-                    }
-                    // The target of the link judged (the same inode read after it), not of
-                    // one put under the name since.
-                    let target = std::fs::read_link(&entry)?;
-                    if !std::fs::symlink_metadata(&entry).is_ok_and(|m| same_file(&m, &meta)) {
-                        return Err(io::Error::other(
-                            "a link on the path changed while it was resolved; retry",
-                        ));
-                    }
-                    for c in target.components().rev() {
-                        todo.push_front(c.as_os_str().to_owned());
-                    }
+                if !followable(&meta, &at.metadata()?) {
+                    return Ok(Err(shown.join(part)));
+                }
+                links += 1;
+                if links > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                for c in link_target(&entry, &meta)?.components().rev() {
+                    todo.push_front(c.as_os_str().to_owned());
                 }
             }
         }
-        Ok(Ok(at))
-    };
-    Some(walk())
+    }
+    Ok(Ok((at, shown)))
+}
+
+/// The target of the link at `entry` whose status is `meta` (the same inode read after it),
+/// not of one put under the name since.
+fn link_target(entry: &Path, meta: &std::fs::Metadata) -> io::Result<PathBuf> {
+    let target = std::fs::read_link(entry)?;
+    if !std::fs::symlink_metadata(entry).is_ok_and(|m| same_file(&m, meta)) {
+        return Err(io::Error::other(
+            "a link on the path changed while it was resolved; retry",
+        ));
+    }
+    Ok(target)
+}
+
+/// What the name `pinned` leads to, through its links: each judged as it is met (the rule of
+/// [`unprotected_link`]) against the directory it is in, and followed from that directory's
+/// handle, so that the file reached is in a directory judged (a review swapped another user's
+/// channel under the name with their link to a root-only channel, and got root's `--force`
+/// to follow the link that the judgement had not met). `path` is the path given.
+fn follow_judged(pinned: &Pinned, location: &Location, path: &Path) -> Result<Pinned> {
+    let name = location.to_string();
+    let failed = |e: io::Error| io_error(&name, path, "replacing", e);
+    let mut at = pinned.dir.try_clone().map_err(failed)?;
+    let mut shown = dir_of(&pinned.shown).to_owned();
+    let mut file = pinned.through.file_name().unwrap_or_default().to_owned();
+    for _ in 0..=40 {
+        let entry = fd_path(&at).join(&file);
+        let meta = match std::fs::symlink_metadata(&entry) {
+            Ok(meta) if meta.is_symlink() => meta,
+            _ => {
+                return Ok(Pinned {
+                    dir: at,
+                    through: entry,
+                    shown: shown.join(&file),
+                })
+            }
+        };
+        if !followable(&meta, &at.metadata().map_err(failed)?) {
+            return Err(refused_link(
+                &name,
+                path,
+                &shown.join(&file),
+                "a replacement",
+            ));
+        }
+        let target = link_target(&entry, &meta).map_err(failed)?;
+        let Some(target_file) = target.file_name().filter(|_| names_a_file(&target)) else {
+            return Err(directory(&name));
+        };
+        let (from, from_shown) = if target.is_absolute() {
+            (
+                open_handle(Path::new("/"), 0).map_err(failed)?,
+                PathBuf::from("/"),
+            )
+        } else {
+            (at, shown)
+        };
+        match walk_judged(from, from_shown, dir_of(&target)).map_err(failed)? {
+            Ok((dir, dir_shown)) => (at, shown) = (dir, dir_shown),
+            Err(link) => return Err(refused_link(&name, path, &link, "a replacement")),
+        }
+        file = target_file.to_owned();
+    }
+    Err(failed(io::Error::from_raw_os_error(libc::ELOOP)))
+}
+
+/// Whether `path`'s last component names an entry (not `.` or `..`, which `Path::file_name`
+/// and [`dir_of`] would read past: `x.mmf/.` is no file `x.mmf`).
+fn names_a_file(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    !(bytes.ends_with(b"/.") || bytes.ends_with(b"/..") || bytes == b"." || bytes == b"..")
+        && path.file_name().is_some()
 }
 
 /// Whether `a` and `b` describe the same file (device and inode number).
