@@ -1200,32 +1200,7 @@ fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
     for p in [&theirs, &link] {
         std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let swapper = {
-        use std::os::unix::ffi::OsStrExt;
-        let stop = stop.clone();
-        let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-        let (a, b) = (c(&theirs), c(&link));
-        std::thread::spawn(move || {
-            let mut swaps = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // SAFETY: two valid NUL-terminated paths; the call only renames them.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_renameat2,
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-                swaps += 1;
-            }
-            swaps
-        })
-    };
+    let (stop, swapper) = swapping(&theirs, &link, None);
     let name = Location::file(theirs.join("job.mmf"));
     let tries = env_or("MMF_SWAP_TRIES", 400);
     let (mut replaced, mut removed, mut refused) = (0, 0, 0);
@@ -1286,35 +1261,9 @@ fn a_name_swapped_for_a_link_does_not_steer_a_replacement() {
     for p in [&theirs, &link] {
         std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let swapper = {
-        use std::os::unix::ffi::OsStrExt;
-        let stop = stop.clone();
-        let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-        let (a, b) = (c(&theirs), c(&link));
-        std::thread::spawn(move || {
-            // Each on a CPU of its own where there are two (sharing one, the review's race
-            // hit 0 times in 1,500).
-            pin_to_cpu(0);
-            let mut swaps = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // SAFETY: two valid NUL-terminated paths; the call only renames them.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_renameat2,
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-                swaps += 1;
-            }
-            swaps
-        })
-    };
+    // Each on a CPU of its own where there are two (sharing one, the review's race hit 0 times
+    // in 1,500).
+    let (stop, swapper) = swapping(&theirs, &link, Some(0));
     pin_to_cpu(1);
     let name = Location::file(&theirs);
     let tries = env_or("MMF_SWAP_TRIES", 400);
@@ -1402,4 +1351,44 @@ fn unpin_from_cpus() {
         }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// A thread that swaps `a` and `b` (`renameat2` with `RENAME_EXCHANGE`) until the flag is
+/// raised, on CPU `cpu` alone if given ([`pin_to_cpu`]); it returns how many swaps it made.
+fn swapping(
+    a: &std::path::Path,
+    b: &std::path::Path,
+    cpu: Option<usize>,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<u64>,
+) {
+    use std::os::unix::ffi::OsStrExt;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let (a, b) = (c(a), c(b));
+    let stopped = stop.clone();
+    let swapper = std::thread::spawn(move || {
+        if let Some(cpu) = cpu {
+            pin_to_cpu(cpu);
+        }
+        let mut swaps = 0u64;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: two valid NUL-terminated paths; the call only renames them.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_renameat2,
+                    libc::AT_FDCWD,
+                    a.as_ptr(),
+                    libc::AT_FDCWD,
+                    b.as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                )
+            };
+            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            swaps += 1;
+        }
+        swaps
+    });
+    (stop, swapper)
 }
