@@ -1180,19 +1180,10 @@ fn a_read_only_handle_flushes_its_file() {
 /// met, and every step taken through that handle.
 #[test]
 fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
-    use std::os::unix::fs::PermissionsExt;
     if !root_or_skip() {
         return;
     }
-    let base = std::env::temp_dir().join(unique("swapped-dir"));
-    let (sticky, private) = (base.join("sticky"), base.join("private"));
-    for (dir, mode) in [(&base, 0o755), (&sticky, 0o1777), (&private, 0o700)] {
-        std::fs::create_dir(dir).unwrap();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-    let victim = Location::file(private.join("job.mmf"));
-    let precious = Channel::create(&victim, 64).unwrap();
-    precious.publish_str("precious").unwrap();
+    let (base, sticky, private, victim, precious) = sticky_and_private("swapped-dir");
     // Another user's directory and their link to the private one, swapped back and forth.
     let (theirs, link) = (sticky.join("d"), sticky.join("l"));
     std::fs::create_dir(&theirs).unwrap();
@@ -1242,19 +1233,10 @@ fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
 /// tries 6 to 61). Paths that end in `/.` name no file, and errors name the path given.
 #[test]
 fn a_name_swapped_for_a_link_does_not_steer_a_replacement() {
-    use std::os::unix::fs::PermissionsExt;
     if !root_or_skip() {
         return;
     }
-    let base = std::env::temp_dir().join(unique("swapped-name"));
-    let (sticky, private) = (base.join("sticky"), base.join("private"));
-    for (dir, mode) in [(&base, 0o755), (&sticky, 0o1777), (&private, 0o700)] {
-        std::fs::create_dir(dir).unwrap();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-    let victim = Location::file(private.join("job.mmf"));
-    let precious = Channel::create(&victim, 64).unwrap();
-    precious.publish_str("precious").unwrap();
+    let (base, sticky, private, victim, precious) = sticky_and_private("swapped-name");
     let (theirs, link) = (sticky.join("job.mmf"), sticky.join("jobl"));
     drop(Channel::create(Location::file(&theirs), 64).unwrap());
     std::os::unix::fs::symlink(private.join("job.mmf"), &link).unwrap();
@@ -1391,4 +1373,29 @@ fn swapping(
         swaps
     });
     (stop, swapper)
+}
+
+/// A directory for a link-swap test (`what` names it) holding a sticky directory anyone may
+/// write to and a private one (0700) with a channel of root's holding "precious": the
+/// directories, the channel's location and its handle.
+fn sticky_and_private(
+    what: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Location,
+    Channel,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::env::temp_dir().join(unique(what));
+    let (sticky, private) = (base.join("sticky"), base.join("private"));
+    for (dir, mode) in [(&base, 0o755), (&sticky, 0o1777), (&private, 0o700)] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let victim = Location::file(private.join("job.mmf"));
+    let precious = Channel::create(&victim, 64).unwrap();
+    precious.publish_str("precious").unwrap();
+    (base, sticky, private, victim, precious)
 }
