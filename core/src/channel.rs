@@ -936,251 +936,262 @@ impl Options {
         // From here on a file path's directory is reached through a handle ([`pin`]), and
         // errors name the path as given.
         let mut pins = Vec::new();
-        let made = (|| -> Result<Channel> {
-            let given = path.clone();
-            let path = match location {
-                Location::File(_) => match pin(location, &path, Pin::Replacement)? {
-                    Some(pinned) => {
-                        let through = pinned.through.clone();
-                        pins.push(pinned);
-                        through
-                    }
-                    None => path,
-                },
-                _ => path,
-            };
-            // A file path that is a link to a channel: replace the channel it leads to (readers of
-            // the real path would never see a replacement of the link), as opening follows it. A
-            // shared-memory name is never followed; a dangling link is replaced itself.
-            // Only a link that led to the channel checked above is followed: one that appeared
-            // since (the name was free, or dangling, when checked) is replaced itself, so that a
-            // link planted in that moment cannot have root rename a channel over what it leads to.
-            let path = match (location, &checked) {
-                (Location::File(_), Some(checked))
-                    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
-                {
-                    // Through the handle on the name's directory, each link judged as it is
-                    // met (where there is one: elsewhere, by path).
-                    let real = match pins.last() {
-                        Some(pinned) => Some(follow_judged(pinned, location, &given)?),
-                        None => None,
-                    };
-                    let real_path = match &real {
-                        Some(real) => real.through.clone(),
-                        None => std::fs::canonicalize(&path).unwrap_or(path),
-                    };
-                    // Resolved again: the link must still lead to the channel checked above, not to
-                    // a file someone pointed it at meanwhile, which the rename would replace.
-                    if !still_named(checked, location, &real_path) {
-                        let shown = real.as_ref().map_or(&real_path, |r| &r.shown);
-                        return Err(io_error(
-                            &name,
-                            shown,
-                            "replacing",
-                            io::Error::other(
-                                "the link led elsewhere once the channel it led to was checked; \
-                                 retry",
-                            ),
-                        ));
-                    }
-                    pins.extend(real);
-                    real_path
-                }
-                _ => path,
-            };
-            // What the replaced channel's users rely on: its mode, owner and group; only from a
-            // file that is a channel (checked above) or a plain file under a shared-memory name,
-            // and only where nobody else can have planted it there ([`inheritable`]).
-            let kept = match location {
-                Location::File(_) => checked.clone(),
-                _ => std::fs::symlink_metadata(&path)
-                    .ok()
-                    .filter(|m| m.is_file()),
-            }
-            .filter(|old| inheritable(old, &path));
-            // Hidden from `list` (no `mmf.` prefix) while it is being made. One left behind by a
-            // process killed before the rename is removed by the next replacement in its directory
-            // (below), and in the shared-memory directory also by `mmf prune`
-            // (`host::abandoned_replacements`).
-            let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
-            let ch = self.create_at(location, &tmp).map_err(|e| match e {
-                // Errors name the channel's own path, not the temporary one.
-                Error::Io { op, path: p, cause } if p == tmp => Error::Io {
-                    op,
-                    path: path.clone(),
-                    cause,
-                },
-                Error::PermissionDenied {
-                    name,
-                    path: p,
-                    cause,
-                } if p == tmp => Error::PermissionDenied {
-                    name,
-                    path: path.clone(),
-                    cause,
-                },
-                e => e,
-            })?;
-            // The new file, as made: what is under the temporary name may be another's by now.
-            let made = ch.snap.liveness.file().and_then(|f| f.metadata().ok());
-            let drop_tmp = || {
-                if let Some(made) = &made {
-                    let _ = unlink_same(location, &tmp, made);
-                }
-            };
-            // (A channel made at a path always holds its file.)
-            if let (Some(old), Some(file)) = (
-                kept.filter(|_| self.mode.is_none()),
-                ch.snap.liveness.file(),
-            ) {
-                use std::os::unix::fs::MetadataExt;
-                // Through the new file's own descriptor, never its path: in a directory another
-                // user may write to (where `inheritable` lets a replacement keep the mode), the
-                // temporary name could be swapped for a link to any file between its creation and
-                // these calls, and root would give that file away (found by a review).
-                // Best effort for the owner (only root may give a file away; a member of the old
-                // group may set that), exact for the mode, which is ours to set.
-                let uid = Some(old.uid()).filter(|_| os::euid() == 0);
-                let _ = std::os::unix::fs::fchown(file, uid, Some(old.gid()));
-                // With read and write for the owner, which a channel needs: a file of mode 0000
-                // under the name (one not even a channel) would lock its owner out of the new one.
-                let mode = std::fs::Permissions::from_mode(old.mode() & 0o777 | 0o600);
-                if let Err(e) = file.set_permissions(mode) {
-                    drop_tmp();
-                    return Err(io_error(&name, &path, "setting the mode of", e));
-                }
-            }
-            // Held across the rename: `mmf prune` unlinks a channel under an exclusive lock once it
-            // has checked that the name still holds it, and without this a rename in between would
-            // have the new channel unlinked. Best effort: a lock held for long is nobody's to wait
-            // for, and the replacement goes on.
-            let old = open_retiring(location, &path);
-            let _old_locked = old.as_ref().map(|f| {
-                let now = Instant::now();
-                lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)), false)
-            });
-            // A file path must still hold what was checked above: the channel found there, or
-            // nothing. Making the new channel may take seconds (a large one's allocation), in which
-            // a user's file may be put under the name, which the rename would replace (found by a
-            // review: `new --force` of 600 MiB overwrote a file put there meanwhile, 4 times of 4).
-            // What was free is taken only while still free (no rename over a file put there since;
-            // a dangling link, replaced itself as before, excepted).
-            // Nothing replaced, and why: the temporary file goes.
-            let refused = |why: &'static str| {
-                drop_tmp();
-                io_error(&name, &path, "replacing", io::Error::other(why))
-            };
-            let put_there = || {
-                refused(
-                    "another file was put under the name while the new channel was made; nothing \
-                 was replaced: look at what is there, then retry",
-                )
-            };
-            // And the temporary name must still hold the new file: in a directory another user
-            // may write to, it may have been swapped for a link, which the rename would put under
-            // the channel's name.
-            let ours = made.as_ref().is_some_and(|made| {
-                std::fs::symlink_metadata(&tmp).is_ok_and(|now| same_file(&now, made))
-            });
-            if !ours {
-                return Err(refused(
-                    "the new channel's temporary file was replaced by another while it was made; \
-                 nothing was replaced: look at who else writes to the directory",
-                ));
-            }
-            // What changed under a file path meanwhile is looked at again (a few times, against a
-            // peer that keeps changing it): another channel put there (a concurrent `--force`, whose
-            // rename came first, or a `create`) is replaced as the one checked would have been, and
-            // a name freed (the channel removed) is taken while still free. A review found both
-            // refused as "another file was put under the name": one of two restarting services
-            // that replace their channel at once failed about every time.
-            let mut retired = None;
-            let renamed = match (location, checked) {
-                (Location::File(_), mut checked) => {
-                    let mut tries = 0;
-                    // A channel another process is creating under the name is waited for (its
-                    // magic comes last), up to what `open` waits for one.
-                    let until = Instant::now() + self.init_timeout.min(Duration::from_secs(5));
-                    loop {
-                        tries += 1;
-                        if tries > 8 {
-                            return Err(put_there());
-                        }
-                        match &checked {
-                            Some(checked) if still_named(checked, location, &path) => {
-                                break std::fs::rename(&tmp, &path);
-                            }
-                            Some(_) => {}
-                            None => match os::rename_noreplace(&tmp, &path) {
-                                Ok(()) => break Ok(()),
-                                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                                    let dangling = std::fs::symlink_metadata(&path)
-                                        .is_ok_and(|m| m.is_symlink())
-                                        && std::fs::metadata(&path).is_err();
-                                    if dangling {
-                                        break std::fs::rename(&tmp, &path);
-                                    }
-                                }
-                                // No such rename here (another platform, a file system that
-                                // refuses it).
-                                Err(_) => break std::fs::rename(&tmp, &path),
-                            },
-                        }
-                        // What the name holds now: a channel (replaced), nothing (taken while
-                        // free), or anything else (left alone).
-                        checked = match check_replaceable(location, &path, &name) {
-                            Ok(Some(now)) => {
-                                retired = open_retiring(location, &path);
-                                Some(now)
-                            }
-                            Ok(None) | Err(Error::NotFound { .. }) => None,
-                            Err(_)
-                                if crate::host::creation_under_way(
-                                    location,
-                                    Duration::from_secs(1),
-                                ) =>
-                            {
-                                if Instant::now() >= until {
-                                    return Err(refused(
-                                    "another process is creating a channel under the name, not \
-                                     finished yet; nothing was replaced: retry once it is made",
-                                ));
-                                }
-                                tries -= 1;
-                                std::thread::sleep(Duration::from_millis(1));
-                                None
-                            }
-                            Err(_) => return Err(put_there()),
-                        };
-                    }
-                }
-                _ => std::fs::rename(&tmp, &path),
-            };
-            if let Err(e) = renamed {
-                drop_tmp();
-                return Err(match e.kind() {
-                    io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => {
-                        directory(&name)
-                    }
-                    _ => io_error(&name, &path, "replacing", e),
-                });
-            }
-            // Its followers move to the new channel now, not at their next look.
-            for old in old.iter().chain(&retired) {
-                mark_retired(old);
-            }
-            // Beside a file path nothing else would ever find them. Best effort: the replacement is
-            // done whatever happens to another process's leftovers.
-            if let Some(dir) = tmp.parent() {
-                for left in
-                    crate::host::abandoned_replacements_in(dir, Duration::ZERO).unwrap_or_default()
-                {
-                    let _ = std::fs::remove_file(left);
-                }
-            }
-            Ok(ch)
-        })();
+        let made = self.replace_through(location, &name, checked, path, &mut pins);
         made.map_err(|e| pins.iter().fold(e, |e, pinned| pinned.shown(e)))
+    }
+
+    /// [`create_or_replace`](Options::create_or_replace) once the name (`name`, its path
+    /// `path`) was checked: `checked` is the channel found there. Every handle a file path is
+    /// reached through ([`pin`]) goes into `pins`, for the caller to say errors by the path
+    /// given.
+    fn replace_through(
+        &self,
+        location: &Location,
+        name: &str,
+        checked: Option<std::fs::Metadata>,
+        path: PathBuf,
+        pins: &mut Vec<Pinned>,
+    ) -> Result<Channel> {
+        let given = path.clone();
+        let path = match location {
+            Location::File(_) => match pin(location, &path, Pin::Replacement)? {
+                Some(pinned) => {
+                    let through = pinned.through.clone();
+                    pins.push(pinned);
+                    through
+                }
+                None => path,
+            },
+            _ => path,
+        };
+        // A file path that is a link to a channel: replace the channel it leads to (readers of
+        // the real path would never see a replacement of the link), as opening follows it. A
+        // shared-memory name is never followed; a dangling link is replaced itself.
+        // Only a link that led to the channel checked above is followed: one that appeared
+        // since (the name was free, or dangling, when checked) is replaced itself, so that a
+        // link planted in that moment cannot have root rename a channel over what it leads to.
+        let path = match (location, &checked) {
+            (Location::File(_), Some(checked))
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
+            {
+                // Through the handle on the name's directory, each link judged as it is
+                // met (where there is one: elsewhere, by path).
+                let real = match pins.last() {
+                    Some(pinned) => Some(follow_judged(pinned, location, &given)?),
+                    None => None,
+                };
+                let real_path = match &real {
+                    Some(real) => real.through.clone(),
+                    None => std::fs::canonicalize(&path).unwrap_or(path),
+                };
+                // Resolved again: the link must still lead to the channel checked above, not to
+                // a file someone pointed it at meanwhile, which the rename would replace.
+                if !still_named(checked, location, &real_path) {
+                    let shown = real.as_ref().map_or(&real_path, |r| &r.shown);
+                    return Err(io_error(
+                        name,
+                        shown,
+                        "replacing",
+                        io::Error::other(
+                            "the link led elsewhere once the channel it led to was checked; \
+                             retry",
+                        ),
+                    ));
+                }
+                pins.extend(real);
+                real_path
+            }
+            _ => path,
+        };
+        // What the replaced channel's users rely on: its mode, owner and group; only from a
+        // file that is a channel (checked above) or a plain file under a shared-memory name,
+        // and only where nobody else can have planted it there ([`inheritable`]).
+        let kept = match location {
+            Location::File(_) => checked.clone(),
+            _ => std::fs::symlink_metadata(&path)
+                .ok()
+                .filter(|m| m.is_file()),
+        }
+        .filter(|old| inheritable(old, &path));
+        // Hidden from `list` (no `mmf.` prefix) while it is being made. One left behind by a
+        // process killed before the rename is removed by the next replacement in its directory
+        // (below), and in the shared-memory directory also by `mmf prune`
+        // (`host::abandoned_replacements`).
+        let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
+        let ch = self.create_at(location, &tmp).map_err(|e| match e {
+            // Errors name the channel's own path, not the temporary one.
+            Error::Io { op, path: p, cause } if p == tmp => Error::Io {
+                op,
+                path: path.clone(),
+                cause,
+            },
+            Error::PermissionDenied {
+                name,
+                path: p,
+                cause,
+            } if p == tmp => Error::PermissionDenied {
+                name,
+                path: path.clone(),
+                cause,
+            },
+            e => e,
+        })?;
+        // The new file, as made: what is under the temporary name may be another's by now.
+        let made = ch.snap.liveness.file().and_then(|f| f.metadata().ok());
+        let drop_tmp = || {
+            if let Some(made) = &made {
+                let _ = unlink_same(location, &tmp, made);
+            }
+        };
+        // (A channel made at a path always holds its file.)
+        if let (Some(old), Some(file)) = (
+            kept.filter(|_| self.mode.is_none()),
+            ch.snap.liveness.file(),
+        ) {
+            use std::os::unix::fs::MetadataExt;
+            // Through the new file's own descriptor, never its path: in a directory another
+            // user may write to (where `inheritable` lets a replacement keep the mode), the
+            // temporary name could be swapped for a link to any file between its creation and
+            // these calls, and root would give that file away (found by a review).
+            // Best effort for the owner (only root may give a file away; a member of the old
+            // group may set that), exact for the mode, which is ours to set.
+            let uid = Some(old.uid()).filter(|_| os::euid() == 0);
+            let _ = std::os::unix::fs::fchown(file, uid, Some(old.gid()));
+            // With read and write for the owner, which a channel needs: a file of mode 0000
+            // under the name (one not even a channel) would lock its owner out of the new one.
+            let mode = std::fs::Permissions::from_mode(old.mode() & 0o777 | 0o600);
+            if let Err(e) = file.set_permissions(mode) {
+                drop_tmp();
+                return Err(io_error(name, &path, "setting the mode of", e));
+            }
+        }
+        // Held across the rename: `mmf prune` unlinks a channel under an exclusive lock once it
+        // has checked that the name still holds it, and without this a rename in between would
+        // have the new channel unlinked. Best effort: a lock held for long is nobody's to wait
+        // for, and the replacement goes on.
+        let old = open_retiring(location, &path);
+        let _old_locked = old.as_ref().map(|f| {
+            let now = Instant::now();
+            lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)), false)
+        });
+        // A file path must still hold what was checked above: the channel found there, or
+        // nothing. Making the new channel may take seconds (a large one's allocation), in which
+        // a user's file may be put under the name, which the rename would replace (found by a
+        // review: `new --force` of 600 MiB overwrote a file put there meanwhile, 4 times of 4).
+        // What was free is taken only while still free (no rename over a file put there since;
+        // a dangling link, replaced itself as before, excepted).
+        // Nothing replaced, and why: the temporary file goes.
+        let refused = |why: &'static str| {
+            drop_tmp();
+            io_error(name, &path, "replacing", io::Error::other(why))
+        };
+        let put_there = || {
+            refused(
+                "another file was put under the name while the new channel was made; nothing \
+             was replaced: look at what is there, then retry",
+            )
+        };
+        // And the temporary name must still hold the new file: in a directory another user
+        // may write to, it may have been swapped for a link, which the rename would put under
+        // the channel's name.
+        let ours = made.as_ref().is_some_and(|made| {
+            std::fs::symlink_metadata(&tmp).is_ok_and(|now| same_file(&now, made))
+        });
+        if !ours {
+            return Err(refused(
+                "the new channel's temporary file was replaced by another while it was made; \
+             nothing was replaced: look at who else writes to the directory",
+            ));
+        }
+        // What changed under a file path meanwhile is looked at again (a few times, against a
+        // peer that keeps changing it): another channel put there (a concurrent `--force`, whose
+        // rename came first, or a `create`) is replaced as the one checked would have been, and
+        // a name freed (the channel removed) is taken while still free. A review found both
+        // refused as "another file was put under the name": one of two restarting services
+        // that replace their channel at once failed about every time.
+        let mut retired = None;
+        let renamed = match (location, checked) {
+            (Location::File(_), mut checked) => {
+                let mut tries = 0;
+                // A channel another process is creating under the name is waited for (its
+                // magic comes last), up to what `open` waits for one.
+                let until = Instant::now() + self.init_timeout.min(Duration::from_secs(5));
+                loop {
+                    tries += 1;
+                    if tries > 8 {
+                        return Err(put_there());
+                    }
+                    match &checked {
+                        Some(checked) if still_named(checked, location, &path) => {
+                            break std::fs::rename(&tmp, &path);
+                        }
+                        Some(_) => {}
+                        None => match os::rename_noreplace(&tmp, &path) {
+                            Ok(()) => break Ok(()),
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                let dangling = std::fs::symlink_metadata(&path)
+                                    .is_ok_and(|m| m.is_symlink())
+                                    && std::fs::metadata(&path).is_err();
+                                if dangling {
+                                    break std::fs::rename(&tmp, &path);
+                                }
+                            }
+                            // No such rename here (another platform, a file system that
+                            // refuses it).
+                            Err(_) => break std::fs::rename(&tmp, &path),
+                        },
+                    }
+                    // What the name holds now: a channel (replaced), nothing (taken while
+                    // free), or anything else (left alone).
+                    checked = match check_replaceable(location, &path, name) {
+                        Ok(Some(now)) => {
+                            retired = open_retiring(location, &path);
+                            Some(now)
+                        }
+                        Ok(None) | Err(Error::NotFound { .. }) => None,
+                        Err(_)
+                            if crate::host::creation_under_way(
+                                location,
+                                Duration::from_secs(1),
+                            ) =>
+                        {
+                            if Instant::now() >= until {
+                                return Err(refused(
+                                    "another process is creating a channel under the name, not \
+                                 finished yet; nothing was replaced: retry once it is made",
+                                ));
+                            }
+                            tries -= 1;
+                            std::thread::sleep(Duration::from_millis(1));
+                            None
+                        }
+                        Err(_) => return Err(put_there()),
+                    };
+                }
+            }
+            _ => std::fs::rename(&tmp, &path),
+        };
+        if let Err(e) = renamed {
+            drop_tmp();
+            return Err(match e.kind() {
+                io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => directory(name),
+                _ => io_error(name, &path, "replacing", e),
+            });
+        }
+        // Its followers move to the new channel now, not at their next look.
+        for old in old.iter().chain(&retired) {
+            mark_retired(old);
+        }
+        // Beside a file path nothing else would ever find them. Best effort: the replacement is
+        // done whatever happens to another process's leftovers.
+        if let Some(dir) = tmp.parent() {
+            for left in
+                crate::host::abandoned_replacements_in(dir, Duration::ZERO).unwrap_or_default()
+            {
+                let _ = std::fs::remove_file(left);
+            }
+        }
+        Ok(ch)
     }
 
     /// A private channel in this process's memory (tests, benchmarks, threads of one process).
