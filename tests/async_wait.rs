@@ -1571,7 +1571,7 @@ fn publish_flat_out(name: &str) {
 }
 
 /// A stream kept always ready by a writer that publishes faster than it is read yields to its
-/// executor every 64 items at most: pending once, with a newer value there (woken by mmf's
+/// executor every 2 ms at most: pending once, with a newer value there (woken by mmf's
 /// notifier thread: see the next test). It never did, so a
 /// consumer's loop on a one-thread runtime kept every other task waiting for as long as the
 /// writer ran.
@@ -1597,7 +1597,9 @@ fn an_always_ready_stream_yields_to_the_executor() {
     }
     let (flag, waker) = Flag::new();
     let mut cx = Context::from_waker(&waker);
-    let (mut run, mut longest, mut yields, mut items, mut last) = (0u32, 0u32, 0u32, 0u32, 0);
+    let (mut yields, mut items, mut last) = (0u32, 0u32, 0);
+    // When the current run of items with no pending poll began, and the longest run.
+    let (mut run, mut longest): (Option<Instant>, Duration) = (None, Duration::ZERO);
     let start = Instant::now();
     // Beyond 20,000 items until a yield was seen (at most 200,000): with other tests on both
     // CPUs (CI), the writer may not outrun the reader for long at first, and a run of 20,000
@@ -1614,8 +1616,9 @@ fn an_always_ready_stream_yields_to_the_executor() {
                 let (meta, _) = item.unwrap();
                 assert!(meta.generation > last, "no value twice");
                 last = meta.generation;
-                (run, items) = (run + 1, items + 1);
-                longest = longest.max(run);
+                items += 1;
+                let began = *run.get_or_insert_with(Instant::now);
+                longest = longest.max(began.elapsed());
                 // A consumer's work on each value (5 us), which the writer outruns.
                 let t = Instant::now();
                 while t.elapsed() < Duration::from_micros(5) {
@@ -1624,7 +1627,7 @@ fn an_always_ready_stream_yields_to_the_executor() {
             }
             Poll::Pending => {
                 yields += u32::from(newer);
-                run = 0;
+                run = None;
                 // Woken by the notifier thread (a yield), or by the writer's next publish.
                 let t = Instant::now();
                 while !flag.0.load(std::sync::atomic::Ordering::SeqCst)
@@ -1638,7 +1641,11 @@ fn an_always_ready_stream_yields_to_the_executor() {
     Channel::remove(&name).unwrap();
     assert!(child.wait().unwrap().success());
     assert!(items >= 20_000, "{items} values in 30 s");
-    assert!(longest <= 64, "{longest} items in a row with no yield");
+    // 2 ms, and whatever one item took beyond them on a loaded machine.
+    assert!(
+        longest < Duration::from_millis(50),
+        "{longest:?} of items in a row with no yield"
+    );
     assert!(yields > 0, "{yields} yields in {items} items");
 }
 

@@ -3758,6 +3758,9 @@ fn walk_judged(
             }
         }
     }
+    // Said as the kernel names the directory reached (`..` met after a link is not the
+    // lexical parent: a review saw messages name another directory), else as walked.
+    let shown = std::fs::read_link(fd_path(&at)).unwrap_or(shown);
     Ok(Ok((at, shown)))
 }
 

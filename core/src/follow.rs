@@ -1703,9 +1703,9 @@ impl ValueStream {
     ///
     /// Under a writer that publishes faster than the consumer takes values, the stream would
     /// always be ready, and a consumer's loop would never give its executor's thread back. So
-    /// after 64 items, or 2 ms, with no wait in between, one poll is pending and the task is
-    /// woken from mmf's notifier thread: the executor runs its other tasks, its timers and its
-    /// I/O first, and no value is lost (see [`Channel::changed`](crate::Channel::changed)).
+    /// after 2 ms of items with no wait in between, one poll is pending and the task is woken
+    /// from mmf's notifier thread: the executor runs its other tasks, its timers and its I/O
+    /// first, and no value is lost (see [`Channel::changed`](crate::Channel::changed)).
     ///
     /// # Panics
     ///

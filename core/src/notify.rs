@@ -68,62 +68,61 @@ pub(crate) struct Waiting {
     yielding: Yield,
 }
 
-/// Waits that may resolve at once in a row on one thread, and for how long, before the next
-/// one yields to the executor ([`Yield`]). Tokio's own budget is 128 operations a task poll.
-const AT_ONCE_MAX: u32 = 64;
-/// (A consumer that works 200 us a value yields every 2 ms, so an executor's timers fire at
-/// most about that late.)
+/// How long the waits of one thread may keep resolving at once before the next one yields to
+/// the executor ([`Yield`]). (A count, as tokio's budget of 128 operations, made a flat-out
+/// consumer with no work per value yield every 64 values, 12-20 % of its rate.)
 const AT_ONCE_FOR: Duration = Duration::from_millis(2);
 
-/// This thread's waits resolved at once since the last one that waited (or yielded), and when
-/// the first of them resolved.
+/// A row of waits resolved at once that ends after this long without one: the thread did
+/// something else meanwhile (a consumer that samples every 10 ms awaits its executor's timer in
+/// between), and its next wait starts a row of its own instead of yielding each time.
+const AT_ONCE_GAP: Duration = Duration::from_millis(50);
+
+/// How long after a yield the notifier thread wakes the task. Woken at once, the wake reached
+/// tokio's `current_thread` runtime before it had looked at its timers, and it took it without
+/// looking (it looks every 61 tasks: a 1 ms ticker still waited 123 ms, a review found); woken
+/// a little later, the runtime finds nothing to run, looks at its timers and I/O, and parks
+/// until the wake, as after `tokio::task::yield_now`.
+const YIELD_FOR: Duration = Duration::from_micros(50);
+
+/// This thread's row of waits resolved at once: when it began, and when the last one resolved.
 #[derive(Clone, Copy)]
 struct AtOnce {
-    resolved: u32,
-    since: Option<Instant>,
+    since: Instant,
+    last: Instant,
 }
 
 thread_local! {
-    static AT_ONCE: std::cell::Cell<AtOnce> =
-        const { std::cell::Cell::new(AtOnce { resolved: 0, since: None }) };
+    static AT_ONCE: std::cell::Cell<Option<AtOnce>> = const { std::cell::Cell::new(None) };
 }
 
-/// A wait that found its value there and would resolve at once: whether this thread has had
-/// [`AT_ONCE_MAX`] of those in a row, or for [`AT_ONCE_FOR`], so that this one yields first
-/// (the row starts again).
+/// A wait that found its value there and would resolve at once: whether this thread's waits
+/// have kept resolving at once for [`AT_ONCE_FOR`], so that this one yields first (a new row
+/// begins with the wait after the yield).
 fn at_once_spent() -> bool {
     AT_ONCE.with(|row| {
-        let AtOnce { resolved, since } = row.get();
         let now = Instant::now();
-        let since = since.unwrap_or(now);
-        let spent = resolved >= AT_ONCE_MAX || now.duration_since(since) >= AT_ONCE_FOR;
-        row.set(if spent {
-            AtOnce {
-                resolved: 0,
-                since: None,
-            }
-        } else {
-            AtOnce {
-                resolved: resolved + 1,
-                since: Some(since),
-            }
-        });
+        let since = match row.get() {
+            Some(r) if now.duration_since(r.last) < AT_ONCE_GAP => r.since,
+            _ => now,
+        };
+        let spent = now.duration_since(since) >= AT_ONCE_FOR;
+        row.set((!spent).then_some(AtOnce { since, last: now }));
         spent
     })
 }
 
-/// A wait that did not resolve at once: the row of those that did ends.
-fn waited() {
-    AT_ONCE.with(|row| {
-        row.set(AtOnce {
-            resolved: 0,
-            since: None,
-        })
-    });
+/// A wait that was pending and resolved: its task gave the thread back meanwhile, and the row
+/// of waits resolved at once begins again. (Not a wait that is merely pending: in a `select!`
+/// of an always-ready wait and an idle one, the idle one is pending every time while the task
+/// never gives the thread back, a review found.)
+fn slept() {
+    AT_ONCE.with(|row| row.set(None));
 }
 
 /// A yield to the executor by a wait that would resolve at once, after this thread's waits
-/// did for long ([`at_once_spent`]): pending, its task woken by the notifier thread.
+/// did for long ([`at_once_spent`]): pending, its task woken by the notifier thread a moment
+/// later ([`YIELD_FOR`]).
 ///
 /// A writer that publishes faster than a consumer takes values keeps every wait ready, and a
 /// consumer's loop (`changed(seen).await`, read, work) then never gave the thread back: on a
@@ -131,8 +130,7 @@ fn waited() {
 /// ticker held up 116-612 ms on tokio's `current_thread`, up to 4 s in a debug build). A task
 /// that wakes itself while it runs (`wake_by_ref`, which the value stream did every 64 items)
 /// goes back on the runtime's local queue, and tokio looks at its timers and I/O only every 61
-/// of those (785 ms there); a wake from another thread is one the runtime takes after it has
-/// looked at them, as `tokio::task::yield_now` does.
+/// of those (785 ms there).
 #[derive(Debug, Default)]
 pub(crate) struct Yield {
     /// Its registration's id, while it waits to be woken.
@@ -141,26 +139,24 @@ pub(crate) struct Yield {
 
 impl Yield {
     /// Ready unless this thread's waits have resolved at once for long; then pending once,
-    /// woken at once from the notifier thread, and ready when polled again.
+    /// woken by the notifier thread, and ready when polled again. Ready too where the notifier
+    /// thread cannot be started (no threads left): the wait resolves without yielding, as it
+    /// did before yields were made.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(id) = self.id.take() {
             deregister(id);
-            // The first of a new row.
-            AT_ONCE.with(|row| {
-                row.set(AtOnce {
-                    resolved: 1,
-                    since: Some(Instant::now()),
-                })
-            });
             return Poll::Ready(());
         }
         if !at_once_spent() {
             return Poll::Ready(());
         }
+        let Ok(n) = std::panic::catch_unwind(notifier) else {
+            return Poll::Ready(());
+        };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        notifier().register(
+        n.register(
             id,
-            Registration::channelless(cx, Some(Instant::now()), None),
+            Registration::channelless(cx, Some(Instant::now() + YIELD_FOR), None),
         );
         self.id = Some(id);
         Poll::Pending
@@ -577,10 +573,10 @@ impl Channel {
     ///
     /// Under a writer that publishes faster than the consumer reads, every wait would resolve
     /// at once, and a consumer's loop would never give its executor's thread back. So once the
-    /// waits of a thread have resolved at once 64 times in a row, or for 2 ms, the next one is
-    /// pending once and its task is woken from the notifier thread: the executor runs its
-    /// other tasks, its timers and its I/O first (as after `tokio::task::yield_now`), and no
-    /// value is lost. The same holds for [`Follower::changed`](crate::Follower::changed) and
+    /// waits of a thread have kept resolving at once for 2 ms, the next one is pending once and
+    /// its task is woken from the notifier thread 50 us later: the executor runs its other
+    /// tasks, its timers and its I/O first (as after `tokio::task::yield_now`), and no value is
+    /// lost. This costs a busy consumer about 5 % of its rate. The same holds for [`Follower::changed`](crate::Follower::changed) and
     /// [`Follower::values`](crate::Follower::values).
     ///
     /// # Panics
@@ -674,6 +670,10 @@ impl Waiting {
         let latest = load_latest(ch.latest_word(), !ch.is_read_only());
         let g = split_latest(latest).0;
         if g > since {
+            if self.reg.is_some() {
+                // Pending before: the task slept until now.
+                slept();
+            }
             self.unregister(ch);
             if self.yielding.poll(cx).is_pending() {
                 return Poll::Pending;
@@ -716,7 +716,6 @@ impl Waiting {
                 stop: None,
             },
         );
-        waited();
         Poll::Pending
     }
 
