@@ -1762,7 +1762,12 @@ fn a_consumer_under_a_flat_out_writer_lets_the_executors_timers_run() {
     }
     let name = unique("async-flat-out-timers");
     let location = Location::shm(&name).unwrap();
-    let ch = Channel::create(&name, 64).unwrap();
+    // Removed when dropped, a failed assertion too.
+    let ch = mmf::Options::new()
+        .capacity(64)
+        .remove_on_drop(true)
+        .create(&location)
+        .unwrap();
     ch.publish_raw(Tag::BYTES, b"first").unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let busy = |for_: Duration| {
@@ -1851,7 +1856,6 @@ fn a_consumer_under_a_flat_out_writer_lets_the_executors_timers_run() {
             );
         }
     });
-    Channel::remove(&name).unwrap();
 }
 
 /// A value a read finds damaged (here a checksum that does not match, as another process's
