@@ -30,10 +30,16 @@ impl Env {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .env("MMF_SHM_DIR", &self.dir)
-            .current_dir(&self.dir);
+        let mut c = self.command(BIN);
+        c.args(args);
+        c
+    }
+
+    /// `program` (mmf, or what runs it: a shell, strace) run in this test's directory, with
+    /// its shared-memory directory.
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("MMF_SHM_DIR", &self.dir).current_dir(&self.dir);
         c
     }
 
@@ -44,11 +50,9 @@ impl Env {
     /// `mmf ARGS` under a shell's `ulimit LIMIT` (`-f 64`, `-v 20000`), standard input from
     /// `input` (or none).
     fn run_limited(&self, limit: &str, args: &[&str], input: Option<&Path>) -> Output {
-        Command::new("sh")
+        self.command("sh")
             .args(["-c", &format!("ulimit {limit} && exec \"$0\" \"$@\""), BIN])
             .args(args)
-            .env("MMF_SHM_DIR", &self.dir)
-            .current_dir(&self.dir)
             .stdin(input.map_or(Stdio::null(), |f| std::fs::File::open(f).unwrap().into()))
             .output()
             .unwrap()
@@ -77,13 +81,12 @@ impl Env {
             return None;
         }
         let delay = if syscall == "read" { 300_000 } else { 600_000 };
-        let child = Command::new("strace")
+        let child = self
+            .command("strace")
             .args(["-o", "/dev/null", "-e"])
             .arg(format!("inject={syscall}:delay_enter={delay}"))
             .arg(BIN)
             .args(args)
-            .env("MMF_SHM_DIR", &self.dir)
-            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -94,10 +97,9 @@ impl Env {
 
     /// Runs a shell script, with "$1" the mmf binary, and expects success.
     fn sh_ok(&self, script: &str) {
-        let out = Command::new("sh")
+        let out = self
+            .command("sh")
             .args(["-c", script, "sh", BIN])
-            .env("MMF_SHM_DIR", &self.dir)
-            .current_dir(&self.dir)
             .output()
             .unwrap();
         assert!(
@@ -111,13 +113,12 @@ impl Env {
     /// calls strace saw.
     fn traced(&self, trace: &str, args: &[&str]) -> (Output, String) {
         let log = self.dir.join("strace.log");
-        let out = Command::new("strace")
+        let out = self
+            .command("strace")
             .args(["-f", "-e", trace, "-o"])
             .arg(&log)
             .arg(BIN)
             .args(args)
-            .env("MMF_SHM_DIR", &self.dir)
-            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -2891,7 +2892,8 @@ fn a_creator_held_up_after_allocating_is_waited_for() {
     let e = Env::new("held-up");
     let read = Bg::start(&e, &["read", "slow", "--wait", "--timeout", "20s"]);
     read.wait_stderr("waiting for it to be created");
-    let made = Command::new("strace")
+    let made = e
+        .command("strace")
         .args([
             "-o",
             "/dev/null",
@@ -2900,8 +2902,6 @@ fn a_creator_held_up_after_allocating_is_waited_for() {
         ])
         .arg(BIN)
         .args(["new", "slow", "--size", "64"])
-        .env("MMF_SHM_DIR", &e.dir)
-        .current_dir(&e.dir)
         .status()
         .unwrap();
     assert!(made.success());
@@ -3218,13 +3218,12 @@ fn held_up(
     delay_us: u64,
     allocated: impl Fn() -> bool,
 ) -> std::process::Child {
-    let made = Command::new("strace")
+    let made = e
+        .command("strace")
         .args(["-o", "/dev/null", "-e"])
         .arg(format!("inject=fallocate:delay_exit={delay_us}"))
         .arg(BIN)
         .args(args)
-        .env("MMF_SHM_DIR", &e.dir)
-        .current_dir(&e.dir)
         .spawn()
         .unwrap();
     let t = std::time::Instant::now();
@@ -6105,14 +6104,12 @@ impl MemoryCgroup {
     /// `mmf ARGS` in `e`, run in this cgroup: a shell moves itself in, then becomes `mmf`.
     fn run(&self, e: &Env, args: &[&str]) -> Output {
         let procs = self.0.join("cgroup.procs");
-        Command::new("sh")
+        e.command("sh")
             .arg("-c")
             .arg("echo $$ > \"$0\" && exec \"$@\"")
             .arg(&procs)
             .arg(BIN)
             .args(args)
-            .env("MMF_SHM_DIR", &e.dir)
-            .current_dir(&e.dir)
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -6255,12 +6252,11 @@ fn a_failed_allocation_in_a_limited_cgroup_is_a_memory_limit_refusal() {
     assert!(!e.dir.join("mmf.x").exists(), "{err}");
     // Outside any limited cgroup: the OS's error, and nothing left either.
     drop(cg);
-    let out = Command::new("sh")
+    let out = e
+        .command("sh")
         .arg("-c")
         .arg(inject)
         .arg(BIN)
-        .env("MMF_SHM_DIR", &e.dir)
-        .current_dir(&e.dir)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -6401,10 +6397,8 @@ fn a_channel_made_in_another_pid_namespace_is_judged_by_age_not_by_a_foreign_pid
     let e = Env::new("pidns");
     let script = format!("\"{BIN}\" new made-there --size 1KiB && \"{BIN}\" out made-there hi");
     let made = is_root()
-        && Command::new("unshare")
+        && e.command("unshare")
             .args(["--pid", "--fork", "sh", "-c", &script])
-            .env("MMF_SHM_DIR", &e.dir)
-            .current_dir(&e.dir)
             .status()
             .is_ok_and(|s| s.success());
     if !made {
@@ -6728,10 +6722,9 @@ fn every_verb_works_where_proc_is_not_mounted() {
 "$0" new shared --size 1k && "$0" out shared hello && "$0" read shared &&
 "$0" new ./f.mmf --size 1k && "$0" out ./f.mmf there && "$0" read ./f.mmf &&
 "$0" info shared --json && "$0" list && "$0" remove shared && "$0" remove ./f.mmf"#;
-    let out = Command::new("unshare")
+    let out = e
+        .command("unshare")
         .args(["-Urm", "sh", "-c", script, BIN])
-        .env("MMF_SHM_DIR", &e.dir)
-        .current_dir(&e.dir)
         .stdin(Stdio::null())
         .output()
         .unwrap();
