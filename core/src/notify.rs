@@ -150,7 +150,7 @@ impl Yield {
         if !at_once_spent() {
             return Poll::Ready(());
         }
-        let Ok(n) = std::panic::catch_unwind(notifier) else {
+        let Ok(n) = try_notifier() else {
             return Poll::Ready(());
         };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -265,6 +265,15 @@ fn load_latest(word: &AtomicU64, counted: bool) -> u64 {
 /// panic comes after `starting` is released, so a panic hook that polls a future of its own
 /// does not wait for itself, and the lock is not poisoned.
 fn notifier() -> &'static Notifier {
+    match try_notifier() {
+        Ok(n) => n,
+        Err(e) => panic!("could not start the mmf-notify thread: {e}"),
+    }
+}
+
+/// This process's notifier, its thread started if it was not: the error where the thread
+/// cannot be started (no threads left), for a later call to try again.
+fn try_notifier() -> std::io::Result<&'static Notifier> {
     let n: &'static Notifier = N.get_or_make(|| Notifier {
         regs: Mutex::new(HashMap::new()),
         control: AtomicU32::new(0),
@@ -274,20 +283,16 @@ fn notifier() -> &'static Notifier {
         idling: AtomicBool::new(false),
     });
     if n.thread.get().is_some() {
-        return n;
+        return Ok(n);
     }
-    let starting = n.starting.lock().unwrap_or_else(|e| e.into_inner());
+    let _starting = n.starting.lock().unwrap_or_else(|e| e.into_inner());
     if n.thread.get().is_none() {
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("mmf-notify".into())
-            .spawn(move || n.run());
-        if let Err(e) = spawned {
-            drop(starting);
-            panic!("could not start the mmf-notify thread: {e}");
-        }
+            .spawn(move || n.run())?;
         let _ = n.thread.set(());
     }
-    n
+    Ok(n)
 }
 
 /// At most this many channels in one `futex_waitv` call (the kernel's limit is 128, one entry
