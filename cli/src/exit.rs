@@ -1,4 +1,4 @@
-//! Exit codes (documented in `mmf --help` and the README) and error messages.
+//! Exit codes (documented in `mmf --help`, the README and docs/CLI.md) and error messages.
 
 use mmf::channel::Error as CoreError;
 use mmf::Error as CodecError;
