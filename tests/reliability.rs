@@ -1172,12 +1172,13 @@ fn a_read_only_handle_flushes_its_file() {
     assert!(said.contains("fdatasync("), "{said}");
 }
 
-/// Root's replacement or removal of a channel under a directory in a sticky directory (`/tmp`)
-/// stays in that directory while its owner swaps it, again and again, with a link of theirs to
+/// Root's replacement, removal or creation of a channel under a directory in a sticky directory
+/// (`/tmp`) stays in that directory while its owner swaps it, again and again, with a link of theirs to
 /// a directory only root may enter (`renameat2` with `RENAME_EXCHANGE`). Judged once and then
 /// resolved again by path, a review's loop got `--force` through to the channel behind the link
 /// after 28 tries; the directory is now resolved once into a handle, each link judged as it is
-/// met, and every step taken through that handle.
+/// met, and every step taken through that handle. (A plain creation, judged by path alone
+/// before, made its file in the private directory.)
 #[test]
 fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
     if !root_or_skip() {
@@ -1194,7 +1195,7 @@ fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
     let (stop, swapper) = swapping(&theirs, &link, None);
     let name = Location::file(theirs.join("job.mmf"));
     let tries = env_or("MMF_SWAP_TRIES", 400);
-    let (mut replaced, mut removed, mut refused) = (0, 0, 0);
+    let (mut replaced, mut removed, mut refused, mut created) = (0, 0, 0, 0);
     let intact = |what: &str, i: u64| {
         let (meta, value) = Channel::open(&victim)
             .and_then(|ch| ch.read_raw())
@@ -1214,14 +1215,34 @@ fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
             Err(_) => {}
         }
         intact("removing", i);
+        // A plain creation (a name of its own each try): made in their directory, or refused.
+        match Options::new()
+            .capacity(64)
+            .create(Location::file(theirs.join(format!("fresh{i}.mmf"))))
+        {
+            Ok(_) => created += 1,
+            Err(mmf::channel::Error::PermissionDenied { .. }) => refused += 1,
+            Err(_) => {}
+        }
+        let steered = std::fs::read_dir(&private)
+            .unwrap()
+            .filter_map(|entry| entry.ok())
+            .find(|entry| entry.file_name().to_string_lossy().starts_with("fresh"));
+        if let Some(steered) = steered {
+            panic!(
+                "try {i}: a creation was steered into the private directory: {:?}",
+                steered.path()
+            );
+        }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let swaps = swapper.join().unwrap();
     println!(
-        "{tries} tries against {swaps} swaps: {replaced} replaced and {removed} removed in the \
-         other user's directory, {refused} refused at their link; the private channel intact"
+        "{tries} tries against {swaps} swaps: {replaced} replaced, {removed} removed and \
+         {created} created in the other user's directory, {refused} refused at their link; the \
+         private channel intact, nothing made beside it"
     );
-    assert!(swaps > tries && replaced + removed > 0 && refused > 0);
+    assert!(swaps > tries && replaced + removed > 0 && created > 0 && refused > 0);
     drop(precious);
     std::fs::remove_dir_all(&base).unwrap();
 }

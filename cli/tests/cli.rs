@@ -4245,8 +4245,18 @@ fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
         .unwrap();
     assert!(made.success());
     let through_dir = dir_link.join("important.mmf");
+    // A plain `new` (no file to replace) is not steered into the private directory either.
+    let fresh = dir_link.join("fresh.mmf");
     for args in [
         &["new", mine.to_str().unwrap(), "--size", "1KiB", "--force"][..],
+        &["new", fresh.to_str().unwrap(), "--size", "1KiB"],
+        &[
+            "new",
+            fresh.to_str().unwrap(),
+            "--size",
+            "1KiB",
+            "--exist-ok",
+        ],
         &[
             "new",
             through_dir.to_str().unwrap(),
@@ -4264,7 +4274,18 @@ fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
         );
     }
     assert_eq!(e.ok(&["read", victim]), "precious\n");
+    assert!(!private.join("fresh.mmf").exists());
     std::fs::remove_file(&mine).unwrap();
+    // Root's own link to the directory leads where root meant, for a creation too.
+    let own_dir_link = sticky.join("own-dir");
+    std::os::unix::fs::symlink(&private, &own_dir_link).unwrap();
+    e.ok(&[
+        "new",
+        own_dir_link.join("fresh.mmf").to_str().unwrap(),
+        "--size",
+        "1KiB",
+    ]);
+    assert!(private.join("fresh.mmf").exists());
     // Root's own link in the same directory leads where root meant.
     std::fs::remove_file(link).unwrap();
     std::os::unix::fs::symlink(victim, link).unwrap();
@@ -6772,11 +6793,19 @@ fn inodes_virtual_directories_and_sticky_bits_are_said_plainly() {
     {
         let _mounted = Mounted(inodes.clone());
         e.ok(&["new", "./inodes/a.mmf", "--size", "1KiB"]);
-        fails(
-            &e.run(&["new", "./inodes/b.mmf", "--size", "1KiB"]),
-            1,
-            "no room for another file, whatever its free space (no free inodes? `df -i ./inodes`)",
-        );
+        // A creation and a replacement (whose file is made aside, then renamed) say the
+        // directory as given, not the handle they reach it through (`/proc/self/fd/N`).
+        for args in [
+            &["new", "./inodes/b.mmf", "--size", "1KiB"][..],
+            &["new", "./inodes/a.mmf", "--size", "1KiB", "--force"],
+        ] {
+            fails(
+                &e.run(args),
+                1,
+                "no room for another file, whatever its free space (no free inodes? `df -i \
+                 ./inodes`)",
+            );
+        }
     } else {
         eprintln!("SKIPPED: cannot mount a tmpfs here");
     }

@@ -330,6 +330,12 @@ impl Options {
     /// The channel takes about `(readers + 2) x capacity` bytes of its file system (shared
     /// memory for a name, the disk for a path), all allocated here.
     ///
+    /// A file path's directories are not reached through a symbolic link that is another
+    /// user's in a sticky directory others may write to, such as `/tmp`, which the directory's
+    /// owner did not make either (the rule of [`create_or_replace`](Options::create_or_replace)):
+    /// such a link could lead root's new file into any directory that user chose. The name
+    /// itself is never followed (a link there is [`Error::AlreadyExists`]).
+    ///
     /// # Errors
     ///
     /// - [`Error::InvalidName`]: a name that cannot be;
@@ -352,9 +358,10 @@ impl Options {
     /// - [`Error::FileSizeLimit`]: the channel's file would be larger than this process may
     ///   make one (`ulimit -f`), past which the kernel ends it with `SIGXFSZ`;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
-    ///   included, which the message names); [`Error::Io`] also when other processes removed
-    ///   the new file from under the name before this call could lock it, 8 times over (once
-    ///   is made up for by creating again).
+    ///   included, which the message names), or a directory on the way is reached through
+    ///   another user's link in a sticky directory (`PermissionDenied`); [`Error::Io`] also
+    ///   when other processes removed the new file from under the name before this call could
+    ///   lock it, 8 times over (once is made up for by creating again).
     ///
     /// ```
     /// use mmf::{Channel, Options, Tag};
@@ -372,23 +379,38 @@ impl Options {
 
     /// [`create`](Options::create) of a location already read.
     fn create_parsed(&self, location: &Location) -> Result<Channel> {
-        match location.path() {
-            None => self.anonymous(),
-            Some(path) => self.create_at(location, &path),
+        let Some(path) = location.path() else {
+            return self.anonymous();
+        };
+        if let Location::Shm(_) = location {
+            return self.create_at(location, &path, &path);
+        }
+        // A file path's directory is reached through a handle ([`pin`]), each link on the way
+        // judged as it is met: a peer that swaps a directory of its own for a link cannot
+        // steer the new file into a directory of its choosing. Errors name the path given.
+        match pin(location, &path, Pin::Creation)? {
+            Some(pinned) => self
+                .create_at(location, &pinned.through, &pinned.shown)
+                .map_err(|e| pinned.shown(e)),
+            None => {
+                unprotected_link(&location.to_string(), &path, dir_of(&path), "a creation")?;
+                self.create_at(location, &path, &path)
+            }
         }
     }
 
     /// [`create`](Options::create) of the channel named `location`, in a file at `path`
     /// (`location`'s own, or a temporary one that [`create_or_replace`](Options::create_or_replace)
-    /// renames to it).
-    fn create_at(&self, location: &Location, path: &Path) -> Result<Channel> {
+    /// renames to it). `shown` is that path as the user knows it, for the texts of errors (`path`
+    /// may go through a [`Pinned`] handle's `/proc/self/fd/N`).
+    fn create_at(&self, location: &Location, path: &Path, shown: &Path) -> Result<Channel> {
         self.creatable()?;
         let layout = Layout::new(self.capacity, self.readers)?;
         check_platform()?;
         let name = location.to_string();
         let mut made = 0;
         let (file, meta) = loop {
-            let file = create_new_file(location, path, &name)?;
+            let file = create_new_file(location, path, shown, &name)?;
             // Just made with O_EXCL: the name leads to it (its identity, for the checks below).
             let meta = file.metadata().map_err(|e| {
                 let _ = std::fs::remove_file(path);
@@ -1018,24 +1040,31 @@ impl Options {
         // (below), and in the shared-memory directory also by `mmf prune`
         // (`host::abandoned_replacements`).
         let tmp = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
-        let ch = self.create_at(location, &tmp).map_err(|e| match e {
-            // Errors name the channel's own path, not the temporary one.
-            Error::Io { op, path: p, cause } if p == tmp => Error::Io {
-                op,
-                path: path.clone(),
-                cause,
-            },
-            Error::PermissionDenied {
-                name,
-                path: p,
-                cause,
-            } if p == tmp => Error::PermissionDenied {
-                name,
-                path: path.clone(),
-                cause,
-            },
-            e => e,
-        })?;
+        // The temporary file as the user would name it, for the texts of errors.
+        let tmp_shown = match (pins.last(), tmp.file_name()) {
+            (Some(pinned), Some(file_name)) => pinned.shown.with_file_name(file_name),
+            _ => tmp.clone(),
+        };
+        let ch = self
+            .create_at(location, &tmp, &tmp_shown)
+            .map_err(|e| match e {
+                // Errors name the channel's own path, not the temporary one.
+                Error::Io { op, path: p, cause } if p == tmp => Error::Io {
+                    op,
+                    path: path.clone(),
+                    cause,
+                },
+                Error::PermissionDenied {
+                    name,
+                    path: p,
+                    cause,
+                } if p == tmp => Error::PermissionDenied {
+                    name,
+                    path: path.clone(),
+                    cause,
+                },
+                e => e,
+            })?;
         // The new file, as made: what is under the temporary name may be another's by now.
         let made = ch.snap.liveness.file().and_then(|f| f.metadata().ok());
         let drop_tmp = || {
@@ -2906,8 +2935,8 @@ pub(crate) fn still_named(meta: &std::fs::Metadata, location: &Location, path: &
 }
 
 /// A new file at `path` for the channel named `location` (`O_EXCL`, mode 0600, never through a
-/// link), or the error that says why not, in terms of what to do.
-fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File> {
+/// link), or the error that says why not, in terms of what to do (naming the path as `shown`).
+fn create_new_file(location: &Location, path: &Path, shown: &Path, name: &str) -> Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -2934,7 +2963,7 @@ fn create_new_file(location: &Location, path: &Path, name: &str) -> Result<File>
                 let text = format!(
                     "{e}: the file system has no room for another file, whatever its free space \
                      (no free inodes? `df -i {}`); remove files there, or give it more inodes",
-                    crate::error::shell_quoted(dir_of(path))
+                    crate::error::shell_quoted(dir_of(shown))
                 );
                 Error::Io {
                     op: "creating",
@@ -3629,6 +3658,8 @@ fn missing_dir(path: &Path, e: io::Error) -> Error {
 /// What a [`Pinned`] path is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pin {
+    /// `create` (and `open_or_create`'s creation).
+    Creation,
     /// `create_or_replace`.
     Replacement,
     /// `remove_if`.
@@ -3643,6 +3674,7 @@ pub(crate) enum Pin {
 /// file there would give.
 pub(crate) fn pin(location: &Location, path: &Path, op: Pin) -> Result<Option<Pinned>> {
     let (what, verb) = match op {
+        Pin::Creation => ("a creation", "creating"),
         Pin::Replacement => ("a replacement", "creating"),
         Pin::Removal => ("a removal", "removing"),
     };
@@ -3665,7 +3697,7 @@ pub(crate) fn pin(location: &Location, path: &Path, op: Pin) -> Result<Option<Pi
         // directory to make the replacement in, as its creation there says.
         Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => Err(match op {
             Pin::Removal => Error::not_found(location),
-            Pin::Replacement => missing_dir(path, e),
+            Pin::Creation | Pin::Replacement => missing_dir(path, e),
         }),
         Some(Err(e)) => Err(io_error(name, path, verb, e)),
     }
