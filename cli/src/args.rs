@@ -440,8 +440,7 @@ pub struct CompletionsArgs {
 /// Says `mmf: TEXT` on stderr, ignoring a failed write: `eprintln!` panics there, and a usage
 /// error with stderr on a full device or a closed pipe exited 101, not 2 (a review's finding).
 fn usage_said(text: std::fmt::Arguments) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "mmf: {text}");
+    crate::exit::say(text);
 }
 
 impl Cli {

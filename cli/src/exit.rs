@@ -468,10 +468,19 @@ pub fn set_quiet(quiet: bool) {
 /// Prints `mmf: ` and `what` on standard error, unless `--quiet`: what a command says about
 /// waiting, following or replacing, which scripts may not want, and never an error.
 pub fn note(what: std::fmt::Arguments) {
-    use std::io::Write;
     if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
-        let _ = writeln!(std::io::stderr(), "mmf: {what}");
+        say(what);
     }
+}
+
+/// Prints the line `mmf: ` `what` on standard error in one `write`, ignoring a failed one
+/// (`eprintln!` panics there). Standard error is unbuffered: `writeln!` wrote the prefix, each
+/// piece of the text and the newline apart, and the lines of processes that share a log
+/// (`xargs -P`, jobs in the background) came out mixed up (a review's finding).
+pub fn say(what: std::fmt::Arguments) {
+    use std::io::Write;
+    let line = format!("mmf: {what}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 #[cfg(test)]

@@ -463,7 +463,6 @@ const DAMAGE_LINES: u32 = 5;
 /// it can (each store an 8-byte write) flooded stderr with 866,895 lines, 385 MB, in 4 s of a
 /// liveness review. The lines left out are counted in the next one said.
 pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
-    use std::io::Write;
     /// The second now counted (from its first line), the lines said in it, and those left out.
     static SAID: std::sync::Mutex<Option<(Instant, u32, u64)>> = std::sync::Mutex::new(None);
     let mut said = SAID
@@ -494,8 +493,5 @@ pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
         e => crate::exit::report(&e.into(), verb, Some(name)),
     };
     // Said under --quiet too: a value lost to damage is not a note.
-    let _ = writeln!(
-        std::io::stderr(),
-        "mmf: {said}{since}; waiting for the next value"
-    );
+    crate::exit::say(format_args!("{said}{since}; waiting for the next value"));
 }

@@ -12,7 +12,6 @@ mod interrupt;
 mod size;
 mod time;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -41,7 +40,7 @@ fn main() -> ExitCode {
             let code = exit::code(&err);
             let message = exit::report(&err, verb, name.as_deref());
             if !message.is_empty() && code != exit::INTERRUPTED {
-                let _ = writeln!(std::io::stderr(), "mmf: {message}");
+                exit::say(format_args!("{message}"));
             }
             ExitCode::from(code)
         }

@@ -6932,3 +6932,47 @@ fn usage_errors_are_one_line_like_every_other_error() {
         "{err}"
     );
 }
+
+/// Every line on standard error is written whole, in one `write`: standard error is unbuffered,
+/// and lines written in pieces (the prefix, each part of the text, the newline) came out mixed
+/// up where processes share a log (`xargs -P`, jobs in the background; a review's finding).
+/// An error, a note, and `watch`'s lines about a value it skips.
+#[test]
+fn each_line_on_stderr_is_one_write() {
+    if !can_trace() {
+        return;
+    }
+    let e = Env::new("one-write");
+    e.ok(&["new", "w", "--size", "1KiB"]);
+    e.ok(&["out", "w", "text"]);
+    for args in [
+        &["read", "nope"][..],
+        &["read", "nope", "--wait", "--timeout", "50ms"],
+        &["watch", "w", "--json", "--timeout", "50ms"],
+    ] {
+        let (out, log) = e.traced("trace=write", args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        let lines = said.lines().count();
+        let writes: Vec<&str> = log.lines().filter(|l| l.contains("write(2, ")).collect();
+        assert!(lines >= 1, "{args:?}: nothing said");
+        assert_eq!(
+            writes.len(),
+            lines,
+            "{args:?}: {said}\n{}",
+            writes.join("\n")
+        );
+        // As many writes as lines, each starting a line, and all of them the whole text.
+        let mut written = 0;
+        for w in writes {
+            assert!(w.contains("write(2, \"mmf: "), "{args:?}: {w}");
+            written += w
+                .rsplit("= ")
+                .next()
+                .unwrap()
+                .trim()
+                .parse::<usize>()
+                .unwrap();
+        }
+        assert_eq!(written, out.stderr.len(), "{args:?}: {said}");
+    }
+}

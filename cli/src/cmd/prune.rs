@@ -2,7 +2,6 @@
 //! writer gone, neither created nor written from the command line for a while), so that crashed
 //! services do not leak `/dev/shm` forever.
 
-use std::io::Write;
 use std::time::SystemTime;
 
 use mmf::channel::host;
@@ -31,7 +30,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     // and the exit status tells a script that something was left.
     let mut failed = 0usize;
     let mut not_removed = |what: &str, e: &dyn std::fmt::Display| {
-        let _ = writeln!(std::io::stderr(), "mmf: could not remove {what}: {e}");
+        crate::exit::say(format_args!("could not remove {what}: {e}"));
         failed += 1;
     };
     // Which patterns matched a channel, stale or not: one that matched none is likely a typo.

@@ -1,7 +1,5 @@
 //! `mmf remove NAME...`: unlink channels.
 
-use std::io::Write;
-
 use mmf::Channel;
 
 use crate::args::RemoveArgs;
@@ -19,7 +17,7 @@ pub fn run(a: RemoveArgs) -> anyhow::Result<()> {
                 if a.names.len() > 1 {
                     // Report each failure, carry on with the other names.
                     let line = exit::report(&e, "remove-one-of-many", Some(name));
-                    let _ = writeln!(std::io::stderr(), "mmf: {line}");
+                    exit::say(format_args!("{line}"));
                 }
                 first_error.get_or_insert(e);
             }

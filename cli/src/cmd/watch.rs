@@ -1,7 +1,5 @@
 //! `mmf watch NAME`: print every new value as it is published.
 
-use std::io::Write;
-
 use mmf::{Location, Meta, Tag};
 use serde_json::json;
 
@@ -100,14 +98,13 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         let incarnation = followed.channel().incarnation();
         if a.json && !matches!(meta.tag, Tag::MSGPACK | Tag::JSON) {
             unshown += 1;
-            let _ = writeln!(
-                std::io::stderr(),
-                "mmf: generation {} of '{location}' is {} value, not JSON, skipped (--json); \
-                 `{}` prints it",
+            crate::exit::say(format_args!(
+                "generation {} of '{location}' is {} value, not JSON, skipped (--json); `{}` \
+                 prints it",
                 meta.generation,
                 a_tag(meta.tag),
                 crate::exit::command("read", &location.to_string(), "")
-            );
+            ));
             last = meta.generation;
             deadline = follow::deadline(a.timeout);
             continue;
@@ -126,13 +123,12 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                 // JSON text that breaks the rules): say so and watch on; the next value may be
                 // fine, and ending here would end every script reading this watch.
                 unshown += 1;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "mmf: generation {} of '{location}' cannot be shown, skipped: {e}; `{}` \
-                     prints its bytes",
+                crate::exit::say(format_args!(
+                    "generation {} of '{location}' cannot be shown, skipped: {e}; `{}` prints \
+                     its bytes",
                     meta.generation,
                     crate::exit::command("read", &location.to_string(), "--format bytes")
-                );
+                ));
                 if a.meta {
                     super::print_bytes(&error_line(meta, incarnation, skipped, &format!("{e}"))?)?;
                 }
@@ -149,19 +145,22 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         printed += 1;
     };
     if skipped_total > 0 {
-        let _ = writeln!(
-            std::io::stderr(),
-            "mmf: watch printed {printed} {} and skipped {skipped_total} {} (a latest-value channel keeps only the newest; this reader fell behind)",
+        crate::exit::say(format_args!(
+            "watch printed {printed} {} and skipped {skipped_total} {} (a latest-value channel \
+             keeps only the newest; this reader fell behind)",
             if printed == 1 { "value" } else { "values" },
-            if skipped_total == 1 { "generation" } else { "generations" },
-        );
+            if skipped_total == 1 {
+                "generation"
+            } else {
+                "generations"
+            },
+        ));
     }
     if unshown > 0 {
-        let _ = writeln!(
-            std::io::stderr(),
-            "mmf: {unshown} {} of '{location}' could not be shown (above)",
+        crate::exit::say(format_args!(
+            "{unshown} {} of '{location}' could not be shown (above)",
             if unshown == 1 { "value" } else { "values" }
-        );
+        ));
     }
     match outcome {
         // An interrupt is the normal way to end a watch: no message, but its exit code.
