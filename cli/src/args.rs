@@ -464,6 +464,12 @@ impl Cli {
                         std::process::exit(2);
                     }
                 }
+                if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
+                    if let Some(said) = seed_cmdlet(&args) {
+                        usage_said(format_args!("{said}"));
+                        std::process::exit(2);
+                    }
+                }
                 // Help and version go to standard output, and clap's `exit` ignores a failed
                 // write there (`mmf --help > /dev/full` exited 0 having written nothing): said,
                 // exit 1, as any other output that could not be written (a closed pipe is no
@@ -688,21 +694,28 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
         let (what, instead) = match lower.as_str() {
             "name" | "memorymappedfile" => (
                 SEED,
-                format!(
-                    "the channel's name is the word after the verb, with no flag: `mmf {}`",
-                    // The verb typed, where it takes a channel's name, as it goes on from there.
-                    match verb
-                        .filter(|v| v
-                            .get_positionals()
-                            .any(|a| ["name", "names"].contains(&a.get_id().as_str())))
-                        .map(clap::Command::get_name)
-                    {
-                        Some("new") => "new Test --size 1KiB".to_owned(),
-                        Some("out") => "out Test \"Hello World!\"".to_owned(),
-                        Some(other) => format!("{other} Test"),
-                        None => "read Test".to_owned(),
-                    }
-                ),
+                // The verb typed, where it takes a channel's name (or names), as it goes on
+                // from there; a verb that takes none says so (a review found `mmf list -Name
+                // x` advised `mmf read Test`).
+                match verb.map(|v| {
+                    let named = v
+                        .get_positionals()
+                        .any(|a| ["name", "names", "patterns"].contains(&a.get_id().as_str()));
+                    (v.get_name(), named)
+                }) {
+                    Some((verb, false)) => format!("`mmf {verb}` takes no channel name"),
+                    Some((verb, true)) => format!(
+                        "the channel's name is the word after the verb, with no flag: `mmf {}`",
+                        match verb {
+                            "new" => "new Test --size 1KiB".to_owned(),
+                            "out" => "out Test \"Hello World!\"".to_owned(),
+                            other => format!("{other} Test"),
+                        }
+                    ),
+                    None => "the channel's name is the word after the verb, with no flag: `mmf \
+                             read Test`"
+                        .to_owned(),
+                },
             ),
             "string" => (
                 SEED,
@@ -716,12 +729,43 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
             ),
             _ => continue,
         };
+        let help = match verb {
+            Some(verb) => format!("`mmf help {}` lists its flags", verb.get_name()),
+            None => "`mmf help VERB` lists a verb's flags".to_owned(),
+        };
         return Some(format!(
-            "'{word}' is {what}, not a flag of mmf; {instead} (`mmf help VERB` lists a verb's \
-             flags)"
+            "'{word}' is {what}, not a flag of mmf; {instead} ({help})"
         ));
     }
     None
+}
+
+/// What to say of a verb written as the PowerShell module's cmdlet (`mmf New-MemoryMappedFile
+/// -Name Test`), which clap calls an unrecognized subcommand: mmf's verb for it. `None` if the
+/// first word that is no flag is not one of the module's cmdlets.
+fn seed_cmdlet(args: &[std::ffi::OsString]) -> Option<String> {
+    let word = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|w| !w.starts_with('-'))?;
+    let (cmdlet, noun) = word.split_once('-')?;
+    if !noun.eq_ignore_ascii_case("MemoryMappedFile") {
+        return None;
+    }
+    let example = match cmdlet.to_ascii_lowercase().as_str() {
+        "new" => "new Test --size 1KiB",
+        "open" => "info Test",
+        "out" => "out Test \"Hello World!\"",
+        "read" => "read Test",
+        "remove" => "remove Test",
+        _ => return None,
+    };
+    let verb = example.split(' ').next().unwrap_or(example);
+    Some(format!(
+        "'{word}' is the PowerShell module's cmdlet; mmf's verb for it is `{verb}`: `mmf \
+         {example}` (`mmf --help` lists the verbs)"
+    ))
 }
 
 /// The verb (subcommand) of `command` named `word`, or one of its aliases (`ls`, `rm`, `open`).

@@ -721,7 +721,13 @@ fn the_seed_modules_parameters_say_what_mmf_takes() {
         ),
         (&["rm", "-Name", "T"], "`mmf remove Test`"),
         (&["--quiet", "watch", "-Name", "T"], "`mmf watch Test`"),
-        (&["list", "-Name", "T"], "`mmf read Test`"),
+        // A verb that takes no channel's name says so (it advised `mmf read Test`).
+        (&["list", "-Name", "T"], "`mmf list` takes no channel name"),
+        (
+            &["doctor", "-Name", "T"],
+            "`mmf doctor` takes no channel name",
+        ),
+        (&["prune", "-Name", "T"], "`mmf prune Test`"),
         (&["out", "T", "-String", "hi"], "the word after the name"),
     ] {
         let out = e.run(args);
@@ -729,6 +735,26 @@ fn the_seed_modules_parameters_say_what_mmf_takes() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
             err.contains("not a flag of mmf") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    // The module's cmdlets, typed as the verb, name mmf's verb (clap said only "unrecognized
+    // subcommand").
+    for (args, says) in [
+        (
+            &["New-MemoryMappedFile", "-Name", "T", "-Size", "1024"][..],
+            "mmf's verb for it is `new`: `mmf new Test --size 1KiB`",
+        ),
+        (&["Open-MemoryMappedFile", "T"], "`info`"),
+        (&["out-memorymappedfile", "T", "hi"], "`out`"),
+        (&["Read-MemoryMappedFile", "T"], "`read`"),
+        (&["Remove-MemoryMappedFile", "T"], "`remove`"),
+    ] {
+        let out = e.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("is the PowerShell module's cmdlet") && err.contains(says),
             "{args:?}: {err}"
         );
     }
