@@ -634,6 +634,9 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
             said.push_str(line);
         }
     }
+    // clap's tip for an unknown one-letter flag, "to pass '-x' as a value, use '-- -x'",
+    // leads to `mmf new -- -x --size 1`, where the flags after `--` are values too (a review's
+    // finding): said as the other words that start with '-' are.
     // The verb, where the first word that is not a flag names one (its alias too).
     let cli = Cli::command();
     let verb = args
@@ -643,6 +646,23 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
         .find(|a| !a.starts_with('-'))
         .and_then(|w| cli.find_subcommand(w))
         .map(|c| c.get_name().to_owned());
+    const TIP: &str = "tip: to pass '";
+    if let Some(at) = said.find(TIP) {
+        let word = said[at + TIP.len()..]
+            .split('\'')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        if said[at..].contains("' as a value, use '-- ") {
+            said.truncate(at);
+            said.push_str(&format!(
+                "a NAME or VALUE that starts with '-' follows `--`, after every flag: `mmf {} \
+                 FLAGS -- {}`",
+                verb.as_deref().unwrap_or("VERB"),
+                crate::exit::shell_word(&word)
+            ));
+        }
+    }
     match verb {
         Some(verb) => format!("{said} (`mmf {verb} --help` shows its usage)"),
         None => format!("{said} (`mmf --help` shows the verbs)"),

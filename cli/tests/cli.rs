@@ -5061,6 +5061,15 @@ fn stale_channels_are_listed_and_pruned() {
          ./data.mmf`\n"
     );
     assert!(e.dir.join("mmf.old").exists());
+    // Another user's prune of it is refused by the sticky directory: said, not kept in silence.
+    if let Some(out) = as_nobody(&e, &["prune", "o*"]) {
+        assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "mmf: 1 channel that matches is another user's, which only that user or root may \
+             prune\n"
+        );
+    }
     assert_eq!(e.ok(&["prune", "o*"]), "old\n");
     assert!(!e.dir.join("mmf.old").exists());
     assert!(
@@ -6922,6 +6931,12 @@ fn info_says_a_file_in_memory_is_gone_at_reboot() {
 fn usage_errors_are_one_line_like_every_other_error() {
     let e = Env::new("usage-one-line");
     for (args, says) in [
+        // clap's tip ("use '-- -x'") led to `mmf new -- -x --size 1`, where --size is a value.
+        (
+            &["new", "-x", "--size", "1"][..],
+            "mmf: unexpected argument '-x' found; a NAME or VALUE that starts with '-' follows \
+             `--`, after every flag: `mmf new FLAGS -- -x` (`mmf new --help` shows its usage)",
+        ),
         (
             &["read", "T", "--wait", "--timeout", "5x"][..],
             "mmf: invalid value '5x' for '--timeout <DUR>': unknown duration unit \"x\"",

@@ -69,6 +69,10 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     // nothing stale at all. (Not otherwise: a channel used from the command line alone looks
     // like this between its commands, and a prune run from cron would say so every time.)
     let mut kept_young = 0usize;
+    // Channels a PATTERN named that are another user's, which only they (or root) may prune
+    // from the sticky directory: said, where they were skipped in silence (a review's finding;
+    // not without PATTERNs, where a prune run from cron would say it every time).
+    let mut theirs = 0usize;
     // Files removed (or, with --dry-run, that would be), whether their names were printed or
     // said on standard error.
     let mut pruned = 0usize;
@@ -97,6 +101,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         ) && host::is_unfinished(&location, a.older_than);
         // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
         if !unfinished && !super::abandoned(&listing) {
+            if !a.patterns.is_empty() && !host::is_own(&location) {
+                theirs += 1;
+            }
             continue;
         }
         let Ok(touched) = host::last_touched(&location) else {
@@ -204,6 +211,15 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             crate::duration::show_duration(a.older_than),
             s = if kept_young == 1 { "" } else { "s" },
             them = if kept_young == 1 { "it" } else { "them" },
+        ));
+    }
+    if theirs > 0 {
+        crate::exit::note(format_args!(
+            "{theirs} channel{s} that match{es} {are} another user's, which only that user or \
+             root may prune",
+            s = if theirs == 1 { "" } else { "s" },
+            es = if theirs == 1 { "es" } else { "" },
+            are = if theirs == 1 { "is" } else { "are" },
         ));
     }
     for (p, _) in a.patterns.iter().zip(&matched).filter(|(_, hit)| !**hit) {
