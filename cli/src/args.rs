@@ -110,7 +110,7 @@ pub enum Command {
 
 impl Command {
     /// The one channel the verb acts on, if it takes one, for error messages (`exit::report`).
-    pub fn name(&self) -> Option<&str> {
+    pub fn name(&self) -> Option<&std::ffi::OsStr> {
         match self {
             Command::New(a) => Some(&a.name),
             Command::Info(a) => Some(&a.name),
@@ -143,7 +143,7 @@ impl Command {
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// Channel name, or a file path (contains '/').
-    pub name: String,
+    pub name: std::ffi::OsString,
     /// Largest value the channel holds, in bytes or with a unit: 64KiB, 1G, 4MiB (powers of
     /// 1024: K, M, G, KiB, MiB, GiB) or 4MB (powers of 1000: KB, MB, GB).
     #[arg(short, long, value_parser = crate::size::parse_size, allow_hyphen_values = true)]
@@ -176,7 +176,7 @@ pub struct NewArgs {
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// Channel name or file path.
-    pub name: String,
+    pub name: std::ffi::OsString,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -185,7 +185,7 @@ pub struct InfoArgs {
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
     /// Channel name or file path.
-    pub name: String,
+    pub name: std::ffi::OsString,
 }
 
 /// How `out` interprets its input.
@@ -204,7 +204,7 @@ pub enum InFormat {
 #[derive(Debug, Args)]
 pub struct OutArgs {
     /// Channel name or file path.
-    pub name: String,
+    pub name: std::ffi::OsString,
     /// The value; read from standard input when absent or '-' (with standard input at /dev/null
     /// or closed that is an error: nothing is published). A negative number is a value (`mmf
     /// out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows '--', where '-' is
@@ -281,7 +281,7 @@ pub enum OutFormat {
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     /// Channel name or file path.
-    pub name: String,
+    pub name: std::ffi::OsString,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutFormat::Auto)]
     pub format: OutFormat,
@@ -339,7 +339,7 @@ pub struct ReadArgs {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Channel name or file path.
-    pub name: String,
+    pub name: std::ffi::OsString,
     /// Stop after printing N values (at least 1); values skipped, and those that cannot be
     /// shown (as --json shows no text), do not count.
     #[arg(
@@ -392,7 +392,7 @@ pub struct ListArgs {
 pub struct RemoveArgs {
     /// Channel names or file paths.
     #[arg(required = true)]
-    pub names: Vec<String>,
+    pub names: Vec<std::ffi::OsString>,
     /// Succeed when a channel does not exist.
     #[arg(short, long)]
     pub force: bool,
@@ -508,13 +508,12 @@ impl Cli {
     pub fn plain(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Cli> {
         let mut words = Vec::with_capacity(4);
         for arg in args.into_iter().skip(1) {
-            let word = arg.into_string().ok()?;
-            if word.starts_with('-') || words.len() == 3 {
+            if arg.as_encoded_bytes().starts_with(b"-") || words.len() == 3 {
                 return None;
             }
-            words.push(word);
+            words.push(arg);
         }
-        let command = match <[String; 2]>::try_from(words) {
+        let command = match <[std::ffi::OsString; 2]>::try_from(words) {
             Ok([verb, name]) if verb == "read" => Command::Read(ReadArgs {
                 name,
                 format: OutFormat::Auto,
@@ -529,10 +528,10 @@ impl Cli {
                 meta: false,
             }),
             Ok(_) => return None,
-            Err(words) => match <[String; 3]>::try_from(words) {
+            Err(words) => match <[std::ffi::OsString; 3]>::try_from(words) {
                 Ok([verb, name, value]) if verb == "out" => Command::Out(OutArgs {
                     name,
-                    value: Some(value.into()),
+                    value: Some(value),
                     json: false,
                     msgpack: false,
                     bytes: false,
@@ -655,12 +654,18 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
             .to_owned();
         if said[at..].contains("' as a value, use '-- ") {
             said.truncate(at);
-            said.push_str(&format!(
-                "a NAME or VALUE that starts with '-' follows `--`, after every flag: `mmf {} \
-                 FLAGS -- {}`",
-                verb.as_deref().unwrap_or("VERB"),
-                crate::exit::shell_word(&word)
-            ));
+            let word = crate::exit::shell_word(&word);
+            said.push_str(&match verb.as_deref() {
+                Some("out") => format!(
+                    "a NAME or VALUE that starts with '-' follows `--`, after every flag: `mmf \
+                     out NAME -- {word}` for a VALUE, `mmf out -- {word} VALUE` for a NAME"
+                ),
+                verb => format!(
+                    "a NAME or VALUE that starts with '-' follows `--`, after every flag: `mmf {} \
+                     FLAGS -- {word}`",
+                    verb.unwrap_or("VERB"),
+                ),
+            });
         }
     }
     match verb {
@@ -854,7 +859,7 @@ fn dashed_word_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
                     }) =>
             {
                 let word = word.to_string_lossy();
-                let shown = crate::exit::shell_word(&word);
+                let shown = crate::exit::shell_word(&*word);
                 let name = verb.get_name();
                 let positional = verb.get_positionals().next();
                 let what = positional
@@ -1023,12 +1028,15 @@ mod tests {
             assert!(Cli::plain(argv(words)).is_none(), "{words:?}");
         }
         use std::os::unix::ffi::OsStringExt;
+        // A NAME that is not UTF-8 (a file path's bytes), as clap takes it.
         let not_utf8 = vec![
             "mmf".into(),
             "read".into(),
-            std::ffi::OsString::from_vec(vec![0xff]),
+            std::ffi::OsString::from_vec(b"./\xff".to_vec()),
         ];
-        assert!(Cli::plain(not_utf8).is_none());
+        let plain = Cli::plain(not_utf8.clone()).expect("plain takes it");
+        let clap = Cli::try_parse_from(not_utf8).expect("clap takes it");
+        assert_eq!(format!("{plain:?}"), format!("{clap:?}"));
     }
 
     /// The PowerShell module's parameters get a word on what mmf takes instead; other unknown

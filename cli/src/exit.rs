@@ -2,6 +2,7 @@
 
 use mmf::channel::Error as CoreError;
 use mmf::Error as CodecError;
+use std::ffi::OsStr;
 
 /// Any error not listed below.
 pub const ERROR: u8 = 1;
@@ -39,11 +40,14 @@ fn core_error(err: &anyhow::Error) -> Option<&CoreError> {
 /// What the command line says of a missing channel `name`; `value_len` is the size of the value
 /// `out` was given (0 when there is none), which the advice to create the channel makes room
 /// for (it said `--size 1KiB` whatever the value).
-pub fn not_found(name: &str, value_len: usize) -> String {
+pub fn not_found(name: impl AsRef<OsStr>, value_len: usize) -> String {
+    let typed = name.as_ref();
+    let slash = typed.as_encoded_bytes().contains(&b'/');
+    let name = &*typed.to_string_lossy();
     // `mmf read state.mmf` beside a file state.mmf: a name without '/' is shared memory.
-    let file = !name.contains('/') && std::path::Path::new(name).is_file();
+    let file = !slash && std::path::Path::new(typed).is_file();
     let shm_dir = mmf::channel::host::shm_dir();
-    if !name.contains('/') && !shm_dir.is_dir() {
+    if !slash && !shm_dir.is_dir() {
         // `mmf new` would fail too: say what is missing.
         format!(
             "no channel named '{name}': the shared-memory directory {} does not exist \
@@ -56,23 +60,23 @@ pub fn not_found(name: &str, value_len: usize) -> String {
                 "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
             }
         )
-    } else if let Some(dir) = missing_dir(name) {
+    } else if let Some(dir) = missing_dir(typed) {
         // `mmf new` would fail too: the directory first.
         format!(
             "no channel named '{name}': the directory {} does not exist; create it (mkdir -p {}), \
              then the channel with `{}`",
             dir.display(),
-            shell_word(&dir.to_string_lossy()),
-            command("new", name, &format!("--size {}", size_for(value_len)))
+            shell_word(&dir),
+            command("new", typed, &format!("--size {}", size_for(value_len)))
         )
     } else if file {
         format!(
             "no channel named '{name}' in shared memory; a name without '/' is a \
              shared-memory channel, so for the file here say {}",
-            shell_word(&format!("./{name}"))
+            shell_word(format!("./{name}"))
         )
     } else {
-        let near = if name.contains('/') {
+        let near = if slash {
             String::new()
         } else {
             near_names(name, &shm_dir).map_or(String::new(), |n| format!(" (did you mean {n}?)"))
@@ -80,7 +84,7 @@ pub fn not_found(name: &str, value_len: usize) -> String {
         format!(
             "no channel named '{name}'{near}; check the name (another process may have removed \
              the channel), or create it with `{}`",
-            command("new", name, &format!("--size {}", size_for(value_len)))
+            command("new", typed, &format!("--size {}", size_for(value_len)))
         )
     }
 }
@@ -194,7 +198,7 @@ pub fn code(err: &anyhow::Error) -> u8 {
 /// library's messages end with advice for any caller ("create the channel first"); where the
 /// command line can say it exactly (`mmf new T --size 1KiB`), its line replaces that advice
 /// instead of following it.
-pub fn report(err: &anyhow::Error, verb: &str, name: Option<&str>) -> String {
+pub fn report(err: &anyhow::Error, verb: &str, name: Option<&OsStr>) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in err.chain() {
         let core = e
@@ -240,8 +244,9 @@ fn hint(err: &anyhow::Error, verb: &str) -> Option<String> {
 /// one does not), if it is what is left of a channel: a file that starts with zeros may be any
 /// other program's (a disk image's first bytes are zeros), and a review had every verb advise
 /// `rm` of an ext4 image given by mistake.
-pub fn clear_unfinished(name: &str) -> String {
-    if name.contains('/') {
+pub fn clear_unfinished(name: impl AsRef<OsStr>) -> String {
+    let name = name.as_ref();
+    if name.as_encoded_bytes().contains(&b'/') {
         format!(
             "delete the file if it is what is left of a channel (another program's file that \
              starts with zeros, a disk image say, reads so too): rm {}",
@@ -262,7 +267,15 @@ pub fn already_exists(name: &str) -> String {
 
 /// A core error as the command line says it, advice included; `None` to print the library's
 /// own message.
-fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
+fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
+    // The name as typed where the library's (said lossily) is it, for commands that run as
+    // printed: a file path that is not UTF-8 is quoted byte for byte.
+    let named = |name: &str| -> std::ffi::OsString {
+        match arg {
+            Some(arg) if arg.to_string_lossy() == name => arg.to_os_string(),
+            _ => name.into(),
+        }
+    };
     Some(match (c, verb) {
         (CoreError::NotFound { name, .. }, "remove") => format!(
             "no channel named '{name}'; nothing was removed (--force ignores names that do not \
@@ -272,7 +285,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
         (CoreError::NotFound { name, .. }, "remove-one-of-many") => {
             format!("no channel named '{name}' (--force ignores names that do not exist)")
         }
-        (CoreError::NotFound { name, .. }, _) => not_found(name, 0),
+        (CoreError::NotFound { name, .. }, _) => not_found(named(name), 0),
         (
             CoreError::Contended {
                 name, what, waited, ..
@@ -286,7 +299,11 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
         (CoreError::TooLarge { len, capacity, .. }, "out") => format!(
             "value of {len} bytes does not fit the channel's capacity of {capacity} bytes; \
              nothing was published (`{}` makes a larger channel, dropping the current value)",
-            command("new", arg.unwrap_or("NAME"), "--size SIZE --force")
+            command(
+                "new",
+                arg.unwrap_or(OsStr::new("NAME")),
+                "--size SIZE --force"
+            )
         ),
         // The library's advice in the command's own words (its options, not `Options`').
         (
@@ -309,13 +326,13 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
                 "channel '{name}' is still being created: a process holds its file, which is not \
                  initialised yet (a large channel takes about a second a GiB to allocate); retry \
                  once it is made (`{}` waits for it)",
-                command("read", name, "--wait")
+                command("read", named(name), "--wait")
             )
         }
         (CoreError::NotInitialized { name, .. }, _) => format!(
             "channel '{name}' is not initialised: its creator may still be starting, or died \
              while creating it; retry, and if it stays so, {}",
-            clear_unfinished(name)
+            clear_unfinished(named(name))
         ),
         // Only the current value damaged (a machine crash before the file was written back, a
         // checksum that does not match): `recover` or any publish mends it, and replacing the
@@ -323,16 +340,16 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
         // both, for any caller; after a `recover` that found nothing whole, only a publish.
         (CoreError::Corrupt { name, what, .. }, "recover") if c.mended_by_publish() => format!(
             "channel '{name}' is damaged: {what} (here: `{}`)",
-            out_command(name)
+            out_command(named(name))
         ),
         (CoreError::Corrupt { name, what, .. }, _) if c.mended_by_publish() => format!(
             "channel '{name}' is damaged: {what} (here: `{}`, or `{}`)",
-            command("recover", name, ""),
-            out_command(name)
+            command("recover", named(name), ""),
+            out_command(named(name))
         ),
         (CoreError::Corrupt { name, what, .. }, _) => format!(
             "channel '{name}' is corrupt: {what}; `{}` replaces it",
-            command("new", name, "--size SIZE --force")
+            command("new", named(name), "--size SIZE --force")
         ),
         (
             CoreError::Truncated {
@@ -353,7 +370,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
         (CoreError::Truncated { name, .. }, _) => format!(
             "channel '{name}' was truncated while mapped (another process shrank its file); run \
              the command again, and if the channel is damaged, `{}` re-creates it",
-            command("new", name, "--size SIZE --force")
+            command("new", named(name), "--size SIZE --force")
         ),
         (
             CoreError::UnsupportedVersion {
@@ -367,7 +384,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
             "channel '{name}' has layout version {found}, this mmf reads version {supported}; the \
              mmf that made it still reads it, and `{}` re-creates it in this layout, without \
              its value",
-            command("new", name, "--size SIZE --force")
+            command("new", named(name), "--size SIZE --force")
         ),
         _ => return None,
     })
@@ -375,7 +392,7 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&str>) -> Option<String> {
 
 /// The command line `mmf VERB NAME FLAGS`, quoted for the shell; a name that starts with '-'
 /// goes after `--`, where it cannot be taken for a flag (`mmf new --size 1KiB -- -y`).
-pub fn command(verb: &str, name: &str, flags: &str) -> String {
+pub fn command(verb: &str, name: impl AsRef<OsStr>, flags: &str) -> String {
     let name = shell_word(name);
     match (name.starts_with('-'), flags.is_empty()) {
         (true, true) => format!("mmf {verb} -- {name}"),
@@ -387,7 +404,7 @@ pub fn command(verb: &str, name: &str, flags: &str) -> String {
 
 /// The command line that publishes a value to `name`, quoted for the shell: `mmf out NAME
 /// VALUE`, or `mmf out -- -NAME VALUE` (after `--` both are positional, the name first).
-pub fn out_command(name: &str) -> String {
+pub fn out_command(name: impl AsRef<OsStr>) -> String {
     let name = shell_word(name);
     if name.starts_with('-') {
         format!("mmf out -- {name} VALUE")
@@ -397,13 +414,33 @@ pub fn out_command(name: &str) -> String {
 }
 
 /// For a file path (`name` has a '/'), its directory if that does not exist.
-pub fn missing_dir(name: &str) -> Option<std::path::PathBuf> {
+pub fn missing_dir(name: impl AsRef<OsStr>) -> Option<std::path::PathBuf> {
+    let name = name.as_ref();
     let dir = std::path::Path::new(name).parent()?;
-    (name.contains('/') && !dir.as_os_str().is_empty() && !dir.exists()).then(|| dir.to_owned())
+    (name.as_encoded_bytes().contains(&b'/') && !dir.as_os_str().is_empty() && !dir.exists())
+        .then(|| dir.to_owned())
 }
 
-/// `word` as one shell word: as it is if it needs no quoting, else in single quotes.
-pub fn shell_word(word: &str) -> String {
+/// `word` as one shell word: as it is if it needs no quoting, else in single quotes; a word
+/// that is not UTF-8 (a file path's bytes) in bash's and zsh's `$'...'`, its other bytes
+/// escaped as `\xHH`.
+pub fn shell_word(word: impl AsRef<OsStr>) -> String {
+    let word = word.as_ref();
+    let Some(word) = word.to_str() else {
+        let mut quoted = String::from("$'");
+        for &b in word.as_encoded_bytes() {
+            match b {
+                b'\'' | b'\\' => {
+                    quoted.push('\\');
+                    quoted.push(b as char);
+                }
+                0x20..=0x7e => quoted.push(b as char),
+                _ => quoted.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+        quoted.push('\'');
+        return quoted;
+    };
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
         word.to_owned()

@@ -107,7 +107,7 @@ impl Followed {
                     "process {} (--pid) has exited (or never ran), and channel '{location}' was left unfinished \
                      (not initialised); {}",
                     pid.unwrap_or_default(),
-                    crate::exit::clear_unfinished(&location.to_string())
+                    crate::exit::clear_unfinished(location.to_string())
                 ),
             )
         };
@@ -120,7 +120,7 @@ impl Followed {
             Err(E::NotFound { .. }) if exited_before => return Err(never_created().into()),
             // A typo would otherwise wait in silence.
             Err(E::NotFound { .. }) => {
-                match crate::exit::missing_dir(&location.to_string()) {
+                match crate::exit::missing_dir(location.to_string()) {
                     // A service that makes its directory when it starts, or a typo.
                     Some(dir) => crate::exit::note(format_args!(
                         "no channel named '{location}' yet, nor its directory {}; waiting for \
@@ -152,7 +152,7 @@ impl Followed {
                     crate::exit::note(format_args!(
                         "channel '{location}' was left unfinished by a creator that died (not \
                          initialised; {}); waiting for it to be created again{bound}",
-                        crate::exit::clear_unfinished(&location.to_string())
+                        crate::exit::clear_unfinished(location.to_string())
                     ));
                 }
                 false
@@ -215,7 +215,7 @@ impl Followed {
                 ) if exited() => after_exit(),
                 Err(E::NotFound { .. }) => Err(Coded(
                     TIMEOUT,
-                    match crate::exit::missing_dir(&location.to_string()) {
+                    match crate::exit::missing_dir(location.to_string()) {
                         Some(dir) => format!(
                             "no channel named '{location}' appeared within the timeout, nor its \
                              directory {}",
@@ -235,7 +235,7 @@ impl Followed {
                         format!(
                             "channel '{location}' was still left unfinished (not initialised) \
                              when the timeout passed; {}",
-                            crate::exit::clear_unfinished(&location.to_string())
+                            crate::exit::clear_unfinished(location.to_string())
                         ),
                     )
                     .into())
@@ -382,7 +382,7 @@ impl Followed {
                                  (being created, or left unfinished by a creator that died: if \
                                  no process is creating it, {}); waiting for it to be ready or \
                                  created again{bound}",
-                                crate::exit::clear_unfinished(&location.to_string())
+                                crate::exit::clear_unfinished(location.to_string())
                             )),
                             Gone::Removed => crate::exit::note(format_args!(
                                 "channel '{location}' was removed; waiting for it to be created \
@@ -462,7 +462,7 @@ const DAMAGE_LINES: u32 = 5;
 /// At most [`DAMAGE_LINES`] such lines a second: a peer that stores damaged values as fast as
 /// it can (each store an 8-byte write) flooded stderr with 866,895 lines, 385 MB, in 4 s of a
 /// liveness review. The lines left out are counted in the next one said.
-pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &str) {
+pub fn waiting_past(e: mmf::channel::Error, verb: &str, name: &std::ffi::OsStr) {
     /// The second now counted (from its first line), the lines said in it, and those left out.
     static SAID: std::sync::Mutex<Option<(Instant, u32, u64)>> = std::sync::Mutex::new(None);
     let mut said = SAID

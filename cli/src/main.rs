@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::from_env();
     exit::set_quiet(cli.quiet);
     let verb = cli.command.verb();
-    let name = cli.command.name().map(str::to_owned);
+    let name = cli.command.name().map(std::ffi::OsStr::to_os_string);
     let result = cmd::run(cli);
     // A signal that came after the wait had returned (while the value was being printed, or
     // on the way out) ends the process as one during the wait does, whatever the result: a

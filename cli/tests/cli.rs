@@ -661,7 +661,7 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
     let dashed = e.run(&["out", "T", "-x"]);
     let err = String::from_utf8_lossy(&dashed.stderr);
     assert_eq!(dashed.status.code(), Some(2), "{err}");
-    assert!(err.contains("'-- -x'"), "{err}");
+    assert!(err.contains("`mmf out NAME -- -x` for a VALUE"), "{err}");
     assert_eq!(e.ok(&["read", "T", "--format", "json"]), "-1.5\n");
     e.ok(&["out", "T", "--", "-x"]);
     assert_eq!(e.ok(&["read", "T"]), "-x\n");
@@ -7016,4 +7016,71 @@ fn each_line_on_stderr_is_one_write() {
         }
         assert_eq!(written, out.stderr.len(), "{args:?}: {said}");
     }
+}
+
+/// A file path need not be UTF-8 (a file name in Latin-1, as older systems made them): every
+/// verb takes it as the OS does, and a command a message gives runs as printed (bash's and
+/// zsh's `$'...'`). clap refused such an argument ("invalid UTF-8 was detected in one or more
+/// arguments", exit 2), with no word on which. A shared-memory name stays UTF-8 text.
+#[test]
+fn a_file_path_that_is_not_utf8_names_a_channel() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let e = Env::new("not-utf8");
+    let run = |args: &[&OsStr]| {
+        e.command(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let s = OsStr::new;
+    let path = OsStr::from_bytes(b"./caf\xe9.mmf");
+    let ok = |args: &[&OsStr]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&[s("new"), path, s("--size"), s("1KiB")]);
+    assert!(e.dir.join(OsStr::from_bytes(b"caf\xe9.mmf")).is_file());
+    ok(&[s("out"), path, s("hi")]);
+    assert_eq!(ok(&[s("read"), path]), "hi\n");
+    assert!(ok(&[s("info"), s("--json"), path]).contains("\"generation\":1"));
+    // A message's command, quoted byte for byte.
+    let made = run(&[s("new"), path, s("--size"), s("8"), s("--force")]);
+    assert!(made.status.success(), "{made:?}");
+    let out = run(&[s("out"), path, s("a value longer than 8 bytes")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("`mmf new $'./caf\\xe9.mmf' --size SIZE --force`"),
+        "{err}"
+    );
+    let hint = e
+        .command("bash")
+        .arg("-c")
+        .arg("exec \"$0\" new $'./caf\\xe9.mmf' --size 64 --force")
+        .arg(BIN)
+        .output()
+        .unwrap();
+    assert!(hint.status.success(), "the hint as bash runs it: {hint:?}");
+    let missing = run(&[s("read"), OsStr::from_bytes(b"./d\xe9/x.mmf")]);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(3), "{err}");
+    assert!(err.contains("(mkdir -p $'./d\\xe9')"), "{err}");
+    ok(&[s("remove"), path]);
+    assert!(!e.dir.join(OsStr::from_bytes(b"caf\xe9.mmf")).exists());
+    // A shared-memory name that is not UTF-8: a usage error that says why.
+    let out = run(&[
+        s("new"),
+        OsStr::from_bytes(b"caf\xe9"),
+        s("--size"),
+        s("1KiB"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not UTF-8 text, which a shared-memory name is"),
+        "{err}"
+    );
 }

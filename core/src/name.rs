@@ -64,6 +64,54 @@ impl Location {
         }
     }
 
+    /// [`parse`](Location::parse) of an argument that may not be UTF-8 (a command line's, as
+    /// [`std::env::args_os`] gives it): a file path may be any bytes but NUL, as the OS takes
+    /// it; a shared-memory name is UTF-8 text.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::ffi::OsStr;
+    /// use std::os::unix::ffi::OsStrExt;
+    /// use mmf::Location;
+    /// use mmf::channel::Error;
+    /// let latin1 = OsStr::from_bytes(b"./caf\xe9.mmf");
+    /// assert_eq!(Location::parse_os(latin1)?, Location::file(latin1));
+    /// assert_eq!(Location::parse_os(OsStr::new("Test"))?, Location::parse("Test")?);
+    /// let bad = Location::parse_os(OsStr::from_bytes(b"caf\xe9"));
+    /// assert!(matches!(bad, Err(Error::InvalidName { .. })));
+    /// # }
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`parse`](Location::parse); and [`Error::InvalidName`] for a name without `/` that is
+    /// not UTF-8.
+    pub fn parse_os(arg: &std::ffi::OsStr) -> Result<Location> {
+        if let Some(arg) = arg.to_str() {
+            return Location::parse(arg);
+        }
+        let bytes = arg.as_encoded_bytes();
+        let name = || arg.to_string_lossy().into_owned();
+        if !bytes.contains(&b'/') {
+            return Err(Error::InvalidName {
+                name: name(),
+                reason: "it is not UTF-8 text, which a shared-memory name is (a file path, with \
+                         a '/', may hold any bytes)",
+            });
+        }
+        if bytes.contains(&0) {
+            return Err(Error::InvalidName {
+                name: name(),
+                reason: "it contains NUL",
+            });
+        }
+        if bytes.ends_with(b"/") {
+            return Err(Error::IsADirectory { name: name() });
+        }
+        Ok(Location::File(PathBuf::from(arg)))
+    }
+
     /// A shared-memory location, with the name validated.
     ///
     /// # Errors

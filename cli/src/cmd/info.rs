@@ -13,7 +13,7 @@ use crate::time::rfc3339;
 const CHECK_UP_TO: usize = 64 << 20;
 
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
-    let location = Location::parse(&a.name)?;
+    let location = Location::parse_os(&a.name)?;
     // Read-only: read permission is enough to inspect a channel.
     let channel = Options::new().read_only(true).open(&location)?;
     let mut info = channel.info();

@@ -174,6 +174,15 @@ pub(super) fn untouched_for(name: &str) -> std::time::Duration {
         .unwrap_or_default()
 }
 
+/// The channel's argument as it was typed, `location` read back: a file path's bytes as they
+/// are (not UTF-8, maybe), for commands in messages that run as printed.
+pub(crate) fn typed(location: &mmf::Location) -> std::ffi::OsString {
+    match location {
+        mmf::Location::File(path) => path.clone().into_os_string(),
+        other => other.to_string().into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

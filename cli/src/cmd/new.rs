@@ -8,7 +8,7 @@ use crate::args::NewArgs;
 use crate::exit;
 
 pub fn run(a: NewArgs) -> anyhow::Result<()> {
-    let location = Location::parse(&a.name)?;
+    let location = Location::parse_os(&a.name)?;
     // Ctrl-C, SIGTERM or SIGHUP while a large channel is allocated: killed by the signal's
     // default action, `new` left an empty file that refused every verb until deleted by hand
     // (a review). With the handlers the creation finishes, and the channel is then removed
@@ -176,7 +176,7 @@ fn note_umask_refuses_owner(location: &Location) {
              one that does",
             exit::command(
                 "new",
-                &location.to_string(),
+                location.to_string(),
                 "--size SIZE --mode 0600 --force"
             )
         ));
@@ -233,7 +233,7 @@ fn name_taken(location: &Location) -> anyhow::Error {
     // moment (several racing for one name) is given its 250 ms to finish, and told as the
     // channel it is, not as a half-made file to delete.
     let probe = Options::new().read_only(true).open(location);
-    let name = exit::shell_word(&location.to_string());
+    let name = exit::shell_word(super::typed(location));
     // This user's (root: anyone's): the only files it may remove from a sticky directory
     // such as /dev/shm, and the only ones `--exist-ok` replaces there.
     let own = mmf::channel::host::is_own(location);
@@ -257,7 +257,7 @@ fn name_taken(location: &Location) -> anyhow::Error {
         // A shared-memory name is mmf's own: remove (and new --force) clear whatever is there.
         format!(
             "`{}` deletes it",
-            exit::command("remove", &location.to_string(), "")
+            exit::command("remove", super::typed(location), "")
         )
     };
     // This user's own file, whose mode does not let its owner read and write it.
@@ -265,7 +265,7 @@ fn name_taken(location: &Location) -> anyhow::Error {
         format!(
             "a file of this user's whose mode does not let its owner read and write it; give \
              it back read and write (chmod u+rw {}) to use it, or {clear}",
-            exit::shell_word(&path.to_string_lossy())
+            exit::shell_word(path)
         )
     };
     // Exit 6 ("exists") only where a channel holds the name; anything else in its place is

@@ -9,7 +9,7 @@ use crate::args::{InFormat, OutArgs};
 use crate::exit::{Coded, INVALID_INPUT, NOT_FOUND, TOO_LARGE, USAGE};
 
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
-    let location = Location::parse(&a.name)?;
+    let location = Location::parse_os(&a.name)?;
     use std::os::unix::ffi::OsStrExt;
     let input: Vec<u8> = match a.value.as_deref() {
         // Not UTF-8 (a shell's `$'\xff'`): bytes for --bytes and --msgpack, an error of its
@@ -212,7 +212,7 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
             "standard input holds {what}, more than channel '{location}' (capacity {cap} bytes) \
              can hold; nothing was published (`{}` makes a larger channel, dropping the \
              current value)",
-            crate::exit::command("new", &location.to_string(), "--size SIZE --force")
+            crate::exit::command("new", super::typed(location), "--size SIZE --force")
         ),
     )
     .into())

@@ -26,7 +26,7 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         .into());
     }
     let format = if a.json { OutFormat::Json } else { a.format };
-    let location = Location::parse(&a.name)?;
+    let location = Location::parse_os(&a.name)?;
     let (meta, bytes, incarnation) = if a.wait || a.after.is_some() {
         let after = a.after.map(|g| (g, a.incarnation));
         read_next(location.clone(), after, a.timeout, a.pid)?
@@ -43,7 +43,7 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
             format!(
                 "channel '{location}' holds no value yet; publish one with `{}`, or wait with \
                  --wait",
-                crate::exit::out_command(&location.to_string())
+                crate::exit::out_command(super::typed(&location))
             ),
         )
         .into());
@@ -123,7 +123,7 @@ fn not_shown(location: &Location, meta: Meta, e: &dyn std::fmt::Display) -> anyh
              `{}` prints its bytes",
             meta.tag,
             meta.generation,
-            crate::exit::command("read", &location.to_string(), "--format bytes")
+            crate::exit::command("read", super::typed(location), "--format bytes")
         ),
     )
     .into()
@@ -167,7 +167,7 @@ fn read_next(
                 format!(
                     " (generation {since} was there when the wait began, and --wait waits for \
                      a newer value: `{}` takes that one too)",
-                    crate::exit::command("read", &location.to_string(), "--wait --after 0")
+                    crate::exit::command("read", super::typed(&location), "--wait --after 0")
                 )
             })
     };
@@ -229,7 +229,7 @@ fn read_next(
                         if followed.refuse(current) && e.mended_by_publish() {
                             continue;
                         }
-                        follow::waiting_past(e, "read", &location.to_string());
+                        follow::waiting_past(e, "read", &super::typed(&location));
                         refused = Some(current);
                     }
                     Err(e) => return Err(e.into()),

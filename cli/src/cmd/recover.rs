@@ -7,7 +7,7 @@ use mmf::{Location, Options};
 use crate::args::RecoverArgs;
 
 pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
-    let location = Location::parse(&a.name)?;
+    let location = Location::parse_os(&a.name)?;
     let ch = Options::new().open(&location)?;
     let line = match ch.recover()? {
         Some(r) => {

@@ -1,6 +1,6 @@
 //! `mmf remove NAME...`: unlink channels.
 
-use mmf::Channel;
+use mmf::{Channel, Location};
 
 use crate::args::RemoveArgs;
 use crate::exit;
@@ -8,7 +8,7 @@ use crate::exit;
 pub fn run(a: RemoveArgs) -> anyhow::Result<()> {
     let mut first_error: Option<anyhow::Error> = None;
     for name in &a.names {
-        let result = Channel::remove(name);
+        let result = Location::parse_os(name).and_then(|location| Channel::remove(&location));
         match result {
             Ok(()) => {}
             Err(mmf::channel::Error::NotFound { .. }) if a.force => {}

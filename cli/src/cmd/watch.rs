@@ -8,7 +8,7 @@ use crate::exit::{EXITED, INTERRUPTED};
 use crate::follow::{self, Followed, Waited};
 
 pub fn run(a: WatchArgs) -> anyhow::Result<()> {
-    let location = Location::parse(&a.name)?;
+    let location = Location::parse_os(&a.name)?;
     let mut followed = match Followed::open(location.clone(), follow::deadline(a.timeout), a.pid) {
         // The --pid process exited without creating the channel: nothing to watch, the end
         // (said, unless --quiet: an empty watch looks like one that never began).
@@ -103,7 +103,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                  prints it",
                 meta.generation,
                 a_tag(meta.tag),
-                crate::exit::command("read", &location.to_string(), "")
+                crate::exit::command("read", super::typed(&location), "")
             ));
             last = meta.generation;
             deadline = follow::deadline(a.timeout);
@@ -127,7 +127,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                     "generation {} of '{location}' cannot be shown, skipped: {e}; `{}` prints \
                      its bytes",
                     meta.generation,
-                    crate::exit::command("read", &location.to_string(), "--format bytes")
+                    crate::exit::command("read", super::typed(&location), "--format bytes")
                 ));
                 if a.meta {
                     super::print_bytes(&error_line(meta, incarnation, skipped, &format!("{e}"))?)?;
