@@ -7084,3 +7084,56 @@ fn a_file_path_that_is_not_utf8_names_a_channel() {
         "{err}"
     );
 }
+
+/// A stray write of the writers' count far ahead (`written`, near the generation limit), in
+/// each of 257 channels made anew under the name while `watch` runs: its count of skipped
+/// generations stays a count. It overflowed (a hostile-mapping review: a debug build panicked
+/// after the 256th value, a release one wrapped and said a wrong count).
+#[test]
+fn watch_counts_skipped_generations_without_overflow() {
+    use std::os::unix::fs::FileExt;
+    let e = Env::new("skip-overflow");
+    e.ok(&["new", "T", "--size", "64"]);
+    let rounds = 257;
+    let watch = Bg::start(
+        &e,
+        &[
+            "watch",
+            "T",
+            "--quiet",
+            "--new-only",
+            "--timeout",
+            "30s",
+            "--count",
+            &rounds.to_string(),
+        ],
+    );
+    e.parked("T");
+    let path = mmf::Location::file(e.shm_name("T"));
+    for round in 1..=rounds {
+        let ch = mmf::Options::new()
+            .capacity(64)
+            .create_or_replace(&path)
+            .unwrap();
+        let far = ((1u64 << 56) - 4) << 8 | 0xff;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(e.shm_name("T"))
+            .unwrap()
+            .write_all_at(&far.to_le_bytes(), 464)
+            .unwrap();
+        ch.publish_raw(mmf::Tag::TEXT, format!("v{round}").as_bytes())
+            .unwrap();
+        watch.wait_lines(round);
+    }
+    let out = watch.finish(20);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "watch printed {rounds} values and skipped {} generations",
+            u64::MAX
+        )),
+        "{err}"
+    );
+}
