@@ -2211,7 +2211,9 @@ impl Channel {
     /// readers have a value instead of [`Error::Corrupt`]. It looks for one in the other slots
     /// and, on a channel without checksums, in the header, which keeps the last two values of
     /// up to 120 bytes (a channel of small values keeps them there alone while no reader wants
-    /// slots). `Ok(None)` when the current value reads whole (nothing is published; `verify`
+    /// slots). Where a stray write damaged `latest` itself (its slot bits, or its generation
+    /// moved back below the writers' count), the value it named, or a later one the writers
+    /// published, may still be whole elsewhere: the newest whole one comes back. `Ok(None)` when the current value reads whole (nothing is published; `verify`
     /// may still report damage that this cannot repair, such as a descriptor that disagrees
     /// with a whole frame, until the next publish), or when another writer published
     /// meanwhile.
@@ -2294,7 +2296,14 @@ impl Channel {
                 let b = (gen % 2) as usize;
                 match self.snap.whole_inline(b, gen..=gen, &mut Vec::new()) {
                     Some(own) => Some(own),
-                    None => return Ok(None),
+                    // No copy of its own: a value this handle read by `latest` and its
+                    // descriptor alone (the fast path of a value in a slot, which does not
+                    // look at the frame: docs/FORMAT.md §14), while the frame `latest` names
+                    // holds another (a stray write of `latest`'s slot bits). Other handles'
+                    // reads, `info` and `verify` call it damaged: the newest whole value comes
+                    // back, as for a read that failed (a hostile-mapping review found this
+                    // `recover` doing nothing).
+                    None => self.snap.newest_whole_before(latest)?,
                 }
             }
             Err(Error::Corrupt { .. }) => return Ok(None),

@@ -1759,10 +1759,17 @@ impl Snapshot {
             && crate::sync::load_acquire(self.region.word(self.layout.slot(slot, F_SEQ))) % 2 == 1
     }
 
-    /// The newest value older than `latest`'s generation that is still whole, for
+    /// The newest value still whole that `latest`'s damaged one may be replaced with, for
     /// [`Channel::recover`](crate::Channel::recover) (`latest` loaded with Acquire): its
     /// generation, tag and bytes. Candidates: the frames of the slots other than the one
-    /// `latest` names, and the inline buffers (`whole_inline`). Each frame is copied as a
+    /// `latest` names, and the inline buffers (`whole_inline`), of generations up to the newer
+    /// of `latest`'s and the writers' count (`written`, which a publish stores after `latest`:
+    /// one past `latest`'s generation means a stray write moved `latest` back, and every
+    /// generation up to it was published). A frame of `latest`'s own generation in another
+    /// slot counts only where its descriptor describes it: a stray write of `latest`'s slot
+    /// bits leaves the value whole there (a hostile-mapping review found `recover` bringing
+    /// back an older value over it, or, `latest` moved back, none at all). In the slot
+    /// `latest` names, only a frame newer than `latest` counts. Each frame is copied as a
     /// seqlock read (an even stamp, unchanged around the copy) and checked as a read checks it
     /// (length and tag in range, the CRC where the frame has one); without checksums a payload
     /// torn by a crash cannot be told. (The damaged value's own inline copy is no candidate
@@ -1783,24 +1790,25 @@ impl Snapshot {
     pub(crate) fn newest_whole_before(&self, latest: u64) -> Result<Option<(u64, Tag, Vec<u8>)>> {
         let l = &self.layout;
         let (gen, current) = split_latest(latest);
+        let written = self.written_generation();
         // A `latest` of generation 0 under a writers' count past it was overwritten (no
         // publish stores 0): every whole value up to the count is a candidate, in any slot.
-        let (gen, current) = if gen == 0 {
-            (self.written_generation().saturating_add(1), usize::MAX)
-        } else {
-            (gen, current)
-        };
+        let current = if gen == 0 { usize::MAX } else { current };
+        let upper = gen.max(written);
         let mut buf = Vec::new();
         // The best so far, and whether its descriptor still describes it: the newer of the
         // inline buffers' values, if any is whole (a channel of small values keeps them in the
         // header only while no reader wants slots, so its slots may hold nothing recent).
-        let earlier = 1..=gen.saturating_sub(1);
-        let inline = [0, 1].map(|b| self.whole_inline(b, earlier.clone(), &mut buf));
+        let candidates = 1..=upper;
+        let inline = [0, 1].map(|b| self.whole_inline(b, candidates.clone(), &mut buf));
         let mut best = inline.into_iter().flatten().max_by_key(|v| v.0);
         let mut described = best.is_some();
         // The newest candidate that could not be copied for want of memory.
         let mut too_large: Option<(u64, u64, std::collections::TryReserveError)> = None;
-        for slot in (0..l.slots).filter(|&s| s != current) {
+        // The slot `latest` names holds its damaged value, or an older frame over a payload
+        // its value may have half overwritten; a frame newer than `latest` there was published
+        // after it (the writers' count says so), and `latest` moved back.
+        for slot in 0..l.slots {
             let seq = self.region.word(l.slot(slot, F_SEQ));
             let Some(s1) = seqlock::read_begin(seq) else {
                 continue;
@@ -1813,7 +1821,14 @@ impl Snapshot {
             let newer = best
                 .as_ref()
                 .is_none_or(|b| fgen > b.0 || (fgen == b.0 && matches && !described));
-            if fgen == 0 || fgen >= gen || !newer || len > l.capacity as u64 || tag > 0xffff {
+            if fgen == 0
+                || (slot == current && fgen <= gen)
+                || fgen > upper
+                || (fgen == gen && !matches)
+                || !newer
+                || len > l.capacity as u64
+                || tag > 0xffff
+            {
                 continue;
             }
             let copied = self.copy_payload(slot, len as usize, &mut buf);

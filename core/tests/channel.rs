@@ -2767,6 +2767,64 @@ fn a_latest_overwritten_to_generation_0_is_damage_that_recover_mends() {
     }
 }
 
+/// A stray write of `latest` that leaves the newest value whole elsewhere (its slot bits
+/// flipped to no slot or to another slot, its generation moved back below the writers' count):
+/// `recover` brings that value back, not an older one. It brought back generation 4 of 5, or
+/// 3, or, `latest` moved back, said no earlier value was whole (a hostile-mapping review).
+#[test]
+fn recover_after_a_stray_write_of_latest_brings_back_the_newest_whole_value() {
+    let flip_to_no_slot = |latest: u64| latest ^ 1;
+    let name_slot_0 = |latest: u64| latest & !0xff;
+    let move_back = |latest: u64| (2 << 8) | (latest & 0xff);
+    let mut recovered = 0;
+    // Values of 7 bytes kept in the header only; of 508 bytes, in slots.
+    for (readers, len) in [(4, 7), (2, 508)] {
+        for (what, stray) in [
+            ("flipped", &flip_to_no_slot as &dyn Fn(u64) -> u64),
+            ("slot 0", &name_slot_0),
+            ("moved back", &move_back),
+        ] {
+            let s = Scratch::new("file");
+            let ch = Options::new()
+                .capacity(1000)
+                .readers(readers)
+                .create(&s.location)
+                .unwrap();
+            for v in 1..=5u8 {
+                ch.publish_raw(Tag::BYTES, &vec![v; len]).unwrap();
+            }
+            let latest = peek(&s.path(), 128);
+            let damaged = stray(latest);
+            poke(&s.path(), 128, damaged);
+            // As a consumer opens it (the writer's own handle, with its reads' state, may take
+            // the fast path that trusts `latest`: docs/FORMAT.md §14).
+            let reader = Channel::open(&s.location).unwrap();
+            match reader.read_raw() {
+                // A small value read from its header copy (which `latest`'s generation still
+                // names) whatever slot `latest` names: nothing to recover.
+                Ok((_, value)) if (what, len) == ("slot 0", 7) => {
+                    assert_eq!(value, vec![5; len]);
+                    continue;
+                }
+                Err(Error::Corrupt { .. }) => {}
+                other => panic!("{what}, {len} B, latest {latest:#x} -> {damaged:#x}: {other:?}"),
+            }
+            let back = ch
+                .recover()
+                .unwrap_or_else(|e| panic!("{what}, {len} B: {e}"))
+                .unwrap_or_else(|| panic!("{what}, {len} B: nothing recovered"));
+            assert_eq!(
+                (back.from, back.meta.generation),
+                (5, 6),
+                "{what}, {len} B, latest {latest:#x} -> {damaged:#x}"
+            );
+            assert_eq!(ch.read_raw().unwrap().1, vec![5; len], "{what}, {len} B");
+            recovered += 1;
+        }
+    }
+    assert_eq!(recovered, 5);
+}
+
 /// A read of a frame left open for good (a crash, or another process's stray write) waits its
 /// timeout out mostly asleep: it spun and yielded for the whole timeout, a core's worth of CPU
 /// on an idle machine (a liveness review measured 98-99%, for 1 s a read). The CPU this
