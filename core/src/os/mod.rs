@@ -370,6 +370,14 @@ impl Liveness {
         self.file.as_ref()
     }
 
+    /// Whether the channel's file answers the kernel's byte-lock queries, which every
+    /// read-write handle's token then rests on ([`claim_token`]).
+    fn takes_byte_locks(&self) -> bool {
+        self.file
+            .as_ref()
+            .is_some_and(|f| byte_locked(f, KERNEL_FAR).is_ok())
+    }
+
     /// Whether the owner of `token` may still be running: `false` only when it is known dead.
     pub(crate) fn alive(&self, token: u64) -> bool {
         self.judge(token) != OwnerState::Dead
@@ -404,6 +412,15 @@ impl Liveness {
         }
         let pid = token_pid(token);
         if pid == 0 {
+            return OwnerState::Dead;
+        }
+        // A token judged by pid that names no PID namespace, on a file that takes the kernel's
+        // byte locks, seen from a process that knows its own namespace: no writer or reader
+        // makes one (where the kernel lock cannot be had, one that has `/proc` records its
+        // namespace), so it is damage, such as a stray write of a small number over the lock
+        // word or a pin entry's owner. Dead: taken over, where it wedged every publish for good,
+        // said to be of another PID namespace (a hostile-mapping review wrote a shell's pid).
+        if token_namespace(token) == 0 && namespace_tag() != 0 && self.takes_byte_locks() {
             return OwnerState::Dead;
         }
         if token_foreign(token) {
