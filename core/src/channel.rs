@@ -130,6 +130,9 @@ pub struct Options {
     read_only: bool,
     timeouts: Timeouts,
     init_timeout: Duration,
+    /// How long an open waits at least for another process's exclusive `flock` to go
+    /// ([`LOCK_GRACE`]; [`list`] tries once, then waits for all of them together).
+    lock_grace: Duration,
     wait_spin: Duration,
     header_only: bool,
     remove_on_drop: bool,
@@ -153,6 +156,7 @@ impl Options {
             read_only: false,
             timeouts: Timeouts::default(),
             init_timeout: Duration::from_millis(250),
+            lock_grace: LOCK_GRACE,
             wait_spin: Duration::ZERO,
             header_only: true,
             remove_on_drop: false,
@@ -423,6 +427,7 @@ impl Options {
                 Instant::now(),
                 Instant::now().checked_add(self.init_timeout),
                 false,
+                LOCK_GRACE,
             );
             // A creator stalled between its creation and its lock (stopped, frozen, swapping
             // for a second or more) may find that file removed as a dead creator's, and another
@@ -667,7 +672,7 @@ impl Options {
         regular_file(&meta, name)?;
         // Bounded from the open's start, not this attempt's: a peer renaming a locked file
         // after another over the name costs the open its bound once, not once a file.
-        lock_shared_by(&file, start, deadline, true)
+        lock_shared_by(&file, start, deadline, true, self.lock_grace)
             .map_err(|e| io_error(name, path, "locking", e))?;
         // `mmf prune` removes a channel under an exclusive lock (`host::remove_unused`): an open
         // that waited for that lock holds a file no longer under the name, which nobody else
@@ -1101,7 +1106,13 @@ impl Options {
         let old = open_retiring(location, &path);
         let _old_locked = old.as_ref().map(|f| {
             let now = Instant::now();
-            lock_shared_by(f, now, now.checked_add(Duration::from_millis(100)), false)
+            lock_shared_by(
+                f,
+                now,
+                now.checked_add(Duration::from_millis(100)),
+                false,
+                LOCK_GRACE,
+            )
         });
         // A file path must still hold what was checked above: the channel found there, or
         // nothing. Making the new channel may take seconds (a large one's allocation), in which
@@ -2759,22 +2770,54 @@ pub fn list() -> Result<Vec<Listing>> {
                     in_use: None,
                 };
             }
-            let info = Location::shm(&name).and_then(|loc| {
-                let mut o = Options::new();
-                o.read_only(true).init_timeout(Duration::ZERO);
-                o.open(&loc).map(|ch| ch.info())
-            });
+            let info = listed_info(&name);
             let in_use = Location::shm(&name)
                 .ok()
                 .and_then(|loc| crate::host::in_use(&loc).ok());
             Listing { name, info, in_use }
         })
-        // Removed between the directory's read and the open: no longer there to list (a
-        // review saw such names listed as unreadable, "no channel named ...").
-        .filter(|l| !matches!(l.info, Err(Error::NotFound { .. })))
         .collect();
+    // Files another process holds under an exclusive `flock`, tried once above: waited for
+    // all together, for one open's grace in all. Each waited its own grace before, and a peer
+    // holding forty such files in `/dev/shm` held `list`, `doctor` and `prune` two seconds (a
+    // hostile-mapping review; a thousand, fifty). mmf's own such locks last an instant.
+    let held = |l: &Listing| {
+        matches!(&l.info, Err(Error::Io { op: "locking", cause, .. })
+            if cause.kind() == io::ErrorKind::WouldBlock)
+    };
+    let since = Instant::now();
+    while out.iter().any(held) && since.elapsed() < LOCK_GRACE {
+        std::thread::sleep(Duration::from_millis(1));
+        for l in out.iter_mut().filter(|l| held(l)) {
+            l.info = listed_info(&l.name);
+            if let Err(Error::Io {
+                op: "locking",
+                cause,
+                ..
+            }) = &mut l.info
+            {
+                if cause.kind() == io::ErrorKind::WouldBlock {
+                    *cause = held_too_long(since.elapsed());
+                }
+            }
+        }
+    }
+    // Removed between the directory's read and the open: no longer there to list (a review
+    // saw such names listed as unreadable, "no channel named ...").
+    out.retain(|l| !matches!(l.info, Err(Error::NotFound { .. })));
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// [`list`]'s look at the shared-memory channel `name`: opened read-only, not waited for if
+/// still being created, nor if another process holds an exclusive `flock` on it.
+fn listed_info(name: &str) -> Result<Info> {
+    Location::shm(name).and_then(|loc| {
+        let mut o = Options::new();
+        o.read_only(true).init_timeout(Duration::ZERO);
+        o.lock_grace = Duration::ZERO;
+        o.open(&loc).map(|ch| ch.info())
+    })
 }
 
 /// The entries of the shared-memory directory whose names start with `prefix`: the rest of each
@@ -2985,7 +3028,7 @@ fn create_new_file(location: &Location, path: &Path, shown: &Path, name: &str) -
 }
 
 /// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
-/// `deadline` (`None`: for ever), and until at least [`LOCK_GRACE`] after `start` (when the
+/// `deadline` (`None`: for ever), and until at least `grace` ([`LOCK_GRACE`]) after `start` (when the
 /// operation began, which may have waited for other files' locks before): mmf's own exclusive locks
 /// (`mmf prune`, `list` and `doctor` asking whether a file is in use, `open_or_create` clearing
 /// a dead creator's file) last an instant, while anyone who may read the file may hold one for
@@ -3000,8 +3043,9 @@ fn lock_shared_by(
     start: Instant,
     deadline: Option<Instant>,
     churned: bool,
+    grace: Duration,
 ) -> io::Result<()> {
-    let bound = deadline.map(|d| d.max(start + LOCK_GRACE));
+    let bound = deadline.map(|d| d.max(start + grace));
     let mut met: Option<(Instant, Option<Instant>)> = None;
     loop {
         match file.try_lock_shared() {
@@ -3010,33 +3054,32 @@ fn lock_shared_by(
             Err(std::fs::TryLockError::WouldBlock) => {
                 let (since, until) = *met.get_or_insert_with(|| {
                     let now = Instant::now();
-                    let grace = now + LOCK_GRACE;
-                    let until = bound.map(|b| {
-                        b.max(if churned {
-                            grace.min(b + LOCK_GRACE)
-                        } else {
-                            grace
-                        })
-                    });
+                    let given = now + grace;
+                    let until =
+                        bound.map(|b| b.max(if churned { given.min(b + grace) } else { given }));
                     (now, until)
                 });
                 if until.is_none_or(|u| Instant::now() < u) {
                     std::thread::sleep(Duration::from_millis(1));
                     continue;
                 }
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!(
-                        "another process holds an exclusive lock on it (flock), and mmf waited \
-                         {} ms for it to go; mmf takes one only for an instant, so whoever \
-                         holds it this long is not mmf: `fuser` or `lsof` shows who has the \
-                         file open",
-                        since.elapsed().as_millis()
-                    ),
-                ));
+                return Err(held_too_long(since.elapsed()));
             }
         }
     }
+}
+
+/// The error of an open that waited `waited` for another process's exclusive `flock` to go.
+fn held_too_long(waited: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!(
+            "another process holds an exclusive lock on it (flock), and mmf waited {} ms for it \
+             to go; mmf takes one only for an instant, so whoever holds it this long is not mmf: \
+             `fuser` or `lsof` shows who has the file open",
+            waited.as_millis()
+        ),
+    )
 }
 
 /// The least time an open or a creation waits for an exclusive `flock` to go, whatever its
