@@ -28,11 +28,26 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
                 r.from, r.meta.tag, r.meta.len, r.meta.generation
             )
         }
-        None => match ch.generation() {
-            0 => format!("'{location}' needs no recovery: nothing was published to it yet\n"),
-            g => format!(
-                "'{location}' needs no recovery: its current value (generation {g}) is whole\n"
+        // Nothing to mend, or `latest` moved while recover looked (another writer published,
+        // or a peer keeps writing it): "whole" only where a read says so (a hostile-mapping
+        // review got "is whole" of a value every read refused, under a peer flipping `latest`).
+        None => match ch.read_raw() {
+            Ok((meta, _)) if meta.generation == 0 => {
+                format!("'{location}' needs no recovery: nothing was published to it yet\n")
+            }
+            Ok((meta, _)) => format!(
+                "'{location}' needs no recovery: its current value (generation {}) reads whole\n",
+                meta.generation
             ),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "'{location}' changed while recover looked at it, and its current value \
+                         does not read; retry `{}` once no other process writes to it",
+                        crate::exit::command("recover", super::typed(&location), "")
+                    )
+                })
+            }
         },
     };
     super::print_bytes(line.as_bytes())
