@@ -4323,7 +4323,8 @@ fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
 
 /// A umask that takes the owner's write bit (`umask 0277`) makes a channel its own creator
 /// cannot publish to, found only at the first `out` ("permission denied"): `new` says so at
-/// once, and how to make one that works; with a umask that leaves the owner both, no note.
+/// once, and how to make one that works; with a umask that leaves the owner both, no note. So
+/// does a `--mode` that leaves out the owner's bits.
 #[test]
 fn new_says_when_the_umask_leaves_its_owner_unable_to_publish() {
     use std::os::unix::fs::PermissionsExt;
@@ -4362,6 +4363,18 @@ fn new_says_when_the_umask_leaves_its_owner_unable_to_publish() {
     );
     let out = new_with_umask("0022", "b").unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    // An explicit --mode that leaves out the owner's write bit, likewise (it said nothing).
+    let out = as_nobody(&e, &["new", "c", "--size", "1KiB", "--mode", "0440"]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "note: channel 'c' has mode 0440 (--mode), which does not let its owner read and \
+             write it: its owner cannot publish to it; `mmf new c --size SIZE --mode 0640 \
+             --force` makes one that does"
+        ),
+        "{err}"
+    );
 }
 
 /// A file of one's own whose mode lets not even its owner open it (mode 0000) is said to be

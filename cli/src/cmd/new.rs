@@ -106,9 +106,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
         anyhow::Error::new(e).context(what)
     })?;
     let Some(existing) = existing else {
-        if a.mode.is_none() {
-            note_umask_refuses_owner(&location);
-        }
+        note_mode_refuses_owner(&location, a.mode.is_some());
         return Ok(());
     };
     // `--exist-ok` keeps a channel as it is. One that cannot do what the script asked for (too
@@ -157,10 +155,11 @@ fn written_back(ch: &Channel, location: &Location) {
     }
 }
 
-/// After a creation without `--mode`: a umask that takes the owner's write (or read) bit
-/// (`umask 0277`) made a channel its own creator cannot publish to, found only at the first
-/// `mmf out`, which fails with "permission denied". Root is refused by no mode.
-fn note_umask_refuses_owner(location: &Location) {
+/// After a creation: a mode without the owner's read and write bits, from the umask (`umask
+/// 0277`) or a `--mode` (`0400`, `0444`: `explicit`), made a channel its own creator cannot
+/// publish to, found only at the first `mmf out`, which fails with "permission denied" (the
+/// CLI review found `--mode 0400` said nothing). Root is refused by no mode.
+fn note_mode_refuses_owner(location: &Location, explicit: bool) {
     use std::os::unix::fs::MetadataExt;
     if rustix::process::geteuid().is_root() {
         return;
@@ -171,13 +170,17 @@ fn note_umask_refuses_owner(location: &Location) {
     let mode = meta.mode() & 0o777;
     if mode & 0o600 != 0o600 {
         crate::exit::note(format_args!(
-            "note: channel '{location}' has mode {mode:04o} (0600 less the umask), which does \
-             not let its owner read and write it: its owner cannot publish to it; `{}` makes \
-             one that does",
+            "note: channel '{location}' has mode {mode:04o} ({}), which does not let its owner \
+             read and write it: its owner cannot publish to it; `{}` makes one that does",
+            if explicit {
+                "--mode"
+            } else {
+                "0600 less the umask"
+            },
             exit::command(
                 "new",
-                location.to_string(),
-                "--size SIZE --mode 0600 --force"
+                super::typed(location),
+                &format!("--size SIZE --mode {:04o} --force", mode | 0o600)
             )
         ));
     }
