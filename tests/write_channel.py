@@ -256,13 +256,6 @@ def token_dead(fd, t, my_token):
     ino = _ns_inode()
     n = (ino % ((1 << 26) - 2)) + 1 if ino is not None else 0
     ns_tag = (t >> 22) & ((1 << 26) - 1)
-    if ns_tag == 0 and n != 0:
-        # Step 3: no handle makes such a token on a file that takes the kernel's byte locks.
-        try:
-            fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK, 1 << 62))
-            return True
-        except OSError:
-            pass
     if n == 0 or ns_tag == 0 or ns_tag != n:
         return False
     try:

@@ -2406,8 +2406,10 @@ fn lock_holder(owner: u64, token: u64, live: &os::Liveness, try_once: bool) -> S
     }
     match live.judge(owner) {
         os::OwnerState::Unknown(why) => format!(
-            "writer lock held by pid {pid}, which may be alive: {why}; if it has exited, \
-             re-creating the channel frees the lock"
+            "writer lock held by pid {pid}, which may be alive: {why}; `fuser -v {}` names the \
+             processes that have the channel open: if none of them publishes, re-creating the \
+             channel frees the lock (read its value first to keep it)",
+            path_for_fuser(live)
         ),
         os::OwnerState::Alive => holder_alive(owner, live, try_once),
         // It died after the last check; the next attempt takes the lock over.

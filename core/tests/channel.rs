@@ -1676,36 +1676,33 @@ fn a_dead_writers_lock_is_recovered() {
 }
 
 /// A small number written over the writer lock (a pid, say, with none of a token's other
-/// fields: no PID namespace, no kernel lock) on a file that takes kernel locks: no writer makes
-/// such a token, so it is damage, and the next writer takes the lock over. It wedged every
-/// publish for good, the lock "held by pid P of another PID namespace" (a hostile-mapping
-/// review wrote its shell's pid). Likewise a pin entry's owner: the entry is reclaimed.
+/// fields) is a token that names no PID namespace: a stray write, or a live handle that could
+/// take no kernel lock and sees no `/proc` of its own, which nothing tells apart. It is waited
+/// for, never taken over (a first version took it over, and a diff review's live writer of
+/// that kind lost its lock: readers accepted 125,652 torn values), and the message says what
+/// it may be, and who has the channel open, not "another PID namespace" (a hostile-mapping
+/// review's shell pid was said so). Nothing is published; the value is kept.
 #[test]
-fn a_small_number_over_the_lock_word_or_a_pin_owner_is_taken_over() {
+fn a_token_of_no_pid_namespace_over_the_lock_is_said_and_waited_for() {
     let s = Scratch::new("file");
     s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
-    // This process's own pid (alive), and 1 (alive everywhere).
-    for owner in [u64::from(std::process::id()), 1] {
-        poke(&s.path(), 448, owner);
-        let ch = Options::new()
-            .lock_timeout(Duration::from_secs(2))
-            .open(&s.location)
-            .unwrap();
-        let before = ch.info().writer_recoveries;
-        ch.publish_raw(Tag::TEXT, b"after").unwrap();
-        assert_eq!(ch.read_raw().unwrap().1, b"after");
-        assert_eq!(ch.info().writer_recoveries, before + 1, "owner {owner}");
-        assert!(ch.info().writer_lock.is_none());
-    }
-    // Every pin entry's owner so, and each reader still gets one.
-    let readers = Channel::open(&s.location).unwrap().info().readers;
-    for e in 0..readers {
-        poke(&s.path(), (64 + e * 8) * 8, u64::from(std::process::id()));
-    }
-    let reader = Channel::open(&s.location).unwrap();
-    reader.read_raw().unwrap();
-    // Its own, taken over from a damaged one; the others are no one's (they counted as held).
-    assert_eq!(reader.info().pins_in_use, 1, "{:?}", reader.info());
+    poke(&s.path(), 448, u64::from(std::process::id()));
+    let ch = Options::new()
+        .lock_timeout(Duration::from_millis(30))
+        .open(&s.location)
+        .unwrap();
+    let Err(Error::Contended { what, .. }) = ch.publish_raw(Tag::TEXT, b"lost") else {
+        panic!("published over a lock that may be held");
+    };
+    assert!(
+        what.contains("names no PID namespace")
+            && what.contains("a stray write over the lock word")
+            && what.contains("fuser -v ")
+            && !what.contains("another PID namespace"),
+        "{what}"
+    );
+    assert_eq!(ch.read_raw().unwrap().1, b"kept");
+    assert_eq!(ch.info().writer_recoveries, 0);
 }
 
 /// A channel holding "kept" and what keeps its lock owner alive, if anything.

@@ -370,14 +370,6 @@ impl Liveness {
         self.file.as_ref()
     }
 
-    /// Whether the channel's file answers the kernel's byte-lock queries, which every
-    /// read-write handle's token then rests on ([`claim_token`]).
-    fn takes_byte_locks(&self) -> bool {
-        self.file
-            .as_ref()
-            .is_some_and(|f| byte_locked(f, KERNEL_FAR).is_ok())
-    }
-
     /// Whether the owner of `token` may still be running: `false` only when it is known dead.
     pub(crate) fn alive(&self, token: u64) -> bool {
         self.judge(token) != OwnerState::Dead
@@ -414,14 +406,18 @@ impl Liveness {
         if pid == 0 {
             return OwnerState::Dead;
         }
-        // A token judged by pid that names no PID namespace, on a file that takes the kernel's
-        // byte locks, seen from a process that knows its own namespace: no writer or reader
-        // makes one (where the kernel lock cannot be had, one that has `/proc` records its
-        // namespace), so it is damage, such as a stray write of a small number over the lock
-        // word or a pin entry's owner. Dead: taken over, where it wedged every publish for good,
-        // said to be of another PID namespace (a hostile-mapping review wrote a shell's pid).
-        if token_namespace(token) == 0 && namespace_tag() != 0 && self.takes_byte_locks() {
-            return OwnerState::Dead;
+        // A token that names no PID namespace: a stray write of a small number (a
+        // hostile-mapping review wrote a shell's pid over the lock word), or a live handle
+        // that could take no kernel lock (`ENOLCK`, NFS without lockd) and sees no `/proc` of
+        // its own. Nothing here tells the two apart, and taking a live writer's lock lets
+        // readers accept torn values (a diff review made 125,652 of them so, with a first
+        // version that called such tokens dead): said as what it may be, and waited for.
+        if token_namespace(token) == 0 {
+            return OwnerState::Unknown(
+                "its token names no PID namespace and it holds no liveness lock: a process \
+                 that could take no kernel lock and sees no /proc of its own, or a stray \
+                 write over the lock word",
+            );
         }
         if token_foreign(token) {
             return OwnerState::Unknown(
