@@ -828,6 +828,18 @@ impl Options {
         }
         for _ in 0..100 {
             match self.create(location) {
+                // A directory on the way that a creation may not go through (another user's
+                // link in a sticky directory, [`Options::create`]) leads to a channel that
+                // `open` opens all the same: opened, as before creations judged their links (a
+                // diff review found `new --exist-ok` refusing it). Likewise a directory this
+                // user may not write to. Otherwise the creation's refusal stands.
+                Err(refused @ Error::PermissionDenied { .. }) => {
+                    return match self.open(location) {
+                        Ok(ch) => Ok((ch, Origin::Existing)),
+                        Err(Error::NotFound { .. }) => Err(refused),
+                        Err(e) => Err(e),
+                    };
+                }
                 // A channel there, or one being created (which `open` waits for).
                 Err(Error::AlreadyExists { name } | Error::NotInitialized { name }) => {
                     match self.open(location) {
