@@ -403,7 +403,7 @@ pub struct PruneArgs {
     /// Only channels whose names match one of these (`*` any run of characters, `?` any one
     /// character, everything else itself; quote them from the shell). Default: every channel.
     #[arg(value_name = "PATTERN")]
-    pub patterns: Vec<String>,
+    pub patterns: Vec<std::ffi::OsString>,
     /// Only print the names of the channels it would remove, one a line on standard output
     /// (notes on what else it would remove go to standard error).
     #[arg(long)]

@@ -107,7 +107,7 @@ impl Followed {
                     "process {} (--pid) has exited (or never ran), and channel '{location}' was left unfinished \
                      (not initialised); {}",
                     pid.unwrap_or_default(),
-                    crate::exit::clear_unfinished(location.to_string())
+                    crate::exit::clear_unfinished(crate::cmd::typed(&location))
                 ),
             )
         };
@@ -120,7 +120,7 @@ impl Followed {
             Err(E::NotFound { .. }) if exited_before => return Err(never_created().into()),
             // A typo would otherwise wait in silence.
             Err(E::NotFound { .. }) => {
-                match crate::exit::missing_dir(location.to_string()) {
+                match crate::exit::missing_dir(crate::cmd::typed(&location)) {
                     // A service that makes its directory when it starts, or a typo.
                     Some(dir) => crate::exit::note(format_args!(
                         "no channel named '{location}' yet, nor its directory {}; waiting for \
@@ -152,7 +152,7 @@ impl Followed {
                     crate::exit::note(format_args!(
                         "channel '{location}' was left unfinished by a creator that died (not \
                          initialised; {}); waiting for it to be created again{bound}",
-                        crate::exit::clear_unfinished(location.to_string())
+                        crate::exit::clear_unfinished(crate::cmd::typed(&location))
                     ));
                 }
                 false
@@ -215,7 +215,7 @@ impl Followed {
                 ) if exited() => after_exit(),
                 Err(E::NotFound { .. }) => Err(Coded(
                     TIMEOUT,
-                    match crate::exit::missing_dir(location.to_string()) {
+                    match crate::exit::missing_dir(crate::cmd::typed(&location)) {
                         Some(dir) => format!(
                             "no channel named '{location}' appeared within the timeout, nor its \
                              directory {}",
@@ -235,7 +235,7 @@ impl Followed {
                         format!(
                             "channel '{location}' was still left unfinished (not initialised) \
                              when the timeout passed; {}",
-                            crate::exit::clear_unfinished(location.to_string())
+                            crate::exit::clear_unfinished(crate::cmd::typed(&location))
                         ),
                     )
                     .into())
@@ -382,7 +382,7 @@ impl Followed {
                                  (being created, or left unfinished by a creator that died: if \
                                  no process is creating it, {}); waiting for it to be ready or \
                                  created again{bound}",
-                                crate::exit::clear_unfinished(location.to_string())
+                                crate::exit::clear_unfinished(crate::cmd::typed(location))
                             )),
                             Gone::Removed => crate::exit::note(format_args!(
                                 "channel '{location}' was removed; waiting for it to be created \

@@ -1570,9 +1570,8 @@ fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
     );
     assert!(e.ok(&["doctor"]).contains("ok    writer-locks"));
     // A token judged by pid of another PID namespace (tag 12345): nobody can tell whether it
-    // lives, so writers wait for it, and `doctor` points at it. (Of no namespace, tag 0, it is
-    // damage on a file that takes kernel locks, taken over: core's
-    // `a_small_number_over_the_lock_word_or_a_pin_owner_is_taken_over`.)
+    // lives, so writers wait for it, and `doctor` points at it. (Of no namespace, tag 0, the
+    // same: core's `a_token_of_no_pid_namespace_over_the_lock_is_said_and_waited_for`.)
     poke_word(&e.dir.join("mmf.c"), 448, 12345 << 22 | 4242);
     let info = e.ok(&["info", "c"]);
     assert!(
@@ -4303,6 +4302,16 @@ fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
     }
     assert_eq!(e.ok(&["read", victim]), "precious\n");
     assert!(!private.join("fresh.mmf").exists());
+    // A channel that is there already opens through it, as `read` and `out` do: `--exist-ok`
+    // keeps it (a diff review found it refused once creations judged their links).
+    e.ok(&[
+        "new",
+        through_dir.to_str().unwrap(),
+        "--size",
+        "1KiB",
+        "--exist-ok",
+    ]);
+    assert_eq!(e.ok(&["read", victim]), "precious\n");
     std::fs::remove_file(&mine).unwrap();
     // Root's own link to the directory leads where root meant, for a creation too.
     let own_dir_link = sticky.join("own-dir");
@@ -7083,6 +7092,28 @@ fn a_file_path_that_is_not_utf8_names_a_channel() {
     let err = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(missing.status.code(), Some(3), "{err}");
     assert!(err.contains("(mkdir -p $'./d\\xe9')"), "{err}");
+    // A wait in a directory that is there, under a name that is not UTF-8: the directory is
+    // looked for by its own bytes (a diff review: "nor its directory ./d\u{fffd}" of one that
+    // existed).
+    std::fs::create_dir(e.dir.join(OsStr::from_bytes(b"d\xe9"))).unwrap();
+    let wait = run(&[
+        s("read"),
+        OsStr::from_bytes(b"./d\xe9/x.mmf"),
+        s("--wait"),
+        s("--timeout"),
+        s("100ms"),
+    ]);
+    let err = String::from_utf8_lossy(&wait.stderr);
+    assert_eq!(wait.status.code(), Some(8), "{err}");
+    assert!(
+        err.contains("yet; waiting") && !err.contains("nor its directory"),
+        "{err}"
+    );
+    // And prune takes such a word, to say that a file is removed with `remove`.
+    let out = run(&[s("prune"), path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("`mmf remove $'./caf\\xe9.mmf'`"), "{err}");
     ok(&[s("remove"), path]);
     assert!(!e.dir.join(OsStr::from_bytes(b"caf\xe9.mmf")).exists());
     // A shared-memory name that is not UTF-8: a usage error that says why.

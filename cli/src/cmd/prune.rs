@@ -37,8 +37,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let mut matched = vec![false; a.patterns.len()];
     let mut chosen = |name: &str| {
         let mut any = a.patterns.is_empty();
+        // (A pattern that is not UTF-8 matches no shared-memory name, which is.)
         for (hit, p) in matched.iter_mut().zip(&a.patterns) {
-            if matches(p, name) {
+            if p.to_str().is_some_and(|p| matches(p, name)) {
                 (*hit, any) = (true, true);
             }
         }
@@ -222,13 +223,14 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             are = if theirs == 1 { "is" } else { "are" },
         ));
     }
-    for (p, _) in a.patterns.iter().zip(&matched).filter(|(_, hit)| !**hit) {
+    for (typed, _) in a.patterns.iter().zip(&matched).filter(|(_, hit)| !**hit) {
+        let p = typed.to_string_lossy();
         if p.contains('/') {
             // A name with '/' is a file path, which no shared-memory name matches.
             crate::exit::note(format_args!(
                 "no channel matches '{p}': prune looks at shared-memory channels only (`mmf \
                  list` shows their names); a file channel is removed with `{}`",
-                crate::exit::command("remove", p, "")
+                crate::exit::command("remove", typed, "")
             ));
             continue;
         }
