@@ -1172,13 +1172,13 @@ fn a_read_only_handle_flushes_its_file() {
     assert!(said.contains("fdatasync("), "{said}");
 }
 
-/// Root's replacement, removal or creation of a channel under a directory in a sticky directory
-/// (`/tmp`) stays in that directory while its owner swaps it, again and again, with a link of theirs to
-/// a directory only root may enter (`renameat2` with `RENAME_EXCHANGE`). Judged once and then
-/// resolved again by path, a review's loop got `--force` through to the channel behind the link
-/// after 28 tries; the directory is now resolved once into a handle, each link judged as it is
-/// met, and every step taken through that handle. (A plain creation, judged by path alone
-/// before, made its file in the private directory.)
+/// Root's replacement, removal or creation of a channel under a directory in a sticky
+/// directory (`/tmp`) stays in that directory while its owner swaps it, again and again, with a
+/// link of theirs to a directory only root may enter (`renameat2` with `RENAME_EXCHANGE`).
+/// Judged once and then resolved again by path, a review's loop got `--force` through to the
+/// channel behind the link after 28 tries; the directory is now resolved once into a handle,
+/// each link judged as it is met, and every step taken through that handle. (A plain creation,
+/// which judged no link on the way, made its file in the private directory.)
 #[test]
 fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
     if !root_or_skip() {

@@ -2236,10 +2236,10 @@ impl Channel {
     /// up to 120 bytes (a channel of small values keeps them there alone while no reader wants
     /// slots). Where a stray write damaged `latest` itself (its slot bits, or its generation
     /// moved back below the writers' count), the value it named, or a later one the writers
-    /// published, may still be whole elsewhere: the newest whole one comes back. `Ok(None)` when the current value reads whole (nothing is published; `verify`
-    /// may still report damage that this cannot repair, such as a descriptor that disagrees
-    /// with a whole frame, until the next publish), or when another writer published
-    /// meanwhile.
+    /// published, may still be whole elsewhere: the newest whole one comes back. `Ok(None)`
+    /// when the current value reads whole (nothing is published; `verify` may still report
+    /// damage that this cannot repair, such as a descriptor that disagrees with a whole frame,
+    /// until the next publish), or when another writer published meanwhile.
     ///
     /// Also damaged: a value whose frame a crash left half written (its stamp odd for good), which
     /// reads cannot tell from a writer busy with it and report as [`Error::Contended`] once their
@@ -2802,16 +2802,12 @@ pub fn list() -> Result<Vec<Listing>> {
         std::thread::sleep(Duration::from_millis(1));
         for l in out.iter_mut().filter(|l| held(l)) {
             l.info = listed_info(&l.name);
-            if let Err(Error::Io {
-                op: "locking",
-                cause,
-                ..
-            }) = &mut l.info
-            {
-                if cause.kind() == io::ErrorKind::WouldBlock {
-                    *cause = held_too_long(since.elapsed());
-                }
-            }
+        }
+    }
+    // Said with the time waited for them, not the first look's none.
+    for l in out.iter_mut().filter(|l| held(l)) {
+        if let Err(Error::Io { cause, .. }) = &mut l.info {
+            *cause = held_too_long(since.elapsed());
         }
     }
     // Removed between the directory's read and the open: no longer there to list (a review
@@ -3040,13 +3036,14 @@ fn create_new_file(location: &Location, path: &Path, shown: &Path, name: &str) -
 }
 
 /// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
-/// `deadline` (`None`: for ever), and until at least `grace` ([`LOCK_GRACE`]) after `start` (when the
-/// operation began, which may have waited for other files' locks before): mmf's own exclusive locks
+/// `deadline` (`None`: for ever), and until at least `grace` ([`LOCK_GRACE`]) after `start`
+/// (when the operation began, which may have waited for other files' locks before): mmf's own
+/// exclusive locks
 /// (`mmf prune`, `list` and `doctor` asking whether a file is in use, `open_or_create` clearing
 /// a dead creator's file) last an instant, while anyone who may read the file may hold one for
 /// as long as they like, which would otherwise hang every open. A lock met as that bound nears,
-/// or past it (the process stalled before it tried), is given [`LOCK_GRACE`] from when it was
-/// met: one of mmf's instants does not fail an operation that happened to meet it then. With
+/// or past it (the process stalled before it tried), is given `grace` from when it was met:
+/// one of mmf's instants does not fail an operation that happened to meet it then. With
 /// `churned` (an open, which goes on to whatever file the name holds next), never past the
 /// bound by more than that, so that a peer renaming locked files over the name costs an open
 /// its bound once, not a grace a file.
