@@ -320,7 +320,9 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
         // second a GiB to allocate), which the review found called dead, with advice to delete
         // the file its creator was still making.
         (CoreError::NotInitialized { name, .. }, _)
-            if mmf::channel::host::in_use(name.as_str()).unwrap_or(false) =>
+            if mmf::Location::parse_os(&named(name))
+                .and_then(|location| mmf::channel::host::in_use(&location))
+                .unwrap_or(false) =>
         {
             format!(
                 "channel '{name}' is still being created: a process holds its file, which is not \
