@@ -47,18 +47,7 @@ impl Location {
     /// directory, never a channel.
     pub fn parse(arg: &str) -> Result<Location> {
         if arg.contains('/') {
-            if arg.contains('\0') {
-                return Err(Error::InvalidName {
-                    name: arg.into(),
-                    reason: "it contains NUL",
-                });
-            }
-            // `y/` names a directory whether or not `y` exists: say so before any look, not
-            // "not found" (with advice to create it) or a shared-memory name's message.
-            if arg.ends_with('/') {
-                return Err(Error::IsADirectory { name: arg.into() });
-            }
-            Ok(Location::File(PathBuf::from(arg)))
+            file_path(std::ffi::OsStr::new(arg))
         } else {
             Ok(Location::Shm(ShmName::new(arg)?))
         }
@@ -91,25 +80,14 @@ impl Location {
         if let Some(arg) = arg.to_str() {
             return Location::parse(arg);
         }
-        let bytes = arg.as_encoded_bytes();
-        let name = || arg.to_string_lossy().into_owned();
-        if !bytes.contains(&b'/') {
+        if !arg.as_encoded_bytes().contains(&b'/') {
             return Err(Error::InvalidName {
-                name: name(),
+                name: arg.to_string_lossy().into_owned(),
                 reason: "it is not UTF-8 text, which a shared-memory name is (a file path, with \
                          a '/', may hold any bytes)",
             });
         }
-        if bytes.contains(&0) {
-            return Err(Error::InvalidName {
-                name: name(),
-                reason: "it contains NUL",
-            });
-        }
-        if bytes.ends_with(b"/") {
-            return Err(Error::IsADirectory { name: name() });
-        }
-        Ok(Location::File(PathBuf::from(arg)))
+        file_path(arg)
     }
 
     /// A shared-memory location, with the name validated.
@@ -306,6 +284,25 @@ impl fmt::Display for Location {
             Location::Anonymous => f.write_str("(anonymous)"),
         }
     }
+}
+
+/// A channel argument with a `/` as a file path ([`Location::parse`], [`Location::parse_os`]):
+/// any bytes but NUL, and not ending in `/`.
+fn file_path(arg: &std::ffi::OsStr) -> Result<Location> {
+    let bytes = arg.as_encoded_bytes();
+    let name = || arg.to_string_lossy().into_owned();
+    if bytes.contains(&0) {
+        return Err(Error::InvalidName {
+            name: name(),
+            reason: "it contains NUL",
+        });
+    }
+    // `y/` names a directory whether or not `y` exists: say so before any look, not "not
+    // found" (with advice to create it) or a shared-memory name's message.
+    if bytes.ends_with(b"/") {
+        return Err(Error::IsADirectory { name: name() });
+    }
+    Ok(Location::File(PathBuf::from(arg)))
 }
 
 /// What names a channel, for the functions that open, create or remove one ([`Channel::open`],
