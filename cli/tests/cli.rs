@@ -29,7 +29,7 @@ impl Env {
         (path, ch)
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    fn cmd<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
         let mut c = self.command(BIN);
         c.args(args);
         c
@@ -43,7 +43,8 @@ impl Env {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    /// `mmf ARGS` (words, or any bytes: a file path that is not UTF-8), no standard input.
+    fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
         self.cmd(args).stdin(Stdio::null()).output().unwrap()
     }
 
@@ -110,12 +111,12 @@ impl Env {
     }
 
     /// `mmf ARGS` under `strace -f -e TRACE` (in this test's directory): what it did, and the
-    /// calls strace saw.
+    /// calls strace saw, with their strings whole (`-s`).
     fn traced(&self, trace: &str, args: &[&str]) -> (Output, String) {
         let log = self.dir.join("strace.log");
         let out = self
             .command("strace")
-            .args(["-f", "-e", trace, "-o"])
+            .args(["-f", "-s", "4096", "-e", trace, "-o"])
             .arg(&log)
             .arg(BIN)
             .args(args)
@@ -127,7 +128,7 @@ impl Env {
     }
 
     /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(&self, args: &[S]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -6989,7 +6990,7 @@ fn usage_errors_are_one_line_like_every_other_error() {
         assert!(!err.contains("Usage:") && !err.contains("error:"), "{err}");
     }
     // A bare `mmf` is the help, as clap gives it (on stderr, exit 2), not the help on one line.
-    let out = e.run(&[]);
+    let out = e.run::<&str>(&[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -7015,19 +7016,9 @@ fn each_line_on_stderr_is_one_write() {
         &["read", "nope", "--wait", "--timeout", "50ms"],
         &["watch", "w", "--json", "--timeout", "50ms"],
     ] {
-        // Whole strings (`-s`): a write's line may be split in two where threads interleave
+        // Whole strings: a write's line may be split in two where threads interleave
         // (`<unfinished ...>`, then `<... write resumed>`), and its arguments are in the first.
-        let log_path = e.dir.join("writes.log");
-        let out = e
-            .command("strace")
-            .args(["-f", "-s", "4096", "-e", "trace=write", "-o"])
-            .arg(&log_path)
-            .arg(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let log = std::fs::read_to_string(&log_path).unwrap();
+        let (out, log) = e.traced("trace=write", args);
         let said = String::from_utf8_lossy(&out.stderr);
         let lines = said.lines().count();
         let writes: Vec<&str> = log.lines().filter(|l| l.contains("write(2, ")).collect();
@@ -7057,29 +7048,19 @@ fn a_file_path_that_is_not_utf8_names_a_channel() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     let e = Env::new("not-utf8");
-    let run = |args: &[&OsStr]| {
-        e.command(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
     let s = OsStr::new;
     let path = OsStr::from_bytes(b"./caf\xe9.mmf");
-    let ok = |args: &[&OsStr]| {
-        let out = run(args);
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
-    ok(&[s("new"), path, s("--size"), s("1KiB")]);
+    e.ok(&[s("new"), path, s("--size"), s("1KiB")]);
     assert!(e.dir.join(OsStr::from_bytes(b"caf\xe9.mmf")).is_file());
-    ok(&[s("out"), path, s("hi")]);
-    assert_eq!(ok(&[s("read"), path]), "hi\n");
-    assert!(ok(&[s("info"), s("--json"), path]).contains("\"generation\":1"));
+    e.ok(&[s("out"), path, s("hi")]);
+    assert_eq!(e.ok(&[s("read"), path]), "hi\n");
+    assert!(e
+        .ok(&[s("info"), s("--json"), path])
+        .contains("\"generation\":1"));
     // A message's command, quoted byte for byte.
-    let made = run(&[s("new"), path, s("--size"), s("8"), s("--force")]);
+    let made = e.run(&[s("new"), path, s("--size"), s("8"), s("--force")]);
     assert!(made.status.success(), "{made:?}");
-    let out = run(&[s("out"), path, s("a value longer than 8 bytes")]);
+    let out = e.run(&[s("out"), path, s("a value longer than 8 bytes")]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
@@ -7094,7 +7075,7 @@ fn a_file_path_that_is_not_utf8_names_a_channel() {
         .output()
         .unwrap();
     assert!(hint.status.success(), "the hint as bash runs it: {hint:?}");
-    let missing = run(&[s("read"), OsStr::from_bytes(b"./d\xe9/x.mmf")]);
+    let missing = e.run(&[s("read"), OsStr::from_bytes(b"./d\xe9/x.mmf")]);
     let err = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(missing.status.code(), Some(3), "{err}");
     assert!(err.contains("(mkdir -p $'./d\\xe9')"), "{err}");
@@ -7102,7 +7083,7 @@ fn a_file_path_that_is_not_utf8_names_a_channel() {
     // looked for by its own bytes (a diff review: "nor its directory ./d\u{fffd}" of one that
     // existed).
     std::fs::create_dir(e.dir.join(OsStr::from_bytes(b"d\xe9"))).unwrap();
-    let wait = run(&[
+    let wait = e.run(&[
         s("read"),
         OsStr::from_bytes(b"./d\xe9/x.mmf"),
         s("--wait"),
@@ -7116,14 +7097,14 @@ fn a_file_path_that_is_not_utf8_names_a_channel() {
         "{err}"
     );
     // And prune takes such a word, to say that a file is removed with `remove`.
-    let out = run(&[s("prune"), path]);
+    let out = e.run(&[s("prune"), path]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("`mmf remove $'./caf\\xe9.mmf'`"), "{err}");
-    ok(&[s("remove"), path]);
+    e.ok(&[s("remove"), path]);
     assert!(!e.dir.join(OsStr::from_bytes(b"caf\xe9.mmf")).exists());
     // A shared-memory name that is not UTF-8: a usage error that says why.
-    let out = run(&[
+    let out = e.run(&[
         s("new"),
         OsStr::from_bytes(b"caf\xe9"),
         s("--size"),
