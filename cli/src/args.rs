@@ -91,9 +91,10 @@ pub enum Command {
     Prune(PruneArgs),
     /// Publish again the newest earlier value still whole, when the current one is damaged (as a
     /// machine crash leaves a file channel that was not flushed), or a small value's own copy
-    /// from the header when its frame alone is damaged.
+    /// from the header when its frame alone is damaged; first, when no process has the channel
+    /// open, free a writer lock that no process can hold any more.
     #[command(
-        after_help = "A read of a damaged value fails (exit 1, \"is damaged: latest names generation ... but\", or\n\"checksum mismatch\" on a channel with checksums). The previous values usually are still\nwhole in their slots (without --checksum a small one, up to 120 B, also in the header):\nrecover publishes the newest one again, as the next generation. Without --checksum a payload the crash left half written back cannot be told\nfrom a whole one. It changes nothing when the current value is whole (a small value whose\nframe alone is damaged or left open, as `mmf info` reports, is published again from the\nheader).\n\nEXAMPLES:\n  mmf recover ./state.mmf"
+        after_help = "A read of a damaged value fails (exit 1, \"is damaged: latest names generation ... but\", or\n\"checksum mismatch\" on a channel with checksums). The previous values usually are still\nwhole in their slots (without --checksum a small one, up to 120 B, also in the header):\nrecover publishes the newest one again, as the next generation. Without --checksum a payload the crash left half written back cannot be told\nfrom a whole one. It changes nothing when the current value is whole (a small value whose\nframe alone is damaged or left open, as `mmf info` reports, is published again from the\nheader).\n\nA writer lock whose holder cannot be judged (a holder in another PID namespace without\nthe kernel's locks, or a stray write over the lock word) makes every publish time out (exit 8);\nrecover frees it, keeping the value, when no process has the channel open (`fuser -v FILE`\nnames those that have), and says so when some process still has.\n\nEXAMPLES:\n  mmf recover ./state.mmf"
     )]
     Recover(RecoverArgs),
     /// Check what commonly breaks shared memory on this host.

@@ -7212,6 +7212,77 @@ fn files_held_under_an_exclusive_lock_cost_a_listing_one_grace() {
     drop(held);
 }
 
+/// A stray small number over the writer lock (a token that names no PID namespace) wedges
+/// every publish, since nothing can tell it from a live writer that could take no kernel lock.
+/// The messages name `mmf recover`, which frees it once no process has the channel open (and
+/// says so, freeing nothing, while one has), keeping the value.
+#[test]
+fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
+    let e = Env::new("recover-stuck-lock");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "kept"]);
+    poke_word(&e.dir.join("mmf.T"), 448, 4242);
+    let out = e.run(&["out", "T", "lost", "--lock-timeout", "50ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(
+        err.contains("held by pid 4242") && err.contains("`mmf recover` of the channel"),
+        "{err}"
+    );
+    let info = e.ok(&["info", "T"]);
+    assert!(
+        info.contains("once no process has the channel open, `mmf recover T` frees it"),
+        "{info}"
+    );
+
+    // A follower holds the channel open: nothing is freed, and that is said.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut watch = Kill(e.spawn_piped(&["watch", "T"]));
+    let mut first = [0u8; 5];
+    watch
+        .0
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    assert_eq!(&first, b"kept\n");
+    let out = e.run(&["recover", "T"]);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{err}");
+    assert!(!said.contains("freed"), "{said}");
+    assert!(
+        err.contains("held by pid 4242")
+            && err.contains("processes have it open now")
+            && err.contains("run `mmf recover T` again"),
+        "{err}"
+    );
+    drop(watch);
+
+    let said = e.ok(&["recover", "T"]);
+    assert!(
+        said.starts_with(
+            "freed the writer lock of 'T', held by pid 4242, which could not be judged ("
+        ) && said.contains("no process had the channel open\n")
+            && said
+                .ends_with("'T' needs no recovery: its current value (generation 1) reads whole\n"),
+        "{said}"
+    );
+    assert_eq!(e.ok(&["read", "T"]), "kept\n");
+    e.ok(&["out", "T", "next", "--lock-timeout", "50ms"]);
+    assert_eq!(e.ok(&["read", "T"]), "next\n");
+    assert!(e.ok(&["info", "T"]).contains("writer lock: free"));
+}
+
 /// `recover` under a peer that keeps rewriting `latest` to values no read accepts: it never
 /// calls those values whole (a hostile-mapping review got "needs no recovery: its current
 /// value is whole" of a value every read refused: recover found `latest` moved, which it takes

@@ -680,42 +680,7 @@ impl Options {
         if !still_named(&meta, location, path) {
             return Ok(None);
         }
-        let len = meta.len();
-        let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
-        if len < min || len % 8 != 0 {
-            // Too small to map as a channel: tell "still being created" from "not a channel".
-            let mut head = Vec::with_capacity(HEAD_BYTES);
-            (&file)
-                .take(HEAD_BYTES as u64)
-                .read_to_end(&mut head)
-                .map_err(|e| io_error(name, path, "reading", e))?;
-            let err = small_image_error(&head, len, name);
-            // Our magic in a file too small for a channel: unless the file grew between the
-            // `fstat` above and this read, as it does when its creator allocates and writes the
-            // header meanwhile (then it is still being created: retry).
-            if matches!(err, Error::Corrupt { .. }) && file.metadata().is_ok_and(|m| m.len() != len)
-            {
-                return Err(Error::NotInitialized {
-                    name: name.to_owned(),
-                });
-            }
-            return Err(err);
-        }
-        let map_len = usize::try_from(len).map_err(|_| Error::Corrupt {
-            name: name.to_owned(),
-            what: format!("file of {len} bytes cannot be mapped"),
-            value_only: false,
-        })?;
-        let mut mo = memmap2::MmapOptions::new();
-        mo.len(map_len);
-        let map = if self.read_only {
-            mo.map_raw_read_only(&file)
-        } else {
-            mo.map_raw(&file)
-        }
-        .map_err(|e| io_error(name, path, "mapping", e))?;
-        let region = Region::from_map(map, !self.read_only);
-        let snap = validate(region, len, name)?;
+        let snap = map_checked(&file, meta.len(), name, path, !self.read_only)?;
         Ok(Some(self.finish(snap, location.clone(), Some(file))))
     }
 
@@ -2863,6 +2828,95 @@ pub(crate) fn dir_files(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf
             Some((String::from_utf8_lossy(rest).into_owned(), entry.path()))
         })
         .collect())
+}
+
+/// [`host::free_orphans`](crate::host::free_orphans): the channel at `location` mapped under
+/// an exclusive `flock`, and what handles that are gone left held in it freed; `Ok(None)` if a
+/// process holds a handle to it (the lock is not to be had).
+pub(crate) fn free_orphans(location: &Location) -> Result<Option<crate::snapshot::FreedWords>> {
+    let Some(path) = location.path() else {
+        return Ok(None);
+    };
+    let name = &location.to_string();
+    // A rename over the name between the open and the lock (`new --force`) leaves the name to
+    // another file: looked at again, as `open` does.
+    for _ in 0..64 {
+        not_special(location, &path, name)?;
+        let file = open_existing(location, &path, true).map_err(|e| match e.kind() {
+            io::ErrorKind::IsADirectory => directory(name),
+            io::ErrorKind::NotFound => Error::not_found(location),
+            _ => io_error(name, &path, "opening", e),
+        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(name, &path, "inspecting", e))?;
+        regular_file(&meta, name)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io_error(name, &path, "locking", e))
+            }
+        }
+        if !still_named(&meta, location, &path) {
+            continue;
+        }
+        let mut snap = map_checked(&file, meta.len(), name, &path, true)?;
+        // Owners are judged through a second descriptor of the same open file description
+        // (whose `flock` is this one's): it holds no byte locks, so it sees every other's.
+        let judge = file
+            .try_clone()
+            .map_err(|e| io_error(name, &path, "opening", e))?;
+        snap.liveness = os::Liveness::of(Some(judge));
+        return Ok(Some(snap.free_orphans())); // the exclusive lock goes with `file`
+    }
+    Err(Error::Io {
+        op: "opening",
+        path,
+        cause: io::Error::other(
+            "the file under this name was replaced 64 times while it was being opened",
+        ),
+    })
+}
+
+/// Maps the channel file `file` of `len` bytes (read-write if `write`) and checks its header
+/// ([`validate`]), telling a file too small to be a channel by its first bytes: still being
+/// created, or not a channel. For [`Options::open`] and [`free_orphans`], once they hold their
+/// lock on it.
+fn map_checked(file: &File, len: u64, name: &str, path: &Path, write: bool) -> Result<Snapshot> {
+    let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
+    if len < min || !len.is_multiple_of(8) {
+        // Too small to map as a channel: tell "still being created" from "not a channel".
+        let mut head = Vec::with_capacity(HEAD_BYTES);
+        file.take(HEAD_BYTES as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| io_error(name, path, "reading", e))?;
+        let err = small_image_error(&head, len, name);
+        // Our magic in a file too small for a channel: unless the file grew between the
+        // `fstat` that gave `len` and this read, as it does when its creator allocates and writes the
+        // header meanwhile (then it is still being created: retry).
+        if matches!(err, Error::Corrupt { .. }) && file.metadata().is_ok_and(|m| m.len() != len) {
+            return Err(Error::NotInitialized {
+                name: name.to_owned(),
+            });
+        }
+        return Err(err);
+    }
+    let map_len = usize::try_from(len).map_err(|_| Error::Corrupt {
+        name: name.to_owned(),
+        what: format!("file of {len} bytes cannot be mapped"),
+        value_only: false,
+    })?;
+    let mut mo = memmap2::MmapOptions::new();
+    mo.len(map_len);
+    let map = if write {
+        mo.map_raw(file)
+    } else {
+        mo.map_raw_read_only(file)
+    }
+    .map_err(|e| io_error(name, path, "mapping", e))?;
+    let region = Region::from_map(map, write);
+    validate(region, len, name)
 }
 
 /// Checks a mapped header (magic, version, kind, geometry against the mapping's `len`) and

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use crate::channel::LockOwner;
 use crate::error::{Error, Result};
 use crate::name::{Location, ToLocation};
 use crate::os;
@@ -138,6 +139,92 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
             cause: e,
         }),
     }
+}
+
+/// What [`free_orphans`] freed in a channel that no process had open, and what it left.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Orphans {
+    /// The writer lock, freed: the pid its holder's token names, and how that holder was
+    /// judged: [`OwnerState::Dead`](crate::OwnerState::Dead), or [`OwnerState::Unknown`](crate::OwnerState::Unknown) with why (a token of another
+    /// PID namespace, or of none: a stray write over the lock word).
+    pub lock: Option<LockOwner>,
+    /// The writer lock, left: its holder was judged [`OwnerState::Alive`](crate::OwnerState::Alive) (a lock held on its
+    /// liveness byte, or its pid running with its start time) while it holds no handle: a
+    /// program that uses the channel without the shared `flock` every handle holds
+    /// (docs/FORMAT.md §8), or a pid since given to another process where start times cannot
+    /// be compared.
+    pub lock_kept: Option<LockOwner>,
+    /// Reader-pin entries freed (their holders' pins and waiting counts with them).
+    pub pins: usize,
+    /// Reader-pin entries left to holders judged alive, as [`lock_kept`](Self::lock_kept).
+    pub pins_kept: usize,
+    /// By how much the header's count of blocked waiters was lowered: waiters that no handle
+    /// counts any more cost every publish a wake-up call.
+    pub waiters: u64,
+}
+
+impl Orphans {
+    /// Whether nothing was freed.
+    pub fn is_empty(&self) -> bool {
+        self.lock.is_none() && self.pins == 0 && self.waiters == 0
+    }
+}
+
+/// Frees what handles that are gone left held in the channel at `location`, when no process
+/// has it open: `Ok(None)` (nothing changed) while any process holds a handle to it.
+///
+/// A writer that dies holding the writer lock is recovered by the next publish, once its death
+/// can be told (docs/FORMAT.md §5). When it cannot (a token of another PID namespace, of a
+/// file system without open-file-description locks, or a stray write of a small number over
+/// the lock word), publishes wait for it and fail with [`Error::Contended`] after their lock
+/// timeout, for as long as the channel exists. This frees such a lock, reader-pin entries so
+/// held, and the count of blocked waiters, under an exclusive `flock` on the file: every handle
+/// holds a shared one for as long as it lives, in any namespace, so while this holds it no
+/// handle is open (an open waits for it, for an instant) and none of the holders can be
+/// publishing or reading. Holders judged alive all the same are left, and said
+/// ([`Orphans::lock_kept`]). The value and its generation stay as they were; the lock is freed
+/// as a writer takes over a dead one's (counted in [`Info::writer_recoveries`]).
+///
+/// `mmf recover` calls this first.
+///
+/// ```
+/// # let name = format!("orphans-doc-{}", std::process::id());
+/// use mmf::channel::host;
+/// let ch = mmf::Channel::create(&name, 64)?;
+/// assert_eq!(host::free_orphans(&name)?, None); // open here: nothing is touched
+/// drop(ch);
+/// let freed = host::free_orphans(&name)?.expect("no handle is open");
+/// assert!(freed.is_empty()); // a handle that closes leaves nothing held
+/// # mmf::Channel::remove(&name)?;
+/// # Ok::<(), mmf::channel::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// - [`Error::InvalidName`], [`Error::NotFound`], [`Error::NotAFile`],
+///   [`Error::IsADirectory`]: as for [`Options::open`];
+/// - [`Error::PermissionDenied`]: the file cannot be opened for writing by this user;
+/// - [`Error::WrongMagic`], [`Error::NotAChannel`], [`Error::UnsupportedVersion`],
+///   [`Error::Corrupt`], [`Error::NotInitialized`]: what the header says, as for
+///   [`Options::open`];
+/// - [`Error::Io`]: the file could not be opened, inspected, locked or mapped.
+///
+/// [`Info::writer_recoveries`]: crate::Info::writer_recoveries
+/// [`Options::open`]: crate::Options::open
+pub fn free_orphans(location: impl ToLocation) -> Result<Option<Orphans>> {
+    let location = &*location.to_location()?;
+    let owner = |(token, state)| LockOwner {
+        pid: os::token_pid(token),
+        state,
+    };
+    Ok(crate::channel::free_orphans(location)?.map(|w| Orphans {
+        lock: w.lock.map(owner),
+        lock_kept: w.kept_lock.map(owner),
+        pins: w.pins,
+        pins_kept: w.kept_pins,
+        waiters: w.waiters,
+    }))
 }
 
 /// Removes the channel at `location` if no process holds a handle to it and it was last

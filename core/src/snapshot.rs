@@ -252,6 +252,21 @@ pub(crate) enum Miss {
     SlotFailed,
 }
 
+/// What [`Snapshot::free_orphans`] freed, and what it left.
+#[derive(Debug, Default)]
+pub(crate) struct FreedWords {
+    /// The writer lock's token, and how its owner was judged (dead, or unknown).
+    pub lock: Option<(u64, os::OwnerState)>,
+    /// The writer lock's token where its owner was judged alive, and left.
+    pub kept_lock: Option<(u64, os::OwnerState)>,
+    /// Reader-pin entries freed.
+    pub pins: usize,
+    /// Reader-pin entries left to owners judged alive.
+    pub kept_pins: usize,
+    /// How much the header's waiter count was lowered by.
+    pub waiters: u64,
+}
+
 impl Snapshot {
     /// Writes a fresh header into zeroed memory: geometry and identity first, the version, then
     /// the magic last (with Release), so an opener that sees the magic sees a complete header.
@@ -547,6 +562,74 @@ impl Snapshot {
         }
         self.heal_waiters();
         claimed
+    }
+
+    /// Frees what handles that are gone left held: the writer lock, reader-pin entries (with
+    /// what they counted as waiting) and the header's waiter count. Owners judged alive are
+    /// left (`kept`). Only for a snapshot mapped while its caller holds an exclusive `flock` on
+    /// the file ([`free_orphans`](crate::host::free_orphans)): every handle holds a shared one
+    /// for as long as it lives, so no handle is open anywhere, and every owner these words name
+    /// has let its handle go, or never took the lock that FORMAT.md §8 asks of a handle.
+    ///
+    /// The lock is freed as a takeover frees it (`publish_locked`'s `recovered`): `written` set
+    /// from `latest` while the lock word still holds the orphan's token, since a writer that died
+    /// between its stores of `latest` and `written` left `written` behind, and the next writer,
+    /// taking a free lock, trusts `written`; then the token is swapped for 0, and `recoveries`
+    /// counts it.
+    pub(crate) fn free_orphans(&self) -> FreedWords {
+        let h = self.fixed();
+        let mut freed = FreedWords::default();
+        let owner = h[H_LOCK].load(Ordering::Acquire);
+        if owner != 0 {
+            let state = self.liveness.judge(owner);
+            if state == os::OwnerState::Alive {
+                freed.kept_lock = Some((owner, state));
+            } else {
+                // Acquire: orders the dead writer's stores before `latest`'s (as the takeover's
+                // load in `publish_locked`); Release: as `commit`'s store of `written`.
+                let latest = h[H_LATEST].load(Ordering::Acquire);
+                h[H_WRITTEN].store(latest, Ordering::Release);
+                if h[H_LOCK]
+                    .compare_exchange(owner, 0, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    h[H_RECOVERIES].fetch_add(1, Ordering::Relaxed);
+                    freed.lock = Some((owner, state));
+                }
+            }
+        }
+        let w = self.region.word(H_WAITERS);
+        let waiting = w.load(Ordering::SeqCst);
+        for e in 0..self.layout.readers {
+            let owner_word = self.region.word(self.layout.pin(e, PIN_OWNER));
+            let owner = owner_word.load(Ordering::Acquire);
+            if owner == 0 {
+                continue;
+            }
+            if self.liveness.judge(owner) == os::OwnerState::Alive {
+                freed.kept_pins += 1;
+                continue;
+            }
+            // As a reader's takeover of a dead entry (FORMAT.md §5): its pin and its waiting
+            // count go before the entry is free.
+            self.take_waiting(e);
+            self.region
+                .word(self.layout.pin(e, PIN_SLOT))
+                .store(0, Ordering::Release);
+            if owner_word
+                .compare_exchange(owner, 0, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                freed.pins += 1;
+            }
+        }
+        // What entries still count (those kept) is all that may wait.
+        let counted = self.counted_waiters();
+        let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+            (v > counted).then_some(counted)
+        });
+        freed.waiters = waiting.saturating_sub(w.load(Ordering::SeqCst));
+        freed
     }
 
     /// Lowers the header's waiter count to what the pin entries count when it is far above
@@ -2407,8 +2490,8 @@ fn lock_holder(owner: u64, token: u64, live: &os::Liveness, try_once: bool) -> S
     match live.judge(owner) {
         os::OwnerState::Unknown(why) => format!(
             "writer lock held by pid {pid}, which may be alive: {why}; `fuser -v {}` names the \
-             processes that have the channel open: if none of them publishes, re-creating the \
-             channel frees the lock (read its value first to keep it)",
+             processes that have the channel open: once none has, `mmf recover` of the channel \
+             (`host::free_orphans` in Rust) frees the lock, keeping its value",
             path_for_fuser(live)
         ),
         os::OwnerState::Alive => holder_alive(owner, live, try_once),

@@ -1705,6 +1705,103 @@ fn a_token_of_no_pid_namespace_over_the_lock_is_said_and_waited_for() {
     assert_eq!(ch.info().writer_recoveries, 0);
 }
 
+/// The stuck lock of the test above, freed: not while any handle is open (nothing is touched
+/// then), and once none is, as a takeover frees a dead writer's. `written` is set from `latest`
+/// on the way (here a writer that stored `latest` and died before `written`), so the next
+/// publish is the next generation, not a second generation 1.
+#[test]
+fn an_unjudgeable_lock_is_freed_once_no_process_has_the_channel_open() {
+    use mmf_core::host::free_orphans;
+    const WRITTEN: usize = 464;
+    let s = Scratch::new("file");
+    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    let latest = peek(&s.path(), LATEST);
+    assert_eq!(latest >> 8, 1);
+    poke(&s.path(), WRITTEN, 0);
+    poke(&s.path(), 448, u64::from(std::process::id()));
+    let ch = Options::new()
+        .lock_timeout(Duration::from_millis(30))
+        .open(&s.location)
+        .unwrap();
+    assert_eq!(free_orphans(&s.location).unwrap(), None, "a handle is open");
+    assert_eq!(peek(&s.path(), 448), u64::from(std::process::id()));
+    assert!(matches!(
+        ch.publish_raw(Tag::TEXT, b"lost"),
+        Err(Error::Contended { .. })
+    ));
+    drop(ch);
+
+    let freed = free_orphans(&s.location)
+        .unwrap()
+        .expect("no handle is open");
+    let lock = freed.lock.expect("the lock was freed");
+    assert_eq!(lock.pid, std::process::id());
+    assert!(matches!(lock.state, OwnerState::Unknown(_)), "{lock:?}");
+    assert_eq!(freed.lock_kept, None);
+    assert!(!freed.is_empty());
+    assert_eq!(peek(&s.path(), 448), 0);
+    assert_eq!(peek(&s.path(), WRITTEN), latest);
+
+    let ch = Options::new().open(&s.location).unwrap();
+    assert_eq!(ch.read_raw().unwrap().1, b"kept", "the value stays");
+    assert_eq!(ch.info().writer_recoveries, 1);
+    assert_eq!(ch.publish_raw(Tag::TEXT, b"next").unwrap(), 2);
+    let (meta, value) = ch.read_raw().unwrap();
+    assert_eq!((meta.generation, &value[..]), (2, &b"next"[..]));
+    drop(ch);
+    // Nothing left to free.
+    assert!(free_orphans(&s.location).unwrap().unwrap().is_empty());
+}
+
+/// Pin entries and waiter counts of holders that cannot be judged are freed with the lock;
+/// those of holders judged alive (a kernel-held token whose byte a process holds, though it
+/// holds no handle) are left, the lock included, and the waiters those entries count stay.
+#[test]
+fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
+    use mmf_core::host::free_orphans;
+    const ENTRY: usize = 512;
+    const WAITERS: usize = 480;
+    let s = Scratch::new("file");
+    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    let path = s.path();
+    let alive = free_pid(5) as u64 | 0x1234_5678 << 22 | 1 << 62 | KERNEL_HELD;
+    let _held = hold_byte(&path, alive & !KERNEL_HELD);
+    // Entry 0: a stray owner, pinning slot 1, counting 2 waiters; entry 1: a live owner
+    // counting 1; the header: those 3 and 5 more.
+    poke(&path, ENTRY, 4242);
+    poke(&path, ENTRY + 8, 1);
+    poke(&path, ENTRY + 16, 2);
+    poke(&path, ENTRY + 64, alive);
+    poke(&path, ENTRY + 64 + 8, u64::MAX);
+    poke(&path, ENTRY + 64 + 16, 1);
+    poke(&path, WAITERS, 8);
+    poke(&path, 448, alive);
+
+    let freed = free_orphans(&s.location)
+        .unwrap()
+        .expect("no handle is open");
+    assert_eq!(freed.lock, None);
+    let kept = freed.lock_kept.expect("a live holder's lock is kept");
+    assert_eq!(
+        (kept.pid, kept.state),
+        (free_pid(5), OwnerState::Alive),
+        "{kept:?}"
+    );
+    assert_eq!((freed.pins, freed.pins_kept, freed.waiters), (1, 1, 7));
+    assert_eq!(
+        [0, 8, 16].map(|at| peek(&path, ENTRY + at)),
+        [0, 0, 0],
+        "entry 0 free"
+    );
+    assert_eq!(
+        [0, 8, 16].map(|at| peek(&path, ENTRY + 64 + at)),
+        [alive, u64::MAX, 1],
+        "entry 1 kept"
+    );
+    assert_eq!(peek(&path, WAITERS), 1);
+    assert_eq!(peek(&path, 448), alive);
+}
+
 /// A channel holding "kept" and what keeps its lock owner alive, if anything.
 struct Locked {
     scratch: Scratch,

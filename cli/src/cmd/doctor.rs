@@ -230,7 +230,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                         .into()
                 } else {
                     format!(
-                        "held by owners that may be alive: {}; if they have exited, publishes time out until the channel is re-created (`mmf new NAME --size SIZE --force`)",
+                        "held by owners that may be alive: {}; if they have exited, publishes time out until `mmf recover NAME` frees the lock, which it does once no process has the channel open",
                         stuck.join(", ")
                     )
                 },

@@ -108,7 +108,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
             (false, _) => "off",
         },
         info.writer_recoveries,
-        lock_line(info.writer_lock),
+        lock_line(info.writer_lock, &location),
         info.waiters,
     );
     super::print_bytes(text.as_bytes())
@@ -217,7 +217,7 @@ fn alive_or_null(state: OwnerState) -> Option<bool> {
 }
 
 /// The `writer lock:` line: free, or who holds it and whether it is alive.
-fn lock_line(lock: Option<LockOwner>) -> String {
+fn lock_line(lock: Option<LockOwner>, location: &Location) -> String {
     let Some(l) = lock else {
         return "free".to_owned();
     };
@@ -228,8 +228,10 @@ fn lock_line(lock: Option<LockOwner>) -> String {
             l.pid
         ),
         OwnerState::Unknown(why) => format!(
-            "held by pid {} (may be alive: {why}; if it has exited, re-create the channel)",
-            l.pid
+            "held by pid {} (may be alive: {why}; once no process has the channel open, `{}` \
+             frees it)",
+            l.pid,
+            crate::exit::command("recover", super::typed(location), "")
         ),
         _ => format!("held by pid {}", l.pid),
     }

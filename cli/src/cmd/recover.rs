@@ -1,14 +1,28 @@
-//! `mmf recover NAME`: publish again the newest earlier value still whole when the current one
-//! is damaged (or a small value's own copy from the header, when its frame alone is).
+//! `mmf recover NAME`: free what processes that are gone left held in a channel nobody has open
+//! (a writer lock no publish can take over), and publish again the newest earlier value still
+//! whole when the current one is damaged (or a small value's own copy from the header, when its
+//! frame alone is).
 
 use anyhow::Context;
-use mmf::{Location, Options};
+use mmf::channel::host::{self, Orphans};
+use mmf::{Location, Options, OwnerState};
 
 use crate::args::RecoverArgs;
 
 pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
     let location = Location::parse_os(&a.name)?;
+    // First, before this command holds a handle of its own: what handles that are gone left
+    // held (a writer lock whose holder cannot be judged dead, which no publish would ever take
+    // over), freed only while no process has the channel open.
+    let freed = host::free_orphans(&location)?;
     let ch = Options::new().open(&location)?;
+    let mut out = match &freed {
+        Some(o) => freed_lines(&location, o),
+        None => String::new(),
+    };
+    if freed.is_none() {
+        still_held(&ch, &location);
+    }
     let line = match ch.recover()? {
         Some(r) => {
             // A repair after a machine crash, of a file channel: on the disk before it is said
@@ -50,5 +64,77 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
             }
         },
     };
-    super::print_bytes(line.as_bytes())
+    out.push_str(&line);
+    super::print_bytes(out.as_bytes())
+}
+
+/// What [`host::free_orphans`] freed, a line each; and on standard error, a writer lock it left
+/// to a holder judged alive.
+fn freed_lines(location: &Location, o: &Orphans) -> String {
+    let mut out = String::new();
+    if let Some(l) = o.lock {
+        let judged = match l.state {
+            OwnerState::Dead => "which has exited".to_owned(),
+            OwnerState::Unknown(why) => format!("which could not be judged ({why})"),
+            _ => "which holds no handle".to_owned(),
+        };
+        out += &format!(
+            "freed the writer lock of '{location}', held by pid {}, {judged}: no process had \
+             the channel open\n",
+            l.pid
+        );
+    }
+    if o.pins > 0 {
+        let entries = if o.pins == 1 { "entry" } else { "entries" };
+        out += &format!(
+            "freed {} reader-pin {entries} of '{location}' that processes no longer running held\n",
+            o.pins
+        );
+    }
+    if o.waiters > 0 {
+        out += &format!(
+            "'{location}' counted {} blocked waiter(s) that no process is: no longer counted\n",
+            o.waiters
+        );
+    }
+    if let Some(l) = o.lock_kept {
+        crate::exit::say(format_args!(
+            "'{location}': its writer lock is held by pid {}, which is running although it has \
+             no handle of the channel open (a program that uses the channel without mmf's shared \
+             flock on it, or another process given that pid): left held; once that process has \
+             stopped, run `{}` again",
+            l.pid,
+            crate::exit::command("recover", super::typed(location), "")
+        ));
+    }
+    out
+}
+
+/// With processes holding the channel open (so [`host::free_orphans`] freed nothing), says on
+/// standard error whether its writer lock stays held by a holder that cannot be judged: its
+/// publishes then time out until no process has the channel open and `mmf recover` runs again.
+/// Looked at twice, 100 ms apart, as a live writer holds the lock only while it publishes.
+fn still_held(ch: &mmf::Channel, location: &Location) {
+    let unknown = |ch: &mmf::Channel| {
+        ch.info()
+            .writer_lock
+            .filter(|l| matches!(l.state, OwnerState::Unknown(_)))
+    };
+    let Some(first) = unknown(ch) else {
+        return;
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let Some(l) = unknown(ch).filter(|l| l.pid == first.pid) else {
+        return;
+    };
+    let OwnerState::Unknown(why) = l.state else {
+        return;
+    };
+    crate::exit::say(format_args!(
+        "'{location}': its writer lock is held by pid {}, which may be alive: {why}; it is freed \
+         only while no process has the channel open, and processes have it open now (`fuser -v` \
+         on its file names them): once none has, run `{}` again",
+        l.pid,
+        crate::exit::command("recover", super::typed(location), "")
+    ));
 }

@@ -346,7 +346,8 @@ pub enum OwnerState {
     /// Dead: the next writer (or reader, for a pin entry) takes it over.
     Dead,
     /// Cannot be told from here (why): taken as alive, so writers wait for it, and if it has
-    /// exited only re-creating the channel frees the lock.
+    /// exited, [`host::free_orphans`](crate::host::free_orphans) (`mmf recover`) frees the lock
+    /// once no process has the channel open.
     Unknown(&'static str),
 }
 
