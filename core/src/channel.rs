@@ -2135,9 +2135,10 @@ impl Channel {
     /// checksums ([`Options::checksum`]). A file channel that must survive power loss wants
     /// both. For a file channel this also writes back its directory (the one holding the file,
     /// where the path is a link to it), so that a channel created or replaced since is found
-    /// under its name after a crash; unless this user may not read that directory (mode
-    /// `0711`, say), which cannot be written back then: skipped, the value itself being
-    /// durable (a review found `mmf out --sync` failing there after it had published). A
+    /// under its name after a crash. Where this user may not read that directory (mode `0711`,
+    /// say), it cannot be opened to be written back, and the whole file system holding the file
+    /// is written back instead (`syncfs`; this had skipped the directory, and failed `mmf out
+    /// --sync` there after it had published before that). A
     /// [`read_only`](Options::read_only) handle writes back the file as it is, through its
     /// file handle.
     ///
@@ -2154,7 +2155,7 @@ impl Channel {
     /// # Errors
     ///
     /// [`Error::Io`] if the mapping, or a file channel's directory, could not be written back
-    /// (`msync`, `fsync`: a full or failing disk, say); [`Error::Truncated`] for a handle
+    /// (`msync`, `fsync`, `syncfs`: a full or failing disk, say); [`Error::Truncated`] for a handle
     /// whose file was shrunk under it (what it wrote since went nowhere).
     pub fn flush(&self) -> Result<()> {
         if self.snap.region.tripped() {
@@ -2181,7 +2182,15 @@ impl Channel {
             let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             match File::open(dir_of(&real)) {
                 Ok(dir) => dir.sync_all(),
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+                // A directory this process may write and search but not read (mode -wx) cannot
+                // be opened for its `fsync`: the whole file system is written back instead
+                // (the directory was skipped, and the promise of a durable name with it).
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    match self.snap.liveness.file() {
+                        Some(file) => os::sync_file_system(file),
+                        None => Ok(()),
+                    }
+                }
                 Err(e) => Err(e),
             }
             .map_err(|e| Error::Io {

@@ -34,6 +34,28 @@ pub(crate) fn touch(file: &File) -> io::Result<()> {
     }
 }
 
+/// Writes back the whole file system that holds `file` (`syncfs`), for a directory entry whose
+/// directory this process may not open to `fsync` (write and search permission, no read): the
+/// entry is written back with everything else there. Elsewhere than Linux, `sync` (every file
+/// system; it reports nothing).
+#[cfg(target_os = "linux")]
+pub(crate) fn sync_file_system(file: &File) -> io::Result<()> {
+    // SAFETY: `syncfs` takes a descriptor, `file`'s, open for the call, and touches no memory of
+    // ours.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn sync_file_system(_file: &File) -> io::Result<()> {
+    // SAFETY: `sync` takes nothing and cannot fail.
+    unsafe { libc::sync() };
+    Ok(())
+}
+
 /// Renames `from` to `to` unless `to` exists, in one step, whatever the name `from` leads to
 /// at that instant (a link itself, not its target): `renameat2` with `RENAME_NOREPLACE` on
 /// Linux, `renamex_np` with `RENAME_EXCL` on macOS (built, not run here).
