@@ -5148,6 +5148,18 @@ fn stale_channels_are_listed_and_pruned() {
             .unwrap();
     }
     assert!(e.ok(&["doctor"]).contains("1 unfinished replacement ("));
+    // `list` has no row for it, and says so on standard error (the one being made is not said).
+    let o = e.run(&["list"]);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.starts_with(
+            "mmf: also 1 file of 4096 B (4.0 KiB) that `new --force` runs killed half-way"
+        ) && said.contains(&format!("`rm {}` at once", left.display()))
+            && !said.contains("cafef00d"),
+        "{said}"
+    );
+    assert!(e.run(&["list", "--quiet"]).stderr.is_empty());
     // (No channel is left for "*" to match, which --quiet keeps unsaid.)
     assert_eq!(
         e.ok(&["prune", "--quiet", "*"]),

@@ -18,6 +18,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
         return super::print_bytes(text.as_bytes());
     }
     let listings = mmf::list()?;
+    unfinished_replacements();
     if a.json {
         let items: Vec<_> = listings
             .iter()
@@ -89,6 +90,33 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
         });
     }
     super::print_bytes(table(&rows).as_bytes())
+}
+
+/// Says on standard error (unless `--quiet`) what `new --force` runs killed half-way left in the
+/// shared-memory directory under temporary names, which the list has no row for: memory that
+/// only `ls -a` would show otherwise (a review left 24 MiB so), a minute old and more.
+fn unfinished_replacements() {
+    let files = host::abandoned_replacements(std::time::Duration::ZERO).unwrap_or_default();
+    if files.is_empty() {
+        return;
+    }
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::symlink_metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let words: Vec<String> = files.iter().map(crate::exit::shell_word).collect();
+    let (count, them) = match files.len() {
+        1 => ("1 file".to_owned(), "it"),
+        n => (format!("{n} files"), "them"),
+    };
+    crate::exit::note(format_args!(
+        "also {count} of {} that `new --force` runs killed half-way left (unfinished \
+         replacements, which no name reaches): `mmf prune` removes {them} once an hour old, \
+         `rm {}` at once",
+        crate::size::format_size(bytes),
+        words.join(" ")
+    ));
 }
 
 fn use_cell(in_use: Option<bool>, stale: bool) -> String {
