@@ -7247,6 +7247,40 @@ fn files_held_under_an_exclusive_lock_cost_a_listing_one_grace() {
     drop(held);
 }
 
+/// A `latest` zeroed by a stray write reads as "nothing newer" to a wait, though a read of it
+/// fails as damaged: a wait that times out on such a channel says so, with the repair (a review's
+/// `read --wait` and `watch` said only that no value came).
+#[test]
+fn a_wait_that_times_out_on_a_damaged_value_says_so() {
+    let e = Env::new("wait-damaged");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "a"]);
+    e.ok(&["out", "T", "b"]);
+    poke_word(&e.dir.join("mmf.T"), 128, 0);
+    for args in [
+        &["read", "T", "--wait", "--after", "0", "--timeout", "200ms"][..],
+        &["watch", "T", "--timeout", "200ms"],
+    ] {
+        let out = e.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(8), "{args:?}: {err}");
+        assert!(
+            err.contains(
+                "within the timeout (its current value is damaged: latest names generation 0"
+            ) && err.ends_with("here: `mmf recover T`, or `mmf out T VALUE`)\n"),
+            "{args:?}: {err}"
+        );
+    }
+    e.ok(&["recover", "T"]);
+    assert_eq!(e.ok(&["read", "T"]), "b\n");
+    let out = e.run(&["watch", "T", "--new-only", "--timeout", "100ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(8) && !err.contains("damaged"),
+        "{err}"
+    );
+}
+
 /// A stray small number over the writer lock (a token that names no PID namespace) wedges
 /// every publish, since nothing can tell it from a live writer that could take no kernel lock.
 /// The messages name `mmf recover`, which frees it once no process has the channel open (and

@@ -174,6 +174,20 @@ pub(super) fn untouched_for(name: &str) -> std::time::Duration {
         .unwrap_or_default()
 }
 
+/// For a wait's timeout message: the followed channel's current value, if it is damaged, which
+/// no wait reports (a `latest` a stray write zeroed, or moved back, reads as "nothing newer",
+/// though a read of it fails: a review's `read --wait` and `watch` said only "no value came").
+pub(super) fn damaged(ch: &mmf::Channel) -> Option<String> {
+    let location = ch.location();
+    ch.info().damage.map(|what| {
+        format!(
+            " (its current value is damaged: {what}; here: `{}`, or `{}`)",
+            crate::exit::command("recover", typed(location), ""),
+            crate::exit::out_command(typed(location))
+        )
+    })
+}
+
 /// The channel's argument as it was typed, `location` read back: a file path's bytes as they
 /// are (not UTF-8, maybe), for commands in messages that run as printed.
 pub(crate) fn typed(location: &mmf::Location) -> std::ffi::OsString {

@@ -176,7 +176,9 @@ fn read_next(
             let now = ch.generation();
             // `--after GEN` kept from another channel under the name (one removed and created
             // again starts from 1): the wait could only end by a timeout.
-            let behind = if now < since && incarnation.is_some() {
+            let behind = if let Some(what) = super::damaged(ch) {
+                what
+            } else if now < since && incarnation.is_some() {
                 format!(
                     " (the channel is at generation {now}: GEN is ahead of every value it has \
                      had)"

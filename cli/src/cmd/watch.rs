@@ -41,8 +41,11 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         if a.count.is_some_and(|n| printed >= n) {
             break Ok(());
         }
-        let waited = followed.wait(last, refused, deadline, |_| {
-            format!("no new value on '{location}' within the timeout")
+        let waited = followed.wait(last, refused, deadline, |ch| {
+            format!(
+                "no new value on '{location}' within the timeout{}",
+                super::damaged(ch).unwrap_or_default()
+            )
         });
         match waited {
             Ok(Waited::Changed) => {}
