@@ -3147,8 +3147,9 @@ fn held_too_long(waited: Duration) -> io::Error {
         io::ErrorKind::WouldBlock,
         format!(
             "another process holds an exclusive lock on it (flock), and mmf waited {} ms for it \
-             to go; mmf takes one only for an instant, so whoever holds it this long is not mmf: \
-             `fuser` or `lsof` shows who has the file open",
+             to go; mmf takes one only for an instant (`mmf prune`, `mmf recover`), so whoever \
+             holds it this long is another program, or one of those stopped or starved while \
+             it held it: `fuser` or `lsof` shows who has the file open",
             waited.as_millis()
         ),
     )

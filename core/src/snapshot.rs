@@ -565,7 +565,8 @@ impl Snapshot {
     }
 
     /// Frees what handles that are gone left held: the writer lock, reader-pin entries (with
-    /// what they counted as waiting) and the header's waiter count. Owners judged alive are
+    /// what they counted as waiting; in entries nobody owns, what stray writes left there) and
+    /// the header's waiter count. Owners judged alive are
     /// left (`kept`). Only for a snapshot mapped while its caller holds an exclusive `flock` on
     /// the file ([`free_orphans`](crate::host::free_orphans)): every handle holds a shared one
     /// for as long as it lives, so no handle is open anywhere, and every owner these words name
@@ -604,6 +605,13 @@ impl Snapshot {
             let owner_word = self.region.word(self.layout.pin(e, PIN_OWNER));
             let owner = owner_word.load(Ordering::Acquire);
             if owner == 0 {
+                // Nobody's entry: what its words still say was written by no handle (a peer's
+                // stray write), and a `pinned` there keeps values out of the header, a `waiting`
+                // the header's count up, for as long as the channel exists.
+                self.take_waiting(e);
+                self.region
+                    .word(self.layout.pin(e, PIN_SLOT))
+                    .store(0, Ordering::Release);
                 continue;
             }
             if self.liveness.judge(owner) == os::OwnerState::Alive {

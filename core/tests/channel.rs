@@ -1753,9 +1753,10 @@ fn an_unjudgeable_lock_is_freed_once_no_process_has_the_channel_open() {
     assert!(free_orphans(&s.location).unwrap().unwrap().is_empty());
 }
 
-/// Pin entries and waiter counts of holders that cannot be judged are freed with the lock;
-/// those of holders judged alive (a kernel-held token whose byte a process holds, though it
-/// holds no handle) are left, the lock included, and the waiters those entries count stay.
+/// Pin entries and waiter counts of holders that cannot be judged are freed with the lock, and
+/// what stray writes left in entries nobody owns; those of holders judged alive (a kernel-held
+/// token whose byte a process holds, though it holds no handle) are left, the lock included,
+/// and the waiters those entries count stay.
 #[test]
 fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
     use mmf_core::host::free_orphans;
@@ -1774,7 +1775,10 @@ fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
     poke(&path, ENTRY + 64, alive);
     poke(&path, ENTRY + 64 + 8, u64::MAX);
     poke(&path, ENTRY + 64 + 16, 1);
-    poke(&path, WAITERS, 8);
+    // Entry 2: nobody's, with a stray pin and a stray count of 4.
+    poke(&path, ENTRY + 128 + 8, 3);
+    poke(&path, ENTRY + 128 + 16, 4);
+    poke(&path, WAITERS, 12);
     poke(&path, 448, alive);
 
     let freed = free_orphans(&s.location)
@@ -1787,7 +1791,7 @@ fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
         (free_pid(5), OwnerState::Alive),
         "{kept:?}"
     );
-    assert_eq!((freed.pins, freed.pins_kept, freed.waiters), (1, 1, 7));
+    assert_eq!((freed.pins, freed.pins_kept, freed.waiters), (1, 1, 11));
     assert_eq!(
         [0, 8, 16].map(|at| peek(&path, ENTRY + at)),
         [0, 0, 0],
@@ -1797,6 +1801,11 @@ fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
         [0, 8, 16].map(|at| peek(&path, ENTRY + 64 + at)),
         [alive, u64::MAX, 1],
         "entry 1 kept"
+    );
+    assert_eq!(
+        [0, 8, 16].map(|at| peek(&path, ENTRY + 128 + at)),
+        [0, 0, 0],
+        "entry 2 cleared"
     );
     assert_eq!(peek(&path, WAITERS), 1);
     assert_eq!(peek(&path, 448), alive);

@@ -15,11 +15,12 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
     // held (a writer lock whose holder cannot be judged dead, which no publish would ever take
     // over), freed only while no process has the channel open.
     let freed = host::free_orphans(&location)?;
+    // Said at once: the file has changed, whatever fails next (a review's recover of a value it
+    // could not bring back said nothing of the lock it had freed).
+    if let Some(o) = &freed {
+        super::print_bytes(freed_lines(&location, o).as_bytes())?;
+    }
     let ch = Options::new().open(&location)?;
-    let mut out = match &freed {
-        Some(o) => freed_lines(&location, o),
-        None => String::new(),
-    };
     if freed.is_none() {
         still_held(&ch, &location);
     }
@@ -64,8 +65,7 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
             }
         },
     };
-    out.push_str(&line);
-    super::print_bytes(out.as_bytes())
+    super::print_bytes(line.as_bytes())
 }
 
 /// What [`host::free_orphans`] freed, a line each; and on standard error, a writer lock it left
@@ -78,22 +78,29 @@ fn freed_lines(location: &Location, o: &Orphans) -> String {
             OwnerState::Unknown(why) => format!("which could not be judged ({why})"),
             _ => "which holds no handle".to_owned(),
         };
+        // A token of pid 0 is no process's: a stray write (a kernel-held one is judged by its
+        // lock byte alone, whatever its pid bits say).
+        let holder = match l.pid {
+            0 => "a token that names no process".to_owned(),
+            pid => format!("pid {pid}, {judged}"),
+        };
         out += &format!(
-            "freed the writer lock of '{location}', held by pid {}, {judged}: no process had \
-             the channel open\n",
-            l.pid
+            "freed the writer lock of '{location}', held by {holder}: no process had the \
+             channel open\n"
         );
     }
     if o.pins > 0 {
         let entries = if o.pins == 1 { "entry" } else { "entries" };
         out += &format!(
-            "freed {} reader-pin {entries} of '{location}' that processes no longer running held\n",
+            "freed {} reader-pin {entries} of '{location}', held by processes that no longer had \
+             the channel open\n",
             o.pins
         );
     }
     if o.waiters > 0 {
         out += &format!(
-            "'{location}' counted {} blocked waiter(s) that no process is: no longer counted\n",
+            "lowered the count of blocked waiters of '{location}' by {}: no process was \
+             waiting\n",
             o.waiters
         );
     }
