@@ -1850,7 +1850,15 @@ impl Channel {
     /// ([`Options::read_only`]), and one that found every entry taken (a channel has
     /// [`Options::readers`] of them, 4 by default, for all processes together; see
     /// [`is_pinned`](Channel::is_pinned) after a first read). Fifty such handles waiting took a
-    /// quarter of a core here; make the channel with as many readers as will wait on it. Once the
+    /// quarter of a core here; make the channel with as many readers as will wait on it.
+    ///
+    /// Every publish wakes every handle asleep here, with one system call that wakes each
+    /// sleeper in turn, and each then runs to look. Many waiters under a writer that publishes
+    /// back to back share the CPUs with it: on the project's 2-core VM, a loop of `publish_raw`
+    /// took 0.10 us a publish alone, 0.18 us with one `mmf watch` waiting, 2.6 us with 10 and
+    /// 118 us with 50 (most of it the writer's own wake-up call). Publish no faster than the
+    /// waiters need values, or let those that need not see each value poll at their own pace
+    /// (a [`read`](Self::read_raw) every so often) instead of waiting. Once the
     /// channel was truncated under this handle and the `SIGBUS` handler caught it
     /// ([`truncation`](crate::truncation)), it returns `since + 1` at once (within 100 ms when
     /// another thread trips the handle), so that the caller's next read reports `Truncated`.
