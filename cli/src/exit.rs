@@ -293,20 +293,14 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
             "out",
         ) => {
             // A holder that cannot be judged: the library's way out in this command line's
-            // words, and no "retry later", which would not help.
+            // words. (Still "retry later": such a holder may be a live writer mid-publish.)
             const FREES: &str = "`mmf recover` of the channel (`host::free_orphans` in Rust)";
-            let stuck = what.contains(FREES);
             let recover = format!("`{}`", command("recover", named(name), ""));
             format!(
                 "channel '{name}' stayed busy for {} ms ({}); nothing was published, and the \
-                 channel keeps its value{}",
+                 channel keeps its value; retry later, or wait longer with --lock-timeout",
                 waited.as_millis(),
                 what.replace(FREES, &recover),
-                if stuck {
-                    ""
-                } else {
-                    "; retry later, or wait longer with --lock-timeout"
-                }
             )
         }
         (CoreError::TooLarge { len, capacity, .. }, "out") => format!(

@@ -2145,8 +2145,10 @@ impl Channel {
     /// where the path is a link to it), so that a channel created or replaced since is found
     /// under its name after a crash. Where this user may not read that directory (mode `0711`,
     /// say), it cannot be opened to be written back, and the whole file system holding the file
-    /// is written back instead (`syncfs`; this had skipped the directory, and failed `mmf out
-    /// --sync` there after it had published before that). A
+    /// is written back instead (`syncfs` on Linux, which also reports another file's failed
+    /// write-back there; elsewhere `sync`, which may return before the writes are done; this
+    /// had skipped the directory, and failed `mmf out --sync` there after it had published
+    /// before that). A
     /// [`read_only`](Options::read_only) handle writes back the file as it is, through its
     /// file handle.
     ///
@@ -2188,24 +2190,31 @@ impl Channel {
         // renames a replacement), not the link's (a review found the link's synced instead).
         if let Location::File(_) = self.location {
             let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            let failed = |op, e| Error::Io {
+                op,
+                path: path.clone(),
+                cause: e,
+            };
             match File::open(dir_of(&real)) {
-                Ok(dir) => dir.sync_all(),
+                Ok(dir) => dir
+                    .sync_all()
+                    .map_err(|e| failed("flushing the directory of", e)),
                 // A directory this process may write and search but not read (mode -wx) cannot
                 // be opened for its `fsync`: the whole file system is written back instead
                 // (the directory was skipped, and the promise of a durable name with it).
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                     match self.snap.liveness.file() {
-                        Some(file) => os::sync_file_system(file),
+                        Some(file) => os::sync_file_system(file).map_err(|e| {
+                            failed(
+                                "writing back the file system (its directory may not be read) of",
+                                e,
+                            )
+                        }),
                         None => Ok(()),
                     }
                 }
-                Err(e) => Err(e),
-            }
-            .map_err(|e| Error::Io {
-                op: "flushing the directory of",
-                path,
-                cause: e,
-            })?;
+                Err(e) => Err(failed("flushing the directory of", e)),
+            }?;
         }
         Ok(())
     }
@@ -3155,9 +3164,9 @@ fn held_too_long(waited: Duration) -> io::Error {
         io::ErrorKind::WouldBlock,
         format!(
             "another process holds an exclusive lock on it (flock), and mmf waited {} ms for it \
-             to go; mmf takes one only for an instant (`mmf prune`, `mmf recover`), so whoever \
-             holds it this long is another program, or one of those stopped or starved while \
-             it held it: `fuser` or `lsof` shows who has the file open",
+             to go; mmf takes one only for an instant (`mmf prune`, `list`, `doctor`, `recover`), \
+             so whoever holds it this long is another program, or one of those stopped or \
+             starved while it held it: `fuser` or `lsof` shows who has the file open",
             waited.as_millis()
         ),
     )

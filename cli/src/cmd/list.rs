@@ -113,7 +113,7 @@ fn unfinished_replacements() {
     crate::exit::note(format_args!(
         "also {count} of {} that `new --force` runs killed half-way left (unfinished \
          replacements, which no name reaches): `mmf prune` removes {them} once an hour old, \
-         `rm {}` at once",
+         `rm -- {}` at once",
         crate::size::format_size(bytes),
         words.join(" ")
     ));

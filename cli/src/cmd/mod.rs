@@ -179,6 +179,11 @@ pub(super) fn untouched_for(name: &str) -> std::time::Duration {
 /// though a read of it fails: a review's `read --wait` and `watch` said only "no value came").
 pub(super) fn damaged(ch: &mmf::Channel) -> Option<String> {
     let location = ch.location();
+    // Not of a channel no longer under the name (removed while the wait went on): its repair
+    // commands would name nothing, or another channel.
+    if !ch.is_current().unwrap_or(false) {
+        return None;
+    }
     ch.info().damage.map(|what| {
         format!(
             " (its current value is damaged: {what}; here: `{}`, or `{}`)",

@@ -162,14 +162,16 @@ fn read_next(
             && since > 0
             && refused.is_none()
             && !followed.is_gone()
-            && followed.channel().generation() == since)
-            .then(|| {
-                format!(
-                    " (generation {since} was there when the wait began, and --wait waits for \
+            && followed.channel().generation() == since
+            // A damaged value there is said as such (`damaged`), and no read takes it.
+            && super::damaged(followed.channel()).is_none())
+        .then(|| {
+            format!(
+                " (generation {since} was there when the wait began, and --wait waits for \
                      a newer value: `{}` takes that one too)",
-                    crate::exit::command("read", super::typed(&location), "--wait --after 0")
-                )
-            })
+                crate::exit::command("read", super::typed(&location), "--wait --after 0")
+            )
+        })
     };
     loop {
         let waited = followed.wait(since, refused, deadline, |ch| {

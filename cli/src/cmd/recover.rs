@@ -99,10 +99,18 @@ fn freed_lines(location: &Location, o: &Orphans) -> String {
     }
     if o.waiters > 0 {
         out += &format!(
-            "lowered the count of blocked waiters of '{location}' by {}: no process was \
-             waiting\n",
+            "lowered the count of blocked waiters of '{location}' by {}, which no open handle \
+             counted\n",
             o.waiters
         );
+    }
+    if o.pins_kept > 0 {
+        crate::exit::say(format_args!(
+            "'{location}': {} reader-pin entr{} held by running processes that have no handle \
+             of the channel open were left as they are",
+            o.pins_kept,
+            if o.pins_kept == 1 { "y is" } else { "ies are" }
+        ));
     }
     if let Some(l) = o.lock_kept {
         crate::exit::say(format_args!(
