@@ -634,16 +634,7 @@ impl Options {
                 // what the name holds now (a bounded number of times, against a peer renaming
                 // files in a loop).
                 Ok(None) if renamed < 64 => renamed += 1,
-                Ok(None) => {
-                    return Err(Error::Io {
-                        op: "opening",
-                        path,
-                        cause: io::Error::other(
-                            "the file under this name was replaced 64 times while it was being \
-                             opened",
-                        ),
-                    })
-                }
+                Ok(None) => return Err(replaced_too_often(path)),
                 Ok(Some(ch)) => return Ok(ch),
                 Err(e) => return Err(e),
             }
@@ -660,16 +651,7 @@ impl Options {
         start: Instant,
         deadline: Option<Instant>,
     ) -> Result<Option<Channel>> {
-        not_special(location, path, name)?;
-        let file = open_existing(location, path, !self.read_only).map_err(|e| match e.kind() {
-            io::ErrorKind::IsADirectory => directory(name),
-            io::ErrorKind::NotFound => Error::not_found(location),
-            _ => io_error(name, path, "opening", e),
-        })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error(name, path, "inspecting", e))?;
-        regular_file(&meta, name)?;
+        let (file, meta) = open_channel_file(location, path, name, !self.read_only)?;
         // Bounded from the open's start, not this attempt's: a peer renaming a locked file
         // after another over the name costs the open its bound once, not once a file.
         lock_shared_by(&file, start, deadline, true, self.lock_grace)
@@ -2859,7 +2841,7 @@ pub(crate) fn dir_files(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf
 /// [`host::free_orphans`](crate::host::free_orphans): the channel at `location` mapped under
 /// an exclusive `flock`, and what handles that are gone left held in it freed; `Ok(None)` if a
 /// process holds a handle to it (the lock is not to be had).
-pub(crate) fn free_orphans(location: &Location) -> Result<Option<crate::snapshot::FreedWords>> {
+pub(crate) fn free_orphans(location: &Location) -> Result<Option<crate::host::Orphans>> {
     let Some(path) = location.path() else {
         return Ok(None);
     };
@@ -2867,16 +2849,7 @@ pub(crate) fn free_orphans(location: &Location) -> Result<Option<crate::snapshot
     // A rename over the name between the open and the lock (`new --force`) leaves the name to
     // another file: looked at again, as `open` does.
     for _ in 0..64 {
-        not_special(location, &path, name)?;
-        let file = open_existing(location, &path, true).map_err(|e| match e.kind() {
-            io::ErrorKind::IsADirectory => directory(name),
-            io::ErrorKind::NotFound => Error::not_found(location),
-            _ => io_error(name, &path, "opening", e),
-        })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error(name, &path, "inspecting", e))?;
-        regular_file(&meta, name)?;
+        let (file, meta) = open_channel_file(location, &path, name, true)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
@@ -2896,13 +2869,41 @@ pub(crate) fn free_orphans(location: &Location) -> Result<Option<crate::snapshot
         snap.liveness = os::Liveness::of(Some(judge));
         return Ok(Some(snap.free_orphans())); // the exclusive lock goes with `file`
     }
-    Err(Error::Io {
+    Err(replaced_too_often(path))
+}
+
+/// The file under a channel's name, opened (read-write if `write`) as an opener opens it: not
+/// a FIFO or device, never through a link planted under a shared-memory name, a regular file;
+/// and its metadata.
+fn open_channel_file(
+    location: &Location,
+    path: &Path,
+    name: &str,
+    write: bool,
+) -> Result<(File, std::fs::Metadata)> {
+    not_special(location, path, name)?;
+    let file = open_existing(location, path, write).map_err(|e| match e.kind() {
+        io::ErrorKind::IsADirectory => directory(name),
+        io::ErrorKind::NotFound => Error::not_found(location),
+        _ => io_error(name, path, "opening", e),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| io_error(name, path, "inspecting", e))?;
+    regular_file(&meta, name)?;
+    Ok((file, meta))
+}
+
+/// The error of an open that found the file under the name replaced each time it had locked
+/// it, 64 times (a peer renaming files over the name in a loop).
+fn replaced_too_often(path: PathBuf) -> Error {
+    Error::Io {
         op: "opening",
         path,
         cause: io::Error::other(
             "the file under this name was replaced 64 times while it was being opened",
         ),
-    })
+    }
 }
 
 /// Maps the channel file `file` of `len` bytes (read-write if `write`) and checks its header

@@ -213,18 +213,7 @@ impl Orphans {
 /// [`Info::writer_recoveries`]: crate::Info::writer_recoveries
 /// [`Options::open`]: crate::Options::open
 pub fn free_orphans(location: impl ToLocation) -> Result<Option<Orphans>> {
-    let location = &*location.to_location()?;
-    let owner = |(token, state)| LockOwner {
-        pid: os::token_pid(token),
-        state,
-    };
-    Ok(crate::channel::free_orphans(location)?.map(|w| Orphans {
-        lock: w.lock.map(owner),
-        lock_kept: w.kept_lock.map(owner),
-        pins: w.pins,
-        pins_kept: w.kept_pins,
-        waiters: w.waiters,
-    }))
+    crate::channel::free_orphans(&*location.to_location()?)
 }
 
 /// Removes the channel at `location` if no process holds a handle to it and it was last

@@ -252,21 +252,6 @@ pub(crate) enum Miss {
     SlotFailed,
 }
 
-/// What [`Snapshot::free_orphans`] freed, and what it left.
-#[derive(Debug, Default)]
-pub(crate) struct FreedWords {
-    /// The writer lock's token, and how its owner was judged (dead, or unknown).
-    pub lock: Option<(u64, os::OwnerState)>,
-    /// The writer lock's token where its owner was judged alive, and left.
-    pub kept_lock: Option<(u64, os::OwnerState)>,
-    /// Reader-pin entries freed.
-    pub pins: usize,
-    /// Reader-pin entries left to owners judged alive.
-    pub kept_pins: usize,
-    /// How much the header's waiter count was lowered by.
-    pub waiters: u64,
-}
-
 impl Snapshot {
     /// Writes a fresh header into zeroed memory: geometry and identity first, the version, then
     /// the magic last (with Release), so an opener that sees the magic sees a complete header.
@@ -577,14 +562,19 @@ impl Snapshot {
     /// between its stores of `latest` and `written` left `written` behind, and the next writer,
     /// taking a free lock, trusts `written`; then the token is swapped for 0, and `recoveries`
     /// counts it.
-    pub(crate) fn free_orphans(&self) -> FreedWords {
+    #[cfg(not(loom))]
+    pub(crate) fn free_orphans(&self) -> crate::host::Orphans {
         let h = self.fixed();
-        let mut freed = FreedWords::default();
+        let mut freed = crate::host::Orphans::default();
         let owner = h[H_LOCK].load(Ordering::Acquire);
         if owner != 0 {
             let state = self.liveness.judge(owner);
+            let holder = crate::LockOwner {
+                pid: os::token_pid(owner),
+                state,
+            };
             if state == os::OwnerState::Alive {
-                freed.kept_lock = Some((owner, state));
+                freed.lock_kept = Some(holder);
             } else {
                 // Acquire: orders the dead writer's stores before `latest`'s (as the takeover's
                 // load in `publish_locked`); Release: as `commit`'s store of `written`.
@@ -595,7 +585,7 @@ impl Snapshot {
                     .is_ok()
                 {
                     h[H_RECOVERIES].fetch_add(1, Ordering::Relaxed);
-                    freed.lock = Some((owner, state));
+                    freed.lock = Some(holder);
                 }
             }
         }
@@ -604,29 +594,22 @@ impl Snapshot {
         for e in 0..self.layout.readers {
             let owner_word = self.region.word(self.layout.pin(e, PIN_OWNER));
             let owner = owner_word.load(Ordering::Acquire);
-            if owner == 0 {
-                // Nobody's entry: what its words still say was written by no handle (a peer's
-                // stray write), and a `pinned` there keeps values out of the header, a `waiting`
-                // the header's count up, for as long as the channel exists.
-                self.take_waiting(e);
-                self.region
-                    .word(self.layout.pin(e, PIN_SLOT))
-                    .store(0, Ordering::Release);
-                continue;
-            }
-            if self.liveness.judge(owner) == os::OwnerState::Alive {
-                freed.kept_pins += 1;
+            if owner != 0 && self.liveness.judge(owner) == os::OwnerState::Alive {
+                freed.pins_kept += 1;
                 continue;
             }
             // As a reader's takeover of a dead entry (FORMAT.md §5): its pin and its waiting
-            // count go before the entry is free.
+            // count go before the entry is free. In an entry nobody owns they were written by no
+            // handle (a peer's stray write), and a `pinned` there keeps values out of the
+            // header, a `waiting` the header's count up, for as long as the channel exists.
             self.take_waiting(e);
             self.region
                 .word(self.layout.pin(e, PIN_SLOT))
                 .store(0, Ordering::Release);
-            if owner_word
-                .compare_exchange(owner, 0, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
+            if owner != 0
+                && owner_word
+                    .compare_exchange(owner, 0, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
             {
                 freed.pins += 1;
             }
