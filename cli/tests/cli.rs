@@ -7247,6 +7247,33 @@ fn files_held_under_an_exclusive_lock_cost_a_listing_one_grace() {
     drop(held);
 }
 
+/// Standard input that cannot be read (a directory) is an error that says nothing was
+/// published, as every other refusal of `out` does, and the value stays.
+#[test]
+fn unreadable_standard_input_publishes_nothing_and_says_so() {
+    let e = Env::new("out-stdin-dir");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "kept"]);
+    for json in [false, true] {
+        let mut c = e.cmd(&["out", "T"]);
+        if json {
+            c.arg("--json");
+        }
+        let out = c
+            .stdin(std::fs::File::open(&e.dir).unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(
+            err,
+            "mmf: reading standard input failed: nothing was published to 'T', which keeps its \
+             value: Is a directory (os error 21)\n"
+        );
+    }
+    assert_eq!(e.ok(&["read", "T"]), "kept\n");
+}
+
 /// A `latest` zeroed by a stray write reads as "nothing newer" to a wait, though a read of it
 /// fails as damaged: a wait that times out on such a channel says so, with the repair (a review's
 /// `read --wait` and `watch` said only that no value came).

@@ -144,6 +144,15 @@ const MISSING_READ: u64 = 1 << 20;
 /// [`MISSING_READ`] bytes; only then is it an error (at once, when standard input is a terminal).
 /// It may also be replaced meanwhile (`new --force`), by a larger one: input beyond the first
 /// channel's capacity is read on when the channel there now holds more.
+/// The context of a failed read of standard input: that nothing was published, as every other
+/// refusal of `out` says (a review's `mmf out T < /` said only "Is a directory").
+fn unread(location: &Location) -> String {
+    format!(
+        "reading standard input failed: nothing was published to '{location}', which keeps its \
+         value"
+    )
+}
+
 fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> {
     use std::io::IsTerminal;
     let stdin = std::io::stdin();
@@ -155,7 +164,7 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
             return Err(e.into())
         }
         Err(mmf::channel::Error::NotFound { .. }) => {
-            input.fill_buf().context("reading standard input")?;
+            input.fill_buf().with_context(|| unread(location))?;
             match Options::new().open(location) {
                 Err(mmf::channel::Error::NotFound { .. }) => {
                     // Maybe created while the input is still coming: read on (at most
@@ -163,7 +172,7 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
                     (&mut input)
                         .take(MISSING_READ + 1)
                         .read_to_end(&mut buf)
-                        .context("reading standard input")?;
+                        .with_context(|| unread(location))?;
                     open_for(&Options::new(), location, buf.len())?
                 }
                 other => other?,
@@ -192,7 +201,7 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
         (&mut input)
             .take(room)
             .read_to_end(&mut buf)
-            .context("reading standard input")?;
+            .with_context(|| unread(location))?;
         if buf.len() as u64 <= limit {
             return Ok(buf);
         }
