@@ -2861,13 +2861,10 @@ pub(crate) fn free_orphans(location: &Location) -> Result<Option<crate::host::Or
             continue;
         }
         let mut snap = map_checked(&file, meta.len(), name, &path, true)?;
-        // Owners are judged through a second descriptor of the same open file description
-        // (whose `flock` is this one's): it holds no byte locks, so it sees every other's.
-        let judge = file
-            .try_clone()
-            .map_err(|e| io_error(name, &path, "opening", e))?;
-        snap.liveness = os::Liveness::of(Some(judge));
-        return Ok(Some(snap.free_orphans())); // the exclusive lock goes with `file`
+        // Owners are judged through this descriptor, which holds no byte locks, so it sees
+        // every other's; it keeps the exclusive lock until `snap` goes, after the freeing.
+        snap.liveness = os::Liveness::of(Some(file));
+        return Ok(Some(snap.free_orphans()));
     }
     Err(replaced_too_often(path))
 }

@@ -130,26 +130,24 @@ fn freed_lines(location: &Location, o: &Orphans) -> String {
 /// publishes then time out until no process has the channel open and `mmf recover` runs again.
 /// Looked at twice, 100 ms apart, as a live writer holds the lock only while it publishes.
 fn still_held(ch: &mmf::Channel, location: &Location) {
-    let unknown = |ch: &mmf::Channel| {
-        ch.info()
-            .writer_lock
-            .filter(|l| matches!(l.state, OwnerState::Unknown(_)))
+    let unknown = |ch: &mmf::Channel| match ch.info().writer_lock {
+        Some(l) => match l.state {
+            OwnerState::Unknown(why) => Some((l.pid, why)),
+            _ => None,
+        },
+        None => None,
     };
-    let Some(first) = unknown(ch) else {
+    let Some((first, _)) = unknown(ch) else {
         return;
     };
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let Some(l) = unknown(ch).filter(|l| l.pid == first.pid) else {
-        return;
-    };
-    let OwnerState::Unknown(why) = l.state else {
+    let Some((pid, why)) = unknown(ch).filter(|&(pid, _)| pid == first) else {
         return;
     };
     crate::exit::say(format_args!(
-        "'{location}': its writer lock is held by pid {}, which may be alive: {why}; it is freed \
-         only while no process has the channel open, and processes have it open now (`fuser -v` \
-         on its file names them): once none has, run `{}` again",
-        l.pid,
+        "'{location}': its writer lock is held by pid {pid}, which may be alive: {why}; it is \
+         freed only while no process has the channel open, and processes have it open now \
+         (`fuser -v` on its file names them): once none has, run `{}` again",
         crate::exit::command("recover", super::typed(location), "")
     ));
 }
