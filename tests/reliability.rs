@@ -1192,7 +1192,7 @@ fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
     for p in [&theirs, &link] {
         std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
     }
-    let (stop, swapper) = swapping(&theirs, &link, None);
+    let (stop, _, swapper) = swapping(&theirs, &link, None);
     let name = Location::file(theirs.join("job.mmf"));
     let tries = env_or("MMF_SWAP_TRIES", 400);
     let (mut replaced, mut removed, mut refused, mut created) = (0, 0, 0, 0);
@@ -1266,7 +1266,7 @@ fn a_name_swapped_for_a_link_does_not_steer_a_replacement() {
     }
     // Each on a CPU of its own where there are two (sharing one, the review's race hit 0 times
     // in 1,500).
-    let (stop, swapper) = swapping(&theirs, &link, Some(0));
+    let (stop, hold, swapper) = swapping(&theirs, &link, Some(0));
     pin_to_cpu(1);
     let name = Location::file(&theirs);
     let tries = env_or("MMF_SWAP_TRIES", 400);
@@ -1288,7 +1288,11 @@ fn a_name_swapped_for_a_link_does_not_steer_a_replacement() {
         assert_eq!(value, b"precious", "try {i}: {meta:?}");
         // Theirs again, whichever name each is under now; and their link again where root's
         // rename replaced it (it did when it met the link: after that, a run only swapped two
-        // channels, a review found).
+        // channels, a review found). With the swapper held: a swap between the looks at the
+        // two names showed a file under each, and the link made again over the file left
+        // two links, which every later try refused (0 replaced in 4,000, one run in three
+        // beside the binary's other tests).
+        let held = hold.hold();
         if ![&theirs, &link]
             .iter()
             .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink()))
@@ -1304,6 +1308,7 @@ fn a_name_swapped_for_a_link_does_not_steer_a_replacement() {
                 std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
             }
         }
+        drop(held);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     unpin_from_cpus();
@@ -1374,14 +1379,36 @@ fn unpin_from_cpus() {
     }
 }
 
+/// Stops a [`swapping`] thread for a while: no swap is under way while [`Hold::hold`]'s guard
+/// lives.
+#[derive(Default)]
+struct Hold {
+    lock: std::sync::Mutex<()>,
+    /// Set while the test waits for the lock, which the swapper would otherwise take again at
+    /// once, swap after swap.
+    wanted: std::sync::atomic::AtomicBool,
+}
+
+impl Hold {
+    fn hold(&self) -> std::sync::MutexGuard<'_, ()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.wanted.store(true, Relaxed);
+        let held = self.lock.lock().unwrap();
+        self.wanted.store(false, Relaxed);
+        held
+    }
+}
+
 /// A thread that swaps `a` and `b` (`renameat2` with `RENAME_EXCHANGE`) until the flag is
-/// raised, on CPU `cpu` alone if given ([`pin_to_cpu`]); it returns how many swaps it made.
+/// raised, on CPU `cpu` alone if given ([`pin_to_cpu`]), but not while its [`Hold`] is held; it
+/// returns how many swaps it made.
 fn swapping(
     a: &std::path::Path,
     b: &std::path::Path,
     cpu: Option<usize>,
 ) -> (
     std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<Hold>,
     std::thread::JoinHandle<u64>,
 ) {
     use std::os::unix::ffi::OsStrExt;
@@ -1389,12 +1416,18 @@ fn swapping(
     let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     let (a, b) = (c(a), c(b));
     let stopped = stop.clone();
+    let hold = std::sync::Arc::new(Hold::default());
+    let held = hold.clone();
     let swapper = std::thread::spawn(move || {
         if let Some(cpu) = cpu {
             pin_to_cpu(cpu);
         }
         let mut swaps = 0u64;
         while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            while held.wanted.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
+            let _swapping = held.lock.lock().unwrap();
             // SAFETY: two valid NUL-terminated paths; the call only renames them.
             let r = unsafe {
                 libc::syscall(
@@ -1411,7 +1444,7 @@ fn swapping(
         }
         swaps
     });
-    (stop, swapper)
+    (stop, hold, swapper)
 }
 
 /// A directory for a link-swap test (`what` names it) holding a sticky directory anyone may
