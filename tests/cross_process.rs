@@ -22,6 +22,15 @@ fn child() {
         "reader-any" => reader_any(&name),
         "seed-b" => seed_b(&name),
         "panicking-worker" => panicking_worker(&name),
+        "remover" => {
+            Channel::remove(&name).unwrap();
+        }
+        "replacer" => {
+            Options::new()
+                .capacity(64)
+                .create_or_replace(&name)
+                .unwrap();
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -462,5 +471,47 @@ fn remove_on_drop_leaves_a_replacement_an_opener_and_a_forked_childs_copy_alone(
     let open = Channel::open(&name).unwrap();
     assert_eq!(open.incarnation(), second.incarnation());
     drop((open, second));
+    Channel::remove(&name).unwrap();
+}
+
+/// A long-lived writer learns from one load per publish that another process removed or
+/// replaced its channel (`retired_hint`), and confirms it with `is_current`; what the hint
+/// misses (a plain unlink) and what makes it wrong (a stray write of the word) are as its docs
+/// say.
+#[test]
+fn a_writer_learns_from_the_retired_hint_that_another_process_replaced_or_removed_its_channel() {
+    let name = unique("retired-hint");
+    let writer = Channel::create(&name, 64).unwrap();
+    writer.publish_str("first").unwrap();
+    assert!(!writer.retired_hint() && writer.is_current().unwrap());
+
+    let replacer = spawn_child("replacer", &[("MMF_NAME", name.clone())]);
+    assert!(replacer.wait_with_output().unwrap().status.success());
+    assert!(writer.retired_hint() && !writer.is_current().unwrap());
+    // Following the name: the value goes where readers of the name look.
+    let writer = Channel::open(&name).unwrap();
+    assert!(!writer.retired_hint());
+    writer.publish_str("second").unwrap();
+    assert_eq!(
+        Channel::open(&name).unwrap().read_string().unwrap(),
+        "second"
+    );
+
+    let remover = spawn_child("remover", &[("MMF_NAME", name.clone())]);
+    assert!(remover.wait_with_output().unwrap().status.success());
+    assert!(writer.retired_hint() && !writer.is_current().unwrap());
+
+    // Missed: a name unlinked by another program leaves the word 0.
+    let unlinked = Channel::create(&name, 64).unwrap();
+    let path = unlinked.location().path().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(!unlinked.retired_hint() && !unlinked.is_current().unwrap());
+
+    // Wrong: a stray write of the word (word 13, FORMAT.md §2) sets it on a current channel.
+    let current = Channel::create(&name, 64).unwrap();
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&7u64.to_le_bytes(), 13 * 8).unwrap();
+    assert!(current.retired_hint() && current.is_current().unwrap());
     Channel::remove(&name).unwrap();
 }

@@ -2088,6 +2088,48 @@ impl Channel {
         Ok(os::same_file(&now, &mine))
     }
 
+    /// Whether a process has marked this channel retired: a hint, one atomic load, cheap enough
+    /// to ask before every publish, that [`is_current`](Channel::is_current) may now say
+    /// `false`.
+    ///
+    /// mmf writes the header's `retired` word (FORMAT.md §8) right after it removes the
+    /// channel's name or renames another channel over it: [`Channel::remove`],
+    /// [`create_or_replace`](Options::create_or_replace), `mmf remove`, `mmf new --force`,
+    /// `mmf prune`. A writer that follows the name publishes at full speed and calls
+    /// `is_current` (a `stat` and an `fstat`) only when this says `true`, and, since the hint
+    /// can be missed, every so often besides ([`Follower`](crate::Follower) looks every 100 ms):
+    ///
+    /// - **Missed**: a name removed by another program (`rm`), or by an mmf process that may
+    ///   not write the file, leaves the word 0; and an mmf remover writes it just after the
+    ///   name is gone, so a publish in between lands in the retired channel unseen.
+    /// - **Wrong**: the word lives in shared memory, which any process that may write the
+    ///   channel can set (a stray write, a peer of an older layout): `true` is confirmed with
+    ///   `is_current` before the writer acts on it, and a writer that finds it set and the
+    ///   channel current stops trusting the hint.
+    ///
+    /// Always `false` for an anonymous channel or one opened from an image.
+    ///
+    /// ```
+    /// use mmf::{Channel, Tag};
+    /// let name = format!("retired-hint-doc-{}", std::process::id());
+    /// let mut writer = Channel::create(&name, 64)?;
+    /// assert!(!writer.retired_hint());
+    /// mmf::Options::new().capacity(64).create_or_replace(&name)?; // `mmf new NAME --force`
+    /// // Before a publish: one load, and a stat only when the hint says so.
+    /// if writer.retired_hint() && !writer.is_current()? {
+    ///     writer = Channel::open(&name)?;
+    /// }
+    /// writer.publish_raw(Tag::TEXT, b"where readers of the name look")?;
+    /// let mut buf = Vec::new();
+    /// Channel::open(&name)?.read_into(&mut buf)?;
+    /// assert_eq!(buf, b"where readers of the name look");
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
+    pub fn retired_hint(&self) -> bool {
+        self.retired_mark() != 0
+    }
+
     /// Marks the channel as used now: sets its file's modification time, which `mmf prune` and
     /// `mmf doctor` (through [`host::last_touched`](crate::host::last_touched)) read as the
     /// time of its last activity. Publishing does not do this by itself (a publish makes no
