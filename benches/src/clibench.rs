@@ -1,7 +1,8 @@
 //! The CLI from a shell's point of view: the wall time from spawning a command to its exit, for
 //! `mmf read` and `mmf out` of a small value against `cat` of a small file (and `true`, the
-//! cost of a spawn alone). The commands alternate (cat, read, out, true, cat, ...); each runs
-//! `plan.cli_n` times after a few unmeasured ones. Children inherit this process's pinning.
+//! cost of a spawn alone), and for `mmf out --lines` publishing [`LINES`] lines, each a value,
+//! against `cat` of those lines. The commands alternate (cat, read, out, true, cat, ...); each
+//! runs `plan.cli_n` times after a few unmeasured ones. Children inherit this process's pinning.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,13 +16,48 @@ use crate::Plan;
 /// The small value.
 pub const VALUE: &str = "Hello World!";
 
+/// How many lines `mmf out --lines` publishes (`seq 1 LINES`), each a value of its own.
+pub const LINES: usize = 100_000;
+
 /// The measured commands, in table order.
-pub const COMMANDS: [&str; 4] = ["cat FILE", "mmf read NAME", "mmf out NAME VALUE", "true"];
+pub const COMMANDS: [&str; 6] = [
+    "cat FILE",
+    "mmf read NAME",
+    "mmf out NAME VALUE",
+    "true",
+    "cat LINES",
+    "mmf out NAME --lines < LINES",
+];
+
+/// What a command's wall time is compared with: `cat` of the same input.
+pub fn reference(command: &str) -> &'static str {
+    if command.ends_with("LINES") {
+        "cat LINES"
+    } else {
+        "cat FILE"
+    }
+}
+
+/// The bytes a command takes in: the small value, or the [`LINES`] lines.
+fn input_bytes(command: &str) -> usize {
+    if command.ends_with("LINES") {
+        lines_text().len()
+    } else {
+        VALUE.len()
+    }
+}
+
+/// `seq 1 LINES`'s output.
+fn lines_text() -> String {
+    (1..=LINES).map(|i| format!("{i}\n")).collect()
+}
 
 /// The spawn-to-exit times of one command.
 pub struct CliMeasured {
     /// One of [`COMMANDS`].
     pub command: &'static str,
+    /// The bytes it takes in (the value, or the lines).
+    pub input_bytes: usize,
     /// Sorted wall times in ns.
     pub samples: Vec<u64>,
 }
@@ -94,6 +130,8 @@ pub fn run(plan: &Plan, mmf: &Path) -> Result<(PathBuf, Vec<CliMeasured>)> {
 fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
     let file = dir.join("value.txt");
     std::fs::write(&file, VALUE)?;
+    let lines = dir.join("lines.txt");
+    std::fs::write(&lines, lines_text())?;
     let name = "bench-cli";
     let mmf_cmd = |args: &[&str]| {
         let mut c = Command::new(mmf);
@@ -108,6 +146,34 @@ fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
     if !status.success() {
         bail!("mmf out failed: {status}");
     }
+    // Every line is a value: the last one is what the channel holds, LINES generations on.
+    let before = mmf_cmd(&["info", name, "--json"]).output()?;
+    let status = mmf_cmd(&["out", name, "--lines"])
+        .stdin(std::fs::File::open(&lines)?)
+        .status()?;
+    let after = mmf_cmd(&["info", name, "--json"]).output()?;
+    let generation = |out: &std::process::Output| {
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["generation"].as_u64())
+    };
+    let published = generation(&after)
+        .zip(generation(&before))
+        .map(|(a, b)| a - b);
+    let last = mmf_cmd(&["read", name, "--raw"]).output()?;
+    if !status.success()
+        || published != Some(LINES as u64)
+        || last.stdout != LINES.to_string().as_bytes()
+    {
+        bail!(
+            "mmf out --lines ({status}) published {published:?} values, the last {:?}",
+            String::from_utf8_lossy(&last.stdout)
+        );
+    }
+    let status = mmf_cmd(&["out", name, VALUE]).status()?;
+    if !status.success() {
+        bail!("mmf out failed: {status}");
+    }
     let out = mmf_cmd(&["read", name]).output()?;
     if String::from_utf8_lossy(&out.stdout).trim_end() != VALUE {
         bail!(
@@ -115,17 +181,23 @@ fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let file_arg = file.to_string_lossy().into_owned();
-    let make = |i: usize| -> Command {
+    let cat = |what: &Path| {
+        let mut c = Command::new("cat");
+        c.arg(what);
+        Ok(c)
+    };
+    let make = |i: usize| -> Result<Command> {
         match i {
-            0 => {
-                let mut c = Command::new("cat");
-                c.arg(&file_arg);
-                c
+            0 => cat(&file),
+            1 => Ok(mmf_cmd(&["read", name])),
+            2 => Ok(mmf_cmd(&["out", name, VALUE])),
+            3 => Ok(Command::new("true")),
+            4 => cat(&lines),
+            _ => {
+                let mut c = mmf_cmd(&["out", name, "--lines"]);
+                c.stdin(std::fs::File::open(&lines)?);
+                Ok(c)
             }
-            1 => mmf_cmd(&["read", name]),
-            2 => mmf_cmd(&["out", name, VALUE]),
-            _ => Command::new("true"),
         }
     };
     let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(plan.cli_n); COMMANDS.len()];
@@ -134,10 +206,11 @@ fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
         let mut order: Vec<usize> = (0..COMMANDS.len()).collect();
         order.rotate_left(round % COMMANDS.len());
         for i in order {
-            let mut cmd = make(i);
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+            let mut cmd = make(i)?;
+            if !COMMANDS[i].contains('<') {
+                cmd.stdin(Stdio::null());
+            }
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
             let t = Instant::now();
             let status = cmd
                 .status()
@@ -158,6 +231,7 @@ fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
             s.sort_unstable();
             CliMeasured {
                 command,
+                input_bytes: input_bytes(command),
                 samples: s,
             }
         })

@@ -607,28 +607,41 @@ impl Report<'_> {
         let n = ms.first().map_or(0, |m| m.samples.len());
         let _ = writeln!(
             o,
-            "\nCLI: wall time from spawn to exit, {n} interleaved spawns each, value {:?} \
-             ({bin})",
-            crate::clibench::VALUE
+            "\nCLI: wall time from spawn to exit, {n} interleaved spawns each, value {:?}, \
+             LINES `seq 1 {}` ({bin})",
+            crate::clibench::VALUE,
+            crate::clibench::LINES
         );
         let _ = writeln!(
             o,
-            "{:<20} {:>9} {:>9} {:>5} {:>6}",
+            "{:<28} {:>9} {:>9} {:>5} {:>6}",
             "command", "p50", "p99", "±%", "x cat"
         );
-        let cat = ms
-            .iter()
-            .find(|m| m.command == "cat FILE")
-            .map(CliMeasured::p50);
+        let p50 = |c: &str| ms.iter().find(|m| m.command == c).map(CliMeasured::p50);
         for m in ms {
             let _ = writeln!(
                 o,
-                "{:<20} {:>9} {:>9} {:>5.0} {:>6}",
+                "{:<28} {:>9} {:>9} {:>5.0} {:>6}",
                 m.command,
                 fmt_ns(m.p50()),
                 fmt_ns(m.p99()),
                 m.spread() / 2.0,
-                fmt_x(cat.and_then(|c| ratio(m.p50(), c)))
+                fmt_x(p50(crate::clibench::reference(m.command)).and_then(|c| ratio(m.p50(), c)))
+            );
+        }
+        // A value a line against a process a value.
+        if let (Some(lines), Some(one)) = (
+            p50("mmf out NAME --lines < LINES"),
+            p50("mmf out NAME VALUE"),
+        ) {
+            let each = lines / crate::clibench::LINES as f64;
+            let _ = writeln!(
+                o,
+                "out --lines: {} a value ({} lines); one `mmf out` process a value takes {:.0}x \
+                 that",
+                fmt_ns(each),
+                crate::clibench::LINES,
+                one / each
             );
         }
     }
@@ -919,7 +932,7 @@ impl Report<'_> {
                 rows.push(Row {
                     transport: "cli".into(),
                     case: m.command.into(),
-                    payload_bytes: crate::clibench::VALUE.len(),
+                    payload_bytes: m.input_bytes,
                     p50_ns: opt(m.p50()),
                     p99_ns: opt(m.p99()),
                     spread_pct: opt(m.spread()),

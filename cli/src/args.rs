@@ -231,11 +231,22 @@ pub struct OutArgs {
     /// --no-empty`), whose empty output would otherwise replace the last good value.
     #[arg(long)]
     pub no_empty: bool,
-    /// Print the new generation on standard output.
+    /// Publish each line of standard input as a value of its own, as it comes, for a producer
+    /// that goes on (`tail -F log | mmf out T --lines`): a line without its '\n' or '\r\n'
+    /// (with --json each line is a JSON document, and blank lines are skipped; with --no-empty
+    /// empty lines are). Each goes to the channel the name leads to: a channel replaced
+    /// meanwhile (`new --force`) is followed, a removed one ends the command (exit 3). The
+    /// first line that cannot be published ends the command with its error; the lines before
+    /// it are published.
+    #[arg(long, conflicts_with_all = ["value", "msgpack", "bytes"])]
+    pub lines: bool,
+    /// Print the new generation on standard output (with --lines, each value's on a line of
+    /// its own, as it is published).
     #[arg(long)]
     pub print_generation: bool,
     /// Wait until the value is on disk (msync) before exiting: for a channel in a file, it then
     /// survives a power loss. Without it the kernel writes it back within about half a minute.
+    /// With --lines, each value is on disk before the next line is read.
     #[arg(long)]
     pub sync: bool,
     /// How long to wait for the writer lock while another process publishes (500ms, 5s, 2m,
@@ -537,6 +548,7 @@ impl Cli {
                     msgpack: false,
                     bytes: false,
                     no_empty: false,
+                    lines: false,
                     print_generation: false,
                     sync: false,
                     lock_timeout: OUT_LOCK_TIMEOUT,

@@ -7460,3 +7460,146 @@ fn recover_says_whole_only_of_a_value_that_reads() {
         }
     });
 }
+
+/// `mmf out --lines` with its standard input held open: the lines written so far, one by one.
+struct LinesWriter {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    generations: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl LinesWriter {
+    fn start(e: &Env, args: &[&str]) -> LinesWriter {
+        let mut child = e.spawn_piped(args);
+        let input = child.stdin.take().unwrap();
+        let generations = std::io::BufReader::new(child.stdout.take().unwrap());
+        LinesWriter {
+            child,
+            input,
+            generations,
+        }
+    }
+
+    /// Writes `line` and returns the generation `--print-generation` printed for it: the value
+    /// is out once that is read.
+    fn send(&mut self, line: &str) -> u64 {
+        use std::io::BufRead;
+        self.input.write_all(line.as_bytes()).unwrap();
+        let mut printed = String::new();
+        self.generations.read_line(&mut printed).unwrap();
+        printed
+            .trim_end()
+            .parse()
+            .unwrap_or_else(|_| panic!("{printed:?}"))
+    }
+
+    /// Closes standard input and waits for the command's end.
+    fn finish(self) -> Output {
+        drop(self.input);
+        let status = {
+            let mut child = self.child;
+            let status = finish_status(&mut child, 10);
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            (status, err)
+        };
+        Output {
+            status: status.0,
+            stdout: Vec::new(),
+            stderr: status.1.into_bytes(),
+        }
+    }
+}
+
+/// A producer that goes on (`tail -F log | mmf out T --lines`): each line is a value of its own,
+/// out as soon as it is read, not at the end of the input; `\r\n` ends a line as `\n` does.
+#[test]
+fn out_lines_publishes_each_line_as_it_comes() {
+    let e = Env::new("outlines");
+    e.ok(&["new", "T", "--size", "64"]);
+    let mut w = LinesWriter::start(&e, &["out", "T", "--lines", "--print-generation"]);
+    assert_eq!(w.send("one\n"), 1);
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "one");
+    assert_eq!(w.send("two\r\n"), 2);
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "two");
+    assert_eq!(w.send("\n"), 3, "an empty line is an empty value");
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "");
+    let out = w.finish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A last line without its '\n' is a line; --no-empty skips empty ones.
+    e.ok(&["out", "T", "kept"]);
+    let out = e.run_in(&["out", "T", "--lines", "--no-empty"], b"a\n\nlast");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "last");
+    assert!(e
+        .ok(&["read", "T", "--meta"])
+        .starts_with("{\"generation\":6,"));
+    fails(
+        &e.run(&["out", "T", "v", "--lines"]),
+        2,
+        "'[VALUE]' cannot be used with '--lines'",
+    );
+}
+
+/// JSON Lines: each line a document, blank lines skipped. The first line that cannot be
+/// published ends the command, with its number, its error's exit code, and the lines before
+/// it published; a line longer than any value is read past, not kept in memory.
+#[test]
+fn out_lines_stops_at_the_first_line_it_cannot_publish() {
+    let e = Env::new("outlinesbad");
+    e.ok(&["new", "T", "--size", "64"]);
+    let out = e.run_in(
+        &["out", "T", "--lines", "--json"],
+        b"{\"a\": 1}\n\n  \n[1, 2]\nnot json\n[3]\n",
+    );
+    fails(
+        &out,
+        5,
+        "line 5 of standard input was not published, nor any after it; 'T' keeps line 4's value",
+    );
+    assert_eq!(e.ok(&["read", "T"]), "[1,2]\n");
+    let long = format!("ok\n{}\nafter\n", "x".repeat(100_000));
+    let out = e.run_in(&["out", "T", "--lines"], long.as_bytes());
+    fails(&out, 4, "line 2 of standard input was not published");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the line holds 100000 bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "ok");
+}
+
+/// A channel replaced while lines come (`new --force`) is followed: the next line goes where
+/// readers of the name look. A removed one ends the command (exit 3), saying from which line.
+#[test]
+fn out_lines_follows_a_replaced_channel_and_stops_at_a_removed_one() {
+    let e = Env::new("outlinesfollow");
+    e.ok(&["new", "T", "--size", "64"]);
+    let mut w = LinesWriter::start(&e, &["out", "T", "--lines", "--print-generation", "-q"]);
+    assert_eq!(w.send("a\n"), 1);
+    e.ok(&["new", "T", "--size", "64", "--force", "--quiet"]);
+    assert_eq!(w.send("b\n"), 1, "the new channel's first value");
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "b");
+    e.ok(&["remove", "T"]);
+    w.input.write_all(b"c\n").unwrap();
+    let out = w.finish();
+    fails(
+        &out,
+        3,
+        "'T' was removed while lines were being published: line 3 of standard input was not \
+         published, nor any after it",
+    );
+}

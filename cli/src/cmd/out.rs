@@ -8,8 +8,13 @@ use mmf::{Channel, ChannelExt, Location, Options, Tag};
 use crate::args::{InFormat, OutArgs};
 use crate::exit::{Coded, INVALID_INPUT, NOT_FOUND, TOO_LARGE, USAGE};
 
+mod lines;
+
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse_os(&a.name)?;
+    if a.lines {
+        return lines::run(&a, &location);
+    }
     use std::os::unix::ffi::OsStrExt;
     let input: Vec<u8> = match a.value.as_deref() {
         // Not UTF-8 (a shell's `$'\xff'`): bytes for --bytes and --msgpack, an error of its
@@ -188,15 +193,8 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
              it as an argument: mmf out NAME VALUE)"
         ));
     }
-    let limit_of = |ch: &Channel| {
-        let cap = ch.capacity() as u64;
-        match format {
-            InFormat::Json => cap.saturating_mul(16).saturating_add(1 << 20),
-            _ => cap,
-        }
-    };
     loop {
-        let limit = limit_of(&ch);
+        let limit = limit_of(&ch, format);
         let room = limit.saturating_add(1).saturating_sub(buf.len() as u64);
         (&mut input)
             .take(room)
@@ -206,13 +204,13 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
             return Ok(buf);
         }
         match Options::new().open(location) {
-            Ok(now) if limit_of(&now) > limit => ch = now,
+            Ok(now) if limit_of(&now, format) > limit => ch = now,
             _ => break,
         }
     }
     let cap = ch.capacity();
     let what = match format {
-        InFormat::Json => format!("more than {} bytes of JSON text", limit_of(&ch)),
+        InFormat::Json => format!("more than {} bytes of JSON text", limit_of(&ch, format)),
         _ => format!("more than {cap} bytes"),
     };
     Err(Coded(
@@ -225,6 +223,16 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
         ),
     )
     .into())
+}
+
+/// How many bytes of input a value for `ch` may take: its capacity, and for JSON text, which
+/// may be longer than its MessagePack (spaces, long numbers), 16 times that plus 1 MiB.
+fn limit_of(ch: &Channel, format: InFormat) -> u64 {
+    let cap = ch.capacity() as u64;
+    match format {
+        InFormat::Json => cap.saturating_mul(16).saturating_add(1 << 20),
+        _ => cap,
+    }
 }
 
 fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> {
