@@ -207,7 +207,7 @@ pub struct OutArgs {
     /// Channel name or file path.
     pub name: std::ffi::OsString,
     /// The value; read from standard input when absent or '-' (with standard input at /dev/null
-    /// or closed that is an error: nothing is published). A negative number is a value (`mmf
+    /// or closed that is an error, nothing published; with --lines, no lines). A negative number is a value (`mmf
     /// out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows '--', where '-' is
     /// the text '-' too: `mmf out T -- "$text"` publishes any text. With --bytes or --msgpack
     /// any bytes but NUL (`mmf out T --bytes $'\x01\xff'` in bash; pipe the others in);
@@ -234,11 +234,11 @@ pub struct OutArgs {
     /// Publish each line of standard input as a value of its own, as it comes, for a producer
     /// that goes on (`tail -F log | mmf out T --lines`): a line without its '\n' or '\r\n'
     /// (with --json each line is a JSON document, and blank lines are skipped; with --no-empty
-    /// empty lines are). Each goes to the channel the name leads to: a channel replaced
-    /// meanwhile (`new --force`) is followed, a removed one ends the command (exit 3). The
-    /// first line that cannot be published ends the command with its error; the lines before
-    /// it are published.
-    #[arg(long, conflicts_with_all = ["value", "msgpack", "bytes"])]
+    /// empty lines are; with --bytes any bytes). Each goes to the channel the name leads to: a
+    /// channel replaced meanwhile (`new --force`) is followed from the next line on, a removed
+    /// one ends the command (exit 3). The first line that cannot be published ends the command
+    /// with its error; the lines before it are published.
+    #[arg(long, conflicts_with = "msgpack")]
     pub lines: bool,
     /// Print the new generation on standard output (with --lines, each value's on a line of
     /// its own, as it is published).

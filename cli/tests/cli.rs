@@ -5283,6 +5283,12 @@ fn out_at_a_terminal_says_it_is_reading_and_a_missing_shm_dir_is_named() {
             assert!(text.contains(said), "{text}");
             let text = String::from_utf8_lossy(&quiet.stdout);
             assert!(!text.contains(said) && quiet.status.success(), "{text}");
+            // One Ctrl-D ends --lines too: it asked the terminal again at the end of its
+            // input, which waited for a second one (for ever here: `finish` gives up).
+            let lines = script(&format!("{BIN} out T --lines")).unwrap();
+            let text = String::from_utf8_lossy(&lines.stdout);
+            assert!(lines.status.success(), "{text}");
+            assert!(text.contains("publishing each line typed to 'T'"), "{text}");
         }
         _ => eprintln!("SKIPPED the terminal case: no `script` command"),
     }
@@ -7550,8 +7556,17 @@ fn out_lines_publishes_each_line_as_it_comes() {
     fails(
         &e.run(&["out", "T", "v", "--lines"]),
         2,
-        "'[VALUE]' cannot be used with '--lines'",
+        "--lines publishes the lines of standard input, not a VALUE",
     );
+    // '-' is standard input all the same; --bytes takes any bytes a line.
+    let out = e.run_in(&["out", "T", "-", "--lines", "--bytes"], b"a\xff\nb\xfe\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = e.run(&["read", "T", "--format", "bytes"]);
+    assert_eq!(out.stdout, b"b\xfe");
 }
 
 /// JSON Lines: each line a document, blank lines skipped. The first line that cannot be
@@ -7568,12 +7583,21 @@ fn out_lines_stops_at_the_first_line_it_cannot_publish() {
     fails(
         &out,
         5,
-        "line 5 of standard input was not published, nor any after it; 'T' keeps line 4's value",
+        "line 5 of standard input was not published to 'T', nor any after it; line 4 was the \
+         last published: invalid JSON at column 2",
     );
     assert_eq!(e.ok(&["read", "T"]), "[1,2]\n");
+    // The line that 'T' keeps is the last one published, not the blank one skipped after it.
+    let out = e.run_in(&["out", "T", "--lines", "--json"], b"[7]\n\nnot json\n");
+    fails(
+        &out,
+        5,
+        "line 3 of standard input was not published to 'T', nor any after it; line 1 was the \
+         last published",
+    );
     let long = format!("ok\n{}\nafter\n", "x".repeat(100_000));
     let out = e.run_in(&["out", "T", "--lines"], long.as_bytes());
-    fails(&out, 4, "line 2 of standard input was not published");
+    fails(&out, 4, "line 2 of standard input was not published to 'T'");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("the line holds 100000 bytes"),
         "{}",
@@ -7602,4 +7626,101 @@ fn out_lines_follows_a_replaced_channel_and_stops_at_a_removed_one() {
         "'T' was removed while lines were being published: line 3 of standard input was not \
          published, nor any after it",
     );
+}
+
+/// A line too long for the channel in hand goes into the larger one that replaced it; at the
+/// end of the input, the last line is published again into a replacement only while that holds
+/// no value, never over another writer's (a review found a stale line put back over a newer
+/// value at the end of an idle producer's input).
+#[test]
+fn out_lines_follows_a_larger_replacement_and_never_overwrites_a_newer_value_at_the_end() {
+    let e = Env::new("outlinesend");
+    e.ok(&["new", "T", "--size", "8"]);
+    let mut w = LinesWriter::start(&e, &["out", "T", "--lines", "--print-generation", "-q"]);
+    assert_eq!(w.send("1\n"), 1);
+    e.ok(&["new", "T", "--size", "1KiB", "--force", "-q"]);
+    assert_eq!(w.send("a line of thirty bytes........\n"), 1);
+    assert_eq!(
+        e.ok(&["read", "T", "--raw"]),
+        "a line of thirty bytes........"
+    );
+
+    e.ok(&["new", "T", "--size", "64", "--force", "-q"]);
+    e.ok(&["out", "T", "newer"]);
+    let out = w.finish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "newer");
+
+    // Replaced by an empty channel: the last line is the newest value the name has.
+    let mut w = LinesWriter::start(&e, &["out", "T", "--lines", "--print-generation"]);
+    assert_eq!(w.send("last\n"), 2);
+    e.ok(&["new", "T", "--size", "64", "--force", "-q"]);
+    let out = w.finish();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("published it again into the new channel"),
+        "{err}"
+    );
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "last");
+}
+
+/// `--print-generation` whose reader has gone: the lines left are not published, which the
+/// exit code says (not the quiet 0 of `mmf read | head`: `set -o pipefail` must see it).
+#[test]
+fn out_lines_whose_generations_reader_has_gone_fails() {
+    let e = Env::new("outlinespipe");
+    e.ok(&["new", "T", "--size", "64"]);
+    let mut child = e.spawn_piped(&["out", "T", "--lines", "--print-generation"]);
+    drop(child.stdout.take());
+    let mut input = child.stdin.take().unwrap();
+    // The write may fail once mmf has gone.
+    let _ = input.write_all(b"one\ntwo\n");
+    drop(input);
+    finish_status(&mut child, 10);
+    let out = child.wait_with_output().unwrap();
+    fails(
+        &out,
+        1,
+        "line 1 is published to 'T' as generation 1; printing it failed, and no later line was \
+         published: the reader of standard output has gone (broken pipe)",
+    );
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "one");
+}
+
+/// Writes through the mapping leave a shared-memory file's time alone: a long `--lines` run
+/// touches its channel as it goes, so that `mmf prune` does not take it for abandoned once the
+/// run ends by a signal (a review's `timeout -s INT`).
+#[test]
+fn out_lines_keeps_its_channel_touched() {
+    let e = Env::new("outlinestouch");
+    e.ok(&["new", "T", "--size", "64"]);
+    let file = e.dir.join("mmf.T");
+    let mut w = LinesWriter::start(&e, &["out", "T", "--lines", "--print-generation"]);
+    assert_eq!(w.send("a\n"), 1);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(w.send("b\n"), 2);
+    let age = std::fs::metadata(&file)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .elapsed();
+    assert!(
+        age.as_ref()
+            .is_ok_and(|a| *a < std::time::Duration::from_secs(60)),
+        "{age:?}"
+    );
+    let _ = w.child.kill();
+    let _ = w.child.wait();
 }

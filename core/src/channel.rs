@@ -2100,8 +2100,10 @@ impl Channel {
     /// can be missed, every so often besides ([`Follower`](crate::Follower) looks every 100 ms):
     ///
     /// - **Missed**: a name removed by another program (`rm`), or by an mmf process that may
-    ///   not write the file, leaves the word 0; and an mmf remover writes it just after the
-    ///   name is gone, so a publish in between lands in the retired channel unseen.
+    ///   not write the file, leaves the word 0, as does the removal of a name that was not the
+    ///   file's last (a second hard link, a symbolic link's path: the file lives on under the
+    ///   other); and an mmf remover writes it just after the name is gone, so a publish in
+    ///   between lands in the retired channel unseen.
     /// - **Wrong**: the word lives in shared memory, which any process that may write the
     ///   channel can set (a stray write, a peer of an older layout): `true` is confirmed with
     ///   `is_current` before the writer acts on it, and a writer that finds it set and the

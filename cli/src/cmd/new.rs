@@ -193,8 +193,8 @@ fn note_in_use(ch: &Channel) {
     crate::exit::note(format_args!(
         "note: the replaced '{}' was in use: a process holding it keeps the old channel, \
          so what a writer publishes there no longer reaches the name until it opens the name \
-         again (`read --wait`, `watch`, `out --lines` and a library Follower move to the new \
-         channel at once)",
+         again (`read --wait`, `watch` and a library Follower move to the new channel at once, \
+         `out --lines` at its next line)",
         ch.location()
     ));
 }

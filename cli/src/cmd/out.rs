@@ -13,6 +13,18 @@ mod lines;
 pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let location = Location::parse_os(&a.name)?;
     if a.lines {
+        // '-' is standard input, which --lines reads anyway; `-- -` is the text '-'.
+        if a.value.as_ref().is_some_and(|v| v != "-")
+            || (a.value.is_some() && dash_after_double_dash(std::env::args_os()))
+        {
+            return Err(Coded(
+                USAGE,
+                "--lines publishes the lines of standard input, not a VALUE: pipe the values \
+                 in, one a line"
+                    .into(),
+            )
+            .into());
+        }
         return lines::run(&a, &location);
     }
     use std::os::unix::ffi::OsStrExt;
@@ -305,11 +317,13 @@ impl<R: BufRead> Read for Waiting<R> {
 impl<R: BufRead> BufRead for Waiting<R> {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         // Asked first, then borrowed: a loop that returned the borrow would hold it across
-        // the next try.
+        // the next try. The end of the input is returned as it is: asked again, a terminal
+        // waits for a second Ctrl-D (a review's `mmf out T --lines` at a prompt).
         loop {
             match self.0.fill_buf() {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Self::wait() => {}
                 Err(e) => return Err(e),
+                Ok([]) => return Ok(&[]),
                 Ok(_) => break,
             }
         }

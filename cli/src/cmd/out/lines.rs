@@ -1,26 +1,29 @@
 //! `mmf out NAME --lines`: each line of standard input published as a value of its own, as it
 //! comes, into the channel that the name leads to at the time.
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mmf::{Channel, Location, Options};
+use mmf::{Channel, ChannelExt, Location, Options};
 
 use super::{limit_of, open_for, publish, Waiting};
 use crate::args::{InFormat, OutArgs};
-use crate::exit::{Coded, NOT_FOUND, TOO_LARGE};
+use crate::exit::{Coded, ERROR, INVALID_INPUT, NOT_FOUND, TOO_LARGE};
 
 /// How often the name is looked at whatever the `retired` hint says (which `rm`, or a remover
-/// that may not write the file, leaves unset): as often as a `Follower` looks.
+/// that may not write the file, leaves unset), as often as a `Follower` looks; the channel's
+/// file is touched then too.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
 
 /// One line of standard input, as [`next_line`] read it.
 enum Line {
     /// The value, without its `\n` or `\r\n`, in the buffer.
     Value,
-    /// A line of this many bytes (without its end), longer than a value may be: skipped.
-    TooLong(u64),
+    /// The buffer is full (the limit and two bytes for a line end) and no line end came yet:
+    /// the rest of the line is still to be read ([`next_line`] again, with a larger limit, or
+    /// [`skip_line`]).
+    Partial,
     /// No more input.
     End,
 }
@@ -37,9 +40,12 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
         // The command writing to our standard input may be the one that creates the channel
         // (`(mmf new N; producer) | mmf out N --lines`): looked for again once input has come.
         Err(mmf::channel::Error::NotFound { .. }) if !terminal => {
-            let first = input
-                .fill_buf()
-                .with_context(|| unread(location, 1, None))?;
+            let first = input.fill_buf().with_context(|| {
+                format!(
+                    "reading standard input failed: nothing was published to '{location}', \
+                     which does not exist yet"
+                )
+            })?;
             let len = first
                 .iter()
                 .position(|&b| b == b'\n')
@@ -54,30 +60,50 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
         ));
     }
     let mut line = Vec::new();
-    // The last line published, for the last look at the name (see the end).
-    let mut last: Option<Vec<u8>> = None;
+    // The last line published, for what a failure says and the last look at the name (see
+    // the end).
+    let mut last: Option<Last> = None;
     let mut number = 0u64;
     let mut follow = Follow::new();
     loop {
         line.clear();
         number += 1;
-        let read = next_line(&mut input, &mut line, limit_of(&ch, format))
-            .with_context(|| unread(location, number, last.as_ref()))?;
+        let unread = || unread(location, number, last.as_ref());
+        let read = loop {
+            match next_line(&mut input, &mut line, limit_of(&ch, format)).with_context(unread)? {
+                // Longer than a value of this channel: the name may lead to a larger one now
+                // (`new --force` with a larger size), which the line may fit.
+                Line::Partial => {
+                    let limit = limit_of(&ch, format);
+                    ch = follow.look(ch, &options, location, number, last.as_ref())?;
+                    if limit_of(&ch, format) > limit {
+                        continue;
+                    }
+                    let cr = line.last() == Some(&b'\r');
+                    let (rest, cr) = skip_line(&mut input, cr).with_context(unread)?;
+                    let len = line.len() as u64 + rest - u64::from(cr);
+                    let cap = ch.capacity();
+                    return Err(anyhow::Error::new(Coded(
+                        TOO_LARGE,
+                        format!(
+                            "the line holds {len} bytes, more than channel '{location}' \
+                             (capacity {cap} bytes) can hold as a value (`{}` makes a larger \
+                             channel, dropping the current value)",
+                            crate::exit::command(
+                                "new",
+                                super::super::typed(location),
+                                "--size SIZE --force"
+                            )
+                        ),
+                    ))
+                    .context(not_published(location, number, last.as_ref())));
+                }
+                other => break other,
+            }
+        };
         let skipped = match read {
             Line::End => break,
-            Line::TooLong(len) => {
-                let cap = ch.capacity();
-                return Err(anyhow::Error::new(Coded(
-                    TOO_LARGE,
-                    format!(
-                        "the line holds {len} bytes, more than channel '{location}' (capacity {cap} \
-                         bytes) can hold as a value (`{}` makes a larger channel, dropping the \
-                         current value)",
-                        crate::exit::command("new", super::super::typed(location), "--size SIZE --force")
-                    ),
-                ))
-                .context(not_published(location, number, last.as_ref())));
-            }
+            Line::Partial => unreachable!("read on or skipped above"),
             Line::Value => match format {
                 // JSON Lines: a blank line carries no document.
                 InFormat::Json => line.iter().all(u8::is_ascii_whitespace),
@@ -88,23 +114,34 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             continue;
         }
         ch = follow.current(ch, &options, location, number, last.as_ref())?;
-        let generation = publish(&ch, format, &line)
+        let generation = publish_line(&ch, format, &line, number)
             .with_context(|| not_published(location, number, last.as_ref()))?;
         after_publish(a, &ch, location, generation, number)?;
         match &mut last {
-            Some(last) => std::mem::swap(last, &mut line),
-            None => last = Some(std::mem::take(&mut line)),
+            Some(last) => {
+                last.number = number;
+                std::mem::swap(&mut last.value, &mut line);
+            }
+            None => {
+                last = Some(Last {
+                    number,
+                    value: std::mem::take(&mut line),
+                })
+            }
         }
     }
-    // The last value is where readers of the name look, as `mmf out`'s is: the hint and the
-    // looks above may miss a replacement that came right before its publish.
-    if let Some(value) = &last {
+    // A replacement just before the last publish (renamed, not marked yet: the hint and the
+    // looks above missed it) left the last value where no reader of the name looks: published
+    // again into the channel that replaced its own while that holds no value yet (never over
+    // a value another writer published there since).
+    if let Some(Last { number, value }) = &last {
+        let number = *number;
         let mut tries = 0;
         while !ch.is_current().unwrap_or(true) {
             tries += 1;
             if tries > 3 {
                 return Err(Coded(
-                    crate::exit::ERROR,
+                    ERROR,
                     format!(
                         "'{location}' was replaced {tries} times while the last line was being \
                          published; it may not hold it"
@@ -112,13 +149,61 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                 )
                 .into());
             }
-            ch = reopen(&options, location, number, Some(value))?;
-            let generation = publish(&ch, format, value)?;
-            after_publish(a, &ch, location, generation, number)?;
+            ch = options.open(location).map_err(|e| match e {
+                mmf::channel::Error::NotFound { .. } => Coded(
+                    NOT_FOUND,
+                    format!(
+                        "'{location}' was removed while lines were being published: the last, \
+                         line {number}, went to the removed channel"
+                    ),
+                )
+                .into(),
+                e => anyhow::Error::from(e),
+            })?;
+            if ch.generation() == 0 {
+                publish_line(&ch, format, value, number)?;
+                crate::exit::note(format_args!(
+                    "'{location}' was replaced as line {number} was published: published it \
+                     again into the new channel"
+                ));
+            }
         }
     }
     let _ = ch.touch();
     Ok(())
+}
+
+/// `line` (number `number`) published into `ch`: as `mmf out` publishes a value, except that a
+/// line other than the first is never taken for UTF-16 (its byte-order mark comes first), and
+/// a JSON error names the column alone (the line is one).
+fn publish_line(ch: &Channel, format: InFormat, line: &[u8], number: u64) -> anyhow::Result<u64> {
+    if number > 1 && format == InFormat::Text {
+        return Ok(ch.publish_str(crate::exit::utf8(line)?)?);
+    }
+    publish(ch, format, line).map_err(|e| {
+        let json = e
+            .chain()
+            .find_map(|e| match e.downcast_ref::<mmf::Error>() {
+                Some(mmf::Error::InvalidJson {
+                    column, message, ..
+                }) => Some((*column, message.clone())),
+                _ => None,
+            });
+        match json {
+            Some((column, message)) => Coded(
+                INVALID_INPUT,
+                format!("invalid JSON at column {column}: {message}"),
+            )
+            .into(),
+            None => e,
+        }
+    })
+}
+
+/// The last line published: its number and its bytes.
+struct Last {
+    number: u64,
+    value: Vec<u8>,
 }
 
 /// Where the name leads: looked at when the channel's `retired` hint is set (at once after an
@@ -138,52 +223,61 @@ impl Follow {
         }
     }
 
+    /// `ch`, or the channel the name leads to now if it was removed or replaced, when the hint
+    /// says so or the last look is [`LOOK_EVERY`] old.
     fn current(
         &mut self,
         ch: Channel,
         options: &Options,
         location: &Location,
         number: u64,
-        last: Option<&Vec<u8>>,
+        last: Option<&Last>,
     ) -> anyhow::Result<Channel> {
         let hinted = self.trust_hint && ch.retired_hint();
         if !hinted && self.looked.elapsed() < LOOK_EVERY {
             return Ok(ch);
         }
+        let ch = self.look(ch, options, location, number, last)?;
+        // Writes through the mapping leave a shared-memory file's time alone: `mmf prune` must
+        // not take a channel published to a moment ago for abandoned once this ends (by a
+        // signal, as `tail -F | mmf out T --lines` does). Best effort.
+        let _ = ch.touch();
+        Ok(ch)
+    }
+
+    /// `ch`, or the channel the name leads to now if it was removed or replaced: looked at now.
+    fn look(
+        &mut self,
+        ch: Channel,
+        options: &Options,
+        location: &Location,
+        number: u64,
+        last: Option<&Last>,
+    ) -> anyhow::Result<Channel> {
+        let hinted = self.trust_hint && ch.retired_hint();
         self.looked = Instant::now();
         // A look that fails says nothing about the name: publish on, as before it.
         if ch.is_current().unwrap_or(true) {
             self.trust_hint &= !hinted;
             return Ok(ch);
         }
-        let now = reopen(options, location, number, last)?;
+        let now = options.open(location).map_err(|e| match e {
+            mmf::channel::Error::NotFound { .. } => Coded(
+                NOT_FOUND,
+                format!(
+                    "'{location}' was removed while lines were being published: line {number} of \
+                     standard input was not published, nor any after it"
+                ),
+            )
+            .into(),
+            e => anyhow::Error::new(e).context(not_published(location, number, last)),
+        })?;
         crate::exit::note(format_args!(
             "'{location}' was replaced; publishing from line {number} into the new channel"
         ));
         self.trust_hint = true;
         Ok(now)
     }
-}
-
-/// The channel under the name now, once the one in hand was removed or replaced: a name with
-/// nothing under it ends the command (exit 3), as `mmf out` does.
-fn reopen(
-    options: &Options,
-    location: &Location,
-    number: u64,
-    last: Option<&Vec<u8>>,
-) -> anyhow::Result<Channel> {
-    options.open(location).map_err(|e| match e {
-        mmf::channel::Error::NotFound { .. } => Coded(
-            NOT_FOUND,
-            format!(
-                "'{location}' was removed while lines were being published: line {number} of \
-                 standard input was not published, nor any after it"
-            ),
-        )
-        .into(),
-        e => anyhow::Error::new(e).context(not_published(location, number, last)),
-    })
 }
 
 /// What follows each publish: `--sync`'s write-back and `--print-generation`'s line.
@@ -203,96 +297,167 @@ fn after_publish(
         })?;
     }
     if a.print_generation {
-        super::super::print_bytes(format!("{generation}\n").as_bytes()).with_context(|| {
-            format!(
+        if let Err(e) = super::super::print_bytes(format!("{generation}\n").as_bytes()) {
+            let what = format!(
                 "line {number} is published to '{location}' as generation {generation}; \
                  printing it failed, and no later line was published"
-            )
-        })?;
+            );
+            // Not the quiet success of a broken pipe (`mmf read | head`): input is left
+            // unpublished, which a pipeline's status must show (`set -o pipefail`).
+            return Err(match crate::exit::is_broken_pipe(&e) {
+                true => Coded(
+                    ERROR,
+                    format!("{what}: the reader of standard output has gone (broken pipe)"),
+                )
+                .into(),
+                false => e.context(what),
+            });
+        }
     }
     Ok(())
 }
 
 /// What a line that could not be published leaves: the lines before it are out.
-fn not_published(location: &Location, number: u64, last: Option<&Vec<u8>>) -> String {
-    let keeps = match last {
-        Some(_) => format!("line {}'s value or a later writer's", number - 1),
-        None => "its value".to_owned(),
+fn not_published(location: &Location, number: u64, last: Option<&Last>) -> String {
+    let published = match last {
+        Some(last) => format!("line {} was the last published", last.number),
+        None => "none was published".to_owned(),
     };
     format!(
-        "line {number} of standard input was not published, nor any after it; '{location}' \
-         keeps {keeps}"
+        "line {number} of standard input was not published to '{location}', nor any after it; \
+         {published}"
     )
 }
 
 /// The context of a failed read of standard input.
-fn unread(location: &Location, number: u64, last: Option<&Vec<u8>>) -> String {
+fn unread(location: &Location, number: u64, last: Option<&Last>) -> String {
     format!(
         "reading standard input failed: {}",
         not_published(location, number, last)
     )
 }
 
-/// Reads the next line into `buf` (empty), without its `\n` or `\r\n`: at most `limit` bytes
-/// of it are kept, and a longer line is read to its end and dropped (`yes | tr -d '\n'` must
-/// not fill memory). A last line without `\n` is a line.
+/// Reads on into `buf` up to the end of the line, without its `\n` or `\r\n`, keeping at most
+/// `limit` bytes of value and two of line end: a longer line is [`Line::Partial`] (`yes | tr -d
+/// '\n'` must not fill memory). A last line without `\n` is a line. Room that cannot be had is
+/// an error (`OutOfMemory`), not an abort as `read_until`'s.
 fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: u64) -> std::io::Result<Line> {
-    // Room for the value and its line end.
-    let room = limit.saturating_add(2);
-    let n = input.by_ref().take(room).read_until(b'\n', buf)? as u64;
-    if n == 0 {
-        return Ok(Line::End);
-    }
-    if buf.last() == Some(&b'\n') {
-        buf.pop();
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
-        }
-        return Ok(Line::Value);
-    }
-    if n < room {
-        // The input ended within the line.
-        return Ok(Line::Value);
-    }
-    // Longer than any value: read on to its end, keeping nothing.
-    let mut len = n;
+    let room = usize::try_from(limit.saturating_add(2)).unwrap_or(usize::MAX);
     loop {
         let chunk = input.fill_buf()?;
         if chunk.is_empty() {
-            return Ok(Line::TooLong(len));
+            return Ok(if buf.is_empty() {
+                Line::End
+            } else {
+                Line::Value
+            });
         }
-        match chunk.iter().position(|&b| b == b'\n') {
-            Some(at) => {
-                input.consume(at + 1);
-                len += at as u64;
-                return Ok(Line::TooLong(len));
+        let left = room.saturating_sub(buf.len());
+        let (take, ended) = match chunk[..chunk.len().min(left)]
+            .iter()
+            .position(|&b| b == b'\n')
+        {
+            Some(at) => (at + 1, true),
+            None => (chunk.len().min(left), false),
+        };
+        buf.try_reserve(take).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("out of memory for a line of more than {} bytes", buf.len()),
+            )
+        })?;
+        buf.extend_from_slice(&chunk[..take]);
+        input.consume(take);
+        if ended {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
             }
-            None => {
-                let all = chunk.len();
-                input.consume(all);
-                len += all as u64;
-            }
+            return Ok(Line::Value);
+        }
+        if buf.len() >= room {
+            return Ok(Line::Partial);
+        }
+    }
+}
+
+/// Reads past the rest of a line, keeping nothing: how many bytes it had before its `\n`, and
+/// whether the last byte before that was a `\r` (of a `\r\n` line end, not the value's;
+/// `cr` says whether the part read before ended with one).
+fn skip_line(input: &mut impl BufRead, mut cr: bool) -> std::io::Result<(u64, bool)> {
+    let mut len = 0u64;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((len, false));
+        }
+        let (take, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(at) => (at, true),
+            None => (chunk.len(), false),
+        };
+        if take > 0 {
+            cr = chunk[take - 1] == b'\r';
+        }
+        len += take as u64;
+        input.consume(take + usize::from(ended));
+        if ended {
+            return Ok((len, cr));
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{next_line, Line};
+    use super::{next_line, skip_line, Line};
 
-    /// Lines split as `BufRead::lines` splits them, a long one dropped whole.
+    /// Lines split as `BufRead::lines` splits them, a long one read past to its end, a `\r`
+    /// of its line end not counted.
     #[test]
-    fn lines_are_split_at_their_ends_and_a_long_one_is_dropped_to_its_end() {
-        let mut input: &[u8] = b"a\r\n\nb\rc\n0123456789abc\nlast";
+    fn lines_are_split_at_their_ends_and_a_long_one_is_read_past() {
+        let mut input: &[u8] = b"a\r\n\nb\rc\n0123456789abc\r\n12345678\r\n123456789\r\nlast";
         let mut got = Vec::new();
         loop {
             let mut buf = Vec::new();
             match next_line(&mut input, &mut buf, 8).unwrap() {
                 Line::End => break,
                 Line::Value => got.push(String::from_utf8(buf).unwrap()),
-                Line::TooLong(len) => got.push(format!("too long: {len}")),
+                Line::Partial => {
+                    let (rest, cr) = skip_line(&mut input, buf.last() == Some(&b'\r')).unwrap();
+                    got.push(format!(
+                        "too long: {}",
+                        buf.len() as u64 + rest - u64::from(cr)
+                    ));
+                }
             }
         }
-        assert_eq!(got, ["a", "", "b\rc", "too long: 13", "last"]);
+        assert_eq!(
+            got,
+            [
+                "a",
+                "",
+                "b\rc",
+                "too long: 13",
+                "12345678",
+                "too long: 9",
+                "last"
+            ]
+        );
+    }
+
+    /// A line read on with a larger limit after `Partial` is whole.
+    #[test]
+    fn a_partial_line_reads_on_with_a_larger_limit() {
+        let mut input: &[u8] = b"0123456789abc\nnext\n";
+        let mut buf = Vec::new();
+        assert!(matches!(
+            next_line(&mut input, &mut buf, 4).unwrap(),
+            Line::Partial
+        ));
+        assert_eq!(buf, b"012345");
+        assert!(matches!(
+            next_line(&mut input, &mut buf, 64).unwrap(),
+            Line::Value
+        ));
+        assert_eq!(buf, b"0123456789abc");
     }
 }
