@@ -240,6 +240,11 @@ pub struct OutArgs {
     /// with its error; the lines before it are published.
     #[arg(long, conflicts_with = "msgpack")]
     pub lines: bool,
+    /// With --lines, a NUL ends each value instead of a newline, so that values may hold
+    /// newlines (multi-line text, any bytes but NUL with --bytes): `find . -print0 | mmf out T
+    /// --lines -z`, `printf '%s\0' "$text"`.
+    #[arg(short = 'z', long, requires = "lines")]
+    pub zero_terminated: bool,
     /// Print the new generation on standard output (with --lines, each value's on a line of
     /// its own, as it is published).
     #[arg(long)]
@@ -549,6 +554,7 @@ impl Cli {
                     bytes: false,
                     no_empty: false,
                     lines: false,
+                    zero_terminated: false,
                     print_generation: false,
                     sync: false,
                     lock_timeout: OUT_LOCK_TIMEOUT,

@@ -7567,6 +7567,23 @@ fn out_lines_publishes_each_line_as_it_comes() {
     );
     let out = e.run(&["read", "T", "--format", "bytes"]);
     assert_eq!(out.stdout, b"b\xfe");
+    // -z: a NUL ends each value, which may hold newlines.
+    let out = e.run_in(
+        &["out", "T", "--lines", "-z", "--print-generation"],
+        b"two\nlines\0and\r\none more\0",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "9\n10\n");
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "and\r\none more");
+    fails(
+        &e.run_in(&["out", "T", "-z"], b"x"),
+        2,
+        "the following required arguments were not provided",
+    );
 }
 
 /// JSON Lines: each line a document, blank lines skipped. The first line that cannot be

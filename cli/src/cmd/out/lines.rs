@@ -34,6 +34,8 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let terminal = stdin.is_terminal();
     let mut input = Waiting(stdin.lock());
+    // What ends a line: a newline, or NUL (`-z`) for values that may hold newlines.
+    let end = if a.zero_terminated { 0 } else { b'\n' };
     let mut options = Options::new();
     options.lock_timeout(a.lock_timeout);
     let mut ch = match options.open(location) {
@@ -46,10 +48,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                      which does not exist yet"
                 )
             })?;
-            let len = first
-                .iter()
-                .position(|&b| b == b'\n')
-                .unwrap_or(first.len());
+            let len = first.iter().position(|&b| b == end).unwrap_or(first.len());
             open_for(&options, location, len)?
         }
         other => other?,
@@ -70,7 +69,9 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
         number += 1;
         let unread = || unread(location, number, last.as_ref());
         let read = loop {
-            match next_line(&mut input, &mut line, limit_of(&ch, format)).with_context(unread)? {
+            match next_line(&mut input, &mut line, limit_of(&ch, format), end)
+                .with_context(unread)?
+            {
                 // Longer than a value of this channel: the name may lead to a larger one now
                 // (`new --force` with a larger size), which the line may fit.
                 Line::Partial => {
@@ -79,8 +80,8 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                     if limit_of(&ch, format) > limit {
                         continue;
                     }
-                    let cr = line.last() == Some(&b'\r');
-                    let (rest, cr) = skip_line(&mut input, cr).with_context(unread)?;
+                    let cr = end == b'\n' && line.last() == Some(&b'\r');
+                    let (rest, cr) = skip_line(&mut input, cr, end).with_context(unread)?;
                     let len = line.len() as u64 + rest - u64::from(cr);
                     let cap = ch.capacity();
                     return Err(anyhow::Error::new(Coded(
@@ -337,11 +338,17 @@ fn unread(location: &Location, number: u64, last: Option<&Last>) -> String {
     )
 }
 
-/// Reads on into `buf` up to the end of the line, without its `\n` or `\r\n`, keeping at most
-/// `limit` bytes of value and two of line end: a longer line is [`Line::Partial`] (`yes | tr -d
-/// '\n'` must not fill memory). A last line without `\n` is a line. Room that cannot be had is
-/// an error (`OutOfMemory`), not an abort as `read_until`'s.
-fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: u64) -> std::io::Result<Line> {
+/// Reads on into `buf` up to the end of the line, without its `end` byte (`\n`, where a `\r`
+/// before it goes too, or NUL for `-z`), keeping at most `limit` bytes of value and two of line
+/// end: a longer line is [`Line::Partial`] (`yes | tr -d '\n'` must not fill memory). A last
+/// line without its end is a line. Room that cannot be had is an error (`OutOfMemory`), not an
+/// abort as `read_until`'s.
+fn next_line(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    limit: u64,
+    end: u8,
+) -> std::io::Result<Line> {
     let room = usize::try_from(limit.saturating_add(2)).unwrap_or(usize::MAX);
     loop {
         let chunk = input.fill_buf()?;
@@ -355,7 +362,7 @@ fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: u64) -> std::io
         let left = room.saturating_sub(buf.len());
         let (take, ended) = match chunk[..chunk.len().min(left)]
             .iter()
-            .position(|&b| b == b'\n')
+            .position(|&b| b == end)
         {
             Some(at) => (at + 1, true),
             None => (chunk.len().min(left), false),
@@ -370,7 +377,7 @@ fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: u64) -> std::io
         input.consume(take);
         if ended {
             buf.pop();
-            if buf.last() == Some(&b'\r') {
+            if end == b'\n' && buf.last() == Some(&b'\r') {
                 buf.pop();
             }
             return Ok(Line::Value);
@@ -381,22 +388,22 @@ fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: u64) -> std::io
     }
 }
 
-/// Reads past the rest of a line, keeping nothing: how many bytes it had before its `\n`, and
+/// Reads past the rest of a line, keeping nothing: how many bytes it had before its `end`, and
 /// whether the last byte before that was a `\r` (of a `\r\n` line end, not the value's;
 /// `cr` says whether the part read before ended with one).
-fn skip_line(input: &mut impl BufRead, mut cr: bool) -> std::io::Result<(u64, bool)> {
+fn skip_line(input: &mut impl BufRead, mut cr: bool, end: u8) -> std::io::Result<(u64, bool)> {
     let mut len = 0u64;
     loop {
         let chunk = input.fill_buf()?;
         if chunk.is_empty() {
             return Ok((len, false));
         }
-        let (take, ended) = match chunk.iter().position(|&b| b == b'\n') {
+        let (take, ended) = match chunk.iter().position(|&b| b == end) {
             Some(at) => (at, true),
             None => (chunk.len(), false),
         };
         if take > 0 {
-            cr = chunk[take - 1] == b'\r';
+            cr = end == b'\n' && chunk[take - 1] == b'\r';
         }
         len += take as u64;
         input.consume(take + usize::from(ended));
@@ -418,11 +425,12 @@ mod tests {
         let mut got = Vec::new();
         loop {
             let mut buf = Vec::new();
-            match next_line(&mut input, &mut buf, 8).unwrap() {
+            match next_line(&mut input, &mut buf, 8, b'\n').unwrap() {
                 Line::End => break,
                 Line::Value => got.push(String::from_utf8(buf).unwrap()),
                 Line::Partial => {
-                    let (rest, cr) = skip_line(&mut input, buf.last() == Some(&b'\r')).unwrap();
+                    let cr = buf.last() == Some(&b'\r');
+                    let (rest, cr) = skip_line(&mut input, cr, b'\n').unwrap();
                     got.push(format!(
                         "too long: {}",
                         buf.len() as u64 + rest - u64::from(cr)
@@ -450,14 +458,30 @@ mod tests {
         let mut input: &[u8] = b"0123456789abc\nnext\n";
         let mut buf = Vec::new();
         assert!(matches!(
-            next_line(&mut input, &mut buf, 4).unwrap(),
+            next_line(&mut input, &mut buf, 4, b'\n').unwrap(),
             Line::Partial
         ));
         assert_eq!(buf, b"012345");
         assert!(matches!(
-            next_line(&mut input, &mut buf, 64).unwrap(),
+            next_line(&mut input, &mut buf, 64, b'\n').unwrap(),
             Line::Value
         ));
         assert_eq!(buf, b"0123456789abc");
+    }
+
+    /// With `-z` a NUL ends a value, which keeps its newlines and a `\r` at its end.
+    #[test]
+    fn nul_terminated_values_keep_their_newlines() {
+        let mut input: &[u8] = b"a\nb\r\n\0c\r\0\0last\n";
+        let mut got = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            match next_line(&mut input, &mut buf, 8, 0).unwrap() {
+                Line::End => break,
+                Line::Value => got.push(String::from_utf8(buf).unwrap()),
+                Line::Partial => panic!("no line is that long"),
+            }
+        }
+        assert_eq!(got, ["a\nb\r\n", "c\r", "", "last\n"]);
     }
 }
