@@ -393,6 +393,13 @@ pub struct WatchArgs {
     /// said on stderr and skipped, as `read --json` refuses it.
     #[arg(long, conflicts_with = "meta")]
     pub json: bool,
+    /// End each value with a NUL instead of a newline, printed as stored: text as it is (its
+    /// newlines too), JSON as one line, bytes raw. For `mmf out T2 --lines -z` or `xargs -0`
+    /// at the other end: `mmf watch T -z | mmf out T2 --lines -z --bytes` passes every value
+    /// on, as bytes (JSON as its text). A value that holds a NUL cannot be framed so: said on
+    /// stderr and skipped.
+    #[arg(short = 'z', long, conflicts_with = "meta")]
+    pub zero_terminated: bool,
 }
 
 #[derive(Debug, Args)]

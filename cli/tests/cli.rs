@@ -7741,3 +7741,38 @@ fn out_lines_keeps_its_channel_touched() {
     let _ = w.child.kill();
     let _ = w.child.wait();
 }
+
+/// `watch -z`: each value as stored and a NUL after it, so that multi-line text stays one
+/// value for `out --lines -z` at the other end; a value holding a NUL is said and skipped.
+#[test]
+fn watch_z_ends_each_value_with_a_nul() {
+    use std::io::BufRead;
+    let e = Env::new("watchz");
+    e.ok(&["new", "T", "--size", "64"]);
+    let mut child = background(&e, &["watch", "T", "-z", "--new-only", "--count", "3"]);
+    e.parked("T");
+    let mut values = std::io::BufReader::new(child.stdout.take().unwrap());
+    // Each value read before the next is published: a watch that fell behind would skip one.
+    let mut next = || {
+        let mut value = Vec::new();
+        values.read_until(0, &mut value).unwrap();
+        value
+    };
+    e.ok(&["out", "T", "two\nlines"]);
+    assert_eq!(next(), b"two\nlines\0");
+    e.ok(&["out", "T", "{\"a\": [1, 2]}", "--json"]);
+    assert_eq!(next(), b"{\"a\":[1,2]}\0");
+    e.run_in(&["out", "T", "--bytes"], b"a\0b");
+    let mut said = String::new();
+    let mut errors = std::io::BufReader::new(child.stderr.take().unwrap());
+    errors.read_line(&mut said).unwrap();
+    assert!(
+        said.contains("generation 3 of 'T' cannot be shown, skipped: it holds a NUL byte"),
+        "{said}"
+    );
+    e.ok(&["out", "T", "last"]);
+    assert_eq!(next(), b"last\0");
+    let status = finish_status(&mut child, 10);
+    assert!(status.success(), "{status:?}");
+    drop(errors);
+}

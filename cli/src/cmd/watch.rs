@@ -114,14 +114,18 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
             deadline = follow::deadline(a.timeout);
             continue;
         }
-        let out = match line_for(
-            &location,
-            meta,
-            incarnation,
-            &mut buf,
-            Some(skipped),
-            a.meta,
-        ) {
+        let shown = match a.zero_terminated {
+            true => nul_terminated(meta, &mut buf),
+            false => line_for(
+                &location,
+                meta,
+                incarnation,
+                &mut buf,
+                Some(skipped),
+                a.meta,
+            ),
+        };
+        let out = match shown {
             Ok(line) => line,
             Err(e) => {
                 // Another process stored something that cannot be shown (invalid MessagePack,
@@ -238,6 +242,22 @@ pub(super) fn line_for(
     reserve(&mut line, tail.len())?;
     line.extend_from_slice(tail.as_bytes());
     Ok(line)
+}
+
+/// One value for `-z`: as stored (text as it is, JSON as one line, bytes raw), then a NUL; a
+/// value that holds a NUL is an error, which the watch says and skips.
+fn nul_terminated(meta: Meta, buf: &mut Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    let mut value = match meta.tag {
+        Tag::MSGPACK => mmf::json::msgpack_to_json(buf)?.into_bytes(),
+        Tag::JSON => mmf::json::compact_json(crate::exit::utf8(buf)?)?.into_bytes(),
+        _ => std::mem::take(buf),
+    };
+    if value.contains(&0) {
+        anyhow::bail!("it holds a NUL byte, which ends a value with -z");
+    }
+    reserve(&mut value, 1)?;
+    value.push(0);
+    Ok(value)
 }
 
 /// Room for `more` bytes beside what `line` holds, or an error that says it could not be had.
