@@ -133,25 +133,29 @@ fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
     let lines = dir.join("lines.txt");
     std::fs::write(&lines, lines_text())?;
     let name = "bench-cli";
+    // The lines go to a channel of their own: `mmf read NAME` reads the small value each time.
+    let lines_name = "bench-cli-lines";
     let mmf_cmd = |args: &[&str]| {
         let mut c = Command::new(mmf);
         c.env("MMF_SHM_DIR", dir).args(args);
         c
     };
-    let status = mmf_cmd(&["new", name, "--size", "4KiB"]).status()?;
-    if !status.success() {
-        bail!("mmf new failed: {status}");
+    for channel in [name, lines_name] {
+        let status = mmf_cmd(&["new", channel, "--size", "4KiB"]).status()?;
+        if !status.success() {
+            bail!("mmf new failed: {status}");
+        }
     }
     let status = mmf_cmd(&["out", name, VALUE]).status()?;
     if !status.success() {
         bail!("mmf out failed: {status}");
     }
     // Every line is a value: the last one is what the channel holds, LINES generations on.
-    let before = mmf_cmd(&["info", name, "--json"]).output()?;
-    let status = mmf_cmd(&["out", name, "--lines"])
+    let before = mmf_cmd(&["info", lines_name, "--json"]).output()?;
+    let status = mmf_cmd(&["out", lines_name, "--lines"])
         .stdin(std::fs::File::open(&lines)?)
         .status()?;
-    let after = mmf_cmd(&["info", name, "--json"]).output()?;
+    let after = mmf_cmd(&["info", lines_name, "--json"]).output()?;
     let generation = |out: &std::process::Output| {
         serde_json::from_slice::<serde_json::Value>(&out.stdout)
             .ok()
@@ -160,7 +164,7 @@ fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
     let published = generation(&after)
         .zip(generation(&before))
         .map(|(a, b)| a - b);
-    let last = mmf_cmd(&["read", name, "--raw"]).output()?;
+    let last = mmf_cmd(&["read", lines_name, "--raw"]).output()?;
     if !status.success()
         || published != Some(LINES as u64)
         || last.stdout != LINES.to_string().as_bytes()
@@ -194,7 +198,7 @@ fn run_in(plan: &Plan, mmf: &Path, dir: &Path) -> Result<Vec<CliMeasured>> {
             3 => Ok(Command::new("true")),
             4 => cat(&lines),
             _ => {
-                let mut c = mmf_cmd(&["out", name, "--lines"]);
+                let mut c = mmf_cmd(&["out", lines_name, "--lines"]);
                 c.stdin(std::fs::File::open(&lines)?);
                 Ok(c)
             }

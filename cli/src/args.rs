@@ -207,7 +207,7 @@ pub struct OutArgs {
     /// Channel name or file path.
     pub name: std::ffi::OsString,
     /// The value; read from standard input when absent or '-' (with standard input at /dev/null
-    /// or closed that is an error, nothing published; with --lines, no lines). A negative number is a value (`mmf
+    /// or closed that is an error, nothing published; with --lines it is no error: no lines). A negative number is a value (`mmf
     /// out T -5`, `-1e-05`, `-.5`); other text that starts with '-' follows '--', where '-' is
     /// the text '-' too: `mmf out T -- "$text"` publishes any text. With --bytes or --msgpack
     /// any bytes but NUL (`mmf out T --bytes $'\x01\xff'` in bash; pipe the others in);

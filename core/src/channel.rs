@@ -2109,7 +2109,8 @@ impl Channel {
     ///   `is_current` before the writer acts on it, and a writer that finds it set and the
     ///   channel current stops trusting the hint.
     ///
-    /// Always `false` for an anonymous channel or one opened from an image.
+    /// Always `false` for an anonymous channel; for one opened from an image, what the image's
+    /// word holds.
     ///
     /// ```
     /// use mmf::{Channel, Tag};

@@ -70,7 +70,7 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let mut options = Options::new();
     options.lock_timeout(a.lock_timeout);
     let mut ch = open_for(&options, &location, input.len())?;
-    let mut generation = publish(&ch, a.format(), &input)?;
+    let mut generation = publish(&ch, a.format(), &input, true)?;
     // Removed or replaced between that open and the publish (`rm`, `new --force`, `prune`):
     // the value went where no reader looks. Publish it into what the name holds now, or say
     // that nothing does (exit 3), rather than exit 0 having lost it.
@@ -88,7 +88,7 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
             .into());
         }
         ch = options.open(&location)?;
-        generation = publish(&ch, a.format(), &input)?;
+        generation = publish(&ch, a.format(), &input, true)?;
     }
     // No handle outlives this command: tell `mmf prune` the channel is in use all the same. A
     // failure here takes nothing from the publish, which is done.
@@ -247,8 +247,11 @@ fn limit_of(ch: &Channel, format: InFormat) -> u64 {
     }
 }
 
-fn publish(ch: &Channel, format: InFormat, input: &[u8]) -> anyhow::Result<u64> {
-    if matches!(format, InFormat::Text | InFormat::Json)
+/// Publishes `input` into `ch` as `format` says; `first`: the input's start, where a UTF-16
+/// byte-order mark is looked for.
+fn publish(ch: &Channel, format: InFormat, input: &[u8], first: bool) -> anyhow::Result<u64> {
+    if first
+        && matches!(format, InFormat::Text | InFormat::Json)
         && (input.starts_with(&[0xff, 0xfe]) || input.starts_with(&[0xfe, 0xff]))
     {
         // PowerShell 5 writes UTF-16 through `>` and `Out-File`: say so, rather than "not UTF-8".

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mmf::{Channel, ChannelExt, Location, Options};
+use mmf::{Channel, Location, Options};
 
 use super::{limit_of, open_for, publish, Waiting};
 use crate::args::{InFormat, OutArgs};
@@ -18,8 +18,10 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 
 /// One line of standard input, as [`next_line`] read it.
 enum Line {
-    /// The value, without its `\n` or `\r\n`, in the buffer.
-    Value,
+    /// The value, without its line end, in the buffer. `drained`: the input read so far is
+    /// used up (the next read may wait: the input paused, or ended); `ended`: the input ended
+    /// with this line, which had no line end.
+    Value { drained: bool, ended: bool },
     /// The buffer is full (the limit and two bytes for a line end) and no line end came yet:
     /// the rest of the line is still to be read ([`next_line`] again, with a larger limit, or
     /// [`skip_line`]).
@@ -59,115 +61,84 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
         ));
     }
     let mut line = Vec::new();
-    // The last line published, for what a failure says and the last look at the name (see
-    // the end).
-    let mut last: Option<Last> = None;
+    // The number of the last line published, for what a failure says.
+    let mut last: Option<u64> = None;
     let mut number = 0u64;
     let mut follow = Follow::new();
     loop {
         line.clear();
         number += 1;
-        let unread = || unread(location, number, last.as_ref());
-        let read = loop {
-            match next_line(&mut input, &mut line, limit_of(&ch, format), end)
-                .with_context(unread)?
-            {
-                // Longer than a value of this channel: the name may lead to a larger one now
-                // (`new --force` with a larger size), which the line may fit.
+        let unread = || unread(location, number, last);
+        // Longer than a value of this channel: the name may lead to a larger one now (`new
+        // --force` with a larger size), which the line may fit. `len`: how long it is.
+        let too_long = |len: u64, ch: &Channel| {
+            anyhow::Error::new(Coded(
+                TOO_LARGE,
+                format!(
+                    "the line holds {len} bytes, more than channel '{location}' (capacity {} \
+                     bytes) can hold as a value (`{}` makes a larger channel, dropping the \
+                     current value)",
+                    ch.capacity(),
+                    crate::exit::command(
+                        "new",
+                        super::super::typed(location),
+                        "--size SIZE --force"
+                    )
+                ),
+            ))
+            .context(not_published(location, number, last))
+        };
+        let (drained, ended) = loop {
+            let limit = limit_of(&ch, format);
+            match next_line(&mut input, &mut line, limit, end).with_context(unread)? {
                 Line::Partial => {
-                    let limit = limit_of(&ch, format);
-                    ch = follow.look(ch, &options, location, number, last.as_ref())?;
+                    ch = follow.look(ch, &options, location, number, last)?;
                     if limit_of(&ch, format) > limit {
                         continue;
                     }
                     let cr = end == b'\n' && line.last() == Some(&b'\r');
                     let (rest, cr) = skip_line(&mut input, cr, end).with_context(unread)?;
-                    let len = line.len() as u64 + rest - u64::from(cr);
-                    let cap = ch.capacity();
-                    return Err(anyhow::Error::new(Coded(
-                        TOO_LARGE,
-                        format!(
-                            "the line holds {len} bytes, more than channel '{location}' \
-                             (capacity {cap} bytes) can hold as a value (`{}` makes a larger \
-                             channel, dropping the current value)",
-                            crate::exit::command(
-                                "new",
-                                super::super::typed(location),
-                                "--size SIZE --force"
-                            )
-                        ),
-                    ))
-                    .context(not_published(location, number, last.as_ref())));
+                    return Err(too_long(line.len() as u64 + rest - u64::from(cr), &ch));
                 }
-                other => break other,
+                // Whole, one byte too long (the room kept for a `\r`).
+                Line::Value { drained, ended } if line.len() as u64 > limit => {
+                    ch = follow.look(ch, &options, location, number, last)?;
+                    if line.len() as u64 > limit_of(&ch, format) {
+                        return Err(too_long(line.len() as u64, &ch));
+                    }
+                    break (drained, ended);
+                }
+                Line::Value { drained, ended } => break (drained, ended),
+                Line::End => break (true, true),
             }
         };
-        let skipped = match read {
-            Line::End => break,
-            Line::Partial => unreachable!("read on or skipped above"),
-            Line::Value => match format {
-                // JSON Lines: a blank line carries no document.
-                InFormat::Json => line.iter().all(u8::is_ascii_whitespace),
-                _ => a.no_empty && line.is_empty(),
-            },
+        let skipped = match format {
+            _ if ended && line.is_empty() => true,
+            // JSON Lines: a blank line carries no document (JSON's own whitespace only).
+            InFormat::Json => line
+                .iter()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')),
+            _ => a.no_empty && line.is_empty(),
         };
-        if skipped {
-            continue;
-        }
-        ch = follow.current(ch, &options, location, number, last.as_ref())?;
-        let generation = publish_line(&ch, format, &line, number)
-            .with_context(|| not_published(location, number, last.as_ref()))?;
-        after_publish(a, &ch, location, generation, number)?;
-        match &mut last {
-            Some(last) => {
-                last.number = number;
-                std::mem::swap(&mut last.value, &mut line);
-            }
-            None => {
-                last = Some(Last {
-                    number,
-                    value: std::mem::take(&mut line),
-                })
+        if !skipped {
+            ch = follow.current(ch, &options, location, number, last, drained)?;
+            let generation = publish_line(&ch, format, &line, number)
+                .with_context(|| not_published(location, number, last))?;
+            after_publish(a, &ch, location, generation, number)?;
+            last = Some(number);
+            // The input paused here (the next read may wait): a replacement right around this
+            // publish (renamed before it, marked after the hint was read), which the next line
+            // would find only when it comes (`tail -F`: maybe hours later), is looked for now.
+            if drained {
+                ch = follow.settle(ch, &options, location, |ch| {
+                    let generation = publish_line(ch, format, &line, number)?;
+                    after_publish(a, ch, location, generation, number)
+                })?;
             }
         }
-    }
-    // A replacement just before the last publish (renamed, not marked yet: the hint and the
-    // looks above missed it) left the last value where no reader of the name looks: published
-    // again into the channel that replaced its own while that holds no value yet (never over
-    // a value another writer published there since).
-    if let Some(Last { number, value }) = &last {
-        let number = *number;
-        let mut tries = 0;
-        while !ch.is_current().unwrap_or(true) {
-            tries += 1;
-            if tries > 3 {
-                return Err(Coded(
-                    ERROR,
-                    format!(
-                        "'{location}' was replaced {tries} times while the last line was being \
-                         published; it may not hold it"
-                    ),
-                )
-                .into());
-            }
-            ch = options.open(location).map_err(|e| match e {
-                mmf::channel::Error::NotFound { .. } => Coded(
-                    NOT_FOUND,
-                    format!(
-                        "'{location}' was removed while lines were being published: the last, \
-                         line {number}, went to the removed channel"
-                    ),
-                )
-                .into(),
-                e => anyhow::Error::from(e),
-            })?;
-            if ch.generation() == 0 {
-                publish_line(&ch, format, value, number)?;
-                crate::exit::note(format_args!(
-                    "'{location}' was replaced as line {number} was published: published it \
-                     again into the new channel"
-                ));
-            }
+        // Not asked again at the end of the input: a terminal would wait for another Ctrl-D.
+        if ended {
+            break;
         }
     }
     let _ = ch.touch();
@@ -178,10 +149,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
 /// line other than the first is never taken for UTF-16 (its byte-order mark comes first), and
 /// a JSON error names the column alone (the line is one).
 fn publish_line(ch: &Channel, format: InFormat, line: &[u8], number: u64) -> anyhow::Result<u64> {
-    if number > 1 && format == InFormat::Text {
-        return Ok(ch.publish_str(crate::exit::utf8(line)?)?);
-    }
-    publish(ch, format, line).map_err(|e| {
+    publish(ch, format, line, number == 1).map_err(|e| {
         let json = e
             .chain()
             .find_map(|e| match e.downcast_ref::<mmf::Error>() {
@@ -201,42 +169,53 @@ fn publish_line(ch: &Channel, format: InFormat, line: &[u8], number: u64) -> any
     })
 }
 
-/// The last line published: its number and its bytes.
-struct Last {
-    number: u64,
-    value: Vec<u8>,
-}
-
 /// Where the name leads: looked at when the channel's `retired` hint is set (at once after an
 /// mmf process removed or replaced it), and every [`LOOK_EVERY`] besides.
 struct Follow {
     looked: Instant,
+    /// Lines published since the clock was last read: it is read every [`CLOCK_EVERY`] lines,
+    /// and whenever the input pauses (a clock read is a fifth of a line's cost).
+    unclocked: u32,
     /// Whether the hint is worth a look: not once it was set on a channel that the name still
     /// led to (a stray write, which would otherwise cost a look before every line).
     trust_hint: bool,
 }
 
+/// How many lines in a row may go by without a read of the clock while the input keeps
+/// coming (some microseconds' worth).
+const CLOCK_EVERY: u32 = 64;
+
 impl Follow {
     fn new() -> Follow {
         Follow {
             looked: Instant::now(),
+            unclocked: 0,
             trust_hint: true,
         }
     }
 
     /// `ch`, or the channel the name leads to now if it was removed or replaced, when the hint
-    /// says so or the last look is [`LOOK_EVERY`] old.
+    /// says so or the last look is [`LOOK_EVERY`] old (asked when the input `paused`, or every
+    /// [`CLOCK_EVERY`] lines).
     fn current(
         &mut self,
         ch: Channel,
         options: &Options,
         location: &Location,
         number: u64,
-        last: Option<&Last>,
+        last: Option<u64>,
+        paused: bool,
     ) -> anyhow::Result<Channel> {
         let hinted = self.trust_hint && ch.retired_hint();
-        if !hinted && self.looked.elapsed() < LOOK_EVERY {
-            return Ok(ch);
+        if !hinted {
+            self.unclocked += 1;
+            if !paused && self.unclocked < CLOCK_EVERY {
+                return Ok(ch);
+            }
+            self.unclocked = 0;
+            if self.looked.elapsed() < LOOK_EVERY {
+                return Ok(ch);
+            }
         }
         let ch = self.look(ch, options, location, number, last)?;
         // Writes through the mapping leave a shared-memory file's time alone: `mmf prune` must
@@ -247,13 +226,14 @@ impl Follow {
     }
 
     /// `ch`, or the channel the name leads to now if it was removed or replaced: looked at now.
+    /// A name with nothing under it ends the command (exit 3), as `mmf out` does.
     fn look(
         &mut self,
         ch: Channel,
         options: &Options,
         location: &Location,
         number: u64,
-        last: Option<&Last>,
+        last: Option<u64>,
     ) -> anyhow::Result<Channel> {
         let hinted = self.trust_hint && ch.retired_hint();
         self.looked = Instant::now();
@@ -266,8 +246,10 @@ impl Follow {
             mmf::channel::Error::NotFound { .. } => Coded(
                 NOT_FOUND,
                 format!(
-                    "'{location}' was removed while lines were being published: line {number} of \
-                     standard input was not published, nor any after it"
+                    "'{location}' was removed while lines were being published: {} (`{}` makes \
+                     it again)",
+                    not_published(location, number, last),
+                    crate::exit::command("new", super::super::typed(location), "--size SIZE")
                 ),
             )
             .into(),
@@ -278,6 +260,38 @@ impl Follow {
         ));
         self.trust_hint = true;
         Ok(now)
+    }
+
+    /// After a publish into `ch` where the input paused: the channel the name leads to now,
+    /// with `again` (the publish, made anew) done in it first if it replaced `ch` and holds no
+    /// value yet, never over a value another writer published there. A name with nothing
+    /// under it is left to the next line's look.
+    fn settle(
+        &mut self,
+        mut ch: Channel,
+        options: &Options,
+        location: &Location,
+        mut again: impl FnMut(&Channel) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Channel> {
+        for _ in 0..3 {
+            if ch.is_current().unwrap_or(true) {
+                return Ok(ch);
+            }
+            let Ok(now) = options.open(location) else {
+                return Ok(ch);
+            };
+            self.looked = Instant::now();
+            self.trust_hint = true;
+            ch = now;
+            if ch.generation() == 0 {
+                again(&ch)?;
+                crate::exit::note(format_args!(
+                    "'{location}' was replaced as the last line was published: published it \
+                     again into the new channel"
+                ));
+            }
+        }
+        Ok(ch)
     }
 }
 
@@ -319,9 +333,9 @@ fn after_publish(
 }
 
 /// What a line that could not be published leaves: the lines before it are out.
-fn not_published(location: &Location, number: u64, last: Option<&Last>) -> String {
+fn not_published(location: &Location, number: u64, last: Option<u64>) -> String {
     let published = match last {
-        Some(last) => format!("line {} was the last published", last.number),
+        Some(last) => format!("line {last} was the last published"),
         None => "none was published".to_owned(),
     };
     format!(
@@ -331,7 +345,7 @@ fn not_published(location: &Location, number: u64, last: Option<&Last>) -> Strin
 }
 
 /// The context of a failed read of standard input.
-fn unread(location: &Location, number: u64, last: Option<&Last>) -> String {
+fn unread(location: &Location, number: u64, last: Option<u64>) -> String {
     format!(
         "reading standard input failed: {}",
         not_published(location, number, last)
@@ -356,17 +370,21 @@ fn next_line(
             return Ok(if buf.is_empty() {
                 Line::End
             } else {
-                Line::Value
+                Line::Value {
+                    drained: true,
+                    ended: true,
+                }
             });
         }
         let left = room.saturating_sub(buf.len());
-        let (take, ended) = match chunk[..chunk.len().min(left)]
+        let (take, whole) = match chunk[..chunk.len().min(left)]
             .iter()
             .position(|&b| b == end)
         {
             Some(at) => (at + 1, true),
             None => (chunk.len().min(left), false),
         };
+        let drained = take == chunk.len();
         buf.try_reserve(take).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::OutOfMemory,
@@ -375,12 +393,15 @@ fn next_line(
         })?;
         buf.extend_from_slice(&chunk[..take]);
         input.consume(take);
-        if ended {
+        if whole {
             buf.pop();
             if end == b'\n' && buf.last() == Some(&b'\r') {
                 buf.pop();
             }
-            return Ok(Line::Value);
+            return Ok(Line::Value {
+                drained,
+                ended: false,
+            });
         }
         if buf.len() >= room {
             return Ok(Line::Partial);
@@ -427,7 +448,7 @@ mod tests {
             let mut buf = Vec::new();
             match next_line(&mut input, &mut buf, 8, b'\n').unwrap() {
                 Line::End => break,
-                Line::Value => got.push(String::from_utf8(buf).unwrap()),
+                Line::Value { .. } => got.push(String::from_utf8(buf).unwrap()),
                 Line::Partial => {
                     let cr = buf.last() == Some(&b'\r');
                     let (rest, cr) = skip_line(&mut input, cr, b'\n').unwrap();
@@ -464,7 +485,7 @@ mod tests {
         assert_eq!(buf, b"012345");
         assert!(matches!(
             next_line(&mut input, &mut buf, 64, b'\n').unwrap(),
-            Line::Value
+            Line::Value { .. }
         ));
         assert_eq!(buf, b"0123456789abc");
     }
@@ -478,7 +499,7 @@ mod tests {
             let mut buf = Vec::new();
             match next_line(&mut input, &mut buf, 8, 0).unwrap() {
                 Line::End => break,
-                Line::Value => got.push(String::from_utf8(buf).unwrap()),
+                Line::Value { .. } => got.push(String::from_utf8(buf).unwrap()),
                 Line::Partial => panic!("no line is that long"),
             }
         }
