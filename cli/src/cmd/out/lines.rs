@@ -64,7 +64,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
     // The number of the last line published, for what a failure says.
     let mut last: Option<u64> = None;
     let mut number = 0u64;
-    let mut follow = Follow::new();
+    let mut follow = Follow::new(&options, location);
     loop {
         line.clear();
         number += 1;
@@ -92,7 +92,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             let limit = limit_of(&ch, format);
             match next_line(&mut input, &mut line, limit, end).with_context(unread)? {
                 Line::Partial => {
-                    ch = follow.look(ch, &options, location, number, last)?;
+                    ch = follow.look(ch, number, last)?;
                     if limit_of(&ch, format) > limit {
                         continue;
                     }
@@ -102,7 +102,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                 }
                 // Whole, one byte too long (the room kept for a `\r`).
                 Line::Value { drained, ended } if line.len() as u64 > limit => {
-                    ch = follow.look(ch, &options, location, number, last)?;
+                    ch = follow.look(ch, number, last)?;
                     if line.len() as u64 > limit_of(&ch, format) {
                         return Err(too_long(line.len() as u64, &ch));
                     }
@@ -121,7 +121,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             _ => a.no_empty && line.is_empty(),
         };
         if !skipped {
-            ch = follow.current(ch, &options, location, number, last, drained)?;
+            ch = follow.current(ch, number, last, drained)?;
             let generation = publish_line(&ch, format, &line, number)
                 .with_context(|| not_published(location, number, last))?;
             after_publish(a, &ch, location, generation, number)?;
@@ -130,7 +130,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             // publish (renamed before it, marked after the hint was read), which the next line
             // would find only when it comes (`tail -F`: maybe hours later), is looked for now.
             if drained {
-                ch = follow.settle(ch, &options, location, |ch| {
+                ch = follow.settle(ch, |ch| {
                     let generation = publish_line(ch, format, &line, number)?;
                     after_publish(a, ch, location, generation, number)
                 })?;
@@ -171,7 +171,9 @@ fn publish_line(ch: &Channel, format: InFormat, line: &[u8], number: u64) -> any
 
 /// Where the name leads: looked at when the channel's `retired` hint is set (at once after an
 /// mmf process removed or replaced it), and every [`LOOK_EVERY`] besides.
-struct Follow {
+struct Follow<'a> {
+    options: &'a Options,
+    location: &'a Location,
     looked: Instant,
     /// Lines published since the clock was last read: it is read every [`CLOCK_EVERY`] lines,
     /// and whenever the input pauses (a clock read is a fifth of a line's cost).
@@ -185,9 +187,11 @@ struct Follow {
 /// coming (some microseconds' worth).
 const CLOCK_EVERY: u32 = 64;
 
-impl Follow {
-    fn new() -> Follow {
+impl<'a> Follow<'a> {
+    fn new(options: &'a Options, location: &'a Location) -> Follow<'a> {
         Follow {
+            options,
+            location,
             looked: Instant::now(),
             unclocked: 0,
             trust_hint: true,
@@ -200,8 +204,6 @@ impl Follow {
     fn current(
         &mut self,
         ch: Channel,
-        options: &Options,
-        location: &Location,
         number: u64,
         last: Option<u64>,
         paused: bool,
@@ -217,7 +219,7 @@ impl Follow {
                 return Ok(ch);
             }
         }
-        let ch = self.look(ch, options, location, number, last)?;
+        let ch = self.look(ch, number, last)?;
         // Writes through the mapping leave a shared-memory file's time alone: `mmf prune` must
         // not take a channel published to a moment ago for abandoned once this ends (by a
         // signal, as `tail -F | mmf out T --lines` does). Best effort.
@@ -227,14 +229,8 @@ impl Follow {
 
     /// `ch`, or the channel the name leads to now if it was removed or replaced: looked at now.
     /// A name with nothing under it ends the command (exit 3), as `mmf out` does.
-    fn look(
-        &mut self,
-        ch: Channel,
-        options: &Options,
-        location: &Location,
-        number: u64,
-        last: Option<u64>,
-    ) -> anyhow::Result<Channel> {
+    fn look(&mut self, ch: Channel, number: u64, last: Option<u64>) -> anyhow::Result<Channel> {
+        let (options, location) = (self.options, self.location);
         let hinted = self.trust_hint && ch.retired_hint();
         self.looked = Instant::now();
         // A look that fails says nothing about the name: publish on, as before it.
@@ -269,10 +265,9 @@ impl Follow {
     fn settle(
         &mut self,
         mut ch: Channel,
-        options: &Options,
-        location: &Location,
         mut again: impl FnMut(&Channel) -> anyhow::Result<()>,
     ) -> anyhow::Result<Channel> {
+        let (options, location) = (self.options, self.location);
         for _ in 0..3 {
             if ch.is_current().unwrap_or(true) {
                 return Ok(ch);
