@@ -130,8 +130,15 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             // publish (renamed before it, marked after the hint was read), which the next line
             // would find only when it comes (`tail -F`: maybe hours later), is looked for now.
             if drained {
-                ch = follow.settle(ch, |ch| {
-                    let generation = publish_line(ch, format, &line, number)?;
+                ch = follow.settle(ch, number, |ch| {
+                    let generation =
+                        publish_line(ch, format, &line, number).with_context(|| {
+                            format!(
+                                "'{location}' was replaced as line {number} was published, and \
+                             publishing it again into the new channel failed; no later line \
+                             was published"
+                            )
+                        })?;
                     after_publish(a, ch, location, generation, number)
                 })?;
             }
@@ -258,13 +265,14 @@ impl<'a> Follow<'a> {
         Ok(now)
     }
 
-    /// After a publish into `ch` where the input paused: the channel the name leads to now,
-    /// with `again` (the publish, made anew) done in it first if it replaced `ch` and holds no
-    /// value yet, never over a value another writer published there. A name with nothing
-    /// under it is left to the next line's look.
+    /// After the publish of line `number` into `ch` where the input paused: the channel the
+    /// name leads to now, with `again` (the publish, made anew) done in it first if it replaced
+    /// `ch` and holds no value yet, never over a value another writer published there. A name
+    /// with nothing under it is left to the next line's look.
     fn settle(
         &mut self,
         mut ch: Channel,
+        number: u64,
         mut again: impl FnMut(&Channel) -> anyhow::Result<()>,
     ) -> anyhow::Result<Channel> {
         let (options, location) = (self.options, self.location);
@@ -281,7 +289,7 @@ impl<'a> Follow<'a> {
             if ch.generation() == 0 {
                 again(&ch)?;
                 crate::exit::note(format_args!(
-                    "'{location}' was replaced as the last line was published: published it \
+                    "'{location}' was replaced as line {number} was published: published it \
                      again into the new channel"
                 ));
             }
