@@ -167,6 +167,16 @@ fn kept_then_poked(e: &Env, file: &str, offset: u64, value: u64) {
     poke_word(&e.dir.join(file), offset, value);
 }
 
+/// Asserts that a command succeeded, showing its standard error where it did not.
+fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Asserts the exit code and that stderr is one line containing `needle`.
 fn fails(out: &Output, code: i32, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -7536,19 +7546,11 @@ fn out_lines_publishes_each_line_as_it_comes() {
     assert_eq!(w.send("\n"), 3, "an empty line is an empty value");
     assert_eq!(e.ok(&["read", "T", "--raw"]), "");
     let out = w.finish();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     // A last line without its '\n' is a line; --no-empty skips empty ones.
     e.ok(&["out", "T", "kept"]);
     let out = e.run_in(&["out", "T", "--lines", "--no-empty"], b"a\n\nlast");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(e.ok(&["read", "T", "--raw"]), "last");
     assert!(e
         .ok(&["read", "T", "--meta"])
@@ -7560,11 +7562,7 @@ fn out_lines_publishes_each_line_as_it_comes() {
     );
     // '-' is standard input all the same; --bytes takes any bytes a line.
     let out = e.run_in(&["out", "T", "-", "--lines", "--bytes"], b"a\xff\nb\xfe\n");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let out = e.run(&["read", "T", "--format", "bytes"]);
     assert_eq!(out.stdout, b"b\xfe");
     // -z: a NUL ends each value, which may hold newlines.
@@ -7572,11 +7570,7 @@ fn out_lines_publishes_each_line_as_it_comes() {
         &["out", "T", "--lines", "-z", "--print-generation"],
         b"two\nlines\0and\r\none more\0",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "9\n10\n");
     assert_eq!(e.ok(&["read", "T", "--raw"]), "and\r\none more");
     fails(
@@ -7646,10 +7640,11 @@ fn out_lines_follows_a_replaced_channel_and_stops_at_a_removed_one() {
     );
 }
 
-/// A line too long for the channel in hand goes into the larger one that replaced it; at the
-/// end of the input, the last line is published again into a replacement only while that holds
-/// no value, never over another writer's (a review found a stale line put back over a newer
-/// value at the end of an idle producer's input).
+/// A line too long for the channel in hand goes into the larger one that replaced it. A line
+/// is published again into a replacement only where the input paused right after it and the
+/// replacement holds no value, never over another writer's, nor at the end of the input into
+/// a channel replaced long after it (a review found a stale line put back over a newer value
+/// at the end of an idle producer's input).
 #[test]
 fn out_lines_follows_a_larger_replacement_and_never_overwrites_a_newer_value_at_the_end() {
     let e = Env::new("outlinesend");
@@ -7661,11 +7656,7 @@ fn out_lines_follows_a_larger_replacement_and_never_overwrites_a_newer_value_at_
     e.ok(&["new", "T", "--size", "64"]);
     assert_eq!(w.send("123456789\n"), 1);
     let out = w.finish();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     e.ok(&["new", "T", "--size", "8", "--force", "-q"]);
     let mut w = LinesWriter::start(&e, &["out", "T", "--lines", "--print-generation", "-q"]);
     assert_eq!(w.send("1\n"), 1);
@@ -7679,11 +7670,7 @@ fn out_lines_follows_a_larger_replacement_and_never_overwrites_a_newer_value_at_
     e.ok(&["new", "T", "--size", "64", "--force", "-q"]);
     e.ok(&["out", "T", "newer"]);
     let out = w.finish();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(e.ok(&["read", "T", "--raw"]), "newer");
 
     // A replacement after the last line is left as `new --force` made it: empty, not given
@@ -7704,11 +7691,7 @@ fn out_lines_follows_a_larger_replacement_and_never_overwrites_a_newer_value_at_
     e.ok(&["new", "T", "--size", "64"]);
     w.send("b\n");
     let out = w.finish();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(e.ok(&["read", "T", "--raw"]), "b");
 }
 

@@ -96,9 +96,8 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                     if limit_of(&ch, format) > limit {
                         continue;
                     }
-                    let cr = end == b'\n' && line.last() == Some(&b'\r');
-                    let (rest, cr) = skip_line(&mut input, cr, end).with_context(unread)?;
-                    return Err(too_long(line.len() as u64 + rest - u64::from(cr), &ch));
+                    let len = skip_line(&mut input, &line, end).with_context(unread)?;
+                    return Err(too_long(len, &ch));
                 }
                 // Whole, one byte too long (the room kept for a `\r`).
                 Line::Value { drained, ended } if line.len() as u64 > limit => {
@@ -412,15 +411,16 @@ fn next_line(
     }
 }
 
-/// Reads past the rest of a line, keeping nothing: how many bytes it had before its `end`, and
-/// whether the last byte before that was a `\r` (of a `\r\n` line end, not the value's;
-/// `cr` says whether the part read before ended with one).
-fn skip_line(input: &mut impl BufRead, mut cr: bool, end: u8) -> std::io::Result<(u64, bool)> {
-    let mut len = 0u64;
+/// Reads past the rest of a line whose start (`read`) is in hand, keeping nothing: how many
+/// bytes the whole line had before its `end`, a `\r` of a `\r\n` line end not counted.
+fn skip_line(input: &mut impl BufRead, read: &[u8], end: u8) -> std::io::Result<u64> {
+    let mut len = read.len() as u64;
+    // Whether the last byte so far is a `\r`, which is the line end's if `\n` follows.
+    let mut cr = end == b'\n' && read.last() == Some(&b'\r');
     loop {
         let chunk = input.fill_buf()?;
         if chunk.is_empty() {
-            return Ok((len, false));
+            return Ok(len);
         }
         let (take, ended) = match chunk.iter().position(|&b| b == end) {
             Some(at) => (at, true),
@@ -432,7 +432,7 @@ fn skip_line(input: &mut impl BufRead, mut cr: bool, end: u8) -> std::io::Result
         len += take as u64;
         input.consume(take + usize::from(ended));
         if ended {
-            return Ok((len, cr));
+            return Ok(len - u64::from(cr));
         }
     }
 }
@@ -441,29 +441,30 @@ fn skip_line(input: &mut impl BufRead, mut cr: bool, end: u8) -> std::io::Result
 mod tests {
     use super::{next_line, skip_line, Line};
 
+    /// Every line of `input`, read with `limit` and `end`: its text, or how long a line too
+    /// long for the limit was.
+    fn split(mut input: &[u8], limit: u64, end: u8) -> Vec<String> {
+        let mut got = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            match next_line(&mut input, &mut buf, limit, end).unwrap() {
+                Line::End => return got,
+                Line::Value { .. } => got.push(String::from_utf8(buf).unwrap()),
+                Line::Partial => {
+                    let len = skip_line(&mut input, &buf, end).unwrap();
+                    got.push(format!("too long: {len}"));
+                }
+            }
+        }
+    }
+
     /// Lines split as `BufRead::lines` splits them, a long one read past to its end, a `\r`
     /// of its line end not counted.
     #[test]
     fn lines_are_split_at_their_ends_and_a_long_one_is_read_past() {
-        let mut input: &[u8] = b"a\r\n\nb\rc\n0123456789abc\r\n12345678\r\n123456789\r\nlast";
-        let mut got = Vec::new();
-        loop {
-            let mut buf = Vec::new();
-            match next_line(&mut input, &mut buf, 8, b'\n').unwrap() {
-                Line::End => break,
-                Line::Value { .. } => got.push(String::from_utf8(buf).unwrap()),
-                Line::Partial => {
-                    let cr = buf.last() == Some(&b'\r');
-                    let (rest, cr) = skip_line(&mut input, cr, b'\n').unwrap();
-                    got.push(format!(
-                        "too long: {}",
-                        buf.len() as u64 + rest - u64::from(cr)
-                    ));
-                }
-            }
-        }
+        let input = b"a\r\n\nb\rc\n0123456789abc\r\n12345678\r\n123456789\r\nlast";
         assert_eq!(
-            got,
+            split(input, 8, b'\n'),
             [
                 "a",
                 "",
@@ -496,16 +497,7 @@ mod tests {
     /// With `-z` a NUL ends a value, which keeps its newlines and a `\r` at its end.
     #[test]
     fn nul_terminated_values_keep_their_newlines() {
-        let mut input: &[u8] = b"a\nb\r\n\0c\r\0\0last\n";
-        let mut got = Vec::new();
-        loop {
-            let mut buf = Vec::new();
-            match next_line(&mut input, &mut buf, 8, 0).unwrap() {
-                Line::End => break,
-                Line::Value { .. } => got.push(String::from_utf8(buf).unwrap()),
-                Line::Partial => panic!("no line is that long"),
-            }
-        }
-        assert_eq!(got, ["a\nb\r\n", "c\r", "", "last\n"]);
+        let input = b"a\nb\r\n\0c\r\0\0last\n";
+        assert_eq!(split(input, 8, 0), ["a\nb\r\n", "c\r", "", "last\n"]);
     }
 }
