@@ -7397,8 +7397,13 @@ fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert!(out.status.success(), "{err}");
-    assert!(!said.contains("freed"), "{said}");
+    // The lock stays held, so the command fails (a script's `mmf recover T && mmf out T ...`
+    // stops there), after saying what it found of the value.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        said,
+        "'T' needs no recovery: its current value (generation 1) reads whole\n"
+    );
     assert!(
         err.contains("held by pid 4242")
             && err.contains("processes have it open now")
@@ -7420,6 +7425,79 @@ fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
     e.ok(&["out", "T", "next", "--lock-timeout", "50ms"]);
     assert_eq!(e.ok(&["read", "T"]), "next\n");
     assert!(e.ok(&["info", "T"]).contains("writer lock: free"));
+}
+
+/// A writer lock held by a running process that has the channel open without mmf's shared
+/// flock (a program that skips FORMAT.md §8's "must"; here Python, holding the token's liveness
+/// lock as §5 says): `recover` leaves the lock to it and exits 1, after saying what it found of
+/// the value, since publishes still time out. It exited 0 (saying so on standard error only),
+/// and a script's `mmf recover T && mmf out T ...` went on to a timeout.
+#[test]
+fn recover_fails_while_a_running_process_holds_the_writer_lock_without_the_flock() {
+    use std::io::BufRead;
+    let e = Env::new("recover-kept-lock");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "kept"]);
+    // The lock word is at byte 448 (FORMAT.md §3); a kernel-held token (§5) whose liveness
+    // lock, an OFD read lock on the byte the token names, this process holds.
+    let script = r#"
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+token = (1 << 63) | (1 << 62) | (12345 << 22) | (os.getpid() & 0x3FFFFF)
+lock = struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, token & ((1 << 63) - 1), 1, 0)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)
+os.pwrite(fd, token.to_bytes(8, "little"), 448)
+print("held", flush=True)
+sys.stdin.read()
+"#;
+    let child = Command::new("python3")
+        .args(["-c", script])
+        .arg(e.dir.join("mmf.T"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn();
+    let Ok(child) = child else {
+        eprintln!("SKIPPED: needs python3");
+        return;
+    };
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            drop(self.0.stdin.take());
+            let _ = self.0.wait();
+        }
+    }
+    let mut holder = Reap(child);
+    let mut line = String::new();
+    std::io::BufReader::new(holder.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "held\n");
+
+    let out = e.run(&["recover", "T"]);
+    let (said, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}{err}");
+    assert_eq!(
+        said,
+        "'T' needs no recovery: its current value (generation 1) reads whole\n"
+    );
+    assert!(
+        err.contains(&format!("writer lock is held by pid {}", holder.0.id()))
+            && err.contains("which is running although it has no handle of the channel open")
+            && err.contains("publishes time out")
+            && err.contains("run `mmf recover T` again"),
+        "{err}"
+    );
+    let out = e.run(&["out", "T", "lost", "--lock-timeout", "50ms"]);
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+
+    // Once the holder has exited, its token is dead: the next publish takes the lock over.
+    drop(holder);
+    e.ok(&["out", "T", "next", "--lock-timeout", "1s"]);
+    assert_eq!(e.ok(&["read", "T"]), "next\n");
 }
 
 /// `recover` under a peer that keeps rewriting `latest` to values no read accepts: it never

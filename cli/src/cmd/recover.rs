@@ -21,9 +21,15 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
         super::print_bytes(freed_lines(&location, o).as_bytes())?;
     }
     let ch = Options::new().open(&location)?;
-    if freed.is_none() {
-        still_held(&ch, &location);
-    }
+    // A writer lock left held ends the command with an error, once the value is seen to: every
+    // publish times out while it stays, so a script's `mmf recover T && mmf out T ...` must not
+    // go on as if the channel were mended (it exited 0 here, saying so on standard error only).
+    let held = match &freed {
+        Some(o) => o
+            .lock_kept
+            .map(|l| kept_by_a_running_process(&location, l.pid)),
+        None => still_held(&ch, &location),
+    };
     let line = match ch.recover()? {
         Some(r) => {
             // A repair after a machine crash, of a file channel: on the disk before it is said
@@ -65,7 +71,11 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
             }
         },
     };
-    super::print_bytes(line.as_bytes())
+    super::print_bytes(line.as_bytes())?;
+    match held {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// What [`host::free_orphans`] freed, a line each; and on standard error, a writer lock it left
@@ -112,24 +122,25 @@ fn freed_lines(location: &Location, o: &Orphans) -> String {
             if o.pins_kept == 1 { "y is" } else { "ies are" }
         ));
     }
-    if let Some(l) = o.lock_kept {
-        crate::exit::say(format_args!(
-            "'{location}': its writer lock is held by pid {}, which is running although it has \
-             no handle of the channel open (a program that uses the channel without mmf's shared \
-             flock on it, or another process given that pid): left held; once that process has \
-             stopped, run `{}` again",
-            l.pid,
-            crate::exit::command("recover", super::typed(location), "")
-        ));
-    }
     out
 }
 
-/// With processes holding the channel open (so [`host::free_orphans`] freed nothing), says on
-/// standard error whether its writer lock stays held by a holder that cannot be judged: its
-/// publishes then time out until no process has the channel open and `mmf recover` runs again.
-/// Looked at twice, 100 ms apart, as a live writer holds the lock only while it publishes.
-fn still_held(ch: &mmf::Channel, location: &Location) {
+/// Why [`host::free_orphans`] left the writer lock to `pid`, which the command ends with.
+fn kept_by_a_running_process(location: &Location, pid: u32) -> String {
+    format!(
+        "'{location}': its writer lock is held by pid {pid}, which is running although it has \
+         no handle of the channel open (a program that uses the channel without mmf's shared \
+         flock on it, or another process given that pid): left held, so publishes time out; \
+         once that process has stopped, run `{}` again",
+        crate::exit::command("recover", super::typed(location), "")
+    )
+}
+
+/// With processes holding the channel open (so [`host::free_orphans`] freed nothing), whether
+/// its writer lock stays held by a holder that cannot be judged, and what to do: its publishes
+/// then time out until no process has the channel open and `mmf recover` runs again. Looked at
+/// twice, 100 ms apart, as a live writer holds the lock only while it publishes.
+fn still_held(ch: &mmf::Channel, location: &Location) -> Option<String> {
     let unknown = |ch: &mmf::Channel| match ch.info().writer_lock {
         Some(l) => match l.state {
             OwnerState::Unknown(why) => Some((l.pid, why)),
@@ -137,17 +148,13 @@ fn still_held(ch: &mmf::Channel, location: &Location) {
         },
         None => None,
     };
-    let Some((first, _)) = unknown(ch) else {
-        return;
-    };
+    let (first, _) = unknown(ch)?;
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let Some((pid, why)) = unknown(ch).filter(|&(pid, _)| pid == first) else {
-        return;
-    };
-    crate::exit::say(format_args!(
+    let (pid, why) = unknown(ch).filter(|&(pid, _)| pid == first)?;
+    Some(format!(
         "'{location}': its writer lock is held by pid {pid}, which may be alive: {why}; it is \
          freed only while no process has the channel open, and processes have it open now \
          (`fuser -v` on its file names them): once none has, run `{}` again",
         crate::exit::command("recover", super::typed(location), "")
-    ));
+    ))
 }
