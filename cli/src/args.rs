@@ -680,8 +680,14 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
             .to_owned();
         if said[at..].contains("' as a value, use '-- ") {
             said.truncate(at);
+            // A flag of another verb (`mmf watch T --format json`, read's flag, is the likeliest
+            // slip): said so, not taken for a word to pass after `--` (a new user's review).
+            let others = verb
+                .as_deref()
+                .and_then(|v| other_verbs_flag(&cli, v, &word));
             let word = crate::exit::shell_word(&word);
             said.push_str(&match verb.as_deref() {
+                Some(_) if others.is_some() => others.unwrap_or_default(),
                 Some("out") => format!(
                     "a NAME or VALUE that starts with '-' follows `--`, after every flag: `mmf \
                      out NAME -- {word}` for a VALUE, `mmf out -- {word} VALUE` for a NAME"
@@ -698,6 +704,27 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
         Some(verb) => format!("{said} (`mmf {verb} --help` shows its usage)"),
         None => format!("{said} (`mmf --help` shows the verbs)"),
     }
+}
+
+/// Where `word` is a long flag (`--format`, `--format=json`) that `verb` lacks and other verbs
+/// have: which ones, said for the place of clap's tip to pass it after `--`.
+fn other_verbs_flag(cli: &clap::Command, verb: &str, word: &str) -> Option<String> {
+    let name = word.strip_prefix("--")?.split('=').next()?;
+    let has = |c: &clap::Command| c.get_arguments().any(|a| a.get_long() == Some(name));
+    if name.is_empty() || cli.find_subcommand(verb).is_some_and(has) {
+        return None;
+    }
+    let verbs: Vec<String> = cli
+        .get_subcommands()
+        .filter(|c| c.get_name() != verb && !c.is_hide_set() && has(c))
+        .map(|c| format!("`mmf {}`", c.get_name()))
+        .collect();
+    let (last, first) = verbs.split_last()?;
+    let of = match first {
+        [] => last.clone(),
+        _ => format!("{} and {last}", first.join(", ")),
+    };
+    Some(format!("`--{name}` is a flag of {of}, not of `mmf {verb}`"))
 }
 
 /// What to say of a flag written as the PowerShell module took its parameters (`-Size 1024`,

@@ -315,6 +315,24 @@ fn json_objects_round_trip() {
     );
     let pretty = e.ok(&["read", "P", "--pretty"]);
     assert!(pretty.contains("\n  \"Id\": 4820,"), "{pretty}");
+    // JSON published as text is printed as stored, and --pretty says why it did not indent it
+    // (a new user's review got it unindented without a word); --quiet keeps that note back.
+    e.ok(&["new", "J", "--size", "1KiB"]);
+    e.ok(&["out", "J", "{\"a\": 1}"]);
+    let out = e.run(&["read", "J", "--pretty"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"a\": 1}\n");
+    assert_eq!(
+        err,
+        "mmf: 'J' holds JSON published as text (`mmf out` without --json), printed as it is \
+         stored: publish it with --json for --pretty to indent it\n"
+    );
+    let out = e.run(&["read", "J", "--pretty", "--quiet"]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    e.ok(&["out", "J", "plain text"]);
+    let out = e.run(&["read", "J", "--pretty"]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
     let info: serde_json::Value = serde_json::from_str(&e.ok(&["info", "P", "--json"])).unwrap();
     assert_eq!(info["codec"], "msgpack");
     // The stored MessagePack is what `--format msgpack` prints, and it can be fed back.
@@ -3963,6 +3981,13 @@ fn watch_json_prints_only_json_lines() {
     bg.wait_stderr("generation 2 of 'T' is a text value, not JSON, skipped (--json)");
     e.ok(&["out", "T", "--bytes", "\u{1}"]);
     bg.wait_stderr("generation 3 of 'T' is a bytes value, not JSON, skipped (--json)");
+    // JSON given to `out` without --json is said as such, with what to do (it was "a text
+    // value, not JSON", of `{"c": 1}`).
+    e.ok(&["out", "T", "{\"c\": 1}"]);
+    bg.wait_stderr(
+        "generation 4 of 'T' is JSON published as text (`mmf out` without --json: publish it \
+         with --json to watch it as JSON), skipped (--json)",
+    );
     ch.publish_raw(mmf::Tag::JSON, b"{\n  \"b\": true\n}")
         .unwrap();
     let out = bg.finish(10);
@@ -3984,7 +4009,7 @@ fn watch_json_prints_only_json_lines() {
         ]
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("2 values of 'T' could not be shown"), "{err}");
+    assert!(err.contains("3 values of 'T' could not be shown"), "{err}");
     // With --meta (records for every value) it is refused: a usage error.
     assert_eq!(
         e.run(&["watch", "T", "--json", "--meta"]).status.code(),
@@ -7029,6 +7054,30 @@ fn usage_errors_are_one_line_like_every_other_error() {
         ),
         (&["frob"], "mmf: unrecognized subcommand 'frob'"),
         (&["ls", "--bogus"], "(`mmf list --help` shows its usage)"),
+        // A flag of another verb is named as such, not given the tip to pass it after `--` (a
+        // new user's review: `read`'s flags are the ones brought to `watch`).
+        (
+            &["watch", "T", "--format", "json"][..],
+            "mmf: unexpected argument '--format' found; `--format` is a flag of `mmf read`, not \
+             of `mmf watch` (`mmf watch --help` shows its usage)",
+        ),
+        (
+            &["watch", "T", "--raw"][..],
+            "`--raw` is a flag of `mmf read`, not of `mmf watch`",
+        ),
+        (
+            &["info", "T", "--pretty=yes"][..],
+            "`--pretty` is a flag of `mmf read`, not of `mmf info`",
+        ),
+        (
+            &["read", "T", "--lines"][..],
+            "`--lines` is a flag of `mmf out`, not of `mmf read`",
+        ),
+        (
+            &["watch", "T", "--bogus"][..],
+            "a NAME or VALUE that starts with '-' follows `--`, after every flag: `mmf watch \
+             FLAGS -- --bogus`",
+        ),
     ] {
         let out = e.run(args);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -2031,7 +2031,8 @@ impl Channel {
     }
 
     /// Random id chosen at creation: tells a channel from one removed and created again under
-    /// the same name.
+    /// the same name. The CLI writes it as 16 hex digits (`mmf info`, `mmf read --meta`, and
+    /// `--incarnation` takes that form): `format!("{:016x}", ch.incarnation())`.
     pub fn incarnation(&self) -> u64 {
         self.snap.header(H_INCARNATION)
     }

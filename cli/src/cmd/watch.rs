@@ -103,11 +103,20 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         let incarnation = followed.channel().incarnation();
         if a.json && !matches!(meta.tag, Tag::MSGPACK | Tag::JSON) {
             unshown += 1;
+            // JSON given to `mmf out` without --json is stored as text: said as `read --json`
+            // says it (a new user's review got "a text value, not JSON" of `{"a":1}`).
+            let what = if meta.tag == Tag::TEXT
+                && std::str::from_utf8(&buf).is_ok_and(mmf::json::looks_like_json)
+            {
+                "is JSON published as text (`mmf out` without --json: publish it with --json to \
+                 watch it as JSON)"
+                    .to_owned()
+            } else {
+                format!("is {} value, not JSON", a_tag(meta.tag))
+            };
             crate::exit::say(format_args!(
-                "generation {} of '{location}' is {} value, not JSON, skipped (--json); `{}` \
-                 prints it",
+                "generation {} of '{location}' {what}, skipped (--json); `{}` prints it",
                 meta.generation,
-                a_tag(meta.tag),
                 crate::exit::command("read", super::typed(&location), "")
             ));
             last = meta.generation;
