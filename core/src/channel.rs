@@ -173,6 +173,8 @@ impl Options {
     /// channel has `readers + 2` slots; further readers still read, by validation alone, and
     /// their waits poll instead of sleeping on a futex
     /// ([`wait_for_change`](Channel::wait_for_change)): count every handle that will wait.
+    /// `0` makes every reader one of those: no handle pins, and every wait polls (up to
+    /// 1,000 looks a second).
     pub fn readers(&mut self, readers: usize) -> &mut Self {
         self.readers = readers;
         self
@@ -693,6 +695,12 @@ impl Options {
 
     /// Opens the channel if it exists (whatever its capacity), else creates it. With
     /// [`read_only`](Options::read_only) it only opens.
+    ///
+    /// A channel that an earlier version of a service made smaller than this one asks for is
+    /// opened as it is, and a value that does not fit fails at its publish
+    /// ([`Error::TooLarge`]). A service whose values may have grown compares
+    /// [`Channel::capacity`] with what it needs, and makes the channel anew
+    /// ([`create_or_replace`](Options::create_or_replace): its followers move to the new one).
     ///
     /// A shared-memory file left under the name by a creator that died before the channel was
     /// ready (killed while it allocated, as past a container's memory limit) is replaced: one

@@ -44,8 +44,11 @@
 //! channels it watches, kept mapped while registered, and calls `futex_waitv`). A
 //! mapped file that another process *truncates* makes the kernel raise `SIGBUS` on any access
 //! past its new end, which ends the process unless it opted in to [`truncation::install`]: then
-//! the handle's next operation fails with [`Error::Truncated`]. mmf also checks the size at
-//! open, and channels in `/dev/shm` are created 0600 so only their owner can truncate them.
+//! the handle's next operation on the pages cut off fails with [`Error::Truncated`]. A cut inside
+//! a page raises no fault, and the rest of that page reads as zeros: only [`Channel::verify`]
+//! sees that ([`Error::Corrupt`], with the file's new size), see [`truncation`]. mmf also
+//! checks the size at open, and channels in `/dev/shm` are created 0600 so only their owner can
+//! truncate them.
 //!
 //! Processes in different PID namespaces (containers sharing `/dev/shm`) can share a channel:
 //! every read-write handle on a channel file holds a kernel lock (an open-file-description lock
