@@ -24,9 +24,11 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
     // A writer lock left held ends the command with an error, once the value is seen to: every
     // publish times out while it stays, so a script's `mmf recover T && mmf out T ...` must not
     // go on as if the channel were mended (it exited 0 here, saying so on standard error only).
+    // Not where the holder publishes meanwhile: that is a live writer, whose lock comes and goes.
     let held = match &freed {
         Some(o) => o
             .lock_kept
+            .filter(|l| held_through_a_look(&ch, l.pid))
             .map(|l| kept_by_a_running_process(&location, l.pid)),
         None => still_held(&ch, &location),
     };
@@ -136,10 +138,19 @@ fn kept_by_a_running_process(location: &Location, pid: u32) -> String {
     )
 }
 
+/// Whether the writer lock is held by `pid` still after 100 ms, with no value published
+/// meanwhile: a live writer holds it only while it publishes, so a lock held across the look by
+/// a holder that published nothing is one that every publish waits for, and times out.
+fn held_through_a_look(ch: &mmf::Channel, pid: u32) -> bool {
+    let generation = ch.generation();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    ch.generation() == generation && ch.info().writer_lock.is_some_and(|l| l.pid == pid)
+}
+
 /// With processes holding the channel open (so [`host::free_orphans`] freed nothing), whether
-/// its writer lock stays held by a holder that cannot be judged, and what to do: its publishes
-/// then time out until no process has the channel open and `mmf recover` runs again. Looked at
-/// twice, 100 ms apart, as a live writer holds the lock only while it publishes.
+/// its writer lock stays held by a holder that cannot be judged ([`held_through_a_look`]), and
+/// what to do: its publishes then time out until no process has the channel open and `mmf
+/// recover` runs again.
 fn still_held(ch: &mmf::Channel, location: &Location) -> Option<String> {
     let unknown = |ch: &mmf::Channel| match ch.info().writer_lock {
         Some(l) => match l.state {
@@ -149,7 +160,9 @@ fn still_held(ch: &mmf::Channel, location: &Location) -> Option<String> {
         None => None,
     };
     let (first, _) = unknown(ch)?;
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    if !held_through_a_look(ch, first) {
+        return None;
+    }
     let (pid, why) = unknown(ch).filter(|&(pid, _)| pid == first)?;
     Some(format!(
         "'{location}': its writer lock is held by pid {pid}, which may be alive: {why}; it is \
