@@ -413,7 +413,11 @@ class Writer:
             # step 2
             if took_over:
                 w = self.ld(H_LATEST)  # Acquire (x86-64: plain load)
-                self.st(H_WRITTEN, w)
+                kept = self.ld(H_WRITTEN)
+                if (kept >> 8) > (w >> 8):
+                    w = kept  # a stray write lowered latest: go on from the writers' count
+                else:
+                    self.st(H_WRITTEN, w)
             else:
                 w = self.ld(H_WRITTEN)
             gen, cur = w >> 8, w & 0xFF

@@ -576,10 +576,7 @@ impl Snapshot {
             if state == os::OwnerState::Alive {
                 freed.lock_kept = Some(holder);
             } else {
-                // Acquire: orders the dead writer's stores before `latest`'s (as the takeover's
-                // load in `publish_locked`); Release: as `commit`'s store of `written`.
-                let latest = h[H_LATEST].load(Ordering::Acquire);
-                h[H_WRITTEN].store(latest, Ordering::Release);
+                self.resync_written();
                 if h[H_LOCK]
                     .compare_exchange(owner, 0, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
@@ -890,24 +887,17 @@ impl Snapshot {
     {
         let l = &self.layout;
         let h = self.fixed();
-        let latest_word = &h[H_LATEST];
         let written = &h[H_WRITTEN];
         // We hold the lock, so `written` is the `latest` the previous writer committed (both are
         // stored under the lock, and its Release unlock synchronised with our lock). It lives on
         // the writers' line, which readers never touch, so reading it costs no cache miss, where
         // `latest` itself would have to come back from the readers polling it. A writer that died
         // between the two stores left `written` behind `latest`; the lock was then recovered, and
-        // `latest` is read instead.
+        // `latest` is read instead (`resync_written`).
         let prev = if recovered {
             // Resynchronise at once: if this publish fails, the next writer (which takes the lock
-            // normally) must still start from the real `latest`. Acquire: our CAS that took the
-            // lock from the dead writer synchronises with nothing (it never released it), so this
-            // load is what orders the publish this `latest` names before ours, and with it that
-            // publish's stamp before ours (`stamp_inline`).
-            let l = latest_word.load(Ordering::Acquire);
-            // Release, as `commit`'s: see `generation_0`.
-            written.store(l, Ordering::Release);
-            l
+            // normally) must still start from the real `latest`.
+            self.resync_written()
         } else {
             written.load(Ordering::Relaxed)
         };
@@ -1024,6 +1014,33 @@ impl Snapshot {
             ),
             value_only: false,
         }
+    }
+
+    /// After the writer lock was taken over from a holder judged dead (or freed for it): the
+    /// `latest` the next publish goes on from, stored in `written` for the writers after it.
+    ///
+    /// A writer that died between its stores of `latest` and `written` (`commit`) left `written`
+    /// one behind, and `latest` is taken. No writer leaves `written` ahead of `latest`, as it
+    /// stores `latest` first: where it is ahead, a stray write lowered `latest` (zeroed it, say),
+    /// and `written`, the writers' count, is kept. Taking the lowered `latest` made the next
+    /// publish reuse generations readers had seen (a second generation 1, which a reader past
+    /// 2 never takes for new), and hid the damage from `recover`, which then found "nothing
+    /// published yet" (a review's finding); a writer that takes a free lock goes on from
+    /// `written` as well.
+    ///
+    /// Acquire loads: the CAS that took the lock from the dead holder synchronises with nothing
+    /// (it never released it), so these loads are what order the publish they name before ours,
+    /// and with it that publish's stamp before ours (`stamp_inline`). Release, as `commit`'s
+    /// store: see `generation_0`.
+    fn resync_written(&self) -> u64 {
+        let h = self.fixed();
+        let latest = h[H_LATEST].load(Ordering::Acquire);
+        let written = h[H_WRITTEN].load(Ordering::Acquire);
+        if split_latest(written).0 > split_latest(latest).0 {
+            return written;
+        }
+        h[H_WRITTEN].store(latest, Ordering::Release);
+        latest
     }
 
     /// The end of every successful publish: the value becomes current with the store of

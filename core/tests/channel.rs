@@ -1675,6 +1675,58 @@ fn a_dead_writers_lock_is_recovered() {
     assert_eq!(ch.info().writer_recoveries, 1);
 }
 
+/// A stray write that lowered `latest` (here: zeroed it) under a dead writer's lock. No writer
+/// leaves `written`, the writers' count, ahead of `latest` (it stores `latest` first), so the
+/// takeover goes on from `written`: the next publish is generation 3. It went on from the
+/// lowered `latest`, and published a second generation 1, which a reader that had seen 2 never
+/// takes for new. Freeing the lock (`host::free_orphans`, `mmf recover`) keeps `written` so
+/// too, and the damage stays for `recover` to mend: it found "nothing published yet" instead.
+#[test]
+fn a_takeover_goes_on_from_the_writers_count_where_a_stray_write_lowered_latest() {
+    use mmf_core::host::free_orphans;
+    const WRITTEN: usize = 464;
+    let damaged = || {
+        let s = Scratch::new("file");
+        let ch = s.create(64);
+        ch.publish_raw(Tag::TEXT, b"one").unwrap();
+        ch.publish_raw(Tag::TEXT, b"two").unwrap();
+        drop(ch);
+        assert_eq!(peek(&s.path(), WRITTEN) >> 8, 2);
+        poke(&s.path(), LATEST, 0);
+        poke(&s.path(), 448, token_here(free_pid(7)));
+        s
+    };
+
+    // The publish that takes the lock over.
+    let s = damaged();
+    let ch = Options::new().open(&s.location).unwrap();
+    assert_eq!(ch.publish_raw(Tag::TEXT, b"three").unwrap(), 3);
+    let (meta, value) = ch.read_raw().unwrap();
+    assert_eq!((meta.generation, &value[..]), (3, &b"three"[..]));
+    assert_eq!(ch.info().writer_recoveries, 1);
+
+    // The lock freed with no handle open, then `recover`.
+    let s = damaged();
+    let freed = free_orphans(&s.location)
+        .unwrap()
+        .expect("no handle is open");
+    assert!(freed.lock.is_some(), "{freed:?}");
+    assert_eq!(
+        peek(&s.path(), WRITTEN) >> 8,
+        2,
+        "the writers' count is kept"
+    );
+    let ch = Options::new().open(&s.location).unwrap();
+    assert!(ch.info().damage.is_some(), "the damage stays visible");
+    let r = ch
+        .recover()
+        .unwrap()
+        .expect("the newest whole value comes back");
+    assert_eq!((r.from, r.meta.generation), (2, 3));
+    let (meta, value) = ch.read_raw().unwrap();
+    assert_eq!((meta.generation, &value[..]), (3, &b"two"[..]));
+}
+
 /// A small number written over the writer lock (a pid, say, with none of a token's other
 /// fields) is a token that names no PID namespace: a stray write, or a live handle that could
 /// take no kernel lock and sees no `/proc` of its own, which nothing tells apart. It is waited
