@@ -94,7 +94,7 @@ pub enum Command {
     /// from the header when its frame alone is damaged; first, when no process has the channel
     /// open, free a writer lock that no process can hold any more.
     #[command(
-        after_help = "A read of a damaged value fails (exit 1, \"is damaged: latest names generation ... but\", or\n\"checksum mismatch\" on a channel with checksums). The previous values usually are still\nwhole in their slots (without --checksum a small one, up to 120 B, also in the header):\nrecover publishes the newest one again, as the next generation. Without --checksum a payload the crash left half written back cannot be told\nfrom a whole one. It changes nothing when the current value is whole (a small value whose\nframe alone is damaged or left open, as `mmf info` reports, is published again from the\nheader).\n\nA writer lock whose holder cannot be judged (a holder in another PID namespace without\nthe kernel's locks, or a stray write over the lock word) makes every publish time out (exit 8);\nrecover frees it, keeping the value, when no process has the channel open (`fuser -v FILE`\nnames those that have). While the lock stays held (some process still has the channel\nopen, or a running process holds it), recover says so and exits 1, after mending the value.\n\nEXAMPLES:\n  mmf recover ./state.mmf"
+        after_help = "A read of a damaged value fails (exit 1, \"is damaged: latest names generation ... but\", or\n\"checksum mismatch\" on a channel with checksums). The previous values usually are still\nwhole in their slots (without --checksum a small one, up to 120 B, also in the header):\nrecover publishes the newest one again, as the next generation. Without --checksum a payload the crash left half written back cannot be told\nfrom a whole one. It changes nothing when the current value is whole (a small value whose\nframe alone is damaged or left open, as `mmf info` reports, is published again from the\nheader).\n\nA writer lock whose holder cannot be judged (a holder in another PID namespace without\nthe kernel's locks, or a stray write over the lock word) makes every publish time out (exit 8);\nrecover frees it, keeping the value, when no process has the channel open (`fuser -v FILE`\nnames those that have). While such a lock stays held (some process still has the channel\nopen, or a running process holds it without mmf's flock), recover says so, mends nothing\n(it would wait for that lock) and exits 1.\n\nEXAMPLES:\n  mmf recover ./state.mmf"
     )]
     Recover(RecoverArgs),
     /// Check what commonly breaks shared memory on this host.
@@ -686,8 +686,7 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
                 .as_deref()
                 .and_then(|v| other_verbs_flag(&cli, v, &word));
             let word = crate::exit::shell_word(&word);
-            said.push_str(&match verb.as_deref() {
-                Some(_) if others.is_some() => others.unwrap_or_default(),
+            let tip = match verb.as_deref() {
                 Some("out") => format!(
                     "a NAME or VALUE that starts with '-' follows `--`, after every flag: `mmf \
                      out NAME -- {word}` for a VALUE, `mmf out -- {word} VALUE` for a NAME"
@@ -697,6 +696,12 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
                      FLAGS -- {word}`",
                     verb.unwrap_or("VERB"),
                 ),
+            };
+            said.push_str(&match (others, verb.as_deref()) {
+                // `out` publishes a VALUE, which may be such a word: both are said.
+                (Some(others), Some("out")) => format!("{others}; {tip}"),
+                (Some(others), _) => others,
+                (None, _) => tip,
             });
         }
     }
@@ -719,10 +724,11 @@ fn other_verbs_flag(cli: &clap::Command, verb: &str, word: &str) -> Option<Strin
         .filter(|c| c.get_name() != verb && !c.is_hide_set() && has(c))
         .map(|c| format!("`mmf {}`", c.get_name()))
         .collect();
-    let (last, first) = verbs.split_last()?;
-    let of = match first {
-        [] => last.clone(),
-        _ => format!("{} and {last}", first.join(", ")),
+    let of = match &verbs[..] {
+        [] => return None,
+        [one] => one.clone(),
+        [first @ .., last] if verbs.len() <= 3 => format!("{} and {last}", first.join(", ")),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} other verbs", rest.len()),
     };
     Some(format!("`--{name}` is a flag of {of}, not of `mmf {verb}`"))
 }

@@ -45,8 +45,9 @@
 //! mapped file that another process *truncates* makes the kernel raise `SIGBUS` on any access
 //! past its new end, which ends the process unless it opted in to [`truncation::install`]: then
 //! the handle's next operation on the pages cut off fails with [`Error::Truncated`]. A cut inside
-//! a page raises no fault, and the rest of that page reads as zeros: only [`Channel::verify`]
-//! sees that ([`Error::Corrupt`], with the file's new size), see [`truncation`]. mmf also
+//! a page raises no fault, and the rest of that page reads as zeros: [`Channel::verify`] sees
+//! that ([`Error::Corrupt`], with the file's new size), as a [`Follower`]'s look at the name
+//! does; see [`truncation`]. mmf also
 //! checks the size at open, and channels in `/dev/shm` are created 0600 so only their owner can
 //! truncate them.
 //!

@@ -31,7 +31,8 @@
 //!   touched);
 //! - a file cut *inside* a page (not at a page boundary) leaves the rest of that page mapped
 //!   and reading as zeros, with no fault to catch: only [`Channel::verify`]'s size check sees
-//!   that, so long-running processes should still call it now and then;
+//!   that (a [`Follower`](crate::Follower) runs it at each look at the name), so long-running
+//!   processes with plain handles should still call it now and then;
 //! - a process-wide disposition can be changed by anyone: a library installed after mmf that
 //!   takes `SIGBUS` for itself replaces this handler ([`is_installed`] then says false). A
 //!   `kill -BUS` reaches the handler installed before mmf's (Rust's own swallows the first one

@@ -67,18 +67,22 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     }
     // JSON given to `mmf out` without --json is stored as text, which --pretty leaves as it is:
     // said, as `read --json` says it (a new user's review got it unindented without a word).
-    if a.pretty
+    // Only where text is printed (`--format json` refuses it, and says why).
+    let as_text_json = a.pretty
+        && !a.raw
+        && matches!(format, OutFormat::Auto | OutFormat::Text)
         && meta.tag == Tag::TEXT
-        && std::str::from_utf8(&bytes).is_ok_and(mmf::json::looks_like_json)
-    {
+        && std::str::from_utf8(&bytes).is_ok_and(mmf::json::looks_like_json);
+    let out = render(&location, meta, bytes, format, a.raw)
+        .map_err(|e| cannot_show(&location, meta, e))?;
+    super::print_bytes(&out)?;
+    if as_text_json {
         crate::exit::note(format_args!(
             "'{location}' holds JSON published as text (`mmf out` without --json), printed as \
              it is stored: publish it with --json for --pretty to indent it"
         ));
     }
-    let out = render(&location, meta, bytes, format, a.raw)
-        .map_err(|e| cannot_show(&location, meta, e))?;
-    super::print_bytes(&out)
+    Ok(())
 }
 
 /// Prints a MessagePack or JSON value indented, written as it is rendered. Indented JSON can

@@ -21,10 +21,11 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
         super::print_bytes(freed_lines(&location, o).as_bytes())?;
     }
     let ch = Options::new().open(&location)?;
-    // A writer lock left held ends the command with an error, once the value is seen to: every
-    // publish times out while it stays, so a script's `mmf recover T && mmf out T ...` must not
-    // go on as if the channel were mended (it exited 0 here, saying so on standard error only).
-    // Not where the holder publishes meanwhile: that is a live writer, whose lock comes and goes.
+    // A writer lock left held ends the command with an error, once the value is looked at:
+    // every publish times out while it stays, so a script's `mmf recover T && mmf out T ...`
+    // must not go on as if the channel were mended (it exited 0 here, saying so on standard
+    // error only). Not where the holder publishes meanwhile: that is a live writer, whose lock
+    // comes and goes.
     let held = match &freed {
         Some(o) => o
             .lock_kept
@@ -32,6 +33,21 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
             .map(|l| kept_by_a_running_process(&location, l.pid)),
         None => still_held(&ch, &location),
     };
+    if let Some(why) = held {
+        // Publishing an earlier value again would wait for that lock, and fail when the lock
+        // timeout passes, with a message that hides why (a review's finding): the value is
+        // looked at, not mended.
+        return match ch.read_raw() {
+            Ok((meta, _)) => {
+                super::print_bytes(reads_whole(&location, meta.generation).as_bytes())?;
+                Err(anyhow::anyhow!(why))
+            }
+            Err(e) => Err(anyhow::anyhow!(
+                "{why}; its current value does not read ({e}), and an earlier one is published \
+                 again only once the lock is freed"
+            )),
+        };
+    }
     let line = match ch.recover()? {
         Some(r) => {
             // A repair after a machine crash, of a file channel: on the disk before it is said
@@ -55,13 +71,7 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
         // or a peer keeps writing it): "whole" only where a read says so (a hostile-mapping
         // review got "is whole" of a value every read refused, under a peer flipping `latest`).
         None => match ch.read_raw() {
-            Ok((meta, _)) if meta.generation == 0 => {
-                format!("'{location}' needs no recovery: nothing was published to it yet\n")
-            }
-            Ok((meta, _)) => format!(
-                "'{location}' needs no recovery: its current value (generation {}) reads whole\n",
-                meta.generation
-            ),
+            Ok((meta, _)) => reads_whole(&location, meta.generation),
             Err(e) => {
                 return Err(e).with_context(|| {
                     format!(
@@ -73,10 +83,16 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
             }
         },
     };
-    super::print_bytes(line.as_bytes())?;
-    match held {
-        Some(why) => Err(anyhow::anyhow!(why)),
-        None => Ok(()),
+    super::print_bytes(line.as_bytes())
+}
+
+/// The line of a channel whose current value, of `generation`, a read took whole.
+fn reads_whole(location: &Location, generation: u64) -> String {
+    match generation {
+        0 => format!("'{location}' needs no recovery: nothing was published to it yet\n"),
+        g => format!(
+            "'{location}' needs no recovery: its current value (generation {g}) reads whole\n"
+        ),
     }
 }
 
