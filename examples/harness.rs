@@ -8,7 +8,9 @@
 //!
 //! The parent owns both channels, made with `Options::remove_on_drop`, so that nothing stays in
 //! `/dev/shm` however the harness ends, but for a kill by a signal (Ctrl-C too), which drops
-//! nothing: each start first removes what an earlier harness left so, as `mmf prune` would.
+//! nothing: each start first removes what an earlier harness left so, as `mmf prune
+//! --older-than 0` would (a plain `mmf prune` waits until such a channel has been idle for an
+//! hour).
 //! It starts the worker (the same executable with the arguments `worker NAME`) and waits for a
 //! result until the worker exits: a `Stop` turned by the worker's exit (`Stop::on_exit_of`)
 //! ends the wait at once, as `mmf read --pid PID` does for scripts. Run 2's worker fails on
@@ -113,6 +115,11 @@ fn harness() -> Outcome<()> {
             }
         }
         worker.wait()?;
+        // A result published after the wait gave up (between the timeout and the kill) is no
+        // run's: the next run waits past it, where it would have taken it for its own.
+        if !matches!(ended, Ended::Published(_)) {
+            seen = seen.max(results.generation());
+        }
     }
     // A return, not `std::process::exit`, which would skip the drops: `config` and `results`
     // drop here, and their names go with them (`main` returning `Err` exits with 1).

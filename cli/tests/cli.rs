@@ -5102,6 +5102,15 @@ fn stale_channels_are_listed_and_pruned() {
          (--older-than; `--older-than 0` takes it too)\n"
     );
     assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "");
+    // So does one asked for channels by PATTERN (a harness cleaning up its own after a crash):
+    // it said nothing, and exit 0 (a review's finding).
+    let out = e.run(&["prune", "o*"]);
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mmf: note: nothing to prune; 1 stale channel kept: created or written less than 1h ago \
+         (--older-than; `--older-than 0` takes it too)\n"
+    );
     let doctor = e.ok(&["doctor"]);
     assert!(
         doctor.contains("0 stale, 1 more unmapped but touched within the hour"),
@@ -6653,9 +6662,12 @@ fn prune_says_which_patterns_matched_nothing_and_list_quotes_spaced_names() {
     e.ok(&["new", "a b", "--size", "64"]);
     let out = e.run(&["prune", "tpyo*", "run*"]);
     assert!(out.status.success(), "{out:?}");
+    // `run1`, stale but made a moment ago, is kept, and that is said too.
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "mmf: no channel matches 'tpyo*' (`mmf list` shows their names)\n"
+        "mmf: note: nothing to prune; 1 stale channel kept: created or written less than 1h ago \
+         (--older-than; `--older-than 0` takes it too)\n\
+         mmf: no channel matches 'tpyo*' (`mmf list` shows their names)\n"
     );
     assert!(e.run(&["prune", "tpyo*", "--quiet"]).stderr.is_empty());
     let table = e.ok(&["list"]);

@@ -311,7 +311,9 @@ impl Options {
     /// and says how its removal went. Nothing is removed where nothing is
     /// dropped: a process killed by a signal, one that ends with `std::process::exit` or
     /// aborts (`panic = "abort"` too), a handle leaked or kept in a `static`; `mmf prune`
-    /// removes what such processes leave once no process holds it.
+    /// removes what such processes leave once no process holds it and it has been idle for its
+    /// `--older-than` (an hour by default), and [`host::remove_stale`](crate::host::remove_stale)
+    /// with an age of zero at once.
     ///
     /// ```
     /// use mmf::{Channel, Location, Options, Tag};

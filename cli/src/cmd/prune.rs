@@ -205,10 +205,17 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     } else {
         super::print_bytes(out.as_bytes())?;
     }
-    if a.dry_run && pruned == 0 && kept_young > 0 {
+    // Also where PATTERNs named the channels (a harness's own, after a crash): a prune that
+    // removed nothing and said nothing looked as if nothing were left (a review's finding).
+    if kept_young > 0 && ((a.dry_run && pruned == 0) || !a.patterns.is_empty()) {
         crate::exit::note(format_args!(
-            "note: nothing to prune; {kept_young} stale channel{s} kept: created or written less than {} ago \
+            "note: {}{kept_young} stale channel{s} kept: created or written less than {} ago \
              (--older-than; `--older-than 0` takes {them} too)",
+            if pruned == 0 {
+                "nothing to prune; "
+            } else {
+                ""
+            },
             crate::duration::show_duration(a.older_than),
             s = if kept_young == 1 { "" } else { "s" },
             them = if kept_young == 1 { "it" } else { "them" },
