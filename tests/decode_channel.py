@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
 """Independent decoder of an mmf channel, written only from docs/FORMAT.md.
 
-    python3 tests/decode_channel.py PATH
+    python3 tests/decode_channel.py NAME|PATH
 
-Opens the channel file PATH read-only, validates its header (FORMAT.md section 9), reads the
-current value with the unpinned read protocol (section 10.1), and, when the header's inline area
-holds that value too (section 10.0), reads it from there as well and requires the two to agree.
-A header-only value (latest names slot 0xff) is read from the inline area alone. Prints one JSON
-line:
+Opens the channel file PATH read-only (a NAME without '/' is the shared-memory channel
+$MMF_SHM_DIR/mmf.NAME, /dev/shm/mmf.NAME by default, as FORMAT.md section 1 says), validates its
+header (section 9), reads the current value with the unpinned read protocol (section 10.1), and,
+when the header's inline area holds that value too (section 10.0), reads it from there as well
+and requires the two to agree. A header-only value (latest names slot 0xff) is read from the
+inline area alone. Prints one JSON line:
 
     {"generation": G, "tag": T, "len": N, "payload_hex": "...", "inline": true|false,
-     "header_only": true|false}
+     "header_only": true|false, "value": V}
+
+"value" is the payload decoded by its tag (section 7): text (tag 2) as a string, JSON text
+(tag 4) parsed, MessagePack (tag 3) decoded with the standard library alone and rendered as
+section 7.1 says mmf renders it as JSON (binary as {"$bin": base64}, extensions as
+{"$ext": {"type": t, "data": base64}}, NaN and the infinities as strings, a key that is not a
+string as its compact JSON text). It is absent for other tags; where the payload does not
+decode, "value_error" says why instead.
 
 Exit status: 0 on success, 1 (with a message on stderr) if the file is not a valid channel, is
 corrupt, or no consistent value could be read; 2 on a usage error.
@@ -26,8 +34,11 @@ the Acquire ordering the protocol asks for; on weakly ordered CPUs (AArch64) thi
 best-effort.
 """
 
+import base64
 import json
+import math
 import mmap
+import os
 import struct
 import sys
 import zlib
@@ -251,6 +262,134 @@ def read_inline(mm, capacity, version, gen, header_only=None):
     return tag, payload
 
 
+# --- MessagePack (section 7.1), for the "value" field ------------------------------------------
+
+MAX_DEPTH = 127  # containers nested deeper are refused, as mmf refuses them
+
+
+class Unreadable(Exception):
+    pass
+
+
+def _b64(b):
+    return base64.b64encode(b).decode()
+
+
+def _float(x):
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return x
+
+
+def msgpack_value(data):
+    """One MessagePack document, exactly (nothing after it), as JSON-ready Python values."""
+    pos = 0
+
+    def take(n):
+        nonlocal pos
+        if n > len(data) - pos:
+            raise Unreadable("a length beyond the payload's end")
+        b = data[pos:pos + n]
+        pos += n
+        return b
+
+    def unpack(fmt):
+        return struct.unpack(fmt, take(struct.calcsize(fmt)))[0]
+
+    def ext(t, n):
+        return {"$ext": {"type": t, "data": _b64(take(n))}}
+
+    def string(n):
+        raw = take(n)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"$bin": _b64(raw)}
+
+    def one(depth):
+        m = take(1)[0]
+        if m <= 0x7F:
+            return m
+        if m >= 0xE0:
+            return m - 0x100
+        if 0xA0 <= m <= 0xBF:
+            return string(m & 0x1F)
+        if 0x90 <= m <= 0x9F or m in (0xDC, 0xDD):
+            n = m & 0x0F if m <= 0x9F else unpack(">H" if m == 0xDC else ">I")
+            if depth >= MAX_DEPTH:
+                raise Unreadable("nested more than 127 deep")
+            return [one(depth + 1) for _ in range(n)]
+        if 0x80 <= m <= 0x8F or m in (0xDE, 0xDF):
+            n = m & 0x0F if m <= 0x8F else unpack(">H" if m == 0xDE else ">I")
+            if depth >= MAX_DEPTH:
+                raise Unreadable("nested more than 127 deep")
+            out = {}
+            for _ in range(n):
+                k = one(depth + 1)
+                if not isinstance(k, str):
+                    k = json.dumps(k, separators=(",", ":"), ensure_ascii=False)
+                    if len(k.encode()) > 256:
+                        cut = k.encode()[:253].decode("utf-8", "ignore")
+                        k = cut + "\u2026"
+                if k in out:
+                    raise Unreadable(f"the key {k!r} twice in one map")
+                out[k] = one(depth + 1)
+            return out
+        simple = {0xC0: None, 0xC2: False, 0xC3: True}
+        if m in simple:
+            return simple[m]
+        sized = {0xC4: ">B", 0xC5: ">H", 0xC6: ">I"}
+        if m in sized:
+            return {"$bin": _b64(take(unpack(sized[m])))}
+        if m in (0xD9, 0xDA, 0xDB):
+            return string(unpack({0xD9: ">B", 0xDA: ">H", 0xDB: ">I"}[m]))
+        ints = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
+                0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
+        if m in ints:
+            return unpack(ints[m])
+        if m == 0xCA:
+            return _float(unpack(">f"))
+        if m == 0xCB:
+            return _float(unpack(">d"))
+        fixext = {0xD4: 1, 0xD5: 2, 0xD6: 4, 0xD7: 8, 0xD8: 16}
+        if m in fixext:
+            return ext(unpack(">b"), fixext[m])
+        if m in (0xC7, 0xC8, 0xC9):
+            n = unpack({0xC7: ">B", 0xC8: ">H", 0xC9: ">I"}[m])
+            return ext(unpack(">b"), n)
+        raise Unreadable(f"the reserved marker {m:#04x}")
+
+    if not data:
+        raise Unreadable("an empty payload")
+    v = one(0)
+    if pos != len(data):
+        raise Unreadable(f"{len(data) - pos} bytes after the document")
+    return v
+
+
+def value_of(tag, payload):
+    """The "value" (or "value_error") fields of a payload of `tag`."""
+    try:
+        if tag == 2:
+            return {"value": payload.decode("utf-8")}
+        if tag == 3:
+            return {"value": msgpack_value(payload)}
+        if tag == 4:
+            return {"value": json.loads(payload.decode("utf-8"))}
+    except (Unreadable, UnicodeDecodeError, ValueError, RecursionError) as e:
+        return {"value_error": str(e)}
+    return {}
+
+
+def channel_path(arg):
+    """Section 1: a name without '/' is the file mmf.NAME in the shared-memory directory."""
+    if "/" in arg:
+        return arg
+    return os.path.join(os.environ.get("MMF_SHM_DIR") or "/dev/shm", "mmf." + arg)
+
+
 def decode(path):
     with open(path, "rb") as f:
         size = f.seek(0, 2)
@@ -293,15 +432,16 @@ def decode(path):
         "payload_hex": payload.hex(),
         "inline": inline,
         "header_only": header_only,
+        **value_of(tag, payload),
     }
 
 
 def main(argv):
     if len(argv) != 2:
-        print(f"usage: {argv[0]} PATH", file=sys.stderr)
+        print(f"usage: {argv[0]} NAME|PATH", file=sys.stderr)
         return 2
     try:
-        result = decode(argv[1])
+        result = decode(channel_path(argv[1]))
     except Invalid as e:
         print(f"{argv[1]}: {e}", file=sys.stderr)
         return 1

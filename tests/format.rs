@@ -123,6 +123,79 @@ fn an_independent_decoder_reads_what_mmf_wrote() {
     }
 }
 
+/// The decoder's "value": each tag's payload decoded as sections 7 and 7.1 say, MessagePack to
+/// the same JSON that `read_json` renders (a binary, an extension, NaN and an infinity, an
+/// `f32`, a float with no fraction, keys that are no strings, integers of every width); and a
+/// NAME is the shared-memory channel that section 1 names, in `MMF_SHM_DIR`.
+#[test]
+fn the_decoder_renders_values_as_mmf_does() {
+    use rmpv::Value as V;
+    let dir = std::env::temp_dir().join(format!("mmf-format-values-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let loc = Location::file(dir.join("mmf.values"));
+    let ch = Options::new().capacity(4096).create(&loc).unwrap();
+    let by_name = || {
+        let out = python("decode_channel.py")
+            .arg("values")
+            .env("MMF_SHM_DIR", &dir)
+            .output()
+            .expect("python3 runs");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let doc = V::Map(vec![
+        (V::from("bin"), V::Binary(vec![0, 1, 2, 255])),
+        (V::from("ext"), V::Ext(-1, vec![7; 8])),
+        (V::from("nan"), V::F64(f64::NAN)),
+        (V::from("minus infinity"), V::F64(f64::NEG_INFINITY)),
+        (V::from("f32"), V::F32(0.1)),
+        (V::from("one"), V::F64(1.0)),
+        (V::from(7), V::from("an integer key")),
+        (V::Array(vec![V::from(1), V::Nil]), V::Boolean(true)),
+        (
+            V::from("ints"),
+            V::Array(vec![
+                V::from(-1),
+                V::from(-200),
+                V::from(300),
+                V::from(70_000),
+                V::from(u64::MAX),
+                V::from(i64::MIN),
+            ]),
+        ),
+        (V::from("text"), V::from("ünï ✓")),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &doc).unwrap();
+    ch.publish_raw(Tag::MSGPACK, &bytes).unwrap();
+    let rendered: serde_json::Value = serde_json::from_str(&ch.read_json().unwrap()).unwrap();
+    let v = by_name();
+    assert_eq!(v["generation"], 1);
+    assert_eq!(v["value"], rendered, "{v}");
+    assert_eq!(v["value"]["bin"], serde_json::json!({"$bin": "AAEC/w=="}));
+    assert_eq!(v["value"]["[1,null]"], true);
+
+    ch.publish_raw(Tag::JSON, b"{\"k\": [1, 2.5]}").unwrap();
+    assert_eq!(by_name()["value"], serde_json::json!({"k": [1, 2.5]}));
+    ch.publish_str("plain text").unwrap();
+    assert_eq!(by_name()["value"], "plain text");
+    ch.publish_raw(Tag::BYTES, b"\x01").unwrap();
+    let v = by_name();
+    assert!(
+        v.get("value").is_none() && v.get("value_error").is_none(),
+        "{v}"
+    );
+    // A payload mmf cannot read either: said, and the rest still decoded.
+    ch.publish_raw(Tag::MSGPACK, &[0x92, 0x01]).unwrap();
+    assert!(ch.read_json().is_err());
+    let v = by_name();
+    assert_eq!(v["value_error"], "a length beyond the payload's end", "{v}");
+    assert_eq!(v["payload_hex"], "9201");
+    drop(ch);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Stores `v` at `offset` of the (mapped) channel file at `path`, without truncating it.
 fn poke(path: &std::path::Path, offset: u64, v: u64) {
     use std::os::unix::fs::FileExt;
