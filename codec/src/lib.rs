@@ -189,6 +189,11 @@ pub trait ChannelExt: sealed::Sealed {
     /// first. With the generation of the last value seen as `since`, a loop sees
     /// every change, whatever it spends on each value.
     ///
+    /// The loop keeps `since` itself, from the values and from the errors that carry a
+    /// generation, as below. A [`Follower`]'s `read_after` ([`FollowerExt`]), which the loop of
+    /// a consumer that must outlive its writer's restarts calls instead, takes `&mut since` and
+    /// keeps it for the loop: code moved from one to the other changes there.
+    ///
     /// # Errors
     ///
     /// Those of [`read`](ChannelExt::read), but for `Empty` (a wait from 0 waits for the first
