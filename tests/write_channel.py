@@ -413,11 +413,13 @@ class Writer:
             # step 2
             if took_over:
                 w = self.ld(H_LATEST)  # Acquire (x86-64: plain load)
-                kept = self.ld(H_WRITTEN)
-                if (kept >> 8) > (w >> 8):
-                    w = kept  # a stray write lowered latest: go on from the writers' count
-                else:
-                    self.st(H_WRITTEN, w)
+                gw, gl = self.ld(H_WRITTEN) >> 8, w >> 8
+                past = gw + ((gw ^ gl) & 1)
+                if gw > gl and past <= GEN_MAX:
+                    # latest was lowered: past the writers' count, keeping off latest's slot and
+                    # the inline buffer of its generation's parity (§11 step 2)
+                    w = (past << 8) | (w & 0xFF)
+                self.st(H_WRITTEN, w)
             else:
                 w = self.ld(H_WRITTEN)
             gen, cur = w >> 8, w & 0xFF

@@ -7604,8 +7604,8 @@ sys.stdin.read()
     );
 
     // Once the holder has exited, its token is dead: recover frees the lock and brings the
-    // value back as the next generation (the writers' count kept, not the zeroed `latest`),
-    // and publishes go on.
+    // value back past the writers' count (1, raised to the zeroed `latest`'s parity: 2; not a
+    // second generation 1), and publishes go on.
     let pid = holder.0.id();
     drop(holder);
     let said = e.ok(&["recover", "T"]);
@@ -7614,7 +7614,7 @@ sys.stdin.read()
         format!(
             "freed the writer lock of 'T', held by pid {pid}, which has exited: no process had \
              the channel open\nrecovered 'T': the value of generation 1 (text, 4 B) is \
-             generation 2 now\n"
+             generation 3 now\n"
         )
     );
     assert_eq!(e.ok(&["read", "T"]), "kept\n");

@@ -340,3 +340,45 @@ fn loom_a_recovered_writer_starts_from_latest_not_written() {
         });
     }
 }
+
+/// A `latest` that a stray write set back to an older value that still reads whole, under a
+/// dead writer's lock, with `written` at the newer one (FORMAT.md §11 step 2). The takeover goes
+/// on past `written`'s generation, but keeps off what `latest` names, its slot and the inline
+/// buffer of its generation's parity, which the reader copies meanwhile: a first version went
+/// on from `written` as it was and rewrote them, and a review's reader accepted a torn value.
+/// (`lowered` is the generation `latest` is set back to, the one before the last of
+/// `published`, whose copies are still whole; the takeover's value is `next`, the generation it
+/// must get: `written`'s, raised to `latest`'s parity, plus one.)
+#[test]
+fn loom_a_takeover_over_a_lowered_latest_keeps_off_what_it_names() {
+    use crate::layout::{H_LATEST, H_LOCK};
+    use crate::sync::Ordering;
+    const DEAD: u64 = 5 << 22; // pid 0, namespace tag 5
+    for (published, lowered, next, pinned, reads) in [
+        (2, 1, 4, true, &[Read::Fast][..]),
+        (2, 1, 4, false, &[Read::General][..]),
+        (3, 2, 5, true, &[Read::Slot][..]),
+        (3, 2, 5, false, &[Read::Fast][..]),
+    ] {
+        loom::model(move || {
+            let s = channel(1);
+            let mut kept = 0;
+            for g in 1..=published {
+                publish(&s, WRITER, g);
+                if g == lowered {
+                    kept = s.region.word(H_LATEST).load(Ordering::Relaxed);
+                }
+            }
+            s.region.word(H_LATEST).store(kept, Ordering::Relaxed);
+            s.region.word(H_LOCK).store(DEAD, Ordering::Relaxed);
+            let w = s.clone();
+            let t = thread::spawn(move || publish(&w, WRITER, next));
+            let pin = if pinned { s.claim_pin(READER) } else { None };
+            for &how in reads {
+                check(&s, pin, how);
+            }
+            t.join().unwrap();
+            assert_eq!(s.generation(), u64::from(next), "past the writers' count");
+        });
+    }
+}

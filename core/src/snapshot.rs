@@ -16,7 +16,9 @@
 //! Pinned reader: `l = latest.load(SeqCst)`; `pin.store(slot(l), SeqCst)`; copy; validate. Writer:
 //! `latest.store(Release)` then a SeqCst fence at the end of one publish; at the start of the
 //! next (after the lock's SeqCst compare-and-swap) it scans the pins with SeqCst loads, and it
-//! never picks the slot `latest` names (it knows it from `H_WRITTEN`, which holds the same value).
+//! never picks the slot `latest` names (it knows it from `H_WRITTEN`, which holds the same slot,
+//! and a generation of the same parity: the same value but after a takeover over a `latest` that
+//! a stray write lowered, `resync_written`).
 //! The fence, the reader's operations and the scan are in the single total order of SeqCst
 //! operations, and a SeqCst load that follows the fence in it sees the store of `latest` or a
 //! later one (the fence stands for the store). A writer whose scan follows the pin store sees the
@@ -557,11 +559,11 @@ impl Snapshot {
     /// for as long as it lives, so no handle is open anywhere, and every owner these words name
     /// has let its handle go, or never took the lock that FORMAT.md §8 asks of a handle.
     ///
-    /// The lock is freed as a takeover frees it (`publish_locked`'s `recovered`): `written` set
-    /// from `latest` while the lock word still holds the orphan's token, since a writer that died
-    /// between its stores of `latest` and `written` left `written` behind, and the next writer,
-    /// taking a free lock, trusts `written`; then the token is swapped for 0, and `recoveries`
-    /// counts it.
+    /// The lock is freed as a takeover frees it (`publish_locked`'s `recovered`): `written`
+    /// resynchronised with `latest` ([`resync_written`](Self::resync_written)) while the lock
+    /// word still holds the orphan's token, since a writer that died between its stores of
+    /// `latest` and `written` left `written` behind, and the next writer, taking a free lock,
+    /// trusts `written`; then the token is swapped for 0, and `recoveries` counts it.
     #[cfg(not(loom))]
     pub(crate) fn free_orphans(&self) -> crate::host::Orphans {
         let h = self.fixed();
@@ -1021,12 +1023,19 @@ impl Snapshot {
     ///
     /// A writer that died between its stores of `latest` and `written` (`commit`) left `written`
     /// one behind, and `latest` is taken. No writer leaves `written` ahead of `latest`, as it
-    /// stores `latest` first: where it is ahead, a stray write lowered `latest` (zeroed it, say),
-    /// and `written`, the writers' count, is kept. Taking the lowered `latest` made the next
-    /// publish reuse generations readers had seen (a second generation 1, which a reader past
-    /// 2 never takes for new), and hid the damage from `recover`, which then found "nothing
-    /// published yet" (a review's finding); a writer that takes a free lock goes on from
-    /// `written` as well.
+    /// stores `latest` first: where it is ahead, a stray write lowered `latest` (zeroed it, or
+    /// set it back to an older value that still reads whole), or a copy of the file was made
+    /// while a writer published. Going on from the lowered `latest` reused generations readers
+    /// had seen (a second generation 1, which a reader past 2 never takes for new), and hid the
+    /// damage from `recover`, which then found "nothing published yet" (a review's finding).
+    /// Going on from `written` as it is, as a first version of this did, rewrote what `latest`
+    /// names while readers copy it, and they accepted the mix (the next review's finding):
+    /// readers validate by `latest`, so the next publish must keep off `latest`'s slot and the
+    /// inline buffer of its generation's parity. So the generation goes on from `written`'s,
+    /// raised by one where its parity differs from `latest`'s (the next generation then takes
+    /// the other inline buffer), with `latest`'s slot as the one to keep off: the state a
+    /// writer that had just committed `latest` leaves, but for a later generation. (Past the
+    /// generation limit, `latest` is taken as before.)
     ///
     /// Acquire loads: the CAS that took the lock from the dead holder synchronises with nothing
     /// (it never released it), so these loads are what order the publish they name before ours,
@@ -1036,11 +1045,15 @@ impl Snapshot {
         let h = self.fixed();
         let latest = h[H_LATEST].load(Ordering::Acquire);
         let written = h[H_WRITTEN].load(Ordering::Acquire);
-        if split_latest(written).0 > split_latest(latest).0 {
-            return written;
-        }
-        h[H_WRITTEN].store(latest, Ordering::Release);
-        latest
+        let ((gen_l, slot), (gen_w, _)) = (split_latest(latest), split_latest(written));
+        let past = gen_w + ((gen_w ^ gen_l) & 1);
+        let resynced = if gen_w > gen_l && past <= MAX_GENERATION {
+            pack_latest(past, slot)
+        } else {
+            latest
+        };
+        h[H_WRITTEN].store(resynced, Ordering::Release);
+        resynced
     }
 
     /// The end of every successful publish: the value becomes current with the store of

@@ -1677,10 +1677,11 @@ fn a_dead_writers_lock_is_recovered() {
 
 /// A stray write that lowered `latest` (here: zeroed it) under a dead writer's lock. No writer
 /// leaves `written`, the writers' count, ahead of `latest` (it stores `latest` first), so the
-/// takeover goes on from `written`: the next publish is generation 3. It went on from the
-/// lowered `latest`, and published a second generation 1, which a reader that had seen 2 never
-/// takes for new. Freeing the lock (`host::free_orphans`, `mmf recover`) keeps `written` so
-/// too, and the damage stays for `recover` to mend: it found "nothing published yet" instead.
+/// takeover goes on past `written` (at 2, of the zeroed `latest`'s parity already): the next
+/// publish is generation 3. It went on from the lowered `latest`, and published a second
+/// generation 1, which a reader that had seen 2 never takes for new. Freeing the lock
+/// (`host::free_orphans`, `mmf recover`) resynchronises `written` so too, and the damage stays
+/// for `recover` to mend: it found "nothing published yet" instead.
 #[test]
 fn a_takeover_goes_on_from_the_writers_count_where_a_stray_write_lowered_latest() {
     use mmf_core::host::free_orphans;
@@ -1725,6 +1726,51 @@ fn a_takeover_goes_on_from_the_writers_count_where_a_stray_write_lowered_latest(
     assert_eq!((r.from, r.meta.generation), (2, 3));
     let (meta, value) = ch.read_raw().unwrap();
     assert_eq!((meta.generation, &value[..]), (3, &b"two"[..]));
+}
+
+/// `latest` set back by a stray write to the value before, which still reads whole, under a
+/// dead writer's lock, with `written` at the newer one: the takeover keeps off what `latest`
+/// names while a reader copies it. A first version of the rule above went on from `written` as
+/// it was, rewrote the slot `latest` names, and a read in the middle of that publish returned
+/// generation 1 with 2,000 bytes of the new value in it (a review's reproducer, this test). The
+/// next generation is `written`'s raised to `latest`'s parity, plus one: 4.
+#[test]
+fn a_takeover_over_a_lowered_latest_keeps_off_what_readers_copy() {
+    use std::io::Write;
+    const N: usize = 4000;
+    let s = Scratch::new("file");
+    let ch = s.create(4096);
+    ch.publish_raw(Tag::TEXT, &[b'A'; N]).unwrap();
+    let latest_1 = peek(&s.path(), LATEST);
+    ch.publish_raw(Tag::TEXT, &[b'B'; N]).unwrap();
+    drop(ch);
+    poke(&s.path(), LATEST, latest_1);
+    poke(&s.path(), 448, token_here(free_pid(7)));
+
+    let reader = Options::new().open(&s.location).unwrap();
+    let (meta, value) = reader.read_raw().unwrap();
+    assert_eq!((meta.generation, value), (1, vec![b'A'; N]), "still whole");
+    let writer = Options::new().open(&s.location).unwrap();
+    let mut during = None;
+    let g = writer
+        .publish_with(Tag::TEXT, |w| {
+            w.write_all(&[b'C'; N / 2])?;
+            during = Some(reader.read_raw().unwrap());
+            w.write_all(&[b'C'; N / 2])
+        })
+        .unwrap();
+    let (meta, value) = during.unwrap();
+    assert_eq!(
+        (
+            meta.generation,
+            value.iter().filter(|&&b| b == b'C').count()
+        ),
+        (1, 0),
+        "a read during the takeover's publish"
+    );
+    assert_eq!(g, 4);
+    let (meta, value) = reader.read_raw().unwrap();
+    assert_eq!((meta.generation, value), (4, vec![b'C'; N]));
 }
 
 /// A small number written over the writer lock (a pid, say, with none of a token's other
