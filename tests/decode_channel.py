@@ -14,7 +14,8 @@ inline area alone. Prints one JSON line:
      "header_only": true|false, "value": V}
 
 "value" is the payload decoded by its tag (section 7): text (tag 2) as a string, JSON text
-(tag 4) parsed, MessagePack (tag 3) decoded with the standard library alone and rendered as
+(tag 4) parsed under section 7.1's rules (a key twice, NaN or 1e400 refused; its nesting is not
+counted), MessagePack (tag 3) decoded with the standard library alone and rendered as
 section 7.1 says mmf renders it as JSON (binary as {"$bin": base64}, extensions as
 {"$ext": {"type": t, "data": base64}}, NaN and the infinities as strings, a key that is not a
 string as its compact JSON text). It is absent for other tags; where the payload does not
@@ -275,12 +276,48 @@ def _b64(b):
     return base64.b64encode(b).decode()
 
 
+class _Special(str):
+    """NaN or an infinity, which section 7.1 renders as a string; as a map key, as that
+    string's JSON text (`"\\"NaN\\""`), as any key that is not a string."""
+
+
 def _float(x):
     if math.isnan(x):
-        return "NaN"
+        return _Special("NaN")
     if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
+        return _Special("Infinity" if x > 0 else "-Infinity")
     return x
+
+
+def _float_text(x):
+    """A float's shortest text as mmf writes it (for a map key, where the text is the key):
+    Python's repr but for the exponent's form, which mmf writes without zeros before its digits
+    (`1e-7`), and from 1e-5 to 1e-1 without one (`0.00001`)."""
+    text = repr(x)
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    e = int(exponent)
+    if e == -5:
+        sign, digits = ("-", mantissa[1:]) if mantissa.startswith("-") else ("", mantissa)
+        return sign + "0.0000" + digits.replace(".", "")
+    return f"{mantissa}e{'+' if e > 0 else '-'}{abs(e)}"
+
+
+def _key_text(k):
+    """A map key that is not a string, as its compact JSON text (section 7.1)."""
+    if isinstance(k, _Special):
+        return json.dumps(str(k))
+    if isinstance(k, float):
+        return _float_text(k)
+    if isinstance(k, list):
+        return "[" + ",".join(_key_text(v) if not isinstance(v, str) or isinstance(v, _Special)
+                              else json.dumps(v, ensure_ascii=False) for v in k) + "]"
+    if isinstance(k, dict):
+        return "{" + ",".join(json.dumps(key, ensure_ascii=False) + ":" + (
+            _key_text(v) if not isinstance(v, str) or isinstance(v, _Special)
+            else json.dumps(v, ensure_ascii=False)) for key, v in k.items()) + "}"
+    return json.dumps(k, separators=(",", ":"), ensure_ascii=False)
 
 
 def msgpack_value(data):
@@ -328,8 +365,8 @@ def msgpack_value(data):
             out = {}
             for _ in range(n):
                 k = one(depth + 1)
-                if not isinstance(k, str):
-                    k = json.dumps(k, separators=(",", ":"), ensure_ascii=False)
+                if not isinstance(k, str) or isinstance(k, _Special):
+                    k = _key_text(k)
                     if len(k.encode()) > 256:
                         cut = k.encode()[:253].decode("utf-8", "ignore")
                         k = cut + "\u2026"
@@ -369,6 +406,29 @@ def msgpack_value(data):
     return v
 
 
+def _strict_json(text):
+    """JSON text as section 7.1 takes it: no key twice in one object, no NaN or infinities
+    (`NaN`, `1e400`), which Python's json module would take."""
+    def pairs(items):
+        out = {}
+        for k, v in items:
+            if k in out:
+                raise Unreadable(f"the key {k!r} twice in one object")
+            out[k] = v
+        return out
+
+    def constant(name):
+        raise Unreadable(f"{name} is no JSON number")
+
+    def number(text):
+        x = float(text)
+        if math.isinf(x):
+            raise Unreadable(f"the number {text} is beyond the range of f64")
+        return x
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_float=number)
+
+
 def value_of(tag, payload):
     """The "value" (or "value_error") fields of a payload of `tag`."""
     try:
@@ -377,7 +437,7 @@ def value_of(tag, payload):
         if tag == 3:
             return {"value": msgpack_value(payload)}
         if tag == 4:
-            return {"value": json.loads(payload.decode("utf-8"))}
+            return {"value": _strict_json(payload.decode("utf-8"))}
     except (Unreadable, UnicodeDecodeError, ValueError, RecursionError) as e:
         return {"value_error": str(e)}
     return {}

@@ -152,6 +152,10 @@ fn the_decoder_renders_values_as_mmf_does() {
         (V::from("f32"), V::F32(0.1)),
         (V::from("one"), V::F64(1.0)),
         (V::from(7), V::from("an integer key")),
+        (V::F64(1e-7), V::from("a float key")),
+        (V::F64(0.00001), V::from("another")),
+        (V::F64(f64::NAN), V::from("a NaN key")),
+        (V::from("NaN"), V::from("the string NaN as a key")),
         (V::Array(vec![V::from(1), V::Nil]), V::Boolean(true)),
         (
             V::from("ints"),
@@ -175,9 +179,21 @@ fn the_decoder_renders_values_as_mmf_does() {
     assert_eq!(v["value"], rendered, "{v}");
     assert_eq!(v["value"]["bin"], serde_json::json!({"$bin": "AAEC/w=="}));
     assert_eq!(v["value"]["[1,null]"], true);
+    assert_eq!(v["value"]["1e-7"], "a float key");
+    assert_eq!(v["value"]["\"NaN\""], "a NaN key");
 
     ch.publish_raw(Tag::JSON, b"{\"k\": [1, 2.5]}").unwrap();
     assert_eq!(by_name()["value"], serde_json::json!({"k": [1, 2.5]}));
+    // JSON text that mmf refuses, Python's json module would take: refused as mmf does.
+    for text in [&b"{\"k\": 1, \"k\": 2}"[..], b"[NaN]", b"[1e400]"] {
+        ch.publish_raw(Tag::JSON, text).unwrap();
+        assert!(ch.read_json().is_err());
+        let v = by_name();
+        assert!(
+            v.get("value").is_none() && v["value_error"].is_string(),
+            "{v}"
+        );
+    }
     ch.publish_str("plain text").unwrap();
     assert_eq!(by_name()["value"], "plain text");
     ch.publish_raw(Tag::BYTES, b"\x01").unwrap();
