@@ -7440,8 +7440,13 @@ fn a_wait_that_times_out_on_a_damaged_value_says_so() {
 fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
     let e = Env::new("recover-stuck-lock");
     e.ok(&["new", "T", "--size", "64"]);
+    // Published while a reader asks for slots (pin entry 0's `pinned` all ones, FORMAT.md §5):
+    // the value is in a slot and in the header both.
+    let file = e.dir.join("mmf.T");
+    poke_word(&file, 512 + 8, u64::MAX);
     e.ok(&["out", "T", "kept"]);
-    poke_word(&e.dir.join("mmf.T"), 448, 4242);
+    poke_word(&file, 512 + 8, 0);
+    poke_word(&file, 448, 4242);
     let out = e.run(&["out", "T", "lost", "--lock-timeout", "50ms"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(8), "{err}");
@@ -7492,6 +7497,32 @@ fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
             && err.contains("run `mmf recover T` again"),
         "{err}"
     );
+    // Its slot's frame damaged (the generation word), the value still reads from the header,
+    // and a recover would publish it again from there: not under the held lock, which is said.
+    let peek = |offset: u64| {
+        use std::os::unix::fs::FileExt;
+        let mut word = [0u8; 8];
+        std::fs::File::open(&file)
+            .unwrap()
+            .read_exact_at(&mut word, offset)
+            .unwrap();
+        u64::from_le_bytes(word)
+    };
+    // Slot s's frame at 512 + 4 pin entries of 64 B + s * (64 B frame + 64 B capacity).
+    let frame_generation = 512 + 4 * 64 + (peek(128) & 0xff) * 128 + 8;
+    let kept = peek(frame_generation);
+    poke_word(&file, frame_generation, 77);
+    let out = e.run(&["recover", "T"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        err.contains("held by pid 4242")
+            && err.contains("its current value reads, but ")
+            && err.contains("it is mended only once the lock is freed"),
+        "{err}"
+    );
+    poke_word(&file, frame_generation, kept);
     drop(watch);
 
     let said = e.ok(&["recover", "T"]);

@@ -37,12 +37,19 @@ pub fn run(a: RecoverArgs) -> anyhow::Result<()> {
         // Publishing an earlier value again would wait for that lock, and fail when the lock
         // timeout passes, with a message that hides why (a review's finding): the value is
         // looked at, not mended.
-        return match ch.read_raw() {
-            Ok((meta, _)) => {
+        return match (ch.read_raw(), ch.info().damage) {
+            (Ok((meta, _)), None) => {
                 super::print_bytes(reads_whole(&location, meta.generation).as_bytes())?;
                 Err(anyhow::anyhow!(why))
             }
-            Err(e) => Err(anyhow::anyhow!(
+            // A small value whose frame alone is damaged reads (from the header), and is
+            // published again from there: not while the lock is held (a review's finding: it
+            // was said to need no recovery).
+            (Ok(_), Some(damage)) => Err(anyhow::anyhow!(
+                "{why}; its current value reads, but {damage}: it is mended only once the lock \
+                 is freed"
+            )),
+            (Err(e), _) => Err(anyhow::anyhow!(
                 "{why}; its current value does not read ({e}), and an earlier one is published \
                  again only once the lock is freed"
             )),
