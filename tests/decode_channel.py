@@ -305,19 +305,17 @@ def _float_text(x):
 
 
 def _key_text(k):
-    """A map key that is not a string, as its compact JSON text (section 7.1)."""
+    """A decoded value as compact JSON text, as section 7.1 renders a map key that is not a
+    string (a plain string within it as JSON, NaN and the infinities as their strings)."""
     if isinstance(k, _Special):
         return json.dumps(str(k))
     if isinstance(k, float):
         return _float_text(k)
     if isinstance(k, list):
-        return "[" + ",".join(_key_text(v) if not isinstance(v, str) or isinstance(v, _Special)
-                              else json.dumps(v, ensure_ascii=False) for v in k) + "]"
+        return "[" + ",".join(_key_text(v) for v in k) + "]"
     if isinstance(k, dict):
-        return "{" + ",".join(json.dumps(key, ensure_ascii=False) + ":" + (
-            _key_text(v) if not isinstance(v, str) or isinstance(v, _Special)
-            else json.dumps(v, ensure_ascii=False)) for key, v in k.items()) + "}"
-    return json.dumps(k, separators=(",", ":"), ensure_ascii=False)
+        return "{" + ",".join(_key_text(key) + ":" + _key_text(v) for key, v in k.items()) + "}"
+    return json.dumps(k, ensure_ascii=False)
 
 
 def msgpack_value(data):
