@@ -7432,6 +7432,19 @@ fn a_wait_that_times_out_on_a_damaged_value_says_so() {
     );
 }
 
+/// What `mmf recover T` says of channel T's value (generation 1) where it reads whole.
+const WHOLE: &str = "'T' needs no recovery: its current value (generation 1) reads whole\n";
+
+/// `mmf recover T` while T's writer lock stays held: it fails (exit 1) after printing `said` of
+/// the value; what it says on standard error.
+fn recover_fails(e: &Env, said: &str) -> String {
+    let out = e.run(&["recover", "T"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), said, "{err}");
+    err
+}
+
 /// A stray small number over the writer lock (a token that names no PID namespace) wedges
 /// every publish, since nothing can tell it from a live writer that could take no kernel lock.
 /// The messages name `mmf recover`, which frees it once no process has the channel open (and
@@ -7479,18 +7492,9 @@ fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
         .read_exact(&mut first)
         .unwrap();
     assert_eq!(&first, b"kept\n");
-    let out = e.run(&["recover", "T"]);
-    let (said, err) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
     // The lock stays held, so the command fails (a script's `mmf recover T && mmf out T ...`
     // stops there), after saying what it found of the value.
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(
-        said,
-        "'T' needs no recovery: its current value (generation 1) reads whole\n"
-    );
+    let err = recover_fails(&e, WHOLE);
     assert!(
         err.contains("held by pid 4242")
             && err.contains("processes have it open now")
@@ -7512,10 +7516,7 @@ fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
     let frame_generation = 512 + 4 * 64 + (peek(128) & 0xff) * 128 + 8;
     let kept = peek(frame_generation);
     poke_word(&file, frame_generation, 77);
-    let out = e.run(&["recover", "T"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(out.stdout.is_empty(), "{out:?}");
+    let err = recover_fails(&e, "");
     assert!(
         err.contains("held by pid 4242")
             && err.contains("its current value reads, but ")
@@ -7530,8 +7531,7 @@ fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
         said.starts_with(
             "freed the writer lock of 'T', held by pid 4242, which could not be judged ("
         ) && said.contains("no process had the channel open\n")
-            && said
-                .ends_with("'T' needs no recovery: its current value (generation 1) reads whole\n"),
+            && said.ends_with(WHOLE),
         "{said}"
     );
     assert_eq!(e.ok(&["read", "T"]), "kept\n");
@@ -7594,16 +7594,7 @@ sys.stdin.read()
     }
     assert_eq!(line, "held\n");
 
-    let out = e.run(&["recover", "T"]);
-    let (said, err) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(1), "{said}{err}");
-    assert_eq!(
-        said,
-        "'T' needs no recovery: its current value (generation 1) reads whole\n"
-    );
+    let err = recover_fails(&e, WHOLE);
     assert!(
         err.contains(&format!("writer lock is held by pid {}", holder.0.id()))
             && err.contains("which is running although it has no handle of the channel open")
@@ -7619,10 +7610,7 @@ sys.stdin.read()
     // (a review's finding). The command says both, at once.
     poke_word(&e.dir.join("mmf.T"), 128, 0);
     let started = std::time::Instant::now();
-    let out = e.run(&["recover", "T"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(out.stdout.is_empty(), "{out:?}");
+    let err = recover_fails(&e, "");
     assert!(
         err.contains(&format!("writer lock is held by pid {}", holder.0.id()))
             && err.contains("its current value does not read (")
