@@ -512,3 +512,77 @@ fn a_killed_independent_writer_leaves_a_lock_mmf_takes_over() {
     drop(ch);
     Channel::remove(&loc).unwrap();
 }
+
+/// The word at `offset` of the channel file at `path`.
+fn peek(path: &std::path::Path, offset: u64) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0; 8];
+    let f = std::fs::File::open(path).unwrap();
+    f.read_exact_at(&mut b, offset).unwrap();
+    u64::from_le_bytes(b)
+}
+
+/// The independent writer's takeover over a lowered `latest` (FORMAT.md §11 step 2), as mmf's
+/// own (`core/tests/channel.rs`): a writer killed holding the lock, then `latest` set back by a
+/// stray write to the value before, which still reads whole, with `written` at the newer one.
+/// The writer that takes the lock over keeps off the slot `latest` names, so a read in the
+/// middle of its publish returns that value whole, and goes on past the writers' count:
+/// generation 4, `written`'s 2 raised to `latest`'s parity, plus one. (With `written` kept as it
+/// was, that read returned 2,000 bytes of the new value; with `written` set to `latest`, the
+/// publish was a second generation 2.)
+#[test]
+fn an_independent_writers_takeover_over_a_lowered_latest_keeps_off_what_readers_copy() {
+    use std::io::{BufRead, BufReader};
+    const LATEST: u64 = 128;
+    const N: usize = 4000;
+    let path = std::env::temp_dir().join(format!("mmf-format-lowered-{}.mmf", std::process::id()));
+    let _cleanup = RemoveOnDrop(path.clone());
+    let p = path.to_str().unwrap();
+    let loc = Location::file(&path);
+    let ch = Options::new().capacity(4096).create(&loc).unwrap();
+    ch.publish_raw(Tag::TEXT, &[b'A'; N]).unwrap();
+    let latest_1 = peek(&path, LATEST);
+    ch.publish_raw(Tag::TEXT, &[b'B'; N]).unwrap();
+
+    // A writer killed while it holds the lock, before it wrote anything.
+    let hold = |stage: &str, value: &str| {
+        let mut child = KillOnDrop(
+            python("write_channel.py")
+                .args([p, value, "--text", "--hold", stage])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("python3 runs"),
+        );
+        let mut line = String::new();
+        BufReader::new(child.0.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("holding at "), "{line}");
+        child
+    };
+    drop(hold("locked:60", "never"));
+    poke(&path, LATEST, latest_1);
+    let (meta, value) = ch.read_raw().unwrap();
+    assert_eq!(
+        (meta.generation, value == [b'A'; N]),
+        (1, true),
+        "still whole"
+    );
+
+    // The next writer takes the lock over; read in the middle of its payload.
+    let c = "C".repeat(N);
+    let mut writer = hold("payload-half:2", &c);
+    let (meta, value) = ch.read_raw().unwrap();
+    assert_eq!(
+        (
+            meta.generation,
+            value.iter().filter(|&&b| b == b'C').count()
+        ),
+        (1, 0),
+        "a read during the takeover's publish"
+    );
+    assert!(writer.0.wait().unwrap().success());
+    let (meta, value) = ch.read_raw().unwrap();
+    assert_eq!((meta.generation, value == c.as_bytes()), (4, true));
+    assert_eq!(ch.info().writer_recoveries, 1);
+}
