@@ -14,11 +14,11 @@ inline area alone. Prints one JSON line:
      "header_only": true|false, "value": V}
 
 "value" is the payload decoded by its tag (section 7): text (tag 2) as a string, JSON text
-(tag 4) parsed under section 7.1's rules (a key twice, NaN or 1e400 refused; its nesting is not
-counted), MessagePack (tag 3) decoded with the standard library alone and rendered as
-section 7.1 says mmf renders it as JSON (binary as {"$bin": base64}, extensions as
-{"$ext": {"type": t, "data": base64}}, NaN and the infinities as strings, a key that is not a
-string as its compact JSON text). It is absent for other tags; where the payload does not
+(tag 4) parsed under section 7.1's rules (a key twice, NaN, 1e400, an integer outside i64/u64,
+half a surrogate pair or 128 levels of nesting refused; -0 is the float -0.0), MessagePack
+(tag 3) decoded with the standard library alone and rendered as section 7.1 says mmf renders
+it as JSON (binary as {"$bin": base64}, extensions as {"$ext": {"type": t, "data": base64}},
+NaN and the infinities as strings, a key that is not a string as its compact JSON text). It is absent for other tags; where the payload does not
 decode, "value_error" says why instead.
 
 Exit status: 0 on success, 1 (with a message on stderr) if the file is not a valid channel, is
@@ -404,16 +404,69 @@ def msgpack_value(data):
     return v
 
 
+def _json_depth(text):
+    """The deepest nesting of arrays and objects in JSON text (brackets in strings not counted)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_half_surrogate(s):
+    """`s`, if it holds no half of a surrogate pair (Python's json module takes a lone `\\ud800`;
+    a whole pair it joins into one character)."""
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
+        raise Unreadable(f"half a surrogate pair in {s!r}")
+    return s
+
+
 def _strict_json(text):
-    """JSON text as section 7.1 takes it: no key twice in one object, no NaN or infinities
-    (`NaN`, `1e400`), which Python's json module would take."""
+    """JSON text as section 7.1 takes it, where Python's json module is laxer: no key twice in
+    one object, no NaN or infinities (`NaN`, `1e400`), no integer outside i64/u64, no half
+    surrogate pair, fewer than 128 levels of nesting; `-0` is the float -0.0."""
+    if _json_depth(text) >= MAX_DEPTH + 1:
+        raise Unreadable(f"JSON nested {MAX_DEPTH + 1} levels deep or more")
+
     def pairs(items):
         out = {}
         for k, v in items:
             if k in out:
                 raise Unreadable(f"the key {k!r} twice in one object")
-            out[k] = v
+            out[_no_half_surrogate(k)] = v
         return out
+
+    def integer(text):
+        if text == "-0":
+            return -0.0
+        n = int(text)
+        if not -(1 << 63) <= n < 1 << 64:
+            raise Unreadable(f"the integer {text} is outside i64 and u64")
+        return n
+
+    def strings(v):
+        if isinstance(v, str):
+            _no_half_surrogate(v)
+        elif isinstance(v, list):
+            for x in v:
+                strings(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                strings(x)
+        return v
 
     def constant(name):
         raise Unreadable(f"{name} is no JSON number")
@@ -424,7 +477,8 @@ def _strict_json(text):
             raise Unreadable(f"the number {text} is beyond the range of f64")
         return x
 
-    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_float=number)
+    return strings(json.loads(text, object_pairs_hook=pairs, parse_constant=constant,
+                              parse_float=number, parse_int=integer))
 
 
 def value_of(tag, payload):

@@ -134,7 +134,7 @@ fn the_decoder_renders_values_as_mmf_does() {
     std::fs::create_dir_all(&dir).unwrap();
     let loc = Location::file(dir.join("mmf.values"));
     let ch = Options::new().capacity(4096).create(&loc).unwrap();
-    let by_name = || {
+    let by_name_text = || {
         let out = python("decode_channel.py")
             .arg("values")
             .env("MMF_SHM_DIR", &dir)
@@ -142,8 +142,9 @@ fn the_decoder_renders_values_as_mmf_does() {
             .expect("python3 runs");
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "{err}");
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        String::from_utf8(out.stdout).unwrap()
     };
+    let by_name = || serde_json::from_str::<serde_json::Value>(&by_name_text()).unwrap();
     let doc = V::Map(vec![
         (V::from("bin"), V::Binary(vec![0, 1, 2, 255])),
         (V::from("ext"), V::Ext(-1, vec![7; 8])),
@@ -182,10 +183,36 @@ fn the_decoder_renders_values_as_mmf_does() {
     assert_eq!(v["value"]["1e-7"], "a float key");
     assert_eq!(v["value"]["\"NaN\""], "a NaN key");
 
+    let deep = |n| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
     ch.publish_raw(Tag::JSON, b"{\"k\": [1, 2.5]}").unwrap();
     assert_eq!(by_name()["value"], serde_json::json!({"k": [1, 2.5]}));
+    // What mmf takes at the edges of section 7.1's rules, the decoder takes too.
+    ch.publish_raw(Tag::JSON, &deep(127)).unwrap();
+    ch.read_json().unwrap();
+    // (One level more than serde_json parses by default: the text is looked at.)
+    let v = by_name_text();
+    assert!(
+        v.contains(&format!("\"value\": {}", "[".repeat(127))) && !v.contains("value_error"),
+        "{v}"
+    );
+    let edges = b"[18446744073709551615, -9223372036854775808, -0, \"\\ud83d\\ude00\", \"[{\"]";
+    ch.publish_raw(Tag::JSON, edges).unwrap();
+    ch.read_json().unwrap();
+    assert_eq!(
+        by_name()["value"],
+        serde_json::json!([u64::MAX, i64::MIN, -0.0, "😀", "[{"])
+    );
     // JSON text that mmf refuses, Python's json module would take: refused as mmf does.
-    for text in [&b"{\"k\": 1, \"k\": 2}"[..], b"[NaN]", b"[1e400]"] {
+    for text in [
+        &b"{\"k\": 1, \"k\": 2}"[..],
+        b"[NaN]",
+        b"[1e400]",
+        b"[18446744073709551616]",
+        b"-9223372036854775809",
+        b"\"\\ud800\"",
+        b"{\"\\udc00\": 1}",
+        &deep(128),
+    ] {
         ch.publish_raw(Tag::JSON, text).unwrap();
         assert!(ch.read_json().is_err());
         let v = by_name();
