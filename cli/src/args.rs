@@ -237,7 +237,7 @@ pub struct OutArgs {
     /// empty lines are; with --bytes any bytes). Each goes to the channel the name leads to: a
     /// channel replaced meanwhile (`new --force`) is followed from the next line on, a removed
     /// one ends the command (exit 3). The first line that cannot be published ends the command
-    /// with its error; the lines before it are published.
+    /// with its error; the lines before it are published (--keep-going skips it instead).
     #[arg(long, conflicts_with = "msgpack")]
     pub lines: bool,
     /// With --lines, a NUL ends each value instead of a newline, so that values may hold
@@ -245,6 +245,12 @@ pub struct OutArgs {
     /// --lines -z`, `printf '%s\0' "$text"`.
     #[arg(short = 'z', long, requires = "lines")]
     pub zero_terminated: bool,
+    /// With --lines, a line that cannot be a value (not UTF-8 or not JSON, too large for the
+    /// channel) is said on standard error and skipped, and the lines after it are published.
+    /// The command then ends with the first skipped line's exit code (4 or 5), as `make -k`
+    /// does. Anything else (the channel removed, the lock not had in time) still ends it.
+    #[arg(long, requires = "lines")]
+    pub keep_going: bool,
     /// Print the new generation on standard output (with --lines, each value's on a line of
     /// its own, as it is published).
     #[arg(long)]
@@ -562,6 +568,7 @@ impl Cli {
                     no_empty: false,
                     lines: false,
                     zero_terminated: false,
+                    keep_going: false,
                     print_generation: false,
                     sync: false,
                     lock_timeout: OUT_LOCK_TIMEOUT,

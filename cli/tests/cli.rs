@@ -7836,6 +7836,66 @@ fn out_lines_stops_at_the_first_line_it_cannot_publish() {
     assert_eq!(e.ok(&["read", "T", "--raw"]), "ok");
 }
 
+/// `--keep-going`: a line that cannot be a value (too long, not UTF-8, not JSON) is said and
+/// skipped, the lines after it published; the command ends with the first skipped line's exit
+/// code and a count, and with success where nothing was skipped. What is no fault of the line
+/// (the channel removed) still ends it.
+#[test]
+fn out_lines_keep_going_skips_the_lines_it_cannot_publish() {
+    let e = Env::new("outlineskeep");
+    e.ok(&["new", "T", "--size", "16"]);
+    let long = "x".repeat(100_000);
+    let bytes = [&b"one\n"[..], long.as_bytes(), b"\ntwo\n\xff bad\nthree"].concat();
+    let out = e.run_in(
+        &["out", "T", "--lines", "--keep-going", "--print-generation"],
+        &bytes,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "the first skip's code: {err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n2\n3\n");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with("mmf: line 2 skipped: the line holds 100000 bytes"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("mmf: line 4 skipped: ") && lines[1].contains("not valid UTF-8"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[2],
+        "mmf: 2 of 5 lines could not be published and were skipped (the first, line 2); the \
+         rest went to 'T'"
+    );
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "three");
+
+    // JSON Lines: a line that is no JSON is exit 5's; one skipped line is said so.
+    let out = e.run_in(
+        &["out", "T", "--lines", "--json", "--keep-going"],
+        b"[1]\nnot json\n[2]\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("mmf: line 2 skipped: invalid JSON at column 2")
+            && err.contains("line 2 of 3 could not be published and was skipped"),
+        "{err}"
+    );
+    assert_eq!(e.ok(&["read", "T"]), "[2]\n");
+
+    // Nothing skipped: success, and nothing said.
+    let out = e.run_in(&["out", "T", "--lines", "--keep-going"], b"a\nb\n");
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stderr)),
+        (Some(0), "".into())
+    );
+    assert_eq!(e.ok(&["read", "T"]), "b\n");
+
+    // The flag belongs to --lines.
+    fails(&e.run(&["out", "T", "v", "--keep-going"]), 2, "--lines");
+}
+
 /// A channel replaced while lines come (`new --force`) is followed: the next line goes where
 /// readers of the name look. A removed one ends the command (exit 3), saying from which line.
 #[test]

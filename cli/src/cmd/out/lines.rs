@@ -64,6 +64,8 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
     // The number of the last line published, for what a failure says.
     let mut last: Option<u64> = None;
     let mut number = 0u64;
+    // With --keep-going: the lines skipped, and the first one's number and exit code.
+    let mut skips = Skips::default();
     let mut follow = Follow::new(&options, location);
     loop {
         line.clear();
@@ -72,7 +74,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
         // Longer than a value of this channel: the name may lead to a larger one now (`new
         // --force` with a larger size), which the line may fit. `len`: how long it is.
         let too_long = |len: u64, ch: &Channel| {
-            anyhow::Error::new(Coded(
+            Coded(
                 TOO_LARGE,
                 format!(
                     "the line holds {len} bytes, more than channel '{location}' (capacity {} \
@@ -85,10 +87,16 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                         "--size SIZE --force"
                     )
                 ),
-            ))
-            .context(not_published(location, number, last))
+            )
         };
-        let (drained, ended) = loop {
+        // A line that cannot be a value: skipped with --keep-going, else the end.
+        let mut refuse = |e: anyhow::Error| match a.keep_going && skips.take(&e, number, location) {
+            true => Ok(()),
+            false => Err(e.context(not_published(location, number, last))),
+        };
+        // (Whether the line was skipped, whether the input read so far is used up, whether it
+        // ended with this line.)
+        let (refused, drained, ended) = loop {
             let limit = limit_of(&ch, format);
             match next_line(&mut input, &mut line, limit, end).with_context(unread)? {
                 Line::Partial => {
@@ -97,22 +105,24 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                         continue;
                     }
                     let len = skip_line(&mut input, &line, end).with_context(unread)?;
-                    return Err(too_long(len, &ch));
+                    refuse(too_long(len, &ch).into())?;
+                    break (true, false, false);
                 }
                 // Whole, one byte too long (the room kept for a `\r`).
                 Line::Value { drained, ended } if line.len() as u64 > limit => {
                     ch = follow.look(ch, number, last)?;
                     if line.len() as u64 > limit_of(&ch, format) {
-                        return Err(too_long(line.len() as u64, &ch));
+                        refuse(too_long(line.len() as u64, &ch).into())?;
+                        break (true, drained, ended);
                     }
-                    break (drained, ended);
+                    break (false, drained, ended);
                 }
-                Line::Value { drained, ended } => break (drained, ended),
-                Line::End => break (true, true),
+                Line::Value { drained, ended } => break (false, drained, ended),
+                Line::End => break (false, true, true),
             }
         };
         let skipped = match format {
-            _ if ended && line.is_empty() => true,
+            _ if refused || ended && line.is_empty() => true,
             // JSON Lines: a blank line carries no document (JSON's own whitespace only).
             InFormat::Json => line
                 .iter()
@@ -121,34 +131,90 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
         };
         if !skipped {
             ch = follow.current(ch, number, last, drained)?;
-            let generation = publish_line(&ch, format, &line, number)
-                .with_context(|| not_published(location, number, last))?;
-            after_publish(a, &ch, location, generation, number)?;
-            last = Some(number);
-            // The input paused here (the next read may wait): a replacement right around this
-            // publish (renamed before it, marked after the hint was read), which the next line
-            // would find only when it comes (`tail -F`: maybe hours later), is looked for now.
-            if drained {
-                ch = follow.settle(ch, number, |ch| {
-                    let generation =
-                        publish_line(ch, format, &line, number).with_context(|| {
-                            format!(
+            let published = match publish_line(&ch, format, &line, number) {
+                Ok(generation) => Some(generation),
+                Err(e) => {
+                    refuse(e)?;
+                    None
+                }
+            };
+            if let Some(generation) = published {
+                after_publish(a, &ch, location, generation, number)?;
+                last = Some(number);
+                // The input paused here (the next read may wait): a replacement right around this
+                // publish (renamed before it, marked after the hint was read), which the next line
+                // would find only when it comes (`tail -F`: maybe hours later), is looked for now.
+                if drained {
+                    ch = follow.settle(ch, number, |ch| {
+                        let generation =
+                            publish_line(ch, format, &line, number).with_context(|| {
+                                format!(
                                 "'{location}' was replaced as line {number} was published, and \
                              publishing it again into the new channel failed; no later line \
                              was published"
                             )
-                        })?;
-                    after_publish(a, ch, location, generation, number)
-                })?;
+                            })?;
+                        after_publish(a, ch, location, generation, number)
+                    })?;
+                }
             }
         }
         // Not asked again at the end of the input: a terminal would wait for another Ctrl-D.
         if ended {
-            break;
+            // (Where the input ended after a line end, `number` is one past the last line.)
+            let lines = number - u64::from(!refused && line.is_empty());
+            let _ = ch.touch();
+            return skips.outcome(lines, location);
         }
     }
-    let _ = ch.touch();
-    Ok(())
+}
+
+/// The lines `--keep-going` skipped.
+#[derive(Default)]
+struct Skips {
+    count: u64,
+    /// The first one's number and exit code.
+    first: Option<(u64, u8)>,
+}
+
+impl Skips {
+    /// Whether `err`, line `number`'s, is the line's own fault (not UTF-8 or not JSON, too
+    /// large for the channel), which `--keep-going` skips: then it is said on standard error,
+    /// and counted.
+    fn take(&mut self, err: &anyhow::Error, number: u64, location: &Location) -> bool {
+        let code = crate::exit::code(err);
+        if code != INVALID_INPUT && code != TOO_LARGE {
+            return false;
+        }
+        let why = crate::exit::report(err, "out", Some(&super::super::typed(location)));
+        crate::exit::say(format_args!("line {number} skipped: {why}"));
+        self.count += 1;
+        self.first.get_or_insert((number, code));
+        true
+    }
+
+    /// What the command ends with: success where no line was skipped, else the first skipped
+    /// line's exit code, so that a pipeline's status shows the loss (as `make -k` ends).
+    fn outcome(&self, lines: u64, location: &Location) -> anyhow::Result<()> {
+        let Some((first, code)) = self.first else {
+            return Ok(());
+        };
+        let what = match (self.count, lines) {
+            (1, 1) => format!("the line could not be published to '{location}' and was skipped"),
+            (n, _) if n == lines => {
+                format!("none of the {lines} lines could be published to '{location}'")
+            }
+            (1, _) => format!(
+                "line {first} of {lines} could not be published and was skipped; the rest \
+                 went to '{location}'"
+            ),
+            (n, _) => format!(
+                "{n} of {lines} lines could not be published and were skipped (the first, line \
+                 {first}); the rest went to '{location}'"
+            ),
+        };
+        Err(Coded(code, what).into())
+    }
 }
 
 /// `line` (number `number`) published into `ch`: as `mmf out` publishes a value, except that a
