@@ -5841,6 +5841,12 @@ fn recover_brings_back_the_newest_whole_value() {
         row.contains(" damaged ") && !row.contains("empty"),
         "{table}"
     );
+    // `latest` zeroed over values published before: generation 0, but damaged, not `-` (a
+    // review's finding: `read` said damaged and `list` showed no value).
+    poke_word(&shm, 128, 0);
+    let table = e.ok(&["list"]);
+    let row = table.lines().find(|l| l.starts_with("hurt ")).unwrap();
+    assert!(row.contains(" 0 ") && row.contains(" damaged "), "{table}");
     e.ok(&["rm", "hurt"]);
     let out = e.ok(&["recover", &path]);
     assert!(

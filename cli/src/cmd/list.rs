@@ -64,11 +64,13 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 i.capacity.to_string(),
                 i.size_bytes.to_string(),
                 i.generation.to_string(),
-                if i.generation == 0 {
-                    "-".into()
-                } else if i.damage.is_some() {
+                // Damage first: a stray write that zeroed `latest` reads as generation 0 over
+                // values published before (a review's `-` where `read` said "damaged").
+                if i.damage.is_some() {
                     // Its tag and length could not be told (`mmf info NAME` says why).
                     "damaged".into()
+                } else if i.generation == 0 {
+                    "-".into()
                 } else {
                     format!("{} {}B", i.tag, i.len)
                 },
