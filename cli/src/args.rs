@@ -86,7 +86,7 @@ pub enum Command {
     /// Remove your stale channels (root: anyone's): no process maps them, their creator and last
     /// writer are gone, and nobody created or wrote them with `mmf out` for an hour (--older-than).
     #[command(
-        after_help = "Prune looks at the shared-memory channels only (those `mmf list` shows, in /dev/shm\nor $MMF_SHM_DIR); a file path channel is removed with `mmf remove PATH`, and what a\nkilled `new --force PATH` left beside it (.mmf-new-*) by the next `new --force` there, or rm.\n\nA channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created or last written with `mmf out`\n(the file's modification time): by default an hour. A crashed service's channel qualifies\nan hour after its creation or its last `mmf out`.\n\nIt also removes the .mmf-new-* files that a `new --force` (or a removal) killed half-way left\nbehind, and the channels a `new` killed before they were ready left (empty or zeros: `list`\nshows them \"not initialised\"; this user's, held by no process, untouched for --older-than\nand at least a minute).\n\nWith PATTERNs, only the channels whose names match one (a harness cleaning up its own\nrun's channels and no one else's), and no .mmf-new-* files.\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent\n  mmf prune 'bench-run42.*' --older-than 0s"
+        after_help = "Prune looks at the shared-memory channels only (those `mmf list` shows, in /dev/shm\nor $MMF_SHM_DIR); a file path channel is removed with `mmf remove PATH`, and what a\nkilled `new --force PATH` left beside it (.mmf-new-*) by the next `new --force` there, or rm.\n\nA channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created, or last written with `mmf out`\nor read with `mmf read` (the file's modification time): by default an hour. A crashed\nservice's channel qualifies an hour after its creation or its last such command.\n\nIt also removes the .mmf-new-* files that a `new --force` (or a removal) killed half-way left\nbehind, and the channels a `new` killed before they were ready left (empty or zeros: `list`\nshows them \"not initialised\"; this user's, held by no process, untouched for --older-than\nand at least a minute).\n\nWith PATTERNs, only the channels whose names match one (a harness cleaning up its own\nrun's channels and no one else's), and no .mmf-new-* files.\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent\n  mmf prune 'bench-run42.*' --older-than 0s"
     )]
     Prune(PruneArgs),
     /// Publish again the newest earlier value still whole, when the current one is damaged (as a
@@ -444,8 +444,8 @@ pub struct PruneArgs {
     /// --force`'s file, `name` null). Notes on standard error still say what was kept.
     #[arg(long)]
     pub json: bool,
-    /// Only channels neither created nor written with `mmf out` for DUR (30s, 10m, 2h; 0s: every
-    /// stale channel).
+    /// Only channels neither created, written with `mmf out` nor read with `mmf read` for DUR
+    /// (30s, 10m, 2h; 0s: every stale channel).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, default_value = "1h", allow_hyphen_values = true)]
     pub older_than: std::time::Duration,
 }

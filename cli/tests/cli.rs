@@ -5098,7 +5098,7 @@ fn stale_channels_are_listed_and_pruned() {
     assert!(out.status.success() && out.stdout.is_empty());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "mmf: note: nothing to prune; 1 stale channel kept: created or written less than 1h ago \
+        "mmf: note: nothing to prune; 1 stale channel kept: created, written or read less than 1h ago \
          (--older-than; `--older-than 0` takes it too)\n"
     );
     assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "");
@@ -5108,7 +5108,7 @@ fn stale_channels_are_listed_and_pruned() {
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "mmf: note: nothing to prune; 1 stale channel kept: created or written less than 1h ago \
+        "mmf: note: nothing to prune; 1 stale channel kept: created, written or read less than 1h ago \
          (--older-than; `--older-than 0` takes it too)\n"
     );
     let doctor = e.ok(&["doctor"]);
@@ -5143,6 +5143,35 @@ fn stale_channels_are_listed_and_pruned() {
     // `mmf out` counts as activity: the channel is young again.
     e.ok(&["out", "old", "y"]);
     assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "", "written just now");
+    age("old", 7200);
+    // So does `mmf read` (a value a harness published once, which scripts go on reading), and
+    // `read --wait`; `info` and `list` do not.
+    e.ok(&["info", "old"]);
+    assert_eq!(e.ok(&["prune", "--dry-run"]), "old\n", "info is no use");
+    e.ok(&["read", "old"]);
+    assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "", "read just now");
+    age("old", 7200);
+    // `read --wait` as the value comes, which may be hours after the wait began, published by
+    // a writer whose pages are mapped already (a long-running one: its writes leave the file's
+    // times alone; a new process's first write to a page sets them, as the kernel marks a
+    // tmpfs file written).
+    let writer = mmf::Channel::open(e.shm_name("old")).unwrap();
+    writer.publish_raw(mmf::Tag::TEXT, b"y2").unwrap();
+    let mut waiting = background(&e, &["read", "old", "--wait", "--timeout", "20s"]);
+    e.parked("old");
+    age("old", 7200);
+    writer.publish_raw(mmf::Tag::TEXT, b"z").unwrap();
+    assert!(waiting.wait().unwrap().success());
+    let modified = std::fs::metadata(e.dir.join("mmf.old"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(
+        modified.elapsed().unwrap() < std::time::Duration::from_secs(60),
+        "read --wait just now"
+    );
+    drop(writer);
+    e.ok(&["out", "old", "y"]);
     age("old", 7200);
     // With patterns, only the channels they name (a harness cleaning up its own run).
     assert_eq!(e.ok(&["prune", "--dry-run", "ol?"]), "old\n");
@@ -6671,7 +6700,7 @@ fn prune_says_which_patterns_matched_nothing_and_list_quotes_spaced_names() {
     // `run1`, stale but made a moment ago, is kept, and that is said too.
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "mmf: note: nothing to prune; 1 stale channel kept: created or written less than 1h ago \
+        "mmf: note: nothing to prune; 1 stale channel kept: created, written or read less than 1h ago \
          (--older-than; `--older-than 0` takes it too)\n\
          mmf: no channel matches 'tpyo*' (`mmf list` shows their names)\n"
     );

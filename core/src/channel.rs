@@ -2147,9 +2147,11 @@ impl Channel {
     /// Marks the channel as used now: sets its file's modification time, which `mmf prune` and
     /// `mmf doctor` (through [`host::last_touched`](crate::host::last_touched)) read as the
     /// time of its last activity. Publishing does not do this by itself (a publish makes no
-    /// system call; and writes through a shared mapping leave the time of a `/dev/shm` file
-    /// alone), so a writer that does not keep a handle open, as the CLI's `out` does not, calls
-    /// this to keep `prune` from taking the channel for abandoned. A no-op for an anonymous
+    /// system call; and writes through a shared mapping set the time of a `/dev/shm` file only
+    /// at a process's first write to each page, not at a long-running writer's later ones), so
+    /// a writer that does not keep a handle open, as the CLI's `out` does not, calls
+    /// this to keep `prune` from taking the channel for abandoned; the CLI's `read` calls it
+    /// too, so that a value scripts only read is kept. A no-op for an anonymous
     /// channel. Sets the access time too (the only form of the call that write access alone
     /// allows, so that any process that may publish may also touch).
     ///

@@ -351,7 +351,7 @@ fn header_words(mut file: &std::fs::File) -> std::io::Result<[u64; 2]> {
 }
 
 /// When the channel at `location` was last created or touched ([`Channel::touch`], which the
-/// CLI's `out` calls): its file's modification time.
+/// CLI's `out` and `read` call): its file's modification time.
 ///
 /// # Errors
 ///

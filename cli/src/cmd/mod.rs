@@ -164,8 +164,8 @@ pub(super) fn unfinished(l: &mmf::Listing) -> bool {
             .is_ok_and(|loc| mmf::channel::host::is_unfinished(&loc, PRUNE_AFTER))
 }
 
-/// How long ago the shared-memory channel `name` was created or last written with `mmf out`
-/// (zero if that cannot be told).
+/// How long ago the shared-memory channel `name` was created, or last written with `mmf out` or
+/// read with `mmf read` (zero if that cannot be told).
 pub(super) fn untouched_for(name: &str) -> std::time::Duration {
     mmf::Location::shm(name)
         .ok()

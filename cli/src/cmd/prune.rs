@@ -209,7 +209,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     // removed nothing and said nothing looked as if nothing were left (a review's finding).
     if kept_young > 0 && ((a.dry_run && pruned == 0) || !a.patterns.is_empty()) {
         crate::exit::note(format_args!(
-            "note: {}{kept_young} stale channel{s} kept: created or written less than {} ago \
+            "note: {}{kept_young} stale channel{s} kept: created, written or read less than {} ago \
              (--older-than; `--older-than 0` takes {them} too)",
             if pruned == 0 {
                 "nothing to prune; "

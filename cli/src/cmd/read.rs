@@ -35,6 +35,7 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         // permission is enough.
         let ch = Options::new().read_only(true).open(&location)?;
         let (meta, bytes) = ch.read_raw()?;
+        touch(&ch);
         (meta, bytes, ch.incarnation())
     };
     if meta.is_unpublished() {
@@ -83,6 +84,18 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Marks a shared-memory channel used (its file's times): a channel that scripts only read,
+/// between whose `mmf read`s no process maps it, is not one `mmf prune` takes for abandoned an
+/// hour after its last `mmf out` (a config a harness published once and its workers read for
+/// hours). Where this user may not (another user's channel it may only read), nothing is said:
+/// the read was what was asked. A file channel's times are left alone: `prune` does not look
+/// at those, and a read that changed a file on disk would surprise backups and `make`.
+fn touch(ch: &mmf::Channel) {
+    if matches!(ch.location(), Location::Shm(_)) {
+        let _ = ch.touch();
+    }
 }
 
 /// Prints a MessagePack or JSON value indented, written as it is rendered. Indented JSON can
@@ -236,7 +249,8 @@ fn read_next(
                 let current = followed.channel().generation();
                 match followed.channel().read_raw() {
                     Ok((meta, bytes)) if meta.generation > since => {
-                        return Ok((meta, bytes, followed.channel().incarnation()))
+                        touch(followed.channel());
+                        return Ok((meta, bytes, followed.channel().incarnation()));
                     }
                     // Another process moved `latest` back between the wait and the read: not
                     // newer, wait again.
