@@ -502,29 +502,17 @@ fn an_independent_writer_and_mmf_publish_into_one_channel_at_once() {
 /// readers kept the last value throughout.
 #[test]
 fn a_killed_independent_writer_leaves_a_lock_mmf_takes_over() {
-    use std::io::{BufRead, BufReader};
     let path = std::env::temp_dir().join(format!("mmf-format-kill-{}.mmf", std::process::id()));
     let _cleanup = RemoveOnDrop(path.clone());
     let loc = Location::file(&path);
     let ch = Options::new().capacity(1000).create(&loc).unwrap();
     ch.publish_str("before").unwrap();
-    let mut child = KillOnDrop(
-        python("write_channel.py")
-            .args([
-                path.to_str().unwrap(),
-                &"x".repeat(500),
-                "--hold",
-                "payload-half:60",
-            ])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs"),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("holding at payload-half"), "{line}");
+    let mut child = python_holding(&[
+        path.to_str().unwrap(),
+        &"x".repeat(500),
+        "--hold",
+        "payload-half:60",
+    ]);
     assert_eq!(
         ch.read_string().unwrap(),
         "before",
@@ -538,6 +526,25 @@ fn a_killed_independent_writer_leaves_a_lock_mmf_takes_over() {
     ch.verify().unwrap();
     drop(ch);
     Channel::remove(&loc).unwrap();
+}
+
+/// `tests/write_channel.py` run with `args`, one of them a `--hold STAGE:SECS`, once it holds
+/// there (it says so on standard error).
+fn python_holding(args: &[&str]) -> KillOnDrop {
+    use std::io::{BufRead, BufReader};
+    let mut child = KillOnDrop(
+        python("write_channel.py")
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("holding at "), "{line}");
+    child
 }
 
 /// The word at `offset` of the channel file at `path`.
@@ -559,7 +566,6 @@ fn peek(path: &std::path::Path, offset: u64) -> u64 {
 /// publish was a second generation 2.)
 #[test]
 fn an_independent_writers_takeover_over_a_lowered_latest_keeps_off_what_readers_copy() {
-    use std::io::{BufRead, BufReader};
     const LATEST: u64 = 128;
     const N: usize = 4000;
     let path = std::env::temp_dir().join(format!("mmf-format-lowered-{}.mmf", std::process::id()));
@@ -572,21 +578,7 @@ fn an_independent_writers_takeover_over_a_lowered_latest_keeps_off_what_readers_
     ch.publish_raw(Tag::TEXT, &[b'B'; N]).unwrap();
 
     // A writer killed while it holds the lock, before it wrote anything.
-    let hold = |stage: &str, value: &str| {
-        let mut child = KillOnDrop(
-            python("write_channel.py")
-                .args([p, value, "--text", "--hold", stage])
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("python3 runs"),
-        );
-        let mut line = String::new();
-        BufReader::new(child.0.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("holding at "), "{line}");
-        child
-    };
+    let hold = |stage: &str, value: &str| python_holding(&[p, value, "--text", "--hold", stage]);
     drop(hold("locked:60", "never"));
     poke(&path, LATEST, latest_1);
     let (meta, value) = ch.read_raw().unwrap();
