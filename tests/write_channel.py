@@ -270,8 +270,10 @@ def token_dead(fd, t, my_token):
     if start and _start_comparable():
         try:
             mine = _start_ticks(pid) & 0x7FFF
+        except (FileNotFoundError, ProcessLookupError):
+            return True  # exited since the kill() above
         except OSError:
-            return True
+            return False  # cannot be read (/proc mounted hidepid=): unknown, so alive
         if mine and mine != start:
             return True
     return False
@@ -446,7 +448,7 @@ class Writer:
                 A.copy_words(base + H_INLINE_DATA[b], src, nwords)
                 self._maybe_hold("inline")
                 self.st(H_INLINE_GEN[b], g)
-                self.st(H_INLINE_META[b], n | tag << 32)
+                self.st(H_INLINE_META[b], n | tag << 32 if n < 1 << 32 else (1 << 64) - 1)
                 slot = NO_SLOT
             else:
                 slot = self._choose_slot(cur, busy)
@@ -479,7 +481,7 @@ class Writer:
                 if inline:
                     A.copy_words(base + H_INLINE_DATA[b], src, nwords)
                 self.st(H_INLINE_GEN[b], g)
-                self.st(H_INLINE_META[b], n | tag << 32)
+                self.st(H_INLINE_META[b], n | tag << 32 if n < 1 << 32 else (1 << 64) - 1)
             # step 7
             latest = g << 8 | slot
             self.st(H_LATEST, latest)  # Release
