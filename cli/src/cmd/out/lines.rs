@@ -149,10 +149,10 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                         let generation =
                             publish_line(ch, format, &line, number).with_context(|| {
                                 format!(
-                                "'{location}' was replaced as line {number} was published, and \
-                             publishing it again into the new channel failed; no later line \
-                             was published"
-                            )
+                                    "'{location}' was replaced as line {number} was published, \
+                                     and publishing it again into the new channel failed; no \
+                                     later line was published"
+                                )
                             })?;
                         after_publish(a, ch, location, generation, number)
                     })?;
