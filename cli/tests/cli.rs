@@ -5823,6 +5823,39 @@ fn open_in_some_process(path: &std::path::Path) -> bool {
     })
 }
 
+/// A reader waiting for a large channel that another process is creating: the file grows in
+/// steps as it is allocated, and a look that read its size before the creator wrote the header
+/// called the channel truncated, "values lost", with `--force` for advice (exit 1; an
+/// operator's review, stop 54: 6 runs in 20 at 32 MiB), and a second `new` racing the first
+/// said so where CLI.md promises exit 6. Each round starts the three at once.
+#[test]
+fn a_reader_racing_the_creation_of_a_large_channel_waits_for_it() {
+    for _ in 0..10 {
+        let e = Env::new("bigrace");
+        let creating = background(&e, &["new", "Big", "--size", "32MiB"]);
+        let waiting = background(&e, &["read", "Big", "--wait", "--timeout", "20s"]);
+        let other = e.run(&["new", "Big", "--size", "32MiB"]);
+        let created = creating.wait_with_output().unwrap();
+        let err = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+        let mut codes = [created.status.code(), other.status.code()];
+        codes.sort();
+        assert_eq!(
+            codes,
+            [Some(0), Some(6)],
+            "one creates it, the other finds it: {} / {}",
+            err(&created),
+            err(&other)
+        );
+        e.ok(&["out", "Big", "x"]);
+        let read = waiting.wait_with_output().unwrap();
+        assert!(
+            read.status.success() && read.stdout == b"x\n",
+            "{}",
+            err(&read)
+        );
+    }
+}
+
 /// `mmf recover`: a damaged current value (here its frame's generation overwritten, as a crash
 /// that wrote back the header's page and not the slot's leaves it) is refused by `read`, and
 /// recover publishes the newest earlier value still whole again.

@@ -2998,7 +2998,20 @@ fn map_checked(file: &File, len: u64, name: &str, path: &Path, write: bool) -> R
     }
     .map_err(|e| io_error(name, path, "mapping", e))?;
     let region = Region::from_map(map, write);
-    validate(region, len, name)
+    match validate(region, len, name) {
+        // A header that does not fit the size read before the map: the file may have grown
+        // meanwhile, as its creator allocates it (on tmpfs `posix_fallocate` grows a file in
+        // steps, and the header and magic follow). A creator that is done leaves the size the
+        // header states, so an open that then reads it again maps the whole channel (an
+        // operator's review found `read --wait` racing a 32 MiB `new` calling the channel
+        // truncated in 6 runs of 20). A size that stays what it was is the damage it says.
+        Err(Error::Corrupt { .. }) if file.metadata().is_ok_and(|m| m.len() != len) => {
+            Err(Error::NotInitialized {
+                name: name.to_owned(),
+            })
+        }
+        other => other,
+    }
 }
 
 /// Checks a mapped header (magic, version, kind, geometry against the mapping's `len`) and
