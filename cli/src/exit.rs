@@ -217,11 +217,36 @@ pub fn report(err: &anyhow::Error, verb: &str, name: Option<&OsStr>) -> String {
             parts.push(s);
         }
     }
-    let mut line = parts.join(": ");
+    let mut line = in_cli_terms(parts.join(": "), name);
     if let Some(h) = hint(err, verb) {
         line = format!("{line} ({h})");
     }
     line
+}
+
+/// The library's messages name its API beside the command (`` `mmf recover` (`Channel::recover`)
+/// ``), for any caller; a command line's user is told the command alone (an operator's review
+/// found "`Options::read_only`" and "`Channel::remove`" in `mmf` errors).
+fn in_cli_terms(line: String, name: Option<&OsStr>) -> String {
+    let remove = match name {
+        Some(name) => format!("`{}`", command("remove", name, "")),
+        None => "`mmf remove NAME`".to_owned(),
+    };
+    [
+        (" (`Channel::recover`)", ""),
+        (
+            "(`Channel::recover`, `mmf recover NAME`)",
+            "(`mmf recover NAME`)",
+        ),
+        (" (`host::free_orphans` in Rust)", ""),
+        ("`Channel::remove` (`mmf remove NAME`)", remove.as_str()),
+        (
+            "(opened read-only: `Options::read_only`, `mmf read`)",
+            "(opened read-only, as `mmf read` and `mmf info` open it)",
+        ),
+    ]
+    .iter()
+    .fold(line, |line, (library, cli)| line.replace(library, cli))
 }
 
 /// The hints that follow a message rather than replace part of it.
@@ -531,7 +556,22 @@ pub fn say(what: std::fmt::Arguments) {
 
 #[cfg(test)]
 mod tests {
-    use super::{edit_distance, size_for};
+    use super::{edit_distance, in_cli_terms, size_for};
+
+    /// Each of the library's API names that its messages hold is put in command-line terms.
+    #[test]
+    fn library_api_names_are_said_as_commands() {
+        let said = in_cli_terms(
+            "`mmf recover` (`Channel::recover`) publishes it; it (`Channel::recover`, `mmf \
+             recover NAME`) does; `mmf recover` of the channel (`host::free_orphans` in Rust); \
+             `Channel::remove` (`mmf remove NAME`) deletes the link; can be read (opened \
+             read-only: `Options::read_only`, `mmf read`)"
+                .to_owned(),
+            Some(std::ffi::OsStr::new("-odd")),
+        );
+        assert!(!said.contains("::"), "{said}");
+        assert!(said.contains("`mmf remove -- -odd` deletes"), "{said}");
+    }
 
     #[test]
     fn edit_distances() {

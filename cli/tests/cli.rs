@@ -1185,6 +1185,16 @@ fn out_bytes_takes_an_argument_that_is_not_utf8() {
     let out = e.cmd(&["out", "T"]).arg(raw).output().unwrap();
     fails(&out, 5, "(--bytes publishes it as raw bytes)");
     assert_eq!(e.run(&["read", "T"]).stdout, b"\xc3(\x01");
+    // With --json, bytes would be no JSON: the input must be UTF-8 (an operator's review had
+    // --bytes advised there), and an empty input is said as such, not "EOF at column 0".
+    let out = e.cmd(&["out", "T", "--json"]).arg(raw).output().unwrap();
+    fails(&out, 5, "JSON must be UTF-8 text, and this input is not");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("--bytes"));
+    for (input, said) in [("", "empty"), (" \n\t", "only whitespace")] {
+        let out = e.run_in(&["out", "T", "--json"], input.as_bytes());
+        fails(&out, 5, &format!("no JSON document: the input is {said}"));
+    }
+    assert_eq!(e.run(&["read", "T"]).stdout, b"\xc3(\x01");
 }
 
 #[test]
@@ -5827,13 +5837,15 @@ fn open_in_some_process(path: &std::path::Path) -> bool {
 /// steps as it is allocated, and a look that read its size before the creator wrote the header
 /// called the channel truncated, "values lost", with `--force` for advice (exit 1; an
 /// operator's review, stop 54: 6 runs in 20 at 32 MiB), and a second `new` racing the first
-/// said so where CLI.md promises exit 6. Each round starts the three at once.
+/// said so where CLI.md promises exit 6. Each round starts the three at once; a race, which
+/// without the fix failed 4 runs of 5 of these 40 rounds here (ext4, 2 cores).
 #[test]
 fn a_reader_racing_the_creation_of_a_large_channel_waits_for_it() {
-    for _ in 0..10 {
+    for _ in 0..40 {
         let e = Env::new("bigrace");
         let creating = background(&e, &["new", "Big", "--size", "32MiB"]);
-        let waiting = background(&e, &["read", "Big", "--wait", "--timeout", "20s"]);
+        // (--after 0: the value may be there before this reader's first look.)
+        let waiting = background(&e, &["read", "Big", "--after", "0", "--timeout", "20s"]);
         let other = e.run(&["new", "Big", "--size", "32MiB"]);
         let created = creating.wait_with_output().unwrap();
         let err = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
@@ -6036,8 +6048,9 @@ fn a_directory_or_a_link_under_a_shm_name_is_said_to_be_someone_elses() {
         "{err}"
     );
     let err = String::from_utf8_lossy(&e.run(&["read", "link"]).stderr).into_owned();
+    // In the command line's terms: the library's `Channel::remove` is not named.
     assert!(
-        err.contains("(`mmf remove NAME`) deletes the link"),
+        err.contains("; `mmf remove link` deletes the link") && !err.contains("::"),
         "{err}"
     );
     let table = e.ok(&["list"]);

@@ -267,17 +267,37 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8], first: bool) -> anyhow:
     Ok(match format {
         InFormat::Text => ch.publish_str(utf8(input)?)?,
         InFormat::Json => {
-            let text = utf8(input)?;
+            // JSON is UTF-8 text (RFC 8259): not "--bytes publishes it", which is no JSON.
+            let text = utf8(input).map_err(|e| {
+                Coded(
+                    INVALID_INPUT,
+                    format!("JSON must be UTF-8 text, and this input is not: {e}"),
+                )
+            })?;
             // RFC 8259 lets a parser ignore a byte-order mark; Windows tools (PowerShell 5's
             // UTF-8 among them) write one.
-            ch.publish_json(text.strip_prefix('\u{feff}').unwrap_or(text))
-                .map_err(|e| match e {
-                    // The size refused is the MessagePack's, not the text's: say so.
-                    mmf::Error::Channel(mmf::channel::Error::TooLarge { .. }) => {
-                        anyhow::Error::new(e).context("JSON is stored as MessagePack")
-                    }
-                    e => e.into(),
-                })?
+            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            if text.trim_ascii().is_empty() {
+                // Said as such, not "EOF while parsing a value at column 0" (a review's).
+                return Err(Coded(
+                    INVALID_INPUT,
+                    format!(
+                        "no JSON document: the input is {}",
+                        match text.is_empty() {
+                            true => "empty",
+                            false => "only whitespace",
+                        }
+                    ),
+                )
+                .into());
+            }
+            ch.publish_json(text).map_err(|e| match e {
+                // The size refused is the MessagePack's, not the text's: say so.
+                mmf::Error::Channel(mmf::channel::Error::TooLarge { .. }) => {
+                    anyhow::Error::new(e).context("JSON is stored as MessagePack")
+                }
+                e => e.into(),
+            })?
         }
         InFormat::Msgpack => {
             // Check that it is one whole document that `mmf read` can show (no map with two
