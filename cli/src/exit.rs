@@ -415,9 +415,12 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
             },
             _,
         ) => format!(
-            "channel '{name}' has layout version {found}, this mmf reads version {supported}; the \
-             mmf that made it still reads it, and `{}` re-creates it in this layout, without \
-             its value",
+            "channel '{name}' has layout version {found}, this mmf reads version {supported}; {}, \
+             and `{}` re-creates it in this layout, without its value",
+            match found > supported {
+                true => "a newer mmf made it: read it with that one, or upgrade this one",
+                false => "the older mmf that made it still reads it",
+            },
             command("new", named(name), "--size SIZE --force")
         ),
         _ => return None,

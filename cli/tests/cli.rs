@@ -1635,8 +1635,8 @@ fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
     );
 }
 
-/// A channel of another layout version (from an older mmf) is refused with what to do, and
-/// `new --force` re-creates it.
+/// A channel of another layout version (from an older or a newer mmf) is refused with what to
+/// do, and `new --force` re-creates it.
 #[test]
 fn another_layout_version_is_refused_with_a_way_out() {
     let e = Env::new("oldlayout");
@@ -1644,7 +1644,17 @@ fn another_layout_version_is_refused_with_a_way_out() {
     fails(
         &e.run(&["read", "./old.mmf"]),
         1,
-        "has layout version 3, this mmf reads version 6",
+        "has layout version 3, this mmf reads version 6; the older mmf that made it still \
+         reads it",
+    );
+    // A newer layout's advice is to upgrade, not to find "the mmf that made it" (an operator's
+    // review found the two said alike).
+    kept_then_poked(&e, "new.mmf", 8, 9);
+    fails(
+        &e.run(&["read", "./new.mmf"]),
+        1,
+        "has layout version 9, this mmf reads version 6; a newer mmf made it: read it with that \
+         one, or upgrade this one",
     );
     fails(
         &e.run(&["out", "./old.mmf", "new"]),

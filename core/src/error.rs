@@ -140,7 +140,7 @@ pub enum Error {
         what: String,
     },
     /// The channel was written by a layout version this build does not read.
-    #[error("channel '{name}' has layout version {found}, this build reads version {supported}; use a matching mmf")]
+    #[error("channel '{name}' has layout version {found}, this build reads version {supported}; {}", version_advice(*found, *supported))]
     #[non_exhaustive]
     UnsupportedVersion {
         /// The channel's name or path.
@@ -679,6 +679,15 @@ pub(crate) fn shell_quoted(path: &std::path::Path) -> String {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to do about a channel of layout version `found`, where this build reads `supported`.
+fn version_advice(found: u64, supported: u64) -> &'static str {
+    if found > supported {
+        "a newer mmf made it: read it with that one, or upgrade this one"
+    } else {
+        "an older mmf made it, and still reads it"
+    }
+}
 
 #[cfg(test)]
 mod tests {
