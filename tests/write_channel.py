@@ -270,10 +270,18 @@ def token_dead(fd, t, my_token):
     if start and _start_comparable():
         try:
             mine = _start_ticks(pid) & 0x7FFF
-        except (FileNotFoundError, ProcessLookupError):
-            return True  # exited since the kill() above
+        except FileNotFoundError:
+            # Exited since the kill() above, or hidden (/proc mounted hidepid=2 shows another
+            # user's processes as absent): dead only if kill() says so now.
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except OSError:
+                pass
+            return False
         except OSError:
-            return False  # cannot be read (/proc mounted hidepid=): unknown, so alive
+            return False  # cannot be read (/proc mounted hidepid=1): unknown, so alive
         if mine and mine != start:
             return True
     return False

@@ -228,16 +228,14 @@ pub fn report(err: &anyhow::Error, verb: &str, name: Option<&OsStr>) -> String {
 /// ``), for any caller; a command line's user is told the command alone (an operator's review
 /// found "`Options::read_only`" and "`Channel::remove`" in `mmf` errors).
 fn in_cli_terms(line: String, name: Option<&OsStr>) -> String {
-    let remove = match name {
-        Some(name) => format!("`{}`", command("remove", name, "")),
-        None => "`mmf remove NAME`".to_owned(),
+    let verb = |verb: &str| match name {
+        Some(name) => format!("`{}`", command(verb, name, "")),
+        None => format!("`mmf {verb} NAME`"),
     };
+    let (remove, recover) = (verb("remove"), format!("({})", verb("recover")));
     [
         (" (`Channel::recover`)", ""),
-        (
-            "(`Channel::recover`, `mmf recover NAME`)",
-            "(`mmf recover NAME`)",
-        ),
+        ("(`Channel::recover`, `mmf recover NAME`)", recover.as_str()),
         (" (`host::free_orphans` in Rust)", ""),
         ("`Channel::remove` (`mmf remove NAME`)", remove.as_str()),
         (
@@ -574,6 +572,7 @@ mod tests {
         );
         assert!(!said.contains("::"), "{said}");
         assert!(said.contains("`mmf remove -- -odd` deletes"), "{said}");
+        assert!(said.contains("it (`mmf recover -- -odd`) does"), "{said}");
     }
 
     #[test]

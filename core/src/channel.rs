@@ -4332,6 +4332,43 @@ mod tests {
         assert!(!said("opening", libc::ENOMEM).contains("ulimit"));
     }
 
+    /// A header that does not fit the size read before the map, in a file whose size has
+    /// changed since, is a channel still being allocated (retried: `NotInitialized`), not one
+    /// truncated; one whose size stayed what was read is the damage it says. (The race an
+    /// operator's review found, made deterministic: a stale size handed in.)
+    #[test]
+    fn a_size_that_changed_since_it_was_read_is_a_channel_being_made() {
+        let path = std::env::temp_dir().join(format!("mmf-grown-{}.mmf", std::process::id()));
+        drop(
+            Options::new()
+                .capacity(4096)
+                .create(Location::file(&path))
+                .unwrap(),
+        );
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let full = file.metadata().unwrap().len();
+        let stale = full - 4096;
+        let read = map_checked(&file, stale, "grown", &path, false);
+        assert!(
+            matches!(read, Err(Error::NotInitialized { .. })),
+            "{:?}",
+            read.err()
+        );
+        assert!(map_checked(&file, full, "grown", &path, false).is_ok());
+        file.set_len(stale).unwrap();
+        let read = map_checked(&file, stale, "grown", &path, false);
+        assert!(
+            matches!(read, Err(Error::Corrupt { .. })),
+            "{:?}",
+            read.err()
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
     /// A file time in whole seconds may stand for any moment of its second: its age is taken
     /// as a second less (a file system like ext2 made a channel being created look a second
     /// old right after the second turned); a finer one as it is.

@@ -277,7 +277,11 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8], first: bool) -> anyhow:
             // RFC 8259 lets a parser ignore a byte-order mark; Windows tools (PowerShell 5's
             // UTF-8 among them) write one.
             let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-            if text.trim_ascii().is_empty() {
+            // (JSON's whitespace: space, tab, line feed, carriage return; not form feed.)
+            if text
+                .bytes()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            {
                 // Said as such, not "EOF while parsing a value at column 0" (a review's).
                 return Err(Coded(
                     INVALID_INPUT,

@@ -1,6 +1,6 @@
 //! `mmf prune`: remove stale shared-memory channels (no process maps them, creator and last
-//! writer gone, neither created nor written from the command line for a while), so that crashed
-//! services do not leak `/dev/shm` forever.
+//! writer gone, neither created, written nor read from the command line for a while), so that
+//! crashed services do not leak `/dev/shm` forever.
 
 use std::time::SystemTime;
 

@@ -104,9 +104,11 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                     if limit_of(&ch, format) > limit {
                         continue;
                     }
-                    let len = skip_line(&mut input, &line, end).with_context(unread)?;
+                    let (len, at_end) = skip_line(&mut input, &line, end).with_context(unread)?;
                     refuse(too_long(len, &ch).into())?;
-                    break (true, false, false);
+                    // (Input that ended with it is not asked again: a terminal would wait for
+                    // another Ctrl-D, a review's third.)
+                    break (true, at_end, at_end);
                 }
                 // Whole, one byte too long (the room kept for a `\r`).
                 Line::Value { drained, ended } if line.len() as u64 > limit => {
@@ -141,6 +143,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             if let Some(generation) = published {
                 after_publish(a, &ch, location, generation, number)?;
                 last = Some(number);
+                skips.published += 1;
                 // The input paused here (the next read may wait): a replacement right around this
                 // publish (renamed before it, marked after the hint was read), which the next line
                 // would find only when it comes (`tail -F`: maybe hours later), is looked for now.
@@ -161,20 +164,20 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
         }
         // Not asked again at the end of the input: a terminal would wait for another Ctrl-D.
         if ended {
-            // (Where the input ended after a line end, `number` is one past the last line.)
-            let lines = number - u64::from(!refused && line.is_empty());
             let _ = ch.touch();
-            return skips.outcome(lines, location);
+            return skips.outcome(location);
         }
     }
 }
 
-/// The lines `--keep-going` skipped.
+/// The lines `--keep-going` skipped, and the values published.
 #[derive(Default)]
 struct Skips {
     count: u64,
     /// The first one's number and exit code.
     first: Option<(u64, u8)>,
+    /// Lines published (not those skipped as blank, nor the skipped ones).
+    published: u64,
 }
 
 impl Skips {
@@ -195,22 +198,22 @@ impl Skips {
 
     /// What the command ends with: success where no line was skipped, else the first skipped
     /// line's exit code, so that a pipeline's status shows the loss (as `make -k` ends).
-    fn outcome(&self, lines: u64, location: &Location) -> anyhow::Result<()> {
+    fn outcome(&self, location: &Location) -> anyhow::Result<()> {
         let Some((first, code)) = self.first else {
             return Ok(());
         };
-        let what = match (self.count, lines) {
-            (1, 1) => format!("the line could not be published to '{location}' and was skipped"),
-            (n, _) if n == lines => {
-                format!("none of the {lines} lines could be published to '{location}'")
-            }
-            (1, _) => format!(
-                "line {first} of {lines} could not be published and was skipped; the rest \
-                 went to '{location}'"
-            ),
-            (n, _) => format!(
-                "{n} of {lines} lines could not be published and were skipped (the first, line \
-                 {first}); the rest went to '{location}'"
+        // What was published, counted (a review's: blank lines skipped as such were said to
+        // have gone to the channel).
+        let went = match self.published {
+            0 => format!("nothing was published to '{location}'"),
+            1 => format!("1 line was published to '{location}'"),
+            n => format!("{n} lines were published to '{location}'"),
+        };
+        let what = match self.count {
+            1 => format!("line {first} could not be published and was skipped; {went}"),
+            n => format!(
+                "{n} lines could not be published and were skipped (the first, line {first}); \
+                 {went}"
             ),
         };
         Err(Coded(code, what).into())
@@ -478,15 +481,16 @@ fn next_line(
 }
 
 /// Reads past the rest of a line whose start (`read`) is in hand, keeping nothing: how many
-/// bytes the whole line had before its `end`, a `\r` of a `\r\n` line end not counted.
-fn skip_line(input: &mut impl BufRead, read: &[u8], end: u8) -> std::io::Result<u64> {
+/// bytes the whole line had before its `end`, a `\r` of a `\r\n` line end not counted, and
+/// whether the input ended with it (no `end` came).
+fn skip_line(input: &mut impl BufRead, read: &[u8], end: u8) -> std::io::Result<(u64, bool)> {
     let mut len = read.len() as u64;
     // Whether the last byte so far is a `\r`, which is the line end's if `\n` follows.
     let mut cr = end == b'\n' && read.last() == Some(&b'\r');
     loop {
         let chunk = input.fill_buf()?;
         if chunk.is_empty() {
-            return Ok(len);
+            return Ok((len, true));
         }
         let (take, ended) = match chunk.iter().position(|&b| b == end) {
             Some(at) => (at, true),
@@ -498,7 +502,7 @@ fn skip_line(input: &mut impl BufRead, read: &[u8], end: u8) -> std::io::Result<
         len += take as u64;
         input.consume(take + usize::from(ended));
         if ended {
-            return Ok(len - u64::from(cr));
+            return Ok((len - u64::from(cr), false));
         }
     }
 }
@@ -517,7 +521,7 @@ mod tests {
                 Line::End => return got,
                 Line::Value { .. } => got.push(String::from_utf8(buf).unwrap()),
                 Line::Partial => {
-                    let len = skip_line(&mut input, &buf, end).unwrap();
+                    let (len, _) = skip_line(&mut input, &buf, end).unwrap();
                     got.push(format!("too long: {len}"));
                 }
             }
