@@ -404,21 +404,9 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
              the command again, and if the channel is damaged, `{}` re-creates it",
             command("new", named(name), "--size SIZE --force")
         ),
-        (
-            CoreError::UnsupportedVersion {
-                name,
-                found,
-                supported,
-                ..
-            },
-            _,
-        ) => format!(
-            "channel '{name}' has layout version {found}, this mmf reads version {supported}; {}, \
-             and `{}` re-creates it in this layout, without its value",
-            match found > supported {
-                true => "a newer mmf made it: read it with that one, or upgrade this one",
-                false => "the older mmf that made it still reads it",
-            },
+        (CoreError::UnsupportedVersion { name, .. }, _) => format!(
+            // The library's line says which mmf reads it (older or newer); the way out here.
+            "{c}, and `{}` re-creates it in this layout, without its value",
             command("new", named(name), "--size SIZE --force")
         ),
         _ => return None,

@@ -1644,8 +1644,8 @@ fn another_layout_version_is_refused_with_a_way_out() {
     fails(
         &e.run(&["read", "./old.mmf"]),
         1,
-        "has layout version 3, this mmf reads version 6; the older mmf that made it still \
-         reads it",
+        "has layout version 3, this build reads version 6; an older mmf made it, which still \
+         reads it, and `mmf new ./old.mmf --size SIZE --force` re-creates it",
     );
     // A newer layout's advice is to upgrade, not to find "the mmf that made it" (an operator's
     // review found the two said alike).
@@ -1653,8 +1653,8 @@ fn another_layout_version_is_refused_with_a_way_out() {
     fails(
         &e.run(&["read", "./new.mmf"]),
         1,
-        "has layout version 9, this mmf reads version 6; a newer mmf made it: read it with that \
-         one, or upgrade this one",
+        "has layout version 9, this build reads version 6; a newer mmf made it: read it with \
+         that one, or upgrade this one, and `mmf new ./new.mmf --size SIZE --force`",
     );
     fails(
         &e.run(&["out", "./old.mmf", "new"]),

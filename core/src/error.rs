@@ -685,7 +685,7 @@ fn version_advice(found: u64, supported: u64) -> &'static str {
     if found > supported {
         "a newer mmf made it: read it with that one, or upgrade this one"
     } else {
-        "an older mmf made it, and still reads it"
+        "an older mmf made it, which still reads it"
     }
 }
 

@@ -64,7 +64,8 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
     // The number of the last line published, for what a failure says.
     let mut last: Option<u64> = None;
     let mut number = 0u64;
-    // With --keep-going: the lines skipped, and the first one's number and exit code.
+    // With --keep-going: the lines skipped (the first one's number and exit code), and how
+    // many were published, for what the command ends with.
     let mut skips = Skips::default();
     let mut follow = Follow::new(&options, location);
     loop {
