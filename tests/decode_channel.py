@@ -18,8 +18,8 @@ inline area alone. Prints one JSON line:
 half a surrogate pair or 128 levels of nesting refused; -0 is the float -0.0), MessagePack
 (tag 3) decoded with the standard library alone and rendered as section 7.1 says mmf renders
 it as JSON (binary as {"$bin": base64}, extensions as {"$ext": {"type": t, "data": base64}},
-NaN and the infinities as strings, a key that is not a string as its compact JSON text). It is absent for other tags; where the payload does not
-decode, "value_error" says why instead.
+NaN and the infinities as strings, a key that is not a string as its compact JSON text). It is
+absent for other tags; where the payload does not decode, "value_error" says why instead.
 
 Exit status: 0 on success, 1 (with a message on stderr) if the file is not a valid channel, is
 corrupt, or no consistent value could be read; 2 on a usage error.
@@ -438,7 +438,7 @@ def _strict_json(text):
     """JSON text as section 7.1 takes it, where Python's json module is laxer: no key twice in
     one object, no NaN or infinities (`NaN`, `1e400`), no integer outside i64/u64, no half
     surrogate pair, fewer than 128 levels of nesting; `-0` is the float -0.0."""
-    if _json_depth(text) >= MAX_DEPTH + 1:
+    if _json_depth(text) > MAX_DEPTH:
         raise Unreadable(f"JSON nested {MAX_DEPTH + 1} levels deep or more")
 
     def pairs(items):
@@ -446,7 +446,7 @@ def _strict_json(text):
         for k, v in items:
             if k in out:
                 raise Unreadable(f"the key {k!r} twice in one object")
-            out[_no_half_surrogate(k)] = v
+            out[k] = v
         return out
 
     def integer(text):
@@ -464,7 +464,8 @@ def _strict_json(text):
             for x in v:
                 strings(x)
         elif isinstance(v, dict):
-            for x in v.values():
+            for k, x in v.items():
+                _no_half_surrogate(k)
                 strings(x)
         return v
 
