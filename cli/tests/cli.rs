@@ -8037,6 +8037,33 @@ except subprocess.TimeoutExpired:
     );
     assert_eq!(e.ok(&["read", "T"]), "b\n");
 
+    // A failure that ends the command says what was skipped before it too: each skip was said
+    // as it happened, maybe long before (stop 54's list).
+    e.ok(&["new", "U", "--size", "16"]);
+    let mut w = LinesWriter::start(
+        &e,
+        &["out", "U", "--lines", "--keep-going", "--print-generation"],
+    );
+    assert_eq!(w.send("a\n"), 1);
+    w.input.write_all(b"\xff\n").unwrap();
+    assert_eq!(w.send("b\n"), 2, "after the skipped line 2");
+    e.ok(&["remove", "U"]);
+    w.input.write_all(b"c\n").unwrap();
+    let out = w.finish();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("mmf: line 2 skipped: "),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1],
+        "mmf: 'U' was removed while lines were being published: line 4 of standard input was \
+         not published to 'U', nor any after it; line 3 was the last published (`mmf new U \
+         --size SIZE` makes it again); line 2 before it could not be published and was skipped"
+    );
+
     // The flag belongs to --lines.
     fails(&e.run(&["out", "T", "v", "--keep-going"]), 2, "--lines");
 }

@@ -68,106 +68,117 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
     // many were published, for what the command ends with.
     let mut skips = Skips::default();
     let mut follow = Follow::new(&options, location);
-    loop {
-        line.clear();
-        number += 1;
-        let unread = || unread(location, number, last);
-        // Longer than a value of this channel: the name may lead to a larger one now (`new
-        // --force` with a larger size), which the line may fit. `len`: how long it is.
-        let too_long = |len: u64, ch: &Channel| {
-            Coded(
-                TOO_LARGE,
-                format!(
-                    "the line holds {len} bytes, more than channel '{location}' (capacity {} \
-                     bytes) can hold as a value (`{}` makes a larger channel, dropping the \
-                     current value)",
-                    ch.capacity(),
-                    crate::exit::command(
-                        "new",
-                        super::super::typed(location),
-                        "--size SIZE --force"
-                    )
-                ),
-            )
-        };
-        // A line that cannot be a value: skipped with --keep-going, else the end.
-        let mut refuse = |e: anyhow::Error| match a.keep_going && skips.take(&e, number, location) {
-            true => Ok(()),
-            false => Err(e.context(not_published(location, number, last))),
-        };
-        // (Whether the line was skipped, whether the input read so far is used up, whether it
-        // ended with this line.)
-        let (refused, drained, ended) = loop {
-            let limit = limit_of(&ch, format);
-            match next_line(&mut input, &mut line, limit, end).with_context(unread)? {
-                Line::Partial => {
-                    ch = follow.look(ch, number, last)?;
-                    if limit_of(&ch, format) > limit {
-                        continue;
+    // The feed, to its end or to the failure that ends it, which then also says what
+    // --keep-going skipped before it (each skip was said as it happened, maybe long before).
+    let feed = || -> anyhow::Result<()> {
+        loop {
+            line.clear();
+            number += 1;
+            let unread = || unread(location, number, last);
+            // Longer than a value of this channel: the name may lead to a larger one now (`new
+            // --force` with a larger size), which the line may fit. `len`: how long it is.
+            let too_long = |len: u64, ch: &Channel| {
+                Coded(
+                    TOO_LARGE,
+                    format!(
+                        "the line holds {len} bytes, more than channel '{location}' (capacity {} \
+                         bytes) can hold as a value (`{}` makes a larger channel, dropping the \
+                         current value)",
+                        ch.capacity(),
+                        crate::exit::command(
+                            "new",
+                            super::super::typed(location),
+                            "--size SIZE --force"
+                        )
+                    ),
+                )
+            };
+            // A line that cannot be a value: skipped with --keep-going, else the end.
+            let mut refuse =
+                |e: anyhow::Error| match a.keep_going && skips.take(&e, number, location) {
+                    true => Ok(()),
+                    false => Err(e.context(not_published(location, number, last))),
+                };
+            // (Whether the line was skipped, whether the input read so far is used up, whether it
+            // ended with this line.)
+            let (refused, drained, ended) = loop {
+                let limit = limit_of(&ch, format);
+                match next_line(&mut input, &mut line, limit, end).with_context(unread)? {
+                    Line::Partial => {
+                        ch = follow.look(ch, number, last)?;
+                        if limit_of(&ch, format) > limit {
+                            continue;
+                        }
+                        let (len, at_end) =
+                            skip_line(&mut input, &line, end).with_context(unread)?;
+                        refuse(too_long(len, &ch).into())?;
+                        // (Input that ended with it is not asked again: a terminal would wait for
+                        // another Ctrl-D, a review's third.)
+                        break (true, at_end, at_end);
                     }
-                    let (len, at_end) = skip_line(&mut input, &line, end).with_context(unread)?;
-                    refuse(too_long(len, &ch).into())?;
-                    // (Input that ended with it is not asked again: a terminal would wait for
-                    // another Ctrl-D, a review's third.)
-                    break (true, at_end, at_end);
-                }
-                // Whole, one byte too long (the room kept for a `\r`).
-                Line::Value { drained, ended } if line.len() as u64 > limit => {
-                    ch = follow.look(ch, number, last)?;
-                    if line.len() as u64 > limit_of(&ch, format) {
-                        refuse(too_long(line.len() as u64, &ch).into())?;
-                        break (true, drained, ended);
+                    // Whole, one byte too long (the room kept for a `\r`).
+                    Line::Value { drained, ended } if line.len() as u64 > limit => {
+                        ch = follow.look(ch, number, last)?;
+                        if line.len() as u64 > limit_of(&ch, format) {
+                            refuse(too_long(line.len() as u64, &ch).into())?;
+                            break (true, drained, ended);
+                        }
+                        break (false, drained, ended);
                     }
-                    break (false, drained, ended);
-                }
-                Line::Value { drained, ended } => break (false, drained, ended),
-                Line::End => break (false, true, true),
-            }
-        };
-        let skipped = match format {
-            _ if refused || ended && line.is_empty() => true,
-            // JSON Lines: a blank line carries no document (JSON's own whitespace only).
-            InFormat::Json => line
-                .iter()
-                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')),
-            _ => a.no_empty && line.is_empty(),
-        };
-        if !skipped {
-            ch = follow.current(ch, number, last, drained)?;
-            let published = match publish_line(&ch, format, &line, number) {
-                Ok(generation) => Some(generation),
-                Err(e) => {
-                    refuse(e)?;
-                    None
+                    Line::Value { drained, ended } => break (false, drained, ended),
+                    Line::End => break (false, true, true),
                 }
             };
-            if let Some(generation) = published {
-                after_publish(a, &ch, location, generation, number)?;
-                last = Some(number);
-                skips.published += 1;
-                // The input paused here (the next read may wait): a replacement right around this
-                // publish (renamed before it, marked after the hint was read), which the next line
-                // would find only when it comes (`tail -F`: maybe hours later), is looked for now.
-                if drained {
-                    ch = follow.settle(ch, number, |ch| {
-                        let generation =
-                            publish_line(ch, format, &line, number).with_context(|| {
-                                format!(
-                                    "'{location}' was replaced as line {number} was published, \
-                                     and publishing it again into the new channel failed; no \
-                                     later line was published"
-                                )
-                            })?;
-                        after_publish(a, ch, location, generation, number)
-                    })?;
+            let skipped = match format {
+                _ if refused || ended && line.is_empty() => true,
+                // JSON Lines: a blank line carries no document (JSON's own whitespace only).
+                InFormat::Json => line
+                    .iter()
+                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')),
+                _ => a.no_empty && line.is_empty(),
+            };
+            if !skipped {
+                ch = follow.current(ch, number, last, drained)?;
+                let published = match publish_line(&ch, format, &line, number) {
+                    Ok(generation) => Some(generation),
+                    Err(e) => {
+                        refuse(e)?;
+                        None
+                    }
+                };
+                if let Some(generation) = published {
+                    after_publish(a, &ch, location, generation, number)?;
+                    last = Some(number);
+                    skips.published += 1;
+                    // The input paused here (the next read may wait): a replacement right around this
+                    // publish (renamed before it, marked after the hint was read), which the next line
+                    // would find only when it comes (`tail -F`: maybe hours later), is looked for now.
+                    if drained {
+                        ch = follow.settle(ch, number, |ch| {
+                            let generation =
+                                publish_line(ch, format, &line, number).with_context(|| {
+                                    format!(
+                                        "'{location}' was replaced as line {number} was published, \
+                                         and publishing it again into the new channel failed; no \
+                                         later line was published"
+                                    )
+                                })?;
+                            after_publish(a, ch, location, generation, number)
+                        })?;
+                    }
                 }
             }
+            // Not asked again at the end of the input: a terminal would wait for another
+            // Ctrl-D.
+            if ended {
+                let _ = ch.touch();
+                return Ok(());
+            }
         }
-        // Not asked again at the end of the input: a terminal would wait for another Ctrl-D.
-        if ended {
-            let _ = ch.touch();
-            return skips.outcome(location);
-        }
+    };
+    match feed() {
+        Ok(()) => skips.outcome(location),
+        Err(e) => Err(skips.before(e, location)),
     }
 }
 
@@ -195,6 +206,23 @@ impl Skips {
         self.count += 1;
         self.first.get_or_insert((number, code));
         true
+    }
+
+    /// `err`, which ended the command, followed by what was skipped before it, if anything was.
+    fn before(&self, err: anyhow::Error, location: &Location) -> anyhow::Error {
+        let Some((first, _)) = self.first else {
+            return err;
+        };
+        let code = crate::exit::code(&err);
+        let what = crate::exit::report(&err, "out", Some(&super::super::typed(location)));
+        let skipped = match self.count {
+            1 => format!("line {first} before it could not be published and was skipped"),
+            n => format!(
+                "{n} lines before it could not be published and were skipped (the first, line \
+                 {first})"
+            ),
+        };
+        Coded(code, format!("{what}; {skipped}")).into()
     }
 
     /// What the command ends with: success where no line was skipped, else the first skipped
