@@ -1656,6 +1656,20 @@ fn another_layout_version_is_refused_with_a_way_out() {
         "has layout version 9, this build reads version 6; a newer mmf made it: read it with \
          that one, or upgrade this one, and `mmf new ./new.mmf --size SIZE --force`",
     );
+    // A version no mmf makes (0, or beyond any count of layout changes) is damage, which
+    // neither an older nor a newer mmf reads (stop 54's list).
+    for (file, version) in [("zero.mmf", 0u64), ("huge.mmf", 1 << 40)] {
+        kept_then_poked(&e, file, 8, version);
+        fails(
+            &e.run(&["read", &format!("./{file}")]),
+            1,
+            &format!(
+                "has layout version {version}, this build reads version 6; no mmf makes that \
+                 version: the header is damaged, or another program wrote the file, and `mmf \
+                 new ./{file} --size SIZE --force` re-creates it"
+            ),
+        );
+    }
     fails(
         &e.run(&["out", "./old.mmf", "new"]),
         1,

@@ -681,8 +681,12 @@ pub(crate) fn shell_quoted(path: &std::path::Path) -> String {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What to do about a channel of layout version `found`, where this build reads `supported`.
+/// Layout versions count up from 1, one a layout change: a version of 0, or one that no mmf
+/// could reach (above 65535), is a damaged word, which neither an older nor a newer mmf reads.
 fn version_advice(found: u64, supported: u64) -> &'static str {
-    if found > supported {
+    if found == 0 || found > u64::from(u16::MAX) {
+        "no mmf makes that version: the header is damaged, or another program wrote the file"
+    } else if found > supported {
         "a newer mmf made it: read it with that one, or upgrade this one"
     } else {
         "an older mmf made it, which still reads it"
