@@ -5185,6 +5185,12 @@ fn stale_channels_are_listed_and_pruned() {
     e.ok(&["read", "old"]);
     assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "", "read just now");
     age("old", 7200);
+    // Read through a path to its file, however spelled, the channel is the one prune counts
+    // (stop 54's list: `mmf read /dev/shm/mmf.T` left it to be pruned).
+    let path = format!("{}/./mmf.old", e.dir.display());
+    e.ok(&["read", &path]);
+    assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "", "read by path");
+    age("old", 7200);
     // `read --wait` as the value comes, which may be hours after the wait began, published by
     // a writer whose pages are mapped already (a long-running one: its writes leave the file's
     // times alone; a new process's first write to a page sets them, as the kernel marks a

@@ -91,11 +91,41 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
 /// hour after its last `mmf out` (a config a harness published once and its workers read for
 /// hours). Where this user may not (another user's channel it may only read), nothing is said:
 /// the read was what was asked. A file channel's times are left alone: `prune` does not look
-/// at those, and a read that changed a file on disk would surprise backups and `make`.
+/// at those, and a read that changed a file on disk would surprise backups and `make`; but a
+/// path to a shared-memory channel's own file (`mmf read /dev/shm/mmf.T`) is that channel, which
+/// `prune` counts, and is touched as its name would be.
 fn touch(ch: &mmf::Channel) {
-    if matches!(ch.location(), Location::Shm(_)) {
+    let shm = match ch.location() {
+        Location::Shm(_) => true,
+        Location::File(path) => is_shm_file(path),
+        _ => false,
+    };
+    if shm {
         let _ = ch.touch();
     }
+}
+
+/// Whether `path` is a shared-memory channel's file: `mmf.NAME` in the shared-memory directory
+/// (`MMF_SHM_DIR`, else `/dev/shm`), however the path reaches it.
+fn is_shm_file(path: &std::path::Path) -> bool {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(mmf::channel::SHM_PREFIX));
+    let dir = path.parent().map(|d| match d.as_os_str().is_empty() {
+        true => std::path::Path::new("."),
+        false => d,
+    });
+    named
+        && dir.is_some_and(|dir| {
+            match (
+                dir.canonicalize(),
+                mmf::channel::host::shm_dir().canonicalize(),
+            ) {
+                (Ok(dir), Ok(shm)) => dir == shm,
+                _ => false,
+            }
+        })
 }
 
 /// Prints a MessagePack or JSON value indented, written as it is rendered. Indented JSON can
