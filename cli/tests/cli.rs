@@ -184,6 +184,20 @@ fn fails(out: &Output, code: i32, needle: &str) {
     assert!(err.contains(needle), "{needle:?} not in {err:?}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
     assert!(err.starts_with("mmf: "), "{err:?}");
+    assert_in_cli_terms(&err);
+}
+
+/// Asserts that what `mmf` said names no library API (`Channel::recover`, `Options::read_only`):
+/// a user of the command line is told commands. Checked on every failure `fails` sees, so that
+/// a library message that gains an API name shows here (the CLI's `in_cli_terms` replaces the
+/// phrases it knows by exact text).
+fn assert_in_cli_terms(err: &str) {
+    assert!(
+        !["Channel::", "Options::", "Follower::", "host::", "Error::"]
+            .iter()
+            .any(|api| err.contains(api)),
+        "a library API name in {err:?}"
+    );
 }
 
 #[test]
