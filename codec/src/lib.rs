@@ -137,6 +137,11 @@ pub trait ChannelExt: sealed::Sealed {
     /// bools (or newtypes or options of them), each key is read from its text as serde_json
     /// reads JSON's keys (`"80"` as `80`), as docs/FORMAT.md §7.1 says.
     ///
+    /// The value's bytes are copied into a buffer this thread keeps (as a typed publish encodes
+    /// into it), so a read allocates only what `T` itself holds (a `String`, a `Vec`): none for
+    /// a `T` of numbers, arrays and unit enums. [`read_after`](ChannelExt::read_after) and
+    /// [`FollowerExt::read_after`] copy the same way.
+    ///
     /// # Errors
     ///
     /// - [`Error::Empty`]: nothing has been published yet;
@@ -328,8 +333,7 @@ impl ChannelExt for Channel {
     }
 
     fn read<T: DeserializeOwned>(&self) -> Result<T> {
-        let mut buf = Vec::new();
-        Ok(self.read_with(&mut buf)?.1)
+        with_scratch(|buf| Ok(self.read_with(buf)?.1))
     }
 
     fn read_with<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<(Meta, T)> {
@@ -342,11 +346,10 @@ impl ChannelExt for Channel {
         since: u64,
         until: impl Into<mmf_core::Until>,
     ) -> Result<Option<(Meta, T)>> {
-        let mut buf = Vec::new();
-        match self.read_after_into(since, &mut buf, until)? {
-            Some(meta) => decode_read(self, meta, &buf).map(Some),
+        with_scratch(|buf| match self.read_after_into(since, buf, until)? {
+            Some(meta) => decode_read(self, meta, buf).map(Some),
             None => Ok(None),
-        }
+        })
     }
 
     fn publish_str(&self, text: &str) -> Result<u64> {
@@ -428,37 +431,48 @@ fn publish_msgpack<F>(ch: &Channel, encode: F) -> Result<u64>
 where
     F: FnOnce(&mut Bounded<'_>) -> Result<()>,
 {
+    with_scratch(|buf| {
+        let capacity = ch.capacity();
+        let mut w = Bounded {
+            buf,
+            capacity,
+            overflow: None,
+            refused: None,
+        };
+        let encoded = encode(&mut w);
+        match (w.refused, w.overflow, encoded) {
+            (Some(bytes), _, _) => Err(Error::OutOfMemory {
+                what: "the MessagePack encoding of the value",
+                bytes,
+            }),
+            (None, Some(len), _) => {
+                Err(mmf_core::Error::too_large(ch.location().to_string(), len, capacity).into())
+            }
+            (None, None, Err(e)) => Err(e),
+            (None, None, Ok(())) => match msgpack::check(buf) {
+                Err(e) => Err(Error::Encode(format!("mmf readers would refuse it: {e}"))),
+                Ok(()) => ch.publish_raw(Tag::MSGPACK, buf).map_err(Error::from),
+            },
+        }
+    })
+}
+
+/// `f` given this thread's reusable buffer, empty: typed publishes encode into it and the typed
+/// reads that take no buffer ([`ChannelExt::read`], the `read_after`s) copy into it, so that
+/// neither allocates for its bytes once the thread's buffer has grown to its values (a library
+/// user counted two allocations a typed read, where a service reads millions a second).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     // Taken out, not borrowed: a `Serialize` impl that publishes to another channel while it
-    // is being encoded gets an empty buffer of its own instead of a panic.
+    // is being encoded (or a `Deserialize` that reads one) gets an empty buffer of its own
+    // instead of a panic.
     let mut buf = SCRATCH.take();
     buf.clear();
-    let capacity = ch.capacity();
-    let mut w = Bounded {
-        buf: &mut buf,
-        capacity,
-        overflow: None,
-        refused: None,
-    };
-    let encoded = encode(&mut w);
-    let result = match (w.refused, w.overflow, encoded) {
-        (Some(bytes), _, _) => Err(Error::OutOfMemory {
-            what: "the MessagePack encoding of the value",
-            bytes,
-        }),
-        (None, Some(len), _) => {
-            Err(mmf_core::Error::too_large(ch.location().to_string(), len, capacity).into())
-        }
-        (None, None, Err(e)) => Err(e),
-        (None, None, Ok(())) => match msgpack::check(&buf) {
-            Err(e) => Err(Error::Encode(format!("mmf readers would refuse it: {e}"))),
-            Ok(()) => ch.publish_raw(Tag::MSGPACK, &buf).map_err(Error::from),
-        },
-    };
-    // A thread that once published a huge value does not keep its memory.
+    let out = f(&mut buf);
+    // A thread that once published or read a huge value does not keep its memory.
     if buf.capacity() <= KEEP {
         SCRATCH.set(buf);
     }
-    result
+    out
 }
 
 /// Typed reads for [`Follower`]: a consumer's loop over a name's values, decoded, across the
@@ -514,20 +528,20 @@ impl FollowerExt for Follower {
         since: &mut u64,
         until: impl Into<mmf_core::Until>,
     ) -> Result<Option<(Meta, T)>> {
-        let mut buf = Vec::new();
-        match self.read_after_into(since, &mut buf, until)? {
-            Some(meta) => decode_read(self.channel(), meta, &buf).map(Some),
+        with_scratch(|buf| match self.read_after_into(since, buf, until)? {
+            Some(meta) => decode_read(self.channel(), meta, buf).map(Some),
             None => Ok(None),
-        }
+        })
     }
 }
 
 thread_local! {
-    /// The buffer typed publishes encode into, kept for the thread's next one.
+    /// The buffer typed publishes encode into and typed reads copy into ([`with_scratch`]),
+    /// kept for the thread's next one.
     static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// The largest encoding buffer a thread keeps between publishes.
+/// The largest buffer a thread keeps between typed publishes and reads ([`with_scratch`]).
 const KEEP: usize = 1 << 20;
 
 /// A `Vec` that stops growing at the channel's capacity: a value too large for the channel is
@@ -612,6 +626,20 @@ pub fn decode<T: DeserializeOwned>(channel: &Channel, meta: Meta, bytes: &[u8]) 
     decode_read(channel, meta, bytes).map(|(_, value)| value)
 }
 
+/// Whether `de` read its whole input: reading a next value fails at its first byte, the
+/// marker, for want of input (and not for anything else, as it would on part of a value).
+fn msgpack_at_end<'de>(
+    de: &mut rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'de, [u8]>>,
+) -> bool {
+    use serde::Deserialize;
+    match serde::de::IgnoredAny::deserialize(de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e)) => {
+            e.kind() == std::io::ErrorKind::UnexpectedEof
+        }
+        _ => false,
+    }
+}
+
 /// The value `buf` holds (read from `ch`, described by `meta`) decoded into `T`, from a
 /// MessagePack, JSON or text frame; one that cannot become a `T`, invalid or not, is
 /// [`Error::Decode`] with its generation (a reader can go on after it). Either is checked first
@@ -644,13 +672,16 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
             // Through `TextKeys`: text map keys read as numbers and bools where those are
             // asked for, as serde_json reads a map published as JSON, and a `u128` read by
             // what the value is (rmp-serde's own read made a negative integer a huge one).
-            let mut de = rmp_serde::Deserializer::new(buf);
-            let (value, rest) = match T::deserialize(keys::TextKeys(&mut de)) {
-                Ok(value) => (value, de.get_ref().len()),
+            // From the slice itself: `Deserializer::new` reads through a buffer of its own,
+            // allocated for every value (a library user's count: one allocation a decode, of
+            // a `u64` too, where the docs promise none from a reused buffer).
+            let mut de = rmp_serde::Deserializer::from_read_ref(buf);
+            let value = match T::deserialize(keys::TextKeys(&mut de)) {
+                Ok(value) => value,
                 Err(e) => {
                     // Again, to find where: tracking the path costs every read (a string for
                     // each map key), so only a read that failed pays for it.
-                    let mut de = rmp_serde::Deserializer::new(buf);
+                    let mut de = rmp_serde::Deserializer::from_read_ref(buf);
                     let keys = keys::TextKeys(&mut de);
                     match serde_path_to_error::deserialize::<_, T>(keys) {
                         // Of the wrong kind (not a key of the right kind with a value out of
@@ -663,10 +694,11 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
                     }
                 }
             };
-            if rest != 0 {
-                return Err(mismatch(&format!(
-                    "{rest} bytes of the value were not read"
-                )));
+            // `check` found one document, so `T` read it all unless its `Deserialize` stopped
+            // early where rmp-serde does not count (it does for arrays and maps). A reader
+            // over the slice does not tell where it is: a next value must not be there.
+            if !msgpack_at_end(&mut de) {
+                return Err(mismatch(&"the type did not read the whole value"));
             }
             value
         }
