@@ -89,6 +89,48 @@
 //! # Ok::<(), mmf::Error>(())
 //! ```
 //!
+//! ## When the writer restarts
+//!
+//! A [`Channel`] handle is bound to the channel it opened, not to its name. A writer that
+//! starts anew with [`Options::create_or_replace`] (or `mmf new NAME --force`), or removes the
+//! channel, leaves a handle opened before reading the old channel's memory: its reads go on
+//! returning the last value published there, `Ok`, and its waits time out. A consumer that
+//! must outlive its writer's restarts follows the name with a [`Follower`], which opens what
+//! the name leads to now; a long-lived handle can ask [`Channel::retired_hint`] (one load, set
+//! by the mmf process that removed or replaced it) and [`Channel::is_current`] (a `stat` of
+//! the name, which also sees a plain `rm`).
+//!
+//! ## Changing your types
+//!
+//! A typed publish writes a struct as a MessagePack map keyed by its fields' names (and an
+//! enum's variant by its name), so the two sides of a channel need not change at once: a
+//! reader ignores fields it does not know, and reads a field the writer does not send yet if
+//! the field is an `Option` or has `#[serde(default)]`. Renaming or retyping a field, or a
+//! variant the reader does not know, is an [`Error::Decode`] naming the value's generation,
+//! which a reader's loop can say and go past.
+//!
+//! ```
+//! use mmf::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct V1 { step: u64 }
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct V2 { step: u64, #[serde(default)] loss: f64, note: Option<String> }
+//!
+//! let ch = Channel::anonymous(256)?;
+//! ch.publish(&V1 { step: 1 })?;                            // an older writer
+//! assert_eq!(ch.read::<V2>()?, V2 { step: 1, loss: 0.0, note: None });
+//! ch.publish(&V2 { step: 2, loss: 0.5, note: None })?;    // a newer writer
+//! assert_eq!(ch.read::<V1>()?.step, 2);
+//! #[derive(Deserialize, Debug)]
+//! struct Renamed { epoch: u64 }
+//! let err = ch.read::<Renamed>().unwrap_err();
+//! assert_eq!(err.generation(), Some(2));
+//! assert!(err.to_string().contains("missing field `epoch`"));
+//! # Ok::<(), mmf::Error>(())
+//! ```
+//!
 //! `use mmf::*;` brings nothing named like a crate of the standard library's: `core::` and
 //! `std::` paths keep working beside it.
 

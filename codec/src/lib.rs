@@ -659,9 +659,18 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
     // (What serde says can quote a whole string of the value: `brief`.)
     let quoted = |e: &dyn std::fmt::Display| error::brief(e.to_string(), error::MAX_QUOTED);
     let mismatch = |e: &dyn std::fmt::Display| {
+        let e = quoted(e);
+        // Most often a field added to the reader's type, read from a writer that has not
+        // changed yet (a library user's review: nothing said how types may change).
+        let added = match e.contains("missing field `") {
+            true => {
+                "; a field added to the type reads values without it as its default with \
+                     `#[serde(default)]`, or as `None` where it is an `Option`"
+            }
+            false => "",
+        };
         failed(format!(
-            "{}; read it as JSON to see what it holds (`read_json`, or `mmf read NAME`)",
-            quoted(e)
+            "{e}{added}; read it as JSON to see what it holds (`read_json`, or `mmf read NAME`)"
         ))
     };
     let invalid =

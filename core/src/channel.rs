@@ -1850,7 +1850,7 @@ impl Channel {
     /// took 0.10 us a publish alone, 0.18 us with one `mmf watch` waiting, 2.6 us with 10 and
     /// 118 us with 50 (most of it the writer's own wake-up call). Publish no faster than the
     /// waiters need values, or let those that need not see each value poll at their own pace
-    /// (a [`read`](Self::read_raw) every so often) instead of waiting. Once the
+    /// (a [`read_into`](Self::read_into) every so often) instead of waiting. Once the
     /// channel was truncated under this handle and the `SIGBUS` handler caught it
     /// ([`truncation`](crate::truncation)), it returns `since + 1` at once (within 100 ms when
     /// another thread trips the handle), so that the caller's next read reports `Truncated`.
