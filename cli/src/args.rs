@@ -38,7 +38,8 @@ EXIT CODES:
   0 ok   1 error   2 usage   3 no such channel   4 value too large
   5 invalid input   6 channel exists   7 no value yet   8 timed out
   9 the --pid process exited first
-  A wait ended by Ctrl-C, SIGTERM or SIGHUP ends by that signal (status 130, 143, 129).";
+  A wait ended by Ctrl-C, SIGTERM or SIGHUP ends by that signal (status 130, 143, 129),
+  as do SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -22,7 +22,8 @@ pub const EMPTY: u8 = 7;
 pub const TIMEOUT: u8 = 8;
 /// The process named by `--pid` exited before what was waited for came.
 pub const EXITED: u8 = 9;
-/// Ctrl-C, SIGTERM or SIGHUP ended a wait: the process then ends by that signal itself
+/// A signal ended a wait (Ctrl-C, SIGTERM, SIGHUP, or another of `interrupt`'s): the process
+/// then ends by that signal itself
 /// (`interrupt::end_by_signal`), so this code is not seen outside; it keeps the wait's error
 /// quiet (no message).
 pub const INTERRUPTED: u8 = 130;

@@ -293,7 +293,8 @@ impl Followed {
     /// Waits until the channel's generation moves past `since` or the name leads to another
     /// channel. The deadline passing is exit code 8 with the message `timed_out` builds, the
     /// exit of the `--pid` process (with nothing newer) exit code 9, an interrupt (Ctrl-C,
-    /// SIGTERM, SIGHUP) the code `INTERRUPTED`, on which `main` ends by the signal.
+    /// SIGTERM, SIGHUP, and the others of `interrupt`) the code `INTERRUPTED`, on which `main`
+    /// ends by the signal.
     ///
     /// Says on stderr, once each, that the channel was removed, or replaced by one not
     /// initialised (the wait goes on, for a channel created again under the name, or finished),

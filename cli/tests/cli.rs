@@ -4175,6 +4175,45 @@ fn ctrl_c_stops_a_script_that_waits_in_a_loop() {
 }
 
 /// A signal the watch was started with ignored stays ignored: `nohup mmf watch T &` outlives
+/// The other signals whose default action ends a process end a wait as SIGTERM does: the wait
+/// releases its count as a waiter first (a harness author's review: a watch killed by SIGQUIT,
+/// SIGUSR1 or SIGALRM left `waiters` at 1, each publish then waking nobody, until `mmf recover`).
+#[test]
+fn a_wait_ended_by_any_fatal_signal_releases_what_it_holds() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new("othersignals");
+    e.ok(&["new", "T", "--size", "64"]);
+    for (sig, name, verb) in [
+        (3, "QUIT", "read"),
+        (10, "USR1", "watch"),
+        (12, "USR2", "read"),
+        (14, "ALRM", "watch"),
+    ] {
+        // (No core file from SIGQUIT.)
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "ulimit -c 0; exec \"$0\" \"$@\"", BIN, verb, "T"])
+            .arg(if verb == "read" {
+                "--wait"
+            } else {
+                "--new-only"
+            })
+            .env("MMF_SHM_DIR", &e.dir)
+            .current_dir(&e.dir);
+        let child = started(cmd);
+        e.parked("T");
+        assert!(Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let out = finish(child, 10);
+        assert_eq!(out.status.signal(), Some(sig), "{name}: {out:?}");
+        let info: serde_json::Value =
+            serde_json::from_str(&e.ok(&["info", "T", "--json"])).unwrap();
+        assert_eq!(info["waiters"], 0, "{name}: the ended wait unregistered");
+    }
+}
+
 /// its terminal's SIGHUP (the handler that ends a wait on SIGHUP used to replace the ignore).
 #[test]
 fn a_watch_started_with_sighup_ignored_lives_on_after_one() {
