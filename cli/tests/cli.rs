@@ -4174,7 +4174,6 @@ fn ctrl_c_stops_a_script_that_waits_in_a_loop() {
     }
 }
 
-/// A signal the watch was started with ignored stays ignored: `nohup mmf watch T &` outlives
 /// The other signals whose default action ends a process end a wait as SIGTERM does: the wait
 /// releases its count as a waiter first (a harness author's review: a watch killed by SIGQUIT,
 /// SIGUSR1 or SIGALRM left `waiters` at 1, each publish then waking nobody, until `mmf recover`).
@@ -4215,6 +4214,7 @@ fn a_wait_ended_by_any_fatal_signal_releases_what_it_holds() {
 }
 
 /// its terminal's SIGHUP (the handler that ends a wait on SIGHUP used to replace the ignore).
+/// A signal the watch was started with ignored stays ignored: `nohup mmf watch T &` outlives
 #[test]
 fn a_watch_started_with_sighup_ignored_lives_on_after_one() {
     use std::os::unix::process::ExitStatusExt;
