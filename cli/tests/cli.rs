@@ -4213,8 +4213,8 @@ fn a_wait_ended_by_any_fatal_signal_releases_what_it_holds() {
     }
 }
 
-/// its terminal's SIGHUP (the handler that ends a wait on SIGHUP used to replace the ignore).
 /// A signal the watch was started with ignored stays ignored: `nohup mmf watch T &` outlives
+/// its terminal's SIGHUP (the handler that ends a wait on SIGHUP used to replace the ignore).
 #[test]
 fn a_watch_started_with_sighup_ignored_lives_on_after_one() {
     use std::os::unix::process::ExitStatusExt;
