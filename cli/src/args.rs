@@ -64,9 +64,10 @@ pub enum Command {
         after_help = "EXAMPLES:\n  mmf read Test\n  mmf read Test --pretty | jq .\n  mmf read Test --format bytes > copy.bin\n  mmf read Test --wait --timeout 5s      # the next value\n  mmf read Test --after 41               # a value newer than generation 41\n  mmf read Test --meta                   # with its generation and incarnation\n  mmf read Test --after 41 --incarnation 5d5de5bfc924f8bf  # also if Test was made anew"
     )]
     Read(ReadArgs),
-    /// Print every new value as it is published, one per line (JSON as NDJSON; bytes as
+    /// Print each new value as it is published, one per line (JSON as NDJSON; bytes as
     /// {"$bin": "<base64>"}; a text value with newlines spans lines: --meta or --json keeps
-    /// each value on one line).
+    /// each value on one line). The newest each time it looks: values published faster than
+    /// it prints are skipped, and counted.
     #[command(
         after_help = "EXAMPLES:\n  mmf watch Test\n  mmf watch Test --count 10 --timeout 30s\n  mmf watch Status --meta | jq -c 'select(.value.loss < 0.1)'"
     )]
@@ -379,7 +380,7 @@ pub struct WatchArgs {
     pub timeout: Option<std::time::Duration>,
     /// End the watch (exit 0) once process PID has exited and the last value it published is
     /// printed, as `tail --pid` does (seen at once, through a pidfd; a zombie counts as
-    /// exited).
+    /// exited); exit with code 9 where it exited before any value came.
     #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..=PID_MAX), allow_negative_numbers = true)]
     pub pid: Option<u32>,
     /// Only values published after the watch starts (not the current one).

@@ -6325,7 +6325,8 @@ fn a_wait_ends_when_the_pid_process_exits() {
     assert_eq!(String::from_utf8_lossy(&watched.stdout), "one\ntwo\n");
     // Its values printed: the end said by nothing (as `tail --pid`).
     assert_eq!(String::from_utf8_lossy(&watched.stderr), "");
-    // A channel the worker never creates: read exit 9, watch exit 0 with nothing.
+    // A channel the worker never creates: exit 9, from read and watch alike (a harness
+    // reviewer's `set -e` script took a watch's exit 0 for a worker that finished).
     let mut worker = Command::new("true").spawn().unwrap();
     worker.wait().unwrap();
     let pid = worker.id().to_string();
@@ -6334,31 +6335,38 @@ fn a_wait_ends_when_the_pid_process_exits() {
         9,
         "and no channel named 'never' was created",
     );
-    let watched = e.run(&["watch", "never", "--pid", &pid, "--timeout", "20s"]);
-    assert!(watched.status.success(), "{watched:?}");
-    assert_eq!(watched.stdout, b"");
-    // ... said on stderr (an empty watch looks like one that never began), but under --quiet.
-    assert!(
-        String::from_utf8_lossy(&watched.stderr)
-            .contains("and no channel named 'never' was created"),
-        "{watched:?}"
-    );
-    let quiet = e.run(&["-q", "watch", "never", "--pid", &pid, "--timeout", "20s"]);
-    assert!(
-        quiet.status.success() && quiet.stderr.is_empty(),
-        "{quiet:?}"
-    );
-    // A worker that exits without a value: nothing printed, and said.
+    for quiet in [&[][..], &["-q"]] {
+        let args = [
+            quiet,
+            &["watch", "never", "--pid", &pid, "--timeout", "20s"],
+        ]
+        .concat();
+        let watched = e.run(&args);
+        fails(&watched, 9, "and no channel named 'never' was created");
+        assert_eq!(watched.stdout, b"");
+    }
+    // A worker that exits without a value: nothing printed, exit 9.
     let mut worker = Command::new("sleep").arg("0.2").spawn().unwrap();
     let silent = worker.id().to_string();
     let watched = e.run(&["watch", "T", "--new-only", "--pid", &silent]);
+    assert!(worker.wait().unwrap().success());
+    fails(&watched, 9, "and no value newer");
+    assert_eq!(watched.stdout, b"");
+    // One whose values came but were not printed (`--json` shows JSON only): exit 0, and said.
+    let mut worker = Command::new("sh")
+        .args(["-c", &format!("sleep 0.3; {BIN} out T plain-text")])
+        .env("MMF_SHM_DIR", &e.dir)
+        .spawn()
+        .unwrap();
+    let pid = worker.id().to_string();
+    let watched = e.run(&["watch", "T", "--new-only", "--json", "--pid", &pid]);
     assert!(worker.wait().unwrap().success());
     assert!(
         watched.status.success() && watched.stdout.is_empty(),
         "{watched:?}"
     );
     assert!(
-        String::from_utf8_lossy(&watched.stderr).contains("and no value newer"),
+        String::from_utf8_lossy(&watched.stderr).contains("skipped (--json)"),
         "{watched:?}"
     );
     // A wait bounded by --pid alone says so.

@@ -1,4 +1,4 @@
-//! `mmf watch NAME`: print every new value as it is published.
+//! `mmf watch NAME`: print each new value as it is published (the newest each time it looks).
 
 use mmf::{Location, Meta, Tag};
 use serde_json::json;
@@ -9,15 +9,9 @@ use crate::follow::{self, Followed, Waited};
 
 pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     let location = Location::parse_os(&a.name)?;
-    let mut followed = match Followed::open(location.clone(), follow::deadline(a.timeout), a.pid) {
-        // The --pid process exited without creating the channel: nothing to watch, the end
-        // (said, unless --quiet: an empty watch looks like one that never began).
-        Err(e) if crate::exit::code(&e) == EXITED => {
-            crate::exit::note(format_args!("{e}"));
-            return Ok(());
-        }
-        other => other?,
-    };
+    // (The --pid process exited without creating the channel: exit 9, as `read --pid` ends, so
+    // that a harness tells a worker that died before its first value from one that finished.)
+    let mut followed = Followed::open(location.clone(), follow::deadline(a.timeout), a.pid)?;
     let mut buf = Vec::new();
     // The generation when the watch began (0 if the channel did not exist yet: then every
     // value is new): values published since and not printed were skipped, those before were
@@ -55,14 +49,19 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
                 (last, start, refused) = (0, 0, None);
                 continue;
             }
-            // The --pid process exited and its last value is printed: the end, as `tail --pid`
-            // (said, unless --quiet, when it printed nothing at all).
-            Err(e) if crate::exit::code(&e) == EXITED => {
-                if printed == 0 {
+            // The --pid process exited and its last value is printed: the end, as `tail --pid`.
+            // One that exited before any value came is exit 9, as for `read --pid` (a harness
+            // reviewer's `set -e` script took a worker that crashed at its start for one that
+            // finished); values that came but were not printed (`--json` skips others) are
+            // said, unless --quiet.
+            Err(e) if crate::exit::code(&e) == EXITED => match (printed, unshown) {
+                (0, 0) => break Err(e),
+                (0, _) => {
                     crate::exit::note(format_args!("{e}"));
+                    break Ok(());
                 }
-                break Ok(());
-            }
+                _ => break Ok(()),
+            },
             Err(e) => break Err(e),
         }
         let current = followed.channel().generation();
