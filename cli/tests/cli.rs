@@ -5277,15 +5277,29 @@ fn stale_channels_are_listed_and_pruned() {
         "",
         "none of them stale"
     );
+    // ... and why what they match is kept (a harness author's review: prune said nothing of
+    // a channel an orphaned watch held).
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "mmf: no channel matches 'x*' (`mmf list` shows their names)\n\
+        "mmf: 1 channel that matches is kept as in use: a process holds it, or its creator or \
+         last writer runs (`mmf info NAME` says which)\n\
+         mmf: no channel matches 'x*' (`mmf list` shows their names)\n\
          mmf: no channel matches 'ol' (`mmf list` shows their names)\n\
          mmf: no channel matches './data.mmf': prune looks at shared-memory channels only \
          (`mmf list` shows their names); a file channel is removed with `mmf remove \
          ./data.mmf`\n"
     );
     assert!(e.dir.join("mmf.old").exists());
+    // A file a PATTERN matches that is no channel is said too.
+    std::fs::write(e.dir.join("mmf.junk"), "not a channel, not zeros").unwrap();
+    let out = e.run(&["prune", "junk"]);
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mmf: 1 file that matches cannot be read as a channel (`mmf list` says why; `mmf \
+         remove NAME` removes one)\n"
+    );
+    std::fs::remove_file(e.dir.join("mmf.junk")).unwrap();
     // Another user's prune of it is refused by the sticky directory: said, not kept in silence.
     if let Some(out) = as_nobody(&e, &["prune", "o*"]) {
         assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");

@@ -74,6 +74,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     // from the sticky directory: said, where they were skipped in silence (a review's finding;
     // not without PATTERNs, where a prune run from cron would say it every time).
     let mut theirs = 0usize;
+    // Channels of this user's a PATTERN named, kept as in use (held, or their creator or last
+    // writer runs), and those that cannot be read as channels: said, as a harness cleaning up
+    // after a crash otherwise learns nothing of why its names are still there (a harness
+    // author's review: an orphaned `watch` held one, and prune said nothing).
+    let (mut in_use, mut unreadable) = (0usize, 0usize);
     // Files removed (or, with --dry-run, that would be), whether their names were printed or
     // said on standard error.
     let mut pruned = 0usize;
@@ -102,8 +107,12 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         ) && host::is_unfinished(&location, a.older_than);
         // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
         if !unfinished && !super::abandoned(&listing) {
-            if !a.patterns.is_empty() && !host::is_own(&location) {
-                theirs += 1;
+            if !a.patterns.is_empty() {
+                match (host::is_own(&location), &listing.info) {
+                    (false, _) => theirs += 1,
+                    (true, Ok(_)) => in_use += 1,
+                    (true, Err(_)) => unreadable += 1,
+                }
             }
             continue;
         }
@@ -219,6 +228,26 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             crate::duration::show_duration(a.older_than),
             s = if kept_young == 1 { "" } else { "s" },
             them = if kept_young == 1 { "it" } else { "them" },
+        ));
+    }
+    if in_use > 0 {
+        crate::exit::note(format_args!(
+            "{in_use} channel{s} that match{es} {are} kept as in use: a process holds {it}, or \
+             {its} creator or last writer runs (`mmf info NAME` says which)",
+            s = if in_use == 1 { "" } else { "s" },
+            es = if in_use == 1 { "es" } else { "" },
+            are = if in_use == 1 { "is" } else { "are" },
+            it = if in_use == 1 { "it" } else { "them" },
+            its = if in_use == 1 { "its" } else { "their" },
+        ));
+    }
+    if unreadable > 0 {
+        crate::exit::note(format_args!(
+            "{unreadable} file{s} that match{es} cannot be read as {a}channel{s} (`mmf list` \
+             says why; `mmf remove NAME` removes one)",
+            s = if unreadable == 1 { "" } else { "s" },
+            es = if unreadable == 1 { "es" } else { "" },
+            a = if unreadable == 1 { "a " } else { "" },
         ));
     }
     if theirs > 0 {
