@@ -45,9 +45,14 @@ pub fn not_found(name: impl AsRef<OsStr>, value_len: usize) -> String {
     let typed = name.as_ref();
     let slash = typed.as_encoded_bytes().contains(&b'/');
     let name = &*typed.to_string_lossy();
-    // `mmf read state.mmf` beside a file state.mmf: a name without '/' is shared memory.
-    let file = !slash && std::path::Path::new(typed).is_file();
     let shm_dir = mmf::channel::host::shm_dir();
+    // `mmf read state.mmf` beside a file state.mmf: a name without '/' is shared memory. (Not
+    // where the file here is a channel's own, `mmf.NAME` in the shared-memory directory: that
+    // channel is NAME, said below.)
+    let here = std::path::Path::new(typed);
+    let channel_file = name.starts_with(mmf::channel::SHM_PREFIX)
+        && here.canonicalize().ok() == shm_dir.join(typed).canonicalize().ok();
+    let file = !slash && here.is_file() && !channel_file;
     if !slash && !shm_dir.is_dir() {
         // `mmf new` would fail too: say what is missing.
         format!(
@@ -101,7 +106,9 @@ fn near_names(name: &str, dir: &std::path::Path) -> Option<String> {
             let other = file.strip_prefix(mmf::channel::SHM_PREFIX)?;
             let most = (name.chars().count() / 4).clamp(1, 2);
             // (Lengths apart by more than that are never near: no table to fill for them.)
+            // (`mmf.NAME`, the name as `ls /dev/shm` shows it, is NAME.)
             let close = other.eq_ignore_ascii_case(name)
+                || name.strip_prefix(mmf::channel::SHM_PREFIX) == Some(other)
                 || (other.len().abs_diff(name.len()) <= 4 * most
                     && edit_distance(other, name) <= most);
             (close && other != name).then(|| format!("'{other}'"))

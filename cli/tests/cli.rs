@@ -240,7 +240,8 @@ fn the_seed_scenario_in_two_processes() {
     assert_eq!(err.matches('(').count(), 1, "{err}");
     // A name a letter or two from a channel's, or in another case, is pointed at it.
     e.ok(&["new", "Test", "--size", "1024"]);
-    for typo in ["Tset", "test", "Tests"] {
+    // So is the name of its file, as `ls /dev/shm` shows it.
+    for typo in ["Tset", "test", "Tests", "mmf.Test"] {
         fails(&e.run(&["read", typo]), 3, "(did you mean 'Test'?)");
     }
     let err = String::from_utf8_lossy(&e.run(&["read", "Other"]).stderr).into_owned();
