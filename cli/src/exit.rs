@@ -95,6 +95,16 @@ pub fn not_found(name: impl AsRef<OsStr>, value_len: usize) -> String {
     }
 }
 
+/// ` (did you mean 'NAME'?)` for a shared-memory `location` whose name is near a channel's
+/// ([`near_names`]), else nothing.
+pub fn near_hint(location: &mmf::Location) -> String {
+    let mmf::Location::Shm(name) = location else {
+        return String::new();
+    };
+    near_names(name.as_str(), &mmf::channel::host::shm_dir())
+        .map_or(String::new(), |n| format!(" (did you mean {n}?)"))
+}
+
 /// The shared-memory channels in `dir` whose names are near `name` (a letter or two apart, or
 /// another case), quoted and joined with "or"; `None` if there is none. Names only, from the
 /// directory: nothing is opened.

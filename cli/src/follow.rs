@@ -127,8 +127,12 @@ impl Followed {
                          them to be created{bound}",
                         dir.display()
                     )),
+                    // (A name a letter or two from a channel's is pointed at it, as `read`
+                    // without a wait does: a harness author's typo waited out its timeout.)
                     None => crate::exit::note(format_args!(
-                        "no channel named '{location}' yet; waiting for it to be created{bound}"
+                        "no channel named '{location}' yet{}; waiting for it to be \
+                         created{bound}",
+                        crate::exit::near_hint(&location)
                     )),
                 }
                 false

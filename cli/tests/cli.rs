@@ -2810,6 +2810,22 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         "mmf: no channel named 'Nope' yet; waiting for it to be created\n\
          mmf: no channel named 'Nope' appeared within the timeout\n"
     );
+    // A name a letter from a channel's is pointed at it while the wait goes on (a typo
+    // waited out its whole timeout in silence), in the watch too.
+    for args in [
+        &["read", "Tt", "--wait", "--timeout", "200ms"][..],
+        &["watch", "Tt", "--timeout", "200ms"],
+    ] {
+        let out = e.run(args);
+        assert_eq!(out.status.code(), Some(8), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with(
+                "mmf: no channel named 'Tt' yet (did you mean 'T'?); waiting for it to be \
+                 created\n"
+            ),
+            "{args:?}: {out:?}"
+        );
+    }
     // A path into a directory not made yet: both are waited for (a service makes its directory
     // when it starts), and the note names the directory.
     let bg = Bg::start(
