@@ -346,7 +346,21 @@ impl Followed {
                 if self.follower.newer_than(since, refused).is_some() && self.look_past(deadline) {
                     return Ok(Waited::Changed);
                 }
-                return Err(Coded(TIMEOUT, timed_out(self.channel())).into());
+                // Said where the channel went meanwhile (a harness author's review: the timeout
+                // alone read as a channel that was there and idle).
+                let gone = match self.gone_said {
+                    Some(Gone::Removed) => {
+                        "; the channel was removed meanwhile, and not created \
+                                            again"
+                    }
+                    Some(Gone::Unfinished) => {
+                        "; the channel was replaced meanwhile by one not \
+                                               initialised yet, which never became ready"
+                    }
+                    None => "",
+                };
+                let why = timed_out(self.channel()) + gone;
+                return Err(Coded(TIMEOUT, why).into());
             };
             // A channel truncated or overwritten under the mapping is an error here, rather
             // than a wait for ever on memory no writer reaches (see `Follower::wait`).

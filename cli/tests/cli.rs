@@ -2981,6 +2981,20 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         )),
         "{err}"
     );
+    // A wait that times out after its channel was removed says so: the timeout alone read as
+    // a channel that was there and idle (a harness author's review).
+    let bg = Bg::start(&e, &["read", "T", "--wait", "--timeout", "3s"]);
+    e.parked("T");
+    e.ok(&["remove", "T"]);
+    bg.wait_stderr("was removed; waiting for it to be created again");
+    let out = bg.finish(20);
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).ends_with(
+            "came within the timeout; the channel was removed meanwhile, and not created again\n"
+        ),
+        "{out:?}"
+    );
 }
 
 /// `read --wait` and `watch` outlast the creation of a large channel, and of one made again
