@@ -7639,7 +7639,10 @@ fn a_wait_that_times_out_on_a_damaged_value_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.code() == Some(8)
-            && err.ends_with("\nmmf: no new value on 'T' within the timeout\n"),
+            && err.ends_with(
+                "\nmmf: no new value on 'T' within the timeout; the channel was removed \
+                 meanwhile, and not created again\n"
+            ),
         "{err}"
     );
     e.ok(&["new", "T", "--size", "64"]);
