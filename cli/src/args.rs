@@ -681,6 +681,7 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
         .and_then(|w| cli.find_subcommand(w))
         .map(|c| c.get_name().to_owned());
     const TIP: &str = "tip: to pass '";
+    let tipped = said.contains(TIP);
     if let Some(at) = said.find(TIP) {
         let word = said[at + TIP.len()..]
             .split('\'')
@@ -714,6 +715,18 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
             });
         }
     }
+    // A flag of other verbs given to one that takes no words after its flags (`mmf list
+    // --format json`): clap gives no tip there, but the flag's verbs are said all the same (a
+    // harness author's review found `list` and `doctor` saying less than `info`).
+    const UNEXPECTED: &str = "unexpected argument '";
+    if let (Some(verb), Some(rest), false) =
+        (verb.as_deref(), said.strip_prefix(UNEXPECTED), tipped)
+    {
+        let word = rest.split('\'').next().unwrap_or("");
+        if let Some(others) = other_verbs_flag(&cli, verb, word) {
+            said = format!("{UNEXPECTED}{word}' found; {others}");
+        }
+    }
     match verb {
         Some(verb) => format!("{said} (`mmf {verb} --help` shows its usage)"),
         None => format!("{said} (`mmf --help` shows the verbs)"),
@@ -739,7 +752,18 @@ fn other_verbs_flag(cli: &clap::Command, verb: &str, word: &str) -> Option<Strin
         [first @ .., last] if verbs.len() <= 3 => format!("{} and {last}", first.join(", ")),
         [a, b, rest @ ..] => format!("{a}, {b} and {} other verbs", rest.len()),
     };
-    Some(format!("`--{name}` is a flag of {of}, not of `mmf {verb}`"))
+    // JSON output is what `--format json` and `--pretty` are mostly after: the verb's own way,
+    // where its `--json` is a report in JSON (`out --json` reads JSON, `watch --json` keeps
+    // the JSON values only).
+    let json =
+        matches!(verb, "info" | "list" | "doctor" | "prune") && matches!(name, "format" | "pretty");
+    let json = match json {
+        true => format!("; `mmf {verb} --json` gives JSON"),
+        false => String::new(),
+    };
+    Some(format!(
+        "`--{name}` is a flag of {of}, not of `mmf {verb}`{json}"
+    ))
 }
 
 /// What to say of a flag written as the PowerShell module took its parameters (`-Size 1024`,

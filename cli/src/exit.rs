@@ -317,15 +317,25 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
             _ => name.into(),
         }
     };
+    // `mmf rm 'run.*'`: a pattern, which only `prune` takes (a harness author's review).
+    let pattern = |name: &str| match name.contains(['*', '?', '[']) && !name.contains('/') {
+        true => {
+            "; `mmf remove` takes names, not patterns: `mmf prune 'PATTERN'` removes the \
+                 stale channels a pattern matches"
+        }
+        false => "",
+    };
     Some(match (c, verb) {
         (CoreError::NotFound { name, .. }, "remove") => format!(
             "no channel named '{name}'; nothing was removed (--force ignores names that do not \
-             exist)"
+             exist){}",
+            pattern(name)
         ),
         // One of several names: the others were (or will be) removed.
-        (CoreError::NotFound { name, .. }, "remove-one-of-many") => {
-            format!("no channel named '{name}' (--force ignores names that do not exist)")
-        }
+        (CoreError::NotFound { name, .. }, "remove-one-of-many") => format!(
+            "no channel named '{name}' (--force ignores names that do not exist){}",
+            pattern(name)
+        ),
         (CoreError::NotFound { name, .. }, _) => not_found(named(name), 0),
         (
             CoreError::Contended {

@@ -1957,6 +1957,14 @@ fn remove_several_and_force() {
         3,
         "no channel named 'a'; nothing was removed (--force ignores names that do not exist)",
     );
+    // A pattern is pointed at `prune`, which takes them (a harness author's `rm 'run.*'`).
+    let out = e.run(&["remove", "a*"]);
+    fails(
+        &out,
+        3,
+        "nothing was removed (--force ignores names that do not exist); `mmf remove` takes \
+         names, not patterns: `mmf prune 'PATTERN'` removes the stale channels a pattern matches",
+    );
     e.ok(&["remove", "--force", "a"]);
     // One missing name among several: the others go, and its line does not say "nothing was
     // removed" (nor, as before, "create the channel first").
@@ -7314,7 +7322,19 @@ fn usage_errors_are_one_line_like_every_other_error() {
         ),
         (
             &["info", "T", "--pretty=yes"][..],
-            "`--pretty` is a flag of `mmf read`, not of `mmf info`",
+            "`--pretty` is a flag of `mmf read`, not of `mmf info`; `mmf info --json` gives JSON",
+        ),
+        // Also to a verb that takes no words after its flags, where clap has no tip (a
+        // harness author's `list --format=json` got the bare error).
+        (
+            &["list", "--format=json"][..],
+            "mmf: unexpected argument '--format' found; `--format` is a flag of `mmf read`, not \
+             of `mmf list`; `mmf list --json` gives JSON (`mmf list --help` shows its usage)",
+        ),
+        (
+            &["doctor", "--pretty"][..],
+            "`--pretty` is a flag of `mmf read`, not of `mmf doctor`; `mmf doctor --json` gives \
+             JSON",
         ),
         (
             &["read", "T", "--lines"][..],
