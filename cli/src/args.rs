@@ -39,7 +39,7 @@ EXIT CODES:
   5 invalid input   6 channel exists   7 no value yet   8 timed out
   9 the --pid process exited first
   A wait ended by Ctrl-C, SIGTERM or SIGHUP ends by that signal (status 130, 143, 129),
-  as do SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM.";
+  as do SIGUSR1, SIGUSR2 and SIGALRM.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

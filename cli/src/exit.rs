@@ -85,7 +85,8 @@ pub fn not_found(name: impl AsRef<OsStr>, value_len: usize) -> String {
         let near = if slash {
             String::new()
         } else {
-            near_names(name, &shm_dir).map_or(String::new(), |n| format!(" (did you mean {n}?)"))
+            near_names(name, &shm_dir, false)
+                .map_or(String::new(), |n| format!(" (did you mean {n}?)"))
         };
         format!(
             "no channel named '{name}'{near}; check the name (another process may have removed \
@@ -101,14 +102,23 @@ pub fn near_hint(location: &mmf::Location) -> String {
     let mmf::Location::Shm(name) = location else {
         return String::new();
     };
-    near_names(name.as_str(), &mmf::channel::host::shm_dir())
+    near_names(name.as_str(), &mmf::channel::host::shm_dir(), true)
         .map_or(String::new(), |n| format!(" (did you mean {n}?)"))
+}
+
+/// Whether `a` and `b` differ in their digits alone (`run42.result`, `run43.result`): names a
+/// harness numbers, where one not made yet is what a wait is for, not a typo.
+fn numbered_alike(a: &str, b: &str) -> bool {
+    a.chars()
+        .filter(|c| !c.is_ascii_digit())
+        .eq(b.chars().filter(|c| !c.is_ascii_digit()))
 }
 
 /// The shared-memory channels in `dir` whose names are near `name` (a letter or two apart, or
 /// another case), quoted and joined with "or"; `None` if there is none. Names only, from the
-/// directory: nothing is opened.
-fn near_names(name: &str, dir: &std::path::Path) -> Option<String> {
+/// directory: nothing is opened. `waiting`: for a name a wait is for, which a name numbered
+/// alike is not near ([`numbered_alike`]: the wait is for the next of a series).
+fn near_names(name: &str, dir: &std::path::Path, waiting: bool) -> Option<String> {
     let mut near: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| {
@@ -121,7 +131,8 @@ fn near_names(name: &str, dir: &std::path::Path) -> Option<String> {
                 || name.strip_prefix(mmf::channel::SHM_PREFIX) == Some(other)
                 || (other.len().abs_diff(name.len()) <= 4 * most
                     && edit_distance(other, name) <= most);
-            (close && other != name).then(|| format!("'{other}'"))
+            let series = waiting && numbered_alike(other, name);
+            (close && other != name && !series).then(|| format!("'{other}'"))
         })
         .collect();
     near.sort();

@@ -1,6 +1,7 @@
-//! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a wait (and SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM,
-//! whose default action ends a process too: a harness author's review found a watch killed by
-//! one leaving its count as a waiter for `mmf recover` to mend): note the signal, let the wait loop notice
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a wait (and SIGUSR1, SIGUSR2 and SIGALRM, whose
+//! default action ends a process too: a harness author's review found a watch killed by one
+//! leaving its count as a waiter for `mmf recover` to mend): note the signal, let the wait loop
+//! notice
 //! and return, so that handles are dropped normally (releasing their reader-pin entries and
 //! their count as waiters) and output stays whole; then [`end_by_signal`] ends the process by
 //! that signal, as it would have ended without the handler.
@@ -25,12 +26,12 @@ static SIGNAL: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 static WRITING: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
 /// The signals a wait ends on: each one's default action ends the process. (SIGKILL cannot be
-/// caught, and SIGPIPE is ignored by every Rust program: a closed output is an error.)
-const SIGNALS: [i32; 7] = [
+/// caught; SIGPIPE is ignored by every Rust program, a closed output being an error; SIGQUIT,
+/// Ctrl-\, keeps its meaning: end now, with a core of where the process was.)
+const SIGNALS: [i32; 6] = [
     signal_hook::consts::SIGINT,
     signal_hook::consts::SIGTERM,
     signal_hook::consts::SIGHUP,
-    signal_hook::consts::SIGQUIT,
     signal_hook::consts::SIGUSR1,
     signal_hook::consts::SIGUSR2,
     signal_hook::consts::SIGALRM,

@@ -2834,6 +2834,16 @@ fn waits_follow_the_name_across_creation_and_replacement() {
             "{args:?}: {out:?}"
         );
     }
+    // Not a name numbered as another is (`run43` beside `run42`): the next of a series is what
+    // a wait is for (the diff review's finding).
+    e.ok(&["new", "run42", "--size", "64"]);
+    let out = e.run(&["read", "run43", "--wait", "--timeout", "200ms"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("mmf: no channel named 'run43' yet; waiting for it to be created\n"),
+        "{out:?}"
+    );
+    e.ok(&["remove", "run42"]);
     // A path into a directory not made yet: both are waited for (a service makes its directory
     // when it starts), and the note names the directory.
     let bg = Bg::start(
@@ -4219,20 +4229,19 @@ fn ctrl_c_stops_a_script_that_waits_in_a_loop() {
 }
 
 /// The other signals whose default action ends a process end a wait as SIGTERM does: the wait
-/// releases its count as a waiter first (a harness author's review: a watch killed by SIGQUIT,
-/// SIGUSR1 or SIGALRM left `waiters` at 1, each publish then waking nobody, until `mmf recover`).
+/// releases its count as a waiter first (a harness author's review: a watch killed by SIGUSR1
+/// or SIGALRM left `waiters` at 1, each publish then waking nobody, until `mmf recover`).
+/// SIGQUIT keeps its meaning, as SIGKILL must: the process ends at once.
 #[test]
 fn a_wait_ended_by_any_fatal_signal_releases_what_it_holds() {
     use std::os::unix::process::ExitStatusExt;
     let e = Env::new("othersignals");
     e.ok(&["new", "T", "--size", "64"]);
     for (sig, name, verb) in [
-        (3, "QUIT", "read"),
         (10, "USR1", "watch"),
         (12, "USR2", "read"),
         (14, "ALRM", "watch"),
     ] {
-        // (No core file from SIGQUIT.)
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "ulimit -c 0; exec \"$0\" \"$@\"", BIN, verb, "T"])
             .arg(if verb == "read" {
@@ -5288,6 +5297,21 @@ fn stale_channels_are_listed_and_pruned() {
     e.ok(&["read", &path]);
     assert_eq!(e.ok(&["prune", "--dry-run", "-q"]), "", "read by path");
     age("old", 7200);
+    // A link there to a file channel on disk is that file, whose times a read leaves alone
+    // (the diff review's finding).
+    std::fs::create_dir(e.dir.join("disk")).unwrap();
+    e.ok(&["new", "./disk/d.mmf", "--size", "64"]);
+    e.ok(&["out", "./disk/d.mmf", "v"]);
+    std::os::unix::fs::symlink("disk/d.mmf", e.dir.join("mmf.linked")).unwrap();
+    age("linked", 7200);
+    e.ok(&["read", &format!("{}/mmf.linked", e.dir.display())]);
+    let untouched = std::fs::metadata(e.dir.join("disk/d.mmf"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(untouched.elapsed().unwrap() > std::time::Duration::from_secs(3600));
+    std::fs::remove_file(e.dir.join("mmf.linked")).unwrap();
+    std::fs::remove_dir_all(e.dir.join("disk")).unwrap();
     // `read --wait` as the value comes, which may be hours after the wait began, published by
     // a writer whose pages are mapped already (a long-running one: its writes leave the file's
     // times alone; a new process's first write to a page sets them, as the kernel marks a
@@ -5340,10 +5364,20 @@ fn stale_channels_are_listed_and_pruned() {
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "mmf: 1 file that matches cannot be read as a channel (`mmf list` says why; `mmf \
-         remove NAME` removes one)\n"
+        "mmf: 1 file that matches cannot be read by this mmf (`mmf list` says why)\n"
     );
     std::fs::remove_file(e.dir.join("mmf.junk")).unwrap();
+    // One not initialised yet is no such file: being made, or left by a creator that died a
+    // moment ago (the diff review's: it was called no channel, to be removed).
+    std::fs::write(e.dir.join("mmf.young"), [0u8; 64]).unwrap();
+    let out = e.run(&["prune", "young", "--older-than", "0"]);
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mmf: 1 channel that matches is kept as not initialised yet: being created, or left by \
+         a creator that died less than 1m ago\n"
+    );
+    std::fs::remove_file(e.dir.join("mmf.young")).unwrap();
     // Another user's prune of it is refused by the sticky directory: said, not kept in silence.
     if let Some(out) = as_nobody(&e, &["prune", "o*"]) {
         assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
@@ -6411,14 +6445,20 @@ fn a_wait_ends_when_the_pid_process_exits() {
     fails(&watched, 9, "and no value newer");
     assert_eq!(watched.stdout, b"");
     // One whose values came but were not printed (`--json` shows JSON only): exit 0, and said.
+    // (The worker publishes once the watch waits: the diff review's "a watch slower to start
+    // than the worker's 300 ms" would see nothing new, and exit 9.)
     let mut worker = Command::new("sh")
-        .args(["-c", &format!("sleep 0.3; {BIN} out T plain-text")])
+        .args(["-c", &format!("read go; exec {BIN} out T plain-text")])
         .env("MMF_SHM_DIR", &e.dir)
+        .stdin(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = worker.id().to_string();
-    let watched = e.run(&["watch", "T", "--new-only", "--json", "--pid", &pid]);
+    let bg = Bg::start(&e, &["watch", "T", "--new-only", "--json", "--pid", &pid]);
+    e.parked("T");
+    worker.stdin.take().unwrap().write_all(b"go\n").unwrap();
     assert!(worker.wait().unwrap().success());
+    let watched = bg.finish(20);
     assert!(
         watched.status.success() && watched.stdout.is_empty(),
         "{watched:?}"
@@ -8215,7 +8255,8 @@ except subprocess.TimeoutExpired:
         lines[1],
         "mmf: 'U' was removed while lines were being published: line 4 of standard input was \
          not published to 'U', nor any after it; line 3 was the last published (`mmf new U \
-         --size SIZE` makes it again); line 2 before it could not be published and was skipped"
+         --size SIZE` makes it again); before that, line 2 could not be published and was \
+         skipped"
     );
 
     // The flag belongs to --lines.

@@ -9,13 +9,13 @@ use crate::exit;
 
 pub fn run(a: NewArgs) -> anyhow::Result<()> {
     let location = Location::parse_os(&a.name)?;
-    // Ctrl-C, SIGTERM, SIGHUP (or another signal of `interrupt`'s) while a large channel is allocated: killed by the signal's
-    // default action, `new` left an empty file that refused every verb until deleted by hand
-    // (a review). With the handlers the creation finishes, and the channel is then removed
-    // again (`made`): the command was cancelled, and the name holds what it held before. Not
-    // for --force, whose rename has replaced the old channel by then: killed in the middle,
-    // it keeps the old one (leaving its `.mmf-new-*` file, which the next --force there or
-    // `mmf prune` removes).
+    // Ctrl-C, SIGTERM, SIGHUP (or another of `interrupt`'s signals) while a large channel is
+    // allocated: killed by the signal's default action, `new` left an empty file that refused
+    // every verb until deleted by hand (a review). With the handlers the creation finishes,
+    // and the channel is then removed again (`made`): the command was cancelled, and the name
+    // holds what it held before. Not for --force, whose rename has replaced the old channel by
+    // then: killed in the middle, it keeps the old one (leaving its `.mmf-new-*` file, which
+    // the next --force there or `mmf prune` removes).
     if !a.force {
         crate::interrupt::install();
     }

@@ -78,7 +78,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     // writer runs), and those that cannot be read as channels: said, as a harness cleaning up
     // after a crash otherwise learns nothing of why its names are still there (a harness
     // author's review: an orphaned `watch` held one, and prune said nothing).
-    let (mut in_use, mut unreadable) = (0usize, 0usize);
+    // (A file not initialised yet is none of those: being made, or left by a creator that died
+    // too recently to be sure: the diff review's.)
+    let (mut in_use, mut unreadable, mut unfinished_young) = (0usize, 0usize, 0usize);
     // Files removed (or, with --dry-run, that would be), whether their names were printed or
     // said on standard error.
     let mut pruned = 0usize;
@@ -111,6 +113,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
                 match (host::is_own(&location), &listing.info) {
                     (false, _) => theirs += 1,
                     (true, Ok(_)) => in_use += 1,
+                    (true, Err(mmf::channel::Error::NotInitialized { .. })) => {
+                        unfinished_young += 1
+                    }
                     (true, Err(_)) => unreadable += 1,
                 }
             }
@@ -241,13 +246,22 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             its = if in_use == 1 { "its" } else { "their" },
         ));
     }
+    if unfinished_young > 0 {
+        let n = unfinished_young;
+        crate::exit::note(format_args!(
+            "{n} channel{s} that match{es} {are} kept as not initialised yet: being created, or \
+             left by a creator that died less than {} ago",
+            crate::duration::show_duration(a.older_than.max(std::time::Duration::from_secs(60))),
+            s = if n == 1 { "" } else { "s" },
+            es = if n == 1 { "es" } else { "" },
+            are = if n == 1 { "is" } else { "are" },
+        ));
+    }
     if unreadable > 0 {
         crate::exit::note(format_args!(
-            "{unreadable} file{s} that match{es} cannot be read as {a}channel{s} (`mmf list` \
-             says why; `mmf remove NAME` removes one)",
+            "{unreadable} file{s} that match{es} cannot be read by this mmf (`mmf list` says why)",
             s = if unreadable == 1 { "" } else { "s" },
             es = if unreadable == 1 { "es" } else { "" },
-            a = if unreadable == 1 { "a " } else { "" },
         ));
     }
     if theirs > 0 {

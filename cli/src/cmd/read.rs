@@ -106,26 +106,20 @@ fn touch(ch: &mmf::Channel) {
 }
 
 /// Whether `path` is a shared-memory channel's file: `mmf.NAME` in the shared-memory directory
-/// (`MMF_SHM_DIR`, else `/dev/shm`), however the path reaches it.
+/// (`MMF_SHM_DIR`, else `/dev/shm`), however the path reaches it. Judged by where it leads: a
+/// link there to a file on disk is that file, whose times a read leaves alone (the diff
+/// review's finding).
 fn is_shm_file(path: &std::path::Path) -> bool {
-    let named = path
+    let Ok(real) = path.canonicalize() else {
+        return false;
+    };
+    let named = real
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with(mmf::channel::SHM_PREFIX));
-    let dir = path.parent().map(|d| match d.as_os_str().is_empty() {
-        true => std::path::Path::new("."),
-        false => d,
-    });
     named
-        && dir.is_some_and(|dir| {
-            match (
-                dir.canonicalize(),
-                mmf::channel::host::shm_dir().canonicalize(),
-            ) {
-                (Ok(dir), Ok(shm)) => dir == shm,
-                _ => false,
-            }
-        })
+        && real.parent().map(std::path::Path::to_path_buf)
+            == mmf::channel::host::shm_dir().canonicalize().ok()
 }
 
 /// Prints a MessagePack or JSON value indented, written as it is rendered. Indented JSON can

@@ -216,10 +216,10 @@ impl Skips {
         let code = crate::exit::code(&err);
         let what = crate::exit::report(&err, "out", Some(&super::super::typed(location)));
         let skipped = match self.count {
-            1 => format!("line {first} before it could not be published and was skipped"),
+            1 => format!("before that, line {first} could not be published and was skipped"),
             n => format!(
-                "{n} lines before it could not be published and were skipped (the first, line \
-                 {first})"
+                "before that, {n} lines could not be published and were skipped (the first, \
+                 line {first})"
             ),
         };
         Coded(code, format!("{what}; {skipped}")).into()
