@@ -140,7 +140,9 @@ pub trait ChannelExt: sealed::Sealed {
     /// The value's bytes are copied into a buffer this thread keeps (as a typed publish encodes
     /// into it), so a read allocates only what `T` itself holds (a `String`, a `Vec`): none for
     /// a `T` of numbers, arrays and unit enums. [`read_after`](ChannelExt::read_after) and
-    /// [`FollowerExt::read_after`] copy the same way.
+    /// [`FollowerExt::read_after`] copy the same way. The thread keeps that buffer for its
+    /// next typed call while it is no larger than 1 MiB: a thread that must not hold a large
+    /// value's bytes reads with [`read_with`](ChannelExt::read_with) into a buffer of its own.
     ///
     /// # Errors
     ///
