@@ -23,9 +23,8 @@ pub const TIMEOUT: u8 = 8;
 /// The process named by `--pid` exited before what was waited for came.
 pub const EXITED: u8 = 9;
 /// A signal ended a wait (Ctrl-C, SIGTERM, SIGHUP, or another of `interrupt`'s): the process
-/// then ends by that signal itself
-/// (`interrupt::end_by_signal`), so this code is not seen outside; it keeps the wait's error
-/// quiet (no message).
+/// then ends by that signal itself (`interrupt::end_by_signal`), so this code is not seen
+/// outside; it keeps the wait's error quiet (no message).
 pub const INTERRUPTED: u8 = 130;
 
 fn core_error(err: &anyhow::Error) -> Option<&CoreError> {
@@ -125,8 +124,8 @@ fn near_names(name: &str, dir: &std::path::Path, waiting: bool) -> Option<String
             let file = e.ok()?.file_name().into_string().ok()?;
             let other = file.strip_prefix(mmf::channel::SHM_PREFIX)?;
             let most = (name.chars().count() / 4).clamp(1, 2);
-            // (Lengths apart by more than that are never near: no table to fill for them.)
-            // (`mmf.NAME`, the name as `ls /dev/shm` shows it, is NAME.)
+            // (`mmf.NAME`, the name as `ls /dev/shm` shows it, is NAME. Lengths apart by more
+            // than `4 * most` are never near: no table to fill for them.)
             let close = other.eq_ignore_ascii_case(name)
                 || name.strip_prefix(mmf::channel::SHM_PREFIX) == Some(other)
                 || (other.len().abs_diff(name.len()) <= 4 * most

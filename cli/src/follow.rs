@@ -47,6 +47,12 @@ enum Gone {
     Unfinished,
 }
 
+/// What a wait's timeout adds where the channel was removed meanwhile.
+const GONE_REMOVED: &str = "; the channel was removed meanwhile, and not created again";
+/// What a wait's timeout adds where the channel was replaced by one not initialised.
+const GONE_UNFINISHED: &str =
+    "; the channel was replaced meanwhile by one not initialised yet, which never became ready";
+
 /// Why a wait returned.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Waited {
@@ -349,14 +355,8 @@ impl Followed {
                 // Said where the channel went meanwhile (a harness author's review: the timeout
                 // alone read as a channel that was there and idle).
                 let gone = match self.gone_said {
-                    Some(Gone::Removed) => {
-                        "; the channel was removed meanwhile, and not created \
-                                            again"
-                    }
-                    Some(Gone::Unfinished) => {
-                        "; the channel was replaced meanwhile by one not \
-                                               initialised yet, which never became ready"
-                    }
+                    Some(Gone::Removed) => GONE_REMOVED,
+                    Some(Gone::Unfinished) => GONE_UNFINISHED,
                     None => "",
                 };
                 let why = timed_out(self.channel()) + gone;
