@@ -466,10 +466,9 @@ where
 fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     // Taken out, not borrowed: a `Serialize` impl that publishes to another channel while it
     // is being encoded (or a `Deserialize` that reads one) gets an empty buffer of its own
-    // instead of a panic.
-    // A new one where the thread's is gone: a typed read or publish from another thread-local's
-    // `Drop` at the thread's exit must not abort the process (a review's finding; `take` and
-    // `set` panic once the buffer's own thread-local is destroyed).
+    // instead of a panic. And a new one where the thread's is gone: a typed call from another
+    // thread-local's `Drop` at the thread's exit must not abort the process (a review's
+    // finding: `take` and `set` panic once the buffer's own thread-local is destroyed).
     let mut buf = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
     buf.clear();
     let out = f(&mut buf);
@@ -631,6 +630,10 @@ pub fn decode<T: DeserializeOwned>(channel: &Channel, meta: Meta, bytes: &[u8]) 
     decode_read(channel, meta, bytes).map(|(_, value)| value)
 }
 
+/// What a decode error for a missing field adds: how a type may gain fields.
+const ADDED_FIELD: &str = "; a field added to the type reads values without it as its default \
+                           with `#[serde(default)]`, or as `None` where it is an `Option`";
+
 /// Whether `de` read its whole input, as far as can be told: reading a next value must fail
 /// for want of input at a marker. rmp-serde stops short of a whole value only where it peeked
 /// at a marker (an `Option`'s) and the type did not take it, which this catches; a hand-made
@@ -671,10 +674,7 @@ fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Res
         // Most often a field added to the reader's type, read from a writer that has not
         // changed yet (a library user's review: nothing said how types may change).
         let added = match e.contains("missing field `") {
-            true => {
-                "; a field added to the type reads values without it as its default with \
-                     `#[serde(default)]`, or as `None` where it is an `Option`"
-            }
+            true => ADDED_FIELD,
             false => "",
         };
         failed(format!(
