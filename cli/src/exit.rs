@@ -49,9 +49,7 @@ pub fn not_found(name: impl AsRef<OsStr>, value_len: usize) -> String {
     // where the file here is a channel's own, `mmf.NAME` in the shared-memory directory: that
     // channel is NAME, said below.)
     let here = std::path::Path::new(typed);
-    let channel_file = name.starts_with(mmf::channel::SHM_PREFIX)
-        && here.canonicalize().ok() == shm_dir.join(typed).canonicalize().ok();
-    let file = !slash && here.is_file() && !channel_file;
+    let file = !slash && here.is_file() && !crate::cmd::is_shm_file(here);
     if !slash && !shm_dir.is_dir() {
         // `mmf new` would fail too: say what is missing.
         format!(

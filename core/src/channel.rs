@@ -2966,6 +2966,31 @@ fn replaced_too_often(path: PathBuf) -> Error {
 /// created, or not a channel. For [`Options::open`] and [`free_orphans`], once they hold their
 /// lock on it.
 fn map_checked(file: &File, len: u64, name: &str, path: &Path, write: bool) -> Result<Snapshot> {
+    match map_and_validate(file, len, name, path, write) {
+        // What does not fit the size read before: the file may have grown meanwhile, as its
+        // creator allocates it (on tmpfs `posix_fallocate` grows a file in steps, and the
+        // header and magic follow): our magic in a file too small for a channel, or a header
+        // that states more than was mapped. A creator that is done leaves the size the header
+        // states, so an open that then reads it again maps the whole channel (an operator's
+        // review found `read --wait` racing a 32 MiB `new` calling the channel truncated in 6
+        // runs of 20). A size that stays what it was is the damage it says.
+        Err(Error::Corrupt { .. }) if file.metadata().is_ok_and(|m| m.len() != len) => {
+            Err(Error::NotInitialized {
+                name: name.to_owned(),
+            })
+        }
+        other => other,
+    }
+}
+
+/// [`map_checked`] on the size `len` as read, whatever the file's size is by now.
+fn map_and_validate(
+    file: &File,
+    len: u64,
+    name: &str,
+    path: &Path,
+    write: bool,
+) -> Result<Snapshot> {
     let min = Layout::new(1, 0).expect("minimal layout").header_bytes as u64;
     if len < min || !len.is_multiple_of(8) {
         // Too small to map as a channel: tell "still being created" from "not a channel".
@@ -2973,16 +2998,7 @@ fn map_checked(file: &File, len: u64, name: &str, path: &Path, write: bool) -> R
         file.take(HEAD_BYTES as u64)
             .read_to_end(&mut head)
             .map_err(|e| io_error(name, path, "reading", e))?;
-        let err = small_image_error(&head, len, name);
-        // Our magic in a file too small for a channel: unless the file grew between the
-        // `fstat` that gave `len` and this read, as it does when its creator allocates and writes the
-        // header meanwhile (then it is still being created: retry).
-        if matches!(err, Error::Corrupt { .. }) && file.metadata().is_ok_and(|m| m.len() != len) {
-            return Err(Error::NotInitialized {
-                name: name.to_owned(),
-            });
-        }
-        return Err(err);
+        return Err(small_image_error(&head, len, name));
     }
     let map_len = usize::try_from(len).map_err(|_| Error::Corrupt {
         name: name.to_owned(),
@@ -2997,21 +3013,7 @@ fn map_checked(file: &File, len: u64, name: &str, path: &Path, write: bool) -> R
         mo.map_raw_read_only(file)
     }
     .map_err(|e| io_error(name, path, "mapping", e))?;
-    let region = Region::from_map(map, write);
-    match validate(region, len, name) {
-        // A header that does not fit the size read before the map: the file may have grown
-        // meanwhile, as its creator allocates it (on tmpfs `posix_fallocate` grows a file in
-        // steps, and the header and magic follow). A creator that is done leaves the size the
-        // header states, so an open that then reads it again maps the whole channel (an
-        // operator's review found `read --wait` racing a 32 MiB `new` calling the channel
-        // truncated in 6 runs of 20). A size that stays what it was is the damage it says.
-        Err(Error::Corrupt { .. }) if file.metadata().is_ok_and(|m| m.len() != len) => {
-            Err(Error::NotInitialized {
-                name: name.to_owned(),
-            })
-        }
-        other => other,
-    }
+    validate(Region::from_map(map, write), len, name)
 }
 
 /// Checks a mapped header (magic, version, kind, geometry against the mapping's `len`) and

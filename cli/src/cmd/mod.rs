@@ -193,6 +193,23 @@ pub(super) fn damaged(ch: &mmf::Channel) -> Option<String> {
     })
 }
 
+/// Whether `path` is a shared-memory channel's file: `mmf.NAME` in the shared-memory directory
+/// (`MMF_SHM_DIR`, else `/dev/shm`), however the path reaches it. Judged by where it leads: a
+/// link there to a file on disk is that file, whose times a read leaves alone (the diff
+/// review's finding).
+pub(crate) fn is_shm_file(path: &std::path::Path) -> bool {
+    let Ok(real) = path.canonicalize() else {
+        return false;
+    };
+    let named = real
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(mmf::channel::SHM_PREFIX));
+    named
+        && real.parent().map(std::path::Path::to_path_buf)
+            == mmf::channel::host::shm_dir().canonicalize().ok()
+}
+
 /// The channel's argument as it was typed, `location` read back: a file path's bytes as they
 /// are (not UTF-8, maybe), for commands in messages that run as printed.
 pub(crate) fn typed(location: &mmf::Location) -> std::ffi::OsString {

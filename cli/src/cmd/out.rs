@@ -237,6 +237,14 @@ fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> 
     .into())
 }
 
+/// Whether `bytes` hold no JSON document: JSON's whitespace alone (space, tab, line feed,
+/// carriage return; not form feed), or nothing.
+fn json_blank(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 /// How many bytes of input a value for `ch` may take: its capacity, and for JSON text, which
 /// may be longer than its MessagePack (spaces, long numbers), 16 times that plus 1 MiB.
 fn limit_of(ch: &Channel, format: InFormat) -> u64 {
@@ -277,11 +285,7 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8], first: bool) -> anyhow:
             // RFC 8259 lets a parser ignore a byte-order mark; Windows tools (PowerShell 5's
             // UTF-8 among them) write one.
             let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-            // (JSON's whitespace: space, tab, line feed, carriage return; not form feed.)
-            if text
-                .bytes()
-                .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            {
+            if json_blank(text.as_bytes()) {
                 // Said as such, not "EOF while parsing a value at column 0" (a review's).
                 return Err(Coded(
                     INVALID_INPUT,

@@ -97,29 +97,12 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
 fn touch(ch: &mmf::Channel) {
     let shm = match ch.location() {
         Location::Shm(_) => true,
-        Location::File(path) => is_shm_file(path),
+        Location::File(path) => super::is_shm_file(path),
         _ => false,
     };
     if shm {
         let _ = ch.touch();
     }
-}
-
-/// Whether `path` is a shared-memory channel's file: `mmf.NAME` in the shared-memory directory
-/// (`MMF_SHM_DIR`, else `/dev/shm`), however the path reaches it. Judged by where it leads: a
-/// link there to a file on disk is that file, whose times a read leaves alone (the diff
-/// review's finding).
-fn is_shm_file(path: &std::path::Path) -> bool {
-    let Ok(real) = path.canonicalize() else {
-        return false;
-    };
-    let named = real
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(mmf::channel::SHM_PREFIX));
-    named
-        && real.parent().map(std::path::Path::to_path_buf)
-            == mmf::channel::host::shm_dir().canonicalize().ok()
 }
 
 /// Prints a MessagePack or JSON value indented, written as it is rendered. Indented JSON can

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mmf::{Channel, Location, Options};
 
-use super::{limit_of, open_for, publish, Waiting};
+use super::{json_blank, limit_of, open_for, publish, Waiting};
 use crate::args::{InFormat, OutArgs};
 use crate::exit::{Coded, ERROR, INVALID_INPUT, NOT_FOUND, TOO_LARGE};
 
@@ -132,9 +132,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             let skipped = match format {
                 _ if refused || ended && line.is_empty() => true,
                 // JSON Lines: a blank line carries no document (JSON's own whitespace only).
-                InFormat::Json => line
-                    .iter()
-                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')),
+                InFormat::Json => json_blank(&line),
                 _ => a.no_empty && line.is_empty(),
             };
             if !skipped {
