@@ -151,6 +151,15 @@ fn stdin_is_null() -> bool {
 /// How much standard input is read while the channel is missing, waiting for it to appear.
 const MISSING_READ: u64 = 1 << 20;
 
+/// The context of a failed read of standard input: that nothing was published, as every other
+/// refusal of `out` says (a review's `mmf out T < /` said only "Is a directory").
+fn unread(location: &Location) -> String {
+    format!(
+        "reading standard input failed: nothing was published to '{location}', which keeps its \
+         value"
+    )
+}
+
 /// Standard input, read only as far as a value can fit the channel (`yes | mmf out NAME` must
 /// not read until memory runs out). JSON text may be longer than its MessagePack (spaces, long
 /// numbers), so it may run to 16 times the capacity, plus 1 MiB.
@@ -161,15 +170,6 @@ const MISSING_READ: u64 = 1 << 20;
 /// [`MISSING_READ`] bytes; only then is it an error (at once, when standard input is a terminal).
 /// It may also be replaced meanwhile (`new --force`), by a larger one: input beyond the first
 /// channel's capacity is read on when the channel there now holds more.
-/// The context of a failed read of standard input: that nothing was published, as every other
-/// refusal of `out` says (a review's `mmf out T < /` said only "Is a directory").
-fn unread(location: &Location) -> String {
-    format!(
-        "reading standard input failed: nothing was published to '{location}', which keeps its \
-         value"
-    )
-}
-
 fn read_stdin(location: &Location, format: InFormat) -> anyhow::Result<Vec<u8>> {
     use std::io::IsTerminal;
     let stdin = std::io::stdin();
