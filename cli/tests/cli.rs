@@ -8108,7 +8108,8 @@ fn out_lines_publishes_each_line_as_it_comes() {
 
 /// JSON Lines: each line a document, blank lines skipped. The first line that cannot be
 /// published ends the command, with its number, its error's exit code, and the lines before
-/// it published; a line longer than any value is read past, not kept in memory.
+/// it published; a line longer than any value ends it once that many bytes came, without
+/// waiting for the line's end, which may never come.
 #[test]
 fn out_lines_stops_at_the_first_line_it_cannot_publish() {
     let e = Env::new("outlinesbad");
@@ -8136,7 +8137,21 @@ fn out_lines_stops_at_the_first_line_it_cannot_publish() {
     let out = e.run_in(&["out", "T", "--lines"], long.as_bytes());
     fails(&out, 4, "line 2 of standard input was not published to 'T'");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("the line holds 100000 bytes"),
+        String::from_utf8_lossy(&out.stderr).contains("the line holds more than 64 bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "ok");
+    // A line without end (an ops review's `yes | tr -d '\n'`, read on in silence): the same
+    // error, at once.
+    let out = fed_without_end(&e, &["out", "T", "--lines"]);
+    fails(
+        &out,
+        4,
+        "line 1 of standard input was not published to 'T', nor any after it",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the line holds more than 64 bytes"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -8163,7 +8178,7 @@ fn out_lines_keep_going_skips_the_lines_it_cannot_publish() {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 3, "{err}");
     assert!(
-        lines[0].starts_with("mmf: line 2 skipped: the line holds 100000 bytes"),
+        lines[0].starts_with("mmf: line 2 skipped: the line holds more than 16 bytes"),
         "{err}"
     );
     assert!(
@@ -8228,6 +8243,35 @@ except subprocess.TimeoutExpired:
         Ok(out) => assert_eq!(String::from_utf8_lossy(&out.stdout), "4\n", "{out:?}"),
         Err(_) => eprintln!("SKIPPED: needs python3"),
     }
+
+    // A line without end is said skipped once it is too long, while it is still being read
+    // past (an ops review's: it read on in silence), and the line before it is out.
+    let mut child = e.spawn_piped(&["out", "T", "--lines", "--keep-going"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let chunk = [b'x'; 65536];
+        if stdin.write_all(b"before\n").is_ok() {
+            while stdin.write_all(&chunk).is_ok() {}
+        }
+    });
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (said_tx, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut stderr, &mut line);
+        let _ = said_tx.send(line);
+    });
+    let line = said.recv_timeout(std::time::Duration::from_secs(20));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    feeder.join().unwrap();
+    assert!(
+        line.as_deref().is_ok_and(|l| l.starts_with(
+            "mmf: line 2 skipped: the line holds more than 16 bytes, more than channel 'T'"
+        )),
+        "{line:?}"
+    );
+    assert_eq!(e.ok(&["read", "T", "--raw"]), "before");
 
     // Nothing skipped: success, and nothing said.
     let out = e.run_in(&["out", "T", "--lines", "--keep-going"], b"a\nb\n");

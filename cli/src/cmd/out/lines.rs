@@ -76,13 +76,14 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             number += 1;
             let unread = || unread(location, number, last);
             // Longer than a value of this channel: the name may lead to a larger one now (`new
-            // --force` with a larger size), which the line may fit. `len`: how long it is.
-            let too_long = |len: u64, ch: &Channel| {
+            // --force` with a larger size), which the line may fit. `holds`: how many bytes it
+            // holds, or more than how many.
+            let too_long = |holds: &dyn std::fmt::Display, ch: &Channel| {
                 Coded(
                     TOO_LARGE,
                     format!(
-                        "the line holds {len} bytes, more than channel '{location}' (capacity {} \
-                         bytes) can hold as a value (`{}` makes a larger channel, dropping the \
+                        "the line holds {holds} bytes, more than channel '{location}' (capacity \
+                         {} bytes) can hold as a value (`{}` makes a larger channel, dropping the \
                          current value)",
                         ch.capacity(),
                         crate::exit::command(
@@ -109,9 +110,12 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                         if limit_of(&ch, format) > limit {
                             continue;
                         }
-                        let (len, at_end) =
-                            skip_line(&mut input, &line, end).with_context(unread)?;
-                        refuse(too_long(len, &ch).into())?;
+                        // Refused before the rest is read, which may never end (`yes | tr -d
+                        // '\n'` read on in silence, an ops review's): without --keep-going the
+                        // command ends here, with it the skip is said while its rest is read past.
+                        let more = format!("more than {limit}");
+                        refuse(too_long(&more, &ch).into())?;
+                        let at_end = skip_line(&mut input, end).with_context(unread)?;
                         // (Input that ended with it is not asked again: a terminal would wait for
                         // another Ctrl-D, a review's third.)
                         break (true, at_end, at_end);
@@ -120,7 +124,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                     Line::Value { drained, ended } if line.len() as u64 > limit => {
                         ch = follow.look(ch, number, last)?;
                         if line.len() as u64 > limit_of(&ch, format) {
-                            refuse(too_long(line.len() as u64, &ch).into())?;
+                            refuse(too_long(&line.len(), &ch).into())?;
                             break (true, drained, ended);
                         }
                         break (false, drained, ended);
@@ -507,29 +511,21 @@ fn next_line(
     }
 }
 
-/// Reads past the rest of a line whose start (`read`) is in hand, keeping nothing: how many
-/// bytes the whole line had before its `end`, a `\r` of a `\r\n` line end not counted, and
-/// whether the input ended with it (no `end` came).
-fn skip_line(input: &mut impl BufRead, read: &[u8], end: u8) -> std::io::Result<(u64, bool)> {
-    let mut len = read.len() as u64;
-    // Whether the last byte so far is a `\r`, which is the line end's if `\n` follows.
-    let mut cr = end == b'\n' && read.last() == Some(&b'\r');
+/// Reads past the rest of a line whose start is in hand, keeping nothing: whether the input
+/// ended with it (no `end` came).
+fn skip_line(input: &mut impl BufRead, end: u8) -> std::io::Result<bool> {
     loop {
         let chunk = input.fill_buf()?;
         if chunk.is_empty() {
-            return Ok((len, true));
+            return Ok(true);
         }
         let (take, ended) = match chunk.iter().position(|&b| b == end) {
-            Some(at) => (at, true),
+            Some(at) => (at + 1, true),
             None => (chunk.len(), false),
         };
-        if take > 0 {
-            cr = end == b'\n' && chunk[take - 1] == b'\r';
-        }
-        len += take as u64;
-        input.consume(take + usize::from(ended));
+        input.consume(take);
         if ended {
-            return Ok((len - u64::from(cr), false));
+            return Ok(false);
         }
     }
 }
@@ -538,8 +534,8 @@ fn skip_line(input: &mut impl BufRead, read: &[u8], end: u8) -> std::io::Result<
 mod tests {
     use super::{next_line, skip_line, Line};
 
-    /// Every line of `input`, read with `limit` and `end`: its text, or how long a line too
-    /// long for the limit was.
+    /// Every line of `input`, read with `limit` and `end`: its text, or what a line too long
+    /// for the limit had read of it when it was found too long.
     fn split(mut input: &[u8], limit: u64, end: u8) -> Vec<String> {
         let mut got = Vec::new();
         loop {
@@ -548,15 +544,15 @@ mod tests {
                 Line::End => return got,
                 Line::Value { .. } => got.push(String::from_utf8(buf).unwrap()),
                 Line::Partial => {
-                    let (len, _) = skip_line(&mut input, &buf, end).unwrap();
-                    got.push(format!("too long: {len}"));
+                    skip_line(&mut input, end).unwrap();
+                    got.push(format!("too long: {}", String::from_utf8(buf).unwrap()));
                 }
             }
         }
     }
 
-    /// Lines split as `BufRead::lines` splits them, a long one read past to its end, a `\r`
-    /// of its line end not counted.
+    /// Lines split as `BufRead::lines` splits them, a long one found too long once it has
+    /// `limit` bytes and two more (room for a `\r` of its line end), and read past to its end.
     #[test]
     fn lines_are_split_at_their_ends_and_a_long_one_is_read_past() {
         let input = b"a\r\n\nb\rc\n0123456789abc\r\n12345678\r\n123456789\r\nlast";
@@ -566,9 +562,9 @@ mod tests {
                 "a",
                 "",
                 "b\rc",
-                "too long: 13",
+                "too long: 0123456789",
                 "12345678",
-                "too long: 9",
+                "too long: 123456789\r",
                 "last"
             ]
         );
