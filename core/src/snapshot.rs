@@ -1540,10 +1540,7 @@ impl Snapshot {
                         }
                         self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
-                        Attempt::Damaged(format!(
-                            "latest names slot {slot} of {}: {VALUE_DAMAGED}",
-                            self.layout.slots
-                        ))
+                        self.out_of_range(gen, slot, buf)
                     } else {
                         match self.first_pass(retries, l, inline, &mut overtaken, buf) {
                             Ok(meta) => Attempt::Done(meta),
@@ -1561,10 +1558,7 @@ impl Snapshot {
                     if slot == NO_SLOT {
                         self.read_header_only(l, buf)
                     } else if slot >= self.layout.slots {
-                        Attempt::Damaged(format!(
-                            "latest names slot {slot} of {}: {VALUE_DAMAGED}",
-                            self.layout.slots
-                        ))
+                        self.out_of_range(gen, slot, buf)
                     } else {
                         match self.first_pass(retries, l, inline, &mut overtaken, buf) {
                             Ok(meta) => Attempt::Done(meta),
@@ -1658,7 +1652,20 @@ impl Snapshot {
     /// [`read_inline`](Self::read_inline). `Retry` when a publish overtook the copy (there is no
     /// slot to fall back on), `Corrupt` when `latest` stayed put while its descriptor did not
     /// describe an inline value of its generation, which no writer leaves behind.
+    ///
+    /// An attempt at generation 0 that fails answers "nothing published yet" where the writers'
+    /// count agrees ([`at_generation_0`](Self::at_generation_0)), as in `copy_slot`.
     fn read_header_only(&self, latest: u64, buf: &mut Vec<u8>) -> Attempt {
+        match self.header_only_attempt(latest, buf) {
+            Attempt::Retry | Attempt::Damaged(_) if split_latest(latest).0 == 0 => {
+                self.at_generation_0(buf, Attempt::Retry)
+            }
+            attempt => attempt,
+        }
+    }
+
+    /// [`read_header_only`](Self::read_header_only)'s attempt itself.
+    fn header_only_attempt(&self, latest: u64, buf: &mut Vec<u8>) -> Attempt {
         let gen = split_latest(latest).0;
         let b = (gen % 2) as usize;
         let max = self.layout.inline_max(self.checksum);
@@ -1686,6 +1693,22 @@ impl Snapshot {
         } else {
             Attempt::Retry
         }
+    }
+
+    /// An attempt at a `latest` naming `slot`, which is not one of the channel's: no writer
+    /// stores that, so it is damage, unless it names generation 0 and nothing was published
+    /// yet (FORMAT.md §10.5: the rule holds whatever the attempt found, as `look_latest` and
+    /// a reader in another language apply it; a format review found reads calling such a new
+    /// channel corrupt where `verify` called it whole).
+    #[cold]
+    fn out_of_range(&self, gen: u64, slot: usize, buf: &mut Vec<u8>) -> Attempt {
+        if gen == 0 {
+            return self.at_generation_0(buf, Attempt::Retry);
+        }
+        Attempt::Damaged(format!(
+            "latest names slot {slot} of {}: {VALUE_DAMAGED}",
+            self.layout.slots
+        ))
     }
 
     /// Pins the slot of `latest` (`l`, generation `gen` in `slot`, `hint` its descriptor) for a

@@ -3001,6 +3001,38 @@ fn a_latest_overwritten_to_generation_0_is_damage_that_recover_mends() {
     }
 }
 
+/// A stray write of `latest` on a new channel, nothing published yet, naming generation 0 in a
+/// slot the channel does not have, or in no slot on a channel with checksums (which keeps no
+/// value in the header only): "no value yet", as FORMAT.md §10.5 says of any attempt at
+/// generation 0 while the writers' count is 0, and as `verify` and `info` said. Reads called it
+/// corrupt (a format review). Once values were published, the same `latest` is damage.
+#[test]
+fn a_stray_latest_of_generation_0_on_a_new_channel_reads_as_no_value_yet() {
+    for (checksum, latest) in [(false, 0xfe), (true, 0xfe), (true, 0xff)] {
+        let s = Scratch::new("file");
+        let ch = Options::new()
+            .capacity(1000)
+            .checksum(checksum)
+            .create(&s.location)
+            .unwrap();
+        poke(&s.path(), 128, latest);
+        let case = format!("checksum {checksum}, latest {latest:#x}");
+        let reader = Channel::open(&s.location).unwrap();
+        let (meta, value) = reader.read_raw().unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!((meta.generation, value.len()), (0, 0), "{case}");
+        assert_eq!(reader.info().damage, None, "{case}");
+        reader.verify().unwrap_or_else(|e| panic!("{case}: {e}"));
+
+        ch.publish_raw(Tag::TEXT, b"one").unwrap();
+        poke(&s.path(), 128, latest);
+        let reader = Channel::open(&s.location).unwrap();
+        assert!(
+            matches!(reader.read_raw(), Err(Error::Corrupt { .. })),
+            "{case}, after a publish"
+        );
+    }
+}
+
 /// A stray write of `latest` that leaves the newest value whole elsewhere (its slot bits
 /// flipped to no slot or to another slot, its generation moved back below the writers' count):
 /// `recover` brings that value back, not an older one. It brought back generation 4 of 5, or
