@@ -24,6 +24,15 @@ absent for other tags; where the payload does not decode, "value_error" says why
 Exit status: 0 on success, 1 (with a message on stderr) if the file is not a valid channel, is
 corrupt, or no consistent value could be read; 2 on a usage error.
 
+As a test oracle of mmf's writer it is stricter than a reader needs to be, in three places
+where FORMAT.md lets a reader be lenient: it requires the descriptor of the latest generation
+and the header's inline copy to agree with the slot (section 4.1 lets a reader take either copy
+without comparing them, and section 9 step 9 calls a descriptor that disagrees with a whole
+frame no damage to a read), and it checks a frame's CRC where bit 32 of its crc word is set even
+on a channel without checksums (section 6 allows either). It reads layout versions 3 to 5 too,
+which mmf itself refuses (section 15 says what changed), and reports a channel that is not
+initialised yet at once instead of retrying (section 9 step 4).
+
 Python has no atomic loads and no fences. Every 8-byte field is read with struct.unpack_from on the
 mmap, which hands struct a pointer straight into the mapping (no intermediate copy); on a
 little-endian host CPython's struct module swaps its native unpacker in for "<Q", which is a
@@ -36,6 +45,7 @@ best-effort.
 """
 
 import base64
+import fcntl
 import json
 import math
 import mmap
@@ -503,8 +513,29 @@ def channel_path(arg):
     return os.path.join(os.environ.get("MMF_SHM_DIR") or "/dev/shm", "mmf." + arg)
 
 
-def decode(path):
-    with open(path, "rb") as f:
+def open_locked(path, in_shm):
+    """Section 9 step 1: open the file (not through a link, `in_shm`: for a name in the
+    shared-memory directory), hold the shared flock of section 8 while it is used, and make sure
+    the name still leads to it (a prune or replacement may have removed it, or renamed another
+    file over it, meanwhile); else open the name again."""
+    for _ in range(100):
+        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_NOFOLLOW if in_shm else 0)
+        fd = os.open(path, flags)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            there = os.lstat(path) if in_shm else os.stat(path)
+            mine = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    raise Invalid("the name kept leading to another file while it was opened")
+
+
+def decode(path, in_shm):
+    with open_locked(path, in_shm) as f:
         size = f.seek(0, 2)
         if size < MIN_FILE or size % 8 != 0:
             f.seek(0)
@@ -554,7 +585,7 @@ def main(argv):
         print(f"usage: {argv[0]} NAME|PATH", file=sys.stderr)
         return 2
     try:
-        result = decode(channel_path(argv[1]))
+        result = decode(channel_path(argv[1]), "/" not in argv[1])
     except Invalid as e:
         print(f"{argv[1]}: {e}", file=sys.stderr)
         return 1

@@ -282,7 +282,7 @@ def token_dead(fd, t, my_token):
             return False
         except OSError:
             return False  # cannot be read (/proc mounted hidepid=1): unknown, so alive
-        if mine and mine != start:
+        if mine != start:
             return True
     return False
 
@@ -304,9 +304,22 @@ class Writer:
         flags = os.O_RDWR | os.O_CLOEXEC
         if "/" not in name:
             flags |= os.O_NOFOLLOW
-        self.fd = os.open(self.path, flags)
-        # §8 "Advisory lock": hold a shared flock while we use the channel
-        fcntl.flock(self.fd, fcntl.LOCK_SH)
+        for _ in range(100):
+            self.fd = os.open(self.path, flags)
+            # §8 "Advisory lock": hold a shared flock while we use the channel, then (§9 step 1)
+            # make sure the name still leads to the file: a prune or replacement may have
+            # removed it, or renamed another file over it, while we opened it.
+            fcntl.flock(self.fd, fcntl.LOCK_SH)
+            try:
+                there = os.lstat(self.path) if flags & os.O_NOFOLLOW else os.stat(self.path)
+            except FileNotFoundError:
+                there = None
+            mine = os.fstat(self.fd)
+            if there is not None and (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+                break
+            os.close(self.fd)
+        else:
+            raise ChannelError("the name kept leading to another file while it was opened")
         size = os.fstat(self.fd).st_size
         if size < 512 or size % 8:
             raise ChannelError("not a channel / not initialised (size %d)" % size)
