@@ -5598,11 +5598,21 @@ fn doctor_reports_each_check() {
             "shm-dir",
             "shm-writable",
             "shm-space",
+            "shm-memory-limit",
             "systemd-removeipc",
             "channels",
             "writer-locks",
             "kernel"
         ]
+    );
+    // Said where no limit applies too: the test's directory is on a disk, or in memory (a
+    // tmpfs /tmp) with no limit or the host's.
+    let limit = json[3]["detail"].as_str().unwrap();
+    assert!(
+        limit.contains("is on a disk, not in memory")
+            || limit.contains("no memory cgroup limit applies")
+            || limit.contains("count against this process's memory cgroup"),
+        "{limit}"
     );
     assert!(json
         .as_array()

@@ -108,12 +108,16 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             ),
         }),
     }
+    // Whether the directory keeps its files in memory, where that can be told.
+    let mut in_memory = None;
     if let Ok(host::Space {
         total,
         available: avail,
+        in_memory: held,
         ..
     }) = host::space(&dir)
     {
+        in_memory = held;
         let small = total < 256 << 20;
         checks.push(Check {
             name: "shm-space",
@@ -130,19 +134,36 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             ),
         });
     }
-    if let Some(memory) = host::memory_limit(&dir) {
-        // Not a failure: containers have limits. Said, as a channel past it is refused.
+    // Not a failure: containers have limits. Said, as a channel past it is refused; and where
+    // none applies, said too, so that a reader of the report need not wonder whether it was
+    // looked for (a review's).
+    let limit = match (host::memory_limit(&dir), in_memory) {
+        (Some(memory), _) => Some(format!(
+            "channels here count against this process's memory cgroup ({}): a limit of {}, \
+             about {} left; a channel larger than that is refused at creation (raise the \
+             container's --memory for more)",
+            memory.cgroup.display(),
+            format_size(memory.limit),
+            format_size(memory.room)
+        )),
+        (None, Some(true)) => Some(
+            "no memory cgroup limit applies to this process: the channels here are held in \
+             memory, bounded by shm-space alone"
+                .to_owned(),
+        ),
+        (None, Some(false)) => Some(format!(
+            "{} is on a disk, not in memory: channels there take disk space (shm-space), and \
+             no memory limit applies to them",
+            dir.display()
+        )),
+        // (Where it cannot be told: not Linux.)
+        (None, None) => None,
+    };
+    if let Some(detail) = limit {
         checks.push(Check {
             name: "shm-memory-limit",
             ok: true,
-            detail: format!(
-                "channels here count against this process's memory cgroup ({}): a limit of {}, \
-                 about {} left; a channel larger than that is refused at creation (raise the \
-                 container's --memory for more)",
-                memory.cgroup.display(),
-                format_size(memory.limit),
-                format_size(memory.room)
-            ),
+            detail,
         });
     }
     let remove_ipc = remove_ipc(Path::new("/"));
