@@ -344,8 +344,9 @@ pub struct ReadArgs {
     /// Print the value as a JSON object with its generation, the channel's incarnation (as in
     /// `info --json`) and codec: {"generation":..,"incarnation":"..","codec":..,"value":..},
     /// as `watch --meta` prints each (without "skipped"). Its generation and incarnation are
-    /// what --after and --incarnation take, to wait for the value after it.
-    #[arg(long, conflicts_with_all = ["format", "json", "raw", "pretty"])]
+    /// what --after and --incarnation take, to wait for the value after it. With --pretty,
+    /// the record is indented.
+    #[arg(long, conflicts_with_all = ["format", "json", "raw"])]
     pub meta: bool,
     /// Give up waiting after DUR (500ms, 5s, 2m, 1m30s; a bare number alone is seconds) and exit
     /// with code 8 (with --wait or --after).

@@ -3867,10 +3867,52 @@ fn read_meta_gives_what_after_and_incarnation_take() {
             "--incarnation",
             &incarnation[..15],
         ],
-        &["read", "T", "--meta", "--pretty"],
         &["read", "T", "--meta", "--format", "bytes"],
     ] {
         assert_eq!(e.run(args).status.code(), Some(2), "{args:?}");
+    }
+    // With --pretty: the same record, indented, a field a line, the value one level further
+    // in; a value nested as deep as mmf reads (127 levels) too, whose record is one deeper (a
+    // first version indented the one-line record and refused it).
+    let deep = format!("{}{}", "[".repeat(127), "]".repeat(127));
+    e.ok(&["new", "W", "--size", "1KiB"]);
+    for (args, value) in [
+        (
+            &["out", "W", "--json", "{\"a\": [1, {\"b\": \"x\\ny\"}]}"][..],
+            None,
+        ),
+        (&["out", "W", "two\nlines"], None),
+        (&["out", "W", "--json", &deep], Some(&deep)),
+    ] {
+        e.ok(args);
+        let one_line: serde_json::Value = serde_json::from_str(&e.ok(&["read", "W", "--meta"]))
+            .unwrap_or_else(|err| {
+                // (serde_json's own nesting limit: compared as text below.)
+                assert!(value.is_some(), "{err}");
+                serde_json::Value::Null
+            });
+        let pretty = e.ok(&["read", "W", "--meta", "--pretty"]);
+        let lines: Vec<&str> = pretty.lines().collect();
+        assert_eq!(lines[0], "{", "{pretty}");
+        assert!(lines[1].starts_with("  \"generation\": "), "{pretty}");
+        assert!(lines[2].starts_with("  \"incarnation\": \""), "{pretty}");
+        assert!(lines[3].starts_with("  \"codec\": \""), "{pretty}");
+        assert!(lines[4].starts_with("  \"value\": "), "{pretty}");
+        assert_eq!(lines.last(), Some(&"}"), "{pretty}");
+        match value {
+            None => assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&pretty).unwrap(),
+                one_line,
+                "{pretty}"
+            ),
+            Some(value) => {
+                let squeezed: String = pretty.split_whitespace().collect();
+                assert!(
+                    squeezed.ends_with(&format!("\"value\":{value}}}")),
+                    "{squeezed}"
+                );
+            }
+        }
     }
     // A value that cannot be shown (not MessagePack, whatever its tag says) is said as `read`
     // says it, with no record.

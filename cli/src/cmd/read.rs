@@ -49,6 +49,11 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         )
         .into());
     }
+    if a.meta && a.pretty {
+        let value = super::watch::record_value(meta, &bytes)
+            .map_err(|e| cannot_show(&location, meta, e))?;
+        return print_record_pretty(meta, incarnation, &value);
+    }
     if a.meta {
         let mut bytes = bytes;
         let line = super::watch::line_for(&location, meta, incarnation, &mut bytes, None, true)
@@ -134,6 +139,47 @@ fn print_pretty(location: &Location, meta: Meta, bytes: &[u8]) -> anyhow::Result
                 .context(super::WRITING_STDOUT)?,
         }
         out.write_all(b"\n")
+            .and_then(|()| out.flush())
+            .context(super::WRITING_STDOUT)
+    })
+}
+
+/// Prints `--meta`'s record indented, as `--pretty` indents a value: its fields a line each,
+/// and `value` (one line of JSON, `watch::record_value`) indented one level further. Not the
+/// one-line record indented whole: that nests one level deeper than the value, and a value
+/// of the 127 levels mmf reads would be refused (a first version's).
+fn print_record_pretty(meta: Meta, incarnation: u64, value: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    /// Writes what it is given with two spaces after each line feed (JSON text has line
+    /// feeds only between tokens: strings hold them escaped).
+    struct Deeper<W>(W);
+    impl<W: Write> Write for Deeper<W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            for (i, part) in buf.split(|&b| b == b'\n').enumerate() {
+                if i > 0 {
+                    self.0.write_all(b"\n  ")?;
+                }
+                self.0.write_all(part)?;
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.flush()
+        }
+    }
+    crate::interrupt::writing(|| {
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, super::Stdout::lock());
+        write!(
+            out,
+            "{{\n  \"generation\": {},\n  \"incarnation\": \"{incarnation:016x}\",\n  \"codec\": \
+             {},\n  \"value\": ",
+            meta.generation,
+            serde_json::to_string(&meta.tag.to_string())?
+        )
+        .context(super::WRITING_STDOUT)?;
+        // (The value was checked as it was made: only writing can fail.)
+        mmf::json::write_json_pretty(value, Deeper(&mut out)).context(super::WRITING_STDOUT)?;
+        out.write_all(b"\n}\n")
             .and_then(|()| out.flush())
             .context(super::WRITING_STDOUT)
     })

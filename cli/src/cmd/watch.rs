@@ -201,28 +201,10 @@ pub(super) fn line_for(
     skipped: Option<u64>,
     with_meta: bool,
 ) -> anyhow::Result<Vec<u8>> {
-    let value = match meta.tag {
-        Tag::MSGPACK => mmf::json::msgpack_to_json(buf)?,
-        // Checked (FORMAT.md §7.1) and made one line: stored text may span several.
-        Tag::JSON => mmf::json::compact_json(crate::exit::utf8(buf)?)?,
-        Tag::TEXT if !with_meta => {
-            return super::read::render(
-                location,
-                meta,
-                std::mem::take(buf),
-                OutFormat::Auto,
-                false,
-            );
-        }
-        // Text that is not UTF-8 is shown as the bytes it is, not with replacement characters.
-        Tag::TEXT => match std::str::from_utf8(buf) {
-            Ok(text) => json_string(text)?,
-            Err(_) => bin(buf)?,
-        },
-        // Raw bytes have no line of their own (printed back to back, one value would run into
-        // the next): one JSON line each.
-        _ => bin(buf)?,
-    };
+    if meta.tag == Tag::TEXT && !with_meta {
+        return super::read::render(location, meta, std::mem::take(buf), OutFormat::Auto, false);
+    }
+    let value = record_value(meta, buf)?;
     let head = if with_meta {
         format!(
             // The incarnation as `info --json` gives it: 16 hex digits (as a number, it would
@@ -250,6 +232,25 @@ pub(super) fn line_for(
     reserve(&mut line, tail.len())?;
     line.extend_from_slice(tail.as_bytes());
     Ok(line)
+}
+
+/// A value as one line of JSON, as a `--meta` record holds it: MessagePack as JSON, JSON text
+/// checked (FORMAT.md §7.1) and made one line, text as a JSON string, and raw bytes, or text
+/// that is not UTF-8, as `{"$bin": base64}`.
+pub(super) fn record_value(meta: Meta, buf: &[u8]) -> anyhow::Result<String> {
+    Ok(match meta.tag {
+        Tag::MSGPACK => mmf::json::msgpack_to_json(buf)?,
+        // (Stored text may span several lines.)
+        Tag::JSON => mmf::json::compact_json(crate::exit::utf8(buf)?)?,
+        // Text that is not UTF-8 is shown as the bytes it is, not with replacement characters.
+        Tag::TEXT => match std::str::from_utf8(buf) {
+            Ok(text) => json_string(text)?,
+            Err(_) => bin(buf)?,
+        },
+        // Raw bytes have no line of their own (printed back to back, one value would run into
+        // the next): one JSON line each.
+        _ => bin(buf)?,
+    })
 }
 
 /// One value for `-z`: as stored (text as it is, JSON as one line, bytes raw), then a NUL; a
