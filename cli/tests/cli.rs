@@ -6014,6 +6014,52 @@ fn a_missing_shm_dir_is_named_by_every_verb() {
     }
 }
 
+/// A file where a directory should be: which one, where the OS says only "Not a directory"
+/// (an operator's review): a file on the way to a channel's path, for every verb, and
+/// `MMF_SHM_DIR` naming a file, with what to do.
+#[test]
+fn a_file_in_place_of_a_directory_is_named() {
+    let e = Env::new("not-a-dir");
+    let file = e.dir.join("report");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let under = file.join("x");
+    let under = under.to_str().unwrap();
+    for args in [
+        &["new", under, "--size", "64"][..],
+        &["read", under],
+        &["out", under, "v"],
+        &["remove", under],
+        &["info", under],
+    ] {
+        fails(
+            &e.run(args),
+            1,
+            &format!(
+                "Not a directory: {} is a file, not a directory, so nothing can be under it",
+                file.display()
+            ),
+        );
+    }
+    for args in [&["list"][..], &["new", "T", "--size", "64"], &["read", "T"]] {
+        let o = e
+            .cmd(args)
+            .env("MMF_SHM_DIR", &file)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        fails(
+            &o,
+            1,
+            &format!(
+                "the shared-memory directory {} is a file; point MMF_SHM_DIR at a directory for \
+                 channels",
+                file.display()
+            ),
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
 /// `mmf rm PATH` checks the file is a channel, then removes the name: a file put under the
 /// name in between (renamed over it) was deleted although it is no channel. It is now left
 /// alone, and rm says why. (strace holds the window open by delaying the read of the magic.)

@@ -2868,6 +2868,11 @@ pub(crate) fn shm_files(prefix: &str) -> Result<Vec<(String, PathBuf)>> {
             path,
             cause: missing_shm_dir(cause),
         },
+        Error::Io { op, path, cause } if cause.raw_os_error() == Some(libc::ENOTDIR) => Error::Io {
+            op,
+            cause: not_a_directory(&path, cause),
+            path,
+        },
         e => e,
     })
 }
@@ -4227,6 +4232,12 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
                 cause: e,
             },
         }
+    } else if e.raw_os_error() == Some(libc::ENOTDIR) {
+        Error::Io {
+            op,
+            path: path.to_owned(),
+            cause: not_a_directory(path, e),
+        }
     } else if e.raw_os_error() == Some(libc::EMFILE) {
         Error::Io {
             op,
@@ -4265,6 +4276,38 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
             cause: e,
         }
     }
+}
+
+/// `e` (an `ENOTDIR`), saying which file on the way to `path` (or `path` itself, a directory
+/// to list) is not a directory: the OS says only "Not a directory" (an operator's review had
+/// `mmf new /tmp/report/x` with a file at `/tmp/report`), and where that file is the
+/// shared-memory directory, what to do.
+fn not_a_directory(path: &Path, e: io::Error) -> io::Error {
+    let Some(file) = path
+        .ancestors()
+        .find(|dir| std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()))
+    else {
+        return e;
+    };
+    let shm = os::shm_dir();
+    let text = if file == shm && (path == shm || path.parent() == Some(shm.as_path())) {
+        let chosen = std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty());
+        format!(
+            "Not a directory: the shared-memory directory {} is a file; {}",
+            file.display(),
+            if chosen {
+                "point MMF_SHM_DIR at a directory for channels"
+            } else {
+                "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
+            }
+        )
+    } else {
+        format!(
+            "Not a directory: {} is a file, not a directory, so nothing can be under it",
+            file.display()
+        )
+    };
+    explained(e, text)
 }
 
 /// `e` (an `EPERM`), telling why where `path`'s directory is sticky (mode `+t`, as `/dev/shm`
