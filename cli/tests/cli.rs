@@ -6060,6 +6060,74 @@ fn a_file_in_place_of_a_directory_is_named() {
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
 }
 
+/// An immutable (`chattr +i`) or append-only (`+a`) file or directory refuses root too: said,
+/// with how to clear it, in place of advice to check the owner and mode (an ops review's).
+/// Skipped where `chattr` cannot set the flag (not root, a file system without it).
+#[test]
+fn an_immutable_channel_file_is_said_so() {
+    /// Clears the flags it was given on drop, so that a failed test leaves removable files.
+    struct Cleared(Vec<std::path::PathBuf>);
+    impl Drop for Cleared {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = Command::new("chattr")
+                    .arg("-ia")
+                    .arg(p)
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+    let e = Env::new("immutable");
+    let (path, ch) = e.file_channel("c.mmf", "64");
+    drop(ch);
+    e.ok(&["out", &path, "kept"]);
+    let _cleared = Cleared(vec![path.clone().into(), e.dir.clone()]);
+    let chattr = |flag: &str, p: &str| {
+        Command::new("chattr")
+            .args([flag, p])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !chattr("+i", &path) {
+        eprintln!("SKIPPED: chattr +i cannot be set here");
+        return;
+    }
+    let advice = format!(
+        "the file is immutable (`chattr +i`, as `lsattr -d {path}` shows), which refuses writes, \
+         removal and replacement to every user, root included; `chattr -i {path}` (as root) \
+         clears it"
+    );
+    for args in [
+        &["out", &path, "x"][..],
+        &["remove", &path],
+        &["new", &path, "--size", "64", "--force"],
+    ] {
+        let out = e.run(args);
+        fails(&out, 1, &advice);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("check the owner and mode"), "{args:?}: {err}");
+    }
+    assert_eq!(e.ok(&["read", &path, "--raw"]), "kept");
+    assert!(chattr("-i", &path) && chattr("+a", &path));
+    fails(
+        &e.run(&["out", &path, "x"]),
+        1,
+        &format!("the file is append-only (`chattr +a`, as `lsattr -d {path}` shows)"),
+    );
+    assert!(chattr("-a", &path));
+    // Its directory: no file can be made or removed in it.
+    let dir = e.dir.to_str().unwrap();
+    assert!(chattr("+i", dir));
+    fails(
+        &e.run(&["remove", &path]),
+        1,
+        &format!("its directory is immutable (`chattr +i`, as `lsattr -d {dir}` shows)"),
+    );
+    assert!(chattr("-i", dir));
+    e.ok(&["remove", &path]);
+}
+
 /// `mmf rm PATH` checks the file is a channel, then removes the name: a file put under the
 /// name in between (renamed over it) was deleted although it is no channel. It is now left
 /// alone, and rm says why. (strace holds the window open by delaying the read of the magic.)

@@ -3829,16 +3829,26 @@ impl Pinned {
             Some(Ok(rest)) => dir_of(&self.shown).join(rest),
             _ => p,
         };
+        // A path in an explanation's text (`chattr -i PATH`), as the path and its directory
+        // are said, quoted as they were written there.
+        let reword = |cause| {
+            use crate::error::shell_quoted as quoted;
+            let dir = self.through.parent().unwrap_or(&self.through);
+            crate::error::reworded(cause, |text| {
+                text.replace(&quoted(&self.through), &quoted(&self.shown))
+                    .replace(&quoted(dir), &quoted(dir_of(&self.shown)))
+            })
+        };
         match e {
             Error::Io { op, path, cause } => Error::Io {
                 op,
                 path: said(path),
-                cause,
+                cause: reword(cause),
             },
             Error::PermissionDenied { name, path, cause } => Error::PermissionDenied {
                 name,
                 path: said(path),
-                cause,
+                cause: reword(cause),
             },
             Error::NoSpace {
                 name,
@@ -4204,7 +4214,7 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
         Error::PermissionDenied {
             name: name.to_owned(),
             path: path.to_owned(),
-            cause: sticky(path, e),
+            cause: why_refused(path, e),
         }
     } else if e.raw_os_error() == Some(libc::ELOOP) {
         Error::Io {
@@ -4313,10 +4323,33 @@ fn not_a_directory(path: &Path, e: io::Error) -> io::Error {
 /// `e` (an `EPERM`), telling why where `path`'s directory is sticky (mode `+t`, as `/dev/shm`
 /// and `/tmp` are) and the file is another user's: there only its owner (or root) may remove
 /// or replace it, whatever the directory's write bits say.
-fn sticky(path: &Path, e: io::Error) -> io::Error {
+///
+/// Where the file (or one on the way to it) is immutable or append-only (`chattr +i`, `+a`),
+/// which refuses root too, that is said instead, with how to clear it: its owner and mode are
+/// not what refuses (an ops review found root told to check them).
+fn why_refused(path: &Path, e: io::Error) -> io::Error {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if e.raw_os_error() != Some(libc::EPERM) {
         return e;
+    }
+    // The file itself, or its directory (an immutable directory refuses new names and
+    // removals in it).
+    for (what, at) in [("the file", path), ("its directory", dir_of(path))] {
+        if let Some(attr) = os::unchangeable(at) {
+            let (flag, refuses) = match (attr, what) {
+                ("immutable", "the file") => ("i", "writes, removal and replacement"),
+                ("immutable", _) => ("i", "new files, removals and renames in it"),
+                (_, "the file") => ("a", "all writes but appending, and removal"),
+                _ => ("a", "removals and renames in it"),
+            };
+            let text = format!(
+                "{e}: {what} is {attr} (`chattr +{flag}`, as `lsattr -d {at}` shows), which \
+                 refuses {refuses} to every user, root included; `chattr -{flag} {at}` (as \
+                 root) clears it",
+                at = crate::error::shell_quoted(at),
+            );
+            return crate::error::explained_whole(e, text);
+        }
     }
     let dir_sticky =
         std::fs::metadata(dir_of(path)).is_ok_and(|m| m.permissions().mode() & 0o1000 != 0);

@@ -342,7 +342,7 @@ pub enum Error {
         limit: u64,
     },
     /// The OS refused access (file mode, or another user's channel).
-    #[error("permission denied for channel '{name}': {cause}; check the owner and mode of the file and of its directory (`ls -ld {path} {dir}`)", path = shell_quoted(path), dir = shell_quoted(crate::name::dir_of(path)))]
+    #[error("permission denied for channel '{name}': {cause}{advice}", advice = mode_advice(cause, path))]
     #[non_exhaustive]
     PermissionDenied {
         /// The channel's name or path.
@@ -474,6 +474,9 @@ fn is_a_directory(name: &str) -> String {
 pub(crate) struct Explained {
     os: std::io::Error,
     text: String,
+    /// Whether `text` says all there is to do, so that a message around it gives no advice of
+    /// its own ([`Error::PermissionDenied`]'s about the owner and mode).
+    whole: bool,
 }
 
 /// `os`, of the same kind, saying `text` when shown ([`Explained`]).
@@ -484,7 +487,62 @@ pub(crate) fn explained(os: std::io::Error, text: impl Into<String>) -> std::io:
         Explained {
             os,
             text: text.into(),
+            whole: false,
         },
+    )
+}
+
+/// [`explained`], with `text` saying all there is to do.
+pub(crate) fn explained_whole(os: std::io::Error, text: impl Into<String>) -> std::io::Error {
+    let kind = os.kind();
+    std::io::Error::new(
+        kind,
+        Explained {
+            os,
+            text: text.into(),
+            whole: true,
+        },
+    )
+}
+
+/// `cause` with its explanation's text passed through `reword`, where it is [`Explained`]
+/// (a path in it said as the user gave it); any other error as it is.
+pub(crate) fn reworded(cause: std::io::Error, reword: impl Fn(&str) -> String) -> std::io::Error {
+    let Some(x) = cause.get_ref().and_then(|e| e.downcast_ref::<Explained>()) else {
+        return cause;
+    };
+    let (text, whole) = (reword(&x.text), x.whole);
+    let kind = cause.kind();
+    match cause.into_inner().map(|e| e.downcast::<Explained>()) {
+        Some(Ok(x)) => std::io::Error::new(
+            kind,
+            Explained {
+                os: x.os,
+                text,
+                whole,
+            },
+        ),
+        // (Checked above: not reached.)
+        Some(Err(other)) => std::io::Error::new(kind, other),
+        None => std::io::Error::from(kind),
+    }
+}
+
+/// What [`Error::PermissionDenied`] advises after its cause: to check the owner and mode of
+/// the file and of its directory, unless the cause said all there is to do (an immutable file,
+/// whose mode is not what refuses).
+fn mode_advice(cause: &std::io::Error, path: &std::path::Path) -> String {
+    let whole = cause
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<Explained>())
+        .is_some_and(|x| x.whole);
+    if whole {
+        return String::new();
+    }
+    format!(
+        "; check the owner and mode of the file and of its directory (`ls -ld {} {}`)",
+        shell_quoted(path),
+        shell_quoted(crate::name::dir_of(path))
     )
 }
 

@@ -135,6 +135,11 @@ pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
     false
 }
 
+/// No file attributes can be told here.
+pub(crate) fn unchangeable(_path: &std::path::Path) -> Option<&'static str> {
+    None
+}
+
 /// No memory cgroups here.
 pub(crate) fn memory_limit() -> Option<super::MemoryLimit> {
     None

@@ -203,6 +203,43 @@ fn no_copy_on_write(file: &File) {
     }
 }
 
+/// The attribute that makes the file at `path` refuse changes to root too, where it has one:
+/// `"immutable"` (`chattr +i`: no write, removal, rename or link) or `"append-only"` (`chattr
+/// +a`: no write but appending, no removal); `None` where it has neither, or that cannot be
+/// told (no such file, a file system without these flags, not Linux).
+#[cfg(target_os = "linux")]
+pub(crate) fn unchangeable(path: &std::path::Path) -> Option<&'static str> {
+    use std::os::unix::fs::OpenOptionsExt;
+    /// `FS_IMMUTABLE_FL` and `FS_APPEND_FL` of `<linux/fs.h>` (not in `libc`).
+    const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+    const FS_APPEND_FL: libc::c_int = 0x20;
+    // Read-only and non-blocking: a FIFO put under the name must not hold this up.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: `FS_IOC_GETFLAGS` writes one `int` (the kernel's type for it, whatever the
+    // request's encoding says) through the pointer, which points at `flags`; the fd is open
+    // (owned by `file`) for the call.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return None;
+    }
+    if flags & FS_IMMUTABLE_FL != 0 {
+        Some("immutable")
+    } else if flags & FS_APPEND_FL != 0 {
+        Some("append-only")
+    } else {
+        None
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn unchangeable(_path: &std::path::Path) -> Option<&'static str> {
+    None
+}
+
 /// The effective user id of this process.
 pub(crate) fn euid() -> u32 {
     // SAFETY: `geteuid` takes nothing, cannot fail and has no memory-safety preconditions.
