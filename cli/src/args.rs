@@ -724,8 +724,22 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
         (verb.as_deref(), said.strip_prefix(UNEXPECTED), tipped)
     {
         let word = rest.split('\'').next().unwrap_or("");
+        // A flag after `--`, where every word is a NAME or VALUE (`mmf read -- T --json`,
+        // a flag added at the end of a command line that had `--`): clap says only that the
+        // word is unexpected (stop 54's ops review).
+        let after_dashes = args
+            .iter()
+            .skip_while(|a| a.as_os_str() != "--")
+            .skip(1)
+            .any(|a| a.to_str() == Some(word));
         if let Some(others) = other_verbs_flag(&cli, verb, word) {
             said = format!("{UNEXPECTED}{word}' found; {others}");
+        } else if word.starts_with('-') && after_dashes {
+            let words = if verb == "out" { "NAME VALUE" } else { "NAME" };
+            said = format!(
+                "{UNEXPECTED}{word}' found after `--`, where every word is a NAME or VALUE, not a \
+                 flag: give the flags before `--` (`mmf {verb} FLAGS -- {words}`)"
+            );
         }
     }
     match verb {

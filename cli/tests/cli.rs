@@ -7552,6 +7552,17 @@ fn usage_errors_are_one_line_like_every_other_error() {
             &["read", "T", "--lines"][..],
             "`--lines` is a flag of `mmf out`, not of `mmf read`",
         ),
+        // A flag after `--`, where every word is a NAME or VALUE (stop 54's ops review).
+        (
+            &["read", "--", "T", "--json"][..],
+            "mmf: unexpected argument '--json' found after `--`, where every word is a NAME or \
+             VALUE, not a flag: give the flags before `--` (`mmf read FLAGS -- NAME`) (`mmf read \
+             --help` shows its usage)",
+        ),
+        (
+            &["out", "--", "T", "[1]", "--json"][..],
+            "give the flags before `--` (`mmf out FLAGS -- NAME VALUE`)",
+        ),
         // `out` may be publishing such a word: its tip stays.
         (
             &["out", "T", "--pretty"][..],
