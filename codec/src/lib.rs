@@ -57,7 +57,7 @@ use std::io;
 pub use error::{Error, Result};
 pub use mmf_core::{Channel, Follower, Meta, Tag};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 #[cfg(feature = "async")]
 pub use stream::{TypedValueStream, ValueStreamExt};
 
@@ -599,6 +599,11 @@ impl io::Write for Bounded<'_> {
 /// (feature `async`), and decodes each value itself. `channel` is the one
 /// the bytes were read from (its name goes into an error), `meta` what the read returned.
 ///
+/// `T` may borrow from `bytes`: a `&str` field (or a `Cow<str>` marked `#[serde(borrow)]`,
+/// which also takes a JSON string with escapes) is the buffer's own text, not a copy, so a type
+/// that holds nothing else on the heap decodes without allocating. (A text value, tag 2, is
+/// read into a string the type owns: `String`, or a `Cow`.)
+///
 /// ```
 /// use std::time::Duration;
 /// use mmf::{decode, Channel, ChannelExt};
@@ -617,6 +622,14 @@ impl io::Write for Bounded<'_> {
 /// let empty = Channel::anonymous(64)?;
 /// let meta = empty.read_into(&mut buf)?;
 /// assert!(matches!(decode::<u32>(&empty, meta, &buf), Err(mmf::Error::Empty { .. })));
+///
+/// // Borrowing: `name` is read in place, in `buf`.
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Job<'a> { id: u32, name: &'a str }
+/// ch.publish(&Job { id: 1, name: "resize" })?;
+/// let meta = ch.read_into(&mut buf)?;
+/// let job: Job = decode(&ch, meta, &buf)?;
+/// assert_eq!((job.id, job.name), (1, "resize"));
 /// # Ok::<(), mmf::Error>(())
 /// ```
 ///
@@ -626,7 +639,7 @@ impl io::Write for Bounded<'_> {
 /// [`Error::Decode`], one of bytes (or another tag mmf has no decoding of)
 /// [`Error::WrongTag`], each with `meta`'s generation ([`Error::generation`]); a `meta` of no
 /// value ([`Meta::is_unpublished`]) is [`Error::Empty`].
-pub fn decode<T: DeserializeOwned>(channel: &Channel, meta: Meta, bytes: &[u8]) -> Result<T> {
+pub fn decode<'a, T: Deserialize<'a>>(channel: &Channel, meta: Meta, bytes: &'a [u8]) -> Result<T> {
     decode_read(channel, meta, bytes).map(|(_, value)| value)
 }
 
@@ -658,7 +671,11 @@ fn msgpack_at_end<'de>(
 /// counts no depth for enum variants, so a deep enough recursive enum from another process
 /// would otherwise overflow the stack), JSON text as JSON published as such is (FORMAT.md §7.1:
 /// no integer beyond 64 bits made a float on the way, no key given twice).
-fn decode_read<T: DeserializeOwned>(ch: &Channel, meta: Meta, buf: &[u8]) -> Result<(Meta, T)> {
+fn decode_read<'a, T: Deserialize<'a>>(
+    ch: &Channel,
+    meta: Meta,
+    buf: &'a [u8],
+) -> Result<(Meta, T)> {
     let failed = |message: String| Error::Decode {
         name: ch.location().to_string(),
         generation: meta.generation,

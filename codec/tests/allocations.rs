@@ -128,6 +128,61 @@ fn a_read_into_a_reused_buffer_and_its_decode_allocate_nothing() {
     ));
 }
 
+/// A record whose text fields borrow from the buffer the value was read into.
+#[derive(Deserialize, Debug, PartialEq)]
+struct Order<'a> {
+    id: u64,
+    symbol: &'a str,
+    #[serde(borrow)]
+    note: std::borrow::Cow<'a, str>,
+    tags: Vec<&'a str>,
+}
+
+/// `decode` borrows from the bytes it is given (a review's: it asked for `DeserializeOwned`):
+/// a type with `&str` fields reads without copying them, and with no allocation where it holds
+/// nothing else on the heap; from MessagePack and from JSON text alike.
+#[test]
+fn decode_borrows_from_its_buffer() {
+    #[derive(Serialize)]
+    struct Sent {
+        id: u64,
+        symbol: String,
+        note: String,
+        tags: Vec<String>,
+    }
+    let ch = Channel::anonymous(4096).unwrap();
+    let mut buf = Vec::with_capacity(4096);
+    ch.publish(&Sent {
+        id: 9,
+        symbol: "ACME".into(),
+        note: "filled".into(),
+        tags: vec![],
+    })
+    .unwrap();
+    let meta = ch.read_into(&mut buf).unwrap();
+    let (n, order) = counted(|| decode::<Order>(&ch, meta, &buf));
+    let order = order.unwrap();
+    assert_eq!(n, 0, "decode of borrowed fields");
+    assert_eq!(
+        (order.id, order.symbol, &*order.note),
+        (9, "ACME", "filled")
+    );
+    // The field is the buffer's own bytes, not a copy.
+    assert!(buf.as_ptr_range().contains(&order.symbol.as_ptr()));
+    assert!(matches!(order.note, std::borrow::Cow::Borrowed(_)));
+
+    // JSON text: borrowed where a string has no escapes; a `Cow` takes one that has.
+    ch.publish_json(r#"{"id": 1, "symbol": "XY", "note": "a \"quoted\" word", "tags": ["t"]}"#)
+        .unwrap();
+    let meta = ch.read_into(&mut buf).unwrap();
+    let order = decode::<Order>(&ch, meta, &buf).unwrap();
+    assert_eq!(
+        (order.symbol, &*order.note, order.tags),
+        ("XY", "a \"quoted\" word", vec!["t"])
+    );
+    assert!(buf.as_ptr_range().contains(&order.symbol.as_ptr()));
+}
+
 /// A follower's typed read, which a consumer's loop calls for every value, allocates nothing
 /// either once its thread's buffer has grown. (Every 100 ms a follower also looks at the name,
 /// which allocates: a read that a pause of the machine puts after such a look is retried.)
