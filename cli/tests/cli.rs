@@ -8513,6 +8513,38 @@ fn out_lines_follows_a_replaced_channel_and_stops_at_a_removed_one() {
     );
 }
 
+/// A file channel cut inside its header page while lines come (which faults nothing: the rest
+/// of the page reads as zeros) ends the feed at the next look at the name, exit 1, instead of
+/// publishing on into memory no one reads and exiting 0 (a review's `truncate -s 100`).
+#[test]
+fn out_lines_ends_when_its_file_is_cut_inside_the_header() {
+    let e = Env::new("outlinescut");
+    let (path, ch) = e.file_channel("c.mmf", "4KiB");
+    drop(ch);
+    let mut w = LinesWriter::start(&e, &["out", &path, "--lines", "--print-generation"]);
+    assert_eq!(w.send("one\n"), 1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    // The next look at the name comes 100 ms after the last, at a line after a pause.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let _ = w.input.write_all(b"two\n");
+    let out = w.finish();
+    fails(
+        &out,
+        1,
+        "(and lines published after its file was cut, within the last 100 ms, reached no one): \
+         channel",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("its file is now 100 bytes"),
+        "{out:?}"
+    );
+}
+
 /// A line too long for the channel in hand goes into the larger one that replaced it. A line
 /// is published again into a replacement only where the input paused right after it and the
 /// replacement holds no value, never over another writer's, nor at the end of the input into

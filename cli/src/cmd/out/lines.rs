@@ -342,7 +342,21 @@ impl<'a> Follow<'a> {
         // A look that fails says nothing about the name: publish on, as before it.
         if ch.is_current().unwrap_or(true) {
             self.trust_hint &= !hinted;
-            return Ok(ch);
+            // A file cut inside its header page faults nothing: the rest of the page reads as
+            // zeros, and what is published there reaches no one (a review's `truncate -s 100`
+            // under a feed, which went on publishing and exited 0). Its size tells, as a
+            // `Follower`'s look finds it; a damaged value alone is mended by the next line.
+            match ch.verify() {
+                Err(e) if !e.mended_by_publish() => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "{} (and lines published after its file was cut, within the last \
+                         {} ms, reached no one)",
+                        not_published(location, number, last),
+                        LOOK_EVERY.as_millis()
+                    )))
+                }
+                _ => return Ok(ch),
+            }
         }
         let now = options.open(location).map_err(|e| match e {
             mmf::channel::Error::NotFound { .. } => Coded(
