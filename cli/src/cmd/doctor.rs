@@ -146,9 +146,12 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             format_size(memory.limit),
             format_size(memory.room)
         )),
+        // (`memory_limit` says nothing of a limit it cannot read: a cgroup outside the mount
+        // this process sees, no cgroup file system. Said as found, not as none: the diff
+        // review's.)
         (None, Some(true)) => Some(
-            "no memory cgroup limit applies to this process: the channels here are held in \
-             memory, bounded by shm-space alone"
+            "no memory cgroup limit found for this process (none set, or none it can read): \
+             the channels here are held in memory, bounded by shm-space"
                 .to_owned(),
         ),
         (None, Some(false)) => Some(format!(
