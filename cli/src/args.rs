@@ -734,12 +734,32 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
             .any(|a| a.to_str() == Some(word));
         if let Some(others) = other_verbs_flag(&cli, verb, word) {
             said = format!("{UNEXPECTED}{word}' found; {others}");
-        } else if word.starts_with('-') && after_dashes {
-            let words = if verb == "out" { "NAME VALUE" } else { "NAME" };
-            said = format!(
-                "{UNEXPECTED}{word}' found after `--`, where every word is a NAME or VALUE, not a \
-                 flag: give the flags before `--` (`mmf {verb} FLAGS -- {words}`)"
-            );
+        } else if word.starts_with('-') && word != "--" && after_dashes {
+            // The words the verb takes, by their names in its usage (`NAME`, `NAME VALUE`,
+            // `SHELL`), or none (`list`, `doctor`: the diff review's).
+            let words: Vec<String> = cli
+                .find_subcommand(verb)
+                .map(|c| {
+                    c.get_positionals()
+                        .map(|p| match p.get_value_names() {
+                            Some([name, ..]) => name.to_string(),
+                            _ => p.get_id().to_string().to_uppercase(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            said = match words.is_empty() {
+                true => format!(
+                    "{UNEXPECTED}{word}' found after `--`; `mmf {verb}` takes flags only, and \
+                     none after `--`"
+                ),
+                false => format!(
+                    "{UNEXPECTED}{word}' found after `--`, where every word is a {}, not a flag: \
+                     give the flags before `--` (`mmf {verb} FLAGS -- {}`)",
+                    words.join(" or "),
+                    words.join(" ")
+                ),
+            };
         }
     }
     match verb {
@@ -921,6 +941,8 @@ fn dashed_word_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
     let command = Cli::command();
     let mut verb: Option<&clap::Command> = None;
     let mut option_value = false;
+    // Words the verb took before this one (`out`'s NAME, then VALUE).
+    let mut positionals = 0;
     for word in args.iter().skip(1) {
         // Bytes, as clap reads them: `--bytes $'-h\xff'` is not UTF-8, and is `-h` all the same.
         let bytes = word.as_encoded_bytes();
@@ -948,6 +970,8 @@ fn dashed_word_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
                 let word = word.to_str()?;
                 // Not a verb (`mmf rea T -hx`): clap's error says so, and names the verb meant.
                 verb = Some(verb_named(&command, word)?);
+            } else {
+                positionals += 1;
             }
             continue;
         };
@@ -974,6 +998,12 @@ fn dashed_word_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
                     .and_then(|n| n.first())
                     .map(ToString::to_string);
                 return Some(match (name, what) {
+                    // In NAME's place (`mmf out -odd x`): a channel's name (the CLI.md audit's:
+                    // it was told to publish the word as a VALUE).
+                    ("out", _) if positionals == 0 => format!(
+                        "unexpected argument '{word}' (not a flag of `mmf out`); a NAME that \
+                         starts with '-' follows `--`: `mmf out -- {shown} VALUE`"
+                    ),
                     ("out", _) => format!(
                         "unexpected argument '{word}' (not a flag of `mmf out`); a VALUE that \
                          starts with '-' follows `--`: `mmf out NAME -- {shown}`"

@@ -750,6 +750,11 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
         (&["out", "T", "-V"], "unexpected argument '-V'"),
         (&["out", "T", "-5abc"], "`mmf out NAME -- -5abc`"),
         (&["out", "T", "-inf", "--json"], "`mmf out NAME -- -inf`"),
+        // In NAME's place: a NAME (the CLI.md audit's: it was told to publish it as a VALUE).
+        (
+            &["out", "-odd", "x"],
+            "a NAME that starts with '-' follows `--`: `mmf out -- -odd VALUE`",
+        ),
     ] {
         let out = e.run(args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -7559,13 +7564,20 @@ fn usage_errors_are_one_line_like_every_other_error() {
         // A flag after `--`, where every word is a NAME or VALUE (stop 54's ops review).
         (
             &["read", "--", "T", "--json"][..],
-            "mmf: unexpected argument '--json' found after `--`, where every word is a NAME or \
-             VALUE, not a flag: give the flags before `--` (`mmf read FLAGS -- NAME`) (`mmf read \
-             --help` shows its usage)",
+            "mmf: unexpected argument '--json' found after `--`, where every word is a NAME, not \
+             a flag: give the flags before `--` (`mmf read FLAGS -- NAME`) (`mmf read --help` \
+             shows its usage)",
         ),
         (
             &["out", "--", "T", "[1]", "--json"][..],
-            "give the flags before `--` (`mmf out FLAGS -- NAME VALUE`)",
+            "where every word is a NAME or VALUE, not a flag: give the flags before `--` (`mmf \
+             out FLAGS -- NAME VALUE`)",
+        ),
+        // A verb that takes no words (the diff review's: it was told to give a NAME).
+        (
+            &["doctor", "--", "--json"][..],
+            "mmf: unexpected argument '--json' found after `--`; `mmf doctor` takes flags only, \
+             and none after `--`",
         ),
         // `out` may be publishing such a word: its tip stays.
         (
