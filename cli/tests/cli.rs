@@ -6091,7 +6091,11 @@ fn an_immutable_channel_file_is_said_so() {
     let (path, ch) = e.file_channel("c.mmf", "64");
     drop(ch);
     e.ok(&["out", &path, "kept"]);
-    let _cleared = Cleared(vec![path.clone().into(), e.dir.clone()]);
+    let _cleared = Cleared(vec![
+        path.clone().into(),
+        e.dir.clone(),
+        e.dir.join("a dir/c d.mmf"),
+    ]);
     let chattr = |flag: &str, p: &str| {
         Command::new("chattr")
             .args([flag, p])
@@ -6135,6 +6139,25 @@ fn an_immutable_channel_file_is_said_so() {
     );
     assert!(chattr("-i", dir));
     e.ok(&["remove", &path]);
+    // A path the shell must quote, removed and replaced through its pinned directory (whose
+    // `/proc/self/fd/N` path the explanation is reworded from).
+    let spaced = e.dir.join("a dir");
+    std::fs::create_dir(&spaced).unwrap();
+    let path = spaced.join("c d.mmf");
+    let path = path.to_str().unwrap();
+    e.ok(&["new", path, "--size", "64"]);
+    assert!(chattr("+i", path));
+    for args in [
+        &["remove", path][..],
+        &["new", path, "--size", "64", "--force"],
+    ] {
+        fails(
+            &e.run(args),
+            1,
+            &format!("`chattr -i '{path}'` (as root) clears it"),
+        );
+    }
+    assert!(chattr("-i", path));
 }
 
 /// `mmf rm PATH` checks the file is a channel, then removes the name: a file put under the

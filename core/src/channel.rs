@@ -3835,8 +3835,8 @@ impl Pinned {
             use crate::error::shell_quoted as quoted;
             let dir = self.through.parent().unwrap_or(&self.through);
             crate::error::reworded(cause, |text| {
-                text.replace(&quoted(&self.through), &quoted(&self.shown))
-                    .replace(&quoted(dir), &quoted(dir_of(&self.shown)))
+                let text = replace_whole(text, &quoted(&self.through), &quoted(&self.shown));
+                replace_whole(&text, &quoted(dir), &quoted(dir_of(&self.shown)))
             })
         };
         match e {
@@ -4174,6 +4174,25 @@ fn age(t: SystemTime) -> Option<Duration> {
     })
 }
 
+/// `text` with each `from` in it that is not the start of a longer number (`/proc/self/fd/5`
+/// in `/proc/self/fd/57/NAME`, another pinned directory's path: the diff review's) made `to`.
+fn replace_whole(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        out.push_str(&rest[..at]);
+        if after.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str(from);
+        } else {
+            out.push_str(to);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `NotFound` creating a shared-memory channel: its directory is missing. Say which, and
 /// whether `MMF_SHM_DIR` chose it.
 fn missing_shm_dir(e: io::Error) -> io::Error {
@@ -4387,6 +4406,20 @@ fn incarnation() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pinned directory's path in an explanation is said as the user's, but not where it is
+    /// the start of another's (`/proc/self/fd/5` in `/proc/self/fd/57/t.mmf`).
+    #[test]
+    fn a_path_is_replaced_only_whole() {
+        let text =
+            "`chattr -i /proc/self/fd/57/t.mmf`, `lsattr -d /proc/self/fd/5` and /proc/self/fd/5/";
+        assert_eq!(
+            replace_whole(text, "/proc/self/fd/5", "/srv/run"),
+            "`chattr -i /proc/self/fd/57/t.mmf`, `lsattr -d /srv/run` and /srv/run/"
+        );
+        assert_eq!(replace_whole("", "a", "b"), "");
+        assert_eq!(replace_whole("a1 a", "a", "b"), "a1 b");
+    }
 
     /// The OS's refusals that a limit of this process's makes say which limit, and what to
     /// change: its message alone ("Too many open files", "Cannot allocate memory") named none.

@@ -206,36 +206,34 @@ fn no_copy_on_write(file: &File) {
 /// The attribute that makes the file at `path` refuse changes to root too, where it has one:
 /// `"immutable"` (`chattr +i`: no write, removal, rename or link) or `"append-only"` (`chattr
 /// +a`: no write but appending, no removal); `None` where it has neither, or that cannot be
-/// told (no such file, a file system without these flags, not Linux).
-#[cfg(target_os = "linux")]
+/// told (no such file, a file system that does not report them, not Linux).
+///
+/// Asked with `statx`, which opens nothing: an open (for `FS_IOC_GETFLAGS`) of whatever a
+/// swapped-in link led to, a device or a terminal, would reach its driver (the diff review's).
+#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
 pub(crate) fn unchangeable(path: &std::path::Path) -> Option<&'static str> {
-    use std::os::unix::fs::OpenOptionsExt;
-    /// `FS_IMMUTABLE_FL` and `FS_APPEND_FL` of `<linux/fs.h>` (not in `libc`).
-    const FS_IMMUTABLE_FL: libc::c_int = 0x10;
-    const FS_APPEND_FL: libc::c_int = 0x20;
-    // Read-only and non-blocking: a FIFO put under the name must not hold this up.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    let mut flags: libc::c_int = 0;
-    // SAFETY: `FS_IOC_GETFLAGS` writes one `int` (the kernel's type for it, whatever the
-    // request's encoding says) through the pointer, which points at `flags`; the fd is open
-    // (owned by `file`) for the call.
-    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero `statx` is a valid value of this plain C struct.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path, `st` a valid, writable struct for the call, and
+    // `AT_FDCWD` resolves a relative path from the working directory.
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_TYPE, &mut st) };
+    if rc != 0 {
         return None;
     }
-    if flags & FS_IMMUTABLE_FL != 0 {
+    // Only the attributes the file system reports (`stx_attributes_mask`) mean anything.
+    let attributes = st.stx_attributes & st.stx_attributes_mask;
+    if attributes & libc::STATX_ATTR_IMMUTABLE as u64 != 0 {
         Some("immutable")
-    } else if flags & FS_APPEND_FL != 0 {
+    } else if attributes & libc::STATX_ATTR_APPEND as u64 != 0 {
         Some("append-only")
     } else {
         None
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
 pub(crate) fn unchangeable(_path: &std::path::Path) -> Option<&'static str> {
     None
 }
