@@ -113,7 +113,8 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                         // Refused before the rest is read, which may never end (`yes | tr -d
                         // '\n'` read on in silence, an ops review's): without --keep-going the
                         // command ends here, with it the skip is said while its rest is read past.
-                        let more = format!("more than {limit}");
+                        // (Of the channel in hand: a replacement may be smaller.)
+                        let more = format!("more than {}", limit_of(&ch, format));
                         refuse(too_long(&more, &ch).into())?;
                         let at_end = skip_line(&mut input, end).with_context(unread)?;
                         // (Input that ended with it is not asked again: a terminal would wait for
