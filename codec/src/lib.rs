@@ -601,8 +601,8 @@ impl io::Write for Bounded<'_> {
 ///
 /// `T` may borrow from `bytes`: a `&str` field (or a `Cow<str>` marked `#[serde(borrow)]`,
 /// which also takes a JSON string with escapes) is the buffer's own text, not a copy, so a type
-/// that holds nothing else on the heap decodes without allocating. (A text value, tag 2, is
-/// read into a string the type owns: `String`, or a `Cow`.)
+/// that holds nothing else on the heap decodes without allocating; a text value (tag 2) reads
+/// into a `&str` too.
 ///
 /// ```
 /// use std::time::Duration;
@@ -748,11 +748,12 @@ fn decode_read<'a, T: Deserialize<'a>>(
             })?
         }
         // Text, as `mmf out NAME hello` or `publish_str` stores it: into a type that takes a
-        // string (a `String`, an `Option<String>`, a newtype of one, an enum's unit variant by
-        // name), as a JSON string would be (serde's own `StrDeserializer` refuses `Option`).
+        // string (a `String`, a `&str`, an `Option<String>`, a newtype of one, an enum's unit
+        // variant by name), as a JSON string would be (serde's own `StrDeserializer` refuses
+        // `Option`).
         Tag::TEXT => {
             let text = std::str::from_utf8(buf).map_err(|e| invalid(&not_utf8(e)))?;
-            T::deserialize(serde_json::Value::String(text.to_owned())).map_err(|e| {
+            T::deserialize(Text(text)).map_err(|e| {
                 let e = quoted(&e);
                 failed(if json::looks_like_json(text) {
                     format!(
@@ -767,6 +768,54 @@ fn decode_read<'a, T: Deserialize<'a>>(
         _ => return Err(wrong(ch, meta, "a MessagePack, JSON or text value")),
     };
     Ok((meta, value))
+}
+
+/// A text value (tag 2) read into a type as a JSON string would be, borrowed from the buffer
+/// it was read into (a `&str` field is that text): a string; into an `Option`, `Some` of it;
+/// into a newtype, its content; into an enum, the unit variant of that name. (It was read
+/// through an owned `serde_json::Value`, which gave no borrowed string: the diff review's.)
+struct Text<'a>(&'a str);
+
+impl<'de> serde::Deserializer<'de> for Text<'de> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        let text: serde::de::value::BorrowedStrDeserializer<'de, Self::Error> =
+            serde::de::value::BorrowedStrDeserializer::new(self.0);
+        serde::Deserializer::deserialize_enum(text, name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
 }
 
 /// Whether a typed read failed at a map's key (the path's last segment is a key not read yet).

@@ -181,6 +181,23 @@ fn decode_borrows_from_its_buffer() {
         ("XY", "a \"quoted\" word", vec!["t"])
     );
     assert!(buf.as_ptr_range().contains(&order.symbol.as_ptr()));
+
+    // A text value, as `mmf out NAME text` publishes it: a `&str` of the buffer, and a newtype
+    // or `Option` of one, as a JSON string reads (it read through an owned string, which no
+    // `&str` can borrow: the diff review's).
+    ch.publish_str("ready").unwrap();
+    let meta = ch.read_into(&mut buf).unwrap();
+    let (n, text) = counted(|| decode::<&str>(&ch, meta, &buf));
+    assert_eq!((n, text.unwrap()), (0, "ready"));
+    assert!(buf
+        .as_ptr_range()
+        .contains(&decode::<&str>(&ch, meta, &buf).unwrap().as_ptr()));
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Status<'a>(&'a str);
+    assert_eq!(
+        decode::<Option<Status>>(&ch, meta, &buf).unwrap(),
+        Some(Status("ready"))
+    );
 }
 
 /// A follower's typed read, which a consumer's loop calls for every value, allocates nothing
