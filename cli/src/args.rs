@@ -86,7 +86,8 @@ pub enum Command {
     )]
     Remove(RemoveArgs),
     /// Remove your stale channels (root: anyone's): no process maps them, their creator and last
-    /// writer are gone, and nobody created or wrote them with `mmf out` for an hour (--older-than).
+    /// writer are gone, and nobody created them, wrote them with `mmf out` or read them with `mmf
+    /// read` for an hour (--older-than).
     #[command(
         after_help = "Prune looks at the shared-memory channels only (those `mmf list` shows, in /dev/shm\nor $MMF_SHM_DIR); a file path channel is removed with `mmf remove PATH`, and what a\nkilled `new --force PATH` left beside it (.mmf-new-*) by the next `new --force` there, or rm.\n\nA channel used only from the command line has no process mapping it between\ncommands, so prune also asks how long ago it was created, or last written with `mmf out`\nor read with `mmf read` (the file's modification time): by default an hour. A crashed\nservice's channel qualifies an hour after its creation or its last such command.\n\nIt also removes the .mmf-new-* files that a `new --force` (or a removal) killed half-way left\nbehind, and the channels a `new` killed before they were ready left (empty or zeros: `list`\nshows them \"not initialised\"; this user's, held by no process, untouched for --older-than\nand at least a minute).\n\nWith PATTERNs, only the channels whose names match one (a harness cleaning up its own\nrun's channels and no one else's), and no .mmf-new-* files.\n\nEXAMPLES:\n  mmf prune --dry-run\n  mmf prune --older-than 10m\n  mmf prune --older-than 0s      # every stale channel, however recent\n  mmf prune 'bench-run42.*' --older-than 0s"
     )]
@@ -297,7 +298,7 @@ pub enum OutFormat {
     Text,
     /// As JSON (MessagePack and JSON values).
     Json,
-    /// The stored MessagePack bytes.
+    /// The value as MessagePack bytes: as stored, or a JSON value's text converted.
     Msgpack,
     /// The stored bytes, whatever the tag.
     Bytes,
