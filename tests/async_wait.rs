@@ -1142,6 +1142,12 @@ fn a_forked_child_can_await_changes() {
     }
 }
 
+/// The child role below where there are no PID namespaces: skipped.
+#[cfg(not(target_os = "linux"))]
+fn a_descendant_gets_the_pid_of_the_notifiers_process() {
+    print_stats(&json!({ "skipped": "no PID namespaces on this system" }));
+}
+
 /// Child role, in a PID namespace of its own (so that bringing a pid back disturbs no other
 /// process): process A starts the notifier, forks B and exits; once the namespace's init has
 /// reaped A, B forks until a child of its, C, gets A's pid back (`/proc/sys/kernel/ns_last_pid`,
@@ -1149,6 +1155,7 @@ fn a_forked_child_can_await_changes() {
 /// awaits a publish. C prints whether its future was woken; where the pid cannot be brought
 /// back, `skipped` and why. Every process shares this one's standard output, which the test
 /// reads to its end; a forked process leaves with `_exit`, never by unwinding into the harness.
+#[cfg(target_os = "linux")]
 fn a_descendant_gets_the_pid_of_the_notifiers_process() {
     // SAFETY: `unshare` changes only the PID namespace of this process's later children.
     if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
@@ -1178,18 +1185,21 @@ fn a_descendant_gets_the_pid_of_the_notifiers_process() {
 }
 
 /// Ends a forked process without running the test harness's exit handlers.
+#[cfg(target_os = "linux")]
 fn exit(code: i32) -> ! {
     // SAFETY: `_exit` ends the process at once; nothing of this process is used after it.
     unsafe { libc::_exit(code) }
 }
 
 /// Says why the case was not exercised (or what failed), and ends the forked process.
+#[cfg(target_os = "linux")]
 fn leave_saying(key: &str, why: &str) -> ! {
     print_stats(&json!({ key: why }));
     exit(0)
 }
 
 /// A: starts the notifier, forks B, ends.
+#[cfg(target_os = "linux")]
 fn process_a() -> ! {
     let Ok(ch) = Channel::anonymous(64) else {
         leave_saying("failed", "A could not make a channel");
@@ -1237,6 +1247,7 @@ fn process_a() -> ! {
 
 /// C, if it got `a_pid` (else it ends with 2, and B tries again): awaits a publish of its own
 /// and prints whether the future was woken.
+#[cfg(target_os = "linux")]
 fn process_c(a_pid: u32) -> ! {
     if std::process::id() != a_pid {
         exit(2);

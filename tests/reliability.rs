@@ -3,6 +3,10 @@
 //! Every figure these tests print is recorded in docs/RELIABILITY.md.
 //!
 //! Bounded for CI; `MMF_KILLS=N` and `MMF_SOAK_SECS=S` make the kill harness and the soak longer.
+//!
+//! Linux only: the faults are made with Linux's own means (punched holes, `renameat2`'s swap,
+//! CPU affinity, `/proc`), and the figures are this host's.
+#![cfg(target_os = "linux")]
 
 mod common;
 

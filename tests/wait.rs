@@ -964,6 +964,7 @@ fn read_only_handles_wait_by_polling() {
 /// A channel found being created (its file there, its header not yet written) is one that
 /// appeared: every value it will hold is new to the follower.
 #[test]
+#[cfg(target_os = "linux")]
 fn a_channel_found_being_created_has_appeared() {
     let dir = std::env::temp_dir().join(format!("mmf-follow-made-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -993,8 +994,10 @@ fn a_channel_found_being_created_has_appeared() {
 }
 
 /// An inotify watch for the opening of one file.
+#[cfg(target_os = "linux")]
 struct OpenWatch(std::os::fd::OwnedFd);
 
+#[cfg(target_os = "linux")]
 impl OpenWatch {
     fn new(path: &std::path::Path) -> OpenWatch {
         use std::os::fd::FromRawFd;

@@ -528,6 +528,7 @@ impl From<&Until> for Until {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_os = "linux", target_endian = "little"))]
     use std::sync::atomic::AtomicU64;
 
     use crate::exit_watch::threads as watchers;
@@ -665,6 +666,7 @@ mod tests {
     /// Whether this kernel has `futex_waitv` (Linux 5.16+, not refused by a seccomp filter):
     /// without it waits sleep in slices, and the tests of the sleep itself have nothing to test
     /// (they say so).
+    #[cfg(all(target_os = "linux", target_endian = "little"))]
     fn has_futex_waitv() -> bool {
         // A word that differs from the expected 0: the call returns at once, EAGAIN, if it
         // exists.

@@ -1137,7 +1137,9 @@ fn token_elsewhere(pid: u32) -> u64 {
 const KERNEL_HELD: u64 = 1 << 63;
 
 /// Takes a shared open-file-description lock on byte `offset` of the file at `path`, as the
-/// process of a kernel-held token does; held while the returned file stays open.
+/// process of a kernel-held token does; held while the returned file stays open. (Linux's
+/// open-file-description locks: elsewhere no token is kernel-held.)
+#[cfg(target_os = "linux")]
 fn hold_byte(path: &std::path::Path, offset: u64) -> std::fs::File {
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(path).unwrap();
@@ -1856,6 +1858,7 @@ fn an_unjudgeable_lock_is_freed_once_no_process_has_the_channel_open() {
 /// token whose byte a process holds, though it holds no handle) are left, the lock included,
 /// and the waiters those entries count stay.
 #[test]
+#[cfg(target_os = "linux")]
 fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
     use mmf_core::host::free_orphans;
     const ENTRY: usize = 512;
@@ -1912,6 +1915,8 @@ fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
 /// A channel holding "kept" and what keeps its lock owner alive, if anything.
 struct Locked {
     scratch: Scratch,
+    // (Elsewhere than on Linux no test keeps a file lock here.)
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     held: Option<std::fs::File>,
 }
 
@@ -2021,6 +2026,7 @@ fn a_lock_held_from_another_pid_namespace_is_not_taken() {
 /// A kernel-held token (bit 63) is judged by the lock on its byte of the file, whatever its pid
 /// and namespace say: alive while any open file description holds it, dead once none does.
 #[test]
+#[cfg(target_os = "linux")]
 fn a_kernel_held_lock_lives_exactly_as_long_as_its_file_lock() {
     // Another namespace and a pid that does not exist: by pid this could not be judged at all.
     let token = free_pid(3) as u64 | 0x5a5a_5a5a << 22 | 1 << 62 | KERNEL_HELD;
