@@ -561,7 +561,10 @@ fn a_follower_does_not_wait_for_what_cannot_appear() {
         .unwrap_err()
         .to_string();
     assert!(
-        msg.ends_with("; check the name, or create the channel first"),
+        msg.ends_with(
+            "; check the name, or create the channel first (`Follower::open` with a time to \
+             wait opens it once it appears)"
+        ),
         "{msg}"
     );
 }

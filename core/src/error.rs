@@ -423,7 +423,12 @@ fn not_found(
              path); check the path, or create the directory, then the channel",
             dir.display()
         ),
-        (None, None) => format!("{found}; check the name, or create the channel first"),
+        // (A reader started before its writer is the usual case: how to wait for it, which a
+        // library review found unsaid.)
+        (None, None) => format!(
+            "{found}; check the name, or create the channel first (`Follower::open` with a time \
+             to wait opens it once it appears)"
+        ),
         (None, Some(_)) => format!(
             "{found}; check the name, and that the process that creates the channel has started"
         ),

@@ -483,8 +483,10 @@ fn a_missing_file_paths_missing_directory_is_named() {
         "{err}"
     );
     assert!(
-        err.to_string()
-            .ends_with("check the name, or create the channel first"),
+        err.to_string().ends_with(
+            "check the name, or create the channel first (`Follower::open` with a time to wait \
+             opens it once it appears)"
+        ),
         "{err}"
     );
 }
