@@ -1,9 +1,9 @@
 //! The thin platform layer: where shared memory lives, allocating a file's blocks up front, and
 //! telling whether a process is still alive. One file per platform, chosen at compile time (the
-//! memmap2 pattern); `stub.rs` answers `Unsupported` where no port exists yet.
+//! memmap2 pattern); `unsupported.rs` answers `Unsupported` where no port exists yet.
 
 #[cfg_attr(unix, path = "unix.rs")]
-#[cfg_attr(not(unix), path = "stub.rs")]
+#[cfg_attr(not(unix), path = "unsupported.rs")]
 mod imp;
 
 pub(crate) use imp::*;
