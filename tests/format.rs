@@ -6,6 +6,10 @@ use std::process::Command;
 
 use mmf::prelude::*;
 
+/// What a missing `python3` says: these tests run Python programs written from FORMAT.md alone.
+const NEEDS_PYTHON: &str = "python3 could not be run: the format tests run Python programs \
+                            written from FORMAT.md; install python3";
+
 /// `python3 tests/SCRIPT`, to be given its arguments.
 fn python(script: &str) -> Command {
     let mut c = Command::new("python3");
@@ -21,7 +25,7 @@ fn decode(path: &std::path::Path) -> (bool, serde_json::Value, String) {
     let out = python("decode_channel.py")
         .arg(path)
         .output()
-        .expect("python3 runs");
+        .expect(NEEDS_PYTHON);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let v = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
     (
@@ -139,7 +143,7 @@ fn the_decoder_renders_values_as_mmf_does() {
             .arg("values")
             .env("MMF_SHM_DIR", &dir)
             .output()
-            .expect("python3 runs");
+            .expect(NEEDS_PYTHON);
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "{err}");
         String::from_utf8(out.stdout).unwrap()
@@ -337,7 +341,7 @@ fn python_write(args: &[&str]) -> (Option<i32>, String, String) {
     let out = python("write_channel.py")
         .args(args)
         .output()
-        .expect("python3 runs");
+        .expect(NEEDS_PYTHON);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).trim().to_owned(),
@@ -537,7 +541,7 @@ fn python_holding(args: &[&str]) -> KillOnDrop {
             .args(args)
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .expect("python3 runs"),
+            .expect(NEEDS_PYTHON),
     );
     let mut line = String::new();
     BufReader::new(child.0.stderr.take().unwrap())

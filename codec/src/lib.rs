@@ -41,7 +41,7 @@
 // docs.rs (`--cfg docsrs`, nightly) labels each item that a feature gates, `async` here.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 #![warn(clippy::missing_errors_doc)]
 
