@@ -67,6 +67,11 @@
 #![warn(clippy::missing_errors_doc)]
 #![cfg_attr(loom, allow(dead_code))]
 
+// Said at once, not as some hundred errors about Unix file descriptors (a review's Windows
+// check): a port starts in `os/unsupported.rs`.
+#[cfg(not(unix))]
+compile_error!("mmf-core builds on Unix only (Linux, FreeBSD, macOS); other systems need a port");
+
 // Under loom only the protocol is compiled: the handle maps real files, which loom cannot model.
 #[cfg(not(loom))]
 mod channel;

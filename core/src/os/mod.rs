@@ -1,6 +1,7 @@
 //! The thin platform layer: where shared memory lives, allocating a file's blocks up front, and
 //! telling whether a process is still alive. One file per platform, chosen at compile time (the
-//! memmap2 pattern); `unsupported.rs` answers `Unsupported` where no port exists yet.
+//! memmap2 pattern); `unsupported.rs` is where a port to a system without one starts (the crate
+//! builds on Unix only).
 
 #[cfg_attr(unix, path = "unix.rs")]
 #[cfg_attr(not(unix), path = "unsupported.rs")]

@@ -206,11 +206,13 @@ fn no_copy_on_write(file: &File) {
 /// The attribute that makes the file at `path` refuse changes to root too, where it has one:
 /// `"immutable"` (`chattr +i`: no write, removal, rename or link) or `"append-only"` (`chattr
 /// +a`: no write but appending, no removal); `None` where it has neither, or that cannot be
-/// told (no such file, a file system that does not report them, not Linux).
+/// told (no such file, a file system that does not report them, a kernel before 4.11, not
+/// Linux with glibc: musl, which mmf does not build for, lacks `renameat2` anyway).
 ///
 /// Asked with `statx`, which opens nothing: an open (for `FS_IOC_GETFLAGS`) of whatever a
-/// swapped-in link led to, a device or a terminal, would reach its driver (the diff review's).
-#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+/// swapped-in link led to, a device or a terminal, would reach its driver (the diff review's);
+/// nor does it trigger an automount (`AT_NO_AUTOMOUNT`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn unchangeable(path: &std::path::Path) -> Option<&'static str> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
@@ -218,7 +220,15 @@ pub(crate) fn unchangeable(path: &std::path::Path) -> Option<&'static str> {
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a NUL-terminated path, `st` a valid, writable struct for the call, and
     // `AT_FDCWD` resolves a relative path from the working directory.
-    let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_TYPE, &mut st) };
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_NO_AUTOMOUNT,
+            libc::STATX_TYPE,
+            &mut st,
+        )
+    };
     if rc != 0 {
         return None;
     }
@@ -233,7 +243,7 @@ pub(crate) fn unchangeable(path: &std::path::Path) -> Option<&'static str> {
     }
 }
 
-#[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn unchangeable(_path: &std::path::Path) -> Option<&'static str> {
     None
 }

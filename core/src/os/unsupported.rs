@@ -1,4 +1,6 @@
-//! Platforms without a port yet: anonymous channels work, named ones answer `Unsupported`.
+//! The platform layer's answers where no port exists yet (named channels: `Unsupported`). The
+//! crate does not build outside Unix yet all the same: other modules use Unix file descriptors
+//! (`lib.rs` says so at compile time); this is where a port starts.
 
 use std::fs::File;
 use std::io;
