@@ -944,6 +944,11 @@ fn dashed_word_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
     let mut option_value = false;
     // Words the verb took before this one (`out`'s NAME, then VALUE).
     let mut positionals = 0;
+    // Whether `out --lines` is asked for (before a `--`): it takes a NAME and no VALUE.
+    let lines = args
+        .iter()
+        .take_while(|w| w.as_os_str() != "--")
+        .any(|w| w.as_os_str() == "--lines");
     for word in args.iter().skip(1) {
         // Bytes, as clap reads them: `--bytes $'-h\xff'` is not UTF-8, and is `-h` all the same.
         let bytes = word.as_encoded_bytes();
@@ -1000,10 +1005,18 @@ fn dashed_word_in_bundle(args: &[std::ffi::OsString]) -> Option<String> {
                     .map(ToString::to_string);
                 return Some(match (name, what) {
                     // In NAME's place (`mmf out -odd x`): a channel's name (the CLI.md audit's:
-                    // it was told to publish the word as a VALUE).
+                    // it was told to publish the word as a VALUE); with --lines, which takes
+                    // no VALUE, the name alone (a review's).
                     ("out", _) if positionals == 0 => format!(
                         "unexpected argument '{word}' (not a flag of `mmf out`); a NAME that \
-                         starts with '-' follows `--`: `mmf out -- {shown} VALUE`"
+                         starts with '-' follows `--`: `mmf out {}-- {shown}{}`",
+                        if lines { "--lines " } else { "" },
+                        if lines { "" } else { " VALUE" }
+                    ),
+                    // After a NAME and a VALUE: nothing more is taken.
+                    ("out", _) if positionals >= 2 => format!(
+                        "unexpected argument '{word}' (not a flag of `mmf out`); `mmf out` takes \
+                         a NAME and one VALUE"
                     ),
                     ("out", _) => format!(
                         "unexpected argument '{word}' (not a flag of `mmf out`); a VALUE that \

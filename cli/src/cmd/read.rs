@@ -382,7 +382,8 @@ pub(super) fn render(
         (OutFormat::Auto, _) => Ok(bytes),
         (OutFormat::Text, _) => Err(mismatch("text")),
         (OutFormat::Json, _) => Err(mismatch("MessagePack or JSON")),
-        (OutFormat::Msgpack, _) => Err(mismatch("MessagePack")),
+        // (A JSON value is converted: both are what it takes.)
+        (OutFormat::Msgpack, _) => Err(mismatch("MessagePack or JSON")),
     }
 }
 
