@@ -486,28 +486,18 @@ pub(crate) struct Explained {
 
 /// `os`, of the same kind, saying `text` when shown ([`Explained`]).
 pub(crate) fn explained(os: std::io::Error, text: impl Into<String>) -> std::io::Error {
-    let kind = os.kind();
-    std::io::Error::new(
-        kind,
-        Explained {
-            os,
-            text: text.into(),
-            whole: false,
-        },
-    )
+    explain(os, text.into(), false)
 }
 
 /// [`explained`], with `text` saying all there is to do.
 pub(crate) fn explained_whole(os: std::io::Error, text: impl Into<String>) -> std::io::Error {
+    explain(os, text.into(), true)
+}
+
+/// An [`Explained`] `os`, of its kind.
+fn explain(os: std::io::Error, text: String, whole: bool) -> std::io::Error {
     let kind = os.kind();
-    std::io::Error::new(
-        kind,
-        Explained {
-            os,
-            text: text.into(),
-            whole: true,
-        },
-    )
+    std::io::Error::new(kind, Explained { os, text, whole })
 }
 
 /// `cause` with its explanation's text passed through `reword`, where it is [`Explained`]
@@ -519,14 +509,7 @@ pub(crate) fn reworded(cause: std::io::Error, reword: impl Fn(&str) -> String) -
     let (text, whole) = (reword(&x.text), x.whole);
     let kind = cause.kind();
     match cause.into_inner().map(|e| e.downcast::<Explained>()) {
-        Some(Ok(x)) => std::io::Error::new(
-            kind,
-            Explained {
-                os: x.os,
-                text,
-                whole,
-            },
-        ),
+        Some(Ok(x)) => explain(x.os, text, whole),
         // (Checked above: not reached.)
         Some(Err(other)) => std::io::Error::new(kind, other),
         None => std::io::Error::from(kind),
