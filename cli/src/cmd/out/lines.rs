@@ -346,9 +346,13 @@ impl<'a> Follow<'a> {
             // A file cut inside its header page faults nothing: the rest of the page reads as
             // zeros, and what is published there reaches no one (a review's `truncate -s 100`
             // under a feed, which went on publishing and exited 0). Its size tells, as a
-            // `Follower`'s look finds it; a damaged value alone is mended by the next line.
+            // `Follower`'s look finds it; a damaged value alone is mended by the next line, and
+            // an `fstat` that failed says nothing, as a failed look at the name says nothing.
             match ch.verify() {
-                Err(e) if !e.mended_by_publish() => {
+                Err(
+                    e @ (mmf::channel::Error::Corrupt { .. }
+                    | mmf::channel::Error::Truncated { .. }),
+                ) if !e.mended_by_publish() => {
                     return Err(anyhow::Error::new(e).context(format!(
                         "{} (and lines published after its file was cut, within the last \
                          {} ms, reached no one)",
