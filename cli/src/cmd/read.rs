@@ -169,14 +169,9 @@ fn print_record_pretty(meta: Meta, incarnation: u64, value: &str) -> anyhow::Res
     }
     crate::interrupt::writing(|| {
         let mut out = std::io::BufWriter::with_capacity(64 << 10, super::Stdout::lock());
-        write!(
-            out,
-            "{{\n  \"generation\": {},\n  \"incarnation\": \"{incarnation:016x}\",\n  \"codec\": \
-             {},\n  \"value\": ",
-            meta.generation,
-            serde_json::to_string(&meta.tag.to_string())?
-        )
-        .context(super::WRITING_STDOUT)?;
+        let head = super::watch::record_head(meta, incarnation, None, true)?;
+        out.write_all(head.as_bytes())
+            .context(super::WRITING_STDOUT)?;
         // (The value was checked as it was made: only writing can fail.)
         mmf::json::write_json_pretty(value, Deeper(&mut out)).context(super::WRITING_STDOUT)?;
         out.write_all(b"\n}\n")

@@ -206,14 +206,7 @@ pub(super) fn line_for(
     }
     let value = record_value(meta, buf)?;
     let head = if with_meta {
-        format!(
-            // The incarnation as `info --json` gives it: 16 hex digits (as a number, it would
-            // lose its low bits in jq and JavaScript, which hold integers in doubles).
-            "{{\"generation\":{},\"incarnation\":\"{incarnation:016x}\",{}\"codec\":{},\"value\":",
-            meta.generation,
-            skipped.map_or(String::new(), |s| format!("\"skipped\":{s},")),
-            serde_json::to_string(&meta.tag.to_string())?
-        )
+        record_head(meta, incarnation, skipped, false)?
     } else {
         String::new()
     };
@@ -232,6 +225,35 @@ pub(super) fn line_for(
     reserve(&mut line, tail.len())?;
     line.extend_from_slice(tail.as_bytes());
     Ok(line)
+}
+
+/// A `--meta` record up to its value: `{"generation":..,"incarnation":"..",["skipped":..,]
+/// "codec":..,"value":`, on one line, or `indented` a field a line (`read --meta --pretty`), so
+/// that both print the same fields.
+pub(super) fn record_head(
+    meta: Meta,
+    incarnation: u64,
+    skipped: Option<u64>,
+    indented: bool,
+) -> anyhow::Result<String> {
+    let fields = [
+        Some(("generation", meta.generation.to_string())),
+        // The incarnation as `info --json` gives it: 16 hex digits (as a number, it would lose
+        // its low bits in jq and JavaScript, which hold integers in doubles).
+        Some(("incarnation", format!("\"{incarnation:016x}\""))),
+        skipped.map(|s| ("skipped", s.to_string())),
+        Some(("codec", serde_json::to_string(&meta.tag.to_string())?)),
+    ];
+    let (open, between, colon) = match indented {
+        true => ("{\n  ", ",\n  ", ": "),
+        false => ("{", ",", ":"),
+    };
+    let mut head = open.to_owned();
+    for (name, value) in fields.into_iter().flatten() {
+        head.push_str(&format!("\"{name}\"{colon}{value}{between}"));
+    }
+    head.push_str(&format!("\"value\"{colon}"));
+    Ok(head)
 }
 
 /// A value as one line of JSON, as a `--meta` record holds it: MessagePack as JSON, JSON text
