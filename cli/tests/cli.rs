@@ -5098,6 +5098,32 @@ fn an_allocation_that_fails_for_space_is_a_clear_error() {
     e.ok(&["new", "./x.mmf", "--size", "1KiB"]);
 }
 
+/// A shared-memory directory on a disk (`MMF_SHM_DIR` naming one) that has no room is told to
+/// find room, not to remount it: it is no tmpfs, and not a mount point (the remount advised
+/// there failed, a migrating user's review found).
+#[test]
+fn no_room_on_a_disk_advises_no_remount() {
+    let e = Env::new("diskroom");
+    let kind = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(&e.dir)
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&kind.stdout).trim() == "tmpfs" {
+        eprintln!("SKIPPED: the test directory is on a tmpfs here");
+        return;
+    }
+    // 3000 GiB with one reader: more than the test machine's disk has.
+    let out = e.run(&["new", "huge", "--size", "1000GiB", "--readers", "1"]);
+    fails(&out, 1, "no space for channel 'huge'");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("put it on a file system with room") && !err.contains("remount"),
+        "{err}"
+    );
+    assert!(!e.dir.join("mmf.huge").exists());
+}
+
 #[test]
 fn a_full_shm_dir_is_a_clear_error() {
     let e = Env::new("full");
@@ -5124,18 +5150,23 @@ fn a_full_shm_dir_is_a_clear_error() {
         "{err}"
     );
     assert!(!e.dir.join("mmf.big").exists());
-    // A file path elsewhere is told to find room, not to remount the shared-memory directory.
+    // A file path on another tmpfs is told to remount that one, by its mount point, not the
+    // shared-memory directory; a directory inside it is no mount point.
     let sub = e.dir.join("sub");
     std::fs::create_dir(&sub).unwrap();
-    let _ = Command::new("mount")
+    assert!(Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
         .arg(&sub)
-        .status();
-    let sub_mounted = Mounted(sub);
-    let out = e.run(&["new", "./sub/big.mmf", "--size", "1MiB"]);
+        .status()
+        .unwrap()
+        .success());
+    let sub_mounted = Mounted(sub.clone());
+    std::fs::create_dir(sub.join("in")).unwrap();
+    let out = e.run(&["new", "./sub/in/big.mmf", "--size", "1MiB"]);
     let err = String::from_utf8_lossy(&out.stderr);
+    let mount = std::fs::canonicalize(&sub).unwrap();
     assert!(
-        err.contains("put it on a file system with room") && !err.contains("remount"),
+        err.contains(&format!("remount,size=SIZE {}`", mount.display())),
         "{err}"
     );
     drop(sub_mounted);

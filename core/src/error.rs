@@ -676,25 +676,51 @@ fn first_bytes(word: u64, file_len: u64) -> String {
     }
 }
 
-/// How to make room where a channel of `bytes` did not fit (`available` free, if known): a tmpfs
-/// can be enlarged, by at least what is missing, a disk cannot.
+/// How to make room where a channel of `bytes` did not fit in `dir` (`available` free, if
+/// known): a tmpfs can be enlarged, by at least what is missing, through its mount point; a
+/// disk cannot. The shared-memory directory is taken for a tmpfs where its kind cannot be told
+/// (not Linux); one found on a disk (`MMF_SHM_DIR` naming a directory there) is not: the remount
+/// advised there failed, naming a directory that is no mount point (a migrating user's review).
 fn enlarge(dir: &std::path::Path, bytes: u64, available: Option<u64>) -> String {
-    if dir == crate::os::shm_dir() {
-        // What is missing, if the free space was told and is short of it; else (unknown, or
-        // enough by the count but not after rounding to pages or a cgroup's limit) all of it.
-        let short = match available {
-            Some(free) if free < bytes => bytes - free,
-            _ => bytes,
-        };
-        format!(
-            "enlarge it by at least {short} bytes (as root: `mount -o remount,size=SIZE {}`, \
-             SIZE its size now plus that; `df -B1 {}` shows its size)",
-            dir.display(),
-            dir.display()
-        )
-    } else {
-        "put it on a file system with room".to_owned()
+    let tmpfs = match crate::os::in_memory_known(dir) {
+        Some(known) => known,
+        None => dir == crate::os::shm_dir(),
+    };
+    if !tmpfs {
+        return "put it on a file system with room".to_owned();
     }
+    // What is missing, if the free space was told and is short of it; else (unknown, or enough
+    // by the count but not after rounding to pages or a cgroup's limit) all of it.
+    let short = match available {
+        Some(free) if free < bytes => bytes - free,
+        _ => bytes,
+    };
+    let mount = mount_point(dir);
+    format!(
+        "enlarge it by at least {short} bytes (as root: `mount -o remount,size=SIZE {}`, SIZE \
+         its size now plus that; `df -B1 {}` shows its size)",
+        mount.display(),
+        mount.display()
+    )
+}
+
+/// The mount point of the file system holding `dir`: its highest ancestor on the same device
+/// (`dir` itself where that cannot be told).
+fn mount_point(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(mut at) = std::fs::canonicalize(dir) else {
+        return dir.to_owned();
+    };
+    let Ok(dev) = std::fs::metadata(&at).map(|m| m.dev()) else {
+        return at;
+    };
+    while let Some(parent) = at.parent() {
+        if std::fs::metadata(parent).map(|m| m.dev()).ok() != Some(dev) {
+            break;
+        }
+        at = parent.to_owned();
+    }
+    at
 }
 
 /// What [`Error::MemoryLimit`] says of a cgroup's room: what is left, or, where that looked
