@@ -491,18 +491,18 @@ impl Cli {
                 std::process::exit(2);
             }
             Cli::try_parse_from(&args).unwrap_or_else(|e| {
-                // clap reads `-Size` as the short flags S, i, z, e and names the first.
-                if e.kind() == clap::error::ErrorKind::UnknownArgument {
-                    if let Some(said) = seed_style_flag(&args) {
-                        usage_said(format_args!("{said}"));
-                        std::process::exit(2);
-                    }
-                }
-                if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
-                    if let Some(said) = seed_cmdlet(&args) {
-                        usage_said(format_args!("{said}"));
-                        std::process::exit(2);
-                    }
+                // The module's cmdlet first (its parameters follow it), then its parameters:
+                // clap reads `-Size` as the short flags S, i, z, e and names the first, and
+                // `-size` as `-s ize`, a size it cannot parse, so any usage error.
+                let seed = match e.kind() {
+                    clap::error::ErrorKind::InvalidSubcommand => seed_cmdlet(&args),
+                    _ => None,
+                };
+                if let Some(said) =
+                    seed.or_else(|| e.use_stderr().then(|| seed_style_flag(&args)).flatten())
+                {
+                    usage_said(format_args!("{said}"));
+                    std::process::exit(2);
                 }
                 // Help and version go to standard output, and clap's `exit` ignores a failed
                 // write there (`mmf --help > /dev/full` exited 0 having written nothing): said,
@@ -735,7 +735,14 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
             .any(|a| a.to_str() == Some(word));
         if let Some(others) = other_verbs_flag(&cli, verb, word) {
             said = format!("{UNEXPECTED}{word}' found; {others}");
-        } else if word.starts_with('-') && word != "--" && after_dashes {
+        } else if !word.starts_with('-') {
+            // A word past the verb's last: a value with spaces split by the shell (`mmf out T
+            // $s`, the first slip of a PowerShell user, whose shell never splits a variable),
+            // or a size given without its flag (a migrating user's review).
+            if let Some(extra) = extra_word(&cli, verb, word) {
+                said = format!("{UNEXPECTED}{word}' found; {extra}");
+            }
+        } else if word != "--" && after_dashes {
             // The words the verb takes, by their names in its usage (`NAME`, `NAME VALUE`,
             // `SHELL`), or none (`list`, `doctor`: the diff review's).
             let words: Vec<String> = cli
@@ -769,9 +776,68 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
     }
 }
 
-/// Where `word` is a long flag (`--format`, `--format=json`) that `verb` lacks and other verbs
+/// What to say of `word`, a word past the last one `verb` takes (`None` for a verb that takes
+/// any number of them): how many it takes, and for `out` how a VALUE with spaces is given, for
+/// `new` where a SIZE goes.
+fn extra_word(cli: &clap::Command, verb: &str, word: &str) -> Option<String> {
+    let command = cli.find_subcommand(verb)?;
+    let mut words = Vec::new();
+    for p in command.get_positionals() {
+        if p.get_num_args().is_some_and(|n| n.max_values() > 1) {
+            return None;
+        }
+        words.push(match p.get_value_names() {
+            Some([name, ..]) => name.to_string(),
+            _ => p.get_id().to_string().to_uppercase(),
+        });
+    }
+    let takes = match &words[..] {
+        [] => return None,
+        [one] => format!("`mmf {verb}` takes one {one}"),
+        [first @ .., last] => format!("`mmf {verb}` takes a {} and one {last}", first.join(", ")),
+    };
+    Some(match verb {
+        "out" => format!(
+            "{takes}: quote a VALUE with spaces, as one word (`mmf out NAME \"$value\"`), or pipe \
+             it in (`printf '%s' \"$value\" | mmf out NAME`)"
+        ),
+        "new" if crate::size::parse_size(word).is_ok() => format!(
+            "{takes}; the size is a flag: `mmf new NAME --size {}`",
+            crate::exit::shell_word(word)
+        ),
+        _ => takes,
+    })
+}
+
+/// Where `word` is a flag (`--format`, `--format=json`, `-z`) that `verb` lacks and other verbs
 /// have: which ones, said for the place of clap's tip to pass it after `--`.
 fn other_verbs_flag(cli: &clap::Command, verb: &str, word: &str) -> Option<String> {
+    // A short flag alone (`mmf read T -z`, watch's): by its letter; a bundle is left to clap.
+    if let Some(letter) = word.strip_prefix('-').filter(|w| !w.starts_with('-')) {
+        let mut chars = letter.chars();
+        let (Some(letter), None) = (chars.next(), chars.next()) else {
+            return None;
+        };
+        let has = |c: &clap::Command| c.get_arguments().any(|a| a.get_short() == Some(letter));
+        if cli.find_subcommand(verb).is_some_and(has) {
+            return None;
+        }
+        let verbs: Vec<String> = cli
+            .get_subcommands()
+            .filter(|c| c.get_name() != verb && !c.is_hide_set() && has(c))
+            .map(|c| format!("`mmf {}`", c.get_name()))
+            .collect();
+        return match &verbs[..] {
+            [] => None,
+            [one] => Some(format!(
+                "`-{letter}` is a flag of {one}, not of `mmf {verb}`"
+            )),
+            [first @ .., last] => Some(format!(
+                "`-{letter}` is a flag of {} and {last}, not of `mmf {verb}`",
+                first.join(", ")
+            )),
+        };
+    }
     let name = word.strip_prefix("--")?.split('=').next()?;
     let has = |c: &clap::Command| c.get_arguments().any(|a| a.get_long() == Some(name));
     if name.is_empty() || cli.find_subcommand(verb).is_some_and(has) {
@@ -836,10 +902,9 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
         let Some(name) = word.strip_prefix('-') else {
             continue;
         };
-        if name.len() < 2
-            || !name.starts_with(|c: char| c.is_ascii_uppercase())
-            || !name.chars().all(|c| c.is_ascii_alphabetic())
-        {
+        // Any case: PowerShell ignores it, so `-size` and `-name` are as likely as `-Size` (a
+        // migrating user's review; clap read `-size` as `-s ize`, a size "ize").
+        if name.len() < 2 || !name.chars().all(|c| c.is_ascii_alphabetic()) {
             continue;
         }
         let lower = name.to_ascii_lowercase();
@@ -877,8 +942,19 @@ fn seed_style_flag(args: &[std::ffi::OsString]) -> Option<String> {
                     .to_owned(),
             ),
             _ if long_flag(&lower) => (
-                "PowerShell-style",
-                format!("mmf's flags are lowercase, after two dashes: --{lower}"),
+                match name == lower {
+                    true => "a long flag written with one dash",
+                    false => "PowerShell-style",
+                },
+                match (name == lower, verb.map(clap::Command::get_name)) {
+                    // `out`'s VALUE may be such a word: how to give it is said too.
+                    (true, Some("out")) => format!(
+                        "mmf's long flags take two dashes: --{lower}; a VALUE that starts with \
+                         '-' follows `--`: `mmf out NAME -- {word}`"
+                    ),
+                    (true, _) => format!("mmf's long flags take two dashes: --{lower}"),
+                    (false, _) => format!("mmf's flags are lowercase, after two dashes: --{lower}"),
+                },
             ),
             _ => continue,
         };

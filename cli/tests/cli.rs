@@ -785,6 +785,41 @@ fn a_negative_number_is_a_value_and_other_dashed_text_follows_two_dashes() {
     assert_eq!(e.ok(&["read", "T"]), "-Very\n");
 }
 
+/// A word past the last one a verb takes says how many it takes: for `out`, how a VALUE with
+/// spaces is given (a bash variable left unquoted, `mmf out T $s`, is the first slip of a
+/// PowerShell user, whose shell never splits one), for `new` that the size is a flag. A short
+/// flag of other verbs is said to be theirs. Nothing is published.
+#[test]
+fn a_word_too_many_says_what_the_verb_takes() {
+    let e = Env::new("extraword");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "kept"]);
+    for (args, says) in [
+        (
+            &["out", "T", "Hello", "World!"][..],
+            "'World!' found; `mmf out` takes a NAME and one VALUE: quote a VALUE with spaces",
+        ),
+        (&["out", "T", "--", "a", "b"], "`mmf out NAME \"$value\"`"),
+        (
+            &["new", "U", "1024"],
+            "`mmf new` takes one NAME; the size is a flag: `mmf new NAME --size 1024`",
+        ),
+        (&["read", "T", "extra"], "`mmf read` takes one NAME"),
+        (
+            &["read", "T", "-z"],
+            "`-z` is a flag of `mmf out` and `mmf watch`, not of `mmf read`",
+        ),
+    ] {
+        fails(&e.run(args), 2, says);
+    }
+    assert_eq!(e.ok(&["read", "T"]), "kept\n");
+    assert_eq!(
+        e.run(&["read", "U"]).status.code(),
+        Some(3),
+        "nothing created"
+    );
+}
+
 /// The PowerShell module's parameters, as its users type them first (`-Size 1024`), are a usage
 /// error that says what mmf takes instead, not clap's "unexpected argument '-S'" with a tip to
 /// pass it as a value; nothing is created.
@@ -809,6 +844,14 @@ fn the_seed_modules_parameters_say_what_mmf_takes() {
         ),
         (&["prune", "-Name", "T"], "`mmf prune Test`"),
         (&["out", "T", "-String", "hi"], "the word after the name"),
+        // In lower case too, as PowerShell takes them: `-size` was clap's `-s ize`, a size
+        // "ize"; `-string` was advised as a VALUE after `--` (a migrating user's review).
+        (&["new", "T", "-size", "1024"], "take two dashes: --size"),
+        (&["new", "-name", "T", "-size", "1024"], "`mmf new Test"),
+        (&["out", "T", "-string", "hi"], "the word after the name"),
+        (&["read", "T", "-json"], "take two dashes: --json"),
+        // `out`'s VALUE may be such a word: how to give it is said too.
+        (&["out", "T", "-json"], "`mmf out NAME -- -json`"),
     ] {
         let out = e.run(args);
         let err = String::from_utf8_lossy(&out.stderr);
