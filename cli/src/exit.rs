@@ -85,11 +85,26 @@ pub fn not_found(name: impl AsRef<OsStr>, value_len: usize) -> String {
             near_names(name, &shm_dir, false)
                 .map_or(String::new(), |n| format!(" (did you mean {n}?)"))
         };
+        // The directory looked in, for a shared-memory name: a shell, cron job or service
+        // without the writer's `MMF_SHM_DIR` looks elsewhere (a migrating user's review).
+        let place = match slash {
+            true => String::new(),
+            false => format!(" in {}", shm_dir.display()),
+        };
         format!(
-            "no channel named '{name}'{near}; check the name (another process may have removed \
-             the channel), or create it with `{}`",
+            "no channel named '{name}'{place}{near}; check the name (another process may have \
+             removed the channel), or create it with `{}`",
             command("new", typed, &format!("--size {}", size_for(value_len)))
         )
+    }
+}
+
+/// ` in DIR` for a shared-memory `location` (the directory it is looked for in, which the
+/// environment sets: `MMF_SHM_DIR`), else nothing.
+pub fn shm_place(location: &mmf::Location) -> String {
+    match location {
+        mmf::Location::Shm(_) => format!(" in {}", mmf::channel::host::shm_dir().display()),
+        _ => String::new(),
     }
 }
 

@@ -136,8 +136,9 @@ impl Followed {
                     // (A name a letter or two from a channel's is pointed at it, as `read`
                     // without a wait does: a harness author's typo waited out its timeout.)
                     None => crate::exit::note(format_args!(
-                        "no channel named '{location}' yet{}; waiting for it to be \
+                        "no channel named '{location}'{} yet{}; waiting for it to be \
                          created{bound}",
+                        crate::exit::shm_place(&location),
                         crate::exit::near_hint(&location)
                     )),
                 }
@@ -231,9 +232,10 @@ impl Followed {
                              directory {}",
                             dir.display()
                         ),
-                        None => {
-                            format!("no channel named '{location}' appeared within the timeout")
-                        }
+                        None => format!(
+                            "no channel named '{location}' appeared{} within the timeout",
+                            crate::exit::shm_place(&location)
+                        ),
                     },
                 )
                 .into()),

@@ -239,11 +239,16 @@ fn the_seed_scenario_in_two_processes() {
     e.ok(&["out", "Test", "Hello back!"]);
     assert_eq!(e.ok(&["read", "Test"]), "Hello back!\n");
     e.ok(&["remove", "Test"]);
+    // The directory looked in is said: a shell without the writer's MMF_SHM_DIR looks
+    // elsewhere (a migrating user's review).
     fails(
         &e.run(&["read", "Test"]),
         3,
-        "no channel named 'Test'; check the name (another process may have removed the \
-         channel), or create it with `mmf new Test --size 1KiB`",
+        &format!(
+            "no channel named 'Test' in {}; check the name (another process may have removed \
+             the channel), or create it with `mmf new Test --size 1KiB`",
+            e.dir.display()
+        ),
     );
     // One piece of advice, not the library's and the command line's one after the other.
     let err = String::from_utf8_lossy(&e.run(&["read", "Test"]).stderr).into_owned();
@@ -1658,9 +1663,15 @@ fn file_backed_channels_persist_with_their_mode() {
     let json: serde_json::Value =
         serde_json::from_str(&e.ok(&["info", "./state.mmf", "--json"])).unwrap();
     assert_eq!(json["in_memory"], in_memory, "{json}");
+    // Only the header, and a note that says where it looked.
+    let list = e.run(&["list"]);
     assert!(
-        e.ok(&["list"]).lines().count() == 1,
+        String::from_utf8_lossy(&list.stdout).lines().count() == 1,
         "list shows shared memory only"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&list.stderr),
+        format!("mmf: no channels in {}\n", e.dir.display())
     );
     e.ok(&["remove", "./state.mmf"]);
     assert!(!path.exists());
@@ -2820,12 +2831,15 @@ fn quiet_leaves_out_the_notes_but_not_the_errors() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let note = "mmf: no channel named 'Q' yet; waiting for it to be created";
+    let note = format!(
+        "mmf: no channel named 'Q' in {} yet; waiting for it to be created",
+        e.dir.display()
+    );
     let loud = waited(&[]);
-    assert!(loud.starts_with(note), "{loud}");
+    assert!(loud.starts_with(&note), "{loud}");
     for quiet in [&["-q"][..], &["--quiet"]] {
         let err = waited(quiet);
-        assert!(!err.contains(note), "{err}");
+        assert!(!err.contains(&note), "{err}");
         assert!(
             err.starts_with("mmf: ") && err.lines().count() == 1,
             "{err}"
@@ -2876,10 +2890,13 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     // A name that never comes: one note that the command waits, then the timeout.
     let out = e.run(&["read", "Nope", "--wait", "--timeout", "200ms"]);
     assert_eq!(out.status.code(), Some(8));
+    let dir = e.dir.display();
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "mmf: no channel named 'Nope' yet; waiting for it to be created\n\
-         mmf: no channel named 'Nope' appeared within the timeout\n"
+        format!(
+            "mmf: no channel named 'Nope' in {dir} yet; waiting for it to be created\n\
+             mmf: no channel named 'Nope' appeared in {dir} within the timeout\n"
+        )
     );
     // A name a letter from a channel's is pointed at it while the wait goes on (a typo
     // waited out its whole timeout in silence), in the watch too.
@@ -2890,10 +2907,10 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         let out = e.run(args);
         assert_eq!(out.status.code(), Some(8), "{args:?}");
         assert!(
-            String::from_utf8_lossy(&out.stderr).starts_with(
-                "mmf: no channel named 'Tt' yet (did you mean 'T'?); waiting for it to be \
-                 created\n"
-            ),
+            String::from_utf8_lossy(&out.stderr).starts_with(&format!(
+                "mmf: no channel named 'Tt' in {dir} yet (did you mean 'T'?); waiting for it \
+                 to be created\n"
+            )),
             "{args:?}: {out:?}"
         );
     }
@@ -2902,8 +2919,9 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     e.ok(&["new", "run42", "--size", "64"]);
     let out = e.run(&["read", "run43", "--wait", "--timeout", "200ms"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .starts_with("mmf: no channel named 'run43' yet; waiting for it to be created\n"),
+        String::from_utf8_lossy(&out.stderr).starts_with(&format!(
+            "mmf: no channel named 'run43' in {dir} yet; waiting for it to be created\n"
+        )),
         "{out:?}"
     );
     e.ok(&["remove", "run42"]);
@@ -4156,7 +4174,7 @@ fn watch_counts_values_skipped_on_a_channel_created_after_it_began() {
         if exists {
             e.parked("T");
         } else {
-            bg.wait_stderr("no channel named 'T' yet");
+            bg.wait_stderr("no channel named 'T' in ");
         }
         let pid = bg.child.id().to_string();
         // Frozen while the channel is made and three values go by: it sees the last alone.

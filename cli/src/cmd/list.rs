@@ -19,6 +19,11 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
     }
     let listings = mmf::list()?;
     unfinished_replacements();
+    // Where it looked, where it found nothing: a shell without the writers' `MMF_SHM_DIR`
+    // looks elsewhere, and an empty table did not say where (a migrating user's review).
+    if listings.is_empty() && !a.json {
+        crate::exit::note(format_args!("no channels in {}", host::shm_dir().display()));
+    }
     if a.json {
         let items: Vec<_> = listings
             .iter()
