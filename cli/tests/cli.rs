@@ -6124,6 +6124,37 @@ fn a_missing_shm_dir_is_named_by_every_verb() {
     }
 }
 
+/// A shared-memory directory that `MMF_SHM_DIR` names and nobody made yet is waited for, as a
+/// file path's directory is: a service may make it when it starts (`Follower::open` returned
+/// at once with "no channel", advising `Follower::open`, a Rust user's review found). The note
+/// says what is missing; the reader gets the value published once both are made.
+#[test]
+fn a_wait_goes_on_until_the_shm_dir_named_is_made() {
+    let e = Env::new("late-shm-dir");
+    let late = e.dir.join("late");
+    let mut waiting = e.cmd(&["read", "X", "--wait", "--timeout", "20s"]);
+    waiting.env("MMF_SHM_DIR", &late);
+    let bg = Bg::spawn(waiting);
+    bg.wait_stderr(&format!(
+        "no channel named 'X' yet, nor its directory {}; waiting for them to be created",
+        late.display()
+    ));
+    std::fs::create_dir(&late).unwrap();
+    for args in [
+        &["new", "X", "--size", "64"][..],
+        &["out", "X", "made late"],
+    ] {
+        let out = e
+            .cmd(args)
+            .env("MMF_SHM_DIR", &late)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    assert_eq!(bg.finish_ok(20), "made late\n");
+}
+
 /// A file where a directory should be: which one, where the OS says only "Not a directory"
 /// (an operator's review): a file on the way to a channel's path, for every verb, and
 /// `MMF_SHM_DIR` naming a file, with what to do.

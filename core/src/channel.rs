@@ -4197,7 +4197,7 @@ fn replace_whole(text: &str, from: &str, to: &str) -> String {
 /// whether `MMF_SHM_DIR` chose it.
 fn missing_shm_dir(e: io::Error) -> io::Error {
     let dir = os::shm_dir();
-    let chosen = std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty());
+    let chosen = crate::name::shm_dir_chosen();
     // A directory that is there and takes no files (/proc, /sys) says ENOENT too.
     if dir.is_dir() {
         return explained(
@@ -4320,7 +4320,7 @@ fn not_a_directory(path: &Path, e: io::Error) -> io::Error {
     };
     let shm = os::shm_dir();
     let text = if file == shm && (path == shm || path.parent() == Some(shm.as_path())) {
-        let chosen = std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty());
+        let chosen = crate::name::shm_dir_chosen();
         format!(
             "Not a directory: the shared-memory directory {} is a file; {}",
             file.display(),

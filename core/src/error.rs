@@ -63,7 +63,7 @@ pub enum Error {
     /// `open` or `remove` found nothing under the name, or a
     /// [`Follower::open`](crate::Follower::open) waited for a channel to appear there until its
     /// deadline.
-    #[error("{}", not_found(name, *waited, missing_dir.as_deref()))]
+    #[error("{}", not_found(name, *waited, missing_dir.as_deref(), *file_here))]
     #[non_exhaustive]
     NotFound {
         /// The channel's name or path.
@@ -71,10 +71,16 @@ pub enum Error {
         /// How long a [`Follower::open`](crate::Follower::open) waited for the name before it
         /// gave up; `None` where nothing was waited for (one look, as `open` makes).
         waited: Option<std::time::Duration>,
-        /// For a file path whose directory did not exist either when it was looked for, that
-        /// directory (a typo in the path, or a shared-memory name written with a '/'), which
-        /// the message names; `None` otherwise.
+        /// The directory the channel would be in, where it did not exist either when it was
+        /// looked for, which the message names: a file path's (a typo in the path, or a
+        /// shared-memory name written with a '/'), or the shared-memory directory (one that
+        /// `MMF_SHM_DIR` names and nobody made yet, or another process's setting); `None`
+        /// otherwise.
         missing_dir: Option<PathBuf>,
+        /// For a shared-memory name, whether a file of that name is in the current directory,
+        /// which the message points at: a name without '/' is never a file path (`./NAME`
+        /// names the file).
+        file_here: bool,
     },
     /// A value larger than the channel's capacity; nothing was published.
     #[error("value of {len} bytes does not fit the capacity of channel '{name}', {capacity} bytes; nothing was published (create a larger channel)")]
@@ -409,6 +415,7 @@ fn not_found(
     name: &str,
     waited: Option<std::time::Duration>,
     missing_dir: Option<&std::path::Path>,
+    file_here: bool,
 ) -> String {
     let found = match waited {
         None => format!("no channel named '{name}'"),
@@ -418,6 +425,17 @@ fn not_found(
         ),
     };
     match (missing_dir, waited) {
+        // A shared-memory name (no '/'): its directory, which mmf never makes.
+        (Some(dir), _) if !name.contains('/') => format!(
+            "{found}: the shared-memory directory {} does not exist either ({})",
+            dir.display(),
+            match crate::name::shm_dir_chosen() {
+                true =>
+                    "MMF_SHM_DIR names it: create it, or set MMF_SHM_DIR as the process \
+                         that creates the channel has it",
+                false => "mount a tmpfs there, or set MMF_SHM_DIR to a directory for channels",
+            }
+        ),
         (Some(dir), _) => format!(
             "{found}: its directory {} does not exist either (a name with a '/' is a file \
              path); check the path, or create the directory, then the channel",
@@ -425,6 +443,10 @@ fn not_found(
         ),
         // (A reader started before its writer is the usual case: how to wait for it, which a
         // library review found unsaid.)
+        (None, None) if file_here => format!(
+            "{found} in shared memory; a name without '/' is a shared-memory channel, so for \
+             the file here say './{name}'"
+        ),
         (None, None) => format!(
             "{found}; check the name, or create the channel first (`Follower::open` with a time \
              to wait opens it once it appears)"
@@ -584,19 +606,28 @@ impl Error {
     }
 
     /// [`Error::NotFound`] for `location`, found missing by one look: with its directory
-    /// where that of a file path is missing too.
+    /// where that is missing too, and for a shared-memory name, whether a file of that name is
+    /// here.
     pub(crate) fn not_found(location: &crate::Location) -> Error {
-        let missing_dir = match location {
+        let (missing_dir, file_here) = match location {
             crate::Location::File(path) => {
                 let dir = crate::name::dir_of(path);
-                (!dir.exists()).then(|| dir.to_owned())
+                ((!dir.exists()).then(|| dir.to_owned()), false)
             }
-            _ => None,
+            crate::Location::Shm(name) => {
+                let dir = crate::os::shm_dir();
+                (
+                    (!dir.exists()).then_some(dir),
+                    std::path::Path::new(name.as_str()).is_file(),
+                )
+            }
+            crate::Location::Anonymous => (None, false),
         };
         Error::NotFound {
             name: location.to_string(),
             waited: None,
             missing_dir,
+            file_here,
         }
     }
 
@@ -768,6 +799,39 @@ fn version_advice(found: u64, supported: u64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    /// A missing shared-memory directory is said as such, not as a file path's; a file of the
+    /// name here is pointed at (a Rust user's review: both were "check the name, or create the
+    /// channel first (`Follower::open` ...)", where that call had just failed).
+    #[test]
+    fn a_missing_channel_says_what_else_is_missing() {
+        let shm = |missing_dir: Option<&str>, file_here| {
+            super::Error::NotFound {
+                name: "svc".into(),
+                waited: None,
+                missing_dir: missing_dir.map(Into::into),
+                file_here,
+            }
+            .to_string()
+        };
+        let said = shm(Some("/run/app/shm"), false);
+        assert!(
+            said.starts_with(
+                "no channel named 'svc': the shared-memory directory /run/app/shm does not exist \
+                 either ("
+            ) && !said.contains("Follower::open"),
+            "{said}"
+        );
+        let said = shm(None, true);
+        assert!(
+            said.contains(
+                "a name without '/' is a shared-memory channel, so for the file here \
+                 say './svc'"
+            ),
+            "{said}"
+        );
+        assert!(shm(None, false).contains("`Follower::open` with a time to wait"));
+    }
 
     #[test]
     fn spans_read_as_a_message_says_them() {

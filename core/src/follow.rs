@@ -233,11 +233,15 @@ impl Follower {
                         // Said to have waited where it looked more than once.
                         return Err(match e {
                             Error::NotFound {
-                                name, missing_dir, ..
+                                name,
+                                missing_dir,
+                                file_here,
+                                ..
                             } if appeared => Error::NotFound {
                                 name,
                                 waited: Some(start.elapsed()),
                                 missing_dir,
+                                file_here,
                             },
                             e => e,
                         });
