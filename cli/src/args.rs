@@ -449,7 +449,7 @@ pub struct PruneArgs {
     #[arg(long)]
     pub json: bool,
     /// Only channels neither created, written with `mmf out` nor read with `mmf read` for DUR
-    /// (30s, 10m, 2h; 0s: every stale channel).
+    /// (30s, 10m, 2h, 7d; 0s: every stale channel).
     #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration, default_value = "1h", allow_hyphen_values = true)]
     pub older_than: std::time::Duration,
 }

@@ -65,9 +65,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "us" | "µs" => 1e-6,
             "m" | "min" => 60.0,
             "h" => 3600.0,
+            // Days, for `prune --older-than` in a weekly cron job (a review's `1d`).
+            "d" => 86400.0,
             other => {
                 return Err(format!(
-                    "unknown duration unit {other:?} in {text:?}; use us, ms, s, m or h, or \
+                    "unknown duration unit {other:?} in {text:?}; use us, ms, s, m, h or d, or \
                      several together as in 1m30s (a bare number is seconds)"
                 ))
             }
@@ -79,15 +81,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("duration {text:?} is out of range"))
 }
 
-/// `d` as [`parse_duration`] reads it, in hours, minutes, seconds and milliseconds (`1h`,
-/// `1m30s`, `1s500ms`, `250ms`; `0ms` for zero; below a millisecond is left out).
+/// `d` as [`parse_duration`] reads it, in days, hours, minutes, seconds and milliseconds
+/// (`1h`, `1m30s`, `1s500ms`, `250ms`, `7d`; `0ms` for zero; below a millisecond is left out).
 pub fn show_duration(d: Duration) -> String {
     let (secs, ms) = (d.as_secs(), u64::from(d.subsec_millis()));
     if secs == 0 && ms == 0 {
         return "0ms".into();
     }
     [
-        (secs / 3600, "h"),
+        (secs / 86400, "d"),
+        (secs / 3600 % 24, "h"),
         (secs / 60 % 60, "m"),
         (secs % 60, "s"),
         (ms, "ms"),
@@ -110,7 +113,7 @@ mod tests {
             (Duration::from_secs(45), "45s"),
             (Duration::from_secs(90), "1m30s"),
             (Duration::from_secs(3600), "1h"),
-            (Duration::from_secs(3600 * 30 + 61), "30h1m1s"),
+            (Duration::from_secs(3600 * 30 + 61), "1d6h1m1s"),
             (Duration::from_millis(2500), "2s500ms"),
         ] {
             assert_eq!(show_duration(d), shown);
@@ -120,6 +123,9 @@ mod tests {
 
     #[test]
     fn durations() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(36 * 3600)));
+        assert_eq!(show_duration(Duration::from_secs(36 * 3600)), "1d12h");
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));

@@ -5421,6 +5421,24 @@ fn stale_channels_are_listed_and_pruned() {
     };
     age("old", 7200);
     assert_eq!(e.ok(&["prune", "--older-than", "3h"]), "", "not that old");
+    // The time prune judges by is listed (RFC 3339, as `created`), and a day is a unit.
+    let list: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    let old = list.as_array().unwrap().iter().find(|c| c["name"] == "old");
+    let (touched, created) = (
+        old.unwrap()["touched"].as_str(),
+        old.unwrap()["created"].as_str(),
+    );
+    assert!(
+        touched
+            .zip(created)
+            .is_some_and(|(t, c)| t.len() == c.len() && t < c),
+        "{old:?}"
+    );
+    let out = e.run(&["prune", "--older-than", "1d", "--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("less than 1d ago"),
+        "{out:?}"
+    );
     let out = e.run(&["prune", "--older-than", "3h", "--dry-run"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("less than 3h ago"));
     assert_eq!(e.ok(&["prune", "--dry-run"]), "old\n");

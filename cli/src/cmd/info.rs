@@ -146,6 +146,9 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
         "creator_alive": alive_or_null(info.creator_state),
         "last_writer_alive": info.last_writer_state.and_then(alive_or_null),
         "created": rfc3339(info.created),
+        // What `prune --older-than` judges a channel's age by (the file's modification time:
+        // created, or last written or read by `mmf out` and `mmf read`); null if unreadable.
+        "touched": mmf::channel::host::last_touched(&info.location).ok().map(rfc3339),
         "incarnation": format!("{:016x}", info.incarnation),
         "checksum": info.checksum,
         "writer_recoveries": info.writer_recoveries,
