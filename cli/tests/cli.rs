@@ -2944,14 +2944,24 @@ fn waits_follow_the_name_across_creation_and_replacement() {
         1,
         "opening './plain/x.mmf': Not a directory",
     );
-    // So is a shared-memory name when the shared-memory directory itself is missing.
+    // A shared-memory directory that MMF_SHM_DIR names and nobody made yet is waited for, as
+    // a file path's directory is (`a_wait_goes_on_until_the_shm_dir_named_is_made`), with a
+    // word on what is missing, at the timeout too.
+    let missing = e.dir.join("no-such-dir");
     let out = e
-        .cmd(&["read", "T", "--wait", "--timeout", "20s"])
-        .env("MMF_SHM_DIR", e.dir.join("no-such-dir"))
+        .cmd(&["read", "T", "--wait", "--timeout", "200ms"])
+        .env("MMF_SHM_DIR", &missing)
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    fails(&out, 3, "no channel named 'T'");
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).ends_with(&format!(
+            "mmf: no channel named 'T' appeared within the timeout, nor its directory {}\n",
+            missing.display()
+        )),
+        "{out:?}"
+    );
     // So is a file path that holds no channel header (a user's file that starts with zeros:
     // nothing replaces it by itself), 250 ms after it was found.
     let zeros = e.dir.join("zeros.bin");
