@@ -314,7 +314,7 @@ pub struct ReadArgs {
     /// The same as --format json (as --json of info, list and out).
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// Indent JSON output.
+    /// Indent JSON output (not with --format msgpack or bytes, which print no JSON).
     #[arg(long)]
     pub pretty: bool,
     /// Print text exactly as stored. Without it, text that does not end with a newline gets

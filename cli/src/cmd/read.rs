@@ -26,6 +26,21 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         .into());
     }
     let format = if a.json { OutFormat::Json } else { a.format };
+    // Said, not ignored (a migrating user's review: `--format bytes --pretty` printed the
+    // bytes as if --pretty were not there).
+    if a.pretty && matches!(format, OutFormat::Msgpack | OutFormat::Bytes) {
+        return Err(Coded(
+            USAGE,
+            format!(
+                "--pretty indents JSON, and --format {} prints bytes as stored: give one of them",
+                match format {
+                    OutFormat::Msgpack => "msgpack",
+                    _ => "bytes",
+                }
+            ),
+        )
+        .into());
+    }
     let location = Location::parse_os(&a.name)?;
     let (meta, bytes, incarnation) = if a.wait || a.after.is_some() {
         let after = a.after.map(|g| (g, a.incarnation));
