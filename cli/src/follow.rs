@@ -373,9 +373,13 @@ impl Followed {
             };
             match self.follower.wait_past(since, refused, slice)? {
                 Some(Change::Replaced) => {
+                    // Removed and created again, or renamed over (`new --force`), which the
+                    // follower cannot tell apart: both said (a review found a `new --force`
+                    // called a removal).
                     crate::exit::note(format_args!(
-                        "'{}' is a new channel now (removed and created again, incarnation \
-                         {:016x}); following it, and its generations start again from 1",
+                        "'{}' is a new channel now (created again under the name, or put in its \
+                         place by `new --force`; incarnation {:016x}); following it, and its \
+                         generations start again from 1",
                         self.follower.location(),
                         self.channel().incarnation()
                     ));

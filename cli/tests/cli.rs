@@ -3086,8 +3086,9 @@ fn waits_follow_the_name_across_creation_and_replacement() {
     );
     assert!(
         err.contains(&format!(
-            "mmf: 'T' is a new channel now (removed and created again, incarnation {new:016x}); \
-             following it, and its generations start again from 1"
+            "mmf: 'T' is a new channel now (created again under the name, or put in its place \
+             by `new --force`; incarnation {new:016x}); following it, and its generations start \
+             again from 1"
         )),
         "{err}"
     );
@@ -5418,7 +5419,7 @@ fn stale_channels_are_listed_and_pruned() {
     );
     let doctor = e.ok(&["doctor"]);
     assert!(
-        doctor.contains("0 stale, 1 more unmapped but touched within the hour"),
+        doctor.contains("2 channels, 0 stale, 1 unmapped but touched within the hour"),
         "{doctor}"
     );
     // An hour later (the file's modification time set back), prune takes it.
@@ -8505,6 +8506,15 @@ fn out_lines_stops_at_the_first_line_it_cannot_publish() {
         5,
         "line 5 of standard input was not published to 'T', nor any after it; line 4 was the \
          last published: invalid JSON at column 2",
+    );
+    assert_eq!(e.ok(&["read", "T"]), "[1,2]\n");
+    // A document written over several lines (`jq .`) is told how --lines reads JSON.
+    let out = e.run_in(&["out", "T", "--lines", "--json"], b"{\n  \"a\": 1\n}\n");
+    fails(
+        &out,
+        5,
+        "EOF while parsing an object (--lines reads one whole JSON document a line: `jq -c` \
+         writes them so)",
     );
     assert_eq!(e.ok(&["read", "T"]), "[1,2]\n");
     // The line that 'T' keeps is the last one published, not the blank one skipped after it.

@@ -280,9 +280,12 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
                     if recent.is_empty() {
                         String::new()
                     } else {
+                        // "more" than the stale ones, where there are any ("2 channels, 0
+                        // stale, 2 more unmapped" read as four, a review found).
                         format!(
-                            ", {} more unmapped but touched within the hour (used from the command line, or recently abandoned; prune keeps them)",
-                            recent.len()
+                            ", {} {}unmapped but touched within the hour (used from the command line, or recently abandoned; prune keeps them)",
+                            recent.len(),
+                            if stale.is_empty() { "" } else { "more " }
                         )
                     },
                     if private.is_empty() {

@@ -266,11 +266,21 @@ fn publish_line(ch: &Channel, format: InFormat, line: &[u8], number: u64) -> any
                 _ => None,
             });
         match json {
-            Some((column, message)) => Coded(
-                INVALID_INPUT,
-                format!("invalid JSON at column {column}: {message}"),
-            )
-            .into(),
+            Some((column, message)) => {
+                // A document cut at the line's end: one written over several lines (`jq .`
+                // indents), which --lines reads line by line (a migrating user's review).
+                let hint = match message.starts_with("EOF while parsing") {
+                    true => {
+                        " (--lines reads one whole JSON document a line: `jq -c` writes them so)"
+                    }
+                    false => "",
+                };
+                Coded(
+                    INVALID_INPUT,
+                    format!("invalid JSON at column {column}: {message}{hint}"),
+                )
+                .into()
+            }
             None => e,
         }
     })
