@@ -1265,6 +1265,7 @@ fn out_bytes_takes_an_argument_that_is_not_utf8() {
     assert_eq!(out.stdout, b"\xc3(\x01");
     let out = e.cmd(&["out", "T"]).arg(raw).output().unwrap();
     fails(&out, 5, "(--bytes publishes it as raw bytes)");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("mmf: nothing was published to 'T'"));
     assert_eq!(e.run(&["read", "T"]).stdout, b"\xc3(\x01");
     // With --json, bytes would be no JSON: the input must be UTF-8 (an operator's review had
     // --bytes advised there), and an empty input is said as such, not "EOF at column 0".
@@ -1273,7 +1274,15 @@ fn out_bytes_takes_an_argument_that_is_not_utf8() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("--bytes"));
     for (input, said) in [("", "empty"), (" \n\t", "only whitespace")] {
         let out = e.run_in(&["out", "T", "--json"], input.as_bytes());
-        fails(&out, 5, &format!("no JSON document: the input is {said}"));
+        // Said to keep the value, as every other refusal of the input is.
+        fails(
+            &out,
+            5,
+            &format!(
+                "nothing was published to 'T', which keeps its value: no JSON document: the \
+                 input is {said}"
+            ),
+        );
     }
     assert_eq!(e.run(&["read", "T"]).stdout, b"\xc3(\x01");
 }

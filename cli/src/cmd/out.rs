@@ -70,7 +70,18 @@ pub fn run(a: OutArgs) -> anyhow::Result<()> {
     let mut options = Options::new();
     options.lock_timeout(a.lock_timeout);
     let mut ch = open_for(&options, &location, input.len())?;
-    let mut generation = publish(&ch, a.format(), &input, true)?;
+    // Input that is refused (not UTF-8, not JSON, no JSON at all) is said to leave the channel
+    // as it was, as an empty value and a failed read of standard input are (a migrating user's
+    // review found `true | mmf out T --json` the one refusal that did not say so).
+    let mut generation =
+        publish(&ch, a.format(), &input, true).map_err(|e| {
+            match crate::exit::code(&e) == INVALID_INPUT {
+                true => e.context(format!(
+                    "nothing was published to '{location}', which keeps its value"
+                )),
+                false => e,
+            }
+        })?;
     // Removed or replaced between that open and the publish (`rm`, `new --force`, `prune`):
     // the value went where no reader looks. Publish it into what the name holds now, or say
     // that nothing does (exit 3), rather than exit 0 having lost it.
