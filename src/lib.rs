@@ -100,6 +100,24 @@
 //! by the mmf process that removed or replaced it) and [`Channel::is_current`] (a `stat` of
 //! the name, which also sees a plain `rm`).
 //!
+//! A consumer that must end when its writer does has two signs of it. A writer that removes
+//! its channel when it is done: the follower's [`is_gone`](Follower::is_gone), once a wait
+//! bounded by a timeout returns `None` (the wait itself goes on, for a channel created again
+//! under the name). A writer process that exits: a [`Stop`] turned by its exit
+//! ([`Stop::stop_on_exit`] with its pid, as [`Info::last_writer_pid`] gives it, or
+//! [`Stop::on_exit_of`] for a child), in the wait's [`Until`].
+//!
+//! ## Where channels live
+//!
+//! A name without '/' (`"status"`) is a shared-memory channel: the file `mmf.status` in
+//! `/dev/shm` on Linux, or in the directory the environment variable `MMF_SHM_DIR` names where
+//! it is set and not empty (a container's volume, a test's own directory). It is read at each
+//! call, so every process that shares a channel needs the same setting. A name with '/'
+//! (`"./state.mmf"`, `"/var/lib/app/x.mmf"`) is a file path, which survives a restart of the
+//! machine. Either kind stays until it is removed ([`Channel::remove`], `mmf remove`, or
+//! [`Options::remove_on_drop`]), whatever processes come and go: a shared-memory channel holds
+//! about `(readers + 2) x` its capacity of memory meanwhile.
+//!
 //! ## Changing your types
 //!
 //! A typed publish writes a struct as a MessagePack map keyed by its fields' names (and an

@@ -1,7 +1,8 @@
 //! `mmf-core`: named shared-memory channels that hold the latest value.
 //!
-//! A [`Channel`] lives in OS shared memory under a plain name (`/dev/shm/mmf.NAME` on Linux),
-//! in a regular file (persisted), or in private memory. Writers [`publish_raw`](Channel::publish_raw)
+//! A [`Channel`] lives in OS shared memory under a plain name (`/dev/shm/mmf.NAME` on Linux,
+//! or in the directory the environment variable `MMF_SHM_DIR` names), in a regular file
+//! (persisted), or in private memory. Writers [`publish_raw`](Channel::publish_raw)
 //! byte strings tagged with a codec [`Tag`]; readers [`read_into`](Channel::read_into) a
 //! consistent copy of the newest one together with its generation. A reader never sees half a
 //! value, never blocks a writer, and keeps making progress under a writer that publishes
