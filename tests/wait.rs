@@ -78,6 +78,41 @@ fn child() {
                 .publish_str("second life")
                 .unwrap();
         }
+        // With MMF_SHM_DIR naming a directory not made, in a working directory holding a
+        // channel file under the name: what opening and following the name say.
+        "missing-shm-dir" => {
+            // A time to wait, where the directory is missing (it is not waited for); none
+            // where it is there (the channel would be).
+            let there = std::path::Path::new(&std::env::var_os("MMF_SHM_DIR").unwrap()).exists();
+            let wait = if there {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(20)
+            };
+            let t = Instant::now();
+            let followed = mmf::Follower::open(&name, wait).map(|_| ());
+            let followed_ms = t.elapsed().as_millis() as u64;
+            let opened = Channel::open(&name).map(|_| ());
+            let described = |r: &mmf::channel::Result<()>| match r {
+                Err(
+                    e @ mmf::channel::Error::NotFound {
+                        missing_dir,
+                        file_here,
+                        ..
+                    },
+                ) => json!({
+                    "missing_dir": missing_dir.as_ref().map(|d| d.display().to_string()),
+                    "file_here": file_here,
+                    "said": e.to_string(),
+                }),
+                other => json!({ "other": format!("{other:?}") }),
+            };
+            print_stats(&json!({
+                "followed": described(&followed),
+                "followed_ms": followed_ms,
+                "opened": described(&opened),
+            }));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -567,6 +602,73 @@ fn a_follower_does_not_wait_for_what_cannot_appear() {
         ),
         "{msg}"
     );
+}
+
+/// A shared-memory directory that `MMF_SHM_DIR` names and that does not exist is said at once,
+/// by `Channel::open` and by a `Follower::open` with a time to wait: mmf never makes it, so a
+/// mistyped one would be waited for in silence. The message names the directory, where it
+/// advised the very `Follower::open` that had just failed (a Rust user's review). A channel
+/// file of the name in the working directory is pointed at (a name without '/' is never a
+/// file path); another file is not.
+#[test]
+fn a_missing_shm_dir_is_said_at_once_and_named() {
+    let top = std::env::temp_dir().join(unique("no-shm-dir"));
+    let missing = top.join("shm");
+    let here = top.join("here");
+    std::fs::create_dir_all(&here).unwrap();
+    let name = "state.mmf";
+    let run = |cwd: &std::path::Path| {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+            .env("MMF_CHILD", "missing-shm-dir")
+            .env("MMF_NAME", name)
+            .env("MMF_SHM_DIR", &missing)
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::piped());
+        child_stats(child.spawn().unwrap())
+    };
+    // A channel's file here, under the name: a file channel made at `./state.mmf`.
+    Channel::create(Location::file(here.join(name)), 64).unwrap();
+    let stats = run(&here);
+    assert!(stats["followed_ms"].as_u64().unwrap() < 5_000, "{stats}");
+    for call in ["followed", "opened"] {
+        let r = &stats[call];
+        assert_eq!(
+            r["missing_dir"],
+            json!(missing.display().to_string()),
+            "{stats}"
+        );
+        let said = r["said"].as_str().unwrap();
+        assert!(
+            said.contains(&format!(
+                "the shared-memory directory {} does not exist either (MMF_SHM_DIR names it",
+                missing.display()
+            )) && !said.contains("Follower::open"),
+            "{said}"
+        );
+        assert_eq!(r["file_here"], json!(true), "{stats}");
+    }
+    // Another file of the name is no channel: not pointed at.
+    let plain = top.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join(name), b"a user's file").unwrap();
+    std::fs::create_dir_all(&missing).unwrap();
+    let stats = run(&plain);
+    assert_eq!(stats["opened"]["file_here"], json!(false), "{stats}");
+    assert_eq!(stats["opened"]["missing_dir"], json!(null), "{stats}");
+    std::fs::remove_file(plain.join(name)).unwrap();
+    // With the channel file here and the directory there, the message points at the file.
+    let stats = run(&here);
+    let said = stats["opened"]["said"].as_str().unwrap();
+    assert!(
+        said.ends_with(
+            "in shared memory; a name without '/' is a shared-memory channel, so for the file \
+             here say './state.mmf'"
+        ),
+        "{said}"
+    );
+    std::fs::remove_dir_all(&top).unwrap();
 }
 
 /// A file path into a directory that does not exist yet is waited for, as a missing name is: a

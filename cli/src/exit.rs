@@ -487,14 +487,9 @@ pub fn out_command(name: impl AsRef<OsStr>) -> String {
     }
 }
 
-/// The directory of channel `name` if that does not exist: a file path's (`name` has a '/'),
-/// or the shared-memory directory.
+/// For a file path (`name` has a '/'), its directory if that does not exist.
 pub fn missing_dir(name: impl AsRef<OsStr>) -> Option<std::path::PathBuf> {
     let name = name.as_ref();
-    if !name.as_encoded_bytes().contains(&b'/') {
-        let dir = mmf::channel::host::shm_dir();
-        return (!dir.exists()).then_some(dir);
-    }
     let dir = std::path::Path::new(name).parent()?;
     (name.as_encoded_bytes().contains(&b'/') && !dir.as_os_str().is_empty() && !dir.exists())
         .then(|| dir.to_owned())

@@ -77,9 +77,9 @@ pub enum Error {
         /// `MMF_SHM_DIR` names and nobody made yet, or another process's setting); `None`
         /// otherwise.
         missing_dir: Option<PathBuf>,
-        /// For a shared-memory name, whether a file of that name is in the current directory,
-        /// which the message points at: a name without '/' is never a file path (`./NAME`
-        /// names the file).
+        /// For a shared-memory name, whether a channel's file of that name is in the current
+        /// directory, which the message points at: a name without '/' is never a file path
+        /// (`./NAME` names the file).
         file_here: bool,
     },
     /// A value larger than the channel's capacity; nothing was published.
@@ -409,6 +409,19 @@ pub enum Error {
     },
 }
 
+/// Whether `path` is a regular file that starts with mmf's magic: a channel's file, which a
+/// name without '/' does not reach (any other file of the name is a program's own).
+fn channel_file(path: &str) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| match f.metadata()?.is_file() {
+            true => f.read_exact(&mut magic),
+            false => Err(std::io::ErrorKind::InvalidInput.into()),
+        })
+        .is_ok_and(|()| u64::from_le_bytes(magic) == crate::layout::MAGIC)
+}
+
 /// The message of [`Error::NotFound`]: what a wait for the name adds (it was waited for, and
 /// how long), so that a timeout is not taken for a typo, and a file path's missing directory.
 fn not_found(
@@ -616,10 +629,7 @@ impl Error {
             }
             crate::Location::Shm(name) => {
                 let dir = crate::os::shm_dir();
-                (
-                    (!dir.exists()).then_some(dir),
-                    std::path::Path::new(name.as_str()).is_file(),
-                )
+                ((!dir.exists()).then_some(dir), channel_file(name.as_str()))
             }
             crate::Location::Anonymous => (None, false),
         };

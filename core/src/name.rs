@@ -119,13 +119,12 @@ impl Location {
     }
 
     /// Whether a channel could appear here by being created: `false` for an anonymous channel,
-    /// which no other process can create, for a shared-memory name while the system's
-    /// shared-memory directory (`/dev/shm`, mounted at boot) does not exist, and for a path that
-    /// passes through a file (`state.mmf/x`). A file path into a directory that does not exist
-    /// yet can: a service that makes its directory when it starts (`mkdir -p /run/app`) creates
-    /// its channel there after a reader that started first began to wait. So can a
-    /// shared-memory name while the directory that `MMF_SHM_DIR` names is not made yet (mmf
-    /// never makes it; such a service may).
+    /// which no other process can create, for a shared-memory name while the shared-memory
+    /// directory does not exist (mmf never makes it: see `MMF_SHM_DIR`; a name mistyped there
+    /// would otherwise be waited for in silence), and for a file path that passes through a
+    /// file (`state.mmf/x`). A file path into a directory that does not exist yet can: a
+    /// service that makes its directory when it starts (`mkdir -p /run/app`) creates its
+    /// channel there after a reader that started first began to wait.
     ///
     /// ```
     /// use mmf::Location;
@@ -139,11 +138,24 @@ impl Location {
     /// ```
     pub fn can_appear(&self) -> bool {
         match self {
-            Location::Shm(_) => {
-                let dir = crate::os::shm_dir();
-                dir.is_dir() || (shm_dir_chosen() && could_be_made(&dir.join(SHM_PREFIX)))
+            Location::Shm(_) => crate::os::shm_dir().is_dir(),
+            Location::File(path) => {
+                // The nearest ancestor that exists must be a directory ("" is the current one).
+                for dir in path.ancestors().skip(1) {
+                    if dir.as_os_str().is_empty() {
+                        return true;
+                    }
+                    match std::fs::metadata(dir) {
+                        Ok(m) => return m.is_dir(),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        // A file on the way (`ENOTDIR`): nothing can be made under it.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return false,
+                        // Not searchable by this process, say: another may create it.
+                        Err(_) => return true,
+                    }
+                }
+                true
             }
-            Location::File(path) => could_be_made(path),
             Location::Anonymous => false,
         }
     }
@@ -461,25 +473,6 @@ pub fn validate_name(name: &str) -> Result<()> {
         return bad("it is a directory name");
     }
     Ok(())
-}
-
-/// Whether a file could be made at `path`: the nearest of its ancestors that exists is a
-/// directory ("" is the current one), or one this process cannot look at (another may).
-fn could_be_made(path: &Path) -> bool {
-    for dir in path.ancestors().skip(1) {
-        if dir.as_os_str().is_empty() {
-            return true;
-        }
-        match std::fs::metadata(dir) {
-            Ok(m) => return m.is_dir(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            // A file on the way (`ENOTDIR`): nothing can be made under it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return false,
-            // Not searchable by this process, say: another may create it.
-            Err(_) => return true,
-        }
-    }
-    true
 }
 
 /// Whether `MMF_SHM_DIR` chose the shared-memory directory (set, and not empty).
