@@ -493,14 +493,16 @@ impl Cli {
             Cli::try_parse_from(&args).unwrap_or_else(|e| {
                 // The module's cmdlet first (its parameters follow it), then its parameters:
                 // clap reads `-Size` as the short flags S, i, z, e and names the first, and
-                // `-size` as `-s ize`, a size it cannot parse, so any usage error.
+                // `-size` as `-s ize`, a size it cannot parse, so any usage error. Not the
+                // parameters where the verb is mistyped: clap's word on the verb (its likeliest
+                // meaning) comes first (the diff review found `mmf raed T -json` told of
+                // `-json` alone, and `mmf lst -name` advised `mmf read Test`).
                 let seed = match e.kind() {
                     clap::error::ErrorKind::InvalidSubcommand => seed_cmdlet(&args),
+                    _ if e.use_stderr() => seed_style_flag(&args),
                     _ => None,
                 };
-                if let Some(said) =
-                    seed.or_else(|| e.use_stderr().then(|| seed_style_flag(&args)).flatten())
-                {
+                if let Some(said) = seed {
                     usage_said(format_args!("{said}"));
                     std::process::exit(2);
                 }
@@ -739,7 +741,7 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
             // A word past the verb's last: a value with spaces split by the shell (`mmf out T
             // $s`, the first slip of a PowerShell user, whose shell never splits a variable),
             // or a size given without its flag (a migrating user's review).
-            if let Some(extra) = extra_word(&cli, verb, word) {
+            if let Some(extra) = extra_word(&cli, verb, word, args) {
                 said = format!("{UNEXPECTED}{word}' found; {extra}");
             }
         } else if word != "--" && after_dashes {
@@ -779,29 +781,61 @@ fn one_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
 /// What to say of `word`, a word past the last one `verb` takes (`None` for a verb that takes
 /// any number of them): how many it takes, and for `out` how a VALUE with spaces is given, for
 /// `new` where a SIZE goes.
-fn extra_word(cli: &clap::Command, verb: &str, word: &str) -> Option<String> {
+fn extra_word(
+    cli: &clap::Command,
+    verb: &str,
+    word: &str,
+    args: &[std::ffi::OsString],
+) -> Option<String> {
     let command = cli.find_subcommand(verb)?;
-    let mut words = Vec::new();
+    let words: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("")).collect();
+    // Whether `w` is a flag of the verb's that takes a value (`--lock-timeout`, `-s`).
+    let takes_value = |w: &str| {
+        command.get_arguments().any(|a| {
+            let named = match w.strip_prefix("--") {
+                Some(long) => a.get_long() == Some(long),
+                None => {
+                    let mut c = w.strip_prefix('-').unwrap_or("").chars();
+                    matches!((c.next(), c.next()), (Some(c), None) if a.get_short() == Some(c))
+                }
+            };
+            named && a.get_action().takes_values()
+        })
+    };
+    // The word is the rest of an option's value the shell split (`--lock-timeout 1 s`), not
+    // of a VALUE (the diff review's).
+    let after_option_value = words
+        .iter()
+        .position(|w| *w == word)
+        .is_some_and(|i| i >= 2 && takes_value(words[i - 2]));
+    let mut names = Vec::new();
     for p in command.get_positionals() {
         if p.get_num_args().is_some_and(|n| n.max_values() > 1) {
             return None;
         }
-        words.push(match p.get_value_names() {
+        names.push(match p.get_value_names() {
             Some([name, ..]) => name.to_string(),
             _ => p.get_id().to_string().to_uppercase(),
         });
     }
-    let takes = match &words[..] {
+    let takes = match &names[..] {
         [] => return None,
         [one] => format!("`mmf {verb}` takes one {one}"),
         [first @ .., last] => format!("`mmf {verb}` takes a {} and one {last}", first.join(", ")),
     };
+    // A size given with its flag already (`--size 1 024`, split by the shell).
+    let sized = words
+        .iter()
+        .any(|w| *w == "--size" || w.starts_with("--size=") || w.starts_with("-s"));
     Some(match verb {
+        _ if after_option_value => {
+            format!("{takes}; an option's value with spaces is quoted, as one word")
+        }
         "out" => format!(
             "{takes}: quote a VALUE with spaces, as one word (`mmf out NAME \"$value\"`), or pipe \
              it in (`printf '%s' \"$value\" | mmf out NAME`)"
         ),
-        "new" if crate::size::parse_size(word).is_ok() => format!(
+        "new" if !sized && crate::size::parse_size(word).is_ok() => format!(
             "{takes}; the size is a flag: `mmf new NAME --size {}`",
             crate::exit::shell_word(word)
         ),
@@ -822,18 +856,24 @@ fn other_verbs_flag(cli: &clap::Command, verb: &str, word: &str) -> Option<Strin
         if cli.find_subcommand(verb).is_some_and(has) {
             return None;
         }
+        // Each with its long form, which says what the letter does there (`-f` is `remove
+        // --force`, not `tail -f`: the diff review's).
         let verbs: Vec<String> = cli
             .get_subcommands()
-            .filter(|c| c.get_name() != verb && !c.is_hide_set() && has(c))
-            .map(|c| format!("`mmf {}`", c.get_name()))
+            .filter(|c| c.get_name() != verb && !c.is_hide_set())
+            .filter_map(|c| {
+                let flag = c.get_arguments().find(|a| a.get_short() == Some(letter))?;
+                Some(match flag.get_long() {
+                    Some(long) => format!("`mmf {} --{long}`", c.get_name()),
+                    None => format!("`mmf {}`", c.get_name()),
+                })
+            })
             .collect();
         return match &verbs[..] {
             [] => None,
-            [one] => Some(format!(
-                "`-{letter}` is a flag of {one}, not of `mmf {verb}`"
-            )),
+            [one] => Some(format!("`-{letter}` is {one}, not a flag of `mmf {verb}`")),
             [first @ .., last] => Some(format!(
-                "`-{letter}` is a flag of {} and {last}, not of `mmf {verb}`",
+                "`-{letter}` is {} or {last}, not a flag of `mmf {verb}`",
                 first.join(", ")
             )),
         };

@@ -808,9 +808,36 @@ fn a_word_too_many_says_what_the_verb_takes() {
             "`mmf new` takes one NAME; the size is a flag: `mmf new NAME --size 1024`",
         ),
         (&["read", "T", "extra"], "`mmf read` takes one NAME"),
+        // Named with its long form, which says what it does there.
         (
             &["read", "T", "-z"],
-            "`-z` is a flag of `mmf out` and `mmf watch`, not of `mmf read`",
+            "`-z` is `mmf out --zero-terminated` or `mmf watch --zero-terminated`, not a flag \
+             of `mmf read`",
+        ),
+        (
+            &["watch", "T", "-f"],
+            "`-f` is `mmf remove --force`, not a flag of `mmf watch`",
+        ),
+        // Not where the word is the rest of an option's value the shell split, nor a size
+        // where --size was given (the diff review's).
+        (
+            &["out", "T", "a", "--lock-timeout", "1", "s"],
+            "'s' found; `mmf out` takes a NAME and one VALUE; an option's value with spaces is \
+             quoted, as one word (",
+        ),
+        (
+            &["new", "U", "1024", "--size", "1KiB"],
+            "'1024' found; `mmf new` takes one NAME (",
+        ),
+        // A mistyped verb is said first, not a one-dash word beside it (which advised `mmf
+        // read Test` to `mmf lst -name`).
+        (
+            &["lst", "-name"],
+            "unrecognized subcommand 'lst'; tip: some similar subcommands exist: 'ls', 'list'",
+        ),
+        (
+            &["raed", "T", "-json"],
+            "a similar subcommand exists: 'read'",
         ),
     ] {
         fails(&e.run(args), 2, says);
