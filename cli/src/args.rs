@@ -82,7 +82,7 @@ pub enum Command {
     /// Remove channels (Remove-MemoryMappedFile).
     #[command(
         visible_alias = "rm",
-        after_help = "Unlike the seed's Remove-MemoryMappedFile, which released the caller's handle, this\nremoves the name, for every process at once; and a channel nobody removes outlives every\nprocess, holding its memory in /dev/shm (about (readers + 2) x its size) until removed,\npruned (`mmf prune`) or the machine restarts. Handles open keep the old memory.\n\nEXAMPLES:\n  mmf remove Test\n  mmf remove ./state.mmf"
+        after_help = "Unlike the seed's Remove-MemoryMappedFile, which released the caller's handle, this\nremoves the name, for every process at once. Handles open keep the old memory. A\nshared-memory channel nobody removes outlives every process, holding its memory (about\n(readers + 2) x its size) until removed, pruned (`mmf prune`) or the machine restarts; a\nfile channel stays on its disk.\n\nEXAMPLES:\n  mmf remove Test\n  mmf remove ./state.mmf"
     )]
     Remove(RemoveArgs),
     /// Remove your stale channels (root: anyone's): no process maps them, their creator and last

@@ -348,15 +348,22 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
         }
         false => "",
     };
+    // The directory looked in, for a shared-memory name, as every "no channel" says it.
+    let place = |name: &str| match name.contains('/') {
+        true => String::new(),
+        false => format!(" in {}", mmf::channel::host::shm_dir().display()),
+    };
     Some(match (c, verb) {
         (CoreError::NotFound { name, .. }, "remove") => format!(
-            "no channel named '{name}'; nothing was removed (--force ignores names that do not \
+            "no channel named '{name}'{}; nothing was removed (--force ignores names that do not \
              exist){}",
+            place(name),
             pattern(name)
         ),
         // One of several names: the others were (or will be) removed.
         (CoreError::NotFound { name, .. }, "remove-one-of-many") => format!(
-            "no channel named '{name}' (--force ignores names that do not exist){}",
+            "no channel named '{name}'{} (--force ignores names that do not exist){}",
+            place(name),
             pattern(name)
         ),
         (CoreError::NotFound { name, .. }, _) => not_found(named(name), 0),

@@ -627,7 +627,7 @@ fn invalid_input_is_refused_and_the_previous_stays() {
         fails(
             &e.run_in(&["out", "T", "--msgpack"], mp),
             5,
-            &format!("not published, since `mmf read` could not show it (--bytes stores it as raw bytes): valid MessagePack that JSON cannot show: the map at byte 0 has two keys that both read {key}"),
+            &format!("nothing was published to 'T', which keeps its value: `mmf read` could not show it (--bytes stores it as raw bytes): valid MessagePack that JSON cannot show: the map at byte 0 has two keys that both read {key}"),
         );
     }
     fails(
@@ -2066,7 +2066,11 @@ fn remove_several_and_force() {
     fails(
         &e.run(&["remove", "a"]),
         3,
-        "no channel named 'a'; nothing was removed (--force ignores names that do not exist)",
+        &format!(
+            "no channel named 'a' in {}; nothing was removed (--force ignores names that do not \
+             exist)",
+            e.dir.display()
+        ),
     );
     // A pattern is pointed at `prune`, which takes them (a harness author's `rm 'run.*'`).
     let out = e.run(&["remove", "a*"]);
@@ -2084,8 +2088,10 @@ fn remove_several_and_force() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
-        err.contains("no channel named 'missing' (--force ignores names that do not exist)")
-            && !err.contains("nothing was removed")
+        err.contains(&format!(
+            "no channel named 'missing' in {} (--force ignores names that do not exist)",
+            e.dir.display()
+        )) && !err.contains("nothing was removed")
             && !err.contains("create"),
         "{err}"
     );
@@ -5221,8 +5227,25 @@ fn no_room_on_a_disk_advises_no_remount() {
         eprintln!("SKIPPED: the test directory is on a tmpfs here");
         return;
     }
-    // 3000 GiB with one reader: more than the test machine's disk has.
-    let out = e.run(&["new", "huge", "--size", "1000GiB", "--readers", "1"]);
+    // More than the disk has free: (readers + 2) x 1000 GiB, with enough readers.
+    let df = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(&e.dir)
+        .output()
+        .unwrap();
+    let free: u64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df gives the free bytes");
+    let size = 1000u64 << 30;
+    let readers = (free / size).max(1);
+    if readers > mmf::channel::MAX_READERS as u64 {
+        eprintln!("SKIPPED: the disk has more room than a channel can take");
+        return;
+    }
+    let readers = readers.to_string();
+    let out = e.run(&["new", "huge", "--size", "1000GiB", "--readers", &readers]);
     fails(&out, 1, "no space for channel 'huge'");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -8519,6 +8542,13 @@ fn out_lines_stops_at_the_first_line_it_cannot_publish() {
         5,
         "EOF while parsing an object (--lines reads one whole JSON document a line: `jq -c` \
          writes them so)",
+    );
+    // Not with -z, where a record may hold newlines.
+    let out = e.run_in(&["out", "T", "--lines", "--json", "-z"], b"{\"a\":\0");
+    fails(&out, 5, "EOF while parsing a value");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("jq -c"),
+        "{out:?}"
     );
     assert_eq!(e.ok(&["read", "T"]), "[1,2]\n");
     // The line that 'T' keeps is the last one published, not the blank one skipped after it.

@@ -719,15 +719,12 @@ fn first_bytes(word: u64, file_len: u64) -> String {
 
 /// How to make room where a channel of `bytes` did not fit in `dir` (`available` free, if
 /// known): a tmpfs can be enlarged, by at least what is missing, through its mount point; a
-/// disk cannot. The shared-memory directory is taken for a tmpfs where its kind cannot be told
-/// (not Linux); one found on a disk (`MMF_SHM_DIR` naming a directory there) is not: the remount
-/// advised there failed, naming a directory that is no mount point (a migrating user's review).
+/// disk cannot. Only a file system known to be a tmpfs is told to remount (Linux's `mount -o
+/// remount,size=`): one on a disk (`MMF_SHM_DIR` naming a directory there) was told so, naming
+/// a directory that is no mount point (a migrating user's review), and elsewhere (FreeBSD,
+/// macOS) the kind is not told, and the mount point climbed to could be `/` (the diff review's).
 fn enlarge(dir: &std::path::Path, bytes: u64, available: Option<u64>) -> String {
-    let tmpfs = match crate::os::in_memory_known(dir) {
-        Some(known) => known,
-        None => dir == crate::os::shm_dir(),
-    };
-    if !tmpfs {
+    if crate::os::in_memory_known(dir) != Some(true) {
         return "put it on a file system with room".to_owned();
     }
     // What is missing, if the free space was told and is short of it; else (unknown, or enough

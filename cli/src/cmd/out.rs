@@ -323,7 +323,7 @@ fn publish(ch: &Channel, format: InFormat, input: &[u8], first: bool) -> anyhow:
             // keys that read the same in JSON) before it reaches readers: rendered as JSON into
             // nothing, which keeps only the open maps' keys.
             mmf::json::write_msgpack_as_json(input, std::io::sink()).context(
-                "not published, since `mmf read` could not show it (--bytes stores it as raw \
+                "`mmf read` could not show it (--bytes stores it as raw \
                      bytes)",
             )?;
             ch.publish_raw(Tag::MSGPACK, input)?

@@ -142,7 +142,7 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
             };
             if !skipped {
                 ch = follow.current(ch, number, last, drained)?;
-                let published = match publish_line(&ch, format, &line, number) {
+                let published = match publish_line(&ch, format, &line, number, a.zero_terminated) {
                     Ok(generation) => Some(generation),
                     Err(e) => {
                         refuse(e)?;
@@ -159,13 +159,14 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
                     if drained {
                         ch = follow.settle(ch, number, |ch| {
                             let generation =
-                                publish_line(ch, format, &line, number).with_context(|| {
-                                    format!(
+                                publish_line(ch, format, &line, number, a.zero_terminated)
+                                    .with_context(|| {
+                                        format!(
                                         "'{location}' was replaced as line {number} was published, \
                                          and publishing it again into the new channel failed; no \
                                          later line was published"
                                     )
-                                })?;
+                                    })?;
                             after_publish(a, ch, location, generation, number)
                         })?;
                     }
@@ -254,8 +255,14 @@ impl Skips {
 
 /// `line` (number `number`) published into `ch`: as `mmf out` publishes a value, except that a
 /// line other than the first is never taken for UTF-16 (its byte-order mark comes first), and
-/// a JSON error names the column alone (the line is one).
-fn publish_line(ch: &Channel, format: InFormat, line: &[u8], number: u64) -> anyhow::Result<u64> {
+/// a JSON error names the column alone (the line is one). `nul`: lines end with NUL (`-z`).
+fn publish_line(
+    ch: &Channel,
+    format: InFormat,
+    line: &[u8],
+    number: u64,
+    nul: bool,
+) -> anyhow::Result<u64> {
     publish(ch, format, line, number == 1).map_err(|e| {
         let json = e
             .chain()
@@ -269,7 +276,8 @@ fn publish_line(ch: &Channel, format: InFormat, line: &[u8], number: u64) -> any
             Some((column, message)) => {
                 // A document cut at the line's end: one written over several lines (`jq .`
                 // indents), which --lines reads line by line (a migrating user's review).
-                let hint = match message.starts_with("EOF while parsing") {
+                // (With -z, a record may hold newlines: no such advice there.)
+                let hint = match !nul && message.starts_with("EOF while parsing") {
                     true => {
                         " (--lines reads one whole JSON document a line: `jq -c` writes them so)"
                     }
