@@ -761,7 +761,7 @@ fn child_without_futex_waitv(role: &str, name: &str, errno: &str) -> Option<(Str
         .ok()
         .filter(|o| o.status.success() || !traced.is_empty())
     else {
-        eprintln!("SKIPPED: strace is not available or may not trace here");
+        skipped("strace is not available or may not trace here");
         return None;
     };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -1434,7 +1434,7 @@ fn a_notifier_that_could_not_start() {
 fn a_notifier_that_could_not_start_is_started_again() {
     let stats = child_stats(spawn_child("spawn-fails", &[("MMF_NAME", "-".into())]));
     if stats["first_failed"] == false {
-        eprintln!("SKIPPED: the thread limit did not stop the notifier's thread here");
+        skipped("the thread limit did not stop the notifier's thread here");
         return;
     }
     assert_eq!(stats["woken"], true, "{stats}");
@@ -1591,7 +1591,7 @@ fn an_always_ready_stream_yields_to_the_executor() {
     // The writer must outrun the reader, on a core of its own: on one, they take turns, and
     // the stream is seldom ready twice in a row (a review's `taskset -c 0` run).
     if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
-        eprintln!("SKIPPED: needs two CPUs");
+        skipped("needs two CPUs");
         return;
     }
     let name = unique("async-values-flat-out");
@@ -1768,7 +1768,7 @@ mod local_executor {
 #[test]
 fn a_consumer_under_a_flat_out_writer_lets_the_executors_timers_run() {
     if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
-        eprintln!("SKIPPED: needs two CPUs");
+        skipped("needs two CPUs");
         return;
     }
     let name = unique("async-flat-out-timers");

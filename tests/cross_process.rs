@@ -374,7 +374,7 @@ fn close_says_whether_it_removed_the_channel() {
         .status()
         .is_ok_and(|s| s.success());
     if !fixed {
-        eprintln!("SKIPPED (the refusal): chattr +i not supported here");
+        skipped("the refusal: chattr +i not supported here");
         drop(ch);
         assert!(!path.exists());
         return;

@@ -695,7 +695,7 @@ fn lock_holder_elsewhere(unshare: &[&str], name: &str) -> std::process::Child {
 #[test]
 fn a_writer_in_another_pid_namespace_keeps_its_lock_until_it_dies() {
     let Some(unshare) = new_pid_namespace() else {
-        eprintln!("SKIPPED: cannot create a PID namespace here (needs root or user namespaces)");
+        skipped("cannot create a PID namespace here (needs root or user namespaces)");
         return;
     };
     let path = std::env::temp_dir().join(format!("mmf-pidns-{}.mmf", std::process::id()));
@@ -991,7 +991,7 @@ fn mounted(dir: std::path::PathBuf, ok: bool, what: &str) -> Option<Mounted> {
         return Some(Mounted(dir));
     }
     let _ = std::fs::remove_dir(&dir);
-    eprintln!("SKIPPED: cannot mount {what} here");
+    skipped(&format!("cannot mount {what} here"));
     None
 }
 
@@ -1153,7 +1153,7 @@ fn a_read_only_handle_flushes_its_file() {
         .status()
         .is_ok_and(|s| s.success());
     if !traced {
-        eprintln!("SKIPPED: needs strace, allowed to trace");
+        skipped("needs strace, allowed to trace");
         return;
     }
     let path = std::env::temp_dir().join(format!("{}.mmf", unique("ro-flush")));
