@@ -43,8 +43,14 @@ pub struct Machine {
     /// The directory of mmf's channels and of the harness's own shared files (F, the
     /// seqlock), and its file system type: a tmpfs, unless `MMF_SHM_DIR` says otherwise.
     pub shm_dir: String,
-    /// `quick` or `full`.
+    /// `quick` or `full` (`smoke` for `--smoke`), with `, narrowed` where `--only`,
+    /// `--transports`, `--sizes` or `--runs` narrowed it.
     pub mode: String,
+    /// The commit of the source tree the harness ran from (`git describe --always --dirty`:
+    /// `-dirty` where it held changes not committed), so that a result file says which code
+    /// it measured; absent where git or the repository is not there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// Cargo features of this build.
     pub features: Vec<&'static str>,
     /// Seconds since the epoch at the start of the run.
@@ -109,6 +115,7 @@ impl Machine {
                 .join(" "),
             shm_dir: shm_dir(),
             mode: mode.into(),
+            commit: commit(),
             features,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -156,8 +163,11 @@ impl Machine {
         line(
             "build",
             format!(
-                "mmf-bench {}, features: {}",
+                "mmf-bench {}{}, features: {}",
                 self.mode,
+                self.commit
+                    .as_ref()
+                    .map_or(String::new(), |c| format!(", commit {c}")),
                 if self.features.is_empty() {
                     "none".into()
                 } else {
@@ -167,6 +177,20 @@ impl Machine {
         );
         s
     }
+}
+
+/// The commit of the repository this harness was built from, as `git describe --always
+/// --dirty --abbrev=7` says it at the start of the run; `None` without git or the repository
+/// (a copy of the binary run elsewhere).
+fn commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR")])
+        .args(["describe", "--always", "--dirty", "--abbrev=7"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !commit.is_empty()).then_some(commit)
 }
 
 /// [`crate::shm::dir`] and the type of the file system it is on (from /proc/mounts: the

@@ -1086,6 +1086,7 @@ mod tests {
             load_average: String::new(),
             shm_dir: String::new(),
             mode: String::new(),
+            commit: None,
             features: Vec::new(),
             started_unix: 0,
         }
