@@ -1846,9 +1846,10 @@ impl Channel {
     ///
     /// Every publish wakes every handle asleep here, with one system call that wakes each
     /// sleeper in turn, and each then runs to look. Many waiters under a writer that publishes
-    /// back to back share the CPUs with it: on the project's 2-core VM, a loop of `publish_raw`
-    /// took 0.10 us a publish alone, 0.18 us with one `mmf watch` waiting, 2.6 us with 10 and
-    /// 118 us with 50 (most of it the writer's own wake-up call). Publish no faster than the
+    /// back to back share the CPUs with it: on the project's 2-core VM (Intel model 207), `mmf
+    /// out --lines` took 0.08-0.12 us a publish alone, 0.26-0.29 us with one `mmf watch`
+    /// waiting, 2.6-3.9 us with 10 and 49-75 us with 50 (most of it the writer's own wake-up
+    /// call; 0.10, 0.18, 2.6 and 118 us on the model 167 host before). Publish no faster than the
     /// waiters need values, or let those that need not see each value poll at their own pace
     /// (a [`read_into`](Self::read_into) every so often) instead of waiting. Once the
     /// channel was truncated under this handle and the `SIGBUS` handler caught it
