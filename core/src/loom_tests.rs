@@ -211,6 +211,41 @@ fn loom_slot_reads_see_whole_values() {
 }
 
 #[test]
+fn loom_a_stray_generation_0_latest_reads_as_no_value_yet_or_a_whole_value() {
+    // A stray write that left `latest` at generation 0 naming no slot, on a channel nothing was
+    // published to yet: while the writers' count is 0 that is "no value yet" (FORMAT.md §10.5,
+    // `Snapshot::read_header_only`), and a first publish racing the read makes it a whole
+    // value of the generation read, never damage nor a torn value (stop 56's diff review found
+    // no model of that path). Pinned (the reader asks for slots) and not, both read paths; and
+    // on a channel with checksums, whose header holds no value at all, so that the attempt
+    // fails whatever the header holds and only the rule answers.
+    use crate::layout::{pack_latest, H_LATEST, NO_SLOT};
+    use crate::sync::Ordering;
+    for (checksum, pinned, how) in [
+        (false, false, Read::General),
+        (false, false, Read::Fast),
+        (false, true, Read::General),
+        (true, false, Read::General),
+        (true, true, Read::General),
+    ] {
+        loom::model(move || {
+            let s = channel_with(1, checksum, LEN);
+            s.region
+                .word(H_LATEST)
+                .store(pack_latest(0, NO_SLOT), Ordering::Relaxed);
+            let w = s.clone();
+            let t = thread::spawn(move || {
+                publish_bytes(&w, 1);
+                publish_bytes(&w, 2);
+            });
+            let pin = if pinned { s.claim_pin(READER) } else { None };
+            check(&s, pin, how);
+            t.join().unwrap();
+        });
+    }
+}
+
+#[test]
 fn loom_header_only_values_and_a_reader_that_wants_slots() {
     // Small values given as slices, published while nobody pins, live in the header only; a
     // pinned reader that finds one asks for slots, and the writer may switch to slots between
