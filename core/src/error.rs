@@ -413,8 +413,17 @@ pub enum Error {
 /// name without '/' does not reach (any other file of the name is a program's own).
 fn channel_file(path: &str) -> bool {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // A regular file by its name first, and opened without blocking: a FIFO of the name (or one
+    // put there between the two) would hold an open for reading until a writer came.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let mut magic = [0u8; 8];
-    std::fs::File::open(path)
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
         .and_then(|mut f| match f.metadata()?.is_file() {
             true => f.read_exact(&mut magic),
             false => Err(std::io::ErrorKind::InvalidInput.into()),
