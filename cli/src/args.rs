@@ -802,12 +802,17 @@ fn extra_word(
             named && a.get_action().takes_values()
         })
     };
-    // The word is the rest of an option's value the shell split (`--lock-timeout 1 s`), not
-    // of a VALUE (the diff review's).
-    let after_option_value = words
-        .iter()
-        .position(|w| *w == word)
-        .is_some_and(|i| i >= 2 && takes_value(words[i - 2]));
+    // The word is the rest of an option's value the shell split (`--lock-timeout 1 s`, or
+    // `--lock-timeout=1 s`), not of a VALUE (the diff review's). Its last place: the same word
+    // may be the NAME too (`mmf out s a --lock-timeout 1 s`).
+    let after_option_value = words.iter().rposition(|w| *w == word).is_some_and(|i| {
+        (i >= 2 && takes_value(words[i - 2]))
+            || (i >= 1
+                && words[i - 1].starts_with("--")
+                && words[i - 1]
+                    .split_once('=')
+                    .is_some_and(|(flag, _)| takes_value(flag)))
+    });
     let mut names = Vec::new();
     for p in command.get_positionals() {
         if p.get_num_args().is_some_and(|n| n.max_values() > 1) {
@@ -853,8 +858,21 @@ fn other_verbs_flag(cli: &clap::Command, verb: &str, word: &str) -> Option<Strin
             return None;
         };
         let has = |c: &clap::Command| c.get_arguments().any(|a| a.get_short() == Some(letter));
-        if cli.find_subcommand(verb).is_some_and(has) {
+        let this = cli.find_subcommand(verb)?;
+        if has(this) {
             return None;
+        }
+        // The verb's own flag of the long name the letter stands for elsewhere (`mmf new T -f`:
+        // `new` has `--force`, with no `-f`), rather than another verb's (the second review's).
+        let long_here = cli
+            .get_subcommands()
+            .filter_map(|c| c.get_arguments().find(|a| a.get_short() == Some(letter)))
+            .filter_map(|a| a.get_long())
+            .find(|long| this.get_arguments().any(|a| a.get_long() == Some(*long)));
+        if let Some(long) = long_here {
+            return Some(format!(
+                "`mmf {verb}` takes it as `--{long}` (it has no `-{letter}`)"
+            ));
         }
         // Each with its long form, which says what the letter does there (`-f` is `remove
         // --force`, not `tail -f`: the diff review's).

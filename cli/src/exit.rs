@@ -353,7 +353,15 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
         true => String::new(),
         false => format!(" in {}", mmf::channel::host::shm_dir().display()),
     };
+    // A missing shared-memory directory is said as such, as `read` says it (the second
+    // review's: `remove` named the directory without saying it is missing).
+    let shm_missing = |name: &str| !name.contains('/') && !mmf::channel::host::shm_dir().is_dir();
     Some(match (c, verb) {
+        (CoreError::NotFound { name, .. }, "remove" | "remove-one-of-many")
+            if shm_missing(name) =>
+        {
+            format!("{}; nothing was removed", not_found(named(name), 0))
+        }
         (CoreError::NotFound { name, .. }, "remove") => format!(
             "no channel named '{name}'{}; nothing was removed (--force ignores names that do not \
              exist){}",

@@ -829,6 +829,20 @@ fn a_word_too_many_says_what_the_verb_takes() {
             &["new", "U", "1024", "--size", "1KiB"],
             "'1024' found; `mmf new` takes one NAME (",
         ),
+        // The same word as the NAME, and the `--flag=value` form (the second review's).
+        (
+            &["out", "s", "a", "--lock-timeout", "1", "s"],
+            "an option's value with spaces is quoted",
+        ),
+        (
+            &["out", "T", "a", "--lock-timeout=1", "s"],
+            "an option's value with spaces is quoted",
+        ),
+        // A letter another verb has, for a long flag this verb has without it.
+        (
+            &["new", "U", "-f", "--size", "1K"],
+            "`mmf new` takes it as `--force` (it has no `-f`)",
+        ),
         // A mistyped verb is said first, not a one-dash word beside it (which advised `mmf
         // read Test` to `mmf lst -name`).
         (
@@ -6194,7 +6208,13 @@ fn prune_removes_what_killed_creators_left() {
 fn a_missing_shm_dir_is_named_by_every_verb() {
     let e = Env::new("no-shm-dir");
     let missing = e.dir.join("missing");
-    for args in [&["list"][..], &["prune"], &["read", "X"], &["info", "X"]] {
+    for args in [
+        &["list"][..],
+        &["prune"],
+        &["read", "X"],
+        &["info", "X"],
+        &["remove", "X"],
+    ] {
         let o = e
             .cmd(args)
             .env("MMF_SHM_DIR", &missing)
@@ -8547,7 +8567,16 @@ fn out_lines_stops_at_the_first_line_it_cannot_publish() {
         "EOF while parsing an object (--lines reads one whole JSON document a line: `jq -c` \
          writes them so)",
     );
-    // Not with -z, where a record may hold newlines.
+    // Not with -z, where a record may hold newlines; its line within the record is said.
+    let out = e.run_in(
+        &["out", "T", "--lines", "--json", "-z"],
+        b"{\"a\":1,\n\"b\":\n}\0",
+    );
+    fails(
+        &out,
+        5,
+        "invalid JSON at line 3, column 1 of the record: expected value",
+    );
     let out = e.run_in(&["out", "T", "--lines", "--json", "-z"], b"{\"a\":\0");
     fails(&out, 5, "EOF while parsing a value");
     assert!(

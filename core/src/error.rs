@@ -422,7 +422,7 @@ fn channel_file(path: &str) -> bool {
     let mut magic = [0u8; 8];
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .and_then(|mut f| match f.metadata()?.is_file() {
             true => f.read_exact(&mut magic),

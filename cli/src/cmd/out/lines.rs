@@ -255,7 +255,8 @@ impl Skips {
 
 /// `line` (number `number`) published into `ch`: as `mmf out` publishes a value, except that a
 /// line other than the first is never taken for UTF-16 (its byte-order mark comes first), and
-/// a JSON error names the column alone (the line is one). `nul`: lines end with NUL (`-z`).
+/// a JSON error names the column alone (the line is one). `nul`: lines end with NUL (`-z`),
+/// and a JSON error names the line within the record too.
 fn publish_line(
     ch: &Channel,
     format: InFormat,
@@ -268,12 +269,15 @@ fn publish_line(
             .chain()
             .find_map(|e| match e.downcast_ref::<mmf::Error>() {
                 Some(mmf::Error::InvalidJson {
-                    column, message, ..
-                }) => Some((*column, message.clone())),
+                    line,
+                    column,
+                    message,
+                    ..
+                }) => Some((*line, *column, message.clone())),
                 _ => None,
             });
         match json {
-            Some((column, message)) => {
+            Some((line_in, column, message)) => {
                 // A document cut at the line's end: one written over several lines (`jq .`
                 // indents), which --lines reads line by line (a migrating user's review).
                 // (With -z, a record may hold newlines: no such advice there.)
@@ -283,9 +287,15 @@ fn publish_line(
                     }
                     false => "",
                 };
+                // With -z a record may span lines: the line within it is said too (the
+                // second review's).
+                let at = match nul {
+                    true => format!("line {line_in}, column {column} of the record"),
+                    false => format!("column {column}"),
+                };
                 Coded(
                     INVALID_INPUT,
-                    format!("invalid JSON at column {column}: {message}{hint}"),
+                    format!("invalid JSON at {at}: {message}{hint}"),
                 )
                 .into()
             }
