@@ -1278,7 +1278,7 @@ fn process_c(a_pid: u32) -> ! {
 fn a_process_with_a_dead_ancestors_pid_starts_a_notifier_of_its_own() {
     let stats = child_stats(spawn_child("pid-reuse", &[("MMF_NAME", "-".to_owned())]));
     if let Some(why) = stats["skipped"].as_str() {
-        eprintln!("skipped: {why}");
+        skipped(why);
         return;
     }
     assert_eq!(stats["resolved"], true, "{stats}");

@@ -180,17 +180,29 @@ impl Machine {
 }
 
 /// The commit of the repository this harness was built from, as `git describe --always
-/// --dirty --abbrev=7` says it at the start of the run; `None` without git or the repository
-/// (a copy of the binary run elsewhere).
+/// --dirty --abbrev=7` says it at the start of the run (so a binary built before a checkout
+/// names the tree as it is then); `None` without git, or where the workspace is no
+/// repository's top (a copy without `.git` inside another repository would name that one's
+/// commit: the second review's).
 fn commit() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR")])
-        .args(["describe", "--always", "--dirty", "--abbrev=7"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let commit = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (out.status.success() && !commit.is_empty()).then_some(commit)
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(workspace)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    };
+    let top = git(&["rev-parse", "--show-toplevel"])?;
+    let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if same(std::path::Path::new(&top)) != same(workspace) {
+        return None;
+    }
+    git(&["describe", "--always", "--dirty", "--abbrev=7"])
 }
 
 /// [`crate::shm::dir`] and the type of the file system it is on (from /proc/mounts: the
