@@ -87,10 +87,7 @@ pub fn not_found(name: impl AsRef<OsStr>, value_len: usize) -> String {
         };
         // The directory looked in, for a shared-memory name: a shell, cron job or service
         // without the writer's `MMF_SHM_DIR` looks elsewhere (a migrating user's review).
-        let place = match slash {
-            true => String::new(),
-            false => format!(" in {}", shm_dir.display()),
-        };
+        let place = shm_place(typed);
         format!(
             "no channel named '{name}'{place}{near}; check the name (another process may have \
              removed the channel), or create it with `{}`",
@@ -99,12 +96,12 @@ pub fn not_found(name: impl AsRef<OsStr>, value_len: usize) -> String {
     }
 }
 
-/// ` in DIR` for a shared-memory `location` (the directory it is looked for in, which the
-/// environment sets: `MMF_SHM_DIR`), else nothing.
-pub fn shm_place(location: &mmf::Location) -> String {
-    match location {
-        mmf::Location::Shm(_) => format!(" in {}", mmf::channel::host::shm_dir().display()),
-        _ => String::new(),
+/// ` in DIR` for a shared-memory channel's `name` (no '/'; the directory it is looked for in,
+/// which the environment sets: `MMF_SHM_DIR`), else nothing.
+pub fn shm_place(name: impl AsRef<OsStr>) -> String {
+    match name.as_ref().as_encoded_bytes().contains(&b'/') {
+        true => String::new(),
+        false => format!(" in {}", mmf::channel::host::shm_dir().display()),
     }
 }
 
@@ -348,11 +345,6 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
         }
         false => "",
     };
-    // The directory looked in, for a shared-memory name, as every "no channel" says it.
-    let place = |name: &str| match name.contains('/') {
-        true => String::new(),
-        false => format!(" in {}", mmf::channel::host::shm_dir().display()),
-    };
     // A missing shared-memory directory is said as such, as `read` says it (the second
     // review's: `remove` named the directory without saying it is missing).
     let shm_missing = |name: &str| !name.contains('/') && !mmf::channel::host::shm_dir().is_dir();
@@ -365,13 +357,13 @@ fn cli_line(c: &CoreError, verb: &str, arg: Option<&OsStr>) -> Option<String> {
         (CoreError::NotFound { name, .. }, "remove") => format!(
             "no channel named '{name}'{}; nothing was removed (--force ignores names that do not \
              exist){}",
-            place(name),
+            shm_place(name),
             pattern(name)
         ),
         // One of several names: the others were (or will be) removed.
         (CoreError::NotFound { name, .. }, "remove-one-of-many") => format!(
             "no channel named '{name}'{} (--force ignores names that do not exist){}",
-            place(name),
+            shm_place(name),
             pattern(name)
         ),
         (CoreError::NotFound { name, .. }, _) => not_found(named(name), 0),

@@ -138,7 +138,7 @@ impl Followed {
                     None => crate::exit::note(format_args!(
                         "no channel named '{location}'{} yet{}; waiting for it to be \
                          created{bound}",
-                        crate::exit::shm_place(&location),
+                        crate::exit::shm_place(crate::cmd::typed(&location)),
                         crate::exit::near_hint(&location)
                     )),
                 }
@@ -234,7 +234,7 @@ impl Followed {
                         ),
                         None => format!(
                             "no channel named '{location}' appeared{} within the timeout",
-                            crate::exit::shm_place(&location)
+                            crate::exit::shm_place(crate::cmd::typed(&location))
                         ),
                     },
                 )

@@ -1849,9 +1849,10 @@ impl Channel {
     /// back to back share the CPUs with it: on the project's 2-core VM (Intel model 207), `mmf
     /// out --lines` took 0.08-0.12 us a publish alone, 0.26-0.29 us with one `mmf watch`
     /// waiting, 2.6-3.9 us with 10 and 49-75 us with 50 (most of it the writer's own wake-up
-    /// call; a loop of `publish_raw` on the model 167 host before: 0.10, 0.18, 2.6 and 118 us). Publish no faster than the
-    /// waiters need values, or let those that need not see each value poll at their own pace
-    /// (a [`read_into`](Self::read_into) every so often) instead of waiting. Once the
+    /// call; a loop of `publish_raw` on the model 167 host before: 0.10, 0.18, 2.6 and
+    /// 118 us). Publish no faster than the waiters need values, or let those that need not see
+    /// each value poll at their own pace (a [`read_into`](Self::read_into) every so often)
+    /// instead of waiting. Once the
     /// channel was truncated under this handle and the `SIGBUS` handler caught it
     /// ([`truncation`](crate::truncation)), it returns `since + 1` at once (within 100 ms when
     /// another thread trips the handle), so that the caller's next read reports `Truncated`.
