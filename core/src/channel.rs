@@ -4198,8 +4198,8 @@ fn replace_whole(text: &str, from: &str, to: &str) -> String {
 /// `NotFound` creating a shared-memory channel: its directory is missing. Say which, and
 /// whether `MMF_SHM_DIR` chose it.
 fn missing_shm_dir(e: io::Error) -> io::Error {
+    use crate::name::shm_dir_advice;
     let dir = os::shm_dir();
-    let chosen = crate::name::shm_dir_chosen();
     // A directory that is there and takes no files (/proc, /sys) says ENOENT too.
     if dir.is_dir() {
         return explained(
@@ -4208,19 +4208,13 @@ fn missing_shm_dir(e: io::Error) -> io::Error {
                 "the shared-memory directory {} takes no files (a virtual file system such as \
                  /proc?); {}",
                 dir.display(),
-                if chosen {
-                    "point MMF_SHM_DIR at a directory for channels"
-                } else {
-                    "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
-                }
+                shm_dir_advice("point MMF_SHM_DIR at a directory for channels")
             ),
         );
     }
-    let why = if chosen {
-        "MMF_SHM_DIR names it; create it or point MMF_SHM_DIR at a directory that exists"
-    } else {
-        "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
-    };
+    let why = shm_dir_advice(
+        "MMF_SHM_DIR names it; create it or point MMF_SHM_DIR at a directory that exists",
+    );
     explained(
         e,
         format!(
@@ -4322,15 +4316,10 @@ fn not_a_directory(path: &Path, e: io::Error) -> io::Error {
     };
     let shm = os::shm_dir();
     let text = if file == shm && (path == shm || path.parent() == Some(shm.as_path())) {
-        let chosen = crate::name::shm_dir_chosen();
         format!(
             "Not a directory: the shared-memory directory {} is a file; {}",
             file.display(),
-            if chosen {
-                "point MMF_SHM_DIR at a directory for channels"
-            } else {
-                "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels"
-            }
+            crate::name::shm_dir_advice("point MMF_SHM_DIR at a directory for channels")
         )
     } else {
         format!(

@@ -451,12 +451,10 @@ fn not_found(
         (Some(dir), _) if !name.contains('/') => format!(
             "{found}: the shared-memory directory {} does not exist either ({})",
             dir.display(),
-            match crate::name::shm_dir_chosen() {
-                true =>
-                    "MMF_SHM_DIR names it: create it, or set MMF_SHM_DIR as the process \
-                         that creates the channel has it",
-                false => "mount a tmpfs there, or set MMF_SHM_DIR to a directory for channels",
-            }
+            crate::name::shm_dir_advice(
+                "MMF_SHM_DIR names it: create it, or set MMF_SHM_DIR as the process that \
+                 creates the channel has it"
+            )
         ),
         (Some(dir), _) => format!(
             "{found}: its directory {} does not exist either (a name with a '/' is a file \

@@ -480,6 +480,16 @@ pub(crate) fn shm_dir_chosen() -> bool {
     std::env::var_os("MMF_SHM_DIR").is_some_and(|d| !d.is_empty())
 }
 
+/// What to do about a shared-memory directory that cannot hold channels (missing, a file, one
+/// that takes no files): `chosen`, the advice where `MMF_SHM_DIR` chose it, else to mount a
+/// tmpfs at the system's or choose another.
+pub(crate) fn shm_dir_advice(chosen: &'static str) -> &'static str {
+    match shm_dir_chosen() {
+        true => chosen,
+        false => "mount a tmpfs there or set MMF_SHM_DIR to a directory for channels",
+    }
+}
+
 /// The directory `path` lies in, as a path that names it: `.` for a bare file name (`ch.mmf`,
 /// whose parent is the empty path), `/` for the root itself.
 pub(crate) fn dir_of(path: &Path) -> &Path {
