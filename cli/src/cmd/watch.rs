@@ -248,11 +248,14 @@ pub(super) fn record_head(
         true => ("{\n  ", ",\n  ", ": "),
         false => ("{", ",", ":"),
     };
-    let mut head = open.to_owned();
+    // Written in place: one string a record, as each watched value makes one.
+    use std::fmt::Write;
+    let mut head = String::with_capacity(128);
+    head.push_str(open);
     for (name, value) in fields.into_iter().flatten() {
-        head.push_str(&format!("\"{name}\"{colon}{value}{between}"));
+        write!(head, "\"{name}\"{colon}{value}{between}")?;
     }
-    head.push_str(&format!("\"value\"{colon}"));
+    write!(head, "\"value\"{colon}")?;
     Ok(head)
 }
 
