@@ -214,11 +214,11 @@ fn loom_slot_reads_see_whole_values() {
 fn loom_a_stray_generation_0_latest_reads_as_no_value_yet_or_a_whole_value() {
     // A stray write that left `latest` at generation 0 naming no slot, on a channel nothing was
     // published to yet: while the writers' count is 0 that is "no value yet" (FORMAT.md §10.5,
-    // `Snapshot::read_header_only`), and a first publish racing the read makes it a whole
-    // value of the generation read, never damage nor a torn value (stop 56's diff review found
-    // no model of that path). Pinned (the reader asks for slots) and not, both read paths; and
-    // on a channel with checksums, whose header holds no value at all, so that the attempt
-    // fails whatever the header holds and only the rule answers.
+    // `Snapshot::at_generation_0`, the read loop's step before any attempt), and a first
+    // publish racing the read makes it a whole value of the generation read, never damage nor
+    // a torn value (stop 56's diff review found no model of that path). Pinned (the reader
+    // asks for slots) and not, both read paths; and on a channel with checksums, whose header
+    // holds no value at all, so that only the rule can answer.
     use crate::layout::{pack_latest, H_LATEST, NO_SLOT};
     use crate::sync::Ordering;
     for (checksum, pinned, how) in [

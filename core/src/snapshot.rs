@@ -390,24 +390,24 @@ impl Snapshot {
     /// [`copy_slot_by_latest`](Self::copy_slot_by_latest)), unless the stamp is odd, the one
     /// store before that fence: an odd or changing stamp proves nothing ([`Look::Unsettled`]).
     ///
-    /// A look at generation 0 finds "nothing published yet" where the writers' count agrees,
-    /// whatever slot 0's frame holds, and damage where values were published and `latest`
-    /// still names generation 0 ([`generation_0`](Self::generation_0)).
+    /// At generation 0 nothing is looked at: the writers' count answers, as in a read
+    /// ([`at_generation_0`](Self::at_generation_0)): "nothing published yet" where it agrees,
+    /// whatever the descriptor or slot 0's frame hold; damage where values were published and
+    /// `latest` still names generation 0; unsettled where `latest` moved on
+    /// ([`generation_0`](Self::generation_0)).
     pub(crate) fn look_latest(&self) -> Look {
         let latest = crate::sync::load_acquire(self.region.word(H_LATEST));
-        let look = self.look_at(latest);
         if split_latest(latest).0 != 0 {
-            return look;
+            return self.look_at(latest);
         }
-        match (self.generation_0(), look) {
-            (Gen0::Unpublished, _) => Look::Value(0, Tag::EMPTY, 0),
-            (Gen0::Overwritten(what), Look::Value(..)) => Look::Damaged {
+        match self.generation_0() {
+            Gen0::Unpublished => Look::Value(0, Tag::EMPTY, 0),
+            Gen0::Overwritten(what) => Look::Damaged {
                 latest,
                 what,
                 frame: true,
             },
-            (Gen0::Moved, Look::Value(..)) => Look::Unsettled,
-            (_, look) => look,
+            Gen0::Moved => Look::Unsettled,
         }
     }
 
@@ -1396,6 +1396,12 @@ impl Snapshot {
         max: usize,
         buf: &mut Vec<u8>,
     ) -> Result<Meta, Miss> {
+        // Generation 0 is the general read's to answer, by the writers' count (`read`'s rule,
+        // FORMAT.md §10.5). Here, in the copy for even generations, not in `read_inline`,
+        // which is inlined into every read: the copy for odd ones has no test at all.
+        if B == 0 && gen == 0 {
+            return Err(Miss::Elsewhere);
+        }
         // Start the buffer's transfer now; the checks below then overlap it. Both of its lines:
         // the length is not known yet, and the second holds the stamp that the validation asks
         // once `latest` has moved on (a back-to-back writer): without this hint a 64 B reader
@@ -1404,7 +1410,7 @@ impl Snapshot {
         self.region.prefetch_lines(data, 1, Intent::Read);
         self.region
             .prefetch_lines(data + LINE_WORDS, 1, Intent::Read);
-        let read = match self.inline_attempt(B, latest, gen, max, buf) {
+        match self.inline_attempt(B, latest, gen, max, buf) {
             Ok(meta) => Ok(meta),
             // A usable descriptor, not overtaken: a value too large to be inline, copied from
             // its slot as the general read's first attempt would. A copy that failed (overtaken,
@@ -1424,30 +1430,6 @@ impl Snapshot {
             }
             Err((_, true)) => Err(Miss::InlineOvertaken),
             Err((None, false)) => Err(Miss::Elsewhere),
-        };
-        // Here, in the copy for even generations, not in `read_inline`, which is inlined into
-        // every read: the copy for odd ones has no test at all.
-        if B == 0 && gen == 0 {
-            return self.inline_generation_0(read, buf);
-        }
-        read
-    }
-
-    /// [`read_inline`](Self::read_inline)'s outcome at generation 0: "nothing published yet"
-    /// only while the writers' count agrees ([`generation_0`](Self::generation_0)); the general
-    /// read says what else it is.
-    #[cold]
-    fn inline_generation_0(
-        &self,
-        read: Result<Meta, Miss>,
-        buf: &mut Vec<u8>,
-    ) -> Result<Meta, Miss> {
-        match read {
-            Ok(_) => match self.at_generation_0(buf, Attempt::Retry) {
-                Attempt::Done(meta) => Ok(meta),
-                _ => Err(Miss::Elsewhere),
-            },
-            miss => miss,
         }
     }
 
@@ -1526,52 +1508,42 @@ impl Snapshot {
                     pin_word = p().map(|e| self.region.word(self.layout.pin(e, PIN_SLOT)));
                 }
             }
-            let attempt = match pin_word {
-                Some(pw) => {
-                    let l = latest_word.load(Ordering::SeqCst);
-                    let (gen, slot) = split_latest(l);
-                    if slot == NO_SLOT {
-                        // No slot to pin: ask writers to keep values in slots (every pin scan
-                        // that follows this SeqCst store in the total order sees it, so at most
-                        // the publish already under way stays in the header only), and copy
-                        // the header meanwhile. The next attempt pins the slot `latest` names.
-                        if pw.load(Ordering::Relaxed) == 0 {
-                            pw.store(PIN_WANT_SLOTS, Ordering::SeqCst);
-                        }
-                        self.read_header_only(l, buf)
-                    } else if slot >= self.layout.slots {
-                        self.out_of_range(gen, slot, buf)
-                    } else {
-                        match self.first_pass(retries, l, inline, &mut overtaken, buf) {
-                            Ok(meta) => Attempt::Done(meta),
-                            Err(hint) => {
-                                let (gen, slot, hint) =
-                                    self.pin_latest(pw, latest_word, l, gen, slot, hint);
-                                self.copy_slot(slot, gen, hint, buf)
-                            }
-                        }
-                    }
-                }
-                None => {
-                    let l = crate::sync::load_acquire(latest_word);
-                    let (gen, slot) = split_latest(l);
-                    if slot == NO_SLOT {
-                        self.read_header_only(l, buf)
-                    } else if slot >= self.layout.slots {
-                        self.out_of_range(gen, slot, buf)
-                    } else {
-                        match self.first_pass(retries, l, inline, &mut overtaken, buf) {
-                            Ok(meta) => Attempt::Done(meta),
-                            Err(hint) => self.copy_slot(slot, gen, hint, buf),
-                        }
-                    }
-                }
+            // Pinned, SeqCst: the load must follow the pin's SeqCst store in the total order
+            // (see `pin_latest`); unpinned, Acquire is enough.
+            let l = match pin_word {
+                Some(_) => latest_word.load(Ordering::SeqCst),
+                None => crate::sync::load_acquire(latest_word),
             };
-            let attempt = match attempt {
-                Attempt::Done(meta) if meta.generation == 0 => {
-                    self.at_generation_0(buf, Attempt::Retry)
+            let (gen, slot) = split_latest(l);
+            let attempt = if gen == 0 {
+                // Generation 0 is answered by the writers' count, not by what an attempt would
+                // find (FORMAT.md §10.5), so no attempt is made: see `at_generation_0`.
+                self.at_generation_0(buf)
+            } else if slot == NO_SLOT {
+                if let Some(pw) = pin_word {
+                    // No slot to pin: ask writers to keep values in slots (every pin scan that
+                    // follows this SeqCst store in the total order sees it, so at most the
+                    // publish already under way stays in the header only), and copy the header
+                    // meanwhile. The next attempt pins the slot `latest` names.
+                    if pw.load(Ordering::Relaxed) == 0 {
+                        pw.store(PIN_WANT_SLOTS, Ordering::SeqCst);
+                    }
                 }
-                attempt => attempt,
+                self.read_header_only(l, buf)
+            } else if slot >= self.layout.slots {
+                self.out_of_range(slot)
+            } else {
+                match self.first_pass(retries, l, inline, &mut overtaken, buf) {
+                    Ok(meta) => Attempt::Done(meta),
+                    Err(hint) => match pin_word {
+                        Some(pw) => {
+                            let (gen, slot, hint) =
+                                self.pin_latest(pw, latest_word, l, gen, slot, hint);
+                            self.copy_slot(slot, gen, hint, buf)
+                        }
+                        None => self.copy_slot(slot, gen, hint, buf),
+                    },
+                }
             };
             match attempt {
                 Attempt::Done(mut meta) => {
@@ -1653,19 +1625,8 @@ impl Snapshot {
     /// slot to fall back on), `Corrupt` when `latest` stayed put while its descriptor did not
     /// describe an inline value of its generation, which no writer leaves behind.
     ///
-    /// An attempt at generation 0 that fails answers "nothing published yet" where the writers'
-    /// count agrees ([`at_generation_0`](Self::at_generation_0)), as in `copy_slot`.
+    /// Never called at generation 0, which [`read`](Self::read) answers by the writers' count.
     fn read_header_only(&self, latest: u64, buf: &mut Vec<u8>) -> Attempt {
-        match self.header_only_attempt(latest, buf) {
-            Attempt::Retry | Attempt::Damaged(_) if split_latest(latest).0 == 0 => {
-                self.at_generation_0(buf, Attempt::Retry)
-            }
-            attempt => attempt,
-        }
-    }
-
-    /// [`read_header_only`](Self::read_header_only)'s attempt itself.
-    fn header_only_attempt(&self, latest: u64, buf: &mut Vec<u8>) -> Attempt {
         let gen = split_latest(latest).0;
         let b = (gen % 2) as usize;
         let max = self.layout.inline_max(self.checksum);
@@ -1696,15 +1657,12 @@ impl Snapshot {
     }
 
     /// An attempt at a `latest` naming `slot`, which is not one of the channel's: no writer
-    /// stores that, so it is damage, unless it names generation 0 and nothing was published
-    /// yet (FORMAT.md §10.5: the rule holds whatever the attempt found, as `look_latest` and
-    /// a reader in another language apply it; a format review found reads calling such a new
-    /// channel corrupt where `verify` called it whole).
+    /// stores that, so it is damage. (At generation 0 no attempt is made: the rule of FORMAT.md
+    /// §10.5 holds whatever an attempt would find, as `look_latest` and a reader in another
+    /// language apply it; a format review found reads calling such a new channel corrupt where
+    /// `verify` called it whole.)
     #[cold]
-    fn out_of_range(&self, gen: u64, slot: usize, buf: &mut Vec<u8>) -> Attempt {
-        if gen == 0 {
-            return self.at_generation_0(buf, Attempt::Retry);
-        }
+    fn out_of_range(&self, slot: usize) -> Attempt {
         Attempt::Damaged(format!(
             "latest names slot {slot} of {}: {VALUE_DAMAGED}",
             self.layout.slots
@@ -1747,8 +1705,9 @@ impl Snapshot {
             pw.store(slot as u64 + 1, Ordering::SeqCst);
             let now = latest_word.load(Ordering::SeqCst);
             let (now_gen, now_slot) = split_latest(now);
-            if now == l || now_slot >= self.layout.slots {
-                // Still the one pinned, or no slot to aim at (the copy's validation decides).
+            if now == l || now_slot >= self.layout.slots || now_gen == 0 {
+                // Still the one pinned, or no slot to aim at, or generation 0, which no attempt
+                // reads (the copy's validation decides, and the next attempt meets the rule).
                 break;
             }
             (l, gen, slot, hint) = (now, now_gen, now_slot, self.descriptor(now_gen));
@@ -1808,20 +1767,10 @@ impl Snapshot {
     /// with the fetch of the frame line, which must then agree with the hint (else: retry, and
     /// the next attempt reads the frame first).
     ///
-    /// An attempt at generation 0 that fails answers "nothing published yet" where the writers'
-    /// count agrees ([`at_generation_0`](Self::at_generation_0)).
+    /// Never called at generation 0, which [`read`](Self::read) answers by the writers' count
+    /// ([`at_generation_0`](Self::at_generation_0)).
     #[inline(always)]
     fn copy_slot(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
-        match self.copy_frame(slot, gen, hint, buf) {
-            Attempt::Done(meta) => Attempt::Done(meta),
-            failed if gen == 0 => self.at_generation_0(buf, failed),
-            failed => failed,
-        }
-    }
-
-    /// [`copy_slot`](Self::copy_slot)'s attempt itself.
-    #[inline(always)]
-    fn copy_frame(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
         // A value found damaged at open is read by its frame, which reports the damage.
         let hint = hint.filter(|_| self.damaged != Some(pack_latest(gen, slot)));
         if let (Some(hint), false) = (hint, self.checksum) {
@@ -2108,23 +2057,26 @@ impl Snapshot {
         })
     }
 
-    /// The answer to an attempt at generation 0 (a `latest` naming it loaded first), whatever
-    /// it found: nothing published yet (an empty value, `buf` cleared) if the writers' count
-    /// (`written`) is at generation 0 too, whatever slot 0's frame holds; damage if values were
+    /// The attempt at a `latest` naming generation 0 (loaded first), in place of any copy: the
+    /// rule is the read loop's, applied once before the attempt's kind is chosen (header only,
+    /// slot, out of range), so no path that copies meets generation 0. Nothing published yet
+    /// (an empty value, `buf` cleared) if the writers' count (`written`) is at generation 0 too,
+    /// whatever the descriptor, inline buffer or slot 0's frame hold; damage if values were
     /// published and `latest` still names generation 0 ([`generation_0`](Self::generation_0));
-    /// else `moved`, the outcome for a `latest` that moved on (the failed attempt's own, or a
-    /// retry of one that found a value).
+    /// else a retry, at the value `latest` moved on to.
     ///
     /// On a new channel no writer stores into slot 0's frame before a publish of generation 2,
     /// which follows the count's store of 1. A stray write that left the frame odd or naming
     /// another generation made every read of a new channel spin until its timeout, and then
-    /// advise a `recover` that found nothing to bring back (a damage review).
+    /// advise a `recover` that found nothing to bring back (a damage review). The rule was
+    /// first applied at each of the three attempts' sites, after the attempt; one step in the
+    /// read loop is the form the diff reviews of stops 56 and 57 asked for.
     #[cold]
-    fn at_generation_0(&self, buf: &mut Vec<u8>, moved: Attempt) -> Attempt {
+    fn at_generation_0(&self, buf: &mut Vec<u8>) -> Attempt {
         match self.generation_0() {
             Gen0::Unpublished => Attempt::Done(nothing_yet(buf)),
             Gen0::Overwritten(what) => Attempt::Damaged(what),
-            Gen0::Moved => moved,
+            Gen0::Moved => Attempt::Retry,
         }
     }
 

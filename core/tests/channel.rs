@@ -3009,6 +3009,46 @@ fn a_latest_overwritten_to_generation_0_is_damage_that_recover_mends() {
     }
 }
 
+/// A `latest` overwritten to generation 0 over published values is that damage whatever slot
+/// 0's frame holds, here a frame left marked as being written: the writers' count answers at
+/// generation 0 before anything is looked at, in a look (`info`, `verify`) as in a read. The
+/// look used to look first and keep what it found, and called this "a writer died in the
+/// middle of writing it" (a frame left open), pointing at the wrong word.
+#[test]
+fn a_latest_overwritten_to_generation_0_is_named_so_over_a_frame_left_open() {
+    let s = Scratch::new("file");
+    let ch = two_slot_channel(&s, false);
+    for b in [b'A', b'B', b'C'] {
+        ch.publish_raw(Tag::BYTES, &vec![b; 40_000]).unwrap();
+    }
+    drop(ch);
+    // Slot 0 is the one whose payload comes first in the file; its frame's stamp is its first
+    // word, 64 bytes before the payload (FORMAT.md §5).
+    let mut image = std::fs::read(s.path()).unwrap();
+    let slot_0 = payload_of(&image, b'B', 40_000).min(payload_of(&image, b'C', 40_000));
+    let stamp = u64::from_le_bytes(image[slot_0 - 64..slot_0 - 56].try_into().unwrap());
+    assert_eq!(stamp % 2, 0);
+    image[slot_0 - 64..slot_0 - 56].copy_from_slice(&(stamp + 1).to_le_bytes());
+    image[128..136].copy_from_slice(&0u64.to_le_bytes()); // `latest`: generation 0, slot 0
+    std::fs::write(s.path(), &image).unwrap();
+
+    let ch = Options::new()
+        .read_timeout(Duration::from_millis(100))
+        .open(&s.location)
+        .unwrap();
+    match ch.read_raw() {
+        Err(Error::Corrupt { what, .. }) => {
+            assert!(what.contains("latest names generation 0"), "{what}")
+        }
+        other => panic!("{:?}", other.map(|(m, _)| m)),
+    }
+    let damage = ch.info().damage.expect("info says the value is damaged");
+    assert!(damage.contains("latest names generation 0"), "{damage}");
+    assert!(!damage.contains("marked as being written"), "{damage}");
+    let err = ch.verify().unwrap_err().to_string();
+    assert!(err.contains("latest names generation 0"), "{err}");
+}
+
 /// A stray write of `latest` on a new channel, nothing published yet, naming generation 0 in a
 /// slot the channel does not have, or in no slot on a channel with checksums (which keeps no
 /// value in the header only): "no value yet", as FORMAT.md §10.5 says of any attempt at
