@@ -297,9 +297,9 @@ impl Options {
     /// Set it in the process that *reads* what the channel carries, not in one that publishes
     /// a value meant to outlive it: a worker that makes its own result channel with it,
     /// publishes and returns takes the name, and the result, with it before a reader that
-    /// opens by name (a [`Follower`](crate::Follower) looks every 100 ms) has found it (a
-    /// review lost 20 results of 20 so). The consumer makes the channel with it and the worker
-    /// opens it, as in `examples/harness.rs`.
+    /// opens by name (a [`Follower`](crate::Follower) looks every 100 ms) has found it: a
+    /// worker that returns at once loses its result nearly every time. The consumer makes the
+    /// channel with it and the worker opens it, as in `examples/harness.rs`.
     ///
     /// Only handles made by [`create`](Options::create),
     /// [`create_or_replace`](Options::create_or_replace), and

@@ -242,8 +242,8 @@ pub fn remove_unused(location: impl ToLocation, idle_for: std::time::Duration) -
 /// also unless it is still so when looked at under the lock: empty, or its first word (where
 /// the magic goes last) zero. A channel made under the name since the caller judged the old
 /// file (the dead creator's file cleared, a new channel created, its handle closed) is kept,
-/// however young `idle_for` allows (`mmf prune --older-than 0` removed such a channel, told as
-/// "never finished", until a review found it).
+/// however young `idle_for` allows (`mmf prune --older-than 0` must not remove such a channel
+/// as "never finished").
 ///
 /// # Errors
 ///
