@@ -200,7 +200,8 @@ enum Gen0 {
     /// Values were published and `latest` has moved on since it was loaded: read again.
     Moved,
     /// Values were published, and `latest` still names generation 0, which no publish stores:
-    /// it was overwritten (the message says so).
+    /// it was overwritten (the message says so; a read adds what may have done it and what
+    /// mends it, as `verify` does to a look's damage).
     Overwritten(String),
 }
 
@@ -243,7 +244,8 @@ enum Attempt {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Miss {
     /// Not a read the fast path makes: a channel with checksums, a descriptor not (yet, or no
-    /// longer) of `latest`'s generation, a slot out of range. The general read starts afresh.
+    /// longer) of `latest`'s generation, a slot out of range, generation 0 (which the general
+    /// read answers by the writers' count). The general read starts afresh.
     Elsewhere,
     /// The inline copy of a small value was overtaken by a publish: the general read goes
     /// straight to the slot (`inline` false).
@@ -1627,6 +1629,7 @@ impl Snapshot {
     ///
     /// Never called at generation 0, which [`read`](Self::read) answers by the writers' count.
     fn read_header_only(&self, latest: u64, buf: &mut Vec<u8>) -> Attempt {
+        debug_assert_ne!(split_latest(latest).0, 0, "an attempt at generation 0");
         let gen = split_latest(latest).0;
         let b = (gen % 2) as usize;
         let max = self.layout.inline_max(self.checksum);
@@ -1707,7 +1710,8 @@ impl Snapshot {
             let (now_gen, now_slot) = split_latest(now);
             if now == l || now_slot >= self.layout.slots || now_gen == 0 {
                 // Still the one pinned, or no slot to aim at, or generation 0, which no attempt
-                // reads (the copy's validation decides, and the next attempt meets the rule).
+                // reads. The copy goes on at `l`: it returns that value, latest when loaded, if
+                // it validates, and retries otherwise (then the next attempt meets the rule).
                 break;
             }
             (l, gen, slot, hint) = (now, now_gen, now_slot, self.descriptor(now_gen));
@@ -1771,6 +1775,7 @@ impl Snapshot {
     /// ([`at_generation_0`](Self::at_generation_0)).
     #[inline(always)]
     fn copy_slot(&self, slot: usize, gen: u64, hint: Hint, buf: &mut Vec<u8>) -> Attempt {
+        debug_assert_ne!(gen, 0, "an attempt at generation 0");
         // A value found damaged at open is read by its frame, which reports the damage.
         let hint = hint.filter(|_| self.damaged != Some(pack_latest(gen, slot)));
         if let (Some(hint), false) = (hint, self.checksum) {
@@ -2075,13 +2080,14 @@ impl Snapshot {
     fn at_generation_0(&self, buf: &mut Vec<u8>) -> Attempt {
         match self.generation_0() {
             Gen0::Unpublished => Attempt::Done(nothing_yet(buf)),
-            Gen0::Overwritten(what) => Attempt::Damaged(what),
+            Gen0::Overwritten(what) => Attempt::Damaged(format!("{what}: {VALUE_DAMAGED}")),
             Gen0::Moved => Attempt::Retry,
         }
     }
 
     /// What a `latest` naming generation 0, loaded (with Acquire) before this call, means: see
-    /// [`Gen0`]. A read or look of it asks this whatever it found, so that a zeroed `latest`
+    /// [`Gen0`]. A read or look asks this instead of copying or looking at what that `latest`
+    /// names ([`at_generation_0`](Self::at_generation_0)), so that a zeroed `latest`
     /// (the likeliest stray write) does not read as "no value yet" once values were published:
     /// on a channel of small values, kept in the header only, slot 0's frame is never written
     /// and still holds generation 0's empty value, which that `latest` then named whole.
@@ -2109,7 +2115,7 @@ impl Snapshot {
         }
         Gen0::Overwritten(format!(
             "latest names generation 0, but the writers' count is at {written}: it was \
-             overwritten; {VALUE_DAMAGED}"
+             overwritten"
         ))
     }
 

@@ -3047,6 +3047,8 @@ fn a_latest_overwritten_to_generation_0_is_named_so_over_a_frame_left_open() {
     assert!(!damage.contains("marked as being written"), "{damage}");
     let err = ch.verify().unwrap_err().to_string();
     assert!(err.contains("latest names generation 0"), "{err}");
+    // The advice once (the count's message carried it, and `verify` added it again).
+    assert_eq!(err.matches("mmf recover").count(), 1, "{err}");
 }
 
 /// A stray write of `latest` on a new channel, nothing published yet, naming generation 0 in a
