@@ -887,11 +887,24 @@ fn a_writer_in_another_process_wakes_a_waiter() {
         "ponger",
         &[("MMF_NAME", name.clone()), ("MMF_ROUNDS", "1".into())],
     );
-    std::thread::sleep(Duration::from_millis(100)); // let the child park
+    // The clock starts once the child waits: a child slow to start on a loaded machine
+    // counted against the wake's second when this slept 100 ms instead.
+    let parked = Instant::now();
+    while ping.info().waiters == 0 {
+        assert!(
+            parked.elapsed() < Duration::from_secs(20),
+            "the child never waited"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let t = Instant::now();
     ping.publish_raw(Tag::BYTES, b"go").unwrap();
     assert_eq!(pong.wait_for_change(0, Duration::from_secs(5)), Some(1));
-    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "woken after {:?}",
+        t.elapsed()
+    );
     child_stats(child);
     cleanup(&name);
 }
