@@ -4607,6 +4607,77 @@ fn nobody_cmd(e: &Env, args: &[&str]) -> Option<Command> {
     Some(c)
 }
 
+/// `MMF_SHM_DIR` naming a path through another user's link in a sticky directory (as /tmp):
+/// root's `new`, `new --force`, `remove` and `prune` do not follow it, as they do not a file
+/// path's. A security review's root created a channel, and its `prune` removed channels, in a
+/// directory only root may enter, where that user's link led (the kernel's
+/// `fs.protected_symlinks` judges the last component only). Reads are not refused.
+#[test]
+fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new("shm-dir-link");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sticky = e.dir.join("sticky");
+    let private = e.dir.join("private");
+    for (dir, mode) in [(&sticky, 0o1777), (&private, 0o700)] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let in_private = |args: &[&str]| {
+        let out = e.cmd(args).env("MMF_SHM_DIR", &private).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    in_private(&["new", "keep", "--size", "64"]);
+    in_private(&["out", "keep", "precious"]);
+    let link = sticky.join("shm");
+    let Some(planted) = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .args([&private, &link])
+        .status()
+        .ok()
+        .filter(|_| is_root())
+    else {
+        skipped("needs root and setpriv to act as a second user");
+        return;
+    };
+    assert!(planted.success());
+    let through = |args: &[&str]| e.cmd(args).env("MMF_SHM_DIR", &link).output().unwrap();
+    let refused = format!(
+        "the path goes through {}, a symbolic link of user 65534's in a sticky",
+        link.display()
+    );
+    for args in [
+        &["new", "fresh", "--size", "64"][..],
+        &["new", "keep", "--size", "64", "--force"],
+        &["remove", "keep"],
+    ] {
+        let out = through(args);
+        fails(&out, 1, &refused);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("set MMF_SHM_DIR to the directory's own path"),
+            "{err}"
+        );
+    }
+    // `prune` says it for the channel it would have removed, and removes nothing.
+    let out = through(&["prune", "--older-than", "0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&refused), "{out:?}");
+    assert!(!private.join("mmf.fresh").exists());
+    assert!(private.join("mmf.keep").exists());
+    // A read goes through, as a read of a file path does.
+    assert_eq!(
+        String::from_utf8_lossy(&through(&["read", "keep"]).stdout),
+        "precious\n"
+    );
+}
+
 /// `new --force` through a link another user planted in a sticky directory others may write to
 /// (as /tmp) does not follow it: the kernel's `fs.protected_symlinks` rule, whatever that
 /// setting says. A review had root's `--force` wipe a channel in a directory only root may
@@ -6680,6 +6751,35 @@ fn root_replacing_another_users_file_in_a_shared_dir_says_what_it_did_not_keep()
     assert_eq!((meta.uid(), meta.mode() & 0o077), (0, 0));
     // Its own channel replaced again: kept as it is, nothing to say.
     assert_eq!(e.ok(&["new", "P", "--size", "64", "--force"]), "");
+}
+
+/// A hard link in a directory anyone may write, to a world-writable file of root's own (this
+/// host's `/dev/shm` holds such a file of iceoryx2's), lends no mode to root's `new --force`:
+/// the new channel is 0600, and stderr says why. It was 0666, readable and writable by the
+/// user who made the link (a security review's finding).
+#[test]
+fn root_replacing_a_hard_link_to_its_own_open_file_keeps_no_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let e = Env::new("hardlink");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let open_file = e.dir.join("someone-elses-tool.state");
+    std::fs::write(&open_file, b"state").unwrap();
+    std::fs::set_permissions(&open_file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let name = e.dir.join("mmf.H");
+    std::fs::hard_link(&open_file, &name).unwrap();
+    let out = e.run(&["new", "H", "--size", "64", "--force"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let meta = std::fs::metadata(&name).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600, "{err}");
+    assert!(err.contains("a file 2 names led to"), "{err}");
+    // The file the link led to is untouched.
+    assert_eq!(std::fs::read(&open_file).unwrap(), b"state");
+    assert_eq!(std::fs::metadata(&open_file).unwrap().mode() & 0o777, 0o666);
+    // Its own channel under one name, replaced again: its mode kept, nothing to say.
+    e.ok(&["new", "H", "--size", "64", "--force", "--mode", "0644"]);
+    assert_eq!(e.ok(&["new", "H", "--size", "64", "--force"]), "");
+    assert_eq!(std::fs::metadata(&name).unwrap().mode() & 0o777, 0o644);
 }
 
 /// `--pid`: a script waiting for its worker's result learns that the worker exited, instead of

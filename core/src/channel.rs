@@ -184,9 +184,10 @@ impl Options {
     /// are [`Error::InvalidOptions`] at creation), set exactly (the umask does not apply). Without
     /// it the file is created `0o600` (owner only) less the process's umask, except by
     /// [`create_or_replace`](Self::create_or_replace), which keeps the replaced channel's bits
-    /// (and its owner and group, where this process may set them) if the replaced file is this
-    /// process's own or lies in a directory only root and its owner can write: not another
-    /// user's file in `/dev/shm` or `/tmp`, which anyone could have planted under the name.
+    /// (and its owner and group, where this process may set them) if the replaced file lies in
+    /// a directory only root and its owner can write, or is this process's own and no other
+    /// name leads to it: not another user's file in `/dev/shm` or `/tmp`, which anyone could
+    /// have planted under the name, nor a hard link there to a file of this user's.
     ///
     /// A mode that gives group and others no write (`0o644`, `0o640`, `0o600`) is set as the file
     /// is created, before it is allocated: other users' readers then see a channel being made and
@@ -391,6 +392,7 @@ impl Options {
             return self.anonymous();
         };
         if let Location::Shm(_) = location {
+            shm_dir_link(&location.to_string(), &path, "a creation")?;
             return self.create_at(location, &path, &path);
         }
         // A file path's directory is reached through a handle ([`pin`]), each link on the way
@@ -926,8 +928,11 @@ impl Options {
         if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
             return Err(directory(&name));
         }
-        if let Location::File(_) = location {
-            unprotected_link(&name, &path, &path, "a replacement")?;
+        match location {
+            Location::File(_) => unprotected_link(&name, &path, &path, "a replacement")?,
+            // The shared-memory directory's own path (`MMF_SHM_DIR`'s): a name there is never
+            // followed through a link (`check_replaceable`).
+            _ => shm_dir_link(&name, &path, "a replacement")?,
         }
         // From here on a file path's directory is reached through a handle ([`pin`]), and
         // errors name the path as given.
@@ -3293,8 +3298,9 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
         Some(pinned) => remove_checked(location, &pinned.through, &name, expect, own)
             .map_err(|e| pinned.shown(e)),
         None => {
-            if let Location::File(_) = location {
-                unprotected_link(&name, &path, dir_of(&path), "a removal")?;
+            match location {
+                Location::File(_) => unprotected_link(&name, &path, dir_of(&path), "a removal")?,
+                _ => shm_dir_link(&name, &path, "a removal")?,
             }
             remove_checked(location, &path, &name, expect, own)
         }
@@ -3690,18 +3696,20 @@ fn check_replaceable(
     Ok(None)
 }
 
-/// Whether a replacement may take over `old`'s mode, group and (as root) owner: where `old` is
-/// the caller's own, or lies in a directory that only root and `old`'s owner can write. In a
-/// directory anyone may write (`/dev/shm`, `/tmp`), another user can plant a file under a name
-/// before its service makes it, and root's `--force` would hand them the new channel (theirs,
-/// with their mode); there the replacement gets the caller's defaults instead.
+/// Whether a replacement may take over `old`'s mode, group and (as root) owner: where `old` lies
+/// in a directory that only root and `old`'s owner can write, or is the caller's own file and
+/// no other name leads to it. In a directory anyone may write (`/dev/shm`, `/tmp`), another
+/// user can plant a file under a name before its service makes it, and root's `--force` would
+/// hand them the new channel (theirs, with their mode); there the replacement gets the caller's
+/// defaults instead. That includes a hard link another user made there to a file of the
+/// caller's (`fs.protected_hardlinks` allows a link to a file its maker may read and write):
+/// to a world-writable one, it handed its mode 0666 to the caller's new channel (a security
+/// review's finding).
 fn inheritable(old: &std::fs::Metadata, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    if old.uid() == os::euid() {
-        return true;
-    }
-    std::fs::metadata(dir_of(path))
-        .is_ok_and(|d| d.mode() & 0o022 == 0 && (d.uid() == 0 || d.uid() == old.uid()))
+    let dir_is_guarded = std::fs::metadata(dir_of(path))
+        .is_ok_and(|d| d.mode() & 0o022 == 0 && (d.uid() == 0 || d.uid() == old.uid()));
+    dir_is_guarded || (old.uid() == os::euid() && old.nlink() == 1)
 }
 
 /// Refuses `walk` (a file path, or the directory of one) if resolving it meets a symbolic link
@@ -3724,8 +3732,38 @@ fn unprotected_link(name: &str, path: &Path, walk: &Path, what: &str) -> Result<
     }
 }
 
+/// [`unprotected_link`]'s rule for the shared-memory directory that a name's `path` lies in:
+/// `MMF_SHM_DIR` may name a path through another user's link in a sticky directory (`/tmp`),
+/// which the kernel's rule, judging the last component only, lets through. A security review's
+/// root then created a channel, and `mmf prune` removed channels, in a directory only root may
+/// enter, where that user's link led. Creations, replacements and removals are refused; opens
+/// are not (as of a file path's).
+fn shm_dir_link(name: &str, path: &Path, what: &str) -> Result<()> {
+    match first_unprotected_link(dir_of(path)) {
+        Some(link) => Err(link_refused(
+            name,
+            path,
+            &link,
+            what,
+            "set MMF_SHM_DIR to the directory's own path if that is the one meant",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The error for `link`, met on `path` and refused by the rule of [`unprotected_link`].
 fn refused_link(name: &str, path: &Path, link: &Path, what: &str) -> Error {
+    link_refused(
+        name,
+        path,
+        link,
+        what,
+        "give the channel's own path if that is the one meant",
+    )
+}
+
+/// [`refused_link`], with what to do instead (`advice`).
+fn link_refused(name: &str, path: &Path, link: &Path, what: &str, advice: &str) -> Error {
     use std::os::unix::fs::MetadataExt;
     let owner = std::fs::symlink_metadata(link).map_or(0, |m| m.uid());
     Error::PermissionDenied {
@@ -3737,8 +3775,7 @@ fn refused_link(name: &str, path: &Path, link: &Path, what: &str) -> Error {
                 "the path goes through {}, a symbolic link of user {owner}'s in a sticky \
                  directory others may write to, which {what} does not follow (the kernel's \
                  fs.protected_symlinks rule, applied here to every link on the way, not only \
-                 the last): it could lead anywhere that user chose; give the channel's own \
-                 path if that is the one meant",
+                 the last): it could lead anywhere that user chose; {advice}",
                 link.display()
             ),
         ),

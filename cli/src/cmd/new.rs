@@ -215,8 +215,15 @@ fn note_what_was_not_kept(before: Option<&std::fs::Metadata>, ch: &Channel) {
     if now.uid() == before.uid() && now.mode() & 0o777 == before.mode() & 0o777 | 0o600 {
         return;
     }
+    // A file of the caller's own under more than one name: a hard link someone else may have
+    // made there, to lend its mode to the new channel.
+    let links = if before.nlink() > 1 {
+        format!(", a file {} names led to,", before.nlink())
+    } else {
+        String::new()
+    };
     crate::exit::note(format_args!(
-        "note: the replaced '{}' was owned by uid {} (mode {:04o}); the new channel is \
+        "note: the replaced '{}'{links} was owned by uid {} (mode {:04o}); the new channel is \
          yours (uid {}, mode {:04o}), since in a directory others may write the old file could \
          have been planted: `chown` it, or pass --mode, if its users need it",
         ch.location(),
