@@ -6753,6 +6753,57 @@ fn root_replacing_another_users_file_in_a_shared_dir_says_what_it_did_not_keep()
     assert_eq!(e.ok(&["new", "P", "--size", "64", "--force"]), "");
 }
 
+/// A channel another user made under the name (in `/dev/shm` anyone may, before the service
+/// that means to): `info` names its owner and says it is not the caller's, `new --exist-ok`
+/// keeps it with a note, and refuses it (exit 6) where `--mode` was asked for, whose bits are
+/// the owner's. A security review's root kept such a channel 0600 of that user's, with
+/// `--mode 0600`, and published a secret into it.
+#[test]
+fn another_users_channel_under_the_name_is_said_and_refused_with_mode() {
+    if !is_root() {
+        skipped("needs root, to give a channel to another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new("squatted");
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    e.ok(&["new", "svc", "--size", "64"]);
+    let file = e.dir.join("mmf.svc");
+    std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+    let info = e.ok(&["info", "svc"]);
+    assert!(
+        info.contains("file:        owner uid 65534, group gid 65534, mode 0600 (not yours"),
+        "{info}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "svc", "--json"])).unwrap();
+    assert_eq!(json["file"]["uid"], 65534);
+    assert_eq!(json["file"]["mode"], "0600");
+    assert_eq!(json["file"]["yours"], false);
+    let out = e.run(&["new", "svc", "--size", "64", "--exist-ok"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("channel 'svc' exists and is another user's (uid 65534, mode 0600)"),
+        "{err}"
+    );
+    let out = e.run(&["new", "svc", "--size", "64", "--exist-ok", "--mode", "0600"]);
+    fails(
+        &out,
+        6,
+        "channel 'svc' exists with another user as its owner (uid 65534); --force replaces it",
+    );
+    // Root's own channel (`--force` notes what it did not keep): nothing to say.
+    assert!(e
+        .run(&["new", "svc", "--size", "64", "--force"])
+        .status
+        .success());
+    assert_eq!(
+        e.ok(&["new", "svc", "--size", "64", "--exist-ok", "--mode", "0600"]),
+        ""
+    );
+    assert!(e.ok(&["info", "svc"]).contains("mode 0600 (yours)"));
+}
+
 /// A hard link in a directory anyone may write, to a world-writable file of root's own (this
 /// host's `/dev/shm` holds such a file of iceoryx2's), lends no mode to root's `new --force`:
 /// the new channel is 0600, and stderr says why. It was 0666, readable and writable by the

@@ -2566,6 +2566,16 @@ impl Channel {
             checksum: s.checksum,
             writer_recoveries: s.header(H_RECOVERIES),
             waiters: s.header(H_WAITERS),
+            file: s.liveness.file().and_then(|f| f.metadata().ok()).map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                FileOwner {
+                    uid: m.uid(),
+                    gid: m.gid(),
+                    mode: m.mode() & 0o7777,
+                    links: m.nlink(),
+                    yours: m.uid() == os::euid(),
+                }
+            }),
             writer_lock: match s.header(H_LOCK) {
                 0 => None,
                 owner => Some(LockOwner {
@@ -2662,6 +2672,42 @@ pub struct LockOwner {
     pub state: OwnerState,
 }
 
+/// Who owns a channel's file and who may open it ([`Info::file`]), as the handle's own file
+/// reports it (`fstat`): not what the name leads to now, if it was replaced since.
+///
+/// In a directory anyone may write (`/dev/shm`, `/tmp`), any user can make a channel under a
+/// name before the service that means to make it does ("squatting"): that service's
+/// [`open_or_create`](Options::open_or_create), or a reader's open, then gets a channel that
+/// user owns, can write into and can truncate. A service that must not trust such a channel
+/// checks [`yours`](FileOwner::yours) (or `uid`) after the open; `mmf info` shows the owner
+/// and `mmf new --exist-ok` says when the channel it kept is another user's.
+///
+/// ```
+/// use mmf::Channel;
+/// let name = format!("file-owner-doc-{}", std::process::id());
+/// let ch = Channel::create(&name, 64)?;
+/// let file = ch.info().file.expect("a channel with a file");
+/// assert!(file.yours);
+/// assert_eq!((file.mode & 0o077, file.links), (0, 1)); // 0600 less the umask, one name
+/// # Channel::remove(&name)?;
+/// # Ok::<(), mmf::channel::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileOwner {
+    /// The owner's user ID.
+    pub uid: u32,
+    /// The file's group ID.
+    pub gid: u32,
+    /// Its permission bits (`0o600`, `0o644`, ...).
+    pub mode: u32,
+    /// How many names (hard links) lead to it: more than one under a shared-memory name is a
+    /// link someone made to another file.
+    pub links: u64,
+    /// Whether this process's effective user owns it.
+    pub yours: bool,
+}
+
 /// What [`Channel::info`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -2725,6 +2771,9 @@ pub struct Info {
     /// in `wait_for_change` (or a `Follower`'s wait) and each pending `changed()` future, of
     /// any process; a peer may have written anything there (writers mend an excess).
     pub waiters: u64,
+    /// The file's owner, group, mode and number of names ([`FileOwner`]); `None` for an
+    /// anonymous channel, one opened from an image, or where `fstat` failed.
+    pub file: Option<FileOwner>,
 }
 
 /// Whether [`Options::open_or_create_with_origin`] created the channel or found it there.

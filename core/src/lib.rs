@@ -50,7 +50,9 @@
 //! that ([`Error::Corrupt`], with the file's new size), as a [`Follower`]'s look at the name
 //! does; see [`truncation`]. mmf also
 //! checks the size at open, and channels in `/dev/shm` are created 0600 so only their owner can
-//! truncate them.
+//! truncate them. That owner is whoever made the file: in a directory anyone may write, another
+//! user may make a channel under a name before the service that means to, and an open of the
+//! name then gets theirs ([`FileOwner`] in [`Info::file`] tells).
 //!
 //! Processes in different PID namespaces (containers sharing `/dev/shm`) can share a channel:
 //! every read-write handle on a channel file holds a kernel lock (an open-file-description lock
@@ -104,7 +106,7 @@ mod wait;
 mod loom_tests;
 
 #[cfg(not(loom))]
-pub use channel::{list, Channel, Info, Listing, LockOwner, Options, Origin, Recovered};
+pub use channel::{list, Channel, FileOwner, Info, Listing, LockOwner, Options, Origin, Recovered};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use follow::{Change, Follower};

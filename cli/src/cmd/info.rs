@@ -91,7 +91,8 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
          checksum:    {}\n\
          recoveries:  {}\n\
          writer lock: {}\n\
-         waiting:     {}\n",
+         waiting:     {}\n\
+         file:        {}\n",
         format_size(info.capacity as u64),
         format_size(info.size_bytes),
         info.slots,
@@ -110,8 +111,31 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         info.writer_recoveries,
         lock_line(info.writer_lock, &location),
         info.waiters,
+        file_line(info.file),
     );
     super::print_bytes(text.as_bytes())
+}
+
+/// The file's owner and mode, and a warning where it is not the caller's: in `/dev/shm` any
+/// user may make a channel under a name before the service that means to (a security review:
+/// root's `new --exist-ok` and `open_or_create` kept such a channel without a word).
+fn file_line(file: Option<mmf::FileOwner>) -> String {
+    let Some(f) = file else {
+        return "none (anonymous)".to_owned();
+    };
+    let mut line = format!(
+        "owner uid {}, group gid {}, mode {:04o}",
+        f.uid, f.gid, f.mode
+    );
+    if f.links > 1 {
+        line.push_str(&format!(", {} names lead to it", f.links));
+    }
+    line.push_str(if f.yours {
+        " (yours)"
+    } else {
+        " (not yours: its owner can write and truncate it)"
+    });
+    line
 }
 
 /// A channel's JSON record, as `info --json` prints it and `list --json` prints it for each
@@ -153,6 +177,14 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
         "checksum": info.checksum,
         "writer_recoveries": info.writer_recoveries,
         "waiters": info.waiters,
+        // The file's owner, group, mode (as an octal string) and names; null if none.
+        "file": info.file.map(|f| json!({
+            "uid": f.uid,
+            "gid": f.gid,
+            "mode": format!("{:04o}", f.mode),
+            "links": f.links,
+            "yours": f.yours,
+        })),
         "writer_lock": info.writer_lock.map(|l| {
             let (state, why) = match l.state {
                 OwnerState::Alive => ("alive", None),

@@ -113,6 +113,9 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     // small for the values it is about to publish, too few reader entries, no checksums, other
     // permission bits) would only fail or surprise later, so say it now and leave it untouched.
     let shortfalls = shortfalls(&existing, &location, &a);
+    if shortfalls.is_empty() && a.mode.is_none() {
+        note_not_yours(&existing, &location);
+    }
     if !shortfalls.is_empty() {
         return Err(exit::Coded(
             exit::EXISTS,
@@ -416,6 +419,28 @@ fn shortfalls(channel: &Channel, location: &Location, a: &NewArgs) -> Vec<String
                 out.push(format!("mode {have:04o}, not the {mode:04o} asked for"));
             }
         }
+        // A mode's bits are the owner's, the group's and others': the same bits on another
+        // user's file give that user what they give the owner (a security review's root kept
+        // a channel another user had made 0600 under the name, and published into it).
+        if let Some(f) = info.file.filter(|f| !f.yours) {
+            out.push(format!("another user as its owner (uid {})", f.uid));
+        }
     }
     out
+}
+
+/// `--exist-ok` (without `--mode`) kept another user's channel: in a directory anyone may
+/// write, that user may have made it before this command's service did, and can write and
+/// truncate it. Said, not refused: without `--mode` the script said nothing about access, and
+/// a channel shared between users is made so on purpose.
+fn note_not_yours(channel: &Channel, location: &Location) {
+    let Some(f) = channel.info().file.filter(|f| !f.yours) else {
+        return;
+    };
+    crate::exit::note(format_args!(
+        "note: channel '{location}' exists and is another user's (uid {}, mode {:04o}): that \
+         user can write and truncate it; `--mode MODE` refuses it (exit 6), `--force` makes \
+         one of your own",
+        f.uid, f.mode
+    ));
 }
