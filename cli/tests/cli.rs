@@ -4676,6 +4676,13 @@ fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory(
         String::from_utf8_lossy(&through(&["read", "keep"]).stdout),
         "precious\n"
     );
+    // `doctor` warns of it, instead of calling it a directory of its own.
+    let doctor = String::from_utf8_lossy(&through(&["doctor"]).stdout).into_owned();
+    let line = doctor.lines().find(|l| l.contains("shm-dir ")).unwrap();
+    assert!(
+        line.starts_with("warn") && line.contains("another user's symbolic link"),
+        "{doctor}"
+    );
 }
 
 /// `new --force` through a link another user planted in a sticky directory others may write to

@@ -3836,7 +3836,7 @@ fn link_refused(name: &str, path: &Path, link: &Path, what: &str, advice: &str) 
 /// reports the loop itself. (Stricter than the kernel, which judges only the last component's
 /// link: a destructive operation run as root must not be steered into another directory by
 /// a directory link either, found by a review.)
-fn first_unprotected_link(path: &Path) -> Option<PathBuf> {
+pub(crate) fn first_unprotected_link(path: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     use std::path::Component;
     let start = if path.is_absolute() {

@@ -408,6 +408,20 @@ pub fn channel_names() -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// The first symbolic link on `path` that mmf does not follow to create, replace or remove a
+/// channel: another user's link in a sticky directory others may write to (`/tmp`), the
+/// kernel's `fs.protected_symlinks` rule applied to every link on the way, whatever that
+/// setting says. `None` where there is none (or the path does not exist). For a check of
+/// `MMF_SHM_DIR` ahead of time, as `mmf doctor` makes it: creations in a shared-memory
+/// directory reached through such a link are refused.
+///
+/// ```
+/// assert_eq!(mmf::channel::host::unfollowed_link("/"), None);
+/// ```
+pub fn unfollowed_link(path: impl AsRef<std::path::Path>) -> Option<PathBuf> {
+    crate::channel::first_unprotected_link(path.as_ref())
+}
+
 /// Whether this process's user owns the channel's file (root: any file), so that removing it
 /// from a sticky directory such as `/dev/shm` is allowed.
 pub fn is_own(location: impl ToLocation) -> bool {

@@ -30,17 +30,31 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             let own = chosen
                 && mode & 0o022 == 0
                 && mmf::channel::host::is_own(mmf::Location::File(dir.clone()));
+            // Reached through another user's link in a sticky directory: `new`, `--force`,
+            // `remove` and `prune` refuse it, and it leads wherever that user chose (a
+            // security review's doctor called such a directory "of its own, fine").
+            let link = mmf::channel::host::unfollowed_link(&dir);
             checks.push(Check {
                 name: "shm-dir",
-                ok: sticky_world || own,
+                ok: (sticky_world || own) && link.is_none(),
                 detail: format!(
                     "{} has mode {mode:04o}{}",
                     dir.display(),
-                    match (sticky_world, own) {
+                    match (&link, sticky_world, own) {
+                        (Some(link), _, _) => format!(
+                            "; but MMF_SHM_DIR goes through {}, another user's symbolic link \
+                             in a sticky directory others may write to: it leads where that \
+                             user chose, and `new`, `remove` and `prune` refuse it; set \
+                             MMF_SHM_DIR to the directory's own path",
+                            link.display()
+                        ),
+                        (None, sticky_world, own) => match (sticky_world, own) {
                         (true, _) => "",
                         (false, true) => " (MMF_SHM_DIR: a directory of its own, fine)",
                         (false, false) if chosen => "; a directory others write to should be 1777 (world-writable, sticky) like /dev/shm, or one user can delete another's channels; point MMF_SHM_DIR at a directory of your own, or chmod 1777 it",
                         (false, false) => "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely",
+                        }
+                        .to_owned(),
                     }
                 ),
             });
