@@ -790,6 +790,19 @@ fn ponger(name: &str) {
     print_stats(&json!({ "timeouts": timeouts }));
 }
 
+/// Returns once a wait on `ch` is registered in its header (a child's, started just before),
+/// or fails the test after 20 s.
+fn until_a_waiter(ch: &Channel) {
+    let t = Instant::now();
+    while ch.info().waiters == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the child never waited"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn pair(what: &str) -> (String, Channel, Channel) {
     let name = unique(what);
     let ping = Channel::create(format!("{name}-ping"), 64).unwrap();
@@ -889,14 +902,7 @@ fn a_writer_in_another_process_wakes_a_waiter() {
     );
     // The clock starts once the child waits: a child slow to start on a loaded machine
     // counted against the wake's second when this slept 100 ms instead.
-    let parked = Instant::now();
-    while ping.info().waiters == 0 {
-        assert!(
-            parked.elapsed() < Duration::from_secs(20),
-            "the child never waited"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    until_a_waiter(&ping);
     let t = Instant::now();
     ping.publish_raw(Tag::BYTES, b"go").unwrap();
     assert_eq!(pong.wait_for_change(0, Duration::from_secs(5)), Some(1));
@@ -953,14 +959,7 @@ fn a_killed_waiter_is_taken_off_the_count() {
             .create(Location::shm(&name).unwrap())
             .unwrap();
         let mut sleeper = spawn_child("sleeper", &[("MMF_NAME", name.clone())]);
-        let t = Instant::now();
-        while ch.info().waiters == 0 {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "the child never waited"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        until_a_waiter(&ch);
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
         assert_eq!(ch.info().waiters, 1, "a dead waiter stays counted...");

@@ -4607,15 +4607,10 @@ fn nobody_cmd(e: &Env, args: &[&str]) -> Option<Command> {
     Some(c)
 }
 
-/// `MMF_SHM_DIR` naming a path through another user's link in a sticky directory (as /tmp):
-/// root's `new`, `new --force`, `remove` and `prune` do not follow it, as they do not a file
-/// path's. A security review's root created a channel, and its `prune` removed channels, in a
-/// directory only root may enter, where that user's link led (the kernel's
-/// `fs.protected_symlinks` judges the last component only). Reads are not refused.
-#[test]
-fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory() {
+/// In `e.dir` (made 0755): `sticky`, a directory anyone may write, with the sticky bit (as
+/// `/tmp`), and `private`, one only root may enter.
+fn sticky_and_private(e: &Env) -> (PathBuf, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let e = Env::new("shm-dir-link");
     std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let sticky = e.dir.join("sticky");
     let private = e.dir.join("private");
@@ -4623,14 +4618,16 @@ fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory(
         std::fs::create_dir(dir).unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let in_private = |args: &[&str]| {
-        let out = e.cmd(args).env("MMF_SHM_DIR", &private).output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-    };
-    in_private(&["new", "keep", "--size", "64"]);
-    in_private(&["out", "keep", "precious"]);
-    let link = sticky.join("shm");
-    let Some(planted) = Command::new("setpriv")
+    (sticky, private)
+}
+
+/// `ln -s target link` as user nobody (65534): `false` where this machine cannot act as
+/// another user (not root, or no setpriv).
+fn link_as_nobody(target: &Path, link: &Path) -> bool {
+    if !is_root() {
+        return false;
+    }
+    let Ok(made) = Command::new("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -4638,15 +4635,36 @@ fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory(
             "ln",
             "-s",
         ])
-        .args([&private, &link])
+        .arg(target)
+        .arg(link)
         .status()
-        .ok()
-        .filter(|_| is_root())
     else {
+        return false;
+    };
+    assert!(made.success(), "ln -s as nobody: {made}");
+    true
+}
+
+/// `MMF_SHM_DIR` naming a path through another user's link in a sticky directory (as /tmp):
+/// root's `new`, `new --force`, `remove` and `prune` do not follow it, as they do not a file
+/// path's. A security review's root created a channel, and its `prune` removed channels, in a
+/// directory only root may enter, where that user's link led (the kernel's
+/// `fs.protected_symlinks` judges the last component only). Reads are not refused.
+#[test]
+fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory() {
+    let e = Env::new("shm-dir-link");
+    let (sticky, private) = sticky_and_private(&e);
+    let in_private = |args: &[&str]| {
+        let out = e.cmd(args).env("MMF_SHM_DIR", &private).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    in_private(&["new", "keep", "--size", "64"]);
+    in_private(&["out", "keep", "precious"]);
+    let link = sticky.join("shm");
+    if !link_as_nobody(&private, &link) {
         skipped("needs root and setpriv to act as a second user");
         return;
-    };
-    assert!(planted.success());
+    }
     let through = |args: &[&str]| e.cmd(args).env("MMF_SHM_DIR", &link).output().unwrap();
     let refused = format!(
         "the path goes through {}, a symbolic link of user 65534's in a sticky",
@@ -4692,38 +4710,18 @@ fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory(
 /// there is followed, as before.
 #[test]
 fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
-    use std::os::unix::fs::PermissionsExt;
     let e = Env::new("sticky-link");
-    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let sticky = e.dir.join("sticky");
-    let private = e.dir.join("private");
-    for (dir, mode) in [(&sticky, 0o1777), (&private, 0o700)] {
-        std::fs::create_dir(dir).unwrap();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
+    let (sticky, private) = sticky_and_private(&e);
     let victim = private.join("important.mmf");
     let victim = victim.to_str().unwrap();
     e.ok(&["new", victim, "--size", "1KiB"]);
     e.ok(&["out", victim, "precious"]);
     let link = sticky.join("job.mmf");
     let link = link.to_str().unwrap();
-    let Some(planted) = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "ln",
-            "-s",
-        ])
-        .args([victim, link])
-        .status()
-        .ok()
-        .filter(|_| is_root())
-    else {
+    if !link_as_nobody(victim.as_ref(), link.as_ref()) {
         skipped("needs root and setpriv to act as a second user");
         return;
-    };
-    assert!(planted.success());
+    }
     let out = e.run(&["new", link, "--size", "1KiB", "--force"]);
     fails(
         &out,
@@ -4736,19 +4734,7 @@ fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
     let mine = sticky.join("mine.mmf");
     std::os::unix::fs::symlink(link, &mine).unwrap();
     let dir_link = sticky.join("dir");
-    let made = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "ln",
-            "-s",
-        ])
-        .arg(&private)
-        .arg(&dir_link)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    assert!(link_as_nobody(&private, &dir_link), "setpriv as before");
     let through_dir = dir_link.join("important.mmf");
     // A plain `new` (no file to replace) is not steered into the private directory either.
     let fresh = dir_link.join("fresh.mmf");
@@ -4906,19 +4892,7 @@ fn an_own_file_its_owner_may_not_open_is_said_to_be_that() {
     let theirs = e.dir.join("theirs.mmf");
     e.ok(&["new", theirs.to_str().unwrap(), "--size", "1KiB"]);
     let link = e.dir.join("link.mmf");
-    let made = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "ln",
-            "-s",
-        ])
-        .arg(&theirs)
-        .arg(&link)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    assert!(link_as_nobody(&theirs, &link), "setpriv as before");
     let out = as_nobody(&e, &["new", link.to_str().unwrap(), "--size", "1KiB"]).unwrap();
     fails(
         &out,

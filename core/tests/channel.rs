@@ -2941,6 +2941,25 @@ fn payload_of(image: &[u8], byte: u8, len: usize) -> usize {
         .expect("the value is in the file")
 }
 
+/// The bytes of a [`two_slot_channel`] (with or without `checksum`) in which values of 40,000
+/// bytes `A`, `B` and `C` were published, its handle closed.
+fn abc_image(s: &Scratch, checksum: bool) -> Vec<u8> {
+    let ch = two_slot_channel(s, checksum);
+    for b in [b'A', b'B', b'C'] {
+        ch.publish_raw(Tag::BYTES, &vec![b; 40_000]).unwrap();
+    }
+    drop(ch);
+    std::fs::read(s.path()).unwrap()
+}
+
+/// Marks the frame of the payload at `payload` in `image` as being written: its stamp, the
+/// frame's first word, 64 bytes before the payload (FORMAT.md §5), made odd.
+fn leave_open(image: &mut [u8], payload: usize) {
+    let stamp = u64::from_le_bytes(image[payload - 64..payload - 56].try_into().unwrap());
+    assert_eq!(stamp % 2, 0);
+    image[payload - 64..payload - 56].copy_from_slice(&(stamp + 1).to_le_bytes());
+}
+
 /// A crash that wrote back a slot's page in the middle of a write into it (its stamp odd) and
 /// the header's page after the commit leaves a frame no write will ever close. Reads cannot
 /// tell it from a writer busy with it and time out as contended (saying what may help);
@@ -2949,17 +2968,9 @@ fn payload_of(image: &[u8], byte: u8, len: usize) -> usize {
 #[test]
 fn a_frame_a_crash_left_open_is_recovered() {
     let s = Scratch::new("file");
-    let ch = two_slot_channel(&s, true);
-    for b in [b'A', b'B', b'C'] {
-        ch.publish_raw(Tag::BYTES, &vec![b; 40_000]).unwrap();
-    }
-    drop(ch);
-    // FORMAT.md §5: a frame's stamp is its first word, 64 bytes before its payload.
-    let mut image = std::fs::read(s.path()).unwrap();
+    let mut image = abc_image(&s, true);
     let payload = payload_of(&image, b'C', 40_000);
-    let stamp = u64::from_le_bytes(image[payload - 64..payload - 56].try_into().unwrap());
-    assert_eq!(stamp % 2, 0);
-    image[payload - 64..payload - 56].copy_from_slice(&(stamp + 1).to_le_bytes());
+    leave_open(&mut image, payload);
     std::fs::write(s.path(), &image).unwrap();
 
     let w = Options::new()
@@ -3017,18 +3028,10 @@ fn a_latest_overwritten_to_generation_0_is_damage_that_recover_mends() {
 #[test]
 fn a_latest_overwritten_to_generation_0_is_named_so_over_a_frame_left_open() {
     let s = Scratch::new("file");
-    let ch = two_slot_channel(&s, false);
-    for b in [b'A', b'B', b'C'] {
-        ch.publish_raw(Tag::BYTES, &vec![b; 40_000]).unwrap();
-    }
-    drop(ch);
-    // Slot 0 is the one whose payload comes first in the file; its frame's stamp is its first
-    // word, 64 bytes before the payload (FORMAT.md §5).
-    let mut image = std::fs::read(s.path()).unwrap();
+    let mut image = abc_image(&s, false);
+    // Slot 0 is the one whose payload comes first in the file.
     let slot_0 = payload_of(&image, b'B', 40_000).min(payload_of(&image, b'C', 40_000));
-    let stamp = u64::from_le_bytes(image[slot_0 - 64..slot_0 - 56].try_into().unwrap());
-    assert_eq!(stamp % 2, 0);
-    image[slot_0 - 64..slot_0 - 56].copy_from_slice(&(stamp + 1).to_le_bytes());
+    leave_open(&mut image, slot_0);
     image[128..136].copy_from_slice(&0u64.to_le_bytes()); // `latest`: generation 0, slot 0
     std::fs::write(s.path(), &image).unwrap();
 
