@@ -30,6 +30,7 @@ fn child() {
         "try-publish" => try_publish(&name),
         "small-memory-reader" => read_with_little_memory(&name),
         "small-memory-pretty" => pretty_with_little_memory(&name),
+        "shm-ops" => shm_ops(&name),
         // `MMF_NAME` is a file path here.
         "read-only-flush" => Options::new()
             .read_only(true)
@@ -1249,6 +1250,82 @@ fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
     assert!(swaps > tries && replaced + removed > 0 && created > 0 && refused > 0);
     drop(precious);
     std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// `MMF_SHM_DIR` naming another user's directory in a sticky directory (`/tmp`), which they
+/// swap again and again with their link to a directory only root may enter: root's creations,
+/// replacements and removals of shared-memory names stay in their directory or are refused at
+/// the link, and never reach the private one. Judged once by path and then reached by path
+/// again, a security review's loop created a channel there at its 2nd try and removed root's
+/// there at its 66th; the directory is now resolved once into a handle, as a file path's is.
+#[test]
+fn a_shm_dir_swapped_for_a_link_does_not_steer_a_creation_replacement_or_removal() {
+    if !root_or_skip() {
+        return;
+    }
+    let (base, sticky, private, _victim, precious) = sticky_and_private("swapped-shm-dir");
+    // Root's channel under the shared-memory name `keep`, in the private directory.
+    let keep = Location::file(private.join("mmf.keep"));
+    Channel::create(&keep, 64)
+        .unwrap()
+        .publish_str("precious")
+        .unwrap();
+    let (theirs, link) = (sticky.join("d"), sticky.join("l"));
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::symlink(&private, &link).unwrap();
+    for p in [&theirs, &link] {
+        std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let (stop, _, swapper) = swapping(&theirs, &link, None);
+    let tries = env_or("MMF_SWAP_TRIES", 400);
+    let child = spawn_child(
+        "shm-ops",
+        &[
+            ("MMF_NAME", "keep".into()),
+            ("MMF_SHM_DIR", theirs.to_str().unwrap().into()),
+            ("MMF_SWAP_TRIES", tries.to_string()),
+        ],
+    );
+    let stats = child_stats(child);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    println!("{tries} tries against {swaps} swaps: {stats}");
+    let mut names: Vec<String> = std::fs::read_dir(&private)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["job.mmf", "mmf.keep"], "{stats}");
+    assert_eq!(
+        Channel::open(&keep).unwrap().read_string().unwrap(),
+        "precious"
+    );
+    let count = |k: &str| stats[k].as_u64().unwrap();
+    assert!(swaps > tries && count("refused") > 0, "{stats}");
+    assert!(count("made") + count("removed") > 0, "{stats}");
+    drop(precious);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// In a child whose `MMF_SHM_DIR` another user swaps with a link (see the test above): each
+/// try replaces and removes the shared-memory name `name` and creates a name of its own,
+/// counting what was done and what was refused.
+fn shm_ops(name: &str) {
+    let tries = env_or("MMF_SWAP_TRIES", 400);
+    let (mut made, mut removed, mut refused) = (0u64, 0u64, 0u64);
+    let mut count = |r: mmf::channel::Result<()>, done: &mut u64| match r {
+        Ok(()) => *done += 1,
+        Err(mmf::channel::Error::PermissionDenied { .. }) => refused += 1,
+        Err(_) => {}
+    };
+    for i in 0..tries {
+        let replaced = Options::new().capacity(64).create_or_replace(name);
+        count(replaced.map(drop), &mut made);
+        count(Channel::remove(name), &mut removed);
+        let fresh = Options::new().capacity(64).create(format!("fresh{i}"));
+        count(fresh.map(drop), &mut made);
+    }
+    print_stats(&serde_json::json!({ "made": made, "removed": removed, "refused": refused }));
 }
 
 /// The name itself swapped, again and again, between another user's channel in a sticky

@@ -4683,8 +4683,18 @@ fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory(
             "{err}"
         );
     }
-    // `prune` says it for the channel it would have removed, and removes nothing.
+    // `prune` says it for the channel it would have removed, and removes nothing: not even what
+    // looks like a killed `new --force`'s file there (a second review's prune removed one).
+    let left = private.join(".mmf-new-0123456789abcdef");
+    std::fs::write(&left, b"").unwrap();
+    let aged = Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&left)
+        .status()
+        .unwrap();
+    assert!(aged.success());
     let out = through(&["prune", "--older-than", "0"]);
+    assert!(left.exists(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&refused), "{out:?}");
     assert!(!private.join("mmf.fresh").exists());
@@ -6808,6 +6818,26 @@ fn root_replacing_a_hard_link_to_its_own_open_file_keeps_no_mode() {
     // The file the link led to is untouched.
     assert_eq!(std::fs::read(&open_file).unwrap(), b"state");
     assert_eq!(std::fs::metadata(&open_file).unwrap().mode() & 0o777, 0o666);
+    // Nor once the file's other name is gone (its tool cleaned up), and it has one name: a
+    // file others may write says nothing about who put it under the name (a second review).
+    let open_file = e.dir.join("another-tool.state");
+    std::fs::write(&open_file, b"state").unwrap();
+    std::fs::set_permissions(&open_file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::remove_file(&name).unwrap();
+    std::fs::hard_link(&open_file, &name).unwrap();
+    std::fs::remove_file(&open_file).unwrap();
+    let out = e.run(&["new", "H", "--size", "64", "--force"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        std::fs::metadata(&name).unwrap().mode() & 0o777,
+        0o600,
+        "{err}"
+    );
+    assert!(
+        err.contains("was owned by uid") && err.contains("(mode 0666)"),
+        "{err}"
+    );
     // Its own channel under one name, replaced again: its mode kept, nothing to say.
     e.ok(&["new", "H", "--size", "64", "--force", "--mode", "0644"]);
     assert_eq!(e.ok(&["new", "H", "--size", "64", "--force"]), "");

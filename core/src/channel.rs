@@ -185,9 +185,11 @@ impl Options {
     /// it the file is created `0o600` (owner only) less the process's umask, except by
     /// [`create_or_replace`](Self::create_or_replace), which keeps the replaced channel's bits
     /// (and its owner and group, where this process may set them) if the replaced file lies in
-    /// a directory only root and its owner can write, or is this process's own and no other
-    /// name leads to it: not another user's file in `/dev/shm` or `/tmp`, which anyone could
-    /// have planted under the name, nor a hard link there to a file of this user's.
+    /// a directory only root and its owner can write, or is this process's own, no other name
+    /// leads to it and neither its group nor others may write it: not another user's file in
+    /// `/dev/shm` or `/tmp`, which anyone could have planted under the name, nor a file there
+    /// that others may write (another user may have linked it under the name). A channel
+    /// shared for writing there (`0o666`) is replaced with its mode given again.
     ///
     /// A mode that gives group and others no write (`0o644`, `0o640`, `0o600`) is set as the file
     /// is created, before it is allocated: other users' readers then see a channel being made and
@@ -391,19 +393,16 @@ impl Options {
         let Some(path) = location.path() else {
             return self.anonymous();
         };
-        if let Location::Shm(_) = location {
-            shm_dir_link(&location.to_string(), &path, "a creation")?;
-            return self.create_at(location, &path, &path);
-        }
-        // A file path's directory is reached through a handle ([`pin`]), each link on the way
-        // judged as it is met: a peer that swaps a directory of its own for a link cannot
-        // steer the new file into a directory of its choosing. Errors name the path given.
+        // A file path's directory (or one `MMF_SHM_DIR` chose) is reached through a handle
+        // ([`pin`]), each link on the way judged as it is met: a peer that swaps a directory
+        // of its own for a link cannot steer the new file into a directory of its choosing.
+        // Errors name the path given.
         match pin(location, &path, Pin::Creation)? {
             Some(pinned) => self
                 .create_at(location, &pinned.through, &pinned.shown)
                 .map_err(|e| pinned.shown(e)),
             None => {
-                unprotected_link(&location.to_string(), &path, dir_of(&path), "a creation")?;
+                judge_unpinned(location, &path, "a creation")?;
                 self.create_at(location, &path, &path)
             }
         }
@@ -942,9 +941,9 @@ impl Options {
     }
 
     /// [`create_or_replace`](Options::create_or_replace) once the name (`name`, its path
-    /// `path`) was checked: `checked` is the channel found there. Every handle a file path is
-    /// reached through ([`pin`]) goes into `pins`, for the caller to say errors by the path
-    /// given.
+    /// `path`) was checked: `checked` is the channel found there. Every handle a file path (or
+    /// an `MMF_SHM_DIR`) is reached through ([`pin`]) goes into `pins`, for the caller to say
+    /// errors by the path given.
     fn replace_through(
         &self,
         location: &Location,
@@ -954,16 +953,13 @@ impl Options {
         pins: &mut Vec<Pinned>,
     ) -> Result<Channel> {
         let given = path.clone();
-        let path = match location {
-            Location::File(_) => match pin(location, &path, Pin::Replacement)? {
-                Some(pinned) => {
-                    let through = pinned.through.clone();
-                    pins.push(pinned);
-                    through
-                }
-                None => path,
-            },
-            _ => path,
+        let path = match pin(location, &path, Pin::Replacement)? {
+            Some(pinned) => {
+                let through = pinned.through.clone();
+                pins.push(pinned);
+                through
+            }
+            None => path,
         };
         // A file path that is a link to a channel: replace the channel it leads to (readers of
         // the real path would never see a replacement of the link), as opening follows it. A
@@ -3339,18 +3335,11 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
     let name = location.to_string();
     // A file path's directory reached through a handle ([`pin`]), and errors naming the path as
     // given.
-    let pinned = match location {
-        Location::File(_) => pin(location, &path, Pin::Removal)?,
-        _ => None,
-    };
-    match &pinned {
+    match &pin(location, &path, Pin::Removal)? {
         Some(pinned) => remove_checked(location, &pinned.through, &name, expect, own)
             .map_err(|e| pinned.shown(e)),
         None => {
-            match location {
-                Location::File(_) => unprotected_link(&name, &path, dir_of(&path), "a removal")?,
-                _ => shm_dir_link(&name, &path, "a removal")?,
-            }
+            judge_unpinned(location, &path, "a removal")?;
             remove_checked(location, &path, &name, expect, own)
         }
     }
@@ -3746,19 +3735,21 @@ fn check_replaceable(
 }
 
 /// Whether a replacement may take over `old`'s mode, group and (as root) owner: where `old` lies
-/// in a directory that only root and `old`'s owner can write, or is the caller's own file and
-/// no other name leads to it. In a directory anyone may write (`/dev/shm`, `/tmp`), another
-/// user can plant a file under a name before its service makes it, and root's `--force` would
-/// hand them the new channel (theirs, with their mode); there the replacement gets the caller's
-/// defaults instead. That includes a hard link another user made there to a file of the
-/// caller's (`fs.protected_hardlinks` allows a link to a file its maker may read and write):
-/// to a world-writable one, it handed its mode 0666 to the caller's new channel (a security
-/// review's finding).
+/// in a directory that only root and `old`'s owner can write, or is the caller's own file, no
+/// other name leads to it, and neither its group nor others may write it. In a directory anyone
+/// may write (`/dev/shm`, `/tmp`), another user can plant a file under a name before its
+/// service makes it, and root's `--force` would hand them the new channel (theirs, with their
+/// mode); there the replacement gets the caller's defaults instead. That includes a hard link
+/// another user made there to a file of the caller's, which `fs.protected_hardlinks` allows to
+/// a file its maker may read and write: to a world-writable one, it handed its mode 0666 to the
+/// caller's new channel, and still did once the file's other name was removed (two security
+/// reviews). A file others may write says nothing about who put it under the name, so its mode
+/// is not lent there: a channel meant to be shared so is made again with its mode given.
 fn inheritable(old: &std::fs::Metadata, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let dir_is_guarded = std::fs::metadata(dir_of(path))
         .is_ok_and(|d| d.mode() & 0o022 == 0 && (d.uid() == 0 || d.uid() == old.uid()));
-    dir_is_guarded || (old.uid() == os::euid() && old.nlink() == 1)
+    dir_is_guarded || (old.uid() == os::euid() && old.nlink() == 1 && old.mode() & 0o022 == 0)
 }
 
 /// Refuses `walk` (a file path, or the directory of one) if resolving it meets a symbolic link
@@ -3789,14 +3780,30 @@ fn unprotected_link(name: &str, path: &Path, walk: &Path, what: &str) -> Result<
 /// are not (as of a file path's).
 fn shm_dir_link(name: &str, path: &Path, what: &str) -> Result<()> {
     match first_unprotected_link(dir_of(path)) {
-        Some(link) => Err(link_refused(
-            name,
-            path,
-            &link,
-            what,
-            "set MMF_SHM_DIR to the directory's own path if that is the one meant",
-        )),
+        Some(link) => Err(shm_link_refused(name, path, &link, what)),
         None => Ok(()),
+    }
+}
+
+/// The error for `link`, met on the way to the shared-memory directory of `path`.
+fn shm_link_refused(name: &str, path: &Path, link: &Path, what: &str) -> Error {
+    link_refused(
+        name,
+        path,
+        link,
+        what,
+        "set MMF_SHM_DIR to the directory's own path if that is the one meant",
+    )
+}
+
+/// Where [`pin`] could not hold `path`'s directory (no `O_PATH` or `/proc`; `/dev/shm`, which
+/// needs none), the rule judged once, by path, before `what`: [`unprotected_link`] for a file
+/// path's directory, [`shm_dir_link`] for the shared-memory directory.
+fn judge_unpinned(location: &Location, path: &Path, what: &str) -> Result<()> {
+    let name = location.to_string();
+    match location {
+        Location::File(_) => unprotected_link(&name, path, dir_of(path), what),
+        _ => shm_dir_link(&name, path, what),
     }
 }
 
@@ -3818,8 +3825,10 @@ fn link_refused(name: &str, path: &Path, link: &Path, what: &str, advice: &str) 
     Error::PermissionDenied {
         name: name.to_owned(),
         path: path.to_owned(),
-        cause: io::Error::new(
-            io::ErrorKind::PermissionDenied,
+        // All there is to do: no advice about the file's owner and mode after it (the link,
+        // not the file, is what refuses).
+        cause: crate::error::explained_whole(
+            io::ErrorKind::PermissionDenied.into(),
             format!(
                 "the path goes through {}, a symbolic link of user {owner}'s in a sticky \
                  directory others may write to, which {what} does not follow (the kernel's \
@@ -3982,24 +3991,35 @@ pub(crate) enum Pin {
     Removal,
 }
 
-/// `path` (a file path of `location`) with its directory resolved into a [`Pinned`] handle,
-/// every link on the way judged as [`unprotected_link`] judges, for `op`.
-/// `Ok(None)` where the system cannot (no `O_PATH`, no `/proc`, a path without a file name):
-/// the caller judges the path once instead. A directory that is not there is
-/// [`Error::NotFound`] for a removal; otherwise the error is what creating or removing the
-/// file there would give.
+/// `path` (a file path of `location`, or a shared-memory name's in a directory `MMF_SHM_DIR`
+/// chose) with its directory resolved into a [`Pinned`] handle, every link on the way judged
+/// as [`unprotected_link`] judges, for `op`.
+/// `Ok(None)` where the system cannot (no `O_PATH`, no `/proc`, a path without a file name),
+/// and for a shared-memory name in `/dev/shm`, or in a directory that is not there: the caller
+/// judges the path once instead ([`judge_unpinned`]). A file path's directory that is not
+/// there is [`Error::NotFound`] for a removal; otherwise the error is what creating or removing
+/// the file there would give.
 pub(crate) fn pin(location: &Location, path: &Path, op: Pin) -> Result<Option<Pinned>> {
     let (what, verb) = match op {
         Pin::Creation => ("a creation", "creating"),
         Pin::Replacement => ("a replacement", "creating"),
         Pin::Removal => ("a removal", "removing"),
     };
+    // `/dev/shm` is root's, and a name there is never followed through a link: nothing to pin.
+    // A directory `MMF_SHM_DIR` chose may lie where others write, as a file path's may.
+    let shm = matches!(location, Location::Shm(_));
+    if shm && !crate::name::shm_dir_chosen() {
+        return Ok(None);
+    }
     let Some(file_name) = path.file_name().filter(|_| names_a_file(path)) else {
         return Ok(None);
     };
     let name = &location.to_string();
     match resolve_judged(dir_of(path)) {
         None => Ok(None),
+        Some(Ok(Err(link))) if shm => Err(shm_link_refused(name, path, &link, what)),
+        // A missing shared-memory directory is said as every operation there says it.
+        Some(Err(e)) if shm && e.kind() == io::ErrorKind::NotFound => Ok(None),
         Some(Ok(Ok(dir))) => {
             let through = fd_path(&dir).join(file_name);
             Ok(Some(Pinned {

@@ -451,13 +451,22 @@ fn owned(m: &std::fs::Metadata) -> bool {
 /// doctor` counts them; `create_or_replace` itself removes those it finds in its own directory
 /// ([`abandoned_replacements_in`]).
 ///
+/// None where the directory (`MMF_SHM_DIR`'s) is reached through a link that creations and
+/// removals there refuse ([`unfollowed_link`]): the files listed would be wherever that link's
+/// owner chose (a security review's root `mmf prune` removed one in a directory only root may
+/// enter, while it refused the channels there).
+///
 /// # Errors
 ///
 /// [`Error::Io`] if the shared-memory directory cannot be read.
 ///
 /// [`Options::create_or_replace`]: crate::Options::create_or_replace
 pub fn abandoned_replacements(older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
-    abandoned(&os::shm_dir(), older_than, owned)
+    let dir = os::shm_dir();
+    if unfollowed_link(&dir).is_some() {
+        return Ok(Vec::new());
+    }
+    abandoned(&dir, older_than, owned)
 }
 
 /// [`abandoned_replacements`] in `dir`, the directory of channels in files: the same files, but
