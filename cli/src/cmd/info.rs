@@ -121,7 +121,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
 /// root's `new --exist-ok` and `open_or_create` kept such a channel without a word).
 fn file_line(file: Option<mmf::FileOwner>) -> String {
     let Some(f) = file else {
-        return "none (anonymous)".to_owned();
+        return "unknown (its status could not be read)".to_owned();
     };
     let mut line = format!(
         "owner uid {}, group gid {}, mode {:04o}",
@@ -133,7 +133,7 @@ fn file_line(file: Option<mmf::FileOwner>) -> String {
     line.push_str(if f.yours {
         " (yours)"
     } else {
-        " (not yours: its owner can write and truncate it)"
+        " (not yours: its owner can write and truncate it, as can whoever its mode lets write)"
     });
     line
 }
