@@ -3333,8 +3333,8 @@ pub(crate) fn remove_if(location: &Location, expect: Expect<'_>) -> Result<bool>
         Expect::Own(meta) => (Some(meta), true),
     };
     let name = location.to_string();
-    // A file path's directory reached through a handle ([`pin`]), and errors naming the path as
-    // given.
+    // A file path's directory (or an `MMF_SHM_DIR`) reached through a handle ([`pin`]), and
+    // errors naming the path as given.
     match &pin(location, &path, Pin::Removal)? {
         Some(pinned) => remove_checked(location, &pinned.through, &name, expect, own)
             .map_err(|e| pinned.shown(e)),

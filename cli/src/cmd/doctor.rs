@@ -34,29 +34,23 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             // `remove` and `prune` refuse it, and it leads wherever that user chose (a
             // security review's doctor called such a directory "of its own, fine").
             let link = mmf::channel::host::unfollowed_link(&dir);
+            let advice = match (&link, sticky_world, own) {
+                (Some(link), _, _) => format!(
+                    "; but MMF_SHM_DIR goes through {}, another user's symbolic link in a \
+                     sticky directory others may write to: it leads where that user chose, and \
+                     `new`, `remove` and `prune` refuse it; set MMF_SHM_DIR to the directory's \
+                     own path",
+                    link.display()
+                ),
+                (None, true, _) => String::new(),
+                (None, false, true) => " (MMF_SHM_DIR: a directory of its own, fine)".to_owned(),
+                (None, false, false) if chosen => "; a directory others write to should be 1777 (world-writable, sticky) like /dev/shm, or one user can delete another's channels; point MMF_SHM_DIR at a directory of your own, or chmod 1777 it".to_owned(),
+                (None, false, false) => "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely".to_owned(),
+            };
             checks.push(Check {
                 name: "shm-dir",
                 ok: (sticky_world || own) && link.is_none(),
-                detail: format!(
-                    "{} has mode {mode:04o}{}",
-                    dir.display(),
-                    match (&link, sticky_world, own) {
-                        (Some(link), _, _) => format!(
-                            "; but MMF_SHM_DIR goes through {}, another user's symbolic link \
-                             in a sticky directory others may write to: it leads where that \
-                             user chose, and `new`, `remove` and `prune` refuse it; set \
-                             MMF_SHM_DIR to the directory's own path",
-                            link.display()
-                        ),
-                        (None, sticky_world, own) => match (sticky_world, own) {
-                        (true, _) => "",
-                        (false, true) => " (MMF_SHM_DIR: a directory of its own, fine)",
-                        (false, false) if chosen => "; a directory others write to should be 1777 (world-writable, sticky) like /dev/shm, or one user can delete another's channels; point MMF_SHM_DIR at a directory of your own, or chmod 1777 it",
-                        (false, false) => "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely",
-                        }
-                        .to_owned(),
-                    }
-                ),
+                detail: format!("{} has mode {mode:04o}{advice}", dir.display()),
             });
             // Whether this user can make a file there at all, as `new` must: the mode bits do
             // not tell (root passes them, a read-only mount or /proc refuses root too).

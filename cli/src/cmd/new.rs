@@ -112,9 +112,10 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     // `--exist-ok` keeps a channel as it is. One that cannot do what the script asked for (too
     // small for the values it is about to publish, too few reader entries, no checksums, other
     // permission bits) would only fail or surprise later, so say it now and leave it untouched.
-    let shortfalls = shortfalls(&existing, &location, &a);
+    let info = existing.info();
+    let shortfalls = shortfalls(&info, &location, &a);
     if shortfalls.is_empty() && a.mode.is_none() {
-        note_not_yours(&existing, &location);
+        note_not_yours(&info, &location);
     }
     if !shortfalls.is_empty() {
         return Err(exit::Coded(
@@ -392,8 +393,7 @@ fn name_taken(location: &Location) -> anyhow::Error {
 }
 
 /// How a channel that was there already falls short of what `a` asks for, one phrase each.
-fn shortfalls(channel: &Channel, location: &Location, a: &NewArgs) -> Vec<String> {
-    let info = channel.info();
+fn shortfalls(info: &mmf::Info, location: &Location, a: &NewArgs) -> Vec<String> {
     let mut out = Vec::new();
     if info.capacity < a.size {
         out.push(format!(
@@ -433,8 +433,8 @@ fn shortfalls(channel: &Channel, location: &Location, a: &NewArgs) -> Vec<String
 /// write, that user may have made it before this command's service did, and can write and
 /// truncate it. Said, not refused: without `--mode` the script said nothing about access, and
 /// a channel shared between users is made so on purpose.
-fn note_not_yours(channel: &Channel, location: &Location) {
-    let Some(f) = channel.info().file.filter(|f| !f.yours) else {
+fn note_not_yours(info: &mmf::Info, location: &Location) {
+    let Some(f) = info.file.filter(|f| !f.yours) else {
         return;
     };
     crate::exit::note(format_args!(
