@@ -4645,6 +4645,17 @@ fn link_as_nobody(target: &Path, link: &Path) -> bool {
     true
 }
 
+/// With no descriptor to spare for holding `MMF_SHM_DIR`'s directory, `remove` judges its path
+/// once and goes on, as before shared-memory names were held that way (a review's `ulimit -n
+/// 4; mmf rm` left the channel there, "Too many open files").
+#[test]
+fn a_process_short_of_descriptors_still_removes_a_channel() {
+    let e = Env::new("few-fds");
+    e.ok(&["new", "a", "--size", "1KiB"]);
+    e.sh_ok(r#"ulimit -n 4; exec "$1" rm a"#);
+    assert!(!e.dir.join("mmf.a").exists());
+}
+
 /// `MMF_SHM_DIR` naming a path through another user's link in a sticky directory (as /tmp):
 /// root's `new`, `new --force`, `remove` and `prune` do not follow it, as they do not a file
 /// path's. A security review's root created a channel, and its `prune` removed channels, in a

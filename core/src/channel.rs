@@ -4018,8 +4018,16 @@ pub(crate) fn pin(location: &Location, path: &Path, op: Pin) -> Result<Option<Pi
     match resolve_judged(dir_of(path)) {
         None => Ok(None),
         Some(Ok(Err(link))) if shm => Err(shm_link_refused(name, path, &link, what)),
-        // A missing shared-memory directory is said as every operation there says it.
-        Some(Err(e)) if shm && e.kind() == io::ErrorKind::NotFound => Ok(None),
+        // A missing shared-memory directory is said as every operation there says it; one
+        // that cannot be held for want of a descriptor (`EMFILE`, `ENFILE`) is judged by path
+        // once, as before shared-memory names were pinned (a review's `ulimit -n 4; mmf rm`).
+        Some(Err(e))
+            if shm
+                && (e.kind() == io::ErrorKind::NotFound
+                    || matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))) =>
+        {
+            Ok(None)
+        }
         Some(Ok(Ok(dir))) => {
             let through = fd_path(&dir).join(file_name);
             Ok(Some(Pinned {
