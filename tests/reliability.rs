@@ -1196,13 +1196,7 @@ fn a_directory_swapped_for_a_link_does_not_steer_a_replacement_or_removal() {
         return;
     }
     let (base, sticky, private, victim, precious) = sticky_and_private("swapped-dir");
-    // Another user's directory and their link to the private one, swapped back and forth.
-    let (theirs, link) = (sticky.join("d"), sticky.join("l"));
-    std::fs::create_dir(&theirs).unwrap();
-    std::os::unix::fs::symlink(&private, &link).unwrap();
-    for p in [&theirs, &link] {
-        std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
-    }
+    let (theirs, link) = their_dir_and_link(&sticky, &private);
     let (stop, _, swapper) = swapping(&theirs, &link, None);
     let name = Location::file(theirs.join("job.mmf"));
     let tries = env_or("MMF_SWAP_TRIES", 400);
@@ -1276,12 +1270,7 @@ fn a_shm_dir_swapped_for_a_link_does_not_steer_a_creation_replacement_or_removal
         .unwrap()
         .publish_str("precious")
         .unwrap();
-    let (theirs, link) = (sticky.join("d"), sticky.join("l"));
-    std::fs::create_dir(&theirs).unwrap();
-    std::os::unix::fs::symlink(&private, &link).unwrap();
-    for p in [&theirs, &link] {
-        std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
-    }
+    let (theirs, link) = their_dir_and_link(&sticky, &private);
     let (stop, _, swapper) = swapping(&theirs, &link, None);
     let tries = env_or("MMF_SWAP_TRIES", 400);
     let child = spawn_child(
@@ -1484,6 +1473,21 @@ impl Hold {
         self.wanted.store(false, Relaxed);
         held
     }
+}
+
+/// In `sticky`, another user's (nobody's) directory `d` and their link `l` to `private`, for
+/// [`swapping`] back and forth.
+fn their_dir_and_link(
+    sticky: &std::path::Path,
+    private: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (theirs, link) = (sticky.join("d"), sticky.join("l"));
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::symlink(private, &link).unwrap();
+    for p in [&theirs, &link] {
+        std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
+    }
+    (theirs, link)
 }
 
 /// A thread that swaps `a` and `b` (`renameat2` with `RENAME_EXCHANGE`) until the flag is
