@@ -4722,6 +4722,24 @@ fn the_shm_dir_is_not_followed_through_another_users_link_in_a_sticky_directory(
         line.starts_with("warn") && line.contains("another user's symbolic link"),
         "{doctor}"
     );
+    // Nor of a directory of theirs on the way, whose link the rule follows (as the kernel's
+    // does: it is in no sticky directory), which it called "of its own" too (a review).
+    let svc = sticky.join("svc");
+    let made = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "mkdir"])
+        .arg(&svc)
+        .status()
+        .unwrap();
+    assert!(made.success() && link_as_nobody(&private, &svc.join("shm")));
+    let doctor = e
+        .cmd(&["doctor"])
+        .env("MMF_SHM_DIR", svc.join("shm"))
+        .output()
+        .unwrap();
+    let doctor = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    let line = doctor.lines().find(|l| l.contains("shm-dir ")).unwrap();
+    let says = format!("goes through {}, user 65534's", svc.display());
+    assert!(line.starts_with("warn") && line.contains(&says), "{doctor}");
 }
 
 /// `new --force` through a link another user planted in a sticky directory others may write to

@@ -422,6 +422,37 @@ pub fn unfollowed_link(path: impl AsRef<std::path::Path>) -> Option<PathBuf> {
     crate::channel::first_unprotected_link(path.as_ref())
 }
 
+/// The first component of `path`, as given (each prefix looked at itself, a link not
+/// followed), that a user other than root and this process's own owns, with that user's ID: a
+/// directory or link on the way that they may change at will, so that the path leads wherever
+/// they choose. [`unfollowed_link`]'s rule refuses only their links in sticky directories; a
+/// directory of theirs on the way is no link, and is followed as any program follows it. For a
+/// check of `MMF_SHM_DIR` ahead of time, as `mmf doctor` makes it. `None` where there is none,
+/// or the path cannot be looked at.
+///
+/// ```
+/// assert_eq!(mmf::channel::host::foreign_component("/"), None);
+/// ```
+pub fn foreign_component(path: impl AsRef<std::path::Path>) -> Option<(PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let path = path.as_ref();
+    let path = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let me = os::euid();
+    let mut at = PathBuf::new();
+    for part in path.components() {
+        at.push(part);
+        let uid = std::fs::symlink_metadata(&at).ok()?.uid();
+        if uid != 0 && uid != me {
+            return Some((at, uid));
+        }
+    }
+    None
+}
+
 /// Whether this process's user owns the channel's file (root: any file), so that removing it
 /// from a sticky directory such as `/dev/shm` is allowed.
 pub fn is_own(location: impl ToLocation) -> bool {

@@ -34,22 +34,33 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
             // `remove` and `prune` refuse it, and it leads wherever that user chose (a
             // security review's doctor called such a directory "of its own, fine").
             let link = mmf::channel::host::unfollowed_link(&dir);
-            let advice = match (&link, sticky_world, own) {
-                (Some(link), _, _) => format!(
+            // A directory or link of another user's on the way (not a link in a sticky
+            // directory, which the rule above refuses): followed, as any program follows it,
+            // and it leads wherever that user chooses (a security review's nested case).
+            let foreign = chosen
+                .then(|| mmf::channel::host::foreign_component(&dir))
+                .flatten();
+            let advice = match (&link, &foreign, sticky_world, own) {
+                (Some(link), _, _, _) => format!(
                     "; but MMF_SHM_DIR goes through {}, another user's symbolic link in a \
                      sticky directory others may write to: it leads where that user chose, and \
                      `new`, `remove` and `prune` refuse it; set MMF_SHM_DIR to the directory's \
                      own path",
                     link.display()
                 ),
-                (None, true, _) => String::new(),
-                (None, false, true) => " (MMF_SHM_DIR: a directory of its own, fine)".to_owned(),
-                (None, false, false) if chosen => "; a directory others write to should be 1777 (world-writable, sticky) like /dev/shm, or one user can delete another's channels; point MMF_SHM_DIR at a directory of your own, or chmod 1777 it".to_owned(),
-                (None, false, false) => "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely".to_owned(),
+                (None, Some((at, uid)), _, _) => format!(
+                    "; but MMF_SHM_DIR goes through {}, user {uid}'s: it leads wherever that \
+                     user chooses; give MMF_SHM_DIR a path that only you (or root) control",
+                    at.display()
+                ),
+                (None, None, true, _) => String::new(),
+                (None, None, false, true) => " (MMF_SHM_DIR: a directory of its own, fine)".to_owned(),
+                (None, None, false, false) if chosen => "; a directory others write to should be 1777 (world-writable, sticky) like /dev/shm, or one user can delete another's channels; point MMF_SHM_DIR at a directory of your own, or chmod 1777 it".to_owned(),
+                (None, None, false, false) => "; /dev/shm should be 1777 (world-writable, sticky) or users cannot create channels safely".to_owned(),
             };
             checks.push(Check {
                 name: "shm-dir",
-                ok: (sticky_world || own) && link.is_none(),
+                ok: (sticky_world || own) && link.is_none() && foreign.is_none(),
                 detail: format!("{} has mode {mode:04o}{advice}", dir.display()),
             });
             // Whether this user can make a file there at all, as `new` must: the mode bits do
