@@ -4806,14 +4806,22 @@ fn force_does_not_follow_another_users_link_in_a_sticky_directory() {
     assert_eq!(e.ok(&["read", victim]), "precious\n");
     assert!(!private.join("fresh.mmf").exists());
     // A channel that is there already opens through it, as `read` and `out` do: `--exist-ok`
-    // keeps it (a diff review found it refused once creations judged their links).
-    e.ok(&[
+    // keeps it (a diff review found it refused once creations judged their links), and says
+    // where the link led (a security review's root kept it without a word).
+    let out = e.run(&[
         "new",
         through_dir.to_str().unwrap(),
         "--size",
         "1KiB",
         "--exist-ok",
     ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let says = format!(
+        "was reached through {}, another user's symbolic link",
+        dir_link.display()
+    );
+    assert!(err.contains(&says), "{err}");
     assert_eq!(e.ok(&["read", victim]), "precious\n");
     std::fs::remove_file(&mine).unwrap();
     // Root's own link to the directory leads where root meant, for a creation too.

@@ -117,6 +117,7 @@ pub fn run(a: NewArgs) -> anyhow::Result<()> {
     if shortfalls.is_empty() && a.mode.is_none() {
         note_not_yours(&info, &location);
     }
+    note_through_their_link(&location);
     if !shortfalls.is_empty() {
         return Err(exit::Coded(
             exit::EXISTS,
@@ -427,6 +428,25 @@ fn shortfalls(info: &mmf::Info, location: &Location, a: &NewArgs) -> Vec<String>
         }
     }
     out
+}
+
+/// `--exist-ok` kept a channel it reached through another user's link in a sticky directory,
+/// which a creation there would not follow: opens follow it, as the kernel lets them (an
+/// earlier review chose that `--exist-ok` keeps such a channel), so say where it led (a
+/// security review's root kept a channel in a directory only root may enter, without a word).
+fn note_through_their_link(location: &Location) {
+    let Some(link) = location
+        .path()
+        .and_then(mmf::channel::host::unfollowed_link)
+    else {
+        return;
+    };
+    crate::exit::note(format_args!(
+        "note: channel '{location}' was reached through {}, another user's symbolic link in a \
+         sticky directory: it leads where that user chose, which `new` would not follow to make \
+         a channel",
+        link.display()
+    ));
 }
 
 /// `--exist-ok` (without `--mode`) kept another user's channel: in a directory anyone may
