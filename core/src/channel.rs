@@ -3840,6 +3840,16 @@ fn link_refused(name: &str, path: &Path, link: &Path, what: &str, advice: &str) 
     }
 }
 
+/// `path` from the root: as it is if absolute, else joined to the working directory (an
+/// empty one is the working directory itself); `None` where that cannot be had.
+pub(crate) fn from_root(path: &Path) -> Option<PathBuf> {
+    if path.is_absolute() {
+        Some(path.to_owned())
+    } else {
+        Some(std::env::current_dir().ok()?.join(path))
+    }
+}
+
 /// The first symbolic link met in resolving `path` that [`unprotected_link`] refuses, if any.
 /// Links that loop (more than 40, the kernel's limit) end the walk with none: the OS then
 /// reports the loop itself. (Stricter than the kernel, which judges only the last component's
@@ -3848,11 +3858,7 @@ fn link_refused(name: &str, path: &Path, link: &Path, what: &str, advice: &str) 
 pub(crate) fn first_unprotected_link(path: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     use std::path::Component;
-    let start = if path.is_absolute() {
-        path.to_owned()
-    } else {
-        std::env::current_dir().ok()?.join(path)
-    };
+    let start = from_root(path)?;
     let mut todo: std::collections::VecDeque<std::ffi::OsString> = start
         .components()
         .map(|c| c.as_os_str().to_owned())

@@ -435,12 +435,7 @@ pub fn unfollowed_link(path: impl AsRef<std::path::Path>) -> Option<PathBuf> {
 /// ```
 pub fn foreign_component(path: impl AsRef<std::path::Path>) -> Option<(PathBuf, u32)> {
     use std::os::unix::fs::MetadataExt;
-    let path = path.as_ref();
-    let path = if path.is_absolute() {
-        path.to_owned()
-    } else {
-        std::env::current_dir().ok()?.join(path)
-    };
+    let path = crate::channel::from_root(path.as_ref())?;
     let me = os::euid();
     let mut at = PathBuf::new();
     for part in path.components() {
