@@ -161,9 +161,9 @@
 
 pub use mmf_codec::{decode, json, ChannelExt, Error, FollowerExt, Result};
 pub use mmf_core::{
-    list, validate_name, Change, Channel, FileOwner, Follower, Info, Listing, Location, LockOwner,
-    Meta, Options, Origin, OwnerState, Recovered, ShmName, SlotWriter, Stop, StopReason, Tag,
-    ToLocation, Until,
+    list, validate_name, wait_any, Change, Channel, FileOwner, Follower, Info, Listing, Location,
+    LockOwner, Meta, Options, Origin, OwnerState, Recovered, ShmName, SlotWriter, Stop, StopReason,
+    Tag, ToLocation, Until,
 };
 
 pub use mmf_core::truncation;

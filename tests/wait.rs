@@ -17,6 +17,7 @@ fn child() {
     };
     match role.as_str() {
         "ponger" => ponger(&name),
+        "any-ponger" => any_ponger(&name),
         // As `nobody`: an open of another user's private channel, just made, with no limit on
         // how long to wait for a channel being created.
         "nobody-opens-private" => {
@@ -790,7 +791,34 @@ fn ponger(name: &str) {
     print_stats(&json!({ "timeouts": timeouts }));
 }
 
-/// Returns once a wait on `ch` is registered in its header (a child's, started just before),
+/// Answers every ping, which comes on one of `NAME-ping0` .. `NAME-ping2`, with a pong of the
+/// ping's number (1, 2, ...) on `NAME-pong`: one `wait_any` on the three pings a round.
+fn any_ponger(name: &str) {
+    let pings: Vec<Channel> = (0..3)
+        .map(|k| Channel::open(format!("{name}-ping{k}")).unwrap())
+        .collect();
+    let pong = Channel::open(format!("{name}-pong")).unwrap();
+    let rounds: u64 = std::env::var("MMF_ROUNDS").unwrap().parse().unwrap();
+    let mut seen = [0u64; 3];
+    let mut timeouts = 0u64;
+    let mut answered = 0u64;
+    while answered < rounds {
+        let waits: Vec<(&Channel, u64)> = pings.iter().zip(seen).collect();
+        match mmf::wait_any(&waits, Duration::from_secs(5)) {
+            Some((k, g)) => {
+                seen[k] = g;
+                answered += 1;
+                pong.publish_raw(Tag::BYTES, &answered.to_le_bytes())
+                    .unwrap();
+            }
+            None => timeouts += 1,
+        }
+        assert!(timeouts < 3, "no ping for 15 s");
+    }
+    print_stats(&json!({ "timeouts": timeouts, "seen": seen }));
+}
+
+/// Returns once a wait on `ch` is registered in its header/// Returns once a wait on `ch` is registered in its header (a child's, started just before),
 /// or fails the test after 20 s.
 fn until_a_waiter(ch: &Channel) {
     let t = Instant::now();
@@ -866,6 +894,174 @@ fn no_lost_wake_up_over_many_rounds() {
     assert_eq!(timeouts, 0, "a wake-up was lost");
     assert_eq!(stats["timeouts"], 0, "a wake-up was lost in the child");
     assert_eq!(pong.info().waiters, 0, "every waiter unregistered");
+}
+
+/// A service waits on several channels with one `wait_any`: a ping on any of three channels,
+/// from another process, wakes it at once, round after round, and every one of them counts the
+/// sleeper (or a writer of that channel would not wake it: a round would take the sleeper's
+/// 100 ms re-check, as in `no_lost_wake_up_over_many_rounds`).
+#[test]
+fn wait_any_is_woken_by_a_writer_of_any_channel_in_another_process() {
+    let rounds = 3_000u64;
+    let slow_bound = rounds / 100;
+    let name = unique("any");
+    let pings: Vec<Channel> = (0..3)
+        .map(|k| Channel::create(format!("{name}-ping{k}"), 64).unwrap())
+        .collect();
+    let pong = Channel::create(format!("{name}-pong"), 64).unwrap();
+    let child = spawn_child(
+        "any-ponger",
+        &[
+            ("MMF_NAME", name.clone()),
+            ("MMF_ROUNDS", rounds.to_string()),
+        ],
+    );
+    // Each ping channel counts the child's one sleep as its waiter.
+    for ping in &pings {
+        until_a_waiter(ping);
+    }
+    let mut slow = 0u64;
+    let mut sent = [0u64; 3];
+    for round in 1..=rounds {
+        // Every channel in turn, the last one first: the index returned is not only the first.
+        let k = (3 - round % 3) as usize % 3;
+        let t = Instant::now();
+        pings[k]
+            .publish_raw(Tag::BYTES, &round.to_le_bytes())
+            .unwrap();
+        sent[k] += 1;
+        assert_eq!(
+            pong.wait_for_change(round - 1, Duration::from_secs(5)),
+            Some(round),
+            "round {round}: no pong"
+        );
+        if t.elapsed() >= Duration::from_millis(50) {
+            slow += 1;
+            assert!(
+                slow <= slow_bound,
+                "{slow} of {round} round trips took 50 ms or more: wake-ups are lost"
+            );
+        }
+    }
+    let stats = child_stats(child);
+    assert_eq!(stats["timeouts"], 0, "a wake-up was lost in the child");
+    assert_eq!(
+        stats["seen"],
+        json!(sent),
+        "each ping seen on its own channel"
+    );
+    for ping in &pings {
+        assert_eq!(
+            ping.info().waiters,
+            0,
+            "every channel's waiter unregistered"
+        );
+    }
+    for k in 0..3 {
+        let _ = Channel::remove(format!("{name}-ping{k}"));
+    }
+    cleanup(&name);
+}
+
+/// `wait_any` ends at its timeout and at a `Stop`, unregistered from every channel; with nothing
+/// to wait on it still waits out its bound; the first channel in the order given wins where
+/// several moved; one channel given twice, or read-only handles (which poll), work too.
+#[test]
+fn wait_any_ends_at_its_bound_and_answers_in_order() {
+    let name = unique("anybound");
+    let a = Channel::create(format!("{name}-a"), 64).unwrap();
+    let b = Channel::create(format!("{name}-b"), 64).unwrap();
+    let unregistered = || {
+        assert_eq!(a.info().waiters, 0);
+        assert_eq!(b.info().waiters, 0);
+    };
+    for ms in [0u64, 30, 120] {
+        let t = Instant::now();
+        assert_eq!(
+            mmf::wait_any(&[(&a, 0), (&b, 0)], Duration::from_millis(ms)),
+            None
+        );
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(ms), "{ms} ms: after {took:?}");
+        assert!(
+            took < Duration::from_millis(ms + 500),
+            "{ms} ms: after {took:?}"
+        );
+        unregistered();
+    }
+    let t = Instant::now();
+    assert_eq!(mmf::wait_any(&[], Duration::from_millis(50)), None);
+    assert!(
+        t.elapsed() >= Duration::from_millis(50),
+        "nothing to wait on: still waits"
+    );
+
+    // A stop ends a sleep meant to last a minute.
+    let stop = Stop::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            until_a_waiter(&b);
+            stop.stop();
+        });
+        let t = Instant::now();
+        let until = Until::timeout(Duration::from_secs(60)).or(&stop);
+        assert_eq!(mmf::wait_any(&[(&a, 0), (&b, 0)], until), None);
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "stopped after {:?}",
+            t.elapsed()
+        );
+    });
+    unregistered();
+
+    // Both moved: the first in the order given, whichever moved first.
+    b.publish_raw(Tag::TEXT, b"b").unwrap();
+    a.publish_raw(Tag::TEXT, b"a").unwrap();
+    assert_eq!(
+        mmf::wait_any(&[(&a, 0), (&b, 0)], Duration::ZERO),
+        Some((0, 1))
+    );
+    assert_eq!(
+        mmf::wait_any(&[(&b, 0), (&a, 0)], Duration::ZERO),
+        Some((0, 1))
+    );
+    assert_eq!(
+        mmf::wait_any(&[(&a, 1), (&b, 0)], Duration::ZERO),
+        Some((1, 1))
+    );
+
+    // One channel twice (two sinces): woken, and counted off as often as it was counted.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            until_a_waiter(&a);
+            a.publish_raw(Tag::TEXT, b"again").unwrap();
+        });
+        assert_eq!(
+            mmf::wait_any(&[(&a, 1), (&a, 1)], Duration::from_secs(20)),
+            Some((0, 2))
+        );
+    });
+    unregistered();
+
+    // A read-only handle polls: a publish there is seen beside a handle that sleeps.
+    let reader = Options::new()
+        .read_only(true)
+        .open(Location::shm(&format!("{name}-b")).unwrap())
+        .unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            until_a_waiter(&a);
+            b.publish_raw(Tag::TEXT, b"b2").unwrap();
+        });
+        assert_eq!(
+            mmf::wait_any(&[(&a, 2), (&reader, 1)], Duration::from_secs(20)),
+            Some((1, 2))
+        );
+    });
+    unregistered();
+    drop(reader);
+    let _ = Channel::remove(format!("{name}-a"));
+    let _ = Channel::remove(format!("{name}-b"));
 }
 
 #[test]

@@ -2817,6 +2817,76 @@ impl Listing {
     }
 }
 
+/// Blocks until any of several channels has a value past the generation given with it, and
+/// returns the index (in `waits`) and generation of the first such channel; `None` if `until`
+/// is over first: a timeout (a [`Duration`]), a deadline (an [`Instant`]), or a
+/// [`Stop`](crate::Stop) that was stopped ([`Until`]).
+///
+/// Each `(channel, since)` is what [`Channel::wait_for_change`] takes, and each channel is
+/// waited on as it would be there, all at once: on Linux (5.16 or later) one `futex_waitv` sleep
+/// on every channel's header and every `Stop` of `until`, woken by a publish in any process to
+/// any of them, so a service with a configuration channel and a command channel needs no thread
+/// for each. A channel that would poll there (a read-only handle, one without a reader-pin
+/// entry) is looked at between sleeps, every millisecond; before Linux 5.16, or beyond 128
+/// channels and stops together, the sleep is cut into slices of a millisecond. The wait spins
+/// first for the longest [`Options::wait_spin`] among the channels.
+///
+/// The index is the first in the order given whose generation moved, not the first that
+/// changed in time: others may have moved too. A loop that handles one channel a wake-up and
+/// always passes the same order can starve the last ones behind a first one that changes
+/// without pause; look at every channel after a wake-up (as the example does), or rotate the
+/// order. With no channel at all it waits for `until` to be over, and returns `None`.
+///
+/// ```
+/// use std::time::Duration;
+/// use mmf::{Channel, Tag};
+/// let config = Channel::anonymous(64)?;
+/// let commands = Channel::anonymous(64)?;
+/// let mut seen = [config.generation(), commands.generation()];
+/// std::thread::scope(|s| {
+///     s.spawn(|| commands.publish_raw(Tag::TEXT, b"reload"));
+///     let waits = [(&config, seen[0]), (&commands, seen[1])];
+///     let (i, generation) = mmf::wait_any(&waits, Duration::from_secs(10)).unwrap();
+///     assert_eq!((i, generation), (1, 1));
+///     // Every channel that moved, not only the one returned.
+///     for (i, (ch, since)) in waits.iter().enumerate() {
+///         if ch.generation() > *since {
+///             seen[i] = ch.generation(); // read it here: ch.read_into(...)
+///         }
+///     }
+/// });
+/// assert_eq!(seen, [0, 1]);
+/// assert_eq!(mmf::wait_any(&[(&config, 0), (&commands, 1)], Duration::from_millis(10)), None);
+/// # Ok::<(), mmf::channel::Error>(())
+/// ```
+#[must_use = "`None` means the wait timed out or was stopped, with no new value"]
+pub fn wait_any(waits: &[(&Channel, u64)], until: impl Into<Until>) -> Option<(usize, u64)> {
+    let until = until.into();
+    if let [(ch, since)] = waits {
+        return ch.wait_for_change(*since, until).map(|g| (0, g));
+    }
+    let items: Vec<crate::wait::AnyWait<'_>> = waits
+        .iter()
+        .map(|&(ch, since)| crate::wait::AnyWait {
+            snap: &ch.snap,
+            pin: ch.pin_entry(),
+            since,
+        })
+        .collect();
+    let spin = waits
+        .iter()
+        .map(|(ch, _)| ch.wait_spin)
+        .max()
+        .unwrap_or_default();
+    if items.is_empty() {
+        while let Some(left) = until.left() {
+            until.sleep(left);
+        }
+        return None;
+    }
+    crate::wait::wait_any(&items, &until, spin)
+}
+
 /// Lists the shared-memory channels on this host (files `mmf.*` of the shared-memory directory),
 /// sorted by name. Each is opened read-only to read its header, and looked at for handles
 /// held by any process ([`Listing::in_use`]).

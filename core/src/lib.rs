@@ -106,7 +106,9 @@ mod wait;
 mod loom_tests;
 
 #[cfg(not(loom))]
-pub use channel::{list, Channel, FileOwner, Info, Listing, LockOwner, Options, Origin, Recovered};
+pub use channel::{
+    list, wait_any, Channel, FileOwner, Info, Listing, LockOwner, Options, Origin, Recovered,
+};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use follow::{Change, Follower};

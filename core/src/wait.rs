@@ -193,3 +193,157 @@ impl Snapshot {
         }
     }
 }
+
+/// One channel of a [`wait_any`]: its mapping, its handle's reader-pin entry (if it has one) and
+/// the generation waited past.
+pub(crate) struct AnyWait<'a> {
+    pub snap: &'a Snapshot,
+    pub pin: Option<usize>,
+    pub since: u64,
+}
+
+impl AnyWait<'_> {
+    /// The generation, if it moved past `since` (or `since + 1` for a mapping the `SIGBUS`
+    /// handler tripped, as in [`Snapshot::wait_for_change`]).
+    fn moved(&self) -> Option<u64> {
+        let g = split_latest(load_acquire(self.snap.region.word(H_LATEST))).0;
+        if g > self.since {
+            Some(g)
+        } else if self.snap.region.tripped() {
+            Some(self.since.saturating_add(1))
+        } else {
+            None
+        }
+    }
+
+    /// The entry this wait counts itself through: `None` where it polls instead (no entry, a
+    /// read-only mapping, no futex).
+    fn sleeps(&self) -> Option<usize> {
+        self.pin
+            .filter(|_| os::FUTEX && self.snap.region.writable())
+    }
+}
+
+/// [`Snapshot::wait_for_change`] on several channels at once: blocks until the generation of any
+/// of `items` exceeds its `since`, and returns the first such item's index (in the order given)
+/// with its generation; `None` once `until` is over, after one more look.
+///
+/// Each item that can sleep on its futex ([`AnyWait::sleeps`]) counts itself in its header's
+/// `waiters` before its first SeqCst look, as a single wait does, so that no wake-up is lost;
+/// the sleep is one `futex_waitv` on every such item's `latest` and every stop's word. Items
+/// that cannot sleep there are looked at between sleeps, which are then at most a millisecond
+/// long; where no item can, the wait polls as a single one does.
+pub(crate) fn wait_any(
+    items: &[AnyWait<'_>],
+    until: &Until,
+    spin: Duration,
+) -> Option<(usize, u64)> {
+    let look = || {
+        items
+            .iter()
+            .enumerate()
+            .find_map(|(i, w)| w.moved().map(|g| (i, g)))
+    };
+    if let Some(found) = look() {
+        return Some(found);
+    }
+    if !spin.is_zero() {
+        let now = Instant::now();
+        let spin_end = match (now.checked_add(spin), until.deadline()) {
+            (Some(u), Some(d)) => u.min(d),
+            (Some(u), None) => u,
+            (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
+        };
+        while Instant::now() < spin_end {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if let Some(found) = look() {
+                return Some(found);
+            }
+            if until.stopped() {
+                return look();
+            }
+        }
+    }
+    let sleepers: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].sleeps().is_some())
+        .collect();
+    if sleepers.is_empty() {
+        // Polling fallback, as a single wait's.
+        let mut nap = Duration::from_micros(20);
+        loop {
+            if let Some(found) = look() {
+                return Some(found);
+            }
+            let Some(left) = until.left() else {
+                return look();
+            };
+            std::thread::sleep(nap.min(left));
+            nap = (nap * 2).min(Duration::from_millis(1));
+        }
+    }
+    if until.left().is_none() {
+        return look();
+    }
+    for &i in &sleepers {
+        if let Some(e) = items[i].sleeps() {
+            items[i].snap.enter_waiting(e);
+        }
+    }
+    // Items that cannot sleep are looked at every millisecond.
+    let slice = if sleepers.len() == items.len() {
+        MAX_SLEEP
+    } else {
+        Duration::from_millis(1)
+    };
+    let stops = until.stop_words();
+    let result = loop {
+        // Every item in order, the sleepers' words with SeqCst (the waiter count's protocol),
+        // each word's value kept for the sleep. Two handles of one mapping share a word: the
+        // kernel is given each address once.
+        let mut words: Vec<(&crate::sync::AtomicU64, u32)> = Vec::with_capacity(sleepers.len());
+        let mut found = None;
+        for (i, w) in items.iter().enumerate() {
+            let latest = w.snap.region.word(H_LATEST);
+            if w.sleeps().is_none() {
+                if let Some(g) = w.moved() {
+                    found = Some((i, g));
+                    break;
+                }
+                continue;
+            }
+            let l = latest.load(Ordering::SeqCst);
+            let g = split_latest(l).0;
+            if g > w.since {
+                found = Some((i, g));
+                break;
+            }
+            if w.snap.region.tripped() {
+                found = Some((i, w.since.saturating_add(1)));
+                break;
+            }
+            if !words.iter().any(|&(word, _)| std::ptr::eq(word, latest)) {
+                words.push((latest, l as u32));
+            }
+        }
+        if found.is_some() {
+            break found;
+        }
+        // Over: one more look, for a value published between the loads above and a stop (or
+        // the deadline) that ends the wait.
+        let Some(left) = until.left() else {
+            break look();
+        };
+        let left = left.min(slice);
+        if !os::wait_while_any(&words, &stops, left) {
+            os::wait_while(words[0].0, words[0].1, left.min(Duration::from_millis(1)));
+        }
+    };
+    for &i in &sleepers {
+        if let Some(e) = items[i].sleeps() {
+            items[i].snap.leave_waiting(e);
+        }
+    }
+    result
+}

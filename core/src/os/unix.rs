@@ -782,38 +782,50 @@ pub(crate) fn wait_private(
 }
 
 /// [`wait_while`] on the shared `word` that also ends when any of the private futex words
-/// `stops` (the [`Stop`](crate::Stop)s') no longer holds 0 or is woken: one `futex_waitv` on
-/// them all. Returns `false` if it could not sleep (no `futex_waitv`: before Linux 5.16, or
-/// refused by a seccomp filter; more than 127 stops); the caller then waits in short slices.
-#[cfg(all(target_os = "linux", target_endian = "little"))]
+/// `stops` (the [`Stop`](crate::Stop)s') no longer holds 0 or is woken: [`wait_while_any`] with
+/// one shared word.
 pub(crate) fn wait_while_unstopped(
     word: &std::sync::atomic::AtomicU64,
     expected: u32,
     stops: &[&std::sync::atomic::AtomicU32],
     timeout: std::time::Duration,
 ) -> bool {
-    if stops.len() > 127 {
+    wait_while_any(&[(word, expected)], stops, timeout)
+}
+
+/// [`wait_while`] on several shared words at once: sleeps until any of `words` no longer holds
+/// its expected low 32 bits or is woken, or any of the private futex words `stops` (the
+/// [`Stop`](crate::Stop)s') no longer holds 0 or is woken, or `timeout` passes; one
+/// `futex_waitv` on them all. Returns `false` if it could not sleep (no `futex_waitv`: before
+/// Linux 5.16, or refused by a seccomp filter; more than 128 words in all; no shared word); the
+/// caller then waits in short slices.
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+pub(crate) fn wait_while_any(
+    words: &[(&std::sync::atomic::AtomicU64, u32)],
+    stops: &[&std::sync::atomic::AtomicU32],
+    timeout: std::time::Duration,
+) -> bool {
+    if words.is_empty() || words.len() + stops.len() > 128 {
         return false;
     }
-    let mut entries = Vec::with_capacity(1 + stops.len());
-    entries.push(FutexWaitv {
+    let mut entries = Vec::with_capacity(words.len() + stops.len());
+    entries.extend(words.iter().map(|&(word, expected)| FutexWaitv {
         val: u64::from(expected),
         uaddr: std::ptr::from_ref(word) as u64,
         flags: FUTEX2_SIZE_U32,
         reserved: 0,
-    });
+    }));
     entries.extend(stops.iter().map(|stop| private_entry(stop)));
-    // SAFETY: the first entry is the first 4 bytes (the low half: little-endian) of a live,
-    // 8-aligned `AtomicU64` in a shared mapping that the caller's borrow keeps mapped; the
-    // others live, aligned `AtomicU32`s of this process's own memory, marked private, which
-    // the borrows of `stops` keep alive.
+    // SAFETY: the first `words.len()` entries are each the first 4 bytes (the low half:
+    // little-endian) of a live, 8-aligned `AtomicU64` in a shared mapping that the caller's
+    // borrows keep mapped; the others live, aligned `AtomicU32`s of this process's own memory,
+    // marked private, which the borrows of `stops` keep alive.
     unsafe { futex_waitv(&entries, timeout) }
 }
 
 #[cfg(not(all(target_os = "linux", target_endian = "little")))]
-pub(crate) fn wait_while_unstopped(
-    _word: &std::sync::atomic::AtomicU64,
-    _expected: u32,
+pub(crate) fn wait_while_any(
+    _words: &[(&std::sync::atomic::AtomicU64, u32)],
     _stops: &[&std::sync::atomic::AtomicU32],
     _timeout: std::time::Duration,
 ) -> bool {

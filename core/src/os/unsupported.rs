@@ -113,6 +113,14 @@ pub(crate) fn wait_while_unstopped(
     false
 }
 
+pub(crate) fn wait_while_any(
+    _words: &[(&std::sync::atomic::AtomicU64, u32)],
+    _stops: &[&std::sync::atomic::AtomicU32],
+    _timeout: std::time::Duration,
+) -> bool {
+    false
+}
+
 pub(crate) fn wait_private_any(
     _words: &[&std::sync::atomic::AtomicU32],
     _timeout: std::time::Duration,
