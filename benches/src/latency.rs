@@ -89,6 +89,9 @@ pub enum Transport {
     Mmf,
     /// mmf blocking in `Channel::wait_for_change` instead of spinning.
     MmfWait,
+    /// mmf blocking in `mmf::wait_any` on the channel and three idle ones (one `futex_waitv`
+    /// on four headers): what waiting on several channels costs over waiting on one.
+    MmfWaitAny,
     /// mmf awaiting `Channel::changed` in a minimal executor (the thread parks until the
     /// waker, run by the process's notifier thread, unparks it).
     MmfAsync,
@@ -116,13 +119,14 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 16] = [
+    pub const ALL: [Transport; 17] = [
         Transport::FloorLine,
         Transport::Floor,
         Transport::Floor2,
         Transport::Validated,
         Transport::Mmf,
         Transport::MmfWait,
+        Transport::MmfWaitAny,
         Transport::MmfAsync,
         Transport::MmfStream,
         Transport::MmfFollow,
@@ -144,6 +148,7 @@ impl Transport {
             Transport::Validated => "floor-validated",
             Transport::Mmf => "mmf",
             Transport::MmfWait => "mmf-wait",
+            Transport::MmfWaitAny => "mmf-wait-any",
             Transport::MmfAsync => "mmf-async",
             Transport::MmfStream => "mmf-stream",
             Transport::MmfFollow => "mmf-follow",
@@ -172,6 +177,7 @@ impl Transport {
                 | Transport::Validated
                 | Transport::Mmf
                 | Transport::MmfWait
+                | Transport::MmfWaitAny
                 | Transport::MmfAsync
                 | Transport::MmfStream
                 | Transport::MmfFollow
@@ -183,6 +189,7 @@ impl Transport {
         matches!(
             self,
             Transport::MmfWait
+                | Transport::MmfWaitAny
                 | Transport::MmfAsync
                 | Transport::MmfStream
                 | Transport::MmfFollow
@@ -322,6 +329,7 @@ pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Timed> {
         }
         Transport::Mmf
         | Transport::MmfWait
+        | Transport::MmfWaitAny
         | Transport::MmfAsync
         | Transport::MmfStream
         | Transport::MmfFollow => {
@@ -540,6 +548,7 @@ pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Res
         }
         Transport::Mmf
         | Transport::MmfWait
+        | Transport::MmfWaitAny
         | Transport::MmfAsync
         | Transport::MmfStream
         | Transport::MmfFollow => {
@@ -608,6 +617,7 @@ mod tests {
                 "iceoryx2-blackboard",
                 "iceoryx2-pubsub",
                 "mmf-wait",
+                "mmf-wait-any",
                 "mmf-async",
                 "mmf-stream",
                 "mmf-follow",

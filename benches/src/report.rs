@@ -421,6 +421,13 @@ impl Report<'_> {
                             fmt_x(r.paired(&w.runs).or(ratio(r.p50(), w.runs.p50())))
                         )
                     }),
+                    // What waiting on four channels costs over waiting on one.
+                    Transport::MmfWaitAny => self.lat(Transport::MmfWait, len).map(|w| {
+                        format!(
+                            "{} vs mmf-wait (round by round)",
+                            fmt_x(r.paired(&w.runs).or(ratio(r.p50(), w.runs.p50())))
+                        )
+                    }),
                     // What the follower's loop costs over `wait_for_change` and `read_into`.
                     Transport::MmfFollow => self.lat(Transport::MmfWait, len).map(|w| {
                         format!(

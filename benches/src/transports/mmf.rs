@@ -27,6 +27,8 @@ pub enum Arrival {
     Spin,
     /// Blocks in `wait_for_change` (`mmf-wait`).
     Block,
+    /// Blocks in `mmf_core::wait_any` on the channel and three idle ones (`mmf-wait-any`).
+    BlockAny,
     /// Awaits `changed` (`mmf-async`).
     Await,
     /// Awaits the next item of `Follower::values` (`mmf-stream`).
@@ -40,6 +42,7 @@ impl Arrival {
     pub fn of(t: Transport) -> Arrival {
         match t {
             Transport::MmfWait => Arrival::Block,
+            Transport::MmfWaitAny => Arrival::BlockAny,
             Transport::MmfAsync => Arrival::Await,
             Transport::MmfStream => Arrival::Stream,
             Transport::MmfFollow => Arrival::Follow,
@@ -60,6 +63,8 @@ pub struct Mmf {
     stream: Option<ValueStream>,
     /// `rx`'s name followed (`Arrival::Follow`).
     follower: Option<Follower>,
+    /// Channels nobody publishes on, waited on beside `rx` (`Arrival::BlockAny`).
+    idle: Vec<Channel>,
     /// Unparks this side's thread (`Arrival::Await`'s executor).
     waker: Waker,
     /// The channels' names, removed on drop by the side that created them.
@@ -134,6 +139,13 @@ impl Mmf {
             arrival,
             stream,
             follower,
+            idle: match arrival {
+                Arrival::BlockAny => (0..3)
+                    .map(|_| Channel::anonymous(64))
+                    .collect::<Result<_, _>>()
+                    .context("creating the idle channels")?,
+                _ => Vec::new(),
+            },
             waker: Arc::new(Unpark(std::thread::current())).into(),
             owned,
         })
@@ -170,6 +182,9 @@ impl Split for Mmf {
         match self.arrival {
             Arrival::Block => {
                 wait_for_change(&self.rx, seen, timeout)?;
+            }
+            Arrival::BlockAny => {
+                wait_any(&self.idle, &self.rx, seen, timeout)?;
             }
             Arrival::Await => {
                 block_on(self.rx.changed(seen), &self.waker, timeout)?;
@@ -226,6 +241,26 @@ pub fn wait_for_change(ch: &Channel, since: u64, timeout: Duration) -> Result<u6
         }
         if start.elapsed() >= timeout {
             bail!("no publish within {timeout:?}");
+        }
+    }
+}
+
+/// Blocks in `mmf_core::wait_any` on `idle` (at generation 0, where nobody publishes) and
+/// then `ch` until `ch`'s generation moves past `since` (in slices of one second, up to
+/// `timeout`).
+fn wait_any(idle: &[Channel], ch: &Channel, since: u64, timeout: Duration) -> Result<u64> {
+    let mut waits: Vec<(&Channel, u64)> = idle.iter().map(|c| (c, 0)).collect();
+    waits.push((ch, since));
+    let start = Instant::now();
+    loop {
+        let slice = timeout
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_secs(1));
+        match mmf_core::wait_any(&waits, slice) {
+            Some((i, g)) if i == idle.len() => return Ok(g),
+            Some((i, _)) => bail!("idle channel {i} moved"),
+            None if start.elapsed() >= timeout => bail!("no publish within {timeout:?}"),
+            None => {}
         }
     }
 }
