@@ -869,6 +869,11 @@ impl<W> KeepError<W> {
 
 /// A MessagePack document to a `serde_json::Value`, by the rules of the module docs.
 ///
+/// A map's keys keep their MessagePack order where serde_json's `preserve_order` feature is on
+/// in the build (the `mmf` command turns it on); mmf does not turn it on for its library users,
+/// whose `serde_json::Map` it would change: keys come sorted there. [`msgpack_to_json`] keeps
+/// the order in either build.
+///
 /// # Errors
 ///
 /// As [`msgpack_to_json`].
