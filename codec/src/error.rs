@@ -163,6 +163,51 @@ fn read_hint(found: Tag) -> String {
     }
 }
 
+/// For a caller whose function returns [`std::io::Result`], as `serde_json::Error` converts: an
+/// [`io::Error`](std::io::Error) of the nearest [`ErrorKind`](std::io::ErrorKind) that holds
+/// this one. A channel's error ([`Error::Channel`]) converts as
+/// [`mmf_core::Error`] does (and holds that one); a value that does not
+/// decode, or is not valid JSON or MessagePack, is `InvalidData`; a value that cannot be
+/// encoded `InvalidInput`; a channel with no value yet `NotFound`.
+///
+/// ```
+/// use std::io::ErrorKind;
+/// use mmf::prelude::*;
+/// fn port(ch: &Channel) -> std::io::Result<u16> {
+///     Ok(ch.read::<u16>()?)
+/// }
+/// let ch = Channel::anonymous(64)?;
+/// assert_eq!(port(&ch).unwrap_err().kind(), ErrorKind::NotFound); // no value yet
+/// ch.publish_str("eighty")?;
+/// assert_eq!(port(&ch).unwrap_err().kind(), ErrorKind::InvalidData);
+/// ch.publish(&80u16)?;
+/// assert_eq!(port(&ch)?, 80);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        use std::io::ErrorKind as K;
+        let e = match e {
+            Error::Channel(inner) => return std::io::Error::from(inner),
+            e => e,
+        };
+        let kind = match &e {
+            // Converted above.
+            Error::Channel(_) => K::Other,
+            Error::Write(w) => w.kind(),
+            Error::Empty { .. } => K::NotFound,
+            Error::Encode(_) => K::InvalidInput,
+            Error::OutOfMemory { .. } => K::OutOfMemory,
+            Error::WrongTag { .. }
+            | Error::InvalidJson { .. }
+            | Error::InvalidMsgpack(_)
+            | Error::NotJson(_)
+            | Error::Decode { .. } => K::InvalidData,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 impl Error {
     /// The channel layer's error this one wraps ([`Error::Channel`]), to ask it what it tells
     /// (say [`mended_by_publish`](mmf_core::Error::mended_by_publish)); `None` for an error of

@@ -600,6 +600,67 @@ impl std::error::Error for Explained {}
 pub(crate) const NOTHING_WHOLE: &str =
     "no earlier value is whole in any slot or in the header; publish a new one";
 
+/// For a caller whose function returns [`std::io::Result`] (an `io::Read` or `io::Write` of its
+/// own, a callback of another library), as `serde_json::Error` converts: the error becomes an
+/// [`io::Error`](std::io::Error) of the nearest [`ErrorKind`](std::io::ErrorKind) that holds
+/// this one (its message, and `get_ref`/`into_inner` to have it back), the OS error's own kind
+/// where one is behind it ([`Error::os_error`]).
+///
+/// ```
+/// use std::io::ErrorKind;
+/// fn open(name: &str) -> std::io::Result<mmf::Channel> {
+///     Ok(mmf::Channel::open(name)?)
+/// }
+/// let e = open("io-error-doc-never-created").unwrap_err();
+/// assert_eq!(e.kind(), ErrorKind::NotFound);
+/// let inner = e.get_ref().and_then(|e| e.downcast_ref::<mmf::channel::Error>());
+/// assert!(matches!(inner, Some(mmf::channel::Error::NotFound { .. })));
+/// ```
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        std::io::Error::new(e.io_kind(), e)
+    }
+}
+
+impl Error {
+    /// The [`ErrorKind`](std::io::ErrorKind) of the `io::Error` this one converts to.
+    pub(crate) fn io_kind(&self) -> std::io::ErrorKind {
+        use std::io::ErrorKind as K;
+        // The OS's own kind, or for `Encode` the fill closure's.
+        if let Some(os) = self.os_error() {
+            return os.kind();
+        }
+        match self {
+            Error::InvalidName { .. }
+            | Error::InvalidOptions(_)
+            | Error::InvalidPid { .. }
+            | Error::EmptyTag
+            | Error::ReservedTag { .. }
+            | Error::TooLarge { .. } => K::InvalidInput,
+            Error::IsADirectory { .. } => K::IsADirectory,
+            Error::AlreadyExists { .. } => K::AlreadyExists,
+            Error::NotFound { .. } => K::NotFound,
+            Error::NotAFile { .. }
+            | Error::WrongMagic { .. }
+            | Error::NotAChannel { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::UnsupportedKind { .. }
+            | Error::NotInitialized { .. }
+            | Error::Corrupt { .. }
+            | Error::Truncated { .. } => K::InvalidData,
+            Error::BeingCreated { .. } | Error::Contended { .. } => K::TimedOut,
+            Error::Reentrant { .. } => K::ResourceBusy,
+            Error::OutOfMemory { .. } | Error::MemoryLimit { .. } => K::OutOfMemory,
+            Error::ReadOnly { .. } | Error::PermissionDenied { .. } => K::PermissionDenied,
+            Error::NoSpace { .. } => K::StorageFull,
+            Error::FileSizeLimit { .. } => K::FileTooLarge,
+            Error::Stopped { .. } => K::Interrupted,
+            Error::Unsupported => K::Unsupported,
+            Error::Encode { .. } | Error::ProcessWatch { .. } | Error::Io { .. } => K::Other,
+        }
+    }
+}
+
 impl Error {
     /// The I/O error behind this one: the OS's own for [`Io`](Error::Io),
     /// [`PermissionDenied`](Error::PermissionDenied) and [`ProcessWatch`](Error::ProcessWatch)

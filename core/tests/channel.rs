@@ -4135,3 +4135,51 @@ fn skipped(why: &str) {
         .open(log)
         .and_then(|mut f| f.write_all(line.as_bytes()));
 }
+
+/// Errors convert into `io::Error` by kind, holding the channel's error: a caller whose
+/// function returns `io::Result` can `?` them and still tell what happened.
+#[test]
+fn errors_convert_into_io_errors_of_the_nearest_kind() {
+    use std::io::ErrorKind as K;
+    let kind = |e: Error| std::io::Error::from(e).kind();
+    let s = Scratch::new("shm");
+    assert_eq!(
+        kind(Channel::open(s.location.clone()).unwrap_err()),
+        K::NotFound
+    );
+    let ch = s.create(64);
+    assert_eq!(
+        kind(Options::new().capacity(64).create(&s.location).unwrap_err()),
+        K::AlreadyExists
+    );
+    assert_eq!(
+        kind(ch.publish_raw(Tag::BYTES, &[0; 65]).unwrap_err()),
+        K::InvalidInput
+    );
+    assert_eq!(kind(Location::shm("a/b").unwrap_err()), K::InvalidInput);
+    let io = std::io::Error::from(ch.publish_raw(Tag::BYTES, &[0; 65]).unwrap_err());
+    assert!(matches!(
+        io.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+        Some(Error::TooLarge { .. })
+    ));
+    assert!(
+        io.to_string().starts_with("value of 65 bytes does not fit"),
+        "{io}"
+    );
+    // A file that is not a channel.
+    let f = Scratch::new("file");
+    std::fs::write(f.path(), vec![7u8; 4096]).unwrap();
+    assert_eq!(
+        kind(Channel::open(f.location.clone()).unwrap_err()),
+        K::InvalidData
+    );
+    // The OS's own kind behind an OS error: a directory where the file should be.
+    let d = fresh_dir("io-kind");
+    let in_a_file = Location::file(d.join("plain").join("ch.mmf"));
+    std::fs::write(d.join("plain"), b"").unwrap();
+    let e = Options::new().capacity(64).create(&in_a_file).unwrap_err();
+    let os = e.os_error().map(std::io::Error::kind);
+    assert_eq!(os, Some(K::NotADirectory), "{e:?}");
+    assert_eq!(kind(e), K::NotADirectory);
+    let _ = std::fs::remove_dir_all(&d);
+}
