@@ -2773,7 +2773,11 @@ pub struct Info {
 }
 
 /// Whether [`Options::open_or_create_with_origin`] created the channel or found it there.
+///
+/// Non-exhaustive: a later release may tell more ways a channel came to be there (say, one
+/// that replaced what a killed creator left), so a `match` needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Origin {
     /// This call created it, with the options given.
     Created,

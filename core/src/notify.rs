@@ -550,6 +550,9 @@ pub(crate) fn forget_channel(word: usize) {
     drop(left);
 }
 
+// docs.rs labels the items of a module the feature gates by themselves, not those of an impl
+// block there on a type of another module.
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl Channel {
     /// A future that resolves to the new generation once the generation exceeds `since`.
     /// On a channel truncated under the mapping (caught by

@@ -124,6 +124,7 @@ impl std::fmt::Display for StopReason {
 
 impl Stop {
     /// A switch not turned yet.
+    #[must_use]
     pub fn new() -> Stop {
         Stop::default()
     }
@@ -341,11 +342,13 @@ pub struct Until {
 impl Until {
     /// No deadline: until what is waited for comes (or a [`Stop`] given with
     /// [`or`](Until::or) is turned).
+    #[must_use]
     pub fn forever() -> Until {
         Until::default()
     }
 
     /// Until `timeout` from now (`Duration::MAX`, or any past the clock's range: no limit).
+    #[must_use]
     pub fn timeout(timeout: Duration) -> Until {
         Until {
             deadline: Instant::now().checked_add(timeout),
@@ -354,6 +357,7 @@ impl Until {
     }
 
     /// Until the clock reaches `deadline`.
+    #[must_use]
     pub fn at(deadline: Instant) -> Until {
         Until {
             deadline: Some(deadline),
