@@ -1171,6 +1171,25 @@ fn a_killed_waiter_is_taken_off_the_count() {
     }
 }
 
+/// A writer that never reads claims no entry, which would clear a killed waiter's count: its
+/// publishes, whose wake-up calls then wake nobody, clear it (each paid such a call before, 15
+/// times the cost of a publish, for as long as the writer ran).
+#[test]
+fn a_killed_waiter_is_taken_off_the_count_by_a_writer_that_never_reads() {
+    let name = unique("deadwaiter-w");
+    let ch = Channel::create(&name, 64).unwrap();
+    let mut sleeper = spawn_child("sleeper", &[("MMF_NAME", name.clone())]);
+    until_a_waiter(&ch);
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_eq!(ch.info().waiters, 1, "a dead waiter stays counted...");
+    let writer = Channel::open(&name).unwrap();
+    writer.publish_raw(Tag::TEXT, b"to nobody").unwrap();
+    assert_eq!(ch.info().waiters, 0, "...until a publish wakes nobody");
+    assert!(!writer.is_pinned() && !ch.is_pinned());
+    Channel::remove(&name).unwrap();
+}
+
 /// A count above what the entries count (a peer wrote it) would make every publish pay a
 /// wake-up for as long as the channel exists: the next handle to claim an entry mends a count
 /// far above, writers a small one.

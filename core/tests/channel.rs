@@ -1914,6 +1914,47 @@ fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
     assert_eq!(peek(&path, 448), alive);
 }
 
+/// A writer whose wake-up call woke nobody takes off the counts of entries whose owner died
+/// waiting, and of entries nobody owns, and keeps a live owner's: a writer that never reads
+/// (whose handle claims no entry) paid a wake-up call for nobody on every publish, for as long
+/// as it ran.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_writer_takes_dead_waiters_off_the_count_and_keeps_live_ones() {
+    const ENTRY: usize = 512;
+    const WAITERS: usize = 480;
+    let s = Scratch::new("file");
+    let ch = s.create(64);
+    let path = s.path();
+    let alive = free_pid(5) as u64 | 0x1234_5678 << 22 | 1 << 62 | KERNEL_HELD;
+    let dead = free_pid(6) as u64 | 0x1234_5679 << 22 | 1 << 62 | KERNEL_HELD;
+    let _held = hold_byte(&path, alive & !KERNEL_HELD);
+    // Entry 0: a dead owner pinning slot 1 and counting 2 waiters; entry 1: a live owner
+    // counting 1; entry 2: nobody's, counting 4; the header: all 7.
+    poke(&path, ENTRY, dead);
+    poke(&path, ENTRY + 8, 1);
+    poke(&path, ENTRY + 16, 2);
+    poke(&path, ENTRY + 64, alive);
+    poke(&path, ENTRY + 64 + 16, 1);
+    poke(&path, ENTRY + 128 + 16, 4);
+    poke(&path, WAITERS, 7);
+    ch.publish_raw(Tag::TEXT, b"nobody sleeps").unwrap();
+    assert_eq!(
+        [0, 8, 16].map(|at| peek(&path, ENTRY + at)),
+        [0, 0, 0],
+        "the dead owner's entry free"
+    );
+    assert_eq!(
+        [0, 16].map(|at| peek(&path, ENTRY + 64 + at)),
+        [alive, 1],
+        "the live owner's entry kept"
+    );
+    assert_eq!(peek(&path, ENTRY + 128 + 16), 0, "nobody's count cleared");
+    assert_eq!(peek(&path, WAITERS), 1, "the live waiter still counted");
+    assert!(!ch.is_pinned(), "mended by the publish, not by a claim");
+    assert_eq!(ch.read_raw().unwrap().1, b"nobody sleeps");
+}
+
 /// A channel holding "kept" and what keeps its lock owner alive, if anything.
 struct Locked {
     scratch: Scratch,
