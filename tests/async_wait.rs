@@ -591,6 +591,38 @@ fn a_dropped_future_unregisters() {
     Channel::remove(&name).unwrap();
 }
 
+/// A stream's `recv()` dropped while pending (a `select!` branch that lost) takes the stream's
+/// wait off: a stream kept but not polled again made every publish pay a wake-up call for it
+/// (206-250 ns a publish against 14 ns, a resource audit's measurement). One that resolved
+/// leaves nothing counted either, and the stream goes on with the next value.
+#[test]
+fn a_dropped_recv_takes_the_streams_wait_off() {
+    let name = unique("async-recv-drop");
+    let ch = Channel::create(&name, 64).unwrap();
+    let mut values = mmf::Follower::open(&name, Duration::from_secs(5))
+        .unwrap()
+        .values(0);
+    for _ in 0..3 {
+        let mut recv = Box::pin(values.recv());
+        poll_pending(&mut recv, &waker());
+        assert_eq!(ch.info().waiters, 1, "waiting while polled");
+        drop(recv);
+        assert_eq!(ch.info().waiters, 0, "the dropped recv's wait is taken off");
+    }
+    ch.publish_str("next").unwrap();
+    let (meta, bytes) = block_on(values.recv(), Duration::from_secs(5))
+        .expect("the value")
+        .unwrap();
+    assert_eq!((meta.generation, &bytes[..]), (1, &b"next"[..]));
+    assert_eq!(
+        block_on(values.recv(), Duration::from_millis(30)).map(|_| ()),
+        None
+    );
+    assert_eq!(ch.info().waiters, 0);
+    drop(values);
+    Channel::remove(&name).unwrap();
+}
+
 #[test]
 fn read_only_handles_are_polled() {
     with_read_only_handle(
@@ -1619,34 +1651,38 @@ fn an_always_ready_stream_yields_to_the_executor() {
         && items < 200_000
         && start.elapsed() < Duration::from_secs(30)
     {
-        flag.0.store(false, std::sync::atomic::Ordering::SeqCst);
-        // A newer value there before the poll: pending then is a yield, not a wait.
-        let newer = ch.generation() > last;
-        match std::pin::pin!(values.recv()).poll(&mut cx) {
-            Poll::Ready(item) => {
-                let (meta, _) = item.unwrap();
-                assert!(meta.generation > last, "no value twice");
-                last = meta.generation;
-                items += 1;
-                let began = *run.get_or_insert_with(Instant::now);
-                longest = longest.max(began.elapsed());
-                // A consumer's work on each value (5 us), which the writer outruns.
-                let t = Instant::now();
-                while t.elapsed() < Duration::from_micros(5) {
-                    std::hint::spin_loop();
+        // One item: its future polled again after each pending poll, as an executor polls a
+        // task (a future dropped while pending takes its wait off, and is woken by nobody).
+        let mut recv = std::pin::pin!(values.recv());
+        let item = loop {
+            flag.0.store(false, std::sync::atomic::Ordering::SeqCst);
+            // A newer value there before the poll: pending then is a yield, not a wait.
+            let newer = ch.generation() > last;
+            match recv.as_mut().poll(&mut cx) {
+                Poll::Ready(item) => break item,
+                Poll::Pending => {
+                    yields += u32::from(newer);
+                    run = None;
+                    // Woken by the notifier thread (a yield), or by the writer's next publish.
+                    let t = Instant::now();
+                    while !flag.0.load(std::sync::atomic::Ordering::SeqCst)
+                        && t.elapsed() < Duration::from_secs(1)
+                    {
+                        std::thread::yield_now();
+                    }
                 }
             }
-            Poll::Pending => {
-                yields += u32::from(newer);
-                run = None;
-                // Woken by the notifier thread (a yield), or by the writer's next publish.
-                let t = Instant::now();
-                while !flag.0.load(std::sync::atomic::Ordering::SeqCst)
-                    && t.elapsed() < Duration::from_secs(1)
-                {
-                    std::thread::yield_now();
-                }
-            }
+        };
+        let (meta, _) = item.unwrap();
+        assert!(meta.generation > last, "no value twice");
+        last = meta.generation;
+        items += 1;
+        let began = *run.get_or_insert_with(Instant::now);
+        longest = longest.max(began.elapsed());
+        // A consumer's work on each value (5 us), which the writer outruns.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_micros(5) {
+            std::hint::spin_loop();
         }
     }
     Channel::remove(&name).unwrap();

@@ -1637,6 +1637,40 @@ struct Contended {
     due: Instant,
 }
 
+/// [`ValueStream::recv`]'s future: the next item; dropped while pending (cancelled), it takes
+/// the stream's wait off ([`ValueStream::cancel_wait`]). One that resolved leaves it, so that a
+/// consumer's loop of `recv`s does not register again for each value.
+#[cfg(feature = "async")]
+struct Recv<'a> {
+    stream: &'a mut ValueStream,
+    /// Whether the last poll was pending.
+    pending: bool,
+}
+
+#[cfg(feature = "async")]
+impl std::future::Future for Recv<'_> {
+    type Output = ValueItem;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<ValueItem> {
+        let this = self.get_mut();
+        let poll = this.stream.poll_value(cx);
+        this.pending = poll.is_pending();
+        poll
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for Recv<'_> {
+    fn drop(&mut self) {
+        if self.pending {
+            self.stream.cancel_wait();
+        }
+    }
+}
+
 /// An item of [`ValueStream`]: a value with its [`Meta`](crate::Meta), or an error.
 #[cfg(feature = "async")]
 type ValueItem = Result<(crate::Meta, Vec<u8>)>;
@@ -1703,7 +1737,10 @@ impl ValueStream {
 
     /// The next item: a value, or an error (the stream goes on after it). What
     /// `StreamExt::next` gives, with no dependency. Cancel-safe: dropped before it resolves,
-    /// it has taken no value.
+    /// it has taken no value, and it takes the stream's wait off the channel, whose writers
+    /// would otherwise pay a wake-up call on every publish for a stream nobody polls. (Through
+    /// `StreamExt::next`, whose future this crate does not make, a stream stays counted until
+    /// it is polled again or dropped.)
     ///
     /// Under a writer that publishes faster than the consumer takes values, the stream would
     /// always be ready, and a consumer's loop would never give its executor's thread back. So
@@ -1716,7 +1753,20 @@ impl ValueStream {
     /// A poll panics where this process cannot start mmf's notifier thread (no threads left),
     /// as [`Channel::changed`](crate::Channel::changed) says; a later poll tries again.
     pub fn recv(&mut self) -> impl std::future::Future<Output = ValueItem> + '_ {
-        std::future::poll_fn(move |cx| self.poll_value(cx))
+        Recv {
+            stream: self,
+            pending: false,
+        }
+    }
+
+    /// Takes this stream's wait off its channel's waiter count and the notifier's list: a wait
+    /// registered by a poll whose future was dropped (a `select!` branch that lost) kept every
+    /// publish paying a wake-up call for the stream, and the notifier waking for it, until the
+    /// stream was polled again or dropped. The next poll registers again.
+    fn cancel_wait(&mut self) {
+        if let Some(f) = &self.follower {
+            self.waiting.unregister(&f.channel);
+        }
     }
 
     /// The next item. A stream kept always ready by a writer that publishes faster than it is
