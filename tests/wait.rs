@@ -33,6 +33,13 @@ fn child() {
             }));
         }
         "slow-creator" => slow_creator(&name),
+        // As `slow-creator`, at the file path MMF_NAME.
+        "slow-creator-at" => create_slowly(
+            std::path::Path::new(&name),
+            &channel_image(&std::env::var("MMF_VALUE").unwrap()),
+            Duration::from_millis(env_or("MMF_HOLD_MS", 1000)),
+            0o600,
+        ),
         // As `nobody`: a follower of another user's channel, which is being created slowly
         // (once this process has said, by a file of its own, that it is about to look).
         "nobody-follows-slow" => {
@@ -1188,6 +1195,71 @@ fn a_killed_waiter_is_taken_off_the_count_by_a_writer_that_never_reads() {
     assert_eq!(ch.info().waiters, 0, "...until a publish wakes nobody");
     assert!(!writer.is_pinned() && !ch.is_pinned());
     Channel::remove(&name).unwrap();
+}
+
+/// A replacement (`new --force`) or a removal of a file path while another process creates a
+/// channel there waits for the channel to be made, as an open does, then replaces or removes
+/// it; one still being made once the wait is over is `BeingCreated`, and left alone. Both
+/// refused it as "not an mmf channel", advising to delete the file a live creator was making
+/// (a chaos test: 65 of 100 races of `new` and `new --force` on ext4).
+#[test]
+fn a_file_path_being_created_is_waited_for_by_a_replacement_or_a_removal() {
+    let dir = std::env::temp_dir().join(unique("made-at"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("job.mmf");
+    let location = Location::file(&path);
+    let creating = |value: &str, hold_ms: u64| {
+        let _ = std::fs::remove_file(&path);
+        let child = spawn_child(
+            "slow-creator-at",
+            &[
+                ("MMF_NAME", path.display().to_string()),
+                ("MMF_VALUE", value.to_owned()),
+                ("MMF_HOLD_MS", hold_ms.to_string()),
+            ],
+        );
+        let t = Instant::now();
+        while !path.exists() {
+            assert!(t.elapsed() < Duration::from_secs(20), "no file");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child
+    };
+
+    let creator = creating("first", 300);
+    let ch = Options::new()
+        .capacity(64)
+        .init_timeout(Duration::from_secs(10))
+        .create_or_replace(location.clone())
+        .unwrap();
+    assert!(creator.wait_with_output().unwrap().status.success());
+    assert_eq!(ch.generation(), 0, "the replacement, not the channel made");
+    drop(ch);
+
+    let creator = creating("second", 50);
+    Channel::remove(location.clone()).unwrap();
+    assert!(creator.wait_with_output().unwrap().status.success());
+    assert!(!path.exists(), "removed once made");
+
+    let creator = creating("third", 2_000);
+    let refused = Options::new()
+        .capacity(64)
+        .init_timeout(Duration::from_millis(100))
+        .create_or_replace(location.clone())
+        .unwrap_err();
+    assert!(
+        matches!(refused, mmf::channel::Error::BeingCreated { .. }),
+        "{refused:?}"
+    );
+    assert!(creator.wait_with_output().unwrap().status.success());
+    assert_eq!(
+        Channel::open(location.clone())
+            .unwrap()
+            .read_string()
+            .unwrap(),
+        "third"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A count above what the entries count (a peer wrote it) would make every publish pay a

@@ -195,6 +195,9 @@ pub fn code(err: &anyhow::Error) -> u8 {
             CoreError::NotFound { .. } => NOT_FOUND,
             CoreError::TooLarge { .. } => TOO_LARGE,
             CoreError::AlreadyExists { .. } => EXISTS,
+            // A `new --force` or a `remove` of a file path that another process is still
+            // creating (`read` and `watch` say so with codes of their own).
+            CoreError::BeingCreated { .. } => EXISTS,
             // A directory given as a channel's path is a mistake in the command; a FIFO, a
             // device or a directory under a shared-memory name is, like a regular file that is
             // no channel, something else in its place (exit 1).

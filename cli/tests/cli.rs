@@ -9015,7 +9015,7 @@ fn out_lines_ends_when_its_file_is_cut_inside_the_header() {
     fails(
         &out,
         1,
-        "(and lines published after its file was cut, within the last 100 ms, reached no one): \
+        "(and lines published after its file was cut, grown or written over, within the last 100 ms, reached no one): \
          channel",
     );
     assert!(
@@ -9216,4 +9216,28 @@ fn skipped(why: &str) {
         .append(true)
         .open(log)
         .and_then(|mut f| f.write_all(line.as_bytes()));
+}
+
+/// `new --force` and `remove` of a file path whose channel another process is still creating
+/// (its file empty and held, as a creator holds it while it allocates) wait for it, then say so
+/// (exit 6) and leave the file. They said "not an mmf channel ... delete the file itself", exit
+/// 1, of a file a live creator was making (a chaos test's finding).
+#[test]
+fn force_and_remove_of_a_file_path_being_created_say_so() {
+    let e = Env::new("being-made-at");
+    let path = e.dir.join("job.mmf");
+    let creating = std::fs::File::create(&path).unwrap();
+    creating.lock_shared().unwrap();
+    for args in [
+        &["new", "./job.mmf", "--size", "64", "--force"][..],
+        &["remove", "./job.mmf"][..],
+    ] {
+        let out = e.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {err}");
+        assert!(err.contains("is still being created"), "{args:?}: {err}");
+        assert!(!err.contains("delete the file"), "{args:?}: {err}");
+        assert!(path.exists(), "{args:?}: the file is left");
+    }
+    drop(creating);
 }

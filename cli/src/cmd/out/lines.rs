@@ -382,8 +382,8 @@ impl<'a> Follow<'a> {
                     | mmf::channel::Error::Truncated { .. }),
                 ) if !e.mended_by_publish() => {
                     return Err(anyhow::Error::new(e).context(format!(
-                        "{} (and lines published after its file was cut, within the last \
-                         {} ms, reached no one)",
+                        "{} (and lines published after its file was cut, grown or written \
+                         over, within the last {} ms, reached no one)",
                         not_published(location, number, last),
                         LOOK_EVERY.as_millis()
                     )))
