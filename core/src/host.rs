@@ -6,6 +6,9 @@
 //! file for as long as it lives (the kernel drops it when the process dies, however it dies), so
 //! a channel whose file can be locked exclusively has no live handle in any process, whichever
 //! user owns it. No `/proc` scanning, no privilege needed.
+//!
+//! What is here follows the needs of those commands: a service may use it, but a minor version
+//! may change it (README, "Versions and stability").
 
 use std::path::PathBuf;
 
