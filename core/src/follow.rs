@@ -304,15 +304,15 @@ impl Follower {
     }
 
     /// Whether the channel did not exist yet when [`open`](Follower::open) was called (or the
-    /// [`open_async`](Follower::open_async) future first polled): then every value it holds is
-    /// new to the caller.
+    /// `open_async` future first polled, feature `async`): then every value it holds is new to
+    /// the caller.
     ///
     /// Only the call or future that waited knows it. A follower opened by an `open_async`
     /// future made anew on every turn of a `select!` loop comes from the turn that found the
     /// channel there at once, and says `false` though the caller waited for it: a consumer that
     /// then starts from the generation already there skips the first value. Pin the future
     /// once, outside the loop, and poll that one in every turn; or start from 0
-    /// ([`values(0)`](Follower::values)), which gives the value already there too.
+    /// (`values(0)`, feature `async`), which gives the value already there too.
     pub fn appeared(&self) -> bool {
         self.appeared
     }
