@@ -404,6 +404,29 @@ impl ToLocation for PathBuf {
     }
 }
 
+/// A command-line argument (`std::env::args_os`), read as [`Location::parse_os`] reads it: a
+/// name, or a file path, which need not be UTF-8.
+///
+/// ```
+/// # use mmf::channel::{Location, ToLocation};
+/// let arg = std::ffi::OsString::from("./results.mmf");
+/// assert_eq!(*arg.to_location()?, Location::file("./results.mmf"));
+/// assert_eq!(*std::ffi::OsStr::new("results").to_location()?, Location::parse("results")?);
+/// # Ok::<(), mmf::channel::Error>(())
+/// ```
+impl ToLocation for std::ffi::OsStr {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        Location::parse_os(self).map(Cow::Owned)
+    }
+}
+
+/// As an [`OsStr`](std::ffi::OsStr) is.
+impl ToLocation for std::ffi::OsString {
+    fn to_location(&self) -> Result<Cow<'_, Location>> {
+        self.as_os_str().to_location()
+    }
+}
+
 /// The string types a name is often held in: read as a `str` is.
 macro_rules! to_location_as_str {
     ($($t:ty),*) => {$(
