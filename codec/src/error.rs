@@ -8,6 +8,27 @@ use mmf_core::Tag;
 ///
 /// The enum and each of its variants with named fields are `#[non_exhaustive]`: match their
 /// fields with `..`, so that a field added later breaks no caller.
+///
+/// Through the facade this is `mmf::Error`, and the channel layer's error it wraps
+/// `mmf::channel::Error`; [`channel`](Error::channel) reaches it without a nested pattern:
+///
+/// ```
+/// use mmf::prelude::*;
+/// let ch = Channel::anonymous(64)?;
+/// match ch.read::<u32>() {
+///     Err(mmf::Error::Empty { .. }) => {}                    // nothing published yet
+///     Err(e) if e.channel().is_some_and(|c| matches!(c, mmf::channel::Error::Corrupt { .. })) => {
+///         panic!("damaged: {e}")
+///     }
+///     Err(e @ mmf::Error::Decode { .. }) => panic!("not a u32: {e}"),
+///     other => panic!("{other:?}"),
+/// }
+/// match Channel::open("error-doc-never-created") {
+///     Err(mmf::channel::Error::NotFound { .. }) => {}        // `?` makes it an `mmf::Error`
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), mmf::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
