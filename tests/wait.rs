@@ -825,7 +825,7 @@ fn any_ponger(name: &str) {
     print_stats(&json!({ "timeouts": timeouts, "seen": seen }));
 }
 
-/// Returns once a wait on `ch` is registered in its header/// Returns once a wait on `ch` is registered in its header (a child's, started just before),
+/// Returns once a wait on `ch` is registered in its header (a child's, started just before),
 /// or fails the test after 20 s.
 fn until_a_waiter(ch: &Channel) {
     let t = Instant::now();

@@ -886,6 +886,10 @@ impl Options {
     /// - [`Error::WrongMagic`], [`Error::NotAChannel`], [`Error::NotAFile`]: a file path that
     ///   holds something other than a channel, refused as [`Channel::remove`] refuses it;
     ///   [`Error::IsADirectory`]: a directory under the name or path;
+    /// - [`Error::BeingCreated`]: another process is still creating a channel at the file path
+    ///   once [`init_timeout`](Options::init_timeout) (250 ms) has passed: a creation under way
+    ///   (its file empty or zero where the magic goes, held as a creator holds it) is waited
+    ///   for that long, then replaced once made;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (a missing directory
     ///   included), or a symbolic link on the way is another user's in a sticky directory
     ///   (`PermissionDenied`), or led elsewhere once the channel it led to was
@@ -1161,11 +1165,10 @@ impl Options {
                             Some(now)
                         }
                         Ok(None) | Err(Error::NotFound { .. }) => None,
-                        Err(Error::BeingCreated { .. }) => {
-                            return Err(refused(
-                                "another process is creating a channel under the name, not \
-                                 finished yet; nothing was replaced: retry once it is made",
-                            ));
+                        // As at the first look (nothing replaced; the temporary file goes).
+                        Err(e @ Error::BeingCreated { .. }) => {
+                            drop_tmp();
+                            return Err(e);
                         }
                         Err(_) => return Err(put_there()),
                     };
@@ -1388,6 +1391,9 @@ impl Channel {
     /// - [`Error::WrongMagic`], [`Error::NotAChannel`]: a file path whose file does not start
     ///   with the magic number, as said above; [`Error::NotAFile`]: one that is not a regular
     ///   file; [`Error::IsADirectory`]: a directory under the name or path;
+    /// - [`Error::BeingCreated`]: another process is still creating a channel at the file path
+    ///   250 ms later: a creation under way (its file empty or zero where the magic goes, held
+    ///   as a creator holds it) is waited for that long, then removed once made;
     /// - [`Error::PermissionDenied`], [`Error::Io`]: the OS refused (another user's file in a
     ///   directory such as `/dev/shm`, whose sticky bit lets only its owner remove it), or
     ///   another file was put under the path while it was checked; `PermissionDenied` also for
@@ -3839,8 +3845,13 @@ fn check_replaceable_made(
                 std::thread::sleep(Duration::from_millis(1));
             }
             // No creation under way at the second look: perhaps one that wrote its magic
-            // between the two (1 in 60 races did), which one more look finds made.
-            Err(Error::NotAChannel { .. }) if !looked_again => looked_again = true,
+            // between the two (1 in 60 races did), which one more look finds made, or one
+            // between its file's creation and its lock (microseconds), which a millisecond
+            // later holds it.
+            Err(Error::NotAChannel { .. }) if !looked_again => {
+                looked_again = true;
+                std::thread::sleep(Duration::from_millis(1));
+            }
             other => return other,
         }
     }

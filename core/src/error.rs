@@ -183,7 +183,10 @@ pub enum Error {
     /// was still being created: its file is there, empty or just allocated, not initialised,
     /// and a process holds it open as its creator does (a channel of many GiB takes seconds to
     /// allocate). Waiting longer finds it made, unless the process holding it is not making
-    /// it.
+    /// it. Also what [`Channel::remove`](crate::Channel::remove) and
+    /// [`Options::create_or_replace`](crate::Options::create_or_replace) of a file path say of
+    /// a channel still being created there once they waited for it (250 ms, or the options'
+    /// `init_timeout`): nothing was removed or replaced.
     #[error("channel '{name}' is still being created: a process holds its file, which is not initialised yet (a large channel takes about a second a GiB to allocate); wait longer, and if it stays so, see which process holds it (`fuser -v FILE`)")]
     #[non_exhaustive]
     BeingCreated {
@@ -654,7 +657,9 @@ impl Error {
             Error::ReadOnly { .. } | Error::PermissionDenied { .. } => K::PermissionDenied,
             Error::NoSpace { .. } => K::StorageFull,
             Error::FileSizeLimit { .. } => K::FileTooLarge,
-            Error::Stopped { .. } => K::Interrupted,
+            // Not `Interrupted`, which std's `write_all`, `read_exact` and `io::copy` retry at
+            // once: a stop, once turned, stays turned, and they would loop for ever.
+            Error::Stopped { .. } => K::Other,
             Error::Unsupported => K::Unsupported,
             Error::Encode { .. } | Error::ProcessWatch { .. } | Error::Io { .. } => K::Other,
         }
