@@ -1037,17 +1037,18 @@ fn wait_any_ends_at_its_bound_and_answers_in_order() {
         Some((1, 1))
     );
 
+    // What `wait_any(waits)` returns when `to` is published to once `a` counts the waiter.
+    let woken_by = |to: &Channel, waits: &[(&Channel, u64)]| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                until_a_waiter(&a);
+                to.publish_raw(Tag::TEXT, b"next").unwrap();
+            });
+            mmf::wait_any(waits, Duration::from_secs(20))
+        })
+    };
     // One channel twice (two sinces): woken, and counted off as often as it was counted.
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            until_a_waiter(&a);
-            a.publish_raw(Tag::TEXT, b"again").unwrap();
-        });
-        assert_eq!(
-            mmf::wait_any(&[(&a, 1), (&a, 1)], Duration::from_secs(20)),
-            Some((0, 2))
-        );
-    });
+    assert_eq!(woken_by(&a, &[(&a, 1), (&a, 1)]), Some((0, 2)));
     unregistered();
 
     // A read-only handle polls: a publish there is seen beside a handle that sleeps.
@@ -1055,16 +1056,7 @@ fn wait_any_ends_at_its_bound_and_answers_in_order() {
         .read_only(true)
         .open(Location::shm(&format!("{name}-b")).unwrap())
         .unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            until_a_waiter(&a);
-            b.publish_raw(Tag::TEXT, b"b2").unwrap();
-        });
-        assert_eq!(
-            mmf::wait_any(&[(&a, 2), (&reader, 1)], Duration::from_secs(20)),
-            Some((1, 2))
-        );
-    });
+    assert_eq!(woken_by(&b, &[(&a, 2), (&reader, 1)]), Some((1, 2)));
     unregistered();
     drop(reader);
     let _ = Channel::remove(format!("{name}-a"));

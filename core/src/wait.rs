@@ -83,27 +83,8 @@ impl Snapshot {
         if retired() {
             return None;
         }
-        if !spin.is_zero() {
-            // Never past the deadline, and no overflow for a spin of `Duration::MAX`.
-            let now = Instant::now();
-            let spin_end = match (now.checked_add(spin), until.deadline()) {
-                (Some(u), Some(d)) => u.min(d),
-                (Some(u), None) => u,
-                (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
-            };
-            while Instant::now() < spin_end {
-                for _ in 0..64 {
-                    std::hint::spin_loop();
-                }
-                if let Some(g) = moved() {
-                    return Some(g);
-                }
-                // Stopped: one more look, for a value published before the stop (a worker's
-                // last, published right before its exit turned it).
-                if until.stopped() {
-                    return moved();
-                }
-            }
+        if let Some(done) = spin_first(spin, until, moved) {
+            return done;
         }
         let remaining = || until.left();
         let Some(e) = pin.filter(|_| os::FUTEX && self.region.writable()) else {
@@ -194,6 +175,35 @@ impl Snapshot {
     }
 }
 
+/// A wait's spin before it sleeps: for `spin`, never past `until`'s deadline (and no overflow for
+/// a spin of `Duration::MAX`), `look` every 64 pauses. `Some` of what the wait returns: what a
+/// look found, or, once a stop came, what one more look finds (a value published before the
+/// stop: a worker's last, published right before its exit turned it); `None` once the spin is
+/// over with nothing found.
+fn spin_first<T>(spin: Duration, until: &Until, look: impl Fn() -> Option<T>) -> Option<Option<T>> {
+    if spin.is_zero() {
+        return None;
+    }
+    let now = Instant::now();
+    let spin_end = match (now.checked_add(spin), until.deadline()) {
+        (Some(u), Some(d)) => u.min(d),
+        (Some(u), None) => u,
+        (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
+    };
+    while Instant::now() < spin_end {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        if let Some(found) = look() {
+            return Some(Some(found));
+        }
+        if until.stopped() {
+            return Some(look());
+        }
+    }
+    None
+}
+
 /// One channel of a [`wait_any`]: its mapping, its handle's reader-pin entry (if it has one) and
 /// the generation waited past.
 pub(crate) struct AnyWait<'a> {
@@ -247,24 +257,8 @@ pub(crate) fn wait_any(
     if let Some(found) = look() {
         return Some(found);
     }
-    if !spin.is_zero() {
-        let now = Instant::now();
-        let spin_end = match (now.checked_add(spin), until.deadline()) {
-            (Some(u), Some(d)) => u.min(d),
-            (Some(u), None) => u,
-            (None, d) => d.unwrap_or(now + Duration::from_secs(3600)),
-        };
-        while Instant::now() < spin_end {
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
-            if let Some(found) = look() {
-                return Some(found);
-            }
-            if until.stopped() {
-                return look();
-            }
-        }
+    if let Some(done) = spin_first(spin, until, look) {
+        return done;
     }
     let sleepers: Vec<usize> = (0..items.len())
         .filter(|&i| items[i].sleeps().is_some())
