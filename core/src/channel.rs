@@ -2881,9 +2881,7 @@ pub fn wait_any(waits: &[(&Channel, u64)], until: impl Into<Until>) -> Option<(u
         .max()
         .unwrap_or_default();
     if items.is_empty() {
-        while let Some(left) = until.left() {
-            until.sleep(left);
-        }
+        until.sleep(Duration::MAX); // until it is over
         return None;
     }
     crate::wait::wait_any(&items, &until, spin)

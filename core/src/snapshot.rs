@@ -506,16 +506,9 @@ impl Snapshot {
         let owner = |e| self.region.word(self.layout.pin(e, PIN_OWNER));
         let mut claimed = None;
         for e in 0..self.layout.readers {
-            if owner(e)
-                .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.region
-                    .word(self.layout.pin(e, PIN_SLOT))
-                    .store(0, Ordering::SeqCst);
-                // A free entry counts nobody; a count left in it (by a peer, or by a release
-                // that died half-way) would keep writers waking nobody.
-                self.take_waiting(e);
+            // A free entry counts nobody; a count left in it (by a peer, or by a release that
+            // died half-way) would keep writers waking nobody: `take_over` clears it.
+            if self.take_over(e, 0, token) {
                 claimed = Some(e);
                 break;
             }
@@ -533,16 +526,13 @@ impl Snapshot {
                 continue;
             }
             let cur = owner(e).load(Ordering::Relaxed);
+            // The dead owner may have died while counted as a waiter: `take_over` takes it off
+            // the count.
             if cur != 0
                 && cur != token
                 && !self.liveness.alive(cur)
-                && owner(e)
-                    .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_ok()
+                && self.take_over(e, cur, token)
             {
-                pinned.store(0, Ordering::SeqCst);
-                // The dead owner may have died while counted as a waiter: take it off the count.
-                self.take_waiting(e);
                 if claimed.is_none() {
                     // Ours; the loop goes on to clear the other dead entries that pin.
                     claimed = Some(e);
@@ -720,17 +710,29 @@ impl Snapshot {
             if cur == token || (cur != 0 && self.liveness.alive(cur)) {
                 continue;
             }
-            if owner
-                .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.region
-                    .word(self.layout.pin(e, PIN_SLOT))
-                    .store(0, Ordering::SeqCst);
-                self.take_waiting(e);
+            if self.take_over(e, cur, token) {
                 self.release_pin(e, token);
             }
         }
+    }
+
+    /// Takes pin entry `e` over from `cur` (0 for a free entry, else a dead owner's token) for
+    /// `token`, as a reader's claim does (FORMAT.md §10.2, steps 1 and 2): `owner` swapped by
+    /// compare-and-swap, then `pinned` cleared and the entry's waiter count taken off the
+    /// header's. `false`, and nothing touched, where the entry changed hands meanwhile.
+    fn take_over(&self, e: usize, cur: u64, token: u64) -> bool {
+        let owner = self.region.word(self.layout.pin(e, PIN_OWNER));
+        if owner
+            .compare_exchange(cur, token, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.region
+            .word(self.layout.pin(e, PIN_SLOT))
+            .store(0, Ordering::SeqCst);
+        self.take_waiting(e);
+        true
     }
 
     /// The sum of the pin entries' waiter counts (saturating: a peer may have written anything).

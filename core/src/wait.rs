@@ -216,7 +216,12 @@ impl AnyWait<'_> {
     /// The generation, if it moved past `since` (or `since + 1` for a mapping the `SIGBUS`
     /// handler tripped, as in [`Snapshot::wait_for_change`]).
     fn moved(&self) -> Option<u64> {
-        let g = split_latest(load_acquire(self.snap.region.word(H_LATEST))).0;
+        self.moved_at(load_acquire(self.snap.region.word(H_LATEST)))
+    }
+
+    /// [`moved`](Self::moved), of `latest` loaded as `l`.
+    fn moved_at(&self, l: u64) -> Option<u64> {
+        let g = split_latest(l).0;
         if g > self.since {
             Some(g)
         } else if self.snap.region.tripped() {
@@ -260,10 +265,9 @@ pub(crate) fn wait_any(
     if let Some(done) = spin_first(spin, until, look) {
         return done;
     }
-    let sleepers: Vec<usize> = (0..items.len())
-        .filter(|&i| items[i].sleeps().is_some())
-        .collect();
-    if sleepers.is_empty() {
+    // Each item's entry, where it sleeps on its futex.
+    let entries: Vec<Option<usize>> = items.iter().map(AnyWait::sleeps).collect();
+    if entries.iter().all(Option::is_none) {
         // Polling fallback, as a single wait's.
         let mut nap = Duration::from_micros(20);
         loop {
@@ -280,13 +284,17 @@ pub(crate) fn wait_any(
     if until.left().is_none() {
         return look();
     }
-    for &i in &sleepers {
-        if let Some(e) = items[i].sleeps() {
-            items[i].snap.enter_waiting(e);
-        }
+    let sleepers = || {
+        items
+            .iter()
+            .zip(&entries)
+            .filter_map(|(w, e)| e.map(|e| (w.snap, e)))
+    };
+    for (snap, e) in sleepers() {
+        snap.enter_waiting(e);
     }
     // Items that cannot sleep are looked at every millisecond.
-    let slice = if sleepers.len() == items.len() {
+    let slice = if entries.iter().all(Option::is_some) {
         MAX_SLEEP
     } else {
         Duration::from_millis(1)
@@ -296,28 +304,20 @@ pub(crate) fn wait_any(
         // Every item in order, the sleepers' words with SeqCst (the waiter count's protocol),
         // each word's value kept for the sleep. Two handles of one mapping share a word: the
         // kernel is given each address once.
-        let mut words: Vec<(&crate::sync::AtomicU64, u32)> = Vec::with_capacity(sleepers.len());
+        let mut words: Vec<(&crate::sync::AtomicU64, u32)> = Vec::with_capacity(items.len());
         let mut found = None;
-        for (i, w) in items.iter().enumerate() {
+        for (i, (w, e)) in items.iter().zip(&entries).enumerate() {
             let latest = w.snap.region.word(H_LATEST);
-            if w.sleeps().is_none() {
-                if let Some(g) = w.moved() {
-                    found = Some((i, g));
-                    break;
-                }
-                continue;
-            }
-            let l = latest.load(Ordering::SeqCst);
-            let g = split_latest(l).0;
-            if g > w.since {
+            let l = if e.is_some() {
+                latest.load(Ordering::SeqCst)
+            } else {
+                load_acquire(latest)
+            };
+            if let Some(g) = w.moved_at(l) {
                 found = Some((i, g));
                 break;
             }
-            if w.snap.region.tripped() {
-                found = Some((i, w.since.saturating_add(1)));
-                break;
-            }
-            if !words.iter().any(|&(word, _)| std::ptr::eq(word, latest)) {
+            if e.is_some() && !words.iter().any(|&(word, _)| std::ptr::eq(word, latest)) {
                 words.push((latest, l as u32));
             }
         }
@@ -334,10 +334,8 @@ pub(crate) fn wait_any(
             os::wait_while(words[0].0, words[0].1, left.min(Duration::from_millis(1)));
         }
     };
-    for &i in &sleepers {
-        if let Some(e) = items[i].sleeps() {
-            items[i].snap.leave_waiting(e);
-        }
+    for (snap, e) in sleepers() {
+        snap.leave_waiting(e);
     }
     result
 }
