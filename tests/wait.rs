@@ -33,13 +33,6 @@ fn child() {
             }));
         }
         "slow-creator" => slow_creator(&name),
-        // As `slow-creator`, at the file path MMF_NAME.
-        "slow-creator-at" => create_slowly(
-            std::path::Path::new(&name),
-            &channel_image(&std::env::var("MMF_VALUE").unwrap()),
-            Duration::from_millis(env_or("MMF_HOLD_MS", 1000)),
-            0o600,
-        ),
         // As `nobody`: a follower of another user's channel, which is being created slowly
         // (once this process has said, by a file of its own, that it is about to look).
         "nobody-follows-slow" => {
@@ -1202,20 +1195,7 @@ fn a_file_path_being_created_is_waited_for_by_a_replacement_or_a_removal() {
     let location = Location::file(&path);
     let creating = |value: &str, hold_ms: u64| {
         let _ = std::fs::remove_file(&path);
-        let child = spawn_child(
-            "slow-creator-at",
-            &[
-                ("MMF_NAME", path.display().to_string()),
-                ("MMF_VALUE", value.to_owned()),
-                ("MMF_HOLD_MS", hold_ms.to_string()),
-            ],
-        );
-        let t = Instant::now();
-        while !path.exists() {
-            assert!(t.elapsed() < Duration::from_secs(20), "no file");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        child
+        spawn_slow_creator(path.to_str().unwrap(), value, hold_ms)
     };
 
     let creator = creating("first", 300);

@@ -225,12 +225,13 @@ pub fn create_slowly(path: &std::path::Path, image: &[u8], hold: std::time::Dura
         .unwrap();
 }
 
-/// A child's part: creates the shared-memory channel `name`, holding the text `$MMF_VALUE`, as
-/// [`create_slowly`] does, its file there and held but empty for `$MMF_HOLD_MS` ms.
+/// A child's part: creates the channel `name` (a shared-memory name, or a file path: as
+/// `Location::parse` reads it), holding the text `$MMF_VALUE`, as [`create_slowly`] does, its
+/// file there and held but empty for `$MMF_HOLD_MS` ms.
 pub fn slow_creator(name: &str) {
     let value = std::env::var("MMF_VALUE").expect("MMF_VALUE is set");
     let hold = std::time::Duration::from_millis(env_or("MMF_HOLD_MS", 1000));
-    let path = mmf::prelude::Location::shm(name).unwrap().path().unwrap();
+    let path = mmf::prelude::Location::parse(name).unwrap().path().unwrap();
     create_slowly(&path, &channel_image(&value), hold, 0o600);
 }
 
@@ -246,8 +247,8 @@ pub fn made_slowly(f: &mmf::Follower, value: &str, creator: Child, first: bool) 
     assert!(creator.wait_with_output().unwrap().status.success());
 }
 
-/// Starts a child that creates the shared-memory channel `name` holding `value` as
-/// [`slow_creator`] does, and returns once its file is there (empty, held).
+/// Starts a child that creates the channel `name` (a shared-memory name or a file path)
+/// holding `value` as [`slow_creator`] does, and returns once its file is there (empty, held).
 pub fn spawn_slow_creator(name: &str, value: &str, hold_ms: u64) -> Child {
     let child = spawn_child(
         "slow-creator",
@@ -257,7 +258,7 @@ pub fn spawn_slow_creator(name: &str, value: &str, hold_ms: u64) -> Child {
             ("MMF_HOLD_MS", hold_ms.to_string()),
         ],
     );
-    let path = mmf::prelude::Location::shm(name).unwrap().path().unwrap();
+    let path = mmf::prelude::Location::parse(name).unwrap().path().unwrap();
     let t = std::time::Instant::now();
     while !path.exists() {
         assert!(t.elapsed() < std::time::Duration::from_secs(20), "no file");
