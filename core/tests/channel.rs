@@ -1952,6 +1952,55 @@ fn a_writer_takes_dead_waiters_off_the_count_and_keeps_live_ones() {
     assert_eq!(ch.read_raw().unwrap().1, b"nobody sleeps");
 }
 
+/// The writer's reap reads owners and counts a peer may have written anything into: tokens at
+/// the edges of their range (a lock byte past any file size, byte 0, pid 0, pid 1 of no PID
+/// namespace) and counts at `u64::MAX`. Publishing goes on and values read back; the dead
+/// owners' and nobody's counts go, the one whose owner cannot be judged (pid 1, no namespace:
+/// taken as alive) stays, and the header's count does not wrap.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_writers_reap_takes_whatever_a_peer_wrote_into_the_entries() {
+    const ENTRY: usize = 512;
+    const WAITERS: usize = 480;
+    let s = Scratch::new("file");
+    let ch = Options::new()
+        .capacity(64)
+        .readers(5)
+        .create(&s.location)
+        .unwrap();
+    // Reads through a read-only handle, which claims no entry (a claim clears dead entries too).
+    let reader = Options::new().read_only(true).open(&s.location).unwrap();
+    let path = s.path();
+    let owners = [u64::MAX, KERNEL_HELD, 1, 0, 1 << 62];
+    for (e, owner) in owners.iter().enumerate() {
+        poke(&path, ENTRY + 64 * e, *owner);
+        poke(&path, ENTRY + 64 * e + 8, u64::MAX);
+        poke(&path, ENTRY + 64 * e + 16, u64::MAX);
+    }
+    poke(&path, WAITERS, u64::MAX);
+    for i in 0..3u8 {
+        ch.publish_raw(Tag::BYTES, &[i; 8]).unwrap();
+        assert_eq!(reader.read_raw().unwrap().1, [i; 8]);
+        // Past the reap's 100 ms between looks.
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    let entries: Vec<(u64, u64)> = (0..owners.len())
+        .map(|e| {
+            (
+                peek(&path, ENTRY + 64 * e),
+                peek(&path, ENTRY + 64 * e + 16),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [(0, 0), (0, 0), (1, u64::MAX), (0, 0), (0, 0)],
+        "owner and count of each entry"
+    );
+    assert!(!ch.is_pinned());
+    assert_eq!(peek(&path, WAITERS), 0, "lowered, saturating, not wrapped");
+}
+
 /// A channel holding "kept" and what keeps its lock owner alive, if anything.
 struct Locked {
     scratch: Scratch,
