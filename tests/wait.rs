@@ -1234,6 +1234,51 @@ fn a_file_path_being_created_is_waited_for_by_a_replacement_or_a_removal() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A follower's open (`read --wait`, `watch`) waits past another program's exclusive `flock` on
+/// the channel's file until its own deadline, and then says so; it gave up after the open's 50
+/// ms of grace, whatever its timeout (a chaos test's `read --wait --timeout 2s`).
+#[test]
+fn a_follower_waits_out_another_programs_lock_until_its_deadline() {
+    let name = unique("locked");
+    Channel::create(&name, 64)
+        .unwrap()
+        .publish_str("there")
+        .unwrap();
+    let path = Location::shm(&name).unwrap().path().unwrap();
+    let held = std::fs::File::open(&path).unwrap();
+    held.lock().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            held.unlock().unwrap();
+        });
+        let t = Instant::now();
+        let f = mmf::Follower::open(&name, Duration::from_secs(20)).unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(!f.appeared(), "it was there all along");
+        assert_eq!(f.channel().read_string().unwrap(), "there");
+    });
+    held.lock().unwrap();
+    let t = Instant::now();
+    let err = mmf::Follower::open(&name, Duration::from_millis(400)).unwrap_err();
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(err.to_string().contains("exclusive lock"), "{err}");
+    assert!(
+        !err.to_string().contains("waited 50 ms"),
+        "the whole wait said: {err}"
+    );
+    drop(held);
+    Channel::remove(&name).unwrap();
+}
+
 /// A count above what the entries count (a peer wrote it) would make every publish pay a
 /// wake-up for as long as the channel exists: the next handle to claim an entry mends a count
 /// far above, writers a small one.

@@ -151,6 +151,15 @@ impl Followed {
                 ));
                 true
             }
+            // Another program's exclusive `flock` on the file (mmf's own keep one for an
+            // instant): the wait below waits for it to go, to its deadline.
+            Err(E::Io { ref cause, .. }) if cause.kind() == std::io::ErrorKind::WouldBlock => {
+                crate::exit::note(format_args!(
+                    "channel '{location}' is locked by another program (an exclusive flock on \
+                     its file); waiting for the lock to go{bound}"
+                ));
+                false
+            }
             Err(E::NotInitialized { .. }) if exited_before => return Err(left_unfinished().into()),
             // Not initialised 250 ms after it was found, in shared memory: most likely left
             // by a creator that died, which its restart (`new --exist-ok`, a service's

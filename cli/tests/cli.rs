@@ -9241,3 +9241,37 @@ fn force_and_remove_of_a_file_path_being_created_say_so() {
     }
     drop(creating);
 }
+
+/// `read --wait` and `watch` wait for another program's exclusive `flock` on the channel's file
+/// to go, up to their `--timeout`, saying so; they gave up after 50 ms whatever the timeout (a
+/// chaos test's finding).
+#[test]
+fn read_wait_and_watch_wait_out_another_programs_lock() {
+    let e = Env::new("locked-wait");
+    e.ok(&["new", "T", "--size", "64"]);
+    e.ok(&["out", "T", "v1"]);
+    let held = std::fs::File::open(e.dir.join("mmf.T")).unwrap();
+    held.lock().unwrap();
+    let t = std::time::Instant::now();
+    let out = e.run(&["read", "T", "--wait", "--timeout", "500ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(450),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(err.contains("is locked by another program"), "{err}");
+    assert!(
+        err.contains("exclusive lock") && !err.contains("waited 50 ms"),
+        "{err}"
+    );
+    // Let go while a watch waits: the watch prints the value.
+    let mut watch = e.spawn_piped(&["watch", "T", "--count", "1", "--timeout", "20s"]);
+    drop(watch.stdin.take());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    held.unlock().unwrap();
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v1\n");
+}

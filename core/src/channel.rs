@@ -3357,7 +3357,7 @@ fn lock_shared_by(
 }
 
 /// The error of an open that waited `waited` for another process's exclusive `flock` to go.
-fn held_too_long(waited: Duration) -> io::Error {
+pub(crate) fn held_too_long(waited: Duration) -> io::Error {
     io::Error::new(
         io::ErrorKind::WouldBlock,
         format!(

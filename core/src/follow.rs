@@ -249,6 +249,28 @@ impl Follower {
                     creating = None;
                     LOOK_EVERY
                 }
+                // Another program's exclusive `flock` on the channel's file (mmf's own holders
+                // keep one for an instant): looked at again until the deadline, where the
+                // open gave up after its 50 ms of grace whatever the timeout (a chaos test's
+                // `read --wait --timeout 2s`). The channel was there: it did not appear.
+                Err(e) if held_by_another(&e) => {
+                    if let Some(stopped) = stopped {
+                        return Err(stopped);
+                    }
+                    if until.deadline_passed() {
+                        // Said with the whole wait, not the last open's grace.
+                        return Err(match e {
+                            Error::Io { op, path, .. } => Error::Io {
+                                op,
+                                path,
+                                cause: crate::channel::held_too_long(start.elapsed()),
+                            },
+                            e => e,
+                        });
+                    }
+                    until.sleep(INIT_LOOK_EVERY);
+                    continue;
+                }
                 // A channel being created when we look is one that appeared, as a missing one
                 // is.
                 Err(e) => match judge(&e, location, &mut creating, now, false) {
@@ -939,6 +961,12 @@ impl Refused {
 /// Opens read-write if allowed (by the file's mode, and by its file system: a read-only mount
 /// refuses writers whatever the mode), else read-only; a channel being created is waited for
 /// up to `init`.
+/// Whether `e` is an open's refusal of a file that another process held with an exclusive
+/// `flock` for longer than the open's grace (`lock_shared_by`).
+fn held_by_another(e: &Error) -> bool {
+    matches!(e, Error::Io { op: "locking", cause, .. } if cause.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 fn try_open(location: &Location, options: &Options) -> Result<Channel> {
     // The follower waits for a channel being made by looks of its own (`judge`), not inside
     // an open.
@@ -1476,6 +1504,11 @@ impl std::future::Future for OpenFollower {
                     this.appeared = true;
                     this.creating = None;
                     this.next_look = Some(now + LOOK_EVERY);
+                }
+                // Held by another program's exclusive `flock`: looked at again (as `open`
+                // does until its deadline; a future's is its caller's).
+                Err(e) if held_by_another(&e) => {
+                    this.next_look = Some(now + INIT_LOOK_EVERY);
                 }
                 // Being created: look again, for as long as `open` would wait (judged by the
                 // file, so that a future made anew gives up too).
