@@ -1860,8 +1860,6 @@ fn an_unjudgeable_lock_is_freed_once_no_process_has_the_channel_open() {
 #[cfg(target_os = "linux")]
 fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
     use mmf_core::host::free_orphans;
-    const ENTRY: usize = 512;
-    const WAITERS: usize = 480;
     let s = Scratch::new("file");
     s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
     let path = s.path();
@@ -1869,15 +1867,10 @@ fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
     let _held = hold_byte(&path, alive & !KERNEL_HELD);
     // Entry 0: a stray owner, pinning slot 1, counting 2 waiters; entry 1: a live owner
     // counting 1; the header: those 3 and 5 more.
-    poke(&path, ENTRY, 4242);
-    poke(&path, ENTRY + 8, 1);
-    poke(&path, ENTRY + 16, 2);
-    poke(&path, ENTRY + 64, alive);
-    poke(&path, ENTRY + 64 + 8, u64::MAX);
-    poke(&path, ENTRY + 64 + 16, 1);
+    set_entry_words(&path, 0, [4242, 1, 2]);
+    set_entry_words(&path, 1, [alive, u64::MAX, 1]);
     // Entry 2: nobody's, with a stray pin and a stray count of 4.
-    poke(&path, ENTRY + 128 + 8, 3);
-    poke(&path, ENTRY + 128 + 16, 4);
+    set_entry_words(&path, 2, [0, 3, 4]);
     poke(&path, WAITERS, 12);
     poke(&path, 448, alive);
 
@@ -1892,21 +1885,9 @@ fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
         "{kept:?}"
     );
     assert_eq!((freed.pins, freed.pins_kept, freed.waiters), (1, 1, 11));
-    assert_eq!(
-        [0, 8, 16].map(|at| peek(&path, ENTRY + at)),
-        [0, 0, 0],
-        "entry 0 free"
-    );
-    assert_eq!(
-        [0, 8, 16].map(|at| peek(&path, ENTRY + 64 + at)),
-        [alive, u64::MAX, 1],
-        "entry 1 kept"
-    );
-    assert_eq!(
-        [0, 8, 16].map(|at| peek(&path, ENTRY + 128 + at)),
-        [0, 0, 0],
-        "entry 2 cleared"
-    );
+    assert_eq!(entry_words(&path, 0), [0, 0, 0], "entry 0 free");
+    assert_eq!(entry_words(&path, 1), [alive, u64::MAX, 1], "entry 1 kept");
+    assert_eq!(entry_words(&path, 2), [0, 0, 0], "entry 2 cleared");
     assert_eq!(peek(&path, WAITERS), 1);
     assert_eq!(peek(&path, 448), alive);
 }
@@ -1918,8 +1899,6 @@ fn orphaned_pins_and_waiters_are_freed_and_live_holders_kept() {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_writer_takes_dead_waiters_off_the_count_and_keeps_live_ones() {
-    const ENTRY: usize = 512;
-    const WAITERS: usize = 480;
     let s = Scratch::new("file");
     let ch = s.create(64);
     let path = s.path();
@@ -1928,25 +1907,22 @@ fn a_writer_takes_dead_waiters_off_the_count_and_keeps_live_ones() {
     let _held = hold_byte(&path, alive & !KERNEL_HELD);
     // Entry 0: a dead owner pinning slot 1 and counting 2 waiters; entry 1: a live owner
     // counting 1; entry 2: nobody's, counting 4; the header: all 7.
-    poke(&path, ENTRY, dead);
-    poke(&path, ENTRY + 8, 1);
-    poke(&path, ENTRY + 16, 2);
-    poke(&path, ENTRY + 64, alive);
-    poke(&path, ENTRY + 64 + 16, 1);
-    poke(&path, ENTRY + 128 + 16, 4);
+    set_entry_words(&path, 0, [dead, 1, 2]);
+    set_entry_words(&path, 1, [alive, 0, 1]);
+    set_entry_words(&path, 2, [0, 0, 4]);
     poke(&path, WAITERS, 7);
     ch.publish_raw(Tag::TEXT, b"nobody sleeps").unwrap();
     assert_eq!(
-        [0, 8, 16].map(|at| peek(&path, ENTRY + at)),
+        entry_words(&path, 0),
         [0, 0, 0],
         "the dead owner's entry free"
     );
     assert_eq!(
-        [0, 16].map(|at| peek(&path, ENTRY + 64 + at)),
-        [alive, 1],
+        entry_words(&path, 1),
+        [alive, 0, 1],
         "the live owner's entry kept"
     );
-    assert_eq!(peek(&path, ENTRY + 128 + 16), 0, "nobody's count cleared");
+    assert_eq!(entry_words(&path, 2), [0, 0, 0], "nobody's count cleared");
     assert_eq!(peek(&path, WAITERS), 1, "the live waiter still counted");
     assert!(!ch.is_pinned(), "mended by the publish, not by a claim");
     assert_eq!(ch.read_raw().unwrap().1, b"nobody sleeps");
@@ -1960,8 +1936,6 @@ fn a_writer_takes_dead_waiters_off_the_count_and_keeps_live_ones() {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_writers_reap_takes_whatever_a_peer_wrote_into_the_entries() {
-    const ENTRY: usize = 512;
-    const WAITERS: usize = 480;
     let s = Scratch::new("file");
     let ch = Options::new()
         .capacity(64)
@@ -1973,9 +1947,7 @@ fn a_writers_reap_takes_whatever_a_peer_wrote_into_the_entries() {
     let path = s.path();
     let owners = [u64::MAX, KERNEL_HELD, 1, 0, 1 << 62];
     for (e, owner) in owners.iter().enumerate() {
-        poke(&path, ENTRY + 64 * e, *owner);
-        poke(&path, ENTRY + 64 * e + 8, u64::MAX);
-        poke(&path, ENTRY + 64 * e + 16, u64::MAX);
+        set_entry_words(&path, e, [*owner, u64::MAX, u64::MAX]);
     }
     poke(&path, WAITERS, u64::MAX);
     for i in 0..3u8 {
@@ -1984,18 +1956,12 @@ fn a_writers_reap_takes_whatever_a_peer_wrote_into_the_entries() {
         // Past the reap's 100 ms between looks.
         std::thread::sleep(Duration::from_millis(120));
     }
-    let entries: Vec<(u64, u64)> = (0..owners.len())
-        .map(|e| {
-            (
-                peek(&path, ENTRY + 64 * e),
-                peek(&path, ENTRY + 64 * e + 16),
-            )
-        })
-        .collect();
+    let entries: Vec<[u64; 3]> = (0..owners.len()).map(|e| entry_words(&path, e)).collect();
+    let free = [0, 0, 0];
     assert_eq!(
         entries,
-        [(0, 0), (0, 0), (1, u64::MAX), (0, 0), (0, 0)],
-        "owner and count of each entry"
+        [free, free, [1, u64::MAX, u64::MAX], free, free],
+        "owner, pinned and waiting of each entry"
     );
     assert!(!ch.is_pinned());
     assert_eq!(peek(&path, WAITERS), 0, "lowered, saturating, not wrapped");
@@ -2375,6 +2341,18 @@ fn worst_publish_under_a_rewritten_lock(ch: &Channel, peer: &Peer) -> Duration {
 const WAITERS: usize = 480;
 fn pin_word(e: usize, word: usize) -> usize {
     512 + 64 * e + 8 * word
+}
+
+/// Pin entry `e`'s `owner`, `pinned` and `waiting` words, in the file at `path`.
+fn entry_words(path: &std::path::Path, e: usize) -> [u64; 3] {
+    [0, 1, 2].map(|w| peek(path, pin_word(e, w)))
+}
+
+/// Writes pin entry `e`'s `owner`, `pinned` and `waiting` words into the file at `path`.
+fn set_entry_words(path: &std::path::Path, e: usize, words: [u64; 3]) {
+    for (w, v) in words.into_iter().enumerate() {
+        poke(path, pin_word(e, w), v);
+    }
 }
 
 /// Waits on `s`'s channel for the value that a second handle publishes 100 ms in, with the
