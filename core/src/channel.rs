@@ -2635,7 +2635,7 @@ fn tag_refused(tag: Tag) -> Error {
 }
 
 /// What [`Channel::recover`] published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Recovered {
     /// The generation the value had when it was first published.
@@ -2657,7 +2657,7 @@ enum GaveUp {
 }
 
 /// The holder of a channel's writer lock, as [`Channel::info`] found it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct LockOwner {
     /// Its pid, as its own PID namespace numbers it.
@@ -2686,7 +2686,7 @@ pub struct LockOwner {
 /// # Channel::remove(&name)?;
 /// # Ok::<(), mmf::channel::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct FileOwner {
     /// The owner's user ID.

@@ -77,7 +77,7 @@ impl fmt::Display for Tag {
 ///
 /// Non-exhaustive: later versions may tell more of a value (where it came from, say) without
 /// breaking code that reads these fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Meta {
     /// Generation of the value: 1 for the first publish, +1 per publish, 0 for "nothing yet".
