@@ -64,7 +64,7 @@ pub struct Mmf {
     /// `rx`'s name followed (`Arrival::Follow`).
     follower: Option<Follower>,
     /// Channels nobody publishes on, waited on beside `rx` (`Arrival::BlockAny`).
-    idle: Vec<Channel>,
+    idle: Option<[Channel; 3]>,
     /// Unparks this side's thread (`Arrival::Await`'s executor).
     waker: Waker,
     /// The channels' names, removed on drop by the side that created them.
@@ -140,11 +140,11 @@ impl Mmf {
             stream,
             follower,
             idle: match arrival {
-                Arrival::BlockAny => (0..3)
-                    .map(|_| Channel::anonymous(64))
-                    .collect::<Result<_, _>>()
-                    .context("creating the idle channels")?,
-                _ => Vec::new(),
+                Arrival::BlockAny => {
+                    let idle = || Channel::anonymous(64).context("creating an idle channel");
+                    Some([idle()?, idle()?, idle()?])
+                }
+                _ => None,
             },
             waker: Arc::new(Unpark(std::thread::current())).into(),
             owned,
@@ -184,7 +184,10 @@ impl Split for Mmf {
                 wait_for_change(&self.rx, seen, timeout)?;
             }
             Arrival::BlockAny => {
-                wait_any(&self.idle, &self.rx, seen, timeout)?;
+                let Some(idle) = &self.idle else {
+                    bail!("no idle channels to wait on");
+                };
+                wait_any(idle, &self.rx, seen, timeout)?;
             }
             Arrival::Await => {
                 block_on(self.rx.changed(seen), &self.waker, timeout)?;
@@ -231,36 +234,39 @@ impl Split for Mmf {
 /// Blocks in `Channel::wait_for_change` until the generation moves past `since` (in slices of
 /// one second, up to `timeout`).
 pub fn wait_for_change(ch: &Channel, since: u64, timeout: Duration) -> Result<u64> {
-    let start = Instant::now();
-    loop {
-        let slice = timeout
-            .saturating_sub(start.elapsed())
-            .min(Duration::from_secs(1));
-        if let Some(g) = ch.wait_for_change(since, slice).into_option()? {
-            return Ok(g);
-        }
-        if start.elapsed() >= timeout {
-            bail!("no publish within {timeout:?}");
-        }
-    }
+    in_slices(timeout, |slice| {
+        ch.wait_for_change(since, slice).into_option()
+    })
 }
 
 /// Blocks in `mmf_core::wait_any` on `idle` (at generation 0, where nobody publishes) and
 /// then `ch` until `ch`'s generation moves past `since` (in slices of one second, up to
-/// `timeout`).
-fn wait_any(idle: &[Channel], ch: &Channel, since: u64, timeout: Duration) -> Result<u64> {
-    let mut waits: Vec<(&Channel, u64)> = idle.iter().map(|c| (c, 0)).collect();
-    waits.push((ch, since));
+/// `timeout`). The waits are an array: no allocation inside the round trip.
+fn wait_any(idle: &[Channel; 3], ch: &Channel, since: u64, timeout: Duration) -> Result<u64> {
+    let waits = [(&idle[0], 0), (&idle[1], 0), (&idle[2], 0), (ch, since)];
+    in_slices(timeout, |slice| match mmf_core::wait_any(&waits, slice) {
+        Some((3, g)) => Ok(Some(g)),
+        Some((i, _)) => bail!("idle channel {i} moved"),
+        None => Ok(None),
+    })
+}
+
+/// Calls `wait` with slices of at most a second of `timeout` until it gives a value; an error
+/// once `timeout` is spent.
+fn in_slices<T>(
+    timeout: Duration,
+    mut wait: impl FnMut(Duration) -> Result<Option<T>>,
+) -> Result<T> {
     let start = Instant::now();
     loop {
         let slice = timeout
             .saturating_sub(start.elapsed())
             .min(Duration::from_secs(1));
-        match mmf_core::wait_any(&waits, slice) {
-            Some((i, g)) if i == idle.len() => return Ok(g),
-            Some((i, _)) => bail!("idle channel {i} moved"),
-            None if start.elapsed() >= timeout => bail!("no publish within {timeout:?}"),
-            None => {}
+        if let Some(v) = wait(slice)? {
+            return Ok(v);
+        }
+        if start.elapsed() >= timeout {
+            bail!("no publish within {timeout:?}");
         }
     }
 }
