@@ -153,7 +153,7 @@ impl Followed {
             }
             // Another program's exclusive `flock` on the file (mmf's own keep one for an
             // instant): the wait below waits for it to go, to its deadline.
-            Err(E::Io { ref cause, .. }) if cause.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(ref e) if e.is_locked_out() => {
                 crate::exit::note(format_args!(
                     "channel '{location}' is locked by another program (an exclusive flock on \
                      its file); waiting for the lock to go{bound}"

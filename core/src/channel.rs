@@ -2946,10 +2946,7 @@ pub fn list() -> Result<Vec<Listing>> {
     // all together, for one open's grace in all. Each waited its own grace before, and a peer
     // holding forty such files in `/dev/shm` held `list`, `doctor` and `prune` two seconds (a
     // hostile-mapping review; a thousand, fifty). mmf's own such locks last an instant.
-    let held = |l: &Listing| {
-        matches!(&l.info, Err(Error::Io { op: "locking", cause, .. })
-            if cause.kind() == io::ErrorKind::WouldBlock)
-    };
+    let held = |l: &Listing| l.info.as_ref().is_err_and(Error::is_locked_out);
     let since = Instant::now();
     while out.iter().any(held) && since.elapsed() < LOCK_GRACE {
         std::thread::sleep(Duration::from_millis(1));

@@ -691,6 +691,15 @@ impl Error {
         }
     }
 
+    /// Whether an open was refused because another process held an exclusive `flock` on the
+    /// channel's file for longer than the open waited ([`Error::Io`], `WouldBlock`): mmf's own
+    /// holders (`mmf prune`, `recover`) keep one for an instant, so a caller with time left
+    /// may try again, as a [`Follower`](crate::Follower) does until its deadline.
+    pub fn is_locked_out(&self) -> bool {
+        matches!(self, Error::Io { op: "locking", cause, .. }
+            if cause.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
     /// [`Error::NotFound`] for `location`, found missing by one look: with its directory
     /// where that is missing too, and for a shared-memory name, whether a file of that name is
     /// here.

@@ -253,7 +253,7 @@ impl Follower {
                 // keep one for an instant): looked at again until the deadline, where the
                 // open gave up after its 50 ms of grace whatever the timeout (a chaos test's
                 // `read --wait --timeout 2s`). The channel was there: it did not appear.
-                Err(e) if held_by_another(&e) => {
+                Err(e) if e.is_locked_out() => {
                     if let Some(stopped) = stopped {
                         return Err(stopped);
                     }
@@ -961,12 +961,6 @@ impl Refused {
 /// Opens read-write if allowed (by the file's mode, and by its file system: a read-only mount
 /// refuses writers whatever the mode), else read-only; a channel being created is waited for
 /// up to `init`.
-/// Whether `e` is an open's refusal of a file that another process held with an exclusive
-/// `flock` for longer than the open's grace (`lock_shared_by`).
-fn held_by_another(e: &Error) -> bool {
-    matches!(e, Error::Io { op: "locking", cause, .. } if cause.kind() == std::io::ErrorKind::WouldBlock)
-}
-
 fn try_open(location: &Location, options: &Options) -> Result<Channel> {
     // The follower waits for a channel being made by looks of its own (`judge`), not inside
     // an open.
@@ -1507,7 +1501,7 @@ impl std::future::Future for OpenFollower {
                 }
                 // Held by another program's exclusive `flock`: looked at again (as `open`
                 // does until its deadline; a future's is its caller's).
-                Err(e) if held_by_another(&e) => {
+                Err(e) if e.is_locked_out() => {
                     this.next_look = Some(now + INIT_LOOK_EVERY);
                 }
                 // Being created: look again, for as long as `open` would wait (judged by the
