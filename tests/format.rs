@@ -349,6 +349,35 @@ fn python_write(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// The writer written from FORMAT.md honours an exclusive writer's claim (§4 word 61, §11 step
+/// 1): refused (exit 10) while mmf's claiming handle lives, the value kept; publishing once it
+/// is dropped.
+#[test]
+fn an_independent_writer_keeps_off_a_claimed_channel() {
+    let path = std::env::temp_dir().join(format!("mmf-format-x-{}.mmf", std::process::id()));
+    let _cleanup = RemoveOnDrop(path.clone());
+    let p = path.to_str().unwrap();
+    let loc = Location::file(&path);
+    let ch = Options::new()
+        .capacity(64)
+        .exclusive_writer(true)
+        .create(&loc)
+        .unwrap();
+    ch.publish_str("mine").unwrap();
+    let (code, _, err) = python_write(&[p, "theirs", "--text"]);
+    assert_eq!(code, Some(10), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    let reader = Channel::open(&loc).unwrap();
+    assert_eq!(reader.read_string().unwrap(), "mine");
+    drop(ch);
+    let (code, gen, err) = python_write(&[p, "theirs", "--text", "--print-generation"]);
+    assert_eq!((code, gen.as_str()), (Some(0), "2"), "{err}");
+    assert_eq!(reader.read_string().unwrap(), "theirs");
+}
+
 /// A writer in another language, written from FORMAT.md alone, publishes text, JSON (as
 /// MessagePack) and bytes that mmf reads: header-only, and in a slot for a reader that wants
 /// slots; a value of exactly the capacity; one byte more is refused and the value kept; mmf's

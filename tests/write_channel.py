@@ -12,7 +12,8 @@ NAME follows FORMAT.md §1 (a '/' makes it a path, else $MMF_SHM_DIR or /dev/shm
 The value is VALUE (the argument's UTF-8), or standard input with --stdin or without VALUE.
 Tags (§7): --bytes 1 (the default), --text 2, --msgpack 3 (the input is MessagePack already),
 --json (transcoded to MessagePack and stored as tag 3, as mmf does, §7.1), --tag N any tag
-(1-4, 256-65535). Exit codes as mmf's: 4 too large, 8 the lock is held, 1 anything else.
+(1-4, 256-65535). Exit codes as mmf's: 4 too large, 8 the lock is held, 10 another writer
+claimed the channel (§11 step 1), 1 anything else.
 
 --repeat N publishes N self-checking values of --pattern-sizes bytes in turn (make_pattern()):
 W, 8 hex digits of a counter, one byte repeated, and the hex CRC-32 of all that.
@@ -58,6 +59,7 @@ H_INLINE_META = (144, 160)
 H_INLINE_DATA = (192, 320)
 H_INLINE_STAMP = (312, 440)
 H_LOCK, H_RECOVERIES, H_WRITTEN, H_LAST_WRITER, H_WAITERS = 448, 456, 464, 472, 480
+H_WRITER_CLAIM = 488
 
 PIN_BASE = 512
 F_SEQ, F_GEN, F_LEN, F_TAG, F_CRC, F_PAYLOAD = 0, 8, 16, 24, 32, 64
@@ -79,6 +81,10 @@ class TooLarge(ChannelError):
 
 
 class Contended(ChannelError):
+    pass
+
+
+class Claimed(ChannelError):
     pass
 
 
@@ -445,6 +451,13 @@ class Writer:
                 self.st(H_WRITTEN, w)
             else:
                 w = self.ld(H_WRITTEN)
+            # step 1, the claim: another handle's, unless dead, refuses the publish (after the
+            # resynchronisation above, which a takeover owes the next writer); a dead one's goes
+            claim = self.ld(H_WRITER_CLAIM)
+            if claim and claim != self.token:
+                if not token_dead(self.fd, claim, self.token):
+                    raise Claimed("exclusive writer: token %#x, pid %d" % (claim, claim & 0x3FFFFF))
+                self.st(H_WRITER_CLAIM, 0)
             gen, cur = w >> 8, w & 0xFF
             if gen >= GEN_MAX:
                 raise ChannelError("corrupt: generation limit reached")
@@ -678,6 +691,9 @@ def main(argv):
     except Contended as e:
         print("write_channel: %s" % e, file=sys.stderr)
         return 8
+    except Claimed as e:
+        print("write_channel: %s" % e, file=sys.stderr)
+        return 10
     except ChannelError as e:
         print("write_channel: %s" % e, file=sys.stderr)
         return 1

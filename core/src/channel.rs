@@ -79,6 +79,10 @@ pub struct Channel {
     /// [`Options::remove_on_drop`]: the process that made the handle, which alone removes the
     /// name when it drops it.
     remove_on_drop: Option<u32>,
+    /// The process that claimed the writer role through this handle ([`Channel::claim_writer`]),
+    /// which alone gives it back on drop (a forked child's copy leaves its parent's claim); 0
+    /// if none did.
+    claim_pid: AtomicU32,
 }
 
 /// A per-handle countdown of reads that take a slower but surer path after a writer overtook one:
@@ -136,6 +140,7 @@ pub struct Options {
     wait_spin: Duration,
     header_only: bool,
     remove_on_drop: bool,
+    exclusive_writer: bool,
 }
 
 impl Default for Options {
@@ -160,6 +165,7 @@ impl Options {
             wait_spin: Duration::ZERO,
             header_only: true,
             remove_on_drop: false,
+            exclusive_writer: false,
         }
     }
 
@@ -336,6 +342,69 @@ impl Options {
         self
     }
 
+    /// Whether handles made with these options claim the channel's writer role for their
+    /// life (default `false`): while such a handle lives, publishes through any other handle,
+    /// of any process, fail with [`Error::WriterClaimed`], and so does another claim. For a
+    /// service that must be a value's only source: a second instance started by mistake fails
+    /// at its start, saying the first one's pid, instead of publishing over it, or of
+    /// [replacing](Options::create_or_replace) its channel and leaving it to publish where no
+    /// reader looks. Readers are not affected.
+    ///
+    /// The claim is made as the handle is created or opened ([`Channel::claim_writer`]), and
+    /// given back when it is dropped; a process that ends however it ends (a SIGKILL too) gives
+    /// it up with its handles, and the next publish or claim elsewhere finds it gone. With
+    /// [`create_or_replace`](Options::create_or_replace), a live claim on the channel under the
+    /// name refuses the replacement, and the old channel and its writer go on.
+    ///
+    /// What it holds off: mmf handles (this version on) and the `mmf` command line's `out`.
+    /// Programs that write the format without reading the claim word (mmf before it, a
+    /// reimplementation that skips it: docs/FORMAT.md §11 step 1) are not held off. Within one
+    /// process, a child made by `fork` shares the claim of its parent's handle; where the OS has
+    /// no open-file-description locks (other than Linux), so do all handles of one process.
+    ///
+    /// # Errors
+    ///
+    /// What the creation or open gives, and [`Error::WriterClaimed`] if another live handle
+    /// holds the claim (nothing made, nothing replaced); [`Error::InvalidOptions`] with
+    /// [`read_only`](Options::read_only), which cannot publish.
+    ///
+    /// ```
+    /// use mmf::{Channel, Options, Tag};
+    /// use mmf::channel::Error;
+    /// # let name = format!("exclusive-doc-{}", std::process::id());
+    /// let service = Options::new().capacity(64).exclusive_writer(true).create(&name)?;
+    /// service.publish_raw(Tag::TEXT, b"from the service")?;
+    ///
+    /// // A second writer, here or in any other process, is refused while the service lives.
+    /// let other = Channel::open(&name)?;
+    /// assert!(matches!(
+    ///     other.publish_raw(Tag::TEXT, b"not mine to say"),
+    ///     Err(Error::WriterClaimed { .. })
+    /// ));
+    /// assert_eq!(other.read_raw()?.1, b"from the service");
+    ///
+    /// drop(service); // the claim goes with its handle
+    /// other.publish_raw(Tag::TEXT, b"now it is")?;
+    /// # Channel::remove(&name)?;
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
+    pub fn exclusive_writer(&mut self, on: bool) -> &mut Self {
+        self.exclusive_writer = on;
+        self
+    }
+
+    /// Claims the writer role for `ch` if these options ask for it
+    /// ([`exclusive_writer`](Options::exclusive_writer)).
+    fn claimed(&self, ch: Channel) -> Result<Channel> {
+        if self.exclusive_writer {
+            if self.read_only {
+                return Err(exclusive_read_only());
+            }
+            ch.claim_writer()?;
+        }
+        Ok(ch)
+    }
+
     /// Creates a new channel at `location` (a [`Location`], a name or a path: [`ToLocation`]).
     ///
     /// The channel takes about `(readers + 2) x capacity` bytes of its file system (shared
@@ -385,7 +454,7 @@ impl Options {
     /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn create(&self, location: impl ToLocation) -> Result<Channel> {
-        self.create_parsed(&*location.to_location()?)
+        self.claimed(self.create_parsed(&*location.to_location()?)?)
     }
 
     /// [`create`](Options::create) of a location already read.
@@ -562,6 +631,7 @@ impl Options {
             damaged: None,
             cold: Default::default(),
             process_rest: os::process_word_rest(),
+            claim: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -606,7 +676,10 @@ impl Options {
     /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn open(&self, location: impl ToLocation) -> Result<Channel> {
-        self.open_parsed(&*location.to_location()?)
+        if self.exclusive_writer && self.read_only {
+            return Err(exclusive_read_only());
+        }
+        self.claimed(self.open_parsed(&*location.to_location()?)?)
     }
 
     /// [`open`](Options::open) of a location already read.
@@ -912,7 +985,23 @@ impl Options {
     /// # Ok::<(), mmf::channel::Error>(())
     /// ```
     pub fn create_or_replace(&self, location: impl ToLocation) -> Result<Channel> {
-        self.create_or_replace_parsed(&*location.to_location()?)
+        let location = location.to_location()?;
+        if self.exclusive_writer {
+            self.creatable()?;
+            // The channel under the name, if it is one and opens: a live claim there is a
+            // writer this replacement would leave publishing where no reader looks.
+            let old = Options::new()
+                .read_only(true)
+                .init_timeout(self.init_timeout)
+                .open(&*location);
+            if let Some(pid) = old.ok().and_then(|old| old.live_claim()) {
+                return Err(Error::WriterClaimed {
+                    name: location.to_string(),
+                    pid,
+                });
+            }
+        }
+        self.claimed(self.create_or_replace_parsed(&location)?)
     }
 
     /// [`create_or_replace`](Options::create_or_replace) of a location already read.
@@ -1206,6 +1295,11 @@ impl Options {
     /// [`Error::InvalidOptions`], as [`create`](Options::create) gives it; [`Error::Io`] if the
     /// memory cannot be mapped.
     pub fn anonymous(&self) -> Result<Channel> {
+        self.claimed(self.anonymous_made()?)
+    }
+
+    /// [`anonymous`](Options::anonymous) before its claim.
+    fn anonymous_made(&self) -> Result<Channel> {
         self.creatable()?;
         let layout = Layout::new(self.capacity, self.readers)?;
         let region = Region::anonymous(layout.total_bytes).map_err(|e| Error::Io {
@@ -1223,6 +1317,7 @@ impl Options {
             damaged: None,
             cold: Default::default(),
             process_rest: os::process_word_rest(),
+            claim: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -1288,6 +1383,7 @@ impl Options {
             wait_spin: self.wait_spin,
             pin_pid: AtomicU32::new(0),
             remove_on_drop: None,
+            claim_pid: AtomicU32::new(0),
         }
     }
 }
@@ -2145,6 +2241,49 @@ impl Channel {
         self.retired_mark() != 0
     }
 
+    /// Claims the channel's writer role for this handle, as [`Options::exclusive_writer`] does
+    /// at open: from now until this handle is dropped, publishes through other handles (of any
+    /// process) fail with [`Error::WriterClaimed`]. Claiming again is a no-op.
+    ///
+    /// Made under the writer lock, so a publish that began before it has ended, and none
+    /// begins after it without finding the claim. A claim whose holder has died (however: its
+    /// kernel lock went with it, docs/FORMAT.md §5) is taken over, so a standby can take the
+    /// role as soon as the active writer is gone:
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use mmf::channel::Error;
+    /// let ch = mmf::Channel::open("orders")?;
+    /// loop {
+    ///     match ch.claim_writer() {
+    ///         Ok(()) => break, // the active writer is gone: this one takes over
+    ///         Err(Error::WriterClaimed { .. }) => std::thread::sleep(Duration::from_millis(100)),
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok::<(), mmf::channel::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterClaimed`]: another handle that may still be running holds the claim;
+    /// [`Error::ReadOnly`]: this handle cannot publish; [`Error::Contended`]: the writer lock
+    /// stayed held past the [lock timeout](Options::lock_timeout); [`Error::Reentrant`]: from
+    /// inside a [`publish_with`](Channel::publish_with) closure on this channel.
+    pub fn claim_writer(&self) -> Result<()> {
+        self.snap.claim_writer(self.token, &self.timeouts)?;
+        self.claim_pid.store(std::process::id(), Relaxed);
+        Ok(())
+    }
+
+    /// The pid of the handle holding this channel's writer role, if one does and may be
+    /// alive; `None` when the claim is free, is this handle's own, or its holder is dead.
+    fn live_claim(&self) -> Option<u32> {
+        let claim = self.snap.header(H_WRITER_CLAIM);
+        (claim != 0 && claim != self.token && self.snap.liveness.alive(claim))
+            .then(|| os::token_pid(claim))
+    }
+
     /// Marks the channel as used now: sets its file's modification time, which `mmf prune` and
     /// `mmf doctor` (through [`host::last_touched`](crate::host::last_touched)) read as the
     /// time of its last activity. Publishing does not do this by itself (a publish makes no
@@ -2570,6 +2709,17 @@ impl Channel {
                     yours: m.uid() == os::euid(),
                 }
             }),
+            exclusive_writer: match s.header(H_WRITER_CLAIM) {
+                0 => None,
+                owner => Some(LockOwner {
+                    pid: os::token_pid(owner),
+                    state: if owner == self.token {
+                        OwnerState::Alive
+                    } else {
+                        s.liveness.judge(owner)
+                    },
+                }),
+            },
             writer_lock: match s.header(H_LOCK) {
                 0 => None,
                 owner => Some(LockOwner {
@@ -2594,18 +2744,31 @@ impl Drop for Channel {
         // Before the mapping goes: the notifier thread must not touch it afterwards.
         #[cfg(feature = "async")]
         crate::notify::forget_channel(std::ptr::from_ref(self.latest_word()) as usize);
-        // A forked child's copy of a handle whose entry its parent claimed (same token): the
-        // parent still uses it.
-        let claimed_here = || self.pin_pid.load(Relaxed) == std::process::id();
-        if let Some(Some(e)) = self.pin.get().filter(|_| claimed_here()) {
-            // A file truncated under the mapping (which `verify` reports) would make the stores
-            // that give the entry back raise SIGBUS: drop such a handle without touching it.
-            let intact = self.snap.liveness.file().is_none_or(|f| {
+        // A forked child's copy of a handle whose entry (or writer role) its parent claimed
+        // (same token): the parent still uses it.
+        let pid = std::process::id();
+        let pinned = self
+            .pin
+            .get()
+            .copied()
+            .flatten()
+            .filter(|_| self.pin_pid.load(Relaxed) == pid);
+        let claimed = self.claim_pid.load(Relaxed) == pid;
+        // A file truncated under the mapping (which `verify` reports) would make the stores
+        // that give the entry and the claim back raise SIGBUS: drop such a handle without
+        // touching it.
+        let intact = || {
+            self.snap.liveness.file().is_none_or(|f| {
                 f.metadata()
                     .is_ok_and(|m| m.len() >= self.snap.layout.total_bytes as u64)
-            });
-            if intact {
-                self.snap.release_pin(*e, self.token);
+            })
+        };
+        if (pinned.is_some() || claimed) && intact() {
+            if let Some(e) = pinned {
+                self.snap.release_pin(e, self.token);
+            }
+            if claimed {
+                self.snap.release_claim(self.token);
             }
         }
     }
@@ -2761,6 +2924,10 @@ pub struct Info {
     /// holds it only while it publishes). A holder that stays, and is not alive, is what makes
     /// publishes fail with [`Error::Contended`].
     pub writer_lock: Option<LockOwner>,
+    /// The handle holding the channel's writer role ([`Options::exclusive_writer`]), if one
+    /// claimed it: while it is alive, only it publishes. A claim whose holder is dead is
+    /// cleared by the next publish or claim.
+    pub exclusive_writer: Option<LockOwner>,
     /// Waits for a new value under way right now, as counted in the header: each thread blocked
     /// in `wait_for_change` (or a `Follower`'s wait) and each pending `changed()` future, of
     /// any process; a peer may have written anything there (writers mend an excess).
@@ -3190,6 +3357,7 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         damaged: None,
         cold: Default::default(),
         process_rest: 0,
+        claim: Default::default(),
     };
     if snap.region.writable() {
         snap.process_rest = os::process_word_rest();
@@ -4344,6 +4512,15 @@ pub(crate) fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 
 /// The error for a channel path that names a directory (named without trailing slashes, so
 /// that the suggested file path in the message reads `dir/state.mmf`, not `dir//state.mmf`).
+/// [`Options::exclusive_writer`] with [`Options::read_only`].
+fn exclusive_read_only() -> Error {
+    Error::InvalidOptions(
+        "exclusive_writer claims the right to publish, which a read_only handle cannot use; \
+         set one or the other"
+            .into(),
+    )
+}
+
 fn directory(name: &str) -> Error {
     Error::IsADirectory { name: name.into() }
 }

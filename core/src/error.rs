@@ -265,6 +265,20 @@ pub enum Error {
         /// The channel's name or path.
         name: String,
     },
+    /// Another handle claimed the channel's writer role
+    /// ([`Options::exclusive_writer`](crate::Options::exclusive_writer),
+    /// [`Channel::claim_writer`](crate::Channel::claim_writer)) and may still be running: its
+    /// values alone are
+    /// published there. Nothing was published or claimed; the current value stays. The claim
+    /// goes when that handle is dropped or its process ends, however it ends.
+    #[error("channel '{name}' has an exclusive writer, pid {pid}, and only it may publish there; nothing was published: stop that writer (or let it close the channel) first, or publish to another channel")]
+    #[non_exhaustive]
+    WriterClaimed {
+        /// The channel's name or path.
+        name: String,
+        /// The exclusive writer's pid, as its own PID namespace numbers it.
+        pid: u32,
+    },
     /// The value is larger than this process could allocate a buffer for: a read (or
     /// [`Channel::recover`](crate::Channel::recover)) could not reserve its `len` bytes. Nothing
     /// was changed; the caller's buffer is left empty. Only a channel whose capacity exceeds the
@@ -652,7 +666,7 @@ impl Error {
             | Error::Corrupt { .. }
             | Error::Truncated { .. } => K::InvalidData,
             Error::BeingCreated { .. } | Error::Contended { .. } => K::TimedOut,
-            Error::Reentrant { .. } => K::ResourceBusy,
+            Error::Reentrant { .. } | Error::WriterClaimed { .. } => K::ResourceBusy,
             Error::OutOfMemory { .. } | Error::MemoryLimit { .. } => K::OutOfMemory,
             Error::ReadOnly { .. } | Error::PermissionDenied { .. } => K::PermissionDenied,
             Error::NoSpace { .. } => K::StorageFull,

@@ -162,6 +162,13 @@ pub struct Orphans {
     pub pins: usize,
     /// Reader-pin entries left to holders judged alive, as [`lock_kept`](Self::lock_kept).
     pub pins_kept: usize,
+    /// The claim of an exclusive writer ([`Options::exclusive_writer`](crate::Options::exclusive_writer)),
+    /// freed: its holder was judged as for [`lock`](Self::lock). Such a claim, which nobody
+    /// can judge dead, refuses every other writer's publishes for as long as it stands.
+    pub exclusive_writer: Option<LockOwner>,
+    /// The claim of an exclusive writer, left to a holder judged alive, as
+    /// [`lock_kept`](Self::lock_kept).
+    pub exclusive_writer_kept: Option<LockOwner>,
     /// By how much the header's count of blocked waiters was lowered: waiters that no handle
     /// counts any more cost every publish a wake-up call.
     pub waiters: u64,
@@ -170,7 +177,10 @@ pub struct Orphans {
 impl Orphans {
     /// Whether nothing was freed.
     pub fn is_empty(&self) -> bool {
-        self.lock.is_none() && self.pins == 0 && self.waiters == 0
+        self.lock.is_none()
+            && self.exclusive_writer.is_none()
+            && self.pins == 0
+            && self.waiters == 0
     }
 }
 

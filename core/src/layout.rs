@@ -100,6 +100,10 @@ pub(crate) const H_LAST_WRITER: usize = 59;
 /// Number of handles blocked in `wait_for_change`; a writer issues a futex wake only when it is
 /// not zero.
 pub(crate) const H_WAITERS: usize = 60;
+/// The exclusive writer's token (`Options::exclusive_writer`), 0 if none: stored and cleared
+/// under the writer lock (but for its holder's own release), and loaded by every publish once
+/// it holds the lock, from the line it has just taken.
+pub(crate) const H_WRITER_CLAIM: usize = 61;
 /// First word of the reader-pin table: one cache line per entry, `owner` then `pinned`.
 pub(crate) const H_PINS: usize = 64;
 /// Words per reader-pin entry (one cache line).
@@ -357,6 +361,7 @@ mod tests {
         assert_eq!(H_WRITTEN * 8, 464);
         assert_eq!(H_LAST_WRITER * 8, 472);
         assert_eq!(H_WAITERS * 8, 480);
+        assert_eq!(H_WRITER_CLAIM * 8, 488);
         assert_eq!(H_RETIRED * 8, 104);
         assert_eq!(l.inline_max(false), 120);
         assert_eq!(l.inline_max(true), 0);

@@ -133,6 +133,13 @@ pub(crate) struct Snapshot {
     /// pid: its PID namespace, start time and boot ([`os::process_word_rest`]), asked once, when
     /// a writable handle is made (0 for a read-only one, which never writes them).
     pub process_rest: u64,
+    /// What this handle's publishes expect in the header's exclusive-writer word: 0, or this
+    /// handle's own token once it claimed the channel's writer role
+    /// ([`claim_writer`](Self::claim_writer)). A publish that finds anything else there takes
+    /// the cold path
+    /// ([`claim_mismatch`](Self::claim_mismatch)). A handle's own word, never another
+    /// process's, so a std atomic under loom too.
+    pub claim: std::sync::atomic::AtomicU64,
 }
 
 /// A handle's state that only its cold paths touch ([`Snapshot::cold`]).
@@ -583,6 +590,25 @@ impl Snapshot {
                 }
             }
         }
+        // An exclusive writer's claim, judged as the lock's holder. Without the lock (which a
+        // holder judged alive may keep): no handle is open to publish or claim meanwhile.
+        let claim_word = &h[H_WRITER_CLAIM];
+        let claim = claim_word.load(Ordering::Relaxed);
+        if claim != 0 {
+            let state = self.liveness.judge(claim);
+            let holder = crate::LockOwner {
+                pid: os::token_pid(claim),
+                state,
+            };
+            if state == os::OwnerState::Alive {
+                freed.exclusive_writer_kept = Some(holder);
+            } else if claim_word
+                .compare_exchange(claim, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                freed.exclusive_writer = Some(holder);
+            }
+        }
         let w = self.region.word(H_WAITERS);
         let waiting = w.load(Ordering::SeqCst);
         for e in 0..self.layout.readers {
@@ -834,6 +860,14 @@ impl Snapshot {
         };
         // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
         let _guard = LockGuard(lock_word);
+        if let Err(e) = self.check_claim(token) {
+            // As a failed publish after a takeover leaves it (`publish_locked`): the next
+            // writer, taking a free lock, trusts `written`.
+            if recovered {
+                self.resync_written();
+            }
+            return Err(e);
+        }
         // While a `fill` runs, this thread holds the lock: a publish from inside it to the same
         // channel is refused at once (`lock_contended`) rather than waiting for itself.
         #[cfg(not(loom))]
@@ -881,6 +915,95 @@ impl Snapshot {
         }
     }
 
+    /// The exclusive-writer check of a publish that holds the lock: one load from the line the
+    /// lock's compare-and-swap has just brought in, and one compare. The claim word is stored
+    /// under the lock alone (but for a holder's own release,
+    /// [`release_claim`](Self::release_claim)), so a claim made before this publish took the
+    /// lock is seen here,
+    /// and none is made until it lets the lock go: Relaxed loads and stores, the lock orders
+    /// them.
+    #[inline(always)]
+    fn check_claim(&self, token: u64) -> Result<()> {
+        let claim = self.fixed()[H_WRITER_CLAIM].load(Ordering::Relaxed);
+        if claim == self.claim.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.claim_mismatch(claim, token)
+    }
+
+    /// [`check_claim`](Self::check_claim) found another word than this handle expects: another
+    /// handle's claim, which refuses the publish while its owner may be alive and is cleared once
+    /// it is dead (FORMAT.md §5's rules, as for the writer lock); or, for a handle that claimed
+    /// the role, its claim gone (a peer's stray write), which it makes again. A claim equal to
+    /// this handle's token is its own (a token judged by pid is its whole process's, and a
+    /// forked child's copy of a handle has its parent's).
+    #[cold]
+    #[inline(never)]
+    fn claim_mismatch(&self, claim: u64, token: u64) -> Result<()> {
+        if claim == token {
+            return Ok(());
+        }
+        if claim != 0 && self.liveness.alive(claim) {
+            return Err(Error::WriterClaimed {
+                name: self.name.clone(),
+                pid: os::token_pid(claim),
+            });
+        }
+        let mine = self.claim.load(std::sync::atomic::Ordering::Relaxed);
+        self.fixed()[H_WRITER_CLAIM].store(mine, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Claims the channel's writer role for `token` (`Channel::claim_writer`): under the
+    /// writer lock, the claim word is taken if it is free, this token's already, or a dead
+    /// owner's; another live owner's claim is [`Error::WriterClaimed`].
+    pub(crate) fn claim_writer(&self, token: u64, t: &Timeouts) -> Result<()> {
+        if !self.region.writable() {
+            return Err(Error::ReadOnly {
+                name: self.name.clone(),
+            });
+        }
+        let h = self.fixed();
+        let lock_word = &h[H_LOCK];
+        let recovered = if lock::try_acquire(lock_word, token) {
+            false
+        } else {
+            self.lock_contended(token, t)?
+        };
+        let _guard = LockGuard(lock_word);
+        if recovered {
+            // As a publish after a takeover does first: the next writer trusts `written`.
+            self.resync_written();
+        }
+        let word = &h[H_WRITER_CLAIM];
+        let claim = word.load(Ordering::Relaxed);
+        if claim != 0 && claim != token && self.liveness.alive(claim) {
+            return Err(Error::WriterClaimed {
+                name: self.name.clone(),
+                pid: os::token_pid(claim),
+            });
+        }
+        word.store(token, Ordering::Relaxed);
+        self.claim
+            .store(token, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives this handle's writer role back, if it claimed it: the claim word cleared if it
+    /// still holds `token` (a compare-and-swap, without the lock: no other party stores this
+    /// handle's token there, and a publish that loaded it in the meantime was refused while
+    /// the claim stood).
+    pub(crate) fn release_claim(&self, token: u64) {
+        if self.claim.swap(0, std::sync::atomic::Ordering::Relaxed) == token && token != 0 {
+            let _ = self.fixed()[H_WRITER_CLAIM].compare_exchange(
+                token,
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
     /// [`publish`](Self::publish) of a value the caller holds as one slice (`bytes.len() <=
     /// capacity`, checked by the caller), with the common case on a path of its own: a small
     /// value while no reader reads from a slot, published into the header only
@@ -903,6 +1026,7 @@ impl Snapshot {
             && lock::try_acquire(lock_word, token)
         {
             let _guard = LockGuard(lock_word);
+            self.check_claim(token)?;
             let pid = u64::from(os::token_pid(token)) | self.process_rest;
             let pins = self.pin_scan();
             if pins.is_none() {
@@ -915,8 +1039,8 @@ impl Snapshot {
         self.publish::<NoFill, WAKE>(token, tag, t, Source::Bytes(bytes))
     }
 
-    /// [`publish_locked`](Self::publish_locked) out of line, for [`publish_bytes`]
-    /// (Self::publish_bytes) when a reader pins or wants slots: [`publish`](Self::publish) keeps
+    /// [`publish_locked`](Self::publish_locked) out of line, for [`publish_bytes`](Self::publish_bytes)
+    /// when a reader pins or wants slots: [`publish`](Self::publish) keeps
     /// its own inlined copy, so a larger value's publish makes one call, not two.
     #[inline(never)]
     fn publish_locked_out_of_line<const WAKE: bool>(
@@ -1182,8 +1306,8 @@ impl Snapshot {
         self.header_only && !self.checksum && len <= self.layout.inline_max(false)
     }
 
-    /// The whole publish, under the lock, of a value that [`may_be_header_only`]
-    /// (Self::may_be_header_only) while `pin_scan` found no pin: the generation after `gen`, in
+    /// The whole publish, under the lock, of a value that [`may_be_header_only`](Self::may_be_header_only)
+    /// while `pin_scan` found no pin: the generation after `gen`, in
     /// the header only. Returns that generation.
     #[inline(always)]
     fn publish_header_only<const WAKE: bool>(
@@ -1362,8 +1486,9 @@ impl Snapshot {
 
     /// One validated copy of generation `gen`'s value (`len` bytes, tagged `tag`, small enough to
     /// be inline) from inline buffer `b` (`gen % 2`); `latest` is what the caller loaded, with
-    /// Acquire. The copy is clean if `latest` has not moved ([`store_descriptor`]
-    /// (Self::store_descriptor)) or, if it has, if the buffer's stamp still names `gen`
+    /// Acquire. The copy is clean if `latest` has not moved
+    /// ([`store_descriptor`](Self::store_descriptor)) or, if it has, if the buffer's stamp still
+    /// names `gen`
     /// ([`stamp_inline`](Self::stamp_inline)); `latest` is asked first because in a request/reply
     /// exchange it is still in this core's cache while the stamp's line may not be. `None` when
     /// neither holds (a publish of `gen + 2` or later began writing the buffer): the caller
