@@ -37,7 +37,7 @@ EXAMPLES:
 EXIT CODES:
   0 ok   1 error   2 usage   3 no such channel   4 value too large
   5 invalid input   6 channel exists   7 no value yet   8 timed out
-  9 the --pid process exited first
+  9 the --pid process exited first   10 another writer claimed the channel
   A wait ended by Ctrl-C, SIGTERM or SIGHUP ends by that signal (status 130, 143, 129),
   as do SIGUSR1, SIGUSR2 and SIGALRM.";
 
@@ -269,6 +269,13 @@ pub struct OutArgs {
     /// not hold it up: its lock is taken over at once.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse_duration, allow_hyphen_values = true)]
     pub lock_timeout: std::time::Duration,
+    /// With --lines, be the channel's only writer while this command runs: publishes by other
+    /// writers (another `mmf out`, a program using mmf) fail with exit code 10 meanwhile, and
+    /// this command fails with exit code 10 at its start if another writer claimed the channel
+    /// so first (an instance of a producer started twice). The claim goes when the command
+    /// ends, however it ends; `mmf info` shows who holds it.
+    #[arg(long, requires = "lines")]
+    pub exclusive: bool,
 }
 
 /// `out --lock-timeout`'s default, as [`Cli::plain`] sets it (clap's `default_value` says it
@@ -578,6 +585,7 @@ impl Cli {
                     print_generation: false,
                     sync: false,
                     lock_timeout: OUT_LOCK_TIMEOUT,
+                    exclusive: false,
                 }),
                 _ => return None,
             },

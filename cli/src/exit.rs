@@ -22,6 +22,9 @@ pub const EMPTY: u8 = 7;
 pub const TIMEOUT: u8 = 8;
 /// The process named by `--pid` exited before what was waited for came.
 pub const EXITED: u8 = 9;
+/// Another writer claimed the channel's writer role (`out --exclusive`, or a program's
+/// `exclusive_writer`): nothing was published.
+pub const CLAIMED: u8 = 10;
 /// A signal ended a wait (Ctrl-C, SIGTERM, SIGHUP, or another of `interrupt`'s): the process
 /// then ends by that signal itself (`interrupt::end_by_signal`), so this code is not seen
 /// outside; it keeps the wait's error quiet (no message).
@@ -208,6 +211,7 @@ pub fn code(err: &anyhow::Error) -> u8 {
                 USAGE
             }
             CoreError::Contended { .. } => TIMEOUT,
+            CoreError::WriterClaimed { .. } => CLAIMED,
             _ => ERROR,
         };
     }

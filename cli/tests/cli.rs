@@ -9275,3 +9275,62 @@ fn read_wait_and_watch_wait_out_another_programs_lock() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "v1\n");
 }
+
+/// `out --lines --exclusive`: while it runs, another `out` fails with exit code 10 naming its
+/// pid, and so does a second `--exclusive` at its start; `info` shows the claim; its own lines
+/// go on being published; once it is killed, or ends, `out` publishes again.
+#[test]
+fn out_exclusive_holds_off_other_writers_while_it_runs() {
+    let e = Env::new("exclusive");
+    e.ok(&["new", "c", "--size", "64"]);
+    let mut feeder = e.spawn_piped(&["out", "c", "--lines", "--exclusive"]);
+    let mut input = feeder.stdin.take().unwrap();
+    let fed = |input: &mut std::process::ChildStdin, line: &str| {
+        input.write_all(format!("{line}\n").as_bytes()).unwrap();
+        input.flush().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while String::from_utf8_lossy(&e.run(&["read", "c"]).stdout).trim_end() != line {
+            assert!(std::time::Instant::now() < deadline, "{line} never came");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    fed(&mut input, "first");
+    let pid = feeder.id();
+    let claimed = format!("has an exclusive writer, pid {pid}");
+    fails(&e.run(&["out", "c", "other"]), 10, &claimed);
+    fails(
+        &e.run_in(&["out", "c", "--lines", "--exclusive"], b"second\n"),
+        10,
+        &claimed,
+    );
+    assert_eq!(
+        e.ok(&["read", "c"]),
+        "first\n",
+        "nothing else was published"
+    );
+    let info = e.ok(&["info", "c"]);
+    assert!(
+        info.contains(&format!(
+            "exclusive:   pid {pid} (running: only it may publish)"
+        )),
+        "{info}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&e.ok(&["info", "c", "--json"])).unwrap();
+    assert_eq!(json["exclusive_writer"]["pid"], pid);
+    assert_eq!(json["exclusive_writer"]["state"], "alive");
+    fed(&mut input, "second");
+
+    feeder.kill().unwrap();
+    feeder.wait().unwrap();
+    e.ok(&["out", "c", "after"]);
+    assert_eq!(e.ok(&["read", "c"]), "after\n");
+    assert!(e.ok(&["info", "c"]).contains("exclusive:   none"));
+    // Given back at a normal end too.
+    succeeded(&e.run_in(&["out", "c", "--lines", "--exclusive"], b"x\ny\n"));
+    assert!(e.ok(&["info", "c"]).contains("exclusive:   none"));
+    assert_eq!(
+        e.run(&["out", "c", "x", "--exclusive"]).status.code(),
+        Some(2),
+        "--exclusive is for --lines"
+    );
+}

@@ -91,6 +91,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
          checksum:    {}\n\
          recoveries:  {}\n\
          writer lock: {}\n\
+         exclusive:   {}\n\
          waiting:     {}\n\
          file:        {}\n",
         format_size(info.capacity as u64),
@@ -110,6 +111,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         },
         info.writer_recoveries,
         lock_line(info.writer_lock, &location),
+        claim_line(info.exclusive_writer, &location),
         info.waiters,
         file_line(info.file),
     );
@@ -185,17 +187,23 @@ pub(super) fn record(name: &str, info: &mmf::Info, checked: bool) -> serde_json:
             "links": f.links,
             "yours": f.yours,
         })),
-        "writer_lock": info.writer_lock.map(|l| {
-            let (state, why) = match l.state {
-                OwnerState::Alive => ("alive", None),
-                OwnerState::Dead => ("dead", None),
-                OwnerState::Unknown(why) => ("unknown", Some(why)),
-                // Non-exhaustive: a state a later mmf_core tells.
-                _ => ("unknown", None),
-            };
-            json!({ "pid": l.pid, "state": state, "why": why })
-        }),
+        "writer_lock": info.writer_lock.map(owner_record),
+        // The handle that claimed the writer role (`out --exclusive`), null if none.
+        "exclusive_writer": info.exclusive_writer.map(owner_record),
     })
+}
+
+/// The holder of the writer lock or of the writer role, as JSON: its pid, and whether it is
+/// alive (with why, where that cannot be told).
+fn owner_record(l: LockOwner) -> serde_json::Value {
+    let (state, why) = match l.state {
+        OwnerState::Alive => ("alive", None),
+        OwnerState::Dead => ("dead", None),
+        OwnerState::Unknown(why) => ("unknown", Some(why)),
+        // Non-exhaustive: a state a later mmf_core tells.
+        _ => ("unknown", None),
+    };
+    json!({ "pid": l.pid, "state": state, "why": why })
 }
 
 /// Whether this command checked the current value's checksum (`checked`: it read the value, as
@@ -252,6 +260,27 @@ fn alive_or_null(state: OwnerState) -> Option<bool> {
 }
 
 /// The `writer lock:` line: free, or who holds it and whether it is alive.
+/// The `exclusive:` line: who holds the writer role (`out --exclusive`), if anyone.
+fn claim_line(claim: Option<LockOwner>, location: &Location) -> String {
+    let Some(c) = claim else {
+        return "none (any writer may publish)".to_owned();
+    };
+    match c.state {
+        OwnerState::Alive => format!("pid {} (running: only it may publish)", c.pid),
+        OwnerState::Dead => format!(
+            "pid {} (exited; the next publish or claim clears it)",
+            c.pid
+        ),
+        OwnerState::Unknown(why) => format!(
+            "pid {} (may be alive: {why}; others' publishes are refused; once no process has \
+             the channel open, `{}` frees it)",
+            c.pid,
+            crate::exit::command("recover", super::typed(location), "")
+        ),
+        _ => format!("pid {}", c.pid),
+    }
+}
+
 fn lock_line(lock: Option<LockOwner>, location: &Location) -> String {
     let Some(l) = lock else {
         return "free".to_owned();

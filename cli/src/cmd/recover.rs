@@ -107,22 +107,40 @@ fn reads_whole(location: &Location, generation: u64) -> String {
 /// to a holder judged alive.
 fn freed_lines(location: &Location, o: &Orphans) -> String {
     let mut out = String::new();
-    if let Some(l) = o.lock {
+    // A token of pid 0 is no process's: a stray write (a kernel-held one is judged by its lock
+    // byte alone, whatever its pid bits say).
+    let holder = |l: mmf::LockOwner| {
         let judged = match l.state {
             OwnerState::Dead => "which has exited".to_owned(),
             OwnerState::Unknown(why) => format!("which could not be judged ({why})"),
             _ => "which holds no handle".to_owned(),
         };
-        // A token of pid 0 is no process's: a stray write (a kernel-held one is judged by its
-        // lock byte alone, whatever its pid bits say).
-        let holder = match l.pid {
+        match l.pid {
             0 => "a token that names no process".to_owned(),
             pid => format!("pid {pid}, {judged}"),
-        };
+        }
+    };
+    if let Some(l) = o.lock {
         out += &format!(
-            "freed the writer lock of '{location}', held by {holder}: no process had the \
-             channel open\n"
+            "freed the writer lock of '{location}', held by {}: no process had the channel \
+             open\n",
+            holder(l)
         );
+    }
+    if let Some(c) = o.exclusive_writer {
+        out += &format!(
+            "freed the exclusive writer's claim on '{location}', made by {}: no process had the \
+             channel open\n",
+            holder(c)
+        );
+    }
+    if let Some(c) = o.exclusive_writer_kept {
+        crate::exit::say(format_args!(
+            "'{location}': its exclusive writer's claim, made by pid {}, is left to that running \
+             process, although it has no handle of the channel open; others' publishes are \
+             refused while it stands",
+            c.pid
+        ));
     }
     if o.pins > 0 {
         let entries = if o.pins == 1 { "entry" } else { "entries" };

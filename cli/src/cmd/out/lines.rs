@@ -39,7 +39,9 @@ pub(super) fn run(a: &OutArgs, location: &Location) -> anyhow::Result<()> {
     // What ends a line: a newline, or NUL (`-z`) for values that may hold newlines.
     let end = if a.zero_terminated { 0 } else { b'\n' };
     let mut options = Options::new();
-    options.lock_timeout(a.lock_timeout);
+    options
+        .lock_timeout(a.lock_timeout)
+        .exclusive_writer(a.exclusive);
     let mut ch = match options.open(location) {
         // The command writing to our standard input may be the one that creates the channel
         // (`(mmf new N; producer) | mmf out N --lines`): looked for again once input has come.
