@@ -631,7 +631,6 @@ impl Options {
             damaged: None,
             cold: Default::default(),
             process_rest: os::process_word_rest(),
-            claim: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -1317,7 +1316,6 @@ impl Options {
             damaged: None,
             cold: Default::default(),
             process_rest: os::process_word_rest(),
-            claim: Default::default(),
         };
         snap.init(
             self.flags(),
@@ -3357,7 +3355,6 @@ fn validate(region: Region, len: u64, name: &str) -> Result<Snapshot> {
         damaged: None,
         cold: Default::default(),
         process_rest: 0,
-        claim: Default::default(),
     };
     if snap.region.writable() {
         snap.process_rest = os::process_word_rest();

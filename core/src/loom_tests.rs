@@ -47,7 +47,6 @@ fn channel_on(header_only: bool, readers: usize, checksum: bool, len: usize) -> 
         damaged: None,
         cold: Default::default(),
         process_rest: 0,
-        claim: Default::default(),
     };
     snap.init(u64::from(checksum), 1, 0, 0);
     Arc::new(snap)

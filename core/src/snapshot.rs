@@ -133,13 +133,6 @@ pub(crate) struct Snapshot {
     /// pid: its PID namespace, start time and boot ([`os::process_word_rest`]), asked once, when
     /// a writable handle is made (0 for a read-only one, which never writes them).
     pub process_rest: u64,
-    /// What this handle's publishes expect in the header's exclusive-writer word: 0, or this
-    /// handle's own token once it claimed the channel's writer role
-    /// ([`claim_writer`](Self::claim_writer)). A publish that finds anything else there takes
-    /// the cold path
-    /// ([`claim_mismatch`](Self::claim_mismatch)). A handle's own word, never another
-    /// process's, so a std atomic under loom too.
-    pub claim: std::sync::atomic::AtomicU64,
 }
 
 /// A handle's state that only its cold paths touch ([`Snapshot::cold`]).
@@ -860,20 +853,13 @@ impl Snapshot {
         };
         // Released on every path, a panicking `fill` included (its slot's stamp stays odd).
         let _guard = LockGuard(lock_word);
-        if let Err(e) = self.check_claim(token) {
-            // As a failed publish after a takeover leaves it (`publish_locked`): the next
-            // writer, taking a free lock, trusts `written`.
-            if recovered {
-                self.resync_written();
-            }
-            return Err(e);
-        }
         // While a `fill` runs, this thread holds the lock: a publish from inside it to the same
         // channel is refused at once (`lock_contended`) rather than waiting for itself.
         #[cfg(not(loom))]
         let _filling = matches!(source, Source::Fill(_))
             .then(|| filling::Filling::enter(std::ptr::from_ref(lock_word) as usize, token));
         let pins = self.pin_scan();
+        self.check_claim(token, recovered)?;
         self.publish_locked::<F, WAKE>(
             tag,
             u64::from(os::token_pid(token)) | self.process_rest,
@@ -916,41 +902,48 @@ impl Snapshot {
     }
 
     /// The exclusive-writer check of a publish that holds the lock: one load from the line the
-    /// lock's compare-and-swap has just brought in, and one compare. The claim word is stored
-    /// under the lock alone (but for a holder's own release,
+    /// lock's compare-and-swap has just brought in, and a compare or two (no field of the
+    /// handle: state it keeps inline lengthens every publish by its layout alone, see `cold`).
+    /// A claim that is this handle's token is its own (a token judged by pid is its whole
+    /// process's, and a forked child's copy of a handle has its parent's). The claim word is
+    /// stored under the lock alone (but for a holder's own release,
     /// [`release_claim`](Self::release_claim)), so a claim made before this publish took the
-    /// lock is seen here,
-    /// and none is made until it lets the lock go: Relaxed loads and stores, the lock orders
-    /// them.
+    /// lock is seen here, and none is made until it lets the lock go: Relaxed loads and
+    /// stores, the lock orders them.
+    ///
+    /// `recovered`: whether this publish took the lock over from a dead writer, whose
+    /// `written` a refusal resynchronises first, as a failed publish after a takeover leaves it
+    /// (`publish_locked`): the next writer, taking a free lock, trusts it.
     #[inline(always)]
-    fn check_claim(&self, token: u64) -> Result<()> {
+    fn check_claim(&self, token: u64, recovered: bool) -> Result<()> {
         let claim = self.fixed()[H_WRITER_CLAIM].load(Ordering::Relaxed);
-        if claim == self.claim.load(std::sync::atomic::Ordering::Relaxed) {
+        if claim == 0 || claim == token {
             return Ok(());
         }
-        self.claim_mismatch(claim, token)
+        self.foreign_claim(claim, recovered)
     }
 
-    /// [`check_claim`](Self::check_claim) found another word than this handle expects: another
-    /// handle's claim, which refuses the publish while its owner may be alive and is cleared once
-    /// it is dead (FORMAT.md §5's rules, as for the writer lock); or, for a handle that claimed
-    /// the role, its claim gone (a peer's stray write), which it makes again. A claim equal to
-    /// this handle's token is its own (a token judged by pid is its whole process's, and a
-    /// forked child's copy of a handle has its parent's).
+    /// [`check_claim`](Self::check_claim) found another handle's claim, which refuses the
+    /// publish while its owner may be alive and is cleared once it is dead (FORMAT.md §5's
+    /// rules, as for the writer lock).
     #[cold]
     #[inline(never)]
-    fn claim_mismatch(&self, claim: u64, token: u64) -> Result<()> {
-        if claim == token {
-            return Ok(());
-        }
-        if claim != 0 && self.liveness.alive(claim) {
+    fn foreign_claim(&self, claim: u64, recovered: bool) -> Result<()> {
+        if self.liveness.alive(claim) {
+            if recovered {
+                self.resync_written();
+            }
             return Err(Error::WriterClaimed {
                 name: self.name.clone(),
                 pid: os::token_pid(claim),
             });
         }
-        let mine = self.claim.load(std::sync::atomic::Ordering::Relaxed);
-        self.fixed()[H_WRITER_CLAIM].store(mine, Ordering::Relaxed);
+        let _ = self.fixed()[H_WRITER_CLAIM].compare_exchange(
+            claim,
+            0,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 
@@ -984,24 +977,20 @@ impl Snapshot {
             });
         }
         word.store(token, Ordering::Relaxed);
-        self.claim
-            .store(token, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
-    /// Gives this handle's writer role back, if it claimed it: the claim word cleared if it
-    /// still holds `token` (a compare-and-swap, without the lock: no other party stores this
-    /// handle's token there, and a publish that loaded it in the meantime was refused while
-    /// the claim stood).
+    /// Gives the writer role `token` claimed back: the claim word cleared if it still holds
+    /// `token` (a compare-and-swap, without the lock: no other party stores this handle's
+    /// token there, and a publish that loaded it in the meantime was refused while the claim
+    /// stood).
     pub(crate) fn release_claim(&self, token: u64) {
-        if self.claim.swap(0, std::sync::atomic::Ordering::Relaxed) == token && token != 0 {
-            let _ = self.fixed()[H_WRITER_CLAIM].compare_exchange(
-                token,
-                0,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
+        let _ = self.fixed()[H_WRITER_CLAIM].compare_exchange(
+            token,
+            0,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     /// [`publish`](Self::publish) of a value the caller holds as one slice (`bytes.len() <=
@@ -1026,7 +1015,7 @@ impl Snapshot {
             && lock::try_acquire(lock_word, token)
         {
             let _guard = LockGuard(lock_word);
-            self.check_claim(token)?;
+            self.check_claim(token, false)?;
             let pid = u64::from(os::token_pid(token)) | self.process_rest;
             let pins = self.pin_scan();
             if pins.is_none() {
