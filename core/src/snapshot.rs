@@ -2055,7 +2055,11 @@ impl Snapshot {
         let mut too_large: Option<(u64, u64, std::collections::TryReserveError)> = None;
         // The slot `latest` names holds its damaged value, or an older frame over a payload
         // its value may have half overwritten; a frame newer than `latest` there was published
-        // after it (the writers' count says so), and `latest` moved back.
+        // after it (the writers' count says so), and `latest` moved back. An older frame with a
+        // CRC is taken all the same if its CRC matches (below): a machine crash that wrote
+        // back the header's page and not the slot's leaves the flushed value there whole, and
+        // a payload half overwritten fails the check (a crash audit found such values given
+        // up for lost).
         for slot in 0..l.slots {
             let seq = self.region.word(l.slot(slot, F_SEQ));
             let Some(s1) = seqlock::read_begin(seq) else {
@@ -2070,7 +2074,7 @@ impl Snapshot {
                 .as_ref()
                 .is_none_or(|b| fgen > b.0 || (fgen == b.0 && matches && !described));
             if fgen == 0
-                || (slot == current && fgen <= gen)
+                || (slot == current && fgen <= gen && crc & CRC_PRESENT == 0)
                 || fgen > upper
                 || (fgen == gen && !matches)
                 || !newer
