@@ -4,9 +4,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::OnceLock;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{explained, Error, Result};
@@ -38,7 +37,11 @@ use crate::sync::Ordering;
 /// until the parent exits). The other way round too: the kernel lock that shows the writer
 /// alive is the child's as well, so a parent killed while it publishes leaves the writer lock
 /// held until every process it forked (without `exec`) has exited. A forked process that goes
-/// on using a channel should open its own handle.
+/// on using a channel should open its own handle. A fork may come while another thread is inside
+/// mmf (claiming the handle's reader-pin entry, making the process's first handle): the child
+/// never waits for that thread, which the fork did not copy. A parent that drops its handle
+/// while a child waits through its copy takes the child's wait off the channel's count (the
+/// entry is the parent's): the child's wait then sees a new value within 100 ms, not at once.
 ///
 /// ```
 /// use mmf::{Channel, Tag};
@@ -59,8 +62,8 @@ pub struct Channel {
     location: Location,
     token: u64,
     /// This handle's reader-pin entry, claimed at its first read (so handles that only write
-    /// never take one): `None` inside when none was free or the mapping is read-only.
-    pin: OnceLock<Option<usize>>,
+    /// never take one): none when none was free or the mapping is read-only.
+    pin: PinState,
     pin_busy: AtomicBool,
     /// Reads that pin from their first attempt: started by a read that needed a retry.
     eager_reads: Streak,
@@ -106,6 +109,83 @@ impl<const LENGTH: u32> Streak<LENGTH> {
             self.0.store(LENGTH, Relaxed);
         } else if left > 0 {
             self.0.store(left - 1, Relaxed);
+        }
+    }
+}
+
+/// A handle's reader-pin entry, claimed at its first read or wait: one word, 0 before the claim,
+/// [`PIN_CLAIMING`] with the claiming process's pid during it, [`PIN_DONE`] with the entry plus
+/// one (0: none) after.
+#[derive(Default)]
+struct PinState(AtomicU64);
+
+const PIN_CLAIMING: u64 = 1 << 63;
+const PIN_DONE: u64 = 1 << 62;
+
+/// What [`PinState::begin`] found.
+enum PinClaim {
+    /// Claimed already: the entry, if any.
+    Done(Option<usize>),
+    /// This thread claims it now, and ends the claim with [`Claiming::finish`].
+    Ours,
+    /// Another thread of this process is claiming it.
+    Busy,
+}
+
+impl PinState {
+    /// `Some(entry)` once the claim is over (`entry`: the entry, if one was free); `None`
+    /// before.
+    #[inline]
+    fn claimed(&self) -> Option<Option<usize>> {
+        let v = self.0.load(Acquire);
+        (v & PIN_DONE != 0).then(|| (v & 0xff).checked_sub(1).map(|e| e as usize))
+    }
+
+    /// Starts the claim for process `pid`, or says why not. A claim another process began
+    /// (a parent's thread, as this copy of the handle was forked) will not end here: this
+    /// copy ends it without an entry.
+    fn begin(&self, pid: u32) -> PinClaim {
+        let v = self.0.load(Acquire);
+        if v & PIN_DONE != 0 {
+            return PinClaim::Done((v & 0xff).checked_sub(1).map(|e| e as usize));
+        }
+        if v & PIN_CLAIMING != 0 {
+            if v & u64::from(u32::MAX) != u64::from(pid) {
+                let _ = self.0.compare_exchange(v, PIN_DONE, AcqRel, Acquire);
+            }
+            return PinClaim::Busy;
+        }
+        match self
+            .0
+            .compare_exchange(0, PIN_CLAIMING | u64::from(pid), Acquire, Acquire)
+        {
+            Ok(_) => PinClaim::Ours,
+            Err(_) => PinClaim::Busy,
+        }
+    }
+}
+
+/// A claim under way ([`PinClaim::Ours`]): ended by [`finish`](Claiming::finish), or without
+/// an entry if the claim panics, so that the handle's other threads do not wait for ever. Only
+/// the claiming thread stores to the word meanwhile (the others of its process wait, and a
+/// forked copy's word is its own).
+struct Claiming<'a> {
+    state: &'a PinState,
+    finished: bool,
+}
+
+impl Claiming<'_> {
+    fn finish(&mut self, entry: Option<usize>) {
+        let done = PIN_DONE | entry.map_or(0, |e| e as u64 + 1);
+        self.state.0.store(done, Release);
+        self.finished = true;
+    }
+}
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.0.store(PIN_DONE, Release);
         }
     }
 }
@@ -1372,7 +1452,7 @@ impl Options {
             snap,
             location,
             token,
-            pin: OnceLock::new(),
+            pin: PinState::default(),
             pin_busy: AtomicBool::new(false),
             eager_reads: Streak::default(),
             slot_reads: Streak::default(),
@@ -2119,10 +2199,39 @@ impl Channel {
     /// This handle's pin entry, claimed on first use.
     #[inline]
     fn pin_entry(&self) -> Option<usize> {
-        *self.pin.get_or_init(|| {
-            self.pin_pid.store(std::process::id(), Relaxed);
-            self.snap.claim_pin(self.token)
-        })
+        match self.pin.claimed() {
+            Some(entry) => entry,
+            None => self.claim_pin_entry(),
+        }
+    }
+
+    /// [`pin_entry`](Self::pin_entry)'s first use: one thread claims the entry while the
+    /// handle's other threads wait for it (a claim takes microseconds: a few compare-and-swaps,
+    /// a liveness test of dead owners). Not a `OnceLock`, whose waiters wait for ever where the
+    /// claiming thread is not there to finish: in a child made by `fork` while a thread of the
+    /// parent claimed (a review found such children hung in their first read, 5 in 2,500).
+    /// Such a child's copy goes without an entry; the one the parent's thread claims is the
+    /// parent's.
+    #[cold]
+    #[inline(never)]
+    fn claim_pin_entry(&self) -> Option<usize> {
+        let pid = std::process::id();
+        loop {
+            match self.pin.begin(pid) {
+                PinClaim::Done(entry) => return entry,
+                PinClaim::Ours => {
+                    self.pin_pid.store(pid, Relaxed);
+                    let mut claiming = Claiming {
+                        state: &self.pin,
+                        finished: false,
+                    };
+                    let entry = self.snap.claim_pin(self.token);
+                    claiming.finish(entry);
+                    return entry;
+                }
+                PinClaim::Busy => std::thread::yield_now(),
+            }
+        }
     }
 
     /// Largest value the channel holds, in bytes.
@@ -2569,7 +2678,7 @@ impl Channel {
     /// sleep on a futex). A handle claims one at its first read or wait, if one is free;
     /// handles that only publish never do.
     pub fn is_pinned(&self) -> bool {
-        matches!(self.pin.get(), Some(Some(_)))
+        matches!(self.pin.claimed(), Some(Some(_)))
     }
 
     /// Checks that the channel is still what it was when it was mapped: the backing file has
@@ -2747,8 +2856,7 @@ impl Drop for Channel {
         let pid = std::process::id();
         let pinned = self
             .pin
-            .get()
-            .copied()
+            .claimed()
             .flatten()
             .filter(|_| self.pin_pid.load(Relaxed) == pid);
         let claimed = self.claim_pid.load(Relaxed) == pid;

@@ -553,18 +553,28 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
 
 /// This boot as a process word's 10-bit field ([`super::process_word_rest`]): FNV-1a of the
 /// kernel's boot id (a random UUID drawn at each boot, the same in every namespace) mod 1023,
-/// plus 1; 0 where it cannot be read. Read once per process.
+/// plus 1; 0 where it cannot be read. Read once per process, as a rule: threads that ask at
+/// once each read it, and store the same value. Not a `OnceLock`, whose waiters wait for ever
+/// in a child made by `fork` while another thread of the parent read it (a review found 8 of
+/// 400 such children hung in their first open).
 #[cfg(target_os = "linux")]
 pub(crate) fn boot_tag() -> u64 {
-    static TAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TAG.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map_or(0, |id| {
-            let hash = id.trim().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
-            hash % 1023 + 1
-        })
-    })
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    /// The tag with bit 63 set once read (0: not yet).
+    static TAG: AtomicU64 = AtomicU64::new(0);
+    const KNOWN: u64 = 1 << 63;
+    let known = TAG.load(Relaxed);
+    if known & KNOWN != 0 {
+        return known & !KNOWN;
+    }
+    let tag = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map_or(0, |id| {
+        let hash = id.trim().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        hash % 1023 + 1
+    });
+    TAG.store(tag | KNOWN, Relaxed);
+    tag
 }
 
 #[cfg(not(target_os = "linux"))]

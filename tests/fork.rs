@@ -1,0 +1,170 @@
+//! Handles copied into a child by `fork` while another thread of the parent is inside mmf: the
+//! child must not wait for a thread that the fork did not copy.
+//!
+//! Linux only: the planted tokens follow Linux's PID namespaces and `/proc`.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mmf::prelude::*;
+
+#[test]
+fn child() {
+    let Some((role, name)) = child_role() else {
+        return;
+    };
+    match role.as_str() {
+        "fork-in-first-open" => fork_in_first_open(&name),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// In a fresh process: a thread opens `name` for writing, the first writable open of the
+/// process, and the process forks meanwhile (after `MMF_SPIN_US`); the child opens it too.
+/// Prints whether the child's open hung (an alarm ended it).
+fn fork_in_first_open(name: &str) {
+    let spin: u64 = std::env::var("MMF_SPIN_US").unwrap().parse().unwrap();
+    let opener = {
+        let name = name.to_owned();
+        std::thread::spawn(move || Channel::open(&name).is_ok())
+    };
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_micros(spin) {
+        std::hint::spin_loop();
+    }
+    // SAFETY: the child opens the channel and leaves with `_exit`; an alarm ends it if it
+    // hangs.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: arms an alarm in the child; the default action ends it.
+        unsafe { libc::alarm(2) };
+        let ok = Channel::open(name).is_ok();
+        // SAFETY: ends the forked child without the parent's exit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(opener.join().unwrap());
+    let hung = libc::WIFSIGNALED(status);
+    assert!(
+        hung || libc::WEXITSTATUS(status) == 0,
+        "the child's open failed"
+    );
+    print_stats(&serde_json::json!({ "hung": hung }));
+}
+
+/// A process forked while another of its threads makes its first writable open: the child's
+/// own open must not wait for that thread. Each round is a fresh process (the first open reads
+/// the boot's id once per process). The boot's id was kept in a `OnceLock`: a review found 8 of
+/// 400 such children hung.
+#[test]
+fn a_child_forked_during_the_first_open_opens() {
+    let name = unique("fork-open");
+    let ch = Options::new().capacity(64).create(&name).unwrap();
+    let rounds = env_or("MMF_FORK_ROUNDS", 200);
+    let mut hung = 0;
+    for round in 0..rounds {
+        let child = spawn_child(
+            "fork-in-first-open",
+            &[
+                ("MMF_NAME", name.clone()),
+                ("MMF_SPIN_US", (round % 100 * 4).to_string()),
+            ],
+        );
+        hung += u64::from(child_stats(child)["hung"] == true);
+    }
+    print_stats(&serde_json::json!({ "rounds": rounds, "hung": hung }));
+    assert_eq!(hung, 0, "children hung in their first open");
+    drop(ch);
+    Channel::remove(&name).unwrap();
+}
+
+/// FORMAT.md §5: a token judged by pid for this process, with its PID namespace and start
+/// time, as a handle that could take no kernel lock stores it: alive, and judged so only
+/// through `kill` and `/proc`.
+fn own_pid_token() -> u64 {
+    let ino = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let ns_tag = ino % ((1 << 26) - 2) + 1;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    // Field 22 of the whole line is the 20th after the command's name.
+    let start: u64 = after_comm.split(' ').nth(19).unwrap().parse().unwrap();
+    (start & 0x7fff) << 48 | ns_tag << 22 | u64::from(std::process::id())
+}
+
+/// A thread of the parent makes a handle's first read, which claims its reader-pin entry, and
+/// the parent forks meanwhile; the child reads through its copy of the handle. A claim is slow
+/// here (every entry is held by a live owner that is judged through `/proc`), so many forks
+/// land within one. The claim was a `OnceLock`, whose copy in the child said "being made" for
+/// ever: children hung in their first read (a review, 5 in 2,500 with a shorter window).
+#[test]
+fn a_child_forked_while_a_thread_claims_a_pin_entry_reads() {
+    let name = unique("fork-pin");
+    let readers = 62;
+    let ch = Options::new()
+        .capacity(64)
+        .readers(readers)
+        .create(&name)
+        .unwrap();
+    ch.publish_raw(Tag::TEXT, b"value").unwrap();
+    let path = Location::parse(&name).unwrap().path().unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let token = own_pid_token();
+    for e in 0..readers as u64 {
+        file.write_all_at(&token.to_le_bytes(), 512 + 64 * e)
+            .unwrap();
+    }
+    let rounds: usize = 100;
+    let mut hung = 0;
+    let mut in_claim = 0;
+    for round in 0..rounds {
+        let h = Arc::new(Channel::open(&name).unwrap());
+        let h2 = Arc::clone(&h);
+        let reader = std::thread::spawn(move || h2.read_raw().map(|(_, v)| v));
+        // Into the claim, most rounds: it takes far longer than a thread's start.
+        let spin = Duration::from_micros(20 + 10 * (round as u64 % 20));
+        let t = Instant::now();
+        while t.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+        let claiming = !h.is_pinned() && !reader.is_finished();
+        // SAFETY: the child only reads through its copy of the handle and leaves with `_exit`
+        // (the pattern of tests/stop.rs); an alarm ends it if it hangs.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: arms an alarm in the child; the default action ends it.
+            unsafe { libc::alarm(2) };
+            let ok = h.read_raw().is_ok_and(|(_, v)| v == b"value");
+            // SAFETY: ends the forked child without the parent's exit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if libc::WIFSIGNALED(status) {
+            hung += 1;
+        } else {
+            assert_eq!(libc::WEXITSTATUS(status), 0, "the child's read failed");
+        }
+        in_claim += usize::from(claiming);
+        assert_eq!(reader.join().unwrap().unwrap(), b"value");
+    }
+    print_stats(
+        &serde_json::json!({ "rounds": rounds, "forked_in_a_claim": in_claim, "hung": hung }),
+    );
+    assert_eq!(hung, 0, "children hung in their first read");
+    assert!(
+        in_claim > rounds / 4,
+        "too few forks landed in a claim: {in_claim}"
+    );
+    drop(ch);
+    Channel::remove(&name).unwrap();
+}
