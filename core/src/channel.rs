@@ -1448,6 +1448,9 @@ impl Options {
         } else {
             0
         };
+        if token != 0 {
+            snap.go_past_lost_generations(token);
+        }
         Channel {
             snap,
             location,

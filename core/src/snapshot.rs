@@ -1160,6 +1160,66 @@ impl Snapshot {
         Ok(next)
     }
 
+    /// The newest generation a slot's closed frame or an inline buffer's stamp names past
+    /// those of `latest` and `written`, if one does (and `latest` is past generation 0): what a
+    /// machine crash leaves in a file whose slot pages were written back and whose header page
+    /// was not, or a copy of the file made while a writer published. Within
+    /// [`LOST_GENERATIONS`] of them: a frame further ahead is a stray write's (a crash loses
+    /// the publishes of the half minute before it at most).
+    fn lost_generations(&self) -> Option<u64> {
+        let l = &self.layout;
+        let h = self.fixed();
+        let latest = split_latest(h[H_LATEST].load(Ordering::Acquire)).0;
+        let known = latest.max(split_latest(h[H_WRITTEN].load(Ordering::Acquire)).0);
+        if latest == 0 {
+            return None;
+        }
+        let lost = |gen: u64| gen > known && gen - known <= LOST_GENERATIONS;
+        let frames = (0..l.slots).filter_map(|slot| {
+            let seq = self.region.word(l.slot(slot, F_SEQ));
+            seqlock::read_begin(seq)?;
+            let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
+            let (gen, len, tag) = (field(F_GEN), field(F_LEN), field(F_TAG));
+            (lost(gen) && len <= l.capacity as u64 && tag <= 0xffff).then_some(gen)
+        });
+        let stamps = [0, 1]
+            .map(|b| h[Layout::inline_stamp(b)].load(Ordering::Relaxed))
+            .into_iter()
+            .filter(|&gen| lost(gen));
+        frames.chain(stamps).max()
+    }
+
+    /// At open, for a handle that may publish: if values newer than `latest` and `written` are
+    /// still in the file ([`lost_generations`](Self::lost_generations)), moves `written` past
+    /// them under the writer lock (as `resync_written` does for a `written` ahead of
+    /// `latest`), so that the next publish makes a generation no value had. Otherwise it would
+    /// make the generation of a value the crash lost, in the slot that value was in (the
+    /// choice of slot follows the generations), and a second crash that wrote back the header's
+    /// page but not that slot's would serve the lost value under the new one's generation, its
+    /// checksum matching (a crash audit's finding). Only where the writer lock is free (see
+    /// below): best effort, the next open looks again.
+    pub(crate) fn go_past_lost_generations(&self, token: u64) {
+        if self.lost_generations().is_none() {
+            return;
+        }
+        let h = self.fixed();
+        let lock_word = &h[H_LOCK];
+        // Held: by a live writer, whose frame is ahead until it commits, and an open must not
+        // wait for it (one stopped mid-publish would hold the open up to the lock timeout); or
+        // by a writer killed mid-publish, whose frame is the value it did not publish, and whose
+        // generation the next publish makes, the takeover's rule (§11 step 2).
+        if !lock::try_acquire(lock_word, token) {
+            return;
+        }
+        let _guard = LockGuard(lock_word);
+        // Under the lock no writer is between its frame and its `latest`.
+        if let Some(gen) = self.lost_generations() {
+            let slot = split_latest(h[H_LATEST].load(Ordering::Acquire)).1;
+            h[H_WRITTEN].store(pack_latest(gen, slot), Ordering::Release);
+            self.resync_written();
+        }
+    }
+
     /// The generation after `gen`, or `Corrupt` (nothing stored) if `gen` is
     /// [`MAX_GENERATION`], which only a write from outside mmf puts there.
     #[inline(always)]
@@ -2332,6 +2392,12 @@ const CLOCK_EVERY_ATTEMPT_FROM: usize = 64 << 10;
 /// themselves in the header and not yet in their entry) before [`Snapshot::heal_waiters`] takes
 /// it for a peer's doing.
 const WAITERS_SLACK: u64 = 1 << 16;
+
+/// How far past `latest` and `written` a frame may be and still count as a value a machine
+/// crash lost ([`Snapshot::lost_generations`]): a crash loses what was published since the
+/// kernel last wrote the file back (about half a minute at most; 2^32 publishes take over three
+/// minutes at 20 million a second), and a frame further ahead was written by someone else.
+const LOST_GENERATIONS: u64 = 1 << 32;
 
 /// How long a smaller excess of the header's waiter count over the entries' must stay unchanged
 /// for [`Snapshot::woke_nobody`] to take it for a waiter killed between its two counts.

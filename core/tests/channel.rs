@@ -3105,6 +3105,59 @@ fn recover_takes_a_whole_checksummed_value_from_the_slot_latest_names() {
     w.verify().unwrap();
 }
 
+/// Two machine crashes of a checksummed file channel. The first wrote back the slot pages of a
+/// value published after a flush (generation 11) but not the header's page: after it the
+/// channel reads the flushed generation 10. A writer that opens it then goes on past 11, so the
+/// second crash, which wrote back the header's page of its next value but not that slot's
+/// page, leaves damage that reads refuse. Publishing 11 again, in the slot the lost 11 was in
+/// (the choice of slot follows the generations), let the second crash serve the lost value as
+/// the new generation 11, its CRC matching (a crash audit's finding).
+#[test]
+fn a_writer_goes_on_past_the_generations_a_crash_lost() {
+    let s = Scratch::new("file");
+    let page = |to: &mut Vec<u8>, from: &[u8], p: usize| {
+        to[p * 4096..(p + 1) * 4096].copy_from_slice(&from[p * 4096..(p + 1) * 4096])
+    };
+    let ch = Options::new()
+        .capacity(4096)
+        .checksum(true)
+        .create(&s.location)
+        .unwrap();
+    for g in 1..=10u8 {
+        ch.publish_raw(Tag::BYTES, &[g; 4096]).unwrap();
+    }
+    ch.flush().unwrap();
+    let flushed = std::fs::read(s.path()).unwrap();
+    ch.publish_raw(Tag::BYTES, &[11; 4096]).unwrap();
+    let after11 = std::fs::read(s.path()).unwrap();
+    drop(ch);
+    let mut disk = flushed;
+    page(&mut disk, &after11, 1);
+    page(&mut disk, &after11, 2);
+    std::fs::write(s.path(), &disk).unwrap();
+
+    let w = Options::new().open(&s.location).unwrap();
+    let (meta, value) = w.read_raw().unwrap();
+    assert_eq!((meta.generation, value), (10, vec![10; 4096]));
+    let gen = w.publish_raw(Tag::BYTES, &[0xee; 4096]).unwrap();
+    assert!(gen > 11, "generation {gen} again, which the crash lost");
+    let republished = std::fs::read(s.path()).unwrap();
+    drop(w);
+    let mut disk2 = disk;
+    page(&mut disk2, &republished, 0);
+    std::fs::write(s.path(), &disk2).unwrap();
+    let r = Options::new().open(&s.location).unwrap();
+    match r.read_raw() {
+        Err(Error::Corrupt { .. }) => {}
+        Ok((meta, value)) => panic!(
+            "generation {} read as {:x?}..., not the value published as it",
+            meta.generation,
+            &value[..4]
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// A `latest` overwritten to generation 0 once values were published (no publish stores 0):
 /// what it names shows the damage, and `recover` brings the newest value back from below the
 /// writers' count (`written`), where it found nothing "earlier" than generation 0 (a review).
@@ -3417,6 +3470,10 @@ fn recover_brings_a_small_value_back_from_the_header() {
     for whole_descriptor in [false, true] {
         let s = two_then_damaged();
         poke(&s.path(), 312, 4);
+        // Killed holding the lock (a kernel-held token whose liveness lock nobody holds): an
+        // image of the file with the lock free is a copy or a crash's, whose generations a
+        // writer goes on past (FORMAT.md §12), "new" among them.
+        poke(&s.path(), 448, 1 << 63 | 1 << 62 | 0x1234 << 22 | 4242);
         if whole_descriptor {
             poke(&s.path(), 192, u64::from_le_bytes(*b"new\0\0\0\0\0"));
             poke(&s.path(), 136, 4);
@@ -3456,12 +3513,14 @@ fn recover_brings_back_the_published_copy_of_a_generation_a_killed_writer_filled
         u64::from_le_bytes(b)
     };
     let saved = [128usize, 464, 152, 160].map(|at| (at, word(at as u64)));
-    // Generation 3's slot filled, then the writer "killed" before its descriptor and `latest`.
+    // Generation 3's slot filled, then the writer "killed" before its descriptor and `latest`,
+    // holding the lock (a kernel-held token, FORMAT.md §5, whose liveness lock nobody holds).
     ch.publish_raw(Tag::TEXT, &[b'A'; 200]).unwrap();
     drop(ch);
     for (at, v) in saved {
         poke(&s.path(), at, v);
     }
+    poke(&s.path(), 448, 1 << 63 | 1 << 62 | 0x1234 << 22 | 4242);
     let w = Channel::open(&s.location).unwrap();
     assert_eq!(w.publish_raw(Tag::TEXT, b"small").unwrap(), 3);
     w.publish_raw(Tag::TEXT, b"four").unwrap();
@@ -3601,7 +3660,9 @@ fn damage_frame_generation(s: &Scratch, byte: u8, len: usize) {
     const HEADER: usize = 512 + 4 * 64;
     let mut image = std::fs::read(s.path()).unwrap();
     let payload = HEADER + payload_of(&image[HEADER..], byte, len);
-    image[payload - 56..payload - 48].copy_from_slice(&99u64.to_le_bytes());
+    // Far past anything a machine crash leaves (2^32 ahead, FORMAT.md §12), so that writers do
+    // not go on past it as past a value a crash lost.
+    image[payload - 56..payload - 48].copy_from_slice(&(1u64 << 40).to_le_bytes());
     std::fs::write(s.path(), &image).unwrap();
 }
 
