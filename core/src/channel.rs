@@ -2689,7 +2689,8 @@ impl Channel {
     /// end of a file raises `SIGBUS`, which ends the process unless it installed
     /// [`truncation::install`](crate::truncation::install)), and the header still holds the same
     /// magic, version and geometry, and that the frame of the value `latest` names matches it
-    /// (a reader copying by the value's descriptor does not look: FORMAT.md §10.0). Cheap (one
+    /// (a reader copying by the value's descriptor does not look: FORMAT.md §10.0), nor is
+    /// marked as being written (which no writer leaves the value `latest` names). Cheap (one
     /// `fstat` and a few loads): call it now and then in long-running services, or after an
     /// error. It also catches what the `SIGBUS` handler
     /// cannot: a file cut inside its last page, whose remainder reads as zeros without a fault.
@@ -2714,14 +2715,22 @@ impl Channel {
     /// - [`Error::Io`]: the file could not be inspected (`fstat`).
     pub fn verify(&self) -> Result<()> {
         self.verify_mapping()?;
-        match self.snap.settled_look(1024) {
-            Look::Damaged { what, .. } => Err(Error::Corrupt {
-                name: self.snap.name.clone(),
-                what: format!("{what}: {}", crate::snapshot::VALUE_DAMAGED),
-                value_only: true,
-            }),
-            _ => Ok(()),
-        }
+        let before = crate::sync::load_acquire(self.snap.region.word(H_LATEST));
+        let what = match self.snap.settled_look(1024) {
+            Look::Damaged { what, .. } => format!("{what}: {}", crate::snapshot::VALUE_DAMAGED),
+            // A frame left open, which `info` reports too (a crash audit found `verify`
+            // passing it).
+            Look::Unsettled => match self.snap.left_open(before) {
+                Some(what) => what,
+                None => return Ok(()),
+            },
+            Look::Value(..) => return Ok(()),
+        };
+        Err(Error::Corrupt {
+            name: self.snap.name.clone(),
+            what,
+            value_only: true,
+        })
     }
 
     /// [`verify`](Self::verify) of what no publish can mend: the file's size and the header's

@@ -340,11 +340,20 @@ impl Snapshot {
     /// frame left marked as being written, if `latest` stayed there and that frame's stamp is
     /// odd (writers never write the slot `latest` names), else writers that kept publishing.
     fn unsettled(&self, before: u64) -> String {
+        self.left_open(before)
+            .unwrap_or_else(|| "no settled look in 1024 tries: writers kept publishing".into())
+    }
+
+    /// What is wrong with the frame of the value `latest` names, if it is marked as being
+    /// written and `latest` is still `before` (loaded before some looks that settled nothing):
+    /// no writer writes the slot `latest` names, so a machine crash or another process left it
+    /// so. `None` otherwise.
+    pub(crate) fn left_open(&self, before: u64) -> Option<String> {
         let (gen, slot) = split_latest(before);
         if crate::sync::load_acquire(self.region.word(H_LATEST)) != before
             || !self.frame_left_open(before)
         {
-            return "no settled look in 1024 tries: writers kept publishing".into();
+            return None;
         }
         let reads = if self.checksum {
             "reads of it fail as contended after their timeout; `mmf recover` \
@@ -353,11 +362,12 @@ impl Snapshot {
             "on a channel without checksums reads take it by its descriptor all the same, and \
              the next publish, or `mmf recover` for a small value, mends it"
         };
-        format!(
+        Some(format!(
             "the frame of generation {gen} in slot {slot} is marked as being written, and no \
-             writer moved `latest` off it in 1024 looks: a writer died in the middle of \
-             writing it, or another process wrote there; {reads}"
-        )
+             writer moved `latest` off it in 1024 looks: a machine crash wrote the frame back in \
+             the middle of its write, or another process wrote there (no writer writes the slot \
+             `latest` names); {reads}"
+        ))
     }
 
     /// The `latest` word if what it names is damaged, checked once at open (a few looks, while

@@ -3414,8 +3414,21 @@ fn a_frame_left_open_without_checksums_is_read_and_named_by_info() {
         "{damage}"
     );
     assert!(damage.contains("reads take it"), "{damage}");
+    // `verify` reports it too (it passed it, beside `info`'s report: a crash audit).
+    match w.verify() {
+        Err(Error::Corrupt {
+            what, value_only, ..
+        }) => {
+            assert!(
+                value_only && what.contains("marked as being written"),
+                "{what}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
     w.publish_raw(Tag::BYTES, b"next").unwrap();
     assert_eq!(w.info().damage, None);
+    w.verify().unwrap();
 }
 
 /// A channel of small values writes its slots only while a reader wants them, so when its
