@@ -20,6 +20,7 @@ fn child() {
     };
     match role.as_str() {
         "fork-in-first-open" => fork_in_first_open(&name),
+        "fork-then-hold-lock" => fork_then_hold_lock(&name),
         other => panic!("unknown role {other}"),
     }
 }
@@ -58,6 +59,71 @@ fn fork_in_first_open(name: &str) {
         "the child's open failed"
     );
     print_stats(&serde_json::json!({ "hung": hung }));
+}
+
+/// Opens `name`, forks a child that only sleeps (it holds the handle's liveness lock through
+/// the copied descriptor), then holds the writer lock in a publish until killed; prints
+/// `HOLDING <child's pid>` once it holds it.
+fn fork_then_hold_lock(name: &str) {
+    let ch = Channel::open(name).unwrap();
+    // SAFETY: the child only sleeps and leaves with `_exit`.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        std::thread::sleep(Duration::from_secs(60));
+        // SAFETY: ends the forked child without the parent's exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    let _ = ch.publish_with(Tag::BYTES, |w| {
+        println!("HOLDING {child}");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        std::thread::sleep(Duration::from_secs(60));
+        w.put(b"never")
+    });
+}
+
+/// A writer killed in the middle of a publish after it forked without exec: its child holds
+/// the liveness lock of the writer's token through the copied descriptor, so the lock cannot
+/// be taken over, and `info` says that its pid may not be alive, where it said "alive"
+/// (publishing) of a pid that had exited (a review; a publish's own message told the truth).
+#[test]
+fn info_does_not_call_a_dead_lock_holder_alive_for_its_forked_child() {
+    use std::io::BufRead;
+    let name = unique("fork-lock");
+    let ch = Options::new().capacity(64).create(&name).unwrap();
+    let mut holder = spawn_child("fork-then-hold-lock", &[("MMF_NAME", name.clone())]);
+    let line = std::io::BufReader::new(holder.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("HOLDING "))
+        .expect("the holder never held the lock");
+    let grandchild: i32 = line["HOLDING ".len()..].parse().unwrap();
+    let pid = holder.id();
+    let lock = ch.info().writer_lock.expect("held");
+    assert_eq!((lock.pid, lock.state), (pid, mmf::OwnerState::Alive));
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let lock = ch
+        .info()
+        .writer_lock
+        .expect("still held: its child holds the liveness lock");
+    assert_eq!(lock.pid, pid);
+    match lock.state {
+        mmf::OwnerState::Unknown(why) => assert!(why.contains("forked"), "{why}"),
+        other => panic!("pid {pid} exited, and is said to be {other:?}"),
+    }
+    // Once the child has gone too, the lock is a dead writer's.
+    // SAFETY: ends the grandchild the holder forked (not ours to wait for).
+    assert_eq!(unsafe { libc::kill(grandchild, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ch.info().writer_lock.map(|l| l.state) != Some(mmf::OwnerState::Dead) {
+        assert!(Instant::now() < deadline, "the lock never read as dead");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ch.publish_raw(Tag::TEXT, b"taken over").unwrap();
+    drop(ch);
+    Channel::remove(&name).unwrap();
 }
 
 /// A process forked while another of its threads makes its first writable open: the child's

@@ -2830,29 +2830,44 @@ impl Channel {
             }),
             exclusive_writer: match s.header(H_WRITER_CLAIM) {
                 0 => None,
-                owner => Some(LockOwner {
-                    pid: os::token_pid(owner),
-                    state: if owner == self.token {
-                        OwnerState::Alive
-                    } else {
-                        s.liveness.judge(owner)
-                    },
-                }),
+                owner => Some(self.owner(owner)),
             },
             writer_lock: match s.header(H_LOCK) {
                 0 => None,
-                owner => Some(LockOwner {
-                    pid: os::token_pid(owner),
-                    state: if owner == self.token {
-                        // This handle's own lock (another of its threads is publishing), which
-                        // its own lock test cannot see.
-                        OwnerState::Alive
-                    } else {
-                        s.liveness.judge(owner)
-                    },
-                }),
+                owner => Some(self.owner(owner)),
             },
         }
+    }
+
+    /// The holder of the writer lock or the writer role whose token is `owner`, as
+    /// [`info`](Self::info) reports it. This handle's own token is alive (another of its threads
+    /// is publishing), which its own lock test cannot see. A kernel-held token whose lock is
+    /// held, but not by the process of its pid here (`/proc/PID/fdinfo`), cannot be told alive:
+    /// its pid died after a fork without exec and a child holds the lock through the copied
+    /// descriptor, or it is another PID namespace's pid (a review found `info` calling such a
+    /// dead pid "alive, publishing", while a publish's message told the truth). Reading the
+    /// holder's descriptors takes milliseconds for thousands of them, which `info` can spend.
+    fn owner(&self, owner: u64) -> LockOwner {
+        let pid = os::token_pid(owner);
+        let s = &self.snap;
+        let state = if owner == self.token {
+            OwnerState::Alive
+        } else {
+            match (s.liveness.judge(owner), s.liveness.file()) {
+                (OwnerState::Alive, Some(file))
+                    if owner & os::KERNEL_HELD != 0
+                        && os::pid_holds_lock(pid, file, os::lock_offset(owner)) == Some(false) =>
+                {
+                    OwnerState::Unknown(
+                        "its liveness lock is held, but not by a process of its pid here: by a \
+                         process it forked without exec (it may have exited), or it runs in \
+                         another PID namespace",
+                    )
+                }
+                (state, _) => state,
+            }
+        };
+        LockOwner { pid, state }
     }
 }
 
