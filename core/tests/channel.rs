@@ -3068,6 +3068,22 @@ fn a_frame_a_crash_left_open_is_recovered() {
     assert!(w.recover().unwrap().is_none(), "nothing left to recover");
 }
 
+/// A checksummed file channel of 4 KiB values, generations 1 to `last` published (each value
+/// 4096 bytes of its generation's number) and flushed, and the file's bytes as flushed: the
+/// disk's state for the crash images of the tests below.
+fn flushed_at(s: &Scratch, last: u8) -> (Channel, Vec<u8>) {
+    let ch = Options::new()
+        .capacity(4096)
+        .checksum(true)
+        .create(&s.location)
+        .unwrap();
+    for g in 1..=last {
+        ch.publish_raw(Tag::BYTES, &[g; 4096]).unwrap();
+    }
+    ch.flush().unwrap();
+    (ch, std::fs::read(s.path()).unwrap())
+}
+
 /// A machine crash that wrote back only the first page of a checksummed file channel (its
 /// header), two publishes after a flush: `latest` names generation 11 in the slot that still
 /// holds the flushed generation 9, whole, its CRC matching. `recover` brings 9 back; a crash
@@ -3076,16 +3092,7 @@ fn a_frame_a_crash_left_open_is_recovered() {
 #[test]
 fn recover_takes_a_whole_checksummed_value_from_the_slot_latest_names() {
     let s = Scratch::new("file");
-    let ch = Options::new()
-        .capacity(4096)
-        .checksum(true)
-        .create(&s.location)
-        .unwrap();
-    for g in 1..=9u8 {
-        ch.publish_raw(Tag::BYTES, &[g; 4096]).unwrap();
-    }
-    ch.flush().unwrap();
-    let flushed = std::fs::read(s.path()).unwrap();
+    let (ch, flushed) = flushed_at(&s, 9);
     ch.publish_raw(Tag::BYTES, &[10; 4096]).unwrap();
     ch.publish_raw(Tag::BYTES, &[11; 4096]).unwrap();
     let now = std::fs::read(s.path()).unwrap();
@@ -3123,16 +3130,7 @@ fn a_writer_goes_on_past_the_generations_a_crash_lost() {
     let page = |to: &mut Vec<u8>, from: &[u8], p: usize| {
         to[p * 4096..(p + 1) * 4096].copy_from_slice(&from[p * 4096..(p + 1) * 4096])
     };
-    let ch = Options::new()
-        .capacity(4096)
-        .checksum(true)
-        .create(&s.location)
-        .unwrap();
-    for g in 1..=10u8 {
-        ch.publish_raw(Tag::BYTES, &[g; 4096]).unwrap();
-    }
-    ch.flush().unwrap();
-    let flushed = std::fs::read(s.path()).unwrap();
+    let (ch, flushed) = flushed_at(&s, 10);
     ch.publish_raw(Tag::BYTES, &[11; 4096]).unwrap();
     let after11 = std::fs::read(s.path()).unwrap();
     drop(ch);
