@@ -37,6 +37,23 @@ fn child() {
             // Killed by the test.
             std::thread::sleep(std::time::Duration::from_secs(120));
         }
+        "racing-replacer" => {
+            let go = std::env::var("MMF_GO").unwrap();
+            while !std::path::Path::new(&go).exists() {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            let made = Options::new()
+                .capacity(64)
+                .exclusive_writer(true)
+                .create_or_replace(name.as_str());
+            match &made {
+                Ok(ch) => println!("OK {}", ch.is_current().unwrap()),
+                Err(e) => println!("ERR {e}"),
+            }
+            std::io::Write::flush(&mut std::io::stdout()).unwrap();
+            // Held while the other looks.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -285,5 +302,116 @@ fn a_claim_or_a_refusal_after_a_lock_takeover_leaves_the_writers_count_right() {
     assert_eq!(a.publish_raw(Tag::TEXT, b"5").unwrap(), 5);
     assert_eq!(b.read_raw().unwrap().1, b"5");
     drop(a);
+    Channel::remove(&name).unwrap();
+}
+
+/// Two processes started together both replace a name with `exclusive_writer`: one alone
+/// succeeds, with the channel under the name; the other is told of its claim. Where each only
+/// looked for a live claim before it replaced, both succeeded nearly every time, one left
+/// publishing where no reader looks (a diff review: 197 of 200, with threads).
+#[test]
+fn of_two_exclusive_replacements_at_once_one_alone_succeeds() {
+    let name = unique("excl-race");
+    let go = std::env::temp_dir().join(format!("{name}.go"));
+    for round in 0..20 {
+        // Half the rounds over a channel, half over nothing.
+        if round % 2 == 0 {
+            drop(
+                Options::new()
+                    .capacity(64)
+                    .create_or_replace(&name)
+                    .unwrap(),
+            );
+        } else {
+            let _ = Channel::remove(&name);
+        }
+        let _ = std::fs::remove_file(&go);
+        let env = [
+            ("MMF_NAME", name.clone()),
+            ("MMF_GO", go.to_str().unwrap().to_owned()),
+        ];
+        let children = [
+            spawn_child("racing-replacer", &env),
+            spawn_child("racing-replacer", &env),
+        ];
+        std::fs::write(&go, b"").unwrap();
+        let said: Vec<String> = children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.lines()
+                    .find(|l| l.starts_with("OK ") || l.starts_with("ERR "))
+                    .unwrap_or_else(|| panic!("said nothing: {text}"))
+                    .to_owned()
+            })
+            .collect();
+        let won: Vec<&String> = said.iter().filter(|l| l.starts_with("OK ")).collect();
+        assert_eq!(won.len(), 1, "round {round}: {said:?}");
+        assert_eq!(won[0], "OK true", "round {round}: {said:?}");
+        assert!(
+            said.iter().any(|l| l.contains("has an exclusive writer")),
+            "round {round}: {said:?}"
+        );
+    }
+    let _ = std::fs::remove_file(&go);
+    Channel::remove(&name).unwrap();
+}
+
+/// A service that holds its channel's claim replaces the channel (to grow it) with another
+/// exclusive handle: its own claim does not refuse it.
+#[test]
+fn a_process_replaces_its_own_claimed_channel() {
+    let name = unique("excl-grow");
+    let old = Options::new()
+        .capacity(64)
+        .exclusive_writer(true)
+        .create(&name)
+        .unwrap();
+    let new = Options::new()
+        .capacity(4096)
+        .exclusive_writer(true)
+        .create_or_replace(&name)
+        .unwrap();
+    assert!(!old.is_current().unwrap());
+    assert_eq!(new.capacity(), 4096);
+    assert_eq!(
+        claimed_by(Channel::open(&name).unwrap().publish_raw(Tag::TEXT, b"x")),
+        std::process::id()
+    );
+    drop(new);
+    Channel::remove(&name).unwrap();
+}
+
+/// A child made by `fork` that claims again through its copy of the claiming handle (a no-op:
+/// the token is its parent's) and drops the copy leaves its parent's claim standing; it gave
+/// the claim back, and other writers published while the parent held it (a diff review).
+#[test]
+fn a_forked_copy_of_the_claimant_does_not_give_its_claim_back() {
+    let name = unique("excl-fork");
+    let ch = Options::new()
+        .capacity(64)
+        .exclusive_writer(true)
+        .create(&name)
+        .unwrap();
+    // SAFETY: the child claims, drops its copy and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = ch.claim_writer().is_ok();
+        drop(ch);
+        // SAFETY: ends the forked child without the parent's exit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    assert_ne!(peek(&name, CLAIM), 0, "the parent's claim stands");
+    assert_eq!(
+        claimed_by(Channel::open(&name).unwrap().publish_raw(Tag::TEXT, b"x")),
+        std::process::id()
+    );
+    drop(ch);
     Channel::remove(&name).unwrap();
 }

@@ -101,8 +101,9 @@ pub(crate) const H_LAST_WRITER: usize = 59;
 /// not zero.
 pub(crate) const H_WAITERS: usize = 60;
 /// The exclusive writer's token (`Options::exclusive_writer`), 0 if none: stored and cleared
-/// under the writer lock (but for its holder's own release), and loaded by every publish once
-/// it holds the lock, from the line it has just taken.
+/// under the writer lock (but for its holder's own release, and `free_orphans` while no handle
+/// is open), and loaded by every publish once it holds the lock, from the line it has just
+/// taken.
 pub(crate) const H_WRITER_CLAIM: usize = 61;
 /// First word of the reader-pin table: one cache line per entry, `owner` then `pinned`.
 pub(crate) const H_PINS: usize = 64;

@@ -1170,12 +1170,15 @@ impl Snapshot {
         Ok(next)
     }
 
-    /// The newest generation a slot's closed frame or an inline buffer's stamp names past
-    /// those of `latest` and `written`, if one does (and `latest` is past generation 0): what a
-    /// machine crash leaves in a file whose slot pages were written back and whose header page
-    /// was not, or a copy of the file made while a writer published. Within
-    /// [`LOST_GENERATIONS`] of them: a frame further ahead is a stray write's (a crash loses
-    /// the publishes of the half minute before it at most).
+    /// The newest generation a slot's closed frame names past those of `latest` and
+    /// `written`, if one does (and `latest` is past generation 0): what a machine crash leaves
+    /// in a file whose slot pages were written back and whose header page was not, or a copy
+    /// of the file made while a writer published. Within [`LOST_GENERATIONS`] of them (a frame
+    /// further ahead is a stray write's: a crash loses the publishes of the half minute before
+    /// it at most), and below the last generations, which a writer could not go past. Not the
+    /// inline stamps: they share the header's page with `latest`, so no crash separates them,
+    /// and a publish that failed after its stamp (a `publish_with` closure's error) leaves one
+    /// ahead, which a diff review found costing the next open two generations.
     fn lost_generations(&self) -> Option<u64> {
         let l = &self.layout;
         let h = self.fixed();
@@ -1184,19 +1187,17 @@ impl Snapshot {
         if latest == 0 {
             return None;
         }
-        let lost = |gen: u64| gen > known && gen - known <= LOST_GENERATIONS;
-        let frames = (0..l.slots).filter_map(|slot| {
-            let seq = self.region.word(l.slot(slot, F_SEQ));
-            seqlock::read_begin(seq)?;
-            let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
-            let (gen, len, tag) = (field(F_GEN), field(F_LEN), field(F_TAG));
-            (lost(gen) && len <= l.capacity as u64 && tag <= 0xffff).then_some(gen)
-        });
-        let stamps = [0, 1]
-            .map(|b| h[Layout::inline_stamp(b)].load(Ordering::Relaxed))
-            .into_iter()
-            .filter(|&gen| lost(gen));
-        frames.chain(stamps).max()
+        let lost =
+            |gen: u64| gen > known && gen - known <= LOST_GENERATIONS && gen < MAX_GENERATION - 1;
+        (0..l.slots)
+            .filter_map(|slot| {
+                let seq = self.region.word(l.slot(slot, F_SEQ));
+                seqlock::read_begin(seq)?;
+                let field = |i: usize| self.region.word(l.slot(slot, i)).load(Ordering::Relaxed);
+                let (gen, len, tag) = (field(F_GEN), field(F_LEN), field(F_TAG));
+                (lost(gen) && len <= l.capacity as u64 && tag <= 0xffff).then_some(gen)
+            })
+            .max()
     }
 
     /// At open, for a handle that may publish: if values newer than `latest` and `written` are

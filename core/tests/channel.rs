@@ -3161,6 +3161,46 @@ fn a_writer_goes_on_past_the_generations_a_crash_lost() {
     }
 }
 
+/// Without a crash, generations go on by one: a `publish_with` whose closure failed left its
+/// inline stamp ahead (it stamps before it fills), and a handle opened after it took that for
+/// a generation a crash lost, so the next publish made generation 5 after 2 (a diff review).
+/// Nor does a frame generation past the last ones move the count: a stray write of 2^56 + 40
+/// there took `written` back to generation 40 (the same review).
+#[test]
+fn the_look_for_lost_generations_sees_no_failed_publish_nor_a_generation_past_the_last() {
+    let s = Scratch::new("file");
+    let ch = s.create(1024);
+    ch.publish_raw(Tag::TEXT, b"one").unwrap();
+    ch.publish_raw(Tag::TEXT, b"two").unwrap();
+    let failed = ch.publish_with(Tag::TEXT, |_| Err(std::io::Error::other("no")));
+    assert!(matches!(failed, Err(Error::Encode { .. })));
+    let again = Channel::open(&s.location).unwrap();
+    assert_eq!(again.publish_raw(Tag::TEXT, b"three").unwrap(), 3);
+    drop((ch, again));
+
+    let s = Scratch::new("file");
+    let ch = Options::new()
+        .capacity(64)
+        .header_only(false)
+        .create(&s.location)
+        .unwrap();
+    ch.publish_raw(Tag::TEXT, b"one").unwrap();
+    drop(ch);
+    // FORMAT.md §3-4: 4 readers, 6 slots of 128 bytes from byte 768; `written` at 464.
+    // The writers' count near the last generation (`latest` stays at 1: a `written` ahead of
+    // it is one a writer goes on from, FORMAT.md §11 step 2).
+    let near_last = ((1u64 << 56) - 2) << 8 | 1;
+    poke(&s.path(), 464, near_last);
+    poke(&s.path(), 768 + 3 * 128 + 8, (1 << 56) + 40);
+    drop(Channel::open(&s.location).unwrap());
+    let f = std::fs::read(s.path()).unwrap();
+    assert_eq!(
+        u64::from_le_bytes(f[464..472].try_into().unwrap()),
+        near_last,
+        "the writers' count moved"
+    );
+}
+
 /// A `latest` overwritten to generation 0 once values were published (no publish stores 0):
 /// what it names shows the damage, and `recover` brings the newest value back from below the
 /// writers' count (`written`), where it found nothing "earlier" than generation 0 (a review).
