@@ -234,3 +234,44 @@ fn a_child_forked_while_a_thread_claims_a_pin_entry_reads() {
     drop(ch);
     Channel::remove(&name).unwrap();
 }
+
+// In this file, not beside the other tests of the claim: a fork copies every descriptor the
+// test process holds, the other tests' channels too, whose `flock` then says "in use" for as
+// long as the child lives (`tests/exclusive.rs`'s `free_orphans` test saw it).
+/// A child made by `fork` that claims again through its copy of the claiming handle (a no-op:
+/// the token is its parent's) and drops the copy leaves its parent's claim standing; it gave
+/// the claim back, and other writers published while the parent held it (a diff review).
+#[test]
+fn a_forked_copy_of_the_claimant_does_not_give_its_claim_back() {
+    let name = unique("excl-fork");
+    let ch = Options::new()
+        .capacity(64)
+        .exclusive_writer(true)
+        .create(&name)
+        .unwrap();
+    // SAFETY: the child claims, drops its copy and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = ch.claim_writer().is_ok();
+        drop(ch);
+        // SAFETY: ends the forked child without the parent's exit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let claim = Channel::open(&name).unwrap().info().exclusive_writer;
+    assert_eq!(
+        claim.map(|c| c.pid),
+        Some(std::process::id()),
+        "the parent's claim stands"
+    );
+    match Channel::open(&name).unwrap().publish_raw(Tag::TEXT, b"x") {
+        Err(mmf::channel::Error::WriterClaimed { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("{other:?}"),
+    }
+    drop(ch);
+    Channel::remove(&name).unwrap();
+}

@@ -137,7 +137,11 @@ impl PinState {
     /// before.
     #[inline]
     fn claimed(&self) -> Option<Option<usize>> {
-        let v = self.0.load(Acquire);
+        Self::done(self.0.load(Acquire))
+    }
+
+    /// What the word `v` says once the claim is over: the entry, if any.
+    fn done(v: u64) -> Option<Option<usize>> {
         (v & PIN_DONE != 0).then(|| (v & 0xff).checked_sub(1).map(|e| e as usize))
     }
 
@@ -146,8 +150,8 @@ impl PinState {
     /// copy ends it without an entry.
     fn begin(&self, pid: u32) -> PinClaim {
         let v = self.0.load(Acquire);
-        if v & PIN_DONE != 0 {
-            return PinClaim::Done((v & 0xff).checked_sub(1).map(|e| e as usize));
+        if let Some(entry) = Self::done(v) {
+            return PinClaim::Done(entry);
         }
         if v & PIN_CLAIMING != 0 {
             if v & u64::from(u32::MAX) != u64::from(pid) {

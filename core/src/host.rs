@@ -162,8 +162,9 @@ pub struct Orphans {
     pub pins: usize,
     /// Reader-pin entries left to holders judged alive, as [`lock_kept`](Self::lock_kept).
     pub pins_kept: usize,
-    /// The claim of an exclusive writer ([`Options::exclusive_writer`](crate::Options::exclusive_writer)),
-    /// freed: its holder was judged as for [`lock`](Self::lock). Such a claim, which nobody
+    /// The claim of an exclusive writer
+    /// ([`Options::exclusive_writer`](crate::Options::exclusive_writer)), freed: its holder was
+    /// judged as for [`lock`](Self::lock). Such a claim, which nobody
     /// can judge dead, refuses every other writer's publishes for as long as it stands.
     pub exclusive_writer: Option<LockOwner>,
     /// The claim of an exclusive writer, left to a holder judged alive, as

@@ -1038,9 +1038,10 @@ impl Snapshot {
         self.publish::<NoFill, WAKE>(token, tag, t, Source::Bytes(bytes))
     }
 
-    /// [`publish_locked`](Self::publish_locked) out of line, for [`publish_bytes`](Self::publish_bytes)
-    /// when a reader pins or wants slots: [`publish`](Self::publish) keeps
-    /// its own inlined copy, so a larger value's publish makes one call, not two.
+    /// [`publish_locked`](Self::publish_locked) out of line, for
+    /// [`publish_bytes`](Self::publish_bytes) when a reader pins or wants slots:
+    /// [`publish`](Self::publish) keeps its own inlined copy, so a larger value's publish makes
+    /// one call, not two.
     #[inline(never)]
     fn publish_locked_out_of_line<const WAKE: bool>(
         &self,
@@ -1366,9 +1367,9 @@ impl Snapshot {
         self.header_only && !self.checksum && len <= self.layout.inline_max(false)
     }
 
-    /// The whole publish, under the lock, of a value that [`may_be_header_only`](Self::may_be_header_only)
-    /// while `pin_scan` found no pin: the generation after `gen`, in
-    /// the header only. Returns that generation.
+    /// The whole publish, under the lock, of a value that
+    /// [`may_be_header_only`](Self::may_be_header_only) while `pin_scan` found no pin: the
+    /// generation after `gen`, in the header only. Returns that generation.
     #[inline(always)]
     fn publish_header_only<const WAKE: bool>(
         &self,
@@ -1548,11 +1549,10 @@ impl Snapshot {
     /// be inline) from inline buffer `b` (`gen % 2`); `latest` is what the caller loaded, with
     /// Acquire. The copy is clean if `latest` has not moved
     /// ([`store_descriptor`](Self::store_descriptor)) or, if it has, if the buffer's stamp still
-    /// names `gen`
-    /// ([`stamp_inline`](Self::stamp_inline)); `latest` is asked first because in a request/reply
-    /// exchange it is still in this core's cache while the stamp's line may not be. `None` when
-    /// neither holds (a publish of `gen + 2` or later began writing the buffer): the caller
-    /// copies the slot instead.
+    /// names `gen` ([`stamp_inline`](Self::stamp_inline)); `latest` is asked first because in a
+    /// request/reply exchange it is still in this core's cache while the stamp's line may not
+    /// be. `None` when neither holds (a publish of `gen + 2` or later began writing the
+    /// buffer): the caller copies the slot instead.
     #[inline(always)]
     fn copy_inline(
         &self,
