@@ -38,20 +38,7 @@ fn fork_in_first_open(name: &str) {
     while t.elapsed() < Duration::from_micros(spin) {
         std::hint::spin_loop();
     }
-    // SAFETY: the child opens the channel and leaves with `_exit`; an alarm ends it if it
-    // hangs.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // SAFETY: arms an alarm in the child; the default action ends it.
-        unsafe { libc::alarm(2) };
-        let ok = Channel::open(name).is_ok();
-        // SAFETY: ends the forked child without the parent's exit handlers.
-        unsafe { libc::_exit(if ok { 0 } else { 3 }) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let status = in_a_forked_child(|| Channel::open(name).is_ok());
     assert!(opener.join().unwrap());
     let hung = libc::WIFSIGNALED(status);
     assert!(
@@ -152,6 +139,26 @@ fn a_child_forked_during_the_first_open_opens() {
     Channel::remove(&name).unwrap();
 }
 
+/// Runs `work` in a child made by `fork`, which an alarm ends if it hangs for 2 s, and returns
+/// the child's wait status: exit code 0 where `work` said `true`, 3 where it said `false`.
+fn in_a_forked_child(work: impl FnOnce() -> bool) -> i32 {
+    // SAFETY: the child runs `work` (mmf calls, as a program that forks makes them) and leaves
+    // with `_exit` (the pattern of tests/stop.rs).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: arms an alarm in the child; the default action ends it.
+        unsafe { libc::alarm(2) };
+        let ok = work();
+        // SAFETY: ends the forked child without the parent's exit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    status
+}
+
 /// FORMAT.md §5: a token judged by pid for this process, with its PID namespace and start
 /// time, as a handle that could take no kernel lock stores it: alive, and judged so only
 /// through `kill` and `/proc`.
@@ -201,20 +208,7 @@ fn a_child_forked_while_a_thread_claims_a_pin_entry_reads() {
             std::hint::spin_loop();
         }
         let claiming = !h.is_pinned() && !reader.is_finished();
-        // SAFETY: the child only reads through its copy of the handle and leaves with `_exit`
-        // (the pattern of tests/stop.rs); an alarm ends it if it hangs.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: arms an alarm in the child; the default action ends it.
-            unsafe { libc::alarm(2) };
-            let ok = h.read_raw().is_ok_and(|(_, v)| v == b"value");
-            // SAFETY: ends the forked child without the parent's exit handlers.
-            unsafe { libc::_exit(if ok { 0 } else { 3 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let status = in_a_forked_child(|| h.read_raw().is_ok_and(|(_, v)| v == b"value"));
         if libc::WIFSIGNALED(status) {
             hung += 1;
         } else {
