@@ -9336,3 +9336,33 @@ fn out_exclusive_holds_off_other_writers_while_it_runs() {
         "--exclusive is for --lines"
     );
 }
+
+/// A claim that nobody can judge (a token judged by pid, of another PID namespace: FORMAT.md
+/// §5) refuses every `out` (exit 10); `info` says it may be alive and what frees it; `recover`,
+/// with no process holding the channel, frees it, says so, and `out` publishes again.
+#[test]
+fn recover_frees_an_exclusive_claim_nobody_can_judge() {
+    let e = Env::new("stuck-claim");
+    e.ok(&["new", "c", "--size", "64"]);
+    e.ok(&["out", "c", "before"]);
+    poke_word(&e.dir.join("mmf.c"), 488, 12345 << 22 | 4242);
+    fails(
+        &e.run(&["out", "c", "refused"]),
+        10,
+        "exclusive writer, pid 4242",
+    );
+    let info = e.ok(&["info", "c"]);
+    assert!(
+        info.contains("exclusive:   pid 4242 (may be alive: ") && info.contains("mmf recover c"),
+        "{info}"
+    );
+    let out = e.ok(&["recover", "c"]);
+    assert!(
+        out.contains("freed the exclusive writer's claim on 'c', made by pid 4242, which could not be judged"),
+        "{out}"
+    );
+    assert!(e.ok(&["info", "c"]).contains("exclusive:   none"));
+    assert_eq!(e.ok(&["read", "c"]), "before\n", "the value survived");
+    e.ok(&["out", "c", "after"]);
+    assert_eq!(e.ok(&["read", "c"]), "after\n");
+}

@@ -483,12 +483,10 @@ impl Options {
     }
 
     /// Claims the writer role for `ch` if these options ask for it
-    /// ([`exclusive_writer`](Options::exclusive_writer)).
+    /// ([`exclusive_writer`](Options::exclusive_writer)). A read-only handle never gets here:
+    /// `open` refuses the two options together, and every creation refuses `read_only`.
     fn claimed(&self, ch: Channel) -> Result<Channel> {
         if self.exclusive_writer {
-            if self.read_only {
-                return Err(exclusive_read_only());
-            }
             ch.claim_writer()?;
         }
         Ok(ch)
