@@ -104,6 +104,10 @@ mod wait;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod race_tests;
+#[cfg(test)]
+mod testing;
 
 #[cfg(not(loom))]
 pub use channel::{

@@ -7,9 +7,8 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::frame::Tag;
-use crate::layout::Layout;
-use crate::region::Region;
-use crate::snapshot::{Miss, SlotWriter, Snapshot, Source, Timeouts};
+use crate::snapshot::{Snapshot, Timeouts};
+use crate::testing::{check, checked_read, publish, snapshot, Read};
 
 const WRITER: u64 = 1;
 const READER: u64 = 2;
@@ -31,88 +30,9 @@ fn channel_with(readers: usize, checksum: bool, len: usize) -> Arc<Snapshot> {
     channel_on(true, readers, checksum, len)
 }
 
-/// [`channel_with`] whose handle may (`header_only`) or may not publish small values given as
-/// slices into the header alone: without it, such a value takes the slot route even while
-/// nobody pins (each word into the slot and the inline buffer together).
+/// [`snapshot`] in an `Arc` of loom's.
 fn channel_on(header_only: bool, readers: usize, checksum: bool, len: usize) -> Arc<Snapshot> {
-    let layout = Layout::new(len, readers).unwrap();
-    let region = Region::anonymous(layout.total_bytes).unwrap();
-    let snap = Snapshot {
-        region,
-        layout,
-        checksum,
-        name: "loom".into(),
-        header_only,
-        liveness: crate::os::Liveness::default(),
-        damaged: None,
-        cold: Default::default(),
-        process_rest: 0,
-    };
-    snap.init(u64::from(checksum), 1, 0, 0);
-    Arc::new(snap)
-}
-
-/// Value `g` is as many copies of the byte `g` as the channel holds: a mix of two values is
-/// detectable.
-fn publish(s: &Snapshot, token: u64, g: u8) {
-    // Both ways in: the caller's slice (odd values) and a streaming closure (even ones), which
-    // take different routes to the inline buffer.
-    let value = vec![g; s.layout.capacity];
-    let source = if g % 2 == 1 {
-        Source::Bytes(&value)
-    } else {
-        Source::Fill(|w: &mut SlotWriter<'_>| w.put(&value))
-    };
-    s.publish::<_, true>(token, Tag::BYTES, &Timeouts::default(), source)
-        .unwrap();
-}
-
-/// How a checked read goes about it.
-#[derive(Clone, Copy)]
-enum Read {
-    /// The way `Channel::read_into` reads: `read_inline` first, and the general read only if
-    /// that fails (straight to the slot if the inline copy was overtaken, pinned at once if the
-    /// slot copy of a value too large to be inline was).
-    Fast,
-    /// The general read alone, inline copy first.
-    General,
-    /// The general read, straight to the slot (as after an overtaken inline copy, or for a value
-    /// too large to be inline): on a channel without checksums, a slot copy validated by `latest`.
-    Slot,
-}
-
-/// One read, checked.
-fn check(s: &Snapshot, pin: Option<usize>, how: Read) {
-    checked_read(s, pin, how).unwrap();
-}
-
-/// One read: its generation if it returned a value, which is checked whole, or its error.
-fn checked_read(s: &Snapshot, pin: Option<usize>, how: Read) -> crate::Result<u64> {
-    let mut buf = Vec::new();
-    let first = match how {
-        Read::Fast => s.read_inline(&mut buf),
-        Read::General => Err(Miss::Elsewhere),
-        Read::Slot => Err(Miss::InlineOvertaken),
-    };
-    let meta = match first {
-        Ok(meta) => meta,
-        Err(miss) => {
-            let (inline, lost) = (miss != Miss::InlineOvertaken, miss == Miss::SlotFailed);
-            s.read(|| pin, false, inline, lost, &mut buf, &Timeouts::default())?
-                .0
-        }
-    };
-    if meta.generation == 0 {
-        assert!(buf.is_empty());
-    } else {
-        assert_eq!(buf.len(), s.layout.capacity);
-        // The bytes are the value of the generation the read reports, every one of them.
-        assert!(
-            buf.iter().all(|&b| u64::from(b) == meta.generation),
-            "torn: {buf:?} {meta:?}"
-        );
-    }
-    Ok(meta.generation)
+    Arc::new(snapshot(header_only, readers, checksum, len, "loom"))
 }
 
 /// The model most tests share: a writer publishes generations 1 and 2 while this thread reads
@@ -128,7 +48,7 @@ fn two_publishes_against(readers: usize, checksum: bool, pinned: bool, reads: &'
 fn publishes_against(
     header_only: bool,
     len: usize,
-    before: u8,
+    before: u64,
     readers: usize,
     checksum: bool,
     pinned: bool,

@@ -2999,6 +2999,10 @@ mod tests {
 
     /// `choose_slot`'s shortcut for an empty pin table picks what the bit arithmetic picks.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "exhaustive arithmetic without unsafe code, for minutes under Miri"
+    )]
     fn the_rotation_shortcut_agrees_with_choose_slot_when_nothing_is_pinned() {
         for slots in 2..=64usize {
             for rotation in 2..=slots {
@@ -3014,6 +3018,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "exhaustive arithmetic without unsafe code, for minutes under Miri"
+    )]
     fn the_chosen_slot_is_never_current_or_pinned_and_exists_when_one_is_free() {
         for slots in 2..=8usize {
             for rotation in 2..=slots {

@@ -67,6 +67,11 @@ use crate::os::sigbus;
 /// Installs the `SIGBUS` handler for the whole process (see the [module docs](self)); the
 /// first call does it, later ones return its outcome.
 ///
+/// Call it early, as `mmf`'s own CLI does first thing: a process that another thread `fork`s
+/// while this first call runs leaves the child a copy of the call unfinished, and an `install`
+/// in that child then waits for ever (the handler itself, if it was in place, is the child's
+/// too, as signal dispositions are inherited).
+///
 /// # Errors
 ///
 /// `Unsupported` outside Linux; the OS error (`errno`) if `sigaction` fails.

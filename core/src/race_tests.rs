@@ -1,0 +1,229 @@
+//! Threads racing on one in-process channel through the real [`Region`](crate::region::Region):
+//! raw pointers into an anonymous mapping and the word-copy routines of `region.rs`, which the
+//! loom models (`loom_tests.rs`) never reach, since under loom a region is heap cells.
+//!
+//! Natively these run many rounds and check every value read whole. Under Miri they are how the
+//! `unsafe` code of `region.rs` and the seqlock's claim of soundness are checked: Miri reports
+//! a data race between a copy and any plain access (the reason the copies are atomic), an
+//! access outside the mapping, a read of uninitialised memory and a misaligned pointer, and it
+//! emulates weak memory for the atomics. Run them there with
+//! `MIRIFLAGS=-Zmiri-disable-isolation cargo +nightly miri test -p mmf-core --lib race_tests`
+//! (`.ci/miri`, which CI runs). Miri executes the portable copies: the x86-64 string and SIMD
+//! copies are assembly and intrinsics it cannot run, which the native runs cover.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::frame::Tag;
+use crate::layout::{H_LATEST, H_LOCK, H_WRITER_CLAIM};
+use crate::snapshot::{Miss, Snapshot, Timeouts};
+use crate::testing::{checked_read, publish, snapshot, Read};
+
+const WRITER: u64 = 1;
+const PINNED_READER: u64 = 2;
+const PEER: u64 = 3;
+
+/// Values each writer publishes in a race. Miri runs a few hundred times slower.
+const ROUNDS: u64 = if cfg!(miri) { 24 } else { 3_000 };
+
+/// Words the scribbler writes in [`a_peer_scribbling_anywhere_gives_errors_never_a_crash`].
+const SCRIBBLES: u64 = if cfg!(miri) { 400 } else { 200_000 };
+
+/// Sets its flag when dropped: a writer thread's way of saying it is done, even by panicking,
+/// so that no reader waits for a value that will never come.
+struct Done<'a>(&'a AtomicBool);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// A writer publishes generations `1..=ROUNDS` while two readers, one pinned and one not, read
+/// until they see the last, each cycling through the read paths. Every value read is whole, and
+/// a reader's generations never go back.
+fn readers_race_a_writer(header_only: bool, checksum: bool, len: usize) {
+    let s = snapshot(header_only, 2, checksum, len, "race");
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let _done = Done(&done);
+            for g in 1..=ROUNDS {
+                publish(&s, WRITER, g);
+            }
+        });
+        for pinned in [true, false] {
+            let (s, done) = (&s, &done);
+            scope.spawn(move || {
+                let pin = if pinned {
+                    Some(s.claim_pin(PINNED_READER).expect("a free pin entry"))
+                } else {
+                    None
+                };
+                let ways = [Read::Fast, Read::General, Read::Slot];
+                let mut last = 0;
+                for round in 0.. {
+                    let finished = done.load(Ordering::Acquire);
+                    let how = ways[round % ways.len()];
+                    let g = checked_read(s, pin, how)
+                        .unwrap_or_else(|e| panic!("{how:?} read (pinned: {pinned}): {e}"));
+                    assert!(g >= last, "{how:?} read went back from {last} to {g}");
+                    last = g;
+                    if last == ROUNDS || finished {
+                        break;
+                    }
+                }
+                assert_eq!(last, ROUNDS, "the writer stopped early");
+                if let Some(e) = pin {
+                    s.release_pin(e, PINNED_READER);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn readers_racing_a_writer_of_inline_values_see_whole_values() {
+    readers_race_a_writer(true, false, 16);
+}
+
+#[test]
+fn readers_racing_a_writer_of_inline_values_sent_through_slots_see_whole_values() {
+    readers_race_a_writer(false, false, 16);
+}
+
+#[test]
+fn readers_racing_a_writer_of_slot_values_see_whole_values() {
+    // Past the inline area (120 B), and not a whole number of words: the copies' tails.
+    readers_race_a_writer(true, false, 203);
+}
+
+#[test]
+fn readers_racing_a_writer_of_checksummed_values_see_whole_values() {
+    readers_race_a_writer(true, true, 203);
+}
+
+#[test]
+fn readers_racing_a_writer_of_page_sized_values_see_whole_values() {
+    readers_race_a_writer(true, false, 4096);
+}
+
+/// The next number of a xorshift generator: the scribbler's, seeded per test.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// A word a hostile or buggy peer might write: anything, a small count or length, a
+/// generation near the channel's, or a `latest` naming a real slot.
+fn forged_word(x: &mut u64, s: &Snapshot) -> u64 {
+    let r = next(x);
+    let latest = s.region.word(H_LATEST).load(Ordering::Relaxed);
+    match r % 6 {
+        0 => next(x),
+        1 => r >> 58,
+        2 => u64::MAX - (r >> 60),
+        3 => latest.wrapping_add((r % 3) << 8),
+        4 => (latest & !0xff) | (r >> 61),
+        _ => s.layout.capacity as u64 + (r >> 62),
+    }
+}
+
+/// A peer writes forged words anywhere in the mapping, the header included, while a writer
+/// publishes and a pinned and an unpinned reader read by every path. Nothing may panic, hang or
+/// (under Miri) touch memory out of bounds or race; every call returns a value no longer than
+/// the capacity, or an error. Once the peer stops and the writer publishes over its damage, the
+/// readers read whole values again.
+fn a_peer_scribbles(checksum: bool, len: usize, seed: u64) {
+    let s = snapshot(true, 2, checksum, len, "scribbled");
+    publish(&s, WRITER, 1);
+    let words = s.layout.total_bytes / 8;
+    let short = Timeouts {
+        lock: Duration::from_millis(2),
+        read: Duration::from_millis(2),
+    };
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let _done = Done(&done);
+            let mut x = seed;
+            for _ in 0..SCRIBBLES {
+                let i = (next(&mut x) % words as u64) as usize;
+                if i == H_LOCK || i == H_WRITER_CLAIM {
+                    // A forged lock holder or writer claim refuses every publish (other tests
+                    // have it): left out, the writer goes on publishing through the damage.
+                    continue;
+                }
+                let w = forged_word(&mut x, &s);
+                s.region.word(i).store(w, Ordering::Relaxed);
+            }
+        });
+        scope.spawn(|| {
+            let mut g = 2u64;
+            while !done.load(Ordering::Acquire) {
+                let value = vec![g as u8; len];
+                // Refusals are expected (a forged lock holder, say); only a panic is a failure.
+                let _ = s.publish_bytes::<true>(WRITER, Tag::BYTES, &short, &value);
+                g += 1;
+            }
+        });
+        for pinned in [true, false] {
+            let (s, done) = (&s, &done);
+            scope.spawn(move || {
+                let mut pin = None;
+                let mut buf = Vec::new();
+                let mut round = 0usize;
+                while !done.load(Ordering::Acquire) {
+                    if pinned && pin.is_none() {
+                        pin = s.claim_pin(PINNED_READER);
+                    }
+                    buf.clear();
+                    let first = match round % 3 {
+                        0 => s.read_inline(&mut buf),
+                        1 => Err(Miss::Elsewhere),
+                        _ => Err(Miss::InlineOvertaken),
+                    };
+                    let read = match first {
+                        Ok(_) => Ok(()),
+                        Err(miss) => {
+                            buf.clear();
+                            let inline = miss != Miss::InlineOvertaken;
+                            s.read(|| pin, false, inline, false, &mut buf, &short)
+                                .map(|_| ())
+                        }
+                    };
+                    if read.is_ok() {
+                        assert!(buf.len() <= len, "{} bytes read of {len}", buf.len());
+                    }
+                    round += 1;
+                }
+                if let Some(e) = pin {
+                    s.release_pin(e, PINNED_READER);
+                }
+            });
+        }
+    });
+    // A publish that goes through once the peer has stopped (the peer may have left a forged
+    // lock holder or pins, which refuse it) leaves a value that reads whole.
+    let value = vec![0xa5; len];
+    if s.publish_bytes::<true>(PEER, Tag::BYTES, &short, &value)
+        .is_ok()
+    {
+        let mut buf = Vec::new();
+        let read = s.read(|| None, false, true, false, &mut buf, &short);
+        assert!(read.is_ok(), "after a publish: {:?}", read.err());
+        assert_eq!(buf, value);
+    }
+}
+
+#[test]
+fn a_peer_scribbling_anywhere_gives_errors_never_a_crash() {
+    a_peer_scribbles(false, 203, 0x9e37_79b9_7f4a_7c15);
+}
+
+#[test]
+fn a_peer_scribbling_over_a_checksummed_channel_gives_errors_never_a_crash() {
+    a_peer_scribbles(true, 203, 0xd1b5_4a32_d192_ed03);
+}
