@@ -378,6 +378,66 @@ fn an_independent_writer_keeps_off_a_claimed_channel() {
     assert_eq!(reader.read_string().unwrap(), "theirs");
 }
 
+/// The writer written from FORMAT.md goes on past the generations a machine crash lost (§12):
+/// in a checksummed file channel whose slot pages were written back after generation 11 and
+/// whose header page was not (it names 10), its first publish makes the generation mmf's own
+/// writer makes there, past 11. Publishing 11 again, in the slot the lost 11 is in, would let
+/// a second crash serve the lost value as the new 11, its CRC matching (the Rust test
+/// `a_writer_goes_on_past_the_generations_a_crash_lost`).
+#[test]
+fn an_independent_writer_goes_on_past_the_generations_a_crash_lost() {
+    let path = std::env::temp_dir().join(format!("mmf-format-c-{}.mmf", std::process::id()));
+    let _cleanup = RemoveOnDrop(path.clone());
+    let loc = Location::file(&path);
+    let ch = Options::new()
+        .capacity(4096)
+        .checksum(true)
+        .create(&loc)
+        .unwrap();
+    for g in 1..=10 {
+        ch.publish_raw(Tag::BYTES, &[g; 4096]).unwrap();
+    }
+    ch.flush().unwrap();
+    let flushed = std::fs::read(&path).unwrap();
+    ch.publish_raw(Tag::BYTES, &[11; 4096]).unwrap();
+    let after11 = std::fs::read(&path).unwrap();
+    drop(ch);
+    // The crash image: the flushed file, with the pages of generation 11's slot written back.
+    let mut disk = flushed;
+    disk[4096..3 * 4096].copy_from_slice(&after11[4096..3 * 4096]);
+    std::fs::write(&path, &disk).unwrap();
+    // A read-only handle, which does not look: the image reads as the flushed 10.
+    let reader = Options::new().read_only(true).open(&loc).unwrap();
+    assert_eq!(reader.read_raw().unwrap().0.generation, 10);
+
+    // mmf's own writer on a copy of the image: past 11, and of the parity §11 step 2 keeps
+    // (a `written` ahead of `latest` goes on so that the inline buffer `latest`'s value may be
+    // in is kept off), 13.
+    let copy = path.with_extension("copy");
+    let _cleanup_copy = RemoveOnDrop(copy.clone());
+    std::fs::write(&copy, &disk).unwrap();
+    let mmf_gen = Channel::open(Location::file(&copy))
+        .unwrap()
+        .publish_str("after the crash")
+        .unwrap();
+    assert!(mmf_gen > 11, "{mmf_gen}");
+
+    let p = path.to_str().unwrap();
+    let (code, gen, err) = python_write(&[p, "after the crash", "--text", "--print-generation"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        gen,
+        mmf_gen.to_string(),
+        "not the generation mmf's writer makes"
+    );
+    let (meta, text) = reader.read_raw().unwrap();
+    assert_eq!(
+        (meta.generation, &text[..]),
+        (mmf_gen, &b"after the crash"[..])
+    );
+    reader.verify().unwrap();
+}
+
 /// A writer in another language, written from FORMAT.md alone, publishes text, JSON (as
 /// MessagePack) and bytes that mmf reads: header-only, and in a slot for a reader that wants
 /// slots; a value of exactly the capacity; one byte more is refused and the value kept; mmf's

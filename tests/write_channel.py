@@ -27,6 +27,8 @@ x86-64 machine code called through ctypes (mov, xchg, lock cmpxchg, lock xadd, m
 access is torn, and the lock's compare-and-swap is a real one. Release and Acquire need no
 instruction on x86-64, and the interpreter does not reorder the calls; §11 step 7's SeqCst
 fence is an mfence. Elsewhere libatomic through ctypes (untested).
+
+As it opens, the writer looks for generations a machine crash lost (§12) and goes on past them.
 """
 
 import ctypes
@@ -361,6 +363,7 @@ class Writer:
         fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _flock_struct(fcntl.F_RDLCK, off))
         self.pword = process_word()
         self.hold = {}
+        self._go_past_lost_generations()
 
     # raw word access
     def ld(self, off):
@@ -408,6 +411,51 @@ class Writer:
             else:
                 time.sleep(min(waited / 8, 0.001))
 
+    # §11 step 2, after a takeover: `written` from `latest`, or past it where `latest` was lowered
+    def _resync_written(self):
+        w = self.ld(H_LATEST)  # Acquire (x86-64: plain load)
+        gw, gl = self.ld(H_WRITTEN) >> 8, w >> 8
+        past = gw + ((gw ^ gl) & 1)
+        if gw > gl and past <= GEN_MAX:
+            # latest was lowered: past the writers' count, keeping off latest's slot and the
+            # inline buffer of its generation's parity
+            w = (past << 8) | (w & 0xFF)
+        self.st(H_WRITTEN, w)
+        return w
+
+    # §12 "After a machine crash": the newest generation a slot's closed frame names past
+    # `latest` (not 0) and `written`, by at most 2^32 and below 2^56 - 2; None if none does
+    def _lost_generation(self):
+        gl = self.ld(H_LATEST) >> 8
+        known = max(gl, self.ld(H_WRITTEN) >> 8)
+        if gl == 0:
+            return None
+        lost = None
+        for s in range(self.slot_count):
+            f = self.slot(s)
+            if self.ld(f + F_SEQ) % 2:
+                continue  # being written, or left so by a writer that died
+            g, n, tag = self.ld(f + F_GEN), self.ld(f + F_LEN), self.ld(f + F_TAG)
+            if known < g <= known + (1 << 32) and g < GEN_MAX - 1 and n <= self.capacity \
+                    and tag <= 0xFFFF:
+                lost = g if lost is None else max(lost, g)
+        return lost
+
+    # §12: a handle that may publish moves `written` past them as it opens, under the lock and
+    # only if the lock is free (an open does not wait; a held lock keeps the takeover's rule)
+    def _go_past_lost_generations(self):
+        if self._lost_generation() is None:
+            return
+        if A.cas(self.base + H_LOCK, 0, self.token) != 0:
+            return
+        try:
+            g = self._lost_generation()  # again, under the lock
+            if g is not None:
+                self.st(H_WRITTEN, g << 8 | (self.ld(H_LATEST) & 0xFF))
+                self._resync_written()
+        finally:
+            self.st(H_LOCK, 0)  # Release
+
     def _choose_slot(self, cur, busy):
         # mmf's choice (§11 step 2): the `rotation` lowest slots that are not pinned (cur counted
         # among them), the first free one after cur, wrapping.
@@ -441,14 +489,7 @@ class Writer:
             self._maybe_hold("locked")
             # step 2
             if took_over:
-                w = self.ld(H_LATEST)  # Acquire (x86-64: plain load)
-                gw, gl = self.ld(H_WRITTEN) >> 8, w >> 8
-                past = gw + ((gw ^ gl) & 1)
-                if gw > gl and past <= GEN_MAX:
-                    # latest was lowered: past the writers' count, keeping off latest's slot and
-                    # the inline buffer of its generation's parity (§11 step 2)
-                    w = (past << 8) | (w & 0xFF)
-                self.st(H_WRITTEN, w)
+                w = self._resync_written()
             else:
                 w = self.ld(H_WRITTEN)
             # step 1, the claim: another handle's, unless dead, refuses the publish (after the
