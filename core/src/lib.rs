@@ -75,6 +75,16 @@
 #[cfg(not(unix))]
 compile_error!("mmf-core builds on Unix only (Linux, FreeBSD, macOS); other systems need a port");
 
+// Every word of a channel is an `AtomicU64`, and a read-only handle loads them from a
+// `PROT_READ` mapping: the standard library allows `Relaxed` atomic loads from read-only memory
+// up to the pointer's width only, and on a 32-bit x86 a 64-bit load may be a `lock cmpxchg8b`,
+// a write that faults there (an unsafe-code audit's finding).
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "mmf-core builds for 64-bit targets only: its 64-bit atomics on read-only mappings are \
+     sound there alone"
+);
+
 // Under loom only the protocol is compiled: the handle maps real files, which loom cannot model.
 #[cfg(not(loom))]
 mod channel;

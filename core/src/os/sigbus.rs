@@ -17,9 +17,12 @@
 //! `shrunk` says which it was):
 //!
 //! 1. maps private zero pages over the mapping from the faulting page to its end
-//!    (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)`): those pages are gone from the file
-//!    anyway, and pages before the faulting one that are gone too fault and get the same
-//!    treatment when they are touched;
+//!    (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)`): after a truncation those pages are gone
+//!    from the file anyway, and pages before the faulting one that are gone too fault and get
+//!    the same treatment when they are touched. After a page punched out or an I/O error, the
+//!    pages after it may still be the file's: they become zeros in this mapping alone (every
+//!    other mapping of the file keeps the file's pages), of no consequence, as the handle
+//!    reports `Truncated` from then on;
 //! 2. marks the mapping's entry tripped;
 //! 3. returns, so the faulting instruction runs again and reads zeros (or writes into the
 //!    private page).
@@ -342,8 +345,9 @@ fn replace_pages(addr: usize) -> bool {
     // mappings that are still mapped (a `Region` leaves it before it unmaps), and `end` is that
     // mapping's end rounded up to a page, as `mmap` laid it out. Nothing in this process holds a
     // Rust reference that promises those bytes do not change (see `region.rs`); `MAP_FIXED`
-    // replaces exactly those pages, which are already unreadable (past the file's end, or a
-    // hole the file system cannot fill; see the module docs).
+    // replaces exactly those pages. After a truncation they are all gone from the file; after a
+    // page punched out or an I/O error, those after the faulting one may still be the file's,
+    // and become zeros in this mapping alone (the module docs): to Rust, a peer's store.
     let p = unsafe {
         libc::mmap(
             from as *mut libc::c_void,

@@ -595,7 +595,11 @@ pub(crate) fn wait_while(
     timeout: std::time::Duration,
 ) {
     // SAFETY: the futex address is the first 4 bytes of a live, aligned `AtomicU64` (8-aligned,
-    // so 4-aligned) in a shared mapping, which the borrow keeps mapped for the call.
+    // so 4-aligned) in a shared mapping, which the borrow keeps mapped for the call. The kernel
+    // reads those 4 bytes while other threads and processes may store the whole word: a read
+    // outside Rust's memory model (a system call), single-copy atomic on the 64-bit targets mmf
+    // builds for, as an aligned 4-byte load within an aligned 8-byte store is. (Miri, which
+    // models it as a Rust atomic of another size, reports a mixed-size race: `race_tests.rs`.)
     unsafe {
         futex_wait(
             std::ptr::from_ref(word).cast::<u32>(),
@@ -661,6 +665,16 @@ pub(crate) const FUTEX2_SIZE_U32: u32 = 0x02;
 #[cfg(target_os = "linux")]
 pub(crate) const FUTEX2_PRIVATE: u32 = 128;
 
+/// The kernel's `struct __kernel_timespec`, which `futex_waitv` reads: two 64-bit fields on
+/// every target, where `libc::timespec` has 32-bit ones on some (an unsafe-code audit's finding;
+/// the crate builds for 64-bit targets only today, see `lib.rs`).
+#[cfg(target_os = "linux")]
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
 /// Sleeps until any of `waiters` is woken or differs from its expected value, or `timeout`
 /// passes. Returns `false` if it could not sleep: the kernel has no `futex_waitv` (before Linux
 /// 5.16), a seccomp filter refuses it (`EPERM`), or the call failed (`EFAULT`, `EINVAL`,
@@ -668,10 +682,10 @@ pub(crate) const FUTEX2_PRIVATE: u32 = 128;
 ///
 /// # Safety
 /// Every `uaddr` must be the address of a 4-byte-aligned `u32` (in a shared mapping for entries
-/// without `FUTEX2_PRIVATE`). The kernel only reads the words: one unmapped during the call
-/// makes it fail (`EFAULT`), and one mapped anew meanwhile to other memory is compared as that
-/// memory is, so a caller that cannot keep every word mapped for the call (the async notifier)
-/// must have another word among them that wakes it when one goes.
+/// without `FUTEX2_PRIVATE`). The kernel only reads the words, and only before it sleeps: one
+/// unmapped by then makes the call fail (`EFAULT`); one unmapped or mapped anew during the
+/// sleep wakes nobody, so a caller that cannot keep every word mapped for the call (the async
+/// notifier) must have another word among them that wakes it when one goes.
 #[cfg(target_os = "linux")]
 pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Duration) -> bool {
     let mut now = libc::timespec {
@@ -681,22 +695,23 @@ pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Dur
     // SAFETY: `now` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
     let ns = i128::from(now.tv_nsec) + i128::from(timeout.subsec_nanos());
-    let abs = libc::timespec {
+    let abs = KernelTimespec {
         tv_sec: now
             .tv_sec
-            .saturating_add(libc::time_t::try_from(timeout.as_secs()).unwrap_or(1 << 30))
-            .saturating_add((ns / 1_000_000_000) as libc::time_t),
-        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+            .saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(1 << 30))
+            .saturating_add((ns / 1_000_000_000) as i64),
+        tv_nsec: (ns % 1_000_000_000) as i64,
     };
     // SAFETY: `waiters` is a live slice of correctly laid-out entries whose addresses the caller
-    // vouches for; `abs` outlives the call; the kernel only reads both.
+    // vouches for; `abs` outlives the call and is laid out as the kernel reads it (two 64-bit
+    // fields whatever `libc::timespec` is on the target); the kernel only reads both.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_futex_waitv,
             waiters.as_ptr(),
             waiters.len() as libc::c_uint,
             0 as libc::c_uint,
-            &abs as *const libc::timespec,
+            &abs as *const KernelTimespec,
             libc::CLOCK_MONOTONIC,
         )
     };
