@@ -191,7 +191,12 @@ fn in_one_process_a_claim_holds_off_the_other_handles_until_it_is_dropped() {
 
 #[test]
 fn a_replacement_that_would_orphan_a_live_exclusive_writer_is_refused() {
-    let name = unique("excl-replace");
+    // A file channel in a directory of its own, where a replacement's temporary file would be
+    // made: in /dev/shm, another test's replacement of a channel of the same size was taken
+    // for one (a workspace run).
+    let dir = std::env::temp_dir().join(unique("excl-replace"));
+    std::fs::create_dir(&dir).unwrap();
+    let name = dir.join("c.mmf").to_str().unwrap().to_owned();
     let old = Options::new().capacity(64).create(&name).unwrap();
     let child = holder(&name);
     let pid = child.id();
@@ -207,7 +212,6 @@ fn a_replacement_that_would_orphan_a_live_exclusive_writer_is_refused() {
     assert_eq!(now.incarnation(), old.incarnation());
     assert!(old.is_current().unwrap());
     assert_eq!(now.read_raw().unwrap().1, b"held");
-    let dir = host::shm_dir();
     let left = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(Result::ok)
@@ -229,6 +233,7 @@ fn a_replacement_that_would_orphan_a_live_exclusive_writer_is_refused() {
     );
     drop(new);
     Channel::remove(&name).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
 }
 
 #[test]
