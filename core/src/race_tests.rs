@@ -284,3 +284,60 @@ fn waiters_are_woken_by_each_publish_and_by_a_stop() {
         assert!(ended.duration_since(asked) < Duration::from_secs(30));
     });
 }
+
+/// The same race through the public API, on one handle that the threads share (so its
+/// reader-pin entry, claimed at the first read, is shared too): `publish_raw` and
+/// `publish_with` against `read_into` and `read_raw`, at an inline size and a slot size.
+#[test]
+fn threads_sharing_a_handle_read_whole_values() {
+    for len in [40, 203] {
+        let ch = crate::Options::new()
+            .capacity(len)
+            .readers(2)
+            .anonymous()
+            .unwrap();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _done = Done(&done);
+                for g in 1..=ROUNDS {
+                    let value = vec![g as u8; len];
+                    let published = if g % 2 == 0 {
+                        ch.publish_raw(Tag::BYTES, &value)
+                    } else {
+                        ch.publish_with(Tag::BYTES, |w| std::io::Write::write_all(w, &value))
+                    };
+                    assert_eq!(published.unwrap(), g);
+                }
+            });
+            for by_raw in [false, true] {
+                let (ch, done) = (&ch, &done);
+                scope.spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut last = 0;
+                    loop {
+                        let finished = done.load(Ordering::Acquire);
+                        let meta = if by_raw {
+                            let (meta, value) = ch.read_raw().unwrap();
+                            buf = value;
+                            meta
+                        } else {
+                            ch.read_into(&mut buf).unwrap()
+                        };
+                        let g = meta.generation;
+                        if g > 0 {
+                            assert_eq!(buf.len(), len);
+                            assert!(buf.iter().all(|&b| b == g as u8), "torn at {g}: {buf:?}");
+                        }
+                        assert!(g >= last, "went back from {last} to {g}");
+                        last = g;
+                        if last == ROUNDS || finished {
+                            break;
+                        }
+                    }
+                    assert_eq!(last, ROUNDS, "the writer stopped early");
+                });
+            }
+        });
+    }
+}

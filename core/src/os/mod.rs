@@ -80,7 +80,8 @@ impl<T: Sync + 'static> PerProcess<T> {
     }
 
     /// This process's value, made by `make` if it has none yet. Of two threads that make one
-    /// at once, one's is kept; the other's is leaked unused.
+    /// at once, one's is kept; the other's is dropped unused (it was leaked until Miri's leak
+    /// check found it), so `make` must have no effect beyond its value.
     pub(crate) fn get_or_make(&self, make: impl FnOnce() -> T) -> &'static T {
         use std::sync::atomic::Ordering;
         if let Some(value) = self.get() {
@@ -94,6 +95,9 @@ impl<T: Sync + 'static> PerProcess<T> {
         let mut current = self.current.load(Ordering::Acquire);
         loop {
             if let Some(value) = Self::ours(current) {
+                // SAFETY: `fresh` came from `Box::leak` above and was never stored in `current`
+                // (the compare-and-swap below failed, or was not tried): no one else has it.
+                drop(unsafe { Box::from_raw(fresh) });
                 return value;
             }
             match self
