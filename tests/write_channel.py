@@ -412,9 +412,12 @@ class Writer:
                 time.sleep(min(waited / 8, 0.001))
 
     # §11 step 2, after a takeover: `written` from `latest`, or past it where `latest` was lowered
-    def _resync_written(self):
+    # (the writers' count taken as `gw`, by default the one in the header); one store
+    def _resync_written(self, gw=None):
         w = self.ld(H_LATEST)  # Acquire (x86-64: plain load)
-        gw, gl = self.ld(H_WRITTEN) >> 8, w >> 8
+        gl = w >> 8
+        if gw is None:
+            gw = self.ld(H_WRITTEN) >> 8
         past = gw + ((gw ^ gl) & 1)
         if gw > gl and past <= GEN_MAX:
             # latest was lowered: past the writers' count, keeping off latest's slot and the
@@ -451,8 +454,9 @@ class Writer:
         try:
             g = self._lost_generation()  # again, under the lock
             if g is not None:
-                self.st(H_WRITTEN, g << 8 | (self.ld(H_LATEST) & 0xFF))
-                self._resync_written()
+                # `written` = g, then step 2's rule, in one store: an exception between two
+                # stores would release the lock over a count without the parity rule
+                self._resync_written(g)
         finally:
             self.st(H_LOCK, 0)  # Release
 

@@ -76,9 +76,10 @@
 compile_error!("mmf-core builds on Unix only (Linux, FreeBSD, macOS); other systems need a port");
 
 // Every word of a channel is an `AtomicU64`, and a read-only handle loads them from a
-// `PROT_READ` mapping: the standard library allows `Relaxed` atomic loads from read-only memory
-// up to the pointer's width only, and on a 32-bit x86 a 64-bit load may be a `lock cmpxchg8b`,
-// a write that faults there (an unsafe-code audit's finding).
+// `PROT_READ` mapping: the standard library allows `Relaxed` atomic loads of 8 bytes from
+// read-only memory on the 64-bit architectures of its table only (4 bytes on 32-bit ones), and
+// on a 32-bit x86 a 64-bit load may be a `lock cmpxchg8b`, a write that faults there (an
+// unsafe-code audit's finding). x86-64 and AArch64 are in that table.
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!(
     "mmf-core builds for 64-bit targets only: its 64-bit atomics on read-only mappings are \
