@@ -67,10 +67,9 @@ use crate::os::sigbus;
 /// Installs the `SIGBUS` handler for the whole process (see the [module docs](self)); the
 /// first call does it, later ones return its outcome.
 ///
-/// Call it early, as `mmf`'s own CLI does first thing: a process that another thread `fork`s
-/// while this first call runs leaves the child a copy of the call unfinished, and an `install`
-/// in that child then waits for ever (the handler itself, if it was in place, is the child's
-/// too, as signal dispositions are inherited).
+/// A child forked by another thread while this first call runs installs the handler in its
+/// own first call, at once (signal dispositions are inherited: a handler already in place
+/// stays the child's).
 ///
 /// # Errors
 ///

@@ -235,15 +235,18 @@ fn page_size() -> usize {
 
 /// The disposition of `SIGBUS` before [`install`], which the handler passes other faults to.
 struct Previous(UnsafeCell<Option<libc::sigaction>>);
-// SAFETY: written once, inside `INSTALL`'s `call_once` and before the handler that reads it is
-// installed; only read afterwards.
+// SAFETY: written only inside `INSTALL`'s `call_once` (once per process), and only while the
+// handler that reads it is not installed; only read afterwards.
 unsafe impl Sync for Previous {}
 static PREVIOUS: Previous = Previous(UnsafeCell::new(None));
 /// Set when the previous handler, called for a signal that was not ours, restored the default
 /// action (Rust's stack-overflow handler does, for anything but a stack overflow): from then on
 /// the default action is "the previous disposition", and ours is put back in front of it.
 static PREVIOUS_NOW_DEFAULT: AtomicBool = AtomicBool::new(false);
-static INSTALL: Once = Once::new();
+/// The installation's `Once`, one per process: a child forked while another thread of its
+/// parent ran the installation would find the parent's copy of a plain `Once` "running" for
+/// ever, and its own `install` would wait for a thread that does not exist in it.
+static INSTALL: super::PerProcess<Once> = super::PerProcess::new();
 /// `errno` of a failed installation; 0 once installed.
 static INSTALL_ERRNO: AtomicI32 = AtomicI32::new(-1);
 /// How many times the handler replaced pages, for tests and `is_installed`'s callers.
@@ -272,8 +275,14 @@ fn current() -> Option<libc::sigaction> {
 
 /// Installs the handler (once per process; later calls return the first call's outcome).
 pub(crate) fn install() -> std::io::Result<()> {
+    install_in(&INSTALL, || {})
+}
+
+/// [`install`] with its per-process `Once`, and a pause inside the installation (before its
+/// `sigaction`), which tests fork in.
+fn install_in(once: &super::PerProcess<Once>, pause: impl FnOnce()) -> std::io::Result<()> {
     let _ = page_size();
-    INSTALL.call_once(|| {
+    once.get_or_make(Once::new).call_once(|| {
         let errno = || {
             std::io::Error::last_os_error()
                 .raw_os_error()
@@ -283,9 +292,19 @@ pub(crate) fn install() -> std::io::Result<()> {
             INSTALL_ERRNO.store(errno(), Ordering::Release);
             return;
         };
-        // SAFETY: `call_once` runs this once, before the handler exists, so nothing reads
-        // `PREVIOUS` concurrently; the handler reads it only after `sigaction` below made it
-        // the disposition, which happens after this store.
+        pause();
+        if old.sa_sigaction == ours().sa_sigaction {
+            // Ours already: a forked child whose parent had installed it (dispositions are
+            // inherited), or a second installation in this process (tests). `PREVIOUS` was
+            // written before that `sigaction` and holds what came before ours; storing ours
+            // there would make the handler pass faults on to itself.
+            INSTALL_ERRNO.store(0, Ordering::Release);
+            return;
+        }
+        // SAFETY: `call_once` runs this once per process, and only while the handler is not
+        // this process's disposition (checked above), so nothing reads `PREVIOUS`
+        // concurrently; the handler reads it only after `sigaction` below made it the
+        // disposition, which happens after this store.
         unsafe { *PREVIOUS.0.get() = Some(old) };
         let new = ours();
         // SAFETY: installs a handler whose body is async-signal-safe (see the module docs);
@@ -514,5 +533,45 @@ mod tests {
                 });
             }
         });
+    }
+
+    /// A child forked while another thread of its parent is inside the installation (paused
+    /// before its `sigaction`) installs the handler itself, at once: the `Once` is per
+    /// process. With one `Once` for all, the child's copy said "running" for ever and its
+    /// `install` waited for a thread that does not exist in it; here an alarm ends such a
+    /// child.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot fork")]
+    fn a_child_forked_during_the_installation_installs() {
+        static ONCE: super::super::PerProcess<Once> = super::super::PerProcess::new();
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let installer = std::thread::spawn(move || {
+            install_in(&ONCE, || {
+                inside_tx.send(()).unwrap();
+                let _ = go_rx.recv();
+            })
+        });
+        inside_rx.recv().unwrap();
+        // SAFETY: the child installs the handler and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: `alarm` only schedules SIGALRM, whose default action ends this child.
+            unsafe { libc::alarm(5) };
+            let ok = install_in(&ONCE, || {}).is_ok() && installed();
+            // SAFETY: leaves the child without running the test harness's exit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        go_tx.send(()).unwrap();
+        installer.join().unwrap().unwrap();
+        assert!(installed());
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child did not install the handler (status {status:#x})"
+        );
     }
 }
