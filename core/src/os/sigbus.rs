@@ -455,6 +455,25 @@ fn pass_on(
 mod tests {
     use super::*;
 
+    /// Forks a child that runs `work` under a 5 s alarm (whose default action ends a child
+    /// that hangs) and leaves with `_exit`, 0 if `work` said so; the child's wait status.
+    fn in_a_forked_child(work: impl FnOnce() -> bool) -> i32 {
+        // SAFETY: the child runs `work` (the calls a program that forks makes) and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: `alarm` only schedules SIGALRM, whose default action ends this child.
+            unsafe { libc::alarm(5) };
+            let ok = work();
+            // SAFETY: leaves the child without running the test harness's exit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        status
+    }
+
     /// A child forked while another thread holds the registry's lock makes and drops
     /// registrations of its own: the lock is per process. With one lock for all, the child's
     /// first registration waited for ever (for a thread that does not exist in the child);
@@ -471,19 +490,10 @@ mod tests {
             let _ = done_rx.recv();
         });
         held_rx.recv().unwrap();
-        // SAFETY: the child only registers and drops a mapping it inherited, then `_exit`s.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: `alarm` only schedules SIGALRM, whose default action ends this child.
-            unsafe { libc::alarm(5) };
+        let status = in_a_forked_child(|| {
             drop(Registration::new(map.as_ptr(), map.len(), true));
-            // SAFETY: leaves the child without running the test harness's exit handlers.
-            unsafe { libc::_exit(0) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            true
+        });
         done_tx.send(()).unwrap();
         holder.join().unwrap();
         assert!(
@@ -553,19 +563,7 @@ mod tests {
             })
         });
         inside_rx.recv().unwrap();
-        // SAFETY: the child installs the handler and `_exit`s.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: `alarm` only schedules SIGALRM, whose default action ends this child.
-            unsafe { libc::alarm(5) };
-            let ok = install_in(&ONCE, || {}).is_ok() && installed();
-            // SAFETY: leaves the child without running the test harness's exit handlers.
-            unsafe { libc::_exit(if ok { 0 } else { 3 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let status = in_a_forked_child(|| install_in(&ONCE, || {}).is_ok() && installed());
         go_tx.send(()).unwrap();
         installer.join().unwrap().unwrap();
         assert!(installed());
