@@ -73,16 +73,6 @@ pub(crate) fn check(s: &Snapshot, pin: Option<usize>, how: Read) {
 
 /// One read: its generation if it returned a value, which is checked whole, or its error.
 pub(crate) fn checked_read(s: &Snapshot, pin: Option<usize>, how: Read) -> crate::Result<u64> {
-    checked_read_with(s, pin, how, &Timeouts::default())
-}
-
-/// [`checked_read`] with the read's timeouts.
-pub(crate) fn checked_read_with(
-    s: &Snapshot,
-    pin: Option<usize>,
-    how: Read,
-    t: &Timeouts,
-) -> crate::Result<u64> {
     let mut buf = Vec::new();
     let first = match how {
         Read::Fast => s.read_inline(&mut buf),
@@ -93,7 +83,8 @@ pub(crate) fn checked_read_with(
         Ok(meta) => meta,
         Err(miss) => {
             let (inline, lost) = (miss != Miss::InlineOvertaken, miss == Miss::SlotFailed);
-            s.read(|| pin, false, inline, lost, &mut buf, t)?.0
+            s.read(|| pin, false, inline, lost, &mut buf, &Timeouts::default())?
+                .0
         }
     };
     if meta.generation == 0 {
