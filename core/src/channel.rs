@@ -3928,7 +3928,7 @@ fn open_retiring(location: &Location, path: &Path) -> Option<File> {
 }
 
 /// Marks the channel in `file` retired (the header's `retired` word, FORMAT.md §8) and wakes
-/// every thread asleep on its `latest`, so that followers of the name it no longer has look at
+/// every thread asleep on its `retired` or `latest` word, so that followers of the name it no longer has look at
 /// the name at once (`Follower`) instead of within 100 ms. Called right after the name was
 /// removed or another channel renamed over it, with the file opened before that.
 ///
@@ -3974,6 +3974,9 @@ pub(crate) fn mark_retired(file: &File) {
         return;
     };
     let region = Region::from_map(map, false);
+    // Followers sleep on `retired` too (`Snapshot::wait_for_change`), those of older builds of
+    // this layout on `latest` alone.
+    os::wake_all(region.word(H_RETIRED));
     os::wake_all(region.word(H_LATEST));
 }
 

@@ -385,9 +385,10 @@ impl Follower {
     /// ([`Channel::remove`], [`Options::create_or_replace`], `mmf remove`, `mmf new --force`),
     /// the wait looks at once, not at its next look: that process marks the old channel retired
     /// (a word of its header) and wakes its sleepers. A writer that restarts with
-    /// `create_or_replace` is [`Change::Replaced`] as a rule within microseconds (100 ms at
-    /// most), and one that removes its channel and creates it again within 10 ms of the
-    /// creation. (A name removed by other means, `rm`, is seen at the next look.)
+    /// `create_or_replace` is [`Change::Replaced`] within microseconds (the wait sleeps on the
+    /// mark's word too, where the kernel has `futex_waitv`, Linux 5.16 and later; without it a
+    /// mark that comes right before the sleep is seen within 100 ms), and one that removes its
+    /// channel and creates it again within 10 ms of the creation. (A name removed by other means, `rm`, is seen at the next look.)
     ///
     /// # Errors
     ///
@@ -2069,26 +2070,29 @@ mod tests {
         assert_eq!(follower.channel().read_raw().unwrap().1, b"again");
     }
 
+    /// Runs `f` to its end on this thread, parked between polls.
+    #[cfg(feature = "async")]
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        struct W(std::thread::Thread);
+        impl std::task::Wake for W {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark()
+            }
+        }
+        let waker = std::sync::Arc::new(W(std::thread::current())).into();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park()
+        }
+    }
+
     #[cfg(feature = "async")]
     #[test]
     fn an_async_follower_is_woken_by_a_replacement() {
-        fn block_on<F: std::future::Future>(f: F) -> F::Output {
-            struct W(std::thread::Thread);
-            impl std::task::Wake for W {
-                fn wake(self: std::sync::Arc<Self>) {
-                    self.0.unpark()
-                }
-            }
-            let waker = std::sync::Arc::new(W(std::thread::current())).into();
-            let mut cx = std::task::Context::from_waker(&waker);
-            let mut f = std::pin::pin!(f);
-            loop {
-                if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                    return v;
-                }
-                std::thread::park()
-            }
-        }
         follow_a_restart(
             "async-replaced",
             |named| {
@@ -2099,6 +2103,86 @@ mod tests {
             },
             |follower| Some(block_on(follower.changed(1)).unwrap()),
         );
+    }
+
+    /// Rounds of [`replaced_waking_retired_alone`] in the two tests below, and the most they may
+    /// take in all. A follower asleep on `latest` alone would sleep out its bound (`MAX_SLEEP`,
+    /// 100 ms) in every round, 4 s in all; asleep on `retired` too, a round takes a few
+    /// milliseconds.
+    const RETIRED_ROUNDS: usize = 40;
+    const RETIRED_ROUNDS_IN: Duration = Duration::from_secs(2);
+
+    /// Once a follower of `named` waits on `current` (the channel the name leads to, counted a
+    /// waiter in its header), puts a new channel under the name by hand and marks `current`
+    /// retired through its mapping, with a wake of the `retired` word alone. That is what
+    /// reaches a follower whose look at the word came before the mark and whose sleep came
+    /// after the wake that `mark_retired` makes of `latest`: only a sleep on the word itself,
+    /// which the kernel compares before it sleeps and which the wake of `retired` ends, sees the
+    /// mark at once. Returns the new channel's handle.
+    fn replaced_waking_retired_alone(named: &Named, current: &Channel, round: usize) -> Channel {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while current.info().waiters == 0 {
+            assert!(Instant::now() < deadline, "the follower never waited");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        // Asleep by now, most likely; if not, its look at the word finds the mark.
+        std::thread::sleep(Duration::from_millis(2));
+        let next = format!("{}-next-{round}", named.0);
+        let new = Channel::create(&next, 64).unwrap();
+        let from = Location::parse(&next).unwrap();
+        std::fs::rename(from.path().unwrap(), named.1.path().unwrap()).unwrap();
+        let word = current.retired_word();
+        word.store(
+            u64::from(std::process::id()),
+            std::sync::atomic::Ordering::Release,
+        );
+        crate::os::wake_all(word);
+        new
+    }
+
+    /// Follows `test`'s channel through [`RETIRED_ROUNDS`] replacements, each seen through
+    /// `wait` (which must say [`Change::Replaced`]), and asserts that they took less than
+    /// [`RETIRED_ROUNDS_IN`].
+    fn follow_replacements_waking_retired_alone(
+        test: &str,
+        wait: impl Fn(&mut Follower) -> Option<Change>,
+    ) {
+        no_scheduled_looks();
+        let named = Named::new(test);
+        let mut current = Channel::create(&named.0, 64).unwrap();
+        let mut follower = Follower::open(&named.1, Duration::ZERO).unwrap();
+        // A follower that cannot sleep on a futex (a read-only handle; a system without
+        // futexes) polls, and sees the mark within a millisecond anyway: this test is about the
+        // sleep.
+        assert!(!follower.channel().is_read_only());
+        let start = Instant::now();
+        for round in 0..RETIRED_ROUNDS {
+            current = std::thread::scope(|s| {
+                let next = s.spawn(|| replaced_waking_retired_alone(&named, &current, round));
+                assert_eq!(wait(&mut follower), Some(Change::Replaced), "round {round}");
+                next.join().unwrap()
+            });
+        }
+        let took = start.elapsed();
+        assert!(
+            took < RETIRED_ROUNDS_IN,
+            "{RETIRED_ROUNDS} rounds took {took:?}"
+        );
+    }
+
+    #[test]
+    fn a_sleeping_follower_wakes_on_its_retired_word_alone() {
+        follow_replacements_waking_retired_alone("retired-word", |f| {
+            f.wait(1, Duration::from_secs(20)).unwrap()
+        });
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn an_async_follower_wakes_on_its_retired_word_alone() {
+        follow_replacements_waking_retired_alone("retired-word-async", |f| {
+            Some(block_on(f.changed(1)).unwrap())
+        });
     }
 
     /// The mark is shared memory: a peer may write any value there while the name still leads

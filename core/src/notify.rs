@@ -310,10 +310,18 @@ impl Notifier {
             // (`stops` keeps the stops' words alive while the thread sleeps on them.)
             let (words, stops, overflow, earliest) = {
                 let regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
+                // A follower's future sleeps on its channel's `retired` word too, expecting the
+                // mark it last looked at: a mark stored after `wake_moved` looked at the word,
+                // whose wake came before this sleep, still ends it (the kernel compares every
+                // word before it sleeps), as in `Snapshot::wait_for_change`.
                 let mut words: Vec<(usize, u32)> = regs
                     .values()
                     .filter(|r| r.counted)
-                    .filter_map(|r| Some((r.word?, r.expected)))
+                    .flat_map(|r| {
+                        let latest = r.word.map(|w| (w, r.expected));
+                        let retired = r.mark.map(|(w, seen)| (w, seen as u32));
+                        latest.into_iter().chain(retired)
+                    })
                     .collect();
                 // Many futures on one handle are one futex word: the limit counts handles (and
                 // expected values: futures that last polled at different generations).
@@ -396,7 +404,8 @@ impl Notifier {
             timeout.min(t.saturating_duration_since(Instant::now()))
         });
         // SAFETY: the control word lives in a leaked, never-freed `Notifier`. Each channel word
-        // is the first half of a live `latest` word: a registration is removed (under the lock,
+        // is the first half of a live `latest` word, or of the `retired` word of the same
+        // header (a follower's registration: `Registration::mark`): a registration is removed (under the lock,
         // bumping `control`) before its channel is unmapped (by its future's drop, or else by
         // the channel's, see `Registration::word`), and if that happens after we copied its
         // address, the bumped control word makes the call return at once; an address unmapped

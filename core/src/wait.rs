@@ -49,8 +49,10 @@ impl Snapshot {
     ///
     /// `mark`: a follower's view of the header's `retired` word at its last look at the name;
     /// once the word reads otherwise, the wait returns `None` early, so that the follower looks
-    /// again. The retiring process wakes the futex after its store, and a wake lost between
-    /// this check and the sleep is made up by the sleep's bound ([`MAX_SLEEP`]).
+    /// again. The retiring process wakes the futexes of `latest` and `retired` after its store;
+    /// the sleep is one `futex_waitv` on both (and the stops' words), so a mark stored between
+    /// this check and the sleep ends it too. Without `futex_waitv` the sleep is on `latest`
+    /// alone, and a wake lost in that window is made up by the sleep's bound ([`MAX_SLEEP`]).
     pub(crate) fn wait_for_change(
         &self,
         pin: Option<usize>,
@@ -63,7 +65,8 @@ impl Snapshot {
         // Both looks work on a read-only handle's mapping (`load_acquire`). The futex loop's own
         // SeqCst load below, which the waiter count's protocol needs, runs on writable
         // mappings alone.
-        let retired = || mark.is_some_and(|m| load_acquire(self.region.word(H_RETIRED)) != m);
+        let retired_word = self.region.word(H_RETIRED);
+        let retired = || mark.is_some_and(|m| load_acquire(retired_word) != m);
         // A mapping the `SIGBUS` handler tripped (`truncation`) is private zero pages now, which
         // no writer reaches: "moved", to `since + 1`, so that the caller reads (and learns
         // `Truncated`) instead of waiting out its timeout, or looping on `None`.
@@ -129,10 +132,31 @@ impl Snapshot {
                 break moved();
             };
             let left = left.min(MAX_SLEEP);
-            if until.stops().is_empty() {
-                os::wait_while(latest, l as u32, left);
-            } else if !os::wait_while_unstopped(latest, l as u32, &until.stop_words(), left) {
-                os::wait_while(latest, l as u32, left.min(Duration::from_millis(1)));
+            // A follower sleeps on the `retired` word too, expecting the mark it looked at: a
+            // mark stored after `retired()` above, whose wake came before this sleep, still
+            // ends it, for the kernel compares every word before it sleeps.
+            let slept = match mark {
+                Some(m) => os::wait_while_any(
+                    &[(latest, l as u32), (retired_word, m as u32)],
+                    &until.stop_words(),
+                    left,
+                ),
+                None if until.stops().is_empty() => {
+                    os::wait_while(latest, l as u32, left);
+                    true
+                }
+                None => os::wait_while_unstopped(latest, l as u32, &until.stop_words(), left),
+            };
+            // No `futex_waitv` (before Linux 5.16, or a seccomp filter): the futex on `latest`
+            // alone, in slices of a millisecond where a stop must be seen. A follower's mark
+            // whose wake is lost then waits out this sleep (`MAX_SLEEP` at most).
+            if !slept {
+                let slice = if until.stops().is_empty() {
+                    left
+                } else {
+                    left.min(Duration::from_millis(1))
+                };
+                os::wait_while(latest, l as u32, slice);
             }
         };
         self.leave_waiting(e);
