@@ -310,18 +310,10 @@ impl Notifier {
             // (`stops` keeps the stops' words alive while the thread sleeps on them.)
             let (words, stops, overflow, earliest) = {
                 let regs = self.regs.lock().unwrap_or_else(|p| p.into_inner());
-                // A follower's future sleeps on its channel's `retired` word too, expecting the
-                // mark it last looked at: a mark stored after `wake_moved` looked at the word,
-                // whose wake came before this sleep, still ends it (the kernel compares every
-                // word before it sleeps), as in `Snapshot::wait_for_change`.
                 let mut words: Vec<(usize, u32)> = regs
                     .values()
                     .filter(|r| r.counted)
-                    .flat_map(|r| {
-                        let latest = r.word.map(|w| (w, r.expected));
-                        let retired = r.mark.map(|(w, seen)| (w, seen as u32));
-                        latest.into_iter().chain(retired)
-                    })
+                    .filter_map(|r| Some((r.word?, r.expected)))
                     .collect();
                 // Many futures on one handle are one futex word: the limit counts handles (and
                 // expected values: futures that last polled at different generations).
@@ -334,6 +326,22 @@ impl Notifier {
                 let overflow = words.len() + stops.len() > MAX_WAITV;
                 words.truncate(MAX_WAITV);
                 stops.truncate(MAX_WAITV - words.len());
+                // A follower's future sleeps on its channel's `retired` word too, expecting the
+                // mark it last looked at: a mark stored after `wake_moved` looked at the word,
+                // whose wake came before this sleep, still ends it (the kernel compares every
+                // word before it sleeps), as in `Snapshot::wait_for_change`. Only as many as
+                // fit beside the rest: one left out costs at most this sleep's bound
+                // (`MAX_SLEEP`) should its wake come in that window, where an overflow would
+                // make the thread poll every millisecond.
+                let mut marks: Vec<(usize, u32)> = regs
+                    .values()
+                    .filter(|r| r.counted)
+                    .filter_map(|r| r.mark.map(|(w, seen)| (w, seen as u32)))
+                    .collect();
+                marks.sort_unstable();
+                marks.dedup();
+                marks.truncate(MAX_WAITV - words.len() - stops.len());
+                words.extend(marks);
                 let uncounted = regs.values().any(|r| !r.counted);
                 let earliest = regs.values().filter_map(|r| r.wake_at).min();
                 (words, stops, uncounted || overflow, earliest)
