@@ -154,6 +154,8 @@
 
 // docs.rs (`--cfg docsrs`, nightly) labels each item that a feature gates, `async` here.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Not mmf-core's model checks' own flag, which no published build sets.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(mmf_loom))))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]

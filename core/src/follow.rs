@@ -1952,7 +1952,7 @@ impl Drop for ValueStream {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(mmf_loom)))]
 mod tests {
     use std::cell::Cell;
     use std::time::{Duration, Instant};

@@ -86,9 +86,9 @@ pub const INLINE_CAPACITY: usize = 2 * LINE - WORD;
 /// that the model checks also cover values kept in their slot only (`loom_tests`) with values of
 /// three words instead of sixteen, whose copies multiply the interleavings past what a run
 /// can explore (one such model with 17-word values took 8 minutes with a single preemption).
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 const INLINE_MAX: usize = INLINE_CAPACITY;
-#[cfg(loom)]
+#[cfg(mmf_loom)]
 const INLINE_MAX: usize = 2 * WORD;
 // Line 7: the writers' line: exclusion, and what only writers (and rare waiters) touch.
 pub(crate) const H_LOCK: usize = 56;
@@ -336,7 +336,7 @@ mod tests {
     /// These numbers are stated in docs/FORMAT.md; change both together.
     #[test]
     // Under loom a writer keeps at most two words inline (`INLINE_MAX`), not FORMAT.md's 120 B.
-    #[cfg_attr(loom, ignore = "loom keeps fewer bytes inline")]
+    #[cfg_attr(mmf_loom, ignore = "loom keeps fewer bytes inline")]
     fn layout_matches_format_md() {
         assert_eq!(&MAGIC.to_le_bytes(), b"MMFCHAN\0");
         let l = Layout::new(1000, 4).unwrap();

@@ -63,12 +63,14 @@
 
 // docs.rs (`--cfg docsrs`, nightly) labels each item that a feature gates, `async` here.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Not the model checks' own flag, which no published build sets.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(mmf_loom))))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 #![warn(clippy::missing_errors_doc)]
-#![cfg_attr(loom, allow(dead_code))]
+#![cfg_attr(mmf_loom, allow(dead_code))]
 
 // Said at once, not as some hundred errors about Unix file descriptors (a review's Windows
 // check): a port starts in `os/unsupported.rs`.
@@ -87,20 +89,20 @@ compile_error!(
 );
 
 // Under loom only the protocol is compiled: the handle maps real files, which loom cannot model.
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 mod channel;
 mod error;
 #[cfg(unix)]
 mod exit_watch;
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 mod follow;
 mod frame;
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 pub mod host;
 mod layout;
 mod lock;
 mod name;
-#[cfg(all(feature = "async", not(loom)))]
+#[cfg(all(feature = "async", not(mmf_loom)))]
 pub mod notify;
 mod os;
 mod region;
@@ -108,31 +110,31 @@ mod seqlock;
 mod snapshot;
 mod stop;
 mod sync;
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 pub mod truncation;
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 mod wait;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, mmf_loom))]
 mod loom_tests;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(mmf_loom)))]
 mod race_tests;
 #[cfg(test)]
 mod testing;
 
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 pub use channel::{
     list, wait_any, Channel, FileOwner, Info, Listing, LockOwner, Options, Origin, Recovered,
 };
 pub use error::{Error, Result};
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 pub use follow::{Change, Follower};
-#[cfg(all(feature = "async", not(loom)))]
+#[cfg(all(feature = "async", not(mmf_loom)))]
 pub use follow::{FollowerChanged, OpenFollower, ValueStream};
 pub use frame::{Meta, Tag};
 pub use layout::{MAGIC, MAX_CAPACITY, MAX_READERS, VERSION};
 pub use name::{validate_name, Location, ShmName, ToLocation, MAX_NAME_LEN, SHM_PREFIX};
-#[cfg(all(feature = "async", not(loom)))]
+#[cfg(all(feature = "async", not(mmf_loom)))]
 pub use notify::{Changed, Stopped};
 pub use os::OwnerState;
 pub use snapshot::SlotWriter;
@@ -149,7 +151,7 @@ pub mod __bench {
     /// notifications. It wakes nobody, so a thread blocked in `wait_for_change` misses the
     /// value: for measuring that check only (`mmf-bench`'s publish-cost section), hence behind
     /// the `bench-internals` feature.
-    #[cfg(all(not(loom), feature = "bench-internals"))]
+    #[cfg(all(not(mmf_loom), feature = "bench-internals"))]
     #[inline]
     pub fn publish_raw_without_wake(
         ch: &crate::Channel,

@@ -57,7 +57,7 @@ pub(crate) fn try_acquire(word: &AtomicU64, token: u64) -> bool {
 /// Spins before the wait loop reads the clock and judges the owner: a lock is usually held for
 /// a publish's few hundred nanoseconds. Under loom none, so that a model reaches the takeover of
 /// a dead owner's lock within its preemption bound.
-const SPINS_BEFORE_CHECKS: u32 = if cfg!(loom) { 0 } else { 32 };
+const SPINS_BEFORE_CHECKS: u32 = if cfg!(mmf_loom) { 0 } else { 32 };
 
 /// After this long a waiting writer sleeps between its looks at the lock instead of yielding.
 const YIELD_FOR: Duration = Duration::from_micros(200);
@@ -67,7 +67,7 @@ const YIELD_FOR: Duration = Duration::from_micros(200);
 /// an eighth of the wait so far, at most [`LIVENESS_EVERY`], so a lock held for long is taken
 /// at most ~12 % later than it is freed. Never under loom, which has no clock.
 fn backoff(waited: Duration) -> Option<Duration> {
-    (!cfg!(loom) && waited >= YIELD_FOR).then(|| (waited / 8).min(LIVENESS_EVERY))
+    (!cfg!(mmf_loom) && waited >= YIELD_FOR).then(|| (waited / 8).min(LIVENESS_EVERY))
 }
 
 /// [`acquire`] after its first compare-and-swap failed: spin, yield, check the owner's liveness.

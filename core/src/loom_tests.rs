@@ -1,7 +1,7 @@
 //! Model checks of the publish/read protocol with loom: every interleaving (up to loom's
 //! preemption bound) of a writer and a reader on a tiny channel, asserting that no read ever
 //! returns a torn value. Run with
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p mmf-core --release --lib loom`.
+//! `RUSTFLAGS="--cfg mmf_loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p mmf-core --release --lib loom`.
 
 use loom::sync::Arc;
 use loom::thread;

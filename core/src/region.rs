@@ -25,7 +25,7 @@
 
 use std::collections::TryReserveError;
 
-#[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+#[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
 use crate::layout::LINE_WORDS;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -43,16 +43,16 @@ pub(crate) enum Intent {
 
 /// Mapped (or, in tests and under loom, heap) memory viewed as `words` atomic 64-bit words.
 pub(crate) struct Region {
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     base: std::ptr::NonNull<AtomicU64>,
     /// The mapping's entry in the `SIGBUS` registry (`os/sigbus.rs`). Declared before `_map`,
     /// so it is dropped, and the entry gone, before the mapping is unmapped.
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     guard: crate::os::sigbus::Registration,
     /// Keeps the mapping alive for as long as `base` is used.
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     _map: memmap2::MmapRaw,
-    #[cfg(loom)]
+    #[cfg(mmf_loom)]
     cells: Box<[AtomicU64]>,
     words: usize,
     writable: bool,
@@ -60,10 +60,10 @@ pub(crate) struct Region {
 
 // SAFETY: a `Region` only exposes atomics (which are `Sync`) and owned copies; the raw base
 // pointer is never handed out, and the mapping it points into lives as long as the `Region`.
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 unsafe impl Send for Region {}
 // SAFETY: see `Send` above: every access through `&Region` is an atomic operation.
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 unsafe impl Sync for Region {}
 
 impl Region {
@@ -71,7 +71,7 @@ impl Region {
     ///
     /// The mapping's length must be a whole number of words (the caller's layout guarantees it
     /// and this checks it); its start is page-aligned, so every word is aligned.
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     pub(crate) fn from_map(map: memmap2::MmapRaw, writable: bool) -> Region {
         let len = map.len();
         assert!(
@@ -95,14 +95,14 @@ impl Region {
 
     /// A private, zeroed, writable region of `bytes` bytes (an anonymous mapping), for channels
     /// that live inside one process: tests and benchmarks.
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     pub(crate) fn anonymous(bytes: usize) -> std::io::Result<Region> {
         let map = memmap2::MmapOptions::new().len(bytes).map_anon()?;
         Ok(Region::from_map(memmap2::MmapRaw::from(map), true))
     }
 
     /// A zeroed heap region of `bytes` bytes made of loom atomics.
-    #[cfg(loom)]
+    #[cfg(mmf_loom)]
     pub(crate) fn anonymous(bytes: usize) -> std::io::Result<Region> {
         assert!(bytes.is_multiple_of(WORD));
         let cells = (0..bytes / WORD).map(|_| AtomicU64::new(0)).collect();
@@ -116,9 +116,9 @@ impl Region {
     /// Writes the mapping's dirty pages back to its file and waits for the device (`msync` with
     /// `MS_SYNC`). Nothing to do for heap regions.
     pub(crate) fn flush(&self) -> std::io::Result<()> {
-        #[cfg(not(loom))]
+        #[cfg(not(mmf_loom))]
         return self._map.flush();
-        #[cfg(loom)]
+        #[cfg(mmf_loom)]
         Ok(())
     }
 
@@ -132,16 +132,16 @@ impl Region {
     /// after a fault would miss it. It emits no instruction.
     #[inline]
     pub(crate) fn tripped(&self) -> bool {
-        #[cfg(not(loom))]
+        #[cfg(not(mmf_loom))]
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        #[cfg(not(loom))]
+        #[cfg(not(mmf_loom))]
         return self.guard.tripped();
-        #[cfg(loom)]
+        #[cfg(mmf_loom)]
         false
     }
 
     /// The flag behind [`tripped`](Self::tripped), valid for the rest of the process.
-    #[cfg(all(not(loom), feature = "async"))]
+    #[cfg(all(not(mmf_loom), feature = "async"))]
     pub(crate) fn trip_flag(&self) -> &'static std::sync::atomic::AtomicBool {
         self.guard.flag()
     }
@@ -161,14 +161,14 @@ impl Region {
         if i >= self.words {
             out_of_region(i, 1, self.words);
         }
-        #[cfg(not(loom))]
+        #[cfg(not(mmf_loom))]
         {
             // SAFETY: `i < words`, and `base` points at `words` aligned, initialised `u64`s of a
             // mapping kept alive by `self._map`; `AtomicU64` has the size and alignment of `u64`,
             // and its `UnsafeCell` makes a shared reference to memory others mutate legitimate.
             unsafe { &*self.base.as_ptr().add(i) }
         }
-        #[cfg(loom)]
+        #[cfg(mmf_loom)]
         {
             &self.cells[i]
         }
@@ -184,14 +184,14 @@ impl Region {
         if first > self.words || n > self.words - first {
             out_of_region(first, n, self.words);
         }
-        #[cfg(not(loom))]
+        #[cfg(not(mmf_loom))]
         {
             // SAFETY: the range lies inside the mapping (asserted above), which `self._map` keeps
             // alive; the words are aligned `u64`s viewed as `AtomicU64`s (same size and
             // alignment), and a slice of atomics may alias memory other processes mutate.
             unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(first), n) }
         }
-        #[cfg(loom)]
+        #[cfg(mmf_loom)]
         {
             &self.cells[first..first + n]
         }
@@ -217,7 +217,7 @@ impl Region {
     /// faults.
     #[inline(always)]
     pub(crate) fn prefetch_lines(&self, first: usize, lines: usize, intent: Intent) {
-        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+        #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
         {
             let lines = lines.min(self.words.saturating_sub(first).div_ceil(LINE_WORDS));
             if lines == 0 || (intent == Intent::Write && !vector::has_prefetchw()) {
@@ -249,7 +249,7 @@ impl Region {
                 p = p.wrapping_add(LINE_WORDS);
             }
         }
-        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+        #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri))))]
         let _ = (first, lines, intent);
     }
 
@@ -337,9 +337,9 @@ fn load_bytes<const SMALL: bool>(src: &[AtomicU64], len: usize, dst: &mut Vec<u8
         // capacity `reserve(len)` provided; an unaligned write of a `u64` there is in bounds.
         unsafe { out.add(w * WORD).cast::<u64>().write_unaligned(v) }
     };
-    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri))))]
     let done = 0;
-    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
     let done = {
         let (lead, lines) = vector::split(src.as_ptr() as usize, full);
         for (w, word) in src[..lead].iter().enumerate() {
@@ -394,9 +394,9 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
     let full = src.len() / WORD;
     let word_at =
         |w: usize| u64::from_ne_bytes(src[w * WORD..w * WORD + WORD].try_into().expect("8 bytes"));
-    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri))))]
     let done = 0;
-    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
     let done = {
         let (lead, lines) = vector::split(dst.as_ptr() as usize, full);
         for (w, word) in dst[..lead].iter().enumerate() {
@@ -439,11 +439,11 @@ pub(crate) fn atomic_store_small<const N: usize>(to: [&[AtomicU64]; N], src: &[u
     let full = src.len() / WORD;
     let need = src.len().div_ceil(WORD);
     let to = to.map(|t| &t[..need]);
-    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri))))]
     let done = 0;
     // Whole lines with the vector loop, when all targets start 16-byte aligned (a slot's payload
     // and the inline buffers start on a line) and the processor has AVX (`vector::split`).
-    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
     let done = match vector::split(to.iter().fold(0, |a, t| a | t.as_ptr() as usize), full) {
         (0, lines) if lines > 0 => {
             for t in &to {
@@ -556,7 +556,7 @@ unsafe fn write_tail(to: *mut u8, word: u64, tail: usize) {
 /// covers, in some order, which is exactly what the portable loop does: no data race, no torn
 /// word, and the seqlock's fences around the copy order it as they order the portable loop (the
 /// block is not `nomem`/`readonly`, so the compiler keeps every memory access on its side of it).
-#[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+#[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
 mod vector {
     use std::arch::asm;
     use std::sync::atomic::{AtomicU8, Ordering};
@@ -761,7 +761,7 @@ mod vector {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(mmf_loom)))]
 mod tests {
     use super::*;
 
@@ -876,7 +876,7 @@ mod tests {
     /// The CPUID bits read for `prefetchw` and AVX are the ones Linux reports as
     /// `3dnowprefetch` and `avx`.
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(mmf_loom), not(miri)))]
     fn feature_detection_agrees_with_the_kernel() {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
         let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap();

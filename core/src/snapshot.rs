@@ -222,7 +222,8 @@ const READ_YIELD_FOR: Duration = Duration::from_micros(200);
 /// that a writer keeps overtaking (`latest` moving) never sleeps. Never under loom, which has
 /// no clock.
 fn read_backoff(waited: Duration) -> Option<Duration> {
-    (!cfg!(loom) && waited >= READ_YIELD_FOR).then(|| (waited / 8).min(Duration::from_millis(1)))
+    (!cfg!(mmf_loom) && waited >= READ_YIELD_FOR)
+        .then(|| (waited / 8).min(Duration::from_millis(1)))
 }
 
 /// Outcome of one attempt at copying a slot.
@@ -569,7 +570,7 @@ impl Snapshot {
     /// word still holds the orphan's token, since a writer that died between its stores of
     /// `latest` and `written` left `written` behind, and the next writer, taking a free lock,
     /// trusts `written`; then the token is swapped for 0, and `recoveries` counts it.
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     pub(crate) fn free_orphans(&self) -> crate::host::Orphans {
         let h = self.fixed();
         let mut freed = crate::host::Orphans::default();
@@ -676,7 +677,7 @@ impl Snapshot {
     /// Should a wait preempted between its counts for that long be taken off all the same, it
     /// is woken late, not never (waits look again at least every `wait::MAX_SLEEP`), and the
     /// count is right again once it leaves (the header's decrement saturates at 0).
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     #[cold]
     #[inline(never)]
     fn woke_nobody(&self) {
@@ -723,7 +724,7 @@ impl Snapshot {
     /// this writer's token (a peer's write over it makes the entry briefly another token's,
     /// and free again). Entries with a waiter count alone are judged: one liveness test each,
     /// at most once per [`REAP_EVERY`].
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     fn reap_dead_waiters(&self) {
         let token = self.fixed()[H_LOCK].load(Ordering::Relaxed);
         if token == 0 {
@@ -865,7 +866,7 @@ impl Snapshot {
         let _guard = LockGuard(lock_word);
         // While a `fill` runs, this thread holds the lock: a publish from inside it to the same
         // channel is refused at once (`lock_contended`) rather than waiting for itself.
-        #[cfg(not(loom))]
+        #[cfg(not(mmf_loom))]
         let _filling = matches!(source, Source::Fill(_))
             .then(|| filling::Filling::enter(std::ptr::from_ref(lock_word) as usize, token));
         let pins = self.pin_scan();
@@ -888,7 +889,7 @@ impl Snapshot {
     fn lock_contended(&self, token: u64, t: &Timeouts) -> Result<bool> {
         let h = self.fixed();
         let lock_word = &h[H_LOCK];
-        #[cfg(not(loom))]
+        #[cfg(not(mmf_loom))]
         if filling::holds(
             std::ptr::from_ref(lock_word) as usize,
             lock_word.load(Ordering::Relaxed),
@@ -1164,7 +1165,7 @@ impl Snapshot {
             // loads from the mapping come before `commit`'s load of the trip mark, or a weakly
             // ordered CPU could copy zeros mapped in between and still find no mark. Free on
             // x86; only this path loads the value from the mapping.
-            #[cfg(not(loom))]
+            #[cfg(not(mmf_loom))]
             std::sync::atomic::fence(Ordering::Acquire);
         }
         self.commit::<WAKE>(pack_latest(next, slot), pid)?;
@@ -1332,7 +1333,7 @@ impl Snapshot {
         // (here the fence after the store), so either the waiter sees the new `latest` or this
         // load sees the waiter (no lost wake-up). With nobody waiting, this load of a word on
         // the writers' own line is the whole cost.
-        #[cfg(not(loom))]
+        #[cfg(not(mmf_loom))]
         if WAKE && h[H_WAITERS].load(Ordering::SeqCst) != 0 && os::wake_all(latest_word) == 0 {
             self.woke_nobody();
         }
@@ -2417,7 +2418,7 @@ const WAITERS_SETTLE: Duration = Duration::from_millis(1);
 /// How often at most a writer whose wake-up calls woke nobody looks for entries that count a
 /// dead waiter ([`Snapshot::reap_dead_waiters`]): a liveness test per counting entry, which a
 /// writer whose waiters are all alive but awake would otherwise repeat every millisecond.
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 const REAP_EVERY: Duration = Duration::from_millis(100);
 
 /// What a descriptor says of a value, length and tag, when it is usable: a slot copy can start
@@ -2515,7 +2516,7 @@ pub(crate) type NoFill = fn(&mut SlotWriter<'_>) -> io::Result<()>;
 
 /// The writer locks this thread holds while it runs `publish_with` closures, so that a publish
 /// from inside one to the same channel is told from a wait for another writer.
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 mod filling {
     use std::cell::RefCell;
 
@@ -2835,7 +2836,7 @@ fn holder_alive(owner: u64, live: &os::Liveness, try_once: bool) -> String {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(mmf_loom)))]
 mod tests {
     use super::{choose_slot, choose_slot_by_mask};
 

@@ -258,7 +258,7 @@ impl Stop {
     }
 
     /// That word, shared: what the async notifier keeps while it sleeps on it.
-    #[cfg(all(feature = "async", not(loom)))]
+    #[cfg(all(feature = "async", not(mmf_loom)))]
     pub(crate) fn word_arc(&self) -> &Arc<AtomicU32> {
         &self.inner.word
     }
@@ -296,7 +296,7 @@ impl Stop {
     /// });
     /// assert_eq!(block_on(stopped), StopReason::Called);
     /// ```
-    #[cfg(all(feature = "async", not(loom)))]
+    #[cfg(all(feature = "async", not(mmf_loom)))]
     pub fn stopped(&self) -> crate::notify::Stopped {
         crate::notify::Stopped::new(self.clone())
     }

@@ -1,12 +1,12 @@
 //! The one door through which the protocol reaches atomics.
 //!
-//! Under `--cfg loom` these are loom's model-checked atomics, so `tests/loom` in this crate can
+//! Under `--cfg mmf_loom` these are loom's model-checked atomics, so `loom_tests` in this crate can
 //! explore every interleaving of the publish/read protocol (as crossbeam and bytes do); in normal
 //! builds they are the standard library's.
 
-#[cfg(loom)]
+#[cfg(mmf_loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(mmf_loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// An Acquire load of `word` that is sound on a read-only mapping too (`PROT_READ`, a read-only
@@ -24,12 +24,12 @@ pub(crate) fn load_acquire(word: &AtomicU64) -> u64 {
 /// Tell the scheduler (or loom) that this thread is waiting for another one.
 #[inline]
 pub(crate) fn spin_hint(round: u32) {
-    #[cfg(loom)]
+    #[cfg(mmf_loom)]
     {
         let _ = round;
         loom::thread::yield_now();
     }
-    #[cfg(not(loom))]
+    #[cfg(not(mmf_loom))]
     {
         if round < 64 {
             std::hint::spin_loop();

@@ -66,7 +66,7 @@ pub(crate) enum Read {
 }
 
 /// One read, checked.
-#[cfg(loom)]
+#[cfg(mmf_loom)]
 pub(crate) fn check(s: &Snapshot, pin: Option<usize>, how: Read) {
     checked_read(s, pin, how).unwrap();
 }

@@ -115,11 +115,11 @@ impl<T: Sync + 'static> PerProcess<T> {
     }
 }
 
-#[cfg(all(target_os = "linux", not(loom)))]
+#[cfg(all(target_os = "linux", not(mmf_loom)))]
 pub(crate) mod sigbus;
 
 /// Where no `SIGBUS` handler is written yet: mappings are not registered, and `install` says so.
-#[cfg(all(not(target_os = "linux"), not(loom)))]
+#[cfg(all(not(target_os = "linux"), not(mmf_loom)))]
 pub(crate) mod sigbus {
     /// A mapping's (empty) place in the registry.
     pub(crate) struct Registration;
