@@ -571,6 +571,62 @@ mod vector {
     /// (three 21-round A/Bs, mmf / F per round), 512 B went from 2.57-2.61x to 1.96-2.26x.
     const STRING_FROM_LINES: usize = 32;
 
+    /// Stores of this many lines (above 4 KiB) and more use `rep movsq` on AMD Zen 4
+    /// ([`zen4`]); below, the SSE loop. Measured on a Zen 4 host (family 19h, model 11h) between
+    /// two processes (docs/BENCHMARKS.md, "The 4 KiB copy on the Zen 4 host"), eight rounds of
+    /// `--only latency --sizes 4096` each way: with the SSE loop's stores at 4 KiB, mmf / F per
+    /// round 1.15-1.23 against 1.21-1.32, and `floor-validated` (F through these copies)
+    /// 0.90-0.97 against 1.03-1.10; beyond 4 KiB no difference stood out. On the AMD Zen 5 host
+    /// the same change had made the 4 KiB publish slower (1.47-1.85x F against 1.10-1.31x), so
+    /// every other processor keeps [`STRING_FROM_LINES`].
+    const ZEN4_STRING_STORES_FROM_LINES: usize = 65;
+
+    /// The number of lines from which [`store_lines`] takes `rep movsq`: asked of the processor
+    /// once (two `cpuid`s), and only by a store of [`STRING_FROM_LINES`] lines or more.
+    #[inline]
+    fn string_stores_from_lines() -> usize {
+        static KNOWN: AtomicU8 = AtomicU8::new(0);
+        let zen4 = asked_once(&KNOWN, || {
+            #[allow(unused_unsafe)]
+            // SAFETY: every x86-64 processor has `cpuid` and its leaves 0 and 1.
+            let (vendor, signature) = unsafe {
+                (
+                    std::arch::x86_64::__cpuid(0),
+                    std::arch::x86_64::__cpuid(1).eax,
+                )
+            };
+            // "AuthenticAMD", in the order the registers hold it.
+            let amd =
+                (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
+            amd && zen4(signature)
+        });
+        if zen4 {
+            ZEN4_STRING_STORES_FROM_LINES
+        } else {
+            STRING_FROM_LINES
+        }
+    }
+
+    /// Whether an AMD processor's signature (CPUID leaf 1, EAX) is a Zen 4's: family 19h,
+    /// models 10h-1Fh and 60h-AFh, the ranges Linux gives `X86_FEATURE_ZEN4`
+    /// (`arch/x86/kernel/cpu/amd.c`). The family is the base family plus the extended one where
+    /// the base is Fh; the model takes the extended model as its high nibble where the base
+    /// family is 6h or Fh.
+    pub(super) fn zen4(signature: u32) -> bool {
+        let base_family = (signature >> 8) & 0xf;
+        let family = if base_family == 0xf {
+            base_family + ((signature >> 20) & 0xff)
+        } else {
+            base_family
+        };
+        let model = if base_family == 0xf || base_family == 0x6 {
+            ((signature >> 4) & 0xf) | (((signature >> 16) & 0xf) << 4)
+        } else {
+            (signature >> 4) & 0xf
+        };
+        family == 0x19 && matches!(model, 0x10..=0x1f | 0x60..=0xaf)
+    }
+
     /// Whether the processor has `prefetchw` (CPUID leaf 0x8000_0001, ECX bit 8, "PRFCHW";
     /// std's feature detection does not name it). Asked once, then read from a static.
     #[inline]
@@ -640,14 +696,14 @@ mod vector {
     }
 
     /// Whether a copy of `lines` lines goes through `rep movsq` rather than the SSE loop: from
-    /// [`STRING_FROM_LINES`] on, unless the destination starts 1 to 63 bytes after the source
-    /// modulo a page. In that case the string instruction runs some twenty times slower on the
-    /// CPUs measured (AMD Zen 3: every store seems to alias a pending load), which the SSE loop
-    /// does not.
+    /// `from_lines` on ([`STRING_FROM_LINES`] for loads, [`string_stores_from_lines`] for
+    /// stores), unless the destination starts 1 to 63 bytes after the source modulo a page. In
+    /// that case the string instruction runs some twenty times slower on the CPUs measured (AMD
+    /// Zen 3: every store seems to alias a pending load), which the SSE loop does not.
     #[inline]
-    fn use_string_copy(src: *const u8, dst: *mut u8, lines: usize) -> bool {
+    fn use_string_copy(src: *const u8, dst: *mut u8, lines: usize, from_lines: usize) -> bool {
         let skew = (dst as usize).wrapping_sub(src as usize) % 4096;
-        lines >= STRING_FROM_LINES && !(1..64).contains(&skew)
+        lines >= from_lines && !(1..64).contains(&skew)
     }
 
     /// `rep movsq` of `$words` quadwords from `$src` to `$dst`, then the fence `$fence` (see
@@ -705,7 +761,7 @@ mod vector {
     #[inline]
     pub(super) unsafe fn load_lines(src: *const u8, dst: *mut u8, lines: usize) {
         debug_assert!(lines > 0 && (src as usize).is_multiple_of(16));
-        if use_string_copy(src, dst, lines) {
+        if use_string_copy(src, dst, lines, STRING_FROM_LINES) {
             // SAFETY: the caller guarantees both ranges; `rep movsq` moves exactly `lines * 8`
             // quadwords forward (the direction flag is clear on entry to an asm block) from the
             // 16-byte (so 8-byte) aligned `src`; neither it nor `lfence` touches the stack or the
@@ -740,7 +796,10 @@ mod vector {
     #[inline]
     pub(super) unsafe fn store_lines(src: *const u8, dst: *mut u8, lines: usize) {
         debug_assert!(lines > 0 && (dst as usize).is_multiple_of(16));
-        if use_string_copy(src, dst, lines) {
+        // A store shorter than the string copy's threshold on any processor asks no `cpuid`.
+        if lines >= STRING_FROM_LINES
+            && use_string_copy(src, dst, lines, string_stores_from_lines())
+        {
             // SAFETY: as in `load_lines`, with the aligned side being the stores and `sfence`.
             unsafe { movsq_then!("sfence", src, dst, lines * LINE_WORDS) };
         } else {
@@ -785,8 +844,10 @@ mod tests {
         let r = Region::anonymous(8192).unwrap();
         let mut out = Vec::new();
         for first in 0..4usize {
+            // 4160 B and more: 65 lines, where the stores take the string instruction on an
+            // AMD Zen 4 as on every other processor (from 2 KiB elsewhere).
             for len in (0..=200usize).chain([
-                255, 256, 257, 511, 512, 513, 1000, 2047, 2048, 2049, 2100, 4000,
+                255, 256, 257, 511, 512, 513, 1000, 2047, 2048, 2049, 2100, 4000, 4096, 4160, 4200,
             ]) {
                 // The words the value and the checks below touch, not the whole region: Miri
                 // runs this test too.
@@ -898,6 +959,22 @@ mod tests {
             (usize::from(lines > 0), lines)
         );
         assert_eq!(vector::split(64, LINE_WORDS - 1), (0, 0));
+        // The processor's family and model as the kernel decoded them, through the decoding
+        // the copy's choice uses (`vector::zen4`), for the Zen 4 test below to hold here too.
+        let field = |name: &str| -> u32 {
+            let line = cpuinfo.lines().find(|l| l.starts_with(name)).unwrap();
+            line.rsplit(':').next().unwrap().trim().parse().unwrap()
+        };
+        let amd = cpuinfo
+            .lines()
+            .any(|l| l.starts_with("vendor_id") && l.ends_with("AuthenticAMD"));
+        let (family, model) = (field("cpu family"), field("model\t"));
+        let zen4 = amd && family == 0x19 && matches!(model, 0x10..=0x1f | 0x60..=0xaf);
+        let signature = {
+            let f = family.min(0xf);
+            (f << 8) | ((family - f) << 20) | ((model & 0xf) << 4) | ((model >> 4) << 16)
+        };
+        assert_eq!(amd && vector::zen4(signature), zen4);
         // Hints for words outside the region do nothing.
         let r = Region::anonymous(256).unwrap();
         for intent in [Intent::Read, Intent::Write] {
@@ -905,6 +982,42 @@ mod tests {
             r.prefetch_lines(31, 2, intent);
             r.prefetch_lines(32, 1, intent);
             r.prefetch_lines(usize::MAX, 3, intent);
+        }
+    }
+
+    /// Signatures (CPUID leaf 1, EAX) of processors the copy's choice was measured on, or that
+    /// sit next to them: only the Zen 4s take the SSE loop's stores up to 4 KiB.
+    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
+    #[test]
+    fn only_a_zen_4_signature_is_taken_for_one() {
+        for (signature, zen4, what) in [
+            (
+                0x00a1_0f11,
+                true,
+                "EPYC 9004 (Genoa), family 19h model 11h: this project's host",
+            ),
+            (0x00a6_0f12, true, "Ryzen 7000 (Raphael), model 61h"),
+            (
+                0x00aa_0f01,
+                true,
+                "EPYC 8004 / 9004 (Siena, Bergamo), model A0h",
+            ),
+            (0x00a0_0f11, false, "EPYC 7003 (Milan), Zen 3, model 01h"),
+            (0x00a2_0f10, false, "Ryzen 5000 (Vermeer), Zen 3, model 21h"),
+            (0x00b0_0f21, false, "EPYC 9005 (Turin), Zen 5, family 1Ah"),
+            (0x0083_0f10, false, "EPYC 7002 (Rome), Zen 2, family 17h"),
+            (
+                0x0008_06f8,
+                false,
+                "Xeon (Sapphire Rapids), family 6 model 8Fh",
+            ),
+            (
+                0x000c_06f2,
+                false,
+                "Xeon (model 207, Emerald Rapids), family 6 model CFh",
+            ),
+        ] {
+            assert_eq!(vector::zen4(signature), zen4, "{what}");
         }
     }
 
