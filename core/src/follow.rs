@@ -2105,12 +2105,15 @@ mod tests {
         );
     }
 
-    /// Rounds of [`replaced_waking_retired_alone`] in the two tests below, and the most they may
-    /// take in all. A follower asleep on `latest` alone would sleep out its bound (`MAX_SLEEP`,
-    /// 100 ms) in every round, 4 s in all; asleep on `retired` too, a round takes a few
-    /// milliseconds.
+    /// Rounds of [`replaced_waking_retired_alone`] in the two tests below, and how many of them
+    /// may see the mark late: [`LATE`] or more after it was stored. A follower asleep on
+    /// `latest` alone sleeps out its bound (`MAX_SLEEP`, 100 ms) in every round; asleep on
+    /// `retired` too, it wakes within microseconds. A quarter of the rounds late leaves room
+    /// for a loaded machine's stalls.
     const RETIRED_ROUNDS: usize = 40;
-    const RETIRED_ROUNDS_IN: Duration = Duration::from_secs(2);
+    const RETIRED_ROUNDS_LATE: usize = RETIRED_ROUNDS / 4;
+    /// Half of `MAX_SLEEP`.
+    const LATE: Duration = Duration::from_millis(50);
 
     /// Once a follower of `named` waits on `current` (the channel the name leads to, counted a
     /// waiter in its header), puts a new channel under the name by hand and marks `current`
@@ -2118,8 +2121,12 @@ mod tests {
     /// reaches a follower whose look at the word came before the mark and whose sleep came
     /// after the wake that `mark_retired` makes of `latest`: only a sleep on the word itself,
     /// which the kernel compares before it sleeps and which the wake of `retired` ends, sees the
-    /// mark at once. Returns the new channel's handle.
-    fn replaced_waking_retired_alone(named: &Named, current: &Channel, round: usize) -> Channel {
+    /// mark at once. Returns the new channel's handle and when the mark was stored.
+    fn replaced_waking_retired_alone(
+        named: &Named,
+        current: &Channel,
+        round: usize,
+    ) -> (Channel, Instant) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while current.info().waiters == 0 {
             assert!(Instant::now() < deadline, "the follower never waited");
@@ -2136,13 +2143,14 @@ mod tests {
             u64::from(std::process::id()),
             std::sync::atomic::Ordering::Release,
         );
+        let marked = Instant::now();
         crate::os::wake_all(word);
-        new
+        (new, marked)
     }
 
     /// Follows `test`'s channel through [`RETIRED_ROUNDS`] replacements, each seen through
-    /// `wait` (which must say [`Change::Replaced`]), and asserts that they took less than
-    /// [`RETIRED_ROUNDS_IN`].
+    /// `wait` (which must say [`Change::Replaced`]), and asserts that fewer than
+    /// [`RETIRED_ROUNDS_LATE`] of them were seen [`LATE`].
     fn follow_replacements_waking_retired_alone(
         test: &str,
         wait: impl Fn(&mut Follower) -> Option<Change>,
@@ -2155,23 +2163,35 @@ mod tests {
         // futexes) polls, and sees the mark within a millisecond anyway: this test is about the
         // sleep.
         assert!(!follower.channel().is_read_only());
-        let start = Instant::now();
+        let mut late = Vec::new();
         for round in 0..RETIRED_ROUNDS {
-            current = std::thread::scope(|s| {
+            let (next, seen) = std::thread::scope(|s| {
                 let next = s.spawn(|| replaced_waking_retired_alone(&named, &current, round));
                 assert_eq!(wait(&mut follower), Some(Change::Replaced), "round {round}");
-                next.join().unwrap()
+                let seen = Instant::now();
+                (next.join().unwrap(), seen)
             });
+            let (channel, marked) = next;
+            current = channel;
+            let after = seen.saturating_duration_since(marked);
+            if after >= LATE {
+                late.push(after);
+            }
         }
-        let took = start.elapsed();
         assert!(
-            took < RETIRED_ROUNDS_IN,
-            "{RETIRED_ROUNDS} rounds took {took:?}"
+            late.len() < RETIRED_ROUNDS_LATE,
+            "{} of {RETIRED_ROUNDS} rounds saw the mark late: {late:?}",
+            late.len()
         );
     }
 
     #[test]
     fn a_sleeping_follower_wakes_on_its_retired_word_alone() {
+        // Without `futex_waitv` a blocking wait sleeps on `latest` alone, as documented, and
+        // a wake of `retired` alone never reaches it (the notifier of async waits polls then).
+        if crate::os::FUTEX && !crate::os::has_futex_waitv() {
+            return;
+        }
         follow_replacements_waking_retired_alone("retired-word", |f| {
             f.wait(1, Duration::from_secs(20)).unwrap()
         });

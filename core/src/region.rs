@@ -569,7 +569,7 @@ mod vector {
     /// against 50 ns at 1 KiB, even at 2-3 KiB; stores 14 against 31 ns at 512 B, 20 against 40
     /// ns at 1 KiB, 46 against 42 ns at 2 KiB, 89 against 61 ns at 4 KiB. Between two processes
     /// (three 21-round A/Bs, mmf / F per round), 512 B went from 2.57-2.61x to 1.96-2.26x.
-    const STRING_FROM_LINES: usize = 32;
+    pub(super) const STRING_FROM_LINES: usize = 32;
 
     /// Stores of this many lines (above 4 KiB) and more use `rep movsq` on AMD Zen 4
     /// ([`zen4`]); below, the SSE loop. Measured on a Zen 4 host (family 19h, model 11h) between
@@ -579,12 +579,12 @@ mod vector {
     /// 0.90-0.97 against 1.03-1.10; beyond 4 KiB no difference stood out. On the AMD Zen 5 host
     /// the same change had made the 4 KiB publish slower (1.47-1.85x F against 1.10-1.31x), so
     /// every other processor keeps [`STRING_FROM_LINES`].
-    const ZEN4_STRING_STORES_FROM_LINES: usize = 65;
+    pub(super) const ZEN4_STRING_STORES_FROM_LINES: usize = 65;
 
     /// The number of lines from which [`store_lines`] takes `rep movsq`: asked of the processor
     /// once (two `cpuid`s), and only by a store of [`STRING_FROM_LINES`] lines or more.
     #[inline]
-    fn string_stores_from_lines() -> usize {
+    pub(super) fn string_stores_from_lines() -> usize {
         static KNOWN: AtomicU8 = AtomicU8::new(0);
         let zen4 = asked_once(&KNOWN, || {
             #[allow(unused_unsafe)]
@@ -980,6 +980,14 @@ mod tests {
             (f << 8) | ((family - f) << 20) | ((model & 0xf) << 4) | ((model >> 4) << 16)
         };
         assert_eq!(amd && vector::zen4(signature), zen4);
+        // And what the copy asks of the processor itself (`cpuid`: the vendor, the signature)
+        // comes to the same answer.
+        let stores_from = if zen4 {
+            vector::ZEN4_STRING_STORES_FROM_LINES
+        } else {
+            vector::STRING_FROM_LINES
+        };
+        assert_eq!(vector::string_stores_from_lines(), stores_from);
         // Hints for words outside the region do nothing.
         let r = Region::anonymous(256).unwrap();
         for intent in [Intent::Read, Intent::Write] {

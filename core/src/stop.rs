@@ -667,24 +667,10 @@ mod tests {
         })
     }
 
-    /// Whether this kernel has `futex_waitv` (Linux 5.16+, not refused by a seccomp filter):
-    /// without it waits sleep in slices, and the tests of the sleep itself have nothing to test
-    /// (they say so).
-    #[cfg(all(target_os = "linux", target_endian = "little"))]
-    fn has_futex_waitv() -> bool {
-        // A word that differs from the expected 0: the call returns at once, EAGAIN, if it
-        // exists.
-        let there = os::wait_private_any(&[&AtomicU32::new(1)], Duration::ZERO);
-        if !there {
-            eprintln!("no futex_waitv here: nothing to test");
-        }
-        there
-    }
-
     #[test]
     #[cfg(all(target_os = "linux", target_endian = "little"))]
     fn any_of_the_stops_wakes_a_sleep_on_the_channel_word() {
-        if !has_futex_waitv() {
+        if !os::has_futex_waitv() {
             return;
         }
         // The channel's word never changes here: only a stop can end the 20 s sleep early,

@@ -882,6 +882,22 @@ pub(crate) fn wait_private_any(
     false
 }
 
+/// Whether this kernel has `futex_waitv` (Linux 5.16+, not refused by a seccomp filter): for
+/// the tests of a sleep that only it makes (one on a stop's word, or on a follower's `retired`
+/// word, beside the channel's), which have nothing to test without it and say so.
+#[cfg(test)]
+pub(crate) fn has_futex_waitv() -> bool {
+    // A word that differs from the expected 0: the call returns at once, EAGAIN, if it exists.
+    let there = wait_private_any(
+        &[&std::sync::atomic::AtomicU32::new(1)],
+        std::time::Duration::ZERO,
+    );
+    if !there {
+        eprintln!("no futex_waitv here: nothing to test");
+    }
+    there
+}
+
 /// A `futex_waitv` entry for a private 32-bit word that holds 0 while its waits may sleep.
 #[cfg(target_os = "linux")]
 fn private_entry(word: &std::sync::atomic::AtomicU32) -> FutexWaitv {
