@@ -413,12 +413,13 @@ impl Notifier {
         });
         // SAFETY: the control word lives in a leaked, never-freed `Notifier`. Each channel word
         // is the first half of a live `latest` word, or of the `retired` word of the same
-        // header (a follower's registration: `Registration::mark`): a registration is removed (under the lock,
-        // bumping `control`) before its channel is unmapped (by its future's drop, or else by
-        // the channel's, see `Registration::word`), and if that happens after we copied its
-        // address, the bumped control word makes the call return at once; an address unmapped
-        // in between gives EFAULT (then we poll), not undefined behaviour: the kernel only reads.
-        // Each stop's word is in memory of this process that `stops` keeps alive.
+        // header (a follower's registration: `Registration::mark`): a registration is removed
+        // (under the lock, bumping `control`) before its channel is unmapped (by its future's
+        // drop, or else by the channel's, see `Registration::word`), and if that happens after
+        // we copied its address, the bumped control word makes the call return at once; an
+        // address unmapped in between gives EFAULT (then we poll), not undefined behaviour: the
+        // kernel only reads. Each stop's word is in memory of this process that `stops` keeps
+        // alive.
         unsafe { crate::os::futex_waitv(&entries, timeout) }
     }
 
