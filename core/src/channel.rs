@@ -3928,9 +3928,9 @@ fn open_retiring(location: &Location, path: &Path) -> Option<File> {
 }
 
 /// Marks the channel in `file` retired (the header's `retired` word, FORMAT.md §8) and wakes
-/// every thread asleep on its `retired` or `latest` word, so that followers of the name it no longer has look at
-/// the name at once (`Follower`) instead of within 100 ms. Called right after the name was
-/// removed or another channel renamed over it, with the file opened before that.
+/// every thread asleep on its `retired` or `latest` word, so that followers of the name it no
+/// longer has look at the name at once (`Follower`) instead of within 100 ms. Called right after
+/// the name was removed or another channel renamed over it, with the file opened before that.
 ///
 /// Best effort, and nothing here trusts the file: only a file that no name leads to any more
 /// is marked (a link count of 0: not the target of a symbolic link that was removed, nor a file

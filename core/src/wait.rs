@@ -135,23 +135,24 @@ impl Snapshot {
             // A follower sleeps on the `retired` word too, expecting the mark it looked at: a
             // mark stored after `retired()` above, whose wake came before this sleep, still
             // ends it, for the kernel compares every word before it sleeps.
+            let stops = until.stop_words();
             let slept = match mark {
                 Some(m) => os::wait_while_any(
                     &[(latest, l as u32), (retired_word, m as u32)],
-                    &until.stop_words(),
+                    &stops,
                     left,
                 ),
-                None if until.stops().is_empty() => {
+                None if stops.is_empty() => {
                     os::wait_while(latest, l as u32, left);
                     true
                 }
-                None => os::wait_while_unstopped(latest, l as u32, &until.stop_words(), left),
+                None => os::wait_while_unstopped(latest, l as u32, &stops, left),
             };
             // No `futex_waitv` (before Linux 5.16, or a seccomp filter): the futex on `latest`
             // alone, in slices of a millisecond where a stop must be seen. A follower's mark
             // whose wake is lost then waits out this sleep (`MAX_SLEEP` at most).
             if !slept {
-                let slice = if until.stops().is_empty() {
+                let slice = if stops.is_empty() {
                     left
                 } else {
                     left.min(Duration::from_millis(1))
