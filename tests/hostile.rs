@@ -8,8 +8,10 @@ use mmf::prelude::*;
 use proptest::prelude::*;
 
 /// The `open_read` fuzz target's body (`fuzz/` needs nightly and cargo-fuzz; this keeps its code
-/// compiling, and its images valid, on every change).
-#[path = "../fuzz/src/open_read.rs"]
+/// compiling, and its images valid, on every change). It lives here, not in `fuzz/`, because
+/// `fuzz/` is a package of its own, which `cargo package` leaves out of `mmf`'s: these tests
+/// must build from the published crate too (CI builds them from `cargo package`'s output).
+#[path = "hostile/open_read.rs"]
 mod open_read;
 
 /// A channel image: a real file channel with a few values published, read back as bytes.
@@ -214,7 +216,7 @@ fn the_fuzz_targets_unedited_images_are_valid_channels() {
 /// structured inputs must get past the header checks, or the fuzzer would test nothing.
 #[test]
 fn the_open_read_fuzz_body_survives_its_regressions_and_random_inputs() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/regressions");
     let mut saved = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

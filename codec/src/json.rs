@@ -1486,7 +1486,7 @@ mod tests {
         // Also through the fuzz regression file, if present.
         let reg = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../fuzz/regressions/codec-nested-map-keys"
+            "/../tests/hostile/regressions/codec-nested-map-keys"
         );
         if let Ok(input) = std::fs::read(reg) {
             let _ = msgpack_to_json_pretty(&input);
