@@ -251,7 +251,15 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for TextKeys<A> {
     type Error = A::Error;
 
     fn unit_variant(self) -> Result<(), A::Error> {
-        self.0.unit_variant()
+        // rmp-serde refuses content other than nil after a unit variant's name (`{"A": 5}`)
+        // with the error it raises where a number or a bool finds another kind, which a typed
+        // read's message words so (`said` in lib.rs): said here as what it is.
+        self.0.unit_variant().map_err(|_| {
+            de::Error::invalid_type(
+                Unexpected::Other("content"),
+                &"none (or nil): a unit variant holds nothing",
+            )
+        })
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {

@@ -137,6 +137,14 @@ pub trait ChannelExt: sealed::Sealed {
     /// bools (or newtypes or options of them), each key is read from its text as serde_json
     /// reads JSON's keys (`"80"` as `80`), as docs/FORMAT.md §7.1 says.
     ///
+    /// Types whose serde forms depend on `is_human_readable` are read in both: the compact
+    /// forms rmp-serde writes, which [`publish`](ChannelExt::publish) stores (an `IpAddr` as
+    /// `{"V4": [10, 0, 0, 1]}`), and, where those do not fit, the human-readable ones that JSON
+    /// gives (`"10.0.0.1"`, a `SocketAddr` as `"10.0.0.1:80"`, and the text forms of uuids or
+    /// times where their crates have them), so that a value published as JSON by a shell or by
+    /// another language reads as serde_json would read it. Only a read that the compact forms
+    /// failed pays for the second try; where both fail, the error says where each did.
+    ///
     /// The value's bytes are copied into a buffer this thread keeps (as a typed publish encodes
     /// into it), so a read allocates only what `T` itself holds (a `String`, a `Vec`): none for
     /// a `T` of numbers, arrays and unit enums. [`read_after`](ChannelExt::read_after) and
@@ -652,8 +660,8 @@ const ADDED_FIELD: &str = "; a field added to the type reads values without it a
 /// at a marker (an `Option`'s) and the type did not take it, which this catches; a hand-made
 /// `Deserialize` that stops inside a value rmp-serde reads in parts (an extension's data) may
 /// go unseen. Either way the document was checked whole first (`msgpack::check`).
-fn msgpack_at_end<'de>(
-    de: &mut rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'de, [u8]>>,
+fn msgpack_at_end<'de, C: rmp_serde::config::SerializerConfig>(
+    de: &mut rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'de, [u8]>, C>,
 ) -> bool {
     use serde::Deserialize;
     match serde::de::IgnoredAny::deserialize(de) {
@@ -710,31 +718,48 @@ fn decode_read<'a, T: Deserialize<'a>>(
             // allocated for every value (a library user's count: one allocation a decode, of
             // a `u64` too, where the docs promise none from a reused buffer).
             let mut de = rmp_serde::Deserializer::from_read_ref(buf);
-            let value = match T::deserialize(keys::TextKeys(&mut de)) {
-                Ok(value) => value,
+            match T::deserialize(keys::TextKeys(&mut de)) {
+                // `check` found one document, so `T` read it all unless its `Deserialize`
+                // stopped early where rmp-serde does not count (it does for arrays and maps).
+                // A reader over the slice does not tell where it is: a next value must not be
+                // there.
+                Ok(value) if msgpack_at_end(&mut de) => value,
+                Ok(_) => return Err(mismatch(&"the type did not read the whole value")),
+                // Read again in serde's human-readable forms, which JSON gives (an `IpAddr` as
+                // "10.0.0.1", a `SocketAddr`, a uuid or a time as text), and in which a map or
+                // a value published as JSON (`publish_json`, `mmf out NAME --json`) or by
+                // another language holds them; rmp-serde reads and writes the compact forms
+                // (an `IpAddr` as `{"V4": [10, 0, 0, 1]}`), which `publish` stores. Only a
+                // read that failed pays for the second.
                 Err(e) => {
-                    // Again, to find where: tracking the path costs every read (a string for
-                    // each map key), so only a read that failed pays for it.
-                    let mut de = rmp_serde::Deserializer::from_read_ref(buf);
-                    let keys = keys::TextKeys(&mut de);
-                    match serde_path_to_error::deserialize::<_, T>(keys) {
-                        // Of the wrong kind (not a key of the right kind with a value out of
-                        // range, `-1` for a `u128`: the hint would not fit it).
-                        Err(e) if at_map_key(&e) && !at(&e).contains("invalid value: integer") => {
-                            return Err(mismatch(&format!("{}; {TEXT_KEYS}", at(&e))))
+                    let mut readable =
+                        rmp_serde::Deserializer::from_read_ref(buf).with_human_readable();
+                    match T::deserialize(keys::TextKeys(&mut readable)) {
+                        Ok(value) if msgpack_at_end(&mut readable) => value,
+                        _ => {
+                            // Again, to find where: tracking the path costs every read (a
+                            // string for each map key), so only a read that failed pays for
+                            // it. Where the human-readable forms fail elsewhere, both are said.
+                            let compact = where_failed::<T, _>(
+                                rmp_serde::Deserializer::from_read_ref(buf),
+                                &e,
+                            );
+                            let text = where_failed::<T, _>(
+                                rmp_serde::Deserializer::from_read_ref(buf).with_human_readable(),
+                                &e,
+                            );
+                            return Err(mismatch(&if text == compact {
+                                compact
+                            } else {
+                                format!(
+                                    "{compact}; read in serde's human-readable forms (as JSON \
+                                     gives addresses, times and ids: text), {text}"
+                                )
+                            }));
                         }
-                        Err(e) => return Err(mismatch(&at(&e))),
-                        Ok(_) => return Err(mismatch(&said(&e))),
                     }
                 }
-            };
-            // `check` found one document, so `T` read it all unless its `Deserialize` stopped
-            // early where rmp-serde does not count (it does for arrays and maps). A reader
-            // over the slice does not tell where it is: a next value must not be there.
-            if !msgpack_at_end(&mut de) {
-                return Err(mismatch(&"the type did not read the whole value"));
             }
-            value
         }
         Tag::JSON => {
             let text = std::str::from_utf8(buf).map_err(|e| invalid(&not_utf8(e)))?;
@@ -815,6 +840,25 @@ impl<'de> serde::Deserializer<'de> for Text<'de> {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
         unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// Where and why a typed read of the MessagePack `de` reads failed, `e` its error without the
+/// path: read again with the path tracked (`at`), with what a map key takes where the read
+/// failed at one.
+fn where_failed<'a, T: Deserialize<'a>, C: rmp_serde::config::SerializerConfig>(
+    mut de: rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'a, [u8]>, C>,
+    e: &rmp_serde::decode::Error,
+) -> String {
+    match serde_path_to_error::deserialize::<_, T>(keys::TextKeys(&mut de)) {
+        // Of the wrong kind (not a key of the right kind with a value out of range, `-1` for a
+        // `u128`: the hint would not fit it).
+        Err(e) if at_map_key(&e) && !at(&e).contains("invalid value: integer") => {
+            format!("{}; {TEXT_KEYS}", at(&e))
+        }
+        Err(e) => at(&e),
+        Ok(_) if msgpack_at_end(&mut de) => said(e),
+        Ok(_) => "the type did not read the whole value".to_owned(),
     }
 }
 

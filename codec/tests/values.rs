@@ -1074,12 +1074,123 @@ fn text_keys_of_a_map_published_as_json_read_as_numbers_and_bools() {
         let hint = msg.contains("a map key of the wrong kind (JSON's keys are text");
         assert_eq!(hint, wanted.starts_with("at ?"), "{msg}");
     }
+    // A float key beyond its type's range is refused, not read as infinity, as serde_json
+    // refuses it: beyond f32's for an f32 key (`1e39`), beyond f64's for both (`1e400`).
+    for json in [r#"{"1e39": 1}"#, r#"{"-1e39": 1}"#, r#"{"1e400": 1}"#] {
+        ch.publish_json(json).unwrap();
+        let msg = ch
+            .read::<HashMap<OrderedF32, u8>>()
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("invalid value: string"), "{json}: {msg}");
+        assert!(serde_json::from_str::<HashMap<OrderedF32, u8>>(json).is_err());
+    }
+    ch.publish_json(r#"{"1e39": 1}"#).unwrap();
+    assert_eq!(
+        ch.read::<HashMap<OrderedF64, u8>>().unwrap(),
+        HashMap::from([(OrderedF64(1e39), 1)])
+    );
     ch.publish_json(r#"{"True": 1}"#).unwrap();
     let msg = ch.read::<HashMap<bool, u8>>().unwrap_err().to_string();
     assert!(
         msg.contains(r#"invalid type: string "True", expected a boolean"#),
         "{msg}"
     );
+}
+
+/// Types whose serde forms differ by `is_human_readable` (`IpAddr` is `"10.0.0.1"` to serde_json,
+/// `{"V4": [10, 0, 0, 1]}` to rmp-serde) read in both: the compact forms that `publish` stores,
+/// and the text that JSON gives (a shell's `mmf out NAME --json`, another language), values and
+/// map keys alike. A value that fits neither says where each failed.
+#[test]
+fn addresses_read_in_the_compact_forms_and_as_json_gives_them() {
+    use std::collections::HashMap;
+    use std::net::{IpAddr, SocketAddr};
+    #[derive(Deserialize, Serialize, Debug, PartialEq)]
+    struct Peer {
+        addr: SocketAddr,
+        threads: u32,
+    }
+    let ch = Channel::anonymous(1024).unwrap();
+    let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    let six: IpAddr = "::1".parse().unwrap();
+    let peer = Peer {
+        addr: "10.0.0.1:80".parse().unwrap(),
+        threads: 4,
+    };
+    // Published from Rust: the compact forms, read back as they were.
+    ch.publish(&ip).unwrap();
+    assert_eq!(ch.read::<IpAddr>().unwrap(), ip);
+    assert_eq!(ch.read_json().unwrap(), r#"{"V4":[10,0,0,1]}"#);
+    let map = HashMap::from([(ip, 1u8), (six, 2)]);
+    ch.publish(&map).unwrap();
+    assert_eq!(ch.read::<HashMap<IpAddr, u8>>().unwrap(), map);
+    ch.publish(&peer).unwrap();
+    assert_eq!(ch.read::<Peer>().unwrap(), peer);
+    // Published as JSON: the text forms, read as serde_json reads them.
+    for json in [
+        r#""10.0.0.1""#,
+        r#"{"10.0.0.1": 1, "::1": 2}"#,
+        r#"{"addr": "10.0.0.1:80", "threads": 4}"#,
+    ] {
+        ch.publish_json(json).unwrap();
+        match json.as_bytes()[0] {
+            b'"' => assert_eq!(ch.read::<IpAddr>().unwrap(), ip),
+            _ if json.contains("addr") => assert_eq!(ch.read::<Peer>().unwrap(), peer),
+            _ => assert_eq!(ch.read::<HashMap<IpAddr, u8>>().unwrap(), map),
+        }
+    }
+    // And in the typed stream's and `decode`'s reads, which go the same way.
+    ch.publish_json(r#"{"addr": "[::1]:9000", "threads": 2}"#)
+        .unwrap();
+    let mut buf = Vec::new();
+    let meta = ch.read_into(&mut buf).unwrap();
+    let read: Peer = mmf_codec::decode(&ch, meta, &buf).unwrap();
+    assert_eq!(read.addr, "[::1]:9000".parse::<SocketAddr>().unwrap());
+    // Neither: each form's failure, where it happened.
+    ch.publish_json(r#"{"addr": "10.0.0.1:80", "threads": "x"}"#)
+        .unwrap();
+    let msg = ch.read::<Peer>().unwrap_err().to_string();
+    assert!(
+        msg.contains("at addr: unknown variant `10.0.0.1:80`")
+            && msg.contains("human-readable forms")
+            && msg.contains("at threads: invalid type"),
+        "{msg}"
+    );
+    // Where both fail alike, it is said once.
+    ch.publish_json(r#"{"threads": 4}"#).unwrap();
+    let msg = ch.read::<Peer>().unwrap_err().to_string();
+    assert_eq!(msg.matches("missing field `addr`").count(), 1, "{msg}");
+    assert!(!msg.contains("human-readable"), "{msg}");
+}
+
+/// An enum's unit variant stored with content (`{"A": 5}`) is refused, as rmp-serde and
+/// serde_json refuse it, and said so (not as a number's mismatch); with nil it reads.
+#[test]
+fn a_unit_variant_with_content_is_refused() {
+    #[derive(Deserialize, Debug, PartialEq)]
+    enum E {
+        A,
+        B(u8),
+    }
+    let ch = Channel::anonymous(256).unwrap();
+    ch.publish_json(r#"{"A": 5}"#).unwrap();
+    let stored = ch.read_bytes().unwrap();
+    assert!(rmp_serde::from_slice::<E>(&stored).is_err());
+    assert!(serde_json::from_str::<E>(r#"{"A": 5}"#).is_err());
+    let msg = ch.read::<E>().unwrap_err().to_string();
+    assert!(
+        msg.contains(
+            "at A: invalid type: content, expected none (or nil): a unit variant holds nothing"
+        ),
+        "{msg}"
+    );
+    ch.publish_json(r#"{"A": null}"#).unwrap();
+    assert_eq!(ch.read::<E>().unwrap(), E::A);
+    ch.publish_json(r#""A""#).unwrap();
+    assert_eq!(ch.read::<E>().unwrap(), E::A);
+    ch.publish_json(r#"{"B": 5}"#).unwrap();
+    assert_eq!(ch.read::<E>().unwrap(), E::B(5));
 }
 
 /// A newtype map key, for [`text_keys_read_as_serde_json_reads_them`].
