@@ -2052,8 +2052,73 @@ fn a_typed_stream_decodes_each_value_and_goes_on_past_one_that_does_not() {
         ack.publish_raw(Tag::BYTES, b"").unwrap();
     }
     assert_eq!(got, [Ok((1, 8)), Err(Some(2)), Ok((3, 9))]);
+    // What the stream beneath says, passed through: the last value given out, and the channel.
+    assert_eq!(configs.last_generation(), 3);
+    assert_eq!(configs.incarnation(), ch.incarnation());
     assert!(child.wait_with_output().unwrap().status.success());
     drop((ch, configs));
     Channel::remove(&name).unwrap();
     Channel::remove(format!("{name}-ack")).unwrap();
+}
+
+/// The streams polled through `futures_core::Stream`, as `StreamExt::next` and `select!` poll
+/// them, not through their own `recv`: the untyped stream, and the typed one over it, each
+/// value given out once, a value that does not decode an error item, and the stream going on.
+#[test]
+fn the_streams_polled_as_streams_give_each_value() {
+    use futures_core::Stream;
+    use mmf_codec::ValueStreamExt;
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Config {
+        threads: u32,
+    }
+    fn next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<Option<S::Item>> {
+        block_on(
+            std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)),
+            Duration::from_secs(10),
+        )
+    }
+    let name = unique("async-stream-trait");
+    let ch = Channel::create(&name, 256).unwrap();
+    let follower = || mmf::Follower::open(Location::shm(&name).unwrap(), Duration::ZERO).unwrap();
+    let mut values = follower().values(0);
+    let mut configs = follower().values(0).typed::<Config>();
+
+    ch.publish_json(r#"{"threads": 8}"#).unwrap();
+    let (meta, bytes) = next(&mut values).expect("ready").expect("an item").unwrap();
+    assert_eq!((meta.generation, meta.tag), (1, Tag::MSGPACK));
+    assert_eq!(
+        mmf::decode::<Config>(&ch, meta, &bytes).unwrap(),
+        Config { threads: 8 }
+    );
+    let (meta, config) = next(&mut configs)
+        .expect("ready")
+        .expect("an item")
+        .unwrap();
+    assert_eq!((meta.generation, config), (1, Config { threads: 8 }));
+    // Nothing newer: pending, not the same value again.
+    assert!(block_on(
+        std::future::poll_fn(|cx| Pin::new(&mut values).poll_next(cx)),
+        Duration::from_millis(30)
+    )
+    .is_none());
+
+    ch.publish_str("not a config").unwrap();
+    let err = next(&mut configs)
+        .expect("ready")
+        .expect("an item")
+        .unwrap_err();
+    assert_eq!(err.generation(), Some(2));
+    ch.publish_json(r#"{"threads": 9}"#).unwrap();
+    let (meta, config) = next(&mut configs)
+        .expect("ready")
+        .expect("an item")
+        .unwrap();
+    assert_eq!((meta.generation, config), (3, Config { threads: 9 }));
+    assert_eq!(configs.last_generation(), 3);
+    assert_eq!(configs.incarnation(), ch.incarnation());
+    let (meta, _) = next(&mut values).expect("ready").expect("an item").unwrap();
+    assert_eq!(meta.generation, 3, "the newest, the ones between skipped");
+    drop((values, configs, ch));
+    Channel::remove(&name).unwrap();
 }

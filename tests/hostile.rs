@@ -186,6 +186,191 @@ proptest! {
     }
 }
 
+/// The bytes of a file channel of `capacity` (no pinned readers: the header is 512 bytes, slot
+/// `s` at `512 + s * (64 + capacity rounded up to 64)`) after one publish of `value`.
+fn one_value(capacity: usize, header_only: bool, tag: Tag, value: &[u8]) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!(
+        "mmf-hostile-one-{}-{:?}.mmf",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let loc = Location::file(&path);
+    let _ = Channel::remove(&loc);
+    let ch = Options::new()
+        .capacity(capacity)
+        .readers(0)
+        .header_only(header_only)
+        .create(&loc)
+        .unwrap();
+    assert_eq!(ch.publish_raw(tag, value).unwrap(), 1);
+    drop(ch);
+    let bytes = std::fs::read(&path).unwrap();
+    Channel::remove(&loc).unwrap();
+    bytes
+}
+
+fn word(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+fn set_word(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+/// FORMAT.md's byte offsets used below: `latest` (line 2), generation 1's descriptor (descriptor
+/// 1: `inline_gen[1]`, `inline_meta[1]`), and a frame's `len` and `tag` words.
+const LATEST: usize = 128;
+const INLINE_GEN_1: usize = 152;
+const INLINE_META_1: usize = 160;
+const F_LEN: usize = 16;
+const F_TAG: usize = 24;
+
+/// A descriptor whose tag has bits above the 16 of a tag set is damaged (FORMAT.md §10.0, step
+/// 3), not a tag to cut to 16 bits: a header-only value it describes is corrupt, and a value
+/// kept in a slot too is read from the slot.
+#[test]
+fn a_descriptor_tag_beyond_16_bits_is_damage() {
+    for header_only in [true, false] {
+        let mut bytes = one_value(64, header_only, Tag::TEXT, b"hi");
+        // Slot 0xff names a value in the header alone.
+        assert_eq!(word(&bytes, LATEST) & 0xff == 0xff, header_only);
+        assert_eq!(word(&bytes, INLINE_GEN_1), 1);
+        let meta = word(&bytes, INLINE_META_1);
+        assert_eq!(meta, u64::from(Tag::TEXT.0) << 32 | 2);
+        set_word(&mut bytes, INLINE_META_1, meta | 1 << 48);
+        let ch = Options::new().open_image(&bytes).unwrap();
+        match (header_only, ch.read_raw()) {
+            (true, Err(mmf::channel::Error::Corrupt { .. })) => {}
+            (false, Ok((m, value))) => {
+                assert_eq!(
+                    (m.generation, m.tag, &value[..]),
+                    (1, Tag::TEXT, &b"hi"[..])
+                )
+            }
+            (_, got) => panic!("header only: {header_only}: {got:?}"),
+        }
+    }
+}
+
+/// `latest` naming the slot just past the last is corrupt (FORMAT.md §10.0, step 1: before the
+/// descriptor is used), though the descriptor and inline buffer of its generation are whole.
+#[test]
+fn latest_naming_the_slot_past_the_last_is_corrupt() {
+    let mut bytes = one_value(64, false, Tag::TEXT, b"hi");
+    let slots = 2; // no pinned readers
+    assert!(word(&bytes, LATEST) & 0xff < slots);
+    set_word(&mut bytes, LATEST, 1 << 8 | slots);
+    let ch = Options::new().open_image(&bytes).unwrap();
+    let got = ch.read_raw();
+    assert!(
+        matches!(got, Err(mmf::channel::Error::Corrupt { .. })),
+        "{got:?}"
+    );
+    assert!(ch.verify().is_err());
+}
+
+/// A frame is the authoritative copy of a value not kept inline (over 120 bytes): a descriptor
+/// whose length or tag differ from the frame's is a wrong hint, and the read returns the frame's
+/// value (FORMAT.md §10.3); a frame whose own tag is beyond 16 bits is damage, which `read_raw`
+/// and `verify` report, whatever the descriptor says.
+#[test]
+fn a_slot_value_is_its_frame_s_whatever_the_descriptor_says() {
+    let value: Vec<u8> = (0..200u8).collect();
+    let image = one_value(256, false, Tag::BYTES, &value);
+    let slot = (word(&image, LATEST) & 0xff) as usize;
+    assert!(slot < 2);
+    let frame = 512 + slot * (64 + 256);
+    assert_eq!(word(&image, frame + F_LEN), 200);
+    assert_eq!(word(&image, frame + F_TAG), u64::from(Tag::BYTES.0));
+    let meta = word(&image, INLINE_META_1);
+    assert_eq!(meta, u64::from(Tag::BYTES.0) << 32 | 200);
+    for hint in [
+        u64::from(Tag::BYTES.0) << 32 | 150,
+        u64::from(Tag::BYTES.0) << 32 | 256,
+        u64::from(Tag::TEXT.0) << 32 | 200,
+    ] {
+        let mut bytes = image.clone();
+        set_word(&mut bytes, INLINE_META_1, hint);
+        let ch = Options::new().open_image(&bytes).unwrap();
+        let (m, got) = ch.read_raw().unwrap();
+        assert_eq!(
+            (m.generation, m.tag, &got[..]),
+            (1, Tag::BYTES, &value[..]),
+            "{hint:#x}"
+        );
+    }
+    let mut bytes = image.clone();
+    set_word(&mut bytes, frame + F_TAG, u64::from(Tag::BYTES.0) | 1 << 16);
+    for hint in [meta, u64::from(Tag::BYTES.0 | 0xfffe) << 32 | 200] {
+        set_word(&mut bytes, INLINE_META_1, hint);
+        let ch = Options::new().open_image(&bytes).unwrap();
+        let got = ch.read_raw();
+        assert!(
+            matches!(got, Err(mmf::channel::Error::Corrupt { .. })),
+            "{hint:#x}: {got:?}"
+        );
+        let said = ch.verify().unwrap_err().to_string();
+        let tag = u64::from(Tag::BYTES.0) | 1 << 16;
+        assert!(
+            said.contains(&format!("claims 200 bytes (capacity 256) and tag {tag}")),
+            "{said}"
+        );
+    }
+}
+
+/// On a checksummed channel a reader copies a slot value by its descriptor's length and tag
+/// while it fetches the frame, which must agree (FORMAT.md §10.0, "The hint"): a descriptor
+/// changed under an open handle (so not judged at open) to another length or tag is a wrong
+/// hint, and the read returns the frame's value, whole, with its tag.
+#[test]
+fn a_wrong_hint_on_a_checksummed_channel_reads_the_frame() {
+    use std::os::unix::fs::FileExt;
+    let path = std::env::temp_dir().join(format!("mmf-hostile-hint-{}.mmf", std::process::id()));
+    let loc = Location::file(&path);
+    let _ = Channel::remove(&loc);
+    let ch = Options::new()
+        .capacity(256)
+        .readers(0)
+        .checksum(true)
+        .create(&loc)
+        .unwrap();
+    let reader = Channel::open(&loc).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let value: Vec<u8> = (0..200u8).collect();
+    for (i, hint) in [
+        u64::from(Tag::BYTES.0) << 32 | 150,
+        u64::from(Tag::BYTES.0) << 32 | 256,
+        u64::from(Tag::TEXT.0) << 32 | 200,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Generation 1, 2, 3: descriptor 1, 0, 1.
+        let g = ch.publish_raw(Tag::BYTES, &value).unwrap();
+        assert_eq!(g, i as u64 + 1);
+        let meta_at = 144 + 16 * (g % 2);
+        let mut meta = [0; 8];
+        file.read_exact_at(&mut meta, meta_at).unwrap();
+        assert_eq!(
+            u64::from_le_bytes(meta),
+            u64::from(Tag::BYTES.0) << 32 | 200
+        );
+        file.write_all_at(&hint.to_le_bytes(), meta_at).unwrap();
+        let (m, got) = reader.read_raw().unwrap();
+        assert_eq!(
+            (m.generation, m.tag, &got[..]),
+            (g, Tag::BYTES, &value[..]),
+            "{hint:#x}"
+        );
+    }
+    drop((ch, reader));
+    Channel::remove(&loc).unwrap();
+}
+
 /// The fuzz target builds its images by hand from docs/FORMAT.md. An unedited one must open and
 /// work: from layout version 2 until this test existed, every image it built was refused as
 /// "unsupported version", and the fuzzer never got past the header checks.

@@ -84,6 +84,15 @@ mod tests {
             ("2 MiB", 2 << 20),
             ("1G", 1 << 30),
             ("7b", 7),
+            // Every unit, each in another case.
+            ("2KB", 2_000),
+            ("3mb", 3_000_000),
+            ("1Gb", 1_000_000_000),
+            ("5KIB", 5 << 10),
+            ("1mib", 1 << 20),
+            ("2GiB", 2 << 30),
+            ("3m", 3 << 20),
+            ("9B", 9),
         ] {
             assert_eq!(parse_size(t), Ok(n), "{t}");
         }
@@ -98,6 +107,11 @@ mod tests {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         assert_eq!(format_size(1000), "1000 B");
+        // At each unit's boundary, the larger unit.
+        assert_eq!(format_size(1023), "1023 B");
+        assert_eq!(format_size(1024), "1024 B (1.0 KiB)");
+        assert_eq!(format_size(1 << 20), "1048576 B (1.0 MiB)");
+        assert_eq!(format_size(1 << 30), "1073741824 B (1.0 GiB)");
         assert_eq!(format_size(1536), "1536 B (1.5 KiB)");
         assert_eq!(format_size(3 << 20), "3145728 B (3.0 MiB)");
     }

@@ -379,6 +379,14 @@ mod tests {
         assert!(Layout::new(0, 1).is_err());
         assert!(Layout::new(MAX_CAPACITY + 1, 1).is_err());
         assert!(Layout::new(8, MAX_READERS + 1).is_err());
+        // The bounds themselves are taken (an off-by-one at either would refuse them).
+        assert_eq!(Layout::new(1, 0).unwrap().capacity, 1);
+        let big = Layout::new(MAX_CAPACITY, MAX_READERS).unwrap();
+        assert_eq!((big.capacity, big.slots), (MAX_CAPACITY, MAX_READERS + 2));
+        assert_eq!(
+            big.total_bytes,
+            big.header_bytes + big.slots * (LINE + MAX_CAPACITY)
+        );
         let l = Layout::new(100, 2).unwrap();
         let good = HeaderFields {
             magic: MAGIC,
@@ -395,7 +403,10 @@ mod tests {
             Layout::from_header(&good, Some(l.total_bytes as u64)).unwrap(),
             l
         );
-        assert!(Layout::from_header(&good, Some(l.total_bytes as u64 - 64)).is_err());
+        let shorter = Layout::from_header(&good, Some(l.total_bytes as u64 - 64)).unwrap_err();
+        assert!(shorter.contains("it was truncated"), "{shorter}");
+        let longer = Layout::from_header(&good, Some(l.total_bytes as u64 + 64)).unwrap_err();
+        assert!(longer.contains("it was grown"), "{longer}");
         for bad in [
             HeaderFields {
                 capacity: u64::MAX,
