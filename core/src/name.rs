@@ -593,18 +593,33 @@ mod tests {
         ] {
             validate_name(ok).unwrap();
         }
-        for bad in [
-            "",
-            "a/b",
-            "/abs",
-            "nul\0",
-            "tab\t",
-            ".",
-            "..",
-            &"x".repeat(MAX_NAME_LEN + 1),
+        for (bad, why) in [
+            ("", "it is empty"),
+            ("a/b", "it contains '/'"),
+            ("/abs", "it contains '/'"),
+            ("nul\0", "it contains NUL"),
+            ("tab\t", "it contains a control character"),
+            ("del\u{7f}", "it contains a control character"),
+            ("c1\u{85}", "it contains a control character"),
+            ("a\u{fffd}b", "it contains U+FFFD"),
+            (".", "it is a directory name"),
+            ("..", "it is a directory name"),
+            (&"x".repeat(MAX_NAME_LEN + 1), "it is too long"),
         ] {
             let err = validate_name(bad).unwrap_err();
-            assert!(matches!(err, Error::InvalidName { .. }), "{bad:?}: {err}");
+            assert!(
+                matches!(&err, Error::InvalidName { reason, .. } if reason.starts_with(why)),
+                "{bad:?}: {err}"
+            );
+        }
+        // Dots are fine elsewhere, as in any file name.
+        for ok in [
+            "...",
+            ".hidden",
+            "a..b",
+            "é".repeat(MAX_NAME_LEN / 2).as_str(),
+        ] {
+            validate_name(ok).unwrap();
         }
     }
 
