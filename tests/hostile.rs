@@ -402,20 +402,32 @@ fn the_fuzz_targets_unedited_images_are_valid_channels() {
 #[test]
 fn the_open_read_fuzz_body_survives_its_regressions_and_random_inputs() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/regressions");
-    let mut saved = 0;
+    let (mut saved, mut codec) = (0, 0);
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("open_read-")
-        {
-            open_read::run(&std::fs::read(&path).unwrap());
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let input = std::fs::read(&path).unwrap();
+        if file.starts_with("open_read-") {
+            open_read::run(&input);
             saved += 1;
+        } else if file.starts_with("codec-") {
+            // The codec target's inputs: MessagePack rendered as JSON, in bounded time and
+            // room (they once took seconds and gigabytes), or refused.
+            let started = Instant::now();
+            for json in [
+                mmf::json::msgpack_to_json(&input),
+                mmf::json::msgpack_to_json_pretty(&input),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                assert!(json.len() < 1 << 20, "{file}: {} bytes", json.len());
+            }
+            assert!(started.elapsed() < Duration::from_secs(1), "{file}");
+            codec += 1;
         }
     }
-    assert!(saved > 0, "no regression inputs in {dir}");
+    assert!(saved > 0 && codec > 0, "no regression inputs in {dir}");
     let secs: u64 = std::env::var("MMF_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse().ok())

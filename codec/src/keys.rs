@@ -253,11 +253,14 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for TextKeys<A> {
     fn unit_variant(self) -> Result<(), A::Error> {
         // rmp-serde refuses content other than nil after a unit variant's name (`{"A": 5}`)
         // with the error it raises where a number or a bool finds another kind, which a typed
-        // read's message words so (`said` in lib.rs): said here as what it is.
+        // read's message words so (`said` in lib.rs): said here as what it is. Its
+        // `unit_variant` can fail in no other way on a value `msgpack::check` passed (a read of
+        // nil's marker; an end of input there is not whole), and the one inner deserializer
+        // this wrapper serves is rmp-serde's (`decode_read`).
         self.0.unit_variant().map_err(|_| {
             de::Error::invalid_type(
                 Unexpected::Other("content"),
-                &"none (or nil): a unit variant holds nothing",
+                &"nothing: a unit variant is its name alone (\"A\") or holds nil (JSON's null)",
             )
         })
     }

@@ -143,7 +143,13 @@ pub trait ChannelExt: sealed::Sealed {
     /// gives (`"10.0.0.1"`, a `SocketAddr` as `"10.0.0.1:80"`, and the text forms of uuids or
     /// times where their crates have them), so that a value published as JSON by a shell or by
     /// another language reads as serde_json would read it. Only a read that the compact forms
-    /// failed pays for the second try; where both fail, the error says where each did.
+    /// failed pays for the second try; where both fail, the error says where each did. One
+    /// exception is serde's own: inside an internally tagged, adjacently tagged or untagged
+    /// enum, or a `#[serde(flatten)]` field, serde buffers the value and reads it as
+    /// human-readable whatever the format, so there only the text forms read, and such a type
+    /// holding an `IpAddr` that `publish` stored (compact) does not read back: publish it with
+    /// [`publish_json`](ChannelExt::publish_json) of its serde_json text, or give the field a
+    /// form of its own (`#[serde(with = ...)]`).
     ///
     /// The value's bytes are copied into a buffer this thread keeps (as a typed publish encodes
     /// into it), so a read allocates only what `T` itself holds (a `String`, a `Vec`): none for
@@ -739,7 +745,9 @@ fn decode_read<'a, T: Deserialize<'a>>(
                         _ => {
                             // Again, to find where: tracking the path costs every read (a
                             // string for each map key), so only a read that failed pays for
-                            // it. Where the human-readable forms fail elsewhere, both are said.
+                            // it. Where the human-readable forms fail elsewhere, both are said,
+                            // each cut to half the room, as alternatives: which one applies
+                            // depends on who published the value.
                             let compact = where_failed::<T, _>(
                                 rmp_serde::Deserializer::from_read_ref(buf),
                                 &e,
@@ -751,9 +759,12 @@ fn decode_read<'a, T: Deserialize<'a>>(
                             return Err(mismatch(&if text == compact {
                                 compact
                             } else {
+                                let half = error::MAX_QUOTED / 2 - 100;
                                 format!(
-                                    "{compact}; read in serde's human-readable forms (as JSON \
-                                     gives addresses, times and ids: text), {text}"
+                                    "{}; or, in the text forms that JSON gives addresses, times \
+                                     and ids: {}",
+                                    error::brief(compact, half),
+                                    error::brief(text, half)
                                 )
                             }));
                         }
