@@ -731,45 +731,12 @@ fn decode_read<'a, T: Deserialize<'a>>(
                 // there.
                 Ok(value) if msgpack_at_end(&mut de) => value,
                 Ok(_) => return Err(mismatch(&"the type did not read the whole value")),
-                // Read again in serde's human-readable forms, which JSON gives (an `IpAddr` as
-                // "10.0.0.1", a `SocketAddr`, a uuid or a time as text), and in which a map or
-                // a value published as JSON (`publish_json`, `mmf out NAME --json`) or by
-                // another language holds them; rmp-serde reads and writes the compact forms
-                // (an `IpAddr` as `{"V4": [10, 0, 0, 1]}`), which `publish` stores. Only a
-                // read that failed pays for the second.
-                Err(e) => {
-                    let mut readable =
-                        rmp_serde::Deserializer::from_read_ref(buf).with_human_readable();
-                    match T::deserialize(keys::TextKeys(&mut readable)) {
-                        Ok(value) if msgpack_at_end(&mut readable) => value,
-                        _ => {
-                            // Again, to find where: tracking the path costs every read (a
-                            // string for each map key), so only a read that failed pays for
-                            // it. Where the human-readable forms fail elsewhere, both are said,
-                            // each cut to half the room, as alternatives: which one applies
-                            // depends on who published the value.
-                            let compact = where_failed::<T, _>(
-                                rmp_serde::Deserializer::from_read_ref(buf),
-                                &e,
-                            );
-                            let text = where_failed::<T, _>(
-                                rmp_serde::Deserializer::from_read_ref(buf).with_human_readable(),
-                                &e,
-                            );
-                            return Err(mismatch(&if text == compact {
-                                compact
-                            } else {
-                                let half = error::MAX_QUOTED / 2 - 100;
-                                format!(
-                                    "{}; or, in the text forms that JSON gives addresses, times \
-                                     and ids: {}",
-                                    error::brief(compact, half),
-                                    error::brief(text, half)
-                                )
-                            }));
-                        }
-                    }
-                }
+                // Read again in serde's human-readable forms (`human_readable`), apart and
+                // cold. A read that succeeds never runs it, but pays for its being there:
+                // rmp-serde's reads, built for a second config, are inlined less (callgrind, a
+                // 7-field struct read 20,000 times: 6,276 instructions a read against 6,230,
+                // +0.7 %, the same with this call inlined).
+                Err(e) => human_readable(buf, &e).map_err(|message| mismatch(&message))?,
             }
         }
         Tag::JSON => {
@@ -852,6 +819,45 @@ impl<'de> serde::Deserializer<'de> for Text<'de> {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
         unit_struct seq tuple tuple_struct map struct identifier ignored_any
     }
+}
+
+/// A MessagePack value that did not decode into `T` in rmp-serde's compact forms (`e`), read
+/// again in serde's human-readable forms, which JSON gives (an `IpAddr` as "10.0.0.1", a
+/// `SocketAddr`, a uuid or a time as text), and in which a map or a value published as JSON
+/// (`publish_json`, `mmf out NAME --json`) or by another language holds them; rmp-serde reads
+/// and writes the compact forms (an `IpAddr` as `{"V4": [10, 0, 0, 1]}`), which `publish`
+/// stores. Where this fails too, where and why each read failed, as the error's message.
+#[cold]
+#[inline(never)]
+fn human_readable<'a, T: Deserialize<'a>>(
+    buf: &'a [u8],
+    e: &rmp_serde::decode::Error,
+) -> std::result::Result<T, String> {
+    let mut readable = rmp_serde::Deserializer::from_read_ref(buf).with_human_readable();
+    if let Ok(value) = T::deserialize(keys::TextKeys(&mut readable)) {
+        if msgpack_at_end(&mut readable) {
+            return Ok(value);
+        }
+    }
+    // Again, to find where: tracking the path costs every read (a string for each map key), so
+    // only a read that failed pays for it. Where the human-readable forms fail elsewhere, both
+    // are said, each cut to half the room, as alternatives: which one applies depends on who
+    // published the value.
+    let compact = where_failed::<T, _>(rmp_serde::Deserializer::from_read_ref(buf), e);
+    let text = where_failed::<T, _>(
+        rmp_serde::Deserializer::from_read_ref(buf).with_human_readable(),
+        e,
+    );
+    Err(if text == compact {
+        compact
+    } else {
+        let half = error::MAX_QUOTED / 2 - 100;
+        format!(
+            "{}; or, in the text forms that JSON gives addresses, times and ids: {}",
+            error::brief(compact, half),
+            error::brief(text, half)
+        )
+    })
 }
 
 /// Where and why a typed read of the MessagePack `de` reads failed, `e` its error without the
