@@ -14,8 +14,9 @@ use proptest::prelude::*;
 #[path = "hostile/open_read.rs"]
 mod open_read;
 
-/// A channel image: a real file channel with a few values published, read back as bytes.
-fn image(capacity: usize, readers: usize, checksum: bool, publishes: u8) -> Vec<u8> {
+/// The bytes of a real file channel that `options` creates, once `publish` has published into
+/// it and every handle is closed; the file is removed.
+fn channel_bytes(options: &Options, publish: impl FnOnce(&Channel)) -> Vec<u8> {
     let path = std::env::temp_dir().join(format!(
         "mmf-hostile-img-{}-{:?}.mmf",
         std::process::id(),
@@ -23,23 +24,30 @@ fn image(capacity: usize, readers: usize, checksum: bool, publishes: u8) -> Vec<
     ));
     let loc = Location::file(&path);
     let _ = Channel::remove(&loc);
-    let ch = Options::new()
-        .capacity(capacity)
-        .readers(readers)
-        .checksum(checksum)
-        .create(&loc)
-        .unwrap();
-    for i in 0..publishes {
-        let _ = match i % 3 {
-            0 => ch.publish_str(&"t".repeat(i as usize % (capacity + 1))),
-            1 => ch.publish(&vec![i; (i as usize) % (capacity / 2 + 1)]),
-            _ => ch.publish_json("{\"a\":[1,2,{\"b\":null}]}"),
-        };
-    }
+    let ch = options.create(&loc).unwrap();
+    publish(&ch);
     drop(ch);
     let bytes = std::fs::read(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
+    Channel::remove(&loc).unwrap();
     bytes
+}
+
+/// A channel image: a real file channel with a few values published, read back as bytes.
+fn image(capacity: usize, readers: usize, checksum: bool, publishes: u8) -> Vec<u8> {
+    let mut options = Options::new();
+    options
+        .capacity(capacity)
+        .readers(readers)
+        .checksum(checksum);
+    channel_bytes(&options, |ch| {
+        for i in 0..publishes {
+            let _ = match i % 3 {
+                0 => ch.publish_str(&"t".repeat(i as usize % (capacity + 1))),
+                1 => ch.publish(&vec![i; (i as usize) % (capacity / 2 + 1)]),
+                _ => ch.publish_json("{\"a\":[1,2,{\"b\":null}]}"),
+            };
+        }
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -189,24 +197,14 @@ proptest! {
 /// The bytes of a file channel of `capacity` (no pinned readers: the header is 512 bytes, slot
 /// `s` at `512 + s * (64 + capacity rounded up to 64)`) after one publish of `value`.
 fn one_value(capacity: usize, header_only: bool, tag: Tag, value: &[u8]) -> Vec<u8> {
-    let path = std::env::temp_dir().join(format!(
-        "mmf-hostile-one-{}-{:?}.mmf",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let loc = Location::file(&path);
-    let _ = Channel::remove(&loc);
-    let ch = Options::new()
+    let mut options = Options::new();
+    options
         .capacity(capacity)
         .readers(0)
-        .header_only(header_only)
-        .create(&loc)
-        .unwrap();
-    assert_eq!(ch.publish_raw(tag, value).unwrap(), 1);
-    drop(ch);
-    let bytes = std::fs::read(&path).unwrap();
-    Channel::remove(&loc).unwrap();
-    bytes
+        .header_only(header_only);
+    channel_bytes(&options, |ch| {
+        assert_eq!(ch.publish_raw(tag, value).unwrap(), 1)
+    })
 }
 
 fn word(bytes: &[u8], at: usize) -> u64 {
