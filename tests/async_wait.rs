@@ -2072,11 +2072,15 @@ fn the_streams_polled_as_streams_give_each_value() {
     struct Config {
         threads: u32,
     }
-    fn next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<Option<S::Item>> {
+    /// The stream's next item as `StreamExt::next` polls it, within `timeout`.
+    fn next_within<S: Stream + Unpin>(s: &mut S, timeout: Duration) -> Option<Option<S::Item>> {
         block_on(
             std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)),
-            Duration::from_secs(10),
+            timeout,
         )
+    }
+    fn next<S: Stream + Unpin>(s: &mut S) -> Option<Option<S::Item>> {
+        next_within(s, Duration::from_secs(10))
     }
     let name = unique("async-stream-trait");
     let ch = Channel::create(&name, 256).unwrap();
@@ -2097,11 +2101,7 @@ fn the_streams_polled_as_streams_give_each_value() {
         .unwrap();
     assert_eq!((meta.generation, config), (1, Config { threads: 8 }));
     // Nothing newer: pending, not the same value again.
-    assert!(block_on(
-        std::future::poll_fn(|cx| Pin::new(&mut values).poll_next(cx)),
-        Duration::from_millis(30)
-    )
-    .is_none());
+    assert!(next_within(&mut values, Duration::from_millis(30)).is_none());
 
     ch.publish_str("not a config").unwrap();
     let err = next(&mut configs)

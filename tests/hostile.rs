@@ -207,21 +207,14 @@ fn one_value(capacity: usize, header_only: bool, tag: Tag, value: &[u8]) -> Vec<
     })
 }
 
-fn word(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
-}
-
-fn set_word(bytes: &mut [u8], at: usize, value: u64) {
-    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
-}
-
-/// FORMAT.md's byte offsets used below: `latest` (line 2), generation 1's descriptor (descriptor
-/// 1: `inline_gen[1]`, `inline_meta[1]`), and a frame's `len` and `tag` words.
-const LATEST: usize = 128;
-const INLINE_GEN_1: usize = 152;
-const INLINE_META_1: usize = 160;
-const F_LEN: usize = 16;
-const F_TAG: usize = 24;
+/// Byte offsets from FORMAT.md's word indices (the fuzz body's): `latest`, generation 1's
+/// descriptor (descriptor 1: `inline_gen[1]`, `inline_meta[1]`), and a frame's `len` and `tag`.
+const LATEST: usize = open_read::H_LATEST * open_read::W;
+const INLINE_GEN_1: usize = (open_read::H_INLINE_DESC + 2) * open_read::W;
+const INLINE_META_1: usize = INLINE_GEN_1 + open_read::W;
+const F_LEN: usize = open_read::F_LEN * open_read::W;
+const F_TAG: usize = open_read::F_TAG * open_read::W;
+use open_read::{get as word, put as set_word};
 
 /// A descriptor whose tag has bits above the 16 of a tag set is damaged (FORMAT.md §10.0, step
 /// 3), not a tag to cut to 16 bits: a header-only value it describes is corrupt, and a value
@@ -350,7 +343,7 @@ fn a_wrong_hint_on_a_checksummed_channel_reads_the_frame() {
         // Generation 1, 2, 3: descriptor 1, 0, 1.
         let g = ch.publish_raw(Tag::BYTES, &value).unwrap();
         assert_eq!(g, i as u64 + 1);
-        let meta_at = 144 + 16 * (g % 2);
+        let meta_at = ((open_read::H_INLINE_DESC + 1 + 2 * (g as usize % 2)) * open_read::W) as u64;
         let mut meta = [0; 8];
         file.read_exact_at(&mut meta, meta_at).unwrap();
         assert_eq!(

@@ -37,7 +37,7 @@ use mmf_codec::ChannelExt;
 use mmf_core::{Channel, Options, Tag, MAGIC};
 
 const LINE: usize = 64;
-const W: usize = 8;
+pub const W: usize = 8;
 
 /// The layout version these images are built for (FORMAT.md §4, word 1). The stable test
 /// `tests/hostile.rs` checks that an unedited image opens, so that a new version cannot leave the
@@ -61,9 +61,9 @@ const H_CREATED_NS: usize = 9;
 const H_CREATOR: usize = 10;
 const H_FLAGS: usize = 11;
 const H_KIND: usize = 12;
-const H_LATEST: usize = 16;
+pub const H_LATEST: usize = 16;
 /// Descriptor `b`: `inline_gen[b]` at word 17 + 2b, `inline_meta[b]` at 18 + 2b.
-const H_INLINE_DESC: usize = 17;
+pub const H_INLINE_DESC: usize = 17;
 /// Inline buffer `b`: words 24 + 16b to 39 + 16b, the value in the first 15, the stamp last.
 const H_INLINE_DATA: usize = 24;
 const H_LOCK: usize = 56;
@@ -77,8 +77,8 @@ const P_PINNED: usize = 1;
 // Frame words (FORMAT.md §6).
 const F_SEQ: usize = 0;
 const F_GEN: usize = 1;
-const F_LEN: usize = 2;
-const F_TAG: usize = 3;
+pub const F_LEN: usize = 2;
+pub const F_TAG: usize = 3;
 const F_CRC: usize = 4;
 const CRC_PRESENT: u64 = 1 << 32;
 
@@ -152,14 +152,16 @@ impl Geo {
     }
 }
 
-fn get(img: &[u8], off: usize) -> u64 {
+/// The word at byte `off` of an image, 0 past its end.
+pub fn get(img: &[u8], off: usize) -> u64 {
     match img.get(off..off + W) {
         Some(b) => u64::from_le_bytes(b.try_into().unwrap()),
         None => 0,
     }
 }
 
-fn put(img: &mut [u8], off: usize, v: u64) {
+/// Stores the word at byte `off` of an image, nothing past its end.
+pub fn put(img: &mut [u8], off: usize, v: u64) {
     if let Some(b) = img.get_mut(off..off + W) {
         b.copy_from_slice(&v.to_le_bytes());
     }
