@@ -19,9 +19,11 @@
 //! are awaited, up to 127 at a time (channel handles and [`Stop`](crate::Stop)s awaited
 //! through [`Stop::stopped`](crate::Stop::stopped) together; two handles of one channel map its
 //! word at two addresses and count twice); beyond that, or on kernels before Linux
-//! 5.16 (no `futex_waitv`), or outside Linux, the thread re-checks pending channels and stops
-//! every millisecond (a `Stop::stopped` awaited for a service's whole life keeps it so; with
-//! nothing pending, or only a follower's time to look, it sleeps).
+//! 5.16 (no `futex_waitv`), or outside Linux, the thread re-checks pending channels every
+//! millisecond. With no channel pending it sleeps: until a future comes, a follower's time to
+//! look, or, on Linux, a [`Stop`](crate::Stop) awaited through `Stop::stopped` is turned (a
+//! stop bumps the thread's control word, on which it then sleeps alone); outside Linux a
+//! pending `Stop::stopped` is looked at every millisecond too.
 //! So it does while any pending future cannot be counted as a waiter (a read-only handle, or
 //! one that found no free reader-pin entry): writers do not wake the futex for it.
 //! A [`Follower`](crate::Follower) waiting (its `changed`, its value stream) also looks at its
@@ -229,9 +231,9 @@ struct Notifier {
     thread: OnceLock<()>,
     /// Held by the poll that starts the thread.
     starting: Mutex<()>,
-    /// Where the thread sleeps when it cannot sleep in `futex_waitv` (no such call, or not
-    /// Linux) and has no channel or stop to look at: [`Notifier::idle`]. `idling` says that it
-    /// may be asleep there, so that a re-arm with `futex_waitv` at hand costs no lock.
+    /// Where the thread sleeps outside Linux when it has no channel or stop to look at:
+    /// [`Notifier::idle`]. `idling` says that it may be asleep there, so that a re-arm costs no
+    /// lock otherwise. (On Linux it sleeps on `control` itself.)
     idle: (Mutex<()>, Condvar),
     idling: AtomicBool,
 }
@@ -350,11 +352,19 @@ impl Notifier {
             if !slept {
                 // No `futex_waitv` (an old kernel, a seccomp filter that refuses it, not Linux)
                 // or a failed call: poll instead of spinning on the error, but only while there
-                // is something to look at. With nothing but times to wake (or nothing at all)
-                // pending, polling would wake this thread a thousand times a second for the
-                // rest of the process's life.
-                if words.is_empty() && stops.is_empty() && !overflow {
-                    self.idle(control, earliest);
+                // is a channel to look at. With nothing but times to wake, stops or nothing at
+                // all pending, polling would wake this thread a thousand times a second for
+                // the rest of the process's life (a `Stop::stopped` awaited for a service's
+                // whole life did). On Linux a stop turned since `control` was loaded bumped it
+                // (`stop_fired`), which ends the sleep on it; one turned before was looked at
+                // by that load's time: seen here, it is woken without a sleep.
+                let quiet = words.is_empty()
+                    && !overflow
+                    && (cfg!(target_os = "linux") || stops.is_empty());
+                if quiet {
+                    if !stops.iter().any(|s| s.load(Ordering::SeqCst) != 0) {
+                        self.idle(control, earliest);
+                    }
                 } else {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -423,9 +433,28 @@ impl Notifier {
         unsafe { crate::os::futex_waitv(&entries, timeout) }
     }
 
+    /// Sleeps until `control` moves from `control` (the registrations changed, or a stop was
+    /// turned) or `until` comes, without `futex_waitv`: on Linux in `FUTEX_WAIT` on the control
+    /// word, which [`Notifier::rearm`] and [`stop_fired`] wake after they bump it (the kernel
+    /// compares the word before it sleeps, so a bump after the caller's load is not lost).
+    #[cfg(target_os = "linux")]
+    fn idle(&self, control: u32, until: Option<Instant>) {
+        while self.control.load(Ordering::SeqCst) == control {
+            let left = match until {
+                None => IDLE_SLEEP,
+                Some(t) => t.saturating_duration_since(Instant::now()),
+            };
+            if left.is_zero() {
+                break;
+            }
+            crate::os::wait_private(&self.control, control, left);
+        }
+    }
+
     /// Sleeps until the registrations change (`control` moves from `control`) or `until`
-    /// comes, without `futex_waitv`: on the condition variable that [`Notifier::rearm`]
-    /// signals while `idling` is set.
+    /// comes, outside Linux: on the condition variable that [`Notifier::rearm`] signals while
+    /// `idling` is set.
+    #[cfg(not(target_os = "linux"))]
     fn idle(&self, control: u32, until: Option<Instant>) {
         let (lock, cv) = &self.idle;
         let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -531,6 +560,20 @@ impl Notifier {
             drop(lock.lock().unwrap_or_else(|p| p.into_inner()));
             cv.notify_all();
         }
+    }
+}
+
+/// Bumps the control word of this process's notifier, if it has one, after a stop's word was
+/// turned (`stop::fire`): a thread that cannot sleep in `futex_waitv` sleeps on that word
+/// alone ([`Notifier::idle`]) and so wakes to look at the stops. Async-signal-safe, as
+/// `Stop::stop` must stay: a load, an atomic increment and a futex wake; no lock, no
+/// allocation (`PerProcess::get` asks for the process id only once a notifier exists, by which
+/// time the fork counter's handler is registered).
+pub(crate) fn stop_fired() {
+    if let Some(n) = N.get() {
+        n.control.fetch_add(1, Ordering::SeqCst);
+        #[cfg(target_os = "linux")]
+        crate::os::wake_private(&n.control);
     }
 }
 

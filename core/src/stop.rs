@@ -269,7 +269,10 @@ impl Stop {
     /// `Stop`, so it may outlive this handle (`'static`: a task may own it), and costs no
     /// thread of its own: the process's one `mmf-notify` thread sleeps on the switch with the
     /// channels that async waits wait for, and wakes the task. [`stop`](Stop::stop) stays
-    /// async-signal-safe.
+    /// async-signal-safe. Without `futex_waitv` (Linux before 5.16, or a seccomp filter that
+    /// refuses it) that thread still sleeps while only stops are awaited (a stop wakes it), and
+    /// looks every millisecond while a channel is awaited beside them; outside Linux it looks
+    /// every millisecond while anything is.
     ///
     /// # Panics
     ///
@@ -304,8 +307,17 @@ impl Stop {
 
 /// Turns `word` (to `why`, unless it was turned already) and wakes every wait sleeping on it.
 pub(crate) fn fire(word: &AtomicU32, why: u32) {
-    let _ = word.compare_exchange(0, why, Ordering::SeqCst, Ordering::SeqCst);
+    let turned = word
+        .compare_exchange(0, why, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok();
     os::wake_private(word);
+    // And the async notifier's control word: without `futex_waitv` it sleeps on that alone.
+    #[cfg(all(feature = "async", not(mmf_loom)))]
+    if turned {
+        crate::notify::stop_fired();
+    }
+    #[cfg(not(all(feature = "async", not(mmf_loom))))]
+    let _ = turned;
 }
 
 /// What bounds a blocking wait for a value or a channel: a timeout or a deadline, and any
