@@ -918,7 +918,7 @@ fn the_notifier_sleeps_with_many_futures_on_one_channel_and_with_none() {
     if !has_futex_waitv() {
         // Then it looks every millisecond while a channel is pending, as the notify module's
         // docs say; the tests below run that case on every kernel, by injecting the refusal.
-        skipped("this kernel has no futex_waitv (Linux 5.16+) or refuses it: nothing to test");
+        skipped("no futex_waitv here (Linux before 5.16, a seccomp filter, an emulator): nothing to test");
         return;
     }
     let stats = child_stats(spawn_child("notifier-sleeps", &[("MMF_NAME", "-".into())]));
