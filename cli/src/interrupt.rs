@@ -61,17 +61,16 @@ pub fn install() {
     });
 }
 
-/// The mask of signals ignored in this process (bit `s - 1` for signal `s`), as the kernel's
-/// `/proc/self/status` says it (`SigIgn`); none where it cannot be read. Asked before any
-/// handler is installed, so it is what the process was started with.
+/// The mask of the `SIGNALS` ignored in this process (bit `s - 1` for signal `s`), asked of
+/// the kernel with `sigaction` (it was read from `/proc/self/status`, which macOS and FreeBSD
+/// do not have, a container may not mount, and qemu-user fills with its own handlers: there
+/// `nohup mmf watch` died of the terminal's SIGHUP). Asked before any handler is installed,
+/// so it is what the process was started with.
 fn ignored_signals() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
-            u64::from_str_radix(mask.trim(), 16).ok()
-        })
-        .unwrap_or(0)
+    SIGNALS
+        .into_iter()
+        .filter(|&s| mmf::channel::host::signal_ignored(s))
+        .fold(0, |mask, s| mask | 1 << (s - 1))
 }
 
 /// The signal that arrived, if any.

@@ -4458,15 +4458,35 @@ fn a_wait_ended_by_any_fatal_signal_releases_what_it_holds() {
 
 /// A signal the watch was started with ignored stays ignored: `nohup mmf watch T &` outlives
 /// its terminal's SIGHUP (the handler that ends a wait on SIGHUP used to replace the ignore).
+/// Also where `/proc` is not mounted (a tmpfs over it, in a user and mount namespace, where
+/// allowed): the ignored signals were read from `/proc/self/status`, which macOS, FreeBSD and
+/// such containers lack and qemu-user fills with its own handlers, so the watch died there.
 #[test]
 fn a_watch_started_with_sighup_ignored_lives_on_after_one() {
-    use std::os::unix::process::ExitStatusExt;
     let e = Env::new("nohup");
     e.ok(&["new", "T", "--size", "64"]);
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", "trap '' HUP; exec \"$0\" watch T --new-only", BIN])
-        .env("MMF_SHM_DIR", &e.dir)
-        .current_dir(&e.dir);
+    cmd.args(["-c", "trap '' HUP; exec \"$0\" watch T --new-only", BIN]);
+    watch_outlives_sighup(&e, cmd, "with /proc");
+    if !proc_can_be_hidden() {
+        return;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-Urm",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /proc || exit 9; trap '' HUP; exec \"$0\" watch T --new-only",
+        BIN,
+    ]);
+    watch_outlives_sighup(&e, cmd, "without /proc");
+}
+
+/// Starts `cmd` (a watch of `T` with SIGHUP ignored, by the same pid), sends it SIGHUP, and
+/// checks that it lives on and prints the next value, then ends by SIGTERM.
+fn watch_outlives_sighup(e: &Env, mut cmd: Command, how: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    cmd.env("MMF_SHM_DIR", &e.dir).current_dir(&e.dir);
     let mut child = started(cmd);
     e.parked("T");
     let kill = |sig: &str, pid: u32| {
@@ -4478,10 +4498,8 @@ fn a_watch_started_with_sighup_ignored_lives_on_after_one() {
     };
     kill("-HUP", child.id());
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the watch died of SIGHUP"
-    );
+    let died = child.try_wait().unwrap();
+    assert!(died.is_none(), "{how}: the watch died: {died:?}");
     e.ok(&["out", "T", "still here"]);
     let mut line = String::new();
     std::io::BufRead::read_line(
@@ -4489,10 +4507,10 @@ fn a_watch_started_with_sighup_ignored_lives_on_after_one() {
         &mut line,
     )
     .unwrap();
-    assert_eq!(line, "still here\n");
+    assert_eq!(line, "still here\n", "{how}");
     kill("-TERM", child.id());
     let out = finish(child, 10);
-    assert_eq!(out.status.signal(), Some(15), "{:?}", out.status);
+    assert_eq!(out.status.signal(), Some(15), "{how}: {:?}", out.status);
 }
 
 /// `mmf watch T | head -n 1` on a channel that then stays idle: the watch ends (quietly, as on
@@ -7771,13 +7789,9 @@ fn a_device_named_as_a_channel_is_refused_unopened() {
     }
 }
 
-/// Where `/proc` is missing (a container may lack it), a channel's file is opened by its path
-/// as before, not through `/proc/self/fd`: every verb that opens one still works, for a
-/// shared-memory name and a file path. Run in a user and mount namespace with a tmpfs over
-/// `/proc`; skipped where unprivileged namespaces are not allowed.
-#[test]
-fn every_verb_works_where_proc_is_not_mounted() {
-    let e = Env::new("no-proc");
+/// Whether `unshare -Urm` may mount a tmpfs over `/proc` here (a user and mount namespace),
+/// as the tests of a host without `/proc` do; says SKIPPED where not.
+fn proc_can_be_hidden() -> bool {
     let hidden = Command::new("unshare")
         .args([
             "-Urm",
@@ -7789,6 +7803,18 @@ fn every_verb_works_where_proc_is_not_mounted() {
         .is_ok_and(|s| s.success());
     if !hidden {
         skipped("needs unshare -Urm allowed to mount a tmpfs over /proc");
+    }
+    hidden
+}
+
+/// Where `/proc` is missing (a container may lack it), a channel's file is opened by its path
+/// as before, not through `/proc/self/fd`: every verb that opens one still works, for a
+/// shared-memory name and a file path. Run in a user and mount namespace with a tmpfs over
+/// `/proc`; skipped where unprivileged namespaces are not allowed.
+#[test]
+fn every_verb_works_where_proc_is_not_mounted() {
+    let e = Env::new("no-proc");
+    if !proc_can_be_hidden() {
         return;
     }
     let script = r#"mount -t tmpfs none /proc || exit 9

@@ -1,6 +1,7 @@
 //! Facts about this host that decide whether shared memory works well on it: where channels
 //! live, how much room there is, whether a channel is in use, and which channels are stale.
-//! Used by `mmf list`, `mmf prune` and `mmf doctor`.
+//! Used by `mmf list`, `mmf prune` and `mmf doctor`, and by the CLI's signal handling
+//! ([`signal_ignored`]).
 //!
 //! "In use" comes from advisory locks: every open handle holds a shared `flock` on its channel's
 //! file for as long as it lives (the kernel drops it when the process dies, however it dies), so
@@ -420,6 +421,23 @@ pub fn channel_names() -> Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// Whether this process ignores `signal` (a number from `libc`, such as `SIGHUP`): its
+/// disposition is "ignore". For a program that installs signal handlers at its start and must
+/// leave a signal it was started with ignored as it was: `nohup mmf watch T &` outlives its
+/// terminal's `SIGHUP`, and a shell without job control starts background jobs with `SIGINT`
+/// ignored. Asked of the kernel with `sigaction` on every Unix; `false` where `signal` names
+/// no signal.
+///
+/// ```
+/// const SIGHUP: i32 = 1; // as on every Unix
+/// // This doctest's process was not started under `nohup`.
+/// assert!(!mmf::channel::host::signal_ignored(SIGHUP));
+/// assert!(!mmf::channel::host::signal_ignored(-1));
+/// ```
+pub fn signal_ignored(signal: i32) -> bool {
+    os::signal_ignored(signal)
 }
 
 /// The first symbolic link on `path` that mmf does not follow to create, replace or remove a

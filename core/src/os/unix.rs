@@ -722,6 +722,20 @@ pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv], timeout: std::time::Dur
         )
 }
 
+/// Whether this process ignores `signal` (its disposition is `SIG_IGN`), asked of the kernel
+/// with `sigaction`, which any Unix answers (`/proc/self/status`, where Linux shows the same
+/// mask, is Linux's alone, may be unmounted, and under an emulator such as qemu-user shows the
+/// emulator's handlers). False where `signal` names no signal.
+pub(crate) fn signal_ignored(signal: i32) -> bool {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only asks for the current one, which the kernel writes to
+    // `old`, memory for one `sigaction` that outlives the call. No handler is changed.
+    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: all-zero bytes are a valid `sigaction` (integers, a function address as an
+    // integer, a signal set), and on success the kernel filled it in.
+    rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
 /// Wakes every thread of this process sleeping on the private futex `word`.
 #[cfg(target_os = "linux")]
 pub(crate) fn wake_private(word: &std::sync::atomic::AtomicU32) {
@@ -1248,6 +1262,23 @@ pub(crate) fn space(dir: &std::path::Path) -> io::Result<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::CgroupFigures;
+
+    /// `sigaction` tells an ignored signal from a handled or defaulted one. SIGWINCH, which no
+    /// other test of this crate touches (its default action ignores it too: only `SIG_IGN` set
+    /// by hand counts).
+    #[test]
+    fn an_ignored_signal_is_told_from_a_defaulted_one() {
+        assert!(!super::signal_ignored(libc::SIGWINCH));
+        // SAFETY: `SIG_IGN` installs no handler; the previous disposition is put back below.
+        let before = unsafe { libc::signal(libc::SIGWINCH, libc::SIG_IGN) };
+        let ignored = super::signal_ignored(libc::SIGWINCH);
+        // SAFETY: restores what `signal` returned, a disposition this process had.
+        unsafe { libc::signal(libc::SIGWINCH, before) };
+        assert!(ignored);
+        assert!(!super::signal_ignored(libc::SIGWINCH));
+        assert!(!super::signal_ignored(0));
+        assert!(!super::signal_ignored(100_000));
+    }
 
     const MIB: u64 = 1 << 20;
 

@@ -6,6 +6,11 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
+/// No signals to ask about here.
+pub(crate) fn signal_ignored(_signal: i32) -> bool {
+    false
+}
+
 /// No `fork` here: every process is the first of its line.
 pub(crate) fn forks() -> u64 {
     0
