@@ -431,10 +431,9 @@ pub fn channel_names() -> Result<Vec<String>> {
 /// no signal.
 ///
 /// ```
-/// const SIGHUP: i32 = 1; // as on every Unix
-/// // This doctest's process was not started under `nohup`.
-/// assert!(!mmf::channel::host::signal_ignored(SIGHUP));
-/// assert!(!mmf::channel::host::signal_ignored(-1));
+/// const SIGKILL: i32 = 9; // as on every Unix: it cannot be ignored
+/// assert!(!mmf::channel::host::signal_ignored(SIGKILL));
+/// assert!(!mmf::channel::host::signal_ignored(-1)); // no such signal
 /// ```
 pub fn signal_ignored(signal: i32) -> bool {
     os::signal_ignored(signal)

@@ -570,6 +570,10 @@ impl Notifier {
 /// allocation (`PerProcess::get` asks for the process id only once a notifier exists, by which
 /// time the fork counter's handler is registered).
 pub(crate) fn stop_fired() {
+    // Orders the stop's turned word (a SeqCst compare-and-swap) before the look for a
+    // notifier, as the notifier orders its registration before its look at that word: of a
+    // notifier made while the stop fires, either it sees the word turned or this sees it.
+    std::sync::atomic::fence(Ordering::SeqCst);
     if let Some(n) = N.get() {
         n.control.fetch_add(1, Ordering::SeqCst);
         #[cfg(target_os = "linux")]

@@ -731,8 +731,9 @@ pub(crate) fn signal_ignored(signal: i32) -> bool {
     // SAFETY: a null new action only asks for the current one, which the kernel writes to
     // `old`, memory for one `sigaction` that outlives the call. No handler is changed.
     let rc = unsafe { libc::sigaction(signal, std::ptr::null(), old.as_mut_ptr()) };
-    // SAFETY: all-zero bytes are a valid `sigaction` (integers, a function address as an
-    // integer, a signal set), and on success the kernel filled it in.
+    // SAFETY: all-zero bytes are a valid `sigaction` (integers, a handler address as an
+    // integer, a signal set, and on glibc an `Option` of a function, `None` when zero), and on
+    // success the kernel filled it in.
     rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
 }
 
@@ -1263,19 +1264,26 @@ pub(crate) fn space(dir: &std::path::Path) -> io::Result<(u64, u64)> {
 mod tests {
     use super::CgroupFigures;
 
-    /// `sigaction` tells an ignored signal from a handled or defaulted one. SIGWINCH, which no
-    /// other test of this crate touches (its default action ignores it too: only `SIG_IGN` set
-    /// by hand counts).
+    /// `sigaction` tells an ignored signal from a defaulted one. SIGWINCH, which no other test
+    /// of this crate touches and whose default action ignores it too (only `SIG_IGN` counts);
+    /// the disposition the process was started with is put back.
     #[test]
     fn an_ignored_signal_is_told_from_a_defaulted_one() {
-        assert!(!super::signal_ignored(libc::SIGWINCH));
-        // SAFETY: `SIG_IGN` installs no handler; the previous disposition is put back below.
-        let before = unsafe { libc::signal(libc::SIGWINCH, libc::SIG_IGN) };
+        let set = |to| {
+            // SAFETY: `SIG_DFL` and `SIG_IGN` install no handler, and the disposition this
+            // returns, put back at the end, is one this process had.
+            let before = unsafe { libc::signal(libc::SIGWINCH, to) };
+            assert_ne!(before, libc::SIG_ERR);
+            before
+        };
+        let started_with = set(libc::SIG_DFL);
+        let defaulted = super::signal_ignored(libc::SIGWINCH);
+        set(libc::SIG_IGN);
         let ignored = super::signal_ignored(libc::SIGWINCH);
-        // SAFETY: restores what `signal` returned, a disposition this process had.
-        unsafe { libc::signal(libc::SIGWINCH, before) };
+        set(started_with);
+        assert!(!defaulted);
         assert!(ignored);
-        assert!(!super::signal_ignored(libc::SIGWINCH));
+        assert!(!super::signal_ignored(libc::SIGKILL));
         assert!(!super::signal_ignored(0));
         assert!(!super::signal_ignored(100_000));
     }
