@@ -39,9 +39,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+#[cfg(not(target_os = "linux"))]
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+#[cfg(not(target_os = "linux"))]
+use std::sync::Condvar;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -234,7 +237,9 @@ struct Notifier {
     /// Where the thread sleeps outside Linux when it has no channel or stop to look at:
     /// [`Notifier::idle`]. `idling` says that it may be asleep there, so that a re-arm costs no
     /// lock otherwise. (On Linux it sleeps on `control` itself.)
+    #[cfg(not(target_os = "linux"))]
     idle: (Mutex<()>, Condvar),
+    #[cfg(not(target_os = "linux"))]
     idling: AtomicBool,
 }
 
@@ -281,7 +286,9 @@ fn try_notifier() -> std::io::Result<&'static Notifier> {
         control: AtomicU32::new(0),
         thread: OnceLock::new(),
         starting: Mutex::new(()),
+        #[cfg(not(target_os = "linux"))]
         idle: (Mutex::new(()), Condvar::new()),
+        #[cfg(not(target_os = "linux"))]
         idling: AtomicBool::new(false),
     });
     if n.thread.get().is_some() {
@@ -553,6 +560,7 @@ impl Notifier {
         self.control.fetch_add(1, Ordering::SeqCst);
         #[cfg(target_os = "linux")]
         crate::os::wake_private(&self.control);
+        #[cfg(not(target_os = "linux"))]
         if self.idling.load(Ordering::SeqCst) {
             // The thread is (or is about to be) asleep in `idle`: taking the lock waits until
             // it is in `wait`, so the signal cannot come between its look and its sleep.
