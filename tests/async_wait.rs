@@ -343,7 +343,7 @@ fn a_follower_is_opened_asynchronously_when_another_process_creates_the_channel(
 /// created.
 #[test]
 fn a_reader_of_another_user_follows_a_restart_through_the_creation_mode() {
-    if !root_or_skip() {
+    if !root_or_skip() || !shm_birth_times_or_skip() {
         return;
     }
     let name = unique("async-nobody");

@@ -177,6 +177,23 @@ pub fn root_or_skip() -> bool {
     root
 }
 
+/// Whether the shared-memory directory keeps files' birth times (a tmpfs does since Linux 5.18;
+/// not where `statx` is missing or refused); if not, says the test is skipped: it tests the
+/// wait for another user's private file born within `init_timeout`, which mmf can tell from a
+/// finished private channel only by that time (elsewhere only an empty file counts as being
+/// made, as `Options::init_timeout` says).
+pub fn shm_birth_times_or_skip() -> bool {
+    let probe = std::path::Path::new("/dev/shm").join(unique("birth-probe"));
+    let kept = std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::metadata(&probe)?.created())
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    if !kept {
+        skipped("the shared-memory directory keeps no birth times here (a tmpfs before Linux 5.18, no statx)");
+    }
+    kept
+}
+
 /// Makes this (child) process `nobody` (uid and gid 65534) for the rest of its life.
 pub fn become_nobody() {
     // SAFETY: plain system calls on this process's own ids.
