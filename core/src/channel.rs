@@ -345,7 +345,8 @@ impl Options {
     /// implementation, an earlier mmf): an open refused on another user's file with no bit for
     /// group or others, still empty (for the whole timeout, as an empty file of one's own) or born
     /// within this timeout held between one and ten seconds (where the file system keeps birth
-    /// times), is waited on the same way, then refused ([`Error::PermissionDenied`]); a private
+    /// times: a tmpfs such as `/dev/shm` since Linux 5.18; before, only an empty file counts),
+    /// is waited on the same way, then refused ([`Error::PermissionDenied`]); a private
     /// channel of another user just made is refused only after that wait.
     pub fn init_timeout(&mut self, d: Duration) -> &mut Self {
         self.init_timeout = d;
@@ -1365,7 +1366,7 @@ impl Options {
                             break std::fs::rename(&tmp, &path);
                         }
                         Some(_) => {}
-                        None => match os::rename_noreplace(&tmp, &path) {
+                        None => match move_noreplace(&tmp, &path) {
                             Ok(()) => break Ok(()),
                             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                                 let dangling = std::fs::symlink_metadata(&path)
@@ -1375,8 +1376,8 @@ impl Options {
                                     break std::fs::rename(&tmp, &path);
                                 }
                             }
-                            // No such rename here (another platform, a file system that
-                            // refuses it).
+                            // Neither such a rename nor a hard link here (a file system
+                            // with neither).
                             Err(_) => break std::fs::rename(&tmp, &path),
                         },
                     }
@@ -3870,11 +3871,13 @@ fn remove_checked(
 /// if another file is under the name, which is left there untouched; `NotFound` if nothing is.
 /// A look and then an unlink would remove a channel renamed over the name between the two (a
 /// review made `mmf prune` do that to a `new --force`'s channel, delaying its unlink 600 ms).
-/// So, once a look found `target` there, where the system renames without replacing in one
-/// step (Linux; macOS, whose `renamex_np` is built but not run here), the name is renamed
-/// aside (a `.mmf-new-` name in the same directory), whatever it leads to at that instant, and
-/// the file moved is unlinked if it is `target`, else put back under the name. Elsewhere, and
-/// where a rename is refused, the look and the unlink remain.
+/// So, once a look found `target` there, the name is renamed aside (a `.mmf-new-` name of this
+/// process's own in the same directory, which a plain rename takes as atomically), whatever it
+/// leads to at that instant, and the file moved is unlinked if it is `target`, else put back
+/// under the name, never over a file put there meanwhile ([`move_noreplace`]: one rename
+/// where the system has one that refuses a taken name, Linux's and macOS's, else a hard link
+/// and an unlink). Where not even a plain rename is allowed (a policy that refuses it), the
+/// look and the unlink remain.
 /// Should a third file take the name while another is aside (three processes at one name within
 /// microseconds), or this process be killed in those microseconds, the one aside keeps its
 /// `.mmf-new-` name, which `mmf prune` removes once no process holds it.
@@ -3896,9 +3899,16 @@ pub(crate) fn unlink_same(
     match os::rename_noreplace(path, &aside) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
-        // No such rename here (`Unsupported`), or one a policy refuses where an unlink may
-        // pass: the look above, then the unlink, whose own error is the caller's.
-        Err(_) => return std::fs::remove_file(path).map(|()| true),
+        // No such rename here (a kernel before Linux 3.15, a seccomp filter that refuses
+        // `renameat2`, a file system without the flag: NFS, 9p), or one that a policy refuses:
+        // `aside` is this process's own name, which nothing else takes.
+        Err(_) => match std::fs::rename(path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+            // A rename a policy refuses where an unlink may pass: the look above, then the
+            // unlink, whose own error is the caller's.
+            Err(_) => return std::fs::remove_file(path).map(|()| true),
+        },
     }
     let moved = match location {
         Location::Shm(_) => std::fs::symlink_metadata(&aside),
@@ -3909,13 +3919,69 @@ pub(crate) fn unlink_same(
             Ok(()) => Ok(true),
             Err(e) => {
                 // A directory, say: back under its name, as it was.
-                let _ = os::rename_noreplace(&aside, path);
+                put_back(&aside, path);
                 Err(e)
             }
         };
     }
-    let _ = os::rename_noreplace(&aside, path);
+    put_back(&aside, path);
     Ok(false)
+}
+
+/// Puts the file renamed aside to `aside` back under `path` ([`unlink_same`]), never over a
+/// file put there meanwhile, which keeps it aside; where the system has neither a rename that
+/// refuses nor hard links, with a plain rename.
+fn put_back(aside: &Path, path: &Path) {
+    if move_noreplace(aside, path).is_err_and(|e| e.kind() == io::ErrorKind::Unsupported) {
+        let _ = std::fs::rename(aside, path);
+    }
+}
+
+/// Moves the file under `from`, a temporary name of this process's own (a `.mmf-new-` name),
+/// to `to` unless `to` exists (`AlreadyExists`). One rename where the system has one that
+/// refuses a taken name ([`os::rename_noreplace`]); where it has none (a kernel before Linux
+/// 3.15, a seccomp filter that refuses `renameat2`, a file system without the flag: NFS, 9p),
+/// a hard link under `to`, which the kernel refuses if the name is taken, then `from`
+/// unlinked: for that moment the file has both names, and a process killed in it leaves the
+/// `.mmf-new-` one, which `mmf prune` removes once no process holds the file (a name only:
+/// the file keeps `to`). A plain rename there replaced a file put under `to` meanwhile (a
+/// user's file, a channel another process was creating), which every later check had been
+/// made to refuse. `Unsupported` where hard links are refused too (a file system without
+/// them).
+fn move_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    match os::rename_noreplace(from, to) {
+        Err(e)
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
+            ) => {}
+        renamed => return renamed,
+    }
+    link_noreplace(from, to)
+}
+
+/// [`move_noreplace`] where no rename refuses a taken name: a hard link under `to` (refused if
+/// the name is taken: `AlreadyExists`), then `from` unlinked; `Unsupported` where the file
+/// system refuses hard links.
+fn link_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    // `linkat` without `AT_SYMLINK_FOLLOW`: a link under `from` is linked itself, as a rename
+    // would move it.
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {
+            // Best effort: a name left here is `mmf prune`'s to remove.
+            let _ = std::fs::remove_file(from);
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
+            ) =>
+        {
+            Err(e)
+        }
+        Err(_) => Err(io::ErrorKind::Unsupported.into()),
+    }
 }
 
 /// The file under `path`, opened before its name is removed or replaced, to be marked retired
@@ -4744,7 +4810,8 @@ pub(crate) fn check_platform() -> Result<()> {
 /// remove and create. Told by the file: another user's, with no bit for group or others, and either
 /// still empty (being allocated: waited on for the whole `init_timeout`, as an empty file of one's
 /// own is) or born within `init_timeout` held between one and ten seconds. Birth time only: where
-/// the file system keeps none, only an empty file counts, since the status-change time, which every
+/// the file system keeps none (a tmpfs before Linux 5.18, a kernel without `statx`), only an
+/// empty file counts, since the status-change time, which every
 /// `touch` moves, would make a busy private channel look new for ever. [`Options::open`] waits on
 /// it as on a channel not initialised yet, up to `init_timeout`, then refuses it: a private channel
 /// of another user born within that window is refused after the wait, an older one at once.
@@ -5168,6 +5235,40 @@ mod tests {
     /// A removal by name removes only the file it was told of: another file renamed over the
     /// name stays there (and nothing is left under a `.mmf-new-` name), the file told of goes,
     /// and a directory told of is put back where it was, with the error.
+    /// The move that a replacement and a put-back make where no rename refuses a taken name
+    /// (the kernel's `renameat2` refused, a file system without `RENAME_NOREPLACE`): a free
+    /// name is taken and the temporary one goes; a taken one is left as it is, and so is the
+    /// file that was to move. (`names_are_taken_and_left_as_carefully_without_renameat2` runs
+    /// the channel's tests with `renameat2` refused.)
+    #[test]
+    fn link_noreplace_takes_only_a_free_name() {
+        let dir = std::env::temp_dir().join(format!("mmf-link-noreplace-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let (from, to) = (dir.join(".mmf-new-0"), dir.join("x.mmf"));
+        std::fs::write(&from, b"new").unwrap();
+        std::fs::write(&to, b"taken").unwrap();
+        let err = link_noreplace(&from, &to).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&to).unwrap(), b"taken");
+        assert_eq!(std::fs::read(&from).unwrap(), b"new");
+        std::fs::remove_file(&to).unwrap();
+        link_noreplace(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"new");
+        assert!(
+            std::fs::symlink_metadata(&from).is_err(),
+            "the temporary name goes"
+        );
+        let err = link_noreplace(&from, &dir.join("y.mmf")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        // And through `move_noreplace`, with whichever way this system has.
+        std::fs::write(&from, b"newer").unwrap();
+        let err = move_noreplace(&from, &to).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&to).unwrap(), b"new");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn unlink_same_removes_only_the_file_it_was_told_of() {
         use std::os::unix::fs::MetadataExt;

@@ -672,6 +672,87 @@ fn a_replacement_waits_for_a_channel_being_created_under_the_name() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// This binary's tests whose names contain one of `filters` (not the caller's), run again in a
+/// child with `strace` refusing every call of `syscall` with `errno`: they must pass, and the
+/// refusal must have been made. `None` (said SKIPPED) where `strace` cannot trace here (absent,
+/// or this binary traced already).
+fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()> {
+    if std::env::var_os("MMF_REFUSED_RERUN").is_some() {
+        return Some(()); // the child itself: no rerun within a rerun
+    }
+    let log = std::env::temp_dir().join(format!(
+        "mmf-refused-{syscall}-{errno}-{}.log",
+        std::process::id()
+    ));
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:error={errno}"))
+        .arg("-o")
+        .arg(&log)
+        .arg(std::env::current_exe().unwrap())
+        .args(filters)
+        .args(["-q", "--test-threads=2"])
+        .env("MMF_REFUSED_RERUN", "1")
+        .output();
+    let traced = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let Some(out) = out
+        .ok()
+        .filter(|o| o.status.success() || !traced.is_empty())
+    else {
+        skipped("strace is not available or may not trace here");
+        return None;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "with {syscall} refused ({errno}): {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The refusals were made, and tests ran (the filters matched some).
+    assert!(
+        traced.contains(&format!("= -1 {errno}")),
+        "{errno} injected: {traced:.500}"
+    );
+    let ran: usize = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("test result: ok. "))
+        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(ran >= 10, "{stdout}");
+    Some(())
+}
+
+/// Where there is no rename that refuses a taken name (a kernel before Linux 3.15, a seccomp
+/// filter that refuses `renameat2`, and file systems without `RENAME_NOREPLACE`: NFS, 9p, which
+/// answer `EINVAL`), every test of this file that takes, replaces or removes a name holds still.
+/// There a replacement's rename over a path found free was a plain rename, which replaced a
+/// user's file put there meanwhile and a channel another process was creating (the first two
+/// tests above failed so); it is a hard link now, which the kernel refuses on a taken name.
+#[test]
+fn names_are_taken_and_left_as_carefully_without_renameat2() {
+    for errno in ["ENOSYS", "EINVAL", "EPERM"] {
+        // Every test whose name says it takes, replaces or removes one (not this one).
+        if rerun_with_refused("renameat2", errno, &["replac", "remov", "creator"]).is_none() {
+            return;
+        }
+    }
+}
+
+/// Where a seccomp filter refuses `fallocate` (`EPERM`, or `ENOSYS` as for a call it does not
+/// know), channels are made all the same, as on a file system without it: every creation
+/// failed there ("allocating: Function not implemented").
+#[test]
+fn channels_are_made_where_fallocate_is_refused() {
+    for errno in ["ENOSYS", "EPERM"] {
+        if rerun_with_refused("fallocate", errno, &["creat", "publish", "full"]).is_none() {
+            return;
+        }
+    }
+}
+
 #[test]
 fn create_is_exclusive_open_needs_an_existing_channel() {
     for kind in ["shm", "file"] {
@@ -892,16 +973,22 @@ fn openers_racing_a_creator_never_see_a_half_made_channel() {
         std::thread::scope(|scope| {
             let openers: Vec<_> = (0..2)
                 .map(|_| {
-                    scope.spawn(|| loop {
-                        match Options::new()
-                            .init_timeout(Duration::ZERO)
-                            .open(&s.location)
-                        {
-                            Ok(ch) => break ch.capacity(),
-                            Err(Error::NotFound { .. } | Error::NotInitialized { .. }) => {
-                                std::hint::spin_loop()
+                    scope.spawn(|| {
+                        // Bounded: a creator that fails leaves them nothing to find, and the
+                        // test must fail then, not wait for ever.
+                        let t = std::time::Instant::now();
+                        loop {
+                            match Options::new()
+                                .init_timeout(Duration::ZERO)
+                                .open(&s.location)
+                            {
+                                Ok(ch) => break ch.capacity(),
+                                Err(Error::NotFound { .. } | Error::NotInitialized { .. }) => {
+                                    assert!(t.elapsed() < Duration::from_secs(20), "no channel");
+                                    std::hint::spin_loop()
+                                }
+                                Err(other) => panic!("an opener saw a half-made channel: {other}"),
                             }
-                            Err(other) => panic!("an opener saw a half-made channel: {other}"),
                         }
                     })
                 })

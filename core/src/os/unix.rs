@@ -155,8 +155,13 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
         let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
         match rc {
             0 => return Ok(()),
-            // File systems without fallocate: fall back to a sized (possibly sparse) file.
-            libc::EOPNOTSUPP | libc::EINVAL => {}
+            // File systems without fallocate (`EOPNOTSUPP`, `EINVAL`), and a `fallocate` that a
+            // seccomp filter refuses (`EPERM`, or `ENOSYS` as for a call it does not know; a
+            // sandbox's): fall back to a sized (possibly sparse) file, whose room the caller
+            // judged from the file system's free space. (The file is new, regular, and opened
+            // for writing by this process: no other `EPERM` applies.) Every channel's creation
+            // failed there, "allocating: Function not implemented".
+            libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM => {}
             err => return Err(io::Error::from_raw_os_error(err)),
         }
     }
