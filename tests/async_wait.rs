@@ -922,18 +922,21 @@ fn the_notifier_sleeps_with_many_futures_on_one_channel_and_with_none() {
         return;
     }
     let stats = child_stats(spawn_child("notifier-sleeps", &[("MMF_NAME", "-".into())]));
+    // The bars below are switches of the notifier in a second: a sleeping one makes 9-19 on an
+    // idle machine, 30-80 with another job on both cores (it waits for the lock the preempted
+    // polling thread holds); one that polls makes about 1,000.
     // Pending futures: one look every `MAX_SLEEP` (100 ms), about 10 in the second.
-    assert!(stats["busy"].as_u64().unwrap() < 50, "{stats}");
+    assert!(stats["busy"].as_u64().unwrap() < 150, "{stats}");
     assert!(stats["idle"].as_u64().unwrap() <= 1, "{stats}");
     // A pending follower future: woken for its look at the name every 100 ms, about 12 times
     // in the 1.2 s it was polled, and the notifier about as often.
     let polls = stats["polls"].as_u64().unwrap();
     assert!((5..50).contains(&polls), "{stats}");
-    assert!(stats["following"].as_u64().unwrap() < 50, "{stats}");
+    assert!(stats["following"].as_u64().unwrap() < 150, "{stats}");
     // A pending `open_async` likewise; dropped, it leaves the notifier asleep again.
     let polls = stats["opening_polls"].as_u64().unwrap();
     assert!((5..50).contains(&polls), "{stats}");
-    assert!(stats["opening"].as_u64().unwrap() < 50, "{stats}");
+    assert!(stats["opening"].as_u64().unwrap() < 150, "{stats}");
     assert!(stats["after"].as_u64().unwrap() <= 1, "{stats}");
 }
 
