@@ -5386,6 +5386,92 @@ fn no_room_on_a_disk_advises_no_remount() {
     assert!(!e.dir.join("mmf.huge").exists());
 }
 
+/// Runs this binary's test `test` again in a child, with `strace` refusing every call of
+/// `syscall` with `errno` in it and every `mmf` it starts; the test must pass there, and the
+/// refusal must have been made. False (said SKIPPED) where `strace` cannot trace here, where
+/// the test made no such call (it skipped that part: not root, say), or in such a child. A
+/// part of the test that traces with `strace` itself cannot run in the child, and is not
+/// counted as skipped: it runs in the test's own run.
+fn rerun_with_refused(test: &str, syscall: &str, errno: &str) -> bool {
+    if std::env::var_os("MMF_REFUSED_RERUN").is_some() {
+        return false;
+    }
+    let log = std::env::temp_dir().join(format!(
+        "mmf-cli-refused-{syscall}-{errno}-{}.log",
+        std::process::id()
+    ));
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:error={errno}"))
+        .arg("-o")
+        .arg(&log)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "-q"])
+        .env("MMF_REFUSED_RERUN", "1")
+        .env_remove("MMF_SKIPPED_LOG")
+        .output();
+    let traced = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let Some(out) = out
+        .ok()
+        .filter(|o| o.status.success() || !traced.is_empty())
+    else {
+        skipped("strace is not available or may not trace here");
+        return false;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{test} with {syscall} refused ({errno}): {stderr}"
+    );
+    if !traced.contains(&format!("= -1 {errno}")) {
+        // No call made: the test skipped what makes one (it needs root, say).
+        assert!(
+            stderr.contains("SKIPPED"),
+            "{syscall} was never called: {stderr}"
+        );
+        let why = stderr
+            .lines()
+            .filter(|l| l.contains("SKIPPED"))
+            .collect::<Vec<_>>();
+        skipped(&format!("{test}, rerun with {syscall} refused: {why:?}"));
+        return false;
+    }
+    true
+}
+
+/// Where a seccomp filter refuses `fallocate` (`EPERM`, or `ENOSYS` for a call it does not
+/// know), a full tmpfs is the same clear error: the test below, run with the call refused.
+/// mmf fell back to a sparse file there, and `new --force` beside a full tmpfs succeeded,
+/// leaving a channel whose pages no block backs (a publish's first touch of one: `SIGBUS`);
+/// every block is written now.
+#[test]
+fn a_full_shm_dir_is_a_clear_error_where_fallocate_is_refused() {
+    for errno in ["EPERM", "ENOSYS"] {
+        if !rerun_with_refused("a_full_shm_dir_is_a_clear_error", "fallocate", errno) {
+            return;
+        }
+    }
+}
+
+/// Where a seccomp filter refuses `syncfs`, `out --sync` into a directory this user may not
+/// read still makes the value durable (with `sync`, every file system): it failed, "writing
+/// back the file system ... Operation not permitted", after publishing.
+#[test]
+fn out_sync_works_where_syncfs_is_refused() {
+    for errno in ["EPERM", "ENOSYS"] {
+        if !rerun_with_refused(
+            "out_sync_writes_back_the_files_own_directory",
+            "syncfs",
+            errno,
+        ) {
+            return;
+        }
+    }
+}
+
 #[test]
 fn a_full_shm_dir_is_a_clear_error() {
     let e = Env::new("full");

@@ -43,9 +43,18 @@ pub(crate) fn sync_file_system(file: &File) -> io::Result<()> {
     // SAFETY: `syncfs` takes a descriptor, `file`'s, open for the call, and touches no memory of
     // ours.
     if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // Refused by a seccomp filter (`EPERM`, or `ENOSYS` for a call it does not know): every
+        // file system then, as elsewhere than Linux. `--sync` failed there after publishing.
+        Some(libc::EPERM | libc::ENOSYS) => {
+            // SAFETY: `sync` takes nothing and cannot fail.
+            unsafe { libc::sync() };
+            Ok(())
+        }
+        _ => Err(e),
     }
 }
 
@@ -154,19 +163,49 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
         // `file` for the duration of the call.
         let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
         match rc {
-            0 => return Ok(()),
+            0 => Ok(()),
             // File systems without fallocate (`EOPNOTSUPP`, `EINVAL`), and a `fallocate` that a
             // seccomp filter refuses (`EPERM`, or `ENOSYS` as for a call it does not know; a
-            // sandbox's): fall back to a sized (possibly sparse) file, whose room the caller
-            // judged from the file system's free space. (The file is new, regular, and opened
-            // for writing by this process: no other `EPERM` applies.) Every channel's creation
-            // failed there, "allocating: Function not implemented".
-            libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM => {}
-            err => return Err(io::Error::from_raw_os_error(err)),
+            // sandbox's: every channel's creation failed there, "allocating: Function not
+            // implemented"). The file is new, regular, and opened for writing by this process:
+            // no other `EPERM` applies. Sized, then each block written, so that a full file
+            // system is still an `ENOSPC` here: a sized file alone is sparse, and a publish's
+            // first touch of a page no block backs is a `SIGBUS` (strace refusing `fallocate`
+            // made `mmf new --force` beside a full tmpfs succeed so).
+            libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM => {
+                file.set_len(len)?;
+                write_every_block(file, len)
+            }
+            err => Err(io::Error::from_raw_os_error(err)),
         }
     }
-    let _ = off_len;
-    file.set_len(len)
+    // No `posix_fallocate` here (macOS): a sized file.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        let _ = off_len;
+        file.set_len(len)
+    }
+}
+
+/// Backs each block of the first `len` bytes of `file`, all zeros (a file just sized), with
+/// storage, by writing a zero byte into every 4 KiB of it, as glibc's `posix_fallocate` does
+/// where a file system has no `fallocate` (4 KiB: the smallest page and block of the systems
+/// mmf runs on; a larger one is written more than once). The errors are the writes' (`ENOSPC`
+/// where the file system is full). About as costly as a tmpfs's `fallocate`, which zeroes each
+/// page too: one system call more per page.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn write_every_block(file: &File, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const STEP: u64 = 4096;
+    let mut at = 0;
+    while at < len {
+        file.write_all_at(&[0], at)?;
+        at += STEP;
+    }
+    if len > 0 {
+        file.write_all_at(&[0], len - 1)?;
+    }
+    Ok(())
 }
 
 /// On btrfs, turns copy-on-write off for `file`, which must still be empty (btrfs takes the
