@@ -5391,7 +5391,8 @@ fn no_room_on_a_disk_advises_no_remount() {
 /// refusal must have been made. False (said SKIPPED) where `strace` cannot trace here, where
 /// the test made no such call (it skipped that part: not root, say), or in such a child. A
 /// part of the test that traces with `strace` itself cannot run in the child, and is not
-/// counted as skipped: it runs in the test's own run.
+/// counted as skipped: it runs in the test's own run. mmf-core's channel tests have their own
+/// (`core/tests/channel.rs`): keep the two in step.
 fn rerun_with_refused(test: &str, syscall: &str, errno: &str) -> bool {
     if std::env::var_os("MMF_REFUSED_RERUN").is_some() {
         return false;

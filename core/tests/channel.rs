@@ -675,7 +675,9 @@ fn a_replacement_waits_for_a_channel_being_created_under_the_name() {
 /// This binary's tests whose names contain one of `filters` (not the caller's), run again in a
 /// child with `strace` refusing every call of `syscall` with `errno`: they must pass, and the
 /// refusal must have been made. `None` (said SKIPPED) where `strace` cannot trace here (absent,
-/// or this binary traced already).
+/// or this binary traced already). The CLI's tests have their own (`cli/tests/cli.rs`
+/// `rerun_with_refused`, which reruns one test by name): keep the two in step; a test crate
+/// cannot share a file with another's and still build from what `cargo package` ships.
 fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()> {
     if std::env::var_os("MMF_REFUSED_RERUN").is_some() {
         return Some(()); // the child itself: no rerun within a rerun
