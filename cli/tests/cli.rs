@@ -5403,9 +5403,9 @@ fn rerun_with_refused(test: &str, syscall: &str, errno: &str) -> bool {
     ));
     // Whether strace may trace here at all (present, allowed, this process not traced already):
     // where it may, a child that fails is the test's failure, whenever it fails.
-    let traceable = std::process::Command::new("strace")
+    let traceable = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "true"])
-        .stderr(std::process::Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !traceable {

@@ -674,13 +674,13 @@ fn a_replacement_waits_for_a_channel_being_created_under_the_name() {
 
 /// This binary's tests whose names contain one of `filters` (not the caller's), run again in a
 /// child with `strace` refusing every call of `syscall` with `errno`: they must pass, and the
-/// refusal must have been made. `None` (said SKIPPED) where `strace` cannot trace here (absent,
-/// or this binary traced already). The CLI's tests have their own (`cli/tests/cli.rs`
+/// refusal must have been made. False (said SKIPPED) where `strace` cannot trace here (absent,
+/// or this binary traced already), or in such a child. The CLI's tests have their own (`cli/tests/cli.rs`
 /// `rerun_with_refused`, which reruns one test by name): keep the two in step; a test crate
 /// cannot share a file with another's and still build from what `cargo package` ships.
-fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()> {
+fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> bool {
     if std::env::var_os("MMF_REFUSED_RERUN").is_some() {
-        return Some(()); // the child itself: no rerun within a rerun
+        return false; // the child itself: no rerun within a rerun
     }
     let log = std::env::temp_dir().join(format!(
         "mmf-refused-{syscall}-{errno}-{}.log",
@@ -695,7 +695,7 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()
         .is_ok_and(|s| s.success());
     if !traceable {
         skipped("strace is not available or may not trace here");
-        return None;
+        return false;
     }
     let out = std::process::Command::new("strace")
         // (`--seccomp-bpf`: only the refused call stops the tracees.)
@@ -731,12 +731,13 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()
         .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
         .sum();
     assert!(ran >= 5, "{stdout}");
-    Some(())
+    true
 }
 
 /// Where there is no rename that refuses a taken name (a kernel before Linux 3.15, a seccomp
 /// filter that refuses `renameat2`, and file systems without `RENAME_NOREPLACE`: NFS, 9p, which
-/// answer `EINVAL`), every test of this file that takes, replaces or removes a name holds still.
+/// answer `EINVAL`), the tests of this file whose names say they replace, remove, or concern a
+/// creator hold still.
 /// There a replacement's rename over a path found free was a plain rename, which replaced a
 /// user's file put there meanwhile and a channel another process was creating (the first two
 /// tests above failed so); it is a hard link now, which the kernel refuses on a taken name.
@@ -744,7 +745,7 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> Option<()
 fn names_are_taken_and_left_as_carefully_without_renameat2() {
     for errno in ["ENOSYS", "EINVAL", "EPERM"] {
         // Every test whose name says it takes, replaces or removes one (not this one).
-        if rerun_with_refused("renameat2", errno, &["replac", "remov", "creator"]).is_none() {
+        if !rerun_with_refused("renameat2", errno, &["replac", "remov", "creator"]) {
             return;
         }
     }
@@ -757,7 +758,7 @@ fn names_are_taken_and_left_as_carefully_without_renameat2() {
 fn channels_are_made_where_fallocate_is_refused() {
     for errno in ["ENOSYS", "EPERM"] {
         // Every test makes channels: those whose names say so are enough.
-        if rerun_with_refused("fallocate", errno, &["creat"]).is_none() {
+        if !rerun_with_refused("fallocate", errno, &["creat"]) {
             return;
         }
     }

@@ -183,9 +183,7 @@ pub fn root_or_skip() -> bool {
 /// finished private channel only by that time (elsewhere only an empty file counts as being
 /// made, as `Options::init_timeout` says).
 pub fn shm_birth_times_or_skip() -> bool {
-    // The directory mmf uses: `MMF_SHM_DIR` where set, as in mmf-core's `os::shm_dir`.
-    let dir = std::env::var_os("MMF_SHM_DIR").map_or("/dev/shm".into(), std::path::PathBuf::from);
-    let probe = dir.join(unique("birth-probe"));
+    let probe = mmf::channel::host::shm_dir().join(unique("birth-probe"));
     let kept = std::fs::write(&probe, b"")
         .and_then(|()| std::fs::metadata(&probe)?.created())
         .is_ok();
