@@ -673,8 +673,9 @@ fn a_replacement_waits_for_a_channel_being_created_under_the_name() {
 }
 
 /// This binary's tests whose names contain one of `filters` (not the caller's), run again in a
-/// child with `strace` refusing every call of `syscall` with `errno`: they must pass, and the
-/// refusal must have been made. False (said SKIPPED) where `strace` cannot trace here (absent,
+/// child with `strace` refusing every call of `syscall` with `errno` (or the calls its
+/// `:when=` part picks, strace's syntax: `EINTR:when=1+2`, every other call): they must pass,
+/// and the refusal must have been made. False (said SKIPPED) where `strace` cannot trace here (absent,
 /// or this binary traced already), or in such a child. The CLI's tests have their own (`cli/tests/cli.rs`
 /// `rerun_with_refused`, which reruns one test by name): keep the two in step; a test crate
 /// cannot share a file with another's and still build from what `cargo package` ships.
@@ -682,6 +683,8 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> bool {
     if std::env::var_os("MMF_REFUSED_RERUN").is_some() {
         return false; // the child itself: no rerun within a rerun
     }
+    // strace's `error=EINTR:when=1+2`: `when` keeps its colon.
+    let (errno, when) = errno.split_at(errno.find(':').unwrap_or(errno.len()));
     let log = std::env::temp_dir().join(format!(
         "mmf-refused-{syscall}-{errno}-{}.log",
         std::process::id()
@@ -702,7 +705,7 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> bool {
         .args(["-f", "--seccomp-bpf", "-qq", "-e"])
         .arg(format!("trace={syscall}"))
         .arg("-e")
-        .arg(format!("inject={syscall}:error={errno}"))
+        .arg(format!("inject={syscall}:error={errno}{when}"))
         .arg("-o")
         .arg(&log)
         .arg(std::env::current_exe().unwrap())
@@ -717,7 +720,7 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> bool {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "with {syscall} refused ({errno}): {stdout}{}",
+        "with {syscall} refused ({errno}{when}): {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // The refusals were made, and tests ran (the filters matched some).
@@ -762,6 +765,114 @@ fn channels_are_made_where_fallocate_is_refused() {
             return;
         }
     }
+}
+
+/// Where a signal interrupts `fallocate` (`EINTR`: a tmpfs gives up an allocation when a signal
+/// with a handler is pending, on kernels older than this machine's), channels are made all the
+/// same, and whole: every creation failed there ("allocating: Interrupted system call"), in any
+/// process with a handler (SIGCHLD, a profiler's SIGPROF). Every other call is interrupted, so
+/// that a creation that retried only whole sizes would also be tested against parts.
+#[test]
+fn channels_are_made_where_signals_interrupt_fallocate() {
+    rerun_with_refused("fallocate", "EINTR:when=1+2", &["creat"]);
+}
+
+/// A channel's file in `/dev/shm` is created with a block behind each of its pages (a publish
+/// into a page without one raises `SIGBUS` when the tmpfs is full), also where its allocation
+/// was made in parts: the reruns above interrupt or refuse `fallocate` around this test.
+#[test]
+fn a_created_channel_has_a_block_behind_every_page() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new("shm");
+    // A file of 9 MiB: parts of 4, 2 and 1 MiB where calls are interrupted (halved each time).
+    let ch = Options::new()
+        .capacity(3 << 20)
+        .readers(1)
+        .create(&s.location)
+        .unwrap();
+    let meta = std::fs::metadata(s.path()).unwrap();
+    assert!(meta.len() >= 6 << 20, "{}", meta.len());
+    assert!(
+        meta.blocks() * 512 >= meta.len(),
+        "{} bytes, {} blocks of 512",
+        meta.len(),
+        meta.blocks()
+    );
+    drop(ch);
+}
+
+/// A process whose thread creating a channel is sent signals, to a handler, all through the
+/// creation (a periodic timer's, a profiler's) gets its channel, and its wait ends on time: on a kernel whose tmpfs gives
+/// up an allocation when a signal is pending, creation failed there with "allocating:
+/// Interrupted system call", and a retry of the whole size could lose every race. Run in a
+/// child, whose handler cannot interrupt the calls of other tests.
+#[test]
+fn a_channel_is_created_while_signals_keep_arriving() {
+    static HANDLED: AtomicUsize = AtomicUsize::new(0);
+    extern "C" fn handler(_: libc::c_int) {
+        HANDLED.fetch_add(1, Ordering::Relaxed);
+    }
+    if std::env::var_os("MMF_SIGNALLED_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_channel_is_created_while_signals_keep_arriving",
+                "--nocapture",
+                "-q",
+            ])
+            .env("MMF_SIGNALLED_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("CREATED"),
+            "{:?}: {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    // SAFETY: a handler that only adds to an atomic, installed without SA_RESTART (a call it
+    // interrupts returns EINTR, the worst case); `sa` is fully initialised by zeroing (an empty
+    // mask) and the fields set.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as usize;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    // SAFETY: `pthread_self` has no preconditions.
+    let creator = unsafe { libc::pthread_self() };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                // SAFETY: `creator` is this scope's creating thread, alive until `done`.
+                unsafe { libc::pthread_kill(creator, libc::SIGUSR1) };
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        // Signals arrive before the creation starts (a loaded machine may run the sender late).
+        let t = std::time::Instant::now();
+        while HANDLED.load(Ordering::Relaxed) == 0 && t.elapsed() < Duration::from_secs(20) {
+            std::thread::yield_now();
+        }
+        let s = Scratch::new("shm");
+        let made = Options::new()
+            .capacity(64 << 20)
+            .readers(0)
+            .create(&s.location);
+        let ch = made.unwrap();
+        ch.publish_raw(Tag::TEXT, b"made").unwrap();
+        // A wait the signals keep waking ends at its deadline all the same, not a timeout later
+        // than each.
+        let t = std::time::Instant::now();
+        assert_eq!(ch.wait_for_change(1, Duration::from_millis(100)), None);
+        let waited = t.elapsed();
+        done.store(true, Ordering::Relaxed);
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        assert!(HANDLED.load(Ordering::Relaxed) > 1, "no signal arrived");
+        println!("CREATED");
+    });
 }
 
 #[test]

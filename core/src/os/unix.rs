@@ -161,37 +161,70 @@ pub(crate) fn reopen(_handle: &File, _options: &std::fs::OpenOptions) -> Option<
 /// macOS (no `posix_fallocate`: a sized file there), nor where writes reserve no blocks for
 /// later ones (ZFS, which answers `fallocate` with `EINVAL`: written over, still no promise).
 pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
-    let off_len = libc::off_t::try_from(len)
+    libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
     #[cfg(target_os = "linux")]
     no_copy_on_write(file);
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
-        // SAFETY: `posix_fallocate` only reads its integer arguments; the fd is open and owned by
-        // `file` for the duration of the call.
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
-        match rc {
-            0 => Ok(()),
-            // File systems without fallocate (`EOPNOTSUPP`, `EINVAL`), and a `fallocate` that a
-            // seccomp filter refuses (`EPERM`, or `ENOSYS` as for a call it does not know; a
-            // sandbox's: every channel's creation failed there, "allocating: Function not
-            // implemented"). The file is new, regular, and opened for writing by this process:
-            // no other `EPERM` applies. Sized, then written over, so that a full file
-            // system is still an `ENOSPC` here: a sized file alone is sparse, and a publish's
-            // first touch of a page no block backs is a `SIGBUS` (strace refusing `fallocate`
-            // made `mmf new --force` beside a full tmpfs succeed so).
-            libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM => {
-                file.set_len(len)?;
-                write_every_block(file, len)
+        // Asked for in parts, each repeated where a signal interrupts it (`EINTR`): a tmpfs
+        // gives up an allocation when a signal with a handler is pending (on the kernels where
+        // libqb, ODP and dqlite met it, 2021-2025; this machine's Linux 6.18 waited for the
+        // end in a test with a 1 ms timer), undoing what that call took, and glibc's
+        // `posix_fallocate` does not retry. Creation failed so ("allocating: Interrupted
+        // system call") in a process with a handler (SIGCHLD after a child exits, a
+        // profiler's SIGPROF). A retry of the whole size could lose every race against a
+        // periodic signal, so a part interrupted is halved, down to a MiB (about a
+        // millisecond's work on a tmpfs), and the parts already allocated stay.
+        let mut at = 0;
+        let mut part = ALLOCATE_PART;
+        while at < len {
+            let n = part.min(len - at);
+            // Both fit an `off_t`: `at + n <= len`, which did (above).
+            let (offset, size) = (at as libc::off_t, n as libc::off_t);
+            // SAFETY: `posix_fallocate` only reads its integer arguments; the fd is open and
+            // owned by `file` for the duration of the call.
+            let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, size) };
+            match rc {
+                0 => at += n,
+                // Whole MiBs: parts end at page boundaries.
+                libc::EINTR => part = ((n / 2) & !(ALLOCATE_PART_MIN - 1)).max(ALLOCATE_PART_MIN),
+                err => return allocate_failed(file, len, err),
             }
-            err => Err(io::Error::from_raw_os_error(err)),
         }
+        Ok(())
     }
     // No `posix_fallocate` here (macOS): a sized file.
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    {
-        let _ = off_len;
-        file.set_len(len)
+    file.set_len(len)
+}
+
+/// The most `allocate` asks for in one call (a part of a larger channel), and the least it
+/// halves a part to where signals keep interrupting the call.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+const ALLOCATE_PART: u64 = 1 << 30;
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+const ALLOCATE_PART_MIN: u64 = 1 << 20;
+
+/// What `allocate` does where `posix_fallocate` answered `err` (not `EINTR`) for some part of
+/// `file`'s first `len` bytes.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn allocate_failed(file: &File, len: u64, err: i32) -> io::Result<()> {
+    match err {
+        // File systems without fallocate (`EOPNOTSUPP`, `EINVAL`), and a `fallocate` that a
+        // seccomp filter refuses (`EPERM`, or `ENOSYS` as for a call it does not know; a
+        // sandbox's: every channel's creation failed there, "allocating: Function not
+        // implemented"). The file is new, regular, and opened for writing by this process:
+        // no other `EPERM` applies. Sized, then written over, so that a full file
+        // system is still an `ENOSPC` here: a sized file alone is sparse, and a publish's
+        // first touch of a page no block backs is a `SIGBUS` (strace refusing `fallocate`
+        // made `mmf new --force` beside a full tmpfs succeed so).
+        // A part already allocated is written over again: zeros, in a new file.
+        libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM => {
+            file.set_len(len)?;
+            write_every_block(file, len)
+        }
+        err => Err(io::Error::from_raw_os_error(err)),
     }
 }
 
