@@ -683,7 +683,21 @@ impl Options {
         if let Some(memory) = crate::host::memory_limit(&dir).filter(|m| m.room < bytes) {
             return Err(cleanup(over_limit(memory)));
         }
+        let unkept_size = |made: Option<u64>| {
+            let why = match made {
+                Some(made) => format!("made {made} bytes, not {bytes}: {UNKEPT_SIZE}"),
+                None => format!("no huge page is free, and {UNKEPT_SIZE}"),
+            };
+            io_error(
+                &name,
+                path,
+                "creating",
+                io::Error::new(io::ErrorKind::Unsupported, why),
+            )
+        };
         os::allocate(&file, bytes).map_err(|e| match e.raw_os_error() {
+            // hugetlbfs without a free huge page: no room would make it a channel (below).
+            Some(libc::ENOSPC) if os::huge_pages_only(&dir) => cleanup(unkept_size(None)),
             Some(libc::ENOSPC) => {
                 // Given back first (the handle still open holds the blocks of a removed file):
                 // the space a failed allocation took is not the file system's free space.
@@ -708,6 +722,19 @@ impl Options {
             .len(layout.total_bytes)
             .map_raw(&file)
             .map_err(|e| cleanup(io_error(&name, path, "mapping", e)))?;
+        // A file system that rounds a file's size up (hugetlbfs: to whole huge pages, when it
+        // is mapped; a 7,296 byte channel's file was 2 MiB there) makes a file no open accepts,
+        // its size being the header's: refused, where it was made and then called corrupt by
+        // every open.
+        match file.metadata() {
+            Ok(meta) if meta.len() != bytes => {
+                drop(map);
+                let _ = file.set_len(0);
+                return Err(cleanup(unkept_size(Some(meta.len()))));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(cleanup(io_error(&name, path, "creating", e))),
+        }
         let region = Region::from_map(map, true);
         let snap = Snapshot {
             region,
@@ -4942,6 +4969,11 @@ fn missing_shm_dir(e: io::Error) -> io::Error {
         ),
     )
 }
+
+/// Why a channel cannot live on a file system that rounds its files' sizes up (hugetlbfs).
+const UNKEPT_SIZE: &str = "this file system rounds a file's size up (hugetlbfs: to whole huge \
+     pages), and a channel's file must keep the size its header gives; make it in /dev/shm or \
+     on a disk's file system";
 
 fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::PermissionDenied {

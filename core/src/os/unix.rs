@@ -1129,6 +1129,25 @@ pub(crate) fn in_memory(dir: &std::path::Path) -> bool {
 /// [`in_memory`], `None` where it cannot be told (`statfs` failed; not Linux).
 #[cfg(target_os = "linux")]
 pub(crate) fn in_memory_known(dir: &std::path::Path) -> Option<bool> {
+    // (ramfs, 0x858458f6, has no constant in `libc`.)
+    #[allow(clippy::unnecessary_cast)]
+    let tmpfs = libc::TMPFS_MAGIC as i64;
+    file_system_kind(dir).map(|kind| kind == tmpfs || kind == 0x8584_58f6)
+}
+
+/// Whether the file system holding `dir` is hugetlbfs, which gives every file a whole number of
+/// huge pages (2 MiB, say), and answers an allocation with `ENOSPC` where no huge page is free.
+/// `false` where it cannot be told.
+#[cfg(target_os = "linux")]
+pub(crate) fn huge_pages_only(dir: &std::path::Path) -> bool {
+    // `HUGETLBFS_MAGIC` of `<linux/magic.h>`.
+    file_system_kind(dir) == Some(0x9584_58f6)
+}
+
+/// The magic number of the file system holding `dir` (`statfs`'s `f_type`), `None` where
+/// `statfs` fails.
+#[cfg(target_os = "linux")]
+fn file_system_kind(dir: &std::path::Path) -> Option<i64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: an all-zero `statfs` is a valid value of this plain C struct.
@@ -1138,15 +1157,18 @@ pub(crate) fn in_memory_known(dir: &std::path::Path) -> Option<bool> {
         return None;
     }
     // `f_type` and the magic constants differ in type between C libraries: compared as i64.
-    // (ramfs, 0x858458f6, has no constant in `libc`.)
     #[allow(clippy::unnecessary_cast)]
-    let (kind, tmpfs) = (st.f_type as i64, libc::TMPFS_MAGIC as i64);
-    Some(kind == tmpfs || kind == 0x8584_58f6)
+    Some(st.f_type as i64)
 }
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn in_memory_known(_dir: &std::path::Path) -> Option<bool> {
     None
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn huge_pages_only(_dir: &std::path::Path) -> bool {
+    false
 }
 
 /// The memory limit of this process's cgroup (v2, or v1's `memory` controller) and of its

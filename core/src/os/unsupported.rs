@@ -150,6 +150,11 @@ pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
     false
 }
 
+/// No file system can be told here.
+pub(crate) fn huge_pages_only(_dir: &std::path::Path) -> bool {
+    false
+}
+
 /// No file attributes can be told here.
 pub(crate) fn unchangeable(_path: &std::path::Path) -> Option<&'static str> {
     None
