@@ -5036,14 +5036,23 @@ fn io_error(name: &str, path: &Path, op: &'static str, e: io::Error) -> Error {
             ),
         }
     } else if op == "mapping" && e.raw_os_error() == Some(libc::ENOMEM) {
+        // Each handle is a mapping, and a process with tens of thousands of channels open
+        // reaches the system's limit on mappings, which the OS says as memory short (a probe
+        // with the limit lowered got the address-space advice, which did not apply).
+        let text = match os::mappings() {
+            Some((mappings, limit)) if mappings + 16 >= limit => format!(
+                "Cannot allocate memory: this process has {mappings} mappings, and the system \
+                 allows a process {limit} (`vm.max_map_count`; every channel handle is one); \
+                 raise it (`sysctl vm.max_map_count=...`), or drop handles it keeps"
+            ),
+            _ => "Cannot allocate memory: this process may not map the channel's whole file (an \
+                  address-space limit, `ulimit -v`, below its size, or too little memory)"
+                .to_owned(),
+        };
         Error::Io {
             op,
             path: path.to_owned(),
-            cause: explained(
-                e,
-                "Cannot allocate memory: this process may not map the channel's whole file (an \
-                 address-space limit, `ulimit -v`, below its size, or too little memory)",
-            ),
+            cause: explained(e, text),
         }
     } else {
         Error::Io {

@@ -875,6 +875,69 @@ fn a_channel_is_created_while_signals_keep_arriving() {
     });
 }
 
+/// A process at the system's limit on mappings (`vm.max_map_count`: each channel handle is one,
+/// and a service with tens of thousands of channels open reaches it) is told so, and what to
+/// raise: the OS says "Cannot allocate memory", which mmf explained as an address-space limit
+/// or memory short. Run in a child, which takes every mapping it may.
+#[test]
+fn a_process_out_of_mappings_is_told_which_limit() {
+    if std::env::var_os("MMF_MAPPINGS_CHILD").is_some() {
+        let s = Scratch::new("shm");
+        let ch = s.create(64);
+        // Room on the heap for what the error's text needs, taken before the mappings are.
+        drop(Vec::<u8>::with_capacity(64 << 10));
+        let mut held = Vec::with_capacity(1 << 20);
+        // Pages of alternating protection, which the kernel cannot merge into one mapping.
+        while held.len() < held.capacity() {
+            let prot = [libc::PROT_READ, libc::PROT_NONE][held.len() % 2];
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+            // SAFETY: a new anonymous mapping, at an address the kernel picks; nothing else.
+            let page = unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, flags, -1, 0) };
+            if page == libc::MAP_FAILED {
+                break;
+            }
+            held.push(page);
+        }
+        let err = Options::new()
+            .read_only(true)
+            .open(&s.location)
+            .map(drop)
+            .unwrap_err();
+        // The handle open before still publishes and reads.
+        ch.publish_raw(Tag::TEXT, b"still").unwrap();
+        let still = ch.read_raw().unwrap().1 == b"still";
+        for page in held {
+            // SAFETY: each page is a mapping made above, not used since.
+            unsafe { libc::munmap(page, 4096) };
+        }
+        assert!(still);
+        println!("REFUSED {err}");
+        drop(ch);
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_process_out_of_mappings_is_told_which_limit",
+            "--nocapture",
+            "-q",
+        ])
+        .env("MMF_MAPPINGS_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("REFUSED mapping"),
+        "{:?}: {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(`vm.max_map_count`; every channel handle is one)"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn create_is_exclusive_open_needs_an_existing_channel() {
     for kind in ["shm", "file"] {

@@ -1081,6 +1081,34 @@ pub(crate) fn pid_exited(pid: u32) -> bool {
     ended && threads.is_none_or(|n| n <= 1)
 }
 
+/// How many mappings this process has, and how many the system allows a process
+/// (`vm.max_map_count`, 65,530 by default), where both can be read: past the limit every
+/// `mmap` fails with `ENOMEM`, as where memory is short. Read with buffers on the stack and no
+/// allocation, since an allocation large enough to be a mapping of its own fails there too.
+#[cfg(target_os = "linux")]
+pub(crate) fn mappings() -> Option<(u64, u64)> {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let mut limit = std::fs::File::open("/proc/sys/vm/max_map_count").ok()?;
+    let n = limit.read(&mut buf).ok()?;
+    let limit = std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()?;
+    let mut maps = std::fs::File::open("/proc/self/maps").ok()?;
+    let mut lines = 0;
+    loop {
+        match maps.read(&mut buf) {
+            Ok(0) => return Some((lines, limit)),
+            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn mappings() -> Option<(u64, u64)> {
+    None
+}
+
 /// The largest file this process may make (`RLIMIT_FSIZE`'s soft limit; `ulimit -f`), in bytes;
 /// `None` for no limit. A write or allocation past it fails with `EFBIG`, and first sends
 /// `SIGXFSZ`, which ends the process unless it is caught or ignored.

@@ -150,6 +150,11 @@ pub(crate) fn in_memory(_dir: &std::path::Path) -> bool {
     false
 }
 
+/// No count of mappings here.
+pub(crate) fn mappings() -> Option<(u64, u64)> {
+    None
+}
+
 /// No file system can be told here.
 pub(crate) fn huge_pages_only(_dir: &std::path::Path) -> bool {
     false
