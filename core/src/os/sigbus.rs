@@ -239,6 +239,11 @@ struct Previous(UnsafeCell<Option<libc::sigaction>>);
 // handler that reads it is not installed; only read afterwards.
 unsafe impl Sync for Previous {}
 static PREVIOUS: Previous = Previous(UnsafeCell::new(None));
+/// Stored (Release) once `PREVIOUS` is written, and loaded (Acquire) by the handler before it
+/// reads it: the handler runs on whichever thread faults, and the kernel's order (the write,
+/// then `sigaction`, then a delivery) is outside Rust's memory model, where only this pair
+/// makes the write happen before the read (ThreadSanitizer reported the two as a race).
+static PREVIOUS_SET: AtomicBool = AtomicBool::new(false);
 /// Set when the previous handler, called for a signal that was not ours, restored the default
 /// action (Rust's stack-overflow handler does, for anything but a stack overflow): from then on
 /// the default action is "the previous disposition", and ours is put back in front of it.
@@ -306,6 +311,7 @@ fn install_in(once: &super::PerProcess<Once>, pause: impl FnOnce()) -> std::io::
         // concurrently; the handler reads it only after `sigaction` below made it the
         // disposition, which happens after this store.
         unsafe { *PREVIOUS.0.get() = Some(old) };
+        PREVIOUS_SET.store(true, Ordering::Release);
         let new = ours();
         // SAFETY: installs a handler whose body is async-signal-safe (see the module docs);
         // `new` is fully initialised and the old disposition is not asked for again.
@@ -400,9 +406,15 @@ fn pass_on(
     info: *mut libc::siginfo_t,
     ctx: *mut libc::c_void,
 ) {
-    // SAFETY: `PREVIOUS` was written before this handler was installed and is never written
-    // again (see `install`).
-    let previous = unsafe { &*PREVIOUS.0.get() };
+    // False: `PREVIOUS` not written (the handler runs only once it was, so never here).
+    let previous = if PREVIOUS_SET.load(Ordering::Acquire) {
+        // SAFETY: `PREVIOUS` was written before this handler was installed and is never
+        // written again (see `install`); `PREVIOUS_SET`, stored with Release after that write
+        // and loaded with Acquire above, makes the write happen before this read.
+        unsafe { *PREVIOUS.0.get() }
+    } else {
+        None
+    };
     let previous = previous.filter(|_| !PREVIOUS_NOW_DEFAULT.load(Ordering::Acquire));
     let handler = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
     if handler == libc::SIG_IGN && code <= 0 {
