@@ -485,6 +485,14 @@ fn a_value_larger_than_a_reader_can_allocate_is_an_error_not_an_abort() {
     let path = std::env::temp_dir().join(format!("mmf-huge-{}.mmf", std::process::id()));
     let loc = Location::file(&path);
     let _ = Channel::remove(&loc);
+    // The 2 TiB file (sparse) goes also when the test fails (a sanitizer run's children did).
+    struct Removed<'a>(&'a std::path::Path);
+    impl Drop for Removed<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _removed = Removed(&path);
     drop(Options::new().capacity(64).readers(0).create(&loc).unwrap());
     // FORMAT.md: geometry words 3 (capacity), 5 (slot stride) and 7 (total size); the two slots
     // after the 512-byte header (no pin table); slot 0's frame (stamp, generation, length, tag,
