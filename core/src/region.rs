@@ -25,7 +25,7 @@
 
 use std::collections::TryReserveError;
 
-#[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
+#[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm)))]
 use crate::layout::LINE_WORDS;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -217,7 +217,7 @@ impl Region {
     /// faults.
     #[inline(always)]
     pub(crate) fn prefetch_lines(&self, first: usize, lines: usize, intent: Intent) {
-        #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
+        #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm)))]
         {
             let lines = lines.min(self.words.saturating_sub(first).div_ceil(LINE_WORDS));
             if lines == 0 || (intent == Intent::Write && !vector::has_prefetchw()) {
@@ -249,7 +249,7 @@ impl Region {
                 p = p.wrapping_add(LINE_WORDS);
             }
         }
-        #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri))))]
+        #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm))))]
         let _ = (first, lines, intent);
     }
 
@@ -337,9 +337,9 @@ fn load_bytes<const SMALL: bool>(src: &[AtomicU64], len: usize, dst: &mut Vec<u8
         // capacity `reserve(len)` provided; an unaligned write of a `u64` there is in bounds.
         unsafe { out.add(w * WORD).cast::<u64>().write_unaligned(v) }
     };
-    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri))))]
+    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm))))]
     let done = 0;
-    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm)))]
     let done = {
         let (lead, lines) = vector::split(src.as_ptr() as usize, full);
         for (w, word) in src[..lead].iter().enumerate() {
@@ -394,9 +394,9 @@ pub fn atomic_store_bytes(dst: &[AtomicU64], src: &[u8]) {
     let full = src.len() / WORD;
     let word_at =
         |w: usize| u64::from_ne_bytes(src[w * WORD..w * WORD + WORD].try_into().expect("8 bytes"));
-    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri))))]
+    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm))))]
     let done = 0;
-    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm)))]
     let done = {
         let (lead, lines) = vector::split(dst.as_ptr() as usize, full);
         for (w, word) in dst[..lead].iter().enumerate() {
@@ -439,11 +439,11 @@ pub(crate) fn atomic_store_small<const N: usize>(to: [&[AtomicU64]; N], src: &[u
     let full = src.len() / WORD;
     let need = src.len().div_ceil(WORD);
     let to = to.map(|t| &t[..need]);
-    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri))))]
+    #[cfg(not(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm))))]
     let done = 0;
     // Whole lines with the vector loop, when all targets start 16-byte aligned (a slot's payload
     // and the inline buffers start on a line) and the processor has AVX (`vector::split`).
-    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm)))]
     let done = match vector::split(to.iter().fold(0, |a, t| a | t.as_ptr() as usize), full) {
         (0, lines) if lines > 0 => {
             for t in &to {
@@ -556,7 +556,11 @@ unsafe fn write_tail(to: *mut u8, word: u64, tail: usize) {
 /// covers, in some order, which is exactly what the portable loop does: no data race, no torn
 /// word, and the seqlock's fences around the copy order it as they order the portable loop (the
 /// block is not `nomem`/`readonly`, so the compiler keeps every memory access on its side of it).
-#[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
+///
+/// Neither Miri nor the sanitizers see into `asm!`: under Miri, and built with
+/// `--cfg mmf_no_asm` (docs/RELIABILITY.md, "Sanitizers"), every copy takes the portable loop,
+/// whose accesses they check.
+#[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm)))]
 mod vector {
     use std::arch::asm;
     use std::sync::atomic::{AtomicU8, Ordering};
@@ -942,7 +946,13 @@ mod tests {
     /// The CPUID bits read for `prefetchw` and AVX are the ones Linux reports as
     /// `3dnowprefetch` and `avx`.
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(mmf_loom), not(miri)))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(mmf_loom),
+        not(miri),
+        not(mmf_no_asm)
+    ))]
     fn feature_detection_agrees_with_the_kernel() {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
         let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap();
@@ -1000,7 +1010,7 @@ mod tests {
 
     /// Signatures (CPUID leaf 1, EAX) of processors the copy's choice was measured on, or that
     /// sit next to them: only the Zen 4s take the SSE loop's stores up to 4 KiB.
-    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", not(mmf_loom), not(miri), not(mmf_no_asm)))]
     #[test]
     fn only_a_zen_4_signature_is_taken_for_one() {
         for (signature, zen4, what) in [
