@@ -649,6 +649,25 @@ impl Options {
             dir: dir.clone(),
             available,
         };
+        let unkept_size = |made: Option<u64>| {
+            let why = match made {
+                Some(made) => format!("made {made} bytes, not {bytes}: {UNKEPT_SIZE}"),
+                None => UNKEPT_SIZE.to_owned(),
+            };
+            io_error(
+                &name,
+                path,
+                "creating",
+                io::Error::new(io::ErrorKind::Unsupported, why),
+            )
+        };
+        // hugetlbfs gives a mapped file whole huge pages, and a channel's file must keep the
+        // size its header gives: refused whatever the size (one of whole huge pages would fit,
+        // but a channel there is not one this format describes) and before its room is judged
+        // (a `size=` mount's, which said "no space") or a huge page is taken.
+        if huge_pages_only(&dir) {
+            return Err(cleanup(unkept_size(None)));
+        }
         // Past the file size limit, the allocation would end the process (`SIGXFSZ`) and
         // leave the empty file under the name.
         if let Some(limit) = os::file_size_limit().filter(|&limit| limit < bytes) {
@@ -683,21 +702,7 @@ impl Options {
         if let Some(memory) = crate::host::memory_limit(&dir).filter(|m| m.room < bytes) {
             return Err(cleanup(over_limit(memory)));
         }
-        let unkept_size = |made: Option<u64>| {
-            let why = match made {
-                Some(made) => format!("made {made} bytes, not {bytes}: {UNKEPT_SIZE}"),
-                None => format!("no huge page is free, and {UNKEPT_SIZE}"),
-            };
-            io_error(
-                &name,
-                path,
-                "creating",
-                io::Error::new(io::ErrorKind::Unsupported, why),
-            )
-        };
         os::allocate(&file, bytes).map_err(|e| match e.raw_os_error() {
-            // hugetlbfs without a free huge page: no room would make it a channel (below).
-            Some(libc::ENOSPC) if os::huge_pages_only(&dir) => cleanup(unkept_size(None)),
             Some(libc::ENOSPC) => {
                 // Given back first (the handle still open holds the blocks of a removed file):
                 // the space a failed allocation took is not the file system's free space.
@@ -722,10 +727,10 @@ impl Options {
             .len(layout.total_bytes)
             .map_raw(&file)
             .map_err(|e| cleanup(io_error(&name, path, "mapping", e)))?;
-        // A file system that rounds a file's size up (hugetlbfs: to whole huge pages, when it
-        // is mapped; a 7,296 byte channel's file was 2 MiB there) makes a file no open accepts,
-        // its size being the header's: refused, where it was made and then called corrupt by
-        // every open.
+        // Any file system that rounds a file's size up, as hugetlbfs does when it is mapped (a
+        // 7,296 byte channel's file was 2 MiB there), makes a file no open accepts, its size
+        // being the header's: refused, where it was made and then called corrupt by every
+        // open.
         match file.metadata() {
             Ok(meta) if meta.len() != bytes => {
                 drop(map);
@@ -4005,6 +4010,22 @@ thread_local! {
     static NO_RENAME_NOREPLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: this thread's creations do not look at the file system's kind, so that the check
+    /// of the size made runs on hugetlbfs too.
+    static KIND_UNJUDGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`os::huge_pages_only`]; in tests, `false` where [`KIND_UNJUDGED`] says so.
+fn huge_pages_only(dir: &Path) -> bool {
+    #[cfg(test)]
+    if KIND_UNJUDGED.get() {
+        return false;
+    }
+    os::huge_pages_only(dir)
+}
+
 /// [`os::rename_noreplace`]; in tests, `Unsupported` where [`NO_RENAME_NOREPLACE`] says so.
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     #[cfg(test)]
@@ -5352,6 +5373,65 @@ mod tests {
         assert!(std::fs::symlink_metadata(&aside).is_err());
         NO_RENAME_NOREPLACE.set(false);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The size of a channel's file is looked at once it is mapped, so that a file system
+    /// that rounds it up is refused by whatever kind it is: on hugetlbfs with its kind not
+    /// looked at (which refuses it first), a 7,296 byte channel's file is 2 MiB there, and the
+    /// creation is refused with the sizes, its file removed and its huge page given back.
+    #[test]
+    fn a_file_system_that_rounds_sizes_up_is_refused_by_the_size_made() {
+        let free = || -> u64 {
+            let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+            let line = info.lines().find(|l| l.starts_with("HugePages_Free:"));
+            line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .unwrap_or(0)
+        };
+        let dir = std::env::temp_dir().join(format!("mmf-rounds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pool = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap_or_default();
+        let mounted = os::euid() == 0
+            && std::process::Command::new("mount")
+                .args(["-t", "hugetlbfs", "none"])
+                .arg(&dir)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        let grown = mounted
+            && pool.trim().parse::<u64>().is_ok_and(|n| {
+                std::fs::write("/proc/sys/vm/nr_hugepages", (n + 2).to_string()).is_ok()
+            });
+        if grown && free() > 0 {
+            let before = free();
+            KIND_UNJUDGED.set(true);
+            let made = Options::new()
+                .capacity(1024)
+                .create(Location::file(dir.join("x.mmf")));
+            KIND_UNJUDGED.set(false);
+            let text = made.map(drop).unwrap_err().to_string();
+            assert!(text.contains("made 2097152 bytes, not 7296"), "{text}");
+            assert_eq!(
+                std::fs::read_dir(&dir).unwrap().count(),
+                0,
+                "the file is removed"
+            );
+            assert_eq!(free(), before, "its huge page is given back");
+        } else {
+            eprintln!("SKIPPED: no hugetlbfs with a free huge page here (needs root)");
+        }
+        if grown {
+            let _ = std::fs::write("/proc/sys/vm/nr_hugepages", pool.trim());
+        }
+        if mounted {
+            // Lazily: the refused mapping stays until this process ends, since hugetlbfs
+            // refuses a `munmap` of a length that is not whole huge pages (memmap2's drop
+            // asks for the channel's 7,296 bytes), and keeps the mount busy.
+            let _ = std::process::Command::new("umount")
+                .args(["-l"])
+                .arg(&dir)
+                .status();
+        }
+        let _ = std::fs::remove_dir(&dir);
     }
 
     /// A removal by name removes only the file it was told of: another file renamed over the

@@ -168,14 +168,15 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
         // Asked for in parts, each repeated where a signal interrupts it (`EINTR`): a tmpfs
-        // gives up an allocation when a signal with a handler is pending (on the kernels where
-        // libqb, ODP and dqlite met it, 2021-2025; this machine's Linux 6.18 waited for the
-        // end in a test with a 1 ms timer), undoing what that call took, and glibc's
-        // `posix_fallocate` does not retry. Creation failed so ("allocating: Interrupted
-        // system call") in a process with a handler (SIGCHLD after a child exits, a
-        // profiler's SIGPROF). A retry of the whole size could lose every race against a
-        // periodic signal, so a part interrupted is halved, down to a MiB (about a
-        // millisecond's work on a tmpfs), and the parts already allocated stay.
+        // before Linux 6.11 (commit ca86a5d2f9fe, 2024) gives up an allocation when a signal
+        // with a handler is pending, undoing what that call took (libqb, ODP and dqlite met it
+        // on `/dev/shm`), and glibc's `posix_fallocate` does not retry. Creation failed so
+        // ("allocating: Interrupted system call") in a process with a handler (SIGCHLD after a
+        // child exits, a profiler's SIGPROF). A retry of the whole size could lose every race
+        // against a periodic signal, so a part interrupted is halved, down to a MiB, and the
+        // parts already allocated stay; a MiB interrupted (200-260 us on an idle tmpfs here,
+        // which signals every 200 us starved in a review's emulation of such a kernel) is
+        // asked for once more with this thread's signals blocked, then delivered.
         let mut at = 0;
         let mut part = ALLOCATE_PART;
         while at < len {
@@ -184,11 +185,18 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
             let (offset, size) = (at as libc::off_t, n as libc::off_t);
             // SAFETY: `posix_fallocate` only reads its integer arguments; the fd is open and
             // owned by `file` for the duration of the call.
-            let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, size) };
+            let fallocate = || unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, size) };
+            let rc = match fallocate() {
+                libc::EINTR if n <= ALLOCATE_PART_MIN => with_signals_blocked(fallocate),
+                rc => rc,
+            };
             match rc {
                 0 => at += n,
-                // Whole MiBs: parts end at page boundaries.
-                libc::EINTR => part = ((n / 2) & !(ALLOCATE_PART_MIN - 1)).max(ALLOCATE_PART_MIN),
+                // Whole MiBs: parts end at page boundaries. (An `EINTR` with the signals
+                // blocked is no signal's: an error, below.)
+                libc::EINTR if n > ALLOCATE_PART_MIN => {
+                    part = ((n / 2) & !(ALLOCATE_PART_MIN - 1)).max(ALLOCATE_PART_MIN);
+                }
                 err => return allocate_failed(file, len, err),
             }
         }
@@ -197,6 +205,28 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     // No `posix_fallocate` here (macOS): a sized file.
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     file.set_len(len)
+}
+
+/// `f`'s answer, called with every signal this thread may block blocked (the signals that
+/// come meanwhile are delivered once the mask is back).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn with_signals_blocked(f: impl FnOnce() -> libc::c_int) -> libc::c_int {
+    // SAFETY: all-zero `sigset_t`s are valid values of this plain C type, filled or written
+    // by the calls below before they are read.
+    let (mut all, mut before): (libc::sigset_t, libc::sigset_t) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    // SAFETY: `all` is a valid, writable set; `pthread_sigmask` reads `all` and writes
+    // `before`, both live across the call (SIGKILL and SIGSTOP stay unblocked, as ever).
+    let blocked = unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut before) == 0
+    };
+    let rc = f();
+    if blocked {
+        // SAFETY: puts back the mask read above, a valid set that lives across the call.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) };
+    }
+    rc
 }
 
 /// The most `allocate` asks for in one call (a part of a larger channel), and the least it
