@@ -1762,7 +1762,10 @@ fn an_always_ready_stream_yields_to_the_executor() {
         ));
         return;
     }
-    assert!(yields > 0, "{yields} yields in {items} items");
+    assert!(
+        yields > 0,
+        "{yields} yields in {items} items (longest run {longest:?})"
+    );
     // The stream yields once after a run of 64 items, not after each: whatever the load, a
     // stream that yields at every item fails here (the item floor caught it before).
     assert!(yields <= items / 16 + 1, "{yields} yields in {items} items");

@@ -5408,6 +5408,27 @@ mod tests {
             && pool.trim().parse::<u64>().is_ok_and(|n| {
                 std::fs::write("/proc/sys/vm/nr_hugepages", (n + 2).to_string()).is_ok()
             });
+        // The pool and the mount are given back however the test ends.
+        struct Undo<'a>(&'a Path, Option<&'a str>, bool);
+        impl Drop for Undo<'_> {
+            fn drop(&mut self) {
+                if let Some(pool) = self.1 {
+                    let _ = std::fs::write("/proc/sys/vm/nr_hugepages", pool.trim());
+                }
+                if self.2 {
+                    // Lazily: the refused mapping stays until this process ends, since
+                    // hugetlbfs refuses a `munmap` of a length that is not whole huge pages
+                    // (memmap2's drop asks for the channel's 7,296 bytes), and keeps the mount
+                    // busy.
+                    let _ = std::process::Command::new("umount")
+                        .args(["-l"])
+                        .arg(self.0)
+                        .status();
+                }
+                let _ = std::fs::remove_dir(self.0);
+            }
+        }
+        let _undo = Undo(&dir, grown.then_some(pool.as_str()), mounted);
         if grown && free() > 0 {
             let before = free();
             KIND_UNJUDGED.set(true);
@@ -5426,19 +5447,6 @@ mod tests {
         } else {
             eprintln!("SKIPPED: no hugetlbfs with a free huge page here (needs root)");
         }
-        if grown {
-            let _ = std::fs::write("/proc/sys/vm/nr_hugepages", pool.trim());
-        }
-        if mounted {
-            // Lazily: the refused mapping stays until this process ends, since hugetlbfs
-            // refuses a `munmap` of a length that is not whole huge pages (memmap2's drop
-            // asks for the channel's 7,296 bytes), and keeps the mount busy.
-            let _ = std::process::Command::new("umount")
-                .args(["-l"])
-                .arg(&dir)
-                .status();
-        }
-        let _ = std::fs::remove_dir(&dir);
     }
 
     /// A removal by name removes only the file it was told of: another file renamed over the

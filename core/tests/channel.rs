@@ -689,15 +689,7 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> bool {
         "mmf-refused-{syscall}-{errno}-{}.log",
         std::process::id()
     ));
-    // Whether strace may trace here at all (present, allowed, this process not traced already):
-    // where it may, a child that fails is the test's failure, whenever it fails.
-    let traceable = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "true"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !traceable {
-        skipped("strace is not available or may not trace here");
+    if !traceable() {
         return false;
     }
     // A shared-memory and a temporary directory of the child's own: the tests it runs look for
@@ -711,7 +703,7 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> bool {
         std::fs::create_dir_all(&dir).unwrap();
         dir
     };
-    let (shm, tmp) = (own(PathBuf::from("/dev/shm")), own(std::env::temp_dir()));
+    let (shm, tmp) = (own(mmf_core::host::shm_dir()), own(std::env::temp_dir()));
     let out = std::process::Command::new("strace")
         // (`--seccomp-bpf`: only the refused call stops the tracees.)
         .args(["-f", "--seccomp-bpf", "-qq", "-e"])
@@ -754,6 +746,21 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> bool {
     true
 }
 
+/// Whether strace may trace here at all (present, allowed, this process not traced already),
+/// said SKIPPED where not: where it may, a child that fails is the test's failure, whenever it
+/// fails.
+fn traceable() -> bool {
+    let traceable = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !traceable {
+        skipped("strace is not available or may not trace here");
+    }
+    traceable
+}
+
 /// Where there is no rename that refuses a taken name (a kernel before Linux 3.15, a seccomp
 /// filter that refuses `renameat2`, and file systems without `RENAME_NOREPLACE`: NFS, 9p, which
 /// answer `EINVAL`), the tests of this file whose names say they replace, remove, or concern a
@@ -785,7 +792,7 @@ fn channels_are_made_where_fallocate_is_refused() {
 }
 
 /// Where a signal interrupts `fallocate` (`EINTR`: a tmpfs gives up an allocation when a signal
-/// with a handler is pending, on kernels older than this machine's), channels are made all the
+/// with a handler is pending, before Linux 6.11), channels are made all the
 /// same, and whole: every creation failed there ("allocating: Interrupted system call"), in any
 /// process with a handler (SIGCHLD, a profiler's SIGPROF). Every other call is interrupted, so
 /// that a creation that retried only whole sizes would also be tested against parts.
@@ -833,14 +840,10 @@ fn a_channel_is_created_while_signals_keep_arriving() {
         HANDLED.fetch_add(1, Ordering::Relaxed);
     }
     if std::env::var_os("MMF_SIGNALLED_CHILD").is_none() {
-        let (status, stdout, stderr) = run_child(
-            &[],
+        child_says(
             "a_channel_is_created_while_signals_keep_arriving",
             "MMF_SIGNALLED_CHILD",
-        );
-        assert!(
-            status.success() && stdout.contains("CREATED"),
-            "{status:?}: {stdout}{stderr}"
+            "CREATED",
         );
         return;
     }
@@ -907,13 +910,7 @@ fn an_allocation_interrupted_at_every_call_ends_with_an_error() {
         assert!(!s.path().exists(), "the file is removed");
         return;
     }
-    let traceable = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "true"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !traceable {
-        skipped("strace is not available or may not trace here");
+    if !traceable() {
         return;
     }
     let log = std::env::temp_dir().join(format!("mmf-eintr-{}.log", std::process::id()));
@@ -945,6 +942,16 @@ fn an_allocation_interrupted_at_every_call_ends_with_an_error() {
     );
     // A GiB at most a call, halved to a MiB, then once more with signals blocked: 1 + 3 + 1.
     assert!((2..=8).contains(&calls), "{calls} calls of fallocate");
+}
+
+/// [`run_child`] without a wrapper, which must succeed and print `said`: its stdout.
+fn child_says(test: &str, var: &str, said: &str) -> String {
+    let (status, stdout, stderr) = run_child(&[], test, var);
+    assert!(
+        status.success() && stdout.contains(said),
+        "{status:?}: {stdout}{stderr}"
+    );
+    stdout
 }
 
 /// Runs this binary's test `test` in a child (after the `wrapper` command and its arguments,
@@ -1048,14 +1055,10 @@ fn a_process_out_of_mappings_is_told_which_limit() {
         ));
         return;
     }
-    let (status, stdout, stderr) = run_child(
-        &[],
+    let stdout = child_says(
         "a_process_out_of_mappings_is_told_which_limit",
         "MMF_MAPPINGS_CHILD",
-    );
-    assert!(
-        status.success() && stdout.contains("REFUSED mapping"),
-        "{status:?}: {stdout}{stderr}"
+        "REFUSED mapping",
     );
     assert!(
         stdout.contains("(`vm.max_map_count`; every channel handle is one)"),
