@@ -4408,13 +4408,35 @@ fn a_replacement_keeps_the_link_the_mode_and_the_owner() {
     }
     assert_eq!(Channel::open(real.name()).unwrap().capacity(), 128);
     assert!(ch.is_current().unwrap());
+    let real_len = std::fs::metadata(real.path()).unwrap().len();
     // A mode that locks the owner out is kept with read and write for the owner added: the
-    // replacement took mode 0040 as it was, and its creator could not open it.
-    std::fs::set_permissions(real.path(), std::fs::Permissions::from_mode(0o040)).unwrap();
+    // replacement took mode 0040 as it was, and its creator could not open it. Under a
+    // shared-memory name, as anyone.
+    let shm = Scratch::new("shm");
+    shm.create(64);
+    std::fs::set_permissions(shm.path(), std::fs::Permissions::from_mode(0o040)).unwrap();
     Options::new()
         .capacity(64)
-        .create_or_replace(&real.location)
+        .create_or_replace(&shm.location)
         .unwrap();
+    assert_eq!(std::fs::metadata(shm.path()).unwrap().mode() & 0o777, 0o640);
+    // A file path's channel is read first, to be sure it is one: root reads the file whatever
+    // its mode, its owner cannot, and is refused (a mode to mend), the file kept.
+    std::fs::set_permissions(real.path(), std::fs::Permissions::from_mode(0o040)).unwrap();
+    let replaced = Options::new()
+        .capacity(64)
+        .create_or_replace(&real.location);
+    if root {
+        replaced.unwrap();
+    } else {
+        assert!(
+            matches!(replaced, Err(Error::PermissionDenied { .. })),
+            "{replaced:?}"
+        );
+        let kept = std::fs::metadata(real.path()).unwrap();
+        assert_eq!((kept.mode() & 0o777, kept.len()), (0o040, real_len));
+        std::fs::set_permissions(real.path(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
     assert_eq!(
         std::fs::metadata(real.path()).unwrap().mode() & 0o777,
         0o640
