@@ -2163,6 +2163,33 @@ fn completion_env(tag: &str, shell: &str) -> (Env, PathBuf, String) {
     (e, script, path)
 }
 
+/// `path` as one word of a shell's command line: in single quotes (a checkout's path may hold
+/// a space: `~/My Projects/mmf`; the tests wrote it bare into `sh -c` scripts).
+fn sh_quoted(path: &str) -> String {
+    format!("'{}'", path.replace('\'', r"'\''"))
+}
+
+/// `path` as a user types it at a prompt for completion: each character a shell would take
+/// for something else escaped with a backslash, as a shell's own file completion inserts it.
+fn typed(path: &str) -> String {
+    path.chars().fold(String::new(), |mut out, c| {
+        if " \t'\"\\$`()&;<>|*?[]{}#!~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+/// A link to this `mmf` at a path with a space in it (`my bin/mmf` in `e`), for a command
+/// typed so: in a checkout at such a path too, bash's completion took it for no command.
+fn spaced_mmf(e: &Env) -> String {
+    let dir = e.dir.join("my bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::os::unix::fs::symlink(BIN, dir.join("mmf"));
+    dir.join("mmf").to_str().unwrap().to_owned()
+}
+
 /// A home directory in `e` whose `bin/mmf` is this `mmf`: for a command typed as `~/bin/mmf`.
 fn home_with_mmf(e: &Env) -> PathBuf {
     let home = e.dir.join("home");
@@ -2247,7 +2274,13 @@ echo "${COMPREPLY[*]}""#,
     // The command as typed, by a path or from `~`, when no mmf is on PATH: its names.
     let home = home_with_mmf(&e);
     let no_mmf = [("PATH", "/usr/bin:/bin"), ("HOME", home.to_str().unwrap())];
-    assert_eq!(complete_by(BIN, "read|a", &no_mmf), "alpha");
+    // As bash gives the word typed: a space in the path escaped, or the path quoted.
+    for bin in [BIN.to_owned(), spaced_mmf(&e)] {
+        assert_eq!(complete_by(&typed(&bin), "read|a", &no_mmf), "alpha");
+        if !bin.contains('\'') {
+            assert_eq!(complete_by(&format!("'{bin}'"), "read|a", &no_mmf), "alpha");
+        }
+    }
     assert_eq!(complete_by("~/bin/mmf", "read|a", &no_mmf), "alpha");
     let all = "alpha beta with\\ space";
     for (typed, expected) in [
@@ -2383,7 +2416,13 @@ fn completes_channel_names(e: &Env, complete: impl Fn(&str, &[(&str, &str)]) -> 
     // The command as typed, by a path or from `~`, when no mmf is on PATH: its names.
     let home = home_with_mmf(e);
     let no_mmf = [("PATH", "/usr/bin:/bin"), ("HOME", home.to_str().unwrap())];
-    assert_eq!(complete(&format!("{BIN} read a"), &no_mmf), ["alpha"]);
+    // Typed as a shell takes it: a space in the path (a checkout in `~/My Projects`) escaped.
+    for bin in [BIN.to_owned(), spaced_mmf(e)] {
+        assert_eq!(
+            complete(&format!("{} read a", typed(&bin)), &no_mmf),
+            ["alpha"]
+        );
+    }
     assert_eq!(complete("~/bin/mmf read a", &no_mmf), ["alpha"]);
     // A name that begins with '-' is a name, not among the flags; before `--` it would be
     // taken for one, so `--` is offered in its place (the name was offered bare).
@@ -6069,8 +6108,8 @@ fn out_at_a_terminal_says_it_is_reading_and_a_missing_shm_dir_is_named() {
     };
     let said = "reading the value for 'T' from the terminal; end it with Ctrl-D";
     match (
-        script(&format!("{BIN} out T")),
-        script(&format!("{BIN} -q out T")),
+        script(&format!("{} out T", sh_quoted(BIN))),
+        script(&format!("{} -q out T", sh_quoted(BIN))),
     ) {
         (Ok(out), Ok(quiet)) => {
             let text = String::from_utf8_lossy(&out.stdout);
@@ -6079,7 +6118,7 @@ fn out_at_a_terminal_says_it_is_reading_and_a_missing_shm_dir_is_named() {
             assert!(!text.contains(said) && quiet.status.success(), "{text}");
             // One Ctrl-D ends --lines too: it asked the terminal again at the end of its
             // input, which waited for a second one (for ever here: `finish` gives up).
-            let lines = script(&format!("{BIN} out T --lines")).unwrap();
+            let lines = script(&format!("{} out T --lines", sh_quoted(BIN))).unwrap();
             let text = String::from_utf8_lossy(&lines.stdout);
             assert!(lines.status.success(), "{text}");
             assert!(text.contains("publishing each line typed to 'T'"), "{text}");
@@ -7080,7 +7119,7 @@ fn a_wait_ends_when_the_pid_process_exits() {
     fails(&e.run(&["read", "T", "--wait", "--pid", &pid]), 9, "exited");
     // A worker that publishes and exits at once: its value is read.
     let mut worker = Command::new("sh")
-        .args(["-c", &format!("sleep 0.2; {BIN} out T result")])
+        .args(["-c", "sleep 0.2; \"$0\" out T result", BIN])
         .env("MMF_SHM_DIR", &e.dir)
         .spawn()
         .unwrap();
@@ -7134,7 +7173,7 @@ fn a_wait_ends_when_the_pid_process_exits() {
     // Nor once the channel was removed during the wait: its value is not there to take.
     let mut sleeper = Command::new("sleep").arg("1").spawn().unwrap();
     let mut remover = Command::new("sh")
-        .args(["-c", &format!("sleep 0.3; {BIN} remove U")])
+        .args(["-c", "sleep 0.3; \"$0\" remove U", BIN])
         .env("MMF_SHM_DIR", &e.dir)
         .spawn()
         .unwrap();
@@ -7186,7 +7225,8 @@ fn a_wait_ends_when_the_pid_process_exits() {
     let mut worker = Command::new("sh")
         .args([
             "-c",
-            &format!("sleep 0.3; {BIN} out T one; sleep 0.3; {BIN} out T two"),
+            "sleep 0.3; \"$0\" out T one; sleep 0.3; \"$0\" out T two",
+            BIN,
         ])
         .env("MMF_SHM_DIR", &e.dir)
         .spawn()
@@ -7237,7 +7277,7 @@ fn a_wait_ends_when_the_pid_process_exits() {
     // (The worker publishes once the watch waits: the diff review's "a watch slower to start
     // than the worker's 300 ms" would see nothing new, and exit 9.)
     let mut worker = Command::new("sh")
-        .args(["-c", &format!("read go; exec {BIN} out T plain-text")])
+        .args(["-c", "read go; exec \"$0\" out T plain-text", BIN])
         .env("MMF_SHM_DIR", &e.dir)
         .stdin(Stdio::piped())
         .spawn()

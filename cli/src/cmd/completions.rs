@@ -120,9 +120,16 @@ _mmf_channel_names() {{
         compopt -o default 2>/dev/null
         return 0
     fi
-    # The command as typed (`./target/release/mmf`, `~/bin/mmf`), else the one on PATH.
+    # The command as typed (`./target/release/mmf`, `~/bin/mmf`), else the one on PATH. bash
+    # gives the word as typed: a path with a space escaped (`~/My\ Projects/...`, as its file
+    # completion inserts it) or quoted whole, undone here without eval, which would run what
+    # the line holds (escaped, it was taken for no command, and names came from PATH's mmf).
     local name mmf="${{words[0]}}"
-    [[ $mmf == '~/'* ]] && mmf="$HOME/${{mmf#'~/'}}"
+    case $mmf in
+        \'*\' | \"*\") mmf="${{mmf:1:${{#mmf}}-2}}" ;;
+        *\\*) IFS= read mmf <<< "$mmf" ;;
+    esac
+    [[ ${{words[0]}} == '~/'* ]] && mmf="$HOME/${{mmf#'~/'}}"
     type -P -- "$mmf" >/dev/null || mmf=mmf
     # A name matches as typed escaped (`with\ s`), or opened with a quote (`'with s`), where
     # readline quotes what it inserts, so the name is given as it is. bash replaces only the
