@@ -17,6 +17,10 @@ impl Env {
         let dir = std::env::temp_dir().join(format!("mmf-cli-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        // 0755 whatever the umask: the tests that run mmf as another user need to reach the
+        // directory (a developer's umask 077 made it 0700, and prune's test failed).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         Env { dir }
     }
 
