@@ -2171,6 +2171,28 @@ fn completion_env(tag: &str, shell: &str) -> (Env, PathBuf, String) {
     (e, script, path)
 }
 
+/// `LC_ALL=C.UTF-8` for a shell that must read the paths typed, where this runs in a locale
+/// that is not UTF-8 (the POSIX one `su -` gives) and that one is there: fish found no command
+/// in a directory of `PATH` with a letter such as `é` in its name then. A terminal where such a
+/// path is typed has a UTF-8 locale.
+fn utf8_locale() -> Option<(&'static str, &'static str)> {
+    let utf8 = |v: &str| {
+        let v = v.to_ascii_lowercase();
+        v.contains("utf-8") || v.contains("utf8")
+    };
+    let current = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    if current.as_deref().is_some_and(utf8) {
+        return None;
+    }
+    let listed = Command::new("locale").arg("-a").output().ok()?;
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("c.utf8") || l.eq_ignore_ascii_case("c.utf-8"))
+        .then_some(("LC_ALL", "C.UTF-8"))
+}
+
 /// `path` as one word of a shell's command line: in single quotes (a checkout's path may hold
 /// a space: `~/My Projects/mmf`; the tests wrote it bare into `sh -c` scripts).
 fn sh_quoted(path: &str) -> String {
@@ -2252,12 +2274,14 @@ source "$1"
 IFS='|^' read -ra W <<< "$2"
 COMP_WORDS=("$3" "${W[@]}"); [[ "$2" == *['|^'] ]] && COMP_WORDS+=('')
 COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
-COMP_LINE="$3 $2"; COMP_LINE=${COMP_LINE//'|'/ }; COMP_LINE=${COMP_LINE//'^'/}
+# (The marks in the words typed only: the command's path may hold any, `workspace@2`.)
+typed=${2//'|'/ }; typed=${typed//'^'/}
+COMP_LINE="$3 $typed"
 COMP_POINT=${#COMP_LINE}
 # '@' marks the cursor, where it is not at the end.
-if [[ $COMP_LINE == *@* ]]; then
-    pre=${COMP_LINE%%@*}; COMP_POINT=${#pre}; COMP_LINE=${COMP_LINE/@/}
-    COMP_WORDS=("${COMP_WORDS[@]//@/}")
+if [[ $typed == *@* ]]; then
+    pre="$3 ${typed%%@*}"; COMP_POINT=${#pre}; COMP_LINE="$3 ${typed/@/}"
+    W=("${COMP_WORDS[@]:1}"); COMP_WORDS=("$3" "${W[@]//@/}")
 fi
 _mmf_with_channel_names mmf "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
 echo "${COMPREPLY[*]}""#,
@@ -2283,12 +2307,21 @@ echo "${COMPREPLY[*]}""#,
     let home = home_with_mmf(&e);
     let no_mmf = [("PATH", "/usr/bin:/bin"), ("HOME", home.to_str().unwrap())];
     // As bash gives the word typed: a space in the path escaped, or the path quoted.
-    for bin in [BIN.to_owned(), spaced_mmf(&e)] {
-        assert_eq!(complete_by(&typed(&bin), "read|a", &no_mmf), "alpha");
-        if !bin.contains('\'') {
-            assert_eq!(complete_by(&format!("'{bin}'"), "read|a", &no_mmf), "alpha");
+    let spaced = spaced_mmf(&e);
+    for bin in [BIN, &spaced] {
+        assert_eq!(complete_by(&typed(bin), "read|a", &no_mmf), "alpha");
+    }
+    // Quoted in part, as bash gives such a word to the script (a word quoted whole it
+    // completes by its last part, `mmf'`, and never asks this script).
+    let dir = spaced.strip_suffix("/mmf").unwrap();
+    if !dir.contains(['\'', '"', '\\', '$', '`']) {
+        for quoted in [format!("'{dir}'/mmf"), format!("\"{dir}\"/mmf")] {
+            assert_eq!(complete_by(&quoted, "read|a", &no_mmf), "alpha", "{quoted}");
         }
     }
+    std::fs::create_dir(home.join("my bin")).unwrap();
+    std::os::unix::fs::symlink(BIN, home.join("my bin").join("mmf")).unwrap();
+    assert_eq!(complete_by("~/'my bin'/mmf", "read|a", &no_mmf), "alpha");
     assert_eq!(complete_by("~/bin/mmf", "read|a", &no_mmf), "alpha");
     let all = "alpha beta with\\ space";
     for (typed, expected) in [
@@ -2470,6 +2503,7 @@ fn fish_completes_channel_names() {
     let (e, script, path) = completion_env("complete-fish", "fish");
     let fish = |line: &str, env: &[(&str, &str)]| {
         let out = Command::new("fish")
+            .envs(utf8_locale())
             .args([
                 "--no-config",
                 "-c",
@@ -2538,6 +2572,7 @@ fn zsh_completes(
     let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/complete.zsh");
     let out = Command::new("timeout")
         .args(["60", "zsh", "-f", driver])
+        .envs(utf8_locale())
         .arg(script)
         .arg(line)
         .env("MMF_SHM_DIR", &e.dir)
@@ -4425,14 +4460,14 @@ fn with_terminal_signals(program: &str) -> Option<Command> {
         c.args(["--default-signal=INT,HUP", program]);
         return Some(c);
     }
-    // Bits 1 (SIGHUP) and 2 (SIGINT) of the mask of ignored signals.
+    // SIGHUP (1) and SIGINT (2) in the mask of ignored signals: signal n is bit n - 1.
     let ignored = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             let mask = s.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
             u64::from_str_radix(mask.trim(), 16).ok()
         })
-        .is_some_and(|mask| mask & 0b110 != 0);
+        .is_some_and(|mask| mask & 0b011 != 0);
     if ignored {
         skipped(
             "SIGINT or SIGHUP is ignored in this test run (a background job, nohup) and env \
@@ -7537,9 +7572,9 @@ fn a_failed_allocation_in_a_limited_cgroup_is_a_memory_limit_refusal() {
     };
     let inject = "exec strace -f -qq -o /dev/null -e trace=fallocate \
                   -e inject=fallocate:error=ENOMEM \"$0\" new x --size 1MiB";
-    let dir = e.dir.display();
+    let dir = sh_quoted(e.dir.to_str().unwrap());
     let out = cg.sh(
-        &format!("export MMF_SHM_DIR='{dir}' && cd \"$MMF_SHM_DIR\" && {inject}"),
+        &format!("export MMF_SHM_DIR={dir} && cd \"$MMF_SHM_DIR\" && {inject}"),
         Path::new(BIN),
     );
     fails(&out, 1, "no memory for channel 'x': it needs ");
@@ -7695,10 +7730,10 @@ fn a_failed_creator_removes_only_its_own_file() {
 #[test]
 fn a_channel_made_in_another_pid_namespace_is_judged_by_age_not_by_a_foreign_pid() {
     let e = Env::new("pidns");
-    let script = format!("\"{BIN}\" new made-there --size 1KiB && \"{BIN}\" out made-there hi");
+    let script = "\"$0\" new made-there --size 1KiB && \"$0\" out made-there hi";
     let made = is_root()
         && e.command("unshare")
-            .args(["--pid", "--fork", "sh", "-c", &script])
+            .args(["--pid", "--fork", "sh", "-c", script, BIN])
             .status()
             .is_ok_and(|s| s.success());
     if !made {

@@ -122,14 +122,26 @@ _mmf_channel_names() {{
     fi
     # The command as typed (`./target/release/mmf`, `~/bin/mmf`), else the one on PATH. bash
     # gives the word as typed: a path with a space escaped (`~/My\ Projects/...`, as its file
-    # completion inserts it) or quoted whole, undone here without eval, which would run what
-    # the line holds (escaped, it was taken for no command, and names came from PATH's mmf).
-    local name mmf="${{words[0]}}"
-    case $mmf in
-        \'*\' | \"*\") mmf="${{mmf:1:${{#mmf}}-2}}" ;;
-        *\\*) IFS= read mmf <<< "$mmf" ;;
-    esac
-    [[ ${{words[0]}} == '~/'* ]] && mmf="$HOME/${{mmf#'~/'}}"
+    # completion inserts it) or quoted in part (`~/'My Projects'/...`), undone here a character
+    # at a time, not by eval, which would run what the line holds (it was taken for no
+    # command, and names came from PATH's mmf). `~/` counts unquoted, at the start.
+    local name mmf="" typed="${{words[0]}}" c q="" i
+    for ((i = 0; i < ${{#typed}}; i++)); do
+        c="${{typed:i:1}}"
+        if [[ $q == "'" ]]; then
+            [[ $c == "'" ]] && q="" || mmf+="$c"
+        elif [[ $c == '\' && ( -z $q || ${{typed:i+1:1}} == [\\\"\$\`] ) ]]; then
+            i=$((i + 1))
+            mmf+="${{typed:i:1}}"
+        elif [[ $c == '"' ]]; then
+            [[ $q == '"' ]] && q="" || q='"'
+        elif [[ $c == "'" && -z $q ]]; then
+            q="'"
+        else
+            mmf+="$c"
+        fi
+    done
+    [[ $typed == '~/'* ]] && mmf="$HOME/${{mmf#'~/'}}"
     type -P -- "$mmf" >/dev/null || mmf=mmf
     # A name matches as typed escaped (`with\ s`), or opened with a quote (`'with s`), where
     # readline quotes what it inserts, so the name is given as it is. bash replaces only the
