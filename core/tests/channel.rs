@@ -500,7 +500,9 @@ fn a_missing_file_paths_missing_directory_is_named() {
 /// with `renameat2` refused saw the replacement succeed, an idle thread's move coming after
 /// it; under three busy loops the thread saw no temporary file in 10 s): each such round is
 /// judged by what it shows (the user's file, put last, is what the name holds) and tried
-/// again, up to 10 rounds, until one puts the file there in time.
+/// again, up to 10 rounds, until one puts the file there in time. Rounds that never saw a
+/// temporary file prove nothing: where none did, the test fails (a replacement that made its
+/// file under another name would pass unseen otherwise).
 #[test]
 fn a_users_file_put_at_the_path_during_a_replacement_is_kept() {
     use std::sync::atomic::AtomicBool;
@@ -513,9 +515,17 @@ fn a_users_file_put_at_the_path_during_a_replacement_is_kept() {
     };
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir).unwrap();
+    // Removed however the test ends (a failed one left its 64 MiB in /dev/shm).
+    struct Gone<'a>(&'a std::path::Path);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+    let _gone = Gone(&dir);
     let path = dir.join("x.mmf");
     for held_a_channel in [false, true] {
-        let mut refused = 0;
+        let (mut refused, mut seen) = (0, 0);
         for round in 0..10 {
             let _ = std::fs::remove_file(&path);
             if held_a_channel {
@@ -560,12 +570,14 @@ fn a_users_file_put_at_the_path_during_a_replacement_is_kept() {
                     );
                     assert!(moved, "{what}");
                     refused += 1;
+                    seen += 1;
                 }
                 // Replaced before the user's file came (put last, it is what the name holds),
                 // or before the thread looked at all.
                 Ok(ch) => {
                     if moved {
                         assert!(!ch.is_current().unwrap(), "{what}");
+                        seen += 1;
                     } else {
                         assert!(ch.is_current().unwrap(), "{what}");
                         continue;
@@ -583,14 +595,17 @@ fn a_users_file_put_at_the_path_during_a_replacement_is_kept() {
                 break;
             }
         }
+        assert!(
+            seen > 0,
+            "held {held_a_channel}: no round saw a temporary file (`.mmf-new-`)"
+        );
         if refused == 0 {
             skipped(&format!(
                 "held {held_a_channel}: in 10 rounds no user's file came while the channel was \
-                 made (a loaded machine)"
+                 made, only after it (a loaded machine)"
             ));
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// What a replacement of a file path finds changed under the name once its channel is made,
