@@ -3751,6 +3751,13 @@ fn lock_shared_by(
                     std::thread::sleep(Duration::from_millis(1));
                     continue;
                 }
+                // Met once the operation's time was spent (on a creator's slow channel, on
+                // files renamed over the name), it was given no time of its own: saying that
+                // it was held "this long" after 0 ms misled (a full run under strace, eight
+                // threads restarting one channel).
+                if since.elapsed() < grace {
+                    return Err(met_too_late(since.duration_since(start)));
+                }
                 return Err(held_too_long(since.elapsed()));
             }
         }
@@ -3767,6 +3774,22 @@ pub(crate) fn held_too_long(waited: Duration) -> io::Error {
              so whoever holds it this long is another program, or one of those stopped or \
              starved while it held it: `fuser` or `lsof` shows who has the file open",
             waited.as_millis()
+        ),
+    )
+}
+
+/// The error of an operation that met another process's exclusive `flock` only once its own
+/// time to wait, `spent` from its start, had run out.
+fn met_too_late(spent: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!(
+            "another process holds an exclusive lock on it (flock), met {} ms into the \
+             operation, when its time to wait had run out (spent on the channel's creation or \
+             on files replaced under the name); mmf's own such locks last an instant: retry, \
+             or give it longer (`Options::init_timeout`); if it keeps failing, `fuser` or \
+             `lsof` shows who has the file open",
+            spent.as_millis()
         ),
     )
 }
@@ -5178,6 +5201,44 @@ fn incarnation() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An exclusive lock met once the operation's time to wait is spent fails at once, and is
+    /// said so; one met in time is waited for its grace, and said with the time waited (it
+    /// said "waited 0 ms ... whoever holds it this long is another program" of the first).
+    #[test]
+    fn a_lock_met_too_late_is_said_so() {
+        let path = std::env::temp_dir().join(format!("mmf-met-late-{}", std::process::id()));
+        let holder = File::create(&path).unwrap();
+        holder.lock().unwrap();
+        let file = File::open(&path).unwrap();
+        let start = Instant::now() - Duration::from_secs(1);
+        let late = lock_shared_by(
+            &file,
+            start,
+            Some(start + Duration::from_millis(100)),
+            true,
+            LOCK_GRACE,
+        )
+        .unwrap_err();
+        // The number of milliseconds after `before` in `text`.
+        let ms = |text: &str, before: &str| -> u128 {
+            let rest =
+                &text[text.find(before).unwrap_or_else(|| panic!("{text}")) + before.len()..];
+            rest.split(' ').next().unwrap().parse().unwrap()
+        };
+        let text = late.to_string();
+        assert!(text.contains("when its time to wait had run out"), "{text}");
+        assert!(ms(&text, "met ") >= 1000, "{text}");
+        let now = Instant::now();
+        let held = lock_shared_by(&file, now, Some(now), true, LOCK_GRACE).unwrap_err();
+        let text = held.to_string();
+        assert!(ms(&text, "and mmf waited ") >= 50, "{text}");
+        assert_eq!(held.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(late.kind(), io::ErrorKind::WouldBlock);
+        drop(holder);
+        assert!(lock_shared_by(&file, start, Some(start), true, LOCK_GRACE).is_ok());
+        std::fs::remove_file(&path).unwrap();
+    }
 
     /// A pinned directory's path in an explanation is said as the user's, but not where it is
     /// the start of another's (`/proc/self/fd/5` in `/proc/self/fd/57/t.mmf`).
