@@ -4995,16 +4995,16 @@ fn new_says_when_the_umask_leaves_its_owner_unable_to_publish() {
     use std::os::unix::fs::PermissionsExt;
     let e = Env::new("umask-0277");
     std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let new_with_umask = |umask: &str, name: &str| {
+    // `mmf ARGS` as nobody, through a shell that sets the umask first.
+    let with_umask = |umask: &str, args: &[&str]| {
         let base = nobody_cmd(&e, &[])?;
-        // `setpriv ... BIN` with BIN run through a shell that sets the umask first.
         let mut user: Vec<&std::ffi::OsStr> = base.get_args().collect();
         user.pop();
         let out = Command::new("setpriv")
             .args(user)
             .args(["sh", "-c", &format!("umask {umask}; exec \"$0\" \"$@\"")])
             .arg(BIN)
-            .args(["new", name, "--size", "1KiB"])
+            .args(args)
             .env("MMF_SHM_DIR", &e.dir)
             .current_dir("/")
             .stdin(Stdio::null())
@@ -5012,18 +5012,12 @@ fn new_says_when_the_umask_leaves_its_owner_unable_to_publish() {
             .unwrap();
         Some(out)
     };
+    let new_with_umask =
+        |umask: &str, name: &str| with_umask(umask, &["new", name, "--size", "1KiB"]);
     // (User nobody may not reach this mmf: a checkout under a private home, or one built
     // under umask 077, whose binaries only their owner may run; setpriv itself runs such a
     // binary, the shell it runs does not.)
-    let runs = nobody_cmd(&e, &[]).is_some_and(|base| {
-        let mut user: Vec<&std::ffi::OsStr> = base.get_args().collect();
-        user.pop();
-        Command::new("setpriv")
-            .args(user)
-            .args(["sh", "-c", "exec \"$0\" --version", BIN])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let runs = with_umask("022", &["--version"]).is_some_and(|o| o.status.success());
     let Some(out) = new_with_umask("0277", "a").filter(|_| runs) else {
         skipped("needs root and setpriv to act as a second user who can run this mmf");
         return;
