@@ -183,8 +183,9 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
             let n = part.min(len - at);
             // Both fit an `off_t`: `at + n <= len`, which did (above).
             let (offset, size) = (at as libc::off_t, n as libc::off_t);
-            // SAFETY: `posix_fallocate` only reads its integer arguments; the fd is open and
-            // owned by `file` for the duration of the call.
+            // SAFETY: `posix_fallocate` only reads its integer arguments; the fd is `file`'s,
+            // which the closure borrows, so it stays open for each of its calls (one, or two
+            // where the first was interrupted).
             let fallocate = || unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, size) };
             let rc = match fallocate() {
                 libc::EINTR if n <= ALLOCATE_PART_MIN => with_signals_blocked(fallocate),
