@@ -834,13 +834,21 @@ fn a_stopped_lock_holder_is_said_to_be_stopped() {
 fn small_tmpfs(size: &str) -> Option<Mounted> {
     let dir = std::env::temp_dir().join(format!("mmf-tiny-{}-{size}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
-    let ok = Command::new("mount")
+    // Its refusal goes into the SKIPPED line, not onto the test's stderr (as a user who is not
+    // root, `mount` says it must be superuser: CI's second run printed it for every call).
+    let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
         .arg(&dir)
-        .status()
-        .ok()?
-        .success();
-    mounted(dir, ok, "a tmpfs (needs root)")
+        .output()
+        .ok()?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<_> = said
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let what = format!("a tmpfs (needs root; mount said: {})", said.join(" "));
+    mounted(dir, out.status.success(), &what)
 }
 
 /// Makes a 16 MiB ext4 image and mounts it at a fresh directory (the image is removed once

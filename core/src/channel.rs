@@ -5506,7 +5506,7 @@ mod tests {
             );
             assert_eq!(free(), before, "its huge page is given back");
         } else {
-            eprintln!("SKIPPED: no hugetlbfs with a free huge page here (needs root)");
+            crate::testing::skipped("no hugetlbfs with a free huge page here (needs root)");
         }
     }
 

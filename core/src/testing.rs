@@ -99,3 +99,24 @@ pub(crate) fn checked_read(s: &Snapshot, pin: Option<usize>, how: Read) -> crate
     }
     Ok(meta.generation)
 }
+
+/// Says on stderr that a test skipped a part this machine cannot run, and adds it to the file
+/// `MMF_SKIPPED_LOG` names, as the integration tests' `skipped` does (`tests/common`): CI lists
+/// every part its runs skipped, this crate's unit tests' among them.
+#[cfg(not(mmf_loom))]
+pub(crate) fn skipped(why: &str) {
+    use std::io::Write;
+    eprintln!("SKIPPED: {why}");
+    let Some(log) = std::env::var_os("MMF_SKIPPED_LOG") else {
+        return;
+    };
+    // libtest names each test's thread after it.
+    let thread = std::thread::current();
+    let line = format!("mmf_core {}: {why}\n", thread.name().unwrap_or("?"));
+    // One write, with O_APPEND: the lines of tests running at once do not mix.
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+}
