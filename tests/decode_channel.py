@@ -29,7 +29,7 @@ where FORMAT.md lets a reader be lenient: it requires the descriptor of the late
 and the header's inline copy to agree with the slot (section 4.1 lets a reader take either copy
 without comparing them, and section 9 step 9 calls a descriptor that disagrees with a whole
 frame no damage to a read), and it checks a frame's CRC where bit 32 of its crc word is set even
-on a channel without checksums (section 6 allows either). It reads layout versions 3 to 5 too,
+on a channel without checksums (section 6 allows either). It reads layout versions 3 to 6 too,
 which mmf itself refuses (section 15 says what changed), and reports a channel that is not
 initialised yet at once instead of retrying (section 9 step 4).
 
@@ -59,8 +59,9 @@ import zlib
 MAGIC = struct.unpack("<Q", b"MMFCHAN\0")[0]
 # Versions 3 to 5 differ only in what the lock and pin-owner tokens mean (§5), which a reader
 # that neither locks nor pins never looks at; version 6 gave each inline buffer a stamp (its last
-# word, so 120 bytes of value instead of 128). This decoder reads all four.
-VERSIONS = (3, 4, 5, 6)
+# word, so 120 bytes of value instead of 128); version 7 changed what writers do, not what a
+# reader reads. This decoder reads all five.
+VERSIONS = (3, 4, 5, 6, 7)
 NO_SLOT = 0xFF
 KIND_SNAPSHOT = 1
 MAX_CAPACITY = 1 << 40
@@ -125,7 +126,7 @@ def validate(mm, file_size):
         raise Invalid(f"not an mmf channel (magic {magic:#018x})")
     version = u64(mm, H_VERSION)
     if version not in VERSIONS:
-        raise Invalid(f"unsupported layout version {version} (this decoder reads versions 3 to 6)")
+        raise Invalid(f"unsupported layout version {version} (this decoder reads versions 3 to 7)")
     kind = u64(mm, H_KIND)
     if kind != KIND_SNAPSHOT:
         raise Invalid(f"channel kind {kind} is not a snapshot channel")

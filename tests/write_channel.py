@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A writer of mmf snapshot channels (layout version 6), written from docs/FORMAT.md alone (§11
+"""A writer of mmf snapshot channels (layout version 7), written from docs/FORMAT.md alone (§11
 for the publish, §5 for the lock's tokens, §4 for the process word): what tests/format.rs runs
 to show that the document is complete for a writer too, beside mmf's own.
 
@@ -45,7 +45,7 @@ import zlib
 
 # ---------------------------------------------------------------- constants (FORMAT.md §3, §4)
 MAGIC = struct.unpack("<Q", b"MMFCHAN\0")[0]
-VERSION = 6
+VERSION = 7
 KIND_SNAPSHOT = 1
 NO_SLOT = 0xFF
 INLINE_MAX = 120

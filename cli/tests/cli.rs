@@ -1791,11 +1791,11 @@ fn info_shows_a_dead_writers_lock_and_out_recovers_it() {
 #[test]
 fn another_layout_version_is_refused_with_a_way_out() {
     let e = Env::new("oldlayout");
-    kept_then_poked(&e, "old.mmf", 8, 3); // FORMAT.md §4: `version`
+    kept_then_poked(&e, "old.mmf", 8, 6); // FORMAT.md §4: `version`
     fails(
         &e.run(&["read", "./old.mmf"]),
         1,
-        "has layout version 3, this build reads version 6; an older mmf made it, which still \
+        "has layout version 6, this build reads version 7; an older mmf made it, which still \
          reads it, and `mmf new ./old.mmf --size SIZE --force` re-creates it",
     );
     // A newer layout's advice is to upgrade, not to find "the mmf that made it" (an operator's
@@ -1804,7 +1804,7 @@ fn another_layout_version_is_refused_with_a_way_out() {
     fails(
         &e.run(&["read", "./new.mmf"]),
         1,
-        "has layout version 9, this build reads version 6; a newer mmf made it: read it with \
+        "has layout version 9, this build reads version 7; a newer mmf made it: read it with \
          that one, or upgrade this one, and `mmf new ./new.mmf --size SIZE --force`",
     );
     // A version no mmf makes (0, or beyond any count of layout changes) is damage, which
@@ -1815,7 +1815,7 @@ fn another_layout_version_is_refused_with_a_way_out() {
             &e.run(&["read", &format!("./{file}")]),
             1,
             &format!(
-                "has layout version {version}, this build reads version 6; no mmf makes that \
+                "has layout version {version}, this build reads version 7; no mmf makes that \
                  version: the header is damaged, or another program wrote the file, and `mmf \
                  new ./{file} --size SIZE --force` re-creates it"
             ),

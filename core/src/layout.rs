@@ -11,7 +11,7 @@ use crate::region::WORD;
 /// First 8 bytes of every mmf channel: `b"MMFCHAN\0"`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MMFCHAN\0");
 /// Layout version this build reads and writes.
-pub const VERSION: u64 = 6;
+pub const VERSION: u64 = 7;
 /// `kind` of a latest-value (snapshot) channel. A future ring/stream channel gets its own kind
 /// behind the same first 128 bytes.
 pub const KIND_SNAPSHOT: u64 = 1;
@@ -340,7 +340,7 @@ mod tests {
     fn layout_matches_format_md() {
         assert_eq!(&MAGIC.to_le_bytes(), b"MMFCHAN\0");
         let l = Layout::new(1000, 4).unwrap();
-        assert_eq!(VERSION, 6);
+        assert_eq!(VERSION, 7);
         assert_eq!(NO_SLOT, 0xff);
         assert_eq!(PIN_WANT_SLOTS, u64::MAX);
         assert_eq!(l.header_bytes, 512 + 4 * 64);

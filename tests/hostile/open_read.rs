@@ -42,7 +42,7 @@ pub const W: usize = 8;
 /// The layout version these images are built for (FORMAT.md §4, word 1). The stable test
 /// `tests/hostile.rs` checks that an unedited image opens, so that a new version cannot leave the
 /// fuzzer stopped at "unsupported version" again (it did, from version 2 until this check).
-const VERSION: u64 = 6;
+const VERSION: u64 = 7;
 /// The largest value kept in an inline buffer (FORMAT.md §4.1).
 const INLINE_MAX: usize = 120;
 /// `latest`'s slot byte for a value kept in the header only (FORMAT.md §4).
