@@ -835,20 +835,29 @@ fn small_tmpfs(size: &str) -> Option<Mounted> {
     let dir = std::env::temp_dir().join(format!("mmf-tiny-{}-{size}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
     // Its refusal goes into the SKIPPED line, not onto the test's stderr (as a user who is not
-    // root, `mount` says it must be superuser: CI's second run printed it for every call).
+    // root, `mount` says it must be superuser: CI's second run printed it for every call),
+    // with the directory, which differs from run to run, said as DIR.
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
         .arg(&dir)
-        .output()
-        .ok()?;
-    let said = String::from_utf8_lossy(&out.stderr);
+        .output();
+    let (ok, said) = match out {
+        Ok(out) => (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).replace(&*dir.to_string_lossy(), "DIR"),
+        ),
+        Err(e) => (false, format!("no mount to run: {e}")),
+    };
     let said: Vec<_> = said
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    let what = format!("a tmpfs (needs root; mount said: {})", said.join(" "));
-    mounted(dir, out.status.success(), &what)
+    let what = match said.is_empty() {
+        true => "a tmpfs (needs root)".to_owned(),
+        false => format!("a tmpfs (needs root; mount said: {})", said.join(" ")),
+    };
+    mounted(dir, ok, &what)
 }
 
 /// Makes a 16 MiB ext4 image and mounts it at a fresh directory (the image is removed once

@@ -1829,6 +1829,53 @@ fn another_layout_version_is_refused_with_a_way_out() {
     e.ok(&["new", "./old.mmf", "--size", "64", "--force"]);
     e.ok(&["out", "./old.mmf", "again"]);
     assert_eq!(e.ok(&["read", "./old.mmf"]), "again\n");
+    // After an upgrade every channel an older mmf made in shared memory is so. `list` says the
+    // ways out, `prune` cannot judge them (a program of that mmf may use one) and says so with
+    // or without patterns, and `new` calls the name taken by a channel (exit 6) with --force's
+    // advice; they said only "an older mmf made it", nothing, and "something that cannot be
+    // opened", exit 1 (a review of the layout 7 change).
+    e.ok(&["new", "old two", "--size", "64"]);
+    e.ok(&["new", "current", "--size", "64"]);
+    poke_word(&e.dir.join("mmf.old two"), 8, 6);
+    let list = e.ok(&["list"]);
+    assert!(
+        list.contains(
+            "an older mmf made it, which still reads it; `mmf remove 'old two'` removes it \
+             once nothing uses it, `mmf new 'old two' --size SIZE --force` re-creates it in \
+             this layout"
+        ),
+        "{list}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+    assert!(
+        listed[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`mmf remove 'old two'` removes it")),
+        "{listed}"
+    );
+    for args in [&["prune", "--older-than", "0s"][..], &["prune", "old*"]] {
+        let out = e.run(args);
+        succeeded(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "1 channel of another layout is left as it is ('old two'): this mmf cannot \
+                 tell whether a program of the mmf that made it still uses it"
+            ) && !err.contains("cannot be read by this mmf"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(e.dir.join("mmf.old two").exists());
+    fails(
+        &e.run(&["new", "old two", "--size", "64"]),
+        6,
+        "the name is taken by a channel this mmf cannot open (channel 'old two' has layout \
+         version 6, this build reads version 7; an older mmf made it, which still reads it); \
+         --force replaces it with a channel of this layout, without its value, or `mmf remove \
+         'old two'` deletes it",
+    );
+    e.ok(&["remove", "old two"]);
+    assert!(!e.dir.join("mmf.old two").exists());
 }
 
 /// A channel of a kind this mmf does not read (a newer mmf's stream channel, say) is refused as

@@ -4145,8 +4145,8 @@ pub(crate) fn mark_retired(file: &File) {
         return;
     };
     let region = Region::from_map(map, false);
-    // Followers sleep on `retired` too (`Snapshot::wait_for_change`), those of older builds of
-    // this layout on `latest` alone.
+    // Followers sleep on `retired` too (`Snapshot::wait_for_change`); a program that does not
+    // read `retired` sleeps on `latest` alone.
     os::wake_all(region.word(H_RETIRED));
     os::wake_all(region.word(H_LATEST));
 }

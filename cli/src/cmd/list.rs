@@ -38,7 +38,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 // prune would remove it (a file a killed `new` left).
                 Err(e) => json!({
                     "name": l.name,
-                    "error": e.to_string(),
+                    "error": listed_error(&l.name, e),
                     "in_use": l.in_use,
                     "stale": super::unfinished(l),
                 }),
@@ -91,7 +91,7 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
                 r[0] = name;
                 // Held or not tells a channel being created from one its creator left.
                 r[5] = use_cell(l.in_use, super::unfinished(l));
-                r[6] = format!("unreadable: {e}");
+                r[6] = format!("unreadable: {}", listed_error(&l.name, e));
                 r
             }
         });
@@ -152,4 +152,18 @@ pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// A listing's error as `list` says it. A channel of another layout (after an upgrade, every
+/// channel an older mmf made) gets the ways out that `read` and `out` give: the library's line
+/// says which mmf made it, and nothing else ever clears it (`prune` cannot judge it).
+fn listed_error(name: &str, e: &mmf::channel::Error) -> String {
+    match e {
+        mmf::channel::Error::UnsupportedVersion { .. } => format!(
+            "{e}; `{}` removes it once nothing uses it, `{}` re-creates it in this layout",
+            crate::exit::command("remove", name, ""),
+            crate::exit::command("new", name, "--size SIZE --force"),
+        ),
+        _ => e.to_string(),
+    }
 }

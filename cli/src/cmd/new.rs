@@ -323,6 +323,17 @@ fn name_taken(location: &Location) -> anyhow::Error {
                 .into()
             }
         },
+        // A channel of another layout (an older mmf's, after an upgrade): a channel, as `new`
+        // on any other is (exit 6), with the way to make it one of this layout. It said "the
+        // name is taken by something that cannot be opened as a channel", exit 1, with no
+        // advice (a review of the layout 7 change).
+        Err(ref e @ E::UnsupportedVersion { .. }) => (
+            exit::EXISTS,
+            format!(
+                "a channel this mmf cannot open ({e}); --force replaces it with a channel of \
+                 this layout, without its value, or {clear}"
+            ),
+        ),
         Err(ref e @ E::WrongMagic { .. }) => (
             exit::ERROR,
             format!(

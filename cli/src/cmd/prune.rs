@@ -81,6 +81,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     // (A file not initialised yet is none of those: being made, or left by a creator that died
     // too recently to be sure: the diff review's.)
     let (mut in_use, mut unreadable, mut unfinished_young) = (0usize, 0usize, 0usize);
+    let mut other_layout = Vec::new();
     // Files removed (or, with --dry-run, that would be), whether their names were printed or
     // said on standard error.
     let mut pruned = 0usize;
@@ -109,6 +110,17 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         ) && host::is_unfinished(&location, a.older_than);
         // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
         if !unfinished && !super::abandoned(&listing) {
+            // This user's channels of another layout (an older mmf's, after an upgrade): this
+            // mmf cannot tell whether a program of that mmf still uses one, so they stay, said
+            // with or without PATTERNs, as nothing else would ever clear them.
+            if matches!(
+                listing.info,
+                Err(mmf::channel::Error::UnsupportedVersion { .. })
+            ) && host::is_own(&location)
+            {
+                other_layout.push(crate::exit::shell_word(&listing.name));
+                continue;
+            }
             if !a.patterns.is_empty() {
                 match (host::is_own(&location), &listing.info) {
                     (false, _) => theirs += 1,
@@ -262,6 +274,19 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             "{unreadable} file{s} that match{es} cannot be read by this mmf (`mmf list` says why)",
             s = if unreadable == 1 { "" } else { "s" },
             es = if unreadable == 1 { "es" } else { "" },
+        ));
+    }
+    if !other_layout.is_empty() {
+        let n = other_layout.len();
+        crate::exit::note(format_args!(
+            "{n} channel{s} of another layout {are} left as {they} {are} ({}): this mmf cannot \
+             tell whether a program of the mmf that made {them} still uses {them} (`mmf list` \
+             says which made {them}); `mmf remove NAME` removes one once nothing uses it",
+            other_layout.join(", "),
+            s = if n == 1 { "" } else { "s" },
+            are = if n == 1 { "is" } else { "are" },
+            they = if n == 1 { "it" } else { "they" },
+            them = if n == 1 { "it" } else { "them" },
         ));
     }
     if theirs > 0 {
