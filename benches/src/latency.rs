@@ -84,6 +84,8 @@ pub enum Transport {
     /// costs, which every torn-free protocol that never makes a writer wait needs).
     Floor2,
     /// F made torn-free: double-buffered, validated by reloading the flag (a reference).
+    /// F with mmf's copies (`floor::Floor`'s `MMF_COPY`).
+    FloorMmfCopy,
     Validated,
     /// mmf: a channel per direction, spinning on `generation()`, `read_into`, `publish_raw`.
     Mmf,
@@ -119,10 +121,11 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in table order.
-    pub const ALL: [Transport; 17] = [
+    pub const ALL: [Transport; 18] = [
         Transport::FloorLine,
         Transport::Floor,
         Transport::Floor2,
+        Transport::FloorMmfCopy,
         Transport::Validated,
         Transport::Mmf,
         Transport::MmfWait,
@@ -145,6 +148,7 @@ impl Transport {
             Transport::FloorLine => "floor-line",
             Transport::Floor => "floor",
             Transport::Floor2 => "floor-2buf",
+            Transport::FloorMmfCopy => "floor-mmfcopy",
             Transport::Validated => "floor-validated",
             Transport::Mmf => "mmf",
             Transport::MmfWait => "mmf-wait",
@@ -174,6 +178,7 @@ impl Transport {
             Transport::FloorLine
                 | Transport::Floor
                 | Transport::Floor2
+                | Transport::FloorMmfCopy
                 | Transport::Validated
                 | Transport::Mmf
                 | Transport::MmfWait
@@ -317,6 +322,10 @@ pub fn round(t: Transport, len: usize, plan: &Plan) -> Result<Timed> {
         }
         Transport::Floor2 => {
             let (side, res) = floor::Floor::<2>::parent(len)?;
+            drive(side, res, t, len, plan)
+        }
+        Transport::FloorMmfCopy => {
+            let (side, res) = floor::Floor::<1, true>::parent(len)?;
             drive(side, res, t, len, plan)
         }
         Transport::Validated => {
@@ -536,6 +545,11 @@ pub fn child(transport: &str, len: usize, res: Resources, idle: Duration) -> Res
             ready();
             pong(&mut s, idle)
         }
+        Transport::FloorMmfCopy => {
+            let mut s = floor::Floor::<1, true>::child(len, &res)?;
+            ready();
+            pong(&mut s, idle)
+        }
         Transport::Validated => {
             let mut s = floor::Validated::child(len, &res)?;
             ready();
@@ -611,6 +625,7 @@ mod tests {
                 "floor-line",
                 "floor",
                 "floor-2buf",
+                "floor-mmfcopy",
                 "floor-validated",
                 "mmf",
                 "raw_sync-busy",

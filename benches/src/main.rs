@@ -120,8 +120,8 @@ usage: mmf-bench [--quick] [--json FILE] [--only latency,breakdown,publish,throu
 Measures mmf against the physical floor and its IPC peers across two pinned processes and prints
 the tables and the issue's bars as ratios. --quick takes about a minute, the full run several;
 --smoke only checks in seconds that every part works (tiny samples, meaningless figures).
-Transports: floor-line floor floor-2buf floor-validated mmf mmf-wait mmf-wait-any mmf-async
-mmf-stream mmf-follow futex pipe uds
+Transports: floor-line floor floor-2buf floor-mmfcopy floor-validated mmf mmf-wait mmf-wait-any
+mmf-async mmf-stream mmf-follow futex pipe uds
 raw_sync-busy raw_sync-event iceoryx2-blackboard iceoryx2-pubsub (the last four need
 --features seed-peers / iceoryx2).";
 
