@@ -83,9 +83,9 @@ pub enum Transport {
     /// F with two buffers each way, used in turn (a reference: what the second buffer alone
     /// costs, which every torn-free protocol that never makes a writer wait needs).
     Floor2,
-    /// F made torn-free: double-buffered, validated by reloading the flag (a reference).
     /// F with mmf's copies (`floor::Floor`'s `MMF_COPY`).
     FloorMmfCopy,
+    /// F made torn-free: double-buffered, validated by reloading the flag (a reference).
     Validated,
     /// mmf: a channel per direction, spinning on `generation()`, `read_into`, `publish_raw`.
     Mmf,

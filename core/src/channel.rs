@@ -1997,7 +1997,7 @@ impl Channel {
         // inside (an overtaken inline copy sends them to the slot, not to pin at once).
         // (It was left out: the benchmark's retries per snapshot at 64 B under-counted, an
         // audit of its method found.)
-        meta.retries += u32::from(fast_overtaken);
+        meta.retries = meta.retries.saturating_add(u32::from(fast_overtaken));
         Ok(meta)
     }
 

@@ -159,11 +159,19 @@ pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
 /// says which mmf made it, and nothing else ever clears it (`prune` cannot judge it).
 fn listed_error(name: &str, e: &mmf::channel::Error) -> String {
     match e {
-        mmf::channel::Error::UnsupportedVersion { .. } => format!(
-            "{e}; `{}` removes it once nothing uses it, `{}` re-creates it in this layout",
-            crate::exit::command("remove", name, ""),
-            crate::exit::command("new", name, "--size SIZE --force"),
-        ),
+        mmf::channel::Error::UnsupportedVersion { found, .. }
+            if super::other_layout(*found) && super::is_own_shm(name) =>
+        {
+            format!(
+                "{e}; `{}` removes it once nothing uses it, `{}` re-creates it in this layout",
+                crate::exit::command("remove", name, ""),
+                crate::exit::command("new", name, "--size SIZE --force"),
+            )
+        }
+        // Another user's, in the sticky /dev/shm: neither would work for this user.
+        mmf::channel::Error::UnsupportedVersion { found, .. } if super::other_layout(*found) => {
+            format!("{e}; its owner (or root) can remove it or re-create it")
+        }
         _ => e.to_string(),
     }
 }

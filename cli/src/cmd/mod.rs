@@ -144,7 +144,20 @@ pub(super) const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_se
 /// ([`Listing::is_stale`](mmf::Listing::is_stale)). What `mmf prune` removes once it is old
 /// enough; another user's channel is theirs to prune.
 pub(super) fn abandoned(l: &mmf::Listing) -> bool {
-    l.is_stale() && mmf::Location::shm(&l.name).is_ok_and(|loc| mmf::channel::host::is_own(&loc))
+    l.is_stale() && is_own_shm(&l.name)
+}
+
+/// Whether a layout version `found` that this build does not read is another mmf's layout
+/// (older or newer), not a damaged word: layout versions count up from 1, one a layout
+/// change, so 0 and anything past 65535 no mmf makes (as the library's message says).
+pub(super) fn other_layout(found: u64) -> bool {
+    (1..=u64::from(u16::MAX)).contains(&found)
+}
+
+/// Whether the shared-memory channel `name` is this user's (so that `remove` and
+/// `new --force` of it may work from the sticky /dev/shm).
+pub(super) fn is_own_shm(name: &str) -> bool {
+    mmf::Location::shm(name).is_ok_and(|loc| mmf::channel::host::is_own(&loc))
 }
 
 /// Whether `mmf prune` (with its default `--older-than`) would remove it: [`abandoned`] and

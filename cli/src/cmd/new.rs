@@ -327,12 +327,16 @@ fn name_taken(location: &Location) -> anyhow::Error {
         // on any other is (exit 6), with the way to make it one of this layout. It said "the
         // name is taken by something that cannot be opened as a channel", exit 1, with no
         // advice (a review of the layout 7 change).
-        Err(ref e @ E::UnsupportedVersion { .. }) => (
+        // (A version no mmf makes, 0 or past 65535, is damage: the catch-all below.)
+        Err(ref e @ E::UnsupportedVersion { found, .. }) if super::other_layout(found) => (
             exit::EXISTS,
-            format!(
-                "a channel this mmf cannot open ({e}); --force replaces it with a channel of \
-                 this layout, without its value, or {clear}"
-            ),
+            match own {
+                true => format!(
+                    "a channel this mmf cannot open ({e}); --force replaces it with a \
+                         channel of this layout, without its value, or {clear}"
+                ),
+                false => format!("a channel this mmf cannot open ({e}); {clear}"),
+            },
         ),
         Err(ref e @ E::WrongMagic { .. }) => (
             exit::ERROR,

@@ -115,7 +115,8 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             // with or without PATTERNs, as nothing else would ever clear them.
             if matches!(
                 listing.info,
-                Err(mmf::channel::Error::UnsupportedVersion { .. })
+                Err(mmf::channel::Error::UnsupportedVersion { found, .. })
+                    if super::other_layout(found)
             ) && host::is_own(&location)
             {
                 other_layout.push(crate::exit::shell_word(&listing.name));
@@ -280,12 +281,14 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         let n = other_layout.len();
         crate::exit::note(format_args!(
             "{n} channel{s} of another layout {are} left as {they} {are} ({}): this mmf cannot \
-             tell whether a program of the mmf that made {them} still uses {them} (`mmf list` \
-             says which made {them}); `mmf remove NAME` removes one once nothing uses it",
+             read {their} creator and last writer, which keep a channel that no process holds \
+             while its service runs (`mmf list` says which mmf made {them}); `mmf remove NAME` \
+             removes one once nothing uses it",
             other_layout.join(", "),
             s = if n == 1 { "" } else { "s" },
             are = if n == 1 { "is" } else { "are" },
             they = if n == 1 { "it" } else { "they" },
+            their = if n == 1 { "its" } else { "their" },
             them = if n == 1 { "it" } else { "them" },
         ));
     }
