@@ -146,6 +146,35 @@ pub enum Error {
         what: String,
     },
     /// The channel was written by a layout version this build does not read.
+    ///
+    /// After an upgrade to a build of a new layout, every channel an older build made is so:
+    /// `open`, `open_or_create` and a [`Follower`](crate::Follower) refuse it, and nothing
+    /// replaces or removes it on its own (a program of the older build may still use it). A
+    /// service that owns its channel replaces it with one of this layout, losing its value:
+    ///
+    /// ```
+    /// use mmf::{channel::Error, Options};
+    /// use std::os::unix::fs::FileExt;
+    /// # let dir = std::env::temp_dir().join(format!("mmf-doc-layout-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("state.mmf");
+    /// # let path = path.to_str().unwrap();
+    /// // A channel as a build of layout 6 left it (FORMAT.md §4: the version is word 1).
+    /// drop(Options::new().capacity(64).create(path)?);
+    /// std::fs::OpenOptions::new().write(true).open(path)?.write_all_at(&6u64.to_le_bytes(), 8)?;
+    ///
+    /// let ch = match Options::new().capacity(64).open_or_create(path) {
+    ///     Err(Error::UnsupportedVersion { found, supported, .. }) if found < supported => {
+    ///         Options::new().capacity(64).create_or_replace(path)?
+    ///     }
+    ///     other => other?,
+    /// };
+    /// ch.publish_raw(mmf::Tag::TEXT, b"fresh")?;
+    /// assert_eq!(ch.read_raw()?.1, b"fresh");
+    /// # drop(ch);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[error("channel '{name}' has layout version {found}, this build reads version {supported}; {}", version_advice(*found, *supported))]
     #[non_exhaustive]
     UnsupportedVersion {
