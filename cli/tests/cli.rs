@@ -1901,8 +1901,32 @@ fn another_layout_version_is_refused_with_a_way_out() {
     fails(
         &e.run(&["new", "zeroed", "--size", "64"]),
         1,
-        "the name is taken by something that cannot be opened as a channel",
+        "the name is taken by a file whose channel header is damaged (channel 'zeroed' has \
+         layout version 0, this build reads version 7; no mmf makes that version",
     );
+    assert!(e.ok(&["list"]).contains("no mmf makes that version"));
+    // A newer mmf's channel is that mmf's to read: no advice to re-create it in this layout,
+    // which would lose its value.
+    e.ok(&["new", "newer", "--size", "64"]);
+    poke_word(&e.dir.join("mmf.newer"), 8, 8);
+    let list = e.ok(&["list"]);
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("newer"))
+        .unwrap_or_default();
+    assert!(
+        row.ends_with("a newer mmf made it: read it with that one, or upgrade this one"),
+        "{list}"
+    );
+    let out = e.run(&["new", "newer", "--size", "64"]);
+    fails(
+        &out,
+        6,
+        "the name is taken by a channel this mmf cannot open (channel 'newer' has layout \
+         version 8, this build reads version 7; a newer mmf made it: read it with that one, or \
+         upgrade this one)",
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("--force"));
 }
 
 /// A channel of a kind this mmf does not read (a newer mmf's stream channel, say) is refused as

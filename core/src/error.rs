@@ -158,13 +158,14 @@ pub enum Error {
     /// # let dir = std::env::temp_dir().join(format!("mmf-doc-layout-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir)?;
     /// let path = dir.join("state.mmf");
-    /// # let path = path.to_str().unwrap();
+    /// let path = path.to_str().unwrap(); // with a '/': a file channel
     /// // A channel as a build of layout 6 left it (FORMAT.md §4: the version is word 1).
     /// drop(Options::new().capacity(64).create(path)?);
     /// std::fs::OpenOptions::new().write(true).open(path)?.write_all_at(&6u64.to_le_bytes(), 8)?;
     ///
     /// let ch = match Options::new().capacity(64).open_or_create(path) {
-    ///     Err(Error::UnsupportedVersion { found, supported, .. }) if found < supported => {
+    ///     // An older build's (a version of 0 is a damaged header, not a layout).
+    ///     Err(Error::UnsupportedVersion { found, supported, .. }) if (1..supported).contains(&found) => {
     ///         Options::new().capacity(64).create_or_replace(path)?
     ///     }
     ///     other => other?,

@@ -159,9 +159,10 @@ pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
 /// says which mmf made it, and nothing else ever clears it (`prune` cannot judge it).
 fn listed_error(name: &str, e: &mmf::channel::Error) -> String {
     match e {
-        mmf::channel::Error::UnsupportedVersion { found, .. }
-            if super::other_layout(*found) && super::is_own_shm(name) =>
-        {
+        // An older mmf's (a newer one's is told by the library's line to use that mmf).
+        mmf::channel::Error::UnsupportedVersion {
+            found, supported, ..
+        } if super::other_layout(*found) && found < supported && super::is_own_shm(name) => {
             format!(
                 "{e}; `{}` removes it once nothing uses it, `{}` re-creates it in this layout",
                 crate::exit::command("remove", name, ""),
@@ -169,7 +170,9 @@ fn listed_error(name: &str, e: &mmf::channel::Error) -> String {
             )
         }
         // Another user's, in the sticky /dev/shm: neither would work for this user.
-        mmf::channel::Error::UnsupportedVersion { found, .. } if super::other_layout(*found) => {
+        mmf::channel::Error::UnsupportedVersion {
+            found, supported, ..
+        } if super::other_layout(*found) && found < supported => {
             format!("{e}; its owner (or root) can remove it or re-create it")
         }
         _ => e.to_string(),

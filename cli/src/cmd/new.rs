@@ -327,16 +327,27 @@ fn name_taken(location: &Location) -> anyhow::Error {
         // on any other is (exit 6), with the way to make it one of this layout. It said "the
         // name is taken by something that cannot be opened as a channel", exit 1, with no
         // advice (a review of the layout 7 change).
-        // (A version no mmf makes, 0 or past 65535, is damage: the catch-all below.)
-        Err(ref e @ E::UnsupportedVersion { found, .. }) if super::other_layout(found) => (
-            exit::EXISTS,
-            match own {
-                true => format!(
-                    "a channel this mmf cannot open ({e}); --force replaces it with a \
-                         channel of this layout, without its value, or {clear}"
-                ),
-                false => format!("a channel this mmf cannot open ({e}); {clear}"),
+        // An older or newer mmf's channel. Only an older one's gets --force's advice: the
+        // library's line tells a newer one's reader to use that mmf or upgrade, and --force
+        // would throw its value away.
+        Err(
+            ref e @ E::UnsupportedVersion {
+                found, supported, ..
             },
+        ) if super::other_layout(found) => (
+            exit::EXISTS,
+            match own && found < supported {
+                true => format!(
+                    "a channel this mmf cannot open ({e}); --force replaces it with a channel \
+                     of this layout, without its value, or {clear}"
+                ),
+                false => format!("a channel this mmf cannot open ({e})"),
+            },
+        ),
+        // A version no mmf makes (0, or past 65535): a damaged header.
+        Err(ref e @ E::UnsupportedVersion { .. }) => (
+            exit::ERROR,
+            format!("a file whose channel header is damaged ({e}); {clear}"),
         ),
         Err(ref e @ E::WrongMagic { .. }) => (
             exit::ERROR,
