@@ -162,19 +162,15 @@ fn listed_error(name: &str, e: &mmf::channel::Error) -> String {
         // An older mmf's (a newer one's is told by the library's line to use that mmf).
         mmf::channel::Error::UnsupportedVersion {
             found, supported, ..
-        } if super::other_layout(*found) && found < supported && super::is_own_shm(name) => {
-            format!(
+        } if super::other_layout(*found) && found < supported => match super::is_own_shm(name) {
+            true => format!(
                 "{e}; `{}` removes it once nothing uses it, `{}` re-creates it in this layout",
                 crate::exit::command("remove", name, ""),
                 crate::exit::command("new", name, "--size SIZE --force"),
-            )
-        }
-        // Another user's, in the sticky /dev/shm: neither would work for this user.
-        mmf::channel::Error::UnsupportedVersion {
-            found, supported, ..
-        } if super::other_layout(*found) && found < supported => {
-            format!("{e}; its owner (or root) can remove it or re-create it")
-        }
+            ),
+            // Another user's, in the sticky /dev/shm: neither would work for this user.
+            false => format!("{e}; its owner (or root) can remove it or re-create it"),
+        },
         _ => e.to_string(),
     }
 }

@@ -323,11 +323,10 @@ fn name_taken(location: &Location) -> anyhow::Error {
                 .into()
             }
         },
-        // A channel of another layout (an older mmf's, after an upgrade): a channel, as `new`
-        // on any other is (exit 6), with the way to make it one of this layout. It said "the
-        // name is taken by something that cannot be opened as a channel", exit 1, with no
-        // advice (a review of the layout 7 change).
-        // An older or newer mmf's channel. Only an older one's gets --force's advice: the
+        // A channel of another layout (an older mmf's, after an upgrade; or a newer one's): a
+        // channel, as `new` on any other is (exit 6). It said "the name is taken by something
+        // that cannot be opened as a channel", exit 1, with no advice (a review of the layout
+        // 7 change). Only an older mmf's channel of this user's gets --force's advice: the
         // library's line tells a newer one's reader to use that mmf or upgrade, and --force
         // would throw its value away.
         Err(

@@ -111,8 +111,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         // Another user's channel cannot be removed from the sticky /dev/shm: theirs to prune.
         if !unfinished && !super::abandoned(&listing) {
             // This user's channels of another layout (an older mmf's, after an upgrade): this
-            // mmf cannot tell whether a program of that mmf still uses one, so they stay, said
-            // with or without PATTERNs, as nothing else would ever clear them.
+            // mmf cannot read their creator and last writer, which keep a channel no process
+            // holds while its service runs, so they stay, said with or without PATTERNs, as
+            // nothing else would ever clear them.
             if matches!(
                 listing.info,
                 Err(mmf::channel::Error::UnsupportedVersion { found, .. })
