@@ -765,7 +765,11 @@ impl Report<'_> {
                     f,
                     format!("{note}; against floor-mmfcopy: {}", fmt_x(Some(c))),
                 ),
-                (None, Some(c)) => (Some(c), "against floor-mmfcopy (no F)".into()),
+                // No F at this size, or F without back-to-back batches (`note` says so).
+                (None, Some(c)) if note.is_empty() => {
+                    (Some(c), "against floor-mmfcopy (no F at this size)".into())
+                }
+                (None, Some(c)) => (Some(c), format!("against floor-mmfcopy (F: {note})")),
                 (f, None) => (f, note),
             };
             self.judged_in_mode(len, r, note)

@@ -1830,9 +1830,9 @@ fn another_layout_version_is_refused_with_a_way_out() {
     e.ok(&["out", "./old.mmf", "again"]);
     assert_eq!(e.ok(&["read", "./old.mmf"]), "again\n");
     // After an upgrade every channel an older mmf made in shared memory is so. `list` says the
-    // ways out, `prune` cannot judge them (a program of that mmf may use one) and says so with
-    // or without patterns, and `new` calls the name taken by a channel (exit 6) with --force's
-    // advice; they said only "an older mmf made it", nothing, and "something that cannot be
+    // ways out, `prune` cannot read their creator and last writer (which keep a channel while
+    // its service runs), so removes none and says so with or without patterns, and `new`
+    // calls the name taken by a channel (exit 6) with --force's advice; they said only "an older mmf made it", nothing, and "something that cannot be
     // opened", exit 1 (a review of the layout 7 change).
     // (Readable by others, for the other user's view below.)
     e.ok(&["new", "old two", "--size", "64", "--mode", "0644"]);
