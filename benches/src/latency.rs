@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::buf::Buf;
+use crate::placement::Placement;
 use crate::proc::{Job, JobKind, Peer, Resources};
 use crate::stats::{fmt_ns, Runs, Sample, Timed};
 use crate::transports::{floor, mmf, stream};
@@ -248,9 +249,10 @@ fn round_order(here: &[Transport], r: usize) -> Vec<usize> {
 
 /// Runs the latency benchmark: for each payload size, `plan.runs` rounds of every transport,
 /// interleaved (A B C ... A B C ...; the order alternates between runs to cancel drift).
-pub fn run(plan: &Plan, transports: &[Transport]) -> Vec<Measured> {
+pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> Vec<Measured> {
     let mut out = Vec::new();
     for &len in &plan.sizes {
+        placement.sample(format!("before {}", fmt_len(len)));
         let here: Vec<Transport> = transports
             .iter()
             .copied()

@@ -15,6 +15,7 @@ mod buf;
 mod clibench;
 mod latency;
 mod machine;
+mod placement;
 mod proc;
 mod publish_cost;
 mod report;
@@ -317,9 +318,11 @@ fn run(args: Args) -> Result<()> {
         }
     }
 
+    let mut placement = placement::Placement::new(cpus);
+    placement.sample("start");
     let lat = if wants("latency") {
         eprintln!("latency ({} runs per transport and size)...", plan.runs);
-        latency::run(&plan, &transports)
+        latency::run(&plan, &transports, &mut placement)
     } else {
         Vec::new()
     };
@@ -351,8 +354,10 @@ fn run(args: Args) -> Result<()> {
             .map(|(bin, m)| (bin.display().to_string(), m))
             .map_err(|e| format!("{e:#}"))
     });
+    placement.sample("end");
     let report = report::Report {
         machine: &machine,
+        placement: &placement,
         lat: &lat,
         breakdown,
         publish,

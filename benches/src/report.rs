@@ -8,6 +8,7 @@ use crate::breakdown::Breakdown;
 use crate::clibench::CliMeasured;
 use crate::latency::{fmt_len, Measured, Transport, BATCH};
 use crate::machine::Machine;
+use crate::placement::{Placement, PLACEMENT_CHANGED};
 use crate::publish_cost::PublishCost;
 use crate::stats::{self, fmt_ns, fmt_rate};
 use crate::throughput::{ReaderStats, Target, TpMeasured};
@@ -122,6 +123,8 @@ pub struct Bar {
 pub struct Report<'a> {
     /// The machine.
     pub machine: &'a Machine,
+    /// Where the host put the two CPUs, probed during the run.
+    pub placement: &'a Placement,
     /// Latency results.
     pub lat: &'a [Measured],
     /// Where a round trip's time goes (F and mmf), or why it could not be measured.
@@ -197,10 +200,11 @@ impl Report<'_> {
     /// [`SLOW_MODE`]: most rounds ran in the host's slow mode, where every spinning transport
     /// takes several times as long and the ratios between them shrink towards 1 (an audit of
     /// the method saw 4 KiB's mmf / F at 1.18 in the fast mode and 1.04 in the slow one, same
-    /// build), so the spinning latency bars at that size are not judged. A run that is in the
-    /// slow mode from its first round to its last has no fast run to tell it by: this sees
-    /// only a run that switched modes (BENCHMARKS.md, Method, "Verdicts": F's absolute figure
-    /// against the host's tells the rest).
+    /// build), so the spinning latency bars at that size are not judged. This sees a size
+    /// whose rounds straddle a change of mode; [`far_placement`](Self::far_placement) one
+    /// whose rounds all came after it. A run in the slow mode from its first round to its last
+    /// is judged: its placement probes, printed beside the bars, are the figure to compare
+    /// with another run's (BENCHMARKS.md, Method, "Placement probes").
     fn slow_mode(&self, len: usize) -> Option<f64> {
         let f = &self.lat(Transport::Floor, len)?.runs;
         let off = f.p50() / f.best();
@@ -211,17 +215,36 @@ impl Report<'_> {
     /// says most rounds ran in the host's slow mode (the note then says why, and what the ratio
     /// was).
     fn judged_in_mode(&self, len: usize, r: Option<f64>, note: String) -> (Option<f64>, String) {
-        match self.slow_mode(len) {
-            Some(off) if r.is_some() => (
-                None,
-                format!(
-                    "not judged: F's median run is {off:.1}x its best (the host's slow mode in \
-                     most rounds, where ratios shrink towards 1); {} ({note})",
-                    fmt_x(r)
-                ),
-            ),
-            _ => (r, note),
+        if r.is_none() {
+            return (r, note);
         }
+        let why = if let Some(off) = self.slow_mode(len) {
+            format!(
+                "F's median run is {off:.1}x its best (the host's slow mode in most rounds, \
+                 where ratios shrink towards 1)"
+            )
+        } else if let Some(far) = self.far_placement(len) {
+            format!(
+                "the CPUs' placement probed before this size's rounds was {far:.1}x the run's \
+                 nearest (the host's slow mode, where ratios shrink towards 1)"
+            )
+        } else {
+            return (r, note);
+        };
+        (None, format!("not judged: {why}; {} ({note})", fmt_x(r)))
+    }
+
+    /// How far the placement probe taken just before the latency rounds at `len` is above the
+    /// run's smallest probe, where that is over [`PLACEMENT_CHANGED`]: the host had moved its
+    /// vCPUs apart for this size (`placement`'s module docs). [`slow_mode`](Self::slow_mode)
+    /// sees a size whose rounds straddle the change; this sees one whose rounds all came after
+    /// it, F's among them, where F's median and best agree.
+    fn far_placement(&self, len: usize) -> Option<f64> {
+        let (lo, _) = self.placement.range()?;
+        let at = format!("before {}", fmt_len(len));
+        let probe = self.placement.probes.iter().find(|p| p.at == at)?.rt_ns?;
+        let off = probe / lo;
+        (off > PLACEMENT_CHANGED).then_some(off)
     }
 
     /// [`versus_every_peer_any_mode`](Self::versus_every_peer_any_mode), not judged in the
@@ -352,6 +375,9 @@ impl Report<'_> {
         }
         if let Some(cli) = &self.cli {
             self.render_cli(&mut o, cli);
+        }
+        if let Some(line) = self.placement.describe() {
+            let _ = writeln!(o, "\n{line}");
         }
         let bars = self.bars();
         if !bars.is_empty() {
@@ -1034,6 +1060,7 @@ impl Report<'_> {
     pub fn json(&self) -> serde_json::Value {
         let mut v = serde_json::json!({
             "machine": self.machine,
+            "placement": self.placement.probes,
             "results": self.rows(),
             "bars": self.bars(),
         });
@@ -1212,6 +1239,7 @@ mod tests {
         let m = machine();
         Report {
             machine: &m,
+            placement: &Placement::default(),
             lat,
             breakdown: None,
             publish: None,
@@ -1307,6 +1335,64 @@ mod tests {
         );
     }
 
+    /// A size whose rounds all ran after the host moved its vCPUs apart: F's runs agree with
+    /// each other (so `slow_mode` sees nothing), the placement probe taken before the size does
+    /// not agree with the run's others, and the size's spinning bars are not judged. The same
+    /// figures with probes that agree are judged.
+    #[test]
+    fn a_size_probed_in_the_far_placement_is_not_judged() {
+        use crate::placement::Probe;
+        let at = |transport, ns| Measured {
+            transport,
+            len: 4096,
+            runs: runs(&[(0, ns), (1, ns), (2, ns)]),
+        };
+        let lat = [
+            at(Transport::Floor, 3800.0),
+            at(Transport::FloorMmfCopy, 3900.0),
+            at(Transport::Mmf, 3950.0),
+        ];
+        let bar = |probes: &[(&str, f64)]| {
+            let m = machine();
+            let placement = Placement {
+                probes: probes
+                    .iter()
+                    .map(|&(at, ns)| Probe {
+                        at: at.into(),
+                        rt_ns: Some(ns),
+                    })
+                    .collect(),
+                ..Placement::default()
+            };
+            Report {
+                machine: &m,
+                placement: &placement,
+                lat: &lat,
+                breakdown: None,
+                publish: None,
+                missing: Vec::new(),
+                tp: &[],
+                cli: None,
+            }
+            .bars()
+            .into_iter()
+            .find(|b| b.what == "4 KiB RT: mmf / F")
+            .expect("the 4 KiB bar")
+        };
+        let far = bar(&[("start", 101.0), ("before 4 KiB", 440.0), ("end", 450.0)]);
+        assert_eq!((far.ratio, far.met), (None, None));
+        assert!(
+            far.note.starts_with(
+                "not judged: the CPUs' placement probed before this size's rounds was 4.4x"
+            ),
+            "{}",
+            far.note
+        );
+        let near = bar(&[("start", 101.0), ("before 4 KiB", 99.0), ("end", 104.0)]);
+        assert!((near.ratio.unwrap() - 3950.0 / 3800.0).abs() < 1e-9);
+        assert_eq!(near.met, Some(true));
+    }
+
     /// The reader bar is judged against the F measured right before the runs, and not at all
     /// when that F is more than 5x off the latency section's: a run on a loaded machine once
     /// measured a 64 B F of 18 ms there and called a reader 87,000x as fast as F "ok".
@@ -1341,6 +1427,7 @@ mod tests {
             let tp = [tp(floor_rt_ns)];
             let report = Report {
                 machine: &m,
+                placement: &Placement::default(),
                 lat: &lat,
                 breakdown: None,
                 publish: None,
