@@ -247,22 +247,52 @@ fn round_order(here: &[Transport], r: usize) -> Vec<usize> {
     order
 }
 
+/// The runs of `ran` (transport index, round), the `k`-th of them taken between probes `k` and
+/// `k + 1` of `probes`, that had a probe beside them in the far placement (`far`): the host
+/// may have moved the two CPUs apart at any time between the two probes, so either one in
+/// the far placement puts the run there. A failed run is in `ran` too (its probes bound it),
+/// and dropping it drops nothing.
+fn far_runs(
+    ran: &[(usize, usize)],
+    probes: &[Option<f64>],
+    far: impl Fn(Option<f64>) -> bool,
+) -> Vec<(usize, usize)> {
+    ran.iter()
+        .enumerate()
+        .filter(|&(k, _)| {
+            far(probes.get(k).copied().flatten()) || far(probes.get(k + 1).copied().flatten())
+        })
+        .map(|(_, &run)| run)
+        .collect()
+}
+
 /// Runs the latency benchmark: for each payload size, `plan.runs` rounds of every transport,
 /// interleaved (A B C ... A B C ...; the order alternates between runs to cancel drift).
 pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> Vec<Measured> {
     let mut out = Vec::new();
     for &len in &plan.sizes {
-        placement.sample(format!("before {}", fmt_len(len)));
         let here: Vec<Transport> = transports
             .iter()
             .copied()
             .filter(|&t| t != Transport::FloorLine || len == plan.sizes[0])
             .collect();
         let mut runs: Vec<Runs> = here.iter().map(|_| Runs::default()).collect();
+        // A placement probe before every run and one after the last (a few ms each, against a
+        // run's ~0.3 s or more): run `k` of `ran` lies between probes `k` and `k + 1` of
+        // `probes`.
+        let mut probes: Vec<Option<f64>> = Vec::new();
+        let mut ran: Vec<(usize, usize)> = Vec::new();
         for r in 0..plan.runs {
             for i in round_order(&here, r) {
                 let t = here[i];
                 let msg_len = if t == Transport::FloorLine { 8 } else { len };
+                probes.push(placement.sample(format!(
+                    "{} round {} {}",
+                    fmt_len(len),
+                    r + 1,
+                    t.name()
+                )));
+                ran.push((i, r));
                 match round(t, msg_len, plan) {
                     Ok(timed) => {
                         let s = Sample::of(timed);
@@ -290,6 +320,14 @@ pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> 
                         runs[i].failures += 1;
                     }
                 }
+            }
+        }
+        probes.push(placement.sample(format!("after {}", fmt_len(len))));
+        // Not with fewer than three runs a transport (`--smoke`, `--runs 2`): there a run left
+        // out could be a transport's only one, and a smoke run's figures mean nothing anyway.
+        if plan.runs >= 3 {
+            for (i, r) in far_runs(&ran, &probes, |x| placement.is_far(x)) {
+                runs[i].drop_round(r);
             }
         }
         for (t, mut runs) in here.into_iter().zip(runs) {
@@ -609,7 +647,24 @@ pub fn fmt_len(len: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{round_order, Transport};
+    use super::{far_runs, round_order, Transport};
+
+    /// A run is left out where the probe before it or the one after it (the next run's, or the
+    /// size's last) found the far placement; the others stay, a failed run included in the
+    /// bookkeeping (its probes bound it).
+    #[test]
+    fn a_run_beside_a_far_probe_is_left_out() {
+        // Rounds 0 and 1 of transports 0 and 1; the probe before round 1's second run (and
+        // after its first) is far, and so is the last one.
+        let ran = [(0, 0), (1, 0), (1, 1), (0, 1)];
+        let probes = [Some(100.0), Some(101.0), Some(450.0), None, Some(99.0)];
+        let far = |x: Option<f64>| x.is_some_and(|x| x > 250.0);
+        assert_eq!(far_runs(&ran, &probes, far), [(1, 0), (1, 1)]);
+        let probes = [Some(100.0), Some(101.0), Some(102.0), None, Some(460.0)];
+        assert_eq!(far_runs(&ran, &probes, far), [(0, 1)]);
+        let probes = [Some(100.0); 5];
+        assert!(far_runs(&ran, &probes, far).is_empty());
+    }
 
     #[test]
     fn spinning_transports_run_back_to_back_in_every_round() {

@@ -256,7 +256,8 @@ fn run(args: Args) -> Result<()> {
         [a] => (*a, *a),
         [] => (0, 1),
     };
-    let pinning = match sys::pin_to_cpu(cpus.0) {
+    let pinned = sys::pin_to_cpu(cpus.0);
+    let pinning = match &pinned {
         Ok(()) if cpus.0 != cpus.1 => format!(
             "this process (ping, writer, spawner) on cpu {}, child processes (pong, readers) on \
              cpu {} (sched_setaffinity)",
@@ -318,7 +319,12 @@ fn run(args: Args) -> Result<()> {
         }
     }
 
-    let mut placement = placement::Placement::new(cpus);
+    // Unpinned, a probe would not be between the two CPUs: none gives a figure.
+    let mut placement = placement::Placement::new(if pinned.is_ok() {
+        cpus
+    } else {
+        (cpus.0, cpus.0)
+    });
     placement.sample("start");
     let lat = if wants("latency") {
         eprintln!("latency ({} runs per transport and size)...", plan.runs);
@@ -327,6 +333,7 @@ fn run(args: Args) -> Result<()> {
         Vec::new()
     };
     let breakdown = if wants("breakdown") && cpus.0 != cpus.1 {
+        placement.sample("before breakdown");
         eprintln!("breakdown of a round trip (F, floor-validated and mmf, two threads)...");
         Some(breakdown::run(&plan).map_err(|e| format!("{e:#}")))
     } else {
@@ -340,6 +347,7 @@ fn run(args: Args) -> Result<()> {
         publish_cost::run(&plan).map_err(|e| format!("{e:#}"))
     });
     let tp = if wants("throughput") {
+        placement.sample("before throughput");
         eprintln!(
             "throughput and reader progress ({} runs each)...",
             plan.tp_runs

@@ -8,7 +8,7 @@ use crate::breakdown::Breakdown;
 use crate::clibench::CliMeasured;
 use crate::latency::{fmt_len, Measured, Transport, BATCH};
 use crate::machine::Machine;
-use crate::placement::{Placement, PLACEMENT_CHANGED};
+use crate::placement::Placement;
 use crate::publish_cost::PublishCost;
 use crate::stats::{self, fmt_ns, fmt_rate};
 use crate::throughput::{ReaderStats, Target, TpMeasured};
@@ -98,6 +98,11 @@ pub struct Row {
     /// the median of its transport's other runs), if any; `runs` counts only those kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disturbed_runs: Option<usize>,
+    /// Latency runs left out as taken in the far placement (a placement probe beside the run
+    /// over `placement::PLACEMENT_CHANGED` times the run's median probe), if any; `runs`
+    /// counts only those kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub far_placement_runs: Option<usize>,
 }
 
 /// One of the issue's bars, evaluated on this run.
@@ -200,11 +205,12 @@ impl Report<'_> {
     /// [`SLOW_MODE`]: most rounds ran in the host's slow mode, where every spinning transport
     /// takes several times as long and the ratios between them shrink towards 1 (an audit of
     /// the method saw 4 KiB's mmf / F at 1.18 in the fast mode and 1.04 in the slow one, same
-    /// build), so the spinning latency bars at that size are not judged. This sees a size
-    /// whose rounds straddle a change of mode; [`far_placement`](Self::far_placement) one
-    /// whose rounds all came after it. A run in the slow mode from its first round to its last
-    /// is judged: its placement probes, printed beside the bars, are the figure to compare
-    /// with another run's (BENCHMARKS.md, Method, "Placement probes").
+    /// build), so the spinning latency bars at that size are not judged. Since the placement
+    /// probes (`placement`) the runs they find in the far placement are left out before this
+    /// looks, so it sees what a change of placement between two probes left. A run in the slow
+    /// mode from its first round to its last is judged: its placement probes, printed beside
+    /// the bars, are the figure to compare with another run's (BENCHMARKS.md, Method,
+    /// "Placement probes").
     fn slow_mode(&self, len: usize) -> Option<f64> {
         let f = &self.lat(Transport::Floor, len)?.runs;
         let off = f.p50() / f.best();
@@ -215,36 +221,17 @@ impl Report<'_> {
     /// says most rounds ran in the host's slow mode (the note then says why, and what the ratio
     /// was).
     fn judged_in_mode(&self, len: usize, r: Option<f64>, note: String) -> (Option<f64>, String) {
-        if r.is_none() {
-            return (r, note);
+        match self.slow_mode(len) {
+            Some(off) if r.is_some() => (
+                None,
+                format!(
+                    "not judged: F's median run is {off:.1}x its best (the host's slow mode in \
+                     most rounds, where ratios shrink towards 1); {} ({note})",
+                    fmt_x(r)
+                ),
+            ),
+            _ => (r, note),
         }
-        let why = if let Some(off) = self.slow_mode(len) {
-            format!(
-                "F's median run is {off:.1}x its best (the host's slow mode in most rounds, \
-                 where ratios shrink towards 1)"
-            )
-        } else if let Some(far) = self.far_placement(len) {
-            format!(
-                "the CPUs' placement probed before this size's rounds was {far:.1}x the run's \
-                 nearest (the host's slow mode, where ratios shrink towards 1)"
-            )
-        } else {
-            return (r, note);
-        };
-        (None, format!("not judged: {why}; {} ({note})", fmt_x(r)))
-    }
-
-    /// How far the placement probe taken just before the latency rounds at `len` is above the
-    /// run's smallest probe, where that is over [`PLACEMENT_CHANGED`]: the host had moved its
-    /// vCPUs apart for this size (`placement`'s module docs). [`slow_mode`](Self::slow_mode)
-    /// sees a size whose rounds straddle the change; this sees one whose rounds all came after
-    /// it, F's among them, where F's median and best agree.
-    fn far_placement(&self, len: usize) -> Option<f64> {
-        let (lo, _) = self.placement.range()?;
-        let at = format!("before {}", fmt_len(len));
-        let probe = self.placement.probes.iter().find(|p| p.at == at)?.rt_ns?;
-        let off = probe / lo;
-        (off > PLACEMENT_CHANGED).then_some(off)
     }
 
     /// [`versus_every_peer_any_mode`](Self::versus_every_peer_any_mode), not judged in the
@@ -377,7 +364,16 @@ impl Report<'_> {
             self.render_cli(&mut o, cli);
         }
         if let Some(line) = self.placement.describe() {
-            let _ = writeln!(o, "\n{line}");
+            let far: usize = self.lat.iter().map(|m| m.runs.far).sum();
+            let left = if far > 0 {
+                format!(
+                    "; {far} latency runs left out, a probe beside them in the far placement \
+                     (their rows say how many)"
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(o, "\n{line}{left}");
         }
         let bars = self.bars();
         if !bars.is_empty() {
@@ -545,6 +541,10 @@ impl Report<'_> {
                         format!(" ({} runs left out as disturbed)", r.disturbed)
                     } else {
                         String::new()
+                    } + &if r.far > 0 {
+                        format!(" ({} runs left out: far placement)", r.far)
+                    } else {
+                        String::new()
                     }
                 );
             }
@@ -560,8 +560,8 @@ impl Report<'_> {
             o,
             "\nThroughput and reader progress: one writer publishing back-to-back (first CPU), \
              readers copying\nsnapshots back-to-back (all on the second CPU); medians over {runs} \
-             interleaved runs; x 1/F = reader rate x F's one-way time, F measured right before each \
-             run;\nfresh x 1/F the same for fresh snapshots (a generation the reader had not seen; \
+             interleaved runs; x 1/F = reader rate x F's one-way time, F (the faster of F and \
+             floor-mmfcopy) measured right before each run;\nfresh x 1/F the same for fresh snapshots (a generation the reader had not seen; \
              the others re-copy an unchanged value, from the reader's own cache)"
         );
         let _ = writeln!(
@@ -883,8 +883,9 @@ impl Report<'_> {
             // and counting those let a slow writer carry the bar (an audit of the method: 64
             // KiB was 6.59x counting every snapshot, 1.15x counting fresh ones).
             let mut note = format!(
-                "{} fresh ({} in all: x{} counting those), 1/F = {} (F right before \
-                 each run, back to back where enough batches were timed)",
+                "{} fresh ({} in all: x{} counting those), 1/F = {} (the faster of F and \
+                 floor-mmfcopy right before each run, back to back where enough batches were \
+                 timed)",
                 fmt_rate(m.fresh_rate()),
                 fmt_rate(m.reader_rate()),
                 fmt_x(self.reader_vs_floor(m, ReaderStats::rate)),
@@ -980,6 +981,7 @@ impl Report<'_> {
                 runs: r.runs.len(),
                 failed_runs: (r.failures > 0).then_some(r.failures),
                 disturbed_runs: (r.disturbed > 0).then_some(r.disturbed),
+                far_placement_runs: (r.far > 0).then_some(r.far),
                 ..Row::default()
             });
         }
@@ -1333,64 +1335,6 @@ mod tests {
             "{}",
             slow.note
         );
-    }
-
-    /// A size whose rounds all ran after the host moved its vCPUs apart: F's runs agree with
-    /// each other (so `slow_mode` sees nothing), the placement probe taken before the size does
-    /// not agree with the run's others, and the size's spinning bars are not judged. The same
-    /// figures with probes that agree are judged.
-    #[test]
-    fn a_size_probed_in_the_far_placement_is_not_judged() {
-        use crate::placement::Probe;
-        let at = |transport, ns| Measured {
-            transport,
-            len: 4096,
-            runs: runs(&[(0, ns), (1, ns), (2, ns)]),
-        };
-        let lat = [
-            at(Transport::Floor, 3800.0),
-            at(Transport::FloorMmfCopy, 3900.0),
-            at(Transport::Mmf, 3950.0),
-        ];
-        let bar = |probes: &[(&str, f64)]| {
-            let m = machine();
-            let placement = Placement {
-                probes: probes
-                    .iter()
-                    .map(|&(at, ns)| Probe {
-                        at: at.into(),
-                        rt_ns: Some(ns),
-                    })
-                    .collect(),
-                ..Placement::default()
-            };
-            Report {
-                machine: &m,
-                placement: &placement,
-                lat: &lat,
-                breakdown: None,
-                publish: None,
-                missing: Vec::new(),
-                tp: &[],
-                cli: None,
-            }
-            .bars()
-            .into_iter()
-            .find(|b| b.what == "4 KiB RT: mmf / F")
-            .expect("the 4 KiB bar")
-        };
-        let far = bar(&[("start", 101.0), ("before 4 KiB", 440.0), ("end", 450.0)]);
-        assert_eq!((far.ratio, far.met), (None, None));
-        assert!(
-            far.note.starts_with(
-                "not judged: the CPUs' placement probed before this size's rounds was 4.4x"
-            ),
-            "{}",
-            far.note
-        );
-        let near = bar(&[("start", 101.0), ("before 4 KiB", 99.0), ("end", 104.0)]);
-        assert!((near.ratio.unwrap() - 3950.0 / 3800.0).abs() < 1e-9);
-        assert_eq!(near.met, Some(true));
     }
 
     /// The reader bar is judged against the F measured right before the runs, and not at all

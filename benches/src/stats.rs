@@ -105,6 +105,9 @@ pub struct Runs {
     pub failures: usize,
     /// Runs left out as disturbed ([`Runs::drop_disturbed`]; reported, not hidden).
     pub disturbed: usize,
+    /// Runs left out as taken in the far placement ([`Runs::drop_round`], see `placement`;
+    /// reported, not hidden).
+    pub far: usize,
 }
 
 impl Runs {
@@ -112,6 +115,18 @@ impl Runs {
     pub fn push(&mut self, round: usize, s: Sample) {
         self.runs.push(s);
         self.rounds.push(round);
+    }
+
+    /// Leaves out the run of round `round`, if there is one, counting it in `far`: the
+    /// placement probes around it say the host had moved the two CPUs apart meanwhile.
+    pub fn drop_round(&mut self, round: usize) -> bool {
+        let Some(k) = self.rounds.iter().position(|&r| r == round) else {
+            return false;
+        };
+        self.rounds.remove(k);
+        self.runs.remove(k);
+        self.far += 1;
+        true
     }
 
     /// Leaves out the runs whose p50 is over [`DISTURBED`] times the median of the other runs'
@@ -226,6 +241,10 @@ impl Runs {
                     ", {} left out: p50 over {DISTURBED}x the other runs' median",
                     self.disturbed
                 )
+            } else {
+                String::new()
+            } + &if self.far > 0 {
+                format!(", {} left out: probed in the far placement", self.far)
             } else {
                 String::new()
             }

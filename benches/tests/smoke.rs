@@ -25,6 +25,19 @@ fn smoke_run_measures_every_default_transport() {
     let _ = std::fs::remove_file(&json);
     let doc: serde_json::Value = serde_json::from_str(&text).expect("valid json");
     assert!(doc["machine"]["cpu_model"].is_string());
+    // The placement probes: from the start to the end, one before every latency run (the first
+    // size's first F among them), each figure a positive one where there is a figure.
+    let probes = doc["placement"].as_array().expect("placement probes");
+    let at: Vec<&str> = probes.iter().filter_map(|p| p["at"].as_str()).collect();
+    assert_eq!(at.first(), Some(&"start"), "{at:?}");
+    assert_eq!(at.last(), Some(&"end"), "{at:?}");
+    assert!(at.contains(&"64 B round 1 floor"), "{at:?}");
+    assert!(at.contains(&"after 4 KiB"), "{at:?}");
+    for p in probes {
+        if let Some(rt) = p.get("rt_ns") {
+            assert!(rt.as_f64().is_some_and(|x| x > 0.0), "{p}");
+        }
+    }
     let results = doc["results"].as_array().expect("results");
     let has = |transport: &str, case: &str, field: &str| {
         results

@@ -130,6 +130,8 @@ pub struct Floor<const N: u64 = 1, const MMF_COPY: bool = false> {
     stride: usize,
     off: (usize, usize, usize, usize),
     out: Buf,
+    /// Where `memcpy`'s copy out goes (`len` bytes; empty with `MMF_COPY`, which copies into
+    /// `inv`).
     inb: Buf,
     /// Where `MMF_COPY`'s copy out goes.
     inv: Vec<u8>,
@@ -155,7 +157,7 @@ impl<const N: u64, const MMF_COPY: bool> Floor<N, MMF_COPY> {
             stride: buf_stride(len),
             off: offsets(len, N as usize, parent),
             out: payload(len),
-            inb: Buf::zeroed(len),
+            inb: Buf::zeroed(if MMF_COPY { 0 } else { len }),
             inv: Vec::with_capacity(if MMF_COPY { len } else { 0 }),
             last: 0,
         }
