@@ -221,17 +221,24 @@ impl Report<'_> {
     /// says most rounds ran in the host's slow mode (the note then says why, and what the ratio
     /// was).
     fn judged_in_mode(&self, len: usize, r: Option<f64>, note: String) -> (Option<f64>, String) {
-        match self.slow_mode(len) {
-            Some(off) if r.is_some() => (
-                None,
-                format!(
-                    "not judged: F's median run is {off:.1}x its best (the host's slow mode in \
-                     most rounds, where ratios shrink towards 1); {} ({note})",
-                    fmt_x(r)
-                ),
-            ),
-            _ => (r, note),
+        if r.is_none() {
+            return (r, note);
         }
+        let why =
+            if let Some(&(_, far, runs)) = self.placement.unsettled.iter().find(|u| u.0 == len) {
+                format!(
+                "{far} of this size's {runs} runs had a placement probe beside them in the far \
+                 placement, too many to leave out (where ratios shrink towards 1)"
+            )
+            } else if let Some(off) = self.slow_mode(len) {
+                format!(
+                    "F's median run is {off:.1}x its best (the host's slow mode in most rounds, \
+                 where ratios shrink towards 1)"
+                )
+            } else {
+                return (r, note);
+            };
+        (None, format!("not judged: {why}; {} ({note})", fmt_x(r)))
     }
 
     /// [`versus_every_peer_any_mode`](Self::versus_every_peer_any_mode), not judged in the
@@ -365,7 +372,7 @@ impl Report<'_> {
         }
         if let Some(line) = self.placement.describe() {
             let far: usize = self.lat.iter().map(|m| m.runs.far).sum();
-            let left = if far > 0 {
+            let mut left = if far > 0 {
                 format!(
                     "; {far} latency runs left out, a probe beside them in the far placement \
                      (their rows say how many)"
@@ -373,6 +380,13 @@ impl Report<'_> {
             } else {
                 String::new()
             };
+            for &(len, far, runs) in &self.placement.unsettled {
+                left.push_str(&format!(
+                    "; {}: {far} of {runs} runs beside a far probe, too many to leave out, its \
+                     spinning bars not judged",
+                    fmt_len(len)
+                ));
+            }
             let _ = writeln!(o, "\n{line}{left}");
         }
         let bars = self.bars();
@@ -638,16 +652,24 @@ impl Report<'_> {
         }
     }
 
-    /// How many times the latency section's F at `m`'s size the F measured before `m`'s runs
-    /// was (or its inverse, whichever is above 1), when that is more than [`FLOOR_AGREES`]:
-    /// one of the two was disturbed. `None` when they agree, or when either is missing.
+    /// How many times the latency section's faster floor (F or `floor-mmfcopy`) at `m`'s size
+    /// the faster floor measured before `m`'s runs was (or its inverse, whichever is above 1),
+    /// when that is more than [`FLOOR_AGREES`]: one of the two was disturbed. `None` when they
+    /// agree, or when either is missing.
     fn floor_disturbed(&self, m: &TpMeasured) -> Option<f64> {
         let before = m.floor_rt_ns()?;
-        let runs = &self.lat(Transport::Floor, m.len)?.runs;
-        let lat = if runs.b2b().is_finite() {
-            runs.b2b()
-        } else {
-            runs.p50()
+        let figure = |t: Transport| {
+            let runs = &self.lat(t, m.len)?.runs;
+            let x = if runs.b2b().is_finite() {
+                runs.b2b()
+            } else {
+                runs.p50()
+            };
+            (x.is_finite() && x > 0.0).then_some(x)
+        };
+        let lat = match (figure(Transport::Floor), figure(Transport::FloorMmfCopy)) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
         };
         let off = (before / lat).max(lat / before);
         // An F of 0 on one side (infinite) is as disturbed as it gets; NaN (no figure on one
@@ -655,7 +677,8 @@ impl Report<'_> {
         (off > FLOOR_AGREES).then_some(off)
     }
 
-    /// A reader's rate times F's one-way time, F measured right before each of its runs.
+    /// A reader's rate times the faster floor's one-way time (F's or `floor-mmfcopy`'s),
+    /// measured right before each of its runs.
     /// `None` without readers, and when that F was disturbed (`floor_disturbed`): then the
     /// table shows no ratio, the JSON omits it and the bar is not judged. `rate`: the reader's
     /// snapshots per second ([`ReaderStats::rate`]) or its fresh ones
@@ -897,7 +920,8 @@ impl Report<'_> {
                 // beyond that the F beside the runs was itself disturbed (another load on the
                 // CPUs turned a 64 B F into 18 ms once), and a ratio to it means nothing.
                 note = format!(
-                    "{note}; F before the runs was {off:.1}x the latency section's: not judged"
+                    "{note}; the floor before the runs was {off:.1}x the latency section's: \
+                     not judged"
                 );
             } else if self.lat(Transport::Floor, m.len).is_none() {
                 note = format!("{note}; no latency section: F not cross-checked");
@@ -1073,8 +1097,8 @@ impl Report<'_> {
     }
 }
 
-/// How far apart (a factor) the F measured before the throughput runs and the latency
-/// section's F may be and still be taken as the same machine's F: the host's modes alone moved
+/// How far apart (a factor) the faster floor measured before the throughput runs and the
+/// latency section's may be and still be taken as the same machine's F: the host's modes alone moved
 /// F's 4 KiB round trip between ~0.5 and ~1.8 us.
 const FLOOR_AGREES: f64 = 5.0;
 
@@ -1335,6 +1359,55 @@ mod tests {
             "{}",
             slow.note
         );
+    }
+
+    /// A size whose runs had too many far placement probes beside them to leave out is not
+    /// judged, and says so; the same figures without that are judged.
+    #[test]
+    fn an_unsettled_size_is_not_judged() {
+        let at = |transport, ns| Measured {
+            transport,
+            len: 4096,
+            runs: runs(&[(0, ns), (1, ns), (2, ns)]),
+        };
+        let lat = [
+            at(Transport::Floor, 3800.0),
+            at(Transport::FloorMmfCopy, 3900.0),
+            at(Transport::Mmf, 3950.0),
+        ];
+        let bar = |unsettled: Vec<(usize, usize, usize)>| {
+            let m = machine();
+            let placement = Placement {
+                unsettled,
+                ..Placement::default()
+            };
+            Report {
+                machine: &m,
+                placement: &placement,
+                lat: &lat,
+                breakdown: None,
+                publish: None,
+                missing: Vec::new(),
+                tp: &[],
+                cli: None,
+            }
+            .bars()
+            .into_iter()
+            .find(|b| b.what == "4 KiB RT: mmf / F")
+            .expect("the 4 KiB bar")
+        };
+        let unsettled = bar(vec![(64, 1, 9), (4096, 5, 9)]);
+        assert_eq!((unsettled.ratio, unsettled.met), (None, None));
+        assert!(
+            unsettled.note.starts_with(
+                "not judged: 5 of this size's 9 runs had a placement probe beside them"
+            ),
+            "{}",
+            unsettled.note
+        );
+        let settled = bar(vec![(64, 4, 9)]);
+        assert!((settled.ratio.unwrap() - 3950.0 / 3800.0).abs() < 1e-9);
+        assert_eq!(settled.met, Some(true));
     }
 
     /// The reader bar is judged against the F measured right before the runs, and not at all

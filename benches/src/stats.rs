@@ -332,6 +332,33 @@ mod tests {
         assert_eq!(Runs::default().paired(&f), None);
     }
 
+    /// A run of the far placement is left out by its round (not by its position: round 1 of
+    /// this transport failed), counted, and pairs with nothing afterwards.
+    #[test]
+    fn a_far_run_is_left_out_by_its_round_and_counted() {
+        let s = sample;
+        let mut f = Runs::default();
+        let mut m = Runs::default();
+        for (r, v) in [(0, 100.0), (2, 400.0), (3, 100.0)] {
+            f.push(r, s(v));
+        }
+        for (r, v) in [(0, 120.0), (1, 120.0), (2, 410.0), (3, 130.0)] {
+            m.push(r, s(v));
+        }
+        assert!(f.drop_round(2));
+        assert!(!f.drop_round(1), "round 1 failed: nothing to leave out");
+        assert_eq!((f.rounds.clone(), f.far, f.runs.len()), (vec![0, 3], 1, 2));
+        assert_eq!(f.p50(), 100.0);
+        // mmf keeps its round 2, which now pairs with nothing: 1.2 and 1.3.
+        assert_eq!(m.paired(&f), Some(1.25));
+        assert!(
+            f.brief()
+                .contains("1 left out: probed in the far placement"),
+            "{}",
+            f.brief()
+        );
+    }
+
     #[test]
     fn disturbed_runs_are_left_out_with_their_rounds_and_counted() {
         let s = sample;

@@ -141,8 +141,8 @@ impl TpMeasured {
     }
 
     /// Median over runs and readers of the reader's `rate` (snapshots per second, or fresh
-    /// ones) times the one-way time of the F measured right before that run; `None` without
-    /// readers or without F figures.
+    /// ones) times the one-way time of the faster floor measured right before that run (F or
+    /// `floor-mmfcopy`); `None` without readers or without floor figures.
     pub fn reader_vs_floor(&self, rate: fn(&ReaderStats) -> f64) -> Option<f64> {
         let v: Vec<f64> = self
             .runs
@@ -154,7 +154,8 @@ impl TpMeasured {
         m.is_finite().then_some(m)
     }
 
-    /// F's median round trip over the F measurements that preceded this measurement's runs.
+    /// The faster floor's median round trip over the floor measurements that preceded this
+    /// measurement's runs.
     pub fn floor_rt_ns(&self) -> Option<f64> {
         let m = median(
             &self
