@@ -13,11 +13,12 @@
 //! ns in stretches of some 6 s, 10 % at 28-52 ns. So the slowdown is in the path between the two
 //! CPUs, not in either (a placement apart, or contention on that path), and the ratios of a run
 //! taken there are not comparable with those of a run in the other placement (they shrink
-//! towards 1). A latency run with a probe beside it (the one before it, or the next one) over
-//! [`PLACEMENT_CHANGED`] times the run's median probe is left out of the figures and counted
-//! (`latency::run`), as a disturbed run is; a run that stayed in one placement from start to
-//! end is labelled by its figure, which another run's can be compared with (BENCHMARKS.md,
-//! Method, "Placement probes").
+//! towards 1). A spinning transport's latency run with a probe beside it (the one before it,
+//! or the next one) over [`PLACEMENT_CHANGED`] times the median of the start's and the latency
+//! section's probes is left out of the figures and counted (`latency::run`), as a disturbed run
+//! is, unless so many are that the size is unsettled (its spinning bars then not judged); a run
+//! that stayed in one placement from start to end is labelled by its figure, which another
+//! run's can be compared with (BENCHMARKS.md, Method, "Placement probes").
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,8 +39,8 @@ pub struct Probe {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rt_ns: Option<f64>,
     /// For a latency section's probes: whether it was judged in the far placement (over
-    /// [`PLACEMENT_CHANGED`] times the median of the run's probes up to the end of its size),
-    /// the verdict the runs beside it got.
+    /// [`PLACEMENT_CHANGED`] times the median of the start's and the latency section's
+    /// probes), the verdict the runs beside it got.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub far: Option<bool>,
 }
@@ -67,7 +68,8 @@ const BATCHES: usize = 5;
 /// round trip waits for a time slice).
 const PROBE_LIMIT: Duration = Duration::from_millis(300);
 
-/// A probe over this many times the run's median probe was taken in the far placement: the
+/// A probe over this many times the median it is judged against (`mark_far`, `is_far`) was
+/// taken in the far placement: the
 /// Zen 4 host's far level (400-460 ns) is 4-4.6x its usual one (~100 ns), which itself stays
 /// within ~1.6x. Only upwards: the near level (28-52 ns) is no reason to leave a run out.
 pub const PLACEMENT_CHANGED: f64 = 2.5;
@@ -93,14 +95,14 @@ impl Placement {
         rt_ns
     }
 
-    /// Judges the probes from index `from` on against the median of every probe so far
+    /// Judges the probes of `range` against the median of every probe so far
     /// ([`is_far`](Self::is_far)), keeping the verdict with each.
-    pub fn mark_far(&mut self, from: usize) {
-        let verdicts: Vec<bool> = self.probes[from..]
+    pub fn mark_far(&mut self, range: std::ops::Range<usize>) {
+        let verdicts: Vec<bool> = self.probes[range.clone()]
             .iter()
             .map(|p| self.is_far(p.rt_ns))
             .collect();
-        for (p, far) in self.probes[from..].iter_mut().zip(verdicts) {
+        for (p, far) in self.probes[range].iter_mut().zip(verdicts) {
             p.far = Some(far);
         }
     }
@@ -139,14 +141,14 @@ impl Placement {
         let (lo, hi) = self.range()?;
         let median = self.median()?;
         let n = self.probes.iter().filter(|p| p.rt_ns.is_some()).count();
-        // The verdict a latency probe got when its size ended (the runs beside it got the same);
-        // the other probes against the median of all.
+        // The verdict a latency probe got (the runs beside it got the same), or one over the
+        // median of all: a probe of the other sections, or one the latency section's median
+        // (the start's and its own) did not find far while the run's does.
         let far = self
             .probes
             .iter()
             .filter(|p| {
-                p.far
-                    .unwrap_or_else(|| p.rt_ns.is_some_and(|x| x > PLACEMENT_CHANGED * median))
+                p.far == Some(true) || p.rt_ns.is_some_and(|x| x > PLACEMENT_CHANGED * median)
             })
             .count();
         let range = if hi - lo < 0.5 {
@@ -159,8 +161,8 @@ impl Placement {
         );
         if far > 0 {
             s.push_str(&format!(
-                "; {far} in the far placement (over {PLACEMENT_CHANGED}x the median of the \
-                 probes up to the end of their size), where ratios shrink towards 1"
+                "; {far} in the far placement (over {PLACEMENT_CHANGED}x the median), where \
+                 ratios shrink towards 1"
             ));
         } else {
             s.push_str(
@@ -311,9 +313,10 @@ mod tests {
         );
         // A verdict kept with a probe is the one counted: the runs beside it got it.
         let mut p = p;
-        p.mark_far(1);
-        p.probes[3].far = Some(false);
-        assert!(p.describe().unwrap().contains("; 1 in the far placement"));
+        p.mark_far(1..3);
+        assert_eq!(p.probes[1].far, Some(false));
+        p.probes[1].far = Some(true);
+        assert!(p.describe().unwrap().contains("; 3 in the far placement"));
     }
 
     /// Where probes at the near level (~35 ns) hold the median, every probe at the usual level

@@ -99,8 +99,8 @@ pub struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disturbed_runs: Option<usize>,
     /// Latency runs left out as taken in the far placement (a placement probe beside the run
-    /// over `placement::PLACEMENT_CHANGED` times the run's median probe), if any; `runs`
-    /// counts only those kept.
+    /// over `placement::PLACEMENT_CHANGED` times the median of the start's and the latency
+    /// section's probes), if any; `runs` counts only those kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub far_placement_runs: Option<usize>,
 }
@@ -207,7 +207,8 @@ impl Report<'_> {
     /// the method saw 4 KiB's mmf / F at 1.18 in the fast mode and 1.04 in the slow one, same
     /// build), so the spinning latency bars at that size are not judged. Since the placement
     /// probes (`placement`) the runs they find in the far placement are left out before this
-    /// looks, so it sees what a change of placement between two probes left. A run in the slow
+    /// looks (but at a size too unsettled to leave them out, which is not judged at all), so
+    /// it sees what a change of placement between two probes left. A run in the slow
     /// mode from its first round to its last is judged: its placement probes, printed beside
     /// the bars, are the figure to compare with another run's (BENCHMARKS.md, Method,
     /// "Placement probes").
@@ -672,8 +673,9 @@ impl Report<'_> {
             (a, b) => a.or(b)?,
         };
         let off = (before / lat).max(lat / before);
-        // An F of 0 on one side (infinite) is as disturbed as it gets; NaN (no figure on one
-        // side) leaves nothing to compare.
+        // A floor of 0 before the runs (infinite) is as disturbed as it gets; the latency
+        // section's floors count only where positive, and NaN (no figure on one side) leaves
+        // nothing to compare.
         (off > FLOOR_AGREES).then_some(off)
     }
 
@@ -923,8 +925,10 @@ impl Report<'_> {
                     "{note}; the floor before the runs was {off:.1}x the latency section's: \
                      not judged"
                 );
-            } else if self.lat(Transport::Floor, m.len).is_none() {
-                note = format!("{note}; no latency section: F not cross-checked");
+            } else if self.lat(Transport::Floor, m.len).is_none()
+                && self.lat(Transport::FloorMmfCopy, m.len).is_none()
+            {
+                note = format!("{note}; no latency section: the floor not cross-checked");
             }
             bar(
                 format!(
@@ -1087,6 +1091,14 @@ impl Report<'_> {
         let mut v = serde_json::json!({
             "machine": self.machine,
             "placement": self.placement.probes,
+            "placement_unsettled": self
+                .placement
+                .unsettled
+                .iter()
+                .map(|&(len, far, runs)| {
+                    serde_json::json!({"payload_bytes": len, "far_runs": far, "runs": runs})
+                })
+                .collect::<Vec<_>>(),
             "results": self.rows(),
             "bars": self.bars(),
         });
@@ -1262,10 +1274,15 @@ mod tests {
 
     /// The bars of a report that has only the latency section `lat`.
     fn latency_bars(lat: &[Measured]) -> Vec<Bar> {
+        latency_bars_placed(lat, &Placement::default())
+    }
+
+    /// [`latency_bars`] with the placement probes' verdicts `placement`.
+    fn latency_bars_placed(lat: &[Measured], placement: &Placement) -> Vec<Bar> {
         let m = machine();
         Report {
             machine: &m,
-            placement: &Placement::default(),
+            placement,
             lat,
             breakdown: None,
             publish: None,
@@ -1376,25 +1393,14 @@ mod tests {
             at(Transport::Mmf, 3950.0),
         ];
         let bar = |unsettled: Vec<(usize, usize, usize)>| {
-            let m = machine();
             let placement = Placement {
                 unsettled,
                 ..Placement::default()
             };
-            Report {
-                machine: &m,
-                placement: &placement,
-                lat: &lat,
-                breakdown: None,
-                publish: None,
-                missing: Vec::new(),
-                tp: &[],
-                cli: None,
-            }
-            .bars()
-            .into_iter()
-            .find(|b| b.what == "4 KiB RT: mmf / F")
-            .expect("the 4 KiB bar")
+            latency_bars_placed(&lat, &placement)
+                .into_iter()
+                .find(|b| b.what == "4 KiB RT: mmf / F")
+                .expect("the 4 KiB bar")
         };
         let unsettled = bar(vec![(64, 1, 9), (4096, 5, 9)]);
         assert_eq!((unsettled.ratio, unsettled.met), (None, None));
