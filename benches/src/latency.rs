@@ -373,9 +373,11 @@ pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> 
     // Every probe of the section judged against the median of all of them (and the start's):
     // against the median so far, a first size run mostly in the far placement set its own
     // reference and went unseen (the third review's finding).
+    let median = placement.median();
+    let far = |x: Option<f64>| crate::placement::far_of(x, median);
     let mut out = Vec::new();
     for (len, here, mut runs, ran, probes, first) in sizes {
-        placement.mark_far(first..first + probes.len());
+        placement.mark_far(first..first + probes.len(), median);
         // Not with fewer than three runs a transport (`--smoke`, `--runs 2`): there a run left
         // out would leave a transport one run or none, and a smoke run's figures mean nothing.
         // Nor for the blocking transports, whose round trips are wake-ups through the
@@ -393,7 +395,7 @@ pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> 
                     }
                 })
                 .collect();
-            match settle(&ran, &probes, &kept, |x| placement.is_far(x)) {
+            match settle(&ran, &probes, &kept, far) {
                 Settle::Drop(far) => {
                     for (i, r) in far {
                         if !here[i].blocks() {

@@ -68,7 +68,7 @@ const BATCHES: usize = 5;
 /// round trip waits for a time slice).
 const PROBE_LIMIT: Duration = Duration::from_millis(300);
 
-/// A probe over this many times the median it is judged against (`mark_far`, `is_far`) was
+/// A probe over this many times the median it is judged against (`mark_far`, `far_of`) was
 /// taken in the far placement: the
 /// Zen 4 host's far level (400-460 ns) is 4-4.6x its usual one (~100 ns), which itself stays
 /// within ~1.6x. Only upwards: the near level (28-52 ns) is no reason to leave a run out.
@@ -95,15 +95,11 @@ impl Placement {
         rt_ns
     }
 
-    /// Judges the probes of `range` against the median of every probe so far
-    /// ([`is_far`](Self::is_far)), keeping the verdict with each.
-    pub fn mark_far(&mut self, range: std::ops::Range<usize>) {
-        let verdicts: Vec<bool> = self.probes[range.clone()]
-            .iter()
-            .map(|p| self.is_far(p.rt_ns))
-            .collect();
-        for (p, far) in self.probes[range].iter_mut().zip(verdicts) {
-            p.far = Some(far);
+    /// Judges the probes of `range` against `median` ([`far_of`]), keeping the verdict with
+    /// each.
+    pub fn mark_far(&mut self, range: std::ops::Range<usize>, median: Option<f64>) {
+        for p in &mut self.probes[range] {
+            p.far = Some(far_of(p.rt_ns, median));
         }
     }
 
@@ -117,15 +113,6 @@ impl Placement {
                 .collect::<Vec<_>>(),
         );
         m.is_finite().then_some(m)
-    }
-
-    /// Whether figure `rt_ns` lies in the far placement: over [`PLACEMENT_CHANGED`] times the
-    /// median of the figures so far. No figure, or none to compare with: not far.
-    pub fn is_far(&self, rt_ns: Option<f64>) -> bool {
-        match (rt_ns, self.median()) {
-            (Some(x), Some(m)) => x > PLACEMENT_CHANGED * m,
-            _ => false,
-        }
     }
 
     /// The smallest and largest figure, if any probe gave one.
@@ -171,6 +158,15 @@ impl Placement {
             );
         }
         Some(s)
+    }
+}
+
+/// Whether figure `rt_ns` lies in the far placement: over [`PLACEMENT_CHANGED`] times
+/// `median`. No figure, or none to compare with: not far.
+pub fn far_of(rt_ns: Option<f64>, median: Option<f64>) -> bool {
+    match (rt_ns, median) {
+        (Some(x), Some(m)) => x > PLACEMENT_CHANGED * m,
+        _ => false,
     }
 }
 
@@ -248,6 +244,13 @@ pub fn line_round_trip(cpus: (usize, usize)) -> Option<f64> {
 mod tests {
     use super::*;
 
+    impl Placement {
+        /// [`far_of`] against the median of every probe.
+        fn is_far(&self, rt_ns: Option<f64>) -> bool {
+            far_of(rt_ns, self.median())
+        }
+    }
+
     fn with(figures: &[(&str, Option<f64>)]) -> Placement {
         Placement {
             cpus: (0, 1),
@@ -313,7 +316,7 @@ mod tests {
         );
         // A verdict kept with a probe is the one counted: the runs beside it got it.
         let mut p = p;
-        p.mark_far(1..3);
+        p.mark_far(1..3, p.median());
         assert_eq!(p.probes[1].far, Some(false));
         p.probes[1].far = Some(true);
         assert!(p.describe().unwrap().contains("; 3 in the far placement"));
