@@ -45,22 +45,21 @@ pub struct Probe {
     pub far: Option<bool>,
 }
 
-/// The run's probes, in the order taken.
-#[derive(Debug, Clone, Default, Serialize)]
+/// The run's probes, in the order taken (the report writes `probes` and `unsettled` to the
+/// JSON).
+#[derive(Debug, Clone, Default)]
 pub struct Placement {
     /// The two CPUs (this thread is pinned to the first already); the same CPU twice where
     /// the harness could not pin, so that no probe gives a figure.
-    #[serde(skip)]
     pub cpus: (usize, usize),
     /// Every probe taken.
     pub probes: Vec<Probe>,
     /// The latency sizes whose runs had too many far probes beside them to leave out (size,
     /// far runs, runs; `latency::settle`): their spinning bars are not judged.
-    #[serde(skip)]
     pub unsettled: Vec<(usize, usize, usize)>,
 }
 
-/// Round trips per batch, and batches per probe: a probe takes 1-10 ms.
+/// Round trips per batch, and batches per probe (after a warm-up batch): a probe takes 1-6 ms.
 const BATCH: u32 = 2_000;
 const BATCHES: usize = 5;
 
@@ -69,9 +68,9 @@ const BATCHES: usize = 5;
 const PROBE_LIMIT: Duration = Duration::from_millis(300);
 
 /// A probe over this many times the median it is judged against (`mark_far`, `far_of`) was
-/// taken in the far placement: the
-/// Zen 4 host's far level (400-460 ns) is 4-4.6x its usual one (~100 ns), which itself stays
-/// within ~1.6x. Only upwards: the near level (28-52 ns) is no reason to leave a run out.
+/// taken in the far placement: the Zen 4 host's far level (400-460 ns) is 4-4.6x its usual one
+/// (~100 ns), which itself stays within ~1.6x. Only upwards: the near level (28-52 ns) is no
+/// reason to leave a run out.
 pub const PLACEMENT_CHANGED: f64 = 2.5;
 
 impl Placement {
