@@ -268,7 +268,7 @@ fn far_runs(
 
 /// What a size's placement probes make of its runs ([`settle`]).
 #[derive(Debug, PartialEq, Eq)]
-enum Settle {
+pub(crate) enum Settle {
     /// Leave these runs (transport index, round) out: each had a probe beside it in the far
     /// placement (none, where no probe was far).
     Drop(Vec<(usize, usize)>),
@@ -282,7 +282,7 @@ enum Settle {
 
 /// [`far_runs`], unless too many runs are far ([`Settle::Unsettled`]). `kept[i]`: the rounds
 /// transport `i` has a successful run of.
-fn settle(
+pub(crate) fn settle(
     ran: &[(usize, usize)],
     probes: &[Option<f64>],
     kept: &[&[usize]],

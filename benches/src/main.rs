@@ -352,7 +352,7 @@ fn run(args: Args) -> Result<()> {
             "throughput and reader progress ({} runs each)...",
             plan.tp_runs
         );
-        throughput::run(&plan)
+        throughput::run(&plan, &mut placement)
     } else {
         Vec::new()
     };

@@ -1,7 +1,8 @@
 //! Where the host put the benchmark's two CPUs, as a figure a reader can compare across runs and
 //! machines: the round trip of one cache line between two threads pinned to them, taken at the
 //! start of a run, before every latency run and after each size's last, before the breakdown
-//! and throughput sections, and at the end.
+//! and throughput sections, before every throughput run with readers and after each size's
+//! last, and at the end.
 //!
 //! Why: on a virtual machine the hypervisor may move the two vCPUs, for seconds at a time, onto
 //! cores that share a cache or onto ones that do not. A scratch probe on the Zen 4 host
@@ -18,7 +19,9 @@
 //! section's probes is left out of the figures and counted (`latency::run`), as a disturbed run
 //! is, unless so many are that the size is unsettled (its spinning bars then not judged); a run
 //! that stayed in one placement from start to end is labelled by its figure, which another
-//! run's can be compared with (BENCHMARKS.md, Method, "Placement probes").
+//! run's can be compared with (BENCHMARKS.md, Method, "Placement probes"). The throughput
+//! section does the same with its runs with readers (`throughput::run`), against the median
+//! of every probe up to its end.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,9 +41,9 @@ pub struct Probe {
     /// Mean round trip of the fastest batch, in ns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rt_ns: Option<f64>,
-    /// For a latency section's probes: whether it was judged in the far placement (over
-    /// [`PLACEMENT_CHANGED`] times the median of the start's and the latency section's
-    /// probes), the verdict the runs beside it got.
+    /// For the latency and throughput sections' probes: whether it was judged in the far
+    /// placement (over [`PLACEMENT_CHANGED`] times the median of the probes up to that
+    /// section's end), the verdict the runs beside it got.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub far: Option<bool>,
 }
@@ -57,6 +60,9 @@ pub struct Placement {
     /// The latency sizes whose runs had too many far probes beside them to leave out (size,
     /// far runs, runs; `latency::settle`): their spinning bars are not judged.
     pub unsettled: Vec<(usize, usize, usize)>,
+    /// The same for the throughput section's runs with readers (`throughput::run`): those
+    /// sizes' reader bars are not judged.
+    pub tp_unsettled: Vec<(usize, usize, usize)>,
 }
 
 /// Round trips per batch, and batches per probe (after a warm-up batch): a probe takes 1-6 ms.
@@ -80,6 +86,7 @@ impl Placement {
             cpus,
             probes: Vec::new(),
             unsettled: Vec::new(),
+            tp_unsettled: Vec::new(),
         }
     }
 
@@ -261,7 +268,7 @@ mod tests {
                     far: None,
                 })
                 .collect(),
-            unsettled: Vec::new(),
+            ..Placement::default()
         }
     }
 

@@ -100,7 +100,8 @@ pub struct Row {
     pub disturbed_runs: Option<usize>,
     /// Latency runs left out as taken in the far placement (a placement probe beside the run
     /// over `placement::PLACEMENT_CHANGED` times the median of the start's and the latency
-    /// section's probes), if any; `runs` counts only those kept.
+    /// section's probes), and throughput runs with readers so (against the median of every
+    /// probe up to the throughput section's end), if any; `runs` counts only those kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub far_placement_runs: Option<usize>,
 }
@@ -388,6 +389,20 @@ impl Report<'_> {
                     fmt_len(len)
                 ));
             }
+            let tp_far: usize = self.tp.iter().map(|m| m.far).sum();
+            if tp_far > 0 {
+                left.push_str(&format!(
+                    "; {tp_far} throughput runs left out, a probe beside them in the far \
+                     placement (their rows say how many)"
+                ));
+            }
+            for &(len, far, runs) in &self.placement.tp_unsettled {
+                left.push_str(&format!(
+                    "; throughput {}: {far} of {runs} runs with readers beside a far probe, too \
+                     many to leave out, its reader bar not judged",
+                    fmt_len(len)
+                ));
+            }
             let _ = writeln!(o, "\n{line}{left}");
         }
         let bars = self.bars();
@@ -620,7 +635,7 @@ impl Report<'_> {
             let fresh_vs = self.reader_vs_floor(m, ReaderStats::fresh_rate);
             let _ = writeln!(
                 o,
-                "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5.0} {:>10} {:>9} {:>12} {:>7} {:>11}",
+                "{:<8} {:<14} {:>7} {:>11} {:>21} {:>5.0} {:>10} {:>9} {:>12} {:>7} {:>11}{}",
                 fmt_len(m.len),
                 m.target.name(),
                 m.readers,
@@ -649,6 +664,11 @@ impl Report<'_> {
                 },
                 fmt_x(vs),
                 fmt_x(fresh_vs),
+                if m.far > 0 {
+                    format!(" ({} runs left out: far placement)", m.far)
+                } else {
+                    String::new()
+                },
             );
         }
     }
@@ -916,8 +936,16 @@ impl Report<'_> {
                 fmt_x(self.reader_vs_floor(m, ReaderStats::rate)),
                 m.floor_rt_ns().map_or("-".into(), |f| fmt_rate(2e9 / f))
             );
-            let judged = self.reader_vs_floor(m, ReaderStats::fresh_rate);
-            if let Some(off) = self.floor_disturbed(m) {
+            let mut judged = self.reader_vs_floor(m, ReaderStats::fresh_rate);
+            if let Some(&(_, far, runs)) = self.placement.tp_unsettled.iter().find(|u| u.0 == m.len)
+            {
+                note = format!(
+                    "not judged: {far} of this size's {runs} runs with readers had a placement \
+                     probe beside them in the far placement, too many to leave out; {} ({note})",
+                    fmt_x(judged)
+                );
+                judged = None;
+            } else if let Some(off) = self.floor_disturbed(m) {
                 // The host's modes move F up to ~3.5x for minutes at a time (BENCHMARKS.md);
                 // beyond that the F beside the runs was itself disturbed (another load on the
                 // CPUs turned a 64 B F into 18 ms once), and a ratio to it means nothing.
@@ -1042,6 +1070,7 @@ impl Report<'_> {
                 spread_pct: (!m.runs.is_empty()).then(|| m.spread()),
                 runs: m.runs.len(),
                 failed_runs: (m.failures > 0).then_some(m.failures),
+                far_placement_runs: (m.far > 0).then_some(m.far),
                 ..Row::default()
             });
         }
@@ -1088,17 +1117,22 @@ impl Report<'_> {
 
     /// The JSON document.
     pub fn json(&self) -> serde_json::Value {
+        let unsettled: Vec<serde_json::Value> = [
+            ("latency", &self.placement.unsettled),
+            ("throughput", &self.placement.tp_unsettled),
+        ]
+        .into_iter()
+        .flat_map(|(section, sizes)| {
+            sizes.iter().map(move |&(len, far, runs)| {
+                serde_json::json!({"section": section, "payload_bytes": len, "far_runs": far,
+                    "runs": runs})
+            })
+        })
+        .collect();
         let mut v = serde_json::json!({
             "machine": self.machine,
             "placement": self.placement.probes,
-            "placement_unsettled": self
-                .placement
-                .unsettled
-                .iter()
-                .map(|&(len, far, runs)| {
-                    serde_json::json!({"payload_bytes": len, "far_runs": far, "runs": runs})
-                })
-                .collect::<Vec<_>>(),
+            "placement_unsettled": unsettled,
             "results": self.rows(),
             "bars": self.bars(),
         });
@@ -1442,15 +1476,21 @@ mod tests {
                 writes_per_s: 1e7,
                 readers: vec![reader],
                 floor_rt_ns: Some(floor_rt_ns),
+                round: 0,
             }],
             failures: 0,
+            far: 0,
         };
-        let bar_with = |floor_rt_ns: f64| {
+        let placed = |floor_rt_ns: f64, tp_unsettled: Vec<(usize, usize, usize)>| {
             let m = machine();
             let tp = [tp(floor_rt_ns)];
+            let placement = Placement {
+                tp_unsettled,
+                ..Placement::default()
+            };
             let report = Report {
                 machine: &m,
-                placement: &Placement::default(),
+                placement: &placement,
                 lat: &lat,
                 breakdown: None,
                 publish: None,
@@ -1469,9 +1509,22 @@ mod tests {
                 .into_iter()
                 .find(|b| b.what == "64 B reader fresh snapshots/s x F's one-way time")
                 .expect("the reader bar");
-            assert_eq!(row.reader_fresh_vs_floor, bar.ratio);
+            // (The row keeps its figure where the size is unsettled: rows are figures, bars
+            // verdicts, as in the latency section.)
+            if placement.tp_unsettled.iter().all(|u| u.0 != 64) {
+                assert_eq!(row.reader_fresh_vs_floor, bar.ratio);
+            }
+            let sections: Vec<serde_json::Value> = report.json()["placement_unsettled"]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|u| u["section"].clone())
+                .collect();
+            assert_eq!(sections.len(), placement.tp_unsettled.len());
+            assert!(sections.iter().all(|s| s == "throughput"), "{sections:?}");
             bar
         };
+        let bar_with = |floor_rt_ns: f64| placed(floor_rt_ns, Vec::new());
         // F 160 ns: 5 M fresh snapshots a second x 80 ns = 0.4, missed, though all 10 M x 80
         // ns = 0.8 would meet it: the bar counts fresh ones alone. 1.3x the latency section's
         // F is a host mode.
@@ -1490,6 +1543,22 @@ mod tests {
         // An F of 0 (a clock that did not move): infinitely off, not judged either.
         let zero = bar_with(0.0);
         assert_eq!((zero.ratio, zero.met), (None, None), "{}", zero.note);
+        // Too many of 64 B's reader runs beside a far placement probe: not judged, and the
+        // note says why and what the ratio was; another size's unsettled runs change nothing.
+        let unsettled = placed(160.0, vec![(64, 4, 7)]);
+        assert_eq!((unsettled.ratio, unsettled.met), (None, None));
+        assert!(
+            unsettled.note.starts_with(
+                "not judged: 4 of this size's 7 runs with readers had a placement probe"
+            ) && unsettled.note.contains("; 0.40 ("),
+            "{}",
+            unsettled.note
+        );
+        let elsewhere = placed(160.0, vec![(4096, 4, 7)]);
+        assert_eq!(
+            (elsewhere.ratio, elsewhere.met),
+            (steady.ratio, Some(false))
+        );
     }
 
     /// "Faster than every peer": a spinning peer that is faster one by one but has no

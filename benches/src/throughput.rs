@@ -14,7 +14,8 @@ use anyhow::{bail, Context, Result};
 use mmf_core::{Channel, Options, Tag};
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{self, fmt_len, payload, Transport};
+use crate::latency::{self, fmt_len, payload, Settle, Transport};
+use crate::placement::{self, Placement};
 use crate::proc::{Job, JobKind, Peer, Resources};
 use crate::seqlock::NaiveSeqlock;
 use crate::shm::{SharedMap, LINE};
@@ -96,6 +97,9 @@ pub struct TpRun {
     /// minutes earlier in the latency section may come from the other mode). `None` without
     /// readers.
     pub floor_rt_ns: Option<f64>,
+    /// The round (0-based) this run belongs to, by which a run beside a far placement probe
+    /// is left out ([`TpMeasured::drop_round`]).
+    pub round: usize,
 }
 
 /// The faster of two floors' round trips (`None` where neither was measured; a figure that is
@@ -120,9 +124,23 @@ pub struct TpMeasured {
     pub runs: Vec<TpRun>,
     /// Failed runs.
     pub failures: usize,
+    /// Runs left out because a placement probe beside them found the far placement (`run`).
+    pub far: usize,
 }
 
 impl TpMeasured {
+    /// Leaves out the run of round `round`, if there is one, counting it in `far`: the
+    /// placement probes around it say the host had moved the two CPUs apart meanwhile, so its
+    /// reader rate and the floor measured before it may come from different placements.
+    pub fn drop_round(&mut self, round: usize) -> bool {
+        let Some(k) = self.runs.iter().position(|r| r.round == round) else {
+            return false;
+        };
+        self.runs.remove(k);
+        self.far += 1;
+        true
+    }
+
     /// Median writes per second over runs.
     pub fn writes_per_s(&self) -> f64 {
         median(&self.runs.iter().map(|r| r.writes_per_s).collect::<Vec<_>>())
@@ -224,8 +242,20 @@ impl TpMeasured {
 }
 
 /// Runs every (target, reader count) for each size, interleaved over `plan.tp_runs` runs.
-pub fn run(plan: &Plan) -> Vec<TpMeasured> {
-    let mut out = Vec::new();
+///
+/// A placement probe is taken before every run with readers (before the floor that run's
+/// reader rate is compared with) and one after each size's last: the floor and the readers
+/// cross between the two CPUs, and the host's far placement (`placement`) slows both, by
+/// different amounts, for seconds at a time. Once the section ends its probes are judged
+/// against the median of every probe of the run so far, and a run with readers with a far
+/// probe beside it is left out, as the latency section does (`latency::settle`: not with
+/// fewer than three runs, and where too many are far the size's reader bar is not judged:
+/// `Placement::tp_unsettled`). Runs without readers have no probe: one CPU works alone.
+pub fn run(plan: &Plan, placement: &mut Placement) -> Vec<TpMeasured> {
+    // Each size's measurements, the runs with readers in the order taken (case index, round),
+    // and their probes (from index `first` of `placement.probes`), judged once every size has
+    // run.
+    let mut sizes = Vec::new();
     let cases: Vec<(Target, usize)> = [Target::Mmf, Target::Seqlock]
         .into_iter()
         .flat_map(|t| (0..=2).map(move |r| (t, r)))
@@ -239,8 +269,11 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
                 readers,
                 runs: Vec::new(),
                 failures: 0,
+                far: 0,
             })
             .collect();
+        let mut probes: Vec<Option<f64>> = Vec::new();
+        let mut ran: Vec<(usize, usize)> = Vec::new();
         // F for `x 1/F`: a short ping-pong right before every run with readers, so that the
         // two figures share the host's mode (which lasts seconds).
         let floor_plan = Plan {
@@ -262,6 +295,13 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
                 let floor_rt_ns = if readers == 0 {
                     None
                 } else {
+                    probes.push(placement.sample(format!(
+                        "{} throughput round {} {} {readers}r",
+                        fmt_len(len),
+                        r + 1,
+                        target.name()
+                    )));
+                    ran.push((i, r));
                     let measure = |t: Transport| match latency::round(t, len, &floor_plan) {
                         // Back to back when enough batches were timed (no clock read between
                         // round trips, see `latency::Timer`): the rate at which F moves
@@ -291,7 +331,11 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
                     faster_floor(measure(Transport::Floor), measure(Transport::FloorMmfCopy))
                 };
                 match round(target, len, readers, plan) {
-                    Ok(run) => got[i].runs.push(TpRun { floor_rt_ns, ..run }),
+                    Ok(run) => got[i].runs.push(TpRun {
+                        floor_rt_ns,
+                        round: r,
+                        ..run
+                    }),
                     Err(e) => {
                         eprintln!(
                             "  {} {} {readers}r: run {} failed: {e:#}",
@@ -302,6 +346,24 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
                         got[i].failures += 1;
                     }
                 }
+            }
+        }
+        if !ran.is_empty() {
+            probes.push(placement.sample(format!("after {} throughput", fmt_len(len))));
+        }
+        let first = placement.probes.len() - probes.len();
+        sizes.push((len, got, ran, probes, first));
+    }
+    let median = placement.median();
+    let far = |x: Option<f64>| placement::far_of(x, median);
+    let mut out = Vec::new();
+    for (len, mut got, ran, probes, first) in sizes {
+        placement.mark_far(first..first + probes.len(), median);
+        // Not with fewer than three runs a case (`--quick`, `--smoke`): a run left out there
+        // would leave one run or none.
+        if plan.tp_runs >= 3 {
+            if let Some((far, runs)) = leave_out_far(&mut got, &ran, &probes, far) {
+                placement.tp_unsettled.push((len, far, runs));
             }
         }
         for m in &got {
@@ -319,6 +381,38 @@ pub fn run(plan: &Plan) -> Vec<TpMeasured> {
         out.extend(got);
     }
     out
+}
+
+/// Leaves out of one size's measurements `got` the runs with readers of `ran` (index into
+/// `got`, round; the `k`-th taken between probes `k` and `k + 1` of `probes`) that had a probe
+/// beside them in the far placement (`far`), by `latency::settle`'s rules; where too many did,
+/// leaves nothing out and returns (far runs, runs with readers).
+fn leave_out_far(
+    got: &mut [TpMeasured],
+    ran: &[(usize, usize)],
+    probes: &[Option<f64>],
+    far: impl Fn(Option<f64>) -> bool,
+) -> Option<(usize, usize)> {
+    let rounds: Vec<Vec<usize>> = got
+        .iter()
+        .map(|m| {
+            if m.readers == 0 {
+                Vec::new()
+            } else {
+                m.runs.iter().map(|r| r.round).collect()
+            }
+        })
+        .collect();
+    let kept: Vec<&[usize]> = rounds.iter().map(Vec::as_slice).collect();
+    match latency::settle(ran, probes, &kept, far) {
+        Settle::Drop(out) => {
+            for (i, r) in out {
+                got[i].drop_round(r);
+            }
+            None
+        }
+        Settle::Unsettled { far, runs } => Some((far, runs)),
+    }
 }
 
 /// The control words: "go" at 0, "stop" at [`LINE`].
@@ -439,6 +533,7 @@ pub fn round(target: Target, len: usize, readers: usize, plan: &Plan) -> Result<
         writes_per_s: writes as f64 / elapsed.as_secs_f64(),
         readers: stats,
         floor_rt_ns: None,
+        round: 0,
     })
 }
 
@@ -540,7 +635,63 @@ pub fn child(target: &str, len: usize, res: &Resources, idle: Duration) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use super::faster_floor;
+    use super::*;
+
+    /// One size's measurements: the writer alone and with one reader, a successful run in each
+    /// of `rounds` (a reader run's floor figure is its round, to tell the runs apart).
+    fn measured(rounds: &[usize]) -> Vec<TpMeasured> {
+        (0..=1)
+            .map(|readers| TpMeasured {
+                target: Target::Mmf,
+                len: 64,
+                readers,
+                runs: rounds
+                    .iter()
+                    .map(|&round| TpRun {
+                        writes_per_s: 1e7,
+                        readers: vec![ReaderStats::default(); readers],
+                        floor_rt_ns: (readers > 0).then_some(round as f64),
+                        round,
+                    })
+                    .collect(),
+                failures: 0,
+                far: 0,
+            })
+            .collect()
+    }
+
+    /// A run with readers beside a far probe is left out and counted; the writer alone has no
+    /// probe and keeps every run; a far probe between two runs puts both out.
+    #[test]
+    fn a_reader_run_beside_a_far_probe_is_left_out() {
+        let far = |x: Option<f64>| x.is_some_and(|x| x > 250.0);
+        let mut got = measured(&[0, 1, 2, 3, 4, 5, 6]);
+        // The reader case ran in rounds 0-6; probe k before run k, probe 7 after the last.
+        let ran: Vec<(usize, usize)> = (0..7).map(|r| (1, r)).collect();
+        let mut probes = vec![Some(100.0); 8];
+        probes[3] = Some(450.0);
+        assert_eq!(leave_out_far(&mut got, &ran, &probes, far), None);
+        assert_eq!(got[0].runs.len(), 7);
+        assert_eq!((got[0].far, got[1].far), (0, 2));
+        let left: Vec<usize> = got[1].runs.iter().map(|r| r.round).collect();
+        assert_eq!(left, [0, 1, 4, 5, 6]);
+        // The reference is left to the runs kept: rounds 2 and 3's floors are gone.
+        assert_eq!(got[1].floor_rt_ns(), Some(4.0));
+        // A missing round drops nothing.
+        assert!(!got[1].drop_round(3));
+    }
+
+    /// Over half of a size's runs with readers beside a far probe: nothing is left out and the
+    /// size is reported unsettled (its reader bar then not judged).
+    #[test]
+    fn too_many_far_reader_runs_leave_the_size_unsettled() {
+        let far = |x: Option<f64>| x.is_some_and(|x| x > 250.0);
+        let mut got = measured(&[0, 1, 2, 3, 4]);
+        let ran: Vec<(usize, usize)> = (0..5).map(|r| (1, r)).collect();
+        let probes = [100.0, 100.0, 460.0, 440.0, 100.0, 100.0].map(Some);
+        assert_eq!(leave_out_far(&mut got, &ran, &probes, far), Some((3, 5)));
+        assert_eq!((got[1].runs.len(), got[1].far), (5, 0));
+    }
 
     /// The reader bar's reference is the faster floor of the two measured before a run, and a
     /// floor that gave no usable figure leaves the other.
