@@ -3443,21 +3443,25 @@ pub(crate) fn free_orphans(location: &Location) -> Result<Option<crate::host::Or
     // another file: looked at again, as `open` does.
     for _ in 0..64 {
         let (file, meta) = open_channel_file(location, &path, name, true)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(io_error(name, &path, "locking", e))
-            }
-        }
+        let held = match Exclusive::try_take(&file) {
+            Ok(Some(held)) => held,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(io_error(name, &path, "locking", e)),
+        };
         if !still_named(&meta, location, &path) {
             continue;
         }
         let mut snap = map_checked(&file, meta.len(), name, &path, true)?;
         // Owners are judged through this descriptor, which holds no byte locks, so it sees
-        // every other's; it keeps the exclusive lock until `snap` goes, after the freeing.
+        // every other's. It moves there, so its exclusive lock is kept by hand from here on
+        // and given back as `Exclusive` gives it back: explicitly, after the freeing.
+        std::mem::forget(held);
         snap.liveness = os::Liveness::of(Some(file));
-        return Ok(Some(snap.free_orphans()));
+        let freed = snap.free_orphans();
+        if let Some(file) = snap.liveness.file() {
+            let _ = file.unlock();
+        }
+        return Ok(Some(freed));
     }
     Err(replaced_too_often(path))
 }
@@ -3722,6 +3726,35 @@ fn create_new_file(location: &Location, path: &Path, shown: &Path, name: &str) -
 }
 
 /// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
+/// An exclusive `flock` on a channel file, taken to look at it or remove it, and given back
+/// explicitly when this drops, not by closing the file. `flock` locks belong to the open file
+/// description, and a process forked meanwhile (another thread of this process spawning a
+/// child, a prefork server's worker) holds a copy of the descriptor: a lock left to the close
+/// lives on in that copy until the child's `exec` or exit, and meanwhile every removal takes
+/// the channel for in use and every open waits for it, then fails ([`lock_shared_by`] counts
+/// on mmf's own exclusive locks lasting an instant). An unlock through any descriptor of the
+/// description releases it in the copies too.
+pub(crate) struct Exclusive<'a>(&'a File);
+
+impl Exclusive<'_> {
+    /// The lock on `file`, if no other open file description holds a lock on it now
+    /// (`Ok(None)` if one does).
+    pub(crate) fn try_take(file: &File) -> io::Result<Option<Exclusive<'_>>> {
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Exclusive(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        // A failure leaves the lock to the close, as before.
+        let _ = self.0.unlock();
+    }
+}
+
 /// `deadline` (`None`: for ever), and until at least `grace` ([`LOCK_GRACE`]) after `start`
 /// (when the operation began, which may have waited for other files' locks before): mmf's own
 /// exclusive locks

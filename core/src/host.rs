@@ -134,15 +134,12 @@ pub fn in_use(location: impl ToLocation) -> Result<bool> {
         cause: e,
     })?;
     crate::channel::regular_file(&meta, &location.to_string())?;
-    match file.try_lock() {
-        Ok(()) => Ok(false), // dropped with `file`, which unlocks
-        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::Io {
-            op: "locking",
-            path,
-            cause: e,
-        }),
-    }
+    let held = crate::channel::Exclusive::try_take(&file).map_err(|e| Error::Io {
+        op: "locking",
+        path,
+        cause: e,
+    })?;
+    Ok(held.is_none()) // a lock taken is given back at once
 }
 
 /// What [`free_orphans`] freed in a channel that no process had open, and what it left.
@@ -308,11 +305,11 @@ fn remove_if(location: &Location, idle_for: std::time::Duration, unless: Unless)
         crate::channel::open_existing(location, &path, false).map_err(|e| io("opening", e))?;
     let meta = file.metadata().map_err(|e| io("inspecting", e))?;
     crate::channel::regular_file(&meta, &location.to_string())?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
-        Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", e)),
-    }
+    // Held to the end, and given back explicitly (`Exclusive`) whatever the verdict.
+    let Some(_held) = crate::channel::Exclusive::try_take(&file).map_err(|e| io("locking", e))?
+    else {
+        return Ok(false);
+    };
     // Still the file this name holds (not replaced by a rename meanwhile).
     if !crate::channel::still_named(&meta, location, &path) {
         return Ok(false);
@@ -345,7 +342,7 @@ fn remove_if(location: &Location, idle_for: std::time::Duration, unless: Unless)
     }
     // Only this file: one renamed over the name meanwhile is left there (`Ok(false)`).
     // The file found, not a handle's own: still refused where it holds no channel.
-    crate::channel::remove_if(location, crate::channel::Expect::Found(&meta)) // the lock goes with `file`
+    crate::channel::remove_if(location, crate::channel::Expect::Found(&meta))
 }
 
 /// The creator's and the last writer's words (FORMAT.md §4) as the header of the channel file
@@ -640,7 +637,7 @@ pub(crate) fn remove_left_unfinished(
     let Some(path) = location.path() else {
         return Leftover::NotOurs;
     };
-    let mut file = match crate::channel::open_existing(location, &path, false) {
+    let file = match crate::channel::open_existing(location, &path, false) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Leftover::Gone,
         Err(_) => return Leftover::Kept,
@@ -648,9 +645,9 @@ pub(crate) fn remove_left_unfinished(
     let Ok(meta) = file.metadata() else {
         return Leftover::Kept;
     };
-    let zeros = |file: &mut std::fs::File| starts_with_zeros(file).unwrap_or(false);
+    let zeros = |file: &std::fs::File| starts_with_zeros(file).unwrap_or(false);
     if let Location::File(_) = location {
-        return if held_or_young(&file, &meta, min_age) || !zeros(&mut file) {
+        return if held_or_young(&file, &meta, min_age) || !zeros(&file) {
             Leftover::Kept
         } else {
             Leftover::NotOurs
@@ -662,32 +659,31 @@ pub(crate) fn remove_left_unfinished(
     if !owned(&meta) {
         return Leftover::NotOurs;
     }
-    if !meta.is_file() || young || !zeros(&mut file) {
+    if !meta.is_file() || young || !zeros(&file) {
         return Leftover::Kept;
     }
     let start = std::time::Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(std::fs::TryLockError::WouldBlock)
-                if start.elapsed() < std::time::Duration::from_millis(50) =>
-            {
+    // Held to the end, and given back explicitly (`Exclusive`).
+    let _held = loop {
+        match crate::channel::Exclusive::try_take(&file) {
+            Ok(Some(held)) => break held,
+            Ok(None) if start.elapsed() < std::time::Duration::from_millis(50) => {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            Err(_) => return Leftover::Kept,
+            _ => return Leftover::Kept,
         }
-    }
+    };
     if !crate::channel::still_named(&meta, location, &path) {
         return Leftover::Gone;
     }
     // Read again from the start, under the lock.
-    if std::io::Seek::rewind(&mut file).is_err() || !zeros(&mut file) {
+    if std::io::Seek::rewind(&mut &file).is_err() || !zeros(&file) {
         return Leftover::Kept;
     }
     // Only this file: a channel renamed over the name meanwhile is left there (and the caller
     // looks again).
     match crate::channel::unlink_same(location, &path, &meta) {
-        Ok(_) => Leftover::Gone, // the lock goes with `file`
+        Ok(_) => Leftover::Gone,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Leftover::Gone,
         Err(_) => Leftover::NotOurs,
     }
@@ -720,7 +716,7 @@ fn held_or_young(
     min_age: std::time::Duration,
 ) -> bool {
     crate::channel::unchanged_for(meta).is_none_or(|age| age < min_age)
-        || matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+        || matches!(crate::channel::Exclusive::try_take(file), Ok(None))
 }
 
 /// Whether the file at `path` is empty or starts with a zero word (no magic yet).

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mmf_core::{Channel, Error, Location, Options, Origin, OwnerState, ShmName, Tag};
 
@@ -4243,6 +4243,75 @@ fn an_hour_old(path: &std::path::Path) {
         .unwrap()
         .set_modified(SystemTime::now() - Duration::from_secs(3600))
         .unwrap()
+}
+
+/// mmf's own exclusive locks (a look at whether a channel is in use, a removal that keeps the
+/// channel, the freeing of orphans) are given back explicitly, not by closing their
+/// descriptor: a process forked meanwhile (a thread here forks a child after another, each
+/// living 50 ms, as a service spawning helpers or a prefork server does) holds a copy of the
+/// descriptor, in which a lock left to the close lived on, so the next look found the channel
+/// in use, and every open waited for it and failed. Before they were (stop 70), this test
+/// found the channel in use at its second or third look, in each of three runs; it looks
+/// again and again for 1.5 s.
+#[test]
+fn mmfs_own_exclusive_locks_do_not_live_on_in_a_forked_child() {
+    use mmf_core::host;
+    use std::sync::atomic::AtomicBool;
+    let s = Scratch::new("shm");
+    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    let stop = AtomicBool::new(false);
+    let (mut looks, mut forks) = (0u32, 0u32);
+    let wrong = std::thread::scope(|sc| {
+        let forker = sc.spawn(|| {
+            let mut forks = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: the child calls only async-signal-safe functions (`usleep`, `_exit`),
+                // as a child of a threaded process must; the parent reaps it.
+                unsafe {
+                    let pid = libc::fork();
+                    if pid == 0 {
+                        libc::usleep(50_000);
+                        libc::_exit(0);
+                    }
+                    assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                forks += 1;
+            }
+            forks
+        });
+        let t = Instant::now();
+        let mut wrong = None;
+        while wrong.is_none() && t.elapsed() < Duration::from_millis(1500) {
+            let in_use = host::in_use(&s.location);
+            let kept = host::remove_unused(&s.location, Duration::from_secs(3600));
+            let freed = host::free_orphans(&s.location);
+            looks += 1;
+            if !matches!(
+                (&in_use, &kept, &freed),
+                (Ok(false), Ok(false), Ok(Some(_)))
+            ) {
+                wrong = Some(format!(
+                    "look {looks}: in use {in_use:?}, removed {kept:?}, freed {freed:?}"
+                ));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        forks = forker.join().unwrap();
+        wrong
+    });
+    assert_eq!(wrong, None, "after {forks} forks");
+    assert!(forks >= 5, "only {forks} forks in {looks} looks");
+    assert_eq!(
+        Options::new()
+            .lock_timeout(Duration::ZERO)
+            .open(&s.location)
+            .unwrap()
+            .read_raw()
+            .unwrap()
+            .1,
+        b"kept"
+    );
 }
 
 /// `mmf prune` decides a channel is unused and removes it under one exclusive lock
