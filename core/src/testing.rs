@@ -120,3 +120,25 @@ pub(crate) fn skipped(why: &str) {
         .open(log)
         .and_then(|mut f| f.write_all(line.as_bytes()));
 }
+
+/// What `f` answers once it answers `Some`, asked every 5 ms for at most 10 s (else `None`).
+///
+/// For a test that has just closed a lock's last holder and asks whether the lock is free: a
+/// `flock` and an OFD lock belong to the open file description, and a process that another
+/// test of this binary is spawning (or has forked) at that moment holds a copy of every
+/// descriptor until its `exec` closes them, or it exits. Natively that lasts microseconds;
+/// under qemu-user, whose spawn is slow, CI once found a lock still held right after its holder
+/// was closed (e2b8f17, an integration test with the same helper). The test's assertion stays:
+/// on what `f` answers within the bound.
+pub(crate) fn once_released<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(x) = f() {
+            return Some(x);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
