@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::buf::Buf;
-use crate::placement::Placement;
+use crate::placement::{Placement, Probed, Settle};
 use crate::proc::{Job, JobKind, Peer, Resources};
 use crate::stats::{fmt_ns, Runs, Sample, Timed};
 use crate::transports::{floor, mmf, stream};
@@ -247,72 +247,11 @@ fn round_order(here: &[Transport], r: usize) -> Vec<usize> {
     order
 }
 
-/// The runs of `ran` (transport index, round), the `k`-th of them taken between probes `k` and
-/// `k + 1` of `probes`, that had a probe beside them in the far placement (`far`): the host
-/// may have moved the two CPUs apart at any time between the two probes, so either one in
-/// the far placement puts the run there. A failed run is in `ran` too (its probes bound it),
-/// and dropping it drops nothing.
-fn far_runs(
-    ran: &[(usize, usize)],
-    probes: &[Option<f64>],
-    far: impl Fn(Option<f64>) -> bool,
-) -> Vec<(usize, usize)> {
-    ran.iter()
-        .enumerate()
-        .filter(|&(k, _)| {
-            far(probes.get(k).copied().flatten()) || far(probes.get(k + 1).copied().flatten())
-        })
-        .map(|(_, &run)| run)
-        .collect()
-}
-
-/// What a size's placement probes make of its runs ([`settle`]).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Settle {
-    /// Leave these runs (transport index, round) out: each had a probe beside it in the far
-    /// placement (none, where no probe was far).
-    Drop(Vec<(usize, usize)>),
-    /// `far` of the size's `runs` runs had a far probe beside them: over half of them, or so
-    /// many that a transport would keep fewer than two runs. Nothing is left out, and the
-    /// size's spinning bars are not judged: the size ran in the far placement as much as in
-    /// the other, or the reference itself is in doubt (a median of probes at the ~35 ns level
-    /// puts every ~100 ns probe over 2.5x it).
-    Unsettled { far: usize, runs: usize },
-}
-
-/// [`far_runs`], unless too many runs are far ([`Settle::Unsettled`]). `kept[i]`: the rounds
-/// transport `i` has a successful run of.
-pub(crate) fn settle(
-    ran: &[(usize, usize)],
-    probes: &[Option<f64>],
-    kept: &[&[usize]],
-    far: impl Fn(Option<f64>) -> bool,
-) -> Settle {
-    let out = far_runs(ran, probes, far);
-    let unsettled = Settle::Unsettled {
-        far: out.len(),
-        runs: ran.len(),
-    };
-    if out.len() * 2 > ran.len() {
-        return unsettled;
-    }
-    for (i, rounds) in kept.iter().enumerate() {
-        let lost = out
-            .iter()
-            .filter(|&&(t, r)| t == i && rounds.contains(&r))
-            .count();
-        if lost > 0 && rounds.len() - lost < 2 {
-            return unsettled;
-        }
-    }
-    Settle::Drop(out)
-}
-
 /// Runs the latency benchmark: for each payload size, `plan.runs` rounds of every transport,
 /// interleaved (A B C ... A B C ...; the order alternates between runs to cancel drift).
 pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> Vec<Measured> {
-    // Each size's transports, runs, and the runs' order and probes (from index `first` of
-    // `placement.probes`), settled once every size has run.
+    // Each size's transports, runs, and the runs' order and probes, settled once every size
+    // has run.
     let mut sizes = Vec::new();
     for &len in &plan.sizes {
         let here: Vec<Transport> = transports
@@ -322,21 +261,14 @@ pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> 
             .collect();
         let mut runs: Vec<Runs> = here.iter().map(|_| Runs::default()).collect();
         // A placement probe before every run and one after the last (a few ms each, against a
-        // run's ~0.3 s or more): run `k` of `ran` lies between probes `k` and `k + 1` of
-        // `probes`.
-        let mut probes: Vec<Option<f64>> = Vec::new();
-        let mut ran: Vec<(usize, usize)> = Vec::new();
+        // run's ~0.3 s or more).
+        let mut probed = Probed::default();
         for r in 0..plan.runs {
             for i in round_order(&here, r) {
                 let t = here[i];
                 let msg_len = if t == Transport::FloorLine { 8 } else { len };
-                probes.push(placement.sample(format!(
-                    "{} round {} {}",
-                    fmt_len(len),
-                    r + 1,
-                    t.name()
-                )));
-                ran.push((i, r));
+                let at = format!("{} round {} {}", fmt_len(len), r + 1, t.name());
+                probed.before(placement, at, (i, r));
                 match round(t, msg_len, plan) {
                     Ok(timed) => {
                         let s = Sample::of(timed);
@@ -366,18 +298,16 @@ pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> 
                 }
             }
         }
-        probes.push(placement.sample(format!("after {}", fmt_len(len))));
-        let first = placement.probes.len() - probes.len();
-        sizes.push((len, here, runs, ran, probes, first));
+        probed.after(placement, format!("after {}", fmt_len(len)));
+        sizes.push((len, here, runs, probed));
     }
     // Every probe of the section judged against the median of all of them (and the start's):
     // against the median so far, a first size run mostly in the far placement set its own
     // reference and went unseen (the third review's finding).
     let median = placement.median();
-    let far = |x: Option<f64>| crate::placement::far_of(x, median);
     let mut out = Vec::new();
-    for (len, here, mut runs, ran, probes, first) in sizes {
-        placement.mark_far(first..first + probes.len(), median);
+    for (len, here, mut runs, probed) in sizes {
+        probed.mark(placement, median);
         // Not with fewer than three runs a transport (`--smoke`, `--runs 2`): there a run left
         // out would leave a transport one run or none, and a smoke run's figures mean nothing.
         // Nor for the blocking transports, whose round trips are wake-ups through the
@@ -395,7 +325,7 @@ pub fn run(plan: &Plan, transports: &[Transport], placement: &mut Placement) -> 
                     }
                 })
                 .collect();
-            match settle(&ran, &probes, &kept, far) {
+            match probed.settle(median, &kept) {
                 Settle::Drop(far) => {
                     for (i, r) in far {
                         if !here[i].blocks() {
@@ -723,65 +653,7 @@ pub fn fmt_len(len: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{far_runs, round_order, settle, Settle, Transport};
-
-    /// A run is left out where the probe before it or the one after it (the next run's, or the
-    /// size's last) found the far placement; the others stay, a failed run included in the
-    /// bookkeeping (its probes bound it).
-    #[test]
-    fn a_run_beside_a_far_probe_is_left_out() {
-        // Rounds 0 and 1 of transports 0 and 1; the probe before round 1's second run (and
-        // after its first) is far, and so is the last one.
-        let ran = [(0, 0), (1, 0), (1, 1), (0, 1)];
-        let probes = [Some(100.0), Some(101.0), Some(450.0), None, Some(99.0)];
-        let far = |x: Option<f64>| x.is_some_and(|x| x > 250.0);
-        assert_eq!(far_runs(&ran, &probes, far), [(1, 0), (1, 1)]);
-        let probes = [Some(100.0), Some(101.0), Some(102.0), None, Some(460.0)];
-        assert_eq!(far_runs(&ran, &probes, far), [(0, 1)]);
-        let probes = [Some(100.0); 5];
-        assert!(far_runs(&ran, &probes, far).is_empty());
-    }
-
-    /// Far runs are left out while they are half of the size's runs at most and every
-    /// transport keeps two runs; beyond that nothing is left out and the size is unsettled.
-    #[test]
-    fn too_many_far_runs_leave_the_size_unsettled() {
-        let far = |x: Option<f64>| x.is_some_and(|x| x > 250.0);
-        // Two transports, three rounds each, in the order run.
-        let ran = [(0, 0), (1, 0), (1, 1), (0, 1), (0, 2), (1, 2)];
-        let all: [&[usize]; 2] = [&[0, 1, 2], &[0, 1, 2]];
-        let near = Some(100.0);
-        let away = Some(450.0);
-        // The last probe far: one run of six, transport 1 keeps two.
-        let one = [near, near, near, near, near, near, away];
-        assert_eq!(settle(&ran, &one, &all, far), Settle::Drop(vec![(1, 2)]));
-        // Nothing far: nothing left out.
-        assert_eq!(settle(&ran, &[near; 7], &all, far), Settle::Drop(vec![]));
-        // A far probe between runs 2 and 3 (before run 3): runs 2 and 3 out, a third.
-        let two = [near, near, near, away, near, near, near];
-        assert_eq!(
-            settle(&ran, &two, &all, far),
-            Settle::Drop(vec![(1, 1), (0, 1)])
-        );
-        // Three far runs of six: half, but transport 0 would keep one run of three.
-        let three = [near, near, near, away, away, near, near];
-        assert_eq!(
-            settle(&ran, &three, &all, far),
-            Settle::Unsettled { far: 3, runs: 6 }
-        );
-        // Four of six: over half.
-        let four = [near, near, near, away, away, away, near];
-        assert_eq!(
-            settle(&ran, &four, &all, far),
-            Settle::Unsettled { far: 4, runs: 6 }
-        );
-        // Transport 1's round 1 failed: losing round 2 too leaves it one run.
-        let failed: [&[usize]; 2] = [&[0, 1, 2], &[0, 2]];
-        assert_eq!(
-            settle(&ran, &one, &failed, far),
-            Settle::Unsettled { far: 1, runs: 6 }
-        );
-    }
+    use super::{round_order, Transport};
 
     #[test]
     fn spinning_transports_run_back_to_back_in_every_round() {

@@ -167,6 +167,112 @@ impl Placement {
     }
 }
 
+/// One size's runs that crossed between the two CPUs, in the order taken, each with the probe
+/// taken right before it, and one probe after the last: the `k`-th run lies between probes `k`
+/// and `k + 1` (`far_runs`). The latency and throughput sections keep one a size and judge it
+/// once the section has ended ([`Probed::settle`]).
+#[derive(Debug, Default)]
+pub struct Probed {
+    /// The runs (index of what ran, round), in the order taken; a failed run too (its probes
+    /// bound it, and leaving it out leaves out nothing).
+    ran: Vec<(usize, usize)>,
+    /// Each probe's figure.
+    probes: Vec<Option<f64>>,
+    /// The index of the first of them in [`Placement::probes`].
+    first: usize,
+}
+
+impl Probed {
+    /// Takes the probe, labelled `at`, before `run` (index of what runs, round).
+    pub fn before(&mut self, placement: &mut Placement, at: String, run: (usize, usize)) {
+        if self.probes.is_empty() {
+            self.first = placement.probes.len();
+        }
+        self.probes.push(placement.sample(at));
+        self.ran.push(run);
+    }
+
+    /// Takes the probe after the last run, labelled `at` (none if nothing ran).
+    pub fn after(&mut self, placement: &mut Placement, at: String) {
+        if !self.ran.is_empty() {
+            self.probes.push(placement.sample(at));
+        }
+    }
+
+    /// Judges these probes against `median`, keeping each verdict in `placement`.
+    pub fn mark(&self, placement: &mut Placement, median: Option<f64>) {
+        placement.mark_far(self.first..self.first + self.probes.len(), median);
+    }
+
+    /// Which runs to leave out, their probes judged against `median` ([`settle`]); `kept[i]`:
+    /// the rounds in which what ran as index `i` has a successful run that may be left out
+    /// (none for what is never left out).
+    pub fn settle(&self, median: Option<f64>, kept: &[&[usize]]) -> Settle {
+        settle(&self.ran, &self.probes, kept, |x| far_of(x, median))
+    }
+}
+
+/// The runs of `ran` (transport index, round), the `k`-th of them taken between probes `k` and
+/// `k + 1` of `probes`, that had a probe beside them in the far placement (`far`): the host
+/// may have moved the two CPUs apart at any time between the two probes, so either one in
+/// the far placement puts the run there. A failed run is in `ran` too (its probes bound it),
+/// and dropping it drops nothing.
+fn far_runs(
+    ran: &[(usize, usize)],
+    probes: &[Option<f64>],
+    far: impl Fn(Option<f64>) -> bool,
+) -> Vec<(usize, usize)> {
+    ran.iter()
+        .enumerate()
+        .filter(|&(k, _)| {
+            far(probes.get(k).copied().flatten()) || far(probes.get(k + 1).copied().flatten())
+        })
+        .map(|(_, &run)| run)
+        .collect()
+}
+
+/// What a size's placement probes make of its runs ([`settle`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Leave these runs (transport index, round) out: each had a probe beside it in the far
+    /// placement (none, where no probe was far).
+    Drop(Vec<(usize, usize)>),
+    /// `far` of the size's `runs` runs had a far probe beside them: over half of them, or so
+    /// many that a transport would keep fewer than two runs. Nothing is left out, and the
+    /// size's spinning bars are not judged: the size ran in the far placement as much as in
+    /// the other, or the reference itself is in doubt (a median of probes at the ~35 ns level
+    /// puts every ~100 ns probe over 2.5x it).
+    Unsettled { far: usize, runs: usize },
+}
+
+/// [`far_runs`], unless too many runs are far ([`Settle::Unsettled`]). `kept[i]`: the rounds
+/// transport `i` has a successful run of.
+pub fn settle(
+    ran: &[(usize, usize)],
+    probes: &[Option<f64>],
+    kept: &[&[usize]],
+    far: impl Fn(Option<f64>) -> bool,
+) -> Settle {
+    let out = far_runs(ran, probes, far);
+    let unsettled = Settle::Unsettled {
+        far: out.len(),
+        runs: ran.len(),
+    };
+    if out.len() * 2 > ran.len() {
+        return unsettled;
+    }
+    for (i, rounds) in kept.iter().enumerate() {
+        let lost = out
+            .iter()
+            .filter(|&&(t, r)| t == i && rounds.contains(&r))
+            .count();
+        if lost > 0 && rounds.len() - lost < 2 {
+            return unsettled;
+        }
+    }
+    Settle::Drop(out)
+}
+
 /// Whether figure `rt_ns` lies in the far placement: over [`PLACEMENT_CHANGED`] times
 /// `median`. No figure, or none to compare with: not far.
 pub fn far_of(rt_ns: Option<f64>, median: Option<f64>) -> bool {
@@ -249,6 +355,64 @@ pub fn line_round_trip(cpus: (usize, usize)) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run is left out where the probe before it or the one after it (the next run's, or the
+    /// size's last) found the far placement; the others stay, a failed run included in the
+    /// bookkeeping (its probes bound it).
+    #[test]
+    fn a_run_beside_a_far_probe_is_left_out() {
+        // Rounds 0 and 1 of transports 0 and 1; the probe before round 1's second run (and
+        // after its first) is far, and so is the last one.
+        let ran = [(0, 0), (1, 0), (1, 1), (0, 1)];
+        let probes = [Some(100.0), Some(101.0), Some(450.0), None, Some(99.0)];
+        let far = |x: Option<f64>| x.is_some_and(|x| x > 250.0);
+        assert_eq!(far_runs(&ran, &probes, far), [(1, 0), (1, 1)]);
+        let probes = [Some(100.0), Some(101.0), Some(102.0), None, Some(460.0)];
+        assert_eq!(far_runs(&ran, &probes, far), [(0, 1)]);
+        let probes = [Some(100.0); 5];
+        assert!(far_runs(&ran, &probes, far).is_empty());
+    }
+
+    /// Far runs are left out while they are half of the size's runs at most and every
+    /// transport keeps two runs; beyond that nothing is left out and the size is unsettled.
+    #[test]
+    fn too_many_far_runs_leave_the_size_unsettled() {
+        let far = |x: Option<f64>| x.is_some_and(|x| x > 250.0);
+        // Two transports, three rounds each, in the order run.
+        let ran = [(0, 0), (1, 0), (1, 1), (0, 1), (0, 2), (1, 2)];
+        let all: [&[usize]; 2] = [&[0, 1, 2], &[0, 1, 2]];
+        let near = Some(100.0);
+        let away = Some(450.0);
+        // The last probe far: one run of six, transport 1 keeps two.
+        let one = [near, near, near, near, near, near, away];
+        assert_eq!(settle(&ran, &one, &all, far), Settle::Drop(vec![(1, 2)]));
+        // Nothing far: nothing left out.
+        assert_eq!(settle(&ran, &[near; 7], &all, far), Settle::Drop(vec![]));
+        // A far probe between runs 2 and 3 (before run 3): runs 2 and 3 out, a third.
+        let two = [near, near, near, away, near, near, near];
+        assert_eq!(
+            settle(&ran, &two, &all, far),
+            Settle::Drop(vec![(1, 1), (0, 1)])
+        );
+        // Three far runs of six: half, but transport 0 would keep one run of three.
+        let three = [near, near, near, away, away, near, near];
+        assert_eq!(
+            settle(&ran, &three, &all, far),
+            Settle::Unsettled { far: 3, runs: 6 }
+        );
+        // Four of six: over half.
+        let four = [near, near, near, away, away, away, near];
+        assert_eq!(
+            settle(&ran, &four, &all, far),
+            Settle::Unsettled { far: 4, runs: 6 }
+        );
+        // Transport 1's round 1 failed: losing round 2 too leaves it one run.
+        let failed: [&[usize]; 2] = [&[0, 1, 2], &[0, 2]];
+        assert_eq!(
+            settle(&ran, &one, &failed, far),
+            Settle::Unsettled { far: 1, runs: 6 }
+        );
+    }
 
     impl Placement {
         /// [`far_of`] against the median of every probe.

@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use mmf_core::{Channel, Options, Tag};
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{self, fmt_len, payload, Settle, Transport};
-use crate::placement::{self, Placement};
+use crate::latency::{self, fmt_len, payload, Transport};
+use crate::placement::{Placement, Probed, Settle};
 use crate::proc::{Job, JobKind, Peer, Resources};
 use crate::seqlock::NaiveSeqlock;
 use crate::shm::{SharedMap, LINE};
@@ -248,13 +248,12 @@ impl TpMeasured {
 /// cross between the two CPUs, and the host's far placement (`placement`) slows both, by
 /// different amounts, for seconds at a time. Once the section ends its probes are judged
 /// against the median of every probe of the run so far, and a run with readers with a far
-/// probe beside it is left out, as the latency section does (`latency::settle`: not with
+/// probe beside it is left out, as the latency section does (`placement::settle`: not with
 /// fewer than three runs, and where too many are far the size's reader bar is not judged:
 /// `Placement::tp_unsettled`). Runs without readers have no probe: one CPU works alone.
 pub fn run(plan: &Plan, placement: &mut Placement) -> Vec<TpMeasured> {
-    // Each size's measurements, the runs with readers in the order taken (case index, round),
-    // and their probes (from index `first` of `placement.probes`), judged once every size has
-    // run.
+    // Each size's measurements, and its runs with readers (case index, round) with their
+    // probes, judged once every size has run.
     let mut sizes = Vec::new();
     let cases: Vec<(Target, usize)> = [Target::Mmf, Target::Seqlock]
         .into_iter()
@@ -272,8 +271,7 @@ pub fn run(plan: &Plan, placement: &mut Placement) -> Vec<TpMeasured> {
                 far: 0,
             })
             .collect();
-        let mut probes: Vec<Option<f64>> = Vec::new();
-        let mut ran: Vec<(usize, usize)> = Vec::new();
+        let mut probed = Probed::default();
         // F for `x 1/F`: a short ping-pong right before every run with readers, so that the
         // two figures share the host's mode (which lasts seconds).
         let floor_plan = Plan {
@@ -295,13 +293,13 @@ pub fn run(plan: &Plan, placement: &mut Placement) -> Vec<TpMeasured> {
                 let floor_rt_ns = if readers == 0 {
                     None
                 } else {
-                    probes.push(placement.sample(format!(
+                    let at = format!(
                         "{} throughput round {} {} {readers}r",
                         fmt_len(len),
                         r + 1,
                         target.name()
-                    )));
-                    ran.push((i, r));
+                    );
+                    probed.before(placement, at, (i, r));
                     let measure = |t: Transport| match latency::round(t, len, &floor_plan) {
                         // Back to back when enough batches were timed (no clock read between
                         // round trips, see `latency::Timer`): the rate at which F moves
@@ -348,21 +346,17 @@ pub fn run(plan: &Plan, placement: &mut Placement) -> Vec<TpMeasured> {
                 }
             }
         }
-        if !ran.is_empty() {
-            probes.push(placement.sample(format!("after {} throughput", fmt_len(len))));
-        }
-        let first = placement.probes.len() - probes.len();
-        sizes.push((len, got, ran, probes, first));
+        probed.after(placement, format!("after {} throughput", fmt_len(len)));
+        sizes.push((len, got, probed));
     }
     let median = placement.median();
-    let far = |x: Option<f64>| placement::far_of(x, median);
     let mut out = Vec::new();
-    for (len, mut got, ran, probes, first) in sizes {
-        placement.mark_far(first..first + probes.len(), median);
+    for (len, mut got, probed) in sizes {
+        probed.mark(placement, median);
         // Not with fewer than three runs a case (`--quick`, `--smoke`): a run left out there
         // would leave one run or none.
         if plan.tp_runs >= 3 {
-            if let Some((far, runs)) = leave_out_far(&mut got, &ran, &probes, far) {
+            if let Some((far, runs)) = leave_out_far(&mut got, |kept| probed.settle(median, kept)) {
                 placement.tp_unsettled.push((len, far, runs));
             }
         }
@@ -384,14 +378,13 @@ pub fn run(plan: &Plan, placement: &mut Placement) -> Vec<TpMeasured> {
 }
 
 /// Leaves out of one size's measurements `got` the runs with readers of `ran` (index into
-/// `got`, round; the `k`-th taken between probes `k` and `k + 1` of `probes`) that had a probe
-/// beside them in the far placement (`far`), by `latency::settle`'s rules; where too many did,
-/// leaves nothing out and returns (far runs, runs with readers).
+/// `got`, round) that `settle` finds beside a far placement probe, given the rounds each
+/// measurement has a run of (none for those without readers, which are never left out; see
+/// `placement::settle`); where too many are, leaves nothing out and returns (far runs, runs
+/// with readers).
 fn leave_out_far(
     got: &mut [TpMeasured],
-    ran: &[(usize, usize)],
-    probes: &[Option<f64>],
-    far: impl Fn(Option<f64>) -> bool,
+    settle: impl FnOnce(&[&[usize]]) -> Settle,
 ) -> Option<(usize, usize)> {
     let rounds: Vec<Vec<usize>> = got
         .iter()
@@ -404,7 +397,7 @@ fn leave_out_far(
         })
         .collect();
     let kept: Vec<&[usize]> = rounds.iter().map(Vec::as_slice).collect();
-    match latency::settle(ran, probes, &kept, far) {
+    match settle(&kept) {
         Settle::Drop(out) => {
             for (i, r) in out {
                 got[i].drop_round(r);
@@ -636,6 +629,7 @@ pub fn child(target: &str, len: usize, res: &Resources, idle: Duration) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement;
 
     /// One size's measurements: the writer alone and with one reader, a successful run in each
     /// of `rounds` (a reader run's floor figure is its round, to tell the runs apart).
@@ -670,7 +664,8 @@ mod tests {
         let ran: Vec<(usize, usize)> = (0..7).map(|r| (1, r)).collect();
         let mut probes = vec![Some(100.0); 8];
         probes[3] = Some(450.0);
-        assert_eq!(leave_out_far(&mut got, &ran, &probes, far), None);
+        let settled = |kept: &[&[usize]]| placement::settle(&ran, &probes, kept, far);
+        assert_eq!(leave_out_far(&mut got, settled), None);
         assert_eq!(got[0].runs.len(), 7);
         assert_eq!((got[0].far, got[1].far), (0, 2));
         let left: Vec<usize> = got[1].runs.iter().map(|r| r.round).collect();
@@ -689,7 +684,8 @@ mod tests {
         let mut got = measured(&[0, 1, 2, 3, 4]);
         let ran: Vec<(usize, usize)> = (0..5).map(|r| (1, r)).collect();
         let probes = [100.0, 100.0, 460.0, 440.0, 100.0, 100.0].map(Some);
-        assert_eq!(leave_out_far(&mut got, &ran, &probes, far), Some((3, 5)));
+        let settled = |kept: &[&[usize]]| placement::settle(&ran, &probes, kept, far);
+        assert_eq!(leave_out_far(&mut got, settled), Some((3, 5)));
         assert_eq!((got[1].runs.len(), got[1].far), (5, 0));
     }
 
