@@ -3385,7 +3385,18 @@ fn listed_info(name: &str) -> Result<Info> {
         let mut o = Options::new();
         o.read_only(true).init_timeout(Duration::ZERO);
         o.lock_grace = Duration::ZERO;
-        o.open(&loc).map(|ch| ch.info())
+        o.open(&loc).map(|ch| {
+            let info = ch.info();
+            // This handle never leaves the listing, so its shared `flock` is given back by
+            // hand, as `Exclusive` gives mmf's own exclusive ones back: left to the close, it
+            // lived on in a child this process forked meanwhile and made the channel look in
+            // use, to the next look and to this very listing's. (A handle a program holds
+            // keeps its lock to the close: a forked copy of it may go on using the channel.)
+            if let Some(file) = ch.snap.liveness.file() {
+                let _ = file.unlock();
+            }
+            info
+        })
     })
 }
 
@@ -3725,7 +3736,6 @@ fn create_new_file(location: &Location, path: &Path, shown: &Path, name: &str) -
         })
 }
 
-/// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
 /// An exclusive `flock` on a channel file, taken to look at it or remove it, and given back
 /// explicitly when this drops, not by closing the file. `flock` locks belong to the open file
 /// description, and a process forked meanwhile (another thread of this process spawning a
@@ -3755,6 +3765,7 @@ impl Drop for Exclusive<'_> {
     }
 }
 
+/// Takes a shared `flock` on the channel file, waiting for an exclusive one to go until
 /// `deadline` (`None`: for ever), and until at least `grace` ([`LOCK_GRACE`]) after `start`
 /// (when the operation began, which may have waited for other files' locks before): mmf's own
 /// exclusive locks

@@ -31,6 +31,18 @@ fn once_released<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
+/// Waits ([`once_released`]) until no process holds `location` open: for a test that has just
+/// closed its handles and asserts that a removal keeps the channel for another reason (its age,
+/// a live writer, a finished start), which a handle living on in a forked child would answer
+/// in its place.
+fn released(location: &Location) {
+    let unused = || matches!(mmf_core::host::in_use(location), Ok(false));
+    assert!(
+        once_released(|| unused().then_some(())).is_some(),
+        "{location} still in use"
+    );
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A unique location of each kind; removed again when dropped.
@@ -53,19 +65,84 @@ fn forking_neighbour() {
     }
     STARTED.call_once(|| {
         std::thread::spawn(|| loop {
-            // SAFETY: the child calls only async-signal-safe functions (`usleep`, `_exit`)
-            // before it exits, as a child of a threaded process must; the parent reaps it.
-            unsafe {
-                let pid = libc::fork();
-                if pid == 0 {
-                    libc::usleep(20_000);
-                    libc::_exit(0);
-                }
-                assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            if let Err(e) = fork_and_reap(20_000) {
+                // Not a silent end: the run would pass with no neighbour.
+                eprintln!("forking neighbour: {e}");
+                std::process::abort();
             }
         });
     });
+}
+
+/// Forks a child that holds copies of this process's descriptors for `us` microseconds and
+/// exits, and reaps it.
+fn fork_and_reap(us: u32) -> std::io::Result<()> {
+    // SAFETY: the child calls only async-signal-safe functions (`usleep`, `_exit`) before it
+    // exits, as a child of a threaded process must; the parent reaps it.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::usleep(us);
+            libc::_exit(0);
+        }
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    Ok(())
+}
+
+/// Runs this binary's test `test` in a child with `var` set and a shared-memory directory of its
+/// own (`MMF_SHM_DIR`); it must succeed and print `LOOKED`. For a test that looks at a channel
+/// again and again while it forks ([`look_while_forking`]): here its forks would copy the
+/// handles of other tests, whose listings would open its channel (and the other way round).
+fn looks_alone(test: &str, var: &str) {
+    let dir = fresh_dir(var);
+    let shm_dir = format!("MMF_SHM_DIR={}", dir.display());
+    let (status, stdout, stderr) = run_child(&["env", &shm_dir], test, var);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        status.success() && stdout.contains("LOOKED"),
+        "{status:?}: {stdout}{stderr}"
+    );
+}
+
+/// What `look` finds wrong (`Some`), asked again and again for 1.5 s while another thread forks
+/// one child after another, each living 50 ms, as a service spawning helpers or a prefork
+/// server does; and how many children were forked meanwhile.
+fn look_while_forking(mut look: impl FnMut() -> Option<String>) -> (Option<String>, u32) {
+    use std::sync::atomic::AtomicBool;
+    // Ends the forker however the scope's body ends (a panic in it would otherwise leave the
+    // scope waiting for the forker for ever).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        let forker = sc.spawn(|| {
+            let mut forks = 0u32;
+            while !stop.load(Ordering::Relaxed) && fork_and_reap(50_000).is_ok() {
+                forks += 1;
+            }
+            forks
+        });
+        let stopping = Stop(&stop);
+        let t = Instant::now();
+        let (mut looks, mut wrong) = (0u32, None);
+        while wrong.is_none() && t.elapsed() < Duration::from_millis(1500) {
+            looks += 1;
+            wrong = look().map(|w| format!("look {looks}: {w}"));
+        }
+        drop(stopping);
+        let forks = forker.join().unwrap();
+        assert_eq!(wrong, None, "after {forks} forks");
+        assert!(forks >= 5, "only {forks} forks in {looks} looks");
+        (wrong, forks)
+    })
 }
 
 impl Scratch {
@@ -825,6 +902,7 @@ fn rerun_with_refused(syscall: &str, errno: &str, filters: &[&str]) -> bool {
         .env("TMPDIR", &tmp)
         .env("MMF_REFUSED_RERUN", "1")
         .env_remove("MMF_SKIPPED_LOG")
+        .env_remove("MMF_TEST_FORKING_NEIGHBOUR")
         .output();
     let traced = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
@@ -1080,6 +1158,7 @@ fn run_child(
     let mut child = cmd
         .args(["--exact", test, "--nocapture", "-q"])
         .env(var, "1")
+        .env_remove("MMF_TEST_FORKING_NEIGHBOUR")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -4299,52 +4378,25 @@ fn an_hour_old(path: &std::path::Path) {
 #[test]
 fn mmfs_own_exclusive_locks_do_not_live_on_in_a_forked_child() {
     use mmf_core::host;
-    use std::sync::atomic::AtomicBool;
+    if std::env::var_os("MMF_FORKING_LOOKS").is_none() {
+        return looks_alone(
+            "mmfs_own_exclusive_locks_do_not_live_on_in_a_forked_child",
+            "MMF_FORKING_LOOKS",
+        );
+    }
     let s = Scratch::new("shm");
     s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
-    let stop = AtomicBool::new(false);
-    let (mut looks, mut forks) = (0u32, 0u32);
-    let wrong = std::thread::scope(|sc| {
-        let forker = sc.spawn(|| {
-            let mut forks = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                // SAFETY: the child calls only async-signal-safe functions (`usleep`, `_exit`),
-                // as a child of a threaded process must; the parent reaps it.
-                unsafe {
-                    let pid = libc::fork();
-                    if pid == 0 {
-                        libc::usleep(50_000);
-                        libc::_exit(0);
-                    }
-                    assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
-                    libc::waitpid(pid, std::ptr::null_mut(), 0);
-                }
-                forks += 1;
-            }
-            forks
-        });
-        let t = Instant::now();
-        let mut wrong = None;
-        while wrong.is_none() && t.elapsed() < Duration::from_millis(1500) {
-            let in_use = host::in_use(&s.location);
-            let kept = host::remove_unused(&s.location, Duration::from_secs(3600));
-            let freed = host::free_orphans(&s.location);
-            looks += 1;
-            if !matches!(
-                (&in_use, &kept, &freed),
-                (Ok(false), Ok(false), Ok(Some(_)))
-            ) {
-                wrong = Some(format!(
-                    "look {looks}: in use {in_use:?}, removed {kept:?}, freed {freed:?}"
-                ));
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        forks = forker.join().unwrap();
-        wrong
+    let (wrong, forks) = look_while_forking(|| {
+        let in_use = host::in_use(&s.location);
+        let kept = host::remove_unused(&s.location, Duration::from_secs(3600));
+        let freed = host::free_orphans(&s.location);
+        (!matches!(
+            (&in_use, &kept, &freed),
+            (Ok(false), Ok(false), Ok(Some(_)))
+        ))
+        .then(|| format!("in use {in_use:?}, removed {kept:?}, freed {freed:?}"))
     });
     assert_eq!(wrong, None, "after {forks} forks");
-    assert!(forks >= 5, "only {forks} forks in {looks} looks");
     assert_eq!(
         Options::new()
             .lock_timeout(Duration::ZERO)
@@ -4355,6 +4407,32 @@ fn mmfs_own_exclusive_locks_do_not_live_on_in_a_forked_child() {
             .1,
         b"kept"
     );
+    println!("LOOKED after {forks} forks");
+}
+
+/// The handle a listing opens to read a channel's header gives its shared `flock` back by hand,
+/// as mmf's own exclusive locks are: left to the close, it lived on in a child forked
+/// meanwhile and made the channel look in use to the next listing, and to this one. Before
+/// stop 70 this found the channel in use in each run tried (at its 3rd and its 346th look).
+#[test]
+fn a_listing_does_not_find_a_channel_in_use_by_its_own_look() {
+    if std::env::var_os("MMF_FORKING_LISTINGS").is_none() {
+        return looks_alone(
+            "a_listing_does_not_find_a_channel_in_use_by_its_own_look",
+            "MMF_FORKING_LISTINGS",
+        );
+    }
+    let s = Scratch::new("shm");
+    s.create(64).publish_raw(Tag::TEXT, b"kept").unwrap();
+    let (wrong, forks) = look_while_forking(|| {
+        let listed = mmf_core::list().unwrap();
+        let Some(ours) = listed.iter().find(|l| l.name == s.name()) else {
+            return Some("not listed".into());
+        };
+        (ours.in_use != Some(false) || ours.info.is_err()).then(|| format!("{ours:?}"))
+    });
+    assert_eq!(wrong, None, "after {forks} forks");
+    println!("LOOKED after {forks} forks");
 }
 
 /// `mmf prune` decides a channel is unused and removes it under one exclusive lock
@@ -4412,6 +4490,7 @@ fn a_channel_is_removed_as_unused_only_under_its_lock() {
             .unwrap(),
     );
     let hour = Duration::from_secs(3600) - Duration::from_secs(60);
+    released(&s.location);
     assert!(!host::remove_unused(&s.location, hour).unwrap(), "new");
     assert!(s.path().exists());
     an_hour_old();
@@ -4472,6 +4551,7 @@ fn a_channel_finished_under_an_unfinished_name_is_kept() {
     );
     assert!(!s.path().exists());
     drop(s.create(64));
+    released(&s.location);
     assert!(
         !host::remove_unfinished(&s.location, Duration::ZERO).unwrap(),
         "a finished channel removed"
@@ -4522,6 +4602,7 @@ fn a_stale_channel_written_since_by_a_running_process_is_kept() {
         .unwrap();
     an_hour_old();
     let hour = Duration::from_secs(3600) - Duration::from_secs(60);
+    released(&s.location);
     assert!(
         !host::remove_stale(&s.location, hour).unwrap(),
         "a live writer"
@@ -4534,6 +4615,7 @@ fn a_stale_channel_written_since_by_a_running_process_is_kept() {
     forge(59, 0);
     forge(10, std::process::id());
     an_hour_old();
+    released(&s.location);
     assert!(
         !host::remove_stale(&s.location, hour).unwrap(),
         "a live creator"
