@@ -134,9 +134,10 @@ impl Placement {
         let (lo, hi) = self.range()?;
         let median = self.median()?;
         let n = self.probes.iter().filter(|p| p.rt_ns.is_some()).count();
-        // The verdict a latency probe got (the runs beside it got the same), or one over the
-        // median of all: a probe of the other sections, or one the latency section's median
-        // (the start's and its own) did not find far while the run's does.
+        // The verdict a latency or throughput probe got (the runs beside it got the same), or
+        // one over the median of all: a probe between the sections, or one the median it was
+        // judged against (of the probes up to its section's end) did not find far while the
+        // run's does.
         let far = self
             .probes
             .iter()

@@ -353,8 +353,8 @@ pub fn run(plan: &Plan, placement: &mut Placement) -> Vec<TpMeasured> {
     let mut out = Vec::new();
     for (len, mut got, probed) in sizes {
         probed.mark(placement, median);
-        // Not with fewer than three runs a case (`--quick`, `--smoke`): a run left out there
-        // would leave one run or none.
+        // Not with fewer than three runs a case (`--smoke`, `--runs 1` or `2`): a run left out
+        // there would leave one run or none.
         if plan.tp_runs >= 3 {
             if let Some((far, runs)) = leave_out_far(&mut got, |kept| probed.settle(median, kept)) {
                 placement.tp_unsettled.push((len, far, runs));
