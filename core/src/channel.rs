@@ -3464,15 +3464,12 @@ pub(crate) fn free_orphans(location: &Location) -> Result<Option<crate::host::Or
         }
         let mut snap = map_checked(&file, meta.len(), name, &path, true)?;
         // Owners are judged through this descriptor, which holds no byte locks, so it sees
-        // every other's. It moves there, so its exclusive lock is kept by hand from here on
-        // and given back as `Exclusive` gives it back: explicitly, after the freeing.
+        // every other's. It moves there, and the guard of its exclusive lock with it: the
+        // same lock, given back when `_held` goes, after the freeing (and on a panic in it).
         std::mem::forget(held);
         snap.liveness = os::Liveness::of(Some(file));
-        let freed = snap.free_orphans();
-        if let Some(file) = snap.liveness.file() {
-            let _ = file.unlock();
-        }
-        return Ok(Some(freed));
+        let _held = snap.liveness.file().map(Exclusive);
+        return Ok(Some(snap.free_orphans()));
     }
     Err(replaced_too_often(path))
 }
