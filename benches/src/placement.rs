@@ -58,7 +58,7 @@ pub struct Placement {
     /// Every probe taken.
     pub probes: Vec<Probe>,
     /// The latency sizes whose runs had too many far probes beside them to leave out (size,
-    /// far runs, runs; `latency::settle`): their spinning bars are not judged.
+    /// far runs, runs; [`settle`]): their spinning bars are not judged.
     pub unsettled: Vec<(usize, usize, usize)>,
     /// The same for the throughput section's runs with readers (`throughput::run`): those
     /// sizes' reader bars are not judged.

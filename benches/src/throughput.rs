@@ -377,9 +377,9 @@ pub fn run(plan: &Plan, placement: &mut Placement) -> Vec<TpMeasured> {
     out
 }
 
-/// Leaves out of one size's measurements `got` the runs with readers of `ran` (index into
-/// `got`, round) that `settle` finds beside a far placement probe, given the rounds each
-/// measurement has a run of (none for those without readers, which are never left out; see
+/// Leaves out of one size's measurements `got` the runs with readers (index into `got`,
+/// round) that `settle` finds beside a far placement probe, given the rounds each measurement
+/// has a run of (none for those without readers, which are never left out; see
 /// `placement::settle`); where too many are, leaves nothing out and returns (far runs, runs
 /// with readers).
 fn leave_out_far(
