@@ -3,6 +3,8 @@
 # autoloaded from fpath where its file is named _mmf (as installed). It
 # drives an interactive zsh in a pseudo-terminal and presses Tab, as a user would; compadd is
 # wrapped to print each match it adds. For cli/tests/cli.rs `zsh_completes_channel_names`.
+# Each line read from the terminal is copied to standard error, so that a test that fails (or
+# is killed at its deadline) shows how far the interactive zsh got.
 zmodload zsh/zpty || exit 2
 zpty z zsh -f -i
 zpty -w z "PS1= PS2= RPS1= ; unsetopt zle_bracketed_paste 2>/dev/null"
@@ -21,10 +23,14 @@ zpty -w z 'compadd() {
 zpty -w z 'finish() { print -r -- "<END>" }; comppostfuncs=(finish)'
 zpty -w z "bindkey '^I' complete-word"
 zpty -w z "print -r -- '<READY>'"
-while zpty -r z line; do [[ $line == '<READY>'* ]] && break; done
+while zpty -r z line; do
+  print -ru2 -- "pty: ${line//$'\r'/}"
+  [[ $line == '<READY>'* ]] && break
+done
 zpty -n -w z "$2"$'\t'
 local -a got
 while zpty -r z line; do
+  print -ru2 -- "pty: ${line//$'\r'/}"
   line=${line//$'\r'/}
   line=${line//$'\n'/}
   [[ $line == *'<END>'* ]] && break
