@@ -91,10 +91,18 @@ fn torn_read_run(what: &str, capacity: usize, pins: usize, snapshots_each: u64) 
         v
     };
     let writer = spawn_child("writer", &env(None));
-    // Let the writer get going so that readers race it from their first read.
+    // Let the writer get going so that readers race it from their first read, and give their
+    // 10 s to a writer that publishes. It makes its values first: 32 MiB of them at 256 KiB,
+    // which took over 10 s under qemu-user on a Zen 3 host (stop 71's CI run): the readers had
+    // given up and the stop was out before its first publish.
     let t0 = Instant::now();
-    while ch.generation() < 100 && t0.elapsed() < Duration::from_secs(10) {
-        std::thread::yield_now();
+    while ch.generation() < 100 {
+        if t0.elapsed() > Duration::from_secs(120) {
+            // Stopped, not left to publish for ever once it starts.
+            stop.publish_raw(Tag::BYTES, b"stop").unwrap();
+            panic!("the writer published {} values in 120 s", ch.generation());
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
     let readers: Vec<_> = (0..2)
         .map(|_| spawn_child("reader", &env(Some(snapshots_each))))
