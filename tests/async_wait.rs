@@ -776,7 +776,10 @@ fn the_notifier_survives_leaks_reentrant_and_panicking_wakers() {
 /// `errno`: its standard output and strace's log of the calls; `None` (said) where strace is
 /// not there or may not trace.
 fn child_without_futex_waitv(role: &str, name: &str, errno: &str) -> Option<(String, String)> {
+    use std::os::unix::process::CommandExt;
     let log = std::env::temp_dir().join(format!("mmf-strace-{role}-{}.log", std::process::id()));
+    // In a process group of its own, so that a child that hangs (what these runs make sure of
+    // is that it does not, where futex_waitv is refused) is killed with its tracer.
     let out = std::process::Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=futex_waitv", "-e"])
         .arg(format!("inject=futex_waitv:error={errno}"))
@@ -786,7 +789,11 @@ fn child_without_futex_waitv(role: &str, name: &str, errno: &str) -> Option<(Str
         .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
         .env("MMF_CHILD", role)
         .env("MMF_NAME", name)
-        .output();
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map(|child| finish_within(child, CHILD_SECS, &format!("{role} under strace")));
     let traced = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     let Some(out) = out
@@ -1693,7 +1700,12 @@ fn an_always_ready_stream_yields_to_the_executor() {
         .unwrap()
         .values(0);
     // Wait for the writer's first publish.
+    let t = Instant::now();
     while ch.generation() < 2 {
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the writer did not publish within 120 s");
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
     let (flag, waker) = Flag::new();

@@ -106,6 +106,9 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
+        // Its children stopped, where a failed assertion came before `stop`: they would
+        // otherwise spin on for ever (the removal below leaves their handles working).
+        let _ = self.stop.publish_raw(Tag::BYTES, b"stop");
         let _ = Channel::remove(&self.name);
         let _ = Channel::remove(format!("{}-stop", self.name));
     }

@@ -48,8 +48,10 @@ fn child() {
             }));
         }
         "spammer" => {
+            // Until killed by its test; ended after two minutes where a failed test left it.
             let ch = Channel::open(&name).unwrap();
-            loop {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(120) {
                 ch.publish_raw(Tag::BYTES, &[1; 64]).unwrap();
             }
         }
@@ -1108,7 +1110,12 @@ fn a_killed_writer_leaves_no_waiter_stuck() {
     let name = unique("killed");
     let ch = Channel::create(&name, 64).unwrap();
     let mut writer = spawn_child("spammer", &[("MMF_NAME", name.clone())]);
+    let t = Instant::now();
     while ch.generation() < 1000 {
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = writer.kill();
+            panic!("the spammer published {} values in 120 s", ch.generation());
+        }
         std::thread::yield_now();
     }
     writer.kill().unwrap();

@@ -28,9 +28,14 @@ pub fn child_role() -> Option<(String, String)> {
     ))
 }
 
-/// Waits for a child, asserts it succeeded, and returns the JSON it printed after `STATS `.
+/// How long a child may take to finish once its test waits for it ([`finish_within`]):
+/// children end within seconds of being told to (a soak's sleeps before it asks).
+pub const CHILD_SECS: u64 = 120;
+
+/// Waits for a child, asserts it succeeded, and returns the JSON it printed after `STATS `;
+/// fails where it has not finished within [`CHILD_SECS`].
 pub fn child_stats(child: Child) -> serde_json::Value {
-    let out = child.wait_with_output().unwrap();
+    let out = finish_within(child, CHILD_SECS, "child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -38,6 +43,87 @@ pub fn child_stats(child: Child) -> serde_json::Value {
         out.status
     );
     stats_in(&stdout)
+}
+
+/// `child`'s exit and what it printed on the streams that were piped, once it has exited and
+/// they are closed. Where either takes over `secs`, kills it (and its process group, where it
+/// leads one: `process_group(0)`, as a tracer and its tracees need) and fails, naming `what`
+/// and with the output so far: a child that hangs fails its test rather than the whole run
+/// (stop 70's CI run was ended by its 90-minute limit in a test that hung).
+pub fn finish_within(mut child: Child, secs: u64, what: &str) -> std::process::Output {
+    use std::io::Read;
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let (done, closed) = mpsc::channel();
+    let streams: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ];
+    let piped = streams.iter().flatten().count();
+    let bufs = streams.map(|stream| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut stream) = stream {
+            let (to, done) = (Arc::clone(&buf), done.clone());
+            std::thread::spawn(move || {
+                let mut chunk = [0; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    to.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+                let _ = done.send(());
+            });
+        }
+        buf
+    });
+    let taken = |i: usize| std::mem::take(&mut *bufs[i].lock().unwrap());
+    let fail = |child: &mut Child, why: String| -> ! {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "{what} (pid {}): {why}; killed. Its output so far:\n{}\n{}",
+            child.id(),
+            String::from_utf8_lossy(&taken(0)),
+            String::from_utf8_lossy(&taken(1)),
+        );
+    };
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            fail(&mut child, format!("still running after {secs} s"));
+        }
+        let early = started.elapsed() < Duration::from_millis(100);
+        std::thread::sleep(Duration::from_millis(if early { 1 } else { 10 }));
+    };
+    for _ in 0..piped {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if closed
+            .recv_timeout(left.max(Duration::from_secs(5)))
+            .is_err()
+        {
+            fail(
+                &mut child,
+                format!("exited ({status}), but its output was still open after {secs} s"),
+            );
+        }
+    }
+    std::process::Output {
+        status,
+        stdout: taken(0),
+        stderr: taken(1),
+    }
 }
 
 /// The line `print_stats` printed in a child's standard output, parsed.
@@ -110,6 +196,17 @@ pub fn publish_until_stopped(name: &str, variants: u64) {
         published += 1;
     }
     print_stats(&serde_json::json!({ "published": published }));
+}
+
+/// Publishes to a stop channel (`NAME-stop`, which [`publish_until_stopped`] watches) when
+/// dropped, so that the children are told to stop however their test ends: a failed assertion
+/// before the stop left a writer publishing for ever, holding a core of a 2-core machine.
+pub struct StopOnDrop<'a>(pub &'a mmf::Channel);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.publish_raw(mmf::prelude::Tag::BYTES, b"stop");
+    }
 }
 
 /// The sequence number of a self-checking value, or `None` if it is torn or damaged.
@@ -261,7 +358,9 @@ pub fn made_slowly(f: &mmf::Follower, value: &str, creator: Child, first: bool) 
         assert!(f.appeared());
     }
     assert_eq!(f.channel().read_string().unwrap(), value);
-    assert!(creator.wait_with_output().unwrap().status.success());
+    assert!(finish_within(creator, CHILD_SECS, "slow creator")
+        .status
+        .success());
 }
 
 /// Starts a child that creates the channel `name` (a shared-memory name or a file path)
