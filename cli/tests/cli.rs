@@ -2862,10 +2862,37 @@ fn ndjson(stdout: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Polls `child` until it exits or `secs` pass (then kills it and fails).
-fn finish(mut child: std::process::Child, secs: u64) -> Output {
-    finish_status(&mut child, secs);
-    child.wait_with_output().unwrap()
+/// `child`'s exit and output once it has exited and closed its output, read as it comes;
+/// where either takes over `secs`, it is killed and the test fails ([`try_finish_within`]).
+fn finish(child: std::process::Child, secs: u64) -> Output {
+    let what = format!("pid {}", child.id());
+    try_finish_within(child, secs).unwrap_or_else(|why| panic!("{what}: {why}"))
+}
+
+/// `read(stream)`, run on a thread, and the stream given back; the test fails where it takes
+/// over 20 s (`what` says what was awaited): for the output of a command that waits (`watch`,
+/// `read --wait`), which a regression would leave waiting, and the test with it, for ever.
+fn read_within<R: Read + Send + 'static, T: Send + 'static>(
+    what: &str,
+    mut stream: R,
+    read: impl FnOnce(&mut R) -> T + Send + 'static,
+) -> (T, R) {
+    let (to, from) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let got = read(&mut stream);
+        let _ = to.send((got, stream));
+    });
+    from.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{what}: nothing within 20 s ({e})"))
+}
+
+/// [`read_within`] of one line (with its end) of `stream`, and the rest of it.
+fn line_within<R: Read + Send + 'static>(what: &str, stream: R) -> (String, std::io::BufReader<R>) {
+    read_within(what, std::io::BufReader::new(stream), |r| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(r, &mut line).unwrap();
+        line
+    })
 }
 
 /// Starts `mmf ARGS` with its output piped and left for the caller to read (or not).
@@ -3045,33 +3072,50 @@ fn output_within(cmd: &mut Command, secs: u64, what: &str) -> Output {
 /// far) given back, not panicked on.
 fn try_output_within(cmd: &mut Command, secs: u64) -> Result<Output, String> {
     use std::os::unix::process::CommandExt;
-    use std::sync::{mpsc, Arc, Mutex};
-    use std::time::{Duration, Instant};
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(secs);
-    let mut child = cmd
+    let child = cmd
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    try_finish_within(child, secs)
+}
+
+/// [`try_output_within`] for a child already started, its standard output and error piped:
+/// what it printed, once it has exited and closed them (killed, with its process group where
+/// it leads one, and the failure given back where either takes over `secs`).
+fn try_finish_within(mut child: std::process::Child, secs: u64) -> Result<Output, String> {
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
     // Each stream read as it comes, so that a failure can say what was printed before it.
     let (done, closed) = mpsc::channel();
-    let streams: [Box<dyn Read + Send>; 2] = [
-        Box::new(child.stdout.take().unwrap()),
-        Box::new(child.stderr.take().unwrap()),
+    // (A stream not piped, or taken by the caller already, is empty in the output.)
+    let streams: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ];
-    let bufs = streams.map(|mut stream| {
+    let piped = streams.iter().flatten().count();
+    let bufs = streams.map(|stream| {
         let buf = Arc::new(Mutex::new(Vec::new()));
-        let (to, done) = (Arc::clone(&buf), done.clone());
-        std::thread::spawn(move || {
-            let mut chunk = [0; 4096];
-            while let Ok(n @ 1..) = stream.read(&mut chunk) {
-                to.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-            let _ = done.send(());
-        });
+        if let Some(mut stream) = stream {
+            let (to, done) = (Arc::clone(&buf), done.clone());
+            std::thread::spawn(move || {
+                let mut chunk = [0; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    to.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+                let _ = done.send(());
+            });
+        }
         buf
     });
     let taken = |i: usize| std::mem::take(&mut *bufs[i].lock().unwrap());
@@ -3093,6 +3137,7 @@ fn try_output_within(cmd: &mut Command, secs: u64) -> Result<Output, String> {
             );
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stderr(Stdio::null())
             .status();
         let _ = child.kill();
         let _ = child.wait();
@@ -3113,8 +3158,8 @@ fn try_output_within(cmd: &mut Command, secs: u64) -> Result<Output, String> {
         let early = started.elapsed() < Duration::from_millis(100);
         std::thread::sleep(Duration::from_millis(if early { 1 } else { 10 }));
     };
-    // Both streams closed: a process it left behind may hold them open.
-    for _ in 0..2 {
+    // Its streams closed: a process it left behind may hold them open.
+    for _ in 0..piped {
         let left = deadline.saturating_duration_since(Instant::now());
         if closed
             .recv_timeout(left.max(Duration::from_secs(5)))
@@ -4850,12 +4895,7 @@ fn watch_outlives_sighup(e: &Env, mut cmd: Command, how: &str) {
     let died = child.try_wait().unwrap();
     assert!(died.is_none(), "{how}: the watch died: {died:?}");
     e.ok(&["out", "T", "still here"]);
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let (line, _rest) = line_within(how, child.stdout.take().unwrap());
     assert_eq!(line, "still here\n", "{how}");
     kill("-TERM", child.id());
     let out = finish(child, 10);
@@ -4866,16 +4906,13 @@ fn watch_outlives_sighup(e: &Env, mut cmd: Command, how: &str) {
 /// any broken pipe) once head has gone, instead of at the next value, which may never come.
 #[test]
 fn a_watch_ends_when_the_reader_of_its_output_has_gone() {
-    use std::io::BufRead;
     let e = Env::new("watchgone");
     e.ok(&["new", "T", "--size", "64"]);
     let mut child = background(&e, &["watch", "T", "--new-only"]);
     e.parked("T");
     e.ok(&["out", "T", "one"]);
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap(); // the reader is dropped here, like head after its line
+    // The reader is dropped here, like head after its line.
+    let (line, _) = line_within("the watch's line", child.stdout.take().unwrap());
     assert_eq!(line, "one\n");
     let out = finish(child, 5);
     assert_eq!(
@@ -4894,12 +4931,8 @@ fn a_wait_for_a_channel_to_be_created_ends_when_the_reader_has_gone() {
     let e = Env::new("waitgone");
     for args in [&["watch", "NoSuch"][..], &["read", "NoSuch", "--wait"]] {
         let mut child = background(&e, args);
-        let mut note = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stderr.as_mut().unwrap()),
-            &mut note,
-        )
-        .unwrap();
+        let (note, rest) = line_within("its note", child.stderr.take().unwrap());
+        child.stderr = Some(rest.into_inner());
         assert!(note.contains("waiting for it to be created"), "{note}");
         drop(child.stdout.take());
         let out = finish(child, 5);
@@ -7492,26 +7525,37 @@ fn a_wait_ends_when_the_pid_process_exits() {
         "from-a-thread\n"
     );
     assert!(worker.wait().unwrap().success());
-    // A watch ends as `tail --pid` does: the worker's values printed, then exit 0.
+    // A watch ends as `tail --pid` does: the worker's values printed, then exit 0. The worker
+    // publishes once the watch waits (under qemu-user a watch started beside a worker that
+    // slept 300 ms first came up after its first value, which `--new-only` then left out).
+    let go = e.dir.join("go");
     let mut worker = Command::new("sh")
         .args([
             "-c",
-            "sleep 0.3; \"$0\" out T one; sleep 0.3; \"$0\" out T two",
+            "while [ ! -e \"$1\" ]; do sleep 0.01; done; \
+             \"$0\" out T one; sleep 0.3; \"$0\" out T two",
             BIN,
         ])
+        .arg(&go)
         .env("MMF_SHM_DIR", &e.dir)
         .spawn()
         .unwrap();
     let pid = worker.id().to_string();
-    let watched = e.run(&[
-        "watch",
-        "T",
-        "--new-only",
-        "--pid",
-        &pid,
-        "--timeout",
-        "20s",
-    ]);
+    let watch = background(
+        &e,
+        &[
+            "watch",
+            "T",
+            "--new-only",
+            "--pid",
+            &pid,
+            "--timeout",
+            "20s",
+        ],
+    );
+    e.parked("T");
+    std::fs::write(&go, b"").unwrap();
+    let watched = finish(watch, 30);
     assert!(worker.wait().unwrap().success());
     assert!(watched.status.success(), "{watched:?}");
     assert_eq!(String::from_utf8_lossy(&watched.stdout), "one\ntwo\n");
@@ -8907,14 +8951,12 @@ fn recover_frees_a_stuck_writer_lock_once_no_process_has_the_channel_open() {
         }
     }
     let mut watch = Kill(e.spawn_piped(&["watch", "T"]));
-    let mut first = [0u8; 5];
-    watch
-        .0
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut first)
-        .unwrap();
+    let (first, rest) = read_within("the watch's value", watch.0.stdout.take().unwrap(), |r| {
+        let mut first = [0u8; 5];
+        r.read_exact(&mut first).unwrap();
+        first
+    });
+    watch.0.stdout = Some(rest);
     assert_eq!(&first, b"kept\n");
     // The lock stays held, so the command fails (a script's `mmf recover T && mmf out T ...`
     // stops there), after saying what it found of the value.
@@ -9138,14 +9180,26 @@ fn recover_says_whole_only_of_a_value_that_reads() {
 struct LinesWriter {
     child: std::process::Child,
     input: std::process::ChildStdin,
-    generations: std::io::BufReader<std::process::ChildStdout>,
+    /// The lines of its standard output, read on a thread of their own so that [`Self::send`]
+    /// waits for one with a bound: a command that printed nothing hung the test for good.
+    generations: std::sync::mpsc::Receiver<String>,
 }
 
 impl LinesWriter {
     fn start(e: &Env, args: &[&str]) -> LinesWriter {
+        use std::io::BufRead;
         let mut child = e.spawn_piped(args);
         let input = child.stdin.take().unwrap();
-        let generations = std::io::BufReader::new(child.stdout.take().unwrap());
+        let printed = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (to, generations) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in printed.lines() {
+                let Ok(line) = line else { break };
+                if to.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         LinesWriter {
             child,
             input,
@@ -9153,13 +9207,14 @@ impl LinesWriter {
         }
     }
 
-    /// Writes `line` and returns the generation `--print-generation` printed for it: the value
-    /// is out once that is read.
+    /// Writes `line` and returns the generation `--print-generation` printed for it (waited for
+    /// up to 20 s): the value is out once that is read.
     fn send(&mut self, line: &str) -> u64 {
-        use std::io::BufRead;
         self.input.write_all(line.as_bytes()).unwrap();
-        let mut printed = String::new();
-        self.generations.read_line(&mut printed).unwrap();
+        let printed = self
+            .generations
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("no generation printed for {line:?}: {e}"));
         printed
             .trim_end()
             .parse()
@@ -9676,7 +9731,20 @@ fn watch_z_ends_each_value_with_a_nul() {
     use std::io::BufRead;
     let e = Env::new("watchz");
     e.ok(&["new", "T", "--size", "64"]);
-    let mut child = background(&e, &["watch", "T", "-z", "--new-only", "--count", "3"]);
+    // (--timeout: a watch that missed a value ends, and the test fails, rather than waits.)
+    let mut child = background(
+        &e,
+        &[
+            "watch",
+            "T",
+            "-z",
+            "--new-only",
+            "--count",
+            "3",
+            "--timeout",
+            "60s",
+        ],
+    );
     e.parked("T");
     let mut values = std::io::BufReader::new(child.stdout.take().unwrap());
     // Each value read before the next is published: a watch that fell behind would skip one.
