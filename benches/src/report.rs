@@ -376,8 +376,9 @@ impl Report<'_> {
             let far: usize = self.lat.iter().map(|m| m.runs.far).sum();
             let mut left = if far > 0 {
                 format!(
-                    "; {far} latency runs left out, a probe beside them in the far placement \
-                     (their rows say how many)"
+                    "; {far} latency {} left out, a probe beside them in the far placement \
+                     (their rows say how many)",
+                    if far == 1 { "run" } else { "runs" }
                 )
             } else {
                 String::new()
@@ -392,8 +393,9 @@ impl Report<'_> {
             let tp_far: usize = self.tp.iter().map(|m| m.far).sum();
             if tp_far > 0 {
                 left.push_str(&format!(
-                    "; {tp_far} throughput runs left out, a probe beside them in the far \
-                     placement (their rows say how many)"
+                    "; {tp_far} throughput {} left out, a probe beside them in the far \
+                     placement (their rows say how many)",
+                    if tp_far == 1 { "run" } else { "runs" }
                 ));
             }
             for &(len, far, runs) in &self.placement.tp_unsettled {
@@ -564,15 +566,15 @@ impl Report<'_> {
                     ),
                     versus.unwrap_or_default(),
                     if r.failures > 0 {
-                        format!(" ({} runs failed)", r.failures)
+                        format!(" ({} failed)", n_runs(r.failures))
                     } else {
                         String::new()
                     } + &if r.disturbed > 0 {
-                        format!(" ({} runs left out as disturbed)", r.disturbed)
+                        format!(" ({} left out as disturbed)", n_runs(r.disturbed))
                     } else {
                         String::new()
                     } + &if r.far > 0 {
-                        format!(" ({} runs left out: far placement)", r.far)
+                        format!(" ({} left out: far placement)", n_runs(r.far))
                     } else {
                         String::new()
                     }
@@ -665,7 +667,7 @@ impl Report<'_> {
                 fmt_x(vs),
                 fmt_x(fresh_vs),
                 if m.far > 0 {
-                    format!(" ({} runs left out: far placement)", m.far)
+                    format!(" ({} left out: far placement)", n_runs(m.far))
                 } else {
                     String::new()
                 },
@@ -1251,6 +1253,15 @@ fn pct(x: f64) -> String {
         "-".into()
     } else {
         format!("{:.0}%", x * 100.0)
+    }
+}
+
+/// "1 run", "2 runs": a row's count of runs that failed or were left out.
+fn n_runs(n: usize) -> String {
+    if n == 1 {
+        "1 run".to_owned()
+    } else {
+        format!("{n} runs")
     }
 }
 
