@@ -790,6 +790,7 @@ fn child_without_futex_waitv(role: &str, name: &str, errno: &str) -> Option<(Str
         .env("MMF_CHILD", role)
         .env("MMF_NAME", name)
         .process_group(0)
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -94,8 +94,8 @@ fn torn_read_run(what: &str, capacity: usize, pins: usize, snapshots_each: u64) 
     let writer = spawn_child("writer", &env(None));
     // Let the writer get going so that readers race it from their first read, and give their
     // 10 s to a writer that publishes. It makes its values first: 32 MiB of them at 256 KiB,
-    // which took over 10 s under qemu-user on a Zen 3 host (stop 71's CI run): the readers had
-    // given up and the stop was out before its first publish.
+    // which took over 10 s under qemu-user on a Zen 3 host (a local CI run in stop 71): the
+    // readers had given up and the stop was out before its first publish.
     let t0 = Instant::now();
     while ch.generation() < 100 {
         assert!(

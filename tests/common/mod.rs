@@ -74,8 +74,13 @@ pub fn finish_within(mut child: Child, secs: u64, what: &str) -> std::process::O
             let (to, done) = (Arc::clone(&buf), done.clone());
             std::thread::spawn(move || {
                 let mut chunk = [0; 4096];
-                while let Ok(n @ 1..) = stream.read(&mut chunk) {
-                    to.lock().unwrap().extend_from_slice(&chunk[..n]);
+                loop {
+                    match stream.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => to.lock().unwrap().extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
                 }
                 let _ = done.send(());
             });
@@ -115,7 +120,7 @@ pub fn finish_within(mut child: Child, secs: u64, what: &str) -> std::process::O
         {
             fail(
                 &mut child,
-                format!("exited ({status}), but its output was still open after {secs} s"),
+                format!("exited ({status}), but its output was still open at the deadline"),
             );
         }
     }
