@@ -74,6 +74,20 @@ fn reader(name: &str) {
     }));
 }
 
+/// Waits until `ch` has had `n` values published, up to 120 s (then fails): its writers make
+/// their values before they publish, which takes seconds under qemu-user.
+fn until_published(ch: &Channel, n: u64) {
+    let t0 = Instant::now();
+    while ch.generation() < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the writers published {} values in 120 s",
+            ch.generation()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Runs one writer and two readers over a fresh channel of `capacity` bytes.
 fn torn_read_run(what: &str, capacity: usize, pins: usize, snapshots_each: u64) -> (u64, u64, u64) {
     let name = unique(what);
@@ -96,15 +110,7 @@ fn torn_read_run(what: &str, capacity: usize, pins: usize, snapshots_each: u64) 
     // 10 s to a writer that publishes. It makes its values first: 32 MiB of them at 256 KiB,
     // which took over 10 s under qemu-user on a Zen 3 host (a local CI run in stop 71): the
     // readers had given up and the stop was out before its first publish.
-    let t0 = Instant::now();
-    while ch.generation() < 100 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "the writer published {} values in 120 s",
-            ch.generation()
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    until_published(&ch, 100);
     let readers: Vec<_> = (0..2)
         .map(|_| spawn_child("reader", &env(Some(snapshots_each))))
         .collect();
@@ -176,15 +182,7 @@ fn writers_in_several_processes_exclude_each_other() {
     let _stop = StopOnDrop(&stop);
     let env = [("MMF_NAME", name.clone())];
     let writers: Vec<_> = (0..3).map(|_| spawn_child("writer", &env)).collect();
-    let t0 = Instant::now();
-    while ch.generation() < 1000 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "the writers published {} values in 120 s",
-            ch.generation()
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    until_published(&ch, 1000);
     let readers: Vec<_> = (0..2)
         .map(|_| {
             spawn_child(
